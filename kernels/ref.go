@@ -1,0 +1,124 @@
+package kernels
+
+import "math"
+
+// This file holds the pure-Go reference for every kernel. The exported
+// entry points in ops.go call these or their assembly equivalents.
+
+// Dot returns the dot product of a and b (len(a) == len(b)).
+func Dot(a, b []float32) float32 {
+	var s float32
+	for i, x := range a {
+		s += x * b[i]
+	}
+	return s
+}
+
+// MatVec computes dst[i] = sum_j m[i,j] * x[j] for every row i.
+func MatVec(dst []float32, m *Mat, x []float32) {
+	matVecRows(dst, m, x, 0, m.Rows)
+}
+
+func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
+	c := m.Cols
+	switch m.Type {
+	case F32:
+		for i := r0; i < r1; i++ {
+			dst[i] = Dot(m.F32[i*c:(i+1)*c], x)
+		}
+	case BF16:
+		for i := r0; i < r1; i++ {
+			var s float32
+			for j, h := range m.Half[i*c : (i+1)*c] {
+				s += BF16ToF32(h) * x[j]
+			}
+			dst[i] = s
+		}
+	case F16:
+		for i := r0; i < r1; i++ {
+			var s float32
+			for j, h := range m.Half[i*c : (i+1)*c] {
+				s += F16ToF32(h) * x[j]
+			}
+			dst[i] = s
+		}
+	case Q8_0:
+		for i := r0; i < r1; i++ {
+			var s float32
+			for b := 0; b < c/BlockSize; b++ {
+				off := i*c + b*BlockSize
+				var bs float32
+				for j := 0; j < BlockSize; j++ {
+					bs += float32(m.Q[off+j]) * x[b*BlockSize+j]
+				}
+				s += bs * m.Scales[off/BlockSize]
+			}
+			dst[i] = s
+		}
+	}
+}
+
+// MatMul computes dst[t*Rows+i] = sum_j m[i,j] * x[t*Cols+j] for n
+// activation rows x (a batch of n tokens).
+func MatMul(dst []float32, m *Mat, x []float32, n int) {
+	for t := 0; t < n; t++ {
+		MatVec(dst[t*m.Rows:(t+1)*m.Rows], m, x[t*m.Cols:(t+1)*m.Cols])
+	}
+}
+
+// RMSNorm writes x / rms(x) * (w + offset) to dst; offset is 1 for Gemma's
+// (1 + w) convention, 0 otherwise.
+func RMSNorm(dst, x, w []float32, eps, offset float32) {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	for i, v := range x {
+		dst[i] = v * scale * (w[i] + offset)
+	}
+}
+
+// Softmax normalizes x in place into probabilities.
+func Softmax(x []float32) {
+	max := x[0]
+	for _, v := range x[1:] {
+		if v > max {
+			max = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - max)))
+		x[i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// SiLU computes x * sigmoid(x) in place.
+func SiLU(x []float32) {
+	for i, v := range x {
+		x[i] = v / (1 + float32(math.Exp(float64(-v))))
+	}
+}
+
+// GELUTanh computes the tanh approximation of GELU in place (PyTorch's
+// gelu(approximate="tanh"), Hugging Face's gelu_pytorch_tanh).
+func GELUTanh(x []float32) {
+	const c = 0.7978845608028654 // sqrt(2/pi)
+	for i, v := range x {
+		f := float64(v)
+		x[i] = float32(0.5 * f * (1 + math.Tanh(c*(f+0.044715*f*f*f))))
+	}
+}
+
+// Axpy computes y += a*x.
+func Axpy(a float32, x, y []float32) {
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
