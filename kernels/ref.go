@@ -2,11 +2,12 @@ package kernels
 
 import "math"
 
-// This file holds the pure-Go reference for every kernel. The exported
-// entry points in ops.go call these or their assembly equivalents.
+// This file holds the pure-Go reference for every kernel. The exported entry
+// points in ops.go call these or their assembly equivalents; the purego build
+// tag makes them call these everywhere. They are written for clarity, not
+// speed, and every other path is tested against them.
 
-// Dot returns the dot product of a and b (len(a) == len(b)).
-func Dot(a, b []float32) float32 {
+func refDot(a, b []float32) float32 {
 	var s float32
 	for i, x := range a {
 		s += x * b[i]
@@ -14,17 +15,13 @@ func Dot(a, b []float32) float32 {
 	return s
 }
 
-// MatVec computes dst[i] = sum_j m[i,j] * x[j] for every row i.
-func MatVec(dst []float32, m *Mat, x []float32) {
-	matVecRows(dst, m, x, 0, m.Rows)
-}
-
-func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
+// refMatVecRows computes dst[i] = sum_j m[i,j] * x[j] for rows r0..r1-1.
+func refMatVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 	c := m.Cols
 	switch m.Type {
 	case F32:
 		for i := r0; i < r1; i++ {
-			dst[i] = Dot(m.F32[i*c:(i+1)*c], x)
+			dst[i] = refDot(m.F32[i*c:(i+1)*c], x)
 		}
 	case BF16:
 		for i := r0; i < r1; i++ {
@@ -58,17 +55,13 @@ func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 	}
 }
 
-// MatMul computes dst[t*Rows+i] = sum_j m[i,j] * x[t*Cols+j] for n
-// activation rows x (a batch of n tokens).
-func MatMul(dst []float32, m *Mat, x []float32, n int) {
+func refMatMul(dst []float32, m *Mat, x []float32, n int) {
 	for t := 0; t < n; t++ {
-		MatVec(dst[t*m.Rows:(t+1)*m.Rows], m, x[t*m.Cols:(t+1)*m.Cols])
+		refMatVecRows(dst[t*m.Rows:(t+1)*m.Rows], m, x[t*m.Cols:(t+1)*m.Cols], 0, m.Rows)
 	}
 }
 
-// RMSNorm writes x / rms(x) * (w + offset) to dst; offset is 1 for Gemma's
-// (1 + w) convention, 0 otherwise.
-func RMSNorm(dst, x, w []float32, eps, offset float32) {
+func refRMSNorm(dst, x, w []float32, eps, offset float32) {
 	var ss float64
 	for _, v := range x {
 		ss += float64(v) * float64(v)
@@ -79,8 +72,10 @@ func RMSNorm(dst, x, w []float32, eps, offset float32) {
 	}
 }
 
-// Softmax normalizes x in place into probabilities.
-func Softmax(x []float32) {
+func refSoftmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
 	max := x[0]
 	for _, v := range x[1:] {
 		if v > max {
@@ -99,16 +94,13 @@ func Softmax(x []float32) {
 	}
 }
 
-// SiLU computes x * sigmoid(x) in place.
-func SiLU(x []float32) {
+func refSiLU(x []float32) {
 	for i, v := range x {
 		x[i] = v / (1 + float32(math.Exp(float64(-v))))
 	}
 }
 
-// GELUTanh computes the tanh approximation of GELU in place (PyTorch's
-// gelu(approximate="tanh"), Hugging Face's gelu_pytorch_tanh).
-func GELUTanh(x []float32) {
+func refGELUTanh(x []float32) {
 	const c = 0.7978845608028654 // sqrt(2/pi)
 	for i, v := range x {
 		f := float64(v)
@@ -116,8 +108,7 @@ func GELUTanh(x []float32) {
 	}
 }
 
-// Axpy computes y += a*x.
-func Axpy(a float32, x, y []float32) {
+func refAxpy(a float32, x, y []float32) {
 	for i, v := range x {
 		y[i] += a * v
 	}

@@ -1,0 +1,378 @@
+//go:build ignore
+
+// This program writes simd_amd64.s, the AVX-512 and AVX2 assembly of the
+// matrix kernels. The kernels differ only in how they load and widen a
+// weight type, so they are generated rather than written out by hand.
+//
+//	go run gen_amd64.go
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+)
+
+// wtype describes how one weight type is loaded and widened to float32.
+type wtype struct {
+	name  string
+	shift int // log2 of the bytes per weight
+	// load512 widens 16 weights at byte offset off of row base into zmm d
+	// (scale, for Q8_0, already broadcast in sreg).
+	load512 func(off int, base, d, sreg string) string
+	load256 func(off int, base, d, sreg string) string
+}
+
+func lines(s ...string) string { return strings.Join(s, "\n\t") }
+
+var types = []wtype{
+	{"F32", 2,
+		func(off int, b, d, _ string) string { return fmt.Sprintf("VMOVUPS %d(%s)(AX*4), %s", off, b, d) },
+		func(off int, b, d, _ string) string { return fmt.Sprintf("VMOVUPS %d(%s)(AX*4), %s", off, b, d) }},
+	{"BF16", 1,
+		func(off int, b, d, _ string) string {
+			return lines(fmt.Sprintf("VPMOVZXWD %d(%s)(AX*2), %s", off, b, d), fmt.Sprintf("VPSLLD $16, %s, %s", d, d))
+		},
+		func(off int, b, d, _ string) string {
+			return lines(fmt.Sprintf("VPMOVZXWD %d(%s)(AX*2), %s", off, b, d), fmt.Sprintf("VPSLLD $16, %s, %s", d, d))
+		}},
+	{"F16", 1,
+		func(off int, b, d, _ string) string { return fmt.Sprintf("VCVTPH2PS %d(%s)(AX*2), %s", off, b, d) },
+		func(off int, b, d, _ string) string { return fmt.Sprintf("VCVTPH2PS %d(%s)(AX*2), %s", off, b, d) }},
+	{"Q8", 0,
+		func(off int, b, d, s string) string {
+			return lines(fmt.Sprintf("VPMOVSXBD %d(%s)(AX*1), %s", off, b, d), fmt.Sprintf("VCVTDQ2PS %s, %s", d, d),
+				fmt.Sprintf("VMULPS %s, %s, %s", s, d, d))
+		},
+		func(off int, b, d, s string) string {
+			return lines(fmt.Sprintf("VPMOVSXBD %d(%s)(AX*1), %s", off, b, d), fmt.Sprintf("VCVTDQ2PS %s, %s", d, d),
+				fmt.Sprintf("VMULPS %s, %s, %s", s, d, d))
+		}},
+}
+
+var out bytes.Buffer
+
+func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+
+func z(i int) string { return fmt.Sprintf("Z%d", i) }
+func y(i int) string { return fmt.Sprintf("Y%d", i) }
+func x(i int) string { return fmt.Sprintf("X%d", i) }
+
+// hsum512 reduces zmm i to its lane sum in X i, in a fixed order.
+func hsum512(i int) {
+	p("\tVEXTRACTF64X4 $1, Z%d, Y26", i)
+	p("\tVADDPS Y26, Y%d, Y%d", i, i)
+	p("\tVEXTRACTF32X4 $1, Y%d, X26", i)
+	p("\tVADDPS X26, X%d, X%d", i, i)
+	p("\tVMOVHLPS X%d, X%d, X26", i, i)
+	p("\tVADDPS X26, X%d, X%d", i, i)
+	p("\tVMOVSHDUP X%d, X26", i)
+	p("\tVADDSS X26, X%d, X%d", i, i)
+}
+
+func hsum256(i int) {
+	p("\tVEXTRACTF128 $1, Y%d, X13", i)
+	p("\tVADDPS X13, X%d, X%d", i, i)
+	p("\tVMOVHLPS X%d, X%d, X13", i, i)
+	p("\tVADDPS X13, X%d, X%d", i, i)
+	p("\tVMOVSHDUP X%d, X13", i)
+	p("\tVADDSS X13, X%d, X%d", i, i)
+}
+
+var wregs = []string{"R10", "R11", "R12", "R13"}
+var sregs = []string{"SI", "R8", "R9", "R14"}
+
+// rowPointers sets R10-R13 to four consecutive weight rows from R10 and, for
+// Q8_0, SI, R8, R9, R14 to their scale rows from SI. ldw is at ldwOff(FP).
+func rowPointers(t wtype, ldwArg string) {
+	p("\tMOVQ %s, BX", ldwArg)
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tLEAQ (R11)(BX*1), R12")
+	p("\tLEAQ (R12)(BX*1), R13")
+	if t.name == "Q8" {
+		p("\tMOVQ %s, BX", ldwArg)
+		p("\tSHRQ $3, BX")
+		p("\tLEAQ (SI)(BX*1), R8")
+		p("\tLEAQ (R8)(BX*1), R9")
+		p("\tLEAQ (R9)(BX*1), R14")
+	}
+}
+
+// loadRow512 widens 32 weights of row r (at column AX) into Z16+2r, Z17+2r.
+func loadRow512(t wtype, r int) {
+	bytes16 := 16 << t.shift
+	s := ""
+	if t.name == "Q8" {
+		p("\tVBROADCASTSS (%s)(BX*1), Z31", sregs[r])
+		s = "Z31"
+	}
+	p("\t%s", t.load512(0, wregs[r], z(16+2*r), s))
+	p("\t%s", t.load512(bytes16, wregs[r], z(17+2*r), s))
+}
+
+func scaleIndex(t wtype) {
+	if t.name == "Q8" {
+		p("\tMOVQ AX, BX")
+		p("\tSHRQ $3, BX")
+	}
+}
+
+// mv512 writes func mv512T(dst, w, s, x unsafe.Pointer, rows, k, ldw int).
+func mv512(t wtype) {
+	fn := "mv512" + t.name
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	rowPointers(t, "ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tVMOVUPS (DX)(AX*4), Z24")
+	p("\tVMOVUPS 64(DX)(AX*4), Z25")
+	scaleIndex(t)
+	for r := 0; r < 4; r++ {
+		loadRow512(t, r)
+	}
+	for r := 0; r < 4; r++ {
+		p("\tVFMADD231PS Z24, Z%d, Z%d", 16+2*r, r)
+	}
+	for r := 0; r < 4; r++ {
+		p("\tVFMADD231PS Z25, Z%d, Z%d", 17+2*r, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tLEAQ (R13)(BX*1), R10")
+	if t.name == "Q8" {
+		p("\tMOVQ ldw+48(FP), BX")
+		p("\tSHRQ $3, BX")
+		p("\tLEAQ (R14)(BX*1), SI")
+	}
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Z0, Z0, Z0")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tVMOVUPS (DX)(AX*4), Z24")
+	p("\tVMOVUPS 64(DX)(AX*4), Z25")
+	scaleIndex(t)
+	loadRow512(t, 0)
+	p("\tVFMADD231PS Z24, Z16, Z0")
+	p("\tVFMADD231PS Z25, Z17, Z0")
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum512(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tADDQ BX, R10")
+	if t.name == "Q8" {
+		p("\tMOVQ ldw+48(FP), BX")
+		p("\tSHRQ $3, BX")
+		p("\tADDQ BX, SI")
+	}
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm512 writes func mm512T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// a tile of 4 weight rows x 4 tokens, accumulator Z(4t+r) for row r, token t.
+func mm512(t wtype) {
+	fn := "mm512" + t.name
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	rowPointers(t, "ldw+40(FP)")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tSHLQ $2, DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	for i := 0; i < 16; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	scaleIndex(t)
+	for r := 0; r < 4; r++ {
+		loadRow512(t, r)
+	}
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for tok := 0; tok < 4; tok++ {
+		p("\tVMOVUPS %s, Z24", xaddr[tok])
+		p("\tVMOVUPS 64%s, Z25", xaddr[tok])
+		for r := 0; r < 4; r++ {
+			p("\tVFMADD231PS Z24, Z%d, Z%d", 16+2*r, 4*tok+r)
+		}
+		for r := 0; r < 4; r++ {
+			p("\tVFMADD231PS Z25, Z%d, Z%d", 17+2*r, 4*tok+r)
+		}
+	}
+	p("\tADDQ $128, DX")
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 4; r++ {
+			hsum512(4*tok + r)
+			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
+		}
+		if tok < 3 {
+			p("\tADDQ CX, DI")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv256 is mv512 for AVX2: 8 lanes, four quarter-steps per 32 columns.
+func mv256(t wtype) {
+	fn := "mv256" + t.name
+	bytes8 := 8 << t.shift
+	loadRow := func(r int) {
+		s := ""
+		if t.name == "Q8" {
+			p("\tVBROADCASTSS (%s)(BX*1), Y12", sregs[r])
+			s = "Y12"
+		}
+		for q := 0; q < 4; q++ {
+			p("\t%s", t.load256(q*bytes8, wregs[r], y(8+q), s))
+		}
+		for q := 0; q < 4; q++ {
+			p("\tVFMADD231PS Y%d, Y%d, Y%d", 4+q, 8+q, r)
+		}
+	}
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	rowPointers(t, "ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	for q := 0; q < 4; q++ {
+		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
+	}
+	scaleIndex(t)
+	for r := 0; r < 4; r++ {
+		loadRow(r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum256(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tLEAQ (R13)(BX*1), R10")
+	if t.name == "Q8" {
+		p("\tMOVQ ldw+48(FP), BX")
+		p("\tSHRQ $3, BX")
+		p("\tLEAQ (R14)(BX*1), SI")
+	}
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Y0, Y0, Y0")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	for q := 0; q < 4; q++ {
+		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
+	}
+	scaleIndex(t)
+	loadRow(0)
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum256(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tADDQ BX, R10")
+	if t.name == "Q8" {
+		p("\tMOVQ ldw+48(FP), BX")
+		p("\tSHRQ $3, BX")
+		p("\tADDQ BX, SI")
+	}
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+func main() {
+	p("// Code generated by gen_amd64.go; DO NOT EDIT.")
+	p("")
+	p("//go:build !purego")
+	p("")
+	p("#include \"textflag.h\"")
+	p("")
+	for _, t := range types {
+		mv512(t)
+		mm512(t)
+		mv256(t)
+	}
+	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}

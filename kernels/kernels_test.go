@@ -1,0 +1,237 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/x448/float16"
+)
+
+// paths runs f once per instruction set this CPU has, then restores the
+// start-up choice. The exported kernels are compared against the ref*
+// functions of ref.go, which no path changes.
+func paths(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	start := Impl()
+	defer selectPath(start)
+	for _, p := range append(simdPaths(), "purego") {
+		selectPath(p)
+		t.Run(p, f)
+	}
+}
+
+func randVec(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// randMat returns a random rows x cols matrix of type typ and its weights
+// widened to float32. Q8_0 is quantized from float32 (cols a multiple of 32).
+func randMat(r *rand.Rand, typ Type, rows, cols int) *Mat {
+	f := randVec(r, rows*cols)
+	m := &Mat{Rows: rows, Cols: cols, Type: typ}
+	switch typ {
+	case F32:
+		m.F32 = f
+	case BF16:
+		m.Half = make([]uint16, len(f))
+		for i, v := range f {
+			m.Half[i] = uint16(math.Float32bits(v) >> 16)
+		}
+	case F16:
+		m.Half = make([]uint16, len(f))
+		for i, v := range f {
+			m.Half[i] = float16.Fromfloat32(v).Bits()
+		}
+	case Q8_0:
+		m = QuantizeQ8(&Mat{Rows: rows, Cols: cols, Type: F32, F32: f})
+	}
+	return m
+}
+
+// closeDot reports whether got is within a relative 1e-5 of want, measured
+// against the sum of the magnitudes of the products (a dot product can
+// cancel, so its own size is no yardstick).
+func closeDot(got, want, mag float32) bool {
+	return math.Abs(float64(got-want)) <= 1e-5*float64(mag)+1e-30
+}
+
+// absMatVec returns sum_j |m[i,j] * x[j]| for every row i.
+func absMatVec(m *Mat, x []float32) []float32 {
+	out := make([]float32, m.Rows)
+	row := make([]float32, m.Cols)
+	for i := range out {
+		m.Row(row, i)
+		for j, w := range row {
+			out[i] += float32(math.Abs(float64(w * x[j])))
+		}
+	}
+	return out
+}
+
+var types = []Type{F32, BF16, F16, Q8_0}
+
+func TestMatVecMatchesReference(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, typ := range types {
+			for _, rows := range []int{0, 1, 3, 4, 5, 7, 9, 17} {
+				for _, cols := range []int{0, 1, 5, 16, 31, 32, 33, 64, 95, 100, 576} {
+					if typ == Q8_0 && cols%BlockSize != 0 {
+						continue
+					}
+					m := randMat(r, typ, rows, cols)
+					x := randVec(r, cols)
+					want := make([]float32, rows)
+					refMatVecRows(want, m, x, 0, rows)
+					got := make([]float32, rows)
+					MatVec(got, m, x)
+					mag := absMatVec(m, x)
+					for i := range got {
+						if !closeDot(got[i], want[i], mag[i]) {
+							t.Fatalf("%v %dx%d row %d: got %g, reference %g", typ, rows, cols, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMatMulEqualsMatVec checks that batching does not change a single bit:
+// prefill and token-by-token decoding must agree.
+func TestMatMulEqualsMatVec(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, typ := range types {
+			for _, rows := range []int{1, 4, 5, 8, 13} {
+				for _, cols := range []int{1, 32, 33, 64, 100, 160} {
+					if typ == Q8_0 && cols%BlockSize != 0 {
+						continue
+					}
+					for _, n := range []int{1, 2, 3, 4, 5, 9} {
+						m := randMat(r, typ, rows, cols)
+						x := randVec(r, n*cols)
+						got := make([]float32, n*rows)
+						MatMul(got, m, x, n)
+						want := make([]float32, rows)
+						for tok := 0; tok < n; tok++ {
+							MatVec(want, m, x[tok*cols:(tok+1)*cols])
+							for i, w := range want {
+								if g := got[tok*rows+i]; math.Float32bits(g) != math.Float32bits(w) {
+									t.Fatalf("%v %dx%d n=%d token %d row %d: MatMul %g, MatVec %g", typ, rows, cols, n, tok, i, g, w)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMatMulTokenBlocks uses enough tokens that MatMul splits them into
+// several cache blocks.
+func TestMatMulTokenBlocks(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		const rows, cols, n = 9, 4096, 37 // 16 tokens of 4096 fill a block
+		for _, typ := range types {
+			m := randMat(r, typ, rows, cols)
+			x := randVec(r, n*cols)
+			got := make([]float32, n*rows)
+			MatMul(got, m, x, n)
+			want := make([]float32, n*rows)
+			refMatMul(want, m, x, n)
+			for tok := 0; tok < n; tok++ {
+				mag := absMatVec(m, x[tok*cols:(tok+1)*cols])
+				for i := 0; i < rows; i++ {
+					if g, w := got[tok*rows+i], want[tok*rows+i]; !closeDot(g, w, mag[i]) {
+						t.Fatalf("%v token %d row %d: got %g, reference %g", typ, tok, i, g, w)
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestThreadCountIndependence(t *testing.T) {
+	defer SetThreads(0)
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		const rows, cols, n = 203, 640, 6
+		for _, typ := range types {
+			m := randMat(r, typ, rows, cols)
+			x := randVec(r, n*cols)
+			var first []float32
+			for _, threads := range []int{1, 2, 3, 4, 7} {
+				SetThreads(threads)
+				if Threads() != threads {
+					t.Fatalf("Threads() = %d after SetThreads(%d)", Threads(), threads)
+				}
+				got := make([]float32, n*rows+rows)
+				MatMul(got[:n*rows], m, x, n)
+				MatVec(got[n*rows:], m, x[:cols])
+				if first == nil {
+					first = got
+					continue
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
+						t.Fatalf("%v: output %d is %g with %d threads, %g with 1", typ, i, got[i], threads, first[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestDot(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, n := range []int{0, 1, 7, 31, 32, 33, 64, 100, 1000} {
+			a, b := randVec(r, n), randVec(r, n)
+			var mag float32
+			for i := range a {
+				mag += float32(math.Abs(float64(a[i] * b[i])))
+			}
+			if got, want := Dot(a, b), refDot(a, b); !closeDot(got, want, mag) {
+				t.Errorf("n=%d: Dot %g, reference %g", n, got, want)
+			}
+		}
+	})
+	if got := Dot([]float32{1, 2, 3}, []float32{4, 5, 6}); got != 32 {
+		t.Errorf("Dot(1 2 3, 4 5 6) = %g, want 32", got)
+	}
+}
+
+func TestAxpy(t *testing.T) {
+	y := []float32{1, 2, 3}
+	Axpy(2, []float32{1, 1, -1}, y)
+	if fmt.Sprint(y) != "[3 4 1]" {
+		t.Errorf("Axpy = %v, want [3 4 1]", y)
+	}
+}
+
+func TestHandValues(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		// 2x33 matrix, row 0 all ones, row 1 = column index; x = 1.
+		m := &Mat{Rows: 2, Cols: 33, Type: F32, F32: make([]float32, 66)}
+		x := make([]float32, 33)
+		for j := 0; j < 33; j++ {
+			m.F32[j] = 1
+			m.F32[33+j] = float32(j)
+			x[j] = 1
+		}
+		dst := make([]float32, 2)
+		MatVec(dst, m, x)
+		if dst[0] != 33 || dst[1] != 528 {
+			t.Errorf("MatVec = %v, want [33 528]", dst)
+		}
+	})
+}

@@ -1,0 +1,265 @@
+package kernels
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// This file holds the exported kernels. Each checks its arguments, splits the
+// work over the thread pool where that pays, and calls either the assembly
+// chosen at start-up (see simd_amd64.go) or the reference in ref.go.
+//
+// Every output element of MatVec and MatMul is computed by one call of one
+// kernel in an order that depends only on the element, never on the thread
+// count or on how rows and tokens were grouped: the assembly kernels give
+// each (row, token) pair one accumulator that walks the columns in the same
+// order, whether the tile is 1x1, 4x1 or 4x4. So MatMul's rows equal
+// MatVec's bit for bit, and results do not change with SetThreads.
+
+// kern is one weight type's assembly. mv computes rows consecutive rows over
+// the first k columns (k a positive multiple of 32; ldw is the row stride in
+// elements); mm, when present, computes a tile of 4 rows x 4 tokens
+// (ldd and ldx are the strides of dst and x in elements). s points at the
+// row's Q8_0 scales and is ignored by the other types.
+type kern struct {
+	mv func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	mm func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+}
+
+var (
+	simd     [4]kern    // indexed by Type; zero entries use the reference
+	simdName = "purego" // which instruction set the kernels use
+
+	dotImpl      = refDot
+	axpyImpl     = refAxpy
+	rmsNormImpl  = refRMSNorm
+	softmaxImpl  = refSoftmax
+	siluImpl     = refSiLU
+	geluTanhImpl = refGELUTanh
+)
+
+// Impl names the instruction set the kernels use: "avx512", "avx2" or
+// "purego".
+func Impl() string { return simdName }
+
+// Dot returns the dot product of a and b (len(a) == len(b)).
+func Dot(a, b []float32) float32 {
+	if len(a) != len(b) {
+		panic(fmt.Sprintf("kernels.Dot: lengths %d and %d differ", len(a), len(b)))
+	}
+	return dotImpl(a, b)
+}
+
+// Axpy computes y += a*x (len(x) == len(y)).
+func Axpy(a float32, x, y []float32) {
+	if len(x) != len(y) {
+		panic(fmt.Sprintf("kernels.Axpy: lengths %d and %d differ", len(x), len(y)))
+	}
+	axpyImpl(a, x, y)
+}
+
+// RMSNorm writes x / rms(x) * (w + offset) to dst; offset is 1 for Gemma's
+// (1 + w) convention, 0 otherwise. dst may alias x.
+func RMSNorm(dst, x, w []float32, eps, offset float32) {
+	if len(dst) < len(x) || len(w) < len(x) {
+		panic(fmt.Sprintf("kernels.RMSNorm: len(x) %d, len(dst) %d, len(w) %d", len(x), len(dst), len(w)))
+	}
+	if len(x) == 0 {
+		return
+	}
+	rmsNormImpl(dst[:len(x)], x, w[:len(x)], eps, offset)
+}
+
+// Softmax normalizes x in place into probabilities.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	softmaxImpl(x)
+}
+
+// SiLU computes x * sigmoid(x) in place.
+func SiLU(x []float32) { siluImpl(x) }
+
+// GELUTanh computes the tanh approximation of GELU in place (PyTorch's
+// gelu(approximate="tanh"), Hugging Face's gelu_pytorch_tanh).
+func GELUTanh(x []float32) { geluTanhImpl(x) }
+
+// MatVec computes dst[i] = sum_j m[i,j] * x[j] for every row i, using the
+// thread pool (see SetThreads). len(x) must be at least m.Cols and len(dst)
+// at least m.Rows.
+func MatVec(dst []float32, m *Mat, x []float32) {
+	checkMat("MatVec", dst, m, x, 1)
+	if m.Rows == 0 {
+		return
+	}
+	parallel(m.Rows, m.Rows*m.Cols, func(r0, r1 int) { matVecRows(dst, m, x, r0, r1) })
+}
+
+// MatMul computes dst[t*Rows+i] = sum_j m[i,j] * x[t*Cols+j] for n
+// activation rows x (a batch of n tokens). Row t of dst equals
+// MatVec(dst[t*Rows:], m, x[t*Cols:]) exactly.
+func MatMul(dst []float32, m *Mat, x []float32, n int) {
+	if n <= 0 || m.Rows == 0 {
+		return
+	}
+	checkMat("MatMul", dst, m, x, n)
+	if n == 1 {
+		MatVec(dst, m, x)
+		return
+	}
+	parallel(m.Rows, m.Rows*m.Cols*n, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })
+}
+
+// checkMat panics with a clear message when the slices cannot hold the
+// product: the assembly must never read or write out of bounds.
+func checkMat(op string, dst []float32, m *Mat, x []float32, n int) {
+	if m.Rows < 0 || m.Cols < 0 {
+		panic(fmt.Sprintf("kernels.%s: bad shape %dx%d", op, m.Rows, m.Cols))
+	}
+	size := m.Rows * m.Cols
+	var have int
+	switch m.Type {
+	case F32:
+		have = len(m.F32)
+	case BF16, F16:
+		have = len(m.Half)
+	case Q8_0:
+		have = len(m.Q)
+		if m.Cols%BlockSize != 0 || len(m.Scales) < size/BlockSize {
+			panic(fmt.Sprintf("kernels.%s: Q8_0 matrix %dx%d needs Cols%%%d == 0 and %d scales (has %d)",
+				op, m.Rows, m.Cols, BlockSize, size/BlockSize, len(m.Scales)))
+		}
+	default:
+		panic(fmt.Sprintf("kernels.%s: unknown weight type %v", op, m.Type))
+	}
+	if have < size {
+		panic(fmt.Sprintf("kernels.%s: %v matrix %dx%d holds only %d values", op, m.Type, m.Rows, m.Cols, have))
+	}
+	if len(x) < n*m.Cols || len(dst) < n*m.Rows {
+		panic(fmt.Sprintf("kernels.%s: %d tokens of a %dx%d matrix need len(x) >= %d and len(dst) >= %d, have %d and %d",
+			op, n, m.Rows, m.Cols, n*m.Cols, n*m.Rows, len(x), len(dst)))
+	}
+}
+
+// wptr returns the address of row r's first weight.
+func (m *Mat) wptr(r int) unsafe.Pointer {
+	off := r * m.Cols
+	switch m.Type {
+	case F32:
+		return unsafe.Pointer(unsafe.SliceData(m.F32[off:]))
+	case BF16, F16:
+		return unsafe.Pointer(unsafe.SliceData(m.Half[off:]))
+	default:
+		return unsafe.Pointer(unsafe.SliceData(m.Q[off:]))
+	}
+}
+
+// sptr returns the address of row r's first Q8_0 scale (nil for other types).
+func (m *Mat) sptr(r int) unsafe.Pointer {
+	if m.Type != Q8_0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.SliceData(m.Scales[r*m.Cols/BlockSize:]))
+}
+
+// tailDot returns the sum over columns k..Cols-1 of row i times x, in column
+// order. The assembly covers the columns before k.
+func (m *Mat) tailDot(i int, x []float32, k int) float32 {
+	var s float32
+	off := i * m.Cols
+	switch m.Type {
+	case F32:
+		for j := k; j < m.Cols; j++ {
+			s += m.F32[off+j] * x[j]
+		}
+	case BF16:
+		for j := k; j < m.Cols; j++ {
+			s += BF16ToF32(m.Half[off+j]) * x[j]
+		}
+	case F16:
+		for j := k; j < m.Cols; j++ {
+			s += F16ToF32(m.Half[off+j]) * x[j]
+		}
+	}
+	return s
+}
+
+func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
+	k := simd[m.Type]
+	k32 := m.Cols &^ 31
+	if k.mv == nil || k32 == 0 {
+		refMatVecRows(dst, m, x, r0, r1)
+		return
+	}
+	k.mv(unsafe.Pointer(&dst[r0]), m.wptr(r0), m.sptr(r0), unsafe.Pointer(&x[0]), r1-r0, k32, m.Cols)
+	if k32 < m.Cols {
+		for i := r0; i < r1; i++ {
+			dst[i] += m.tailDot(i, x, k32)
+		}
+	}
+}
+
+// tileBytes bounds the activations of one token block so that they stay in
+// the L2 cache while every weight row of the block is swept over them.
+const tileBytes = 256 << 10
+
+// l1Bytes bounds the weights of one row block of the kernels without a 4x4
+// tile, so that they stay in L1 while the tokens are swept over them.
+const l1Bytes = 24 << 10
+
+func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
+	R, C := m.Rows, m.Cols
+	k := simd[m.Type]
+	k32 := C &^ 31
+	if k.mv == nil || k32 == 0 {
+		for t := 0; t < n; t++ {
+			refMatVecRows(dst[t*R:(t+1)*R], m, x[t*C:(t+1)*C], r0, r1)
+		}
+		return
+	}
+	tb := max(4, tileBytes/(4*C)&^3)
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		if k.mm != nil {
+			r := r0
+			for ; r+4 <= r1; r += 4 {
+				w, s := m.wptr(r), m.sptr(r)
+				t := t0
+				for ; t+4 <= t1; t += 4 {
+					k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, unsafe.Pointer(&x[t*C]), R, C, C, k32)
+				}
+				for ; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, unsafe.Pointer(&x[t*C]), 4, k32, C)
+				}
+			}
+			if r < r1 {
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), unsafe.Pointer(&x[t*C]), r1-r, k32, C)
+				}
+			}
+		} else {
+			esize := 4
+			switch m.Type {
+			case BF16, F16:
+				esize = 2
+			case Q8_0:
+				esize = 1
+			}
+			rb := max(4, l1Bytes/(esize*C)&^3)
+			for r := r0; r < r1; r += rb {
+				re := min(r1, r+rb)
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), unsafe.Pointer(&x[t*C]), re-r, k32, C)
+				}
+			}
+		}
+		if k32 < C {
+			for t := t0; t < t1; t++ {
+				for i := r0; i < r1; i++ {
+					dst[t*R+i] += m.tailDot(i, x[t*C:], k32)
+				}
+			}
+		}
+	}
+}

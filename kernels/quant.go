@@ -1,0 +1,53 @@
+package kernels
+
+import "math"
+
+// QuantizeQ8 returns m quantized to Q8_0 the way llama.cpp does it: each
+// block of BlockSize consecutive weights of a row gets the scale
+// d = max|x|/127 and the weights q = round(x/d) (computed as x * (1/d),
+// halves rounded away from zero). Unlike llama.cpp, which stores d as f16,
+// the scale stays float32.
+//
+// A matrix whose Cols is not a multiple of BlockSize cannot be split into
+// blocks; QuantizeQ8 then returns m itself, unquantized, as it does for a
+// matrix that is already Q8_0. Callers that must know can compare the
+// result's Type.
+func QuantizeQ8(m *Mat) *Mat {
+	if m.Type == Q8_0 || m.Cols%BlockSize != 0 || m.Rows*m.Cols == 0 {
+		return m
+	}
+	q := &Mat{
+		Rows: m.Rows, Cols: m.Cols, Type: Q8_0,
+		Q:      make([]int8, m.Rows*m.Cols),
+		Scales: make([]float32, m.Rows*m.Cols/BlockSize),
+	}
+	parallel(m.Rows, m.Rows*m.Cols, func(r0, r1 int) {
+		row := make([]float32, m.Cols)
+		for i := r0; i < r1; i++ {
+			m.Row(row, i)
+			off := i * m.Cols
+			quantizeRowQ8(q.Q[off:off+m.Cols], q.Scales[off/BlockSize:(off+m.Cols)/BlockSize], row)
+		}
+	})
+	return q
+}
+
+// quantizeRowQ8 quantizes x (a multiple of BlockSize long) into q and scales.
+func quantizeRowQ8(q []int8, scales []float32, x []float32) {
+	for b := range scales {
+		blk := x[b*BlockSize : (b+1)*BlockSize]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		scales[b] = d
+		for j, v := range blk {
+			q[b*BlockSize+j] = int8(math.Round(float64(v * id)))
+		}
+	}
+}

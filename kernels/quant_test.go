@@ -1,0 +1,78 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestQuantizeQ8HandValues(t *testing.T) {
+	x := make([]float32, 32)
+	x[0], x[1], x[2], x[3] = 2.54, -1.27, 0.01, 0.03 // d = 2.54/127 = 0.02
+	m := QuantizeQ8(&Mat{Rows: 1, Cols: 32, Type: F32, F32: x})
+	if m.Type != Q8_0 {
+		t.Fatalf("Type = %v, want q8_0", m.Type)
+	}
+	if d := m.Scales[0]; math.Abs(float64(d-0.02)) > 1e-8 {
+		t.Errorf("scale = %g, want 0.02", d)
+	}
+	// 0.01/0.02 = 0.5 rounds away from zero to 1; 0.03/0.02 = 1.5 to 2.
+	want := []int8{127, -64, 1, 2, 0}
+	for i, w := range want {
+		if m.Q[i] != w {
+			t.Errorf("q[%d] = %d, want %d", i, m.Q[i], w)
+		}
+	}
+}
+
+func TestQuantizeQ8ZeroBlock(t *testing.T) {
+	m := QuantizeQ8(&Mat{Rows: 1, Cols: 32, Type: F32, F32: make([]float32, 32)})
+	if m.Scales[0] != 0 || m.Q[0] != 0 {
+		t.Errorf("zero block: scale %g q %d, want 0 0", m.Scales[0], m.Q[0])
+	}
+}
+
+func TestQuantizeQ8Fallback(t *testing.T) {
+	m := &Mat{Rows: 2, Cols: 33, Type: F32, F32: make([]float32, 66)}
+	if q := QuantizeQ8(m); q != m {
+		t.Errorf("Cols 33: got a new matrix of type %v, want m itself", q.Type)
+	}
+}
+
+// TestQuantizeQ8Error checks the defining bound |q*d - x| <= d/2 for every
+// weight (up to the rounding of x * (1/d)), for each source type, and the size of the error of a product.
+func TestQuantizeQ8Error(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const rows, cols = 64, 576
+	for _, typ := range []Type{F32, BF16, F16} {
+		m := randMat(r, typ, rows, cols)
+		q := QuantizeQ8(m)
+		want := make([]float32, cols)
+		got := make([]float32, cols)
+		for i := 0; i < rows; i++ {
+			m.Row(want, i)
+			q.Row(got, i)
+			for j := range got {
+				d := q.Scales[(i*cols+j)/BlockSize]
+				if e := math.Abs(float64(got[j] - want[j])); e > float64(d)/2*(1+1e-4) {
+					t.Fatalf("%v [%d,%d]: %g quantized to %g, error above d/2 = %g", typ, i, j, want[j], got[j], d/2)
+				}
+			}
+		}
+		x := randVec(r, cols)
+		yf := make([]float32, rows)
+		yq := make([]float32, rows)
+		MatVec(yf, m, x)
+		MatVec(yq, q, x)
+		var num, den float64
+		for i := range yf {
+			num += float64((yq[i] - yf[i]) * (yq[i] - yf[i]))
+			den += float64(yf[i] * yf[i])
+		}
+		// Uniform rounding error of d/2 ~ amax/254 on Gaussian weights gives
+		// about 0.6% relative error on a random product.
+		if rel := math.Sqrt(num / den); rel > 1e-2 {
+			t.Errorf("%v: relative error of a Q8_0 product %g, want < 1e-2", typ, rel)
+		}
+	}
+}

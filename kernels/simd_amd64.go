@@ -1,0 +1,114 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:generate go run gen_amd64.go
+
+// The assembly in simd_amd64.s; see kern in ops.go for the contract.
+
+//go:noescape
+func mv512F32(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv512BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv512F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv512Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mm512F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm512BF16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm512F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm512Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mv256F32(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv256BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+func hasAVX512() bool {
+	x := &cpu.X86
+	return x.HasAVX512F && x.HasAVX512VL && x.HasAVX512BW && x.HasAVX512DQ
+}
+
+func hasAVX2() bool {
+	x := &cpu.X86
+	return x.HasAVX2 && x.HasFMA && x.HasAVX // F16C comes with every AVX2 CPU
+}
+
+func init() { useSIMD(hasAVX512(), hasAVX2()) }
+
+// useSIMD selects the kernels; tests call it to check each path.
+func useSIMD(avx512, avx2 bool) {
+	simd = [4]kern{}
+	simdName = "purego"
+	dotImpl = refDot
+	switch {
+	case avx512:
+		simdName = "avx512"
+		simd[F32] = kern{mv512F32, mm512F32}
+		simd[BF16] = kern{mv512BF16, mm512BF16}
+		simd[F16] = kern{mv512F16, mm512F16}
+		simd[Q8_0] = kern{mv512Q8, mm512Q8}
+		dotImpl = simdDot
+	case avx2:
+		simdName = "avx2"
+		simd[F32] = kern{mv: mv256F32}
+		simd[BF16] = kern{mv: mv256BF16}
+		simd[F16] = kern{mv: mv256F16}
+		simd[Q8_0] = kern{mv: mv256Q8}
+		dotImpl = simdDot
+	}
+}
+
+// simdDot runs the f32 matrix-vector kernel on a one-row matrix.
+func simdDot(a, b []float32) float32 {
+	k32 := len(a) &^ 31
+	if k32 == 0 {
+		return refDot(a, b)
+	}
+	var s float32
+	simd[F32].mv(unsafe.Pointer(&s), unsafe.Pointer(&a[0]), nil, unsafe.Pointer(&b[0]), 1, k32, k32)
+	for i := k32; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// simdPaths lists the instruction sets this CPU can run, for tests.
+func simdPaths() []string {
+	var p []string
+	if hasAVX512() {
+		p = append(p, "avx512")
+	}
+	if hasAVX2() {
+		p = append(p, "avx2")
+	}
+	return p
+}
+
+func selectPath(name string) {
+	useSIMD(name == "avx512", name == "avx2")
+}
