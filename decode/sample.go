@@ -1,0 +1,247 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SamplerConfig chooses how a token is drawn from next-token scores.
+//
+// The scores are turned into a distribution in the order Hugging Face's
+// generate uses: divide by Temperature, softmax, keep the TopK most likely
+// tokens, keep the smallest set whose probability reaches TopP, drop tokens
+// whose probability is below MinP times the most likely one, renormalize.
+// A Temperature of 0 means greedy decoding (the argmax, lowest id on ties);
+// a TopK of 0, a TopP of 0 or 1 and a MinP of 0 disable those filters.
+type SamplerConfig struct {
+	Temperature float64
+	TopK        int
+	TopP        float64
+	MinP        float64
+	Seed        uint64
+}
+
+// DefaultSampler is what moco generate uses when no flag says otherwise:
+// llama2.c's defaults (temperature 1.0 there, 0.8 here for steadier text,
+// and nucleus sampling at 0.9), seed 0.
+var DefaultSampler = SamplerConfig{Temperature: 0.8, TopP: 0.9}
+
+// Validate reports the first out-of-range setting.
+func (c SamplerConfig) Validate() error {
+	switch {
+	case c.Temperature < 0 || math.IsNaN(c.Temperature) || math.IsInf(c.Temperature, 0):
+		return fmt.Errorf("temperature must be a finite number >= 0, got %v", c.Temperature)
+	case c.TopK < 0:
+		return fmt.Errorf("top-k must be >= 0, got %d", c.TopK)
+	case !(c.TopP >= 0 && c.TopP <= 1):
+		return fmt.Errorf("top-p must be in [0, 1], got %v", c.TopP)
+	case !(c.MinP >= 0 && c.MinP <= 1):
+		return fmt.Errorf("min-p must be in [0, 1], got %v", c.MinP)
+	}
+	return nil
+}
+
+// A Sampler draws tokens from score vectors with a seeded PCG generator, so
+// a run with the same seed and inputs draws the same tokens. It keeps its
+// buffers between calls: a Sampler is not safe for concurrent use.
+type Sampler struct {
+	cfg   SamplerConfig
+	rng   *rand.Rand
+	probs []float64 // distribution over the vocabulary
+	idx   []int     // candidate ids, sorted by probability when filtering
+}
+
+// NewSampler returns a sampler for cfg; it fails only on invalid settings.
+func NewSampler(cfg SamplerConfig) (*Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Sampler{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d6f636f))}, nil
+}
+
+// Config returns the sampler's settings.
+func (s *Sampler) Config() SamplerConfig { return s.cfg }
+
+// Greedy reports whether the sampler always takes the argmax.
+func (s *Sampler) Greedy() bool { return s.cfg.Temperature == 0 }
+
+// Float64 returns a uniform number in [0, 1) from the sampler's generator
+// (used by rejection sampling, so that one seed drives a whole run).
+func (s *Sampler) Float64() float64 { return s.rng.Float64() }
+
+// Sample draws one token id from scores (logits or log-probabilities).
+func (s *Sampler) Sample(scores []float32) int {
+	if s.Greedy() {
+		return Argmax(scores)
+	}
+	return s.Draw(s.Probs(scores))
+}
+
+// Draw samples an index from p, a distribution that sums to 1 up to
+// rounding (the last index with nonzero mass absorbs the rounding).
+func (s *Sampler) Draw(p []float64) int {
+	u := s.rng.Float64()
+	last := -1
+	var c float64
+	for i, q := range p {
+		if q <= 0 {
+			continue
+		}
+		c += q
+		last = i
+		if u < c {
+			return i
+		}
+	}
+	return max(last, 0)
+}
+
+// Probs returns the distribution the sampler draws from for scores: a
+// one-hot vector for greedy decoding, otherwise the tempered, filtered and
+// renormalized softmax. The slice is the sampler's own buffer, overwritten by
+// the next call.
+func (s *Sampler) Probs(scores []float32) []float64 {
+	n := len(scores)
+	if cap(s.probs) < n {
+		s.probs = make([]float64, n)
+		s.idx = make([]int, n)
+	}
+	p := s.probs[:n]
+	if s.Greedy() {
+		clear(p)
+		if n > 0 {
+			p[Argmax(scores)] = 1
+		}
+		return p
+	}
+	SoftmaxInto(p, scores, s.cfg.Temperature)
+	s.filter(p)
+	return p
+}
+
+// filter applies top-k, top-p and min-p to the distribution p in place.
+func (s *Sampler) filter(p []float64) {
+	k, topP, minP := s.cfg.TopK, s.cfg.TopP, s.cfg.MinP
+	needSort := (k > 0 && k < len(p)) || (topP > 0 && topP < 1)
+	if !needSort && minP == 0 {
+		return
+	}
+	keep := len(p)
+	if needSort {
+		idx := s.idx[:len(p)]
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			switch {
+			case p[a] > p[b]:
+				return -1
+			case p[a] < p[b]:
+				return 1
+			}
+			return 0
+		})
+		if k > 0 && k < keep {
+			keep = k
+		}
+		if topP > 0 && topP < 1 {
+			var c float64
+			for i := 0; i < keep; i++ {
+				c += p[idx[i]]
+				if c >= topP {
+					keep = i + 1
+					break
+				}
+			}
+		}
+		for _, i := range idx[keep:] {
+			p[i] = 0
+		}
+	}
+	if minP > 0 {
+		var top float64
+		for _, q := range p {
+			top = max(top, q)
+		}
+		for i, q := range p {
+			if q < minP*top {
+				p[i] = 0
+			}
+		}
+	}
+	var sum float64
+	for _, q := range p {
+		sum += q
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+}
+
+// Argmax returns the index of the largest score, the lowest on ties, and 0
+// for an empty slice. NaN scores are never chosen over numbers.
+func Argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] || (x[best] != x[best] && v == v) {
+			best = i
+		}
+	}
+	return best
+}
+
+// SoftmaxInto writes softmax(x / temperature) into dst in float64.
+// A temperature of 0 is treated as 1.
+func SoftmaxInto(dst []float64, x []float32, temperature float64) {
+	if temperature == 0 {
+		temperature = 1
+	}
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, float64(v))
+	}
+	var sum float64
+	for i, v := range x {
+		e := math.Exp((float64(v) - m) / temperature)
+		dst[i] = e
+		sum += e
+	}
+	for i := range dst[:len(x)] {
+		dst[i] /= sum
+	}
+}
+
+// LogSoftmaxAt returns log softmax(x)[id] computed in float64.
+func LogSoftmaxAt(x []float32, id int) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - m)
+	}
+	return float64(x[id]) - m - math.Log(sum)
+}
+
+// TopProb returns the largest probability of softmax(x), the confidence
+// measure nudging and cascades use.
+func TopProb(x []float32) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - m)
+	}
+	return 1 / sum
+}
+
+var errEmptyScores = errors.New("decode: empty score vector")
