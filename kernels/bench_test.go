@@ -1,0 +1,88 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Benchmarks on the weight shapes of the target models. Each reports GB/s
+// (weight bytes read per product) and GFLOP/s, for the assembly chosen at
+// start-up ("simd") and for the pure-Go reference ("ref") in the same run:
+//
+//	go test -run - -bench 'MatVec/bf16/896x896/' ./kernels/
+var benchShapes = [][2]int{
+	{576, 576}, {1536, 576}, {49152, 576}, // SmolLM2-135M
+	{896, 896}, {4864, 896}, {151936, 896}, // Qwen2.5-0.5B
+	{4096, 4096},
+}
+
+func weightBytes(m *Mat) int64 {
+	n := int64(m.Rows) * int64(m.Cols)
+	switch m.Type {
+	case F32:
+		return 4 * n
+	case BF16, F16:
+		return 2 * n
+	}
+	return n + n/BlockSize*4
+}
+
+func benchProduct(b *testing.B, n int) {
+	r := rand.New(rand.NewPCG(1, 1))
+	start := Impl()
+	defer selectPath(start)
+	defer SetThreads(0)
+	for _, typ := range types {
+		b.Run(typ.String(), func(b *testing.B) {
+			for _, sh := range benchShapes {
+				b.Run(fmt.Sprintf("%dx%d", sh[0], sh[1]), func(b *testing.B) {
+					var m *Mat // built on first use: the big shapes take a while
+					for _, threads := range []int{1, 2} {
+						for _, impl := range []string{"simd", "ref"} {
+							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
+								if m == nil {
+									m = randMat(r, typ, sh[0], sh[1])
+								}
+								x := randVec(r, n*sh[1])
+								dst := make([]float32, n*sh[0])
+								if impl == "ref" {
+									selectPath("purego")
+								} else {
+									selectPath(start)
+								}
+								SetThreads(threads)
+								b.SetBytes(weightBytes(m))
+								b.ResetTimer()
+								for range b.N {
+									MatMul(dst, m, x, n)
+								}
+								sec := b.Elapsed().Seconds() / float64(b.N)
+								b.ReportMetric(2*float64(n)*float64(sh[0])*float64(sh[1])/sec/1e9, "GFLOP/s")
+							})
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func BenchmarkMatVec(b *testing.B) { benchProduct(b, 1) }
+
+func BenchmarkMatMul128(b *testing.B) { benchProduct(b, 128) }
+
+func BenchmarkDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, n := range []int{64, 896, 4096} {
+		x, y := randVec(r, n), randVec(r, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.SetBytes(int64(8 * n))
+			var s float32
+			for range b.N {
+				s += Dot(x, y)
+			}
+			b.ReportMetric(2*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
