@@ -1,0 +1,202 @@
+package decode
+
+import (
+	"fmt"
+	"math"
+)
+
+// FusionMode selects how Fusion averages the models.
+type FusionMode int
+
+const (
+	// LogitMean is the weighted mean of logits: a normalized geometric mean
+	// of the distributions (MoCo's logit fusion).
+	LogitMean FusionMode = iota
+	// ProbMean is the weighted mean of probabilities: a mixture.
+	ProbMean
+)
+
+// ParseFusionMode reads "logit-mean" or "prob-mean".
+func ParseFusionMode(s string) (FusionMode, error) {
+	switch s {
+	case "logit-mean", "":
+		return LogitMean, nil
+	case "prob-mean":
+		return ProbMean, nil
+	}
+	return 0, fmt.Errorf("unknown fusion mode %q (want logit-mean or prob-mean)", s)
+}
+
+func (m FusionMode) String() string {
+	if m == ProbMean {
+		return "prob-mean"
+	}
+	return "logit-mean"
+}
+
+// Fusion averages all models' next-token distributions (MoCo method #20).
+type Fusion struct {
+	Mode FusionMode
+	// Weights, one per model, need not sum to 1; nil means uniform.
+	Weights []float64
+
+	w, p, acc []float64
+}
+
+// Combine implements Combiner.
+func (f *Fusion) Combine(dst []float32, s *Step) error {
+	if len(f.w) != len(s.Logits) {
+		w, err := normWeights(f.Weights, len(s.Logits))
+		if err != nil {
+			return err
+		}
+		f.w = w
+	}
+	s.Source = "fusion"
+	if f.Mode == LogitMean {
+		for j := range dst {
+			var acc float64
+			for i, lg := range s.Logits {
+				acc += f.w[i] * float64(lg[j])
+			}
+			dst[j] = float32(acc)
+		}
+		return nil
+	}
+	if len(f.p) != len(dst) {
+		f.p = make([]float64, len(dst))
+		f.acc = make([]float64, len(dst))
+	}
+	clear(f.acc)
+	for i, lg := range s.Logits {
+		SoftmaxInto(f.p, lg, 1)
+		for j, q := range f.p {
+			f.acc[j] += f.w[i] * q
+		}
+	}
+	for j, q := range f.acc {
+		dst[j] = float32(math.Log(q))
+	}
+	return nil
+}
+
+// Reset makes the next Combine re-read Weights.
+func (f *Fusion) Reset() { f.w = nil }
+
+// Contrastive scores base + Alpha*(sum of experts - sum of anti-experts) on
+// logits (MoCo method #21). Proxy-tuning is one expert, one anti-expert and
+// Alpha 1; MoCo's contrastive decoding takes the dev-best model as base, the
+// top-k as experts, the bottom-k as anti-experts and Alpha 0.2 (see
+// RankByNLL). Indexes refer to the lockstep's models.
+type Contrastive struct {
+	Base          int
+	Experts, Anti []int
+	Alpha         float64
+}
+
+// Combine implements Combiner.
+func (c *Contrastive) Combine(dst []float32, s *Step) error {
+	n := len(s.Logits)
+	bad := c.Base < 0 || c.Base >= n
+	for _, g := range [2][]int{c.Experts, c.Anti} {
+		for _, i := range g {
+			bad = bad || i < 0 || i >= n
+		}
+	}
+	if bad {
+		return fmt.Errorf("contrastive: model index out of range (base %d, experts %v, anti %v; %d models)", c.Base, c.Experts, c.Anti, n)
+	}
+	s.Source = "contrastive"
+	base := s.Logits[c.Base]
+	a := float32(c.Alpha)
+	for j := range dst {
+		var d float32
+		for _, i := range c.Experts {
+			d += s.Logits[i][j]
+		}
+		for _, i := range c.Anti {
+			d -= s.Logits[i][j]
+		}
+		dst[j] = base[j] + a*d
+	}
+	return nil
+}
+
+// Nudging lets a base model generate and hands over to a nudging model
+// while the base is unsure (MoCo method #2): when the base's top-1
+// probability (softmax of its raw logits) is below Gamma, the nudger
+// chooses the token; a nudging run continues while the nudger's most likely
+// next token continues the current word (its text has no leading space or
+// word-boundary marker), and then until the base is confident again.
+type Nudging struct {
+	Base, Nudger int
+	Gamma        float64 // default 0.4 when 0
+	// WordStart[id] reports whether token id begins a new word (see
+	// WordStarts); without it every token counts as a word start.
+	WordStart []bool
+
+	nudging bool
+}
+
+// DefaultGamma is nudging's default confidence threshold.
+const DefaultGamma = 0.4
+
+// Reset implements Resetter: every generation starts with the base.
+func (n *Nudging) Reset() { n.nudging = false }
+
+// Combine implements Combiner.
+func (n *Nudging) Combine(dst []float32, s *Step) error {
+	if n.Base < 0 || n.Base >= len(s.Logits) || n.Nudger < 0 || n.Nudger >= len(s.Logits) {
+		return fmt.Errorf("nudging: model indexes %d, %d out of range (%d models)", n.Base, n.Nudger, len(s.Logits))
+	}
+	gamma := n.Gamma
+	if gamma == 0 {
+		gamma = DefaultGamma
+	}
+	conf := TopProb(s.Logits[n.Base])
+	s.Confidence = conf
+	useNudger := conf < gamma
+	if n.nudging && !useNudger {
+		// Finish the nudger's word before handing back.
+		t := Argmax(s.Logits[n.Nudger])
+		useNudger = t < len(n.WordStart) && !n.WordStart[t]
+	}
+	n.nudging = useNudger
+	src := n.Base
+	s.Source = "base"
+	if useNudger {
+		src = n.Nudger
+		s.Source = "nudger"
+	}
+	copy(dst, s.Logits[src])
+	return nil
+}
+
+// normWeights returns weights summing to 1 (uniform when w is nil).
+func normWeights(w []float64, n int) ([]float64, error) {
+	if w == nil {
+		u := make([]float64, n)
+		for i := range u {
+			u[i] = 1 / float64(n)
+		}
+		return u, nil
+	}
+	if len(w) != n {
+		return nil, fmt.Errorf("%d weights for %d models", len(w), n)
+	}
+	var sum float64
+	for _, x := range w {
+		if x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("weights must be finite and >= 0, got %v", w)
+		}
+		sum += x
+	}
+	if sum == 0 {
+		return nil, fmt.Errorf("weights sum to 0")
+	}
+	u := make([]float64, n)
+	for i, x := range w {
+		u[i] = x / sum
+	}
+	return u, nil
+}

@@ -1,0 +1,171 @@
+package decode
+
+import (
+	"math"
+	"testing"
+)
+
+func combineOnce(t *testing.T, c Combiner, logits ...[]float32) ([]float64, *Step) {
+	t.Helper()
+	s := &Step{Logits: logits, Defer: math.NaN(), Confidence: math.NaN()}
+	dst := make([]float32, len(logits[0]))
+	if err := c.Combine(dst, s); err != nil {
+		t.Fatal(err)
+	}
+	return softmax64(dst), s
+}
+
+func TestFusion(t *testing.T) {
+	a := logitsOf(0.5, 0.25, 0.25)
+	b := logitsOf(0.25, 0.25, 0.5)
+	// Hand-computed: geometric mean sqrt(p*q) = (.3536, .25, .3536) normalized;
+	// weights 3:1 give p^.75 q^.25; the mixture is (p+q)/2.
+	g := []float64{math.Sqrt(0.125), 0.25, math.Sqrt(0.125)}
+	gs := g[0] + g[1] + g[2]
+	w := []float64{math.Pow(0.5, .75) * math.Pow(0.25, .25), 0.25, math.Pow(0.25, .75) * math.Pow(0.5, .25)}
+	ws := w[0] + w[1] + w[2]
+	tests := []struct {
+		name string
+		f    *Fusion
+		want []float64
+	}{
+		{"logit-mean", &Fusion{}, []float64{g[0] / gs, g[1] / gs, g[2] / gs}},
+		{"logit-mean weighted", &Fusion{Weights: []float64{3, 1}}, []float64{w[0] / ws, w[1] / ws, w[2] / ws}},
+		{"prob-mean", &Fusion{Mode: ProbMean}, []float64{0.375, 0.25, 0.375}},
+		{"prob-mean weighted", &Fusion{Mode: ProbMean, Weights: []float64{3, 1}}, []float64{0.4375, 0.25, 0.3125}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := combineOnce(t, tc.f, a, b)
+			if !near(got, tc.want, 1e-6) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// A model fused with itself is that model.
+	for _, m := range []FusionMode{LogitMean, ProbMean} {
+		got, _ := combineOnce(t, &Fusion{Mode: m}, a, a)
+		if !near(got, []float64{0.5, 0.25, 0.25}, 1e-6) {
+			t.Errorf("%v self-fusion = %v", m, got)
+		}
+	}
+	if _, err := normWeights([]float64{1}, 2); err == nil {
+		t.Error("weight count mismatch accepted")
+	}
+	if _, err := normWeights([]float64{-1, 2}, 2); err == nil {
+		t.Error("negative weight accepted")
+	}
+}
+
+func TestContrastive(t *testing.T) {
+	base := []float32{1, 2, 0}
+	exp := []float32{3, 0, 1}
+	anti := []float32{1, 1, 1}
+	// base + 0.5*(exp-anti) = (2, 1.5, 0)
+	e := []float64{math.Exp(2), math.Exp(1.5), 1}
+	s := e[0] + e[1] + e[2]
+	got, _ := combineOnce(t, &Contrastive{Base: 0, Experts: []int{1}, Anti: []int{2}, Alpha: 0.5}, base, exp, anti)
+	if !near(got, []float64{e[0] / s, e[1] / s, e[2] / s}, 1e-6) {
+		t.Errorf("got %v", got)
+	}
+	if err := (&Contrastive{Base: 3}).Combine(make([]float32, 3), &Step{Logits: [][]float32{base}}); err == nil {
+		t.Error("out-of-range base accepted")
+	}
+}
+
+func TestNudgingStateMachine(t *testing.T) {
+	// Tokens 0..3; tokens 0 and 1 start words, 2 and 3 continue them.
+	ws := []bool{true, true, false, false}
+	sure := logitsOf(0.9, 0.05, 0.03, 0.02)    // base confident, picks 0
+	unsure := logitsOf(0.3, 0.3, 0.2, 0.2)     // base top-1 0.3 < 0.4
+	nudgeCont := logitsOf(0.1, 0.1, 0.7, 0.1)  // nudger continues the word (2)
+	nudgeStart := logitsOf(0.1, 0.7, 0.1, 0.1) // nudger starts a word (1)
+	n := &Nudging{Base: 0, Nudger: 1, WordStart: ws}
+	steps := []struct {
+		base, nudger []float32
+		want         string
+	}{
+		{sure, nudgeStart, "base"},
+		{unsure, nudgeStart, "nudger"}, // base unsure: nudger takes over
+		{sure, nudgeCont, "nudger"},    // base sure again, but the nudger's word is unfinished
+		{sure, nudgeStart, "base"},     // word done and base sure: hand back
+		{sure, nudgeCont, "base"},      // not nudging: word continuation doesn't matter
+		{unsure, nudgeCont, "nudger"},  // unsure again
+		{unsure, nudgeStart, "nudger"}, // still unsure: nudger keeps going
+	}
+	for i, st := range steps {
+		got, s := combineOnce(t, n, st.base, st.nudger)
+		if s.Source != st.want {
+			t.Fatalf("step %d: source %s, want %s", i, s.Source, st.want)
+		}
+		src := st.base
+		if st.want == "nudger" {
+			src = st.nudger
+		}
+		if !near(got, softmax64(src), 1e-6) {
+			t.Fatalf("step %d: distribution is not the %s's", i, st.want)
+		}
+		if math.Abs(s.Confidence-TopProb(st.base)) > 1e-12 {
+			t.Fatalf("step %d: confidence %v", i, s.Confidence)
+		}
+	}
+	n.Reset()
+	if _, s := combineOnce(t, n, sure, nudgeCont); s.Source != "base" {
+		t.Error("Reset did not return control to the base")
+	}
+}
+
+func TestTopK(t *testing.T) {
+	got := topK([]float64{0.1, 0.4, 0.2, 0.3}, 3)
+	want := []int{1, 3, 2}
+	for i, w := range want {
+		if got[i].ID != w {
+			t.Fatalf("topK = %v, want ids %v", got, want)
+		}
+	}
+}
+
+func TestLockstepSingleGreedy(t *testing.T) {
+	// 0 -> 1 -> 2 -> 3 (EOS)
+	m := markov([][]float64{{0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0.1, 0.9}, {1, 0, 0, 0}})
+	l := &Lockstep{Sessions: []Session{m}, EOS: []int{3}, MaxTokens: 10}
+	var traced []TraceStep
+	l.Trace = func(ts TraceStep) { traced = append(traced, ts) }
+	got, err := l.Run([]int{0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("generated %v, want [1 2]", got)
+	}
+	if len(traced) != 3 || traced[2].Token != 3 || math.Abs(traced[2].Top[0].Prob-0.9) > 1e-6 {
+		t.Fatalf("trace %+v", traced)
+	}
+	l.MaxTokens = 1
+	if got, _ := l.Run([]int{0}, nil); len(got) != 1 {
+		t.Fatalf("MaxTokens 1 generated %v", got)
+	}
+}
+
+// TestLockstepConsumesEveryToken checks that each model sees the same history
+// whoever chose the token.
+func TestLockstepConsumesEveryToken(t *testing.T) {
+	a := markov([][]float64{{0, 1, 0}, {0, 0, 1}, {1, 0, 0}})
+	b := markov([][]float64{{0, 0, 1}, {1, 0, 0}, {0, 1, 0}})
+	l := &Lockstep{Sessions: []Session{a, b}, Combiner: &Nudging{Base: 0, Nudger: 1}, MaxTokens: 5}
+	got, err := l.Run([]int{0, 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]int{0, 1}, got[:len(got)-1]...) // the last token is never fed
+	for _, m := range []*fakeSession{a, b} {
+		if len(m.hist) != len(want) {
+			t.Fatalf("history %v, want %v", m.hist, want)
+		}
+		for i := range want {
+			if m.hist[i] != want[i] {
+				t.Fatalf("history %v, want %v", m.hist, want)
+			}
+		}
+	}
+}
