@@ -5,7 +5,8 @@ import "fmt"
 // DType is a tensor element type as spelled in the safetensors header.
 type DType string
 
-// The element types the reader understands.
+// The element types the reader understands. F8 types have no typed view;
+// their bytes are available through Tensor.Data.
 const (
 	F64    DType = "F64"
 	F32    DType = "F32"

@@ -2,11 +2,16 @@ package safetensors
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 )
+
+// SingleName is the file name of an unsharded checkpoint in a model folder.
+const SingleName = "model.safetensors"
 
 // IndexName is the file that maps tensor names to shards.
 const IndexName = "model.safetensors.index.json"
@@ -19,6 +24,9 @@ type Index struct {
 
 // Sharded is a checkpoint split over several files.
 type Sharded struct {
+	Path     string         // the index file
+	Metadata map[string]any // the index's metadata (e.g. total_size)
+
 	files   []*File
 	tensors map[string]*Tensor
 	names   []string
@@ -27,13 +35,13 @@ type Sharded struct {
 // OpenDir opens the weights of a model folder: model.safetensors if present,
 // otherwise the shards listed in model.safetensors.index.json.
 func OpenDir(dir string) (Source, error) {
-	single := filepath.Join(dir, "model.safetensors")
+	single := filepath.Join(dir, SingleName)
 	if _, err := os.Stat(single); err == nil {
 		return Open(single)
 	}
 	idx := filepath.Join(dir, IndexName)
 	if _, err := os.Stat(idx); err != nil {
-		return nil, fmt.Errorf("%s: no model.safetensors and no %s", dir, IndexName)
+		return nil, fmt.Errorf("%s: no %s and no %s", dir, SingleName, IndexName)
 	}
 	return OpenIndex(idx)
 }
@@ -45,33 +53,35 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ix Index
-	if err := json.Unmarshal(b, &ix); err != nil {
-		return nil, fmt.Errorf("%s: invalid JSON: %w", indexPath, err)
-	}
-	if len(ix.WeightMap) == 0 {
-		return nil, fmt.Errorf("%s: weight_map is empty", indexPath)
+	ix, err := parseIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", indexPath, err)
 	}
 	dir := filepath.Dir(indexPath)
-	s := &Sharded{tensors: map[string]*Tensor{}}
+	s := &Sharded{Path: indexPath, Metadata: ix.Metadata, tensors: make(map[string]*Tensor, len(ix.WeightMap))}
 	opened := map[string]*File{}
-	var shardNames []string
+	var shards []string
 	for _, shard := range ix.WeightMap {
 		if _, ok := opened[shard]; !ok {
 			opened[shard] = nil
-			shardNames = append(shardNames, shard)
+			shards = append(shards, shard)
 		}
 	}
-	sort.Strings(shardNames)
-	for _, shard := range shardNames {
-		if filepath.Base(shard) != shard {
+	sort.Strings(shards)
+	for _, shard := range shards {
+		if shard == "" || filepath.Base(shard) != shard || shard == "." || shard == ".." {
 			s.Close()
 			return nil, fmt.Errorf("%s: shard name %q must be a file name in the same folder", indexPath, shard)
 		}
-		f, err := Open(filepath.Join(dir, shard))
+		p := filepath.Join(dir, shard)
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			s.Close()
+			return nil, fmt.Errorf("%s: shard %s is missing", indexPath, shard)
+		}
+		f, err := Open(p)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: shard %s: %w", indexPath, shard, err)
+			return nil, fmt.Errorf("%s: shard %w", indexPath, err)
 		}
 		opened[shard] = f
 		s.files = append(s.files, f)
@@ -89,6 +99,42 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	return s, nil
 }
 
+// parseIndex decodes an index file, rejecting duplicate tensor names and
+// non-string shard names (encoding/json would keep the last duplicate).
+func parseIndex(b []byte) (*Index, error) {
+	ix := &Index{WeightMap: map[string]string{}}
+	haveMap := false
+	err := decodeObject(b, "index", "key", func(k string, v json.RawMessage) error {
+		switch k {
+		case "metadata":
+			if string(v) == "null" {
+				return nil
+			}
+			if err := json.Unmarshal(v, &ix.Metadata); err != nil {
+				return fmt.Errorf("index: metadata is %s, want an object", jsonKind(v))
+			}
+		case "weight_map":
+			haveMap = true
+			return decodeObject(v, "weight_map", "tensor name", func(name string, shard json.RawMessage) error {
+				var s string
+				if shard[0] != '"' || json.Unmarshal(shard, &s) != nil {
+					return fmt.Errorf("weight_map: shard of %q is %s, want a file name", name, jsonKind(shard))
+				}
+				ix.WeightMap[name] = s
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !haveMap || len(ix.WeightMap) == 0 {
+		return nil, errors.New("index has no tensors in weight_map")
+	}
+	return ix, nil
+}
+
 // Tensor returns the named tensor.
 func (s *Sharded) Tensor(name string) (*Tensor, bool) {
 	t, ok := s.tensors[name]
@@ -97,6 +143,9 @@ func (s *Sharded) Tensor(name string) (*Tensor, bool) {
 
 // Names returns the tensor names in sorted order.
 func (s *Sharded) Names() []string { return s.names }
+
+// Files returns the open shards, sorted by file name.
+func (s *Sharded) Files() []*File { return s.files }
 
 // Close unmaps every shard.
 func (s *Sharded) Close() error {
