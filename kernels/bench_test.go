@@ -86,3 +86,39 @@ func BenchmarkDot(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVec measures the vector operations on one token's activations
+// (4864 is Qwen2.5-0.5B's MLP width); GB/s counts the floats read.
+func BenchmarkVec(b *testing.B) {
+	const n = 4864
+	r := rand.New(rand.NewPCG(3, 3))
+	x, w := randVec(r, n), randVec(r, n)
+	buf := make([]float32, n)
+	start := Impl()
+	defer selectPath(start)
+	ops := []struct {
+		name string
+		fn   func()
+	}{
+		{"SiLU", func() { copy(buf, x); SiLU(buf) }},
+		{"GELUTanh", func() { copy(buf, x); GELUTanh(buf) }},
+		{"Softmax", func() { copy(buf, x); Softmax(buf) }},
+		{"RMSNorm", func() { RMSNorm(buf, x, w, 1e-6, 0) }},
+		{"Axpy", func() { Axpy(0.5, x, buf) }},
+	}
+	for _, op := range ops {
+		for _, impl := range []string{"simd", "ref"} {
+			b.Run(op.name+"/"+impl, func(b *testing.B) {
+				if impl == "ref" {
+					selectPath("purego")
+				} else {
+					selectPath(start)
+				}
+				b.SetBytes(4 * n)
+				for range b.N {
+					op.fn()
+				}
+			})
+		}
+	}
+}

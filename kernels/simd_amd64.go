@@ -65,6 +65,7 @@ func useSIMD(avx512, avx2 bool) {
 	simd = [4]kern{}
 	simdName = "purego"
 	dotImpl = refDot
+	useVec512(avx512)
 	switch {
 	case avx512:
 		simdName = "avx512"

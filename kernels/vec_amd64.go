@@ -1,0 +1,107 @@
+//go:build !purego
+
+package kernels
+
+import "math"
+
+// Go halves of the AVX-512 vector operations in vec_amd64.s: the assembly
+// covers the longest prefix that is a multiple of 16, the reference the rest.
+
+//go:noescape
+func silu512(x *float32, n int)
+
+//go:noescape
+func gelu512(x *float32, n int)
+
+//go:noescape
+func expSub512(x *float32, n int, m float32) float32
+
+//go:noescape
+func max512(x *float32, n int) float32
+
+//go:noescape
+func sumSq512(x *float32, n int) float32
+
+//go:noescape
+func normMul512(dst, x, w *float32, n int, scale, offset float32)
+
+//go:noescape
+func scale512(x *float32, n int, s float32)
+
+//go:noescape
+func axpy512(a float32, x, y *float32, n int)
+
+func useVec512(on bool) {
+	if !on {
+		axpyImpl, rmsNormImpl, softmaxImpl = refAxpy, refRMSNorm, refSoftmax
+		siluImpl, geluTanhImpl = refSiLU, refGELUTanh
+		return
+	}
+	axpyImpl, rmsNormImpl, softmaxImpl = axpyVec, rmsNormVec, softmaxVec
+	siluImpl, geluTanhImpl = siluVec, geluVec
+}
+
+func siluVec(x []float32) {
+	k := len(x) &^ 15
+	if k > 0 {
+		silu512(&x[0], k)
+	}
+	refSiLU(x[k:])
+}
+
+func geluVec(x []float32) {
+	k := len(x) &^ 15
+	if k > 0 {
+		gelu512(&x[0], k)
+	}
+	refGELUTanh(x[k:])
+}
+
+func axpyVec(a float32, x, y []float32) {
+	k := len(x) &^ 15
+	if k > 0 {
+		axpy512(a, &x[0], &y[0], k)
+	}
+	refAxpy(a, x[k:], y[k:len(x)])
+}
+
+func softmaxVec(x []float32) {
+	k := len(x) &^ 15
+	if k == 0 {
+		refSoftmax(x)
+		return
+	}
+	m := max512(&x[0], k)
+	for _, v := range x[k:] {
+		m = max(m, v)
+	}
+	sum := expSub512(&x[0], k, m)
+	for i, v := range x[k:] {
+		e := float32(math.Exp(float64(v - m)))
+		x[k+i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	scale512(&x[0], k, inv)
+	for i := k; i < len(x); i++ {
+		x[i] *= inv
+	}
+}
+
+func rmsNormVec(dst, x, w []float32, eps, offset float32) {
+	k := len(x) &^ 15
+	var ss float32
+	if k > 0 {
+		ss = sumSq512(&x[0], k)
+	}
+	for _, v := range x[k:] {
+		ss += v * v
+	}
+	scale := float32(1 / math.Sqrt(float64(ss)/float64(len(x))+float64(eps)))
+	if k > 0 {
+		normMul512(&dst[0], &x[0], &w[0], k, scale, offset)
+	}
+	for i := k; i < len(x); i++ {
+		dst[i] = x[i] * scale * (w[i] + offset)
+	}
+}

@@ -1,0 +1,223 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// AVX-512 vector operations of a transformer layer. Every function takes a
+// length that is a positive multiple of 16; the Go side does the rest.
+
+// Constants of exp: range reduction x = n*ln2 + r (ln2 split in a high part
+// exact in few bits and a low correction), then e^r by its Taylor series to
+// r^7 (|r| <= ln2/2, so the truncation error is below 1e-8).
+DATA expc<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA expc<>+4(SB)/4, $0x3f318000  // ln2 high part
+DATA expc<>+8(SB)/4, $0xb95e8083  // ln2 low part
+DATA expc<>+12(SB)/4, $0x39500d01 // 1/7!
+DATA expc<>+16(SB)/4, $0x3ab60b61 // 1/6!
+DATA expc<>+20(SB)/4, $0x3c088889 // 1/5!
+DATA expc<>+24(SB)/4, $0x3d2aaaab // 1/4!
+DATA expc<>+28(SB)/4, $0x3e2aaaab // 1/3!
+DATA expc<>+32(SB)/4, $0x3f000000 // 1/2
+DATA expc<>+36(SB)/4, $0x3f800000 // 1
+DATA expc<>+40(SB)/4, $0xc2d00000 // -104: e^x underflows to 0 below
+DATA expc<>+44(SB)/4, $0x42b16666 // 88.7: e^x overflows above
+DATA expc<>+48(SB)/4, $0x3d372713 // 0.044715 (GELU)
+DATA expc<>+52(SB)/4, $0xbfcc422a // -2*sqrt(2/pi) (GELU)
+GLOBL expc<>(SB), RODATA|NOPTR, $56
+
+#define EXPCONST \
+	VBROADCASTSS expc<>+0(SB), Z20 \
+	VBROADCASTSS expc<>+4(SB), Z21 \
+	VBROADCASTSS expc<>+8(SB), Z22 \
+	VBROADCASTSS expc<>+12(SB), Z23 \
+	VBROADCASTSS expc<>+16(SB), Z24 \
+	VBROADCASTSS expc<>+20(SB), Z25 \
+	VBROADCASTSS expc<>+24(SB), Z26 \
+	VBROADCASTSS expc<>+28(SB), Z27 \
+	VBROADCASTSS expc<>+32(SB), Z28 \
+	VBROADCASTSS expc<>+36(SB), Z29 \
+	VBROADCASTSS expc<>+40(SB), Z30 \
+	VBROADCASTSS expc<>+44(SB), Z31
+
+// EXP replaces Z0 by e^Z0, using Z1 and Z2.
+#define EXP \
+	VMAXPS Z30, Z0, Z0 \
+	VMINPS Z31, Z0, Z0 \
+	VMULPS Z20, Z0, Z1 \
+	VRNDSCALEPS $0, Z1, Z1 \
+	VFNMADD231PS Z21, Z1, Z0 \
+	VFNMADD231PS Z22, Z1, Z0 \
+	VMOVAPS Z23, Z2 \
+	VFMADD213PS Z24, Z0, Z2 \
+	VFMADD213PS Z25, Z0, Z2 \
+	VFMADD213PS Z26, Z0, Z2 \
+	VFMADD213PS Z27, Z0, Z2 \
+	VFMADD213PS Z28, Z0, Z2 \
+	VFMADD213PS Z29, Z0, Z2 \
+	VFMADD213PS Z29, Z0, Z2 \
+	VSCALEFPS Z1, Z2, Z0
+
+// HSUM15 leaves the lane sum of Z15 in X15.
+#define HSUM15 \
+	VEXTRACTF64X4 $1, Z15, Y14 \
+	VADDPS Y14, Y15, Y15 \
+	VEXTRACTF32X4 $1, Y15, X14 \
+	VADDPS X14, X15, X15 \
+	VMOVHLPS X15, X15, X14 \
+	VADDPS X14, X15, X15 \
+	VMOVSHDUP X15, X14 \
+	VADDSS X14, X15, X15
+
+// func silu512(x *float32, n int)
+TEXT ·silu512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	EXPCONST
+	VXORPS Z19, Z19, Z19
+silu_loop:
+	VMOVUPS (DI), Z3
+	VSUBPS Z3, Z19, Z0
+	EXP
+	VADDPS Z29, Z0, Z0
+	VDIVPS Z0, Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT silu_loop
+	VZEROUPPER
+	RET
+
+// func gelu512(x *float32, n int): x / (1 + e^(-2u)), u = sqrt(2/pi)*(x + 0.044715x^3),
+// which equals 0.5x(1 + tanh u).
+TEXT ·gelu512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	EXPCONST
+	VBROADCASTSS expc<>+48(SB), Z18
+	VBROADCASTSS expc<>+52(SB), Z17
+gelu_loop:
+	VMOVUPS (DI), Z3
+	VMULPS Z3, Z3, Z0
+	VFMADD213PS Z29, Z18, Z0
+	VMULPS Z3, Z0, Z0
+	VMULPS Z17, Z0, Z0
+	EXP
+	VADDPS Z29, Z0, Z0
+	VDIVPS Z0, Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT gelu_loop
+	VZEROUPPER
+	RET
+
+// func expSub512(x *float32, n int, m float32) float32: x = e^(x-m), returns the sum.
+TEXT ·expSub512(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z16
+	EXPCONST
+	VXORPS Z15, Z15, Z15
+exps_loop:
+	VMOVUPS (DI), Z0
+	VSUBPS Z16, Z0, Z0
+	EXP
+	VMOVUPS Z0, (DI)
+	VADDPS Z0, Z15, Z15
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT exps_loop
+	HSUM15
+	VMOVSS X15, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func max512(x *float32, n int) float32
+TEXT ·max512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VMOVUPS (DI), Z15
+max_loop:
+	VMAXPS (DI), Z15, Z15
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT max_loop
+	VEXTRACTF64X4 $1, Z15, Y14
+	VMAXPS Y14, Y15, Y15
+	VEXTRACTF32X4 $1, Y15, X14
+	VMAXPS X14, X15, X15
+	VMOVHLPS X15, X15, X14
+	VMAXPS X14, X15, X15
+	VMOVSHDUP X15, X14
+	VMAXSS X14, X15, X15
+	VMOVSS X15, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func sumSq512(x *float32, n int) float32
+TEXT ·sumSq512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VXORPS Z15, Z15, Z15
+sumsq_loop:
+	VMOVUPS (DI), Z0
+	VFMADD231PS Z0, Z0, Z15
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT sumsq_loop
+	HSUM15
+	VMOVSS X15, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func normMul512(dst, x, w *float32, n int, scale, offset float32): dst = x*scale*(w+offset)
+TEXT ·normMul512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS scale+32(FP), Z16
+	VBROADCASTSS offset+36(FP), Z17
+norm_loop:
+	VMOVUPS (SI), Z0
+	VADDPS (DX), Z17, Z1
+	VMULPS Z16, Z0, Z0
+	VMULPS Z1, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, SI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JGT norm_loop
+	VZEROUPPER
+	RET
+
+// func scale512(x *float32, n int, s float32)
+TEXT ·scale512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Z16
+scale_loop:
+	VMULPS (DI), Z16, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JGT scale_loop
+	VZEROUPPER
+	RET
+
+// func axpy512(a float32, x, y *float32, n int): y += a*x
+TEXT ·axpy512(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Z16
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+axpy_loop:
+	VMOVUPS (DI), Z0
+	VFMADD231PS (SI), Z16, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JGT axpy_loop
+	VZEROUPPER
+	RET
