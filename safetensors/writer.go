@@ -35,7 +35,7 @@ type Writer struct {
 }
 
 const (
-	writing = iota
+	writing  = iota
 	finished // data flushed, synced and closed; not yet renamed
 	closed   // renamed into place or aborted
 )
@@ -242,10 +242,18 @@ func encodeHeader(headers []Header, metadata map[string]string) ([]byte, []int64
 	var b bytes.Buffer
 	b.Write(make([]byte, 8)) // length, filled in below
 	b.WriteByte('{')
-	// "__metadata__" sorts before every name that starts with a letter, but
-	// not before all names: merge it into the sorted sequence.
+	// "__metadata__" sorts after digits and capitals but before lower-case
+	// names: merge it into the sorted sequence of tensor names.
+	first := true
+	sep := func() {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+	}
 	metaDone := len(metadata) == 0
 	writeMeta := func() {
+		sep()
 		b.WriteString(quote(MetadataKey))
 		b.WriteString(":{")
 		keys := make([]string, 0, len(metadata))
@@ -262,17 +270,12 @@ func encodeHeader(headers []Header, metadata map[string]string) ([]byte, []int64
 		b.WriteByte('}')
 		metaDone = true
 	}
-	first := true
 	for _, i := range order {
 		h := headers[i]
 		if !metaDone && MetadataKey < h.Name {
 			writeMeta()
-			first = false
 		}
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
+		sep()
 		fmt.Fprintf(&b, `%s:{"dtype":%s,"shape":[`, quote(h.Name), quote(string(h.DType)))
 		for j, d := range h.Shape {
 			if j > 0 {
@@ -283,9 +286,6 @@ func encodeHeader(headers []Header, metadata map[string]string) ([]byte, []int64
 		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, begins[h.Name], begins[h.Name]+sizes[i])
 	}
 	if !metaDone {
-		if !first {
-			b.WriteByte(',')
-		}
 		writeMeta()
 	}
 	b.WriteByte('}')
