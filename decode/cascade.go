@@ -1,0 +1,144 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Cascade asks models in turn, weak to strong (MoCo method #6): each
+// generates a whole answer, which is accepted when its confidence (the mean
+// top-1 probability of the model's own softmax over the generated tokens,
+// the EOS step included) reaches that level's threshold; the last model
+// always answers.
+type Cascade struct {
+	Sessions []Session // weak to strong
+	// Thresholds has one entry per level but the last (see Calibrate).
+	Thresholds []float64
+	Sampler    *Sampler
+	Vocab      int
+	EOS        []int
+	MaxTokens  int
+	Trace      func(TraceStep)
+}
+
+// CascadeResult is the accepted answer and how it was reached.
+type CascadeResult struct {
+	Tokens []int
+	// Level is the index of the model whose answer was accepted.
+	Level int
+	// Confidence lists the confidence of each model that answered.
+	Confidence []float64
+}
+
+// DefaultQuantile is the default calibration quantile of a cascade.
+const DefaultQuantile = 0.5
+
+// Run answers prompt.
+func (c *Cascade) Run(prompt []int) (CascadeResult, error) {
+	n := len(c.Sessions)
+	if n == 0 {
+		return CascadeResult{}, ErrNoSessions
+	}
+	if len(c.Thresholds) < n-1 {
+		return CascadeResult{}, fmt.Errorf("cascade: %d thresholds for %d models (want %d; calibrate first)", len(c.Thresholds), n, n-1)
+	}
+	var res CascadeResult
+	for i := range n {
+		toks, conf, err := c.answer(i, prompt)
+		if err != nil {
+			return res, err
+		}
+		res.Confidence = append(res.Confidence, conf)
+		if i == n-1 || conf >= c.Thresholds[i] {
+			res.Tokens, res.Level = toks, i
+			return res, nil
+		}
+	}
+	return res, nil
+}
+
+// answer generates with model i alone and returns the tokens and confidence.
+func (c *Cascade) answer(i int, prompt []int) ([]int, float64, error) {
+	rec := &confidence{}
+	l := &Lockstep{Sessions: c.Sessions[i : i+1], Combiner: rec, Sampler: c.Sampler, Vocab: c.Vocab, EOS: c.EOS, MaxTokens: c.MaxTokens}
+	if c.Trace != nil {
+		l.Trace = func(ts TraceStep) {
+			ts.Source = fmt.Sprintf("level %d", i)
+			c.Trace(ts)
+		}
+	}
+	toks, err := l.Run(prompt, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cascade level %d: %w", i, err)
+	}
+	return slices.Clone(toks), rec.mean(), nil
+}
+
+// Calibrate sets each level's threshold, but the last's, to the given
+// quantile (0..1; 0 means DefaultQuantile) of its own model's confidences
+// on the dev prompts.
+func (c *Cascade) Calibrate(prompts [][]int, quantile float64) error {
+	if len(prompts) == 0 {
+		return errors.New("cascade: no dev prompts to calibrate on")
+	}
+	if quantile == 0 {
+		quantile = DefaultQuantile
+	}
+	if quantile < 0 || quantile > 1 {
+		return fmt.Errorf("cascade: quantile %v outside [0, 1]", quantile)
+	}
+	c.Thresholds = c.Thresholds[:0]
+	for i := range len(c.Sessions) - 1 {
+		confs := make([]float64, 0, len(prompts))
+		for _, p := range prompts {
+			_, conf, err := c.answer(i, p)
+			if err != nil {
+				return err
+			}
+			confs = append(confs, conf)
+		}
+		c.Thresholds = append(c.Thresholds, Quantile(confs, quantile))
+	}
+	return nil
+}
+
+// Quantile returns the q-quantile of xs with linear interpolation between
+// order statistics (numpy's default), NaN for an empty slice.
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	h := q * float64(len(s)-1)
+	lo := int(math.Floor(h))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (h-float64(lo))*(s[hi]-s[lo])
+}
+
+// confidence passes the single model's logits through and records the mean
+// top-1 probability.
+type confidence struct {
+	sum float64
+	n   int
+}
+
+func (c *confidence) Reset() { c.sum, c.n = 0, 0 }
+
+func (c *confidence) Combine(dst []float32, s *Step) error {
+	p := TopProb(s.Logits[0])
+	c.sum += p
+	c.n++
+	s.Confidence = p
+	copy(dst, s.Logits[0])
+	return nil
+}
+
+func (c *confidence) mean() float64 {
+	if c.n == 0 {
+		return 0
+	}
+	return c.sum / float64(c.n)
+}
