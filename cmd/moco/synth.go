@@ -1,0 +1,342 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/safetensors"
+)
+
+func init() {
+	register(&command{
+		name:    "synth",
+		summary: "write a random-weight checkpoint of a given shape (for speed benchmarks)",
+		run:     runSynth,
+	})
+}
+
+func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("synth", stderr)
+	configPath := fs.String("config", "", "config.json giving the shape (Llama/Mistral/Qwen2/Qwen3 layout)")
+	shape := fs.String("shape", "", "a built-in shape instead of --config: "+strings.Join(bench.ShapeNames(), ", "))
+	out := fs.String("out", "", "output model folder (required)")
+	dtype := fs.String("dtype", "bf16", "weight dtype: bf16, f16 or f32")
+	seed := fs.Uint64("seed", 1, "random seed (the same seed writes the same bytes)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco synth (--config config.json | --shape NAME) --out DIR [--dtype bf16|f16|f32] [--seed S]")
+		fmt.Fprintln(stderr, "Writes weights drawn from N(0, 0.02^2) (norms 1), config.json and a byte-level tokenizer.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	if (*configPath == "") == (*shape == "") {
+		return usagef("give exactly one of --config and --shape")
+	}
+	var dt safetensors.DType
+	switch strings.ToLower(*dtype) {
+	case "bf16":
+		dt = safetensors.BF16
+	case "f16":
+		dt = safetensors.F16
+	case "f32":
+		dt = safetensors.F32
+	default:
+		return usagef("--dtype %q: want bf16, f16 or f32", *dtype)
+	}
+	var cfg []byte
+	var err error
+	if *shape != "" {
+		cfg, err = bench.ShapeConfig(*shape)
+	} else {
+		cfg, err = os.ReadFile(*configPath)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := synthCheckpoint(*out, cfg, dt, *seed)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d parameters, %s\n", *out, n, dt)
+	return nil
+}
+
+// synthShape is the part of a Hugging Face config.json that fixes the
+// tensor shapes.
+type synthShape struct {
+	ModelType     string `json:"model_type"`
+	Hidden        int    `json:"hidden_size"`
+	Intermediate  int    `json:"intermediate_size"`
+	Layers        int    `json:"num_hidden_layers"`
+	Heads         int    `json:"num_attention_heads"`
+	KVHeads       int    `json:"num_key_value_heads"`
+	HeadDim       int    `json:"head_dim"`
+	Vocab         int    `json:"vocab_size"`
+	Tie           *bool  `json:"tie_word_embeddings"`
+	AttentionBias bool   `json:"attention_bias"`
+}
+
+// synthInit says how a tensor is filled.
+type synthInit int
+
+const (
+	initNormal synthInit = iota // N(0, 0.02^2)
+	initOnes                    // norm weights
+)
+
+type synthTensor struct {
+	safetensors.Header
+	init synthInit
+}
+
+// synthTensors lists the tensors of a checkpoint in the Hugging Face
+// Llama/Qwen2 layout.
+func synthTensors(configJSON []byte) ([]synthTensor, error) {
+	var c synthShape
+	if err := json.Unmarshal(configJSON, &c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	switch c.ModelType {
+	case "llama", "mistral", "qwen2", "qwen3":
+	default:
+		return nil, fmt.Errorf("config: model_type %q not supported (llama, mistral, qwen2, qwen3)", c.ModelType)
+	}
+	if c.KVHeads == 0 {
+		c.KVHeads = c.Heads
+	}
+	if c.Hidden <= 0 || c.Intermediate <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Vocab <= 0 {
+		return nil, fmt.Errorf("config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and vocab_size must be positive")
+	}
+	if c.HeadDim == 0 {
+		if c.Hidden%c.Heads != 0 {
+			return nil, fmt.Errorf("config: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+		}
+		c.HeadDim = c.Hidden / c.Heads
+	}
+	if c.Heads%c.KVHeads != 0 {
+		return nil, fmt.Errorf("config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Heads, c.KVHeads)
+	}
+	if c.Vocab < synthVocab {
+		return nil, fmt.Errorf("config: vocab_size %d is below the %d tokens of the byte-level tokenizer", c.Vocab, synthVocab)
+	}
+	tie := c.Tie == nil || *c.Tie // Hugging Face's default is tied
+	bias := c.AttentionBias || c.ModelType == "qwen2"
+	H, I, q, kv := c.Hidden, c.Intermediate, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	var ts []synthTensor
+	add := func(name string, init synthInit, shape ...int) {
+		ts = append(ts, synthTensor{safetensors.Header{Name: name, Shape: shape}, init})
+	}
+	add("model.embed_tokens.weight", initNormal, c.Vocab, H)
+	for l := 0; l < c.Layers; l++ {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		add(p+"input_layernorm.weight", initOnes, H)
+		add(p+"self_attn.q_proj.weight", initNormal, q, H)
+		add(p+"self_attn.k_proj.weight", initNormal, kv, H)
+		add(p+"self_attn.v_proj.weight", initNormal, kv, H)
+		if bias {
+			add(p+"self_attn.q_proj.bias", initNormal, q)
+			add(p+"self_attn.k_proj.bias", initNormal, kv)
+			add(p+"self_attn.v_proj.bias", initNormal, kv)
+		}
+		if c.ModelType == "qwen3" {
+			add(p+"self_attn.q_norm.weight", initOnes, c.HeadDim)
+			add(p+"self_attn.k_norm.weight", initOnes, c.HeadDim)
+		}
+		add(p+"self_attn.o_proj.weight", initNormal, H, q)
+		add(p+"post_attention_layernorm.weight", initOnes, H)
+		add(p+"mlp.gate_proj.weight", initNormal, I, H)
+		add(p+"mlp.up_proj.weight", initNormal, I, H)
+		add(p+"mlp.down_proj.weight", initNormal, H, I)
+	}
+	add("model.norm.weight", initOnes, H)
+	if !tie {
+		add("lm_head.weight", initNormal, c.Vocab, H)
+	}
+	return ts, nil
+}
+
+// synthChunk is the number of values drawn from one seeded generator, so the
+// output does not depend on how many goroutines draw them.
+const synthChunk = 1 << 20
+
+// synthCheckpoint writes a random checkpoint of the shape in configJSON to
+// dir and returns its parameter count.
+func synthCheckpoint(dir string, configJSON []byte, dt safetensors.DType, seed uint64) (int64, error) {
+	ts, err := synthTensors(configJSON)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	headers := make([]safetensors.Header, len(ts))
+	for i := range ts {
+		ts[i].DType = dt
+		headers[i] = ts[i].Header
+	}
+	w, err := safetensors.CreateSharded(dir, headers, 0, map[string]string{"format": "pt", "moco": "synth"})
+	if err != nil {
+		return 0, err
+	}
+	var params int64
+	for i, t := range ts {
+		n := 1
+		for _, d := range t.Shape {
+			n *= d
+		}
+		params += int64(n)
+		if err := w.Write(t.Name, synthData(t.init, n, dt, seed, uint64(i))); err != nil {
+			w.Abort()
+			return 0, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	cfg, err := synthConfigJSON(configJSON, dt)
+	if err != nil {
+		return 0, err
+	}
+	files := map[string][]byte{
+		"config.json":            cfg,
+		"generation_config.json": []byte(fmt.Sprintf("{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n", synthBOS, synthEOS)),
+		"tokenizer.json":         byteTokenizerJSON(),
+		"tokenizer_config.json":  []byte("{\n  \"add_bos_token\": false,\n  \"bos_token\": \"<|bos|>\",\n  \"eos_token\": \"<|eos|>\"\n}\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return 0, err
+		}
+	}
+	return params, nil
+}
+
+// synthData returns n values of a tensor encoded as dt. Chunks are drawn in
+// parallel, each from its own generator seeded by (seed, tensor, chunk).
+func synthData(init synthInit, n int, dt safetensors.DType, seed, tensor uint64) []byte {
+	size := dt.Size()
+	out := make([]byte, n*size)
+	put := func(i int, v float32) {
+		switch dt {
+		case safetensors.BF16:
+			binary.LittleEndian.PutUint16(out[2*i:], safetensors.F32ToBF16(v))
+		case safetensors.F16:
+			binary.LittleEndian.PutUint16(out[2*i:], safetensors.F32ToF16(v))
+		default:
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+		}
+	}
+	if init == initOnes {
+		for i := 0; i < n; i++ {
+			put(i, 1)
+		}
+		return out
+	}
+	chunks := (n + synthChunk - 1) / synthChunk
+	var wg sync.WaitGroup
+	next := make(chan int, chunks)
+	for c := 0; c < chunks; c++ {
+		next <- c
+	}
+	close(next)
+	for g := 0; g < min(chunks, runtime.GOMAXPROCS(0)); g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				r := rand.New(rand.NewPCG(seed, tensor<<32|uint64(c)))
+				for i := c * synthChunk; i < min(n, (c+1)*synthChunk); i++ {
+					put(i, float32(0.02*r.NormFloat64()))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// The byte-level tokenizer: ids 0-255 are the bytes, then two specials.
+const (
+	synthBOS   = 256
+	synthEOS   = 257
+	synthVocab = 258
+)
+
+// synthConfigJSON is the input config with the tokenizer's special ids and
+// the weight dtype filled in.
+func synthConfigJSON(configJSON []byte, dt safetensors.DType) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(configJSON, &m); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	m["bos_token_id"] = synthBOS
+	m["eos_token_id"] = synthEOS
+	m["torch_dtype"] = map[safetensors.DType]string{safetensors.BF16: "bfloat16", safetensors.F16: "float16", safetensors.F32: "float32"}[dt]
+	b, err := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n'), err
+}
+
+// byteTokenizerJSON returns a Hugging Face tokenizer.json for a byte-level
+// BPE without merges: every byte is one token, spelled with GPT-2's
+// byte-to-character map, plus <|bos|> and <|eos|>.
+func byteTokenizerJSON() []byte {
+	vocab := make(map[string]int, 256)
+	for b, r := range gpt2ByteChars() {
+		vocab[string(r)] = b
+	}
+	special := func(id int, s string) map[string]any {
+		return map[string]any{"id": id, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+	}
+	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+	tok := map[string]any{
+		"version":        "1.0",
+		"truncation":     nil,
+		"padding":        nil,
+		"added_tokens":   []any{special(synthBOS, "<|bos|>"), special(synthEOS, "<|eos|>")},
+		"normalizer":     nil,
+		"pre_tokenizer":  byteLevel,
+		"post_processor": nil,
+		"decoder":        byteLevel,
+		"model": map[string]any{
+			"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": nil,
+			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+			"vocab": vocab, "merges": []any{},
+		},
+	}
+	b, _ := json.MarshalIndent(tok, "", "  ") // plain maps and slices always marshal
+	return append(b, '\n')
+}
+
+// gpt2ByteChars maps each byte to the printable character that byte-level
+// BPE spells it with: printable Latin-1 bytes stand for themselves, the
+// others take the code points from 256 up, in byte order.
+func gpt2ByteChars() [256]rune {
+	var m [256]rune
+	next := rune(256)
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			m[b] = rune(b)
+		} else {
+			m[b] = next
+			next++
+		}
+	}
+	return m
+}
