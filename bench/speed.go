@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/mocolab/moco/kernels"
+)
+
+// This file measures inference speed the way llama-bench does: prompt
+// processing (one batch of PromptTokens tokens from an empty cache) and
+// generation (GenTokens single-token steps from an empty cache), each
+// repeated and reported as the median tokens per second, next to the limit
+// that memory bandwidth puts on generation (every step reads every weight).
+
+// Forwarder is the part of an engine session the benchmark drives: it feeds
+// tokens at the next positions and returns the last token's logits.
+type Forwarder interface {
+	Forward(tokens []int) ([]float32, error)
+}
+
+// SpeedOptions configures MeasureSpeed.
+type SpeedOptions struct {
+	PromptTokens int     // prompt batch size (llama-bench -p; default 128)
+	GenTokens    int     // generated tokens (llama-bench -n; default 64)
+	Repeats      int     // measurements per figure; the median is reported (default 3)
+	Bandwidth    float64 // memory bandwidth in GB/s; 0 measures it in-process
+	Vocab        int     // token ids are drawn from [0, Vocab) (default 256)
+	Seed         uint64  // seed of the token ids
+}
+
+// SpeedResult is what MeasureSpeed found. Rates are tokens per second.
+type SpeedResult struct {
+	Model           string    `json:"model,omitempty"`
+	Threads         int       `json:"threads"`
+	Quant           string    `json:"quant,omitempty"`
+	Kernels         string    `json:"kernels"`
+	PromptTokens    int       `json:"prompt_tokens"`
+	GenTokens       int       `json:"gen_tokens"`
+	Repeats         int       `json:"repeats"`
+	PromptRate      float64   `json:"pp_tokens_per_s"`
+	GenRate         float64   `json:"tg_tokens_per_s"`
+	PromptRates     []float64 `json:"pp_samples"`
+	GenRates        []float64 `json:"tg_samples"`
+	WeightBytes     int64     `json:"weight_bytes_per_token"`
+	Bandwidth       float64   `json:"bandwidth_gb_s"`
+	BandwidthSource string    `json:"bandwidth_source"` // "measured" or "given"
+	GenLimit        float64   `json:"tg_limit_tokens_per_s"`
+	GenShare        float64   `json:"tg_share_of_limit"`
+}
+
+// MeasureSpeed runs the benchmark. newSession returns a fresh session (empty
+// cache) each time it is called; weightBytes is the weight bytes one
+// generation step reads (engine's Model.WeightBytes). The kernels' thread
+// count must already be set.
+func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts SpeedOptions) (*SpeedResult, error) {
+	if opts.PromptTokens <= 0 {
+		opts.PromptTokens = 128
+	}
+	if opts.GenTokens <= 0 {
+		opts.GenTokens = 64
+	}
+	if opts.Repeats <= 0 {
+		opts.Repeats = 3
+	}
+	if opts.Vocab <= 0 {
+		opts.Vocab = 256
+	}
+	r := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
+	tokens := make([]int, max(opts.PromptTokens, opts.GenTokens))
+	for i := range tokens {
+		tokens[i] = r.IntN(opts.Vocab)
+	}
+	res := &SpeedResult{
+		Threads: kernels.Threads(), Kernels: kernels.Impl(),
+		PromptTokens: opts.PromptTokens, GenTokens: opts.GenTokens, Repeats: opts.Repeats,
+		WeightBytes: weightBytes,
+	}
+
+	// Warm up: fault in the weights and let the pool's workers start.
+	if _, err := timePrompt(newSession, tokens[:min(8, len(tokens))]); err != nil {
+		return nil, err
+	}
+	for i := 0; i < opts.Repeats; i++ {
+		d, err := timePrompt(newSession, tokens[:opts.PromptTokens])
+		if err != nil {
+			return nil, err
+		}
+		res.PromptRates = append(res.PromptRates, float64(opts.PromptTokens)/d.Seconds())
+		d, err = timeGen(newSession, tokens[:opts.GenTokens])
+		if err != nil {
+			return nil, err
+		}
+		res.GenRates = append(res.GenRates, float64(opts.GenTokens)/d.Seconds())
+	}
+	res.PromptRate = median(res.PromptRates)
+	res.GenRate = median(res.GenRates)
+
+	res.Bandwidth, res.BandwidthSource = opts.Bandwidth, "given"
+	if opts.Bandwidth <= 0 {
+		res.Bandwidth, res.BandwidthSource = MeasureBandwidth(), "measured"
+	}
+	if weightBytes > 0 && res.Bandwidth > 0 {
+		res.GenLimit = res.Bandwidth * 1e9 / float64(weightBytes)
+		res.GenShare = res.GenRate / res.GenLimit
+	}
+	return res, nil
+}
+
+func timePrompt(newSession func() (Forwarder, error), tokens []int) (time.Duration, error) {
+	s, err := newSession()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := s.Forward(tokens); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func timeGen(newSession func() (Forwarder, error), tokens []int) (time.Duration, error) {
+	s, err := newSession()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, t := range tokens {
+		if _, err := s.Forward([]int{t}); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bandwidthBytes is the size of the buffer MeasureBandwidth streams: far
+// beyond any cache.
+const bandwidthBytes = 512 << 20
+
+// MeasureBandwidth returns the memory read bandwidth in GB/s that the
+// kernels reach with the current thread count: the best of a few f32
+// matrix-vector products over a 512 MiB matrix (a pure stream of reads, as
+// generation is).
+func MeasureBandwidth() float64 {
+	const cols = 4096
+	m := &kernels.Mat{Rows: bandwidthBytes / 4 / cols, Cols: cols, Type: kernels.F32}
+	m.F32 = make([]float32, m.Rows*cols)
+	for i := range m.F32 {
+		m.F32[i] = float32(i & 7)
+	}
+	x := make([]float32, cols)
+	dst := make([]float32, m.Rows)
+	kernels.MatVec(dst, m, x) // warm-up
+	best := 0.0
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		kernels.MatVec(dst, m, x)
+		best = max(best, float64(bandwidthBytes)/time.Since(start).Seconds()/1e9)
+	}
+	return best
+}
+
+// WriteTable prints r as a small table.
+func (r *SpeedResult) WriteTable(w io.Writer) {
+	quant := r.Quant
+	if quant == "" {
+		quant = "-"
+	}
+	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, r.Kernels, r.Threads, quant, r.Repeats)
+	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "test", "tokens/s", "limit", "share")
+	fmt.Fprintf(w, "%-8s %12.1f %12s %12s\n", fmt.Sprintf("pp%d", r.PromptTokens), r.PromptRate, "-", "-")
+	fmt.Fprintf(w, "%-8s %12.1f %12.1f %11.0f%%\n", fmt.Sprintf("tg%d", r.GenTokens), r.GenRate, r.GenLimit, 100*r.GenShare)
+	fmt.Fprintf(w, "weights read per token %.1f MB, bandwidth %.1f GB/s (%s)\n", float64(r.WeightBytes)/1e6, r.Bandwidth, r.BandwidthSource)
+}
+
+// WriteJSON prints r as indented JSON.
+func (r *SpeedResult) WriteJSON(w io.Writer) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
