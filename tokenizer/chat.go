@@ -1,0 +1,379 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/config"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+)
+
+// ChatTemplate is the Jinja chat template of a model folder
+// (tokenizer_config.json's chat_template), rendered the way Hugging Face
+// transformers' apply_chat_template renders it.
+//
+// A ChatTemplate is safe for concurrent use.
+type ChatTemplate struct {
+	names     []string          // template names, in file order
+	sources   map[string]string // name -> Jinja source
+	def       string            // default template name
+	special   map[string]any    // bos_token, eos_token, ... from the config
+	mu        sync.Mutex
+	templates map[string]*exec.Template // parsed lazily, by name
+}
+
+// ChatOptions are the arguments of one render besides the messages.
+type ChatOptions struct {
+	// AddGenerationPrompt appends the tokens that start the assistant's turn.
+	AddGenerationPrompt bool
+	// Tools is the list of tool (function) descriptions offered to the model.
+	// Elements may be map[string]any, ChatMap (key order kept), json.RawMessage
+	// (decoded keeping key order) or anything encoding/json can marshal.
+	Tools []any
+	// Extra holds further template variables, e.g. "enable_thinking" or
+	// "date_string". They override the special tokens of the config.
+	Extra map[string]any
+	// Name picks a named template ("" means the default one).
+	Name string
+	// Now is the time strftime_now reports; the zero value means time.Now().
+	Now time.Time
+}
+
+// chatTemplateNamed is one entry of the list form of chat_template.
+type chatTemplateNamed struct {
+	Name     string `json:"name"`
+	Template string `json:"template"`
+}
+
+// chatSpecialTokenKeys are the special-token attributes transformers passes to
+// the template (its special_tokens_map), when the config sets them.
+var chatSpecialTokenKeys = []string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
+
+// LoadChatTemplate reads the chat template of a tokenizer_config.json.
+// chat_template may be a string or a list of {"name", "template"} objects;
+// the default template is the one named "default", or the only one.
+// It returns (nil, nil) when the config has no chat template.
+// The templates are parsed here, so a syntax error is reported at once.
+func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
+	if len(tokenizerConfigJSON) == 0 {
+		return nil, nil
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(tokenizerConfigJSON, &cfg); err != nil {
+		return nil, fmt.Errorf("chat template: tokenizer_config.json: %w", err)
+	}
+	raw, ok := cfg["chat_template"]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	ct := &ChatTemplate{
+		sources:   map[string]string{},
+		special:   map[string]any{},
+		templates: map[string]*exec.Template{},
+	}
+	var single string
+	var list []chatTemplateNamed
+	switch {
+	case json.Unmarshal(raw, &single) == nil:
+		ct.names = []string{"default"}
+		ct.sources["default"] = single
+		ct.def = "default"
+	case json.Unmarshal(raw, &list) == nil:
+		if len(list) == 0 {
+			return nil, nil
+		}
+		for _, t := range list {
+			if _, dup := ct.sources[t.Name]; dup {
+				return nil, fmt.Errorf("chat template: template name %q appears twice", t.Name)
+			}
+			ct.names = append(ct.names, t.Name)
+			ct.sources[t.Name] = t.Template
+		}
+		if _, ok := ct.sources["default"]; ok {
+			ct.def = "default"
+		} else if len(list) == 1 {
+			ct.def = list[0].Name
+		}
+	default:
+		return nil, errors.New("chat template: chat_template is neither a string nor a list of {name, template}")
+	}
+
+	for _, key := range chatSpecialTokenKeys {
+		if tok, ok := chatTokenContent(cfg[key]); ok {
+			ct.special[key] = tok
+		}
+	}
+	if raw, ok := cfg["additional_special_tokens"]; ok {
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) == nil {
+			toks := []any{}
+			for _, r := range list {
+				if tok, ok := chatTokenContent(r); ok {
+					toks = append(toks, tok)
+				}
+			}
+			ct.special["additional_special_tokens"] = toks
+		}
+	}
+
+	for _, name := range ct.names {
+		if _, err := ct.template(name); err != nil {
+			return nil, err
+		}
+	}
+	return ct, nil
+}
+
+// chatTokenContent reads a special token given as a string or as an
+// AddedToken object {"content": ...}.
+func chatTokenContent(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	var obj struct {
+		Content *string `json:"content"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Content != nil {
+		return *obj.Content, true
+	}
+	return "", false
+}
+
+// Names returns the names of the templates, in the order of the config.
+// A plain-string chat_template is named "default".
+func (ct *ChatTemplate) Names() []string {
+	return append([]string(nil), ct.names...)
+}
+
+// DefaultName returns the name of the template used when ChatOptions.Name is
+// empty, or "" when a list has several templates and none is named "default".
+func (ct *ChatTemplate) DefaultName() string { return ct.def }
+
+// Source returns the Jinja source of the named template ("" for the default).
+func (ct *ChatTemplate) Source(name string) (string, bool) {
+	if name == "" {
+		name = ct.def
+	}
+	src, ok := ct.sources[name]
+	return src, ok
+}
+
+// template returns the parsed template of the given name.
+func (ct *ChatTemplate) template(name string) (*exec.Template, error) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if t, ok := ct.templates[name]; ok {
+		return t, nil
+	}
+	src, ok := ct.sources[name]
+	if !ok {
+		return nil, fmt.Errorf("chat template: no template named %q (have %s)", name, strings.Join(ct.names, ", "))
+	}
+	t, err := chatParse(src)
+	if err != nil {
+		if name != "default" {
+			return nil, fmt.Errorf("chat template %q: %w", name, err)
+		}
+		return nil, fmt.Errorf("chat template: %w", err)
+	}
+	ct.templates[name] = t
+	return t, nil
+}
+
+// Render renders the conversation. Each message is usually
+// {"role": ..., "content": ...}; values may be nested maps, slices, ChatMap
+// or json.RawMessage (the last two keep their key order, which tojson shows).
+// Keys of plain Go maps are visited in sorted order.
+// raise_exception in the template comes back as an error carrying its message.
+func (ct *ChatTemplate) Render(messages []map[string]any, opts ChatOptions) (string, error) {
+	msgs := make([]any, len(messages))
+	for i, m := range messages {
+		msgs[i] = m
+	}
+	return ct.render(msgs, opts)
+}
+
+// RenderJSON renders a conversation given as a JSON array of message objects,
+// keeping the key order of every object.
+func (ct *ChatTemplate) RenderJSON(messagesJSON []byte, opts ChatOptions) (string, error) {
+	v, err := DecodeChatJSON(messagesJSON)
+	if err != nil {
+		return "", fmt.Errorf("chat template: messages: %w", err)
+	}
+	msgs, ok := v.([]any)
+	if !ok {
+		return "", errors.New("chat template: messages: not a JSON array")
+	}
+	return ct.render(msgs, opts)
+}
+
+func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error) {
+	name := opts.Name
+	if name == "" {
+		name = ct.def
+		if name == "" {
+			return "", fmt.Errorf("chat template: several templates (%s) and none is named \"default\": set ChatOptions.Name", strings.Join(ct.names, ", "))
+		}
+	}
+	t, err := ct.template(name)
+	if err != nil {
+		return "", err
+	}
+
+	vars := map[string]any{}
+	for k, v := range ct.special {
+		vars[k] = v
+	}
+	vars["add_generation_prompt"] = opts.AddGenerationPrompt
+	if opts.Tools != nil {
+		vars["tools"] = opts.Tools
+	}
+	// Extra keys in sorted order so that a conversion error is deterministic.
+	keys := make([]string, 0, len(opts.Extra))
+	for k := range opts.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars[k] = opts.Extra[k]
+	}
+	vars["messages"] = messages
+
+	data := map[string]any{}
+	for k, v := range vars {
+		cv, err := chatValue(v)
+		if err != nil {
+			return "", fmt.Errorf("chat template: variable %q: %w", k, err)
+		}
+		data[k] = cv
+	}
+
+	// raise_exception records its message so that it survives gonja's error
+	// wrapping and reaches the caller verbatim.
+	var raised *ChatTemplateException
+	data["raise_exception"] = func(va *exec.VarArgs) (*exec.Value, error) {
+		msg := ""
+		if len(va.Args) > 0 {
+			msg = va.Args[0].String()
+		}
+		raised = &ChatTemplateException{Message: msg}
+		return nil, raised
+	}
+	now := opts.Now
+	data["strftime_now"] = func(va *exec.VarArgs) (*exec.Value, error) {
+		if len(va.Args) != 1 || !va.Args[0].IsString() {
+			return nil, errors.New("strftime_now takes one string argument")
+		}
+		at := now
+		if at.IsZero() {
+			at = time.Now()
+		}
+		return exec.AsValue(chatStrftime(at, va.Args[0].String())), nil
+	}
+
+	out, err := chatExecute(t, data)
+	if raised != nil {
+		return "", raised
+	}
+	if err != nil {
+		return "", fmt.Errorf("chat template: %w", err)
+	}
+	return out, nil
+}
+
+// chatExecute runs a template, turning a panic inside gonja into an error:
+// a malformed template must not bring the caller down.
+func chatExecute(t *exec.Template, data map[string]any) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("template failed: %v", r)
+		}
+	}()
+	return t.ExecuteToString(exec.NewContext(data))
+}
+
+// ChatTemplateException is the error raised by the template's own
+// raise_exception(message), e.g. for roles that do not alternate.
+type ChatTemplateException struct {
+	Message string
+}
+
+func (e *ChatTemplateException) Error() string {
+	return "chat template: raise_exception: " + e.Message
+}
+
+// chatConfig is the Jinja environment transformers uses for chat templates.
+func chatConfig() *config.Config {
+	cfg := config.New()
+	cfg.TrimBlocks = true
+	cfg.LeftStripBlocks = true
+	cfg.KeepTrailingNewline = false
+	cfg.AutoEscape = false
+	return cfg
+}
+
+var (
+	chatEnvOnce sync.Once
+	chatEnv     *exec.Environment
+)
+
+// chatEnvironment returns the gonja environment with the additions and
+// corrections chat templates need (see chat_builtins.go). It is built once and
+// never changed afterwards; gonja's own global sets are left untouched.
+func chatEnvironment() *exec.Environment {
+	chatEnvOnce.Do(func() {
+		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+		chatEnv = &exec.Environment{
+			Context:           ctx,
+			Filters:           chatFilters(),
+			Tests:             builtins.Tests,
+			ControlStructures: builtins.ControlStructures,
+			Methods:           chatMethods(),
+		}
+	})
+	return chatEnv
+}
+
+// chatParse parses a chat template source.
+func chatParse(src string) (t *exec.Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("syntax error: %v", r)
+		}
+	}()
+	rewritten, err := chatHoistConditionals(src)
+	if err != nil {
+		return nil, err
+	}
+	const id = "/chat_template"
+	loader, err := loaders.NewMemoryLoader(map[string]string{id: rewritten})
+	if err != nil {
+		return nil, err
+	}
+	t, err = exec.NewTemplate(id, chatConfig(), loader, chatEnvironment())
+	if err != nil {
+		return nil, chatSyntaxError(err)
+	}
+	return t, nil
+}
+
+// chatSyntaxError shortens gonja's parse error, which quotes the whole
+// template source, to the part that says what and where.
+func chatSyntaxError(err error) error {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "': "); i >= 0 && strings.HasPrefix(msg, "failed to parse template '") {
+		msg = msg[i+3:]
+	}
+	return fmt.Errorf("syntax error: %s", msg)
+}

@@ -1,0 +1,631 @@
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/exec"
+)
+
+// This file holds what chat templates need beyond stock gonja: transformers'
+// tojson, Python-exact string methods, and dict methods that keep key order.
+
+// chatArg returns the argument at position pos or keyword name.
+func chatArg(va *exec.VarArgs, pos int, name string) (*exec.Value, bool) {
+	if pos < len(va.Args) {
+		return va.Args[pos], true
+	}
+	if v, ok := va.KwArgs[name]; ok {
+		return v, true
+	}
+	return nil, false
+}
+
+// chatCheckArgs rejects more positional arguments than max or unknown keywords.
+func chatCheckArgs(va *exec.VarArgs, what string, max int, names ...string) error {
+	if len(va.Args) > max {
+		return fmt.Errorf("%s takes at most %d positional arguments (%d given)", what, max, len(va.Args))
+	}
+	for k := range va.KwArgs {
+		known := false
+		for _, n := range names {
+			known = known || n == k
+		}
+		if !known {
+			return fmt.Errorf("%s got an unexpected keyword argument %q", what, k)
+		}
+	}
+	return nil
+}
+
+func chatFilters() *exec.FilterSet {
+	fs := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
+	set := func(name string, fn exec.FilterFunction) {
+		if fs.Exists(name) {
+			_ = fs.Replace(name, fn)
+		} else {
+			_ = fs.Register(name, fn)
+		}
+	}
+	set("tojson", chatFilterToJSON)
+	set("trim", chatFilterTrim)
+	set("items", chatFilterItems)
+	return fs
+}
+
+// chatFilterToJSON is transformers' tojson: json.dumps(x, ensure_ascii=False,
+// indent=indent, separators=separators, sort_keys=sort_keys), with no HTML
+// escaping (unlike Jinja's own tojson).
+func chatFilterToJSON(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := chatCheckArgs(va, "tojson", 4, "ensure_ascii", "indent", "separators", "sort_keys"); err != nil {
+		return exec.AsValue(err)
+	}
+	o := &chatJSONOptions{itemSep: ", ", keySep: ": "}
+	if v, ok := chatArg(va, 0, "ensure_ascii"); ok {
+		o.ensureASCII = v.IsTrue()
+	}
+	if v, ok := chatArg(va, 1, "indent"); ok && !v.IsNil() {
+		o.hasIndent, o.itemSep = true, ","
+		switch {
+		case v.IsString():
+			o.indent = v.String()
+		case v.IsInteger():
+			o.indent = strings.Repeat(" ", max(v.Integer(), 0))
+		default:
+			return exec.AsValue(fmt.Errorf("tojson: indent must be an int or a string, not %s", v.String()))
+		}
+	}
+	if v, ok := chatArg(va, 2, "separators"); ok && !v.IsNil() {
+		if !v.IsList() || v.Len() != 2 {
+			return exec.AsValue(errors.New("tojson: separators must be a pair of strings"))
+		}
+		o.itemSep, o.keySep = v.Index(0).String(), v.Index(1).String()
+	}
+	if v, ok := chatArg(va, 3, "sort_keys"); ok {
+		o.sortKeys = v.IsTrue()
+	}
+	s, err := chatToJSON(in, o)
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	return exec.AsSafeValue(s)
+}
+
+// chatFilterTrim is Jinja's trim: str.strip(chars).
+func chatFilterTrim(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := chatCheckArgs(va, "trim", 1, "chars"); err != nil {
+		return exec.AsValue(err)
+	}
+	s := chatStr(in)
+	if v, ok := chatArg(va, 0, "chars"); ok && !v.IsNil() {
+		return exec.AsValue(chatStrip(s, v.String(), true, true, true))
+	}
+	return exec.AsValue(chatStrip(s, "", false, true, true))
+}
+
+// chatFilterItems is Jinja's items filter: the (key, value) pairs in order.
+func chatFilterItems(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if in.IsNil() {
+		return exec.AsValue([]any{})
+	}
+	if !in.IsDict() {
+		return exec.AsValue(fmt.Errorf("items: %s is not a mapping", in.String()))
+	}
+	return exec.AsValue(chatItems(in))
+}
+
+func chatItems(v *exec.Value) []any {
+	pairs := chatDictPairs(v)
+	out := make([]any, len(pairs))
+	for i, p := range pairs {
+		out[i] = []any{p.Key, p.Value}
+	}
+	return out
+}
+
+// chatStr renders a value as Jinja's str() would for the cases templates use.
+func chatStr(v *exec.Value) string {
+	if v.IsNil() {
+		return "None"
+	}
+	return v.String()
+}
+
+// chatMethods returns gonja's methods with Python-exact replacements for the
+// ones chat templates call.
+func chatMethods() exec.Methods {
+	str := map[string]exec.Method[string]{}
+	for _, name := range []string{
+		"capwords", "casefold", "center", "count", "encode", "expandtabs", "find", "format", "format_map",
+		"index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier", "islower",
+		"isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "ljust", "partition",
+		"rfind", "rindex", "rjust", "rpartition", "splitlines", "swapcase", "zfill",
+	} {
+		if m, ok := builtins.Methods.Str.Get(name); ok {
+			str[name] = m
+		}
+	}
+	for name, m := range chatStrMethods {
+		str[name] = m
+	}
+	dict := map[string]exec.Method[map[string]any]{}
+	for _, name := range []string{"pop", "setdefault", "update", "copy", "clear"} {
+		if m, ok := builtins.Methods.Dict.Get(name); ok {
+			dict[name] = m
+		}
+	}
+	for name, m := range chatDictMethods {
+		dict[name] = m
+	}
+	return exec.Methods{
+		Bool:  builtins.Methods.Bool,
+		Int:   builtins.Methods.Int,
+		Float: builtins.Methods.Float,
+		Str:   exec.NewMethodSet(str),
+		Dict:  exec.NewMethodSet(dict),
+		List:  builtins.Methods.List,
+	}
+}
+
+var chatDictMethods = map[string]exec.Method[map[string]any]{
+	"items": func(_ map[string]any, self *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, "items()", 0); err != nil {
+			return nil, err
+		}
+		return chatItems(self), nil
+	},
+	"keys": func(_ map[string]any, self *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, "keys()", 0); err != nil {
+			return nil, err
+		}
+		var out []any
+		for _, p := range chatDictPairs(self) {
+			out = append(out, p.Key)
+		}
+		return out, nil
+	},
+	"values": func(_ map[string]any, self *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, "values()", 0); err != nil {
+			return nil, err
+		}
+		var out []any
+		for _, p := range chatDictPairs(self) {
+			out = append(out, p.Value)
+		}
+		return out, nil
+	},
+	"get": func(_ map[string]any, self *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) < 1 || len(va.Args) > 2 || len(va.KwArgs) > 0 {
+			return nil, errors.New("get() takes 1 or 2 positional arguments")
+		}
+		for _, p := range chatDictPairs(self) {
+			if p.Key.EqualValueTo(va.Args[0]) {
+				return p.Value, nil
+			}
+		}
+		if len(va.Args) == 2 {
+			return va.Args[1], nil
+		}
+		return nil, nil
+	},
+}
+
+// chatStrArg reads an optional string argument that may also be None.
+func chatStrArg(va *exec.VarArgs, pos int, name string) (string, bool, error) {
+	v, ok := chatArg(va, pos, name)
+	if !ok || v.IsNil() {
+		return "", false, nil
+	}
+	if !v.IsString() {
+		return "", false, fmt.Errorf("%s must be a string or None", name)
+	}
+	return v.String(), true, nil
+}
+
+var chatStrMethods = map[string]exec.Method[string]{
+	"strip":  chatStripMethod("strip", true, true),
+	"lstrip": chatStripMethod("lstrip", true, false),
+	"rstrip": chatStripMethod("rstrip", false, true),
+	"split":  chatSplitMethod(false),
+	"rsplit": chatSplitMethod(true),
+	"startswith": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		return chatAffix(s, va, "startswith", strings.HasPrefix)
+	},
+	"endswith": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		return chatAffix(s, va, "endswith", strings.HasSuffix)
+	},
+	"replace": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, "replace()", 3, "count"); err != nil {
+			return nil, err
+		}
+		if len(va.Args) < 2 || !va.Args[0].IsString() || !va.Args[1].IsString() {
+			return nil, errors.New("replace() takes two strings")
+		}
+		n := -1
+		if v, ok := chatArg(va, 2, "count"); ok {
+			n = v.Integer()
+		}
+		if n < 0 {
+			n = -1
+		}
+		return strings.Replace(s, va.Args[0].String(), va.Args[1].String(), n), nil
+	},
+	"upper":      chatNoArgs("upper", strings.ToUpper),
+	"lower":      chatNoArgs("lower", strings.ToLower),
+	"title":      chatNoArgs("title", chatTitle),
+	"capitalize": chatNoArgs("capitalize", chatCapitalize),
+	"removeprefix": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) != 1 || !va.Args[0].IsString() {
+			return nil, errors.New("removeprefix() takes one string")
+		}
+		return strings.TrimPrefix(s, va.Args[0].String()), nil
+	},
+	"removesuffix": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) != 1 || !va.Args[0].IsString() {
+			return nil, errors.New("removesuffix() takes one string")
+		}
+		return strings.TrimSuffix(s, va.Args[0].String()), nil
+	},
+}
+
+func chatNoArgs(name string, fn func(string) string) exec.Method[string] {
+	return func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, name+"()", 0); err != nil {
+			return nil, err
+		}
+		return fn(s), nil
+	}
+}
+
+func chatStripMethod(name string, left, right bool) exec.Method[string] {
+	return func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, name+"()", 1, "chars"); err != nil {
+			return nil, err
+		}
+		chars, ok, err := chatStrArg(va, 0, "chars")
+		if err != nil {
+			return nil, err
+		}
+		return chatStrip(s, chars, ok, left, right), nil
+	}
+}
+
+// chatIsSpace is Python's str.isspace for one character.
+func chatIsSpace(r rune) bool {
+	switch r {
+	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85:
+		return true
+	}
+	return r > 0x7f && unicode.IsSpace(r)
+}
+
+// chatStrip is Python's strip/lstrip/rstrip: with chars, the set of those
+// characters; without, whitespace.
+func chatStrip(s, chars string, haveChars, left, right bool) string {
+	cut := chatIsSpace
+	if haveChars {
+		cut = func(r rune) bool { return strings.ContainsRune(chars, r) }
+	}
+	if left {
+		s = strings.TrimLeftFunc(s, cut)
+	}
+	if right {
+		s = strings.TrimRightFunc(s, cut)
+	}
+	return s
+}
+
+func chatSplitMethod(fromRight bool) exec.Method[string] {
+	name := "split()"
+	if fromRight {
+		name = "rsplit()"
+	}
+	return func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, name, 2, "sep", "maxsplit"); err != nil {
+			return nil, err
+		}
+		sep, haveSep, err := chatStrArg(va, 0, "sep")
+		if err != nil {
+			return nil, err
+		}
+		maxsplit := -1
+		if v, ok := chatArg(va, 1, "maxsplit"); ok {
+			maxsplit = v.Integer()
+		}
+		if haveSep && sep == "" {
+			return nil, errors.New("empty separator")
+		}
+		var parts []string
+		if haveSep {
+			parts = chatSplitSep(s, sep, maxsplit, fromRight)
+		} else {
+			parts = chatSplitSpace(s, maxsplit, fromRight)
+		}
+		out := make([]any, len(parts))
+		for i, p := range parts {
+			out[i] = p
+		}
+		return out, nil
+	}
+}
+
+func chatSplitSep(s, sep string, maxsplit int, fromRight bool) []string {
+	if maxsplit < 0 {
+		return strings.Split(s, sep)
+	}
+	if !fromRight {
+		return strings.SplitN(s, sep, maxsplit+1)
+	}
+	var rev []string
+	for range maxsplit {
+		i := strings.LastIndex(s, sep)
+		if i < 0 {
+			break
+		}
+		rev = append(rev, s[i+len(sep):])
+		s = s[:i]
+	}
+	out := []string{s}
+	for i := len(rev) - 1; i >= 0; i-- {
+		out = append(out, rev[i])
+	}
+	return out
+}
+
+// chatSplitSpace is str.split() without a separator: runs of whitespace
+// separate, and no empty strings result.
+func chatSplitSpace(s string, maxsplit int, fromRight bool) []string {
+	if !fromRight {
+		var out []string
+		for {
+			s = strings.TrimLeftFunc(s, chatIsSpace)
+			if s == "" {
+				return out
+			}
+			if maxsplit >= 0 && len(out) == maxsplit {
+				return append(out, strings.TrimRightFunc(s, chatIsSpace))
+			}
+			i := strings.IndexFunc(s, chatIsSpace)
+			if i < 0 {
+				return append(out, s)
+			}
+			out = append(out, s[:i])
+			s = s[i:]
+		}
+	}
+	var rev []string
+	for {
+		s = strings.TrimRightFunc(s, chatIsSpace)
+		if s == "" {
+			break
+		}
+		if maxsplit >= 0 && len(rev) == maxsplit {
+			rev = append(rev, strings.TrimLeftFunc(s, chatIsSpace))
+			break
+		}
+		i := strings.LastIndexFunc(s, chatIsSpace)
+		if i < 0 {
+			rev = append(rev, s)
+			break
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		rev = append(rev, s[i+size:])
+		s = s[:i]
+	}
+	out := make([]string, 0, len(rev))
+	for i := len(rev) - 1; i >= 0; i-- {
+		out = append(out, rev[i])
+	}
+	return out
+}
+
+// chatAffix implements startswith/endswith with a string or a tuple of strings
+// and optional start/end.
+func chatAffix(s string, va *exec.VarArgs, name string, has func(string, string) bool) (any, error) {
+	if len(va.Args) < 1 || len(va.Args) > 3 || len(va.KwArgs) > 0 {
+		return nil, fmt.Errorf("%s() takes 1 to 3 positional arguments", name)
+	}
+	runes := []rune(s)
+	lo, hi := 0, len(runes)
+	bound := func(v *exec.Value, def int) int {
+		if v.IsNil() {
+			return def
+		}
+		i := v.Integer()
+		if i < 0 {
+			i += len(runes)
+		}
+		return min(max(i, 0), len(runes))
+	}
+	if len(va.Args) > 1 {
+		lo = bound(va.Args[1], 0)
+	}
+	if len(va.Args) > 2 {
+		hi = bound(va.Args[2], len(runes))
+	}
+	if lo > hi {
+		return false, nil
+	}
+	sub := string(runes[lo:hi])
+	arg := va.Args[0]
+	if arg.IsString() {
+		return has(sub, arg.String()), nil
+	}
+	if arg.IsList() {
+		for i := 0; i < arg.Len(); i++ {
+			e := arg.Index(i)
+			if !e.IsString() {
+				return nil, fmt.Errorf("%s() tuple elements must be strings", name)
+			}
+			if has(sub, e.String()) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return nil, fmt.Errorf("%s() argument must be a string or a tuple of strings", name)
+}
+
+func chatIsCased(r rune) bool { return unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) }
+
+// chatTitle is Python's str.title: a cased character is upper-cased after an
+// uncased one and lower-cased after a cased one.
+func chatTitle(s string) string {
+	var b strings.Builder
+	prevCased := false
+	for _, r := range s {
+		switch {
+		case !chatIsCased(r):
+			b.WriteRune(r)
+			prevCased = false
+		case prevCased:
+			b.WriteRune(unicode.ToLower(r))
+		default:
+			b.WriteRune(unicode.ToTitle(r))
+			prevCased = true
+		}
+	}
+	return b.String()
+}
+
+// chatCapitalize is Python's str.capitalize.
+func chatCapitalize(s string) string {
+	for i, r := range s {
+		return string(unicode.ToTitle(r)) + strings.ToLower(s[i+len(string(r)):])
+	}
+	return s
+}
+
+var (
+	chatWeekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
+	chatMonths   = []string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
+)
+
+// chatStrftime formats t with Python's (C locale) strftime directives,
+// including glibc's "-" flag that drops zero padding (%-d).
+func chatStrftime(t time.Time, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c != '%' || i+1 == len(format) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		pad := true
+		if format[i] == '-' && i+1 < len(format) {
+			pad = false
+			i++
+		}
+		num := func(v, width int) {
+			s := strconv.Itoa(v)
+			if pad {
+				for len(s) < width {
+					s = "0" + s
+				}
+			}
+			b.WriteString(s)
+		}
+		hour12 := t.Hour() % 12
+		if hour12 == 0 {
+			hour12 = 12
+		}
+		switch format[i] {
+		case 'a':
+			b.WriteString(chatWeekdays[t.Weekday()][:3])
+		case 'A':
+			b.WriteString(chatWeekdays[t.Weekday()])
+		case 'b', 'h':
+			b.WriteString(chatMonths[t.Month()-1][:3])
+		case 'B':
+			b.WriteString(chatMonths[t.Month()-1])
+		case 'd':
+			num(t.Day(), 2)
+		case 'e':
+			s := strconv.Itoa(t.Day())
+			if pad && len(s) < 2 {
+				s = " " + s
+			}
+			b.WriteString(s)
+		case 'H':
+			num(t.Hour(), 2)
+		case 'I':
+			num(hour12, 2)
+		case 'j':
+			num(t.YearDay(), 3)
+		case 'm':
+			num(int(t.Month()), 2)
+		case 'M':
+			num(t.Minute(), 2)
+		case 'p':
+			if t.Hour() < 12 {
+				b.WriteString("AM")
+			} else {
+				b.WriteString("PM")
+			}
+		case 'S':
+			num(t.Second(), 2)
+		case 'f':
+			num(t.Nanosecond()/1000, 6)
+		case 'y':
+			num(t.Year()%100, 2)
+		case 'Y':
+			b.WriteString(strconv.Itoa(t.Year()))
+		case 'w':
+			b.WriteString(strconv.Itoa(int(t.Weekday())))
+		case 'u':
+			wd := int(t.Weekday())
+			if wd == 0 {
+				wd = 7
+			}
+			b.WriteString(strconv.Itoa(wd))
+		case 'Z':
+			name, _ := t.Zone()
+			b.WriteString(name)
+		case 'z':
+			b.WriteString(t.Format("-0700"))
+		case 'F':
+			b.WriteString(t.Format("2006-01-02"))
+		case 'T':
+			b.WriteString(t.Format("15:04:05"))
+		case 'D':
+			b.WriteString(t.Format("01/02/06"))
+		case 'R':
+			b.WriteString(t.Format("15:04"))
+		case 'c':
+			fmt.Fprintf(&b, "%s %s %2d %s %d", chatWeekdays[t.Weekday()][:3], chatMonths[t.Month()-1][:3], t.Day(), t.Format("15:04:05"), t.Year())
+		case 'x':
+			b.WriteString(t.Format("01/02/06"))
+		case 'X':
+			b.WriteString(t.Format("15:04:05"))
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			if !pad {
+				b.WriteByte('-')
+			}
+			b.WriteByte(format[i])
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,282 @@
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// gonja parses a conditional expression (x if c else y) only at the top of
+// {{ ... }} and {% set ... %}, while Jinja accepts it anywhere, and real chat
+// templates nest it in parentheses and call arguments, e.g. Gemma 3:
+//
+//	{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+//
+// chatHoistConditionals rewrites each nested conditional into a set tag placed
+// just before the tag that uses it, where gonja evaluates it lazily:
+//
+//	{%+ set moco_cond_0 = first_user_prefix if loop.first else "" %}{{ '<start_of_turn>' + ... + ( moco_cond_0 ) }}
+//
+// The inserted tag never changes whitespace handling: it takes over the
+// original tag's left modifier ("+" in front of {{, which lstrip_blocks would
+// not touch), and it is followed by "{", never by the newline trim_blocks eats.
+// A template without nested conditionals is returned unchanged.
+func chatHoistConditionals(src string) (string, error) {
+	if !strings.Contains(src, "if") {
+		return src, nil
+	}
+	h := &chatHoister{}
+	var out strings.Builder
+	changed := false
+	for i := 0; i < len(src); {
+		j := strings.IndexByte(src[i:], '{')
+		if j < 0 || i+j+1 >= len(src) {
+			out.WriteString(src[i:])
+			break
+		}
+		j += i
+		out.WriteString(src[i:j])
+		switch src[j+1] {
+		case '#':
+			end := strings.Index(src[j+2:], "#}")
+			if end < 0 {
+				out.WriteString(src[j:])
+				return chatRewritten(src, out.String(), changed), nil
+			}
+			end += j + 2 + 2
+			out.WriteString(src[j:end])
+			i = end
+		case '{', '%':
+			closer := "}}"
+			if src[j+1] == '%' {
+				closer = "%}"
+			}
+			end := chatTagEnd(src, j+2, closer)
+			if end < 0 {
+				out.WriteString(src[j:])
+				return chatRewritten(src, out.String(), changed), nil
+			}
+			tag := src[j:end]
+			if src[j+1] == '%' && chatRawStart.MatchString(tag) {
+				loc := chatRawEnd.FindStringIndex(src[end:])
+				if loc == nil {
+					out.WriteString(src[j:])
+					return chatRewritten(src, out.String(), changed), nil
+				}
+				out.WriteString(src[j : end+loc[1]])
+				i = end + loc[1]
+				continue
+			}
+			rewritten, err := h.tag(tag)
+			if err != nil {
+				return "", err
+			}
+			changed = changed || rewritten != tag
+			out.WriteString(rewritten)
+			i = end
+		default:
+			out.WriteByte('{')
+			i = j + 1
+		}
+	}
+	return chatRewritten(src, out.String(), changed), nil
+}
+
+func chatRewritten(src, out string, changed bool) string {
+	if !changed {
+		return src
+	}
+	return out
+}
+
+var (
+	chatRawStart = regexp.MustCompile(`^\{%[-+]?\s*raw\s*[-+]?%\}$`)
+	chatRawEnd   = regexp.MustCompile(`\{%[-+]?\s*endraw\s*[-+]?%\}`)
+)
+
+// chatTagEnd returns the index just past the closer of a tag whose content
+// starts at i, skipping string literals and nested brackets, or -1.
+func chatTagEnd(src string, i int, closer string) int {
+	depth := 0
+	for i < len(src) {
+		c := src[i]
+		switch {
+		case c == '\'' || c == '"':
+			i = chatStringEnd(src, i)
+			continue
+		case c == '(' || c == '[' || c == '{':
+			depth++
+		case c == ')' || c == ']' || c == '}':
+			if depth == 0 && strings.HasPrefix(src[i:], closer) {
+				return i + len(closer)
+			}
+			if depth > 0 {
+				depth--
+			}
+		case depth == 0 && strings.HasPrefix(src[i:], closer):
+			return i + len(closer)
+		}
+		i++
+	}
+	return -1
+}
+
+// chatStringEnd returns the index just past the string literal at i.
+func chatStringEnd(src string, i int) int {
+	q := src[i]
+	for i++; i < len(src); i++ {
+		switch src[i] {
+		case '\\':
+			i++
+		case q:
+			return i + 1
+		}
+	}
+	return len(src)
+}
+
+type chatHoister struct{ n int }
+
+// tag rewrites one {{ ... }} or {% ... %} tag.
+func (h *chatHoister) tag(tag string) (string, error) {
+	open, body, close := tag[:2], tag[2:len(tag)-2], tag[len(tag)-2:]
+	mod := ""
+	if len(body) > 0 && (body[0] == '-' || body[0] == '+') {
+		mod, body = body[:1], body[1:]
+	}
+	hoisted, body, err := h.expr(body)
+	if err != nil || len(hoisted) == 0 {
+		return tag, err
+	}
+	if open == "{%" {
+		switch kw := chatFirstWord(body); kw {
+		case "elif", "else", "macro", "call", "filter", "endfor", "endif":
+			return "", fmt.Errorf("syntax error: a conditional expression nested in parentheses or arguments is not supported in a %q tag", kw)
+		}
+	}
+	// The inserted set tags inherit the original tag's left whitespace
+	// control. In front of {{ they must not be left-stripped (lstrip_blocks
+	// applies to block tags only), hence "+"; in front of a block tag they are
+	// stripped exactly as that tag would have been.
+	setMod := mod
+	if setMod == "" && open == "{{" {
+		setMod = "+"
+	}
+	var b strings.Builder
+	for _, s := range hoisted {
+		b.WriteString("{%" + setMod + " " + s + " %}")
+	}
+	b.WriteString(open + mod + body + close)
+	return b.String(), nil
+}
+
+func chatFirstWord(s string) string {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] == '_' || s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z') {
+		i++
+	}
+	return s[:i]
+}
+
+// chatExprTok is a token of a tag's content: its byte span, its bracket
+// depth before it, and its text when it is a name or punctuation.
+type chatExprTok struct {
+	start, end, depth int
+	text              string
+}
+
+func chatLexExpr(s string) []chatExprTok {
+	var toks []chatExprTok
+	depth := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '\'' || c == '"':
+			j := chatStringEnd(s, i)
+			toks = append(toks, chatExprTok{i, j, depth, ""})
+			i = j
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			j := i + 1
+			for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+			toks = append(toks, chatExprTok{i, j, depth, s[i:j]})
+			i = j
+		case c == '(' || c == '[' || c == '{':
+			toks = append(toks, chatExprTok{i, i + 1, depth, s[i : i+1]})
+			depth++
+			i++
+		case c == ')' || c == ']' || c == '}':
+			toks = append(toks, chatExprTok{i, i + 1, depth, s[i : i+1]})
+			if depth > 0 {
+				depth--
+			}
+			i++
+		default:
+			toks = append(toks, chatExprTok{i, i + 1, depth, s[i : i+1]})
+			i++
+		}
+	}
+	return toks
+}
+
+// expr hoists the outermost nested conditional of s, repeatedly, and returns
+// the set statements to run first (inner ones before the ones using them).
+func (h *chatHoister) expr(s string) (hoisted []string, rest string, err error) {
+	for guard := 0; guard < 1000; guard++ {
+		toks := chatLexExpr(s)
+		at := -1
+		for i, t := range toks {
+			if t.text == "if" && t.depth >= 1 && (at < 0 || t.depth < toks[at].depth) {
+				at = i
+			}
+		}
+		if at < 0 {
+			return hoisted, s, nil
+		}
+		d := toks[at].depth
+		// The element holding the conditional: between the enclosing bracket
+		// or a ',' or ':' at depth d, and the next such token.
+		first := at
+		for first > 0 {
+			p := toks[first-1]
+			if p.depth == d-1 || p.depth == d && (p.text == "," || p.text == ":") {
+				break
+			}
+			first--
+		}
+		last := at
+		hasElse := false
+		for last+1 < len(toks) {
+			n := toks[last+1]
+			if n.depth == d && (n.text == "," || n.text == ":" || n.text == ")" || n.text == "]" || n.text == "}") {
+				break
+			}
+			if n.depth == d && n.text == "else" {
+				hasElse = true
+			}
+			last++
+		}
+		if first == at || last == at {
+			return nil, "", errors.New("syntax error: incomplete conditional expression")
+		}
+		elem := strings.TrimSpace(s[toks[first].start:toks[last].end])
+		if !hasElse {
+			elem += " else moco_undefined" // Jinja yields undefined when there is no else
+		}
+		name := fmt.Sprintf("moco_cond_%d", h.n)
+		h.n++
+		inner, set, err := h.expr("set " + name + " = " + elem)
+		if err != nil {
+			return nil, "", err
+		}
+		hoisted = append(hoisted, inner...)
+		hoisted = append(hoisted, set)
+		s = s[:toks[first].start] + " " + name + " " + s[toks[last].end:]
+	}
+	return nil, "", errors.New("syntax error: conditional expressions nested too deeply")
+}

@@ -1,0 +1,207 @@
+package tokenizer
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+// chatRef is one line of ../shared/fixtures/tokenizers/chat_templates.ref.jsonl.
+type chatRef struct {
+	Tokenizer string          `json:"tokenizer"`
+	Case      string          `json:"case"`
+	Messages  json.RawMessage `json:"messages"`
+	Kwargs    json.RawMessage `json:"kwargs"`
+	Rendered  *string         `json:"rendered"`
+	Error     *string         `json:"error"`
+}
+
+// TestChatTemplateReference renders every conversation of the reference file
+// with the real templates and compares byte for byte.
+func TestChatTemplateReference(t *testing.T) {
+	dir := testutil.Shared(t, "fixtures/tokenizers")
+	f, err := os.Open(filepath.Join(dir, "chat_templates.ref.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	templates := map[string]*ChatTemplate{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<24)
+	n := 0
+	for sc.Scan() {
+		var ref chatRef
+		if err := json.Unmarshal(sc.Bytes(), &ref); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		t.Run(ref.Tokenizer+"/"+ref.Case, func(t *testing.T) {
+			ct, ok := templates[ref.Tokenizer]
+			if !ok {
+				cfg, err := os.ReadFile(filepath.Join(dir, ref.Tokenizer, "tokenizer_config.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ct, err = LoadChatTemplate(cfg); err != nil {
+					t.Fatal(err)
+				}
+				templates[ref.Tokenizer] = ct
+			}
+			if ct == nil {
+				t.Fatal("no chat template")
+			}
+			// The reference passes the special tokens, add_generation_prompt,
+			// tools and extra kwargs as keyword arguments: split them the way
+			// a caller of Render would.
+			kw, err := DecodeChatJSON(ref.Kwargs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := ChatOptions{Extra: map[string]any{}, Now: time.Date(2026, 7, 26, 12, 0, 0, 0, time.UTC)}
+			for _, f := range kw.(ChatMap) {
+				switch f.Key {
+				case "add_generation_prompt":
+					opts.AddGenerationPrompt = f.Value.(bool)
+				case "tools":
+					opts.Tools = f.Value.([]any)
+				default:
+					opts.Extra[f.Key] = f.Value
+				}
+			}
+			got, err := ct.RenderJSON(ref.Messages, opts)
+			if ref.Error != nil {
+				if err == nil {
+					t.Fatalf("rendered %q, want error %q", got, *ref.Error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ref.Rendered == nil || got != *ref.Rendered {
+				t.Errorf("render mismatch\n got %q\nwant %q", got, deref(ref.Rendered))
+			}
+		})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no reference cases")
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+// TestChatTemplateSpecialTokensFromConfig checks that the config's own special
+// tokens reach the template without the caller passing them: the reference
+// kwargs are exactly the config's tokens, so Render with no Extra must agree.
+func TestChatTemplateSpecialTokensFromConfig(t *testing.T) {
+	dir := testutil.Shared(t, "fixtures/tokenizers")
+	cfg, err := os.ReadFile(filepath.Join(dir, "gemma3", "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := LoadChatTemplate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ct.Render([]map[string]any{{"role": "user", "content": " Hi there \n"}}, ChatOptions{AddGenerationPrompt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<bos><start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// Gemma 3 refuses roles that do not alternate, through raise_exception.
+	_, err = ct.Render([]map[string]any{{"role": "assistant", "content": "x"}}, ChatOptions{})
+	var exc *ChatTemplateException
+	if !errors.As(err, &exc) || exc.Message != "Conversation roles must alternate user/assistant/user/assistant/..." {
+		t.Errorf("err = %v, want the template's raise_exception message", err)
+	}
+}
+
+// TestChatTemplateHandWritten renders small templates whose output is worked
+// out by hand from Jinja's rules (testdata/chat/*.jinja with *.json inputs and
+// *.txt expected outputs).
+func TestChatTemplateHandWritten(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "chat", "*.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no testdata/chat/*.jinja")
+	}
+	for _, file := range files {
+		base := strings.TrimSuffix(file, ".jinja")
+		t.Run(filepath.Base(base), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, err := os.ReadFile(base + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(base + ".txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in struct {
+				Messages json.RawMessage `json:"messages"`
+				Kwargs   json.RawMessage `json:"kwargs"`
+				Now      string          `json:"now"`
+			}
+			if err := json.Unmarshal(input, &in); err != nil {
+				t.Fatal(err)
+			}
+			cfg, _ := json.Marshal(map[string]any{"chat_template": string(src), "bos_token": "<s>", "eos_token": map[string]any{"content": "</s>", "special": true}})
+			ct, err := LoadChatTemplate(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := ChatOptions{AddGenerationPrompt: true, Extra: map[string]any{}}
+			if in.Now != "" {
+				if opts.Now, err = time.Parse(time.RFC3339, in.Now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(in.Kwargs) > 0 {
+				kw, err := DecodeChatJSON(in.Kwargs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range kw.(ChatMap) {
+					switch f.Key {
+					case "add_generation_prompt":
+						opts.AddGenerationPrompt = f.Value.(bool)
+					case "tools":
+						opts.Tools = f.Value.([]any)
+					default:
+						opts.Extra[f.Key] = f.Value
+					}
+				}
+			}
+			got, err := ct.RenderJSON(in.Messages, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("render mismatch\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
