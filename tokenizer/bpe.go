@@ -1,0 +1,332 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// bpe is the byte-pair-encoding model of tokenizer.json.
+type bpe struct {
+	vocab   map[string]int
+	tokens  []string // id -> token string ("" for gaps)
+	merges  map[uint64]merge
+	mergeAB [][2]string // in rank order, for Compare
+
+	unk          int // -1 when there is no unk token
+	unkToken     string
+	prefix       string // continuing_subword_prefix
+	suffix       string // end_of_word_suffix
+	fuseUnk      bool
+	byteFallback bool
+	ignoreMerges bool
+	byteIDs      [256]int // ids of <0xNN> tokens (-1 when absent)
+
+	mu    sync.Mutex
+	cache map[string][]int
+}
+
+type merge struct {
+	rank  int32
+	newID int32
+}
+
+func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+type bpeJSON struct {
+	Type                    string          `json:"type"`
+	Dropout                 *float64        `json:"dropout"`
+	UnkToken                *string         `json:"unk_token"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
+	Vocab                   json.RawMessage `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
+}
+
+const maxCache = 1 << 16
+
+func newBPE(raw json.RawMessage) (*bpe, error) {
+	var j bpeJSON
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return nil, fmt.Errorf("model: %v", err)
+	}
+	if j.Type == "" && j.Merges == nil {
+		return nil, fmt.Errorf("model: no type")
+	}
+	if j.Type != "" && j.Type != "BPE" {
+		return nil, fmt.Errorf("model type %q is not supported (only BPE)", j.Type)
+	}
+	if j.Dropout != nil && *j.Dropout > 0 && *j.Dropout < 1 {
+		return nil, fmt.Errorf("BPE dropout %v is not supported (it makes tokenization random)", *j.Dropout)
+	}
+	if j.Vocab == nil {
+		return nil, fmt.Errorf("model: BPE has no vocab")
+	}
+	vocab, err := parseVocab(j.Vocab)
+	if err != nil {
+		return nil, fmt.Errorf("model vocab: %v", err)
+	}
+	m := &bpe{vocab: vocab, unk: -1, fuseUnk: j.FuseUnk, byteFallback: j.ByteFallback, ignoreMerges: j.IgnoreMerges}
+	if j.ContinuingSubwordPrefix != nil {
+		m.prefix = *j.ContinuingSubwordPrefix
+	}
+	if j.EndOfWordSuffix != nil {
+		m.suffix = *j.EndOfWordSuffix
+	}
+	maxID := -1
+	for _, id := range vocab {
+		maxID = max(maxID, id)
+	}
+	if maxID >= 1<<24 {
+		return nil, fmt.Errorf("model vocab: id %d is implausibly large", maxID)
+	}
+	m.tokens = make([]string, maxID+1)
+	for tok, id := range vocab {
+		if m.tokens[id] != "" {
+			return nil, fmt.Errorf("model vocab: id %d is used by both %q and %q", id, m.tokens[id], tok)
+		}
+		m.tokens[id] = tok
+	}
+	if j.UnkToken != nil {
+		id, ok := vocab[*j.UnkToken]
+		if !ok {
+			return nil, fmt.Errorf("model: unk_token %q is not in the vocabulary", *j.UnkToken)
+		}
+		m.unk, m.unkToken = id, *j.UnkToken
+	}
+	for b := range m.byteIDs {
+		m.byteIDs[b] = -1
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			m.byteIDs[b] = id
+		}
+	}
+	merges, err := parseMerges(j.Merges)
+	if err != nil {
+		return nil, fmt.Errorf("model merges: %v", err)
+	}
+	m.mergeAB = merges
+	m.merges = make(map[uint64]merge, len(merges))
+	for rank, ab := range merges {
+		a, ok1 := vocab[ab[0]]
+		b, ok2 := vocab[ab[1]]
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("model merges: merge %d (%q %q) uses a token that is not in the vocabulary", rank, ab[0], ab[1])
+		}
+		bs := ab[1]
+		if len(m.prefix) > 0 && len(bs) >= len(m.prefix) && bs[:len(m.prefix)] == m.prefix {
+			bs = bs[len(m.prefix):]
+		}
+		n, ok := vocab[ab[0]+bs]
+		if !ok {
+			return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, ab[0]+bs)
+		}
+		k := pairKey(a, b)
+		if _, dup := m.merges[k]; !dup { // the first (best) rank wins
+			m.merges[k] = merge{int32(rank), int32(n)}
+		}
+	}
+	m.cache = make(map[string][]int)
+	return m, nil
+}
+
+// symbol is one piece of a word during merging: a doubly linked list
+// over a slice.
+type symbol struct {
+	id         int32
+	prev, next int32
+	dead       bool
+}
+
+// initial splits word into its first symbols: one per character, with
+// byte fallback and unk handling.
+func (m *bpe) initial(word string, syms []symbol) []symbol {
+	lastUnk := false
+	for i := 0; i < len(word); {
+		_, size := utf8.DecodeRuneInString(word[i:])
+		ch := word[i : i+size]
+		first, last := i == 0, i+size == len(word)
+		i += size
+		id, ok := 0, false
+		if (m.prefix == "" || first) && (m.suffix == "" || !last) {
+			id, ok = m.vocab[ch]
+		} else {
+			s := ch
+			if !first {
+				s = m.prefix + s
+			}
+			if last {
+				s += m.suffix
+			}
+			id, ok = m.vocab[s]
+		}
+		if ok {
+			syms = append(syms, symbol{id: int32(id)})
+			lastUnk = false
+			continue
+		}
+		if m.byteFallback {
+			all := true
+			for j := 0; j < len(ch); j++ {
+				if m.byteIDs[ch[j]] < 0 {
+					all = false
+					break
+				}
+			}
+			if all {
+				for j := 0; j < len(ch); j++ {
+					syms = append(syms, symbol{id: int32(m.byteIDs[ch[j]])})
+				}
+				lastUnk = false
+				continue
+			}
+		}
+		if m.unk < 0 {
+			continue // no unk token: the character is dropped, as in the reference
+		}
+		if m.fuseUnk && lastUnk {
+			continue
+		}
+		syms = append(syms, symbol{id: int32(m.unk)})
+		lastUnk = true
+	}
+	for i := range syms {
+		syms[i].prev = int32(i - 1)
+		syms[i].next = int32(i + 1)
+	}
+	if len(syms) > 0 {
+		syms[len(syms)-1].next = -1
+	}
+	return syms
+}
+
+// tokenize appends the ids of one pre-tokenized word to dst. With
+// mapBytes, the word is first shown in the byte-level alphabet.
+func (m *bpe) tokenize(dst []int, word string, mapBytes bool) []int {
+	if word == "" {
+		return dst
+	}
+	m.mu.Lock()
+	ids, ok := m.cache[word]
+	m.mu.Unlock()
+	if ok {
+		return append(dst, ids...)
+	}
+	if mapBytes {
+		ids = m.encodeWord(byteLevelString(word))
+	} else {
+		ids = m.encodeWord(word)
+	}
+	m.mu.Lock()
+	if len(m.cache) >= maxCache {
+		clear(m.cache)
+	}
+	m.cache[strings.Clone(word)] = ids // a clone: word may pin a large input
+	m.mu.Unlock()
+	return append(dst, ids...)
+}
+
+func (m *bpe) encodeWord(word string) []int {
+	if m.ignoreMerges {
+		if id, ok := m.vocab[word]; ok {
+			return []int{id}
+		}
+	}
+	var buf [64]symbol
+	syms := m.initial(word, buf[:0])
+	if len(syms) > 1 {
+		m.mergeAll(syms)
+	}
+	ids := make([]int, 0, len(syms))
+	for i := 0; i >= 0 && i < len(syms); i = int(syms[i].next) {
+		ids = append(ids, int(syms[i].id))
+	}
+	return ids
+}
+
+// candidate is a possible merge of the symbol at pos with its successor.
+type candidate struct {
+	rank, pos int32
+	newID     int32
+}
+
+func (a candidate) less(b candidate) bool {
+	return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos
+}
+
+// mergeAll applies merges lowest rank first (leftmost among equal ranks)
+// until none applies, using a binary heap of candidate pairs.
+func (m *bpe) mergeAll(syms []symbol) {
+	var hbuf [64]candidate
+	h := hbuf[:0]
+	push := func(c candidate) {
+		h = append(h, c)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !h[i].less(h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+	}
+	pop := func() candidate {
+		top := h[0]
+		n := len(h) - 1
+		h[0] = h[n]
+		h = h[:n]
+		for i := 0; ; {
+			l, r, s := 2*i+1, 2*i+2, i
+			if l < n && h[l].less(h[s]) {
+				s = l
+			}
+			if r < n && h[r].less(h[s]) {
+				s = r
+			}
+			if s == i {
+				break
+			}
+			h[i], h[s] = h[s], h[i]
+			i = s
+		}
+		return top
+	}
+	for i := 0; i+1 < len(syms); i++ {
+		if mg, ok := m.merges[pairKey(int(syms[i].id), int(syms[i+1].id))]; ok {
+			push(candidate{mg.rank, int32(i), mg.newID})
+		}
+	}
+	for len(h) > 0 {
+		c := pop()
+		s := &syms[c.pos]
+		if s.dead || s.next < 0 {
+			continue
+		}
+		nx := &syms[s.next]
+		mg, ok := m.merges[pairKey(int(s.id), int(nx.id))]
+		if !ok || mg.rank != c.rank || mg.newID != c.newID {
+			continue // stale: one side has changed since this was queued
+		}
+		s.id = c.newID
+		nx.dead = true
+		s.next = nx.next
+		if s.next >= 0 {
+			syms[s.next].prev = c.pos
+		}
+		if s.prev >= 0 {
+			p := syms[s.prev]
+			if mg, ok := m.merges[pairKey(int(p.id), int(s.id))]; ok {
+				push(candidate{mg.rank, s.prev, mg.newID})
+			}
+		}
+		if s.next >= 0 {
+			if mg, ok := m.merges[pairKey(int(s.id), int(syms[s.next].id))]; ok {
+				push(candidate{mg.rank, c.pos, mg.newID})
+			}
+		}
+	}
+}

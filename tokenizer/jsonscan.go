@@ -1,0 +1,275 @@
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The model's vocabulary and merges are the bulk of a tokenizer.json (262k
+// entries and 500k merges for Gemma 3). encoding/json decodes them an order
+// of magnitude slower than this small scanner, which understands only the
+// two shapes needed: an object of string -> integer, and an array of merges
+// (either "a b" strings or ["a", "b"] pairs).
+
+type jsonScanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *jsonScanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("offset %d: %s", s.pos, fmt.Sprintf(format, args...))
+}
+
+func (s *jsonScanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// expect consumes c after optional white space.
+func (s *jsonScanner) expect(c byte) error {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return s.errorf("unexpected end of JSON, want %q", c)
+	}
+	if s.data[s.pos] != c {
+		return s.errorf("unexpected %q, want %q", s.data[s.pos], c)
+	}
+	s.pos++
+	return nil
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *jsonScanner) peek() byte {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return 0
+	}
+	return s.data[s.pos]
+}
+
+// str reads a JSON string.
+func (s *jsonScanner) str() (string, error) {
+	if err := s.expect('"'); err != nil {
+		return "", err
+	}
+	start := s.pos
+	// Fast path: no escapes.
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		if c == '"' {
+			v := string(s.data[start:s.pos])
+			s.pos++
+			if !utf8.ValidString(v) {
+				return "", s.errorf("invalid UTF-8 in string")
+			}
+			return v, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return "", s.errorf("control character in string")
+		}
+		s.pos++
+	}
+	var b strings.Builder
+	b.Write(s.data[start:s.pos])
+	for {
+		if s.pos >= len(s.data) {
+			return "", s.errorf("unterminated string")
+		}
+		c := s.data[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			v := b.String()
+			if !utf8.ValidString(v) {
+				return "", s.errorf("invalid UTF-8 in string")
+			}
+			return v, nil
+		case c < 0x20:
+			return "", s.errorf("control character in string")
+		case c != '\\':
+			b.WriteByte(c)
+			s.pos++
+			continue
+		}
+		if s.pos+1 >= len(s.data) {
+			return "", s.errorf("unterminated escape")
+		}
+		e := s.data[s.pos+1]
+		s.pos += 2
+		switch e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, err := s.hex4()
+			if err != nil {
+				return "", err
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if s.pos+1 < len(s.data) && s.data[s.pos] == '\\' && s.data[s.pos+1] == 'u' {
+					s.pos += 2
+					lo, err := s.hex4()
+					if err != nil {
+						return "", err
+					}
+					r2 = utf16.DecodeRune(r, lo)
+				}
+				r = r2
+			}
+			b.WriteRune(r)
+		default:
+			return "", s.errorf("invalid escape \\%c", e)
+		}
+	}
+}
+
+func (s *jsonScanner) hex4() (rune, error) {
+	if s.pos+4 > len(s.data) {
+		return 0, s.errorf("short \\u escape")
+	}
+	v, err := strconv.ParseUint(string(s.data[s.pos:s.pos+4]), 16, 32)
+	if err != nil {
+		return 0, s.errorf("bad \\u escape")
+	}
+	s.pos += 4
+	return rune(v), nil
+}
+
+// integer reads a non-negative JSON integer that fits an int32.
+func (s *jsonScanner) integer() (int, error) {
+	s.skipSpace()
+	start := s.pos
+	v := 0
+	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
+		v = v*10 + int(s.data[s.pos]-'0')
+		if v > 1<<31-1 {
+			return 0, s.errorf("id too large")
+		}
+		s.pos++
+	}
+	if s.pos == start {
+		return 0, s.errorf("want a non-negative integer id")
+	}
+	return v, nil
+}
+
+// parseVocab parses {"token": id, ...}.
+func parseVocab(data []byte) (map[string]int, error) {
+	s := &jsonScanner{data: data}
+	if err := s.expect('{'); err != nil {
+		return nil, err
+	}
+	vocab := make(map[string]int, len(data)/16)
+	if s.peek() == '}' {
+		s.pos++
+		return vocab, nil
+	}
+	for {
+		k, err := s.str()
+		if err != nil {
+			return nil, err
+		}
+		if err := s.expect(':'); err != nil {
+			return nil, err
+		}
+		v, err := s.integer()
+		if err != nil {
+			return nil, err
+		}
+		vocab[k] = v
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return vocab, nil
+		default:
+			return nil, s.errorf("want ',' or '}' in vocab")
+		}
+	}
+}
+
+// parseMerges parses ["a b", ...] or [["a", "b"], ...].
+func parseMerges(data []byte) ([][2]string, error) {
+	s := &jsonScanner{data: data}
+	if s.peek() == 'n' && strings.HasPrefix(string(data[s.pos:]), "null") {
+		return nil, nil
+	}
+	if err := s.expect('['); err != nil {
+		return nil, err
+	}
+	var merges [][2]string
+	if s.peek() == ']' {
+		s.pos++
+		return merges, nil
+	}
+	for {
+		var m [2]string
+		switch s.peek() {
+		case '"':
+			line, err := s.str()
+			if err != nil {
+				return nil, err
+			}
+			a, b, ok := strings.Cut(line, " ")
+			if !ok || strings.Contains(b, " ") {
+				return nil, fmt.Errorf("merge %d: %q is not two tokens separated by one space", len(merges), line)
+			}
+			m = [2]string{a, b}
+		case '[':
+			s.pos++
+			a, err := s.str()
+			if err != nil {
+				return nil, err
+			}
+			if err := s.expect(','); err != nil {
+				return nil, err
+			}
+			b, err := s.str()
+			if err != nil {
+				return nil, err
+			}
+			if err := s.expect(']'); err != nil {
+				return nil, err
+			}
+			m = [2]string{a, b}
+		default:
+			return nil, s.errorf("want a merge (string or pair)")
+		}
+		merges = append(merges, m)
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return merges, nil
+		default:
+			return nil, s.errorf("want ',' or ']' in merges")
+		}
+	}
+}
+
+var errNoModel = errors.New("tokenizer.json has no model")

@@ -1,0 +1,277 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// Tokenizer is a Hugging Face tokenizer loaded from tokenizer.json (and
+// tokenizer_config.json). It is safe for concurrent use.
+type Tokenizer struct {
+	// Chat is the chat template of tokenizer_config.json, nil if none.
+	Chat *ChatTemplate
+
+	model      *bpe
+	added      []AddedToken
+	addedID    map[string]int
+	rawAdded   *addedMatcher // added tokens matched in the raw text
+	normAdded  *addedMatcher // added tokens matched after normalization
+	normalizer normalizer
+	pre        preTokenizer
+	mapBytes   bool // the model sees words in the byte-level alphabet
+	post       postProcessor
+	dec        decoder
+	cleanup    bool // clean_up_tokenization_spaces
+
+	tokens  []string // id -> token string, added tokens included
+	special []bool   // id -> special added token
+	bos     int
+	eos     []int
+}
+
+type fileJSON struct {
+	AddedTokens   []AddedToken    `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         json.RawMessage `json:"model"`
+}
+
+// Load reads dir/tokenizer.json and, when present, dir/tokenizer_config.json.
+func Load(dir string) (*Tokenizer, error) {
+	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		cj = nil
+	}
+	t, err := New(tj, cj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return t, nil
+}
+
+// New builds a tokenizer from the contents of tokenizer.json and
+// tokenizer_config.json (which may be nil).
+func New(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
+	t, err := build(tokenizerJSON, tokenizerConfigJSON)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return t, nil
+}
+
+func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
+	var f fileJSON
+	if err := json.Unmarshal(tokenizerJSON, &f); err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %v", err)
+	}
+	if isNull(f.Model) {
+		return nil, errNoModel
+	}
+	cfg, err := parseConfig(configJSON)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tokenizer{bos: -1}
+	if t.model, err = newBPE(f.Model); err != nil {
+		return nil, err
+	}
+	if t.normalizer, err = newNormalizer(f.Normalizer); err != nil {
+		return nil, err
+	}
+	if t.pre, err = newPreTokenizer(f.PreTokenizer); err != nil {
+		return nil, err
+	}
+	if t.pre != nil {
+		t.pre, t.mapBytes = lastByteLevel(t.pre)
+	}
+	if t.post, err = newPostProcessor(f.PostProcessor); err != nil {
+		return nil, err
+	}
+	if t.dec, err = newDecoder(f.Decoder); err != nil {
+		return nil, err
+	}
+	if err := t.setAdded(f.AddedTokens, cfg.SplitSpecialTokens); err != nil {
+		return nil, err
+	}
+	t.cleanup = cfg.CleanUp != nil && *cfg.CleanUp
+	if err := t.setSpecials(cfg); err != nil {
+		return nil, err
+	}
+	if len(configJSON) > 0 {
+		if t.Chat, err = LoadChatTemplate(configJSON); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// setAdded indexes the added tokens and builds their matchers.
+func (t *Tokenizer) setAdded(added []AddedToken, splitSpecial bool) error {
+	n := len(t.model.tokens)
+	for _, a := range added {
+		if a.ID < 0 || a.ID >= 1<<24 {
+			return fmt.Errorf("added token %q has invalid id %d", a.Content, a.ID)
+		}
+		n = max(n, a.ID+1)
+	}
+	t.added = added
+	t.tokens = make([]string, n)
+	copy(t.tokens, t.model.tokens)
+	t.special = make([]bool, n)
+	t.addedID = make(map[string]int, len(added))
+	var raw, norm []AddedToken
+	var rawPats, normPats []string
+	for _, a := range added {
+		t.tokens[a.ID] = a.Content
+		t.special[a.ID] = a.Special
+		if _, dup := t.addedID[a.Content]; !dup {
+			t.addedID[a.Content] = a.ID
+		}
+		if a.Content == "" || splitSpecial && a.Special {
+			continue
+		}
+		if a.Normalized && t.normalizer != nil {
+			norm = append(norm, a)
+			normPats = append(normPats, t.normalizer.normalize(a.Content))
+		} else {
+			raw = append(raw, a)
+			rawPats = append(rawPats, a.Content)
+		}
+	}
+	if len(raw) > 0 {
+		t.rawAdded = newAddedMatcher(raw, rawPats)
+	}
+	if len(norm) > 0 {
+		t.normAdded = newAddedMatcher(norm, normPats)
+	}
+	return nil
+}
+
+// VocabSize returns the largest id plus one, added tokens included.
+func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
+
+// TokenString returns the vocabulary string of id (in the model's
+// alphabet, e.g. "Ġthe"), or "" when id is not in the vocabulary.
+func (t *Tokenizer) TokenString(id int) string {
+	if id < 0 || id >= len(t.tokens) {
+		return ""
+	}
+	return t.tokens[id]
+}
+
+// TokenID returns the id of a vocabulary string or added token.
+func (t *Tokenizer) TokenID(s string) (int, bool) {
+	if id, ok := t.addedID[s]; ok {
+		return id, true
+	}
+	id, ok := t.model.vocab[s]
+	return id, ok
+}
+
+// IsSpecial reports whether id is a special added token.
+func (t *Tokenizer) IsSpecial(id int) bool {
+	return id >= 0 && id < len(t.special) && t.special[id]
+}
+
+// BOS returns the beginning-of-sequence id, or -1 if there is none.
+func (t *Tokenizer) BOS() int { return t.bos }
+
+// EOS returns the end-of-sequence ids (often one; empty if none).
+func (t *Tokenizer) EOS() []int { return append([]int(nil), t.eos...) }
+
+// AddedTokens returns the added tokens of tokenizer.json.
+func (t *Tokenizer) AddedTokens() []AddedToken { return append([]AddedToken(nil), t.added...) }
+
+// Encode returns the ids of text. With addSpecial, the post-processor's
+// special tokens (e.g. BOS) are added as the model folder says.
+// Special-token strings inside text are always encoded as those tokens.
+func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
+	if !utf8.ValidString(text) {
+		return nil, errors.New("tokenizer: text is not valid UTF-8")
+	}
+	var ids []int
+	if addSpecial {
+		ids = append(ids, t.post.prefix...)
+	}
+	var segBuf [8]segment
+	segs := t.rawAdded.split(segBuf[:0], segment{text, -1, true})
+	var pieces []piece
+	var sub []segment
+	for _, seg := range segs {
+		if seg.id >= 0 {
+			ids = append(ids, seg.id)
+			continue
+		}
+		if t.normalizer != nil {
+			seg.s = t.normalizer.normalize(seg.s)
+		}
+		sub = t.normAdded.split(sub[:0], seg)
+		for _, ss := range sub {
+			if ss.id >= 0 {
+				ids = append(ids, ss.id)
+				continue
+			}
+			if t.pre == nil {
+				ids = t.model.tokenize(ids, ss.s, t.mapBytes)
+				continue
+			}
+			pieces = t.pre.split(pieces[:0], piece{ss.s, ss.atStart})
+			for _, p := range pieces {
+				ids = t.model.tokenize(ids, p.s, t.mapBytes)
+			}
+		}
+	}
+	if addSpecial {
+		ids = append(ids, t.post.suffix...)
+	}
+	return ids, nil
+}
+
+// tokenStrings returns the token strings of ids, without unknown ids and,
+// with skipSpecial, without special tokens.
+func (t *Tokenizer) tokenStrings(ids []int, skipSpecial bool) []string {
+	toks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id < 0 || id >= len(t.tokens) || skipSpecial && t.special[id] {
+			continue
+		}
+		if t.tokens[id] == "" {
+			continue // a gap in the ids
+		}
+		toks = append(toks, t.tokens[id])
+	}
+	return toks
+}
+
+// Decode returns the text of ids. Unknown ids are skipped; with
+// skipSpecial, so are special tokens.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
+	return t.decodeTokens(t.tokenStrings(ids, skipSpecial))
+}
+
+func (t *Tokenizer) decodeTokens(toks []string) string {
+	var s string
+	if t.dec != nil {
+		s = strings.Join(t.dec.decode(toks), "")
+	} else {
+		s = strings.Join(toks, " ")
+	}
+	if t.cleanup {
+		s = cleanUpSpaces(s)
+	}
+	return s
+}
