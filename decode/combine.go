@@ -94,6 +94,26 @@ type Contrastive struct {
 	Alpha         float64
 }
 
+// DefaultContrastive returns the contrastive layout for n models listed
+// best first (see RankByNLL): model 0 is the base; with two models the
+// second is the anti-expert; with more, the next k are experts and the last
+// k anti-experts, k = (n-1)/2 (three models: proxy-tuning's base, expert,
+// anti-expert).
+func DefaultContrastive(n int, alpha float64) *Contrastive {
+	c := &Contrastive{Alpha: alpha}
+	switch {
+	case n == 2:
+		c.Anti = []int{1}
+	case n > 2:
+		k := (n - 1) / 2
+		for i := 1; i <= k; i++ {
+			c.Experts = append(c.Experts, i)
+			c.Anti = append(c.Anti, n-k+i-1)
+		}
+	}
+	return c
+}
+
 // Combine implements Combiner.
 func (c *Contrastive) Combine(dst []float32, s *Step) error {
 	n := len(s.Logits)

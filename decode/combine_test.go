@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -166,6 +167,18 @@ func TestLockstepConsumesEveryToken(t *testing.T) {
 			if m.hist[i] != want[i] {
 				t.Fatalf("history %v, want %v", m.hist, want)
 			}
+		}
+	}
+}
+
+func TestDefaultContrastive(t *testing.T) {
+	for _, tc := range []struct {
+		n             int
+		experts, anti []int
+	}{{2, nil, []int{1}}, {3, []int{1}, []int{2}}, {5, []int{1, 2}, []int{3, 4}}, {4, []int{1}, []int{3}}} {
+		c := DefaultContrastive(tc.n, 0.2)
+		if fmt.Sprint(c.Experts) != fmt.Sprint(tc.experts) || fmt.Sprint(c.Anti) != fmt.Sprint(tc.anti) || c.Base != 0 {
+			t.Errorf("n=%d: experts %v anti %v, want %v %v", tc.n, c.Experts, c.Anti, tc.experts, tc.anti)
 		}
 	}
 }
