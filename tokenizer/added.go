@@ -22,7 +22,7 @@ type AddedToken struct {
 // among those starting there, as the reference's Aho-Corasick does.
 type addedMatcher struct {
 	tokens []AddedToken
-	pats   []string       // what is matched (content, maybe normalized)
+	pats   []string         // what is matched (content, maybe normalized)
 	next   map[uint64]int32 // (node<<8 | byte) -> child node
 	term   []int32          // node -> index in tokens, or -1
 	first  [256]bool

@@ -23,9 +23,9 @@ type templatePieceJSON struct {
 }
 
 type postProcessorJSON struct {
-	Type          string                     `json:"type"`
-	Processors    []json.RawMessage          `json:"processors"`
-	Single        json.RawMessage            `json:"single"`
+	Type          string            `json:"type"`
+	Processors    []json.RawMessage `json:"processors"`
+	Single        json.RawMessage   `json:"single"`
 	SpecialTokens map[string]struct {
 		IDs []int `json:"ids"`
 	} `json:"special_tokens"`

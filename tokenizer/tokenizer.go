@@ -28,6 +28,9 @@ type Tokenizer struct {
 	dec        decoder
 	cleanup    bool // clean_up_tokenization_spaces
 
+	hasByteFallback bool // the decoder has ByteFallback (for Stream)
+	stripTrailing   rune // the decoder strips this at the end, or -1
+
 	tokens  []string // id -> token string, added tokens included
 	special []bool   // id -> special added token
 	bos     int
@@ -104,6 +107,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	if t.dec, err = newDecoder(f.Decoder); err != nil {
 		return nil, err
 	}
+	t.hasByteFallback, t.stripTrailing = decoderTraits(t.dec)
 	if err := t.setAdded(f.AddedTokens, cfg.SplitSpecialTokens); err != nil {
 		return nil, err
 	}

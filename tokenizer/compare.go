@@ -1,0 +1,44 @@
+package tokenizer
+
+import "fmt"
+
+// Compare reports whether o has the same vocabulary as t: the same model
+// vocabulary (string -> id), the same merges in the same order and the same
+// added tokens. It returns nil when they are identical, else an error naming
+// the first difference. Models that decode in lockstep must agree here.
+func (t *Tokenizer) Compare(o *Tokenizer) error {
+	a, b := t.model, o.model
+	if len(a.vocab) != len(b.vocab) {
+		return fmt.Errorf("vocabulary sizes differ: %d and %d", len(a.vocab), len(b.vocab))
+	}
+	for id := 0; id < max(len(a.tokens), len(b.tokens)); id++ {
+		x, y := tokenAt(a.tokens, id), tokenAt(b.tokens, id)
+		if x != y {
+			return fmt.Errorf("vocabulary differs at id %d: %q and %q", id, x, y)
+		}
+	}
+	if len(a.mergeAB) != len(b.mergeAB) {
+		return fmt.Errorf("merge counts differ: %d and %d", len(a.mergeAB), len(b.mergeAB))
+	}
+	for i := range a.mergeAB {
+		if a.mergeAB[i] != b.mergeAB[i] {
+			return fmt.Errorf("merge %d differs: %q and %q", i, a.mergeAB[i], b.mergeAB[i])
+		}
+	}
+	if len(t.added) != len(o.added) {
+		return fmt.Errorf("added token counts differ: %d and %d", len(t.added), len(o.added))
+	}
+	for i := range t.added {
+		if t.added[i] != o.added[i] {
+			return fmt.Errorf("added token %d differs: %+v and %+v", i, t.added[i], o.added[i])
+		}
+	}
+	return nil
+}
+
+func tokenAt(toks []string, id int) string {
+	if id < len(toks) {
+		return toks[id]
+	}
+	return ""
+}

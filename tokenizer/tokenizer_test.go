@@ -1,0 +1,326 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+func embedded(t testing.TB) *Tokenizer {
+	t.Helper()
+	tk, err := New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func mini(t testing.TB) *Tokenizer {
+	t.Helper()
+	data, err := os.ReadFile("testdata/bytelevel-mini.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := New(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// The embedded default encodes the reference prompt, BOS included, to the
+// ids an independent implementation produced.
+func TestEmbeddedPromptWithBOS(t *testing.T) {
+	data, err := os.ReadFile("testdata/stories260k_prompt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompt string `json:"prompt"`
+		IDs    []int  `json:"ids"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	tk := embedded(t)
+	got, err := tk.Encode(ref.Prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ref.IDs) {
+		t.Fatalf("Encode(prompt, true)\n got %v\nwant %v", got, ref.IDs)
+	}
+	if tk.BOS() != 1 || !slices.Equal(tk.EOS(), []int{2}) {
+		t.Errorf("BOS %d EOS %v, want 1 [2]", tk.BOS(), tk.EOS())
+	}
+	if got := tk.Decode(ref.IDs, true); got != ref.Prompt {
+		t.Errorf("Decode(skip special) = %q, want the prompt", got)
+	}
+	if got := tk.Decode(ref.IDs, false); got != "<s> "+ref.Prompt {
+		t.Errorf("Decode = %q, want <s> and the prompt", got)
+	}
+}
+
+// The shared stories260K folder gives the reference ids with BOS too.
+func TestSharedStoriesWithBOS(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	data, err := os.ReadFile(dir + "/reference_greedy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompt string `json:"prompt"`
+		IDs    []int  `json:"prompt_ids_with_bos"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tk.Encode(ref.Prompt, true)
+	if err != nil || !slices.Equal(got, ref.IDs) {
+		t.Fatalf("Encode = %v, %v; want %v", got, err, ref.IDs)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	load := func(name string) *Tokenizer {
+		tk, err := Load(testutil.Shared(t, "models/"+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	stories, xs, eric := load("stories260K"), load("llama2xs"), load("eric260K")
+	if err := stories.Compare(xs); err != nil {
+		t.Errorf("stories260K vs llama2xs: %v, want identical", err)
+	}
+	if err := stories.Compare(eric); err == nil {
+		t.Errorf("stories260K vs eric260K: nil, want a difference")
+	} else {
+		t.Logf("stories260K vs eric260K: %v", err)
+	}
+	if err := embedded(t).Compare(stories); err != nil {
+		t.Errorf("embedded vs stories260K: %v", err)
+	}
+	if err := embedded(t).Compare(mini(t)); err == nil {
+		t.Errorf("embedded vs bytelevel-mini: nil, want a difference")
+	}
+}
+
+// Every shared tokenizer knows its BOS and EOS as its config says.
+func TestSpecials(t *testing.T) {
+	cases := []struct {
+		name      string
+		bos       int
+		eos       []int
+		withBOS   []int // Encode("a", true)
+		vocabSize int
+	}{
+		{"qwen3", -1, []int{151645}, []int{64}, 151669},
+		{"llama3", 128000, []int{128001}, []int{64}, 128256},
+		{"mistral-sp", 1, []int{2}, []int{1, 264}, 32000},
+		{"gemma3", 2, []int{106}, []int{2, 236746}, 262145},
+		{"tok512", 1, []int{2}, []int{1, 261}, 512},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tk := refTokenizer(t, c.name)
+			if tk.BOS() != c.bos || !slices.Equal(tk.EOS(), c.eos) {
+				t.Errorf("BOS %d EOS %v, want %d %v", tk.BOS(), tk.EOS(), c.bos, c.eos)
+			}
+			got, err := tk.Encode("a", true)
+			if err != nil || !slices.Equal(got, c.withBOS) {
+				t.Errorf("Encode(a, true) = %v, %v; want %v", got, err, c.withBOS)
+			}
+			if tk.VocabSize() != c.vocabSize {
+				t.Errorf("VocabSize = %d, want %d", tk.VocabSize(), c.vocabSize)
+			}
+			for _, id := range c.eos {
+				if !tk.IsSpecial(id) {
+					t.Errorf("IsSpecial(%d) = false", id)
+				}
+				if got, ok := tk.TokenID(tk.TokenString(id)); !ok || got != id {
+					t.Errorf("TokenID(TokenString(%d)) = %d, %v", id, got, ok)
+				}
+			}
+		})
+	}
+}
+
+// Special-token strings in the text are encoded as those tokens, and
+// skipped on decode when asked.
+func TestSpecialTokensInText(t *testing.T) {
+	tk := mini(t)
+	ids, err := tk.Encode("<|im_start|>hi<|im_end|>", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) < 3 || ids[0] != 1501 || ids[len(ids)-1] != 1502 {
+		t.Fatalf("ids %v: want 1501 first and 1502 last", ids)
+	}
+	if got := tk.Decode(ids, true); got != "hi" {
+		t.Errorf("Decode(skip special) = %q, want hi", got)
+	}
+	if got := tk.Decode(ids, false); got != "<|im_start|>hi<|im_end|>" {
+		t.Errorf("Decode = %q", got)
+	}
+	// <tool_call> is added but not special: never skipped.
+	ids, _ = tk.Encode("<tool_call>", false)
+	if !slices.Equal(ids, []int{1503}) || tk.Decode(ids, true) != "<tool_call>" {
+		t.Errorf("<tool_call>: ids %v decode %q", ids, tk.Decode(ids, true))
+	}
+}
+
+func TestUnsupportedComponents(t *testing.T) {
+	base := `{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`
+	cases := []struct {
+		json, want string
+	}{
+		{`{"model": {"type": "WordPiece", "vocab": {"a": 0}}}`, "WordPiece"},
+		{`{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}`, "Unigram"},
+		{`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}`, "dropout"},
+		{strings.Replace(base, `{"model"`, `{"normalizer": {"type": "BertNormalizer"}, "model"`, 1), "BertNormalizer"},
+		{strings.Replace(base, `{"model"`, `{"pre_tokenizer": {"type": "UnicodeScripts"}, "model"`, 1), "UnicodeScripts"},
+		{strings.Replace(base, `{"model"`, `{"decoder": {"type": "CTC"}, "model"`, 1), "CTC"},
+		{strings.Replace(base, `{"model"`, `{"post_processor": {"type": "Foo"}, "model"`, 1), "Foo"},
+		{`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}`, "not in the vocabulary"},
+		{`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}}`, "unk_token"},
+		{`{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}`, "id 0"},
+		{`{"model": null}`, "no model"},
+		{`[1, 2]`, "tokenizer.json"},
+	}
+	for _, c := range cases {
+		_, err := New([]byte(c.json), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%s) = %v, want an error naming %q", c.json, err, c.want)
+		}
+	}
+	if _, err := New([]byte(base), nil); err != nil {
+		t.Errorf("New(minimal) = %v", err)
+	}
+}
+
+func TestEncodeInvalidUTF8(t *testing.T) {
+	if _, err := embedded(t).Encode("a\xffb", false); err == nil {
+		t.Error("Encode(invalid UTF-8) gave no error")
+	}
+}
+
+// A hand-built BPE exercising merges in rank order, unk fusing, byte
+// fallback, and the continuing-subword prefix and end-of-word suffix.
+func TestBPEModel(t *testing.T) {
+	cases := []struct {
+		name, model, text string
+		want              []int
+	}{
+		{"rank order", `{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"ab":3,"bc":4,"abc":5},"merges":["b c","a b","ab c"]}`,
+			"abc", []int{0, 4}}, // b c outranks a b, and a+bc is no merge
+		{"pair merges", `{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"aba":3},"merges":[["a","b"],["ab","a"]]}`,
+			"ababa", []int{2, 3}},
+		{"fuse unk", `{"type":"BPE","vocab":{"<unk>":0,"a":1},"merges":[],"unk_token":"<unk>","fuse_unk":true}`,
+			"xya", []int{0, 1}},
+		{"no fuse unk", `{"type":"BPE","vocab":{"<unk>":0,"a":1},"merges":[],"unk_token":"<unk>"}`,
+			"xya", []int{0, 0, 1}},
+		{"no unk drops", `{"type":"BPE","vocab":{"a":1},"merges":[]}`, "xa", []int{1}},
+		{"byte fallback", `{"type":"BPE","vocab":{"<unk>":0,"<0xC3>":1,"<0xA9>":2,"a":3},"merges":[],"unk_token":"<unk>","byte_fallback":true}`,
+			"éa", []int{1, 2, 3}},
+		{"prefix", `{"type":"BPE","vocab":{"a":0,"##b":1,"##c":2,"a##b":9,"ab":3,"##bc":4},"merges":["##b ##c"],"continuing_subword_prefix":"##"}`,
+			"abc", []int{0, 4}},
+		{"suffix", `{"type":"BPE","vocab":{"a":0,"b</w>":1,"ab</w>":2},"merges":["a b</w>"],"end_of_word_suffix":"</w>"}`,
+			"ab", []int{2}},
+		{"ignore merges", `{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"abab":3},"merges":["a b"],"ignore_merges":true}`,
+			"abab", []int{3}},
+		{"merges without ignore", `{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"abab":3},"merges":["a b"]}`,
+			"abab", []int{2, 2}},
+	}
+	for _, c := range cases {
+		tk, err := New([]byte(`{"model":`+c.model+`}`), nil)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		got, err := tk.Encode(c.text, false)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: Encode(%q) = %v, %v; want %v", c.name, c.text, got, err, c.want)
+		}
+	}
+}
+
+// A long word without spaces must not take quadratic time per merge; this
+// also checks the heap against a straightforward merge loop.
+func TestMergeAllMatchesNaive(t *testing.T) {
+	tk := mini(t)
+	m := tk.model
+	texts := []string{"Hello world", strings.Repeat("abcabc the ", 50), "ĠĠĠĠĠĠĠĠ", "internationalization"}
+	for _, s := range texts {
+		w := byteLevelString(s)
+		got := m.encodeWord(w)
+		want := naiveBPE(m, w)
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: heap %v, naive %v", s, got, want)
+		}
+	}
+}
+
+// naiveBPE repeatedly merges the lowest-ranked adjacent pair, leftmost
+// first: the textbook definition.
+func naiveBPE(m *bpe, word string) []int {
+	var ids []int
+	for _, r := range word {
+		ids = append(ids, m.vocab[string(r)])
+	}
+	for {
+		best, at := int32(-1), -1
+		var newID int32
+		for i := 0; i+1 < len(ids); i++ {
+			if mg, ok := m.merges[pairKey(ids[i], ids[i+1])]; ok && (best < 0 || mg.rank < best) {
+				best, at, newID = mg.rank, i, mg.newID
+			}
+		}
+		if at < 0 {
+			return ids
+		}
+		ids = append(ids[:at+1], ids[at+2:]...)
+		ids[at] = int(newID)
+	}
+}
+
+func TestStreamMatchesDecode(t *testing.T) {
+	check := func(t *testing.T, tk *Tokenizer, ids []int, skip bool) {
+		t.Helper()
+		st := tk.NewStream(skip)
+		var b strings.Builder
+		for _, id := range ids {
+			inc := st.Add(id)
+			if !utf8.ValidString(inc) {
+				t.Fatalf("increment %q is not valid UTF-8", inc)
+			}
+			b.WriteString(inc)
+		}
+		b.WriteString(st.Flush())
+		if want := tk.Decode(ids, skip); b.String() != want {
+			t.Fatalf("ids %v: stream %q, decode %q", ids, b.String(), want)
+		}
+	}
+	corpus := readCorpus(t)
+	for _, name := range refNames {
+		t.Run(name, func(t *testing.T) {
+			tk := refTokenizer(t, name)
+			for _, e := range corpus {
+				check(t, tk, e.IDs[name], false)
+				check(t, tk, e.IDs[name], true)
+			}
+			// Byte tokens, partial UTF-8 and clean-up cases.
+			check(t, tk, []int{0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255}, false)
+		})
+	}
+}
