@@ -85,7 +85,7 @@ func (f *File) Order() []string { return f.order }
 
 // Close unmaps the file. Tensor data must not be used afterwards.
 func (f *File) Close() error {
-	if f.mapping == nil {
+	if f == nil || f.mapping == nil {
 		return nil
 	}
 	err := unmapFile(f.mapping)

@@ -37,13 +37,21 @@ type Sharded struct {
 func OpenDir(dir string) (Source, error) {
 	single := filepath.Join(dir, SingleName)
 	if _, err := os.Stat(single); err == nil {
-		return Open(single)
+		f, err := Open(single)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return f, nil
 	}
 	idx := filepath.Join(dir, IndexName)
 	if _, err := os.Stat(idx); err != nil {
 		return nil, fmt.Errorf("%s: no %s and no %s", dir, SingleName, IndexName)
 	}
-	return OpenIndex(idx)
+	s, err := OpenIndex(idx)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenIndex opens every shard named by an index file and checks that each
@@ -149,6 +157,9 @@ func (s *Sharded) Files() []*File { return s.files }
 
 // Close unmaps every shard.
 func (s *Sharded) Close() error {
+	if s == nil {
+		return nil
+	}
 	var first error
 	for _, f := range s.files {
 		if err := f.Close(); err != nil && first == nil {

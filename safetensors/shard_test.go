@@ -195,7 +195,17 @@ func TestOpenIndexErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "shard "+filepath.Join(dir, s2)+": file is 3 bytes") {
 		t.Fatalf("corrupt shard: %v", err)
 	}
-	if _, err := OpenDir(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no model.safetensors and no model.safetensors.index.json") {
-		t.Fatalf("OpenDir of an empty folder: %v", err)
+	if src, err := OpenDir(t.TempDir()); src != nil || err == nil || !strings.Contains(err.Error(), "no model.safetensors and no model.safetensors.index.json") {
+		t.Fatalf("OpenDir of an empty folder: %v, %v", src, err)
+	}
+	// A failed OpenDir returns a nil interface, not a typed nil pointer,
+	// so callers can test src != nil.
+	if src, err := OpenDir(dir); src != nil || err == nil {
+		t.Fatalf("OpenDir with a corrupt shard: %#v, %v", src, err)
+	}
+	broken := t.TempDir()
+	os.WriteFile(filepath.Join(broken, SingleName), nil, 0o644)
+	if src, err := OpenDir(broken); src != nil || err == nil || !strings.HasSuffix(err.Error(), "file is empty") {
+		t.Fatalf("OpenDir with an empty model.safetensors: %#v, %v", src, err)
 	}
 }

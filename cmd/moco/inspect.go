@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+func init() {
+	register(&command{
+		name:    "inspect",
+		summary: "list the tensors, dtypes, parameter count and config of a checkpoint",
+		run:     runInspect,
+	})
+}
+
+// inspectReport is what inspect prints; --json writes it as is.
+type inspectReport struct {
+	Path       string            `json:"path"`
+	Files      []string          `json:"files"` // the safetensors files read
+	Tensors    []inspectTensor   `json:"tensors"`
+	Parameters int64             `json:"parameters"`
+	Bytes      int64             `json:"bytes"`
+	DTypes     []dtypeTotal      `json:"dtypes"`
+	Metadata   map[string]string `json:"metadata,omitempty"` // __metadata__ (of the first file)
+	IndexSize  *int64            `json:"index_total_size,omitempty"`
+	Config     map[string]any    `json:"config,omitempty"` // config.json of a model folder
+}
+
+type inspectTensor struct {
+	Name  string `json:"name"`
+	DType string `json:"dtype"`
+	Shape []int  `json:"shape"`
+	Bytes int64  `json:"bytes"`
+}
+
+type dtypeTotal struct {
+	DType      string `json:"dtype"`
+	Tensors    int    `json:"tensors"`
+	Parameters int64  `json:"parameters"`
+	Bytes      int64  `json:"bytes"`
+}
+
+func runInspect(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("inspect", stderr)
+	asJSON := fs.Bool("json", false, "print a JSON object")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco inspect [--json] PATH")
+		fmt.Fprintln(stderr, "PATH is a .safetensors file, a model.safetensors.index.json or a model folder.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want exactly one PATH (a .safetensors file, an index json or a model folder)")
+	}
+	r, err := inspect(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return r.print(stdout)
+}
+
+// inspect opens path and gathers the report.
+func inspect(path string) (*inspectReport, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &inspectReport{Path: path}
+	src, err := openAny(path, st.IsDir())
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	if st.IsDir() {
+		if r.Config, err = readConfig(path); err != nil {
+			return nil, err
+		}
+	}
+	switch s := src.(type) {
+	case *safetensors.File:
+		r.Files = []string{s.Path}
+		r.Metadata = s.Metadata
+	case *safetensors.Sharded:
+		for _, f := range s.Files() {
+			r.Files = append(r.Files, f.Path)
+		}
+		if len(s.Files()) > 0 {
+			r.Metadata = s.Files()[0].Metadata
+		}
+		if n, ok := s.Metadata["total_size"].(float64); ok {
+			size := int64(n)
+			r.IndexSize = &size
+		}
+	}
+	totals := map[safetensors.DType]*dtypeTotal{}
+	names := append([]string(nil), src.Names()...)
+	sort.Slice(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+	for _, name := range names {
+		t, _ := src.Tensor(name)
+		n := int64(t.NumElements())
+		b := int64(len(t.Data))
+		r.Tensors = append(r.Tensors, inspectTensor{Name: name, DType: string(t.DType), Shape: t.Shape, Bytes: b})
+		r.Parameters += n
+		r.Bytes += b
+		d := totals[t.DType]
+		if d == nil {
+			d = &dtypeTotal{DType: string(t.DType)}
+			totals[t.DType] = d
+		}
+		d.Tensors++
+		d.Parameters += n
+		d.Bytes += b
+	}
+	for _, d := range totals {
+		r.DTypes = append(r.DTypes, *d)
+	}
+	sort.Slice(r.DTypes, func(i, j int) bool { return r.DTypes[i].DType < r.DTypes[j].DType })
+	return r, nil
+}
+
+// openAny opens a model folder, an index json or a single file.
+func openAny(path string, isDir bool) (safetensors.Source, error) {
+	switch {
+	case isDir:
+		return safetensors.OpenDir(path)
+	case strings.HasSuffix(path, ".json"):
+		s, err := safetensors.OpenIndex(path)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// readConfig reads config.json of a model folder, or returns nil if there
+// is none.
+func readConfig(dir string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // print numbers as written (1e-05, 10000.0 -> 10000)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	return cfg, nil
+}
+
+func (r *inspectReport) print(w io.Writer) error {
+	fmt.Fprintf(w, "%s: %d tensors, %s parameters, %s bytes", r.Path, len(r.Tensors), group(r.Parameters), group(r.Bytes))
+	if len(r.Files) > 1 {
+		fmt.Fprintf(w, " in %d shards", len(r.Files))
+	}
+	fmt.Fprintln(w)
+	if r.IndexSize != nil && *r.IndexSize != r.Bytes {
+		fmt.Fprintf(w, "note: the index says total_size %d, the shards hold %d bytes of tensors\n", *r.IndexSize, r.Bytes)
+	}
+	if len(r.Metadata) > 0 {
+		keys := make([]string, 0, len(r.Metadata))
+		for k := range r.Metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprint(w, "metadata:")
+		for _, k := range keys {
+			fmt.Fprintf(w, " %s=%s", k, r.Metadata[k])
+		}
+		fmt.Fprintln(w)
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "dtype\ttensors\tparameters\tbytes\t")
+	for _, d := range r.DTypes {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t\n", d.DType, d.Tensors, group(d.Parameters), group(d.Bytes))
+	}
+	tw.Flush()
+
+	if r.Config != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "config.json:")
+		printConfig(w, r.Config)
+	}
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "name\tdtype\tshape")
+	for _, t := range r.Tensors {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.DType, shapeString(t.Shape))
+	}
+	return tw.Flush()
+}
+
+// printConfig lists every top-level key of config.json with its value as
+// compact JSON, sorted by key.
+func printConfig(w io.Writer, cfg map[string]any) {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	for _, k := range keys {
+		v, err := json.Marshal(cfg[k])
+		if err != nil {
+			v = []byte(fmt.Sprint(cfg[k]))
+		}
+		fmt.Fprintf(tw, "  %s:\t%s\n", k, v)
+	}
+	tw.Flush()
+}
+
+func shapeString(shape []int) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.Itoa(d)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// group writes n with thousands separators: 260032 -> 260,032.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// naturalLess orders names with digit runs compared as numbers, so that
+// layers.2 comes before layers.10.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na := strings.TrimLeft(a[:da], "0")
+			nb := strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			if da != db { // same value, fewer leading zeros first
+				return da < db
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}

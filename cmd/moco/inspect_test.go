@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/safetensors"
+)
+
+func runInspectCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = runMain(append([]string{"inspect"}, args...), nil, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// hasLine reports whether text has a line whose fields are exactly fields.
+func hasLine(text string, fields ...string) bool {
+	want := strings.Join(fields, " ")
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Join(strings.Fields(line), " ") == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestInspectStories260K(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	out, errs, code := runInspectCLI(t, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// Counts from the shapes in the header (see the safetensors tests):
+	// 260032 f32 parameters, 4 bytes each.
+	for _, line := range [][]string{
+		{dir + ":", "47", "tensors,", "260,032", "parameters,", "1,040,128", "bytes"},
+		{"metadata:", "format=pt"},
+		{"F32", "47", "260,032", "1,040,128"},
+		{"model_type:", `"llama"`},
+		{"tie_word_embeddings:", "true"},
+		{"rms_norm_eps:", "1e-05"},
+		{"model.embed_tokens.weight", "F32", "[512,", "64]"},
+		{"model.layers.4.mlp.down_proj.weight", "F32", "[64,", "172]"},
+		{"model.norm.weight", "F32", "[64]"},
+	} {
+		if !hasLine(out, line...) {
+			t.Errorf("output lacks the line %q:\n%s", strings.Join(line, " "), out)
+		}
+	}
+
+	out, errs, code = runInspectCLI(t, "--json", filepath.Join(dir, "model.safetensors"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r inspectReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	if r.Parameters != 260032 || r.Bytes != 1040128 || len(r.Tensors) != 47 || r.Config != nil {
+		t.Errorf("parameters %d, bytes %d, %d tensors, config %v", r.Parameters, r.Bytes, len(r.Tensors), r.Config)
+	}
+	if len(r.DTypes) != 1 || r.DTypes[0] != (dtypeTotal{"F32", 47, 260032, 1040128}) {
+		t.Errorf("dtypes %+v", r.DTypes)
+	}
+	if r.Tensors[0].Name != "model.embed_tokens.weight" || r.Tensors[0].Bytes != 131072 {
+		t.Errorf("first tensor %+v", r.Tensors[0])
+	}
+}
+
+func TestInspectSharded(t *testing.T) {
+	dir := t.TempDir()
+	headers := []safetensors.Header{
+		{Name: "model.layers.10.w", DType: safetensors.BF16, Shape: []int{4, 2}},
+		{Name: "model.layers.2.w", DType: safetensors.BF16, Shape: []int{4, 2}},
+		{Name: "model.norm.weight", DType: safetensors.F32, Shape: []int{3}},
+	}
+	w, err := safetensors.CreateSharded(dir, headers, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write("model.layers.10.w", make([]byte, 16))
+	w.Write("model.layers.2.w", make([]byte, 16))
+	w.Write("model.norm.weight", make([]byte, 12))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{dir, filepath.Join(dir, safetensors.IndexName)} {
+		out, errs, code := runInspectCLI(t, "--json", path)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", path, code, errs)
+		}
+		var r inspectReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, x := range r.Tensors {
+			names = append(names, x.Name)
+		}
+		if got := strings.Join(names, " "); got != "model.layers.2.w model.layers.10.w model.norm.weight" {
+			t.Errorf("tensor order %s, want layers.2 before layers.10", got)
+		}
+		if len(r.Files) != 3 || r.Parameters != 19 || r.Bytes != 44 || r.IndexSize == nil || *r.IndexSize != 44 {
+			t.Errorf("%d files, %d parameters, %d bytes, index size %v", len(r.Files), r.Parameters, r.Bytes, r.IndexSize)
+		}
+		if len(r.DTypes) != 2 || r.DTypes[0] != (dtypeTotal{"BF16", 2, 16, 32}) || r.DTypes[1] != (dtypeTotal{"F32", 1, 3, 12}) {
+			t.Errorf("dtypes %+v", r.DTypes)
+		}
+	}
+	out, _, _ := runInspectCLI(t, dir)
+	if !hasLine(out, dir+":", "3", "tensors,", "19", "parameters,", "44", "bytes", "in", "3", "shards") {
+		t.Errorf("summary line missing:\n%s", out)
+	}
+}
+
+func TestInspectErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.safetensors")
+	os.WriteFile(bad, []byte("\x02\x00\x00\x00\x00\x00\x00\x00[]"), 0o644)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "moco inspect: want exactly one PATH"},
+		{[]string{"a", "b"}, 2, "moco inspect: want exactly one PATH"},
+		{[]string{bad}, 1, "moco inspect: " + bad + ": header is a list, want a JSON object\n"},
+		{[]string{filepath.Join(dir, "none")}, 1, "no such file or directory"},
+		{[]string{dir}, 1, "no model.safetensors and no model.safetensors.index.json"},
+	}
+	for _, tt := range tests {
+		_, errs, code := runInspectCLI(t, tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("inspect %q: exit %d, stderr %q; want exit %d and one line containing %q", tt.args, code, errs, tt.code, tt.want)
+		}
+	}
+}
+
+func TestNaturalLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"layers.2.w", "layers.10.w", true},
+		{"layers.10.w", "layers.2.w", false},
+		{"a", "b", true},
+		{"a", "a", false},
+		{"a", "a.b", true},
+		{"x9", "x09", true},
+		{"x09", "x9", false},
+		{"l.1.b", "l.1.a", false},
+		{"10", "9a", false},
+	}
+	for _, tt := range tests {
+		if got := naturalLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("naturalLess(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
