@@ -11,6 +11,7 @@ import (
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
 )
 
 const tinyQwen = `{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96,
@@ -197,3 +198,33 @@ func mustF32(t *testing.T, tn *safetensors.Tensor) []float32 {
 }
 
 func shapeConfigForTest(name string) ([]byte, error) { return bench.ShapeConfig(name) }
+
+// TestSynthTokenizerLoads checks the written tokenizer with the tokenizer
+// package: every byte is one token, and decoding gives the text back.
+func TestSynthTokenizerLoads(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "in.json")
+	os.WriteFile(cfg, []byte(tinyQwen), 0o644)
+	out := filepath.Join(dir, "model")
+	if msg, err := runSynthCLI(t, "--config", cfg, "--out", out); err != nil {
+		t.Fatalf("synth failed: %s", msg)
+	}
+	tk, err := tokenizer.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Hi, wörld\n\x00"
+	ids, err := tk.Encode(text, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != len(text) || ids[0] != 'H' || ids[len(ids)-1] != 0 {
+		t.Errorf("Encode(%q) = %v, want the bytes", text, ids)
+	}
+	if got := tk.Decode(ids, false); got != text {
+		t.Errorf("Decode = %q, want %q", got, text)
+	}
+	if tk.VocabSize() != 258 || tk.BOS() != 256 || len(tk.EOS()) != 1 || tk.EOS()[0] != 257 {
+		t.Errorf("vocab %d, bos %d, eos %v; want 258, 256, [257]", tk.VocabSize(), tk.BOS(), tk.EOS())
+	}
+}
