@@ -81,3 +81,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseIndex feeds arbitrary index files to the index parser, which
+// must never panic and must return a non-empty weight map when it succeeds.
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte(`{"metadata":{"total_size":8},"weight_map":{"a":"model-00001-of-00002.safetensors"}}`))
+	f.Add([]byte(`{"weight_map":{"a":"x","a":"y"}}`))
+	f.Add([]byte(`{"weight_map":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, err := parseIndex(data)
+		if err != nil {
+			return
+		}
+		if len(ix.WeightMap) == 0 {
+			t.Fatal("accepted an index without tensors")
+		}
+	})
+}
