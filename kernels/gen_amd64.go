@@ -135,6 +135,9 @@ func mv512(t wtype) {
 	p("\tMOVQ s+16(FP), SI")
 	p("\tMOVQ x+24(FP), DX")
 	p("\tMOVQ k+40(FP), CX")
+	if rows8 && t.name != "Q8" {
+		mv512rows8(t, fn)
+	}
 	p("%s_rows4:", fn)
 	p("\tCMPQ rows+32(FP), $4")
 	p("\tJLT %s_rows1", fn)
@@ -214,6 +217,53 @@ func mv512(t wtype) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// rows8 makes mv512 stream eight rows at once (not for Q8_0, which has no
+// registers left for eight scale pointers): more loads in flight per core.
+var rows8 = true
+
+var wregs8 = []string{"R10", "R11", "R12", "R13", "SI", "R8", "R9", "R14"}
+
+// mv512rows8 emits the eight-row loop of mv512; each accumulator sees the
+// same sequence of multiply-adds as in the four- and one-row loops.
+func mv512rows8(t wtype, fn string) {
+	p("%s_rows8:", fn)
+	p("\tCMPQ rows+32(FP), $8")
+	p("\tJLT %s_rows4", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	for r := 1; r < 8; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", wregs8[r-1], wregs8[r])
+	}
+	for r := 0; r < 8; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop8:", fn)
+	p("\tVMOVUPS (DX)(AX*4), Z24")
+	p("\tVMOVUPS 64(DX)(AX*4), Z25")
+	bytes16 := 16 << t.shift
+	for r := 0; r < 8; r++ {
+		d0, d1 := z(8+2*r), z(9+2*r)
+		p("\t%s", t.load512(0, wregs8[r], d0, ""))
+		p("\t%s", t.load512(bytes16, wregs8[r], d1, ""))
+		p("\tVFMADD231PS Z24, %s, Z%d", d0, r)
+		p("\tVFMADD231PS Z25, %s, Z%d", d1, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop8", fn)
+	for r := 0; r < 8; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $32, DI")
+	p("\tLEAQ (R14)(BX*1), R10")
+	p("\tSUBQ $8, rows+32(FP)")
+	p("\tJMP %s_rows8", fn)
 }
 
 // mm512 writes func mm512T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
@@ -367,6 +417,9 @@ func mv256(t wtype) {
 }
 
 func main() {
+	if os.Getenv("ROWS8") == "0" {
+		rows8 = false
+	}
 	if v := os.Getenv("PREFETCH"); v != "" {
 		fmt.Sscan(v, &prefetchAhead)
 	}
