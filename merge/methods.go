@@ -1,0 +1,388 @@
+package merge
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// This file holds the per-tensor arithmetic of every method, on plain
+// float32 slices. The streaming merger (merger.go) feeds it one tensor of
+// each input at a time.
+
+// Linear writes the weighted sum of xs into dst, divided by the sum of the
+// weights when normalize is set (mergekit's default for linear).
+func Linear(dst []float32, xs [][]float32, w []float64, normalize bool) error {
+	if err := checkInputs(dst, xs, w); err != nil {
+		return err
+	}
+	div := 1.0
+	if normalize {
+		div = sum(w)
+		if math.Abs(div) < 1e-12 {
+			return fmt.Errorf("linear: weights sum to zero, cannot normalize")
+		}
+	}
+	parallel(len(dst), func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var s float64
+			for i, x := range xs {
+				s += w[i] * float64(x[j])
+			}
+			dst[j] = float32(s / div)
+		}
+	})
+	return nil
+}
+
+// TaskOptions configures the task-vector family (task_arithmetic, ties,
+// dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, della,
+// della_linear): each model's delta from the base is sparsified, weighted,
+// optionally filtered by sign consensus, summed, optionally normalized by
+// the participating weights, scaled by Lambda and added to the base.
+type TaskOptions struct {
+	Sparsify  string    // one of the Sparsify* constants
+	Density   []float64 // per model; fraction of each delta kept (1 = all)
+	Gamma     float64   // breadcrumbs: fraction of largest entries dropped
+	Epsilon   float64   // della: spread of keep probabilities around density
+	Consensus string    // "" (none), "sum" (TIES) or "count"
+	Normalize bool      // divide by the sum of the weights that took part
+	Rescale   bool      // random/outliers: divide survivors by density; magprune: by their keep probability
+	RescaleL1 bool      // instead of Rescale: restore each delta's L1 norm (mergekit's rescale_norm: l1)
+	Lambda    float64   // scale of the merged delta (0 means 1)
+	Cols      int       // row length, for della's per-row ranks (0: the whole tensor is one row)
+	Seed      uint64    // seed of the random drops; the merger mixes in tensor and model
+}
+
+// chunk is the unit of parallel work and of DARE's random streams.
+const chunk = 1 << 15
+
+// TaskMerge merges the task vectors xs[i]-base into dst = base + lambda *
+// merged delta. w holds one weight per model.
+func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) error {
+	if err := checkInputs(dst, plus(xs, base), append(append([]float64(nil), w...), 0)); err != nil {
+		return err
+	}
+	if len(o.Density) != len(xs) {
+		return fmt.Errorf("%d densities for %d models", len(o.Density), len(xs))
+	}
+	for _, d := range o.Density {
+		if d < 0 || d > 1 || math.IsNaN(d) {
+			return fmt.Errorf("density %v is outside [0, 1]", d)
+		}
+	}
+	switch o.Consensus {
+	case "", "sum", "count":
+	default:
+		return fmt.Errorf("unknown consensus method %q (want sum or count)", o.Consensus)
+	}
+	lambda := o.Lambda
+	if lambda == 0 {
+		lambda = 1
+	}
+	whole := o.RescaleL1
+	switch o.Sparsify {
+	case SparsifyNone, SparsifyRandom:
+	case SparsifyMagnitude, SparsifyOutliers, SparsifyMagPrune:
+		whole = true
+	default:
+		return fmt.Errorf("unknown sparsification %q", o.Sparsify)
+	}
+	if whole {
+		// Methods that rank or renormalize need each whole delta first.
+		deltas := make([][]float32, len(xs))
+		for i, x := range xs {
+			d := make([]float32, len(x))
+			for j := range d {
+				d[j] = x[j] - base[j]
+			}
+			norm := l1(d)
+			r := rng{s: mix(o.Seed, uint64(i), 0)}
+			sparsify(d, o, i, &r)
+			if o.RescaleL1 {
+				l1Rescale(d, norm)
+			}
+			deltas[i] = d
+		}
+		parallel(len(dst), func(lo, hi int) {
+			ds := make([][]float32, len(xs))
+			for i := range ds {
+				ds[i] = deltas[i][lo:hi]
+			}
+			combine(dst[lo:hi], base[lo:hi], ds, w, o.Consensus, o.Normalize, lambda)
+		})
+		return nil
+	}
+	// Element-wise sparsification: independent chunks, each with its own
+	// random stream, so threads never share state.
+	parallel(len(dst), func(lo, hi int) {
+		ds := make([][]float32, len(xs))
+		for i := range ds {
+			ds[i] = make([]float32, min(chunk, hi-lo))
+		}
+		for c := lo; c < hi; c += chunk {
+			e := min(c+chunk, hi)
+			for i, x := range xs {
+				d := ds[i][:e-c]
+				for j := range d {
+					d[j] = x[c+j] - base[c+j]
+				}
+				r := rng{s: mix(o.Seed, uint64(i), uint64(c/chunk)+1)}
+				sparsify(d, o, i, &r)
+				ds[i] = ds[i][:e-c]
+			}
+			combine(dst[c:e], base[c:e], ds, w, o.Consensus, o.Normalize, lambda)
+		}
+	})
+	return nil
+}
+
+// sparsify applies o's sparsification with model i's density to d.
+func sparsify(d []float32, o TaskOptions, i int, r *rng) {
+	den := o.Density[i]
+	scale := float32(1)
+	if o.Rescale && !o.RescaleL1 && den > 0 {
+		scale = float32(1 / den)
+	}
+	switch o.Sparsify {
+	case SparsifyRandom:
+		dropRandom(d, den, scale, r)
+	case SparsifyMagnitude:
+		keepTopK(d, magnitudeCount(den, len(d)))
+		scaleBy(d, scale)
+	case SparsifyOutliers:
+		keepBand(d, den, o.Gamma)
+		scaleBy(d, scale)
+	case SparsifyMagPrune:
+		magPrune(d, o.Cols, den, o.Epsilon, o.Rescale && !o.RescaleL1, r)
+	}
+}
+
+func scaleBy(d []float32, s float32) {
+	if s == 1 {
+		return
+	}
+	for j := range d {
+		d[j] *= s
+	}
+}
+
+// combine sums the weighted deltas ds into dst = base + lambda * merged. With
+// a consensus method, each position elects a sign (the sign of the sum of the
+// weighted deltas, or of the count of their signs; a tie elects +) and only
+// deltas of that sign take part, in the sum and in the normalizing divisor.
+// Zero deltas have no sign and never take part.
+func combine(dst, base []float32, ds [][]float32, w []float64, consensus string, normalize bool, lambda float64) {
+	for j := range dst {
+		var elect float64
+		if consensus != "" {
+			for i, d := range ds {
+				v := w[i] * float64(d[j])
+				if consensus == "sum" {
+					elect += v
+				} else {
+					elect += sign(v)
+				}
+			}
+		}
+		major := 1.0
+		if elect < 0 {
+			major = -1
+		}
+		var s, div float64
+		for i, d := range ds {
+			v := w[i] * float64(d[j])
+			if consensus != "" && sign(v) != major {
+				continue
+			}
+			s += v
+			div += w[i]
+		}
+		if normalize {
+			if math.Abs(div) < 1e-8 {
+				div = 1
+			}
+			s /= div
+		}
+		dst[j] = float32(float64(base[j]) + lambda*s)
+	}
+}
+
+func sign(v float64) float64 {
+	switch {
+	case v > 0:
+		return 1
+	case v < 0:
+		return -1
+	}
+	return 0
+}
+
+// slerpDotThreshold: above this |cos|, SLERP falls back to linear
+// interpolation (as mergekit does), where sin(theta) is too small to divide by.
+const slerpDotThreshold = 0.9995
+
+// Slerp interpolates spherically between a (t=0) and b (t=1), treating each
+// tensor as one vector: the angle comes from the normalized vectors, the
+// coefficients are applied to the originals.
+func Slerp(dst, a, b []float32, t float64) error {
+	if err := checkInputs(dst, [][]float32{a, b}, []float64{0, 0}); err != nil {
+		return err
+	}
+	var dot, na, nb float64
+	for j := range a {
+		x, y := float64(a[j]), float64(b[j])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	na, nb = math.Sqrt(na), math.Sqrt(nb)
+	c0, c1 := 1-t, t
+	if na > 1e-8 && nb > 1e-8 {
+		cos := dot / (na * nb)
+		if math.Abs(cos) <= slerpDotThreshold {
+			theta := math.Acos(cos)
+			s := math.Sin(theta)
+			c0 = math.Sin((1-t)*theta) / s
+			c1 = math.Sin(t*theta) / s
+		}
+	}
+	for j := range dst {
+		dst[j] = float32(c0*float64(a[j]) + c1*float64(b[j]))
+	}
+	return nil
+}
+
+// ModelStock merges fine-tunes xs of base (at least two) as in Model Stock:
+// with cos the mean pairwise cosine between their deltas, the interpolation
+// ratio is t = N*cos / (1 + (N-1)*cos), and dst = t*mean(xs) + (1-t)*base.
+// cols > 0 computes a ratio per row of that length (mergekit's filter_wise).
+func ModelStock(dst, base []float32, xs [][]float32, cols int) error {
+	if len(xs) < 2 {
+		return fmt.Errorf("model_stock needs at least two models besides the base, got %d", len(xs))
+	}
+	if err := checkInputs(dst, plus(xs, base), make([]float64, len(xs)+1)); err != nil {
+		return err
+	}
+	if cols <= 0 {
+		cols = len(dst)
+	}
+	n := float64(len(xs))
+	for off := 0; off < len(dst); off += cols {
+		e := min(off+cols, len(dst))
+		var cs float64
+		pairs := 0
+		for i := range xs {
+			for k := i + 1; k < len(xs); k++ {
+				cs += cosDelta(xs[i][off:e], xs[k][off:e], base[off:e])
+				pairs++
+			}
+		}
+		c := cs / float64(pairs)
+		t := n * c / (1 + (n-1)*c)
+		for j := off; j < e; j++ {
+			var m float64
+			for _, x := range xs {
+				m += float64(x[j])
+			}
+			m /= n
+			dst[j] = float32(t*m + (1-t)*float64(base[j]))
+		}
+	}
+	return nil
+}
+
+// cosDelta is the cosine between a-base and b-base (0 when either is zero).
+func cosDelta(a, b, base []float32) float64 {
+	var dot, na, nb float64
+	for j := range a {
+		x := float64(a[j]) - float64(base[j])
+		y := float64(b[j]) - float64(base[j])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+// Extrapolate is ExPO: dst = target + alpha*(target - source).
+func Extrapolate(dst, source, target []float32, alpha float64) error {
+	if err := checkInputs(dst, [][]float32{source, target}, []float64{0, 0}); err != nil {
+		return err
+	}
+	parallel(len(dst), func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			t := float64(target[j])
+			dst[j] = float32(t + alpha*(t-float64(source[j])))
+		}
+	})
+	return nil
+}
+
+func checkInputs(dst []float32, xs [][]float32, w []float64) error {
+	if len(xs) == 0 {
+		return fmt.Errorf("no models to merge")
+	}
+	if len(w) != len(xs) {
+		return fmt.Errorf("%d weights for %d models", len(w), len(xs))
+	}
+	for i, x := range xs {
+		if len(x) != len(dst) {
+			return fmt.Errorf("input %d has %d elements, want %d", i, len(x), len(dst))
+		}
+	}
+	for _, v := range w {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("weight %v is not finite", v)
+		}
+	}
+	return nil
+}
+
+// plus returns a new slice of xs followed by x (never aliasing xs).
+func plus(xs [][]float32, x []float32) [][]float32 {
+	return append(append(make([][]float32, 0, len(xs)+1), xs...), x)
+}
+
+func sum(w []float64) float64 {
+	var s float64
+	for _, v := range w {
+		s += v
+	}
+	return s
+}
+
+// mix derives an independent seed from a seed and two indexes.
+func mix(seed, a, b uint64) uint64 {
+	r := rng{s: seed ^ 0x6a09e667f3bcc909}
+	r.s ^= r.next() + a*0x9e3779b97f4a7c15
+	r.s ^= r.next() + b*0xc2b2ae3d27d4eb4f
+	return r.next()
+}
+
+// parallel splits [0, n) into chunk-aligned ranges over GOMAXPROCS goroutines.
+func parallel(n int, f func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	chunks := (n + chunk - 1) / chunk
+	if workers > chunks {
+		workers = chunks
+	}
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	per := (chunks + workers - 1) / workers * chunk
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(lo+per, n))
+	}
+	wg.Wait()
+}

@@ -1,0 +1,234 @@
+package merge
+
+import (
+	"math"
+	"sort"
+)
+
+// Sparsification methods applied to task vectors (deltas from the base).
+const (
+	SparsifyNone      = ""
+	SparsifyMagnitude = "magnitude"          // TIES: keep the top density fraction by |x|
+	SparsifyRandom    = "random"             // DARE: keep each entry with probability density
+	SparsifyOutliers  = "magnitude_outliers" // breadcrumbs: drop the top gamma, keep the next density
+	SparsifyMagPrune  = "magprune"           // DELLA: keep probability rises with the rank of |x| in its row
+)
+
+// rng is a small, fast, seedable generator (SplitMix64). DARE draws one
+// number per weight, so the generator's cost matters; its stream depends only
+// on the seed, which the merger derives from (seed, tensor, model, chunk) so
+// that results do not depend on the number of threads.
+type rng struct{ s uint64 }
+
+func (r *rng) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// float64 returns a uniform number in [0, 1).
+func (r *rng) float64() float64 { return float64(r.next()>>11) / (1 << 53) }
+
+// keepThreshold converts a keep probability to a threshold on 32-bit draws.
+func keepThreshold(p float64) uint64 {
+	if p >= 1 {
+		return 1 << 32
+	}
+	if p <= 0 {
+		return 0
+	}
+	return uint64(p * (1 << 32))
+}
+
+// dropRandom zeroes each entry of x with probability 1-density, drawing from
+// r, and scales the survivors by scale (1/density for DARE's rescaling, 1 for
+// none). density >= 1 leaves x unchanged; density <= 0 zeroes it.
+func dropRandom(x []float32, density float64, scale float32, r *rng) {
+	if density >= 1 {
+		return
+	}
+	th := keepThreshold(density)
+	for i := 0; i < len(x); i += 2 {
+		u := r.next()
+		if u&0xffffffff < th {
+			x[i] *= scale
+		} else {
+			x[i] = 0
+		}
+		if i+1 < len(x) {
+			if u>>32 < th {
+				x[i+1] *= scale
+			} else {
+				x[i+1] = 0
+			}
+		}
+	}
+}
+
+// kthLargestAbs returns the k-th largest |x| (1-based) by quickselect on a
+// copy, in expected linear time.
+func kthLargestAbs(x []float32, k int) float32 {
+	a := make([]float32, len(x))
+	for i, v := range x {
+		a[i] = abs32(v)
+	}
+	// Select index len-k in ascending order.
+	target := len(a) - k
+	lo, hi := 0, len(a)-1
+	seed := rng{s: uint64(len(a))}
+	for lo < hi {
+		p := a[lo+int(seed.next()%uint64(hi-lo+1))]
+		// Three-way partition: [lo,lt) < p, [lt,gt] == p, (gt,hi] > p.
+		lt, i, gt := lo, lo, hi
+		for i <= gt {
+			switch {
+			case a[i] < p:
+				a[lt], a[i] = a[i], a[lt]
+				lt++
+				i++
+			case a[i] > p:
+				a[i], a[gt] = a[gt], a[i]
+				gt--
+			default:
+				i++
+			}
+		}
+		switch {
+		case target < lt:
+			hi = lt - 1
+		case target > gt:
+			lo = gt + 1
+		default:
+			return p
+		}
+	}
+	return a[target]
+}
+
+// keepTopK zeroes all but the k entries of largest magnitude. Entries equal
+// to the threshold are kept in index order until k are kept, so exactly
+// min(k, len(x)) entries survive (fewer only if x has zeros among them).
+func keepTopK(x []float32, k int) {
+	if k >= len(x) {
+		return
+	}
+	if k <= 0 {
+		clear(x)
+		return
+	}
+	th := kthLargestAbs(x, k)
+	above := 0
+	for _, v := range x {
+		if abs32(v) > th {
+			above++
+		}
+	}
+	eq := k - above // entries equal to th still to keep
+	for i, v := range x {
+		a := abs32(v)
+		switch {
+		case a > th:
+		case a == th && eq > 0:
+			eq--
+		default:
+			x[i] = 0
+		}
+	}
+}
+
+// magnitudeCount is TIES's number of kept entries: int(density * n).
+func magnitudeCount(density float64, n int) int {
+	if density >= 1 {
+		return n
+	}
+	if density <= 0 {
+		return 0
+	}
+	return int(density * float64(n))
+}
+
+// keepBand implements breadcrumbs: it sorts entries by magnitude, drops the
+// largest int(gamma*n) outliers and keeps the next int(density*n), zeroing
+// the rest (the small ones).
+func keepBand(x []float32, density, gamma float64) {
+	n := len(x)
+	nTop := int(gamma * float64(n))
+	nKeep := magnitudeCount(density, n)
+	if nTop+nKeep > n {
+		nKeep = n - nTop
+	}
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return abs32(x[idx[a]]) > abs32(x[idx[b]]) })
+	keep := make([]bool, n)
+	for _, i := range idx[nTop : nTop+nKeep] {
+		keep[i] = true
+	}
+	for i := range x {
+		if !keep[i] {
+			x[i] = 0
+		}
+	}
+}
+
+// magPrune implements DELLA's MagPrune on each row of length cols: within a
+// row, the entry of rank r (0 = smallest |x|) is kept with probability
+// p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped to [0, 1], and
+// scaled by 1/p_r when rescale is set.
+func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *rng) {
+	if cols <= 0 {
+		cols = len(x)
+	}
+	idx := make([]int, cols)
+	for off := 0; off+cols <= len(x); off += cols {
+		row := x[off : off+cols]
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return abs32(row[idx[a]]) < abs32(row[idx[b]]) })
+		for rank, i := range idx {
+			p := density
+			if cols > 1 {
+				p = density - epsilon + 2*epsilon*float64(rank)/float64(cols-1)
+			}
+			p = math.Min(1, math.Max(0, p))
+			if p > 0 && r.float64() < p {
+				if rescale {
+					row[i] = float32(float64(row[i]) / p)
+				}
+			} else {
+				row[i] = 0
+			}
+		}
+	}
+}
+
+// l1Rescale scales x so that its L1 norm equals want (mergekit's
+// rescale_norm: l1); a zero vector stays zero.
+func l1Rescale(x []float32, want float64) {
+	var have float64
+	for _, v := range x {
+		have += math.Abs(float64(v))
+	}
+	if have == 0 {
+		return
+	}
+	s := float32(want / have)
+	for i := range x {
+		x[i] *= s
+	}
+}
+
+func l1(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += math.Abs(float64(v))
+	}
+	return s
+}
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
