@@ -236,9 +236,12 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 		vars[k] = v
 	}
 	vars["add_generation_prompt"] = opts.AddGenerationPrompt
+	// transformers always passes tools and documents, None when absent.
+	vars["tools"] = nil
 	if opts.Tools != nil {
 		vars["tools"] = opts.Tools
 	}
+	vars["documents"] = nil
 	// Extra keys in sorted order so that a conversion error is deterministic.
 	keys := make([]string, 0, len(opts.Extra))
 	for k := range opts.Extra {
@@ -334,11 +337,12 @@ var (
 func chatEnvironment() *exec.Environment {
 	chatEnvOnce.Do(func() {
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+		ctx.Set(chatNoneName, chatNone)
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           chatFilters(),
-			Tests:             builtins.Tests,
-			ControlStructures: builtins.ControlStructures,
+			Tests:             chatTests(),
+			ControlStructures: chatControlStructures(),
 			Methods:           chatMethods(),
 		}
 	})

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
 	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/parser"
+	"github.com/nikolalohinski/gonja/v2/tokens"
 )
 
 // This file holds what chat templates need beyond stock gonja: transformers'
@@ -56,7 +59,109 @@ func chatFilters() *exec.FilterSet {
 	set("tojson", chatFilterToJSON)
 	set("trim", chatFilterTrim)
 	set("items", chatFilterItems)
+	set("reverse", chatFilterReverse)
 	return fs
+}
+
+// chatTests corrects "true" and "false", which in Jinja hold only for the
+// booleans themselves (gonja's "false" holds for anything falsy, even undefined).
+func chatTests() *exec.TestSet {
+	ts := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+	_ = ts.Replace("true", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		return in.IsBool() && in.Bool(), nil
+	})
+	_ = ts.Replace("false", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		return in.IsBool() && !in.Bool(), nil
+	})
+	// None is its own value (chatNone), neither undefined nor a number.
+	_ = ts.Replace("none", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		return chatIsNone(in), nil
+	})
+	for _, name := range []string{"number", "integer", "even", "odd", "divisibleby"} {
+		orig, ok := builtins.Tests.Get(name)
+		fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error))
+		if !ok || !isCtx {
+			continue
+		}
+		_ = ts.Replace(name, func(ctx *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+			if chatIsNone(in) {
+				return false, nil
+			}
+			return fn(ctx, in, va)
+		})
+	}
+	return ts
+}
+
+// chatControlStructures adds transformers' {% generation %} block, which
+// renders its body unchanged (transformers uses it to mark assistant tokens).
+func chatControlStructures() *exec.ControlStructureSet {
+	cs := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{}).Update(builtins.ControlStructures)
+	_ = cs.Register("generation", func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+		g := &chatGeneration{location: p.Current()}
+		if !args.End() {
+			return nil, args.Error("generation takes no arguments", args.Current())
+		}
+		wrapper, endargs, err := p.WrapUntil("endgeneration")
+		if err != nil {
+			return nil, err
+		}
+		if !endargs.End() {
+			return nil, endargs.Error("endgeneration takes no arguments", endargs.Current())
+		}
+		g.body = wrapper
+		return g, nil
+	})
+	return cs
+}
+
+type chatGeneration struct {
+	location *tokens.Token
+	body     *nodes.Wrapper
+}
+
+func (g *chatGeneration) Position() *tokens.Token { return g.location }
+func (g *chatGeneration) String() string {
+	return fmt.Sprintf("GenerationControlStructure(Line=%d Col=%d)", g.location.Line, g.location.Col)
+}
+func (g *chatGeneration) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
+	return r.Inherit().ExecuteWrapper(g.body)
+}
+
+// chatFilterReverse is Jinja's reverse: a string reversed by characters, any
+// other sequence as a list in reverse order.
+func chatFilterReverse(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := chatCheckArgs(va, "reverse", 0); err != nil {
+		return exec.AsValue(err)
+	}
+	if in.IsString() {
+		r := []rune(in.String())
+		for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+			r[i], r[j] = r[j], r[i]
+		}
+		return exec.AsValue(string(r))
+	}
+	var items []any
+	switch {
+	case in.IsList():
+		for i := 0; i < in.Len(); i++ {
+			items = append(items, in.Index(i).Interface())
+		}
+	case in.IsDict():
+		for _, p := range chatDictPairs(in) {
+			items = append(items, p.Key.Interface())
+		}
+	default:
+		return exec.AsValue(fmt.Errorf("reverse: %s is not reversible", in.String()))
+	}
+	out := make([]any, len(items))
+	for i, v := range items {
+		out[len(items)-1-i] = v
+	}
+	return exec.AsValue(out)
 }
 
 // chatFilterToJSON is transformers' tojson: json.dumps(x, ensure_ascii=False,
@@ -139,9 +244,11 @@ func chatItems(v *exec.Value) []any {
 }
 
 // chatStr renders a value as Jinja's str() would for the cases templates use.
+// gonja gives undefined and None the same nil value; undefined, the more
+// common one in chat templates, renders as "".
 func chatStr(v *exec.Value) string {
 	if v.IsNil() {
-		return "None"
+		return ""
 	}
 	return v.String()
 }
@@ -213,15 +320,16 @@ var chatDictMethods = map[string]exec.Method[map[string]any]{
 		if len(va.Args) < 1 || len(va.Args) > 2 || len(va.KwArgs) > 0 {
 			return nil, errors.New("get() takes 1 or 2 positional arguments")
 		}
+		// Plain values, not *exec.Value: gonja wraps what methods return.
 		for _, p := range chatDictPairs(self) {
 			if p.Key.EqualValueTo(va.Args[0]) {
-				return p.Value, nil
+				return p.Value.Interface(), nil
 			}
 		}
 		if len(va.Args) == 2 {
-			return va.Args[1], nil
+			return va.Args[1].Interface(), nil
 		}
-		return nil, nil
+		return chatNone, nil
 	},
 }
 

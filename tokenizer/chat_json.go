@@ -113,6 +113,26 @@ func chatDecodeValue(dec *json.Decoder) (any, error) {
 	}
 }
 
+// chatNoneType is Python's None inside templates. gonja represents both None
+// and undefined as nil; a distinct value lets "x is none", "x is defined",
+// default() and printing ("None") follow Jinja. As an int kind it is falsy.
+type chatNoneType int
+
+func (chatNoneType) String() string { return "None" }
+
+const (
+	chatNone     chatNoneType = 0
+	chatNoneName              = "moco_none" // the template name bound to chatNone
+)
+
+func chatIsNone(v *exec.Value) bool {
+	if v == nil {
+		return false
+	}
+	_, ok := v.Interface().(chatNoneType)
+	return ok
+}
+
 // chatValue converts caller data into the values gonja works with: JSON
 // objects become *exec.Dict (ordered), lists []any, numbers int or float64.
 func chatValue(v any) (any, error) {
@@ -126,7 +146,9 @@ func chatValueDepth(v any, depth int) (any, error) {
 		return nil, errors.New("value nested too deeply")
 	}
 	switch x := v.(type) {
-	case nil, string, bool, float64, int:
+	case nil:
+		return chatNone, nil
+	case string, bool, float64, int, chatNoneType:
 		return x, nil
 	case *exec.Value, *exec.Dict, exec.Dict:
 		return x, nil
@@ -246,7 +268,7 @@ func chatWriteJSON(b *strings.Builder, v *exec.Value, o *chatJSONOptions, level 
 		return errors.New("tojson: value nested too deeply")
 	}
 	switch {
-	case v == nil || v.IsNil():
+	case v == nil || v.IsNil() || chatIsNone(v):
 		b.WriteString("null")
 	case v.IsError():
 		return errors.New(v.Error())
@@ -337,7 +359,7 @@ func chatJSONKey(k *exec.Value) (string, error) {
 	switch {
 	case k.IsString():
 		return k.String(), nil
-	case k.IsNil():
+	case k.IsNil() || chatIsNone(k):
 		return "null", nil
 	case k.IsBool():
 		if k.Bool() {

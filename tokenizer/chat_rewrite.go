@@ -23,9 +23,6 @@ import (
 // not touch), and it is followed by "{", never by the newline trim_blocks eats.
 // A template without nested conditionals is returned unchanged.
 func chatHoistConditionals(src string) (string, error) {
-	if !strings.Contains(src, "if") {
-		return src, nil
-	}
 	h := &chatHoister{}
 	var out strings.Builder
 	changed := false
@@ -45,7 +42,11 @@ func chatHoistConditionals(src string) (string, error) {
 				return chatRewritten(src, out.String(), changed), nil
 			}
 			end += j + 2 + 2
-			out.WriteString(src[j:end])
+			tag := src[j:end]
+			if chatKeepIndent(src, j) {
+				tag, changed = "{#+"+tag[2:], true
+			}
+			out.WriteString(tag)
 			i = end
 		case '{', '%':
 			closer := "}}"
@@ -58,13 +59,16 @@ func chatHoistConditionals(src string) (string, error) {
 				return chatRewritten(src, out.String(), changed), nil
 			}
 			tag := src[j:end]
+			if src[j+1] == '%' && chatKeepIndent(src, j) {
+				tag, changed = "{%+"+tag[2:], true
+			}
 			if src[j+1] == '%' && chatRawStart.MatchString(tag) {
 				loc := chatRawEnd.FindStringIndex(src[end:])
 				if loc == nil {
 					out.WriteString(src[j:])
 					return chatRewritten(src, out.String(), changed), nil
 				}
-				out.WriteString(src[j : end+loc[1]])
+				out.WriteString(tag + src[end:end+loc[1]])
 				i = end + loc[1]
 				continue
 			}
@@ -81,6 +85,21 @@ func chatHoistConditionals(src string) (string, error) {
 		}
 	}
 	return chatRewritten(src, out.String(), changed), nil
+}
+
+// chatKeepIndent reports whether the block or comment tag at j must be marked
+// "+" to keep the spaces before it. lstrip_blocks strips spaces and tabs
+// before a tag only when they start the line; gonja strips them after another
+// tag on the same line too, as in "{{ x }} {% endfor %}".
+func chatKeepIndent(src string, j int) bool {
+	if j+2 < len(src) && (src[j+2] == '-' || src[j+2] == '+') {
+		return false
+	}
+	k := j
+	for k > 0 && (src[k-1] == ' ' || src[k-1] == '\t') {
+		k--
+	}
+	return k < j && k > 0 && src[k-1] != '\n'
 }
 
 func chatRewritten(src, out string, changed bool) string {
@@ -145,9 +164,16 @@ func (h *chatHoister) tag(tag string) (string, error) {
 	if len(body) > 0 && (body[0] == '-' || body[0] == '+') {
 		mod, body = body[:1], body[1:]
 	}
+	body, renamed := chatRenameNone(body)
 	hoisted, body, err := h.expr(body)
-	if err != nil || len(hoisted) == 0 {
-		return tag, err
+	if err != nil {
+		return "", err
+	}
+	if len(hoisted) == 0 {
+		if renamed {
+			return open + mod + body + close, nil
+		}
+		return tag, nil
 	}
 	if open == "{%" {
 		switch kw := chatFirstWord(body); kw {
@@ -178,6 +204,34 @@ func chatFirstWord(s string) string {
 		i++
 	}
 	return s[:i]
+}
+
+// chatRenameNone replaces the literal none (or None) with the name
+// chatNoneName. gonja's none is the same nil as an undefined value, while
+// Jinja tells them apart ("x is none" is false for an undefined x); the name
+// is bound to chatNone, a value only None has. Test names (is none, is not
+// none) and attribute names (.none) stay.
+func chatRenameNone(s string) (string, bool) {
+	toks := chatLexExpr(s)
+	var b strings.Builder
+	last := 0
+	for i, t := range toks {
+		if t.text != "none" && t.text != "None" {
+			continue
+		}
+		if i > 0 && (toks[i-1].text == "is" || toks[i-1].text == "." ||
+			toks[i-1].text == "not" && i > 1 && toks[i-2].text == "is") {
+			continue
+		}
+		b.WriteString(s[last:t.start])
+		b.WriteString(chatNoneName)
+		last = t.end
+	}
+	if last == 0 {
+		return s, false
+	}
+	b.WriteString(s[last:])
+	return b.String(), true
 }
 
 // chatExprTok is a token of a tag's content: its byte span, its bracket
