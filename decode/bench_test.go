@@ -1,0 +1,73 @@
+package decode_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+)
+
+const benchTokens = 128
+
+func benchPrompt() []int { return []int{1, 403, 407, 261, 378, 432, 383, 286} }
+
+// generate runs a greedy lockstep of the given models for benchTokens tokens
+// (no EOS, so every run has the same length).
+func generate(b *testing.B, l *decode.Lockstep) {
+	got, err := l.Run(benchPrompt(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(got) != benchTokens {
+		b.Fatalf("generated %d tokens", len(got))
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	s, _ := load(b, "stories260K")
+	x, _ := load(b, "llama2xs")
+	cases := []struct {
+		name   string
+		models []*engine.Model
+		comb   decode.Combiner
+	}{
+		{"stories260K", []*engine.Model{s}, nil},
+		{"llama2xs", []*engine.Model{x}, nil},
+		{"fusion", []*engine.Model{s, x}, &decode.Fusion{}},
+		{"fusion-prob", []*engine.Model{s, x}, &decode.Fusion{Mode: decode.ProbMean}},
+		{"nudging", []*engine.Model{s, x}, &decode.Nudging{Base: 0, Nudger: 1}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			l := &decode.Lockstep{Sessions: sessions(c.models...), Combiner: c.comb, Vocab: 512, MaxTokens: benchTokens}
+			b.ReportAllocs()
+			for b.Loop() {
+				generate(b, l)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchTokens), "ns/token")
+		})
+	}
+}
+
+// BenchmarkLockstepOverhead times, in each iteration, the two single-model
+// generations and their logit fusion over the same number of tokens, and
+// reports lockstep time / sum of single times (target: <= 1.05).
+func BenchmarkLockstepOverhead(b *testing.B) {
+	s, _ := load(b, "stories260K")
+	x, _ := load(b, "llama2xs")
+	ls := &decode.Lockstep{Sessions: sessions(s), Vocab: 512, MaxTokens: benchTokens}
+	lx := &decode.Lockstep{Sessions: sessions(x), Vocab: 512, MaxTokens: benchTokens}
+	lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: &decode.Fusion{}, Vocab: 512, MaxTokens: benchTokens}
+	var single, fused time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		generate(b, ls)
+		generate(b, lx)
+		t1 := time.Now()
+		generate(b, lf)
+		single += t1.Sub(t0)
+		fused += time.Since(t1)
+	}
+	b.ReportMetric(float64(fused)/float64(single), "ratio")
+}

@@ -1,0 +1,261 @@
+package decode_test
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// load opens a shared model folder with its tokenizer.
+func load(t testing.TB, name string) (*engine.Model, *tokenizer.Tokenizer) {
+	t.Helper()
+	dir := testutil.Shared(t, filepath.Join("models", name))
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
+}
+
+func sessions(ms ...*engine.Model) []decode.Session {
+	out := make([]decode.Session, len(ms))
+	for i, m := range ms {
+		out[i] = m.NewSession(0)
+	}
+	return out
+}
+
+func TestFusionReference(t *testing.T) {
+	var ref struct {
+		IDs     []int              `json:"ids_with_bos"`
+		N       int                `json:"n_predicted"`
+		Single  map[string]float64 `json:"mean_nll"`
+		LogLin  float64            `json:"mean_nll_loglinear_fusion_equal_weights"`
+		ProbAvg float64            `json:"mean_nll_probability_average"`
+	}
+	b, err := os.ReadFile(testutil.Shared(t, "models/fusion_reference_stories260K_llama2xs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	s, stok := load(t, "stories260K")
+	x, xtok := load(t, "llama2xs")
+	vocab, err := decode.SharedVocab([]*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		models []*engine.Model
+		comb   decode.Combiner
+		want   float64
+	}{
+		{"stories260K", []*engine.Model{s}, nil, ref.Single["stories260K"]},
+		{"llama2xs", []*engine.Model{x}, nil, ref.Single["llama2xs"]},
+		{"logit-mean", []*engine.Model{s, x}, &decode.Fusion{}, ref.LogLin},
+		{"prob-mean", []*engine.Model{s, x}, &decode.Fusion{Mode: decode.ProbMean}, ref.ProbAvg},
+		{"self-fusion", []*engine.Model{s, s}, &decode.Fusion{}, ref.Single["stories260K"]},
+		{"self-fusion prob-mean", []*engine.Model{s, s}, &decode.Fusion{Mode: decode.ProbMean}, ref.Single["stories260K"]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, n, err := decode.NLL(sessions(tc.models...), tc.comb, vocab, ref.IDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != ref.N {
+				t.Fatalf("scored %d tokens, want %d", n, ref.N)
+			}
+			if got := sum / float64(n); math.Abs(got-tc.want) > 1e-4 {
+				t.Errorf("mean NLL %.6f, want %.6f", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestGreedyReference checks the single-model loop (Collab "single") against
+// the independent greedy continuation of stories260K.
+func TestGreedyReference(t *testing.T) {
+	var ref struct {
+		Prompt []int `json:"prompt_ids_with_bos"`
+		Greedy []int `json:"greedy_continuation_ids"`
+	}
+	b, err := os.ReadFile(testutil.Shared(t, "models/stories260K/reference_greedy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := load(t, "stories260K")
+	l := &decode.Lockstep{Sessions: sessions(m), MaxTokens: len(ref.Greedy)}
+	got, err := l.Run(ref.Prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ref.Greedy) {
+		t.Errorf("greedy ids\n got %v\nwant %v", got, ref.Greedy)
+	}
+	// Self-fusion generates the same text.
+	l2 := &decode.Lockstep{Sessions: sessions(m, m), Combiner: &decode.Fusion{}, MaxTokens: len(ref.Greedy)}
+	got2, err := l2.Run(ref.Prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got2, ref.Greedy) {
+		t.Errorf("self-fusion ids\n got %v\nwant %v", got2, ref.Greedy)
+	}
+}
+
+func TestSpeculativeSharedModels(t *testing.T) {
+	target, tok := load(t, "stories260K")
+	draft, _ := load(t, "llama2xs")
+	prompt, err := tok.Encode("Once upon a time, there was a little dog", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	l := &decode.Lockstep{Sessions: sessions(target), MaxTokens: n, Vocab: tok.VocabSize()}
+	want, err := l.Run(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	for _, k := range []int{1, 3, 5} {
+		sp := &decode.Speculative{Target: target.NewSession(0), Draft: draft.NewSession(0), K: k, MaxTokens: n, Vocab: tok.VocabSize()}
+		got, err := sp.Run(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("k=%d: speculative greedy differs from the target alone\n got %v\nwant %v", k, got, want)
+		}
+		t.Logf("k=%d: accepted %d of %d draft tokens", k, sp.Accepted, sp.Proposed)
+	}
+}
+
+func TestVocabularyMismatchRejected(t *testing.T) {
+	s, stok := load(t, "stories260K")
+	e, etok := load(t, "eric260K")
+	_, err := decode.SharedVocab([]*engine.Model{e, s}, []*tokenizer.Tokenizer{etok, stok}, []string{"eric260K", "stories260K"})
+	if err == nil || !strings.Contains(err.Error(), "do not share a vocabulary") {
+		t.Fatalf("eric260K + stories260K: err = %v, want a vocabulary error", err)
+	}
+	if _, err := decode.NewMethod([]*engine.Model{s, e}, []*tokenizer.Tokenizer{stok, etok}, decode.MethodConfig{Method: "fusion"}); err == nil {
+		t.Fatal("NewMethod accepted eric260K + stories260K")
+	}
+}
+
+// TestMethodsEndToEnd runs every method on stories260K + llama2xs through
+// the text API and checks each produces text and honors stop strings.
+func TestMethodsEndToEnd(t *testing.T) {
+	s, stok := load(t, "stories260K")
+	x, xtok := load(t, "llama2xs")
+	ms := []*engine.Model{s, x}
+	toks := []*tokenizer.Tokenizer{stok, xtok}
+	head := &decode.Head{W: make([]float64, s.Config.HiddenSize), B: 0.1} // always defers a little (p≈0.52)
+	for _, cfg := range []decode.MethodConfig{
+		{Method: "single"},
+		{Method: "fusion"},
+		{Method: "fusion", Mode: "prob-mean", Weights: []float64{2, 1}},
+		{Method: "contrastive", Alpha: 0.2},
+		{Method: "nudging"},
+		{Method: "cascade", DevPrompts: []string{"Tom had a ball.", "The sun was hot."}},
+		{Method: "co-llm", Head: head},
+		{Method: "co-llm", Head: head, CoLLMMode: "compose"},
+		{Method: "mentor", Share: 0.5},
+		{Method: "speculative"},
+		{Method: "fusion", Sampler: decode.SamplerConfig{Temperature: 0.8, TopP: 0.9, Seed: 3}},
+	} {
+		cfg.MaxTokens = 40
+		var trace []decode.TraceStep
+		cfg.Trace = func(ts decode.TraceStep) { trace = append(trace, ts) }
+		c, err := decode.NewMethod(ms, toks, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", cfg.Method, err)
+		}
+		var w strings.Builder
+		text, err := c.Generate("Once upon a time", &w)
+		if err != nil {
+			t.Fatalf("%s: %v", cfg.Method, err)
+		}
+		if text == "" || w.String() != text || len(trace) == 0 {
+			t.Errorf("%s: text %q (streamed %q), %d trace steps", cfg.Method, text, w.String(), len(trace))
+		}
+		t.Logf("%-12s %q", cfg.Method, text)
+		// Stop strings cut the text before them.
+		if i := strings.Index(text, " "); i > 0 {
+			cfg.Stop = []string{text[i : i+1]}
+			c, _ := decode.NewMethod(ms, toks, cfg)
+			cut, err := c.Generate("Once upon a time", nil)
+			if err != nil || cut != text[:i] {
+				t.Errorf("%s with stop %q: %q, %v; want %q", cfg.Method, cfg.Stop[0], cut, err, text[:i])
+			}
+		}
+	}
+}
+
+func TestCoLLMHeadOnSkills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a head")
+	}
+	small, tok := load(t, "skills-small")
+	add, atok := load(t, "skills-add")
+	var ds struct {
+		Dev []struct{ Input, Output string } `json:"dev"`
+	}
+	b, err := os.ReadFile(testutil.Shared(t, "datasets/skills_add.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ds); err != nil {
+		t.Fatal(err)
+	}
+	var pairs []decode.HeadPair
+	for _, it := range ds.Dev[:40] {
+		p, _ := tok.Encode(it.Input, true)
+		r, _ := tok.Encode(it.Output, false)
+		pairs = append(pairs, decode.HeadPair{Prompt: p, Reference: append(r, tok.EOS()...)})
+	}
+	d, err := decode.CollectHeadData(small.NewSession(0), add.NewSession(0), tok.VocabSize(), pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := decode.TrainHead(d, decode.HeadTrainConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "head.safetensors")
+	if err := h.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := decode.LoadHead(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decode.NewMethod([]*engine.Model{small, add}, []*tokenizer.Tokenizer{tok, atok}, decode.MethodConfig{Method: "co-llm", Head: h2, MaxTokens: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Generate(ds.Dev[0].Input, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("co-llm on %q: %q (want %q)", ds.Dev[0].Input, out, ds.Dev[0].Output)
+}

@@ -1,0 +1,261 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// Methods lists the collaboration methods NewMethod builds, in the CLI's
+// order; "single" is plain generation with the first model.
+var Methods = []string{"single", "fusion", "contrastive", "nudging", "cascade", "co-llm", "mentor", "speculative"}
+
+// MethodConfig configures NewMethod. Zero values mean the defaults named
+// on each field.
+type MethodConfig struct {
+	Method    string
+	Sampler   SamplerConfig
+	MaxTokens int // 0: up to the context
+	Stop      []string
+	Chat      bool
+	Trace     func(TraceStep)
+	Names     []string // model names for error messages
+
+	// Fusion: Mode "logit-mean" (default) or "prob-mean"; Weights per model.
+	Mode    string
+	Weights []float64
+	// Contrastive: base + Alpha*(experts - anti). Base defaults to model 0;
+	// with Experts and Anti both nil the layout is DefaultContrastive's.
+	Alpha         float64
+	Base          int
+	Experts, Anti []int
+	// Nudging: Gamma (default 0.4); model 0 is the base, 1 the nudger.
+	Gamma float64
+	// Co-LLM (model 0 base, 1 assistant) and mentor (0 generator, 1 mentor).
+	Head      *Head
+	Threshold float64 // default 0.5
+	WarmUp    int
+	CoLLMMode string // "defer" (default) or "compose"
+	// Cascade: Thresholds per level but the last, or DevPrompts to
+	// calibrate them at Quantile (default 0.5).
+	Thresholds []float64
+	DevPrompts []string
+	Quantile   float64
+	// Speculative: model 0 is the target, 1 the draft.
+	DraftTokens int
+	// Mentor: Share of word starts checked (0.25), PatchLen (16).
+	Share    float64
+	PatchLen int
+}
+
+// Collab is a ready-to-run method over loaded models: Generate streams
+// text, Func adapts it for evaluation harnesses.
+type Collab struct {
+	*Generator
+	Models   []*engine.Model
+	Sessions []Session
+	Vocab    int
+	EOS      []int
+
+	// The method's loop, one of these set.
+	Lockstep    *Lockstep
+	Speculative *Speculative
+	Cascade     *Cascade
+	Mentor      *Mentor
+
+	limit int // smallest context among the models
+}
+
+// NewMethod checks the models' vocabularies and builds cfg.Method over
+// them. Every model must come with its tokenizer.
+func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodConfig) (*Collab, error) {
+	vocab, err := SharedVocab(models, toks, cfg.Names)
+	if err != nil {
+		return nil, err
+	}
+	need := map[string]int{"single": 1, "fusion": 1, "contrastive": 2, "nudging": 2, "cascade": 1, "co-llm": 2, "mentor": 2, "speculative": 2}
+	atLeast, ok := need[cfg.Method]
+	if !ok {
+		return nil, fmt.Errorf("unknown method %q (want one of %v)", cfg.Method, Methods)
+	}
+	if len(models) < atLeast {
+		return nil, fmt.Errorf("%s needs at least %d models, got %d", cfg.Method, atLeast, len(models))
+	}
+	sampler, err := NewSampler(cfg.Sampler)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collab{Models: models, Vocab: vocab, EOS: EOSIDs(toks[0], models...), limit: 1 << 30}
+	for _, m := range models {
+		c.Sessions = append(c.Sessions, m.NewSession(0))
+		c.limit = min(c.limit, contextLimit(m))
+	}
+	tok := toks[0]
+	text := func(id int) string { return tok.Decode([]int{id}, false) }
+	ls := &Lockstep{Sessions: c.Sessions, Sampler: sampler, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace, TokenText: text}
+	margin := 0
+	var run RunFunc
+	switch cfg.Method {
+	case "single":
+		ls.Sessions = c.Sessions[:1]
+	case "fusion":
+		mode, err := ParseFusionMode(cfg.Mode)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Weights != nil {
+			if _, err := normWeights(cfg.Weights, len(models)); err != nil {
+				return nil, err
+			}
+		}
+		ls.Combiner = &Fusion{Mode: mode, Weights: cfg.Weights}
+	case "contrastive":
+		ct := &Contrastive{Base: cfg.Base, Experts: cfg.Experts, Anti: cfg.Anti, Alpha: cfg.Alpha}
+		if ct.Experts == nil && ct.Anti == nil {
+			if cfg.Base != 0 {
+				return nil, errors.New("contrastive: a base other than model 0 needs explicit experts or anti-experts")
+			}
+			ct = DefaultContrastive(len(models), cfg.Alpha)
+		}
+		ls.Combiner = ct
+	case "nudging":
+		ls.Combiner = &Nudging{Base: 0, Nudger: 1, Gamma: cfg.Gamma, WordStart: WordStarts(tok)}
+	case "co-llm":
+		if cfg.Head == nil {
+			return nil, errors.New("co-llm needs a deferral head (--head FILE; train one with 'moco collab train-head')")
+		}
+		mode, err := ParseCoLLMMode(cfg.CoLLMMode)
+		if err != nil {
+			return nil, err
+		}
+		if h := models[0].Config.HiddenSize; h != len(cfg.Head.W) {
+			return nil, fmt.Errorf("the deferral head has %d inputs but the base model's hidden size is %d", len(cfg.Head.W), h)
+		}
+		ls.Combiner = &CoLLM{Base: 0, Assistant: 1, Head: cfg.Head, Mode: mode, Threshold: cfg.Threshold, WarmUp: cfg.WarmUp}
+	case "speculative":
+		k := cfg.DraftTokens
+		if k <= 0 {
+			k = DefaultDraftTokens
+		}
+		margin = k + 1
+		c.Speculative = &Speculative{Target: c.Sessions[0], Draft: c.Sessions[1], Sampler: sampler, K: k, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
+		run = c.Speculative.Run
+	case "mentor":
+		c.Mentor = &Mentor{Generator: c.Sessions[0], Mentor: c.Sessions[1], Sampler: sampler, Share: cfg.Share, PatchLen: cfg.PatchLen,
+			WordStart: WordStarts(tok), Head: cfg.Head, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
+		if cfg.Head == nil {
+			c.Mentor.Choose = promptChooser(tok, models[0].NewSession(0), contextLimit(models[0]))
+		}
+		margin = c.Mentor.PatchLen
+		if margin <= 0 {
+			margin = DefaultPatchLen
+		}
+		run = c.Mentor.Run
+	case "cascade":
+		c.Cascade = &Cascade{Sessions: c.Sessions, Thresholds: cfg.Thresholds, Sampler: sampler, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
+		run = func(prompt []int, emit func(int) bool) ([]int, error) {
+			res, err := c.Cascade.Run(prompt)
+			for _, t := range res.Tokens {
+				if emit != nil && !emit(t) {
+					break
+				}
+			}
+			return res.Tokens, err
+		}
+	}
+	if run == nil {
+		c.Lockstep = ls
+		run = ls.Run
+	}
+	c.Generator = &Generator{Tok: tok, Stop: cfg.Stop, Chat: cfg.Chat, Run: c.bounded(run, cfg.MaxTokens, margin)}
+	if c.Cascade != nil && cfg.Thresholds == nil {
+		if len(cfg.DevPrompts) == 0 && len(models) > 1 {
+			return nil, errors.New("cascade needs thresholds or dev prompts to calibrate them on")
+		}
+		var dev [][]int
+		for _, p := range cfg.DevPrompts {
+			ids, err := c.Encode(p)
+			if err != nil {
+				return nil, err
+			}
+			dev = append(dev, ids)
+		}
+		c.setMax(cfg.MaxTokens, 0, dev)
+		if err := c.Cascade.Calibrate(dev, cfg.Quantile); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// bounded caps each run's tokens so the prompt, the continuation and the
+// method's look-ahead fit in every model's context.
+func (c *Collab) bounded(run RunFunc, maxTokens, margin int) RunFunc {
+	return func(prompt []int, emit func(int) bool) ([]int, error) {
+		room := c.limit - len(prompt) - margin
+		if room <= 0 {
+			return nil, fmt.Errorf("the prompt has %d tokens, which fills the models' context of %d", len(prompt), c.limit)
+		}
+		n := room
+		if maxTokens > 0 {
+			n = min(maxTokens, room)
+		}
+		c.setMaxN(n)
+		return run(prompt, emit)
+	}
+}
+
+func (c *Collab) setMaxN(n int) {
+	switch {
+	case c.Lockstep != nil:
+		c.Lockstep.MaxTokens = n
+	case c.Speculative != nil:
+		c.Speculative.MaxTokens = n
+	case c.Mentor != nil:
+		c.Mentor.MaxTokens = n
+	case c.Cascade != nil:
+		c.Cascade.MaxTokens = n
+	}
+}
+
+func (c *Collab) setMax(maxTokens, margin int, prompts [][]int) {
+	longest := 0
+	for _, p := range prompts {
+		longest = max(longest, len(p))
+	}
+	n := c.limit - longest - margin
+	if maxTokens > 0 {
+		n = min(n, maxTokens)
+	}
+	c.setMaxN(max(n, 1))
+}
+
+// promptChooser asks the generator itself which patch is better and keeps
+// the mentor's patch when " B" is more likely than " A" after the prompt.
+func promptChooser(tok *tokenizer.Tokenizer, s Session, limit int) func(hist, a, b []int) (bool, error) {
+	return func(hist, a, b []int) (bool, error) {
+		ctx := tok.Decode(hist, true)
+		q := ctx + "\n\nWhich continuation is better?\nOption (A): " + tok.Decode(a, true) +
+			"\nOption (B): " + tok.Decode(b, true) + "\nAnswer: Option ("
+		ids, err := tok.Encode(q, true)
+		if err != nil {
+			return false, err
+		}
+		idA, errA := tok.Encode("A", false)
+		idB, errB := tok.Encode("B", false)
+		if errA != nil || errB != nil || len(idA) == 0 || len(idB) == 0 {
+			return false, errors.New("mentor: cannot encode the option letters")
+		}
+		if len(ids) > limit { // keep the first token (BOS) and the end
+			ids = append(ids[:1], ids[len(ids)-limit+1:]...)
+		}
+		s.Reset()
+		lg, err := s.Forward(ids)
+		if err != nil {
+			return false, fmt.Errorf("mentor choice: %w", err)
+		}
+		return lg[idB[0]] > lg[idA[0]], nil
+	}
+}

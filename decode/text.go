@@ -1,0 +1,173 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// RunFunc is a token loop: Lockstep.Run, Speculative.Run and Mentor.Run
+// have this shape. It generates from prompt, calling emit for each token
+// until emit returns false, and returns the generated tokens.
+type RunFunc func(prompt []int, emit func(tok int) bool) ([]int, error)
+
+// Generator turns a token loop into text generation: it encodes the prompt
+// (BOS added as the tokenizer config says), streams the decoded text (never
+// a split UTF-8 character) and stops at the first stop string, whose text is
+// never emitted.
+type Generator struct {
+	Tok  *tokenizer.Tokenizer
+	Run  RunFunc
+	Stop []string
+	// RawPrompt skips the tokenizer's special tokens (BOS) when encoding.
+	RawPrompt bool
+	// Chat renders the prompt as a user message with the tokenizer's chat
+	// template first.
+	Chat bool
+}
+
+// Generate writes the continuation of prompt to w as it is produced (w may
+// be nil) and returns it.
+func (g *Generator) Generate(prompt string, w io.Writer) (string, error) {
+	ids, err := g.Encode(prompt)
+	if err != nil {
+		return "", err
+	}
+	return g.GenerateIDs(ids, w)
+}
+
+// Encode turns a prompt into the ids Generate starts from.
+func (g *Generator) Encode(prompt string) ([]int, error) {
+	special := !g.RawPrompt
+	if g.Chat {
+		var err error
+		if prompt, err = ChatPrompt(g.Tok, prompt); err != nil {
+			return nil, err
+		}
+		// Templates usually write the BOS text themselves.
+		if bos := g.Tok.BOS(); bos >= 0 && strings.HasPrefix(prompt, g.Tok.TokenString(bos)) {
+			special = false
+		}
+	}
+	ids, err := g.Tok.Encode(prompt, special)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		bos := g.Tok.BOS()
+		if bos < 0 {
+			return nil, errors.New("empty prompt and the tokenizer has no BOS token to start from")
+		}
+		ids = []int{bos}
+	}
+	return ids, nil
+}
+
+// GenerateIDs is Generate for an already encoded prompt.
+func (g *Generator) GenerateIDs(ids []int, w io.Writer) (string, error) {
+	st := &stopWriter{stops: g.Stop, w: w}
+	stream := g.Tok.NewStream(true)
+	var werr error
+	_, err := g.Run(ids, func(tok int) bool {
+		if st.add(stream.Add(tok)) {
+			return false
+		}
+		werr = st.err
+		return werr == nil
+	})
+	if err == nil && !st.stopped {
+		st.add(stream.Flush())
+		st.flush()
+	}
+	if err == nil {
+		err = st.err
+	}
+	return st.out.String(), err
+}
+
+// Func returns g as a function from prompt to continuation, the shape the
+// evaluation harness runs every method through.
+func (g *Generator) Func() func(prompt string) (string, error) {
+	return func(prompt string) (string, error) { return g.Generate(prompt, nil) }
+}
+
+// SharedVocab checks that the tokenizers are identical (vocabulary map,
+// merges, added tokens) and that every model has an output row for each
+// token, and returns the shared vocabulary size: the tokenizer's, so that
+// models with padded embedding matrices still combine.
+func SharedVocab(models []*engine.Model, toks []*tokenizer.Tokenizer, names []string) (int, error) {
+	if len(models) == 0 || len(models) != len(toks) {
+		return 0, fmt.Errorf("%d models and %d tokenizers", len(models), len(toks))
+	}
+	name := func(i int) string {
+		if i < len(names) && names[i] != "" {
+			return names[i]
+		}
+		return fmt.Sprintf("model %d", i)
+	}
+	for i := 1; i < len(toks); i++ {
+		if err := toks[0].Compare(toks[i]); err != nil {
+			return 0, fmt.Errorf("%s and %s do not share a vocabulary, so they cannot be combined token by token: %w", name(0), name(i), err)
+		}
+	}
+	v := toks[0].VocabSize()
+	for i, m := range models {
+		if m.Config.VocabSize < v {
+			return 0, fmt.Errorf("%s has %d output rows but its tokenizer has %d tokens", name(i), m.Config.VocabSize, v)
+		}
+	}
+	return v, nil
+}
+
+// EOSIDs is the union of the tokenizer's EOS ids and each model config's
+// (config.json and generation_config.json).
+func EOSIDs(tok *tokenizer.Tokenizer, models ...*engine.Model) []int {
+	ids := slices.Clone(tok.EOS())
+	for _, m := range models {
+		for _, id := range m.Config.EOS {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// WordStarts marks the tokens that begin a new word: those whose text
+// starts with a space or a word-boundary marker (SentencePiece's ▁,
+// byte-level BPE's Ġ and Ċ, byte-fallback spaces), and special tokens.
+func WordStarts(tok *tokenizer.Tokenizer) []bool {
+	ws := make([]bool, tok.VocabSize())
+	for id := range ws {
+		s := tok.TokenString(id)
+		ws[id] = tok.IsSpecial(id) || s == "" ||
+			strings.HasPrefix(s, "▁") || strings.HasPrefix(s, "Ġ") || strings.HasPrefix(s, "Ċ") ||
+			strings.HasPrefix(s, " ") || strings.HasPrefix(s, "\n") || strings.HasPrefix(s, "\t") ||
+			s == "<0x20>" || s == "<0x0A>" || s == "<0x09>"
+	}
+	return ws
+}
+
+// ChatPrompt renders prompt as one user message with the tokenizer's chat
+// template and the generation prompt appended.
+func ChatPrompt(tok *tokenizer.Tokenizer, prompt string) (string, error) {
+	if tok.Chat == nil {
+		return "", errors.New("the model has no chat template (tokenizer_config.json has no chat_template); drop --chat")
+	}
+	msgs := []map[string]any{{"role": "user", "content": prompt}}
+	return tok.Chat.Render(msgs, tokenizer.ChatOptions{AddGenerationPrompt: true})
+}
+
+// contextLimit is the number of positions a default session of m holds.
+func contextLimit(m *engine.Model) int {
+	n := m.Config.MaxPositions
+	if n <= 0 || n > 4096 {
+		n = 4096
+	}
+	return n
+}
