@@ -154,6 +154,9 @@ type splitPre struct {
 }
 
 func (sp splitPre) split(dst []piece, p piece) []piece {
+	if sc, ok := sp.pat.(tiler); ok && sp.behavior == isolated && !sp.invert {
+		return sc.tile(dst, p)
+	}
 	var buf [64][2]int
 	return splitSpans(dst, p, sp.pat.findAll(p.s, buf[:0]), sp.behavior, sp.invert)
 }
@@ -385,6 +388,9 @@ func lastByteLevel(pt preTokenizer) (preTokenizer, bool) {
 	switch v := pt.(type) {
 	case byteLevel:
 		v.mapBytes = false
+		if !v.useRegex && !v.addPrefixSpace {
+			return nil, true // nothing left to do before the model
+		}
 		return v, true
 	case preSeq:
 		if len(v) == 0 {
@@ -394,8 +400,13 @@ func lastByteLevel(pt preTokenizer) (preTokenizer, bool) {
 		if !ok {
 			return v, false
 		}
-		q := append(preSeq(nil), v...)
-		q[len(q)-1] = last
+		q := append(preSeq(nil), v[:len(v)-1]...)
+		if last != nil {
+			q = append(q, last)
+		}
+		if len(q) == 1 {
+			return q[0], true
+		}
 		return q, true
 	}
 	return pt, false

@@ -118,6 +118,12 @@ func spaceEnd(s string, i int) int {
 	return j
 }
 
+// A tiler is a finder whose matches cover the whole text, and which can
+// cut a piece into them directly.
+type tiler interface {
+	tile(dst []piece, p piece) []piece
+}
+
 // gpt2Scanner implements patGPT2.
 type gpt2Scanner struct{}
 
@@ -125,6 +131,16 @@ func (gpt2Scanner) findAll(s string, dst [][2]int) [][2]int {
 	for i := 0; i < len(s); {
 		j := gpt2Next(s, i)
 		dst = append(dst, [2]int{i, j})
+		i = j
+	}
+	return dst
+}
+
+func (gpt2Scanner) tile(dst []piece, p piece) []piece {
+	s := p.s
+	for i := 0; i < len(s); {
+		j := gpt2Next(s, i)
+		dst = append(dst, piece{s[i:j], p.atStart && i == 0})
 		i = j
 	}
 	return dst
@@ -155,6 +171,16 @@ func (l llama3Scanner) findAll(s string, dst [][2]int) [][2]int {
 	for i := 0; i < len(s); {
 		j := l.next(s, i)
 		dst = append(dst, [2]int{i, j})
+		i = j
+	}
+	return dst
+}
+
+func (l llama3Scanner) tile(dst []piece, p piece) []piece {
+	s := p.s
+	for i := 0; i < len(s); {
+		j := l.next(s, i)
+		dst = append(dst, piece{s[i:j], p.atStart && i == 0})
 		i = j
 	}
 	return dst

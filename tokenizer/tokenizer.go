@@ -100,6 +100,9 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	}
 	if t.pre != nil {
 		t.pre, t.mapBytes = lastByteLevel(t.pre)
+		if q, ok := t.pre.(preSeq); ok && len(q) == 0 {
+			t.pre = nil
+		}
 	}
 	if t.post, err = newPostProcessor(f.PostProcessor); err != nil {
 		return nil, err
@@ -207,14 +210,15 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 	if !utf8.ValidString(text) {
 		return nil, errors.New("tokenizer: text is not valid UTF-8")
 	}
-	var ids []int
+	ids := make([]int, 0, len(text)/3+4)
 	if addSpecial {
 		ids = append(ids, t.post.prefix...)
 	}
 	var segBuf [8]segment
 	segs := t.rawAdded.split(segBuf[:0], segment{text, -1, true})
-	var pieces []piece
-	var sub []segment
+	pieces := make([]piece, 0, len(text)/4+1)
+	var subBuf [8]segment
+	sub := subBuf[:0]
 	for _, seg := range segs {
 		if seg.id >= 0 {
 			ids = append(ids, seg.id)

@@ -1,0 +1,78 @@
+package tokenizer
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+// BenchmarkEncode measures encoding throughput over the reference corpus,
+// on one core; b.SetBytes makes go test report MB/s. The first pass fills
+// the per-word cache, as it would be filled in use.
+func BenchmarkEncode(b *testing.B) {
+	corpus := readCorpus(b)
+	var texts []string
+	size := 0
+	for _, e := range corpus {
+		texts = append(texts, e.Text)
+		size += len(e.Text)
+	}
+	for _, name := range refNames {
+		b.Run(name, func(b *testing.B) {
+			tk := refTokenizer(b, name)
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				for _, s := range texts {
+					if _, err := tk.Encode(s, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeCold measures encoding with an empty word cache.
+func BenchmarkEncodeCold(b *testing.B) {
+	corpus := readCorpus(b)
+	size := 0
+	for _, e := range corpus {
+		size += len(e.Text)
+	}
+	for _, name := range []string{"qwen3", "llama3"} {
+		b.Run(name, func(b *testing.B) {
+			tk := refTokenizer(b, name)
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				tk.model.mu.Lock()
+				clear(tk.model.cache)
+				tk.model.mu.Unlock()
+				for _, e := range corpus {
+					tk.Encode(e.Text, false)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	for _, name := range refNames {
+		b.Run(name, func(b *testing.B) {
+			dir := testutil.Shared(b, refDirs[name])
+			data, err := os.ReadFile(dir + "/tokenizer.json")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := New(data, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+var _ = time.Second
