@@ -2,4 +2,39 @@
 // temperature, top-k, top-p, min-p), the single-model generation loop with
 // stop conditions and streaming, and the lockstep loop in which several
 // same-vocabulary models advance together while a Combiner picks each token.
+//
+// # Lockstep
+//
+// Lockstep runs N >= 1 models over one shared token history. Each model
+// prefills the prompt once and then consumes every chosen token through its
+// own KV cache, whoever chose it. At every step a Combiner turns the models'
+// logits (truncated to the shared vocabulary) into one score vector, which
+// the Sampler samples exactly as it samples a single model. A new method is
+// a few lines:
+//
+//	avg := decode.CombinerFunc(func(dst []float32, s *decode.Step) error {
+//		for i := range dst {
+//			dst[i] = 0.7*s.Logits[0][i] + 0.3*s.Logits[1][i]
+//		}
+//		s.Source = "avg"
+//		return nil
+//	})
+//
+// The token-level methods are combiners: Fusion (logit-mean or prob-mean),
+// Contrastive (and proxy-tuning), Nudging and CoLLM. Methods that need
+// their own loop reuse the same sessions: Speculative (draft and verify with
+// one batched forward and cache rollback), Cascade (whole answers, weak to
+// strong, with calibrated confidence thresholds) and Mentor (patches drafted
+// by two models where their next words differ).
+//
+// Every loop works on the Session interface, which *engine.Session
+// satisfies. NewMethod builds any method over loaded models after checking
+// that their tokenizers are identical, and returns a Collab whose Generate
+// streams text and whose Func is the func(prompt) (string, error) that
+// evaluation harnesses call. NLL scores a text under a combined distribution
+// and RankByNLL orders models by it.
+//
+// Sampling defaults (DefaultSampler, used by moco generate and collab):
+// temperature 0.8 and top-p 0.9, seed 0, so a run is reproducible unless a
+// seed is given; temperature 0 is greedy decoding.
 package decode
