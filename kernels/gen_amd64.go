@@ -320,6 +320,68 @@ func mm512(t wtype) {
 	p("")
 }
 
+// mm6x4 writes func mm6x4T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// a tile of 6 weight rows x 4 tokens (accumulator Z(4r+t)), for the types
+// without scales. Against the 4x4 tile it loads each token's activations
+// once for six rows instead of four, which is what limits the 4x4 tile on
+// long rows (the activations stream from L2).
+func mm6x4(t wtype) {
+	fn := "mm6x4" + t.name
+	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
+	bytes16 := 16 << t.shift
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ ldw+40(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	for r := 1; r < 6; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
+	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tSHLQ $2, DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	for i := 0; i < 24; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for h := 0; h < 2; h++ {
+		for tok := 0; tok < 4; tok++ {
+			p("\tVMOVUPS %d%s, Z%d", 64*h, xaddr[tok], 24+tok)
+		}
+		for r := 0; r < 6; r++ {
+			w := z(28 + r%2)
+			p("\t%s", t.load512(h*bytes16, rows[r], w, ""))
+			for tok := 0; tok < 4; tok++ {
+				p("\tVFMADD231PS Z%d, %s, Z%d", 24+tok, w, 4*r+tok)
+			}
+		}
+	}
+	p("\tADDQ $128, DX")
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 6; r++ {
+			hsum512(4*r + tok)
+			p("\tVMOVSS X%d, %d(DI)", 4*r+tok, 4*r)
+		}
+		if tok < 3 {
+			p("\tADDQ CX, DI")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
 // mv256 is mv512 for AVX2: 8 lanes, four quarter-steps per 32 columns.
 func mv256(t wtype) {
 	fn := "mv256" + t.name
@@ -432,6 +494,9 @@ func main() {
 	for _, t := range types {
 		mv512(t)
 		mm512(t)
+		if t.name != "Q8" {
+			mm6x4(t)
+		}
 		mv256(t)
 	}
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {

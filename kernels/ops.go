@@ -13,17 +13,19 @@ import (
 // kernel in an order that depends only on the element, never on the thread
 // count or on how rows and tokens were grouped: the assembly kernels give
 // each (row, token) pair one accumulator that walks the columns in the same
-// order, whether the tile is 1x1, 4x1 or 4x4. So MatMul's rows equal
+// order, whether the tile is 1x1, 4x1, 8x1, 4x4 or 6x4. So MatMul's rows equal
 // MatVec's bit for bit, and results do not change with SetThreads.
 
 // kern is one weight type's assembly. mv computes rows consecutive rows over
 // the first k columns (k a positive multiple of 32; ldw is the row stride in
 // elements); mm, when present, computes a tile of 4 rows x 4 tokens
-// (ldd and ldx are the strides of dst and x in elements). s points at the
-// row's Q8_0 scales and is ignored by the other types.
+// (ldd and ldx are the strides of dst and x in elements), and mm6, when
+// present, one of 6 rows x 4 tokens. s points at the row's Q8_0 scales and
+// is ignored by the other types.
 type kern struct {
-	mv func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	mm func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mv  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	mm  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6 func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 }
 
 var (
@@ -221,7 +223,24 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 	tb := max(4, tileBytes/(4*C)&^3)
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
-		if k.mm != nil {
+		if k.mm6 != nil {
+			r := r0
+			for ; r+6 <= r1; r += 6 {
+				w := m.wptr(r)
+				t := t0
+				for ; t+4 <= t1; t += 4 {
+					k.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
+				}
+				for ; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
+				}
+			}
+			if r < r1 {
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&x[t*C]), r1-r, k32, C)
+				}
+			}
+		} else if k.mm != nil {
 			r := r0
 			for ; r+4 <= r1; r += 4 {
 				w, s := m.wptr(r), m.sptr(r)

@@ -37,6 +37,15 @@ func mm512F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 func mm512Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
+func mm6x4F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm6x4BF16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm6x4F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
 func mv256F32(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
@@ -69,10 +78,10 @@ func useSIMD(avx512, avx2 bool) {
 	switch {
 	case avx512:
 		simdName = "avx512"
-		simd[F32] = kern{mv512F32, mm512F32}
-		simd[BF16] = kern{mv512BF16, mm512BF16}
-		simd[F16] = kern{mv512F16, mm512F16}
-		simd[Q8_0] = kern{mv512Q8, mm512Q8}
+		simd[F32] = kern{mv512F32, mm512F32, mm6x4F32}
+		simd[BF16] = kern{mv512BF16, mm512BF16, mm6x4BF16}
+		simd[F16] = kern{mv512F16, mm512F16, mm6x4F16}
+		simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
 		dotImpl = simdDot
 	case avx2:
 		simdName = "avx2"
