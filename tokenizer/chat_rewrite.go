@@ -59,8 +59,13 @@ func chatHoistConditionals(src string) (string, error) {
 				return chatRewritten(src, out.String(), changed), nil
 			}
 			tag := src[j:end]
-			if src[j+1] == '%' && chatKeepIndent(src, j) {
-				tag, changed = "{%+"+tag[2:], true
+			if src[j+1] == '%' {
+				if chatKeepIndent(src, j) {
+					tag, changed = "{%+"+tag[2:], true
+				}
+				if t := chatTidyBlockStart(tag); t != tag {
+					tag, changed = t, true
+				}
 			}
 			if src[j+1] == '%' && chatRawStart.MatchString(tag) {
 				loc := chatRawEnd.FindStringIndex(src[end:])
@@ -100,6 +105,20 @@ func chatKeepIndent(src string, j int) bool {
 		k--
 	}
 	return k < j && k > 0 && src[k-1] != '\n'
+}
+
+// chatTidyBlockStart replaces a line break between "{%" and the statement
+// name, which gonja's lexer rejects, with a space.
+func chatTidyBlockStart(tag string) string {
+	head, rest := tag[:2], tag[2:]
+	if rest != "" && (rest[0] == '-' || rest[0] == '+') {
+		head, rest = tag[:3], tag[3:]
+	}
+	trimmed := strings.TrimLeft(rest, " \t\r\n")
+	if !strings.ContainsAny(rest[:len(rest)-len(trimmed)], "\r\n") {
+		return tag
+	}
+	return head + " " + trimmed
 }
 
 func chatRewritten(src, out string, changed bool) string {

@@ -205,3 +205,70 @@ func TestChatTemplateHandWritten(t *testing.T) {
 		})
 	}
 }
+
+// TestChatTemplateJinjaReference renders the cases of testdata/chat/jinja_ref.jsonl
+// (template constructs found in real chat templates) and compares them with
+// Python Jinja2 configured as transformers configures it (gen_jinja_ref.py).
+func TestChatTemplateJinjaReference(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "chat", "jinja_ref.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<24)
+	n := 0
+	for sc.Scan() {
+		var c struct {
+			Name     string          `json:"name"`
+			Template string          `json:"template"`
+			Messages json.RawMessage `json:"messages"`
+			Kwargs   json.RawMessage `json:"kwargs"`
+			Rendered *string         `json:"rendered"`
+			Error    *string         `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		t.Run(c.Name, func(t *testing.T) {
+			cfg, _ := json.Marshal(map[string]any{"chat_template": c.Template, "bos_token": "<s>", "eos_token": "</s>"})
+			ct, err := LoadChatTemplate(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The generator renders at this fixed time, with add_generation_prompt on.
+			opts := ChatOptions{AddGenerationPrompt: true, Extra: map[string]any{}, Now: time.Date(2026, 7, 26, 9, 5, 3, 0, time.UTC)}
+			kw, err := DecodeChatJSON(c.Kwargs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range kw.(ChatMap) {
+				if f.Key == "tools" {
+					opts.Tools = f.Value.([]any)
+				} else {
+					opts.Extra[f.Key] = f.Value
+				}
+			}
+			got, err := ct.RenderJSON(c.Messages, opts)
+			if c.Error != nil {
+				if err == nil {
+					t.Fatalf("rendered %q, want error %s", got, *c.Error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != *c.Rendered {
+				t.Errorf("render mismatch\n got %q\nwant %q", got, *c.Rendered)
+			}
+		})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no cases")
+	}
+}

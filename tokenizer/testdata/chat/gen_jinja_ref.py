@@ -1,0 +1,240 @@
+# Generates jinja_ref.jsonl: small chat-template cases rendered by Python's
+# Jinja2 set up exactly as transformers' apply_chat_template sets it up
+# (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
+# {% generation %}, its tojson, raise_exception and strftime_now; tools and
+# documents passed as None when absent). tokenizer/chat_test.go compares
+# moco's renders with these. Run: python3 gen_jinja_ref.py (needs jinja2>=3.1).
+import json, os, sys
+# Render a chat template as transformers does (independent reference for moco tests).
+from datetime import datetime
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.exceptions import TemplateError
+from jinja2.ext import loopcontrols
+
+from jinja2.ext import Extension
+from jinja2 import nodes
+class Generation(Extension):
+    tags = {"generation"}
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_render", []), [], [], body).set_lineno(lineno)
+    def _render(self, caller):
+        return caller()
+
+def raise_exception(msg):
+    raise TemplateError(msg)
+def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+def render(src, messages, kwargs, now=None):
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, Generation])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda f: (now or datetime.now()).strftime(f)
+    kwargs = dict(kwargs)
+    kwargs.setdefault("tools", None)
+    kwargs.setdefault("documents", None)
+    return env.from_string(src).render(messages=messages, **kwargs)
+
+
+
+NOW = datetime(2026, 7, 26, 9, 5, 3)
+M1 = [{"role": "system", "content": "  Be brief.\n"}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello!"}, {"role": "user", "content": "Bye"}]
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather «now»", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "default": 3}}, "required": ["city"]}}}]
+MTOOL = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}}]}, {"role": "tool", "content": "{\"t\": 21}"}, {"role": "tool", "content": "sunny"}]
+MM = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is this? "}]}]
+
+cases = []
+def add(name, tpl, messages=M1, **kw):
+    cases.append({"name": name, "template": tpl, "messages": messages, "kwargs": kw})
+
+LLAMA31 = r'''{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = strftime_now("%d %b %Y") %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none %}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("one tool call only") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+'''
+add("llama31_plain", LLAMA31)
+add("llama31_tools", LLAMA31, MTOOL, tools=TOOLS)
+add("llama31_date", LLAMA31, date_string="01 Jan 2025")
+
+MISTRAL = r'''{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\n\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+'''
+add("mistral", MISTRAL)
+add("mistral_bad", MISTRAL, [{"role": "assistant", "content": "x"}])
+
+DEEPSEEK = r'''{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{% set ns = namespace(is_first=false, is_tool=false, system_prompt='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'<|User|>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' and message['content'] is not none %}{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}{{'<|Assistant|>' + content + '<|end▁of▁sentence|>'}}{%- endif %}{%- endfor -%}{% if add_generation_prompt and not ns.is_tool %}{{'<|Assistant|><think>\n'}}{% endif %}'''
+add("deepseek", DEEPSEEK)
+
+GEMMA_MM = r'''{{ bos_token }}{%- for message in messages -%}
+{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '
+' }}
+{%- if message['content'] is string -%}{{ message['content'] | trim }}
+{%- elif message['content'] is iterable -%}
+{%- for item in message['content'] -%}
+{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}
+{%- endfor -%}
+{%- endif -%}
+{{ '<end_of_turn>
+' }}
+{%- endfor -%}'''
+add("gemma_mm", GEMMA_MM, MM)
+
+add("filters", r'''{{ messages|length }}|{{ messages|selectattr('role','equalto','user')|list|length }}|{{ messages|map(attribute='role')|join(',') }}|{{ messages[-1].content }}|{{ (messages|last).role }}|{{ (messages|first).role }}|{{ messages[::-1][0].role }}|{{ 'a' ~ 1 }}|{{ 10 // 3 }}|{{ 10 / 4 }}|{{ 7 % 3 }}|{{ x|default('dflt') }}|{{ 'abc'|upper }}|{{ 'A b'|lower }}|{{ 'hello world'|title }}|{{ 'hello'|capitalize }}|{{ 'a-b'|replace('-', '+') }}''')
+add("reverse", r'''{% for m in messages|reverse %}{{ m.role }}{{ ',' if not loop.last }}{% endfor %}''')
+add("loopvars", r'''{% for m in messages %}{{ loop.index }}/{{ loop.length }}/{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }} {% endfor %}''')
+add("macro", r'''{% macro render(m, sep=': ') %}{{ m.role }}{{ sep }}{{ m.content|trim }}{% endmacro %}{% for m in messages %}[{{ render(m) }}]{% endfor %}''')
+add("tests", r'''{% for m in messages %}{{ m.content is string }}{{ m.content is not none }}{{ m.nothing is defined }}{{ m.nothing is undefined }}{{ m.nothing is none }}{% endfor %}''')
+add("tests2", r'''{{ 3 is number }}{{ [] is iterable }}{{ {} is mapping }}{{ 'x' is mapping }}{{ 4 is even }}{{ none is none }}{{ true is true }}{{ false is false }}{{ 0 is false }}''')
+add("setcond", r'''{% for m in messages %}{% set c = m.content if m.content is string else m.content[0].text %}{{ c|trim }};{% endfor %}''', MM + M1)
+add("nestcond_args", r'''{% for m in messages %}{{ m.role.upper() + (' first' if loop.first else (' last' if loop.last else '')) }};{{ [1 if loop.first else 2, 3]|join('') }}{% endfor %}''')
+add("dictlit", r'''{% set d = {'b': 1, 'a': [2, 'x'], 'c': {'z': none, 'y': true}} %}{{ d | tojson }}|{{ d | tojson(indent=2) }}|{% for k, v in d.items() %}{{ k }}{% endfor %}|{{ d.keys()|list|join(',') }}''')
+add("tojson_misc", r'''{{ tools | tojson }}|{{ tools[0] | tojson(indent=4) }}|{{ 'é"\\\n\t' | tojson }}|{{ [1, 2.5, 1e20, 0.0001, 1e-5] | tojson }}|{{ tools|tojson(sort_keys=true) }}|{{ {'a': 1}|tojson(separators=(',', ':')) }}''', tools=TOOLS)
+add("strmethods", r'''{% set s = '  Hello World  \n' %}[{{ s.strip() }}][{{ s.lstrip() }}][{{ s.rstrip() }}][{{ s.strip(' \nH') }}][{{ s.split() }}][{{ 'a,b,,c'.split(',') }}][{{ 'a b c'.split(' ', 1) }}][{{ s.strip().startswith('Hell') }}][{{ s.strip().endswith(('x', 'ld')) }}][{{ 'x'.join(['a','b']) }}][{{ "it's o'k".title() }}][{{ 'abc'.replace('b', '') }}][{{ 'a\nb'.splitlines() }}]''')
+add("strmethods2", r'''{{ 'a,b,,c'.split(',')|join('|') }}+{{ 'a b  c'.split()|join('|') }}+{{ 'k=v=w'.split('=', 1)[1] }}+{{ 'k=v=w'.rsplit('=', 1)[0] }}+{{ 'Hello'.lower() }}{{ 'Hello'.upper() }}+{{ 'x' * 3 }}+{{ 'abc'[1:] }}{{ 'abc'[-1] }}{{ 'abc'[::-1] }}+{{ 'abc'.find('c') }}''')
+add("whitespace", "A\n  {% if true %}\n  B\n  {%+ if true %}C{% endif %}\n  {#- comment #}\n  D {{- ' E ' -}} F\n{% endif %}\nG\n")
+add("undefined", r'''[{{ nothing }}][{{ messages[0].nothing }}][{% if messages[0].nothing %}y{% else %}n{% endif %}][{{ nothing|default('d') }}]''')
+add("none_print", r'''[{{ none }}][{{ true }}][{{ 1.0 }}][{{ 3 }}][{{ 1/2 }}]''')
+add("in_ops", r'''{{ 'role' in messages[0] }}{{ 'x' in messages[0] }}{{ messages[0].role in ['system', 'user'] }}{{ 'b' not in 'abc' }}{{ 'Be' in messages[0].content }}''')
+add("breakcont", r'''{% for m in messages %}{% if loop.index0 == 1 %}{% continue %}{% endif %}{% if loop.index0 == 3 %}{% break %}{% endif %}{{ m.role }} {% endfor %}''')
+add("set_messages", r'''{% set messages = messages[1:] %}{% for m in messages %}{{ m.role }},{% endfor %}{{ messages|length }}''')
+add("ns_loop", r'''{% set ns = namespace(last=-1, found=false) %}{% for m in messages %}{% if m.role == 'user' %}{% set ns.last = loop.index0 %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.last }}{{ ns.found }}''')
+add("tool_calls", r'''{%- for message in messages %}{%- if message.tool_calls is defined and message.tool_calls %}{%- for tc in message.tool_calls %}{%- if tc.function is defined %}{%- set tc = tc.function %}{%- endif %}<tool_call>{"name": "{{ tc.name }}", "arguments": {{ tc.arguments | tojson }}}</tool_call>{%- endfor %}{%- elif message.role == 'tool' %}{%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}<user>{%- endif %}<resp>{{ message.content }}</resp>{%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}</user>{%- endif %}{%- else %}{{ message.content }}{%- endif %}{%- endfor %}''', MTOOL)
+add("strftime", r'''{{ strftime_now('%Y-%m-%d %H:%M:%S %a %A %b %B %j %y %p %I') }}''')
+add("string_escapes", r'''{{ "a\tb\\n" }}|{{ 'it\'s' }}|{{ "\"q\"" }}|{{ '\u00e9' }}''')
+add("filter_block", r'''{% filter upper %}abc{{ 'd' }}{% endfilter %}''')
+add("is_in_list_content", r'''{% for m in messages %}{% if m.content is not string %}{% for c in m.content %}{{ c.type }}{% if c.text is defined %}={{ c.text|trim }}{% endif %};{% endfor %}{% endif %}{% endfor %}''', MM)
+add("join_attr", r'''{{ messages|map(attribute='content')|map('trim')|join(' / ') }}''')
+add("items_filter", r'''{% for k, v in tools[0].function.parameters.properties|items %}{{ k }}:{{ v.type }};{% endfor %}|{{ tools[0].function.parameters.properties.days.get('default') }}|{{ tools[0].function.parameters.get('nope', 'dd') }}''', tools=TOOLS)
+add("loop_cycle", r'''{% for m in messages %}{{ loop.cycle('a', 'b') }}{% endfor %}''')
+add("previtem", r'''{% for m in messages %}{% if loop.previtem is defined %}{{ loop.previtem.role }}>{% endif %}{{ m.role }} {% endfor %}''')
+add("selectattr_eq", r'''{{ (messages|selectattr('role', 'equalto', 'system')|first).content|trim }}|{{ messages|rejectattr('role', 'equalto', 'user')|map(attribute='role')|join(',') }}''')
+add("generation", r'''{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %}|{% endfor %}''')
+add("int_filters", r'''{{ '3'|int + 1 }}|{{ 3.7|int }}|{{ 2|float }}|{{ 3|string + 'x' }}|{{ -2|abs }}|{{ [3,1,2]|sort|join }}|{{ [1,2,3]|sum }}|{{ [1,2,3]|max }}''')
+
+# batch 2
+MNULL = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q 日本語 😀"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]}, {"role": "tool", "content": "ok", "tool_call_id": "c1"}, {"role": "assistant", "content": "Done."}]
+NESTED = [{"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {"l": {"type": "array", "items": {"type": "string"}}, "e": {}, "n": [], "f": [1e16, -0.0, 1.5e-7, 123456789012, 0.1, 100.0, 1e22]}}}}]
+cases2 = []
+add("chatml_null", r'''{%- for message in messages %}
+{%- if message.content is none %}<none>{% endif %}
+{%- if message.content %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{% endif %}
+{%- if message.tool_calls is defined and message.tool_calls is not none %}{% for tc in message.tool_calls %}{{ tc.function.name }}({{ tc.function.arguments if tc.function.arguments is string else tc.function.arguments|tojson }}){% endfor %}{% endif %}
+{%- set c = message.content or '' %}[{{ c | length }}]{{ message.content | default('', true) }}|{{ message.missing is none }}{{ message.missing is defined }}{{ message.content is defined }}
+{% endfor %}''', MNULL)
+add("for_if", r'''{% for m in messages if m.role != 'system' %}{{ loop.index }}:{{ m.role }}{{ ', ' if not loop.last }}{% endfor %}''', MNULL)
+add("ns_list", r'''{% set x = namespace(items=[], flag=false) %}{% for m in messages %}{% set x.items = x.items + [m.role] %}{% set x.flag = x.flag or (m.role == 'tool') %}{% endfor %}{{ x.items|join('>') }} {{ x.flag }}''', MNULL)
+add("tool_names", r'''{{ tools | map(attribute='function') | map(attribute='name') | join(', ') }}|{{ (tools | first).function.parameters | tojson(indent=2) }}|{{ tools|tojson }}''', tools=NESTED)
+add("str_slices", r'''{% for m in messages %}{% if m.content is string %}[{{ m.content[:3] }}|{{ m.content[-2:] }}|{{ m.content|length }}|{{ m.content.split('\n')[0] }}]{% endif %}{% endfor %}''', MNULL)
+add("comments_ws", "A\n  {# c #}\nB\n  {#- c2 -#}  \nC {# c3 #} D\n{% raw %}  {{ x }} {% if %}\n{% endraw %}\nE")
+add("multiline_expr", "{{\n  messages[0]['role']\n  + '|' +\n  messages[1]['role']\n}}\n{%\n  if true\n%}\nX\n{% endif %}")
+add("divisible", r'''{% for m in messages %}{% if loop.index0 is divisibleby(2) %}E{% else %}O{% endif %}{{ (loop.index0 / 2) | int }}{% endfor %}''')
+add("enable_thinking_f", r'''{{ "true" if enable_thinking else "false" }}|{{ enable_thinking is defined }}|{{ enable_thinking is false }}''', enable_thinking=False)
+add("enable_thinking_u", r'''{{ "true" if enable_thinking else "false" }}|{{ enable_thinking is defined }}|{{ enable_thinking is false }}''')
+add("strftime2", r'''{{ strftime_now('%-d %B %Y, %H:%M') }}''')
+add("json_to_py", r'''{%- macro py_type(spec) %}
+{%- set m = {"string": "str", "number": "float", "integer": "int", "boolean": "bool"} %}
+{%- if spec.type in m %}{{- m[spec.type] }}
+{%- elif spec.type == "array" %}{{- "list[" + py_type(spec['items']) + "]" }}
+{%- elif spec.type is defined %}{{- spec.type }}
+{%- else %}Any{%- endif %}
+{%- endmacro %}
+{%- for name, p in tools[0].function.parameters.properties.items() %}{{ name }}: {{ py_type(p) }}
+{% endfor %}''', tools=NESTED)
+add("tools_none", r'''{{ tools is none }}{{ tools is defined }}{{ documents is none }}{% if tools is not none %}T{% endif %}''')
+add("compare", r'''{{ 'a' < 'b' }}{{ messages|length > 1 and messages[1].role == 'user' }}{{ 'system' == messages[0]['role'] }}{{ 2 >= 3 }}{{ 1 != 1.0 }}''')
+add("selectattr_ops", r'''{{ messages | selectattr('role', '==', 'user') | list | length }}|{% set s = messages | selectattr('role', 'equalto', 'system') | list %}{% if s %}{{ s[0].content|trim }}{% endif %}''')
+add("ws_ctrl", "{%- for m in messages -%}\n  {{- ' <' + m.role + '> ' -}}\n  {%- if m.role == 'user' %}\n    U {{ m.content|trim }}\n  {% endif -%}\n{%- endfor %}\nEND\n")
+add("concat_tilde", r'''{% for m in messages %}{{ "[" ~ loop.index ~ "]" ~ m.role }}{% endfor %}''')
+add("unicode_json", r'''{{ messages[1] | tojson }}|{{ messages[1].content | tojson(ensure_ascii=true) }}''', MNULL)
+add("raise_cond", r'''{{ raise_exception('bad') if messages|length > 100 else 'fine' }}''')
+add("list_content_join", r'''{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}{{ m.content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('') }}{% endif %}{% endfor %}''', MM)
+add("ifexpr_in_call", r'''{% for m in messages %}{{ m.content.strip() if m.content is string else '' }}{{ '|'.join([m.role, ('a' if loop.first else 'b')]) }};{% endfor %}''')
+
+out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
+for c in cases:
+    kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
+    kw.update(c["kwargs"])
+    try:
+        c["rendered"] = render(c["template"], c["messages"], kw, NOW)
+        c["error"] = None
+    except Exception as e:
+        c["rendered"] = None
+        c["error"] = type(e).__name__ + ": " + str(e)
+    out.write(json.dumps(c, ensure_ascii=False) + "\n")
+print(len(cases), "cases;", sum(1 for c in cases if c["error"]), "errors")
+for c in cases:
+    if c["error"]: print(c["name"], c["error"])
+
