@@ -1,0 +1,208 @@
+package merge
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// FolderOptions controls how a merge is written as a model folder.
+type FolderOptions struct {
+	// ConfigDir holds the config.json (and generation_config.json) to copy;
+	// TokenizerDir the tokenizer files. Both default to the first of Dirs.
+	ConfigDir, TokenizerDir string
+	// Dirs are the input folders, for the vocabulary check.
+	Dirs []string
+	// ShardSize is the largest shard in bytes (0: one file).
+	ShardSize int64
+	// AllowVocabMismatch skips the check that all tokenizers are identical.
+	AllowVocabMismatch bool
+	// Progress receives a progress line per tensor (nil: silent).
+	Progress io.Writer
+}
+
+// Files copied from the tokenizer folder when present.
+var tokenizerFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja",
+}
+
+// OpenModel opens a model folder's tensors as an Input.
+func OpenModel(dir string) (Input, error) {
+	src, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return Input{}, err
+	}
+	return Input{Name: dir, Src: src}, nil
+}
+
+// WriteFolder merges s into a complete model folder at out: config.json with
+// torch_dtype (and vocab_size after truncation), the tokenizer files, and the
+// safetensors (sharded with an index past ShardSize). Everything is written
+// into a temporary folder beside out and renamed into place at the end, so
+// out either does not exist or is complete. out must not exist or be empty.
+func WriteFolder(s *Spec, out string, o FolderOptions) error {
+	if len(o.Dirs) == 0 {
+		return fmt.Errorf("no input folders")
+	}
+	if o.ConfigDir == "" {
+		o.ConfigDir = o.Dirs[0]
+	}
+	if o.TokenizerDir == "" {
+		o.TokenizerDir = o.Dirs[0]
+	}
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		return fmt.Errorf("%s already exists and is not empty", out)
+	}
+	if !o.AllowVocabMismatch {
+		if err := sameTokenizers(o.Dirs); err != nil {
+			return err
+		}
+	}
+	headers, err := s.Plan()
+	if err != nil {
+		return err
+	}
+	cfg, err := outConfig(o.ConfigDir, headers)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	w, err := safetensors.CreateSharded(tmp, headers, o.ShardSize, map[string]string{"format": "pt"})
+	if err != nil {
+		return err
+	}
+	err = s.Merge(func(t *safetensors.Tensor) error { return w.Write(t.Name, t.Data) },
+		func(done, total int, name string) {
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "\rmerge [%-30s] %d/%d tensors", bar(done, total, 30), done, total)
+				if done == total {
+					fmt.Fprintln(o.Progress)
+				}
+			}
+		})
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), cfg, 0o644); err != nil {
+		return err
+	}
+	if err := copyIfExists(filepath.Join(o.ConfigDir, "generation_config.json"), filepath.Join(tmp, "generation_config.json")); err != nil {
+		return err
+	}
+	for _, f := range tokenizerFiles {
+		if err := copyIfExists(filepath.Join(o.TokenizerDir, f), filepath.Join(tmp, f)); err != nil {
+			return err
+		}
+	}
+	os.Remove(out) // an empty folder; rename cannot replace it
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+func bar(done, total, width int) string {
+	n := 0
+	if total > 0 {
+		n = done * width / total
+	}
+	return string(bytes.Repeat([]byte("#"), n))
+}
+
+// outConfig rewrites config.json for the merged tensors: torch_dtype from the
+// dtype of the merged weights and vocab_size from the embedding rows.
+func outConfig(dir string, headers []safetensors.Header) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
+	}
+	for _, h := range headers {
+		if isFloat(h.DType) {
+			cfg["torch_dtype"] = torchDType(h.DType)
+		}
+		if isVocabTensor(h.Name) && len(h.Shape) == 2 {
+			if v, ok := cfg["vocab_size"].(float64); ok && int(v) > h.Shape[0] {
+				cfg["vocab_size"] = h.Shape[0]
+			}
+		}
+	}
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+func torchDType(d safetensors.DType) string {
+	switch d {
+	case safetensors.BF16:
+		return "bfloat16"
+	case safetensors.F16:
+		return "float16"
+	}
+	return "float32"
+}
+
+// sameTokenizers checks that every folder has the same tokenizer as the first.
+func sameTokenizers(dirs []string) error {
+	first, err := os.ReadFile(filepath.Join(dirs[0], "tokenizer.json"))
+	if err != nil {
+		return nil // no tokenizer to compare (bare checkpoints)
+	}
+	var ref *tokenizer.Tokenizer
+	for _, d := range dirs[1:] {
+		b, err := os.ReadFile(filepath.Join(d, "tokenizer.json"))
+		if err != nil || bytes.Equal(b, first) {
+			continue
+		}
+		if ref == nil {
+			if ref, err = tokenizer.Load(dirs[0]); err != nil {
+				return fmt.Errorf("%s: %w", dirs[0], err)
+			}
+		}
+		t, err := tokenizer.Load(d)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		if err := ref.Compare(t); err != nil {
+			return fmt.Errorf("vocabularies of %s and %s differ: %v (allow the mismatch to merge anyway)", dirs[0], d, err)
+		}
+	}
+	return nil
+}
+
+func copyIfExists(from, to string) error {
+	b, err := os.ReadFile(from)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
+}

@@ -1,0 +1,176 @@
+package merge
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+func f32t(name string, shape []int, v ...float32) *safetensors.Tensor {
+	return &safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: f32Bytes(append([]float32(nil), v...))}
+}
+
+func mem(name string, ts ...*safetensors.Tensor) Input {
+	return Input{Name: name, Src: safetensors.NewMemSource(ts)}
+}
+
+func values(t *testing.T, src safetensors.Source, name string) []float32 {
+	t.Helper()
+	x, ok := src.Tensor(name)
+	if !ok {
+		t.Fatalf("no tensor %s", name)
+	}
+	v, err := safetensors.ToF32(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestParamAt(t *testing.T) {
+	g := Param{Values: []float64{0, 1, 0}}
+	cases := []struct {
+		name  string
+		layer int
+		want  float64
+	}{
+		{"model.layers.0.mlp.up_proj.weight", 0, 0},
+		{"model.layers.1.mlp.up_proj.weight", 1, 0.5},
+		{"model.layers.2.mlp.up_proj.weight", 2, 1},
+		{"model.layers.4.mlp.up_proj.weight", 4, 0},
+		{"model.embed_tokens.weight", -1, 0},
+		{"model.norm.weight", -1, 0},
+	}
+	for _, c := range cases {
+		if got, _ := g.At(c.name, c.layer, 5); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	f := Param{Filters: []FilteredParam{{"self_attn", []float64{0.2}}, {"", []float64{0.7}}}}
+	if v, _ := f.At("model.layers.0.self_attn.q_proj.weight", 0, 2); v != 0.2 {
+		t.Errorf("filter: %v", v)
+	}
+	if v, _ := f.At("model.layers.0.mlp.up_proj.weight", 0, 2); v != 0.7 {
+		t.Errorf("default: %v", v)
+	}
+	if layerOf("model.layers.12.mlp.up_proj.weight") != 12 || layerOf("lm_head.weight") != -1 {
+		t.Error("layerOf")
+	}
+}
+
+func TestSpecMerge(t *testing.T) {
+	base := mem("base", f32t("model.layers.0.w", []int{2}, 1, 1), f32t("model.embed_tokens.weight", []int{2, 1}, 0, 0))
+	a := mem("a", f32t("model.layers.0.w", []int{2}, 3, 1), f32t("model.embed_tokens.weight", []int{2, 1}, 2, 4))
+	b := mem("b", f32t("model.layers.0.w", []int{2}, 1, 5), f32t("model.embed_tokens.weight", []int{2, 1}, 4, 0))
+	a.Params = Params{"weight": Scalar(1)}
+	b.Params = Params{"weight": Scalar(3)}
+	s := &Spec{Method: "linear", Models: []Input{a, b}}
+	out, err := s.MergeToMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "linear w", values(t, out, "model.layers.0.w"), []float32{1.5, 4}, 1e-6) // (3+3)/4, (1+15)/4
+	near(t, "linear e", values(t, out, "model.embed_tokens.weight"), []float32{3.5, 1}, 1e-6)
+
+	s = &Spec{Method: "task_arithmetic", Base: &base, Models: []Input{a, b}, Params: Params{"lambda": Scalar(0.5)}}
+	out, err = s.MergeToMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// deltas a: 2 0, b: 0 4 (weight 3) -> 1 + 0.5*(2), 1 + 0.5*(12)
+	near(t, "task arithmetic", values(t, out, "model.layers.0.w"), []float32{2, 7}, 1e-6)
+
+	s = &Spec{Method: "slerp", Base: &base, Models: []Input{a}, Params: Params{"t": Scalar(0)}, OutDType: safetensors.BF16}
+	out, err = s.MergeToMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := out.Tensor("model.layers.0.w")
+	if x.DType != safetensors.BF16 {
+		t.Fatalf("dtype %s", x.DType)
+	}
+	near(t, "slerp t=0 is base", values(t, out, "model.layers.0.w"), []float32{1, 1}, 0)
+}
+
+func TestSpecErrors(t *testing.T) {
+	a := mem("a", f32t("model.layers.0.w", []int{2}, 1, 1))
+	b := mem("b", f32t("model.layers.0.w", []int{3}, 1, 1, 1))
+	c := mem("c", f32t("model.layers.0.v", []int{2}, 1, 1))
+	big := mem("big", f32t("model.embed_tokens.weight", []int{3, 2}, 1, 2, 3, 4, 5, 6))
+	small := mem("small", f32t("model.embed_tokens.weight", []int{2, 2}, 3, 4, 5, 6))
+	cases := []struct {
+		s    Spec
+		want string
+	}{
+		{Spec{Method: "nope", Models: []Input{a}}, "unknown merge method"},
+		{Spec{Method: "ties", Models: []Input{a}}, "needs a base"},
+		{Spec{Method: "linear", Models: []Input{a, b}}, "tensor model.layers.0.w: shape"},
+		{Spec{Method: "linear", Models: []Input{a, c}}, "tensor model.layers.0.w: missing from c"},
+		{Spec{Method: "slerp", Base: &a, Models: []Input{a, a}}, "exactly 1"},
+		{Spec{Method: "linear", Models: []Input{big, small}}, "vocabulary rows"},
+	}
+	for _, c := range cases {
+		_, err := c.s.MergeToMemory()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.s.Method, err, c.want)
+		}
+	}
+	s := Spec{Method: "linear", Models: []Input{big, small}, TruncateVocab: true}
+	out, err := s.MergeToMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "truncated", values(t, out, "model.embed_tokens.weight"), []float32{2, 3, 4, 5}, 1e-6)
+}
+
+func TestWriteFolder(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	os.WriteFile(filepath.Join(in, "config.json"), []byte(`{"vocab_size": 3, "torch_dtype": "float32", "model_type": "llama"}`), 0o644)
+	os.WriteFile(filepath.Join(in, "tokenizer_config.json"), []byte(`{}`), 0o644)
+	a := mem("a", f32t("model.embed_tokens.weight", []int{3, 2}, 1, 2, 3, 4, 5, 6), f32t("model.layers.0.w", []int{4}, 1, 2, 3, 4))
+	b := mem("b", f32t("model.embed_tokens.weight", []int{2, 2}, 3, 4, 5, 6), f32t("model.layers.0.w", []int{4}, 3, 2, 1, 0))
+	s := &Spec{Method: "linear", Models: []Input{a, b}, TruncateVocab: true, OutDType: safetensors.BF16}
+	out := filepath.Join(dir, "out")
+	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}, ShardSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := safetensors.OpenDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	near(t, "written", values(t, src, "model.layers.0.w"), []float32{2, 2, 2, 2}, 0)
+	if _, err := os.Stat(filepath.Join(out, safetensors.IndexName)); err != nil {
+		t.Errorf("no index past the shard size: %v", err)
+	}
+	var cfg map[string]any
+	b2, _ := os.ReadFile(filepath.Join(out, "config.json"))
+	json.Unmarshal(b2, &cfg)
+	if cfg["torch_dtype"] != "bfloat16" || cfg["vocab_size"] != 2.0 {
+		t.Errorf("config %v", cfg)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tokenizer_config.json")); err != nil {
+		t.Error("tokenizer files not copied")
+	}
+	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}}); err == nil {
+		t.Error("overwrote a non-empty folder")
+	}
+	// A failing merge leaves nothing behind.
+	bad := &Spec{Method: "linear", Models: []Input{a, mem("c", f32t("x", []int{1}, 1))}}
+	out2 := filepath.Join(dir, "out2")
+	if err := WriteFolder(bad, out2, FolderOptions{Dirs: []string{in}}); err == nil {
+		t.Error("no error")
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "tmp") || e.Name() == "out2" {
+			t.Errorf("left %s behind", e.Name())
+		}
+	}
+}
