@@ -1,10 +1,26 @@
 // Package kernels holds the numeric inner loops of moco: dot products,
 // matrix-vector and matrix-matrix products of f32 activations against f32,
 // bf16, f16 and int8 (Q8_0) weights, and the vector operations of a
-// transformer layer (RMSNorm, softmax, activations, rotary embedding).
+// transformer layer (RMSNorm, softmax, SiLU, GELU).
 //
-// The pure-Go functions are the reference. Assembly versions for amd64 sit
-// beside them behind build tags, are chosen once at start-up from the CPU's
-// features, and are tested against the reference. The purego build tag forces
-// the reference everywhere.
+// The pure-Go functions in ref.go are the reference. Assembly versions for
+// amd64 (AVX-512, and AVX2+FMA+F16C) sit beside them, are chosen once at
+// start-up from the CPU's features (Impl names the choice), and are tested
+// against the reference. The purego build tag forces the reference
+// everywhere.
+//
+// Weights are widened to float32 inside the kernels (bf16 by a shift, f16
+// with vcvtph2ps, Q8_0 by scaling each block of 32 int8 values), so f32,
+// bf16 and f16 matrices are used in place, e.g. straight from a memory map,
+// and products are always accumulated in float32.
+//
+// MatVec and MatMul share their rows with a persistent pool of worker
+// goroutines (SetThreads). Each output element is computed by exactly one
+// kernel call in an order fixed by the element alone, so results are
+// identical for every thread count, and MatMul (prefill, a cache-tiled GEMM
+// with 6x4 or 4x4 register tiles) gives bit for bit the rows MatVec
+// (decoding) gives.
+//
+// The assembly is generated: go generate runs gen_amd64.go, which writes
+// simd_amd64.s. vec_amd64.s is written by hand.
 package kernels
