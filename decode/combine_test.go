@@ -182,3 +182,24 @@ func TestDefaultContrastive(t *testing.T) {
 		}
 	}
 }
+
+// TestLockstepNoPerStepAllocations checks that a run's allocations do not
+// grow with its length: the loop, the combiners and the sampler reuse their
+// buffers.
+func TestLockstepNoPerStepAllocations(t *testing.T) {
+	table := [][]float64{{0.1, 0.6, 0.3}, {0.3, 0.1, 0.6}, {0.6, 0.3, 0.1}}
+	for _, comb := range []Combiner{nil, &Fusion{}, &Fusion{Mode: ProbMean}, &Nudging{Base: 0, Nudger: 1}, &Contrastive{Base: 0, Anti: []int{1}, Alpha: 0.2}} {
+		allocs := func(n int) float64 {
+			a, b := markov(table), markov(table)
+			s, _ := NewSampler(SamplerConfig{Temperature: 1, TopP: 0.9, TopK: 2, Seed: 1})
+			l := &Lockstep{Sessions: []Session{a, b}, Combiner: comb, Sampler: s, MaxTokens: n}
+			l.Run([]int{0}, nil) // warm the buffers
+			a.hist = make([]int, 0, 1024)
+			b.hist = make([]int, 0, 1024)
+			return testing.AllocsPerRun(5, func() { l.Run([]int{0}, nil) })
+		}
+		if short, long := allocs(10), allocs(200); long > short {
+			t.Errorf("%T: %v allocations for 10 tokens, %v for 200", comb, short, long)
+		}
+	}
+}
