@@ -203,3 +203,19 @@ func TestLockstepNoPerStepAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestLockstepTruncatesPaddedVocab: rows past the tokenizer's vocabulary
+// (padded embeddings) are never chosen, even when their logits are largest.
+func TestLockstepTruncatesPaddedVocab(t *testing.T) {
+	padded := &fakeSession{next: func([]int) []float32 { return []float32{0, 2, 1, 9, 9} }}
+	other := &fakeSession{next: func([]int) []float32 { return []float32{1, 0, 3, 9, 9, 9} }}
+	l := &Lockstep{Sessions: []Session{padded, other}, Combiner: &Fusion{}, Vocab: 3, MaxTokens: 1}
+	got, err := l.Run([]int{0}, nil)
+	if err != nil || len(got) != 1 || got[0] != 2 { // means (0.5, 1, 2)
+		t.Fatalf("got %v, %v; want [2]", got, err)
+	}
+	short := &fakeSession{next: func([]int) []float32 { return []float32{0, 1} }}
+	if _, err := (&Lockstep{Sessions: []Session{short}, Vocab: 3}).Run([]int{0}, nil); err == nil {
+		t.Error("a model with fewer logits than the vocabulary was accepted")
+	}
+}
