@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mocolab/moco/safetensors"
 	"github.com/mocolab/moco/tokenizer"
@@ -91,9 +92,11 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 	if err != nil {
 		return err
 	}
+	var last time.Time
 	err = s.Merge(func(t *safetensors.Tensor) error { return w.Write(t.Name, t.Data) },
 		func(done, total int, name string) {
-			if o.Progress != nil {
+			if o.Progress != nil && (done == total || time.Since(last) > 200*time.Millisecond) {
+				last = time.Now()
 				fmt.Fprintf(o.Progress, "\rmerge [%-30s] %d/%d tensors", bar(done, total, 30), done, total)
 				if done == total {
 					fmt.Fprintln(o.Progress)
