@@ -33,7 +33,10 @@ type inspectReport struct {
 	DTypes     []dtypeTotal      `json:"dtypes"`
 	Metadata   map[string]string `json:"metadata,omitempty"` // __metadata__ (of the first file)
 	IndexSize  *int64            `json:"index_total_size,omitempty"`
-	Config     map[string]any    `json:"config,omitempty"` // config.json of a model folder
+	ConfigFile string            `json:"config_file,omitempty"` // config.json, or adapter_config.json of a PEFT adapter
+	Config     map[string]any    `json:"config,omitempty"`      // its content
+	Model      *modelSummary     `json:"model,omitempty"`       // the config as the engine reads it
+	ModelError string            `json:"model_error,omitempty"`
 }
 
 type inspectTensor struct {
@@ -83,14 +86,29 @@ func inspect(path string) (*inspectReport, error) {
 		return nil, err
 	}
 	r := &inspectReport{Path: path}
-	src, err := openAny(path, st.IsDir())
+	adapter := st.IsDir() && isAdapter(path)
+	var src safetensors.Source
+	if adapter {
+		src, err = openAny(filepath.Join(path, adapterWeights), false)
+	} else {
+		src, err = openAny(path, st.IsDir())
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
 	if st.IsDir() {
-		if r.Config, err = readConfig(path); err != nil {
+		r.ConfigFile = "config.json"
+		if adapter {
+			r.ConfigFile = "adapter_config.json"
+		}
+		if r.Config, err = readConfig(filepath.Join(path, r.ConfigFile)); err != nil {
 			return nil, err
+		}
+		if r.Config == nil {
+			r.ConfigFile = ""
+		} else if !adapter {
+			r.Model, r.ModelError = summarizeModel(path)
 		}
 	}
 	switch s := src.(type) {
@@ -154,10 +172,23 @@ func openAny(path string, isDir bool) (safetensors.Source, error) {
 	return f, nil
 }
 
-// readConfig reads config.json of a model folder, or returns nil if there
-// is none.
-func readConfig(dir string) (map[string]any, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+const adapterWeights = "adapter_model.safetensors"
+
+// isAdapter reports whether dir holds a PEFT adapter rather than a model:
+// adapter weights and no model weights.
+func isAdapter(dir string) bool {
+	for _, name := range []string{safetensors.SingleName, safetensors.IndexName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return false
+		}
+	}
+	_, err := os.Stat(filepath.Join(dir, adapterWeights))
+	return err == nil
+}
+
+// readConfig reads a JSON config file, or returns nil if there is none.
+func readConfig(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -168,7 +199,7 @@ func readConfig(dir string) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber() // print numbers as written (1e-05, 10000.0 -> 10000)
 	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }
@@ -203,9 +234,17 @@ func (r *inspectReport) print(w io.Writer) error {
 	}
 	tw.Flush()
 
+	if r.Model != nil {
+		fmt.Fprintln(w)
+		r.Model.print(w)
+	}
+	if r.ModelError != "" {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "moco cannot run this model: %s\n", r.ModelError)
+	}
 	if r.Config != nil {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "config.json:")
+		fmt.Fprintf(w, "%s:\n", r.ConfigFile)
 		printConfig(w, r.Config)
 	}
 

@@ -48,6 +48,12 @@ func TestInspectStories260K(t *testing.T) {
 		{"model.embed_tokens.weight", "F32", "[512,", "64]"},
 		{"model.layers.4.mlp.down_proj.weight", "F32", "[64,", "172]"},
 		{"model.norm.weight", "F32", "[64]"},
+		// The engine's reading of config.json.
+		{"model:", "LlamaForCausalLM", "(llama)"},
+		{"hidden", "64,", "intermediate", "172,", "5", "layers,", "8", "heads,", "4", "kv", "heads,", "head", "dim", "8"},
+		{"vocab", "512,", "max", "positions", "512,", "rms_norm_eps", "1e-05,", "rope_theta", "10000,", "activation", "silu"},
+		{"bos", "1,", "eos", "[2]"},
+		{"tied", "embeddings"},
 	} {
 		if !hasLine(out, line...) {
 			t.Errorf("output lacks the line %q:\n%s", strings.Join(line, " "), out)
@@ -70,6 +76,80 @@ func TestInspectStories260K(t *testing.T) {
 	}
 	if r.Tensors[0].Name != "model.embed_tokens.weight" || r.Tensors[0].Bytes != 131072 {
 		t.Errorf("first tensor %+v", r.Tensors[0])
+	}
+}
+
+// TestInspectFamilies checks the settings inspect calls out for a Gemma 2
+// checkpoint, read by hand from its config.json: layer_types marks layers
+// 0 and 2 sliding with sliding_window 16, soft-capping 0.5 and 1.0,
+// query_pre_attn_scalar 4, and Gemma's norms and embedding scale sqrt(64).
+func TestInspectFamilies(t *testing.T) {
+	dir := testutil.Shared(t, "fixtures/arch/gemma2")
+	out, errs, code := runInspectCLI(t, "--json", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r inspectReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Model == nil {
+		t.Fatalf("no model summary (model_error %q)", r.ModelError)
+	}
+	want := []string{
+		"sliding window 16 on 2 of 4 layers (0,2)",
+		"attention soft-capping 0.5",
+		"final logit soft-capping 1",
+		"query scale 0.5 (1/sqrt(4))",
+		"sandwich norms (before and after each sublayer)",
+		"norm weights offset by 1",
+		"embeddings scaled by 8",
+		"tied embeddings",
+	}
+	if got := strings.Join(r.Model.Features, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("features:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if r.Model.ModelType != "gemma2" || r.Model.HeadDim != 16 || r.Model.NumKVHeads != 2 || r.Model.Activation != "gelu_pytorch_tanh" {
+		t.Errorf("model %+v", r.Model)
+	}
+}
+
+// TestInspectAdapter inspects a PEFT LoRA folder: adapter weights and
+// adapter_config.json, no engine config. Parameters by hand: per layer
+// q (8x128 + 128x8), v (8x128 + 64x8), down (8x384 + 128x8) = 7680, 4 layers.
+func TestInspectAdapter(t *testing.T) {
+	dir := testutil.Shared(t, "models/skills-lora-add")
+	out, errs, code := runInspectCLI(t, "--json", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r inspectReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ConfigFile != "adapter_config.json" || r.Config["peft_type"] != "LORA" || r.Model != nil || r.ModelError != "" {
+		t.Errorf("config %s %v, model %v %q", r.ConfigFile, r.Config, r.Model, r.ModelError)
+	}
+	if len(r.Tensors) != 24 || r.Parameters != 30720 {
+		t.Errorf("%d tensors, %d parameters; want 24, 30720", len(r.Tensors), r.Parameters)
+	}
+}
+
+// TestInspectUnsupportedModel lists a folder the engine cannot run and
+// says why instead of failing.
+func TestInspectUnsupportedModel(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type": "bert", "hidden_size": 4}`), 0o644)
+	x := &safetensors.Tensor{Name: "w", DType: safetensors.F32, Shape: []int{1}, Data: make([]byte, 4)}
+	if err := safetensors.WriteFile(filepath.Join(dir, safetensors.SingleName), []*safetensors.Tensor{x}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runInspectCLI(t, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, `moco cannot run this model: `) || !strings.Contains(out, `model_type "bert" is not supported`) || !hasLine(out, "model_type:", `"bert"`) {
+		t.Errorf("output:\n%s", out)
 	}
 }
 
