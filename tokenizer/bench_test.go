@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"os"
 	"testing"
-	"time"
 
 	"github.com/mocolab/moco/internal/testutil"
 )
@@ -75,4 +74,3 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
-var _ = time.Second

@@ -13,7 +13,7 @@ type bpe struct {
 	vocab   map[string]int
 	tokens  []string // id -> token string ("" for gaps)
 	merges  map[uint64]merge
-	mergeAB [][2]string // in rank order, for Compare
+	mergeAB [][2]int32 // token ids, in rank order, for Compare
 
 	unk          int // -1 when there is no unk token
 	unkToken     string
@@ -51,8 +51,18 @@ type bpeJSON struct {
 const maxCache = 1 << 16
 
 func newBPE(raw json.RawMessage) (*bpe, error) {
+	// Split the object first, so that encoding/json sees only the small
+	// fields and the vocabulary and merges go to the fast scanner.
+	fields, err := splitObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("model: %v", err)
+	}
 	var j bpeJSON
-	if err := json.Unmarshal(raw, &j); err != nil {
+	j.Vocab, j.Merges = fields["vocab"], fields["merges"]
+	delete(fields, "vocab")
+	delete(fields, "merges")
+	small, _ := json.Marshal(fields)
+	if err := json.Unmarshal(small, &j); err != nil {
 		return nil, fmt.Errorf("model: %v", err)
 	}
 	if j.Type == "" && j.Merges == nil {
@@ -105,27 +115,27 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 			m.byteIDs[b] = id
 		}
 	}
-	merges, err := parseMerges(j.Merges)
+	merges, err := parseMerges(j.Merges, func(tok []byte) (int, bool) {
+		id, ok := vocab[string(tok)]
+		return id, ok
+	})
 	if err != nil {
 		return nil, fmt.Errorf("model merges: %v", err)
 	}
 	m.mergeAB = merges
 	m.merges = make(map[uint64]merge, len(merges))
+	var buf []byte
 	for rank, ab := range merges {
-		a, ok1 := vocab[ab[0]]
-		b, ok2 := vocab[ab[1]]
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("model merges: merge %d (%q %q) uses a token that is not in the vocabulary", rank, ab[0], ab[1])
+		a, b := m.tokens[ab[0]], m.tokens[ab[1]]
+		if len(m.prefix) > 0 && strings.HasPrefix(b, m.prefix) {
+			b = b[len(m.prefix):]
 		}
-		bs := ab[1]
-		if len(m.prefix) > 0 && len(bs) >= len(m.prefix) && bs[:len(m.prefix)] == m.prefix {
-			bs = bs[len(m.prefix):]
-		}
-		n, ok := vocab[ab[0]+bs]
+		buf = append(append(buf[:0], a...), b...)
+		n, ok := vocab[string(buf)]
 		if !ok {
-			return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, ab[0]+bs)
+			return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, buf)
 		}
-		k := pairKey(a, b)
+		k := pairKey(int(ab[0]), int(ab[1]))
 		if _, dup := m.merges[k]; !dup { // the first (best) rank wins
 			m.merges[k] = merge{int32(rank), int32(n)}
 		}

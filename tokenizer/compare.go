@@ -22,7 +22,8 @@ func (t *Tokenizer) Compare(o *Tokenizer) error {
 	}
 	for i := range a.mergeAB {
 		if a.mergeAB[i] != b.mergeAB[i] {
-			return fmt.Errorf("merge %d differs: %q and %q", i, a.mergeAB[i], b.mergeAB[i])
+			x, y := a.mergeAB[i], b.mergeAB[i]
+			return fmt.Errorf("merge %d differs: %q %q and %q %q", i, a.tokens[x[0]], a.tokens[x[1]], b.tokens[y[0]], b.tokens[y[1]])
 		}
 	}
 	if len(t.added) != len(o.added) {

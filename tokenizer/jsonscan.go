@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -55,6 +57,36 @@ func (s *jsonScanner) peek() byte {
 		return 0
 	}
 	return s.data[s.pos]
+}
+
+// strBytes reads a JSON string; without escapes the result aliases the
+// input (no allocation).
+func (s *jsonScanner) strBytes() ([]byte, error) {
+	if err := s.expect('"'); err != nil {
+		return nil, err
+	}
+	start := s.pos
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		if c == '"' {
+			v := s.data[start:s.pos]
+			s.pos++
+			if !utf8.Valid(v) {
+				return nil, s.errorf("invalid UTF-8 in string")
+			}
+			return v, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return nil, s.errorf("control character in string")
+		}
+		s.pos++
+	}
+	s.pos = start - 1
+	v, err := s.str()
+	return []byte(v), err
 }
 
 // str reads a JSON string.
@@ -212,8 +244,9 @@ func parseVocab(data []byte) (map[string]int, error) {
 	}
 }
 
-// parseMerges parses ["a b", ...] or [["a", "b"], ...].
-func parseMerges(data []byte) ([][2]string, error) {
+// parseMerges parses ["a b", ...] or [["a", "b"], ...], looking the two
+// tokens up with id.
+func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, error) {
 	s := &jsonScanner{data: data}
 	if s.peek() == 'n' && strings.HasPrefix(string(data[s.pos:]), "null") {
 		return nil, nil
@@ -221,45 +254,48 @@ func parseMerges(data []byte) ([][2]string, error) {
 	if err := s.expect('['); err != nil {
 		return nil, err
 	}
-	var merges [][2]string
+	merges := make([][2]int32, 0, len(data)/16)
 	if s.peek() == ']' {
 		s.pos++
 		return merges, nil
 	}
 	for {
-		var m [2]string
+		var a, b []byte
 		switch s.peek() {
 		case '"':
-			line, err := s.str()
+			line, err := s.strBytes()
 			if err != nil {
 				return nil, err
 			}
-			a, b, ok := strings.Cut(line, " ")
-			if !ok || strings.Contains(b, " ") {
+			i := bytes.IndexByte(line, ' ')
+			if i < 0 || bytes.IndexByte(line[i+1:], ' ') >= 0 {
 				return nil, fmt.Errorf("merge %d: %q is not two tokens separated by one space", len(merges), line)
 			}
-			m = [2]string{a, b}
+			a, b = line[:i], line[i+1:]
 		case '[':
 			s.pos++
-			a, err := s.str()
-			if err != nil {
+			var err error
+			if a, err = s.strBytes(); err != nil {
 				return nil, err
 			}
 			if err := s.expect(','); err != nil {
 				return nil, err
 			}
-			b, err := s.str()
-			if err != nil {
+			if b, err = s.strBytes(); err != nil {
 				return nil, err
 			}
 			if err := s.expect(']'); err != nil {
 				return nil, err
 			}
-			m = [2]string{a, b}
 		default:
 			return nil, s.errorf("want a merge (string or pair)")
 		}
-		merges = append(merges, m)
+		x, ok1 := id(a)
+		y, ok2 := id(b)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", len(merges), a, b)
+		}
+		merges = append(merges, [2]int32{int32(x), int32(y)})
 		switch s.peek() {
 		case ',':
 			s.pos++
@@ -273,3 +309,87 @@ func parseMerges(data []byte) ([][2]string, error) {
 }
 
 var errNoModel = errors.New("tokenizer.json has no model")
+
+// skipValue moves past one JSON value, checking only its bracket and
+// string structure (the parts handed to encoding/json are validated there).
+func (s *jsonScanner) skipValue() error {
+	depth := 0
+	for {
+		switch c := s.peek(); c {
+		case 0:
+			return s.errorf("unexpected end of JSON")
+		case '"':
+			if _, err := s.strBytes(); err != nil {
+				return err
+			}
+		case '{', '[':
+			s.pos++
+			depth++
+			continue
+		case '}', ']':
+			if depth == 0 {
+				return s.errorf("unexpected %q", c)
+			}
+			s.pos++
+			depth--
+		case ',', ':':
+			if depth == 0 {
+				return s.errorf("unexpected %q", c)
+			}
+			s.pos++
+			continue
+		default: // a number, true, false or null
+			start := s.pos
+			for s.pos < len(s.data) && !strings.ContainsRune(" \t\r\n,:]}[{\"", rune(s.data[s.pos])) {
+				s.pos++
+			}
+			if s.pos == start {
+				return s.errorf("unexpected %q", c)
+			}
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+// splitObject returns the raw values of a JSON object's keys, sharing
+// data's memory: the large vocabulary is never copied.
+func splitObject(data []byte) (map[string]json.RawMessage, error) {
+	s := &jsonScanner{data: data}
+	if err := s.expect('{'); err != nil {
+		return nil, err
+	}
+	out := map[string]json.RawMessage{}
+	if s.peek() == '}' {
+		s.pos++
+	} else {
+		for {
+			k, err := s.str()
+			if err != nil {
+				return nil, err
+			}
+			if err := s.expect(':'); err != nil {
+				return nil, err
+			}
+			s.skipSpace()
+			start := s.pos
+			if err := s.skipValue(); err != nil {
+				return nil, err
+			}
+			out[k] = data[start:s.pos]
+			c := s.peek()
+			s.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return nil, s.errorf("want ',' or '}' in object")
+			}
+		}
+	}
+	if s.peek() != 0 {
+		return nil, s.errorf("data after the end of the object")
+	}
+	return out, nil
+}

@@ -77,8 +77,16 @@ func New(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 }
 
 func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
+	// The model holds nearly all the bytes: keep it out of encoding/json.
+	fields, err := splitObject(tokenizerJSON)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %v", err)
+	}
 	var f fileJSON
-	if err := json.Unmarshal(tokenizerJSON, &f); err != nil {
+	f.Model = fields["model"]
+	delete(fields, "model")
+	rest, _ := json.Marshal(fields)
+	if err := json.Unmarshal(rest, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
 	}
 	if isNull(f.Model) {

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -321,6 +322,20 @@ func TestStreamMatchesDecode(t *testing.T) {
 			}
 			// Byte tokens, partial UTF-8 and clean-up cases.
 			check(t, tk, []int{0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255}, false)
+			// Random ids, drawn mostly from the low ids (bytes, short
+			// pieces, punctuation) where the hard cases are.
+			rng := rand.New(rand.NewPCG(7, uint64(len(name))))
+			for range 100 {
+				ids := make([]int, rng.IntN(20))
+				for i := range ids {
+					if rng.IntN(4) == 0 {
+						ids[i] = rng.IntN(tk.VocabSize())
+					} else {
+						ids[i] = rng.IntN(600)
+					}
+				}
+				check(t, tk, ids, rng.IntN(2) == 0)
+			}
 		})
 	}
 }
