@@ -73,4 +73,3 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
-
