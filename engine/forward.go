@@ -1,0 +1,321 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mocolab/moco/kernels"
+)
+
+// This file is the forward pass: one transformer for every supported
+// family, whose differences are the small conditionals on Config below.
+// A batch of n tokens goes through each matrix as one n-row MatMul;
+// attention then walks the query positions over the KV cache.
+
+// chunk is the most tokens one pass processes: longer inputs are fed in
+// chunks, which bounds the activation buffers.
+const chunk = 64
+
+// Session is one sequence being decoded: its KV cache and scratch
+// buffers. Sessions of one Model are independent; a Session is not safe
+// for concurrent use.
+type Session struct {
+	m      *Model
+	maxSeq int
+	pos    int
+	kc, vc [][]float32 // per layer: positions x KV heads x head_dim
+
+	// Scratch for up to chunk tokens, rows of the named width.
+	x, xb, o   []float32 // HiddenSize: residual stream, normed input, sublayer output
+	q, att     []float32 // NumHeads*HeadDim: queries, attention output
+	k, v       []float32 // NumKVHeads*HeadDim
+	gate, up   []float32 // IntermediateSize
+	gcos, gsin []float32 // RotaryDim/2: rotary tables of global layers
+	lcos, lsin []float32 // and of sliding layers
+	scores     []float32 // maxSeq
+	logits     []float32 // VocabSize: Forward's result
+	hidden     []float32 // HiddenSize: Hidden's result
+}
+
+// NewSession returns an empty session that holds up to maxSeq positions
+// (maxSeq <= 0: min(max_position_embeddings, 4096)). The KV cache grows
+// as tokens arrive.
+func (m *Model) NewSession(maxSeq int) *Session {
+	c := m.Config
+	if maxSeq <= 0 {
+		maxSeq = 4096
+		if c.MaxPositions > 0 {
+			maxSeq = min(c.MaxPositions, 4096)
+		}
+	}
+	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
+	n := min(chunk, maxSeq)
+	f := func(width int) []float32 { return make([]float32, n*width) }
+	return &Session{
+		m: m, maxSeq: maxSeq,
+		kc: make([][]float32, c.NumLayers), vc: make([][]float32, c.NumLayers),
+		x: f(c.HiddenSize), xb: f(c.HiddenSize), o: f(c.HiddenSize),
+		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
+		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
+		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
+		scores: make([]float32, maxSeq),
+		logits: make([]float32, c.VocabSize),
+		hidden: make([]float32, c.HiddenSize),
+	}
+}
+
+// Pos is the number of tokens in the cache: the position of the next one.
+func (s *Session) Pos() int { return s.pos }
+
+// MaxSeq is the number of positions the session holds.
+func (s *Session) MaxSeq() int { return s.maxSeq }
+
+// Reset empties the cache.
+func (s *Session) Reset() { s.pos = 0 }
+
+// Truncate rewinds the cache to its first n tokens, e.g. after rejected
+// speculative tokens.
+func (s *Session) Truncate(n int) error {
+	if n < 0 || n > s.pos {
+		return fmt.Errorf("engine: cannot truncate a %d-token cache to %d tokens", s.pos, n)
+	}
+	s.pos = n
+	return nil
+}
+
+// Hidden is the final-normed hidden state of the last token fed (owned by
+// the session, overwritten by the next call).
+func (s *Session) Hidden() []float32 { return s.hidden }
+
+// Forward feeds tokens at positions Pos().. as one batch and returns the
+// logits of the last one (len VocabSize; owned by the session and
+// overwritten by the next call).
+func (s *Session) Forward(tokens []int) ([]float32, error) {
+	if err := s.check(tokens); err != nil {
+		return nil, err
+	}
+	for len(tokens) > 0 {
+		n := min(len(tokens), chunk)
+		s.forward(tokens[:n], nil, n == len(tokens))
+		tokens = tokens[n:]
+	}
+	return s.logits, nil
+}
+
+// ForwardAll is Forward returning a fresh len(tokens)*VocabSize slice: the
+// logits at every fed position.
+func (s *Session) ForwardAll(tokens []int) ([]float32, error) {
+	if err := s.check(tokens); err != nil {
+		return nil, err
+	}
+	V := s.m.Config.VocabSize
+	out := make([]float32, len(tokens)*V)
+	for i := 0; i < len(tokens); i += chunk {
+		j := min(len(tokens), i+chunk)
+		s.forward(tokens[i:j], out[i*V:j*V], false)
+	}
+	copy(s.logits, out[len(out)-V:])
+	return out, nil
+}
+
+func (s *Session) check(tokens []int) error {
+	if len(tokens) == 0 {
+		return errors.New("engine: no tokens to feed")
+	}
+	if s.pos+len(tokens) > s.maxSeq {
+		return fmt.Errorf("engine: %d tokens after %d cached exceed the session's %d positions", len(tokens), s.pos, s.maxSeq)
+	}
+	V := s.m.Config.VocabSize
+	for _, id := range tokens {
+		if id < 0 || id >= V {
+			return fmt.Errorf("engine: token id %d is outside the vocabulary [0, %d)", id, V)
+		}
+	}
+	return nil
+}
+
+// forward runs tokens (at most chunk) through the model at positions
+// s.pos.. and advances s.pos. It writes the logits of every token to all
+// when all is non-nil, and those of the last token to s.logits when last.
+func (s *Session) forward(tokens []int, all []float32, last bool) {
+	m, c := s.m, s.m.Config
+	n, D, hd := len(tokens), c.HiddenSize, c.HeadDim
+	qDim, kvDim, I := c.NumHeads*hd, c.NumKVHeads*hd, c.IntermediateSize
+	eps, off := float32(c.RMSNormEps), c.NormOffset
+	start := s.pos
+	s.growCache(start + n)
+
+	x, xb, o := s.x[:n*D], s.xb[:n*D], s.o[:n*D]
+	q, k, v, att := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim], s.att[:n*qDim]
+	gate, up := s.gate[:n*I], s.up[:n*I]
+
+	// Token embeddings (Gemma scales them by sqrt(hidden)).
+	for t, id := range tokens {
+		m.embed.Row(x[t*D:(t+1)*D], id)
+		if c.EmbedScale != 1 {
+			scale(x[t*D:(t+1)*D], c.EmbedScale)
+		}
+	}
+	// Rotary tables for these positions (Gemma3's sliding layers have their own base).
+	half := c.RotaryDim / 2
+	for t := range n {
+		m.global.table(s.gcos[t*half:], s.gsin[t*half:], start+t)
+		m.local.table(s.lcos[t*half:], s.lsin[t*half:], start+t)
+	}
+
+	for l := range m.layers {
+		w := &m.layers[l]
+
+		// Attention: project, normalize q and k (Qwen3, Gemma3, OLMo),
+		// rotate, append k and v to the cache.
+		normRows(xb, x, w.attnNorm, D, eps, off)
+		kernels.MatMul(q, w.wq, xb, n)
+		kernels.MatMul(k, w.wk, xb, n)
+		kernels.MatMul(v, w.wv, xb, n)
+		addBias(q, w.bq)
+		addBias(k, w.bk)
+		addBias(v, w.bv)
+		switch c.QKNorm {
+		case "full":
+			normRows(q, q, w.qNorm, qDim, eps, off)
+			normRows(k, k, w.kNorm, kvDim, eps, off)
+		case "head":
+			normRows(q, q, w.qNorm, hd, eps, off)
+			normRows(k, k, w.kNorm, hd, eps, off)
+		}
+		cos, sin, window := s.gcos, s.gsin, 0
+		if c.Sliding[l] {
+			cos, sin, window = s.lcos, s.lsin, c.SlidingWindow
+		}
+		for t := range n {
+			ct, st := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]
+			for h := range c.NumHeads {
+				rotate(q[t*qDim+h*hd:], ct, st)
+			}
+			for h := range c.NumKVHeads {
+				rotate(k[t*kvDim+h*hd:], ct, st)
+			}
+		}
+		scale(q, float32(c.QueryScale))
+		copy(s.kc[l][start*kvDim:], k)
+		copy(s.vc[l][start*kvDim:], v)
+
+		// Each query attends to the cached positions up to its own,
+		// within the window on sliding layers.
+		group := c.NumHeads / c.NumKVHeads
+		for t := range n {
+			pos := start + t
+			lo := 0
+			if window > 0 {
+				lo = max(0, pos-window+1)
+			}
+			sc := s.scores[:pos-lo+1]
+			for h := range c.NumHeads {
+				kvOff := lo*kvDim + (h/group)*hd
+				kernels.DotRows(sc, s.kc[l][kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
+				if c.AttnSoftcap > 0 {
+					softcap(sc, float32(c.AttnSoftcap))
+				}
+				kernels.Softmax(sc)
+				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				clear(out)
+				kernels.AxpyRows(out, sc, s.vc[l][kvOff:], kvDim)
+			}
+		}
+		kernels.MatMul(o, w.wo, att, n)
+		addBias(o, w.bo)
+		if w.attnPostNorm != nil { // Gemma, OLMo
+			normRows(o, o, w.attnPostNorm, D, eps, off)
+		}
+		kernels.Axpy(1, o, x)
+
+		// Gated MLP: down(act(gate(x)) * up(x)).
+		normRows(xb, x, w.ffnNorm, D, eps, off)
+		kernels.MatMul(gate, w.gate, xb, n)
+		kernels.MatMul(up, w.up, xb, n)
+		addBias(gate, w.bGate)
+		addBias(up, w.bUp)
+		if c.Activation == "gelu_pytorch_tanh" {
+			kernels.GELUTanh(gate)
+		} else {
+			kernels.SiLU(gate)
+		}
+		for i, u := range up {
+			gate[i] *= u
+		}
+		kernels.MatMul(o, w.down, gate, n)
+		addBias(o, w.bDown)
+		if w.ffnPostNorm != nil { // Gemma, OLMo
+			normRows(o, o, w.ffnPostNorm, D, eps, off)
+		}
+		kernels.Axpy(1, o, x)
+	}
+
+	// Final norm and output projection (Gemma2 soft-caps the logits).
+	normRows(xb, x, m.norm, D, eps, off)
+	copy(s.hidden, xb[(n-1)*D:])
+	if all != nil {
+		kernels.MatMul(all, m.lmHead, xb, n)
+		if c.FinalSoftcap > 0 {
+			softcap(all, float32(c.FinalSoftcap))
+		}
+	}
+	if last {
+		kernels.MatVec(s.logits, m.lmHead, s.hidden)
+		if c.FinalSoftcap > 0 {
+			softcap(s.logits, float32(c.FinalSoftcap))
+		}
+	}
+	s.pos += n
+}
+
+// growCache makes room for n positions in every layer's cache, doubling
+// so that appending a token at a time reallocates rarely.
+func (s *Session) growCache(n int) {
+	c := s.m.Config
+	kvDim := c.NumKVHeads * c.HeadDim
+	if len(s.kc[0]) >= n*kvDim {
+		return
+	}
+	size := min(s.maxSeq, max(n, 2*len(s.kc[0])/kvDim, chunk)) * kvDim
+	for l := range s.kc {
+		s.kc[l] = append(make([]float32, 0, size), s.kc[l][:s.pos*kvDim]...)[:size]
+		s.vc[l] = append(make([]float32, 0, size), s.vc[l][:s.pos*kvDim]...)[:size]
+	}
+}
+
+// normRows RMS-normalizes each width-long row of x into dst with weight w
+// (plus offset); a nil w means no norm at that place, and x is copied.
+func normRows(dst, x, w []float32, width int, eps, offset float32) {
+	if w == nil {
+		copy(dst, x)
+		return
+	}
+	for i := 0; i < len(x); i += width {
+		kernels.RMSNorm(dst[i:i+width], x[i:i+width], w, eps, offset)
+	}
+}
+
+// addBias adds b to every len(b)-long row of x; a nil b does nothing.
+func addBias(x, b []float32) {
+	if b == nil {
+		return
+	}
+	for i := 0; i < len(x); i += len(b) {
+		kernels.Axpy(1, b, x[i:i+len(b)])
+	}
+}
+
+func scale(x []float32, a float32) {
+	for i := range x {
+		x[i] *= a
+	}
+}
+
+// softcap computes c * tanh(x/c) in place.
+func softcap(x []float32, c float32) {
+	for i, v := range x {
+		x[i] = c * float32(math.Tanh(float64(v/c)))
+	}
+}

@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mocolab/moco/kernels"
+	"github.com/mocolab/moco/safetensors"
+)
+
+// Options tune how a model is loaded and run.
+type Options struct {
+	// Threads sets the kernels' worker count (kernels.SetThreads) when > 0.
+	Threads int
+	// Quant is "" (use the weights as stored) or "q8_0" (quantize every
+	// matrix to blocks of 32 int8 weights at load).
+	Quant string
+}
+
+// Model is a loaded checkpoint: its configuration and weights. Matrices
+// stored as F32, BF16 or F16 are used in place from the memory map; norm
+// weights and biases are widened to float32. A Model is safe for
+// concurrent use by several Sessions.
+type Model struct {
+	Config *Config
+
+	embed  *kernels.Mat // VocabSize x HiddenSize, read a row per token
+	norm   []float32    // final norm
+	lmHead *kernels.Mat // VocabSize x HiddenSize (the embeddings when tied)
+	layers []layer
+
+	global, local rope // rotary tables of global and sliding layers
+
+	src   safetensors.Source
+	owned bool // Close closes src (Load opened it)
+}
+
+// layer holds one transformer block's weights. Absent optional parts are
+// nil: a nil norm is skipped, a nil bias is not added.
+type layer struct {
+	attnNorm, attnPostNorm []float32 // before attention, on its output
+	ffnNorm, ffnPostNorm   []float32 // before the MLP, on its output
+	qNorm, kNorm           []float32 // Config.QKNorm
+	wq, wk, wv, wo         *kernels.Mat
+	bq, bk, bv, bo         []float32
+	gate, up, down         *kernels.Mat
+	bGate, bUp, bDown      []float32
+}
+
+// Load opens the Hugging Face model folder dir: config.json,
+// generation_config.json (optional) and model.safetensors or a sharded
+// index.
+func Load(dir string, opts Options) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	src, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := New(cfg, src, opts)
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m.owned = true
+	return m, nil
+}
+
+// New builds a model from cfg and the tensors of src, which must stay open
+// while the model is used (the weights alias it). Close does not close src.
+func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
+	switch opts.Quant {
+	case "", "q8_0":
+	default:
+		return nil, fmt.Errorf("unknown quantization %q (want q8_0 or none)", opts.Quant)
+	}
+	if opts.Threads > 0 {
+		kernels.SetThreads(opts.Threads)
+	}
+	m := &Model{Config: cfg, src: src}
+	l := loader{src: src, cfg: cfg}
+	c := cfg
+	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+
+	m.embed = l.mat("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
+	m.norm = l.vec("model.norm.weight", c.HiddenSize)
+	if c.TieEmbeddings {
+		m.lmHead = m.embed
+	} else {
+		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
+	}
+	m.layers = make([]layer, c.NumLayers)
+	for i := range m.layers {
+		w := &m.layers[i]
+		p := fmt.Sprintf("model.layers.%d.", i)
+		switch c.Norms {
+		case "pre":
+			w.attnNorm = l.vec(p+"input_layernorm.weight", c.HiddenSize)
+			w.ffnNorm = l.vec(p+"post_attention_layernorm.weight", c.HiddenSize)
+		case "sandwich":
+			w.attnNorm = l.vec(p+"input_layernorm.weight", c.HiddenSize)
+			w.attnPostNorm = l.vec(p+"post_attention_layernorm.weight", c.HiddenSize)
+			w.ffnNorm = l.vec(p+"pre_feedforward_layernorm.weight", c.HiddenSize)
+			w.ffnPostNorm = l.vec(p+"post_feedforward_layernorm.weight", c.HiddenSize)
+		case "post":
+			w.attnPostNorm = l.vec(p+"post_attention_layernorm.weight", c.HiddenSize)
+			w.ffnPostNorm = l.vec(p+"post_feedforward_layernorm.weight", c.HiddenSize)
+		}
+		a := p + "self_attn."
+		if c.FusedQKV {
+			// Phi-3 stacks q, k and v rows; split the matrix into row views.
+			qkv := l.mat(a+"qkv_proj.weight", qDim+2*kvDim, c.HiddenSize)
+			w.wq, w.wk, w.wv = rows(qkv, 0, qDim), rows(qkv, qDim, kvDim), rows(qkv, qDim+kvDim, kvDim)
+		} else {
+			w.wq = l.mat(a+"q_proj.weight", qDim, c.HiddenSize)
+			w.wk = l.mat(a+"k_proj.weight", kvDim, c.HiddenSize)
+			w.wv = l.mat(a+"v_proj.weight", kvDim, c.HiddenSize)
+		}
+		w.wo = l.mat(a+"o_proj.weight", c.HiddenSize, qDim)
+		if c.QKVBias {
+			w.bq = l.vec(a+"q_proj.bias", qDim)
+			w.bk = l.vec(a+"k_proj.bias", kvDim)
+			w.bv = l.vec(a+"v_proj.bias", kvDim)
+		}
+		if c.OBias {
+			w.bo = l.vec(a+"o_proj.bias", c.HiddenSize)
+		}
+		switch c.QKNorm {
+		case "head":
+			w.qNorm = l.vec(a+"q_norm.weight", c.HeadDim)
+			w.kNorm = l.vec(a+"k_norm.weight", c.HeadDim)
+		case "full":
+			w.qNorm = l.vec(a+"q_norm.weight", qDim)
+			w.kNorm = l.vec(a+"k_norm.weight", kvDim)
+		}
+		f := p + "mlp."
+		if c.FusedGateUp {
+			// Phi-3 stacks the gate rows first, then the up rows.
+			gu := l.mat(f+"gate_up_proj.weight", 2*c.IntermediateSize, c.HiddenSize)
+			w.gate, w.up = rows(gu, 0, c.IntermediateSize), rows(gu, c.IntermediateSize, c.IntermediateSize)
+		} else {
+			w.gate = l.mat(f+"gate_proj.weight", c.IntermediateSize, c.HiddenSize)
+			w.up = l.mat(f+"up_proj.weight", c.IntermediateSize, c.HiddenSize)
+		}
+		w.down = l.mat(f+"down_proj.weight", c.HiddenSize, c.IntermediateSize)
+		if c.MLPBias {
+			w.bGate = l.vec(f+"gate_proj.bias", c.IntermediateSize)
+			w.bUp = l.vec(f+"up_proj.bias", c.IntermediateSize)
+			w.bDown = l.vec(f+"down_proj.bias", c.HiddenSize)
+		}
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	if opts.Quant == "q8_0" {
+		m.quantize()
+	}
+	m.global = newRope(c.RopeTheta, c.RotaryDim, c.RopeScaling)
+	m.local = m.global
+	if c.RopeLocalTheta > 0 {
+		m.local = newRope(c.RopeLocalTheta, c.RotaryDim, nil)
+	}
+	return m, nil
+}
+
+// quantize replaces every matrix the forward pass multiplies by its Q8_0
+// form. The embedding table stays as stored: it is only read a row at a
+// time.
+func (m *Model) quantize() {
+	q := kernels.QuantizeQ8
+	m.lmHead = q(m.lmHead)
+	for i := range m.layers {
+		w := &m.layers[i]
+		for _, p := range []**kernels.Mat{&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down} {
+			*p = q(*p)
+		}
+	}
+}
+
+// Close releases the weights' memory map when Load opened it.
+func (m *Model) Close() error {
+	if m == nil || !m.owned || m.src == nil {
+		return nil
+	}
+	err := m.src.Close()
+	m.src = nil
+	return err
+}
+
+// WeightBytes is the number of weight bytes one generated token reads:
+// every layer's matrices and norms, the final norm, the output matrix and
+// one embedding row.
+func (m *Model) WeightBytes() int64 {
+	n := matBytes(m.lmHead) + int64(4*len(m.norm)) + matBytes(m.embed)/int64(max(1, m.embed.Rows))
+	for i := range m.layers {
+		w := &m.layers[i]
+		for _, x := range []*kernels.Mat{w.wq, w.wk, w.wv, w.wo, w.gate, w.up, w.down} {
+			n += matBytes(x)
+		}
+		for _, v := range [][]float32{w.attnNorm, w.attnPostNorm, w.ffnNorm, w.ffnPostNorm, w.qNorm, w.kNorm,
+			w.bq, w.bk, w.bv, w.bo, w.bGate, w.bUp, w.bDown} {
+			n += int64(4 * len(v))
+		}
+	}
+	return n
+}
+
+func matBytes(m *kernels.Mat) int64 {
+	e := int64(m.Rows) * int64(m.Cols)
+	switch m.Type {
+	case kernels.F32:
+		return 4 * e
+	case kernels.BF16, kernels.F16:
+		return 2 * e
+	default:
+		return e + 4*e/kernels.BlockSize
+	}
+}
+
+// rows returns the view of n rows of m starting at row r0 (no copy).
+func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
+	if m == nil {
+		return nil
+	}
+	v := &kernels.Mat{Rows: n, Cols: m.Cols, Type: m.Type}
+	lo, hi := r0*m.Cols, (r0+n)*m.Cols
+	if m.F32 != nil {
+		v.F32 = m.F32[lo:hi:hi]
+	} else {
+		v.Half = m.Half[lo:hi:hi]
+	}
+	return v
+}
+
+// loader reads tensors from a Source, checking names and shapes. The first
+// error sticks and later calls return nil, so New reads straight through.
+type loader struct {
+	src safetensors.Source
+	cfg *Config
+	err error
+}
+
+func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
+	if l.err != nil {
+		return nil
+	}
+	t, ok := l.src.Tensor(name)
+	if !ok {
+		l.err = fmt.Errorf("tensor %s is missing (model_type %s)", name, l.cfg.ModelType)
+		return nil
+	}
+	if !equalShape(t.Shape, shape) {
+		l.err = fmt.Errorf("tensor %s has shape %v, the config implies %v", name, t.Shape, shape)
+		return nil
+	}
+	return t
+}
+
+// mat returns a rows x cols matrix that aliases the tensor's data.
+func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
+	t := l.tensor(name, rows, cols)
+	if t == nil {
+		return nil
+	}
+	m := &kernels.Mat{Rows: rows, Cols: cols}
+	var err error
+	switch t.DType {
+	case safetensors.F32:
+		m.Type = kernels.F32
+		m.F32, err = t.F32()
+	case safetensors.BF16:
+		m.Type = kernels.BF16
+		m.Half, err = t.U16()
+	case safetensors.F16:
+		m.Type = kernels.F16
+		m.Half, err = t.U16()
+	default:
+		err = fmt.Errorf("dtype %s is not supported (want F32, BF16 or F16)", t.DType)
+	}
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", name, err)
+		return nil
+	}
+	return m
+}
+
+// vec returns a norm weight or bias widened to float32.
+func (l *loader) vec(name string, n int) []float32 {
+	t := l.tensor(name, n)
+	if t == nil {
+		return nil
+	}
+	v, err := safetensors.ToF32(t)
+	if err != nil {
+		l.err = fmt.Errorf("tensor %s: %w", name, err)
+		return nil
+	}
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			l.err = fmt.Errorf("tensor %s holds %v", name, x)
+			return nil
+		}
+	}
+	return v
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
