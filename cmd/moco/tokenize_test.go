@@ -11,7 +11,7 @@ import (
 	"github.com/mocolab/moco/internal/testutil"
 )
 
-func runCmd(t *testing.T, stdin string, args ...string) (string, string, int) {
+func runTokenizeCmd(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := runMain(args, strings.NewReader(stdin), &out, &errb)
@@ -21,14 +21,14 @@ func runCmd(t *testing.T, stdin string, args ...string) (string, string, int) {
 func TestTokenizeEmbedded(t *testing.T) {
 	// Ids from ../shared/models/stories260K/reference_greedy.json (an
 	// independent implementation): "Once upon a time" is 403 407 261 378.
-	out, errs, code := runCmd(t, `{"text": "Once upon a time"}`+"\n"+`{"text": ""}`, "tokenize", "--special")
+	out, errs, code := runTokenizeCmd(t, `{"text": "Once upon a time"}`+"\n"+`{"text": ""}`, "tokenize", "--special")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	if want := "{\"ids\":[1,403,407,261,378]}\n{\"ids\":[1]}\n"; out != want {
 		t.Errorf("tokenize --special:\n got %q\nwant %q", out, want)
 	}
-	out, _, _ = runCmd(t, `{"text": "Once upon a time"}`, "tokenize")
+	out, _, _ = runTokenizeCmd(t, `{"text": "Once upon a time"}`, "tokenize")
 	if want := "{\"ids\":[403,407,261,378]}\n"; out != want {
 		t.Errorf("tokenize: got %q, want %q", out, want)
 	}
@@ -36,14 +36,14 @@ func TestTokenizeEmbedded(t *testing.T) {
 
 func TestDetokenizeEmbedded(t *testing.T) {
 	in := `{"ids": [1, 403, 407, 261, 378]}`
-	out, errs, code := runCmd(t, in, "detokenize")
+	out, errs, code := runTokenizeCmd(t, in, "detokenize")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	if want := "{\"text\":\"<s> Once upon a time\"}\n"; out != want {
 		t.Errorf("detokenize: got %q, want %q", out, want)
 	}
-	out, _, _ = runCmd(t, in, "detokenize", "--skip-special")
+	out, _, _ = runTokenizeCmd(t, in, "detokenize", "--skip-special")
 	if want := "{\"text\":\"Once upon a time\"}\n"; out != want {
 		t.Errorf("detokenize --skip-special: got %q, want %q", out, want)
 	}
@@ -55,7 +55,7 @@ func TestTokenizeTokenizerOnlyFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), stories260k.Tokenizer, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errs, code := runCmd(t, `{"text": "Once upon a time"}`, "tokenize", "--model", dir, "--special")
+	out, errs, code := runTokenizeCmd(t, `{"text": "Once upon a time"}`, "tokenize", "--model", dir, "--special")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -67,14 +67,14 @@ func TestTokenizeTokenizerOnlyFolder(t *testing.T) {
 
 func TestTokenizeSharedFixture(t *testing.T) {
 	dir := testutil.Shared(t, "fixtures/tokenizers/qwen3")
-	out, errs, code := runCmd(t, `{"text": "<|im_start|>user\n"}`, "tokenize", "--model", dir)
+	out, errs, code := runTokenizeCmd(t, `{"text": "<|im_start|>user\n"}`, "tokenize", "--model", dir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	if want := "{\"ids\":[151644,872,198]}\n"; out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
-	out, _, _ = runCmd(t, `{"ids":[151644,872,198]}`, "detokenize", "--model", dir, "--skip-special")
+	out, _, _ = runTokenizeCmd(t, `{"ids":[151644,872,198]}`, "detokenize", "--model", dir, "--skip-special")
 	if want := "{\"text\":\"user\\n\"}\n"; out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
@@ -96,7 +96,7 @@ func TestTokenizeErrors(t *testing.T) {
 		{``, []string{"detokenize", "extra"}, `unexpected argument "extra"`, 2},
 	}
 	for _, c := range cases {
-		_, errs, code := runCmd(t, c.stdin, c.args...)
+		_, errs, code := runTokenizeCmd(t, c.stdin, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) || strings.Count(errs, "\n") != 1 && code == 1 {
 			t.Errorf("%v < %q: exit %d, stderr %q; want exit %d and %q", c.args, c.stdin, code, errs, c.code, c.want)
 		}
