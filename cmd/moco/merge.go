@@ -266,4 +266,3 @@ func peakRSS() string {
 	}
 	return "unknown"
 }
-

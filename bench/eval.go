@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Task types scored by this package.
+const (
+	ExactMatchTask     = "exact_match"
+	MultipleChoiceTask = "multiple_choice"
+)
+
+// Generator produces a model's continuation of a prompt.
+type Generator func(prompt string) (string, error)
+
+// Options controls an evaluation run.
+type Options struct {
+	N    int    // items to score (<= 0: all)
+	Seed uint64 // 0: the first N items; else a seeded sample of N
+	// Prompt builds the prompt of an item (nil: BuildPrompt).
+	Prompt func(task string, it Item) string
+	// Stop cuts a generation at the first occurrence of any of these strings
+	// before scoring (e.g. "\n" for one-line answers).
+	Stop []string
+}
+
+// ItemResult is the outcome on one item.
+type ItemResult struct {
+	ID, Prompt, Generation, Pred, Ref string
+	Correct                           bool
+}
+
+// Result summarizes an evaluation.
+type Result struct {
+	Dataset, Split string
+	N, Correct     int
+	Accuracy       float64
+	Items          []ItemResult
+}
+
+// Evaluate generates an answer for the first n items of a split (n <= 0:
+// all) and scores them by the dataset's task type.
+func Evaluate(ds *Dataset, split string, n int, gen Generator) (*Result, error) {
+	return EvaluateWith(ds, split, Options{N: n}, gen)
+}
+
+// EvaluateWith is Evaluate with options.
+func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
+	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
+		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+	}
+	items, err := ds.Split(split)
+	if err != nil {
+		return nil, err
+	}
+	items = Sample(items, o.N, o.Seed)
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
+	}
+	prompt := o.Prompt
+	if prompt == nil {
+		prompt = BuildPrompt
+	}
+	r := &Result{Dataset: ds.Name, Split: split}
+	for _, it := range items {
+		p := prompt(ds.TaskType, it)
+		g, err := gen(p)
+		if err != nil {
+			return nil, fmt.Errorf("item %s: %w", it.ID, err)
+		}
+		g = cut(g, o.Stop)
+		pred, ok := Score(ds.TaskType, it, g)
+		r.Items = append(r.Items, ItemResult{ID: it.ID, Prompt: p, Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok})
+		r.N++
+		if ok {
+			r.Correct++
+		}
+	}
+	r.Accuracy = float64(r.Correct) / float64(r.N)
+	return r, nil
+}
+
+func cut(s string, stops []string) string {
+	for _, st := range stops {
+		if st == "" {
+			continue
+		}
+		if i := strings.Index(s, st); i >= 0 {
+			s = s[:i]
+		}
+	}
+	return s
+}
+
+// BuildPrompt is the default prompt: the item's input as is (the skills and
+// MoCo exact-match sets carry a complete prompt), or for multiple choice the
+// question, the labelled options and "Answer:".
+func BuildPrompt(task string, it Item) string {
+	if task == MultipleChoiceTask && len(it.Choices) > 0 {
+		var b strings.Builder
+		b.WriteString(strings.TrimSpace(it.Question))
+		b.WriteString("\n")
+		for _, c := range it.Choices {
+			fmt.Fprintf(&b, "%s. %s\n", c.Label, c.Text)
+		}
+		b.WriteString("Answer:")
+		return b.String()
+	}
+	if it.Input != "" {
+		return it.Input
+	}
+	return it.Question
+}
+
+// Reference returns the gold answer of an item.
+func Reference(task string, it Item) string {
+	if task == MultipleChoiceTask {
+		return strings.ToUpper(strings.TrimSpace(it.Answer))
+	}
+	if it.Output != "" {
+		return it.Output
+	}
+	return it.Answer
+}
+
+// Score extracts the answer from a generation and checks it.
+func Score(task string, it Item, generation string) (pred string, correct bool) {
+	ref := Reference(task, it)
+	if task == MultipleChoiceTask {
+		pred = ExtractChoice(generation, it.Choices)
+		return pred, pred != "" && pred == ref
+	}
+	pred = ExtractAnswer(generation)
+	return pred, ExactMatch(pred, ref)
+}
