@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// defaultModelName is what messages call the embedded model.
+const defaultModelName = "embedded stories260K"
+
+// openModel loads the model folder dir with its tokenizer; dir "" means the
+// embedded default model (stories260K), so moco works with no downloads.
+func openModel(dir string, opts engine.Options) (*engine.Model, *tokenizer.Tokenizer, error) {
+	if dir == "" {
+		return openDefaultModel(opts)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := engine.Load(dir, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, tok, nil
+}
+
+func openDefaultModel(opts engine.Options) (*engine.Model, *tokenizer.Tokenizer, error) {
+	cfg, err := engine.ParseConfig(stories260k.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
+	}
+	src, err := safetensors.Parse(stories260k.Weights)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
+	}
+	m, err := engine.New(cfg, src, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
+	}
+	tok, err := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
+	}
+	return m, tok, nil
+}
