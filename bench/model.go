@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// Greedy returns a Generator that decodes greedily with one model: the
+// prompt is encoded with special tokens (BOS), generation stops at an EOS
+// token, at maxNew tokens or at the context limit, and the text is decoded
+// without special tokens.
+func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
+	eos := map[int]bool{}
+	for _, id := range m.Config.EOS {
+		eos[id] = true
+	}
+	for _, id := range tok.EOS() {
+		eos[id] = true
+	}
+	return func(prompt string) (string, error) {
+		ids, err := tok.Encode(prompt, true)
+		if err != nil {
+			return "", err
+		}
+		s := m.NewSession(0)
+		if len(ids) >= s.MaxSeq() {
+			return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(ids), s.MaxSeq())
+		}
+		logits, err := s.Forward(ids)
+		if err != nil {
+			return "", err
+		}
+		var out []int
+		for len(out) < maxNew && s.Pos() < s.MaxSeq() {
+			next := argmax(logits)
+			if eos[next] {
+				break
+			}
+			out = append(out, next)
+			if logits, err = s.Forward([]int{next}); err != nil {
+				return "", err
+			}
+		}
+		return tok.Decode(out, true), nil
+	}
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// NLLOptions controls MeanNLL.
+type NLLOptions struct {
+	Options
+	// AnswerPrefix goes between the prompt and the reference answer
+	// (" " for the skills sets: "A: 1081").
+	AnswerPrefix string
+	// AppendEOS scores the end-of-sequence token after the answer too.
+	AppendEOS bool
+}
+
+// MeanNLL is a cheap score that needs no generation: the mean negative log
+// likelihood per token of the reference answers given their prompts (lower
+// is better). Multiple-choice references are the option letters.
+func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions) (float64, error) {
+	items, err := ds.Split(split)
+	if err != nil {
+		return 0, err
+	}
+	items = Sample(items, o.N, o.Seed)
+	prompt := o.Prompt
+	if prompt == nil {
+		prompt = BuildPrompt
+	}
+	var sum float64
+	count := 0
+	for _, it := range items {
+		p, err := tok.Encode(prompt(ds.TaskType, it), true)
+		if err != nil {
+			return 0, err
+		}
+		a, err := tok.Encode(o.AnswerPrefix+Reference(ds.TaskType, it), false)
+		if err != nil {
+			return 0, err
+		}
+		if o.AppendEOS && len(m.Config.EOS) > 0 {
+			a = append(a, m.Config.EOS[0])
+		}
+		if len(a) == 0 || len(p) == 0 {
+			continue
+		}
+		s := m.NewSession(0)
+		all := append(append([]int(nil), p...), a...)
+		if len(all) > s.MaxSeq() {
+			continue
+		}
+		logits, err := s.ForwardAll(all)
+		if err != nil {
+			return 0, err
+		}
+		v := m.Config.VocabSize
+		for j, id := range a {
+			row := logits[(len(p)-1+j)*v : (len(p)+j)*v]
+			sum += nll(row, id)
+			count++
+		}
+	}
+	if count == 0 {
+		return 0, fmt.Errorf("%s: no scorable items", ds.Name)
+	}
+	return sum / float64(count), nil
+}
+
+// nll is -log softmax(row)[id], computed stably in float64.
+func nll(row []float32, id int) float64 {
+	mx := float64(row[0])
+	for _, v := range row {
+		mx = math.Max(mx, float64(v))
+	}
+	var z float64
+	for _, v := range row {
+		z += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(z) - float64(row[id])
+}
+
+// Metric names a dev score for the search methods.
+const (
+	MetricAccuracy = "accuracy" // generate and score (higher is better)
+	MetricNLL      = "nll"      // minus the mean NLL of references (higher is better)
+)
+
+// Scorer returns a function that builds a model from any weights (e.g. an
+// in-memory merge candidate) with the given config, and scores it on a
+// split: accuracy, or minus the mean NLL, so that higher is always better.
+func Scorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
+	return func(src safetensors.Source) (float64, error) {
+		m, err := engine.New(cfg, src, engine.Options{})
+		if err != nil {
+			return 0, err
+		}
+		defer m.Close()
+		switch metric {
+		case MetricNLL:
+			v, err := MeanNLL(m, tok, ds, split, o)
+			return -v, err
+		case MetricAccuracy, "":
+			r, err := EvaluateWith(ds, split, o.Options, Greedy(m, tok, maxNew))
+			if err != nil {
+				return 0, err
+			}
+			return r.Accuracy, nil
+		}
+		return 0, fmt.Errorf("unknown metric %q (want accuracy or nll)", metric)
+	}
+}
