@@ -52,6 +52,7 @@ func Example_fusion() {
 		log.Fatal(err)
 	}
 	fmt.Println(tok.Decode(ids, true))
+	// Output: , there was a little girl named Lily. She loved to play outsid
 }
 
 // Nudging: the base model writes and a nudger takes over the words the
@@ -59,7 +60,7 @@ func Example_fusion() {
 func Example_nudging() {
 	base, tok := embedded("q8_0")
 	nudger, _ := embedded("")
-	nudge := &decode.Nudging{Base: 0, Nudger: 1, Gamma: 0.4, WordStart: decode.WordStarts(tok)}
+	nudge := &decode.Nudging{Base: 0, Nudger: 1, Gamma: decode.DefaultGamma, WordStart: decode.WordStarts(tok)}
 	sources := map[string]int{}
 	l := &decode.Lockstep{
 		Sessions:  []decode.Session{base.NewSession(0), nudger.NewSession(0)},
@@ -69,11 +70,14 @@ func Example_nudging() {
 		MaxTokens: 20,
 		Trace:     func(s decode.TraceStep) { sources[s.Source]++ },
 	}
-	prompt, _ := tok.Encode("Once upon a time", true)
+	prompt, _ := tok.Encode("Tom and his dog", true)
 	ids, err := l.Run(prompt, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(tok.Decode(ids, true))
-	fmt.Println(sources["base"]+sources["nudger"] == len(ids))
+	fmt.Printf("%d tokens from the base, %d from the nudger\n", sources["base"], sources["nudger"])
+	// Output:
+	// , Max, who lived in a big house. They liked
+	// 5 tokens from the base, 15 from the nudger
 }
