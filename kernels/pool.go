@@ -7,32 +7,55 @@ import (
 )
 
 // The pool is a set of persistent worker goroutines that MatVec and MatMul
-// share their rows with. The calling goroutine takes the first share itself,
-// so a pool of n threads has n-1 workers. No goroutine is started per call.
+// share their rows with. No goroutine is started per call.
+//
+// A product is cut into a few chunks per thread, and the caller and the
+// workers claim chunks from a shared counter until none is left. So when
+// the machine is oversubscribed and a worker's OS thread is descheduled,
+// the others take its chunks instead of waiting for it. Since every output
+// element is computed the same way whoever computes it, the result does
+// not depend on who claimed what.
 //
 // A decoding step calls MatVec a few hundred times, each call lasting only
 // microseconds, so waking a parked goroutine through a channel every time
 // would cost a good part of the step. Workers therefore spin for a short
-// while after each task, watching for the next one, before they park.
+// while after each job, watching for the next one, before they park.
 
-type task struct {
-	fn     func(lo, hi int)
-	lo, hi int
+// job is one parallel call. A fresh job per call means a worker that wakes
+// late and still holds the previous job finds no chunk left in it.
+type job struct {
+	fn      func(lo, hi int)
+	units   int
+	chunk   int
+	nchunks int64
+	next    atomic.Int64 // next chunk to claim
+	done    atomic.Int64 // chunks finished
 }
 
-type worker struct {
-	seq    atomic.Uint64 // bumped for each task posted to this worker
-	t      task          // written before seq is bumped
-	parked atomic.Bool
-	wake   chan struct{} // a token here wakes a parked worker
-	quit   atomic.Bool
+// work claims and runs chunks until none is left.
+func (j *job) work() {
+	for {
+		c := j.next.Add(1) - 1
+		if c >= j.nchunks {
+			return
+		}
+		lo := int(c) * j.chunk
+		j.fn(lo, min(j.units, lo+j.chunk))
+		j.done.Add(1)
+	}
 }
 
 type workerPool struct {
-	mu      sync.Mutex // held for one parallel call; guards the fields below
+	mu      sync.Mutex // held for one parallel call; guards threads and workers
 	threads int
-	workers []*worker
-	pending atomic.Int32 // tasks posted and not yet finished
+	workers int // started worker goroutines
+
+	seq  atomic.Uint64       // bumped for each job posted
+	cur  atomic.Pointer[job] // the job last posted
+	stop atomic.Int64        // workers with an index >= stop exit
+
+	parkMu sync.Mutex
+	parked []chan struct{} // parked workers' wake channels
 }
 
 var pool = &workerPool{threads: runtime.GOMAXPROCS(0)}
@@ -47,13 +70,11 @@ func SetThreads(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.threads = n
-	if len(p.workers) > n-1 {
-		for _, w := range p.workers[n-1:] {
-			w.quit.Store(true)
-			w.seq.Add(1)
-			w.signal()
-		}
-		p.workers = p.workers[:n-1]
+	if p.workers > n-1 {
+		p.stop.Store(int64(n - 1))
+		p.workers = n - 1
+		p.seq.Add(1)
+		p.wakeAll()
 	}
 }
 
@@ -65,43 +86,47 @@ func Threads() int {
 	return p.threads
 }
 
-// spinWait is how many polls a worker makes for its next task before it
-// parks (a few tens of microseconds).
+// spinWait is how many polls a worker makes for its next job before it
+// parks (some tens of microseconds).
 const spinWait = 1 << 14
 
-func (w *worker) signal() {
-	if w.parked.Load() {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+func (p *workerPool) wakeAll() {
+	p.parkMu.Lock()
+	for _, c := range p.parked {
+		c <- struct{}{}
 	}
+	p.parked = p.parked[:0]
+	p.parkMu.Unlock()
 }
 
-func (p *workerPool) run(w *worker) {
-	var seen uint64
+func (p *workerPool) run(index int64) {
+	wake := make(chan struct{}, 1)
+	seen := p.seq.Load()
 	for {
-		for i := 0; w.seq.Load() == seen; i++ {
+		for i := 0; p.seq.Load() == seen; i++ {
 			if i < spinWait {
 				if i%256 == 255 {
 					runtime.Gosched()
 				}
 				continue
 			}
-			w.parked.Store(true)
-			if w.seq.Load() == seen { // a task posted before parked was set is seen here
-				<-w.wake
+			p.parkMu.Lock()
+			if p.seq.Load() != seen { // posted while we decided to park
+				p.parkMu.Unlock()
+				break
 			}
-			w.parked.Store(false)
+			p.parked = append(p.parked, wake)
+			p.parkMu.Unlock()
+			<-wake
 			i = 0
 		}
-		seen = w.seq.Load()
-		if w.quit.Load() {
+		seen = p.seq.Load()
+		if index >= p.stop.Load() {
 			return
 		}
-		w.t.fn(w.t.lo, w.t.hi)
-		w.t = task{}
-		p.pending.Add(-1)
+		if j := p.cur.Load(); j != nil {
+			j.work()
+		}
 	}
 }
 
@@ -109,11 +134,14 @@ func (p *workerPool) run(w *worker) {
 // product costs more than it saves.
 const minParallelWork = 1 << 15
 
-// parallel calls fn over [0, units) split into one contiguous share per
-// thread (share boundaries are multiples of 4). work estimates the
-// multiply-adds involved. When the pool is busy with another caller's product
-// (several models decoding from different goroutines) fn runs on the caller's
-// goroutine alone rather than waiting.
+// chunksPerThread is how many chunks each thread's share is cut into.
+const chunksPerThread = 4
+
+// parallel calls fn over [0, units) cut into chunks (of a multiple of 24
+// units, which suits every register tile) that the caller and the workers
+// claim. work estimates the multiply-adds involved. When the pool is busy
+// with another caller's product (several models decoding from different
+// goroutines) fn runs on the caller's goroutine alone rather than waiting.
 func parallel(units, work int, fn func(lo, hi int)) {
 	p := pool
 	if work < minParallelWork || units < 8 || !p.mu.TryLock() {
@@ -121,29 +149,29 @@ func parallel(units, work int, fn func(lo, hi int)) {
 		return
 	}
 	defer p.mu.Unlock()
-	n := min(p.threads, units/4)
+	n := p.threads
 	if n <= 1 {
 		fn(0, units)
 		return
 	}
-	for len(p.workers) < n-1 {
-		w := &worker{wake: make(chan struct{}, 1)}
-		p.workers = append(p.workers, w)
-		go p.run(w)
+	if p.stop.Load() < int64(n-1) {
+		p.stop.Store(int64(n - 1))
 	}
-	share := (units + n - 1) / n
-	share = (share + 3) &^ 3
-	for lo, i := share, 0; lo < units; lo, i = lo+share, i+1 {
-		w := p.workers[i]
-		p.pending.Add(1)
-		w.t = task{fn, lo, min(units, lo+share)}
-		w.seq.Add(1)
-		w.signal()
+	for p.workers < n-1 {
+		go p.run(int64(p.workers))
+		p.workers++
 	}
-	fn(0, min(units, share))
-	for i := 0; p.pending.Load() != 0; i++ {
+	chunk := (units + n*chunksPerThread - 1) / (n * chunksPerThread)
+	chunk = max(8, (chunk+23)/24*24)
+	j := &job{fn: fn, units: units, chunk: chunk, nchunks: int64((units + chunk - 1) / chunk)}
+	p.cur.Store(j)
+	p.seq.Add(1)
+	p.wakeAll()
+	j.work()
+	for i := 0; j.done.Load() != j.nchunks; i++ {
 		if i%256 == 255 {
 			runtime.Gosched()
 		}
 	}
+	p.cur.Store(nil)
 }
