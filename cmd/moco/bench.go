@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/kernels"
+)
+
+func init() {
+	register(&command{
+		name:    "bench",
+		summary: "benchmarks: 'moco bench speed' measures tokens/s against the bandwidth limit",
+		run:     runBench,
+	})
+}
+
+func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [flags]   (run 'moco bench speed --help')")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("missing benchmark name (speed)")
+	}
+	switch args[0] {
+	case "speed":
+		return runBenchSpeed(args[1:], stdout, stderr)
+	}
+	return usagef("unknown benchmark %q (known: speed)", args[0])
+}
+
+func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench speed", stderr)
+	model := fs.String("model", "", "model folder (required; 'moco synth' writes random ones)")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	pp := fs.Int("prompt-tokens", 128, "prompt tokens processed as one batch (pp)")
+	tg := fs.Int("gen-tokens", 64, "tokens generated one at a time (tg)")
+	quant := fs.String("quant", "", "quantize weights at load: q8_0")
+	repeats := fs.Int("repeats", 3, "measurements per figure (the median is reported)")
+	bw := fs.Float64("bandwidth", 0, "memory bandwidth in GB/s (0: measure in-process)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0] [--repeats 3] [--bandwidth GB/s] [--json]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *model == "" {
+		return usagef("--model is required")
+	}
+	if *quant != "" && *quant != "q8_0" {
+		return usagef("--quant %q: only q8_0 is supported", *quant)
+	}
+	if *pp <= 0 || *tg <= 0 || *repeats <= 0 || *threads < 0 || *bw < 0 {
+		return usagef("--prompt-tokens, --gen-tokens and --repeats must be positive, --threads and --bandwidth not negative")
+	}
+	kernels.SetThreads(*threads)
+	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	maxSeq := max(*pp, *tg) + 1
+	newSession := func() (bench.Forwarder, error) { return m.NewSession(maxSeq), nil }
+	res, err := bench.MeasureSpeed(newSession, m.WeightBytes(), bench.SpeedOptions{
+		PromptTokens: *pp, GenTokens: *tg, Repeats: *repeats, Bandwidth: *bw,
+		Vocab: min(256, m.Config.VocabSize),
+	})
+	if err != nil {
+		return err
+	}
+	res.Model = filepath.Base(filepath.Clean(*model))
+	res.Quant = *quant
+	if *asJSON {
+		return res.WriteJSON(stdout)
+	}
+	res.WriteTable(stdout)
+	return nil
+}
