@@ -73,3 +73,27 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStream measures streaming decode per token.
+func BenchmarkStream(b *testing.B) {
+	corpus := readCorpus(b)
+	var text string
+	for _, e := range corpus {
+		text += e.Text
+	}
+	for _, name := range []string{"qwen3", "mistral-sp"} {
+		b.Run(name, func(b *testing.B) {
+			tk := refTokenizer(b, name)
+			ids, _ := tk.Encode(text, false)
+			b.ResetTimer()
+			for b.Loop() {
+				st := tk.NewStream(false)
+				for _, id := range ids {
+					st.Add(id)
+				}
+				st.Flush()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/token")
+		})
+	}
+}

@@ -103,19 +103,8 @@ func FuzzStream(f *testing.F) {
 			for i := 0; i+1 < len(data); i += 2 {
 				ids = append(ids, int(binary.LittleEndian.Uint16(data[i:]))%(tk.VocabSize()+3))
 			}
-			st := tk.NewStream(skip)
-			var b strings.Builder
-			for _, id := range ids {
-				inc := st.Add(id)
-				if !utf8.ValidString(inc) {
-					t.Fatalf("increment %q splits a character", inc)
-				}
-				b.WriteString(inc)
-			}
-			b.WriteString(st.Flush())
-			if want := tk.Decode(ids, skip); b.String() != want {
-				t.Fatalf("ids %v: stream %q, decode %q", ids, b.String(), want)
-			}
+			checkStream(t, tk, ids, skip, 64, 8)
+			checkStream(t, tk, ids, skip, 3, 1)
 		}
 	})
 }

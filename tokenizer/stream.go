@@ -10,16 +10,25 @@ import (
 // included) concatenate to exactly Decode of all the ids. Text that a
 // later id could still change (an unfinished UTF-8 sequence, a run of byte
 // tokens, spaces that clean-up or Strip may remove) is held back.
+//
+// Only a window of recent tokens is decoded on each Add, so a long stream
+// costs linear time. The window starts with a context token whose text was
+// given out already, which keeps first-token rules (Metaspace, Strip) from
+// applying again; it slides only after checking that the shorter window
+// decodes to the same tail of text.
 type Stream struct {
 	t           *Tokenizer
 	skipSpecial bool
-	toks        []string
-	out         strings.Builder // the text given out so far
+	toks        []string // the window of token strings
+	given       string   // the part of the window's text given out
+	window      int      // window length that triggers a slide
+	keep        int      // tokens kept when sliding
+	slideAt     int      // the next window length to try sliding at
 }
 
 // NewStream starts a streaming decode.
 func (t *Tokenizer) NewStream(skipSpecial bool) *Stream {
-	return &Stream{t: t, skipSpecial: skipSpecial}
+	return &Stream{t: t, skipSpecial: skipSpecial, window: 64, keep: 8, slideAt: 64}
 }
 
 // Add appends id and returns the newly completed text (often "").
@@ -30,7 +39,11 @@ func (s *Stream) Add(id int) string {
 		return ""
 	}
 	full := s.t.decodeTokens(s.toks)
-	return s.emit(full, s.stable(full))
+	inc := s.emit(full, s.stable(full))
+	if len(s.toks) >= s.slideAt {
+		s.slide(full)
+	}
+	return inc
 }
 
 // Flush returns the text held back; the stream may go on afterwards.
@@ -42,17 +55,47 @@ func (s *Stream) Flush() string {
 // Reset forgets all ids.
 func (s *Stream) Reset() {
 	s.toks = s.toks[:0]
-	s.out.Reset()
+	s.given = ""
+	s.slideAt = s.window
 }
 
 func (s *Stream) emit(full string, limit int) string {
-	done := s.out.Len()
-	if limit <= done || !strings.HasPrefix(full, s.out.String()) {
+	done := len(s.given)
+	if limit <= done || !strings.HasPrefix(full, s.given) {
 		return ""
 	}
-	inc := full[done:limit]
-	s.out.WriteString(inc)
-	return inc
+	s.given = full[:limit]
+	return full[done:limit]
+}
+
+// slide drops old tokens from the window when that provably keeps the
+// text of the tokens after the new context token unchanged.
+func (s *Stream) slide(full string) {
+	j := len(s.toks) - s.keep
+	for j > 0 {
+		if _, isByte := byteToken(s.toks[j]); !isByte {
+			break
+		}
+		j--
+	}
+	ok := false
+	if j > 0 {
+		b := s.t.decodeTokens(s.toks[j:])
+		ctx := s.t.decodeTokens(s.toks[j : j+1])
+		tail := b[min(len(ctx), len(b)):]
+		cut := len(full) - len(tail)
+		if strings.HasPrefix(b, ctx) && strings.HasSuffix(full, tail) && cut <= len(s.given) &&
+			!strings.ContainsRune(ctx, utf8.RuneError) && strings.HasPrefix(full, s.given) {
+			s.given = b[:len(ctx)+len(s.given)-cut]
+			s.toks = append(s.toks[:0], s.toks[j:]...)
+			ok = true
+		}
+	}
+	if ok {
+		s.slideAt = s.window
+	} else {
+		s.slideAt = len(s.toks) + s.keep // try again a little later
+	}
 }
 
 // stable returns how much of full no later id can change.

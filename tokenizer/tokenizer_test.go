@@ -298,19 +298,8 @@ func naiveBPE(m *bpe, word string) []int {
 func TestStreamMatchesDecode(t *testing.T) {
 	check := func(t *testing.T, tk *Tokenizer, ids []int, skip bool) {
 		t.Helper()
-		st := tk.NewStream(skip)
-		var b strings.Builder
-		for _, id := range ids {
-			inc := st.Add(id)
-			if !utf8.ValidString(inc) {
-				t.Fatalf("increment %q is not valid UTF-8", inc)
-			}
-			b.WriteString(inc)
-		}
-		b.WriteString(st.Flush())
-		if want := tk.Decode(ids, skip); b.String() != want {
-			t.Fatalf("ids %v: stream %q, decode %q", ids, b.String(), want)
-		}
+		checkStream(t, tk, ids, skip, 64, 8)
+		checkStream(t, tk, ids, skip, 3, 1) // slide the window at every chance
 	}
 	corpus := readCorpus(t)
 	for _, name := range refNames {
@@ -337,5 +326,56 @@ func TestStreamMatchesDecode(t *testing.T) {
 				check(t, tk, ids, rng.IntN(2) == 0)
 			}
 		})
+	}
+}
+
+// checkStream decodes ids through a Stream whose window slides at window
+// tokens keeping keep, and compares with Decode.
+func checkStream(t testing.TB, tk *Tokenizer, ids []int, skip bool, window, keep int) {
+	t.Helper()
+	st := tk.NewStream(skip)
+	st.window, st.keep, st.slideAt = window, keep, window
+	var b strings.Builder
+	for _, id := range ids {
+		inc := st.Add(id)
+		if !utf8.ValidString(inc) {
+			t.Fatalf("increment %q is not valid UTF-8", inc)
+		}
+		b.WriteString(inc)
+	}
+	b.WriteString(st.Flush())
+	if want := tk.Decode(ids, skip); b.String() != want {
+		t.Fatalf("ids %v (window %d): stream %q, decode %q", ids, window, b.String(), want)
+	}
+}
+
+// The window of a long stream stays short: streaming is linear.
+func TestStreamWindowSlides(t *testing.T) {
+	corpus := readCorpus(t)
+	var b strings.Builder
+	for _, e := range corpus {
+		b.WriteString(e.Text)
+	}
+	text := b.String()
+	for _, name := range refNames {
+		tk := refTokenizer(t, name)
+		ids, err := tk.Encode(text, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := tk.NewStream(false)
+		var out strings.Builder
+		longest := 0
+		for _, id := range ids {
+			out.WriteString(st.Add(id))
+			longest = max(longest, len(st.toks))
+		}
+		out.WriteString(st.Flush())
+		if out.String() != tk.Decode(ids, false) {
+			t.Errorf("%s: stream differs from Decode", name)
+		}
+		if longest > 200 {
+			t.Errorf("%s: window grew to %d tokens over %d ids", name, longest, len(ids))
+		}
 	}
 }
