@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -27,7 +28,7 @@ func init() {
 
 func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("synth", stderr)
-	configPath := fs.String("config", "", "config.json giving the shape (Llama/Mistral/Qwen2/Qwen3 layout)")
+	configPath := fs.String("config", "", "config.json giving the shape (any family the engine reads)")
 	shape := fs.String("shape", "", "a built-in shape instead of --config: "+strings.Join(bench.ShapeNames(), ", "))
 	out := fs.String("out", "", "output model folder (required)")
 	dtype := fs.String("dtype", "bf16", "weight dtype: bf16, f16 or f32")
@@ -78,21 +79,6 @@ func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// synthShape is the part of a Hugging Face config.json that fixes the
-// tensor shapes.
-type synthShape struct {
-	ModelType     string `json:"model_type"`
-	Hidden        int    `json:"hidden_size"`
-	Intermediate  int    `json:"intermediate_size"`
-	Layers        int    `json:"num_hidden_layers"`
-	Heads         int    `json:"num_attention_heads"`
-	KVHeads       int    `json:"num_key_value_heads"`
-	HeadDim       int    `json:"head_dim"`
-	Vocab         int    `json:"vocab_size"`
-	Tie           *bool  `json:"tie_word_embeddings"`
-	AttentionBias bool   `json:"attention_bias"`
-}
-
 // synthInit says how a tensor is filled.
 type synthInit int
 
@@ -106,68 +92,82 @@ type synthTensor struct {
 	init synthInit
 }
 
-// synthTensors lists the tensors of a checkpoint in the Hugging Face
-// Llama/Qwen2 layout.
+// synthTensors lists the tensors of a checkpoint in the Hugging Face layout
+// of the config's family, as the engine reads it (engine.ParseConfig
+// decides the family switches: norms, biases, q/k norms, fused
+// projections, tied embeddings).
 func synthTensors(configJSON []byte) ([]synthTensor, error) {
-	var c synthShape
-	if err := json.Unmarshal(configJSON, &c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	c, err := engine.ParseConfig(configJSON)
+	if err != nil {
+		return nil, err
 	}
-	switch c.ModelType {
-	case "llama", "mistral", "qwen2", "qwen3":
-	default:
-		return nil, fmt.Errorf("config: model_type %q not supported (llama, mistral, qwen2, qwen3)", c.ModelType)
+	if c.VocabSize < synthVocab {
+		return nil, fmt.Errorf("config: vocab_size %d is below the %d tokens of the byte-level tokenizer", c.VocabSize, synthVocab)
 	}
-	if c.KVHeads == 0 {
-		c.KVHeads = c.Heads
-	}
-	if c.Hidden <= 0 || c.Intermediate <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Vocab <= 0 {
-		return nil, fmt.Errorf("config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and vocab_size must be positive")
-	}
-	if c.HeadDim == 0 {
-		if c.Hidden%c.Heads != 0 {
-			return nil, fmt.Errorf("config: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
-		}
-		c.HeadDim = c.Hidden / c.Heads
-	}
-	if c.Heads%c.KVHeads != 0 {
-		return nil, fmt.Errorf("config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Heads, c.KVHeads)
-	}
-	if c.Vocab < synthVocab {
-		return nil, fmt.Errorf("config: vocab_size %d is below the %d tokens of the byte-level tokenizer", c.Vocab, synthVocab)
-	}
-	tie := c.Tie == nil || *c.Tie // Hugging Face's default is tied
-	bias := c.AttentionBias || c.ModelType == "qwen2"
-	H, I, q, kv := c.Hidden, c.Intermediate, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	H, I, hd := c.HiddenSize, c.IntermediateSize, c.HeadDim
+	q, kv := c.NumHeads*hd, c.NumKVHeads*hd
 	var ts []synthTensor
 	add := func(name string, init synthInit, shape ...int) {
 		ts = append(ts, synthTensor{safetensors.Header{Name: name, Shape: shape}, init})
 	}
-	add("model.embed_tokens.weight", initNormal, c.Vocab, H)
-	for l := 0; l < c.Layers; l++ {
+	add("model.embed_tokens.weight", initNormal, c.VocabSize, H)
+	for l := 0; l < c.NumLayers; l++ {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		add(p+"input_layernorm.weight", initOnes, H)
-		add(p+"self_attn.q_proj.weight", initNormal, q, H)
-		add(p+"self_attn.k_proj.weight", initNormal, kv, H)
-		add(p+"self_attn.v_proj.weight", initNormal, kv, H)
-		if bias {
-			add(p+"self_attn.q_proj.bias", initNormal, q)
-			add(p+"self_attn.k_proj.bias", initNormal, kv)
-			add(p+"self_attn.v_proj.bias", initNormal, kv)
+		switch c.Norms {
+		case "pre":
+			add(p+"input_layernorm.weight", initOnes, H)
+			add(p+"post_attention_layernorm.weight", initOnes, H)
+		case "sandwich":
+			add(p+"input_layernorm.weight", initOnes, H)
+			add(p+"post_attention_layernorm.weight", initOnes, H)
+			add(p+"pre_feedforward_layernorm.weight", initOnes, H)
+			add(p+"post_feedforward_layernorm.weight", initOnes, H)
+		case "post":
+			add(p+"post_attention_layernorm.weight", initOnes, H)
+			add(p+"post_feedforward_layernorm.weight", initOnes, H)
 		}
-		if c.ModelType == "qwen3" {
-			add(p+"self_attn.q_norm.weight", initOnes, c.HeadDim)
-			add(p+"self_attn.k_norm.weight", initOnes, c.HeadDim)
+		a := p + "self_attn."
+		if c.FusedQKV {
+			add(a+"qkv_proj.weight", initNormal, q+2*kv, H)
+		} else {
+			add(a+"q_proj.weight", initNormal, q, H)
+			add(a+"k_proj.weight", initNormal, kv, H)
+			add(a+"v_proj.weight", initNormal, kv, H)
 		}
-		add(p+"self_attn.o_proj.weight", initNormal, H, q)
-		add(p+"post_attention_layernorm.weight", initOnes, H)
-		add(p+"mlp.gate_proj.weight", initNormal, I, H)
-		add(p+"mlp.up_proj.weight", initNormal, I, H)
-		add(p+"mlp.down_proj.weight", initNormal, H, I)
+		if c.QKVBias {
+			add(a+"q_proj.bias", initNormal, q)
+			add(a+"k_proj.bias", initNormal, kv)
+			add(a+"v_proj.bias", initNormal, kv)
+		}
+		add(a+"o_proj.weight", initNormal, H, q)
+		if c.OBias {
+			add(a+"o_proj.bias", initNormal, H)
+		}
+		switch c.QKNorm {
+		case "head":
+			add(a+"q_norm.weight", initOnes, hd)
+			add(a+"k_norm.weight", initOnes, hd)
+		case "full":
+			add(a+"q_norm.weight", initOnes, q)
+			add(a+"k_norm.weight", initOnes, kv)
+		}
+		f := p + "mlp."
+		if c.FusedGateUp {
+			add(f+"gate_up_proj.weight", initNormal, 2*I, H)
+		} else {
+			add(f+"gate_proj.weight", initNormal, I, H)
+			add(f+"up_proj.weight", initNormal, I, H)
+		}
+		add(f+"down_proj.weight", initNormal, H, I)
+		if c.MLPBias {
+			add(f+"gate_proj.bias", initNormal, I)
+			add(f+"up_proj.bias", initNormal, I)
+			add(f+"down_proj.bias", initNormal, H)
+		}
 	}
 	add("model.norm.weight", initOnes, H)
-	if !tie {
-		add("lm_head.weight", initNormal, c.Vocab, H)
+	if !c.TieEmbeddings {
+		add("lm_head.weight", initNormal, c.VocabSize, H)
 	}
 	return ts, nil
 }
