@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/kernels"
+	"github.com/mocolab/moco/safetensors"
+)
+
+// convertDir writes a copy of the model folder src into a temporary folder
+// with every tensor converted to dtype by the safetensors writer.
+func convertDir(t *testing.T, src string, dtype safetensors.DType) string {
+	t.Helper()
+	f, err := safetensors.Open(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []*safetensors.Tensor
+	for _, name := range f.Names() {
+		tn, _ := f.Tensor(name)
+		c, err := safetensors.Convert(tn, dtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	dir := t.TempDir()
+	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), out, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestHalfCopies loads stories260K converted to bf16 and f16: the weights
+// are used in place as 16-bit matrices and the greedy continuation stays
+// the reference's.
+func TestHalfCopies(t *testing.T) {
+	src := testutil.Shared(t, "models/stories260K")
+	var ref greedyRef
+	readJSON(t, filepath.Join(src, "reference_greedy.json"), &ref)
+	for _, tc := range []struct {
+		dtype safetensors.DType
+		typ   kernels.Type
+	}{{safetensors.BF16, kernels.BF16}, {safetensors.F16, kernels.F16}} {
+		t.Run(string(tc.dtype), func(t *testing.T) {
+			m := loadModel(t, convertDir(t, src, tc.dtype), Options{})
+			if m.layers[0].wq.Type != tc.typ || m.lmHead.Type != tc.typ {
+				t.Fatalf("weights loaded as %v, want %v", m.layers[0].wq.Type, tc.typ)
+			}
+			got := greedy(t, m.NewSession(0), ref.Prompt, len(ref.Greedy))
+			for i := range ref.Greedy {
+				if got[i] != ref.Greedy[i] {
+					t.Fatalf("greedy ids differ at %d:\n got %v\nwant %v", i, got, ref.Greedy)
+				}
+			}
+		})
+	}
+}
+
+// TestQ8 quantizes at load: every matrix becomes Q8_0 and the mean NLL
+// moves by no more than int8 rounding explains.
+func TestQ8(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	var ref greedyRef
+	readJSON(t, filepath.Join(dir, "reference_greedy.json"), &ref)
+	m := loadModel(t, dir, Options{Quant: "q8_0"})
+	if m.layers[0].wq.Type != kernels.Q8_0 || m.lmHead.Type != kernels.Q8_0 {
+		t.Fatalf("weights not quantized: %v", m.layers[0].wq.Type)
+	}
+	all, err := m.NewSession(0).ForwardAll(ref.Prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := m.Config.VocabSize
+	var sum float64
+	for i := range ref.NLL {
+		sum += nll(all[i*V:(i+1)*V], ref.Prompt[i+1])
+	}
+	if mean := sum / float64(len(ref.NLL)); math.Abs(mean-ref.Mean) > 0.02 {
+		t.Errorf("q8_0 mean NLL %.5f, f32 reference %.5f", mean, ref.Mean)
+	}
+	f32 := loadModel(t, dir, Options{})
+	// down_proj (172 columns) cannot be split into blocks of 32 and stays f32.
+	if q, f := m.WeightBytes(), f32.WeightBytes(); q >= f/2 {
+		t.Errorf("q8_0 reads %d weight bytes per token, f32 %d", q, f)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	c := synthConfig(t, map[string]any{"model_type": "llama"})
+	build := func(edit func(map[string]*safetensors.Tensor)) error {
+		ts := map[string]*safetensors.Tensor{}
+		for name, shape := range synthShapes(c) {
+			n := 1
+			for _, d := range shape {
+				n *= d
+			}
+			ts[name] = &safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: make([]byte, 4*n)}
+		}
+		edit(ts)
+		var list []*safetensors.Tensor
+		for _, tn := range ts {
+			list = append(list, tn)
+		}
+		_, err := New(c, safetensors.NewMemSource(list), Options{})
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]*safetensors.Tensor)
+		want string
+	}{
+		{"missing", func(ts map[string]*safetensors.Tensor) { delete(ts, "model.layers.1.mlp.up_proj.weight") },
+			"tensor model.layers.1.mlp.up_proj.weight is missing"},
+		{"shape", func(ts map[string]*safetensors.Tensor) { ts["model.norm.weight"].Shape = []int{16, 2} },
+			"tensor model.norm.weight has shape [16 2], the config implies [32]"},
+		{"dtype", func(ts map[string]*safetensors.Tensor) {
+			ts["model.layers.0.self_attn.q_proj.weight"].DType = safetensors.I32
+		},
+			"dtype I32 is not supported"},
+		{"nan norm", func(ts map[string]*safetensors.Tensor) {
+			ts["model.norm.weight"].Data = f32Bytes(append(make([]float32, 31), float32(math.NaN())))
+		}, "model.norm.weight holds NaN"},
+	} {
+		if err := build(tc.edit); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New(c, nil, Options{Quant: "q4_k"}); err == nil || !strings.Contains(err.Error(), `"q4_k"`) {
+		t.Errorf("unknown quant: %v", err)
+	}
+	if _, err := Load(t.TempDir(), Options{}); err == nil {
+		t.Error("Load of an empty folder succeeded")
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	c := synthConfig(t, map[string]any{"model_type": "llama"})
+	m, _ := synthModel(t, c, safetensors.F32, 1)
+	s := m.NewSession(8)
+	for _, tc := range []struct {
+		tokens []int
+		want   string
+	}{
+		{nil, "no tokens"},
+		{[]int{1, 40}, "token id 40 is outside the vocabulary [0, 40)"},
+		{[]int{-1}, "token id -1"},
+		{make([]int, 9), "9 tokens after 0 cached exceed the session's 8 positions"},
+	} {
+		if _, err := s.Forward(tc.tokens); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Forward(%v): got %v, want %q", tc.tokens, err, tc.want)
+		}
+		if _, err := s.ForwardAll(tc.tokens); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ForwardAll(%v): got %v, want %q", tc.tokens, err, tc.want)
+		}
+	}
+	if s.Pos() != 0 {
+		t.Errorf("failed calls moved Pos to %d", s.Pos())
+	}
+	if _, err := s.Forward(make([]int, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Forward([]int{0}); err == nil {
+		t.Error("feeding past maxSeq succeeded")
+	}
+	if got := m.NewSession(0).MaxSeq(); got != 128 {
+		t.Errorf("default MaxSeq %d, want max_position_embeddings 128", got)
+	}
+}
