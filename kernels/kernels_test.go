@@ -235,3 +235,23 @@ func TestHandValues(t *testing.T) {
 		}
 	})
 }
+
+func TestParallelCoversOnce(t *testing.T) {
+	defer SetThreads(0)
+	for _, threads := range []int{1, 2, 3} {
+		SetThreads(threads)
+		for _, units := range []int{0, 1, 7, 8, 50, 1000} {
+			hits := make([]int32, units)
+			Parallel(units, 1<<20, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					hits[i]++ // ranges are disjoint, so no two goroutines share an element
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("threads %d units %d: unit %d run %d times", threads, units, i, h)
+				}
+			}
+		}
+	}
+}

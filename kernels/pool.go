@@ -175,3 +175,17 @@ func parallel(units, work int, fn func(lo, hi int)) {
 	}
 	p.cur.Store(nil)
 }
+
+// Parallel calls fn over [0, units) split into contiguous ranges run by the
+// thread pool (the caller included), for loops outside the kernels such as
+// attention over heads. work estimates the multiply-adds of the whole loop;
+// below a few tens of thousands fn runs once on the caller. fn must treat
+// each unit independently of how the range was split, which keeps results
+// independent of the thread count. Calls may not nest: a Parallel or
+// MatVec inside fn runs on its caller's goroutine alone.
+func Parallel(units, work int, fn func(lo, hi int)) {
+	if units <= 0 {
+		return
+	}
+	parallel(units, work, fn)
+}
