@@ -95,7 +95,7 @@ func MatVec(dst []float32, m *Mat, x []float32) {
 	if m.Rows == 0 {
 		return
 	}
-	parallel(m.Rows, m.Rows*m.Cols, func(r0, r1 int) { matVecRows(dst, m, x, r0, r1) })
+	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { matVecRows(dst, m, x, r0, r1) })
 }
 
 // MatMul computes dst[t*Rows+i] = sum_j m[i,j] * x[t*Cols+j] for n
@@ -110,8 +110,13 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 		MatVec(dst, m, x)
 		return
 	}
-	parallel(m.Rows, m.Rows*m.Cols*n, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })
+	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })
 }
+
+// rowGrain is the granularity of the row ranges handed to threads: a
+// multiple of every register tile's height (8, 6, 4), so that ranges rarely
+// end in a partial tile.
+const rowGrain = 24
 
 // checkMat panics with a clear message when the slices cannot hold the
 // product: the assembly must never read or write out of bounds.

@@ -137,14 +137,14 @@ const minParallelWork = 1 << 15
 // chunksPerThread is how many chunks each thread's share is cut into.
 const chunksPerThread = 4
 
-// parallel calls fn over [0, units) cut into chunks (of a multiple of 24
-// units, which suits every register tile) that the caller and the workers
-// claim. work estimates the multiply-adds involved. When the pool is busy
+// parallel calls fn over [0, units) cut into chunks (of a multiple of grain
+// units) that the caller and the workers claim. work estimates the
+// multiply-adds involved. When the pool is busy
 // with another caller's product (several models decoding from different
 // goroutines) fn runs on the caller's goroutine alone rather than waiting.
-func parallel(units, work int, fn func(lo, hi int)) {
+func parallel(units, work, grain int, fn func(lo, hi int)) {
 	p := pool
-	if work < minParallelWork || units < 8 || !p.mu.TryLock() {
+	if work < minParallelWork || units < 2 || !p.mu.TryLock() {
 		fn(0, units)
 		return
 	}
@@ -162,7 +162,7 @@ func parallel(units, work int, fn func(lo, hi int)) {
 		p.workers++
 	}
 	chunk := (units + n*chunksPerThread - 1) / (n * chunksPerThread)
-	chunk = max(8, (chunk+23)/24*24)
+	chunk = (chunk + grain - 1) / grain * grain
 	j := &job{fn: fn, units: units, chunk: chunk, nchunks: int64((units + chunk - 1) / chunk)}
 	p.cur.Store(j)
 	p.seq.Add(1)
@@ -187,5 +187,5 @@ func Parallel(units, work int, fn func(lo, hi int)) {
 	if units <= 0 {
 		return
 	}
-	parallel(units, work, fn)
+	parallel(units, work, 1, fn)
 }

@@ -21,7 +21,7 @@ func QuantizeQ8(m *Mat) *Mat {
 		Q:      make([]int8, m.Rows*m.Cols),
 		Scales: make([]float32, m.Rows*m.Cols/BlockSize),
 	}
-	parallel(m.Rows, m.Rows*m.Cols, func(r0, r1 int) {
+	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		for i := r0; i < r1; i++ {
 			m.Row(row, i)
