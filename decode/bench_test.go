@@ -51,23 +51,35 @@ func BenchmarkGenerate(b *testing.B) {
 }
 
 // BenchmarkLockstepOverhead times, in each iteration, the two single-model
-// generations and their logit fusion over the same number of tokens, and
-// reports lockstep time / sum of single times (target: <= 1.05).
+// generations and their lockstep combination over the same number of
+// tokens, and reports lockstep time / sum of single times (target: <= 1.05).
 func BenchmarkLockstepOverhead(b *testing.B) {
 	s, _ := load(b, "stories260K")
 	x, _ := load(b, "llama2xs")
-	ls := &decode.Lockstep{Sessions: sessions(s), Vocab: 512, MaxTokens: benchTokens}
-	lx := &decode.Lockstep{Sessions: sessions(x), Vocab: 512, MaxTokens: benchTokens}
-	lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: &decode.Fusion{}, Vocab: 512, MaxTokens: benchTokens}
-	var single, fused time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		generate(b, ls)
-		generate(b, lx)
-		t1 := time.Now()
-		generate(b, lf)
-		single += t1.Sub(t0)
-		fused += time.Since(t1)
+	for _, c := range []struct {
+		name string
+		comb decode.Combiner
+	}{
+		{"logit-mean", &decode.Fusion{}},
+		{"prob-mean", &decode.Fusion{Mode: decode.ProbMean}},
+		{"nudging", &decode.Nudging{Base: 0, Nudger: 1}},
+		{"contrastive", decode.DefaultContrastive(2, 0.2)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ls := &decode.Lockstep{Sessions: sessions(s), Vocab: 512, MaxTokens: benchTokens}
+			lx := &decode.Lockstep{Sessions: sessions(x), Vocab: 512, MaxTokens: benchTokens}
+			lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: c.comb, Vocab: 512, MaxTokens: benchTokens}
+			var single, fused time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				generate(b, ls)
+				generate(b, lx)
+				t1 := time.Now()
+				generate(b, lf)
+				single += t1.Sub(t0)
+				fused += time.Since(t1)
+			}
+			b.ReportMetric(float64(fused)/float64(single), "ratio")
+		})
 	}
-	b.ReportMetric(float64(fused)/float64(single), "ratio")
 }

@@ -3,6 +3,8 @@ package decode
 import (
 	"fmt"
 	"math"
+
+	"github.com/mocolab/moco/kernels"
 )
 
 // FusionMode selects how Fusion averages the models.
@@ -40,7 +42,8 @@ type Fusion struct {
 	// Weights, one per model, need not sum to 1; nil means uniform.
 	Weights []float64
 
-	w, p, acc []float64
+	w []float64
+	p []float32
 }
 
 // Combine implements Combiner.
@@ -54,28 +57,25 @@ func (f *Fusion) Combine(dst []float32, s *Step) error {
 	}
 	s.Source = "fusion"
 	if f.Mode == LogitMean {
-		for j := range dst {
-			var acc float64
-			for i, lg := range s.Logits {
-				acc += f.w[i] * float64(lg[j])
-			}
-			dst[j] = float32(acc)
+		clear(dst)
+		for i, lg := range s.Logits {
+			kernels.Axpy(float32(f.w[i]), lg, dst)
 		}
 		return nil
 	}
+	// Vectorized float32 softmax: the mixture needs no more precision than
+	// the logits carry, and it keeps fusion's cost negligible per step.
 	if len(f.p) != len(dst) {
-		f.p = make([]float64, len(dst))
-		f.acc = make([]float64, len(dst))
+		f.p = make([]float32, len(dst))
 	}
-	clear(f.acc)
+	clear(dst)
 	for i, lg := range s.Logits {
-		SoftmaxInto(f.p, lg, 1)
-		for j, q := range f.p {
-			f.acc[j] += f.w[i] * q
-		}
+		copy(f.p, lg)
+		kernels.Softmax(f.p)
+		kernels.Axpy(float32(f.w[i]), f.p, dst)
 	}
-	for j, q := range f.acc {
-		dst[j] = float32(math.Log(q))
+	for j, q := range dst {
+		dst[j] = float32(math.Log(float64(q)))
 	}
 	return nil
 }
@@ -127,17 +127,13 @@ func (c *Contrastive) Combine(dst []float32, s *Step) error {
 		return fmt.Errorf("contrastive: model index out of range (base %d, experts %v, anti %v; %d models)", c.Base, c.Experts, c.Anti, n)
 	}
 	s.Source = "contrastive"
-	base := s.Logits[c.Base]
+	copy(dst, s.Logits[c.Base])
 	a := float32(c.Alpha)
-	for j := range dst {
-		var d float32
-		for _, i := range c.Experts {
-			d += s.Logits[i][j]
-		}
-		for _, i := range c.Anti {
-			d -= s.Logits[i][j]
-		}
-		dst[j] = base[j] + a*d
+	for _, i := range c.Experts {
+		kernels.Axpy(a, s.Logits[i], dst)
+	}
+	for _, i := range c.Anti {
+		kernels.Axpy(-a, s.Logits[i], dst)
 	}
 	return nil
 }
@@ -156,6 +152,7 @@ type Nudging struct {
 	WordStart []bool
 
 	nudging bool
+	buf     []float32
 }
 
 // DefaultGamma is nudging's default confidence threshold.
@@ -173,7 +170,10 @@ func (n *Nudging) Combine(dst []float32, s *Step) error {
 	if gamma == 0 {
 		gamma = DefaultGamma
 	}
-	conf := TopProb(s.Logits[n.Base])
+	if len(n.buf) != len(dst) {
+		n.buf = make([]float32, len(dst))
+	}
+	conf := topProb32(n.buf, s.Logits[n.Base])
 	s.Confidence = conf
 	useNudger := conf < gamma
 	if n.nudging && !useNudger {
@@ -219,4 +219,17 @@ func normWeights(w []float64, n int) ([]float64, error) {
 		u[i] = x / sum
 	}
 	return u, nil
+}
+
+// topProb32 is TopProb with the vectorized float32 softmax, using buf
+// (len(x)) as scratch: the per-step confidence check then costs little next
+// to a forward pass.
+func topProb32(buf, x []float32) float64 {
+	copy(buf, x)
+	kernels.Softmax(buf)
+	var top float32
+	for _, p := range buf {
+		top = max(top, p)
+	}
+	return float64(top)
 }
