@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/merge"
+	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+func init() {
+	register(&command{
+		name:    "search",
+		summary: "dev-scored weight merges: swarms, greedy-soup, lorahub, expo, dare-ties",
+		run:     runSearch,
+	})
+}
+
+var searchMethods = []string{"swarms", "greedy-soup", "lorahub", "expo", "dare-ties"}
+
+func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("search", stderr)
+	models := fs.StringArrayP("model", "m", nil, "model folder (repeat); LoRA adapter folders for lorahub")
+	base := fs.String("base", "", "base model (dare-ties, lorahub)")
+	dataset := fs.String("dataset", "", "dev dataset JSON (required)")
+	devN := fs.Int("dev-samples", 20, "dev items per candidate (0: all)")
+	seed := fs.Uint64("seed", 0, "seed of the dev sample (0: first items) and of the search")
+	metric := fs.String("metric", "accuracy", "dev score: accuracy or nll (minus the mean NLL of the references)")
+	maxNew := fs.Int("max-new", 32, "most tokens generated per item")
+	out := fs.String("out", "", "write the chosen model here")
+	testN := fs.Int("test-samples", 0, "also report accuracy of the result on this many test items")
+	alphas := fs.Float64Slice("alpha", []float64{0.3}, "expo: alpha candidates (more than one: searched on dev)")
+	expoMode := fs.String("expo-mode", "pair", "expo: pair (-m SOURCE -m TARGET), worst_to_best, topk_bottomk")
+	k := fs.Int("k", 1, "expo topk_bottomk: k")
+	density := fs.Float64("density", 0.5, "dare-ties: density")
+	particles := fs.Int("particles", 6, "dare-ties: particles")
+	iters := fs.Int("iterations", 0, "dare-ties / swarms: iterations (0: 5 / 10)")
+	extra := fs.Int("extra-particles", 0, "swarms: particles added as random crossovers")
+	budget := fs.Int("budget", 40, "lorahub: candidates scored")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco search swarms|greedy-soup|lorahub|expo|dare-ties -m A -m B ... --dataset FILE [--dev-samples N] [--out DIR]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one method: %s", strings.Join(searchMethods, ", "))
+	}
+	method := fs.Arg(0)
+	if *dataset == "" || len(*models) == 0 {
+		return usagef("--dataset and -m are required")
+	}
+	ds, err := bench.LoadDataset(*dataset)
+	if err != nil {
+		return err
+	}
+	ref := (*models)[0]
+	if method == "lorahub" || (*base != "" && method == "dare-ties") {
+		ref = *base
+	}
+	if ref == "" {
+		return usagef("%s needs --base", method)
+	}
+	cfg, err := engine.LoadConfig(ref)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(ref)
+	if err != nil {
+		return err
+	}
+	o := bench.NLLOptions{Options: bench.Options{N: *devN, Seed: *seed}, AnswerPrefix: " ", AppendEOS: true}
+	score := merge.Scorer(bench.Scorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
+	log := merge.Logf(func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) })
+	start := time.Now()
+
+	var ins []merge.Input
+	var dirs []string
+	if method != "lorahub" {
+		for _, m := range *models {
+			in, err := merge.OpenModel(m)
+			if err != nil {
+				return err
+			}
+			defer in.Src.Close()
+			ins = append(ins, in)
+			dirs = append(dirs, m)
+		}
+	}
+	var res *merge.Result
+	switch method {
+	case "greedy-soup":
+		res, err = merge.GreedySoup(ins, score, log)
+	case "swarms":
+		res, err = merge.ModelSwarms(ins, merge.SwarmOptions{MaxIterations: *iters, ExtraParticles: *extra, Seed: *seed}, score, log)
+	case "expo":
+		res, err = merge.ExPO(ins, merge.ExPOMode(*expoMode), *k, *alphas, score, log)
+	case "dare-ties":
+		if *base == "" {
+			return usagef("dare-ties needs --base")
+		}
+		b, err2 := merge.OpenModel(*base)
+		if err2 != nil {
+			return err2
+		}
+		defer b.Src.Close()
+		dirs = append([]string{*base}, dirs...)
+		res, err = merge.DareTiesSearch(b, ins, merge.PSOOptions{Particles: *particles, Iterations: *iters, Seed: *seed, Density: *density}, score, log)
+	case "lorahub":
+		var as []*merge.Adapter
+		for _, m := range *models {
+			a, err := merge.LoadAdapter(m)
+			if err != nil {
+				return err
+			}
+			as = append(as, a)
+		}
+		b, err2 := merge.OpenModel(*base)
+		if err2 != nil {
+			return err2
+		}
+		defer b.Src.Close()
+		dirs = []string{*base}
+		res, err = merge.LoraHub(b.Src, as, merge.LoraHubOptions{Budget: *budget, Seed: *seed}, score, log)
+	default:
+		return usagef("unknown search method %q (want %s)", method, strings.Join(searchMethods, ", "))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: dev %s %.4f after %d candidates in %.1fs", method, *metric, res.Score, res.Evals, time.Since(start).Seconds())
+	if res.Weights != nil {
+		fmt.Fprintf(stdout, ", weights %v", res.Weights)
+	}
+	if method == "expo" {
+		fmt.Fprintf(stdout, ", alpha %g", res.Alpha)
+	}
+	fmt.Fprintln(stdout)
+	if *testN != 0 {
+		m, err := engine.New(cfg, res.Src, engine.Options{})
+		if err != nil {
+			return err
+		}
+		r, err := bench.EvaluateWith(ds, "test", bench.Options{N: *testN}, bench.Greedy(m, tok, *maxNew))
+		m.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "test accuracy %.3f (%d/%d)\n", r.Accuracy, r.Correct, r.N)
+	}
+	if *out != "" {
+		dt := safetensors.DType("")
+		if src, err := safetensors.OpenDir(dirs[0]); err == nil {
+			for _, n := range src.Names() {
+				if t, _ := src.Tensor(n); t.DType == safetensors.BF16 || t.DType == safetensors.F16 || t.DType == safetensors.F32 {
+					dt = t.DType
+					break
+				}
+			}
+			src.Close()
+		}
+		spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: method, Src: res.Src}}, OutDType: dt}
+		if err := merge.WriteFolder(spec, *out, merge.FolderOptions{Dirs: dirs[:1], Progress: stderr}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s, peak RSS %s\n", *out, peakRSS())
+	}
+	return nil
+}
