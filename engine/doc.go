@@ -1,5 +1,20 @@
 // Package engine loads Hugging Face causal language model folders and runs
 // their forward pass: configuration, weights (memory-mapped), the KV cache and
 // one readable transformer forward pass whose family differences (Llama,
-// Mistral, Qwen2/3, Gemma2/3, OLMo2, Phi-3) are configuration switches.
+// Mistral, Qwen2/3, Gemma2/3, OLMo2/3, Phi-3) are configuration switches.
+//
+// The files:
+//
+//   - config.go: config.json and generation_config.json into a Config whose
+//     fields are the family switches (norm placement, biases, q/k norms,
+//     soft-capping, sliding windows, rope scaling, fused projections).
+//   - model.go: the weights of a Source as kernels matrices, used in place
+//     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0").
+//   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn).
+//   - forward.go: Session, its KV cache, and the forward pass itself.
+//
+// A Session feeds a batch of tokens through every matrix as one matrix
+// product (prefill) and attends per query position over the cache; one
+// token is the batch of one. Computation is float32; the heavy loops are
+// the kernels package's.
 package engine

@@ -15,7 +15,7 @@ import (
 
 // chunk is the most tokens one pass processes: longer inputs are fed in
 // chunks, which bounds the activation buffers.
-const chunk = 64
+const chunk = 128
 
 // Session is one sequence being decoded: its KV cache and scratch
 // buffers. Sessions of one Model are independent; a Session is not safe

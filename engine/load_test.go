@@ -176,7 +176,7 @@ func TestForwardErrors(t *testing.T) {
 	if _, err := s.Forward([]int{0}); err == nil {
 		t.Error("feeding past maxSeq succeeded")
 	}
-	if got := m.NewSession(0).MaxSeq(); got != 128 {
-		t.Errorf("default MaxSeq %d, want max_position_embeddings 128", got)
+	if got := m.NewSession(0).MaxSeq(); got != 256 {
+		t.Errorf("default MaxSeq %d, want max_position_embeddings 256", got)
 	}
 }

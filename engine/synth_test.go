@@ -21,7 +21,7 @@ import (
 var synthBase = map[string]any{
 	"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
 	"num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 40,
-	"max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+	"max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
 	"bos_token_id": 1, "eos_token_id": 2,
 }
 
@@ -400,7 +400,7 @@ func TestSyntheticFamilies(t *testing.T) {
 			c := synthConfig(t, tc.cfg)
 			m, w := synthModel(t, c, tc.dtype, uint64(i))
 			tokens := synthTokens(chunk+16, c.VocabSize, uint64(i))
-			got, err := m.NewSession(128).ForwardAll(tokens)
+			got, err := m.NewSession(256).ForwardAll(tokens)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,12 +429,12 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 			m, _ := synthModel(t, c, tc.dtype, uint64(i))
 			tokens := synthTokens(chunk+9, c.VocabSize, uint64(i)+100)
 			V := c.VocabSize
-			all, err := m.NewSession(128).ForwardAll(tokens)
+			all, err := m.NewSession(256).ForwardAll(tokens)
 			if err != nil {
 				t.Fatal(err)
 			}
-			one := m.NewSession(128)
-			pieces := m.NewSession(128)
+			one := m.NewSession(256)
+			pieces := m.NewSession(256)
 			for p, id := range tokens {
 				lg, err := one.Forward([]int{id})
 				if err != nil {
