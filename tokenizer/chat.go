@@ -300,7 +300,7 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 func chatExecute(t *exec.Template, data map[string]any) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = "", fmt.Errorf("template failed: %v", r)
+			out, err = "", fmt.Errorf("the template engine failed: %v", r)
 		}
 	}()
 	return t.ExecuteToString(exec.NewContext(data))
@@ -350,18 +350,23 @@ func chatEnvironment() *exec.Environment {
 }
 
 // chatParse parses a chat template source.
-func chatParse(src string) (t *exec.Template, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			t, err = nil, fmt.Errorf("syntax error: %v", r)
-		}
-	}()
+func chatParse(src string) (*exec.Template, error) {
 	rewritten, err := chatHoistConditionals(src)
 	if err != nil {
 		return nil, err
 	}
+	return chatParseGonja(rewritten)
+}
+
+// chatParseGonja parses with gonja, turning a panic in its parser into an error.
+func chatParseGonja(src string) (t *exec.Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("syntax error (the template engine failed: %v)", r)
+		}
+	}()
 	const id = "/chat_template"
-	loader, err := loaders.NewMemoryLoader(map[string]string{id: rewritten})
+	loader, err := loaders.NewMemoryLoader(map[string]string{id: src})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // gonja parses a conditional expression (x if c else y) only at the top of
@@ -38,8 +39,7 @@ func chatHoistConditionals(src string) (string, error) {
 		case '#':
 			end := strings.Index(src[j+2:], "#}")
 			if end < 0 {
-				out.WriteString(src[j:])
-				return chatRewritten(src, out.String(), changed), nil
+				return "", fmt.Errorf("syntax error: the comment at line %d is not closed", chatLine(src, j))
 			}
 			end += j + 2 + 2
 			tag := src[j:end]
@@ -55,10 +55,12 @@ func chatHoistConditionals(src string) (string, error) {
 			}
 			end := chatTagEnd(src, j+2, closer)
 			if end < 0 {
-				out.WriteString(src[j:])
-				return chatRewritten(src, out.String(), changed), nil
+				return "", fmt.Errorf("syntax error: the tag at line %d is not closed with %q", chatLine(src, j), closer)
 			}
 			tag := src[j:end]
+			if chatHasBadRune(tag) {
+				return "", fmt.Errorf("syntax error: invalid UTF-8 or U+FFFD outside a string in the tag at line %d", chatLine(src, j))
+			}
 			if src[j+1] == '%' {
 				if chatKeepIndent(src, j) {
 					tag, changed = "{%+"+tag[2:], true
@@ -70,8 +72,7 @@ func chatHoistConditionals(src string) (string, error) {
 			if src[j+1] == '%' && chatRawStart.MatchString(tag) {
 				loc := chatRawEnd.FindStringIndex(src[end:])
 				if loc == nil {
-					out.WriteString(src[j:])
-					return chatRewritten(src, out.String(), changed), nil
+					return "", fmt.Errorf("syntax error: the raw block at line %d has no endraw", chatLine(src, j))
 				}
 				out.WriteString(tag + src[end:end+loc[1]])
 				i = end + loc[1]
@@ -158,6 +159,27 @@ func chatTagEnd(src string, i int, closer string) int {
 		i++
 	}
 	return -1
+}
+
+// chatLine is the 1-based line of byte offset i.
+func chatLine(src string, i int) int { return strings.Count(src[:i], "\n") + 1 }
+
+// chatHasBadRune reports a U+FFFD or invalid UTF-8 outside string literals:
+// gonja's lexer takes it for its end-of-input mark and can loop forever.
+func chatHasBadRune(tag string) bool {
+	for i := 0; i < len(tag); {
+		c := tag[i]
+		if c == '\'' || c == '"' {
+			i = chatStringEnd(tag, i)
+			continue
+		}
+		r, w := utf8.DecodeRuneInString(tag[i:])
+		if r == utf8.RuneError {
+			return true
+		}
+		i += w
+	}
+	return false
 }
 
 // chatStringEnd returns the index just past the string literal at i.

@@ -272,3 +272,37 @@ func TestChatTemplateJinjaReference(t *testing.T) {
 		t.Fatal("no cases")
 	}
 }
+
+// FuzzChatTemplate checks that any template source gives a template or an
+// error, and any render a string or an error: no panic reaches the caller.
+// (Failures inside gonja are recovered into errors; the rewriting done here
+// runs unprotected, so the fuzzer sees its panics.)
+func FuzzChatTemplate(f *testing.F) {
+	for _, s := range []string{
+		"{{ bos_token }}{% for m in messages %}{{ m.role + (': ' if m.content else '') + m.content|trim }}{% endfor %}",
+		"{%- if messages[0]['role'] == 'system' -%}{{ raise_exception('x') }}{%- endif -%}",
+		"{% set ns = namespace(a=none) %}{{ ns.a is none }}{{ tools|tojson(indent=2) }}",
+		"{% for k, v in messages[0].items() %}{{ k }}{% endfor %}{# c #}{% raw %}{{{% endraw %}",
+		"{{ (((a if b else c) if d else e)) }}{% if (x if y) %}{% endif %}",
+	} {
+		f.Add(s)
+	}
+	msgs := []map[string]any{{"role": "user", "content": "Hi"}, {"role": "assistant", "content": nil}}
+	f.Fuzz(func(t *testing.T, src string) {
+		cfg, err := json.Marshal(map[string]any{"chat_template": src, "bos_token": "<s>"})
+		if err != nil {
+			return
+		}
+		ct, err := LoadChatTemplate(cfg)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("parse %q: empty error", src)
+			}
+			return
+		}
+		_, err = ct.Render(msgs, ChatOptions{Tools: []any{map[string]any{"name": "f"}}})
+		if err != nil && err.Error() == "" {
+			t.Fatalf("render %q: empty error", src)
+		}
+	})
+}
