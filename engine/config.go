@@ -153,6 +153,9 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
 	archs, ok := families[r.ModelType]
+	if r.ModelType == "gemma3" {
+		return nil, errors.New(`config.json: model_type "gemma3" is the multimodal Gemma 3; only its text model (model_type "gemma3_text", Gemma3ForCausalLM) is supported`)
+	}
 	if !ok {
 		return nil, fmt.Errorf("config.json: model_type %q is not supported (supported: %s)", r.ModelType, supportedTypes())
 	}

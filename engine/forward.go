@@ -161,7 +161,9 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 	half := c.RotaryDim / 2
 	for t := range n {
 		m.global.table(s.gcos[t*half:], s.gsin[t*half:], start+t)
-		m.local.table(s.lcos[t*half:], s.lsin[t*half:], start+t)
+		if c.RopeLocalTheta > 0 {
+			m.local.table(s.lcos[t*half:], s.lsin[t*half:], start+t)
+		}
 	}
 
 	for l := range m.layers {
@@ -186,7 +188,10 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 		}
 		cos, sin, window := s.gcos, s.gsin, 0
 		if c.Sliding[l] {
-			cos, sin, window = s.lcos, s.lsin, c.SlidingWindow
+			window = c.SlidingWindow
+			if c.RopeLocalTheta > 0 {
+				cos, sin = s.lcos, s.lsin
+			}
 		}
 		for t := range n {
 			ct, st := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]
