@@ -17,11 +17,20 @@ const scoreChunk = 256
 // taken in float64, and the number of predicted tokens. Combiners that read
 // hidden states (Co-LLM) are not supported here.
 func NLL(sessions []Session, comb Combiner, vocab int, ids []int) (sum float64, n int, err error) {
+	return NLLFrom(sessions, comb, vocab, ids, 1)
+}
+
+// NLLFrom is NLL counting only the predictions of ids[from:] (from >= 1),
+// e.g. an answer after its prompt.
+func NLLFrom(sessions []Session, comb Combiner, vocab int, ids []int, from int) (sum float64, n int, err error) {
 	if len(sessions) == 0 {
 		return 0, 0, ErrNoSessions
 	}
 	if len(ids) < 2 {
 		return 0, 0, errors.New("need at least two tokens to score (BOS and one more)")
+	}
+	if from < 1 || from >= len(ids) {
+		return 0, 0, fmt.Errorf("scoring from token %d of %d: nothing to score", from, len(ids))
 	}
 	if r, ok := comb.(Resetter); ok {
 		r.Reset()
@@ -65,6 +74,9 @@ func NLL(sessions []Session, comb Combiner, vocab int, ids []int) (sum float64, 
 			if next < 0 || next >= len(scores) {
 				return 0, 0, fmt.Errorf("token id %d outside the vocabulary of %d", next, len(scores))
 			}
+			if lo+t+1 < from {
+				continue
+			}
 			sum -= LogSoftmaxAt(scores, next)
 			n++
 		}
@@ -74,15 +86,25 @@ func NLL(sessions []Session, comb Combiner, vocab int, ids []int) (sum float64, 
 
 // RankByNLL scores each model alone on the texts (token ids, BOS first) and
 // returns the model indexes from the lowest mean NLL per predicted token to
-// the highest, with each model's mean NLL. MoCo's contrastive decoding uses
-// the best as base, the next ones as experts and the worst as anti-experts.
-func RankByNLL(sessions []Session, vocab int, texts [][]int) (order []int, mean []float64, err error) {
+// the highest, with each model's mean NLL. When from is not nil, only the
+// tokens of texts[i][from[i]:] count (the answers of prompt+answer texts:
+// models fine-tuned with the prompt masked are not scored on prompts).
+// MoCo's contrastive decoding uses the best as base, the next ones as
+// experts and the worst as anti-experts (DefaultContrastive).
+func RankByNLL(sessions []Session, vocab int, texts [][]int, from []int) (order []int, mean []float64, err error) {
+	if from != nil && len(from) != len(texts) {
+		return nil, nil, fmt.Errorf("%d start positions for %d texts", len(from), len(texts))
+	}
 	mean = make([]float64, len(sessions))
 	for i, s := range sessions {
 		var sum float64
 		var n int
-		for _, ids := range texts {
-			ls, ln, err := NLL([]Session{s}, nil, vocab, ids)
+		for k, ids := range texts {
+			f := 1
+			if from != nil {
+				f = from[k]
+			}
+			ls, ln, err := NLLFrom([]Session{s}, nil, vocab, ids, f)
 			if err != nil {
 				return nil, nil, fmt.Errorf("model %d: %w", i, err)
 			}

@@ -36,10 +36,23 @@ func TestNLL(t *testing.T) {
 	if _, _, err := NLL([]Session{a}, nil, 3, []int{0, 7}); err == nil {
 		t.Error("out-of-vocabulary id accepted")
 	}
-	order, mean, err := RankByNLL([]Session{b, a}, 3, [][]int{ids})
+	// Only the last prediction: a gives p(2|1) = .25, b gives .5.
+	if sum, n, err := NLLFrom([]Session{a}, nil, 3, ids, 2); err != nil || n != 1 || math.Abs(sum-math.Log(4)) > 1e-6 {
+		t.Fatalf("NLLFrom = %v over %d, %v", sum, n, err)
+	}
+	if _, _, err := NLLFrom([]Session{a}, nil, 3, ids, 3); err == nil {
+		t.Error("empty scoring range accepted")
+	}
+	order, mean, err := RankByNLL([]Session{b, a}, 3, [][]int{ids}, nil)
 	// b: -log .25 - log .5; a: 2 log 4 (worse).
 	if err != nil || !slices.Equal(order, []int{0, 1}) || math.Abs(mean[0]-(math.Log(4)+math.Log(2))/2) > 1e-6 {
 		t.Fatalf("RankByNLL = %v %v %v", order, mean, err)
+	}
+	// Scoring only the answer: on [0 0 2] from position 2, a gives
+	// p(2|0) = .25 and b gives .5, although a predicts the first 0 better.
+	order, mean, err = RankByNLL([]Session{a, b}, 3, [][]int{{0, 0, 2}}, []int{2})
+	if err != nil || !slices.Equal(order, []int{1, 0}) || math.Abs(mean[1]-math.Log(2)) > 1e-6 {
+		t.Fatalf("RankByNLL from = %v %v %v", order, mean, err)
 	}
 }
 

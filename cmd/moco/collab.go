@@ -112,10 +112,14 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	var devTexts []string
+	var devPairs [][2]string
 	if *dev != "" {
 		var err error
-		if devTexts, err = readPrompts(*dev, method == "contrastive"); err != nil {
+		if devPairs, err = readDev(*dev); err != nil {
 			return err
+		}
+		for _, p := range devPairs {
+			devTexts = append(devTexts, p[0])
 		}
 	}
 	if method == "cascade" && cfg.Thresholds == nil {
@@ -140,9 +144,9 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	for i := range order {
 		order[i] = i
 	}
-	if method == "contrastive" && devTexts != nil {
+	if method == "contrastive" && devPairs != nil {
 		// MoCo's selection: rank by dev NLL, best first.
-		if order, err = rankModels(ms, toks, *dirs, devTexts); err != nil {
+		if order, err = rankModels(ms, toks, *dirs, devPairs); err != nil {
 			return err
 		}
 		ms, toks, cfg.Names = permute(ms, order), permute(toks, order), permute(*dirs, order)
@@ -284,32 +288,20 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// readPrompts reads dev prompts: a dataset .json (each dev item's input,
-// plus its output when full is set) or one prompt per non-empty line.
-func readPrompts(path string, full bool) ([]string, error) {
+// readDev reads dev items: (prompt, answer) pairs from a dataset .json's
+// dev split, or one prompt per non-empty line with no answer.
+func readDev(path string) ([][2]string, error) {
 	if strings.EqualFold(filepath.Ext(path), ".json") {
-		pairs, err := readPairs(path, "dev")
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		for _, p := range pairs {
-			if full {
-				out = append(out, p[0]+p[1])
-			} else {
-				out = append(out, p[0])
-			}
-		}
-		return out, nil
+		return readPairs(path, "dev")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out [][2]string
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
+			out = append(out, [2]string{l, ""})
 		}
 	}
 	if len(out) == 0 {
@@ -367,27 +359,48 @@ func readPairs(path, split string) ([][2]string, error) {
 	return pairs, nil
 }
 
-// rankModels orders the models by mean NLL on the texts, best first.
-func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names, texts []string) ([]int, error) {
+// rankModels orders the models by mean NLL, best first: on the answers
+// given their prompts, or on whole lines when there are no answers.
+func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, dev [][2]string) ([]int, error) {
 	vocab, err := decode.SharedVocab(ms, toks, names)
 	if err != nil {
 		return nil, err
 	}
 	var ids [][]int
-	for _, t := range texts {
-		x, err := perplexityIDs(toks[0], ms[0], t)
+	var from []int
+	for _, p := range dev {
+		prompt, err := toks[0].Encode(p[0], true)
 		if err != nil {
 			return nil, err
 		}
-		if len(x) >= 2 {
-			ids = append(ids, x)
+		if p[1] == "" {
+			if len(prompt) >= 2 {
+				ids, from = append(ids, prompt), append(from, 1)
+			}
+			continue
 		}
+		// An answer follows its prompt after a space ("A:" then " 42"),
+		// as the models generate it.
+		sep := " "
+		if strings.TrimRight(p[0], " \n\t") != p[0] || strings.TrimLeft(p[1], " \n\t") != p[1] {
+			sep = ""
+		}
+		answer, err := toks[0].Encode(sep+p[1], false)
+		if err != nil {
+			return nil, err
+		}
+		if len(prompt) > 0 && len(answer) > 0 {
+			ids, from = append(ids, append(prompt, answer...)), append(from, len(prompt))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("no dev texts to rank the models on")
 	}
 	sessions := make([]decode.Session, len(ms))
 	for i, m := range ms {
 		sessions[i] = m.NewSession(0)
 	}
-	order, _, err := decode.RankByNLL(sessions, vocab, ids)
+	order, _, err := decode.RankByNLL(sessions, vocab, ids, from)
 	return order, err
 }
 
