@@ -75,7 +75,8 @@ func (s *Session) MaxSeq() int { return s.maxSeq }
 func (s *Session) Reset() { s.pos = 0 }
 
 // Truncate rewinds the cache to its first n tokens, e.g. after rejected
-// speculative tokens.
+// speculative tokens. Hidden and the last logits keep describing the last
+// token fed until the next Forward.
 func (s *Session) Truncate(n int) error {
 	if n < 0 || n > s.pos {
 		return fmt.Errorf("engine: cannot truncate a %d-token cache to %d tokens", s.pos, n)

@@ -29,7 +29,7 @@ type Model struct {
 	lmHead *kernels.Mat // VocabSize x HiddenSize (the embeddings when tied)
 	layers []layer
 
-	global, local rope // rotary tables of global and sliding layers
+	global, local rope // rotary frequencies of global layers and (RopeLocalTheta > 0) sliding layers
 
 	src   safetensors.Source
 	owned bool // Close closes src (Load opened it)
@@ -158,7 +158,6 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 		m.quantize()
 	}
 	m.global = newRope(c.RopeTheta, c.RotaryDim, c.RopeScaling)
-	m.local = m.global
 	if c.RopeLocalTheta > 0 {
 		m.local = newRope(c.RopeLocalTheta, c.RotaryDim, nil)
 	}
