@@ -45,9 +45,9 @@ func BenchmarkEncodeCold(b *testing.B) {
 			tk := refTokenizer(b, name)
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				tk.model.mu.Lock()
-				clear(tk.model.cache)
-				tk.model.mu.Unlock()
+				tk.mu.Lock()
+				clear(tk.cache)
+				tk.mu.Unlock()
 				for _, e := range corpus {
 					tk.Encode(e.Text, false)
 				}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -24,8 +23,6 @@ type bpe struct {
 	ignoreMerges bool
 	byteIDs      [256]int // ids of <0xNN> tokens (-1 when absent)
 
-	mu    sync.Mutex
-	cache map[string][]int
 }
 
 type merge struct {
@@ -48,7 +45,8 @@ type bpeJSON struct {
 	Merges                  json.RawMessage `json:"merges"`
 }
 
-const maxCache = 1 << 16
+func (m *bpe) vocabIDs() map[string]int { return m.vocab }
+func (m *bpe) idTokens() []string       { return m.tokens }
 
 func newBPE(raw json.RawMessage) (*bpe, error) {
 	// Split the object first, so that encoding/json sees only the small
@@ -140,7 +138,6 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 			m.merges[k] = merge{int32(rank), int32(n)}
 		}
 	}
-	m.cache = make(map[string][]int)
 	return m, nil
 }
 
@@ -212,32 +209,6 @@ func (m *bpe) initial(word string, syms []symbol) []symbol {
 		syms[len(syms)-1].next = -1
 	}
 	return syms
-}
-
-// tokenize appends the ids of one pre-tokenized word to dst. With
-// mapBytes, the word is first shown in the byte-level alphabet.
-func (m *bpe) tokenize(dst []int, word string, mapBytes bool) []int {
-	if word == "" {
-		return dst
-	}
-	m.mu.Lock()
-	ids, ok := m.cache[word]
-	m.mu.Unlock()
-	if ok {
-		return append(dst, ids...)
-	}
-	if mapBytes {
-		ids = m.encodeWord(byteLevelString(word))
-	} else {
-		ids = m.encodeWord(word)
-	}
-	m.mu.Lock()
-	if len(m.cache) >= maxCache {
-		clear(m.cache)
-	}
-	m.cache[strings.Clone(word)] = ids // a clone: word may pin a large input
-	m.mu.Unlock()
-	return append(dst, ids...)
 }
 
 func (m *bpe) encodeWord(word string) []int {

@@ -7,15 +7,40 @@ import "fmt"
 // added tokens. It returns nil when they are identical, else an error naming
 // the first difference. Models that decode in lockstep must agree here.
 func (t *Tokenizer) Compare(o *Tokenizer) error {
-	a, b := t.model, o.model
-	if len(a.vocab) != len(b.vocab) {
-		return fmt.Errorf("vocabulary sizes differ: %d and %d", len(a.vocab), len(b.vocab))
+	if ka, kb := modelKind(t.model), modelKind(o.model); ka != kb {
+		return fmt.Errorf("models differ: %s and %s", ka, kb)
 	}
-	for id := 0; id < max(len(a.tokens), len(b.tokens)); id++ {
-		x, y := tokenAt(a.tokens, id), tokenAt(b.tokens, id)
+	va, vb := t.model.vocabIDs(), o.model.vocabIDs()
+	if len(va) != len(vb) {
+		return fmt.Errorf("vocabulary sizes differ: %d and %d", len(va), len(vb))
+	}
+	ta, tb := t.model.idTokens(), o.model.idTokens()
+	for id := 0; id < max(len(ta), len(tb)); id++ {
+		x, y := tokenAt(ta, id), tokenAt(tb, id)
 		if x != y {
 			return fmt.Errorf("vocabulary differs at id %d: %q and %q", id, x, y)
 		}
+	}
+	if err := compareModels(t.model, o.model); err != nil {
+		return err
+	}
+	if len(t.added) != len(o.added) {
+		return fmt.Errorf("added token counts differ: %d and %d", len(t.added), len(o.added))
+	}
+	for i := range t.added {
+		if t.added[i] != o.added[i] {
+			return fmt.Errorf("added token %d differs: %+v and %+v", i, t.added[i], o.added[i])
+		}
+	}
+	return nil
+}
+
+// compareModels compares what is particular to a model kind: BPE merges.
+func compareModels(x, y model) error {
+	a, ok1 := x.(*bpe)
+	b, ok2 := y.(*bpe)
+	if !ok1 || !ok2 {
+		return nil
 	}
 	if len(a.mergeAB) != len(b.mergeAB) {
 		return fmt.Errorf("merge counts differ: %d and %d", len(a.mergeAB), len(b.mergeAB))
@@ -24,14 +49,6 @@ func (t *Tokenizer) Compare(o *Tokenizer) error {
 		if a.mergeAB[i] != b.mergeAB[i] {
 			x, y := a.mergeAB[i], b.mergeAB[i]
 			return fmt.Errorf("merge %d differs: %q %q and %q %q", i, a.tokens[x[0]], a.tokens[x[1]], b.tokens[y[0]], b.tokens[y[1]])
-		}
-	}
-	if len(t.added) != len(o.added) {
-		return fmt.Errorf("added token counts differ: %d and %d", len(t.added), len(o.added))
-	}
-	for i := range t.added {
-		if t.added[i] != o.added[i] {
-			return fmt.Errorf("added token %d differs: %+v and %+v", i, t.added[i], o.added[i])
 		}
 	}
 	return nil

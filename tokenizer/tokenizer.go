@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -16,7 +17,9 @@ type Tokenizer struct {
 	// Chat is the chat template of tokenizer_config.json, nil if none.
 	Chat *ChatTemplate
 
-	model      *bpe
+	model      model
+	mu         sync.Mutex
+	cache      map[string][]int // word -> ids
 	added      []AddedToken
 	addedID    map[string]int
 	rawAdded   *addedMatcher // added tokens matched in the raw text
@@ -97,9 +100,10 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, err
 	}
 	t := &Tokenizer{bos: -1}
-	if t.model, err = newBPE(f.Model); err != nil {
+	if t.model, err = newModel(f.Model); err != nil {
 		return nil, err
 	}
+	t.cache = make(map[string][]int)
 	if t.normalizer, err = newNormalizer(f.Normalizer); err != nil {
 		return nil, err
 	}
@@ -136,7 +140,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 
 // setAdded indexes the added tokens and builds their matchers.
 func (t *Tokenizer) setAdded(added []AddedToken, splitSpecial bool) error {
-	n := len(t.model.tokens)
+	n := len(t.model.idTokens())
 	for _, a := range added {
 		if a.ID < 0 || a.ID >= 1<<24 {
 			return fmt.Errorf("added token %q has invalid id %d", a.Content, a.ID)
@@ -145,7 +149,7 @@ func (t *Tokenizer) setAdded(added []AddedToken, splitSpecial bool) error {
 	}
 	t.added = added
 	t.tokens = make([]string, n)
-	copy(t.tokens, t.model.tokens)
+	copy(t.tokens, t.model.idTokens())
 	t.special = make([]bool, n)
 	t.addedID = make(map[string]int, len(added))
 	var raw, norm []AddedToken
@@ -193,7 +197,7 @@ func (t *Tokenizer) TokenID(s string) (int, bool) {
 	if id, ok := t.addedID[s]; ok {
 		return id, true
 	}
-	id, ok := t.model.vocab[s]
+	id, ok := t.model.vocabIDs()[s]
 	return id, ok
 }
 
@@ -242,12 +246,12 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 				continue
 			}
 			if t.pre == nil {
-				ids = t.model.tokenize(ids, ss.s, t.mapBytes)
+				ids = t.tokenizeWord(ids, ss.s)
 				continue
 			}
 			pieces = t.pre.split(pieces[:0], piece{ss.s, ss.atStart})
 			for _, p := range pieces {
-				ids = t.model.tokenize(ids, p.s, t.mapBytes)
+				ids = t.tokenizeWord(ids, p.s)
 			}
 		}
 	}
@@ -255,6 +259,35 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 		ids = append(ids, t.post.suffix...)
 	}
 	return ids, nil
+}
+
+// maxCache bounds the word cache; it is emptied when full.
+const maxCache = 1 << 16
+
+// tokenizeWord appends the ids of one pre-tokenized word to dst, from the
+// cache when the word was seen before. With mapBytes, the model sees the
+// word in the byte-level alphabet.
+func (t *Tokenizer) tokenizeWord(dst []int, word string) []int {
+	if word == "" {
+		return dst
+	}
+	t.mu.Lock()
+	ids, ok := t.cache[word]
+	t.mu.Unlock()
+	if !ok {
+		w := word
+		if t.mapBytes {
+			w = byteLevelString(word)
+		}
+		ids = t.model.encodeWord(w)
+		t.mu.Lock()
+		if len(t.cache) >= maxCache {
+			clear(t.cache)
+		}
+		t.cache[strings.Clone(word)] = ids // a clone: word may pin a large input
+		t.mu.Unlock()
+	}
+	return append(dst, ids...)
 }
 
 // tokenStrings returns the token strings of ids, without unknown ids and,

@@ -260,7 +260,7 @@ func TestBPEModel(t *testing.T) {
 // also checks the heap against a straightforward merge loop.
 func TestMergeAllMatchesNaive(t *testing.T) {
 	tk := mini(t)
-	m := tk.model
+	m := tk.model.(*bpe)
 	texts := []string{"Hello world", strings.Repeat("abcabc the ", 50), "ĠĠĠĠĠĠĠĠ", "internationalization"}
 	for _, s := range texts {
 		w := byteLevelString(s)
