@@ -189,3 +189,24 @@ func TestPerplexityReference(t *testing.T) {
 		t.Errorf("text output %q", out)
 	}
 }
+
+func TestCollabContrastiveRanksOnDevAnswers(t *testing.T) {
+	base := testutil.Shared(t, "models/skills-base")
+	sort := testutil.Shared(t, "models/skills-sort")
+	small := testutil.Shared(t, "models/skills-small")
+	dev := testutil.Shared(t, "datasets/skills_mix.json")
+	// On skills_mix dev answers skills-base has the lowest NLL and
+	// skills-sort the highest of the three.
+	out, errs, code := moco(t, "collab", "contrastive", "-m", sort, "-m", small, "-m", base, "--dev", dev,
+		"--prompt", "Q: reverse abc\nA:", "--temperature", "0", "--max-tokens", "6", "--stop", "\n")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := "best first: " + base + ", " + small + ", " + sort
+	if !strings.Contains(errs, want) {
+		t.Errorf("stderr %q does not rank %q", errs, want)
+	}
+	if strings.TrimSpace(out) != "cba" {
+		t.Errorf("answer %q, want cba", out)
+	}
+}
