@@ -23,9 +23,18 @@ func init() {
 	})
 }
 
-const collabUsage = `usage: moco collab METHOD -m DIR -m DIR [...] --prompt TEXT [flags]
+const collabUsage = `Usage: moco collab METHOD -m DIR -m DIR [...] --prompt TEXT [flags]
        moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors
-METHOD is one of fusion, contrastive, nudging, cascade, co-llm, mentor, speculative`
+
+METHOD and the roles of the -m models, in order:
+  fusion        all models averaged (--mode logit-mean|prob-mean, --weights)
+  contrastive   first is the base; two models: base - alpha*second; more:
+                experts then anti-experts (--alpha, --experts, --anti; --dev ranks them)
+  nudging       base, then nudger (--gamma)
+  cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
+  co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose)
+  mentor        generator, then mentor (--share, --patch-tokens, optional --head)
+  speculative   target, then draft (--draft-tokens)`
 
 // collabResult is the --json output.
 type collabResult struct {
@@ -42,7 +51,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, collabUsage)
 			return nil
 		}
-		return usagef("%s", collabUsage)
+		return usagef("missing METHOD: moco collab METHOD -m DIR -m DIR --prompt TEXT, METHOD one of %s, or train-head (see moco collab --help)", strings.Join(decode.Methods[1:], ", "))
 	}
 	method := args[0]
 	if method == "train-head" {
@@ -56,7 +65,12 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("unknown method %q (want one of %s, or train-head)", method, strings.Join(decode.Methods[1:], ", "))
 	}
 	fs := newFlags("collab "+method, stderr)
-	dirs := fs.StringArrayP("model", "m", nil, "model folder (repeat; order matters, see below)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, collabUsage)
+		fmt.Fprintln(stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	dirs := fs.StringArrayP("model", "m", nil, "model folder (repeat; the order gives the roles above)")
 	g := addGenFlags(fs)
 	trace := fs.String("trace", "", "write every step as a JSON line to this file")
 	asJSON := fs.Bool("json", false, "print a JSON object instead of streaming text")
