@@ -31,6 +31,7 @@ type Speculative struct {
 	drafts []int
 	q      [][]float64
 	resid  []float64
+	tprobs []float64
 	one    [1]int
 }
 
@@ -147,7 +148,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		q := sp.q[i]
 		if u := sp.Sampler.Float64(); q[d] > 0 && u*q[d] < p[d] {
 			out = append(out, d)
-			sp.trace(old+i-start, d, "draft")
+			sp.trace(old+i-start, d, "draft", row(i))
 			continue
 		}
 		// Rejected: draw from the normalized residual max(0, p-q).
@@ -177,7 +178,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		tok = sp.Sampler.Draw(sp.Sampler.Probs(row(nAcc)))
 	}
 	out = append(out, tok)
-	sp.trace(old+nAcc-start, tok, "target")
+	sp.trace(old+nAcc-start, tok, "target", row(nAcc))
 	if err := sp.Target.Truncate(old + nAcc); err != nil {
 		return nil, err
 	}
@@ -189,8 +190,16 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 	return out, nil
 }
 
-func (sp *Speculative) trace(pos, tok int, src string) {
-	if sp.Trace != nil {
-		sp.Trace(TraceStep{Step: pos, Token: tok, Source: src})
+// trace reports a token: "draft" when the target accepted the draft's
+// proposal, "target" for the target's own token; Top lists the target's
+// distribution at that position.
+func (sp *Speculative) trace(pos, tok int, src string, logits []float32) {
+	if sp.Trace == nil {
+		return
 	}
+	if len(sp.tprobs) != len(logits) {
+		sp.tprobs = make([]float64, len(logits))
+	}
+	SoftmaxInto(sp.tprobs, logits, 1)
+	sp.Trace(TraceStep{Step: pos, Token: tok, Source: src, Top: topK(sp.tprobs, 5)})
 }
