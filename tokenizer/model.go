@@ -30,6 +30,12 @@ func newModel(raw json.RawMessage) (model, error) {
 	switch head.Type {
 	case "BPE", "":
 		return newBPE(raw)
+	case "WordPiece":
+		return newWordPiece(raw)
+	case "Unigram":
+		return newUnigram(raw)
+	case "WordLevel":
+		return newWordLevel(raw)
 	}
 	return nil, fmt.Errorf("model type %q is not supported", head.Type)
 }
@@ -38,6 +44,12 @@ func modelKind(m model) string {
 	switch m.(type) {
 	case *bpe:
 		return "BPE"
+	case *wordPiece:
+		return "WordPiece"
+	case *unigram:
+		return "Unigram"
+	case *wordLevel:
+		return "WordLevel"
 	}
 	return fmt.Sprintf("%T", m)
 }
