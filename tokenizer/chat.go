@@ -17,7 +17,19 @@ import (
 
 // ChatTemplate is the Jinja chat template of a model folder
 // (tokenizer_config.json's chat_template), rendered the way Hugging Face
-// transformers' apply_chat_template renders it.
+// transformers' apply_chat_template renders it: trim_blocks and lstrip_blocks
+// on, loop controls, {% generation %}, raise_exception, strftime_now and a
+// tojson equal to json.dumps(ensure_ascii=False), with the variables messages,
+// tools and documents (None when absent), add_generation_prompt, the special
+// tokens of the config (bos_token, eos_token, unk_token, pad_token, ...) and
+// any extra keyword arguments.
+//
+// The engine is gonja, corrected where chat templates meet its differences
+// from Jinja (see chat_builtins.go and chat_rewrite.go). Known remaining
+// differences, none used by the templates checked: ** always gives a float,
+// // truncates instead of flooring, "not" applied to a number prints 1 or 0,
+// loop.depth counts nesting of ordinary loops, and Python's % string
+// formatting is not supported (format() takes Go verbs).
 //
 // A ChatTemplate is safe for concurrent use.
 type ChatTemplate struct {
@@ -38,7 +50,9 @@ type ChatOptions struct {
 	// (decoded keeping key order) or anything encoding/json can marshal.
 	Tools []any
 	// Extra holds further template variables, e.g. "enable_thinking" or
-	// "date_string". They override the special tokens of the config.
+	// "date_string". They take precedence over the special tokens of the
+	// config, AddGenerationPrompt and Tools; "messages" is always the
+	// conversation.
 	Extra map[string]any
 	// Name picks a named template ("" means the default one).
 	Name string

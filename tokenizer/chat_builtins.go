@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,7 @@ func chatFilters() *exec.FilterSet {
 	set("trim", chatFilterTrim)
 	set("items", chatFilterItems)
 	set("reverse", chatFilterReverse)
+	set("dictsort", chatFilterDictSort)
 	return fs
 }
 
@@ -126,6 +128,65 @@ func (g *chatGeneration) String() string {
 }
 func (g *chatGeneration) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
 	return r.Inherit().ExecuteWrapper(g.body)
+}
+
+// chatFilterDictSort is Jinja's dictsort(case_sensitive=False, by="key",
+// reverse=False): the (key, value) pairs sorted, strings compared
+// case-insensitively unless asked.
+func chatFilterDictSort(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := chatCheckArgs(va, "dictsort", 3, "case_sensitive", "by", "reverse"); err != nil {
+		return exec.AsValue(err)
+	}
+	if !in.IsDict() {
+		return exec.AsValue(fmt.Errorf("dictsort: %s is not a mapping", in.String()))
+	}
+	caseSensitive, byValue, reverse := false, false, false
+	if v, ok := chatArg(va, 0, "case_sensitive"); ok {
+		caseSensitive = v.IsTrue()
+	}
+	if v, ok := chatArg(va, 1, "by"); ok {
+		switch v.String() {
+		case "key":
+		case "value":
+			byValue = true
+		default:
+			return exec.AsValue(errors.New(`dictsort: by must be "key" or "value"`))
+		}
+	}
+	if v, ok := chatArg(va, 2, "reverse"); ok {
+		reverse = v.IsTrue()
+	}
+	pairs := append([]*exec.Pair(nil), chatDictPairs(in)...)
+	key := func(p *exec.Pair) *exec.Value {
+		v := p.Key
+		if byValue {
+			v = p.Value
+		}
+		if v.IsString() && !caseSensitive {
+			return exec.AsValue(strings.ToLower(v.String()))
+		}
+		return v
+	}
+	less := func(a, b *exec.Value) bool {
+		if a.IsNumber() && b.IsNumber() {
+			return a.Float() < b.Float()
+		}
+		return a.String() < b.String()
+	}
+	sort.SliceStable(pairs, func(i, j int) bool {
+		if reverse {
+			return less(key(pairs[j]), key(pairs[i]))
+		}
+		return less(key(pairs[i]), key(pairs[j]))
+	})
+	out := make([]any, len(pairs))
+	for i, p := range pairs {
+		out[i] = []any{p.Key, p.Value}
+	}
+	return exec.AsValue(out)
 }
 
 // chatFilterReverse is Jinja's reverse: a string reversed by characters, any

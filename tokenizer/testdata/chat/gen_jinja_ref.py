@@ -223,6 +223,32 @@ add("raise_cond", r'''{{ raise_exception('bad') if messages|length > 100 else 'f
 add("list_content_join", r'''{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}{{ m.content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('') }}{% endif %}{% endfor %}''', MM)
 add("ifexpr_in_call", r'''{% for m in messages %}{{ m.content.strip() if m.content is string else '' }}{{ '|'.join([m.role, ('a' if loop.first else 'b')]) }};{% endfor %}''')
 
+# batch 3: more constructs seen in published chat templates
+add("set_cond_none", r'''{%- set sys = messages[0]['content'] if messages[0]['role'] == 'system' else none %}{{ sys is none }}|{{ sys|trim if sys is not none else 'NONE' }}''')
+add("replace_nl", r'''{{ messages[2]['content'] | replace('\n', '\\n') }}''')
+add("not_in", r'''{% for m in messages[1:] %}{% if m['role'] not in ['user', 'assistant'] %}X{% else %}{{ m.role[0] }}{% endif %}{% endfor %}''')
+add("unique", r'''{{ messages | map(attribute='role') | unique | list | length }}|{{ messages | map(attribute='role') | unique | join(',') }}''')
+add("tilde_ns", r'''{% set ns = namespace(x='') %}{% for m in messages %}{% set ns.x = ns.x ~ m.role[:1] %}{% endfor %}{{ ns.x }}''')
+add("dict_len", r'''{{ tools[0].function.parameters.properties | length }}|{{ 5 | string }}|{{ tools[0].function.name | capitalize }}''', tools=TOOLS)
+add("content_parts_for_if", r'''{%- for message in messages -%}{%- if message.content is string -%}{{ message.content }}{%- else -%}{%- for c in message.content if c.type == 'text' -%}{{ c.text }}{%- endfor -%}{%- endif -%}{%- endfor -%}''', MM)
+add("dictsort", r'''{% for k, v in tools[0].function.parameters.properties|dictsort %}{{ k }}{% endfor %}''', tools=TOOLS)
+add("upper_first", r'''{{ messages[1].content[:1].upper() + messages[1].content[1:] }}|{{ {'a': 1}['a'] }}|{{ [1,2,3][1:] }}|{{ ['a'] }}''')
+add("format_filter", r'''{{ "%s, %s!"|format("Hello", messages[1].content) }}|{{ "%d items"|format(messages|length) }}''')
+add("get_on_message", r'''{% for m in messages %}{{ m.get('content', '')|length }},{{ m.get('nope', 'd') }},{{ m.get('nope') is none }};{% endfor %}''')
+add("in_and", r'''{% for m in messages %}{% if 'content' in m and m.content %}{{ m.content.lstrip('<').rstrip('!')[:5] }}{% endif %}{% endfor %}''')
+add("range_loop", r'''{% for i in range(3) %}{{ i }}{% endfor %}|{{ range(2)|list|length }}|{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}''')
+add("default_none", r'''{{ undefined_var|default(none) is none }}|{{ messages[0].role|default('x') }}|{{ none|default('d') }}''')
+add("sameas", r'''{{ enable_thinking is sameas false }}|{{ enable_thinking is not sameas true }}''', enable_thinking=False)
+add("or_trim", r'''{% for m in messages %}[{{ (m.content or '') | trim }}]{% endfor %}''', MNULL)
+add("newline_not_last", "{%- for m in messages %}\n{{ m.role }}\n{%- if not loop.last %}\n---\n{% endif %}\n{%- endfor %}")
+add("batch_filter", r'''{{ messages|batch(3)|list|length }}''')
+add("string_multiply", r'''{{ '=' * 5 }}{{ '-' * (messages|length) }}''')
+add("float_ops", r'''{{ 7 / 2 }}|{{ 7 // 2 }}|{{ 1.5 + 1 }}|{{ 3 * 1.0 }}|{{ 10 % 4 }}''')
+add("bool_print", r'''{{ true and 'x' }}|{{ false or 'y' }}|{{ (1 > 2) }}''')
+add("loop_nested", r'''{% for m in messages[:2] %}{% for c in m.role %}{{ loop.index }}{{ c }}{% endfor %}{{ loop.index }};{% endfor %}''')
+add("tojson_list_messages", r'''{{ messages | tojson }}''', MNULL)
+add("tojson_indent_str", r'''{{ tools[0] | tojson(indent='\t') }}''', tools=TOOLS)
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
