@@ -93,6 +93,9 @@ func TestNormalizers(t *testing.T) {
 		{`{"type":"Replace","pattern":{"Regex":"^ +| +$"},"content":""}`, "  a b  ", "a b"},
 		{`{"type":"Prepend","prepend":"▁"}`, "a", "▁a"},
 		{`{"type":"Prepend","prepend":"▁"}`, "", ""},
+		{`{"type":"StripAccents"}`, "e\u0301te\u0301", "ete"},
+		{`{"type":"BertNormalizer"}`, "Héllo\tWörld\u0000\u200b 中文", "hello world  中  文 "},
+		{`{"type":"BertNormalizer","clean_text":false,"handle_chinese_chars":false,"strip_accents":false,"lowercase":true}`, "Héllo\t中", "héllo\t中"},
 		{`{"type":"Sequence","normalizers":[{"type":"Lowercase"},{"type":"Replace","pattern":{"String":"a"},"content":"b"}]}`, "AaC", "bbc"},
 	}
 	for _, c := range cases {

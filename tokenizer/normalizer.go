@@ -105,6 +105,11 @@ type normalizerJSON struct {
 	Left        bool              `json:"left"`
 	Right       bool              `json:"right"`
 	Charsmap    *string           `json:"precompiled_charsmap"`
+
+	CleanText    *bool `json:"clean_text"`
+	ChineseChars *bool `json:"handle_chinese_chars"`
+	StripAccents *bool `json:"strip_accents"`
+	Lowercase    *bool `json:"lowercase"`
 }
 
 func newNormalizer(raw json.RawMessage) (normalizer, error) {
@@ -148,6 +153,24 @@ func newNormalizer(raw json.RawMessage) (normalizer, error) {
 		return replace{f, j.Content}, nil
 	case "Prepend":
 		return prepend(j.Prepend), nil
+	case "StripAccents":
+		return stripAccents{}, nil
+	case "BertNormalizer":
+		b := bertNormalizer{cleanText: true, chineseChars: true, lowercase: true}
+		if j.CleanText != nil {
+			b.cleanText = *j.CleanText
+		}
+		if j.ChineseChars != nil {
+			b.chineseChars = *j.ChineseChars
+		}
+		if j.Lowercase != nil {
+			b.lowercase = *j.Lowercase
+		}
+		b.stripAccents = b.lowercase
+		if j.StripAccents != nil {
+			b.stripAccents = *j.StripAccents
+		}
+		return b, nil
 	case "Precompiled":
 		if j.Charsmap == nil || *j.Charsmap == "" {
 			return nil, nil // an empty charsmap normalizes nothing

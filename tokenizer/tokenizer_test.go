@@ -188,7 +188,7 @@ func TestUnsupportedComponents(t *testing.T) {
 	}{
 		{`{"model": {"type": "Fancy", "vocab": {"a": 0}}}`, `model type "Fancy" is not supported`},
 		{`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}`, "dropout"},
-		{strings.Replace(base, `{"model"`, `{"normalizer": {"type": "BertNormalizer"}, "model"`, 1), "BertNormalizer"},
+		{strings.Replace(base, `{"model"`, `{"normalizer": {"type": "Nmt"}, "model"`, 1), "Nmt"},
 		{strings.Replace(base, `{"model"`, `{"pre_tokenizer": {"type": "UnicodeScripts"}, "model"`, 1), "UnicodeScripts"},
 		{strings.Replace(base, `{"model"`, `{"decoder": {"type": "CTC"}, "model"`, 1), "CTC"},
 		{strings.Replace(base, `{"model"`, `{"post_processor": {"type": "Foo"}, "model"`, 1), "Foo"},
