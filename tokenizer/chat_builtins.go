@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
+	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/nodes"
 	"github.com/nikolalohinski/gonja/v2/parser"
@@ -99,6 +100,19 @@ func chatTests() *exec.TestSet {
 // renders its body unchanged (transformers uses it to mark assistant tokens).
 func chatControlStructures() *exec.ControlStructureSet {
 	cs := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{}).Update(builtins.ControlStructures)
+	if orig, ok := builtins.ControlStructures.Get("macro"); ok {
+		_ = cs.Replace("macro", func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+			n, err := orig(p, args)
+			if err != nil {
+				return nil, err
+			}
+			m, ok := n.(*controlStructures.MacroControlStructure)
+			if !ok {
+				return n, nil
+			}
+			return &chatMacro{MacroControlStructure: m}, nil
+		})
+	}
 	_ = cs.Register("generation", func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
 		g := &chatGeneration{location: p.Current()}
 		if !args.End() {
@@ -115,6 +129,38 @@ func chatControlStructures() *exec.ControlStructureSet {
 		return g, nil
 	})
 	return cs
+}
+
+// chatMaxMacroDepth bounds macro recursion. Unbounded, a template such as
+// {% macro f(x) %}{{ f(x) }}{% endmacro %} would exhaust the goroutine stack,
+// which Go cannot recover from; Python stops it with a RecursionError.
+const chatMaxMacroDepth = 200
+
+// chatMacro defines a macro as gonja does, then wraps the function it binds
+// with a recursion limit.
+type chatMacro struct {
+	*controlStructures.MacroControlStructure
+}
+
+func (m *chatMacro) Execute(r *exec.Renderer, tag *nodes.ControlStructureBlock) error {
+	if err := m.MacroControlStructure.Execute(r, tag); err != nil {
+		return err
+	}
+	v, ok := r.Environment.Context.Get(m.Name)
+	fn, isMacro := v.(exec.Macro)
+	if !ok || !isMacro {
+		return nil
+	}
+	depth, name := 0, m.Name
+	r.Environment.Context.Set(name, exec.Macro(func(va *exec.VarArgs) *exec.Value {
+		if depth >= chatMaxMacroDepth {
+			return exec.AsValue(fmt.Errorf("macro %s: recursion deeper than %d calls", name, chatMaxMacroDepth))
+		}
+		depth++
+		defer func() { depth-- }()
+		return fn(va)
+	}))
+	return nil
 }
 
 type chatGeneration struct {

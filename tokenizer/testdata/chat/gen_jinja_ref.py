@@ -249,6 +249,65 @@ add("loop_nested", r'''{% for m in messages[:2] %}{% for c in m.role %}{{ loop.i
 add("tojson_list_messages", r'''{{ messages | tojson }}''', MNULL)
 add("tojson_indent_str", r'''{{ tools[0] | tojson(indent='\t') }}''', tools=TOOLS)
 
+# batch 4: tool-calling constructs (Mistral, Command-R, Granite, Hermes styles)
+MTC = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [{"id": "abcdefghi", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}, {"role": "tool", "tool_call_id": "abcdefghi", "content": "21C"}, {"role": "assistant", "content": "It is 21C."}, {"role": "user", "content": "Thanks"}]
+CRTOOLS = [{"name": "search", "description": "Search the web", "parameter_definitions": {"query": {"description": " the query ", "type": "str", "required": True}, "limit": {"description": "max hits", "type": "int", "required": False}}}]
+add("mistral_tools", r'''{%- set user_messages = messages | selectattr("role", "equalto", "user") | list %}
+{%- set plain = messages | rejectattr("role", "equalto", "tool") | selectattr("tool_calls", "undefined") | list %}
+{{- plain | length }}/{{ user_messages | length }}
+{%- for message in messages %}
+    {%- if message.tool_calls is defined %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.id is not defined or tool_call.id|length != 9 %}
+                {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+            {%- endif %}
+            {{- "[TOOL_CALLS] [" + tool_call.function|tojson + ", " + {"id": tool_call.id}|tojson + "]" }}
+        {%- endfor %}
+    {%- elif message.role == "tool" %}
+        {{- '[TOOL_RESULTS] {"content": ' + message.content|string + ', "call_id": "' + message.tool_call_id + '"}[/TOOL_RESULTS]' }}
+    {%- elif loop.index0 is even %}
+        {{- "[INST] " + message.content + "[/INST]" }}
+    {%- else %}
+        {{- " " + message.content|trim + eos_token }}
+    {%- endif %}
+{%- endfor %}''', MTC)
+add("mistral_tool_items", r'''{%- for tool in tools %}{%- for key, val in tool.function.items() if key != "return" %}{%- if val is string %}{{ key }}="{{ val }}" {% else %}{{ key }}={{ val|tojson }} {% endif %}{%- endfor %}{%- endfor %}''', tools=TOOLS)
+add("command_r_macro", r'''{%- macro json_to_python_type(json_spec) %}
+{%- set basic_type_map = {"string": "str", "number": "float", "integer": "int", "boolean": "bool"} %}
+{%- if basic_type_map[json_spec.type] is defined %}
+    {{- basic_type_map[json_spec.type] }}
+{%- elif json_spec.type == "array" %}
+    {{- "List[" +  json_to_python_type(json_spec['items']) + "]" }}
+{%- elif json_spec.type == "object" %}
+    {{- "Dict[str, Any]" }}
+{%- elif json_spec.type is iterable %}
+    {{- "Union[" }}{%- for t in json_spec.type %}{{- json_to_python_type({"type": t}) }}{%- if not loop.last %},{% endif %}{%- endfor %}{{- "]" }}
+{%- else %}
+    {{- "Any" }}
+{%- endif %}
+{%- endmacro %}
+{%- for tool in tools %}
+def {{ tool.name }}({% for param_name, param_fields in tool.parameter_definitions.items() %}{% if loop.index0 != 0 %}, {% endif %}{{ param_name }}: {% if not param_fields.required %}Optional[{{ param_fields.type }}] = None{% else %}{{ param_fields.type }}{% endif %}{% endfor %}) -> List[Dict]:
+    """{{ tool.description }}
+{%- for param_name, param_fields in tool.parameter_definitions.items() %}
+        {{ param_name }} ({% if not param_fields.required %}Optional[{{ param_fields.type }}]{% else %}{{ param_fields.type }}{% endif %}): {{ param_fields.description.strip() }}
+{%- endfor %}
+    """
+{% endfor %}
+{{- json_to_python_type({"type": "array", "items": {"type": "integer"}}) }}|{{ json_to_python_type({"type": ["string", "integer"]}) }}''', tools=CRTOOLS)
+# Endless recursion: Python's RecursionError, moco's macro depth limit.
+add("macro_recursion", r'''{%- macro f(x) %}{{ f(x) }}{%- endmacro %}{{ f(1) }}''')
+add("granite_docs", r'''{%- if tools and documents %}both{%- elif documents %}docs{%- else %}none{%- endif %}|{%- if documents %}{%- for document in documents %}{{- document | tojson(indent=4) }}{%- endfor %}{%- endif %}''', documents=[{"doc_id": 1, "text": "Paris is in France."}])
+add("gemma2", r'''{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}''', M1[1:])
+add("gemma2_system_error", r'''{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}ok''')
+add("hermes_set_content", r'''{%- for message in messages %}{%- set content = message.content if message.content is string else "" %}{%- if message.role == "assistant" and message.tool_calls is defined %}{%- for tc in message.tool_calls %}<tool_call>
+{{ tc.function | tojson }}
+</tool_call>{% endfor %}{%- else %}<|im_start|>{{ message.role }}
+{{ content }}<|im_end|>
+{% endif %}{%- endfor %}''', MTC)
+add("phi3", r'''{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}''', M1[1:])
+add("llama32_defined_fn", r'''{%- if not date_string is defined %}{%- if strftime_now is defined %}{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}{%- if not tools is defined %}{%- set tools = none %}{%- endif %}{{ date_string }}|{{ tools is none }}|{%- if tools is not none and not tools_in_user_message %}T{% endif %}{%- if tools_in_user_message and not tools is none %}U{% endif %}''')
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
