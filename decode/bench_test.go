@@ -6,6 +6,7 @@ import (
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/kernels"
 )
 
 const benchTokens = 128
@@ -52,8 +53,14 @@ func BenchmarkGenerate(b *testing.B) {
 
 // BenchmarkLockstepOverhead times, in each iteration, the two single-model
 // generations and their lockstep combination over the same number of
-// tokens, and reports lockstep time / sum of single times (target: <= 1.05).
+// tokens, and reports the fastest lockstep run / the sum of the fastest
+// single runs (target: <= 1.05).
+//
+// The kernels run on one thread here: on a shared machine, thread
+// scheduling noise would otherwise swamp the loop's own cost.
 func BenchmarkLockstepOverhead(b *testing.B) {
+	kernels.SetThreads(1)
+	defer kernels.SetThreads(0)
 	s, _ := load(b, "stories260K")
 	x, _ := load(b, "llama2xs")
 	for _, c := range []struct {
@@ -69,16 +76,17 @@ func BenchmarkLockstepOverhead(b *testing.B) {
 			ls := &decode.Lockstep{Sessions: sessions(s), Vocab: 512, MaxTokens: benchTokens}
 			lx := &decode.Lockstep{Sessions: sessions(x), Vocab: 512, MaxTokens: benchTokens}
 			lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: c.comb, Vocab: 512, MaxTokens: benchTokens}
-			var single, fused time.Duration
+			// The fastest of the runs of each kind: the minimum is robust to
+			// interference from other processes, which only ever adds time.
+			best := [3]time.Duration{1 << 62, 1 << 62, 1 << 62}
 			for b.Loop() {
-				t0 := time.Now()
-				generate(b, ls)
-				generate(b, lx)
-				t1 := time.Now()
-				generate(b, lf)
-				single += t1.Sub(t0)
-				fused += time.Since(t1)
+				for k, l := range []*decode.Lockstep{ls, lx, lf} {
+					t0 := time.Now()
+					generate(b, l)
+					best[k] = min(best[k], time.Since(t0))
+				}
 			}
+			single, fused := best[0]+best[1], best[2]
 			b.ReportMetric(float64(fused)/float64(single), "ratio")
 		})
 	}
