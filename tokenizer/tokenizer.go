@@ -261,8 +261,13 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 	return ids, nil
 }
 
-// maxCache bounds the word cache; it is emptied when full.
-const maxCache = 1 << 16
+// maxCache bounds the word cache; it is emptied when full. Words longer
+// than maxCachedWord (whole segments, for models without a pre-tokenizer)
+// are not worth keeping.
+const (
+	maxCache      = 1 << 16
+	maxCachedWord = 256
+)
 
 // tokenizeWord appends the ids of one pre-tokenized word to dst, from the
 // cache when the word was seen before. With mapBytes, the model sees the
@@ -271,11 +276,17 @@ func (t *Tokenizer) tokenizeWord(dst []int, word string) []int {
 	if word == "" {
 		return dst
 	}
+	w := word
+	if len(word) > maxCachedWord {
+		if t.mapBytes {
+			w = byteLevelString(word)
+		}
+		return append(dst, t.model.encodeWord(w)...)
+	}
 	t.mu.Lock()
 	ids, ok := t.cache[word]
 	t.mu.Unlock()
 	if !ok {
-		w := word
 		if t.mapBytes {
 			w = byteLevelString(word)
 		}

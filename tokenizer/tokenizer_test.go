@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -375,6 +376,39 @@ func TestStreamWindowSlides(t *testing.T) {
 		}
 		if longest > 200 {
 			t.Errorf("%s: window grew to %d tokens over %d ids", name, longest, len(ids))
+		}
+	}
+}
+
+// Encode and Stream may be used from many goroutines at once (the word
+// cache is shared); results must not depend on it.
+func TestConcurrentEncode(t *testing.T) {
+	tk := mini(t)
+	texts := append([]string(nil), scannerTexts...)
+	want := make([][]int, len(texts))
+	for i, s := range texts {
+		want[i], _ = tk.Encode(s, false)
+	}
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for k := range 50 {
+				i := (g*7 + k) % len(texts)
+				got, err := tk.Encode(texts[i], false)
+				if err == nil && !slices.Equal(got, want[i]) {
+					err = fmt.Errorf("Encode(%q) = %v, want %v", texts[i], got, want[i])
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
