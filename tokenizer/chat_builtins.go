@@ -10,6 +10,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
+
 	"github.com/nikolalohinski/gonja/v2/builtins"
 	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
 	"github.com/nikolalohinski/gonja/v2/exec"
@@ -63,6 +66,10 @@ func chatFilters() *exec.FilterSet {
 	set("items", chatFilterItems)
 	set("reverse", chatFilterReverse)
 	set("dictsort", chatFilterDictSort)
+	set("title", chatStrFilter("title", chatJinjaTitle))
+	set("capitalize", chatStrFilter("capitalize", chatCapitalize))
+	set("upper", chatStrFilter("upper", chatUpper))
+	set("lower", chatStrFilter("lower", chatLower))
 	return fs
 }
 
@@ -312,6 +319,40 @@ func chatFilterToJSON(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec
 	return exec.AsSafeValue(s)
 }
 
+// chatStrFilter makes a filter of a string function applied to str(value).
+func chatStrFilter(name string, fn func(string) string) exec.FilterFunction {
+	return func(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+		if in.IsError() {
+			return in
+		}
+		if err := chatCheckArgs(va, name, 0); err != nil {
+			return exec.AsValue(err)
+		}
+		return exec.AsValue(fn(chatStr(in)))
+	}
+}
+
+// chatJinjaTitle is Jinja's title filter, which differs from str.title: words
+// start after runs of whitespace, '-', '(', '{', '[' or '<', and each word is
+// its first character upper-cased and the rest lower-cased ("it's" stays "It's").
+func chatJinjaTitle(s string) string {
+	var b strings.Builder
+	start := true
+	for _, r := range s {
+		switch {
+		case chatIsSpace(r) || strings.ContainsRune("-({[<", r):
+			b.WriteRune(r)
+			start = true
+		case start:
+			b.WriteString(chatUpper(string(r)))
+			start = false
+		default:
+			b.WriteString(chatLower(string(r)))
+		}
+	}
+	return b.String()
+}
+
 // chatFilterTrim is Jinja's trim: str.strip(chars).
 func chatFilterTrim(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
 	if in.IsError() {
@@ -480,8 +521,8 @@ var chatStrMethods = map[string]exec.Method[string]{
 		}
 		return strings.Replace(s, va.Args[0].String(), va.Args[1].String(), n), nil
 	},
-	"upper":      chatNoArgs("upper", strings.ToUpper),
-	"lower":      chatNoArgs("lower", strings.ToLower),
+	"upper":      chatNoArgs("upper", chatUpper),
+	"lower":      chatNoArgs("lower", chatLower),
 	"title":      chatNoArgs("title", chatTitle),
 	"capitalize": chatNoArgs("capitalize", chatCapitalize),
 	"removeprefix": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
@@ -696,6 +737,12 @@ func chatAffix(s string, va *exec.VarArgs, name string, has func(string, string)
 	return nil, fmt.Errorf("%s() argument must be a string or a tuple of strings", name)
 }
 
+// chatUpper and chatLower are Python's str.upper and str.lower, with the full
+// Unicode mappings ("ß" upper-cases to "SS"). A Caser is not safe for
+// concurrent use, hence one per call.
+func chatUpper(s string) string { return cases.Upper(language.Und).String(s) }
+func chatLower(s string) string { return cases.Lower(language.Und).String(s) }
+
 func chatIsCased(r rune) bool { return unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) }
 
 // chatTitle is Python's str.title: a cased character is upper-cased after an
@@ -718,10 +765,11 @@ func chatTitle(s string) string {
 	return b.String()
 }
 
-// chatCapitalize is Python's str.capitalize.
+// chatCapitalize is Python's str.capitalize: the first character in title
+// case, the rest lower-cased.
 func chatCapitalize(s string) string {
 	for i, r := range s {
-		return string(unicode.ToTitle(r)) + strings.ToLower(s[i+len(string(r)):])
+		return string(unicode.ToTitle(r)) + chatLower(s[i+len(string(r)):])
 	}
 	return s
 }

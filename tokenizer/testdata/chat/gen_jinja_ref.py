@@ -308,6 +308,8 @@ add("hermes_set_content", r'''{%- for message in messages %}{%- set content = me
 add("phi3", r'''{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}''', M1[1:])
 add("llama32_defined_fn", r'''{%- if not date_string is defined %}{%- if strftime_now is defined %}{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}{%- if not tools is defined %}{%- set tools = none %}{%- endif %}{{ date_string }}|{{ tools is none }}|{%- if tools is not none and not tools_in_user_message %}T{% endif %}{%- if tools_in_user_message and not tools is none %}U{% endif %}''')
 
+add("title_filters", r'''{{ "it's o'k-ay (x) [y]z  MIXED case"|title }}|{{ "hELLO wORLD"|capitalize }}|{{ "ÉTÉ"|lower }}|{{ 'straße'|upper|length }}|{{ "1st place"|title }}''')
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
