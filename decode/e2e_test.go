@@ -11,6 +11,7 @@ import (
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/stories260k"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -258,4 +259,34 @@ func TestCoLLMHeadOnSkills(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("co-llm on %q: %q (want %q)", ds.Dev[0].Input, out, ds.Dev[0].Output)
+}
+
+// TestChatPrompt renders a chat template that writes the BOS text itself:
+// the prompt must then start with exactly one BOS.
+func TestChatPrompt(t *testing.T) {
+	cfg := []byte(`{"add_bos_token": true, "bos_token": "<s>", "eos_token": "</s>",
+		"chat_template": "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}`)
+	tok, err := tokenizer.New(stories260k.Tokenizer, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := decode.ChatPrompt(tok, "Tell me a story")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != "<s>user: Tell me a story\nassistant:" {
+		t.Fatalf("rendered %q", text)
+	}
+	g := &decode.Generator{Tok: tok, Chat: true}
+	ids, err := g.Encode("Tell me a story")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != tok.BOS() || ids[1] == tok.BOS() {
+		t.Errorf("chat prompt ids %v: want exactly one leading BOS", ids[:4])
+	}
+	plain, _ := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+	if _, err := decode.ChatPrompt(plain, "x"); err == nil || !strings.Contains(err.Error(), "chat template") {
+		t.Errorf("no template: err = %v", err)
+	}
 }

@@ -210,3 +210,29 @@ func TestCollabContrastiveRanksOnDevAnswers(t *testing.T) {
 		t.Errorf("answer %q, want cba", out)
 	}
 }
+
+// TestPerplexityWindows scores a text longer than llama2xs's 256-position
+// context: it is cut into windows that each start from BOS, so the count of
+// scored tokens is the text's token count.
+func TestPerplexityWindows(t *testing.T) {
+	x := testutil.Shared(t, "models/llama2xs")
+	var ref struct{ Text string }
+	b, _ := os.ReadFile(testutil.Shared(t, "models/fusion_reference_stories260K_llama2xs.json"))
+	json.Unmarshal(b, &ref)
+	file := filepath.Join(t.TempDir(), "long.txt")
+	os.WriteFile(file, []byte(strings.Repeat(ref.Text+" ", 8)), 0o644)
+	out, errs, code := moco(t, "perplexity", "--file", file, "--json", "-m", x)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res struct {
+		Tokens  int     `json:"tokens"`
+		MeanNLL float64 `json:"mean_nll"`
+	}
+	json.Unmarshal([]byte(out), &res)
+	// 44 tokens per copy (the first word of later copies may merge with the
+	// space before it, so allow a little slack).
+	if res.Tokens < 300 || res.Tokens > 8*44+8 || math.IsNaN(res.MeanNLL) || res.MeanNLL <= 0 || res.MeanNLL > 3 {
+		t.Errorf("long text: %+v", res)
+	}
+}
