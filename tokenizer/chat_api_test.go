@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 func TestLoadChatTemplateForms(t *testing.T) {
@@ -216,4 +220,37 @@ func ExampleChatTemplate_Render() {
 	// <|im_start|>user
 	// What is 2+2?<|im_end|>
 	// <|im_start|>assistant
+}
+
+// BenchmarkChatTemplate measures parsing and rendering the Qwen 3 template.
+func BenchmarkChatTemplate(b *testing.B) {
+	dir := testutil.Shared(b, "fixtures/tokenizers/qwen3")
+	cfg, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := LoadChatTemplate(cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	ct, err := LoadChatTemplate(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := []map[string]any{
+		{"role": "system", "content": "You are terse."},
+		{"role": "user", "content": "Name a fruit."},
+		{"role": "assistant", "content": "<think>\nok\n</think>\n\nApple."},
+		{"role": "user", "content": "Another?"},
+	}
+	b.Run("render", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ct.Render(msgs, ChatOptions{AddGenerationPrompt: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
