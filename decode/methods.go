@@ -51,7 +51,8 @@ type MethodConfig struct {
 }
 
 // Collab is a ready-to-run method over loaded models: Generate streams
-// text, Func adapts it for evaluation harnesses.
+// text, Func adapts it for evaluation harnesses. It owns one session per
+// model and is not safe for concurrent use; build one per goroutine.
 type Collab struct {
 	*Generator
 	Models   []*engine.Model

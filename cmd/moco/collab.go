@@ -284,6 +284,9 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 			pos++
 		}
 	}
+	if pos == 0 {
+		fmt.Fprintln(stderr, "warning: the assistant never beats the base on these pairs, so the head learns never to defer")
+	}
 	h, err := decode.TrainHead(d, decode.HeadTrainConfig{Epochs: *epochs, LR: *lr})
 	if err != nil {
 		return err
