@@ -171,3 +171,6 @@ func contextLimit(m *engine.Model) int {
 	}
 	return n
 }
+
+// The engine's sessions drive every loop in this package.
+var _ Session = (*engine.Session)(nil)
