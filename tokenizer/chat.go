@@ -256,20 +256,20 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 		vars["tools"] = opts.Tools
 	}
 	vars["documents"] = nil
-	// Extra keys in sorted order so that a conversion error is deterministic.
-	keys := make([]string, 0, len(opts.Extra))
-	for k := range opts.Extra {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vars[k] = opts.Extra[k]
+	for k, v := range opts.Extra {
+		vars[k] = v
 	}
 	vars["messages"] = messages
 
-	data := map[string]any{}
-	for k, v := range vars {
-		cv, err := chatValue(v)
+	// Convert in sorted order so that the error for bad data is deterministic.
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	data := make(map[string]any, len(vars)+2)
+	for _, k := range keys {
+		cv, err := chatValue(vars[k])
 		if err != nil {
 			return "", fmt.Errorf("chat template: variable %q: %w", k, err)
 		}
@@ -365,7 +365,7 @@ func chatEnvironment() *exec.Environment {
 
 // chatParse parses a chat template source.
 func chatParse(src string) (*exec.Template, error) {
-	rewritten, err := chatHoistConditionals(src)
+	rewritten, err := chatRewrite(src)
 	if err != nil {
 		return nil, err
 	}

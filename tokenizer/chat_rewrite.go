@@ -8,22 +8,30 @@ import (
 	"unicode/utf8"
 )
 
-// gonja parses a conditional expression (x if c else y) only at the top of
-// {{ ... }} and {% set ... %}, while Jinja accepts it anywhere, and real chat
-// templates nest it in parentheses and call arguments, e.g. Gemma 3:
+// chatRewrite adapts a chat template's source to gonja where gonja's reading
+// of Jinja differs, so that gonja renders what Jinja would:
 //
-//	{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+//   - gonja parses a conditional expression (x if c else y) only at the top
+//     of {{ ... }} and {% set ... %}, while Jinja accepts it anywhere, and
+//     real templates nest it in parentheses and call arguments (Gemma 3:
+//     {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}).
+//     Each nested conditional becomes a set tag just before the tag using it,
+//     where gonja evaluates it lazily:
+//     {%+ set moco_cond_0 = first_user_prefix if loop.first else "" %}{{ ... + ( moco_cond_0 ) }}.
+//     The inserted tag takes over the original's left whitespace control ("+"
+//     in front of {{, which lstrip_blocks does not touch) and is followed by
+//     "{", never by the newline trim_blocks would eat, so output is unchanged.
+//   - lstrip_blocks strips spaces before a block or comment tag only when
+//     they start the line; gonja also strips them after another tag on the
+//     same line ("{{ x }} {% endfor %}"), so such tags get "+".
+//   - none becomes a name bound to a value distinct from undefined (see
+//     chatRenameNone).
+//   - a line break between "{%" and the statement name becomes a space.
 //
-// chatHoistConditionals rewrites each nested conditional into a set tag placed
-// just before the tag that uses it, where gonja evaluates it lazily:
-//
-//	{%+ set moco_cond_0 = first_user_prefix if loop.first else "" %}{{ '<start_of_turn>' + ... + ( moco_cond_0 ) }}
-//
-// The inserted tag never changes whitespace handling: it takes over the
-// original tag's left modifier ("+" in front of {{, which lstrip_blocks would
-// not touch), and it is followed by "{", never by the newline trim_blocks eats.
-// A template without nested conditionals is returned unchanged.
-func chatHoistConditionals(src string) (string, error) {
+// It also reports what would make gonja loop forever (an unclosed tag, a
+// U+FFFD outside strings) as syntax errors. A template needing none of this is
+// returned unchanged.
+func chatRewrite(src string) (string, error) {
 	h := &chatHoister{}
 	var out strings.Builder
 	changed := false
