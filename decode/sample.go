@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -243,5 +242,3 @@ func TopProb(x []float32) float64 {
 	}
 	return 1 / sum
 }
-
-var errEmptyScores = errors.New("decode: empty score vector")
