@@ -27,6 +27,7 @@ type Tokenizer struct {
 	normalizer normalizer
 	pre        preTokenizer
 	mapBytes   bool // the model sees words in the byte-level alphabet
+	spChunks   bool // without a pre-tokenizer, cut words before "▁" (see chunkable)
 	post       postProcessor
 	dec        decoder
 	cleanup    bool // clean_up_tokenization_spaces
@@ -116,6 +117,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 			t.pre = nil
 		}
 	}
+	t.spChunks = t.pre == nil && chunkable(t.model)
 	if t.post, err = newPostProcessor(f.PostProcessor); err != nil {
 		return nil, err
 	}
@@ -246,7 +248,11 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 				continue
 			}
 			if t.pre == nil {
-				ids = t.tokenizeWord(ids, ss.s)
+				if t.spChunks {
+					ids = t.tokenizeChunks(ids, ss.s)
+				} else {
+					ids = t.tokenizeWord(ids, ss.s)
+				}
 				continue
 			}
 			pieces = t.pre.split(pieces[:0], piece{ss.s, ss.atStart})
@@ -299,6 +305,41 @@ func (t *Tokenizer) tokenizeWord(dst []int, word string) []int {
 		t.mu.Unlock()
 	}
 	return append(dst, ids...)
+}
+
+// chunkable reports whether BPE on a whole SentencePiece-style segment
+// equals BPE on its parts cut before each "▁" that follows another
+// character: true when no vocabulary token holds such a pair (so no merge
+// crosses a cut), "▁" itself is known (so unknown runs end at a cut) and
+// ignore_merges is off (it looks up whole words only). Then each part can
+// be cached like a pre-tokenized word.
+func chunkable(m model) bool {
+	b, ok := m.(*bpe)
+	if !ok || b.ignoreMerges || b.prefix != "" || b.suffix != "" {
+		return false
+	}
+	if _, ok := b.vocab["▁"]; !ok {
+		return false
+	}
+	for tok := range b.vocab {
+		if strings.Contains(strings.TrimLeft(tok, "▁"), "▁") {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenizeChunks tokenizes a segment in parts cut before each "▁" that
+// follows another character.
+func (t *Tokenizer) tokenizeChunks(dst []int, s string) []int {
+	start := 0
+	for i := 1; i < len(s); i++ {
+		if s[i] == 0xE2 && strings.HasPrefix(s[i:], "▁") && !strings.HasSuffix(s[:i], "▁") {
+			dst = t.tokenizeWord(dst, s[start:i])
+			start = i
+		}
+	}
+	return t.tokenizeWord(dst, s[start:])
 }
 
 // tokenStrings returns the token strings of ids, without unknown ids and,

@@ -412,3 +412,36 @@ func TestConcurrentEncode(t *testing.T) {
 		}
 	}
 }
+
+// Cutting SentencePiece segments before "▁" (to cache the parts) gives the
+// ids of BPE over the whole segment.
+func TestChunksMatchWholeSegments(t *testing.T) {
+	alphabet := []rune{' ', ' ', 'a', 'b', 'e', 'h', 't', 'T', '.', ',', '\n', 'é', '日', '😀', '\u0378', '▁'}
+	rng := rand.New(rand.NewPCG(3, 4))
+	mistral := func() *Tokenizer {
+		tk, err := Load(testutil.Shared(t, refDirs["mistral-sp"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	for _, load := range []func() *Tokenizer{func() *Tokenizer { return embedded(t) }, mistral} {
+		tk, whole := load(), load()
+		if !tk.spChunks {
+			t.Fatal("tokenizer not chunkable")
+		}
+		whole.spChunks = false
+		for range 300 {
+			rs := make([]rune, rng.IntN(30))
+			for i := range rs {
+				rs[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+			s := string(rs)
+			a, _ := tk.Encode(s, false)
+			b, _ := whole.Encode(s, false)
+			if !slices.Equal(a, b) {
+				t.Fatalf("%q: chunked %v, whole %v", s, a, b)
+			}
+		}
+	}
+}
