@@ -310,6 +310,18 @@ add("llama32_defined_fn", r'''{%- if not date_string is defined %}{%- if strftim
 
 add("title_filters", r'''{{ "it's o'k-ay (x) [y]z  MIXED case"|title }}|{{ "hELLO wORLD"|capitalize }}|{{ "ÉTÉ"|lower }}|{{ 'straße'|upper|length }}|{{ "1st place"|title }}''')
 
+# batch 5: scoping and constructs from published templates
+add("scope_for", r'''{% set x = 1 %}{% for m in messages %}{% set x = 2 %}{% set y = 3 %}{% endfor %}{{ x }}{{ y is defined }}''')
+add("scope_if", r'''{% if true %}{% set y = 1 %}{% endif %}{{ y }}{% if false %}{% else %}{% set z = 2 %}{% endif %}{{ z }}''')
+add("scope_found_item", "{%- set found_item = false -%}\n{%- for message in messages -%}\n    {%- if message['role'] == 'system' -%}\n        {%- set found_item = true -%}\n    {%- endif -%}\n{%- endfor -%}\n{%- if not found_item -%}\nDEFAULT\n{%- endif %}\nEND")
+add("scope_macro", r'''{% set g = 'outer' %}{% macro m() %}{% set g = 'inner' %}{{ g }}{% endmacro %}{{ m() }}{{ g }}''')
+add("range_idx", "{%- for idx in range(0, messages|length) -%}\n{%- if messages[idx]['role'] == 'user' -%}\n{%- if idx > 1 -%}\n{{- bos_token + '[INST] ' + messages[idx]['content'] + ' [/INST]' -}}\n{%- else -%}\n{{- messages[idx]['content'] + ' [/INST]' -}}\n{%- endif -%}\n{% elif messages[idx]['role'] == 'system' %}\n{{- '[INST] <<SYS>>\\n' + messages[idx]['content'] + '\\n<</SYS>>\\n\\n' -}}\n{%- elif messages[idx]['role'] == 'assistant' -%}\n{{- ' '  + messages[idx]['content'] + ' ' + eos_token -}}\n{% endif %}\n{% endfor %}")
+add("set_filter_prec", r'''{% for message in messages %}{% set content = 'Source: ' + message['role'] + '\n\n ' + message['content'] | trim %}{{ content + ' <step> ' }}{% endfor %}''')
+add("previtem_role", r'''{% for message in messages %}{% if loop.index > 1 and loop.previtem['role'] != 'assistant' %}{{ ' ' }}{% endif %}{{ message['role'] }}{% endfor %}''')
+add("text_newlines", "Intro line\n\n{% for message in messages %}{% if message['role'] == 'user' %}### Instruction:\n{{ message['content']|trim -}}{% if not loop.last %}{{ '\\n\\n' }}{% endif %}{% elif message['role'] == 'assistant' %}### Response:\n{{ message['content']|trim -}}\n{% endif %}{% endfor %}\n{% if add_generation_prompt %}### Response:\n{% endif %}")
+add("zephyr_newlines", "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+add("messages_neg_index", r'''{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}G{% elif messages[-1]['role'] == 'assistant' %}{{ eos_token }}{% endif %}''')
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
