@@ -23,6 +23,10 @@ type bpe struct {
 	ignoreMerges bool
 	byteIDs      [256]int // ids of <0xNN> tokens (-1 when absent)
 
+	// levelIDs are the ids of the 256 byte-level characters, when all are
+	// in the vocabulary: a byte-level word then needs no mapping.
+	levelIDs   [256]int32
+	haveLevels bool
 }
 
 type merge struct {
@@ -112,6 +116,12 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
 			m.byteIDs[b] = id
 		}
+	}
+	m.haveLevels = m.prefix == "" && m.suffix == ""
+	for b := range m.levelIDs {
+		id, ok := vocab[string(byteToRune[b])]
+		m.levelIDs[b] = int32(id)
+		m.haveLevels = m.haveLevels && ok
 	}
 	merges, err := parseMerges(j.Merges, func(tok []byte) (int, bool) {
 		id, ok := vocab[string(tok)]
@@ -219,6 +229,28 @@ func (m *bpe) encodeWord(word string) []int {
 	}
 	var buf [64]symbol
 	syms := m.initial(word, buf[:0])
+	if len(syms) > 1 {
+		m.mergeAll(syms)
+	}
+	ids := make([]int, 0, len(syms))
+	for i := 0; i >= 0 && i < len(syms); i = int(syms[i].next) {
+		ids = append(ids, int(syms[i].id))
+	}
+	return ids
+}
+
+// encodeBytes encodes a word given in raw bytes, as encodeWord would
+// encode it in the byte-level alphabet.
+func (m *bpe) encodeBytes(word string) []int {
+	if !m.haveLevels || m.ignoreMerges {
+		return m.encodeWord(byteLevelString(word))
+	}
+	var buf [64]symbol
+	syms := buf[:0]
+	for i := 0; i < len(word); i++ {
+		syms = append(syms, symbol{id: m.levelIDs[word[i]], prev: int32(i - 1), next: int32(i + 1)})
+	}
+	syms[len(syms)-1].next = -1
 	if len(syms) > 1 {
 		m.mergeAll(syms)
 	}

@@ -282,21 +282,14 @@ func (t *Tokenizer) tokenizeWord(dst []int, word string) []int {
 	if word == "" {
 		return dst
 	}
-	w := word
 	if len(word) > maxCachedWord {
-		if t.mapBytes {
-			w = byteLevelString(word)
-		}
-		return append(dst, t.model.encodeWord(w)...)
+		return append(dst, t.encodeWord(word)...)
 	}
 	t.mu.Lock()
 	ids, ok := t.cache[word]
 	t.mu.Unlock()
 	if !ok {
-		if t.mapBytes {
-			w = byteLevelString(word)
-		}
-		ids = t.model.encodeWord(w)
+		ids = t.encodeWord(word)
 		t.mu.Lock()
 		if len(t.cache) >= maxCache {
 			clear(t.cache)
@@ -340,6 +333,18 @@ func (t *Tokenizer) tokenizeChunks(dst []int, s string) []int {
 		}
 	}
 	return t.tokenizeWord(dst, s[start:])
+}
+
+// encodeWord runs the model on one word, in the byte-level alphabet when
+// the pre-tokenizer left that mapping to the model.
+func (t *Tokenizer) encodeWord(word string) []int {
+	if !t.mapBytes {
+		return t.model.encodeWord(word)
+	}
+	if b, ok := t.model.(*bpe); ok {
+		return b.encodeBytes(word)
+	}
+	return t.model.encodeWord(byteLevelString(word))
 }
 
 // tokenStrings returns the token strings of ids, without unknown ids and,

@@ -261,13 +261,16 @@ func TestBPEModel(t *testing.T) {
 func TestMergeAllMatchesNaive(t *testing.T) {
 	tk := mini(t)
 	m := tk.model.(*bpe)
-	texts := []string{"Hello world", strings.Repeat("abcabc the ", 50), "ĠĠĠĠĠĠĠĠ", "internationalization"}
+	texts := []string{"Hello world", strings.Repeat("abcabc the ", 50), "ĠĠĠĠĠĠĠĠ", "internationalization", "é😀\x00\xff"}
 	for _, s := range texts {
 		w := byteLevelString(s)
 		got := m.encodeWord(w)
 		want := naiveBPE(m, w)
 		if !slices.Equal(got, want) {
 			t.Errorf("%q: heap %v, naive %v", s, got, want)
+		}
+		if got := m.encodeBytes(s); !slices.Equal(got, want) {
+			t.Errorf("%q: from bytes %v, naive %v", s, got, want)
 		}
 	}
 }
