@@ -406,10 +406,10 @@ func chatStr(v *exec.Value) string {
 func chatMethods() exec.Methods {
 	str := map[string]exec.Method[string]{}
 	for _, name := range []string{
-		"capwords", "casefold", "center", "count", "encode", "expandtabs", "find", "format", "format_map",
-		"index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier", "islower",
-		"isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "ljust", "partition",
-		"rfind", "rindex", "rjust", "rpartition", "splitlines", "swapcase", "zfill",
+		"capwords", "casefold", "encode", "expandtabs", "format", "format_map",
+		"isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "islower",
+		"isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "partition",
+		"rpartition", "splitlines", "swapcase", "zfill",
 	} {
 		if m, ok := builtins.Methods.Str.Get(name); ok {
 			str[name] = m
@@ -525,6 +525,24 @@ var chatStrMethods = map[string]exec.Method[string]{
 	"lower":      chatNoArgs("lower", chatLower),
 	"title":      chatNoArgs("title", chatTitle),
 	"capitalize": chatNoArgs("capitalize", chatCapitalize),
+	"ljust":      chatJustMethod("ljust"),
+	"rjust":      chatJustMethod("rjust"),
+	"center":     chatJustMethod("center"),
+	"count": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) < 1 || len(va.Args) > 3 || len(va.KwArgs) > 0 || !va.Args[0].IsString() {
+			return nil, errors.New("count() takes a string and optional start and end")
+		}
+		runes := []rune(s)
+		lo, hi := chatRuneRange(len(runes), va.Args[1:])
+		if lo > hi {
+			return 0, nil
+		}
+		return strings.Count(string(runes[lo:hi]), va.Args[0].String()), nil
+	},
+	"find":   chatFindMethod("find", false, false),
+	"rfind":  chatFindMethod("rfind", true, false),
+	"index":  chatFindMethod("index", false, true),
+	"rindex": chatFindMethod("rindex", true, true),
 	"removeprefix": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
 		if len(va.Args) != 1 || !va.Args[0].IsString() {
 			return nil, errors.New("removeprefix() takes one string")
@@ -537,6 +555,86 @@ var chatStrMethods = map[string]exec.Method[string]{
 		}
 		return strings.TrimSuffix(s, va.Args[0].String()), nil
 	},
+}
+
+// chatJustMethod is ljust/rjust/center(width[, fillchar]), counting characters.
+func chatJustMethod(name string) exec.Method[string] {
+	return func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) < 1 || len(va.Args) > 2 || len(va.KwArgs) > 0 || !va.Args[0].IsInteger() {
+			return nil, fmt.Errorf("%s() takes an integer width and an optional fill character", name)
+		}
+		fill := " "
+		if len(va.Args) == 2 {
+			if fill = va.Args[1].String(); utf8.RuneCountInString(fill) != 1 {
+				return nil, fmt.Errorf("%s(): the fill character must be exactly one character long", name)
+			}
+		}
+		width, n := va.Args[0].Integer(), utf8.RuneCountInString(s)
+		if width <= n {
+			return s, nil
+		}
+		pad := width - n
+		left := 0
+		switch name {
+		case "rjust":
+			left = pad
+		case "center":
+			left = pad/2 + (pad & width & 1) // CPython's rounding
+		}
+		return strings.Repeat(fill, left) + s + strings.Repeat(fill, pad-left), nil
+	}
+}
+
+// chatRuneRange reads optional start and end arguments as Python slices
+// them: negative from the end, clamped, None for the default.
+func chatRuneRange(n int, args []*exec.Value) (lo, hi int) {
+	bound := func(v *exec.Value, def int) int {
+		if v.IsNil() || chatIsNone(v) {
+			return def
+		}
+		i := v.Integer()
+		if i < 0 {
+			i += n
+		}
+		return min(max(i, 0), n)
+	}
+	lo, hi = 0, n
+	if len(args) > 0 {
+		lo = bound(args[0], 0)
+	}
+	if len(args) > 1 {
+		hi = bound(args[1], n)
+	}
+	return lo, hi
+}
+
+// chatFindMethod is find/rfind/index/rindex(sub[, start[, end]]), counting
+// characters as Python does; index and rindex fail where find gives -1.
+func chatFindMethod(name string, last, mustFind bool) exec.Method[string] {
+	return func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if len(va.Args) < 1 || len(va.Args) > 3 || len(va.KwArgs) > 0 || !va.Args[0].IsString() {
+			return nil, fmt.Errorf("%s() takes a string and optional start and end", name)
+		}
+		runes := []rune(s)
+		lo, hi := chatRuneRange(len(runes), va.Args[1:])
+		at := -1
+		if lo <= hi {
+			sub, hay := va.Args[0].String(), string(runes[lo:hi])
+			var b int
+			if last {
+				b = strings.LastIndex(hay, sub)
+			} else {
+				b = strings.Index(hay, sub)
+			}
+			if b >= 0 {
+				at = lo + utf8.RuneCountInString(hay[:b])
+			}
+		}
+		if at < 0 && mustFind {
+			return nil, errors.New("substring not found")
+		}
+		return at, nil
+	}
 }
 
 func chatNoArgs(name string, fn func(string) string) exec.Method[string] {
@@ -697,23 +795,7 @@ func chatAffix(s string, va *exec.VarArgs, name string, has func(string, string)
 		return nil, fmt.Errorf("%s() takes 1 to 3 positional arguments", name)
 	}
 	runes := []rune(s)
-	lo, hi := 0, len(runes)
-	bound := func(v *exec.Value, def int) int {
-		if v.IsNil() {
-			return def
-		}
-		i := v.Integer()
-		if i < 0 {
-			i += len(runes)
-		}
-		return min(max(i, 0), len(runes))
-	}
-	if len(va.Args) > 1 {
-		lo = bound(va.Args[1], 0)
-	}
-	if len(va.Args) > 2 {
-		hi = bound(va.Args[2], len(runes))
-	}
+	lo, hi := chatRuneRange(len(runes), va.Args[1:])
 	if lo > hi {
 		return false, nil
 	}

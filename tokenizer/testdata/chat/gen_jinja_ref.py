@@ -322,6 +322,8 @@ add("text_newlines", "Intro line\n\n{% for message in messages %}{% if message['
 add("zephyr_newlines", "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
 add("messages_neg_index", r'''{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}G{% elif messages[-1]['role'] == 'assistant' %}{{ eos_token }}{% endif %}''')
 
+add("str_methods3", r'''{{ '{} {}'.format('a', 1) }}|{{ '{0}-{0}'.format('x') }}|{{ '{name}!'.format(name='n') }}|{{ 'a,b,c'.count(',') }}|{{ 'aaaa'.count('aa') }}|{{ 'a,b,c'.count(',', 2) }}|{{ 'abc'.find('z') }}|{{ '  '.isspace() }}|{{ 'abc'.isalpha() }}|{{ '12'.isdigit() }}|{{ '5'.zfill(3) }}|{{ 'a b'.partition(' ')|join('/') }}|{{ 'ab'.index('b') }}|{{ 'a\nb'.splitlines()|length }}|{{ 'A'.isupper() }}|{{ 'x'.ljust(3) + '|' }}|{{ 'x'.rjust(3) }}|{{ 'x'.center(5) + '|' }}|{{ 'ab'.center(5, '*') }}|{{ 'abc'.center(6, '*') }}|{{ 'é'.ljust(3, '·') }}|{{ 'Hello'.swapcase() }}|{{ 'a-b-c'.rpartition('-')|join('/') }}|{{ 'abcabc'.rfind('b') }}|{{ 'éab'.find('b') }}|{{ 'xéx'.rindex('x') }}|{{ 'abcabc'.find('b', 2) }}''')
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
