@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func chatFilters() *exec.FilterSet {
 	set("items", chatFilterItems)
 	set("reverse", chatFilterReverse)
 	set("dictsort", chatFilterDictSort)
+	set("round", chatFilterRound)
 	set("title", chatStrFilter("title", chatJinjaTitle))
 	set("capitalize", chatStrFilter("capitalize", chatCapitalize))
 	set("upper", chatStrFilter("upper", chatUpper))
@@ -317,6 +319,50 @@ func chatFilterToJSON(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec
 		return exec.AsValue(err)
 	}
 	return exec.AsSafeValue(s)
+}
+
+// chatFilterRound is Jinja's round(precision=0, method="common"): "common"
+// is Python's round, exact and half-to-even (round(2.5) is 2.0); "ceil" and
+// "floor" scale by 10**precision. The result is a float, but for "common" on
+// an int.
+func chatFilterRound(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := chatCheckArgs(va, "round", 2, "precision", "method"); err != nil {
+		return exec.AsValue(err)
+	}
+	if !in.IsNumber() || chatIsNone(in) {
+		return exec.AsValue(fmt.Errorf("round: %s is not a number", in.String()))
+	}
+	precision, method := 0, "common"
+	if v, ok := chatArg(va, 0, "precision"); ok {
+		precision = v.Integer()
+	}
+	if v, ok := chatArg(va, 1, "method"); ok {
+		method = v.String()
+	}
+	x := in.Float()
+	switch method {
+	case "common":
+		if in.IsInteger() && precision >= 0 {
+			return in // Python's round keeps an int an int
+		}
+		if precision >= 0 {
+			// FormatFloat rounds the exact binary value, ties to even, as Python does.
+			r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', precision, 64), 64)
+			return exec.AsValue(r)
+		}
+		scale := math.Pow(10, float64(-precision))
+		return exec.AsValue(math.RoundToEven(x/scale) * scale)
+	case "ceil":
+		scale := math.Pow(10, float64(precision))
+		return exec.AsValue(math.Ceil(x*scale) / scale)
+	case "floor":
+		scale := math.Pow(10, float64(precision))
+		return exec.AsValue(math.Floor(x*scale) / scale)
+	}
+	return exec.AsValue(errors.New(`round: method must be "common", "ceil" or "floor"`))
 }
 
 // chatStrFilter makes a filter of a string function applied to str(value).

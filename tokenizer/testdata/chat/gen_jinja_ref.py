@@ -324,6 +324,11 @@ add("messages_neg_index", r'''{% if add_generation_prompt and messages[-1]['role
 
 add("str_methods3", r'''{{ '{} {}'.format('a', 1) }}|{{ '{0}-{0}'.format('x') }}|{{ '{name}!'.format(name='n') }}|{{ 'a,b,c'.count(',') }}|{{ 'aaaa'.count('aa') }}|{{ 'a,b,c'.count(',', 2) }}|{{ 'abc'.find('z') }}|{{ '  '.isspace() }}|{{ 'abc'.isalpha() }}|{{ '12'.isdigit() }}|{{ '5'.zfill(3) }}|{{ 'a b'.partition(' ')|join('/') }}|{{ 'ab'.index('b') }}|{{ 'a\nb'.splitlines()|length }}|{{ 'A'.isupper() }}|{{ 'x'.ljust(3) + '|' }}|{{ 'x'.rjust(3) }}|{{ 'x'.center(5) + '|' }}|{{ 'ab'.center(5, '*') }}|{{ 'abc'.center(6, '*') }}|{{ 'é'.ljust(3, '·') }}|{{ 'Hello'.swapcase() }}|{{ 'a-b-c'.rpartition('-')|join('/') }}|{{ 'abcabc'.rfind('b') }}|{{ 'éab'.find('b') }}|{{ 'xéx'.rindex('x') }}|{{ 'abcabc'.find('b', 2) }}''')
 
+add("filters2", r'''{{ messages|join(', ', attribute='role') }}|{{ messages|map(attribute='content')|map('trim')|map('upper')|first }}|{{ [1, 2, 3, 4]|select('odd')|list|join }}|{{ [1, 2, 3, 4]|reject('even')|list|join }}|{{ 'abc'|first }}{{ 'abc'|last }}|{{ 'abc'|list|join('.') }}|{{ [3, 1, 2]|min }}{{ [3, 1, 2]|max }}|{{ messages|selectattr('content')|list|length }}|{{ 3.14159|round(2) }}|{{ 2.5|round }}|{{ 3.5|round }}|{{ 2.675|round(2) }}|{{ 7|round }}|{{ 1.21|round(1, 'ceil') }}|{{ -1.25|round(1, 'floor') }}|{{ '42'|int * 2 }}|{{ 'x'|default('d', true) }}|{{ ''|default('d', true) }}|{{ [1,2,3,4,5]|batch(2)|list|length }}|{{ 'a  b c'|wordcount }}|{{ messages|sum(attribute='n', start=0) if false else 0 }}''')
+add("indent_filter", r'''{{ "a\nb\nc"|indent(2) }}|{{ "a\nb"|indent(4, true) }}|{{ "a\n\nb"|indent(2, blank=true) }}''')
+add("escape_safe", r'''{{ '<b>&"'|e }}|{{ '<i>'|safe }}|{{ '<p>x</p>'|striptags }}''')
+add("truncate_filter", r'''{{ 'hello world foo bar'|truncate(9) }}|{{ 'hello world'|truncate(5, true) }}|{{ 'hi'|truncate(5) }}''')
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
