@@ -2,6 +2,7 @@ package merge
 
 import (
 	"fmt"
+	"math"
 	"hash/fnv"
 	"sort"
 	"strings"
@@ -268,20 +269,14 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 	for _, d := range p.shape {
 		n *= d
 	}
-	xs := make([][]float32, len(all))
+	ts := make([]*safetensors.Tensor, len(all))
 	for i, in := range all {
-		t, _ := in.Src.Tensor(p.name)
-		x, err := safetensors.ToF32(t)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", in.Name, err)
-		}
-		xs[i] = x[:n] // vocabulary truncation keeps the leading rows
+		ts[i], _ = in.Src.Tensor(p.name)
 	}
-	dst := make([]float32, n)
-	models := xs
-	var base []float32
-	if s.Base != nil {
-		base, models = xs[0], xs[1:]
+	hasBase := s.Base != nil
+	if s.Method == "linear" && hasBase {
+		// mergekit's linear ignores base_model unless it is listed.
+		ts, hasBase = ts[1:], false
 	}
 	w := make([]float64, len(s.Models))
 	for i := range s.Models {
@@ -291,16 +286,9 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 	if len(p.shape) >= 2 {
 		cols = p.shape[len(p.shape)-1]
 	}
-	var err error
-	switch {
-	case s.Method == "linear":
-		if s.Base != nil {
-			// mergekit's linear ignores base_model unless it is listed.
-			models = xs[1:]
-		}
-		err = Linear(dst, models, w, s.flag("normalize", p.name, layer, nLayers, m.normalize))
-	case m.taskVector:
-		o := TaskOptions{
+	var o TaskOptions
+	if m.taskVector {
+		o = TaskOptions{
 			Sparsify:  m.sparsify,
 			Consensus: m.consensus,
 			Density:   make([]float64, len(s.Models)),
@@ -316,6 +304,63 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 		for i := range s.Models {
 			o.Density[i] = s.param(&s.Models[i], "density", p.name, layer, nLayers, 1)
 		}
+		if err := o.check(len(s.Models)); err != nil {
+			return nil, err
+		}
+	}
+
+	// Element-wise methods stream through each tensor in chunks.
+	switch {
+	case s.Method == "linear":
+		div := 1.0
+		if s.flag("normalize", p.name, layer, nLayers, m.normalize) {
+			if div = sum(w); math.Abs(div) < 1e-12 {
+				return nil, fmt.Errorf("linear: weights sum to zero, cannot normalize")
+			}
+		}
+		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
+			for j := range dst {
+				var acc float64
+				for i, x := range xs {
+					acc += w[i] * float64(x[j])
+				}
+				dst[j] = float32(acc / div)
+			}
+		})
+	case s.Method == "expo":
+		alpha := s.param(nil, "alpha", p.name, layer, nLayers, 0.3)
+		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
+			src, tgt := xs[0], xs[1]
+			for j := range dst {
+				t := float64(tgt[j])
+				dst[j] = float32(t + alpha*(t-float64(src[j])))
+			}
+		})
+	case m.taskVector && o.elementwise():
+		lambda := o.Lambda
+		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
+			taskChunk(dst, xs[0], xs[1:], w, o, lambda, k, ds)
+		})
+	}
+
+	// The rest needs whole tensors (ranks, norms, angles).
+	xs := make([][]float32, len(ts))
+	for i, t := range ts {
+		x, err := safetensors.ToF32(t)
+		if err != nil {
+			return nil, err
+		}
+		xs[i] = x[:n] // vocabulary truncation keeps the leading rows
+	}
+	dst := make([]float32, n)
+	models := xs
+	var base []float32
+	if hasBase {
+		base, models = xs[0], xs[1:]
+	}
+	var err error
+	switch {
+	case m.taskVector:
 		err = TaskMerge(dst, base, models, w, o)
 	case s.Method == "slerp":
 		err = Slerp(dst, base, models[0], s.param(nil, "t", p.name, layer, nLayers, 0.5))
@@ -325,8 +370,6 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 			fw = cols
 		}
 		err = ModelStock(dst, base, models, fw)
-	case s.Method == "expo":
-		err = Extrapolate(dst, base, models[0], s.param(nil, "alpha", p.name, layer, nLayers, 0.3))
 	default:
 		err = fmt.Errorf("method %s has no tensor rule", s.Method)
 	}

@@ -174,3 +174,48 @@ func TestWriteFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamMatchesWhole checks the chunked streaming path (used for
+// element-wise methods) against the whole-tensor functions, on BF16 inputs
+// spanning several chunks, DARE's random drops included.
+func TestStreamMatchesWhole(t *testing.T) {
+	const n = 3*chunk + 100
+	mk := func(name string, seed uint64) (Input, []float32) {
+		r := rng{s: seed}
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.float64()*2 - 1)
+		}
+		bt, err := safetensors.Convert(f32t("model.layers.0.w", []int{n}, x...), safetensors.BF16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wide, _ := safetensors.ToF32(bt)
+		return mem(name, bt), wide
+	}
+	base, bx := mk("base", 1)
+	a, ax := mk("a", 2)
+	b, bxx := mk("b", 3)
+	a.Params = Params{"weight": Scalar(0.7), "density": Scalar(0.4)}
+	b.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.6)}
+	s := &Spec{Method: "dare_ties", Base: &base, Models: []Input{a, b}, Seed: 9, OutDType: safetensors.F32}
+	out, err := s.MergeToMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, n)
+	o := TaskOptions{Sparsify: SparsifyRandom, Consensus: "sum", Rescale: true, Density: []float64{0.4, 0.6}, Seed: 9 ^ hashName("model.layers.0.w")}
+	if err := TaskMerge(want, bx, [][]float32{ax, bxx}, []float64{0.7, 0.5}, o); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "dare_ties streamed", values(t, out, "model.layers.0.w"), want, 1e-6)
+
+	s = &Spec{Method: "linear", Models: []Input{a, b}, OutDType: safetensors.F32}
+	if out, err = s.MergeToMemory(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Linear(want, [][]float32{ax, bxx}, []float64{0.7, 0.5}, true); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "linear streamed", values(t, out, "model.layers.0.w"), want, 1e-6)
+}

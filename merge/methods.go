@@ -64,32 +64,14 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 	if err := checkInputs(dst, plus(xs, base), append(append([]float64(nil), w...), 0)); err != nil {
 		return err
 	}
-	if len(o.Density) != len(xs) {
-		return fmt.Errorf("%d densities for %d models", len(o.Density), len(xs))
-	}
-	for _, d := range o.Density {
-		if d < 0 || d > 1 || math.IsNaN(d) {
-			return fmt.Errorf("density %v is outside [0, 1]", d)
-		}
-	}
-	switch o.Consensus {
-	case "", "sum", "count":
-	default:
-		return fmt.Errorf("unknown consensus method %q (want sum or count)", o.Consensus)
+	if err := o.check(len(xs)); err != nil {
+		return err
 	}
 	lambda := o.Lambda
 	if lambda == 0 {
 		lambda = 1
 	}
-	whole := o.RescaleL1
-	switch o.Sparsify {
-	case SparsifyNone, SparsifyRandom:
-	case SparsifyMagnitude, SparsifyOutliers, SparsifyMagPrune:
-		whole = true
-	default:
-		return fmt.Errorf("unknown sparsification %q", o.Sparsify)
-	}
-	if whole {
+	if !o.elementwise() {
 		// Methods that rank or renormalize need each whole delta first.
 		deltas := make([][]float32, len(xs))
 		for i, x := range xs {
@@ -117,25 +99,155 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 	// Element-wise sparsification: independent chunks, each with its own
 	// random stream, so threads never share state.
 	parallel(len(dst), func(lo, hi int) {
-		ds := make([][]float32, len(xs))
-		for i := range ds {
-			ds[i] = make([]float32, min(chunk, hi-lo))
-		}
+		ds := scratch(len(xs)+3, min(chunk, hi-lo))
 		for c := lo; c < hi; c += chunk {
 			e := min(c+chunk, hi)
+			cs := make([][]float32, len(xs))
 			for i, x := range xs {
-				d := ds[i][:e-c]
-				for j := range d {
-					d[j] = x[c+j] - base[c+j]
-				}
-				r := rng{s: mix(o.Seed, uint64(i), uint64(c/chunk)+1)}
-				sparsify(d, o, i, &r)
-				ds[i] = ds[i][:e-c]
+				cs[i] = x[c:e]
 			}
-			combine(dst[c:e], base[c:e], ds, w, o.Consensus, o.Normalize, lambda)
+			taskChunk(dst[c:e], base[c:e], cs, w, o, lambda, c/chunk, ds)
 		}
 	})
 	return nil
+}
+
+// check validates the options for n models.
+func (o TaskOptions) check(n int) error {
+	if len(o.Density) != n {
+		return fmt.Errorf("%d densities for %d models", len(o.Density), n)
+	}
+	for _, d := range o.Density {
+		if d < 0 || d > 1 || math.IsNaN(d) {
+			return fmt.Errorf("density %v is outside [0, 1]", d)
+		}
+	}
+	switch o.Consensus {
+	case "", "sum", "count":
+	default:
+		return fmt.Errorf("unknown consensus method %q (want sum or count)", o.Consensus)
+	}
+	switch o.Sparsify {
+	case SparsifyNone, SparsifyRandom, SparsifyMagnitude, SparsifyOutliers, SparsifyMagPrune:
+	default:
+		return fmt.Errorf("unknown sparsification %q", o.Sparsify)
+	}
+	return nil
+}
+
+// elementwise reports whether o's merge of one chunk depends only on that
+// chunk (so tensors can be streamed through in chunks).
+func (o TaskOptions) elementwise() bool {
+	return !o.RescaleL1 && (o.Sparsify == SparsifyNone || o.Sparsify == SparsifyRandom)
+}
+
+func scratch(n, size int) [][]float32 {
+	ds := make([][]float32, n)
+	for i := range ds {
+		ds[i] = make([]float32, size)
+	}
+	return ds
+}
+
+// taskChunk merges chunk number k (of length <= chunk) of an element-wise
+// task merge; ds is scratch: len(xs)+3 slices of at least len(dst).
+func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) {
+	n := len(dst)
+	if o.Consensus == "sum" && len(xs) <= 16 {
+		sumChunk(dst, base, xs, w, o, lambda, k, ds)
+		return
+	}
+	cur := make([][]float32, len(xs))
+	for i, x := range xs {
+		d := ds[i][:n]
+		for j := range d {
+			d[j] = x[j] - base[j]
+		}
+		if o.Sparsify == SparsifyRandom {
+			r := rng{s: mix(o.Seed, uint64(i), uint64(k)+1)}
+			sparsify(d, o, i, &r)
+		}
+		cur[i] = d
+	}
+	combine(dst, base, cur, w, o.Consensus, o.Normalize, lambda)
+}
+
+// sumChunk is taskChunk for sign election by sum (TIES, DARE-TIES), fused
+// into three passes: weighted, dropped deltas and their sum; the agreeing
+// deltas and weights; the output. It computes what combine does, in the
+// same float32 arithmetic.
+func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) {
+	n := len(dst)
+	var cur [16][]float32
+	e := ds[len(xs)][:n]
+	clear(e)
+	for i, x := range xs {
+		d := ds[i][:n]
+		x := x[:n]
+		b := base[:n]
+		wi := float32(w[i])
+		if o.Sparsify == SparsifyRandom && o.Density[i] < 1 {
+			sc := wi
+			if o.Rescale && o.Density[i] > 0 {
+				sc = float32(float64(wi) / o.Density[i])
+			}
+			th := int64(keepThreshold(o.Density[i]))
+			r := rng{s: mix(o.Seed, uint64(i), uint64(k)+1)}
+			j := 0
+			for ; j+1 < n; j += 2 {
+				u := r.next()
+				m0 := uint32((int64(u&0xffffffff) - th) >> 63)
+				m1 := uint32((int64(u>>32) - th) >> 63)
+				d0 := math.Float32frombits(math.Float32bits((x[j]-b[j])*sc) & m0)
+				d1 := math.Float32frombits(math.Float32bits((x[j+1]-b[j+1])*sc) & m1)
+				d[j], d[j+1] = d0, d1
+				e[j] += d0
+				e[j+1] += d1
+			}
+			if j < n {
+				u := r.next()
+				m0 := uint32((int64(u&0xffffffff) - th) >> 63)
+				d0 := math.Float32frombits(math.Float32bits((x[j]-b[j])*sc) & m0)
+				d[j] = d0
+				e[j] += d0
+			}
+		} else {
+			for j := range d {
+				v := (x[j] - b[j]) * wi
+				d[j] = v
+				e[j] += v
+			}
+		}
+		cur[i] = d
+	}
+	for j := range e {
+		if e[j] == 0 {
+			e[j] = 1 // a tie elects +
+		}
+	}
+	a, v := ds[len(xs)+1][:n], ds[len(xs)+2][:n]
+	clear(a)
+	clear(v)
+	for i := range xs {
+		wb := math.Float32bits(float32(w[i]))
+		d := cur[i][:n]
+		for j, x := range d {
+			m := agree(x * e[j])
+			a[j] += math.Float32frombits(math.Float32bits(x) & m)
+			v[j] += math.Float32frombits(wb & m)
+		}
+	}
+	lam := float32(lambda)
+	b := base[:n]
+	for j := range dst {
+		s := a[j]
+		if o.Normalize {
+			if dv := v[j]; dv > 1e-8 || dv < -1e-8 {
+				s /= dv
+			}
+		}
+		dst[j] = b[j] + lam*s
+	}
 }
 
 // sparsify applies o's sparsification with model i's density to d.
@@ -172,41 +284,97 @@ func scaleBy(d []float32, s float32) {
 // a consensus method, each position elects a sign (the sign of the sum of the
 // weighted deltas, or of the count of their signs; a tie elects +) and only
 // deltas of that sign take part, in the sum and in the normalizing divisor.
-// Zero deltas have no sign and never take part.
+// Zero deltas have no sign and never take part. The sign tests are
+// branch-free: deltas after DARE's drops have random signs and zeros, which
+// would defeat branch prediction.
 func combine(dst, base []float32, ds [][]float32, w []float64, consensus string, normalize bool, lambda float64) {
-	for j := range dst {
-		var elect float64
-		if consensus != "" {
-			for i, d := range ds {
-				v := w[i] * float64(d[j])
-				if consensus == "sum" {
-					elect += v
-				} else {
-					elect += sign(v)
-				}
-			}
-		}
-		major := 1.0
-		if elect < 0 {
-			major = -1
-		}
-		var s, div float64
-		for i, d := range ds {
-			v := w[i] * float64(d[j])
-			if consensus != "" && sign(v) != major {
-				continue
-			}
-			s += v
-			div += w[i]
-		}
+	if consensus == "" {
+		// Every model takes part everywhere: one divisor for the tensor.
+		scale := lambda
 		if normalize {
+			div := sum(w)
 			if math.Abs(div) < 1e-8 {
 				div = 1
 			}
-			s /= div
+			scale /= div
 		}
-		dst[j] = float32(float64(base[j]) + lambda*s)
+		for j := range dst {
+			var s float64
+			for i, d := range ds {
+				s += w[i] * float64(d[j])
+			}
+			dst[j] = float32(float64(base[j]) + scale*s)
+		}
+		return
 	}
+	const block = 512
+	var elect, acc, div [block]float32
+	lam := float32(lambda)
+	for lo := 0; lo < len(dst); lo += block {
+		n := min(block, len(dst)-lo)
+		e, a, v := elect[:n], acc[:n], div[:n]
+		clear(e)
+		clear(a)
+		clear(v)
+		for i, d := range ds {
+			wi := float32(w[i])
+			d := d[lo : lo+n]
+			if consensus == "count" {
+				for j, x := range d {
+					e[j] += signBits(wi * x)
+				}
+			} else {
+				for j, x := range d {
+					e[j] += wi * x
+				}
+			}
+		}
+		// A zero election elects +: nudge it so that positive deltas agree.
+		for j := range e {
+			if e[j] == 0 {
+				e[j] = 1
+			}
+		}
+		for i, d := range ds {
+			wi := float32(w[i])
+			wb := math.Float32bits(wi)
+			d := d[lo : lo+n]
+			for j, x := range d {
+				x *= wi
+				m := agree(x * e[j])
+				a[j] += math.Float32frombits(math.Float32bits(x) & m)
+				v[j] += math.Float32frombits(wb & m)
+			}
+		}
+		out, b := dst[lo:lo+n], base[lo:lo+n]
+		for j := range out {
+			s := a[j]
+			if normalize {
+				if dv := v[j]; dv > 1e-8 || dv < -1e-8 {
+					s /= dv
+				}
+			}
+			out[j] = b[j] + lam*s
+		}
+	}
+}
+
+// agree returns all ones when p is positive, finite and not zero (the
+// delta's sign matches the elected one), else zero, without a branch.
+func agree(p float32) uint32 {
+	b := int64(math.Float32bits(p))
+	return uint32(^((b - 1) | (0x7f7fffff - b)) >> 63)
+}
+
+// signBits is the sign of x as -1, 0 or 1.
+func signBits(x float32) float32 {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return 0
 }
 
 func sign(v float64) float64 {

@@ -47,23 +47,26 @@ func keepThreshold(p float64) uint64 {
 // none). density >= 1 leaves x unchanged; density <= 0 zeroes it.
 func dropRandom(x []float32, density float64, scale float32, r *rng) {
 	if density >= 1 {
+		if scale != 1 {
+			scaleBy(x, scale)
+		}
 		return
 	}
-	th := keepThreshold(density)
-	for i := 0; i < len(x); i += 2 {
+	th := int64(keepThreshold(density))
+	// Branch-free: a draw below the threshold keeps the entry (mask of
+	// ones), otherwise the mask clears it.
+	i := 0
+	for ; i+1 < len(x); i += 2 {
 		u := r.next()
-		if u&0xffffffff < th {
-			x[i] *= scale
-		} else {
-			x[i] = 0
-		}
-		if i+1 < len(x) {
-			if u>>32 < th {
-				x[i+1] *= scale
-			} else {
-				x[i+1] = 0
-			}
-		}
+		m0 := uint32((int64(u&0xffffffff) - th) >> 63)
+		m1 := uint32((int64(u>>32) - th) >> 63)
+		x[i] = math.Float32frombits(math.Float32bits(x[i]*scale) & m0)
+		x[i+1] = math.Float32frombits(math.Float32bits(x[i+1]*scale) & m1)
+	}
+	if i < len(x) {
+		u := r.next()
+		m0 := uint32((int64(u&0xffffffff) - th) >> 63)
+		x[i] = math.Float32frombits(math.Float32bits(x[i]*scale) & m0)
 	}
 }
 

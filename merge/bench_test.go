@@ -1,0 +1,143 @@
+package merge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"syscall"
+	"unsafe"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// The merge benchmarks need real-sized checkpoints, which are not checked
+// in: set MOCO_MERGE_BENCH to a comma-separated list of model folders (the
+// first is the base), e.g. three written by
+//
+//	moco synth --shape qwen2.5-0.5b --dtype bf16 --seed N --out DIR
+//
+// and run
+//
+//	MOCO_MERGE_BENCH=a,b,c go test ./merge -run XXX -bench 'IO|DareTies' -benchtime 3x
+//
+// BenchmarkIO is the floor: read every input byte once and write an
+// output-sized checkpoint once. BenchmarkDareTies is the merge itself.
+func benchDirs(b *testing.B) []string {
+	env := os.Getenv("MOCO_MERGE_BENCH")
+	if env == "" {
+		b.Skip("set MOCO_MERGE_BENCH to model folders (base first)")
+	}
+	return strings.Split(env, ",")
+}
+
+func openAll(b *testing.B, dirs []string) []Input {
+	var ins []Input
+	for _, d := range dirs {
+		in, err := OpenModel(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	return ins
+}
+
+// cpuSeconds is the process's user+system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// peakMiB is the process's peak resident set (VmHWM) in MiB.
+func peakMiB() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
+func BenchmarkIO(b *testing.B) {
+	dirs := benchDirs(b)
+	cpu0 := cpuSeconds()
+	defer func() {
+		b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+		b.ReportMetric(peakMiB(), "peak-MiB")
+	}()
+	var bytes int64
+	for i := 0; i < b.N; i++ {
+		ins := openAll(b, dirs)
+		var sink uint64
+		for _, in := range ins {
+			for _, name := range in.Src.Names() {
+				t, _ := in.Src.Tensor(name)
+				sink += touch(t.Data)
+				bytes += int64(len(t.Data))
+			}
+		}
+		// Write a checkpoint of the output's size: the base's tensors.
+		ref := ins[0].Src
+		var hs []safetensors.Header
+		names := append([]string(nil), ref.Names()...)
+		for _, n := range names {
+			t, _ := ref.Tensor(n)
+			hs = append(hs, safetensors.Header{Name: n, DType: t.DType, Shape: t.Shape})
+		}
+		out := filepath.Join(b.TempDir(), "out")
+		w, err := safetensors.CreateSharded(out, hs, 5e9, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range names {
+			t, _ := ref.Tensor(n)
+			if err := w.Write(n, t.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		for _, in := range ins {
+			in.Src.Close()
+		}
+		if sink == 42 {
+			b.Log("")
+		}
+	}
+	b.SetBytes(bytes / int64(b.N))
+}
+
+// touch reads every 8-byte word of p.
+func touch(p []byte) uint64 {
+	var s uint64
+	n := len(p) / 8
+	if n > 0 {
+		w := unsafe.Slice((*uint64)(unsafe.Pointer(&p[0])), n)
+		for _, v := range w {
+			s += v
+		}
+	}
+	return s
+}
+
+func BenchmarkDareTies(b *testing.B) {
+	dirs := benchDirs(b)
+	cpu0 := cpuSeconds()
+	defer func() {
+		b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+		b.ReportMetric(peakMiB(), "peak-MiB")
+	}()
+	for i := 0; i < b.N; i++ {
+		ins := openAll(b, dirs)
+		models := ins[1:]
+		for j := range models {
+			models[j].Params = Params{"weight": Scalar(1 / float64(len(models))), "density": Scalar(0.5)}
+		}
+		s := &Spec{Method: "dare_ties", Base: &ins[0], Models: models}
+		out := filepath.Join(b.TempDir(), "out")
+		if err := WriteFolder(s, out, FolderOptions{Dirs: dirs, ShardSize: 5e9}); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
