@@ -2,8 +2,8 @@ package merge
 
 import (
 	"fmt"
-	"math"
 	"hash/fnv"
+	"math"
 	"sort"
 	"strings"
 
