@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/safetensors"
+)
+
+func runCLI(args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	code = runMain(args, nil, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// TestMergeCLI merges the skills fine-tunes by flags and by YAML and checks
+// one merged value against the inputs.
+func TestMergeCLI(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	m := func(n string) string { return filepath.Join(models, n) }
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "lin")
+	_, errs, code := runCLI("merge", "-q", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-rev"),
+		"--weight", "1", "--weight", "3", "--out-dtype", "bfloat16", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "peak RSS") {
+		t.Errorf("no peak RSS on stderr: %q", errs)
+	}
+	get := func(dir string) []float32 {
+		src, err := safetensors.OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		x, _ := src.Tensor("model.norm.weight")
+		v, err := safetensors.ToF32(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), v...)
+	}
+	a, r, got := get(m("skills-add")), get(m("skills-rev")), get(out)
+	for i := range got {
+		want := safetensors.BF16ToF32(safetensors.F32ToBF16((a[i] + 3*r[i]) / 4))
+		if got[i] != want {
+			t.Fatalf("norm[%d] = %v, want %v", i, got[i], want)
+		}
+	}
+	for _, f := range []string{"config.json", "tokenizer.json", "tokenizer_config.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+
+	cfg := filepath.Join(tmp, "ties.yaml")
+	os.WriteFile(cfg, []byte(`
+models:
+  - model: `+m("skills-add")+`
+    parameters: {weight: 1, density: 0.5}
+  - model: `+m("skills-sort")+`
+    parameters: {weight: 1, density: [0.2, 0.8]}
+merge_method: ties
+base_model: `+m("skills-base")+`
+dtype: float32
+`), 0o644)
+	if _, errs, code := runCLI("merge", "-q", cfg, filepath.Join(tmp, "ties")); code != 0 {
+		t.Fatalf("yaml: exit %d: %s", code, errs)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"merge", "--method", "ties", "-m", m("skills-add"), "--out", filepath.Join(tmp, "x")}, "needs a base model"},
+		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-small"), "--out", filepath.Join(tmp, "x")}, "tensor lm_head.weight: shape"},
+		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("stories260K"), "--out", filepath.Join(tmp, "x")}, "vocabularies"},
+		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "--weight", "1", "--weight", "2", "--out", filepath.Join(tmp, "x")}, "2 values of --weight for 1 models"},
+	} {
+		_, errs, code := runCLI(c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args[1:4], code, errs, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "x")); err == nil {
+		t.Error("a failed merge left its output folder")
+	}
+}
+
+func TestEvalAndSearchCLI(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	data := testutil.Shared(t, "datasets")
+	out, errs, code := runCLI("eval", "--model", filepath.Join(models, "skills-rev"), "--dataset", filepath.Join(data, "skills_rev.json"), "--n", "10")
+	if code != 0 || !strings.Contains(out, "accuracy 1.000 (10/10)") {
+		t.Fatalf("eval: exit %d, %q %q", code, out, errs)
+	}
+	out, errs, code = runCLI("search", "greedy-soup", "-m", filepath.Join(models, "skills-add"), "-m", filepath.Join(models, "skills-rev"),
+		"--dataset", filepath.Join(data, "skills_rev.json"), "--dev-samples", "5")
+	if code != 0 || !strings.Contains(out, "greedy-soup: dev accuracy") {
+		t.Fatalf("search: exit %d, %q %q", code, out, errs)
+	}
+}
