@@ -448,3 +448,26 @@ func TestChunksMatchWholeSegments(t *testing.T) {
 		}
 	}
 }
+
+// Tokenizer.Chat comes from tokenizer_config.json: nil without a
+// template, an error for a broken one.
+func TestChatWiring(t *testing.T) {
+	if tk := embedded(t); tk.Chat != nil {
+		t.Error("embedded stories260K has no chat template, but Chat is set")
+	}
+	base := []byte(`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}`)
+	tk, err := New(base, []byte(`{"chat_template":"{% for m in messages %}{{ m.content }}{% endfor %}"}`))
+	if err != nil || tk.Chat == nil {
+		t.Fatalf("New with a template: Chat %v, err %v", tk.Chat, err)
+	}
+	out, err := tk.Chat.Render([]map[string]any{{"role": "user", "content": "hi"}}, ChatOptions{})
+	if err != nil || out != "hi" {
+		t.Errorf("Render = %q, %v", out, err)
+	}
+	if _, err := New(base, []byte(`{"chat_template":"{% if %}"}`)); err == nil {
+		t.Error("a broken chat template gave no error")
+	}
+	if tk := refTokenizer(t, "qwen3"); tk.Chat == nil {
+		t.Error("qwen3 has a chat template, but Chat is nil")
+	}
+}
