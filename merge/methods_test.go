@@ -3,6 +3,7 @@ package merge
 import (
 	"math"
 	"runtime"
+	"sort"
 	"testing"
 )
 
@@ -279,4 +280,59 @@ func TestExtrapolate(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "expo", dst, []float32{2.5, 2}, 1e-6)
+}
+
+// TestKeepBandAgainstSort checks the selection-based breadcrumbs mask
+// against a plain stable sort, on data with many tied magnitudes.
+func TestKeepBandAgainstSort(t *testing.T) {
+	r := rng{s: 5}
+	for trial := 0; trial < 50; trial++ {
+		n := 1 + int(r.next()%200)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(int(r.next()%9) - 4) // magnitudes 0..4, many ties
+		}
+		density, gamma := r.float64(), r.float64()*0.3
+		got := append([]float32(nil), x...)
+		keepBand(got, density, gamma)
+
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return abs32(x[idx[a]]) > abs32(x[idx[b]]) })
+		nTop, nKeep := int(gamma*float64(n)), int(density*float64(n))
+		if nTop+nKeep > n {
+			nKeep = n - nTop
+		}
+		want := make([]float32, n)
+		for _, i := range idx[nTop : nTop+nKeep] {
+			want[i] = x[i]
+		}
+		near(t, "band", got, want, 0)
+	}
+}
+
+func TestKeepTopKAgainstSort(t *testing.T) {
+	r := rng{s: 11}
+	for trial := 0; trial < 50; trial++ {
+		n := 1 + int(r.next()%300)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(int(r.next()%7)-3) * 0.5
+		}
+		k := int(r.next() % uint64(n+1))
+		got := append([]float32(nil), x...)
+		keepTopK(got, k)
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return abs32(x[idx[a]]) > abs32(x[idx[b]]) })
+		want := make([]float32, n)
+		for _, i := range idx[:k] {
+			want[i] = x[i]
+		}
+		near(t, "top-k", got, want, 0)
+	}
 }

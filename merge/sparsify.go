@@ -152,9 +152,10 @@ func magnitudeCount(density float64, n int) int {
 	return int(density * float64(n))
 }
 
-// keepBand implements breadcrumbs: it sorts entries by magnitude, drops the
-// largest int(gamma*n) outliers and keeps the next int(density*n), zeroing
-// the rest (the small ones).
+// keepBand implements breadcrumbs: ranking entries by magnitude (ties in
+// index order, as keepTopK), it drops the largest int(gamma*n) outliers and
+// keeps the next int(density*n), zeroing the rest (the small ones). The two
+// top-k sets are nested, so the band is their difference.
 func keepBand(x []float32, density, gamma float64) {
 	n := len(x)
 	nTop := int(gamma * float64(n))
@@ -162,17 +163,11 @@ func keepBand(x []float32, density, gamma float64) {
 	if nTop+nKeep > n {
 		nKeep = n - nTop
 	}
-	idx := make([]int32, n)
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return abs32(x[idx[a]]) > abs32(x[idx[b]]) })
-	keep := make([]bool, n)
-	for _, i := range idx[nTop : nTop+nKeep] {
-		keep[i] = true
-	}
-	for i := range x {
-		if !keep[i] {
+	top := append([]float32(nil), x...)
+	keepTopK(top, nTop)
+	keepTopK(x, nTop+nKeep)
+	for i, v := range top {
+		if v != 0 {
 			x[i] = 0
 		}
 	}
