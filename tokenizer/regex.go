@@ -73,7 +73,7 @@ func compileRegex(pattern string) (finder, error) {
 	}
 	// \s, \w, \d and \b are ASCII-only in RE2 but Unicode-aware in the
 	// reference, so such patterns go to the backtracking engine.
-	if !strings.ContainsAny(pattern, "\\") || !hasClassEscape(pattern) {
+	if !hasClassEscape(pattern) {
 		if re, err := regexp.Compile(pattern); err == nil {
 			return goRegexp{re}, nil
 		}
