@@ -1,4 +1,54 @@
-// Package merge combines checkpoints at the weight level, streaming tensor by
-// tensor: linear soups, task arithmetic, TIES, DARE, SLERP, model stock, ExPO,
-// and the dev-scored searches (greedy soup, Model Swarms, LoraHub).
+// Package merge combines checkpoints at the weight level: the merge methods
+// of mergekit and the weight-level methods of the MoCo paper, plus the
+// dev-scored searches over merges.
+//
+// # Methods
+//
+// A Spec names a method, the models (each an Input over a
+// safetensors.Source, usually memory-mapped), an optional base and
+// parameters, which follow mergekit's names and defaults:
+//
+//	linear            sum w_i x_i, divided by sum w_i (normalize, default true)
+//	task_arithmetic   base + lambda * sum w_i (x_i - base)
+//	ties              deltas trimmed to density by magnitude, sign elected by the
+//	                  weighted sum, disjoint merge; normalize default true
+//	dare_linear       deltas dropped with probability 1-density and rescaled by 1/density
+//	dare_ties         the same, with TIES's sign election; rescale_l1=1 rescales
+//	                  to the delta's L1 norm instead (mergekit's rescale_norm: l1)
+//	breadcrumbs(_ties) drop the largest gamma fraction, keep the next density fraction
+//	della(_linear)    MagPrune: keep probability density-epsilon..density+epsilon by
+//	                  magnitude rank within each row, rescaled by its inverse
+//	slerp             spherical interpolation base -> model by t, per tensor;
+//	                  linear for near-parallel tensors
+//	model_stock       t*mean(x_i) + (1-t)*base with t from the mean pairwise cosine
+//	expo              ExPO: target + alpha*(target - source) (base = source)
+//
+// Parameters are constants, per-layer gradients (lists interpolated over
+// the layers) or lists filtered by tensor-name substrings (see Param), read
+// from mergekit YAML (ParseConfig) or set in Go.
+//
+// # Streaming
+//
+// Spec.Merge produces the output one tensor at a time. Element-wise methods
+// (linear, task_arithmetic, dare_*, expo) stream each tensor through in
+// chunks of 32K elements, reading the inputs in place from their memory
+// maps and writing the output dtype directly, in parallel; methods that
+// rank, normalize or measure whole tensors (ties, breadcrumbs, della,
+// slerp, model_stock) widen one tensor of each input at a time. DARE's
+// random stream is derived from (seed, tensor name, model, chunk), so a
+// merge is reproducible whatever the number of threads. WriteFolder writes
+// a complete model folder atomically; MergeToMemory returns a Source for
+// scoring candidates without touching the disk.
+//
+// # Searches
+//
+// GreedySoup, ExPO (pair, worst_to_best, topk_bottomk, alpha search),
+// DareTiesSearch (particle swarm over softmax weights), ModelSwarms
+// (particle swarm in weight space) and LoraHub (evolution strategy over
+// adapter weights) take a Scorer: a function that scores a candidate's
+// weights on a dev set. This package never runs a model; bench.Scorer
+// provides one over the engine.
+//
+// ApplyLoRA merges PEFT LoRA adapters into a base model (W += alpha/r * B@A),
+// composing several as sum w_i A_i and sum w_i B_i.
 package merge
