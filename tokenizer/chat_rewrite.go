@@ -204,7 +204,10 @@ func chatStringEnd(src string, i int) int {
 	return len(src)
 }
 
-type chatHoister struct{ n int }
+type chatHoister struct {
+	n   int   // conditionals hoisted so far, for unique names
+	ifs []int // per open if block, the endif tags to add (see tag)
+}
 
 // tag rewrites one {{ ... }} or {% ... %} tag.
 func (h *chatHoister) tag(tag string) (string, error) {
@@ -213,22 +216,50 @@ func (h *chatHoister) tag(tag string) (string, error) {
 	if len(body) > 0 && (body[0] == '-' || body[0] == '+') {
 		mod, body = body[:1], body[1:]
 	}
+	kw := ""
+	if open == "{%" {
+		kw = chatFirstWord(body)
+	}
 	body, renamed := chatRenameNone(body)
 	hoisted, body, err := h.expr(body)
 	if err != nil {
 		return "", err
 	}
-	if len(hoisted) == 0 {
-		if renamed {
-			return open + mod + body + close, nil
+
+	// An elif whose condition needs hoisting becomes else + set + if, and
+	// its if block then needs one more endif.
+	var b strings.Builder
+	switch kw {
+	case "if":
+		h.ifs = append(h.ifs, 0)
+	case "endif":
+		if n := len(h.ifs); n > 0 {
+			for range h.ifs[n-1] {
+				b.WriteString("{%" + mod + " endif %}")
+			}
+			h.ifs = h.ifs[:n-1]
 		}
-		return tag, nil
+	case "elif":
+		if len(hoisted) > 0 {
+			if len(h.ifs) == 0 {
+				return "", errors.New("syntax error: elif outside an if block")
+			}
+			h.ifs[len(h.ifs)-1]++
+			b.WriteString("{%" + mod + " else %}")
+			mod = ""
+			body = strings.Replace(body, "elif", "if", 1)
+		}
 	}
-	if open == "{%" {
-		switch kw := chatFirstWord(body); kw {
-		case "elif", "else", "macro", "call", "filter", "endfor", "endif":
-			return "", fmt.Errorf("syntax error: a conditional expression nested in parentheses or arguments is not supported in a %q tag", kw)
+	if len(hoisted) == 0 {
+		if b.Len() == 0 && !renamed {
+			return tag, nil
 		}
+		b.WriteString(open + mod + body + close)
+		return b.String(), nil
+	}
+	switch kw {
+	case "else", "macro", "call", "filter", "endfor", "endif":
+		return "", fmt.Errorf("syntax error: a conditional expression nested in parentheses or arguments is not supported in a %q tag", kw)
 	}
 	// The inserted set tags inherit the original tag's left whitespace
 	// control. In front of {{ they must not be left-stripped (lstrip_blocks
@@ -238,7 +269,6 @@ func (h *chatHoister) tag(tag string) (string, error) {
 	if setMod == "" && open == "{{" {
 		setMod = "+"
 	}
-	var b strings.Builder
 	for _, s := range hoisted {
 		b.WriteString("{%" + setMod + " " + s + " %}")
 	}

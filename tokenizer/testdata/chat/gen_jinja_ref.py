@@ -329,6 +329,8 @@ add("indent_filter", r'''{{ "a\nb\nc"|indent(2) }}|{{ "a\nb"|indent(4, true) }}|
 add("escape_safe", r'''{{ '<b>&"'|e }}|{{ '<i>'|safe }}|{{ '<p>x</p>'|striptags }}''')
 add("truncate_filter", r'''{{ 'hello world foo bar'|truncate(9) }}|{{ 'hello world'|truncate(5, true) }}|{{ 'hi'|truncate(5) }}''')
 
+add("elif_nested_cond", "{% for m in messages %}\n  {%- if m.role == 'system' %}S\n  {%- elif (m.content if m.content is string else '')|length > 4 -%}\n    L{{ m.role[0] }}\n  {% elif m.role == ('user' if loop.first else 'assistant') %}\n    F\n  {%- else %}O{% endif %}\n{% endfor %}\n{% if true %}{% if false %}{% elif ('a' if true else 'b') == 'a' %}inner{% endif %}outer{% endif %}")
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
