@@ -338,6 +338,9 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 		})
 	case m.taskVector && o.elementwise():
 		lambda := o.Lambda
+		if lambda == 0 {
+			lambda = 1 // as TaskMerge
+		}
 		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
 			taskChunk(dst, xs[0], xs[1:], w, o, lambda, k, ds)
 		})
