@@ -21,6 +21,8 @@ import (
 //     The inserted tag takes over the original's left whitespace control ("+"
 //     in front of {{, which lstrip_blocks does not touch) and is followed by
 //     "{", never by the newline trim_blocks would eat, so output is unchanged.
+//     In an elif condition, the elif becomes else + set + if, and the block's
+//     endif gets a twin.
 //   - lstrip_blocks strips spaces before a block or comment tag only when
 //     they start the line; gonja also strips them after another tag on the
 //     same line ("{{ x }} {% endfor %}"), so such tags get "+".
