@@ -25,7 +25,7 @@ import (
 // any extra keyword arguments.
 //
 // The engine is gonja, corrected where chat templates meet its differences
-// from Jinja (see chat_builtins.go and chat_rewrite.go). Known remaining
+// from Jinja (chat_builtins.go, chat_strings.go, chat_rewrite.go). Known remaining
 // differences, none used by the templates checked: ** always gives a float,
 // // truncates instead of flooring, "not" applied to a number prints 1 or 0,
 // loop.depth counts nesting of ordinary loops, and Python's % string
