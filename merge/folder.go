@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/mocolab/moco/safetensors"
@@ -93,16 +94,41 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 		return err
 	}
 	var last time.Time
-	err = s.Merge(func(t *safetensors.Tensor) error { return w.Write(t.Name, t.Data) },
-		func(done, total int, name string) {
-			if o.Progress != nil && (done == total || time.Since(last) > 200*time.Millisecond) {
-				last = time.Now()
-				fmt.Fprintf(o.Progress, "\rmerge [%-30s] %d/%d tensors", bar(done, total, 30), done, total)
-				if done == total {
-					fmt.Fprintln(o.Progress)
+	// Write each tensor while the next one is merged: writing is serial
+	// I/O, merging is parallel arithmetic, so the two overlap well.
+	queue := make(chan *safetensors.Tensor, 1)
+	done := make(chan struct{})
+	var writeErr atomic.Value // error: the first failed write
+	go func() {
+		defer close(done)
+		for t := range queue {
+			if writeErr.Load() == nil {
+				if err := w.Write(t.Name, t.Data); err != nil {
+					writeErr.Store(err)
 				}
 			}
-		})
+		}
+	}()
+	err = s.Merge(func(t *safetensors.Tensor) error {
+		if e := writeErr.Load(); e != nil {
+			return e.(error) // stop merging once the output is broken
+		}
+		queue <- t
+		return nil
+	}, func(k, total int, name string) {
+		if o.Progress != nil && (k == total || time.Since(last) > 200*time.Millisecond) {
+			last = time.Now()
+			fmt.Fprintf(o.Progress, "\rmerge [%-30s] %d/%d tensors", bar(k, total, 30), k, total)
+			if k == total {
+				fmt.Fprintln(o.Progress)
+			}
+		}
+	})
+	close(queue)
+	<-done
+	if e := writeErr.Load(); err == nil && e != nil {
+		err = e.(error)
+	}
 	if err != nil {
 		w.Abort()
 		return err
