@@ -37,6 +37,9 @@ var (
 // refTokenizer loads (once) the shared tokenizer called name.
 func refTokenizer(t testing.TB, name string) *Tokenizer {
 	t.Helper()
+	if name == "gemma3" && raceEnabled && testing.Short() {
+		t.Skip("gemma3 loads slowly under -race; run without -short")
+	}
 	dir := testutil.Shared(t, refDirs[name])
 	tokCacheMu.Lock()
 	defer tokCacheMu.Unlock()
