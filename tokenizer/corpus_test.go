@@ -113,3 +113,31 @@ func TestCorpusReference(t *testing.T) {
 		})
 	}
 }
+
+// The byte-level tokenizers lose nothing: decoding the ids of a corpus
+// text gives the text back, after the tokenizer's normalizer (NFC for
+// qwen3) and clean-up (llama3's config asks for it).
+func TestCorpusRoundTrip(t *testing.T) {
+	corpus := readCorpus(t)
+	for _, name := range []string{"qwen3", "llama3"} {
+		t.Run(name, func(t *testing.T) {
+			tk := refTokenizer(t, name)
+			var specials []string
+			for _, a := range tk.AddedTokens() {
+				specials = append(specials, a.Content)
+			}
+			for i, e := range corpus {
+				want := e.Text
+				if tk.normalizer != nil {
+					want = normalizeAround(want, specials)
+				}
+				if tk.cleanup {
+					want = cleanUpSpaces(want)
+				}
+				if got := tk.Decode(e.IDs[name], false); got != want {
+					t.Errorf("line %d: Decode(reference ids) = %q, want %q", i+1, got, want)
+				}
+			}
+		})
+	}
+}
