@@ -194,8 +194,7 @@ func (b byteLevel) split(dst []piece, p piece) []piece {
 	}
 	n := len(dst)
 	if b.useRegex {
-		var buf [64][2]int
-		dst = splitSpans(dst, piece{s, p.atStart}, gpt2Scanner{}.findAll(s, buf[:0]), isolated, false)
+		dst = gpt2Scanner{}.tile(dst, piece{s, p.atStart})
 	} else if s != "" {
 		dst = append(dst, piece{s, p.atStart})
 	}
