@@ -220,10 +220,11 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 		}
 		cur[i] = d
 	}
-	for j := range e {
-		if e[j] == 0 {
-			e[j] = 1 // a tie elects +
-		}
+	// A tie elects +: turn zero sums into 1, branch-free (after DARE's drops
+	// zero sums are common and unpredictable).
+	for j, x := range e {
+		z := uint32((int64(math.Float32bits(x)&0x7fffffff) - 1) >> 63)
+		e[j] = x + math.Float32frombits(0x3f800000&z)
 	}
 	a, v := ds[len(xs)+1][:n], ds[len(xs)+2][:n]
 	clear(a)
