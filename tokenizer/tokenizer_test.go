@@ -261,6 +261,9 @@ func TestBPEModel(t *testing.T) {
 func TestMergeAllMatchesNaive(t *testing.T) {
 	tk := mini(t)
 	m := tk.model.(*bpe)
+	if !m.haveLevels {
+		t.Fatal("bytelevel-mini should take the byte-table path")
+	}
 	texts := []string{"Hello world", strings.Repeat("abcabc the ", 50), "ĠĠĠĠĠĠĠĠ", "internationalization", "é😀\x00\xff"}
 	for _, s := range texts {
 		w := byteLevelString(s)
