@@ -142,9 +142,13 @@ type replaceDecoder struct {
 
 func (r replaceDecoder) decode(t []string) []string {
 	out := make([]string, len(t))
-	n := replace(r)
+	lit, isLit := r.pat.(literal)
 	for i, tok := range t {
-		out[i] = n.normalize(tok)
+		if isLit {
+			out[i] = strings.ReplaceAll(tok, string(lit), r.content)
+		} else {
+			out[i] = replace(r).normalize(tok)
+		}
 	}
 	return out
 }
@@ -203,16 +207,21 @@ type stripDecoder struct {
 func (s stripDecoder) decode(t []string) []string {
 	out := make([]string, len(t))
 	for i, tok := range t {
-		rs := []rune(tok)
-		a := 0
-		for a < s.start && a < len(rs) && rs[a] == s.content {
-			a++
+		for k := 0; k < s.start; k++ {
+			r, n := utf8.DecodeRuneInString(tok)
+			if n == 0 || r != s.content {
+				break
+			}
+			tok = tok[n:]
 		}
-		b := len(rs)
-		for k := 0; k < s.stop && b > a && rs[b-1] == s.content; k++ {
-			b--
+		for k := 0; k < s.stop; k++ {
+			r, n := utf8.DecodeLastRuneInString(tok)
+			if n == 0 || r != s.content {
+				break
+			}
+			tok = tok[:len(tok)-n]
 		}
-		out[i] = string(rs[a:b])
+		out[i] = tok
 	}
 	return out
 }

@@ -28,7 +28,7 @@ type Stream struct {
 
 // NewStream starts a streaming decode.
 func (t *Tokenizer) NewStream(skipSpecial bool) *Stream {
-	return &Stream{t: t, skipSpecial: skipSpecial, window: 64, keep: 8, slideAt: 64}
+	return &Stream{t: t, skipSpecial: skipSpecial, window: 32, keep: 8, slideAt: 32}
 }
 
 // Add appends id and returns the newly completed text (often "").
