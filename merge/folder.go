@@ -83,6 +83,10 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it private
+		os.RemoveAll(tmp)
+		return err
+	}
 	ok := false
 	defer func() {
 		if !ok {

@@ -219,3 +219,18 @@ func TestStreamMatchesWhole(t *testing.T) {
 	}
 	near(t, "linear streamed", values(t, out, "model.layers.0.w"), want, 1e-6)
 }
+
+func TestWriteFolderMode(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	os.WriteFile(filepath.Join(in, "config.json"), []byte(`{}`), 0o644)
+	s := &Spec{Method: "linear", Models: []Input{mem("a", f32t("w", []int{1}, 1))}}
+	out := filepath.Join(dir, "out")
+	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+}
