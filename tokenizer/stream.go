@@ -46,10 +46,13 @@ func (s *Stream) Add(id int) string {
 	return inc
 }
 
-// Flush returns the text held back; the stream may go on afterwards.
+// Flush returns the text held back and ends the stream: a later Add
+// starts a new one, as after Reset.
 func (s *Stream) Flush() string {
 	full := s.t.decodeTokens(s.toks)
-	return s.emit(full, len(full))
+	rest := s.emit(full, len(full))
+	s.Reset()
+	return rest
 }
 
 // Reset forgets all ids.

@@ -482,3 +482,24 @@ func TestChatWiring(t *testing.T) {
 		t.Error("qwen3 has a chat template, but Chat is nil")
 	}
 }
+
+// After Flush, a stream starts over: the next ids decode as a new text.
+func TestStreamFlushEnds(t *testing.T) {
+	tk := embedded(t)
+	a, _ := tk.Encode("Lily saw", false)
+	b, _ := tk.Encode("a ball.", false)
+	st := tk.NewStream(true)
+	var out strings.Builder
+	for _, id := range a {
+		out.WriteString(st.Add(id))
+	}
+	out.WriteString(st.Flush())
+	out.WriteString("|")
+	for _, id := range b {
+		out.WriteString(st.Add(id))
+	}
+	out.WriteString(st.Flush())
+	if want := tk.Decode(a, true) + "|" + tk.Decode(b, true); out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
