@@ -378,16 +378,6 @@ func signBits(x float32) float32 {
 	return 0
 }
 
-func sign(v float64) float64 {
-	switch {
-	case v > 0:
-		return 1
-	case v < 0:
-		return -1
-	}
-	return 0
-}
-
 // slerpDotThreshold: above this |cos|, SLERP falls back to linear
 // interpolation (as mergekit does), where sin(theta) is too small to divide by.
 const slerpDotThreshold = 0.9995

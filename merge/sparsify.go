@@ -208,17 +208,11 @@ func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *
 // l1Rescale scales x so that its L1 norm equals want (mergekit's
 // rescale_norm: l1); a zero vector stays zero.
 func l1Rescale(x []float32, want float64) {
-	var have float64
-	for _, v := range x {
-		have += math.Abs(float64(v))
-	}
+	have := l1(x)
 	if have == 0 {
 		return
 	}
-	s := float32(want / have)
-	for i := range x {
-		x[i] *= s
-	}
+	scaleBy(x, float32(want/have))
 }
 
 func l1(x []float32) float64 {
