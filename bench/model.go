@@ -12,7 +12,8 @@ import (
 // Greedy returns a Generator that decodes greedily with one model: the
 // prompt is encoded with special tokens (BOS), generation stops at an EOS
 // token, at maxNew tokens or at the context limit, and the text is decoded
-// without special tokens.
+// without special tokens. A prompt too long for the context keeps its last
+// tokens (after BOS), leaving room for maxNew new ones.
 func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 	eos := map[int]bool{}
 	for _, id := range m.Config.EOS {
@@ -27,8 +28,9 @@ func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 			return "", err
 		}
 		s := m.NewSession(0)
-		if len(ids) >= s.MaxSeq() {
-			return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(ids), s.MaxSeq())
+		ids = fitPrompt(ids, s.MaxSeq()-maxNew, tok.BOS())
+		if len(ids) == 0 {
+			return "", fmt.Errorf("no room for a prompt in a context of %d with %d new tokens", s.MaxSeq(), maxNew)
 		}
 		logits, err := s.Forward(ids)
 		if err != nil {
@@ -47,6 +49,21 @@ func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 		}
 		return tok.Decode(out, true), nil
 	}
+}
+
+// fitPrompt keeps a prompt within room tokens by dropping its oldest
+// tokens (the question and options come last), keeping a leading BOS.
+func fitPrompt(ids []int, room, bos int) []int {
+	if len(ids) <= room {
+		return ids
+	}
+	if room <= 1 {
+		return nil
+	}
+	if bos >= 0 && ids[0] == bos {
+		return append([]int{bos}, ids[len(ids)-room+1:]...)
+	}
+	return ids[len(ids)-room:]
 }
 
 func argmax(x []float32) int {

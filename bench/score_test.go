@@ -146,3 +146,28 @@ func TestSharedDatasets(t *testing.T) {
 		}
 	}
 }
+
+func TestFitPrompt(t *testing.T) {
+	cases := []struct {
+		ids       []int
+		room, bos int
+		want      []int
+	}{
+		{[]int{9, 1, 2}, 5, 9, []int{9, 1, 2}},
+		{[]int{9, 1, 2, 3, 4}, 3, 9, []int{9, 3, 4}},
+		{[]int{1, 2, 3, 4}, 2, -1, []int{3, 4}},
+		{[]int{1, 2, 3}, 1, -1, nil},
+	}
+	for _, c := range cases {
+		got := fitPrompt(c.ids, c.room, c.bos)
+		if len(got) != len(c.want) {
+			t.Errorf("fitPrompt(%v, %d) = %v, want %v", c.ids, c.room, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("fitPrompt(%v, %d) = %v, want %v", c.ids, c.room, got, c.want)
+			}
+		}
+	}
+}
