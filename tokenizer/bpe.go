@@ -11,7 +11,7 @@ import (
 type bpe struct {
 	vocab   map[string]int
 	tokens  []string // id -> token string ("" for gaps)
-	merges  map[uint64]merge
+	merges  *mergeTable
 	mergeAB [][2]int32 // token ids, in rank order, for Compare
 
 	unk          int // -1 when there is no unk token
@@ -131,7 +131,7 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 		return nil, fmt.Errorf("model merges: %v", err)
 	}
 	m.mergeAB = merges
-	m.merges = make(map[uint64]merge, len(merges))
+	m.merges = newMergeTable(len(merges))
 	var buf []byte
 	for rank, ab := range merges {
 		a, b := m.tokens[ab[0]], m.tokens[ab[1]]
@@ -144,9 +144,7 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 			return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, buf)
 		}
 		k := pairKey(int(ab[0]), int(ab[1]))
-		if _, dup := m.merges[k]; !dup { // the first (best) rank wins
-			m.merges[k] = merge{int32(rank), int32(n)}
-		}
+		m.merges.add(k, merge{int32(rank), int32(n)}) // the first (best) rank wins
 	}
 	return m, nil
 }
@@ -309,7 +307,7 @@ func (m *bpe) mergeAll(syms []symbol) {
 		return top
 	}
 	for i := 0; i+1 < len(syms); i++ {
-		if mg, ok := m.merges[pairKey(int(syms[i].id), int(syms[i+1].id))]; ok {
+		if mg, ok := m.merges.get(pairKey(int(syms[i].id), int(syms[i+1].id))); ok {
 			push(candidate{mg.rank, int32(i), mg.newID})
 		}
 	}
@@ -320,7 +318,7 @@ func (m *bpe) mergeAll(syms []symbol) {
 			continue
 		}
 		nx := &syms[s.next]
-		mg, ok := m.merges[pairKey(int(s.id), int(nx.id))]
+		mg, ok := m.merges.get(pairKey(int(s.id), int(nx.id)))
 		if !ok || mg.rank != c.rank || mg.newID != c.newID {
 			continue // stale: one side has changed since this was queued
 		}
@@ -332,12 +330,12 @@ func (m *bpe) mergeAll(syms []symbol) {
 		}
 		if s.prev >= 0 {
 			p := syms[s.prev]
-			if mg, ok := m.merges[pairKey(int(p.id), int(s.id))]; ok {
+			if mg, ok := m.merges.get(pairKey(int(p.id), int(s.id))); ok {
 				push(candidate{mg.rank, s.prev, mg.newID})
 			}
 		}
 		if s.next >= 0 {
-			if mg, ok := m.merges[pairKey(int(s.id), int(syms[s.next].id))]; ok {
+			if mg, ok := m.merges.get(pairKey(int(s.id), int(syms[s.next].id))); ok {
 				push(candidate{mg.rank, c.pos, mg.newID})
 			}
 		}

@@ -289,7 +289,7 @@ func naiveBPE(m *bpe, word string) []int {
 		best, at := int32(-1), -1
 		var newID int32
 		for i := 0; i+1 < len(ids); i++ {
-			if mg, ok := m.merges[pairKey(ids[i], ids[i+1])]; ok && (best < 0 || mg.rank < best) {
+			if mg, ok := m.merges.get(pairKey(ids[i], ids[i+1])); ok && (best < 0 || mg.rank < best) {
 				best, at, newID = mg.rank, i, mg.newID
 			}
 		}
