@@ -4,8 +4,8 @@ package tokenizer
 // hash table with linear probing, a few times faster than a Go map for
 // the lookups that dominate BPE.
 type mergeTable struct {
-	keys []uint64 // pairKey+1; 0 marks an empty slot
-	vals []merge
+	keys  []uint64 // pairKey+1; 0 marks an empty slot
+	vals  []merge
 	mask  uint64
 	shift uint // 64 - log2(len(keys))
 	n     int
