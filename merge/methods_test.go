@@ -140,6 +140,9 @@ func TestBreadcrumbs(t *testing.T) {
 	x := []float32{10, -5, 3, 1, -0.5, 0.2, 4, -2, 0.1, 6}
 	keepBand(x, 0.3, 0.1) // drop 10, keep 6, -5, 4
 	near(t, "band", x, []float32{0, -5, 0, 0, 0, 0, 4, 0, 0, 6}, 0)
+	y := []float32{3, -1, 2}
+	keepBand(y, 1, 0.5) // density 1 keeps everything: no outliers dropped
+	near(t, "density 1", y, []float32{3, -1, 2}, 0)
 	// Through TaskMerge with rescale by 1/density.
 	base := make([]float32, 10)
 	dst := make([]float32, 10)
@@ -303,7 +306,7 @@ func TestKeepBandAgainstSort(t *testing.T) {
 		sort.SliceStable(idx, func(a, b int) bool { return abs32(x[idx[a]]) > abs32(x[idx[b]]) })
 		nTop, nKeep := int(gamma*float64(n)), int(density*float64(n))
 		if nTop+nKeep > n {
-			nKeep = n - nTop
+			nTop = n - nKeep
 		}
 		want := make([]float32, n)
 		for _, i := range idx[nTop : nTop+nKeep] {

@@ -154,14 +154,15 @@ func magnitudeCount(density float64, n int) int {
 
 // keepBand implements breadcrumbs: ranking entries by magnitude (ties in
 // index order, as keepTopK), it drops the largest int(gamma*n) outliers and
-// keeps the next int(density*n), zeroing the rest (the small ones). The two
+// keeps the next int(density*n), zeroing the rest (the small ones); when
+// the two overlap, fewer outliers are dropped. The two
 // top-k sets are nested, so the band is their difference.
 func keepBand(x []float32, density, gamma float64) {
 	n := len(x)
 	nTop := int(gamma * float64(n))
 	nKeep := magnitudeCount(density, n)
 	if nTop+nKeep > n {
-		nKeep = n - nTop
+		nTop = n - nKeep // density wins over gamma, as in mergekit
 	}
 	top := append([]float32(nil), x...)
 	keepTopK(top, nTop)
