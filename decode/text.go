@@ -156,6 +156,9 @@ func WordStarts(tok *tokenizer.Tokenizer) []bool {
 // ChatPrompt renders prompt as one user message with the tokenizer's chat
 // template and the generation prompt appended.
 func ChatPrompt(tok *tokenizer.Tokenizer, prompt string) (string, error) {
+	if tok.ChatErr != nil {
+		return "", fmt.Errorf("the model's chat template cannot be used: %w", tok.ChatErr)
+	}
 	if tok.Chat == nil {
 		return "", errors.New("the model has no chat template (tokenizer_config.json has no chat_template); drop --chat")
 	}

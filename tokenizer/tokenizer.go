@@ -14,8 +14,12 @@ import (
 // Tokenizer is a Hugging Face tokenizer loaded from tokenizer.json (and
 // tokenizer_config.json). It is safe for concurrent use.
 type Tokenizer struct {
-	// Chat is the chat template of tokenizer_config.json, nil if none.
+	// Chat is the chat template of tokenizer_config.json, nil if none or
+	// if it does not parse (ChatErr then says why).
 	Chat *ChatTemplate
+	// ChatErr is the error of a chat template that failed to load. It does
+	// not stop the tokenizer from working: only chat rendering needs it.
+	ChatErr error
 
 	model      model
 	mu         sync.Mutex
@@ -133,9 +137,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, err
 	}
 	if len(configJSON) > 0 {
-		if t.Chat, err = LoadChatTemplate(configJSON); err != nil {
-			return nil, err
-		}
+		t.Chat, t.ChatErr = LoadChatTemplate(configJSON)
 	}
 	return t, nil
 }

@@ -475,8 +475,13 @@ func TestChatWiring(t *testing.T) {
 	if err != nil || out != "hi" {
 		t.Errorf("Render = %q, %v", out, err)
 	}
-	if _, err := New(base, []byte(`{"chat_template":"{% if %}"}`)); err == nil {
-		t.Error("a broken chat template gave no error")
+	// A broken template leaves tokenization working and reports itself.
+	broken, err := New(base, []byte(`{"chat_template":"{% if %}"}`))
+	if err != nil {
+		t.Fatalf("a broken chat template stopped the tokenizer: %v", err)
+	}
+	if broken.Chat != nil || broken.ChatErr == nil {
+		t.Errorf("broken template: Chat %v, ChatErr %v; want nil and an error", broken.Chat, broken.ChatErr)
 	}
 	if tk := refTokenizer(t, "qwen3"); tk.Chat == nil {
 		t.Error("qwen3 has a chat template, but Chat is nil")
