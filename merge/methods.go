@@ -99,7 +99,7 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 	// Element-wise sparsification: independent chunks, each with its own
 	// random stream, so threads never share state.
 	parallel(len(dst), func(lo, hi int) {
-		ds := scratch(len(xs)+3, min(chunk, hi-lo))
+		ds := scratch(len(xs)+1, min(chunk, hi-lo))
 		for c := lo; c < hi; c += chunk {
 			e := min(c+chunk, hi)
 			cs := make([][]float32, len(xs))
@@ -150,7 +150,7 @@ func scratch(n, size int) [][]float32 {
 }
 
 // taskChunk merges chunk number k (of length <= chunk) of an element-wise
-// task merge; ds is scratch: len(xs)+3 slices of at least len(dst).
+// task merge; ds is scratch: len(xs)+1 slices of at least len(dst).
 func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) {
 	n := len(dst)
 	if o.Consensus == "sum" && len(xs) <= 16 {
@@ -173,9 +173,9 @@ func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, 
 }
 
 // sumChunk is taskChunk for sign election by sum (TIES, DARE-TIES), fused
-// into three passes: weighted, dropped deltas and their sum; the agreeing
-// deltas and weights; the output. It computes what combine does, in the
-// same float32 arithmetic.
+// into two passes: the weighted, dropped deltas and their sum; then per
+// position the agreeing deltas and weights, and the output. It computes what
+// combine does, in the same float32 arithmetic.
 func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) {
 	n := len(dst)
 	var cur [16][]float32
@@ -226,28 +226,27 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 		z := uint32((int64(math.Float32bits(x)&0x7fffffff) - 1) >> 63)
 		e[j] = x + math.Float32frombits(0x3f800000&z)
 	}
-	a, v := ds[len(xs)+1][:n], ds[len(xs)+2][:n]
-	clear(a)
-	clear(v)
+	// Agreeing deltas and their weights, summed per position in registers.
+	var wb [16]uint32
 	for i := range xs {
-		wb := math.Float32bits(float32(w[i]))
-		d := cur[i][:n]
-		for j, x := range d {
-			m := agree(x * e[j])
-			a[j] += math.Float32frombits(math.Float32bits(x) & m)
-			v[j] += math.Float32frombits(wb & m)
-		}
+		wb[i] = math.Float32bits(float32(w[i]))
 	}
+	ms := cur[:len(xs)]
 	lam := float32(lambda)
 	b := base[:n]
 	for j := range dst {
-		s := a[j]
-		if o.Normalize {
-			if dv := v[j]; dv > 1e-8 || dv < -1e-8 {
-				s /= dv
-			}
+		ej := e[j]
+		var a, v float32
+		for i, d := range ms {
+			x := d[j]
+			m := agree(x * ej)
+			a += math.Float32frombits(math.Float32bits(x) & m)
+			v += math.Float32frombits(wb[i] & m)
 		}
-		dst[j] = b[j] + lam*s
+		if o.Normalize && (v > 1e-8 || v < -1e-8) {
+			a /= v
+		}
+		dst[j] = b[j] + lam*a
 	}
 }
 

@@ -88,7 +88,7 @@ func streamTensor(p planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*saf
 	out := make([]byte, n*p.dtype.Size())
 	parallel(n, func(lo, hi int) {
 		bufs := scratch(len(vs), chunk)
-		ds := scratch(len(vs)+3, chunk) // taskChunk's: one per model and three more
+		ds := scratch(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
 		dst := make([]float32, chunk)
 		xs := make([][]float32, len(vs))
 		for c := lo; c < hi; c += chunk {
