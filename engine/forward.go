@@ -33,7 +33,7 @@ type Session struct {
 	gate, up   []float32 // IntermediateSize
 	gcos, gsin []float32 // RotaryDim/2: rotary tables of global layers
 	lcos, lsin []float32 // and of sliding layers
-	scores     []float32 // maxSeq
+	scores     []float32 // NumHeads*maxSeq: one attention row per head
 	logits     []float32 // VocabSize: Forward's result
 	hidden     []float32 // HiddenSize: Hidden's result
 }
@@ -59,7 +59,7 @@ func (m *Model) NewSession(maxSeq int) *Session {
 		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
 		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
 		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
-		scores: make([]float32, maxSeq),
+		scores: make([]float32, c.NumHeads*maxSeq),
 		logits: make([]float32, c.VocabSize),
 		hidden: make([]float32, c.HiddenSize),
 	}
@@ -208,27 +208,9 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 		copy(s.vc[l][start*kvDim:], v)
 
 		// Each query attends to the cached positions up to its own,
-		// within the window on sliding layers.
-		group := c.NumHeads / c.NumKVHeads
-		for t := range n {
-			pos := start + t
-			lo := 0
-			if window > 0 {
-				lo = max(0, pos-window+1)
-			}
-			sc := s.scores[:pos-lo+1]
-			for h := range c.NumHeads {
-				kvOff := lo*kvDim + (h/group)*hd
-				kernels.DotRows(sc, s.kc[l][kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
-				if c.AttnSoftcap > 0 {
-					softcap(sc, float32(c.AttnSoftcap))
-				}
-				kernels.Softmax(sc)
-				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				clear(out)
-				kernels.AxpyRows(out, sc, s.vc[l][kvOff:], kvDim)
-			}
-		}
+		// within the window on sliding layers. Heads are independent, so
+		// they are shared out over the threads; each has its own scores row.
+		s.attend(l, q, att, n, window)
 		kernels.MatMul(o, w.wo, att, n)
 		addBias(o, w.bo)
 		if w.attnPostNorm != nil { // Gemma, OLMo
@@ -274,6 +256,38 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 		}
 	}
 	s.pos += n
+}
+
+// attend computes the attention output att of n queries q at positions
+// s.pos.. over layer l's cache, splitting the work by head.
+func (s *Session) attend(l int, q, att []float32, n, window int) {
+	c := s.m.Config
+	hd, qDim, kvDim := c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	group := c.NumHeads / c.NumKVHeads
+	start, kc, vc := s.pos, s.kc[l], s.vc[l]
+	work := n * (start + n) * qDim * 2
+	kernels.Parallel(c.NumHeads, work, func(h0, h1 int) {
+		for h := h0; h < h1; h++ {
+			scores := s.scores[h*s.maxSeq : (h+1)*s.maxSeq]
+			for t := range n {
+				pos := start + t
+				lo := 0
+				if window > 0 {
+					lo = max(0, pos-window+1)
+				}
+				sc := scores[:pos-lo+1]
+				kvOff := lo*kvDim + (h/group)*hd
+				kernels.DotRows(sc, kc[kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
+				if c.AttnSoftcap > 0 {
+					softcap(sc, float32(c.AttnSoftcap))
+				}
+				kernels.Softmax(sc)
+				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				clear(out)
+				kernels.AxpyRows(out, sc, vc[kvOff:], kvDim)
+			}
+		}
+	})
 }
 
 // growCache makes room for n positions in every layer's cache, doubling
