@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // This file holds the per-tensor arithmetic of every method, on plain
@@ -98,15 +99,14 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 	}
 	// Element-wise sparsification: independent chunks, each with its own
 	// random stream, so threads never share state.
-	parallel(len(dst), func(lo, hi int) {
-		ds := scratch(len(xs)+1, min(chunk, hi-lo))
-		for c := lo; c < hi; c += chunk {
-			e := min(c+chunk, hi)
-			cs := make([][]float32, len(xs))
+	parallelChunks(len(dst), func() func(lo, hi int) {
+		ds := scratch(len(xs)+1, chunk)
+		cs := make([][]float32, len(xs))
+		return func(lo, hi int) {
 			for i, x := range xs {
-				cs[i] = x[c:e]
+				cs[i] = x[lo:hi]
 			}
-			taskChunk(dst[c:e], base[c:e], cs, w, o, lambda, c/chunk, ds)
+			taskChunk(dst[lo:hi], base[lo:hi], cs, w, o, lambda, lo/chunk, ds)
 		}
 	})
 	return nil
@@ -520,6 +520,40 @@ func mix(seed, a, b uint64) uint64 {
 	r.s ^= r.next() + a*0x9e3779b97f4a7c15
 	r.s ^= r.next() + b*0xc2b2ae3d27d4eb4f
 	return r.next()
+}
+
+// parallelChunks runs [0, n) chunk by chunk on GOMAXPROCS goroutines that
+// take the next chunk as they finish one, so a worker slowed by other load
+// does not hold up the rest. Each goroutine calls mk once for its own
+// chunk function (and scratch); chunk boundaries are fixed multiples of
+// chunk, whoever runs them.
+func parallelChunks(n int, mk func() func(lo, hi int)) {
+	chunks := (n + chunk - 1) / chunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	if workers <= 1 {
+		f := mk()
+		for lo := 0; lo < n; lo += chunk {
+			f(lo, min(lo+chunk, n))
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := mk()
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				f(c*chunk, min((c+1)*chunk, n))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // parallel splits [0, n) into chunk-aligned ranges over GOMAXPROCS goroutines.

@@ -86,18 +86,18 @@ func streamTensor(p planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*saf
 		vs[i] = v
 	}
 	out := make([]byte, n*p.dtype.Size())
-	parallel(n, func(lo, hi int) {
+	parallelChunks(n, func() func(lo, hi int) {
 		bufs := scratch(len(vs), chunk)
 		ds := scratch(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
 		dst := make([]float32, chunk)
 		xs := make([][]float32, len(vs))
-		for c := lo; c < hi; c += chunk {
-			m := min(chunk, hi-c)
+		return func(lo, hi int) {
+			m := hi - lo
 			for i, v := range vs {
-				xs[i] = v.get(bufs[i], c, m)
+				xs[i] = v.get(bufs[i], lo, m)
 			}
-			f(dst[:m], xs, c/chunk, ds)
-			put(out, p.dtype, c, dst[:m])
+			f(dst[:m], xs, lo/chunk, ds)
+			put(out, p.dtype, lo, dst[:m])
 		}
 	})
 	return &safetensors.Tensor{Name: p.name, DType: p.dtype, Shape: p.shape, Data: out}, nil
