@@ -82,7 +82,7 @@ func hsum256(i int) {
 }
 
 // prefetchAhead is how many bytes ahead of the loads mv512 prefetches.
-var prefetchAhead = 512
+var prefetchAhead = 384
 
 var wregs = []string{"R10", "R11", "R12", "R13"}
 var sregs = []string{"SI", "R8", "R9", "R14"}
@@ -223,6 +223,8 @@ func mv512(t wtype) {
 // registers left for eight scale pointers): more loads in flight per core.
 var rows8 = true
 
+var prefetch8 = true
+
 var wregs8 = []string{"R10", "R11", "R12", "R13", "SI", "R8", "R9", "R14"}
 
 // mv512rows8 emits the eight-row loop of mv512; each accumulator sees the
@@ -246,6 +248,11 @@ func mv512rows8(t wtype, fn string) {
 	p("\tVMOVUPS (DX)(AX*4), Z24")
 	p("\tVMOVUPS 64(DX)(AX*4), Z25")
 	bytes16 := 16 << t.shift
+	if prefetch8 {
+		for r := 0; r < 8; r++ {
+			p("\tPREFETCHT0 %d(%s)(AX*%d)", prefetchAhead, wregs8[r], 1<<t.shift)
+		}
+	}
 	for r := 0; r < 8; r++ {
 		d0, d1 := z(8+2*r), z(9+2*r)
 		p("\t%s", t.load512(0, wregs8[r], d0, ""))
@@ -481,6 +488,9 @@ func mv256(t wtype) {
 func main() {
 	if os.Getenv("ROWS8") == "0" {
 		rows8 = false
+	}
+	if os.Getenv("PREFETCH8") == "0" {
+		prefetch8 = false
 	}
 	if v := os.Getenv("PREFETCH"); v != "" {
 		fmt.Sscan(v, &prefetchAhead)

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -38,7 +39,28 @@ var (
 	softmaxImpl  = refSoftmax
 	siluImpl     = refSiLU
 	geluTanhImpl = refGELUTanh
+
+	// widenImpl, when set, widens BF16/F16 weights fast enough that
+	// MatMul widens each row block once and runs the f32 tile over it,
+	// rather than widening the same weights again for every 4 tokens.
+	widenImpl func(dst []float32, src []uint16, t Type)
 )
+
+// widenRef widens half-precision weights of type t to float32.
+func widenRef(dst []float32, src []uint16, t Type) {
+	if t == BF16 {
+		for i, h := range src {
+			dst[i] = BF16ToF32(h)
+		}
+		return
+	}
+	for i, h := range src {
+		dst[i] = F16ToF32(h)
+	}
+}
+
+// widenScratch holds row blocks widened to float32 for matMulRows.
+var widenScratch sync.Pool
 
 // Impl names the instruction set the kernels use: "avx512", "avx2" or
 // "purego".
@@ -226,9 +248,41 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 		return
 	}
 	tb := max(4, tileBytes/(4*C)&^3)
+	// Half-precision weights: widen each block of six rows once and run
+	// the f32 tile over it. Widening is exact and the f32 kernels add in
+	// the same order, so the result is the same bit for bit.
+	var wide []float32
+	kw := k
+	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6 != nil && n >= 4 {
+		if b, ok := widenScratch.Get().(*[]float32); ok && cap(*b) >= 6*C {
+			wide = (*b)[:6*C]
+		} else {
+			wide = make([]float32, 6*C)
+		}
+		defer func() { widenScratch.Put(&wide) }()
+		kw = simd[F32]
+	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
-		if k.mm6 != nil {
+		if wide != nil {
+			r := r0
+			for ; r+6 <= r1; r += 6 {
+				widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
+				w := unsafe.Pointer(&wide[0])
+				t := t0
+				for ; t+4 <= t1; t += 4 {
+					kw.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
+				}
+				for ; t < t1; t++ {
+					kw.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
+				}
+			}
+			if r < r1 {
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&x[t*C]), r1-r, k32, C)
+				}
+			}
+		} else if k.mm6 != nil {
 			r := r0
 			for ; r+6 <= r1; r += 6 {
 				w := m.wptr(r)

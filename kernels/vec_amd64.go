@@ -31,13 +31,35 @@ func scale512(x *float32, n int, s float32)
 //go:noescape
 func axpy512(a float32, x, y *float32, n int)
 
+//go:noescape
+func widen512BF16(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widen512F16(dst *float32, src *uint16, n int)
+
+// widenVec widens half-precision weights of type t to float32 (the
+// assembly covers a multiple of 16; BF16ToF32 and F16ToF32 the rest).
+func widenVec(dst []float32, src []uint16, t Type) {
+	k := len(src) &^ 15
+	if k > 0 {
+		if t == BF16 {
+			widen512BF16(&dst[0], &src[0], k)
+		} else {
+			widen512F16(&dst[0], &src[0], k)
+		}
+	}
+	widenRef(dst[k:], src[k:], t)
+}
+
 func useVec512(on bool) {
+	widenImpl = nil
 	if !on {
 		axpyImpl, rmsNormImpl, softmaxImpl = refAxpy, refRMSNorm, refSoftmax
 		siluImpl, geluTanhImpl = refSiLU, refGELUTanh
 		return
 	}
 	axpyImpl, rmsNormImpl, softmaxImpl = axpyVec, rmsNormVec, softmaxVec
+	widenImpl = widenVec
 	siluImpl, geluTanhImpl = siluVec, geluVec
 }
 

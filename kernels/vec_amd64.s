@@ -221,3 +221,36 @@ axpy_loop:
 	JGT axpy_loop
 	VZEROUPPER
 	RET
+
+// func widen512BF16(dst *float32, src *uint16, n int)
+// Widens n bfloat16 values (a positive multiple of 16) to float32.
+TEXT ·widen512BF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+widenbf16_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT widenbf16_loop
+	VZEROUPPER
+	RET
+
+// func widen512F16(dst *float32, src *uint16, n int)
+// Widens n IEEE half values (a positive multiple of 16) to float32.
+TEXT ·widen512F16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+widenf16_loop:
+	VCVTPH2PS (SI)(AX*2), Z0
+	VMOVUPS Z0, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT widenf16_loop
+	VZEROUPPER
+	RET

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/mocolab/moco/bench"
@@ -44,8 +46,9 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	repeats := fs.Int("repeats", 3, "measurements per figure (the median is reported)")
 	bw := fs.Float64("bandwidth", 0, "memory bandwidth in GB/s (0: measure in-process)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurements to this file (go tool pprof)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0] [--repeats 3] [--bandwidth GB/s] [--json]")
+		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -71,6 +74,17 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	defer m.Close()
 	maxSeq := max(*pp, *tg) + 1
 	newSession := func() (bench.Forwarder, error) { return m.NewSession(maxSeq), nil }
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.MeasureSpeed(newSession, m.WeightBytes(), bench.SpeedOptions{
 		PromptTokens: *pp, GenTokens: *tg, Repeats: *repeats, Bandwidth: *bw,
 		Vocab: min(256, m.Config.VocabSize),
