@@ -243,15 +243,23 @@ func mv512rows8(t wtype, fn string) {
 	for r := 0; r < 8; r++ {
 		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
 	}
+	if prefetch8 {
+		p("\tMOVQ DI, dst+0(FP)") // DI walks the next group until the stores
+		p("\tLEAQ (R14)(BX*1), DI")
+	}
 	p("\tXORQ AX, AX")
 	p("%s_loop8:", fn)
 	p("\tVMOVUPS (DX)(AX*4), Z24")
 	p("\tVMOVUPS 64(DX)(AX*4), Z25")
 	bytes16 := 16 << t.shift
 	if prefetch8 {
-		for r := 0; r < 8; r++ {
-			p("\tPREFETCHT0 %d(%s)(AX*%d)", prefetchAhead, wregs8[r], 1<<t.shift)
+		// The rows are contiguous, so the next group of eight rows is one
+		// block right after this one: fetch as much of it per iteration
+		// as this iteration reads, and it is in cache when its turn comes.
+		for l := 0; l < 4<<t.shift; l++ {
+			p("\tPREFETCHT0 %d(DI)", 64*l)
 		}
+		p("\tADDQ $%d, DI", 256<<t.shift)
 	}
 	for r := 0; r < 8; r++ {
 		d0, d1 := z(8+2*r), z(9+2*r)
@@ -263,6 +271,9 @@ func mv512rows8(t wtype, fn string) {
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop8", fn)
+	if prefetch8 {
+		p("\tMOVQ dst+0(FP), DI")
+	}
 	for r := 0; r < 8; r++ {
 		hsum512(r)
 		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
