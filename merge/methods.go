@@ -177,23 +177,50 @@ func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, 
 // position the agreeing deltas and weights, and the output. It computes what
 // combine does, in the same float32 arithmetic.
 func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) {
+	lo := 0
+	if sumFast != nil {
+		lo = sumFast(dst, base, xs, w, o, lambda, k, ds)
+	}
+	sumChunkGo(dst, base, xs, w, o, lambda, k, ds, lo)
+}
+
+// sumFast, when set (assembly), computes sumChunk for a prefix of the chunk
+// (a multiple of 16 elements) exactly as sumChunkGo does, and returns its
+// length.
+var sumFast func(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) int
+
+// sumScale returns the factor model i's deltas are multiplied by in
+// sumChunk, and whether its entries are dropped at random.
+func sumScale(w []float64, o TaskOptions, i int) (sc float32, drop bool) {
+	sc = float32(w[i])
+	if o.Sparsify == SparsifyRandom && o.Density[i] < 1 {
+		if o.Rescale && o.Density[i] > 0 {
+			sc = float32(float64(sc) / o.Density[i])
+		}
+		return sc, true
+	}
+	return sc, false
+}
+
+// sumChunkGo is sumChunk in Go, for the elements from lo (even) on; the
+// random streams start where element lo's draw is.
+func sumChunkGo(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32, lo int) {
 	n := len(dst)
+	if lo >= n {
+		return
+	}
 	var cur [16][]float32
 	e := ds[len(xs)][:n]
-	clear(e)
+	clear(e[lo:])
 	for i, x := range xs {
 		d := ds[i][:n]
 		x := x[:n]
 		b := base[:n]
 		wi := float32(w[i])
-		if o.Sparsify == SparsifyRandom && o.Density[i] < 1 {
-			sc := wi
-			if o.Rescale && o.Density[i] > 0 {
-				sc = float32(float64(wi) / o.Density[i])
-			}
+		if sc, drop := sumScale(w, o, i); drop {
 			th := int64(keepThreshold(o.Density[i]))
-			r := rng{s: mix(o.Seed, uint64(i), uint64(k)+1)}
-			j := 0
+			r := rng{s: mix(o.Seed, uint64(i), uint64(k)+1) + uint64(lo/2)*rngGamma}
+			j := lo
 			for ; j+1 < n; j += 2 {
 				u := r.next()
 				m0 := uint32((int64(u&0xffffffff) - th) >> 63)
@@ -212,7 +239,7 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 				e[j] += d0
 			}
 		} else {
-			for j := range d {
+			for j := lo; j < n; j++ {
 				v := (x[j] - b[j]) * wi
 				d[j] = v
 				e[j] += v
@@ -222,7 +249,8 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 	}
 	// A tie elects +: turn zero sums into 1, branch-free (after DARE's drops
 	// zero sums are common and unpredictable).
-	for j, x := range e {
+	for j := lo; j < n; j++ {
+		x := e[j]
 		z := uint32((int64(math.Float32bits(x)&0x7fffffff) - 1) >> 63)
 		e[j] = x + math.Float32frombits(0x3f800000&z)
 	}
@@ -234,7 +262,7 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 	ms := cur[:len(xs)]
 	lam := float32(lambda)
 	b := base[:n]
-	for j := range dst {
+	for j := lo; j < n; j++ {
 		ej := e[j]
 		var a, v float32
 		for i, d := range ms {

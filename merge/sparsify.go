@@ -20,8 +20,13 @@ const (
 // that results do not depend on the number of threads.
 type rng struct{ s uint64 }
 
+// rngGamma is the step of the generator's state (splitmix64's): draw q of
+// a stream that starts at state s is the mix of s + (q+1)*rngGamma, which
+// lets the assembly compute eight draws at once.
+const rngGamma = 0x9e3779b97f4a7c15
+
 func (r *rng) next() uint64 {
-	r.s += 0x9e3779b97f4a7c15
+	r.s += rngGamma
 	z := r.s
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb

@@ -37,11 +37,8 @@ func (v view) get(buf []float32, lo, n int) []float32 {
 	case safetensors.F32:
 		return v.f32[lo : lo+n]
 	case safetensors.BF16:
-		src := v.u16[lo : lo+n]
 		buf = buf[:n]
-		for j, h := range src {
-			buf[j] = math.Float32frombits(uint32(h) << 16)
-		}
+		widenBF16(buf, v.u16[lo:lo+n])
 		return buf
 	}
 	src := v.u16[lo : lo+n]
@@ -52,16 +49,32 @@ func (v view) get(buf []float32, lo, n int) []float32 {
 	return buf
 }
 
+// widenBF16 and narrowBF16 convert between bf16 and float32 (exactly, and
+// rounding to nearest even); the assembly replaces them where it can.
+var (
+	widenBF16  = widenBF16Go
+	narrowBF16 = narrowBF16Go
+)
+
+func widenBF16Go(dst []float32, src []uint16) {
+	for j, h := range src {
+		dst[j] = math.Float32frombits(uint32(h) << 16)
+	}
+}
+
+func narrowBF16Go(dst []uint16, src []float32) {
+	for j, v := range src {
+		dst[j] = safetensors.F32ToBF16(v)
+	}
+}
+
 // put stores x as elements [lo, lo+len(x)) of out, a tensor of dtype dt.
 func put(out []byte, dt safetensors.DType, lo int, x []float32) {
 	switch dt {
 	case safetensors.F32:
 		copy(unsafe.Slice((*float32)(unsafe.Pointer(&out[0])), len(out)/4)[lo:], x)
 	case safetensors.BF16:
-		o := unsafe.Slice((*uint16)(unsafe.Pointer(&out[0])), len(out)/2)[lo:]
-		for j, v := range x {
-			o[j] = safetensors.F32ToBF16(v)
-		}
+		narrowBF16(unsafe.Slice((*uint16)(unsafe.Pointer(&out[0])), len(out)/2)[lo:lo+len(x)], x)
 	case safetensors.F16:
 		o := unsafe.Slice((*uint16)(unsafe.Pointer(&out[0])), len(out)/2)[lo:]
 		for j, v := range x {

@@ -1,0 +1,109 @@
+//go:build !purego
+
+package merge
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The AVX-512 halves of the element-wise hot paths: sign-elected sums
+// (TIES, DARE-TIES) and the bf16 widening and narrowing around every
+// chunk. Each computes exactly what its Go version computes, bit for bit;
+// tests hold one to the other.
+
+//go:noescape
+func sumCore512(dst, base unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+
+//go:noescape
+func widenBF16x512(dst *float32, src *uint16, n int)
+
+//go:noescape
+func narrowBF16x512(dst *uint16, src *float32, n int)
+
+// sumParams is what sumCore512 reads per model and per call; the layout is
+// the assembly's.
+type sumParams struct {
+	sc     [16]float32 // delta scale per model
+	th     [16]uint32  // keep threshold on 32-bit draws
+	drop   [16]uint32  // 1: drop entries at random
+	w      [16]float32 // weight per model
+	lam    float32     // scale of the merged delta
+	norm   uint32      // 1: divide by the agreeing weights
+	eps    float32     // float32(1e-8): the smallest weight sum divided by
+	_      uint32
+	consts [8]uint64 // rngGamma*8, the two mix multipliers
+}
+
+func init() {
+	x := &cpu.X86
+	if x.HasAVX512F && x.HasAVX512DQ && x.HasAVX512BW && x.HasAVX512VL {
+		useSIMD(true)
+	}
+}
+
+// useSIMD switches the assembly on or off; tests call it to check both.
+func useSIMD(on bool) {
+	if on {
+		sumFast, widenBF16, narrowBF16 = sumFast512, widenBF16Fast, narrowBF16Fast
+	} else {
+		sumFast, widenBF16, narrowBF16 = nil, widenBF16Go, narrowBF16Go
+	}
+}
+
+// sumFast512 runs sumCore512 over the largest multiple of 16 elements.
+func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) int {
+	n := len(dst) &^ 15
+	if n == 0 || len(xs) == 0 {
+		return 0
+	}
+	var p sumParams
+	// Scratch: 16 deltas per model, then each model's eight generator
+	// states (64 bytes each).
+	scratch := ds[len(xs)][:16*len(xs)+16*len(xs)]
+	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[16*len(xs)])), 8*len(xs))
+	for i := range xs {
+		sc, drop := sumScale(w, o, i)
+		p.sc[i], p.w[i] = sc, float32(w[i])
+		if drop {
+			p.drop[i] = 1
+			p.th[i] = uint32(keepThreshold(o.Density[i]))
+			s := mix(o.Seed, uint64(i), uint64(k)+1)
+			for m := range 8 {
+				states[8*i+m] = s + uint64(m+1)*rngGamma
+			}
+		}
+	}
+	p.lam = float32(lambda)
+	if o.Normalize {
+		p.norm = 1
+	}
+	p.eps = float32(1e-8)
+	g := uint64(rngGamma)
+	p.consts[0] = 8 * g // wraps, as the state does
+	p.consts[1] = 0xbf58476d1ce4e5b9
+	p.consts[2] = 0x94d049bb133111eb
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
+	return n
+}
+
+func widenBF16Fast(dst []float32, src []uint16) {
+	k := len(src) &^ 15
+	if k > 0 {
+		widenBF16x512(&dst[0], &src[0], k)
+	}
+	widenBF16Go(dst[k:], src[k:])
+}
+
+func narrowBF16Fast(dst []uint16, src []float32) {
+	k := len(src) &^ 15
+	if k > 0 {
+		narrowBF16x512(&dst[0], &src[0], k)
+	}
+	narrowBF16Go(dst[k:], src[k:])
+}

@@ -1,0 +1,159 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// func sumCore512(dst, base unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+//
+// sumChunkGo's arithmetic, 16 elements at a time: per model the scaled
+// delta (x - base) * sc, dropped where the model's draw is not below its
+// threshold, and the sum e of the deltas; a zero sum elects +; then the sum
+// a of the deltas whose product with e is positive and finite, and of their
+// weights v; a /= v where |v| > eps (if normalizing); dst = base + lam*a.
+// Draws: eight splitmix64 states per model in scratch, each 64-bit draw
+// giving two consecutive elements their 32-bit halves (low first), as
+// rng.next does for pairs.
+TEXT ·sumCore512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ xs+16(FP), DX
+	MOVQ scratch+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ models+40(FP), R9
+	MOVQ p+48(FP), R10
+	MOVQ R9, R14
+	SHLQ $6, R14                  // states start at scratch + 64*models
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z31          // 1.0
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30          // abs mask
+	MOVL $0x7f7fffff, AX
+	VPBROADCASTD AX, Z29          // largest finite float's bits
+	MOVL $1, AX
+	VPBROADCASTD AX, Z28          // integer 1
+	VPBROADCASTQ 272(R10), Z27    // 8*gamma
+	VPBROADCASTQ 280(R10), Z26    // mix multiplier 1
+	VPBROADCASTQ 288(R10), Z25    // mix multiplier 2
+	VBROADCASTSS 264(R10), Z24    // eps
+	VBROADCASTSS 256(R10), Z23    // lam
+	MOVL 260(R10), BX             // normalize?
+	XORQ AX, AX
+sum_loop:
+	VMOVUPS (SI)(AX*4), Z0        // base
+	VXORPS Z1, Z1, Z1             // e
+	XORQ R11, R11
+sum_models:
+	MOVQ (DX)(R11*8), R12
+	VMOVUPS (R12)(AX*4), Z2
+	VSUBPS Z0, Z2, Z2
+	VBROADCASTSS (R10)(R11*4), Z3
+	VMULPS Z3, Z2, Z2
+	MOVQ R11, R13
+	SHLQ $6, R13
+	MOVL 128(R10)(R11*4), R12
+	TESTL R12, R12
+	JZ sum_keep
+	ADDQ R14, R13
+	VMOVDQU64 (R8)(R13*1), Z4
+	VPADDQ Z27, Z4, Z5
+	VMOVDQU64 Z5, (R8)(R13*1)
+	SUBQ R14, R13
+	VPSRLQ $30, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPMULLQ Z26, Z4, Z4
+	VPSRLQ $27, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPMULLQ Z25, Z4, Z4
+	VPSRLQ $31, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPBROADCASTD 64(R10)(R11*4), Z5
+	VPCMPUD $1, Z5, Z4, K1        // draw < threshold: keep
+	VMOVAPS.Z Z2, K1, Z2
+sum_keep:
+	VMOVUPS Z2, (R8)(R13*1)
+	VADDPS Z2, Z1, Z1
+	INCQ R11
+	CMPQ R11, R9
+	JLT sum_models
+	VPTESTNMD Z30, Z1, K1         // e == ±0: a tie elects +
+	VADDPS Z31, Z1, K1, Z1
+	VXORPS Z6, Z6, Z6             // a
+	VXORPS Z7, Z7, Z7             // v
+	XORQ R11, R11
+	XORQ R13, R13
+sum_agree:
+	VMOVUPS (R8)(R13*1), Z2
+	VMULPS Z1, Z2, Z3
+	VPSUBD Z28, Z3, Z3
+	VPCMPUD $1, Z29, Z3, K1       // 0 < bits(d*e) <= 0x7f7fffff
+	VADDPS Z2, Z6, K1, Z6
+	VBROADCASTSS 192(R10)(R11*4), Z4
+	VADDPS Z4, Z7, K1, Z7
+	ADDQ $64, R13
+	INCQ R11
+	CMPQ R11, R9
+	JLT sum_agree
+	TESTL BX, BX
+	JZ sum_out
+	VANDPS Z30, Z7, Z3
+	VCMPPS $0x1e, Z24, Z3, K1     // |v| > eps (false for NaN)
+	VDIVPS Z7, Z6, K1, Z6
+sum_out:
+	VMULPS Z23, Z6, Z6
+	VADDPS Z6, Z0, Z6
+	VMOVUPS Z6, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT sum_loop
+	VZEROUPPER
+	RET
+
+// func widenBF16x512(dst *float32, src *uint16, n int)
+TEXT ·widenBF16x512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+widen_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT widen_loop
+	VZEROUPPER
+	RET
+
+// func narrowBF16x512(dst *uint16, src *float32, n int)
+// Rounds to nearest even as safetensors.F32ToBF16 does: add 0x7fff plus
+// the lowest kept bit; a NaN keeps its top bits with the quiet bit set.
+TEXT ·narrowBF16x512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $1, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x40, AX
+	VPBROADCASTD AX, Z27
+	XORQ AX, AX
+narrow_loop:
+	VMOVDQU32 (SI)(AX*4), Z0
+	VPSRLD $16, Z0, Z1            // top half
+	VPANDD Z30, Z1, Z2            // its lowest bit
+	VPADDD Z31, Z0, Z3
+	VPADDD Z2, Z3, Z3
+	VPSRLD $16, Z3, Z3            // rounded
+	VPANDD Z29, Z0, Z4
+	VPCMPUD $6, Z28, Z4, K1       // |bits| > Inf: NaN
+	VPORD Z27, Z1, K1, Z3         // NaN: top half | quiet bit
+	VPMOVDW Z3, (DI)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT narrow_loop
+	VZEROUPPER
+	RET

@@ -1,0 +1,103 @@
+package merge
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// The assembly must compute what the Go code computes, bit for bit. These
+// tests run both on the same inputs (on machines without the assembly they
+// compare the Go code with itself and pass trivially).
+
+func TestSumChunkAssemblyMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	// Values that exercise ties (equal inputs, exact zeros), signs, drops
+	// and the normalization guard.
+	val := func() float32 {
+		switch r.IntN(8) {
+		case 0:
+			return 0
+		case 1:
+			return 0.5
+		case 2, 3: // deltas of equal weights that cancel: sign ties
+			return 0.25
+		case 4:
+			return -0.25
+		}
+		return float32(r.NormFloat64() * 0.02)
+	}
+	for _, n := range []int{1, 15, 16, 17, 33, 100, 1000, chunk} {
+		for models := 1; models <= 4; models++ {
+			for _, o := range []TaskOptions{
+				{Sparsify: SparsifyRandom, Density: []float64{0.5, 0.3, 1, 0.9}, Consensus: "sum", Normalize: true, Rescale: true, Seed: 3},
+				{Sparsify: SparsifyRandom, Density: []float64{0, 0.7, 0.5, 1e-9}, Consensus: "sum", Normalize: false, Seed: 4},
+				{Consensus: "sum", Density: []float64{1, 1, 1, 1}, Normalize: true},
+			} {
+				base := make([]float32, n)
+				xs := make([][]float32, models)
+				for j := range base {
+					base[j] = val()
+				}
+				for i := range xs {
+					xs[i] = make([]float32, n)
+					for j := range xs[i] {
+						if r.IntN(4) == 0 {
+							xs[i][j] = base[j] // a zero delta
+						} else {
+							xs[i][j] = base[j] + val()
+						}
+					}
+				}
+				for _, w := range [][]float64{{0.5, -0.25, 1.0 / 3, 1e-9}, {0.5, 0.5, 0.5, 0.5}} {
+					w := w[:models]
+					run := func(simd bool) []float32 {
+						useSIMD(simd)
+						defer useSIMD(true)
+						dst := make([]float32, n)
+						sumChunk(dst, base, xs, w, o, 0.7, 5, scratch(models+1, chunk))
+						return dst
+					}
+					want, got := run(false), run(true)
+					for j := range want {
+						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+							t.Fatalf("n=%d models=%d %+v: element %d: assembly %g, Go %g", n, models, o, j, got[j], want[j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBF16ConversionAssemblyMatchesGo(t *testing.T) {
+	specials := []uint32{
+		0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffbfffff,
+		0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001, 0x7f7fffff, 0x00000001, 0x807fffff,
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	src := make([]float32, 1000)
+	for i := range src {
+		if i < len(specials) {
+			src[i] = math.Float32frombits(specials[i])
+		} else {
+			src[i] = math.Float32frombits(r.Uint32())
+		}
+	}
+	got := make([]uint16, len(src))
+	narrowBF16(got, src)
+	for i, v := range src {
+		if want := safetensors.F32ToBF16(v); got[i] != want {
+			t.Fatalf("narrow %#08x: got %#04x, want %#04x", math.Float32bits(v), got[i], want)
+		}
+	}
+	back := make([]float32, len(got))
+	widenBF16(back, got)
+	for i, h := range got {
+		if math.Float32bits(back[i]) != uint32(h)<<16 {
+			t.Fatalf("widen %#04x: got %#08x", h, math.Float32bits(back[i]))
+		}
+	}
+}
