@@ -41,15 +41,6 @@ var types = []wtype{
 	{"F16", 1,
 		func(off int, b, d, _ string) string { return fmt.Sprintf("VCVTPH2PS %d(%s)(AX*2), %s", off, b, d) },
 		func(off int, b, d, _ string) string { return fmt.Sprintf("VCVTPH2PS %d(%s)(AX*2), %s", off, b, d) }},
-	{"Q8", 0,
-		func(off int, b, d, s string) string {
-			return lines(fmt.Sprintf("VPMOVSXBD %d(%s)(AX*1), %s", off, b, d), fmt.Sprintf("VCVTDQ2PS %s, %s", d, d),
-				fmt.Sprintf("VMULPS %s, %s, %s", s, d, d))
-		},
-		func(off int, b, d, s string) string {
-			return lines(fmt.Sprintf("VPMOVSXBD %d(%s)(AX*1), %s", off, b, d), fmt.Sprintf("VCVTDQ2PS %s, %s", d, d),
-				fmt.Sprintf("VMULPS %s, %s, %s", s, d, d))
-		}},
 }
 
 var out bytes.Buffer
@@ -135,7 +126,7 @@ func mv512(t wtype) {
 	p("\tMOVQ s+16(FP), SI")
 	p("\tMOVQ x+24(FP), DX")
 	p("\tMOVQ k+40(FP), CX")
-	if rows8 && t.name != "Q8" {
+	if rows8 {
 		mv512rows8(t, fn)
 	}
 	p("%s_rows4:", fn)
@@ -219,8 +210,8 @@ func mv512(t wtype) {
 	p("")
 }
 
-// rows8 makes mv512 stream eight rows at once (not for Q8_0, which has no
-// registers left for eight scale pointers): more loads in flight per core.
+// rows8 makes mv512 stream eight rows at once: more loads in flight per
+// core.
 var rows8 = true
 
 var prefetch8 = true
@@ -515,12 +506,194 @@ func main() {
 	for _, t := range types {
 		mv512(t)
 		mm512(t)
-		if t.name != "Q8" {
-			mm6x4(t)
-		}
+		mm6x4(t)
 		mv256(t)
 	}
+	mv512Q8()
+	mm512Q8()
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// The Q8_0 kernels multiply int8 weights by activations quantized to Q8_0
+// (see q8Acts in q8.go), with AVX512-VNNI. The activations of one token
+// come as one 192-byte record per 64 columns: 64 bytes of quantized values,
+// then 16 float32 scales (the first block's scale in lanes 0-7, the
+// second's in lanes 8-15), then 16 int32 corrections (-128 times the sum
+// of each block's values, in lanes 0 and 8).
+//
+// VPDPBUSD multiplies unsigned by signed bytes, so the weights are made
+// unsigned by flipping their sign bit (w+128) and the correction, which
+// starts each integer accumulator, takes the 128*sum(x) back out: the
+// integer dot of each 4-byte lane is exact. Each lane is then converted,
+// scaled by its block's activation scale and weight scale, and added to a
+// float32 accumulator; the tile and the single-row loops do the same
+// operations in the same order, so MatMul's rows equal MatVec's.
+
+var q8w = []string{"R10", "R11", "R12", "R13"}
+var q8s = []string{"SI", "R8", "R9", "R14"}
+
+// q8Consts loads the sign-flip bytes into Z30 and into Z31 the VPERMPS
+// indices that spread two block scales over lanes 0-7 and 8-15.
+func q8Consts() {
+	p("\tMOVL $0x80808080, AX")
+	p("\tVPBROADCASTD AX, Z30")
+	p("\tVPXORD Z31, Z31, Z31")
+	p("\tMOVL $0xff00, AX")
+	p("\tKMOVW AX, K1")
+	p("\tMOVL $1, AX")
+	p("\tVPBROADCASTD AX, K1, Z31")
+}
+
+// q8Step emits one row's 64 columns: the weights at column AX of row r, its
+// scales at BX, the activation record at xa; acc accumulates, w, sw and d
+// are scratch.
+func q8Step(r int, xa string, acc, w, sw, d int, loadW bool) {
+	if loadW {
+		p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], w)
+		p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], sw)
+		p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
+	}
+	p("\tVMOVDQU32 128%s, Z%d", xa, d)
+	p("\tVPDPBUSD %s, Z%d, Z%d", xa, w, d)
+	p("\tVCVTDQ2PS Z%d, Z%d", d, d)
+	p("\tVMULPS 64%s, Z%d, Z%d", xa, d, d)
+	p("\tVFMADD231PS Z%d, Z%d, Z%d", sw, d, acc)
+}
+
+// mv512Q8 writes func mv512Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// k (a multiple of 64) columns of rows rows against one token's records at x.
+func mv512Q8() {
+	const fn = "mv512Q8"
+	q8 := wtype{name: "Q8"}
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	q8Consts()
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	rowPointers(q8, "ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	// DI walks the next group of four rows, right after this one, so that
+	// it is in cache when its turn comes.
+	p("\tMOVQ DI, dst+0(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tLEAQ (R13)(BX*1), DI")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $3, BX")
+	for l := 0; l < 4; l++ {
+		p("\tPREFETCHT0 %d(DI)", 64*l)
+	}
+	p("\tADDQ $256, DI")
+	for r := 0; r < 4; r++ {
+		q8Step(r, "(DX)", r, 4+r, 8+r, 12+r, true)
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Z0, Z0, Z0")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $3, BX")
+	q8Step(0, "(DX)", 0, 4, 8, 12, true)
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum512(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tADDQ BX, R10")
+	p("\tSHRQ $3, BX")
+	p("\tADDQ BX, SI")
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm512Q8 writes func mm512Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// a tile of 4 rows x 4 tokens (ldx is the distance between the tokens'
+// records in bytes), accumulator Z(4t+r) for row r, token t.
+func mm512Q8() {
+	const fn = "mm512Q8"
+	q8 := wtype{name: "Q8"}
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	q8Consts()
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	rowPointers(q8, "ldw+40(FP)")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	for i := 0; i < 16; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $3, BX")
+	for r := 0; r < 4; r++ {
+		p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], 16+r)
+		p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], 20+r)
+		p("\tVPERMPS Z%d, Z31, Z%d", 20+r, 20+r)
+	}
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 4; r++ {
+			q8Step(r, xaddr[tok], 4*tok+r, 16+r, 20+r, 24+(4*tok+r)%6, false)
+		}
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 4; r++ {
+			hsum512(4*tok + r)
+			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
+		}
+		if tok < 3 {
+			p("\tADDQ CX, DI")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }

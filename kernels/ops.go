@@ -22,7 +22,9 @@ import (
 // elements); mm, when present, computes a tile of 4 rows x 4 tokens
 // (ldd and ldx are the strides of dst and x in elements), and mm6, when
 // present, one of 6 rows x 4 tokens. s points at the row's Q8_0 scales and
-// is ignored by the other types.
+// is ignored by the other types. For Q8_0, x points at quantized
+// activations (q8Rec records; ldx is then in bytes) and k is a multiple of
+// 64; see q8.go.
 type kern struct {
 	mv  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 	mm  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
@@ -117,6 +119,10 @@ func MatVec(dst []float32, m *Mat, x []float32) {
 	if m.Rows == 0 {
 		return
 	}
+	if m.Type == Q8_0 {
+		q8MatVec(dst, m, x)
+		return
+	}
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { matVecRows(dst, m, x, r0, r1) })
 }
 
@@ -130,6 +136,10 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	checkMat("MatMul", dst, m, x, n)
 	if n == 1 {
 		MatVec(dst, m, x)
+		return
+	}
+	if m.Type == Q8_0 {
+		q8MatMul(dst, m, x, n)
 		return
 	}
 	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })

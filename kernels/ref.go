@@ -40,18 +40,9 @@ func refMatVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 			dst[i] = s
 		}
 	case Q8_0:
-		for i := r0; i < r1; i++ {
-			var s float32
-			for b := 0; b < c/BlockSize; b++ {
-				off := i*c + b*BlockSize
-				var bs float32
-				for j := 0; j < BlockSize; j++ {
-					bs += float32(m.Q[off+j]) * x[b*BlockSize+j]
-				}
-				s += bs * m.Scales[off/BlockSize]
-			}
-			dst[i] = s
-		}
+		a := quantizeActs(x, 1, c, false)
+		refQ8Rows(dst, m, a, 0, r0, r1)
+		putActs(a)
 	}
 }
 

@@ -1,0 +1,218 @@
+package kernels
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// Q8_0 products quantize the activations too, as llama.cpp does: each block
+// of 32 activations of a token gets its own scale sx and int8 values qx
+// (quantizeRowQ8, the weights' rounding), and a row's product is
+//
+//	sum over blocks b of float32(sum_j qw[j]*qx[j]) * sx[b] * sw[b]
+//
+// with the integer dot of each block exact. The activations are quantized
+// once per MatVec or MatMul call, before the rows are shared out, and every
+// path (assembly and reference) computes this same sum; they differ only in
+// the order of the float additions.
+
+// q8Acts holds n tokens' activations quantized to Q8_0.
+type q8Acts struct {
+	n, cols int
+	q       []int8    // n*cols values
+	s       []float32 // n*cols/BlockSize scales
+	// rec holds, for the assembly, each token's values again as
+	// ceil(cols/64) records of 64 columns (see q8Rec); nil when no
+	// assembly kernel will read them.
+	rec []q8Rec
+}
+
+// q8Rec is the layout the Q8_0 assembly reads 64 columns (two blocks) of
+// one token in: the values, each block's scale spread over 8 lanes, and
+// the correction that takes back out the bias of the unsigned weights
+// (-128 times the sum of each block's values, in lanes 0 and 8). A last
+// record of a single block leaves the second half zero.
+type q8Rec struct {
+	q [64]int8
+	s [16]float32
+	c [16]int32
+}
+
+var actsPool sync.Pool // of *q8Acts
+
+// quantizeActs quantizes n tokens of cols activations (cols a multiple of
+// BlockSize) into scratch from actsPool; recs asks for the records too.
+// The caller puts the result back with putActs.
+func quantizeActs(x []float32, n, cols int, recs bool) *q8Acts {
+	a, _ := actsPool.Get().(*q8Acts)
+	if a == nil {
+		a = new(q8Acts)
+	}
+	a.n, a.cols = n, cols
+	a.q = grow(a.q, n*cols)
+	a.s = grow(a.s, n*cols/BlockSize)
+	a.rec = a.rec[:0]
+	if recs {
+		a.rec = grow(a.rec, n*q8RecsPerRow(cols))
+	}
+	for t := 0; t < n; t++ {
+		q := a.q[t*cols : (t+1)*cols]
+		s := a.s[t*cols/BlockSize : (t+1)*cols/BlockSize]
+		quantizeRowQ8(q, s, x[t*cols:(t+1)*cols])
+		if recs {
+			packRecs(a.rec[t*q8RecsPerRow(cols):(t+1)*q8RecsPerRow(cols)], q, s)
+		}
+	}
+	return a
+}
+
+func putActs(a *q8Acts) { actsPool.Put(a) }
+
+// grow returns s resliced to n, reallocated if its capacity is short.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func q8RecsPerRow(cols int) int { return (cols + 63) / 64 }
+
+// packRecs lays one token's quantized values out as records.
+func packRecs(rec []q8Rec, q []int8, s []float32) {
+	for i := range rec {
+		r := &rec[i]
+		*r = q8Rec{}
+		for h := 0; h < 2; h++ {
+			b := 2*i + h
+			if b >= len(s) {
+				break
+			}
+			blk := q[b*BlockSize : (b+1)*BlockSize]
+			copy(r.q[h*BlockSize:], blk)
+			var sum int32
+			for _, v := range blk {
+				sum += int32(v)
+			}
+			for j := 0; j < 8; j++ {
+				r.s[8*h+j] = s[b]
+			}
+			r.c[8*h] = -128 * sum
+		}
+	}
+}
+
+// q8BlockDot returns the exact integer dot of one block of weights and
+// activations.
+func q8BlockDot(w, x []int8) int32 {
+	var s int32
+	for j := range BlockSize {
+		s += int32(w[j]) * int32(x[j])
+	}
+	return s
+}
+
+// refQ8Rows computes rows r0..r1-1 of the product of m with token t of a
+// into dst (indexed by row).
+func refQ8Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
+	c, nb := m.Cols, m.Cols/BlockSize
+	xq := a.q[t*c : (t+1)*c]
+	xs := a.s[t*nb : (t+1)*nb]
+	for i := r0; i < r1; i++ {
+		var s float32
+		for b := 0; b < nb; b++ {
+			off := i*c + b*BlockSize
+			d := q8BlockDot(m.Q[off:off+BlockSize], xq[b*BlockSize:])
+			s += float32(d) * xs[b] * m.Scales[i*nb+b]
+		}
+		dst[i] = s
+	}
+}
+
+// q8Rows computes rows r0..r1-1 of the product of m with token t of a into
+// dst (indexed by row), with the assembly when there is one. The assembly
+// covers the columns in whole records of two blocks; a last odd block is
+// added here, the same way whichever kernel ran.
+func q8Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
+	k := simd[Q8_0]
+	if k.mv == nil {
+		refQ8Rows(dst, m, a, t, r0, r1)
+		return
+	}
+	k64 := m.Cols &^ 63
+	if k64 > 0 {
+		k.mv(unsafe.Pointer(&dst[r0]), m.wptr(r0), m.sptr(r0), a.recPtr(t), r1-r0, k64, m.Cols)
+	} else {
+		clear(dst[r0:r1])
+	}
+	q8Tail(dst, m, a, t, r0, r1)
+}
+
+// recPtr returns the address of token t's first record.
+func (a *q8Acts) recPtr(t int) unsafe.Pointer {
+	return unsafe.Pointer(&a.rec[t*q8RecsPerRow(a.cols)])
+}
+
+// q8Tail adds the last block to rows r0..r1-1 when the blocks are odd in
+// number (the assembly stops at a multiple of 64 columns).
+func q8Tail(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
+	c, nb := m.Cols, m.Cols/BlockSize
+	if nb%2 == 0 {
+		return
+	}
+	b := nb - 1
+	xq := a.q[t*c+b*BlockSize : (t+1)*c]
+	xs := a.s[t*nb+b]
+	for i := r0; i < r1; i++ {
+		off := i*c + b*BlockSize
+		d := q8BlockDot(m.Q[off:off+BlockSize], xq)
+		dst[i] += float32(d) * xs * m.Scales[i*nb+b]
+	}
+}
+
+// q8MatVec is MatVec for Q8_0 weights.
+func q8MatVec(dst []float32, m *Mat, x []float32) {
+	a := quantizeActs(x, 1, m.Cols, simd[Q8_0].mv != nil)
+	defer putActs(a)
+	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { q8Rows(dst, m, a, 0, r0, r1) })
+}
+
+// q8MatMul is MatMul for Q8_0 weights: 4x4 tiles where there is an
+// assembly tile, each token's rows on their own otherwise.
+func q8MatMul(dst []float32, m *Mat, x []float32, n int) {
+	k := simd[Q8_0]
+	a := quantizeActs(x, n, m.Cols, k.mv != nil)
+	defer putActs(a)
+	R, C := m.Rows, m.Cols
+	k64 := C &^ 63
+	parallel(R, R*C*n, rowGrain, func(r0, r1 int) {
+		if k.mm == nil || k64 == 0 {
+			for t := 0; t < n; t++ {
+				q8Rows(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+			}
+			return
+		}
+		ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
+		tb := max(4, tileBytes/ldx&^3)
+		for t0 := 0; t0 < n; t0 += tb {
+			t1 := min(n, t0+tb)
+			r := r0
+			for ; r+4 <= r1; r += 4 {
+				w, s := m.wptr(r), m.sptr(r)
+				t := t0
+				for ; t+4 <= t1; t += 4 {
+					k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
+				}
+				for ; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
+				}
+			}
+			for t := t0; t < t1; t++ {
+				if r < r1 {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
+				}
+				q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+			}
+		}
+	})
+}
