@@ -54,7 +54,6 @@ func mv256BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
-
 func hasAVX512() bool {
 	x := &cpu.X86
 	return x.HasAVX512F && x.HasAVX512VL && x.HasAVX512BW && x.HasAVX512DQ
