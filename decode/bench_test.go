@@ -1,6 +1,8 @@
 package decode_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +65,34 @@ func BenchmarkLockstepOverhead(b *testing.B) {
 	defer kernels.SetThreads(0)
 	s, _ := load(b, "stories260K")
 	x, _ := load(b, "llama2xs")
+	benchOverhead(b, s, x, 512)
+}
+
+// BenchmarkLockstepOverheadLarge is BenchmarkLockstepOverhead on two model
+// folders of real size, named by MOCO_LOCKSTEP_BENCH (comma-separated; e.g.
+// two 'moco synth --shape smollm2-135m' checkpoints of different seeds),
+// with the kernels on all cores:
+//
+//	MOCO_LOCKSTEP_BENCH=a,b go test ./decode -run - -bench LockstepOverheadLarge -benchtime 3x
+func BenchmarkLockstepOverheadLarge(b *testing.B) {
+	env := os.Getenv("MOCO_LOCKSTEP_BENCH")
+	dirs := strings.Split(env, ",")
+	if env == "" || len(dirs) != 2 {
+		b.Skip("set MOCO_LOCKSTEP_BENCH to two model folders")
+	}
+	var ms [2]*engine.Model
+	for i, d := range dirs {
+		m, err := engine.Load(d, engine.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		ms[i] = m
+	}
+	benchOverhead(b, ms[0], ms[1], min(ms[0].Config.VocabSize, ms[1].Config.VocabSize))
+}
+
+func benchOverhead(b *testing.B, s, x *engine.Model, vocab int) {
 	for _, c := range []struct {
 		name string
 		comb decode.Combiner
@@ -73,9 +103,9 @@ func BenchmarkLockstepOverhead(b *testing.B) {
 		{"contrastive", decode.DefaultContrastive(2, 0.2)},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			ls := &decode.Lockstep{Sessions: sessions(s), Vocab: 512, MaxTokens: benchTokens}
-			lx := &decode.Lockstep{Sessions: sessions(x), Vocab: 512, MaxTokens: benchTokens}
-			lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: c.comb, Vocab: 512, MaxTokens: benchTokens}
+			ls := &decode.Lockstep{Sessions: sessions(s), Vocab: vocab, MaxTokens: benchTokens}
+			lx := &decode.Lockstep{Sessions: sessions(x), Vocab: vocab, MaxTokens: benchTokens}
+			lf := &decode.Lockstep{Sessions: sessions(s, x), Combiner: c.comb, Vocab: vocab, MaxTokens: benchTokens}
 			// The fastest of the runs of each kind: the minimum is robust to
 			// interference from other processes, which only ever adds time.
 			best := [3]time.Duration{1 << 62, 1 << 62, 1 << 62}
@@ -88,6 +118,7 @@ func BenchmarkLockstepOverhead(b *testing.B) {
 			}
 			single, fused := best[0]+best[1], best[2]
 			b.ReportMetric(float64(fused)/float64(single), "ratio")
+			b.ReportMetric(float64(single.Nanoseconds())/benchTokens, "single-ns/token")
 		})
 	}
 }
