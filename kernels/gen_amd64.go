@@ -546,19 +546,29 @@ func q8Consts() {
 	p("\tVPBROADCASTD AX, K1, Z31")
 }
 
-// q8Step emits one row's 64 columns: the weights at column AX of row r, its
-// scales at BX, the activation record at xa; acc accumulates, w, sw and d
-// are scratch.
-func q8Step(r int, xa string, acc, w, sw, d int, loadW bool) {
-	if loadW {
-		p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], w)
-		p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], sw)
-		p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
-	}
-	p("\tVMOVDQU32 128%s, Z%d", xa, d)
-	p("\tVPDPBUSD %s, Z%d, Z%d", xa, w, d)
+// q8LoadX loads the activation record at xa: values into Z(x), scales
+// into Z(x+1), corrections into Z(x+2).
+func q8LoadX(xa string, x int) {
+	p("\tVMOVDQU32 %s, Z%d", xa, x)
+	p("\tVMOVUPS 64%s, Z%d", xa, x+1)
+	p("\tVMOVDQU32 128%s, Z%d", xa, x+2)
+}
+
+// q8LoadW loads row r's 64 weights at column AX, made unsigned, into Z(w)
+// and its two scales at BX, spread over lanes 0-7 and 8-15, into Z(sw).
+func q8LoadW(r, w, sw int) {
+	p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], w)
+	p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
+}
+
+// q8Step adds the product of the weights in Z(w) (scales Z(sw)) and the
+// activations in Z(x) (see q8LoadX) to Z(acc); Z(d) is scratch.
+func q8Step(x, w, sw, d, acc int) {
+	p("\tVMOVDQA64 Z%d, Z%d", x+2, d)
+	p("\tVPDPBUSD Z%d, Z%d, Z%d", x, w, d)
 	p("\tVCVTDQ2PS Z%d, Z%d", d, d)
-	p("\tVMULPS 64%s, Z%d, Z%d", xa, d, d)
+	p("\tVMULPS Z%d, Z%d, Z%d", x+1, d, d)
 	p("\tVFMADD231PS Z%d, Z%d, Z%d", sw, d, acc)
 }
 
@@ -595,8 +605,10 @@ func mv512Q8() {
 		p("\tPREFETCHT0 %d(DI)", 64*l)
 	}
 	p("\tADDQ $256, DI")
+	q8LoadX("(DX)", 16)
 	for r := 0; r < 4; r++ {
-		q8Step(r, "(DX)", r, 4+r, 8+r, 12+r, true)
+		q8LoadW(r, 4+r, 8+r)
+		q8Step(16, 4+r, 8+r, 12+r, r)
 	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
@@ -624,7 +636,9 @@ func mv512Q8() {
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $3, BX")
-	q8Step(0, "(DX)", 0, 4, 8, 12, true)
+	q8LoadX("(DX)", 16)
+	q8LoadW(0, 4, 8)
+	q8Step(16, 4, 8, 12, 0)
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
@@ -667,14 +681,14 @@ func mm512Q8() {
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $3, BX")
 	for r := 0; r < 4; r++ {
-		p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], 16+r)
-		p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], 20+r)
-		p("\tVPERMPS Z%d, Z31, Z%d", 20+r, 20+r)
+		q8LoadW(r, 16+r, 20+r)
 	}
+	// Each token's record is loaded once for the four rows.
 	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
 	for tok := 0; tok < 4; tok++ {
+		q8LoadX(xaddr[tok], 24)
 		for r := 0; r < 4; r++ {
-			q8Step(r, xaddr[tok], 4*tok+r, 16+r, 20+r, 24+(4*tok+r)%6, false)
+			q8Step(24, 16+r, 20+r, 27+r%3, 4*tok+r)
 		}
 	}
 	p("\tADDQ $192, DX")

@@ -55,15 +55,37 @@ func quantizeActs(x []float32, n, cols int, recs bool) *q8Acts {
 	if recs {
 		a.rec = grow(a.rec, n*q8RecsPerRow(cols))
 	}
-	for t := 0; t < n; t++ {
-		q := a.q[t*cols : (t+1)*cols]
-		s := a.s[t*cols/BlockSize : (t+1)*cols/BlockSize]
-		quantizeRowQ8(q, s, x[t*cols:(t+1)*cols])
-		if recs {
-			packRecs(a.rec[t*q8RecsPerRow(cols):(t+1)*q8RecsPerRow(cols)], q, s)
-		}
+	if n*cols < 1<<15 {
+		a.quantize(x, 0, n, recs)
+	} else {
+		// Tokens are independent, so a batch's are shared out (this
+		// runs before, not inside, the product's parallel call).
+		parallel(n, 4*n*cols, 1, func(t0, t1 int) { a.quantize(x, t0, t1, recs) })
 	}
 	return a
+}
+
+// quantize quantizes tokens t0..t1-1 of x.
+func (a *q8Acts) quantize(x []float32, t0, t1 int, recs bool) {
+	cols, nr := a.cols, q8RecsPerRow(a.cols)
+	for t := t0; t < t1; t++ {
+		q := a.q[t*cols : (t+1)*cols]
+		s := a.s[t*cols/BlockSize : (t+1)*cols/BlockSize]
+		if recs {
+			quantRecsImpl(a.rec[t*nr:(t+1)*nr], q, s, x[t*cols:(t+1)*cols])
+		} else {
+			quantizeRowQ8(q, s, x[t*cols:(t+1)*cols])
+		}
+	}
+}
+
+// quantRecsImpl quantizes one token (a multiple of BlockSize long) into q
+// and s and lays it out as records, exactly as quantRecsRef does.
+var quantRecsImpl = quantRecsRef
+
+func quantRecsRef(rec []q8Rec, q []int8, s []float32, x []float32) {
+	quantizeRowQ8(q, s, x)
+	packRecs(rec, q, s)
 }
 
 func putActs(a *q8Acts) { actsPool.Put(a) }

@@ -156,3 +156,53 @@ func TestQ8NoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantRecs checks that the assembly quantizer matches quantRecsRef bit
+// for bit, on random blocks, blocks of exact halves, zero blocks and an
+// odd number of blocks.
+func TestQuantRecs(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(17, 18))
+		for _, cols := range []int{32, 64, 96, 896, 4864} {
+			for trial := 0; trial < 20; trial++ {
+				x := randVec(r, cols)
+				switch trial % 4 {
+				case 1: // multiples of d/2, so that many values are halves
+					for i := range x {
+						x[i] = float32(r.IntN(509)-254) / 2 * 0.01
+					}
+				case 2:
+					clear(x[:BlockSize])
+				case 3:
+					for i := range x {
+						x[i] *= float32(math.Pow(10, float64(r.IntN(20)-10)))
+					}
+				}
+				nr := q8RecsPerRow(cols)
+				want, got := make([]q8Rec, nr), make([]q8Rec, nr)
+				for i := range got { // stale contents must be overwritten
+					got[i].c[3], got[i].q[63] = 7, 7
+				}
+				wq, gq := make([]int8, cols), make([]int8, cols)
+				ws, gs := make([]float32, cols/BlockSize), make([]float32, cols/BlockSize)
+				quantRecsRef(want, wq, ws, x)
+				quantRecsImpl(got, gq, gs, x)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("cols %d trial %d: record %d differs:\n got %v\nwant %v", cols, trial, i, got[i], want[i])
+					}
+				}
+				for i := range wq {
+					if gq[i] != wq[i] {
+						t.Fatalf("cols %d trial %d: q[%d] = %d, want %d", cols, trial, i, gq[i], wq[i])
+					}
+				}
+				for i := range ws {
+					if math.Float32bits(gs[i]) != math.Float32bits(ws[i]) {
+						t.Fatalf("cols %d trial %d: s[%d] = %g, want %g", cols, trial, i, gs[i], ws[i])
+					}
+				}
+			}
+		}
+	})
+}

@@ -54,6 +54,14 @@ func mv256BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+//go:noescape
+func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
+
+// quantRecs512 is quantizeRecs with quantQ8x512.
+func quantRecs512(rec []q8Rec, q []int8, s []float32, x []float32) {
+	quantQ8x512(&rec[0], &q[0], &s[0], &x[0], len(s))
+}
+
 func hasAVX512() bool {
 	x := &cpu.X86
 	return x.HasAVX512F && x.HasAVX512VL && x.HasAVX512BW && x.HasAVX512DQ
@@ -70,6 +78,7 @@ func init() { useSIMD(hasAVX512(), hasAVX2()) }
 func useSIMD(avx512, avx2 bool) {
 	simd = [4]kern{}
 	simdName = "purego"
+	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
 	useVec512(avx512)
 	switch {
@@ -80,6 +89,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv512F16, mm512F16, mm6x4F16}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
+			quantRecsImpl = quantRecs512
 		}
 		dotImpl = simdDot
 	case avx2:
