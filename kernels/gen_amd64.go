@@ -511,6 +511,7 @@ func main() {
 	}
 	mv512Q8()
 	mm512Q8()
+	mv256Q8()
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -707,6 +708,106 @@ func mm512Q8() {
 			p("\tADDQ CX, DI")
 		}
 	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv256Q8 is mv512Q8 for AVX2, one block (one ymm) at a time, reading the
+// same records. Without VNNI the integer dot is VPMADDUBSW, unsigned by
+// signed bytes into int16 pairs, then VPMADDWD into int32 lanes; the
+// weights are made unsigned by taking their magnitude and giving their
+// sign to the activations (|w| <= 128 and |x| <= 127, so the pairs do not
+// saturate). There is no bias, so the corrections go unused.
+func mv256Q8() {
+	const fn = "mv256Q8"
+	q8 := wtype{name: "Q8"}
+	// step adds row r's half h (block 2i+h of record i) to Y(r), with
+	// scratch Y(t), Y(t+1).
+	step := func(r, h, t int) {
+		p("\tVMOVDQU %d(%s)(AX*1), Y%d", 32*h, q8w[r], t)
+		p("\tVPSIGNB Y%d, Y%d, Y%d", t, 4+h, t+1)
+		p("\tVPABSB Y%d, Y%d", t, t)
+		p("\tVPMADDUBSW Y%d, Y%d, Y%d", t+1, t, t)
+		p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
+		p("\tVCVTDQ2PS Y%d, Y%d", t, t)
+		p("\tVMULPS %d(DX), Y%d, Y%d", 64+32*h, t, t)
+		p("\tVBROADCASTSS %d(%s)(BX*1), Y%d", 4*h, q8s[r], t+1)
+		p("\tVFMADD231PS Y%d, Y%d, Y%d", t+1, t, r)
+	}
+	loadX := func() {
+		p("\tVMOVDQU (DX), Y4")
+		p("\tVMOVDQU 32(DX), Y5")
+	}
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	rowPointers(q8, "ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $3, BX")
+	loadX()
+	for h := 0; h < 2; h++ {
+		for r := 0; r < 4; r++ {
+			step(r, h, 6+2*r)
+		}
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum256(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Y0, Y0, Y0")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $3, BX")
+	loadX()
+	step(0, 0, 6)
+	step(0, 1, 6)
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum256(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tADDQ BX, R10")
+	p("\tSHRQ $3, BX")
+	p("\tADDQ BX, SI")
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -209,8 +209,12 @@ func q8MatMul(dst []float32, m *Mat, x []float32, n int) {
 	k64 := C &^ 63
 	parallel(R, R*C*n, rowGrain, func(r0, r1 int) {
 		if k.mm == nil || k64 == 0 {
-			for t := 0; t < n; t++ {
-				q8Rows(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+			// Sweep the tokens over row blocks that stay in L1.
+			rb := max(4, l1Bytes/C&^3)
+			for r := r0; r < r1; r += rb {
+				for t := 0; t < n; t++ {
+					q8Rows(dst[t*R:(t+1)*R], m, a, t, r, min(r1, r+rb))
+				}
 			}
 			return
 		}

@@ -55,6 +55,9 @@ func mv256BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
 // quantRecs512 is quantizeRecs with quantQ8x512.
@@ -87,9 +90,10 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F32] = kern{mv512F32, mm512F32, mm6x4F32}
 		simd[BF16] = kern{mv512BF16, mm512BF16, mm6x4BF16}
 		simd[F16] = kern{mv512F16, mm512F16, mm6x4F16}
+		quantRecsImpl = quantRecs512
+		simd[Q8_0] = kern{mv: mv256Q8}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
-			quantRecsImpl = quantRecs512
 		}
 		dotImpl = simdDot
 	case avx2:
@@ -97,6 +101,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F32] = kern{mv: mv256F32}
 		simd[BF16] = kern{mv: mv256BF16}
 		simd[F16] = kern{mv: mv256F16}
+		simd[Q8_0] = kern{mv: mv256Q8}
 		dotImpl = simdDot
 	}
 }
