@@ -20,9 +20,9 @@ type wtype struct {
 	name  string
 	shift int // log2 of the bytes per weight
 	// load512 widens 16 weights at byte offset off of row base into zmm d
-	// (scale, for Q8_0, already broadcast in sreg).
-	load512 func(off int, base, d, sreg string) string
-	load256 func(off int, base, d, sreg string) string
+	// (load256 8 into ymm d); the last argument is unused.
+	load512 func(off int, base, d, _ string) string
+	load256 func(off int, base, d, _ string) string
 }
 
 func lines(s ...string) string { return strings.Join(s, "\n\t") }
@@ -76,7 +76,6 @@ func hsum256(i int) {
 var prefetchAhead = 384
 
 var wregs = []string{"R10", "R11", "R12", "R13"}
-var sregs = []string{"SI", "R8", "R9", "R14"}
 
 // rowPointers sets R10-R13 to four consecutive weight rows from R10 and, for
 // Q8_0, SI, R8, R9, R14 to their scale rows from SI. ldw is at ldwOff(FP).
@@ -100,20 +99,8 @@ func rowPointers(t wtype, ldwArg string) {
 // loadRow512 widens 32 weights of row r (at column AX) into Z16+2r, Z17+2r.
 func loadRow512(t wtype, r int) {
 	bytes16 := 16 << t.shift
-	s := ""
-	if t.name == "Q8" {
-		p("\tVBROADCASTSS (%s)(BX*1), Z31", sregs[r])
-		s = "Z31"
-	}
-	p("\t%s", t.load512(0, wregs[r], z(16+2*r), s))
-	p("\t%s", t.load512(bytes16, wregs[r], z(17+2*r), s))
-}
-
-func scaleIndex(t wtype) {
-	if t.name == "Q8" {
-		p("\tMOVQ AX, BX")
-		p("\tSHRQ $3, BX")
-	}
+	p("\t%s", t.load512(0, wregs[r], z(16+2*r), ""))
+	p("\t%s", t.load512(bytes16, wregs[r], z(17+2*r), ""))
 }
 
 // mv512 writes func mv512T(dst, w, s, x unsafe.Pointer, rows, k, ldw int).
@@ -140,7 +127,6 @@ func mv512(t wtype) {
 	p("%s_loop4:", fn)
 	p("\tVMOVUPS (DX)(AX*4), Z24")
 	p("\tVMOVUPS 64(DX)(AX*4), Z25")
-	scaleIndex(t)
 	for r := 0; r < 4; r++ {
 		p("\tPREFETCHT0 %d(%s)(AX*%d)", prefetchAhead, wregs[r], 1<<t.shift)
 	}
@@ -166,11 +152,6 @@ func mv512(t wtype) {
 		p("\tSHLQ $%d, BX", t.shift)
 	}
 	p("\tLEAQ (R13)(BX*1), R10")
-	if t.name == "Q8" {
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $3, BX")
-		p("\tLEAQ (R14)(BX*1), SI")
-	}
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
@@ -182,7 +163,6 @@ func mv512(t wtype) {
 	p("%s_loop1:", fn)
 	p("\tVMOVUPS (DX)(AX*4), Z24")
 	p("\tVMOVUPS 64(DX)(AX*4), Z25")
-	scaleIndex(t)
 	loadRow512(t, 0)
 	p("\tVFMADD231PS Z24, Z16, Z0")
 	p("\tVFMADD231PS Z25, Z17, Z0")
@@ -197,11 +177,6 @@ func mv512(t wtype) {
 		p("\tSHLQ $%d, BX", t.shift)
 	}
 	p("\tADDQ BX, R10")
-	if t.name == "Q8" {
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $3, BX")
-		p("\tADDQ BX, SI")
-	}
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
 	p("%s_done:", fn)
@@ -293,7 +268,6 @@ func mm512(t wtype) {
 	}
 	p("\tXORQ AX, AX")
 	p("%s_loop:", fn)
-	scaleIndex(t)
 	for r := 0; r < 4; r++ {
 		loadRow512(t, r)
 	}
@@ -396,13 +370,8 @@ func mv256(t wtype) {
 	fn := "mv256" + t.name
 	bytes8 := 8 << t.shift
 	loadRow := func(r int) {
-		s := ""
-		if t.name == "Q8" {
-			p("\tVBROADCASTSS (%s)(BX*1), Y12", sregs[r])
-			s = "Y12"
-		}
 		for q := 0; q < 4; q++ {
-			p("\t%s", t.load256(q*bytes8, wregs[r], y(8+q), s))
+			p("\t%s", t.load256(q*bytes8, wregs[r], y(8+q), ""))
 		}
 		for q := 0; q < 4; q++ {
 			p("\tVFMADD231PS Y%d, Y%d, Y%d", 4+q, 8+q, r)
@@ -427,7 +396,6 @@ func mv256(t wtype) {
 	for q := 0; q < 4; q++ {
 		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
 	}
-	scaleIndex(t)
 	for r := 0; r < 4; r++ {
 		loadRow(r)
 	}
@@ -444,11 +412,6 @@ func mv256(t wtype) {
 		p("\tSHLQ $%d, BX", t.shift)
 	}
 	p("\tLEAQ (R13)(BX*1), R10")
-	if t.name == "Q8" {
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $3, BX")
-		p("\tLEAQ (R14)(BX*1), SI")
-	}
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
@@ -461,7 +424,6 @@ func mv256(t wtype) {
 	for q := 0; q < 4; q++ {
 		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
 	}
-	scaleIndex(t)
 	loadRow(0)
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, CX")
@@ -474,11 +436,6 @@ func mv256(t wtype) {
 		p("\tSHLQ $%d, BX", t.shift)
 	}
 	p("\tADDQ BX, R10")
-	if t.name == "Q8" {
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $3, BX")
-		p("\tADDQ BX, SI")
-	}
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
 	p("%s_done:", fn)
