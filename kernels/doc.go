@@ -10,9 +10,13 @@
 // everywhere.
 //
 // Weights are widened to float32 inside the kernels (bf16 by a shift, f16
-// with vcvtph2ps, Q8_0 by scaling each block of 32 int8 values), so f32,
-// bf16 and f16 matrices are used in place, e.g. straight from a memory map,
-// and products are always accumulated in float32.
+// with vcvtph2ps), so f32, bf16 and f16 matrices are used in place, e.g.
+// straight from a memory map, and products are accumulated in float32.
+// Q8_0 products instead quantize the activations to Q8_0 as well, once per
+// call, as llama.cpp does: each block's integer dot is exact (VPDPBUSD with
+// AVX512-VNNI, VPMADDUBSW with AVX2) and is scaled into a float32 sum; see
+// q8.go. They therefore carry the activations' rounding error on top of the
+// weights' (about 1% of a random product in all).
 //
 // MatVec and MatMul share their rows with a persistent pool of worker
 // goroutines (SetThreads). Each output element is computed by exactly one
@@ -22,5 +26,5 @@
 // (decoding) gives.
 //
 // The assembly is generated: go generate runs gen_amd64.go, which writes
-// simd_amd64.s. vec_amd64.s is written by hand.
+// simd_amd64.s. vec_amd64.s and q8_amd64.s are written by hand.
 package kernels
