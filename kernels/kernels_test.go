@@ -140,7 +140,7 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 func TestMatMulTokenBlocks(t *testing.T) {
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(5, 6))
-		const rows, cols, n = 9, 4096, 37 // 16 tokens of 4096 fill a block
+		const rows, cols, n = 9, 4096, 70 // 32 tokens of 4096 fill a block
 		for _, typ := range types {
 			m := randMat(r, typ, rows, cols)
 			x := randVec(r, n*cols)

@@ -48,6 +48,22 @@ var (
 	widenImpl func(dst []float32, src []uint16, t Type)
 )
 
+// Widen converts half-precision values of type t (BF16 or F16) to float32,
+// exactly; len(dst) must be at least len(src).
+func Widen(dst []float32, src []uint16, t Type) {
+	if t != BF16 && t != F16 {
+		panic(fmt.Sprintf("kernels.Widen: %v is not a half-precision type", t))
+	}
+	if len(dst) < len(src) {
+		panic(fmt.Sprintf("kernels.Widen: len(dst) %d < len(src) %d", len(dst), len(src)))
+	}
+	if widenImpl != nil {
+		widenImpl(dst, src, t)
+		return
+	}
+	widenRef(dst, src, t)
+}
+
 // widenRef widens half-precision weights of type t to float32.
 func widenRef(dst []float32, src []uint16, t Type) {
 	if t == BF16 {
@@ -241,7 +257,7 @@ func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 
 // tileBytes bounds the activations of one token block so that they stay in
 // the L2 cache while every weight row of the block is swept over them.
-const tileBytes = 256 << 10
+const tileBytes = 512 << 10
 
 // l1Bytes bounds the weights of one row block of the kernels without a 4x4
 // tile, so that they stay in L1 while the tokens are swept over them.
@@ -274,34 +290,20 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
-		if wide != nil {
+		if wide != nil || k.mm6 != nil {
 			r := r0
 			for ; r+6 <= r1; r += 6 {
-				widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
-				w := unsafe.Pointer(&wide[0])
+				kt, w := k, m.wptr(r)
+				if wide != nil {
+					widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
+					kt, w = kw, unsafe.Pointer(&wide[0])
+				}
 				t := t0
 				for ; t+4 <= t1; t += 4 {
-					kw.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
+					kt.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
 				}
 				for ; t < t1; t++ {
-					kw.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
-				}
-			}
-			if r < r1 {
-				for t := t0; t < t1; t++ {
-					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&x[t*C]), r1-r, k32, C)
-				}
-			}
-		} else if k.mm6 != nil {
-			r := r0
-			for ; r+6 <= r1; r += 6 {
-				w := m.wptr(r)
-				t := t0
-				for ; t+4 <= t1; t += 4 {
-					k.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
-				}
-				for ; t < t1; t++ {
-					k.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
+					kt.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
 				}
 			}
 			if r < r1 {

@@ -9,15 +9,12 @@ import (
 )
 
 // The AVX-512 halves of the element-wise hot paths: sign-elected sums
-// (TIES, DARE-TIES) and the bf16 widening and narrowing around every
-// chunk. Each computes exactly what its Go version computes, bit for bit;
+// (TIES, DARE-TIES) and the bf16 narrowing after every chunk (kernels
+// widens). Each computes exactly what its Go version computes, bit for bit;
 // tests hold one to the other.
 
 //go:noescape
 func sumCore512(dst, base unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
-
-//go:noescape
-func widenBF16x512(dst *float32, src *uint16, n int)
 
 //go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
@@ -46,9 +43,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, widenBF16, narrowBF16 = sumFast512, widenBF16Fast, narrowBF16Fast
+		sumFast, narrowBF16 = sumFast512, narrowBF16Fast
 	} else {
-		sumFast, widenBF16, narrowBF16 = nil, widenBF16Go, narrowBF16Go
+		sumFast, narrowBF16 = nil, narrowBF16Go
 	}
 }
 
@@ -90,14 +87,6 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	}
 	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
-}
-
-func widenBF16Fast(dst []float32, src []uint16) {
-	k := len(src) &^ 15
-	if k > 0 {
-		widenBF16x512(&dst[0], &src[0], k)
-	}
-	widenBF16Go(dst[k:], src[k:])
 }
 
 func narrowBF16Fast(dst []uint16, src []float32) {

@@ -107,22 +107,6 @@ sum_out:
 	VZEROUPPER
 	RET
 
-// func widenBF16x512(dst *float32, src *uint16, n int)
-TEXT ·widenBF16x512(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	XORQ AX, AX
-widen_loop:
-	VPMOVZXWD (SI)(AX*2), Z0
-	VPSLLD $16, Z0, Z0
-	VMOVUPS Z0, (DI)(AX*4)
-	ADDQ $16, AX
-	CMPQ AX, CX
-	JLT widen_loop
-	VZEROUPPER
-	RET
-
 // func narrowBF16x512(dst *uint16, src *float32, n int)
 // Rounds to nearest even as safetensors.F32ToBF16 does: add 0x7fff plus
 // the lowest kept bit; a NaN keeps its top bits with the quiet bit set.

@@ -2,9 +2,9 @@ package merge
 
 import (
 	"fmt"
-	"math"
 	"unsafe"
 
+	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -49,18 +49,11 @@ func (v view) get(buf []float32, lo, n int) []float32 {
 	return buf
 }
 
-// widenBF16 and narrowBF16 convert between bf16 and float32 (exactly, and
-// rounding to nearest even); the assembly replaces them where it can.
-var (
-	widenBF16  = widenBF16Go
-	narrowBF16 = narrowBF16Go
-)
+// widenBF16 converts bf16 to float32 exactly; narrowBF16 converts back,
+// rounding to nearest even (the assembly replaces it where it can).
+func widenBF16(dst []float32, src []uint16) { kernels.Widen(dst, src, kernels.BF16) }
 
-func widenBF16Go(dst []float32, src []uint16) {
-	for j, h := range src {
-		dst[j] = math.Float32frombits(uint32(h) << 16)
-	}
-}
+var narrowBF16 = narrowBF16Go
 
 func narrowBF16Go(dst []uint16, src []float32) {
 	for j, v := range src {
