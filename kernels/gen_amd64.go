@@ -286,21 +286,7 @@ func mm512(t wtype) {
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, k+56(FP)")
 	p("\tJLT %s_loop", fn)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ ldd+32(FP), CX")
-	p("\tSHLQ $2, CX")
-	for tok := 0; tok < 4; tok++ {
-		for r := 0; r < 4; r++ {
-			hsum512(4*tok + r)
-			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
-		}
-		if tok < 3 {
-			p("\tADDQ CX, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	storeTile4x4()
 }
 
 // mm6x4 writes func mm6x4T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
@@ -653,21 +639,7 @@ func mm512Q8() {
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, k+56(FP)")
 	p("\tJLT %s_loop", fn)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ ldd+32(FP), CX")
-	p("\tSHLQ $2, CX")
-	for tok := 0; tok < 4; tok++ {
-		for r := 0; r < 4; r++ {
-			hsum512(4*tok + r)
-			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
-		}
-		if tok < 3 {
-			p("\tADDQ CX, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	storeTile4x4()
 }
 
 // mv256Q8 is mv512Q8 for AVX2, one block (one ymm) at a time, reading the
@@ -765,6 +737,26 @@ func mv256Q8() {
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
 	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// storeTile4x4 ends a 4-row x 4-token tile: the lane sums of accumulator
+// Z(4t+r) go to dst[t*ldd + r].
+func storeTile4x4() {
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 4; r++ {
+			hsum512(4*tok + r)
+			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
+		}
+		if tok < 3 {
+			p("\tADDQ CX, DI")
+		}
+	}
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
