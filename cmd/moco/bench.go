@@ -38,7 +38,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench speed", stderr)
-	model := fs.String("model", "", "model folder (required; 'moco synth' writes random ones)")
+	model := fs.StringP("model", "m", "", "model folder (required; 'moco synth' writes random ones)")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	pp := fs.Int("prompt-tokens", 128, "prompt tokens processed as one batch (pp)")
 	tg := fs.Int("gen-tokens", 64, "tokens generated one at a time (tg)")

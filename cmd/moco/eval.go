@@ -21,7 +21,7 @@ func init() {
 
 func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", stderr)
-	model := fs.String("model", "", "model folder (required)")
+	model := fs.StringP("model", "m", "", "model folder (required)")
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
 	split := fs.String("split", "test", "dev or test")
 	n := fs.Int("n", 100, "items to score (0: all)")

@@ -23,7 +23,7 @@ func init() {
 
 func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("logits", stderr)
-	model := fs.String("model", "", "model folder (Hugging Face layout)")
+	model := fs.StringP("model", "m", "", "model folder (Hugging Face layout)")
 	idsFile := fs.String("ids-file", "", `token ids: a JSON list [1, 2, ...] or {"ids": [...]} ("-" reads stdin)`)
 	out := fs.String("out", "", "output file: float32 little-endian, row-major [positions][vocab]")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")

@@ -36,7 +36,7 @@ func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 
 func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tokenize", stderr)
-	model := fs.String("model", "", "model or tokenizer folder (default: the embedded stories260K)")
+	model := fs.StringP("model", "m", "", "model or tokenizer folder (default: the embedded stories260K)")
 	special := fs.Bool("special", false, "add the special tokens (BOS/EOS) the tokenizer config asks for")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: moco tokenize [--model DIR] [--special] < lines of {"text": ...}`)
@@ -74,7 +74,7 @@ func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 
 func runDetokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("detokenize", stderr)
-	model := fs.String("model", "", "model or tokenizer folder (default: the embedded stories260K)")
+	model := fs.StringP("model", "m", "", "model or tokenizer folder (default: the embedded stories260K)")
 	skip := fs.Bool("skip-special", false, "leave special tokens out of the text")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: moco detokenize [--model DIR] [--skip-special] < lines of {"ids": [...]}`)
