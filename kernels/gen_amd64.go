@@ -337,11 +337,11 @@ func mm6x4(t wtype) {
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ ldd+32(FP), CX")
 	p("\tSHLQ $2, CX")
+	p("\tVMOVDQU32 tile6idx<>(SB), Z26")
+	p("\tMOVL $0x3f, AX")
+	p("\tKMOVW AX, K1")
 	for tok := 0; tok < 4; tok++ {
-		for r := 0; r < 6; r++ {
-			hsum512(4*r + tok)
-			p("\tVMOVSS X%d, %d(DI)", 4*r+tok, 4*r)
-		}
+		hsum6(tok)
 		if tok < 3 {
 			p("\tADDQ CX, DI")
 		}
@@ -349,6 +349,43 @@ func mm6x4(t wtype) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// hsum6 stores the lane sums of token tok's six accumulators Z(4r+tok) to
+// dst[r] (DI), r = 0..5, by a transposing tree: the pairs it adds are the
+// pairs hsum512 adds (lanes i and i+8, then i and i+4, i and i+2, i and
+// i+1), so each sum equals the matrix-vector kernel's bit for bit, in about
+// half the instructions. Z24, Z25 are scratch; Z26 holds tile6idx, K1 the
+// six-lane mask.
+func hsum6(tok int) {
+	acc := func(r int) int { return 4*r + tok }
+	// Level 1: accumulators 2k and 2k+1 into one register, 8 lanes each.
+	for k := 0; k < 3; k++ {
+		a, b := acc(2*k), acc(2*k+1)
+		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z24", b, a)
+		p("\tVSHUFF32X4 $0xee, Z%d, Z%d, Z25", b, a)
+		p("\tVADDPS Z25, Z24, Z%d", a)
+	}
+	// Level 2: 4 lanes per accumulator; accumulators 0-3 in the 128-bit
+	// lanes of Z(acc 0), 4, 5, 4, 5 in those of Z(acc 4).
+	p0, p1, p2 := acc(0), acc(2), acc(4)
+	p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z24", p1, p0)
+	p("\tVSHUFF32X4 $0xdd, Z%d, Z%d, Z25", p1, p0)
+	p("\tVADDPS Z25, Z24, Z%d", p0)
+	p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z24", p2, p2)
+	p("\tVSHUFF32X4 $0xdd, Z%d, Z%d, Z25", p2, p2)
+	p("\tVADDPS Z25, Z24, Z%d", p2)
+	// Level 3: 2 lanes per accumulator.
+	p("\tVSHUFPS $0x44, Z%d, Z%d, Z24", p2, p0)
+	p("\tVSHUFPS $0xee, Z%d, Z%d, Z25", p2, p0)
+	p("\tVADDPS Z25, Z24, Z%d", p0)
+	// Level 4: one lane each; accumulator r < 4 in lane 4r, 4 and 5 in
+	// lanes 1 and 5. tile6idx gathers them in order.
+	p("\tVSHUFPS $0x88, Z%d, Z%d, Z24", p0, p0)
+	p("\tVSHUFPS $0xdd, Z%d, Z%d, Z25", p0, p0)
+	p("\tVADDPS Z25, Z24, Z24")
+	p("\tVPERMPS Z24, Z26, Z24")
+	p("\tVMOVUPS Z24, K1, (DI)")
 }
 
 // mv256 is mv512 for AVX2: 8 lanes, four quarter-steps per 32 columns.
@@ -445,6 +482,12 @@ func main() {
 	p("//go:build !purego")
 	p("")
 	p("#include \"textflag.h\"")
+	p("")
+	// Where hsum6 leaves accumulators 0-5 (the other lanes are unused).
+	for i, v := range []int{0, 4, 8, 12, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} {
+		p("DATA tile6idx<>+%d(SB)/4, $%d", 4*i, v)
+	}
+	p("GLOBL tile6idx<>(SB), RODATA|NOPTR, $64")
 	p("")
 	for _, t := range types {
 		mv512(t)
