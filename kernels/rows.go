@@ -49,6 +49,15 @@ func AxpyRows(dst, p, v []float32, stride int) {
 	if stride < k || len(v) < (n-1)*stride+k {
 		panic(fmt.Sprintf("kernels.AxpyRows: %d rows of %d every %d floats need %d, have %d", n, k, stride, (n-1)*stride+k, len(v)))
 	}
+	axpyRowsImpl(dst, p, v, stride)
+}
+
+// axpyRowsImpl is AxpyRows after its checks; the assembly replaces it.
+var axpyRowsImpl = refAxpyRows
+
+// refAxpyRows is AxpyRows one row at a time.
+func refAxpyRows(dst, p, v []float32, stride int) {
+	k := len(dst)
 	for j, w := range p {
 		axpyImpl(w, v[j*stride:j*stride+k], dst)
 	}

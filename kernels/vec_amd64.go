@@ -32,6 +32,23 @@ func scale512(x *float32, n int, s float32)
 func axpy512(a float32, x, y *float32, n int)
 
 //go:noescape
+func axpyRows512(dst, p, v *float32, n, k, stride int)
+
+// axpyRowsVec is AxpyRows with the assembly: the same multiply-adds in the
+// same order as axpyVec row by row.
+func axpyRowsVec(dst, p, v []float32, stride int) {
+	k := len(dst) &^ 15
+	if k > 0 {
+		axpyRows512(&dst[0], &p[0], &v[0], len(p), k, stride)
+	}
+	if k < len(dst) {
+		for j, w := range p {
+			refAxpy(w, v[j*stride+k:j*stride+len(dst)], dst[k:])
+		}
+	}
+}
+
+//go:noescape
 func widen512BF16(dst *float32, src *uint16, n int)
 
 //go:noescape
@@ -52,7 +69,7 @@ func widenVec(dst []float32, src []uint16, t Type) {
 }
 
 func useVec512(on bool) {
-	widenImpl = nil
+	widenImpl, axpyRowsImpl = nil, refAxpyRows
 	if !on {
 		axpyImpl, rmsNormImpl, softmaxImpl = refAxpy, refRMSNorm, refSoftmax
 		siluImpl, geluTanhImpl = refSiLU, refGELUTanh
@@ -60,6 +77,7 @@ func useVec512(on bool) {
 	}
 	axpyImpl, rmsNormImpl, softmaxImpl = axpyVec, rmsNormVec, softmaxVec
 	widenImpl = widenVec
+	axpyRowsImpl = axpyRowsVec
 	siluImpl, geluTanhImpl = siluVec, geluVec
 }
 

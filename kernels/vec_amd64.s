@@ -254,3 +254,64 @@ widenf16_loop:
 	JLT widenf16_loop
 	VZEROUPPER
 	RET
+
+// func axpyRows512(dst, p, v *float32, n, k, stride int)
+// dst[i] += p[j] * v[j*stride+i] for j = 0..n-1 in order, i < k (a positive
+// multiple of 16): axpy512 once per row, but with dst held in registers,
+// 64 columns at a time, instead of loaded and stored for every row.
+TEXT ·axpyRows512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ k+32(FP), R8
+	MOVQ stride+40(FP), R9
+	SHLQ $2, R9
+rows_block64:
+	CMPQ R8, $64
+	JLT rows_block16
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	MOVQ DX, R11
+	XORQ R12, R12
+rows_loop64:
+	VBROADCASTSS (SI)(R12*4), Z16
+	VFMADD231PS (R11), Z16, Z0
+	VFMADD231PS 64(R11), Z16, Z1
+	VFMADD231PS 128(R11), Z16, Z2
+	VFMADD231PS 192(R11), Z16, Z3
+	ADDQ R9, R11
+	INCQ R12
+	CMPQ R12, CX
+	JLT rows_loop64
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, DI
+	ADDQ $256, DX
+	SUBQ $64, R8
+	JMP rows_block64
+rows_block16:
+	CMPQ R8, $16
+	JLT rows_done
+	VMOVUPS (DI), Z0
+	MOVQ DX, R11
+	XORQ R12, R12
+rows_loop16:
+	VBROADCASTSS (SI)(R12*4), Z16
+	VFMADD231PS (R11), Z16, Z0
+	ADDQ R9, R11
+	INCQ R12
+	CMPQ R12, CX
+	JLT rows_loop16
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, R8
+	JMP rows_block16
+rows_done:
+	VZEROUPPER
+	RET
