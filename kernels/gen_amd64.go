@@ -240,10 +240,9 @@ func mv512rows8(t wtype, fn string) {
 	if prefetch8 {
 		p("\tMOVQ dst+0(FP), DI")
 	}
-	for r := 0; r < 8; r++ {
-		hsum512(r)
-		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
-	}
+	p("\tVMOVDQU32 sumidx<>(SB), Z26")
+	hsumTree([]int{0, 1, 2, 3, 4, 5, 6, 7})
+	p("\tVMOVUPS Y24, (DI)") // eight sums
 	p("\tADDQ $32, DI")
 	p("\tLEAQ (R14)(BX*1), R10")
 	p("\tSUBQ $8, rows+32(FP)")
@@ -337,11 +336,12 @@ func mm6x4(t wtype) {
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ ldd+32(FP), CX")
 	p("\tSHLQ $2, CX")
-	p("\tVMOVDQU32 tile6idx<>(SB), Z26")
+	p("\tVMOVDQU32 sumidx<>(SB), Z26")
 	p("\tMOVL $0x3f, AX")
 	p("\tKMOVW AX, K1")
 	for tok := 0; tok < 4; tok++ {
-		hsum6(tok)
+		hsumTree([]int{tok, 4 + tok, 8 + tok, 12 + tok, 16 + tok, 20 + tok})
+		p("\tVMOVUPS Z24, K1, (DI)") // six sums
 		if tok < 3 {
 			p("\tADDQ CX, DI")
 		}
@@ -351,41 +351,41 @@ func mm6x4(t wtype) {
 	p("")
 }
 
-// hsum6 stores the lane sums of token tok's six accumulators Z(4r+tok) to
-// dst[r] (DI), r = 0..5, by a transposing tree: the pairs it adds are the
-// pairs hsum512 adds (lanes i and i+8, then i and i+4, i and i+2, i and
-// i+1), so each sum equals the matrix-vector kernel's bit for bit, in about
-// half the instructions. Z24, Z25 are scratch; Z26 holds tile6idx, K1 the
-// six-lane mask.
-func hsum6(tok int) {
-	acc := func(r int) int { return 4*r + tok }
+// hsumTree leaves the lane sums of six or eight accumulators (registers
+// accs) in lanes 0.. of Z24, in order, by a transposing tree: the pairs it
+// adds are the pairs hsum512 adds (lanes i and i+8, then i and i+4, i and
+// i+2, i and i+1), so each sum equals hsum512's bit for bit, in about half
+// the instructions. The accumulators are overwritten; Z25 is scratch and
+// Z26 must hold sumidx.
+func hsumTree(accs []int) {
 	// Level 1: accumulators 2k and 2k+1 into one register, 8 lanes each.
-	for k := 0; k < 3; k++ {
-		a, b := acc(2*k), acc(2*k+1)
+	for k := 0; 2*k < len(accs); k++ {
+		a, b := accs[2*k], accs[2*k+1]
 		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z24", b, a)
 		p("\tVSHUFF32X4 $0xee, Z%d, Z%d, Z25", b, a)
 		p("\tVADDPS Z25, Z24, Z%d", a)
 	}
 	// Level 2: 4 lanes per accumulator; accumulators 0-3 in the 128-bit
-	// lanes of Z(acc 0), 4, 5, 4, 5 in those of Z(acc 4).
-	p0, p1, p2 := acc(0), acc(2), acc(4)
-	p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z24", p1, p0)
-	p("\tVSHUFF32X4 $0xdd, Z%d, Z%d, Z25", p1, p0)
-	p("\tVADDPS Z25, Z24, Z%d", p0)
-	p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z24", p2, p2)
-	p("\tVSHUFF32X4 $0xdd, Z%d, Z%d, Z25", p2, p2)
-	p("\tVADDPS Z25, Z24, Z%d", p2)
+	// lanes of accs[0], 4-7 in those of accs[4] (with six: 4, 5, 4, 5).
+	p0, p1, p2, p3 := accs[0], accs[2], accs[4], accs[4]
+	if len(accs) == 8 {
+		p3 = accs[6]
+	}
+	for _, q := range [][2]int{{p0, p1}, {p2, p3}} {
+		p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z24", q[1], q[0])
+		p("\tVSHUFF32X4 $0xdd, Z%d, Z%d, Z25", q[1], q[0])
+		p("\tVADDPS Z25, Z24, Z%d", q[0])
+	}
 	// Level 3: 2 lanes per accumulator.
 	p("\tVSHUFPS $0x44, Z%d, Z%d, Z24", p2, p0)
 	p("\tVSHUFPS $0xee, Z%d, Z%d, Z25", p2, p0)
 	p("\tVADDPS Z25, Z24, Z%d", p0)
-	// Level 4: one lane each; accumulator r < 4 in lane 4r, 4 and 5 in
-	// lanes 1 and 5. tile6idx gathers them in order.
+	// Level 4: one lane each; accumulator r < 4 in lane 4r, r >= 4 in
+	// lane 4(r-4)+1. sumidx gathers them in order.
 	p("\tVSHUFPS $0x88, Z%d, Z%d, Z24", p0, p0)
 	p("\tVSHUFPS $0xdd, Z%d, Z%d, Z25", p0, p0)
 	p("\tVADDPS Z25, Z24, Z24")
 	p("\tVPERMPS Z24, Z26, Z24")
-	p("\tVMOVUPS Z24, K1, (DI)")
 }
 
 // mv256 is mv512 for AVX2: 8 lanes, four quarter-steps per 32 columns.
@@ -483,11 +483,11 @@ func main() {
 	p("")
 	p("#include \"textflag.h\"")
 	p("")
-	// Where hsum6 leaves accumulators 0-5 (the other lanes are unused).
-	for i, v := range []int{0, 4, 8, 12, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} {
-		p("DATA tile6idx<>+%d(SB)/4, $%d", 4*i, v)
+	// Where hsumTree's last level leaves accumulators 0-7.
+	for i, v := range []int{0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0} {
+		p("DATA sumidx<>+%d(SB)/4, $%d", 4*i, v)
 	}
-	p("GLOBL tile6idx<>(SB), RODATA|NOPTR, $64")
+	p("GLOBL sumidx<>(SB), RODATA|NOPTR, $64")
 	p("")
 	for _, t := range types {
 		mv512(t)

@@ -29,3 +29,21 @@ func BenchmarkAxpyRows(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDotRows is the attention scores of one query over n cached
+// positions (head_dim 64, KV rows of 3 heads).
+func BenchmarkDotRows(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const k, stride = 64, 192
+	for _, n := range []int{128, 1024} {
+		a := randVec(r, n*stride)
+		x := randVec(r, k)
+		dst := make([]float32, n)
+		b.Run(fmt.Sprintf("n%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n * k * 4))
+			for b.Loop() {
+				DotRows(dst, a, stride, x)
+			}
+		})
+	}
+}
