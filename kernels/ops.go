@@ -46,6 +46,9 @@ var (
 	// MatMul widens each row block once and runs the f32 tile over it,
 	// rather than widening the same weights again for every 4 tokens.
 	widenImpl func(dst []float32, src []uint16, t Type)
+
+	// prefetchImpl, when set, asks the caches for n bytes from p.
+	prefetchImpl func(p unsafe.Pointer, n int)
 )
 
 // Widen converts half-precision values of type t (BF16 or F16) to float32,
@@ -298,8 +301,21 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 					widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
 					kt, w = kw, unsafe.Pointer(&wide[0])
 				}
+				// While the tile runs over the tokens, fetch the next row
+				// block's weights a slice per call, so that widening it
+				// does not wait for memory.
+				var next unsafe.Pointer
+				calls, size := (t1-t0)/4, 12*C // bytes of six half-precision rows
+				if wide != nil && prefetchImpl != nil && r+12 <= r1 && calls > 0 {
+					next = unsafe.Pointer(&m.Half[(r+6)*C])
+				}
 				t := t0
 				for ; t+4 <= t1; t += 4 {
+					if i := (t - t0) / 4; next != nil {
+						if lo, hi := i*size/calls, (i+1)*size/calls; hi > lo {
+							prefetchImpl(unsafe.Add(next, lo), hi-lo)
+						}
+					}
 					kt.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
 				}
 				for ; t < t1; t++ {

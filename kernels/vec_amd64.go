@@ -2,7 +2,10 @@
 
 package kernels
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // Go halves of the AVX-512 vector operations in vec_amd64.s: the assembly
 // covers the longest prefix that is a multiple of 16, the reference the rest.
@@ -30,6 +33,9 @@ func scale512(x *float32, n int, s float32)
 
 //go:noescape
 func axpy512(a float32, x, y *float32, n int)
+
+//go:noescape
+func prefetch512(p unsafe.Pointer, n int)
 
 //go:noescape
 func axpyRows512(dst, p, v *float32, n, k, stride int)
@@ -69,7 +75,7 @@ func widenVec(dst []float32, src []uint16, t Type) {
 }
 
 func useVec512(on bool) {
-	widenImpl, axpyRowsImpl = nil, refAxpyRows
+	widenImpl, axpyRowsImpl, prefetchImpl = nil, refAxpyRows, nil
 	if !on {
 		axpyImpl, rmsNormImpl, softmaxImpl = refAxpy, refRMSNorm, refSoftmax
 		siluImpl, geluTanhImpl = refSiLU, refGELUTanh
@@ -77,6 +83,7 @@ func useVec512(on bool) {
 	}
 	axpyImpl, rmsNormImpl, softmaxImpl = axpyVec, rmsNormVec, softmaxVec
 	widenImpl = widenVec
+	prefetchImpl = prefetch512
 	axpyRowsImpl = axpyRowsVec
 	siluImpl, geluTanhImpl = siluVec, geluVec
 }

@@ -315,3 +315,16 @@ rows_loop16:
 rows_done:
 	VZEROUPPER
 	RET
+
+// func prefetch512(p unsafe.Pointer, n int)
+// Prefetches the n bytes (n > 0) from p into the caches, a line at a time.
+TEXT ·prefetch512(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	ADDQ SI, CX
+prefetch_loop:
+	PREFETCHT0 (SI)
+	ADDQ $64, SI
+	CMPQ SI, CX
+	JLT prefetch_loop
+	RET
