@@ -30,6 +30,17 @@ func (t Type) String() string {
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
 
+// size returns the bytes per weight (Q8_0: the int8 weights alone).
+func (t Type) size() int {
+	switch t {
+	case F32:
+		return 4
+	case BF16, F16:
+		return 2
+	}
+	return 1
+}
+
 // BlockSize is the number of weights that share one scale in Q8_0.
 const BlockSize = 32
 

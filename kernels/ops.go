@@ -302,12 +302,12 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 					kt, w = kw, unsafe.Pointer(&wide[0])
 				}
 				// While the tile runs over the tokens, fetch the next row
-				// block's weights a slice per call, so that widening it
-				// does not wait for memory.
+				// block's weights a slice per call, so that widening or
+				// multiplying it does not wait for memory.
 				var next unsafe.Pointer
-				calls, size := (t1-t0)/4, 12*C // bytes of six half-precision rows
-				if wide != nil && prefetchImpl != nil && r+12 <= r1 && calls > 0 {
-					next = unsafe.Pointer(&m.Half[(r+6)*C])
+				calls, size := (t1-t0)/4, 6*C*m.Type.size() // bytes of the next six rows
+				if prefetchImpl != nil && r+12 <= r1 && calls > 0 {
+					next = m.wptr(r + 6)
 				}
 				t := t0
 				for ; t+4 <= t1; t += 4 {
