@@ -110,7 +110,9 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for _, typ := range types {
 			for _, rows := range []int{1, 4, 5, 8, 13} {
-				for _, cols := range []int{1, 32, 33, 64, 100, 160} {
+				// 1600 and 1637: rows long enough to be cut into column
+				// blocks (kBlock), with a short last block and a tail.
+				for _, cols := range []int{1, 32, 33, 64, 100, 160, 1600, 1637} {
 					if typ == Q8_0 && cols%BlockSize != 0 {
 						continue
 					}
