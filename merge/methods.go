@@ -56,6 +56,10 @@ type TaskOptions struct {
 	Seed      uint64    // seed of the random drops; the merger mixes in tensor and model
 }
 
+// minWeightSum is the smallest sum of participating weights that a
+// normalizing merge divides by; below it the sum is left undivided.
+const minWeightSum = 1e-8
+
 // chunk is the unit of parallel work and of DARE's random streams.
 const chunk = 1 << 15
 
@@ -271,7 +275,7 @@ func sumChunkGo(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 			a += math.Float32frombits(math.Float32bits(x) & m)
 			v += math.Float32frombits(wb[i] & m)
 		}
-		if o.Normalize && (v > 1e-8 || v < -1e-8) {
+		if o.Normalize && (v > minWeightSum || v < -minWeightSum) {
 			a /= v
 		}
 		dst[j] = b[j] + lam*a
@@ -321,7 +325,7 @@ func combine(dst, base []float32, ds [][]float32, w []float64, consensus string,
 		scale := lambda
 		if normalize {
 			div := sum(w)
-			if math.Abs(div) < 1e-8 {
+			if math.Abs(div) < minWeightSum {
 				div = 1
 			}
 			scale /= div
@@ -378,7 +382,7 @@ func combine(dst, base []float32, ds [][]float32, w []float64, consensus string,
 		for j := range out {
 			s := a[j]
 			if normalize {
-				if dv := v[j]; dv > 1e-8 || dv < -1e-8 {
+				if dv := v[j]; dv > minWeightSum || dv < -minWeightSum {
 					s /= dv
 				}
 			}

@@ -28,7 +28,7 @@ type sumParams struct {
 	w      [16]float32 // weight per model
 	lam    float32     // scale of the merged delta
 	norm   uint32      // 1: divide by the agreeing weights
-	eps    float32     // float32(1e-8): the smallest weight sum divided by
+	eps    float32     // float32(minWeightSum)
 	_      uint32
 	consts [8]uint64 // rngGamma*8, the two mix multipliers
 }
@@ -58,7 +58,7 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	var p sumParams
 	// Scratch: 16 deltas per model, then each model's eight generator
 	// states (64 bytes each).
-	scratch := ds[len(xs)][:16*len(xs)+16*len(xs)]
+	scratch := ds[len(xs)][:32*len(xs)]
 	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[16*len(xs)])), 8*len(xs))
 	for i := range xs {
 		sc, drop := sumScale(w, o, i)
@@ -76,11 +76,11 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	if o.Normalize {
 		p.norm = 1
 	}
-	p.eps = float32(1e-8)
+	p.eps = float32(minWeightSum)
 	g := uint64(rngGamma)
 	p.consts[0] = 8 * g // wraps, as the state does
-	p.consts[1] = 0xbf58476d1ce4e5b9
-	p.consts[2] = 0x94d049bb133111eb
+	p.consts[1] = rngMul1
+	p.consts[2] = rngMul2
 	var ptrs [16]unsafe.Pointer
 	for i, x := range xs {
 		ptrs[i] = unsafe.Pointer(&x[0])

@@ -25,11 +25,17 @@ type rng struct{ s uint64 }
 // lets the assembly compute eight draws at once.
 const rngGamma = 0x9e3779b97f4a7c15
 
+// rngMul1 and rngMul2 are splitmix64's mixing multipliers.
+const (
+	rngMul1 = 0xbf58476d1ce4e5b9
+	rngMul2 = 0x94d049bb133111eb
+)
+
 func (r *rng) next() uint64 {
 	r.s += rngGamma
 	z := r.s
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z = (z ^ (z >> 30)) * rngMul1
+	z = (z ^ (z >> 27)) * rngMul2
 	return z ^ (z >> 31)
 }
 
