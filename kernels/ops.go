@@ -281,7 +281,6 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 	// the f32 tile over it. Widening is exact and the f32 kernels add in
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
-	kw := k
 	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6 != nil && n >= 4 {
 		if b, ok := widenScratch.Get().(*[]float32); ok && cap(*b) >= 6*C {
 			wide = (*b)[:6*C]
@@ -289,7 +288,6 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 			wide = make([]float32, 6*C)
 		}
 		defer func() { widenScratch.Put(&wide) }()
-		kw = simd[F32]
 	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
@@ -299,7 +297,7 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 				kt, w := k, m.wptr(r)
 				if wide != nil {
 					widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
-					kt, w = kw, unsafe.Pointer(&wide[0])
+					kt, w = simd[F32], unsafe.Pointer(&wide[0])
 				}
 				// While the tile runs over the tokens, fetch the next row
 				// block's weights a slice per call, so that widening or
