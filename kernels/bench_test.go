@@ -8,7 +8,8 @@ import (
 
 // Benchmarks on the weight shapes of the target models. Each reports GB/s
 // (weight bytes read per product) and GFLOP/s, for the assembly chosen at
-// start-up ("simd") and for the pure-Go reference ("ref") in the same run:
+// start-up ("simd"), for AVX-512 without AMX where the CPU has AMX
+// ("noamx"), and for the pure-Go reference ("ref") in the same run:
 //
 //	go test -run - -bench 'MatVec/bf16/896x896/' ./kernels/
 var benchShapes = [][2]int{
@@ -39,16 +40,23 @@ func benchProduct(b *testing.B, n int) {
 				b.Run(fmt.Sprintf("%dx%d", sh[0], sh[1]), func(b *testing.B) {
 					var m *Mat // built on first use: the big shapes take a while
 					for _, threads := range []int{1, 2} {
-						for _, impl := range []string{"simd", "ref"} {
+						impls := []string{"simd", "ref"}
+						if start == "avx512+amx" {
+							impls = []string{"simd", "noamx", "ref"}
+						}
+						for _, impl := range impls {
 							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
 								if m == nil {
 									m = randMat(r, typ, sh[0], sh[1])
 								}
 								x := randVec(r, n*sh[1])
 								dst := make([]float32, n*sh[0])
-								if impl == "ref" {
+								switch impl {
+								case "ref":
 									selectPath("purego")
-								} else {
+								case "noamx":
+									selectPath("avx512")
+								default:
 									selectPath(start)
 								}
 								SetThreads(threads)

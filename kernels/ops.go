@@ -83,7 +83,8 @@ func widenRef(dst []float32, src []uint16, t Type) {
 // widenScratch holds row blocks widened to float32 for matMulRows.
 var widenScratch sync.Pool
 
-// Impl names the instruction set the kernels use: "avx512", "avx2" or
+// Impl names the instruction set the kernels use: "avx512+amx" (AVX-512,
+// and AMX tiles for prefill with BF16 weights), "avx512", "avx2" or
 // "purego".
 func Impl() string { return simdName }
 
@@ -159,6 +160,9 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	}
 	if m.Type == Q8_0 {
 		q8MatMul(dst, m, x, n)
+		return
+	}
+	if amxMatMul(dst, m, x, n) {
 		return
 	}
 	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })

@@ -75,12 +75,18 @@ func hasAVX2() bool {
 	return x.HasAVX2 && x.HasFMA && x.HasAVX // F16C comes with every AVX2 CPU
 }
 
-func init() { useSIMD(hasAVX512(), hasAVX2()) }
+func init() {
+	useSIMD(hasAVX512(), hasAVX2())
+	if simdName == "avx512" && amxAvailable {
+		amxOn, simdName = true, "avx512+amx"
+	}
+}
 
 // useSIMD selects the kernels; tests call it to check each path.
 func useSIMD(avx512, avx2 bool) {
 	simd = [4]kern{}
 	simdName = "purego"
+	amxOn = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
 	useVec512(avx512)
@@ -123,6 +129,9 @@ func simdDot(a, b []float32) float32 {
 // simdPaths lists the instruction sets this CPU can run, for tests.
 func simdPaths() []string {
 	var p []string
+	if hasAVX512() && amxAvailable {
+		p = append(p, "avx512+amx")
+	}
 	if hasAVX512() {
 		p = append(p, "avx512")
 	}
@@ -133,5 +142,8 @@ func simdPaths() []string {
 }
 
 func selectPath(name string) {
-	useSIMD(name == "avx512", name == "avx2")
+	useSIMD(name == "avx512" || name == "avx512+amx", name == "avx2")
+	if name == "avx512+amx" {
+		amxOn, simdName = true, name
+	}
 }

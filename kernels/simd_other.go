@@ -7,3 +7,5 @@ package kernels
 func simdPaths() []string { return nil }
 
 func selectPath(string) {}
+
+func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool { return false }

@@ -1,0 +1,203 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"math"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Prefill with AMX tiles, for BF16 weights on CPUs that have AMX-BF16.
+//
+// A tile multiply takes bf16 on both sides, and moco keeps its activations
+// in f32. So each activation is split into three bf16 parts, hi + mid + lo,
+// which together hold all 24 significant bits of the f32 exactly, and the
+// weights (already bf16) are multiplied by each part. Every product is exact
+// and the sums are f32, as in the other kernels: the result differs from
+// them only in the order of the additions. Three passes still leave AMX
+// several times faster than f32 FMAs.
+//
+// The weights are read in place, 16 rows by 32 columns per tile; the
+// activations are packed once per product into the layout that the tile
+// instruction expects (bf16 pairs, tokens across). The work is cut in row
+// blocks of 32 over the threads; each output element is summed in an order
+// that depends only on the number of tokens, never on the thread count.
+
+//go:noescape
+func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
+
+//go:noescape
+func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane int)
+
+//go:noescape
+func amxUnpack512(dst, c unsafe.Pointer, ldc, rows, count, ldd int)
+
+const (
+	// amxParts is the number of bf16 parts an f32 activation is split into.
+	amxParts = 3
+	// amxMinTokens is the fewest tokens for which MatMul uses AMX: fewer
+	// leave most of a 32-token tile empty (and decoding a token or
+	// verifying a few drafts keeps the f32 kernels' exact agreement with
+	// MatVec).
+	amxMinTokens = 16
+	// amxMaxTokens tokens are packed and multiplied at a time.
+	amxMaxTokens = 256
+	// amxChunkRows rows of the result are gathered in a thread's scratch
+	// before they are written out token by token.
+	amxChunkRows = 128
+	// amxBlockBytes bounds one column block of packed activations, which
+	// stays in L2 while the rows of a chunk sweep over it.
+	amxBlockBytes = 768 << 10
+)
+
+var (
+	// amxAvailable: the CPU has AMX-BF16 and the OS lets this process use
+	// the tile registers. MOCO_AMX=0 in the environment turns it off.
+	amxAvailable = amxInit()
+	amxOn        bool // AMX is in use (see useSIMD)
+
+	// amxCfg is the tile configuration: palette 1, all eight tiles 16 rows
+	// of 64 bytes.
+	amxCfg = func() (c [64]byte) {
+		c[0] = 1
+		for i := 0; i < 8; i++ {
+			c[16+2*i] = 64
+			c[48+i] = 16
+		}
+		return c
+	}()
+
+	amxPackScratch sync.Pool // packed activations
+	amxOutScratch  sync.Pool // a chunk of results, rows x tokens
+)
+
+// amxInit reports whether AMX-BF16 can be used, asking Linux for the
+// tile state first (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+func amxInit() bool {
+	if os.Getenv("MOCO_AMX") == "0" || !cpu.X86.HasAMXTile || !cpu.X86.HasAMXBF16 || !hasAVX512() {
+		return false
+	}
+	const archReqXcompPerm, xfeatureXtiledata = 0x1023, 18
+	_, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXtiledata, 0)
+	return errno == 0
+}
+
+// amxMatMul computes MatMul with AMX tiles and reports whether it did;
+// it declines (leaving dst alone) where AMX does not apply.
+func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
+	R, C := m.Rows, m.Cols
+	if !amxOn || m.Type != BF16 || n < amxMinTokens || C%32 != 0 || R < 32 {
+		return false
+	}
+	rows := R &^ 31
+	for t0 := 0; t0 < n; t0 += amxMaxTokens {
+		cnt := min(n-t0, amxMaxTokens)
+		np := (cnt + 31) &^ 31
+		size := amxParts * C / 2 * np
+		var b []uint32
+		if p, ok := amxPackScratch.Get().(*[]uint32); ok && cap(*p) >= size {
+			b = (*p)[:size]
+		} else {
+			b = make([]uint32, size)
+		}
+		xs := x[t0*C:]
+		parallel(np/16, np*C*amxParts, 1, func(g0, g1 int) {
+			for g := g0; g < g1; g++ { // 16 tokens; those past cnt are zeros
+				real := min(16, max(0, cnt-16*g))
+				xg := unsafe.Pointer(&xs[0])
+				if real > 0 {
+					xg = unsafe.Pointer(&xs[16*g*C])
+				}
+				amxPack512(unsafe.Pointer(&b[16*g]), xg, 4*C, real, C/2, 4*np, 4*C/2*np)
+			}
+		})
+		kc := min(C, max(32, amxBlockBytes/(amxParts*2*np)&^31))
+		parallel(rows/32, rows*C*cnt, 1, func(b0, b1 int) {
+			amxRows(dst[t0*R:], m, b, cnt, np, kc, b0*32, b1*32)
+		})
+		amxPackScratch.Put(&b)
+	}
+	if rows < R {
+		matMulRows(dst, m, x, n, rows, R)
+	}
+	return true
+}
+
+// amxRows computes rows [r0, r1) (multiples of 32) of the result for cnt
+// tokens whose activations b holds packed for np tokens, with column
+// blocks of kc.
+func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
+	R, C := m.Rows, m.Cols
+	size := amxChunkRows * np
+	var ct []float32
+	if p, ok := amxOutScratch.Get().(*[]float32); ok && cap(*p) >= size {
+		ct = (*p)[:size]
+	} else {
+		ct = make([]float32, size)
+	}
+	defer amxOutScratch.Put(&ct)
+	ldp := 4 * C / 2 * np // bytes from one part's plane to the next
+	// While the token blocks of one row block run, the next row block's
+	// weights (the same columns) are prefetched, pfRows rows per call.
+	pfRows := (32 + np/32 - 1) / (np / 32)
+	for c0 := r0; c0 < r1; c0 += amxChunkRows {
+		c1 := min(r1, c0+amxChunkRows)
+		for k0 := 0; k0 < C; k0 += kc {
+			k1 := min(C, k0+kc)
+			acc := 0
+			if k0 > 0 {
+				acc = 1
+			}
+			for r := c0; r < c1; r += 32 {
+				a := unsafe.Pointer(&m.Half[r*C+k0])
+				next := -1 // the next row block's first weight at these columns
+				if r+32 < r1 {
+					next = (r+32)*C + k0
+				}
+				for t := 0; t < np; t += 32 {
+					var pf unsafe.Pointer
+					n := 0
+					if p0 := t / 32 * pfRows; next >= 0 && p0 < 32 {
+						pf, n = unsafe.Pointer(&m.Half[next+p0*C]), min(pfRows, 32-p0)
+					}
+					amxBF16(unsafe.Pointer(&amxCfg), unsafe.Pointer(&ct[(r-c0)*np+t]), 4*np, acc,
+						a, 2*C, unsafe.Pointer(&b[k0/2*np+t]), 4*np, (k1-k0)/32, amxParts, ldp, pf, n)
+				}
+			}
+		}
+		amxUnpack512(unsafe.Pointer(&dst[c0]), unsafe.Pointer(&ct[0]), 4*np, c1-c0, cnt, 4*R)
+	}
+}
+
+// amxPack is the reference for amxPack512: it splits tokens [ta, tb) of x (rows of C floats) into amxParts bf16
+// parts and stores them in b: part s, column pair j, token t at
+// b[(s*C/2+j)*np+t], the pair's even column in the low half.
+func amxPack(b []uint32, x []float32, C, np, ta, tb int) {
+	plane := C / 2 * np
+	for t := ta; t < tb; t++ {
+		row := x[t*C : (t+1)*C]
+		for j := 0; j < C/2; j++ {
+			e, o := row[2*j], row[2*j+1]
+			i := j*np + t
+			for s := 0; s < amxParts; s++ {
+				he, ho := bf16Round(e), bf16Round(o)
+				b[i] = he>>16 | ho
+				e -= math.Float32frombits(he)
+				o -= math.Float32frombits(ho)
+				i += plane
+			}
+		}
+	}
+}
+
+// bf16Round rounds f to the nearest bf16 (ties to even) and returns its
+// bits in the upper half of a float32's.
+func bf16Round(f float32) uint32 {
+	u := math.Float32bits(f)
+	return (u + 0x7fff + (u>>16)&1) &^ 0xffff
+}
