@@ -32,6 +32,12 @@ import (
 func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
 
 //go:noescape
+func amxQ8(cfg, c, tmp, a unsafe.Pointer, lda int, ws, b unsafe.Pointer, ldb int, xs unsafe.Pointer, nb int)
+
+//go:noescape
+func amxTrans512(dst, src unsafe.Pointer, lds, count, cols, ldd int)
+
+//go:noescape
 func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane int)
 
 //go:noescape
@@ -60,6 +66,8 @@ var (
 	// the tile registers. MOCO_AMX=0 in the environment turns it off.
 	amxAvailable = amxInit()
 	amxOn        bool // AMX is in use (see useSIMD)
+	// amxInt8: AMX-INT8 too, for Q8_0 weights.
+	amxInt8 = amxAvailable && cpu.X86.HasAMXInt8
 
 	// amxCfg is the tile configuration: palette 1, all eight tiles 16 rows
 	// of 64 bytes.
@@ -69,6 +77,19 @@ var (
 			c[16+2*i] = 64
 			c[48+i] = 16
 		}
+		return c
+	}()
+
+	// amxCfgQ8 is the configuration for Q8_0: C tiles of 16 rows of 16
+	// int32, A tiles of 16 rows of one block (32 bytes), B tiles of 8 rows
+	// of 16 tokens' dwords.
+	amxCfgQ8 = func() (c [64]byte) {
+		c[0] = 1
+		for i := 0; i < 8; i++ {
+			c[16+2*i], c[48+i] = 64, 16
+		}
+		c[16+2*4], c[16+2*5] = 32, 32
+		c[48+6], c[48+7] = 8, 8
 		return c
 	}()
 
@@ -200,4 +221,73 @@ func amxPack(b []uint32, x []float32, C, np, ta, tb int) {
 func bf16Round(f float32) uint32 {
 	u := math.Float32bits(f)
 	return (u + 0x7fff + (u>>16)&1) &^ 0xffff
+}
+
+// amxQ8MatMul computes the Q8_0 MatMul of m with the n quantized tokens
+// of a with AMX-INT8 tiles and reports whether it did. Each block's
+// integer dots are exact, as in every Q8_0 path; only the order of the
+// float additions differs.
+func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) bool {
+	R, C := m.Rows, m.Cols
+	if !amxOn || !amxInt8 || n < amxMinTokens || R < 32 {
+		return false
+	}
+	nb := C / BlockSize
+	rows := R &^ 31
+	for t0 := 0; t0 < n; t0 += amxMaxTokens {
+		cnt := min(n-t0, amxMaxTokens)
+		np := (cnt + 31) &^ 31
+		size := (C/4 + nb) * np
+		var b []uint32
+		if p, ok := amxPackScratch.Get().(*[]uint32); ok && cap(*p) >= size {
+			b = (*p)[:size]
+		} else {
+			b = make([]uint32, size)
+		}
+		// Values as dwords of four columns, then scales, tokens across.
+		bq, bs := b[:C/4*np], b[C/4*np:]
+		parallel(np/16, np*C, 1, func(g0, g1 int) {
+			for g := g0; g < g1; g++ { // 16 tokens; those past cnt are zeros
+				real := min(16, max(0, cnt-16*g))
+				t := t0
+				if real > 0 {
+					t += 16 * g
+				}
+				amxTrans512(unsafe.Pointer(&bq[16*g]), unsafe.Pointer(&a.q[t*C]), C, real, C/4, 4*np)
+				amxTrans512(unsafe.Pointer(&bs[16*g]), unsafe.Pointer(&a.s[t*nb]), 4*nb, real, nb, 4*np)
+			}
+		})
+		parallel(rows/32, rows*C*cnt, 1, func(b0, b1 int) {
+			// ct: 32x32 results; tmp: a block's integer dots; ws: the
+			// row block's scales, 32 rows per block.
+			size := 2*1024 + 32*nb
+			var f []float32
+			if p, ok := amxOutScratch.Get().(*[]float32); ok && cap(*p) >= size {
+				f = (*p)[:size]
+			} else {
+				f = make([]float32, size)
+			}
+			defer amxOutScratch.Put(&f)
+			ct, tmp, ws := f[:1024], f[1024:2048], f[2048:]
+			for blk := b0; blk < b1; blk++ {
+				r := 32 * blk
+				for i := 0; i < 32; i++ {
+					for k, s := range m.Scales[(r+i)*nb : (r+i+1)*nb] {
+						ws[k*32+i] = s
+					}
+				}
+				for t := 0; t < np; t += 32 {
+					amxQ8(unsafe.Pointer(&amxCfgQ8), unsafe.Pointer(&ct[0]), unsafe.Pointer(&tmp[0]),
+						unsafe.Pointer(&m.Q[r*C]), C, unsafe.Pointer(&ws[0]),
+						unsafe.Pointer(&bq[t]), 4*np, unsafe.Pointer(&bs[t]), nb)
+					amxUnpack512(unsafe.Pointer(&dst[(t0+t)*R+r]), unsafe.Pointer(&ct[0]), 128, 32, min(32, cnt-t), 4*R)
+				}
+			}
+		})
+		amxPackScratch.Put(&b)
+	}
+	if rows < R {
+		q8MatMulRows(dst, m, a, n, rows, R)
+	}
+	return true
 }

@@ -263,3 +263,146 @@ DATA amxHalf<>+0(SB)/4, $0x7fff
 GLOBL amxHalf<>(SB), RODATA|NOPTR, $4
 DATA amxHigh<>+0(SB)/4, $0xffff0000
 GLOBL amxHigh<>(SB), RODATA|NOPTR, $4
+
+// tdpbssd tmm0, tmm4, tmm6 (int8 x int8 -> int32) and so on
+#define DPQ_0_4_6      BYTE $0xc4; BYTE $0xe2; BYTE $0x4b; BYTE $0x5e; BYTE $0xc4
+#define DPQ_1_4_7      BYTE $0xc4; BYTE $0xe2; BYTE $0x43; BYTE $0x5e; BYTE $0xcc
+#define DPQ_2_5_6      BYTE $0xc4; BYTE $0xe2; BYTE $0x4b; BYTE $0x5e; BYTE $0xd5
+#define DPQ_3_5_7      BYTE $0xc4; BYTE $0xe2; BYTE $0x43; BYTE $0x5e; BYTE $0xdd
+
+// func amxQ8(cfg, c, tmp, a unsafe.Pointer, lda int, ws, b unsafe.Pointer, ldb int, xs unsafe.Pointer, nb int)
+//
+// C[32 rows][32 tokens] = sum over blocks k of (float(Aq_k . Bq_k) * xs_k) * ws_k,
+// for Q8_0 weights and activations: A is int8 weights (row stride lda
+// bytes), ws their scales laid out block by block, 32 rows each; b is the
+// activations' int8 values as dwords of 4 columns (row stride ldb bytes,
+// tokens across) and xs their scales, one row of tokens per block (stride
+// ldb). Each block's 32x32 integer dots come from four tile products into
+// tmp (4 KiB), and are scaled and added to c (32 rows of 32 floats).
+TEXT ·amxQ8(SB), NOSPLIT, $0-80
+	MOVQ cfg+0(FP), AX
+	LDTILECFG_AX
+	MOVQ c+8(FP), R13
+	VPXORD Z0, Z0, Z0
+	MOVQ $32, CX
+
+zero:
+	VMOVUPS Z0, (R13)
+	VMOVUPS Z0, 64(R13)
+	ADDQ $128, R13
+	DECQ CX
+	JNZ  zero
+
+	MOVQ a+24(FP), SI
+	MOVQ lda+32(FP), DX
+	MOVQ DX, DI
+	SHLQ $4, DI
+	ADDQ SI, DI           // DI: row 16 of A
+	MOVQ ws+40(FP), BX
+	MOVQ b+48(FP), R8
+	MOVQ ldb+56(FP), R9
+	MOVQ xs+64(FP), R12
+	MOVQ nb+72(FP), CX
+
+block:
+	TILEZERO_0
+	TILEZERO_1
+	TILEZERO_2
+	TILEZERO_3
+	LOADA_4
+	LOADA_5
+	LEAQ 64(R8), R10
+	LOADB_6
+	LOADB_7
+	DPQ_0_4_6
+	DPQ_1_4_7
+	DPQ_2_5_6
+	DPQ_3_5_7
+	MOVQ tmp+16(FP), R10
+	MOVQ $64, R11
+	STOREC_0
+	ADDQ $1024, R10
+	STOREC_1
+	ADDQ $1024, R10
+	STOREC_2
+	ADDQ $1024, R10
+	STOREC_3
+
+	VMOVUPS (R12), Z30    // the tokens' scales for this block
+	VMOVUPS 64(R12), Z31
+	MOVQ tmp+16(FP), AX
+	MOVQ c+8(FP), R13
+	MOVQ BX, R10
+	MOVQ $16, R11
+
+row:	// rows i and i+16 of C
+	VBROADCASTSS (R10), Z1
+	VBROADCASTSS 64(R10), Z5
+	VCVTDQ2PS (AX), Z0
+	VCVTDQ2PS 1024(AX), Z2
+	VCVTDQ2PS 2048(AX), Z3
+	VCVTDQ2PS 3072(AX), Z4
+	VMULPS Z30, Z0, Z0
+	VMULPS Z31, Z2, Z2
+	VMULPS Z30, Z3, Z3
+	VMULPS Z31, Z4, Z4
+	VFMADD213PS (R13), Z1, Z0
+	VFMADD213PS 64(R13), Z1, Z2
+	VFMADD213PS 2048(R13), Z5, Z3
+	VFMADD213PS 2112(R13), Z5, Z4
+	VMOVUPS Z0, (R13)
+	VMOVUPS Z2, 64(R13)
+	VMOVUPS Z3, 2048(R13)
+	VMOVUPS Z4, 2112(R13)
+	ADDQ $4, R10
+	ADDQ $64, AX
+	ADDQ $128, R13
+	DECQ R11
+	JNZ  row
+
+	ADDQ $32, SI
+	ADDQ $32, DI
+	LEAQ (R8)(R9*8), R8   // 8 rows of dwords: 32 columns
+	ADDQ R9, R12
+	ADDQ $128, BX
+	DECQ CX
+	JNZ  block
+
+	TILERELEASE
+	VZEROUPPER
+	RET
+
+// func amxTrans512(dst, src unsafe.Pointer, lds, count, cols, ldd int)
+//
+// Transposes 16 rows of dwords (row stride lds bytes; count of them real,
+// the others read as zeros) into cols rows of 16 (stride ldd bytes).
+TEXT ·amxTrans512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), AX
+	MOVQ count+24(FP), CX
+	MOVQ cols+32(FP), DX
+	MOVQ ldd+40(FP), R8
+	MOVL $1, BX
+	SHLL CX, BX
+	DECL BX
+	KMOVW BX, K3
+	VPBROADCASTD AX, Z31
+	VMOVDQU32 amxIota<>(SB), Z30
+	VPMULLD Z30, Z31, Z31
+	TESTQ DX, DX
+	JZ   tdone
+
+tloop:
+	VPXORD Z0, Z0, Z0
+	KMOVW K3, K1
+	VPGATHERDD 0(SI)(Z31*1), K1, Z0
+	VMOVDQU32 Z0, (DI)
+	ADDQ $4, SI
+	ADDQ R8, DI
+	DECQ DX
+	JNZ  tloop
+
+tdone:
+	VZEROUPPER
+	RET

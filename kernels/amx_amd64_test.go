@@ -55,9 +55,10 @@ func TestAMXPackExact(t *testing.T) {
 	}
 }
 
-// TestAMXMatMul holds the AMX prefill to the reference, over row and token
-// counts that leave partial tiles, column counts that take several column
-// blocks, and more tokens than one packing holds.
+// TestAMXMatMul holds the AMX products (BF16 and Q8_0 weights) to the
+// reference, over row and token counts that leave partial tiles, column
+// counts that take several column blocks, and more tokens than one packing
+// holds, and checks that the thread count changes no bit.
 func TestAMXMatMul(t *testing.T) {
 	if !amxAvailable {
 		t.Skip("this CPU (or OS) offers no AMX-BF16")
@@ -66,35 +67,49 @@ func TestAMXMatMul(t *testing.T) {
 	defer SetThreads(0)
 	selectPath("avx512+amx")
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, c := range []struct{ rows, cols, n int }{
-		{32, 32, 16}, {45, 96, 17}, {96, 4096, 40}, {200, 160, 300}, {64, 2048, 257},
-	} {
-		m := randMat(r, BF16, c.rows, c.cols)
-		x := randVec(r, c.n*c.cols)
-		want := make([]float32, c.n*c.rows)
-		refMatMul(want, m, x, c.n)
-		var first []float32
-		for _, threads := range []int{1, 2, 3} {
-			SetThreads(threads)
-			got := make([]float32, c.n*c.rows)
-			if !amxMatMul(got, m, x, c.n) {
-				t.Fatalf("%dx%d n=%d: AMX declined", c.rows, c.cols, c.n)
-			}
-			if first == nil {
-				first = got
-				for tok := 0; tok < c.n; tok++ {
-					mag := absMatVec(m, x[tok*c.cols:(tok+1)*c.cols])
-					for i := 0; i < c.rows; i++ {
-						if g, w := got[tok*c.rows+i], want[tok*c.rows+i]; !closeDot(g, w, mag[i]) {
-							t.Fatalf("%dx%d n=%d token %d row %d: got %g, reference %g", c.rows, c.cols, c.n, tok, i, g, w)
+	for _, typ := range []Type{BF16, Q8_0} {
+		if typ == Q8_0 && !amxInt8 {
+			t.Log("no AMX-INT8: Q8_0 not tested")
+			continue
+		}
+		for _, c := range []struct{ rows, cols, n int }{
+			{32, 32, 16}, {45, 96, 17}, {96, 4096, 40}, {200, 160, 300}, {64, 2048, 257}, {33, 608, 33},
+		} {
+			m := randMat(r, typ, c.rows, c.cols)
+			x := randVec(r, c.n*c.cols)
+			want := make([]float32, c.n*c.rows)
+			refMatMul(want, m, x, c.n)
+			var first []float32
+			for _, threads := range []int{1, 2, 3} {
+				SetThreads(threads)
+				got := make([]float32, c.n*c.rows)
+				var used bool
+				if typ == BF16 {
+					used = amxMatMul(got, m, x, c.n)
+				} else {
+					a := quantizeActs(x, c.n, c.cols, true)
+					used = amxQ8MatMul(got, m, a, c.n)
+					putActs(a)
+				}
+				if !used {
+					t.Fatalf("%v %dx%d n=%d: AMX declined", typ, c.rows, c.cols, c.n)
+				}
+				if first == nil {
+					first = got
+					for tok := 0; tok < c.n; tok++ {
+						mag := absMatVec(m, x[tok*c.cols:(tok+1)*c.cols])
+						for i := 0; i < c.rows; i++ {
+							if g, w := got[tok*c.rows+i], want[tok*c.rows+i]; !closeDot(g, w, mag[i]) {
+								t.Fatalf("%v %dx%d n=%d token %d row %d: got %g, reference %g", typ, c.rows, c.cols, c.n, tok, i, g, w)
+							}
 						}
 					}
+					continue
 				}
-				continue
-			}
-			for i := range got {
-				if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
-					t.Fatalf("%dx%d n=%d: output %d is %g with %d threads, %g with 1", c.rows, c.cols, c.n, i, got[i], threads, first[i])
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
+						t.Fatalf("%v %dx%d n=%d: output %d is %g with %d threads, %g with 1", typ, c.rows, c.cols, c.n, i, got[i], threads, first[i])
+					}
 				}
 			}
 		}

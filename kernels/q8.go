@@ -202,43 +202,50 @@ func q8MatVec(dst []float32, m *Mat, x []float32) {
 // q8MatMul is MatMul for Q8_0 weights: 4x4 tiles where there is an
 // assembly tile, each token's rows on their own otherwise.
 func q8MatMul(dst []float32, m *Mat, x []float32, n int) {
-	k := simd[Q8_0]
-	a := quantizeActs(x, n, m.Cols, k.mv != nil)
+	a := quantizeActs(x, n, m.Cols, simd[Q8_0].mv != nil)
 	defer putActs(a)
+	if amxQ8MatMul(dst, m, a, n) {
+		return
+	}
+	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { q8MatMulRows(dst, m, a, n, r0, r1) })
+}
+
+// q8MatMulRows computes rows r0..r1-1 of the product of m with the n
+// tokens of a.
+func q8MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
+	k := simd[Q8_0]
 	R, C := m.Rows, m.Cols
 	k64 := C &^ 63
-	parallel(R, R*C*n, rowGrain, func(r0, r1 int) {
-		if k.mm == nil || k64 == 0 {
-			// Sweep the tokens over row blocks that stay in L1.
-			rb := max(4, l1Bytes/C&^3)
-			for r := r0; r < r1; r += rb {
-				for t := 0; t < n; t++ {
-					q8Rows(dst[t*R:(t+1)*R], m, a, t, r, min(r1, r+rb))
-				}
-			}
-			return
-		}
-		ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
-		tb := max(4, tileBytes/ldx&^3)
-		for t0 := 0; t0 < n; t0 += tb {
-			t1 := min(n, t0+tb)
-			r := r0
-			for ; r+4 <= r1; r += 4 {
-				w, s := m.wptr(r), m.sptr(r)
-				t := t0
-				for ; t+4 <= t1; t += 4 {
-					k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
-				}
-				for ; t < t1; t++ {
-					k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
-				}
-			}
-			for t := t0; t < t1; t++ {
-				if r < r1 {
-					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
-				}
-				q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+	if k.mm == nil || k64 == 0 {
+		// Sweep the tokens over row blocks that stay in L1.
+		rb := max(4, l1Bytes/C&^3)
+		for r := r0; r < r1; r += rb {
+			for t := 0; t < n; t++ {
+				q8Rows(dst[t*R:(t+1)*R], m, a, t, r, min(r1, r+rb))
 			}
 		}
-	})
+		return
+	}
+	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
+	tb := max(4, tileBytes/ldx&^3)
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			w, s := m.wptr(r), m.sptr(r)
+			t := t0
+			for ; t+4 <= t1; t += 4 {
+				k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
+			}
+			for ; t < t1; t++ {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
+			}
+		}
+		for t := t0; t < t1; t++ {
+			if r < r1 {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
+			}
+			q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+		}
+	}
 }
