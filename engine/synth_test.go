@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -421,8 +422,14 @@ func TestSyntheticFamilies(t *testing.T) {
 
 // TestIncrementalEqualsBatch feeds the same tokens token by token, in
 // uneven pieces, and all at once: the logits must agree, since every row
-// of a batched product equals the single-token product.
+// of a batched product equals the single-token product. AMX prefill (16
+// tokens or more) adds in another order, so there the yardstick is the
+// reference's.
 func TestIncrementalEqualsBatch(t *testing.T) {
+	tol := 1e-5
+	if strings.Contains(kernels.Impl(), "amx") {
+		tol = 1e-4
+	}
 	for i, tc := range synthCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := synthConfig(t, tc.cfg)
@@ -440,7 +447,7 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				assertClose(t, fmt.Sprintf("token-by-token position %d", p), lg, all[p*V:(p+1)*V], 1e-5)
+				assertClose(t, fmt.Sprintf("token-by-token position %d", p), lg, all[p*V:(p+1)*V], tol)
 			}
 			for p := 0; p < len(tokens); {
 				q := min(len(tokens), p+1+p%7)
@@ -448,7 +455,7 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				assertClose(t, fmt.Sprintf("pieces ending at %d", q-1), lg, all[(q-1)*V:q*V], 1e-5)
+				assertClose(t, fmt.Sprintf("pieces ending at %d", q-1), lg, all[(q-1)*V:q*V], tol)
 				p = q
 			}
 		})
