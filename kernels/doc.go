@@ -25,6 +25,16 @@
 // with 6x4 or 4x4 register tiles) gives bit for bit the rows MatVec
 // (decoding) gives.
 //
+// On CPUs with AMX (Intel Xeon since Sapphire Rapids; Impl says
+// "avx512+amx"), MatMul of 16 tokens or more runs on the tile unit instead
+// (amx_amd64.go): bf16 tiles for f32 and bf16 weights, with activations
+// (and f32 weights) split exactly into three bf16 parts, and int8 tiles for
+// Q8_0. The results then differ from MatVec's in the order of the
+// additions only, still the same for every thread count. MOCO_AMX=0 in
+// the environment turns AMX off.
+//
 // The assembly is generated: go generate runs gen_amd64.go, which writes
-// simd_amd64.s. vec_amd64.s and q8_amd64.s are written by hand.
+// simd_amd64.s. vec_amd64.s, q8_amd64.s and amx_amd64.s are written by
+// hand (amx_amd64.s spells the AMX instructions, unknown to Go's
+// assembler, as bytes).
 package kernels
