@@ -17,10 +17,10 @@ import (
 // A tile multiply takes bf16 on both sides, and moco keeps its activations
 // in f32. So each activation is split into three bf16 parts, hi + mid + lo,
 // which together hold all 24 significant bits of the f32 exactly, and the
-// weights (already bf16) are multiplied by each part. F32 weights are split
-// the same way, and the six products of parts i and j with i+j <= 2 are
-// summed; the three left out are each under 2^-22 of the whole product,
-// about f32's own rounding. Every product is exact
+// weights (already bf16) are multiplied by each part. (F32 weights split
+// the same way need six products of parts, twice the tile work, plus the
+// split: no faster than the FMA kernels on the 0.5B shape with 2 threads,
+// so they stay there.) Every product is exact
 // and the sums are f32, as in the other kernels: the result differs from
 // them only in the order of the additions. Three passes still leave AMX
 // several times faster than f32 FMAs.
@@ -32,16 +32,13 @@ import (
 // that depends only on the number of tokens, never on the thread count.
 
 //go:noescape
-func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda, aparts, ldap int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
+func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
 
 //go:noescape
 func amxQ8(cfg, c, tmp, a unsafe.Pointer, lda int, ws, b unsafe.Pointer, ldb int, xs unsafe.Pointer, nb int)
 
 //go:noescape
 func amxTrans512(dst, src unsafe.Pointer, lds, count, cols, ldd int)
-
-//go:noescape
-func amxSplitW512(dst, src unsafe.Pointer, lds, rows, cols, ldd, ldp int)
 
 //go:noescape
 func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane int)
@@ -99,9 +96,8 @@ var (
 		return c
 	}()
 
-	amxPackScratch  sync.Pool // packed activations
-	amxSplitScratch sync.Pool // f32 weights split, 32 rows at a time
-	amxOutScratch   sync.Pool // a chunk of results, rows x tokens
+	amxPackScratch sync.Pool // packed activations
+	amxOutScratch  sync.Pool // a chunk of results, rows x tokens
 )
 
 // amxInit reports whether AMX-BF16 can be used, asking Linux for the
@@ -119,7 +115,7 @@ func amxInit() bool {
 // it declines (leaving dst alone) where AMX does not apply.
 func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 	R, C := m.Rows, m.Cols
-	if !amxOn || (m.Type != BF16 && m.Type != F32) || n < amxMinTokens || C%32 != 0 || R < 32 {
+	if !amxOn || m.Type != BF16 || n < amxMinTokens || C%32 != 0 || R < 32 {
 		return false
 	}
 	rows := R &^ 31
@@ -169,17 +165,6 @@ func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 		ct = make([]float32, size)
 	}
 	defer amxOutScratch.Put(&ct)
-	// F32 weights are split into three bf16 parts, a row block and column
-	// block at a time, and the split is reused for every token block.
-	var split []uint16
-	if m.Type == F32 {
-		if p, ok := amxSplitScratch.Get().(*[]uint16); ok && cap(*p) >= 3*32*kc {
-			split = (*p)[:3*32*kc]
-		} else {
-			split = make([]uint16, 3*32*kc)
-		}
-		defer amxSplitScratch.Put(&split)
-	}
 	ldp := 4 * C / 2 * np // bytes from one part's plane to the next
 	// While the token blocks of one row block run, the next row block's
 	// weights (the same columns) are prefetched, pfRows rows per call.
@@ -193,16 +178,10 @@ func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 				acc = 1
 			}
 			for r := c0; r < c1; r += 32 {
+				a := unsafe.Pointer(&m.Half[r*C+k0])
 				next := -1 // the next row block's first weight at these columns
-				a, lda, aparts, ldap := unsafe.Pointer(nil), 2*C, 1, 0
-				if m.Type == F32 {
-					amxSplitW512(unsafe.Pointer(&split[0]), unsafe.Pointer(&m.F32[r*C+k0]), 4*C, 32, k1-k0, 2*kc, 64*kc)
-					a, lda, aparts, ldap = unsafe.Pointer(&split[0]), 2*kc, 3, 64*kc
-				} else {
-					a = unsafe.Pointer(&m.Half[r*C+k0])
-					if r+32 < r1 {
-						next = (r+32)*C + k0
-					}
+				if r+32 < r1 {
+					next = (r+32)*C + k0
 				}
 				for t := 0; t < np; t += 32 {
 					var pf unsafe.Pointer
@@ -211,7 +190,7 @@ func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 						pf, n = unsafe.Pointer(&m.Half[next+p0*C]), min(pfRows, 32-p0)
 					}
 					amxBF16(unsafe.Pointer(&amxCfg), unsafe.Pointer(&ct[(r-c0)*np+t]), 4*np, acc,
-						a, lda, aparts, ldap, unsafe.Pointer(&b[k0/2*np+t]), 4*np, (k1-k0)/32, amxParts, ldp, pf, n)
+						a, 2*C, unsafe.Pointer(&b[k0/2*np+t]), 4*np, (k1-k0)/32, amxParts, ldp, pf, n)
 				}
 			}
 		}
@@ -219,7 +198,8 @@ func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 	}
 }
 
-// amxPack is the reference for amxPack512: it splits tokens [ta, tb) of x (rows of C floats) into amxParts bf16
+// amxPack is the reference for amxPack512: it splits tokens [ta, tb) of x
+// (rows of C floats) into amxParts bf16
 // parts and stores them in b: part s, column pair j, token t at
 // b[(s*C/2+j)*np+t], the pair's even column in the low half.
 func amxPack(b []uint32, x []float32, C, np, ta, tb int) {

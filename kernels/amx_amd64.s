@@ -52,19 +52,16 @@
 	SUBQ $64, R10 \
 	op2
 
-// func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda, aparts, ldap int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
+// func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
 //
-// C[32 rows][32 tokens] (+)= sum over i < aparts, j < parts-i of A_i . B_j,
-// over 32*ksteps columns. A_i is bf16 weights (row stride lda bytes; part i
-// at a + i*ldap); B_j is plane j (at b + j*ldp) of bf16 activation pairs:
-// its row k (stride ldb bytes) holds, for each token, columns 2k and 2k+1.
-// BF16 weights are one part (aparts 1); f32 weights split in three take the
-// pairs i+j <= 2, leaving out those under 2^-22 of the product.
-// acc != 0 adds to the C in memory (row stride ldc bytes) rather than
-// starting from zero. Unless pfrows is 0, each k step also asks L2 for the
-// same columns of pfrows rows from pf (row stride lda): the weights that a
-// later call will multiply.
-TEXT ·amxBF16(SB), NOSPLIT, $24-120
+// C[32 rows][32 tokens] (+)= A[32 rows][32*ksteps] . B, where A is bf16
+// weights with row stride lda bytes and B is parts planes, ldp bytes apart,
+// of bf16 pairs: plane p's row j (stride ldb bytes) holds, for each token,
+// activations 2j and 2j+1. acc != 0 adds to the C in memory (row stride
+// ldc bytes) rather than starting from zero. Unless pfrows is 0, each k
+// step also asks L2 for the same columns of pfrows rows from pf (row
+// stride lda): the weights that a later call will multiply.
+TEXT ·amxBF16(SB), NOSPLIT, $0-104
 	MOVQ cfg+0(FP), AX
 	LDTILECFG_AX
 	MOVQ acc+24(FP), AX
@@ -81,21 +78,25 @@ load:
 
 start:
 	MOVQ a+32(FP), SI
-	MOVQ SI, abase-8(SP)  // A at this k step, part 0
 	MOVQ lda+40(FP), DX
-	MOVQ b+64(FP), R11    // B at this k step, plane 0
-	MOVQ ldb+72(FP), R9
-	MOVQ ksteps+80(FP), CX
-	MOVQ ldp+96(FP), R12
+	MOVQ DX, DI
+	SHLQ $4, DI
+	ADDQ SI, DI           // DI: row 16 of A
+	MOVQ b+48(FP), R11    // B at this k step, plane 0
+	MOVQ ldb+56(FP), R9
+	MOVQ ksteps+64(FP), CX
+	MOVQ ldp+80(FP), R12
 	MOVQ R9, R13
 	SHLQ $4, R13          // 16 rows of B per k step
 
 kloop:
-	MOVQ pfrows+112(FP), BX
+	LOADA_4
+	LOADA_5
+	MOVQ pfrows+96(FP), BX
 	TESTQ BX, BX
-	JZ   aparts
-	MOVQ pf+104(FP), AX
-	ADDQ $64, pf+104(FP)
+	JZ   parts
+	MOVQ pf+88(FP), AX
+	ADDQ $64, pf+88(FP)
 
 pfloop:
 	PREFETCHT1 (AX)
@@ -103,21 +104,9 @@ pfloop:
 	DECQ BX
 	JNZ  pfloop
 
-aparts:
-	MOVQ abase-8(SP), SI
-	MOVQ aparts+48(FP), AX
-	MOVQ AX, an-16(SP)
-	MOVQ parts+88(FP), AX
-	MOVQ AX, bn-24(SP)
-
-aloop:
-	MOVQ DX, DI
-	SHLQ $4, DI
-	ADDQ SI, DI           // DI: row 16 of A
-	LOADA_4
-	LOADA_5
+parts:
 	MOVQ R11, R8
-	MOVQ bn-24(SP), BX
+	MOVQ parts+72(FP), BX
 
 ploop:
 	LEAQ 64(R8), R10      // tokens 16-31
@@ -131,12 +120,8 @@ ploop:
 	DECQ BX
 	JNZ  ploop
 
-	DECQ bn-24(SP)        // the next part of A takes one plane fewer
-	ADDQ ldap+56(FP), SI
-	DECQ an-16(SP)
-	JNZ  aloop
-
-	ADDQ $64, abase-8(SP)
+	ADDQ $64, SI
+	ADDQ $64, DI
 	ADDQ R13, R11
 	DECQ CX
 	JNZ  kloop
@@ -405,52 +390,5 @@ tloop:
 	JNZ  tloop
 
 tdone:
-	VZEROUPPER
-	RET
-
-// func amxSplitW512(dst, src unsafe.Pointer, lds, rows, cols, ldd, ldp int)
-//
-// Splits rows of cols f32 weights (row stride lds bytes; cols a multiple
-// of 16) into three bf16 parts, hi, mid and lo, that add up to each weight
-// exactly: part p's row i at dst + p*ldp + i*ldd.
-TEXT ·amxSplitW512(SB), NOSPLIT, $0-56
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ lds+16(FP), AX
-	MOVQ rows+24(FP), CX
-	MOVQ cols+32(FP), DX
-	MOVQ ldd+40(FP), R8
-	MOVQ ldp+48(FP), R9
-	VPBROADCASTD amxHigh<>(SB), Z27
-	TESTQ CX, CX
-	JZ   sdone
-
-srow:
-	XORQ BX, BX           // column
-
-scol:
-	VMOVUPS (SI)(BX*4), Z0
-	LEAQ (DI)(BX*2), R10
-	MOVQ $3, R11
-
-spart:
-	VPANDD Z27, Z0, Z2    // the upper half of Z0, a bf16
-	VSUBPS Z2, Z0, Z0     // the remainder, exact
-	VPSRLD $16, Z2, Z2
-	VPMOVDW Z2, (R10)
-	ADDQ R9, R10
-	DECQ R11
-	JNZ  spart
-
-	ADDQ $16, BX
-	CMPQ BX, DX
-	JLT  scol
-
-	ADDQ AX, SI
-	ADDQ R8, DI
-	DECQ CX
-	JNZ  srow
-
-sdone:
 	VZEROUPPER
 	RET

@@ -55,37 +55,6 @@ func TestAMXPackExact(t *testing.T) {
 	}
 }
 
-// TestAMXSplitWeights checks that the three bf16 parts of each f32 weight
-// add up to it exactly, and where amxSplitW512 puts them.
-func TestAMXSplitWeights(t *testing.T) {
-	if !hasAVX512() {
-		t.Skip("no AVX-512")
-	}
-	r := rand.New(rand.NewPCG(15, 16))
-	const rows, cols, lds, kc = 32, 64, 80, 96 // a column block inside wider rows
-	w := make([]float32, rows*lds)
-	for i := range w {
-		w[i] = float32(r.NormFloat64() * math.Ldexp(1, r.IntN(80)-40))
-	}
-	parts := make([]uint16, 3*rows*kc)
-	amxSplitW512(unsafe.Pointer(&parts[0]), unsafe.Pointer(&w[0]), 4*lds, rows, cols, 2*kc, 2*rows*kc)
-	for i := 0; i < rows; i++ {
-		for j := 0; j < cols; j++ {
-			var sum float64
-			for p := 0; p < 3; p++ {
-				h := parts[p*rows*kc+i*kc+j]
-				if p == 0 && h != uint16(math.Float32bits(w[i*lds+j])>>16) {
-					t.Fatalf("row %d column %d: hi part %#x, want %#x", i, j, h, math.Float32bits(w[i*lds+j])>>16)
-				}
-				sum += float64(BF16ToF32(h))
-			}
-			if sum != float64(w[i*lds+j]) {
-				t.Fatalf("row %d column %d: parts add up to %g, want %g", i, j, sum, w[i*lds+j])
-			}
-		}
-	}
-}
-
 // TestAMXMatMul holds the AMX products (BF16 and Q8_0 weights) to the
 // reference, over row and token counts that leave partial tiles, column
 // counts that take several column blocks, and more tokens than one packing
@@ -98,7 +67,7 @@ func TestAMXMatMul(t *testing.T) {
 	defer SetThreads(0)
 	selectPath("avx512+amx")
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, typ := range []Type{BF16, F32, Q8_0} {
+	for _, typ := range []Type{BF16, Q8_0} {
 		if typ == Q8_0 && !amxInt8 {
 			t.Log("no AMX-INT8: Q8_0 not tested")
 			continue
@@ -131,8 +100,8 @@ func TestAMXMatMul(t *testing.T) {
 						mag := absMatVec(m, x[tok*c.cols:(tok+1)*c.cols])
 						for i := 0; i < c.rows; i++ {
 							g, w := got[tok*c.rows+i], want[tok*c.rows+i]
-							// BF16 and F32 are as exact as the FMA kernels:
-							// hold them to 1e-6 rather than closeDot's 1e-5.
+							// BF16 is as exact as the FMA kernels: hold it
+							// to 1e-6 rather than closeDot's 1e-5.
 							if d := math.Abs(float64(g - w)); !closeDot(g, w, mag[i]) || typ != Q8_0 && d > 1e-6*float64(mag[i]) {
 								t.Fatalf("%v %dx%d n=%d token %d row %d: got %g, reference %g", typ, c.rows, c.cols, c.n, tok, i, g, w)
 							}

@@ -27,9 +27,8 @@
 //
 // On CPUs with AMX (Intel Xeon since Sapphire Rapids; Impl says
 // "avx512+amx"), MatMul of 16 tokens or more runs on the tile unit instead
-// (amx_amd64.go): bf16 tiles for f32 and bf16 weights, with activations
-// (and f32 weights) split exactly into three bf16 parts, and int8 tiles for
-// Q8_0. The results then differ from MatVec's in the order of the
+// (amx_amd64.go): bf16 tiles for bf16 weights, with the activations split
+// exactly into three bf16 parts, and int8 tiles for Q8_0. The results then differ from MatVec's in the order of the
 // additions only, still the same for every thread count. MOCO_AMX=0 in
 // the environment turns AMX off.
 //
