@@ -199,9 +199,9 @@ func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 }
 
 // amxPack is the reference for amxPack512: it splits tokens [ta, tb) of x
-// (rows of C floats) into amxParts bf16
-// parts and stores them in b: part s, column pair j, token t at
-// b[(s*C/2+j)*np+t], the pair's even column in the low half.
+// (rows of C floats) into amxParts bf16 parts and stores them in b: part s,
+// column pair j, token t at b[(s*C/2+j)*np+t], the pair's even column in
+// the low half.
 func amxPack(b []uint32, x []float32, C, np, ta, tb int) {
 	plane := C / 2 * np
 	for t := ta; t < tb; t++ {
