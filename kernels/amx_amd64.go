@@ -41,7 +41,7 @@ func amxQ8(cfg, c, tmp, a unsafe.Pointer, lda int, ws, b unsafe.Pointer, ldb int
 func amxTrans512(dst, src unsafe.Pointer, lds, count, cols, ldd int)
 
 //go:noescape
-func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane int)
+func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane, parts int)
 
 //go:noescape
 func amxUnpack512(dst, c unsafe.Pointer, ldc, rows, count, ldd int)
@@ -137,7 +137,7 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 				if real > 0 {
 					xg = unsafe.Pointer(&xs[16*g*C])
 				}
-				amxPack512(unsafe.Pointer(&b[16*g]), xg, 4*C, real, C/2, 4*np, 4*C/2*np)
+				amxPack512(unsafe.Pointer(&b[16*g]), xg, 4*C, real, C/2, 4*np, 4*C/2*np, amxParts)
 			}
 		})
 		kc := min(C, max(32, amxBlockBytes/(amxParts*2*np)&^31))

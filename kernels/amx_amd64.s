@@ -130,14 +130,14 @@ ploop:
 	TILERELEASE
 	RET
 
-// func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane int)
+// func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane, parts int)
 //
 // amxPack for 16 tokens, count of them real (0-16; the others are written
-// as zeros): token t's row of x is at x + t*ldx bytes; pair j of part s
-// goes to b + s*plane + j*ldb + 4*t. The pairs are gathered column by
-// column, cut to bf16 three times over the remainders, and stored 16
-// tokens at a time.
-TEXT ·amxPack512(SB), NOSPLIT, $0-56
+// as zeros), split into parts parts (at least 1): token t's row of x is at
+// x + t*ldx bytes; pair j of part s goes to b + s*plane + j*ldb + 4*t. The
+// pairs are gathered column by column, cut to bf16 over and over the
+// remainders, and stored 16 tokens at a time.
+TEXT ·amxPack512(SB), NOSPLIT, $0-64
 	MOVQ b+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ ldx+16(FP), AX
@@ -164,7 +164,7 @@ loop:
 	VPGATHERDD 0(SI)(Z31*1), K1, Z0 // even columns
 	VPGATHERDD 4(SI)(Z31*1), K2, Z1 // odd columns
 	MOVQ DI, R10
-	MOVQ $3, R11
+	MOVQ parts+56(FP), R11
 
 part:
 	// Z2, Z3: the upper halves of Z0, Z1, a bf16 each

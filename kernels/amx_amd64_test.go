@@ -45,7 +45,7 @@ func TestAMXPackExact(t *testing.T) {
 	}
 	for g := 0; g < np/16; g++ {
 		real := min(16, max(0, n-16*g))
-		amxPack512(unsafe.Pointer(&got[16*g]), unsafe.Pointer(&x[0]), 4*C, real, C/2, 4*np, 4*C/2*np)
+		amxPack512(unsafe.Pointer(&got[16*g]), unsafe.Pointer(&x[0]), 4*C, real, C/2, 4*np, 4*C/2*np, amxParts)
 	}
 	for i := range b {
 		if got[i] != b[i] {
