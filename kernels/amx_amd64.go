@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -100,15 +99,13 @@ var (
 	amxOutScratch  sync.Pool // a chunk of results, rows x tokens
 )
 
-// amxInit reports whether AMX-BF16 can be used, asking Linux for the
-// tile state first (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+// amxInit reports whether AMX-BF16 can be used, asking the OS for the
+// tile state first (amxPermit).
 func amxInit() bool {
 	if os.Getenv("MOCO_AMX") == "0" || !cpu.X86.HasAMXTile || !cpu.X86.HasAMXBF16 || !hasAVX512() {
 		return false
 	}
-	const archReqXcompPerm, xfeatureXtiledata = 0x1023, 18
-	_, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXtiledata, 0)
-	return errno == 0
+	return amxPermit()
 }
 
 // amxMatMul computes MatMul with AMX tiles and reports whether it did;
