@@ -120,12 +120,7 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 		cnt := min(n-t0, amxMaxTokens)
 		np := (cnt + 31) &^ 31
 		size := amxParts * C / 2 * np
-		var b []uint32
-		if p, ok := amxPackScratch.Get().(*[]uint32); ok && cap(*p) >= size {
-			b = (*p)[:size]
-		} else {
-			b = make([]uint32, size)
-		}
+		b := getScratch[uint32](&amxPackScratch, size)
 		xs := x[t0*C:]
 		parallel(np/16, np*C*amxParts, 1, func(g0, g1 int) {
 			for g := g0; g < g1; g++ { // 16 tokens; those past cnt are zeros
@@ -155,12 +150,7 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 	R, C := m.Rows, m.Cols
 	size := amxChunkRows * np
-	var ct []float32
-	if p, ok := amxOutScratch.Get().(*[]float32); ok && cap(*p) >= size {
-		ct = (*p)[:size]
-	} else {
-		ct = make([]float32, size)
-	}
+	ct := getScratch[float32](&amxOutScratch, size)
 	defer amxOutScratch.Put(&ct)
 	ldp := 4 * C / 2 * np // bytes from one part's plane to the next
 	// While the token blocks of one row block run, the next row block's
@@ -238,12 +228,7 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) bool {
 		cnt := min(n-t0, amxMaxTokens)
 		np := (cnt + 31) &^ 31
 		size := (C/4 + nb) * np
-		var b []uint32
-		if p, ok := amxPackScratch.Get().(*[]uint32); ok && cap(*p) >= size {
-			b = (*p)[:size]
-		} else {
-			b = make([]uint32, size)
-		}
+		b := getScratch[uint32](&amxPackScratch, size)
 		// Values as dwords of four columns, then scales, tokens across.
 		bq, bs := b[:C/4*np], b[C/4*np:]
 		parallel(np/16, np*C, 1, func(g0, g1 int) {
@@ -261,12 +246,7 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) bool {
 			// ct: 32x32 results; tmp: a block's integer dots; ws: the
 			// row block's scales, 32 rows per block.
 			size := 2*1024 + 32*nb
-			var f []float32
-			if p, ok := amxOutScratch.Get().(*[]float32); ok && cap(*p) >= size {
-				f = (*p)[:size]
-			} else {
-				f = make([]float32, size)
-			}
+			f := getScratch[float32](&amxOutScratch, size)
 			defer amxOutScratch.Put(&f)
 			ct, tmp, ws := f[:1024], f[1024:2048], f[2048:]
 			for blk := b0; blk < b1; blk++ {

@@ -130,6 +130,19 @@ ploop:
 	TILERELEASE
 	RET
 
+// Z31: the byte offsets of 16 rows ld apart (for gathers); Z30 is clobbered.
+#define ROW_OFFSETS(ld) \
+	VPBROADCASTD ld, Z31 \
+	VMOVDQU32 amxIota<>(SB), Z30 \
+	VPMULLD Z30, Z31, Z31
+
+// K3: the first count of 16 lanes (count in CX, 0-16); BX is clobbered.
+#define COUNT_MASK \
+	MOVL $1, BX \
+	SHLL CX, BX \
+	DECL BX \
+	KMOVW BX, K3
+
 // func amxPack512(b, x unsafe.Pointer, ldx, count, pairs, ldb, plane, parts int)
 //
 // amxPack for 16 tokens, count of them real (0-16; the others are written
@@ -145,13 +158,8 @@ TEXT ·amxPack512(SB), NOSPLIT, $0-64
 	MOVQ pairs+32(FP), DX
 	MOVQ ldb+40(FP), R8
 	MOVQ plane+48(FP), R9
-	MOVL $1, BX
-	SHLL CX, BX
-	DECL BX
-	KMOVW BX, K3                 // the real tokens
-	VPBROADCASTD AX, Z31
-	VMOVDQU32 amxIota<>(SB), Z30
-	VPMULLD Z30, Z31, Z31        // token t's row offset
+	COUNT_MASK                   // the real tokens
+	ROW_OFFSETS(AX)              // token t's row
 	VPBROADCASTD amxHigh<>(SB), Z27
 	TESTQ DX, DX
 	JZ   done
@@ -200,9 +208,7 @@ TEXT ·amxUnpack512(SB), NOSPLIT, $0-48
 	MOVQ rows+24(FP), DX
 	MOVQ count+32(FP), CX
 	MOVQ ldd+40(FP), R8
-	VPBROADCASTD AX, Z31
-	VMOVDQU32 amxIota<>(SB), Z30
-	VPMULLD Z30, Z31, Z31        // row i's offset
+	ROW_OFFSETS(AX)              // row i of c
 	SHLQ $4, AX                  // 16 rows of c
 	TESTQ CX, CX
 	JZ   udone
@@ -369,13 +375,8 @@ TEXT ·amxTrans512(SB), NOSPLIT, $0-48
 	MOVQ count+24(FP), CX
 	MOVQ cols+32(FP), DX
 	MOVQ ldd+40(FP), R8
-	MOVL $1, BX
-	SHLL CX, BX
-	DECL BX
-	KMOVW BX, K3
-	VPBROADCASTD AX, Z31
-	VMOVDQU32 amxIota<>(SB), Z30
-	VPMULLD Z30, Z31, Z31
+	COUNT_MASK
+	ROW_OFFSETS(AX)
 	TESTQ DX, DX
 	JZ   tdone
 

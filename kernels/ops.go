@@ -83,6 +83,15 @@ func widenRef(dst []float32, src []uint16, t Type) {
 // widenScratch holds row blocks widened to float32 for matMulRows.
 var widenScratch sync.Pool
 
+// getScratch returns a slice of length n from p (a pool of *[]T), or a new
+// one when the pool's is short; the caller gives it back with p.Put(&s).
+func getScratch[T any](p *sync.Pool, n int) []T {
+	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
+		return (*s)[:n]
+	}
+	return make([]T, n)
+}
+
 // Impl names the instruction set the kernels use: "avx512+amx" (AVX-512,
 // and AMX tiles for prefill with BF16 weights), "avx512", "avx2" or
 // "purego".
@@ -286,11 +295,7 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
 	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6 != nil && n >= 4 {
-		if b, ok := widenScratch.Get().(*[]float32); ok && cap(*b) >= 6*C {
-			wide = (*b)[:6*C]
-		} else {
-			wide = make([]float32, 6*C)
-		}
+		wide = getScratch[float32](&widenScratch, 6*C)
 		defer func() { widenScratch.Put(&wide) }()
 	}
 	for t0 := 0; t0 < n; t0 += tb {
