@@ -11,24 +11,28 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// Prefill with AMX tiles, for BF16 weights on CPUs that have AMX-BF16.
+// Prefill with AMX tiles: BF16 weights on CPUs with AMX-BF16, Q8_0 weights
+// on CPUs with AMX-INT8.
 //
-// A tile multiply takes bf16 on both sides, and moco keeps its activations
-// in f32. So each activation is split into three bf16 parts, hi + mid + lo,
-// which together hold all 24 significant bits of the f32 exactly, and the
-// weights (already bf16) are multiplied by each part. (F32 weights split
-// the same way need six products of parts, twice the tile work, plus the
-// split: no faster than the FMA kernels on the 0.5B shape with 2 threads,
-// so they stay there.) Every product is exact
-// and the sums are f32, as in the other kernels: the result differs from
-// them only in the order of the additions. Three passes still leave AMX
-// several times faster than f32 FMAs.
+// A bf16 tile multiply takes bf16 on both sides, and moco keeps its
+// activations in f32. So each activation is split into three bf16 parts,
+// hi + mid + lo, which together hold all 24 significant bits of the f32
+// exactly, and the weights (already bf16) are multiplied by each part.
+// Every product is exact and the sums are f32, as in the other kernels: the
+// result differs from theirs only in the order of the additions. Three
+// passes still leave AMX 2-4x faster than f32 FMAs. (F32 weights split the
+// same way need six products of parts, twice the tile work, plus the split:
+// no faster than the FMA kernels, so they stay there.)
 //
 // The weights are read in place, 16 rows by 32 columns per tile; the
 // activations are packed once per product into the layout that the tile
 // instruction expects (bf16 pairs, tokens across). The work is cut in row
 // blocks of 32 over the threads; each output element is summed in an order
 // that depends only on the number of tokens, never on the thread count.
+//
+// Q8_0 products quantize the activations to int8 as every Q8_0 path does
+// (q8.go), so each block's dot product is exact in int32 tiles; AVX-512
+// then scales it by the weight's and the token's block scales.
 
 //go:noescape
 func amxBF16(cfg, c unsafe.Pointer, ldc, acc int, a unsafe.Pointer, lda int, b unsafe.Pointer, ldb, ksteps, parts, ldp int, pf unsafe.Pointer, pfrows int)
