@@ -217,15 +217,18 @@ func amxPack(b []uint32, x []float32, C, np, ta, tb int) {
 // significant bits, so the third remainder fits a bf16 whole.
 func bf16Cut(f float32) uint32 { return math.Float32bits(f) &^ 0xffff }
 
+// amxQ8Applies reports whether amxQ8MatMul takes the product of m with n
+// tokens.
+func amxQ8Applies(m *Mat, n int) bool {
+	return amxOn && amxInt8 && n >= amxMinTokens && m.Rows >= 32
+}
+
 // amxQ8MatMul computes the Q8_0 MatMul of m with the n quantized tokens
-// of a with AMX-INT8 tiles and reports whether it did. Each block's
-// integer dots are exact, as in every Q8_0 path; only the order of the
-// float additions differs.
-func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) bool {
+// of a with AMX-INT8 tiles, where amxQ8Applies. Each block's integer dots
+// are exact, as in every Q8_0 path; only the order of the float additions
+// differs. The rows past the last multiple of 32 need a's records.
+func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {
 	R, C := m.Rows, m.Cols
-	if !amxOn || !amxInt8 || n < amxMinTokens || R < 32 {
-		return false
-	}
 	nb := C / BlockSize
 	rows := R &^ 31
 	for t0 := 0; t0 < n; t0 += amxMaxTokens {
@@ -273,5 +276,4 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) bool {
 	if rows < R {
 		q8MatMulRows(dst, m, a, n, rows, R)
 	}
-	return true
 }

@@ -86,9 +86,9 @@ func TestAMXMatMul(t *testing.T) {
 				var used bool
 				if typ != Q8_0 {
 					used = amxMatMul(got, m, x, c.n)
-				} else {
+				} else if used = amxQ8Applies(m, c.n); used {
 					a := quantizeActs(x, c.n, c.cols, true)
-					used = amxQ8MatMul(got, m, a, c.n)
+					amxQ8MatMul(got, m, a, c.n)
 					putActs(a)
 				}
 				if !used {
@@ -96,6 +96,15 @@ func TestAMXMatMul(t *testing.T) {
 				}
 				if first == nil {
 					first = got
+					// MatMul must take the same path (and quantize what
+					// the rows past the tiles need).
+					viaMatMul := make([]float32, c.n*c.rows)
+					MatMul(viaMatMul, m, x, c.n)
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(viaMatMul[i]) {
+							t.Fatalf("%v %dx%d n=%d: MatMul output %d is %g, AMX %g", typ, c.rows, c.cols, c.n, i, viaMatMul[i], got[i])
+						}
+					}
 					for tok := 0; tok < c.n; tok++ {
 						mag := absMatVec(m, x[tok*c.cols:(tok+1)*c.cols])
 						for i := 0; i < c.rows; i++ {

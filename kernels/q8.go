@@ -199,12 +199,17 @@ func q8MatVec(dst []float32, m *Mat, x []float32) {
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { q8Rows(dst, m, a, 0, r0, r1) })
 }
 
-// q8MatMul is MatMul for Q8_0 weights: 4x4 tiles where there is an
-// assembly tile, each token's rows on their own otherwise.
+// q8MatMul is MatMul for Q8_0 weights: AMX tiles where the CPU has them
+// (amxQ8MatMul), else 4x4 tiles where there is an assembly tile, each
+// token's rows on their own otherwise.
 func q8MatMul(dst []float32, m *Mat, x []float32, n int) {
-	a := quantizeActs(x, n, m.Cols, simd[Q8_0].mv != nil)
+	amx := amxQ8Applies(m, n)
+	// The assembly's records are needed unless AMX takes every row.
+	recs := simd[Q8_0].mv != nil && (!amx || m.Rows%32 != 0)
+	a := quantizeActs(x, n, m.Cols, recs)
 	defer putActs(a)
-	if amxQ8MatMul(dst, m, a, n) {
+	if amx {
+		amxQ8MatMul(dst, m, a, n)
 		return
 	}
 	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { q8MatMulRows(dst, m, a, n, r0, r1) })
