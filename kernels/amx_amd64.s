@@ -2,13 +2,16 @@
 
 #include "textflag.h"
 
-// AMX (Advanced Matrix Extensions) for BF16 weights. Go's assembler does not
-// know the AMX instructions, so they are written as bytes; each line names
-// the instruction, and amx_test.go runs them against the reference.
+// AMX (Advanced Matrix Extensions) for BF16 and Q8_0 weights, and the
+// AVX-512 routines that pack activations for the tiles and unpack results.
+// Go's assembler does not know the AMX instructions, so they are written as
+// bytes (as GNU as encodes them; objdump -d names them back); each line
+// names the instruction, and amx_amd64_test.go holds them to the reference.
 //
-// Tile registers: tmm0-3 accumulate a 32-row x 32-token block of C (f32),
-// tmm4-5 hold two 16-row slices of the weights (A), tmm6-7 two 16-token
-// slices of the packed activations (B).
+// Tile registers: tmm0-3 accumulate a 32-row x 32-token block of C (f32 or
+// int32), tmm4-5 hold two 16-row slices of the weights (A), tmm6-7 two
+// 16-token slices of the packed activations (B). amxCfg and amxCfgQ8 in
+// amx_amd64.go give their shapes.
 
 #define LDTILECFG_AX   BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00
 #define TILERELEASE    BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0
