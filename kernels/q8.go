@@ -203,12 +203,12 @@ func q8MatVec(dst []float32, m *Mat, x []float32) {
 // (amxQ8MatMul), else 4x4 tiles where there is an assembly tile, each
 // token's rows on their own otherwise.
 func q8MatMul(dst []float32, m *Mat, x []float32, n int) {
-	amx := amxQ8Applies(m, n)
-	// The assembly's records are needed unless AMX takes every row.
-	recs := simd[Q8_0].mv != nil && (!amx || m.Rows%32 != 0)
-	a := quantizeActs(x, n, m.Cols, recs)
+	// The records come with the assembly's quantizer at no extra cost
+	// (and the reference quantizer without them is slower), so they are
+	// made even when AMX takes every row.
+	a := quantizeActs(x, n, m.Cols, simd[Q8_0].mv != nil)
 	defer putActs(a)
-	if amx {
+	if amxQ8Applies(m, n) {
 		amxQ8MatMul(dst, m, a, n)
 		return
 	}
