@@ -75,11 +75,13 @@ func hasAVX2() bool {
 	return x.HasAVX2 && x.HasFMA && x.HasAVX // F16C comes with every AVX2 CPU
 }
 
+// init picks the best path this CPU can run.
 func init() {
-	useSIMD(hasAVX512(), hasAVX2())
-	if simdName == "avx512" && amxAvailable {
-		amxOn, simdName = true, "avx512+amx"
+	if p := simdPaths(); len(p) > 0 {
+		selectPath(p[0])
+		return
 	}
+	useSIMD(false, false)
 }
 
 // useSIMD selects the kernels; tests call it to check each path.
@@ -129,7 +131,7 @@ func simdDot(a, b []float32) float32 {
 // simdPaths lists the instruction sets this CPU can run, for tests.
 func simdPaths() []string {
 	var p []string
-	if hasAVX512() && amxAvailable {
+	if amxAvailable { // implies AVX-512
 		p = append(p, "avx512+amx")
 	}
 	if hasAVX512() {
