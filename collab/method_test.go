@@ -1,0 +1,70 @@
+package collab
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+type echo struct{ name string }
+
+func (e echo) Name() string { return e.name }
+func (e echo) Level() Level { return LevelSingle }
+func (e echo) Generate(_ context.Context, reqs []Request) ([]Response, error) {
+	out := make([]Response, len(reqs))
+	for i, r := range reqs {
+		out[i] = Response{Text: e.name + ":" + r.Prompt}
+	}
+	return out, nil
+}
+
+func TestRegistry(t *testing.T) {
+	Register(Spec{Name: "test-echo", Level: LevelText, MinModels: 2, MaxModels: 3,
+		New: func(_ context.Context, pool []Member, p Params) (Method, error) {
+			var cfg struct {
+				Rounds int `json:"rounds"`
+			}
+			if err := p.Decode(&cfg); err != nil {
+				return nil, err
+			}
+			return echo{name: pool[0].Name}, nil
+		}})
+	one := []Member{{Name: "a", Gen: echo{"a"}}}
+	two := append(one, Member{Name: "b", Gen: echo{"b"}})
+	four := append(two, two...)
+	for _, tc := range []struct {
+		name   string
+		pool   []Member
+		params Params
+		err    string
+	}{
+		{"nope", two, nil, `unknown method "nope"`},
+		{"test-echo", nil, nil, "pool is empty"},
+		{"test-echo", one, nil, "at least 2 models"},
+		{"test-echo", four, nil, "at most 3 models"},
+		{"test-echo", two, Params{"rouds": 2}, `unknown field "rouds"`},
+		{"test-echo", two, Params{"rounds": 2}, ""},
+	} {
+		m, err := New(context.Background(), tc.name, tc.pool, tc.params)
+		if tc.err == "" {
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			res, _ := m.Generate(context.Background(), []Request{{Prompt: "x"}})
+			if res[0].Text != "a:x" {
+				t.Fatalf("got %q", res[0].Text)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s with %d models, %v: error %v, want %q", tc.name, len(tc.pool), tc.params, err, tc.err)
+		}
+	}
+	found := false
+	for _, s := range Specs() {
+		found = found || s.Name == "test-echo"
+	}
+	if !found {
+		t.Fatal("Specs does not list the registered method")
+	}
+}
