@@ -42,6 +42,21 @@ func SetBF16Activations(on bool) { bf16Act.Store(on) }
 // BF16Activations reports whether the bf16-activation mode is on.
 func BF16Activations() bool { return bf16Act.Load() }
 
+// preferDPBF16 is the per-CPU choice of the mode's kernels: VDPBF16PS where
+// it runs at full speed (AMD Zen 4 and 5), the widening kernels on the
+// rounded activations elsewhere (Intel measured VDPBF16PS at half its f32
+// FMA rate, and prefill there runs on AMX). Tests override it.
+var preferDPBF16 = isAMD
+
+// BF16ActKernels names the kernels the bf16-activation mode runs on:
+// "vdpbf16ps", or "widen" (the exact kernels on rounded activations).
+func BF16ActKernels() string {
+	if bf16dMV != nil {
+		return "vdpbf16ps"
+	}
+	return "widen"
+}
+
 // The assembly of the mode, when the CPU has it (simd_amd64.go): mv computes
 // rows over k columns (a multiple of 32) of bf16 activations x; mm6 a tile
 // of 6 rows x 4 tokens (ldx in elements).

@@ -48,6 +48,16 @@ func bf16ActWant(m *Mat, x []float32, n int) ([]float32, []float32) {
 func TestBF16ActMatchesReference(t *testing.T) {
 	defer SetBF16Activations(BF16Activations())
 	SetBF16Activations(true)
+	// Both kernel choices on every path: VDPBF16PS where the CPU has it,
+	// whichever vendor, and the widening kernels.
+	defer func(f func() bool) { preferDPBF16 = f }(preferDPBF16)
+	for _, prefer := range []bool{true, false} {
+		preferDPBF16 = func() bool { return prefer }
+		t.Run(map[bool]string{true: "dp", false: "widen"}[prefer], testBF16ActMatchesReference)
+	}
+}
+
+func testBF16ActMatchesReference(t *testing.T) {
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 8))
 		for _, rows := range []int{1, 3, 5, 6, 7, 9, 13, 17, 31} {

@@ -111,7 +111,7 @@ func useSIMD(avx512, avx2 bool) {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
 		}
 		dotImpl = simdDot
-		if cpu.X86.HasAVX512BF16 {
+		if cpu.X86.HasAVX512BF16 && preferDPBF16() {
 			bf16dMV, bf16dMM6 = mv512BF16d, mm6x4BF16d
 		}
 	case avx2:
