@@ -266,18 +266,10 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 		return Response{}, err
 	}
 	completion := 0
-	run := c.Run
-	c.Run = func(prompt []int, emit func(int) bool) ([]int, error) {
-		toks, err := run(prompt, func(t int) bool {
-			completion++
-			return ctx.Err() == nil && emit(t)
-		})
-		return toks, err
-	}
-	text, err := c.GenerateIDs(ids, nil)
-	if err == nil {
-		err = ctx.Err()
-	}
+	text, err := c.GenerateIDsContext(ctx, ids, nil, func(decode.Token) bool {
+		completion++
+		return true
+	})
 	if err != nil {
 		return Response{}, err
 	}
