@@ -3,6 +3,9 @@ package engine
 import (
 	"fmt"
 	"math"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
@@ -23,6 +26,9 @@ type Options struct {
 // concurrent use by several Sessions.
 type Model struct {
 	Config *Config
+	// Warnings lists what loading tolerated but a user should know, such as
+	// checkpoint tensors the architecture does not use (rotary inv_freq).
+	Warnings []string
 
 	embed  *kernels.Mat // VocabSize x HiddenSize, read a row per token
 	norm   []float32    // final norm
@@ -79,8 +85,11 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
+	if err := cfg.checkBounds(); err != nil {
+		return nil, err
+	}
 	m := &Model{Config: cfg, src: src}
-	l := loader{src: src, cfg: cfg}
+	l := loader{src: src, cfg: cfg, used: map[string]bool{}}
 	c := cfg
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 
@@ -153,6 +162,10 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	}
 	if l.err != nil {
 		return nil, l.err
+	}
+	var err error
+	if m.Warnings, err = l.unused(); err != nil {
+		return nil, err
 	}
 	if opts.Quant == "q8_0" {
 		m.quantize()
@@ -236,9 +249,63 @@ func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
 // loader reads tensors from a Source, checking names and shapes. The first
 // error sticks and later calls return nil, so New reads straight through.
 type loader struct {
-	src safetensors.Source
-	cfg *Config
-	err error
+	src  safetensors.Source
+	cfg  *Config
+	err  error
+	used map[string]bool // tensors read
+}
+
+// optionalTensor matches tensors that checkpoints carry but the forward pass
+// does not need: rotary frequencies some exporters save (the engine derives
+// them from the config).
+var optionalTensor = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
+
+// layerTensor matches a tensor of a numbered decoder layer.
+var layerTensor = regexp.MustCompile(`^model\.layers\.(\d+)\.`)
+
+// unused checks that the architecture consumed every tensor of the
+// checkpoint. Layers beyond num_hidden_layers and unknown tensors are
+// errors (a config that does not describe the checkpoint would otherwise
+// run a different model); known optional tensors, and a separate lm_head
+// of a model with tied embeddings (transformers ignores it too), come back
+// as warnings.
+func (l *loader) unused() ([]string, error) {
+	var unknown, optional []string
+	extraLayers := -1
+	for _, name := range l.src.Names() {
+		if l.used[name] {
+			continue
+		}
+		if optionalTensor.MatchString(name) || name == "lm_head.weight" && l.cfg.TieEmbeddings {
+			optional = append(optional, name)
+			continue
+		}
+		if m := layerTensor.FindStringSubmatch(name); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && n >= l.cfg.NumLayers {
+				extraLayers = max(extraLayers, n)
+				continue
+			}
+		}
+		unknown = append(unknown, name)
+	}
+	if extraLayers >= 0 {
+		return nil, fmt.Errorf("the checkpoint has layers up to model.layers.%d, but config.json's num_hidden_layers is %d", extraLayers, l.cfg.NumLayers)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("the checkpoint has %d tensors that model_type %s does not use: %s", len(unknown), l.cfg.ModelType, listSome(unknown))
+	}
+	if len(optional) > 0 {
+		return []string{fmt.Sprintf("ignoring %d checkpoint tensors the forward pass does not need: %s", len(optional), listSome(optional))}, nil
+	}
+	return nil, nil
+}
+
+// listSome joins up to 5 names, saying how many more there are.
+func listSome(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
 }
 
 func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
@@ -246,6 +313,7 @@ func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
 		return nil
 	}
 	t, ok := l.src.Tensor(name)
+	l.used[name] = true
 	if !ok {
 		l.err = fmt.Errorf("tensor %s is missing (model_type %s)", name, l.cfg.ModelType)
 		return nil
