@@ -18,7 +18,16 @@ type Options struct {
 	// Quant is "" (use the weights as stored) or "q8_0" (quantize every
 	// matrix to blocks of 32 int8 weights at load).
 	Quant string
+	// ContextSize is the number of positions NewSession(0) holds (0: the
+	// model's max_position_embeddings, or DefaultContextSize when the
+	// config has none). The KV cache is not allocated up front: it grows
+	// as tokens arrive, so a large context costs memory only when used.
+	ContextSize int
 }
+
+// DefaultContextSize is the context of sessions of models whose config
+// gives no max_position_embeddings.
+const DefaultContextSize = 4096
 
 // Model is a loaded checkpoint: its configuration and weights. Matrices
 // stored as F32, BF16 or F16 are used in place from the memory map; norm
@@ -39,6 +48,7 @@ type Model struct {
 
 	src   safetensors.Source
 	owned bool // Close closes src (Load opened it)
+	ctx   int  // default session context (Options.ContextSize resolved)
 }
 
 // layer holds one transformer block's weights. Absent optional parts are
@@ -82,13 +92,22 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("unknown quantization %q (want q8_0 or none)", opts.Quant)
 	}
+	if opts.ContextSize < 0 {
+		return nil, fmt.Errorf("context size %d is negative", opts.ContextSize)
+	}
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
 	if err := cfg.checkBounds(); err != nil {
 		return nil, err
 	}
-	m := &Model{Config: cfg, src: src}
+	m := &Model{Config: cfg, src: src, ctx: opts.ContextSize}
+	if m.ctx == 0 {
+		m.ctx = cfg.MaxPositions
+	}
+	if m.ctx <= 0 {
+		m.ctx = DefaultContextSize
+	}
 	l := loader{src: src, cfg: cfg, used: map[string]bool{}}
 	c := cfg
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
@@ -190,6 +209,11 @@ func (m *Model) quantize() {
 		}
 	}
 }
+
+// ContextSize is the number of positions NewSession(0) holds: the
+// Options.ContextSize the model was loaded with, else the model's
+// max_position_embeddings, else DefaultContextSize.
+func (m *Model) ContextSize() int { return m.ctx }
 
 // Close releases the weights' memory map when Load opened it.
 func (m *Model) Close() error {
