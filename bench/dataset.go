@@ -132,20 +132,106 @@ func (d *Dataset) Split(name string) ([]Item, error) {
 	return nil, fmt.Errorf("unknown split %q (want dev or test)", name)
 }
 
-// Sample returns n items: the first n when seed is 0, else n drawn without
-// replacement by a seeded shuffle. n <= 0 or n >= len(items) keeps all
-// (shuffled when seed is not 0).
+// CategoryFields are the item fields that name an item's category, in the
+// order Stratum looks for them.
+var CategoryFields = []string{"category", "subject", "domain", "task", "country"}
+
+// Stratum is the group an item is sampled within: the first of
+// CategoryFields the item has (coconot's category, agieval's domain, ...),
+// else the prefix of its id before the last '-', '_', '/' or ':' ("add-17"
+// is in "add", "HumanEval/81" in "HumanEval"), else "" (one group).
+func Stratum(it Item) string {
+	for _, k := range CategoryFields {
+		if v, ok := it.Raw[k]; ok {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				s = string(bytes.TrimSpace(v))
+			}
+			if s != "" && s != "null" {
+				return k + "=" + s
+			}
+		}
+	}
+	if i := strings.LastIndexAny(it.ID, "-_/:"); i > 0 {
+		return "id=" + it.ID[:i]
+	}
+	return ""
+}
+
+// Sample returns a seeded sample of n items stratified by Stratum: every
+// group gets its proportional share of n (largest remainders first, ties
+// broken by the seed) and its items are drawn without replacement by a
+// seeded shuffle, so 20 items of skills_mix hold 7, 7 and 6 of addition,
+// reversal and sorting rather than the first 20 (all addition). The items
+// keep their order in the dataset. n <= 0 or n >= len(items) returns every
+// item in order. The same items, n and seed give the same sample.
+//
+// The dev-set paths (eval --n, --dev-samples, the merge searches' and the
+// collaboration methods' calibration) all sample through this function.
 func Sample(items []Item, n int, seed uint64) []Item {
-	if n <= 0 || n > len(items) {
-		n = len(items)
+	if n <= 0 || n >= len(items) {
+		return items
 	}
-	if seed == 0 {
-		return items[:n]
+	r := rand.New(rand.NewPCG(seed, 0x6d6f636f))
+	var order []string // groups by first appearance
+	groups := map[string][]int{}
+	for i, it := range items {
+		k := Stratum(it)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
 	}
-	idx := rand.New(rand.NewPCG(seed, 0x6d6f636f)).Perm(len(items))
-	out := make([]Item, n)
-	for i := range out {
-		out[i] = items[idx[i]]
+	type share struct {
+		key  string
+		take int
+		rem  float64
+		tie  int
+	}
+	shares := make([]share, len(order))
+	given := 0
+	tie := r.Perm(len(order))
+	for g, k := range order {
+		exact := float64(n) * float64(len(groups[k])) / float64(len(items))
+		shares[g] = share{key: k, take: int(exact), rem: exact - float64(int(exact)), tie: tie[g]}
+		given += shares[g].take
+	}
+	byRem := make([]int, len(shares))
+	for i := range byRem {
+		byRem[i] = i
+	}
+	sort.SliceStable(byRem, func(a, b int) bool {
+		sa, sb := shares[byRem[a]], shares[byRem[b]]
+		if sa.rem != sb.rem {
+			return sa.rem > sb.rem
+		}
+		return sa.tie < sb.tie
+	})
+	for i := 0; given < n; i++ {
+		shares[byRem[i]].take++
+		given++
+	}
+	keep := make([]bool, len(items))
+	for _, s := range shares {
+		idx := groups[s.key]
+		for _, p := range r.Perm(len(idx))[:s.take] {
+			keep[idx[p]] = true
+		}
+	}
+	out := make([]Item, 0, n)
+	for i, k := range keep {
+		if k {
+			out = append(out, items[i])
+		}
 	}
 	return out
+}
+
+// Head returns the first n items (n <= 0 or n >= len(items): all), for
+// reproducing a measurement made on a prefix of a split.
+func Head(items []Item, n int) []Item {
+	if n <= 0 || n >= len(items) {
+		return items
+	}
+	return items[:n]
 }

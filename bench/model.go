@@ -94,7 +94,7 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 	if err != nil {
 		return 0, err
 	}
-	items = Sample(items, o.N, o.Seed)
+	items = o.pick(items)
 	prompt := o.Prompt
 	if prompt == nil {
 		prompt = BuildPrompt

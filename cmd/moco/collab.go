@@ -33,7 +33,9 @@ METHOD and the roles of the -m models, in order:
   nudging       base, then nudger (--gamma)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
   co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose)
-  mentor        generator, then mentor (--share, --patch-tokens, optional --head)
+  mentor        generator, then mentor (--share, --patch-tokens, optional --head):
+                MoCo's mentor collaboration; the mentor is consulted at random words
+                (seeded by --seed and the prompt) and patches are chosen by the generator
   speculative   target, then draft (--draft-tokens)`
 
 // collabResult is the --json output.
@@ -86,7 +88,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	draft := fs.Int("draft-tokens", decode.DefaultDraftTokens, "speculative: draft tokens per round")
 	dev := fs.String("dev", "", "cascade: dev prompts to calibrate thresholds (text lines or a dataset .json); contrastive: texts to rank the models by NLL")
 	quantile := fs.Float64("quantile", decode.DefaultQuantile, "cascade: calibration quantile")
-	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: share of word starts compared")
+	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -216,7 +218,7 @@ func details(c *decode.Collab) any {
 	case c.Speculative != nil:
 		return map[string]int{"proposed": c.Speculative.Proposed, "accepted": c.Speculative.Accepted}
 	case c.Mentor != nil:
-		return map[string]int{"checks": c.Mentor.Checks, "patches": c.Mentor.Patches, "mentor_wins": c.Mentor.MentorWins}
+		return map[string]int{"words": c.Mentor.Words, "checks": c.Mentor.Checks, "patches": c.Mentor.Patches, "mentor_wins": c.Mentor.MentorWins}
 	case c.Cascade != nil:
 		return map[string]any{"thresholds": c.Cascade.Thresholds}
 	}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+func TestStratum(t *testing.T) {
+	cases := []struct {
+		id, raw, want string
+	}{
+		{"add-17", `{}`, "id=add"},
+		{"social_network_0", `{}`, "id=social_network"},
+		{"HumanEval/81", `{}`, "id=HumanEval"},
+		{"acl_arc:validation", `{}`, "id=acl_arc"},
+		{"1921", `{}`, ""},
+		{"-5", `{}`, ""},
+		{"1921", `{"domain": "lsat"}`, "domain=lsat"},
+		{"add-1", `{"category": "Humanizing requests", "domain": "x"}`, "category=Humanizing requests"},
+		{"7", `{"subject": 3}`, "subject=3"},
+		{"7", `{"category": null}`, ""},
+	}
+	for _, c := range cases {
+		it := Item{ID: c.id}
+		if err := json.Unmarshal([]byte(c.raw), &it.Raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := Stratum(it); got != c.want {
+			t.Errorf("Stratum(%q, %s) = %q, want %q", c.id, c.raw, got, c.want)
+		}
+	}
+}
+
+func items(groups ...int) []Item {
+	var out []Item
+	for g, n := range groups {
+		for i := 0; i < n; i++ {
+			out = append(out, Item{ID: fmt.Sprintf("g%d-%d", g, i)})
+		}
+	}
+	return out
+}
+
+func count(s []Item) map[string]int {
+	c := map[string]int{}
+	for _, it := range s {
+		c[Stratum(it)]++
+	}
+	return c
+}
+
+// TestSampleShares checks the proportional shares against hand-derived
+// largest-remainder allocations.
+func TestSampleShares(t *testing.T) {
+	cases := []struct {
+		groups []int
+		n      int
+		want   [][]int // acceptable share vectors (ties go either way)
+	}{
+		{[]int{34, 34, 34}, 20, [][]int{{7, 7, 6}, {7, 6, 7}, {6, 7, 7}}},
+		{[]int{60, 30, 10}, 10, [][]int{{6, 3, 1}}},
+		{[]int{5, 3, 2}, 5, [][]int{{3, 1, 1}, {2, 2, 1}}}, // 2.5, 1.5, 1
+		{[]int{98, 1, 1}, 3, [][]int{{3, 0, 0}}},           // 2.94, 0.03, 0.03
+		{[]int{1, 1, 1}, 1, [][]int{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}},
+		{[]int{1, 1, 1, 1}, 2, [][]int{{1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 1, 0}, {0, 1, 0, 1}, {0, 0, 1, 1}}},
+	}
+	for _, c := range cases {
+		in := items(c.groups...)
+		seenShares := map[string]bool{}
+		for seed := uint64(0); seed < 20; seed++ {
+			s := Sample(in, c.n, seed)
+			if len(s) != c.n {
+				t.Fatalf("%v n=%d: %d items", c.groups, c.n, len(s))
+			}
+			cnt := count(s)
+			got := make([]int, len(c.groups))
+			for g := range got {
+				got[g] = cnt[fmt.Sprintf("id=g%d", g)]
+			}
+			ok := false
+			for _, w := range c.want {
+				if fmt.Sprint(w) == fmt.Sprint(got) {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%v n=%d seed %d: shares %v, want one of %v", c.groups, c.n, seed, got, c.want)
+			}
+			seenShares[fmt.Sprint(got)] = true
+			// dataset order kept, no repeats
+			pos := map[string]int{}
+			for i, it := range in {
+				pos[it.ID] = i
+			}
+			for i := 1; i < len(s); i++ {
+				if pos[s[i].ID] <= pos[s[i-1].ID] {
+					t.Fatalf("%v seed %d: order or repeat at %d: %v", c.groups, seed, i, s)
+				}
+			}
+		}
+		if len(c.want) > 1 && len(seenShares) < 2 {
+			t.Errorf("%v n=%d: ties always broken the same way over 20 seeds: %v", c.groups, c.n, seenShares)
+		}
+	}
+}
+
+func TestSampleAllAndDeterminism(t *testing.T) {
+	in := items(4, 6)
+	for _, n := range []int{0, -1, 10, 11} {
+		if s := Sample(in, n, 5); len(s) != 10 || s[0].ID != "g0-0" || s[9].ID != "g1-5" {
+			t.Errorf("n=%d: not every item in order: %v", n, s)
+		}
+	}
+	a, b := Sample(in, 5, 9), Sample(in, 5, 9)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Error("same seed, different sample")
+	}
+	differ := false
+	for seed := uint64(1); seed < 10; seed++ {
+		if fmt.Sprint(Sample(in, 5, seed)) != fmt.Sprint(a) {
+			differ = true
+		}
+	}
+	if !differ {
+		t.Error("the seed does not change the sample")
+	}
+	if h := Head(in, 3); len(h) != 3 || h[2].ID != "g0-2" {
+		t.Errorf("Head: %v", h)
+	}
+}
+
+// TestSampleSkillsMix is the issue's case: the first 20 dev items of
+// skills_mix are all addition; a sample of 20 covers the three skills.
+func TestSampleSkillsMix(t *testing.T) {
+	ds, err := LoadDataset(filepath.Join(testutil.Shared(t, "datasets"), "skills_mix.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := count(Sample(ds.Dev, 20, 0))
+	if c["id=add"] < 6 || c["id=rev"] < 6 || c["id=sort"] < 6 {
+		t.Errorf("20 dev items of skills_mix: %v, want 6-7 of each skill", c)
+	}
+	r, err := EvaluateWith(ds, "dev", Options{N: 20}, func(p string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = map[string]int{}
+	for _, it := range r.Items {
+		c[it.ID[:3]]++
+	}
+	if c["add"] > 7 || c["rev"] < 6 {
+		t.Errorf("eval of 20 dev items: %v", c)
+	}
+}
