@@ -10,7 +10,6 @@ import (
 	"github.com/mocolab/moco/kernels"
 )
 
-
 // aloneRef decodes prompt alone in a Session: the logits before each
 // generated token and the greedy ids.
 func aloneRef(t *testing.T, m *Model, prompt []int, gen int) ([][]float32, []int) {
