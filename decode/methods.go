@@ -213,7 +213,7 @@ func (c *Collab) bounded(run RunFunc, maxTokens, margin int) RunFunc {
 	return func(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
 		room := c.limit - len(prompt) - margin
 		if room <= 0 {
-			return nil, fmt.Errorf("the prompt has %d tokens, which fills the models' context of %d", len(prompt), c.limit)
+			return nil, fmt.Errorf("%w: the prompt has %d tokens, which fills the context size of %d positions", engine.ErrContextFull, len(prompt), c.limit)
 		}
 		n := room
 		if maxTokens > 0 {

@@ -184,13 +184,7 @@ func ChatPrompt(tok *tokenizer.Tokenizer, prompt string) (string, error) {
 }
 
 // contextLimit is the number of positions a default session of m holds.
-func contextLimit(m *engine.Model) int {
-	n := m.Config.MaxPositions
-	if n <= 0 || n > 4096 {
-		n = 4096
-	}
-	return n
-}
+func contextLimit(m *engine.Model) int { return m.ContextSize() }
 
 // The engine's sessions drive every loop in this package.
 var _ Session = (*engine.Session)(nil)
