@@ -108,23 +108,29 @@ func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokeniz
 	if prompt == nil {
 		prompt = BuildPrompt
 	}
+	refs := make([]string, len(items))
+	for i, it := range items {
+		if refs[i], err = ReferenceText(ds.TaskType, it); err != nil {
+			return 0, 0, fmt.Errorf("%s: likelihood scoring needs one reference text per item: %w", ds.Name, err)
+		}
+	}
 	var sum float64
 	count, scored := 0, 0
-	for k, it := range items {
+	for i, it := range items {
 		if err := ctx.Err(); err != nil {
 			if count == 0 {
 				return 0, 0, err
 			}
 			return sum / float64(count), scored, err
 		}
-		if o.Progress != nil && k > 0 {
-			o.Progress(k, len(items), 0)
+		if o.Progress != nil && i > 0 {
+			o.Progress(i, len(items), 0)
 		}
 		p, err := tok.Encode(prompt(ds.TaskType, it), true)
 		if err != nil {
 			return 0, 0, err
 		}
-		a, err := tok.Encode(o.AnswerPrefix+Reference(ds.TaskType, it), false)
+		a, err := tok.Encode(o.AnswerPrefix+refs[i], false)
 		if err != nil {
 			return 0, 0, err
 		}
