@@ -122,7 +122,7 @@ func TestSpeedCaveat(t *testing.T) {
 		wantCaveat  string
 		wantStarred bool
 	}{
-		{"cache-resident above 100%", 1e6, 50000, 10, "read from the CPU caches", true},        // limit 10000 tok/s
+		{"cache-resident above 100%", 1e6, 50000, 10, "read from the CPU caches", true},         // limit 10000 tok/s
 		{"large model above 100%", 1e9, 20, 10, "too low", true},                                // limit 10 tok/s
 		{"cache-resident below 100%", 1e6, 5000, 10, "may be served from the CPU caches", true}, // share 50%
 		{"large model below 100%", 1e9, 5, 10, "", false},
