@@ -337,6 +337,7 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	lr := fs.Float64("lr", 0.01, "learning rate")
 	limit := fs.Int("limit", 0, "use at most this many pairs (0: all)")
 	threads := fs.Int("threads", 0, "compute threads (0: all cores)")
+	asJSON := fs.Bool("json", false, "print a JSON object (positions, defer labels, pairs, training accuracy, out)")
 	setRange(fs, "epochs", atLeast(1))
 	setRange(fs, "lr", above(0, 10))
 	setRange(fs, "limit", atLeast(0).withNote("0: all"))
@@ -407,6 +408,9 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := h.Save(*out); err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"positions": len(d.Y), "defer_labels": pos, "pairs": len(hp), "train_accuracy": float64(correct) / float64(len(d.Y)), "out": *out})
 	}
 	fmt.Fprintf(stdout, "trained on %d positions (%d labeled defer) from %d pairs; training accuracy %.3f; wrote %s\n",
 		len(d.Y), pos, len(hp), float64(correct)/float64(len(d.Y)), *out)
