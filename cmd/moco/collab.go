@@ -113,6 +113,15 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	quantile := fs.Float64("quantile", decode.DefaultQuantile, "cascade: calibration quantile")
 	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
+	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "gamma", between(0, 1))
+	setRange(fs, "threshold", between(0, 1))
+	setRange(fs, "warm-up", atLeast(0))
+	setRange(fs, "draft-tokens", between(1, 256))
+	setRange(fs, "quantile", between(0, 1))
+	setRange(fs, "share", between(0, 1))
+	setRange(fs, "patch-tokens", between(1, 4096))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -333,6 +342,10 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	lr := fs.Float64("lr", 0.01, "learning rate")
 	limit := fs.Int("limit", 0, "use at most this many pairs (0: all)")
 	threads := fs.Int("threads", 0, "compute threads (0: all cores)")
+	setRange(fs, "epochs", atLeast(1))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "limit", atLeast(0).withNote("0: all"))
+	setRange(fs, "threads", between(0, float64(maxThreads())).withNote("0: all cores"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed of DARE and DELLA drops")
 	truncVocab := fs.Bool("allow-vocab-mismatch", false, "merge models whose vocabularies differ, truncating embeddings and heads to the common rows")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
+	setRange(fs, "weight", between(-100, 100))
+	setRange(fs, "density", between(0, 1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco merge CONFIG.yaml OUT_DIR [flags]")
 		fmt.Fprintln(stderr, "       moco merge --method ties --base B -m A -m C --weight 0.5 --density 0.5 --out DIR")
