@@ -53,6 +53,9 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		if code, ok := reportSignal(stderr, c.name, err); ok {
+			return code // 130 (SIGINT) or 143 (SIGTERM): see signals.go
+		}
 		fmt.Fprintf(stderr, "moco %s: %s\n", c.name, oneLine(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
