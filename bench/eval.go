@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -17,12 +18,18 @@ type Generator func(prompt string) (string, error)
 // Options controls an evaluation run.
 type Options struct {
 	N    int    // items to score (<= 0: all)
-	Seed uint64 // 0: the first N items; else a seeded sample of N
+	Seed uint64 // seed of the stratified sample of N items (see Sample)
+	// First takes the first N items instead of a sample (to reproduce a
+	// measurement made on a prefix of the split).
+	First bool
 	// Prompt builds the prompt of an item (nil: BuildPrompt).
 	Prompt func(task string, it Item) string
 	// Stop cuts a generation at the first occurrence of any of these strings
 	// before scoring (e.g. "\n" for one-line answers).
 	Stop []string
+	// Progress, when set, is called after each item with the items done,
+	// the items to do in all, and (for accuracy) the correct ones so far.
+	Progress func(done, total, correct int)
 }
 
 // ItemResult is the outcome on one item.
@@ -34,19 +41,31 @@ type ItemResult struct {
 // Result summarizes an evaluation.
 type Result struct {
 	Dataset, Split string
-	N, Correct     int
-	Accuracy       float64
-	Items          []ItemResult
+	// N items were scored, Correct of them correctly, out of the Total
+	// chosen (fewer than Total when the run was interrupted).
+	N, Correct, Total int
+	Accuracy          float64
+	Items             []ItemResult
 }
 
-// Evaluate generates an answer for the first n items of a split (n <= 0:
-// all) and scores them by the dataset's task type.
+// Evaluate generates an answer for a stratified sample of n items of a
+// split (n <= 0: all; see Sample, seed 0) and scores them by the dataset's
+// task type.
 func Evaluate(ds *Dataset, split string, n int, gen Generator) (*Result, error) {
 	return EvaluateWith(ds, split, Options{N: n}, gen)
 }
 
 // EvaluateWith is Evaluate with options.
 func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
+	return EvaluateContext(context.Background(), ds, split, o, gen)
+}
+
+// EvaluateContext is EvaluateWith that stops when ctx is done: it checks
+// ctx before each item (a Generator that should stop within an item must
+// watch ctx itself) and then returns the items scored so far, their
+// accuracy, and ctx's error, so that an interrupted run still reports
+// what it measured.
+func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
 	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
 		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
 	}
@@ -54,7 +73,7 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	items = Sample(items, o.N, o.Seed)
+	items = o.pick(items)
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
@@ -62,11 +81,17 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 	if prompt == nil {
 		prompt = BuildPrompt
 	}
-	r := &Result{Dataset: ds.Name, Split: split}
+	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
 	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return r.finish(), err
+		}
 		p := prompt(ds.TaskType, it)
 		g, err := gen(p)
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return r.finish(), cerr
+			}
 			return nil, fmt.Errorf("item %s: %w", it.ID, err)
 		}
 		g = cut(g, o.Stop)
@@ -76,9 +101,27 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 		if ok {
 			r.Correct++
 		}
+		if o.Progress != nil {
+			o.Progress(r.N, r.Total, r.Correct)
+		}
 	}
-	r.Accuracy = float64(r.Correct) / float64(r.N)
-	return r, nil
+	return r.finish(), nil
+}
+
+// finish sets the accuracy of the items scored (0 when none).
+func (r *Result) finish() *Result {
+	if r.N > 0 {
+		r.Accuracy = float64(r.Correct) / float64(r.N)
+	}
+	return r
+}
+
+// pick applies N, Seed and First to a split.
+func (o Options) pick(items []Item) []Item {
+	if o.First {
+		return Head(items, o.N)
+	}
+	return Sample(items, o.N, o.Seed)
 }
 
 func cut(s string, stops []string) string {

@@ -36,6 +36,8 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	truncVocab := fs.Bool("allow-vocab-mismatch", false, "merge models whose vocabularies differ, truncating embeddings and heads to the common rows")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
 	force := fs.Bool("force", false, "replace an existing, non-empty model folder at the output (a file, or a folder that is not a model folder, is never replaced)")
+	setRange(fs, "weight", between(-100, 100))
+	setRange(fs, "density", between(0, 1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco merge CONFIG.yaml OUT_DIR [flags]")
 		fmt.Fprintln(stderr, "       moco merge --method ties --base B -m A -m C --weight 0.5 --density 0.5 --out DIR")
