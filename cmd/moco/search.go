@@ -45,6 +45,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	extra := fs.Int("extra-particles", 0, "swarms: particles added as random crossovers")
 	budget := fs.Int("budget", 40, "lorahub: candidates scored")
 	force := fs.Bool("force", false, "replace an existing, non-empty model folder at --out (a file, or a folder that is not a model folder, is never replaced)")
+	asJSON := fs.Bool("json", false, "print one JSON object (method, metric, dev score, weights, test accuracy, out) instead of the text report")
 	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	setRange(fs, "max-new", atLeast(1))
 	setRange(fs, "test-samples", atLeast(0))
@@ -77,7 +78,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	f = searchFlags{method: method, models: models, base: base, devN: devN, seed: seed, metric: metric, maxNew: maxNew, out: out,
 		testN: testN, alphas: alphas, expoMode: expoMode, k: k, density: density, particles: particles, iters: iters,
-		extra: extra, budget: budget, force: force}
+		extra: extra, budget: budget, force: force, asJSON: asJSON}
 	ds, err := bench.LoadDataset(*dataset)
 	if err != nil {
 		return err
@@ -97,7 +98,7 @@ type searchFlags struct {
 	seed                            *uint64
 	alphas                          *[]float64
 	density                         *float64
-	force                           *bool
+	force, asJSON                   *bool
 }
 
 func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr io.Writer) error {
@@ -137,6 +138,11 @@ func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr
 			dirs = append(dirs, m)
 		}
 	}
+	report := stdout
+	if *f.asJSON {
+		stdout = io.Discard // the text report gives way to one JSON object
+	}
+	var testRes *bench.Result
 	var res *merge.Result
 	switch method {
 	case "greedy-soup":
@@ -197,6 +203,7 @@ func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr
 			return err
 		}
 		fmt.Fprintf(stdout, "test accuracy %.3f (%d/%d)\n", r.Accuracy, r.Correct, r.N)
+		testRes = r
 	}
 	if *out != "" {
 		dt := safetensors.DType("")
@@ -210,11 +217,14 @@ func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr
 			src.Close()
 		}
 		spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: method, Src: res.Src}}, OutDType: dt}
-		fo := merge.FolderOptions{Dirs: dirs[:1], Progress: stderr, Force: *f.force, Notice: func(m string) { fmt.Fprintln(stderr, "moco search:", m) }}
+		fo := merge.FolderOptions{Dirs: dirs[:1], Progress: progressOut(stderr), Force: *f.force, Notice: func(m string) { fmt.Fprintln(stderr, "moco search:", m) }}
 		if err := merge.WriteFolder(ctx, spec, *out, fo); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s, peak RSS %s\n", *out, peakRSS())
+	}
+	if *f.asJSON {
+		return writeJSON(report, searchJSON(method, *metric, *seed, *models, res, testRes, *out))
 	}
 	return nil
 }
