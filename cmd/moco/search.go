@@ -76,7 +76,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := bench.NLLOptions{Options: bench.Options{N: *devN, Seed: *seed}, AnswerPrefix: " ", AppendEOS: true}
-	score := merge.Scorer(bench.Scorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
+	score := merge.Scorer(bench.DevScorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
 	log := merge.Logf(func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) })
 	start := time.Now()
 
