@@ -17,7 +17,10 @@ type Generator func(prompt string) (string, error)
 // Options controls an evaluation run.
 type Options struct {
 	N    int    // items to score (<= 0: all)
-	Seed uint64 // 0: the first N items; else a seeded sample of N
+	Seed uint64 // seed of the stratified sample of N items (see Sample)
+	// First takes the first N items instead of a sample (to reproduce a
+	// measurement made on a prefix of the split).
+	First bool
 	// Prompt builds the prompt of an item (nil: BuildPrompt).
 	Prompt func(task string, it Item) string
 	// Stop cuts a generation at the first occurrence of any of these strings
@@ -39,8 +42,9 @@ type Result struct {
 	Items          []ItemResult
 }
 
-// Evaluate generates an answer for the first n items of a split (n <= 0:
-// all) and scores them by the dataset's task type.
+// Evaluate generates an answer for a stratified sample of n items of a
+// split (n <= 0: all; see Sample, seed 0) and scores them by the dataset's
+// task type.
 func Evaluate(ds *Dataset, split string, n int, gen Generator) (*Result, error) {
 	return EvaluateWith(ds, split, Options{N: n}, gen)
 }
@@ -54,7 +58,7 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	items = Sample(items, o.N, o.Seed)
+	items = o.pick(items)
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
@@ -79,6 +83,14 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 	}
 	r.Accuracy = float64(r.Correct) / float64(r.N)
 	return r, nil
+}
+
+// pick applies N, Seed and First to a split.
+func (o Options) pick(items []Item) []Item {
+	if o.First {
+		return Head(items, o.N)
+	}
+	return Sample(items, o.N, o.Seed)
 }
 
 func cut(s string, stops []string) string {

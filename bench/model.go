@@ -94,19 +94,25 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 	if err != nil {
 		return 0, err
 	}
-	items = Sample(items, o.N, o.Seed)
+	items = o.pick(items)
 	prompt := o.Prompt
 	if prompt == nil {
 		prompt = BuildPrompt
 	}
+	refs := make([]string, len(items))
+	for i, it := range items {
+		if refs[i], err = ReferenceText(ds.TaskType, it); err != nil {
+			return 0, fmt.Errorf("%s: likelihood scoring needs one reference text per item: %w", ds.Name, err)
+		}
+	}
 	var sum float64
 	count := 0
-	for _, it := range items {
+	for i, it := range items {
 		p, err := tok.Encode(prompt(ds.TaskType, it), true)
 		if err != nil {
 			return 0, err
 		}
-		a, err := tok.Encode(o.AnswerPrefix+Reference(ds.TaskType, it), false)
+		a, err := tok.Encode(o.AnswerPrefix+refs[i], false)
 		if err != nil {
 			return 0, err
 		}

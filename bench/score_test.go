@@ -79,7 +79,7 @@ func TestEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers := map[string]string{"Q: 1+1=\nA:": " 2\nQ: 5+5=\nA: 10", "Q: 2+2=\nA:": " 5"}
-	r, err := EvaluateWith(ds, "test", Options{N: 2, Stop: []string{"\n"}}, func(p string) (string, error) { return answers[p], nil })
+	r, err := EvaluateWith(ds, "test", Options{N: 2, First: true, Stop: []string{"\n"}}, func(p string) (string, error) { return answers[p], nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,27 +100,6 @@ func TestEvaluate(t *testing.T) {
 	}
 	if seen != "Q?\nA. no\nB. yes\nAnswer:" {
 		t.Errorf("prompt %q", seen)
-	}
-}
-
-func TestSample(t *testing.T) {
-	items := make([]Item, 10)
-	for i := range items {
-		items[i].ID = string(rune('a' + i))
-	}
-	if got := Sample(items, 3, 0); got[0].ID != "a" || len(got) != 3 {
-		t.Errorf("first n: %v", got)
-	}
-	a, b := Sample(items, 5, 9), Sample(items, 5, 9)
-	seen := map[string]bool{}
-	for i := range a {
-		if a[i].ID != b[i].ID {
-			t.Fatal("same seed, different sample")
-		}
-		if seen[a[i].ID] {
-			t.Fatal("repeated item")
-		}
-		seen[a[i].ID] = true
 	}
 }
 

@@ -65,7 +65,7 @@ func TestSkillsHarness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Evaluate(ds, "test", 100, Greedy(m, tok, 16))
+			r, err := EvaluateWith(ds, "test", Options{N: 100, First: true}, Greedy(m, tok, 16))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,4 +7,20 @@
 // A Method is a Generator over a pool of Members; a Generator answers
 // batches of Requests. Register adds a method under its name; New builds one
 // over a pool with parameters checked strictly (an unknown key is an error).
+//
+// # Models behind the methods
+//
+// Local (LoadLocal, LoadPool) is a model folder run by the engine in this
+// process: the weights are shared and every request decodes in its own
+// session, so one Local serves concurrent requests. Chat Messages are
+// rendered with the model's chat template; a model without one gets the
+// messages' contents joined by blank lines. Response carries the token
+// counts and FLOPs, 2 x parameters x tokens run through the model.
+//
+// # Registered methods
+//
+// "single" (one model alone) and the logit-level methods fusion,
+// contrastive, nudging, cascade, co-llm, mentor and speculative are decode's
+// token loops (decode.NewMethod) over Local members, with the parameters
+// documented on FusionParams, ContrastiveParams and the rest.
 package collab

@@ -144,10 +144,4 @@ func perplexityIDs(tok *tokenizer.Tokenizer, m *engine.Model, text string) ([]in
 }
 
 // contextOf is the number of positions a default session holds.
-func contextOf(m *engine.Model) int {
-	n := m.Config.MaxPositions
-	if n <= 0 || n > 4096 {
-		n = 4096
-	}
-	return n
-}
+func contextOf(m *engine.Model) int { return m.ContextSize() }

@@ -1,0 +1,287 @@
+package collab
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// Local is a model folder loaded in this process: the engine's weights and
+// the tokenizer, shared by every request. It is a Generator (plain
+// generation with this one model) and it is what Member.Local holds for
+// the logit-level methods, which need the weights themselves.
+//
+// Local is safe for concurrent use: every request runs in its own session
+// (its own KV cache) over the shared weights.
+type Local struct {
+	Model *engine.Model
+	Tok   *tokenizer.Tokenizer
+	// ModelName is the name used in traces and errors (the folder's base
+	// name unless set).
+	ModelName string
+	Dir       string
+	// Params is the parameter count, the basis of the FLOPs estimate.
+	Params int64
+}
+
+// LoadLocal loads the Hugging Face model folder dir with the engine and its
+// tokenizer. Close releases the weights.
+func LoadLocal(dir string, opts engine.Options) (*Local, error) {
+	m, err := engine.Load(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return NewLocal(filepath.Base(filepath.Clean(dir)), dir, m, tok), nil
+}
+
+// NewLocal wraps an already loaded model and tokenizer.
+func NewLocal(name, dir string, m *engine.Model, tok *tokenizer.Tokenizer) *Local {
+	return &Local{Model: m, Tok: tok, ModelName: name, Dir: dir, Params: ParamCount(m.Config)}
+}
+
+// Close releases the model's weights.
+func (l *Local) Close() error { return l.Model.Close() }
+
+// Name is the model's name.
+func (l *Local) Name() string { return l.ModelName }
+
+// Member returns l as a pool member (Gen and Local both set).
+func (l *Local) Member() Member {
+	return Member{Name: l.ModelName, Dir: l.Dir, Gen: l, Local: l}
+}
+
+// LoadPool loads each folder as a Local and returns the pool and a function
+// that closes them all. Names are the folders' base names, made unique by a
+// "#2", "#3" suffix when two folders share one.
+func LoadPool(dirs []string, opts engine.Options) ([]Member, func(), error) {
+	var locals []*Local
+	closeAll := func() {
+		for _, l := range locals {
+			l.Close()
+		}
+	}
+	seen := map[string]int{}
+	var pool []Member
+	for _, d := range dirs {
+		l, err := LoadLocal(d, opts)
+		if err != nil {
+			closeAll()
+			return nil, func() {}, err
+		}
+		seen[l.ModelName]++
+		if n := seen[l.ModelName]; n > 1 {
+			l.ModelName = fmt.Sprintf("%s#%d", l.ModelName, n)
+		}
+		locals = append(locals, l)
+		pool = append(pool, l.Member())
+	}
+	return pool, closeAll, nil
+}
+
+// ParamCount counts a model's parameters from its configuration: the
+// embeddings, the output head when untied, every block's projections and
+// norms, and the final norm. Biases are included when the config has them.
+func ParamCount(c *engine.Config) int64 {
+	h, v, in := int64(c.HiddenSize), int64(c.VocabSize), int64(c.IntermediateSize)
+	q, kv := int64(c.NumHeads*c.HeadDim), int64(c.NumKVHeads*c.HeadDim)
+	n := v * h
+	if !c.TieEmbeddings {
+		n += v * h
+	}
+	layer := h*q + 2*h*kv + q*h + 3*h*in
+	norms := int64(2)
+	if c.Norms == "sandwich" {
+		norms = 4
+	}
+	layer += norms * h
+	switch c.QKNorm {
+	case "head":
+		layer += 2 * int64(c.HeadDim)
+	case "full":
+		layer += q + kv
+	}
+	if c.QKVBias {
+		layer += q + 2*kv
+	}
+	if c.OBias {
+		layer += h
+	}
+	if c.MLPBias {
+		layer += 2*in + h
+	}
+	return n + int64(c.NumLayers)*layer + h
+}
+
+// RenderMessages turns a chat into the text a model continues: with the
+// tokenizer's chat template and the generation prompt when it has one.
+// A model without a template (a base model) gets the contents alone,
+// joined by blank lines, so a single user message is sent as it is.
+func RenderMessages(tok *tokenizer.Tokenizer, msgs []Message) (string, error) {
+	if tok.Chat == nil {
+		parts := make([]string, len(msgs))
+		for i, m := range msgs {
+			parts[i] = m.Content
+		}
+		return strings.Join(parts, "\n\n"), nil
+	}
+	if tok.ChatErr != nil {
+		return "", fmt.Errorf("the model's chat template cannot be used: %w", tok.ChatErr)
+	}
+	ms := make([]map[string]any, len(msgs))
+	for i, m := range msgs {
+		ms[i] = map[string]any{"role": m.Role, "content": m.Content}
+	}
+	return tok.Chat.Render(ms, tokenizer.ChatOptions{AddGenerationPrompt: true})
+}
+
+// encodeRequest renders and encodes r's prompt for tok: the chat template
+// for Messages, the prompt as it is otherwise, with the tokenizer's special
+// tokens (BOS) unless the rendered template already starts with BOS.
+func encodeRequest(tok *tokenizer.Tokenizer, r Request) ([]int, error) {
+	text := r.Prompt
+	special := true
+	if len(r.Messages) > 0 {
+		var err error
+		if text, err = RenderMessages(tok, r.Messages); err != nil {
+			return nil, err
+		}
+		if bos := tok.BOS(); tok.Chat != nil && bos >= 0 && strings.HasPrefix(text, tok.TokenString(bos)) {
+			special = false
+		}
+	}
+	ids, err := tok.Encode(text, special)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		bos := tok.BOS()
+		if bos < 0 {
+			return nil, errors.New("empty prompt and the tokenizer has no BOS token to start from")
+		}
+		ids = []int{bos}
+	}
+	return ids, nil
+}
+
+// fitPrompt keeps a prompt and maxNew new tokens within a context of limit
+// positions. Without a maxNew the rest of the context is the limit, but at
+// least a quarter of it; a maxNew that does not fit is cut to the rest of
+// the context, but not below half of it. A prompt too long for what
+// remains keeps its last tokens (the question comes last), and its first
+// one when that is BOS.
+func fitPrompt(ids []int, limit, maxNew, bos int) ([]int, int) {
+	switch {
+	case maxNew <= 0:
+		maxNew = max(limit-len(ids), limit/4)
+	case len(ids)+maxNew > limit && maxNew > limit/2:
+		maxNew = max(limit-len(ids), limit/2)
+	}
+	room := limit - maxNew
+	if len(ids) <= room {
+		return ids, maxNew
+	}
+	if bos >= 0 && ids[0] == bos {
+		return append([]int{bos}, ids[len(ids)-room+1:]...), maxNew
+	}
+	return ids[len(ids)-room:], maxNew
+}
+
+// sessionLimit is the number of positions a default session of m holds.
+func sessionLimit(m *engine.Model) int {
+	n := m.Config.MaxPositions
+	if n <= 0 || n > 4096 {
+		n = 4096
+	}
+	return n
+}
+
+// Generate answers each request with this model alone, in order. A prompt
+// too long for the context keeps its last tokens; generation stops at an
+// EOS token, at the request's MaxTokens, at the context's end or before the
+// first stop string. Cancelling ctx stops generation at the next token.
+func (l *Local) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
+	out := make([]Response, len(reqs))
+	for i, r := range reqs {
+		res, err := runLocal(ctx, []*Local{l}, decode.MethodConfig{Method: "single"}, r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.ModelName, err)
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// runLocal answers one request with the decode method cfg over the local
+// models (the first one's tokenizer renders the prompt), filling in the
+// request's sampling settings and the token and FLOP counts.
+func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Request) (Response, error) {
+	if err := ctx.Err(); err != nil {
+		return Response{}, err
+	}
+	tok := ls[0].Tok
+	ids, err := encodeRequest(tok, r)
+	if err != nil {
+		return Response{}, err
+	}
+	limit := 1 << 30
+	models := make([]*engine.Model, len(ls))
+	toks := make([]*tokenizer.Tokenizer, len(ls))
+	cfg.Names = make([]string, len(ls))
+	for i, l := range ls {
+		models[i], toks[i] = l.Model, l.Tok
+		limit = min(limit, sessionLimit(l.Model))
+		cfg.Names[i] = l.ModelName
+	}
+	// Leave room for the look-ahead of speculative drafts and mentor
+	// patches, as decode's own bound does.
+	margin := 0
+	switch cfg.Method {
+	case "speculative":
+		margin = cmp.Or(cfg.DraftTokens, decode.DefaultDraftTokens) + 1
+	case "mentor":
+		margin = cmp.Or(cfg.PatchLen, decode.DefaultPatchLen)
+	}
+	ids, maxNew := fitPrompt(ids, limit-margin, r.MaxTokens, tok.BOS())
+	cfg.MaxTokens = maxNew
+	cfg.Sampler = decode.SamplerConfig{Temperature: r.Temperature, TopP: r.TopP, Seed: r.Seed}
+	if cfg.Sampler.TopP == 0 {
+		cfg.Sampler.TopP = 1
+	}
+	cfg.Stop = r.Stop
+	cfg.Chat = false
+	c, err := decode.NewMethod(models, toks, cfg)
+	if err != nil {
+		return Response{}, err
+	}
+	completion := 0
+	text, err := c.GenerateIDsContext(ctx, ids, nil, func(decode.Token) bool {
+		completion++
+		return true
+	})
+	if err != nil {
+		return Response{}, err
+	}
+	res := Response{Text: text, PromptTokens: len(ids), CompletionTokens: completion}
+	used := len(ls)
+	if cfg.Method == "single" {
+		used = 1
+	}
+	for _, l := range ls[:used] {
+		n := int64(len(ids) + completion)
+		res.ForwardTokens += n
+		res.FLOPs += 2 * float64(l.Params) * float64(n)
+	}
+	return res, nil
+}

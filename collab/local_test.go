@@ -1,0 +1,254 @@
+package collab
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// headerParams sums the element counts of every tensor in a safetensors
+// file by reading its JSON header directly: an independent count.
+func headerParams(t *testing.T, path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b[:8])
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &h); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for k, v := range h {
+		if k == "__metadata__" {
+			continue
+		}
+		var e struct{ Shape []int64 }
+		if err := json.Unmarshal(v, &e); err != nil {
+			t.Fatal(err)
+		}
+		p := int64(1)
+		for _, d := range e.Shape {
+			p *= d
+		}
+		total += p
+	}
+	return total
+}
+
+func TestParamCount(t *testing.T) {
+	for _, name := range []string{"stories260K", "llama2xs", "skills-base", "skills-small"} {
+		dir := testutil.Shared(t, "models/"+name)
+		cfg, err := engine.LoadConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ParamCount(cfg), headerParams(t, filepath.Join(dir, "model.safetensors")); got != want {
+			t.Errorf("%s: ParamCount %d, the checkpoint holds %d", name, got, want)
+		}
+	}
+}
+
+// TestLocalGreedy checks greedy generation against the continuation an
+// independent implementation computed (reference_greedy.json).
+func TestLocalGreedy(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	var ref struct {
+		Prompt   string `json:"prompt"`
+		PromptID []int  `json:"prompt_ids_with_bos"`
+		Greedy   []int  `json:"greedy_continuation_ids"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "reference_greedy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadLocal(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := l.Tok.Decode(ref.Greedy, true)
+	ctx := context.Background()
+	n := len(ref.Greedy)
+	// Two requests in one batch, the second cut by a stop string, and a
+	// chat request: stories260K has no template, so one user message is
+	// sent as it is.
+	res, err := l.Generate(ctx, []Request{
+		{Prompt: ref.Prompt, MaxTokens: n},
+		{Prompt: ref.Prompt, MaxTokens: n, Stop: []string{"ball"}},
+		{Messages: []Message{{Role: "user", Content: ref.Prompt}}, MaxTokens: n},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Text != want {
+		t.Fatalf("greedy text\n got %q\nwant %q", res[0].Text, want)
+	}
+	if res[0].PromptTokens != len(ref.PromptID) || res[0].CompletionTokens != n {
+		t.Errorf("tokens %d+%d, want %d+%d", res[0].PromptTokens, res[0].CompletionTokens, len(ref.PromptID), n)
+	}
+	wantFLOPs := 2 * float64(headerParams(t, filepath.Join(dir, "model.safetensors"))) * float64(len(ref.PromptID)+n)
+	if res[0].FLOPs != wantFLOPs || res[0].ForwardTokens != int64(len(ref.PromptID)+n) {
+		t.Errorf("FLOPs %g over %d tokens, want %g", res[0].FLOPs, res[0].ForwardTokens, wantFLOPs)
+	}
+	cut, _, _ := strings.Cut(want, "ball")
+	if res[1].Text != cut {
+		t.Errorf("with stop: got %q, want %q", res[1].Text, cut)
+	}
+	if res[2].Text != want {
+		t.Errorf("chat without a template: got %q, want %q", res[2].Text, want)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.Generate(cancelled, []Request{{Prompt: ref.Prompt}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+	// Sampling: the same seed gives the same text, another seed another.
+	s := func(seed uint64) string {
+		r, err := l.Generate(ctx, []Request{{Prompt: "Once", MaxTokens: 30, Temperature: 1, TopP: 0.95, Seed: seed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r[0].Text
+	}
+	if a, b, c := s(1), s(1), s(2); a != b || a == c {
+		t.Errorf("seeded sampling: %q %q %q", a, b, c)
+	}
+}
+
+func TestFitPrompt(t *testing.T) {
+	ids := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, tc := range []struct {
+		limit, maxNew, wantNew int
+		want                   []int
+	}{
+		{20, 5, 5, ids},
+		{20, 0, 10, ids},
+		{12, 4, 4, []int{1, 4, 5, 6, 7, 8, 9, 10}},
+		{12, 0, 3, []int{1, 3, 4, 5, 6, 7, 8, 9, 10}},
+		{12, 10, 6, []int{1, 6, 7, 8, 9, 10}},
+	} {
+		got, n := fitPrompt(ids, tc.limit, tc.maxNew, 1)
+		if n != tc.wantNew || !equalInts(got, tc.want) {
+			t.Errorf("fitPrompt(limit %d, maxNew %d) = %v, %d; want %v, %d", tc.limit, tc.maxNew, got, n, tc.want, tc.wantNew)
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLogitMethods checks that the registry's logit-level methods run
+// decode's loops with the given parameters: the same text as decode's
+// NewMethod called directly, and clear errors for bad input.
+func TestLogitMethods(t *testing.T) {
+	pool, closeAll, err := LoadPool([]string{testutil.Shared(t, "models/stories260K"), testutil.Shared(t, "models/llama2xs")}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	ls, _ := Locals("test", pool)
+	ctx := context.Background()
+	prompt := "Once upon a time"
+	direct := func(cfg decode.MethodConfig) string {
+		cfg.MaxTokens = 24
+		cfg.Sampler = decode.SamplerConfig{}
+		c, err := decode.NewMethod([]*engine.Model{ls[0].Model, ls[1].Model}, []*tokenizer.Tokenizer{ls[0].Tok, ls[1].Tok}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Generate(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		method string
+		params Params
+		cfg    decode.MethodConfig
+	}{
+		{"fusion", Params{"mode": "prob-mean", "weights": []float64{0.7, 0.3}}, decode.MethodConfig{Method: "fusion", Mode: "prob-mean", Weights: []float64{0.7, 0.3}}},
+		{"contrastive", Params{"alpha": 0.5}, decode.MethodConfig{Method: "contrastive", Alpha: 0.5}},
+		{"nudging", nil, decode.MethodConfig{Method: "nudging", Gamma: decode.DefaultGamma}},
+		{"speculative", Params{"draft_tokens": 3}, decode.MethodConfig{Method: "speculative", DraftTokens: 3}},
+	} {
+		m, err := New(ctx, tc.method, pool, tc.params)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.method, err)
+		}
+		if m.Level() != LevelLogit {
+			t.Errorf("%s: level %s", tc.method, m.Level())
+		}
+		res, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxTokens: 24}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.method, err)
+		}
+		if want := direct(tc.cfg); res[0].Text != want {
+			t.Errorf("%s: got %q, decode gives %q", tc.method, res[0].Text, want)
+		}
+		if res[0].FLOPs <= 0 || res[0].CompletionTokens == 0 {
+			t.Errorf("%s: no cost counted: %+v", tc.method, res[0])
+		}
+	}
+	eric, closeEric, err := LoadPool([]string{testutil.Shared(t, "models/eric260K")}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEric()
+	remote := Member{Name: "remote", Gen: echo{"remote"}}
+	for _, tc := range []struct {
+		method string
+		pool   []Member
+		params Params
+		err    string
+	}{
+		{"fusion", pool, Params{"gamma": 0.3}, `unknown field "gamma"`},
+		{"fusion", []Member{pool[0], eric[0]}, nil, "do not share a vocabulary"},
+		{"fusion", []Member{pool[0], remote}, nil, "remote is not a model loaded in this process"},
+		{"nudging", append(pool, pool[0]), nil, "at most 2 models"},
+		{"co-llm", pool, nil, "needs a deferral head"},
+		{"single", pool, nil, "at most 1 models"},
+		{"cascade", pool, nil, "thresholds or dev prompts"},
+	} {
+		_, err := New(ctx, tc.method, tc.pool, tc.params)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want %q", tc.method, err, tc.err)
+		}
+	}
+	single, err := New(ctx, "single", pool[:1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := single.Generate(ctx, []Request{{Prompt: prompt, MaxTokens: 24}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pool[0].Gen.Generate(ctx, []Request{{Prompt: prompt, MaxTokens: 24}})
+	if a[0].Text != b[0].Text || single.Name() != "stories260K" {
+		t.Errorf("single %q (%s), the model alone %q", a[0].Text, single.Name(), b[0].Text)
+	}
+}
