@@ -187,9 +187,9 @@ func chatReserved(src string) error {
 
 // Names of the guard's functions in the render's variables.
 const (
-	chatBinopName = "moco_binop"
-	chatIterName  = "moco_iter"
-	chatTickName  = "moco_tick"
+	chatBinopName   = "moco_binop"
+	chatIterName    = "moco_iter"
+	chatTickName    = "moco_tick"
 	chatBudgetKey   = "moco_budget"
 	chatAcyclicName = "moco_acyclic"
 )
