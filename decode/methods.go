@@ -29,11 +29,14 @@ type MethodConfig struct {
 	// Fusion: Mode "logit-mean" (default) or "prob-mean"; Weights per model.
 	Mode    string
 	Weights []float64
-	// Contrastive: base + Alpha*(experts - anti). Base defaults to model 0;
-	// with Experts and Anti both nil the layout is DefaultContrastive's.
+	// Contrastive: base + Alpha*(experts - anti). With Experts and Anti
+	// both nil the models are read as ranked best first and MoCo's rule
+	// applies (MoCoContrastive with TopK, default 1); explicit Experts and
+	// Anti (and Base, default model 0) give proxy-tuning's form.
 	Alpha         float64
 	Base          int
 	Experts, Anti []int
+	TopK          int
 	// Nudging: Gamma (default 0.4); model 0 is the base, 1 the nudger.
 	Gamma float64
 	// Co-LLM (model 0 base, 1 assistant) and mentor (0 generator, 1 mentor).
@@ -121,7 +124,13 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 			if cfg.Base != 0 {
 				return nil, errors.New("contrastive: a base other than model 0 needs explicit experts or anti-experts")
 			}
-			ct = DefaultContrastive(len(models), cfg.Alpha)
+			k := cfg.TopK
+			if k == 0 {
+				k = DefaultContrastiveK
+			}
+			if ct, err = MoCoContrastive(len(models), k, cfg.Alpha); err != nil {
+				return nil, err
+			}
 		}
 		ls.Combiner = ct
 	case "nudging":

@@ -34,6 +34,9 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed of DARE and DELLA drops")
 	truncVocab := fs.Bool("allow-vocab-mismatch", false, "merge models whose vocabularies differ, truncating embeddings and heads to the common rows")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
+	asJSON := fs.Bool("json", false, "print a JSON object (method, models, out, seconds) on stdout when done")
+	setRange(fs, "weight", between(-100, 100))
+	setRange(fs, "density", between(0, 1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco merge CONFIG.yaml OUT_DIR [flags]")
 		fmt.Fprintln(stderr, "       moco merge --method ties --base B -m A -m C --weight 0.5 --density 0.5 --out DIR")
@@ -46,7 +49,7 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--shard-size: %v", err)
 	}
-	progress := stderr
+	progress := progressOut(stderr)
 	if *quiet {
 		progress = nil
 	}
@@ -109,6 +112,13 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "merged %d model(s) with %s into %s in %.1fs, peak RSS %s\n",
 		len(spec.Models), spec.Method, *out, time.Since(start).Seconds(), peakRSS())
+	if *asJSON {
+		names := make([]string, len(spec.Models))
+		for i, m := range spec.Models {
+			names[i] = m.Name
+		}
+		return writeJSON(stdout, map[string]any{"method": spec.Method, "models": names, "out": *out, "seconds": time.Since(start).Seconds()})
+	}
 	return nil
 }
 

@@ -42,6 +42,17 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	iters := fs.Int("iterations", 0, "dare-ties / swarms: iterations (0: 5 / 10)")
 	extra := fs.Int("extra-particles", 0, "swarms: particles added as random crossovers")
 	budget := fs.Int("budget", 40, "lorahub: candidates scored")
+	asJSON := fs.Bool("json", false, "print one JSON object (method, metric, dev score, weights, test accuracy, out) instead of the text report")
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
+	setRange(fs, "max-new", atLeast(1))
+	setRange(fs, "test-samples", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "density", between(0, 1))
+	setRange(fs, "particles", atLeast(1))
+	setRange(fs, "iterations", atLeast(0))
+	setRange(fs, "extra-particles", atLeast(0))
+	setRange(fs, "budget", atLeast(1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco search swarms|greedy-soup|lorahub|expo|dare-ties -m A -m B ... --dataset FILE [--dev-samples N] [--out DIR]")
 		fs.PrintDefaults()
@@ -93,6 +104,11 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			dirs = append(dirs, m)
 		}
 	}
+	report := stdout
+	if *asJSON {
+		stdout = io.Discard // the text report gives way to one JSON object
+	}
+	var testRes *bench.Result
 	var res *merge.Result
 	switch method {
 	case "greedy-soup":
@@ -153,6 +169,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "test accuracy %.3f (%d/%d)\n", r.Accuracy, r.Correct, r.N)
+		testRes = r
 	}
 	if *out != "" {
 		dt := safetensors.DType("")
@@ -166,10 +183,13 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			src.Close()
 		}
 		spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: method, Src: res.Src}}, OutDType: dt}
-		if err := merge.WriteFolder(spec, *out, merge.FolderOptions{Dirs: dirs[:1], Progress: stderr}); err != nil {
+		if err := merge.WriteFolder(spec, *out, merge.FolderOptions{Dirs: dirs[:1], Progress: progressOut(stderr)}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s, peak RSS %s\n", *out, peakRSS())
+	}
+	if *asJSON {
+		return writeJSON(report, searchJSON(method, *metric, *seed, *models, res, testRes, *out))
 	}
 	return nil
 }
