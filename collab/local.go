@@ -171,13 +171,7 @@ func fitPrompt(ids []int, limit, maxNew, bos int) ([]int, int) {
 }
 
 // sessionLimit is the number of positions a default session of m holds.
-func sessionLimit(m *engine.Model) int {
-	n := m.Config.MaxPositions
-	if n <= 0 || n > 4096 {
-		n = 4096
-	}
-	return n
-}
+func sessionLimit(m *engine.Model) int { return m.ContextSize() }
 
 // Generate answers each request with this model alone, in order. A prompt
 // too long for the context keeps its last tokens; generation stops at an
@@ -238,18 +232,10 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 		return Response{}, err
 	}
 	completion := 0
-	run := c.Run
-	c.Run = func(prompt []int, emit func(int) bool) ([]int, error) {
-		toks, err := run(prompt, func(t int) bool {
-			completion++
-			return ctx.Err() == nil && emit(t)
-		})
-		return toks, err
-	}
-	text, err := c.GenerateIDs(ids, nil)
-	if err == nil {
-		err = ctx.Err()
-	}
+	text, err := c.GenerateIDsContext(ctx, ids, nil, func(decode.Token) bool {
+		completion++
+		return true
+	})
 	if err != nil {
 		return Response{}, err
 	}

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -26,6 +27,8 @@ type Cascade struct {
 // CascadeResult is the accepted answer and how it was reached.
 type CascadeResult struct {
 	Tokens []int
+	// LogProbs holds each token's log-probability under the accepted model.
+	LogProbs []float64
 	// Level is the index of the model whose answer was accepted.
 	Level int
 	// Confidence lists the confidence of each model that answered.
@@ -37,6 +40,11 @@ const DefaultQuantile = 0.5
 
 // Run answers prompt.
 func (c *Cascade) Run(prompt []int) (CascadeResult, error) {
+	return c.RunContext(context.Background(), prompt)
+}
+
+// RunContext answers prompt, stopping when ctx is done.
+func (c *Cascade) RunContext(ctx context.Context, prompt []int) (CascadeResult, error) {
 	n := len(c.Sessions)
 	if n == 0 {
 		return CascadeResult{}, ErrNoSessions
@@ -46,13 +54,13 @@ func (c *Cascade) Run(prompt []int) (CascadeResult, error) {
 	}
 	var res CascadeResult
 	for i := range n {
-		toks, conf, err := c.answer(i, prompt)
+		toks, logp, conf, err := c.answer(ctx, i, prompt)
 		if err != nil {
 			return res, err
 		}
 		res.Confidence = append(res.Confidence, conf)
 		if i == n-1 || conf >= c.Thresholds[i] {
-			res.Tokens, res.Level = toks, i
+			res.Tokens, res.LogProbs, res.Level = toks, logp, i
 			return res, nil
 		}
 	}
@@ -60,7 +68,7 @@ func (c *Cascade) Run(prompt []int) (CascadeResult, error) {
 }
 
 // answer generates with model i alone and returns the tokens and confidence.
-func (c *Cascade) answer(i int, prompt []int) ([]int, float64, error) {
+func (c *Cascade) answer(ctx context.Context, i int, prompt []int) ([]int, []float64, float64, error) {
 	rec := &confidence{}
 	l := &Lockstep{Sessions: c.Sessions[i : i+1], Combiner: rec, Sampler: c.Sampler, Vocab: c.Vocab, EOS: c.EOS, MaxTokens: c.MaxTokens}
 	if c.Trace != nil {
@@ -69,17 +77,26 @@ func (c *Cascade) answer(i int, prompt []int) ([]int, float64, error) {
 			c.Trace(ts)
 		}
 	}
-	toks, err := l.Run(prompt, nil)
+	var logp []float64
+	toks, err := l.RunContext(ctx, prompt, func(t Token) bool {
+		logp = append(logp, t.LogProb())
+		return true
+	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("cascade level %d: %w", i, err)
+		return nil, nil, 0, fmt.Errorf("cascade level %d: %w", i, err)
 	}
-	return slices.Clone(toks), rec.mean(), nil
+	return slices.Clone(toks), logp, rec.mean(), nil
 }
 
 // Calibrate sets each level's threshold, but the last's, to the given
 // quantile (0..1; 0 means DefaultQuantile) of its own model's confidences
 // on the dev prompts.
 func (c *Cascade) Calibrate(prompts [][]int, quantile float64) error {
+	return c.CalibrateContext(context.Background(), prompts, quantile)
+}
+
+// CalibrateContext is Calibrate, stopping when ctx is done.
+func (c *Cascade) CalibrateContext(ctx context.Context, prompts [][]int, quantile float64) error {
 	if len(prompts) == 0 {
 		return errors.New("cascade: no dev prompts to calibrate on")
 	}
@@ -93,7 +110,7 @@ func (c *Cascade) Calibrate(prompts [][]int, quantile float64) error {
 	for i := range len(c.Sessions) - 1 {
 		confs := make([]float64, 0, len(prompts))
 		for _, p := range prompts {
-			_, conf, err := c.answer(i, p)
+			_, _, conf, err := c.answer(ctx, i, p)
 			if err != nil {
 				return err
 			}

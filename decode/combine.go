@@ -83,22 +83,51 @@ func (f *Fusion) Combine(dst []float32, s *Step) error {
 // Reset makes the next Combine re-read Weights.
 func (f *Fusion) Reset() { f.w = nil }
 
-// Contrastive scores base + Alpha*(sum of experts - sum of anti-experts) on
-// logits (MoCo method #21). Proxy-tuning is one expert, one anti-expert and
-// Alpha 1; MoCo's contrastive decoding takes the dev-best model as base, the
-// top-k as experts, the bottom-k as anti-experts and Alpha 0.2 (see
-// RankByNLL). Indexes refer to the lockstep's models.
+// Contrastive scores base + Alpha*(sum of experts - sum of anti-experts)
+// on logits (MoCo method #21). It has two standard layouts:
+//
+//   - MoCo's logit contrastive (MoCoContrastive, the default): the models
+//     ranked by dev accuracy, base the best, experts the top k (so the best
+//     counts twice) and anti-experts the bottom k, with k 1 and Alpha 0.2 as
+//     in MoCo's logit_logit_contrastive.
+//   - Proxy-tuning (Liu et al. 2024): explicit roles, base + Alpha*(expert -
+//     anti-expert) with Alpha 1, e.g. a large base, a small tuned expert and
+//     its untuned anti-expert.
+//
+// Indexes refer to the lockstep's models and may repeat. Contrastive is
+// read-only while it runs: one value may be shared by several loops.
 type Contrastive struct {
 	Base          int
 	Experts, Anti []int
 	Alpha         float64
 }
 
-// DefaultContrastive returns the contrastive layout for n models listed
-// best first (see RankByNLL): model 0 is the base; with two models the
-// second is the anti-expert; with more, the next k are experts and the last
-// k anti-experts, k = (n-1)/2 (three models: proxy-tuning's base, expert,
-// anti-expert).
+// MoCo's defaults for contrastive decoding.
+const (
+	DefaultContrastiveK     = 1
+	DefaultContrastiveAlpha = 0.2
+)
+
+// MoCoContrastive returns MoCo's contrastive rule for n models listed best
+// first: top1 + alpha*(sum of the top k - sum of the bottom k). It needs
+// 1 <= k and 2k <= n; models between the top and bottom k are unused.
+func MoCoContrastive(n, k int, alpha float64) (*Contrastive, error) {
+	if k < 1 || 2*k > n {
+		return nil, fmt.Errorf("contrastive: k = %d needs at least %d models (top k and bottom k), got %d", k, 2*max(k, 1), n)
+	}
+	c := &Contrastive{Base: 0, Alpha: alpha}
+	for i := range k {
+		c.Experts = append(c.Experts, i)
+		c.Anti = append(c.Anti, n-k+i)
+	}
+	return c, nil
+}
+
+// DefaultContrastive returns the layout moco used before it followed MoCo
+// (kept for callers that score with it): model 0 is the base; with two
+// models the second is the anti-expert; with more, the next k are experts
+// and the last k anti-experts, k = (n-1)/2 (three models: proxy-tuning's
+// base, expert, anti-expert).
 func DefaultContrastive(n int, alpha float64) *Contrastive {
 	c := &Contrastive{Alpha: alpha}
 	switch {

@@ -252,3 +252,40 @@ func BenchmarkCombine(b *testing.B) {
 		}
 	}
 }
+
+// TestMoCoContrastive checks MoCo's rule on hand-computed logits:
+// top1 + 0.2*(top1 - bottom1) with k = 1, and k = 2 over five models
+// (the middle one unused).
+func TestMoCoContrastive(t *testing.T) {
+	l := [][]float32{{1, 2, 3}, {0, 1, 0}, {5, 5, 5}, {2, 0, 1}, {1, 1, 4}}
+	cases := []struct {
+		n, k int
+		want []float32
+	}{
+		// 2 models: 1.2*l0 - 0.2*l1
+		{2, 1, []float32{1.2, 2.2, 3.6}},
+		// 5 models, k 2: l0 + 0.2*(l0 + l1 - l3 - l4)
+		{5, 2, []float32{1 + 0.2*(1+0-2-1), 2 + 0.2*(2+1-0-1), 3 + 0.2*(3+0-1-4)}},
+	}
+	for _, c := range cases {
+		ct, err := MoCoContrastive(c.n, c.k, 0.2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := make([]float32, 3)
+		if err := ct.Combine(dst, &Step{Logits: l[:c.n]}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range dst {
+			if math.Abs(float64(dst[i]-c.want[i])) > 1e-5 {
+				t.Errorf("n=%d k=%d: %v, want %v", c.n, c.k, dst, c.want)
+				break
+			}
+		}
+	}
+	for _, bad := range [][2]int{{1, 1}, {3, 2}, {4, 0}} {
+		if _, err := MoCoContrastive(bad[0], bad[1], 0.2); err == nil {
+			t.Errorf("n=%d k=%d accepted", bad[0], bad[1])
+		}
+	}
+}

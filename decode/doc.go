@@ -24,8 +24,9 @@
 // Contrastive (and proxy-tuning), Nudging and CoLLM. Methods that need
 // their own loop reuse the same sessions: Speculative (draft and verify with
 // one batched forward and cache rollback), Cascade (whole answers, weak to
-// strong, with calibrated confidence thresholds) and Mentor (patches drafted
-// by two models where their next words differ).
+// strong, with calibrated confidence thresholds) and Mentor (MoCo's mentor
+// collaboration: at random words the mentor is consulted, and where its next
+// word differs both draft a patch and one is kept).
 //
 // Every loop works on the Session interface, which *engine.Session
 // satisfies. NewMethod builds any method over loaded models after checking
@@ -33,6 +34,28 @@
 // streams text and whose Func is the func(prompt) (string, error) that
 // evaluation harnesses call. NLL scores a text under a combined distribution
 // and RankByNLL orders models by it.
+//
+// # Cancellation and per-token callbacks
+//
+// Every loop has a RunContext form (Lockstep, Speculative, Mentor, and
+// Cascade's RunContext and CalibrateContext) that checks its context before
+// each forward pass and returns the context's error with the tokens so
+// far; Run is RunContext with context.Background(). Generator's
+// GenerateContext adds a callback that sees every token beside the
+// io.Writer stream: its id, the model or rule that chose it, and
+// Token.LogProb, its log-probability under the distribution it was drawn
+// from.
+//
+// # Concurrency
+//
+// Loops, combiners and samplers keep buffers and per-run state: a
+// Lockstep, Speculative, Mentor, Cascade, Collab, Generator, Sampler,
+// Fusion, Nudging or CoLLM value must be used by one goroutine at a time;
+// build one per goroutine (NewMethod over the same loaded models is cheap:
+// engine.Model is safe to share, each Collab owns its sessions).
+// Contrastive and Head are read-only once built and safe to share, as are
+// the package's functions (SoftmaxInto, LogSoftmaxAt, Quantile, WordStarts,
+// SharedVocab, ...), given sessions that are not shared.
 //
 // Sampling defaults (DefaultSampler, used by moco generate and collab):
 // temperature 0.8 and top-p 0.9, seed 0, so a run is reproducible unless a

@@ -1,6 +1,7 @@
 package decode_test
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -288,5 +289,74 @@ func TestChatPrompt(t *testing.T) {
 	plain, _ := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
 	if _, err := decode.ChatPrompt(plain, "x"); err == nil || !strings.Contains(err.Error(), "chat template") {
 		t.Errorf("no template: err = %v", err)
+	}
+}
+
+// TestMentorSkills is the reproduction: skills-base (generator)
+// and skills-add (mentor) answer 289+623 differently (911 and 912 alone,
+// greedy), so consulting the mentor at every word must draft patches, and
+// the patches must be each model's own greedy answer.
+func TestMentorSkills(t *testing.T) {
+	base, btok := load(t, "skills-base")
+	add, atok := load(t, "skills-add")
+	ms, toks := []*engine.Model{base, add}, []*tokenizer.Tokenizer{btok, atok}
+	const prompt = "Q: 289+623=\nA:"
+	alone := func(m *engine.Model, tok *tokenizer.Tokenizer) string {
+		c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Generate(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	gb, ga := alone(base, btok), alone(add, atok)
+	if gb == ga {
+		t.Fatalf("the models agree (%q): no test", gb)
+	}
+	for _, useMentor := range []bool{false, true} {
+		c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: 1, MaxTokens: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var patches [][2]string
+		c.Mentor.Choose = func(h, a, b []int) (bool, error) {
+			patches = append(patches, [2]string{btok.Decode(a, true), btok.Decode(b, true)})
+			return useMentor, nil
+		}
+		var logps []float64
+		out, err := c.GenerateContext(context.Background(), prompt, nil, func(tk decode.Token) bool {
+			logps = append(logps, tk.LogProb())
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Mentor.Patches < 1 || len(patches) < 1 || patches[0] != [2]string{gb, ga} {
+			t.Errorf("patches %d, first %q; want [%q %q]", c.Mentor.Patches, patches, gb, ga)
+		}
+		want := gb
+		if useMentor {
+			want = ga
+		}
+		if out != want {
+			t.Errorf("mentor wins %v: %q, want %q", useMentor, out, want)
+		}
+		for _, lp := range logps {
+			if !(lp <= 0) || math.IsInf(lp, -1) {
+				t.Errorf("log-probabilities %v", logps)
+			}
+		}
+	}
+	// NewMethod's default chooser asks the generator MoCo's question.
+	c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: 1, MaxTokens: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Generate(prompt, nil)
+	if err != nil || (out != gb && out != ga) || c.Mentor.Patches != 1 {
+		t.Errorf("default chooser: %q, %v, %d patches", out, err, c.Mentor.Patches)
 	}
 }

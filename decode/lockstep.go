@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -128,10 +129,56 @@ type Lockstep struct {
 // ErrNoSessions is returned by Run when there is nothing to run.
 var ErrNoSessions = errors.New("decode: lockstep needs at least one model")
 
-// Run resets the sessions, prefills the prompt and generates until an EOS
-// id, MaxTokens, or emit returning false. It returns the generated tokens
-// (without the EOS). The returned slice is reused by the next Run.
+// Token is one generated token as a loop hands it to its emit callback.
+type Token struct {
+	ID int
+	// Source is the model or rule that chose the token ("fusion",
+	// "assistant", "mentor patch", ...), "" when the loop has none.
+	Source string
+
+	scores  []float32 // the scores the token was drawn from, valid during emit
+	logProb float64
+}
+
+// LogProb returns the token's log-probability under the distribution it
+// was drawn from, before temperature and filtering: the combined scores of
+// a lockstep method, the target's distribution for speculative decoding,
+// the proposing model's for mentor patches and cascades. Call it inside the
+// emit callback (it reads the loop's buffers, and costs one pass over the
+// vocabulary, paid only by callers that ask).
+func (t Token) LogProb() float64 {
+	if t.scores != nil {
+		return LogSoftmaxAt(t.scores, t.ID)
+	}
+	return t.logProb
+}
+
+// NewToken builds a Token with a known log-probability (for loops written
+// outside this package).
+func NewToken(id int, logProb float64, source string) Token {
+	return Token{ID: id, Source: source, logProb: logProb}
+}
+
+// Run is RunContext without cancellation, with an emit callback that sees
+// only token ids.
 func (l *Lockstep) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
+	return l.RunContext(context.Background(), prompt, idsOnly(emit))
+}
+
+// idsOnly adapts an id callback to a Token callback.
+func idsOnly(emit func(int) bool) func(Token) bool {
+	if emit == nil {
+		return nil
+	}
+	return func(t Token) bool { return emit(t.ID) }
+}
+
+// RunContext resets the sessions, prefills the prompt and generates until
+// an EOS id, MaxTokens, emit returning false, or ctx being done (checked
+// before every forward pass; the error is then ctx's). It returns the
+// generated tokens (without the EOS). The returned slice is reused by the
+// next run.
+func (l *Lockstep) RunContext(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
 	n := len(l.Sessions)
 	if n == 0 {
 		return nil, ErrNoSessions
@@ -152,6 +199,9 @@ func (l *Lockstep) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 	l.history = append(l.history[:0], prompt...)
 	start := len(l.history)
 	for i, s := range l.Sessions {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		s.Reset()
 		lg, err := s.Forward(prompt)
 		if err != nil {
@@ -162,7 +212,7 @@ func (l *Lockstep) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 		}
 	}
 	for step := 0; l.MaxTokens <= 0 || step < l.MaxTokens; step++ {
-		tok, err := l.choose(step)
+		tok, scores, err := l.choose(step)
 		if err != nil {
 			return l.history[start:], err
 		}
@@ -170,7 +220,7 @@ func (l *Lockstep) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 			break
 		}
 		l.history = append(l.history, tok)
-		if emit != nil && !emit(tok) {
+		if emit != nil && !emit(Token{ID: tok, Source: l.step.Source, scores: scores}) {
 			break
 		}
 		if l.MaxTokens > 0 && step+1 >= l.MaxTokens {
@@ -178,6 +228,9 @@ func (l *Lockstep) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 		}
 		l.one[0] = tok
 		for i, s := range l.Sessions {
+			if err := ctx.Err(); err != nil {
+				return l.history[start:], err
+			}
 			lg, err := s.Forward(l.one[:])
 			if err != nil {
 				return l.history[start:], fmt.Errorf("model %d: step %d: %w", i, step, err)
@@ -202,8 +255,8 @@ func (l *Lockstep) setLogits(i int, lg []float32) error {
 	return nil
 }
 
-// choose combines and samples the next token.
-func (l *Lockstep) choose(index int) (int, error) {
+// choose combines and samples the next token; it returns the scores too.
+func (l *Lockstep) choose(index int) (int, []float32, error) {
 	st := &l.step
 	*st = Step{Index: index, Tokens: l.history, Logits: l.logits, Defer: math.NaN(), Confidence: math.NaN(), sessions: l.Sessions}
 	scores := l.logits[0]
@@ -212,15 +265,15 @@ func (l *Lockstep) choose(index int) (int, error) {
 			l.combined = make([]float32, len(scores))
 		}
 		if err := l.Combiner.Combine(l.combined, st); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		scores = l.combined
 	}
-	tok := l.Sampler.Sample(scores)
+	tok := l.Sampler.SampleAfter(scores, l.history)
 	if l.Trace != nil {
 		l.Trace(l.traceStep(index, tok, scores, st))
 	}
-	return tok, nil
+	return tok, scores, nil
 }
 
 func (l *Lockstep) traceStep(index, tok int, scores []float32, st *Step) TraceStep {

@@ -1,28 +1,63 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 )
 
-// Mentor is mentor collaboration (MoCo method #8). A generator writes; at
-// a share of the positions where it is about to start a word, its next
-// token is compared with a mentor's (the first token stands for the word).
-// Where they differ, both draft a patch of PatchLen tokens from the same
-// history and one patch is kept: by Head (a deferral head on the
-// generator's hidden state, p > 0.5 keeps the mentor's patch) when set,
-// else by Choose (for example the generator prompted with both options).
-// Both models consume every kept token.
+// Mentor is mentor collaboration (MoCo method #8, MoCo's
+// api_mentor_collab), a generator that a mentor corrects at random points:
+//
+//  1. The generator proposes its next word: one token, then more while
+//     the token after it does not start a new word (at most WordTolerance
+//     more; the lookahead that ends the word is not part of it).
+//  2. With probability Share, drawn from a generator seeded by Seed and the
+//     prompt (so the points differ between prompts and a run repeats), the
+//     mentor proposes its next word from the same history. Otherwise, or
+//     when the two words are the same tokens, the generator's word is kept.
+//  3. Where the words differ, both models draft a patch of PatchLen tokens
+//     from the same history and one is kept: by Head when set (a deferral
+//     head on the generator's hidden state; p > HeadThreshold keeps the
+//     mentor's patch), else by Choose (NewMethod's default asks the
+//     generator MoCo's question, "Now I will choose the next sequence that
+//     could lead to the correct answer. Option (A): ..., Option (B): ....
+//     My choice: Option (", and keeps the mentor's patch when its most
+//     likely next token is "B").
+//
+// Both models consume every kept token (the mentor catches up only when
+// it is consulted). Deviations from MoCo, where it differs: tokens are
+// drawn with the Sampler (MoCo decodes greedily whatever its temperature;
+// temperature 0 reproduces it); Share is a probability (MoCo's class takes
+// a percentage and consults the mentor when randint(1, 100) < 25, 24% of
+// words; its run_method default of 0.25 read as a percentage never
+// consults it); MoCo's trained mode uses a downloaded MLP for a few
+// generators, moco a logistic head trained by TrainHead.
+//
+// A Mentor keeps per-run state: it is not safe for concurrent use.
 type Mentor struct {
 	Generator, Mentor Session
 	Sampler           *Sampler
-	// Share of word-start positions that are checked (0 means 0.25).
+	// Share is the probability that the mentor is consulted at a word
+	// (0 means 0.25; 1 consults it at every word).
 	Share float64
+	// Seed seeds the choice of the consulted words (mixed with the prompt).
+	Seed uint64
 	// PatchLen is the length of each drafted patch (0 means 16).
-	PatchLen  int
+	PatchLen int
+	// WordTolerance caps the tokens added to a word after its first
+	// (0 means 10, MoCo's).
+	WordTolerance int
+	// WordStart[id] reports whether token id begins a new word (see
+	// WordStarts); without it every token is a word.
 	WordStart []bool
 	Head      *Head
+	// HeadThreshold is the head probability above which the mentor's patch
+	// is kept (0 means 0.5).
+	HeadThreshold float64
 	// Choose returns true to keep the mentor's patch b over the
 	// generator's a, given the history before them.
 	Choose func(history, a, b []int) (bool, error)
@@ -32,22 +67,43 @@ type Mentor struct {
 	MaxTokens int
 	Trace     func(TraceStep)
 
-	// Checks, Patches and MentorWins count the last Run's comparisons,
-	// divergences and patches taken from the mentor.
-	Checks, Patches, MentorWins int
+	// Words, Checks, Patches and MentorWins count the last run's words,
+	// consultations of the mentor, divergences (patches drafted) and
+	// patches taken from the mentor.
+	Words, Checks, Patches, MentorWins int
 
 	hist []int
 	one  [1]int
+	rng  *rand.Rand
+	next []float32
 }
 
-// Defaults of mentor collaboration.
+// Defaults of mentor collaboration (MoCo's).
 const (
-	DefaultMentorShare = 0.25
-	DefaultPatchLen    = 16
+	DefaultMentorShare   = 0.25
+	DefaultPatchLen      = 16
+	DefaultWordTolerance = 10
 )
+
+// MentorQuestion is the text MoCo appends to the history to ask the
+// generator which patch to keep; the options follow it.
+const MentorQuestion = "\nNow I will choose the next sequence that could lead to the correct answer. Option (A): "
 
 // Run generates from prompt like Lockstep.Run.
 func (m *Mentor) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
+	return m.RunContext(context.Background(), prompt, idsOnly(emit))
+}
+
+// piece is a run of tokens one model proposed, with their log-probabilities.
+type piece struct {
+	toks []int
+	logp []float64
+	next []float32 // the model's logits after the word, when it was fed whole
+}
+
+// RunContext generates from prompt like Lockstep.RunContext; a token's
+// LogProb is under the distribution of the model that proposed it.
+func (m *Mentor) RunContext(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
 	if m.Generator == nil || m.Mentor == nil {
 		return nil, errors.New("mentor: needs a generator and a mentor model")
 	}
@@ -60,35 +116,33 @@ func (m *Mentor) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 	if m.Sampler == nil {
 		m.Sampler, _ = NewSampler(SamplerConfig{})
 	}
-	share, plen := m.Share, m.PatchLen
+	share, plen, tol := m.Share, m.PatchLen, m.WordTolerance
 	if share == 0 {
 		share = DefaultMentorShare
+	}
+	if share < 0 || share > 1 {
+		return nil, fmt.Errorf("mentor: share %v outside [0, 1]", share)
 	}
 	if plen <= 0 {
 		plen = DefaultPatchLen
 	}
-	m.Checks, m.Patches, m.MentorWins = 0, 0, 0
+	if tol <= 0 {
+		tol = DefaultWordTolerance
+	}
+	h := fnv.New64a()
+	for _, t := range prompt {
+		h.Write([]byte{byte(t), byte(t >> 8), byte(t >> 16), byte(t >> 24)})
+	}
+	m.rng = rand.New(rand.NewPCG(m.Seed, h.Sum64()))
+	m.Words, m.Checks, m.Patches, m.MentorWins = 0, 0, 0, 0
 	m.hist = append(m.hist[:0], prompt...)
 	start := len(prompt)
 	gen, men := m.Generator, m.Mentor
 	gen.Reset()
 	men.Reset()
-	var lg, lm []float32
-	// feed brings both models up to the history and refreshes their logits.
-	feed := func() error {
-		var err error
-		if lg, err = gen.Forward(m.hist[gen.Pos():]); err != nil {
-			return fmt.Errorf("generator: %w", err)
-		}
-		if lm, err = men.Forward(m.hist[men.Pos():]); err != nil {
-			return fmt.Errorf("mentor: %w", err)
-		}
-		lg, lm = m.vocab(lg), m.vocab(lm)
-		return nil
-	}
 	// push appends tokens to the history; it reports whether to stop.
-	push := func(toks []int, src string) bool {
-		for _, t := range toks {
+	push := func(p piece, src string) bool {
+		for i, t := range p.toks {
 			if m.Trace != nil {
 				m.Trace(TraceStep{Step: len(m.hist) - start, Token: t, Source: src})
 			}
@@ -96,7 +150,7 @@ func (m *Mentor) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 				return true
 			}
 			m.hist = append(m.hist, t)
-			if emit != nil && !emit(t) {
+			if emit != nil && !emit(Token{ID: t, Source: src, logProb: p.logp[i]}) {
 				return true
 			}
 			if m.MaxTokens > 0 && len(m.hist)-start >= m.MaxTokens {
@@ -105,90 +159,167 @@ func (m *Mentor) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
 		}
 		return false
 	}
-	if err := feed(); err != nil {
-		return nil, err
-	}
 	for {
-		tg := Argmax(lg)
-		wordStart := tg >= len(m.WordStart) || m.WordStart[tg]
-		if wordStart && m.Sampler.Float64() < share {
-			m.Checks++
-			if tg != Argmax(lm) {
-				m.Patches++
-				stop, err := m.patch(lg, lm, plen, push)
-				if err != nil || stop {
-					return m.hist[start:], err
-				}
-				if err := feed(); err != nil {
-					return m.hist[start:], err
-				}
-				continue
+		if err := ctx.Err(); err != nil {
+			return m.hist[start:], err
+		}
+		base := len(m.hist)
+		lg := m.next
+		if gen.Pos() != base || lg == nil {
+			var err error
+			if lg, err = m.catchUp(gen); err != nil {
+				return m.hist[start:], fmt.Errorf("generator: %w", err)
 			}
 		}
-		m.one[0] = m.Sampler.Sample(lg)
-		if push(m.one[:], "generator") {
-			return m.hist[start:], nil
+		wg, err := m.word(gen, lg, tol)
+		if err != nil {
+			return m.hist[start:], fmt.Errorf("generator: %w", err)
 		}
-		if err := feed(); err != nil {
-			return m.hist[start:], err
+		m.Words++
+		keep, src := wg, "generator"
+		if m.rng.Float64() < share {
+			m.Checks++
+			lm, err := m.catchUp(men)
+			if err != nil {
+				return m.hist[start:], fmt.Errorf("mentor: %w", err)
+			}
+			wm, err := m.word(men, lm, tol)
+			if err != nil {
+				return m.hist[start:], fmt.Errorf("mentor: %w", err)
+			}
+			if !slices.Equal(wg.toks, wm.toks) {
+				m.Patches++
+				if keep, src, err = m.patch(ctx, base, plen); err != nil {
+					return m.hist[start:], err
+				}
+			}
+			if err := men.Truncate(base); err != nil {
+				return m.hist[start:], err
+			}
+		}
+		m.next = nil
+		if src == "generator" {
+			// The generator drafted the kept word: its logits after it
+			// start the next word without another forward pass.
+			m.next = append(m.next[:0], keep.next...)
+			if keep.next == nil {
+				m.next = nil
+			}
+		}
+		if push(keep, src) {
+			return m.hist[start:], nil
 		}
 	}
 }
 
-// patch drafts both patches, keeps one and pushes it.
-func (m *Mentor) patch(lg, lm []float32, n int, push func([]int, string) bool) (bool, error) {
-	base := len(m.hist)
-	useMentor := false
-	if m.Head != nil {
-		h := m.Generator.Hidden()
-		if len(h) != len(m.Head.W) {
-			return true, fmt.Errorf("mentor: head has %d inputs but the generator's hidden size is %d", len(m.Head.W), len(h))
+// catchUp feeds s the history it has not seen and returns its next-token
+// logits. A session that is up to date is fed its last token again after a
+// rewind by one, so its logits are fresh.
+func (m *Mentor) catchUp(s Session) ([]float32, error) {
+	if s.Pos() >= len(m.hist) {
+		if err := s.Truncate(len(m.hist) - 1); err != nil {
+			return nil, err
 		}
-		useMentor = m.Head.Prob(h) > 0.5
 	}
-	a, err := m.draft(m.Generator, lg, n)
+	lg, err := s.Forward(m.hist[s.Pos():])
 	if err != nil {
-		return true, fmt.Errorf("generator: %w", err)
+		return nil, err
 	}
-	b, err := m.draft(m.Mentor, lm, n)
-	if err != nil {
-		return true, fmt.Errorf("mentor: %w", err)
+	return m.vocab(lg), nil
+}
+
+// word draws a model's next word from logits lg: its first token, then
+// more while the following token continues the word (at most tol more) and
+// is not an EOS. The session is left past the word; the caller rewinds.
+func (m *Mentor) word(s Session, lg []float32, tol int) (piece, error) {
+	var p piece
+	t := m.Sampler.Sample(lg)
+	p.toks, p.logp = append(p.toks, t), append(p.logp, LogSoftmaxAt(lg, t))
+	for range tol {
+		if slices.Contains(m.EOS, t) {
+			break
+		}
+		m.one[0] = t
+		var err error
+		if lg, err = s.Forward(m.one[:]); err != nil {
+			return p, err
+		}
+		lg = m.vocab(lg)
+		t = m.Sampler.Sample(lg)
+		if t >= len(m.WordStart) || m.WordStart[t] || slices.Contains(m.EOS, t) {
+			p.next = append([]float32(nil), lg...)
+			break
+		}
+		p.toks, p.logp = append(p.toks, t), append(p.logp, LogSoftmaxAt(lg, t))
+	}
+	return p, nil
+}
+
+// patch drafts both patches from the history's first base tokens and
+// returns the one kept.
+func (m *Mentor) patch(ctx context.Context, base, n int) (piece, string, error) {
+	useMentor := false
+	drafts := [2]piece{}
+	for i, s := range []Session{m.Generator, m.Mentor} {
+		if err := ctx.Err(); err != nil {
+			return piece{}, "", err
+		}
+		if err := s.Truncate(base - 1); err != nil {
+			return piece{}, "", err
+		}
+		lg, err := s.Forward(m.hist[base-1 : base])
+		if err != nil {
+			return piece{}, "", err
+		}
+		if i == 0 && m.Head != nil {
+			h := s.Hidden()
+			if len(h) != len(m.Head.W) {
+				return piece{}, "", fmt.Errorf("mentor: head has %d inputs but the generator's hidden size is %d", len(m.Head.W), len(h))
+			}
+			thr := m.HeadThreshold
+			if thr == 0 {
+				thr = DefaultThreshold
+			}
+			useMentor = m.Head.Prob(h) > thr
+		}
+		if drafts[i], err = m.draft(s, m.vocab(lg), n); err != nil {
+			return piece{}, "", fmt.Errorf("%s patch: %w", []string{"generator", "mentor"}[i], err)
+		}
+		if err := s.Truncate(base); err != nil {
+			return piece{}, "", err
+		}
 	}
 	if m.Head == nil {
-		if useMentor, err = m.Choose(m.hist, a, b); err != nil {
-			return true, err
-		}
-	}
-	for _, s := range []Session{m.Generator, m.Mentor} {
-		if err := s.Truncate(base); err != nil {
-			return true, err
+		var err error
+		if useMentor, err = m.Choose(m.hist, drafts[0].toks, drafts[1].toks); err != nil {
+			return piece{}, "", err
 		}
 	}
 	if useMentor {
 		m.MentorWins++
-		return push(b, "mentor patch"), nil
+		return drafts[1], "mentor patch", nil
 	}
-	return push(a, "generator patch"), nil
+	return drafts[0], "generator patch", nil
 }
 
 // draft samples up to n tokens from s starting with logits lg, stopping
 // after an EOS. The session is left past the history; the caller rewinds.
-func (m *Mentor) draft(s Session, lg []float32, n int) ([]int, error) {
-	out := make([]int, 0, n)
+func (m *Mentor) draft(s Session, lg []float32, n int) (piece, error) {
+	var p piece
 	for i := range n {
 		t := m.Sampler.Sample(lg)
-		out = append(out, t)
+		p.toks, p.logp = append(p.toks, t), append(p.logp, LogSoftmaxAt(lg, t))
 		if i == n-1 || slices.Contains(m.EOS, t) {
 			break
 		}
 		m.one[0] = t
 		var err error
 		if lg, err = s.Forward(m.one[:]); err != nil {
-			return nil, err
+			return p, err
 		}
 		lg = m.vocab(lg)
 	}
-	return out, nil
+	return p, nil
 }
 
 func (m *Mentor) vocab(lg []float32) []float32 {

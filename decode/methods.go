@@ -1,8 +1,11 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
+	"strings"
 
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/tokenizer"
@@ -26,11 +29,14 @@ type MethodConfig struct {
 	// Fusion: Mode "logit-mean" (default) or "prob-mean"; Weights per model.
 	Mode    string
 	Weights []float64
-	// Contrastive: base + Alpha*(experts - anti). Base defaults to model 0;
-	// with Experts and Anti both nil the layout is DefaultContrastive's.
+	// Contrastive: base + Alpha*(experts - anti). With Experts and Anti
+	// both nil the models are read as ranked best first and MoCo's rule
+	// applies (MoCoContrastive with TopK, default 1); explicit Experts and
+	// Anti (and Base, default model 0) give proxy-tuning's form.
 	Alpha         float64
 	Base          int
 	Experts, Anti []int
+	TopK          int
 	// Nudging: Gamma (default 0.4); model 0 is the base, 1 the nudger.
 	Gamma float64
 	// Co-LLM (model 0 base, 1 assistant) and mentor (0 generator, 1 mentor).
@@ -118,7 +124,13 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 			if cfg.Base != 0 {
 				return nil, errors.New("contrastive: a base other than model 0 needs explicit experts or anti-experts")
 			}
-			ct = DefaultContrastive(len(models), cfg.Alpha)
+			k := cfg.TopK
+			if k == 0 {
+				k = DefaultContrastiveK
+			}
+			if ct, err = MoCoContrastive(len(models), k, cfg.Alpha); err != nil {
+				return nil, err
+			}
 		}
 		ls.Combiner = ct
 	case "nudging":
@@ -142,10 +154,13 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 		}
 		margin = k + 1
 		c.Speculative = &Speculative{Target: c.Sessions[0], Draft: c.Sessions[1], Sampler: sampler, K: k, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
-		run = c.Speculative.Run
+		run = c.Speculative.RunContext
 	case "mentor":
-		c.Mentor = &Mentor{Generator: c.Sessions[0], Mentor: c.Sessions[1], Sampler: sampler, Share: cfg.Share, PatchLen: cfg.PatchLen,
-			WordStart: WordStarts(tok), Head: cfg.Head, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
+		if cfg.Share < 0 || cfg.Share > 1 {
+			return nil, fmt.Errorf("mentor: share %v outside [0, 1]", cfg.Share)
+		}
+		c.Mentor = &Mentor{Generator: c.Sessions[0], Mentor: c.Sessions[1], Sampler: sampler, Share: cfg.Share, Seed: cfg.Sampler.Seed,
+			PatchLen: cfg.PatchLen, WordStart: WordStarts(tok), Head: cfg.Head, HeadThreshold: cfg.Threshold, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
 		if cfg.Head == nil {
 			c.Mentor.Choose = promptChooser(tok, models[0].NewSession(0), contextLimit(models[0]))
 		}
@@ -153,13 +168,14 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 		if margin <= 0 {
 			margin = DefaultPatchLen
 		}
-		run = c.Mentor.Run
+		run = c.Mentor.RunContext
 	case "cascade":
 		c.Cascade = &Cascade{Sessions: c.Sessions, Thresholds: cfg.Thresholds, Sampler: sampler, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
-		run = func(prompt []int, emit func(int) bool) ([]int, error) {
-			res, err := c.Cascade.Run(prompt)
-			for _, t := range res.Tokens {
-				if emit != nil && !emit(t) {
+		run = func(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
+			res, err := c.Cascade.RunContext(ctx, prompt)
+			src := fmt.Sprintf("level %d", res.Level)
+			for i, t := range res.Tokens {
+				if emit != nil && !emit(Token{ID: t, Source: src, logProb: res.LogProbs[i]}) {
 					break
 				}
 			}
@@ -168,7 +184,7 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 	}
 	if run == nil {
 		c.Lockstep = ls
-		run = ls.Run
+		run = ls.RunContext
 	}
 	c.Generator = &Generator{Tok: tok, Stop: cfg.Stop, Chat: cfg.Chat, Run: c.bounded(run, cfg.MaxTokens, margin)}
 	if c.Cascade != nil && cfg.Thresholds == nil {
@@ -194,17 +210,17 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 // bounded caps each run's tokens so the prompt, the continuation and the
 // method's look-ahead fit in every model's context.
 func (c *Collab) bounded(run RunFunc, maxTokens, margin int) RunFunc {
-	return func(prompt []int, emit func(int) bool) ([]int, error) {
+	return func(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
 		room := c.limit - len(prompt) - margin
 		if room <= 0 {
-			return nil, fmt.Errorf("the prompt has %d tokens, which fills the models' context of %d", len(prompt), c.limit)
+			return nil, fmt.Errorf("%w: the prompt has %d tokens, which fills the context size of %d positions", engine.ErrContextFull, len(prompt), c.limit)
 		}
 		n := room
 		if maxTokens > 0 {
 			n = min(maxTokens, room)
 		}
 		c.setMaxN(n)
-		return run(prompt, emit)
+		return run(ctx, prompt, emit)
 	}
 }
 
@@ -233,21 +249,16 @@ func (c *Collab) setMax(maxTokens, margin int, prompts [][]int) {
 	c.setMaxN(max(n, 1))
 }
 
-// promptChooser asks the generator itself which patch is better and keeps
-// the mentor's patch when " B" is more likely than " A" after the prompt.
+// promptChooser asks the generator MoCo's question (MentorQuestion after
+// the history, then both options) and keeps the mentor's patch when the
+// generator's most likely next token is "B", as MoCo's free mode does.
 func promptChooser(tok *tokenizer.Tokenizer, s Session, limit int) func(hist, a, b []int) (bool, error) {
 	return func(hist, a, b []int) (bool, error) {
-		ctx := tok.Decode(hist, true)
-		q := ctx + "\n\nWhich continuation is better?\nOption (A): " + tok.Decode(a, true) +
-			"\nOption (B): " + tok.Decode(b, true) + "\nAnswer: Option ("
+		q := tok.Decode(hist, true) + MentorQuestion + tok.Decode(a, true) +
+			", Option (B): " + tok.Decode(b, true) + ". My choice: Option ("
 		ids, err := tok.Encode(q, true)
 		if err != nil {
 			return false, err
-		}
-		idA, errA := tok.Encode("A", false)
-		idB, errB := tok.Encode("B", false)
-		if errA != nil || errB != nil || len(idA) == 0 || len(idB) == 0 {
-			return false, errors.New("mentor: cannot encode the option letters")
 		}
 		if len(ids) > limit { // keep the first token (BOS) and the end
 			ids = append(ids[:1], ids[len(ids)-limit+1:]...)
@@ -257,6 +268,7 @@ func promptChooser(tok *tokenizer.Tokenizer, s Session, limit int) func(hist, a,
 		if err != nil {
 			return false, fmt.Errorf("mentor choice: %w", err)
 		}
-		return lg[idB[0]] > lg[idA[0]], nil
+		lg = lg[:min(len(lg), tok.VocabSize())]
+		return strings.TrimSpace(tok.Decode([]int{Argmax(lg)}, true)) == "B", nil
 	}
 }

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,6 +33,7 @@ type Speculative struct {
 	q      [][]float64
 	resid  []float64
 	tprobs []float64
+	logp   []float64 // target log-probabilities of the verified tokens
 	one    [1]int
 }
 
@@ -40,6 +42,12 @@ const DefaultDraftTokens = 4
 
 // Run generates from prompt like Lockstep.Run.
 func (sp *Speculative) Run(prompt []int, emit func(tok int) bool) ([]int, error) {
+	return sp.RunContext(context.Background(), prompt, idsOnly(emit))
+}
+
+// RunContext generates from prompt like Lockstep.RunContext; a token's
+// LogProb is under the target's distribution.
+func (sp *Speculative) RunContext(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error) {
 	if sp.Target == nil || sp.Draft == nil {
 		return nil, errors.New("speculative: needs a target and a draft model")
 	}
@@ -59,6 +67,9 @@ func (sp *Speculative) Run(prompt []int, emit func(tok int) bool) ([]int, error)
 	sp.hist = append(sp.hist[:0], prompt...)
 	start := len(prompt)
 	for {
+		if err := ctx.Err(); err != nil {
+			return sp.hist[start:], err
+		}
 		gen := len(sp.hist) - start
 		kr := k
 		if sp.MaxTokens > 0 {
@@ -71,12 +82,16 @@ func (sp *Speculative) Run(prompt []int, emit func(tok int) bool) ([]int, error)
 		if err != nil {
 			return sp.hist[start:], err
 		}
-		for _, tok := range out {
+		for i, tok := range out {
 			if slices.Contains(sp.EOS, tok) {
 				return sp.hist[start:], nil
 			}
 			sp.hist = append(sp.hist, tok)
-			if emit != nil && !emit(tok) {
+			src := "draft"
+			if i == len(out)-1 {
+				src = "target"
+			}
+			if emit != nil && !emit(Token{ID: tok, Source: src, logProb: sp.logp[i]}) {
 				return sp.hist[start:], nil
 			}
 			if sp.MaxTokens > 0 && len(sp.hist)-start >= sp.MaxTokens {
@@ -141,6 +156,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		return sp.vocab(rows[off : off+stride])
 	}
 	out = make([]int, 0, len(sp.drafts)+1)
+	sp.logp = sp.logp[:0]
 	var tok int
 	rejected := false
 	for i, d := range sp.drafts {
@@ -148,6 +164,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		q := sp.q[i]
 		if u := sp.Sampler.Float64(); q[d] > 0 && u*q[d] < p[d] {
 			out = append(out, d)
+			sp.logp = append(sp.logp, LogSoftmaxAt(row(i), d))
 			sp.trace(old+i-start, d, "draft", row(i))
 			continue
 		}
@@ -178,6 +195,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		tok = sp.Sampler.Draw(sp.Sampler.Probs(row(nAcc)))
 	}
 	out = append(out, tok)
+	sp.logp = append(sp.logp, LogSoftmaxAt(row(nAcc), tok))
 	sp.trace(old+nAcc-start, tok, "target", row(nAcc))
 	if err := sp.Target.Truncate(old + nAcc); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +12,11 @@ import (
 	"github.com/mocolab/moco/tokenizer"
 )
 
-// RunFunc is a token loop: Lockstep.Run, Speculative.Run and Mentor.Run
-// have this shape. It generates from prompt, calling emit for each token
-// until emit returns false, and returns the generated tokens.
-type RunFunc func(prompt []int, emit func(tok int) bool) ([]int, error)
+// RunFunc is a token loop: Lockstep.RunContext, Speculative.RunContext and
+// Mentor.RunContext have this shape. It generates from prompt, calling emit
+// for each token until emit returns false or ctx is done, and returns the
+// generated tokens.
+type RunFunc func(ctx context.Context, prompt []int, emit func(Token) bool) ([]int, error)
 
 // Generator turns a token loop into text generation: it encodes the prompt
 // (BOS added as the tokenizer config says), streams the decoded text (never
@@ -34,11 +36,20 @@ type Generator struct {
 // Generate writes the continuation of prompt to w as it is produced (w may
 // be nil) and returns it.
 func (g *Generator) Generate(prompt string, w io.Writer) (string, error) {
+	return g.GenerateContext(context.Background(), prompt, w, nil)
+}
+
+// GenerateContext is Generate with cancellation and a per-token callback:
+// onToken (may be nil) sees every generated token, its id, source and
+// log-probability (Token.LogProb); returning false ends the generation
+// after that token. When ctx is done the loop stops before
+// its next forward pass and the text so far is returned with ctx's error.
+func (g *Generator) GenerateContext(ctx context.Context, prompt string, w io.Writer, onToken func(Token) bool) (string, error) {
 	ids, err := g.Encode(prompt)
 	if err != nil {
 		return "", err
 	}
-	return g.GenerateIDs(ids, w)
+	return g.GenerateIDsContext(ctx, ids, w, onToken)
 }
 
 // Encode turns a prompt into the ids Generate starts from.
@@ -70,15 +81,21 @@ func (g *Generator) Encode(prompt string) ([]int, error) {
 
 // GenerateIDs is Generate for an already encoded prompt.
 func (g *Generator) GenerateIDs(ids []int, w io.Writer) (string, error) {
+	return g.GenerateIDsContext(context.Background(), ids, w, nil)
+}
+
+// GenerateIDsContext is GenerateContext for an already encoded prompt.
+func (g *Generator) GenerateIDsContext(ctx context.Context, ids []int, w io.Writer, onToken func(Token) bool) (string, error) {
 	st := &stopWriter{stops: g.Stop, w: w}
 	stream := g.Tok.NewStream(true)
 	var werr error
-	_, err := g.Run(ids, func(tok int) bool {
-		if st.add(stream.Add(tok)) {
+	_, err := g.Run(ctx, ids, func(tok Token) bool {
+		more := onToken == nil || onToken(tok)
+		if st.add(stream.Add(tok.ID)) {
 			return false
 		}
 		werr = st.err
-		return werr == nil
+		return more && werr == nil
 	})
 	if err == nil && !st.stopped {
 		st.add(stream.Flush())
@@ -167,13 +184,7 @@ func ChatPrompt(tok *tokenizer.Tokenizer, prompt string) (string, error) {
 }
 
 // contextLimit is the number of positions a default session of m holds.
-func contextLimit(m *engine.Model) int {
-	n := m.Config.MaxPositions
-	if n <= 0 || n > 4096 {
-		n = 4096
-	}
-	return n
-}
+func contextLimit(m *engine.Model) int { return m.ContextSize() }
 
 // The engine's sessions drive every loop in this package.
 var _ Session = (*engine.Session)(nil)

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
+	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -48,4 +52,59 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkBatchDecode steps 1, 2, 4, 8 and 16 sequences that decode one
+// token each per step, after a 64-token prompt each: tokens/s is the
+// aggregate generation throughput. MOCO_BENCH_MODEL names a model folder
+// to use instead of the small random one (e.g. moco synth --shape
+// qwen2.5-0.5b), MOCO_BENCH_THREADS the threads.
+func BenchmarkBatchDecode(b *testing.B) {
+	m := benchModel(b, safetensors.BF16)
+	if dir := os.Getenv("MOCO_BENCH_MODEL"); dir != "" {
+		var err error
+		if m, err = Load(dir, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n, _ := strconv.Atoi(os.Getenv("MOCO_BENCH_THREADS")); n > 0 {
+		kernels.SetThreads(n)
+	}
+	const prompt, room = 64, 512
+	for _, n := range []int{1, 2, 4, 8, 16} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			batch := m.NewBatch(BatchOptions{MaxSeqs: n, KVBytes: int64(n*(prompt+room)) * m.KVBytesPerPos()})
+			seqs := make([]*Seq, n)
+			fill := func() {
+				for i := range seqs {
+					batch.Remove(seqs[i])
+					s, err := batch.Add(synthTokens(prompt, m.Config.VocabSize, uint64(i)), prompt+room)
+					if err != nil {
+						b.Fatal(err)
+					}
+					seqs[i] = s
+				}
+				for batch.Step() != nil {
+				}
+			}
+			fill()
+			b.ResetTimer()
+			for b.Loop() {
+				if seqs[0].Pos() >= prompt+room-1 {
+					b.StopTimer()
+					fill()
+					b.StartTimer()
+				}
+				for _, s := range seqs {
+					if err := s.Feed(1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if len(batch.Step()) != n {
+					b.Fatal("not every sequence was stepped")
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
 }

@@ -121,7 +121,7 @@ type rawConfig struct {
 	NumKVHeads        *int            `json:"num_key_value_heads"`
 	HeadDim           *int            `json:"head_dim"`
 	VocabSize         int             `json:"vocab_size"`
-	MaxPositions      int             `json:"max_position_embeddings"`
+	MaxPositions      *int            `json:"max_position_embeddings"`
 	RMSNormEps        *float64        `json:"rms_norm_eps"`
 	RopeTheta         *float64        `json:"rope_theta"`
 	RopeLocalBaseFreq *float64        `json:"rope_local_base_freq"`
@@ -169,7 +169,13 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 
 	c.HiddenSize, c.IntermediateSize = r.HiddenSize, r.IntermediateSize
 	c.NumLayers, c.NumHeads = r.NumLayers, r.NumHeads
-	c.VocabSize, c.MaxPositions = r.VocabSize, r.MaxPositions
+	c.VocabSize = r.VocabSize
+	if r.MaxPositions != nil {
+		// Absent, the context length is unknown (0); given, it must be one.
+		if c.MaxPositions = *r.MaxPositions; c.MaxPositions <= 0 {
+			return nil, fmt.Errorf("config.json: max_position_embeddings must be positive, got %d", c.MaxPositions)
+		}
+	}
 	for _, f := range []struct {
 		name string
 		v    int
@@ -178,6 +184,9 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 		if f.v <= 0 {
 			return nil, fmt.Errorf("config.json: %s must be positive, got %d", f.name, f.v)
 		}
+	}
+	if err := c.checkBounds(); err != nil {
+		return nil, err
 	}
 	c.NumKVHeads = c.NumHeads
 	if r.NumKVHeads != nil {
@@ -193,10 +202,16 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 	if c.HeadDim <= 0 || c.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("config.json: head_dim %d must be positive and even", c.HeadDim)
 	}
+	if err := c.checkBounds(); err != nil {
+		return nil, err
+	}
 
 	c.RMSNormEps = 1e-6
 	if r.RMSNormEps != nil {
 		c.RMSNormEps = *r.RMSNormEps
+	}
+	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
+		return nil, fmt.Errorf("config.json: rms_norm_eps %v must be positive", c.RMSNormEps)
 	}
 	c.RopeTheta = 10000
 	if c.ModelType == "gemma3_text" {
@@ -220,6 +235,9 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 		return nil, err
 	}
 	if c.EOS, err = parseIDs("eos_token_id", r.EOS); err != nil {
+		return nil, err
+	}
+	if err := c.checkIDs("config.json"); err != nil {
 		return nil, err
 	}
 
@@ -297,6 +315,48 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Bounds on the dimensions that size allocations, far above any published
+// model (Llama 3.1 405B: 126 layers, hidden 16384, intermediate 53248;
+// vocabularies reach 262144). A config beyond them is corrupt or hostile;
+// within them, New checks every dimension against the checkpoint's tensors
+// before anything sized by the config is allocated.
+const (
+	maxLayers       = 1 << 10
+	maxHidden       = 1 << 17
+	maxIntermediate = 1 << 20
+	maxHeads        = 1 << 12
+	maxHeadDim      = 1 << 12
+	maxVocab        = 1 << 23
+)
+
+// checkBounds refuses dimensions beyond the bounds above.
+func (c *Config) checkBounds() error {
+	for _, f := range []struct {
+		name   string
+		v, max int
+	}{{"num_hidden_layers", c.NumLayers, maxLayers}, {"hidden_size", c.HiddenSize, maxHidden},
+		{"intermediate_size", c.IntermediateSize, maxIntermediate}, {"num_attention_heads", c.NumHeads, maxHeads},
+		{"num_key_value_heads", c.NumKVHeads, maxHeads}, {"head_dim", c.HeadDim, maxHeadDim}, {"vocab_size", c.VocabSize, maxVocab}} {
+		if f.v > f.max {
+			return fmt.Errorf("config.json: %s %d exceeds the limit of %d (a corrupt config?)", f.name, f.v, f.max)
+		}
+	}
+	return nil
+}
+
+// checkIDs refuses BOS and EOS ids outside the vocabulary.
+func (c *Config) checkIDs(file string) error {
+	if c.BOS >= c.VocabSize {
+		return fmt.Errorf("%s: bos_token_id %d is outside the vocabulary (vocab_size %d)", file, c.BOS, c.VocabSize)
+	}
+	for _, id := range c.EOS {
+		if id >= c.VocabSize {
+			return fmt.Errorf("%s: eos_token_id %d is outside the vocabulary (vocab_size %d)", file, id, c.VocabSize)
+		}
+	}
+	return nil
 }
 
 // parseSliding fills SlidingWindow and Sliding from sliding_window and
@@ -490,6 +550,9 @@ func (c *Config) mergeGeneration(data []byte) error {
 		if c.BOS, err = parseBOS(g.BOS); err != nil {
 			return fmt.Errorf("generation_config.json: %w", err)
 		}
+	}
+	if err := c.checkIDs("generation_config.json"); err != nil {
+		return err
 	}
 	c.Generation = Generation{DoSample: g.DoSample, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
 		MinP: g.MinP, RepetitionPenalty: g.RepetitionPenalty, MaxNewTokens: g.MaxNewTokens}

@@ -30,6 +30,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"model_type": "llama", "eos_token_id": "x", ` + minimal + `}`, `eos_token_id must be an integer or a list`},
 		{`{"model_type": "phi3", "partial_rotary_factor": 0.1, ` + minimal + `}`, `partial_rotary_factor`},
 		{`{"model_type": "llama", ` + minimal, `config.json`},
+		// Issue 17: values that size allocations or break the arithmetic.
+		{`{"model_type": "llama", "max_position_embeddings": 0, ` + minimal + `}`, `max_position_embeddings must be positive, got 0`},
+		{`{"model_type": "llama", "max_position_embeddings": -4, ` + minimal + `}`, `max_position_embeddings must be positive, got -4`},
+		{`{"model_type": "llama", "rms_norm_eps": 0, ` + minimal + `}`, `rms_norm_eps 0 must be positive`},
+		{`{"model_type": "llama", "rms_norm_eps": -1e-6, ` + minimal + `}`, `rms_norm_eps -1e-06 must be positive`},
+		{`{"model_type": "llama", "eos_token_id": 100, ` + minimal + `}`, `eos_token_id 100 is outside the vocabulary (vocab_size 100)`},
+		{`{"model_type": "llama", "eos_token_id": [1, 2000], ` + minimal + `}`, `eos_token_id 2000 is outside`},
+		{`{"model_type": "llama", "bos_token_id": 100, ` + minimal + `}`, `bos_token_id 100 is outside`},
+		{`{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1000000000, "num_attention_heads": 4, "vocab_size": 100}`, `num_hidden_layers 1000000000 exceeds the limit of 1024`},
+		{`{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000000000}`, `vocab_size 1000000000 exceeds`},
+		{`{"model_type": "llama", "head_dim": 1048576, ` + minimal + `}`, `head_dim 1048576 exceeds`},
+		{`{"model_type": "llama", "hidden_size": 64, "intermediate_size": 100000000, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100}`, `intermediate_size 100000000 exceeds`},
 	} {
 		_, err := ParseConfig([]byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -39,7 +51,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"model_type": "llama", "bos_token_id": null, "eos_token_id": [128001, 128008, 128009], ` + minimal + `}`))
+	c, err := ParseConfig([]byte(`{"model_type": "llama", "bos_token_id": null, "eos_token_id": [128001, 128008, 128009], ` + strings.Replace(minimal, `"vocab_size": 100`, `"vocab_size": 128256`, 1) + `}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +115,9 @@ func TestGenerationConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [5, -1]}`), 0o644)
 	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json") {
 		t.Errorf("bad generation_config.json: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [5, 100]}`), 0o644)
+	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json: eos_token_id 100 is outside the vocabulary") {
+		t.Errorf("generation_config.json eos outside the vocabulary: %v", err)
 	}
 }

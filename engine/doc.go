@@ -12,6 +12,9 @@
 //     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0").
 //   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn).
 //   - forward.go: Session, its KV cache, and the forward pass itself.
+//   - batch.go: Batch, many sequences stepped together (one matrix product
+//     per weight for all their tokens, attention per sequence, chunked
+//     prefill, a KV cache budget in bytes).
 //
 // A Session feeds a batch of tokens through every matrix as one matrix
 // product (prefill) and attends per query position over the cache; one

@@ -33,21 +33,22 @@ type Session struct {
 	gate, up   []float32 // IntermediateSize
 	gcos, gsin []float32 // RotaryDim/2: rotary tables of global layers
 	lcos, lsin []float32 // and of sliding layers
-	scores     []float32 // NumHeads*maxSeq: one attention row per head
+	scores     []float32 // NumHeads*capacity: one attention row per head, grown with the cache
 	logits     []float32 // VocabSize: Forward's result
 	hidden     []float32 // HiddenSize: Hidden's result
 }
 
+// ErrContextFull is wrapped by the errors of feeding a session more tokens
+// than its context holds.
+var ErrContextFull = errors.New("context full")
+
 // NewSession returns an empty session that holds up to maxSeq positions
-// (maxSeq <= 0: min(max_position_embeddings, 4096)). The KV cache grows
-// as tokens arrive.
+// (maxSeq <= 0: m.ContextSize()). Nothing is allocated per position up
+// front: the KV cache and the attention rows grow as tokens arrive.
 func (m *Model) NewSession(maxSeq int) *Session {
 	c := m.Config
 	if maxSeq <= 0 {
-		maxSeq = 4096
-		if c.MaxPositions > 0 {
-			maxSeq = min(c.MaxPositions, 4096)
-		}
+		maxSeq = m.ContextSize()
 	}
 	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
 	n := min(chunk, maxSeq)
@@ -59,7 +60,6 @@ func (m *Model) NewSession(maxSeq int) *Session {
 		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
 		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
 		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
-		scores: make([]float32, c.NumHeads*maxSeq),
 		logits: make([]float32, c.VocabSize),
 		hidden: make([]float32, c.HiddenSize),
 	}
@@ -125,7 +125,8 @@ func (s *Session) check(tokens []int) error {
 		return errors.New("engine: no tokens to feed")
 	}
 	if s.pos+len(tokens) > s.maxSeq {
-		return fmt.Errorf("engine: %d tokens after %d cached exceed the session's %d positions", len(tokens), s.pos, s.maxSeq)
+		return fmt.Errorf("engine: %w: %d tokens after %d cached exceed the session's context size of %d positions (the model's max_position_embeddings: %d)",
+			ErrContextFull, len(tokens), s.pos, s.maxSeq, s.m.Config.MaxPositions)
 	}
 	V := s.m.Config.VocabSize
 	for _, id := range tokens {
@@ -266,9 +267,10 @@ func (s *Session) attend(l int, q, att []float32, n, window int) {
 	group := c.NumHeads / c.NumKVHeads
 	start, kc, vc := s.pos, s.kc[l], s.vc[l]
 	work := n * (start + n) * qDim * 2
+	stride := len(s.scores) / c.NumHeads
 	kernels.Parallel(c.NumHeads, work, func(h0, h1 int) {
 		for h := h0; h < h1; h++ {
-			scores := s.scores[h*s.maxSeq : (h+1)*s.maxSeq]
+			scores := s.scores[h*stride : (h+1)*stride]
 			for t := range n {
 				pos := start + t
 				lo := 0
@@ -290,15 +292,18 @@ func (s *Session) attend(l int, q, att []float32, n, window int) {
 	})
 }
 
-// growCache makes room for n positions in every layer's cache, doubling
-// so that appending a token at a time reallocates rarely.
+// growCache makes room for n positions in every layer's cache and in the
+// attention rows, doubling so that appending a token at a time
+// reallocates rarely.
 func (s *Session) growCache(n int) {
 	c := s.m.Config
 	kvDim := c.NumKVHeads * c.HeadDim
 	if len(s.kc[0]) >= n*kvDim {
 		return
 	}
-	size := min(s.maxSeq, max(n, 2*len(s.kc[0])/kvDim, chunk)) * kvDim
+	positions := min(s.maxSeq, max(n, 2*len(s.kc[0])/kvDim, chunk))
+	size := positions * kvDim
+	s.scores = make([]float32, c.NumHeads*positions)
 	for l := range s.kc {
 		s.kc[l] = append(make([]float32, 0, size), s.kc[l][:s.pos*kvDim]...)[:size]
 		s.vc[l] = append(make([]float32, 0, size), s.vc[l][:s.pos*kvDim]...)[:size]

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -174,7 +175,7 @@ func TestForwardErrors(t *testing.T) {
 		{nil, "no tokens"},
 		{[]int{1, 40}, "token id 40 is outside the vocabulary [0, 40)"},
 		{[]int{-1}, "token id -1"},
-		{make([]int, 9), "9 tokens after 0 cached exceed the session's 8 positions"},
+		{make([]int, 9), "9 tokens after 0 cached exceed the session's context size of 8 positions"},
 	} {
 		if _, err := s.Forward(tc.tokens); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Forward(%v): got %v, want %q", tc.tokens, err, tc.want)
@@ -194,5 +195,57 @@ func TestForwardErrors(t *testing.T) {
 	}
 	if got := m.NewSession(0).MaxSeq(); got != 256 {
 		t.Errorf("default MaxSeq %d, want max_position_embeddings 256", got)
+	}
+}
+
+// TestContextSize checks the context a default session holds: the model's
+// max_position_embeddings (not a fixed cap), or Options.ContextSize, with
+// nothing allocated per position before tokens arrive, and an error that
+// names the real limit.
+func TestContextSize(t *testing.T) {
+	c := synthConfig(t, map[string]any{"model_type": "llama", "max_position_embeddings": 131072})
+	m, _ := synthModel(t, c, safetensors.F32, 1)
+	s := m.NewSession(0)
+	if got := s.MaxSeq(); got != 131072 {
+		t.Errorf("default MaxSeq %d, want max_position_embeddings 131072", got)
+	}
+	if len(s.scores) != 0 || len(s.kc[0]) != 0 {
+		t.Errorf("a fresh session allocated %d attention scores and %d cache floats per layer", len(s.scores), len(s.kc[0]))
+	}
+	if _, err := s.Forward([]int{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, limit := len(s.scores), c.NumHeads*chunk; got > limit {
+		t.Errorf("3 tokens grew the attention rows to %d floats, want <= %d", got, limit)
+	}
+
+	for _, tc := range []struct {
+		opt, want int
+	}{{0, 131072}, {16, 16}, {200000, 200000}} {
+		m2, err := New(c, m.src, Options{ContextSize: tc.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m2.ContextSize() != tc.want || m2.NewSession(0).MaxSeq() != tc.want {
+			t.Errorf("ContextSize %d: model says %d, session holds %d, want %d", tc.opt, m2.ContextSize(), m2.NewSession(0).MaxSeq(), tc.want)
+		}
+	}
+	if _, err := New(c, m.src, Options{ContextSize: -1}); err == nil {
+		t.Error("a negative context size was accepted")
+	}
+	m3, _ := New(c, m.src, Options{ContextSize: 16})
+	_, err := m3.NewSession(0).Forward(make([]int, 17))
+	if !errors.Is(err, ErrContextFull) || !strings.Contains(err.Error(), "context size of 16 positions") ||
+		!strings.Contains(err.Error(), "max_position_embeddings: 131072") {
+		t.Errorf("overflow error %v: want ErrContextFull naming the context size 16 and the model's 131072", err)
+	}
+
+	none := synthConfig(t, map[string]any{"model_type": "llama", "max_position_embeddings": nil}) // null: absent (0 is refused)
+	m4, err := New(none, m.src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m4.ContextSize() != DefaultContextSize {
+		t.Errorf("no max_position_embeddings: context %d, want %d", m4.ContextSize(), DefaultContextSize)
 	}
 }

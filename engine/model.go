@@ -3,6 +3,9 @@ package engine
 import (
 	"fmt"
 	"math"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
@@ -15,7 +18,16 @@ type Options struct {
 	// Quant is "" (use the weights as stored) or "q8_0" (quantize every
 	// matrix to blocks of 32 int8 weights at load).
 	Quant string
+	// ContextSize is the number of positions NewSession(0) holds (0: the
+	// model's max_position_embeddings, or DefaultContextSize when the
+	// config has none). The KV cache is not allocated up front: it grows
+	// as tokens arrive, so a large context costs memory only when used.
+	ContextSize int
 }
+
+// DefaultContextSize is the context of sessions of models whose config
+// gives no max_position_embeddings.
+const DefaultContextSize = 4096
 
 // Model is a loaded checkpoint: its configuration and weights. Matrices
 // stored as F32, BF16 or F16 are used in place from the memory map; norm
@@ -23,6 +35,9 @@ type Options struct {
 // concurrent use by several Sessions.
 type Model struct {
 	Config *Config
+	// Warnings lists what loading tolerated but a user should know, such as
+	// checkpoint tensors the architecture does not use (rotary inv_freq).
+	Warnings []string
 
 	embed  *kernels.Mat // VocabSize x HiddenSize, read a row per token
 	norm   []float32    // final norm
@@ -33,6 +48,7 @@ type Model struct {
 
 	src   safetensors.Source
 	owned bool // Close closes src (Load opened it)
+	ctx   int  // default session context (Options.ContextSize resolved)
 }
 
 // layer holds one transformer block's weights. Absent optional parts are
@@ -76,11 +92,23 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("unknown quantization %q (want q8_0 or none)", opts.Quant)
 	}
+	if opts.ContextSize < 0 {
+		return nil, fmt.Errorf("context size %d is negative", opts.ContextSize)
+	}
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
-	m := &Model{Config: cfg, src: src}
-	l := loader{src: src, cfg: cfg}
+	if err := cfg.checkBounds(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, src: src, ctx: opts.ContextSize}
+	if m.ctx == 0 {
+		m.ctx = cfg.MaxPositions
+	}
+	if m.ctx <= 0 {
+		m.ctx = DefaultContextSize
+	}
+	l := loader{src: src, cfg: cfg, used: map[string]bool{}}
 	c := cfg
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 
@@ -154,6 +182,10 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
+	var err error
+	if m.Warnings, err = l.unused(); err != nil {
+		return nil, err
+	}
 	if opts.Quant == "q8_0" {
 		m.quantize()
 	}
@@ -177,6 +209,11 @@ func (m *Model) quantize() {
 		}
 	}
 }
+
+// ContextSize is the number of positions NewSession(0) holds: the
+// Options.ContextSize the model was loaded with, else the model's
+// max_position_embeddings, else DefaultContextSize.
+func (m *Model) ContextSize() int { return m.ctx }
 
 // Close releases the weights' memory map when Load opened it.
 func (m *Model) Close() error {
@@ -236,9 +273,63 @@ func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
 // loader reads tensors from a Source, checking names and shapes. The first
 // error sticks and later calls return nil, so New reads straight through.
 type loader struct {
-	src safetensors.Source
-	cfg *Config
-	err error
+	src  safetensors.Source
+	cfg  *Config
+	err  error
+	used map[string]bool // tensors read
+}
+
+// optionalTensor matches tensors that checkpoints carry but the forward pass
+// does not need: rotary frequencies some exporters save (the engine derives
+// them from the config).
+var optionalTensor = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
+
+// layerTensor matches a tensor of a numbered decoder layer.
+var layerTensor = regexp.MustCompile(`^model\.layers\.(\d+)\.`)
+
+// unused checks that the architecture consumed every tensor of the
+// checkpoint. Layers beyond num_hidden_layers and unknown tensors are
+// errors (a config that does not describe the checkpoint would otherwise
+// run a different model); known optional tensors, and a separate lm_head
+// of a model with tied embeddings (transformers ignores it too), come back
+// as warnings.
+func (l *loader) unused() ([]string, error) {
+	var unknown, optional []string
+	extraLayers := -1
+	for _, name := range l.src.Names() {
+		if l.used[name] {
+			continue
+		}
+		if optionalTensor.MatchString(name) || name == "lm_head.weight" && l.cfg.TieEmbeddings {
+			optional = append(optional, name)
+			continue
+		}
+		if m := layerTensor.FindStringSubmatch(name); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && n >= l.cfg.NumLayers {
+				extraLayers = max(extraLayers, n)
+				continue
+			}
+		}
+		unknown = append(unknown, name)
+	}
+	if extraLayers >= 0 {
+		return nil, fmt.Errorf("the checkpoint has layers up to model.layers.%d, but config.json's num_hidden_layers is %d", extraLayers, l.cfg.NumLayers)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("the checkpoint has %d tensors that model_type %s does not use: %s", len(unknown), l.cfg.ModelType, listSome(unknown))
+	}
+	if len(optional) > 0 {
+		return []string{fmt.Sprintf("ignoring %d checkpoint tensors the forward pass does not need: %s", len(optional), listSome(optional))}, nil
+	}
+	return nil, nil
+}
+
+// listSome joins up to 5 names, saying how many more there are.
+func listSome(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
 }
 
 func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
@@ -246,6 +337,7 @@ func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
 		return nil
 	}
 	t, ok := l.src.Tensor(name)
+	l.used[name] = true
 	if !ok {
 		l.err = fmt.Errorf("tensor %s is missing (model_type %s)", name, l.cfg.ModelType)
 		return nil

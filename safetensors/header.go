@@ -9,11 +9,19 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 )
 
 // MaxHeaderSize is the largest header the format allows (100 MB).
 const MaxHeaderSize = 100 << 20
+
+// MaxTensors bounds the tensors one file may declare. The largest
+// published checkpoints hold tens of thousands in all, split over shards; a
+// header of millions of empty tensors only costs time and memory to read.
+const MaxTensors = 1 << 18
+
+var errTooManyTensors = fmt.Errorf("header declares more than %d tensors", MaxTensors)
 
 // MetadataKey is the header key that holds free-form string metadata.
 const MetadataKey = "__metadata__"
@@ -94,6 +102,14 @@ func parseHeader(header []byte) ([]entry, map[string]string, error) {
 	if !utf8.Valid(header) {
 		return nil, nil, errors.New("header is not valid UTF-8")
 	}
+	if entries, meta, err, ok := fastHeader(header); ok {
+		return entries, meta, err
+	}
+	return exactHeader(header)
+}
+
+// exactHeader is the header parser that reports precisely what is wrong.
+func exactHeader(header []byte) ([]entry, map[string]string, error) {
 	var entries []entry
 	var meta map[string]string
 	err := decodeObject(header, "header", "tensor name", func(name string, raw json.RawMessage) error {
@@ -101,6 +117,9 @@ func parseHeader(header []byte) ([]entry, map[string]string, error) {
 			m, err := parseMetadata(raw)
 			meta = m
 			return err
+		}
+		if len(entries) >= MaxTensors {
+			return errTooManyTensors
 		}
 		e, err := parseEntry(name, raw)
 		if err != nil {
@@ -179,22 +198,30 @@ func parseEntry(name string, raw json.RawMessage) (entry, error) {
 		return e, fmt.Errorf("tensor %q: missing shape", name)
 	case !haveOffsets:
 		return e, fmt.Errorf("tensor %q: missing data_offsets", name)
-	case e.end < e.begin:
-		return e, fmt.Errorf("tensor %q: data_offsets [%d, %d] end before they begin", name, e.begin, e.end)
+	}
+	return e, checkEntry(&e)
+}
+
+// checkEntry checks that an entry's offsets are ordered and span exactly
+// the bytes its shape and dtype need.
+func checkEntry(e *entry) error {
+	name := e.name
+	if e.end < e.begin {
+		return fmt.Errorf("tensor %q: data_offsets [%d, %d] end before they begin", name, e.begin, e.end)
 	}
 	// The element count must not overflow; the data section is at most the
 	// file size, so any count beyond 2^62 bytes is wrong anyway.
 	count := int64(1)
 	for _, d := range e.shape {
 		if d != 0 && count > math.MaxInt64/8/int64(d) {
-			return e, fmt.Errorf("tensor %q: shape %v has too many elements", name, e.shape)
+			return fmt.Errorf("tensor %q: shape %v has too many elements", name, e.shape)
 		}
 		count *= int64(d)
 	}
 	if want := count * int64(e.dtype.Size()); e.end-e.begin != want {
-		return e, fmt.Errorf("tensor %q: data_offsets [%d, %d] span %d bytes, but shape %v of %s needs %d", name, e.begin, e.end, e.end-e.begin, e.shape, e.dtype, want)
+		return fmt.Errorf("tensor %q: data_offsets [%d, %d] span %d bytes, but shape %v of %s needs %d", name, e.begin, e.end, e.end-e.begin, e.shape, e.dtype, want)
 	}
-	return e, nil
+	return nil
 }
 
 // intList decodes a JSON array of non-negative integers that fit in an int64
@@ -203,17 +230,17 @@ func intList(v json.RawMessage) ([]int64, error) {
 	if v[0] != '[' {
 		return nil, fmt.Errorf("is %s, want a list of non-negative integers", jsonKind(v))
 	}
-	var nums []json.Number
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	if err := dec.Decode(&nums); err != nil {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(v, &elems); err != nil {
 		return nil, errors.New("want a list of non-negative integers")
 	}
-	out := make([]int64, len(nums))
-	for i, n := range nums {
-		x, err := n.Int64()
+	out := make([]int64, len(elems))
+	for i, el := range elems {
+		// A json.Number would also take "2" (a string), which the format's
+		// reference implementation rejects.
+		x, err := strconv.ParseInt(string(el), 10, 64)
 		if err != nil || x < 0 || int64(int(x)) != x {
-			return nil, fmt.Errorf("element %s is not a non-negative integer", n)
+			return nil, fmt.Errorf("element %s is not a non-negative integer", el)
 		}
 		out[i] = x
 	}

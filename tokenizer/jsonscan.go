@@ -160,16 +160,22 @@ func (s *jsonScanner) str() (string, error) {
 				return "", err
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := utf8.RuneError
+				// As encoding/json: a following \uXXXX is consumed only
+				// when it completes a valid pair; otherwise the lone
+				// surrogate becomes U+FFFD and the next escape is read
+				// on its own.
+				pair := utf8.RuneError
+				save := s.pos
 				if s.pos+1 < len(s.data) && s.data[s.pos] == '\\' && s.data[s.pos+1] == 'u' {
 					s.pos += 2
-					lo, err := s.hex4()
-					if err != nil {
-						return "", err
+					if lo, err := s.hex4(); err == nil {
+						pair = utf16.DecodeRune(r, lo)
 					}
-					r2 = utf16.DecodeRune(r, lo)
 				}
-				r = r2
+				if pair == utf8.RuneError {
+					s.pos = save
+				}
+				r = pair
 			}
 			b.WriteRune(r)
 		default:

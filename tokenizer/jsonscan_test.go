@@ -79,3 +79,25 @@ func allPairs(ps [][]string) bool {
 	}
 	return true
 }
+
+// TestJSONScannerSurrogates compares the scanner's reading of surrogate
+// escapes with encoding/json's, the reference for every key of a vocabulary.
+func TestJSONScannerSurrogates(t *testing.T) {
+	for _, key := range []string{
+		`\ud800\u0041`, `\ud800\udc00`, `\udc00\ud800`, `\ud800`, `\ud800x`,
+		`\ud800\n`, `\ud83d\ude00\ud83d`, `\ud800\ud800\udc00`, `a\udfffb`,
+	} {
+		data := []byte(`{"` + key + `":7}`)
+		var want map[string]int
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseVocab(data)
+		if err != nil {
+			t.Fatalf("parseVocab(%s): %v", data, err)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("parseVocab(%s) = %v, encoding/json %v", data, got, want)
+		}
+	}
+}

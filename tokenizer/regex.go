@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -47,6 +48,35 @@ func (g goRegexp) findAll(s string, dst [][2]int) [][2]int {
 // Unicode-aware classes.
 type backtracking struct{ re *regexp2.Regexp }
 
+// regexTimeout bounds one match of a backtracking pattern. A pattern from
+// tokenizer.json such as (\w+\s?)*$ backtracks exponentially on a short
+// input; a pre-tokenizer match of real text takes microseconds.
+var regexTimeout = time.Second
+
+// RegexTimeoutError reports a tokenizer.json pattern whose match ran past
+// the time limit on the text being encoded.
+type RegexTimeoutError struct {
+	Pattern string
+	Limit   time.Duration
+}
+
+func (e *RegexTimeoutError) Error() string {
+	return fmt.Sprintf("tokenizer: regex %q ran longer than %v on one match (catastrophic backtracking in tokenizer.json?)", e.Pattern, e.Limit)
+}
+
+// catchRegexTimeout turns the panic findAll raises on a timed-out match into
+// the error of the public call that ran it; normalizers and pre-tokenizers
+// have no error result, so the panic carries the error up to there.
+func catchRegexTimeout(err *error) {
+	if r := recover(); r != nil {
+		e, ok := r.(*RegexTimeoutError)
+		if !ok {
+			panic(r)
+		}
+		*err = e
+	}
+}
+
 func (b backtracking) findAll(s string, dst [][2]int) [][2]int {
 	runes := []rune(s)
 	// regexp2 reports rune offsets: map them back to bytes.
@@ -61,6 +91,10 @@ func (b backtracking) findAll(s string, dst [][2]int) [][2]int {
 	for err == nil && m != nil {
 		dst = append(dst, [2]int{offs[m.Index], offs[m.Index+m.Length]})
 		m, err = b.re.FindNextMatch(m)
+	}
+	if err != nil {
+		// regexp2's only match error is its timeout.
+		panic(&RegexTimeoutError{Pattern: b.re.String(), Limit: b.re.MatchTimeout})
 	}
 	return dst
 }
@@ -82,6 +116,7 @@ func compileRegex(pattern string) (finder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %v", pattern, err)
 	}
+	re.MatchTimeout = regexTimeout
 	return backtracking{re}, nil
 }
 

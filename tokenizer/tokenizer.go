@@ -76,8 +76,9 @@ func Load(dir string) (*Tokenizer, error) {
 
 // New builds a tokenizer from the contents of tokenizer.json and
 // tokenizer_config.json (which may be nil).
-func New(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
-	t, err := build(tokenizerJSON, tokenizerConfigJSON)
+func New(tokenizerJSON, tokenizerConfigJSON []byte) (t *Tokenizer, err error) {
+	defer catchRegexTimeout(&err)
+	t, err = build(tokenizerJSON, tokenizerConfigJSON)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
@@ -222,7 +223,8 @@ func (t *Tokenizer) AddedTokens() []AddedToken { return append([]AddedToken(nil)
 // Encode returns the ids of text. With addSpecial, the post-processor's
 // special tokens (e.g. BOS) are added as the model folder says.
 // Special-token strings inside text are always encoded as those tokens.
-func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
+func (t *Tokenizer) Encode(text string, addSpecial bool) (_ []int, err error) {
+	defer catchRegexTimeout(&err)
 	if !utf8.ValidString(text) {
 		return nil, errors.New("tokenizer: text is not valid UTF-8")
 	}

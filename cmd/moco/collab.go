@@ -2,14 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/tokenizer"
@@ -24,16 +30,31 @@ func init() {
 }
 
 const collabUsage = `Usage: moco collab METHOD -m DIR -m DIR [...] --prompt TEXT [flags]
-       moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors
+       moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors [--objective marginal|pseudo]
 
 METHOD and the roles of the -m models, in order:
   fusion        all models averaged (--mode logit-mean|prob-mean, --weights)
-  contrastive   first is the base; two models: base - alpha*second; more:
-                experts then anti-experts (--alpha, --experts, --anti; --dev ranks them)
+  contrastive   MoCo's logit contrastive (default): the models ranked best first
+                (by --dev accuracy, as MoCo does, or in the order given), then
+                top1 + alpha*(sum of top k - sum of bottom k), k = --k (1: the best
+                counts twice), alpha 0.2. Proxy-tuning: --experts and --anti give
+                explicit roles, base (first model) + alpha*(experts - anti), with
+                --alpha 1.
   nudging       base, then nudger (--gamma)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
-  co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose)
-  mentor        generator, then mentor (--share, --patch-tokens, optional --head)
+
+--dev FILE: a dataset .json (its dev split), .jsonl ({"prompt", "answer"} per
+line; "input"/"output" also read) or .txt (one prompt per line); --dev-samples
+N draws a seeded sample stratified by category (default: every item).
+--calibration FILE saves what --dev measured (cascade thresholds, contrastive
+scores) the first time and reuses it after; a file made with other models,
+dev set or settings is refused (delete it or name another file).
+  co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose);
+                train-head fits the head by the paper's marginal likelihood (default)
+                or by pseudo-labels (--objective pseudo)
+  mentor        generator, then mentor (--share, --patch-tokens, optional --head):
+                MoCo's mentor collaboration; the mentor is consulted at random words
+                (seeded by --seed and the prompt) and patches are chosen by the generator
   speculative   target, then draft (--draft-tokens)`
 
 // collabResult is the --json output.
@@ -76,18 +97,31 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print a JSON object instead of streaming text")
 	weights := fs.Float64Slice("weights", nil, "fusion: one weight per model (default uniform)")
 	mode := fs.String("mode", "", "fusion: logit-mean (default) or prob-mean; co-llm: defer (default) or compose")
-	alpha := fs.Float64("alpha", 0.2, "contrastive: base + alpha*(experts - anti-experts); 1 for proxy-tuning")
-	experts := fs.IntSlice("experts", nil, "contrastive: expert model indexes (default: see docs)")
-	anti := fs.IntSlice("anti", nil, "contrastive: anti-expert model indexes")
+	alpha := fs.Float64("alpha", decode.DefaultContrastiveAlpha, "contrastive: MoCo's lambda; proxy-tuning's alpha (use 1)")
+	topK := fs.Int("k", decode.DefaultContrastiveK, "contrastive: MoCo's top-k and bottom-k")
+	rank := fs.String("rank", "accuracy", "contrastive --dev: rank the models by dev accuracy (MoCo) or nll (mean NLL of the answers)")
+	experts := fs.IntSlice("experts", nil, "contrastive, proxy-tuning form: expert model indexes")
+	anti := fs.IntSlice("anti", nil, "contrastive, proxy-tuning form: anti-expert model indexes")
 	gamma := fs.Float64("gamma", decode.DefaultGamma, "nudging: hand over when the base's top-1 probability is below this")
 	threshold := fs.Float64Slice("threshold", nil, "co-llm: deferral threshold (default 0.5); cascade: one per level but the last")
 	warmUp := fs.Int("warm-up", 0, "co-llm: lower the threshold from 1 over this many first tokens (paper: 15)")
 	head := fs.String("head", "", "co-llm/mentor: deferral head (.safetensors from train-head)")
 	draft := fs.Int("draft-tokens", decode.DefaultDraftTokens, "speculative: draft tokens per round")
-	dev := fs.String("dev", "", "cascade: dev prompts to calibrate thresholds (text lines or a dataset .json); contrastive: texts to rank the models by NLL")
+	dev := fs.String("dev", "", "cascade: dev prompts to calibrate thresholds; contrastive: dev items to rank the models on (.json, .jsonl or .txt)")
+	devSamples := fs.Int("dev-samples", 0, "dev items to use, a seeded sample stratified by category (0: all)")
+	calibration := fs.String("calibration", "", "save the --dev calibration to this file, or reuse it when it exists")
 	quantile := fs.Float64("quantile", decode.DefaultQuantile, "cascade: calibration quantile")
-	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: share of word starts compared")
+	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
+	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "gamma", between(0, 1))
+	setRange(fs, "threshold", between(0, 1))
+	setRange(fs, "warm-up", atLeast(0))
+	setRange(fs, "draft-tokens", between(1, 256))
+	setRange(fs, "quantile", between(0, 1))
+	setRange(fs, "share", between(0, 1))
+	setRange(fs, "patch-tokens", between(1, 4096))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -125,22 +159,43 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return usagef("cascade of %d models needs %d thresholds, got %d", len(*dirs), len(*dirs)-1, len(cfg.Thresholds))
 		}
 	}
-	var devTexts []string
-	var devPairs [][2]string
+	if *devSamples < 0 {
+		return usagef("--dev-samples must be >= 0")
+	}
+	if *calibration != "" && *dev == "" {
+		return usagef("--calibration needs --dev (the dev set is checked against the saved calibration)")
+	}
+	explicit := len(*experts) > 0 || len(*anti) > 0
+	if method == "contrastive" {
+		if explicit && *dev != "" {
+			return usagef("contrastive: --dev ranks the models for MoCo's rule, --experts/--anti fix the roles (proxy-tuning): give one or the other")
+		}
+		if *topK < 1 {
+			return usagef("--k must be >= 1")
+		}
+		if *rank != "accuracy" && *rank != "nll" {
+			return usagef("--rank must be accuracy or nll, got %q", *rank)
+		}
+		cfg.TopK = *topK
+	}
+	var devSet *bench.Dataset
+	var devItems []bench.Item
+	var devPrompts []string
 	if *dev != "" {
 		var err error
-		if devPairs, err = readDev(*dev); err != nil {
+		if devSet, err = readDev(*dev); err != nil {
 			return err
 		}
-		for _, p := range devPairs {
-			devTexts = append(devTexts, p[0])
+		devItems = bench.Sample(devSet.Dev, *devSamples, g.seed)
+		for _, it := range devItems {
+			devPrompts = append(devPrompts, bench.BuildPrompt(devSet.TaskType, it))
 		}
 	}
 	if method == "cascade" && cfg.Thresholds == nil {
-		if devTexts == nil && len(*dirs) > 1 {
+		if devPrompts == nil && len(*dirs) > 1 {
 			return usagef("cascade needs --threshold per level or --dev FILE to calibrate them")
 		}
-		cfg.DevPrompts = devTexts
+		cfg.DevPrompts = devPrompts
 	}
 	if *head != "" {
 		h, err := decode.LoadHead(*head)
@@ -149,22 +204,68 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		cfg.Head = h
 	}
+	// A saved calibration is checked before any model is loaded.
+	var cal *decode.Calibration
+	var calIn decode.CalibrationInputs
+	calibrated := (method == "cascade" && cfg.DevPrompts != nil) || (method == "contrastive" && devSet != nil)
+	if *calibration != "" && calibrated {
+		var err error
+		if calIn, err = calibrationInputs(method, *dirs, *dev, *devSamples, g, *quantile, *rank); err != nil {
+			return err
+		}
+		switch c, err := decode.LoadCalibration(*calibration); {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		default:
+			if why := c.Mismatch(calIn); why != "" {
+				return fmt.Errorf("%s does not match this run: %s; delete it or name another --calibration file", *calibration, why)
+			}
+			cal = c
+			fmt.Fprintf(stderr, "%s: calibration read from %s\n", method, *calibration)
+		}
+	}
+	if method == "cascade" && cal != nil {
+		if len(cal.Thresholds) != len(*dirs)-1 {
+			return fmt.Errorf("%s: %d thresholds for %d models", *calibration, len(cal.Thresholds), len(*dirs))
+		}
+		cfg.Thresholds, cfg.DevPrompts = cal.Thresholds, nil
+	}
 	ms, toks, err := openModels(*dirs, g.options())
 	if err != nil {
 		return err
 	}
 	defer closeModels(ms)
-	order := make([]int, len(ms))
-	for i := range order {
-		order[i] = i
-	}
-	if method == "contrastive" && devPairs != nil {
-		// MoCo's selection: rank by dev NLL, best first.
-		if order, err = rankModels(ms, toks, *dirs, devPairs); err != nil {
+	cfg.Names = *dirs
+	if method == "contrastive" && devSet != nil {
+		// MoCo's selection: score every model alone on the dev set, rank
+		// best first, keep the top k and the bottom k.
+		var scores []float64
+		if cal != nil {
+			if scores = cal.Scores; len(scores) != len(ms) {
+				return fmt.Errorf("%s: %d scores for %d models", *calibration, len(scores), len(ms))
+			}
+		} else if scores, err = scoreModels(ms, toks, *dirs, devSet.TaskType, devItems, *rank, g, stderr); err != nil {
 			return err
 		}
-		ms, toks, cfg.Names = permute(ms, order), permute(toks, order), permute(*dirs, order)
-		fmt.Fprintf(stderr, "contrastive: models by dev NLL, best first: %s\n", strings.Join(cfg.Names, ", "))
+		if *calibration != "" && cal == nil {
+			if err := (&decode.Calibration{Inputs: calIn, Scores: scores}).Save(*calibration); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "contrastive: calibration saved to %s\n", *calibration)
+		}
+		order := rankOrder(scores, *rank == "accuracy")
+		k := *topK
+		if 2*k > len(ms) {
+			return usagef("contrastive: --k %d needs at least %d models, got %d", k, 2*k, len(ms))
+		}
+		sel := append(slices.Clone(order[:k]), order[len(order)-k:]...)
+		ms, toks, cfg.Names = permute(ms, sel), permute(toks, sel), permute(*dirs, sel)
+		var b strings.Builder
+		for i, j := range order {
+			fmt.Fprintf(&b, "%s%s (%s %.4g)", map[bool]string{true: "", false: ", "}[i == 0], (*dirs)[j], *rank, scores[j])
+		}
+		fmt.Fprintf(stderr, "contrastive: models by dev %s, best first: %s; top %d and bottom %d used\n", *rank, b.String(), k, k)
 	}
 	var tw *bufio.Writer
 	if *trace != "" {
@@ -181,6 +282,12 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	c, err := decode.NewMethod(ms, toks, cfg)
 	if err != nil {
 		return err
+	}
+	if c.Cascade != nil && *calibration != "" && cal == nil && cfg.DevPrompts != nil {
+		if err := (&decode.Calibration{Inputs: calIn, Thresholds: c.Cascade.Thresholds}).Save(*calibration); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "cascade: calibration saved to %s\n", *calibration)
 	}
 	if c.Speculative != nil && c.Tok != nil {
 		// Print the draft acceptance on stderr, useful to judge k.
@@ -216,7 +323,7 @@ func details(c *decode.Collab) any {
 	case c.Speculative != nil:
 		return map[string]int{"proposed": c.Speculative.Proposed, "accepted": c.Speculative.Accepted}
 	case c.Mentor != nil:
-		return map[string]int{"checks": c.Mentor.Checks, "patches": c.Mentor.Patches, "mentor_wins": c.Mentor.MentorWins}
+		return map[string]int{"words": c.Mentor.Words, "checks": c.Mentor.Checks, "patches": c.Mentor.Patches, "mentor_wins": c.Mentor.MentorWins}
 	case c.Cascade != nil:
 		return map[string]any{"thresholds": c.Cascade.Thresholds}
 	}
@@ -229,10 +336,16 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "training pairs: a dataset .json ({dev: [{input, output}]}) or JSON lines {\"prompt\", \"completion\"}")
 	split := fs.String("split", "dev", "dataset split to train on")
 	out := fs.String("out", "", "where to write the head (.safetensors)")
+	objective := fs.String("objective", decode.MarginalObjective, "marginal: the Co-LLM paper's marginal likelihood with the deferral as a latent variable; pseudo: 0/1 labels where the assistant is right and the base wrong")
+	asJSON := fs.Bool("json", false, "print the training summary as JSON")
 	epochs := fs.Int("epochs", 500, "full-batch Adam steps")
 	lr := fs.Float64("lr", 0.01, "learning rate")
 	limit := fs.Int("limit", 0, "use at most this many pairs (0: all)")
 	threads := fs.Int("threads", 0, "compute threads (0: all cores)")
+	setRange(fs, "epochs", atLeast(1))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "limit", atLeast(0).withNote("0: all"))
+	setRange(fs, "threads", between(0, float64(maxThreads())).withNote("0: all cores"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -241,6 +354,12 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	}
 	if *data == "" || *out == "" {
 		return usagef("--data and --out are required")
+	}
+	if *objective != decode.MarginalObjective && *objective != decode.PseudoLabelObjective {
+		return usagef("--objective must be %s or %s, got %q", decode.MarginalObjective, decode.PseudoLabelObjective, *objective)
+	}
+	if *epochs < 1 || !(*lr > 0) || math.IsInf(*lr, 0) || *limit < 0 {
+		return usagef("--epochs must be >= 1, --lr a finite number > 0, --limit >= 0")
 	}
 	pairs, err := readPairs(*data, *split)
 	if err != nil {
@@ -265,7 +384,7 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ri, err := toks[0].Encode(p[1], false)
+		ri, err := toks[0].Encode(answerSep(p[0], p[1])+p[1], false)
 		if err != nil {
 			return err
 		}
@@ -284,47 +403,234 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 			pos++
 		}
 	}
-	if pos == 0 {
+	if pos == 0 && *objective == decode.PseudoLabelObjective {
 		fmt.Fprintln(stderr, "warning: the assistant never beats the base on these pairs, so the head learns never to defer")
 	}
-	h, err := decode.TrainHead(d, decode.HeadTrainConfig{Epochs: *epochs, LR: *lr})
+	h, err := decode.TrainHead(d, decode.HeadTrainConfig{Objective: *objective, Epochs: *epochs, LR: *lr})
 	if err != nil {
 		return err
 	}
-	correct := 0
-	for i, x := range d.X {
-		if (h.Prob(x) > 0.5) == (d.Y[i] > 0.5) {
-			correct++
-		}
-	}
+	sum := headSummary(h, d)
+	sum.Objective, sum.Pairs, sum.Out = *objective, len(hp), *out
 	if err := h.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "trained on %d positions (%d labeled defer) from %d pairs; training accuracy %.3f; wrote %s\n",
-		len(d.Y), pos, len(hp), float64(correct)/float64(len(d.Y)), *out)
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(sum)
+	}
+	fmt.Fprintf(stdout, "trained (%s) on %d positions from %d pairs (%d pseudo-labeled defer); defers at %.3f of them; "+
+		"pseudo-label accuracy %.3f; marginal NLL per token %.4f (base alone %.4f, assistant alone %.4f); wrote %s\n",
+		sum.Objective, sum.Positions, sum.Pairs, sum.PseudoPositive, sum.DeferRate, sum.PseudoAccuracy, sum.MarginalNLL, sum.BaseNLL, sum.AssistantNLL, *out)
 	return nil
 }
 
-// readDev reads dev items: (prompt, answer) pairs from a dataset .json's
-// dev split, or one prompt per non-empty line with no answer.
-func readDev(path string) ([][2]string, error) {
-	if strings.EqualFold(filepath.Ext(path), ".json") {
-		return readPairs(path, "dev")
+// trainHeadSummary is train-head's report on its training positions.
+type trainHeadSummary struct {
+	Objective      string  `json:"objective"`
+	Pairs          int     `json:"pairs"`
+	Positions      int     `json:"positions"`
+	PseudoPositive int     `json:"pseudo_positive"`
+	DeferRate      float64 `json:"defer_rate"`      // share of positions with p > 0.5
+	PseudoAccuracy float64 `json:"pseudo_accuracy"` // (p > 0.5) == pseudo-label
+	MarginalNLL    float64 `json:"marginal_nll"`    // -mean log((1-p) P_base + p P_assistant)
+	BaseNLL        float64 `json:"base_nll"`
+	AssistantNLL   float64 `json:"assistant_nll"`
+	Out            string  `json:"out"`
+}
+
+func headSummary(h *decode.Head, d *decode.HeadData) trainHeadSummary {
+	s := trainHeadSummary{Positions: len(d.Y)}
+	s.MarginalNLL, _, _ = h.MarginalLoss(d, 0)
+	agree, defer_ := 0, 0
+	for i, x := range d.X {
+		p := h.Prob(x)
+		if (p > 0.5) == (d.Y[i] > 0.5) {
+			agree++
+		}
+		if p > 0.5 {
+			defer_++
+		}
+		if d.Y[i] > 0.5 {
+			s.PseudoPositive++
+		}
+		s.BaseNLL -= d.LogPBase[i]
+		s.AssistantNLL -= d.LogPAsst[i]
+	}
+	n := float64(len(d.Y))
+	s.DeferRate, s.PseudoAccuracy = float64(defer_)/n, float64(agree)/n
+	s.BaseNLL /= n
+	s.AssistantNLL /= n
+	return s
+}
+
+// readDev reads a dev set for cascade and contrastive: a MoCo dataset
+// .json (its dev split, checked strictly), JSON lines with a "prompt" (or
+// "input") and an optional "answer" (or "output", "completion"), or a .txt
+// file with one prompt per non-empty line. Anything else is refused.
+func readDev(path string) (*bench.Dataset, error) {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext == ".json" {
+		ds, err := bench.LoadDataset(path)
+		if err != nil {
+			return nil, err
+		}
+		if len(ds.Dev) == 0 {
+			return nil, fmt.Errorf("%s: the dev split is empty", path)
+		}
+		return ds, nil
+	}
+	if ext != ".jsonl" && ext != ".txt" {
+		return nil, fmt.Errorf("%s: cannot read a dev set from a %q file (want a dataset .json, prompts as .jsonl, or .txt lines)", path, ext)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out [][2]string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, [2]string{l, ""})
-		}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return nil, fmt.Errorf("%s: not UTF-8 text", path)
 	}
-	if len(out) == 0 {
+	ds := &bench.Dataset{Name: filepath.Base(path), TaskType: bench.ExactMatchTask}
+	for n, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSuffix(l, "\r")
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		it := bench.Item{ID: strconv.Itoa(n + 1)}
+		if ext == ".txt" {
+			it.Input = l
+			ds.Dev = append(ds.Dev, it)
+			continue
+		}
+		prompt, answer, err := jsonlItem(l)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, n+1, err)
+		}
+		it.Input, it.Output = prompt, answer
+		ds.Dev = append(ds.Dev, it)
+	}
+	if len(ds.Dev) == 0 {
 		return nil, fmt.Errorf("%s: no prompts", path)
 	}
-	return out, nil
+	return ds, nil
+}
+
+// jsonlItem reads one JSON line of a dev file.
+func jsonlItem(line string) (prompt, answer string, err error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(line), &obj); err != nil {
+		return "", "", fmt.Errorf("not a JSON object: %v", err)
+	}
+	str := func(keys ...string) (string, string, error) {
+		for _, k := range keys {
+			if v, ok := obj[k]; ok {
+				var s string
+				if err := json.Unmarshal(v, &s); err != nil {
+					return "", k, fmt.Errorf("%q must be a string", k)
+				}
+				return s, k, nil
+			}
+		}
+		return "", "", nil
+	}
+	prompt, key, err := str("prompt", "input")
+	if err != nil {
+		return "", "", err
+	}
+	if key == "" || strings.TrimSpace(prompt) == "" {
+		return "", "", errors.New(`no "prompt" (or "input") text`)
+	}
+	answer, _, err = str("answer", "output", "completion")
+	return prompt, answer, err
+}
+
+// calibrationInputs identify a dev calibration: the models' and dev
+// file's contents and every setting that changes what is measured.
+func calibrationInputs(method string, dirs []string, dev string, samples int, g *genFlags, quantile float64, rank string) (decode.CalibrationInputs, error) {
+	in := decode.CalibrationInputs{Method: method, Settings: map[string]string{
+		"dev_samples": strconv.Itoa(samples), "seed": strconv.FormatUint(g.seed, 10),
+		"sampler":    fmt.Sprintf("%+v", g.sampler()),
+		"max_tokens": strconv.Itoa(g.maxTokens), "stop": fmt.Sprintf("%q", g.stop), "chat": strconv.FormatBool(g.chat),
+		"quant": g.quant,
+	}}
+	switch method {
+	case "cascade":
+		in.Settings["quantile"] = strconv.FormatFloat(quantile, 'g', -1, 64)
+	case "contrastive":
+		in.Settings["rank"] = rank
+	}
+	for _, d := range dirs {
+		fp, err := decode.FingerprintModel(d)
+		if err != nil {
+			return in, err
+		}
+		in.Models = append(in.Models, decode.ModelPrint{Name: d, Fingerprint: fp})
+	}
+	var err error
+	in.Dev, err = decode.HashFile(dev)
+	return in, err
+}
+
+// scoreModels scores each model alone on the dev items: its accuracy
+// (generating answers with the run's sampling settings, as MoCo's dev pass
+// does) or the mean NLL of the reference answers.
+func scoreModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, task string, items []bench.Item, rank string, g *genFlags, stderr io.Writer) ([]float64, error) {
+	if rank == "nll" {
+		var pairs [][2]string
+		for _, it := range items {
+			pairs = append(pairs, [2]string{bench.BuildPrompt(task, it), bench.Reference(task, it)})
+		}
+		return rankModels(ms, toks, names, pairs)
+	}
+	for _, it := range items {
+		if strings.TrimSpace(bench.Reference(task, it)) == "" {
+			return nil, fmt.Errorf("ranking by dev accuracy needs an answer for every dev item (item %s has none): give a dataset .json or .jsonl lines with \"answer\", or --rank nll", it.ID)
+		}
+	}
+	scores := make([]float64, len(ms))
+	for i, m := range ms {
+		c, err := decode.NewMethod([]*engine.Model{m}, toks[i:i+1], decode.MethodConfig{
+			Method: "single", Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat, Names: names[i : i+1]})
+		if err != nil {
+			return nil, err
+		}
+		correct := 0
+		for _, it := range items {
+			out, err := c.Generate(bench.BuildPrompt(task, it), nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			if _, ok := bench.Score(task, it, out); ok {
+				correct++
+			}
+		}
+		scores[i] = float64(correct) / float64(len(items))
+		fmt.Fprintf(stderr, "contrastive: %s: dev accuracy %.3f (%d/%d)\n", names[i], scores[i], correct, len(items))
+	}
+	return scores, nil
+}
+
+// rankOrder returns the model indexes best first: highest score first when
+// higher is better, lowest first otherwise; ties keep the given order (as
+// Python's stable sort in MoCo).
+func rankOrder(scores []float64, higherBetter bool) []int {
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		x, y := scores[a], scores[b]
+		if higherBetter {
+			x, y = y, x
+		}
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	})
+	return order
 }
 
 // readPairs reads (prompt, reference) pairs from a MoCo-style dataset .json
@@ -376,9 +682,9 @@ func readPairs(path, split string) ([][2]string, error) {
 	return pairs, nil
 }
 
-// rankModels orders the models by mean NLL, best first: on the answers
-// given their prompts, or on whole lines when there are no answers.
-func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, dev [][2]string) ([]int, error) {
+// rankModels scores the models by mean NLL (lower is better): on the
+// answers given their prompts, or on whole lines when there are no answers.
+func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, dev [][2]string) ([]float64, error) {
 	vocab, err := decode.SharedVocab(ms, toks, names)
 	if err != nil {
 		return nil, err
@@ -396,13 +702,7 @@ func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string,
 			}
 			continue
 		}
-		// An answer follows its prompt after a space ("A:" then " 42"),
-		// as the models generate it.
-		sep := " "
-		if strings.TrimRight(p[0], " \n\t") != p[0] || strings.TrimLeft(p[1], " \n\t") != p[1] {
-			sep = ""
-		}
-		answer, err := toks[0].Encode(sep+p[1], false)
+		answer, err := toks[0].Encode(answerSep(p[0], p[1])+p[1], false)
 		if err != nil {
 			return nil, err
 		}
@@ -417,8 +717,18 @@ func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string,
 	for i, m := range ms {
 		sessions[i] = m.NewSession(0)
 	}
-	order, _, err := decode.RankByNLL(sessions, vocab, ids, from)
-	return order, err
+	_, mean, err := decode.RankByNLL(sessions, vocab, ids, from)
+	return mean, err
+}
+
+// answerSep is what goes between a prompt and its reference answer: a
+// space ("A:" then " 42", as the models generate it) unless either side
+// already has whitespace there.
+func answerSep(prompt, answer string) string {
+	if strings.TrimRight(prompt, " \n\t") != prompt || strings.TrimLeft(answer, " \n\t") != answer {
+		return ""
+	}
+	return " "
 }
 
 func permute[T any](xs []T, order []int) []T {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/stories260k"
@@ -26,7 +27,15 @@ func openModel(dir string, opts engine.Options) (*engine.Model, *tokenizer.Token
 	if err != nil {
 		return nil, nil, err
 	}
+	warnModel(m)
 	return m, tok, nil
+}
+
+// warnModel prints what loading the model tolerated (engine.Model.Warnings).
+func warnModel(m *engine.Model) {
+	for _, w := range m.Warnings {
+		fmt.Fprintln(os.Stderr, "moco: warning:", w)
+	}
 }
 
 func openDefaultModel(opts engine.Options) (*engine.Model, *tokenizer.Tokenizer, error) {

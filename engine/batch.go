@@ -1,0 +1,466 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/mocolab/moco/kernels"
+)
+
+// This file is batched decoding: many independent sequences, each with its
+// own KV cache and position, stepped together. A step gathers the tokens
+// every active sequence feeds (one each while decoding, a slice of the
+// prompt while prefilling) into one activation matrix, so each weight
+// matrix is read once per step for all of them; attention then runs per
+// sequence over its own cache. The pass mirrors Session.forward token for
+// token: the same kernel calls in the same order give each sequence the
+// logits its own Session gives (bit for bit where MatMul rows equal MatVec,
+// i.e. without AMX).
+
+// DefaultKVBytes is the KV cache budget of a Batch when none is given.
+const DefaultKVBytes = 1 << 30
+
+// ErrKVFull is returned (wrapped) by Batch.Add when the sequence's KV cache
+// does not fit in what is left of the budget now; it may fit once other
+// sequences leave.
+var ErrKVFull = errors.New("engine: the KV cache budget is full")
+
+// ErrBatchFull is returned (wrapped) by Batch.Add when the batch already
+// holds its most sequences.
+var ErrBatchFull = errors.New("engine: the batch holds its most sequences")
+
+// BatchOptions bound a Batch. Zero values mean the defaults named.
+type BatchOptions struct {
+	// KVBytes is the KV cache budget in bytes over all sequences
+	// (DefaultKVBytes). Each sequence reserves its whole length at Add.
+	KVBytes int64
+	// MaxSeqs is the most sequences held at once (64).
+	MaxSeqs int
+	// StepTokens is the most tokens one step feeds (max(128, MaxSeqs)):
+	// every sequence with work gets one token first, then prompts being
+	// prefilled share the rest in the order they joined, so a long
+	// prompt is fed in chunks while the others keep decoding.
+	StepTokens int
+}
+
+// Batch steps many sequences of one Model together (continuous batching:
+// sequences join with Add and leave with Remove between steps). A Batch is
+// not safe for concurrent use.
+type Batch struct {
+	m    *Model
+	opts BatchOptions
+	used int64
+	seqs []*Seq
+	next int // id of the next sequence
+
+	// Scratch for up to StepTokens rows (see Session for the widths).
+	x, xb, o, q, att, k, v, gate, up []float32
+	gcos, gsin, lcos, lsin           []float32
+	rows                             []batchRow
+	segs                             []segment
+	hid, logits                      []float32 // ready rows: final hidden states, logits
+	ready                            []*Seq
+}
+
+// Seq is one sequence of a Batch: its KV cache, its position and the
+// tokens queued for the next steps.
+type Seq struct {
+	ID       int // unique within the batch, in order of Add
+	b        *Batch
+	maxSeq   int
+	pos      int
+	kc, vc   [][]float32
+	pending  []int
+	reserved int64
+	logits   []float32
+	removed  bool
+}
+
+type batchRow struct {
+	s   *Seq
+	pos int
+}
+
+// segment is the run of rows [r0, r1) a sequence feeds in a step.
+type segment struct {
+	s      *Seq
+	r0, r1 int
+}
+
+// KVBytesPerPos is the KV cache a sequence of m needs per position: keys
+// and values of every layer in float32.
+func (m *Model) KVBytesPerPos() int64 {
+	c := m.Config
+	return int64(2 * 4 * c.NumLayers * c.NumKVHeads * c.HeadDim)
+}
+
+// NewBatch returns an empty batch of m.
+func (m *Model) NewBatch(opts BatchOptions) *Batch {
+	if opts.KVBytes <= 0 {
+		opts.KVBytes = DefaultKVBytes
+	}
+	if opts.MaxSeqs <= 0 {
+		opts.MaxSeqs = 64
+	}
+	if opts.StepTokens <= 0 {
+		opts.StepTokens = max(chunk, opts.MaxSeqs)
+	}
+	opts.StepTokens = max(opts.StepTokens, opts.MaxSeqs)
+	c := m.Config
+	n := opts.StepTokens
+	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
+	f := func(width int) []float32 { return make([]float32, n*width) }
+	return &Batch{
+		m: m, opts: opts,
+		x: f(c.HiddenSize), xb: f(c.HiddenSize), o: f(c.HiddenSize),
+		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
+		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
+		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
+	}
+}
+
+// Options returns the batch's bounds with the defaults filled in.
+func (b *Batch) Options() BatchOptions { return b.opts }
+
+// KVUsed is the KV cache bytes the batch's sequences have reserved.
+func (b *Batch) KVUsed() int64 { return b.used }
+
+// Len is the number of sequences in the batch.
+func (b *Batch) Len() int { return len(b.seqs) }
+
+// ContextLimit is the most positions a sequence of the model may hold:
+// max_position_embeddings, or unlimited (0) when the config has none.
+func (m *Model) ContextLimit() int { return max(m.Config.MaxPositions, 0) }
+
+// Fits reports whether a sequence of positions positions could ever join
+// the batch (an empty batch's budget holds it, the context allows it),
+// and why not.
+func (b *Batch) Fits(positions int) error {
+	if positions <= 0 {
+		return errors.New("engine: a sequence needs at least one position")
+	}
+	if lim := b.m.ContextLimit(); lim > 0 && positions > lim {
+		return fmt.Errorf("engine: %d positions exceed the model's context of %d", positions, lim)
+	}
+	if need := int64(positions) * b.m.KVBytesPerPos(); need > b.opts.KVBytes {
+		return fmt.Errorf("engine: %d positions need %d bytes of KV cache, more than the whole budget of %d", positions, need, b.opts.KVBytes)
+	}
+	return nil
+}
+
+// Add admits a sequence that will hold up to positions tokens (its prompt
+// and everything generated after it), reserving their KV cache, and queues
+// prompt to be fed. It fails with ErrKVFull or ErrBatchFull (wrapped) when
+// the batch has no room now, and with another error when the sequence can
+// never fit (see Fits) or the prompt is invalid.
+func (b *Batch) Add(prompt []int, positions int) (*Seq, error) {
+	if err := b.Fits(positions); err != nil {
+		return nil, err
+	}
+	if len(prompt) > positions {
+		return nil, fmt.Errorf("engine: a %d-token prompt does not fit in %d positions", len(prompt), positions)
+	}
+	if len(b.seqs) >= b.opts.MaxSeqs {
+		return nil, fmt.Errorf("%w (%d)", ErrBatchFull, b.opts.MaxSeqs)
+	}
+	need := int64(positions) * b.m.KVBytesPerPos()
+	if b.used+need > b.opts.KVBytes {
+		return nil, fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrKVFull, need, b.used, b.opts.KVBytes)
+	}
+	L := b.m.Config.NumLayers
+	s := &Seq{ID: b.next, b: b, maxSeq: positions, reserved: need, kc: make([][]float32, L), vc: make([][]float32, L)}
+	if err := s.Feed(prompt...); err != nil {
+		return nil, err
+	}
+	b.next++
+	b.used += need
+	b.seqs = append(b.seqs, s)
+	return s, nil
+}
+
+// Remove takes s out of the batch and frees its KV cache. Removing twice
+// does nothing.
+func (b *Batch) Remove(s *Seq) {
+	if s == nil || s.b != b || s.removed {
+		return
+	}
+	s.removed = true
+	b.used -= s.reserved
+	s.kc, s.vc, s.pending, s.logits = nil, nil, nil, nil
+	if i := slices.Index(b.seqs, s); i >= 0 {
+		b.seqs = slices.Delete(b.seqs, i, i+1)
+	}
+}
+
+// Pos is the number of tokens in s's cache.
+func (s *Seq) Pos() int { return s.pos }
+
+// MaxSeq is the number of positions s reserved.
+func (s *Seq) MaxSeq() int { return s.maxSeq }
+
+// Pending is the number of tokens queued and not yet fed.
+func (s *Seq) Pending() int { return len(s.pending) }
+
+// Logits are the next-token logits after the last token fed, valid from
+// the step that fed s's last pending token until the next Step.
+func (s *Seq) Logits() []float32 { return s.logits }
+
+// Feed queues tokens to be fed in the next steps (after a step returned s
+// as ready: the token sampled from its logits).
+func (s *Seq) Feed(tokens ...int) error {
+	if s.removed {
+		return errors.New("engine: the sequence has left the batch")
+	}
+	if s.pos+len(s.pending)+len(tokens) > s.maxSeq {
+		return fmt.Errorf("engine: %d more tokens after %d exceed the sequence's %d positions", len(tokens), s.pos+len(s.pending), s.maxSeq)
+	}
+	V := s.b.m.Config.VocabSize
+	for _, id := range tokens {
+		if id < 0 || id >= V {
+			return fmt.Errorf("engine: token id %d is outside the vocabulary [0, %d)", id, V)
+		}
+	}
+	s.pending = append(s.pending, tokens...)
+	return nil
+}
+
+// Step feeds the queued tokens of the batch's sequences, up to StepTokens
+// of them, through the model in one pass and returns the sequences whose
+// queue it emptied: their Logits are the next-token logits. It returns
+// nothing when no sequence has tokens queued.
+func (b *Batch) Step() []*Seq {
+	budget := b.opts.StepTokens
+	b.rows, b.segs, b.ready = b.rows[:0], b.segs[:0], b.ready[:0]
+	take := make(map[*Seq]int, len(b.seqs))
+	for _, s := range b.seqs { // one token for everyone first
+		if len(s.pending) > 0 && budget > 0 {
+			take[s] = 1
+			budget--
+		}
+	}
+	for _, s := range b.seqs { // then prompts, oldest first
+		if t, ok := take[s]; ok && budget > 0 {
+			more := min(len(s.pending)-t, budget)
+			take[s] += more
+			budget -= more
+		}
+	}
+	for _, s := range b.seqs {
+		t := take[s]
+		if t == 0 {
+			continue
+		}
+		r0 := len(b.rows)
+		for i := range t {
+			b.rows = append(b.rows, batchRow{s: s, pos: s.pos + i})
+		}
+		b.segs = append(b.segs, segment{s: s, r0: r0, r1: len(b.rows)})
+		if t == len(s.pending) {
+			b.ready = append(b.ready, s)
+		}
+	}
+	if len(b.rows) == 0 {
+		return nil
+	}
+	b.forward()
+	return b.ready
+}
+
+// forward runs b.rows through the model: the batched twin of
+// Session.forward.
+func (b *Batch) forward() {
+	m, c := b.m, b.m.Config
+	n, D, hd := len(b.rows), c.HiddenSize, c.HeadDim
+	qDim, kvDim, I := c.NumHeads*hd, c.NumKVHeads*hd, c.IntermediateSize
+	eps, off := float32(c.RMSNormEps), c.NormOffset
+	half := c.RotaryDim / 2
+
+	for _, g := range b.segs {
+		g.s.grow(g.s.pos + g.r1 - g.r0)
+	}
+	x, xb, o := b.x[:n*D], b.xb[:n*D], b.o[:n*D]
+	q, k, v, att := b.q[:n*qDim], b.k[:n*kvDim], b.v[:n*kvDim], b.att[:n*qDim]
+	gate, up := b.gate[:n*I], b.up[:n*I]
+
+	for _, g := range b.segs {
+		for t := g.r0; t < g.r1; t++ {
+			m.embed.Row(x[t*D:(t+1)*D], g.s.pending[t-g.r0])
+			if c.EmbedScale != 1 {
+				scale(x[t*D:(t+1)*D], c.EmbedScale)
+			}
+		}
+	}
+	for t, r := range b.rows {
+		m.global.table(b.gcos[t*half:], b.gsin[t*half:], r.pos)
+		if c.RopeLocalTheta > 0 {
+			m.local.table(b.lcos[t*half:], b.lsin[t*half:], r.pos)
+		}
+	}
+
+	for l := range m.layers {
+		w := &m.layers[l]
+		normRows(xb, x, w.attnNorm, D, eps, off)
+		kernels.MatMul(q, w.wq, xb, n)
+		kernels.MatMul(k, w.wk, xb, n)
+		kernels.MatMul(v, w.wv, xb, n)
+		addBias(q, w.bq)
+		addBias(k, w.bk)
+		addBias(v, w.bv)
+		switch c.QKNorm {
+		case "full":
+			normRows(q, q, w.qNorm, qDim, eps, off)
+			normRows(k, k, w.kNorm, kvDim, eps, off)
+		case "head":
+			normRows(q, q, w.qNorm, hd, eps, off)
+			normRows(k, k, w.kNorm, hd, eps, off)
+		}
+		cos, sin, window := b.gcos, b.gsin, 0
+		if c.Sliding[l] {
+			window = c.SlidingWindow
+			if c.RopeLocalTheta > 0 {
+				cos, sin = b.lcos, b.lsin
+			}
+		}
+		for t := range n {
+			ct, st := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]
+			for h := range c.NumHeads {
+				rotate(q[t*qDim+h*hd:], ct, st)
+			}
+			for h := range c.NumKVHeads {
+				rotate(k[t*kvDim+h*hd:], ct, st)
+			}
+		}
+		scale(q, float32(c.QueryScale))
+		for t, r := range b.rows {
+			copy(r.s.kc[l][r.pos*kvDim:(r.pos+1)*kvDim], k[t*kvDim:(t+1)*kvDim])
+			copy(r.s.vc[l][r.pos*kvDim:(r.pos+1)*kvDim], v[t*kvDim:(t+1)*kvDim])
+		}
+		b.attend(l, q, att, window)
+		kernels.MatMul(o, w.wo, att, n)
+		addBias(o, w.bo)
+		if w.attnPostNorm != nil {
+			normRows(o, o, w.attnPostNorm, D, eps, off)
+		}
+		kernels.Axpy(1, o, x)
+
+		normRows(xb, x, w.ffnNorm, D, eps, off)
+		kernels.MatMul(gate, w.gate, xb, n)
+		kernels.MatMul(up, w.up, xb, n)
+		addBias(gate, w.bGate)
+		addBias(up, w.bUp)
+		if c.Activation == "gelu_pytorch_tanh" {
+			kernels.GELUTanh(gate)
+		} else {
+			kernels.SiLU(gate)
+		}
+		for i, u := range up {
+			gate[i] *= u
+		}
+		kernels.MatMul(o, w.down, gate, n)
+		addBias(o, w.bDown)
+		if w.ffnPostNorm != nil {
+			normRows(o, o, w.ffnPostNorm, D, eps, off)
+		}
+		kernels.Axpy(1, o, x)
+	}
+
+	// Final norm of the ready sequences' last rows only, and one output
+	// product for all of them.
+	nr, V := len(b.ready), c.VocabSize
+	if cap(b.hid) < nr*D {
+		b.hid = make([]float32, nr*D)
+	}
+	if cap(b.logits) < nr*V {
+		b.logits = make([]float32, nr*V)
+	}
+	hid, logits := b.hid[:nr*D], b.logits[:nr*V]
+	i := 0
+	for _, g := range b.segs {
+		s := g.s
+		s.pos += g.r1 - g.r0
+		s.pending = s.pending[g.r1-g.r0:]
+		s.logits = nil
+		if len(s.pending) == 0 {
+			t := g.r1 - 1
+			normRows(hid[i*D:(i+1)*D], x[t*D:(t+1)*D], m.norm, D, eps, off)
+			s.logits = logits[i*V : (i+1)*V : (i+1)*V]
+			i++
+		}
+	}
+	if nr > 0 {
+		kernels.MatMul(logits, m.lmHead, hid, nr)
+		if c.FinalSoftcap > 0 {
+			softcap(logits, float32(c.FinalSoftcap))
+		}
+	}
+	for _, s := range b.ready {
+		if len(s.pending) == 0 {
+			s.pending = nil // let the prompt's memory go
+		}
+	}
+}
+
+var scoresPool sync.Pool
+
+// attend computes every row's attention over its own sequence's cache.
+// The units shared out over the threads are (segment, head) pairs; each
+// query's computation is Session.attend's.
+func (b *Batch) attend(l int, q, att []float32, window int) {
+	c := b.m.Config
+	hd, qDim, kvDim := c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	group := c.NumHeads / c.NumKVHeads
+	H := c.NumHeads
+	work, longest := 0, 0
+	for _, g := range b.segs {
+		n := g.r1 - g.r0
+		end := b.rows[g.r1-1].pos + 1
+		work += n * end * qDim * 2
+		longest = max(longest, end)
+	}
+	kernels.Parallel(len(b.segs)*H, work, func(u0, u1 int) {
+		p, _ := scoresPool.Get().(*[]float32)
+		if p == nil || cap(*p) < longest {
+			p = new([]float32)
+			*p = make([]float32, longest)
+		}
+		defer scoresPool.Put(p)
+		for u := u0; u < u1; u++ {
+			g, h := b.segs[u/H], u%H
+			kc, vc := g.s.kc[l], g.s.vc[l]
+			for t := g.r0; t < g.r1; t++ {
+				pos := b.rows[t].pos
+				lo := 0
+				if window > 0 {
+					lo = max(0, pos-window+1)
+				}
+				sc := (*p)[:pos-lo+1]
+				kvOff := lo*kvDim + (h/group)*hd
+				kernels.DotRows(sc, kc[kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
+				if c.AttnSoftcap > 0 {
+					softcap(sc, float32(c.AttnSoftcap))
+				}
+				kernels.Softmax(sc)
+				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				clear(out)
+				kernels.AxpyRows(out, sc, vc[kvOff:], kvDim)
+			}
+		}
+	})
+}
+
+// grow makes room for n positions in s's cache, doubling up to its
+// reservation so that decoding a token at a time reallocates rarely.
+func (s *Seq) grow(n int) {
+	c := s.b.m.Config
+	kvDim := c.NumKVHeads * c.HeadDim
+	if len(s.kc[0]) >= n*kvDim {
+		return
+	}
+	size := min(s.maxSeq, max(n, 2*len(s.kc[0])/kvDim, 64)) * kvDim
+	for l := range s.kc {
+		s.kc[l] = append(make([]float32, 0, size), s.kc[l][:s.pos*kvDim]...)[:size]
+		s.vc[l] = append(make([]float32, 0, size), s.vc[l][:s.pos*kvDim]...)[:size]
+	}
+}
