@@ -56,6 +56,9 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		if code, ok := reportSignal(stderr, c.name, err); ok {
+			return code // 130 (SIGINT) or 143 (SIGTERM): see signals.go
+		}
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(stderr, "moco %s: interrupted\n", c.name)
 			return 130 // as a shell reports a SIGINT
