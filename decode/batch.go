@@ -88,7 +88,7 @@ type BatcherConfig struct {
 	// MaxQueue is the most requests waiting for admission (256).
 	MaxQueue int
 	// Context is the most positions (prompt and generation) one request
-	// may use (min(max_position_embeddings, 4096)); MaxTokens 0 generates
+	// may use (the model's ContextSize, at most); MaxTokens 0 generates
 	// up to it, and its whole length is reserved in the KV budget.
 	Context int
 	// EOS ends a generation; nil means the tokenizer's and the model's.
@@ -151,9 +151,7 @@ func NewBatcher(m *engine.Model, tok *tokenizer.Tokenizer, cfg BatcherConfig) *B
 	if cfg.Context <= 0 {
 		cfg.Context = contextLimit(m)
 	}
-	if lim := m.ContextLimit(); lim > 0 {
-		cfg.Context = min(cfg.Context, lim)
-	}
+	cfg.Context = min(cfg.Context, m.ContextSize())
 	if cfg.EOS == nil {
 		cfg.EOS = EOSIDs(tok, m)
 	}
