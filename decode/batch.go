@@ -239,8 +239,9 @@ func (b *Batcher) Generate(ctx context.Context, req BatchRequest) (BatchResult, 
 		b.mu.Unlock()
 		return BatchResult{}, ErrClosed
 	case len(b.queue) >= b.cfg.MaxQueue:
+		n := len(b.queue)
 		b.mu.Unlock()
-		return BatchResult{}, fmt.Errorf("%w (%d waiting)", ErrQueueFull, len(b.queue))
+		return BatchResult{}, fmt.Errorf("%w (%d waiting)", ErrQueueFull, n)
 	}
 	b.queue = append(b.queue, j)
 	b.stats.queued.Store(int64(len(b.queue)))
