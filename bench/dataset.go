@@ -3,9 +3,12 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -46,7 +49,9 @@ func LoadDataset(path string) (*Dataset, error) {
 	return d, nil
 }
 
-// ParseDataset decodes a dataset from JSON.
+// ParseDataset decodes a dataset from JSON and checks that every item has
+// the fields its task type needs (see CheckItem): an item that could only
+// be scored as wrong is refused, with its split, index and field named.
 func ParseDataset(b []byte) (*Dataset, error) {
 	var raw struct {
 		Dataset  string            `json:"dataset"`
@@ -55,8 +60,18 @@ func ParseDataset(b []byte) (*Dataset, error) {
 		Dev      []json.RawMessage `json:"dev"`
 		Test     []json.RawMessage `json:"test"`
 	}
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		what := "empty"
+		if len(t) > 0 {
+			what = map[byte]string{'[': "a JSON array", '"': "a JSON string"}[t[0]]
+			if what == "" {
+				what = "not a JSON object"
+			}
+		}
+		return nil, fmt.Errorf("a dataset is a JSON object {\"dataset\", \"task_type\", \"dev\": [...], \"test\": [...]}; this is %s", what)
+	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, err
+		return nil, jsonError(err)
 	}
 	d := &Dataset{Name: raw.Dataset, TaskType: raw.TaskType}
 	if d.Name == "" {
@@ -66,13 +81,21 @@ func ParseDataset(b []byte) (*Dataset, error) {
 		return nil, fmt.Errorf("no task_type")
 	}
 	for _, sp := range []struct {
-		in  []json.RawMessage
-		out *[]Item
-	}{{raw.Dev, &d.Dev}, {raw.Test, &d.Test}} {
+		name string
+		in   []json.RawMessage
+		out  *[]Item
+	}{{"dev", raw.Dev, &d.Dev}, {"test", raw.Test, &d.Test}} {
 		for i, r := range sp.in {
 			it, err := parseItem(r)
+			if err == nil {
+				err = CheckItem(d.TaskType, it)
+			}
 			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
+				id := ""
+				if it.ID != "" {
+					id = fmt.Sprintf(" (id %s)", it.ID)
+				}
+				return nil, fmt.Errorf("split %s, item %d%s: %w", sp.name, i, id, err)
 			}
 			*sp.out = append(*sp.out, it)
 		}
@@ -80,10 +103,131 @@ func ParseDataset(b []byte) (*Dataset, error) {
 	return d, nil
 }
 
+// jsonError rewords encoding/json's type errors without Go type names.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Errorf("field %q: a JSON %s where %s is expected", te.Field, te.Value, jsonKind(te.Type.Kind()))
+		}
+		return fmt.Errorf("a JSON %s where %s is expected", te.Value, jsonKind(te.Type.Kind()))
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+	}
+	return err
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a number"
+}
+
+// CheckItem reports the first field an item of the task type lacks:
+// exact_match needs a prompt (input or question) and a reference (output
+// or answer); multiple_choice a question, two or more choices labelled by
+// letters (or digits, as some ARC items) and an answer that is one of them;
+// f1_match an input and an output; coding an input and a test; every other
+// type an input or question.
+func CheckItem(task string, it Item) error {
+	has := func(k string) bool {
+		v, ok := it.Raw[k]
+		return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
+	}
+	need := func(fields ...string) error {
+		for _, f := range fields {
+			if !has(f) {
+				what := fmt.Sprintf("no %q field", f)
+				if _, ok := it.Raw[f]; ok {
+					what = fmt.Sprintf("field %q is null", f)
+				}
+				return fmt.Errorf("%s (%s items need %s)", what, task, strings.Join(fields, " and "))
+			}
+		}
+		return nil
+	}
+	prompt := func() error {
+		if strings.TrimSpace(it.Input) == "" && strings.TrimSpace(it.Question) == "" {
+			return fmt.Errorf("no \"input\" or \"question\" text (%s items need a prompt)", task)
+		}
+		return nil
+	}
+	switch task {
+	case ExactMatchTask:
+		if err := prompt(); err != nil {
+			return err
+		}
+		if strings.TrimSpace(it.Output) == "" && strings.TrimSpace(it.Answer) == "" {
+			what := "no \"output\" or \"answer\" text"
+			if v, ok := it.Raw["output"]; ok && bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+				what = "field \"output\" is null"
+			}
+			return fmt.Errorf("%s (exact_match items need a reference answer)", what)
+		}
+	case MultipleChoiceTask:
+		if err := prompt(); err != nil {
+			return err
+		}
+		if len(it.Choices) < 2 {
+			return fmt.Errorf("field \"choices\": %d choices (multiple_choice items need at least 2)", len(it.Choices))
+		}
+		labels := make([]string, len(it.Choices))
+		for i, c := range it.Choices {
+			if len(c.Label) != 1 || !(c.Label[0] >= 'A' && c.Label[0] <= 'Z' || c.Label[0] >= '1' && c.Label[0] <= '9') {
+				return fmt.Errorf("field \"choices\": label %q is not a capital letter or a digit", c.Label)
+			}
+			labels[i] = c.Label
+		}
+		a := strings.ToUpper(strings.TrimSpace(it.Answer))
+		if a == "" {
+			return errors.New("no \"answer\" (multiple_choice items need the letter of the right choice)")
+		}
+		if !slices.Contains(labels, a) {
+			return fmt.Errorf("field \"answer\": %q is not among the choices %s", it.Answer, strings.Join(labels, ", "))
+		}
+	case "f1_match":
+		return need("input", "output")
+	case "coding":
+		return need("input", "test")
+	default:
+		return prompt()
+	}
+	return nil
+}
+
+// ReferenceText returns the one reference text an item is scored against
+// by likelihood (MeanNLL), or an error when it has none: no reference at
+// all (noncompliance sets such as coconot) or a list of acceptable answers
+// (f1_match sets such as popqa store a JSON list as a string).
+func ReferenceText(task string, it Item) (string, error) {
+	ref := Reference(task, it)
+	if strings.TrimSpace(ref) == "" {
+		return "", fmt.Errorf("item %s has no reference answer to score (task type %s)", it.ID, task)
+	}
+	var list []any
+	if t := strings.TrimSpace(ref); strings.HasPrefix(t, "[") && json.Unmarshal([]byte(t), &list) == nil {
+		return "", fmt.Errorf("item %s: the reference is a list of %d acceptable answers, not one text to score", it.ID, len(list))
+	}
+	return ref, nil
+}
+
 func parseItem(b json.RawMessage) (Item, error) {
 	var it Item
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return it, errors.New("not a JSON object")
+	}
 	if err := json.Unmarshal(b, &it.Raw); err != nil {
-		return it, err
+		return it, jsonError(err)
 	}
 	str := func(k string) string {
 		v, ok := it.Raw[k]
@@ -106,7 +250,7 @@ func parseItem(b json.RawMessage) (Item, error) {
 		if err := json.Unmarshal(c, &m); err != nil {
 			var list []string
 			if err2 := json.Unmarshal(c, &list); err2 != nil {
-				return it, fmt.Errorf("choices: %w", err)
+				return it, errors.New("field \"choices\": neither an object of labelled texts nor a list of texts")
 			}
 			m = map[string]string{}
 			for i, s := range list {

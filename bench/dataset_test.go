@@ -3,7 +3,9 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/internal/testutil"
@@ -155,4 +157,130 @@ func TestSampleSkillsMix(t *testing.T) {
 	if c["add"] > 7 || c["rev"] < 6 {
 		t.Errorf("eval of 20 dev items: %v", c)
 	}
+}
+
+// TestParseDatasetStrict: items that could only be scored as wrong are
+// refused, naming the split, the item and the field.
+func TestParseDatasetStrict(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{`{"task_type": "exact_match", "dev": [], "test": [{"foo": 1}]}`, `split test, item 0: no "input" or "question"`},
+		{`{"task_type": "exact_match", "dev": [{"id": "a-1", "input": "Q"}], "test": []}`, `split dev, item 0 (id a-1): no "output" or "answer"`},
+		{`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": {"A": "x", "B": "y"}, "answer": "C"}]}`, `item 0: field "answer": "C" is not among the choices A, B`},
+		{`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": ["x", "y"], "answer": "b"}, {"question": "Q", "choices": ["x"], "answer": "A"}]}`, `item 1: field "choices": 1 choices`},
+		{`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": {"A": "x", "id": "y"}, "answer": "id"}]}`, `label "id" is not a capital letter`},
+		{`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": 5, "answer": "A"}]}`, `field "choices": neither`},
+		{`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": ["x", "y"]}]}`, `no "answer"`},
+		{`{"task_type": "coding", "dev": [{"input": "def f():"}], "test": []}`, `no "test" field`},
+		{`{"task_type": "f1_match", "dev": [{"input": "q", "output": null}], "test": []}`, `field "output" is null`},
+		{`{"task_type": "exact_match", "dev": [{"input": "q", "output": null}], "test": []}`, `field "output" is null`},
+		{`{"task_type": "noncompliance", "dev": [{"category": "x"}], "test": []}`, `no "input" or "question"`},
+		{`{"task_type": "exact_match", "dev": [3], "test": []}`, `split dev, item 0: not a JSON object`},
+		{`[{"input": "x"}]`, `this is a JSON array`},
+		{`"x"`, `this is a JSON string`},
+		{``, `this is empty`},
+		{`{"task_type": 5}`, `field "task_type": a JSON number where a string is expected`},
+		{`{"task_type": "exact_match", "dev": {"a": 1}}`, `field "dev": a JSON object where a list is expected`},
+	}
+	for _, c := range cases {
+		_, err := ParseDataset([]byte(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want %q", c.body, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "Go ") || strings.Contains(err.Error(), "struct") || strings.Contains(err.Error(), "[]json")) {
+			t.Errorf("%s: Go type names in %q", c.body, err)
+		}
+	}
+	// A lower-case answer letter is fine.
+	if _, err := ParseDataset([]byte(`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": ["x", "y"], "answer": "b"}]}`)); err != nil {
+		t.Error(err)
+	}
+	// The file name is in LoadDataset's errors.
+	p := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(p, []byte(`{"task_type": "exact_match", "dev": [], "test": [{"foo": 1}]}`), 0o644)
+	if _, err := LoadDataset(p); err == nil || !strings.HasPrefix(err.Error(), p+": split test, item 0") {
+		t.Errorf("LoadDataset: %v", err)
+	}
+}
+
+// TestReferenceText: likelihood scoring refuses items with no reference
+// (coconot) or a list of references (popqa).
+func TestReferenceText(t *testing.T) {
+	cases := []struct {
+		task, raw, want, err string
+	}{
+		{ExactMatchTask, `{"id": 1, "input": "q", "output": "42"}`, "42", ""},
+		{MultipleChoiceTask, `{"id": 1, "question": "q", "choices": ["a", "b"], "answer": "b"}`, "B", ""},
+		{"noncompliance", `{"id": 7, "input": "q", "category": "x"}`, "", "item 7 has no reference"},
+		{"f1_match", `{"id": 9, "input": "q", "output": "[\"football\", \"soccer\"]"}`, "", "list of 2 acceptable answers"},
+		{"f1_match", `{"id": 9, "input": "q", "output": "[not json"}`, "[not json", ""},
+	}
+	for _, c := range cases {
+		it, err := parseItem([]byte(c.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReferenceText(c.task, it)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: err %v, want %q", c.raw, err, c.err)
+			}
+		} else if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v", c.raw, got, err)
+		}
+	}
+}
+
+// TestSharedDatasetsLoad loads every shared dataset: each loads, or is
+// refused with the reason: tablemwp_multiple_choice labels the fourth
+// option of some items "id" instead of "D", and one math item has a null
+// answer.
+func TestSharedDatasetsLoad(t *testing.T) {
+	dir := testutil.Shared(t, "datasets")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		t.Skip("no datasets")
+	}
+	refused := map[string]string{
+		"tablemwp_multiple_choice.json": `split dev, item 5 (id 972): field "choices": label "id" is not a capital letter or a digit`,
+		"math.json":                     `split dev, item 100 (id 403): field "output" is null`,
+	}
+	for _, f := range files {
+		ds, err := LoadDataset(f)
+		name := filepath.Base(f)
+		if want, ok := refused[name]; ok {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: err %v, want %q", name, err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(ds.Dev)+len(ds.Test) == 0 {
+			t.Errorf("%s: no items", name)
+		}
+	}
+}
+
+func FuzzParseDataset(f *testing.F) {
+	f.Add([]byte(`{"task_type": "exact_match", "dev": [{"input": "q", "output": "a"}], "test": []}`))
+	f.Add([]byte(`{"task_type": "multiple_choice", "dev": [], "test": [{"question": "Q", "choices": {"A": "x", "B": "y"}, "answer": "B"}]}`))
+	f.Add([]byte(`[1]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ds, err := ParseDataset(b)
+		if err != nil {
+			return
+		}
+		for _, it := range append(append([]Item(nil), ds.Dev...), ds.Test...) {
+			if err := CheckItem(ds.TaskType, it); err != nil {
+				t.Fatalf("accepted an item CheckItem refuses: %v", err)
+			}
+			if ds.TaskType == MultipleChoiceTask {
+				if _, ok := Score(ds.TaskType, it, Reference(ds.TaskType, it)); !ok {
+					t.Fatalf("the reference %q does not score as right", Reference(ds.TaskType, it))
+				}
+			}
+		}
+	})
 }

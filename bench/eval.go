@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -26,6 +27,9 @@ type Options struct {
 	// Stop cuts a generation at the first occurrence of any of these strings
 	// before scoring (e.g. "\n" for one-line answers).
 	Stop []string
+	// Progress, when set, is called after each item with the items done,
+	// the items to do in all, and (for accuracy) the correct ones so far.
+	Progress func(done, total, correct int)
 }
 
 // ItemResult is the outcome on one item.
@@ -37,9 +41,11 @@ type ItemResult struct {
 // Result summarizes an evaluation.
 type Result struct {
 	Dataset, Split string
-	N, Correct     int
-	Accuracy       float64
-	Items          []ItemResult
+	// N items were scored, Correct of them correctly, out of the Total
+	// chosen (fewer than Total when the run was interrupted).
+	N, Correct, Total int
+	Accuracy          float64
+	Items             []ItemResult
 }
 
 // Evaluate generates an answer for a stratified sample of n items of a
@@ -51,6 +57,15 @@ func Evaluate(ds *Dataset, split string, n int, gen Generator) (*Result, error) 
 
 // EvaluateWith is Evaluate with options.
 func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
+	return EvaluateContext(context.Background(), ds, split, o, gen)
+}
+
+// EvaluateContext is EvaluateWith that stops when ctx is done: it checks
+// ctx before each item (a Generator that should stop within an item must
+// watch ctx itself) and then returns the items scored so far, their
+// accuracy, and ctx's error, so that an interrupted run still reports
+// what it measured.
+func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
 	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
 		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
 	}
@@ -66,11 +81,17 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 	if prompt == nil {
 		prompt = BuildPrompt
 	}
-	r := &Result{Dataset: ds.Name, Split: split}
+	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
 	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return r.finish(), err
+		}
 		p := prompt(ds.TaskType, it)
 		g, err := gen(p)
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return r.finish(), cerr
+			}
 			return nil, fmt.Errorf("item %s: %w", it.ID, err)
 		}
 		g = cut(g, o.Stop)
@@ -80,9 +101,19 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 		if ok {
 			r.Correct++
 		}
+		if o.Progress != nil {
+			o.Progress(r.N, r.Total, r.Correct)
+		}
 	}
-	r.Accuracy = float64(r.Correct) / float64(r.N)
-	return r, nil
+	return r.finish(), nil
+}
+
+// finish sets the accuracy of the items scored (0 when none).
+func (r *Result) finish() *Result {
+	if r.N > 0 {
+		r.Accuracy = float64(r.Correct) / float64(r.N)
+	}
+	return r
 }
 
 // pick applies N, Seed and First to a split.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -90,25 +91,48 @@ type NLLOptions struct {
 // likelihood per token of the reference answers given their prompts (lower
 // is better). Multiple-choice references are the option letters.
 func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions) (float64, error) {
+	v, _, err := MeanNLLContext(context.Background(), m, tok, ds, split, o)
+	return v, err
+}
+
+// MeanNLLContext is MeanNLL that stops when ctx is done, checked before
+// each item; it also returns the number of items scored. When interrupted
+// it returns the mean over the items scored so far with ctx's error.
+func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions) (float64, int, error) {
 	items, err := ds.Split(split)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	items = o.pick(items)
 	prompt := o.Prompt
 	if prompt == nil {
 		prompt = BuildPrompt
 	}
+	refs := make([]string, len(items))
+	for i, it := range items {
+		if refs[i], err = ReferenceText(ds.TaskType, it); err != nil {
+			return 0, 0, fmt.Errorf("%s: likelihood scoring needs one reference text per item: %w", ds.Name, err)
+		}
+	}
 	var sum float64
-	count := 0
-	for _, it := range items {
+	count, scored := 0, 0
+	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			if count == 0 {
+				return 0, 0, err
+			}
+			return sum / float64(count), scored, err
+		}
+		if o.Progress != nil && i > 0 {
+			o.Progress(i, len(items), 0)
+		}
 		p, err := tok.Encode(prompt(ds.TaskType, it), true)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		a, err := tok.Encode(o.AnswerPrefix+Reference(ds.TaskType, it), false)
+		a, err := tok.Encode(o.AnswerPrefix+refs[i], false)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if o.AppendEOS && len(m.Config.EOS) > 0 {
 			a = append(a, m.Config.EOS[0])
@@ -123,7 +147,7 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 		}
 		logits, err := s.ForwardAll(all)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		v := m.Config.VocabSize
 		for j, id := range a {
@@ -131,11 +155,15 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 			sum += nll(row, id)
 			count++
 		}
+		scored++
+	}
+	if o.Progress != nil {
+		o.Progress(len(items), len(items), 0)
 	}
 	if count == 0 {
-		return 0, fmt.Errorf("%s: no scorable items", ds.Name)
+		return 0, 0, fmt.Errorf("%s: no scorable items", ds.Name)
 	}
-	return sum / float64(count), nil
+	return sum / float64(count), scored, nil
 }
 
 // nll is -log softmax(row)[id], computed stably in float64.
@@ -157,10 +185,10 @@ const (
 	MetricNLL      = "nll"      // minus the mean NLL of references (higher is better)
 )
 
-// Scorer returns a function that builds a model from any weights (e.g. an
+// DevScorer returns a function that builds a model from any weights (e.g. an
 // in-memory merge candidate) with the given config, and scores it on a
 // split: accuracy, or minus the mean NLL, so that higher is always better.
-func Scorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
+func DevScorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
 	return func(src safetensors.Source) (float64, error) {
 		m, err := engine.New(cfg, src, engine.Options{})
 		if err != nil {

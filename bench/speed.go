@@ -39,6 +39,8 @@ type SpeedResult struct {
 	Threads         int       `json:"threads"`
 	Quant           string    `json:"quant,omitempty"`
 	Kernels         string    `json:"kernels"`
+	CPU             string    `json:"cpu"`                        // vendor, family, model (kernels.CPU)
+	BF16Act         string    `json:"bf16_activations,omitempty"` // kernels of the bf16-activation mode, when on
 	PromptTokens    int       `json:"prompt_tokens"`
 	GenTokens       int       `json:"gen_tokens"`
 	Repeats         int       `json:"repeats"`
@@ -51,7 +53,21 @@ type SpeedResult struct {
 	BandwidthSource string    `json:"bandwidth_source"` // "measured" or "given"
 	GenLimit        float64   `json:"tg_limit_tokens_per_s"`
 	GenShare        float64   `json:"tg_share_of_limit"`
+	// BandwidthMedian and BandwidthRuns describe a measured bandwidth: the
+	// limit uses the best run (the least disturbed), the median shows the
+	// spread.
+	BandwidthMedian float64 `json:"bandwidth_median_gb_s,omitempty"`
+	BandwidthRuns   int     `json:"bandwidth_runs,omitempty"`
+	// Caveat explains a share that cannot be taken at face value (above
+	// 100%, or weights small enough to be served from CPU caches); empty
+	// when the share is plausible.
+	Caveat string `json:"caveat,omitempty"`
 }
+
+// cacheResident is the weight size below which generation may read its
+// weights from the CPU's caches rather than memory (large server L3
+// caches reach hundreds of MB; the limit assumes memory).
+const cacheResident = 256 << 20
 
 // MeasureSpeed runs the benchmark. newSession returns a fresh session (empty
 // cache) each time it is called; weightBytes is the weight bytes one
@@ -76,7 +92,7 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 		tokens[i] = r.IntN(opts.Vocab)
 	}
 	res := &SpeedResult{
-		Threads: kernels.Threads(), Kernels: kernels.Impl(),
+		Threads: kernels.Threads(), Kernels: kernels.Impl(), CPU: kernels.CPU().String(),
 		PromptTokens: opts.PromptTokens, GenTokens: opts.GenTokens, Repeats: opts.Repeats,
 		WeightBytes: weightBytes,
 	}
@@ -97,18 +113,38 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 		}
 		res.GenRates = append(res.GenRates, float64(opts.GenTokens)/d.Seconds())
 	}
+	if kernels.BF16Activations() {
+		res.BF16Act = kernels.BF16ActKernels()
+	}
 	res.PromptRate = median(res.PromptRates)
 	res.GenRate = median(res.GenRates)
 
 	res.Bandwidth, res.BandwidthSource = opts.Bandwidth, "given"
 	if opts.Bandwidth <= 0 {
-		res.Bandwidth, res.BandwidthSource = MeasureBandwidth(), "measured"
+		bw := MeasureBandwidthRuns(bandwidthRuns, bandwidthTime)
+		res.Bandwidth, res.BandwidthMedian, res.BandwidthRuns, res.BandwidthSource = bw.Best, bw.Median, bw.Runs, "measured"
 	}
 	if weightBytes > 0 && res.Bandwidth > 0 {
 		res.GenLimit = res.Bandwidth * 1e9 / float64(weightBytes)
 		res.GenShare = res.GenRate / res.GenLimit
 	}
+	res.Caveat = res.caveat()
 	return res, nil
+}
+
+// caveat says why the share of the limit may mislead, or "".
+func (r *SpeedResult) caveat() string {
+	switch {
+	case r.GenLimit <= 0:
+		return ""
+	case r.GenShare > 1 && r.WeightBytes < cacheResident:
+		return fmt.Sprintf("generation beats the memory-bandwidth limit: its %.1f MB of weights are read from the CPU caches, not memory, so the limit does not apply", float64(r.WeightBytes)/1e6)
+	case r.GenShare > 1:
+		return fmt.Sprintf("generation beats the bandwidth limit: the %s bandwidth (%.1f GB/s) is too low (pass the machine's with --bandwidth)", r.BandwidthSource, r.Bandwidth)
+	case r.WeightBytes < cacheResident:
+		return fmt.Sprintf("the %.1f MB of weights may be served from the CPU caches: the memory-bandwidth limit is not a bound for them", float64(r.WeightBytes)/1e6)
+	}
+	return ""
 }
 
 func timePrompt(newSession func() (Forwarder, error), tokens []int) (time.Duration, error) {
@@ -153,11 +189,28 @@ func median(v []float64) float64 {
 // beyond any cache.
 const bandwidthBytes = 512 << 20
 
+// Bandwidth measurement: at least bandwidthRuns products and at least
+// bandwidthTime of them, so that one disturbed run cannot set the limit.
+const (
+	bandwidthRuns = 10
+	bandwidthTime = time.Second
+)
+
+// Bandwidth is a repeated bandwidth measurement in GB/s.
+type Bandwidth struct {
+	Best, Median float64
+	Runs         int
+}
+
 // MeasureBandwidth returns the memory read bandwidth in GB/s that the
-// kernels reach with the current thread count: the best of a few f32
-// matrix-vector products over a 512 MiB matrix (a pure stream of reads, as
-// generation is).
-func MeasureBandwidth() float64 {
+// kernels reach with the current thread count: the best of at least ten
+// f32 matrix-vector products over a 512 MiB matrix (a pure stream of
+// reads, as generation is) spanning at least a second.
+func MeasureBandwidth() float64 { return MeasureBandwidthRuns(bandwidthRuns, bandwidthTime).Best }
+
+// MeasureBandwidthRuns is MeasureBandwidth with at least minRuns products
+// taking at least minTime in all (at most 100 products).
+func MeasureBandwidthRuns(minRuns int, minTime time.Duration) Bandwidth {
 	const cols = 4096
 	m := &kernels.Mat{Rows: bandwidthBytes / 4 / cols, Cols: cols, Type: kernels.F32}
 	m.F32 = make([]float32, m.Rows*cols)
@@ -167,13 +220,14 @@ func MeasureBandwidth() float64 {
 	x := make([]float32, cols)
 	dst := make([]float32, m.Rows)
 	kernels.MatVec(dst, m, x) // warm-up
-	best := 0.0
-	for i := 0; i < 5; i++ {
+	var runs []float64
+	begin := time.Now()
+	for len(runs) < minRuns || (time.Since(begin) < minTime && len(runs) < 100) {
 		start := time.Now()
 		kernels.MatVec(dst, m, x)
-		best = max(best, float64(bandwidthBytes)/time.Since(start).Seconds()/1e9)
+		runs = append(runs, float64(bandwidthBytes)/time.Since(start).Seconds()/1e9)
 	}
-	return best
+	return Bandwidth{Best: slices.Max(runs), Median: median(runs), Runs: len(runs)}
 }
 
 // WriteTable prints r as a small table.
@@ -182,11 +236,29 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 	if quant == "" {
 		quant = "-"
 	}
-	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, r.Kernels, r.Threads, quant, r.Repeats)
+	kern := r.Kernels
+	if r.BF16Act != "" {
+		kern += ", bf16 activations (" + r.BF16Act + ")"
+	}
+	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, kern, r.Threads, quant, r.Repeats)
+	if r.CPU != "" {
+		fmt.Fprintf(w, "cpu %s\n", r.CPU)
+	}
 	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "test", "tokens/s", "limit", "share")
 	fmt.Fprintf(w, "%-8s %12.1f %12s %12s\n", fmt.Sprintf("pp%d", r.PromptTokens), r.PromptRate, "-", "-")
-	fmt.Fprintf(w, "%-8s %12.1f %12.1f %11.0f%%\n", fmt.Sprintf("tg%d", r.GenTokens), r.GenRate, r.GenLimit, 100*r.GenShare)
-	fmt.Fprintf(w, "weights read per token %.1f MB, bandwidth %.1f GB/s (%s)\n", float64(r.WeightBytes)/1e6, r.Bandwidth, r.BandwidthSource)
+	mark := ""
+	if r.Caveat != "" {
+		mark = "*"
+	}
+	fmt.Fprintf(w, "%-8s %12.1f %12.1f %11.0f%%%s\n", fmt.Sprintf("tg%d", r.GenTokens), r.GenRate, r.GenLimit, 100*r.GenShare, mark)
+	fmt.Fprintf(w, "weights read per token %.1f MB, bandwidth %.1f GB/s (%s", float64(r.WeightBytes)/1e6, r.Bandwidth, r.BandwidthSource)
+	if r.BandwidthRuns > 0 {
+		fmt.Fprintf(w, ": best of %d runs, median %.1f", r.BandwidthRuns, r.BandwidthMedian)
+	}
+	fmt.Fprintln(w, ")")
+	if r.Caveat != "" {
+		fmt.Fprintf(w, "* %s\n", r.Caveat)
+	}
 }
 
 // WriteJSON prints r as indented JSON.

@@ -111,3 +111,33 @@ func TestShapeConfig(t *testing.T) {
 		t.Error("unknown shape gave no error")
 	}
 }
+
+// TestSpeedCaveat: a share above 100%, or weights small enough for the
+// caches, is never printed without a caveat; a plausible one has none.
+func TestSpeedCaveat(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		weights     int64
+		rate, bw    float64
+		wantCaveat  string
+		wantStarred bool
+	}{
+		{"cache-resident above 100%", 1e6, 50000, 10, "read from the CPU caches", true},         // limit 10000 tok/s
+		{"large model above 100%", 1e9, 20, 10, "too low", true},                                // limit 10 tok/s
+		{"cache-resident below 100%", 1e6, 5000, 10, "may be served from the CPU caches", true}, // share 50%
+		{"large model below 100%", 1e9, 5, 10, "", false},
+	} {
+		r := &SpeedResult{WeightBytes: tc.weights, GenRate: tc.rate, Bandwidth: tc.bw, BandwidthSource: "measured", GenTokens: 1, PromptTokens: 1}
+		r.GenLimit = r.Bandwidth * 1e9 / float64(r.WeightBytes)
+		r.GenShare = r.GenRate / r.GenLimit
+		r.Caveat = r.caveat()
+		if tc.wantCaveat == "" && r.Caveat != "" || !strings.Contains(r.Caveat, tc.wantCaveat) {
+			t.Errorf("%s: caveat %q, want %q", tc.name, r.Caveat, tc.wantCaveat)
+		}
+		var tab bytes.Buffer
+		r.WriteTable(&tab)
+		if got := strings.Contains(tab.String(), "%*"); got != tc.wantStarred || (tc.wantStarred && !strings.Contains(tab.String(), "* "+r.Caveat)) {
+			t.Errorf("%s: table\n%s", tc.name, tab.String())
+		}
+	}
+}

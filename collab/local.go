@@ -199,13 +199,7 @@ func fitPrompt(ids []int, limit, maxNew, bos int) ([]int, int) {
 }
 
 // sessionLimit is the number of positions a default session of m holds.
-func sessionLimit(m *engine.Model) int {
-	n := m.Config.MaxPositions
-	if n <= 0 || n > 4096 {
-		n = 4096
-	}
-	return n
-}
+func sessionLimit(m *engine.Model) int { return m.ContextSize() }
 
 // Generate answers each request with this model alone, in order. A prompt
 // too long for the context keeps its last tokens; generation stops at an

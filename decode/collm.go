@@ -126,11 +126,66 @@ func softplus(z float64) float64 {
 	return math.Log1p(math.Exp(z))
 }
 
-// HeadData is a training set for a Head: one hidden state and 0/1 label
-// per position.
+// HeadData is a training set for a Head: per position of the reference
+// continuations, the base's hidden state, a 0/1 pseudo-label (assistant
+// right where the base is wrong), and both models' log-probabilities of the
+// reference token (what the marginal likelihood needs).
 type HeadData struct {
-	X [][]float32
-	Y []float64
+	X                  [][]float32
+	Y                  []float64
+	LogPBase, LogPAsst []float64
+}
+
+// Objectives of TrainHead.
+const (
+	// MarginalObjective is the Co-LLM paper's (Shen et al. 2024): maximize
+	// the likelihood of the reference with the deferral decision as a
+	// latent variable, log((1-p) P_base(x_t) + p P_assistant(x_t)) summed
+	// over the positions, p the head's deferral probability.
+	MarginalObjective = "marginal"
+	// PseudoLabelObjective fits the head to 0/1 labels: 1 where the
+	// assistant's argmax is the reference token and the base's is not
+	// (the weak supervision the paper uses to initialize the head).
+	PseudoLabelObjective = "pseudo"
+)
+
+// MarginalLoss returns the mean negative marginal log-likelihood of the
+// reference tokens, -mean_t log((1-p_t) P_base + p_t P_assistant) with p_t
+// = sigmoid(W·h_t + B), plus l2/2 * |W|^2, and its gradient. Its gradient
+// in z_t is p_t - r_t, r_t = sigmoid(z_t + log P_assistant - log P_base)
+// the posterior probability that the assistant produced token t.
+func (hd *Head) MarginalLoss(d *HeadData, l2 float64) (loss float64, gW []float64, gB float64) {
+	gW = make([]float64, len(hd.W))
+	n := float64(len(d.X))
+	for i, x := range d.X {
+		z := hd.B
+		for j, v := range x {
+			z += hd.W[j] * float64(v)
+		}
+		la, lb := d.LogPBase[i], d.LogPAsst[i]
+		// log((1-p) e^la + p e^lb) with log p = -softplus(-z), log(1-p) = -softplus(z)
+		loss -= logAddExp(la-softplus(z), lb-softplus(-z)) / n
+		dz := (sigmoid(z) - sigmoid(z+lb-la)) / n
+		for j, v := range x {
+			gW[j] += dz * float64(v)
+		}
+		gB += dz
+	}
+	for j, w := range hd.W {
+		loss += l2 / 2 * w * w
+		gW[j] += l2 * w
+	}
+	return loss, gW, gB
+}
+
+func logAddExp(a, b float64) float64 {
+	if a < b {
+		a, b = b, a
+	}
+	if math.IsInf(a, -1) {
+		return a
+	}
+	return a + math.Log1p(math.Exp(b-a))
 }
 
 // Loss returns the weighted logistic loss of the head on d and its
@@ -165,17 +220,34 @@ func (hd *Head) Loss(d *HeadData, posWeight, l2 float64) (loss float64, gW []flo
 
 // HeadTrainConfig sets up TrainHead; zero fields take the defaults.
 type HeadTrainConfig struct {
+	// Objective is MarginalObjective (default, the paper's) or
+	// PseudoLabelObjective.
+	Objective string
 	Epochs    int     // full-batch Adam steps (default 500)
 	LR        float64 // Adam learning rate (default 0.01)
 	L2        float64 // weight decay (default 1e-4)
-	PosWeight float64 // weight of positive labels (default: negatives/positives)
+	PosWeight float64 // pseudo-labels: weight of positive labels (default: negatives/positives)
 }
 
-// TrainHead fits a deferral head to d with full-batch Adam on the weighted
-// logistic loss. It starts from zero weights, so it is deterministic.
+// TrainHead fits a deferral head to d with full-batch Adam, on the
+// marginal likelihood of the references (the Co-LLM paper's objective,
+// with the base and assistant frozen: moco trains only the head, where the
+// paper also fine-tunes the base) or on the pseudo-labels' weighted
+// logistic loss. It starts from zero weights (p = 1/2 everywhere), so it is
+// deterministic.
 func TrainHead(d *HeadData, cfg HeadTrainConfig) (*Head, error) {
 	if len(d.X) == 0 || len(d.X) != len(d.Y) {
 		return nil, fmt.Errorf("co-llm head: %d inputs and %d labels", len(d.X), len(d.Y))
+	}
+	switch cfg.Objective {
+	case "":
+		cfg.Objective = MarginalObjective
+	case MarginalObjective, PseudoLabelObjective:
+	default:
+		return nil, fmt.Errorf("co-llm head: unknown objective %q (want %s or %s)", cfg.Objective, MarginalObjective, PseudoLabelObjective)
+	}
+	if cfg.Objective == MarginalObjective && (len(d.LogPBase) != len(d.X) || len(d.LogPAsst) != len(d.X)) {
+		return nil, fmt.Errorf("co-llm head: the marginal objective needs both models' log-probabilities at each of the %d positions", len(d.X))
 	}
 	dim := len(d.X[0])
 	var pos float64
@@ -204,7 +276,13 @@ func TrainHead(d *HeadData, cfg HeadTrainConfig) (*Head, error) {
 	const b1, b2, eps = 0.9, 0.999, 1e-8
 	m, v := make([]float64, dim+1), make([]float64, dim+1)
 	for t := 1; t <= cfg.Epochs; t++ {
-		_, gW, gB := hd.Loss(d, cfg.PosWeight, cfg.L2)
+		var gW []float64
+		var gB float64
+		if cfg.Objective == MarginalObjective {
+			_, gW, gB = hd.MarginalLoss(d, cfg.L2)
+		} else {
+			_, gW, gB = hd.Loss(d, cfg.PosWeight, cfg.L2)
+		}
 		c1, c2 := 1-math.Pow(b1, float64(t)), 1-math.Pow(b2, float64(t))
 		for j := 0; j <= dim; j++ {
 			g := gB
@@ -231,9 +309,10 @@ type HeadPair struct {
 }
 
 // CollectHeadData teacher-forces each pair through base and assistant and
-// labels every continuation position 1 where the assistant's argmax is the
-// reference token and the base's is not (Co-LLM's weak supervision). The
-// inputs are the base's hidden states before each reference token.
+// records, at every continuation position, the base's hidden state before
+// the reference token, both models' log-probabilities of it, and the
+// pseudo-label 1 where the assistant's argmax is the reference token and
+// the base's is not (Co-LLM's weak supervision).
 func CollectHeadData(base, assistant Session, vocab int, pairs []HeadPair) (*HeadData, error) {
 	d := &HeadData{}
 	for k, p := range pairs {
@@ -260,6 +339,11 @@ func CollectHeadData(base, assistant Session, vocab int, pairs []HeadPair) (*Hea
 				y = 1
 			}
 			d.Y = append(d.Y, y)
+			if ref < 0 || ref >= len(lb) || ref >= len(la) {
+				return nil, fmt.Errorf("co-llm head: pair %d: token %d outside the vocabulary", k, ref)
+			}
+			d.LogPBase = append(d.LogPBase, LogSoftmaxAt(lb, ref))
+			d.LogPAsst = append(d.LogPAsst, LogSoftmaxAt(la, ref))
 			if i+1 == len(p.Reference) {
 				break
 			}

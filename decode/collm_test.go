@@ -54,7 +54,7 @@ func TestTrainHeadSeparable(t *testing.T) {
 		d.X = append(d.X, []float32{a, b})
 		d.Y = append(d.Y, y)
 	}
-	hd, err := TrainHead(d, HeadTrainConfig{Epochs: 2000, LR: 0.05})
+	hd, err := TrainHead(d, HeadTrainConfig{Objective: PseudoLabelObjective, Epochs: 2000, LR: 0.05})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +151,110 @@ func TestCollectHeadData(t *testing.T) {
 	}
 	if len(d.X) != 3 || d.X[1][0] != 2 { // fake hidden = history length
 		t.Fatalf("inputs %v", d.X)
+	}
+	// The reference tokens' probabilities, read off the tables.
+	wantB, wantA := []float64{0.1, 0.8, 0.8}, []float64{0.8, 0.1, 0.1}
+	for i := range wantB {
+		if math.Abs(d.LogPBase[i]-math.Log(wantB[i])) > 1e-6 || math.Abs(d.LogPAsst[i]-math.Log(wantA[i])) > 1e-6 {
+			t.Fatalf("log-probabilities %v %v, want logs of %v %v", d.LogPBase, d.LogPAsst, wantB, wantA)
+		}
+	}
+}
+
+// TestMarginalLoss checks the marginal objective against a direct float64
+// evaluation of -mean log((1-p) P_base + p P_assistant) and its gradient
+// against finite differences.
+func TestMarginalLoss(t *testing.T) {
+	d := &HeadData{
+		X:        [][]float32{{0.5, -1, 2}, {1.5, 0.2, -0.3}, {-0.7, 0.9, 0.1}, {0.3, 0.3, 0.3}},
+		Y:        make([]float64, 4),
+		LogPBase: []float64{math.Log(0.1), math.Log(0.7), math.Log(0.02), -40},
+		LogPAsst: []float64{math.Log(0.6), math.Log(0.05), math.Log(0.3), math.Log(0.5)},
+	}
+	hd := &Head{W: []float64{0.3, -0.2, 0.1}, B: -0.4}
+	const l2, h = 0.01, 1e-6
+	direct := 0.0
+	for i, x := range d.X {
+		z := hd.B
+		for j, v := range x {
+			z += hd.W[j] * float64(v)
+		}
+		p := 1 / (1 + math.Exp(-z))
+		direct -= math.Log((1-p)*math.Exp(d.LogPBase[i])+p*math.Exp(d.LogPAsst[i])) / 4
+	}
+	for _, w := range hd.W {
+		direct += l2 / 2 * w * w
+	}
+	loss, gW, gB := hd.MarginalLoss(d, l2)
+	if math.Abs(loss-direct) > 1e-12 {
+		t.Errorf("loss %v, direct %v", loss, direct)
+	}
+	for j := range hd.W {
+		orig := hd.W[j]
+		hd.W[j] = orig + h
+		lp, _, _ := hd.MarginalLoss(d, l2)
+		hd.W[j] = orig - h
+		lm, _, _ := hd.MarginalLoss(d, l2)
+		hd.W[j] = orig
+		if fd := (lp - lm) / (2 * h); math.Abs(fd-gW[j]) > 1e-7 {
+			t.Errorf("dL/dW[%d] = %v, finite difference %v", j, gW[j], fd)
+		}
+	}
+	hd.B += h
+	lp, _, _ := hd.MarginalLoss(d, l2)
+	hd.B -= 2 * h
+	lm, _, _ := hd.MarginalLoss(d, l2)
+	if fd := (lp - lm) / (2 * h); math.Abs(fd-gB) > 1e-7 {
+		t.Errorf("dL/dB = %v, finite difference %v", gB, fd)
+	}
+}
+
+// TestTrainHeadMarginal: where neither model's argmax is the reference but
+// the assistant gives it far more probability, the pseudo-labels are all
+// 0 and teach never to defer; the marginal objective learns to defer there
+// and not where the base is better, and beats both models' likelihood.
+func TestTrainHeadMarginal(t *testing.T) {
+	d := &HeadData{}
+	for i := range 40 {
+		x := float32(i%4) - 1.5 // two clusters: x < 0 and x > 0
+		d.X = append(d.X, []float32{x, 1})
+		d.Y = append(d.Y, 0)
+		if x > 0 { // assistant better (both below the argmax)
+			d.LogPBase, d.LogPAsst = append(d.LogPBase, math.Log(0.01)), append(d.LogPAsst, math.Log(0.3))
+		} else {
+			d.LogPBase, d.LogPAsst = append(d.LogPBase, math.Log(0.8)), append(d.LogPAsst, math.Log(0.05))
+		}
+	}
+	pseudo, err := TrainHead(d, HeadTrainConfig{Objective: PseudoLabelObjective, Epochs: 300, LR: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marg, err := TrainHead(d, HeadTrainConfig{Epochs: 300, LR: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []float32{0.5, 1.5} {
+		if p := marg.Prob([]float32{x, 1}); p < 0.9 {
+			t.Errorf("marginal head at x=%v: p=%.3f, want deferral", x, p)
+		}
+		if p := pseudo.Prob([]float32{x, 1}); p > 0.5 {
+			t.Errorf("pseudo-label head at x=%v: p=%.3f (all labels are 0)", x, p)
+		}
+	}
+	for _, x := range []float32{-0.5, -1.5} {
+		if p := marg.Prob([]float32{x, 1}); p > 0.1 {
+			t.Errorf("marginal head at x=%v: p=%.3f, want the base", x, p)
+		}
+	}
+	l, _, _ := marg.MarginalLoss(d, 0)
+	// The best either model alone does: mean of -log 0.8 and -log 0.01 (base)
+	if base := -(math.Log(0.8) + math.Log(0.01)) / 2; l >= base {
+		t.Errorf("marginal NLL %.3f not below the base's %.3f", l, base)
+	}
+	if _, err := TrainHead(&HeadData{X: d.X, Y: d.Y}, HeadTrainConfig{}); err == nil {
+		t.Error("marginal objective without log-probabilities accepted")
+	}
+	if _, err := TrainHead(d, HeadTrainConfig{Objective: "em"}); err == nil {
+		t.Error("unknown objective accepted")
 	}
 }

@@ -269,7 +269,7 @@ func (l *Lockstep) choose(index int) (int, []float32, error) {
 		}
 		scores = l.combined
 	}
-	tok := l.Sampler.Sample(scores)
+	tok := l.Sampler.SampleAfter(scores, l.history)
 	if l.Trace != nil {
 		l.Trace(l.traceStep(index, tok, scores, st))
 	}

@@ -21,6 +21,16 @@ type SamplerConfig struct {
 	TopP        float64
 	MinP        float64
 	Seed        uint64
+	// RepeatPenalty is the repetition penalty of Keskar et al. (CTRL) as
+	// llama.cpp and Hugging Face apply it: before sampling, the score of
+	// every token present among the last RepeatLastN tokens of the history
+	// (the prompt included) is divided by the penalty when positive and
+	// multiplied by it otherwise, once however often the token occurs. 0
+	// and 1 are off; it acts in SampleAfter, also when greedy.
+	RepeatPenalty float64
+	// RepeatLastN is the window of the penalty (<= 0: the whole history,
+	// Hugging Face's rule; llama.cpp's default is 64).
+	RepeatLastN int
 }
 
 // DefaultSampler is what moco generate uses when no flag says otherwise:
@@ -39,6 +49,8 @@ func (c SamplerConfig) Validate() error {
 		return fmt.Errorf("top-p must be in [0, 1], got %v", c.TopP)
 	case !(c.MinP >= 0 && c.MinP <= 1):
 		return fmt.Errorf("min-p must be in [0, 1], got %v", c.MinP)
+	case !(c.RepeatPenalty >= 0) || math.IsInf(c.RepeatPenalty, 0):
+		return fmt.Errorf("repeat penalty must be a finite number > 0 (0: off), got %v", c.RepeatPenalty)
 	}
 	return nil
 }
@@ -51,6 +63,8 @@ type Sampler struct {
 	rng   *rand.Rand
 	probs []float64 // distribution over the vocabulary
 	idx   []int     // candidate ids, sorted by probability when filtering
+	pen   []float32 // scores after the repetition penalty
+	seen  []bool    // tokens of the penalty's window
 }
 
 // NewSampler returns a sampler for cfg; it fails only on invalid settings.
@@ -77,6 +91,50 @@ func (s *Sampler) Sample(scores []float32) int {
 		return Argmax(scores)
 	}
 	return s.Draw(s.Probs(scores))
+}
+
+// SampleAfter is Sample after applying the repetition penalty (see
+// SamplerConfig.RepeatPenalty) for the tokens of history, the sequence so
+// far (prompt and generated tokens). scores is not modified.
+func (s *Sampler) SampleAfter(scores []float32, history []int) int {
+	return s.Sample(s.Penalize(scores, history))
+}
+
+// Penalize returns scores with the repetition penalty applied for the
+// tokens of history: scores itself when the penalty is off, else the
+// sampler's own buffer, overwritten by the next call.
+func (s *Sampler) Penalize(scores []float32, history []int) []float32 {
+	p := s.cfg.RepeatPenalty
+	if p == 0 || p == 1 || len(history) == 0 {
+		return scores
+	}
+	if n := s.cfg.RepeatLastN; n > 0 && len(history) > n {
+		history = history[len(history)-n:]
+	}
+	if cap(s.pen) < len(scores) {
+		s.pen = make([]float32, len(scores))
+		s.seen = make([]bool, len(scores))
+	}
+	out, seen := s.pen[:len(scores)], s.seen[:len(scores)]
+	copy(out, scores)
+	pf := float32(p)
+	for _, id := range history {
+		if id < 0 || id >= len(out) || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if out[id] <= 0 {
+			out[id] *= pf
+		} else {
+			out[id] /= pf
+		}
+	}
+	for _, id := range history {
+		if id >= 0 && id < len(seen) {
+			seen[id] = false
+		}
+	}
+	return out
 }
 
 // Draw samples an index from p, a distribution that sums to 1 up to

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,7 +121,7 @@ func BenchmarkDareTies(b *testing.B) {
 		}
 		s := &Spec{Method: "dare_ties", Base: &ins[0], Models: models}
 		out := filepath.Join(b.TempDir(), "out")
-		if err := WriteFolder(s, out, FolderOptions{Dirs: dirs, ShardSize: 5e9}); err != nil {
+		if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: dirs, ShardSize: 5e9}); err != nil {
 			b.Fatal(err)
 		}
 		s.Close()

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,10 @@ type FolderOptions struct {
 	AllowVocabMismatch bool
 	// Progress receives a progress line per tensor (nil: silent).
 	Progress io.Writer
+	// Force allows replacing an existing model folder at the output.
+	Force bool
+	// Notice receives one-line notices (stale temporary folders removed).
+	Notice func(string)
 }
 
 // Files copied from the tokenizer folder when present.
@@ -47,9 +52,15 @@ func OpenModel(dir string) (Input, error) {
 // WriteFolder merges s into a complete model folder at out: config.json with
 // torch_dtype (and vocab_size after truncation), the tokenizer files, and the
 // safetensors (sharded with an index past ShardSize). Everything is written
-// into a temporary folder beside out and renamed into place at the end, so
-// out either does not exist or is complete. out must not exist or be empty.
-func WriteFolder(s *Spec, out string, o FolderOptions) error {
+// into a temporary folder beside out, named after this process, and renamed
+// into place at the end (safetensors.OutDir), so out either holds its
+// previous state or is complete, also when the process is killed. out must
+// not exist or be an empty folder; with Force it may be a model folder,
+// which is replaced. Stale temporary folders of killed earlier runs are
+// removed first. When ctx is cancelled the merge stops between tensors
+// (or chunks of a large one), removes its temporary folder and returns
+// ctx's error.
+func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) error {
 	if len(o.Dirs) == 0 {
 		return fmt.Errorf("no input folders")
 	}
@@ -59,8 +70,8 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 	if o.TokenizerDir == "" {
 		o.TokenizerDir = o.Dirs[0]
 	}
-	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return fmt.Errorf("%s already exists and is not empty", out)
+	if err := safetensors.CheckOutPath(out, o.Force); err != nil {
+		return err
 	}
 	if !o.AllowVocabMismatch {
 		if err := sameTokenizers(o.Dirs); err != nil {
@@ -71,28 +82,21 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := outConfig(o.ConfigDir, headers)
+	cfg, err := outConfig(o.ConfigDir, headers, s.ConfigOverrides)
 	if err != nil {
 		return err
 	}
-	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	od, err := safetensors.CreateOutDir(out, o.Force, o.Notice)
 	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it private
-		os.RemoveAll(tmp)
 		return err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			os.RemoveAll(tmp)
+			od.Abort()
 		}
 	}()
+	tmp := od.Tmp
 	w, err := safetensors.CreateSharded(tmp, headers, o.ShardSize, map[string]string{"format": "pt"})
 	if err != nil {
 		return err
@@ -113,7 +117,7 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 			}
 		}
 	}()
-	err = s.Merge(func(t *safetensors.Tensor) error {
+	err = s.Merge(ctx, func(t *safetensors.Tensor) error {
 		if e := writeErr.Load(); e != nil {
 			return e.(error) // stop merging once the output is broken
 		}
@@ -151,8 +155,7 @@ func WriteFolder(s *Spec, out string, o FolderOptions) error {
 			return err
 		}
 	}
-	os.Remove(out) // an empty folder; rename cannot replace it
-	if err := os.Rename(tmp, out); err != nil {
+	if err := od.Commit(); err != nil {
 		return err
 	}
 	ok = true
@@ -169,7 +172,7 @@ func bar(done, total, width int) string {
 
 // outConfig rewrites config.json for the merged tensors: torch_dtype from the
 // dtype of the merged weights and vocab_size from the embedding rows.
-func outConfig(dir string, headers []safetensors.Header) ([]byte, error) {
+func outConfig(dir string, headers []safetensors.Header, overrides map[string]any) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -187,6 +190,9 @@ func outConfig(dir string, headers []safetensors.Header) ([]byte, error) {
 				cfg["vocab_size"] = h.Shape[0]
 			}
 		}
+	}
+	for k, v := range overrides {
+		cfg[k] = v
 	}
 	return json.MarshalIndent(cfg, "", "  ")
 }

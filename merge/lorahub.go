@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -22,7 +23,8 @@ type LoraHubOptions struct {
 // a (1+lambda) evolution strategy (one-fifth success rule for the step)
 // that minimizes loss + L1*mean|w|, where loss = -score (score is higher
 // is better, e.g. minus the dev NLL). The search starts at uniform weights.
-func LoraHub(base safetensors.Source, adapters []*Adapter, o LoraHubOptions, score Scorer, log Logf) (*Result, error) {
+func LoraHub(ctx context.Context, base safetensors.Source, adapters []*Adapter, o LoraHubOptions, score Scorer, log Logf) (*Result, error) {
+	score = score.guard(ctx)
 	if len(adapters) == 0 {
 		return nil, fmt.Errorf("lorahub: no adapters")
 	}

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -32,6 +33,9 @@ type Spec struct {
 	// number of rows (vocabulary size): the merge keeps the common rows.
 	TruncateVocab bool
 	Seed          uint64
+	// ConfigOverrides are set in the output's config.json (passthrough
+	// slices set num_hidden_layers).
+	ConfigOverrides map[string]any
 }
 
 // method describes how a merge method treats its inputs.
@@ -205,8 +209,9 @@ func sameShape(a, b []int) bool {
 // Merge computes the merged tensors one at a time, in the order of Plan, and
 // hands each to emit (which may keep it). At most one tensor of each input
 // (widened to float32) and the output are held at once. progress, when not
-// nil, is called after each tensor.
-func (s *Spec) Merge(emit func(t *safetensors.Tensor) error, progress func(done, total int, name string)) error {
+// nil, is called after each tensor. Merge checks ctx before each tensor and
+// returns its error once it is cancelled.
+func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error, progress func(done, total int, name string)) error {
 	m, err := s.check()
 	if err != nil {
 		return err
@@ -218,6 +223,9 @@ func (s *Spec) Merge(emit func(t *safetensors.Tensor) error, progress func(done,
 	all := s.inputs()
 	nLayers := countLayers(all[0].Src.Names())
 	for k, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var t *safetensors.Tensor
 		if p.merge {
 			t, err = s.mergeTensor(m, p, all, nLayers)
@@ -399,9 +407,9 @@ func hashName(s string) uint64 {
 
 // MergeToMemory runs the merge and returns the result as an in-memory
 // Source, for scoring candidates without touching the disk.
-func (s *Spec) MergeToMemory() (safetensors.Source, error) {
+func (s *Spec) MergeToMemory(ctx context.Context) (safetensors.Source, error) {
 	var ts []*safetensors.Tensor
-	err := s.Merge(func(t *safetensors.Tensor) error {
+	err := s.Merge(ctx, func(t *safetensors.Tensor) error {
 		ts = append(ts, t)
 		return nil
 	}, nil)

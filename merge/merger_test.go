@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func TestSpecMerge(t *testing.T) {
 	a.Params = Params{"weight": Scalar(1)}
 	b.Params = Params{"weight": Scalar(3)}
 	s := &Spec{Method: "linear", Models: []Input{a, b}}
-	out, err := s.MergeToMemory()
+	out, err := s.MergeToMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestSpecMerge(t *testing.T) {
 	near(t, "linear e", values(t, out, "model.embed_tokens.weight"), []float32{3.5, 1}, 1e-6)
 
 	s = &Spec{Method: "task_arithmetic", Base: &base, Models: []Input{a, b}, Params: Params{"lambda": Scalar(0.5)}}
-	out, err = s.MergeToMemory()
+	out, err = s.MergeToMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestSpecMerge(t *testing.T) {
 	near(t, "task arithmetic", values(t, out, "model.layers.0.w"), []float32{2, 7}, 1e-6)
 
 	s = &Spec{Method: "slerp", Base: &base, Models: []Input{a}, Params: Params{"t": Scalar(0)}, OutDType: safetensors.BF16}
-	out, err = s.MergeToMemory()
+	out, err = s.MergeToMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,13 +115,13 @@ func TestSpecErrors(t *testing.T) {
 		{Spec{Method: "linear", Models: []Input{big, small}}, "vocabulary rows"},
 	}
 	for _, c := range cases {
-		_, err := c.s.MergeToMemory()
+		_, err := c.s.MergeToMemory(context.Background())
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.s.Method, err, c.want)
 		}
 	}
 	s := Spec{Method: "linear", Models: []Input{big, small}, TruncateVocab: true}
-	out, err := s.MergeToMemory()
+	out, err := s.MergeToMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestWriteFolder(t *testing.T) {
 	b := mem("b", f32t("model.embed_tokens.weight", []int{2, 2}, 3, 4, 5, 6), f32t("model.layers.0.w", []int{4}, 3, 2, 1, 0))
 	s := &Spec{Method: "linear", Models: []Input{a, b}, TruncateVocab: true, OutDType: safetensors.BF16}
 	out := filepath.Join(dir, "out")
-	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}, ShardSize: 8}); err != nil {
+	if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: []string{in}, ShardSize: 8}); err != nil {
 		t.Fatal(err)
 	}
 	src, err := safetensors.OpenDir(out)
@@ -158,13 +159,13 @@ func TestWriteFolder(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "tokenizer_config.json")); err != nil {
 		t.Error("tokenizer files not copied")
 	}
-	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}}); err == nil {
+	if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: []string{in}}); err == nil {
 		t.Error("overwrote a non-empty folder")
 	}
 	// A failing merge leaves nothing behind.
 	bad := &Spec{Method: "linear", Models: []Input{a, mem("c", f32t("x", []int{1}, 1))}}
 	out2 := filepath.Join(dir, "out2")
-	if err := WriteFolder(bad, out2, FolderOptions{Dirs: []string{in}}); err == nil {
+	if err := WriteFolder(context.Background(), bad, out2, FolderOptions{Dirs: []string{in}}); err == nil {
 		t.Error("no error")
 	}
 	ents, _ := os.ReadDir(dir)
@@ -199,7 +200,7 @@ func TestStreamMatchesWhole(t *testing.T) {
 	a.Params = Params{"weight": Scalar(0.7), "density": Scalar(0.4)}
 	b.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.6)}
 	s := &Spec{Method: "dare_ties", Base: &base, Models: []Input{a, b}, Seed: 9, OutDType: safetensors.F32}
-	out, err := s.MergeToMemory()
+	out, err := s.MergeToMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestStreamMatchesWhole(t *testing.T) {
 	near(t, "dare_ties streamed", values(t, out, "model.layers.0.w"), want, 1e-6)
 
 	s = &Spec{Method: "linear", Models: []Input{a, b}, OutDType: safetensors.F32}
-	if out, err = s.MergeToMemory(); err != nil {
+	if out, err = s.MergeToMemory(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Linear(want, [][]float32{ax, bxx}, []float64{0.7, 0.5}, true); err != nil {
@@ -227,7 +228,7 @@ func TestWriteFolderMode(t *testing.T) {
 	os.WriteFile(filepath.Join(in, "config.json"), []byte(`{}`), 0o644)
 	s := &Spec{Method: "linear", Models: []Input{mem("a", f32t("w", []int{1}, 1))}}
 	out := filepath.Join(dir, "out")
-	if err := WriteFolder(s, out, FolderOptions{Dirs: []string{in}}); err != nil {
+	if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: []string{in}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,6 +14,20 @@ import (
 // The merge package does not evaluate models itself: the caller (bench, the
 // CLI) passes a scorer that builds an engine model over src and runs it.
 type Scorer func(src safetensors.Source) (float64, error)
+
+// guard returns a scorer that fails with ctx's error once ctx is cancelled
+// instead of scoring (nil stays nil).
+func (sc Scorer) guard(ctx context.Context) Scorer {
+	if sc == nil {
+		return nil
+	}
+	return func(src safetensors.Source) (float64, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return sc(src)
+	}
+}
 
 // Result is the outcome of a dev-scored search.
 type Result struct {
@@ -54,7 +69,7 @@ func scoreInputs(models []Input, score Scorer, log Logf) ([]int, []float64, erro
 }
 
 // uniform merges models by a plain average, in memory.
-func uniform(models []Input) (safetensors.Source, error) {
+func uniform(ctx context.Context, models []Input) (safetensors.Source, error) {
 	if len(models) == 1 {
 		return models[0].Src, nil
 	}
@@ -62,12 +77,13 @@ func uniform(models []Input) (safetensors.Source, error) {
 	for i, m := range models {
 		ins[i] = Input{Name: m.Name, Src: m.Src}
 	}
-	return (&Spec{Method: "linear", Models: ins, OutDType: safetensors.F32}).MergeToMemory()
+	return (&Spec{Method: "linear", Models: ins, OutDType: safetensors.F32}).MergeToMemory(ctx)
 }
 
 // GreedySoup ranks the models by dev score, starts from the best, and adds
 // each next one to the uniform soup when that does not lower the dev score.
-func GreedySoup(models []Input, score Scorer, log Logf) (*Result, error) {
+func GreedySoup(ctx context.Context, models []Input, score Scorer, log Logf) (*Result, error) {
+	score = score.guard(ctx)
 	if len(models) == 0 {
 		return nil, fmt.Errorf("greedy soup: no models")
 	}
@@ -79,7 +95,7 @@ func GreedySoup(models []Input, score Scorer, log Logf) (*Result, error) {
 	best := &Result{Src: models[order[0]].Src, Score: s[order[0]], Chosen: []string{models[order[0]].Name}, Evals: len(models)}
 	for _, i := range order[1:] {
 		cand := append(append([]Input(nil), soup...), models[i])
-		src, err := uniform(cand)
+		src, err := uniform(ctx, cand)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +135,8 @@ const (
 // ExPO extrapolates target + alpha*(target - source). With more than one
 // alpha, each is scored and the best kept; with one, the result is scored
 // only when score is not nil.
-func ExPO(models []Input, mode ExPOMode, k int, alphas []float64, score Scorer, log Logf) (*Result, error) {
+func ExPO(ctx context.Context, models []Input, mode ExPOMode, k int, alphas []float64, score Scorer, log Logf) (*Result, error) {
+	score = score.guard(ctx)
 	if len(alphas) == 0 {
 		alphas = []float64{0.3}
 	}
@@ -154,10 +171,10 @@ func ExPO(models []Input, mode ExPOMode, k int, alphas []float64, score Scorer, 
 		for _, i := range order[len(order)-k:] {
 			bottom = append(bottom, models[i])
 		}
-		if tgt, err = uniform(top); err != nil {
+		if tgt, err = uniform(ctx, top); err != nil {
 			return nil, err
 		}
-		if src, err = uniform(bottom); err != nil {
+		if src, err = uniform(ctx, bottom); err != nil {
 			return nil, err
 		}
 		for _, m := range bottom {
@@ -176,7 +193,7 @@ func ExPO(models []Input, mode ExPOMode, k int, alphas []float64, score Scorer, 
 	for _, a := range alphas {
 		in := Input{Name: "source", Src: src}
 		cand, err := (&Spec{Method: "expo", Base: &in, Models: []Input{{Name: "target", Src: tgt}},
-			Params: Params{"alpha": Scalar(a)}, OutDType: safetensors.F32}).MergeToMemory()
+			Params: Params{"alpha": Scalar(a)}, OutDType: safetensors.F32}).MergeToMemory(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +225,8 @@ type PSOOptions struct {
 // particle swarm over logits whose softmax gives the weights, each
 // candidate merged in memory and scored. The uniform weights are the first
 // particle, so the search never returns worse than uniform on dev.
-func DareTiesSearch(base Input, models []Input, o PSOOptions, score Scorer, log Logf) (*Result, error) {
+func DareTiesSearch(ctx context.Context, base Input, models []Input, o PSOOptions, score Scorer, log Logf) (*Result, error) {
+	score = score.guard(ctx)
 	if o.Particles <= 0 {
 		o.Particles = 6
 	}
@@ -225,7 +243,7 @@ func DareTiesSearch(base Input, models []Input, o PSOOptions, score Scorer, log 
 		for i, m := range models {
 			ins[i] = Input{Name: m.Name, Src: m.Src, Params: Params{"weight": Scalar(w[i]), "density": Scalar(o.Density)}}
 		}
-		src, err := (&Spec{Method: "dare_ties", Base: &base, Models: ins, OutDType: safetensors.F32, Seed: o.Seed}).MergeToMemory()
+		src, err := (&Spec{Method: "dare_ties", Base: &base, Models: ins, OutDType: safetensors.F32, Seed: o.Seed}).MergeToMemory(ctx)
 		if err != nil {
 			return 0, nil, err
 		}

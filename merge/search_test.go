@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -26,7 +27,7 @@ func toward(t *testing.T, target ...float32) Scorer {
 
 func TestGreedySoup(t *testing.T) {
 	ms := []Input{vec("a", 0), vec("b", 2), vec("c", 10)}
-	r, err := GreedySoup(ms, toward(t, 1), nil)
+	r, err := GreedySoup(context.Background(), ms, toward(t, 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,25 +39,25 @@ func TestGreedySoup(t *testing.T) {
 }
 
 func TestExPO(t *testing.T) {
-	r, err := ExPO([]Input{vec("src", 1), vec("tgt", 2)}, ExPOPair, 0, []float64{0.5, 1, 2}, toward(t, 4), nil)
+	r, err := ExPO(context.Background(), []Input{vec("src", 1), vec("tgt", 2)}, ExPOPair, 0, []float64{0.5, 1, 2}, toward(t, 4), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Alpha != 2 || r.Score != 0 {
 		t.Fatalf("pair: %+v", r)
 	}
-	r, err = ExPO([]Input{vec("a", 0), vec("b", 1), vec("c", 3)}, ExPOWorstToBest, 0, []float64{0.5, 2.0 / 3}, toward(t, 5), nil)
+	r, err = ExPO(context.Background(), []Input{vec("a", 0), vec("b", 1), vec("c", 3)}, ExPOWorstToBest, 0, []float64{0.5, 2.0 / 3}, toward(t, 5), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	near(t, "worst_to_best", values(t, r.Src, "model.layers.0.w"), []float32{5}, 1e-5) // 3 + 2/3*(3-0)
 	// top-1/bottom-1 of four, k=2: top {3,1}->2, bottom {0,-1}->-0.5; 2 + 1*(2.5) = 4.5.
-	r, err = ExPO([]Input{vec("a", 0), vec("b", 1), vec("c", 3), vec("d", -1)}, ExPOTopKBottomK, 2, []float64{1}, toward(t, 5), nil)
+	r, err = ExPO(context.Background(), []Input{vec("a", 0), vec("b", 1), vec("c", 3), vec("d", -1)}, ExPOTopKBottomK, 2, []float64{1}, toward(t, 5), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	near(t, "topk_bottomk", values(t, r.Src, "model.layers.0.w"), []float32{4.5}, 1e-5)
-	if _, err := ExPO([]Input{vec("a", 0)}, ExPOPair, 0, nil, nil, nil); err == nil {
+	if _, err := ExPO(context.Background(), []Input{vec("a", 0)}, ExPOPair, 0, nil, nil, nil); err == nil {
 		t.Error("one model: no error")
 	}
 }
@@ -64,7 +65,7 @@ func TestExPO(t *testing.T) {
 func TestDareTiesSearch(t *testing.T) {
 	base := vec("base", 0)
 	// Density 1 keeps every delta: the merge is w1*1 + w2*3, best at w2 = 0.75.
-	r, err := DareTiesSearch(base, []Input{vec("a", 1), vec("b", 3)}, PSOOptions{Density: 1, Iterations: 8, Seed: 1}, toward(t, 2.5), nil)
+	r, err := DareTiesSearch(context.Background(), base, []Input{vec("a", 1), vec("b", 3)}, PSOOptions{Density: 1, Iterations: 8, Seed: 1}, toward(t, 2.5), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestModelSwarms(t *testing.T) {
 		s, _ := score(m.Src)
 		bestInput = math.Max(bestInput, s)
 	}
-	r, err := ModelSwarms(ms, SwarmOptions{Seed: 1}, score, nil)
+	r, err := ModelSwarms(context.Background(), ms, SwarmOptions{Seed: 1}, score, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestModelSwarms(t *testing.T) {
 	if r.Evals > 3*11 {
 		t.Errorf("%d evaluations for 3 particles and 10 iterations", r.Evals)
 	}
-	if _, err := ModelSwarms(ms[:1], SwarmOptions{}, score, nil); err == nil {
+	if _, err := ModelSwarms(context.Background(), ms[:1], SwarmOptions{}, score, nil); err == nil {
 		t.Error("one model: no error")
 	}
 }
@@ -113,7 +114,7 @@ func TestLoraHub(t *testing.T) {
 		d := float64(x) - (1 + 2*1.44)
 		return -d * d, nil
 	}
-	r, err := LoraHub(base, []*Adapter{a}, LoraHubOptions{Budget: 80, Seed: 1}, score, nil)
+	r, err := LoraHub(context.Background(), base, []*Adapter{a}, LoraHubOptions{Budget: 80, Seed: 1}, score, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -121,7 +122,8 @@ func (o *SwarmOptions) defaults() {
 // has not improved for RestartPatience iterations restarts there; the search
 // stops after Patience iterations without a new global best. It holds three
 // float32 copies of the model per particle.
-func ModelSwarms(models []Input, o SwarmOptions, score Scorer, log Logf) (*Result, error) {
+func ModelSwarms(ctx context.Context, models []Input, o SwarmOptions, score Scorer, log Logf) (*Result, error) {
+	score = score.guard(ctx)
 	o.defaults()
 	if len(models) < 2 {
 		return nil, fmt.Errorf("model swarms: need at least 2 models, got %d", len(models))

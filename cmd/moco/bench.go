@@ -39,7 +39,9 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench speed", stderr)
 	model := fs.StringP("model", "m", "", "model folder (required; 'moco synth' writes random ones)")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	var threadsV int
+	addThreadsFlag(fs, &threadsV)
+	threads := &threadsV
 	pp := fs.Int("prompt-tokens", 128, "prompt tokens processed as one batch (pp)")
 	tg := fs.Int("gen-tokens", 64, "tokens generated one at a time (tg)")
 	quant := fs.String("quant", "", "quantize weights at load: q8_0")
@@ -47,6 +49,10 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	bw := fs.Float64("bandwidth", 0, "memory bandwidth in GB/s (0: measure in-process)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurements to this file (go tool pprof)")
+	setRange(fs, "prompt-tokens", atLeast(1))
+	setRange(fs, "gen-tokens", atLeast(1))
+	setRange(fs, "repeats", between(1, 1000))
+	setRange(fs, "bandwidth", atLeast(0).withNote("0: measure"))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
 		fs.PrintDefaults()
@@ -62,9 +68,6 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	}
 	if *quant != "" && *quant != "q8_0" {
 		return usagef("--quant %q: only q8_0 is supported", *quant)
-	}
-	if *pp <= 0 || *tg <= 0 || *repeats <= 0 || *threads < 0 || *bw < 0 {
-		return usagef("--prompt-tokens, --gen-tokens and --repeats must be positive, --threads and --bandwidth not negative")
 	}
 	kernels.SetThreads(*threads)
 	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})

@@ -70,7 +70,7 @@ func TestBenchSpeedErrors(t *testing.T) {
 		{[]string{"bench", "sprint"}, "unknown benchmark"},
 		{[]string{"bench", "speed"}, "--model is required"},
 		{[]string{"bench", "speed", "--model", "x", "--quant", "q4_0"}, "q8_0"},
-		{[]string{"bench", "speed", "--model", "x", "--repeats", "0"}, "positive"},
+		{[]string{"bench", "speed", "--model", "x", "--repeats", "0"}, "--repeats 0: want an integer in [1, 1000]"},
 		{[]string{"bench", "speed", "--model", filepath.Join(t.TempDir(), "none")}, "config.json"},
 	} {
 		var out, errb bytes.Buffer

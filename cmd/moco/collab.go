@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,7 @@ func init() {
 }
 
 const collabUsage = `Usage: moco collab METHOD -m DIR -m DIR [...] --prompt TEXT [flags]
-       moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors
+       moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors [--objective marginal|pseudo]
 
 METHOD and the roles of the -m models, in order:
   fusion        all models averaged (--mode logit-mean|prob-mean, --weights)
@@ -48,7 +49,9 @@ N draws a seeded sample stratified by category (default: every item).
 --calibration FILE saves what --dev measured (cascade thresholds, contrastive
 scores) the first time and reuses it after; a file made with other models,
 dev set or settings is refused (delete it or name another file).
-  co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose)
+  co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose);
+                train-head fits the head by the paper's marginal likelihood (default)
+                or by pseudo-labels (--objective pseudo)
   mentor        generator, then mentor (--share, --patch-tokens, optional --head):
                 MoCo's mentor collaboration; the mentor is consulted at random words
                 (seeded by --seed and the prompt) and patches are chosen by the generator
@@ -110,6 +113,15 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	quantile := fs.Float64("quantile", decode.DefaultQuantile, "cascade: calibration quantile")
 	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
+	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "gamma", between(0, 1))
+	setRange(fs, "threshold", between(0, 1))
+	setRange(fs, "warm-up", atLeast(0))
+	setRange(fs, "draft-tokens", between(1, 256))
+	setRange(fs, "quantile", between(0, 1))
+	setRange(fs, "share", between(0, 1))
+	setRange(fs, "patch-tokens", between(1, 4096))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -324,10 +336,16 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "training pairs: a dataset .json ({dev: [{input, output}]}) or JSON lines {\"prompt\", \"completion\"}")
 	split := fs.String("split", "dev", "dataset split to train on")
 	out := fs.String("out", "", "where to write the head (.safetensors)")
+	objective := fs.String("objective", decode.MarginalObjective, "marginal: the Co-LLM paper's marginal likelihood with the deferral as a latent variable; pseudo: 0/1 labels where the assistant is right and the base wrong")
+	asJSON := fs.Bool("json", false, "print the training summary as JSON")
 	epochs := fs.Int("epochs", 500, "full-batch Adam steps")
 	lr := fs.Float64("lr", 0.01, "learning rate")
 	limit := fs.Int("limit", 0, "use at most this many pairs (0: all)")
 	threads := fs.Int("threads", 0, "compute threads (0: all cores)")
+	setRange(fs, "epochs", atLeast(1))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "limit", atLeast(0).withNote("0: all"))
+	setRange(fs, "threads", between(0, float64(maxThreads())).withNote("0: all cores"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -336,6 +354,12 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 	}
 	if *data == "" || *out == "" {
 		return usagef("--data and --out are required")
+	}
+	if *objective != decode.MarginalObjective && *objective != decode.PseudoLabelObjective {
+		return usagef("--objective must be %s or %s, got %q", decode.MarginalObjective, decode.PseudoLabelObjective, *objective)
+	}
+	if *epochs < 1 || !(*lr > 0) || math.IsInf(*lr, 0) || *limit < 0 {
+		return usagef("--epochs must be >= 1, --lr a finite number > 0, --limit >= 0")
 	}
 	pairs, err := readPairs(*data, *split)
 	if err != nil {
@@ -360,7 +384,7 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ri, err := toks[0].Encode(p[1], false)
+		ri, err := toks[0].Encode(answerSep(p[0], p[1])+p[1], false)
 		if err != nil {
 			return err
 		}
@@ -379,25 +403,64 @@ func runTrainHead(args []string, stdout, stderr io.Writer) error {
 			pos++
 		}
 	}
-	if pos == 0 {
+	if pos == 0 && *objective == decode.PseudoLabelObjective {
 		fmt.Fprintln(stderr, "warning: the assistant never beats the base on these pairs, so the head learns never to defer")
 	}
-	h, err := decode.TrainHead(d, decode.HeadTrainConfig{Epochs: *epochs, LR: *lr})
+	h, err := decode.TrainHead(d, decode.HeadTrainConfig{Objective: *objective, Epochs: *epochs, LR: *lr})
 	if err != nil {
 		return err
 	}
-	correct := 0
-	for i, x := range d.X {
-		if (h.Prob(x) > 0.5) == (d.Y[i] > 0.5) {
-			correct++
-		}
-	}
+	sum := headSummary(h, d)
+	sum.Objective, sum.Pairs, sum.Out = *objective, len(hp), *out
 	if err := h.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "trained on %d positions (%d labeled defer) from %d pairs; training accuracy %.3f; wrote %s\n",
-		len(d.Y), pos, len(hp), float64(correct)/float64(len(d.Y)), *out)
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(sum)
+	}
+	fmt.Fprintf(stdout, "trained (%s) on %d positions from %d pairs (%d pseudo-labeled defer); defers at %.3f of them; "+
+		"pseudo-label accuracy %.3f; marginal NLL per token %.4f (base alone %.4f, assistant alone %.4f); wrote %s\n",
+		sum.Objective, sum.Positions, sum.Pairs, sum.PseudoPositive, sum.DeferRate, sum.PseudoAccuracy, sum.MarginalNLL, sum.BaseNLL, sum.AssistantNLL, *out)
 	return nil
+}
+
+// trainHeadSummary is train-head's report on its training positions.
+type trainHeadSummary struct {
+	Objective      string  `json:"objective"`
+	Pairs          int     `json:"pairs"`
+	Positions      int     `json:"positions"`
+	PseudoPositive int     `json:"pseudo_positive"`
+	DeferRate      float64 `json:"defer_rate"`      // share of positions with p > 0.5
+	PseudoAccuracy float64 `json:"pseudo_accuracy"` // (p > 0.5) == pseudo-label
+	MarginalNLL    float64 `json:"marginal_nll"`    // -mean log((1-p) P_base + p P_assistant)
+	BaseNLL        float64 `json:"base_nll"`
+	AssistantNLL   float64 `json:"assistant_nll"`
+	Out            string  `json:"out"`
+}
+
+func headSummary(h *decode.Head, d *decode.HeadData) trainHeadSummary {
+	s := trainHeadSummary{Positions: len(d.Y)}
+	s.MarginalNLL, _, _ = h.MarginalLoss(d, 0)
+	agree, defer_ := 0, 0
+	for i, x := range d.X {
+		p := h.Prob(x)
+		if (p > 0.5) == (d.Y[i] > 0.5) {
+			agree++
+		}
+		if p > 0.5 {
+			defer_++
+		}
+		if d.Y[i] > 0.5 {
+			s.PseudoPositive++
+		}
+		s.BaseNLL -= d.LogPBase[i]
+		s.AssistantNLL -= d.LogPAsst[i]
+	}
+	n := float64(len(d.Y))
+	s.DeferRate, s.PseudoAccuracy = float64(defer_)/n, float64(agree)/n
+	s.BaseNLL /= n
+	s.AssistantNLL /= n
+	return s
 }
 
 // readDev reads a dev set for cascade and contrastive: a MoCo dataset
@@ -639,13 +702,7 @@ func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string,
 			}
 			continue
 		}
-		// An answer follows its prompt after a space ("A:" then " 42"),
-		// as the models generate it.
-		sep := " "
-		if strings.TrimRight(p[0], " \n\t") != p[0] || strings.TrimLeft(p[1], " \n\t") != p[1] {
-			sep = ""
-		}
-		answer, err := toks[0].Encode(sep+p[1], false)
+		answer, err := toks[0].Encode(answerSep(p[0], p[1])+p[1], false)
 		if err != nil {
 			return nil, err
 		}
@@ -662,6 +719,16 @@ func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string,
 	}
 	_, mean, err := decode.RankByNLL(sessions, vocab, ids, from)
 	return mean, err
+}
+
+// answerSep is what goes between a prompt and its reference answer: a
+// space ("A:" then " 42", as the models generate it) unless either side
+// already has whitespace there.
+func answerSep(prompt, answer string) string {
+	if strings.TrimRight(prompt, " \n\t") != prompt || strings.TrimLeft(answer, " \n\t") != answer {
+		return ""
+	}
+	return " "
 }
 
 func permute[T any](xs []T, order []int) []T {

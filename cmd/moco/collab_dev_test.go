@@ -144,3 +144,40 @@ func FuzzJSONLItem(f *testing.F) {
 		}
 	})
 }
+
+// TestTrainHeadObjectives trains both heads on skills dev answers: the
+// marginal objective must give a lower marginal NLL than the pseudo-label
+// head and than either model alone (it is what it maximizes).
+func TestTrainHeadObjectives(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	data := testutil.Shared(t, "datasets/skills_mix.json")
+	dir := t.TempDir()
+	run := func(obj string) map[string]any {
+		out, errs, code := moco(t, "collab", "train-head", "-m", filepath.Join(models, "skills-base"), "-m", filepath.Join(models, "skills-add"),
+			"--data", data, "--limit", "40", "--epochs", "200", "--objective", obj, "--json", "--out", filepath.Join(dir, obj+".safetensors"))
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", obj, code, errs)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%s: %q: %v", obj, out, err)
+		}
+		return r
+	}
+	m, p := run("marginal"), run("pseudo")
+	if m["objective"] != "marginal" || p["objective"] != "pseudo" {
+		t.Errorf("objectives %v %v", m["objective"], p["objective"])
+	}
+	mn, pn := m["marginal_nll"].(float64), p["marginal_nll"].(float64)
+	if !(mn < pn && mn < m["base_nll"].(float64) && mn < m["assistant_nll"].(float64)) {
+		t.Errorf("marginal NLL: marginal head %v, pseudo head %v, base %v, assistant %v", mn, pn, m["base_nll"], m["assistant_nll"])
+	}
+	// The reference follows the prompt after a space, as generated: the
+	// base model alone then predicts the answers well (NLL < 0.5 a token).
+	if b := m["base_nll"].(float64); b > 0.5 {
+		t.Errorf("base NLL %v per token: the references are not tokenized as generated", b)
+	}
+	if _, errs, code := moco(t, "collab", "train-head", "-m", "a", "-m", "b", "--data", data, "--out", "x", "--objective", "em"); code != 2 {
+		t.Errorf("--objective em: exit %d, %s", code, errs)
+	}
+}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -14,83 +18,269 @@ import (
 func init() {
 	register(&command{
 		name:    "eval",
-		summary: "score a model on a MoCo dataset (greedy exact match / multiple choice, or mean NLL)",
+		summary: "score a model or a method over models on a MoCo dataset (greedy exact match / multiple choice, or mean NLL)",
 		run:     runEval,
 	})
 }
 
+// evalResult is eval's --json output, one object for every metric.
+type evalResult struct {
+	Model       string         `json:"model"`   // the model, or the pool joined by "+"
+	Models      []string       `json:"models"`  // every -m, in order
+	Method      string         `json:"method"`  // "single" for one model
+	Dataset     string         `json:"dataset"` // the dataset's name
+	File        string         `json:"file"`    // the dataset file
+	Split       string         `json:"split"`   // dev or test
+	Metric      string         `json:"metric"`  // accuracy or nll
+	Seed        uint64         `json:"seed"`    // of the stratified sample
+	N           int            `json:"n"`       // items scored
+	Total       int            `json:"total"`   // items chosen (more than n when interrupted)
+	Accuracy    *float64       `json:"accuracy,omitempty"`
+	Correct     *int           `json:"correct,omitempty"`
+	MeanNLL     *float64       `json:"mean_nll,omitempty"`
+	Interrupted bool           `json:"interrupted"`
+	Settings    map[string]any `json:"settings"`
+	Items       []evalItem     `json:"items,omitempty"`
+}
+
+type evalItem struct {
+	ID         string `json:"id"`
+	Prompt     string `json:"prompt"`
+	Generation string `json:"generation"`
+	Pred       string `json:"pred"`
+	Ref        string `json:"ref"`
+	Correct    bool   `json:"correct"`
+}
+
 func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", stderr)
-	model := fs.StringP("model", "m", "", "model folder (required)")
+	models := fs.StringArrayP("model", "m", nil, "model folder (required; repeat with --method to score a method over several)")
+	method := fs.String("method", "", "collaboration method over the -m models, built through the method registry: "+methodNames()+" (default: single, one model)")
+	params := fs.StringArray("param", nil, "method parameter key=value, JSON values (e.g. alpha=0.5, weights=[0.7,0.3], mode=prob-mean); repeat")
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
 	split := fs.String("split", "test", "dev or test")
-	n := fs.Int("n", 100, "items to score (0: all)")
-	seed := fs.Uint64("seed", 0, "0: the first N items; else a seeded random sample")
-	metric := fs.String("metric", "accuracy", "accuracy (generate and score) or nll (mean NLL of the references)")
+	n := fs.Int("n", 0, "items to score, a sample stratified by category or id prefix (0: all)")
+	setRange(fs, "n", atLeast(0))
+	first := fs.Bool("first", false, "take the first --n items instead of a sample")
+	seed := fs.Uint64P("seed", "s", 0, "seed of the stratified sample")
+	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references; one model)")
 	maxNew := fs.Int("max-new", 64, "most tokens generated per item")
-	stop := fs.StringArray("stop", nil, "cut generations at this string before scoring (repeat)")
-	prefix := fs.String("answer-prefix", " ", "text between prompt and reference for --metric nll")
-	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
+	setRange(fs, "max-new", atLeast(1))
+	stop := fs.StringArray("stop", nil, "cut generations at this string before scoring (repeat); "+escapeHelp)
+	prefix := fs.String("answer-prefix", " ", "text between prompt and reference for --metric nll; "+escapeHelp)
+	noEscape := fs.Bool("no-escape", false, `take --stop and --answer-prefix literally (no \n escapes)`)
+	var threads, ctxSize int
+	addThreadsFlag(fs, &threads)
+	addCtxSizeFlag(fs, &ctxSize)
 	quant := fs.String("quant", "", "weight quantization: \"\" or q8_0")
-	jsonOut := fs.Bool("json", false, "print every item's generation and score as JSON")
+	jsonOut := fs.Bool("json", false, "print one JSON object: model, method, metric, seed, settings, score and every item")
+	quiet := fs.BoolP("quiet", "q", false, "no progress on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco eval --model DIR --dataset FILE [--split test] [--n 100] [--metric accuracy|nll]")
+		fmt.Fprintln(stderr, "Usage: moco eval -m DIR [-m DIR --method NAME] --dataset FILE [--split test] [--n N] [--metric accuracy|nll] [--json]")
+		fmt.Fprintln(stderr, "Ctrl-C stops the run and prints the score of the items done so far.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || *dataset == "" {
+	if len(*models) == 0 || *dataset == "" {
 		return usagef("--model and --dataset are required")
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	if *metric != bench.MetricAccuracy && *metric != bench.MetricNLL {
+		return usagef("--metric %q: want accuracy or nll", *metric)
+	}
+	name := *method
+	if name == "" {
+		if len(*models) > 1 {
+			return usagef("%d models given: choose how they work together with --method (%s), or give one -m", len(*models), methodNames())
+		}
+		name = "single"
+	}
+	if _, ok := collab.Lookup(name); !ok {
+		return usagef("unknown --method %q (known: %s)", name, methodNames())
+	}
+	if *metric == bench.MetricNLL && name != "single" {
+		return usagef("--metric nll scores one model; a --method is scored with --metric accuracy")
+	}
+	mp, err := parseParams(*params)
+	if err != nil {
+		return err
+	}
+	if name == "single" && len(mp) > 0 {
+		return usagef("--param is for a --method over several models")
+	}
+	stops := unescapeAll(*stop, *noEscape)
+	answerPrefix := unescapeAll([]string{*prefix}, *noEscape)[0]
 	ds, err := bench.LoadDataset(*dataset)
 	if err != nil {
 		return err
 	}
-	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})
-	if err != nil {
-		return err
+	opts := engine.Options{Threads: threads, Quant: *quant, ContextSize: ctxSize}
+	res := evalResult{
+		Models: *models, Method: name, Dataset: ds.Name, File: *dataset, Split: *split, Metric: *metric, Seed: *seed,
+		Settings: map[string]any{"n": *n, "first": *first, "max_new": *maxNew, "stop": stops, "threads": threads, "ctx_size": ctxSize, "quant": *quant},
 	}
-	defer m.Close()
-	tok, err := tokenizer.Load(*model)
-	if err != nil {
-		return err
+	res.Model = strings.Join(*models, "+")
+	if *metric == bench.MetricNLL {
+		res.Settings["answer_prefix"] = answerPrefix
 	}
-	o := bench.Options{N: *n, Seed: *seed, Stop: unescape(*stop)}
-	switch *metric {
-	case bench.MetricNLL:
-		v, err := bench.MeanNLL(m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: *prefix, AppendEOS: true})
+	if len(mp) > 0 {
+		res.Settings["params"] = mp
+	}
+	ctx, cancel := interruptContext()
+	defer cancel()
+	var bar *progressBar
+	if !*quiet {
+		bar = newProgressBar(stderr, "eval")
+	}
+	o := bench.Options{N: *n, Seed: *seed, First: *first, Stop: stops}
+
+	var runErr error
+	if *metric == bench.MetricNLL {
+		m, tok, err := loadOne((*models)[0], opts)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s %s %s: mean NLL %.4f\n", *model, ds.Name, *split, v)
-		return nil
-	case bench.MetricAccuracy:
-	default:
-		return usagef("--metric %q: want accuracy or nll", *metric)
+		defer m.Close()
+		o.Progress = func(done, total, _ int) { bar.update(done, total, "items") }
+		v, k, err := bench.MeanNLLContext(ctx, m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		runErr = err
+		res.N, res.MeanNLL = k, &v
+		res.Total = k
+		if items, err := ds.Split(*split); err == nil {
+			res.Total = len(pick(o, items))
+		}
+	} else {
+		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew)
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		o.Progress = func(done, total, correct int) {
+			bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
+		}
+		r, err := bench.EvaluateContext(ctx, ds, *split, o, gen)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		runErr = err
+		res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
+		for _, it := range r.Items {
+			res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
+		}
 	}
-	r, err := bench.EvaluateWith(ds, *split, o, bench.Greedy(m, tok, *maxNew))
-	if err != nil {
-		return err
+	bar.end()
+	res.Interrupted = runErr != nil
+	if runErr != nil {
+		fmt.Fprintf(stderr, "moco eval: interrupted after %d of %d items; the score below is over those\n", res.N, res.Total)
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", " ")
-		return enc.Encode(r)
+		if err := writeJSON(stdout, res); err != nil {
+			return err
+		}
+	} else {
+		what := res.Model
+		if name != "single" {
+			what = name + "(" + strings.Join(baseNames(*models), ", ") + ")"
+		}
+		if res.MeanNLL != nil {
+			fmt.Fprintf(stdout, "%s %s %s: mean NLL %.4f (%d items)\n", what, ds.Name, *split, *res.MeanNLL, res.N)
+		} else {
+			fmt.Fprintf(stdout, "%s %s %s: accuracy %.3f (%d/%d)\n", what, ds.Name, *split, *res.Accuracy, *res.Correct, res.N)
+		}
 	}
-	fmt.Fprintf(stdout, "%s %s %s: accuracy %.3f (%d/%d)\n", *model, ds.Name, *split, r.Accuracy, r.Correct, r.N)
-	return nil
+	return runErr
 }
 
-// unescape turns "\n" and "\t" typed on a command line into the characters.
-func unescape(ss []string) []string {
-	r := strings.NewReplacer(`\n`, "\n", `\t`, "\t")
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = r.Replace(s)
+// pick is the items an evaluation with o scores.
+func pick(o bench.Options, items []bench.Item) []bench.Item {
+	if o.First {
+		return bench.Head(items, o.N)
+	}
+	return bench.Sample(items, o.N, o.Seed)
+}
+
+// loadOne loads a model folder and its tokenizer.
+func loadOne(dir string, opts engine.Options) (*engine.Model, *tokenizer.Tokenizer, error) {
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := engine.Load(dir, opts)
+	return m, tok, err
+}
+
+// evalGenerator returns the greedy generator eval scores: bench.Greedy for
+// one model (the reference harness), else the registry's method over the
+// pool, run with greedy requests of maxNew tokens under ctx.
+func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, opts engine.Options, maxNew int) (bench.Generator, func(), error) {
+	if method == "single" {
+		m, tok, err := loadOne(dirs[0], opts)
+		if err != nil {
+			return nil, func() {}, err
+		}
+		return bench.Greedy(m, tok, maxNew), func() { m.Close() }, nil
+	}
+	pool, closeAll, err := collab.LoadPool(dirs, opts)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	meth, err := collab.New(ctx, method, pool, p)
+	if err != nil {
+		closeAll()
+		return nil, func() {}, usagef("%v", err)
+	}
+	gen := func(prompt string) (string, error) {
+		out, err := meth.Generate(ctx, []collab.Request{{Prompt: prompt, MaxTokens: maxNew}})
+		if err != nil {
+			return "", err
+		}
+		return out[0].Text, nil
+	}
+	return gen, closeAll, nil
+}
+
+// parseParams reads --param key=value pairs; a value that parses as JSON
+// (number, bool, list, object, quoted string) is that value, any other is
+// the string as typed.
+func parseParams(kvs []string) (collab.Params, error) {
+	p := collab.Params{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--param %q: want key=value", kv)
+		}
+		if _, dup := p[k]; dup {
+			return nil, usagef("--param %s given twice", k)
+		}
+		var x any
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			x = v
+		}
+		p[k] = x
+	}
+	return p, nil
+}
+
+// methodNames lists the registry's methods for help and errors.
+func methodNames() string {
+	var names []string
+	for _, s := range collab.Specs() {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func baseNames(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = filepath.Base(filepath.Clean(d))
 	}
 	return out
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -18,88 +22,208 @@ func init() {
 	})
 }
 
-// genFlags are the generation flags generate and collab share.
+// genFlags are the generation flags generate and collab share. Their names
+// and short forms are llama.cpp's where they mean the same (-p, -f, -n,
+// -t, -c, -s, --temp, --repeat-penalty, --repeat-last-n).
 type genFlags struct {
-	prompt      string
-	maxTokens   int
-	temperature float64
-	topK        int
-	topP, minP  float64
-	seed        uint64
-	stop        []string
-	chat        bool
-	threads     int
-	quant       string
+	fs            *pflag.FlagSet
+	prompt        string
+	promptFile    string
+	maxTokens     int
+	temperature   float64
+	topK          int
+	topP, minP    float64
+	seed          uint64
+	repeatPenalty float64
+	repeatLastN   int
+	stop          []string
+	noEscape      bool
+	chat          bool
+	threads       int
+	ctxSize       int
+	quant         string
+	verbose       bool
 }
 
+// llamaAliases maps llama.cpp's long names onto ours where they mean the
+// same thing, so that a llama.cpp command line works unchanged.
+var llamaAliases = map[string]string{"temp": "temperature", "n-predict": "max-tokens", "predict": "max-tokens"}
+
 func addGenFlags(fs *pflag.FlagSet) *genFlags {
-	g := &genFlags{}
+	g := &genFlags{fs: fs}
 	d := decode.DefaultSampler
-	fs.StringVar(&g.prompt, "prompt", "", "text to continue (required)")
-	fs.IntVar(&g.maxTokens, "max-tokens", 256, "most tokens to generate (capped by the context)")
-	fs.Float64Var(&g.temperature, "temperature", d.Temperature, "sampling temperature; 0 is greedy")
-	fs.IntVar(&g.topK, "top-k", d.TopK, "keep only the k most likely tokens (0: off)")
-	fs.Float64Var(&g.topP, "top-p", d.TopP, "nucleus sampling: keep the smallest set with this probability (1: off)")
-	fs.Float64Var(&g.minP, "min-p", d.MinP, "drop tokens below this fraction of the top probability (0: off)")
-	fs.Uint64Var(&g.seed, "seed", d.Seed, "random seed (the same seed gives the same text)")
-	fs.StringArrayVar(&g.stop, "stop", nil, "stop before this text (repeatable)")
+	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required); "+escapeHelp)
+	fs.StringVarP(&g.promptFile, "file", "f", "", "read the prompt from this file, as is (no escapes)")
+	fs.IntVarP(&g.maxTokens, "max-tokens", "n", 256, "most tokens to generate, capped by the context (alias --n-predict)")
+	setRange(fs, "max-tokens", atLeast(0))
+	fs.Float64Var(&g.temperature, "temperature", d.Temperature, "sampling temperature; 0 is greedy (alias --temp)")
+	setRange(fs, "temperature", atLeast(0))
+	fs.IntVar(&g.topK, "top-k", d.TopK, "keep only the k most likely tokens")
+	setRange(fs, "top-k", atLeast(0).withNote("0: off"))
+	fs.Float64Var(&g.topP, "top-p", d.TopP, "nucleus sampling: keep the smallest set with this probability")
+	setRange(fs, "top-p", above(0, 1).withNote("1: off"))
+	fs.Float64Var(&g.minP, "min-p", d.MinP, "drop tokens below this fraction of the top probability")
+	setRange(fs, "min-p", between(0, 1).withNote("0: off"))
+	fs.Float64Var(&g.repeatPenalty, "repeat-penalty", 1, "divide the positive scores (multiply the negative ones) of tokens among the last --repeat-last-n by this, as llama.cpp and Hugging Face do")
+	setRange(fs, "repeat-penalty", above(0, 100).withNote("1: off"))
+	fs.IntVar(&g.repeatLastN, "repeat-last-n", 64, "tokens the repeat penalty looks back over, prompt included")
+	setRange(fs, "repeat-last-n", atLeast(-1).withNote("0: off, -1: the whole context"))
+	fs.Uint64VarP(&g.seed, "seed", "s", 0, "random seed: the same seed gives the same text (default when sampling: a random one, printed by --verbose)")
+	fs.StringArrayVar(&g.stop, "stop", nil, "stop before this text (repeatable); "+escapeHelp)
+	fs.BoolVar(&g.noEscape, "no-escape", false, `take --prompt and --stop literally (no \n escapes)`)
 	fs.BoolVar(&g.chat, "chat", false, "wrap the prompt in the model's chat template")
-	fs.IntVar(&g.threads, "threads", 0, "compute threads (0: all cores)")
+	addThreadsFlag(fs, &g.threads)
+	addCtxSizeFlag(fs, &g.ctxSize)
 	fs.StringVar(&g.quant, "quant", "", `weight quantization: "" or "q8_0"`)
+	fs.BoolVarP(&g.verbose, "verbose", "v", false, "print the seed and the context size on stderr")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := llamaAliases[name]; ok {
+			return pflag.NormalizedName(to)
+		}
+		return pflag.NormalizedName(name)
+	})
 	return g
 }
 
 func (g *genFlags) sampler() decode.SamplerConfig {
-	return decode.SamplerConfig{Temperature: g.temperature, TopK: g.topK, TopP: g.topP, MinP: g.minP, Seed: g.seed}
+	c := decode.SamplerConfig{Temperature: g.temperature, TopK: g.topK, TopP: g.topP, MinP: g.minP, Seed: g.seed}
+	switch {
+	case g.repeatPenalty == 1, g.repeatLastN == 0: // off (llama.cpp: 1 or a window of 0)
+	case g.repeatLastN < 0: // llama.cpp: -1 is the whole context
+		c.RepeatPenalty = g.repeatPenalty
+	default:
+		c.RepeatPenalty, c.RepeatLastN = g.repeatPenalty, g.repeatLastN
+	}
+	return c
 }
 
 func (g *genFlags) options() engine.Options {
-	return engine.Options{Threads: g.threads, Quant: g.quant}
+	return engine.Options{Threads: g.threads, Quant: g.quant, ContextSize: g.ctxSize}
 }
 
+// check validates the flags after parsing and settles what they leave
+// open: the prompt (from --file, escapes processed), the stop strings, and
+// a random seed when sampling without -s. It prints the seed with
+// --verbose.
 func (g *genFlags) check() error {
-	if g.prompt == "" {
-		return usagef("--prompt is required")
+	switch {
+	case g.prompt != "" && g.promptFile != "":
+		return usagef("give --prompt or --file, not both")
+	case g.promptFile != "":
+		b, err := os.ReadFile(g.promptFile)
+		if err != nil {
+			return usagef("--file: %v", err)
+		}
+		g.prompt = string(b)
+	case g.prompt == "":
+		return usagef("--prompt (or --file) is required")
+	default:
+		g.prompt = unescapeAll([]string{g.prompt}, g.noEscape)[0]
 	}
-	if g.maxTokens < 0 {
-		return usagef("--max-tokens must be >= 0")
-	}
+	g.stop = unescapeAll(g.stop, g.noEscape)
 	if err := g.sampler().Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	if !g.fs.Changed("seed") && g.temperature > 0 {
+		g.seed = randomSeed() // greedy decoding draws nothing: keep 0 there
+	}
+	if g.verbose {
+		fmt.Fprintf(g.fs.Output(), "seed: %d\n", g.seed)
+	}
 	return nil
+}
+
+// randomSeed draws a seed from the operating system's generator.
+func randomSeed() uint64 {
+	var b [8]byte
+	crand.Read(b[:])                             // never fails on supported systems (Go 1.24+)
+	return binary.LittleEndian.Uint64(b[:]) >> 1 // fits an int64 for JSON readers
+}
+
+// generateResult is generate's --json output.
+type generateResult struct {
+	Model    string         `json:"model"`
+	Prompt   string         `json:"prompt"`
+	Text     string         `json:"text"`
+	Tokens   int            `json:"tokens"`
+	Seed     uint64         `json:"seed"`
+	Settings map[string]any `json:"settings"`
 }
 
 func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("generate", stderr)
 	model := fs.StringP("model", "m", "", "model folder (default: the embedded stories260K)")
 	g := addGenFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	asJSON := fs.Bool("json", false, "print one JSON object (model, prompt, text, tokens, seed, settings) instead of streaming text")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco generate [-m DIR] (-p TEXT | -f FILE) [-n 256] [--temp 0.8] [-s SEED] [flags]")
+		fs.PrintDefaults()
 	}
-	if err := g.check(); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := g.check(); err != nil {
+		return err
 	}
 	m, tok, err := openModel(*model, g.options())
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if g.verbose {
+		fmt.Fprintf(stderr, "context size: %d positions (the model's max_position_embeddings: %d)\n", m.ContextSize(), m.Config.MaxPositions)
+	}
 	c, err := decode.NewMethod([]*engine.Model{m}, tokSlice(tok), decode.MethodConfig{
 		Method: "single", Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat,
 	})
 	if err != nil {
 		return err
 	}
-	if g.maxTokens == 0 {
-		return nil
+	ctx, stop := interruptContext()
+	defer stop()
+	var text string
+	n := 0
+	count := func(decode.Token) bool { n++; return true }
+	if g.maxTokens > 0 {
+		out := stdout
+		if *asJSON {
+			out = nil
+		}
+		text, err = c.GenerateContext(ctx, g.prompt, out, count)
+		if err != nil {
+			return err
+		}
 	}
-	if _, err := c.Generate(g.prompt, stdout); err != nil {
+	if !*asJSON {
+		if g.maxTokens > 0 {
+			_, err = fmt.Fprintln(stdout)
+		}
 		return err
 	}
-	_, err = fmt.Fprintln(stdout)
-	return err
+	name := *model
+	if name == "" {
+		name = defaultModelName
+	}
+	return writeJSON(stdout, generateResult{Model: name, Prompt: g.prompt, Text: text, Tokens: n, Seed: g.seed, Settings: g.settings()})
+}
+
+// settings lists the generation settings for --json results.
+func (g *genFlags) settings() map[string]any {
+	s := g.sampler()
+	return map[string]any{
+		"max_tokens": g.maxTokens, "temperature": s.Temperature, "top_k": s.TopK, "top_p": s.TopP, "min_p": s.MinP,
+		"repeat_penalty": g.repeatPenalty, "repeat_last_n": g.repeatLastN, "stop": g.stop, "chat": g.chat,
+		"ctx_size": g.ctxSize, "quant": g.quant,
+	}
+}
+
+// writeJSON prints v as one indented JSON object.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

@@ -26,7 +26,8 @@ func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	model := fs.StringP("model", "m", "", "model folder (Hugging Face layout)")
 	idsFile := fs.String("ids-file", "", `token ids: a JSON list [1, 2, ...] or {"ids": [...]} ("-" reads stdin)`)
 	out := fs.String("out", "", "output file: float32 little-endian, row-major [positions][vocab]")
-	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
+	var threads int
+	addThreadsFlag(fs, &threads)
 	quant := fs.String("quant", "", "quantize the weights at load: q8_0")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco logits --model DIR --ids-file tokens.json --out FILE")
@@ -49,7 +50,7 @@ func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})
+	m, err := engine.Load(*model, engine.Options{Threads: threads, Quant: *quant})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/mocolab/moco/engine"
 )
 
 // A command is one subcommand of moco. Each lives in its own file and
@@ -53,7 +56,18 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "moco %s: %s\n", c.name, oneLine(err.Error()))
+		if code, ok := reportSignal(stderr, c.name, err); ok {
+			return code // 130 (SIGINT) or 143 (SIGTERM): see signals.go
+		}
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "moco %s: interrupted\n", c.name)
+			return 130 // as a shell reports a SIGINT
+		}
+		msg := oneLine(err.Error())
+		if errors.Is(err, engine.ErrContextFull) {
+			msg += " (set the context size with --ctx-size/-c)"
+		}
+		fmt.Fprintf(stderr, "moco %s: %s\n", c.name, msg)
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2
@@ -98,5 +112,5 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		}
 		return usageError{err.Error()}
 	}
-	return nil
+	return checkRanges(fs)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,10 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed of DARE and DELLA drops")
 	truncVocab := fs.Bool("allow-vocab-mismatch", false, "merge models whose vocabularies differ, truncating embeddings and heads to the common rows")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
+	force := fs.Bool("force", false, "replace an existing, non-empty model folder at the output (a file, or a folder that is not a model folder, is never replaced)")
+	asJSON := fs.Bool("json", false, "print a JSON object (method, models, out, seconds) on stdout when done")
+	setRange(fs, "weight", between(-100, 100))
+	setRange(fs, "density", between(0, 1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco merge CONFIG.yaml OUT_DIR [flags]")
 		fmt.Fprintln(stderr, "       moco merge --method ties --base B -m A -m C --weight 0.5 --density 0.5 --out DIR")
@@ -46,7 +51,7 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--shard-size: %v", err)
 	}
-	progress := stderr
+	progress := progressOut(stderr)
 	if *quiet {
 		progress = nil
 	}
@@ -85,7 +90,9 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *out == "" {
 			return usagef("--out is required")
 		}
-		return mergeLoRA(*base, *models, *weights, *out, shard, progress)
+		ctx, stop := signalContext()
+		defer stop()
+		return interrupted(ctx, mergeLoRA(ctx, *base, *models, *weights, *out, shard, *force, progress, stderr))
 	default:
 		if *method == "" {
 			return usagef("give CONFIG.yaml or --method")
@@ -104,11 +111,22 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fo.AllowVocabMismatch = *truncVocab
 	fo.ShardSize = shard
 	fo.Progress = progress
-	if err := merge.WriteFolder(spec, *out, fo); err != nil {
-		return err
+	fo.Force = *force
+	fo.Notice = func(m string) { fmt.Fprintln(stderr, "moco merge:", m) }
+	ctx, stop := signalContext()
+	defer stop()
+	if err := merge.WriteFolder(ctx, spec, *out, fo); err != nil {
+		return interrupted(ctx, err)
 	}
 	fmt.Fprintf(stderr, "merged %d model(s) with %s into %s in %.1fs, peak RSS %s\n",
 		len(spec.Models), spec.Method, *out, time.Since(start).Seconds(), peakRSS())
+	if *asJSON {
+		names := make([]string, len(spec.Models))
+		for i, m := range spec.Models {
+			names[i] = m.Name
+		}
+		return writeJSON(stdout, map[string]any{"method": spec.Method, "models": names, "out": *out, "seconds": time.Since(start).Seconds()})
+	}
 	return nil
 }
 
@@ -195,7 +213,7 @@ func parseParamValue(v string) (float64, error) {
 }
 
 // mergeLoRA writes base with adapters applied (weights default to 1 each).
-func mergeLoRA(base string, adapters []string, weights []float64, out string, shard int64, progress io.Writer) error {
+func mergeLoRA(ctx context.Context, base string, adapters []string, weights []float64, out string, shard int64, force bool, progress, stderr io.Writer) error {
 	if base == "" || len(adapters) == 0 {
 		return usagef("--method lora needs --base and at least one -m ADAPTER")
 	}
@@ -225,7 +243,8 @@ func mergeLoRA(base string, adapters []string, weights []float64, out string, sh
 		return err
 	}
 	spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: base, Src: src}}}
-	return merge.WriteFolder(spec, out, merge.FolderOptions{Dirs: []string{base}, ShardSize: shard, Progress: progress})
+	return merge.WriteFolder(ctx, spec, out, merge.FolderOptions{Dirs: []string{base}, ShardSize: shard, Progress: progress,
+		Force: force, Notice: func(m string) { fmt.Fprintln(stderr, "moco merge:", m) }})
 }
 
 // parseSize reads a byte count with an optional KB/MB/GB suffix (powers of 1000,

@@ -34,13 +34,17 @@ type perplexityResult struct {
 func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("perplexity", stderr)
 	models := fs.StringArrayP("model", "m", nil, "model folder (repeat with --method to score an ensemble; default: the embedded stories260K)")
-	file := fs.String("file", "", "text file to score (required)")
+	file := fs.StringP("file", "f", "", "text file to score (required)")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	method := fs.String("method", "", "combine several models: fusion or contrastive")
 	mode := fs.String("mode", "logit-mean", "fusion mode: logit-mean or prob-mean")
 	weights := fs.Float64Slice("weights", nil, "fusion weights, one per model (default uniform)")
 	alpha := fs.Float64("alpha", 0.2, "contrastive strength: base + alpha*(experts - anti-experts)")
-	threads := fs.Int("threads", 0, "compute threads (0: all cores)")
+	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	var threads, ctxSize int
+	addThreadsFlag(fs, &threads)
+	addCtxSizeFlag(fs, &ctxSize)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +82,7 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ms, toks, err := openModels(dirs, engine.Options{Threads: *threads})
+	ms, toks, err := openModels(dirs, engine.Options{Threads: threads, ContextSize: ctxSize})
 	if err != nil {
 		return err
 	}
@@ -97,7 +101,7 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 		sessions[i] = m.NewSession(0)
 		limit = min(limit, contextOf(m))
 	}
-	// Texts longer than the context are scored in windows, each starting
+	// Texts longer than the context (--ctx-size) are scored in windows, each starting
 	// again from BOS, as llama.cpp's perplexity tool does.
 	var sum float64
 	var n int

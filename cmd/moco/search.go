@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -25,6 +26,7 @@ var searchMethods = []string{"swarms", "greedy-soup", "lorahub", "expo", "dare-t
 
 func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("search", stderr)
+	var f searchFlags
 	models := fs.StringArrayP("model", "m", nil, "model folder (repeat); LoRA adapter folders for lorahub")
 	base := fs.String("base", "", "base model (dare-ties, lorahub)")
 	dataset := fs.String("dataset", "", "dev dataset JSON (required)")
@@ -42,6 +44,18 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	iters := fs.Int("iterations", 0, "dare-ties / swarms: iterations (0: 5 / 10)")
 	extra := fs.Int("extra-particles", 0, "swarms: particles added as random crossovers")
 	budget := fs.Int("budget", 40, "lorahub: candidates scored")
+	force := fs.Bool("force", false, "replace an existing, non-empty model folder at --out (a file, or a folder that is not a model folder, is never replaced)")
+	asJSON := fs.Bool("json", false, "print one JSON object (method, metric, dev score, weights, test accuracy, out) instead of the text report")
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
+	setRange(fs, "max-new", atLeast(1))
+	setRange(fs, "test-samples", atLeast(0))
+	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "density", between(0, 1))
+	setRange(fs, "particles", atLeast(1))
+	setRange(fs, "iterations", atLeast(0))
+	setRange(fs, "extra-particles", atLeast(0))
+	setRange(fs, "budget", atLeast(1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco search swarms|greedy-soup|lorahub|expo|dare-ties -m A -m B ... --dataset FILE [--dev-samples N] [--out DIR]")
 		fs.PrintDefaults()
@@ -56,10 +70,41 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *dataset == "" || len(*models) == 0 {
 		return usagef("--dataset and -m are required")
 	}
+	if *out != "" {
+		// Refuse a bad output before spending the search on it.
+		if err := safetensors.CheckOutPath(*out, *force); err != nil {
+			return err
+		}
+	}
+	f = searchFlags{method: method, models: models, base: base, devN: devN, seed: seed, metric: metric, maxNew: maxNew, out: out,
+		testN: testN, alphas: alphas, expoMode: expoMode, k: k, density: density, particles: particles, iters: iters,
+		extra: extra, budget: budget, force: force, asJSON: asJSON}
 	ds, err := bench.LoadDataset(*dataset)
 	if err != nil {
 		return err
 	}
+	ctx, stop := signalContext()
+	defer stop()
+	return interrupted(ctx, f.run(ctx, ds, stdout, stderr))
+}
+
+// searchFlags are search's parsed flags.
+type searchFlags struct {
+	method                          string
+	models                          *[]string
+	base, metric, out, expoMode     *string
+	devN, maxNew, testN, k          *int
+	particles, iters, extra, budget *int
+	seed                            *uint64
+	alphas                          *[]float64
+	density                         *float64
+	force, asJSON                   *bool
+}
+
+func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr io.Writer) error {
+	method, models, base, devN, seed, metric, maxNew := f.method, f.models, f.base, f.devN, f.seed, f.metric, f.maxNew
+	out, testN, alphas, expoMode, k, density := f.out, f.testN, f.alphas, f.expoMode, f.k, f.density
+	particles, iters, extra, budget := f.particles, f.iters, f.extra, f.budget
 	ref := (*models)[0]
 	if method == "lorahub" || (*base != "" && method == "dare-ties") {
 		ref = *base
@@ -76,7 +121,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := bench.NLLOptions{Options: bench.Options{N: *devN, Seed: *seed}, AnswerPrefix: " ", AppendEOS: true}
-	score := merge.Scorer(bench.Scorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
+	score := merge.Scorer(bench.DevScorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
 	log := merge.Logf(func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) })
 	start := time.Now()
 
@@ -93,14 +138,19 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			dirs = append(dirs, m)
 		}
 	}
+	report := stdout
+	if *f.asJSON {
+		stdout = io.Discard // the text report gives way to one JSON object
+	}
+	var testRes *bench.Result
 	var res *merge.Result
 	switch method {
 	case "greedy-soup":
-		res, err = merge.GreedySoup(ins, score, log)
+		res, err = merge.GreedySoup(ctx, ins, score, log)
 	case "swarms":
-		res, err = merge.ModelSwarms(ins, merge.SwarmOptions{MaxIterations: *iters, ExtraParticles: *extra, Seed: *seed}, score, log)
+		res, err = merge.ModelSwarms(ctx, ins, merge.SwarmOptions{MaxIterations: *iters, ExtraParticles: *extra, Seed: *seed}, score, log)
 	case "expo":
-		res, err = merge.ExPO(ins, merge.ExPOMode(*expoMode), *k, *alphas, score, log)
+		res, err = merge.ExPO(ctx, ins, merge.ExPOMode(*expoMode), *k, *alphas, score, log)
 	case "dare-ties":
 		if *base == "" {
 			return usagef("dare-ties needs --base")
@@ -111,7 +161,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		defer b.Src.Close()
 		dirs = append([]string{*base}, dirs...)
-		res, err = merge.DareTiesSearch(b, ins, merge.PSOOptions{Particles: *particles, Iterations: *iters, Seed: *seed, Density: *density}, score, log)
+		res, err = merge.DareTiesSearch(ctx, b, ins, merge.PSOOptions{Particles: *particles, Iterations: *iters, Seed: *seed, Density: *density}, score, log)
 	case "lorahub":
 		var as []*merge.Adapter
 		for _, m := range *models {
@@ -127,7 +177,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		defer b.Src.Close()
 		dirs = []string{*base}
-		res, err = merge.LoraHub(b.Src, as, merge.LoraHubOptions{Budget: *budget, Seed: *seed}, score, log)
+		res, err = merge.LoraHub(ctx, b.Src, as, merge.LoraHubOptions{Budget: *budget, Seed: *seed}, score, log)
 	default:
 		return usagef("unknown search method %q (want %s)", method, strings.Join(searchMethods, ", "))
 	}
@@ -153,6 +203,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "test accuracy %.3f (%d/%d)\n", r.Accuracy, r.Correct, r.N)
+		testRes = r
 	}
 	if *out != "" {
 		dt := safetensors.DType("")
@@ -166,10 +217,14 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			src.Close()
 		}
 		spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: method, Src: res.Src}}, OutDType: dt}
-		if err := merge.WriteFolder(spec, *out, merge.FolderOptions{Dirs: dirs[:1], Progress: stderr}); err != nil {
+		fo := merge.FolderOptions{Dirs: dirs[:1], Progress: progressOut(stderr), Force: *f.force, Notice: func(m string) { fmt.Fprintln(stderr, "moco search:", m) }}
+		if err := merge.WriteFolder(ctx, spec, *out, fo); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s, peak RSS %s\n", *out, peakRSS())
+	}
+	if *f.asJSON {
+		return writeJSON(report, searchJSON(method, *metric, *seed, *models, res, testRes, *out))
 	}
 	return nil
 }

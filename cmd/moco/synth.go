@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,7 @@ func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output model folder (required)")
 	dtype := fs.String("dtype", "bf16", "weight dtype: bf16, f16 or f32")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed writes the same bytes)")
+	force := fs.Bool("force", false, "replace an existing, non-empty model folder at --out (a file, or a folder that is not a model folder, is never replaced)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco synth (--config config.json | --shape NAME) --out DIR [--dtype bf16|f16|f32] [--seed S]")
 		fmt.Fprintln(stderr, "Writes weights drawn from N(0, 0.02^2) (norms 1), config.json and a byte-level tokenizer.")
@@ -71,9 +73,11 @@ func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := synthCheckpoint(*out, cfg, dt, *seed)
+	ctx, stop := signalContext()
+	defer stop()
+	n, err := synthCheckpoint(ctx, *out, cfg, dt, *seed, *force, func(m string) { fmt.Fprintln(stderr, "moco synth:", m) })
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d parameters, %s\n", *out, n, dt)
 	return nil
@@ -177,15 +181,21 @@ func synthTensors(configJSON []byte) ([]synthTensor, error) {
 const synthChunk = 1 << 20
 
 // synthCheckpoint writes a random checkpoint of the shape in configJSON to
-// dir and returns its parameter count.
-func synthCheckpoint(dir string, configJSON []byte, dt safetensors.DType, seed uint64) (int64, error) {
+// out and returns its parameter count. It writes into a temporary folder
+// renamed into place when complete (safetensors.OutDir: out must be absent
+// or empty, or with force a model folder), and stops between tensors when
+// ctx is cancelled, leaving out as it was.
+func synthCheckpoint(ctx context.Context, out string, configJSON []byte, dt safetensors.DType, seed uint64, force bool, notice func(string)) (int64, error) {
 	ts, err := synthTensors(configJSON)
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	od, err := safetensors.CreateOutDir(out, force, notice)
+	if err != nil {
 		return 0, err
 	}
+	defer od.Abort() // nothing after Commit
+	dir := od.Tmp
 	headers := make([]safetensors.Header, len(ts))
 	for i := range ts {
 		ts[i].DType = dt
@@ -197,6 +207,10 @@ func synthCheckpoint(dir string, configJSON []byte, dt safetensors.DType, seed u
 	}
 	var params int64
 	for i, t := range ts {
+		if err := ctx.Err(); err != nil {
+			w.Abort()
+			return 0, err
+		}
 		n := 1
 		for _, d := range t.Shape {
 			n *= d
@@ -225,7 +239,7 @@ func synthCheckpoint(dir string, configJSON []byte, dt safetensors.DType, seed u
 			return 0, err
 		}
 	}
-	return params, nil
+	return params, od.Commit()
 }
 
 // synthData returns n values of a tensor encoded as dt. Chunks are drawn in

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+// TestNumericFlagRanges: every numeric flag refuses values outside its
+// range before any work, with one message naming the flag, the value and
+// the valid range, and exit code 2.
+func TestNumericFlagRanges(t *testing.T) {
+	over := "1000"
+	if runtime.NumCPU() >= 1000 {
+		over = "100000"
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "-p", "x", "--threads", "-1"}, "--threads -1: want an integer in [0, "},
+		{[]string{"generate", "-p", "x", "--threads", over}, "--threads " + over + ": want an integer in [0, "},
+		{[]string{"generate", "-p", "x", "-t", over}, "--threads " + over + ": want"},
+		{[]string{"generate", "-p", "x", "--top-p", "0"}, "--top-p 0: want a number in (0, 1]"},
+		{[]string{"generate", "-p", "x", "--temp", "NaN"}, "--temperature NaN: want a number >= 0"},
+		{[]string{"generate", "-p", "x", "-n", "-5"}, "--max-tokens -5: want an integer >= 0"},
+		{[]string{"generate", "-p", "x", "--repeat-penalty", "0"}, "--repeat-penalty 0: want a number in (0, 100]"},
+		{[]string{"generate", "-p", "x", "-c", "-1"}, "--ctx-size -1: want an integer in [0, "},
+		{[]string{"collab", "contrastive", "-m", "a", "-m", "b", "-p", "x", "--alpha", "1e308"}, "--alpha 1e+308: want a number in [0, 100]"},
+		{[]string{"collab", "nudging", "-m", "a", "-m", "b", "-p", "x", "--gamma", "7"}, "--gamma 7: want a number in [0, 1]"},
+		{[]string{"collab", "co-llm", "-m", "a", "-m", "b", "-p", "x", "--threshold", "1.5"}, "--threshold 1.5: want a number in [0, 1]"},
+		{[]string{"collab", "cascade", "-m", "a", "-m", "b", "-m", "c", "-p", "x", "--threshold", "0.5,-0.1"}, "--threshold -0.1: want a number in [0, 1]"},
+		{[]string{"collab", "speculative", "-m", "a", "-m", "b", "-p", "x", "--draft-tokens", "0"}, "--draft-tokens 0: want an integer in [1, 256]"},
+		{[]string{"collab", "fusion", "-m", "a", "-m", "b", "-p", "x", "--weights", "1,-2"}, "--weights -2: want a number >= 0"},
+		{[]string{"collab", "train-head", "-m", "a", "-m", "b", "--lr", "0"}, "--lr 0: want a number in (0, 10]"},
+		{[]string{"eval", "-m", "a", "--dataset", "d", "--n", "-1"}, "--n -1: want an integer >= 0"},
+		{[]string{"perplexity", "-f", "x", "--alpha", "-1"}, "--alpha -1: want a number in [0, 100]"},
+		{[]string{"logits", "-m", "a", "--threads", "-2"}, "--threads -2: want"},
+		{[]string{"bench", "speed", "-m", "a", "--gen-tokens", "0"}, "--gen-tokens 0: want an integer >= 1"},
+		{[]string{"bench", "speed", "-m", "a", "--bandwidth", "-3"}, "--bandwidth -3: want a number >= 0"},
+		{[]string{"search", "expo", "-m", "a", "--alpha", "0.3,1e308"}, "--alpha 1e+308: want a number in [0, 100]"},
+		{[]string{"search", "dare-ties", "-m", "a", "--density", "1.5"}, "--density 1.5: want a number in [0, 1]"},
+		{[]string{"merge", "--method", "ties", "-m", "a", "--density", "2"}, "--density 2: want a number in [0, 1]"},
+	} {
+		out, errs, code := moco(t, tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.want) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errs, tc.want)
+		}
+		if n := strings.Count(errs, "\n"); n != 1 {
+			t.Errorf("%v: %d lines on stderr, want one message", tc.args, n)
+		}
+	}
+	// Two bad flags: one message each, on one line.
+	_, errs, code := moco(t, "generate", "-p", "x", "--top-k", "-1", "--min-p", "2")
+	if code != 2 || !strings.Contains(errs, "--top-k -1: want an integer >= 0") || !strings.Contains(errs, "--min-p 2: want a number in [0, 1]") {
+		t.Errorf("two bad flags: exit %d, %q", code, errs)
+	}
+	// --help shows the ranges.
+	_, help, _ := moco(t, "generate", "--help")
+	if !strings.Contains(help, "(0: all cores; in [0, ") || !strings.Contains(help, `\n \r \t`) {
+		t.Errorf("--help does not show the ranges and the escape rule:\n%s", help)
+	}
+}
+
+// TestUnescape checks the one escape rule against llama.cpp's
+// string_process_escapes (common/common.cpp), case by case.
+func TestUnescape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`a\nb`, "a\nb"},
+		{`\r\t`, "\r\t"},
+		{`\\n`, `\n`},
+		{`\'\"`, `'"`},
+		{`\x41\x4a`, "AJ"},
+		{`\x4`, `\x4`},   // one hex digit: kept
+		{`\xzz`, `\xzz`}, // not hex: kept
+		{`\q`, `\q`},     // unknown escape: kept as typed
+		{`end\`, `end\`}, // trailing backslash: kept
+		{"plain", "plain"},
+		{"Q: 1+1=\\nA:", "Q: 1+1=\nA:"},
+	} {
+		if got := unescape(tc.in); got != tc.want {
+			t.Errorf("unescape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := unescapeAll([]string{`a\n`}, true); got[0] != `a\n` {
+		t.Errorf("--no-escape changed %q", got[0])
+	}
+}
+
+// TestStopEscapes: generate and eval read --stop '\n' the same way, as a
+// newline.
+func TestStopEscapes(t *testing.T) {
+	base := []string{"generate", "-p", "Once upon a time", "--temp", "0", "-n", "60"}
+	full, _, code := moco(t, base...)
+	body := strings.TrimSuffix(full, "\n")
+	i := strings.Index(body, "\n")
+	if code != 0 || i < 0 {
+		t.Skipf("the embedded model's greedy text has no newline to stop at: %q", full)
+	}
+	cut, _, _ := moco(t, append(base, "--stop", `\n`)...)
+	if cut != body[:i]+"\n" {
+		t.Errorf(`--stop '\n': got %q, want %q`, cut, body[:i]+"\n")
+	}
+	lit, _, _ := moco(t, append(base, "--stop", `\n`, "--no-escape")...)
+	if lit != full {
+		t.Errorf(`--stop '\n' --no-escape stopped early: %q`, lit)
+	}
+
+	ds := filepath.Join(t.TempDir(), "d.json")
+	os.WriteFile(ds, []byte(`{"dataset":"t","task_type":"exact_match","test":[{"id":"a","input":"Q","output":"x"}]}`), 0o644)
+	model := testutil.Shared(t, "models/skills-add")
+	out, errs, code := moco(t, "eval", "-m", model, "--dataset", ds, "--stop", `\n`, "--json", "-q")
+	var r struct {
+		Settings struct{ Stop []string } `json:"settings"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Settings.Stop) != 1 || r.Settings.Stop[0] != "\n" {
+		t.Errorf(`eval --stop '\n': exit %d, settings %+v, stderr %q`, code, r.Settings, errs)
+	}
+}
+
+// TestLlamaFlags: llama.cpp's short flags and names give the same run as
+// the long ones; sampling without -s draws a random seed (shown by
+// --verbose), and -s fixes it.
+func TestLlamaFlags(t *testing.T) {
+	long, _, c1 := moco(t, "generate", "--prompt", "Tom", "--max-tokens", "12", "--temperature", "0.7", "--seed", "9", "--threads", "1", "--ctx-size", "64")
+	short, _, c2 := moco(t, "generate", "-p", "Tom", "-n", "12", "--temp", "0.7", "-s", "9", "-t", "1", "-c", "64")
+	alias, _, c3 := moco(t, "generate", "-p", "Tom", "--n-predict", "12", "--temp", "0.7", "-s", "9")
+	if c1 != 0 || c2 != 0 || c3 != 0 || long != short || long != alias || long == "" {
+		t.Errorf("long %q (%d), short %q (%d), aliases %q (%d)", long, c1, short, c2, alias, c3)
+	}
+	f := filepath.Join(t.TempDir(), "p.txt")
+	os.WriteFile(f, []byte("Tom"), 0o644)
+	if got, _, _ := moco(t, "generate", "-f", f, "-n", "12", "--temp", "0.7", "-s", "9"); got != long {
+		t.Errorf("-f FILE: %q, want %q", got, long)
+	}
+
+	seed := regexp.MustCompile(`seed: (\d+)`)
+	seeds := map[string]bool{}
+	for range 3 {
+		_, errs, code := moco(t, "generate", "-p", "Tom", "-n", "1", "--verbose")
+		m := seed.FindStringSubmatch(errs)
+		if code != 0 || m == nil {
+			t.Fatalf("--verbose printed no seed: exit %d, %q", code, errs)
+		}
+		seeds[m[1]] = true
+	}
+	if len(seeds) < 2 {
+		t.Errorf("three runs without -s used the same seed %v", seeds)
+	}
+	if _, errs, _ := moco(t, "generate", "-p", "Tom", "-n", "1", "-v", "-s", "42"); !strings.Contains(errs, "seed: 42\n") {
+		t.Errorf("-s 42 --verbose: %q", errs)
+	}
+	if _, errs, _ := moco(t, "generate", "-p", "Tom", "-n", "1", "-v", "--temp", "0"); !strings.Contains(errs, "seed: 0\n") {
+		t.Errorf("greedy runs need no random seed: %q", errs)
+	}
+}
+
+// TestRepeatPenaltyCLI: --repeat-penalty changes greedy text that repeats
+// itself, and 1 (the default) is off.
+func TestRepeatPenaltyCLI(t *testing.T) {
+	base := []string{"generate", "-p", "Once upon a time", "--temp", "0", "-n", "40"}
+	plain, _, _ := moco(t, base...)
+	one, _, _ := moco(t, append(base, "--repeat-penalty", "1")...)
+	pen, _, code := moco(t, append(base, "--repeat-penalty", "1.5")...)
+	if code != 0 || one != plain || pen == plain {
+		t.Errorf("plain %q\npenalty 1 %q\npenalty 1.5 %q (exit %d)", plain, one, pen, code)
+	}
+	off, _, _ := moco(t, append(base, "--repeat-penalty", "1.5", "--repeat-last-n", "0")...)
+	if off != plain {
+		t.Errorf("--repeat-last-n 0 should turn the penalty off: %q", off)
+	}
+}
+
+// TestContextSizeFlag: -c bounds the session and the error names the real
+// limit and the flag.
+func TestContextSizeFlag(t *testing.T) {
+	_, errs, code := moco(t, "generate", "-p", strings.Repeat("Once upon a time ", 10), "-c", "8", "-n", "4")
+	if code != 1 || !strings.Contains(errs, "context size of 8 positions") || !strings.Contains(errs, "--ctx-size") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	_, errs, code = moco(t, "generate", "-p", "Tom", "-n", "4", "-v", "--temp", "0")
+	if code != 0 || !strings.Contains(errs, "context size: 512 positions") {
+		t.Errorf("default context: exit %d, stderr %q (stories260K has max_position_embeddings 512)", code, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, errs, code := moco(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "moco ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("exit %d, %q, %q", code, out, errs)
+	}
+	out, _, _ = moco(t, "version", "--json")
+	var v versionInfo
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Go != runtime.Version() || v.Version == "" {
+		t.Errorf("--json: %v %+v", err, v)
+	}
+}
+
+// TestGenerateJSON: generate --json prints one object with the text and
+// the settings that made it.
+func TestGenerateJSON(t *testing.T) {
+	text, _, _ := moco(t, "generate", "-p", "Tom", "-n", "10", "-s", "3")
+	out, errs, code := moco(t, "generate", "-p", "Tom", "-n", "10", "-s", "3", "--json")
+	var r generateResult
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("exit %d, %q, %q", code, out, errs)
+	}
+	if r.Text+"\n" != text || r.Seed != 3 || r.Prompt != "Tom" || r.Tokens < 1 || r.Tokens > 10 || r.Settings["temperature"] != 0.8 {
+		t.Errorf("got %+v, want the text %q", r, text)
+	}
+}
+
+// TestLineProgress: off a terminal, '\r' redraws become whole lines at most
+// every progressEvery, and the final state of a bar is printed once.
+func TestLineProgress(t *testing.T) {
+	var b strings.Builder
+	now := time.Unix(0, 0)
+	p := &lineProgress{w: &b, every: 5 * time.Second, now: func() time.Time { return now }}
+	for k := 1; k <= 10; k++ {
+		p.Write([]byte("\rbar " + strings.Repeat("=", k) + "   "))
+		now = now.Add(time.Second)
+	}
+	p.Write([]byte("\n"))
+	p.Write([]byte("plain line\n"))
+	want := "bar =\nbar =====\nbar ==========\nplain line\n" // a line shows the state the next redraw replaces
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+	if strings.Contains(b.String(), "\r") {
+		t.Error("a carriage return reached a non-terminal")
+	}
+	if w := progressOut(&b); w == any(&b) {
+		t.Error("progressOut passed a buffer through as if it were a terminal")
+	}
+}

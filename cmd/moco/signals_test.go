@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+// TestMain lets tests run the moco command in a child process: with
+// MOCO_TEST_MAIN=1 the test binary is moco. MOCO_TEST_SLOW_STDERR (a
+// duration) makes every write to stderr (the progress lines) sleep, so a
+// test can signal or kill a merge in the middle.
+func TestMain(m *testing.M) {
+	if os.Getenv("MOCO_TEST_MAIN") == "1" {
+		var stderr interface{ Write([]byte) (int, error) } = os.Stderr
+		if d, err := time.ParseDuration(os.Getenv("MOCO_TEST_SLOW_STDERR")); err == nil {
+			stderr = slowWriter{d}
+		}
+		os.Exit(runMain(os.Args[1:], os.Stdin, os.Stdout, stderr))
+	}
+	os.Exit(m.Run())
+}
+
+type slowWriter struct{ d time.Duration }
+
+func (w slowWriter) Write(b []byte) (int, error) {
+	n, err := os.Stderr.Write(b)
+	time.Sleep(w.d)
+	return n, err
+}
+
+// signalOnWrite is a stderr that delivers a fake signal at the first
+// progress line and then waits long enough for the merge to notice it.
+type signalOnWrite struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	sig  func()
+	sent bool
+}
+
+func (w *signalOnWrite) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sent && bytes.Contains(b, []byte("[")) {
+		w.sent = true
+		w.sig()
+		time.Sleep(50 * time.Millisecond)
+	}
+	return w.buf.Write(b)
+}
+
+// TestMergeInterrupted cancels a merge with a (simulated) SIGINT at its
+// first progress line: exit 130, a newline after the progress line, no
+// output and no temporary folder left.
+func TestMergeInterrupted(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	m := func(n string) string { return filepath.Join(models, n) }
+	var ch chan<- os.Signal
+	old := notifySignals
+	notifySignals = func(c chan<- os.Signal) { ch = c }
+	defer func() { notifySignals = old }()
+	for _, c := range []struct {
+		sig  os.Signal
+		code int
+		args []string
+	}{
+		{os.Interrupt, 130, []string{"merge", "--method", "ties", "--base", m("skills-base"), "-m", m("skills-add"), "-m", m("skills-rev"), "--density", "0.5"}},
+		{syscall.SIGTERM, 143, []string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-rev")}},
+		{os.Interrupt, 130, []string{"synth", "--shape", "smollm2-135m", "--dtype", "f32"}},
+	} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		w := &signalOnWrite{sig: func() { ch <- c.sig }}
+		if c.args[0] == "synth" {
+			// synth prints no progress: signal before it starts.
+			w.sent = true
+			go func() {
+				for ch == nil {
+					time.Sleep(time.Millisecond)
+				}
+				ch <- c.sig
+			}()
+		}
+		ch = nil
+		code := runMain(append(c.args, "--out", out), nil, &bytes.Buffer{}, w)
+		errs := w.buf.String()
+		if code != c.code {
+			t.Fatalf("%s: exit %d, want %d; stderr %q", c.args[0], code, c.code, errs)
+		}
+		if !strings.Contains(errs, "\nmoco "+c.args[0]+": interrupted by ") {
+			t.Errorf("%s: stderr %q lacks the interruption on a line of its own", c.args[0], errs)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%s: interrupted run left %v", c.args[0], ents)
+		}
+	}
+}
+
+// TestOutputNeverDestroyed: merge, search and synth refuse an existing file
+// and a non-empty folder at --out, leave them as they were, and replace a
+// model folder only with --force.
+func TestOutputNeverDestroyed(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	m := func(n string) string { return filepath.Join(models, n) }
+	dir := t.TempDir()
+	file := filepath.Join(dir, "notes.txt")
+	os.WriteFile(file, []byte("precious"), 0o644)
+	full := filepath.Join(dir, "full")
+	os.Mkdir(full, 0o755)
+	os.WriteFile(filepath.Join(full, "mine.txt"), []byte("mine"), 0o644)
+	ds := filepath.Join(testutil.Shared(t, "datasets"), "skills_add.json")
+	mergeArgs := []string{"merge", "-q", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-rev")}
+	cmds := map[string][]string{
+		"merge":  mergeArgs,
+		"search": {"search", "expo", "-m", m("skills-base"), "-m", m("skills-add"), "--dataset", ds, "--dev-samples", "1"},
+		"synth":  {"synth", "--shape", "smollm2-135m"},
+	}
+	for name, args := range cmds {
+		for _, c := range []struct {
+			out, want string
+			force     bool
+		}{
+			{file, "is a file", false},
+			{file, "is a file", true},
+			{full, "not empty", false},
+			{full, "not a model folder", true},
+		} {
+			a := append(append([]string(nil), args...), "--out", c.out)
+			if c.force {
+				a = append(a, "--force")
+			}
+			_, errs, code := runCLI(a...)
+			if code == 0 || !strings.Contains(errs, c.want) {
+				t.Errorf("%s --out %s force=%v: exit %d, stderr %q, want %q", name, filepath.Base(c.out), c.force, code, errs, c.want)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "precious" {
+		t.Fatal("the file at --out was changed")
+	}
+	if b, _ := os.ReadFile(filepath.Join(full, "mine.txt")); string(b) != "mine" {
+		t.Fatal("the folder at --out was changed")
+	}
+	// A model folder is replaced with --force only.
+	out := filepath.Join(dir, "merged")
+	if _, errs, code := runCLI(append(mergeArgs, "--out", out)...); code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, errs)
+	}
+	if _, errs, code := runCLI(append(mergeArgs, "--out", out)...); code == 0 || !strings.Contains(errs, "--force") {
+		t.Fatalf("second merge into a model folder: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := runCLI(append(mergeArgs, "--out", out, "--force")...); code != 0 {
+		t.Fatalf("merge --force: exit %d: %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Errorf("left beside the outputs: %v", ents)
+	}
+}
