@@ -135,7 +135,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			Batch: engine.BatchOptions{KVBytes: int64(*kvMiB) << 20, MaxSeqs: *maxSeqs, StepTokens: *stepTokens}},
 		Server: serve.Options{APIKey: key, RecipeQueue: *recipeQueue, RecipeConcurrency: *recipeConc,
 			Limits: serve.Limits{MaxBodyBytes: *maxBody, MaxPromptTokens: *maxPrompt, MaxTokens: *maxTokens, DefaultMaxTokens: *defMax, MaxN: *maxN},
-			Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "moco serve: "+format+"\n", a...) }},
+			Logf:   func(format string, a ...any) { fmt.Fprintf(stderr, "moco serve: "+format+"\n", a...) }},
 		Progress: func(format string, a ...any) { fmt.Fprintf(stderr, "moco serve: "+format+"\n", a...) },
 	}
 	ctx, stop := serveStop()
