@@ -27,7 +27,7 @@ func weightBytes(m *Mat) int64 {
 	case BF16, F16:
 		return 2 * n
 	}
-	return n + n/BlockSize*4
+	return n + n/BlockSize*2
 }
 
 func benchProduct(b *testing.B, n int) {

@@ -89,7 +89,7 @@ func rowPointers(t wtype, ldwArg string) {
 	p("\tLEAQ (R12)(BX*1), R13")
 	if t.name == "Q8" {
 		p("\tMOVQ %s, BX", ldwArg)
-		p("\tSHRQ $3, BX")
+		p("\tSHRQ $4, BX")
 		p("\tLEAQ (SI)(BX*1), R8")
 		p("\tLEAQ (R8)(BX*1), R9")
 		p("\tLEAQ (R9)(BX*1), R14")
@@ -544,10 +544,12 @@ func q8LoadX(xa string, x int) {
 }
 
 // q8LoadW loads row r's 64 weights at column AX, made unsigned, into Z(w)
-// and its two scales at BX, spread over lanes 0-7 and 8-15, into Z(sw).
+// and its two f16 scales at BX, widened and spread over lanes 0-7 and 8-15,
+// into Z(sw).
 func q8LoadW(r, w, sw int) {
 	p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], w)
-	p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVMOVD (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVCVTPH2PS X%d, X%d", sw, sw)
 	p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
 }
 
@@ -589,7 +591,7 @@ func mv512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	for l := 0; l < 4; l++ {
 		p("\tPREFETCHT0 %d(DI)", 64*l)
 	}
@@ -611,7 +613,7 @@ func mv512Q8() {
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tLEAQ (R13)(BX*1), R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
@@ -624,7 +626,7 @@ func mv512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	q8LoadX("(DX)", 16)
 	q8LoadW(0, 4, 8)
 	q8Step(16, 4, 8, 12, 0)
@@ -637,7 +639,7 @@ func mv512Q8() {
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tADDQ BX, R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
@@ -668,7 +670,7 @@ func mm512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	for r := 0; r < 4; r++ {
 		q8LoadW(r, 16+r, 20+r)
 	}
@@ -706,7 +708,8 @@ func mv256Q8() {
 		p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
 		p("\tVCVTDQ2PS Y%d, Y%d", t, t)
 		p("\tVMULPS %d(DX), Y%d, Y%d", 64+32*h, t, t)
-		p("\tVBROADCASTSS %d(%s)(BX*1), Y%d", 4*h, q8s[r], t+1)
+		p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], t+1)
+		p("\tVCVTPH2PS X%d, Y%d", t+1, t+1)
 		p("\tVFMADD231PS Y%d, Y%d, Y%d", t+1, t, r)
 	}
 	loadX := func() {
@@ -733,7 +736,7 @@ func mv256Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	loadX()
 	for h := 0; h < 2; h++ {
 		for r := 0; r < 4; r++ {
@@ -751,7 +754,7 @@ func mv256Q8() {
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tLEAQ (R13)(BX*1), R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
@@ -764,7 +767,7 @@ func mv256Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	loadX()
 	step(0, 0, 6)
 	step(0, 1, 6)
@@ -777,7 +780,7 @@ func mv256Q8() {
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tADDQ BX, R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
