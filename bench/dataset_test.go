@@ -235,6 +235,9 @@ func TestReferenceText(t *testing.T) {
 // option of some items "id" instead of "D", and one math item has a null
 // answer.
 func TestSharedDatasetsLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("parses every shared dataset (28 MB of JSON)")
+	}
 	dir := testutil.Shared(t, "datasets")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) == 0 {

@@ -1,13 +1,27 @@
 // Package bench evaluates models and methods: it loads datasets in the MoCo
-// JSON format ({dataset, task_type, dev, test}), builds prompts, generates
-// answers and scores them, and measures speed.
+// JSON format ({dataset, task_type, dev, test}), builds prompts, scores
+// generations, and measures speed.
 //
-// Evaluate runs any Generator (a function from prompt to text) over a
-// split: exact_match answers are extracted from \boxed{...} (nested braces),
-// "answer is ...", or the last line, normalized and compared as numbers when
-// both sides are numbers; multiple_choice answers are option letters found
-// without defaulting to any letter (an unreadable answer is wrong, never
-// "A"). Greedy builds a Generator over an engine model, MeanNLL scores the
-// reference answers' likelihood without generating, and Scorer turns either
-// into the dev score the merge searches need.
+// Every MoCo task type has a Scorer (NewScorer; RegisterScorer adds new
+// ones): exact_match reads the answer from \boxed{...} or \box{...} (nested
+// braces), an answer phrase, or the last line, and compares numbers by value
+// (1,000 = 1000.0, \frac{1}{2} = 0.5, 50% = 50), math after LaTeX
+// normalisation, and words after SQuAD normalisation (MoCo's rule);
+// multiple_choice reads an option letter, never defaulting to one (an
+// unreadable answer is wrong, never "A"); f1_match is SQuAD token F1, best
+// over a gold list (popqa's JSON-string alias lists); coding runs the item's
+// check(candidate) test in python3 with resource limits, an audit hook that
+// refuses sockets and new processes, its own temporary folder and process
+// group, bounded output, and (Linux) its own network namespace;
+// noncompliance asks a Judge, or without one applies MoCo's keyword rule;
+// reward_model needs a Judge (MoCo uses a reward model) and is refused
+// without one; generation_diversity is 1 - BLEU against the references
+// (Distinct and SelfBLEU are there for reports). Aggregate applies MoCo's
+// dataset rules (culturebench's all-items-of-a-question grouping).
+//
+// Evaluate runs a prompt-to-text function over a split with the older
+// exact-match and multiple-choice rules; Greedy builds one over an engine
+// model, MeanNLL scores the reference answers' likelihood without
+// generating, and DevScorer turns either into the dev score the merge
+// searches need.
 package bench

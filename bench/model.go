@@ -185,10 +185,10 @@ const (
 	MetricNLL      = "nll"      // minus the mean NLL of references (higher is better)
 )
 
-// Scorer returns a function that builds a model from any weights (e.g. an
+// DevScorer returns a function that builds a model from any weights (e.g. an
 // in-memory merge candidate) with the given config, and scores it on a
 // split: accuracy, or minus the mean NLL, so that higher is always better.
-func Scorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
+func DevScorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
 	return func(src safetensors.Source) (float64, error) {
 		m, err := engine.New(cfg, src, engine.Options{})
 		if err != nil {

@@ -8,21 +8,32 @@ import (
 	"unicode"
 )
 
-// ExtractAnswer pulls the final answer out of a generation: the content of
-// the last \boxed{...} (nested braces allowed), else what follows the last
-// "answer is", else the last non-empty line.
+// ExtractAnswer pulls the final answer out of a generation, in MoCo's order
+// of preference: the content of the last \boxed{...} or \box{...} (nested
+// braces allowed, unlike MoCo's regular expression, so \boxed{\frac{1}{2}}
+// is read whole), an inline "\boxed 42", what follows "final answer",
+// "the answer is", "answer:" (to the end of its line), else the last
+// non-empty line.
 func ExtractAnswer(text string) string {
 	if b, ok := lastBoxed(text); ok {
 		return strings.TrimSpace(b)
 	}
-	low := strings.ToLower(text)
-	if i := strings.LastIndex(low, "answer is"); i >= 0 {
-		rest := text[i+len("answer is"):]
-		if j := strings.IndexByte(rest, '\n'); j >= 0 {
-			rest = rest[:j]
+	if m := reInlineBox.FindStringSubmatch(text); m != nil && strings.TrimSpace(m[1]) != "" {
+		return strings.TrimSpace(m[1])
+	}
+	for _, re := range reAnswerPhrases {
+		if ms := re.FindAllStringSubmatchIndex(text, -1); ms != nil {
+			m := ms[len(ms)-1]
+			rest := text[m[1]:]
+			if j := strings.IndexAny(rest, "\r\n"); j >= 0 {
+				rest = rest[:j]
+			}
+			rest = strings.TrimSpace(strings.TrimLeft(rest, " :=-"))
+			rest = strings.TrimSpace(strings.TrimRight(rest, ". "))
+			if rest != "" {
+				return rest
+			}
 		}
-		rest = strings.TrimLeft(rest, " :")
-		return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "."))
 	}
 	lines := strings.Split(text, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -33,11 +44,24 @@ func ExtractAnswer(text string) string {
 	return ""
 }
 
-// lastBoxed returns the content of the last \boxed{...} with balanced braces.
+var (
+	reInlineBox = regexp.MustCompile(`(?i)\\boxed?[ \t]+([^\n\r{][^\n\r]*)`)
+	// Answer phrases, most specific first; the last occurrence of the first
+	// phrase found wins.
+	reAnswerPhrases = []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\bfinal answer(?:\s+is)?\s*[:=]?`),
+		regexp.MustCompile(`(?i)\bthe answer\s+is\b\s*[:=]?`),
+		regexp.MustCompile(`(?i)\banswer\s*(?:is\b)?\s*[:=]`),
+		regexp.MustCompile(`(?i)\banswer\s+is\b`),
+	}
+)
+
+// lastBoxed returns the content of the last \boxed{...} or \box{...} with
+// balanced braces.
 func lastBoxed(text string) (string, bool) {
-	i := strings.LastIndex(text, `\boxed{`)
-	for i >= 0 {
-		start := i + len(`\boxed{`)
+	starts := reBoxOpen.FindAllStringIndex(text, -1)
+	for k := len(starts) - 1; k >= 0; k-- {
+		start := starts[k][1]
 		depth := 1
 		for j := start; j < len(text); j++ {
 			switch text[j] {
@@ -51,10 +75,11 @@ func lastBoxed(text string) (string, bool) {
 			}
 		}
 		// Unbalanced: try an earlier one.
-		i = strings.LastIndex(text[:i], `\boxed{`)
 	}
 	return "", false
 }
+
+var reBoxOpen = regexp.MustCompile(`\\(?:boxed|box|fbox)\s*\{`)
 
 // Normalize lowercases, trims, drops surrounding $ and a final period, and
 // collapses white space, so that formatting does not decide a match.
@@ -62,7 +87,7 @@ func Normalize(s string) string {
 	s = strings.TrimSpace(strings.ToLower(s))
 	s = strings.Trim(s, "$")
 	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
-	for _, w := range []string{`\text{`, `\mathrm{`} {
+	for _, w := range []string{`\text{`, `\mathrm{`, `\textbf{`, `\mathbf{`} {
 		if strings.HasPrefix(s, w) && strings.HasSuffix(s, "}") {
 			s = s[len(w) : len(s)-1]
 		}
@@ -70,12 +95,64 @@ func Normalize(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// number parses s as a number after removing thousands separators, a
-// currency sign and a percent sign.
+// NormalizeSQuAD is the SQuAD (and MoCo) answer normalization: lowercase,
+// drop ASCII punctuation and the articles a, an, the, collapse white space.
+func NormalizeSQuAD(s string) string {
+	s = strings.ToLower(s)
+	s = strings.Map(func(r rune) rune {
+		if r < 128 && unicode.IsPunct(r) || r < 128 && unicode.IsSymbol(r) {
+			return -1
+		}
+		return r
+	}, s)
+	var out []string
+	for _, w := range strings.Fields(s) {
+		if w != "a" && w != "an" && w != "the" {
+			out = append(out, w)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// NormalizeLaTeX rewrites the spellings of one math answer into one form:
+// no $, \left/\right, spacing commands, \text{} wrappers, degrees or
+// "\%"; \dfrac and \tfrac as \frac; no spaces.
+func NormalizeLaTeX(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.Trim(s, "$")
+	s = reTextWrap.ReplaceAllString(s, "$1")
+	s = strings.NewReplacer(`\left`, "", `\right`, "", `\!`, "", `\,`, "", `\;`, "", `\:`, "", `\ `, "",
+		`\dfrac`, `\frac`, `\tfrac`, `\frac`, `^\circ`, "", `^{\circ}`, "", `\%`, "", "%", "", `\$`, "",
+		`\displaystyle`, "").Replace(s)
+	s = strings.Join(strings.Fields(s), "")
+	s = strings.TrimSuffix(s, ".")
+	return strings.ToLower(s)
+}
+
+var reTextWrap = regexp.MustCompile(`\\(?:text|mathrm|textbf|mathbf|operatorname)\{([^{}]*)\}`)
+
+var (
+	reThousands = regexp.MustCompile(`^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$`)
+	reFrac      = regexp.MustCompile(`^([-+]?)\\frac\{?([-+]?[0-9.]+)\}?\{?([-+]?[0-9.]+)\}?$`)
+	reNumber    = regexp.MustCompile(`[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?`)
+)
+
+// number parses s as a number: thousands separators (1,000), a currency
+// sign, a percent sign (50% is 50), decimals, a/b and \frac{a}{b}.
 func number(s string) (float64, bool) {
-	s = strings.NewReplacer(",", "", "$", "", "%", "", `\%`, "", " ", "").Replace(Normalize(s))
+	s = NormalizeLaTeX(s)
+	s = strings.TrimPrefix(s, "$")
 	if s == "" {
 		return 0, false
+	}
+	if strings.Contains(s, ",") {
+		if !reThousands.MatchString(s) {
+			return 0, false
+		}
+		s = strings.ReplaceAll(s, ",", "")
+	}
+	if m := reFrac.FindStringSubmatch(s); m != nil {
+		s = m[1] + m[2] + "/" + m[3]
 	}
 	if n, d, ok := strings.Cut(s, "/"); ok { // a simple fraction
 		a, err1 := strconv.ParseFloat(n, 64)
@@ -86,18 +163,64 @@ func number(s string) (float64, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	return f, err == nil && !math.IsNaN(f)
+	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
-// ExactMatch compares an extracted answer with a reference: as numbers when
-// both parse as numbers, else as normalized strings.
+// mathLike reports whether s looks like math rather than words, so that
+// dropping its spaces is safe ("18x^3 + 8x^2", not "oox hlr").
+func mathLike(s string) bool {
+	return strings.ContainsAny(s, `\^_{}=+*/0123456789`)
+}
+
+// lastNumber returns the last number written in s.
+func lastNumber(s string) (float64, bool) {
+	all := reNumber.FindAllString(s, -1)
+	if len(all) == 0 {
+		return 0, false
+	}
+	return number(all[len(all)-1])
+}
+
+// ExactMatch compares an extracted answer with a reference. Two numbers
+// match when their values are equal (1,000 = 1000 = 1000.0; \frac{1}{2} =
+// 1/2 = 0.5; 50% = 50), and only then. Otherwise they match
+// when their SQuAD normalizations are equal (MoCo's rule), or when their
+// normalized strings or LaTeX forms are equal. A numeric reference also
+// matches the last number of a wordy answer ("She has 112 apples").
 func ExactMatch(pred, ref string) bool {
+	if strings.TrimSpace(pred) == "" {
+		return strings.TrimSpace(ref) == ""
+	}
 	if a, ok := number(pred); ok {
-		if b, ok := number(ref); ok {
+		if b, ok := number(ref); ok { // two numbers: only their values count (1.2 is not 12)
 			return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b))
 		}
 	}
-	return Normalize(pred) == Normalize(ref)
+	if Normalize(pred) == Normalize(ref) || strings.Trim(Normalize(pred), "()") == strings.Trim(Normalize(ref), "()") {
+		return true
+	}
+	// SQuAD's normalization drops punctuation, which would make 1.2 equal
+	// 12: answers with digits on both sides skip it.
+	digits := strings.ContainsAny(pred, "0123456789") && strings.ContainsAny(ref, "0123456789")
+	if np, nr := NormalizeSQuAD(pred), NormalizeSQuAD(ref); !digits && np != "" && np == nr {
+		return true
+	}
+	if mathLike(pred) || mathLike(ref) {
+		if lp, lr := NormalizeLaTeX(pred), NormalizeLaTeX(ref); lp != "" && lp == lr {
+			return true
+		}
+	}
+	b, ok := number(ref)
+	if !ok {
+		return false
+	}
+	a, ok := number(pred)
+	if !ok {
+		if a, ok = lastNumber(pred); !ok {
+			return false
+		}
+	}
+	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b))
 }
 
 var (

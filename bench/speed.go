@@ -39,6 +39,8 @@ type SpeedResult struct {
 	Threads         int       `json:"threads"`
 	Quant           string    `json:"quant,omitempty"`
 	Kernels         string    `json:"kernels"`
+	CPU             string    `json:"cpu"`                        // vendor, family, model (kernels.CPU)
+	BF16Act         string    `json:"bf16_activations,omitempty"` // kernels of the bf16-activation mode, when on
 	PromptTokens    int       `json:"prompt_tokens"`
 	GenTokens       int       `json:"gen_tokens"`
 	Repeats         int       `json:"repeats"`
@@ -90,7 +92,7 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 		tokens[i] = r.IntN(opts.Vocab)
 	}
 	res := &SpeedResult{
-		Threads: kernels.Threads(), Kernels: kernels.Impl(),
+		Threads: kernels.Threads(), Kernels: kernels.Impl(), CPU: kernels.CPU().String(),
 		PromptTokens: opts.PromptTokens, GenTokens: opts.GenTokens, Repeats: opts.Repeats,
 		WeightBytes: weightBytes,
 	}
@@ -110,6 +112,9 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 			return nil, err
 		}
 		res.GenRates = append(res.GenRates, float64(opts.GenTokens)/d.Seconds())
+	}
+	if kernels.BF16Activations() {
+		res.BF16Act = kernels.BF16ActKernels()
 	}
 	res.PromptRate = median(res.PromptRates)
 	res.GenRate = median(res.GenRates)
@@ -134,8 +139,10 @@ func (r *SpeedResult) caveat() string {
 		return ""
 	case r.GenShare > 1 && r.WeightBytes < cacheResident:
 		return fmt.Sprintf("generation beats the memory-bandwidth limit: its %.1f MB of weights are read from the CPU caches, not memory, so the limit does not apply", float64(r.WeightBytes)/1e6)
+	case r.GenShare > 1 && r.BandwidthSource == "measured":
+		return fmt.Sprintf("generation beats the bandwidth limit, so the measured %.1f GB/s is too low: the machine was busy while it was measured, or its caches hold part of the %.0f MB of weights; pass the machine's bandwidth with --bandwidth", r.Bandwidth, float64(r.WeightBytes)/1e6)
 	case r.GenShare > 1:
-		return fmt.Sprintf("generation beats the bandwidth limit: the %s bandwidth (%.1f GB/s) is too low (pass the machine's with --bandwidth)", r.BandwidthSource, r.Bandwidth)
+		return fmt.Sprintf("generation beats the bandwidth limit, so the given %.1f GB/s is too low, or the CPU caches hold part of the %.0f MB of weights", r.Bandwidth, float64(r.WeightBytes)/1e6)
 	case r.WeightBytes < cacheResident:
 		return fmt.Sprintf("the %.1f MB of weights may be served from the CPU caches: the memory-bandwidth limit is not a bound for them", float64(r.WeightBytes)/1e6)
 	}
@@ -231,7 +238,14 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 	if quant == "" {
 		quant = "-"
 	}
-	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, r.Kernels, r.Threads, quant, r.Repeats)
+	kern := r.Kernels
+	if r.BF16Act != "" {
+		kern += ", bf16 activations (" + r.BF16Act + ")"
+	}
+	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, kern, r.Threads, quant, r.Repeats)
+	if r.CPU != "" {
+		fmt.Fprintf(w, "cpu %s\n", r.CPU)
+	}
 	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "test", "tokens/s", "limit", "share")
 	fmt.Fprintf(w, "%-8s %12.1f %12s %12s\n", fmt.Sprintf("pp%d", r.PromptTokens), r.PromptRate, "-", "-")
 	mark := ""

@@ -62,34 +62,6 @@ func (l *Local) Member() Member {
 	return Member{Name: l.ModelName, Dir: l.Dir, Gen: l, Local: l}
 }
 
-// LoadPool loads each folder as a Local and returns the pool and a function
-// that closes them all. Names are the folders' base names, made unique by a
-// "#2", "#3" suffix when two folders share one.
-func LoadPool(dirs []string, opts engine.Options) ([]Member, func(), error) {
-	var locals []*Local
-	closeAll := func() {
-		for _, l := range locals {
-			l.Close()
-		}
-	}
-	seen := map[string]int{}
-	var pool []Member
-	for _, d := range dirs {
-		l, err := LoadLocal(d, opts)
-		if err != nil {
-			closeAll()
-			return nil, func() {}, err
-		}
-		seen[l.ModelName]++
-		if n := seen[l.ModelName]; n > 1 {
-			l.ModelName = fmt.Sprintf("%s#%d", l.ModelName, n)
-		}
-		locals = append(locals, l)
-		pool = append(pool, l.Member())
-	}
-	return pool, closeAll, nil
-}
-
 // ParamCount counts a model's parameters from its configuration: the
 // embeddings, the output head when untied, every block's projections and
 // norms, and the final norm. Biases are included when the config has them.

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/mocolab/moco/collab/extract"
 )
 
 // Level is the level of the MoCo taxonomy a method works at.
@@ -45,6 +47,12 @@ type Request struct {
 	TopP        float64 // 0 or 1: off
 	Seed        uint64
 	Stop        []string // generation ends before the first of these
+
+	// Task says what kind of answer is wanted (MoCo task type and, for
+	// multiple choice, the options), for methods that compare answers:
+	// majority vote counts extract.Key(Task, text). The zero value uses the
+	// method's task_type parameter.
+	Task extract.Task
 }
 
 // Response is the answer to one Request, with what it cost.

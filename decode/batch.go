@@ -88,7 +88,7 @@ type BatcherConfig struct {
 	// MaxQueue is the most requests waiting for admission (256).
 	MaxQueue int
 	// Context is the most positions (prompt and generation) one request
-	// may use (min(max_position_embeddings, 4096)); MaxTokens 0 generates
+	// may use (the model's ContextSize, at most); MaxTokens 0 generates
 	// up to it, and its whole length is reserved in the KV budget.
 	Context int
 	// EOS ends a generation; nil means the tokenizer's and the model's.
@@ -151,9 +151,7 @@ func NewBatcher(m *engine.Model, tok *tokenizer.Tokenizer, cfg BatcherConfig) *B
 	if cfg.Context <= 0 {
 		cfg.Context = contextLimit(m)
 	}
-	if lim := m.ContextLimit(); lim > 0 {
-		cfg.Context = min(cfg.Context, lim)
-	}
+	cfg.Context = min(cfg.Context, m.ContextSize())
 	if cfg.EOS == nil {
 		cfg.EOS = EOSIDs(tok, m)
 	}
@@ -241,8 +239,9 @@ func (b *Batcher) Generate(ctx context.Context, req BatchRequest) (BatchResult, 
 		b.mu.Unlock()
 		return BatchResult{}, ErrClosed
 	case len(b.queue) >= b.cfg.MaxQueue:
+		n := len(b.queue)
 		b.mu.Unlock()
-		return BatchResult{}, fmt.Errorf("%w (%d waiting)", ErrQueueFull, len(b.queue))
+		return BatchResult{}, fmt.Errorf("%w (%d waiting)", ErrQueueFull, n)
 	}
 	b.queue = append(b.queue, j)
 	b.stats.queued.Store(int64(len(b.queue)))

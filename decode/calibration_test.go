@@ -70,3 +70,25 @@ func TestFingerprintModel(t *testing.T) {
 		t.Errorf("fingerprints do not follow the content: %s %s %s", a, b, c)
 	}
 }
+
+// FuzzLoadCalibration: any file either loads as a calibration of the
+// current format or is refused; none panics.
+func FuzzLoadCalibration(f *testing.F) {
+	f.Add([]byte(`{"format": "moco-calibration/1", "inputs": {"method": "cascade", "models": [], "dev_sha256": "", "settings": {}}, "thresholds": [0.5]}`))
+	f.Add([]byte(`{"format": "x"}`))
+	f.Add([]byte(`[]`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Skip()
+		}
+		c, err := LoadCalibration(p)
+		if err == nil && c.Format != CalibrationFormat {
+			t.Fatalf("format %q accepted", c.Format)
+		}
+		if err == nil {
+			c.Mismatch(CalibrationInputs{})
+		}
+	})
+}

@@ -130,19 +130,15 @@ func (b *Batch) KVUsed() int64 { return b.used }
 // Len is the number of sequences in the batch.
 func (b *Batch) Len() int { return len(b.seqs) }
 
-// ContextLimit is the most positions a sequence of the model may hold:
-// max_position_embeddings, or unlimited (0) when the config has none.
-func (m *Model) ContextLimit() int { return max(m.Config.MaxPositions, 0) }
-
 // Fits reports whether a sequence of positions positions could ever join
-// the batch (an empty batch's budget holds it, the context allows it),
+// the batch (an empty batch's budget holds it, the model's ContextSize allows it),
 // and why not.
 func (b *Batch) Fits(positions int) error {
 	if positions <= 0 {
 		return errors.New("engine: a sequence needs at least one position")
 	}
-	if lim := b.m.ContextLimit(); lim > 0 && positions > lim {
-		return fmt.Errorf("engine: %d positions exceed the model's context of %d", positions, lim)
+	if lim := b.m.ContextSize(); positions > lim {
+		return fmt.Errorf("engine: %w: %d positions exceed the model's context size of %d", ErrContextFull, positions, lim)
 	}
 	if need := int64(positions) * b.m.KVBytesPerPos(); need > b.opts.KVBytes {
 		return fmt.Errorf("engine: %d positions need %d bytes of KV cache, more than the whole budget of %d", positions, need, b.opts.KVBytes)

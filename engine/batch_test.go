@@ -94,7 +94,7 @@ func TestBatchEqualsSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := synthConfig(t, tc.cfg)
 			m, _ := synthModel(t, c, tc.dtype, uint64(i))
-			lim := m.ContextLimit() - gen
+			lim := m.ContextSize() - gen
 			var cases []batchCase
 			for j, n := range []int{1, 7, 40, 150, 3} {
 				cases = append(cases, batchCase{prompt: synthTokens(min(n, lim), c.VocabSize, uint64(100*i+j)), join: []int{0, 2, 0, 5, 9}[j]})

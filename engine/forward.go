@@ -27,15 +27,16 @@ type Session struct {
 	kc, vc [][]float32 // per layer: positions x KV heads x head_dim
 
 	// Scratch for up to chunk tokens, rows of the named width.
-	x, xb, o   []float32 // HiddenSize: residual stream, normed input, sublayer output
-	q, att     []float32 // NumHeads*HeadDim: queries, attention output
-	k, v       []float32 // NumKVHeads*HeadDim
-	gate, up   []float32 // IntermediateSize
-	gcos, gsin []float32 // RotaryDim/2: rotary tables of global layers
-	lcos, lsin []float32 // and of sliding layers
-	scores     []float32 // NumHeads*capacity: one attention row per head, grown with the cache
-	logits     []float32 // VocabSize: Forward's result
-	hidden     []float32 // HiddenSize: Hidden's result
+	x, xb, o   []float32  // HiddenSize: residual stream, normed input, sublayer output
+	q, att     []float32  // NumHeads*HeadDim: queries, attention output
+	k, v       []float32  // NumKVHeads*HeadDim
+	gate, up   []float32  // IntermediateSize
+	gcos, gsin []float32  // RotaryDim/2: rotary tables of global layers
+	lcos, lsin []float32  // and of sliding layers
+	scores     []float32  // NumHeads*capacity: one attention row per head, grown with the cache
+	logits     []float32  // VocabSize: Forward's result
+	hidden     []float32  // HiddenSize: Hidden's result
+	probing    probeState // finite.go: locating non-finite activations
 }
 
 // ErrContextFull is wrapped by the errors of feeding a session more tokens
@@ -96,10 +97,14 @@ func (s *Session) Forward(tokens []int) ([]float32, error) {
 	if err := s.check(tokens); err != nil {
 		return nil, err
 	}
+	start, fed := s.pos, tokens
 	for len(tokens) > 0 {
 		n := min(len(tokens), chunk)
 		s.forward(tokens[:n], nil, n == len(tokens))
 		tokens = tokens[n:]
+	}
+	if err := s.checkLogits(s.logits, start, fed); err != nil {
+		return nil, err
 	}
 	return s.logits, nil
 }
@@ -117,6 +122,9 @@ func (s *Session) ForwardAll(tokens []int) ([]float32, error) {
 		s.forward(tokens[i:j], out[i*V:j*V], false)
 	}
 	copy(s.logits, out[len(out)-V:])
+	if err := s.checkLogits(out, s.pos-len(tokens), tokens); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -159,6 +167,7 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			scale(x[t*D:(t+1)*D], c.EmbedScale)
 		}
 	}
+	s.probe(-1, x)
 	// Rotary tables for these positions (Gemma3's sliding layers have their own base).
 	half := c.RotaryDim / 2
 	for t := range n {
@@ -239,6 +248,7 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			normRows(o, o, w.ffnPostNorm, D, eps, off)
 		}
 		kernels.Axpy(1, o, x)
+		s.probe(l, x)
 	}
 
 	// Final norm and output projection (Gemma2 soft-caps the logits).

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
+	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,59 @@ func TestHugeConfigBounded(t *testing.T) {
 	err := testutil.Bounded(t, 64<<20, 5*time.Second, func() error { _, err := ParseConfig(data); return err })
 	if err == nil || !strings.Contains(err.Error(), "num_hidden_layers 1000000000 exceeds") {
 		t.Fatalf("ParseConfig: %v", err)
+	}
+}
+
+// TestNonFiniteLogits: a NaN or Inf in a weight fails Forward and
+// ForwardAll with the layer where the activations first went non-finite
+// (before: garbage logits, exit 0), and leaves the session as before.
+func TestNonFiniteLogits(t *testing.T) {
+	c := synthConfig(t, map[string]any{"model_type": "llama"})
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tc := range []struct {
+		name   string
+		tensor string
+		at     int
+		v      float32
+		layer  int
+	}{
+		{"nan in layer 1 mlp", "model.layers.1.mlp.down_proj.weight", 5, nan, 1},
+		{"inf in layer 0 attention", "model.layers.0.self_attn.v_proj.weight", 0, inf, 0},
+		{"inf in lm_head", "lm_head.weight", 3*32 + 1, inf, 2},
+		{"nan in every embedding", "model.embed_tokens.weight", -1, nan, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := synthModel(t, c, safetensors.F32, 1)
+			ref, _ := synthModel(t, c, safetensors.F32, 1)
+			w, ok := m.src.Tensor(tc.tensor)
+			if !ok {
+				t.Fatal("no tensor", tc.tensor)
+			}
+			poison := func(i int) { binary.LittleEndian.PutUint32(w.Data[4*i:], math.Float32bits(tc.v)) }
+			if tc.at >= 0 {
+				poison(tc.at)
+			} else {
+				for i := 0; i < len(w.Data)/4; i++ {
+					poison(i)
+				}
+			}
+			tokens := []int{3, 1, 4, 1, 5}
+			s := m.NewSession(0)
+			_, err := s.Forward(tokens)
+			var nf *NonFiniteError
+			if !errors.As(err, &nf) || nf.Layer != tc.layer || nf.Pos != 0 {
+				t.Fatalf("Forward: err = %v, want a NonFiniteError at layer %d", err, tc.layer)
+			}
+			if s.Pos() != 0 {
+				t.Errorf("after the error the session holds %d positions, want 0", s.Pos())
+			}
+			if _, err := m.NewSession(0).ForwardAll(tokens); !errors.As(err, &nf) || nf.Layer != tc.layer {
+				t.Errorf("ForwardAll: err = %v, want layer %d", err, tc.layer)
+			}
+			// The clean model is unaffected by the check.
+			if _, err := ref.NewSession(0).Forward(tokens); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

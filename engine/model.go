@@ -251,7 +251,7 @@ func matBytes(m *kernels.Mat) int64 {
 	case kernels.BF16, kernels.F16:
 		return 2 * e
 	default:
-		return e + 4*e/kernels.BlockSize
+		return e + 2*e/kernels.BlockSize // int8 weights and an f16 scale per block
 	}
 }
 

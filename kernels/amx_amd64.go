@@ -260,7 +260,7 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {
 				r := 32 * blk
 				for i := 0; i < 32; i++ {
 					for k, s := range m.Scales[(r+i)*nb : (r+i+1)*nb] {
-						ws[k*32+i] = s
+						ws[k*32+i] = F16ToF32(s)
 					}
 				}
 				for t := 0; t < np; t += 32 {

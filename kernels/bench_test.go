@@ -9,7 +9,8 @@ import (
 // Benchmarks on the weight shapes of the target models. Each reports GB/s
 // (weight bytes read per product) and GFLOP/s, for the assembly chosen at
 // start-up ("simd"), for AVX-512 without AMX where the CPU has AMX
-// ("noamx"), and for the pure-Go reference ("ref") in the same run:
+// ("noamx"), for the pure-Go reference ("ref") and, with BF16 weights, for
+// the bf16-activation mode ("bf16act", SetBF16Activations) in the same run:
 //
 //	go test -run - -bench 'MatVec/bf16/896x896/' ./kernels/
 var benchShapes = [][2]int{
@@ -26,7 +27,7 @@ func weightBytes(m *Mat) int64 {
 	case BF16, F16:
 		return 2 * n
 	}
-	return n + n/BlockSize*4
+	return n + n/BlockSize*2
 }
 
 func benchProduct(b *testing.B, n int) {
@@ -44,6 +45,9 @@ func benchProduct(b *testing.B, n int) {
 						if start == "avx512+amx" {
 							impls = []string{"simd", "noamx", "ref"}
 						}
+						if typ == BF16 {
+							impls = append(impls, "bf16act") // SetBF16Activations
+						}
 						for _, impl := range impls {
 							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
 								if m == nil {
@@ -60,6 +64,8 @@ func benchProduct(b *testing.B, n int) {
 									selectPath(start)
 								}
 								SetThreads(threads)
+								SetBF16Activations(impl == "bf16act")
+								defer SetBF16Activations(false)
 								b.SetBytes(weightBytes(m))
 								b.ResetTimer()
 								for range b.N {

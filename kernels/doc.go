@@ -32,6 +32,14 @@
 // additions only, still the same for every thread count. MOCO_AMX=0 in
 // the environment turns AMX off.
 //
+// BF16 matrices have an opt-in bf16-activation mode (SetBF16Activations,
+// or MOCO_BF16_ACT=1): the activations are rounded to bf16 first, as
+// llama.cpp does, and CPUs with AVX512-BF16 (AMD Zen 4 and 5, Intel since
+// Cooper Lake) multiply with VDPBF16PS, 32 pairs per instruction. That
+// roughly halves the arithmetic of prefill; its error and speed are
+// measured in bf16act.go and its tests. The default keeps activations in
+// float32.
+//
 // The assembly is generated: go generate runs gen_amd64.go, which writes
 // simd_amd64.s. vec_amd64.s, q8_amd64.s and amx_amd64.s are written by
 // hand (amx_amd64.s spells the AMX instructions, unknown to Go's

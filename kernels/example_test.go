@@ -31,6 +31,6 @@ func ExampleQuantizeQ8() {
 	q := kernels.QuantizeQ8(&kernels.Mat{Rows: 1, Cols: 32, Type: kernels.F32, F32: w})
 	row := make([]float32, 32)
 	q.Row(row, 0)
-	fmt.Printf("%v scale %.2f q %v -> %.2f %.2f %.2f\n", q.Type, q.Scales[0], q.Q[:3], row[0], row[1], row[2])
+	fmt.Printf("%v scale %.2f q %v -> %.2f %.2f %.2f\n", q.Type, kernels.F16ToF32(q.Scales[0]), q.Q[:3], row[0], row[1], row[2])
 	// Output: q8_0 scale 0.02 q [127 -50 17] -> 2.54 -1.00 0.34
 }

@@ -89,7 +89,7 @@ func rowPointers(t wtype, ldwArg string) {
 	p("\tLEAQ (R12)(BX*1), R13")
 	if t.name == "Q8" {
 		p("\tMOVQ %s, BX", ldwArg)
-		p("\tSHRQ $3, BX")
+		p("\tSHRQ $4, BX")
 		p("\tLEAQ (SI)(BX*1), R8")
 		p("\tLEAQ (R8)(BX*1), R9")
 		p("\tLEAQ (R9)(BX*1), R14")
@@ -498,6 +498,8 @@ func main() {
 	mv512Q8()
 	mm512Q8()
 	mv256Q8()
+	mv512BF16d()
+	mm6x4BF16d()
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -542,10 +544,12 @@ func q8LoadX(xa string, x int) {
 }
 
 // q8LoadW loads row r's 64 weights at column AX, made unsigned, into Z(w)
-// and its two scales at BX, spread over lanes 0-7 and 8-15, into Z(sw).
+// and its two f16 scales at BX, widened and spread over lanes 0-7 and 8-15,
+// into Z(sw).
 func q8LoadW(r, w, sw int) {
 	p("\tVPXORD (%s)(AX*1), Z30, Z%d", q8w[r], w)
-	p("\tVMOVQ (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVMOVD (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVCVTPH2PS X%d, X%d", sw, sw)
 	p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
 }
 
@@ -587,7 +591,7 @@ func mv512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	for l := 0; l < 4; l++ {
 		p("\tPREFETCHT0 %d(DI)", 64*l)
 	}
@@ -609,7 +613,7 @@ func mv512Q8() {
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tLEAQ (R13)(BX*1), R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
@@ -622,7 +626,7 @@ func mv512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	q8LoadX("(DX)", 16)
 	q8LoadW(0, 4, 8)
 	q8Step(16, 4, 8, 12, 0)
@@ -635,7 +639,7 @@ func mv512Q8() {
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tADDQ BX, R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
@@ -666,7 +670,7 @@ func mm512Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	for r := 0; r < 4; r++ {
 		q8LoadW(r, 16+r, 20+r)
 	}
@@ -704,7 +708,8 @@ func mv256Q8() {
 		p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
 		p("\tVCVTDQ2PS Y%d, Y%d", t, t)
 		p("\tVMULPS %d(DX), Y%d, Y%d", 64+32*h, t, t)
-		p("\tVBROADCASTSS %d(%s)(BX*1), Y%d", 4*h, q8s[r], t+1)
+		p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], t+1)
+		p("\tVCVTPH2PS X%d, Y%d", t+1, t+1)
 		p("\tVFMADD231PS Y%d, Y%d, Y%d", t+1, t, r)
 	}
 	loadX := func() {
@@ -731,7 +736,7 @@ func mv256Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	loadX()
 	for h := 0; h < 2; h++ {
 		for r := 0; r < 4; r++ {
@@ -749,7 +754,7 @@ func mv256Q8() {
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tLEAQ (R13)(BX*1), R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
@@ -762,7 +767,7 @@ func mv256Q8() {
 	p("\tXORQ AX, AX")
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	loadX()
 	step(0, 0, 6)
 	step(0, 1, 6)
@@ -775,7 +780,7 @@ func mv256Q8() {
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tADDQ BX, R10")
-	p("\tSHRQ $3, BX")
+	p("\tSHRQ $4, BX")
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
@@ -796,6 +801,184 @@ func storeTile4x4() {
 			hsum512(4*tok + r)
 			p("\tVMOVSS X%d, %d(DI)", 4*tok+r, 4*r)
 		}
+		if tok < 3 {
+			p("\tADDQ CX, DI")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// The "d" kernels serve the bf16-activation mode (SetBF16Activations): x
+// holds the activations already rounded to bf16, and VDPBF16PS (AVX512-BF16)
+// multiplies 32 weights by 32 activations per instruction, adding the
+// products pairwise to 16 float32 lanes. Each (row, token) accumulator gets
+// one VDPBF16PS per 32 columns, in column order, in the tile and in the
+// row loops alike, and the lane sums follow hsumTree or hsum512 (the same
+// pairs), so MatMul's rows equal MatVec's bit for bit in this mode too.
+
+// dpbf16 emits VDPBF16PS Z(w), Z(x), Z(acc): acc += pairwise(w*x). Go's
+// assembler does not know the instruction; the EVEX encoding
+// (EVEX.512.F3.0F38.W0 52 /r) is spelled as bytes, as GNU as writes it.
+func dpbf16(w, x, acc int) {
+	inv := func(b int) int { return ^b & 1 }
+	p0 := inv(acc>>3)<<7 | inv(w>>4)<<6 | inv(w>>3)<<5 | inv(acc>>4)<<4 | 2
+	p1 := (^x&15)<<3 | 4 | 2
+	p2 := 2<<5 | inv(x>>4)<<3
+	modrm := 0xC0 | (acc&7)<<3 | w&7
+	p("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x // VDPBF16PS Z%d, Z%d, Z%d",
+		p0, p1, p2, modrm, w, x, acc)
+}
+
+// mv512BF16d writes func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// bf16 weights times bf16 activations; rows of eight (prefetching the next
+// eight as mv512 does), four, then one.
+func mv512BF16d() {
+	fn := "mv512BF16d"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows8:", fn)
+	p("\tCMPQ rows+32(FP), $8")
+	p("\tJLT %s_rows4", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHLQ $1, BX")
+	for r := 1; r < 8; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", wregs8[r-1], wregs8[r])
+	}
+	for r := 0; r < 8; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tMOVQ DI, dst+0(FP)")
+	p("\tLEAQ (R14)(BX*1), DI")
+	p("\tXORQ AX, AX")
+	p("%s_loop8:", fn)
+	p("\tVMOVDQU32 (DX)(AX*2), Z24")
+	for l := 0; l < 8; l++ {
+		p("\tPREFETCHT0 %d(DI)", 64*l)
+	}
+	p("\tADDQ $512, DI")
+	for r := 0; r < 8; r++ {
+		p("\tVMOVDQU32 (%s)(AX*2), Z%d", wregs8[r], 8+r)
+		dpbf16(8+r, 24, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop8", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tVMOVDQU32 sumidx<>(SB), Z26")
+	hsumTree([]int{0, 1, 2, 3, 4, 5, 6, 7})
+	p("\tVMOVUPS Y24, (DI)")
+	p("\tADDQ $32, DI")
+	p("\tLEAQ (R14)(BX*1), R10")
+	p("\tSUBQ $8, rows+32(FP)")
+	p("\tJMP %s_rows8", fn)
+
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	rowPointers(types[1], "ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tVMOVDQU32 (DX)(AX*2), Z24")
+	for r := 0; r < 4; r++ {
+		p("\tVMOVDQU32 (%s)(AX*2), Z%d", wregs[r], 16+r)
+		dpbf16(16+r, 24, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHLQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Z0, Z0, Z0")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tVMOVDQU32 (DX)(AX*2), Z24")
+	p("\tVMOVDQU32 (R10)(AX*2), Z16")
+	dpbf16(16, 24, 0)
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum512(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHLQ $1, BX")
+	p("\tADDQ BX, R10")
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm6x4BF16d writes func mm6x4BF16d(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// a tile of 6 weight rows x 4 tokens of bf16 activations (ldx in
+// elements), accumulator Z(4r+t), stored as mm6x4 stores.
+func mm6x4BF16d() {
+	fn := "mm6x4BF16d"
+	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ ldw+40(FP), BX")
+	p("\tSHLQ $1, BX")
+	for r := 1; r < 6; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
+	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tSHLQ $1, DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	for i := 0; i < 24; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for tok := 0; tok < 4; tok++ {
+		p("\tVMOVDQU32 %s, Z%d", xaddr[tok], 24+tok)
+	}
+	for r := 0; r < 6; r++ {
+		w := 28 + r%2
+		p("\tVMOVDQU32 (%s)(AX*2), Z%d", rows[r], w)
+		for tok := 0; tok < 4; tok++ {
+			dpbf16(w, 24+tok, 4*r+tok)
+		}
+	}
+	p("\tADDQ $64, DX")
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	p("\tVMOVDQU32 sumidx<>(SB), Z26")
+	p("\tMOVL $0x3f, AX")
+	p("\tKMOVW AX, K1")
+	for tok := 0; tok < 4; tok++ {
+		hsumTree([]int{tok, 4 + tok, 8 + tok, 12 + tok, 16 + tok, 20 + tok})
+		p("\tVMOVUPS Z24, K1, (DI)")
 		if tok < 3 {
 			p("\tADDQ CX, DI")
 		}

@@ -13,7 +13,7 @@ const (
 	F32  Type = iota // float32
 	BF16             // bfloat16, the high half of a float32
 	F16              // IEEE 754 half precision
-	Q8_0             // blocks of 32 int8 weights with one float32 scale
+	Q8_0             // blocks of 32 int8 weights with one f16 scale (llama.cpp's Q8_0)
 )
 
 func (t Type) String() string {
@@ -52,7 +52,7 @@ type Mat struct {
 	F32        []float32 // F32: Rows*Cols values
 	Half       []uint16  // BF16, F16: Rows*Cols values
 	Q          []int8    // Q8_0: Rows*Cols quantized values
-	Scales     []float32 // Q8_0: Rows*Cols/BlockSize scales, block-major along each row
+	Scales     []uint16  // Q8_0: Rows*Cols/BlockSize scales (IEEE half bits), block-major along each row
 }
 
 // Row returns row i widened to float32 in dst (len Cols).
@@ -71,7 +71,7 @@ func (m *Mat) Row(dst []float32, i int) {
 		}
 	case Q8_0:
 		for j := 0; j < m.Cols; j++ {
-			dst[j] = float32(m.Q[off+j]) * m.Scales[(off+j)/BlockSize]
+			dst[j] = float32(m.Q[off+j]) * F16ToF32(m.Scales[(off+j)/BlockSize])
 		}
 	}
 }

@@ -152,6 +152,10 @@ func MatVec(dst []float32, m *Mat, x []float32) {
 		q8MatVec(dst, m, x)
 		return
 	}
+	if m.Type == BF16 && bf16Act.Load() {
+		bf16ActProduct(dst, m, x, 1)
+		return
+	}
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { matVecRows(dst, m, x, r0, r1) })
 }
 
@@ -169,6 +173,10 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	}
 	if m.Type == Q8_0 {
 		q8MatMul(dst, m, x, n)
+		return
+	}
+	if m.Type == BF16 && bf16Act.Load() {
+		bf16ActProduct(dst, m, x, n)
 		return
 	}
 	if amxMatMul(dst, m, x, n) {

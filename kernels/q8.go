@@ -145,7 +145,7 @@ func refQ8Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 		for b := 0; b < nb; b++ {
 			off := i*c + b*BlockSize
 			d := q8BlockDot(m.Q[off:off+BlockSize], xq[b*BlockSize:])
-			s += float32(d) * xs[b] * m.Scales[i*nb+b]
+			s += float32(d) * xs[b] * F16ToF32(m.Scales[i*nb+b])
 		}
 		dst[i] = s
 	}
@@ -188,7 +188,7 @@ func q8Tail(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 	for i := r0; i < r1; i++ {
 		off := i*c + b*BlockSize
 		d := q8BlockDot(m.Q[off:off+BlockSize], xq)
-		dst[i] += float32(d) * xs * m.Scales[i*nb+b]
+		dst[i] += float32(d) * xs * F16ToF32(m.Scales[i*nb+b])
 	}
 }
 

@@ -13,8 +13,10 @@ func TestQuantizeQ8HandValues(t *testing.T) {
 	if m.Type != Q8_0 {
 		t.Fatalf("Type = %v, want q8_0", m.Type)
 	}
-	if d := m.Scales[0]; math.Abs(float64(d-0.02)) > 1e-8 {
-		t.Errorf("scale = %g, want 0.02", d)
+	// 0.02 = 1.28 * 2^-6; as f16, 0.28*1024 = 286.72 rounds to 287:
+	// sign 0, exponent 9, mantissa 0x11f.
+	if d := m.Scales[0]; d != 0x251f {
+		t.Errorf("scale = %#04x (%g), want 0x251f (0.02 as f16)", d, F16ToF32(d))
 	}
 	// 0.01/0.02 = 0.5 rounds away from zero to 1; 0.03/0.02 = 1.5 to 2.
 	want := []int8{127, -64, 1, 2, 0}
@@ -28,7 +30,7 @@ func TestQuantizeQ8HandValues(t *testing.T) {
 func TestQuantizeQ8ZeroBlock(t *testing.T) {
 	m := QuantizeQ8(&Mat{Rows: 1, Cols: 32, Type: F32, F32: make([]float32, 32)})
 	if m.Scales[0] != 0 || m.Q[0] != 0 {
-		t.Errorf("zero block: scale %g q %d, want 0 0", m.Scales[0], m.Q[0])
+		t.Errorf("zero block: scale %#04x q %d, want 0 0", m.Scales[0], m.Q[0])
 	}
 }
 
@@ -40,7 +42,9 @@ func TestQuantizeQ8Fallback(t *testing.T) {
 }
 
 // TestQuantizeQ8Error checks the defining bound |q*d - x| <= d/2 for every
-// weight (up to the rounding of x * (1/d)), for each source type, and the size of the error of a product.
+// weight (up to the rounding of x * (1/d)), widened by the f16 rounding of
+// the stored scale (|q| <= 127 times at most 2^-11 d), for each source type,
+// and the size of the error of a product.
 func TestQuantizeQ8Error(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	const rows, cols = 64, 576
@@ -53,8 +57,8 @@ func TestQuantizeQ8Error(t *testing.T) {
 			m.Row(want, i)
 			q.Row(got, i)
 			for j := range got {
-				d := q.Scales[(i*cols+j)/BlockSize]
-				if e := math.Abs(float64(got[j] - want[j])); e > float64(d)/2*(1+1e-4) {
+				d := F16ToF32(q.Scales[(i*cols+j)/BlockSize])
+				if e := math.Abs(float64(got[j] - want[j])); e > float64(d)*(0.5+127.0/2048)*(1+1e-4) {
 					t.Fatalf("%v [%d,%d]: %g quantized to %g, error above d/2 = %g", typ, i, j, want[j], got[j], d/2)
 				}
 			}

@@ -58,6 +58,12 @@ func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mm6x4BF16d(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
 // quantRecs512 is quantizeRecs with quantQ8x512.
@@ -91,6 +97,7 @@ func useSIMD(avx512, avx2 bool) {
 	amxOn = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
+	bf16dMV, bf16dMM6 = nil, nil
 	useVec512(avx512)
 	switch {
 	case avx512:
@@ -104,6 +111,9 @@ func useSIMD(avx512, avx2 bool) {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
 		}
 		dotImpl = simdDot
+		if cpu.X86.HasAVX512BF16 && preferDPBF16() {
+			bf16dMV, bf16dMM6 = mv512BF16d, mm6x4BF16d
+		}
 	case avx2:
 		simdName = "avx2"
 		simd[F32] = kern{mv: mv256F32}

@@ -58,6 +58,9 @@ type ChatOptions struct {
 	Name string
 	// Now is the time strftime_now reports; the zero value means time.Now().
 	Now time.Time
+	// Limits bound the render's output, work and time (zero fields: the
+	// defaults). A template that exceeds them fails with *ChatLimitError.
+	Limits ChatLimits
 }
 
 // chatTemplateNamed is one entry of the list form of chat_template.
@@ -299,9 +302,16 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 		return exec.AsValue(chatStrftime(at, va.Args[0].String())), nil
 	}
 
-	out, err := chatExecute(t, data)
+	budget := newChatBudget(opts.Limits, chatSize(exec.AsValue(data), 1<<40))
+	for k, v := range chatBudgetVars(budget) {
+		data[k] = v
+	}
+	out, err := chatExecute(t, data, budget)
 	if raised != nil {
 		return "", raised
+	}
+	if budget.err != nil {
+		return "", budget.err
 	}
 	if err != nil {
 		return "", fmt.Errorf("chat template: %w", err)
@@ -311,13 +321,27 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 
 // chatExecute runs a template, turning a panic inside gonja into an error:
 // a malformed template must not bring the caller down.
-func chatExecute(t *exec.Template, data map[string]any) (out string, err error) {
+// It renders as Template.Execute does, with the render's own methods
+// (wrapped with its budget) and an output bounded by it.
+func chatExecute(t *exec.Template, data map[string]any, b *chatBudget) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = "", fmt.Errorf("the template engine failed: %v", r)
 		}
 	}()
-	return t.ExecuteToString(exec.NewContext(data))
+	env := chatEnvironment()
+	w := &chatLimitWriter{b: b}
+	r := exec.NewRenderer(&exec.Environment{
+		Tests:             env.Tests,
+		Filters:           env.Filters,
+		ControlStructures: env.ControlStructures,
+		Context:           env.Context.Inherit().Update(exec.NewContext(data)),
+		Methods:           chatMethodsFor(b),
+	}, w, chatConfig(), chatLoader, t)
+	if err := r.Execute(); err != nil {
+		return "", err
+	}
+	return w.out.String(), nil
 }
 
 // ChatTemplateException is the error raised by the template's own
@@ -365,6 +389,9 @@ func chatEnvironment() *exec.Environment {
 
 // chatParse parses a chat template source.
 func chatParse(src string) (*exec.Template, error) {
+	if err := chatReserved(src); err != nil {
+		return nil, err
+	}
 	rewritten, err := chatRewrite(src)
 	if err != nil {
 		return nil, err
@@ -388,8 +415,12 @@ func chatParseGonja(src string) (t *exec.Template, err error) {
 	if err != nil {
 		return nil, chatSyntaxError(err)
 	}
+	chatGuard(t.Root())
 	return t, nil
 }
+
+// chatLoader is the loader renders get: chat templates load nothing.
+var chatLoader, _ = loaders.NewMemoryLoader(map[string]string{})
 
 // chatSyntaxError shortens gonja's parse error, which quotes the whole
 // template source, to the part that says what and where.

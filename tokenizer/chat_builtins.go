@@ -68,8 +68,21 @@ func chatFilters() *exec.FilterSet {
 	set("capitalize", chatStrFilter("capitalize", chatCapitalize))
 	set("upper", chatStrFilter("upper", chatUpper))
 	set("lower", chatStrFilter("lower", chatLower))
+	for _, name := range chatFilterNames {
+		if fn, ok := fs.Get(name); ok {
+			_ = fs.Replace(name, chatGuardFilter(name, fn))
+		}
+	}
 	return fs
 }
+
+// chatFilterNames are gonja's filters (with the replacements above), all
+// wrapped with the render budget.
+var chatFilterNames = []string{"abs", "attr", "batch", "capitalize", "center", "default", "d", "dictsort", "e", "escape",
+	"filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "join", "items", "last",
+	"length", "count", "list", "lower", "map", "max", "min", "pprint", "random", "rejectattr", "reject", "replace",
+	"reverse", "round", "safe", "selectattr", "select", "slice", "sort", "string", "striptags", "sum", "title",
+	"tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr"}
 
 // chatTests corrects "true" and "false", which in Jinja hold only for the
 // booleans themselves (gonja's "false" holds for anything falsy, even undefined).
@@ -104,7 +117,15 @@ func chatTests() *exec.TestSet {
 // chatControlStructures adds transformers' {% generation %} block, which
 // renders its body unchanged (transformers uses it to mark assistant tokens).
 func chatControlStructures() *exec.ControlStructureSet {
-	cs := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{}).Update(builtins.ControlStructures)
+	// include, import, from, extends and block read other templates: a chat
+	// template has none (transformers gives it no loader), and including
+	// itself would recurse until the stack overflows.
+	cs := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{})
+	for _, name := range []string{"autoescape", "filter", "for", "if", "macro", "raw", "set", "with", "do", "break", "continue", "trans", "call"} {
+		if p, ok := builtins.ControlStructures.Get(name); ok {
+			_ = cs.Register(name, p)
+		}
+	}
 	if orig, ok := builtins.ControlStructures.Get("macro"); ok {
 		_ = cs.Replace("macro", func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
 			n, err := orig(p, args)
@@ -157,9 +178,16 @@ func (m *chatMacro) Execute(r *exec.Renderer, tag *nodes.ControlStructureBlock) 
 		return nil
 	}
 	depth, name := 0, m.Name
+	bv, _ := r.Environment.Context.Get(chatBudgetKey)
+	b, _ := bv.(*chatBudget)
 	r.Environment.Context.Set(name, exec.Macro(func(va *exec.VarArgs) *exec.Value {
+		if b == nil {
+			return exec.AsValue(errors.New("chat template: the render budget is missing"))
+		}
 		if depth >= chatMaxMacroDepth {
-			return exec.AsValue(fmt.Errorf("macro %s: recursion deeper than %d calls", name, chatMaxMacroDepth))
+			// Recorded in the budget so that the render reports this one
+			// line, not gonja's wrapping of it at every level.
+			return exec.AsValue(b.fail("macro %s: recursion deeper than %d calls", name, chatMaxMacroDepth))
 		}
 		depth++
 		defer func() { depth-- }()
@@ -443,9 +471,9 @@ func chatStr(v *exec.Value) string {
 	return v.String()
 }
 
-// chatMethods returns gonja's methods with Python-exact replacements for the
-// ones chat templates call.
-func chatMethods() exec.Methods {
+// chatStrMethodSet returns gonja's string methods with Python-exact
+// replacements for the ones chat templates call.
+func chatStrMethodSet() map[string]exec.Method[string] {
 	str := map[string]exec.Method[string]{}
 	for _, name := range []string{
 		"capwords", "casefold", "encode", "expandtabs", "format", "format_map",
@@ -460,6 +488,12 @@ func chatMethods() exec.Methods {
 	for name, m := range chatStrMethods {
 		str[name] = m
 	}
+	return str
+}
+
+// chatDictMethodSet returns gonja's dict methods with key-order-keeping
+// replacements.
+func chatDictMethodSet() map[string]exec.Method[map[string]any] {
 	dict := map[string]exec.Method[map[string]any]{}
 	for _, name := range []string{"pop", "setdefault", "update", "copy", "clear"} {
 		if m, ok := builtins.Methods.Dict.Get(name); ok {
@@ -469,12 +503,18 @@ func chatMethods() exec.Methods {
 	for name, m := range chatDictMethods {
 		dict[name] = m
 	}
+	return dict
+}
+
+// chatMethods returns the methods chat templates see (each render wraps
+// them with its budget: chatMethodsFor).
+func chatMethods() exec.Methods {
 	return exec.Methods{
 		Bool:  builtins.Methods.Bool,
 		Int:   builtins.Methods.Int,
 		Float: builtins.Methods.Float,
-		Str:   exec.NewMethodSet(str),
-		Dict:  exec.NewMethodSet(dict),
+		Str:   exec.NewMethodSet(chatStrMethodSet()),
+		Dict:  exec.NewMethodSet(chatDictMethodSet()),
 		List:  builtins.Methods.List,
 	}
 }

@@ -284,6 +284,12 @@ func FuzzChatTemplate(f *testing.F) {
 		"{% set ns = namespace(a=none) %}{{ ns.a is none }}{{ tools|tojson(indent=2) }}",
 		"{% for k, v in messages[0].items() %}{{ k }}{% endfor %}{# c #}{% raw %}{{{% endraw %}",
 		"{{ (((a if b else c) if d else e)) }}{% if (x if y) %}{% endif %}",
+		// Hostile: the render limits must stop these quickly.
+		"{{ 'x' * 2000000000 }}",
+		"{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+		"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+		"{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}",
+		"{% set d = {} %}{% do d.update({'a': [d]}) %}{{ d }}",
 	} {
 		f.Add(s)
 	}
@@ -300,9 +306,13 @@ func FuzzChatTemplate(f *testing.F) {
 			}
 			return
 		}
-		_, err = ct.Render(msgs, ChatOptions{Tools: []any{map[string]any{"name": "f"}}})
+		lim := ChatLimits{MaxOutput: 1 << 16, MaxBuilt: 1 << 22, MaxSteps: 1 << 12, Timeout: time.Second}
+		out, err := ct.Render(msgs, ChatOptions{Tools: []any{map[string]any{"name": "f"}}, Limits: lim})
 		if err != nil && err.Error() == "" {
 			t.Fatalf("render %q: empty error", src)
+		}
+		if len(out) > lim.MaxOutput {
+			t.Fatalf("render %q: %d bytes of output, limit %d", src, len(out), lim.MaxOutput)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"errors"
+	"github.com/mocolab/moco/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,118 @@ func TestStandardPatternsKeepScanners(t *testing.T) {
 		}
 		if _, slow := f.(backtracking); slow {
 			t.Errorf("pattern %.30q compiled to regexp2, want its scanner", p)
+		}
+	}
+}
+
+// chatTemplateOf wraps a template source in a tokenizer_config.json.
+func chatTemplateOf(t *testing.T, src string) *ChatTemplate {
+	t.Helper()
+	cfg, err := json.Marshal(map[string]any{"chat_template": src, "bos_token": "<s>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := LoadChatTemplate(cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	return ct
+}
+
+// TestChatTemplateLimits: hostile templates end with one short, clear error
+// within bounded time and memory (before: 10 GB for a repeated string, 14 GB
+// for doubling, nested range loops never ended, and the recursion error was
+// 24 KB of wrapped messages).
+func TestChatTemplateLimits(t *testing.T) {
+	msgs := []map[string]any{{"role": "user", "content": "hi"}}
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"repeat", `{{ 'x' * 2000000000 }}`, "repeated 2000000000 times is over the limit"},
+		{"repeat var", `{% set n = 2000000000 %}{{ 'abc' * n }}`, "over the limit"},
+		{"doubling", `{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}`, "over the limit"},
+		{"doubling tilde", `{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}`, "over the limit"},
+		{"nested loops", `{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}`, "more than 262144 loop iterations"},
+		{"huge range", `{% for i in range(1000000000) %}{% endfor %}`, "range of 1000000000 numbers"},
+		{"recursion", `{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}`, "macro f: recursion deeper than 200 calls"},
+		{"call tree", `{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(60) }}`, "more than 262144 loop iterations"},
+		{"center", `{{ 'x'|center(2000000000) }}`, "over the limit"},
+		{"ljust", `{{ 'x'.ljust(2000000000) }}`, "over the limit"},
+		{"replace", `{% set s = 'x' * 1000000 %}{{ s|replace('x', s) }}`, "over the limit"},
+		{"replace method", `{% set s = 'x' * 1000000 %}{{ s.replace('', s) }}`, "over the limit"},
+		{"join", `{% set s = 'x' * 1000000 %}{{ [s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s]|join(s) }}`, "over the limit"},
+		{"format width", `{{ '%999999999d'|format(1) }}`, "over the limit"},
+		{"indent", `{{ ('a\n' * 100000)|indent(1000) }}`, "over the limit"},
+		{"output", `{% set s = 'x' * 10000000 %}{% for i in range(10) %}{{ s }}{% endfor %}`, "the output would be more than"},
+		{"loop over a long string", `{% for c in 'x' * 10000000 %}{% endfor %}`, "a loop over 10000000 items"},
+		{"self append", `{% set l = [1] %}{% do l.append(l) %}{% do l.append(l) %}{{ l }}`, "cannot contain itself"},
+		{"namespace cycle", `{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns }}`, "cannot contain itself"},
+		{"dict cycle", `{% set d = {'x': 1} %}{% set d['y'] = [d] %}{{ d }}`, "cannot contain itself"},
+		{"update cycle", `{% set d = {'x': 1} %}{% do d.update({'a': d}) %}{{ d }}`, "cannot contain itself"},
+		{"setdefault cycle", `{% set d = {} %}{% do d.setdefault('a', d) %}{{ d|tojson }}`, "cannot contain itself"},
+		{"batch", `{{ [1]|batch(2000000000, 'x')|list }}`, "over the limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && strings.Contains(tc.want, "loop iterations") {
+				t.Skip("runs to the step limit (seconds; minutes under the race detector)")
+			}
+			ct := chatTemplateOf(t, tc.src)
+			err := testutil.Bounded(t, 1<<30, 20*time.Second, func() error {
+				_, err := ct.Render(msgs, ChatOptions{})
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+			if len(err.Error()) > 200 || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is %d bytes, want one short line: %.300q", len(err.Error()), err)
+			}
+		})
+	}
+}
+
+// TestChatTemplateTimeout: the time limit stops a render that stays within
+// the other limits.
+func TestChatTemplateTimeout(t *testing.T) {
+	ct := chatTemplateOf(t, `{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}`)
+	start := time.Now()
+	_, err := ct.Render(nil, ChatOptions{Limits: ChatLimits{MaxSteps: 1 << 40, Timeout: 200 * time.Millisecond}})
+	if err == nil || !strings.Contains(err.Error(), "rendering took longer than 200ms") {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stopped after %v", took)
+	}
+}
+
+// TestChatTemplateReserved: templates cannot reach the guard's functions,
+// nor include other templates (itself, endlessly).
+func TestChatTemplateReserved(t *testing.T) {
+	for _, src := range []string{
+		`{% macro moco_tick(n) %}{% endmacro %}{% for i in range(10) %}{% endfor %}`,
+		`{% include "/chat_template" %}`,
+		`{% import "/chat_template" as x %}`,
+		`{% extends "/chat_template" %}`,
+	} {
+		cfg, _ := json.Marshal(map[string]any{"chat_template": src})
+		if _, err := LoadChatTemplate(cfg); err == nil {
+			t.Errorf("%s: accepted", src)
+		}
+	}
+}
+
+// TestDeepTokenizerJSON: a valid but deeply nested tokenizer.json says
+// which limit it hit (it reported "unexpected end of JSON input").
+func TestDeepTokenizerJSON(t *testing.T) {
+	for _, n := range []int{5000, 20000} {
+		for _, tj := range []string{
+			`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"x":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`,
+			`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"normalizer":` + strings.Repeat(`{"type":"Sequence","normalizers":[`, n) + strings.Repeat("]}", n) + `}`,
+		} {
+			err := testutil.Bounded(t, 64<<20, 5*time.Second, func() error { _, err := New([]byte(tj), nil); return err })
+			if err == nil || !strings.Contains(err.Error(), "JSON nested deeper than 1000 levels (limit)") {
+				t.Errorf("depth %d: err = %v", n, err)
+			}
 		}
 	}
 }

@@ -316,6 +316,10 @@ func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, erro
 
 var errNoModel = errors.New("tokenizer.json has no model")
 
+// maxJSONDepth bounds the nesting of tokenizer.json (real files nest about
+// six levels; encoding/json stops at 10000 with a less clear message).
+const maxJSONDepth = 1000
+
 // skipValue moves past one JSON value, checking only its bracket and
 // string structure (the parts handed to encoding/json are validated there).
 func (s *jsonScanner) skipValue() error {
@@ -331,6 +335,9 @@ func (s *jsonScanner) skipValue() error {
 		case '{', '[':
 			s.pos++
 			depth++
+			if depth > maxJSONDepth {
+				return s.errorf("JSON nested deeper than %d levels (limit)", maxJSONDepth)
+			}
 			continue
 		case '}', ']':
 			if depth == 0 {

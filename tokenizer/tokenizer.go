@@ -94,7 +94,10 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	var f fileJSON
 	f.Model = fields["model"]
 	delete(fields, "model")
-	rest, _ := json.Marshal(fields)
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %v", err)
+	}
 	if err := json.Unmarshal(rest, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
 	}

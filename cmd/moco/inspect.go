@@ -37,6 +37,7 @@ type inspectReport struct {
 	Config     map[string]any    `json:"config,omitempty"`      // its content
 	Model      *modelSummary     `json:"model,omitempty"`       // the config as the engine reads it
 	ModelError string            `json:"model_error,omitempty"`
+	Check      *checkReport      `json:"check,omitempty"` // --check
 }
 
 type inspectTensor struct {
@@ -56,8 +57,9 @@ type dtypeTotal struct {
 func runInspect(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("inspect", stderr)
 	asJSON := fs.Bool("json", false, "print a JSON object")
+	check := fs.Bool("check", false, "scan every tensor for NaN and infinite values (exit 1 if any)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco inspect [--json] PATH")
+		fmt.Fprintln(stderr, "Usage: moco inspect [--json] [--check] PATH")
 		fmt.Fprintln(stderr, "PATH is a .safetensors file, a model.safetensors.index.json or a model folder.")
 		fs.PrintDefaults()
 	}
@@ -67,20 +69,34 @@ func runInspect(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		return usagef("want exactly one PATH (a .safetensors file, an index json or a model folder)")
 	}
-	r, err := inspect(fs.Arg(0))
+	var progress io.Writer
+	if *check {
+		progress = stderr
+	}
+	r, err := inspect(fs.Arg(0), *check, progress)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+		return r.Check.err()
 	}
-	return r.print(stdout)
+	if err := r.print(stdout); err != nil {
+		return err
+	}
+	if r.Check != nil {
+		r.Check.print(stdout)
+	}
+	return r.Check.err()
 }
 
-// inspect opens path and gathers the report.
-func inspect(path string) (*inspectReport, error) {
+// inspect opens path and gathers the report; with check, it also scans
+// every tensor for NaN and Inf, writing progress to progress.
+func inspect(path string, check bool, progress io.Writer) (*inspectReport, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -150,6 +166,9 @@ func inspect(path string) (*inspectReport, error) {
 		r.DTypes = append(r.DTypes, *d)
 	}
 	sort.Slice(r.DTypes, func(i, j int) bool { return r.DTypes[i].DType < r.DTypes[j].DType })
+	if check {
+		r.Check = checkTensors(src, names, progress)
+	}
 	return r, nil
 }
 

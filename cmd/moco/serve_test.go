@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeCommand starts moco serve on a free port with the embedded
+// model, answers a completion, and shuts down gracefully on the stop
+// signal while a stream is running: the command returns 0.
+func TestServeCommand(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	old := serveStop
+	serveStop = func() (context.Context, context.CancelFunc) { return ctx, stop }
+	defer func() { serveStop = old }()
+	pr, pw := io.Pipe()
+	code := make(chan int, 1)
+	go func() {
+		code <- runMain([]string{"serve", "--addr", "127.0.0.1:0", "--shutdown-timeout", "200ms", "--threads", "1"}, nil, io.Discard, pw)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var base string
+	for sc.Scan() {
+		if m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			base = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		t.Fatalf("no listening line; exit %d", <-code)
+	}
+	resp, err := http.Post(base+"/v1/completions", "application/json",
+		strings.NewReader(`{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Choices []struct{ Text string }
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Choices) != 1 || out.Choices[0].Text == "" {
+		t.Fatalf("completion: %d %+v", resp.StatusCode, out)
+	}
+	// A long stream is running when the stop signal comes.
+	resp, err = http.Post(base+"/v1/completions", "application/json",
+		strings.NewReader(`{"model": "stories260K", "prompt": "x", "max_tokens": 480, "stream": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if first, _ := br.ReadString('\n'); resp.StatusCode != 200 || !strings.HasPrefix(first, "data: ") {
+		t.Fatalf("stream: %d %q", resp.StatusCode, first)
+	}
+	stop()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit %d after the stop signal", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("moco serve did not stop within the grace period")
+	}
+	// The stream ended: finished, or cut with an error event.
+	if rest, _ := io.ReadAll(br); !strings.Contains(string(rest), "[DONE]") && !strings.Contains(string(rest), "shutting_down") {
+		t.Fatalf("the stream ended with %q", rest)
+	}
+}

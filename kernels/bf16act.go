@@ -1,0 +1,142 @@
+package kernels
+
+import (
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// The bf16-activation mode is llama.cpp's trade for bf16 weights, opt-in:
+// products of a BF16 matrix first round the activations to bf16 (to
+// nearest, ties to even), so that both factors are bf16 and VDPBF16PS
+// (AVX512-BF16, e.g. AMD Zen 4 and 5) multiplies 32 pairs per instruction
+// with float32 sums, twice the work per instruction of widening the weights
+// and using f32 FMAs. Every path computes the same math: the activations are
+// rounded the same way, the products of two bf16 values are exact in
+// float32, and only the order of the additions differs (CPUs without
+// AVX512-BF16, and AMX, run their exact kernels on the rounded activations).
+//
+// The price is the activations' rounding: 8 significant bits instead of 24,
+// a relative error of up to 2^-9 per activation. On random products of
+// 896 and 4864 terms the result is off by about 1e-3 of sum |w*x|
+// (TestBF16ActError measures and bounds it); see the package documentation
+// for the measured effect on a model's logits. The default (off) keeps
+// activations in float32 and results exact to float32 rounding.
+//
+// MOCO_BF16_ACT=1 in the environment turns the mode on at start-up.
+
+var bf16Act atomic.Bool
+
+func init() {
+	if os.Getenv("MOCO_BF16_ACT") == "1" {
+		bf16Act.Store(true)
+	}
+}
+
+// SetBF16Activations turns the bf16-activation mode on or off for the
+// products of BF16 matrices that start afterwards.
+func SetBF16Activations(on bool) { bf16Act.Store(on) }
+
+// BF16Activations reports whether the bf16-activation mode is on.
+func BF16Activations() bool { return bf16Act.Load() }
+
+// preferDPBF16 is the per-CPU choice of the mode's kernels: VDPBF16PS where
+// it runs at full speed (AMD Zen 4 and 5), the widening kernels on the
+// rounded activations elsewhere (Intel measured VDPBF16PS at half its f32
+// FMA rate, and prefill there runs on AMX). Tests override it.
+var preferDPBF16 = isAMD
+
+// BF16ActKernels names the kernels the bf16-activation mode runs on:
+// "vdpbf16ps", or "widen" (the exact kernels on rounded activations).
+func BF16ActKernels() string {
+	if bf16dMV != nil {
+		return "vdpbf16ps"
+	}
+	return "widen"
+}
+
+// The assembly of the mode, when the CPU has it (simd_amd64.go): mv computes
+// rows over k columns (a multiple of 32) of bf16 activations x; mm6 a tile
+// of 6 rows x 4 tokens (ldx in elements).
+var (
+	bf16dMV  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	bf16dMM6 func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+)
+
+// F32ToBF16 rounds v to the nearest bfloat16, ties to even (NaN stays NaN).
+func F32ToBF16(v float32) uint16 {
+	b := math.Float32bits(v)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40 // quiet NaN
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+var bf16ActScratch, bf16ActHalf sync.Pool
+
+// bf16ActProduct computes MatMul(dst, m, x, n) for a BF16 matrix in the
+// bf16-activation mode.
+func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
+	size := n * m.Cols
+	xr := getScratch[float32](&bf16ActScratch, size)
+	defer bf16ActScratch.Put(&xr)
+	xh := getScratch[uint16](&bf16ActHalf, size)
+	defer bf16ActHalf.Put(&xh)
+	for i, v := range x[:size] {
+		h := F32ToBF16(v)
+		xh[i], xr[i] = h, BF16ToF32(h)
+	}
+	k32 := m.Cols &^ 31
+	if bf16dMV == nil || k32 == 0 {
+		// No VDPBF16PS: the exact kernels on the rounded activations.
+		if n == 1 {
+			parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { matVecRows(dst, m, xr, r0, r1) })
+		} else if !amxMatMul(dst, m, xr, n) {
+			parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, xr, n, r0, r1) })
+		}
+		return
+	}
+	if n > 1 && amxMatMul(dst, m, xr, n) {
+		return
+	}
+	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { bf16ActRows(dst, m, xr, xh, n, r0, r1, k32) })
+}
+
+// bf16ActRows computes rows r0..r1-1 of every token with the mode's
+// assembly: 6x4 tiles where they fit, the row kernel elsewhere, and the
+// columns past k32 in Go, in column order.
+func bf16ActRows(dst []float32, m *Mat, xr []float32, xh []uint16, n, r0, r1, k32 int) {
+	R, C := m.Rows, m.Cols
+	tb := max(4, tileBytes/(2*C)&^3)
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		r := r0
+		if n >= 4 {
+			for ; r+6 <= r1; r += 6 {
+				w := m.wptr(r)
+				t := t0
+				for ; t+4 <= t1; t += 4 {
+					bf16dMM6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&xh[t*C]), R, C, C, k32)
+				}
+				for ; t < t1; t++ {
+					bf16dMV(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&xh[t*C]), 6, k32, C)
+				}
+			}
+		}
+		if r < r1 {
+			for t := t0; t < t1; t++ {
+				bf16dMV(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&xh[t*C]), r1-r, k32, C)
+			}
+		}
+		if k32 < C {
+			for t := t0; t < t1; t++ {
+				for i := r0; i < r1; i++ {
+					dst[t*R+i] += m.tailDot(i, xr[t*C:], k32)
+				}
+			}
+		}
+	}
+}

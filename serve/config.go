@@ -1,0 +1,195 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+)
+
+// Config is what a server serves: model folders and collaboration recipes
+// over them. As YAML:
+//
+//	models:
+//	  - id: a
+//	    path: /models/stories260K
+//	  - id: b
+//	    path: /models/llama2xs
+//	recipes:
+//	  - id: fusion-ab          # logit fusion of a and b
+//	    method: fusion
+//	    models: [a, b]
+//	    params: {mode: logit-mean}
+//	  - id: spec-a             # a, with b drafting
+//	    method: speculative
+//	    models: [a, b]
+//	    params: {draft_tokens: 4}
+//
+// A recipe's method is any name of the collab registry ('moco collab
+// --help' lists them) and its params are that method's, checked strictly.
+type Config struct {
+	Models  []ModelSpec  `yaml:"models"`
+	Recipes []RecipeSpec `yaml:"recipes"`
+}
+
+// ModelSpec is one model folder served under ID.
+type ModelSpec struct {
+	ID   string `yaml:"id"`
+	Path string `yaml:"path"`
+}
+
+// RecipeSpec is one collaboration method served under ID, over the models
+// of this config named in Models.
+type RecipeSpec struct {
+	ID     string         `yaml:"id"`
+	Method string         `yaml:"method"`
+	Models []string       `yaml:"models"`
+	Params map[string]any `yaml:"params"`
+}
+
+// ParseConfig decodes a YAML config strictly: unknown keys, a second
+// document and missing fields are errors. Relative model paths are
+// resolved against dir (the config file's folder).
+func ParseConfig(data []byte, dir string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the config is empty")
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: holds more than one YAML document")
+	}
+	seen := map[string]bool{}
+	for i, m := range c.Models {
+		if m.ID == "" || m.Path == "" {
+			return nil, fmt.Errorf("config: models[%d] needs an id and a path", i)
+		}
+		if seen[m.ID] {
+			return nil, fmt.Errorf("config: the id %q is used twice", m.ID)
+		}
+		seen[m.ID] = true
+		if !filepath.IsAbs(m.Path) && dir != "" {
+			c.Models[i].Path = filepath.Join(dir, m.Path)
+		}
+	}
+	for i, r := range c.Recipes {
+		if r.ID == "" || r.Method == "" || len(r.Models) == 0 {
+			return nil, fmt.Errorf("config: recipes[%d] needs an id, a method and models", i)
+		}
+		if seen[r.ID] {
+			return nil, fmt.Errorf("config: the id %q is used twice", r.ID)
+		}
+		seen[r.ID] = true
+		for _, id := range r.Models {
+			if !hasModel(c.Models, id) {
+				return nil, fmt.Errorf("config: recipe %q uses the model %q, which the config's models do not list", r.ID, id)
+			}
+		}
+	}
+	return &c, nil
+}
+
+func hasModel(ms []ModelSpec, id string) bool {
+	for _, m := range ms {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// LoadConfig reads and parses a YAML config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// BuildOptions say how Build loads models and sets up their batchers.
+type BuildOptions struct {
+	Engine  engine.Options
+	Batcher decode.BatcherConfig
+	Server  Options
+	// Progress, when set, receives a line per model loaded.
+	Progress func(format string, args ...any)
+}
+
+// Build loads every model of c, builds its recipes through the collab
+// registry and returns the server and a function that closes the
+// server and the models.
+func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), error) {
+	s := New(opts.Server)
+	var locals []*collab.Local
+	closeAll := func() {
+		s.Close()
+		for _, l := range locals {
+			l.Close()
+		}
+	}
+	members := map[string]collab.Member{}
+	contexts := map[string]int{}
+	for _, ms := range c.Models {
+		if err := ctx.Err(); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		l, err := collab.LoadLocal(ms.Path, opts.Engine)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("model %s: %w", ms.ID, err)
+		}
+		l.ModelName = ms.ID
+		locals = append(locals, l)
+		if err := s.AddModel(ms.ID, l.Model, l.Tok, opts.Batcher); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		members[ms.ID] = l.Member()
+		contexts[ms.ID] = s.lookup(ms.ID).context
+		if opts.Progress != nil {
+			opts.Progress("loaded %s from %s", ms.ID, ms.Path)
+		}
+	}
+	for _, r := range c.Recipes {
+		pool := make([]collab.Member, len(r.Models))
+		ctxLen := 1 << 30
+		for i, id := range r.Models {
+			pool[i] = members[id]
+			ctxLen = min(ctxLen, contexts[id])
+		}
+		m, err := collab.New(ctx, r.Method, pool, collab.Params(r.Params))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("recipe %s: %w", r.ID, err)
+		}
+		tok := pool[0].Local.(*collab.Local).Tok
+		if err := s.AddRecipe(r.ID, m, tok, ctxLen); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if opts.Progress != nil {
+			opts.Progress("recipe %s: %s over %v", r.ID, r.Method, r.Models)
+		}
+	}
+	return s, closeAll, nil
+}

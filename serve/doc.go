@@ -1,0 +1,25 @@
+// Package serve is moco's HTTP server: the OpenAI-compatible endpoints
+// GET /v1/models, POST /v1/completions and POST /v1/chat/completions
+// (streaming as server-sent events, max_tokens, temperature, top_p, seed,
+// stop, n, logprobs and top_logprobs, usage counts, errors in OpenAI's JSON
+// shape), plus /health and Prometheus-format /metrics.
+//
+// Each served model id is either a model folder, whose requests share one
+// decode.Batcher (continuous batching over engine.Batch: concurrent
+// requests are stepped together, a client that disconnects leaves the
+// batch and frees its KV cache), or a collaboration recipe from a config
+// file: a method of the collab registry over some of the served models
+// (e.g. fusion-ab, the logit fusion of a and b), which a client that knows
+// nothing of moco calls like any model.
+//
+// The files:
+//
+//   - api.go: the request and response bodies, parsed strictly and
+//     checked against the server's limits (body bytes, prompt tokens,
+//     max_tokens, n), and the error shape.
+//   - server.go: Server, its handlers, streaming, the bounded queues (429
+//     when full), the API key (constant-time comparison).
+//   - metrics.go: the counters and their Prometheus text format.
+//   - config.go: the YAML config (models and recipes, decoded strictly)
+//     and Build, which loads it.
+package serve

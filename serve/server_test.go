@@ -1,0 +1,492 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// testConfig serves stories260K as a, llama2xs as b (same vocabulary),
+// their fusion and a speculative pair.
+func testConfig(t testing.TB) *Config {
+	a := testutil.Shared(t, "models/stories260K")
+	b := testutil.Shared(t, "models/llama2xs")
+	c, err := ParseConfig([]byte(fmt.Sprintf(`
+models:
+  - {id: a, path: %q}
+  - {id: b, path: %q}
+recipes:
+  - {id: fusion-ab, method: fusion, models: [a, b], params: {mode: logit-mean}}
+  - {id: spec-a, method: speculative, models: [a, b], params: {draft_tokens: 3}}
+`, a, b)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newTestServer builds the test config's server behind httptest.
+func newTestServer(t testing.TB, opts BuildOptions) (*Server, *httptest.Server) {
+	t.Helper()
+	s, closeAll, err := Build(context.Background(), testConfig(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		closeAll()
+	})
+	return s, ts
+}
+
+// post sends body as JSON and returns the status and decoded response.
+func post(t testing.TB, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("POST %s: status %d, body %q is not JSON: %v", url, resp.StatusCode, data, err)
+	}
+	return resp.StatusCode, out
+}
+
+// single is the independent reference: the text single-sequence
+// generation (decode.NewMethod, Session and Lockstep) gives.
+func single(t testing.TB, dir, prompt string, maxTokens int, stop []string) string {
+	t.Helper()
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: maxTokens, Stop: stop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := c.Generate(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+func choiceText(t testing.TB, out map[string]any, chat bool) string {
+	t.Helper()
+	ch, ok := out["choices"].([]any)
+	if !ok || len(ch) == 0 {
+		t.Fatalf("no choices in %v", out)
+	}
+	c := ch[0].(map[string]any)
+	if chat {
+		return c["message"].(map[string]any)["content"].(string)
+	}
+	return c["text"].(string)
+}
+
+func TestModelsEndpoint(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	resp, err := http.Get(ts.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list modelList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+		if m.Object != "model" {
+			t.Errorf("%s: object %q", m.ID, m.Object)
+		}
+	}
+	if list.Object != "list" || fmt.Sprint(ids) != "[a b fusion-ab spec-a]" {
+		t.Fatalf("models: %+v", list)
+	}
+}
+
+// TestCompletionsMatchSingle checks completions, chat and both recipes
+// against single-sequence generation: greedy text, finish reasons, usage.
+func TestCompletionsMatchSingle(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	dirA := testutil.Shared(t, "models/stories260K")
+	want := single(t, dirA, "Once upon a time", 30, nil)
+
+	code, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0}`)
+	if code != 200 || choiceText(t, out, false) != want {
+		t.Fatalf("completion: %d %v, want text %q", code, out, want)
+	}
+	u := out["usage"].(map[string]any)
+	if u["completion_tokens"].(float64) != 30 || u["prompt_tokens"].(float64) < 2 || out["object"] != "text_completion" {
+		t.Errorf("usage or object: %v", out)
+	}
+	if fr := out["choices"].([]any)[0].(map[string]any)["finish_reason"]; fr != "length" {
+		t.Errorf("finish_reason %v, want length", fr)
+	}
+	// A model without a chat template gets the message text as it is.
+	code, out = post(t, ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 30, "temperature": 0}`)
+	if code != 200 || choiceText(t, out, true) != want || out["object"] != "chat.completion" {
+		t.Fatalf("chat: %d %v, want text %q", code, out, want)
+	}
+	// Speculative decoding keeps the target's greedy text.
+	code, out = post(t, ts.URL+"/v1/completions", `{"model": "spec-a", "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0}`)
+	if code != 200 || choiceText(t, out, false) != want {
+		t.Fatalf("spec-a: %d %v, want text %q", code, out, want)
+	}
+	// Stop strings cut the text before them.
+	cut := want[:strings.LastIndex(want, " ")]
+	stop := want[len(cut):]
+	code, out = post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": "a", "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0, "stop": [%q]}`, stop))
+	if code != 200 || !strings.HasPrefix(want, choiceText(t, out, false)) || strings.Contains(choiceText(t, out, false), stop) {
+		t.Fatalf("stop %q: %v", stop, out)
+	}
+	// The fusion recipe answers, and n choices come back.
+	code, out = post(t, ts.URL+"/v1/chat/completions", `{"model": "fusion-ab", "messages": [{"role": "user", "content": "Lily"}], "max_tokens": 10, "n": 2, "seed": 3}`)
+	if code != 200 || len(out["choices"].([]any)) != 2 {
+		t.Fatalf("fusion-ab: %d %v", code, out)
+	}
+}
+
+// readSSE reads an event stream: the data of each event, up to [DONE].
+func readSSE(t testing.TB, r io.Reader) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	sc := bufio.NewScanner(r)
+	done := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			t.Fatalf("not an SSE data line: %q", line)
+		}
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			t.Fatalf("event %q: %v", data, err)
+		}
+		evs = append(evs, ev)
+	}
+	if !done {
+		t.Fatal("the stream did not end with [DONE]")
+	}
+	return evs
+}
+
+func TestStreaming(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	want := single(t, testutil.Shared(t, "models/stories260K"), "The dog", 25, nil)
+	for _, chat := range []bool{false, true} {
+		url, body := ts.URL+"/v1/completions", `{"model": "a", "prompt": "The dog", "max_tokens": 25, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}, "logprobs": 2}`
+		if chat {
+			url, body = ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "The dog"}], "max_tokens": 25, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}`
+		}
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("content type %q", ct)
+		}
+		evs := readSSE(t, resp.Body)
+		resp.Body.Close()
+		var text strings.Builder
+		var finish any
+		var u map[string]any
+		for _, ev := range evs {
+			if x, ok := ev["usage"].(map[string]any); ok {
+				u = x
+			}
+			for _, c := range ev["choices"].([]any) {
+				c := c.(map[string]any)
+				if chat {
+					if s, ok := c["delta"].(map[string]any)["content"].(string); ok {
+						text.WriteString(s)
+					}
+				} else {
+					text.WriteString(c["text"].(string))
+				}
+				if c["finish_reason"] != nil {
+					finish = c["finish_reason"]
+				}
+			}
+		}
+		if text.String() != want || finish != "length" || u == nil || u["completion_tokens"].(float64) != 25 {
+			t.Fatalf("chat %v: streamed %q (finish %v, usage %v), want %q", chat, text.String(), finish, u, want)
+		}
+	}
+}
+
+// TestErrors sends bad requests: each gets its 4xx in OpenAI's shape, and
+// the server keeps serving.
+func TestErrors(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{Server: Options{Limits: Limits{MaxBodyBytes: 4096, MaxTokens: 100}}})
+	long := strings.Repeat("Once upon a time there was a dog. ", 130)
+	for _, tc := range []struct {
+		name, path, method, body string
+		status                   int
+		code, want               string
+	}{
+		{"malformed JSON", "/v1/completions", "POST", `{"model": "a", "prompt": `, 400, "", "not valid JSON"},
+		{"wrong type", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "max_tokens": "ten"}`, 400, "", "not valid JSON"},
+		{"unknown model", "/v1/completions", "POST", `{"model": "nope", "prompt": "x"}`, 404, "model_not_found", "does not exist"},
+		{"no model", "/v1/chat/completions", "POST", `{"messages": [{"role": "user", "content": "x"}]}`, 400, "", "model parameter"},
+		{"negative max_tokens", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "max_tokens": -5}`, 400, "", "max_tokens must be at least 1"},
+		{"max_tokens over the limit", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "max_tokens": 101}`, 400, "", "limit of 100"},
+		{"prompt past the context", "/v1/completions", "POST", fmt.Sprintf(`{"model": "b", "prompt": %q, "max_tokens": 10}`, long[:2000]), 400, "context_length_exceeded", "maximum context length is 256"},
+		{"body too large", "/v1/completions", "POST", fmt.Sprintf(`{"model": "a", "prompt": %q}`, long), 413, "request_too_large", "4096 bytes"},
+		{"bad temperature", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "temperature": 3}`, 400, "", "temperature"},
+		{"bad n", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "n": 0}`, 400, "", "n must be"},
+		{"bad role", "/v1/chat/completions", "POST", `{"model": "a", "messages": [{"role": "wizard", "content": "x"}]}`, 400, "", "wizard"},
+		{"no messages", "/v1/chat/completions", "POST", `{"model": "a", "messages": []}`, 400, "", "empty"},
+		{"penalty", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "frequency_penalty": 1}`, 400, "", "not supported"},
+		{"recipe logprobs", "/v1/chat/completions", "POST", `{"model": "fusion-ab", "messages": [{"role": "user", "content": "x"}], "logprobs": true}`, 400, "", "not available"},
+		{"wrong method", "/v1/completions", "GET", ``, 405, "method_not_allowed", "use POST"},
+		{"unknown path", "/v2/x", "GET", ``, 404, "not_found", "no endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out struct {
+				Error *APIError `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Error == nil {
+				t.Fatalf("status %d, body not an OpenAI error: %v", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tc.status || !strings.Contains(out.Error.Message, tc.want) || out.Error.Type == "" ||
+				(tc.code != "" && (out.Error.Code == nil || *out.Error.Code != tc.code)) {
+				t.Fatalf("status %d, error %+v (code %v); want %d, %q, code %q", resp.StatusCode, out.Error, out.Error.Code, tc.status, tc.want, tc.code)
+			}
+		})
+	}
+	if code, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "x", "max_tokens": 3}`); code != 200 {
+		t.Fatalf("after the errors: %d %v", code, out)
+	}
+}
+
+// TestQueueLimitAndDisconnect fills a one-sequence batch and its
+// one-request queue: the next request gets 429. The running client then
+// disconnects, which frees its KV cache, and the queued one runs.
+func TestQueueLimitAndDisconnect(t *testing.T) {
+	s, ts := newTestServer(t, BuildOptions{Batcher: decode.BatcherConfig{MaxQueue: 1, EOS: []int{}, Batch: engine.BatchOptions{MaxSeqs: 1}}})
+	b := s.lookup("a").batcher
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions",
+		strings.NewReader(`{"model": "a", "prompt": "x", "max_tokens": 500, "stream": true}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil { // the first token arrived: it is running
+		t.Fatal(err)
+	}
+	queued := make(chan int)
+	go func() {
+		code, _ := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "x", "max_tokens": 4}`)
+		queued <- code
+	}()
+	for b.Stats().Queued != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	code, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "x", "max_tokens": 4}`)
+	if e, _ := out["error"].(map[string]any); code != 429 || e == nil || e["code"] != "rate_limit_exceeded" {
+		t.Fatalf("with the queue full: %d %v", code, out)
+	}
+	if b.Stats().KVUsed == 0 {
+		t.Fatal("the running request holds no KV cache")
+	}
+	cancel()
+	resp.Body.Close()
+	if code := <-queued; code != 200 {
+		t.Fatalf("the queued request: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for st := b.Stats(); st.KVUsed != 0 || st.Active != 0; st = b.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the disconnected client's sequence still holds the cache: %+v", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAPIKeyHealthMetrics(t *testing.T) {
+	s, ts := newTestServer(t, BuildOptions{Server: Options{APIKey: "sekrit"}})
+	do := func(path, key string) (int, string) {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := do("/v1/models", ""); code != 401 {
+		t.Errorf("no key: %d", code)
+	}
+	if code, body := do("/v1/models", "wrong"); code != 401 || !strings.Contains(body, "invalid_api_key") {
+		t.Errorf("wrong key: %d %s", code, body)
+	}
+	if code, _ := do("/v1/models", "sekrit"); code != 200 {
+		t.Errorf("right key: %d", code)
+	}
+	if code, body := do("/health", ""); code != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("health: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/completions", strings.NewReader(`{"model": "a", "prompt": "x", "max_tokens": 5, "temperature": 0}`))
+	req.Header.Set("Authorization", "Bearer sekrit")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("completion: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	code, body := do("/metrics", "sekrit")
+	for _, want := range []string{`moco_requests_total{endpoint="/v1/completions",code="200"} 1`, `moco_generated_tokens_total{model="a"} 5`,
+		`moco_queue_depth{model="a"} 0`, `moco_batch_size{model="a"} 0`, "moco_tokens_per_second", `moco_batch_steps_total{model="a"}`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	s.Drain()
+	if code, _ := do("/health", ""); code != 503 {
+		t.Errorf("health while draining: %d", code)
+	}
+	req, _ = http.NewRequest("POST", ts.URL+"/v1/completions", strings.NewReader(`{"model": "a", "prompt": "x"}`))
+	req.Header.Set("Authorization", "Bearer sekrit")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 503 {
+		t.Errorf("a request while draining: %v %v", err, resp)
+	}
+}
+
+// TestLoad sends 200 requests from 16 concurrent clients over 10 prompts
+// and lengths: every answer must be its own prompt's single-sequence
+// greedy text, nothing lost or mixed up.
+func TestLoad(t *testing.T) {
+	requests, clients := 200, 16
+	if testing.Short() {
+		requests = 64
+	}
+	_, ts := newTestServer(t, BuildOptions{})
+	dir := testutil.Shared(t, "models/stories260K")
+	words := strings.Fields("Once upon a time there was a little girl named Lily who loved to play")
+	type job struct {
+		prompt string
+		max    int
+	}
+	var jobs []job
+	want := map[job]string{}
+	for i := range 10 {
+		j := job{strings.Join(words[:1+i], " "), 4 + 3*i}
+		jobs = append(jobs, j)
+		want[j] = single(t, dir, j.prompt, j.max, nil)
+	}
+	work := make(chan int)
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := range work {
+				j := jobs[(i*7)%len(jobs)]
+				stream := i%3 == 0
+				body, _ := json.Marshal(map[string]any{"model": "a", "prompt": j.prompt, "max_tokens": j.max, "temperature": 0, "stream": stream})
+				resp, err := http.Post(ts.URL+"/v1/completions", "application/json", bytes.NewReader(body))
+				var got string
+				if err == nil {
+					if stream {
+						for _, ev := range readSSE(t, resp.Body) {
+							for _, c := range ev["choices"].([]any) {
+								got += c.(map[string]any)["text"].(string)
+							}
+						}
+					} else {
+						var out completion
+						err = json.NewDecoder(resp.Body).Decode(&out)
+						if err == nil && len(out.Choices) == 1 {
+							got = out.Choices[0].Text
+						}
+					}
+					resp.Body.Close()
+				}
+				if err != nil || got != want[j] {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("request %d (%q): %q, %v; want %q", i, j.prompt, got, err, want[j]))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range requests {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed, first: %s", len(failures), requests, failures[0])
+	}
+}
+
+func TestParseConfigStrict(t *testing.T) {
+	for _, bad := range []string{
+		"",
+		"models: [{id: a, path: x, extra: 1}]",
+		"models: [{id: a}]",
+		"models: [{id: a, path: x}, {id: a, path: y}]",
+		"models: [{id: a, path: x}]\nrecipes: [{id: r, method: fusion, models: [a, c]}]",
+		"models: [{id: a, path: x}]\nrecipes: [{id: a, method: fusion, models: [a]}]",
+		"modelz: []",
+		"models: []\n---\nmodels: []",
+	} {
+		if _, err := ParseConfig([]byte(bad), ""); err == nil {
+			t.Errorf("config %q was accepted", bad)
+		}
+	}
+	c, err := ParseConfig([]byte("models: [{id: a, path: m}]\nrecipes: [{id: r, method: fusion, models: [a], params: {mode: prob-mean}}]"), "/cfg")
+	if err != nil || c.Models[0].Path != "/cfg/m" || c.Recipes[0].Params["mode"] != "prob-mean" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	// Unknown method parameters fail when the recipe is built.
+	c.Models[0].Path = testutil.Shared(t, "models/stories260K")
+	c.Recipes[0].Params = map[string]any{"mdoe": "x"}
+	if _, _, err := Build(context.Background(), c, BuildOptions{}); err == nil || !strings.Contains(err.Error(), "mdoe") {
+		t.Fatalf("a misspelt parameter: %v", err)
+	}
+}
