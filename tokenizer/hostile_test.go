@@ -177,3 +177,29 @@ func TestDeepTokenizerJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzChatJSON feeds arbitrary message JSON (a request body's messages) to
+// RenderJSON on a template that walks every message: no panic, bounded
+// output.
+func FuzzChatJSON(f *testing.F) {
+	f.Add([]byte(`[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "x"}], "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]}]`))
+	f.Add([]byte(`[{"role": "user", "content": "\ud800"}]`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`))
+	ct, err := LoadChatTemplate([]byte(`{"chat_template": "{% for m in messages %}{{ m.role }}: {{ m.content if m.content is string else m.content|tojson }}{% if m.tool_calls %}{{ m.tool_calls|tojson }}{% endif %}\n{% endfor %}{{ messages|length }}"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lim := ChatLimits{MaxOutput: 1 << 16, MaxSteps: 1 << 12, Timeout: time.Second}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := ct.RenderJSON(data, ChatOptions{Limits: lim})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if len(out) > max(lim.MaxOutput, 4*len(data)+64) {
+			t.Fatalf("%d bytes of output", len(out))
+		}
+	})
+}
