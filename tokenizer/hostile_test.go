@@ -203,3 +203,19 @@ func FuzzChatJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestHugeTokenIDs: ids that would size the id table are refused before
+// anything is allocated.
+func TestHugeTokenIDs(t *testing.T) {
+	for _, tj := range []string{
+		`{"model":{"type":"BPE","vocab":{"a":0,"b":2000000000},"merges":[]}}`,
+		`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"added_tokens":[{"id":2000000000,"content":"<x>","special":true}]}`,
+		`{"model":{"type":"WordPiece","vocab":{"a":0,"b":2000000000}}}`,
+		`{"model":{"type":"Unigram","vocab":[["a",0.0]],"unk_id":2000000000}}`,
+	} {
+		err := testutil.Bounded(t, 64<<20, 5*time.Second, func() error { _, err := New([]byte(tj), nil); return err })
+		if err == nil || !strings.Contains(err.Error(), "2000000000") {
+			t.Errorf("%s: err = %v", tj, err)
+		}
+	}
+}
