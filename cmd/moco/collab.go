@@ -165,6 +165,12 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *devSamples < 0 {
 		return usagef("--dev-samples must be >= 0")
 	}
+	if *dev != "" && method != "cascade" && method != "contrastive" {
+		return usagef("--dev applies to cascade and contrastive, not %s", method)
+	}
+	if *dev != "" && method == "cascade" && len(*threshold) > 0 {
+		return usagef("cascade: give --threshold or --dev to calibrate them, not both")
+	}
 	if *calibration != "" && *dev == "" {
 		return usagef("--calibration needs --dev (the dev set is checked against the saved calibration)")
 	}
