@@ -8,30 +8,7 @@ import (
 	"github.com/mocolab/moco/internal/testutil"
 )
 
-// FuzzParseConfig feeds arbitrary YAML to the mergekit config parser: no
-// panic, and an accepted config names a method and models with paths.
-func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte("models:\n  - model: a\n    parameters:\n      weight: 0.5\n      density: [1, 0.7, 0.1]\n  - model: b\nmerge_method: ties\nbase_model: base\nparameters:\n  t:\n    - filter: self_attn\n      value: [0, 1]\n    - value: 0.5\ndtype: bfloat16\n"))
-	f.Add([]byte("merge_method: slerp\nslices:\n  - sources: []\n"))
-	f.Add([]byte("a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nmodels: [*c]\nmerge_method: linear\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig(data)
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("empty error")
-			}
-			return
-		}
-		if c.Method == "" || len(c.Models) == 0 {
-			t.Fatalf("accepted %+v", c)
-		}
-		for _, m := range c.Models {
-			if m.Model == "" {
-				t.Fatalf("accepted a model without a path: %+v", c)
-			}
-		}
-	})
-}
+// FuzzParseConfig is in config_test.go.
 
 // TestParseConfigHostile: YAML alias bombs and deep nesting end with one
 // error within bounded time and memory.
