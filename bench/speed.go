@@ -139,8 +139,10 @@ func (r *SpeedResult) caveat() string {
 		return ""
 	case r.GenShare > 1 && r.WeightBytes < cacheResident:
 		return fmt.Sprintf("generation beats the memory-bandwidth limit: its %.1f MB of weights are read from the CPU caches, not memory, so the limit does not apply", float64(r.WeightBytes)/1e6)
+	case r.GenShare > 1 && r.BandwidthSource == "measured":
+		return fmt.Sprintf("generation beats the bandwidth limit, so the measured %.1f GB/s is too low: the machine was busy while it was measured, or its caches hold part of the %.0f MB of weights; pass the machine's bandwidth with --bandwidth", r.Bandwidth, float64(r.WeightBytes)/1e6)
 	case r.GenShare > 1:
-		return fmt.Sprintf("generation beats the bandwidth limit: the %s bandwidth (%.1f GB/s) is too low (pass the machine's with --bandwidth)", r.BandwidthSource, r.Bandwidth)
+		return fmt.Sprintf("generation beats the bandwidth limit, so the given %.1f GB/s is too low, or the CPU caches hold part of the %.0f MB of weights", r.Bandwidth, float64(r.WeightBytes)/1e6)
 	case r.WeightBytes < cacheResident:
 		return fmt.Sprintf("the %.1f MB of weights may be served from the CPU caches: the memory-bandwidth limit is not a bound for them", float64(r.WeightBytes)/1e6)
 	}

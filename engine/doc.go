@@ -9,7 +9,10 @@
 //     fields are the family switches (norm placement, biases, q/k norms,
 //     soft-capping, sliding windows, rope scaling, fused projections).
 //   - model.go: the weights of a Source as kernels matrices, used in place
-//     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0").
+//     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0"), or
+//     stored Q8_0 (I8 tensors with F16 scales).
+//   - quantize.go: QuantizeCheckpoint writes a Q8_0 model folder and
+//     documents its on-disk layout.
 //   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn).
 //   - forward.go: Session, its KV cache, and the forward pass itself.
 //   - batch.go: Batch, many sequences stepped together (one matrix product

@@ -114,7 +114,11 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 
 	m.embed = l.mat("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	m.norm = l.vec("model.norm.weight", c.HiddenSize)
-	if c.TieEmbeddings {
+	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && t.DType == safetensors.I8 {
+		// A stored Q8_0 checkpoint (QuantizeCheckpoint) carries the
+		// quantized head of a tied model beside the embeddings.
+		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
+	} else if c.TieEmbeddings {
 		m.lmHead = m.embed
 	} else {
 		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
@@ -262,9 +266,13 @@ func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
 	}
 	v := &kernels.Mat{Rows: n, Cols: m.Cols, Type: m.Type}
 	lo, hi := r0*m.Cols, (r0+n)*m.Cols
-	if m.F32 != nil {
+	switch {
+	case m.F32 != nil:
 		v.F32 = m.F32[lo:hi:hi]
-	} else {
+	case m.Type == kernels.Q8_0:
+		v.Q = m.Q[lo:hi:hi]
+		v.Scales = m.Scales[lo/kernels.BlockSize : hi/kernels.BlockSize : hi/kernels.BlockSize]
+	default:
 		v.Half = m.Half[lo:hi:hi]
 	}
 	return v
@@ -367,8 +375,28 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 	case safetensors.F16:
 		m.Type = kernels.F16
 		m.Half, err = t.U16()
+	case safetensors.I8:
+		// Q8_0 as QuantizeCheckpoint stores it: int8 weights here, one
+		// f16 scale per block of 32 in NAME.scales.
+		if cols%kernels.BlockSize != 0 {
+			err = fmt.Errorf("an int8 (Q8_0) matrix needs a row length that is a multiple of %d, not %d", kernels.BlockSize, cols)
+			break
+		}
+		m.Type = kernels.Q8_0
+		if m.Q, err = t.I8(); err != nil {
+			break
+		}
+		st := l.tensor(name+ScalesSuffix, rows, cols/kernels.BlockSize)
+		if st == nil {
+			return nil
+		}
+		if st.DType != safetensors.F16 {
+			err = fmt.Errorf("%s%s is %s, want F16 scales", name, ScalesSuffix, st.DType)
+			break
+		}
+		m.Scales, err = st.U16()
 	default:
-		err = fmt.Errorf("dtype %s is not supported (want F32, BF16 or F16)", t.DType)
+		err = fmt.Errorf("dtype %s is not supported (want F32, BF16, F16, or I8 with F16 scales)", t.DType)
 	}
 	if err != nil {
 		l.err = fmt.Errorf("tensor %s: %w", name, err)

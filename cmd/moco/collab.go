@@ -78,12 +78,15 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if method == "train-head" {
 		return runTrainHead(args[1:], stdout, stderr)
 	}
+	if registryMethod(method) { // text- and API-level methods: collab_text.go
+		return runRegistryCollab(method, args[1:], stdout, stderr)
+	}
 	known := false
 	for _, m := range decode.Methods[1:] {
 		known = known || m == method
 	}
 	if !known {
-		return usagef("unknown method %q (want one of %s, or train-head)", method, strings.Join(decode.Methods[1:], ", "))
+		return usagef("unknown method %q (want one of %s, or train-head)", method, strings.Join(collabMethodNames(), ", "))
 	}
 	fs := newFlags("collab "+method, stderr)
 	fs.Usage = func() {
@@ -161,6 +164,12 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *devSamples < 0 {
 		return usagef("--dev-samples must be >= 0")
+	}
+	if *dev != "" && method != "cascade" && method != "contrastive" {
+		return usagef("--dev applies to cascade and contrastive, not %s", method)
+	}
+	if *dev != "" && method == "cascade" && len(*threshold) > 0 {
+		return usagef("cascade: give --threshold or --dev to calibrate them, not both")
 	}
 	if *calibration != "" && *dev == "" {
 		return usagef("--calibration needs --dev (the dev set is checked against the saved calibration)")

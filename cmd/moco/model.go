@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
-	"github.com/mocolab/moco/safetensors"
 	"github.com/mocolab/moco/tokenizer"
 )
 
 // defaultModelName is what messages call the embedded model.
-const defaultModelName = "embedded stories260K"
+const defaultModelName = embedded.Name
 
 // openModel loads the model folder dir with its tokenizer; dir "" means the
 // embedded default model (stories260K), so moco works with no downloads.
@@ -39,21 +38,5 @@ func warnModel(m *engine.Model) {
 }
 
 func openDefaultModel(opts engine.Options) (*engine.Model, *tokenizer.Tokenizer, error) {
-	cfg, err := engine.ParseConfig(stories260k.Config)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
-	}
-	src, err := safetensors.Parse(stories260k.Weights)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
-	}
-	m, err := engine.New(cfg, src, opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
-	}
-	tok, err := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", defaultModelName, err)
-	}
-	return m, tok, nil
+	return embedded.Load(opts)
 }

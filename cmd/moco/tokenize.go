@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/tokenizer"
 )
 
@@ -29,7 +29,7 @@ func init() {
 // default when dir is "".
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 	if dir == "" {
-		return tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+		return embedded.Tokenizer()
 	}
 	return tokenizer.Load(dir)
 }

@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"unsafe"
+
+	"github.com/mocolab/moco/kernels"
+	"github.com/mocolab/moco/safetensors"
+)
+
+// A stored Q8_0 checkpoint (QuantizeCheckpoint, `moco quantize`) is a model
+// folder like its source, loadable with no re-quantization:
+//
+//   - every matrix that Options.Quant "q8_0" quantizes at load (each
+//     layer's q, k, v, o, gate, up and down projections, fused or not, and
+//     lm_head.weight) whose row length is a multiple of 32 is stored as two
+//     tensors: NAME, dtype I8, shape [rows, cols], the int8 weights q, and
+//     NAME.scales, dtype F16, shape [rows, cols/32], one scale d per block
+//     of 32 consecutive weights of a row; weight j of row i is
+//     q[i,j] * d[i, j/32]. These are llama.cpp's Q8_0 numbers (34 bytes per
+//     32 weights), with the int8 values and the scales in two arrays;
+//   - a model with tied embeddings gets lm_head.weight quantized from the
+//     embeddings, which stay as stored (a token reads one row of them);
+//   - every other tensor keeps its dtype and bytes;
+//   - the header's __metadata__ says "moco.quantization": "q8_0" and
+//     "moco.block_size": "32"; the other files of the folder (config.json,
+//     tokenizer, ...) are copied unchanged.
+//
+// Load maps the I8 tensors in place like any other weights, so a stored
+// model's resident memory is its file size, and its logits equal those of
+// the source loaded with Options.Quant "q8_0" bit for bit.
+
+// quantLayerMat matches the layer matrices Model.quantize quantizes.
+var quantLayerMat = regexp.MustCompile(`^model\.layers\.\d+\.(self_attn\.(q|k|v|o|qkv)_proj|mlp\.(gate|up|down|gate_up)_proj)\.weight$`)
+
+// ScalesSuffix ends the name of a stored Q8_0 matrix's scale tensor.
+const ScalesSuffix = ".scales"
+
+// QuantizeResult tells what QuantizeCheckpoint wrote.
+type QuantizeResult struct {
+	Quantized int   // matrices stored as Q8_0
+	Kept      int   // tensors copied as they were
+	Bytes     int64 // tensor data bytes written
+}
+
+// QuantizeCheckpoint writes the model folder in to out with its matrices in
+// format typ ("q8_0"); see above for the layout. The source is loaded first,
+// so a folder the engine cannot run is refused. out is written atomically
+// (a temporary folder renamed into place); an existing model folder is
+// replaced only with force. progress, when not nil, hears about the work.
+func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, progress func(string)) (*QuantizeResult, error) {
+	if typ != "q8_0" {
+		return nil, fmt.Errorf("unknown quantization type %q (want q8_0)", typ)
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if abs(in) == abs(out) {
+		return nil, fmt.Errorf("the output folder is the input folder %s", in)
+	}
+	cfg, err := LoadConfig(in)
+	if err != nil {
+		return nil, err
+	}
+	src, err := safetensors.OpenDir(in)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	if _, err := New(cfg, src, Options{}); err != nil {
+		return nil, fmt.Errorf("%s: %w", in, err)
+	}
+	for _, name := range src.Names() {
+		if t, _ := src.Tensor(name); t.DType == safetensors.I8 {
+			return nil, fmt.Errorf("%s: tensor %s is already int8: the model is quantized", in, name)
+		}
+	}
+
+	// The plan: each output tensor and where its data comes from.
+	type item struct {
+		h     safetensors.Header
+		from  *safetensors.Tensor
+		quant bool // from is a float matrix to quantize (h is its I8 part)
+	}
+	var plan []item
+	addQuant := func(name string, t *safetensors.Tensor) bool {
+		if len(t.Shape) != 2 || t.Shape[1]%kernels.BlockSize != 0 || t.Shape[0]*t.Shape[1] == 0 {
+			return false
+		}
+		rows, cols := t.Shape[0], t.Shape[1]
+		plan = append(plan, item{h: safetensors.Header{Name: name, DType: safetensors.I8, Shape: []int{rows, cols}}, from: t, quant: true})
+		plan = append(plan, item{h: safetensors.Header{Name: name + ScalesSuffix, DType: safetensors.F16, Shape: []int{rows, cols / kernels.BlockSize}}})
+		return true
+	}
+	res := &QuantizeResult{}
+	for _, name := range src.Names() {
+		t, _ := src.Tensor(name)
+		if name == "lm_head.weight" && cfg.TieEmbeddings {
+			continue // the engine uses the embeddings; so does the quantized head
+		}
+		if (quantLayerMat.MatchString(name) || name == "lm_head.weight") && addQuant(name, t) {
+			res.Quantized++
+			continue
+		}
+		plan = append(plan, item{h: safetensors.Header{Name: name, DType: t.DType, Shape: t.Shape}, from: t})
+		res.Kept++
+	}
+	if cfg.TieEmbeddings {
+		if e, ok := src.Tensor("model.embed_tokens.weight"); ok && addQuant("lm_head.weight", e) {
+			res.Quantized++
+		}
+	}
+	headers := make([]safetensors.Header, len(plan))
+	for i, it := range plan {
+		headers[i] = it.h
+	}
+
+	od, err := safetensors.CreateOutDir(out, force, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer od.Abort() // nothing after Commit
+	w, err := safetensors.CreateSharded(od.Tmp, headers, 0, map[string]string{
+		"format": "pt", "moco.quantization": typ, "moco.block_size": fmt.Sprint(kernels.BlockSize),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var scales []byte // the scales of the matrix just written
+	for i, it := range plan {
+		if err := ctx.Err(); err != nil {
+			w.Abort()
+			return nil, err
+		}
+		var data []byte
+		switch {
+		case it.quant:
+			q, err := quantizeTensor(it.from)
+			if err != nil {
+				w.Abort()
+				return nil, fmt.Errorf("tensor %s: %w", it.h.Name, err)
+			}
+			data = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.Q))), len(q.Q))
+			scales = make([]byte, 2*len(q.Scales))
+			for j, s := range q.Scales {
+				binary.LittleEndian.PutUint16(scales[2*j:], s)
+			}
+			if i%16 == 0 {
+				progress(fmt.Sprintf("quantizing %s (%d of %d tensors)", it.h.Name, i+1, len(plan)))
+			}
+		case it.from == nil:
+			data = scales
+		default:
+			data = it.from.Data
+		}
+		if err := w.Write(it.h.Name, data); err != nil {
+			w.Abort()
+			return nil, err
+		}
+		res.Bytes += int64(len(data))
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := copyModelFiles(in, od.Tmp); err != nil {
+		return nil, err
+	}
+	return res, od.Commit()
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return filepath.Clean(p)
+}
+
+// quantizeTensor quantizes a float matrix tensor to Q8_0.
+func quantizeTensor(t *safetensors.Tensor) (*kernels.Mat, error) {
+	m := &kernels.Mat{Rows: t.Shape[0], Cols: t.Shape[1]}
+	var err error
+	switch t.DType {
+	case safetensors.F32:
+		m.Type = kernels.F32
+		m.F32, err = t.F32()
+	case safetensors.BF16:
+		m.Type = kernels.BF16
+		m.Half, err = t.U16()
+	case safetensors.F16:
+		m.Type = kernels.F16
+		m.Half, err = t.U16()
+	default:
+		err = fmt.Errorf("dtype %s cannot be quantized (want F32, BF16 or F16)", t.DType)
+	}
+	if err != nil {
+		return nil, err
+	}
+	q := kernels.QuantizeQ8(m)
+	if q.Type != kernels.Q8_0 {
+		return nil, fmt.Errorf("%dx%d cannot be split into blocks of %d", m.Rows, m.Cols, kernels.BlockSize)
+	}
+	return q, nil
+}
+
+// copyModelFiles copies the regular files of in other than the weights
+// (config, generation config, tokenizer, chat template, ...) into dir.
+func copyModelFiles(in, dir string) error {
+	ents, err := os.ReadDir(in)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasSuffix(name, ".safetensors") || name == "model.safetensors.index.json" || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if err := copyFile(filepath.Join(in, name), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string) error {
+	r, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
