@@ -57,6 +57,20 @@ func TestExPO(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "topk_bottomk", values(t, r.Src, "model.layers.0.w"), []float32{4.5}, 1e-5)
+	// Extrapolating away from a target that is already best: alpha 0 wins
+	// (every alpha on offer moves away from it).
+	r, err = ExPO(context.Background(), []Input{vec("src", 1), vec("tgt", 2)}, ExPOPair, 0, []float64{0.3, 1}, toward(t, 2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Alpha != 0 || r.Score != 0 || r.Evals != 3 {
+		t.Fatalf("alpha 0 not among the candidates: %+v", r)
+	}
+	near(t, "alpha 0", values(t, r.Src, "model.layers.0.w"), []float32{2}, 0)
+	r, err = ExPO(context.Background(), []Input{vec("src", 1), vec("tgt", 2)}, ExPOPair, 0, []float64{0.3}, toward(t, 2), nil)
+	if err != nil || r.Alpha != 0 {
+		t.Fatalf("one alpha with a scorer: %+v, %v", r, err)
+	}
 	if _, err := ExPO(context.Background(), []Input{vec("a", 0)}, ExPOPair, 0, nil, nil, nil); err == nil {
 		t.Error("one model: no error")
 	}

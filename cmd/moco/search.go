@@ -36,7 +36,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	maxNew := fs.Int("max-new", 32, "most tokens generated per item")
 	out := fs.String("out", "", "write the chosen model here")
 	testN := fs.Int("test-samples", 0, "also report accuracy of the result on this many test items")
-	alphas := fs.Float64Slice("alpha", []float64{0.3}, "expo: alpha candidates (more than one: searched on dev)")
+	alphas := fs.Float64Slice("alpha", []float64{0.3}, "expo: alpha candidates, scored on dev with alpha 0 (the target itself, the starting point)")
 	expoMode := fs.String("expo-mode", "pair", "expo: pair (-m SOURCE -m TARGET), worst_to_best, topk_bottomk")
 	k := fs.Int("k", 1, "expo topk_bottomk: k")
 	density := fs.Float64("density", 0.5, "dare-ties: density")
