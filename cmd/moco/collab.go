@@ -39,7 +39,8 @@ METHOD and the roles of the -m models, in order:
                 top1 + alpha*(sum of top k - sum of bottom k), k = --k (1: the best
                 counts twice), alpha 0.2. Proxy-tuning: --experts and --anti give
                 explicit roles, base (first model) + alpha*(experts - anti), with
-                --alpha 1.
+                --alpha 1. MoCo samples fused and contrastive scores at its
+                temperature (0.7 in its examples) without top-p: --top-p 1 matches.
   nudging       base, then nudger (--gamma)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
 
