@@ -128,6 +128,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "quantile", between(0, 1))
 	setRange(fs, "share", between(0, 1))
 	setRange(fs, "patch-tokens", between(1, 4096))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
