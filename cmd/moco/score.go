@@ -37,6 +37,7 @@ func runScore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Items with no output count as wrong and are listed.")
 		fs.PrintDefaults()
 	}
+	setRange(fs, "workers", atLeast(0))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
