@@ -251,3 +251,95 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 	}
 	return res, nil
 }
+
+// Embedder is implemented by generators that expose hidden states: Embed
+// returns one vector per text (the trained router's features).
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
+
+// Scorer is implemented by generators that can score a continuation:
+// LogLikelihood returns the sum of the log-probabilities of continuation's
+// tokens after prompt, and how many tokens that is.
+type Scorer interface {
+	LogLikelihood(ctx context.Context, prompt, continuation string) (float64, int, error)
+}
+
+// Embed returns each text's mean-pooled final hidden state (after the
+// final norm), over every token including BOS. A text longer than the
+// context keeps its last tokens.
+func (l *Local) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	s := l.Model.NewSession(0)
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ids, err := l.Tok.Encode(t, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			if bos := l.Tok.BOS(); bos >= 0 {
+				ids = []int{bos}
+			} else {
+				return nil, fmt.Errorf("%s: cannot embed an empty text without a BOS token", l.ModelName)
+			}
+		}
+		ids, _ = fitPrompt(ids, s.MaxSeq()+1, 1, l.Tok.BOS())
+		s.Reset()
+		sum := make([]float64, l.Model.Config.HiddenSize)
+		for _, id := range ids {
+			if _, err := s.Forward([]int{id}); err != nil {
+				return nil, fmt.Errorf("%s: %w", l.ModelName, err)
+			}
+			for j, v := range s.Hidden() {
+				sum[j] += float64(v)
+			}
+		}
+		v := make([]float32, len(sum))
+		for j := range sum {
+			v[j] = float32(sum[j] / float64(len(ids)))
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// LogLikelihood scores continuation after prompt: the prompt is encoded
+// with BOS, the continuation without, and both are run in one pass.
+func (l *Local) LogLikelihood(ctx context.Context, prompt, continuation string) (float64, int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	p, err := l.Tok.Encode(prompt, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	c, err := l.Tok.Encode(continuation, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(c) == 0 {
+		return 0, 0, nil
+	}
+	if len(p) == 0 {
+		return 0, 0, fmt.Errorf("%s: scoring needs a non-empty prompt", l.ModelName)
+	}
+	s := l.Model.NewSession(0)
+	all := append(append([]int(nil), p...), c...)
+	if len(all) > s.MaxSeq() {
+		return 0, 0, fmt.Errorf("%s: %d tokens to score exceed the context of %d", l.ModelName, len(all), s.MaxSeq())
+	}
+	lg, err := s.ForwardAll(all[:len(all)-1])
+	if err != nil {
+		return 0, 0, err
+	}
+	V := l.Model.Config.VocabSize
+	sum := 0.0
+	for k, id := range c {
+		pos := len(p) - 1 + k
+		sum += decode.LogSoftmaxAt(lg[pos*V:(pos+1)*V], id)
+	}
+	return sum, len(c), nil
+}

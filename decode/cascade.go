@@ -8,11 +8,17 @@ import (
 	"slices"
 )
 
-// Cascade asks models in turn, weak to strong (MoCo method #6): each
-// generates a whole answer, which is accepted when its confidence (the mean
-// top-1 probability of the model's own softmax over the generated tokens,
-// the EOS step included) reaches that level's threshold; the last model
-// always answers.
+// Cascade asks models in turn, weak to strong (MoCo method #6, MoCo's
+// api_cascade in its default "logit" mode): each generates a whole answer,
+// which is accepted when its confidence reaches that level's threshold; the
+// last model always answers. The confidence is MoCo's: the mean over the
+// generated tokens (the EOS step included) of the largest probability of
+// the softmax over the 5 highest scores of the distribution the model
+// samples from (after temperature and top-k/top-p/min-p; greedy decoding
+// uses the raw logits). Calibrate sets each threshold to a quantile of the
+// dev confidences (MoCo: 0.5, with torch.quantile's interpolation); MoCo's
+// code computes every level's dev confidences with the first model, which
+// looks like a slip, so moco uses each level's own model.
 type Cascade struct {
 	Sessions []Session // weak to strong
 	// Thresholds has one entry per level but the last (see Calibrate).
@@ -69,7 +75,7 @@ func (c *Cascade) RunContext(ctx context.Context, prompt []int) (CascadeResult, 
 
 // answer generates with model i alone and returns the tokens and confidence.
 func (c *Cascade) answer(ctx context.Context, i int, prompt []int) ([]int, []float64, float64, error) {
-	rec := &confidence{}
+	rec := &confidence{sampler: c.Sampler}
 	l := &Lockstep{Sessions: c.Sessions[i : i+1], Combiner: rec, Sampler: c.Sampler, Vocab: c.Vocab, EOS: c.EOS, MaxTokens: c.MaxTokens}
 	if c.Trace != nil {
 		l.Trace = func(ts TraceStep) {
@@ -136,21 +142,75 @@ func Quantile(xs []float64, q float64) float64 {
 }
 
 // confidence passes the single model's logits through and records the mean
-// top-1 probability.
+// of MoCo's per-step confidence (see CascadeConfidence).
 type confidence struct {
-	sum float64
-	n   int
+	sampler *Sampler
+	sum     float64
+	n       int
 }
 
 func (c *confidence) Reset() { c.sum, c.n = 0, 0 }
 
 func (c *confidence) Combine(dst []float32, s *Step) error {
-	p := TopProb(s.Logits[0])
+	p := CascadeConfidence(s.Logits[0], c.sampler)
 	c.sum += p
 	c.n++
 	s.Confidence = p
 	copy(dst, s.Logits[0])
 	return nil
+}
+
+// CascadeTopK is the number of highest scores MoCo's cascade confidence
+// renormalizes over.
+const CascadeTopK = 5
+
+// CascadeConfidence is MoCo's confidence of one step: the largest
+// probability of the softmax over the CascadeTopK highest scores, the
+// scores being the sampler's (tempered and filtered; tokens the filters
+// drop count as -inf) or, for greedy decoding or a nil sampler, the raw
+// logits.
+func CascadeConfidence(logits []float32, s *Sampler) float64 {
+	if len(logits) == 0 {
+		return 0
+	}
+	var top [CascadeTopK]float64
+	k := 0
+	insert := func(v float64) { // keep the k largest, descending
+		if k < CascadeTopK {
+			k++
+		} else if v <= top[k-1] {
+			return
+		}
+		j := k - 1
+		for j > 0 && top[j-1] < v {
+			top[j] = top[j-1]
+			j--
+		}
+		top[j] = v
+	}
+	if s == nil || s.Greedy() {
+		for _, l := range logits {
+			insert(float64(l))
+		}
+		var sum float64
+		for _, v := range top[:k] {
+			sum += math.Exp(v - top[0])
+		}
+		return 1 / sum
+	}
+	for _, p := range s.Probs(logits) {
+		if p > 0 {
+			insert(p)
+		}
+	}
+	var sum float64
+	for _, v := range top[:k] {
+		sum += v
+	}
+	if sum == 0 {
+		return 0
+	}
+	return top[0] / sum
 }
 
 func (c *confidence) mean() float64 {

@@ -40,3 +40,42 @@ func TestCascade(t *testing.T) {
 		t.Error("uncalibrated cascade ran")
 	}
 }
+
+// TestCascadeConfidence checks MoCo's step confidence (max of the softmax
+// over the top 5 scores) on hand-computed values.
+func TestCascadeConfidence(t *testing.T) {
+	l := []float32{0, 1, 2, 3, 4, 5, 6}
+	sum := func(xs ...float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += math.Exp(x)
+		}
+		return s
+	}
+	mk := func(c SamplerConfig) *Sampler {
+		s, err := NewSampler(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		s    *Sampler
+		want float64
+	}{
+		{"greedy: raw logits, top 5", nil, 1 / sum(0, -1, -2, -3, -4)},
+		{"greedy sampler", mk(SamplerConfig{}), 1 / sum(0, -1, -2, -3, -4)},
+		{"temperature 0.5", mk(SamplerConfig{Temperature: 0.5}), 1 / sum(0, -2, -4, -6, -8)},
+		// softmax at T=1: 0.636, 0.234, ...: top-p 0.8 keeps two tokens.
+		{"top-p 0.8", mk(SamplerConfig{Temperature: 1, TopP: 0.8}), 1 / sum(0, -1)},
+	}
+	for _, c := range cases {
+		if got := CascadeConfidence(l, c.s); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if got := CascadeConfidence([]float32{2, 2}, nil); math.Abs(got-0.5) > 1e-12 {
+		t.Errorf("two tokens: %v", got)
+	}
+}

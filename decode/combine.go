@@ -94,7 +94,9 @@ func (f *Fusion) Reset() { f.w = nil }
 //     anti-expert) with Alpha 1, e.g. a large base, a small tuned expert and
 //     its untuned anti-expert.
 //
-// Indexes refer to the lockstep's models and may repeat. Contrastive is
+// MoCo's logit methods sample the combined scores at a temperature
+// without top-p (a Sampler with TopP 1 matches). Indexes refer to the
+// lockstep's models and may repeat. Contrastive is
 // read-only while it runs: one value may be shared by several loops.
 type Contrastive struct {
 	Base          int

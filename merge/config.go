@@ -1,8 +1,11 @@
 package merge
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -11,17 +14,18 @@ import (
 )
 
 // Config is a mergekit merge configuration (the subset moco implements:
-// models with per-model parameters, merge_method, base_model, global
-// parameters, dtype, out_dtype, tokenizer_source).
+// models: or slices: with per-model and per-slice parameters, merge_method,
+// base_model, global parameters, dtype, out_dtype, tokenizer_source).
+// Unknown keys are errors, named with their line.
 type Config struct {
 	Method          string        `yaml:"merge_method"`
 	BaseModel       string        `yaml:"base_model"`
 	Models          []ModelConfig `yaml:"models"`
+	Slices          []SliceConfig `yaml:"slices"`
 	Parameters      Params        `yaml:"parameters"`
 	DType           string        `yaml:"dtype"`
 	OutDType        string        `yaml:"out_dtype"`
 	TokenizerSource string        `yaml:"tokenizer_source"`
-	Slices          yaml.Node     `yaml:"slices"`
 }
 
 // ModelConfig is one entry of models:.
@@ -30,27 +34,98 @@ type ModelConfig struct {
 	Parameters Params `yaml:"parameters"`
 }
 
-// ParseConfig reads a mergekit YAML configuration.
+// SliceConfig is one entry of slices:.
+type SliceConfig struct {
+	Sources    []SourceConfig `yaml:"sources"`
+	BaseModel  string         `yaml:"base_model"` // overrides the global base_model in this slice
+	Parameters Params         `yaml:"parameters"`
+}
+
+// SourceConfig is one source of a slice: a model's layers [from, to).
+type SourceConfig struct {
+	Model      string `yaml:"model"`
+	LayerRange []int  `yaml:"layer_range"`
+	Parameters Params `yaml:"parameters"`
+}
+
+// ParseConfig reads a mergekit YAML configuration strictly: unknown keys
+// (a mistyped densty: or base_modle:) and parameters that the method does
+// not read are errors that name the key and its line.
 func ParseConfig(data []byte) (*Config, error) {
 	var c Config
-	if err := yaml.Unmarshal(data, &c); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if err == io.EOF {
+			return nil, fmt.Errorf("merge config: empty")
+		}
 		return nil, fmt.Errorf("merge config: %w", err)
-	}
-	if c.Slices.Kind != 0 {
-		return nil, fmt.Errorf("merge config: slices: are not supported (use models:)")
 	}
 	if c.Method == "" {
 		return nil, fmt.Errorf("merge config: no merge_method")
 	}
-	if len(c.Models) == 0 {
-		return nil, fmt.Errorf("merge config: no models")
+	if (len(c.Models) == 0) == (len(c.Slices) == 0) {
+		return nil, fmt.Errorf("merge config: give exactly one of models: and slices:")
 	}
 	for i, m := range c.Models {
 		if m.Model == "" {
 			return nil, fmt.Errorf("merge config: models[%d] has no model path", i)
 		}
 	}
+	for i, sl := range c.Slices {
+		if len(sl.Sources) == 0 {
+			return nil, fmt.Errorf("merge config: slices[%d] has no sources", i)
+		}
+		for j, src := range sl.Sources {
+			if src.Model == "" {
+				return nil, fmt.Errorf("merge config: slices[%d].sources[%d] has no model path", i, j)
+			}
+			if len(src.LayerRange) != 2 || src.LayerRange[0] < 0 || src.LayerRange[1] <= src.LayerRange[0] {
+				return nil, fmt.Errorf("merge config: slices[%d].sources[%d]: layer_range must be [from, to) with 0 <= from < to, got %v", i, j, src.LayerRange)
+			}
+		}
+	}
+	if known := MethodParams(c.Method); known != nil {
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, fmt.Errorf("merge config: %w", err)
+		}
+		if err := checkParamNames(&root, c.Method, known); err != nil {
+			return nil, fmt.Errorf("merge config: %w", err)
+		}
+	}
 	return &c, nil
+}
+
+// checkParamNames walks the YAML tree and reports the first key under a
+// parameters: mapping that the method does not read.
+func checkParamNames(n *yaml.Node, method string, known []string) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == "parameters" && v.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(v.Content); j += 2 {
+					name := v.Content[j]
+					if !slices.Contains(known, name.Value) {
+						return fmt.Errorf("line %d: parameter %q is not read by %s (its parameters: %s)",
+							name.Line, name.Value, method, strings.Join(known, ", "))
+					}
+				}
+				continue
+			}
+			if err := checkParamNames(v, method, known); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if n.Kind != yaml.MappingNode {
+			if err := checkParamNames(c, method, known); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // UnmarshalYAML reads a scalar, a gradient list, or a list of
@@ -127,8 +202,16 @@ func ParseDType(s string) (safetensors.DType, error) {
 }
 
 // Open turns the configuration into a Spec, opening every model folder
-// (paths relative to dir). It also returns folder options naming the
-// config and tokenizer sources. Close the Spec's sources when done.
+// once (paths relative to dir). It also returns folder options naming the
+// config, tokenizer and vocabulary-check folders. Close the Spec's sources
+// when done.
+//
+// tokenizer_source: base (or absent) copies the tokenizer of the base model
+// (else the first model); a model path copies that model's tokenizer,
+// which must have the same vocabulary as the merged models (moco does not
+// permute embeddings to another vocabulary). union (mergekit's merged
+// vocabulary with embeddings rebuilt for the new tokens) is not supported,
+// nor is mergekit's tokenizer: section.
 func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 	var fo FolderOptions
 	path := func(p string) string {
@@ -152,45 +235,91 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 	if _, ok := methods[c.Method]; !ok {
 		return nil, fo, fmt.Errorf("unknown merge method %q (known: %s)", c.Method, strings.Join(Methods(), ", "))
 	}
-	opened := []safetensors.Source{}
+	if c.TokenizerSource == "union" {
+		return nil, fo, fmt.Errorf("tokenizer_source: union is not supported (moco keeps the models' common vocabulary; use base or a model path)")
+	}
+	opened := map[string]*Input{}
 	fail := func(err error) (*Spec, FolderOptions, error) {
-		for _, src := range opened {
-			src.Close()
+		for _, in := range opened {
+			in.Src.Close()
 		}
 		return nil, fo, err
 	}
-	base := ""
-	if c.BaseModel != "" && c.Method != "linear" {
-		base = path(c.BaseModel)
-		in, err := OpenModel(base)
-		if err != nil {
-			return fail(err)
-		}
-		opened = append(opened, in.Src)
-		s.Base = &in
-		fo.Dirs = append(fo.Dirs, base)
-	}
-	for _, m := range c.Models {
-		p := path(m.Model)
-		if p == base {
-			continue // the base takes part as the base, not as a model
+	open := func(p string) (Input, error) {
+		p = path(p)
+		if in, ok := opened[p]; ok {
+			return Input{Name: in.Name, Src: in.Src}, nil
 		}
 		in, err := OpenModel(p)
 		if err != nil {
-			return fail(err)
+			return Input{}, err
 		}
-		opened = append(opened, in.Src)
-		in.Params = m.Parameters
-		s.Models = append(s.Models, in)
+		opened[p] = &in
 		fo.Dirs = append(fo.Dirs, p)
+		return in, nil
+	}
+	if len(c.Slices) > 0 {
+		if c.BaseModel != "" {
+			if _, err := open(c.BaseModel); err != nil { // the base's folder leads: config and tokenizer
+				return fail(err)
+			}
+		}
+		for i, sc := range c.Slices {
+			baseName := c.BaseModel
+			if sc.BaseModel != "" {
+				baseName = sc.BaseModel
+			}
+			sl := Slice{Base: -1, Params: sc.Parameters}
+			for _, src := range sc.Sources {
+				in, err := open(src.Model)
+				if err != nil {
+					return fail(err)
+				}
+				in.Params = src.Parameters
+				if baseName != "" && path(src.Model) == path(baseName) && c.Method != "linear" {
+					sl.Base = len(sl.Sources)
+				}
+				sl.Sources = append(sl.Sources, SliceSource{Input: in, From: src.LayerRange[0], To: src.LayerRange[1]})
+			}
+			if m := methods[c.Method]; m.needsBase && sl.Base < 0 {
+				return fail(fmt.Errorf("slices[%d]: %s needs its base model %q among the slice's sources", i, c.Method, baseName))
+			}
+			s.Slices = append(s.Slices, sl)
+		}
+	} else {
+		base := ""
+		if c.BaseModel != "" && c.Method != "linear" {
+			base = path(c.BaseModel)
+			in, err := open(c.BaseModel)
+			if err != nil {
+				return fail(err)
+			}
+			s.Base = &in
+		}
+		for _, m := range c.Models {
+			if path(m.Model) == base {
+				continue // the base takes part as the base, not as a model
+			}
+			in, err := open(m.Model)
+			if err != nil {
+				return fail(err)
+			}
+			in.Params = m.Parameters
+			s.Models = append(s.Models, in)
+		}
 	}
 	switch c.TokenizerSource {
 	case "", "base":
 		fo.TokenizerDir = fo.Dirs[0]
-	case "union":
-		return fail(fmt.Errorf("tokenizer_source: union is not supported"))
+		if c.BaseModel != "" {
+			fo.TokenizerDir = path(c.BaseModel)
+		}
 	default:
 		fo.TokenizerDir = path(c.TokenizerSource)
+		if !slices.Contains(fo.Dirs, fo.TokenizerDir) {
+			// Its vocabulary must match the models': check it with theirs.
+			fo.Dirs = append(fo.Dirs, fo.TokenizerDir)
+		}
 	}
 	return s, fo, nil
 }

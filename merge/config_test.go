@@ -20,7 +20,7 @@ merge_method: ties
 base_model: base
 parameters:
   normalize: true
-  t:
+  lambda:
     - filter: self_attn
       value: [0, 1]
     - value: 0.5
@@ -39,7 +39,7 @@ tokenizer_source: base
 	if c.Parameters["normalize"].Values[0] != 1 {
 		t.Errorf("normalize %v", c.Parameters["normalize"])
 	}
-	tp := c.Parameters["t"]
+	tp := c.Parameters["lambda"]
 	if len(tp.Filters) != 2 || tp.Filters[0].Filter != "self_attn" || tp.Filters[1].Values[0] != 0.5 {
 		t.Errorf("t %+v", tp)
 	}
@@ -47,7 +47,11 @@ tokenizer_source: base
 		"models: [{model: a}]",
 		"merge_method: linear",
 		"merge_method: linear\nmodels: [{model: a, parameters: {weight: x}}]",
-		"merge_method: linear\nslices: []\nmodels: [{model: a}]",
+		"merge_method: linear\nslices: [{sources: [{model: a, layer_range: [0, 2]}]}]\nmodels: [{model: a}]",
+		"merge_method: passthrough\nslices: [{sources: [{model: a, layer_range: [2, 1]}]}]",
+		"merge_method: passthrough\nslices: [{sources: [{model: a, layer_range: [0]}]}]",
+		"merge_method: passthrough\nslices: [{sources: []}]",
+		"",
 	} {
 		if _, err := ParseConfig([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
@@ -56,4 +60,40 @@ tokenizer_source: base
 	if _, err := ParseDType("int4"); err == nil || !strings.Contains(err.Error(), "int4") {
 		t.Error("dtype error")
 	}
+}
+
+// TestParseConfigStrict: mistyped keys and parameters a method does not
+// read are refused with the key and its line.
+func TestParseConfigStrict(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"merge_method: ties\nbase_modle: b\nmodels: [{model: a}]", "line 2: field base_modle not found"},
+		{"merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters:\n      weight: 1\n      densty: 0.5\n", `line 7: parameter "densty" is not read by ties`},
+		{"merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    paramters: {weight: 1}\n", "line 5: field paramters not found"},
+		{"merge_method: slerp\nbase_model: b\nparameters:\n  t: 0.5\n  weight: 1\nmodels: [{model: a}]", `line 5: parameter "weight" is not read by slerp`},
+		{"merge_method: slerp\nbase_model: b\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n        parameters: {tt: 1}\n", `line 7: parameter "tt" is not read by slerp`},
+		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_rnage: [0, 2]\n", "line 5: field layer_rnage not found"},
+		{"merge_method: ties\nmodels: [{model: a}]\nmodels: [{model: b}]", "already defined"},
+	} {
+		_, err := ParseConfig([]byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+// FuzzParseConfig: any input gives a Config or an error, never a panic, and
+// an accepted Config names a method and models or slices.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters: {weight: 1, density: [0.2, 0.8]}\n"))
+	f.Add([]byte("merge_method: slerp\nbase_model: a\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n      - model: b\n        layer_range: [0, 2]\nparameters:\n  t:\n    - filter: self_attn\n      value: [0, 1]\n    - value: 0.5\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		if c.Method == "" || (len(c.Models) == 0) == (len(c.Slices) == 0) {
+			t.Fatalf("accepted %q as %+v", data, c)
+		}
+	})
 }

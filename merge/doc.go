@@ -20,8 +20,25 @@
 //	                  magnitude rank within each row, rescaled by its inverse
 //	slerp             spherical interpolation base -> model by t, per tensor;
 //	                  linear for near-parallel tensors
+//	nuslerp           slerp of two models with t = w2/(w1+w2), of their task
+//	                  vectors with a base; per row/column unless nuslerp_flatten
+//	multislerp        barycentric slerp of any number of models (weights), via
+//	                  the tangent space at their mean; task vectors with a base
+//	karcher           Riemannian (Karcher) mean of the directions, equal weights,
+//	                  scaled by the mean norm (the base counts as a model)
+//	sce               task vectors: top select_topk by variance, weights by mean
+//	                  square, sign election, weighted mean of the agreeing ones
 //	model_stock       t*mean(x_i) + (1-t)*base with t from the mean pairwise cosine
+//	passthrough       one model's tensors (times its scale): with slices, layer
+//	                  stacking (frankenmerges)
 //	expo              ExPO: target + alpha*(target - source) (base = source)
+//
+// Parameters a method does not read are errors (MethodParams lists them).
+// Slices (mergekit's slices: with sources and layer_range) build the
+// output's layers from layer ranges of the models, one slice after the
+// other; num_hidden_layers of the output follows. Gradients are evaluated
+// as mergekit does: at k/(n-1) for layer k of a slice of n layers (1 for a
+// one-layer slice), and at 0 for tensors outside the layers.
 //
 // Parameters are constants, per-layer gradients (lists interpolated over
 // the layers) or lists filtered by tensor-name substrings (see Param), read
@@ -33,19 +50,22 @@
 // (linear, task_arithmetic, dare_*, expo) stream each tensor through in
 // chunks of 32K elements, reading the inputs in place from their memory
 // maps and writing the output dtype directly, in parallel; methods that
-// rank, normalize or measure whole tensors (ties, breadcrumbs, della,
-// slerp, model_stock) widen one tensor of each input at a time. DARE's
+// normalize or measure whole tensors (slerp and the other spherical
+// merges, sce, model_stock) widen one tensor of each input at a time. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder writes
-// a complete model folder atomically; MergeToMemory returns a Source for
+// a complete model folder atomically (safetensors.OutDir: a temporary folder
+// named after the process, renamed into place; never over a file or a
+// non-model folder); MergeToMemory returns a Source for
 // scoring candidates without touching the disk.
 //
 // # Searches
 //
 // GreedySoup, ExPO (pair, worst_to_best, topk_bottomk, alpha search),
 // DareTiesSearch (particle swarm over softmax weights), ModelSwarms
-// (particle swarm in weight space) and LoraHub (evolution strategy over
-// adapter weights) take a Scorer: a function that scores a candidate's
+// (particle swarm in weight space) and LoraHub (the paper's search over
+// adapter weights: from zero, L1 penalty 0.05, bounds 1.5, 40 candidates,
+// with a (1+1)-ES in place of nevergrad's NGOpt) take a Scorer: a function that scores a candidate's
 // weights on a dev set. This package never runs a model; bench.Scorer
 // provides one over the engine.
 //

@@ -82,7 +82,7 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := outConfig(o.ConfigDir, headers, s.ConfigOverrides)
+	cfg, err := outConfig(o.ConfigDir, headers, s.configEdits())
 	if err != nil {
 		return err
 	}

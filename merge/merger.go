@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mocolab/moco/safetensors"
@@ -23,7 +24,10 @@ type Input struct {
 type Spec struct {
 	Method string
 	Models []Input
-	Base   *Input // required by the task-vector methods, slerp, model_stock, expo
+	Base   *Input // required by the task-vector methods, slerp, model_stock, expo, sce
+	// Slices, when set, replace Models and Base: the output's layers are
+	// the slices' layers in order (mergekit's slices:), see Slice.
+	Slices []Slice
 	Params Params
 	// OutDType is the dtype of the merged floating-point tensors; "" keeps
 	// the dtype of the base (or the first model). Arithmetic is in float32
@@ -33,9 +37,29 @@ type Spec struct {
 	// number of rows (vocabulary size): the merge keeps the common rows.
 	TruncateVocab bool
 	Seed          uint64
-	// ConfigOverrides are set in the output's config.json (passthrough
-	// slices set num_hidden_layers).
+	// ConfigOverrides are set in the output's config.json by WriteFolder
+	// (which also sets num_hidden_layers to the layers that slices make).
 	ConfigOverrides map[string]any
+}
+
+// Slice is one output slice of mergekit's slices: syntax: its output layers
+// follow those of the slices before it, and output layer k of the slice
+// merges layer From+k of every source with the Spec's method. All sources
+// span the same number of layers. The tensors outside the layers come from
+// the first slice's sources (embeddings: names with "embed" or "wte") or
+// the last slice's (final norm, head), merged the same way. A slice with a
+// single source and the passthrough method copies layers: a frankenmerge.
+type Slice struct {
+	Sources []SliceSource
+	Base    int    // index of the base model among Sources; -1: none
+	Params  Params // the slice's parameters: above the Spec's, below the sources' own
+}
+
+// SliceSource is one model's layer range in a Slice: layers [From, To).
+// Its Params are the model's parameters within the slice.
+type SliceSource struct {
+	Input
+	From, To int
 }
 
 // method describes how a merge method treats its inputs.
@@ -48,21 +72,31 @@ type method struct {
 	minModels  int
 	maxModels  int // 0: no limit
 	taskVector bool
+	params     []string // parameter names the method reads (global or per model)
 }
 
+// Parameter names of the task-vector family, as mergekit's generalized
+// task arithmetic (int8_mask is accepted and has no effect here).
+var taskParams = []string{"weight", "density", "lambda", "normalize", "rescale", "rescale_l1", "int8_mask"}
+
 var methods = map[string]method{
-	"linear":           {normalize: true, minModels: 1},
-	"task_arithmetic":  {needsBase: true, taskVector: true, minModels: 1},
-	"ties":             {needsBase: true, taskVector: true, sparsify: SparsifyMagnitude, consensus: "sum", normalize: true, minModels: 1},
-	"dare_linear":      {needsBase: true, taskVector: true, sparsify: SparsifyRandom, rescale: true, minModels: 1},
-	"dare_ties":        {needsBase: true, taskVector: true, sparsify: SparsifyRandom, consensus: "sum", rescale: true, minModels: 1},
-	"breadcrumbs":      {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, minModels: 1},
-	"breadcrumbs_ties": {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, consensus: "sum", minModels: 1},
-	"della":            {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, consensus: "sum", normalize: true, rescale: true, minModels: 1},
-	"della_linear":     {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, rescale: true, minModels: 1},
-	"slerp":            {needsBase: true, minModels: 1, maxModels: 1},
-	"model_stock":      {needsBase: true, minModels: 2},
-	"expo":             {needsBase: true, minModels: 1, maxModels: 1},
+	"linear":           {normalize: true, minModels: 1, params: []string{"weight", "normalize"}},
+	"task_arithmetic":  {needsBase: true, taskVector: true, minModels: 1, params: taskParams},
+	"ties":             {needsBase: true, taskVector: true, sparsify: SparsifyMagnitude, consensus: "sum", normalize: true, minModels: 1, params: taskParams},
+	"dare_linear":      {needsBase: true, taskVector: true, sparsify: SparsifyRandom, rescale: true, minModels: 1, params: taskParams},
+	"dare_ties":        {needsBase: true, taskVector: true, sparsify: SparsifyRandom, consensus: "sum", rescale: true, minModels: 1, params: taskParams},
+	"breadcrumbs":      {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, minModels: 1, params: append([]string{"gamma"}, taskParams...)},
+	"breadcrumbs_ties": {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, consensus: "sum", minModels: 1, params: append([]string{"gamma"}, taskParams...)},
+	"della":            {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, consensus: "sum", normalize: true, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...)},
+	"della_linear":     {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...)},
+	"slerp":            {needsBase: true, minModels: 1, maxModels: 1, params: []string{"t"}},
+	"nuslerp":          {minModels: 2, maxModels: 2, params: []string{"weight", "nuslerp_row_wise", "nuslerp_flatten"}},
+	"multislerp":       {minModels: 1, params: []string{"weight", "normalize_weights", "eps"}},
+	"karcher":          {minModels: 1, params: []string{"max_iter", "tol"}},
+	"sce":              {needsBase: true, minModels: 1, params: []string{"select_topk", "int8_mask"}},
+	"model_stock":      {needsBase: true, minModels: 2, params: []string{"filter_wise"}},
+	"passthrough":      {minModels: 1, maxModels: 1, params: []string{"scale"}},
+	"expo":             {needsBase: true, minModels: 1, maxModels: 1, params: []string{"alpha"}},
 }
 
 // Methods returns the names of the merge methods, sorted.
@@ -75,6 +109,18 @@ func Methods() []string {
 	return s
 }
 
+// MethodParams returns the parameter names a merge method reads (globally,
+// per slice or per model), sorted; nil for an unknown method.
+func MethodParams(name string) []string {
+	m, ok := methods[name]
+	if !ok {
+		return nil
+	}
+	p := append([]string(nil), m.params...)
+	sort.Strings(p)
+	return p
+}
+
 // planned is one output tensor.
 type planned struct {
 	name  string
@@ -82,6 +128,28 @@ type planned struct {
 	shape []int
 	rows  int  // rows kept (vocabulary truncation), or shape[0]
 	merge bool // floating point: merged; otherwise copied from the reference
+	// ins are the inputs of this tensor (the base first when hasBase) and
+	// names the tensor's name in each (slices rename layers).
+	ins     []*Input
+	names   []string
+	hasBase bool
+	params  Params  // the slice's parameters
+	t       float64 // position for gradient parameters, as mergekit's
+}
+
+// model returns model i of p (not counting the base) and its tensor name.
+func (p *planned) model(i int) (*Input, string) {
+	if p.hasBase {
+		i++
+	}
+	return p.ins[i], p.names[i]
+}
+
+func (p *planned) nModels() int {
+	if p.hasBase {
+		return len(p.ins) - 1
+	}
+	return len(p.ins)
 }
 
 // Plan checks that the inputs line up and returns the headers of the output
@@ -100,27 +168,80 @@ func (s *Spec) Plan() ([]safetensors.Header, error) {
 	return hs, nil
 }
 
+// OutLayers returns the number of layers of the output: the sum of the
+// slices' lengths, or the reference model's layers.
+func (s *Spec) OutLayers() int {
+	if len(s.Slices) == 0 {
+		all := s.inputs()
+		if len(all) == 0 {
+			return 0
+		}
+		return countLayers(all[0].Src.Names())
+	}
+	n := 0
+	for _, sl := range s.Slices {
+		if len(sl.Sources) > 0 {
+			n += sl.Sources[0].To - sl.Sources[0].From
+		}
+	}
+	return n
+}
+
+// configEdits are the config.json changes of the output.
+func (s *Spec) configEdits() map[string]any {
+	e := map[string]any{}
+	for k, v := range s.ConfigOverrides {
+		e[k] = v
+	}
+	if len(s.Slices) > 0 {
+		e["num_hidden_layers"] = s.OutLayers()
+	}
+	return e
+}
+
 func (s *Spec) check() (method, error) {
 	m, ok := methods[s.Method]
 	if !ok {
 		return m, fmt.Errorf("unknown merge method %q (known: %s)", s.Method, strings.Join(Methods(), ", "))
 	}
-	if m.needsBase && s.Base == nil {
-		return m, fmt.Errorf("%s needs a base model", s.Method)
-	}
-	n := len(s.Models)
-	if n < m.minModels || (m.maxModels > 0 && n > m.maxModels) {
-		if m.maxModels == m.minModels {
-			return m, fmt.Errorf("%s takes exactly %d model(s) besides the base, got %d", s.Method, m.minModels, n)
-		}
-		return m, fmt.Errorf("%s needs at least %d model(s) besides the base, got %d", s.Method, m.minModels, n)
-	}
 	if s.OutDType != "" && s.OutDType != safetensors.F32 && s.OutDType != safetensors.F16 && s.OutDType != safetensors.BF16 {
 		return m, fmt.Errorf("output dtype %s: want F32, F16 or BF16", s.OutDType)
 	}
-	return m, nil
+	if len(s.Slices) > 0 {
+		if len(s.Models) > 0 || s.Base != nil {
+			return m, fmt.Errorf("give either slices or models and a base, not both")
+		}
+		for i, sl := range s.Slices {
+			if sl.Base >= len(sl.Sources) {
+				return m, fmt.Errorf("slice %d: base index %d of %d sources", i, sl.Base, len(sl.Sources))
+			}
+			n := len(sl.Sources)
+			if sl.Base >= 0 {
+				n--
+			}
+			if err := m.checkCount(s.Method, sl.Base >= 0, n); err != nil {
+				return m, fmt.Errorf("slice %d: %w", i, err)
+			}
+		}
+		return m, nil
+	}
+	return m, m.checkCount(s.Method, s.Base != nil, len(s.Models))
 }
 
+func (m method) checkCount(name string, hasBase bool, n int) error {
+	if m.needsBase && !hasBase {
+		return fmt.Errorf("%s needs a base model", name)
+	}
+	if n < m.minModels || (m.maxModels > 0 && n > m.maxModels) {
+		if m.maxModels == m.minModels {
+			return fmt.Errorf("%s takes exactly %d model(s) besides the base, got %d", name, m.minModels, n)
+		}
+		return fmt.Errorf("%s needs at least %d model(s) besides the base, got %d", name, m.minModels, n)
+	}
+	return nil
+}
+
+// inputs returns the distinct inputs of the Spec, the base first.
 func (s *Spec) inputs() []*Input {
 	var all []*Input
 	if s.Base != nil {
@@ -129,49 +250,53 @@ func (s *Spec) inputs() []*Input {
 	for i := range s.Models {
 		all = append(all, &s.Models[i])
 	}
+	seen := map[safetensors.Source]bool{}
+	for i := range s.Slices {
+		for j := range s.Slices[i].Sources {
+			in := &s.Slices[i].Sources[j].Input
+			if !seen[in.Src] {
+				seen[in.Src] = true
+				all = append(all, in)
+			}
+		}
+	}
 	return all
+}
+
+// gradientPos is mergekit's position of output layer k of a slice of n
+// layers: k/(n-1), and 1 for a single layer.
+func gradientPos(k, n int) float64 {
+	if n > 1 {
+		return float64(k) / float64(n-1)
+	}
+	return 1
 }
 
 func (s *Spec) plan() ([]planned, error) {
 	if _, err := s.check(); err != nil {
 		return nil, err
 	}
+	if len(s.Slices) > 0 {
+		return s.planSlices()
+	}
 	all := s.inputs()
 	ref := all[0]
 	names := append([]string(nil), ref.Src.Names()...)
 	sort.Strings(names)
+	nLayers := countLayers(names)
 	var out []planned
 	for _, name := range names {
-		rt, _ := ref.Src.Tensor(name)
-		p := planned{name: name, dtype: rt.DType, shape: append([]int(nil), rt.Shape...), merge: isFloat(rt.DType)}
-		if len(p.shape) > 0 {
-			p.rows = p.shape[0]
+		ns := make([]string, len(all))
+		for i := range ns {
+			ns[i] = name
 		}
-		for _, in := range all[1:] {
-			t, ok := in.Src.Tensor(name)
-			if !ok {
-				return nil, fmt.Errorf("tensor %s: missing from %s (architectures differ?)", name, in.Name)
-			}
-			if !sameShape(t.Shape, rt.Shape) {
-				vocab := len(t.Shape) == 2 && len(rt.Shape) == 2 && t.Shape[1] == rt.Shape[1] && isVocabTensor(name)
-				if !vocab {
-					return nil, fmt.Errorf("tensor %s: shape %v in %s but %v in %s", name, t.Shape, in.Name, rt.Shape, ref.Name)
-				}
-				if !s.TruncateVocab {
-					return nil, fmt.Errorf("tensor %s: %d vocabulary rows in %s but %d in %s (allow truncating to the common vocabulary to merge anyway)",
-						name, t.Shape[0], in.Name, rt.Shape[0], ref.Name)
-				}
-				p.rows = min(p.rows, t.Shape[0])
-			}
-			if isFloat(t.DType) != p.merge {
-				return nil, fmt.Errorf("tensor %s: dtype %s in %s but %s in %s", name, t.DType, in.Name, rt.DType, ref.Name)
-			}
+		t := 0.0 // tensors outside the layers: mergekit reads their parameters at 0
+		if l := layerOf(name); l >= 0 {
+			t = gradientPos(l, nLayers)
 		}
-		if len(p.shape) > 0 {
-			p.shape[0] = p.rows
-		}
-		if p.merge && s.OutDType != "" {
-			p.dtype = s.OutDType
+		p, err := s.planTensor(name, all, ns, s.Base != nil, nil, t)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}
@@ -183,6 +308,166 @@ func (s *Spec) plan() ([]planned, error) {
 		}
 	}
 	return out, nil
+}
+
+// planTensor checks that tensor names[i] of every input lines up with the
+// first input's and returns the output tensor name.
+func (s *Spec) planTensor(name string, ins []*Input, names []string, hasBase bool, params Params, t float64) (planned, error) {
+	ref := ins[0]
+	rt, ok := ref.Src.Tensor(names[0])
+	if !ok {
+		return planned{}, fmt.Errorf("tensor %s: missing from %s", names[0], ref.Name)
+	}
+	p := planned{name: name, dtype: rt.DType, shape: append([]int(nil), rt.Shape...), merge: isFloat(rt.DType),
+		ins: ins, names: names, hasBase: hasBase, params: params, t: t}
+	if len(p.shape) > 0 {
+		p.rows = p.shape[0]
+	}
+	for i, in := range ins[1:] {
+		tn := names[i+1]
+		t, ok := in.Src.Tensor(tn)
+		if !ok {
+			return planned{}, fmt.Errorf("tensor %s: missing from %s (architectures differ?)", tn, in.Name)
+		}
+		if !sameShape(t.Shape, rt.Shape) {
+			vocab := len(t.Shape) == 2 && len(rt.Shape) == 2 && t.Shape[1] == rt.Shape[1] && isVocabTensor(name)
+			if !vocab {
+				return planned{}, fmt.Errorf("tensor %s: shape %v in %s but %v in %s", tn, t.Shape, in.Name, rt.Shape, ref.Name)
+			}
+			if !s.TruncateVocab {
+				return planned{}, fmt.Errorf("tensor %s: %d vocabulary rows in %s but %d in %s (allow truncating to the common vocabulary to merge anyway)",
+					name, t.Shape[0], in.Name, rt.Shape[0], ref.Name)
+			}
+			p.rows = min(p.rows, t.Shape[0])
+		}
+		if isFloat(t.DType) != p.merge {
+			return planned{}, fmt.Errorf("tensor %s: dtype %s in %s but %s in %s", tn, t.DType, in.Name, rt.DType, ref.Name)
+		}
+	}
+	if len(p.shape) > 0 {
+		p.shape[0] = p.rows
+	}
+	if p.merge && s.OutDType != "" {
+		p.dtype = s.OutDType
+	}
+	return p, nil
+}
+
+// sliceInputs returns a slice's inputs, the base first.
+func sliceInputs(sl *Slice) ([]*Input, bool) {
+	var ins []*Input
+	if sl.Base >= 0 {
+		ins = append(ins, &sl.Sources[sl.Base].Input)
+	}
+	for j := range sl.Sources {
+		if j != sl.Base {
+			ins = append(ins, &sl.Sources[j].Input)
+		}
+	}
+	return ins, sl.Base >= 0
+}
+
+// sliceFrom returns the first layer of each input of sliceInputs.
+func sliceFrom(sl *Slice) []int {
+	var f []int
+	if sl.Base >= 0 {
+		f = append(f, sl.Sources[sl.Base].From)
+	}
+	for j, src := range sl.Sources {
+		if j != sl.Base {
+			f = append(f, src.From)
+		}
+	}
+	return f
+}
+
+// isPreWeight reports whether a tensor outside the layers comes before them
+// (the embeddings) rather than after (final norm, head).
+func isPreWeight(name string) bool {
+	return strings.Contains(name, "embed") || strings.Contains(name, "wte")
+}
+
+func (s *Spec) planSlices() ([]planned, error) {
+	for i, sl := range s.Slices {
+		n := -1
+		for _, src := range sl.Sources {
+			layers := countLayers(src.Src.Names())
+			if src.From < 0 || src.To <= src.From || src.To > layers {
+				return nil, fmt.Errorf("slice %d: layer_range [%d, %d] of %s, which has %d layers", i, src.From, src.To, src.Name, layers)
+			}
+			if n >= 0 && src.To-src.From != n {
+				return nil, fmt.Errorf("slice %d: all sources must span the same number of layers (%d and %d)", i, n, src.To-src.From)
+			}
+			n = src.To - src.From
+		}
+	}
+	first, last := &s.Slices[0], &s.Slices[len(s.Slices)-1]
+	ref := first.Sources[0].Src
+	names := append([]string(nil), ref.Names()...)
+	sort.Strings(names)
+	var out []planned
+	outside := func(sl *Slice, pre bool) error {
+		ins, hasBase := sliceInputs(sl)
+		for _, name := range names {
+			if layerOf(name) >= 0 || isPreWeight(name) != pre {
+				continue
+			}
+			ns := make([]string, len(ins))
+			for i := range ns {
+				ns[i] = name
+			}
+			p, err := s.planTensor(name, ins, ns, hasBase, sl.Params, 0)
+			if err != nil {
+				return err
+			}
+			out = append(out, p)
+		}
+		return nil
+	}
+	if err := outside(first, true); err != nil {
+		return nil, err
+	}
+	layer := 0
+	for si := range s.Slices {
+		sl := &s.Slices[si]
+		ins, hasBase := sliceInputs(sl)
+		from := sliceFrom(sl)
+		n := sl.Sources[0].To - sl.Sources[0].From
+		for k := 0; k < n; k++ {
+			var layerNames []string
+			for _, name := range ins[0].Src.Names() {
+				if layerOf(name) == from[0]+k {
+					layerNames = append(layerNames, name)
+				}
+			}
+			sort.Strings(layerNames)
+			for _, name := range layerNames {
+				ns := make([]string, len(ins))
+				for i := range ins {
+					ns[i] = withLayer(name, from[i]+k)
+				}
+				p, err := s.planTensor(withLayer(name, layer), ins, ns, hasBase, sl.Params, gradientPos(k, n))
+				if err != nil {
+					return nil, fmt.Errorf("slice %d: %w", si, err)
+				}
+				out = append(out, p)
+			}
+			layer++
+		}
+	}
+	if err := outside(last, false); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// withLayer returns name with its layer index replaced by l.
+func withLayer(name string, l int) string {
+	loc := layerRE.FindStringSubmatchIndex(name)
+	if loc == nil {
+		return name
+	}
+	return name[:loc[2]] + strconv.Itoa(l) + name[loc[3]:]
 }
 
 // isVocabTensor reports whether a tensor's rows are vocabulary entries.
@@ -220,17 +505,16 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 	if err != nil {
 		return err
 	}
-	all := s.inputs()
-	nLayers := countLayers(all[0].Src.Names())
-	for k, p := range ps {
+	for k := range ps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		p := &ps[k]
 		var t *safetensors.Tensor
 		if p.merge {
-			t, err = s.mergeTensor(m, p, all, nLayers)
+			t, err = s.mergeTensor(ctx, m, p)
 		} else {
-			rt, _ := all[0].Src.Tensor(p.name)
+			rt, _ := p.ins[0].Src.Tensor(p.names[0])
 			t = &safetensors.Tensor{Name: p.name, DType: rt.DType, Shape: p.shape, Data: rt.Data}
 		}
 		if err != nil {
@@ -246,49 +530,78 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 	return nil
 }
 
-// param looks a parameter up for model in (nil: global only) at a tensor.
-func (s *Spec) param(in *Input, key, tensor string, layer, nLayers int, def float64) float64 {
-	if in != nil {
-		if p, ok := in.Params[key]; ok {
-			if v, ok := p.At(tensor, layer, nLayers); ok {
-				return v
+// value looks parameter key up for model i of p (-1: not a per-model
+// parameter), as mergekit's ConfigReader: the model's own parameters (at
+// its tensor name), then the slice's, then the global ones (at the output
+// name); def when none sets it.
+func (s *Spec) value(p *planned, i int, key string, def float64) float64 {
+	v, ok := s.lookup(p, i, key)
+	if !ok {
+		return def
+	}
+	return v
+}
+
+func (s *Spec) lookup(p *planned, i int, key string) (float64, bool) {
+	if i >= 0 {
+		in, name := p.model(i)
+		if q, ok := in.Params[key]; ok {
+			if v, ok := q.AtPos(name, p.t); ok {
+				return v, true
 			}
 		}
 	}
-	if p, ok := s.Params[key]; ok {
-		if v, ok := p.At(tensor, layer, nLayers); ok {
-			return v
+	if q, ok := p.params[key]; ok {
+		if v, ok := q.AtPos(p.name, p.t); ok {
+			return v, true
 		}
 	}
-	return def
+	if q, ok := s.Params[key]; ok {
+		if v, ok := q.AtPos(p.name, p.t); ok {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
-func (s *Spec) flag(key, tensor string, layer, nLayers int, def bool) bool {
+func (s *Spec) flag(p *planned, key string, def bool) bool {
 	d := 0.0
 	if def {
 		d = 1
 	}
-	return s.param(nil, key, tensor, layer, nLayers, d) != 0
+	return s.value(p, -1, key, d) != 0
 }
 
-func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*safetensors.Tensor, error) {
-	layer := layerOf(p.name)
+func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetensors.Tensor, error) {
 	n := 1
 	for _, d := range p.shape {
 		n *= d
 	}
-	ts := make([]*safetensors.Tensor, len(all))
-	for i, in := range all {
-		ts[i], _ = in.Src.Tensor(p.name)
+	ts := make([]*safetensors.Tensor, len(p.ins))
+	for i, in := range p.ins {
+		ts[i], _ = in.Src.Tensor(p.names[i])
 	}
-	hasBase := s.Base != nil
+	nm := p.nModels()
+	hasBase := p.hasBase
+	w := make([]float64, nm)
+	for i := range w {
+		w[i] = s.value(p, i, "weight", 1)
+	}
 	if s.Method == "linear" && hasBase {
 		// mergekit's linear ignores base_model unless it is listed.
 		ts, hasBase = ts[1:], false
 	}
-	w := make([]float64, len(s.Models))
-	for i := range s.Models {
-		w[i] = s.param(&s.Models[i], "weight", p.name, layer, nLayers, 1)
+	if s.Method == "karcher" && hasBase {
+		// mergekit's Karcher mean takes the base as one more model.
+		hasBase = false
+	}
+	if s.Method == "nuslerp" || s.Method == "multislerp" {
+		for i := 0; i < nm; i++ {
+			if _, ok := s.lookup(p, i, "weight"); !ok {
+				in, _ := p.model(i)
+				return nil, fmt.Errorf("%s needs a weight for every model; %s has none", s.Method, in.Name)
+			}
+		}
 	}
 	cols := 0
 	if len(p.shape) >= 2 {
@@ -299,20 +612,20 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 		o = TaskOptions{
 			Sparsify:  m.sparsify,
 			Consensus: m.consensus,
-			Density:   make([]float64, len(s.Models)),
-			Gamma:     s.param(nil, "gamma", p.name, layer, nLayers, 0.01),
-			Epsilon:   s.param(nil, "epsilon", p.name, layer, nLayers, 0.15),
-			Normalize: s.flag("normalize", p.name, layer, nLayers, m.normalize),
-			Rescale:   s.flag("rescale", p.name, layer, nLayers, m.rescale),
-			RescaleL1: s.param(nil, "rescale_l1", p.name, layer, nLayers, 0) != 0,
-			Lambda:    s.param(nil, "lambda", p.name, layer, nLayers, 1),
+			Density:   make([]float64, nm),
+			Gamma:     s.value(p, -1, "gamma", 0.01),
+			Epsilon:   s.value(p, -1, "epsilon", 0.15),
+			Normalize: s.flag(p, "normalize", m.normalize),
+			Rescale:   s.flag(p, "rescale", m.rescale),
+			RescaleL1: s.value(p, -1, "rescale_l1", 0) != 0,
+			Lambda:    s.value(p, -1, "lambda", 1),
 			Cols:      cols,
 			Seed:      s.Seed ^ hashName(p.name),
 		}
-		for i := range s.Models {
-			o.Density[i] = s.param(&s.Models[i], "density", p.name, layer, nLayers, 1)
+		for i := range o.Density {
+			o.Density[i] = s.value(p, i, "density", 1)
 		}
-		if err := o.check(len(s.Models)); err != nil {
+		if err := o.check(nm); err != nil {
 			return nil, err
 		}
 	}
@@ -321,7 +634,7 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 	switch {
 	case s.Method == "linear":
 		div := 1.0
-		if s.flag("normalize", p.name, layer, nLayers, m.normalize) {
+		if s.flag(p, "normalize", m.normalize) {
 			if div = sum(w); math.Abs(div) < 1e-12 {
 				return nil, fmt.Errorf("linear: weights sum to zero, cannot normalize")
 			}
@@ -335,8 +648,15 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 				dst[j] = float32(acc / div)
 			}
 		})
+	case s.Method == "passthrough":
+		scale := s.value(p, 0, "scale", 1)
+		return streamTensor(p, ts[len(ts)-1:], n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
+			for j, v := range xs[0] {
+				dst[j] = float32(float64(v) * scale)
+			}
+		})
 	case s.Method == "expo":
-		alpha := s.param(nil, "alpha", p.name, layer, nLayers, 0.3)
+		alpha := s.value(p, -1, "alpha", 0.3)
 		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
 			src, tgt := xs[0], xs[1]
 			for j := range dst {
@@ -352,9 +672,11 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
 			taskChunk(dst, xs[0], xs[1:], w, o, lambda, k, ds)
 		})
+	case m.taskVector:
+		return streamSelect(ctx, p, ts, n, w, o)
 	}
 
-	// The rest needs whole tensors (ranks, norms, angles).
+	// The rest needs whole tensors (norms, angles).
 	xs := make([][]float32, len(ts))
 	for i, t := range ts {
 		x, err := safetensors.ToF32(t)
@@ -370,14 +692,20 @@ func (s *Spec) mergeTensor(m method, p planned, all []*Input, nLayers int) (*saf
 		base, models = xs[0], xs[1:]
 	}
 	var err error
-	switch {
-	case m.taskVector:
-		err = TaskMerge(dst, base, models, w, o)
-	case s.Method == "slerp":
-		err = Slerp(dst, base, models[0], s.param(nil, "t", p.name, layer, nLayers, 0.5))
-	case s.Method == "model_stock":
+	switch s.Method {
+	case "slerp":
+		err = Slerp(dst, base, models[0], s.value(p, -1, "t", 0.5))
+	case "nuslerp":
+		err = NuSlerp(dst, base, models[0], models[1], w, p.shape, s.flag(p, "nuslerp_row_wise", false), s.flag(p, "nuslerp_flatten", true))
+	case "multislerp":
+		err = MultiSlerp(dst, base, models, w, s.flag(p, "normalize_weights", true), s.value(p, -1, "eps", 1e-8))
+	case "karcher":
+		err = Karcher(dst, models, int(s.value(p, -1, "max_iter", 10)), s.value(p, -1, "tol", 1e-5))
+	case "sce":
+		err = SCE(dst, base, models, s.value(p, -1, "select_topk", 1))
+	case "model_stock":
 		fw := 0
-		if s.flag("filter_wise", p.name, layer, nLayers, false) {
+		if s.flag(p, "filter_wise", false) {
 			fw = cols
 		}
 		err = ModelStock(dst, base, models, fw)

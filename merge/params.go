@@ -30,13 +30,25 @@ type Params map[string]Param
 func Scalar(v float64) Param { return Param{Values: []float64{v}} }
 
 // At evaluates p for a tensor at layer (-1 when it belongs to no layer) of a
-// model with nLayers layers. A gradient is evaluated at layer/(nLayers-1);
-// tensors before the first layer (embeddings) take its first value and those
-// after (final norm, head) its last.
+// model with nLayers layers, as mergekit does for a merge of whole models:
+// a gradient is evaluated at layer/(nLayers-1) (at 1 for a single layer);
+// tensors outside the layers (embeddings, final norm, head) take its first
+// value.
 func (p Param) At(tensor string, layer, nLayers int) (float64, bool) {
+	t := 0.0
+	if layer >= 0 {
+		t = gradientPos(layer, nLayers)
+	}
+	return p.AtPos(tensor, t)
+}
+
+// AtPos evaluates p for a tensor at position t in [0, 1] of a gradient
+// (mergekit's evaluate_setting): with values v_0..v_m, at x = t*m it
+// interpolates linearly between v_floor(x) and the next.
+func (p Param) AtPos(tensor string, t float64) (float64, bool) {
 	vals := p.Values
 	for _, f := range p.Filters {
-		if f.Filter == "" || strings.Contains(tensor, f.Filter) {
+		if f.Filter == "" || f.Filter == "*" || strings.Contains(tensor, f.Filter) {
 			vals = f.Values
 			break
 		}
@@ -47,16 +59,7 @@ func (p Param) At(tensor string, layer, nLayers int) (float64, bool) {
 	case 1:
 		return vals[0], true
 	}
-	var pos float64
-	switch {
-	case layer < 0 && strings.Contains(tensor, "embed"):
-		pos = 0
-	case layer < 0:
-		pos = 1
-	case nLayers > 1:
-		pos = float64(layer) / float64(nLayers-1)
-	}
-	x := pos * float64(len(vals)-1)
+	x := t * float64(len(vals)-1)
 	i := int(math.Floor(x))
 	if i >= len(vals)-1 {
 		return vals[len(vals)-1], true

@@ -132,9 +132,11 @@ const (
 	ExPOTopKBottomK ExPOMode = "topk_bottomk"  // uniform merges of the top k and the bottom k
 )
 
-// ExPO extrapolates target + alpha*(target - source). With more than one
-// alpha, each is scored and the best kept; with one, the result is scored
-// only when score is not nil.
+// ExPO extrapolates target + alpha*(target - source). With a scorer, each
+// alpha and alpha = 0 (the target itself, the search's starting point) are
+// scored and the best kept (ties go to the earlier candidate, alpha 0
+// first), so the result never scores below the target on dev. Without a
+// scorer, the single alpha is applied unscored.
 func ExPO(ctx context.Context, models []Input, mode ExPOMode, k int, alphas []float64, score Scorer, log Logf) (*Result, error) {
 	score = score.guard(ctx)
 	if len(alphas) == 0 {
@@ -189,8 +191,25 @@ func ExPO(ctx context.Context, models []Input, mode ExPOMode, k int, alphas []fl
 	if score == nil && len(alphas) > 1 {
 		return nil, fmt.Errorf("expo: searching %d alphas needs a dev scorer", len(alphas))
 	}
+	if score != nil {
+		// A search includes its starting point: alpha 0 is the target
+		// itself, so the result is never worse on dev than the target.
+		alphas = withZero(alphas)
+	}
 	res.Score = math.Inf(-1)
 	for _, a := range alphas {
+		if a == 0 && score != nil {
+			v, err := score(tgt)
+			if err != nil {
+				return nil, err
+			}
+			res.Evals++
+			log.printf("expo alpha 0 (the target): %.4f", v)
+			if v > res.Score {
+				res.Src, res.Score, res.Alpha = tgt, v, 0
+			}
+			continue
+		}
 		in := Input{Name: "source", Src: src}
 		cand, err := (&Spec{Method: "expo", Base: &in, Models: []Input{{Name: "target", Src: tgt}},
 			Params: Params{"alpha": Scalar(a)}, OutDType: safetensors.F32}).MergeToMemory(ctx)
@@ -212,6 +231,16 @@ func ExPO(ctx context.Context, models []Input, mode ExPOMode, k int, alphas []fl
 		}
 	}
 	return res, nil
+}
+
+// withZero returns alphas with 0 first unless it is already among them.
+func withZero(alphas []float64) []float64 {
+	for _, a := range alphas {
+		if a == 0 {
+			return alphas
+		}
+	}
+	return append([]float64{0}, alphas...)
 }
 
 // PSOOptions configures DareTiesSearch's particle swarm over weights.

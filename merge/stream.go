@@ -82,7 +82,7 @@ type chunkFunc func(dst []float32, xs [][]float32, k int, ds [][]float32)
 
 // streamTensor merges an element-wise method chunk by chunk, in parallel,
 // reading the inputs in place and writing the output dtype directly.
-func streamTensor(p planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*safetensors.Tensor, error) {
+func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*safetensors.Tensor, error) {
 	vs := make([]view, len(ts))
 	for i, t := range ts {
 		v, err := newView(t)

@@ -2,6 +2,8 @@ package safetensors
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -104,4 +106,26 @@ func FuzzFastHeader(f *testing.F) {
 		}
 		checkFastHeader(t, h)
 	})
+}
+
+// TestIndexBounds: an index naming more shards or tensors than any real
+// checkpoint is refused before a file is opened.
+func TestIndexBounds(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"weight_map":{`)
+	for i := 0; i <= maxShards; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"t%d":"model-%05d.safetensors"`, i, i)
+	}
+	b.WriteString("}}")
+	dir := t.TempDir()
+	p := filepath.Join(dir, IndexName)
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenIndex(p); err == nil || !strings.Contains(err.Error(), "4097 shards, more than the limit of 4096") {
+		t.Errorf("err = %v", err)
+	}
 }

@@ -57,6 +57,9 @@ func OpenDir(dir string) (Source, error) {
 // OpenIndex opens every shard named by an index file and checks that each
 // tensor the index names is present in its shard.
 func OpenIndex(indexPath string) (*Sharded, error) {
+	if st, err := os.Stat(indexPath); err == nil && st.Size() > MaxHeaderSize {
+		return nil, fmt.Errorf("%s: index of %d bytes exceeds the limit of %d", indexPath, st.Size(), MaxHeaderSize)
+	}
 	b, err := os.ReadFile(indexPath)
 	if err != nil {
 		return nil, err
@@ -76,6 +79,9 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 		}
 	}
 	sort.Strings(shards)
+	if len(shards) > maxShards {
+		return nil, fmt.Errorf("%s: index names %d shards, more than the limit of %d", indexPath, len(shards), maxShards)
+	}
 	for _, shard := range shards {
 		if shard == "" || filepath.Base(shard) != shard || shard == "." || shard == ".." {
 			s.Close()
@@ -107,6 +113,13 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 	return s, nil
 }
 
+// Bounds of an index: the largest published checkpoints have a few hundred
+// shards and under a hundred thousand tensors; every shard is a mapped file.
+const (
+	maxShards       = 4096
+	maxIndexTensors = 1 << 20
+)
+
 // parseIndex decodes an index file, rejecting duplicate tensor names and
 // non-string shard names (encoding/json would keep the last duplicate).
 func parseIndex(b []byte) (*Index, error) {
@@ -124,6 +137,9 @@ func parseIndex(b []byte) (*Index, error) {
 		case "weight_map":
 			haveMap = true
 			return decodeObject(v, "weight_map", "tensor name", func(name string, shard json.RawMessage) error {
+				if len(ix.WeightMap) >= maxIndexTensors {
+					return fmt.Errorf("weight_map: more than %d tensors (limit)", maxIndexTensors)
+				}
 				var s string
 				if shard[0] != '"' || json.Unmarshal(shard, &s) != nil {
 					return fmt.Errorf("weight_map: shard of %q is %s, want a file name", name, jsonKind(shard))

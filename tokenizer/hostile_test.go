@@ -177,3 +177,45 @@ func TestDeepTokenizerJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzChatJSON feeds arbitrary message JSON (a request body's messages) to
+// RenderJSON on a template that walks every message: no panic, bounded
+// output.
+func FuzzChatJSON(f *testing.F) {
+	f.Add([]byte(`[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "x"}], "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]}]`))
+	f.Add([]byte(`[{"role": "user", "content": "\ud800"}]`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`))
+	ct, err := LoadChatTemplate([]byte(`{"chat_template": "{% for m in messages %}{{ m.role }}: {{ m.content if m.content is string else m.content|tojson }}{% if m.tool_calls %}{{ m.tool_calls|tojson }}{% endif %}\n{% endfor %}{{ messages|length }}"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lim := ChatLimits{MaxOutput: 1 << 16, MaxSteps: 1 << 12, Timeout: time.Second}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := ct.RenderJSON(data, ChatOptions{Limits: lim})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if len(out) > max(lim.MaxOutput, 4*len(data)+64) {
+			t.Fatalf("%d bytes of output", len(out))
+		}
+	})
+}
+
+// TestHugeTokenIDs: ids that would size the id table are refused before
+// anything is allocated.
+func TestHugeTokenIDs(t *testing.T) {
+	for _, tj := range []string{
+		`{"model":{"type":"BPE","vocab":{"a":0,"b":2000000000},"merges":[]}}`,
+		`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"added_tokens":[{"id":2000000000,"content":"<x>","special":true}]}`,
+		`{"model":{"type":"WordPiece","vocab":{"a":0,"b":2000000000}}}`,
+		`{"model":{"type":"Unigram","vocab":[["a",0.0]],"unk_id":2000000000}}`,
+	} {
+		err := testutil.Bounded(t, 64<<20, 5*time.Second, func() error { _, err := New([]byte(tj), nil); return err })
+		if err == nil || !strings.Contains(err.Error(), "2000000000") {
+			t.Errorf("%s: err = %v", tj, err)
+		}
+	}
+}

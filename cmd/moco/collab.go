@@ -39,7 +39,8 @@ METHOD and the roles of the -m models, in order:
                 top1 + alpha*(sum of top k - sum of bottom k), k = --k (1: the best
                 counts twice), alpha 0.2. Proxy-tuning: --experts and --anti give
                 explicit roles, base (first model) + alpha*(experts - anti), with
-                --alpha 1.
+                --alpha 1. MoCo samples fused and contrastive scores at its
+                temperature (0.7 in its examples) without top-p: --top-p 1 matches.
   nudging       base, then nudger (--gamma)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
 
@@ -117,6 +118,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
 	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	setRange(fs, "alpha", between(0, 100))
 	setRange(fs, "gamma", between(0, 1))
 	setRange(fs, "threshold", between(0, 1))
@@ -125,6 +128,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "quantile", between(0, 1))
 	setRange(fs, "share", between(0, 1))
 	setRange(fs, "patch-tokens", between(1, 4096))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -164,6 +169,12 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *devSamples < 0 {
 		return usagef("--dev-samples must be >= 0")
+	}
+	if *dev != "" && method != "cascade" && method != "contrastive" {
+		return usagef("--dev applies to cascade and contrastive, not %s", method)
+	}
+	if *dev != "" && method == "cascade" && len(*threshold) > 0 {
+		return usagef("cascade: give --threshold or --dev to calibrate them, not both")
 	}
 	if *calibration != "" && *dev == "" {
 		return usagef("--calibration needs --dev (the dev set is checked against the saved calibration)")

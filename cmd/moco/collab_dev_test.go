@@ -84,6 +84,16 @@ func TestCascadeCalibrationFile(t *testing.T) {
 	if _, errs, code := moco(t, args...); code != 1 || !strings.Contains(errs, "does not match") {
 		t.Errorf("other model: exit %d, %s", code, errs)
 	}
+	for _, bad := range [][]string{
+		{"collab", "fusion", "-m", small, "--dev", dev, "--prompt", "x"},
+		{"collab", "cascade", "-m", small, "-m", add, "--dev", dev, "--threshold", "0.5", "--prompt", "x"},
+		{"collab", "cascade", "-m", small, "-m", add, "--threshold", "0.5", "--calibration", cal, "--prompt", "x"},
+		{"collab", "cascade", "-m", small, "-m", add, "--dev", dev, "--dev-samples", "-1", "--prompt", "x"},
+	} {
+		if _, errs, code := moco(t, bad...); code != 2 {
+			t.Errorf("%q: exit %d, %s", bad, code, errs)
+		}
+	}
 }
 
 // TestReadDev checks the dev-file formats cascade and contrastive read.

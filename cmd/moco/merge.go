@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 func init() {
 	register(&command{
 		name:    "merge",
-		summary: "merge checkpoints (mergekit YAML or flags): linear, ties, dare, slerp, model_stock, expo, lora",
+		summary: "merge checkpoints (mergekit YAML or flags): linear, ties, dare, della, slerp, nuslerp, multislerp, karcher, sce, model_stock, passthrough slices, expo, lora",
 		run:     runMerge,
 	})
 }
@@ -168,6 +169,9 @@ func specFromFlags(method, base string, models []string, weights, densities []fl
 		k, v, ok := strings.Cut(p, "=")
 		if !ok {
 			return nil, fo, usagef("--param %q: want key=value", p)
+		}
+		if known := merge.MethodParams(method); known != nil && !slices.Contains(known, k) {
+			return nil, fo, usagef("--param %s: not read by %s (its parameters: %s)", k, method, strings.Join(known, ", "))
 		}
 		f, err := parseParamValue(v)
 		if err != nil {

@@ -78,6 +78,7 @@ dtype: float32
 		want string
 	}{
 		{[]string{"merge", "--method", "ties", "-m", m("skills-add"), "--out", filepath.Join(tmp, "x")}, "needs a base model"},
+		{[]string{"merge", "--method", "ties", "--base", m("skills-base"), "-m", m("skills-add"), "--param", "densty=0.5", "--out", filepath.Join(tmp, "x")}, "--param densty: not read by ties"},
 		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-small"), "--out", filepath.Join(tmp, "x")}, "tensor lm_head.weight: shape"},
 		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("stories260K"), "--out", filepath.Join(tmp, "x")}, "vocabularies"},
 		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "--weight", "1", "--weight", "2", "--out", filepath.Join(tmp, "x")}, "2 values of --weight for 1 models"},

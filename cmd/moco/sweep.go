@@ -1,0 +1,198 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/bench"
+)
+
+func init() {
+	register(&command{
+		name:    "sweep",
+		summary: "run models x methods x datasets from one config; merge shards; report the paper's tables",
+		run:     runSweep,
+	})
+}
+
+func runSweep(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "merge":
+			return runSweepMerge(args[1:], stdout, stderr)
+		case "report":
+			return runSweepReport(args[1:], stdout, stderr)
+		}
+	}
+	fs := newFlags("sweep", stderr)
+	out := fs.StringP("out", "o", "", "results file, JSON lines, resumed when it exists (default: CONFIG's name + -results.jsonl beside it, with .shard-I-of-N for shards)")
+	shard := fs.String("shard", "", "run shard I/N only (0-based; items by hash of method, dataset, item). Default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count")
+	shardCount := fs.Int("shard-count", 0, "number of shards for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives the index)")
+	limit := fs.Int("limit", 0, "items per dataset, a seeded sample stratified by category or id prefix (0: the config's limits)")
+	workers := fs.Int("workers", 0, "items run at once (0: the config's workers, else one per core)")
+	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco sweep CONFIG.yaml [--out FILE] [--shard I/N] [--limit N]")
+		fmt.Fprintln(stderr, "       moco sweep merge --out FILE SHARD.jsonl...")
+		fmt.Fprintln(stderr, "       moco sweep report RESULTS.jsonl [--out-dir DIR]")
+		fmt.Fprintln(stderr, "\nOne JSON line per (method, dataset, item) is appended to the results file as items finish;")
+		fmt.Fprintln(stderr, "an interrupted sweep (Ctrl-C, SIGKILL) resumes where it stopped when run again.")
+		fs.PrintDefaults()
+	}
+	setRange(fs, "shard-count", atLeast(0))
+	setRange(fs, "limit", atLeast(0))
+	setRange(fs, "workers", atLeast(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("give one config file (see --help)")
+	}
+	if *limit < 0 || *workers < 0 || *shardCount < 0 {
+		return usagef("--limit, --workers and --shard-count must not be negative")
+	}
+	i, n, err := shardFromEnv(*shard, *shardCount, os.Getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	cfgPath := fs.Arg(0)
+	c, dss, err := bench.LoadSweepConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		base := strings.TrimSuffix(filepath.Base(cfgPath), filepath.Ext(cfgPath))
+		name := base + "-results.jsonl"
+		if n > 1 {
+			name = fmt.Sprintf("%s-results.shard-%d-of-%d.jsonl", base, i, n)
+		}
+		*out = filepath.Join(filepath.Dir(cfgPath), name)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	pw := progressOut(stderr)
+	var last time.Time
+	o := bench.SweepOptions{Out: *out, Shard: i, Shards: n, Limit: *limit, Workers: *workers,
+		Notice: func(s string) { fmt.Fprintf(stderr, "moco sweep: %s\n", s) }}
+	if !*quiet {
+		o.Progress = func(p bench.SweepProgress) {
+			if p.Done < p.Total && time.Since(last) < 200*time.Millisecond {
+				return
+			}
+			last = time.Now()
+			fmt.Fprint(pw, "\r"+progressLine(p))
+			if p.Done == p.Total {
+				fmt.Fprintln(pw)
+			}
+		}
+	}
+	sum, err := bench.RunSweep(ctx, c, dss, o)
+	if err != nil {
+		if !*quiet {
+			fmt.Fprintln(pw)
+		}
+		if sum != nil {
+			fmt.Fprintf(stderr, "moco sweep: %d items written to %s; run the same command again to resume\n", sum.Ran+sum.Resumed, *out)
+		}
+		return interrupted(ctx, err)
+	}
+	fmt.Fprintf(stdout, "%s: %d items run, %d resumed", *out, sum.Ran, sum.Resumed)
+	if n > 1 {
+		fmt.Fprintf(stdout, " (shard %d of %d)", i, n)
+	}
+	fmt.Fprintln(stdout)
+	for _, r := range sum.Refused {
+		fmt.Fprintf(stdout, "refused %s\n", r)
+	}
+	return nil
+}
+
+// progressLine is the bar: items done / total, items/s, ETA, per method.
+func progressLine(p bench.SweepProgress) string {
+	rate := 0.0
+	if s := p.Elapsed.Seconds(); s > 0 {
+		rate = float64(p.Done) / s
+	}
+	eta := "?"
+	if rate > 0 {
+		eta = (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Round(time.Second).String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sweep %d/%d items  %.2f items/s  ETA %s  |", p.Done, p.Total, rate, eta)
+	for _, m := range p.Methods {
+		fmt.Fprintf(&b, " %s %d/%d", m.Label, m.Done, m.Total)
+	}
+	return b.String()
+}
+
+// shardFromEnv picks the shard: --shard I/N, else SLURM job arrays
+// (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, of
+// SLURM_ARRAY_TASK_COUNT), else a Kubernetes Indexed Job
+// (JOB_COMPLETION_INDEX of --shard-count), else 0 of 1.
+func shardFromEnv(flag string, count int, env func(string) string) (int, int, error) {
+	if flag != "" {
+		return bench.ParseShard(flag)
+	}
+	if id := env("SLURM_ARRAY_TASK_ID"); id != "" {
+		n, err := strconv.Atoi(env("SLURM_ARRAY_TASK_COUNT"))
+		if err != nil || n < 1 {
+			return 0, 0, fmt.Errorf("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is %q", env("SLURM_ARRAY_TASK_COUNT"))
+		}
+		i, err := strconv.Atoi(id)
+		if err != nil {
+			return 0, 0, fmt.Errorf("SLURM_ARRAY_TASK_ID %q is not a number", id)
+		}
+		if m := env("SLURM_ARRAY_TASK_MIN"); m != "" {
+			lo, err := strconv.Atoi(m)
+			if err != nil {
+				return 0, 0, fmt.Errorf("SLURM_ARRAY_TASK_MIN %q is not a number", m)
+			}
+			i -= lo
+		}
+		if i < 0 || i >= n {
+			return 0, 0, fmt.Errorf("SLURM array task %s is not one of %d (use --array=0-%d, or set --shard)", id, n, n-1)
+		}
+		return i, n, nil
+	}
+	if id := env("JOB_COMPLETION_INDEX"); id != "" {
+		if count < 1 {
+			return 0, 0, fmt.Errorf("JOB_COMPLETION_INDEX is set: give the job's completions as --shard-count")
+		}
+		i, err := strconv.Atoi(id)
+		if err != nil || i < 0 || i >= count {
+			return 0, 0, fmt.Errorf("JOB_COMPLETION_INDEX %q is not one of %d shards", id, count)
+		}
+		return i, count, nil
+	}
+	if count > 0 {
+		return 0, 0, fmt.Errorf("--shard-count is for Kubernetes Indexed Jobs (JOB_COMPLETION_INDEX is not set); use --shard I/N")
+	}
+	return 0, 1, nil
+}
+
+func runSweepMerge(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sweep merge", stderr)
+	out := fs.StringP("out", "o", "", "merged results file (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco sweep merge --out FILE SHARD.jsonl...")
+		fmt.Fprintln(stderr, "Combines shard results: every (method, dataset, item) once, in canonical order.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() == 0 {
+		return usagef("give --out and one or more shard files")
+	}
+	n, err := bench.MergeResults(*out, fs.Args())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d items from %d files\n", *out, n, fs.NArg())
+	return nil
+}
