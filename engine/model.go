@@ -15,8 +15,9 @@ import (
 type Options struct {
 	// Threads sets the kernels' worker count (kernels.SetThreads) when > 0.
 	Threads int
-	// Quant is "" (use the weights as stored) or "q8_0" (quantize every
-	// matrix to blocks of 32 int8 weights at load).
+	// Quant is "" (use the weights as stored), "q8_0" (quantize every
+	// matrix to blocks of 32 int8 weights at load) or "q4_0" (to blocks
+	// of 32 4-bit weights, llama.cpp's Q4_0).
 	Quant string
 	// ContextSize is the number of positions NewSession(0) holds (0: the
 	// model's max_position_embeddings, or DefaultContextSize when the
@@ -88,9 +89,9 @@ func Load(dir string, opts Options) (*Model, error) {
 // while the model is used (the weights alias it). Close does not close src.
 func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	switch opts.Quant {
-	case "", "q8_0":
+	case "", "q8_0", "q4_0":
 	default:
-		return nil, fmt.Errorf("unknown quantization %q (want q8_0 or none)", opts.Quant)
+		return nil, fmt.Errorf("unknown quantization %q (want q8_0, q4_0 or none)", opts.Quant)
 	}
 	if opts.ContextSize < 0 {
 		return nil, fmt.Errorf("context size %d is negative", opts.ContextSize)
@@ -190,8 +191,11 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	if m.Warnings, err = l.unused(); err != nil {
 		return nil, err
 	}
-	if opts.Quant == "q8_0" {
-		m.quantize()
+	switch opts.Quant {
+	case "q8_0":
+		m.quantize(kernels.QuantizeQ8)
+	case "q4_0":
+		m.quantize(kernels.QuantizeQ4)
 	}
 	m.global = newRope(c.RopeTheta, c.RotaryDim, c.RopeScaling)
 	if c.RopeLocalTheta > 0 {
@@ -200,11 +204,10 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// quantize replaces every matrix the forward pass multiplies by its Q8_0
-// form. The embedding table stays as stored: it is only read a row at a
+// quantize replaces every matrix the forward pass multiplies by its form
+// quantized by q (kernels.QuantizeQ8 or QuantizeQ4). The embedding table stays as stored: it is only read a row at a
 // time.
-func (m *Model) quantize() {
-	q := kernels.QuantizeQ8
+func (m *Model) quantize(q func(*kernels.Mat) *kernels.Mat) {
 	m.lmHead = q(m.lmHead)
 	for i := range m.layers {
 		w := &m.layers[i]
@@ -254,6 +257,8 @@ func matBytes(m *kernels.Mat) int64 {
 		return 4 * e
 	case kernels.BF16, kernels.F16:
 		return 2 * e
+	case kernels.Q4_0:
+		return e/2 + 2*e/kernels.BlockSize // two weights a byte and an f16 scale per block
 	default:
 		return e + 2*e/kernels.BlockSize // int8 weights and an f16 scale per block
 	}

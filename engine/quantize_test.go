@@ -153,3 +153,38 @@ func TestQuantizeCheckpointErrors(t *testing.T) {
 		t.Errorf("missing scales: error %v", err)
 	}
 }
+
+// TestQ4 is TestQ8 for Q4_0 at load: the logits' NMSE against f32 (the
+// measure llama.cpp's test-backend-ops reports), beside Q8_0's.
+func TestQ4(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	var ref greedyRef
+	readJSON(t, filepath.Join(dir, "reference_greedy.json"), &ref)
+	want, err := loadModel(t, dir, Options{}).NewSession(0).ForwardAll(ref.Prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nmse := map[string]float64{}
+	for _, q := range []string{"q8_0", "q4_0"} {
+		m := loadModel(t, dir, Options{Quant: q})
+		got, err := m.NewSession(0).ForwardAll(ref.Prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var se, ss float64
+		for i, w := range want {
+			d := float64(got[i] - w)
+			se += d * d
+			ss += float64(w) * float64(w)
+		}
+		nmse[q] = se / ss
+		t.Logf("%s: logits NMSE against f32 %.3g, %d weight bytes per token", q, nmse[q], m.WeightBytes())
+	}
+	if m := loadModel(t, dir, Options{Quant: "q4_0"}); m.layers[0].wq.Type != kernels.Q4_0 || m.lmHead.Type != kernels.Q4_0 {
+		t.Errorf("q4_0: weights not quantized: %v", m.layers[0].wq.Type)
+	}
+	// 4 bits carry about 16x the rounding error of 8 in amplitude.
+	if nmse["q4_0"] > 5e-2 || nmse["q4_0"] < nmse["q8_0"] {
+		t.Errorf("q4_0 logits NMSE %.3g (q8_0 %.3g)", nmse["q4_0"], nmse["q8_0"])
+	}
+}
