@@ -115,7 +115,7 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 
 	m.embed = l.mat("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	m.norm = l.vec("model.norm.weight", c.HiddenSize)
-	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && t.DType == safetensors.I8 {
+	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && (t.DType == safetensors.I8 || t.DType == safetensors.U8) {
 		// A stored Q8_0 checkpoint (QuantizeCheckpoint) carries the
 		// quantized head of a tied model beside the embeddings.
 		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
@@ -277,6 +277,9 @@ func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
 	case m.Type == kernels.Q8_0:
 		v.Q = m.Q[lo:hi:hi]
 		v.Scales = m.Scales[lo/kernels.BlockSize : hi/kernels.BlockSize : hi/kernels.BlockSize]
+	case m.Type == kernels.Q4_0:
+		v.Q4 = m.Q4[lo/2 : hi/2 : hi/2]
+		v.Scales = m.Scales[lo/kernels.BlockSize : hi/kernels.BlockSize : hi/kernels.BlockSize]
 	default:
 		v.Half = m.Half[lo:hi:hi]
 	}
@@ -364,7 +367,11 @@ func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
 
 // mat returns a rows x cols matrix that aliases the tensor's data.
 func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
-	t := l.tensor(name, rows, cols)
+	shape := []int{rows, cols}
+	if t, ok := l.src.Tensor(name); ok && t.DType == safetensors.U8 && cols%2 == 0 {
+		shape[1] /= 2 // Q4_0: two weights a byte
+	}
+	t := l.tensor(name, shape...)
 	if t == nil {
 		return nil
 	}
@@ -380,15 +387,21 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 	case safetensors.F16:
 		m.Type = kernels.F16
 		m.Half, err = t.U16()
-	case safetensors.I8:
-		// Q8_0 as QuantizeCheckpoint stores it: int8 weights here, one
-		// f16 scale per block of 32 in NAME.scales.
+	case safetensors.I8, safetensors.U8:
+		// Q8_0 or Q4_0 as QuantizeCheckpoint stores them: the weights
+		// here, one f16 scale per block of 32 in NAME.scales.
 		if cols%kernels.BlockSize != 0 {
-			err = fmt.Errorf("an int8 (Q8_0) matrix needs a row length that is a multiple of %d, not %d", kernels.BlockSize, cols)
+			err = fmt.Errorf("a %s (quantized) matrix needs a row length that is a multiple of %d, not %d", t.DType, kernels.BlockSize, cols)
 			break
 		}
-		m.Type = kernels.Q8_0
-		if m.Q, err = t.I8(); err != nil {
+		if t.DType == safetensors.I8 {
+			m.Type = kernels.Q8_0
+			m.Q, err = t.I8()
+		} else {
+			m.Type = kernels.Q4_0
+			m.Q4, err = t.U8()
+		}
+		if err != nil {
 			break
 		}
 		st := l.tensor(name+ScalesSuffix, rows, cols/kernels.BlockSize)
@@ -401,7 +414,7 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 		}
 		m.Scales, err = st.U16()
 	default:
-		err = fmt.Errorf("dtype %s is not supported (want F32, BF16, F16, or I8 with F16 scales)", t.DType)
+		err = fmt.Errorf("dtype %s is not supported (want F32, BF16, F16, or I8 or U8 with F16 scales)", t.DType)
 	}
 	if err != nil {
 		l.err = fmt.Errorf("tensor %s: %w", name, err)
