@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/collab/extract"
 	"github.com/mocolab/moco/engine"
 )
 
@@ -203,7 +204,7 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 	perMethod := make([]int, len(runs))
 	for di, d := range dss {
 		e := c.Datasets[di]
-		so := ScorerOptions{Dataset: d.Name, Prompt: e.Prompt, Code: code}
+		so := ScorerOptions{Dataset: e.Name, Prompt: e.Prompt, Code: code}
 		if c.Judge != "" && judgeTasks[d.TaskType] {
 			if judge == nil {
 				l, err := collab.LoadLocal(c.Judge, opts)
@@ -217,9 +218,12 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 		}
 		s, err := NewScorer(d.TaskType, so)
 		if err != nil {
-			msg := fmt.Sprintf("%s: refused: %v", e.Name, err)
+			msg := err.Error()
+			if !strings.HasPrefix(msg, e.Name) {
+				msg = e.Name + ": " + msg
+			}
 			sum.Refused = append(sum.Refused, msg)
-			notice(msg)
+			notice("refused " + msg)
 			continue
 		}
 		scorers[di] = s
@@ -419,6 +423,10 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 	if e.Stop != nil {
 		req.Stop = e.Stop
 	}
+	req.Task = extract.Task{Type: d.TaskType}
+	for _, ch := range t.item.Choices {
+		req.Task.Choices = append(req.Task.Choices, extract.Choice{Label: ch.Label, Text: ch.Text})
+	}
 	if c.Generation.Chat {
 		req.Messages = []collab.Message{{Role: "user", Content: prompt}}
 	} else {
@@ -443,7 +451,7 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 		Score: sc.Score, Note: sc.Note, TokensIn: resp.PromptTokens, TokensOut: resp.CompletionTokens,
 		ForwardTokens: resp.ForwardTokens, FLOPs: resp.FLOPs, Trace: resp.Trace,
 	}
-	if d.Name == "culturebench" {
+	if e.Name == "culturebench" {
 		line.Group = rawString(t.item, "question_id")
 	}
 	if c.TimingOn() {
