@@ -203,7 +203,7 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 	perMethod := make([]int, len(runs))
 	for di, d := range dss {
 		e := c.Datasets[di]
-		so := ScorerOptions{Dataset: d.Name, Prompt: e.Prompt, Code: code}
+		so := ScorerOptions{Dataset: e.Name, Prompt: e.Prompt, Code: code}
 		if c.Judge != "" && judgeTasks[d.TaskType] {
 			if judge == nil {
 				l, err := collab.LoadLocal(c.Judge, opts)
@@ -217,9 +217,12 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 		}
 		s, err := NewScorer(d.TaskType, so)
 		if err != nil {
-			msg := fmt.Sprintf("%s: refused: %v", e.Name, err)
+			msg := err.Error()
+			if !strings.HasPrefix(msg, e.Name) {
+				msg = e.Name + ": " + msg
+			}
 			sum.Refused = append(sum.Refused, msg)
-			notice(msg)
+			notice("refused " + msg)
 			continue
 		}
 		scorers[di] = s
@@ -443,7 +446,7 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 		Score: sc.Score, Note: sc.Note, TokensIn: resp.PromptTokens, TokensOut: resp.CompletionTokens,
 		ForwardTokens: resp.ForwardTokens, FLOPs: resp.FLOPs, Trace: resp.Trace,
 	}
-	if d.Name == "culturebench" {
+	if e.Name == "culturebench" {
 		line.Group = rawString(t.item, "question_id")
 	}
 	if c.TimingOn() {

@@ -75,7 +75,7 @@ type MethodEntry struct {
 // DatasetEntry is one dataset file and how it is run.
 type DatasetEntry struct {
 	Path      string   `yaml:"path"`
-	Name      string   `yaml:"name"`   // default: the dataset's own name
+	Name      string   `yaml:"name"`   // default: the file's name without .json, as MoCo names tasks
 	Split     string   `yaml:"split"`  // default: test
 	Limit     int      `yaml:"limit"`  // 0: every item; else a seeded stratified sample
 	Prompt    string   `yaml:"prompt"` // moco (default) or raw
@@ -157,7 +157,11 @@ func (d *DatasetEntry) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(d))
 }
 
-var reYAMLType = regexp.MustCompile(` in type [\w.]+`)
+var (
+	reYAMLType  = regexp.MustCompile(` in type [\w.]+`)
+	reYAMLField = regexp.MustCompile(`field (\S+) not found`)
+	reYAMLInto  = regexp.MustCompile("cannot unmarshal !!(\\w+) (`[^`]*` )?into [\\w.\\[\\]*]+")
+)
 
 // ParseSweepConfig decodes a config strictly and checks everything that
 // can be checked without touching files: at least one model, method and
@@ -174,6 +178,16 @@ func ParseSweepConfig(data []byte) (*SweepConfig, error) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
 		msg = reYAMLType.ReplaceAllString(msg, "")
+		msg = reYAMLField.ReplaceAllString(msg, `unknown field "$1"`)
+		msg = reYAMLInto.ReplaceAllStringFunc(msg, func(m string) string {
+			sub := reYAMLInto.FindStringSubmatch(m)
+			kind := map[string]string{"seq": "a list", "map": "a mapping", "str": "a string", "int": "an integer",
+				"float": "a number", "bool": "true or false", "null": "null"}[sub[1]]
+			if kind == "" {
+				kind = sub[1]
+			}
+			return "cannot unmarshal " + kind + " " + sub[2] + "here"
+		})
 		msg = strings.ReplaceAll(msg, "\n  ", "; ")
 		return nil, errors.New(msg)
 	}
@@ -350,10 +364,9 @@ func LoadSweepConfig(path string) (*SweepConfig, []*Dataset, error) {
 			return nil, nil, fmt.Errorf("%s: datasets[%d].path: %w", path, i, err)
 		}
 		if e.Name == "" {
-			e.Name = d.Name
-			if e.Name == "" {
-				e.Name = strings.TrimSuffix(filepath.Base(e.Path), filepath.Ext(e.Path))
-			}
+			// As MoCo, which names a task by its file: culturebench.json
+			// calls itself culturebench_hard inside.
+			e.Name = strings.TrimSuffix(filepath.Base(e.Path), filepath.Ext(e.Path))
 		}
 		key := e.Name + "/" + e.Split
 		if seen[key] {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -314,8 +315,17 @@ type HeadPair struct {
 // pseudo-label 1 where the assistant's argmax is the reference token and
 // the base's is not (Co-LLM's weak supervision).
 func CollectHeadData(base, assistant Session, vocab int, pairs []HeadPair) (*HeadData, error) {
+	return CollectHeadDataContext(context.Background(), base, assistant, vocab, pairs)
+}
+
+// CollectHeadDataContext is CollectHeadData, stopping with ctx's error
+// when ctx is done (checked before each pair).
+func CollectHeadDataContext(ctx context.Context, base, assistant Session, vocab int, pairs []HeadPair) (*HeadData, error) {
 	d := &HeadData{}
 	for k, p := range pairs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if len(p.Prompt) == 0 {
 			return nil, fmt.Errorf("co-llm head: pair %d has an empty prompt", k)
 		}

@@ -86,3 +86,19 @@ func TestRunContextCancel(t *testing.T) {
 		t.Errorf("cascade calibration: err %v", err)
 	}
 }
+
+// TestScoringContext: the scoring loops stop on a done context.
+func TestScoringContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := fixed(0.5, 0.5)
+	if _, _, err := NLLFromContext(ctx, []Session{s}, nil, 2, []int{0, 1, 0}, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("NLL: %v", err)
+	}
+	if _, _, err := RankByNLLContext(ctx, []Session{s}, 2, [][]int{{0, 1}}, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("RankByNLL: %v", err)
+	}
+	if _, err := CollectHeadDataContext(ctx, s, fixed(0.5, 0.5), 2, []HeadPair{{Prompt: []int{0}, Reference: []int{1}}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("CollectHeadData: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -23,6 +24,12 @@ func NLL(sessions []Session, comb Combiner, vocab int, ids []int) (sum float64, 
 // NLLFrom is NLL counting only the predictions of ids[from:] (from >= 1),
 // e.g. an answer after its prompt.
 func NLLFrom(sessions []Session, comb Combiner, vocab int, ids []int, from int) (sum float64, n int, err error) {
+	return NLLFromContext(context.Background(), sessions, comb, vocab, ids, from)
+}
+
+// NLLFromContext is NLLFrom, stopping with ctx's error when ctx is done
+// (checked before each chunk of forward passes).
+func NLLFromContext(ctx context.Context, sessions []Session, comb Combiner, vocab int, ids []int, from int) (sum float64, n int, err error) {
 	if len(sessions) == 0 {
 		return 0, 0, ErrNoSessions
 	}
@@ -45,6 +52,9 @@ func NLLFrom(sessions []Session, comb Combiner, vocab int, ids []int, from int) 
 	in := ids[:len(ids)-1]
 	for lo := 0; lo < len(in); lo += scoreChunk {
 		chunk := in[lo:min(lo+scoreChunk, len(in))]
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
 		for i, s := range sessions {
 			if rows[i], err = s.ForwardAll(chunk); err != nil {
 				return 0, 0, fmt.Errorf("model %d: %w", i, err)
@@ -92,6 +102,11 @@ func NLLFrom(sessions []Session, comb Combiner, vocab int, ids []int, from int) 
 // MoCo's contrastive decoding uses the best as base, the next ones as
 // experts and the worst as anti-experts (DefaultContrastive).
 func RankByNLL(sessions []Session, vocab int, texts [][]int, from []int) (order []int, mean []float64, err error) {
+	return RankByNLLContext(context.Background(), sessions, vocab, texts, from)
+}
+
+// RankByNLLContext is RankByNLL, stopping with ctx's error when ctx is done.
+func RankByNLLContext(ctx context.Context, sessions []Session, vocab int, texts [][]int, from []int) (order []int, mean []float64, err error) {
 	if from != nil && len(from) != len(texts) {
 		return nil, nil, fmt.Errorf("%d start positions for %d texts", len(from), len(texts))
 	}
@@ -104,7 +119,7 @@ func RankByNLL(sessions []Session, vocab int, texts [][]int, from []int) (order 
 			if from != nil {
 				f = from[k]
 			}
-			ls, ln, err := NLLFrom([]Session{s}, nil, vocab, ids, f)
+			ls, ln, err := NLLFromContext(ctx, []Session{s}, nil, vocab, ids, f)
 			if err != nil {
 				return nil, nil, fmt.Errorf("model %d: %w", i, err)
 			}

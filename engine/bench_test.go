@@ -55,7 +55,7 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkBatchDecode steps 1, 2, 4, 8 and 16 sequences that decode one
-// token each per step, after a 64-token prompt each: tokens/s is the
+// token each per step, after a 32-token prompt each: tokens/s is the
 // aggregate generation throughput. MOCO_BENCH_MODEL names a model folder
 // to use instead of the small random one (e.g. moco synth --shape
 // qwen2.5-0.5b), MOCO_BENCH_THREADS the threads.
@@ -70,7 +70,7 @@ func BenchmarkBatchDecode(b *testing.B) {
 	if n, _ := strconv.Atoi(os.Getenv("MOCO_BENCH_THREADS")); n > 0 {
 		kernels.SetThreads(n)
 	}
-	const prompt, room = 64, 512
+	const prompt, room = 32, 512
 	for _, n := range []int{1, 2, 4, 8, 16} {
 		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
 			batch := m.NewBatch(BatchOptions{MaxSeqs: n, KVBytes: int64(n*(prompt+room)) * m.KVBytesPerPos()})

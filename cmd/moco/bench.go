@@ -24,16 +24,19 @@ func init() {
 func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [flags]   (run 'moco bench speed --help')")
+		fmt.Fprintln(stderr, "       moco bench serve [--url URL | -m DIR] [flags]   (run 'moco bench serve --help')")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
-		return usagef("missing benchmark name (speed)")
+		return usagef("missing benchmark name (speed, serve)")
 	}
 	switch args[0] {
 	case "speed":
 		return runBenchSpeed(args[1:], stdout, stderr)
+	case "serve":
+		return runBenchServe(args[1:], stdout, stderr)
 	}
-	return usagef("unknown benchmark %q (known: speed)", args[0])
+	return usagef("unknown benchmark %q (known: speed, serve)", args[0])
 }
 
 func runBenchSpeed(args []string, stdout, stderr io.Writer) error {

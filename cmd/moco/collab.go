@@ -118,6 +118,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	share := fs.Float64("share", decode.DefaultMentorShare, "mentor: probability that the mentor is consulted at each word (MoCo's decision_proportion)")
 	patch := fs.Int("patch-tokens", decode.DefaultPatchLen, "mentor: tokens per drafted patch")
 	setRange(fs, "weights", atLeast(0))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	setRange(fs, "alpha", between(0, 100))
 	setRange(fs, "gamma", between(0, 1))
 	setRange(fs, "threshold", between(0, 1))
@@ -126,6 +128,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "quantile", between(0, 1))
 	setRange(fs, "share", between(0, 1))
 	setRange(fs, "patch-tokens", between(1, 4096))
+	setRange(fs, "k", atLeast(1))
+	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -82,6 +82,11 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	threads := fs.Int("threads", 0, "compute threads of local models (0: all cores)")
 	trace := fs.String("trace", "", "write every exchange as a JSON line to this file")
 	asJSON := fs.Bool("json", false, "print a JSON object with the answer, costs and trace")
+	setRange(fs, "max-tokens", atLeast(1))
+	setRange(fs, "temperature", atLeast(0))
+	setRange(fs, "top-p", above(0, 1))
+	setRange(fs, "rounds", atLeast(0))
+	setRange(fs, "threads", between(0, float64(maxThreads())).withNote("0: all cores"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -48,6 +48,11 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"search", "expo", "-m", "a", "--alpha", "0.3,1e308"}, "--alpha 1e+308: want a number in [0, 100]"},
 		{[]string{"search", "dare-ties", "-m", "a", "--density", "1.5"}, "--density 1.5: want a number in [0, 1]"},
 		{[]string{"merge", "--method", "ties", "-m", "a", "--density", "2"}, "--density 2: want a number in [0, 1]"},
+		{[]string{"collab", "contrastive", "-m", "a", "-m", "b", "-p", "x", "--k", "0"}, "--k 0: want an integer >= 1"},
+		{[]string{"collab", "debate", "-m", "a", "-m", "b", "-p", "x", "--top-p", "2"}, "--top-p 2: want a number in (0, 1]"},
+		{[]string{"serve", "--max-seqs", "0"}, "--max-seqs 0: want an integer >= 1"},
+		{[]string{"sweep", "--workers", "-1"}, "--workers -1: want an integer >= 0"},
+		{[]string{"score", "--workers", "-2"}, "--workers -2: want an integer >= 0"},
 	} {
 		out, errs, code := moco(t, tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) || out != "" {

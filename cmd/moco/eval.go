@@ -130,7 +130,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(mp) > 0 {
 		res.Settings["params"] = mp
 	}
-	ctx, cancel := interruptContext()
+	ctx, cancel := signalContext()
 	defer cancel()
 	var bar *progressBar
 	if !*quiet {
@@ -150,7 +150,9 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
-		runErr = err
+		if err != nil {
+			runErr = interrupted(ctx, err)
+		}
 		res.N, res.MeanNLL = k, &v
 		res.Total = k
 		if items, err := ds.Split(*split); err == nil {
@@ -169,7 +171,9 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
-		runErr = err
+		if err != nil {
+			runErr = interrupted(ctx, err)
+		}
 		res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
 		for _, it := range r.Items {
 			res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})

@@ -182,7 +182,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ctx, stop := interruptContext()
+	ctx, stop := signalContext()
 	defer stop()
 	var text string
 	n := 0
@@ -194,7 +194,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		}
 		text, err = c.GenerateContext(ctx, g.prompt, out, count)
 		if err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 	}
 	if !*asJSON {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mocolab/moco/bench"
@@ -35,6 +37,7 @@ func runScore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Items with no output count as wrong and are listed.")
 		fs.PrintDefaults()
 	}
+	setRange(fs, "workers", atLeast(0))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -69,6 +72,9 @@ func runScore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *preds, err)
 	}
+	// MoCo names a task by its file (culturebench.json calls itself
+	// culturebench_hard inside); its dataset rules go by that name.
+	ds.Name = strings.TrimSuffix(filepath.Base(*dataset), filepath.Ext(*dataset))
 	o := bench.ScorerOptions{Dataset: ds.Name, Code: bench.CodeOptions{Timeout: *codeTimeout}}
 	if *judge != "" {
 		l, err := collab.LoadLocal(*judge, engine.Options{})

@@ -92,6 +92,10 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, serveHelp)
 		fs.PrintDefaults()
 	}
+	for _, name := range []string{"kv-cache-mib", "max-seqs", "step-tokens", "max-queue", "max-body-bytes", "max-tokens-limit", "default-max-tokens", "max-n", "recipe-queue", "recipe-concurrency"} {
+		setRange(fs, name, atLeast(1))
+	}
+	setRange(fs, "max-prompt-tokens", atLeast(0).withNote("0: the context"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -76,3 +76,27 @@ func TestServeCommand(t *testing.T) {
 		t.Fatalf("the stream ended with %q", rest)
 	}
 }
+
+// TestBenchServe runs the load generator against a loopback server and
+// in-process: every request answered with its max_tokens.
+func TestBenchServe(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--in-process"}, {"--stream=false"}} {
+		args := append([]string{"bench", "serve", "--requests", "8", "--clients", "3", "--max-tokens", "5", "--json", "--prompt", "Tom and"}, extra...)
+		out, errs, code := moco(t, args...)
+		var rep struct {
+			Requests, Errors int
+			Tokens           int                        `json:"completion_tokens"`
+			TPS              float64                    `json:"tokens_per_second"`
+			Latency          struct{ P50, Max float64 } `json:"latency_seconds"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+			t.Fatalf("%v: exit %d, %v\n%s\n%s", extra, code, err, out, errs)
+		}
+		if rep.Requests != 8 || rep.Errors != 0 || rep.Tokens != 40 || rep.TPS <= 0 || rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P50 {
+			t.Fatalf("%v: %+v", extra, rep)
+		}
+	}
+	if _, errs, code := moco(t, "bench", "serve", "--url", "http://127.0.0.1:1", "--in-process"); code != 2 {
+		t.Fatalf("--url with --in-process: exit %d %s", code, errs)
+	}
+}

@@ -44,6 +44,9 @@ func runSweep(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "an interrupted sweep (Ctrl-C, SIGKILL) resumes where it stopped when run again.")
 		fs.PrintDefaults()
 	}
+	setRange(fs, "shard-count", atLeast(0))
+	setRange(fs, "limit", atLeast(0))
+	setRange(fs, "workers", atLeast(0))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

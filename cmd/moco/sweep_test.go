@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+func TestShardFromEnv(t *testing.T) {
+	cases := []struct {
+		flag  string
+		count int
+		env   map[string]string
+		i, n  int
+		err   string
+	}{
+		{"", 0, nil, 0, 1, ""},
+		{"2/5", 0, nil, 2, 5, ""},
+		{"5/5", 0, nil, 0, 0, "shard"},
+		{"", 0, map[string]string{"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, 3, 4, ""},
+		{"", 0, map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}, 3, 4, ""},
+		{"", 0, map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"}, 0, 0, "--array=0-3"},
+		{"", 0, map[string]string{"SLURM_ARRAY_TASK_ID": "1"}, 0, 0, "SLURM_ARRAY_TASK_COUNT"},
+		{"1/2", 0, map[string]string{"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, 1, 2, ""}, // the flag wins
+		{"", 8, map[string]string{"JOB_COMPLETION_INDEX": "7"}, 7, 8, ""},
+		{"", 0, map[string]string{"JOB_COMPLETION_INDEX": "7"}, 0, 0, "--shard-count"},
+		{"", 8, nil, 0, 0, "JOB_COMPLETION_INDEX"},
+	}
+	for _, c := range cases {
+		i, n, err := shardFromEnv(c.flag, c.count, func(k string) string { return c.env[k] })
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%+v: error %v, want %q", c, err, c.err)
+			}
+			continue
+		}
+		if err != nil || i != c.i || n != c.n {
+			t.Errorf("%+v: %d/%d %v", c, i, n, err)
+		}
+	}
+}
+
+// TestSweepErrorsBeforeLoading: a malformed config or dataset is one
+// error naming the file and field, exit status 1 or 2, before any model
+// loads (the model paths here do not even exist).
+func TestSweepErrorsBeforeLoading(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "s.yaml")
+	os.WriteFile(cfg, []byte("models: [nowhere]\nmethods: [single]\ndatasets: [{path: d.json, spilt: test}]\n"), 0o644)
+	_, errs, code := moco(t, "sweep", cfg)
+	if code != 1 || !strings.Contains(errs, cfg) || !strings.Contains(errs, `"spilt"`) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("exit %d, %q", code, errs)
+	}
+	if _, _, code := moco(t, "sweep"); code != 2 {
+		t.Errorf("no config: exit %d", code)
+	}
+	if _, _, code := moco(t, "sweep", cfg, "--shard", "9/2"); code != 2 {
+		t.Errorf("bad shard: exit %d", code)
+	}
+}
+
+// TestSweepEveryMoCoDataset: every MoCo dataset in ../shared/datasets is
+// accepted by a sweep with a small model and --limit 3: scored (3 lines),
+// or refused with the reason (reward_model sets without a judge).
+func TestSweepEveryMoCoDataset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads every dataset")
+	}
+	model := testutil.Shared(t, "models/skills-small")
+	data := testutil.Shared(t, "datasets")
+	files, _ := filepath.Glob(filepath.Join(data, "*.json"))
+	var ds []string
+	dir := t.TempDir()
+	invalid := 0
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "skills_") {
+			continue
+		}
+		if _, err := bench.LoadDataset(f); err != nil {
+			// A dataset with items that cannot be scored (math.json has
+			// null reference answers) is refused as a whole, before any
+			// model loads, with the file and the item named.
+			invalid++
+			cfg := filepath.Join(dir, "one.yaml")
+			os.WriteFile(cfg, []byte("models: ["+model+"]\nmethods: [single]\ndatasets: ["+f+"]\n"), 0o644)
+			_, errs, code := moco(t, "sweep", cfg, "--limit", "3", "-q", "--out", filepath.Join(dir, "one.jsonl"))
+			if code != 1 || !strings.Contains(errs, f) || !strings.Contains(errs, "item") {
+				t.Errorf("%s: exit %d, %q", f, code, errs)
+			}
+			t.Logf("refused %s", errs)
+			continue
+		}
+		ds = append(ds, f)
+	}
+	if len(ds)+invalid < 30 {
+		t.Fatalf("%d MoCo datasets in %s", len(ds)+invalid, data)
+	}
+	cfg := filepath.Join(dir, "all.yaml")
+	y := "models: [" + model + "]\nmethods: [single]\ndatasets:\n"
+	for _, f := range ds {
+		y += "  - " + f + "\n"
+	}
+	y += "generation: {max_tokens: 4}\ncode_timeout: 20s\ntiming: false\n"
+	os.WriteFile(cfg, []byte(y), 0o644)
+	out := filepath.Join(dir, "r.jsonl")
+	stdout, errs, code := moco(t, "sweep", cfg, "--limit", "3", "-q", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, _ := os.ReadFile(out)
+	per := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct{ Dataset, Metric string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		per[r.Dataset]++
+	}
+	for _, f := range ds {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		refused := strings.Contains(stdout, "refused "+name+" ")
+		switch {
+		case per[name] == 3 && !refused:
+		case per[name] == 0 && refused:
+			if !strings.Contains(stdout, "judge") && !strings.Contains(stdout, "python3") {
+				t.Errorf("%s refused without a reason: %s", name, stdout)
+			}
+		default:
+			t.Errorf("%s: %d lines, refused %v", name, per[name], refused)
+		}
+	}
+	t.Logf("%s", stdout)
+}
