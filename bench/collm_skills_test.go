@@ -2,6 +2,7 @@ package bench
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/decode"
@@ -72,5 +73,24 @@ func TestCoLLMMarginalOnSkills(t *testing.T) {
 	t.Logf("skills_mix test[:100]: base %.2f, add %.2f, co-llm (marginal head) %.2f", b, a, c)
 	if c <= max(a, b) {
 		t.Errorf("co-llm %.2f does not beat the models alone (%.2f, %.2f)", c, b, a)
+	}
+}
+
+// TestMeanNLLRefusesNonReferences: eval --metric nll refuses items with no
+// reference (coconot) and items whose reference is a list (popqa) instead
+// of scoring their text.
+func TestMeanNLLRefusesNonReferences(t *testing.T) {
+	m, tok := loadSkills(t, "skills-base")
+	for _, c := range []struct{ body, want string }{
+		{`{"dataset": "nc", "task_type": "noncompliance", "dev": [], "test": [{"id": 4302, "input": "Q", "category": "x"}]}`, "no reference answer"},
+		{`{"dataset": "pq", "task_type": "f1_match", "dev": [], "test": [{"id": 1, "input": "Q", "output": "[\"a\", \"b\"]"}]}`, "list of 2 acceptable answers"},
+	} {
+		ds, err := ParseDataset([]byte(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := MeanNLL(m, tok, ds, "test", NLLOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want %q", ds.Name, err, c.want)
+		}
 	}
 }

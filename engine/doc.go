@@ -23,4 +23,11 @@
 // product (prefill) and attends per query position over the cache; one
 // token is the batch of one. Computation is float32; the heavy loops are
 // the kernels package's.
+//
+// Concurrency: a Model is read-only after loading and safe for concurrent
+// use; a Session (one sequence and its KV cache) is not, so each goroutine
+// decodes with its own Sessions over the shared Model. A Session holds up to
+// Model.ContextSize positions (Options.ContextSize, else the model's
+// max_position_embeddings) and allocates per position only as tokens
+// arrive; feeding more returns an error wrapping ErrContextFull.
 package engine

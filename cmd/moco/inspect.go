@@ -71,7 +71,7 @@ func runInspect(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	var progress io.Writer
 	if *check {
-		progress = stderr
+		progress = progressOut(stderr)
 	}
 	r, err := inspect(fs.Arg(0), *check, progress)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,5 +43,27 @@ func TestResultJSON(t *testing.T) {
 	r = decode("train-head", out, errs, code)
 	if len(r) == 0 {
 		t.Errorf("train-head --json: %v", r)
+	}
+}
+
+// TestSynthJSON: synth --json reports the folder, the parameter count (by
+// hand for tinyQwen: embeddings and head 2*300*64, per layer q 64*64+64,
+// k and v 2*(32*64+32), o 64*64, MLP 3*64*96, norms 2*64; final norm 64)
+// and the dtype.
+func TestSynthJSON(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "in.json")
+	if err := os.WriteFile(cfg, []byte(tinyQwen), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := moco(t, "synth", "--config", cfg, "--out", filepath.Join(dir, "m"), "--dtype", "f32", "--json")
+	var r map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("exit %d, %q, %q", code, out, errs)
+	}
+	layer := 64*64 + 64 + 2*(32*64+32) + 64*64 + 3*64*96 + 2*64
+	want := float64(2*300*64 + 2*layer + 64)
+	if r["out"] != filepath.Join(dir, "m") || r["parameters"] != want || r["dtype"] != "F32" {
+		t.Errorf("got %v, want %v parameters", r, want)
 	}
 }

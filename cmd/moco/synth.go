@@ -34,6 +34,7 @@ func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output model folder (required)")
 	dtype := fs.String("dtype", "bf16", "weight dtype: bf16, f16 or f32")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed writes the same bytes)")
+	asJSON := fs.Bool("json", false, "print a JSON object (out, parameters, dtype) instead of a line")
 	force := fs.Bool("force", false, "replace an existing, non-empty model folder at --out (a file, or a folder that is not a model folder, is never replaced)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco synth (--config config.json | --shape NAME) --out DIR [--dtype bf16|f16|f32] [--seed S]")
@@ -78,6 +79,9 @@ func runSynth(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	n, err := synthCheckpoint(ctx, *out, cfg, dt, *seed, *force, func(m string) { fmt.Fprintln(stderr, "moco synth:", m) })
 	if err != nil {
 		return interrupted(ctx, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"out": *out, "parameters": n, "dtype": dt})
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d parameters, %s\n", *out, n, dt)
 	return nil
