@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/collab/extract"
 	"github.com/mocolab/moco/engine"
 )
 
@@ -421,6 +422,10 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 	}
 	if e.Stop != nil {
 		req.Stop = e.Stop
+	}
+	req.Task = extract.Task{Type: d.TaskType}
+	for _, ch := range t.item.Choices {
+		req.Task.Choices = append(req.Task.Choices, extract.Choice{Label: ch.Label, Text: ch.Text})
 	}
 	if c.Generation.Chat {
 		req.Messages = []collab.Message{{Role: "user", Content: prompt}}

@@ -348,6 +348,17 @@ func LoadSweepConfig(path string) (*SweepConfig, []*Dataset, error) {
 			return nil, nil, fmt.Errorf("%s: models[%d].path: %s is not a model folder (no config.json)", path, i, c.Models[i].Path)
 		}
 	}
+	// File parameters (a trained method's dev set, a deferral head) are
+	// relative to the config's folder too.
+	for i := range c.Methods {
+		for k, v := range c.Methods[i].Params {
+			if s, ok := v.(string); ok && s != "" && !filepath.IsAbs(s) {
+				if _, err := os.Stat(filepath.Join(dir, s)); err == nil {
+					c.Methods[i].Params[k] = filepath.Join(dir, s)
+				}
+			}
+		}
+	}
 	if c.Judge != "" {
 		c.Judge = abs(c.Judge)
 		if _, err := os.Stat(filepath.Join(c.Judge, "config.json")); err != nil {

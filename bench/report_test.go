@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/csv"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func reportLines() []ResultLine {
+	var lines []ResultLine
+	add := func(method, level, ds string, scores []float64, tokens int) {
+		for i, s := range scores {
+			lines = append(lines, ResultLine{Method: method, Name: map[bool]string{true: "single", false: "fusion"}[level == "single"],
+				Level: level, Models: []string{"A", "B"}[:1+map[bool]int{true: 0, false: 1}[level == "single"]],
+				Dataset: ds, ID: string(rune('a' + i)), Index: i, Score: s, TokensOut: tokens, ForwardTokens: int64(2 * tokens),
+				FLOPs: 1e9, WallS: 0.5, Category: "c" + string(rune('0'+i%2))})
+		}
+	}
+	add("A", "single", "d1", []float64{1, 1, 0, 0}, 4)
+	add("B", "single", "d1", []float64{1, 0, 0, 0}, 4)
+	add("M", "logit", "d1", []float64{1, 1, 1, 0}, 8)
+	add("A", "single", "d2", []float64{0, 0, 0, 0}, 4)
+	add("B", "single", "d2", []float64{1, 1, 0, 0}, 4)
+	add("M", "logit", "d2", []float64{1, 0, 0, 0}, 8)
+	return lines
+}
+
+// TestReport checks the tables against figures worked out by hand.
+func TestReport(t *testing.T) {
+	rep, err := BuildReport(reportLines())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BestSingle["d1"] != 0.5 || rep.BestSingle["d2"] != 0.5 {
+		t.Errorf("best single %v", rep.BestSingle)
+	}
+	if rep.Wins != 1 || rep.Settings != 2 {
+		t.Errorf("wins %d of %d, want 1 of 2", rep.Wins, rep.Settings)
+	}
+	var m *ReportRow
+	for i := range rep.Rows {
+		if rep.Rows[i].Method == "M" {
+			m = &rep.Rows[i]
+		}
+	}
+	if m == nil || rep.Rows[len(rep.Rows)-1].Method != "M" {
+		t.Fatalf("rows %+v: singles first", rep.Rows)
+	}
+	// Emergence: d1 items c, d are unsolved by A and B; M solves c. d2: c, d; M solves neither.
+	if m.Hard["d1"] != 2 || m.Emergence["d1"] != 0.5 || m.Hard["d2"] != 2 || m.Emergence["d2"] != 0 {
+		t.Errorf("emergence %v %v", m.Hard, m.Emergence)
+	}
+	if m.TokensOut/float64(m.Items) != 8 || m.Items != 8 {
+		t.Errorf("cost %+v", m)
+	}
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	for _, want := range []string{
+		"| logit | M | **75.0 (+25.0)** | 25.0 (-25.0) | **50.0 (+12.5)** |", // avg: best single is B's 37.5
+		"| single | A | 50.0 | 0.0 | 25.0 |",
+		"1 of 2 (method, dataset) settings (50%)",
+		"| M | 50.0 (2) | 0.0 (2) |",
+		"| M | 8 | 8.0 | 16.0 | 1 | 0.500 |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var c bytes.Buffer
+	rep.CSV(&c)
+	recs, err := csv.NewReader(&c).ReadAll()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("CSV: %v %d rows", err, len(recs))
+	}
+	if recs[0][3] != "d1" || recs[3][1] != "M" || recs[3][3] != "0.75" || recs[3][4] != "0.25" {
+		t.Errorf("CSV rows %q / %q", recs[0], recs[3])
+	}
+	var cat bytes.Buffer
+	rep.CategoriesCSV(&cat)
+	if !strings.Contains(cat.String(), "M,d1,c0,2,1\n") || !strings.Contains(cat.String(), "M,d1,c1,2,0.5\n") {
+		t.Errorf("categories:\n%s", cat.String())
+	}
+	dir := t.TempDir()
+	charts, err := rep.Charts(dir)
+	if err != nil || len(charts) != 2 {
+		t.Fatalf("charts %v %v", charts, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "bars-d1.svg"))
+	if !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("best single model")) {
+		t.Errorf("bar chart is not an SVG with the best-single line")
+	}
+}
+
+// TestReportGroups: culturebench's items of one question_id count as one
+// verdict, as MoCo scores them.
+func TestReportGroups(t *testing.T) {
+	lines := []ResultLine{
+		{Method: "A", Level: "single", Dataset: "culturebench", ID: "0", Group: "q1", Score: 1},
+		{Method: "A", Level: "single", Dataset: "culturebench", ID: "1", Group: "q1", Score: 0},
+		{Method: "A", Level: "single", Dataset: "culturebench", ID: "2", Group: "q2", Score: 1},
+		{Method: "A", Level: "single", Dataset: "culturebench", ID: "3", Group: "q2", Score: 1},
+	}
+	rep, err := BuildReport(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rep.Rows[0].Score["culturebench"]; math.Abs(v-0.5) > 1e-12 {
+		t.Errorf("grouped score %v, want 0.5", v)
+	}
+}
