@@ -124,6 +124,27 @@ func TestSkillsEndToEnd(t *testing.T) {
 			t.Errorf("%s sent %d of %d addition items to skills-add", name, c[1], sum(c))
 		}
 	}
+	for _, tc := range []struct {
+		label, method string
+		extra         Params
+	}{
+		{"llm-blender (trained ranker, top-1)", "llm-blender", Params{"top_k": 1}},
+		{"switch-generation (2-token patches)", "switch-generation", Params{"patch_tokens": 2}},
+		{"switch-generation (25-token patches)", "switch-generation", nil},
+	} {
+		p := Params{}
+		for k, v := range dev {
+			p[k] = v
+		}
+		for k, v := range tc.extra {
+			p[k] = v
+		}
+		m, err := New(ctx, tc.method, pool, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row(tc.label, accuracy(t, m, test))
+	}
 	fmt.Fprintf(&report, "\nbest single model: %s (%.3f)\n", best, bestAcc)
 	out := report.String() + confusion.String()
 	t.Log("\n" + out)

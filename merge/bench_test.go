@@ -19,7 +19,7 @@ import (
 //
 // and run
 //
-//	MOCO_MERGE_BENCH=a,b,c go test ./merge -run XXX -bench 'IO|DareTies' -benchtime 3x
+//	MOCO_MERGE_BENCH=a,b,c go test ./merge -run XXX -bench "IO$" -benchtime 3x (then one process per method: -bench "Ties$", "DareTies", "Breadcrumbs", "Della")
 //
 // BenchmarkIO is the floor: read every input byte once and write an
 // output-sized checkpoint once. BenchmarkDareTies is the merge itself.
@@ -106,7 +106,15 @@ func touch(p []byte) uint64 {
 	return s
 }
 
-func BenchmarkDareTies(b *testing.B) {
+func BenchmarkDareTies(b *testing.B)    { benchMerge(b, "dare_ties") }
+func BenchmarkTies(b *testing.B)        { benchMerge(b, "ties") }
+func BenchmarkBreadcrumbs(b *testing.B) { benchMerge(b, "breadcrumbs_ties") }
+func BenchmarkDella(b *testing.B)       { benchMerge(b, "della") }
+
+// benchMerge merges the MOCO_MERGE_BENCH models with method (weights
+// 1/N, density 0.5) into a model folder. Peak RSS is the process's: run
+// one merge benchmark per process to read it.
+func benchMerge(b *testing.B, method string) {
 	dirs := benchDirs(b)
 	cpu0 := cpuSeconds()
 	defer func() {
@@ -119,7 +127,7 @@ func BenchmarkDareTies(b *testing.B) {
 		for j := range models {
 			models[j].Params = Params{"weight": Scalar(1 / float64(len(models))), "density": Scalar(0.5)}
 		}
-		s := &Spec{Method: "dare_ties", Base: &ins[0], Models: models}
+		s := &Spec{Method: method, Base: &ins[0], Models: models}
 		out := filepath.Join(b.TempDir(), "out")
 		if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: dirs, ShardSize: 5e9}); err != nil {
 			b.Fatal(err)

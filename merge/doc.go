@@ -63,8 +63,9 @@
 //
 // GreedySoup, ExPO (pair, worst_to_best, topk_bottomk, alpha search),
 // DareTiesSearch (particle swarm over softmax weights), ModelSwarms
-// (particle swarm in weight space) and LoraHub (evolution strategy over
-// adapter weights) take a Scorer: a function that scores a candidate's
+// (particle swarm in weight space) and LoraHub (the paper's search over
+// adapter weights: from zero, L1 penalty 0.05, bounds 1.5, 40 candidates,
+// with a (1+1)-ES in place of nevergrad's NGOpt) take a Scorer: a function that scores a candidate's
 // weights on a dev set. This package never runs a model; bench.Scorer
 // provides one over the engine.
 //

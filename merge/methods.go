@@ -84,11 +84,11 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 			for j := range d {
 				d[j] = x[j] - base[j]
 			}
-			norm := l1(d)
+			norm := l1Rows(d, o.Cols)
 			r := rng{s: mix(o.Seed, uint64(i), 0)}
 			sparsify(d, o, i, &r)
 			if o.RescaleL1 {
-				l1Rescale(d, norm)
+				l1Rescale(d, norm, o.Cols)
 			}
 			deltas[i] = d
 		}

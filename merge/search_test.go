@@ -136,3 +136,56 @@ func TestLoraHub(t *testing.T) {
 		t.Errorf("weights %v after %d evaluations, want |w| about 1.2", r.Weights, r.Evals)
 	}
 }
+
+// TestLoraHubPaperDefaults: the search starts from zero weights (the base
+// model), penalizes 0.05*mean|w|, scores 40 candidates and keeps the
+// weights in [-1.5, 1.5]; the earlier ES from uniform weights is an option.
+func TestLoraHubPaperDefaults(t *testing.T) {
+	mk := func(dir string) *Adapter {
+		return &Adapter{Dir: dir, R: 1, Scale: 1, Targets: []string{"model.layers.0.w"},
+			A: map[string][]float32{"model.layers.0.w": {1}}, B: map[string][]float32{"model.layers.0.w": {1}},
+			shapeA: map[string][2]int{"model.layers.0.w": {1, 1}}}
+	}
+	base := safetensors.NewMemSource([]*safetensors.Tensor{f32t("model.layers.0.w", []int{1, 1}, 0)})
+	var first []float32
+	var seen []float32
+	score := func(src safetensors.Source) (float64, error) {
+		x := values(t, src, "model.layers.0.w")
+		if first == nil {
+			first = append([]float32(nil), x...)
+		}
+		seen = append(seen, x[0])
+		return 0, nil // every candidate scores the same: only the penalty differs
+	}
+	r, err := LoraHub(context.Background(), base, []*Adapter{mk("a"), mk("b")}, LoraHubOptions{Seed: 1}, score, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first[0] != 0 {
+		t.Errorf("first candidate W = %v, want the base (zero weights)", first)
+	}
+	if r.Evals != 40 || r.Weights[0] != 0 || r.Weights[1] != 0 {
+		t.Errorf("%d evaluations, weights %v; want 40 and zero (the penalty decides)", r.Evals, r.Weights)
+	}
+	for _, v := range seen { // W = (w_a + w_b)^2 with |w| <= 1.5
+		if v > 9+1e-5 {
+			t.Fatalf("weights left [-1.5, 1.5]: W = %v", v)
+		}
+	}
+	first = nil
+	r, err = LoraHub(context.Background(), base, []*Adapter{mk("a"), mk("b")}, LoraHubOptions{Seed: 1, Optimizer: LoraHubES, Budget: 5}, score, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first[0] != 1 || r.Evals != 5 { // uniform 1/2 + 1/2
+		t.Errorf("es: first W %v, %d evaluations", first, r.Evals)
+	}
+	if _, err := LoraHub(context.Background(), base, []*Adapter{mk("a")}, LoraHubOptions{Optimizer: "ngopt"}, score, nil); err == nil {
+		t.Error("unknown optimizer accepted")
+	}
+	for _, c := range []struct{ x, want float64 }{{0.5, 0.5}, {1.7, 1.3}, {-1.9, -1.1}, {3.5, -0.5}, {6.5, 0.5}} {
+		if got := bounce(c.x, 1.5); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("bounce(%v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+}

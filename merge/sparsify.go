@@ -188,43 +188,80 @@ func keepBand(x []float32, density, gamma float64) {
 // magPrune implements DELLA's MagPrune on each row of length cols: within a
 // row, the entry of rank r (0 = smallest |x|) is kept with probability
 // p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped to [0, 1], and
-// scaled by 1/p_r when rescale is set.
+// scaled by 1/p_r when rescale is set. One draw is taken for each rank with
+// p_r > 0, in rank order, row after row.
 func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *rng) {
 	if cols <= 0 {
 		cols = len(x)
 	}
 	idx := make([]int, cols)
 	for off := 0; off+cols <= len(x); off += cols {
-		row := x[off : off+cols]
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(a, b int) bool { return abs32(row[idx[a]]) < abs32(row[idx[b]]) })
-		for rank, i := range idx {
-			p := density
-			if cols > 1 {
-				p = density - epsilon + 2*epsilon*float64(rank)/float64(cols-1)
+		magPruneRow(x[off:off+cols], idx, density, epsilon, rescale, r)
+	}
+}
+
+// magPruneRow prunes one row; idx is scratch of the row's length.
+func magPruneRow(row []float32, idx []int, density, epsilon float64, rescale bool, r *rng) {
+	cols := len(row)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return abs32(row[idx[a]]) < abs32(row[idx[b]]) })
+	for rank, i := range idx {
+		p := magPruneP(rank, cols, density, epsilon)
+		if p > 0 && r.float64() < p {
+			if rescale {
+				row[i] = float32(float64(row[i]) / p)
 			}
-			p = math.Min(1, math.Max(0, p))
-			if p > 0 && r.float64() < p {
-				if rescale {
-					row[i] = float32(float64(row[i]) / p)
-				}
-			} else {
-				row[i] = 0
-			}
+		} else {
+			row[i] = 0
 		}
 	}
 }
 
-// l1Rescale scales x so that its L1 norm equals want (mergekit's
-// rescale_norm: l1); a zero vector stays zero.
-func l1Rescale(x []float32, want float64) {
-	have := l1(x)
+// magPruneP is the keep probability of rank r in a row of cols entries.
+func magPruneP(rank, cols int, density, epsilon float64) float64 {
+	p := density
+	if cols > 1 {
+		p = density - epsilon + 2*epsilon*float64(rank)/float64(cols-1)
+	}
+	return math.Min(1, math.Max(0, p))
+}
+
+// magPruneDraws is the number of draws magPruneRow takes per row.
+func magPruneDraws(cols int, density, epsilon float64) int {
+	n := 0
+	for rank := 0; rank < cols; rank++ {
+		if magPruneP(rank, cols, density, epsilon) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// l1Rescale scales x so that its L1 norm (l1Rows with row length cols)
+// equals want (mergekit's rescale_norm: l1); a zero vector stays zero.
+func l1Rescale(x []float32, want float64, cols int) {
+	have := l1Rows(x, cols)
 	if have == 0 {
 		return
 	}
 	scaleBy(x, float32(want/have))
+}
+
+// l1Rows is the L1 norm of x summed row by row (rows of cols entries, the
+// whole of x when cols <= 0): each row in order, then the rows in order, so
+// a streaming merge that sums rows on several threads gets the same bits.
+func l1Rows(x []float32, cols int) float64 {
+	rl := cols
+	if rl <= 0 || rl > len(x) {
+		rl = len(x)
+	}
+	var s float64
+	for off := 0; off < len(x); off += rl {
+		s += l1(x[off:min(off+rl, len(x))])
+	}
+	return s
 }
 
 func l1(x []float32) float64 {

@@ -1,7 +1,6 @@
 package merge
 
 import (
-	"context"
 	"fmt"
 	"unsafe"
 
@@ -108,22 +107,4 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 		}
 	})
 	return &safetensors.Tensor{Name: p.name, DType: p.dtype, Shape: p.shape, Data: out}, nil
-}
-
-// streamSelect merges a task-vector method that ranks whole tensors (TIES,
-// breadcrumbs, DELLA, L1 rescaling).
-func streamSelect(_ context.Context, p *planned, ts []*safetensors.Tensor, n int, w []float64, o TaskOptions) (*safetensors.Tensor, error) {
-	xs := make([][]float32, len(ts))
-	for i, t := range ts {
-		x, err := safetensors.ToF32(t)
-		if err != nil {
-			return nil, err
-		}
-		xs[i] = x[:n]
-	}
-	dst := make([]float32, n)
-	if err := TaskMerge(dst, xs[0], xs[1:], w, o); err != nil {
-		return nil, err
-	}
-	return fromF32(p.name, p.shape, dst, p.dtype)
 }

@@ -30,8 +30,8 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	models := fs.StringArrayP("model", "m", nil, "model folder (repeat); LoRA adapter folders for lorahub")
 	base := fs.String("base", "", "base model (dare-ties, lorahub)")
 	dataset := fs.String("dataset", "", "dev dataset JSON (required)")
-	devN := fs.Int("dev-samples", 20, "dev items per candidate (0: all)")
-	seed := fs.Uint64("seed", 0, "seed of the dev sample (0: first items) and of the search")
+	devN := fs.Int("dev-samples", 0, "dev items per candidate: a sample stratified by category, seeded by --seed (0: all)")
+	seed := fs.Uint64("seed", 0, "seed of the dev sample and of the search")
 	metric := fs.String("metric", "accuracy", "dev score: accuracy or nll (minus the mean NLL of the references)")
 	maxNew := fs.Int("max-new", 32, "most tokens generated per item")
 	out := fs.String("out", "", "write the chosen model here")
@@ -43,7 +43,8 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	particles := fs.Int("particles", 6, "dare-ties: particles")
 	iters := fs.Int("iterations", 0, "dare-ties / swarms: iterations (0: 5 / 10)")
 	extra := fs.Int("extra-particles", 0, "swarms: particles added as random crossovers")
-	budget := fs.Int("budget", 40, "lorahub: candidates scored")
+	budget := fs.Int("budget", 40, "lorahub: candidates scored (the paper's 40; MoCo's weight_lorahub uses 20)")
+	lhOpt := fs.String("lorahub-optimizer", merge.LoraHubOnePlusOne, "lorahub: oneplusone (from zero weights, (1+1)-ES, L1 penalty 0.05, bounds +-1.5, as the paper) or es (moco's earlier (1+lambda)-ES from uniform weights)")
 	force := fs.Bool("force", false, "replace an existing, non-empty model folder at --out (a file, or a folder that is not a model folder, is never replaced)")
 	asJSON := fs.Bool("json", false, "print one JSON object (method, metric, dev score, weights, test accuracy, out) instead of the text report")
 	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
@@ -78,7 +79,7 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	f = searchFlags{method: method, models: models, base: base, devN: devN, seed: seed, metric: metric, maxNew: maxNew, out: out,
 		testN: testN, alphas: alphas, expoMode: expoMode, k: k, density: density, particles: particles, iters: iters,
-		extra: extra, budget: budget, force: force, asJSON: asJSON}
+		extra: extra, budget: budget, force: force, asJSON: asJSON, lhOpt: lhOpt}
 	ds, err := bench.LoadDataset(*dataset)
 	if err != nil {
 		return err
@@ -90,15 +91,15 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 
 // searchFlags are search's parsed flags.
 type searchFlags struct {
-	method                          string
-	models                          *[]string
-	base, metric, out, expoMode     *string
-	devN, maxNew, testN, k          *int
-	particles, iters, extra, budget *int
-	seed                            *uint64
-	alphas                          *[]float64
-	density                         *float64
-	force, asJSON                   *bool
+	method                             string
+	models                             *[]string
+	base, metric, out, expoMode, lhOpt *string
+	devN, maxNew, testN, k             *int
+	particles, iters, extra, budget    *int
+	seed                               *uint64
+	alphas                             *[]float64
+	density                            *float64
+	force, asJSON                      *bool
 }
 
 func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr io.Writer) error {
@@ -177,7 +178,7 @@ func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr
 		}
 		defer b.Src.Close()
 		dirs = []string{*base}
-		res, err = merge.LoraHub(ctx, b.Src, as, merge.LoraHubOptions{Budget: *budget, Seed: *seed}, score, log)
+		res, err = merge.LoraHub(ctx, b.Src, as, merge.LoraHubOptions{Budget: *budget, Seed: *seed, Optimizer: *f.lhOpt}, score, log)
 	default:
 		return usagef("unknown search method %q (want %s)", method, strings.Join(searchMethods, ", "))
 	}

@@ -163,3 +163,18 @@ func TestOutputNeverDestroyed(t *testing.T) {
 		t.Errorf("left beside the outputs: %v", ents)
 	}
 }
+
+// TestSearchDevSampleDefaults: search scores every dev item unless told
+// otherwise, and --dev-samples draws a stratified sample (bench.Sample).
+func TestSearchDevSampleDefaults(t *testing.T) {
+	_, errs, _ := runCLI("search", "--help")
+	var line string
+	for _, l := range strings.Split(errs, "\n") {
+		if strings.Contains(l, "--dev-samples") {
+			line = l
+		}
+	}
+	if line == "" || strings.Contains(line, "(default") || !strings.Contains(line, "stratified") || !strings.Contains(line, "0: all") {
+		t.Errorf("--dev-samples help: %q", line)
+	}
+}
