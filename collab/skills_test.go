@@ -60,8 +60,8 @@ func accuracy(t *testing.T, g Generator, items []DevItem) float64 {
 // against the best single model, and the routers' confusion matrices.
 // Set MOCO_SKILLS_REPORT=FILE to write the table to a file.
 func TestSkillsEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end measurement on the skills pool: not in -short")
+	if testing.Short() || os.Getenv("MOCO_SKILLS_E2E") == "" {
+		t.Skip("end-to-end measurement on the skills pool (about 100 s): set MOCO_SKILLS_E2E=1 to run it")
 	}
 	ds := testutil.Shared(t, "datasets/skills_mix.json")
 	pool, closeAll := skillsPool(t)

@@ -3,12 +3,15 @@
 // (embedding, RMSNorm, linear maps, rotary embedding, causal attention
 // with grouped-query heads, SwiGLU, masked cross-entropy).
 //
-// Status (issue 15, first milestone, partial): the per-layer forward and
-// backward functions in layers.go, checked against central finite
-// differences in float64 on tiny shapes (layers_test.go). The layers are
-// generic over float32 (training) and float64 (gradient checks) and are
-// plain Go loops, not yet the kernels package's products. The whole-model
-// training forward, LoRA, the optimizer and the CLI are not built yet.
+// Status (issue 15, first milestone): the per-layer forward and backward
+// functions (layers.go) and the whole Llama-family model's training
+// forward and backward pass for one sequence with full-weight gradients
+// (model.go). Layers are generic over float32 (training) and float64
+// (gradient checks) and are plain Go loops, not yet the kernels package's
+// products. Checked: every layer and the whole model against central
+// finite differences in float64; the training forward's logits against
+// the engine's on skills-base. LoRA, the optimizer, the objectives and the
+// CLI are not built yet.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major
