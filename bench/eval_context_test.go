@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/mocolab/moco/embedded"
+	"github.com/mocolab/moco/engine"
 )
 
 // TestEvaluateContext: a cancelled run returns the items scored so far,
@@ -42,5 +45,22 @@ func TestEvaluateContext(t *testing.T) {
 	r, err = EvaluateContext(context.Background(), ds, "test", Options{First: true}, func(p string) (string, error) { return p[1:], nil })
 	if err != nil || r.N != 6 || r.Accuracy != 1 || r.Total != 6 {
 		t.Errorf("full run: %+v %v", r, err)
+	}
+}
+
+// TestGreedyContext: a cancelled context stops greedy generation before
+// its first token.
+func TestGreedyContext(t *testing.T) {
+	m, tok, err := embedded.Load(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := GreedyContext(context.Background(), m, tok, 5)("Once upon a time"); err != nil || g == "" {
+		t.Fatalf("live context: %q, %v", g, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := GreedyContext(ctx, m, tok, 5)("Once upon a time"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
 	}
 }

@@ -16,6 +16,12 @@ import (
 // without special tokens. A prompt too long for the context keeps its last
 // tokens (after BOS), leaving room for maxNew new ones.
 func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
+	return GreedyContext(context.Background(), m, tok, maxNew)
+}
+
+// GreedyContext is Greedy that stops generating, with ctx's error, when
+// ctx is done (checked before every token).
+func GreedyContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 	eos := map[int]bool{}
 	for _, id := range m.Config.EOS {
 		eos[id] = true
@@ -39,6 +45,9 @@ func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 		}
 		var out []int
 		for len(out) < maxNew && s.Pos() < s.MaxSeq() {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
 			next := argmax(logits)
 			if eos[next] {
 				break

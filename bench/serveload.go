@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +52,11 @@ type LoadReport struct {
 	RequestsPerS float64     `json:"requests_per_second"`
 	TTFT         Percentiles `json:"ttft_seconds"`
 	Latency      Percentiles `json:"latency_seconds"`
+	// CPUSeconds is this process's CPU time during the run (Linux; 0
+	// elsewhere): with the server in this process, tokens per CPU second
+	// compare loads on a machine shared with other work, where the wall
+	// clock measures the scheduler.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 }
 
 // RunLoad sends requests requests from clients concurrent clients, each
@@ -63,7 +70,7 @@ func RunLoad(ctx context.Context, clients, requests int, do LoadFunc) (LoadRepor
 	var mu sync.Mutex
 	var ttft, lat []float64
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), ProcessCPUSeconds()
 	for range clients {
 		wg.Go(func() {
 			for i := range next {
@@ -94,10 +101,30 @@ func RunLoad(ctx context.Context, clients, requests int, do LoadFunc) (LoadRepor
 	close(next)
 	wg.Wait()
 	rep.Seconds = time.Since(start).Seconds()
+	if cpu0 > 0 {
+		rep.CPUSeconds = ProcessCPUSeconds() - cpu0
+	}
 	rep.TokensPerSec = float64(rep.Tokens) / rep.Seconds
 	rep.RequestsPerS = float64(len(lat)) / rep.Seconds
 	rep.TTFT, rep.Latency = percentiles(ttft), percentiles(lat)
 	return rep, ctx.Err()
+}
+
+// ProcessCPUSeconds is the process's user and system CPU time from
+// /proc/self/stat (Linux), 0 where that is unavailable.
+func ProcessCPUSeconds() float64 {
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100 // clock ticks of USER_HZ, 100 on Linux
 }
 
 func percentiles(v []float64) Percentiles {

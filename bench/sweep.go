@@ -279,13 +279,12 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
-		l, err := collab.LoadLocal(pm.Path, opts)
+		m, closeFn, err := loadMember(pm, opts)
 		if err != nil {
 			return nil, fmt.Errorf("models: %s: %w", pm.Name, err)
 		}
-		l.ModelName = pm.Name
-		closers = append(closers, l)
-		members[pm.Name] = l.Member()
+		closers = append(closers, closerFunc(closeFn))
+		members[pm.Name] = m
 	}
 	methods := make([]collab.Method, len(runs))
 	for mi, r := range runs {
@@ -399,6 +398,10 @@ feed:
 	}
 	return sum, CanonicalizeFile(o.Out)
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // judgeTasks are the task types a configured judge grades.
 var judgeTasks = map[string]bool{RewardModelTask: true, NoncomplianceTask: true}

@@ -61,6 +61,9 @@ type SweepConfig struct {
 type ModelEntry struct {
 	Name string `yaml:"name"`
 	Path string `yaml:"path"`
+	// Base is the base model of a LoRA adapter folder (default: the
+	// adapter's base_model_name_or_path).
+	Base string `yaml:"base"`
 }
 
 // MethodEntry is one method to run: a registry name, its parameters, the
@@ -118,7 +121,7 @@ func (m *ModelEntry) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: a model is a path or {name, path}", n.Line)
 	}
-	if err := checkKeys(n, "a model", "name", "path"); err != nil {
+	if err := checkKeys(n, "a model", "name", "path", "base"); err != nil {
 		return err
 	}
 	type plain ModelEntry
@@ -343,9 +346,13 @@ func LoadSweepConfig(path string) (*SweepConfig, []*Dataset, error) {
 		return filepath.Join(dir, p)
 	}
 	for i := range c.Models {
-		c.Models[i].Path = abs(c.Models[i].Path)
-		if _, err := os.Stat(filepath.Join(c.Models[i].Path, "config.json")); err != nil {
-			return nil, nil, fmt.Errorf("%s: models[%d].path: %s is not a model folder (no config.json)", path, i, c.Models[i].Path)
+		m := &c.Models[i]
+		m.Path = abs(m.Path)
+		if m.Base != "" {
+			m.Base = abs(m.Base)
+		}
+		if _, _, err := adapterBase(m.Path, m.Base); err != nil {
+			return nil, nil, fmt.Errorf("%s: models[%d].path: %w", path, i, err)
 		}
 	}
 	// File parameters (a trained method's dev set, a deferral head) are

@@ -79,7 +79,7 @@ func TestLoadSweepConfigFiles(t *testing.T) {
 	p := filepath.Join(dir, "sweep.yaml")
 	os.WriteFile(p, []byte("models: [m]\nmethods: [single]\ndatasets: [good.json]\n"), 0o644)
 	c, ds, err := LoadSweepConfig(p)
-	if err != nil || len(ds) != 1 || c.Models[0].Path != filepath.Join(dir, "m") || c.Datasets[0].Name != "g" {
+	if err != nil || len(ds) != 1 || c.Models[0].Path != filepath.Join(dir, "m") || c.Datasets[0].Name != "good" {
 		t.Errorf("relative paths: %+v %v", c, err)
 	}
 }

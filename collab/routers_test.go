@@ -36,7 +36,10 @@ func (s *skillGen) Generate(_ context.Context, reqs []Request) ([]Response, erro
 func (s *skillGen) Embed(_ context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
-		v := []float32{0, 0}
+		v := []float32{0, 0, 0}
+		if strings.Contains(t, "right") {
+			v[2] = 1
+		}
 		if strings.Contains(t, "+") {
 			v[0] = 1
 		}

@@ -60,8 +60,8 @@ func accuracy(t *testing.T, g Generator, items []DevItem) float64 {
 // against the best single model, and the routers' confusion matrices.
 // Set MOCO_SKILLS_REPORT=FILE to write the table to a file.
 func TestSkillsEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end measurement on the skills pool: not in -short")
+	if testing.Short() || os.Getenv("MOCO_SKILLS_E2E") == "" {
+		t.Skip("end-to-end measurement on the skills pool (about 100 s): set MOCO_SKILLS_E2E=1 to run it")
 	}
 	ds := testutil.Shared(t, "datasets/skills_mix.json")
 	pool, closeAll := skillsPool(t)
@@ -123,6 +123,27 @@ func TestSkillsEndToEnd(t *testing.T) {
 		if c := counts["add"]; name == "trained-router" && float64(c[1]) < 0.8*float64(sum(c)) {
 			t.Errorf("%s sent %d of %d addition items to skills-add", name, c[1], sum(c))
 		}
+	}
+	for _, tc := range []struct {
+		label, method string
+		extra         Params
+	}{
+		{"llm-blender (trained ranker, top-1)", "llm-blender", Params{"top_k": 1}},
+		{"switch-generation (2-token patches)", "switch-generation", Params{"patch_tokens": 2}},
+		{"switch-generation (25-token patches)", "switch-generation", nil},
+	} {
+		p := Params{}
+		for k, v := range dev {
+			p[k] = v
+		}
+		for k, v := range tc.extra {
+			p[k] = v
+		}
+		m, err := New(ctx, tc.method, pool, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row(tc.label, accuracy(t, m, test))
 	}
 	fmt.Fprintf(&report, "\nbest single model: %s (%.3f)\n", best, bestAcc)
 	out := report.String() + confusion.String()

@@ -17,8 +17,16 @@ type exchange struct {
 	pool   []Member
 	req    Request // the outer request: sampling settings for every call
 
-	mu  sync.Mutex
-	res Response
+	mu   sync.Mutex
+	res  Response
+	last int // completion tokens of the last call
+}
+
+// lastCompletion is the number of tokens the last call generated.
+func (x *exchange) lastCompletion() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.last
 }
 
 func newExchange(ctx context.Context, method string, pool []Member, req Request) *exchange {
@@ -115,6 +123,7 @@ func (x *exchange) ask(round int, step string, calls []call) ([]string, error) {
 		x.res.CompletionTokens += r.CompletionTokens
 		x.res.ForwardTokens += r.ForwardTokens
 		x.res.FLOPs += r.FLOPs
+		x.last = r.CompletionTokens
 		in := c.Prompt
 		if c.Orig {
 			in = question(x.req)

@@ -15,8 +15,9 @@ import (
 type Options struct {
 	// Threads sets the kernels' worker count (kernels.SetThreads) when > 0.
 	Threads int
-	// Quant is "" (use the weights as stored) or "q8_0" (quantize every
-	// matrix to blocks of 32 int8 weights at load).
+	// Quant is "" (use the weights as stored), "q8_0" (quantize every
+	// matrix to blocks of 32 int8 weights at load) or "q4_0" (to blocks
+	// of 32 4-bit weights, llama.cpp's Q4_0).
 	Quant string
 	// ContextSize is the number of positions NewSession(0) holds (0: the
 	// model's max_position_embeddings, or DefaultContextSize when the
@@ -88,9 +89,9 @@ func Load(dir string, opts Options) (*Model, error) {
 // while the model is used (the weights alias it). Close does not close src.
 func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	switch opts.Quant {
-	case "", "q8_0":
+	case "", "q8_0", "q4_0":
 	default:
-		return nil, fmt.Errorf("unknown quantization %q (want q8_0 or none)", opts.Quant)
+		return nil, fmt.Errorf("unknown quantization %q (want q8_0, q4_0 or none)", opts.Quant)
 	}
 	if opts.ContextSize < 0 {
 		return nil, fmt.Errorf("context size %d is negative", opts.ContextSize)
@@ -114,7 +115,7 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 
 	m.embed = l.mat("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	m.norm = l.vec("model.norm.weight", c.HiddenSize)
-	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && t.DType == safetensors.I8 {
+	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && (t.DType == safetensors.I8 || t.DType == safetensors.U8) {
 		// A stored Q8_0 checkpoint (QuantizeCheckpoint) carries the
 		// quantized head of a tied model beside the embeddings.
 		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
@@ -190,8 +191,11 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	if m.Warnings, err = l.unused(); err != nil {
 		return nil, err
 	}
-	if opts.Quant == "q8_0" {
-		m.quantize()
+	switch opts.Quant {
+	case "q8_0":
+		m.quantize(kernels.QuantizeQ8)
+	case "q4_0":
+		m.quantize(kernels.QuantizeQ4)
 	}
 	m.global = newRope(c.RopeTheta, c.RotaryDim, c.RopeScaling)
 	if c.RopeLocalTheta > 0 {
@@ -200,11 +204,10 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// quantize replaces every matrix the forward pass multiplies by its Q8_0
-// form. The embedding table stays as stored: it is only read a row at a
+// quantize replaces every matrix the forward pass multiplies by its form
+// quantized by q (kernels.QuantizeQ8 or QuantizeQ4). The embedding table stays as stored: it is only read a row at a
 // time.
-func (m *Model) quantize() {
-	q := kernels.QuantizeQ8
+func (m *Model) quantize(q func(*kernels.Mat) *kernels.Mat) {
 	m.lmHead = q(m.lmHead)
 	for i := range m.layers {
 		w := &m.layers[i]
@@ -254,6 +257,8 @@ func matBytes(m *kernels.Mat) int64 {
 		return 4 * e
 	case kernels.BF16, kernels.F16:
 		return 2 * e
+	case kernels.Q4_0:
+		return e/2 + 2*e/kernels.BlockSize // two weights a byte and an f16 scale per block
 	default:
 		return e + 2*e/kernels.BlockSize // int8 weights and an f16 scale per block
 	}
@@ -271,6 +276,9 @@ func rows(m *kernels.Mat, r0, n int) *kernels.Mat {
 		v.F32 = m.F32[lo:hi:hi]
 	case m.Type == kernels.Q8_0:
 		v.Q = m.Q[lo:hi:hi]
+		v.Scales = m.Scales[lo/kernels.BlockSize : hi/kernels.BlockSize : hi/kernels.BlockSize]
+	case m.Type == kernels.Q4_0:
+		v.Q4 = m.Q4[lo/2 : hi/2 : hi/2]
 		v.Scales = m.Scales[lo/kernels.BlockSize : hi/kernels.BlockSize : hi/kernels.BlockSize]
 	default:
 		v.Half = m.Half[lo:hi:hi]
@@ -359,7 +367,11 @@ func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
 
 // mat returns a rows x cols matrix that aliases the tensor's data.
 func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
-	t := l.tensor(name, rows, cols)
+	shape := []int{rows, cols}
+	if t, ok := l.src.Tensor(name); ok && t.DType == safetensors.U8 && cols%2 == 0 {
+		shape[1] /= 2 // Q4_0: two weights a byte
+	}
+	t := l.tensor(name, shape...)
 	if t == nil {
 		return nil
 	}
@@ -375,15 +387,21 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 	case safetensors.F16:
 		m.Type = kernels.F16
 		m.Half, err = t.U16()
-	case safetensors.I8:
-		// Q8_0 as QuantizeCheckpoint stores it: int8 weights here, one
-		// f16 scale per block of 32 in NAME.scales.
+	case safetensors.I8, safetensors.U8:
+		// Q8_0 or Q4_0 as QuantizeCheckpoint stores them: the weights
+		// here, one f16 scale per block of 32 in NAME.scales.
 		if cols%kernels.BlockSize != 0 {
-			err = fmt.Errorf("an int8 (Q8_0) matrix needs a row length that is a multiple of %d, not %d", kernels.BlockSize, cols)
+			err = fmt.Errorf("a %s (quantized) matrix needs a row length that is a multiple of %d, not %d", t.DType, kernels.BlockSize, cols)
 			break
 		}
-		m.Type = kernels.Q8_0
-		if m.Q, err = t.I8(); err != nil {
+		if t.DType == safetensors.I8 {
+			m.Type = kernels.Q8_0
+			m.Q, err = t.I8()
+		} else {
+			m.Type = kernels.Q4_0
+			m.Q4, err = t.U8()
+		}
+		if err != nil {
 			break
 		}
 		st := l.tensor(name+ScalesSuffix, rows, cols/kernels.BlockSize)
@@ -396,7 +414,7 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 		}
 		m.Scales, err = st.U16()
 	default:
-		err = fmt.Errorf("dtype %s is not supported (want F32, BF16, F16, or I8 with F16 scales)", t.DType)
+		err = fmt.Errorf("dtype %s is not supported (want F32, BF16, F16, or I8 or U8 with F16 scales)", t.DType)
 	}
 	if err != nil {
 		l.err = fmt.Errorf("tensor %s: %w", name, err)

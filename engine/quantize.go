@@ -29,13 +29,18 @@ import (
 //   - a model with tied embeddings gets lm_head.weight quantized from the
 //     embeddings, which stay as stored (a token reads one row of them);
 //   - every other tensor keeps its dtype and bytes;
-//   - the header's __metadata__ says "moco.quantization": "q8_0" and
-//     "moco.block_size": "32"; the other files of the folder (config.json,
-//     tokenizer, ...) are copied unchanged.
+//   - with type q4_0 (llama.cpp's Q4_0), NAME is instead dtype U8, shape
+//     [rows, cols/2]: 16 bytes per block of 32 weights, byte j of a block
+//     holding u[j] in its low nibble and u[j+16] in its high nibble, weight
+//     (u-8)*d; NAME.scales as above (18 bytes per 32 weights in all);
+//   - the header's __metadata__ says "moco.quantization": "q8_0" (or
+//     "q4_0") and "moco.block_size": "32"; the other files of the folder
+//     (config.json, tokenizer, ...) are copied unchanged.
 //
-// Load maps the I8 tensors in place like any other weights, so a stored
-// model's resident memory is its file size, and its logits equal those of
-// the source loaded with Options.Quant "q8_0" bit for bit.
+// Load maps the I8 and U8 tensors in place like any other weights, so a
+// stored model's resident memory is the part of its file a token reads,
+// and its logits equal those of the source loaded with Options.Quant
+// "q8_0" (or "q4_0") bit for bit.
 
 // quantLayerMat matches the layer matrices Model.quantize quantizes.
 var quantLayerMat = regexp.MustCompile(`^model\.layers\.\d+\.(self_attn\.(q|k|v|o|qkv)_proj|mlp\.(gate|up|down|gate_up)_proj)\.weight$`)
@@ -51,13 +56,14 @@ type QuantizeResult struct {
 }
 
 // QuantizeCheckpoint writes the model folder in to out with its matrices in
-// format typ ("q8_0"); see above for the layout. The source is loaded first,
+// format typ ("q8_0" or "q4_0"); see above for the layout. The source is loaded first,
 // so a folder the engine cannot run is refused. out is written atomically
 // (a temporary folder renamed into place); an existing model folder is
 // replaced only with force. progress, when not nil, hears about the work.
 func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, progress func(string)) (*QuantizeResult, error) {
-	if typ != "q8_0" {
-		return nil, fmt.Errorf("unknown quantization type %q (want q8_0)", typ)
+	qdt := map[string]safetensors.DType{"q8_0": safetensors.I8, "q4_0": safetensors.U8}[typ]
+	if qdt == "" {
+		return nil, fmt.Errorf("unknown quantization type %q (want q8_0 or q4_0)", typ)
 	}
 	if progress == nil {
 		progress = func(string) {}
@@ -78,8 +84,8 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 		return nil, fmt.Errorf("%s: %w", in, err)
 	}
 	for _, name := range src.Names() {
-		if t, _ := src.Tensor(name); t.DType == safetensors.I8 {
-			return nil, fmt.Errorf("%s: tensor %s is already int8: the model is quantized", in, name)
+		if t, _ := src.Tensor(name); t.DType == safetensors.I8 || t.DType == safetensors.U8 {
+			return nil, fmt.Errorf("%s: tensor %s is already %s: the model is quantized", in, name, t.DType)
 		}
 	}
 
@@ -95,7 +101,11 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			return false
 		}
 		rows, cols := t.Shape[0], t.Shape[1]
-		plan = append(plan, item{h: safetensors.Header{Name: name, DType: safetensors.I8, Shape: []int{rows, cols}}, from: t, quant: true})
+		shape := []int{rows, cols}
+		if qdt == safetensors.U8 {
+			shape[1] /= 2 // Q4_0: two weights a byte
+		}
+		plan = append(plan, item{h: safetensors.Header{Name: name, DType: qdt, Shape: shape}, from: t, quant: true})
 		plan = append(plan, item{h: safetensors.Header{Name: name + ScalesSuffix, DType: safetensors.F16, Shape: []int{rows, cols / kernels.BlockSize}}})
 		return true
 	}
@@ -142,12 +152,15 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 		var data []byte
 		switch {
 		case it.quant:
-			q, err := quantizeTensor(it.from)
+			q, err := quantizeTensor(it.from, typ)
 			if err != nil {
 				w.Abort()
 				return nil, fmt.Errorf("tensor %s: %w", it.h.Name, err)
 			}
-			data = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.Q))), len(q.Q))
+			data = q.Q4
+			if q.Type == kernels.Q8_0 {
+				data = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.Q))), len(q.Q))
+			}
 			scales = make([]byte, 2*len(q.Scales))
 			for j, s := range q.Scales {
 				binary.LittleEndian.PutUint16(scales[2*j:], s)
@@ -182,8 +195,8 @@ func abs(p string) string {
 	return filepath.Clean(p)
 }
 
-// quantizeTensor quantizes a float matrix tensor to Q8_0.
-func quantizeTensor(t *safetensors.Tensor) (*kernels.Mat, error) {
+// quantizeTensor quantizes a float matrix tensor to typ (q8_0 or q4_0).
+func quantizeTensor(t *safetensors.Tensor, typ string) (*kernels.Mat, error) {
 	m := &kernels.Mat{Rows: t.Shape[0], Cols: t.Shape[1]}
 	var err error
 	switch t.DType {
@@ -203,7 +216,10 @@ func quantizeTensor(t *safetensors.Tensor) (*kernels.Mat, error) {
 		return nil, err
 	}
 	q := kernels.QuantizeQ8(m)
-	if q.Type != kernels.Q8_0 {
+	if typ == "q4_0" {
+		q = kernels.QuantizeQ4(m)
+	}
+	if q == m {
 		return nil, fmt.Errorf("%dx%d cannot be split into blocks of %d", m.Rows, m.Cols, kernels.BlockSize)
 	}
 	return q, nil

@@ -18,11 +18,19 @@ import (
 // same bytes per token, the layout documented in quantize.go.
 func TestQuantizeCheckpoint(t *testing.T) {
 	root := testutil.Shared(t, "fixtures/arch")
-	for _, name := range []string{"llama-bf16", "qwen2", "phi3", "gemma3"} {
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct{ name, typ string }{
+		{"llama-bf16", "q8_0"}, {"qwen2", "q8_0"}, {"phi3", "q8_0"}, {"gemma3", "q8_0"},
+		{"llama-bf16", "q4_0"}, {"qwen2", "q4_0"}, {"phi3", "q4_0"},
+	} {
+		name, typ := c.name, c.typ
+		qdt, qtype := safetensors.I8, kernels.Q8_0
+		if typ == "q4_0" {
+			qdt, qtype = safetensors.U8, kernels.Q4_0
+		}
+		t.Run(name+"/"+typ, func(t *testing.T) {
 			in := filepath.Join(root, name)
-			out := filepath.Join(t.TempDir(), "q8")
-			res, err := QuantizeCheckpoint(context.Background(), in, out, "q8_0", false, nil)
+			out := filepath.Join(t.TempDir(), typ)
+			res, err := QuantizeCheckpoint(context.Background(), in, out, typ, false, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -31,18 +39,22 @@ func TestQuantizeCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if f.Metadata["moco.quantization"] != "q8_0" || f.Metadata["moco.block_size"] != "32" {
+			if f.Metadata["moco.quantization"] != typ || f.Metadata["moco.block_size"] != "32" {
 				t.Errorf("metadata %v", f.Metadata)
 			}
 			var i8 int
 			for _, n := range f.Names() {
 				tn, _ := f.Tensor(n)
-				if tn.DType != safetensors.I8 {
+				if tn.DType != qdt {
 					continue
 				}
 				i8++
+				cols := tn.Shape[1]
+				if qdt == safetensors.U8 {
+					cols *= 2
+				}
 				s, ok := f.Tensor(n + ScalesSuffix)
-				if !ok || s.DType != safetensors.F16 || s.Shape[0] != tn.Shape[0] || s.Shape[1]*32 != tn.Shape[1] {
+				if !ok || s.DType != safetensors.F16 || s.Shape[0] != tn.Shape[0] || s.Shape[1]*32 != cols {
 					t.Errorf("%s: scales %v", n, s)
 				}
 			}
@@ -58,8 +70,8 @@ func TestQuantizeCheckpoint(t *testing.T) {
 			}
 
 			stored := loadModel(t, out, Options{})
-			atLoad := loadModel(t, in, Options{Quant: "q8_0"})
-			if stored.lmHead.Type != kernels.Q8_0 || stored.layers[0].wq.Type != kernels.Q8_0 {
+			atLoad := loadModel(t, in, Options{Quant: typ})
+			if stored.lmHead.Type != qtype || stored.layers[0].wq.Type != qtype {
 				t.Fatalf("stored model not Q8_0: head %v, wq %v", stored.lmHead.Type, stored.layers[0].wq.Type)
 			}
 			// Matrices whose rows cannot be cut into blocks stay as stored
@@ -72,7 +84,7 @@ func TestQuantizeCheckpoint(t *testing.T) {
 					}
 				}
 			}
-			if stored.embed.Type == kernels.Q8_0 {
+			if stored.embed.Type == qtype {
 				t.Errorf("embeddings quantized; they stay as stored")
 			}
 			if a, b := stored.WeightBytes(), atLoad.WeightBytes(); a != b {
@@ -112,7 +124,7 @@ func TestQuantizeCheckpointErrors(t *testing.T) {
 	}{
 		{"type", in, filepath.Join(tmp, "a"), "q4_k", false, "unknown quantization type"},
 		{"same folder", in, in, "q8_0", true, "is the input folder"},
-		{"already quantized", q8, filepath.Join(tmp, "b"), "q8_0", false, "already int8"},
+		{"already quantized", q8, filepath.Join(tmp, "b"), "q8_0", false, "already I8"},
 		{"exists", in, q8, "q8_0", false, ""},
 		{"missing input", filepath.Join(tmp, "none"), filepath.Join(tmp, "c"), "q8_0", false, ""},
 	} {
@@ -151,5 +163,40 @@ func TestQuantizeCheckpointErrors(t *testing.T) {
 	f.Close()
 	if err == nil || !strings.Contains(err.Error(), "q_proj.weight.scales is missing") {
 		t.Errorf("missing scales: error %v", err)
+	}
+}
+
+// TestQ4 is TestQ8 for Q4_0 at load: the logits' NMSE against f32 (the
+// measure llama.cpp's test-backend-ops reports), beside Q8_0's.
+func TestQ4(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	var ref greedyRef
+	readJSON(t, filepath.Join(dir, "reference_greedy.json"), &ref)
+	want, err := loadModel(t, dir, Options{}).NewSession(0).ForwardAll(ref.Prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nmse := map[string]float64{}
+	for _, q := range []string{"q8_0", "q4_0"} {
+		m := loadModel(t, dir, Options{Quant: q})
+		got, err := m.NewSession(0).ForwardAll(ref.Prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var se, ss float64
+		for i, w := range want {
+			d := float64(got[i] - w)
+			se += d * d
+			ss += float64(w) * float64(w)
+		}
+		nmse[q] = se / ss
+		t.Logf("%s: logits NMSE against f32 %.3g, %d weight bytes per token", q, nmse[q], m.WeightBytes())
+	}
+	if m := loadModel(t, dir, Options{Quant: "q4_0"}); m.layers[0].wq.Type != kernels.Q4_0 || m.lmHead.Type != kernels.Q4_0 {
+		t.Errorf("q4_0: weights not quantized: %v", m.layers[0].wq.Type)
+	}
+	// 4 bits carry about 16x the rounding error of 8 in amplitude.
+	if nmse["q4_0"] > 5e-2 || nmse["q4_0"] < nmse["q8_0"] {
+		t.Errorf("q4_0 logits NMSE %.3g (q8_0 %.3g)", nmse["q4_0"], nmse["q8_0"])
 	}
 }

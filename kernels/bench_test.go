@@ -27,6 +27,9 @@ func weightBytes(m *Mat) int64 {
 	case BF16, F16:
 		return 2 * n
 	}
+	if m.Type == Q4_0 {
+		return n/2 + n/BlockSize*2
+	}
 	return n + n/BlockSize*2
 }
 

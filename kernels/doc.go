@@ -1,6 +1,6 @@
 // Package kernels holds the numeric inner loops of moco: dot products,
 // matrix-vector and matrix-matrix products of f32 activations against f32,
-// bf16, f16 and int8 (Q8_0) weights, and the vector operations of a
+// bf16, f16, int8 (Q8_0) and 4-bit (Q4_0) weights, and the vector operations of a
 // transformer layer (RMSNorm, softmax, SiLU, GELU).
 //
 // The pure-Go functions in ref.go are the reference. Assembly versions for
@@ -16,7 +16,9 @@
 // call, as llama.cpp does: each block's integer dot is exact (VPDPBUSD with
 // AVX512-VNNI, VPMADDUBSW with AVX2) and is scaled into a float32 sum; see
 // q8.go. They therefore carry the activations' rounding error on top of the
-// weights' (about 1% of a random product in all).
+// weights' (about 1% of a random product in all). Q8_0 and Q4_0 blocks have
+// llama.cpp's numbers (f16 scales, 34 and 18 bytes per 32 weights); Q4_0
+// products (q4.go) use the same Q8_0 activations, as llama.cpp's do.
 //
 // MatVec and MatMul share their rows with a persistent pool of worker
 // goroutines (SetThreads). Each output element is computed by exactly one

@@ -500,6 +500,7 @@ func main() {
 	mv256Q8()
 	mv512BF16d()
 	mm6x4BF16d()
+	mv512Q4()
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -983,6 +984,139 @@ func mm6x4BF16d() {
 			p("\tADDQ CX, DI")
 		}
 	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv512Q4 writes func mv512Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// Q4_0 weights (llama.cpp's blocks: 16 bytes per 32 weights, weight j in
+// the low nibble of byte j, weight j+16 in its high nibble; f16 scales as
+// Q8_0's) against one token's Q8_0 records, k a multiple of 64. The
+// nibbles u (0..15) stand for u-8: VPDPBUSD takes them unsigned and the
+// record's correction, -128*sum(x) per block, shifted right by 4 gives the
+// -8*sum(x) that takes the 8 back out, so each block's integer dot is
+// exact; it is then scaled as in the Q8_0 kernels.
+func mv512Q4() {
+	const fn = "mv512Q4"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	// Z30: 0x0f bytes; Z29: qword shifts 0,0,4,4,0,0,4,4 (the high
+	// nibbles of a block come down in its 128-bit lane copy); Z31 and
+	// K1: the scale spread of q8Consts.
+	p("\tMOVL $0x0f0f0f0f, AX")
+	p("\tVPBROADCASTD AX, Z30")
+	p("\tVPXORQ Z29, Z29, Z29")
+	p("\tMOVL $0xcc, AX")
+	p("\tKMOVB AX, K2")
+	p("\tMOVL $4, AX")
+	p("\tVPBROADCASTQ AX, K2, Z29")
+	p("\tVPXORD Z31, Z31, Z31")
+	p("\tMOVL $0xff00, AX")
+	p("\tKMOVW AX, K1")
+	p("\tMOVL $1, AX")
+	p("\tVPBROADCASTD AX, K1, Z31")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	// step: row r's 64 weights at BX*8 and two scales at BX into the
+	// accumulator Z(r); scratch Z(4+r), Z(8+r), Z(12+r).
+	step := func(r int) {
+		w, sw, d := 4+r, 8+r, 12+r
+		p("\tVMOVDQU (%s)(BX*8), Y%d", q8w[r], w)
+		p("\tVSHUFI64X2 $0x50, Z%d, Z%d, Z%d", w, w, w)
+		p("\tVPSRLVQ Z29, Z%d, Z%d", w, w)
+		p("\tVPANDD Z30, Z%d, Z%d", w, w)
+		p("\tVMOVD (%s)(BX*1), X%d", q8s[r], sw)
+		p("\tVCVTPH2PS X%d, X%d", sw, sw)
+		p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
+		p("\tVMOVDQA64 Z19, Z%d", d)
+		p("\tVPDPBUSD Z16, Z%d, Z%d", w, d)
+		p("\tVCVTDQ2PS Z%d, Z%d", d, d)
+		p("\tVMULPS Z17, Z%d, Z%d", d, d)
+		p("\tVFMADD231PS Z%d, Z%d, Z%d", sw, d, r)
+	}
+	loadX := func() {
+		q8LoadX("(DX)", 16)
+		p("\tVPSRAD $4, Z18, Z19")
+	}
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tLEAQ (R11)(BX*1), R12")
+	p("\tLEAQ (R12)(BX*1), R13")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (SI)(BX*1), R8")
+	p("\tLEAQ (R8)(BX*1), R9")
+	p("\tLEAQ (R9)(BX*1), R14")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	// DI walks the next group of four rows, right after this one.
+	p("\tMOVQ DI, dst+0(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), DI")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	p("\tPREFETCHT0 (DI)")
+	p("\tPREFETCHT0 64(DI)")
+	p("\tADDQ $128, DI")
+	loadX()
+	for r := 0; r < 4; r++ {
+		step(r)
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Z0, Z0, Z0")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	loadX()
+	step(0)
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum512(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tADDQ BX, R10")
+	p("\tSHRQ $3, BX")
+	p("\tADDQ BX, SI")
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

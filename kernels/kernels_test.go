@@ -50,6 +50,8 @@ func randMat(r *rand.Rand, typ Type, rows, cols int) *Mat {
 		}
 	case Q8_0:
 		m = QuantizeQ8(&Mat{Rows: rows, Cols: cols, Type: F32, F32: f})
+	case Q4_0:
+		m = QuantizeQ4(&Mat{Rows: rows, Cols: cols, Type: F32, F32: f})
 	}
 	return m
 }
@@ -74,7 +76,7 @@ func absMatVec(m *Mat, x []float32) []float32 {
 	return out
 }
 
-var types = []Type{F32, BF16, F16, Q8_0}
+var types = []Type{F32, BF16, F16, Q8_0, Q4_0}
 
 func TestMatVecMatchesReference(t *testing.T) {
 	paths(t, func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestMatVecMatchesReference(t *testing.T) {
 		for _, typ := range types {
 			for _, rows := range []int{0, 1, 3, 4, 5, 7, 9, 17} {
 				for _, cols := range []int{0, 1, 5, 16, 31, 32, 33, 64, 95, 100, 576} {
-					if typ == Q8_0 && cols%BlockSize != 0 {
+					if typ.quantized() && cols%BlockSize != 0 {
 						continue
 					}
 					m := randMat(r, typ, rows, cols)
@@ -113,7 +115,7 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 				// 1600 and 1637: rows long enough to be cut into column
 				// blocks (kBlock), with a short last block and a tail.
 				for _, cols := range []int{1, 32, 33, 64, 100, 160, 1600, 1637} {
-					if typ == Q8_0 && cols%BlockSize != 0 {
+					if typ.quantized() && cols%BlockSize != 0 {
 						continue
 					}
 					for _, n := range []int{1, 2, 3, 4, 5, 9} {

@@ -14,6 +14,7 @@ const (
 	BF16             // bfloat16, the high half of a float32
 	F16              // IEEE 754 half precision
 	Q8_0             // blocks of 32 int8 weights with one f16 scale (llama.cpp's Q8_0)
+	Q4_0             // blocks of 32 4-bit weights with one f16 scale (llama.cpp's Q4_0)
 )
 
 func (t Type) String() string {
@@ -26,11 +27,18 @@ func (t Type) String() string {
 		return "f16"
 	case Q8_0:
 		return "q8_0"
+	case Q4_0:
+		return "q4_0"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
 
-// size returns the bytes per weight (Q8_0: the int8 weights alone).
+// quantized reports a block type (Q8_0, Q4_0): Cols must be a multiple of
+// BlockSize.
+func (t Type) quantized() bool { return t == Q8_0 || t == Q4_0 }
+
+// size returns the bytes per weight (Q8_0: the int8 weights alone; Q4_0,
+// which packs two weights a byte, also 1).
 func (t Type) size() int {
 	switch t {
 	case F32:
@@ -52,7 +60,8 @@ type Mat struct {
 	F32        []float32 // F32: Rows*Cols values
 	Half       []uint16  // BF16, F16: Rows*Cols values
 	Q          []int8    // Q8_0: Rows*Cols quantized values
-	Scales     []uint16  // Q8_0: Rows*Cols/BlockSize scales (IEEE half bits), block-major along each row
+	Q4         []uint8   // Q4_0: Rows*Cols/2 bytes, 16 per block: byte j holds weight j+8 in its low nibble, weight j+16 (+8) in its high one
+	Scales     []uint16  // Q8_0, Q4_0: Rows*Cols/BlockSize scales (IEEE half bits), block-major along each row
 }
 
 // Row returns row i widened to float32 in dst (len Cols).
@@ -72,6 +81,10 @@ func (m *Mat) Row(dst []float32, i int) {
 	case Q8_0:
 		for j := 0; j < m.Cols; j++ {
 			dst[j] = float32(m.Q[off+j]) * F16ToF32(m.Scales[(off+j)/BlockSize])
+		}
+	case Q4_0:
+		for j := 0; j < m.Cols; j++ {
+			dst[j] = float32(q4At(m.Q4, off+j)) * F16ToF32(m.Scales[(off+j)/BlockSize])
 		}
 	}
 }

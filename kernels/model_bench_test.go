@@ -60,6 +60,8 @@ func fillMat(typ Type, rows, cols int, seed uint32) *Mat {
 		return &Mat{Rows: rows, Cols: cols, Type: typ, Half: h}
 	case Q8_0:
 		return QuantizeQ8(m)
+	case Q4_0:
+		return QuantizeQ4(m)
 	}
 	return m
 }

@@ -32,7 +32,7 @@ type kern struct {
 }
 
 var (
-	simd     [4]kern    // indexed by Type; zero entries use the reference
+	simd     [5]kern    // indexed by Type; zero entries use the reference
 	simdName = "purego" // which instruction set the kernels use
 
 	dotImpl      = refDot
@@ -152,6 +152,10 @@ func MatVec(dst []float32, m *Mat, x []float32) {
 		q8MatVec(dst, m, x)
 		return
 	}
+	if m.Type == Q4_0 {
+		q4MatMul(dst, m, x, 1)
+		return
+	}
 	if m.Type == BF16 && bf16Act.Load() {
 		bf16ActProduct(dst, m, x, 1)
 		return
@@ -173,6 +177,10 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	}
 	if m.Type == Q8_0 {
 		q8MatMul(dst, m, x, n)
+		return
+	}
+	if m.Type == Q4_0 {
+		q4MatMul(dst, m, x, n)
 		return
 	}
 	if m.Type == BF16 && bf16Act.Load() {
@@ -209,6 +217,12 @@ func checkMat(op string, dst []float32, m *Mat, x []float32, n int) {
 			panic(fmt.Sprintf("kernels.%s: Q8_0 matrix %dx%d needs Cols%%%d == 0 and %d scales (has %d)",
 				op, m.Rows, m.Cols, BlockSize, size/BlockSize, len(m.Scales)))
 		}
+	case Q4_0:
+		have = 2 * len(m.Q4)
+		if m.Cols%BlockSize != 0 || len(m.Scales) < size/BlockSize {
+			panic(fmt.Sprintf("kernels.%s: Q4_0 matrix %dx%d needs Cols%%%d == 0 and %d scales (has %d)",
+				op, m.Rows, m.Cols, BlockSize, size/BlockSize, len(m.Scales)))
+		}
 	default:
 		panic(fmt.Sprintf("kernels.%s: unknown weight type %v", op, m.Type))
 	}
@@ -229,6 +243,8 @@ func (m *Mat) wptr(r int) unsafe.Pointer {
 		return unsafe.Pointer(unsafe.SliceData(m.F32[off:]))
 	case BF16, F16:
 		return unsafe.Pointer(unsafe.SliceData(m.Half[off:]))
+	case Q4_0:
+		return unsafe.Pointer(unsafe.SliceData(m.Q4[off/2:]))
 	default:
 		return unsafe.Pointer(unsafe.SliceData(m.Q[off:]))
 	}
@@ -236,7 +252,7 @@ func (m *Mat) wptr(r int) unsafe.Pointer {
 
 // sptr returns the address of row r's first Q8_0 scale (nil for other types).
 func (m *Mat) sptr(r int) unsafe.Pointer {
-	if m.Type != Q8_0 {
+	if !m.Type.quantized() {
 		return nil
 	}
 	return unsafe.Pointer(unsafe.SliceData(m.Scales[r*m.Cols/BlockSize:]))

@@ -63,3 +63,63 @@ func quantizeRowQ8(q []int8, scales []float32, x []float32) {
 		}
 	}
 }
+
+// QuantizeQ4 returns m quantized to Q4_0 exactly as llama.cpp's
+// quantize_row_q4_0_ref does: each block of BlockSize weights takes the
+// weight of largest magnitude, m (with its sign), the scale d = m/-8
+// (stored as f16) and the values u = min(15, trunc(x/d + 8.5)), so that
+// x ~ (u-8)*d; byte j of a block holds u[j] in its low nibble and u[j+16]
+// in its high nibble. Like QuantizeQ8, it returns m itself when m is
+// already quantized or Cols is not a multiple of BlockSize.
+func QuantizeQ4(m *Mat) *Mat {
+	if m.Type.quantized() || m.Cols%BlockSize != 0 || m.Rows*m.Cols == 0 {
+		return m
+	}
+	q := &Mat{
+		Rows: m.Rows, Cols: m.Cols, Type: Q4_0,
+		Q4:     make([]uint8, m.Rows*m.Cols/2),
+		Scales: make([]uint16, m.Rows*m.Cols/BlockSize),
+	}
+	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
+		row := make([]float32, m.Cols)
+		for i := r0; i < r1; i++ {
+			m.Row(row, i)
+			off := i * m.Cols
+			quantizeRowQ4(q.Q4[off/2:(off+m.Cols)/2], q.Scales[off/BlockSize:(off+m.Cols)/BlockSize], row)
+		}
+	})
+	return q
+}
+
+func quantizeRowQ4(q []uint8, scales []uint16, x []float32) {
+	for b := range scales {
+		blk := x[b*BlockSize : (b+1)*BlockSize]
+		var amax, mx float32
+		for _, v := range blk {
+			if a := float32(math.Abs(float64(v))); amax < a {
+				amax, mx = a, v
+			}
+		}
+		d := mx / -8
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		scales[b] = F32ToF16(d)
+		u := func(v float32) uint8 { return uint8(min(15, int8(v*id+8.5))) }
+		for j := 0; j < BlockSize/2; j++ {
+			q[b*BlockSize/2+j] = u(blk[j]) | u(blk[j+BlockSize/2])<<4
+		}
+	}
+}
+
+// q4At returns weight i (counted over the whole matrix) of Q4_0 data as
+// the signed value u-8.
+func q4At(q []uint8, i int) int8 {
+	blk, j := i/BlockSize, i%BlockSize
+	b := q[blk*BlockSize/2+j%(BlockSize/2)]
+	if j >= BlockSize/2 {
+		b >>= 4
+	}
+	return int8(b&15) - 8
+}

@@ -43,6 +43,10 @@ func refMatVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 		a := quantizeActs(x, 1, c, false)
 		refQ8Rows(dst, m, a, 0, r0, r1)
 		putActs(a)
+	case Q4_0:
+		a := quantizeActs(x, 1, c, false)
+		refQ4Rows(dst, m, a, 0, r0, r1)
+		putActs(a)
 	}
 }
 

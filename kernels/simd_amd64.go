@@ -58,6 +58,9 @@ func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mv512Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
 func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
@@ -92,7 +95,7 @@ func init() {
 
 // useSIMD selects the kernels; tests call it to check each path.
 func useSIMD(avx512, avx2 bool) {
-	simd = [4]kern{}
+	simd = [5]kern{}
 	simdName = "purego"
 	amxOn = false
 	quantRecsImpl = quantRecsRef
@@ -109,6 +112,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
+			simd[Q4_0] = kern{mv: mv512Q4}
 		}
 		dotImpl = simdDot
 		if cpu.X86.HasAVX512BF16 && preferDPBF16() {

@@ -136,7 +136,9 @@ type BuildOptions struct {
 
 // Build loads every model of c, builds its recipes through the collab
 // registry and returns the server and a function that closes the
-// server and the models.
+// server and the models. A recipe's members generate text through their
+// model's batcher, so text-level methods share the batch; logit-level
+// methods run their own sessions over the same weights.
 func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), error) {
 	s := New(opts.Server)
 	var locals []*collab.Local
@@ -164,8 +166,9 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 			closeAll()
 			return nil, nil, err
 		}
-		members[ms.ID] = l.Member()
-		contexts[ms.ID] = s.lookup(ms.ID).context
+		e := s.lookup(ms.ID)
+		members[ms.ID] = collab.Member{Name: ms.ID, Dir: ms.Path, Gen: &batchedGen{Local: l, b: e.batcher}, Local: l}
+		contexts[ms.ID] = e.context
 		if opts.Progress != nil {
 			opts.Progress("loaded %s from %s", ms.ID, ms.Path)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/testutil"
@@ -488,5 +489,44 @@ func TestParseConfigStrict(t *testing.T) {
 	c.Recipes[0].Params = map[string]any{"mdoe": "x"}
 	if _, _, err := Build(context.Background(), c, BuildOptions{}); err == nil || !strings.Contains(err.Error(), "mdoe") {
 		t.Fatalf("a misspelt parameter: %v", err)
+	}
+}
+
+// TestTextRecipeBatched serves a text-level recipe (debate) whose members
+// generate through the batchers: at temperature 0 its answer must be the
+// one the same method gives over plain collab.Local members, which decode
+// one request at a time in their own sessions.
+func TestTextRecipeBatched(t *testing.T) {
+	c := testConfig(t)
+	c.Recipes = []RecipeSpec{{ID: "debate-ab", Method: "debate", Models: []string{"a", "b"}}}
+	s, closeAll, err := Build(context.Background(), c, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	code, out := post(t, ts.URL+"/v1/chat/completions", `{"model": "debate-ab", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 12, "temperature": 0}`)
+	if code != 200 {
+		t.Fatalf("debate-ab: %d %v", code, out)
+	}
+	pool, closePool, err := collab.LoadPool([]string{c.Models[0].Path, c.Models[1].Path}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePool()
+	m, err := collab.New(context.Background(), "debate", pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Generate(context.Background(), []collab.Request{{Messages: []collab.Message{{Role: "user", Content: "Once upon a time"}}, MaxTokens: 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := choiceText(t, out, true); got != want[0].Text {
+		t.Fatalf("debate-ab served %q, over plain members %q", got, want[0].Text)
+	}
+	if st := s.lookup("a").batcher.Stats(); st.Completed < 2 {
+		t.Fatalf("the debate's requests did not go through a's batcher: %+v", st)
 	}
 }

@@ -43,9 +43,11 @@ type ChatLimits struct {
 	// MaxBuilt bounds the bytes of all the strings built while rendering.
 	MaxBuilt int64
 	// MaxSteps bounds loop iterations, macro calls and filter and method
-	// calls, together.
+	// calls, together. It is raised to the size of the template's variables
+	// in bytes when that is larger.
 	MaxSteps int
-	// Timeout bounds the time of one render.
+	// Timeout bounds the time of one render; a second is added per MB of
+	// the template's variables.
 	Timeout time.Duration
 }
 
@@ -91,6 +93,10 @@ func newChatBudget(lim ChatLimits, inputSize int) *chatBudget {
 		lim.MaxOutput = 4 * inputSize
 		lim.MaxBuilt = max(lim.MaxBuilt, 32*int64(inputSize))
 	}
+	// A long conversation takes a few steps per message: allow a step per
+	// byte of input beyond the fixed bound.
+	lim.MaxSteps = max(lim.MaxSteps, inputSize)
+	lim.Timeout += time.Duration(inputSize>>20) * time.Second
 	return &chatBudget{lim: lim, deadline: time.Now().Add(lim.Timeout)}
 }
 

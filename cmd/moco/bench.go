@@ -47,7 +47,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	threads := &threadsV
 	pp := fs.Int("prompt-tokens", 128, "prompt tokens processed as one batch (pp)")
 	tg := fs.Int("gen-tokens", 64, "tokens generated one at a time (tg)")
-	quant := fs.String("quant", "", "quantize weights at load: q8_0")
+	quant := fs.String("quant", "", "quantize weights at load: q8_0 or q4_0")
 	repeats := fs.Int("repeats", 3, "measurements per figure (the median is reported)")
 	bw := fs.Float64("bandwidth", 0, "memory bandwidth in GB/s (0: measure in-process)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -57,7 +57,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "repeats", between(1, 1000))
 	setRange(fs, "bandwidth", atLeast(0).withNote("0: measure"))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
+		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0|q4_0] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -69,8 +69,8 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	if *model == "" {
 		return usagef("--model is required")
 	}
-	if *quant != "" && *quant != "q8_0" {
-		return usagef("--quant %q: only q8_0 is supported", *quant)
+	if *quant != "" && *quant != "q8_0" && *quant != "q4_0" {
+		return usagef("--quant %q: want q8_0 or q4_0", *quant)
 	}
 	kernels.SetThreads(*threads)
 	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})

@@ -135,6 +135,9 @@ func runBenchServe(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "throughput   %10.2f tokens/s  %8.2f requests/s\n", rep.TokensPerSec, rep.RequestsPerS)
 		fmt.Fprintf(stdout, "TTFT (s)     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", rep.TTFT.P50, rep.TTFT.P90, rep.TTFT.P99, rep.TTFT.Max)
 		fmt.Fprintf(stdout, "latency (s)  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max)
+		if rep.CPUSeconds > 0 && *url == "" {
+			fmt.Fprintf(stdout, "cpu          %.2f s in this process, %.2f tokens per cpu-second\n", rep.CPUSeconds, float64(rep.Tokens)/rep.CPUSeconds)
+		}
 	}
 	if rep.Errors > 0 {
 		return fmt.Errorf("%d of %d requests failed; the first: %s", rep.Errors, rep.Requests, rep.FirstError)

@@ -69,7 +69,7 @@ func TestBenchSpeedErrors(t *testing.T) {
 		{[]string{"bench"}, "missing benchmark"},
 		{[]string{"bench", "sprint"}, "unknown benchmark"},
 		{[]string{"bench", "speed"}, "--model is required"},
-		{[]string{"bench", "speed", "--model", "x", "--quant", "q4_0"}, "q8_0"},
+		{[]string{"bench", "speed", "--model", "x", "--quant", "q4_k"}, "q8_0"},
 		{[]string{"bench", "speed", "--model", "x", "--repeats", "0"}, "--repeats 0: want an integer in [1, 1000]"},
 		{[]string{"bench", "speed", "--model", filepath.Join(t.TempDir(), "none")}, "config.json"},
 	} {

@@ -229,7 +229,7 @@ func evalGenerator(ctx context.Context, dirs []string, method string, p collab.P
 		if err != nil {
 			return nil, func() {}, err
 		}
-		return bench.Greedy(m, tok, maxNew), func() { m.Close() }, nil
+		return bench.GreedyContext(ctx, m, tok, maxNew), func() { m.Close() }, nil
 	}
 	pool, closeAll, err := collab.LoadPool(dirs, opts)
 	if err != nil {

@@ -76,7 +76,12 @@ func (r numRange) bounds() string {
 	return "in " + open + fmtNum(r.lo) + ", " + fmtNum(r.hi) + closeB
 }
 
-func fmtNum(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+func fmtNum(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
 
 // rangeKey is the flag annotation that holds a numRange.
 const rangeKey = "moco/range"

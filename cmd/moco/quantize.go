@@ -11,22 +11,23 @@ import (
 func init() {
 	register(&command{
 		name:    "quantize",
-		summary: "store a model's matrices as Q8_0 (loads with no re-quantization)",
+		summary: "store a model's matrices as Q8_0 or Q4_0 (loads with no re-quantization)",
 		run:     runQuantize,
 	})
 }
 
 func runQuantize(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("quantize", stderr)
-	typ := fs.String("type", "q8_0", "quantization: q8_0 (llama.cpp's: blocks of 32 int8 weights with an f16 scale)")
+	typ := fs.String("type", "q8_0", "quantization, llama.cpp's blocks of 32 weights with an f16 scale: q8_0 (int8) or q4_0 (4-bit)")
 	force := fs.Bool("force", false, "replace an existing model folder at OUT (a file, or a folder that is not a model folder, is never replaced)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco quantize IN OUT [--type q8_0] [--force] [--json]")
+		fmt.Fprintln(stderr, "Usage: moco quantize IN OUT [--type q8_0|q4_0] [--force] [--json]")
 		fmt.Fprintln(stderr, "Writes the model folder IN to OUT with each layer's projections and the output matrix as")
-		fmt.Fprintln(stderr, "int8 weights (I8 tensors) plus one f16 scale per 32 weights (NAME.scales tensors); other")
-		fmt.Fprintln(stderr, "tensors and files are copied. The result loads like any model folder, memory-mapped, and")
-		fmt.Fprintln(stderr, "computes what --quant q8_0 computes at load. OUT is written atomically.")
+		fmt.Fprintln(stderr, "int8 (q8_0: I8 tensors) or 4-bit (q4_0: U8 tensors, two weights a byte) weights plus one")
+		fmt.Fprintln(stderr, "f16 scale per 32 weights (NAME.scales tensors); other tensors and files are copied. The")
+		fmt.Fprintln(stderr, "result loads like any model folder, memory-mapped, and computes what --quant TYPE computes")
+		fmt.Fprintln(stderr, "at load. OUT is written atomically. The layout is documented in engine/quantize.go.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -35,8 +36,8 @@ func runQuantize(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() != 2 {
 		return usagef("want IN and OUT folders, got %d arguments", fs.NArg())
 	}
-	if *typ != "q8_0" {
-		return usagef("--type %q: want q8_0", *typ)
+	if *typ != "q8_0" && *typ != "q4_0" {
+		return usagef("--type %q: want q8_0 or q4_0", *typ)
 	}
 	in, out := fs.Arg(0), fs.Arg(1)
 	ctx, stop := signalContext()

@@ -18,10 +18,11 @@ func TestQuantizeCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"quantize", in}, 2, "want IN and OUT"},
-		{[]string{"quantize", in, out, "--type", "q4_k"}, 2, "want q8_0"},
+		{[]string{"quantize", in, out, "--type", "q4_k"}, 2, "want q8_0 or q4_0"},
 		{[]string{"quantize", in, out}, 0, "matrices as q8_0"},
 		{[]string{"quantize", in, out}, 1, ""},
 		{[]string{"quantize", in, out, "--force", "--json"}, 0, `"quantized_tensors"`},
+		{[]string{"quantize", in, out + "4", "--type", "q4_0"}, 0, "matrices as q4_0"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := runMain(c.args, strings.NewReader(""), &stdout, &stderr)

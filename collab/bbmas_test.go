@@ -1,0 +1,56 @@
+package collab
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestBBMASProtocol(t *testing.T) {
+	pool, gens := scriptedPool(func(name, p string) (string, error) {
+		switch {
+		case strings.Contains(p, "Output exactly one of these sentences"):
+			if strings.Contains(p, "The blackboard is empty") {
+				return "I choose to propose a solving strategy.", nil
+			}
+			return "I choose to terminate and finalize the solution.", nil
+		case strings.Contains(p, "You chose to terminate"):
+			return "FINAL: answer from " + name, nil
+		case strings.Contains(p, "You chose to"):
+			return "plan by " + name, nil
+		case strings.Contains(p, "I vote for Conclusion"):
+			return "Therefore, I vote for Conclusion #2.", nil
+		}
+		return "?", nil
+	}, "A", "B")
+	m, err := New(context.Background(), "bbmas", pool, Params{"max_num_agents_to_act": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Generate(context.Background(), []Request{{Prompt: "2+2?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Iteration 1: both propose (empty board); iteration 2: both finalise;
+	// the vote picks conclusion 2.
+	var steps []string
+	for _, e := range res[0].Trace {
+		steps = append(steps, e.Step)
+	}
+	want := "select execute select execute select execute select execute vote vote result"
+	if strings.Join(steps, " ") != want {
+		t.Errorf("steps %v", steps)
+	}
+	if !strings.HasPrefix(res[0].Text, "answer from ") {
+		t.Errorf("final %q", res[0].Text)
+	}
+	if len(gens[0].log) != 5 || len(gens[1].log) != 5 {
+		t.Errorf("calls %d and %d", len(gens[0].log), len(gens[1].log))
+	}
+	if bbAction("I choose to execute a solution step. Or verify existing work") != "" {
+		t.Error("two actions accepted")
+	}
+	if _, err := New(context.Background(), "bbmas", pool, Params{"max_iterations": 0}); err == nil {
+		t.Error("max_iterations 0 accepted")
+	}
+}

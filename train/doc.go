@@ -1,0 +1,25 @@
+// Package train holds the backward pass moco's trainer is built on: the
+// gradients of each layer of the engine's Llama-family forward pass
+// (embedding, RMSNorm, linear maps, rotary embedding, causal attention
+// with grouped-query heads, SwiGLU, masked cross-entropy).
+//
+// Status (issue 15, first milestone): the per-layer forward and backward
+// functions (layers.go) and the whole Llama-family model's training
+// forward and backward pass for one sequence with full-weight gradients
+// (model.go). Layers are generic over float32 (training) and float64
+// (gradient checks) and are plain Go loops, not yet the kernels package's
+// products. Checked: every layer and the whole model against central
+// finite differences in float64; the training forward's logits against
+// the engine's on skills-base. LoRA, the optimizer, the objectives and the
+// CLI are not built yet.
+//
+// Conventions follow the engine: a linear map's weight is [out, in]
+// row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major
+// [tokens, width]; the rotary embedding rotates pairs (i, i+dim/2), Hugging
+// Face's rotate_half layout; attention scores are scaled by 1/√headDim.
+//
+// Every Backward function takes the gradient of the loss with respect to
+// the layer's output (dy) and ADDS into the gradients of its inputs and
+// parameters, so that gradients of shared tensors (the residual stream, a
+// tied embedding) accumulate naturally; callers zero them first.
+package train

@@ -1,0 +1,276 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/safetensors"
+)
+
+// Model is a Llama-family model held for training: every weight as a
+// dense slice of T under its Hugging Face tensor name. It supports the
+// plain pre-norm Llama block (Llama, Mistral without sliding windows,
+// SmolLM): no biases, no q/k norms, no soft-capping, SwiGLU, full-width
+// default rotary embedding; Check names anything else.
+type Model[T Float] struct {
+	Config *engine.Config
+	// Params maps tensor names to weights ([out, in] for linear maps).
+	Params map[string][]T
+	freqs  []float64
+}
+
+// LayerName returns the tensor name of a layer's weight, e.g.
+// LayerName(3, "self_attn.q_proj") is
+// "model.layers.3.self_attn.q_proj.weight".
+func LayerName(l int, module string) string {
+	return fmt.Sprintf("model.layers.%d.%s.weight", l, module)
+}
+
+// headName is the output head's tensor (the embedding when tied).
+func (m *Model[T]) headName() string {
+	if m.Config.TieEmbeddings {
+		return "model.embed_tokens.weight"
+	}
+	return "lm_head.weight"
+}
+
+// CheckConfig returns an error naming the first feature of c that the
+// training forward pass does not implement.
+func CheckConfig(c *engine.Config) error {
+	switch {
+	case c.Norms != "pre":
+		return fmt.Errorf("train: norm placement %q not supported (Llama's pre-norm only)", c.Norms)
+	case c.QKVBias || c.OBias || c.MLPBias:
+		return fmt.Errorf("train: projection biases not supported")
+	case c.QKNorm != "":
+		return fmt.Errorf("train: q/k norms not supported")
+	case c.AttnSoftcap != 0 || c.FinalSoftcap != 0:
+		return fmt.Errorf("train: soft-capping not supported")
+	case c.Activation != "silu":
+		return fmt.Errorf("train: activation %q not supported (silu only)", c.Activation)
+	case c.RopeScaling != nil || c.RotaryDim != c.HeadDim:
+		return fmt.Errorf("train: rope scaling or partial rotary not supported")
+	case c.SlidingWindow > 0:
+		return fmt.Errorf("train: sliding-window attention not supported")
+	case c.EmbedScale != 1:
+		return fmt.Errorf("train: embedding scale not supported")
+	case c.FusedQKV || c.FusedGateUp:
+		return fmt.Errorf("train: fused projections not supported")
+	}
+	return nil
+}
+
+// shapes lists every trainable tensor's name and element count.
+func shapes(c *engine.Config) map[string]int {
+	D, F, hd := c.HiddenSize, c.IntermediateSize, c.HeadDim
+	q, kv := c.NumHeads*hd, c.NumKVHeads*hd
+	s := map[string]int{"model.embed_tokens.weight": c.VocabSize * D, "model.norm.weight": D}
+	if !c.TieEmbeddings {
+		s["lm_head.weight"] = c.VocabSize * D
+	}
+	for l := range c.NumLayers {
+		for mod, n := range map[string]int{
+			"input_layernorm": D, "post_attention_layernorm": D,
+			"self_attn.q_proj": q * D, "self_attn.k_proj": kv * D, "self_attn.v_proj": kv * D, "self_attn.o_proj": D * q,
+			"mlp.gate_proj": F * D, "mlp.up_proj": F * D, "mlp.down_proj": D * F,
+		} {
+			s[LayerName(l, mod)] = n
+		}
+	}
+	return s
+}
+
+// Load reads a model folder's config and weights (F32, F16 or BF16) into
+// a Model[float32].
+func Load(dir string) (*Model[float32], error) {
+	c, err := engine.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	src, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return FromSource(c, src)
+}
+
+// FromSource builds a Model[float32] from a config and a tensor source,
+// copying the weights.
+func FromSource(c *engine.Config, src safetensors.Source) (*Model[float32], error) {
+	if err := CheckConfig(c); err != nil {
+		return nil, err
+	}
+	m := &Model[float32]{Config: c, Params: map[string][]float32{}, freqs: RopeFreqs(c.RopeTheta, c.HeadDim)}
+	for name, n := range shapes(c) {
+		t, ok := src.Tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("train: tensor %s missing", name)
+		}
+		if t.NumElements() != n {
+			return nil, fmt.Errorf("train: tensor %s has %d elements, want %d", name, t.NumElements(), n)
+		}
+		v, err := safetensors.ToF32(t)
+		if err != nil {
+			return nil, fmt.Errorf("train: tensor %s: %w", name, err)
+		}
+		m.Params[name] = append([]float32(nil), v...)
+	}
+	return m, nil
+}
+
+// NewModel makes a Model over given parameters (tests build float64
+// models this way); params must hold every tensor the config needs.
+func NewModel[T Float](c *engine.Config, params map[string][]T) (*Model[T], error) {
+	if err := CheckConfig(c); err != nil {
+		return nil, err
+	}
+	for name, n := range shapes(c) {
+		if len(params[name]) != n {
+			return nil, fmt.Errorf("train: tensor %s has %d elements, want %d", name, len(params[name]), n)
+		}
+	}
+	return &Model[T]{Config: c, Params: params, freqs: RopeFreqs(c.RopeTheta, c.HeadDim)}, nil
+}
+
+// layerActs holds what one block's backward pass needs from its forward.
+type layerActs[T Float] struct {
+	xIn, a, q, k, v, p, o []T // attention sublayer: input, normed, projections, probabilities, output
+	xMid, b, g, u, h      []T // MLP sublayer: input, normed, gate, up, SwiGLU
+}
+
+// Acts is the saved forward state of one sequence.
+type Acts[T Float] struct {
+	tokens []int
+	layers []layerActs[T]
+	xFinal []T // residual stream after the last block
+	normed []T // after the final norm
+	Logits []T // [n, vocab]
+}
+
+// Forward runs the model over tokens (positions 0..n-1), keeping what
+// Backward needs. It is the engine's forward pass written out again for
+// one sequence with no cache.
+func (m *Model[T]) Forward(tokens []int) *Acts[T] {
+	c, P := m.Config, m.Params
+	n, D, F, hd := len(tokens), c.HiddenSize, c.IntermediateSize, c.HeadDim
+	qDim, kvDim := c.NumHeads*hd, c.NumKVHeads*hd
+	eps, off := T(c.RMSNormEps), T(c.NormOffset)
+	attn := Attn{N: n, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: hd}
+	acts := &Acts[T]{tokens: tokens, layers: make([]layerActs[T], c.NumLayers)}
+
+	x := make([]T, n*D)
+	Embed(x, P["model.embed_tokens.weight"], tokens, D)
+	for l := range c.NumLayers {
+		w := func(mod string) []T { return P[LayerName(l, mod)] }
+		s := &acts.layers[l]
+
+		// Attention: x += o_proj(attn(rope(q), rope(k), v)) of the normed x.
+		s.xIn = append([]T(nil), x...)
+		s.a = make([]T, n*D)
+		RMSNorm(s.a, x, w("input_layernorm"), D, eps, off)
+		s.q, s.k, s.v = make([]T, n*qDim), make([]T, n*kvDim), make([]T, n*kvDim)
+		Linear(s.q, s.a, w("self_attn.q_proj"), n, D, qDim)
+		Linear(s.k, s.a, w("self_attn.k_proj"), n, D, kvDim)
+		Linear(s.v, s.a, w("self_attn.v_proj"), n, D, kvDim)
+		Rope(s.q, n, c.NumHeads, hd, m.freqs, 0)
+		Rope(s.k, n, c.NumKVHeads, hd, m.freqs, 0)
+		s.o, s.p = make([]T, n*qDim), make([]T, c.NumHeads*n*n)
+		AttnForward(attn, s.o, s.p, s.q, s.k, s.v)
+		addLinear(x, s.o, w("self_attn.o_proj"), n, qDim, D)
+
+		// MLP: x += down(silu(gate(b)) * up(b)) of the normed x.
+		s.xMid = append([]T(nil), x...)
+		s.b = make([]T, n*D)
+		RMSNorm(s.b, x, w("post_attention_layernorm"), D, eps, off)
+		s.g, s.u, s.h = make([]T, n*F), make([]T, n*F), make([]T, n*F)
+		Linear(s.g, s.b, w("mlp.gate_proj"), n, D, F)
+		Linear(s.u, s.b, w("mlp.up_proj"), n, D, F)
+		SwiGLU(s.h, s.g, s.u)
+		addLinear(x, s.h, w("mlp.down_proj"), n, F, D)
+	}
+	acts.xFinal = x
+	acts.normed = make([]T, n*D)
+	RMSNorm(acts.normed, x, P["model.norm.weight"], D, eps, off)
+	acts.Logits = make([]T, n*c.VocabSize)
+	Linear(acts.Logits, acts.normed, P[m.headName()], n, D, c.VocabSize)
+	return acts
+}
+
+// addLinear adds x·Wᵀ into y.
+func addLinear[T Float](y, x, w []T, n, in, out int) {
+	tmp := make([]T, n*out)
+	Linear(tmp, x, w, n, in, out)
+	for i, v := range tmp {
+		y[i] += v
+	}
+}
+
+// Backward adds into grads (tensor name → gradient, allocated here when
+// missing) the gradient of a loss whose gradient with respect to the
+// logits is dlogits, for every weight of the model.
+func (m *Model[T]) Backward(acts *Acts[T], dlogits []T, grads map[string][]T) {
+	c, P := m.Config, m.Params
+	n, D, F, hd := len(acts.tokens), c.HiddenSize, c.IntermediateSize, c.HeadDim
+	qDim, kvDim := c.NumHeads*hd, c.NumKVHeads*hd
+	eps, off := T(c.RMSNormEps), T(c.NormOffset)
+	attn := Attn{N: n, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: hd}
+	g := func(name string) []T {
+		if grads[name] == nil {
+			grads[name] = make([]T, len(P[name]))
+		}
+		return grads[name]
+	}
+
+	// Head and final norm.
+	dNormed := make([]T, n*D)
+	LinearBackward(dNormed, g(m.headName()), dlogits, acts.normed, P[m.headName()], n, D, c.VocabSize)
+	dx := make([]T, n*D) // gradient of the residual stream
+	RMSNormBackward(dx, g("model.norm.weight"), dNormed, acts.xFinal, P["model.norm.weight"], D, eps, off)
+
+	for l := c.NumLayers - 1; l >= 0; l-- {
+		w := func(mod string) []T { return P[LayerName(l, mod)] }
+		gw := func(mod string) []T { return g(LayerName(l, mod)) }
+		s := &acts.layers[l]
+
+		// MLP: the residual passes dx through and the branch adds to it.
+		dh := make([]T, n*F)
+		LinearBackward(dh, gw("mlp.down_proj"), dx, s.h, w("mlp.down_proj"), n, F, D)
+		dg, du := make([]T, n*F), make([]T, n*F)
+		SwiGLUBackward(dg, du, dh, s.g, s.u)
+		db := make([]T, n*D)
+		LinearBackward(db, gw("mlp.gate_proj"), dg, s.b, w("mlp.gate_proj"), n, D, F)
+		LinearBackward(db, gw("mlp.up_proj"), du, s.b, w("mlp.up_proj"), n, D, F)
+		RMSNormBackward(dx, gw("post_attention_layernorm"), db, s.xMid, w("post_attention_layernorm"), D, eps, off)
+
+		// Attention.
+		do := make([]T, n*qDim)
+		LinearBackward(do, gw("self_attn.o_proj"), dx, s.o, w("self_attn.o_proj"), n, qDim, D)
+		dq, dk, dv := make([]T, n*qDim), make([]T, n*kvDim), make([]T, n*kvDim)
+		AttnBackward(attn, dq, dk, dv, do, s.p, s.q, s.k, s.v)
+		RopeBackward(dq, n, c.NumHeads, hd, m.freqs, 0)
+		RopeBackward(dk, n, c.NumKVHeads, hd, m.freqs, 0)
+		da := make([]T, n*D)
+		LinearBackward(da, gw("self_attn.q_proj"), dq, s.a, w("self_attn.q_proj"), n, D, qDim)
+		LinearBackward(da, gw("self_attn.k_proj"), dk, s.a, w("self_attn.k_proj"), n, D, kvDim)
+		LinearBackward(da, gw("self_attn.v_proj"), dv, s.a, w("self_attn.v_proj"), n, D, kvDim)
+		RMSNormBackward(dx, gw("input_layernorm"), da, s.xIn, w("input_layernorm"), D, eps, off)
+	}
+	EmbedBackward(g("model.embed_tokens.weight"), dx, acts.tokens, D)
+}
+
+// Loss runs Forward and Backward for one sequence with next-token targets
+// (targets[t] is the token expected after position t; negative targets
+// are not scored) and returns the mean loss over scored positions.
+func (m *Model[T]) Loss(tokens, targets []int, grads map[string][]T) (float64, int) {
+	acts := m.Forward(tokens)
+	var dl []T
+	if grads != nil {
+		dl = make([]T, len(acts.Logits))
+	}
+	loss, count := CrossEntropy(dl, acts.Logits, targets, m.Config.VocabSize)
+	if grads != nil && count > 0 {
+		m.Backward(acts, dl, grads)
+	}
+	return loss, count
+}
