@@ -136,3 +136,12 @@ func TestSweepEveryMoCoDataset(t *testing.T) {
 	}
 	t.Logf("%s", stdout)
 }
+
+// TestSweepExampleConfig: the shipped example config is valid (its models
+// and datasets are the shared ones).
+func TestSweepExampleConfig(t *testing.T) {
+	testutil.Shared(t, "models/skills-lora-add")
+	if _, _, err := bench.LoadSweepConfig(filepath.Join(testutil.RepoRoot(), "examples", "skills-sweep.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
