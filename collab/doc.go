@@ -17,10 +17,26 @@
 // messages' contents joined by blank lines. Response carries the token
 // counts and FLOPs, 2 x parameters x tokens run through the model.
 //
+// Endpoint is an OpenAI-compatible HTTP server (/v1/chat/completions for
+// Messages, /v1/completions for prompts) with retries, timeouts and a
+// concurrency limit; OpenPool mixes folders and "URL#MODEL" endpoints.
+//
 // # Registered methods
 //
 // "single" (one model alone) and the logit-level methods fusion,
 // contrastive, nudging, cascade, co-llm, mentor and speculative are decode's
 // token loops (decode.NewMethod) over Local members, with the parameters
 // documented on FusionParams, ContrastiveParams and the rest.
+//
+// Text level (any Generator pool; prompts in our words after MoCo's
+// text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers
+// compared with collab/extract, ties to the earliest model), debate,
+// feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams)
+// and heterogeneous-swarms (SwarmsParams). API level: prompt-routing,
+// trained-router (an MLP on an encoder's mean-pooled hidden state),
+// graph-router (label propagation over the dev queries' neighbour graph)
+// and switch-generation (a trained patch selector). Trained methods read
+// a MoCo-format dataset's dev split (DevConfig) and answer it with every
+// pool model first. Each request's exchanges are recorded in
+// Response.Trace; a model that fails fails the request with its name.
 package collab

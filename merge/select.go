@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -120,6 +121,19 @@ type topK struct {
 	quota     []int32 // per block: entries equal to th kept there (nil: all)
 	need      int64   // entries equal to th to keep
 	eq        int64   // entries equal to th
+	// The fast path: a sample guesses the bins [rlo, rhi] of the upper 16
+	// bits that hold the k-th largest, and the first pass keeps every entry
+	// in them (per block, in index order), so that no second pass is
+	// needed when the guess holds (the full histogram tells exactly).
+	collect  bool
+	rlo, rhi uint32
+	cands    [][]cand
+}
+
+// cand is an entry of a block within the guessed bins.
+type cand struct {
+	j    int32 // index within the block
+	bits uint32
 }
 
 // has reports whether an entry of magnitude bits a is kept; q counts down
@@ -176,6 +190,19 @@ func histPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK, bin func
 					dm, prev = rd.delta(d, t.model, lo), t.model
 				}
 				h := local[i]
+				if t.collect {
+					var cs []cand
+					for j, v := range dm {
+						a := magBits(v)
+						b := a >> 16
+						h[b]++
+						if b-t.rlo <= t.rhi-t.rlo {
+							cs = append(cs, cand{int32(j), a})
+						}
+					}
+					t.cands[k] = cs
+					continue
+				}
 				for _, v := range dm {
 					if b := bin(i, magBits(v)); b >= 0 {
 						h[b]++
@@ -214,13 +241,19 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 	if len(pend) == 0 {
 		return nil
 	}
-	// Pass 1: the upper 16 bits.
+	// Guess from a sample where the k-th largest lies.
+	for _, t := range pend {
+		guessRange(bp, vs, t)
+	}
+	// Pass 1: the upper 16 bits (and the entries in the guessed bins).
 	h1, err := histPass(ctx, bp, vs, pend, func(_ int, a uint32) int { return int(a >> 16) })
 	if err != nil {
 		return err
 	}
 	his := make([]uint32, len(pend))
 	above := make([]int64, len(pend))
+	var slow []*topK
+	var slowIdx []int
 	for i, t := range pend {
 		var cum int64
 		for b := 1<<16 - 1; b >= 0; b-- {
@@ -230,7 +263,18 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 			}
 			cum += h1[i][b]
 		}
+		if t.collect && his[i] >= t.rlo && his[i] <= t.rhi {
+			fromCandidates(bp, t, h1[i])
+			continue
+		}
+		t.collect, t.cands = false, nil
+		slow = append(slow, t)
+		slowIdx = append(slowIdx, i)
 	}
+	if len(slow) == 0 {
+		return nil
+	}
+	pend, his, above = slow, pick(his, slowIdx), pick(above, slowIdx)
 	// Pass 2: the lower 16 bits within the bin of the k-th largest.
 	h2, err := histPass(ctx, bp, vs, pend, func(i int, a uint32) int {
 		if a>>16 != his[i] {
@@ -478,4 +522,92 @@ func dropRandomAt(x []float32, lo int, density float64, scale float32, s0 uint64
 		m := uint32((int64(u&0xffffffff) - th) >> 63)
 		x[j] = math.Float32frombits(math.Float32bits(x[j]*scale) & m)
 	}
+}
+
+func pick[T any](xs []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for i, j := range idx {
+		out[i] = xs[j]
+	}
+	return out
+}
+
+// guessRange samples t's magnitudes evenly and sets the bins [rlo, rhi]
+// that hold the k-th largest with a wide margin; it leaves collect off
+// when the bins would hold more than an eighth of the entries.
+func guessRange(bp blockPlan, vs []view, t *topK) {
+	const m = 1 << 14
+	n := bp.n
+	if n < 4*m {
+		return // small tensors: the passes are cheap
+	}
+	stride := n / m
+	var bx, bb [1]float32
+	sample := make([]uint32, m)
+	for i := range sample {
+		j := i * stride
+		x := vs[t.model+1].get(bx[:], j, 1)[0]
+		b := vs[0].get(bb[:], j, 1)[0]
+		sample[i] = magBits(x - b)
+	}
+	slices.Sort(sample) // ascending
+	q := float64(t.k) / float64(n)
+	margin := int(6*math.Sqrt(m*q*(1-q))) + 64
+	pos := m - int(q*m) // index of the k-th largest in ascending order
+	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
+	in := 0
+	t.rlo, t.rhi = sample[lo]>>16, sample[hi]>>16
+	for _, a := range sample {
+		if b := a >> 16; b >= t.rlo && b <= t.rhi {
+			in++
+		}
+	}
+	if in > m/8 {
+		return
+	}
+	t.collect = true
+	t.cands = make([][]cand, bp.nBlocks)
+}
+
+// fromCandidates finishes t's selection from the entries kept in its
+// guessed bins, which hold the k-th largest (hist: the full histogram).
+func fromCandidates(bp blockPlan, t *topK, hist []int64) {
+	var aboveRange int64
+	for b := int(t.rhi) + 1; b < 1<<16; b++ {
+		aboveRange += hist[b]
+	}
+	var bits []uint32
+	for _, cs := range t.cands {
+		for _, c := range cs {
+			bits = append(bits, c.bits)
+		}
+	}
+	slices.Sort(bits)
+	r := int64(t.k) - aboveRange // rank (1-based, from the top) among the candidates
+	t.th = bits[int64(len(bits))-r]
+	var greater, eq int64
+	for _, a := range bits {
+		switch {
+		case a > t.th:
+			greater++
+		case a == t.th:
+			eq++
+		}
+	}
+	t.eq, t.need = eq, int64(t.k)-aboveRange-greater
+	if t.need < t.eq {
+		t.quota = make([]int32, bp.nBlocks)
+		left := t.need
+		for k, cs := range t.cands {
+			var c int64
+			for _, x := range cs {
+				if x.bits == t.th {
+					c++
+				}
+			}
+			q := min(c, left)
+			t.quota[k], left = int32(q), left-q
+		}
+	}
+	t.cands = nil
 }

@@ -15,7 +15,12 @@ import (
 // TaskMerge on whole tensors, also with many tied magnitudes (bf16 inputs)
 // and on any number of threads.
 func TestStreamSelectMatchesWhole(t *testing.T) {
-	const rows, cols = 45, 1000 // 45000 elements: two blocks of whole rows
+	for _, rows := range []int{45, 70} { // 45000 elements: the passes; 70000: the sampled fast path
+		testStreamSelect(t, rows, 1000)
+	}
+}
+
+func testStreamSelect(t *testing.T, rows, cols int) {
 	n := rows * cols
 	mk := func(name string, seed uint64, coarse bool) (Input, []float32) {
 		r := rng{s: seed}

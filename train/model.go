@@ -16,6 +16,11 @@ type Model[T Float] struct {
 	Config *engine.Config
 	// Params maps tensor names to weights ([out, in] for linear maps).
 	Params map[string][]T
+	// LoRA, when set, adds its adapters to the targeted projections.
+	LoRA *LoRA[T]
+	// Frozen leaves the base weights without gradients (LoRA training):
+	// Backward then fills only the adapters' gradients.
+	Frozen bool
 	freqs  []float64
 }
 
@@ -135,8 +140,9 @@ func NewModel[T Float](c *engine.Config, params map[string][]T) (*Model[T], erro
 
 // layerActs holds what one block's backward pass needs from its forward.
 type layerActs[T Float] struct {
-	xIn, a, q, k, v, p, o []T // attention sublayer: input, normed, projections, probabilities, output
-	xMid, b, g, u, h      []T // MLP sublayer: input, normed, gate, up, SwiGLU
+	xIn, a, q, k, v, p, o []T            // attention sublayer: input, normed, projections, probabilities, output
+	xMid, b, g, u, h      []T            // MLP sublayer: input, normed, gate, up, SwiGLU
+	z                     map[string][]T // x·Aᵀ of each LoRA-adapted projection
 }
 
 // Acts is the saved forward state of one sequence.
@@ -164,30 +170,31 @@ func (m *Model[T]) Forward(tokens []int) *Acts[T] {
 	for l := range c.NumLayers {
 		w := func(mod string) []T { return P[LayerName(l, mod)] }
 		s := &acts.layers[l]
+		s.z = map[string][]T{}
 
 		// Attention: x += o_proj(attn(rope(q), rope(k), v)) of the normed x.
 		s.xIn = append([]T(nil), x...)
 		s.a = make([]T, n*D)
 		RMSNorm(s.a, x, w("input_layernorm"), D, eps, off)
 		s.q, s.k, s.v = make([]T, n*qDim), make([]T, n*kvDim), make([]T, n*kvDim)
-		Linear(s.q, s.a, w("self_attn.q_proj"), n, D, qDim)
-		Linear(s.k, s.a, w("self_attn.k_proj"), n, D, kvDim)
-		Linear(s.v, s.a, w("self_attn.v_proj"), n, D, kvDim)
+		m.linear(s, l, "self_attn.q_proj", s.q, s.a, n)
+		m.linear(s, l, "self_attn.k_proj", s.k, s.a, n)
+		m.linear(s, l, "self_attn.v_proj", s.v, s.a, n)
 		Rope(s.q, n, c.NumHeads, hd, m.freqs, 0)
 		Rope(s.k, n, c.NumKVHeads, hd, m.freqs, 0)
 		s.o, s.p = make([]T, n*qDim), make([]T, c.NumHeads*n*n)
 		AttnForward(attn, s.o, s.p, s.q, s.k, s.v)
-		addLinear(x, s.o, w("self_attn.o_proj"), n, qDim, D)
+		m.addLinear(s, l, "self_attn.o_proj", x, s.o, n)
 
 		// MLP: x += down(silu(gate(b)) * up(b)) of the normed x.
 		s.xMid = append([]T(nil), x...)
 		s.b = make([]T, n*D)
 		RMSNorm(s.b, x, w("post_attention_layernorm"), D, eps, off)
 		s.g, s.u, s.h = make([]T, n*F), make([]T, n*F), make([]T, n*F)
-		Linear(s.g, s.b, w("mlp.gate_proj"), n, D, F)
-		Linear(s.u, s.b, w("mlp.up_proj"), n, D, F)
+		m.linear(s, l, "mlp.gate_proj", s.g, s.b, n)
+		m.linear(s, l, "mlp.up_proj", s.u, s.b, n)
 		SwiGLU(s.h, s.g, s.u)
-		addLinear(x, s.h, w("mlp.down_proj"), n, F, D)
+		m.addLinear(s, l, "mlp.down_proj", x, s.h, n)
 	}
 	acts.xFinal = x
 	acts.normed = make([]T, n*D)
@@ -197,13 +204,59 @@ func (m *Model[T]) Forward(tokens []int) *Acts[T] {
 	return acts
 }
 
-// addLinear adds x·Wᵀ into y.
-func addLinear[T Float](y, x, w []T, n, in, out int) {
+// linear computes y = x·Wᵀ for a block's projection, plus the LoRA
+// update Scale·(x·Aᵀ)·Bᵀ when the projection is adapted (x·Aᵀ is kept
+// for the backward pass).
+func (m *Model[T]) linear(s *layerActs[T], l int, path string, y, x []T, n int) {
+	in, out := m.dims(path)
+	name := LayerName(l, path)
+	Linear(y, x, m.Params[name], n, in, out)
+	if m.LoRA == nil || m.LoRA.A[name] == nil {
+		return
+	}
+	r := m.LoRA.R
+	z, up := make([]T, n*r), make([]T, n*out)
+	Linear(z, x, m.LoRA.A[name], n, in, r)
+	Linear(up, z, m.LoRA.B[name], n, r, out)
+	for i, v := range up {
+		y[i] += m.LoRA.Scale * v
+	}
+	s.z[name] = z
+}
+
+// addLinear adds linear's output into y (a residual branch).
+func (m *Model[T]) addLinear(s *layerActs[T], l int, path string, y, x []T, n int) {
+	_, out := m.dims(path)
 	tmp := make([]T, n*out)
-	Linear(tmp, x, w, n, in, out)
+	m.linear(s, l, path, tmp, x, n)
 	for i, v := range tmp {
 		y[i] += v
 	}
+}
+
+// linearBackward is linear's backward: dx += dy·W (+ the adapter's path)
+// and the gradients of W (unless frozen) and of A and B, which go under
+// PEFT's names (peftName).
+func (m *Model[T]) linearBackward(s *layerActs[T], l int, path string, dx, dy, x []T, n int, g func(string, int) []T) {
+	in, out := m.dims(path)
+	name := LayerName(l, path)
+	var dw []T
+	if !m.Frozen {
+		dw = g(name, in*out)
+	}
+	LinearBackward(dx, dw, dy, x, m.Params[name], n, in, out)
+	if m.LoRA == nil || m.LoRA.A[name] == nil {
+		return
+	}
+	// y_lora = Scale·z·Bᵀ with z = x·Aᵀ.
+	r := m.LoRA.R
+	sdy := make([]T, len(dy))
+	for i, v := range dy {
+		sdy[i] = m.LoRA.Scale * v
+	}
+	dz := make([]T, n*r)
+	LinearBackward(dz, g(peftName(name, "B"), out*r), sdy, s.z[name], m.LoRA.B[name], n, r, out)
+	LinearBackward(dx, g(peftName(name, "A"), r*in), dz, x, m.LoRA.A[name], n, in, r)
 }
 
 // Backward adds into grads (tensor name → gradient, allocated here when
@@ -215,48 +268,57 @@ func (m *Model[T]) Backward(acts *Acts[T], dlogits []T, grads map[string][]T) {
 	qDim, kvDim := c.NumHeads*hd, c.NumKVHeads*hd
 	eps, off := T(c.RMSNormEps), T(c.NormOffset)
 	attn := Attn{N: n, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: hd}
-	g := func(name string) []T {
+	g := func(name string, size int) []T {
 		if grads[name] == nil {
-			grads[name] = make([]T, len(P[name]))
+			grads[name] = make([]T, size)
 		}
 		return grads[name]
+	}
+	// gw is a base weight's gradient, nil when the base is frozen.
+	gw := func(name string) []T {
+		if m.Frozen {
+			return nil
+		}
+		return g(name, len(P[name]))
 	}
 
 	// Head and final norm.
 	dNormed := make([]T, n*D)
-	LinearBackward(dNormed, g(m.headName()), dlogits, acts.normed, P[m.headName()], n, D, c.VocabSize)
+	LinearBackward(dNormed, gw(m.headName()), dlogits, acts.normed, P[m.headName()], n, D, c.VocabSize)
 	dx := make([]T, n*D) // gradient of the residual stream
-	RMSNormBackward(dx, g("model.norm.weight"), dNormed, acts.xFinal, P["model.norm.weight"], D, eps, off)
+	RMSNormBackward(dx, gw("model.norm.weight"), dNormed, acts.xFinal, P["model.norm.weight"], D, eps, off)
 
 	for l := c.NumLayers - 1; l >= 0; l-- {
 		w := func(mod string) []T { return P[LayerName(l, mod)] }
-		gw := func(mod string) []T { return g(LayerName(l, mod)) }
+		gl := func(mod string) []T { return gw(LayerName(l, mod)) }
 		s := &acts.layers[l]
 
 		// MLP: the residual passes dx through and the branch adds to it.
 		dh := make([]T, n*F)
-		LinearBackward(dh, gw("mlp.down_proj"), dx, s.h, w("mlp.down_proj"), n, F, D)
+		m.linearBackward(s, l, "mlp.down_proj", dh, dx, s.h, n, g)
 		dg, du := make([]T, n*F), make([]T, n*F)
 		SwiGLUBackward(dg, du, dh, s.g, s.u)
 		db := make([]T, n*D)
-		LinearBackward(db, gw("mlp.gate_proj"), dg, s.b, w("mlp.gate_proj"), n, D, F)
-		LinearBackward(db, gw("mlp.up_proj"), du, s.b, w("mlp.up_proj"), n, D, F)
-		RMSNormBackward(dx, gw("post_attention_layernorm"), db, s.xMid, w("post_attention_layernorm"), D, eps, off)
+		m.linearBackward(s, l, "mlp.gate_proj", db, dg, s.b, n, g)
+		m.linearBackward(s, l, "mlp.up_proj", db, du, s.b, n, g)
+		RMSNormBackward(dx, gl("post_attention_layernorm"), db, s.xMid, w("post_attention_layernorm"), D, eps, off)
 
 		// Attention.
 		do := make([]T, n*qDim)
-		LinearBackward(do, gw("self_attn.o_proj"), dx, s.o, w("self_attn.o_proj"), n, qDim, D)
+		m.linearBackward(s, l, "self_attn.o_proj", do, dx, s.o, n, g)
 		dq, dk, dv := make([]T, n*qDim), make([]T, n*kvDim), make([]T, n*kvDim)
 		AttnBackward(attn, dq, dk, dv, do, s.p, s.q, s.k, s.v)
 		RopeBackward(dq, n, c.NumHeads, hd, m.freqs, 0)
 		RopeBackward(dk, n, c.NumKVHeads, hd, m.freqs, 0)
 		da := make([]T, n*D)
-		LinearBackward(da, gw("self_attn.q_proj"), dq, s.a, w("self_attn.q_proj"), n, D, qDim)
-		LinearBackward(da, gw("self_attn.k_proj"), dk, s.a, w("self_attn.k_proj"), n, D, kvDim)
-		LinearBackward(da, gw("self_attn.v_proj"), dv, s.a, w("self_attn.v_proj"), n, D, kvDim)
-		RMSNormBackward(dx, gw("input_layernorm"), da, s.xIn, w("input_layernorm"), D, eps, off)
+		m.linearBackward(s, l, "self_attn.q_proj", da, dq, s.a, n, g)
+		m.linearBackward(s, l, "self_attn.k_proj", da, dk, s.a, n, g)
+		m.linearBackward(s, l, "self_attn.v_proj", da, dv, s.a, n, g)
+		RMSNormBackward(dx, gl("input_layernorm"), da, s.xIn, w("input_layernorm"), D, eps, off)
 	}
-	EmbedBackward(g("model.embed_tokens.weight"), dx, acts.tokens, D)
+	if !m.Frozen {
+		EmbedBackward(gw("model.embed_tokens.weight"), dx, acts.tokens, D)
+	}
 }
 
 // Loss runs Forward and Backward for one sequence with next-token targets

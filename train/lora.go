@@ -1,0 +1,124 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// LoRA is a set of low-rank adapters: for each targeted weight W [out,
+// in], A [r, in] and B [out, r], applied as y = x·Wᵀ + Scale·(x·Aᵀ)·Bᵀ
+// (PEFT's LoRA with fan_in_fan_out false). Maps are keyed by the base
+// tensor's name ("model.layers.0.self_attn.q_proj.weight").
+// Dropout is not implemented yet (PEFT's lora_dropout 0).
+type LoRA[T Float] struct {
+	R       int
+	Alpha   float64
+	Scale   T        // Alpha/R, or Alpha/√R with rsLoRA
+	Modules []string // target module names, e.g. "q_proj"
+	A, B    map[string][]T
+}
+
+// peftName is PEFT's name for a base tensor's lora_A or lora_B.
+func peftName(base, which string) string {
+	return "base_model.model." + strings.TrimSuffix(base, ".weight") + ".lora_" + which + ".weight"
+}
+
+// modulePath maps a target module name to its place in a block.
+var modulePath = map[string]string{
+	"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj", "o_proj": "self_attn.o_proj",
+	"gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj", "down_proj": "mlp.down_proj",
+}
+
+// LoadLoRA reads a PEFT adapter folder (adapter_config.json and
+// adapter_model.safetensors) for m's shapes.
+func LoadLoRA(dir string, m *Model[float32]) (*LoRA[float32], error) {
+	b, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		PeftType string   `json:"peft_type"`
+		R        int      `json:"r"`
+		Alpha    float64  `json:"lora_alpha"`
+		RSLoRA   bool     `json:"use_rslora"`
+		FanInOut bool     `json:"fan_in_fan_out"`
+		Targets  []string `json:"target_modules"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "adapter_config.json"), err)
+	}
+	if cfg.PeftType != "LORA" || cfg.R <= 0 || cfg.FanInOut {
+		return nil, fmt.Errorf("%s: want a LORA adapter with r > 0 and fan_in_fan_out false", dir)
+	}
+	f, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	lo := &LoRA[float32]{R: cfg.R, Alpha: cfg.Alpha, Modules: cfg.Targets, A: map[string][]float32{}, B: map[string][]float32{}}
+	lo.Scale = float32(cfg.Alpha / float64(cfg.R))
+	if cfg.RSLoRA {
+		lo.Scale = float32(cfg.Alpha / math.Sqrt(float64(cfg.R)))
+	}
+	c := m.Config
+	for l := range c.NumLayers {
+		for _, mod := range cfg.Targets {
+			path, ok := modulePath[mod]
+			if !ok {
+				return nil, fmt.Errorf("%s: target module %q not supported", dir, mod)
+			}
+			base := LayerName(l, path)
+			in, out := m.dims(path)
+			for _, which := range []string{"A", "B"} {
+				t, ok := f.Tensor(peftName(base, which))
+				if !ok {
+					return nil, fmt.Errorf("%s: tensor %s missing", dir, peftName(base, which))
+				}
+				want := cfg.R * in
+				if which == "B" {
+					want = out * cfg.R
+				}
+				if t.NumElements() != want {
+					return nil, fmt.Errorf("%s: tensor %s has %d elements, want %d", dir, t.Name, t.NumElements(), want)
+				}
+				v, err := safetensors.ToF32(t)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", t.Name, err)
+				}
+				v = append([]float32(nil), v...)
+				if which == "A" {
+					lo.A[base] = v
+				} else {
+					lo.B[base] = v
+				}
+			}
+		}
+	}
+	return lo, nil
+}
+
+// dims returns a block module's input and output widths.
+func (m *Model[T]) dims(path string) (in, out int) {
+	c := m.Config
+	D, F := c.HiddenSize, c.IntermediateSize
+	q, kv := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	switch path {
+	case "self_attn.q_proj":
+		return D, q
+	case "self_attn.k_proj", "self_attn.v_proj":
+		return D, kv
+	case "self_attn.o_proj":
+		return q, D
+	case "mlp.gate_proj", "mlp.up_proj":
+		return D, F
+	case "mlp.down_proj":
+		return F, D
+	}
+	panic("train: unknown module " + path)
+}
