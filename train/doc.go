@@ -3,15 +3,19 @@
 // (embedding, RMSNorm, linear maps, rotary embedding, causal attention
 // with grouped-query heads, SwiGLU, masked cross-entropy).
 //
-// Status (issue 15, first milestone): the per-layer forward and backward
-// functions (layers.go) and the whole Llama-family model's training
-// forward and backward pass for one sequence with full-weight gradients
-// (model.go). Layers are generic over float32 (training) and float64
-// (gradient checks) and are plain Go loops, not yet the kernels package's
-// products. Checked: every layer and the whole model against central
-// finite differences in float64; the training forward's logits against
-// the engine's on skills-base. LoRA, the optimizer, the objectives and the
-// CLI are not built yet.
+// Status (issue 15, partial): the per-layer forward and backward functions
+// (layers.go); the whole Llama-family model's training forward and
+// backward pass for one sequence, full weights or LoRA adapters on a
+// frozen base (model.go); PEFT adapter loading (lora.go). Layers are
+// generic over float32 (training) and float64 (gradient checks) and are
+// plain Go loops, not yet the kernels package's products. Checked: every
+// layer, the whole model and the adapters against central finite
+// differences in float64; the training forward's logits against the
+// engine's on skills-base; the LoRA forward against merge's fold-in of
+// skills-lora-add; the LoRA gradients on skills-base against PyTorch
+// autograd (testdata/torch_reference.py, its output committed). Not built
+// yet: LoRA dropout, saving adapters, the optimizer, the objectives (SFT
+// batching, DPO, GRPO) and the CLI.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major
