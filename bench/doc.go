@@ -19,6 +19,16 @@
 // (Distinct and SelfBLEU are there for reports). Aggregate applies MoCo's
 // dataset rules (culturebench's all-items-of-a-question grouping).
 //
+// RunSweep runs a SweepConfig (models x methods x datasets, methods built
+// through collab.New, LoRA adapters applied to their bases) with a pool of
+// workers, appending one ResultLine per (method, dataset, item) to a JSON
+// lines file as items finish; it resumes from that file, runs one shard of
+// the items (ShardOf) when asked, and rewrites the file in canonical order
+// when complete, so resumed and sharded-then-merged (MergeResults) runs give
+// the same bytes. BuildReport turns results into the MoCo paper's Table 1
+// layout, collaborative emergence and cost per item (Markdown, CSV, and SVG
+// charts through gonum/plot). ScoreOutputs scores outputs made elsewhere.
+//
 // Evaluate runs a prompt-to-text function over a split with the older
 // exact-match and multiple-choice rules; Greedy builds one over an engine
 // model, MeanNLL scores the reference answers' likelihood without
