@@ -6,16 +6,20 @@
 // Status (issue 15, partial): the per-layer forward and backward functions
 // (layers.go); the whole Llama-family model's training forward and
 // backward pass for one sequence, full weights or LoRA adapters on a
-// frozen base (model.go); PEFT adapter loading (lora.go). Layers are
-// generic over float32 (training) and float64 (gradient checks) and are
-// plain Go loops, not yet the kernels package's products. Checked: every
-// layer, the whole model and the adapters against central finite
-// differences in float64; the training forward's logits against the
-// engine's on skills-base; the LoRA forward against merge's fold-in of
-// skills-lora-add; the LoRA gradients on skills-base against PyTorch
-// autograd (testdata/torch_reference.py, its output committed). Not built
-// yet: LoRA dropout, saving adapters, the optimizer, the objectives (SFT
-// batching, DPO, GRPO) and the CLI.
+// frozen base (model.go); PEFT adapter loading (lora.go) and saving,
+// AdamW, warm-up + cosine decay and gradient clipping (optim.go); LoRA SFT
+// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`). Layers
+// are generic over float32 (training) and float64 (gradient checks) and
+// are plain Go loops, single-threaded, not yet the kernels package's
+// products. Checked: every layer, the whole model and the adapters against
+// central finite differences in float64; the training forward's logits
+// against the engine's on skills-base; the LoRA forward against merge's
+// fold-in of skills-lora-add; the LoRA gradients on skills-base against
+// PyTorch autograd (testdata/torch_reference.py, its output committed);
+// AdamW against torch.optim.AdamW. Not built yet: LoRA dropout, gradient
+// accumulation as a separate micro-batch setting, checkpoints and resume,
+// the messages form and chat templates, full fine-tuning from the CLI,
+// DPO, GRPO, the training-based MoCo methods, a speed benchmark.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major
