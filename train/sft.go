@@ -100,6 +100,7 @@ type Step struct {
 	Loss   float64
 	LR     float64
 	Tokens int // scored tokens
+	Seen   int // tokens through the model (prompt and completion)
 	Norm   float64
 	Time   time.Duration // since the run started
 }
@@ -160,9 +161,10 @@ func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			return lo, hist, err
 		}
 		batch := make([]seq, cfg.BatchSize)
-		total := 0
+		total, seen := 0, 0
 		for i := range batch {
 			batch[i] = seqs[rng.IntN(len(seqs))]
+			seen += len(batch[i].tokens)
 			for _, y := range batch[i].targets {
 				if y >= 0 {
 					total++
@@ -192,7 +194,7 @@ func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
 		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
 		opt.Update(params, grads, lr)
-		st := Step{Step: step + 1, Loss: loss, LR: lr, Tokens: total, Norm: norm, Time: time.Since(start)}
+		st := Step{Step: step + 1, Loss: loss, LR: lr, Tokens: total, Seen: seen, Norm: norm, Time: time.Since(start)}
 		hist = append(hist, st)
 		if progress != nil {
 			progress(st)

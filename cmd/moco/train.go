@@ -83,7 +83,7 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ",")}
 	var tokens int
 	lo, hist, err := train.SFT(ctx, m, tok, examples, cfg, func(s train.Step) {
-		tokens += s.Tokens
+		tokens += s.Seen
 		if prog == nil {
 			return
 		}
