@@ -18,8 +18,9 @@ func TestLoRAGradients(t *testing.T) {
 	c := tinyConfig(t, false)
 	r := rand.New(rand.NewPCG(5, 6))
 	params := map[string][]float64{}
-	for name, n := range shapes(c) {
-		params[name] = randn(r, n)
+	sh := shapes(c)
+	for _, name := range sortedKeys(sh) { // fixed order: fixed draws
+		params[name] = randn(r, sh[name])
 	}
 	m, err := NewModel(c, params)
 	if err != nil {
@@ -28,14 +29,15 @@ func TestLoRAGradients(t *testing.T) {
 	const rank = 2
 	lo := &LoRA[float64]{R: rank, Alpha: 3, Scale: 1.5, A: map[string][]float64{}, B: map[string][]float64{}}
 	check := map[string][]float64{}
-	for mod, path := range modulePath {
+	for _, mod := range sortedKeys(modulePath) { // fixed order: fixed draws
+		path := modulePath[mod]
 		lo.Modules = append(lo.Modules, mod)
 		for l := range c.NumLayers {
 			base := LayerName(l, path)
 			in, out := m.dims(path)
 			// B random rather than PEFT's zero init, so A's gradient is
 			// not trivially zero.
-			lo.A[base], lo.B[base] = randn(r, rank*in), randn(r, out*rank)
+			lo.A[base], lo.B[base] = scaled(randn(r, rank*in), 0.5), scaled(randn(r, out*rank), 0.5)
 			check[peftName(base, "A")], check[peftName(base, "B")] = lo.A[base], lo.B[base]
 		}
 	}
@@ -101,4 +103,11 @@ func TestLoRAMatchesMerge(t *testing.T) {
 		t.Fatalf("max |logit difference| %g vs fold-in (want ≤ 1e-4); base differs by %g", worst, base)
 	}
 	t.Logf("max |logit difference| vs merge fold-in: %g (the adapter moves logits by up to %g)", worst, base)
+}
+
+func scaled(x []float64, a float64) []float64 {
+	for i := range x {
+		x[i] *= a
+	}
+	return x
 }

@@ -33,8 +33,9 @@ func TestModelGradients(t *testing.T) {
 			c := tinyConfig(t, tied)
 			r := rand.New(rand.NewPCG(3, 4))
 			params := map[string][]float64{}
-			for name, n := range shapes(c) {
-				params[name] = randn(r, n)
+			sh := shapes(c)
+			for _, name := range sortedKeys(sh) { // fixed order: fixed draws
+				params[name] = randn(r, sh[name])
 			}
 			m, err := NewModel(c, params)
 			if err != nil {
