@@ -42,6 +42,9 @@ func FuzzReadSFT(f *testing.F) {
 // TestSFTLearns runs a few LoRA SFT steps on addition examples and checks
 // that the loss falls, and that the same seed reproduces the run exactly.
 func TestSFTLearns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains 16 steps on skills-base")
+	}
 	dir := testutil.Shared(t, "models/skills-base")
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
