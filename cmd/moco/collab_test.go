@@ -132,7 +132,7 @@ func TestCollabTrainHeadAndCoLLM(t *testing.T) {
 	data := testutil.Shared(t, "datasets/skills_add.json")
 	head := filepath.Join(t.TempDir(), "head.safetensors")
 	out, errs, code := moco(t, "collab", "train-head", "-m", small, "-m", add, "--data", data, "--limit", "30", "--out", head)
-	if code != 0 || !strings.Contains(out, "trained on") {
+	if code != 0 || !strings.Contains(out, "trained (marginal) on") {
 		t.Fatalf("train-head: exit %d, %q %q", code, out, errs)
 	}
 	out, errs, code = moco(t, "collab", "co-llm", "-m", small, "-m", add, "--head", head, "--prompt", "Q: 123+456=\nA:",

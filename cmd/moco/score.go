@@ -23,7 +23,7 @@ func init() {
 	})
 }
 
-func runScore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("score", stderr)
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
 	split := fs.String("split", "test", "dev or test")
@@ -59,7 +59,7 @@ func runScore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	var r io.Reader
 	if *preds == "-" {
-		r = os.Stdin
+		r = stdin
 	} else {
 		f, err := os.Open(*preds)
 		if err != nil {
