@@ -62,9 +62,13 @@ func (w *signalOnWrite) Write(b []byte) (int, error) {
 func TestMergeInterrupted(t *testing.T) {
 	models := testutil.Shared(t, "models")
 	m := func(n string) string { return filepath.Join(models, n) }
+	// The command registers its channel from its own goroutine; a mutex
+	// hands it to the goroutine that sends the signal.
+	var mu sync.Mutex
 	var ch chan<- os.Signal
+	current := func() chan<- os.Signal { mu.Lock(); defer mu.Unlock(); return ch }
 	old := notifySignals
-	notifySignals = func(c chan<- os.Signal) { ch = c }
+	notifySignals = func(c chan<- os.Signal) { mu.Lock(); ch = c; mu.Unlock() }
 	defer func() { notifySignals = old }()
 	for _, c := range []struct {
 		sig  os.Signal
@@ -77,18 +81,20 @@ func TestMergeInterrupted(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "out")
-		w := &signalOnWrite{sig: func() { ch <- c.sig }}
+		w := &signalOnWrite{sig: func() { current() <- c.sig }}
 		if c.args[0] == "synth" {
 			// synth prints no progress: signal before it starts.
 			w.sent = true
 			go func() {
-				for ch == nil {
+				for current() == nil {
 					time.Sleep(time.Millisecond)
 				}
-				ch <- c.sig
+				current() <- c.sig
 			}()
 		}
+		mu.Lock()
 		ch = nil
+		mu.Unlock()
 		code := runMain(append(c.args, "--out", out), nil, &bytes.Buffer{}, w)
 		errs := w.buf.String()
 		if code != c.code {
