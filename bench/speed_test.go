@@ -35,12 +35,14 @@ func TestMeasureSpeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pp: 40 tokens in one call of 2 ms + 40*50us = 4 ms -> at most 10000 tok/s.
-	if res.PromptRate > 10000 || res.PromptRate < 2000 {
+	// pp: 40 tokens in one call of 2 ms + 40*50us = 4 ms -> at most 10000
+	// tok/s. Sleeps only ever run long, so only the upper bound is exact; a
+	// loaded machine may make the rate arbitrarily lower.
+	if res.PromptRate > 10000 || res.PromptRate <= 0 {
 		t.Errorf("pp rate %g, want a little under 10000", res.PromptRate)
 	}
 	// tg: 5 calls of 2.05 ms -> at most 487.8 tok/s.
-	if res.GenRate > 488 || res.GenRate < 100 {
+	if res.GenRate > 488 || res.GenRate <= 0 {
 		t.Errorf("tg rate %g, want a little under 488", res.GenRate)
 	}
 	// warm-up batch of 8, then per repeat one batch of 40 and five single tokens
