@@ -82,8 +82,8 @@ func CosineLR(peak float64, step, warmup, total int) float64 {
 // clipping.
 func ClipGradNorm(grads map[string][]float32, maxNorm float64) float64 {
 	var ss float64
-	for _, g := range grads {
-		for _, v := range g {
+	for _, name := range sortedKeys(grads) { // fixed order: a seed reproduces the norm bit for bit
+		for _, v := range grads[name] {
 			ss += float64(v) * float64(v)
 		}
 	}

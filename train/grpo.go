@@ -1,0 +1,641 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// GRPO (Group Relative Policy Optimization, DeepSeekMath §4.1, Shao et al.
+// 2024) with verifiable rewards, as TRL's GRPOTrainer computes it:
+//
+//  1. For each prompt, sample a group of G completions from the current
+//     policy (base + LoRA adapters) through the engine, temperature 1, no
+//     top-k/top-p, up to MaxCompletion tokens or the end-of-sequence token
+//     (kept as the completion's last token, as TRL's completion mask does).
+//  2. Reward each completion (a Reward function: the CLI passes the
+//     evaluation's scorer of a task type).
+//  3. Advantages per group: Â_i = (r_i − mean(r)) / (std(r) + 1e-4), std
+//     Bessel-corrected (torch.std), the same Â for every token of o_i.
+//  4. Per completion token t of o_i, with ρ = π_θ(o_t)/π_old(o_t):
+//
+//     ℓ_t = −min(ρ·Â, clip(ρ, 1−ε, 1+ε_high)·Â) + β·k3_t
+//     k3_t = π_ref/π_θ − log(π_ref/π_θ) − 1   (Schulman's k3, ≥ 0)
+//
+//     where π_old is the policy that sampled the batch (ρ = 1 with one
+//     iteration per batch, TRL's default num_iterations, so only the
+//     gradient −Â·∇log π_θ remains) and π_ref the base with the adapters
+//     disabled. Log-probabilities are those of logits/temperature, as TRL
+//     computes them.
+//  5. Reduce over tokens by LossType: "grpo" (DeepSeekMath's
+//     1/G Σ_i 1/|o_i| Σ_t ℓ_t, averaged over the batch's sequences), "bnpo"
+//     and "dapo" (Σ ℓ / Σ|o_i| over the batch: the same here, one process
+//     and no accumulation), "dr_grpo" (Σ ℓ / (B·MaxCompletion)).
+//
+// Defaults (DefaultGRPOConfig) are DeepSeekMath's and TRL ≤ 0.15's:
+// num_generations 8, β 0.04, ε 0.2, loss_type "grpo", scale_rewards on,
+// temperature 1, num_iterations 1. TRL has since moved its defaults to
+// β 0 (no reference model) and loss_type "dapo"; both are one setting away.
+// Deviations: TRL's learning rate default (1e-6) is for full fine-tuning of
+// large models; LoRA on small ones needs far more, so the CLI shares SFT's.
+
+// GRPOExample is one GRPO prompt with the reference answer its reward
+// reads (TRL's prompt column plus an answer column).
+type GRPOExample struct {
+	Prompt string
+	Answer string
+}
+
+// ReadGRPO reads JSONL with a string "prompt" and an "answer" (a string, or
+// a number kept as written); blank lines are skipped and an error names
+// the offending line.
+func ReadGRPO(r io.Reader) ([]GRPOExample, error) {
+	var out []GRPOExample
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(text), &raw); err != nil {
+			return nil, fmt.Errorf("line %d: %v", line, err)
+		}
+		var ex GRPOExample
+		if err := json.Unmarshal(raw["prompt"], &ex.Prompt); err != nil || raw["prompt"] == nil || ex.Prompt == "" {
+			return nil, fmt.Errorf("line %d: want a non-empty string field prompt", line)
+		}
+		a := bytes.TrimSpace(raw["answer"])
+		var num json.Number
+		switch {
+		case len(a) > 0 && a[0] == '"' && json.Unmarshal(a, &ex.Answer) == nil:
+		case len(a) > 0 && json.Unmarshal(a, &num) == nil:
+			ex.Answer = num.String()
+		default:
+			return nil, fmt.Errorf("line %d: want a field answer (a string or a number)", line)
+		}
+		out = append(out, ex)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no examples")
+	}
+	return out, nil
+}
+
+// Reward scores one completion of a prompt against its reference answer
+// (1 is best for the evaluation's scorers). An error stops the run: it is
+// for failures of the scorer itself, not for wrong answers.
+type Reward func(prompt, completion, answer string) (float64, error)
+
+// GroupAdvantages returns the advantages of rewards laid out group by
+// group (g consecutive completions per prompt): r − mean of its group,
+// divided by the group's Bessel-corrected standard deviation + 1e-4 when
+// scale is true (TRL's scale_rewards="group"; false is Dr. GRPO's "none").
+func GroupAdvantages(rewards []float64, g int, scale bool) []float64 {
+	adv := make([]float64, len(rewards))
+	for s := 0; s+g <= len(rewards); s += g {
+		grp := rewards[s : s+g]
+		var mean float64
+		for _, r := range grp {
+			mean += r
+		}
+		mean /= float64(g)
+		var ss float64
+		for _, r := range grp {
+			ss += (r - mean) * (r - mean)
+		}
+		std := math.Sqrt(ss / float64(g-1))
+		for i, r := range grp {
+			adv[s+i] = r - mean
+			if scale {
+				adv[s+i] /= std + 1e-4
+			}
+		}
+	}
+	return adv
+}
+
+// GRPOObjective is the per-token objective and its reduction.
+type GRPOObjective struct {
+	Epsilon     float64 // lower clip: ρ ≥ 1−Epsilon
+	EpsilonHigh float64 // upper clip: ρ ≤ 1+EpsilonHigh (0: Epsilon)
+	Beta        float64 // weight of the k3 KL to the reference
+	Temperature float64 // log-probabilities of logits/Temperature (0: 1)
+	LossType    string  // grpo (""), bnpo, dapo or dr_grpo
+	// MaxCompletion is dr_grpo's normalising constant.
+	MaxCompletion int
+}
+
+// check names an unknown loss type.
+func (o GRPOObjective) check() error {
+	switch o.LossType {
+	case "", "grpo", "bnpo", "dapo", "dr_grpo":
+		return nil
+	}
+	return fmt.Errorf("loss type %q: want grpo, bnpo, dapo or dr_grpo", o.LossType)
+}
+
+// TokenLoss returns ℓ_t for a completion token with log-probability logp
+// under the policy, oldLogp under the policy that sampled it, refLogp
+// under the reference, and the sequence's advantage; dlogp is ∂ℓ/∂logp and
+// clipped tells whether the clipped branch is the one in force (then the
+// surrogate passes no gradient, as torch.clamp's does not).
+func (o GRPOObjective) TokenLoss(logp, oldLogp, refLogp, adv float64) (loss, dlogp float64, clipped bool) {
+	hi := o.EpsilonHigh
+	if hi == 0 {
+		hi = o.Epsilon
+	}
+	ratio := math.Exp(logp - oldLogp)
+	l1 := ratio * adv
+	l2 := min(max(ratio, 1-o.Epsilon), 1+hi) * adv
+	if l1 <= l2 {
+		loss, dlogp = -l1, -l1 // ∂(ρÂ)/∂logp = ρÂ
+	} else {
+		loss, clipped = -l2, true
+	}
+	if o.Beta != 0 {
+		d := refLogp - logp
+		loss += o.Beta * (math.Exp(d) - d - 1)
+		dlogp += o.Beta * (1 - math.Exp(d))
+	}
+	return loss, dlogp, clipped
+}
+
+// Rollout is one sampled completion held for the loss.
+type Rollout struct {
+	Tokens    []int // prompt then completion
+	Prompt    int   // number of prompt tokens (≥ 1)
+	Advantage float64
+	// OldLogp is the sampling policy's log-probability of each completion
+	// token; nil means the current policy's, detached (ratio 1).
+	OldLogp []float64
+	// RefLogp is the reference's; needed when Beta is not 0.
+	RefLogp []float64
+}
+
+// completion is the number of completion tokens.
+func (r *Rollout) completion() int { return len(r.Tokens) - r.Prompt }
+
+// GRPOStats describes one evaluation of the GRPO loss.
+type GRPOStats struct {
+	Loss      float64
+	KL        float64 // mean k3 per completion token (0 when Beta is 0)
+	ClipRatio float64 // share of completion tokens whose clipped branch is in force
+	Tokens    int     // completion tokens
+	Seen      int     // tokens through the model
+}
+
+// tokenLogps returns the log-softmax of logits/temp at each completion
+// token, and the softmax rows when probs is true.
+func tokenLogps[T Float](logits []T, r *Rollout, vocab int, temp float64, probs bool) (lp []float64, p [][]float64) {
+	n := r.completion()
+	lp = make([]float64, n)
+	if probs {
+		p = make([][]float64, n)
+	}
+	for j := range n {
+		row := logits[(r.Prompt+j-1)*vocab : (r.Prompt+j)*vocab]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = max(mx, float64(v)/temp)
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v)/temp - mx)
+		}
+		lse := mx + math.Log(sum)
+		lp[j] = float64(row[r.Tokens[r.Prompt+j]])/temp - lse
+		if probs {
+			q := make([]float64, vocab)
+			for i, v := range row {
+				q[i] = math.Exp(float64(v)/temp - lse)
+			}
+			p[j] = q
+		}
+	}
+	return lp, p
+}
+
+// CompletionLogps returns the model's log-probabilities of a rollout's
+// completion tokens (of logits/temp; temp 0 means 1). With the adapters
+// removed (m.LoRA nil) it gives the reference's.
+func (m *Model[T]) CompletionLogps(r *Rollout, temp float64) []float64 {
+	if temp == 0 {
+		temp = 1
+	}
+	acts := m.Forward(r.Tokens[:len(r.Tokens)-1])
+	lp, _ := tokenLogps(acts.Logits, r, m.Config.VocabSize, temp, false)
+	return lp
+}
+
+// GRPOLoss returns the GRPO loss of a batch of rollouts (groups need not
+// be contiguous: advantages are already in the rollouts) and, when grads
+// is not nil, adds its gradient for every trainable weight into grads.
+func (m *Model[T]) GRPOLoss(rs []Rollout, o GRPOObjective, grads map[string][]T) (GRPOStats, error) {
+	temp := o.Temperature
+	if temp == 0 {
+		temp = 1
+	}
+	var st GRPOStats
+	for i := range rs {
+		if rs[i].Prompt < 1 || rs[i].completion() < 1 {
+			return st, fmt.Errorf("rollout %d: %d prompt and %d completion tokens, want at least one of each", i, rs[i].Prompt, rs[i].completion())
+		}
+		if o.Beta != 0 && len(rs[i].RefLogp) != rs[i].completion() {
+			return st, fmt.Errorf("rollout %d: %d reference log-probabilities for %d completion tokens", i, len(rs[i].RefLogp), rs[i].completion())
+		}
+		if rs[i].OldLogp != nil && len(rs[i].OldLogp) != rs[i].completion() {
+			return st, fmt.Errorf("rollout %d: %d old log-probabilities for %d completion tokens", i, len(rs[i].OldLogp), rs[i].completion())
+		}
+		st.Tokens += rs[i].completion()
+	}
+	// weight[i] is the factor of rollout i's token losses in the batch loss.
+	weight := func(i int) float64 {
+		switch o.LossType {
+		case "bnpo", "dapo":
+			return 1 / float64(st.Tokens)
+		case "dr_grpo":
+			return 1 / float64(len(rs)*max(1, o.MaxCompletion))
+		default:
+			return 1 / float64(len(rs)*rs[i].completion())
+		}
+	}
+	if err := o.check(); err != nil {
+		return st, err
+	}
+	if len(rs) == 0 {
+		return st, nil
+	}
+	V := m.Config.VocabSize
+	var clipped int
+	for i := range rs {
+		r := &rs[i]
+		in := r.Tokens[:len(r.Tokens)-1]
+		st.Seen += len(in)
+		acts := m.Forward(in)
+		lp, probs := tokenLogps(acts.Logits, r, V, temp, grads != nil)
+		w := weight(i)
+		var dl []T
+		if grads != nil {
+			dl = make([]T, len(acts.Logits))
+		}
+		for j, logp := range lp {
+			old, ref := logp, 0.0 // nil OldLogp: the current policy, detached
+			if r.OldLogp != nil {
+				old = r.OldLogp[j]
+			}
+			if o.Beta != 0 {
+				ref = r.RefLogp[j]
+				d := ref - logp
+				st.KL += math.Exp(d) - d - 1
+			}
+			loss, dlogp, c := o.TokenLoss(logp, old, ref, r.Advantage)
+			if c {
+				clipped++
+			}
+			st.Loss += w * loss
+			if grads == nil || dlogp == 0 {
+				continue
+			}
+			// ∂logp/∂logit_v = (onehot_v − p_v)/temp.
+			row := dl[(r.Prompt+j-1)*V : (r.Prompt+j)*V]
+			g := w * dlogp / temp
+			for v, p := range probs[j] {
+				row[v] -= T(g * p)
+			}
+			row[r.Tokens[r.Prompt+j]] += T(g)
+		}
+		if grads != nil {
+			m.Backward(acts, dl, grads)
+		}
+	}
+	st.KL /= float64(st.Tokens)
+	st.ClipRatio = float64(clipped) / float64(st.Tokens)
+	return st, nil
+}
+
+// GRPOConfig is a LoRA GRPO run.
+type GRPOConfig struct {
+	Steps int
+	// BatchSize counts completions per optimizer step (TRL's effective
+	// batch size): BatchSize/NumGenerations prompts, each sampled
+	// NumGenerations times.
+	BatchSize, NumGenerations int
+	MaxCompletion             int // most tokens sampled per completion
+	// NumIterations is μ: optimizer steps per generated batch (ratios
+	// leave 1 from the second).
+	NumIterations                int
+	Warmup                       int
+	LR, WeightDecay, MaxGradNorm float64
+	Temperature                  float64
+	Beta, Epsilon, EpsilonHigh   float64
+	LossType                     string
+	ScaleRewards                 bool
+	Seed                         uint64
+	Rank                         int
+	Alpha                        float64
+	Targets                      []string
+	// Adapter, when set, is trained from where it stands instead of a
+	// fresh PEFT initialisation (Rank, Alpha and Targets are then unused).
+	Adapter *LoRA[float32]
+}
+
+// DefaultGRPOConfig returns DeepSeekMath's GRPO settings (TRL ≤ 0.15's
+// defaults) for the objective and SFT's for the optimizer.
+func DefaultGRPOConfig() GRPOConfig {
+	return GRPOConfig{Steps: 100, BatchSize: 16, NumGenerations: 8, MaxCompletion: 256, NumIterations: 1,
+		LR: 3e-3, MaxGradNorm: 1, Temperature: 1, Beta: 0.04, Epsilon: 0.2, LossType: "grpo", ScaleRewards: true,
+		Seed: 1, Rank: 8, Alpha: 16, Targets: []string{"q_proj", "v_proj", "down_proj"}}
+}
+
+// GRPOStep is one optimizer step's record.
+type GRPOStep struct {
+	Step          int
+	Loss          float64
+	Reward        float64 // mean reward of the batch's completions
+	RewardStd     float64 // mean over groups of the within-group standard deviation
+	KL            float64 // mean k3 per completion token
+	ClipRatio     float64
+	CompletionLen float64 // mean completion tokens
+	LR, Norm      float64
+	Tokens, Seen  int
+	Time          time.Duration // since the run started
+}
+
+// PolicyEngine returns an engine model running m's weights with its
+// adapters folded in (W + Scale·B·A), for sampling from the current policy
+// with the engine's KV cache and kernels.
+func PolicyEngine(m *Model[float32]) (*engine.Model, error) {
+	var ts []*safetensors.Tensor
+	for _, name := range sortedKeys(m.Params) {
+		w := m.Params[name]
+		if m.LoRA != nil && m.LoRA.A[name] != nil {
+			in, out := m.dims(modulePathOf(name))
+			w = append([]float32(nil), w...)
+			a, b, r := m.LoRA.A[name], m.LoRA.B[name], m.LoRA.R
+			for o := range out {
+				row := w[o*in : (o+1)*in]
+				for k := range r {
+					s := m.LoRA.Scale * b[o*r+k]
+					if s == 0 {
+						continue
+					}
+					for i, v := range a[k*in : (k+1)*in] {
+						row[i] += s * v
+					}
+				}
+			}
+		}
+		data := make([]byte, 4*len(w))
+		for i, v := range w {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+		}
+		shape := []int{len(w)}
+		if strings.HasSuffix(name, "_proj.weight") || name == "model.embed_tokens.weight" || name == "lm_head.weight" {
+			rows := m.Config.VocabSize
+			if strings.Contains(name, "model.layers.") {
+				_, rows = m.dims(modulePathOf(name))
+			}
+			shape = []int{rows, len(w) / rows}
+		}
+		ts = append(ts, &safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: data})
+	}
+	return engine.New(m.Config, safetensors.NewMemSource(ts), engine.Options{})
+}
+
+// SampleGroup draws n completions of prompt from em at temperature temp
+// (plain multinomial sampling over the whole vocabulary, TRL's defaults
+// top_p 1, top_k 0), each of at most maxNew tokens and ending after the
+// first token in eos, which is kept. The prompt is prefilled once.
+func SampleGroup(ctx context.Context, em *engine.Model, prompt []int, n, maxNew int, temp float64, eos map[int]bool, rng *rand.Rand) ([][]int, error) {
+	s := em.NewSession(len(prompt) + maxNew)
+	first, err := s.Forward(prompt)
+	if err != nil {
+		return nil, err
+	}
+	first = append([]float32(nil), first...)
+	out := make([][]int, n)
+	p := make([]float64, len(first))
+	for i := range out {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.Truncate(len(prompt)); err != nil {
+			return nil, err
+		}
+		logits := first
+		for len(out[i]) < maxNew {
+			t := sampleToken(p, logits, temp, rng)
+			out[i] = append(out[i], t)
+			if eos[t] || len(out[i]) == maxNew {
+				break
+			}
+			if logits, err = s.Forward([]int{t}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// sampleToken draws a token from softmax(logits/temp) (p is scratch).
+func sampleToken(p []float64, logits []float32, temp float64, rng *rand.Rand) int {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = max(mx, float64(v)/temp)
+	}
+	var sum float64
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v)/temp - mx)
+		sum += p[i]
+	}
+	u := rng.Float64() * sum
+	for i, v := range p {
+		if u < v {
+			return i
+		}
+		u -= v
+	}
+	return len(p) - 1
+}
+
+// GRPO trains LoRA adapters on m (frozen) with GRPO on data, rewarding
+// completions with reward; each of cfg.Steps optimizer steps (AdamW,
+// warm-up + cosine decay, clipping, as SFT) uses BatchSize/NumGenerations
+// prompts drawn in seeded epochs, sampled NumGenerations times each (a new
+// batch every NumIterations steps). progress, when not nil, sees every
+// step. A non-finite loss stops the run before the update.
+func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []GRPOExample, reward Reward, cfg GRPOConfig, progress func(GRPOStep)) (*LoRA[float32], []GRPOStep, error) {
+	G := cfg.NumGenerations
+	switch {
+	case G < 2:
+		return nil, nil, fmt.Errorf("num generations %d: want at least 2 (advantages compare a group)", G)
+	case cfg.BatchSize < G || cfg.BatchSize%G != 0:
+		return nil, nil, fmt.Errorf("batch size %d is not a positive multiple of num generations %d", cfg.BatchSize, G)
+	case cfg.MaxCompletion < 1 || cfg.Steps < 1:
+		return nil, nil, fmt.Errorf("max completion length and steps must be positive")
+	case cfg.Temperature <= 0:
+		return nil, nil, fmt.Errorf("temperature %g: want > 0 (the loss reads logits/temperature)", cfg.Temperature)
+	case cfg.Epsilon < 0 || cfg.EpsilonHigh < 0 || cfg.Beta < 0:
+		return nil, nil, fmt.Errorf("epsilon and beta must not be negative")
+	}
+	obj := GRPOObjective{Epsilon: cfg.Epsilon, EpsilonHigh: cfg.EpsilonHigh, Beta: cfg.Beta, Temperature: cfg.Temperature,
+		LossType: cfg.LossType, MaxCompletion: cfg.MaxCompletion}
+	if err := obj.check(); err != nil {
+		return nil, nil, err
+	}
+	iters := max(1, cfg.NumIterations)
+	lo := cfg.Adapter
+	if lo == nil {
+		var err error
+		if lo, err = NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed); err != nil {
+			return nil, nil, err
+		}
+	}
+	m.LoRA, m.Frozen = lo, true
+	prompts := make([][]int, len(data))
+	for i, ex := range data {
+		p, err := tok.Encode(ex.Prompt, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("example %d: %w", i+1, err)
+		}
+		if len(p) < 1 || len(p) >= m.Config.MaxPositions {
+			return nil, nil, fmt.Errorf("example %d: %d prompt tokens leave no room in the model's %d positions", i+1, len(p), m.Config.MaxPositions)
+		}
+		prompts[i] = p
+	}
+	eos := map[int]bool{}
+	for _, t := range tok.EOS() {
+		eos[t] = true
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6790))
+	var order []int
+	next := func() int { // seeded epochs over the data (TRL shuffles)
+		if len(order) == 0 {
+			order = rng.Perm(len(data))
+		}
+		i := order[0]
+		order = order[1:]
+		return i
+	}
+	opt := NewAdamW(cfg.WeightDecay)
+	params := lo.Params()
+	var (
+		hist  []GRPOStep
+		batch []Rollout
+		info  GRPOStep // the batch's reward statistics
+	)
+	start := time.Now()
+	for step := range cfg.Steps {
+		if err := ctx.Err(); err != nil {
+			return lo, hist, err
+		}
+		if step%iters == 0 {
+			var err error
+			if batch, info, err = grpoBatch(ctx, m, tok, data, prompts, next, reward, eos, rng, cfg); err != nil {
+				return lo, hist, fmt.Errorf("step %d: %w", step+1, err)
+			}
+		}
+		grads := map[string][]float32{}
+		st, err := m.GRPOLoss(batch, obj, grads)
+		if err != nil {
+			return lo, hist, err
+		}
+		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, st.Loss, step)
+		}
+		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
+		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
+		opt.Update(params, grads, lr)
+		rec := info
+		rec.Step, rec.Loss, rec.KL, rec.ClipRatio, rec.LR, rec.Norm = step+1, st.Loss, st.KL, st.ClipRatio, lr, norm
+		rec.Tokens, rec.Seen, rec.Time = st.Tokens, st.Seen, time.Since(start)
+		hist = append(hist, rec)
+		if progress != nil {
+			progress(rec)
+		}
+	}
+	return lo, hist, nil
+}
+
+// grpoBatch samples and rewards one batch of groups with the current
+// policy and fills in the log-probabilities the loss needs: the
+// reference's when Beta is not 0, the sampling policy's when the batch
+// serves more than one iteration.
+func grpoBatch(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []GRPOExample, prompts [][]int,
+	next func() int, reward Reward, eos map[int]bool, rng *rand.Rand, cfg GRPOConfig) ([]Rollout, GRPOStep, error) {
+	G := cfg.NumGenerations
+	em, err := PolicyEngine(m)
+	if err != nil {
+		return nil, GRPOStep{}, err
+	}
+	defer em.Close()
+	var (
+		rs      []Rollout
+		rewards []float64
+		info    GRPOStep
+	)
+	for range cfg.BatchSize / G {
+		k := next()
+		p := prompts[k]
+		maxNew := min(cfg.MaxCompletion, m.Config.MaxPositions-len(p))
+		comps, err := SampleGroup(ctx, em, p, G, maxNew, cfg.Temperature, eos, rng)
+		if err != nil {
+			return nil, info, err
+		}
+		var mean, ss float64
+		grp := make([]float64, G)
+		for i, c := range comps {
+			text := c
+			if eos[text[len(text)-1]] {
+				text = text[:len(text)-1]
+			}
+			r, err := reward(data[k].Prompt, tok.Decode(text, true), data[k].Answer)
+			if err != nil {
+				return nil, info, fmt.Errorf("reward of example %d: %w", k+1, err)
+			}
+			grp[i] = r
+			mean += r / float64(G)
+			info.CompletionLen += float64(len(c)) / float64(cfg.BatchSize)
+			rs = append(rs, Rollout{Tokens: append(append([]int(nil), p...), c...), Prompt: len(p)})
+		}
+		for _, r := range grp {
+			ss += (r - mean) * (r - mean)
+		}
+		info.Reward += mean / float64(cfg.BatchSize/G)
+		info.RewardStd += math.Sqrt(ss/float64(G-1)) / float64(cfg.BatchSize/G)
+		rewards = append(rewards, grp...)
+	}
+	for i, a := range GroupAdvantages(rewards, G, cfg.ScaleRewards) {
+		rs[i].Advantage = a
+	}
+	for i := range rs {
+		if cfg.NumIterations > 1 {
+			rs[i].OldLogp = m.CompletionLogps(&rs[i], cfg.Temperature)
+		}
+		if cfg.Beta != 0 {
+			lo := m.LoRA
+			m.LoRA = nil // the reference: the base, adapters disabled
+			rs[i].RefLogp = m.CompletionLogps(&rs[i], cfg.Temperature)
+			m.LoRA = lo
+		}
+	}
+	return rs, info, nil
+}
