@@ -8,7 +8,10 @@
 // backward pass for one sequence, full weights or LoRA adapters on a
 // frozen base (model.go); PEFT adapter loading (lora.go) and saving,
 // AdamW, warm-up + cosine decay and gradient clipping (optim.go); LoRA SFT
-// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`). Layers
+// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`); GRPO
+// with verifiable rewards (grpo.go, CLI `moco train grpo`: groups sampled
+// through the engine from the folded policy, group-normalised advantages,
+// clipped surrogate, k3 KL to the base). Layers
 // are generic over float32 (training) and float64 (gradient checks) and
 // are plain Go loops, single-threaded, not yet the kernels package's
 // products. Checked: every layer, the whole model and the adapters against
@@ -16,10 +19,13 @@
 // against the engine's on skills-base; the LoRA forward against merge's
 // fold-in of skills-lora-add; the LoRA gradients on skills-base against
 // PyTorch autograd (testdata/torch_reference.py, its output committed);
-// AdamW against torch.optim.AdamW. Not built yet: LoRA dropout, gradient
+// AdamW against torch.optim.AdamW; the GRPO loss's gradient against
+// finite differences with clipping and KL active, its token loss and
+// advantages against hand-derived tables, the folded sampling policy
+// against the training forward. Not built yet: LoRA dropout, gradient
 // accumulation as a separate micro-batch setting, checkpoints and resume,
 // the messages form and chat templates, full fine-tuning from the CLI,
-// DPO, GRPO, the training-based MoCo methods, a speed benchmark.
+// DPO, the training-based MoCo methods, a speed benchmark.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major

@@ -169,6 +169,9 @@ func TestGRPOGradients(t *testing.T) {
 	// Full weights (base unfrozen), on-policy ratios from explicit old
 	// log-probabilities, β 0.
 	t.Run("full", func(t *testing.T) {
+		if testutil.RaceEnabled && testing.Short() {
+			t.Skip("every base weight of the tiny model: slow under the race detector")
+		}
 		m, rs, _ := tinyRollouts(t)
 		m.LoRA, m.Frozen = nil, false
 		for i := range rs {
