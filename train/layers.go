@@ -3,6 +3,8 @@ package train
 import (
 	"fmt"
 	"math"
+
+	"github.com/mocolab/moco/kernels"
 )
 
 // Float is the element type of the layers: float32 for training, float64
@@ -28,6 +30,12 @@ func EmbedBackward[T Float](demb, dx []T, tokens []int, d int) {
 
 // Linear computes y = x·Wᵀ for x [n, in] and w [out, in] (y is [n, out]).
 func Linear[T Float](y, x, w []T, n, in, out int) {
+	if y32, ok := as32(y); ok {
+		x32, _ := as32(x)
+		w32, _ := as32(w)
+		linear32(y32, x32, w32, n, in, out)
+		return
+	}
 	for t := range n {
 		xr := x[t*in : (t+1)*in]
 		for o := range out {
@@ -45,6 +53,14 @@ func Linear[T Float](y, x, w []T, n, in, out int) {
 // A frozen weight passes dw nil; an input that needs no gradient passes
 // dx nil.
 func LinearBackward[T Float](dx, dw, dy, x, w []T, n, in, out int) {
+	if dy32, ok := as32(dy); ok {
+		dx32, _ := as32(dx)
+		dw32, _ := as32(dw)
+		x32, _ := as32(x)
+		w32, _ := as32(w)
+		linearBackward32(dx32, dw32, dy32, x32, w32, n, in, out)
+		return
+	}
 	for t := range n {
 		dyr := dy[t*out : (t+1)*out]
 		xr := x[t*in : (t+1)*in]
@@ -118,19 +134,31 @@ func RMSNormBackward[T Float](dx, dw, dy, x, w []T, width int, eps, offset T) {
 
 // SwiGLU computes h = silu(gate) · up elementwise, silu(g) = g·σ(g).
 func SwiGLU[T Float](h, gate, up []T) {
-	for i, g := range gate {
-		h[i] = g * sigmoid(g) * up[i]
-	}
+	elementwise(len(gate), func(i0, i1 int) {
+		for i := i0; i < i1; i++ {
+			g := gate[i]
+			h[i] = g * sigmoid(g) * up[i]
+		}
+	})
+}
+
+// elementwise runs fn over [0, n) split over the kernels' thread pool
+// (each element is computed alone, so the split changes nothing).
+func elementwise(n int, fn func(i0, i1 int)) {
+	kernels.Parallel(n, 16*n, fn)
 }
 
 // SwiGLUBackward adds dgate += dh·up·σ(g)·(1 + g·(1−σ(g))) and
 // dup += dh·silu(g).
 func SwiGLUBackward[T Float](dgate, dup, dh, gate, up []T) {
-	for i, g := range gate {
-		s := sigmoid(g)
-		dgate[i] += dh[i] * up[i] * s * (1 + g*(1-s))
-		dup[i] += dh[i] * g * s
-	}
+	elementwise(len(gate), func(i0, i1 int) {
+		for i := i0; i < i1; i++ {
+			g := gate[i]
+			s := sigmoid(g)
+			dgate[i] += dh[i] * up[i] * s * (1 + g*(1-s))
+			dup[i] += dh[i] * g * s
+		}
+	})
 }
 
 func sigmoid[T Float](x T) T { return T(1 / (1 + math.Exp(-float64(x)))) }
@@ -192,6 +220,14 @@ func (a Attn) check() {
 // for the backward pass. Scores are q·k/√HeadDim, masked causally.
 func AttnForward[T Float](a Attn, out, p, q, k, v []T) {
 	a.check()
+	if o32, ok := as32(out); ok {
+		p32, _ := as32(p)
+		q32, _ := as32(q)
+		k32, _ := as32(k)
+		v32, _ := as32(v)
+		attnForward32(a, o32, p32, q32, k32, v32)
+		return
+	}
 	n, hd, group := a.N, a.HeadDim, a.Heads/a.KVHeads
 	qDim, kvDim := a.Heads*hd, a.KVHeads*hd
 	scale := T(1 / math.Sqrt(float64(hd)))
@@ -241,6 +277,17 @@ func AttnForward[T Float](a Attn, out, p, q, k, v []T) {
 // summed over the query heads that share each key/value head.
 func AttnBackward[T Float](a Attn, dq, dk, dv, dout, p, q, k, v []T) {
 	a.check()
+	if dq32, ok := as32(dq); ok {
+		dk32, _ := as32(dk)
+		dv32, _ := as32(dv)
+		do32, _ := as32(dout)
+		p32, _ := as32(p)
+		q32, _ := as32(q)
+		k32, _ := as32(k)
+		v32, _ := as32(v)
+		attnBackward32(a, dq32, dk32, dv32, do32, p32, q32, k32, v32)
+		return
+	}
 	n, hd, group := a.N, a.HeadDim, a.Heads/a.KVHeads
 	qDim, kvDim := a.Heads*hd, a.KVHeads*hd
 	scale := T(1 / math.Sqrt(float64(hd)))
@@ -289,6 +336,10 @@ func CrossEntropy[T Float](dlogits, logits []T, targets []int, vocab int) (loss 
 	}
 	if count == 0 {
 		return 0, 0
+	}
+	if l32, ok := as32(logits); ok {
+		d32, _ := as32(dlogits)
+		return crossEntropy32(d32, l32, targets, vocab, count) / float64(count), count
 	}
 	for t, y := range targets {
 		if y < 0 {

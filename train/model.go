@@ -2,8 +2,10 @@ package train
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -22,6 +24,11 @@ type Model[T Float] struct {
 	// Backward then fills only the adapters' gradients.
 	Frozen bool
 	freqs  []float64
+	// wt keeps the transposes of frozen float32 weights (name → Wᵀ) for
+	// the input gradients dX = dY·W; nil (a Model built as a literal)
+	// means none are kept. A caller that changes a frozen weight must
+	// not reuse the Model's kept transposes: build a new Model.
+	wt *sync.Map
 }
 
 // LayerName returns the tensor name of a layer's weight, e.g.
@@ -106,7 +113,7 @@ func FromSource(c *engine.Config, src safetensors.Source) (*Model[float32], erro
 	if err := CheckConfig(c); err != nil {
 		return nil, err
 	}
-	m := &Model[float32]{Config: c, Params: map[string][]float32{}, freqs: RopeFreqs(c.RopeTheta, c.HeadDim)}
+	m := &Model[float32]{Config: c, Params: map[string][]float32{}, freqs: RopeFreqs(c.RopeTheta, c.HeadDim), wt: new(sync.Map)}
 	for name, n := range shapes(c) {
 		t, ok := src.Tensor(name)
 		if !ok {
@@ -135,7 +142,7 @@ func NewModel[T Float](c *engine.Config, params map[string][]T) (*Model[T], erro
 			return nil, fmt.Errorf("train: tensor %s has %d elements, want %d", name, len(params[name]), n)
 		}
 	}
-	return &Model[T]{Config: c, Params: params, freqs: RopeFreqs(c.RopeTheta, c.HeadDim)}, nil
+	return &Model[T]{Config: c, Params: params, freqs: RopeFreqs(c.RopeTheta, c.HeadDim), wt: new(sync.Map)}, nil
 }
 
 // layerActs holds what one block's backward pass needs from its forward.
@@ -240,11 +247,7 @@ func (m *Model[T]) addLinear(s *layerActs[T], l int, path string, y, x []T, n in
 func (m *Model[T]) linearBackward(s *layerActs[T], l int, path string, dx, dy, x []T, n int, g func(string, int) []T) {
 	in, out := m.dims(path)
 	name := LayerName(l, path)
-	var dw []T
-	if !m.Frozen {
-		dw = g(name, in*out)
-	}
-	LinearBackward(dx, dw, dy, x, m.Params[name], n, in, out)
+	m.weightBackward(name, dx, dy, x, n, in, out, g)
 	if m.LoRA == nil || m.LoRA.A[name] == nil {
 		return
 	}
@@ -257,6 +260,33 @@ func (m *Model[T]) linearBackward(s *layerActs[T], l int, path string, dx, dy, x
 	dz := make([]T, n*r)
 	LinearBackward(dz, g(peftName(name, "B"), out*r), sdy, s.z[name], m.LoRA.B[name], n, r, out)
 	LinearBackward(dx, g(peftName(name, "A"), r*in), dz, x, m.LoRA.A[name], n, in, r)
+}
+
+// weightBackward is LinearBackward for the base weight under name: dx +=
+// dy·W, and dW += dyᵀ·x unless the base is frozen. A frozen float32
+// weight's product uses its transpose, made on first use and kept, so the
+// backward pass runs the kernels' y = x·Wᵀ form without transposing W
+// again for every sequence.
+func (m *Model[T]) weightBackward(name string, dx, dy, x []T, n, in, out int, g func(string, int) []T) {
+	w := m.Params[name]
+	if !m.Frozen {
+		LinearBackward(dx, g(name, in*out), dy, x, w, n, in, out)
+		return
+	}
+	w32, ok := as32(w)
+	if !ok || m.wt == nil {
+		LinearBackward(dx, nil, dy, x, w, n, in, out)
+		return
+	}
+	v, ok := m.wt.Load(name)
+	if !ok {
+		t := make([]float32, len(w32))
+		kernels.Transpose(t, w32, out, in)
+		v, _ = m.wt.LoadOrStore(name, t)
+	}
+	dx32, _ := as32(dx)
+	dy32, _ := as32(dy)
+	kernels.MatMulAdd(dx32, v.([]float32), dy32, n, in, out)
 }
 
 // Backward adds into grads (tensor name → gradient, allocated here when
@@ -284,7 +314,7 @@ func (m *Model[T]) Backward(acts *Acts[T], dlogits []T, grads map[string][]T) {
 
 	// Head and final norm.
 	dNormed := make([]T, n*D)
-	LinearBackward(dNormed, gw(m.headName()), dlogits, acts.normed, P[m.headName()], n, D, c.VocabSize)
+	m.weightBackward(m.headName(), dNormed, dlogits, acts.normed, n, D, c.VocabSize, g)
 	dx := make([]T, n*D) // gradient of the residual stream
 	RMSNormBackward(dx, gw("model.norm.weight"), dNormed, acts.xFinal, P["model.norm.weight"], D, eps, off)
 

@@ -1,0 +1,145 @@
+package train
+
+import (
+	"math"
+
+	"github.com/mocolab/moco/kernels"
+)
+
+// The float32 instances of the heavy layers run on the kernels package:
+// the linear maps' three products on its tiled, threaded MatMul (y = x·Wᵀ,
+// dX += dY·W through MatMulNN or a kept transpose, dW += dYᵀ·X through
+// MatMulTN), attention over the thread pool one head (forward) or one
+// key/value head (backward) per unit with the kernels' row dots and
+// axpys, and cross-entropy row by row over the pool. The float64 instances,
+// kept for the gradient checks, are the plain loops of layers.go, and
+// TestFloat32MatchesFloat64 holds these to them. Every unit is computed
+// the same way whichever thread runs it, so results do not depend on the
+// thread count and a run is reproducible bit for bit.
+
+func as32[T Float](s []T) ([]float32, bool) {
+	v, ok := any(s).([]float32)
+	return v, ok
+}
+
+func linear32(y, x, w []float32, n, in, out int) {
+	kernels.MatMul(y, &kernels.Mat{Rows: out, Cols: in, Type: kernels.F32, F32: w}, x, n)
+}
+
+func linearBackward32(dx, dw, dy, x, w []float32, n, in, out int) {
+	if dx != nil {
+		kernels.MatMulNN(dx, dy, w, n, out, in)
+	}
+	if dw != nil {
+		kernels.MatMulTN(dw, dy, x, n, out, in)
+	}
+}
+
+func attnForward32(a Attn, out, p, q, k, v []float32) {
+	n, hd, group := a.N, a.HeadDim, a.Heads/a.KVHeads
+	qDim, kvDim := a.Heads*hd, a.KVHeads*hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	kernels.Parallel(a.Heads, a.Heads*n*n*hd, func(h0, h1 int) {
+		for h := h0; h < h1; h++ {
+			kh := (h / group) * hd
+			for t := range n {
+				pr := p[(h*n+t)*n : (h*n+t+1)*n]
+				qt := q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				kernels.DotRows(pr[:t+1], k[kh:], kvDim, qt)
+				for u := range pr[:t+1] {
+					pr[u] *= scale
+				}
+				clear(pr[t+1:])
+				kernels.Softmax(pr[:t+1])
+				ot := out[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				clear(ot)
+				kernels.AxpyRows(ot, pr[:t+1], v[kh:], kvDim)
+			}
+		}
+	})
+}
+
+func attnBackward32(a Attn, dq, dk, dv, dout, p, q, k, v []float32) {
+	n, hd, group := a.N, a.HeadDim, a.Heads/a.KVHeads
+	qDim, kvDim := a.Heads*hd, a.KVHeads*hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	// One unit per key/value head: the query heads of its group write
+	// their own dq columns and its dk, dv columns alone.
+	kernels.Parallel(a.KVHeads, 2*a.Heads*n*n*hd, func(g0, g1 int) {
+		dp := make([]float32, n)
+		for g := g0; g < g1; g++ {
+			kh := g * hd
+			for h := g * group; h < (g+1)*group; h++ {
+				for t := range n {
+					pr := p[(h*n+t)*n : (h*n+t)*n+t+1]
+					dot := dout[t*qDim+h*hd : t*qDim+(h+1)*hd]
+					kernels.DotRows(dp[:t+1], v[kh:], kvDim, dot)
+					var rs float32
+					for u, pu := range pr {
+						rs += pu * dp[u]
+						if pu != 0 {
+							kernels.Axpy(pu, dot, dv[u*kvDim+kh:u*kvDim+kh+hd])
+						}
+					}
+					for u, pu := range pr {
+						dp[u] = pu * (dp[u] - rs) * scale
+					}
+					dqt := dq[t*qDim+h*hd : t*qDim+(h+1)*hd]
+					kernels.AxpyRows(dqt, dp[:t+1], k[kh:], kvDim)
+					qt := q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+					for u, ds := range dp[:t+1] {
+						if ds != 0 {
+							kernels.Axpy(ds, qt, dk[u*kvDim+kh:u*kvDim+kh+hd])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// crossEntropy32 is CrossEntropy's float32 instance: rows over the pool,
+// each row's exponentials computed once (in float64, as the generic code
+// does) and the per-row losses summed in row order.
+func crossEntropy32(dlogits, logits []float32, targets []int, vocab, count int) float64 {
+	losses := make([]float64, len(targets))
+	kernels.Parallel(len(targets), len(targets)*vocab*8, func(t0, t1 int) {
+		var e []float64
+		if dlogits != nil {
+			e = make([]float64, vocab)
+		}
+		for t := t0; t < t1; t++ {
+			y := targets[t]
+			if y < 0 {
+				continue
+			}
+			row := logits[t*vocab : (t+1)*vocab]
+			mx := math.Inf(-1)
+			for _, v := range row {
+				mx = max(mx, float64(v))
+			}
+			var sum float64
+			for i, v := range row {
+				x := math.Exp(float64(v) - mx)
+				sum += x
+				if e != nil {
+					e[i] = x
+				}
+			}
+			losses[t] = mx + math.Log(sum) - float64(row[y])
+			if dlogits != nil {
+				d := dlogits[t*vocab : (t+1)*vocab]
+				c := 1 / (sum * float64(count))
+				for i, x := range e {
+					d[i] += float32(x * c)
+				}
+				d[y] -= float32(1 / float64(count))
+			}
+		}
+	})
+	var loss float64
+	for _, l := range losses {
+		loss += l
+	}
+	return loss
+}
