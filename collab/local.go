@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
@@ -18,8 +19,12 @@ import (
 // generation with this one model) and it is what Member.Local holds for
 // the logit-level methods, which need the weights themselves.
 //
-// Local is safe for concurrent use: every request runs in its own session
-// (its own KV cache) over the shared weights.
+// Local is safe for concurrent use. Generate answers through one batcher
+// (decode.Batcher, started on first use) that decodes every request in
+// flight together, whoever sent it: the requests of one call, and those of
+// concurrent calls (an evaluation's items, a text method's members), share
+// each step's pass over the weights. Every other use runs in its own
+// session (its own KV cache) over the shared weights.
 type Local struct {
 	Model *engine.Model
 	Tok   *tokenizer.Tokenizer
@@ -29,6 +34,10 @@ type Local struct {
 	Dir       string
 	// Params is the parameter count, the basis of the FLOPs estimate.
 	Params int64
+
+	mu      sync.Mutex
+	batcher *decode.Batcher
+	owned   bool // batcher started by l, closed by Close
 }
 
 // LoadLocal loads the Hugging Face model folder dir with the engine and its
@@ -51,8 +60,48 @@ func NewLocal(name, dir string, m *engine.Model, tok *tokenizer.Tokenizer) *Loca
 	return &Local{Model: m, Tok: tok, ModelName: name, Dir: dir, Params: ParamCount(m.Config)}
 }
 
-// Close releases the model's weights.
-func (l *Local) Close() error { return l.Model.Close() }
+// Close stops the batcher l started, if any, and releases the model's
+// weights.
+func (l *Local) Close() error {
+	l.mu.Lock()
+	b, owned := l.batcher, l.owned
+	l.batcher, l.owned = nil, false
+	l.mu.Unlock()
+	if b != nil && owned {
+		b.Close()
+	}
+	return l.Model.Close()
+}
+
+// localQueue is the queue of the batcher a Local starts: every request of
+// every caller waits in it for room in the batch, so it is not the bound a
+// server's queue is (a dev set of thousands of items is one call).
+const localQueue = 1 << 20
+
+// Batcher returns the batcher Generate answers through, starting one over
+// the model (default batch bounds, the whole context) on first use.
+func (l *Local) Batcher() *decode.Batcher {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.batcher == nil {
+		l.batcher = decode.NewBatcher(l.Model, l.Tok, decode.BatcherConfig{MaxQueue: localQueue})
+		l.owned = true
+	}
+	return l.batcher
+}
+
+// UseBatcher makes Generate answer through b, a batcher of l.Model that
+// the caller owns and closes (a server's, shared with its other requests).
+// A batcher l started before is closed once its requests are done.
+func (l *Local) UseBatcher(b *decode.Batcher) {
+	l.mu.Lock()
+	old, owned := l.batcher, l.owned
+	l.batcher, l.owned = b, false
+	l.mu.Unlock()
+	if old != nil && owned && old != b {
+		old.Close()
+	}
+}
 
 // Name is the model's name.
 func (l *Local) Name() string { return l.ModelName }
@@ -173,20 +222,63 @@ func fitPrompt(ids []int, limit, maxNew, bos int) ([]int, int) {
 // sessionLimit is the number of positions a default session of m holds.
 func sessionLimit(m *engine.Model) int { return m.ContextSize() }
 
-// Generate answers each request with this model alone, in order. A prompt
-// too long for the context keeps its last tokens; generation stops at an
-// EOS token, at the request's MaxTokens, at the context's end or before the
-// first stop string. Cancelling ctx stops generation at the next token.
+// Generate answers each request with this model alone, all of them
+// together in the batch (see Local). Each answer equals what a session of
+// its own generates (runLocal with the "single" method): greedy ids are
+// identical, and a seeded sampler draws the same tokens. A prompt too
+// long for the context keeps its last tokens; generation stops at an EOS
+// token, at the request's MaxTokens, at the context's end or before the
+// first stop string. Cancelling ctx stops generation at the next step.
 func (l *Local) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := l.Batcher()
 	out := make([]Response, len(reqs))
-	for i, r := range reqs {
-		res, err := runLocal(ctx, []*Local{l}, decode.MethodConfig{Method: "single"}, r)
+	errs := make([]error, len(reqs))
+	if len(reqs) == 1 {
+		out[0], errs[0] = l.generateOne(ctx, b, reqs[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, r := range reqs {
+			wg.Go(func() { out[i], errs[i] = l.generateOne(ctx, b, r) })
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, cerr
+			}
+			if len(reqs) > 1 {
+				return nil, fmt.Errorf("%s: request %d: %w", l.ModelName, i, err)
+			}
 			return nil, fmt.Errorf("%s: %w", l.ModelName, err)
 		}
-		out[i] = res
 	}
 	return out, nil
+}
+
+// generateOne answers one request through the batcher b, with the prompt
+// fitted as runLocal fits it.
+func (l *Local) generateOne(ctx context.Context, b *decode.Batcher, r Request) (Response, error) {
+	ids, err := encodeRequest(l.Tok, r)
+	if err != nil {
+		return Response{}, err
+	}
+	ids, maxNew := fitPrompt(ids, b.Context(), r.MaxTokens, l.Tok.BOS())
+	top := r.TopP
+	if top == 0 {
+		top = 1
+	}
+	res, err := b.Generate(ctx, decode.BatchRequest{Prompt: ids, MaxTokens: maxNew, Stop: r.Stop,
+		Sampler: decode.SamplerConfig{Temperature: r.Temperature, TopP: top, Seed: r.Seed}})
+	if err != nil {
+		return Response{}, err
+	}
+	n := int64(len(ids) + len(res.Tokens))
+	return Response{Text: res.Text, PromptTokens: len(ids), CompletionTokens: len(res.Tokens),
+		ForwardTokens: n, FLOPs: 2 * float64(l.Params) * float64(n)}, nil
 }
 
 // runLocal answers one request with the decode method cfg over the local

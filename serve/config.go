@@ -167,7 +167,11 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 			return nil, nil, err
 		}
 		e := s.lookup(ms.ID)
-		members[ms.ID] = collab.Member{Name: ms.ID, Dir: ms.Path, Gen: &batchedGen{Local: l, b: e.batcher}, Local: l}
+		// The model as a recipe member answers through the served model's
+		// batcher, so that the requests of text-level methods (debate,
+		// voting, ...) share the batch with everything else the server runs.
+		l.UseBatcher(e.batcher)
+		members[ms.ID] = l.Member()
 		contexts[ms.ID] = e.context
 		if opts.Progress != nil {
 			opts.Progress("loaded %s from %s", ms.ID, ms.Path)
