@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Task types scored by this package.
@@ -14,6 +15,14 @@ const (
 
 // Generator produces a model's continuation of a prompt.
 type Generator func(prompt string) (string, error)
+
+// BatchGenerator produces the continuations of many prompts at once (see
+// GreedyBatch). It calls done once per prompt as that prompt's generation
+// ends, in any order and possibly from several goroutines at once, with
+// the text or the prompt's error; it returns when every prompt is done, or
+// early with ctx's error when ctx ends (prompts not done by then get no
+// call).
+type BatchGenerator func(ctx context.Context, prompts []string, done func(i int, text string, err error)) error
 
 // Options controls an evaluation run.
 type Options struct {
@@ -106,6 +115,98 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 		}
 	}
 	return r.finish(), nil
+}
+
+// EvaluateBatch is EvaluateContext with a generator that decodes all the
+// items together: the items, their scores and Result are the same as
+// EvaluateContext gives with a Generator that answers each prompt as gen
+// does. Progress is called as items finish, in the order they finish;
+// Items keeps the split's order. When ctx ends the items finished so far
+// are returned, scored, with ctx's error; an item's error ends the run.
+func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, gen BatchGenerator) (*Result, error) {
+	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
+		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+	}
+	items, err := ds.Split(split)
+	if err != nil {
+		return nil, err
+	}
+	items = o.pick(items)
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
+	}
+	prompt := o.Prompt
+	if prompt == nil {
+		prompt = BuildPrompt
+	}
+	prompts := make([]string, len(items))
+	for i, it := range items {
+		prompts[i] = prompt(ds.TaskType, it)
+	}
+	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
+	results := make([]*ItemResult, len(items))
+	var mu sync.Mutex
+	var first error
+	err = gen(ctx, prompts, func(i int, g string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("item %s: %w", items[i].ID, err)
+			}
+			return
+		}
+		it := items[i]
+		g = cut(g, o.Stop)
+		pred, ok := Score(ds.TaskType, it, g)
+		results[i] = &ItemResult{ID: it.ID, Prompt: prompts[i], Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok}
+		r.N++
+		if ok {
+			r.Correct++
+		}
+		if o.Progress != nil {
+			o.Progress(r.N, r.Total, r.Correct)
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, x := range results {
+		if x != nil {
+			r.Items = append(r.Items, *x)
+		}
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return r.finish(), cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		return nil, first
+	}
+	return r.finish(), nil
+}
+
+// Sequential adapts a Generator to a BatchGenerator that answers the
+// prompts one at a time, in order (a reference for GreedyBatch, and the
+// shape of generators that cannot batch).
+func Sequential(gen Generator) BatchGenerator {
+	return func(ctx context.Context, prompts []string, done func(int, string, error)) error {
+		for i, p := range prompts {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			g, err := gen(p)
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			done(i, g, err)
+			if err != nil {
+				return nil
+			}
+		}
+		return nil
+	}
 }
 
 // finish sets the accuracy of the items scored (0 when none).

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 
+	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/safetensors"
 	"github.com/mocolab/moco/tokenizer"
@@ -14,7 +16,9 @@ import (
 // prompt is encoded with special tokens (BOS), generation stops at an EOS
 // token, at maxNew tokens or at the context limit, and the text is decoded
 // without special tokens. A prompt too long for the context keeps its last
-// tokens (after BOS), leaving room for maxNew new ones.
+// tokens (after BOS), leaving room for maxNew new ones. The argmax runs
+// over the tokenizer's vocabulary (padded output rows beyond it name no
+// token), as every decode loop does.
 func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 	return GreedyContext(context.Background(), m, tok, maxNew)
 }
@@ -23,21 +27,15 @@ func Greedy(m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 // ctx is done (checked before every token).
 func GreedyContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, maxNew int) Generator {
 	eos := map[int]bool{}
-	for _, id := range m.Config.EOS {
+	for _, id := range decode.EOSIDs(tok, m) {
 		eos[id] = true
 	}
-	for _, id := range tok.EOS() {
-		eos[id] = true
-	}
+	vocab := greedyVocab(m, tok)
 	return func(prompt string) (string, error) {
-		ids, err := tok.Encode(prompt, true)
+		s := m.NewSession(0)
+		ids, err := greedyPrompt(tok, prompt, s.MaxSeq(), maxNew)
 		if err != nil {
 			return "", err
-		}
-		s := m.NewSession(0)
-		ids = fitPrompt(ids, s.MaxSeq()-maxNew, tok.BOS())
-		if len(ids) == 0 {
-			return "", fmt.Errorf("no room for a prompt in a context of %d with %d new tokens", s.MaxSeq(), maxNew)
 		}
 		logits, err := s.Forward(ids)
 		if err != nil {
@@ -48,16 +46,78 @@ func GreedyContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenize
 			if err := ctx.Err(); err != nil {
 				return "", err
 			}
-			next := argmax(logits)
+			next := argmax(logits[:vocab])
 			if eos[next] {
 				break
 			}
 			out = append(out, next)
+			if len(out) == maxNew {
+				break // the last token needs no forward pass
+			}
 			if logits, err = s.Forward([]int{next}); err != nil {
 				return "", err
 			}
 		}
 		return tok.Decode(out, true), nil
+	}
+}
+
+// greedyVocab is the part of the logits greedy decoding chooses from: the
+// tokenizer's vocabulary, within the model's output rows.
+func greedyVocab(m *engine.Model, tok *tokenizer.Tokenizer) int {
+	if n := tok.VocabSize(); n > 0 {
+		return min(n, m.Config.VocabSize)
+	}
+	return m.Config.VocabSize
+}
+
+// greedyPrompt encodes a prompt with special tokens and fits it in a
+// context of limit positions with room for maxNew new tokens.
+func greedyPrompt(tok *tokenizer.Tokenizer, prompt string, limit, maxNew int) ([]int, error) {
+	ids, err := tok.Encode(prompt, true)
+	if err != nil {
+		return nil, err
+	}
+	ids = fitPrompt(ids, limit-maxNew, tok.BOS())
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no room for a prompt in a context of %d with %d new tokens", limit, maxNew)
+	}
+	return ids, nil
+}
+
+// GreedyBatch is GreedyContext over many prompts decoded together: one
+// decode.Batcher steps up to batch sequences at once (<= 0: the batcher's
+// default), each answer equal to GreedyContext's for its prompt (the same
+// prompt fitting, EOS ids, vocabulary and length bound; the batch's
+// logits equal a session's). Cancelling ctx stops every sequence at the
+// next step.
+func GreedyBatch(m *engine.Model, tok *tokenizer.Tokenizer, maxNew, batch int) BatchGenerator {
+	return func(ctx context.Context, prompts []string, done func(int, string, error)) error {
+		limit := m.ContextSize()
+		b := decode.NewBatcher(m, tok, decode.BatcherConfig{
+			Batch: engine.BatchOptions{MaxSeqs: batch}, MaxQueue: len(prompts), Context: limit,
+			EOS: decode.EOSIDs(tok, m),
+		})
+		defer b.Close()
+		var wg sync.WaitGroup
+		for i, p := range prompts {
+			ids, err := greedyPrompt(tok, p, limit, maxNew)
+			if err != nil {
+				done(i, "", err)
+				continue
+			}
+			wg.Go(func() {
+				res, err := b.Generate(ctx, decode.BatchRequest{Prompt: ids, MaxTokens: maxNew})
+				if err != nil && ctx.Err() != nil {
+					return
+				}
+				// The batcher's streamed text is the decoding of its tokens;
+				// decode them whole as GreedyContext does.
+				done(i, tok.Decode(res.Tokens, true), err)
+			})
+		}
+		wg.Wait()
+		return ctx.Err()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/collab"
@@ -66,6 +67,8 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references; one model)")
 	maxNew := fs.Int("max-new", 64, "most tokens generated per item")
 	setRange(fs, "max-new", atLeast(1))
+	batch := fs.Int("batch", defaultEvalBatch, "items decoded together, each weight read once per step for all (1: one at a time; a logit-level method always runs one at a time); the scores do not depend on it")
+	setRange(fs, "batch", atLeast(1))
 	stop := fs.StringArray("stop", nil, "cut generations at this string before scoring (repeat); "+escapeHelp)
 	prefix := fs.String("answer-prefix", " ", "text between prompt and reference for --metric nll; "+escapeHelp)
 	noEscape := fs.Bool("no-escape", false, `take --stop and --answer-prefix literally (no \n escapes)`)
@@ -121,7 +124,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	opts := engine.Options{Threads: threads, Quant: *quant, ContextSize: ctxSize}
 	res := evalResult{
 		Models: *models, Method: name, Dataset: ds.Name, File: *dataset, Split: *split, Metric: *metric, Seed: *seed,
-		Settings: map[string]any{"n": *n, "first": *first, "max_new": *maxNew, "stop": stops, "threads": threads, "ctx_size": ctxSize, "quant": *quant},
+		Settings: map[string]any{"n": *n, "first": *first, "max_new": *maxNew, "stop": stops, "threads": threads, "ctx_size": ctxSize, "quant": *quant, "batch": *batch},
 	}
 	res.Model = strings.Join(*models, "+")
 	if *metric == bench.MetricNLL {
@@ -159,7 +162,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			res.Total = len(pick(o, items))
 		}
 	} else {
-		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew)
+		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew, *batch)
 		if err != nil {
 			return err
 		}
@@ -167,7 +170,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		o.Progress = func(done, total, correct int) {
 			bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
 		}
-		r, err := bench.EvaluateContext(ctx, ds, *split, o, gen)
+		r, err := bench.EvaluateBatch(ctx, ds, *split, o, gen)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -220,16 +223,29 @@ func loadOne(dir string, opts engine.Options) (*engine.Model, *tokenizer.Tokeniz
 	return m, tok, err
 }
 
-// evalGenerator returns the greedy generator eval scores: bench.Greedy for
-// one model (the reference harness), else the registry's method over the
-// pool, run with greedy requests of maxNew tokens under ctx.
-func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, opts engine.Options, maxNew int) (bench.Generator, func(), error) {
+// defaultEvalBatch is eval's --batch: on the 2-core reference machine
+// 16 sequences per step reach most of the batched throughput while short
+// evaluations still fill the batch.
+const defaultEvalBatch = 16
+
+// evalGenerator returns the greedy generator eval scores: for one model
+// bench.GreedyBatch (batch items per step; bench.Greedy, the reference
+// harness, one item at a time for batch 1), else the registry's method
+// over the pool, run with greedy requests of maxNew tokens under ctx for
+// batch items at once: the pool's local models answer every request in
+// flight through one batcher each (collab.Local), so concurrent items
+// share the steps. Logit-level methods run their own sessions per
+// request and gain nothing from it, so they run one item at a time.
+func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, opts engine.Options, maxNew, batch int) (bench.BatchGenerator, func(), error) {
 	if method == "single" {
 		m, tok, err := loadOne(dirs[0], opts)
 		if err != nil {
 			return nil, func() {}, err
 		}
-		return bench.GreedyContext(ctx, m, tok, maxNew), func() { m.Close() }, nil
+		if batch <= 1 {
+			return bench.Sequential(bench.GreedyContext(ctx, m, tok, maxNew)), func() { m.Close() }, nil
+		}
+		return bench.GreedyBatch(m, tok, maxNew, batch), func() { m.Close() }, nil
 	}
 	pool, closeAll, err := collab.LoadPool(dirs, opts)
 	if err != nil {
@@ -240,14 +256,45 @@ func evalGenerator(ctx context.Context, dirs []string, method string, p collab.P
 		closeAll()
 		return nil, func() {}, usagef("%v", err)
 	}
-	gen := func(prompt string) (string, error) {
-		out, err := meth.Generate(ctx, []collab.Request{{Prompt: prompt, MaxTokens: maxNew}})
-		if err != nil {
-			return "", err
-		}
-		return out[0].Text, nil
+	if meth.Level() == collab.LevelLogit {
+		batch = 1
 	}
-	return gen, closeAll, nil
+	return concurrentGenerator(meth, maxNew, batch), closeAll, nil
+}
+
+// concurrentGenerator answers the prompts with meth, up to workers of
+// them in flight at once, each a greedy request of maxNew tokens.
+func concurrentGenerator(meth collab.Method, maxNew, workers int) bench.BatchGenerator {
+	return func(ctx context.Context, prompts []string, done func(int, string, error)) error {
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(workers, len(prompts)) {
+			wg.Go(func() {
+				for i := range next {
+					out, err := meth.Generate(ctx, []collab.Request{{Prompt: prompts[i], MaxTokens: maxNew}})
+					if ctx.Err() != nil {
+						continue // not done: the run was interrupted
+					}
+					if err != nil {
+						done(i, "", err)
+						continue
+					}
+					done(i, out[0].Text, nil)
+				}
+			})
+		}
+	feed:
+		for i := range prompts {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(next)
+		wg.Wait()
+		return ctx.Err()
+	}
 }
 
 // parseParams reads --param key=value pairs; a value that parses as JSON
