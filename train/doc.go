@@ -8,7 +8,9 @@
 // backward pass for one sequence, full weights or LoRA adapters on a
 // frozen base (model.go); PEFT adapter loading (lora.go) and saving,
 // AdamW, warm-up + cosine decay and gradient clipping (optim.go); LoRA SFT
-// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`); GRPO
+// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`); LoRA DPO
+// (sigmoid loss, the reference being the base with the adapters off) on
+// TRL prompt/chosen/rejected JSONL (dpo.go, CLI `moco train dpo`); GRPO
 // with verifiable rewards (grpo.go, CLI `moco train grpo`: groups sampled
 // through the engine from the folded policy, group-normalised advantages,
 // clipped surrogate, k3 KL to the base). Layers
@@ -22,10 +24,12 @@
 // AdamW against torch.optim.AdamW; the GRPO loss's gradient against
 // finite differences with clipping and KL active, its token loss and
 // advantages against hand-derived tables, the folded sampling policy
-// against the training forward. Not built yet: LoRA dropout, gradient
+// against the training forward; the DPO loss and log-probabilities
+// against hand-derived values and its adapter gradients against central
+// finite differences. Not built yet: LoRA dropout, gradient
 // accumulation as a separate micro-batch setting, checkpoints and resume,
 // the messages form and chat templates, full fine-tuning from the CLI,
-// DPO, the training-based MoCo methods, a speed benchmark.
+// the training-based MoCo methods, a speed benchmark.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major

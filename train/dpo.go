@@ -1,0 +1,288 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// Pair is one preference item in TRL's prompt/chosen/rejected form: the
+// same prompt with a preferred and a dispreferred completion.
+type Pair struct {
+	Prompt   string `json:"prompt"`
+	Chosen   string `json:"chosen"`
+	Rejected string `json:"rejected"`
+}
+
+// ReadDPO reads JSONL with TRL's prompt, chosen and rejected string fields
+// (blank lines skipped); an error names the offending line. TRL's
+// conversational form (lists of messages) and its implicit-prompt form
+// (no prompt field) are refused: the first needs the chat template, the
+// second a shared-prefix split.
+func ReadDPO(r io.Reader) ([]Pair, error) {
+	var out []Pair
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(text), &raw); err != nil {
+			return nil, fmt.Errorf("line %d: %v", line, err)
+		}
+		for _, k := range []string{"prompt", "chosen", "rejected"} {
+			v, ok := raw[k]
+			if !ok {
+				return nil, fmt.Errorf("line %d: missing field %q (want string fields prompt, chosen and rejected)", line, k)
+			}
+			if s := strings.TrimSpace(string(v)); strings.HasPrefix(s, "[") {
+				return nil, fmt.Errorf("line %d: field %q is a list: the conversational form is not supported yet (use strings)", line, k)
+			}
+		}
+		var p Pair
+		if err := json.Unmarshal([]byte(text), &p); err != nil {
+			return nil, fmt.Errorf("line %d: %v", line, err)
+		}
+		if p.Chosen == "" || p.Rejected == "" {
+			return nil, fmt.Errorf("line %d: chosen and rejected must be non-empty", line)
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no pairs")
+	}
+	return out, nil
+}
+
+// SeqLogProb returns the sum over scored positions (targets[t] ≥ 0) of
+// log softmax(logits[t])[targets[t]] and the number of scored positions.
+// When dlogits is not nil it adds coef times the sum's gradient with
+// respect to the logits, coef·(onehot(target) − softmax), into it.
+func SeqLogProb[T Float](dlogits, logits []T, targets []int, vocab int, coef float64) (float64, int) {
+	var sum float64
+	n := 0
+	for t, y := range targets {
+		if y < 0 {
+			continue
+		}
+		n++
+		row := logits[t*vocab : (t+1)*vocab]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = max(mx, float64(v))
+		}
+		var z float64
+		for _, v := range row {
+			z += math.Exp(float64(v) - mx)
+		}
+		lse := mx + math.Log(z)
+		sum += float64(row[y]) - lse
+		if dlogits != nil {
+			d := dlogits[t*vocab : (t+1)*vocab]
+			for i, v := range row {
+				d[i] -= T(coef * math.Exp(float64(v)-lse))
+			}
+			d[y] += T(coef)
+		}
+	}
+	return sum, n
+}
+
+// Seq is a tokenized sequence with its next-token targets (negative:
+// not scored), as Tokenize makes them.
+type Seq struct{ Tokens, Targets []int }
+
+// LogProb is the sum of the scored tokens' log-probabilities of s under
+// the model as it is (with its adapters when set).
+func (m *Model[T]) LogProb(s Seq) float64 {
+	acts := m.Forward(s.Tokens)
+	lp, _ := SeqLogProb[T](nil, acts.Logits, s.Targets, m.Config.VocabSize, 0)
+	return lp
+}
+
+// RefLogProb is LogProb with the adapters disabled: the frozen base, DPO's
+// reference model, without a second copy of the weights.
+func (m *Model[T]) RefLogProb(s Seq) float64 {
+	lo := m.LoRA
+	m.LoRA = nil
+	defer func() { m.LoRA = lo }()
+	return m.LogProb(s)
+}
+
+// PairStats is one preference pair's DPO loss and the quantities TRL logs:
+// the policy's summed log-probabilities and the implicit rewards
+// β·(log π(y|x) − log π_ref(y|x)) of the chosen and rejected completions.
+type PairStats struct {
+	Loss                         float64
+	LogpChosen, LogpRejected     float64
+	RewardChosen, RewardRejected float64
+}
+
+// DPOLoss is the sigmoid DPO loss of Rafailov et al. (TRL's default
+// loss_type "sigmoid", label smoothing 0) from summed log-probabilities:
+//
+//	z = β·((logπ(c) − logπ_ref(c)) − (logπ(r) − logπ_ref(r)))
+//	loss = −log σ(z) = log(1 + e^(−z))
+//
+// It returns the loss and dloss/dz = −σ(−z).
+func DPOLoss(logpC, logpR, refC, refR, beta float64) (loss, dz float64) {
+	z := beta * ((logpC - refC) - (logpR - refR))
+	// softplus(−z), stable for large |z|.
+	if z > 0 {
+		loss = math.Log1p(math.Exp(-z))
+	} else {
+		loss = -z + math.Log1p(math.Exp(z))
+	}
+	return loss, -1 / (1 + math.Exp(z))
+}
+
+// DPOPair computes one pair's DPO loss against the given reference
+// log-probabilities and, when grads is not nil, adds weight times its
+// gradient into grads (for every weight the model trains: the adapters
+// when Frozen).
+func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight float64, grads map[string][]T) PairStats {
+	V := m.Config.VocabSize
+	ac, ar := m.Forward(chosen.Tokens), m.Forward(rejected.Tokens)
+	var dc, dr []T
+	if grads != nil {
+		dc, dr = make([]T, len(ac.Logits)), make([]T, len(ar.Logits))
+	}
+	// The log-probability gradients with coefficient 1 first; the loss's
+	// chain factor is known only once both log-probabilities are.
+	lc, _ := SeqLogProb(dc, ac.Logits, chosen.Targets, V, 1)
+	lr, _ := SeqLogProb(dr, ar.Logits, rejected.Targets, V, 1)
+	loss, dz := DPOLoss(lc, lr, refC, refR, beta)
+	st := PairStats{Loss: loss, LogpChosen: lc, LogpRejected: lr, RewardChosen: beta * (lc - refC), RewardRejected: beta * (lr - refR)}
+	if grads == nil {
+		return st
+	}
+	// dloss/dlogπ(c) = dz·β, dloss/dlogπ(r) = −dz·β.
+	kc, kr := T(weight*dz*beta), T(-weight*dz*beta)
+	for i := range dc {
+		dc[i] *= kc
+	}
+	for i := range dr {
+		dr[i] *= kr
+	}
+	m.Backward(ac, dc, grads)
+	m.Backward(ar, dr, grads)
+	return st
+}
+
+// DPOConfig is a LoRA DPO run: the SFT settings plus β.
+type DPOConfig struct {
+	SFTConfig
+	Beta float64
+}
+
+// DPOStep is one optimizer step's record: the SFT record (Loss is the
+// batch's mean DPO loss; Tokens counts the scored tokens of both
+// completions) plus TRL's logged means over the batch.
+type DPOStep struct {
+	Step
+	RewardChosen, RewardRejected float64 // rewards/chosen, rewards/rejected
+	Margin                       float64 // rewards/margins: mean of chosen − rejected
+	Accuracy                     float64 // rewards/accuracies: share with chosen > rejected
+	LogpChosen, LogpRejected     float64 // logps/chosen, logps/rejected
+}
+
+// DPO trains LoRA adapters on m (frozen) with the sigmoid DPO loss against
+// the frozen base as reference (the same weights with the adapters off),
+// AdamW, warm-up + cosine decay and gradient clipping. Each step draws
+// BatchSize pairs with a seeded stream and minimises their mean loss.
+// Sequences are tokenized as SFT does (BOS + prompt + completion + EOS,
+// completion and EOS scored). The reference log-probabilities are computed
+// once per pair, the first time it is drawn. A non-finite loss stops the
+// run before the update, so the adapters hold the last good step.
+func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []Pair, cfg DPOConfig, progress func(DPOStep)) (*LoRA[float32], []DPOStep, error) {
+	if cfg.Beta <= 0 {
+		return nil, nil, fmt.Errorf("beta %v: must be positive", cfg.Beta)
+	}
+	lo, err := NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.LoRA, m.Frozen = lo, true
+	type item struct {
+		c, r       Seq
+		refC, refR float64
+		haveRef    bool
+	}
+	items := make([]item, len(data))
+	for i, p := range data {
+		for _, x := range []struct {
+			s    *Seq
+			text string
+		}{{&items[i].c, p.Chosen}, {&items[i].r, p.Rejected}} {
+			if x.s.Tokens, x.s.Targets, err = Tokenize(tok, Example{Prompt: p.Prompt, Completion: x.text}); err != nil {
+				return nil, nil, fmt.Errorf("pair %d: %w", i+1, err)
+			}
+			if len(x.s.Tokens) > m.Config.MaxPositions {
+				return nil, nil, fmt.Errorf("pair %d: %d tokens, more than the model's %d positions", i+1, len(x.s.Tokens), m.Config.MaxPositions)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
+	opt := NewAdamW(cfg.WeightDecay)
+	params := lo.Params()
+	var hist []DPOStep
+	start := time.Now()
+	for step := range cfg.Steps {
+		if err := ctx.Err(); err != nil {
+			return lo, hist, err
+		}
+		grads := map[string][]float32{}
+		st := DPOStep{Step: Step{Step: step + 1}}
+		w := 1 / float64(cfg.BatchSize)
+		for range cfg.BatchSize {
+			it := &items[rng.IntN(len(items))]
+			if !it.haveRef {
+				it.refC, it.refR, it.haveRef = m.RefLogProb(it.c), m.RefLogProb(it.r), true
+			}
+			ps := m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, grads)
+			st.Loss += w * ps.Loss
+			st.RewardChosen += w * ps.RewardChosen
+			st.RewardRejected += w * ps.RewardRejected
+			st.Margin += w * (ps.RewardChosen - ps.RewardRejected)
+			if ps.RewardChosen > ps.RewardRejected {
+				st.Accuracy += w
+			}
+			st.LogpChosen += w * ps.LogpChosen
+			st.LogpRejected += w * ps.LogpRejected
+			for _, s := range []Seq{it.c, it.r} {
+				st.Seen += len(s.Tokens)
+				for _, y := range s.Targets {
+					if y >= 0 {
+						st.Tokens++
+					}
+				}
+			}
+		}
+		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, st.Loss, step)
+		}
+		st.Norm = ClipGradNorm(grads, cfg.MaxGradNorm)
+		st.LR = CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
+		opt.Update(params, grads, st.LR)
+		st.Time = time.Since(start)
+		hist = append(hist, st)
+		if progress != nil {
+			progress(st)
+		}
+	}
+	return lo, hist, nil
+}
