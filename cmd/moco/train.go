@@ -16,7 +16,7 @@ import (
 func init() {
 	register(&command{
 		name:    "train",
-		summary: "fine-tune LoRA adapters: train sft|grpo (PEFT adapter out; DPO not built yet)",
+		summary: "fine-tune LoRA adapters: train sft|dpo|grpo (PEFT adapter out)",
 		run:     runTrain,
 	})
 }
@@ -25,11 +25,11 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "grpo" {
 		return runTrainGRPO(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dpo" {
+		return runTrainDPO(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "sft" {
-		if len(args) > 0 && args[0] == "dpo" {
-			return fmt.Errorf("train %s: not implemented yet (issue 15); only sft is", args[0])
-		}
-		return usagef("usage: moco train sft|grpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
+		return usagef("usage: moco train sft|dpo|grpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
 	}
 	fs := newFlags("train sft", stderr)
 	model := fs.String("model", "", "base model folder (Llama family, kept frozen)")

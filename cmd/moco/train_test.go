@@ -22,7 +22,7 @@ func TestTrainCLIErrors(t *testing.T) {
 	}{
 		{[]string{"train"}, 2, "usage: moco train sft"},
 		{[]string{"train", "sft", "--model", "x"}, 2, "--data and --out are required"},
-		{[]string{"train", "dpo"}, 1, "not implemented yet"},
+		{[]string{"train", "ppo"}, 2, "usage: moco train sft|dpo|grpo"},
 		{[]string{"train", "sft", "--model", "x", "--data", bad, "--out", dir + "/o"}, 1, "line 2"},
 	} {
 		_, stderr, code := runCLI(c.args...)

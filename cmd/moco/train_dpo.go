@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/tokenizer"
+	"github.com/mocolab/moco/train"
+)
+
+// runTrainDPO is `moco train dpo`: LoRA DPO against the frozen base.
+func runTrainDPO(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train dpo", stderr)
+	model := fs.String("model", "", "base model folder (Llama family, kept frozen; also the reference model)")
+	data := fs.String("data", "", "JSONL with TRL's prompt, chosen and rejected fields")
+	out := fs.String("out", "", "adapter folder to write (PEFT format)")
+	beta := fs.Float64("beta", 0.1, "DPO β: strength of the KL tie to the reference (TRL's default 0.1)")
+	rank := fs.Int("lora-r", 8, "LoRA rank")
+	alpha := fs.Float64("lora-alpha", 16, "LoRA alpha (scale alpha/r)")
+	targets := fs.String("lora-targets", "q_proj,v_proj,down_proj", "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
+	steps := fs.Int("steps", 300, "optimizer steps")
+	batch := fs.Int("batch-size", 64, "preference pairs per step (drawn with the seed)")
+	lr := fs.Float64("lr", 3e-3, "peak learning rate (AdamW)")
+	warmup := fs.Int("warmup", 0, "linear warm-up steps before cosine decay")
+	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
+	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
+	seed := fs.Uint64("seed", 1, "seed of the adapter init and the batch draws")
+	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected")
+	quiet := fs.BoolP("quiet", "q", false, "no progress")
+	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
+	setRange(fs, "lr", between(0, 10))
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco train dpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
+		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")
+		fmt.Fprintln(stderr, "Sequences are BOS + prompt + completion + EOS, as train sft; log-probabilities are summed over completion and EOS.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *data == "" || *out == "" {
+		return usagef("train dpo: --model, --data and --out are required")
+	}
+	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 || !(*beta > 0) {
+		return usagef("train dpo: --lora-r, --steps, --batch-size and --beta must be positive, --warmup not negative")
+	}
+	f, err := os.Open(*data)
+	if err != nil {
+		return err
+	}
+	pairs, err := train.ReadDPO(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", *data, err)
+	}
+	m, err := train.Load(*model)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(*model)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	prog := progressOut(stderr)
+	if *quiet {
+		prog = nil
+	}
+	term := prog != nil && isTerminal(prog)
+	cfg := train.DPOConfig{Beta: *beta, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
+		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ",")}}
+	var tokens int
+	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
+		tokens += s.Seen
+		if prog == nil {
+			return
+		}
+		eta := time.Duration(float64(s.Time) / float64(s.Step.Step) * float64(*steps-s.Step.Step)).Round(time.Second)
+		line := fmt.Sprintf("step %d/%d  loss %.4f  margin %.3f  acc %.2f  lr %.2e  %.0f tok/s  ETA %s",
+			s.Step.Step, *steps, s.Loss, s.Margin, s.Accuracy, s.LR, float64(tokens)/s.Time.Seconds(), eta)
+		if term {
+			fmt.Fprintf(prog, "\r%s ", line)
+		} else {
+			fmt.Fprintln(prog, line)
+		}
+	})
+	if term {
+		fmt.Fprintln(prog)
+	}
+	if lo != nil && len(hist) > 0 {
+		// Keep what was trained, even when stopped early (signal or NaN).
+		base, _ := filepath.Abs(*model)
+		if serr := train.SaveLoRA(*out, lo, m, base); serr != nil {
+			return serr
+		}
+		csvPath := *lossCSV
+		if csvPath == "" {
+			csvPath = filepath.Join(*out, "loss.csv")
+		}
+		if werr := writeDPOLog(csvPath, hist); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	if *asJSON {
+		last := hist[len(hist)-1]
+		return json.NewEncoder(stdout).Encode(map[string]any{"out": *out, "steps": len(hist), "loss": last.Loss,
+			"margin": last.Margin, "accuracy": last.Accuracy, "seconds": last.Time.Seconds()})
+	}
+	return nil
+}
+
+// writeDPOLog writes the step log as CSV (atomically: a temporary file
+// renamed into place).
+func writeDPOLog(path string, hist []train.DPOStep) error {
+	var b strings.Builder
+	b.WriteString("step,loss,lr,tokens,grad_norm,seconds,rewards/chosen,rewards/rejected,rewards/margins,rewards/accuracies,logps/chosen,logps/rejected\n")
+	for _, s := range hist {
+		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f\n", s.Step.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds(),
+			s.RewardChosen, s.RewardRejected, s.Margin, s.Accuracy, s.LogpChosen, s.LogpRejected)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
