@@ -9,7 +9,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mocolab/moco/tokenizer"
@@ -116,11 +119,11 @@ func (m *Model[T]) LogProb(s Seq) float64 {
 
 // RefLogProb is LogProb with the adapters disabled: the frozen base, DPO's
 // reference model, without a second copy of the weights.
+// It reads m without changing it, so it is safe beside other readers.
 func (m *Model[T]) RefLogProb(s Seq) float64 {
-	lo := m.LoRA
-	m.LoRA = nil
-	defer func() { m.LoRA = lo }()
-	return m.LogProb(s)
+	ref := *m // shares the weights
+	ref.LoRA = nil
+	return ref.LogProb(s)
 }
 
 // PairStats is one preference pair's DPO loss and the quantities TRL logs:
@@ -187,6 +190,10 @@ func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight float6
 type DPOConfig struct {
 	SFTConfig
 	Beta float64
+	// Threads is how many pairs of a batch run at once (0: GOMAXPROCS).
+	// The result does not depend on it: each pair's gradient is summed
+	// in the batch's order.
+	Threads int
 }
 
 // DPOStep is one optimizer step's record: the SFT record (Loss is the
@@ -220,7 +227,11 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 	type item struct {
 		c, r       Seq
 		refC, refR float64
-		haveRef    bool
+		once       sync.Once // computes refC and refR the first time the pair is drawn
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
 	}
 	items := make([]item, len(data))
 	for i, p := range data {
@@ -245,15 +256,41 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		if err := ctx.Err(); err != nil {
 			return lo, hist, err
 		}
-		grads := map[string][]float32{}
 		st := DPOStep{Step: Step{Step: step + 1}}
 		w := 1 / float64(cfg.BatchSize)
-		for range cfg.BatchSize {
-			it := &items[rng.IntN(len(items))]
-			if !it.haveRef {
-				it.refC, it.refR, it.haveRef = m.RefLogProb(it.c), m.RefLogProb(it.r), true
+		batch := make([]*item, cfg.BatchSize)
+		for i := range batch {
+			batch[i] = &items[rng.IntN(len(items))]
+		}
+		pairStats := make([]PairStats, len(batch))
+		pairGrads := make([]map[string][]float32, len(batch))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(threads, len(batch)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1) - 1); i < len(batch); i = int(next.Add(1) - 1) {
+					it := batch[i]
+					it.once.Do(func() { it.refC, it.refR = m.RefLogProb(it.c), m.RefLogProb(it.r) })
+					pairGrads[i] = map[string][]float32{}
+					pairStats[i] = m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, pairGrads[i])
+				}
+			}()
+		}
+		wg.Wait()
+		grads := map[string][]float32{}
+		for i, it := range batch {
+			for name, v := range pairGrads[i] {
+				if grads[name] == nil {
+					grads[name] = make([]float32, len(v))
+				}
+				acc := grads[name]
+				for j, x := range v {
+					acc[j] += x
+				}
 			}
-			ps := m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, grads)
+			ps := pairStats[i]
 			st.Loss += w * ps.Loss
 			st.RewardChosen += w * ps.RewardChosen
 			st.RewardRejected += w * ps.RewardRejected

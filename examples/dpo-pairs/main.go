@@ -1,0 +1,117 @@
+// Command dpo-pairs builds DPO preference pairs for the skills family's
+// addition task from a model's own mistakes: it draws fresh addition
+// problems in the format of skills_add.json ("Q: 509+572=\nA:", operands
+// 0-999), leaving out every prompt of the dataset's dev and test splits,
+// answers them greedily with the model, and writes one TRL
+// prompt/chosen/rejected line per wrong answer: chosen the true sum,
+// rejected the model's answer.
+//
+//	go run ./examples/dpo-pairs -model ../shared/models/skills-base \
+//	    -dataset ../shared/datasets/skills_add.json -n 3000 > pairs.jsonl
+//	moco train dpo --model ../shared/models/skills-base --data pairs.jsonl --out dpo-adapter
+//
+// It uses only moco's public packages, so it can be copied into any module
+// that requires github.com/mocolab/moco.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/engine"
+)
+
+func main() {
+	model := flag.String("model", "", "model folder whose mistakes become the rejected answers")
+	dataset := flag.String("dataset", "", "skills_add.json: its dev and test prompts are never drawn")
+	n := flag.Int("n", 3000, "problems to draw (pairs are the wrong answers among them)")
+	seed := flag.Uint64("seed", 1, "seed of the problems")
+	flag.Parse()
+	if *model == "" || *dataset == "" {
+		log.Fatal("-model and -dataset are required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	st, err := run(ctx, *model, *dataset, *n, *seed, os.Stdout)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "%d problems, %d answered right, %d pairs written\n", st.problems, st.right, st.pairs)
+}
+
+type stats struct{ problems, right, pairs int }
+
+// Pair is one TRL preference line.
+type Pair struct {
+	Prompt   string `json:"prompt"`
+	Chosen   string `json:"chosen"`
+	Rejected string `json:"rejected"`
+}
+
+func run(ctx context.Context, model, dataset string, n int, seed uint64, w io.Writer) (stats, error) {
+	b, err := os.ReadFile(dataset)
+	if err != nil {
+		return stats{}, err
+	}
+	var ds struct{ Dev, Test []struct{ Input string } }
+	if err := json.Unmarshal(b, &ds); err != nil {
+		return stats{}, fmt.Errorf("%s: %w", dataset, err)
+	}
+	held := map[string]bool{}
+	for _, it := range append(ds.Dev, ds.Test...) {
+		held[it.Input] = true
+	}
+	if len(held) == 0 {
+		return stats{}, fmt.Errorf("%s: no dev or test items", dataset)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xadd))
+	seen := map[string]bool{}
+	var reqs []collab.Request
+	var sums []int
+	for len(reqs) < n {
+		a, c := rng.IntN(1000), rng.IntN(1000)
+		p := fmt.Sprintf("Q: %d+%d=\nA:", a, c)
+		if held[p] || seen[p] {
+			continue
+		}
+		seen[p] = true
+		reqs = append(reqs, collab.Request{Prompt: p, MaxTokens: 8})
+		sums = append(sums, a+c)
+	}
+	pool, closeAll, err := collab.LoadPool([]string{model}, engine.Options{})
+	if err != nil {
+		return stats{}, err
+	}
+	defer closeAll()
+	out, err := pool[0].Gen.Generate(ctx, reqs) // greedy
+	if err != nil {
+		return stats{}, err
+	}
+	st := stats{problems: n}
+	enc := json.NewEncoder(w)
+	for i, r := range out {
+		ans := strings.TrimSpace(r.Text)
+		if ans == strconv.Itoa(sums[i]) {
+			st.right++
+			continue
+		}
+		if ans == "" {
+			continue // nothing to reject: an empty completion
+		}
+		if err := enc.Encode(Pair{Prompt: reqs[i].Prompt, Chosen: " " + strconv.Itoa(sums[i]), Rejected: r.Text}); err != nil {
+			return st, err
+		}
+		st.pairs++
+	}
+	return st, nil
+}
