@@ -32,7 +32,9 @@
 // text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers
 // compared with collab/extract, ties to the earliest model), debate,
 // feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams)
-// and heterogeneous-swarms (SwarmsParams). API level: prompt-routing,
+// heterogeneous-swarms (SwarmsParams) and agglm (AggLMParams: an
+// aggregator trained in-process with train's GRPO on dev prompts balanced
+// between majority-vote failures and successes). API level: prompt-routing,
 // trained-router (an MLP on an encoder's mean-pooled hidden state),
 // graph-router (label propagation over the dev queries' neighbour graph)
 // and switch-generation (a trained patch selector). Trained methods read

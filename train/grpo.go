@@ -512,7 +512,9 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 	m.LoRA, m.Frozen = lo, true
 	prompts := make([][]int, len(data))
 	for i, ex := range data {
-		p, err := tok.Encode(ex.Prompt, true)
+		// A prompt rendered by a chat template may already start with BOS.
+		special := tok.BOS() < 0 || !strings.HasPrefix(ex.Prompt, tok.TokenString(tok.BOS()))
+		p, err := tok.Encode(ex.Prompt, special)
 		if err != nil {
 			return nil, nil, fmt.Errorf("example %d: %w", i+1, err)
 		}
