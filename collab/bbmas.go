@@ -116,7 +116,7 @@ func newBBMAS(_ context.Context, pool []Member, p Params) (Method, error) {
 		return nil, fmt.Errorf("bbmas: %w", err)
 	}
 	if q.MaxAgentsToAct < 1 || q.MinAgentsToStop < 1 || q.MaxIterations < 1 || q.MaxRetries < 1 {
-		return nil, fmt.Errorf("bbmas: the agent counts, max_iterations and max_num_retries must be at least 1")
+		return nil, inputErrorf("bbmas: the agent counts, max_iterations and max_num_retries must be at least 1")
 	}
 	shared, err := memberIndex(pool, q.SharedAgent, "bbmas shared_agent")
 	if err != nil {

@@ -101,7 +101,7 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 		}
 	}
 	if q.TopK < 1 {
-		return nil, fmt.Errorf("llm-blender: top_k must be at least 1, got %d", q.TopK)
+		return nil, inputErrorf("llm-blender: top_k must be at least 1, got %d", q.TopK)
 	}
 	topK := min(q.TopK, len(pool))
 	fuser, err := pickModel(pool, q.Fuser, q.DevScores, "llm-blender fuser")
@@ -119,7 +119,7 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 	switch q.Ranker {
 	case "llm":
 		if q.Dev != "" {
-			return nil, fmt.Errorf("llm-blender: a dev set trains the ranker, so it needs ranker trained, not llm")
+			return nil, inputErrorf("llm-blender: a dev set trains the ranker, so it needs ranker trained, not llm")
 		}
 	case "trained":
 		score, err := trainBlenderRanker(ctx, pool, q)
@@ -128,7 +128,7 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 		}
 		b.Score = score
 	default:
-		return nil, fmt.Errorf("llm-blender: ranker must be llm or trained, got %q", q.Ranker)
+		return nil, inputErrorf("llm-blender: ranker must be llm or trained, got %q", q.Ranker)
 	}
 	b.one = func(x *exchange) (string, error) {
 		qs := question(x.req)

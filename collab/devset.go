@@ -133,7 +133,7 @@ type DevConfig struct {
 
 func (d DevConfig) load(method string) ([]DevItem, error) {
 	if d.Dev == "" {
-		return nil, fmt.Errorf("%s is trained on a dev set: give the dev parameter (a MoCo-format dataset file)", method)
+		return nil, inputErrorf("%s is trained on a dev set: give the dev parameter (a MoCo-format dataset file)", method)
 	}
 	items, err := LoadDevSet(d.Dev, "dev", d.DevN)
 	if err != nil {

@@ -114,7 +114,7 @@ func init() {
 			return decode.MethodConfig{}, err
 		}
 		if q.Head == "" {
-			return decode.MethodConfig{}, fmt.Errorf("needs a deferral head (parameter head: a .safetensors file from 'moco collab train-head')")
+			return decode.MethodConfig{}, inputErrorf("needs a deferral head (parameter head: a .safetensors file from 'moco collab train-head')")
 		}
 		h, err := decode.LoadHead(q.Head)
 		return decode.MethodConfig{Head: h, Threshold: q.Threshold, WarmUp: q.WarmUp, CoLLMMode: q.Mode}, err
@@ -156,7 +156,7 @@ func Locals(method string, pool []Member) ([]*Local, error) {
 	for i, m := range pool {
 		l, ok := m.Local.(*Local)
 		if !ok || l == nil {
-			return nil, fmt.Errorf("%s works on model weights token by token: %s is not a model loaded in this process", method, m.Name)
+			return nil, inputErrorf("%s works on model weights token by token: %s is not a model loaded in this process", method, m.Name)
 		}
 		ls[i] = l
 	}
@@ -180,7 +180,12 @@ func newLogitMethod(ctx context.Context, level Level, pool []Member, cfg decode.
 	}
 	c, err := decode.NewMethod(models, toks, probe)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Method, err)
+		if ctx.Err() != nil || cfg.DevPrompts != nil {
+			// Cancelled, or the calibration failed while working.
+			return nil, fmt.Errorf("%s: %w", cfg.Method, err)
+		}
+		// Parameters decode refuses, vocabularies that differ.
+		return nil, inputErrorf("%s: %w", cfg.Method, err)
 	}
 	if c.Cascade != nil && cfg.Thresholds == nil {
 		m.cfg.Thresholds = append([]float64(nil), c.Cascade.Thresholds...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -119,14 +120,32 @@ type Params map[string]any
 func (p Params) Decode(dst any) error {
 	raw, err := json.Marshal(map[string]any(p))
 	if err != nil {
-		return fmt.Errorf("parameters: %w", err)
+		return inputErrorf("parameters: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("parameters: %w", err)
+		return inputErrorf("parameters: %w", err)
 	}
 	return nil
+}
+
+// ErrInput marks errors caused by what the caller asked for rather than by
+// a failure while working: an unknown method, a pool of the wrong size,
+// bad parameters, models a method cannot use. errors.Is(err, ErrInput)
+// tells them apart (the CLI exits 2 for them, as for a bad flag).
+var ErrInput = errors.New("invalid input")
+
+// inputError is an error about the caller's input; see ErrInput.
+type inputError struct{ err error }
+
+func (e inputError) Error() string        { return e.err.Error() }
+func (e inputError) Unwrap() error        { return e.err }
+func (e inputError) Is(target error) bool { return target == ErrInput }
+
+// inputErrorf is fmt.Errorf marked as an input error.
+func inputErrorf(format string, args ...any) error {
+	return inputError{fmt.Errorf(format, args...)}
 }
 
 // Spec describes a method to the registry: how many models it takes and
@@ -199,16 +218,16 @@ func New(ctx context.Context, name string, pool []Member, p Params) (Method, err
 		for _, s := range Specs() {
 			names = append(names, s.Name)
 		}
-		return nil, fmt.Errorf("unknown method %q (known: %s)", name, strings.Join(names, ", "))
+		return nil, inputErrorf("unknown method %q (known: %s)", name, strings.Join(names, ", "))
 	}
 	if len(pool) == 0 {
-		return nil, fmt.Errorf("%s: the pool is empty", name)
+		return nil, inputErrorf("%s: the pool is empty", name)
 	}
 	if len(pool) < spec.MinModels {
-		return nil, fmt.Errorf("%s needs at least %d models, the pool has %d", name, spec.MinModels, len(pool))
+		return nil, inputErrorf("%s needs at least %d models, the pool has %d", name, spec.MinModels, len(pool))
 	}
 	if spec.MaxModels > 0 && len(pool) > spec.MaxModels {
-		return nil, fmt.Errorf("%s takes at most %d models, the pool has %d", name, spec.MaxModels, len(pool))
+		return nil, inputErrorf("%s takes at most %d models, the pool has %d", name, spec.MaxModels, len(pool))
 	}
 	return spec.New(ctx, pool, p)
 }

@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,9 @@ func TestRegistry(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s with %d models, %v: error %v, want %q", tc.name, len(tc.pool), tc.params, err, tc.err)
+		}
+		if !errors.Is(err, ErrInput) {
+			t.Errorf("%s: %v is not marked as an input error", tc.name, err)
 		}
 	}
 	found := false

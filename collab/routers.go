@@ -192,7 +192,7 @@ func newPromptRouting(_ context.Context, pool []Member, p Params) (Method, error
 		return nil, fmt.Errorf("prompt-routing: %w", err)
 	}
 	if len(q.Descriptions) != len(pool) {
-		return nil, fmt.Errorf("prompt-routing needs one model description per model (model_descriptions): %d for %d models", len(q.Descriptions), len(pool))
+		return nil, inputErrorf("prompt-routing needs one model description per model (model_descriptions): %d for %d models", len(q.Descriptions), len(pool))
 	}
 	router, err := pickModel(pool, q.Router, q.DevScores, "prompt-routing router")
 	if err != nil {
@@ -216,7 +216,7 @@ func newPromptRouting(_ context.Context, pool []Member, p Params) (Method, error
 func (e EncoderConfig) resolve(method string, pool []Member, opts engine.Options) (Embedder, string, error) {
 	if e.EncoderDir != "" {
 		if e.Encoder != nil {
-			return nil, "", fmt.Errorf("%s: give encoder or encoder_dir, not both", method)
+			return nil, "", inputErrorf("%s: give encoder or encoder_dir, not both", method)
 		}
 		l, err := LoadLocal(e.EncoderDir, opts)
 		if err != nil {
@@ -232,14 +232,14 @@ func (e EncoderConfig) resolve(method string, pool []Member, opts engine.Options
 		if em, ok := pool[i].Gen.(Embedder); ok {
 			return em, pool[i].Name, nil
 		}
-		return nil, "", fmt.Errorf("%s: encoder %s does not expose hidden states (use a local model)", method, pool[i].Name)
+		return nil, "", inputErrorf("%s: encoder %s does not expose hidden states (use a local model)", method, pool[i].Name)
 	}
 	for _, m := range pool {
 		if em, ok := m.Gen.(Embedder); ok {
 			return em, m.Name, nil
 		}
 	}
-	return nil, "", fmt.Errorf("%s needs an encoder with hidden states: no pool model is local; give encoder_dir", method)
+	return nil, "", inputErrorf("%s needs an encoder with hidden states: no pool model is local; give encoder_dir", method)
 }
 
 // devTraining is what the trained routers share: the dev items, the
@@ -475,7 +475,7 @@ func NewGraphRouter(ctx context.Context, pool []Member, p Params) (*Router, erro
 		return nil, fmt.Errorf("graph-router: %w", err)
 	}
 	if q.K < 1 || !(q.Alpha > 0 && q.Alpha < 1) {
-		return nil, fmt.Errorf("graph-router: k must be at least 1 and alpha in (0, 1), got %d and %v", q.K, q.Alpha)
+		return nil, inputErrorf("graph-router: k must be at least 1 and alpha in (0, 1), got %d and %v", q.K, q.Alpha)
 	}
 	t, err := prepareDev(ctx, "graph-router", pool, q.DevConfig, q.EncoderConfig)
 	if err != nil {

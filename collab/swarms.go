@@ -47,14 +47,14 @@ func TopoOrder(adj [][]int) ([]int, error) {
 	in := make([]int, n)
 	for i := range adj {
 		if len(adj[i]) != n {
-			return nil, fmt.Errorf("graph row %d has %d entries for %d models", i, len(adj[i]), n)
+			return nil, inputErrorf("graph row %d has %d entries for %d models", i, len(adj[i]), n)
 		}
 		for j, v := range adj[i] {
 			if v != 0 && v != 1 {
-				return nil, fmt.Errorf("graph[%d][%d] is %d; entries are 0 or 1", i, j, v)
+				return nil, inputErrorf("graph[%d][%d] is %d; entries are 0 or 1", i, j, v)
 			}
 			if v == 1 && i == j {
-				return nil, fmt.Errorf("the graph has a cycle: model %d feeds itself", i)
+				return nil, inputErrorf("the graph has a cycle: model %d feeds itself", i)
 			}
 			in[j] += v
 		}
@@ -72,7 +72,7 @@ func TopoOrder(adj [][]int) ([]int, error) {
 		if next < 0 {
 			for i := range n {
 				if !done[i] {
-					return nil, fmt.Errorf("the graph has a cycle through model %d: heterogeneous swarms needs a DAG", i)
+					return nil, inputErrorf("the graph has a cycle through model %d: heterogeneous swarms needs a DAG", i)
 				}
 			}
 		}
@@ -148,10 +148,10 @@ func newSwarms(ctx context.Context, pool []Member, p Params) (Method, error) {
 	var order []int
 	switch {
 	case q.Graph != nil && q.Dev != "":
-		return nil, fmt.Errorf("heterogeneous-swarms: give a graph or a dev set to search one on, not both")
+		return nil, inputErrorf("heterogeneous-swarms: give a graph or a dev set to search one on, not both")
 	case q.Graph != nil:
 		if len(q.Graph) != n {
-			return nil, fmt.Errorf("heterogeneous-swarms: the graph has %d rows for %d models", len(q.Graph), n)
+			return nil, inputErrorf("heterogeneous-swarms: the graph has %d rows for %d models", len(q.Graph), n)
 		}
 		var err error
 		if order, err = TopoOrder(q.Graph); err != nil {
@@ -160,7 +160,7 @@ func newSwarms(ctx context.Context, pool []Member, p Params) (Method, error) {
 		adj = q.Graph
 	case q.Dev != "":
 		if q.Particles < 1 || q.MaxIterations < 1 {
-			return nil, fmt.Errorf("heterogeneous-swarms: particles and max_iterations must be at least 1")
+			return nil, inputErrorf("heterogeneous-swarms: particles and max_iterations must be at least 1")
 		}
 		items, err := q.DevConfig.load("heterogeneous-swarms")
 		if err != nil {

@@ -61,13 +61,13 @@ func NewSwitch(ctx context.Context, pool []Member, p Params) (*Switch, error) {
 		return nil, fmt.Errorf("switch-generation: %w", err)
 	}
 	if q.PatchTokens < 1 {
-		return nil, fmt.Errorf("switch-generation: patch_tokens must be at least 1, got %d", q.PatchTokens)
+		return nil, inputErrorf("switch-generation: patch_tokens must be at least 1, got %d", q.PatchTokens)
 	}
 	scorers := make([]Scorer, len(pool))
 	for i, m := range pool {
 		sc, ok := m.Gen.(Scorer)
 		if !ok {
-			return nil, fmt.Errorf("switch-generation trains its selector on the models' likelihoods: %s cannot score text (use models loaded in this process)", m.Name)
+			return nil, inputErrorf("switch-generation trains its selector on the models' likelihoods: %s cannot score text (use models loaded in this process)", m.Name)
 		}
 		scorers[i] = sc
 	}

@@ -194,12 +194,12 @@ func memberIndex(pool []Member, p any, what string) (int, error) {
 	case float64:
 		i := int(v)
 		if float64(i) != v || i < 0 || i >= len(pool) {
-			return 0, fmt.Errorf("%s: %v is not a model index (0..%d)", what, v, len(pool)-1)
+			return 0, inputErrorf("%s: %v is not a model index (0..%d)", what, v, len(pool)-1)
 		}
 		return i, nil
 	case int:
 		if v < 0 || v >= len(pool) {
-			return 0, fmt.Errorf("%s: %d is not a model index (0..%d)", what, v, len(pool)-1)
+			return 0, inputErrorf("%s: %d is not a model index (0..%d)", what, v, len(pool)-1)
 		}
 		return v, nil
 	case string:
@@ -214,16 +214,16 @@ func memberIndex(pool []Member, p any, what string) (int, error) {
 		if _, err := fmt.Sscanf(v, "%d", &i); err == nil && fmt.Sprint(i) == v && i >= 0 && i < len(pool) {
 			return i, nil
 		}
-		return 0, fmt.Errorf("%s: no model %q in the pool (%s)", what, v, strings.Join(names, ", "))
+		return 0, inputErrorf("%s: no model %q in the pool (%s)", what, v, strings.Join(names, ", "))
 	}
-	return 0, fmt.Errorf("%s: want a model name or index, got %v", what, p)
+	return 0, inputErrorf("%s: want a model name or index, got %v", what, p)
 }
 
 // bestByDev is the index of the highest dev score (the first on ties), the
 // way MoCo picks the summariser; scores must have one entry per model.
 func bestByDev(pool []Member, scores []float64, what string) (int, error) {
 	if len(scores) != len(pool) {
-		return 0, fmt.Errorf("%s: %d dev scores for %d models", what, len(scores), len(pool))
+		return 0, inputErrorf("%s: %d dev scores for %d models", what, len(scores), len(pool))
 	}
 	best := 0
 	for i, s := range scores {

@@ -341,3 +341,67 @@ func (slowGen) Generate(ctx context.Context, reqs []Request) ([]Response, error)
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+
+// TestMethodFailuresReported extends TestTextMethodFailures to the other
+// methods that run on any generator: a model that errors, or hangs until
+// the deadline, fails the request with an error naming it; no method
+// drops it and answers with the rest.
+func TestMethodFailuresReported(t *testing.T) {
+	failB := func(name, p string) (string, error) {
+		if name == "B" {
+			return "", errors.New("CUDA out of memory")
+		}
+		if strings.Contains(p, "Conclusion #") || strings.Contains(p, "blackboard") {
+			return "Conclusion #1", nil
+		}
+		return "2", nil
+	}
+	for _, c := range []struct {
+		method string
+		params Params
+	}{
+		{"bbmas", Params{"max_iterations": 2, "max_num_agents_to_act": 3}},
+		{"llm-blender", nil},
+		{"heterogeneous-swarms", nil},
+		{"heterogeneous-swarms", Params{"graph": [][]int{{0, 0, 0}, {1, 0, 1}, {0, 0, 0}}}},
+		{"prompt-routing", Params{"model_descriptions": []string{"a", "b", "c"}, "router": "B"}},
+	} {
+		pool, _ := scriptedPool(failB, "A", "B", "C")
+		m, err := New(context.Background(), c.method, pool, c.params)
+		if err != nil {
+			t.Fatalf("%s: %v", c.method, err)
+		}
+		_, err = m.Generate(context.Background(), []Request{{Prompt: "Q?"}})
+		if err == nil || !strings.Contains(err.Error(), "B") || !strings.Contains(err.Error(), "CUDA out of memory") {
+			t.Errorf("%s: error %v", c.method, err)
+		}
+		pool[1] = Member{Name: "slow", Gen: slowGen{}}
+		if c.method == "prompt-routing" {
+			c.params["router"] = "slow"
+		}
+		m, err = New(context.Background(), c.method, pool, c.params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err = m.Generate(ctx, []Request{{Prompt: "Q?"}})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "slow") {
+			t.Errorf("%s with a hung model: %v", c.method, err)
+		}
+	}
+	// A route to a failing model is reported as that model's failure.
+	pool, _ := scriptedPool(func(name, p string) (string, error) {
+		if name == "A" {
+			return "model 2", nil
+		}
+		return "", errors.New("503 from upstream")
+	}, "A", "B")
+	m, err := New(context.Background(), "prompt-routing", pool, Params{"model_descriptions": []string{"a", "b"}, "router": "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Generate(context.Background(), []Request{{Prompt: "Q?"}}); err == nil || !strings.Contains(err.Error(), "model B failed: 503 from upstream") {
+		t.Errorf("prompt-routing to a failing model: %v", err)
+	}
+}

@@ -108,7 +108,7 @@ func newMajorityVote(_ context.Context, pool []Member, p Params) (Method, error)
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("majority-vote: tie must be first or dev, got %q", q.Tie)
+		return nil, inputErrorf("majority-vote: tie must be first or dev, got %q", q.Tie)
 	}
 	m := &textMethod{name: "majority-vote", level: LevelText, pool: pool}
 	m.one = func(x *exchange) (string, error) {
@@ -228,7 +228,7 @@ func newDebate(_ context.Context, pool []Member, p Params) (Method, error) {
 		return nil, fmt.Errorf("debate: %w", err)
 	}
 	if q.Rounds < 1 {
-		return nil, fmt.Errorf("debate: rounds must be at least 1, got %d", q.Rounds)
+		return nil, inputErrorf("debate: rounds must be at least 1, got %d", q.Rounds)
 	}
 	sum, err := pickModel(pool, q.Summarizer, q.DevScores, "debate summarizer")
 	if err != nil {
@@ -311,7 +311,7 @@ func newFeedback(_ context.Context, pool []Member, p Params) (Method, error) {
 		return nil, fmt.Errorf("feedback: %w", err)
 	}
 	if q.Rounds < 1 || q.FeedbackCount < 1 {
-		return nil, fmt.Errorf("feedback: rounds and feedback_count must be at least 1, got %d and %d", q.Rounds, q.FeedbackCount)
+		return nil, inputErrorf("feedback: rounds and feedback_count must be at least 1, got %d and %d", q.Rounds, q.FeedbackCount)
 	}
 	sum, err := pickModel(pool, q.Summarizer, q.DevScores, "feedback summarizer")
 	if err != nil {
@@ -453,24 +453,24 @@ func Topology(kind string, n int, matrix [][]int) ([][]int, error) {
 		}
 	case "other":
 		if len(matrix) != n {
-			return nil, fmt.Errorf("structure_matrix has %d rows for %d models", len(matrix), n)
+			return nil, inputErrorf("structure_matrix has %d rows for %d models", len(matrix), n)
 		}
 		for i, row := range matrix {
 			if len(row) != n {
-				return nil, fmt.Errorf("structure_matrix row %d has %d entries for %d models", i, len(row), n)
+				return nil, inputErrorf("structure_matrix row %d has %d entries for %d models", i, len(row), n)
 			}
 			for j, v := range row {
 				if v != 0 && v != 1 {
-					return nil, fmt.Errorf("structure_matrix[%d][%d] is %d; entries are 0 or 1", i, j, v)
+					return nil, inputErrorf("structure_matrix[%d][%d] is %d; entries are 0 or 1", i, j, v)
 				}
 				adj[i][j] = v
 			}
 		}
 	default:
-		return nil, fmt.Errorf("unknown structure_type %q (want chain, tree, star, circle, complete or other)", kind)
+		return nil, inputErrorf("unknown structure_type %q (want chain, tree, star, circle, complete or other)", kind)
 	}
 	if kind != "other" && matrix != nil {
-		return nil, fmt.Errorf("structure_matrix is only read with structure_type other, not %s", kind)
+		return nil, inputErrorf("structure_matrix is only read with structure_type other, not %s", kind)
 	}
 	return adj, nil
 }
@@ -494,7 +494,7 @@ func newStructure(_ context.Context, pool []Member, p Params) (Method, error) {
 		return nil, fmt.Errorf("structure: %w", err)
 	}
 	if q.Rounds < 1 {
-		return nil, fmt.Errorf("structure: num_rounds must be at least 1, got %d", q.Rounds)
+		return nil, inputErrorf("structure: num_rounds must be at least 1, got %d", q.Rounds)
 	}
 	adj, err := Topology(q.Structure, len(pool), q.Matrix)
 	if err != nil {

@@ -103,18 +103,18 @@ func newWeightMethod(ctx context.Context, name string, pool []Member, p Params) 
 		}
 		f, err := number(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: parameter %s: %w", name, k, err)
+			return nil, inputErrorf("%s: parameter %s: %w", name, k, err)
 		}
 		globals[k] = merge.Scalar(f)
 	}
 	if err := typed.Decode(&q); err != nil {
-		return nil, fmt.Errorf("%s: %w (merge parameters: %s, base, weights, densities, seed, dtype, cache_dir)", name, err, strings.Join(mergeGlobals, ", "))
+		return nil, inputErrorf("%s: %w (merge parameters: %s, base, weights, densities, seed, dtype, cache_dir)", name, err, strings.Join(mergeGlobals, ", "))
 	}
 	var base *Member
 	var models []Member
 	for i := range pool {
 		if pool[i].Dir == "" {
-			return nil, fmt.Errorf("%s merges weights: %s is not a local model folder", name, pool[i].Name)
+			return nil, inputErrorf("%s merges weights: %s is not a local model folder", name, pool[i].Name)
 		}
 		if q.Base != "" && pool[i].Name == q.Base {
 			base = &pool[i]
@@ -123,16 +123,16 @@ func newWeightMethod(ctx context.Context, name string, pool []Member, p Params) 
 		models = append(models, pool[i])
 	}
 	if q.Base != "" && base == nil {
-		return nil, fmt.Errorf("%s: base %q is not a model of the pool", name, q.Base)
+		return nil, inputErrorf("%s: base %q is not a model of the pool", name, q.Base)
 	}
 	if len(models) == 0 {
-		return nil, fmt.Errorf("%s: no models to merge besides the base", name)
+		return nil, inputErrorf("%s: no models to merge besides the base", name)
 	}
 	if q.Weights != nil && len(q.Weights) != len(models) {
-		return nil, fmt.Errorf("%s: %d weights for %d models", name, len(q.Weights), len(models))
+		return nil, inputErrorf("%s: %d weights for %d models", name, len(q.Weights), len(models))
 	}
 	if q.Densities != nil && len(q.Densities) != len(models) {
-		return nil, fmt.Errorf("%s: %d densities for %d models", name, len(q.Densities), len(models))
+		return nil, inputErrorf("%s: %d densities for %d models", name, len(q.Densities), len(models))
 	}
 	od, err := merge.ParseDType(q.DType)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
 )
 
@@ -69,8 +70,8 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "moco %s: %s\n", c.name, msg)
 		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
+		if errors.As(err, &ue) || errors.Is(err, collab.ErrInput) {
+			return 2 // a bad flag, or a method, pool or parameters collab refuses
 		}
 		return 1
 	}
