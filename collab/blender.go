@@ -36,8 +36,12 @@ type BlenderParams struct {
 	Hidden int     `json:"hidden"` // ranker MLP hidden units (default 32; -1: linear)
 	Epochs int     `json:"epochs"` // default 300
 	LR     float64 `json:"lr"`     // default 0.01
-	L2     float64 `json:"l2"`     // default 0.1
-	Seed   uint64  `json:"seed"`
+	// L2 is the ranker's weight decay; 0 (default) chooses it on the dev
+	// set alone by 2-fold cross-validation over dev items: the value whose
+	// ranker, trained on one half, most often ranks a correct answer first
+	// on the other half (the smaller on ties).
+	L2   float64 `json:"l2"`
+	Seed uint64  `json:"seed"`
 }
 
 func init() {
@@ -90,7 +94,7 @@ func fusionPrompt(q string, names []string, answers []string) string {
 // NewBlender builds LLM-Blender, training its ranker on the dev set when
 // the ranker is "trained".
 func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) {
-	q := BlenderParams{TopK: 3, L2: 0.1}
+	q := BlenderParams{TopK: 3}
 	if err := p.Decode(&q); err != nil {
 		return nil, fmt.Errorf("llm-blender: %w", err)
 	}
@@ -237,10 +241,13 @@ func trainBlenderRanker(ctx context.Context, pool []Member, q BlenderParams) (fu
 	}
 	var prompts, answers []string
 	var pairs [][2]int
+	var itemOf []int
+	var right []bool
 	for i, it := range items {
 		base := len(prompts)
 		for m := range pool {
 			prompts, answers = append(prompts, it.Prompt), append(answers, res.Texts[m][i])
+			itemOf, right = append(itemOf, i), append(right, res.Correct[m][i])
 		}
 		for a := range pool {
 			for c := range pool {
@@ -279,7 +286,11 @@ func trainBlenderRanker(ctx context.Context, pool []Member, q BlenderParams) (fu
 	if err != nil {
 		return nil, fmt.Errorf("llm-blender: the dev answers: %w", err)
 	}
-	m, _, err := TrainRanker(xs, pairs, MLPConfig{Hidden: q.Hidden, Linear: q.Hidden < 0, Epochs: q.Epochs, LR: q.LR, L2: q.L2, Seed: q.Seed})
+	cfg := MLPConfig{Hidden: q.Hidden, Linear: q.Hidden < 0, Epochs: q.Epochs, LR: q.LR, L2: q.L2, Seed: q.Seed}
+	if q.L2 == 0 {
+		cfg.L2 = chooseRankerL2(xs, pairs, itemOf, right, cfg)
+	}
+	m, _, err := TrainRanker(xs, pairs, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("llm-blender: %w", err)
 	}
@@ -291,3 +302,56 @@ func trainBlenderRanker(ctx context.Context, pool []Member, q BlenderParams) (fu
 		return m.Output(e[0])[0], nil
 	}, nil
 }
+
+// chooseRankerL2 picks the ranker's weight decay by 2-fold
+// cross-validation over dev items (even and odd items): for each value, a
+// ranker trained on the preference pairs of one half scores the answers
+// of the other half, and a held-out item counts when its best-scored
+// answer is a correct one. Only the dev set is read. The smaller value
+// wins ties; with too few items to split, 0.1.
+func chooseRankerL2(xs [][]float32, pairs [][2]int, itemOf []int, right []bool, c MLPConfig) float64 {
+	const fallback = 0.1
+	best, bestScore := fallback, -1
+	for _, l2 := range []float64{0.001, 0.01, 0.1, 1} {
+		score := 0
+		for fold := range 2 {
+			var train [][2]int
+			for _, p := range pairs {
+				if itemOf[p[0]]%2 != fold {
+					train = append(train, p)
+				}
+			}
+			if len(train) == 0 {
+				return fallback
+			}
+			cc := c
+			cc.L2 = l2
+			m, _, err := TrainRanker(xs, train, cc)
+			if err != nil {
+				return fallback
+			}
+			top := map[int]int{} // held-out item -> its best-scored answer
+			topScore := map[int]float64{}
+			for i := range xs {
+				it := itemOf[i]
+				if it%2 != fold {
+					continue
+				}
+				if sc := m.Output(xs[i])[0]; !hasKey(top, it) || sc > topScore[it] {
+					top[it], topScore[it] = i, sc
+				}
+			}
+			for _, i := range top {
+				if right[i] {
+					score++
+				}
+			}
+		}
+		if score > bestScore {
+			best, bestScore = l2, score
+		}
+	}
+	return best
+}
+
+func hasKey(m map[int]int, k int) bool { _, ok := m[k]; return ok }

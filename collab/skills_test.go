@@ -129,6 +129,7 @@ func TestSkillsEndToEnd(t *testing.T) {
 		extra         Params
 	}{
 		{"llm-blender (trained ranker, top-1)", "llm-blender", Params{"top_k": 1}},
+		{"llm-blender (trained ranker, top-3 fused: MoCo's)", "llm-blender", nil},
 		{"switch-generation (2-token patches)", "switch-generation", Params{"patch_tokens": 2}},
 		{"switch-generation (25-token patches)", "switch-generation", nil},
 	} {
