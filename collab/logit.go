@@ -3,6 +3,8 @@ package collab
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
@@ -24,13 +26,27 @@ type FusionParams struct {
 	Weights []float64 `json:"weights"`
 }
 
-// ContrastiveParams: base + Alpha*(experts - anti-experts). With two
-// models and no indexes: model 0 minus Alpha times model 1.
+// ContrastiveParams: MoCo's logit contrastive by default. The pool,
+// ranked best first, gives top1 + Alpha*(sum of the top K - sum of the
+// bottom K) (K 1: the best model counts twice; 2K models at least). With
+// Dev, each model alone answers the dev items first (greedy unless
+// dev_temperature says otherwise, dev_max_tokens, dev_stop) and the pool is
+// ranked by dev accuracy, MoCo's rule (Rank "nll": by the mean NLL of the
+// reference answers, lowest first; local models only), ties keeping pool
+// order; without Dev the pool order is the ranking. The ranking is the
+// first event of every response's trace.
+//
+// Proxy-tuning's form instead: explicit Experts and Anti (model indexes;
+// Base, default 0, is the base) give base + Alpha*(experts - anti), with
+// Alpha 1 for proxy-tuning itself; it takes no Dev, K or Rank.
 type ContrastiveParams struct {
-	Alpha   float64 `json:"alpha"` // default 0.2 (1 is proxy-tuning)
-	Base    int     `json:"base"`
-	Experts []int   `json:"experts"`
-	Anti    []int   `json:"anti"`
+	Alpha float64 `json:"alpha"` // default 0.2 (MoCo's lambda; 1 is proxy-tuning)
+	K     int     `json:"k"`     // default 1 (MoCo's)
+	Rank  string  `json:"rank"`  // with Dev: "accuracy" (default, MoCo's) or "nll"
+	DevConfig
+	Base    int   `json:"base"`
+	Experts []int `json:"experts"`
+	Anti    []int `json:"anti"`
 }
 
 // NudgingParams: model 0 is the base, model 1 the nudger, which writes a
@@ -93,11 +109,9 @@ func init() {
 		err := p.Decode(&q)
 		return decode.MethodConfig{Mode: q.Mode, Weights: q.Weights}, err
 	})
-	one("contrastive", "base + alpha*(experts - anti-experts), proxy-tuning at alpha 1", 2, 0, func(p Params) (decode.MethodConfig, error) {
-		q := ContrastiveParams{Alpha: 0.2}
-		err := p.Decode(&q)
-		return decode.MethodConfig{Alpha: q.Alpha, Base: q.Base, Experts: q.Experts, Anti: q.Anti}, err
-	})
+	Register(Spec{Name: "contrastive", Level: LevelLogit, MinModels: 2,
+		Summary: "MoCo's top1 + lambda*(top k - bottom k) over the pool ranked by dev accuracy; proxy-tuning with experts/anti",
+		New:     newContrastive})
 	one("nudging", "a nudger writes a word when the base is unsure", 2, 2, func(p Params) (decode.MethodConfig, error) {
 		q := NudgingParams{Gamma: decode.DefaultGamma}
 		err := p.Decode(&q)
@@ -143,10 +157,11 @@ func init() {
 
 // logitMethod runs a decode method over local models.
 type logitMethod struct {
-	name   string
-	level  Level
-	locals []*Local
-	cfg    decode.MethodConfig // read-only after construction
+	name    string
+	level   Level
+	locals  []*Local
+	cfg     decode.MethodConfig // read-only after construction
+	ranking string              // contrastive's dev ranking, reported in traces
 }
 
 // Locals returns the local models behind a pool, or an error naming the
@@ -220,7 +235,201 @@ func (m *logitMethod) Generate(ctx context.Context, reqs []Request) ([]Response,
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
+		if m.ranking != "" {
+			res.Trace = append([]Event{{Step: "rank", From: m.name, Note: m.ranking}}, res.Trace...)
+		}
 		out[i] = res
 	}
 	return out, nil
+}
+
+func newContrastive(ctx context.Context, pool []Member, p Params) (Method, error) {
+	q := ContrastiveParams{Alpha: decode.DefaultContrastiveAlpha, K: decode.DefaultContrastiveK}
+	if err := p.Decode(&q); err != nil {
+		return nil, fmt.Errorf("contrastive: %w", err)
+	}
+	explicit := q.Experts != nil || q.Anti != nil
+	_, kGiven := p["k"]
+	_, rankGiven := p["rank"]
+	switch {
+	case explicit && (q.Dev != "" || kGiven || rankGiven):
+		return nil, inputErrorf("contrastive: experts/anti fix the roles (proxy-tuning); dev, k and rank rank the pool for MoCo's rule: give one or the other")
+	case !explicit && q.Base != 0:
+		return nil, inputErrorf("contrastive: base %d needs explicit experts or anti (MoCo's rule takes the best-ranked model as the base)", q.Base)
+	case q.K < 1:
+		return nil, inputErrorf("contrastive: k must be at least 1, got %d", q.K)
+	case !explicit && 2*q.K > len(pool):
+		return nil, inputErrorf("contrastive: k %d needs at least %d models (top k and bottom k), the pool has %d", q.K, 2*q.K, len(pool))
+	case q.Rank != "" && q.Rank != "accuracy" && q.Rank != "nll":
+		return nil, inputErrorf("contrastive: rank must be accuracy or nll, got %q", q.Rank)
+	case q.Rank != "" && q.Dev == "":
+		return nil, inputErrorf("contrastive: rank needs a dev set (dev) to rank the pool on")
+	}
+	cfg := decode.MethodConfig{Method: "contrastive", Alpha: q.Alpha, Base: q.Base, Experts: q.Experts, Anti: q.Anti}
+	if explicit {
+		return newLogitMethod(ctx, LevelLogit, pool, cfg)
+	}
+	cfg.TopK = q.K
+	var ranking string
+	if q.Dev != "" {
+		if _, err := Locals("contrastive", pool); err != nil {
+			return nil, inputError{err}
+		}
+		items, err := q.DevConfig.load("contrastive")
+		if err != nil {
+			return nil, err
+		}
+		rank := q.Rank
+		if rank == "" {
+			rank = "accuracy"
+		}
+		scores, err := devRanking(ctx, pool, items, q.DevConfig, rank)
+		if err != nil {
+			return nil, err
+		}
+		order := rankOrder(scores, rank == "accuracy")
+		var b strings.Builder
+		for i, j := range order {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s %.4g)", pool[j].Name, rank, scores[j])
+		}
+		ranking = fmt.Sprintf("models by dev %s, best first: %s; top %d and bottom %d used", rank, b.String(), q.K, q.K)
+		sel := append(append([]int(nil), order[:q.K]...), order[len(order)-q.K:]...)
+		ranked := make([]Member, len(sel))
+		for i, j := range sel {
+			ranked[i] = pool[j]
+		}
+		pool = ranked
+	}
+	m, err := newLogitMethod(ctx, LevelLogit, pool, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.(*logitMethod).ranking = ranking
+	return m, nil
+}
+
+// devRanking scores each pool model alone on the dev items: its accuracy,
+// or the mean NLL per token of the reference answers.
+func devRanking(ctx context.Context, pool []Member, items []DevItem, d DevConfig, rank string) ([]float64, error) {
+	if rank == "accuracy" {
+		res, err := runDev(ctx, "contrastive", pool, items, d)
+		if err != nil {
+			return nil, err
+		}
+		scores := make([]float64, len(pool))
+		for m := range pool {
+			scores[m] = res.Accuracy(m)
+		}
+		return scores, nil
+	}
+	ls, err := Locals("contrastive", pool)
+	if err != nil {
+		return nil, err
+	}
+	scores := make([]float64, len(pool))
+	for m, l := range ls {
+		sum, n := 0.0, 0
+		for _, it := range items {
+			if strings.TrimSpace(it.Ref) == "" {
+				return nil, inputErrorf("contrastive: rank nll needs a reference answer for every dev item (item %s has none)", it.ID)
+			}
+			ll, k, err := l.LogLikelihood(ctx, it.Prompt, answerSep(it.Prompt, it.Ref)+it.Ref)
+			if err != nil {
+				return nil, fmt.Errorf("contrastive: ranking on dev: %w", err)
+			}
+			sum, n = sum-ll, n+k
+		}
+		scores[m] = sum / float64(max(n, 1))
+	}
+	return scores, nil
+}
+
+// answerSep is what goes between a prompt and its reference answer: a
+// space ("A:" then " 42", as the models generate it) unless either side
+// already has whitespace there.
+func answerSep(prompt, answer string) string {
+	if strings.TrimRight(prompt, " \n\t") != prompt || strings.TrimLeft(answer, " \n\t") != answer {
+		return ""
+	}
+	return " "
+}
+
+// rankOrder returns the model indexes best first: highest score first when
+// higher is better, lowest first otherwise; ties keep pool order (as
+// Python's stable sort in MoCo).
+func rankOrder(scores []float64, higherBetter bool) []int {
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		if higherBetter {
+			return scores[order[a]] > scores[order[b]]
+		}
+		return scores[order[a]] < scores[order[b]]
+	})
+	return order
+}
+
+// TokenScorer is a method that scores given tokens under its combined
+// next-token distribution, for perplexity and NLL evaluation: the
+// logit-level methods that combine the models' distributions at every
+// position (single, fusion, contrastive), built through the registry
+// with the same parameters (and contrastive's dev ranking) as for
+// generation. CanScore says whether a method can.
+type TokenScorer interface {
+	Method
+	// Tokenizer is the tokenizer the tokens are in (the first model's).
+	Tokenizer() *tokenizer.Tokenizer
+	// ContextSize is the smallest context of the models.
+	ContextSize() int
+	// NLLFrom returns the summed negative log-likelihood of ids[from:],
+	// each given its prefix (from >= 1), and the number of tokens scored.
+	NLLFrom(ctx context.Context, ids []int, from int) (float64, int, error)
+}
+
+// CanScore reports whether m scores tokens (see TokenScorer), and if not
+// why not.
+func CanScore(m Method) (TokenScorer, error) {
+	lm, ok := m.(*logitMethod)
+	if !ok {
+		return nil, inputErrorf("%s generates text; only single, fusion and contrastive score given tokens (they combine the models' distributions at every position)", m.Name())
+	}
+	switch lm.cfg.Method {
+	case "single", "fusion", "contrastive":
+		return lm, nil
+	}
+	return nil, inputErrorf("%s decides token by token from what it generated itself (who writes, when to defer), so it gives no distribution over given tokens to score; single, fusion and contrastive do", lm.cfg.Method)
+}
+
+// Tokenizer is the first model's tokenizer.
+func (m *logitMethod) Tokenizer() *tokenizer.Tokenizer { return m.locals[0].Tok }
+
+// ContextSize is the smallest context of the models.
+func (m *logitMethod) ContextSize() int {
+	n := m.locals[0].Model.ContextSize()
+	for _, l := range m.locals[1:] {
+		n = min(n, l.Model.ContextSize())
+	}
+	return n
+}
+
+// NLLFrom scores ids[from:] under the method's combined distribution,
+// with fresh sessions (safe for concurrent use).
+func (m *logitMethod) NLLFrom(ctx context.Context, ids []int, from int) (float64, int, error) {
+	models, toks := m.models()
+	cfg := m.cfg
+	cfg.Sampler = decode.SamplerConfig{}
+	cfg.MaxTokens = 1
+	c, err := decode.NewMethod(models, toks, cfg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", m.name, err)
+	}
+	if c.Lockstep == nil {
+		return 0, 0, fmt.Errorf("%s: no per-position combination to score with", m.name)
+	}
+	return decode.NLLFromContext(ctx, c.Lockstep.Sessions, c.Lockstep.Combiner, c.Vocab, ids, from)
 }

@@ -188,6 +188,35 @@ func TestPerplexityReference(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "perplexity:") {
 		t.Errorf("text output %q", out)
 	}
+	// Contrastive goes through the registry in MoCo's form, top1 +
+	// alpha*(top k - bottom k) over the models as listed: at alpha 0 it is
+	// the first model alone (PyTorch's value); at 0.2 it is what the
+	// explicit form s + 0.2*(s - x) gives, not moco's older layout
+	// s - 0.2*x.
+	nll := func(args ...string) float64 {
+		out, errs, code := moco(t, append([]string{"perplexity", "--file", file, "--json", "-m", s, "-m", x, "--method", "contrastive"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		var res struct {
+			MeanNLL float64 `json:"mean_nll"`
+		}
+		json.Unmarshal([]byte(out), &res)
+		return res.MeanNLL
+	}
+	if v := nll("--alpha", "0"); math.Abs(v-ref.Single["stories260K"]) > 1e-4 {
+		t.Errorf("contrastive at alpha 0: %.6f, stories260K alone %.6f", v, ref.Single["stories260K"])
+	}
+	moCo, explicit, old := nll(), nll("--experts", "0", "--anti", "1"), nll("--anti", "1")
+	if math.Abs(moCo-explicit) > 1e-9 || math.Abs(moCo-old) < 1e-3 {
+		t.Errorf("contrastive: MoCo's rule %.6f, explicit s + 0.2*(s - x) %.6f, s - 0.2*x %.6f", moCo, explicit, old)
+	}
+	if _, errs, code := moco(t, "perplexity", "--file", file, "-m", s, "-m", x, "--method", "contrastive", "--k", "2"); code != 2 || !strings.Contains(errs, "k 2 needs at least 4 models") {
+		t.Errorf("--k 2 over 2 models: exit %d, %s", code, errs)
+	}
+	if _, errs, code := moco(t, "perplexity", "--file", file, "-m", s, "-m", x, "--method", "fusion", "--alpha", "1"); code != 2 || !strings.Contains(errs, "contrastive's") {
+		t.Errorf("--alpha with fusion: exit %d, %s", code, errs)
+	}
 }
 
 func TestCollabContrastiveRanksOnDevAnswers(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/tokenizer"
@@ -23,12 +24,13 @@ func init() {
 
 // perplexityResult is the --json output.
 type perplexityResult struct {
-	Models     []string `json:"models"`
-	Method     string   `json:"method,omitempty"`
-	Mode       string   `json:"mode,omitempty"`
-	Tokens     int      `json:"tokens"`
-	MeanNLL    float64  `json:"mean_nll"`
-	Perplexity float64  `json:"perplexity"`
+	Models     []string       `json:"models"`
+	Method     string         `json:"method,omitempty"`
+	Mode       string         `json:"mode,omitempty"`
+	Params     map[string]any `json:"params,omitempty"`
+	Tokens     int            `json:"tokens"`
+	MeanNLL    float64        `json:"mean_nll"`
+	Perplexity float64        `json:"perplexity"`
 }
 
 func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -36,15 +38,34 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	models := fs.StringArrayP("model", "m", nil, "model folder (repeat with --method to score an ensemble; default: the embedded stories260K)")
 	file := fs.StringP("file", "f", "", "text file to score (required)")
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	method := fs.String("method", "", "combine several models: fusion or contrastive")
+	method := fs.String("method", "", "combine several models, built through the method registry as moco collab and eval build them: fusion or contrastive")
 	mode := fs.String("mode", "logit-mean", "fusion mode: logit-mean or prob-mean")
 	weights := fs.Float64Slice("weights", nil, "fusion weights, one per model (default uniform)")
-	alpha := fs.Float64("alpha", 0.2, "contrastive strength: base + alpha*(experts - anti-experts)")
+	alpha := fs.Float64("alpha", decode.DefaultContrastiveAlpha, "contrastive: MoCo's lambda (proxy-tuning's alpha with --experts/--anti)")
+	topK := fs.Int("k", decode.DefaultContrastiveK, "contrastive: MoCo's top-k and bottom-k of the models, listed best first")
+	experts := fs.IntSlice("experts", nil, "contrastive, proxy-tuning form: expert model indexes")
+	anti := fs.IntSlice("anti", nil, "contrastive, proxy-tuning form: anti-expert model indexes")
+	params := fs.StringArray("param", nil, "other method parameter key=value, JSON values (e.g. dev=FILE to rank contrastive's models by dev accuracy); repeat")
 	setRange(fs, "weights", atLeast(0))
 	setRange(fs, "alpha", between(0, 100))
+	setRange(fs, "k", atLeast(1))
 	var threads, ctxSize int
 	addThreadsFlag(fs, &threads)
 	addCtxSizeFlag(fs, &ctxSize)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: moco perplexity -f FILE [-m DIR] [-m DIR... --method fusion|contrastive] [--json]
+
+Mean NLL per token and perplexity of a text. Several models are combined
+by a logit-level method of the registry: fusion (--mode, --weights), or
+contrastive in MoCo's form, top1 + alpha*(sum of the top k - sum of the
+bottom k) over the models as listed (best first; --param dev=FILE ranks
+them by dev accuracy first), or proxy-tuning's base + alpha*(experts -
+anti) with --experts and --anti. Texts longer than the context are scored
+in windows that each start again from BOS.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,48 +79,89 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if len(dirs) == 0 {
 		dirs = []string{""}
 	}
-	var comb decode.Combiner
+	p, err := parseParams(*params)
+	if err != nil {
+		return err
+	}
 	switch *method {
 	case "":
 		if len(dirs) > 1 {
 			return usagef("%d models given: choose how to combine them with --method fusion|contrastive", len(dirs))
 		}
+		if len(p) > 0 {
+			return usagef("--param is for a --method over several models")
+		}
 	case "fusion":
-		m, err := decode.ParseFusionMode(*mode)
-		if err != nil {
-			return usagef("%v", err)
+		p["mode"] = *mode
+		if *weights != nil {
+			p["weights"] = *weights
 		}
-		comb = &decode.Fusion{Mode: m, Weights: *weights}
 	case "contrastive":
-		if len(dirs) < 2 {
-			return usagef("contrastive needs at least two models")
+		p["alpha"] = *alpha
+		if len(*experts) > 0 || len(*anti) > 0 {
+			if fs.Changed("k") {
+				return usagef("--k ranks the models for MoCo's rule; --experts/--anti fix the roles: give one or the other")
+			}
+			p["experts"], p["anti"] = *experts, *anti
+		} else {
+			p["k"] = *topK
 		}
-		comb = decode.DefaultContrastive(len(dirs), *alpha)
 	default:
 		return usagef("unknown --method %q (want fusion or contrastive)", *method)
+	}
+	if *method != "fusion" && (fs.Changed("mode") || fs.Changed("weights")) {
+		return usagef("--mode and --weights are fusion's")
+	}
+	if *method != "contrastive" && (fs.Changed("alpha") || fs.Changed("k") || fs.Changed("experts") || fs.Changed("anti")) {
+		return usagef("--alpha, --k, --experts and --anti are contrastive's")
 	}
 	text, err := os.ReadFile(*file)
 	if err != nil {
 		return err
 	}
-	ms, toks, err := openModels(dirs, engine.Options{Threads: threads, ContextSize: ctxSize})
-	if err != nil {
-		return err
-	}
-	defer closeModels(ms)
-	vocab, err := decode.SharedVocab(ms, toks, dirs)
-	if err != nil {
-		return err
-	}
-	ids, err := perplexityIDs(toks[0], ms[0], string(text))
-	if err != nil {
-		return err
-	}
-	sessions := make([]decode.Session, len(ms))
+	ctx, cancel := signalContext()
+	defer cancel()
+	opts := engine.Options{Threads: threads, ContextSize: ctxSize}
+	var score func(ids []int, from int) (float64, int, error)
+	var tok *tokenizer.Tokenizer
+	var model *engine.Model
 	limit := math.MaxInt
-	for i, m := range ms {
-		sessions[i] = m.NewSession(0)
-		limit = min(limit, contextOf(m))
+	if *method == "" {
+		ms, toks, err := openModels(dirs, opts)
+		if err != nil {
+			return err
+		}
+		defer closeModels(ms)
+		vocab, err := decode.SharedVocab(ms, toks, dirs)
+		if err != nil {
+			return err
+		}
+		tok, model, limit = toks[0], ms[0], contextOf(ms[0])
+		sessions := []decode.Session{ms[0].NewSession(0)}
+		score = func(ids []int, from int) (float64, int, error) {
+			return decode.NLLFromContext(ctx, sessions, nil, vocab, ids, from)
+		}
+	} else {
+		pool, closeAll, err := collab.LoadPool(dirs, opts)
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		m, err := collab.New(ctx, *method, pool, p)
+		if err != nil {
+			return err
+		}
+		ts, err := collab.CanScore(m)
+		if err != nil {
+			return err
+		}
+		tok, limit = ts.Tokenizer(), ts.ContextSize()
+		model = pool[0].Local.(*collab.Local).Model
+		score = func(ids []int, from int) (float64, int, error) { return ts.NLLFrom(ctx, ids, from) }
+	}
+	ids, err := perplexityIDs(tok, model, string(text))
+	if err != nil {
+		return err
 	}
 	// Texts longer than the context (--ctx-size) are scored in windows, each starting
 	// again from BOS, as llama.cpp's perplexity tool does.
@@ -109,7 +171,7 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	for len(body) > 0 {
 		w := body[:min(len(body), limit-1)]
 		body = body[len(w):]
-		s, k, err := decode.NLL(sessions, comb, vocab, append([]int{ids[0]}, w...))
+		s, k, err := score(append([]int{ids[0]}, w...), 1)
 		if err != nil {
 			return err
 		}
@@ -118,8 +180,11 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	}
 	mean := sum / float64(n)
 	res := perplexityResult{Models: dirs, Method: *method, Tokens: n, MeanNLL: mean, Perplexity: math.Exp(mean)}
-	if *method == "fusion" {
+	switch *method {
+	case "fusion":
 		res.Mode = *mode
+	case "contrastive":
+		res.Params = p
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
