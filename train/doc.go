@@ -7,17 +7,27 @@
 // (layers.go); the whole Llama-family model's training forward and
 // backward pass for one sequence, full weights or LoRA adapters on a
 // frozen base (model.go); PEFT adapter loading (lora.go) and saving,
-// AdamW, warm-up + cosine decay and gradient clipping (optim.go); LoRA SFT
-// on TRL prompt/completion JSONL (sft.go, CLI `moco train sft`); LoRA DPO
+// LoRA dropout (PEFT's: on the adapter's input, while training), AdamW,
+// warm-up + cosine decay and gradient clipping (optim.go); SFT (sft.go,
+// CLI `moco train sft`) on TRL prompt/completion JSONL or on messages
+// (the model's chat template applied, loss on the assistant turns), LoRA
+// or full fine-tuning (a model folder out), with gradient accumulation,
+// a length limit that refuses or truncates, checkpoints every N steps
+// that resume bit for bit (checkpoint.go), and a stop on a non-finite
+// loss that leaves the last checkpoint intact; LoRA DPO
 // (sigmoid loss, the reference being the base with the adapters off) on
 // TRL prompt/chosen/rejected JSONL (dpo.go, CLI `moco train dpo`); GRPO
 // with verifiable rewards (grpo.go, CLI `moco train grpo`: groups sampled
 // through the engine from the folded policy, group-normalised advantages,
-// clipped surrogate, k3 KL to the base). Layers
-// are generic over float32 (training) and float64 (gradient checks) and
-// are plain Go loops, single-threaded, not yet the kernels package's
-// products. Checked: every layer, the whole model and the adapters against
-// central finite differences in float64; the training forward's logits
+// clipped surrogate, k3 KL to the base). Layers are generic over float32
+// (training) and float64 (gradient checks); the float32 instances run on
+// the kernels package (fast.go: threaded matmuls including the backward's
+// transposed products, attention over heads, cross-entropy over rows;
+// results independent of the thread count), the float64 ones are plain
+// loops. BenchmarkTrainStep measures a step against the forward alone.
+// Checked: every layer, the whole model and the adapters (with dropout)
+// against central finite differences in float64; the float32 layers
+// against the float64 ones; the training forward's logits
 // against the engine's on skills-base; the LoRA forward against merge's
 // fold-in of skills-lora-add; the LoRA gradients on skills-base against
 // PyTorch autograd (testdata/torch_reference.py, its output committed);
@@ -26,10 +36,8 @@
 // advantages against hand-derived tables, the folded sampling policy
 // against the training forward; the DPO loss and log-probabilities
 // against hand-derived values and its adapter gradients against central
-// finite differences. Not built yet: LoRA dropout, gradient
-// accumulation as a separate micro-batch setting, checkpoints and resume,
-// the messages form and chat templates, full fine-tuning from the CLI,
-// the training-based MoCo methods, a speed benchmark.
+// finite differences. Not built yet: the training-based MoCo methods;
+// checkpoints and resume for DPO and GRPO.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major

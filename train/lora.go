@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,13 +16,39 @@ import (
 // in], A [r, in] and B [out, r], applied as y = x·Wᵀ + Scale·(x·Aᵀ)·Bᵀ
 // (PEFT's LoRA with fan_in_fan_out false). Maps are keyed by the base
 // tensor's name ("model.layers.0.self_attn.q_proj.weight").
-// Dropout is not implemented yet (PEFT's lora_dropout 0).
+//
+// Dropout is PEFT's lora_dropout: while training, the adapter's input x
+// (not the base weight's) has each element zeroed with probability
+// Dropout and the rest scaled by 1/(1−Dropout) (torch.nn.Dropout), so
+// y = x·Wᵀ + Scale·(dropout(x)·Aᵀ)·Bᵀ. It applies only while DropRNG is
+// set (training); with DropRNG nil the adapter is in evaluation mode.
 type LoRA[T Float] struct {
 	R       int
 	Alpha   float64
 	Scale   T        // Alpha/R, or Alpha/√R with rsLoRA
 	Modules []string // target module names, e.g. "q_proj"
 	A, B    map[string][]T
+	Dropout float64
+	// DropRNG draws the dropout masks, in the order the forward pass
+	// meets the adapters; a checkpoint saves its state.
+	DropRNG *rand.PCG
+}
+
+// dropMask returns a fresh dropout mask of n elements (0 or
+// 1/(1−Dropout)), or nil when dropout is off.
+func (lo *LoRA[T]) dropMask(n int) []T {
+	if lo.Dropout <= 0 || lo.DropRNG == nil {
+		return nil
+	}
+	r := rand.New(lo.DropRNG)
+	keep := T(1 / (1 - lo.Dropout))
+	mask := make([]T, n)
+	for i := range mask {
+		if r.Float64() >= lo.Dropout {
+			mask[i] = keep
+		}
+	}
+	return mask
 }
 
 // peftName is PEFT's name for a base tensor's lora_A or lora_B.
@@ -44,6 +71,7 @@ func LoadLoRA(dir string, m *Model[float32]) (*LoRA[float32], error) {
 	}
 	var cfg struct {
 		PeftType string   `json:"peft_type"`
+		Dropout  float64  `json:"lora_dropout"`
 		R        int      `json:"r"`
 		Alpha    float64  `json:"lora_alpha"`
 		RSLoRA   bool     `json:"use_rslora"`
@@ -61,7 +89,7 @@ func LoadLoRA(dir string, m *Model[float32]) (*LoRA[float32], error) {
 		return nil, err
 	}
 	defer f.Close()
-	lo := &LoRA[float32]{R: cfg.R, Alpha: cfg.Alpha, Modules: cfg.Targets, A: map[string][]float32{}, B: map[string][]float32{}}
+	lo := &LoRA[float32]{R: cfg.R, Alpha: cfg.Alpha, Modules: cfg.Targets, Dropout: cfg.Dropout, A: map[string][]float32{}, B: map[string][]float32{}}
 	lo.Scale = float32(cfg.Alpha / float64(cfg.R))
 	if cfg.RSLoRA {
 		lo.Scale = float32(cfg.Alpha / math.Sqrt(float64(cfg.R)))

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -15,6 +16,15 @@ import (
 // finite differences on a frozen tiny model, with every target module
 // adapted, and that a frozen base gets no gradients.
 func TestLoRAGradients(t *testing.T) {
+	for _, p := range []float64{0, 0.3} {
+		t.Run(fmt.Sprintf("dropout%g", p), func(t *testing.T) { loraGradients(t, p) })
+	}
+}
+
+// loraGradients runs TestLoRAGradients with LoRA dropout p: every Loss
+// call starts the mask stream afresh, so the finite differences see the
+// same masks as the analytic gradient.
+func loraGradients(t *testing.T, p float64) {
 	c := tinyConfig(t, false)
 	r := rand.New(rand.NewPCG(5, 6))
 	params := map[string][]float64{}
@@ -44,12 +54,52 @@ func TestLoRAGradients(t *testing.T) {
 	m.LoRA, m.Frozen = lo, true
 	tokens := []int{3, 1, 5, 2}
 	targets := []int{-100, 5, 2, 6}
+	lo.Dropout = p
+	loss := func(grads map[string][]float64) float64 {
+		if p > 0 {
+			lo.DropRNG = rand.NewPCG(9, 10)
+		}
+		l, _ := m.Loss(tokens, targets, grads)
+		return l
+	}
 	grads := map[string][]float64{}
-	m.Loss(tokens, targets, grads)
+	loss(grads)
 	if len(grads) != len(check) {
 		t.Fatalf("%d gradients, want the %d adapter tensors only", len(grads), len(check))
 	}
-	checkGrads(t, func() float64 { l, _ := m.Loss(tokens, targets, nil); return l }, check, grads)
+	checkGrads(t, func() float64 { return loss(nil) }, check, grads)
+	if p > 0 {
+		// Dropout must change the loss (else the check above proves
+		// nothing about it), and without DropRNG (evaluation) it is off.
+		with := loss(nil)
+		lo.DropRNG = nil
+		without, _ := m.Loss(tokens, targets, nil)
+		lo.Dropout = 0
+		plain, _ := m.Loss(tokens, targets, nil)
+		if with == without || without != plain {
+			t.Fatalf("loss with dropout %v, evaluation mode %v, no dropout %v", with, without, plain)
+		}
+	}
+}
+
+// TestDropMask checks PEFT's (torch.nn.Dropout's) mask: zeros with
+// probability p, 1/(1−p) elsewhere.
+func TestDropMask(t *testing.T) {
+	lo := &LoRA[float32]{Dropout: 0.25, DropRNG: rand.NewPCG(1, 2)}
+	mask := lo.dropMask(40000)
+	zeros := 0
+	for _, v := range mask {
+		switch v {
+		case 0:
+			zeros++
+		case float32(1 / 0.75):
+		default:
+			t.Fatalf("mask value %v", v)
+		}
+	}
+	if f := float64(zeros) / float64(len(mask)); math.Abs(f-0.25) > 0.01 {
+		t.Fatalf("dropped %v, want 0.25", f)
+	}
 }
 
 // TestLoRAMatchesMerge checks the LoRA forward pass with the PyTorch-trained

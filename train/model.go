@@ -150,6 +150,7 @@ type layerActs[T Float] struct {
 	xIn, a, q, k, v, p, o []T            // attention sublayer: input, normed, projections, probabilities, output
 	xMid, b, g, u, h      []T            // MLP sublayer: input, normed, gate, up, SwiGLU
 	z                     map[string][]T // x·Aᵀ of each LoRA-adapted projection
+	xa, mask              map[string][]T // with LoRA dropout: the adapter's input after dropout, and the mask (0 or 1/(1−p))
 }
 
 // Acts is the saved forward state of one sequence.
@@ -177,7 +178,7 @@ func (m *Model[T]) Forward(tokens []int) *Acts[T] {
 	for l := range c.NumLayers {
 		w := func(mod string) []T { return P[LayerName(l, mod)] }
 		s := &acts.layers[l]
-		s.z = map[string][]T{}
+		s.z, s.xa, s.mask = map[string][]T{}, map[string][]T{}, map[string][]T{}
 
 		// Attention: x += o_proj(attn(rope(q), rope(k), v)) of the normed x.
 		s.xIn = append([]T(nil), x...)
@@ -222,6 +223,13 @@ func (m *Model[T]) linear(s *layerActs[T], l int, path string, y, x []T, n int) 
 		return
 	}
 	r := m.LoRA.R
+	if mask := m.LoRA.dropMask(n * in); mask != nil {
+		xa := make([]T, n*in)
+		for i, v := range x {
+			xa[i] = v * mask[i]
+		}
+		x, s.xa[name], s.mask[name] = xa, xa, mask
+	}
 	z, up := make([]T, n*r), make([]T, n*out)
 	Linear(z, x, m.LoRA.A[name], n, in, r)
 	Linear(up, z, m.LoRA.B[name], n, r, out)
@@ -259,7 +267,17 @@ func (m *Model[T]) linearBackward(s *layerActs[T], l int, path string, dx, dy, x
 	}
 	dz := make([]T, n*r)
 	LinearBackward(dz, g(peftName(name, "B"), out*r), sdy, s.z[name], m.LoRA.B[name], n, r, out)
-	LinearBackward(dx, g(peftName(name, "A"), r*in), dz, x, m.LoRA.A[name], n, in, r)
+	mask := s.mask[name]
+	if mask == nil {
+		LinearBackward(dx, g(peftName(name, "A"), r*in), dz, x, m.LoRA.A[name], n, in, r)
+		return
+	}
+	// Dropout scaled the adapter's input: x_a = x∘mask.
+	dxa := make([]T, n*in)
+	LinearBackward(dxa, g(peftName(name, "A"), r*in), dz, s.xa[name], m.LoRA.A[name], n, in, r)
+	for i, v := range dxa {
+		dx[i] += v * mask[i]
+	}
 }
 
 // weightBackward is LinearBackward for the base weight under name: dx +=

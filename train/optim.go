@@ -136,7 +136,7 @@ func SaveLoRA(dir string, lo *LoRA[float32], m *Model[float32], baseModel string
 	}
 	cfg := map[string]any{
 		"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
-		"r": lo.R, "lora_alpha": lo.Alpha, "target_modules": lo.Modules, "lora_dropout": 0.0,
+		"r": lo.R, "lora_alpha": lo.Alpha, "target_modules": lo.Modules, "lora_dropout": lo.Dropout,
 		"bias": "none", "fan_in_fan_out": false, "inference_mode": true,
 	}
 	b, err := json.MarshalIndent(cfg, "", " ")

@@ -15,15 +15,24 @@ import (
 	"github.com/mocolab/moco/tokenizer"
 )
 
-// Example is one SFT item in TRL's prompt/completion form.
+// Example is one SFT item in one of TRL's two forms: prompt/completion
+// (loss on the completion), or conversational Messages (the model's chat
+// template applied, loss on the assistant turns).
 type Example struct {
-	Prompt     string `json:"prompt"`
-	Completion string `json:"completion"`
+	Prompt     string    `json:"prompt"`
+	Completion string    `json:"completion"`
+	Messages   []Message `json:"messages,omitempty"`
 }
 
-// ReadSFT reads JSONL with TRL's prompt and completion fields (blank lines
-// skipped); an error names the offending line. The conversational
-// "messages" form is refused for now: it needs the chat template.
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// ReadSFT reads JSONL in TRL's SFT forms: string fields prompt and
+// completion, or messages (a list of {role, content} with at least one
+// assistant turn). Blank lines are skipped; an error names the line.
 func ReadSFT(r io.Reader) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(r)
@@ -37,15 +46,19 @@ func ReadSFT(r io.Reader) ([]Example, error) {
 		if err := json.Unmarshal([]byte(text), &raw); err != nil {
 			return nil, fmt.Errorf("line %d: %v", line, err)
 		}
-		if _, ok := raw["messages"]; ok {
-			return nil, fmt.Errorf("line %d: the messages form is not supported yet (use prompt and completion)", line)
-		}
 		var ex Example
 		if err := json.Unmarshal([]byte(text), &ex); err != nil {
 			return nil, fmt.Errorf("line %d: %v", line, err)
 		}
+		if _, ok := raw["messages"]; ok {
+			if err := checkMessages(ex.Messages); err != nil {
+				return nil, fmt.Errorf("line %d: %v", line, err)
+			}
+			out = append(out, ex)
+			continue
+		}
 		if _, ok := raw["prompt"]; !ok || ex.Completion == "" {
-			return nil, fmt.Errorf("line %d: want string fields prompt and a non-empty completion", line)
+			return nil, fmt.Errorf("line %d: want string fields prompt and a non-empty completion, or messages", line)
 		}
 		out = append(out, ex)
 	}
@@ -58,10 +71,30 @@ func ReadSFT(r io.Reader) ([]Example, error) {
 	return out, nil
 }
 
-// Tokenize turns an example into tokens and next-token targets scored on
-// the completion (and the end-of-sequence token after it) only: BOS +
-// prompt + completion + EOS.
+func checkMessages(ms []Message) error {
+	assistant := false
+	for i, m := range ms {
+		switch m.Role {
+		case "assistant":
+			assistant = true
+		case "system", "user", "tool":
+		default:
+			return fmt.Errorf("messages[%d]: role %q (want system, user, assistant or tool)", i, m.Role)
+		}
+	}
+	if !assistant {
+		return errors.New("messages: no assistant turn to learn from")
+	}
+	return nil
+}
+
+// Tokenize turns an example into tokens and next-token targets (−100 where
+// not scored). Prompt/completion: BOS + prompt + completion + EOS, scored
+// on the completion and the EOS. Messages: see TokenizeChat.
 func Tokenize(tok *tokenizer.Tokenizer, ex Example) (tokens, targets []int, err error) {
+	if len(ex.Messages) > 0 {
+		return TokenizeChat(tok, ex.Messages)
+	}
 	p, err := tok.Encode(ex.Prompt, true)
 	if err != nil {
 		return nil, nil, err
@@ -74,17 +107,91 @@ func Tokenize(tok *tokenizer.Tokenizer, ex Example) (tokens, targets []int, err 
 		c = append(c, eos[0])
 	}
 	tokens = append(p, c...)
-	targets = make([]int, len(tokens))
+	return tokens, scoreFrom(tokens, func(i int) bool { return i >= len(p) }), nil
+}
+
+// scoreFrom returns next-token targets: targets[i] = tokens[i+1] where
+// scored(i+1), else −100.
+func scoreFrom(tokens []int, scored func(int) bool) []int {
+	targets := make([]int, len(tokens))
 	for i := range targets {
 		targets[i] = -100
-		if i+1 >= len(p) && i+1 < len(tokens) {
+		if i+1 < len(tokens) && scored(i+1) {
 			targets[i] = tokens[i+1]
 		}
 	}
-	return tokens, targets, nil
+	return targets
 }
 
-// SFTConfig is a LoRA SFT run.
+// TokenizeChat renders a conversation with the tokenizer's chat template
+// and scores the assistant turns only (TRL's assistant_only_loss). The
+// template has no generation markers in general, so the assistant spans
+// come from renders of growing prefixes: for each assistant turn i, the
+// render of messages[:i] with the generation prompt must extend the text
+// so far, and the render of messages[:i+1] must extend that; what the
+// turn adds (its content and the template's end-of-turn text) is scored.
+// Each span is encoded on its own (BOS first unless the template writes
+// it), so a token never straddles a span boundary. Turns after the last
+// assistant one teach nothing and are left out.
+func TokenizeChat(tok *tokenizer.Tokenizer, msgs []Message) (tokens, targets []int, err error) {
+	if tok.Chat == nil {
+		return nil, nil, errors.New("the model has no chat template, so the messages form cannot be rendered (use prompt and completion)")
+	}
+	if tok.ChatErr != nil {
+		return nil, nil, fmt.Errorf("the model's chat template cannot be used: %w", tok.ChatErr)
+	}
+	render := func(n int, gen bool) (string, error) {
+		ms := make([]map[string]any, n)
+		for i, m := range msgs[:n] {
+			ms[i] = map[string]any{"role": m.Role, "content": m.Content}
+		}
+		return tok.Chat.Render(ms, tokenizer.ChatOptions{AddGenerationPrompt: gen})
+	}
+	var scored []bool
+	text := ""
+	add := func(s string, score bool) error {
+		special := len(tokens) == 0
+		if bos := tok.BOS(); special && bos >= 0 && strings.HasPrefix(s, tok.TokenString(bos)) {
+			special = false
+		}
+		ids, err := tok.Encode(s, special)
+		if err != nil {
+			return err
+		}
+		tokens = append(tokens, ids...)
+		for range ids {
+			scored = append(scored, score)
+		}
+		text += s
+		return nil
+	}
+	for i, m := range msgs {
+		if m.Role != "assistant" {
+			continue
+		}
+		p, err := render(i, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := render(i+1, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !strings.HasPrefix(p, text) || !strings.HasPrefix(f, p) {
+			return nil, nil, fmt.Errorf("messages[%d]: the chat template does not render the conversation as growing prefixes, so the assistant turns cannot be told apart", i)
+		}
+		if err := add(p[len(text):], false); err != nil {
+			return nil, nil, err
+		}
+		if err := add(f[len(p):], true); err != nil {
+			return nil, nil, err
+		}
+	}
+	return tokens, scoreFrom(tokens, func(i int) bool { return scored[i] }), nil
+}
+
+// SFTConfig is an SFT run: LoRA adapters on a frozen base, or every
+// weight (Full).
 type SFTConfig struct {
 	Steps, BatchSize, Warmup     int
 	LR, WeightDecay, MaxGradNorm float64
@@ -92,6 +199,30 @@ type SFTConfig struct {
 	Rank                         int
 	Alpha                        float64
 	Targets                      []string // module names, e.g. q_proj
+	// Dropout is PEFT's lora_dropout (see LoRA).
+	Dropout float64
+	// GradAccum is the number of micro-batches of BatchSize examples per
+	// optimizer step (0 means 1). The step's gradient is the token-
+	// weighted mean over all of them, the same as one batch of
+	// BatchSize·GradAccum examples.
+	GradAccum int
+	// Full trains every weight instead of adapters (small models): the
+	// model's Params are updated in place.
+	Full bool
+	// MaxLength caps an example's tokens (0: the model's positions). A
+	// longer example is refused, or with Truncate cut to MaxLength (its
+	// tail, usually response, is lost) with a warning.
+	MaxLength int
+	Truncate  bool
+	// Warn receives warnings; nil drops them.
+	Warn func(string)
+	// With SaveEvery > 0, a checkpoint (CheckpointDir/checkpoint-STEP) is
+	// written every SaveEvery steps and when ctx stops the run.
+	SaveEvery     int
+	CheckpointDir string
+	// Resume is a checkpoint folder to continue from; the run then goes
+	// on bit for bit as if it had never stopped.
+	Resume string
 }
 
 // Step is one optimizer step's record.
@@ -102,7 +233,7 @@ type Step struct {
 	Tokens int // scored tokens
 	Seen   int // tokens through the model (prompt and completion)
 	Norm   float64
-	Time   time.Duration // since the run started
+	Time   time.Duration // since the run started (resumed runs count the time before)
 }
 
 // NewLoRA initialises adapters the way PEFT does: A uniform in
@@ -129,43 +260,138 @@ func NewLoRA(m *Model[float32], rank int, alpha float64, targets []string, seed 
 	return lo, nil
 }
 
-// SFT trains LoRA adapters on m (frozen) with AdamW, warm-up + cosine
-// decay and gradient clipping; each step draws BatchSize examples with a
-// seeded stream and minimises the mean cross-entropy over every scored
-// token of the batch. progress, when not nil, sees every step. A
-// non-finite loss stops the run before the update, so the adapters hold
-// the last good step.
+// PrepareSFT tokenizes data for m, enforcing cfg's length limit.
+func PrepareSFT(m *Model[float32], tok *tokenizer.Tokenizer, data []Example, cfg SFTConfig) ([]Seq, error) {
+	limit := m.Config.MaxPositions
+	if cfg.MaxLength > 0 {
+		limit = min(limit, cfg.MaxLength)
+	}
+	seqs := make([]Seq, 0, len(data))
+	cut, dropped := 0, 0
+	for i, ex := range data {
+		tokens, targets, err := Tokenize(tok, ex)
+		if err != nil {
+			return nil, fmt.Errorf("example %d: %w", i+1, err)
+		}
+		if len(tokens) > limit {
+			if !cfg.Truncate {
+				return nil, fmt.Errorf("example %d: %d tokens, more than the limit of %d (the model's positions or the maximum length); truncate to cut it", i+1, len(tokens), limit)
+			}
+			// As Hugging Face truncates input_ids and labels alike: the
+			// last kept position's label fell off.
+			tokens, targets = tokens[:limit], targets[:limit]
+			targets[limit-1] = -100
+			cut++
+		}
+		scored := false
+		for _, y := range targets {
+			scored = scored || y >= 0
+		}
+		if !scored {
+			if cfg.Truncate {
+				dropped++
+				continue
+			}
+			return nil, fmt.Errorf("example %d: no token to score", i+1)
+		}
+		seqs = append(seqs, Seq{tokens, targets})
+	}
+	if cut > 0 && cfg.Warn != nil {
+		cfg.Warn(fmt.Sprintf("truncated %d of %d examples to %d tokens; %d left with no response token were dropped", cut, len(data), limit, dropped))
+	}
+	if len(seqs) == 0 {
+		return nil, errors.New("no example left to train on")
+	}
+	return seqs, nil
+}
+
+// sftRun is the state a checkpoint holds.
+type sftRun struct {
+	step    int // optimizer steps done
+	params  map[string][]float32
+	opt     *AdamW
+	rng     *rand.PCG // batch draws
+	dropRNG *rand.PCG // LoRA dropout masks (nil without)
+	hist    []Step
+	elapsed time.Duration // before this process
+}
+
+// SFT trains m on data with AdamW, warm-up + cosine decay and gradient
+// clipping: LoRA adapters on the frozen base (returned; m.LoRA is set), or
+// with cfg.Full every weight in place (the LoRA returned is nil). Each
+// step draws BatchSize·GradAccum examples with a seeded stream and
+// minimises the mean cross-entropy over every scored token of them.
+// progress, when not nil, sees every step. A non-finite loss or gradient
+// stops the run before the update, so the weights (and the checkpoints
+// on disk) hold the last good step; the error says which.
 func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []Example, cfg SFTConfig, progress func(Step)) (*LoRA[float32], []Step, error) {
-	lo, err := NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed)
+	seqs, err := PrepareSFT(m, tok, data, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	m.LoRA, m.Frozen = lo, true
-	type seq struct{ tokens, targets []int }
-	seqs := make([]seq, len(data))
-	for i, ex := range data {
-		if seqs[i].tokens, seqs[i].targets, err = Tokenize(tok, ex); err != nil {
-			return nil, nil, fmt.Errorf("example %d: %w", i+1, err)
+	return SFTSeqs(ctx, m, seqs, cfg, progress)
+}
+
+// SFTSeqs is SFT on tokenized examples.
+func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, progress func(Step)) (*LoRA[float32], []Step, error) {
+	run := &sftRun{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0xda7a)}
+	var lo *LoRA[float32]
+	if cfg.Full {
+		m.LoRA, m.Frozen = nil, false
+		run.params = m.Params
+	} else {
+		var err error
+		if lo, err = NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed); err != nil {
+			return nil, nil, err
 		}
-		if len(seqs[i].tokens) > m.Config.MaxPositions {
-			return nil, nil, fmt.Errorf("example %d: %d tokens, more than the model's %d positions", i+1, len(seqs[i].tokens), m.Config.MaxPositions)
+		if cfg.Dropout < 0 || cfg.Dropout >= 1 {
+			return nil, nil, fmt.Errorf("LoRA dropout %v: want 0 ≤ p < 1", cfg.Dropout)
+		}
+		lo.Dropout = cfg.Dropout
+		if cfg.Dropout > 0 {
+			lo.DropRNG = rand.NewPCG(cfg.Seed, 0xd209)
+			run.dropRNG = lo.DropRNG
+		}
+		m.LoRA, m.Frozen = lo, true
+		run.params = lo.Params()
+	}
+	fp := fingerprint(cfg, seqs)
+	if cfg.Resume != "" {
+		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+			return nil, nil, err
 		}
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
-	opt := NewAdamW(cfg.WeightDecay)
-	params := lo.Params()
-	var hist []Step
-	start := time.Now()
-	for step := range cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return lo, hist, err
+	defer func() {
+		if lo != nil {
+			lo.DropRNG = nil // evaluation mode from here on
 		}
-		batch := make([]seq, cfg.BatchSize)
+	}()
+	save := func() error {
+		if cfg.SaveEvery <= 0 {
+			return nil
+		}
+		return saveCheckpoint(cfg.CheckpointDir, run, fp, lo, m)
+	}
+	accum := max(1, cfg.GradAccum)
+	start := time.Now()
+	saved := run.step
+	for run.step < cfg.Steps {
+		step := run.step
+		if err := ctx.Err(); err != nil {
+			if step > saved {
+				if serr := save(); serr != nil {
+					return lo, run.hist, errors.Join(err, serr)
+				}
+			}
+			return lo, run.hist, err
+		}
+		batch := make([]Seq, cfg.BatchSize*accum)
 		total, seen := 0, 0
+		draw := rand.New(run.rng)
 		for i := range batch {
-			batch[i] = seqs[rng.IntN(len(seqs))]
-			seen += len(batch[i].tokens)
-			for _, y := range batch[i].targets {
+			batch[i] = seqs[draw.IntN(len(seqs))]
+			seen += len(batch[i].Tokens)
+			for _, y := range batch[i].Targets {
 				if y >= 0 {
 					total++
 				}
@@ -175,7 +401,7 @@ func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		var loss float64
 		for _, s := range batch {
 			g := map[string][]float32{}
-			l, n := m.Loss(s.tokens, s.targets, g)
+			l, n := m.Loss(s.Tokens, s.Targets, g)
 			w := float64(n) / float64(total)
 			loss += l * w
 			for name, v := range g {
@@ -188,17 +414,26 @@ func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 				}
 			}
 		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, loss, step)
-		}
 		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
+			return lo, run.hist, fmt.Errorf("step %d: loss %v, gradient norm %v; stopped with the weights of step %d (last checkpoint: step %d)", step+1, loss, norm, step, saved)
+		}
 		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
-		opt.Update(params, grads, lr)
-		st := Step{Step: step + 1, Loss: loss, LR: lr, Tokens: total, Seen: seen, Norm: norm, Time: time.Since(start)}
-		hist = append(hist, st)
+		run.opt.Update(run.params, grads, lr)
+		run.step++
+		st := Step{Step: run.step, Loss: loss, LR: lr, Tokens: total, Seen: seen, Norm: norm, Time: run.elapsed + time.Since(start)}
+		run.hist = append(run.hist, st)
 		if progress != nil {
 			progress(st)
 		}
+		if cfg.SaveEvery > 0 && run.step%cfg.SaveEvery == 0 {
+			run.elapsed += time.Since(start)
+			start = time.Now()
+			if err := save(); err != nil {
+				return lo, run.hist, err
+			}
+			saved = run.step
+		}
 	}
-	return lo, hist, nil
+	return lo, run.hist, nil
 }

@@ -14,7 +14,9 @@ func TestReadSFTErrors(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`{"prompt":"a","completion":"b"}` + "\n{oops\n", "line 2"},
 		{`{"prompt":"a"}`, "line 1: want"},
-		{`{"messages":[]}`, "line 1: the messages form"},
+		{`{"messages":[]}`, "line 1: messages: no assistant turn"},
+		{`{"messages":[{"role":"bot","content":"x"}]}`, "line 1: messages[0]: role"},
+		{`{"messages":"hi"}`, "line 1"},
 		{"\n\n", "no examples"},
 		{`{"prompt":1,"completion":"b"}`, "line 1"},
 	} {

@@ -31,25 +31,41 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "sft" {
 		return usagef("usage: moco train sft|dpo|grpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
 	}
+	return runTrainSFT(args[1:], stdout, stderr)
+}
+
+func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train sft", stderr)
-	model := fs.String("model", "", "base model folder (Llama family, kept frozen)")
-	data := fs.String("data", "", "JSONL with TRL's prompt and completion fields")
-	out := fs.String("out", "", "adapter folder to write (PEFT format)")
+	model := fs.String("model", "", "base model folder (Llama family; kept frozen unless --full)")
+	data := fs.String("data", "", "JSONL in TRL's SFT forms: prompt and completion, or messages (chat template applied, loss on assistant turns)")
+	out := fs.String("out", "", "adapter folder to write (PEFT format); with --full, a model folder")
 	rank := fs.Int("lora-r", 8, "LoRA rank")
 	alpha := fs.Float64("lora-alpha", 16, "LoRA alpha (scale alpha/r)")
+	dropout := fs.Float64("lora-dropout", 0, "LoRA dropout on the adapters' input while training (PEFT's lora_dropout)")
 	targets := fs.String("lora-targets", "q_proj,v_proj,down_proj", "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
+	full := fs.Bool("full", false, "full fine-tuning: train every weight (small models) and write a model folder (safetensors, F32) instead of an adapter")
 	steps := fs.Int("steps", 300, "optimizer steps")
-	batch := fs.Int("batch-size", 64, "examples per step (drawn with the seed)")
+	batch := fs.Int("batch-size", 64, "examples per micro-batch (drawn with the seed)")
+	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step (the step's gradient is the token-weighted mean over batch-size x grad-accum examples)")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate (AdamW)")
 	warmup := fs.Int("warmup", 0, "linear warm-up steps before cosine decay")
 	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
-	seed := fs.Uint64("seed", 1, "seed of the adapter init and the batch draws")
-	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv)")
+	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
+	maxLen := fs.Int("max-length", 0, "most tokens per example (0: the model's max_position_embeddings)")
+	truncate := fs.Bool("truncate", false, "cut examples longer than the limit (with a warning) instead of refusing the data (the default)")
+	saveEvery := fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none")
+	resume := fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)")
+	fs.Lookup("resume").NoOptDefVal = "latest"
+	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; a loss.svg plot is written beside it)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
-	if err := parseFlags(fs, args[1:]); err != nil {
+	setRange(fs, "lora-dropout", between(0, 0.99))
+	setRange(fs, "grad-accum", atLeast(1))
+	setRange(fs, "save-every", atLeast(0))
+	setRange(fs, "max-length", atLeast(0))
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || *data == "" || *out == "" {
@@ -75,6 +91,16 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ckpt := ""
+	switch *resume {
+	case "":
+	case "latest":
+		if ckpt, err = train.LatestCheckpoint(*out); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+	default:
+		ckpt = *resume
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	prog := progressOut(stderr)
@@ -82,16 +108,23 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		prog = nil
 	}
 	term := prog != nil && isTerminal(prog)
-	cfg := train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip,
-		Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ",")}
+	cfg := train.SFTConfig{Steps: *steps, BatchSize: *batch, GradAccum: *accum, Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip,
+		Seed: *seed, Rank: *rank, Alpha: *alpha, Dropout: *dropout, Targets: strings.Split(*targets, ","), Full: *full,
+		MaxLength: *maxLen, Truncate: *truncate, SaveEvery: *saveEvery, CheckpointDir: *out, Resume: ckpt,
+		Warn: func(s string) { fmt.Fprintln(stderr, "moco train sft: warning:", s) }}
 	var tokens int
+	first := -1
 	lo, hist, err := train.SFT(ctx, m, tok, examples, cfg, func(s train.Step) {
+		if first < 0 {
+			first = s.Step - 1
+		}
 		tokens += s.Seen
 		if prog == nil {
 			return
 		}
+		done := s.Step - first
 		eta := time.Duration(float64(s.Time) / float64(s.Step) * float64(*steps-s.Step)).Round(time.Second)
-		line := fmt.Sprintf("step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", s.Step, *steps, s.Loss, s.LR, float64(tokens)/s.Time.Seconds(), eta)
+		line := fmt.Sprintf("step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", s.Step, *steps, s.Loss, s.LR, float64(tokens)/(s.Time.Seconds()*float64(done)/float64(s.Step)), eta)
 		if term {
 			fmt.Fprintf(prog, "\r%s ", line)
 		} else {
@@ -101,26 +134,23 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if term {
 		fmt.Fprintln(prog)
 	}
-	if lo != nil && len(hist) > 0 {
+	if len(hist) > 0 && (lo != nil || *full) {
 		// Keep what was trained, even when stopped early (signal or NaN).
 		base, _ := filepath.Abs(*model)
-		if serr := train.SaveLoRA(*out, lo, m, base); serr != nil {
+		var serr error
+		if *full {
+			serr = train.SaveModel(*out, m, *model)
+		} else {
+			serr = train.SaveLoRA(*out, lo, m, base)
+		}
+		if serr != nil {
 			return serr
 		}
 		csvPath := *lossCSV
 		if csvPath == "" {
 			csvPath = filepath.Join(*out, "loss.csv")
 		}
-		var b strings.Builder
-		b.WriteString("step,loss,lr,tokens,grad_norm,seconds\n")
-		for _, s := range hist {
-			fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f\n", s.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds())
-		}
-		tmp := csvPath + ".tmp"
-		if werr := os.WriteFile(tmp, []byte(b.String()), 0o644); werr != nil {
-			return werr
-		}
-		if werr := os.Rename(tmp, csvPath); werr != nil {
+		if werr := writeLossCSV(csvPath, hist); werr != nil {
 			return werr
 		}
 	}
@@ -132,4 +162,18 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": *out, "steps": len(hist), "loss": last.Loss, "seconds": last.Time.Seconds()})
 	}
 	return nil
+}
+
+// writeLossCSV writes the loss curve as CSV, atomically.
+func writeLossCSV(path string, hist []train.Step) error {
+	var b strings.Builder
+	b.WriteString("step,loss,lr,tokens,grad_norm,seconds\n")
+	for _, s := range hist {
+		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f\n", s.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds())
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

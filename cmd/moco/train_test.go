@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +56,90 @@ func TestTrainSFTCLI(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "loss.csv"))
 	if n := strings.Count(string(b), "\n"); n != 3 {
 		t.Errorf("loss.csv has %d lines, want header + 2 steps:\n%s", n, b)
+	}
+}
+
+// TestTrainSFTResumeCLI runs 4 steps with checkpoints every 2, then
+// removes the end of a second identical run (checkpoint-4 and the
+// adapter) and resumes it from checkpoint-2 with --resume: the adapter
+// must come out byte for byte the same.
+func TestTrainSFTResumeCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	var lines []string
+	for i := range 8 {
+		lines = append(lines, fmt.Sprintf(`{"prompt":"Q: %d+%d=\nA:","completion":" %d"}`, 100+i, 200+i, 300+2*i))
+	}
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(out string, more ...string) []string {
+		return append([]string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", "4", "--batch-size", "2",
+			"--grad-accum", "2", "--lora-r", "2", "--lora-dropout", "0.1", "--save-every", "2", "-q"}, more...)
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, out := range []string{a, b} {
+		if _, stderr, code := runCLI(args(out)...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+	for _, f := range []string{"checkpoint-4", "adapter_model.safetensors", "loss.csv"} {
+		if err := os.RemoveAll(filepath.Join(b, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, stderr, code := runCLI(args(b, "--resume")...); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"adapter_model.safetensors", "checkpoint-4/optimizer.safetensors"} {
+		x, err1 := os.ReadFile(filepath.Join(a, f))
+		y, err2 := os.ReadFile(filepath.Join(b, f))
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			t.Fatalf("%s differs after resuming (%v, %v)", f, err1, err2)
+		}
+	}
+	csv, _ := os.ReadFile(filepath.Join(b, "loss.csv"))
+	if n := strings.Count(string(csv), "\n"); n != 5 {
+		t.Errorf("resumed loss.csv has %d lines, want header + 4 steps", n)
+	}
+}
+
+// TestTrainSFTLimitsCLI: a too-long example is refused by default and
+// cut with a warning under --truncate; messages need a chat template;
+// --full writes a model folder.
+func TestTrainSFTLimitsCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 1+2=\nA:","completion":" 3"}`+"\n"+`{"prompt":"Q: 1+2=\nA:","completion":" 3 `+strings.Repeat("x", 200)+`"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"train", "sft", "--model", model, "--data", data, "--steps", "1", "--batch-size", "1", "--lora-r", "2", "-q"}
+	_, stderr, code := runCLI(append(base, "--out", filepath.Join(dir, "o1"))...)
+	if code != 1 || !strings.Contains(stderr, "example 2:") || !strings.Contains(stderr, "truncate") {
+		t.Fatalf("exit %d, stderr %q; want example 2 refused", code, stderr)
+	}
+	_, stderr, code = runCLI(append(base, "--out", filepath.Join(dir, "o2"), "--truncate")...)
+	if code != 0 || !strings.Contains(stderr, "warning: truncated 1 of 2 examples to 128 tokens") {
+		t.Fatalf("exit %d, stderr %q; want a truncation warning", code, stderr)
+	}
+	chat := filepath.Join(dir, "c.jsonl")
+	if err := os.WriteFile(chat, []byte(`{"messages":[{"role":"user","content":"1+2"},{"role":"assistant","content":"3"}]}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runCLI("train", "sft", "--model", model, "--data", chat, "--out", filepath.Join(dir, "o3"), "--steps", "1", "-q")
+	if code != 1 || !strings.Contains(stderr, "no chat template") {
+		t.Fatalf("exit %d, stderr %q; want the missing chat template named", code, stderr)
+	}
+	full := filepath.Join(dir, "full")
+	_, stderr, code = runCLI(append(base, "--out", full, "--truncate", "--full", "--lr", "1e-5")...)
+	if code != 0 {
+		t.Fatalf("--full: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"model.safetensors", "config.json", "tokenizer.json", "loss.csv"} {
+		if _, err := os.Stat(filepath.Join(full, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -1,0 +1,290 @@
+package train
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// A checkpoint is a folder checkpoint-STEP holding everything an SFT run
+// needs to go on bit for bit: the trainable weights (params.safetensors,
+// F32, under the optimizer's names), AdamW's moments
+// (optimizer.safetensors, m.NAME and v.NAME), and trainer_state.json (the
+// steps done, AdamW's step count, the states of the batch and dropout
+// random streams, the history for loss.csv, and a fingerprint of the
+// configuration and data that resuming must match). A LoRA run's
+// checkpoint also holds the adapter in PEFT's format, usable as it is.
+// The folder is written under a temporary name and renamed into place,
+// so a checkpoint-STEP folder is always complete.
+
+type trainerState struct {
+	Step       int             `json:"step"`
+	AdamStep   int             `json:"adam_step"`
+	RNG        []byte          `json:"rng"`
+	DropoutRNG []byte          `json:"dropout_rng,omitempty"`
+	Elapsed    float64         `json:"elapsed_seconds"`
+	History    []Step          `json:"history"`
+	Config     map[string]any  `json:"config"`
+	Time       time.Time       `json:"time"`
+	Extra      json.RawMessage `json:"extra,omitempty"`
+}
+
+// fingerprint lists what must not change across a resume.
+func fingerprint(cfg SFTConfig, seqs []Seq) map[string]any {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, s := range seqs {
+		for _, v := range [][]int{s.Tokens, s.Targets} {
+			binary.LittleEndian.PutUint64(b[:], uint64(len(v)))
+			h.Write(b[:])
+			for _, x := range v {
+				binary.LittleEndian.PutUint64(b[:], uint64(x))
+				h.Write(b[:])
+			}
+		}
+	}
+	fp := map[string]any{
+		"steps": cfg.Steps, "batch_size": cfg.BatchSize, "grad_accum": max(1, cfg.GradAccum), "warmup": cfg.Warmup,
+		"lr": cfg.LR, "weight_decay": cfg.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "seed": cfg.Seed,
+		"full": cfg.Full, "data": fmt.Sprintf("%d examples, fnv64a %016x", len(seqs), h.Sum64()),
+	}
+	if !cfg.Full {
+		fp["lora_r"], fp["lora_alpha"], fp["lora_targets"], fp["lora_dropout"] = cfg.Rank, cfg.Alpha, strings.Join(cfg.Targets, ","), cfg.Dropout
+	}
+	// Round-trip through JSON so that a fingerprint read back compares equal.
+	raw, _ := json.Marshal(fp)
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	return out
+}
+
+func f32Tensor(name string, v []float32) *safetensors.Tensor {
+	data := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(x))
+	}
+	return &safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: []int{len(v)}, Data: data}
+}
+
+func saveCheckpoint(dir string, run *sftRun, fp map[string]any, lo *LoRA[float32], m *Model[float32]) error {
+	final := filepath.Join(dir, fmt.Sprintf("checkpoint-%d", run.step))
+	tmp := filepath.Join(dir, fmt.Sprintf(".checkpoint-%d.tmp", run.step))
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	var ps, os_ []*safetensors.Tensor
+	for _, name := range sortedKeys(run.params) {
+		ps = append(ps, f32Tensor(name, run.params[name]))
+	}
+	for _, name := range sortedKeys(run.opt.M) {
+		os_ = append(os_, f32Tensor("m."+name, run.opt.M[name]), f32Tensor("v."+name, run.opt.V[name]))
+	}
+	if err := safetensors.WriteFile(filepath.Join(tmp, "params.safetensors"), ps, nil); err != nil {
+		return err
+	}
+	if err := safetensors.WriteFile(filepath.Join(tmp, "optimizer.safetensors"), os_, nil); err != nil {
+		return err
+	}
+	st := trainerState{Step: run.step, AdamStep: run.opt.Step, Elapsed: run.elapsed.Seconds(), History: run.hist, Config: fp, Time: time.Now().UTC()}
+	var err error
+	if st.RNG, err = run.rng.MarshalBinary(); err != nil {
+		return err
+	}
+	if run.dropRNG != nil {
+		if st.DropoutRNG, err = run.dropRNG.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "trainer_state.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if lo != nil {
+		if err := SaveLoRA(tmp, lo, m, ""); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
+}
+
+// LatestCheckpoint returns the checkpoint-STEP folder of dir with the
+// highest STEP.
+func LatestCheckpoint(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	best, bestStep := "", -1
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "checkpoint-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if s, err := strconv.Atoi(n); err == nil && s > bestStep {
+			best, bestStep = filepath.Join(dir, e.Name()), s
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%s: no checkpoint-STEP folder", dir)
+	}
+	return best, nil
+}
+
+func loadCheckpoint(dir string, run *sftRun, fp map[string]any) error {
+	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	var st trainerState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("resume: %s: %w", filepath.Join(dir, "trainer_state.json"), err)
+	}
+	keys := make([]string, 0, len(fp))
+	for k := range fp {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a, _ := json.Marshal(fp[k])
+		c, _ := json.Marshal(st.Config[k])
+		if string(a) != string(c) {
+			return fmt.Errorf("resume: %s: %s was %s, now %s; a resumed run must have the same settings and data", dir, k, c, a)
+		}
+	}
+	if err := run.rng.UnmarshalBinary(st.RNG); err != nil {
+		return fmt.Errorf("resume: random stream: %w", err)
+	}
+	if (run.dropRNG != nil) != (st.DropoutRNG != nil) {
+		return fmt.Errorf("resume: %s: dropout stream present %v, expected %v", dir, st.DropoutRNG != nil, run.dropRNG != nil)
+	}
+	if run.dropRNG != nil {
+		if err := run.dropRNG.UnmarshalBinary(st.DropoutRNG); err != nil {
+			return fmt.Errorf("resume: dropout stream: %w", err)
+		}
+	}
+	read := func(file string, want map[string][]float32) error {
+		f, err := safetensors.Open(filepath.Join(dir, file))
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		defer f.Close()
+		if len(f.Names()) != len(want) {
+			return fmt.Errorf("resume: %s holds %d tensors, want %d", file, len(f.Names()), len(want))
+		}
+		for name, dst := range want {
+			t, ok := f.Tensor(name)
+			if !ok || t.DType != safetensors.F32 || t.NumElements() != len(dst) {
+				return fmt.Errorf("resume: %s: tensor %s missing or of the wrong size", file, name)
+			}
+			v, err := safetensors.ToF32(t)
+			if err != nil {
+				return err
+			}
+			copy(dst, v)
+		}
+		return nil
+	}
+	if err := read("params.safetensors", run.params); err != nil {
+		return err
+	}
+	f, err := safetensors.Open(filepath.Join(dir, "optimizer.safetensors"))
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	moments := map[string][]float32{}
+	for _, tn := range f.Names() {
+		kind, name, _ := strings.Cut(tn, ".")
+		p, ok := run.params[name]
+		if !ok || (kind != "m" && kind != "v") {
+			f.Close()
+			return fmt.Errorf("resume: optimizer.safetensors: tensor %s is no moment of a trained weight", tn)
+		}
+		if kind == "m" {
+			run.opt.M[name] = make([]float32, len(p))
+			moments[tn] = run.opt.M[name]
+		} else {
+			run.opt.V[name] = make([]float32, len(p))
+			moments[tn] = run.opt.V[name]
+		}
+	}
+	f.Close()
+	if err := read("optimizer.safetensors", moments); err != nil {
+		return err
+	}
+	if st.Step < 0 || len(st.History) != st.Step {
+		return errors.New("resume: trainer_state.json: step and history disagree")
+	}
+	run.step, run.opt.Step, run.hist = st.Step, st.AdamStep, st.History
+	run.elapsed = time.Duration(st.Elapsed * float64(time.Second))
+	return nil
+}
+
+// SaveModel writes m's weights as a model folder (model.safetensors in
+// F32 with Hugging Face's names and shapes) with the config, tokenizer
+// and generation files copied from the source folder src: the output of
+// full fine-tuning, loadable by the engine and by transformers.
+func SaveModel(dir string, m *Model[float32], src string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	c := m.Config
+	var ts []*safetensors.Tensor
+	for _, name := range sortedKeys(m.Params) {
+		t := f32Tensor(name, m.Params[name])
+		switch {
+		case strings.HasSuffix(name, "norm.weight"):
+		case name == "model.embed_tokens.weight" || name == "lm_head.weight":
+			t.Shape = []int{c.VocabSize, c.HiddenSize}
+		default:
+			in, out := m.dims(modulePathOf(name))
+			t.Shape = []int{out, in}
+		}
+		ts = append(ts, t)
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	for _, f := range []string{"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "chat_template.jinja"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if errors.Is(err, os.ErrNotExist) && f != "config.json" {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if f == "config.json" {
+			var cfg map[string]any
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				return fmt.Errorf("%s: %w", filepath.Join(src, f), err)
+			}
+			cfg["torch_dtype"] = "float32"
+			if b, err = json.MarshalIndent(cfg, "", " "); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
