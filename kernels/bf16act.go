@@ -58,12 +58,22 @@ func BF16ActKernels() string {
 }
 
 // The assembly of the mode, when the CPU has it (simd_amd64.go): mv computes
-// rows over k columns (a multiple of 32) of bf16 activations x; mm6 a tile
-// of 6 rows x 4 tokens (ldx in elements).
+// rows over k columns (a multiple of 32) of bf16 activations x; mm6p a tile
+// of 6 rows x 4 tokens over one panel of columns (ldx in elements; see
+// kern.mm6p).
 var (
-	bf16dMV  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	bf16dMM6 func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	bf16dMV   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	bf16dMM6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 )
+
+// roundBF16Impl rounds activations to bf16 (F32ToBF16 on each).
+var roundBF16Impl = roundBF16Ref
+
+func roundBF16Ref(dst []uint16, src []float32) {
+	for i, v := range src {
+		dst[i] = F32ToBF16(v)
+	}
+}
 
 // F32ToBF16 rounds v to the nearest bfloat16, ties to even (NaN stays NaN).
 func F32ToBF16(v float32) uint16 {
@@ -80,48 +90,92 @@ var bf16ActScratch, bf16ActHalf sync.Pool
 // bf16ActProduct computes MatMul(dst, m, x, n) for a BF16 matrix in the
 // bf16-activation mode.
 func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
-	size := n * m.Cols
-	xr := getScratch[float32](&bf16ActScratch, size)
-	defer bf16ActScratch.Put(&xr)
+	C := m.Cols
+	size := n * C
 	xh := getScratch[uint16](&bf16ActHalf, size)
 	defer bf16ActHalf.Put(&xh)
-	for i, v := range x[:size] {
-		h := F32ToBF16(v)
-		xh[i], xr[i] = h, BF16ToF32(h)
+	// Rounding is a pass over the activations; the threads share it by
+	// tokens (a few percent of a prefill otherwise left on one thread).
+	k32 := C &^ 31
+	useDP := bf16dMV != nil && k32 > 0
+	// With rows cut into column panels, the tiles read a second copy packed
+	// panel by panel (see packPanels).
+	var xp []uint16
+	kc := panelCols(k32, 2)
+	if useDP && n >= 4 && kc < k32 {
+		xp = getScratch[uint16](&panelHalf, n*k32)
+		defer panelHalf.Put(&xp)
 	}
-	k32 := m.Cols &^ 31
-	if bf16dMV == nil || k32 == 0 {
+	parallel(n, size, 1, func(t0, t1 int) {
+		roundBF16Impl(xh[t0*C:t1*C], x[t0*C:t1*C])
+		if xp != nil {
+			for c0 := 0; c0 < k32; c0 += kc {
+				kw := min(kc, k32-c0)
+				for t := t0; t < t1; t++ {
+					copy(xp[n*c0+t*kw:n*c0+(t+1)*kw], xh[t*C+c0:t*C+c0+kw])
+				}
+			}
+		}
+	})
+	var xr []float32
+	if !useDP || k32 < C {
+		// The rounded activations as float32: for the exact kernels, and
+		// for the columns past the assembly's multiple of 32.
+		xr = getScratch[float32](&bf16ActScratch, size)
+		defer bf16ActScratch.Put(&xr)
+		for i, h := range xh {
+			xr[i] = BF16ToF32(h)
+		}
+	}
+	if !useDP {
 		// No VDPBF16PS: the exact kernels on the rounded activations.
 		if n == 1 {
-			parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) { matVecRows(dst, m, xr, r0, r1) })
+			parallel(m.Rows, m.Rows*C, rowGrain, func(r0, r1 int) { matVecRows(dst, m, xr, r0, r1) })
 		} else if !amxMatMul(dst, m, xr, n) {
-			parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, xr, n, r0, r1) })
+			parallel(m.Rows, m.Rows*C*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, xr, n, r0, r1) })
 		}
 		return
 	}
 	if n > 1 && amxMatMul(dst, m, xr, n) {
 		return
 	}
-	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { bf16ActRows(dst, m, xr, xh, n, r0, r1, k32) })
+	parallel(m.Rows, m.Rows*C*n, rowGrain, func(r0, r1 int) { bf16ActRows(dst, m, xr, xh, xp, n, r0, r1, k32) })
 }
 
 // bf16ActRows computes rows r0..r1-1 of every token with the mode's
-// assembly: 6x4 tiles where they fit, the row kernel elsewhere, and the
-// columns past k32 in Go, in column order.
-func bf16ActRows(dst []float32, m *Mat, xr []float32, xh []uint16, n, r0, r1, k32 int) {
+// assembly: 6x4 tiles where they fit (over panels of columns that stay in
+// L1), the row kernel elsewhere, and the columns past k32 in Go, in column
+// order.
+func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1, k32 int) {
 	R, C := m.Rows, m.Cols
-	tb := max(4, tileBytes/(2*C)&^3)
+	kc := panelCols(k32, 2)
+	tb := max(4, tileBytes/(2*kc)&^3)
+	var acc []float32
+	if kc < k32 && n >= 4 {
+		acc = getScratch[float32](&accScratch, tb/4*tileAcc)
+		defer accScratch.Put(&acc)
+	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
 		r := r0
 		if n >= 4 {
 			for ; r+6 <= r1; r += 6 {
 				w := m.wptr(r)
-				t := t0
-				for ; t+4 <= t1; t += 4 {
-					bf16dMM6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&xh[t*C]), R, C, C, k32)
+				for c0 := 0; c0 < k32; c0 += kc {
+					kw, mode := min(kc, k32-c0), panelMode(c0, kc, k32)
+					for t := t0; t+4 <= t1; t += 4 {
+						var a unsafe.Pointer
+						if acc != nil {
+							a = unsafe.Pointer(&acc[(t-t0)/4*tileAcc])
+						}
+						xa, ldx := unsafe.Pointer(&xh[t*C+c0]), C
+						if xp != nil {
+							xa, ldx = unsafe.Pointer(&xp[n*c0+t*kw]), kw
+						}
+						bf16dMM6p(unsafe.Pointer(&dst[t*R+r]), unsafe.Add(w, 2*c0), a, xa, R, C, ldx, kw, mode)
+					}
 				}
-				for ; t < t1; t++ {
+				for t := t0 + (t1-t0)&^3; t < t1; t++ {
 					bf16dMV(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&xh[t*C]), 6, k32, C)
 				}
 			}

@@ -500,6 +500,8 @@ func main() {
 	mv256Q8()
 	mv512BF16d()
 	mm6x4BF16d()
+	mm6x4Panel("mm6x4F32p", false)
+	mm6x4Panel("mm6x4BF16dp", true)
 	mv512Q4()
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -986,6 +988,107 @@ func mm6x4BF16d() {
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
+	p("")
+}
+
+// mm6x4Panel writes func fn(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx,
+// k, mode int): the 6-row x 4-token tile of mm6x4F32 (dp false: f32
+// weights and activations) or mm6x4BF16d (dp true: bf16 weights and
+// activations, ldx in elements) over one panel of k columns of a longer row,
+// so that a panel of six weight rows stays in L1 while the tokens are swept
+// over it. The 24 accumulators start at zero (mode bit 0 clear) or from the
+// 1536 bytes at acc (bit 0 set); at the end of the panel they are stored
+// back to acc (bit 1 clear), or, after the last panel (bit 1 set), summed
+// and stored to dst as mm6x4 stores them. Each lane therefore sees the same
+// multiply-adds in the same order as in one call over the whole row, and
+// the sums equal mm6x4's and mv512's bit for bit.
+func mm6x4Panel(fn string, dp bool) {
+	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
+	esize, xsize := 4, 4
+	if dp {
+		esize, xsize = 2, 2
+	}
+	p("// func %s(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-72", fn)
+	p("	MOVQ w+8(FP), R10")
+	p("	MOVQ ldw+40(FP), BX")
+	p("	SHLQ $%d, BX", map[int]int{2: 1, 4: 2}[esize])
+	for r := 1; r < 6; r++ {
+		p("	LEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
+	}
+	p("	MOVQ x+24(FP), DX")
+	p("	MOVQ ldx+48(FP), DI")
+	p("	SHLQ $%d, DI", map[int]int{2: 1, 4: 2}[xsize])
+	p("	LEAQ (DI)(DI*2), CX")
+	p("	MOVQ acc+16(FP), R9")
+	p("	MOVQ mode+64(FP), R14")
+	p("	TESTQ $1, R14")
+	p("	JNZ %s_load", fn)
+	for i := 0; i < 24; i++ {
+		p("	VXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("	JMP %s_start", fn)
+	p("%s_load:", fn)
+	for i := 0; i < 24; i++ {
+		p("	VMOVUPS %d(R9), Z%d", 64*i, i)
+	}
+	p("%s_start:", fn)
+	p("	XORQ AX, AX")
+	p("%s_loop:", fn)
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	if dp {
+		for tok := 0; tok < 4; tok++ {
+			p("	VMOVDQU32 %s, Z%d", xaddr[tok], 24+tok)
+		}
+		for r := 0; r < 6; r++ {
+			w := 28 + r%2
+			p("	VMOVDQU32 (%s)(AX*2), Z%d", rows[r], w)
+			for tok := 0; tok < 4; tok++ {
+				dpbf16(w, 24+tok, 4*r+tok)
+			}
+		}
+		p("	ADDQ $64, DX")
+	} else {
+		for h := 0; h < 2; h++ {
+			for tok := 0; tok < 4; tok++ {
+				p("	VMOVUPS %d%s, Z%d", 64*h, xaddr[tok], 24+tok)
+			}
+			for r := 0; r < 6; r++ {
+				w := z(28 + r%2)
+				p("	VMOVUPS %d(%s)(AX*4), %s", 64*h, rows[r], w)
+				for tok := 0; tok < 4; tok++ {
+					p("	VFMADD231PS Z%d, %s, Z%d", 24+tok, w, 4*r+tok)
+				}
+			}
+		}
+		p("	ADDQ $128, DX")
+	}
+	p("	ADDQ $32, AX")
+	p("	CMPQ AX, k+56(FP)")
+	p("	JLT %s_loop", fn)
+	p("	TESTQ $2, R14")
+	p("	JNZ %s_final", fn)
+	for i := 0; i < 24; i++ {
+		p("	VMOVUPS Z%d, %d(R9)", i, 64*i)
+	}
+	p("	VZEROUPPER")
+	p("	RET")
+	p("%s_final:", fn)
+	p("	MOVQ dst+0(FP), DI")
+	p("	MOVQ ldd+32(FP), CX")
+	p("	SHLQ $2, CX")
+	p("	VMOVDQU32 sumidx<>(SB), Z26")
+	p("	MOVL $0x3f, AX")
+	p("	KMOVW AX, K1")
+	for tok := 0; tok < 4; tok++ {
+		hsumTree([]int{tok, 4 + tok, 8 + tok, 12 + tok, 16 + tok, 20 + tok})
+		p("	VMOVUPS Z24, K1, (DI)")
+		if tok < 3 {
+			p("	ADDQ CX, DI")
+		}
+	}
+	p("	VZEROUPPER")
+	p("	RET")
 	p("")
 }
 

@@ -168,8 +168,20 @@ func TestThreadCountIndependence(t *testing.T) {
 	defer SetThreads(0)
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 8))
-		const rows, cols, n = 203, 640, 6
-		for _, typ := range types {
+		const rows, n = 203, 6
+		// 2600 columns are cut into panels (three of f32, two of bf16).
+		for _, tc := range []struct {
+			typ  Type
+			cols int
+			act  bool
+		}{{F32, 640, false}, {BF16, 640, false}, {F16, 640, false}, {Q8_0, 640, false}, {Q4_0, 640, false},
+			{F32, 2600, false}, {BF16, 2600, false}, {BF16, 2600, true}, {BF16, 640, true}} {
+			typ, cols := tc.typ, tc.cols
+			SetBF16Activations(tc.act)
+			defer SetBF16Activations(false)
+			if typ.quantized() && cols%BlockSize != 0 {
+				continue
+			}
 			m := randMat(r, typ, rows, cols)
 			x := randVec(r, n*cols)
 			var first []float32
@@ -187,7 +199,7 @@ func TestThreadCountIndependence(t *testing.T) {
 				}
 				for i := range got {
 					if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
-						t.Fatalf("%v: output %d is %g with %d threads, %g with 1", typ, i, got[i], threads, first[i])
+						t.Fatalf("%v (bf16 activations %v) %d columns: output %d is %g with %d threads, %g with 1", typ, tc.act, cols, i, got[i], threads, first[i])
 					}
 				}
 			}

@@ -25,10 +25,17 @@ import (
 // is ignored by the other types. For Q8_0, x points at quantized
 // activations (q8Rec records; ldx is then in bytes) and k is a multiple of
 // 64; see q8.go.
+//
+// mm6p, when present (F32), is mm6 over one panel of k columns of a longer
+// row (mm6x4Panel in gen_amd64.go): acc holds the tile's accumulators
+// between panels, mode bit 0 loads them from acc, bit 1 marks the last
+// panel, which stores the sums to dst. Long rows are cut into panels that
+// stay in L1 while the tokens are swept over them (panelCols).
 type kern struct {
-	mv  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	mm  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
-	mm6 func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mv   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	mm   func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 }
 
 var (
@@ -190,7 +197,47 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	if amxMatMul(dst, m, x, n) {
 		return
 	}
-	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRows(dst, m, x, n, r0, r1) })
+	xp := packPanels(m, x, n)
+	if xp != nil {
+		defer panelScratch.Put(&xp)
+	}
+	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRowsP(dst, m, x, xp, n, r0, r1) })
+}
+
+// panelScratch holds activations packed by column panels.
+var panelScratch, panelHalf sync.Pool
+
+// f32Tiles reports whether matMulRows runs the f32 6x4 tile (kern.mm6p)
+// on m for n tokens, and returns the width of its column panels.
+func f32Tiles(m *Mat, n int) (bool, int) {
+	ok := simd[F32].mm6p != nil && n >= 4 && (m.Type == F32 ||
+		((m.Type == BF16 || m.Type == F16) && widenImpl != nil))
+	k32 := m.Cols &^ 31
+	return ok && k32 > 0, panelCols(k32, 4)
+}
+
+// packPanels returns the activations x of n tokens packed for the 6x4
+// tiles when their rows are cut into column panels, or nil: panel by
+// panel, each token's columns of the panel, so that the tokens swept over
+// a panel lie together in memory (packedAt finds them). The copy is
+// shared by the threads.
+func packPanels(m *Mat, x []float32, n int) []float32 {
+	ok, kc := f32Tiles(m, n)
+	k32 := m.Cols &^ 31
+	if !ok || kc >= k32 {
+		return nil
+	}
+	C := m.Cols
+	xp := getScratch[float32](&panelScratch, n*k32)
+	parallel(n, n*C, 1, func(t0, t1 int) {
+		for c0 := 0; c0 < k32; c0 += kc {
+			kw := min(kc, k32-c0)
+			for t := t0; t < t1; t++ {
+				copy(xp[n*c0+t*kw:n*c0+(t+1)*kw], x[t*C+c0:t*C+c0+kw])
+			}
+		}
+	})
+	return xp
 }
 
 // rowGrain is the granularity of the row ranges handed to threads: a
@@ -303,7 +350,46 @@ const tileBytes = 512 << 10
 // tile, so that they stay in L1 while the tokens are swept over them.
 const l1Bytes = 24 << 10
 
+// panelBytes bounds one panel of a 6-row block of weights (kern.mm6p), so
+// that it stays in L1 (32 KiB and up) beside the activations streaming by.
+const panelBytes = 24 << 10
+
+// tileAcc is the float32s of one 6x4 tile's accumulators between panels.
+const tileAcc = 24 * 16
+
+// accScratch holds the accumulators of a token block's tiles.
+var accScratch sync.Pool
+
+// panelCols returns the width of the column panels that the k32 columns of
+// six rows of esize-byte weights are cut into: all k32 when they fit in
+// panelBytes, else about equal multiples of 32.
+func panelCols(k32, esize int) int {
+	np := (6*k32*esize + panelBytes - 1) / panelBytes
+	if np <= 1 {
+		return k32
+	}
+	return min(k32, ((k32+np-1)/np+31)&^31)
+}
+
+// panelMode is the mode of kern.mm6p for the panel at column c0.
+func panelMode(c0, kc, k32 int) int {
+	mode := 0
+	if c0 > 0 {
+		mode |= 1
+	}
+	if c0+kc >= k32 {
+		mode |= 2
+	}
+	return mode
+}
+
 func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
+	matMulRowsP(dst, m, x, nil, n, r0, r1)
+}
+
+// matMulRowsP is matMulRows with the activations also packed by
+// packPanels (xp, or nil to read them from x).
+func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 	R, C := m.Rows, m.Cols
 	k := simd[m.Type]
 	k32 := C &^ 31
@@ -318,39 +404,89 @@ func matMulRows(dst []float32, m *Mat, x []float32, n, r0, r1 int) {
 	// the f32 tile over it. Widening is exact and the f32 kernels add in
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
-	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6 != nil && n >= 4 {
+	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6p != nil && n >= 4 {
 		wide = getScratch[float32](&widenScratch, 6*C)
 		defer func() { widenScratch.Put(&wide) }()
 	}
-	for t0 := 0; t0 < n; t0 += tb {
-		t1 := min(n, t0+tb)
-		if wide != nil || k.mm6 != nil {
+	if ok, kc := f32Tiles(m, n); ok {
+		// The f32 6x4 tile, over column panels that stay in L1.
+		tile := simd[F32].mm6p
+		var acc []float32
+		if kc < k32 {
+			tb = max(4, tileBytes/(4*kc)&^3)
+			acc = getScratch[float32](&accScratch, tb/4*tileAcc)
+			defer accScratch.Put(&acc)
+		}
+		for t0 := 0; t0 < n; t0 += tb {
+			t1 := min(n, t0+tb)
+			t4 := t0 + (t1-t0)&^3
 			r := r0
 			for ; r+6 <= r1; r += 6 {
-				kt, w := k, m.wptr(r)
+				w := m.wptr(r)
 				if wide != nil {
 					widenImpl(wide, m.Half[r*C:(r+6)*C], m.Type)
-					kt, w = simd[F32], unsafe.Pointer(&wide[0])
+					w = unsafe.Pointer(&wide[0])
 				}
-				// While the tile runs over the tokens, fetch the next row
-				// block's weights a slice per call, so that widening or
-				// multiplying it does not wait for memory.
+				// While the tiles run, fetch the next row block's weights
+				// a slice per call, so that widening or multiplying them
+				// does not wait for memory.
 				var next unsafe.Pointer
-				calls, size := (t1-t0)/4, 6*C*m.Type.size() // bytes of the next six rows
+				calls, size := (t4-t0)/4*((k32+kc-1)/kc), 6*C*m.Type.size()
 				if prefetchImpl != nil && r+12 <= r1 && calls > 0 {
 					next = m.wptr(r + 6)
 				}
+				call := 0
+				for c0 := 0; c0 < k32; c0 += kc {
+					kw, mode := min(kc, k32-c0), panelMode(c0, kc, k32)
+					for t := t0; t < t4; t += 4 {
+						if next != nil {
+							if lo, hi := call*size/calls, (call+1)*size/calls; hi > lo {
+								prefetchImpl(unsafe.Add(next, lo), hi-lo)
+							}
+							call++
+						}
+						var a unsafe.Pointer
+						if acc != nil {
+							a = unsafe.Pointer(&acc[(t-t0)/4*tileAcc])
+						}
+						xa, ldx := unsafe.Pointer(&x[t*C+c0]), C
+						if xp != nil {
+							xa, ldx = unsafe.Pointer(&xp[n*c0+t*kw]), kw
+						}
+						tile(unsafe.Pointer(&dst[t*R+r]), unsafe.Add(w, 4*c0), a, xa, R, C, ldx, kw, mode)
+					}
+				}
+				for t := t4; t < t1; t++ {
+					simd[F32].mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
+				}
+			}
+			if r < r1 {
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&x[t*C]), r1-r, k32, C)
+				}
+			}
+			if k32 < C {
+				for t := t0; t < t1; t++ {
+					for i := r0; i < r1; i++ {
+						dst[t*R+i] += m.tailDot(i, x[t*C:], k32)
+					}
+				}
+			}
+		}
+		return
+	}
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		if k.mm6 != nil {
+			r := r0
+			for ; r+6 <= r1; r += 6 {
+				w := m.wptr(r)
 				t := t0
 				for ; t+4 <= t1; t += 4 {
-					if i := (t - t0) / 4; next != nil {
-						if lo, hi := i*size/calls, (i+1)*size/calls; hi > lo {
-							prefetchImpl(unsafe.Add(next, lo), hi-lo)
-						}
-					}
-					kt.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
+					k.mm6(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), R, C, C, k32)
 				}
 				for ; t < t1; t++ {
-					kt.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
+					k.mv(unsafe.Pointer(&dst[t*R+r]), w, nil, unsafe.Pointer(&x[t*C]), 6, k32, C)
 				}
 			}
 			if r < r1 {

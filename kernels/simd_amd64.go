@@ -67,6 +67,15 @@ func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mm6x4BF16d(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
+func mm6x4F32p(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+
+//go:noescape
+func mm6x4BF16dp(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+
+//go:noescape
+func roundBF16x512(dst *uint16, src *float32, n int)
+
+//go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
 // quantRecs512 is quantizeRecs with quantQ8x512.
@@ -100,14 +109,16 @@ func useSIMD(avx512, avx2 bool) {
 	amxOn = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
-	bf16dMV, bf16dMM6 = nil, nil
+	bf16dMV, bf16dMM6p = nil, nil
+	roundBF16Impl = roundBF16Ref
 	useVec512(avx512)
 	switch {
 	case avx512:
 		simdName = "avx512"
-		simd[F32] = kern{mv512F32, mm512F32, mm6x4F32}
-		simd[BF16] = kern{mv512BF16, mm512BF16, mm6x4BF16}
-		simd[F16] = kern{mv512F16, mm512F16, mm6x4F16}
+		simd[F32] = kern{mv: mv512F32, mm: mm512F32, mm6: mm6x4F32, mm6p: mm6x4F32p}
+		roundBF16Impl = roundBF16Vec
+		simd[BF16] = kern{mv: mv512BF16, mm: mm512BF16, mm6: mm6x4BF16}
+		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16}
 		quantRecsImpl = quantRecs512
 		simd[Q8_0] = kern{mv: mv256Q8}
 		if cpu.X86.HasAVX512VNNI {
@@ -116,7 +127,7 @@ func useSIMD(avx512, avx2 bool) {
 		}
 		dotImpl = simdDot
 		if cpu.X86.HasAVX512BF16 && preferDPBF16() {
-			bf16dMV, bf16dMM6 = mv512BF16d, mm6x4BF16d
+			bf16dMV, bf16dMM6p = mv512BF16d, mm6x4BF16dp
 		}
 	case avx2:
 		simdName = "avx2"
@@ -126,6 +137,15 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8}
 		dotImpl = simdDot
 	}
+}
+
+// roundBF16Vec is roundBF16Ref with the assembly over a multiple of 16.
+func roundBF16Vec(dst []uint16, src []float32) {
+	k := len(src) &^ 15
+	if k > 0 {
+		roundBF16x512(&dst[0], &src[0], k)
+	}
+	roundBF16Ref(dst[k:], src[k:])
 }
 
 // simdDot runs the f32 matrix-vector kernel on a one-row matrix.

@@ -328,3 +328,39 @@ prefetch_loop:
 	CMPQ SI, CX
 	JLT prefetch_loop
 	RET
+
+// func roundBF16x512(dst *uint16, src *float32, n int)
+// Rounds n float32 (a multiple of 16) to bfloat16, to nearest with ties to
+// even, as F32ToBF16 does (a NaN keeps its high half with the quiet bit set).
+TEXT ·roundBF16x512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $1, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x40, AX
+	VPBROADCASTD AX, Z27
+round_loop:
+	VMOVDQU32 (SI), Z0
+	VPSRLD $16, Z0, Z1
+	VPANDD Z28, Z1, Z2
+	VPADDD Z29, Z2, Z2
+	VPADDD Z0, Z2, Z2
+	VPSRLD $16, Z2, Z2
+	VPANDD Z30, Z0, Z3
+	VPCMPUD $6, Z31, Z3, K1
+	VPORD Z27, Z1, Z1
+	VMOVDQA32 Z1, K1, Z2
+	VPMOVDW Z2, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	SUBQ $16, CX
+	JNZ round_loop
+	VZEROUPPER
+	RET
