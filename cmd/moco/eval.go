@@ -64,7 +64,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "n", atLeast(0))
 	first := fs.Bool("first", false, "take the first --n items instead of a sample")
 	seed := fs.Uint64P("seed", "s", 0, "seed of the stratified sample")
-	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references; one model)")
+	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references under one model, or under fusion or contrastive over several)")
 	maxNew := fs.Int("max-new", 64, "most tokens generated per item")
 	setRange(fs, "max-new", atLeast(1))
 	batch := fs.Int("batch", defaultEvalBatch, "items decoded together, each weight read once per step for all (1: one at a time; a logit-level method always runs one at a time); the scores do not depend on it")
@@ -105,9 +105,6 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if _, ok := collab.Lookup(name); !ok {
 		return usagef("unknown --method %q (known: %s)", name, methodNames())
 	}
-	if *metric == bench.MetricNLL && name != "single" {
-		return usagef("--metric nll scores one model; a --method is scored with --metric accuracy")
-	}
 	mp, err := parseParams(*params)
 	if err != nil {
 		return err
@@ -143,13 +140,36 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 
 	var runErr error
 	if *metric == bench.MetricNLL {
-		m, tok, err := loadOne((*models)[0], opts)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
 		o.Progress = func(done, total, _ int) { bar.update(done, total, "items") }
-		v, k, err := bench.MeanNLLContext(ctx, m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
+		var v float64
+		var k int
+		if name == "single" {
+			m, tok, err := loadOne((*models)[0], opts)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			v, k, err = bench.MeanNLLContext(ctx, m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
+		} else {
+			// A logit-level method that combines distributions at every
+			// position (fusion, contrastive) scores the references under
+			// its combined distribution; collab.CanScore says why others
+			// cannot.
+			pool, closeAll, err := collab.LoadPool(*models, opts)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			meth, err := collab.New(ctx, name, pool, mp)
+			if err != nil {
+				return err
+			}
+			ts, err := collab.CanScore(meth)
+			if err != nil {
+				return usagef("--metric nll with --method %s: %v", name, err)
+			}
+			v, k, err = methodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, *split, o, answerPrefix)
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -334,4 +354,63 @@ func baseNames(dirs []string) []string {
 		out[i] = filepath.Base(filepath.Clean(d))
 	}
 	return out
+}
+
+// methodNLL is bench.MeanNLLContext for a method that scores tokens: the
+// mean NLL per token of the reference answers (with the answer prefix and
+// the first model's EOS after them) given their prompts, under the
+// method's combined distribution; items too long for the context are
+// skipped, as bench does.
+func methodNLL(ctx context.Context, ts collab.TokenScorer, eos []int, ds *bench.Dataset, split string, o bench.Options, prefix string) (float64, int, error) {
+	items, err := ds.Split(split)
+	if err != nil {
+		return 0, 0, err
+	}
+	items = pick(o, items)
+	tok := ts.Tokenizer()
+	var sum float64
+	count, scored := 0, 0
+	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			if count == 0 {
+				return 0, 0, err
+			}
+			return sum / float64(count), scored, err
+		}
+		if o.Progress != nil && i > 0 {
+			o.Progress(i, len(items), 0)
+		}
+		ref, err := bench.ReferenceText(ds.TaskType, it)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: likelihood scoring needs one reference text per item: %w", ds.Name, err)
+		}
+		p, err := tok.Encode(bench.BuildPrompt(ds.TaskType, it), true)
+		if err != nil {
+			return 0, 0, err
+		}
+		a, err := tok.Encode(prefix+ref, false)
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(eos) > 0 {
+			a = append(a, eos[0])
+		}
+		if len(a) == 0 || len(p) == 0 || len(p)+len(a) > ts.ContextSize() {
+			continue
+		}
+		s, k, err := ts.NLLFrom(ctx, append(append([]int(nil), p...), a...), len(p))
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += s
+		count += k
+		scored++
+	}
+	if o.Progress != nil {
+		o.Progress(len(items), len(items), 0)
+	}
+	if count == 0 {
+		return 0, 0, fmt.Errorf("%s: no scorable items", ds.Name)
+	}
+	return sum / float64(count), scored, nil
 }

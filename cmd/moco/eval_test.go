@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -70,5 +71,26 @@ func TestEvalMethods(t *testing.T) {
 	out, _, code := moco(t, "eval", "-m", add, "--dataset", ds, "--n", "6", "--seed", "4", "--metric", "nll", "-q")
 	if code != 0 || !strings.Contains(out, "mean NLL") {
 		t.Errorf("nll text: %q", out)
+	}
+	// --metric nll with a method that combines distributions: contrastive
+	// at alpha 0 is its first model alone and fusion of a model with itself
+	// is that model, so both must give bench's single-model NLL (another
+	// implementation); at alpha 0.2 the contrast changes it. Methods that
+	// decide token by token are refused with the reason.
+	v := nll["mean_nll"].(float64)
+	for _, args := range [][]string{
+		{"-m", add, "-m", rev, "--method", "contrastive", "--param", "alpha=0"},
+		{"-m", add, "-m", add, "--method", "fusion"},
+	} {
+		r := run(append(args, "--metric", "nll")...)
+		if w, ok := r["mean_nll"].(float64); !ok || math.Abs(w-v) > 1e-4 || r["n"] != 6.0 {
+			t.Errorf("%v --metric nll: %v, single %v", args, r["mean_nll"], v)
+		}
+	}
+	if r := run("-m", add, "-m", rev, "--method", "contrastive", "--metric", "nll"); math.Abs(r["mean_nll"].(float64)-v) < 1e-3 {
+		t.Errorf("contrastive at alpha 0.2 scores like add alone: %v", r["mean_nll"])
+	}
+	if _, errs, code := moco(t, "eval", "-m", add, "-m", rev, "--method", "nudging", "--dataset", ds, "--n", "2", "--metric", "nll", "-q"); code != 2 || !strings.Contains(errs, "no distribution over given tokens") {
+		t.Errorf("nudging --metric nll: exit %d, %s", code, errs)
 	}
 }
