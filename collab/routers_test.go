@@ -3,6 +3,7 @@ package collab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -198,6 +199,43 @@ func TestPromptRouting(t *testing.T) {
 	}{{"3", 2}, {"1 or 2", 1}, {"none", -1}, {"12", 1}} {
 		if got := parseRoute(tc.text, 3); got != tc.want {
 			t.Errorf("parseRoute(%q) = %d, want %d", tc.text, got, tc.want)
+		}
+	}
+}
+
+// failing wraps a skillGen that starts failing when fail is set, after
+// the router has trained on its dev answers.
+type failing struct {
+	*skillGen
+	fail bool
+}
+
+func (f *failing) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
+	if f.fail {
+		return nil, errors.New("connection reset by peer")
+	}
+	return f.skillGen.Generate(ctx, reqs)
+}
+
+// TestRoutersReportFailures: a routed-to model that fails (or a model
+// that fails on the dev set) fails the request with its name; the router
+// does not fall back to another model silently.
+func TestRoutersReportFailures(t *testing.T) {
+	dev := writeDevSet(t)
+	for _, method := range []string{"trained-router", "graph-router"} {
+		add := &failing{skillGen: &skillGen{name: "adder", skill: "add"}}
+		pool := []Member{{Name: "reverser", Gen: &skillGen{name: "reverser", skill: "rev"}}, {Name: "adder", Gen: add}}
+		params := Params{"dev": dev, "dev_max_tokens": 8, "encoder": "reverser"}
+		m, err := New(context.Background(), method, pool, params)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		add.fail = true
+		if _, err := m.Generate(context.Background(), []Request{{Prompt: "1+1"}}); err == nil || !strings.Contains(err.Error(), "adder failed: connection reset by peer") {
+			t.Errorf("%s routed to a failing model: %v", method, err)
+		}
+		if _, err := New(context.Background(), method, pool, params); err == nil || !strings.Contains(err.Error(), "adder failed: connection reset by peer") {
+			t.Errorf("%s with a model failing on dev: %v", method, err)
 		}
 	}
 }
