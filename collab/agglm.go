@@ -32,10 +32,9 @@ import (
 // 4 GPUs, so its effective batch is 4 prompts), one epoch, lr 1e-4,
 // weight decay 1e-5, cosine decay after 10% warm-up, β 0, ε 0.2, loss
 // "bnpo", completion up to 512 tokens at temperature 1; LoRA r 64, alpha
-// 16 on q, k, v and o_proj. The aggregator defaults to the first pool
+// 16, dropout 0.1 on q, k, v and o_proj. The aggregator defaults to the first pool
 // model's folder (MoCo: Qwen2.5-1.5B-Instruct); it needs a local
-// Llama-family folder. Deviations: no LoRA dropout (MoCo 0.1; moco's
-// trainer has none yet); the easy items are drawn with moco's seeded
+// Llama-family folder. Deviations: the easy items are drawn with moco's seeded
 // generator, not Python's random.sample(seed 42); template lets models
 // with a short context (the skills family) use a compact prompt instead
 // of MoCo's instruction.
@@ -67,6 +66,7 @@ type AggLMParams struct {
 	Rank           int      `json:"lora_r"`            // default 64
 	Alpha          float64  `json:"lora_alpha"`        // default 16
 	Targets        []string `json:"lora_targets"`      // default q,k,v,o_proj
+	Dropout        *float64 `json:"lora_dropout"`      // default 0.1
 	Seed           uint64   `json:"seed"`              // default 42
 }
 
@@ -174,9 +174,9 @@ func (a *AggLM) Close() error { return a.close() }
 // NewAggLM builds the training set from the pool's dev answers, trains the
 // aggregator with GRPO (or loads its adapter) and returns the method.
 func NewAggLM(ctx context.Context, pool []Member, p Params) (*AggLM, error) {
-	wd, warm := 1e-5, 0.1
+	wd, warm, drop := 1e-5, 0.1, 0.1
 	q := AggLMParams{SampleSize: 2, PoolTopP: 0.9, NumGenerations: 4, BatchSize: 4, Epochs: 1, LR: 1e-4,
-		WeightDecay: &wd, WarmupRatio: &warm, MaxCompletion: 512, Temperature: 1, LossType: "bnpo",
+		WeightDecay: &wd, WarmupRatio: &warm, Dropout: &drop, MaxCompletion: 512, Temperature: 1, LossType: "bnpo",
 		Rank: 64, Alpha: 16, Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj"}, Seed: 42}
 	q.DevTemperature = 0.7
 	if err := p.Decode(&q); err != nil {
@@ -184,18 +184,20 @@ func NewAggLM(ctx context.Context, pool []Member, p Params) (*AggLM, error) {
 	}
 	switch {
 	case q.SampleSize < 1:
-		return nil, fmt.Errorf("agglm: sample_size must be at least 1, got %d", q.SampleSize)
+		return nil, inputErrorf("agglm: sample_size must be at least 1, got %d", q.SampleSize)
 	case q.Template != "" && (!strings.Contains(q.Template, "{problem}") || !strings.Contains(q.Template, "{solutions}")):
-		return nil, fmt.Errorf("agglm: template must hold {problem} and {solutions}")
+		return nil, inputErrorf("agglm: template must hold {problem} and {solutions}")
 	case q.SolutionFmt != "" && !strings.Contains(q.SolutionFmt, "{solution}"):
-		return nil, fmt.Errorf("agglm: solution_format must hold {solution}")
+		return nil, inputErrorf("agglm: solution_format must hold {solution}")
+	case q.Dropout == nil || *q.Dropout < 0 || *q.Dropout >= 1:
+		return nil, inputErrorf("agglm: lora_dropout must be in [0, 1)")
 	case q.Epochs < 1:
-		return nil, fmt.Errorf("agglm: epochs must be at least 1")
+		return nil, inputErrorf("agglm: epochs must be at least 1")
 	}
 	dir := q.Aggregator
 	if dir == "" {
 		if dir = pool[0].Dir; dir == "" {
-			return nil, fmt.Errorf("agglm: the aggregator is trained in this process: give aggregator (a local model folder), or a pool whose first model is one")
+			return nil, inputErrorf("agglm: the aggregator is trained in this process: give aggregator (a local model folder), or a pool whose first model is one")
 		}
 	}
 	m, err := train.Load(dir)
@@ -259,7 +261,7 @@ func NewAggLM(ctx context.Context, pool []Member, p Params) (*AggLM, error) {
 		cfg := train.GRPOConfig{Steps: steps, BatchSize: q.BatchSize, NumGenerations: q.NumGenerations, MaxCompletion: q.MaxCompletion,
 			NumIterations: 1, Warmup: int(*q.WarmupRatio*float64(steps) + 0.999999), LR: q.LR, WeightDecay: *q.WeightDecay, MaxGradNorm: 1,
 			Temperature: q.Temperature, Beta: q.Beta, Epsilon: 0.2, LossType: q.LossType, ScaleRewards: true, Seed: q.Seed,
-			Rank: q.Rank, Alpha: q.Alpha, Targets: q.Targets}
+			Rank: q.Rank, Alpha: q.Alpha, Targets: q.Targets, Dropout: *q.Dropout}
 		lo, hist, err := train.GRPO(ctx, m, tok, data, reward, cfg, nil)
 		if err != nil {
 			return nil, fmt.Errorf("agglm: training the aggregator: %w", err)

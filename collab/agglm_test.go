@@ -3,6 +3,7 @@ package collab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -202,11 +203,12 @@ func TestAggLMParams(t *testing.T) {
 		{Params{"sample_size": 0}, "sample_size"},
 		{Params{"template": "{problem} only"}, "{solutions}"},
 		{Params{"solution_format": "x"}, "{solution}"},
+		{Params{"lora_dropout": 1}, "lora_dropout"},
 		{Params{"bogus": 1}, "bogus"},
 		{Params{}, "aggregator"},
 	} {
-		if _, err := New(context.Background(), "agglm", pool, c.p); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%v: error %v, want %q", c.p, err, c.want)
+		if _, err := New(context.Background(), "agglm", pool, c.p); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInput) {
+			t.Errorf("%v: error %v, want %q marked as an input error", c.p, err, c.want)
 		}
 	}
 }

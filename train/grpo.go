@@ -352,6 +352,10 @@ type GRPOConfig struct {
 	Rank                         int
 	Alpha                        float64
 	Targets                      []string
+	// Dropout is PEFT's lora_dropout, applied in the loss's forward pass
+	// only: sampling, the reference and the old log-probabilities run the
+	// adapters in evaluation mode.
+	Dropout float64
 	// Adapter, when set, is trained from where it stands instead of a
 	// fresh PEFT initialisation (Rank, Alpha and Targets are then unused).
 	Adapter *LoRA[float32]
@@ -495,6 +499,8 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		return nil, nil, fmt.Errorf("temperature %g: want > 0 (the loss reads logits/temperature)", cfg.Temperature)
 	case cfg.Epsilon < 0 || cfg.EpsilonHigh < 0 || cfg.Beta < 0:
 		return nil, nil, fmt.Errorf("epsilon and beta must not be negative")
+	case cfg.Dropout < 0 || cfg.Dropout >= 1:
+		return nil, nil, fmt.Errorf("LoRA dropout %v: want 0 ≤ p < 1", cfg.Dropout)
 	}
 	obj := GRPOObjective{Epsilon: cfg.Epsilon, EpsilonHigh: cfg.EpsilonHigh, Beta: cfg.Beta, Temperature: cfg.Temperature,
 		LossType: cfg.LossType, MaxCompletion: cfg.MaxCompletion}
@@ -510,6 +516,12 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		}
 	}
 	m.LoRA, m.Frozen = lo, true
+	lo.Dropout, lo.DropRNG = cfg.Dropout, nil
+	var dropRNG *rand.PCG // the loss's dropout masks
+	if cfg.Dropout > 0 {
+		dropRNG = rand.NewPCG(cfg.Seed, 0xd209)
+	}
+	defer func() { lo.DropRNG = nil }() // evaluation mode after training
 	prompts := make([][]int, len(data))
 	for i, ex := range data {
 		// A prompt rendered by a chat template may already start with BOS.
@@ -556,7 +568,9 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 			}
 		}
 		grads := map[string][]float32{}
+		lo.DropRNG = dropRNG
 		st, err := m.GRPOLoss(batch, obj, grads)
+		lo.DropRNG = nil
 		if err != nil {
 			return lo, hist, err
 		}

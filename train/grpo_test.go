@@ -409,8 +409,9 @@ func TestSampleGroup(t *testing.T) {
 
 // TestGRPORun runs a few GRPO steps on skills-small with an exact-match
 // reward and checks that a seed reproduces the run, that the adapters
-// move the policy away from the reference (KL > 0 after the first step)
-// and that the statistics are sane.
+// move the policy away from the reference (KL > 0 after the first step),
+// that the statistics are sane and that the adapters end in evaluation
+// mode.
 func TestGRPORun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("samples and trains on skills-small")
@@ -433,14 +434,18 @@ func TestGRPORun(t *testing.T) {
 	}
 	cfg := DefaultGRPOConfig()
 	cfg.Steps, cfg.BatchSize, cfg.NumGenerations, cfg.MaxCompletion, cfg.LR = 3, 8, 4, 6, 1e-2
+	cfg.Dropout = 0.1 // the loss's masks come from the seed too
 	run := func() []GRPOStep {
 		m, err := Load(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, hist, err := GRPO(context.Background(), m, tok, data, reward, cfg, nil)
+		lo, hist, err := GRPO(context.Background(), m, tok, data, reward, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if lo.Dropout != 0.1 || lo.DropRNG != nil {
+			t.Fatalf("adapters: dropout %v, mask stream %v; want 0.1 and none (evaluation mode)", lo.Dropout, lo.DropRNG)
 		}
 		return hist
 	}

@@ -36,6 +36,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	init := fs.String("adapter", "", "start from this PEFT adapter instead of a fresh one (--lora-* then unused)")
 	rank := fs.Int("lora-r", d.Rank, "LoRA rank")
 	alpha := fs.Float64("lora-alpha", d.Alpha, "LoRA alpha (scale alpha/r)")
+	dropout := fs.Float64("lora-dropout", 0, "LoRA dropout on the adapters' input in the loss's forward pass (PEFT's lora_dropout; sampling runs without)")
 	targets := fs.String("lora-targets", strings.Join(d.Targets, ","), "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
 	steps := fs.Int("steps", d.Steps, "optimizer steps")
 	batch := fs.Int("batch-size", d.BatchSize, "completions per step (a multiple of --num-generations: batch/num-generations prompts)")
@@ -52,6 +53,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "beta", atLeast(0))
 	setRange(fs, "epsilon", between(0, 1))
 	setRange(fs, "epsilon-high", atLeast(0))
+	setRange(fs, "lora-dropout", between(0, 0.99))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -95,7 +97,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	cfg := train.GRPOConfig{Steps: *steps, BatchSize: *batch, NumGenerations: *gens, MaxCompletion: *maxComp, NumIterations: *iters,
 		Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip, Temperature: *temp, Beta: *beta, Epsilon: *eps,
 		EpsilonHigh: *epsHigh, LossType: *lossType, ScaleRewards: *scale, Seed: *seed, Rank: *rank, Alpha: *alpha,
-		Targets: strings.Split(*targets, ",")}
+		Targets: strings.Split(*targets, ","), Dropout: *dropout}
 	if *init != "" {
 		if cfg.Adapter, err = train.LoadLoRA(*init, m); err != nil {
 			return err
