@@ -48,6 +48,16 @@ func MatMulNN(dst, a, b []float32, n, k, m int) {
 	if n == 0 || m == 0 || k == 0 {
 		return
 	}
+	if k < smallDim {
+		// A short inner dimension (a LoRA rank): each row of dst is a
+		// weighted sum of b's k rows, vectorized along m; no transposes.
+		Parallel(n, n*k*m, func(i0, i1 int) {
+			for i := i0; i < i1; i++ {
+				AxpyRows(dst[i*m:(i+1)*m], a[i*k:(i+1)*k], b, m)
+			}
+		})
+		return
+	}
 	bt := getScratch[float32](&transB, k*m)
 	Transpose(bt, b, k, m)
 	matMulAdd(dst, bt, a, n, k, m)
@@ -60,6 +70,32 @@ func MatMulNN(dst, a, b []float32, n, k, m int) {
 func MatMulTN(dst, a, b []float32, k, n, m int) {
 	checkTrans("MatMulTN", dst, a, b, n, k, m)
 	if n == 0 || m == 0 || k == 0 {
+		return
+	}
+	if n < smallDim {
+		// Few output rows (a LoRA A's gradient): row i of dst is the sum
+		// of b's rows weighted by column i of a; no transposes of b.
+		Parallel(n, n*k*m, func(i0, i1 int) {
+			p := make([]float32, k)
+			for i := i0; i < i1; i++ {
+				for t := range k {
+					p[t] = a[t*n+i]
+				}
+				AxpyRows(dst[i*m:(i+1)*m], p, b, m)
+			}
+		})
+		return
+	}
+	if m < smallDim {
+		// Few output columns (a LoRA B's gradient): dstᵀ = bᵀ·a by the
+		// branch above, added back transposed.
+		tt := make([]float32, m*n)
+		MatMulTN(tt, b, a, k, m, n)
+		for i := range n {
+			for j := range m {
+				dst[i*m+j] += tt[j*n+i]
+			}
+		}
 		return
 	}
 	at := getScratch[float32](&transA, k*n)
@@ -93,6 +129,12 @@ func matMulAdd(dst, w, x []float32, n, k, m int) {
 	}
 	transOut.Put(&tmp)
 }
+
+// smallDim is the size under which a dimension counts as short (a LoRA
+// rank): products with a short inner dimension, or few rows, take the
+// kernels' row axpys instead of transposing operands for MatMul, whose
+// tiles need 32 columns or more.
+const smallDim = 32
 
 // Scratch for the transposed operands and the product before it is added.
 var transA, transB, transOut sync.Pool

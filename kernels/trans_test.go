@@ -31,8 +31,8 @@ func TestTransposedProducts(t *testing.T) {
 	defer SetThreads(0)
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 8))
-		for _, n := range []int{1, 3, 4, 17} {
-			for _, k := range []int{1, 5, 32, 33, 100} {
+		for _, n := range []int{1, 3, 4, 17, 40} {
+			for _, k := range []int{1, 5, 8, 32, 33, 100} {
 				for _, m := range []int{1, 6, 25, 64} {
 					a, b := randVec(r, n*k), randVec(r, k*m)
 					init := randVec(r, n*m)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 // shape (2 sequences of 128 tokens per step):
 //
 //	go test -run - -bench TrainStep -benchtime 10x ./train/
-//	go test -run - -bench TrainStep/smollm2 -benchtime 5x -cpuprofile cpu.out ./train/
+//	MOCO_BENCH_CPUPROFILE=cpu.out go test -run - -bench TrainStep/smollm2 -benchtime 3x ./train/
 func BenchmarkTrainStep(b *testing.B) {
 	defer kernels.SetThreads(0)
 	b.Run("skills-base", func(b *testing.B) {
@@ -115,6 +116,20 @@ func benchStep(b *testing.B, m *Model[float32], seqs [][2][]int) {
 		tokens += len(s[0])
 	}
 	m.Loss(seqs[0][0], seqs[0][1], map[string][]float32{}) // keeps the frozen transposes
+	// MOCO_BENCH_CPUPROFILE=FILE profiles the timed loop alone (go test's
+	// -cpuprofile also takes in the model's set-up): the share of the
+	// kernels package in a step.
+	if path := os.Getenv("MOCO_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var fwd, step time.Duration
 	for b.Loop() {
 		t0 := time.Now()

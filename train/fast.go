@@ -23,6 +23,15 @@ func as32[T Float](s []T) ([]float32, bool) {
 }
 
 func linear32(y, x, w []float32, n, in, out int) {
+	if in < 32 {
+		// A short input (a LoRA B [out, r]): MatMul's tiles need 32
+		// columns, so y = x·(Wᵀ) as weighted sums of Wᵀ's rows.
+		wt := make([]float32, in*out)
+		kernels.Transpose(wt, w, out, in)
+		clear(y[:n*out])
+		kernels.MatMulNN(y, x, wt, n, in, out)
+		return
+	}
 	kernels.MatMul(y, &kernels.Mat{Rows: out, Cols: in, Type: kernels.F32, F32: w}, x, n)
 }
 

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
 
 	"github.com/mocolab/moco/tokenizer"
 	"github.com/mocolab/moco/train"
@@ -153,6 +159,9 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 		if werr := writeLossCSV(csvPath, hist); werr != nil {
 			return werr
 		}
+		if werr := writeLossSVG(strings.TrimSuffix(csvPath, filepath.Ext(csvPath))+".svg", hist); werr != nil {
+			return werr
+		}
 	}
 	if err != nil {
 		return err
@@ -173,6 +182,62 @@ func writeLossCSV(path string, hist []train.Step) error {
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// writeLossSVG plots the loss against the step (and its running mean over
+// a tenth of the run, when there are enough steps) with gonum/plot, as an
+// SVG file written atomically.
+func writeLossSVG(path string, hist []train.Step) error {
+	p := plot.New()
+	p.Title.Text = "training loss"
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "loss"
+	pts := make(plotter.XYs, len(hist))
+	for i, s := range hist {
+		pts[i] = plotter.XY{X: float64(s.Step), Y: s.Loss}
+	}
+	line, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	line.Color = color.RGBA{R: 70, G: 110, B: 180, A: 255}
+	p.Add(line)
+	if w := len(hist) / 10; w >= 2 {
+		mean := make(plotter.XYs, 0, len(hist))
+		var sum float64
+		for i, s := range hist {
+			sum += s.Loss
+			if i >= w {
+				sum -= hist[i-w].Loss
+			}
+			if i >= w-1 {
+				mean = append(mean, plotter.XY{X: float64(s.Step), Y: sum / float64(w)})
+			}
+		}
+		ml, err := plotter.NewLine(mean)
+		if err != nil {
+			return err
+		}
+		ml.Color = color.RGBA{R: 200, G: 60, B: 40, A: 255}
+		ml.Width = vg.Points(1.5)
+		p.Add(ml)
+		p.Legend.Add("loss", line)
+		p.Legend.Add(fmt.Sprintf("mean of %d steps", w), ml)
+		p.Legend.Top = true
+	}
+	wt, err := p.WriterTo(vg.Points(480), vg.Points(300), "svg")
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if _, err := wt.WriteTo(&b); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -48,10 +48,13 @@ func TestTrainSFTCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv", "loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	if svg, _ := os.ReadFile(filepath.Join(out, "loss.svg")); !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("training loss")) {
+		t.Errorf("loss.svg is not the plot: %.200s", svg)
 	}
 	b, _ := os.ReadFile(filepath.Join(out, "loss.csv"))
 	if n := strings.Count(string(b), "\n"); n != 3 {
