@@ -51,7 +51,7 @@ type AggLMParams struct {
 	SampleSize  int     `json:"sample_size"`     // answers per model per dev item (default 2)
 	PoolTopP    float64 `json:"pool_top_p"`      // dev sampling top-p (default 0.9; the temperature is dev_temperature, default 0.7)
 	Template    string  `json:"template"`        // aggregator prompt with {problem} and {solutions} ("": MoCo's instruction)
-	SolutionFmt string  `json:"solution_format"` // one solution with {i} (from 0) and {solution} ("": MoCo's ### Solution i begin/end)
+	SolutionFmt string  `json:"solution_format"` // one solution with {i} (from 0), {solution} and optionally {problem} ("": MoCo's ### Solution i begin/end)
 	// GRPO (TRL 0.19.1 defaults as MoCo sets them).
 	NumGenerations int      `json:"num_generations"` // default 4
 	BatchSize      int      `json:"batch_size"`      // completions per step, default 4
@@ -101,7 +101,7 @@ func AggregatorPrompt(template, solutionFmt, problem string, solutions []string)
 		if solutionFmt == "" {
 			parts[i] = fmt.Sprintf("### Solution %d begin\n%s### Solution %d end\n", i, s, i)
 		} else {
-			parts[i] = strings.NewReplacer("{i}", fmt.Sprint(i), "{solution}", s).Replace(solutionFmt)
+			parts[i] = strings.NewReplacer("{i}", fmt.Sprint(i), "{solution}", s, "{problem}", problem).Replace(solutionFmt)
 		}
 	}
 	sep := "\n"

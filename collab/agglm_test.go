@@ -27,6 +27,9 @@ func TestAggregatorPrompt(t *testing.T) {
 	if got := AggregatorPrompt("{solutions}{problem}", "A{i}:{solution}\n", "Q: 1+1=\nA:", []string{" 2", " 3"}); got != "A0: 2\nA1: 3\nQ: 1+1=\nA:" {
 		t.Errorf("compact prompt %q", got)
 	}
+	if got := AggregatorPrompt("{solutions}{problem}", "{problem}{solution}\n", "Q: 1+1=\nA:", []string{" 2", " 3"}); got != "Q: 1+1=\nA: 2\nQ: 1+1=\nA: 3\nQ: 1+1=\nA:" {
+		t.Errorf("few-shot prompt %q", got)
+	}
 }
 
 func TestMajorityFails(t *testing.T) {
