@@ -130,8 +130,9 @@ func (m *Model[T]) RefLogProb(s Seq) float64 {
 // the policy's summed log-probabilities and the implicit rewards
 // β·(log π(y|x) − log π_ref(y|x)) of the chosen and rejected completions.
 type PairStats struct {
-	Loss                         float64
+	Loss                         float64 // the DPO loss alone, without RPO's term
 	LogpChosen, LogpRejected     float64
+	ChosenTokens                 int // scored tokens of the chosen completion
 	RewardChosen, RewardRejected float64
 }
 
@@ -154,10 +155,14 @@ func DPOLoss(logpC, logpR, refC, refR, beta float64) (loss, dz float64) {
 }
 
 // DPOPair computes one pair's DPO loss against the given reference
-// log-probabilities and, when grads is not nil, adds weight times its
-// gradient into grads (for every weight the model trains: the adapters
-// when Frozen).
-func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight float64, grads map[string][]T) PairStats {
+// log-probabilities and, when grads is not nil, adds into grads (for every
+// weight the model trains: the adapters when Frozen) the gradient of
+//
+//	weight·loss − nll·log π(chosen)
+//
+// the second term being RPO's negative log-likelihood of the chosen
+// completion (nll = 0 for plain DPO).
+func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight, nll float64, grads map[string][]T) PairStats {
 	V := m.Config.VocabSize
 	ac, ar := m.Forward(chosen.Tokens), m.Forward(rejected.Tokens)
 	var dc, dr []T
@@ -166,15 +171,15 @@ func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight float6
 	}
 	// The log-probability gradients with coefficient 1 first; the loss's
 	// chain factor is known only once both log-probabilities are.
-	lc, _ := SeqLogProb(dc, ac.Logits, chosen.Targets, V, 1)
+	lc, nc := SeqLogProb(dc, ac.Logits, chosen.Targets, V, 1)
 	lr, _ := SeqLogProb(dr, ar.Logits, rejected.Targets, V, 1)
 	loss, dz := DPOLoss(lc, lr, refC, refR, beta)
-	st := PairStats{Loss: loss, LogpChosen: lc, LogpRejected: lr, RewardChosen: beta * (lc - refC), RewardRejected: beta * (lr - refR)}
+	st := PairStats{Loss: loss, LogpChosen: lc, LogpRejected: lr, ChosenTokens: nc, RewardChosen: beta * (lc - refC), RewardRejected: beta * (lr - refR)}
 	if grads == nil {
 		return st
 	}
 	// dloss/dlogπ(c) = dz·β, dloss/dlogπ(r) = −dz·β.
-	kc, kr := T(weight*dz*beta), T(-weight*dz*beta)
+	kc, kr := T(weight*dz*beta-nll), T(-weight*dz*beta)
 	for i := range dc {
 		dc[i] *= kc
 	}
@@ -190,6 +195,10 @@ func (m *Model[T]) DPOPair(chosen, rejected Seq, refC, refR, beta, weight float6
 type DPOConfig struct {
 	SFTConfig
 	Beta float64
+	// RPOAlpha, when positive, adds RPO's term (Pang et al. 2024, TRL's
+	// rpo_alpha): RPOAlpha times the token-mean negative log-likelihood
+	// of the batch's chosen completions. 0 is plain DPO (TRL's default).
+	RPOAlpha float64
 	// Threads is how many pairs of a batch run at once (0: GOMAXPROCS).
 	// The result does not depend on it: each pair's gradient is summed
 	// in the batch's order.
@@ -205,10 +214,12 @@ type DPOStep struct {
 	Margin                       float64 // rewards/margins: mean of chosen − rejected
 	Accuracy                     float64 // rewards/accuracies: share with chosen > rejected
 	LogpChosen, LogpRejected     float64 // logps/chosen, logps/rejected
+	NLL                          float64 // nll_loss: token-mean NLL of the chosen completions (Loss includes RPOAlpha·NLL)
 }
 
 // DPO trains LoRA adapters on m (frozen) with the sigmoid DPO loss against
 // the frozen base as reference (the same weights with the adapters off),
+// plus RPO's likelihood term when cfg.RPOAlpha > 0,
 // AdamW, warm-up + cosine decay and gradient clipping. Each step draws
 // BatchSize pairs with a seeded stream and minimises their mean loss.
 // Sequences are tokenized as SFT does (BOS + prompt + completion + EOS,
@@ -262,6 +273,18 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		for i := range batch {
 			batch[i] = &items[rng.IntN(len(items))]
 		}
+		chosenTokens := 0
+		for _, it := range batch {
+			for _, y := range it.c.Targets {
+				if y >= 0 {
+					chosenTokens++
+				}
+			}
+		}
+		nll := 0.0
+		if cfg.RPOAlpha > 0 && chosenTokens > 0 {
+			nll = cfg.RPOAlpha / float64(chosenTokens)
+		}
 		pairStats := make([]PairStats, len(batch))
 		pairGrads := make([]map[string][]float32, len(batch))
 		var next atomic.Int64
@@ -274,7 +297,7 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 					it := batch[i]
 					it.once.Do(func() { it.refC, it.refR = m.RefLogProb(it.c), m.RefLogProb(it.r) })
 					pairGrads[i] = map[string][]float32{}
-					pairStats[i] = m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, pairGrads[i])
+					pairStats[i] = m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, nll, pairGrads[i])
 				}
 			}()
 		}
@@ -300,6 +323,9 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			}
 			st.LogpChosen += w * ps.LogpChosen
 			st.LogpRejected += w * ps.LogpRejected
+			if chosenTokens > 0 {
+				st.NLL -= ps.LogpChosen / float64(chosenTokens)
+			}
 			for _, s := range []Seq{it.c, it.r} {
 				st.Seen += len(s.Tokens)
 				for _, y := range s.Targets {
@@ -309,6 +335,7 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 				}
 			}
 		}
+		st.Loss += cfg.RPOAlpha * st.NLL
 		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, st.Loss, step)
 		}

@@ -141,11 +141,12 @@ func TestDPOGradients(t *testing.T) {
 	// Same prompt, completions of different lengths and tokens.
 	chosen := Seq{Tokens: []int{1, 4, 2, 5, 6}, Targets: []int{-100, 2, 5, 6, -100}}
 	rejected := Seq{Tokens: []int{1, 4, 3, 6}, Targets: []int{-100, 3, 6, -100}}
-	for _, beta := range []float64{0.1, 2} {
-		t.Run(fmt.Sprint("beta=", beta), func(t *testing.T) {
+	for _, c := range []struct{ beta, nll float64 }{{0.1, 0}, {2, 0}, {0.5, 0.3}} {
+		beta, nll := c.beta, c.nll
+		t.Run(fmt.Sprint("beta=", beta, ",nll=", nll), func(t *testing.T) {
 			refC, refR := m.RefLogProb(chosen), m.RefLogProb(rejected)
 			grads := map[string][]float64{}
-			st := m.DPOPair(chosen, rejected, refC, refR, beta, 1, grads)
+			st := m.DPOPair(chosen, rejected, refC, refR, beta, 1, nll, grads)
 			if len(grads) != len(adapters) {
 				t.Fatalf("%d gradients, want the %d adapter tensors only", len(grads), len(adapters))
 			}
@@ -158,7 +159,8 @@ func TestDPOGradients(t *testing.T) {
 				if c := m.RefLogProb(chosen); c != refC {
 					t.Fatalf("reference log-prob moved with the adapters: %v, was %v", c, refC)
 				}
-				return m.DPOPair(chosen, rejected, refC, refR, beta, 1, nil).Loss
+				st := m.DPOPair(chosen, rejected, refC, refR, beta, 1, nll, nil)
+				return st.Loss - nll*st.LogpChosen
 			}
 			checkGrads(t, loss, adapters, grads)
 		})
@@ -174,7 +176,7 @@ func TestDPOAtInit(t *testing.T) {
 	c := Seq{Tokens: []int{1, 4, 2, 5}, Targets: []int{-100, 2, 5, -100}}
 	r := Seq{Tokens: []int{1, 4, 3, 6}, Targets: []int{-100, 3, 6, -100}}
 	grads := map[string][]float64{}
-	st := m.DPOPair(c, r, m.RefLogProb(c), m.RefLogProb(r), 0.1, 1, grads)
+	st := m.DPOPair(c, r, m.RefLogProb(c), m.RefLogProb(r), 0.1, 1, 0, grads)
 	if st.Loss != math.Ln2 || st.RewardChosen != 0 || st.RewardRejected != 0 {
 		t.Fatalf("at init: %+v, want loss ln 2 and zero rewards", st)
 	}
@@ -184,7 +186,7 @@ func TestDPOAtInit(t *testing.T) {
 	m2, _ := tinyLoRA(t, 11, false)
 	grads = map[string][]float64{}
 	ref := m2.RefLogProb(c)
-	if st := m2.DPOPair(c, c, ref, ref, 0.1, 1, grads); st.Loss != math.Ln2 || gradNorm(grads) > 1e-12 {
+	if st := m2.DPOPair(c, c, ref, ref, 0.1, 1, 0, grads); st.Loss != math.Ln2 || gradNorm(grads) > 1e-12 {
 		t.Fatalf("equal completions: loss %v, gradient norm %v; want ln 2 and ≈0", st.Loss, gradNorm(grads))
 	}
 }

@@ -20,6 +20,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "JSONL with TRL's prompt, chosen and rejected fields")
 	out := fs.String("out", "", "adapter folder to write (PEFT format)")
 	beta := fs.Float64("beta", 0.1, "DPO β: strength of the KL tie to the reference (TRL's default 0.1)")
+	rpo := fs.Float64("rpo-alpha", 0, "add RPO's term: this times the token-mean NLL of the chosen completions (TRL's rpo_alpha; 0: plain DPO)")
 	rank := fs.Int("lora-r", 8, "LoRA rank")
 	alpha := fs.Float64("lora-alpha", 16, "LoRA alpha (scale alpha/r)")
 	targets := fs.String("lora-targets", "q_proj,v_proj,down_proj", "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
@@ -30,7 +31,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", 1, "seed of the adapter init and the batch draws")
-	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected")
+	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
@@ -46,8 +47,8 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if *model == "" || *data == "" || *out == "" {
 		return usagef("train dpo: --model, --data and --out are required")
 	}
-	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 || !(*beta > 0) {
-		return usagef("train dpo: --lora-r, --steps, --batch-size and --beta must be positive, --warmup not negative")
+	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 || !(*beta > 0) || !(*rpo >= 0) {
+		return usagef("train dpo: --lora-r, --steps, --batch-size and --beta must be positive, --warmup and --rpo-alpha not negative")
 	}
 	f, err := os.Open(*data)
 	if err != nil {
@@ -73,7 +74,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 		prog = nil
 	}
 	term := prog != nil && isTerminal(prog)
-	cfg := train.DPOConfig{Beta: *beta, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
+	cfg := train.DPOConfig{Beta: *beta, RPOAlpha: *rpo, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
 		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ",")}}
 	var tokens int
 	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
@@ -122,10 +123,10 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 // renamed into place).
 func writeDPOLog(path string, hist []train.DPOStep) error {
 	var b strings.Builder
-	b.WriteString("step,loss,lr,tokens,grad_norm,seconds,rewards/chosen,rewards/rejected,rewards/margins,rewards/accuracies,logps/chosen,logps/rejected\n")
+	b.WriteString("step,loss,lr,tokens,grad_norm,seconds,rewards/chosen,rewards/rejected,rewards/margins,rewards/accuracies,logps/chosen,logps/rejected,nll_loss\n")
 	for _, s := range hist {
-		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f\n", s.Step.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds(),
-			s.RewardChosen, s.RewardRejected, s.Margin, s.Accuracy, s.LogpChosen, s.LogpRejected)
+		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%.6f\n", s.Step.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds(),
+			s.RewardChosen, s.RewardRejected, s.Margin, s.Accuracy, s.LogpChosen, s.LogpRejected, s.NLL)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {

@@ -4,7 +4,11 @@
 // 0-999), leaving out every prompt of the dataset's dev and test splits,
 // answers them greedily with the model, and writes one TRL
 // prompt/chosen/rejected line per wrong answer: chosen the true sum,
-// rejected the model's answer.
+// rejected the model's answer. With -samples K it also samples K answers
+// per problem at temperature 1 and, where the greedy answer is right,
+// takes the first wrong sample as the rejected answer, so that problems
+// the model usually gets right contribute pairs too (preference data as
+// on-policy DPO builds it: the model's own mistakes, wherever they occur).
 //
 //	go run ./examples/dpo-pairs -model ../shared/models/skills-base \
 //	    -dataset ../shared/datasets/skills_add.json -n 3000 > pairs.jsonl
@@ -35,14 +39,15 @@ func main() {
 	model := flag.String("model", "", "model folder whose mistakes become the rejected answers")
 	dataset := flag.String("dataset", "", "skills_add.json: its dev and test prompts are never drawn")
 	n := flag.Int("n", 3000, "problems to draw (pairs are the wrong answers among them)")
-	seed := flag.Uint64("seed", 1, "seed of the problems")
+	seed := flag.Uint64("seed", 1, "seed of the problems and the samples")
+	samples := flag.Int("samples", 0, "answers sampled per problem (temperature 1) to find a wrong one where the greedy answer is right")
 	flag.Parse()
 	if *model == "" || *dataset == "" {
 		log.Fatal("-model and -dataset are required")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	st, err := run(ctx, *model, *dataset, *n, *seed, os.Stdout)
+	st, err := run(ctx, *model, *dataset, *n, *samples, *seed, os.Stdout)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +63,7 @@ type Pair struct {
 	Rejected string `json:"rejected"`
 }
 
-func run(ctx context.Context, model, dataset string, n int, seed uint64, w io.Writer) (stats, error) {
+func run(ctx context.Context, model, dataset string, n, samples int, seed uint64, w io.Writer) (stats, error) {
 	b, err := os.ReadFile(dataset)
 	if err != nil {
 		return stats{}, err
@@ -97,18 +102,38 @@ func run(ctx context.Context, model, dataset string, n int, seed uint64, w io.Wr
 	if err != nil {
 		return stats{}, err
 	}
+	// sampled[k][i] is problem i's k-th sampled answer.
+	sampled := make([][]collab.Response, samples)
+	for k := range sampled {
+		sreqs := make([]collab.Request, len(reqs))
+		for i, r := range reqs {
+			r.Temperature, r.Seed = 1, seed*1000003+uint64(k*len(reqs)+i)
+			sreqs[i] = r
+		}
+		if sampled[k], err = pool[0].Gen.Generate(ctx, sreqs); err != nil {
+			return stats{}, err
+		}
+	}
 	st := stats{problems: n}
 	enc := json.NewEncoder(w)
 	for i, r := range out {
-		ans := strings.TrimSpace(r.Text)
-		if ans == strconv.Itoa(sums[i]) {
+		want := strconv.Itoa(sums[i])
+		rejected := ""
+		if ans := strings.TrimSpace(r.Text); ans == want {
 			st.right++
+			for k := range sampled {
+				if a := strings.TrimSpace(sampled[k][i].Text); a != want && a != "" {
+					rejected = sampled[k][i].Text
+					break
+				}
+			}
+		} else if ans != "" { // nothing to reject in an empty completion
+			rejected = r.Text
+		}
+		if rejected == "" {
 			continue
 		}
-		if ans == "" {
-			continue // nothing to reject: an empty completion
-		}
-		if err := enc.Encode(Pair{Prompt: reqs[i].Prompt, Chosen: " " + strconv.Itoa(sums[i]), Rejected: r.Text}); err != nil {
+		if err := enc.Encode(Pair{Prompt: reqs[i].Prompt, Chosen: " " + want, Rejected: rejected}); err != nil {
 			return st, err
 		}
 		st.pairs++

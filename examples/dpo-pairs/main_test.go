@@ -19,7 +19,7 @@ func TestRun(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
 	dataset := testutil.Shared(t, "datasets/skills_add.json")
 	var b strings.Builder
-	st, err := run(context.Background(), model, dataset, 60, 1, &b)
+	st, err := run(context.Background(), model, dataset, 60, 2, 1, &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,8 @@ func TestRun(t *testing.T) {
 	}
 	// skills-base adds right a bit over half the time (0.59 on the test
 	// items): some answers, not all, must become pairs.
-	if n != st.pairs || n == 0 || st.right == 0 || st.problems != 60 {
+	// With 2 samples, some problems answered right greedily give pairs.
+	if n != st.pairs || n <= st.problems-st.right || st.right == 0 || st.problems != 60 {
 		t.Fatalf("%d lines, stats %+v", n, st)
 	}
 	t.Logf("%d of %d answered right, %d pairs", st.right, st.problems, n)
