@@ -39,6 +39,9 @@
 // graph-router (label propagation over the dev queries' neighbour graph)
 // and switch-generation (a trained patch selector). Trained methods read
 // a MoCo-format dataset's dev split (DevConfig) and answer it with every
-// pool model first. Each request's exchanges are recorded in
+// pool model first. Training level: sparta (SpartaParams: pairwise
+// contests judged by the other models with reputation weights, LoRA DPO
+// of every model through package train on the winners and losers, local
+// model folders only). Each request's exchanges are recorded in
 // Response.Trace; a model that fails fails the request with its name.
 package collab

@@ -350,3 +350,30 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 	}
 	return lo, hist, nil
 }
+
+// FoldLoRA adds the adapters into the base weights (W += Scale·B·A) and
+// removes them, so that a further run trains new adapters on the result
+// (as PEFT's merge_and_unload before the next round of training).
+func (m *Model[T]) FoldLoRA() {
+	lo := m.LoRA
+	if lo == nil {
+		return
+	}
+	for name, a := range lo.A {
+		in, out := m.dims(modulePathOf(name))
+		w, b, r := m.Params[name], lo.B[name], lo.R
+		for o := range out {
+			row := w[o*in : (o+1)*in]
+			for k := range r {
+				s := lo.Scale * b[o*r+k]
+				for i, v := range a[k*in : (k+1)*in] {
+					row[i] += s * v
+				}
+			}
+		}
+	}
+	m.LoRA = nil
+	if m.wt != nil {
+		m.wt.Clear() // the kept transposes are of the old weights
+	}
+}

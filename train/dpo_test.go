@@ -254,3 +254,21 @@ func TestDPOLearns(t *testing.T) {
 	}
 	t.Logf("loss %.4f -> %.4f, margin %.4f, accuracy %.2f after %d steps", first, last, h1[5].Margin, h1[5].Accuracy, len(h1))
 }
+
+// TestFoldLoRA: the folded model without adapters computes the logits the
+// adapted model did.
+func TestFoldLoRA(t *testing.T) {
+	m, _ := tinyLoRA(t, 12, false)
+	tokens := []int{1, 4, 2, 5, 6}
+	want := m.Forward(tokens).Logits
+	m.FoldLoRA()
+	if m.LoRA != nil {
+		t.Fatal("adapters left in place")
+	}
+	got := m.Forward(tokens).Logits
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Fatalf("logit %d: %v folded, %v adapted", i, got[i], want[i])
+		}
+	}
+}
