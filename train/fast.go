@@ -107,41 +107,70 @@ func attnBackward32(a Attn, dq, dk, dv, dout, p, q, k, v []float32) {
 	})
 }
 
+// swiGLU32 is SwiGLU on the kernels' vectorized SiLU, over the pool.
+func swiGLU32(h, gate, up []float32) {
+	elementwise(len(gate), func(i0, i1 int) {
+		hh := h[i0:i1]
+		copy(hh, gate[i0:i1])
+		kernels.SiLU(hh)
+		for i, u := range up[i0:i1] {
+			hh[i] *= u
+		}
+	})
+}
+
+// swiGLUBackward32 is SwiGLUBackward with silu(g) from the kernels'
+// vectorized SiLU and σ(g) = silu(g)/g (½ at g = 0).
+func swiGLUBackward32(dgate, dup, dh, gate, up []float32) {
+	elementwise(len(gate), func(i0, i1 int) {
+		silu := make([]float32, i1-i0)
+		copy(silu, gate[i0:i1])
+		kernels.SiLU(silu)
+		for j, si := range silu {
+			i := i0 + j
+			g := gate[i]
+			s := float32(0.5)
+			if g != 0 {
+				s = si / g
+			}
+			dgate[i] += dh[i] * up[i] * s * (1 + g*(1-s))
+			dup[i] += dh[i] * si
+		}
+	})
+}
+
 // crossEntropy32 is CrossEntropy's float32 instance: rows over the pool,
-// each row's exponentials computed once (in float64, as the generic code
-// does) and the per-row losses summed in row order.
+// each row's probabilities from the kernels' vectorized softmax (a row
+// whose target probability falls below 1e-30 takes the float64 route for
+// its loss), and the per-row losses summed in row order.
 func crossEntropy32(dlogits, logits []float32, targets []int, vocab, count int) float64 {
 	losses := make([]float64, len(targets))
 	kernels.Parallel(len(targets), len(targets)*vocab*8, func(t0, t1 int) {
-		var e []float64
-		if dlogits != nil {
-			e = make([]float64, vocab)
-		}
+		p := make([]float32, vocab)
 		for t := t0; t < t1; t++ {
 			y := targets[t]
 			if y < 0 {
 				continue
 			}
 			row := logits[t*vocab : (t+1)*vocab]
-			mx := math.Inf(-1)
-			for _, v := range row {
-				mx = max(mx, float64(v))
-			}
-			var sum float64
-			for i, v := range row {
-				x := math.Exp(float64(v) - mx)
-				sum += x
-				if e != nil {
-					e[i] = x
+			copy(p, row)
+			kernels.Softmax(p)
+			if p[y] >= 1e-30 {
+				losses[t] = -math.Log(float64(p[y]))
+			} else {
+				mx := math.Inf(-1)
+				for _, v := range row {
+					mx = max(mx, float64(v))
 				}
+				var sum float64
+				for _, v := range row {
+					sum += math.Exp(float64(v) - mx)
+				}
+				losses[t] = mx + math.Log(sum) - float64(row[y])
 			}
-			losses[t] = mx + math.Log(sum) - float64(row[y])
 			if dlogits != nil {
 				d := dlogits[t*vocab : (t+1)*vocab]
-				c := 1 / (sum * float64(count))
-				for i, x := range e {
-					d[i] += float32(x * c)
-				}
+				kernels.Axpy(float32(1/float64(count)), p, d)
 				d[y] -= float32(1 / float64(count))
 			}
 		}

@@ -134,6 +134,12 @@ func RMSNormBackward[T Float](dx, dw, dy, x, w []T, width int, eps, offset T) {
 
 // SwiGLU computes h = silu(gate) · up elementwise, silu(g) = g·σ(g).
 func SwiGLU[T Float](h, gate, up []T) {
+	if h32, ok := as32(h); ok {
+		g32, _ := as32(gate)
+		u32, _ := as32(up)
+		swiGLU32(h32, g32, u32)
+		return
+	}
 	elementwise(len(gate), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			g := gate[i]
@@ -151,6 +157,14 @@ func elementwise(n int, fn func(i0, i1 int)) {
 // SwiGLUBackward adds dgate += dh·up·σ(g)·(1 + g·(1−σ(g))) and
 // dup += dh·silu(g).
 func SwiGLUBackward[T Float](dgate, dup, dh, gate, up []T) {
+	if dg32, ok := as32(dgate); ok {
+		du32, _ := as32(dup)
+		dh32, _ := as32(dh)
+		g32, _ := as32(gate)
+		u32, _ := as32(up)
+		swiGLUBackward32(dg32, du32, dh32, g32, u32)
+		return
+	}
 	elementwise(len(gate), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			g := gate[i]
