@@ -49,8 +49,13 @@
 // Spec.Merge produces the output one tensor at a time. Element-wise methods
 // (linear, task_arithmetic, dare_*, expo) stream each tensor through in
 // chunks of 32K elements, reading the inputs in place from their memory
-// maps and writing the output dtype directly, in parallel; methods that
-// normalize or measure whole tensors (slerp and the other spherical
+// maps and writing the output dtype directly, in parallel. The methods that
+// rank deltas (ties, breadcrumbs, della, and rescale_l1) stream too, in
+// blocks of whole rows on all cores: an exact, linear-time top-k selection
+// (a sampled bracket, one counting pass and a quickselect; radix passes
+// when the bracket misses) and DELLA's per-row ranks by a stable radix
+// sort, bit-identical to the whole-tensor sort-based definitions. Methods
+// that normalize or measure whole tensors (slerp and the other spherical
 // merges, sce, model_stock) widen one tensor of each input at a time. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder writes
@@ -66,7 +71,7 @@
 // (particle swarm in weight space) and LoraHub (the paper's search over
 // adapter weights: from zero, L1 penalty 0.05, bounds 1.5, 40 candidates,
 // with a (1+1)-ES in place of nevergrad's NGOpt) take a Scorer: a function that scores a candidate's
-// weights on a dev set. This package never runs a model; bench.Scorer
+// weights on a dev set. This package never runs a model; bench.DevScorer
 // provides one over the engine.
 //
 // ApplyLoRA merges PEFT LoRA adapters into a base model (W += alpha/r * B@A),

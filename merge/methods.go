@@ -193,6 +193,11 @@ func sumChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, l
 // length.
 var sumFast func(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) int
 
+// combineSumFast, when set (assembly), computes combine with consensus
+// "sum" for a prefix of dst (a multiple of 16 elements) exactly as combine
+// does, and returns its length; zero and scratch are as combineSum512's.
+var combineSumFast func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int
+
 // sumScale returns the factor model i's deltas are multiplied by in
 // sumChunk, and whether its entries are dropped at random.
 func sumScale(w []float64, o TaskOptions, i int) (sc float32, drop bool) {

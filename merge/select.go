@@ -16,16 +16,22 @@ import (
 // L1 norm. No delta is ever held whole: each pass streams the inputs in
 // blocks of whole rows on all cores, recomputing the deltas.
 //
-//   - Top-k by magnitude is an exact radix selection on the bits of |delta|
-//     (for non-negative floats the bit patterns order as the values): a
-//     histogram of the upper 16 bits finds the bin of the k-th largest, a
-//     second of the lower 16 bits within that bin finds its value. When the
-//     k-th value is tied, a third pass counts the ties per block, so that
-//     they are kept in index order exactly as keepTopK keeps them. All
-//     models' selections share the passes.
-//   - DELLA's ranks are per row, so each block prunes its rows alone; the
-//     random stream of row q starts where the whole-tensor stream would be
-//     (every row takes the same number of draws).
+//   - Top-k by magnitude is exact and linear-time, on the bits of |delta|
+//     (for non-negative floats the bit patterns order as the values). A
+//     sample of the tensor brackets the k-th largest magnitude in [lo, hi];
+//     one pass counts the entries above hi and keeps those in [lo, hi]
+//     (branch-free, per block in index order); a quickselect among those
+//     candidates gives the k-th largest, and the candidates equal to it,
+//     counted per block, say which ties keepTopK would keep (index order).
+//     Small tensors take every entry as a candidate. When the bracket
+//     misses (or would hold too many entries), radix passes over the full
+//     range decide instead: a histogram of the upper 16 bits finds the bin
+//     of the k-th largest, a second of the lower 16 bits its value, a third
+//     counts the ties per block. All models' selections share the passes.
+//   - DELLA's ranks are per row, so each block prunes its rows alone (a
+//     stable radix sort of the row's magnitudes); the random stream of row
+//     q starts where the whole-tensor stream would be (every row takes the
+//     same number of draws).
 //   - L1 rescaling sums |delta| row by row (l1Rows), so the sums are the
 //     same bits as the whole-tensor path.
 //
@@ -121,40 +127,13 @@ type topK struct {
 	quota     []int32 // per block: entries equal to th kept there (nil: all)
 	need      int64   // entries equal to th to keep
 	eq        int64   // entries equal to th
-	// The fast path: a sample guesses the bins [rlo, rhi] of the upper 16
-	// bits that hold the k-th largest, and the first pass keeps every entry
-	// in them (per block, in index order), so that no second pass is
-	// needed when the guess holds (the full histogram tells exactly).
-	collect  bool
-	rlo, rhi uint32
-	cands    [][]cand
-}
-
-// cand is an entry of a block within the guessed bins.
-type cand struct {
-	j    int32 // index within the block
-	bits uint32
-}
-
-// has reports whether an entry of magnitude bits a is kept; q counts down
-// the block's quota of ties (-1: unlimited).
-func (t *topK) has(a uint32, q *int32) bool {
-	switch {
-	case t.all:
-		return true
-	case t.none:
-		return false
-	case a > t.th:
-		return true
-	case a < t.th:
-		return false
-	case *q < 0:
-		return true
-	case *q > 0:
-		*q--
-		return true
-	}
-	return false
+	// The bracket: collect says the k-th largest is thought to lie in
+	// [lo, hi]; the collecting pass counts the entries above hi per block
+	// and keeps those in [lo, hi] per block, in index order.
+	collect bool
+	lo, hi  uint32
+	above   []int64
+	cands   [][]uint32
 }
 
 // blockQuota is the starting quota of ties for block k (-1: unlimited).
@@ -190,19 +169,6 @@ func histPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK, bin func
 					dm, prev = rd.delta(d, t.model, lo), t.model
 				}
 				h := local[i]
-				if t.collect {
-					var cs []cand
-					for j, v := range dm {
-						a := magBits(v)
-						b := a >> 16
-						h[b]++
-						if b-t.rlo <= t.rhi-t.rlo {
-							cs = append(cs, cand{int32(j), a})
-						}
-					}
-					t.cands[k] = cs
-					continue
-				}
 				for _, v := range dm {
 					if b := bin(i, magBits(v)); b >= 0 {
 						h[b]++
@@ -241,19 +207,38 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 	if len(pend) == 0 {
 		return nil
 	}
-	// Guess from a sample where the k-th largest lies.
+	// Bracket the k-th largest from a sample; collect the bracket's entries.
+	var coll, slow []*topK
 	for _, t := range pend {
-		guessRange(bp, vs, t)
+		if guessRange(bp, vs, t) {
+			coll = append(coll, t)
+		} else {
+			slow = append(slow, t)
+		}
 	}
-	// Pass 1: the upper 16 bits (and the entries in the guessed bins).
+	if len(coll) > 0 {
+		if err := collectPass(ctx, bp, vs, coll); err != nil {
+			return err
+		}
+		for _, t := range coll {
+			if !fromCandidates(bp, t) {
+				slow = append(slow, t) // the bracket missed
+			}
+		}
+	}
+	if len(slow) == 0 {
+		return nil
+	}
+	// Selections of one model stay adjacent (histPass shares the deltas).
+	slices.SortStableFunc(slow, func(a, b *topK) int { return a.model - b.model })
+	pend = slow
+	// Pass 1: the upper 16 bits.
 	h1, err := histPass(ctx, bp, vs, pend, func(_ int, a uint32) int { return int(a >> 16) })
 	if err != nil {
 		return err
 	}
 	his := make([]uint32, len(pend))
 	above := make([]int64, len(pend))
-	var slow []*topK
-	var slowIdx []int
 	for i, t := range pend {
 		var cum int64
 		for b := 1<<16 - 1; b >= 0; b-- {
@@ -263,18 +248,7 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 			}
 			cum += h1[i][b]
 		}
-		if t.collect && his[i] >= t.rlo && his[i] <= t.rhi {
-			fromCandidates(bp, t, h1[i])
-			continue
-		}
-		t.collect, t.cands = false, nil
-		slow = append(slow, t)
-		slowIdx = append(slowIdx, i)
 	}
-	if len(slow) == 0 {
-		return nil
-	}
-	pend, his, above = slow, pick(his, slowIdx), pick(above, slowIdx)
 	// Pass 2: the lower 16 bits within the bin of the k-th largest.
 	h2, err := histPass(ctx, bp, vs, pend, func(i int, a uint32) int {
 		if a>>16 != his[i] {
@@ -393,47 +367,52 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	}
 	// sparsify writes model i's sparsified delta of block k into d.
 	type worker struct {
-		rd  *deltaReader
-		idx []int
+		rd     *deltaReader
+		m1, m2 []uint32
+		mp     []*magPruner
 	}
 	sparsifyBlock := func(wk *worker, d []float32, i, k, lo int) []float32 {
 		d = wk.rd.delta(d, i, lo)
 		switch o.Sparsify {
 		case SparsifyMagnitude:
-			t, q := sel[i], sel[i].blockQuota(k)
+			m := wk.m1[:len(d)]
+			sel[i].keepMask(m, d, k)
 			for j, v := range d {
-				if !t.has(magBits(v), &q) {
-					d[j] = 0
-				}
+				d[j] = math.Float32frombits(math.Float32bits(v) & m[j])
 			}
 			scaleBy(d, scales[i])
 		case SparsifyOutliers:
-			t, u := sel[i], top[i]
-			q, qu := t.blockQuota(k), u.blockQuota(k)
+			in, out := wk.m1[:len(d)], wk.m2[:len(d)]
+			sel[i].keepMask(in, d, k)
+			top[i].keepMask(out, d, k)
 			for j, v := range d {
-				a := magBits(v)
-				in, out := t.has(a, &q), u.has(a, &qu)
-				if !in || out {
-					d[j] = 0
-				}
+				d[j] = math.Float32frombits(math.Float32bits(v) & in[j] &^ out[j])
 			}
 			scaleBy(d, scales[i])
 		case SparsifyRandom:
 			dropRandomAt(d, lo, o.Density[i], scales[i], mix(o.Seed, uint64(i), 0))
 		case SparsifyMagPrune:
-			den := o.Density[i]
-			per := uint64(magPruneDraws(bp.rowLen, den, o.Epsilon))
+			mp := wk.mp[i]
+			per := uint64(mp.draws)
 			s0 := mix(o.Seed, uint64(i), 0)
 			for off := 0; off+bp.rowLen <= len(d); off += bp.rowLen {
 				row := (lo + off) / bp.rowLen
-				r := rng{s: s0 + uint64(row)*per*rngGamma}
-				magPruneRow(d[off:off+bp.rowLen], wk.idx, den, o.Epsilon, o.Rescale && !o.RescaleL1, &r)
+				mp.row(d[off:off+bp.rowLen], s0+uint64(row)*per*rngGamma)
 			}
 		}
 		return d
 	}
 	newWorker := func() *worker {
-		return &worker{rd: newDeltaReader(vs, bp.size()), idx: make([]int, bp.rowLen)}
+		wk := &worker{rd: newDeltaReader(vs, bp.size())}
+		switch o.Sparsify {
+		case SparsifyMagnitude, SparsifyOutliers:
+			wk.m1, wk.m2 = make([]uint32, bp.size()), make([]uint32, bp.size())
+		case SparsifyMagPrune:
+			for i := range nm {
+				wk.mp = append(wk.mp, newMagPruner(bp.rowLen, o.Density[i], o.Epsilon, o.Rescale && !o.RescaleL1))
+			}
+		}
+		return wk
 	}
 	// L1 rescaling: the norms before and after sparsification, by rows.
 	factor := make([]float32, nm)
@@ -483,6 +462,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		ds := scratch(nm, bp.size())
 		cur := make([][]float32, nm)
 		dst := make([]float32, bp.size())
+		zero, sc := make([]float32, bp.size()), make([]float32, 32*nm)
 		return func(k, lo, hi int) {
 			m := hi - lo
 			wk.rd.load(lo, m)
@@ -492,7 +472,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 					scaleBy(cur[i], factor[i])
 				}
 			}
-			combine(dst[:m], wk.rd.base, cur, w, o.Consensus, o.Normalize, lambda)
+			combineAll(dst[:m], wk.rd.base, cur, w, o.Consensus, o.Normalize, lambda, zero, sc)
 			put(out, p.dtype, lo, dst[:m])
 		}, nil
 	})
@@ -524,90 +504,226 @@ func dropRandomAt(x []float32, lo int, density float64, scale float32, s0 uint64
 	}
 }
 
-func pick[T any](xs []T, idx []int) []T {
-	out := make([]T, len(idx))
-	for i, j := range idx {
-		out[i] = xs[j]
-	}
-	return out
-}
+// collectOff makes every selection take the radix passes (tests).
+var collectOff bool
 
-// guessRange samples t's magnitudes evenly and sets the bins [rlo, rhi]
-// that hold the k-th largest with a wide margin; it leaves collect off
-// when the bins would hold more than an eighth of the entries.
-func guessRange(bp blockPlan, vs []view, t *topK) {
-	const m = 1 << 14
+// guessRange brackets t's k-th largest magnitude from an even sample of the
+// tensor, with a wide margin, and readies t for the collecting pass; it
+// reports false (take the radix passes) when the bracket would hold more
+// than an eighth of the entries. Small tensors are bracketed whole.
+func guessRange(bp blockPlan, vs []view, t *topK) bool {
+	if collectOff {
+		return false
+	}
+	const m = 1 << 15
 	n := bp.n
+	t.collect, t.lo, t.hi = true, 0, math.MaxUint32
+	t.above, t.cands = make([]int64, bp.nBlocks), make([][]uint32, bp.nBlocks)
 	if n < 4*m {
-		return // small tensors: the passes are cheap
+		return true // small tensors: every entry is a candidate
 	}
 	stride := n / m
-	var bx, bb [1]float32
 	sample := make([]uint32, m)
+	vx, vb := vs[t.model+1], vs[0]
 	for i := range sample {
-		j := i * stride
-		x := vs[t.model+1].get(bx[:], j, 1)[0]
-		b := vs[0].get(bb[:], j, 1)[0]
-		sample[i] = magBits(x - b)
+		j := i*stride + stride/2
+		sample[i] = magBits(vx.at(j) - vb.at(j))
 	}
 	slices.Sort(sample) // ascending
 	q := float64(t.k) / float64(n)
 	margin := int(6*math.Sqrt(m*q*(1-q))) + 64
 	pos := m - int(q*m) // index of the k-th largest in ascending order
 	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
+	if lo > 0 {
+		t.lo = sample[lo]
+	}
+	if hi < m-1 {
+		t.hi = sample[hi]
+	}
 	in := 0
-	t.rlo, t.rhi = sample[lo]>>16, sample[hi]>>16
 	for _, a := range sample {
-		if b := a >> 16; b >= t.rlo && b <= t.rhi {
+		if a >= t.lo && a <= t.hi {
 			in++
 		}
 	}
 	if in > m/8 {
-		return
+		t.collect, t.above, t.cands = false, nil, nil
+		return false
 	}
-	t.collect = true
-	t.cands = make([][]cand, bp.nBlocks)
+	return true
 }
 
-// fromCandidates finishes t's selection from the entries kept in its
-// guessed bins, which hold the k-th largest (hist: the full histogram).
-func fromCandidates(bp blockPlan, t *topK, hist []int64) {
-	var aboveRange int64
-	for b := int(t.rhi) + 1; b < 1<<16; b++ {
-		aboveRange += hist[b]
+// collectPass counts, for each selection in ts, the entries above its hi
+// per block and keeps the bits of those in [lo, hi] per block.
+func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error {
+	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
+		rd := newDeltaReader(vs, bp.size())
+		d := make([]float32, bp.size())
+		buf := make([]uint32, bp.size())
+		return func(k, lo, hi int) {
+			rd.load(lo, hi-lo)
+			prev := -1
+			var dm []float32
+			for _, t := range ts {
+				if t.model != prev {
+					dm, prev = rd.delta(d, t.model, lo), t.model
+				}
+				c, above := collectRange(buf, dm, t.lo, t.hi)
+				t.above[k] = above
+				t.cands[k] = slices.Clone(buf[:c])
+			}
+		}, nil
+	})
+}
+
+// collectRange writes the bits of the entries of d whose magnitude bits lie
+// in [lo, hi] to buf (of at least len(d)), in order, and returns their
+// number and the number of entries above hi. It has no branch on the data.
+func collectRange(buf []uint32, d []float32, lo, hi uint32) (int, int64) {
+	w := uint64(hi - lo)
+	h := uint64(hi)
+	c := 0
+	var above int64
+	buf = buf[:len(d)]
+	for _, v := range d {
+		a := magBits(v)
+		buf[c] = a
+		c += int((uint64(a-lo) - w - 1) >> 63) // a-lo <= hi-lo (a < lo wraps)
+		above += int64((h - uint64(a)) >> 63)  // a > hi
 	}
-	var bits []uint32
+	return c, above
+}
+
+// fromCandidates finishes t's selection from its bracket: it reports false
+// when the k-th largest is not in the bracket.
+func fromCandidates(bp blockPlan, t *topK) bool {
+	var above, total int64
+	for k := range t.cands {
+		above += t.above[k]
+		total += int64(len(t.cands[k]))
+	}
+	k := int64(t.k)
+	if above >= k || above+total < k {
+		t.collect, t.above, t.cands = false, nil, nil
+		return false
+	}
+	bits := make([]uint32, 0, total)
 	for _, cs := range t.cands {
-		for _, c := range cs {
-			bits = append(bits, c.bits)
-		}
+		bits = append(bits, cs...)
 	}
-	slices.Sort(bits)
-	r := int64(t.k) - aboveRange // rank (1-based, from the top) among the candidates
-	t.th = bits[int64(len(bits))-r]
+	t.th = kthLargestBits(bits, int(k-above))
 	var greater, eq int64
 	for _, a := range bits {
-		switch {
-		case a > t.th:
+		if a > t.th {
 			greater++
-		case a == t.th:
+		} else if a == t.th {
 			eq++
 		}
 	}
-	t.eq, t.need = eq, int64(t.k)-aboveRange-greater
+	t.eq, t.need = eq, k-above-greater
 	if t.need < t.eq {
 		t.quota = make([]int32, bp.nBlocks)
 		left := t.need
-		for k, cs := range t.cands {
+		for b, cs := range t.cands {
 			var c int64
-			for _, x := range cs {
-				if x.bits == t.th {
+			for _, a := range cs {
+				if a == t.th {
 					c++
 				}
 			}
 			q := min(c, left)
-			t.quota[k], left = int32(q), left-q
+			t.quota[b], left = int32(q), left-q
 		}
 	}
-	t.cands = nil
+	t.collect, t.above, t.cands = false, nil, nil
+	return true
+}
+
+// kthLargestBits returns the r-th largest (1-based) of a, reordering a: a
+// quickselect with three-way partitions (expected linear time; ties cost
+// nothing), which falls back to sorting what is left after 64 rounds.
+func kthLargestBits(a []uint32, r int) uint32 {
+	target := len(a) - r // index in ascending order
+	lo, hi := 0, len(a)-1
+	g := rng{s: uint64(len(a))}
+	for round := 0; lo < hi; round++ {
+		if round == 64 {
+			slices.Sort(a[lo : hi+1])
+			break
+		}
+		p := a[lo+int(g.next()%uint64(hi-lo+1))]
+		lt, i, gt := lo, lo, hi
+		for i <= gt {
+			switch v := a[i]; {
+			case v < p:
+				a[lt], a[i] = v, a[lt]
+				lt++
+				i++
+			case v > p:
+				a[i], a[gt] = a[gt], v
+				gt--
+			default:
+				i++
+			}
+		}
+		switch {
+		case target < lt:
+			hi = lt - 1
+		case target > gt:
+			lo = gt + 1
+		default:
+			return p
+		}
+	}
+	return a[target]
+}
+
+// keepMask sets m[j] to all ones where the entry of magnitude bits ab[j]
+// (block b) is kept and to zero where not, branch-free but for the ties
+// at the threshold when the block keeps only some of them.
+func (t *topK) keepMask(m []uint32, d []float32, b int) {
+	m = m[:len(d)]
+	switch {
+	case t.all:
+		for j := range m {
+			m[j] = ^uint32(0)
+		}
+		return
+	case t.none:
+		clear(m)
+		return
+	}
+	q := t.blockQuota(b)
+	th := int64(t.th)
+	if q >= 0 {
+		th++ // strictly above; the quota's ties below
+	}
+	for j, v := range d {
+		m[j] = ^uint32((int64(magBits(v)) - th) >> 63)
+	}
+	for j, v := range d {
+		if q <= 0 {
+			break
+		}
+		if magBits(v) == t.th {
+			m[j] = ^uint32(0)
+			q--
+		}
+	}
+}
+
+// combineAll is combine, with the assembly for sum consensus where it runs;
+// zero and scratch are combineSumFast's.
+func combineAll(dst, base []float32, ds [][]float32, w []float64, consensus string, normalize bool, lambda float64, zero, scratch []float32) {
+	lo := 0
+	if consensus == "sum" && combineSumFast != nil {
+		lo = combineSumFast(dst, base, ds, w, normalize, lambda, zero, scratch)
+	}
+	if lo < len(dst) {
+		tails := make([][]float32, len(ds))
+		for i, d := range ds {
+			tails[i] = d[lo:]
+		}
+		combine(dst[lo:], base[lo:], tails, w, consensus, normalize, lambda)
+	}
 }

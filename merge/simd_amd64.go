@@ -14,7 +14,7 @@ import (
 // tests hold one to the other.
 
 //go:noescape
-func sumCore512(dst, base unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
@@ -43,10 +43,36 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16 = sumFast512, narrowBF16Fast
+		sumFast, narrowBF16, combineSumFast = sumFast512, narrowBF16Fast, combineSum512
 	} else {
-		sumFast, narrowBF16 = nil, narrowBF16Go
+		sumFast, narrowBF16, combineSumFast = nil, narrowBF16Go, nil
 	}
+}
+
+// combineSum512 is combine with consensus "sum" over the largest multiple
+// of 16 elements: sumCore512 with the deltas as inputs, a zero base to
+// subtract (x - 0 is x, bit for bit) and the real base to add.
+// zero and scratch hold at least len(dst) and 32*len(ds) floats.
+func combineSum512(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
+	n := len(dst) &^ 15
+	if n == 0 || len(ds) == 0 || len(ds) > 16 {
+		return 0
+	}
+	var p sumParams
+	for i := range ds {
+		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
+	}
+	p.lam = float32(lambda)
+	if normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+	var ptrs [16]unsafe.Pointer
+	for i, d := range ds {
+		ptrs[i] = unsafe.Pointer(&d[0])
+	}
+	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
+	return n
 }
 
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.
@@ -85,7 +111,7 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	for i, x := range xs {
 		ptrs[i] = unsafe.Pointer(&x[0])
 	}
-	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
+	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
 }
 

@@ -2,24 +2,26 @@
 
 #include "textflag.h"
 
-// func sumCore512(dst, base unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+// func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 //
 // sumChunkGo's arithmetic, 16 elements at a time: per model the scaled
 // delta (x - base) * sc, dropped where the model's draw is not below its
 // threshold, and the sum e of the deltas; a zero sum elects +; then the sum
 // a of the deltas whose product with e is positive and finite, and of their
-// weights v; a /= v where |v| > eps (if normalizing); dst = base + lam*a.
+// weights v; a /= v where |v| > eps (if normalizing); dst = obase + lam*a
+// (obase is base, or the real base when xs are deltas and base is zero).
 // Draws: eight splitmix64 states per model in scratch, each 64-bit draw
 // giving two consecutive elements their 32-bit halves (low first), as
 // rng.next does for pairs.
-TEXT ·sumCore512(SB), NOSPLIT, $0-56
+TEXT ·sumCore512(SB), NOSPLIT, $0-64
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
-	MOVQ xs+16(FP), DX
-	MOVQ scratch+24(FP), R8
-	MOVQ n+32(FP), CX
-	MOVQ models+40(FP), R9
-	MOVQ p+48(FP), R10
+	MOVQ obase+16(FP), R15
+	MOVQ xs+24(FP), DX
+	MOVQ scratch+32(FP), R8
+	MOVQ n+40(FP), CX
+	MOVQ models+48(FP), R9
+	MOVQ p+56(FP), R10
 	MOVQ R9, R14
 	SHLQ $6, R14                  // states start at scratch + 64*models
 	MOVL $0x3f800000, AX
@@ -99,7 +101,7 @@ sum_agree:
 	VDIVPS Z7, Z6, K1, Z6
 sum_out:
 	VMULPS Z23, Z6, Z6
-	VADDPS Z6, Z0, Z6
+	VADDPS (R15)(AX*4), Z6, Z6    // obase + lam*a
 	VMOVUPS Z6, (DI)(AX*4)
 	ADDQ $16, AX
 	CMPQ AX, CX

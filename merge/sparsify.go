@@ -1,9 +1,6 @@
 package merge
 
-import (
-	"math"
-	"sort"
-)
+import "math"
 
 // Sparsification methods applied to task vectors (deltas from the base).
 const (
@@ -186,37 +183,117 @@ func keepBand(x []float32, density, gamma float64) {
 }
 
 // magPrune implements DELLA's MagPrune on each row of length cols: within a
-// row, the entry of rank r (0 = smallest |x|) is kept with probability
-// p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped to [0, 1], and
-// scaled by 1/p_r when rescale is set. One draw is taken for each rank with
-// p_r > 0, in rank order, row after row.
+// row, the entry of rank r (0 = smallest |x|, ties in index order) is kept
+// with probability p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped
+// to [0, 1], and scaled by 1/p_r when rescale is set. One draw is taken for
+// each rank with p_r > 0, in rank order, row after row.
 func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *rng) {
 	if cols <= 0 {
 		cols = len(x)
 	}
-	idx := make([]int, cols)
+	mp := newMagPruner(cols, density, epsilon, rescale)
 	for off := 0; off+cols <= len(x); off += cols {
-		magPruneRow(x[off:off+cols], idx, density, epsilon, rescale, r)
+		mp.row(x[off:off+cols], r.s)
+		r.s += uint64(mp.draws) * rngGamma
 	}
 }
 
-// magPruneRow prunes one row; idx is scratch of the row's length.
-func magPruneRow(row []float32, idx []int, density, epsilon float64, rescale bool, r *rng) {
-	cols := len(row)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return abs32(row[idx[a]]) < abs32(row[idx[b]]) })
-	for rank, i := range idx {
-		p := magPruneP(rank, cols, density, epsilon)
-		if p > 0 && r.float64() < p {
-			if rescale {
-				row[i] = float32(float64(row[i]) / p)
-			}
-		} else {
-			row[i] = 0
+// magPruner prunes rows of one length for one density: the keep
+// probability and draw number of each rank are computed once, the ranks of
+// a row by a stable radix sort of its magnitudes (linear time), and each
+// entry's draw straight from the stream's counter, so no sort by
+// comparison and no sequential walk of the generator are needed.
+type magPruner struct {
+	p       []float64 // keep probability of each rank
+	q       []int32   // the draw of each rank (-1: none, p = 0)
+	draws   int       // draws per row
+	rescale bool
+	a, b    []uint64 // scratch: (magnitude bits << 32 | index)
+}
+
+func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
+	m := &magPruner{p: make([]float64, cols), q: make([]int32, cols), rescale: rescale,
+		a: make([]uint64, cols), b: make([]uint64, cols)}
+	for r := range cols {
+		m.p[r] = magPruneP(r, cols, density, epsilon)
+		m.q[r] = -1
+		if m.p[r] > 0 {
+			m.q[r] = int32(m.draws)
+			m.draws++
 		}
 	}
+	return m
+}
+
+// row prunes one row (of the pruner's length), drawing from the stream
+// whose state is s at the row's start: draw q is the mix of s+(q+1)*gamma,
+// what the q+1-th rng.next from state s returns.
+func (m *magPruner) row(row []float32, s uint64) {
+	n := len(row)
+	a := m.a[:n]
+	for j, v := range row {
+		a[j] = uint64(magBits(v))<<32 | uint64(j)
+	}
+	ord := radixByKey(a, m.b[:n])
+	for rank, v := range ord {
+		j := uint32(v)
+		q := m.q[rank]
+		if q < 0 {
+			row[j] = 0
+			continue
+		}
+		z := s + uint64(q+1)*rngGamma
+		z = (z ^ (z >> 30)) * rngMul1
+		z = (z ^ (z >> 27)) * rngMul2
+		z ^= z >> 31
+		u := float64(z>>11) / (1 << 53)
+		p := m.p[rank]
+		x := row[j]
+		if m.rescale {
+			x = float32(float64(x) / p)
+		}
+		var keep uint32
+		if u < p {
+			keep = ^uint32(0)
+		}
+		row[j] = math.Float32frombits(math.Float32bits(x) & keep)
+	}
+}
+
+// radixByKey sorts a (key << 32 | index) by key, stably (equal keys keep
+// their order in a), by a least-significant-digit radix sort on the key's
+// bytes that skips the bytes every key shares; b is scratch of a's length.
+// It returns the sorted slice (a or b).
+func radixByKey(a, b []uint64) []uint64 {
+	if len(a) < 2 {
+		return a
+	}
+	var cnt [4][256]int32
+	for _, v := range a {
+		cnt[0][uint8(v>>32)]++
+		cnt[1][uint8(v>>40)]++
+		cnt[2][uint8(v>>48)]++
+		cnt[3][uint8(v>>56)]++
+	}
+	n := int32(len(a))
+	for d := range 4 {
+		c := &cnt[d]
+		shift := 32 + 8*d
+		if c[uint8(a[0]>>shift)] == n {
+			continue // every key has this byte
+		}
+		var sum int32
+		for i, k := range c {
+			c[i], sum = sum, sum+k
+		}
+		for _, v := range a {
+			x := uint8(v >> shift)
+			b[c[x]] = v
+			c[x]++
+		}
+		a, b = b, a
+	}
+	return a
 }
 
 // magPruneP is the keep probability of rank r in a row of cols entries.
@@ -226,17 +303,6 @@ func magPruneP(rank, cols int, density, epsilon float64) float64 {
 		p = density - epsilon + 2*epsilon*float64(rank)/float64(cols-1)
 	}
 	return math.Min(1, math.Max(0, p))
-}
-
-// magPruneDraws is the number of draws magPruneRow takes per row.
-func magPruneDraws(cols int, density, epsilon float64) int {
-	n := 0
-	for rank := 0; rank < cols; rank++ {
-		if magPruneP(rank, cols, density, epsilon) > 0 {
-			n++
-		}
-	}
-	return n
 }
 
 // l1Rescale scales x so that its L1 norm (l1Rows with row length cols)

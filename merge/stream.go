@@ -2,6 +2,7 @@ package merge
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/mocolab/moco/kernels"
@@ -47,6 +48,17 @@ func (v view) get(buf []float32, lo, n int) []float32 {
 		buf[j] = safetensors.F16ToF32(h)
 	}
 	return buf
+}
+
+// at returns element j as float32 (what get returns for it).
+func (v view) at(j int) float32 {
+	switch v.dt {
+	case safetensors.F32:
+		return v.f32[j]
+	case safetensors.BF16:
+		return math.Float32frombits(uint32(v.u16[j]) << 16)
+	}
+	return safetensors.F16ToF32(v.u16[j])
 }
 
 // widenBF16 converts bf16 to float32 exactly; narrowBF16 converts back,

@@ -1,0 +1,170 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// magPruneRowSort is DELLA's MagPrune on one row as first written: a stable
+// sort by magnitude, then one draw per rank with p > 0, in rank order, from
+// a generator walked step by step. The radix-ranked magPruner must match it.
+func magPruneRowSort(row []float32, density, epsilon float64, rescale bool, r *rng) {
+	cols := len(row)
+	idx := make([]int, cols)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return abs32(row[idx[a]]) < abs32(row[idx[b]]) })
+	for rank, i := range idx {
+		p := magPruneP(rank, cols, density, epsilon)
+		if p > 0 && r.float64() < p {
+			if rescale {
+				row[i] = float32(float64(row[i]) / p)
+			}
+		} else {
+			row[i] = 0
+		}
+	}
+}
+
+// randomRows draws n values: coarse ones (few magnitudes, ties everywhere)
+// or spread over many octaves (so every byte of the bits varies).
+func randomRows(r *rng, n int, coarse bool) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		if coarse {
+			x[i] = float32(int(r.next()%7)-3) * 0.25
+		} else {
+			x[i] = float32((r.float64()*2 - 1) * math.Exp2(float64(int(r.next()%40)-30)))
+		}
+	}
+	return x
+}
+
+func TestMagPruneAgainstSort(t *testing.T) {
+	r := rng{s: 17}
+	for trial := 0; trial < 300; trial++ {
+		cols := 1 + int(r.next()%97)
+		rows := 1 + int(r.next()%5)
+		coarse := trial%2 == 0
+		x := randomRows(&r, rows*cols, coarse)
+		density := r.float64()
+		eps := []float64{0, 0.15, 0.5, -0.2, 2}[trial%5]
+		rescale := trial%3 != 0
+		seed := r.next()
+		got := slices.Clone(x)
+		g := rng{s: seed}
+		magPrune(got, cols, density, eps, rescale, &g)
+		want := slices.Clone(x)
+		w := rng{s: seed}
+		for off := 0; off < len(want); off += cols {
+			magPruneRowSort(want[off:off+cols], density, eps, rescale, &w)
+		}
+		for j := range got {
+			if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+				t.Fatalf("trial %d (cols %d, density %v, eps %v, rescale %v): [%d] = %v, sort-based %v", trial, cols, density, eps, rescale, j, got[j], want[j])
+			}
+		}
+		if g.s != w.s {
+			t.Fatalf("trial %d: generator left at %x, sort-based at %x", trial, g.s, w.s)
+		}
+	}
+}
+
+func TestKthLargestBitsAgainstSort(t *testing.T) {
+	r := rng{s: 23}
+	for trial := 0; trial < 400; trial++ {
+		n := 1 + int(r.next()%1001)
+		a := make([]uint32, n)
+		for i := range a {
+			if trial%2 == 0 {
+				a[i] = uint32(r.next() % 5) // ties
+			} else {
+				a[i] = uint32(r.next())
+			}
+		}
+		k := 1 + int(r.next()%uint64(n))
+		sorted := slices.Clone(a)
+		slices.Sort(sorted)
+		if got, want := kthLargestBits(slices.Clone(a), k), sorted[n-k]; got != want {
+			t.Fatalf("trial %d: %d-th largest of %d = %d, want %d", trial, k, n, got, want)
+		}
+	}
+	// Adversarial for the pivot: all equal, sorted, reversed.
+	for _, mk := range []func(i int) uint32{func(int) uint32 { return 7 }, func(i int) uint32 { return uint32(i) }, func(i int) uint32 { return uint32(1<<20 - i) }} {
+		a := make([]uint32, 5000)
+		for i := range a {
+			a[i] = mk(i)
+		}
+		sorted := slices.Clone(a)
+		slices.Sort(sorted)
+		for _, k := range []int{1, 2, 2500, 4999, 5000} {
+			if got := kthLargestBits(slices.Clone(a), k); got != sorted[5000-k] {
+				t.Fatalf("%d-th largest = %d, want %d", k, got, sorted[5000-k])
+			}
+		}
+	}
+}
+
+// TestSelectBracketMiss: a bracket that does not hold the k-th largest is
+// detected (the radix passes then decide), one that does gives keepTopK's
+// selection, and the radix passes alone give it too.
+func TestSelectBracketMiss(t *testing.T) {
+	r := rng{s: 29}
+	const n = 5003
+	x := randomRows(&r, n, false)
+	base := make([]float32, n)
+	vs := []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}
+	bp := blockPlan{n: n, rowLen: 1, rowsPer: 1000, nBlocks: (n + 999) / 1000} // several blocks
+	const k = 1234
+	ref := slices.Clone(x)
+	keepTopK(ref, k)
+	check := func(name string, tk *topK) {
+		d := slices.Clone(x)
+		m := make([]uint32, n)
+		for b := range bp.nBlocks {
+			lo, hi := bp.span(b)
+			tk.keepMask(m[lo:hi], d[lo:hi], b)
+		}
+		for j := range d {
+			if got := math.Float32frombits(math.Float32bits(d[j]) & m[j]); got != ref[j] {
+				t.Fatalf("%s: [%d] = %v, keepTopK %v", name, j, got, ref[j])
+			}
+		}
+	}
+	sorted := make([]uint32, n)
+	for i, v := range x {
+		sorted[i] = magBits(v)
+	}
+	slices.Sort(sorted)
+	th := sorted[n-k]
+	for _, br := range [][2]uint32{{th + 1, math.MaxUint32}, {0, th - 1}} {
+		tk := &topK{k: k, collect: true, lo: br[0], hi: br[1], above: make([]int64, bp.nBlocks), cands: make([][]uint32, bp.nBlocks)}
+		if err := collectPass(context.Background(), bp, vs, []*topK{tk}); err != nil {
+			t.Fatal(err)
+		}
+		if fromCandidates(bp, tk) {
+			t.Fatalf("bracket %v around %d: taken as holding the %d-th largest", br, th, k)
+		}
+	}
+	tk := &topK{k: k, collect: true, lo: th - 3, hi: th + 3, above: make([]int64, bp.nBlocks), cands: make([][]uint32, bp.nBlocks)}
+	if err := collectPass(context.Background(), bp, vs, []*topK{tk}); err != nil {
+		t.Fatal(err)
+	}
+	if !fromCandidates(bp, tk) {
+		t.Fatal("a bracket holding the threshold missed")
+	}
+	check("bracket", tk)
+	collectOff = true
+	defer func() { collectOff = false }()
+	tk = &topK{k: k}
+	if err := selectTopK(context.Background(), bp, vs, []*topK{tk}); err != nil {
+		t.Fatal(err)
+	}
+	check("radix passes", tk)
+}
