@@ -1,6 +1,7 @@
 package decode_test
 
 import (
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -130,6 +131,31 @@ func benchOverhead(b *testing.B, s, x *engine.Model, vocab int) {
 			b.ReportMetric(float64(fused)/float64(single), "ratio")
 			b.ReportMetric(ratios[len(ratios)/2], "median-ratio")
 			b.ReportMetric(float64(single.Nanoseconds())/benchTokens, "single-ns/token")
+		})
+	}
+}
+
+// BenchmarkSampleTopP draws one token with top-p 0.9 from Qwen2.5's
+// vocabulary (151,936 logits), peaked like a trained model's (logits with
+// a standard deviation of 3) and flat like a random one's (0.1).
+func BenchmarkSampleTopP(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		std  float64
+	}{{"peaked", 3}, {"flat", 0.1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			lg := make([]float32, 151936)
+			for i := range lg {
+				lg[i] = float32(rng.NormFloat64() * tc.std)
+			}
+			s, err := decode.NewSampler(decode.SamplerConfig{Temperature: 0.8, TopP: 0.9, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				s.Sample(lg)
+			}
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 )
 
 // SamplerConfig chooses how a token is drawn from next-token scores.
@@ -186,35 +185,36 @@ func (s *Sampler) filter(p []float64) {
 	if !needSort && minP == 0 {
 		return
 	}
-	keep := len(p)
 	if needSort {
-		idx := s.idx[:len(p)]
-		for i := range idx {
-			idx[i] = i
+		// Partial selection: a heap of the candidates pops the most likely
+		// ones until top-k or top-p is reached, in the order a stable sort
+		// by falling probability gives (ties: the lower id first), so only
+		// the kept tokens are ordered, not the whole vocabulary.
+		limit := len(p)
+		if k > 0 && k < limit {
+			limit = k
 		}
-		slices.SortStableFunc(idx, func(a, b int) int {
-			switch {
-			case p[a] > p[b]:
-				return -1
-			case p[a] < p[b]:
-				return 1
-			}
-			return 0
-		})
-		if k > 0 && k < keep {
-			keep = k
+		h := s.idx[:len(p)]
+		for i := range h {
+			h[i] = i
 		}
-		if topP > 0 && topP < 1 {
-			var c float64
-			for i := 0; i < keep; i++ {
-				c += p[idx[i]]
-				if c >= topP {
-					keep = i + 1
+		n := len(h)
+		for i := n/2 - 1; i >= 0; i-- {
+			siftDown(h, i, n, p)
+		}
+		var c float64
+		for kept := 0; kept < limit; kept++ {
+			top := h[0]
+			n--
+			h[0], h[n] = h[n], top
+			siftDown(h, 0, n, p)
+			if topP > 0 && topP < 1 {
+				if c += p[top]; c >= topP {
 					break
 				}
 			}
 		}
-		for _, i := range idx[keep:] {
+		for _, i := range h[:n] {
 			p[i] = 0
 		}
 	}
@@ -235,6 +235,27 @@ func (s *Sampler) filter(p []float64) {
 	}
 	for i := range p {
 		p[i] /= sum
+	}
+}
+
+// siftDown restores the heap order of h[:n] below i: a parent comes before
+// its children by falling probability p, the lower id first on ties.
+func siftDown(h []int, i, n int, p []float64) {
+	before := func(a, b int) bool { return p[a] > p[b] || (p[a] == p[b] && a < b) }
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && before(h[r], h[l]) {
+			c = r
+		}
+		if !before(h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
 	}
 }
 

@@ -2,6 +2,9 @@ package decode
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
 	"testing"
 )
 
@@ -102,5 +105,77 @@ func TestArgmaxTies(t *testing.T) {
 	nan := float32(math.NaN())
 	if got := Argmax([]float32{nan, 1, 2}); got != 2 {
 		t.Errorf("Argmax with NaN first = %d, want 2", got)
+	}
+}
+
+// TestFilterMatchesFullSort: the partial selection behind top-k and top-p
+// keeps exactly the tokens a stable sort of the whole vocabulary keeps
+// (written here the plain way), with many ties, and gives the same
+// renormalized distribution bit for bit.
+func TestFilterMatchesFullSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ref := func(p []float64, k int, topP float64) []float64 {
+		p = slices.Clone(p)
+		if !(k > 0 && k < len(p)) && !(topP > 0 && topP < 1) {
+			return p // no filter: left as it is
+		}
+		idx := make([]int, len(p))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+		keep := len(p)
+		if k > 0 && k < keep {
+			keep = k
+		}
+		if topP > 0 && topP < 1 {
+			c := 0.0
+			for i := 0; i < keep; i++ {
+				c += p[idx[i]]
+				if c >= topP {
+					keep = i + 1
+					break
+				}
+			}
+		}
+		for _, i := range idx[keep:] {
+			p[i] = 0
+		}
+		sum := 0.0
+		for _, q := range p {
+			sum += q
+		}
+		for i := range p {
+			p[i] /= sum
+		}
+		return p
+	}
+	for trial := 0; trial < 300; trial++ {
+		n := 1 + rng.IntN(300)
+		p := make([]float64, n)
+		levels := 1 + rng.IntN(8) // few distinct values: many ties
+		sum := 0.0
+		for i := range p {
+			p[i] = float64(1+rng.IntN(levels)) * rng.Float64()
+			if trial%2 == 0 {
+				p[i] = float64(1 + rng.IntN(levels))
+			}
+			sum += p[i]
+		}
+		for i := range p {
+			p[i] /= sum
+		}
+		k := []int{0, 1, 3, 40, n, n + 5}[rng.IntN(6)]
+		topP := []float64{0, 1, 0.1, 0.5, 0.9, 0.999}[rng.IntN(6)]
+		s, err := NewSampler(SamplerConfig{Temperature: 1, TopK: k, TopP: topP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.idx = make([]int, n)
+		got := slices.Clone(p)
+		s.filter(got)
+		if want := ref(p, k, topP); !slices.Equal(got, want) {
+			t.Fatalf("n %d, top-k %d, top-p %v:\n got %v\nwant %v", n, k, topP, got, want)
+		}
 	}
 }
