@@ -88,8 +88,11 @@ type BatcherConfig struct {
 	// MaxQueue is the most requests waiting for admission (256).
 	MaxQueue int
 	// Context is the most positions (prompt and generation) one request
-	// may use (the model's ContextSize, at most); MaxTokens 0 generates
-	// up to it, and its whole length is reserved in the KV budget.
+	// may use: 0 means the model's ContextSize (engine.Options.ContextSize,
+	// else max_position_embeddings, else engine.DefaultContextSize, 4096),
+	// and a larger value is cut to it. A request with MaxTokens 0
+	// generates up to Context and reserves all of it in the KV budget
+	// (Batch.KVBytes) while it runs.
 	Context int
 	// EOS ends a generation; nil means the tokenizer's and the model's.
 	EOS []int
