@@ -407,6 +407,9 @@ func (w chunkWriter) Write(p []byte) (int, error) {
 // next samples j's next token from its logits and reports whether j is
 // done; otherwise the token is queued to be fed.
 func (b *Batcher) next(j *job) (bool, error) {
+	if err := j.seq.Err(); err != nil {
+		return true, err
+	}
 	lg := j.seq.Logits()[:b.vocab]
 	tok := j.smp.Sample(lg)
 	b.stats.generated.Add(1)

@@ -76,6 +76,11 @@ type Seq struct {
 	reserved int64
 	logits   []float32
 	removed  bool
+	// bad is the first stage whose output went non-finite for s (-1 the
+	// embeddings, l a layer, NumLayers the output; -2 none) and badPos
+	// the first position of the step it happened in.
+	bad, badPos int
+	err         error
 }
 
 type batchRow struct {
@@ -166,7 +171,7 @@ func (b *Batch) Add(prompt []int, positions int) (*Seq, error) {
 		return nil, fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrKVFull, need, b.used, b.opts.KVBytes)
 	}
 	L := b.m.Config.NumLayers
-	s := &Seq{ID: b.next, b: b, maxSeq: positions, reserved: need, kc: make([][]float32, L), vc: make([][]float32, L)}
+	s := &Seq{ID: b.next, b: b, maxSeq: positions, reserved: need, kc: make([][]float32, L), vc: make([][]float32, L), bad: -2}
 	if err := s.Feed(prompt...); err != nil {
 		return nil, err
 	}
@@ -202,6 +207,12 @@ func (s *Seq) Pending() int { return len(s.pending) }
 // Logits are the next-token logits after the last token fed, valid from
 // the step that fed s's last pending token until the next Step.
 func (s *Seq) Logits() []float32 { return s.logits }
+
+// Err is a *NonFiniteError once s's logits came out NaN or infinite,
+// naming the first layer whose output did (Session.Forward's check; the
+// batch checks every layer's rows as it goes, which costs little beside
+// the products). The sequence's cache is then useless: remove it.
+func (s *Seq) Err() error { return s.err }
 
 // Feed queues tokens to be fed in the next steps (after a step returned s
 // as ready: the token sampled from its logits).
@@ -288,6 +299,7 @@ func (b *Batch) forward() {
 			}
 		}
 	}
+	b.probe(-1, x)
 	for t, r := range b.rows {
 		m.global.table(b.gcos[t*half:], b.gsin[t*half:], r.pos)
 		if c.RopeLocalTheta > 0 {
@@ -360,6 +372,7 @@ func (b *Batch) forward() {
 			normRows(o, o, w.ffnPostNorm, D, eps, off)
 		}
 		kernels.Axpy(1, o, x)
+		b.probe(l, x)
 	}
 
 	// Final norm of the ready sequences' last rows only, and one output
@@ -394,6 +407,28 @@ func (b *Batch) forward() {
 	for _, s := range b.ready {
 		if len(s.pending) == 0 {
 			s.pending = nil // let the prompt's memory go
+		}
+		if s.err == nil && !finite(s.logits) {
+			if s.bad == -2 {
+				s.bad, s.badPos = c.NumLayers, b.rows[0].pos
+				for _, g := range b.segs {
+					if g.s == s {
+						s.badPos = b.rows[g.r0].pos
+					}
+				}
+			}
+			s.err = nonFinite(s.badPos, s.bad, c.NumLayers)
+		}
+	}
+}
+
+// probe records stage as the first non-finite one of every sequence whose
+// rows of x (the residual stream after that stage) are not finite.
+func (b *Batch) probe(stage int, x []float32) {
+	D := b.m.Config.HiddenSize
+	for _, g := range b.segs {
+		if g.s.bad == -2 && !finite(x[g.r0*D:g.r1*D]) {
+			g.s.bad, g.s.badPos = stage, b.rows[g.r0].pos
 		}
 	}
 }

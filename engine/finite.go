@@ -65,13 +65,20 @@ func (s *Session) checkLogits(logits []float32, start int, tokens []int) error {
 	bad := s.probing.bad
 	s.probing = probeState{}
 	s.pos = start
-	e := &NonFiniteError{Pos: start, Layer: bad}
+	return nonFinite(start, bad, s.m.Config.NumLayers)
+}
+
+// nonFinite is the error for logits that went non-finite first at stage
+// bad (see probeState) in the batch starting at pos.
+func nonFinite(pos, bad, layers int) *NonFiniteError {
+	e := &NonFiniteError{Pos: pos, Layer: bad}
 	switch {
 	case bad == -1:
 		e.Where = "in the token embeddings (model.embed_tokens.weight)"
-	case bad >= 0 && bad < s.m.Config.NumLayers:
+	case bad >= 0 && bad < layers:
 		e.Where = fmt.Sprintf("in layer %d (model.layers.%d.*)", bad, bad)
 	default:
+		e.Layer = layers
 		e.Where = "in the final norm or the output projection (model.norm.weight, lm_head.weight)"
 	}
 	return e

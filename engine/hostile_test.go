@@ -141,9 +141,36 @@ func TestNonFiniteLogits(t *testing.T) {
 			if _, err := m.NewSession(0).ForwardAll(tokens); !errors.As(err, &nf) || nf.Layer != tc.layer {
 				t.Errorf("ForwardAll: err = %v, want layer %d", err, tc.layer)
 			}
+			// The batch names the same layer for each of its sequences,
+			// one prefilled over two steps.
+			b := m.NewBatch(BatchOptions{StepTokens: 4})
+			s1, err := b.Add(tokens, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s2, err := b.Add([]int{2, 7}, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				b.Step()
+			}
+			for i, s := range []*Seq{s1, s2} {
+				if !errors.As(s.Err(), &nf) || nf.Layer != tc.layer || nf.Pos != 0 {
+					t.Errorf("batch sequence %d: Err() = %v, want a NonFiniteError at layer %d, position 0", i, s.Err(), tc.layer)
+				}
+			}
 			// The clean model is unaffected by the check.
 			if _, err := ref.NewSession(0).Forward(tokens); err != nil {
 				t.Fatal(err)
+			}
+			rb := ref.NewBatch(BatchOptions{})
+			rs, err := rb.Add(tokens, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rb.Step(); rs.Err() != nil || rs.Logits() == nil {
+				t.Errorf("clean batch: %v", rs.Err())
 			}
 		})
 	}
