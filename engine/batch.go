@@ -55,10 +55,8 @@ type Batch struct {
 	seqs []*Seq
 	next int // id of the next sequence
 
-	// Scratch for up to StepTokens rows (see Session for the widths).
-	x, xb, o, q, att, k, v, gate, up []float32
-	gcos, gsin, lcos, lsin           []float32
-	rows                             []batchRow
+	scratch // rows for up to StepTokens tokens
+	rows    []batchRow
 	segs                             []segment
 	hid, logits                      []float32 // ready rows: final hidden states, logits
 	ready                            []*Seq
@@ -113,17 +111,7 @@ func (m *Model) NewBatch(opts BatchOptions) *Batch {
 		opts.StepTokens = max(chunk, opts.MaxSeqs)
 	}
 	opts.StepTokens = max(opts.StepTokens, opts.MaxSeqs)
-	c := m.Config
-	n := opts.StepTokens
-	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
-	f := func(width int) []float32 { return make([]float32, n*width) }
-	return &Batch{
-		m: m, opts: opts,
-		x: f(c.HiddenSize), xb: f(c.HiddenSize), o: f(c.HiddenSize),
-		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
-		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
-		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
-	}
+	return &Batch{m: m, opts: opts, scratch: newScratch(m.Config, opts.StepTokens)}
 }
 
 // Options returns the batch's bounds with the defaults filled in.
@@ -275,22 +263,18 @@ func (b *Batch) Step() []*Seq {
 	return b.ready
 }
 
-// forward runs b.rows through the model: the batched twin of
-// Session.forward.
+// forward runs b.rows through the model: Session.forward's embeddings,
+// the same Model.runLayers, and the output of the ready rows only.
 func (b *Batch) forward() {
 	m, c := b.m, b.m.Config
-	n, D, hd := len(b.rows), c.HiddenSize, c.HeadDim
-	qDim, kvDim, I := c.NumHeads*hd, c.NumKVHeads*hd, c.IntermediateSize
+	n, D, kvDim := len(b.rows), c.HiddenSize, c.NumKVHeads*c.HeadDim
 	eps, off := float32(c.RMSNormEps), c.NormOffset
 	half := c.RotaryDim / 2
 
 	for _, g := range b.segs {
 		g.s.grow(g.s.pos + g.r1 - g.r0)
 	}
-	x, xb, o := b.x[:n*D], b.xb[:n*D], b.o[:n*D]
-	q, k, v, att := b.q[:n*qDim], b.k[:n*kvDim], b.v[:n*kvDim], b.att[:n*qDim]
-	gate, up := b.gate[:n*I], b.up[:n*I]
-
+	x := b.x[:n*D]
 	for _, g := range b.segs {
 		for t := g.r0; t < g.r1; t++ {
 			m.embed.Row(x[t*D:(t+1)*D], g.s.pending[t-g.r0])
@@ -306,74 +290,12 @@ func (b *Batch) forward() {
 			m.local.table(b.lcos[t*half:], b.lsin[t*half:], r.pos)
 		}
 	}
-
-	for l := range m.layers {
-		w := &m.layers[l]
-		normRows(xb, x, w.attnNorm, D, eps, off)
-		kernels.MatMul(q, w.wq, xb, n)
-		kernels.MatMul(k, w.wk, xb, n)
-		kernels.MatMul(v, w.wv, xb, n)
-		addBias(q, w.bq)
-		addBias(k, w.bk)
-		addBias(v, w.bv)
-		switch c.QKNorm {
-		case "full":
-			normRows(q, q, w.qNorm, qDim, eps, off)
-			normRows(k, k, w.kNorm, kvDim, eps, off)
-		case "head":
-			normRows(q, q, w.qNorm, hd, eps, off)
-			normRows(k, k, w.kNorm, hd, eps, off)
-		}
-		cos, sin, window := b.gcos, b.gsin, 0
-		if c.Sliding[l] {
-			window = c.SlidingWindow
-			if c.RopeLocalTheta > 0 {
-				cos, sin = b.lcos, b.lsin
-			}
-		}
-		for t := range n {
-			ct, st := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]
-			for h := range c.NumHeads {
-				rotate(q[t*qDim+h*hd:], ct, st)
-			}
-			for h := range c.NumKVHeads {
-				rotate(k[t*kvDim+h*hd:], ct, st)
-			}
-		}
-		scale(q, float32(c.QueryScale))
+	m.runLayers(&b.scratch, n, b, func(l int, k, v []float32) {
 		for t, r := range b.rows {
 			copy(r.s.kc[l][r.pos*kvDim:(r.pos+1)*kvDim], k[t*kvDim:(t+1)*kvDim])
 			copy(r.s.vc[l][r.pos*kvDim:(r.pos+1)*kvDim], v[t*kvDim:(t+1)*kvDim])
 		}
-		b.attend(l, q, att, window)
-		kernels.MatMul(o, w.wo, att, n)
-		addBias(o, w.bo)
-		if w.attnPostNorm != nil {
-			normRows(o, o, w.attnPostNorm, D, eps, off)
-		}
-		kernels.Axpy(1, o, x)
-
-		normRows(xb, x, w.ffnNorm, D, eps, off)
-		kernels.MatMul(gate, w.gate, xb, n)
-		kernels.MatMul(up, w.up, xb, n)
-		addBias(gate, w.bGate)
-		addBias(up, w.bUp)
-		if c.Activation == "gelu_pytorch_tanh" {
-			kernels.GELUTanh(gate)
-		} else {
-			kernels.SiLU(gate)
-		}
-		for i, u := range up {
-			gate[i] *= u
-		}
-		kernels.MatMul(o, w.down, gate, n)
-		addBias(o, w.bDown)
-		if w.ffnPostNorm != nil {
-			normRows(o, o, w.ffnPostNorm, D, eps, off)
-		}
-		kernels.Axpy(1, o, x)
-		b.probe(l, x)
-	}
+	}, b.attend)
 
 	// Final norm of the ready sequences' last rows only, and one output
 	// product for all of them.

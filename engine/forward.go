@@ -26,17 +26,35 @@ type Session struct {
 	pos    int
 	kc, vc [][]float32 // per layer: positions x KV heads x head_dim
 
-	// Scratch for up to chunk tokens, rows of the named width.
-	x, xb, o   []float32  // HiddenSize: residual stream, normed input, sublayer output
-	q, att     []float32  // NumHeads*HeadDim: queries, attention output
-	k, v       []float32  // NumKVHeads*HeadDim
-	gate, up   []float32  // IntermediateSize
-	gcos, gsin []float32  // RotaryDim/2: rotary tables of global layers
-	lcos, lsin []float32  // and of sliding layers
+	scratch               // rows for up to chunk tokens
 	scores     []float32  // NumHeads*capacity: one attention row per head, grown with the cache
 	logits     []float32  // VocabSize: Forward's result
 	hidden     []float32  // HiddenSize: Hidden's result
 	probing    probeState // finite.go: locating non-finite activations
+}
+
+// scratch holds the activations of a pass over up to a fixed number of
+// token rows, each of the named width. Session and Batch both run their
+// rows through Model.layers with one.
+type scratch struct {
+	x, xb, o   []float32 // HiddenSize: residual stream, normed input, sublayer output
+	q, att     []float32 // NumHeads*HeadDim: queries, attention output
+	k, v       []float32 // NumKVHeads*HeadDim
+	gate, up   []float32 // IntermediateSize
+	gcos, gsin []float32 // RotaryDim/2: rotary tables of global layers
+	lcos, lsin []float32 // and of sliding layers
+}
+
+// newScratch allocates rows for n tokens of a model of config c.
+func newScratch(c *Config, n int) scratch {
+	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
+	f := func(width int) []float32 { return make([]float32, n*width) }
+	return scratch{
+		x: f(c.HiddenSize), xb: f(c.HiddenSize), o: f(c.HiddenSize),
+		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
+		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
+		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
+	}
 }
 
 // ErrContextFull is wrapped by the errors of feeding a session more tokens
@@ -51,18 +69,12 @@ func (m *Model) NewSession(maxSeq int) *Session {
 	if maxSeq <= 0 {
 		maxSeq = m.ContextSize()
 	}
-	qDim, kvDim, half := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.RotaryDim/2
-	n := min(chunk, maxSeq)
-	f := func(width int) []float32 { return make([]float32, n*width) }
 	return &Session{
 		m: m, maxSeq: maxSeq,
 		kc: make([][]float32, c.NumLayers), vc: make([][]float32, c.NumLayers),
-		x: f(c.HiddenSize), xb: f(c.HiddenSize), o: f(c.HiddenSize),
-		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
-		gate: f(c.IntermediateSize), up: f(c.IntermediateSize),
-		gcos: f(half), gsin: f(half), lcos: f(half), lsin: f(half),
-		logits: make([]float32, c.VocabSize),
-		hidden: make([]float32, c.HiddenSize),
+		scratch: newScratch(c, min(chunk, maxSeq)),
+		logits:  make([]float32, c.VocabSize),
+		hidden:  make([]float32, c.HiddenSize),
 	}
 }
 
@@ -150,15 +162,12 @@ func (s *Session) check(tokens []int) error {
 // when all is non-nil, and those of the last token to s.logits when last.
 func (s *Session) forward(tokens []int, all []float32, last bool) {
 	m, c := s.m, s.m.Config
-	n, D, hd := len(tokens), c.HiddenSize, c.HeadDim
-	qDim, kvDim, I := c.NumHeads*hd, c.NumKVHeads*hd, c.IntermediateSize
+	n, D, kvDim := len(tokens), c.HiddenSize, c.NumKVHeads*c.HeadDim
 	eps, off := float32(c.RMSNormEps), c.NormOffset
 	start := s.pos
 	s.growCache(start + n)
 
-	x, xb, o := s.x[:n*D], s.xb[:n*D], s.o[:n*D]
-	q, k, v, att := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim], s.att[:n*qDim]
-	gate, up := s.gate[:n*I], s.up[:n*I]
+	x, xb := s.x[:n*D], s.xb[:n*D]
 
 	// Token embeddings (Gemma scales them by sqrt(hidden)).
 	for t, id := range tokens {
@@ -176,6 +185,54 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			m.local.table(s.lcos[t*half:], s.lsin[t*half:], start+t)
 		}
 	}
+	m.runLayers(&s.scratch, n, s, func(l int, k, v []float32) {
+		copy(s.kc[l][start*kvDim:], k)
+		copy(s.vc[l][start*kvDim:], v)
+	}, func(l int, q, att []float32, window int) {
+		// Each query attends to the cached positions up to its own,
+		// within the window on sliding layers.
+		s.attend(l, q, att, n, window)
+	})
+
+	// Final norm and output projection (Gemma2 soft-caps the logits).
+	normRows(xb, x, m.norm, D, eps, off)
+	copy(s.hidden, xb[(n-1)*D:])
+	if all != nil {
+		kernels.MatMul(all, m.lmHead, xb, n)
+		if c.FinalSoftcap > 0 {
+			softcap(all, float32(c.FinalSoftcap))
+		}
+	}
+	if last {
+		kernels.MatVec(s.logits, m.lmHead, s.hidden)
+		if c.FinalSoftcap > 0 {
+			softcap(s.logits, float32(c.FinalSoftcap))
+		}
+	}
+	s.pos += n
+}
+
+// prober sees the residual stream after the embeddings (stage -1) and
+// after every layer l (stage l): finite.go's checks.
+type prober interface {
+	probe(stage int, x []float32)
+}
+
+// runLayers runs the n rows of sc.x (embedded, with the rotary tables of
+// their positions in sc) through every layer: the forward pass Session and
+// Batch share, so that both make the same kernel calls in the same order.
+// store writes layer l's keys and values of the rows to the caches, attend
+// computes the attention output att of the queries q over them, and p
+// sees the residual stream after each layer.
+func (m *Model) runLayers(sc *scratch, n int, p prober, store func(l int, k, v []float32), attend func(l int, q, att []float32, window int)) {
+	c := m.Config
+	D, hd := c.HiddenSize, c.HeadDim
+	qDim, kvDim, I := c.NumHeads*hd, c.NumKVHeads*hd, c.IntermediateSize
+	eps, off := float32(c.RMSNormEps), c.NormOffset
+	half := c.RotaryDim / 2
+	x, xb, o := sc.x[:n*D], sc.xb[:n*D], sc.o[:n*D]
+	q, k, v, att := sc.q[:n*qDim], sc.k[:n*kvDim], sc.v[:n*kvDim], sc.att[:n*qDim]
+	gate, up := sc.gate[:n*I], sc.up[:n*I]
 
 	for l := range m.layers {
 		w := &m.layers[l]
@@ -197,11 +254,11 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			normRows(q, q, w.qNorm, hd, eps, off)
 			normRows(k, k, w.kNorm, hd, eps, off)
 		}
-		cos, sin, window := s.gcos, s.gsin, 0
+		cos, sin, window := sc.gcos, sc.gsin, 0
 		if c.Sliding[l] {
 			window = c.SlidingWindow
 			if c.RopeLocalTheta > 0 {
-				cos, sin = s.lcos, s.lsin
+				cos, sin = sc.lcos, sc.lsin
 			}
 		}
 		for t := range n {
@@ -214,13 +271,8 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			}
 		}
 		scale(q, float32(c.QueryScale))
-		copy(s.kc[l][start*kvDim:], k)
-		copy(s.vc[l][start*kvDim:], v)
-
-		// Each query attends to the cached positions up to its own,
-		// within the window on sliding layers. Heads are independent, so
-		// they are shared out over the threads; each has its own scores row.
-		s.attend(l, q, att, n, window)
+		store(l, k, v)
+		attend(l, q, att, window)
 		kernels.MatMul(o, w.wo, att, n)
 		addBias(o, w.bo)
 		if w.attnPostNorm != nil { // Gemma, OLMo
@@ -248,25 +300,8 @@ func (s *Session) forward(tokens []int, all []float32, last bool) {
 			normRows(o, o, w.ffnPostNorm, D, eps, off)
 		}
 		kernels.Axpy(1, o, x)
-		s.probe(l, x)
+		p.probe(l, x)
 	}
-
-	// Final norm and output projection (Gemma2 soft-caps the logits).
-	normRows(xb, x, m.norm, D, eps, off)
-	copy(s.hidden, xb[(n-1)*D:])
-	if all != nil {
-		kernels.MatMul(all, m.lmHead, xb, n)
-		if c.FinalSoftcap > 0 {
-			softcap(all, float32(c.FinalSoftcap))
-		}
-	}
-	if last {
-		kernels.MatVec(s.logits, m.lmHead, s.hidden)
-		if c.FinalSoftcap > 0 {
-			softcap(s.logits, float32(c.FinalSoftcap))
-		}
-	}
-	s.pos += n
 }
 
 // attend computes the attention output att of n queries q at positions
