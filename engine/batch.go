@@ -55,11 +55,11 @@ type Batch struct {
 	seqs []*Seq
 	next int // id of the next sequence
 
-	scratch // rows for up to StepTokens tokens
-	rows    []batchRow
-	segs                             []segment
-	hid, logits                      []float32 // ready rows: final hidden states, logits
-	ready                            []*Seq
+	scratch     // rows for up to StepTokens tokens
+	rows        []batchRow
+	segs        []segment
+	hid, logits []float32 // ready rows: final hidden states, logits
+	ready       []*Seq
 }
 
 // Seq is one sequence of a Batch: its KV cache, its position and the

@@ -26,11 +26,11 @@ type Session struct {
 	pos    int
 	kc, vc [][]float32 // per layer: positions x KV heads x head_dim
 
-	scratch               // rows for up to chunk tokens
-	scores     []float32  // NumHeads*capacity: one attention row per head, grown with the cache
-	logits     []float32  // VocabSize: Forward's result
-	hidden     []float32  // HiddenSize: Hidden's result
-	probing    probeState // finite.go: locating non-finite activations
+	scratch            // rows for up to chunk tokens
+	scores  []float32  // NumHeads*capacity: one attention row per head, grown with the cache
+	logits  []float32  // VocabSize: Forward's result
+	hidden  []float32  // HiddenSize: Hidden's result
+	probing probeState // finite.go: locating non-finite activations
 }
 
 // scratch holds the activations of a pass over up to a fixed number of

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/mocolab/moco/bench"
@@ -36,6 +38,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) error {
 	quant := fs.String("quant", "", `weight quantization without --url: "" or "q8_0"`)
 	maxSeqs := fs.Int("max-seqs", 64, "most sequences per batch without --url")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load (client, server and batcher in this process without --url) to this file (go tool pprof)")
 	setRange(fs, "clients", between(1, 4096))
 	setRange(fs, "requests", atLeast(1))
 	setRange(fs, "max-tokens", atLeast(1))
@@ -120,6 +123,17 @@ func runBenchServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stderr, "moco bench serve: %d requests from %d clients against %s\n", *requests, *clients, where)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := bench.RunLoad(ctx, *clients, *requests, do)
 	if err != nil {
 		return interrupted(ctx, err)
