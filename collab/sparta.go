@@ -28,10 +28,12 @@ import (
 // random_match_prob 0.2, 3 nearest opponents, temperature 0.7, top_p 0.9,
 // 256 tokens, initial K 10, min K 5, window 10, min deviation 0.1, epsilon
 // 0.01, decay 0.9 every 10 updates, scaling 20, ratings starting at 100
-// with deviation 0.5) and its DPO's (LoRA r 64, alpha 16 on q, k, v and
-// o_proj; lr 1e-6, cosine with 10% warm-up; 16 pairs per step; one epoch;
-// β 0.1). Deviations: LoRA dropout (0.1 in MoCo) is not applied, the
-// trainer having none; only the "normal" rating system is built (MoCo's
+// with deviation 0.5) and its DPO's (LoRA r 64, alpha 16, dropout 0.1 on
+// q, k, v and o_proj; lr 1e-6, cosine with 10% warm-up; 16 pairs per
+// step; one epoch; β 0.1). Deviations: an epoch is ⌈pairs/16⌉ steps of
+// pairs drawn with replacement (train.DPO's sampler) rather than a
+// shuffled pass; training is in float32, not bf16; only the "normal"
+// rating system is built (MoCo's
 // "dynamic" and "static" score types are refused); every iteration's
 // trained models are scored on dev (MoCo's final search matches adapter
 // folders by a path rule that finds only some of them); the dev scoring
@@ -57,6 +59,7 @@ type SpartaParams struct {
 	LoRAR       int      `json:"lora_r"`
 	LoRAAlpha   float64  `json:"lora_alpha"`
 	LoRATargets []string `json:"lora_targets"`
+	LoRADropout *float64 `json:"lora_dropout"`
 	BatchSize   int      `json:"dpo_batch_size"`
 	Epochs      int      `json:"epochs"`
 }
@@ -110,6 +113,7 @@ func (p *SpartaParams) defaults() {
 	setf(&p.LR, 1e-6)
 	set(&p.LoRAR, 64)
 	setf(&p.LoRAAlpha, 16)
+	setp(&p.LoRADropout, 0.1)
 	if len(p.LoRATargets) == 0 {
 		p.LoRATargets = []string{"q_proj", "k_proj", "v_proj", "o_proj"}
 	}
@@ -575,7 +579,7 @@ func (t *loraTrainer) train(ctx context.Context, m int, member Member, pairs []t
 	steps := (len(pairs)*t.q.Epochs + t.q.BatchSize - 1) / t.q.BatchSize
 	cfg := train.DPOConfig{Beta: t.q.Beta, SFTConfig: train.SFTConfig{Steps: steps, BatchSize: t.q.BatchSize,
 		Warmup: int(math.Ceil(0.1 * float64(steps))), LR: t.q.LR, MaxGradNorm: 1, Seed: t.q.Seed + uint64(m),
-		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Targets: t.q.LoRATargets}}
+		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Targets: t.q.LoRATargets, Dropout: *t.q.LoRADropout}}
 	if _, _, err := train.DPO(ctx, tm, t.toks[m], pairs, cfg, nil); err != nil {
 		return Member{}, err
 	}

@@ -218,23 +218,44 @@ type DPOStep struct {
 }
 
 // DPO trains LoRA adapters on m (frozen) with the sigmoid DPO loss against
-// the frozen base as reference (the same weights with the adapters off),
-// plus RPO's likelihood term when cfg.RPOAlpha > 0,
+// the frozen base as reference (the same weights with the adapters off,
+// hence without dropout), plus RPO's likelihood term when cfg.RPOAlpha > 0,
 // AdamW, warm-up + cosine decay and gradient clipping. Each step draws
 // BatchSize pairs with a seeded stream and minimises their mean loss.
 // Sequences are tokenized as SFT does (BOS + prompt + completion + EOS,
 // completion and EOS scored). The reference log-probabilities are computed
-// once per pair, the first time it is drawn. A non-finite loss stops the
-// run before the update, so the adapters hold the last good step.
+// once per pair, the first time it is drawn. Of the SFT settings, DPO
+// uses LoRA dropout (in the policy's forward passes), GradAccum (a step
+// averages BatchSize·GradAccum pairs) and MaxLength (longer pairs are
+// refused); it refuses Full, Truncate, checkpoints and resume. A
+// non-finite loss stops the run before the update, so the adapters hold
+// the last good step.
 func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []Pair, cfg DPOConfig, progress func(DPOStep)) (*LoRA[float32], []DPOStep, error) {
-	if cfg.Beta <= 0 {
+	switch {
+	case cfg.Beta <= 0:
 		return nil, nil, fmt.Errorf("beta %v: must be positive", cfg.Beta)
+	case cfg.Dropout < 0 || cfg.Dropout >= 1:
+		return nil, nil, fmt.Errorf("LoRA dropout %v: want 0 ≤ p < 1", cfg.Dropout)
+	case cfg.Full:
+		return nil, nil, errors.New("DPO trains LoRA adapters only (the reference is the base with them off)")
+	case cfg.SaveEvery > 0 || cfg.Resume != "":
+		return nil, nil, errors.New("DPO has no checkpoints or resume yet")
+	case cfg.Truncate:
+		return nil, nil, errors.New("DPO does not truncate pairs: a pair longer than the limit is refused")
 	}
 	lo, err := NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed)
 	if err != nil {
 		return nil, nil, err
 	}
+	lo.Dropout = cfg.Dropout
 	m.LoRA, m.Frozen = lo, true
+	limit := m.Config.MaxPositions
+	if cfg.MaxLength > 0 {
+		limit = min(limit, cfg.MaxLength)
+	}
+	// Gradient accumulation: the step's loss is the mean over every pair
+	// of every micro-batch, the same as one batch of BatchSize·GradAccum.
+	batchSize := cfg.BatchSize * max(1, cfg.GradAccum)
 	type item struct {
 		c, r       Seq
 		refC, refR float64
@@ -253,8 +274,8 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			if x.s.Tokens, x.s.Targets, err = Tokenize(tok, Example{Prompt: p.Prompt, Completion: x.text}); err != nil {
 				return nil, nil, fmt.Errorf("pair %d: %w", i+1, err)
 			}
-			if len(x.s.Tokens) > m.Config.MaxPositions {
-				return nil, nil, fmt.Errorf("pair %d: %d tokens, more than the model's %d positions", i+1, len(x.s.Tokens), m.Config.MaxPositions)
+			if len(x.s.Tokens) > limit {
+				return nil, nil, fmt.Errorf("pair %d: %d tokens, more than the limit of %d", i+1, len(x.s.Tokens), limit)
 			}
 		}
 	}
@@ -268,8 +289,8 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			return lo, hist, err
 		}
 		st := DPOStep{Step: Step{Step: step + 1}}
-		w := 1 / float64(cfg.BatchSize)
-		batch := make([]*item, cfg.BatchSize)
+		w := 1 / float64(batchSize)
+		batch := make([]*item, batchSize)
 		for i := range batch {
 			batch[i] = &items[rng.IntN(len(items))]
 		}
@@ -297,7 +318,16 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 					it := batch[i]
 					it.once.Do(func() { it.refC, it.refR = m.RefLogProb(it.c), m.RefLogProb(it.r) })
 					pairGrads[i] = map[string][]float32{}
-					pairStats[i] = m.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, nll, pairGrads[i])
+					pm := m
+					if cfg.Dropout > 0 {
+						// Each pair draws its masks from its own stream,
+						// so the run does not depend on the threads.
+						mc, lc := *m, *lo
+						lc.DropRNG = rand.NewPCG(cfg.Seed^0xd0, uint64(step)*uint64(batchSize)+uint64(i))
+						mc.LoRA = &lc
+						pm = &mc
+					}
+					pairStats[i] = pm.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, nll, pairGrads[i])
 				}
 			}()
 		}

@@ -165,6 +165,25 @@ func TestDPOGradients(t *testing.T) {
 			checkGrads(t, loss, adapters, grads)
 		})
 	}
+	// With LoRA dropout: the same masks (a stream restarted for every
+	// evaluation) in the analytic and the numerical gradient.
+	t.Run("dropout", func(t *testing.T) {
+		m.LoRA.Dropout = 0.3
+		defer func() { m.LoRA.Dropout, m.LoRA.DropRNG = 0, nil }()
+		refC, refR := m.RefLogProb(chosen), m.RefLogProb(rejected)
+		pair := func(g map[string][]float64) PairStats {
+			m.LoRA.DropRNG = rand.NewPCG(5, 5)
+			return m.DPOPair(chosen, rejected, refC, refR, 1, 1, 0, g)
+		}
+		grads := map[string][]float64{}
+		with := pair(grads)
+		m.LoRA.DropRNG = nil
+		without := m.DPOPair(chosen, rejected, refC, refR, 1, 1, 0, nil)
+		if with.Loss == without.Loss {
+			t.Fatal("dropout changed nothing")
+		}
+		checkGrads(t, func() float64 { return pair(nil).Loss }, adapters, grads)
+	})
 }
 
 // TestDPOAtInit: with PEFT's initialisation (B = 0) the policy is the
@@ -215,7 +234,8 @@ func additionPairs(n int) []Pair {
 // TestDPOLearns runs a few LoRA DPO steps on skills-base and checks TRL's
 // step-1 values (loss ln 2, zero margin: the policy starts as the
 // reference), that the loss falls and the margin grows, and that the
-// same seed reproduces the run exactly whatever the number of threads.
+// same seed reproduces the run exactly whatever the number of threads
+// (LoRA dropout on: each pair's masks are its own).
 func TestDPOLearns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains 2×6 DPO steps on skills-base")
@@ -225,7 +245,7 @@ func TestDPOLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DPOConfig{Beta: 0.1, SFTConfig: SFTConfig{Steps: 6, BatchSize: 4, LR: 3e-3, MaxGradNorm: 1, Seed: 1, Rank: 4, Alpha: 8,
+	cfg := DPOConfig{Beta: 0.1, SFTConfig: SFTConfig{Steps: 6, BatchSize: 4, LR: 3e-3, MaxGradNorm: 1, Seed: 1, Rank: 4, Alpha: 8, Dropout: 0.1,
 		Targets: []string{"q_proj", "v_proj", "down_proj"}}}
 	run := func(threads int) []DPOStep {
 		cfg.Threads = threads

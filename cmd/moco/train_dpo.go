@@ -23,14 +23,17 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	rpo := fs.Float64("rpo-alpha", 0, "add RPO's term: this times the token-mean NLL of the chosen completions (TRL's rpo_alpha; 0: plain DPO)")
 	rank := fs.Int("lora-r", 8, "LoRA rank")
 	alpha := fs.Float64("lora-alpha", 16, "LoRA alpha (scale alpha/r)")
+	dropout := fs.Float64("lora-dropout", 0, "LoRA dropout on the adapters' input in the policy's forward passes (PEFT's lora_dropout)")
 	targets := fs.String("lora-targets", "q_proj,v_proj,down_proj", "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
 	steps := fs.Int("steps", 300, "optimizer steps")
-	batch := fs.Int("batch-size", 64, "preference pairs per step (drawn with the seed)")
+	batch := fs.Int("batch-size", 64, "preference pairs per micro-batch (drawn with the seed)")
+	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step (the step's loss is the mean over batch-size x grad-accum pairs)")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate (AdamW)")
 	warmup := fs.Int("warmup", 0, "linear warm-up steps before cosine decay")
 	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
-	seed := fs.Uint64("seed", 1, "seed of the adapter init and the batch draws")
+	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
+	maxLen := fs.Int("max-length", 0, "most tokens per prompt + completion (0: the model's max_position_embeddings); longer pairs are refused")
 	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
@@ -47,8 +50,11 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if *model == "" || *data == "" || *out == "" {
 		return usagef("train dpo: --model, --data and --out are required")
 	}
-	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 || !(*beta > 0) || !(*rpo >= 0) {
-		return usagef("train dpo: --lora-r, --steps, --batch-size and --beta must be positive, --warmup and --rpo-alpha not negative")
+	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *accum <= 0 || *warmup < 0 || *maxLen < 0 || !(*beta > 0) || !(*rpo >= 0) {
+		return usagef("train dpo: --lora-r, --steps, --batch-size, --grad-accum and --beta must be positive, --warmup, --max-length and --rpo-alpha not negative")
+	}
+	if !(*dropout >= 0 && *dropout < 1) {
+		return usagef("train dpo: --lora-dropout must be in [0, 1)")
 	}
 	f, err := os.Open(*data)
 	if err != nil {
@@ -75,7 +81,8 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	}
 	term := prog != nil && isTerminal(prog)
 	cfg := train.DPOConfig{Beta: *beta, RPOAlpha: *rpo, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
-		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ",")}}
+		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ","),
+		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen}}
 	var tokens int
 	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
 		tokens += s.Seen

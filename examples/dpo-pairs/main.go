@@ -11,8 +11,23 @@
 // on-policy DPO builds it: the model's own mistakes, wherever they occur).
 //
 //	go run ./examples/dpo-pairs -model ../shared/models/skills-base \
-//	    -dataset ../shared/datasets/skills_add.json -n 3000 > pairs.jsonl
-//	moco train dpo --model ../shared/models/skills-base --data pairs.jsonl --out dpo-adapter
+//	    -dataset ../shared/datasets/skills_add.json -n 3000 -samples 4 > pairs.jsonl
+//	moco train dpo --model ../shared/models/skills-base --data pairs.jsonl --out dpo-adapter \
+//	    --steps 100 --batch-size 16 --lr 1e-3 --beta 1 --seed 1
+//	moco merge --method lora --base ../shared/models/skills-base -m dpo-adapter --out dpo-model
+//	moco eval -m dpo-model --dataset ../shared/datasets/skills_add.json
+//
+// Measured this way (2,734 pairs; LoRA r 8, alpha 16 on q_proj, v_proj,
+// down_proj), addition accuracy on the 200 test items went from 0.595
+// (skills-base) to 0.730 (seed 1) and 0.700 (seed 2), with reversal
+// unchanged (1.00) and sorting 0.93 → 0.91 on their first 100 items. What
+// did not work: pairs from the greedy mistakes alone (-samples 0: every
+// pair pushes away from the model's own answer) fell to 0.52 at lr 1e-4
+// and collapsed below 0.05 at lr 1e-3; TRL's β 0.1 at lr 3e-4 collapsed
+// to 0.12 (both completions' log-probabilities fall, the known DPO
+// failure) and at lr 1e-4 did not move. For comparison, SFT on the chosen
+// answers alone with the same data and settings reached 0.740, and RPO
+// (--rpo-alpha 1, β 0.1) 0.73 on the first 100 items.
 //
 // It uses only moco's public packages, so it can be copied into any module
 // that requires github.com/mocolab/moco.
