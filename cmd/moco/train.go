@@ -191,10 +191,15 @@ func writeLossCSV(path string, hist []train.Step) error {
 // a tenth of the run, when there are enough steps) with gonum/plot, as an
 // SVG file written atomically.
 func writeLossSVG(path string, hist []train.Step) error {
+	return writeCurveSVG(path, "training loss", "loss", hist)
+}
+
+// writeCurveSVG plots hist's Loss field under a title and y label.
+func writeCurveSVG(path, title, ylabel string, hist []train.Step) error {
 	p := plot.New()
-	p.Title.Text = "training loss"
+	p.Title.Text = title
 	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss"
+	p.Y.Label.Text = ylabel
 	pts := make(plotter.XYs, len(hist))
 	for i, s := range hist {
 		pts[i] = plotter.XY{X: float64(s.Step), Y: s.Loss}
@@ -224,7 +229,7 @@ func writeLossSVG(path string, hist []train.Step) error {
 		ml.Color = color.RGBA{R: 200, G: 60, B: 40, A: 255}
 		ml.Width = vg.Points(1.5)
 		p.Add(ml)
-		p.Legend.Add("loss", line)
+		p.Legend.Add(ylabel, line)
 		p.Legend.Add(fmt.Sprintf("mean of %d steps", w), ml)
 		p.Legend.Top = true
 	}

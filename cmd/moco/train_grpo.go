@@ -45,7 +45,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
 	clip := fs.Float64("max-grad-norm", d.MaxGradNorm, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", d.Seed, "seed of the adapter init, the prompt order and the sampling")
-	lossCSV := fs.String("loss-csv", "", "write the per-step record here (default OUT/loss.csv)")
+	lossCSV := fs.String("loss-csv", "", "write the per-step record here (default OUT/loss.csv; OUT/reward.svg plots the mean reward)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
@@ -136,6 +136,9 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 		if werr := writeGRPOCSV(*lossCSV, *out, hist); werr != nil {
 			return werr
 		}
+		if werr := writeRewardSVG(filepath.Join(*out, "reward.svg"), hist); werr != nil {
+			return werr
+		}
 	}
 	if err != nil {
 		return err
@@ -174,4 +177,14 @@ func writeGRPOCSV(path, out string, hist []train.GRPOStep) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// writeRewardSVG plots the batch's mean reward against the step, with its
+// running mean over a tenth of the run, through writeLossSVG's plotter.
+func writeRewardSVG(path string, hist []train.GRPOStep) error {
+	steps := make([]train.Step, len(hist))
+	for i, s := range hist {
+		steps[i] = train.Step{Step: s.Step, Loss: s.Reward}
+	}
+	return writeCurveSVG(path, "GRPO: mean reward of the sampled completions", "reward", steps)
 }

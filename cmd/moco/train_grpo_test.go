@@ -51,7 +51,7 @@ func TestTrainGRPOCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv", "reward.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
