@@ -35,8 +35,10 @@
 // finite differences with clipping and KL active, its token loss and
 // advantages against hand-derived tables, the folded sampling policy
 // against the training forward; the DPO loss and log-probabilities
-// against hand-derived values and its adapter gradients against central
-// finite differences. Not built yet: the training-based MoCo methods;
+// against hand-derived values, its adapter gradients (with RPO's term and
+// dropout) against central finite differences, and its loss,
+// log-probabilities and LoRA gradients on skills-base against PyTorch
+// autograd (testdata/torch_dpo_reference.py, its output committed). Not built yet: the training-based MoCo methods;
 // checkpoints and resume for DPO and GRPO.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
