@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -18,6 +19,10 @@ type DevItem struct {
 	Prompt string
 	Ref    string
 	Task   extract.Task
+	// Stratum is the group SampleDev samples within: the first of the
+	// item's category, subject, domain, task or country fields, else its
+	// id's prefix before the last '-', '_', '/' or ':' ("add-17": "add").
+	Stratum string
 }
 
 // LoadDevSet reads a split of a MoCo-format dataset ({dataset, task_type,
@@ -66,6 +71,15 @@ func LoadDevSet(path, split string, n int) ([]DevItem, error) {
 			break
 		}
 		d := DevItem{ID: str(it, "id"), Task: extract.Task{Type: task}}
+		for _, k := range []string{"category", "subject", "domain", "task", "country"} {
+			if v := str(it, k); v != "" && v != "null" {
+				d.Stratum = k + "=" + v
+				break
+			}
+		}
+		if j := strings.LastIndexAny(d.ID, "-_/:"); d.Stratum == "" && j > 0 {
+			d.Stratum = "id=" + d.ID[:j]
+		}
 		if d.ID == "" {
 			d.ID = fmt.Sprint(i)
 		}
@@ -121,8 +135,10 @@ func LoadDevSet(path, split string, n int) ([]DevItem, error) {
 type DevConfig struct {
 	// Dev is a MoCo-format dataset file; its dev split is the training set.
 	Dev string `json:"dev"`
-	// DevN keeps the first DevN dev items (0: all).
-	DevN int `json:"dev_n"`
+	// DevN draws a seeded sample of DevN dev items (DevSeed), stratified
+	// by category or id prefix (0, the default: every item); see SampleDev.
+	DevN    int    `json:"dev_n"`
+	DevSeed uint64 `json:"dev_seed"`
 	// How the pool answers the dev items: greedy by default, at most
 	// DevMaxTokens tokens (default 512, MoCo's max_response_length),
 	// stopping at DevStop.
@@ -135,11 +151,75 @@ func (d DevConfig) load(method string) ([]DevItem, error) {
 	if d.Dev == "" {
 		return nil, inputErrorf("%s is trained on a dev set: give the dev parameter (a MoCo-format dataset file)", method)
 	}
-	items, err := LoadDevSet(d.Dev, "dev", d.DevN)
+	if d.DevN < 0 {
+		return nil, inputErrorf("%s: dev_n must not be negative", method)
+	}
+	items, err := LoadDevSet(d.Dev, "dev", 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
-	return items, nil
+	return SampleDev(items, d.DevN, d.DevSeed), nil
+}
+
+// SampleDev returns a seeded sample of n items stratified by Stratum, the
+// rule of the evaluation's bench.Sample (which this package cannot import):
+// every group, in order of first appearance, gets its proportional share
+// of n (largest remainders first, ties broken by the seed), and its items
+// are drawn by a seeded permutation; the sample keeps the dataset's order.
+// So 20 items of skills_mix hold 7, 7 and 6 of addition, reversal and
+// sorting rather than the first 20 (all addition). n <= 0 or n >=
+// len(items) returns every item.
+func SampleDev(items []DevItem, n int, seed uint64) []DevItem {
+	if n <= 0 || n >= len(items) {
+		return items
+	}
+	r := rand.New(rand.NewPCG(seed, 0x6d6f636f))
+	var order []string
+	groups := map[string][]int{}
+	for i, it := range items {
+		if _, ok := groups[it.Stratum]; !ok {
+			order = append(order, it.Stratum)
+		}
+		groups[it.Stratum] = append(groups[it.Stratum], i)
+	}
+	take := make([]int, len(order))
+	rem := make([]float64, len(order))
+	given := 0
+	tie := r.Perm(len(order))
+	for g, k := range order {
+		exact := float64(n) * float64(len(groups[k])) / float64(len(items))
+		take[g], rem[g] = int(exact), exact-float64(int(exact))
+		given += take[g]
+	}
+	byRem := make([]int, len(order))
+	for i := range byRem {
+		byRem[i] = i
+	}
+	sort.SliceStable(byRem, func(a, b int) bool {
+		x, y := byRem[a], byRem[b]
+		if rem[x] != rem[y] {
+			return rem[x] > rem[y]
+		}
+		return tie[x] < tie[y]
+	})
+	for i := 0; given < n; i++ {
+		take[byRem[i]]++
+		given++
+	}
+	keep := make([]bool, len(items))
+	for g, k := range order {
+		idx := groups[k]
+		for _, p := range r.Perm(len(idx))[:take[g]] {
+			keep[idx[p]] = true
+		}
+	}
+	out := make([]DevItem, 0, n)
+	for i, k := range keep {
+		if k {
+			out = append(out, items[i])
+		}
+	}
+	return out
 }
 
 func (d DevConfig) request(it DevItem) Request {
