@@ -42,6 +42,13 @@
 // measured in bf16act.go and its tests. The default keeps activations in
 // float32.
 //
+// A training backward pass needs two more products of dense float32
+// matrices, dX = dY·W and dW = dYᵀ·X (MatMulNN, MatMulTN in trans.go,
+// with MatMulAdd and Transpose). They are rewritten into MatMul's form
+// by transposing the operands that need it, or, where a dimension is
+// short (a LoRA rank), computed as weighted row sums with AxpyRows; the
+// pure-Go references beside them are what the tests hold them to.
+//
 // The assembly is generated: go generate runs gen_amd64.go, which writes
 // simd_amd64.s. vec_amd64.s, q8_amd64.s and amx_amd64.s are written by
 // hand (amx_amd64.s spells the AMX instructions, unknown to Go's
