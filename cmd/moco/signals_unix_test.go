@@ -144,3 +144,40 @@ func TestMergeSIGKILL(t *testing.T) {
 		t.Fatalf("the next run did not clean up: %v (stderr %s)", names, b)
 	}
 }
+
+// TestEvalSIGTERM sends a real SIGTERM to an eval at its first progress
+// line: exit status 143 (not SIGINT's 130), the interruption on a line of
+// its own, and the score of the items done so far on stdout.
+func TestEvalSIGTERM(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	data := testutil.Shared(t, "datasets")
+	cmd := child("300ms", "eval", "-m", filepath.Join(models, "skills-base"), "--dataset", filepath.Join(data, "skills_mix.json"), "--json")
+	stderr, _ := cmd.StderrPipe()
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stderr)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "eval [") {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("no progress line: %q", seen.String())
+		}
+		seen.WriteByte(b)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	rest, _ := r.ReadString(0)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("exit %v, want status 143; stderr %q", err, seen.String()+rest)
+	}
+	if !strings.Contains(rest, "\nmoco eval: interrupted by SIGTERM") {
+		t.Errorf("stderr after the signal: %q", rest)
+	}
+	if !strings.Contains(stdout.String(), `"interrupted": true`) {
+		t.Errorf("stdout lacks the partial result: %q", stdout.String())
+	}
+}
