@@ -415,7 +415,9 @@ func chatParseGonja(src string) (t *exec.Template, err error) {
 	if err != nil {
 		return nil, chatSyntaxError(err)
 	}
-	chatGuard(t.Root())
+	if err := chatGuard(t.Root()); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 

@@ -202,12 +202,28 @@ const (
 
 // chatGuard adds the budget checks to a parsed template: it visits every
 // node, exported fields or not (gonja keeps set's expression unexported).
-func chatGuard(root *nodes.Template) {
+//
+// gonja (v2.9.1, the newest release) offers no supported way to bound a
+// render: no context, no loop or output limit, no hook on operators. The
+// guard therefore rewrites gonja's node tree, reaching unexported fields
+// with reflect and unsafe. The exported nodes it edits are checked by the
+// compiler; for the unexported fields (set's target and expression) a
+// missing or retyped field is an error here, so a gonja upgrade that moves
+// them fails every template with a set (and TestChatGuardKnowsGonja,
+// which also pins gonja's version) instead of silently rendering
+// unguarded.
+func chatGuard(root *nodes.Template) error {
 	g := &chatGuarder{seen: map[uintptr]bool{}}
 	g.walk(reflect.ValueOf(root))
+	return g.err
 }
 
-type chatGuarder struct{ seen map[uintptr]bool }
+type chatGuarder struct {
+	seen map[uintptr]bool
+	err  error // the first node the guard could not instrument
+	// what was instrumented (tests)
+	binops, loops, ticks, sets int
+}
 
 var (
 	chatExprType  = reflect.TypeFor[nodes.Expression]()
@@ -234,6 +250,7 @@ func (g *chatGuarder) walk(v reflect.Value) {
 		case *controlStructures.ForControlStructure:
 			if n.ObjectEvaluator != nil {
 				n.ObjectEvaluator = chatCall(chatIterName, n.ObjectEvaluator.Position(), n.ObjectEvaluator)
+				g.loops++
 			}
 		}
 		g.walk(v.Elem())
@@ -245,6 +262,7 @@ func (g *chatGuarder) walk(v reflect.Value) {
 			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok && chatGuardedOp(bin) {
 				call := chatCall(chatBinopName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})
 				v.Set(reflect.ValueOf(call))
+				g.binops++
 			}
 		}
 		g.walk(v.Elem())
@@ -284,6 +302,9 @@ func (g *chatGuarder) guardSet(v reflect.Value) {
 	field := func(name string) reflect.Value {
 		f := v.FieldByName(name)
 		if !f.IsValid() || f.Type() != chatExprType {
+			if g.err == nil {
+				g.err = fmt.Errorf("chat template guard: gonja's %s has no field %s of type nodes.Expression (a gonja version this guard does not know)", v.Type(), name)
+			}
 			return reflect.Value{}
 		}
 		return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
@@ -304,6 +325,7 @@ func (g *chatGuarder) guardSet(v reflect.Value) {
 		return
 	}
 	e := expr.Interface().(nodes.Expression)
+	g.sets++
 	expr.Set(reflect.ValueOf(chatCall(chatAcyclicName, e.Position(), e, &nodes.Name{Name: name.Name})))
 }
 
@@ -345,6 +367,7 @@ func (g *chatGuarder) tickBody(w *nodes.Wrapper) {
 			literal += len(d.Data.Val)
 		}
 	}
+	g.ticks++
 	at := w.Location
 	tick := &nodes.Output{Start: at, End: at, Expression: chatCall(chatTickName, at, &nodes.Integer{Location: at, Val: literal})}
 	w.Nodes = append([]nodes.Node{tick}, w.Nodes...)
