@@ -34,7 +34,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
 	maxLen := fs.Int("max-length", 0, "most tokens per prompt + completion (0: the model's max_position_embeddings); longer pairs are refused")
-	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
+	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv; a .svg plot of the loss is written beside it): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
@@ -112,6 +112,13 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 			csvPath = filepath.Join(*out, "loss.csv")
 		}
 		if werr := writeDPOLog(csvPath, hist); werr != nil {
+			return werr
+		}
+		steps := make([]train.Step, len(hist))
+		for i, s := range hist {
+			steps[i] = s.Step
+		}
+		if werr := writeCurveSVG(strings.TrimSuffix(csvPath, filepath.Ext(csvPath))+".svg", "DPO loss", "loss", steps); werr != nil {
 			return werr
 		}
 	}

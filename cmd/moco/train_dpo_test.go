@@ -46,7 +46,7 @@ func TestTrainDPOCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.csv", "loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
