@@ -257,8 +257,14 @@ const (
 // DevScorer returns a function that builds a model from any weights (e.g. an
 // in-memory merge candidate) with the given config, and scores it on a
 // split: accuracy, or minus the mean NLL, so that higher is always better.
-func DevScorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
+// The scoring stops within a candidate, with ctx's error (never a partial
+// score), when ctx is done: before each item, and before each generated
+// token.
+func DevScorer(ctx context.Context, cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split, metric string, o NLLOptions, maxNew int) func(src safetensors.Source) (float64, error) {
 	return func(src safetensors.Source) (float64, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		m, err := engine.New(cfg, src, engine.Options{})
 		if err != nil {
 			return 0, err
@@ -266,10 +272,13 @@ func DevScorer(cfg *engine.Config, tok *tokenizer.Tokenizer, ds *Dataset, split,
 		defer m.Close()
 		switch metric {
 		case MetricNLL:
-			v, err := MeanNLL(m, tok, ds, split, o)
-			return -v, err
+			v, _, err := MeanNLLContext(ctx, m, tok, ds, split, o)
+			if err != nil {
+				return 0, err
+			}
+			return -v, nil
 		case MetricAccuracy, "":
-			r, err := EvaluateWith(ds, split, o.Options, Greedy(m, tok, maxNew))
+			r, err := EvaluateContext(ctx, ds, split, o.Options, GreedyContext(ctx, m, tok, maxNew))
 			if err != nil {
 				return 0, err
 			}

@@ -122,7 +122,7 @@ func (f *searchFlags) run(ctx context.Context, ds *bench.Dataset, stdout, stderr
 		return err
 	}
 	o := bench.NLLOptions{Options: bench.Options{N: *devN, Seed: *seed}, AnswerPrefix: " ", AppendEOS: true}
-	score := merge.Scorer(bench.DevScorer(cfg, tok, ds, "dev", *metric, o, *maxNew))
+	score := merge.Scorer(bench.DevScorer(ctx, cfg, tok, ds, "dev", *metric, o, *maxNew))
 	log := merge.Logf(func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) })
 	start := time.Now()
 
