@@ -416,7 +416,11 @@ func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, 
 		}
 		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
-			return lo, run.hist, fmt.Errorf("step %d: loss %v, gradient norm %v; stopped with the weights of step %d (last checkpoint: step %d)", step+1, loss, norm, step, saved)
+			ck := ""
+			if cfg.SaveEvery > 0 {
+				ck = fmt.Sprintf(" (last checkpoint: step %d)", saved)
+			}
+			return lo, run.hist, fmt.Errorf("step %d: loss %v, gradient norm %v; stopped with the weights of step %d%s", step+1, loss, norm, step, ck)
 		}
 		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
 		run.opt.Update(run.params, grads, lr)
