@@ -143,11 +143,11 @@ func init() {
 				return nil, err
 			}
 			lt := &loraTrainer{q: q}
-			best, err := runSparta(ctx, pool, items, q, lt.train)
+			best, note, err := runSparta(ctx, pool, items, q, lt.train)
 			if err != nil {
 				return nil, err
 			}
-			return &spartaMethod{best: best}, nil
+			return &spartaMethod{best: best, note: note}, nil
 		}})
 }
 
@@ -179,13 +179,24 @@ func decodeSparta(p Params, q *SpartaParams) error {
 	return nil
 }
 
-// spartaMethod answers with the model Sparta selected.
-type spartaMethod struct{ best Member }
+// spartaMethod answers with the model Sparta selected; each response's
+// trace starts with the training's summary.
+type spartaMethod struct {
+	best Member
+	note string
+}
 
 func (s *spartaMethod) Name() string { return "sparta" }
 func (s *spartaMethod) Level() Level { return LevelTraining }
 func (s *spartaMethod) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
-	return s.best.Gen.Generate(ctx, reqs)
+	out, err := s.best.Gen.Generate(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("sparta: %s: %w", s.best.Name, err)
+	}
+	for i := range out {
+		out[i].Trace = append([]Event{{Step: "select", From: s.best.Name, Note: s.note}}, out[i].Trace...)
+	}
+	return out, nil
 }
 
 // spartaRating is one model's reputation.
@@ -501,8 +512,8 @@ func spartaIteration(ctx context.Context, rng *rand.Rand, pool []Member, instruc
 
 // runSparta runs the iterations and returns the member that answers: the
 // trained model with the best dev accuracy over every iteration (the
-// final pool when no iteration trained any).
-func runSparta(ctx context.Context, pool []Member, items []DevItem, q SpartaParams, trainer spartaTrainer) (Member, error) {
+// final pool when no iteration trained any), and a summary of the run.
+func runSparta(ctx context.Context, pool []Member, items []DevItem, q SpartaParams, trainer spartaTrainer) (Member, string, error) {
 	n := len(pool)
 	rng := rand.New(rand.NewPCG(q.Seed, 0x5fa27a))
 	instructions := make([]string, 0, len(items))
@@ -517,19 +528,25 @@ func runSparta(ctx context.Context, pool []Member, items []DevItem, q SpartaPara
 	}
 	current := append([]Member(nil), pool...)
 	var candidates []Member
-	for range q.Iterations {
+	var notes []string
+	for it := range q.Iterations {
 		pairs, r, h, err := spartaIteration(ctx, rng, current, instructions, q, ratings, history)
 		if err != nil {
-			return Member{}, err
+			return Member{}, "", err
 		}
 		ratings, history = r, h
+		var rs []string
+		for m, x := range ratings {
+			rs = append(rs, fmt.Sprintf("%s %.3f", current[m].Name, x.Score))
+		}
+		notes = append(notes, fmt.Sprintf("iteration %d: %d pairs; ratings %s", it+1, len(pairs), strings.Join(rs, ", ")))
 		if len(pairs) == 0 {
 			continue
 		}
 		for m := range current {
 			next, err := trainer(ctx, m, current[m], pairs)
 			if err != nil {
-				return Member{}, fmt.Errorf("sparta: training %s: %w", current[m].Name, err)
+				return Member{}, "", fmt.Errorf("sparta: training %s: %w", current[m].Name, err)
 			}
 			current[m] = next
 			candidates = append(candidates, next)
@@ -540,7 +557,7 @@ func runSparta(ctx context.Context, pool []Member, items []DevItem, q SpartaPara
 	}
 	dev, err := runDev(ctx, "sparta", candidates, items, q.DevConfig)
 	if err != nil {
-		return Member{}, err
+		return Member{}, "", err
 	}
 	best := 0
 	for m := range candidates {
@@ -548,7 +565,8 @@ func runSparta(ctx context.Context, pool []Member, items []DevItem, q SpartaPara
 			best = m
 		}
 	}
-	return candidates[best], nil
+	notes = append(notes, fmt.Sprintf("best on dev: %s (%.3f)", candidates[best].Name, dev.Accuracy(best)))
+	return candidates[best], strings.Join(notes, "; "), nil
 }
 
 // loraTrainer is Sparta's DPO step on local models: LoRA DPO of the

@@ -203,9 +203,12 @@ func TestSpartaProtocol(t *testing.T) {
 		}
 	}
 
-	best, err := runSparta(context.Background(), pool, items, q, trainer)
+	best, note, err := runSparta(context.Background(), pool, items, q, trainer)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(note, "iteration 2: ") || !strings.HasSuffix(note, "best on dev: cat+t1+t2 (1.000)") {
+		t.Errorf("summary %q", note)
 	}
 	if len(trained) != 8 {
 		t.Fatalf("%d trainings, want 4 models × 2 iterations", len(trained))

@@ -292,3 +292,41 @@ func TestFoldLoRA(t *testing.T) {
 		}
 	}
 }
+
+// TestDPOStops: a cancelled run returns the adapters and the steps done so
+// far with the context's error; bad settings are refused before training.
+func TestDPOStops(t *testing.T) {
+	dir := testutil.Shared(t, "models/skills-base")
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DPOConfig{Beta: 0.1, SFTConfig: SFTConfig{Steps: 50, BatchSize: 2, LR: 1e-3, MaxGradNorm: 1, Seed: 1, Rank: 2, Alpha: 4,
+		Targets: []string{"q_proj"}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	lo, hist, err := DPO(ctx, m, tok, additionPairs(4), cfg, func(s DPOStep) {
+		if s.Step.Step == 2 {
+			cancel()
+		}
+	})
+	if err != context.Canceled || lo == nil || len(hist) != 2 {
+		t.Fatalf("after cancelling at step 2: adapters %v, %d steps, error %v", lo != nil, len(hist), err)
+	}
+	for _, bad := range []func(*DPOConfig){
+		func(c *DPOConfig) { c.Beta = 0 },
+		func(c *DPOConfig) { c.Dropout = 1 },
+		func(c *DPOConfig) { c.Full = true },
+		func(c *DPOConfig) { c.Resume = "x" },
+		func(c *DPOConfig) { c.MaxLength = 5 }, // every pair is longer
+	} {
+		c := cfg
+		bad(&c)
+		if _, _, err := DPO(context.Background(), m, tok, additionPairs(2), c, nil); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
