@@ -251,6 +251,12 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 			}
 		}
 	}
+	for _, t := range tasks {
+		if e := c.Datasets[t.d]; e.Split == "dev" && devNeeds(runs[t.m]).any() {
+			r := runs[t.m]
+			return nil, fmt.Errorf("%s: methods[%d] (%s) learns from the dev split, and datasets[%d] (%s) evaluates the dev split: evaluate it on test", c.File, r.entry, r.label, t.d, e.Name)
+		}
+	}
 	if sum.Resumed > 0 {
 		notice(fmt.Sprintf("resuming: %d items already in %s", sum.Resumed, o.Out))
 	}
@@ -286,35 +292,74 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 		closers = append(closers, closerFunc(closeFn))
 		members[pm.Name] = m
 	}
-	methods := make([]collab.Method, len(runs))
+	// A method that learns from dev data is built per dataset, from that
+	// dataset's dev split (sweepdev.go); the others once for the sweep.
+	dev := &devPrep{c: c, dss: dss, scorers: scorers, dir: o.Out + ".dev", sets: map[int]*devSet{}}
+	needDS := make([]map[int]bool, len(runs))
+	for _, t := range tasks {
+		if needDS[t.m] == nil {
+			needDS[t.m] = map[int]bool{}
+		}
+		needDS[t.m][t.d] = true
+	}
+	methods := make([][]collab.Method, len(runs))
 	for mi, r := range runs {
 		if perMethod[mi] == 0 {
 			continue
 		}
-		pool := make([]collab.Member, len(r.models))
-		for i, n := range r.models {
-			pool[i] = members[n]
-		}
-		params := collab.Params{}
-		for k, v := range r.params {
-			params[k] = v
-		}
-		if r.level == collab.LevelWeight {
-			if _, ok := params["cache_dir"]; !ok {
-				params["cache_dir"] = filepath.Join(filepath.Dir(o.Out), "merges")
+		methods[mi] = make([]collab.Method, len(dss))
+		perDataset := devNeeds(r).any()
+		var shared collab.Method
+		for di := range dss {
+			if !needDS[mi][di] {
+				continue
+			}
+			if shared != nil {
+				methods[mi][di] = shared
+				continue
+			}
+			pool := make([]collab.Member, len(r.models))
+			for i, n := range r.models {
+				pool[i] = members[n]
+			}
+			params := collab.Params{}
+			for k, v := range r.params {
+				params[k] = v
+			}
+			if r.level == collab.LevelWeight {
+				if _, ok := params["cache_dir"]; !ok {
+					params["cache_dir"] = filepath.Join(filepath.Dir(o.Out), "merges")
+				}
+			}
+			if perDataset {
+				var err error
+				pool, params, err = dev.prepare(ctx, r, di, pool, params)
+				if err != nil {
+					if ctx.Err() != nil {
+						return sum, ctx.Err()
+					}
+					return nil, fmt.Errorf("%s: methods[%d] (%s) on %s: %w", c.File, r.entry, r.label, c.Datasets[di].Name, err)
+				}
+			}
+			built := time.Now()
+			m, err := collab.New(ctx, r.name, pool, params)
+			if err != nil {
+				if ctx.Err() != nil {
+					return sum, ctx.Err()
+				}
+				return nil, fmt.Errorf("%s: methods[%d] (%s): %w", c.File, r.entry, r.label, err)
+			}
+			if perDataset {
+				notice(fmt.Sprintf("%s: learned from the dev split of %s in %.1fs", r.label, c.Datasets[di].Name, time.Since(built).Seconds()))
+			}
+			if cl, ok := m.(io.Closer); ok {
+				closers = append(closers, cl)
+			}
+			methods[mi][di] = m
+			if !perDataset {
+				shared = m
 			}
 		}
-		m, err := collab.New(ctx, r.name, pool, params)
-		if err != nil {
-			if ctx.Err() != nil {
-				return sum, ctx.Err()
-			}
-			return nil, fmt.Errorf("%s: methods[%d] (%s): %w", c.File, r.entry, r.label, err)
-		}
-		if cl, ok := m.(io.Closer); ok {
-			closers = append(closers, cl)
-		}
-		methods[mi] = m
 	}
 
 	f, err := openAppend(o.Out)
@@ -356,7 +401,7 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				line, err := runItem(ctx, c, runs[t.m], methods[t.m], dss[t.d], c.Datasets[t.d], scorers[t.d], t)
+				line, err := runItem(ctx, c, runs[t.m], methods[t.m][t.d], dss[t.d], c.Datasets[t.d], scorers[t.d], t)
 				if err != nil {
 					cancel(err)
 					continue
@@ -409,32 +454,8 @@ var judgeTasks = map[string]bool{RewardModelTask: true, NoncomplianceTask: true}
 // runItem generates and scores one item.
 func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, d *Dataset, e DatasetEntry, s Scorer, t sweepTask) (*ResultLine, error) {
 	start := time.Now()
+	req := buildRequest(c, r.label, d, e, s, t.item)
 	prompt := s.Prompt(t.item)
-	req := collab.Request{
-		MaxTokens:   c.Generation.MaxTokens,
-		Temperature: c.Generation.Temperature,
-		TopP:        c.Generation.TopP,
-		Stop:        c.Generation.Stop,
-		Seed:        itemSeed(c.Seed, r.label, e.Name, t.item.ID),
-	}
-	if e.MaxTokens > 0 {
-		req.MaxTokens = e.MaxTokens
-	}
-	if req.MaxTokens == 0 {
-		req.MaxTokens = 256
-	}
-	if e.Stop != nil {
-		req.Stop = e.Stop
-	}
-	req.Task = extract.Task{Type: d.TaskType}
-	for _, ch := range t.item.Choices {
-		req.Task.Choices = append(req.Task.Choices, extract.Choice{Label: ch.Label, Text: ch.Text})
-	}
-	if c.Generation.Chat {
-		req.Messages = []collab.Message{{Role: "user", Content: prompt}}
-	} else {
-		req.Prompt = prompt
-	}
 	out, err := m.Generate(ctx, []collab.Request{req})
 	if err != nil {
 		return nil, fmt.Errorf("%s on %s item %s: %w", r.label, e.Name, t.item.ID, err)
@@ -461,6 +482,39 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 		line.WallS = time.Since(start).Seconds()
 	}
 	return line, nil
+}
+
+// buildRequest is the request a sweep sends for an item: the scorer's
+// prompt (as a user message in chat mode) with the generation settings of
+// the config and dataset entry, seeded per (method label, dataset, item).
+func buildRequest(c *SweepConfig, label string, d *Dataset, e DatasetEntry, s Scorer, it Item) collab.Request {
+	prompt := s.Prompt(it)
+	req := collab.Request{
+		MaxTokens:   c.Generation.MaxTokens,
+		Temperature: c.Generation.Temperature,
+		TopP:        c.Generation.TopP,
+		Stop:        c.Generation.Stop,
+		Seed:        itemSeed(c.Seed, label, e.Name, it.ID),
+	}
+	if e.MaxTokens > 0 {
+		req.MaxTokens = e.MaxTokens
+	}
+	if req.MaxTokens == 0 {
+		req.MaxTokens = 256
+	}
+	if e.Stop != nil {
+		req.Stop = e.Stop
+	}
+	req.Task = extract.Task{Type: d.TaskType}
+	for _, ch := range it.Choices {
+		req.Task.Choices = append(req.Task.Choices, extract.Choice{Label: ch.Label, Text: ch.Text})
+	}
+	if c.Generation.Chat {
+		req.Messages = []collab.Message{{Role: "user", Content: prompt}}
+	} else {
+		req.Prompt = prompt
+	}
+	return req
 }
 
 // checkMeta refuses to resume a results file made with a different config.

@@ -99,5 +99,6 @@ func loadMember(e ModelEntry, opts engine.Options) (collab.Member, func() error,
 		return collab.Member{}, nil, err
 	}
 	l := &adapterLocal{Local: collab.NewLocal(e.Name, "", m, tok), src: src}
+	adapterDirs.Store(l.Local, e.Path)
 	return collab.Member{Name: e.Name, Gen: l.Local, Local: l.Local}, l.Close, nil
 }

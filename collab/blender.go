@@ -45,7 +45,7 @@ type BlenderParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "llm-blender", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "llm-blender", Level: LevelText, MinModels: 2, Dev: true, DevScores: true,
 		Summary: "a pairwise ranker orders every model's answer; a fuser merges the top-k",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			return NewBlender(ctx, pool, p)

@@ -157,6 +157,17 @@ type Spec struct {
 	Summary   string // one line for help listings
 	MinModels int
 	MaxModels int // 0: no limit
+	// Dev: the method learns from a dataset's dev split, read from the
+	// file named by its "dev" parameter (DevConfig: dev, dev_n,
+	// dev_max_tokens, dev_temperature, dev_stop). A sweep fills "dev" in,
+	// per dataset, with a file holding only that dataset's dev split, so
+	// the method never sees a test item.
+	Dev bool
+	// DevScores: the method reads a "dev_scores" parameter (one dev score
+	// per pool model, to pick its judge, summariser, router or tie
+	// breaker). A sweep fills it in, per dataset, with each model's dev
+	// accuracy.
+	DevScores bool
 	New       func(ctx context.Context, pool []Member, p Params) (Method, error)
 }
 

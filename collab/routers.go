@@ -110,15 +110,15 @@ type GraphRouterParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "prompt-routing", Level: LevelAPI, MinModels: 2,
+	Register(Spec{Name: "prompt-routing", Level: LevelAPI, MinModels: 2, DevScores: true,
 		Summary: "an LLM picks the model for each query from user-given descriptions",
 		New:     newPromptRouting})
-	Register(Spec{Name: "trained-router", Level: LevelAPI, MinModels: 2,
+	Register(Spec{Name: "trained-router", Level: LevelAPI, MinModels: 2, Dev: true,
 		Summary: "an MLP on an encoder's hidden state, trained on dev, picks the model",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			return NewTrainedRouter(ctx, pool, p)
 		}})
-	Register(Spec{Name: "graph-router", Level: LevelAPI, MinModels: 2,
+	Register(Spec{Name: "graph-router", Level: LevelAPI, MinModels: 2, Dev: true,
 		Summary: "label propagation over a graph of dev queries picks the model",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			return NewGraphRouter(ctx, pool, p)

@@ -69,7 +69,7 @@ type SwarmsParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "heterogeneous-swarms", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "heterogeneous-swarms", Level: LevelText, MinModels: 2, Dev: true,
 		Summary: "models answer along a DAG (given, or searched with PSO on dev)",
 		New:     newSwarms})
 }

@@ -36,7 +36,7 @@ type SwitchParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "switch-generation", Level: LevelAPI, MinModels: 2,
+	Register(Spec{Name: "switch-generation", Level: LevelAPI, MinModels: 2, Dev: true,
 		Summary: "a trained selector picks which model writes each next patch of the answer",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			return NewSwitch(ctx, pool, p)

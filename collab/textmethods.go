@@ -79,19 +79,19 @@ type StructureParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "majority-vote", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "majority-vote", Level: LevelText, MinModels: 2, DevScores: true,
 		Summary: "every model answers; the most common extracted answer wins (ties: earliest model)",
 		New:     newMajorityVote})
-	Register(Spec{Name: "debate", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "debate", Level: LevelText, MinModels: 2, DevScores: true,
 		Summary: "models refine their answers over rounds seeing the others', then one summarises",
 		New:     newDebate})
-	Register(Spec{Name: "feedback", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "feedback", Level: LevelText, MinModels: 2, DevScores: true,
 		Summary: "models answer, critique each other's answers, refine; then one summarises",
 		New:     newFeedback})
-	Register(Spec{Name: "knowledge-card", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "knowledge-card", Level: LevelText, MinModels: 2, DevScores: true,
 		Summary: "every model writes relevant knowledge; one answers with it",
 		New:     newKnowledgeCard})
-	Register(Spec{Name: "structure", Level: LevelText, MinModels: 2,
+	Register(Spec{Name: "structure", Level: LevelText, MinModels: 2, DevScores: true,
 		Summary: "models refine over a fixed graph, each seeing its in-neighbours' answers",
 		New:     newStructure})
 }
