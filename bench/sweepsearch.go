@@ -77,7 +77,7 @@ type searchMethod struct {
 	closes []func() error
 }
 
-func (s *searchMethod) Name() string       { return s.name }
+func (s *searchMethod) Name() string        { return s.name }
 func (s *searchMethod) Level() collab.Level { return collab.LevelWeight }
 func (s *searchMethod) Generate(ctx context.Context, reqs []collab.Request) ([]collab.Response, error) {
 	out, err := s.local.Generate(ctx, reqs)
