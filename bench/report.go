@@ -28,6 +28,19 @@ type Report struct {
 	// methods, and those where the method beats the best single model.
 	Wins, Settings int
 	Categories     []CategoryScore
+	// Diversity is, for generation_diversity datasets, the judge-free
+	// diversity of each method's generations taken together.
+	Diversity []DiversityScore
+}
+
+// DiversityScore measures one method's generations on one dataset as a
+// set: distinct-1 and distinct-2 (distinct n-grams over all n-grams) and
+// self-BLEU (mean BLEU-4 of each generation against the others; lower is
+// more diverse).
+type DiversityScore struct {
+	Method, Dataset               string
+	N                             int
+	Distinct1, Distinct2, SelfBLEU float64
 }
 
 // ReportRow is one method's line of the tables.
@@ -101,6 +114,20 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 		c.items = append(c.items, it)
 		c.scores = append(c.scores, l.Score)
 		c.lines = append(c.lines, l)
+	}
+	for _, m := range sortedKeys(rows) {
+		for _, d := range rep.Datasets {
+			c := cells[[2]string{m, d}]
+			if c == nil || c.lines[0].TaskType != DiversityTask {
+				continue
+			}
+			var texts []string
+			for _, l := range c.lines {
+				texts = append(texts, l.Output)
+			}
+			rep.Diversity = append(rep.Diversity, DiversityScore{Method: m, Dataset: d, N: len(texts),
+				Distinct1: Distinct(texts, 1), Distinct2: Distinct(texts, 2), SelfBLEU: SelfBLEU(texts)})
+		}
 	}
 	// Scores per cell; grouped scores (culturebench) are rewritten in place.
 	solvedBy := map[string]map[string]bool{} // dataset/id -> single models solving it
@@ -344,6 +371,13 @@ func (rep *Report) Markdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if len(rep.Diversity) > 0 {
+		b.WriteString("\n**Diversity of the generations** (generation_diversity sets, judge-free): distinct-n over all of a method's generations, self-BLEU among them (lower is more diverse).\n\n")
+		b.WriteString("| method | dataset | items | distinct-1 | distinct-2 | self-BLEU |\n|---|---|---:|---:|---:|---:|\n")
+		for _, d := range rep.Diversity {
+			fmt.Fprintf(&b, "| %s | %s | %d | %.3f | %.3f | %.3f |\n", d.Method, d.Dataset, d.N, d.Distinct1, d.Distinct2, d.SelfBLEU)
+		}
+	}
 	b.WriteString("\n**Cost per item** (FLOPs = 2 × parameters × tokens through a forward pass):\n\n")
 	b.WriteString("| method | items | generated tokens | forward tokens | GFLOPs | wall s |\n|---|---:|---:|---:|---:|---:|\n")
 	for i := range rep.Rows {
@@ -410,4 +444,13 @@ func (rep *Report) CategoriesCSV(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

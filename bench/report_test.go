@@ -112,3 +112,37 @@ func TestReportGroups(t *testing.T) {
 		t.Errorf("grouped score %v, want 0.5", v)
 	}
 }
+
+// TestReportDiversity: distinct-n and self-BLEU over a method's
+// generations on a generation_diversity set, hand-derived: two copies of
+// "the same words here" have 4 distinct words of 8 (0.5), 3 distinct
+// bigrams of 6 (0.5) and self-BLEU 1; the other method's two disjoint
+// texts have distinct-1 and -2 of 1 and self-BLEU 0.
+func TestReportDiversity(t *testing.T) {
+	lines := []ResultLine{
+		{Method: "A", Level: "single", Dataset: "div", TaskType: DiversityTask, ID: "0", Output: "the same words here"},
+		{Method: "A", Level: "single", Dataset: "div", TaskType: DiversityTask, ID: "1", Output: "the same words here"},
+		{Method: "B", Level: "text", Dataset: "div", TaskType: DiversityTask, ID: "0", Output: "one two three four"},
+		{Method: "B", Level: "text", Dataset: "div", TaskType: DiversityTask, ID: "1", Output: "five six seven eight"},
+		{Method: "A", Level: "single", Dataset: "em", TaskType: ExactMatchTask, ID: "0", Output: "x"},
+	}
+	rep, err := BuildReport(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DiversityScore{{"A", "div", 2, 0.5, 0.5, 1}, {"B", "div", 2, 1, 1, 0}}
+	if len(rep.Diversity) != len(want) {
+		t.Fatalf("diversity %+v", rep.Diversity)
+	}
+	for i, w := range want {
+		g := rep.Diversity[i]
+		if g.Method != w.Method || g.Dataset != w.Dataset || g.N != w.N || math.Abs(g.Distinct1-w.Distinct1) > 1e-12 ||
+			math.Abs(g.Distinct2-w.Distinct2) > 1e-12 || math.Abs(g.SelfBLEU-w.SelfBLEU) > 1e-12 {
+			t.Errorf("diversity[%d] = %+v, want %+v", i, g, w)
+		}
+	}
+	var b strings.Builder
+	if err := rep.Markdown(&b); err != nil || !strings.Contains(b.String(), "self-BLEU") {
+		t.Errorf("markdown lacks the diversity table: %v", err)
+	}
+}

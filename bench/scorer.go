@@ -81,6 +81,10 @@ type ScorerOptions struct {
 	Prompt string
 	// Judge grades open-ended generations; nil means no judge.
 	Judge *Judge
+	// KeywordRule scores noncompliance without a judge by MoCo's keyword
+	// rule (IsNoncompliance); without it, and without a judge,
+	// noncompliance datasets are refused.
+	KeywordRule bool
 	// Code configures the coding sandbox (zero: defaults).
 	Code CodeOptions
 }
@@ -139,7 +143,13 @@ func init() {
 	RegisterScorer(MultipleChoiceTask, func(o ScorerOptions) (Scorer, error) { return choiceScorer{o}, nil })
 	RegisterScorer(F1MatchTask, func(o ScorerOptions) (Scorer, error) { return f1Scorer{o}, nil })
 	RegisterScorer(CodingTask, newCodeScorer)
-	RegisterScorer(NoncomplianceTask, func(o ScorerOptions) (Scorer, error) { return noncomplianceScorer{o}, nil })
+	RegisterScorer(NoncomplianceTask, func(o ScorerOptions) (Scorer, error) {
+		if (o.Judge == nil || o.Judge.Gen == nil) && !o.KeywordRule {
+			return nil, fmt.Errorf("%s (%s): needs a judge to grade refusals; configure a judge, or opt in to MoCo's keyword rule "+
+				"(sweep config noncompliance_keywords: true, --noncompliance-keywords): %w", o.Dataset, NoncomplianceTask, ErrNeedsJudge)
+		}
+		return noncomplianceScorer{o}, nil
+	})
 	RegisterScorer(RewardModelTask, func(o ScorerOptions) (Scorer, error) {
 		if o.Judge == nil || o.Judge.Gen == nil {
 			return nil, fmt.Errorf("%s (%s): MoCo scores it with a reward model; configure a judge: %w", o.Dataset, RewardModelTask, ErrNeedsJudge)

@@ -204,7 +204,7 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 	perMethod := make([]int, len(runs))
 	for di, d := range dss {
 		e := c.Datasets[di]
-		so := ScorerOptions{Dataset: e.Name, Prompt: e.Prompt, Code: code}
+		so := ScorerOptions{Dataset: e.Name, Prompt: e.Prompt, Code: code, KeywordRule: c.NoncomplianceKeywords}
 		if c.Judge != "" && judgeTasks[d.TaskType] {
 			if judge == nil {
 				l, err := collab.LoadLocal(c.Judge, opts)

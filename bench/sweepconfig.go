@@ -34,7 +34,8 @@ import (
 //	  - {path: ../shared/datasets/skills_add.json, split: test, prompt: raw}
 //	generation: {max_tokens: 16, temperature: 0, top_p: 1, stop: ["\n"], chat: false}
 //	seed: 1
-//	judge: path/to/judge-model   # for reward_model (and noncompliance)
+//	judge: path/to/judge-model   # for reward_model and noncompliance
+//	noncompliance_keywords: false # true: without a judge, score noncompliance by MoCo's keyword rule
 //	code_timeout: 10s
 //	workers: 0                   # items at once (0: one per core)
 //	timing: true                 # record wall time per item (false: reproducible files)
@@ -51,6 +52,10 @@ type SweepConfig struct {
 	Quant       string         `yaml:"quant"`
 	CtxSize     int            `yaml:"ctx_size"`
 	Timing      *bool          `yaml:"timing"`
+	// NoncomplianceKeywords opts in to MoCo's keyword rule for
+	// noncompliance datasets when no judge is configured (else they are
+	// refused).
+	NoncomplianceKeywords bool `yaml:"noncompliance_keywords"`
 
 	// File is the config's path (for messages); paths in it are relative
 	// to its folder.
@@ -424,7 +429,8 @@ func (c *SweepConfig) Hash() string {
 		Code    string
 		Quant   string
 		Ctx     int
-	}{c.Models, c.Methods, nil, c.Generation, c.Seed, c.Judge, c.CodeTimeout, c.Quant, c.CtxSize}
+		NCKeys  bool `json:",omitempty"`
+	}{c.Models, c.Methods, nil, c.Generation, c.Seed, c.Judge, c.CodeTimeout, c.Quant, c.CtxSize, c.NoncomplianceKeywords}
 	for _, d := range c.Datasets {
 		v.Data = append(v.Data, ds{d.Path, d.Name, d.Split, d.Prompt, d.MaxTokens, d.Stop})
 	}

@@ -28,7 +28,8 @@ func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
 	split := fs.String("split", "test", "dev or test")
 	preds := fs.String("predictions", "", "JSON lines, one {\"id\": ..., \"output\": \"...\"} per item (required; - reads stdin)")
-	judge := fs.String("judge", "", "model folder of a judge for reward_model (required there) and noncompliance (else MoCo's keyword rule)")
+	judge := fs.String("judge", "", "model folder of a judge for reward_model and noncompliance (required there, unless --noncompliance-keywords)")
+	ncKeys := fs.Bool("noncompliance-keywords", false, "without --judge, score noncompliance by MoCo's keyword rule (its eval.py is_noncompliance: refusal phrases per category), a crude proxy; without either, noncompliance datasets are refused")
 	codeTimeout := fs.Duration("code-timeout", 10*time.Second, "wall-clock (and CPU-time) limit per coding item")
 	workers := fs.Int("workers", 0, "items scored at once (0: one per core)")
 	jsonOut := fs.Bool("json", false, "print {task_type, metric, score, n, missing, unknown, items} as JSON")
@@ -75,7 +76,7 @@ func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// MoCo names a task by its file (culturebench.json calls itself
 	// culturebench_hard inside); its dataset rules go by that name.
 	ds.Name = strings.TrimSuffix(filepath.Base(*dataset), filepath.Ext(*dataset))
-	o := bench.ScorerOptions{Dataset: ds.Name, Code: bench.CodeOptions{Timeout: *codeTimeout}}
+	o := bench.ScorerOptions{Dataset: ds.Name, Code: bench.CodeOptions{Timeout: *codeTimeout}, KeywordRule: *ncKeys}
 	if *judge != "" {
 		l, err := collab.LoadLocal(*judge, engine.Options{})
 		if err != nil {

@@ -133,6 +133,9 @@ func TestSweepEveryMoCoDataset(t *testing.T) {
 		default:
 			t.Errorf("%s: %d lines, refused %v", name, per[name], refused)
 		}
+		if name == "coconot" && !refused {
+			t.Errorf("coconot (noncompliance) was scored without a judge or noncompliance_keywords")
+		}
 	}
 	t.Logf("%s", stdout)
 }
