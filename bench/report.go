@@ -38,8 +38,8 @@ type Report struct {
 // self-BLEU (mean BLEU-4 of each generation against the others; lower is
 // more diverse).
 type DiversityScore struct {
-	Method, Dataset               string
-	N                             int
+	Method, Dataset                string
+	N                              int
 	Distinct1, Distinct2, SelfBLEU float64
 }
 

@@ -454,6 +454,9 @@ var judgeTasks = map[string]bool{RewardModelTask: true, NoncomplianceTask: true}
 // runItem generates and scores one item.
 func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, d *Dataset, e DatasetEntry, s Scorer, t sweepTask) (*ResultLine, error) {
 	start := time.Now()
+	if d.TaskType == MultipleChoiceTask && e.ChoiceScoring == ChoiceLoglik {
+		return runItemLoglik(ctx, c, r, m, d, e, s, t, start)
+	}
 	req := buildRequest(c, r.label, d, e, s, t.item)
 	prompt := s.Prompt(t.item)
 	out, err := m.Generate(ctx, []collab.Request{req})
@@ -474,6 +477,41 @@ func runItem(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, 
 		Category: Stratum(t.item), Prompt: prompt, Output: resp.Text, Extracted: sc.Extracted,
 		Score: sc.Score, Note: sc.Note, TokensIn: resp.PromptTokens, TokensOut: resp.CompletionTokens,
 		ForwardTokens: resp.ForwardTokens, FLOPs: resp.FLOPs, Trace: resp.Trace,
+	}
+	if e.Name == "culturebench" {
+		line.Group = rawString(t.item, "question_id")
+	}
+	if c.TimingOn() {
+		line.WallS = time.Since(start).Seconds()
+	}
+	return line, nil
+}
+
+// runItemLoglik scores a multiple-choice item by the options'
+// log-likelihoods under the method (choice_scoring: loglik).
+func runItemLoglik(ctx context.Context, c *SweepConfig, r methodRun, m collab.Method, d *Dataset, e DatasetEntry, s Scorer, t sweepTask, start time.Time) (*ResultLine, error) {
+	sc, ok := m.(collab.Scorer)
+	if !ok {
+		return nil, fmt.Errorf("%s on %s: choice_scoring loglik needs a method that gives text a likelihood (single, fusion, contrastive, nudging, weight-level); %s generates text only", r.label, e.Name, r.name)
+	}
+	label, lls, tokens, err := ChoiceByLikelihood(ctx, sc, t.item)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", r.label, e.Name, err)
+	}
+	text := ""
+	for _, ch := range t.item.Choices {
+		if ch.Label == label {
+			text = ch.Text
+		}
+	}
+	line := &ResultLine{
+		Method: r.label, Name: r.name, Level: string(r.level), Models: r.models, Dataset: e.Name, Domain: e.Domain,
+		Split: e.Split, TaskType: d.TaskType, Metric: "accuracy (log-likelihood)", Index: t.index, ID: t.item.ID,
+		Category: Stratum(t.item), Prompt: LoglikPrompt(t.item), Output: text, Extracted: label,
+		Note: likelihoodNote(t.item, lls), TokensIn: tokens,
+	}
+	if label == Reference(MultipleChoiceTask, t.item) {
+		line.Score = 1
 	}
 	if e.Name == "culturebench" {
 		line.Group = rawString(t.item, "question_id")

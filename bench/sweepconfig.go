@@ -30,7 +30,7 @@ import (
 //	  - single                   # every model of the pool alone
 //	  - {name: fusion, params: {mode: prob-mean}}
 //	  - {name: ties, label: ties-0.5, models: [base, add, rev], params: {base: base, density: 0.5}}
-//	datasets:                    # paths, or {path, name, split, limit, prompt, domain, max_tokens, stop}
+//	datasets:                    # paths, or {path, name, split, limit, prompt, domain, max_tokens, stop, choice_scoring}
 //	  - {path: ../shared/datasets/skills_add.json, split: test, prompt: raw}
 //	generation: {max_tokens: 16, temperature: 0, top_p: 1, stop: ["\n"], chat: false}
 //	seed: 1
@@ -90,6 +90,11 @@ type DatasetEntry struct {
 	Domain    string   `yaml:"domain"` // for the report's domain averages
 	MaxTokens int      `yaml:"max_tokens"`
 	Stop      []string `yaml:"stop"`
+	// ChoiceScoring is how multiple-choice items are scored: "generate"
+	// (default: the option letter read from a generation) or "loglik" (the
+	// option with the highest log-likelihood under the method; single,
+	// fusion, contrastive, nudging and weight-level methods).
+	ChoiceScoring string `yaml:"choice_scoring"`
 }
 
 // Generation holds the sampling settings of every request.
@@ -158,7 +163,7 @@ func (d *DatasetEntry) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: a dataset is a path or {path, split, limit, ...}", n.Line)
 	}
-	if err := checkKeys(n, "a dataset", "path", "name", "split", "limit", "prompt", "domain", "max_tokens", "stop"); err != nil {
+	if err := checkKeys(n, "a dataset", "path", "name", "split", "limit", "prompt", "domain", "max_tokens", "stop", "choice_scoring"); err != nil {
 		return err
 	}
 	type plain DatasetEntry
@@ -287,6 +292,9 @@ func (c *SweepConfig) check() error {
 		}
 		if d.Prompt != "" && d.Prompt != "moco" && d.Prompt != "raw" {
 			return fmt.Errorf("datasets[%d].prompt: %q (want moco or raw)", i, d.Prompt)
+		}
+		if d.ChoiceScoring != "" && d.ChoiceScoring != ChoiceGenerate && d.ChoiceScoring != ChoiceLoglik {
+			return fmt.Errorf("datasets[%d].choice_scoring: %q (want generate or loglik)", i, d.ChoiceScoring)
 		}
 		if d.MaxTokens < 0 {
 			return fmt.Errorf("datasets[%d].max_tokens: %d is negative", i, d.MaxTokens)
@@ -418,6 +426,7 @@ func (c *SweepConfig) Hash() string {
 		Path, Name, Split, Prompt string
 		MaxTokens                 int
 		Stop                      []string
+		Choice                    string `json:",omitempty"`
 	}
 	v := struct {
 		Models  []ModelEntry
@@ -432,7 +441,7 @@ func (c *SweepConfig) Hash() string {
 		NCKeys  bool `json:",omitempty"`
 	}{c.Models, c.Methods, nil, c.Generation, c.Seed, c.Judge, c.CodeTimeout, c.Quant, c.CtxSize, c.NoncomplianceKeywords}
 	for _, d := range c.Datasets {
-		v.Data = append(v.Data, ds{d.Path, d.Name, d.Split, d.Prompt, d.MaxTokens, d.Stop})
+		v.Data = append(v.Data, ds{d.Path, d.Name, d.Split, d.Prompt, d.MaxTokens, d.Stop, d.ChoiceScoring})
 	}
 	b, _ := json.Marshal(v)
 	h := sha256.Sum256(b)

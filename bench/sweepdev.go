@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -22,11 +21,11 @@ import (
 //
 // A method learns from a dataset's dev split when its registry spec says
 // so (collab.Spec.Dev: routers, switch generation, LLM-Blender's ranker,
-// heterogeneous swarms' graph search, and the dev-scored weight searches
-// of this package), reads per-model dev scores (collab.Spec.DevScores), or
-// is one of the logit-level methods whose dev step lives outside the
-// method: cascade's thresholds (dev_prompts), contrastive's ranking of the
-// pool (MoCo's rule: best first) and Co-LLM's deferral head. Such a method
+// heterogeneous swarms' graph search, contrastive's ranking of the pool for
+// MoCo's rule, and the dev-scored weight searches of this package), reads
+// per-model dev scores (collab.Spec.DevScores), or is one of the
+// logit-level methods whose dev step lives outside the method: cascade's
+// thresholds (dev_prompts) and Co-LLM's deferral head. Such a method
 // is built once per dataset, not once per sweep, from that dataset's dev
 // split only:
 //
@@ -38,21 +37,23 @@ import (
 //     dataset's generation settings;
 //   - dev_scores are each pool model's dev accuracy, answering the dev
 //     items alone with the sweep's settings and scorer;
-//   - cascade gets the dev prompts, contrastive (without explicit experts
-//     and anti-experts) its pool ordered best first by dev accuracy, and
-//     co-llm a head trained on the dev pairs (the marginal objective, as
-//     `moco collab train-head`), cached beside the results.
+//   - cascade gets the dev prompts, and co-llm a head trained on the dev
+//     pairs (the marginal objective, as `moco collab train-head`), cached
+//     beside the results; contrastive with explicit experts and
+//     anti-experts (proxy-tuning's form) takes no dev set.
 //
-// Parameters set in the config are never overridden. A dataset evaluated
+// Parameters set in the config are never overridden. A dataset without
+// dev items leaves dev scores out (the method's defaults
+// apply) and refuses the methods that must learn. A dataset evaluated
 // on its dev split refuses such methods: they would be tested on what they
 // learned from.
 
 // devUse says what a method takes from the dev split (zero: nothing).
 type devUse struct {
-	file, scores, prompts, rank, head bool
+	file, scores, prompts, head bool
 }
 
-func (u devUse) any() bool { return u.file || u.scores || u.prompts || u.rank || u.head }
+func (u devUse) any() bool { return u.file || u.scores || u.prompts || u.head }
 
 // devNeeds returns what a row's method takes from the dev split, given
 // the parameters its config entry sets.
@@ -66,7 +67,7 @@ func devNeeds(r methodRun) devUse {
 	case "cascade":
 		u.prompts = !has("thresholds") && !has("dev_prompts")
 	case "contrastive":
-		u.rank = !has("experts") && !has("anti")
+		u.file = u.file && !has("experts") && !has("anti")
 	case "co-llm":
 		u.head = !has("head")
 	}
@@ -174,6 +175,15 @@ func (p *devPrep) prepare(ctx context.Context, r methodRun, di int, pool []colla
 		return pool, params, nil
 	}
 	e := p.c.Datasets[di]
+	if dev, _ := p.dss[di].Split("dev"); len(dev) == 0 {
+		// Dev scores are optional: without dev items the method keeps its
+		// own defaults. The rest cannot do without.
+		u.scores = false
+		if !u.any() {
+			return pool, params, nil
+		}
+		return nil, nil, fmt.Errorf("%s has no dev items to learn from", e.Name)
+	}
 	s, err := p.set(di)
 	if err != nil {
 		return nil, nil, err
@@ -192,7 +202,7 @@ func (p *devPrep) prepare(ctx context.Context, r methodRun, di int, pool []colla
 		}
 	}
 	var scores []float64
-	if u.scores || u.rank {
+	if u.scores {
 		for _, m := range pool {
 			v, err := p.accuracy(ctx, di, m)
 			if err != nil {
@@ -210,19 +220,6 @@ func (p *devPrep) prepare(ctx context.Context, r methodRun, di int, pool []colla
 			ps = append(ps, p.scorers[di].Prompt(it))
 		}
 		params["dev_prompts"] = ps
-	}
-	if u.rank {
-		order := make([]int, len(pool))
-		for i := range order {
-			order[i] = i
-		}
-		// Best first; ties keep the config's order (MoCo's stable sort).
-		sort.SliceStable(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })
-		ranked := make([]collab.Member, len(pool))
-		for i, j := range order {
-			ranked[i] = pool[j]
-		}
-		pool = ranked
 	}
 	if u.head {
 		path, err := p.head(ctx, r, di, s, pool)

@@ -87,6 +87,11 @@ func (s *searchMethod) Generate(ctx context.Context, reqs []collab.Request) ([]c
 	return out, nil
 }
 
+// LogLikelihood scores continuation after prompt under the chosen model.
+func (s *searchMethod) LogLikelihood(ctx context.Context, prompt, continuation string) (float64, int, error) {
+	return s.local.LogLikelihood(ctx, prompt, continuation)
+}
+
 // Close releases the chosen model and the inputs it may still read.
 func (s *searchMethod) Close() error {
 	var errs []error

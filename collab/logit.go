@@ -109,7 +109,7 @@ func init() {
 		err := p.Decode(&q)
 		return decode.MethodConfig{Mode: q.Mode, Weights: q.Weights}, err
 	})
-	Register(Spec{Name: "contrastive", Level: LevelLogit, MinModels: 2,
+	Register(Spec{Name: "contrastive", Level: LevelLogit, MinModels: 2, Dev: true,
 		Summary: "MoCo's top1 + lambda*(top k - bottom k) over the pool ranked by dev accuracy; proxy-tuning with experts/anti",
 		New:     newContrastive})
 	one("nudging", "a nudger writes a word when the base is unsure", 2, 2, func(p Params) (decode.MethodConfig, error) {
@@ -432,4 +432,35 @@ func (m *logitMethod) NLLFrom(ctx context.Context, ids []int, from int) (float64
 		return 0, 0, fmt.Errorf("%s: no per-position combination to score with", m.name)
 	}
 	return decode.NLLFromContext(ctx, c.Lockstep.Sessions, c.Lockstep.Combiner, c.Vocab, ids, from)
+}
+
+// LogLikelihood scores continuation after prompt under the method's
+// combined next-token distribution (NLLFrom): the sum of the
+// log-probabilities of the continuation's tokens and their count, as
+// Local.LogLikelihood does for one model; for the methods CanScore
+// accepts (single, fusion, contrastive), an error for the others.
+func (m *logitMethod) LogLikelihood(ctx context.Context, prompt, continuation string) (float64, int, error) {
+	if _, err := CanScore(m); err != nil {
+		return 0, 0, err
+	}
+	tok := m.Tokenizer()
+	p, err := tok.Encode(prompt, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	cont, err := tok.Encode(continuation, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(cont) == 0 {
+		return 0, 0, nil
+	}
+	if len(p) == 0 {
+		return 0, 0, fmt.Errorf("%s: scoring needs a non-empty prompt", m.name)
+	}
+	nll, n, err := m.NLLFrom(ctx, append(p, cont...), len(p))
+	if err != nil {
+		return 0, 0, err
+	}
+	return -nll, n, nil
 }

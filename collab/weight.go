@@ -80,6 +80,11 @@ func (w *weightMethod) Generate(ctx context.Context, reqs []Request) ([]Response
 	return out, nil
 }
 
+// LogLikelihood scores continuation after prompt under the merged model.
+func (w *weightMethod) LogLikelihood(ctx context.Context, prompt, continuation string) (float64, int, error) {
+	return w.local.LogLikelihood(ctx, prompt, continuation)
+}
+
 // Close releases the merged model.
 func (w *weightMethod) Close() error { return w.local.Close() }
 

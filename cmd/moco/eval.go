@@ -66,6 +66,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64P("seed", "s", 0, "seed of the stratified sample")
 	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references under one model, or under fusion or contrastive over several)")
 	maxNew := fs.Int("max-new", 64, "most tokens generated per item")
+	choice := fs.String("choice-scoring", bench.ChoiceGenerate, "multiple_choice: generate (read the option letter from a greedy generation) or loglik (no generation: the option whose text is most likely after \"Question: ...\\nAnswer:\", under the model or a logit-level method's combined distribution, as lm-evaluation-harness scores small models)")
 	setRange(fs, "max-new", atLeast(1))
 	batch := fs.Int("batch", defaultEvalBatch, "items decoded together, each weight read once per step for all (1: one at a time; a logit-level method always runs one at a time); the scores do not depend on it")
 	setRange(fs, "batch", atLeast(1))
@@ -94,6 +95,9 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *metric != bench.MetricAccuracy && *metric != bench.MetricNLL {
 		return usagef("--metric %q: want accuracy or nll", *metric)
+	}
+	if *choice != bench.ChoiceGenerate && *choice != bench.ChoiceLoglik {
+		return usagef("--choice-scoring %q: want generate or loglik", *choice)
 	}
 	name := *method
 	if name == "" {
@@ -180,6 +184,46 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		res.Total = k
 		if items, err := ds.Split(*split); err == nil {
 			res.Total = len(pick(o, items))
+		}
+	} else if *choice == bench.ChoiceLoglik {
+		if ds.TaskType != bench.MultipleChoiceTask {
+			return usagef("--choice-scoring loglik is for multiple_choice datasets; %s is %s", ds.Name, ds.TaskType)
+		}
+		res.Settings["choice_scoring"] = *choice
+		pool, closeAll, err := collab.LoadPool(*models, opts)
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		var sc collab.Scorer
+		if name == "single" {
+			sc, _ = pool[0].Gen.(collab.Scorer)
+		} else {
+			meth, err := collab.New(ctx, name, pool, mp)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			if c, ok := meth.(io.Closer); ok {
+				defer c.Close()
+			}
+			sc, _ = meth.(collab.Scorer)
+		}
+		if sc == nil {
+			return usagef("--choice-scoring loglik needs a method that gives text a likelihood (single, fusion, contrastive, nudging, weight-level merges); %s generates text only", name)
+		}
+		o.Progress = func(done, total, correct int) {
+			bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
+		}
+		r, err := bench.EvaluateChoiceLoglik(ctx, ds, *split, o, sc)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if err != nil {
+			runErr = interrupted(ctx, err)
+		}
+		res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
+		for _, it := range r.Items {
+			res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
 		}
 	} else {
 		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew, *batch)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/testutil"
 )
 
@@ -146,5 +149,66 @@ func TestSweepExampleConfig(t *testing.T) {
 	testutil.Shared(t, "models/skills-lora-add")
 	if _, _, err := bench.LoadSweepConfig(filepath.Join(testutil.RepoRoot(), "examples", "skills-sweep.yaml")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEvalChoiceScoringLoglik: moco eval's log-likelihood mode answers a
+// hand-made multiple-choice item without generating, under one model or a
+// logit-level method, and refuses what it cannot score (a text-level
+// method, an exact-match set) as a usage error.
+func TestEvalChoiceScoringLoglik(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	rev := testutil.Shared(t, "models/skills-rev")
+	dir := t.TempDir()
+	mc := filepath.Join(dir, "mc.json")
+	os.WriteFile(mc, []byte(`{"dataset": "mc", "task_type": "multiple_choice", "dev": [], "test": [
+		{"id": "1", "question": "12+30=", "choices": {"A": "42", "B": "zebra"}, "answer": "A"}]}`), 0o644)
+	l, err := collab.LoadLocal(add, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := l.LogLikelihood(context.Background(), "Question: 12+30=\nAnswer:", " 42")
+	z, _, _ := l.LogLikelihood(context.Background(), "Question: 12+30=\nAnswer:", " zebra")
+	l.Close()
+	want := map[bool]string{true: "A", false: "B"}[a >= z]
+	for _, args := range [][]string{{"-m", add}, {"-m", add, "-m", add, "--method", "fusion"}} {
+		out, errs, code := moco(t, append([]string{"eval", "--dataset", mc, "--choice-scoring", "loglik", "--json", "-q"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errs)
+		}
+		var r struct {
+			Items []struct{ Pred, Generation string }
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Items) != 1 {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+		if r.Items[0].Pred != want || (want == "A") != (r.Items[0].Generation == "42") {
+			t.Errorf("%v: %+v, want %s (log-likelihoods %v, %v)", args, r.Items[0], want, a, z)
+		}
+	}
+	// The sweep's choice_scoring: loglik gives the same answer, and refuses
+	// a generate-only method.
+	cfg := filepath.Join(dir, "s.yaml")
+	os.WriteFile(cfg, []byte("models: ["+add+"]\nmethods: [single]\ndatasets: [{path: "+mc+", choice_scoring: loglik}]\ntiming: false\n"), 0o644)
+	if _, errs, code := moco(t, "sweep", cfg, "-q", "--out", filepath.Join(dir, "r.jsonl")); code != 0 {
+		t.Fatalf("sweep: exit %d %s", code, errs)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "r.jsonl"))
+	var line bench.ResultLine
+	if err := json.Unmarshal(b, &line); err != nil || line.Extracted != want || !strings.Contains(line.Note, "log-likelihood A ") {
+		t.Errorf("sweep line %+v %v", line, err)
+	}
+	os.WriteFile(cfg, []byte("models: ["+add+", "+rev+"]\nmethods: [majority-vote]\ndatasets: [{path: "+mc+", choice_scoring: loglik}]\n"), 0o644)
+	if _, errs, code := moco(t, "sweep", cfg, "-q", "--out", filepath.Join(dir, "r2.jsonl")); code == 0 || !strings.Contains(errs, "likelihood") {
+		t.Errorf("sweep of majority vote in loglik mode: exit %d %s", code, errs)
+	}
+	for _, c := range [][]string{
+		{"eval", "-m", add, "-m", rev, "--method", "debate", "--dataset", mc, "--choice-scoring", "loglik", "-q"},
+		{"eval", "-m", add, "--dataset", testutil.Shared(t, "datasets/skills_add.json"), "--choice-scoring", "loglik", "-q"},
+		{"eval", "-m", add, "--dataset", mc, "--choice-scoring", "letters", "-q"},
+	} {
+		if _, errs, code := moco(t, c...); code != 2 {
+			t.Errorf("%v: exit %d, %s", c, code, errs)
+		}
 	}
 }
