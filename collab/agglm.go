@@ -82,7 +82,7 @@ type AggLMParams struct {
 }
 
 func init() {
-	Register(Spec{Name: "agglm", Level: LevelText, MinModels: 1,
+	Register(Spec{Name: "agglm", Level: LevelText, MinModels: 1, Dev: true,
 		Summary: "an aggregator trained with GRPO reads the pool's answers and writes the final one (dev items balanced between majority-vote failures and successes)",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			return NewAggLM(ctx, pool, p)

@@ -143,12 +143,28 @@ func TestSweepEveryMoCoDataset(t *testing.T) {
 	t.Logf("%s", stdout)
 }
 
-// TestSweepExampleConfig: the shipped example config is valid (its models
-// and datasets are the shared ones).
+// TestSweepExampleConfig: the shipped example configs are valid (their
+// models and datasets are the shared ones), and the full one lists every
+// registered method but those that cannot run on the skills pool.
 func TestSweepExampleConfig(t *testing.T) {
 	testutil.Shared(t, "models/skills-lora-add")
-	if _, _, err := bench.LoadSweepConfig(filepath.Join(testutil.RepoRoot(), "examples", "skills-sweep.yaml")); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"skills-sweep.yaml", "skills-sweep-small.yaml"} {
+		if _, _, err := bench.LoadSweepConfig(filepath.Join(testutil.RepoRoot(), "examples", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _, _ := bench.LoadSweepConfig(filepath.Join(testutil.RepoRoot(), "examples", "skills-sweep.yaml"))
+	listed := map[string]bool{}
+	for _, m := range c.Methods {
+		listed[m.Name] = true
+	}
+	// passthrough copies one model (the single row already); the others
+	// named here are not registered from this package's imports.
+	cannot := map[string]string{"passthrough": "one model unchanged: the single rows"}
+	for _, s := range collab.Specs() {
+		if !listed[s.Name] && cannot[s.Name] == "" && !strings.HasPrefix(s.Name, "test-") {
+			t.Errorf("examples/skills-sweep.yaml lacks method %s", s.Name)
+		}
 	}
 }
 
