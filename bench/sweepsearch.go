@@ -183,7 +183,7 @@ func newSearchMethod(ctx context.Context, name string, pool []collab.Member, p c
 		return nil, err
 	}
 	o := NLLOptions{Options: Options{N: q.DevN, Seed: q.Seed}, AnswerPrefix: " ", AppendEOS: true}
-	score := merge.Scorer(DevScorer(cfg, tok, ds, "dev", q.Metric, o, maxNew))
+	score := merge.Scorer(DevScorer(ctx, cfg, tok, ds, "dev", q.Metric, o, maxNew))
 	var res *merge.Result
 	switch name {
 	case "greedy-soup":
