@@ -267,6 +267,12 @@ func (l *Local) generateOne(ctx context.Context, b *decode.Batcher, r Request) (
 		return Response{}, err
 	}
 	ids, maxNew := fitPrompt(ids, b.Context(), r.MaxTokens, l.Tok.BOS())
+	if need := int64(len(ids)+maxNew) * l.Model.KVBytesPerPos(); need > b.Stats().KVBudget {
+		// The batch reserves a request's whole length up front; one that
+		// could never fit (a long context without MaxTokens) runs in a
+		// session of its own, whose cache grows as it goes.
+		return runLocal(ctx, []*Local{l}, decode.MethodConfig{Method: "single"}, r)
+	}
 	top := r.TopP
 	if top == 0 {
 		top = 1

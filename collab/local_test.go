@@ -314,3 +314,33 @@ func TestLocalBatchedEqualsSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalOverBudget: a request longer than the whole KV budget of the
+// batcher runs in a session of its own (the same answer) instead of
+// failing.
+func TestLocalOverBudget(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	l, err := LoadLocal(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := decode.NewBatcher(l.Model, l.Tok, decode.BatcherConfig{Batch: engine.BatchOptions{KVBytes: 16 * l.Model.KVBytesPerPos()}})
+	defer b.Close()
+	l.UseBatcher(b)
+	r := Request{Prompt: "Once upon a time", MaxTokens: 30}
+	want, err := runLocal(context.Background(), []*Local{l}, decode.MethodConfig{Method: "single"}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Generate(context.Background(), []Request{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Text != want.Text || got[0].CompletionTokens != 30 {
+		t.Errorf("over the budget: %q (%d tokens), want %q", got[0].Text, got[0].CompletionTokens, want.Text)
+	}
+	if n := b.Stats().Completed; n != 0 {
+		t.Errorf("the batcher ran %d requests, want 0", n)
+	}
+}
