@@ -126,7 +126,7 @@ func (p *MultiagentFTParams) check() error {
 type maftTrainer func(ctx context.Context, n int, role string, agent Member, data []train.Example) (Member, error)
 
 func init() {
-	Register(Spec{Name: "multiagent-finetuning", Level: LevelTraining, MinModels: 2,
+	Register(Spec{Name: "multiagent-finetuning", Level: LevelTraining, MinModels: 2, Dev: true,
 		Summary: "multiagent finetuning (#15): generation and critic agents debate the dev set and are each fine-tuned on their answers that agree with the consensus; they then debate and vote",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			var q MultiagentFTParams

@@ -126,7 +126,7 @@ func (p *SpartaParams) defaults() {
 type spartaTrainer func(ctx context.Context, m int, member Member, pairs []train.Pair) (Member, error)
 
 func init() {
-	Register(Spec{Name: "sparta", Level: LevelTraining, MinModels: 3,
+	Register(Spec{Name: "sparta", Level: LevelTraining, MinModels: 3, Dev: true,
 		Summary: "Sparta alignment (#18): pairwise contests on dev prompts judged by the other models with reputation weights; winners vs losers train every model with DPO; the best on dev answers",
 		New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 			var q SpartaParams

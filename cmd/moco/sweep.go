@@ -42,6 +42,11 @@ func runSweep(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "       moco sweep report RESULTS.jsonl [--out-dir DIR]")
 		fmt.Fprintln(stderr, "\nOne JSON line per (method, dataset, item) is appended to the results file as items finish;")
 		fmt.Fprintln(stderr, "an interrupted sweep (Ctrl-C, SIGKILL) resumes where it stopped when run again.")
+		fmt.Fprintln(stderr, "Methods that learn or search (routers, switch generation, LLM-Blender, swarms, AggLM, contrastive,")
+		fmt.Fprintln(stderr, "cascade, co-llm, weight searches) are built per dataset from its dev split only.")
+		fmt.Fprintln(stderr, "Datasets that need a judge (reward_model, noncompliance) are refused without judge: in the config;")
+		fmt.Fprintln(stderr, "noncompliance_keywords: true scores noncompliance by MoCo's keyword rule instead (eval.py's is_noncompliance).")
+		fmt.Fprintln(stderr, "A dataset's choice_scoring: loglik scores multiple choice by the options' log-likelihood (lm-evaluation-harness).")
 		fs.PrintDefaults()
 	}
 	setRange(fs, "shard-count", atLeast(0))

@@ -158,10 +158,14 @@ func TestSweepExampleConfig(t *testing.T) {
 	for _, m := range c.Methods {
 		listed[m.Name] = true
 	}
-	// passthrough copies one model (the single row already); the others
-	// named here are not registered from this package's imports.
+	// passthrough copies one model (the single rows already). Training-level
+	// methods (they fine-tune pool models on dev) are not in the table yet:
+	// they landed after its run and cost far more than one sitting allows.
 	cannot := map[string]string{"passthrough": "one model unchanged: the single rows"}
 	for _, s := range collab.Specs() {
+		if s.Level == collab.LevelTraining {
+			continue
+		}
 		if !listed[s.Name] && cannot[s.Name] == "" && !strings.HasPrefix(s.Name, "test-") {
 			t.Errorf("examples/skills-sweep.yaml lacks method %s", s.Name)
 		}
