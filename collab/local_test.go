@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
@@ -308,7 +309,13 @@ func TestLocalBatchedEqualsSessions(t *testing.T) {
 			if sampled == 0 {
 				t.Error("no sampled request generated anything: the sampling comparison is empty")
 			}
-			if st := l.Batcher().Stats(); st.Completed != int64(len(reqs)) || st.KVUsed != 0 {
+			// The batcher's loop updates its gauges after answering: wait
+			// for it to free every sequence's cache.
+			st := l.Batcher().Stats()
+			for deadline := time.Now().Add(5 * time.Second); (st.KVUsed != 0 || st.Active != 0) && time.Now().Before(deadline); st = l.Batcher().Stats() {
+				time.Sleep(time.Millisecond)
+			}
+			if st.Completed != int64(len(reqs)) || st.KVUsed != 0 || st.Active != 0 {
 				t.Errorf("batcher stats after the run: %+v", st)
 			}
 		})
