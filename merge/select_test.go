@@ -17,14 +17,18 @@ import (
 // the radix passes alone, and large ones (the sampled bracket; coarse
 // inputs put too many entries in it and take the passes).
 func TestStreamSelectMatchesWhole(t *testing.T) {
-	testStreamSelect(t, 45, 1000)
+	if !testing.Short() { // the bracket's code, taking every entry
+		testStreamSelect(t, 45, 1000, true)
+	}
 	collectOff = true
-	testStreamSelect(t, 45, 1000)
+	testStreamSelect(t, 45, 1000, true)
 	collectOff = false
-	testStreamSelect(t, 141, 997)
+	testStreamSelect(t, 141, 997, false)
 }
 
-func testStreamSelect(t *testing.T, rows, cols int) {
+// testStreamSelect checks every method and setting; under -short only
+// those on 3 threads with coarse (shortCoarse) or fine inputs.
+func testStreamSelect(t *testing.T, rows, cols int, shortCoarse bool) {
 	n := rows * cols
 	mk := func(name string, seed uint64, coarse bool) (Input, []float32) {
 		r := rng{s: seed}
@@ -54,7 +58,7 @@ func testStreamSelect(t *testing.T, rows, cols int) {
 					continue // element-wise: streamed elsewhere
 				}
 				for _, procs := range []int{1, 3} {
-					if testing.Short() && (procs == 1 || !coarse) {
+					if testing.Short() && (procs == 1 || coarse != shortCoarse) {
 						continue // the hardest case only
 					}
 					name := fmt.Sprintf("%s coarse=%v l1=%v procs=%d", method, coarse, l1, procs)
