@@ -105,6 +105,9 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	// Write each tensor while the next one is merged: writing is serial
 	// I/O, merging is parallel arithmetic, so the two overlap well.
 	queue := make(chan *safetensors.Tensor, 1)
+	pool := newBufPool()
+	s.pool = pool
+	defer func() { s.pool = nil }()
 	done := make(chan struct{})
 	var writeErr atomic.Value // error: the first failed write
 	go func() {
@@ -114,6 +117,7 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 				if err := w.Write(t.Name, t.Data); err != nil {
 					writeErr.Store(err)
 				}
+				pool.put(t.Data) // written: the next tensor may reuse it
 			}
 		}
 	}()

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mocolab/moco/safetensors"
 )
@@ -40,6 +41,70 @@ type Spec struct {
 	// ConfigOverrides are set in the output's config.json by WriteFolder
 	// (which also sets num_hidden_layers to the layers that slices make).
 	ConfigOverrides map[string]any
+
+	pool *bufPool // output buffers recycled by WriteFolder (nil: none)
+}
+
+// bufPool recycles the output buffers of the streaming merges once
+// WriteFolder has written them: a fresh buffer costs a page fault per 4 KB
+// (the kernel zeroes each page), as much CPU time as the merge arithmetic
+// of a bf16 tensor. It keeps at most three free buffers and reuses one
+// only for a tensor of at least half its size, so the memory it holds
+// follows the tensors being merged.
+type bufPool struct {
+	mu   sync.Mutex
+	free [][]byte
+	out  map[*byte]bool // handed out and not yet returned
+}
+
+func newBufPool() *bufPool { return &bufPool{out: map[*byte]bool{}} }
+
+// get returns a buffer of n bytes (contents undefined).
+func (bp *bufPool) get(n int) []byte {
+	if bp == nil || n == 0 {
+		return make([]byte, n)
+	}
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	best := -1
+	for i, b := range bp.free {
+		if cap(b) >= n && cap(b) <= 2*n && (best < 0 || cap(b) < cap(bp.free[best])) {
+			best = i
+		}
+	}
+	var b []byte
+	if best >= 0 {
+		b = bp.free[best][:n]
+		bp.free = append(bp.free[:best], bp.free[best+1:]...)
+	} else {
+		b = make([]byte, n)
+	}
+	bp.out[&b[0]] = true
+	return b
+}
+
+// put takes back a buffer get returned; other slices are ignored.
+func (bp *bufPool) put(b []byte) {
+	if bp == nil || cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if !bp.out[&b[0]] {
+		return
+	}
+	delete(bp.out, &b[0])
+	bp.free = append(bp.free, b)
+	if len(bp.free) > 3 {
+		big := 0
+		for i, f := range bp.free {
+			if cap(f) > cap(bp.free[big]) {
+				big = i
+			}
+		}
+		bp.free = append(bp.free[:big], bp.free[big+1:]...)
+	}
 }
 
 // Slice is one output slice of mergekit's slices: syntax: its output layers
@@ -135,6 +200,7 @@ type planned struct {
 	hasBase bool
 	params  Params  // the slice's parameters
 	t       float64 // position for gradient parameters, as mergekit's
+	pool    *bufPool
 }
 
 // model returns model i of p (not counting the base) and its tensor name.
@@ -573,6 +639,7 @@ func (s *Spec) flag(p *planned, key string, def bool) bool {
 }
 
 func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetensors.Tensor, error) {
+	p.pool = s.pool
 	n := 1
 	for _, d := range p.shape {
 		n *= d

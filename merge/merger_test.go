@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -233,5 +235,82 @@ func TestWriteFolderMode(t *testing.T) {
 	}
 	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {
 		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+}
+
+// TestWriteFolderPoolMatchesMemory: a merge written to disk, whose output
+// buffers are recycled once written, holds the same bits as the same merge
+// in memory (no buffer reused before it was written).
+func TestWriteFolderPoolMatchesMemory(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	dirs := []string{filepath.Join(models, "skills-base"), filepath.Join(models, "skills-add"), filepath.Join(models, "skills-rev")}
+	for _, method := range []string{"ties", "dare_ties"} {
+		spec := func() *Spec {
+			var ins []Input
+			for _, d := range dirs {
+				in, err := OpenModel(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.4)}
+				ins = append(ins, in)
+			}
+			return &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 3}
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		s := spec()
+		if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: dirs}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = spec()
+		want, err := s.MergeToMemory(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := safetensors.OpenDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range want.Names() {
+			a, _ := got.Tensor(name)
+			b, _ := want.Tensor(name)
+			if a == nil || !bytes.Equal(a.Data, b.Data) {
+				t.Fatalf("%s: tensor %s differs between the written folder and the in-memory merge", method, name)
+			}
+		}
+		got.Close()
+		s.Close()
+	}
+}
+
+// TestBufPool: a buffer is handed out again only after it was put back,
+// only for a size it fits within a factor of two, and slices the pool did
+// not hand out are ignored.
+func TestBufPool(t *testing.T) {
+	bp := newBufPool()
+	a := bp.get(1000)
+	b := bp.get(1000)
+	if &a[0] == &b[0] {
+		t.Fatal("one buffer handed out twice")
+	}
+	bp.put(a)
+	bp.put(make([]byte, 1000)) // not the pool's
+	if c := bp.get(800); &c[0] != &a[0] || len(c) != 800 {
+		t.Fatal("a returned buffer was not reused for a smaller tensor")
+	}
+	bp.put(b)
+	if c := bp.get(400); &c[0] == &b[0] {
+		t.Fatal("a buffer over twice the size was reused")
+	}
+	if c := bp.get(2000); &c[0] == &b[0] {
+		t.Fatal("a buffer too small was reused")
+	}
+	if len(bp.free) > 3 {
+		t.Fatalf("%d free buffers kept", len(bp.free))
+	}
+	var nilPool *bufPool
+	if c := nilPool.get(10); len(c) != 10 {
+		t.Fatal("nil pool")
 	}
 }

@@ -456,7 +456,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			}
 		}
 	}
-	out := make([]byte, n*p.dtype.Size())
+	out := p.pool.get(n * p.dtype.Size())
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
 		ds := scratch(nm, bp.size())

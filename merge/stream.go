@@ -103,7 +103,7 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 		}
 		vs[i] = v
 	}
-	out := make([]byte, n*p.dtype.Size())
+	out := p.pool.get(n * p.dtype.Size())
 	parallelChunks(n, func() func(lo, hi int) {
 		bufs := scratch(len(vs), chunk)
 		ds := scratch(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
