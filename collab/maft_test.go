@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -138,6 +139,28 @@ func TestMultiagentFTBadInput(t *testing.T) {
 	for _, p := range []Params{{"w": 2.0}, {"rounds": 0.0, "iterations": -1.0}, {"nope": 1.0}, {}} {
 		if _, err := New(context.Background(), "multiagent-finetuning", pool, p); err == nil {
 			t.Errorf("%v: no error", p)
+		}
+	}
+}
+
+// TestTrainingMethodsInputErrors: the training-level methods mark bad
+// parameters as input errors (the CLI exits 2 for them).
+func TestTrainingMethodsInputErrors(t *testing.T) {
+	pool, _ := scriptedPool(maftReply, "a", "b", "c")
+	for _, c := range []struct {
+		method string
+		p      Params
+	}{
+		{"multiagent-finetuning", Params{"w": 2.0}},
+		{"multiagent-finetuning", Params{"nope": 1.0}},
+		{"sparta", Params{"score_type": "static"}},
+		{"sparta", Params{"random_match_prob": 2.0}},
+		{"sparta", Params{"dev": "x.json"}}, // scripted models are no folders
+		{"agglm", Params{"sample_size": -1.0}},
+	} {
+		_, err := New(context.Background(), c.method, pool, c.p)
+		if !errors.Is(err, ErrInput) {
+			t.Errorf("%s %v: %v, want an input error", c.method, c.p, err)
 		}
 	}
 }

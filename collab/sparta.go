@@ -135,7 +135,7 @@ func init() {
 			}
 			for _, m := range pool {
 				if m.Dir == "" {
-					return nil, fmt.Errorf("sparta trains its models: %s is not a local model folder", m.Name)
+					return nil, inputErrorf("sparta trains its models: %s is not a local model folder", m.Name)
 				}
 			}
 			items, err := q.DevConfig.load("sparta")
@@ -171,10 +171,10 @@ func decodeSparta(p Params, q *SpartaParams) error {
 	}
 	q.defaults()
 	if q.ScoreType != "" && q.ScoreType != "normal" {
-		return fmt.Errorf("score_type %q is not built (only MoCo's \"normal\" rating system)", q.ScoreType)
+		return inputErrorf("score_type %q is not built (only MoCo's \"normal\" rating system)", q.ScoreType)
 	}
 	if q.Iterations < 0 || q.NumInstructions < 1 || q.NumOpponents < 1 || q.JudgeRounds < 1 || *q.RandomMatchProb < 0 || *q.RandomMatchProb > 1 {
-		return fmt.Errorf("num_iterations, num_instructions, num_opponents, judge_rounds or random_match_prob out of range")
+		return inputErrorf("num_iterations, num_instructions, num_opponents, judge_rounds or random_match_prob out of range")
 	}
 	return nil
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -159,7 +157,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	if fs.Changed("task-type") && method != "majority-vote" {
 		p["task_type"] = *taskType
 	}
-	ctx, stopSig := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stopSig := signalContext()
 	defer stopSig()
 	pool, closeAll, err := collab.OpenPool(*models, collab.PoolOptions{
 		Engine: engine.Options{Threads: *threads}, KeyEnv: *keyEnv, Timeout: *timeout,
@@ -171,7 +169,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	start := time.Now()
 	m, err := collab.New(ctx, method, pool, p)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	req := collab.Request{Prompt: text, MaxTokens: *maxTokens, Temperature: *temperature, TopP: *topP, Seed: *seed, Stop: *stop}
 	req.Task.Type = *taskType
@@ -180,7 +178,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	}
 	res, err := m.Generate(ctx, []collab.Request{req})
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	r := res[0]
 	if *trace != "" {

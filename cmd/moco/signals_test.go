@@ -63,12 +63,22 @@ func TestMergeInterrupted(t *testing.T) {
 	models := testutil.Shared(t, "models")
 	m := func(n string) string { return filepath.Join(models, n) }
 	// The command registers its channel from its own goroutine; a mutex
-	// hands it to the goroutine that sends the signal.
+	// hands it to the goroutine that sends the signal. A signal set in
+	// pending is delivered the moment the command registers.
 	var mu sync.Mutex
 	var ch chan<- os.Signal
+	var pending os.Signal
 	current := func() chan<- os.Signal { mu.Lock(); defer mu.Unlock(); return ch }
 	old := notifySignals
-	notifySignals = func(c chan<- os.Signal) { mu.Lock(); ch = c; mu.Unlock() }
+	notifySignals = func(c chan<- os.Signal) {
+		mu.Lock()
+		defer mu.Unlock()
+		ch = c
+		if pending != nil {
+			c <- pending // the channel is buffered: this never blocks
+			pending = nil
+		}
+	}
 	defer func() { notifySignals = old }()
 	for _, c := range []struct {
 		sig  os.Signal
@@ -82,18 +92,13 @@ func TestMergeInterrupted(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "out")
 		w := &signalOnWrite{sig: func() { current() <- c.sig }}
+		mu.Lock()
+		ch = nil
 		if c.args[0] == "synth" {
 			// synth prints no progress: signal before it starts.
 			w.sent = true
-			go func() {
-				for current() == nil {
-					time.Sleep(time.Millisecond)
-				}
-				current() <- c.sig
-			}()
+			pending = c.sig
 		}
-		mu.Lock()
-		ch = nil
 		mu.Unlock()
 		code := runMain(append(c.args, "--out", out), nil, &bytes.Buffer{}, w)
 		errs := w.buf.String()
