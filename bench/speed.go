@@ -35,24 +35,27 @@ type SpeedOptions struct {
 
 // SpeedResult is what MeasureSpeed found. Rates are tokens per second.
 type SpeedResult struct {
-	Model           string    `json:"model,omitempty"`
-	Threads         int       `json:"threads"`
-	Quant           string    `json:"quant,omitempty"`
-	Kernels         string    `json:"kernels"`
-	CPU             string    `json:"cpu"`                        // vendor, family, model (kernels.CPU)
-	BF16Act         string    `json:"bf16_activations,omitempty"` // kernels of the bf16-activation mode, when on
-	PromptTokens    int       `json:"prompt_tokens"`
-	GenTokens       int       `json:"gen_tokens"`
-	Repeats         int       `json:"repeats"`
-	PromptRate      float64   `json:"pp_tokens_per_s"`
-	GenRate         float64   `json:"tg_tokens_per_s"`
-	PromptRates     []float64 `json:"pp_samples"`
-	GenRates        []float64 `json:"tg_samples"`
-	WeightBytes     int64     `json:"weight_bytes_per_token"`
-	Bandwidth       float64   `json:"bandwidth_gb_s"`
-	BandwidthSource string    `json:"bandwidth_source"` // "measured" or "given"
-	GenLimit        float64   `json:"tg_limit_tokens_per_s"`
-	GenShare        float64   `json:"tg_share_of_limit"`
+	Model   string `json:"model,omitempty"`
+	Threads int    `json:"threads"`
+	Quant   string `json:"quant,omitempty"`
+	Kernels string `json:"kernels"`
+	CPU     string `json:"cpu"`                        // vendor, family, model (kernels.CPU)
+	BF16Act string `json:"bf16_activations,omitempty"` // kernels of the bf16-activation mode, when on
+	// Paths is the path each kernel family ran on and why it was chosen
+	// for this CPU (kernels.Choices).
+	Paths           []kernels.Choice `json:"paths"`
+	PromptTokens    int              `json:"prompt_tokens"`
+	GenTokens       int              `json:"gen_tokens"`
+	Repeats         int              `json:"repeats"`
+	PromptRate      float64          `json:"pp_tokens_per_s"`
+	GenRate         float64          `json:"tg_tokens_per_s"`
+	PromptRates     []float64        `json:"pp_samples"`
+	GenRates        []float64        `json:"tg_samples"`
+	WeightBytes     int64            `json:"weight_bytes_per_token"`
+	Bandwidth       float64          `json:"bandwidth_gb_s"`
+	BandwidthSource string           `json:"bandwidth_source"` // "measured" or "given"
+	GenLimit        float64          `json:"tg_limit_tokens_per_s"`
+	GenShare        float64          `json:"tg_share_of_limit"`
 	// BandwidthMedian and BandwidthRuns describe a measured bandwidth: the
 	// limit uses the best run (the least disturbed), the median shows the
 	// spread.
@@ -116,6 +119,7 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 	if kernels.BF16Activations() {
 		res.BF16Act = kernels.BF16ActKernels()
 	}
+	res.Paths = kernels.Choices()
 	res.PromptRate = median(res.PromptRates)
 	res.GenRate = median(res.GenRates)
 
@@ -260,6 +264,9 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, ")")
 	if r.Caveat != "" {
 		fmt.Fprintf(w, "* %s\n", r.Caveat)
+	}
+	for _, c := range r.Paths {
+		fmt.Fprintf(w, "path %-22s %s\n", c.Kernel+":", c.Path)
 	}
 }
 

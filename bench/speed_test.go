@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mocolab/moco/kernels"
 )
 
 // fakeSession costs a fixed time per call plus per token, so the rates are
@@ -75,6 +77,13 @@ func TestMeasureSpeed(t *testing.T) {
 	var back SpeedResult
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.GenRate != res.GenRate {
 		t.Errorf("JSON round trip: %v, %+v", err, back)
+	}
+	// The kernel paths and why they were chosen travel in the JSON.
+	if len(back.Paths) == 0 || len(back.Paths) != len(kernels.Choices()) || back.Paths[0].Reason == "" {
+		t.Errorf("JSON paths %+v, want kernels.Choices()", back.Paths)
+	}
+	if !strings.Contains(tab.String(), "path "+back.Paths[0].Kernel) {
+		t.Errorf("table lacks the kernel paths:\n%s", tab.String())
 	}
 }
 

@@ -36,3 +36,26 @@ func TestCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestChoices checks that the reported paths follow the selection: one
+// entry per kernel family, and the bf16-activation entry names the kernels
+// BF16ActKernels reports.
+func TestChoices(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		c := Choices()
+		if len(c) != 5 {
+			t.Fatalf("%d choices, want 5: %+v", len(c), c)
+		}
+		for _, ch := range c {
+			if ch.Kernel == "" || ch.Path == "" || ch.Reason == "" {
+				t.Errorf("incomplete choice %+v", ch)
+			}
+			if ch.Kernel == "bf16 activation mode" && Impl() != "purego" && !strings.HasPrefix(ch.Path, BF16ActKernels()) {
+				t.Errorf("bf16 activation mode path %q, BF16ActKernels says %q", ch.Path, BF16ActKernels())
+			}
+		}
+		if Impl() == "purego" && c[0].Path != "purego" {
+			t.Errorf("purego path reports %q", c[0].Path)
+		}
+	})
+}

@@ -183,3 +183,65 @@ func selectPath(name string) {
 		amxOn, simdName = true, name
 	}
 }
+
+// choices explains the selection useSIMD and preferDPBF16 made.
+func choices() []Choice {
+	x := &cpu.X86
+	var c []Choice
+	add := func(k, p, r string) { c = append(c, Choice{k, p, r}) }
+	cpuName := cpuInfo.String()
+	switch simdName {
+	case "purego":
+		why := "no AVX2+FMA on this CPU, or forced: the pure-Go reference"
+		for _, k := range []string{"f32/bf16/f16 decode", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
+			add(k, "purego", why)
+		}
+		return c
+	case "avx2":
+		add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
+		add("bf16 prefill (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
+		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
+		add("q8_0", "avx2 vpmaddubsw", "AVX2 without AVX512-VNNI")
+		add("q4_0", "purego", "the Q4_0 kernel needs AVX512-VNNI")
+		return c
+	}
+	add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
+	if amxOn {
+		add("bf16 prefill (exact)", "amx-bf16 tiles (activations split exactly into three bf16 parts), 16 tokens and up",
+			"AMX-BF16 present and enabled by the OS (MOCO_AMX=0 turns it off)")
+	} else {
+		why := "AVX-512 without AMX"
+		if amxAvailable {
+			why = "AMX turned off (MOCO_AMX=0 or selected path)"
+		}
+		add("bf16 prefill (exact)", "avx512 f32 6x4 tile on widened weights, 24 KiB column panels", why)
+	}
+	mode := "off"
+	if bf16Act.Load() {
+		mode = "on"
+	}
+	switch {
+	case bf16dMV != nil:
+		add("bf16 activation mode", "vdpbf16ps (mode "+mode+")",
+			"AVX512-BF16 on "+cpuName+": AMD Zen 4/5 issue VDPBF16PS at the f32 FMA rate, twice the multiply-adds (measured 1.9/cycle on Zen 5)")
+	case x.HasAVX512BF16:
+		add("bf16 activation mode", "widen (mode "+mode+")",
+			"AVX512-BF16 on "+cpuName+": Intel before AMX measured VDPBF16PS at half its f32 FMA rate, so the exact kernels run on the rounded activations")
+	default:
+		add("bf16 activation mode", "widen (mode "+mode+")", "no AVX512-BF16")
+	}
+	switch {
+	case amxOn && amxInt8:
+		add("q8_0", "amx-int8 tiles for 16 tokens and up, avx512-vnni vpdpbusd below", "AMX-INT8 present")
+	case x.HasAVX512VNNI:
+		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
+	default:
+		add("q8_0", "avx2 vpmaddubsw", "AVX-512 without VNNI")
+	}
+	if simd[Q4_0].mv != nil {
+		add("q4_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
+	} else {
+		add("q4_0", "purego", "the Q4_0 kernel needs AVX512-VNNI")
+	}
+	return c
+}

@@ -35,7 +35,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) error {
 	stream := fs.Bool("stream", true, "stream the answers (server-sent events); TTFT is the first text")
 	var threads int
 	addThreadsFlag(fs, &threads)
-	quant := fs.String("quant", "", `weight quantization without --url: "" or "q8_0"`)
+	quant := fs.String("quant", "", `quantize the weights at load without --url: "" (as stored), q8_0 or q4_0`)
 	maxSeqs := fs.Int("max-seqs", 64, "most sequences per batch without --url")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load (client, server and batcher in this process without --url) to this file (go tool pprof)")

@@ -76,7 +76,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var threads, ctxSize int
 	addThreadsFlag(fs, &threads)
 	addCtxSizeFlag(fs, &ctxSize)
-	quant := fs.String("quant", "", "weight quantization: \"\" or q8_0")
+	quant := fs.String("quant", "", "quantize the weights at load: \"\" (as stored), q8_0 or q4_0")
 	jsonOut := fs.Bool("json", false, "print one JSON object: model, method, metric, seed, settings, score and every item")
 	quiet := fs.BoolP("quiet", "q", false, "no progress on stderr")
 	fs.Usage = func() {

@@ -74,7 +74,7 @@ func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	fs.BoolVar(&g.chat, "chat", false, "wrap the prompt in the model's chat template")
 	addThreadsFlag(fs, &g.threads)
 	addCtxSizeFlag(fs, &g.ctxSize)
-	fs.StringVar(&g.quant, "quant", "", `weight quantization: "" or "q8_0"`)
+	fs.StringVar(&g.quant, "quant", "", `quantize the weights at load: "" (as stored), q8_0 or q4_0`)
 	fs.BoolVarP(&g.verbose, "verbose", "v", false, "print the seed and the context size on stderr")
 	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if to, ok := llamaAliases[name]; ok {

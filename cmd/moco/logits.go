@@ -28,7 +28,7 @@ func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output file: float32 little-endian, row-major [positions][vocab]")
 	var threads int
 	addThreadsFlag(fs, &threads)
-	quant := fs.String("quant", "", "quantize the weights at load: q8_0")
+	quant := fs.String("quant", "", "quantize the weights at load: q8_0 or q4_0")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco logits --model DIR --ids-file tokens.json --out FILE")
 		fs.PrintDefaults()

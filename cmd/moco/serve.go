@@ -64,7 +64,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var threads, ctxSize int
 	addThreadsFlag(fs, &threads)
 	addCtxSizeFlag(fs, &ctxSize)
-	quant := fs.String("quant", "", `weight quantization: "" or "q8_0"`)
+	quant := fs.String("quant", "", `quantize the weights at load: "" (as stored), q8_0 or q4_0`)
 	kvMiB := fs.Int("kv-cache-mib", 1024, "KV cache budget per model in MiB; requests wait for room")
 	maxSeqs := fs.Int("max-seqs", 64, "most sequences decoded together per model")
 	stepTokens := fs.Int("step-tokens", 128, "most tokens per batch step (long prompts are prefilled in chunks of the rest)")
@@ -102,8 +102,8 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (model folders go after -m)", fs.Arg(0))
 	}
-	if *quant != "" && *quant != "q8_0" {
-		return usagef("--quant %q: only q8_0 is supported", *quant)
+	if *quant != "" && *quant != "q8_0" && *quant != "q4_0" {
+		return usagef("--quant %q: want q8_0 or q4_0", *quant)
 	}
 	if *defMax > *maxTokens {
 		return usagef("--default-max-tokens %d is more than --max-tokens-limit %d", *defMax, *maxTokens)
