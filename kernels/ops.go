@@ -350,6 +350,10 @@ const tileBytes = 512 << 10
 // tile, so that they stay in L1 while the tokens are swept over them.
 const l1Bytes = 24 << 10
 
+// l2Bytes bounds the weights of one row block that the small-batch path of
+// matMulRows sweeps each token over, so that they stay in L2.
+const l2Bytes = 192 << 10
+
 // panelBytes bounds one panel of a 6-row block of weights (kern.mm6p), so
 // that it stays in L1 (32 KiB and up) beside the activations streaming by.
 const panelBytes = 24 << 10
@@ -477,7 +481,19 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
-		if k.mm6 != nil {
+		if k.mm6 != nil && t1-t0 < 4 {
+			// Too few tokens for the tile: one matvec call per token over
+			// a block of rows that stays in L2, so that each call streams
+			// eight rows at once (mv's fast path) and the weights come
+			// from memory once. Each row's sum is MatVec's bit for bit.
+			rb := max(8, l2Bytes/(m.Type.size()*C)&^7)
+			for r := r0; r < r1; r += rb {
+				re := min(r1, r+rb)
+				for t := t0; t < t1; t++ {
+					k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&x[t*C]), re-r, k32, C)
+				}
+			}
+		} else if k.mm6 != nil {
 			r := r0
 			for ; r+6 <= r1; r += 6 {
 				w := m.wptr(r)
