@@ -80,20 +80,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 {
 		return usagef("train sft: --lora-r, --steps and --batch-size must be positive, --warmup not negative")
 	}
-	f, err := os.Open(*data)
-	if err != nil {
-		return err
-	}
-	examples, err := train.ReadSFT(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", *data, err)
-	}
-	m, err := train.Load(*model)
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*model)
+	examples, m, tok, err := loadTraining(*model, *data, train.ReadSFT)
 	if err != nil {
 		return err
 	}
@@ -246,4 +233,28 @@ func writeCurveSVG(path, title, ylabel string, hist []train.Step) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// loadTraining reads a training data file with read (errors name the file
+// and line), then the model and its tokenizer: data first, so a bad file
+// is reported before any weights load.
+func loadTraining[T any](model, data string, read func(io.Reader) ([]T, error)) ([]T, *train.Model[float32], *tokenizer.Tokenizer, error) {
+	f, err := os.Open(data)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	items, err := read(f)
+	f.Close()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", data, err)
+	}
+	m, err := train.Load(model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err := tokenizer.Load(model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return items, m, tok, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mocolab/moco/tokenizer"
 	"github.com/mocolab/moco/train"
 )
 
@@ -56,20 +55,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if !(*dropout >= 0 && *dropout < 1) {
 		return usagef("train dpo: --lora-dropout must be in [0, 1)")
 	}
-	f, err := os.Open(*data)
-	if err != nil {
-		return err
-	}
-	pairs, err := train.ReadDPO(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", *data, err)
-	}
-	m, err := train.Load(*model)
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*model)
+	pairs, m, tok, err := loadTraining(*model, *data, train.ReadDPO)
 	if err != nil {
 		return err
 	}

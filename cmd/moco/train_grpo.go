@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mocolab/moco/bench"
-	"github.com/mocolab/moco/tokenizer"
 	"github.com/mocolab/moco/train"
 )
 
@@ -75,20 +74,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("train grpo: --task-type: %v", err)
 	}
-	f, err := os.Open(*data)
-	if err != nil {
-		return err
-	}
-	examples, err := train.ReadGRPO(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", *data, err)
-	}
-	m, err := train.Load(*model)
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*model)
+	examples, m, tok, err := loadTraining(*model, *data, train.ReadGRPO)
 	if err != nil {
 		return err
 	}
