@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,43 +31,25 @@ type Pair struct {
 // (no prompt field) are refused: the first needs the chat template, the
 // second a shared-prefix split.
 func ReadDPO(r io.Reader) ([]Pair, error) {
-	var out []Pair
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(text), &raw); err != nil {
-			return nil, fmt.Errorf("line %d: %v", line, err)
-		}
+	return readJSONL(r, "pairs", func(text []byte, raw map[string]json.RawMessage) (Pair, error) {
+		var p Pair
 		for _, k := range []string{"prompt", "chosen", "rejected"} {
 			v, ok := raw[k]
 			if !ok {
-				return nil, fmt.Errorf("line %d: missing field %q (want string fields prompt, chosen and rejected)", line, k)
+				return p, fmt.Errorf("missing field %q (want string fields prompt, chosen and rejected)", k)
 			}
 			if s := strings.TrimSpace(string(v)); strings.HasPrefix(s, "[") {
-				return nil, fmt.Errorf("line %d: field %q is a list: the conversational form is not supported yet (use strings)", line, k)
+				return p, fmt.Errorf("field %q is a list: the conversational form is not supported yet (use strings)", k)
 			}
 		}
-		var p Pair
-		if err := json.Unmarshal([]byte(text), &p); err != nil {
-			return nil, fmt.Errorf("line %d: %v", line, err)
+		if err := json.Unmarshal(text, &p); err != nil {
+			return p, err
 		}
 		if p.Chosen == "" || p.Rejected == "" {
-			return nil, fmt.Errorf("line %d: chosen and rejected must be non-empty", line)
+			return p, errors.New("chosen and rejected must be non-empty")
 		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no pairs")
-	}
-	return out, nil
+		return p, nil
+	})
 }
 
 // SeqLogProb returns the sum over scored positions (targets[t] ≥ 0) of

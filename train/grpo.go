@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -63,21 +62,10 @@ type GRPOExample struct {
 // a number kept as written); blank lines are skipped and an error names
 // the offending line.
 func ReadGRPO(r io.Reader) ([]GRPOExample, error) {
-	var out []GRPOExample
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(text), &raw); err != nil {
-			return nil, fmt.Errorf("line %d: %v", line, err)
-		}
+	return readJSONL(r, "examples", func(_ []byte, raw map[string]json.RawMessage) (GRPOExample, error) {
 		var ex GRPOExample
 		if err := json.Unmarshal(raw["prompt"], &ex.Prompt); err != nil || raw["prompt"] == nil || ex.Prompt == "" {
-			return nil, fmt.Errorf("line %d: want a non-empty string field prompt", line)
+			return ex, errors.New("want a non-empty string field prompt")
 		}
 		a := bytes.TrimSpace(raw["answer"])
 		var num json.Number
@@ -86,17 +74,10 @@ func ReadGRPO(r io.Reader) ([]GRPOExample, error) {
 		case len(a) > 0 && json.Unmarshal(a, &num) == nil:
 			ex.Answer = num.String()
 		default:
-			return nil, fmt.Errorf("line %d: want a field answer (a string or a number)", line)
+			return ex, errors.New("want a field answer (a string or a number)")
 		}
-		out = append(out, ex)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no examples")
-	}
-	return out, nil
+		return ex, nil
+	})
 }
 
 // Reward scores one completion of a prompt against its reference answer

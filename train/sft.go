@@ -2,6 +2,7 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,39 +35,48 @@ type Message struct {
 // completion, or messages (a list of {role, content} with at least one
 // assistant turn). Blank lines are skipped; an error names the line.
 func ReadSFT(r io.Reader) ([]Example, error) {
-	var out []Example
+	return readJSONL(r, "examples", func(text []byte, raw map[string]json.RawMessage) (Example, error) {
+		var ex Example
+		if err := json.Unmarshal(text, &ex); err != nil {
+			return ex, err
+		}
+		if _, ok := raw["messages"]; ok {
+			return ex, checkMessages(ex.Messages)
+		}
+		if _, ok := raw["prompt"]; !ok || ex.Completion == "" {
+			return ex, errors.New("want string fields prompt and a non-empty completion, or messages")
+		}
+		return ex, nil
+	})
+}
+
+// readJSONL reads JSON lines (blank lines skipped, each at most 64 MiB),
+// each an object, parsed by parse from its text and fields; an error names
+// the line. No items at all is an error naming what was wanted.
+func readJSONL[T any](r io.Reader, what string, parse func(text []byte, raw map[string]json.RawMessage) (T, error)) ([]T, error) {
+	var out []T
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
 			continue
 		}
 		var raw map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		if err := json.Unmarshal(text, &raw); err != nil {
 			return nil, fmt.Errorf("line %d: %v", line, err)
 		}
-		var ex Example
-		if err := json.Unmarshal([]byte(text), &ex); err != nil {
+		item, err := parse(text, raw)
+		if err != nil {
 			return nil, fmt.Errorf("line %d: %v", line, err)
 		}
-		if _, ok := raw["messages"]; ok {
-			if err := checkMessages(ex.Messages); err != nil {
-				return nil, fmt.Errorf("line %d: %v", line, err)
-			}
-			out = append(out, ex)
-			continue
-		}
-		if _, ok := raw["prompt"]; !ok || ex.Completion == "" {
-			return nil, fmt.Errorf("line %d: want string fields prompt and a non-empty completion, or messages", line)
-		}
-		out = append(out, ex)
+		out = append(out, item)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no examples")
+		return nil, errors.New("no " + what)
 	}
 	return out, nil
 }
