@@ -46,27 +46,7 @@ func TestDPOMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := &LoRA[float32]{R: ref.R, Alpha: ref.Alpha, Scale: float32(ref.Alpha / float64(ref.R)),
-		Modules: []string{"q_proj", "v_proj", "down_proj"}, A: map[string][]float32{}, B: map[string][]float32{}}
-	for l := range m.Config.NumLayers {
-		for _, mod := range lo.Modules {
-			base := LayerName(l, modulePath[mod])
-			in, out := m.dims(modulePath[mod])
-			a, bb := make([]float32, lo.R*in), make([]float32, out*lo.R)
-			for i := range lo.R {
-				for j := range in {
-					a[i*in+j] = float32(0.02 * math.Sin(1+0.7*float64(i)+0.3*float64(j)+float64(l)))
-				}
-			}
-			for i := range out {
-				for j := range lo.R {
-					bb[i*lo.R+j] = float32(0.02 * math.Cos(2+0.5*float64(j)+0.11*float64(i)+float64(l)))
-				}
-			}
-			lo.A[base], lo.B[base] = a, bb
-		}
-	}
-	m.LoRA, m.Frozen = lo, true
+	m.LoRA, m.Frozen = torchLoRA(m, ref.R, ref.Alpha), true
 
 	near := func(what string, got, want, tol float64) {
 		t.Helper()

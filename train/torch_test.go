@@ -38,27 +38,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := &LoRA[float32]{R: ref.R, Alpha: ref.Alpha, Scale: float32(ref.Alpha / float64(ref.R)),
-		Modules: []string{"q_proj", "v_proj", "down_proj"}, A: map[string][]float32{}, B: map[string][]float32{}}
-	for l := range m.Config.NumLayers {
-		for _, mod := range lo.Modules {
-			base := LayerName(l, modulePath[mod])
-			in, out := m.dims(modulePath[mod])
-			a, b := make([]float32, lo.R*in), make([]float32, out*lo.R)
-			for i := range lo.R {
-				for j := range in {
-					a[i*in+j] = float32(0.02 * math.Sin(1+0.7*float64(i)+0.3*float64(j)+float64(l)))
-				}
-			}
-			for i := range out {
-				for j := range lo.R {
-					b[i*lo.R+j] = float32(0.02 * math.Cos(2+0.5*float64(j)+0.11*float64(i)+float64(l)))
-				}
-			}
-			lo.A[base], lo.B[base] = a, b
-		}
-	}
-	m.LoRA, m.Frozen = lo, true
+	m.LoRA, m.Frozen = torchLoRA(m, ref.R, ref.Alpha), true
 
 	// PyTorch's loss is the mean over every scored token of the batch:
 	// weight each sequence's mean by its share of the tokens.
@@ -113,4 +93,32 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 		}
 	}
 	t.Logf("loss %.8g (PyTorch %.8g); worst element error %.3g of its tensor's norm", loss, ref.Loss, worst)
+}
+
+// torchLoRA is the adapter the PyTorch reference scripts build
+// (testdata/torch_reference.py, torch_dpo_reference.py): rank r on q_proj,
+// v_proj and down_proj, A and B filled from fixed sine and cosine formulas
+// so both sides start from the same weights without sharing a file.
+func torchLoRA(m *Model[float32], r int, alpha float64) *LoRA[float32] {
+	lo := &LoRA[float32]{R: r, Alpha: alpha, Scale: float32(alpha / float64(r)),
+		Modules: []string{"q_proj", "v_proj", "down_proj"}, A: map[string][]float32{}, B: map[string][]float32{}}
+	for l := range m.Config.NumLayers {
+		for _, mod := range lo.Modules {
+			base := LayerName(l, modulePath[mod])
+			in, out := m.dims(modulePath[mod])
+			a, b := make([]float32, r*in), make([]float32, out*r)
+			for i := range r {
+				for j := range in {
+					a[i*in+j] = float32(0.02 * math.Sin(1+0.7*float64(i)+0.3*float64(j)+float64(l)))
+				}
+			}
+			for i := range out {
+				for j := range r {
+					b[i*r+j] = float32(0.02 * math.Cos(2+0.5*float64(j)+0.11*float64(i)+float64(l)))
+				}
+			}
+			lo.A[base], lo.B[base] = a, b
+		}
+	}
+	return lo
 }
