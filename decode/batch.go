@@ -286,8 +286,12 @@ func (b *Batcher) loop(batch *engine.Batch) {
 	var active []*job
 	finish := func(j *job, err error) {
 		if j.seq != nil {
+			// The gauges drop before the caller hears of the result, so a
+			// client that reads the metrics after its answer sees it gone.
 			batch.Remove(j.seq)
 			j.seq = nil
+			b.stats.active.Add(-1)
+			b.stats.kvUsed.Store(batch.KVUsed())
 		}
 		j.err = err
 		b.stats.completed.Add(1)
@@ -350,7 +354,6 @@ func (b *Batcher) loop(batch *engine.Batch) {
 		}
 		clear(active[len(kept):])
 		active = kept
-		b.stats.active.Store(int64(len(active)))
 		b.stats.kvUsed.Store(batch.KVUsed())
 		if len(active) == 0 {
 			<-b.wake
@@ -386,6 +389,7 @@ func (b *Batcher) loop(batch *engine.Batch) {
 // start sets up a job's sampling state once it is admitted.
 func (b *Batcher) start(j *job, s *engine.Seq) {
 	j.seq = s
+	b.stats.active.Add(1)
 	j.smp, _ = NewSampler(j.req.Sampler) // validated in Check
 	j.stream = b.tok.NewStream(true)
 	j.stop = &stopWriter{stops: j.req.Stop}
