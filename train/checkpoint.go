@@ -1,12 +1,14 @@
 package train
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,41 +30,70 @@ import (
 // The folder is written under a temporary name and renamed into place,
 // so a checkpoint-STEP folder is always complete.
 
-type trainerState struct {
+type trainerState[H any] struct {
 	Step       int             `json:"step"`
 	AdamStep   int             `json:"adam_step"`
 	RNG        []byte          `json:"rng"`
 	DropoutRNG []byte          `json:"dropout_rng,omitempty"`
 	Elapsed    float64         `json:"elapsed_seconds"`
-	History    []Step          `json:"history"`
+	History    []H             `json:"history"`
 	Config     map[string]any  `json:"config"`
 	Time       time.Time       `json:"time"`
 	Extra      json.RawMessage `json:"extra,omitempty"`
 }
 
-// fingerprint lists what must not change across a resume.
-func fingerprint(cfg SFTConfig, seqs []Seq) map[string]any {
+// runState is the state of a run that a checkpoint holds, whatever the
+// objective (SFT, DPO, GRPO): H is the objective's step record.
+type runState[H any] struct {
+	step    int // optimizer steps done
+	params  map[string][]float32
+	opt     *AdamW
+	rng     *rand.PCG // batch draws (GRPO: prompt order and sampling)
+	dropRNG *rand.PCG // LoRA dropout masks (nil without)
+	hist    []H
+	elapsed time.Duration // before this process
+	// extra, when set, returns objective state beyond the above (saved as
+	// trainer_state.json's "extra"); setExtra reads it back on resume.
+	extra    func() (any, error)
+	setExtra func(json.RawMessage) error
+}
+
+// hashSeqs is a fingerprint of tokenized data.
+func hashSeqs(seqs ...[]int) string {
 	h := fnv.New64a()
 	var b [8]byte
-	for _, s := range seqs {
-		for _, v := range [][]int{s.Tokens, s.Targets} {
-			binary.LittleEndian.PutUint64(b[:], uint64(len(v)))
+	for _, v := range seqs {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(v)))
+		h.Write(b[:])
+		for _, x := range v {
+			binary.LittleEndian.PutUint64(b[:], uint64(x))
 			h.Write(b[:])
-			for _, x := range v {
-				binary.LittleEndian.PutUint64(b[:], uint64(x))
-				h.Write(b[:])
-			}
 		}
+	}
+	return fmt.Sprintf("fnv64a %016x", h.Sum64())
+}
+
+// fingerprint lists what must not change across a resume of an SFT run
+// (DPO's adds to it).
+func fingerprint(cfg SFTConfig, seqs []Seq) map[string]any {
+	var all [][]int
+	for _, s := range seqs {
+		all = append(all, s.Tokens, s.Targets)
 	}
 	fp := map[string]any{
 		"steps": cfg.Steps, "batch_size": cfg.BatchSize, "grad_accum": max(1, cfg.GradAccum), "warmup": cfg.Warmup,
 		"lr": cfg.LR, "weight_decay": cfg.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "seed": cfg.Seed,
-		"full": cfg.Full, "data": fmt.Sprintf("%d examples, fnv64a %016x", len(seqs), h.Sum64()),
+		"full": cfg.Full, "data": fmt.Sprintf("%d examples, %s", len(seqs), hashSeqs(all...)),
 	}
 	if !cfg.Full {
 		fp["lora_r"], fp["lora_alpha"], fp["lora_targets"], fp["lora_dropout"] = cfg.Rank, cfg.Alpha, strings.Join(cfg.Targets, ","), cfg.Dropout
 	}
-	// Round-trip through JSON so that a fingerprint read back compares equal.
+	return fp
+}
+
+// jsonRoundTrip returns fp as it reads back from JSON, so that a
+// fingerprint read from a checkpoint compares equal.
+func jsonRoundTrip(fp map[string]any) map[string]any {
 	raw, _ := json.Marshal(fp)
 	var out map[string]any
 	json.Unmarshal(raw, &out)
@@ -77,7 +108,7 @@ func f32Tensor(name string, v []float32) *safetensors.Tensor {
 	return &safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: []int{len(v)}, Data: data}
 }
 
-func saveCheckpoint(dir string, run *sftRun, fp map[string]any, lo *LoRA[float32], m *Model[float32]) error {
+func saveCheckpoint[H any](dir string, run *runState[H], fp map[string]any, lo *LoRA[float32], m *Model[float32]) error {
 	final := filepath.Join(dir, fmt.Sprintf("checkpoint-%d", run.step))
 	tmp := filepath.Join(dir, fmt.Sprintf(".checkpoint-%d.tmp", run.step))
 	if err := os.RemoveAll(tmp); err != nil {
@@ -99,8 +130,17 @@ func saveCheckpoint(dir string, run *sftRun, fp map[string]any, lo *LoRA[float32
 	if err := safetensors.WriteFile(filepath.Join(tmp, "optimizer.safetensors"), os_, nil); err != nil {
 		return err
 	}
-	st := trainerState{Step: run.step, AdamStep: run.opt.Step, Elapsed: run.elapsed.Seconds(), History: run.hist, Config: fp, Time: time.Now().UTC()}
+	st := trainerState[H]{Step: run.step, AdamStep: run.opt.Step, Elapsed: run.elapsed.Seconds(), History: run.hist, Config: fp, Time: time.Now().UTC()}
 	var err error
+	if run.extra != nil {
+		x, err := run.extra()
+		if err != nil {
+			return err
+		}
+		if st.Extra, err = json.Marshal(x); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
 	if st.RNG, err = run.rng.MarshalBinary(); err != nil {
 		return err
 	}
@@ -127,6 +167,107 @@ func saveCheckpoint(dir string, run *sftRun, fp map[string]any, lo *LoRA[float32
 	return os.Rename(tmp, final)
 }
 
+// loopConfig is what runLoop needs of a run's settings.
+type loopConfig struct {
+	steps, warmup int
+	lr, maxNorm   float64
+	// With saveEvery > 0, checkpoints go to dir/checkpoint-STEP every
+	// saveEvery steps and when ctx stops the run; fp is the fingerprint
+	// a resume must match; lo (nil for full fine-tuning) is written
+	// beside the weights as a PEFT adapter.
+	saveEvery int
+	dir       string
+	fp        map[string]any
+	lo        *LoRA[float32]
+	m         *Model[float32]
+}
+
+// record is a step record that runLoop stamps once the update is done.
+type record[H any] interface {
+	*H
+	stamp(step int, lr, norm float64, t time.Duration)
+}
+
+// runLoop drives the optimizer steps of a run from run.step to c.steps,
+// the same for every objective: one computes step's gradient (of
+// run.params), loss and record; runLoop clips the gradient, stops on a
+// non-finite loss or norm before the update (so the weights and the
+// checkpoints on disk hold the last good step; the error says which),
+// applies AdamW with warm-up and cosine decay, stamps and keeps the
+// record, and writes checkpoints. When ctx stops the run (between steps,
+// or inside one, which then returns ctx's error) the steps done since the
+// last checkpoint are saved first. A failed one must leave any state of
+// its own as it found it; runLoop restores run's random streams itself.
+func runLoop[H any, P record[H]](ctx context.Context, run *runState[H], c loopConfig,
+	one func(step int) (grads map[string][]float32, loss float64, rec H, err error), progress func(H)) error {
+	start := time.Now()
+	saved := run.step
+	save := func() error {
+		if c.saveEvery <= 0 {
+			return nil
+		}
+		run.elapsed += time.Since(start)
+		start = time.Now()
+		if err := saveCheckpoint(c.dir, run, c.fp, c.lo, c.m); err != nil {
+			return err
+		}
+		saved = run.step
+		return nil
+	}
+	stopped := func(err error) error {
+		if run.step > saved {
+			if serr := save(); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return err
+	}
+	for run.step < c.steps {
+		step := run.step
+		if err := ctx.Err(); err != nil {
+			return stopped(err)
+		}
+		rng := *run.rng
+		var drop rand.PCG
+		if run.dropRNG != nil {
+			drop = *run.dropRNG
+		}
+		grads, loss, rec, err := one(step)
+		if err != nil {
+			*run.rng = rng
+			if run.dropRNG != nil {
+				*run.dropRNG = drop
+			}
+			if ctx.Err() != nil {
+				return stopped(err)
+			}
+			return err
+		}
+		norm := ClipGradNorm(grads, c.maxNorm)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
+			ck := ""
+			if c.saveEvery > 0 {
+				ck = fmt.Sprintf(" (last checkpoint: step %d)", saved)
+			}
+			return fmt.Errorf("step %d: loss %v, gradient norm %v; stopped with the weights of step %d%s", step+1, loss, norm, step, ck)
+		}
+		lr := CosineLR(c.lr, step, c.warmup, c.steps)
+		run.opt.Update(run.params, grads, lr)
+		run.step++
+		P(&rec).stamp(run.step, lr, norm, run.elapsed+time.Since(start))
+		run.hist = append(run.hist, rec)
+		if progress != nil {
+			progress(rec)
+		}
+		if c.saveEvery > 0 && run.step%c.saveEvery == 0 {
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // LatestCheckpoint returns the checkpoint-STEP folder of dir with the
 // highest STEP.
 func LatestCheckpoint(dir string) (string, error) {
@@ -150,15 +291,16 @@ func LatestCheckpoint(dir string) (string, error) {
 	return best, nil
 }
 
-func loadCheckpoint(dir string, run *sftRun, fp map[string]any) error {
+func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any) error {
 	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	var st trainerState
+	var st trainerState[H]
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("resume: %s: %w", filepath.Join(dir, "trainer_state.json"), err)
 	}
+	fp = jsonRoundTrip(fp)
 	keys := make([]string, 0, len(fp))
 	for k := range fp {
 		keys = append(keys, k)
@@ -233,6 +375,11 @@ func loadCheckpoint(dir string, run *sftRun, fp map[string]any) error {
 	}
 	if st.Step < 0 || len(st.History) != st.Step {
 		return errors.New("resume: trainer_state.json: step and history disagree")
+	}
+	if run.setExtra != nil {
+		if err := run.setExtra(st.Extra); err != nil {
+			return fmt.Errorf("resume: %s: %w", dir, err)
+		}
 	}
 	run.step, run.opt.Step, run.hist = st.Step, st.AdamStep, st.History
 	run.elapsed = time.Duration(st.Elapsed * float64(time.Second))

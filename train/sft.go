@@ -315,15 +315,8 @@ func PrepareSFT(m *Model[float32], tok *tokenizer.Tokenizer, data []Example, cfg
 	return seqs, nil
 }
 
-// sftRun is the state a checkpoint holds.
-type sftRun struct {
-	step    int // optimizer steps done
-	params  map[string][]float32
-	opt     *AdamW
-	rng     *rand.PCG // batch draws
-	dropRNG *rand.PCG // LoRA dropout masks (nil without)
-	hist    []Step
-	elapsed time.Duration // before this process
+func (s *Step) stamp(step int, lr, norm float64, t time.Duration) {
+	s.Step, s.LR, s.Norm, s.Time = step, lr, norm, t
 }
 
 // SFT trains m on data with AdamW, warm-up + cosine decay and gradient
@@ -344,7 +337,7 @@ func SFT(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 
 // SFTSeqs is SFT on tokenized examples.
 func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, progress func(Step)) (*LoRA[float32], []Step, error) {
-	run := &sftRun{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0xda7a)}
+	run := &runState[Step]{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0xda7a)}
 	var lo *LoRA[float32]
 	if cfg.Full {
 		m.LoRA, m.Frozen = nil, false
@@ -376,25 +369,10 @@ func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, 
 			lo.DropRNG = nil // evaluation mode from here on
 		}
 	}()
-	save := func() error {
-		if cfg.SaveEvery <= 0 {
-			return nil
-		}
-		return saveCheckpoint(cfg.CheckpointDir, run, fp, lo, m)
-	}
 	accum := max(1, cfg.GradAccum)
-	start := time.Now()
-	saved := run.step
-	for run.step < cfg.Steps {
-		step := run.step
-		if err := ctx.Err(); err != nil {
-			if step > saved {
-				if serr := save(); serr != nil {
-					return lo, run.hist, errors.Join(err, serr)
-				}
-			}
-			return lo, run.hist, err
-		}
+	lc := loopConfig{steps: cfg.Steps, warmup: cfg.Warmup, lr: cfg.LR, maxNorm: cfg.MaxGradNorm,
+		saveEvery: cfg.SaveEvery, dir: cfg.CheckpointDir, fp: fp, lo: lo, m: m}
+	err := runLoop(ctx, run, lc, func(int) (map[string][]float32, float64, Step, error) {
 		batch := make([]Seq, cfg.BatchSize*accum)
 		total, seen := 0, 0
 		draw := rand.New(run.rng)
@@ -424,30 +402,7 @@ func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, 
 				}
 			}
 		}
-		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
-		if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
-			ck := ""
-			if cfg.SaveEvery > 0 {
-				ck = fmt.Sprintf(" (last checkpoint: step %d)", saved)
-			}
-			return lo, run.hist, fmt.Errorf("step %d: loss %v, gradient norm %v; stopped with the weights of step %d%s", step+1, loss, norm, step, ck)
-		}
-		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
-		run.opt.Update(run.params, grads, lr)
-		run.step++
-		st := Step{Step: run.step, Loss: loss, LR: lr, Tokens: total, Seen: seen, Norm: norm, Time: run.elapsed + time.Since(start)}
-		run.hist = append(run.hist, st)
-		if progress != nil {
-			progress(st)
-		}
-		if cfg.SaveEvery > 0 && run.step%cfg.SaveEvery == 0 {
-			run.elapsed += time.Since(start)
-			start = time.Now()
-			if err := save(); err != nil {
-				return lo, run.hist, err
-			}
-			saved = run.step
-		}
-	}
-	return lo, run.hist, nil
+		return grads, loss, Step{Loss: loss, Tokens: total, Seen: seen}, nil
+	}, progress)
+	return lo, run.hist, err
 }
