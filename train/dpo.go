@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -207,10 +206,13 @@ type DPOStep struct {
 // completion and EOS scored). The reference log-probabilities are computed
 // once per pair, the first time it is drawn. Of the SFT settings, DPO
 // uses LoRA dropout (in the policy's forward passes), GradAccum (a step
-// averages BatchSize·GradAccum pairs) and MaxLength (longer pairs are
-// refused); it refuses Full, Truncate, checkpoints and resume. A
-// non-finite loss stops the run before the update, so the adapters hold
-// the last good step.
+// averages BatchSize·GradAccum pairs, processed BatchSize at a time; RPO's
+// NLL is each micro-batch's token mean, averaged, as in TRL), MaxLength
+// (longer pairs are refused), and SFT's checkpoints and resume (the same
+// folders; a resumed run goes on bit for bit); it refuses Full and
+// Truncate. A non-finite loss or gradient stops the run before the
+// update, so the adapters (and the checkpoints on disk) hold the last
+// good step.
 func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []Pair, cfg DPOConfig, progress func(DPOStep)) (*LoRA[float32], []DPOStep, error) {
 	switch {
 	case cfg.Beta <= 0:
@@ -219,8 +221,6 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		return nil, nil, fmt.Errorf("LoRA dropout %v: want 0 ≤ p < 1", cfg.Dropout)
 	case cfg.Full:
 		return nil, nil, errors.New("DPO trains LoRA adapters only (the reference is the base with them off)")
-	case cfg.SaveEvery > 0 || cfg.Resume != "":
-		return nil, nil, errors.New("DPO has no checkpoints or resume yet")
 	case cfg.Truncate:
 		return nil, nil, errors.New("DPO does not truncate pairs: a pair longer than the limit is refused")
 	}
@@ -236,17 +236,13 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 	}
 	// Gradient accumulation: the step's loss is the mean over every pair
 	// of every micro-batch, the same as one batch of BatchSize·GradAccum.
-	batchSize := cfg.BatchSize * max(1, cfg.GradAccum)
-	type item struct {
-		c, r       Seq
-		refC, refR float64
-		once       sync.Once // computes refC and refR the first time the pair is drawn
-	}
+	accum := max(1, cfg.GradAccum)
+	batchSize := cfg.BatchSize * accum
 	threads := cfg.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	items := make([]item, len(data))
+	items := make([]dpoItem, len(data))
 	for i, p := range data {
 		for _, x := range []struct {
 			s    *Seq
@@ -260,52 +256,89 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			}
 		}
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
-	opt := NewAdamW(cfg.WeightDecay)
-	params := lo.Params()
-	var hist []DPOStep
-	start := time.Now()
-	for step := range cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return lo, hist, err
+	var all [][]int
+	for i := range items {
+		all = append(all, items[i].c.Tokens, items[i].c.Targets, items[i].r.Tokens, items[i].r.Targets)
+	}
+	fp := fingerprint(cfg.SFTConfig, nil)
+	fp["data"] = fmt.Sprintf("%d pairs, %s", len(items), hashSeqs(all...))
+	fp["beta"], fp["rpo_alpha"] = cfg.Beta, cfg.RPOAlpha
+	run := &runState[DPOStep]{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0xda7a), params: lo.Params()}
+	if cfg.Resume != "" {
+		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+			return nil, nil, err
 		}
-		st := DPOStep{Step: Step{Step: step + 1}}
-		w := 1 / float64(batchSize)
-		batch := make([]*item, batchSize)
+	}
+	lc := loopConfig{steps: cfg.Steps, warmup: cfg.Warmup, lr: cfg.LR, maxNorm: cfg.MaxGradNorm,
+		saveEvery: cfg.SaveEvery, dir: cfg.CheckpointDir, fp: fp, lo: lo, m: m}
+	err = runLoop(ctx, run, lc, func(step int) (map[string][]float32, float64, DPOStep, error) {
+		draw := rand.New(run.rng)
+		batch := make([]*dpoItem, batchSize)
 		for i := range batch {
-			batch[i] = &items[rng.IntN(len(items))]
+			batch[i] = &items[draw.IntN(len(items))]
 		}
+		grads, st := dpoStep(m, batch, cfg, step, threads)
+		return grads, st.Loss, st, nil
+	}, progress)
+	return lo, run.hist, err
+}
+
+// dpoItem is a tokenized pair with its reference log-probabilities.
+type dpoItem struct {
+	c, r       Seq
+	refC, refR float64
+	once       sync.Once // computes refC and refR the first time the pair is drawn
+}
+
+// dpoStep returns the gradient (for m's trainable weights) and the record
+// of one step's loss over batch: len(batch)/BatchSize micro-batches of
+// BatchSize pairs, each pair weighted 1/len(batch), RPO's NLL the mean
+// over micro-batches of each one's token mean. Only one micro-batch's
+// pair gradients are held at a time; they are added in the batch's
+// order, so the result does not depend on threads.
+func dpoStep[T Float](m *Model[T], batch []*dpoItem, cfg DPOConfig, step, threads int) (map[string][]T, DPOStep) {
+	var st DPOStep
+	batchSize := len(batch)
+	accum := batchSize / cfg.BatchSize
+	w := 1 / float64(batchSize)
+	lo := m.LoRA
+	grads := map[string][]T{}
+	for mb := range accum {
+		micro := batch[mb*cfg.BatchSize : (mb+1)*cfg.BatchSize]
 		chosenTokens := 0
-		for _, it := range batch {
+		for _, it := range micro {
 			for _, y := range it.c.Targets {
 				if y >= 0 {
 					chosenTokens++
 				}
 			}
 		}
+		// RPO's NLL is the token mean over the micro-batch's chosen
+		// completions, averaged over the micro-batches (as TRL's
+		// per-micro-batch loss divided by the accumulation steps).
 		nll := 0.0
 		if cfg.RPOAlpha > 0 && chosenTokens > 0 {
-			nll = cfg.RPOAlpha / float64(chosenTokens)
+			nll = cfg.RPOAlpha / float64(chosenTokens*accum)
 		}
-		pairStats := make([]PairStats, len(batch))
-		pairGrads := make([]map[string][]float32, len(batch))
+		pairStats := make([]PairStats, len(micro))
+		pairGrads := make([]map[string][]T, len(micro))
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for range min(threads, len(batch)) {
+		for range min(threads, len(micro)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := int(next.Add(1) - 1); i < len(batch); i = int(next.Add(1) - 1) {
-					it := batch[i]
+				for i := int(next.Add(1) - 1); i < len(micro); i = int(next.Add(1) - 1) {
+					it := micro[i]
 					it.once.Do(func() { it.refC, it.refR = m.RefLogProb(it.c), m.RefLogProb(it.r) })
-					pairGrads[i] = map[string][]float32{}
+					pairGrads[i] = map[string][]T{}
 					pm := m
 					if cfg.Dropout > 0 {
 						// Each pair draws its masks from its own stream,
 						// so the run does not depend on the threads.
-						mc, lc := *m, *lo
-						lc.DropRNG = rand.NewPCG(cfg.Seed^0xd0, uint64(step)*uint64(batchSize)+uint64(i))
-						mc.LoRA = &lc
+						mc, lw := *m, *lo
+						lw.DropRNG = rand.NewPCG(cfg.Seed^0xd0, uint64(step)*uint64(batchSize)+uint64(mb*cfg.BatchSize+i))
+						mc.LoRA = &lw
 						pm = &mc
 					}
 					pairStats[i] = pm.DPOPair(it.c, it.r, it.refC, it.refR, cfg.Beta, w, nll, pairGrads[i])
@@ -313,11 +346,10 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			}()
 		}
 		wg.Wait()
-		grads := map[string][]float32{}
-		for i, it := range batch {
+		for i, it := range micro {
 			for name, v := range pairGrads[i] {
 				if grads[name] == nil {
-					grads[name] = make([]float32, len(v))
+					grads[name] = make([]T, len(v))
 				}
 				acc := grads[name]
 				for j, x := range v {
@@ -335,7 +367,7 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 			st.LogpChosen += w * ps.LogpChosen
 			st.LogpRejected += w * ps.LogpRejected
 			if chosenTokens > 0 {
-				st.NLL -= ps.LogpChosen / float64(chosenTokens)
+				st.NLL -= ps.LogpChosen / float64(chosenTokens*accum)
 			}
 			for _, s := range []Seq{it.c, it.r} {
 				st.Seen += len(s.Tokens)
@@ -346,20 +378,9 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 				}
 			}
 		}
-		st.Loss += cfg.RPOAlpha * st.NLL
-		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
-			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, st.Loss, step)
-		}
-		st.Norm = ClipGradNorm(grads, cfg.MaxGradNorm)
-		st.LR = CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
-		opt.Update(params, grads, st.LR)
-		st.Time = time.Since(start)
-		hist = append(hist, st)
-		if progress != nil {
-			progress(st)
-		}
 	}
-	return lo, hist, nil
+	st.Loss += cfg.RPOAlpha * st.NLL
+	return grads, st
 }
 
 // FoldLoRA adds the adapters into the base weights (W += Scale·B·A) and

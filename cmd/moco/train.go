@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -60,16 +61,13 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
 	maxLen := fs.Int("max-length", 0, "most tokens per example (0: the model's max_position_embeddings)")
 	truncate := fs.Bool("truncate", false, "cut examples longer than the limit (with a warning) instead of refusing the data (the default)")
-	saveEvery := fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none")
-	resume := fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)")
-	fs.Lookup("resume").NoOptDefVal = "latest"
+	ck := checkpointFlags(fs)
 	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; a loss.svg plot is written beside it)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
 	setRange(fs, "lora-dropout", between(0, 0.99))
 	setRange(fs, "grad-accum", atLeast(1))
-	setRange(fs, "save-every", atLeast(0))
 	setRange(fs, "max-length", atLeast(0))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,15 +82,9 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt := ""
-	switch *resume {
-	case "":
-	case "latest":
-		if ckpt, err = train.LatestCheckpoint(*out); err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		}
-	default:
-		ckpt = *resume
+	ckpt, err := ck.resumeFrom(*out)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -103,7 +95,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	term := prog != nil && isTerminal(prog)
 	cfg := train.SFTConfig{Steps: *steps, BatchSize: *batch, GradAccum: *accum, Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip,
 		Seed: *seed, Rank: *rank, Alpha: *alpha, Dropout: *dropout, Targets: strings.Split(*targets, ","), Full: *full,
-		MaxLength: *maxLen, Truncate: *truncate, SaveEvery: *saveEvery, CheckpointDir: *out, Resume: ckpt,
+		MaxLength: *maxLen, Truncate: *truncate, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt,
 		Warn: func(s string) { fmt.Fprintln(stderr, "moco train sft: warning:", s) }}
 	var tokens int
 	first := -1
@@ -158,6 +150,39 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(map[string]any{"out": *out, "steps": len(hist), "loss": last.Loss, "seconds": last.Time.Seconds()})
 	}
 	return nil
+}
+
+// ckFlags are the checkpoint flags that train sft, dpo and grpo share.
+type ckFlags struct {
+	saveEvery *int
+	resume    *string
+}
+
+// checkpointFlags adds --save-every and --resume to fs.
+func checkpointFlags(fs *pflag.FlagSet) ckFlags {
+	c := ckFlags{
+		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
+		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)"),
+	}
+	fs.Lookup("resume").NoOptDefVal = "latest"
+	setRange(fs, "save-every", atLeast(0))
+	return c
+}
+
+// resumeFrom is the checkpoint folder --resume names ("" for none): with
+// no value, the latest under out.
+func (c ckFlags) resumeFrom(out string) (string, error) {
+	switch *c.resume {
+	case "":
+		return "", nil
+	case "latest":
+		dir, err := train.LatestCheckpoint(out)
+		if err != nil {
+			return "", fmt.Errorf("--resume: %w", err)
+		}
+		return dir, nil
+	}
+	return *c.resume, nil
 }
 
 // writeLossCSV writes the loss curve as CSV, atomically.

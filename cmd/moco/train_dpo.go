@@ -33,6 +33,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
 	maxLen := fs.Int("max-length", 0, "most tokens per prompt + completion (0: the model's max_position_embeddings); longer pairs are refused")
+	ck := checkpointFlags(fs)
 	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv; a .svg plot of the loss is written beside it): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
@@ -59,6 +60,10 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ckpt, err := ck.resumeFrom(*out)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	prog := progressOut(stderr)
@@ -68,16 +73,20 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	term := prog != nil && isTerminal(prog)
 	cfg := train.DPOConfig{Beta: *beta, RPOAlpha: *rpo, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
 		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ","),
-		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen}}
+		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt}}
 	var tokens int
+	first := -1
 	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
+		if first < 0 {
+			first = s.Step.Step - 1 // steps done before a resume
+		}
 		tokens += s.Seen
 		if prog == nil {
 			return
 		}
 		eta := time.Duration(float64(s.Time) / float64(s.Step.Step) * float64(*steps-s.Step.Step)).Round(time.Second)
 		line := fmt.Sprintf("step %d/%d  loss %.4f  margin %.3f  acc %.2f  lr %.2e  %.0f tok/s  ETA %s",
-			s.Step.Step, *steps, s.Loss, s.Margin, s.Accuracy, s.LR, float64(tokens)/s.Time.Seconds(), eta)
+			s.Step.Step, *steps, s.Loss, s.Margin, s.Accuracy, s.LR, float64(tokens)/(s.Time.Seconds()*float64(s.Step.Step-first)/float64(s.Step.Step)), eta)
 		if term {
 			fmt.Fprintf(prog, "\r%s ", line)
 		} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +60,14 @@ func TestTrainDPOCLI(t *testing.T) {
 	if f := strings.Split(lines[1], ","); f[1] != "0.693147" || f[8] != "0.000000" || f[9] != "0.0000" {
 		t.Errorf("step 1 = %q, want loss 0.693147, margin 0 and accuracy 0", lines[1])
 	}
+}
+
+// TestTrainDPOResumeCLI: see checkResumeCLI.
+func TestTrainDPOResumeCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	var lines []string
+	for i := range 4 {
+		lines = append(lines, fmt.Sprintf(`{"prompt":"Q: %d+%d=\nA:","chosen":" %d","rejected":" %d"}`, 100+i, 200+i, 300+2*i, 310+2*i))
+	}
+	checkResumeCLI(t, "dpo", model, lines, "--batch-size", "2", "--grad-accum", "2", "--lora-r", "2", "--lora-dropout", "0.1", "--rpo-alpha", "0.5")
 }

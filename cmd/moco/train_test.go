@@ -62,24 +62,31 @@ func TestTrainSFTCLI(t *testing.T) {
 	}
 }
 
-// TestTrainSFTResumeCLI runs 4 steps with checkpoints every 2, then
-// removes the end of a second identical run (checkpoint-4 and the
-// adapter) and resumes it from checkpoint-2 with --resume: the adapter
-// must come out byte for byte the same.
+// TestTrainSFTResumeCLI: see checkResumeCLI.
 func TestTrainSFTResumeCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
-	dir := t.TempDir()
-	data := filepath.Join(dir, "d.jsonl")
 	var lines []string
 	for i := range 8 {
 		lines = append(lines, fmt.Sprintf(`{"prompt":"Q: %d+%d=\nA:","completion":" %d"}`, 100+i, 200+i, 300+2*i))
 	}
-	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	checkResumeCLI(t, "sft", model, lines, "--batch-size", "2", "--grad-accum", "2", "--lora-r", "2", "--lora-dropout", "0.1")
+}
+
+// checkResumeCLI runs `train sub` for 4 steps with checkpoints every 2,
+// then removes the end of a second identical run (checkpoint-4, the
+// adapter and loss.csv) and resumes it with --resume (the latest
+// checkpoint, checkpoint-2): the adapter and the optimizer state must
+// come out byte for byte the same, and loss.csv must hold all 4 steps.
+func checkResumeCLI(t *testing.T, sub, model string, data []string, flags ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(data, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := func(out string, more ...string) []string {
-		return append([]string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", "4", "--batch-size", "2",
-			"--grad-accum", "2", "--lora-r", "2", "--lora-dropout", "0.1", "--save-every", "2", "-q"}, more...)
+		a := []string{"train", sub, "--model", model, "--data", file, "--out", out, "--steps", "4", "--save-every", "2", "-q"}
+		return append(append(a, flags...), more...)
 	}
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	for _, out := range []string{a, b} {
