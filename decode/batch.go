@@ -422,7 +422,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 	}
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = b.logprob(j, lg, tok)
+		lp = logprobOf(b.tok, &j.probs, lg, tok, j.req.TopLogprobs)
 	}
 	if b.eos[tok] {
 		return true, b.end(j, FinishStop)
@@ -460,24 +460,6 @@ func (j *job) emit() {
 		j.req.Stream(j.chunk)
 	}
 	j.chunk = Chunk{}
-}
-
-// logprob returns tok's log-probability under logits lg and the most
-// likely alternatives.
-func (b *Batcher) logprob(j *job, lg []float32, tok int) *TokenLogprob {
-	if cap(j.probs) < len(lg) {
-		j.probs = make([]float64, len(lg))
-	}
-	p := j.probs[:len(lg)]
-	SoftmaxInto(p, lg, 1)
-	text := func(id int) string { return b.tok.Decode([]int{id}, false) }
-	out := &TokenLogprob{Token: tok, Text: text(tok), Logprob: safeLog(p[tok])}
-	if k := j.req.TopLogprobs; k > 0 {
-		for _, e := range topK(p, k) {
-			out.Top = append(out.Top, TokenLogprob{Token: e.ID, Text: text(e.ID), Logprob: safeLog(e.Prob)})
-		}
-	}
-	return out
 }
 
 func safeLog(p float64) float64 {

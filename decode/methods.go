@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"slices"
 	"strings"
 
 	"github.com/mocolab/moco/engine"
@@ -14,6 +14,9 @@ import (
 // Methods lists the collaboration methods NewMethod builds, in the CLI's
 // order; "single" is plain generation with the first model.
 var Methods = []string{"single", "fusion", "contrastive", "nudging", "cascade", "co-llm", "mentor", "speculative"}
+
+// methodMinModels is how many models each of Methods needs at least.
+var methodMinModels = map[string]int{"single": 1, "fusion": 1, "contrastive": 2, "nudging": 2, "cascade": 1, "co-llm": 2, "mentor": 2, "speculative": 2}
 
 // MethodConfig configures NewMethod. Zero values mean the defaults named
 // on each field.
@@ -82,8 +85,7 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 	if err != nil {
 		return nil, err
 	}
-	need := map[string]int{"single": 1, "fusion": 1, "contrastive": 2, "nudging": 2, "cascade": 1, "co-llm": 2, "mentor": 2, "speculative": 2}
-	atLeast, ok := need[cfg.Method]
+	atLeast, ok := methodMinModels[cfg.Method]
 	if !ok {
 		return nil, fmt.Errorf("unknown method %q (want one of %v)", cfg.Method, Methods)
 	}
@@ -105,48 +107,17 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 	margin := 0
 	var run RunFunc
 	switch cfg.Method {
-	case "single":
-		ls.Sessions = c.Sessions[:1]
-	case "fusion":
-		mode, err := ParseFusionMode(cfg.Mode)
+	case "single", "fusion", "contrastive", "nudging", "co-llm":
+		newComb, err := methodCombiner(models, tok, cfg)
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Weights != nil {
-			if _, err := normWeights(cfg.Weights, len(models)); err != nil {
-				return nil, err
-			}
+		if newComb != nil {
+			ls.Combiner = newComb()
 		}
-		ls.Combiner = &Fusion{Mode: mode, Weights: cfg.Weights}
-	case "contrastive":
-		ct := &Contrastive{Base: cfg.Base, Experts: cfg.Experts, Anti: cfg.Anti, Alpha: cfg.Alpha}
-		if ct.Experts == nil && ct.Anti == nil {
-			if cfg.Base != 0 {
-				return nil, errors.New("contrastive: a base other than model 0 needs explicit experts or anti-experts")
-			}
-			k := cfg.TopK
-			if k == 0 {
-				k = DefaultContrastiveK
-			}
-			if ct, err = MoCoContrastive(len(models), k, cfg.Alpha); err != nil {
-				return nil, err
-			}
+		if cfg.Method == "single" {
+			ls.Sessions = c.Sessions[:1]
 		}
-		ls.Combiner = ct
-	case "nudging":
-		ls.Combiner = &Nudging{Base: 0, Nudger: 1, Gamma: cfg.Gamma, WordStart: WordStarts(tok)}
-	case "co-llm":
-		if cfg.Head == nil {
-			return nil, errors.New("co-llm needs a deferral head (--head FILE; train one with 'moco collab train-head')")
-		}
-		mode, err := ParseCoLLMMode(cfg.CoLLMMode)
-		if err != nil {
-			return nil, err
-		}
-		if h := models[0].Config.HiddenSize; h != len(cfg.Head.W) {
-			return nil, fmt.Errorf("the deferral head has %d inputs but the base model's hidden size is %d", len(cfg.Head.W), h)
-		}
-		ls.Combiner = &CoLLM{Base: 0, Assistant: 1, Head: cfg.Head, Mode: mode, Threshold: cfg.Threshold, WarmUp: cfg.WarmUp}
 	case "speculative":
 		k := cfg.DraftTokens
 		if k <= 0 {
@@ -271,4 +242,98 @@ func promptChooser(tok *tokenizer.Tokenizer, s Session, limit int) func(hist, a,
 		lg = lg[:min(len(lg), tok.VocabSize())]
 		return strings.TrimSpace(tok.Decode([]int{Argmax(lg)}, true)) == "B", nil
 	}
+}
+
+// BatchMethods are the methods of Methods that NewMethodBatcher runs over
+// many prompts at once: the lockstep ones whose combiner reads only the
+// models' logits. Co-LLM reads hidden states, and speculative decoding,
+// mentor and cascade rewind, patch or restart per prompt, so they run one
+// prompt at a time (NewMethod).
+var BatchMethods = []string{"single", "fusion", "contrastive", "nudging"}
+
+// NewMethodBatcher builds cfg.Method, one of BatchMethods, over the models
+// as a LockstepBatcher: every prompt gets the combiner NewMethod would
+// build (one each) and its own sampler, so each request's tokens and text
+// equal what NewMethod's Collab generates for it alone with the request's
+// sampler, MaxTokens and Stop. cfg's Sampler, MaxTokens, Stop, Chat and
+// Trace are per request here and ignored.
+func NewMethodBatcher(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodConfig, bcfg LockstepBatcherConfig) (*LockstepBatcher, error) {
+	if !slices.Contains(BatchMethods, cfg.Method) {
+		return nil, fmt.Errorf("%s does not run in a lockstep batch (batched methods: %v)", cfg.Method, BatchMethods)
+	}
+	vocab, err := SharedVocab(models, toks, cfg.Names)
+	if err != nil {
+		return nil, err
+	}
+	if atLeast := methodMinModels[cfg.Method]; len(models) < atLeast {
+		return nil, fmt.Errorf("%s needs at least %d models, got %d", cfg.Method, atLeast, len(models))
+	}
+	newComb, err := methodCombiner(models, toks[0], cfg)
+	if err != nil {
+		return nil, err
+	}
+	if bcfg.EOS == nil {
+		bcfg.EOS = EOSIDs(toks[0], models...)
+	}
+	bcfg.Vocab = vocab
+	if cfg.Method == "single" {
+		models = models[:1]
+	}
+	return NewLockstepBatcher(models, toks[0], newComb, bcfg)
+}
+
+// methodCombiner returns the maker of cfg.Method's combiner (nil for
+// single), checking its parameters once.
+func methodCombiner(models []*engine.Model, tok *tokenizer.Tokenizer, cfg MethodConfig) (func() Combiner, error) {
+	switch cfg.Method {
+	case "single":
+		return nil, nil
+	case "fusion":
+		mode, err := ParseFusionMode(cfg.Mode)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Weights != nil {
+			if _, err := normWeights(cfg.Weights, len(models)); err != nil {
+				return nil, err
+			}
+		}
+		w := slices.Clone(cfg.Weights)
+		return func() Combiner { return &Fusion{Mode: mode, Weights: w} }, nil
+	case "contrastive":
+		ct := &Contrastive{Base: cfg.Base, Experts: cfg.Experts, Anti: cfg.Anti, Alpha: cfg.Alpha}
+		if ct.Experts == nil && ct.Anti == nil {
+			if cfg.Base != 0 {
+				return nil, errors.New("contrastive: a base other than model 0 needs explicit experts or anti-experts")
+			}
+			k := cfg.TopK
+			if k == 0 {
+				k = DefaultContrastiveK
+			}
+			var err error
+			if ct, err = MoCoContrastive(len(models), k, cfg.Alpha); err != nil {
+				return nil, err
+			}
+		}
+		// Contrastive keeps no state: the prompts share one.
+		return func() Combiner { return ct }, nil
+	case "nudging":
+		ws := WordStarts(tok)
+		return func() Combiner { return &Nudging{Base: 0, Nudger: 1, Gamma: cfg.Gamma, WordStart: ws} }, nil
+	case "co-llm":
+		if cfg.Head == nil {
+			return nil, errors.New("co-llm needs a deferral head (--head FILE; train one with 'moco collab train-head')")
+		}
+		mode, err := ParseCoLLMMode(cfg.CoLLMMode)
+		if err != nil {
+			return nil, err
+		}
+		if h := models[0].Config.HiddenSize; h != len(cfg.Head.W) {
+			return nil, fmt.Errorf("the deferral head has %d inputs but the base model's hidden size is %d", len(cfg.Head.W), h)
+		}
+		return func() Combiner {
+			return &CoLLM{Base: 0, Assistant: 1, Head: cfg.Head, Mode: mode, Threshold: cfg.Threshold, WarmUp: cfg.WarmUp}
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown method %q (want one of %v)", cfg.Method, Methods)
 }
