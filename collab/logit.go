@@ -3,8 +3,10 @@ package collab
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
@@ -12,11 +14,18 @@ import (
 )
 
 // The logit-level methods and "single" are decode's token loops
-// (decode.NewMethod) over models loaded in this process. Each request
-// builds the loop afresh with the request's sampling settings, so the
-// method is safe for concurrent use: every request has its own sessions
-// over the shared weights. Their parameters are the decode package's, with
-// its defaults; see LogitParams.
+// (decode.NewMethod) over models loaded in this process, safe for
+// concurrent use. Fusion, contrastive and nudging decode every request in
+// flight together, whoever sent it: one decode.LockstepBatcher per method
+// (started on first use, its goroutine gone while idle) steps each model
+// once for all of them, and every request keeps its own combiner, seeded
+// sampler, stop strings and token cap, so each answer is the one the
+// request gets alone. "single" answers through the model's own batcher
+// (Local.Generate). Co-LLM (it reads hidden states), mentor, speculative
+// decoding and cascade (they rewind, patch or restart per prompt) build
+// their loop afresh per request, with its own sessions over the shared
+// weights, and answer one request at a time. Their parameters are the
+// decode package's, with its defaults; see LogitParams.
 
 // FusionParams: the models' next-token distributions averaged.
 type FusionParams struct {
@@ -162,6 +171,9 @@ type logitMethod struct {
 	locals  []*Local
 	cfg     decode.MethodConfig // read-only after construction
 	ranking string              // contrastive's dev ranking, reported in traces
+
+	mu      sync.Mutex
+	batcher *decode.LockstepBatcher // fusion, contrastive, nudging; built on first use
 }
 
 // Locals returns the local models behind a pool, or an error naming the
@@ -227,20 +239,125 @@ func (m *logitMethod) Name() string {
 
 func (m *logitMethod) Level() Level { return m.level }
 
-// Generate answers each request in order with the method's token loop.
+// Generate answers the requests: fusion, contrastive and nudging all of
+// them together with every other request in flight (see the note above
+// FusionParams), "single" through the model's batcher, the other methods
+// one at a time in order.
 func (m *logitMethod) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
-	out := make([]Response, len(reqs))
-	for i, r := range reqs {
-		res, err := runLocal(ctx, m.locals, m.cfg, r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.name, err)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []Response
+	var err error
+	switch {
+	case m.cfg.Method == "single":
+		out, err = m.locals[0].Generate(ctx, reqs)
+		return out, err
+	case slices.Contains(decode.BatchMethods, m.cfg.Method):
+		out, err = m.generateBatched(ctx, reqs)
+	default:
+		out = make([]Response, len(reqs))
+		for i, r := range reqs {
+			if out[i], err = runLocal(ctx, m.locals, m.cfg, r); err != nil {
+				break
+			}
 		}
-		if m.ranking != "" {
-			res.Trace = append([]Event{{Step: "rank", From: m.name, Note: m.ranking}}, res.Trace...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.name, err)
+	}
+	if m.ranking != "" {
+		for i := range out {
+			out[i].Trace = append([]Event{{Step: "rank", From: m.name, Note: m.ranking}}, out[i].Trace...)
 		}
-		out[i] = res
 	}
 	return out, nil
+}
+
+// lockstepQueue is the queue of a method's lockstep batcher: like
+// localQueue, every request of every caller waits in it.
+const lockstepQueue = 1 << 20
+
+// lockstep returns the method's batcher, building it on first use.
+func (m *logitMethod) lockstep() (*decode.LockstepBatcher, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.batcher == nil {
+		models, toks := m.models()
+		cfg := m.cfg
+		cfg.Names = make([]string, len(m.locals))
+		for i, l := range m.locals {
+			cfg.Names[i] = l.ModelName
+		}
+		b, err := decode.NewMethodBatcher(models, toks, cfg, decode.LockstepBatcherConfig{MaxQueue: lockstepQueue})
+		if err != nil {
+			return nil, err
+		}
+		m.batcher = b
+	}
+	return m.batcher, nil
+}
+
+// generateBatched answers reqs through the method's lockstep batcher, each
+// request encoded, fitted and sampled as runLocal does it; a request whose
+// KV cache could never fit in a batch runs in sessions of its own.
+func (m *logitMethod) generateBatched(ctx context.Context, reqs []Request) ([]Response, error) {
+	b, err := m.lockstep()
+	if err != nil {
+		return nil, err
+	}
+	tok := m.locals[0].Tok
+	out := make([]Response, len(reqs))
+	var breqs []decode.BatchRequest
+	var which, alone []int
+	for i, r := range reqs {
+		ids, err := encodeRequest(tok, r)
+		if err != nil {
+			return nil, requestErr(len(reqs), i, err)
+		}
+		ids, maxNew := fitPrompt(ids, b.Context(), r.MaxTokens, tok.BOS())
+		if b.Fits(len(ids)+maxNew) != nil {
+			alone = append(alone, i)
+			continue
+		}
+		top := r.TopP
+		if top == 0 {
+			top = 1
+		}
+		breqs = append(breqs, decode.BatchRequest{Prompt: ids, MaxTokens: maxNew, Stop: r.Stop,
+			Sampler: decode.SamplerConfig{Temperature: r.Temperature, TopP: top, Seed: r.Seed}})
+		which = append(which, i)
+	}
+	res, errs := b.GenerateAll(ctx, breqs)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for k, i := range which {
+		if errs[k] != nil {
+			return nil, requestErr(len(reqs), i, errs[k])
+		}
+		n := int64(len(breqs[k].Prompt) + len(res[k].Tokens))
+		rp := Response{Text: res[k].Text, PromptTokens: len(breqs[k].Prompt), CompletionTokens: len(res[k].Tokens)}
+		for _, l := range m.locals {
+			rp.ForwardTokens += n
+			rp.FLOPs += 2 * float64(l.Params) * float64(n)
+		}
+		out[i] = rp
+	}
+	for _, i := range alone {
+		if out[i], err = runLocal(ctx, m.locals, m.cfg, reqs[i]); err != nil {
+			return nil, requestErr(len(reqs), i, err)
+		}
+	}
+	return out, nil
+}
+
+// requestErr names the request an error is about when there are several.
+func requestErr(n, i int, err error) error {
+	if n > 1 {
+		return fmt.Errorf("request %d: %w", i, err)
+	}
+	return err
 }
 
 func newContrastive(ctx context.Context, pool []Member, p Params) (Method, error) {
