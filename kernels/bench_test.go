@@ -139,3 +139,6 @@ func BenchmarkVec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMul8 is a decode batch: 8 sequences' tokens.
+func BenchmarkMatMul8(b *testing.B) { benchProduct(b, 8) }

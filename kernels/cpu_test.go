@@ -43,8 +43,8 @@ func TestCPU(t *testing.T) {
 func TestChoices(t *testing.T) {
 	paths(t, func(t *testing.T) {
 		c := Choices()
-		if len(c) != 5 {
-			t.Fatalf("%d choices, want 5: %+v", len(c), c)
+		if len(c) != 6 {
+			t.Fatalf("%d choices, want 6: %+v", len(c), c)
 		}
 		for _, ch := range c {
 			if ch.Kernel == "" || ch.Path == "" || ch.Reason == "" {

@@ -503,6 +503,11 @@ func main() {
 	mm6x4Panel("mm6x4F32p", false)
 	mm6x4Panel("mm6x4BF16dp", true)
 	mv512Q4()
+	for T := 1; T <= 8; T++ {
+		mm2xT(types[1], T, false) // BF16
+		mm2xT(types[2], T, false) // F16
+		mm2xT(types[1], T, true)  // BF16 weights, bf16 activations
+	}
 	if err := os.WriteFile("simd_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -1219,6 +1224,152 @@ func mv512Q4() {
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm2xT writes func mm2x<T><type>(dst, w, acc, x unsafe.Pointer, ldd, ldw,
+// ldx, k, mode, rows int): tiles of 2 weight rows x T tokens (T <= 8) for
+// decode batches, where the weights come from memory and each one must be
+// loaded and widened once for every token of the batch. For each 16
+// columns the T tokens' activations are loaded into Z16.. once, and each
+// row's weights are widened into one register (Z28, Z29) and multiplied
+// into the T accumulators Z(2t+r) (row r, token t). rows (even) rows are
+// done two at a time, each pair over the k columns of one panel, as
+// mm6x4Panel does: the accumulators start at zero (mode bit 0 clear) or
+// from acc (2T registers per row pair, bit 0 set) and are stored back to
+// acc (bit 1 clear) or summed and stored to dst (bit 1 set). dp selects
+// bf16 activations (ldx in elements) and VDPBF16PS, one per 32 columns, as
+// mv512BF16d. Each accumulator sees the multiply-adds of mv512 (or
+// mv512BF16d) in their order, and the sums follow hsumTree, so the
+// results equal MatVec's bit for bit.
+func mm2xT(t wtype, T int, dp bool) {
+	fn := fmt.Sprintf("mm2x%d%s", T, t.name)
+	if dp {
+		fn += "d"
+	}
+	p("// func %s(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-80", fn)
+	p("\tMOVQ dst+0(FP), SI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ ldw+40(FP), BX")
+	p("\tSHLQ $%d, BX", t.shift)
+	p("\tMOVQ acc+16(FP), R9")
+	p("\tMOVQ x+24(FP), R13")
+	p("\tMOVQ rows+72(FP), R8")
+	p("%s_pair:", fn)
+	p("\tCMPQ R8, $2")
+	p("\tJLT %s_done", fn)
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tMOVQ R13, DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	if dp {
+		p("\tSHLQ $1, DI")
+	} else {
+		p("\tSHLQ $2, DI")
+	}
+	p("\tLEAQ (DI)(DI*2), CX")
+	p("\tLEAQ (DX)(DI*4), R12")
+	p("\tLEAQ (R10)(BX*4), R14") // the pair after next, prefetched
+	p("\tTESTQ $1, mode+64(FP)")
+	p("\tJNZ %s_load", fn)
+	for i := 0; i < 2*T; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tJMP %s_start", fn)
+	p("%s_load:", fn)
+	for i := 0; i < 2*T; i++ {
+		p("\tVMOVUPS %d(R9), Z%d", 64*i, i)
+	}
+	p("%s_start:", fn)
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	// Fetch the pair of rows after next as fast as this pair is read
+	// (with rows of k columns, all of both rows; with panels, this
+	// panel and the next of the first row).
+	p("\tPREFETCHT0 (R14)(AX*4)")
+	p("\tPREFETCHT0 64(R14)(AX*4)")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)", "(R12)", "(R12)(DI*1)", "(R12)(DI*2)", "(R12)(CX*1)"}
+	rows := []string{"R10", "R11"}
+	if dp {
+		for tok := 0; tok < T; tok++ {
+			p("\tVMOVDQU32 %s, Z%d", xaddr[tok], 16+tok)
+		}
+		for r := 0; r < 2; r++ {
+			p("\tVMOVDQU32 (%s)(AX*2), Z%d", rows[r], 28+r)
+			for tok := 0; tok < T; tok++ {
+				dpbf16(28+r, 16+tok, 2*tok+r)
+			}
+		}
+		p("\tADDQ $64, DX")
+		p("\tADDQ $64, R12")
+	} else {
+		bytes16 := 16 << t.shift
+		for h := 0; h < 2; h++ {
+			for tok := 0; tok < T; tok++ {
+				p("\tVMOVUPS %d%s, Z%d", 64*h, xaddr[tok], 16+tok)
+			}
+			for r := 0; r < 2; r++ {
+				p("\t%s", t.load512(h*bytes16, rows[r], z(28+r), ""))
+				for tok := 0; tok < T; tok++ {
+					p("\tVFMADD231PS Z%d, Z%d, Z%d", 16+tok, 28+r, 2*tok+r)
+				}
+			}
+		}
+		p("\tADDQ $128, DX")
+		p("\tADDQ $128, R12")
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	p("\tTESTQ $2, mode+64(FP)")
+	p("\tJNZ %s_final", fn)
+	for i := 0; i < 2*T; i++ {
+		p("\tVMOVUPS Z%d, %d(R9)", i, 64*i)
+	}
+	p("\tJMP %s_next", fn)
+	p("%s_final:", fn)
+	p("\tMOVQ SI, DI")
+	p("\tMOVQ ldd+32(FP), CX")
+	p("\tSHLQ $2, CX")
+	p("\tVMOVDQU32 sumidx<>(SB), Z26")
+	for g := 0; g < T; g += 4 {
+		var accs []int
+		for tok := g; tok < min(T, g+4); tok++ {
+			accs = append(accs, 2*tok, 2*tok+1)
+		}
+		// hsumTree takes six or eight registers: pad with the free
+		// activation registers, whose sums are not stored.
+		for pad := 16; len(accs) != 6 && len(accs) != 8; pad++ {
+			accs = append(accs, pad)
+		}
+		hsumTree(accs)
+		// Lanes 2j and 2j+1 hold token g+j's two rows.
+		for j := 0; j < 4 && g+j < T; j++ {
+			switch j {
+			case 0:
+				p("\tVMOVLPS X24, (DI)")
+			case 1:
+				p("\tVMOVHPS X24, (DI)")
+			case 2:
+				p("\tVEXTRACTF32X4 $1, Z24, X25")
+				p("\tVMOVLPS X25, (DI)")
+			case 3:
+				p("\tVMOVHPS X25, (DI)")
+			}
+			if g+j < T-1 {
+				p("\tADDQ CX, DI")
+			}
+		}
+	}
+	p("%s_next:", fn)
+	p("\tADDQ $%d, R9", 2*T*64)
+	p("\tLEAQ (R10)(BX*2), R10")
+	p("\tADDQ $8, SI")
+	p("\tSUBQ $2, R8")
+	p("\tJMP %s_pair", fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")

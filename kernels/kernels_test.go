@@ -118,7 +118,7 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 					if typ.quantized() && cols%BlockSize != 0 {
 						continue
 					}
-					for _, n := range []int{1, 2, 3, 4, 5, 9} {
+					for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 17} {
 						m := randMat(r, typ, rows, cols)
 						x := randVec(r, n*cols)
 						got := make([]float32, n*rows)
@@ -270,4 +270,36 @@ func TestParallelCoversOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDecodeBatchMatchesReference holds MatMul on decode batch sizes (the
+// 2-row x T-token tiles for half-precision weights) to the pure-Go
+// reference on odd shapes: odd row counts (a last row without a pair),
+// rows with a tail past the last multiple of 32, and rows long enough to be
+// cut into column panels (4900: five panels of 8 tokens).
+func TestDecodeBatchMatchesReference(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, typ := range []Type{BF16, F16} {
+			for _, sh := range [][2]int{{7, 33}, {13, 100}, {2, 4900}, {31, 1637}} {
+				for _, n := range []int{5, 6, 7, 8, 10, 13, 16} {
+					rows, cols := sh[0], sh[1]
+					m := randMat(r, typ, rows, cols)
+					x := randVec(r, n*cols)
+					got := make([]float32, n*rows)
+					MatMul(got, m, x, n)
+					want := make([]float32, n*rows)
+					refMatMul(want, m, x, n)
+					for tok := 0; tok < n; tok++ {
+						mag := absMatVec(m, x[tok*cols:(tok+1)*cols])
+						for i := 0; i < rows; i++ {
+							if g, w := got[tok*rows+i], want[tok*rows+i]; !closeDot(g, w, mag[i]) {
+								t.Fatalf("%v %dx%d n=%d token %d row %d: got %g, reference %g", typ, rows, cols, n, tok, i, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
 }

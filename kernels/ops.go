@@ -36,7 +36,13 @@ type kern struct {
 	mm   func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 	mm6  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 	mm6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+	mm2  *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
 }
+
+// tile2 computes tiles of 2 rows x T tokens (mm2xT in gen_amd64.go) over
+// rows (even) consecutive rows and one panel of k columns; acc and mode are
+// as for kern.mm6p, acc holding 2T registers per row pair.
+type tile2 func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 
 var (
 	simd     [5]kern    // indexed by Type; zero entries use the reference
@@ -421,6 +427,17 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 		wide = getScratch[float32](&widenScratch, 6*C)
 		defer func() { widenScratch.Put(&wide) }()
 	}
+	if k.mm2 != nil && n >= decodeMin && n <= decodeMax {
+		decodeRows(dst, m, unsafe.Pointer(&x[0]), 4, n, r0, r1, k.mm2, k.mv)
+		if k32 < C {
+			for t := 0; t < n; t++ {
+				for i := r0; i < r1; i++ {
+					dst[t*R+i] += m.tailDot(i, x[t*C:], k32)
+				}
+			}
+		}
+		return
+	}
 	if ok, kc := f32Tiles(m, n); ok {
 		// The f32 6x4 tile, over column panels that stay in L1.
 		tile := simd[F32].mm6p
@@ -558,6 +575,63 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 					dst[t*R+i] += m.tailDot(i, x[t*C:], k32)
 				}
 			}
+		}
+	}
+}
+
+// decodeMin and decodeMax bound the tokens for which MatMul runs the
+// decode tiles (kern.mm2) on half-precision weights: every weight is
+// loaded and widened once, in a register, for up to 8 tokens, so one pass
+// over the weights serves a whole decode batch.
+const decodeMin, decodeMax = 5, 16
+
+// decodePanelBytes bounds the activations of 8 tokens over one column
+// panel of the decode tiles, so that they stay in L1 while the rows of a
+// block stream by.
+const decodePanelBytes = 32 << 10
+
+// decodeRows computes rows r0..r1 of n tokens with the decode tiles: the
+// columns before the last multiple of 32 only (the caller adds the tails).
+// x holds the activations (xsize bytes each, ldx Cols); a block of rows
+// that stays in L2 is swept by groups of up to 8 tokens, each over column
+// panels whose activations stay in L1, and the pairs of rows of the block
+// run through one tile call per panel. An odd last row runs through mv
+// token by token. Every sum is MatVec's bit for bit (see mm2xT).
+func decodeRows(dst []float32, m *Mat, x unsafe.Pointer, xsize, n, r0, r1 int, tiles *[9]tile2,
+	mv func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)) {
+	R, C := m.Rows, m.Cols
+	k32 := C &^ 31
+	kc := k32
+	if np := (8*k32*xsize + decodePanelBytes - 1) / decodePanelBytes; np > 1 {
+		kc = min(k32, ((k32+np-1)/np+31)&^31)
+	}
+	esize := m.Type.size()
+	rb := max(2, l2Bytes/(esize*C)&^1)
+	var acc []float32
+	if kc < k32 {
+		acc = getScratch[float32](&accScratch, rb*8*16)
+		defer accScratch.Put(&acc)
+	}
+	var a unsafe.Pointer
+	if acc != nil {
+		a = unsafe.Pointer(&acc[0])
+	}
+	rp := r0 + (r1-r0)&^1
+	for r := r0; r < rp; r += rb {
+		re := min(rp, r+rb)
+		w := m.wptr(r)
+		for t0 := 0; t0 < n; t0 += 8 {
+			tile := tiles[min(8, n-t0)]
+			for c0 := 0; c0 < k32; c0 += kc {
+				kw, mode := min(kc, k32-c0), panelMode(c0, kc, k32)
+				tile(unsafe.Pointer(&dst[t0*R+r]), unsafe.Add(w, esize*c0), a,
+					unsafe.Add(x, xsize*(t0*C+c0)), R, C, C, kw, mode, re-r)
+			}
+		}
+	}
+	if rp < r1 {
+		for t := 0; t < n; t++ {
+			mv(unsafe.Pointer(&dst[t*R+rp]), m.wptr(rp), nil, unsafe.Add(x, xsize*t*C), 1, k32, C)
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -73,10 +74,89 @@ func mm6x4F32p(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 func mm6x4BF16dp(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 
 //go:noescape
+func mm2x1BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x1F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x1BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x2BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x2F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x2BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x3BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x3F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x3BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x4BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x4F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x4BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x5BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x5F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x5BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x6BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x6F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x6BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x7BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x7F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x7BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x8BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x8F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
+func mm2x8BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
+
+//go:noescape
 func roundBF16x512(dst *uint16, src *float32, n int)
 
 //go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
+
+// The 2-row x T-token decode tiles (mm2xT in gen_amd64.go), indexed by T.
+var (
+	mm2BF16  = [9]tile2{nil, mm2x1BF16, mm2x2BF16, mm2x3BF16, mm2x4BF16, mm2x5BF16, mm2x6BF16, mm2x7BF16, mm2x8BF16}
+	mm2F16   = [9]tile2{nil, mm2x1F16, mm2x2F16, mm2x3F16, mm2x4F16, mm2x5F16, mm2x6F16, mm2x7F16, mm2x8F16}
+	mm2BF16d = [9]tile2{nil, mm2x1BF16d, mm2x2BF16d, mm2x3BF16d, mm2x4BF16d, mm2x5BF16d, mm2x6BF16d, mm2x7BF16d, mm2x8BF16d}
+)
 
 // quantRecs512 is quantizeRecs with quantQ8x512.
 func quantRecs512(rec []q8Rec, q []int8, s []float32, x []float32) {
@@ -117,8 +197,8 @@ func useSIMD(avx512, avx2 bool) {
 		simdName = "avx512"
 		simd[F32] = kern{mv: mv512F32, mm: mm512F32, mm6: mm6x4F32, mm6p: mm6x4F32p}
 		roundBF16Impl = roundBF16Vec
-		simd[BF16] = kern{mv: mv512BF16, mm: mm512BF16, mm6: mm6x4BF16}
-		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16}
+		simd[BF16] = kern{mv: mv512BF16, mm: mm512BF16, mm6: mm6x4BF16, mm2: &mm2BF16}
+		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		quantRecsImpl = quantRecs512
 		simd[Q8_0] = kern{mv: mv256Q8}
 		if cpu.X86.HasAVX512VNNI {
@@ -193,12 +273,13 @@ func choices() []Choice {
 	switch simdName {
 	case "purego":
 		why := "no AVX2+FMA on this CPU, or forced: the pure-Go reference"
-		for _, k := range []string{"f32/bf16/f16 decode", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
+		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
 			add(k, "purego", why)
 		}
 		return c
 	case "avx2":
 		add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
+		add("bf16/f16 decode batch (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", "avx2 vpmaddubsw", "AVX2 without AVX512-VNNI")
@@ -206,6 +287,7 @@ func choices() []Choice {
 		return c
 	}
 	add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
+	add("bf16/f16 decode batch (exact)", fmt.Sprintf("avx512 2-row x 8-token tiles for %d-%d tokens (each weight widened once in a register for 8 tokens)", decodeMin, decodeMax), "AVX-512 F/BW/DQ/VL")
 	if amxOn {
 		add("bf16 prefill (exact)", "amx-bf16 tiles (activations split exactly into three bf16 parts), 16 tokens and up",
 			"AMX-BF16 present and enabled by the OS (MOCO_AMX=0 turns it off)")
