@@ -376,12 +376,12 @@ func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any) erro
 	if st.Step < 0 || len(st.History) != st.Step {
 		return errors.New("resume: trainer_state.json: step and history disagree")
 	}
+	run.step, run.opt.Step, run.hist = st.Step, st.AdamStep, st.History
 	if run.setExtra != nil {
 		if err := run.setExtra(st.Extra); err != nil {
 			return fmt.Errorf("resume: %s: %w", dir, err)
 		}
 	}
-	run.step, run.opt.Step, run.hist = st.Step, st.AdamStep, st.History
 	run.elapsed = time.Duration(st.Elapsed * float64(time.Second))
 	return nil
 }

@@ -19,7 +19,11 @@
 // TRL prompt/chosen/rejected JSONL (dpo.go, CLI `moco train dpo`); GRPO
 // with verifiable rewards (grpo.go, CLI `moco train grpo`: groups sampled
 // through the engine from the folded policy, group-normalised advantages,
-// clipped surrogate, k3 KL to the base). Layers are generic over float32
+// clipped surrogate, k3 KL to the base). All three objectives share one
+// step loop (runLoop in checkpoint.go): gradient accumulation,
+// checkpoints that resume bit for bit (GRPO's with its prompt order,
+// sampling stream and the batch its iterations share) and the stop on a
+// non-finite loss or gradient. Layers are generic over float32
 // (training) and float64 (gradient checks); the float32 instances run on
 // the kernels package (fast.go: threaded matmuls including the backward's
 // transposed products, attention over heads, cross-entropy over rows;
@@ -38,8 +42,12 @@
 // against hand-derived values, its adapter gradients (with RPO's term and
 // dropout) against central finite differences, and its loss,
 // log-probabilities and LoRA gradients on skills-base against PyTorch
-// autograd (testdata/torch_dpo_reference.py, its output committed). Not built yet: the training-based MoCo methods;
-// checkpoints and resume for DPO and GRPO.
+// autograd (testdata/torch_dpo_reference.py, its output committed); the
+// accumulated DPO and GRPO step gradients (each GRPO loss type reduced as
+// TRL reduces it under accumulation) against finite differences of the
+// step loss written out from forward log-probabilities; resumed SFT, DPO
+// and GRPO runs against uninterrupted ones, byte for byte. The
+// training-based MoCo methods built on these live in collab.
 //
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major

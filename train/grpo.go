@@ -41,8 +41,10 @@ import (
 //     computes them.
 //  5. Reduce over tokens by LossType: "grpo" (DeepSeekMath's
 //     1/G Σ_i 1/|o_i| Σ_t ℓ_t, averaged over the batch's sequences), "bnpo"
-//     and "dapo" (Σ ℓ / Σ|o_i| over the batch: the same here, one process
-//     and no accumulation), "dr_grpo" (Σ ℓ / (B·MaxCompletion)).
+//     and "dapo" (Σ ℓ / Σ|o_i| over the batch), "dr_grpo"
+//     (Σ ℓ / (B·MaxCompletion)). Under gradient accumulation they reduce
+//     as TRL's: bnpo per micro-batch (the mean of the micro-batches' token
+//     means), dapo over the whole accumulated batch (see grpoStepLoss).
 //
 // Defaults (DefaultGRPOConfig) are DeepSeekMath's and TRL ≤ 0.15's:
 // num_generations 8, β 0.04, ε 0.2, loss_type "grpo", scale_rewards on,
@@ -230,6 +232,13 @@ func (m *Model[T]) CompletionLogps(r *Rollout, temp float64) []float64 {
 // be contiguous: advantages are already in the rollouts) and, when grads
 // is not nil, adds its gradient for every trainable weight into grads.
 func (m *Model[T]) GRPOLoss(rs []Rollout, o GRPOObjective, grads map[string][]T) (GRPOStats, error) {
+	return m.grpoLoss(rs, o, grads, 1, 0)
+}
+
+// grpoLoss is GRPOLoss with every rollout's weight multiplied by scale
+// and, when tokens > 0, dapo's token count replaced by it (the count of
+// the whole accumulated batch).
+func (m *Model[T]) grpoLoss(rs []Rollout, o GRPOObjective, grads map[string][]T, scale float64, tokens int) (GRPOStats, error) {
 	temp := o.Temperature
 	if temp == 0 {
 		temp = 1
@@ -248,14 +257,17 @@ func (m *Model[T]) GRPOLoss(rs []Rollout, o GRPOObjective, grads map[string][]T)
 		st.Tokens += rs[i].completion()
 	}
 	// weight[i] is the factor of rollout i's token losses in the batch loss.
+	if tokens <= 0 || o.LossType != "dapo" {
+		tokens = st.Tokens
+	}
 	weight := func(i int) float64 {
 		switch o.LossType {
 		case "bnpo", "dapo":
-			return 1 / float64(st.Tokens)
+			return scale / float64(tokens)
 		case "dr_grpo":
-			return 1 / float64(len(rs)*max(1, o.MaxCompletion))
+			return scale / float64(len(rs)*max(1, o.MaxCompletion))
 		default:
-			return 1 / float64(len(rs)*rs[i].completion())
+			return scale / float64(len(rs)*rs[i].completion())
 		}
 	}
 	if err := o.check(); err != nil {
@@ -312,14 +324,59 @@ func (m *Model[T]) GRPOLoss(rs []Rollout, o GRPOObjective, grads map[string][]T)
 	return st, nil
 }
 
+// grpoStepLoss is the loss of one optimizer step over batch split into
+// accum equal micro-batches, with its gradient added into grads, reduced
+// as TRL does under gradient accumulation: grpo, bnpo and dr_grpo take
+// each micro-batch's loss divided by accum (for grpo and dr_grpo the same
+// as one big batch; for bnpo the mean of the micro-batches' token means),
+// dapo divides the sum over every micro-batch's tokens by the token count
+// of the whole batch (TRL's num_items_in_batch), again one big batch's.
+// KL and ClipRatio are token means over the whole batch.
+func (m *Model[T]) grpoStepLoss(batch []Rollout, o GRPOObjective, accum int, grads map[string][]T) (GRPOStats, error) {
+	if accum < 1 || len(batch) == 0 || len(batch)%accum != 0 {
+		return GRPOStats{}, fmt.Errorf("%d rollouts do not split into %d micro-batches", len(batch), accum)
+	}
+	tokens := 0
+	for i := range batch {
+		tokens += batch[i].completion()
+	}
+	scale := 1 / float64(accum)
+	if o.LossType == "dapo" {
+		scale = 1
+	}
+	if accum == 1 {
+		return m.grpoLoss(batch, o, grads, 1, 0)
+	}
+	var st GRPOStats
+	var kl, clip float64
+	n := len(batch) / accum
+	for mb := range accum {
+		s, err := m.grpoLoss(batch[mb*n:(mb+1)*n], o, grads, scale, tokens)
+		if err != nil {
+			return st, err
+		}
+		st.Loss += s.Loss
+		kl += s.KL * float64(s.Tokens)
+		clip += s.ClipRatio * float64(s.Tokens)
+		st.Tokens += s.Tokens
+		st.Seen += s.Seen
+	}
+	st.KL, st.ClipRatio = kl/float64(st.Tokens), clip/float64(st.Tokens)
+	return st, nil
+}
+
 // GRPOConfig is a LoRA GRPO run.
 type GRPOConfig struct {
 	Steps int
-	// BatchSize counts completions per optimizer step (TRL's effective
-	// batch size): BatchSize/NumGenerations prompts, each sampled
-	// NumGenerations times.
+	// BatchSize counts completions per micro-batch: BatchSize /
+	// NumGenerations prompts, each sampled NumGenerations times.
 	BatchSize, NumGenerations int
-	MaxCompletion             int // most tokens sampled per completion
+	// GradAccum is the number of micro-batches per optimizer step (0
+	// means 1): a step samples BatchSize·GradAccum completions at once
+	// (TRL's generation batch, its advantages computed per group) and
+	// accumulates their gradient BatchSize at a time.
+	GradAccum     int
+	MaxCompletion int // most tokens sampled per completion
 	// NumIterations is μ: optimizer steps per generated batch (ratios
 	// leave 1 from the second).
 	NumIterations                int
@@ -340,6 +397,12 @@ type GRPOConfig struct {
 	// Adapter, when set, is trained from where it stands instead of a
 	// fresh PEFT initialisation (Rank, Alpha and Targets are then unused).
 	Adapter *LoRA[float32]
+	// SaveEvery, CheckpointDir and Resume are SFT's (see SFTConfig): a
+	// checkpoint also holds the prompt order and, mid-way through a
+	// batch's NumIterations, the batch itself.
+	SaveEvery     int
+	CheckpointDir string
+	Resume        string
 }
 
 // DefaultGRPOConfig returns DeepSeekMath's GRPO settings (TRL ≤ 0.15's
@@ -362,6 +425,10 @@ type GRPOStep struct {
 	LR, Norm      float64
 	Tokens, Seen  int
 	Time          time.Duration // since the run started
+}
+
+func (s *GRPOStep) stamp(step int, lr, norm float64, t time.Duration) {
+	s.Step, s.LR, s.Norm, s.Time = step, lr, norm, t
 }
 
 // PolicyEngine returns an engine model running m's weights with its
@@ -463,10 +530,13 @@ func sampleToken(p []float64, logits []float32, temp float64, rng *rand.Rand) in
 
 // GRPO trains LoRA adapters on m (frozen) with GRPO on data, rewarding
 // completions with reward; each of cfg.Steps optimizer steps (AdamW,
-// warm-up + cosine decay, clipping, as SFT) uses BatchSize/NumGenerations
-// prompts drawn in seeded epochs, sampled NumGenerations times each (a new
-// batch every NumIterations steps). progress, when not nil, sees every
-// step. A non-finite loss stops the run before the update.
+// warm-up + cosine decay, clipping, as SFT) uses
+// BatchSize·GradAccum/NumGenerations prompts drawn in seeded epochs,
+// sampled NumGenerations times each (a new batch every NumIterations
+// steps). progress, when not nil, sees every step. Checkpoints and resume
+// are SFT's; a non-finite loss or gradient stops the run before the
+// update, so the adapters (and the checkpoints on disk) hold the last
+// good step.
 func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []GRPOExample, reward Reward, cfg GRPOConfig, progress func(GRPOStep)) (*LoRA[float32], []GRPOStep, error) {
 	G := cfg.NumGenerations
 	switch {
@@ -482,6 +552,8 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		return nil, nil, fmt.Errorf("epsilon and beta must not be negative")
 	case cfg.Dropout < 0 || cfg.Dropout >= 1:
 		return nil, nil, fmt.Errorf("LoRA dropout %v: want 0 ≤ p < 1", cfg.Dropout)
+	case cfg.GradAccum < 0 || cfg.SaveEvery < 0:
+		return nil, nil, fmt.Errorf("gradient accumulation %d, save every %d: must not be negative", cfg.GradAccum, cfg.SaveEvery)
 	}
 	obj := GRPOObjective{Epsilon: cfg.Epsilon, EpsilonHigh: cfg.EpsilonHigh, Beta: cfg.Beta, Temperature: cfg.Temperature,
 		LossType: cfg.LossType, MaxCompletion: cfg.MaxCompletion}
@@ -489,21 +561,28 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		return nil, nil, err
 	}
 	iters := max(1, cfg.NumIterations)
+	accum := max(1, cfg.GradAccum)
+	fp := map[string]any{
+		"steps": cfg.Steps, "batch_size": cfg.BatchSize, "grad_accum": accum, "num_generations": G, "max_completion": cfg.MaxCompletion,
+		"num_iterations": iters, "warmup": cfg.Warmup, "lr": cfg.LR, "weight_decay": cfg.WeightDecay, "max_grad_norm": cfg.MaxGradNorm,
+		"temperature": cfg.Temperature, "beta": cfg.Beta, "epsilon": cfg.Epsilon, "epsilon_high": cfg.EpsilonHigh,
+		"loss_type": cfg.LossType, "scale_rewards": cfg.ScaleRewards, "seed": cfg.Seed, "lora_dropout": cfg.Dropout,
+	}
 	lo := cfg.Adapter
 	if lo == nil {
 		var err error
 		if lo, err = NewLoRA(m, cfg.Rank, cfg.Alpha, cfg.Targets, cfg.Seed); err != nil {
 			return nil, nil, err
 		}
+		fp["lora_r"], fp["lora_alpha"], fp["lora_targets"] = cfg.Rank, cfg.Alpha, strings.Join(cfg.Targets, ",")
+	} else {
+		fp["adapter"] = hashParams(lo.Params())
 	}
 	m.LoRA, m.Frozen = lo, true
 	lo.Dropout, lo.DropRNG = cfg.Dropout, nil
-	var dropRNG *rand.PCG // the loss's dropout masks
-	if cfg.Dropout > 0 {
-		dropRNG = rand.NewPCG(cfg.Seed, 0xd209)
-	}
 	defer func() { lo.DropRNG = nil }() // evaluation mode after training
 	prompts := make([][]int, len(data))
+	answers := make([]int, 0, len(data))
 	for i, ex := range data {
 		// A prompt rendered by a chat template may already start with BOS.
 		special := tok.BOS() < 0 || !strings.HasPrefix(ex.Prompt, tok.TokenString(tok.BOS()))
@@ -515,73 +594,105 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 			return nil, nil, fmt.Errorf("example %d: %d prompt tokens leave no room in the model's %d positions", i+1, len(p), m.Config.MaxPositions)
 		}
 		prompts[i] = p
+		for _, b := range []byte(ex.Answer + "\x00") {
+			answers = append(answers, int(b))
+		}
 	}
+	fp["data"] = fmt.Sprintf("%d prompts, %s", len(data), hashSeqs(append(prompts, answers)...))
 	eos := map[int]bool{}
 	for _, t := range tok.EOS() {
 		eos[t] = true
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6790))
-	var order []int
-	next := func() int { // seeded epochs over the data (TRL shuffles)
-		if len(order) == 0 {
-			order = rng.Perm(len(data))
-		}
-		i := order[0]
-		order = order[1:]
-		return i
+	run := &runState[GRPOStep]{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0x6790), params: lo.Params()}
+	if cfg.Dropout > 0 {
+		run.dropRNG = rand.NewPCG(cfg.Seed, 0xd209) // the loss's dropout masks
 	}
-	opt := NewAdamW(cfg.WeightDecay)
-	params := lo.Params()
-	var (
-		hist  []GRPOStep
-		batch []Rollout
-		info  GRPOStep // the batch's reward statistics
-	)
-	start := time.Now()
-	for step := range cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return lo, hist, err
+	var st grpoState
+	run.extra = func() (any, error) {
+		x := st
+		if run.step%iters == 0 {
+			x.Batch, x.Info = nil, GRPOStep{} // the next step samples anew
 		}
+		return x, nil
+	}
+	run.setExtra = func(raw json.RawMessage) error {
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("GRPO state: %w", err)
+		}
+		if run.step%iters != 0 && len(st.Batch) != cfg.BatchSize*accum {
+			return fmt.Errorf("GRPO state: %d rollouts of the batch in use, want %d", len(st.Batch), cfg.BatchSize*accum)
+		}
+		return nil
+	}
+	if cfg.Resume != "" {
+		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+			return nil, nil, err
+		}
+	}
+	lc := loopConfig{steps: cfg.Steps, warmup: cfg.Warmup, lr: cfg.LR, maxNorm: cfg.MaxGradNorm,
+		saveEvery: cfg.SaveEvery, dir: cfg.CheckpointDir, fp: fp, lo: lo, m: m}
+	err := runLoop(ctx, run, lc, func(step int) (map[string][]float32, float64, GRPOStep, error) {
+		next := st
 		if step%iters == 0 {
 			var err error
-			if batch, info, err = grpoBatch(ctx, m, tok, data, prompts, next, reward, eos, rng, cfg); err != nil {
-				return lo, hist, fmt.Errorf("step %d: %w", step+1, err)
+			if next, err = grpoBatch(ctx, m, tok, data, prompts, st.Order, reward, eos, rand.New(run.rng), cfg, accum); err != nil {
+				return nil, 0, GRPOStep{}, fmt.Errorf("step %d: %w", step+1, err)
 			}
 		}
 		grads := map[string][]float32{}
-		lo.DropRNG = dropRNG
-		st, err := m.GRPOLoss(batch, obj, grads)
+		lo.DropRNG = run.dropRNG
+		ls, err := m.grpoStepLoss(next.Batch, obj, accum, grads)
 		lo.DropRNG = nil
 		if err != nil {
-			return lo, hist, err
+			return nil, 0, GRPOStep{}, err
 		}
-		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
-			return lo, hist, fmt.Errorf("step %d: loss is %v; adapters kept at step %d", step+1, st.Loss, step)
-		}
-		norm := ClipGradNorm(grads, cfg.MaxGradNorm)
-		lr := CosineLR(cfg.LR, step, cfg.Warmup, cfg.Steps)
-		opt.Update(params, grads, lr)
-		rec := info
-		rec.Step, rec.Loss, rec.KL, rec.ClipRatio, rec.LR, rec.Norm = step+1, st.Loss, st.KL, st.ClipRatio, lr, norm
-		rec.Tokens, rec.Seen, rec.Time = st.Tokens, st.Seen, time.Since(start)
-		hist = append(hist, rec)
-		if progress != nil {
-			progress(rec)
-		}
-	}
-	return lo, hist, nil
+		st = next // the step is done: its batch and prompt order hold
+		rec := st.Info
+		rec.Loss, rec.KL, rec.ClipRatio, rec.Tokens, rec.Seen = ls.Loss, ls.KL, ls.ClipRatio, ls.Tokens, ls.Seen
+		return grads, ls.Loss, rec, nil
+	}, progress)
+	return lo, run.hist, err
 }
 
-// grpoBatch samples and rewards one batch of groups with the current
-// policy and fills in the log-probabilities the loss needs: the
+// grpoState is what a GRPO checkpoint holds beyond SFT's: the rest of
+// the epoch's prompt order and, while NumIterations steps share it, the
+// batch in use with its reward statistics.
+type grpoState struct {
+	Order []int     `json:"order"`
+	Batch []Rollout `json:"batch,omitempty"`
+	Info  GRPOStep  `json:"info"`
+}
+
+// hashParams is a fingerprint of named tensors.
+func hashParams(p map[string][]float32) string {
+	var all [][]int
+	for _, name := range sortedKeys(p) {
+		v := make([]int, 0, len(name)+len(p[name]))
+		for _, b := range []byte(name) {
+			v = append(v, int(b))
+		}
+		for _, x := range p[name] {
+			v = append(v, int(math.Float32bits(x)))
+		}
+		all = append(all, v)
+	}
+	return hashSeqs(all...)
+}
+
+// grpoBatch samples and rewards one batch of BatchSize·accum completions
+// (groups of NumGenerations) with the current policy, its prompts taken
+// from order (the rest of the epoch; a new seeded permutation when it
+// runs out), and fills in the log-probabilities the loss needs: the
 // reference's when Beta is not 0, the sampling policy's when the batch
-// serves more than one iteration.
+// serves more than one iteration. It returns the batch, its statistics
+// and the order left.
 func grpoBatch(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data []GRPOExample, prompts [][]int,
-	next func() int, reward Reward, eos map[int]bool, rng *rand.Rand, cfg GRPOConfig) ([]Rollout, GRPOStep, error) {
+	order []int, reward Reward, eos map[int]bool, rng *rand.Rand, cfg GRPOConfig, accum int) (grpoState, error) {
 	G := cfg.NumGenerations
+	total := cfg.BatchSize * accum
 	em, err := PolicyEngine(m)
 	if err != nil {
-		return nil, GRPOStep{}, err
+		return grpoState{}, err
 	}
 	defer em.Close()
 	var (
@@ -589,13 +700,17 @@ func grpoBatch(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer,
 		rewards []float64
 		info    GRPOStep
 	)
-	for range cfg.BatchSize / G {
-		k := next()
+	for range total / G {
+		if len(order) == 0 { // seeded epochs over the data (TRL shuffles)
+			order = rng.Perm(len(data))
+		}
+		k := order[0]
+		order = order[1:]
 		p := prompts[k]
 		maxNew := min(cfg.MaxCompletion, m.Config.MaxPositions-len(p))
 		comps, err := SampleGroup(ctx, em, p, G, maxNew, cfg.Temperature, eos, rng)
 		if err != nil {
-			return nil, info, err
+			return grpoState{}, err
 		}
 		var mean, ss float64
 		grp := make([]float64, G)
@@ -606,18 +721,18 @@ func grpoBatch(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer,
 			}
 			r, err := reward(data[k].Prompt, tok.Decode(text, true), data[k].Answer)
 			if err != nil {
-				return nil, info, fmt.Errorf("reward of example %d: %w", k+1, err)
+				return grpoState{}, fmt.Errorf("reward of example %d: %w", k+1, err)
 			}
 			grp[i] = r
 			mean += r / float64(G)
-			info.CompletionLen += float64(len(c)) / float64(cfg.BatchSize)
+			info.CompletionLen += float64(len(c)) / float64(total)
 			rs = append(rs, Rollout{Tokens: append(append([]int(nil), p...), c...), Prompt: len(p)})
 		}
 		for _, r := range grp {
 			ss += (r - mean) * (r - mean)
 		}
-		info.Reward += mean / float64(cfg.BatchSize/G)
-		info.RewardStd += math.Sqrt(ss/float64(G-1)) / float64(cfg.BatchSize/G)
+		info.Reward += mean / float64(total/G)
+		info.RewardStd += math.Sqrt(ss/float64(G-1)) / float64(total/G)
 		rewards = append(rewards, grp...)
 	}
 	for i, a := range GroupAdvantages(rewards, G, cfg.ScaleRewards) {
@@ -634,5 +749,5 @@ func grpoBatch(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer,
 			m.LoRA = lo
 		}
 	}
-	return rs, info, nil
+	return grpoState{Order: order, Batch: rs, Info: info}, nil
 }

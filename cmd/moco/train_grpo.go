@@ -38,12 +38,14 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	dropout := fs.Float64("lora-dropout", 0, "LoRA dropout on the adapters' input in the loss's forward pass (PEFT's lora_dropout; sampling runs without)")
 	targets := fs.String("lora-targets", strings.Join(d.Targets, ","), "comma-separated modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
 	steps := fs.Int("steps", d.Steps, "optimizer steps")
-	batch := fs.Int("batch-size", d.BatchSize, "completions per step (a multiple of --num-generations: batch/num-generations prompts)")
+	batch := fs.Int("batch-size", d.BatchSize, "completions per micro-batch (a multiple of --num-generations: batch/num-generations prompts)")
+	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step: a step samples batch-size x grad-accum completions at once and reduces their loss as TRL does under accumulation")
 	lr := fs.Float64("lr", d.LR, "peak learning rate (AdamW; TRL's 1e-6 is for full fine-tuning of large models)")
 	warmup := fs.Int("warmup", 0, "linear warm-up steps before cosine decay")
 	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
 	clip := fs.Float64("max-grad-norm", d.MaxGradNorm, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", d.Seed, "seed of the adapter init, the prompt order and the sampling")
+	ck := checkpointFlags(fs)
 	lossCSV := fs.String("loss-csv", "", "write the per-step record here (default OUT/loss.csv; OUT/reward.svg plots the mean reward)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
@@ -53,6 +55,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "epsilon", between(0, 1))
 	setRange(fs, "epsilon-high", atLeast(0))
 	setRange(fs, "lora-dropout", between(0, 0.99))
+	setRange(fs, "grad-accum", atLeast(1))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,12 +81,16 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ckpt, err := ck.resumeFrom(*out)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	cfg := train.GRPOConfig{Steps: *steps, BatchSize: *batch, NumGenerations: *gens, MaxCompletion: *maxComp, NumIterations: *iters,
 		Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip, Temperature: *temp, Beta: *beta, Epsilon: *eps,
 		EpsilonHigh: *epsHigh, LossType: *lossType, ScaleRewards: *scale, Seed: *seed, Rank: *rank, Alpha: *alpha,
-		Targets: strings.Split(*targets, ","), Dropout: *dropout}
+		Targets: strings.Split(*targets, ","), Dropout: *dropout, GradAccum: *accum, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt}
 	if *init != "" {
 		if cfg.Adapter, err = train.LoadLoRA(*init, m); err != nil {
 			return err
@@ -96,14 +103,18 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	}
 	term := prog != nil && isTerminal(prog)
 	var seen int
+	first := -1
 	lo, hist, err := train.GRPO(ctx, m, tok, examples, reward, cfg, func(s train.GRPOStep) {
+		if first < 0 {
+			first = s.Step - 1 // steps done before a resume
+		}
 		seen += s.Seen
 		if prog == nil {
 			return
 		}
 		eta := time.Duration(float64(s.Time) / float64(s.Step) * float64(*steps-s.Step)).Round(time.Second)
 		line := fmt.Sprintf("step %d/%d  loss %.4f  reward %.3f  kl %.4f  len %.1f  lr %.2e  %.0f tok/s  ETA %s",
-			s.Step, *steps, s.Loss, s.Reward, s.KL, s.CompletionLen, s.LR, float64(seen)/s.Time.Seconds(), eta)
+			s.Step, *steps, s.Loss, s.Reward, s.KL, s.CompletionLen, s.LR, float64(seen)/(s.Time.Seconds()*float64(s.Step-first)/float64(s.Step)), eta)
 		if term {
 			fmt.Fprintf(prog, "\r%s ", line)
 		} else {

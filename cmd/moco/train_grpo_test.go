@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,4 +66,16 @@ func TestTrainGRPOCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum["steps"] != 2.0 {
 		t.Errorf("summary %q: %v", stdout, err)
 	}
+}
+
+// TestTrainGRPOResumeCLI: see checkResumeCLI (two iterations per batch,
+// so that the resumed checkpoint is mid-way through one).
+func TestTrainGRPOResumeCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-small")
+	var lines []string
+	for i := range 3 {
+		lines = append(lines, fmt.Sprintf(`{"prompt":"Q: %d+%d=\nA:","answer":"%d"}`, 100+i, 200+i, 300+2*i))
+	}
+	checkResumeCLI(t, "grpo", model, lines, "--batch-size", "4", "--num-generations", "2", "--grad-accum", "2", "--num-iterations", "3",
+		"--max-completion-length", "4", "--lora-r", "2", "--lora-dropout", "0.1")
 }
