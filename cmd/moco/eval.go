@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -68,7 +70,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	maxNew := fs.Int("max-new", 64, "most tokens generated per item")
 	choice := fs.String("choice-scoring", bench.ChoiceGenerate, "multiple_choice: generate (read the option letter from a greedy generation) or loglik (no generation: the option whose text is most likely after \"Question: ...\\nAnswer:\", under the model or a logit-level method's combined distribution, as lm-evaluation-harness scores small models)")
 	setRange(fs, "max-new", atLeast(1))
-	batch := fs.Int("batch", defaultEvalBatch, "items decoded together, each weight read once per step for all (1: one at a time; a logit-level method always runs one at a time); the scores do not depend on it")
+	batch := fs.Int("batch", defaultEvalBatch, "items decoded together, each weight read once per step for all (1: one at a time; fusion, contrastive and nudging step all their models together for the items; co-llm, mentor, speculative and cascade always run one at a time); the scores do not depend on it")
 	setRange(fs, "batch", atLeast(1))
 	stop := fs.StringArray("stop", nil, "cut generations at this string before scoring (repeat); "+escapeHelp)
 	prefix := fs.String("answer-prefix", " ", "text between prompt and reference for --metric nll; "+escapeHelp)
@@ -297,9 +299,11 @@ const defaultEvalBatch = 16
 // harness, one item at a time for batch 1), else the registry's method
 // over the pool, run with greedy requests of maxNew tokens under ctx for
 // batch items at once: the pool's local models answer every request in
-// flight through one batcher each (collab.Local), so concurrent items
-// share the steps. Logit-level methods run their own sessions per
-// request and gain nothing from it, so they run one item at a time.
+// flight through one batcher each (collab.Local), and fusion, contrastive
+// and nudging through one lockstep batcher over all their models
+// (decode.BatchMethods), so concurrent items share the steps. The other
+// logit-level methods run their own sessions per request and gain nothing
+// from it, so they run one item at a time.
 func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, opts engine.Options, maxNew, batch int) (bench.BatchGenerator, func(), error) {
 	if method == "single" {
 		m, tok, err := loadOne(dirs[0], opts)
@@ -320,7 +324,7 @@ func evalGenerator(ctx context.Context, dirs []string, method string, p collab.P
 		closeAll()
 		return nil, func() {}, usagef("%v", err)
 	}
-	if meth.Level() == collab.LevelLogit {
+	if meth.Level() == collab.LevelLogit && !slices.Contains(decode.BatchMethods, method) {
 		batch = 1
 	}
 	return concurrentGenerator(meth, maxNew, batch), closeAll, nil

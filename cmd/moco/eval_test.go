@@ -94,3 +94,45 @@ func TestEvalMethods(t *testing.T) {
 		t.Errorf("nudging --metric nll: exit %d, %s", code, errs)
 	}
 }
+
+// TestEvalLogitBatch: with --batch, fusion, contrastive and nudging decode
+// the items together in one lockstep batch; every item's generation must
+// be the one --batch 1 gives (the items one at a time, so no item shares a
+// step with another). collab's TestLogitMethodsBatchedEqualSequential
+// compares the batch with the sequential loop over sessions.
+func TestEvalLogitBatch(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	rev := testutil.Shared(t, "models/skills-rev")
+	ds := testutil.Shared(t, "datasets/skills_mix.json")
+	gens := func(args ...string) []string {
+		t.Helper()
+		out, errs, code := moco(t, append([]string{"eval", "-m", add, "-m", rev, "--dataset", ds, "--n", "8", "--seed", "3", "--max-new", "10", "--json", "-q"}, args...)...)
+		var r struct {
+			Items []struct{ Generation string }
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Items) != 8 {
+			t.Fatalf("%v: exit %d, %q, %q", args, code, out, errs)
+		}
+		var g []string
+		for _, it := range r.Items {
+			g = append(g, it.Generation)
+		}
+		return g
+	}
+	for _, m := range [][]string{
+		{"--method", "fusion"},
+		{"--method", "contrastive", "--param", "alpha=0.5"},
+		{"--method", "nudging"},
+	} {
+		one := gens(append(m, "--batch", "1")...)
+		many := gens(append(m, "--batch", "8")...)
+		if strings.Join(one, "") == "" {
+			t.Errorf("%v: every generation is empty", m)
+		}
+		for i := range one {
+			if one[i] != many[i] {
+				t.Errorf("%v item %d: --batch 8 %q, --batch 1 %q", m, i, many[i], one[i])
+			}
+		}
+	}
+}
