@@ -37,7 +37,7 @@ import (
 //	judge: path/to/judge-model   # for reward_model and noncompliance
 //	noncompliance_keywords: false # true: without a judge, score noncompliance by MoCo's keyword rule
 //	code_timeout: 10s
-//	workers: 0                   # items at once (0: one per core)
+//	workers: 0                   # items at once (0: one per core); a model's or fusion/contrastive/nudging's items in flight decode in one batch
 //	timing: true                 # record wall time per item (false: reproducible files)
 type SweepConfig struct {
 	Models      []ModelEntry   `yaml:"models"`

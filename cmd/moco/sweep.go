@@ -34,7 +34,7 @@ func runSweep(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	shard := fs.String("shard", "", "run shard I/N only (0-based; items by hash of method, dataset, item). Default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count")
 	shardCount := fs.Int("shard-count", 0, "number of shards for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives the index)")
 	limit := fs.Int("limit", 0, "items per dataset, a seeded sample stratified by category or id prefix (0: the config's limits)")
-	workers := fs.Int("workers", 0, "items run at once (0: the config's workers, else one per core)")
+	workers := fs.Int("workers", 0, "items run at once (0: the config's workers, else one per core); the items in flight of a single model, fusion, contrastive or nudging decode in one batch, each weight read once per step for all")
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco sweep CONFIG.yaml [--out FILE] [--shard I/N] [--limit N]")
