@@ -125,6 +125,7 @@ type topK struct {
 	all, none bool
 	th        uint32  // bits of the k-th largest |delta|
 	quota     []int32 // per block: entries equal to th kept there (nil: all)
+	eqs       []int32 // per block: entries equal to th there (with quota)
 	need      int64   // entries equal to th to keep
 	eq        int64   // entries equal to th
 	// The bracket: collect says the k-th largest is thought to lie in
@@ -142,6 +143,23 @@ func (t *topK) blockQuota(k int) int32 {
 		return -1
 	}
 	return t.quota[k]
+}
+
+// bound returns the least magnitude bits t keeps in block b, so that t
+// keeps exactly the entries of the block at or above it, or false when the
+// block keeps some of its ties at the threshold but not all.
+func (t *topK) bound(b int) (uint32, bool) {
+	switch {
+	case t.all:
+		return 0, true
+	case t.none:
+		return 1 << 31, true // above every magnitude, NaNs included
+	case t.quota == nil || t.quota[b] == t.eqs[b]:
+		return t.th, true
+	case t.quota[b] == 0:
+		return t.th + 1, true
+	}
+	return 0, false
 }
 
 // histPass runs one pass counting, for each selection in ts, the magnitude
@@ -302,7 +320,7 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 		return err
 	}
 	for i, t := range tied {
-		t.quota = make([]int32, bp.nBlocks)
+		t.quota, t.eqs = make([]int32, bp.nBlocks), counts[i]
 		left := t.need
 		for k, c := range counts[i] {
 			q := min(int64(c), left)
@@ -456,16 +474,49 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			}
 		}
 	}
+	// TIES and breadcrumbs_ties with no rescaling merge a block in one
+	// fused step (bandSum) when every model keeps all or none of its ties
+	// at the threshold there (all blocks but at most one per selection).
+	band := o.Consensus == "sum" && !o.RescaleL1 && nm <= 16 &&
+		(o.Sparsify == SparsifyMagnitude || o.Sparsify == SparsifyOutliers)
+	for _, s := range scales {
+		band = band && s == 1
+	}
 	out := p.pool.get(n * p.dtype.Size())
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
 		ds := scratch(nm, bp.size())
 		cur := make([][]float32, nm)
+		xs := make([][]float32, nm)
+		blo, bhi := make([]uint32, nm), make([]uint32, nm)
 		dst := make([]float32, bp.size())
 		zero, sc := make([]float32, bp.size()), make([]float32, 32*nm)
+		bands := func(k int) bool {
+			for i := range nm {
+				var ok bool
+				if blo[i], ok = sel[i].bound(k); !ok {
+					return false
+				}
+				bhi[i] = 1 << 31
+				if top != nil {
+					if bhi[i], ok = top[i].bound(k); !ok {
+						return false
+					}
+				}
+			}
+			return true
+		}
 		return func(k, lo, hi int) {
 			m := hi - lo
 			wk.rd.load(lo, m)
+			if band && bands(k) {
+				for i := range nm {
+					xs[i] = wk.rd.vs[i+1].get(wk.rd.bufs[i+1], lo, m)
+				}
+				bandSum(dst[:m], wk.rd.base, xs, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+				put(out, p.dtype, lo, dst[:m])
+				return
+			}
 			for i := range nm {
 				cur[i] = sparsifyBlock(wk, ds[i], i, k, lo)
 				if o.RescaleL1 {
@@ -622,7 +673,7 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 	}
 	t.eq, t.need = eq, k-above-greater
 	if t.need < t.eq {
-		t.quota = make([]int32, bp.nBlocks)
+		t.quota, t.eqs = make([]int32, bp.nBlocks), make([]int32, bp.nBlocks)
 		left := t.need
 		for b, cs := range t.cands {
 			var c int64
@@ -632,7 +683,7 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 				}
 			}
 			q := min(c, left)
-			t.quota[b], left = int32(q), left-q
+			t.quota[b], t.eqs[b], left = int32(q), int32(c), left-q
 		}
 	}
 	t.collect, t.above, t.cands = false, nil, nil
@@ -710,6 +761,42 @@ func (t *topK) keepMask(m []uint32, d []float32, b int) {
 			q--
 		}
 	}
+}
+
+// bandSumFast, when set (assembly), computes bandSum for a prefix of dst
+// (a multiple of 16 elements) exactly as bandSum does and returns its
+// length; scratch holds at least 16*len(xs) floats.
+var bandSumFast func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int
+
+// bandSum merges by combine's sign election by sum the deltas x_i - base,
+// each kept where its magnitude bits lie in [lo[i], hi[i]) and zeroed
+// elsewhere: TIES's top-k (hi = 1<<31) or breadcrumbs' band, for a block
+// whose selections keep all or none of their ties. ds (len(xs) slices of
+// at least len(dst)) and cur (len(xs)) are scratch; so is scratch, of at
+// least 16*len(xs) floats.
+func bandSum(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, ds, cur [][]float32, scratch []float32) {
+	j0 := 0
+	if bandSumFast != nil {
+		j0 = bandSumFast(dst, base, xs, w, lo, hi, normalize, lambda, scratch)
+	}
+	if j0 == len(dst) {
+		return
+	}
+	b := base[j0:len(dst)]
+	for i, x := range xs {
+		d := ds[i][:len(b)]
+		x := x[j0 : j0+len(b)]
+		l, h := lo[i], hi[i]
+		for j, bv := range b {
+			v := x[j] - bv
+			if a := magBits(v); a < l || a >= h {
+				v = 0
+			}
+			d[j] = v
+		}
+		cur[i] = d
+	}
+	combine(dst[j0:], b, cur, w, "sum", normalize, lambda)
 }
 
 // combineAll is combine, with the assembly for sum consensus where it runs;

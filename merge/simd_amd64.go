@@ -31,7 +31,13 @@ type sumParams struct {
 	eps    float32     // float32(minWeightSum)
 	_      uint32
 	consts [8]uint64 // rngGamma*8, the two mix multipliers
+	mlo    [16]uint32 // drop 2: the kept band of |delta| bits, [mlo, mhi)
+	mhi    [16]uint32
 }
+
+// The assembly reads mlo and mhi at these offsets.
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mlo)-336]
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
 
 func init() {
 	x := &cpu.X86
@@ -43,9 +49,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16, combineSumFast = sumFast512, narrowBF16Fast, combineSum512
+		sumFast, narrowBF16, combineSumFast, bandSumFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512
 	} else {
-		sumFast, narrowBF16, combineSumFast = nil, narrowBF16Go, nil
+		sumFast, narrowBF16, combineSumFast, bandSumFast = nil, narrowBF16Go, nil, nil
 	}
 }
 
@@ -72,6 +78,30 @@ func combineSum512(dst, base []float32, ds [][]float32, w []float64, normalize b
 		ptrs[i] = unsafe.Pointer(&d[0])
 	}
 	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
+	return n
+}
+
+// bandSum512 is bandSum over the largest multiple of 16 elements:
+// sumCore512 with every model in drop mode 2. scratch holds at least
+// 16*len(xs) floats.
+func bandSum512(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
+	n := len(dst) &^ 15
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
+		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	p.lam = float32(lambda)
+	if normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
 }
 

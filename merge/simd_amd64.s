@@ -12,7 +12,8 @@
 // (obase is base, or the real base when xs are deltas and base is zero).
 // Draws: eight splitmix64 states per model in scratch, each 64-bit draw
 // giving two consecutive elements their 32-bit halves (low first), as
-// rng.next does for pairs.
+// rng.next does for pairs. A model with drop 2 draws nothing: it keeps the
+// entries whose |x - base| bits lie in [mlo, mhi) (before scaling).
 TEXT ·sumCore512(SB), NOSPLIT, $0-64
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -47,11 +48,21 @@ sum_models:
 	MOVQ (DX)(R11*8), R12
 	VMOVUPS (R12)(AX*4), Z2
 	VSUBPS Z0, Z2, Z2
+	MOVL 128(R10)(R11*4), R12
+	CMPL R12, $2
+	JNE sum_scale
+	VPANDD Z30, Z2, Z4            // drop 2: keep lo <= |delta| bits < hi
+	VPBROADCASTD 336(R10)(R11*4), Z5
+	VPCMPUD $5, Z5, Z4, K1
+	VPBROADCASTD 400(R10)(R11*4), Z5
+	VPCMPUD $1, Z5, Z4, K1, K1
+	VMOVAPS.Z Z2, K1, Z2
+	XORL R12, R12                 // no draws
+sum_scale:
 	VBROADCASTSS (R10)(R11*4), Z3
 	VMULPS Z3, Z2, Z2
 	MOVQ R11, R13
 	SHLQ $6, R13
-	MOVL 128(R10)(R11*4), R12
 	TESTL R12, R12
 	JZ sum_keep
 	ADDQ R14, R13
