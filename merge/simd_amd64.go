@@ -30,7 +30,7 @@ type sumParams struct {
 	norm   uint32      // 1: divide by the agreeing weights
 	eps    float32     // float32(minWeightSum)
 	_      uint32
-	consts [8]uint64 // rngGamma*8, the two mix multipliers
+	consts [8]uint64  // rngGamma*8, the two mix multipliers
 	mlo    [16]uint32 // drop 2: the kept band of |delta| bits, [mlo, mhi)
 	mhi    [16]uint32
 }
