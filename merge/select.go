@@ -609,17 +609,17 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error {
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		rd := newDeltaReader(vs, bp.size())
-		d := make([]float32, bp.size())
-		buf := make([]uint32, bp.size())
+		buf := make([]uint32, bp.size()+16)
 		return func(k, lo, hi int) {
-			rd.load(lo, hi-lo)
+			m := hi - lo
+			rd.load(lo, m)
 			prev := -1
-			var dm []float32
+			var x []float32
 			for _, t := range ts {
 				if t.model != prev {
-					dm, prev = rd.delta(d, t.model, lo), t.model
+					x, prev = rd.vs[t.model+1].get(rd.bufs[t.model+1], lo, m), t.model
 				}
-				c, above := collectRange(buf, dm, t.lo, t.hi)
+				c, above := collectDelta(buf, x, rd.base, t.lo, t.hi)
 				t.above[k] = above
 				t.cands[k] = slices.Clone(buf[:c])
 			}
@@ -627,17 +627,24 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 	})
 }
 
-// collectRange writes the bits of the entries of d whose magnitude bits lie
-// in [lo, hi] to buf (of at least len(d)), in order, and returns their
-// number and the number of entries above hi. It has no branch on the data.
-func collectRange(buf []uint32, d []float32, lo, hi uint32) (int, int64) {
+// collectFast, when set (assembly), is collectDelta over the largest
+// multiple of 16 entries n, which it returns with c and above; buf holds
+// at least n+16 entries.
+var collectFast func(buf []uint32, x, base []float32, lo, hi uint32) (n, c int, above int64)
+
+// collectDelta writes the magnitude bits of the deltas x - base that lie in
+// [lo, hi] (lo <= hi) to buf (of at least len(base)+16), in order, and returns their
+// number and the number of deltas above hi. It has no branch on the data.
+func collectDelta(buf []uint32, x, base []float32, lo, hi uint32) (int, int64) {
+	j0, c, above := 0, 0, int64(0)
+	if collectFast != nil {
+		j0, c, above = collectFast(buf, x, base, lo, hi)
+	}
 	w := uint64(hi - lo)
 	h := uint64(hi)
-	c := 0
-	var above int64
-	buf = buf[:len(d)]
-	for _, v := range d {
-		a := magBits(v)
+	x = x[:len(base)]
+	for j := j0; j < len(base); j++ {
+		a := magBits(x[j] - base[j])
 		buf[c] = a
 		c += int((uint64(a-lo) - w - 1) >> 63) // a-lo <= hi-lo (a < lo wraps)
 		above += int64((h - uint64(a)) >> 63)  // a > hi

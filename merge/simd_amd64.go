@@ -17,6 +17,9 @@ import (
 func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
+
+//go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
@@ -49,9 +52,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16, combineSumFast, bandSumFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512
 	} else {
-		sumFast, narrowBF16, combineSumFast, bandSumFast = nil, narrowBF16Go, nil, nil
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast = nil, narrowBF16Go, nil, nil, nil
 	}
 }
 
@@ -103,6 +106,17 @@ func bandSum512(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	p.eps = float32(minWeightSum)
 	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
+}
+
+// collectFast512 is collectDelta over the largest multiple of 16 entries.
+func collectFast512(buf []uint32, x, base []float32, lo, hi uint32) (int, int, int64) {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0, 0, 0
+	}
+	_ = buf[n+15]
+	c, above := collect512(&buf[0], &x[0], &base[0], n, lo, hi)
+	return n, c, int64(above)
 }
 
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.

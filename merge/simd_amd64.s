@@ -154,3 +154,44 @@ narrow_loop:
 	JLT narrow_loop
 	VZEROUPPER
 	RET
+
+// func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
+// collectRange on the deltas x - base, 16 at a time: the |delta| bits in
+// [lo, hi] are stored to buf in order (each store writes 16 entries, so buf
+// needs 15 spare), and c counts them; above counts those above hi.
+TEXT ·collect512(SB), NOSPLIT, $0-56
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVL lo+32(FP), AX
+	VPBROADCASTD AX, Z28
+	MOVL hi+36(FP), AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+	XORQ R10, R10                 // above
+collect_loop:
+	VMOVUPS (SI)(AX*4), Z0
+	VSUBPS (DX)(AX*4), Z0, Z0
+	VPANDD Z30, Z0, Z0
+	VPCMPUD $6, Z29, Z0, K2       // bits > hi
+	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
+	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
+	VPCOMPRESSD Z0, K1, Z1
+	VMOVDQU32 Z1, (DI)(R8*4)
+	KMOVW K1, R9
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	KMOVW K2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT collect_loop
+	MOVQ R8, c+40(FP)
+	MOVQ R10, above+48(FP)
+	VZEROUPPER
+	RET

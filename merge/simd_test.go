@@ -151,3 +151,36 @@ func TestBandSumAssemblyMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectAssemblyMatchesGo: the bracket's collecting pass keeps the
+// same magnitudes in the same order and counts the same entries above.
+func TestCollectAssemblyMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, n := range []int{1, 15, 16, 17, 31, 100, 1000} {
+		base, x := make([]float32, n), make([]float32, n)
+		for j := range base {
+			base[j] = float32(r.NormFloat64())
+			x[j] = base[j] + []float32{0, 0.25, -0.25, float32(math.NaN()), float32(r.NormFloat64())}[r.IntN(5)]
+		}
+		bits := func(v float32) uint32 { return math.Float32bits(v) &^ (1 << 31) }
+		for _, b := range [][2]uint32{{0, math.MaxUint32}, {bits(0.25), bits(0.25)}, {bits(0.1), bits(1)}, {0, 0}, {bits(2), math.MaxUint32}} {
+			run := func(simd bool) ([]uint32, int64) {
+				useSIMD(simd)
+				defer useSIMD(true)
+				buf := make([]uint32, n+16)
+				c, above := collectDelta(buf, x, base, b[0], b[1])
+				return buf[:c], above
+			}
+			wc, wa := run(false)
+			gc, ga := run(true)
+			if ga != wa || len(gc) != len(wc) {
+				t.Fatalf("n=%d bracket %x: assembly %d in, %d above; Go %d, %d", n, b, len(gc), ga, len(wc), wa)
+			}
+			for j := range wc {
+				if gc[j] != wc[j] {
+					t.Fatalf("n=%d bracket %x: [%d] = %x, Go %x", n, b, j, gc[j], wc[j])
+				}
+			}
+		}
+	}
+}
