@@ -208,6 +208,22 @@ func histPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK, bin func
 	return hist, err
 }
 
+// eachSel calls f(0), ..., f(n-1) on up to GOMAXPROCS goroutines.
+func eachSel(n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // selectTopK computes the selections ts (each naming a model and k; those
 // of one model adjacent) in two or three passes shared by all of them.
 func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error {
@@ -226,9 +242,12 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 		return nil
 	}
 	// Bracket the k-th largest from a sample; collect the bracket's entries.
+	// Each selection's serial steps run on a core of its own.
 	var coll, slow []*topK
-	for _, t := range pend {
-		if guessRange(bp, vs, t) {
+	ok := make([]bool, len(pend))
+	eachSel(len(pend), func(i int) { ok[i] = guessRange(bp, vs, pend[i]) })
+	for i, t := range pend {
+		if ok[i] {
 			coll = append(coll, t)
 		} else {
 			slow = append(slow, t)
@@ -238,8 +257,10 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 		if err := collectPass(ctx, bp, vs, coll); err != nil {
 			return err
 		}
-		for _, t := range coll {
-			if !fromCandidates(bp, t) {
+		ok = ok[:len(coll)]
+		eachSel(len(coll), func(i int) { ok[i] = fromCandidates(bp, coll[i]) })
+		for i, t := range coll {
+			if !ok[i] {
 				slow = append(slow, t) // the bracket missed
 			}
 		}
@@ -559,9 +580,11 @@ func dropRandomAt(x []float32, lo int, density float64, scale float32, s0 uint64
 var collectOff bool
 
 // guessRange brackets t's k-th largest magnitude from an even sample of the
-// tensor, with a wide margin, and readies t for the collecting pass; it
-// reports false (take the radix passes) when the bracket would hold more
-// than an eighth of the entries. Small tensors are bracketed whole.
+// tensor (runs of sampleRun entries, read cheaply), with a wide margin,
+// and readies t for the collecting pass; it reports false (take the radix
+// passes) when the bracket would hold more than an eighth of the sample.
+// Small tensors are bracketed whole. The bracket is only a guess: the
+// collecting pass's counts say whether it holds the k-th largest.
 func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	if collectOff {
 		return false
@@ -573,29 +596,32 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	if n < 4*m {
 		return true // small tensors: every entry is a candidate
 	}
-	stride := n / m
+	runs := m / sampleRun
+	stride := n / runs
 	sample := make([]uint32, m)
+	var xb, bb [sampleRun]float32
 	vx, vb := vs[t.model+1], vs[0]
-	for i := range sample {
-		j := i*stride + stride/2
-		sample[i] = magBits(vx.at(j) - vb.at(j))
+	for i := range runs {
+		j := i*stride + (stride-sampleRun)/2
+		x, b := vx.get(xb[:], j, sampleRun), vb.get(bb[:], j, sampleRun)
+		for r := range sampleRun {
+			sample[i*sampleRun+r] = magBits(x[r] - b[r])
+		}
 	}
-	slices.Sort(sample) // ascending
 	q := float64(t.k) / float64(n)
 	margin := int(6*math.Sqrt(m*q*(1-q))) + 64
 	pos := m - int(q*m) // index of the k-th largest in ascending order
 	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
+	// Order statistics by quickselect (the sample reordered, not sorted).
 	if lo > 0 {
-		t.lo = sample[lo]
+		t.lo = kthLargestBits(sample, m-lo)
 	}
 	if hi < m-1 {
-		t.hi = sample[hi]
+		t.hi = kthLargestBits(sample, m-hi)
 	}
 	in := 0
 	for _, a := range sample {
-		if a >= t.lo && a <= t.hi {
-			in++
-		}
+		in += int((uint64(a-t.lo) - uint64(t.hi-t.lo) - 1) >> 63)
 	}
 	if in > m/8 {
 		t.collect, t.above, t.cands = false, nil, nil
@@ -603,6 +629,9 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	}
 	return true
 }
+
+// sampleRun is the length of guessRange's runs of adjacent entries.
+const sampleRun = 16
 
 // collectPass counts, for each selection in ts, the entries above its hi
 // per block and keeps the bits of those in [lo, hi] per block.
