@@ -64,7 +64,11 @@ func BF16ActKernels() string {
 var (
 	bf16dMV   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 	bf16dMM6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+	bf16dMM2  *[9]tile2 // decode tiles of 2 rows x T tokens (kern.mm2)
 )
+
+// bf16dDecode reports whether n tokens run the mode's decode tiles.
+func bf16dDecode(n int) bool { return bf16dMM2 != nil && n >= decodeMin && n <= decodeMax }
 
 // roundBF16Impl rounds activations to bf16 (F32ToBF16 on each).
 var roundBF16Impl = roundBF16Ref
@@ -102,7 +106,7 @@ func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
 	// panel by panel (see packPanels).
 	var xp []uint16
 	kc := panelCols(k32, 2)
-	if useDP && n >= 4 && kc < k32 {
+	if useDP && n >= 4 && kc < k32 && !bf16dDecode(n) {
 		xp = getScratch[uint16](&panelHalf, n*k32)
 		defer panelHalf.Put(&xp)
 	}
@@ -148,6 +152,17 @@ func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
 // order.
 func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1, k32 int) {
 	R, C := m.Rows, m.Cols
+	if bf16dDecode(n) {
+		decodeRows(dst, m, unsafe.Pointer(&xh[0]), 2, n, r0, r1, bf16dMM2, bf16dMV)
+		if k32 < C {
+			for t := 0; t < n; t++ {
+				for i := r0; i < r1; i++ {
+					dst[t*R+i] += m.tailDot(i, xr[t*C:], k32)
+				}
+			}
+		}
+		return
+	}
 	kc := panelCols(k32, 2)
 	tb := max(4, tileBytes/(2*kc)&^3)
 	var acc []float32

@@ -474,6 +474,9 @@ func main() {
 	if os.Getenv("PREFETCH8") == "0" {
 		prefetch8 = false
 	}
+	if v := os.Getenv("PREFETCH_PAIRS"); v != "" {
+		fmt.Sscan(v, &prefetchPairs)
+	}
 	if v := os.Getenv("PREFETCH"); v != "" {
 		fmt.Sscan(v, &prefetchAhead)
 	}
@@ -1245,6 +1248,9 @@ func mv512Q4() {
 // mv512BF16d. Each accumulator sees the multiply-adds of mv512 (or
 // mv512BF16d) in their order, and the sums follow hsumTree, so the
 // results equal MatVec's bit for bit.
+// prefetchPairs is how many pairs of rows ahead mm2xT prefetches.
+var prefetchPairs = 3
+
 func mm2xT(t wtype, T int, dp bool) {
 	fn := fmt.Sprintf("mm2x%d%s", T, t.name)
 	if dp {
@@ -1252,15 +1258,12 @@ func mm2xT(t wtype, T int, dp bool) {
 	}
 	p("// func %s(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-80", fn)
-	p("\tMOVQ dst+0(FP), SI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ ldw+40(FP), BX")
 	p("\tSHLQ $%d, BX", t.shift)
-	p("\tMOVQ acc+16(FP), R9")
 	p("\tMOVQ x+24(FP), R13")
-	p("\tMOVQ rows+72(FP), R8")
 	p("%s_pair:", fn)
-	p("\tCMPQ R8, $2")
+	p("\tCMPQ rows+72(FP), $2")
 	p("\tJLT %s_done", fn)
 	p("\tLEAQ (R10)(BX*1), R11")
 	p("\tMOVQ R13, DX")
@@ -1272,7 +1275,15 @@ func mm2xT(t wtype, T int, dp bool) {
 	}
 	p("\tLEAQ (DI)(DI*2), CX")
 	p("\tLEAQ (DX)(DI*4), R12")
-	p("\tLEAQ (R10)(BX*4), R14") // the pair after next, prefetched
+	// R14 and SI: the rows of the pair prefetchAhead2 pairs ahead.
+	p("\tMOVQ BX, SI")
+	p("\tSHLQ $%d, SI", map[int]int{1: 1, 2: 2, 3: 0, 4: 3}[prefetchPairs])
+	if prefetchPairs == 3 {
+		p("\tIMUL3Q $6, BX, SI")
+	}
+	p("\tLEAQ (R10)(SI*1), R14")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tMOVQ acc+16(FP), R9")
 	p("\tTESTQ $1, mode+64(FP)")
 	p("\tJNZ %s_load", fn)
 	for i := 0; i < 2*T; i++ {
@@ -1286,11 +1297,10 @@ func mm2xT(t wtype, T int, dp bool) {
 	p("%s_start:", fn)
 	p("\tXORQ AX, AX")
 	p("%s_loop:", fn)
-	// Fetch the pair of rows after next as fast as this pair is read
-	// (with rows of k columns, all of both rows; with panels, this
-	// panel and the next of the first row).
-	p("\tPREFETCHT0 (R14)(AX*4)")
-	p("\tPREFETCHT0 64(R14)(AX*4)")
+	// Fetch the columns of this panel of the rows prefetchPairs pairs
+	// ahead as fast as this pair reads its own.
+	p("\tPREFETCHT0 (R14)(AX*2)")
+	p("\tPREFETCHT0 (SI)(AX*2)")
 	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)", "(R12)", "(R12)(DI*1)", "(R12)(DI*2)", "(R12)(CX*1)"}
 	rows := []string{"R10", "R11"}
 	if dp {
@@ -1331,7 +1341,7 @@ func mm2xT(t wtype, T int, dp bool) {
 	}
 	p("\tJMP %s_next", fn)
 	p("%s_final:", fn)
-	p("\tMOVQ SI, DI")
+	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ ldd+32(FP), CX")
 	p("\tSHLQ $2, CX")
 	p("\tVMOVDQU32 sumidx<>(SB), Z26")
@@ -1365,10 +1375,10 @@ func mm2xT(t wtype, T int, dp bool) {
 		}
 	}
 	p("%s_next:", fn)
-	p("\tADDQ $%d, R9", 2*T*64)
+	p("\tADDQ $%d, acc+16(FP)", 2*T*64)
 	p("\tLEAQ (R10)(BX*2), R10")
-	p("\tADDQ $8, SI")
-	p("\tSUBQ $2, R8")
+	p("\tADDQ $8, dst+0(FP)")
+	p("\tSUBQ $2, rows+72(FP)")
 	p("\tJMP %s_pair", fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")

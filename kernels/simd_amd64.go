@@ -189,7 +189,7 @@ func useSIMD(avx512, avx2 bool) {
 	amxOn = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
-	bf16dMV, bf16dMM6p = nil, nil
+	bf16dMV, bf16dMM6p, bf16dMM2 = nil, nil, nil
 	roundBF16Impl = roundBF16Ref
 	useVec512(avx512)
 	switch {
@@ -207,7 +207,7 @@ func useSIMD(avx512, avx2 bool) {
 		}
 		dotImpl = simdDot
 		if cpu.X86.HasAVX512BF16 && preferDPBF16() {
-			bf16dMV, bf16dMM6p = mv512BF16d, mm6x4BF16dp
+			bf16dMV, bf16dMM6p, bf16dMM2 = mv512BF16d, mm6x4BF16dp, &mm2BF16d
 		}
 	case avx2:
 		simdName = "avx2"

@@ -4295,15 +4295,12 @@ mv512Q4_done:
 
 // func mm2x1BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x1BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x1BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x1BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4311,7 +4308,12 @@ mm2x1BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x1BF16_load
 	VXORPS Z0, Z0, Z0
@@ -4323,8 +4325,8 @@ mm2x1BF16_load:
 mm2x1BF16_start:
 	XORQ AX, AX
 mm2x1BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VPMOVZXWD 0(R10)(AX*2), Z28
 	VPSLLD $16, Z28, Z28
@@ -4350,7 +4352,7 @@ mm2x1BF16_loop:
 	VMOVUPS Z1, 64(R9)
 	JMP mm2x1BF16_next
 mm2x1BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4378,10 +4380,10 @@ mm2x1BF16_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x1BF16_next:
-	ADDQ $128, R9
+	ADDQ $128, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x1BF16_pair
 mm2x1BF16_done:
 	VZEROUPPER
@@ -4389,15 +4391,12 @@ mm2x1BF16_done:
 
 // func mm2x1F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x1F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x1F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x1F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4405,7 +4404,12 @@ mm2x1F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x1F16_load
 	VXORPS Z0, Z0, Z0
@@ -4417,8 +4421,8 @@ mm2x1F16_load:
 mm2x1F16_start:
 	XORQ AX, AX
 mm2x1F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VCVTPH2PS 0(R10)(AX*2), Z28
 	VFMADD231PS Z16, Z28, Z0
@@ -4440,7 +4444,7 @@ mm2x1F16_loop:
 	VMOVUPS Z1, 64(R9)
 	JMP mm2x1F16_next
 mm2x1F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4468,10 +4472,10 @@ mm2x1F16_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x1F16_next:
-	ADDQ $128, R9
+	ADDQ $128, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x1F16_pair
 mm2x1F16_done:
 	VZEROUPPER
@@ -4479,15 +4483,12 @@ mm2x1F16_done:
 
 // func mm2x1BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x1BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x1BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x1BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4495,7 +4496,12 @@ mm2x1BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x1BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -4507,8 +4513,8 @@ mm2x1BF16d_load:
 mm2x1BF16d_start:
 	XORQ AX, AX
 mm2x1BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (R10)(AX*2), Z28
 	BYTE $0x62; BYTE $0x92; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xc4 // VDPBF16PS Z28, Z16, Z0
@@ -4525,7 +4531,7 @@ mm2x1BF16d_loop:
 	VMOVUPS Z1, 64(R9)
 	JMP mm2x1BF16d_next
 mm2x1BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4553,10 +4559,10 @@ mm2x1BF16d_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x1BF16d_next:
-	ADDQ $128, R9
+	ADDQ $128, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x1BF16d_pair
 mm2x1BF16d_done:
 	VZEROUPPER
@@ -4564,15 +4570,12 @@ mm2x1BF16d_done:
 
 // func mm2x2BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x2BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x2BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x2BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4580,7 +4583,12 @@ mm2x2BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x2BF16_load
 	VXORPS Z0, Z0, Z0
@@ -4596,8 +4604,8 @@ mm2x2BF16_load:
 mm2x2BF16_start:
 	XORQ AX, AX
 mm2x2BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VPMOVZXWD 0(R10)(AX*2), Z28
@@ -4631,7 +4639,7 @@ mm2x2BF16_loop:
 	VMOVUPS Z3, 192(R9)
 	JMP mm2x2BF16_next
 mm2x2BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4661,10 +4669,10 @@ mm2x2BF16_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x2BF16_next:
-	ADDQ $256, R9
+	ADDQ $256, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x2BF16_pair
 mm2x2BF16_done:
 	VZEROUPPER
@@ -4672,15 +4680,12 @@ mm2x2BF16_done:
 
 // func mm2x2F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x2F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x2F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x2F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4688,7 +4693,12 @@ mm2x2F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x2F16_load
 	VXORPS Z0, Z0, Z0
@@ -4704,8 +4714,8 @@ mm2x2F16_load:
 mm2x2F16_start:
 	XORQ AX, AX
 mm2x2F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VCVTPH2PS 0(R10)(AX*2), Z28
@@ -4735,7 +4745,7 @@ mm2x2F16_loop:
 	VMOVUPS Z3, 192(R9)
 	JMP mm2x2F16_next
 mm2x2F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4765,10 +4775,10 @@ mm2x2F16_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x2F16_next:
-	ADDQ $256, R9
+	ADDQ $256, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x2F16_pair
 mm2x2F16_done:
 	VZEROUPPER
@@ -4776,15 +4786,12 @@ mm2x2F16_done:
 
 // func mm2x2BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x2BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x2BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x2BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4792,7 +4799,12 @@ mm2x2BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x2BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -4808,8 +4820,8 @@ mm2x2BF16d_load:
 mm2x2BF16d_start:
 	XORQ AX, AX
 mm2x2BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (R10)(AX*2), Z28
@@ -4831,7 +4843,7 @@ mm2x2BF16d_loop:
 	VMOVUPS Z3, 192(R9)
 	JMP mm2x2BF16d_next
 mm2x2BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4861,10 +4873,10 @@ mm2x2BF16d_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x2BF16d_next:
-	ADDQ $256, R9
+	ADDQ $256, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x2BF16d_pair
 mm2x2BF16d_done:
 	VZEROUPPER
@@ -4872,15 +4884,12 @@ mm2x2BF16d_done:
 
 // func mm2x3BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x3BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x3BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x3BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -4888,7 +4897,12 @@ mm2x3BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x3BF16_load
 	VXORPS Z0, Z0, Z0
@@ -4908,8 +4922,8 @@ mm2x3BF16_load:
 mm2x3BF16_start:
 	XORQ AX, AX
 mm2x3BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -4951,7 +4965,7 @@ mm2x3BF16_loop:
 	VMOVUPS Z5, 320(R9)
 	JMP mm2x3BF16_next
 mm2x3BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -4984,10 +4998,10 @@ mm2x3BF16_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x3BF16_next:
-	ADDQ $384, R9
+	ADDQ $384, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x3BF16_pair
 mm2x3BF16_done:
 	VZEROUPPER
@@ -4995,15 +5009,12 @@ mm2x3BF16_done:
 
 // func mm2x3F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x3F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x3F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x3F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5011,7 +5022,12 @@ mm2x3F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x3F16_load
 	VXORPS Z0, Z0, Z0
@@ -5031,8 +5047,8 @@ mm2x3F16_load:
 mm2x3F16_start:
 	XORQ AX, AX
 mm2x3F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -5070,7 +5086,7 @@ mm2x3F16_loop:
 	VMOVUPS Z5, 320(R9)
 	JMP mm2x3F16_next
 mm2x3F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5103,10 +5119,10 @@ mm2x3F16_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x3F16_next:
-	ADDQ $384, R9
+	ADDQ $384, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x3F16_pair
 mm2x3F16_done:
 	VZEROUPPER
@@ -5114,15 +5130,12 @@ mm2x3F16_done:
 
 // func mm2x3BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x3BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x3BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x3BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5130,7 +5143,12 @@ mm2x3BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x3BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -5150,8 +5168,8 @@ mm2x3BF16d_load:
 mm2x3BF16d_start:
 	XORQ AX, AX
 mm2x3BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -5178,7 +5196,7 @@ mm2x3BF16d_loop:
 	VMOVUPS Z5, 320(R9)
 	JMP mm2x3BF16d_next
 mm2x3BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5211,10 +5229,10 @@ mm2x3BF16d_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x3BF16d_next:
-	ADDQ $384, R9
+	ADDQ $384, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x3BF16d_pair
 mm2x3BF16d_done:
 	VZEROUPPER
@@ -5222,15 +5240,12 @@ mm2x3BF16d_done:
 
 // func mm2x4BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x4BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x4BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x4BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5238,7 +5253,12 @@ mm2x4BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x4BF16_load
 	VXORPS Z0, Z0, Z0
@@ -5262,8 +5282,8 @@ mm2x4BF16_load:
 mm2x4BF16_start:
 	XORQ AX, AX
 mm2x4BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -5313,7 +5333,7 @@ mm2x4BF16_loop:
 	VMOVUPS Z7, 448(R9)
 	JMP mm2x4BF16_next
 mm2x4BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5351,10 +5371,10 @@ mm2x4BF16_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x4BF16_next:
-	ADDQ $512, R9
+	ADDQ $512, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x4BF16_pair
 mm2x4BF16_done:
 	VZEROUPPER
@@ -5362,15 +5382,12 @@ mm2x4BF16_done:
 
 // func mm2x4F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x4F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x4F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x4F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5378,7 +5395,12 @@ mm2x4F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x4F16_load
 	VXORPS Z0, Z0, Z0
@@ -5402,8 +5424,8 @@ mm2x4F16_load:
 mm2x4F16_start:
 	XORQ AX, AX
 mm2x4F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -5449,7 +5471,7 @@ mm2x4F16_loop:
 	VMOVUPS Z7, 448(R9)
 	JMP mm2x4F16_next
 mm2x4F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5487,10 +5509,10 @@ mm2x4F16_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x4F16_next:
-	ADDQ $512, R9
+	ADDQ $512, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x4F16_pair
 mm2x4F16_done:
 	VZEROUPPER
@@ -5498,15 +5520,12 @@ mm2x4F16_done:
 
 // func mm2x4BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x4BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x4BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x4BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5514,7 +5533,12 @@ mm2x4BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x4BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -5538,8 +5562,8 @@ mm2x4BF16d_load:
 mm2x4BF16d_start:
 	XORQ AX, AX
 mm2x4BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -5571,7 +5595,7 @@ mm2x4BF16d_loop:
 	VMOVUPS Z7, 448(R9)
 	JMP mm2x4BF16d_next
 mm2x4BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5609,10 +5633,10 @@ mm2x4BF16d_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x4BF16d_next:
-	ADDQ $512, R9
+	ADDQ $512, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x4BF16d_pair
 mm2x4BF16d_done:
 	VZEROUPPER
@@ -5620,15 +5644,12 @@ mm2x4BF16d_done:
 
 // func mm2x5BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x5BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x5BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x5BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5636,7 +5657,12 @@ mm2x5BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x5BF16_load
 	VXORPS Z0, Z0, Z0
@@ -5664,8 +5690,8 @@ mm2x5BF16_load:
 mm2x5BF16_start:
 	XORQ AX, AX
 mm2x5BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -5723,7 +5749,7 @@ mm2x5BF16_loop:
 	VMOVUPS Z9, 576(R9)
 	JMP mm2x5BF16_next
 mm2x5BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5785,10 +5811,10 @@ mm2x5BF16_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x5BF16_next:
-	ADDQ $640, R9
+	ADDQ $640, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x5BF16_pair
 mm2x5BF16_done:
 	VZEROUPPER
@@ -5796,15 +5822,12 @@ mm2x5BF16_done:
 
 // func mm2x5F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x5F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x5F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x5F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5812,7 +5835,12 @@ mm2x5F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x5F16_load
 	VXORPS Z0, Z0, Z0
@@ -5840,8 +5868,8 @@ mm2x5F16_load:
 mm2x5F16_start:
 	XORQ AX, AX
 mm2x5F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -5895,7 +5923,7 @@ mm2x5F16_loop:
 	VMOVUPS Z9, 576(R9)
 	JMP mm2x5F16_next
 mm2x5F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -5957,10 +5985,10 @@ mm2x5F16_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x5F16_next:
-	ADDQ $640, R9
+	ADDQ $640, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x5F16_pair
 mm2x5F16_done:
 	VZEROUPPER
@@ -5968,15 +5996,12 @@ mm2x5F16_done:
 
 // func mm2x5BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x5BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x5BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x5BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -5984,7 +6009,12 @@ mm2x5BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x5BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -6012,8 +6042,8 @@ mm2x5BF16d_load:
 mm2x5BF16d_start:
 	XORQ AX, AX
 mm2x5BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -6050,7 +6080,7 @@ mm2x5BF16d_loop:
 	VMOVUPS Z9, 576(R9)
 	JMP mm2x5BF16d_next
 mm2x5BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -6112,10 +6142,10 @@ mm2x5BF16d_final:
 	VPERMPS Z24, Z26, Z24
 	VMOVLPS X24, (DI)
 mm2x5BF16d_next:
-	ADDQ $640, R9
+	ADDQ $640, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x5BF16d_pair
 mm2x5BF16d_done:
 	VZEROUPPER
@@ -6123,15 +6153,12 @@ mm2x5BF16d_done:
 
 // func mm2x6BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x6BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x6BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x6BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -6139,7 +6166,12 @@ mm2x6BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x6BF16_load
 	VXORPS Z0, Z0, Z0
@@ -6171,8 +6203,8 @@ mm2x6BF16_load:
 mm2x6BF16_start:
 	XORQ AX, AX
 mm2x6BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -6238,7 +6270,7 @@ mm2x6BF16_loop:
 	VMOVUPS Z11, 704(R9)
 	JMP mm2x6BF16_next
 mm2x6BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -6302,10 +6334,10 @@ mm2x6BF16_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x6BF16_next:
-	ADDQ $768, R9
+	ADDQ $768, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x6BF16_pair
 mm2x6BF16_done:
 	VZEROUPPER
@@ -6313,15 +6345,12 @@ mm2x6BF16_done:
 
 // func mm2x6F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x6F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x6F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x6F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -6329,7 +6358,12 @@ mm2x6F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x6F16_load
 	VXORPS Z0, Z0, Z0
@@ -6361,8 +6395,8 @@ mm2x6F16_load:
 mm2x6F16_start:
 	XORQ AX, AX
 mm2x6F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -6424,7 +6458,7 @@ mm2x6F16_loop:
 	VMOVUPS Z11, 704(R9)
 	JMP mm2x6F16_next
 mm2x6F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -6488,10 +6522,10 @@ mm2x6F16_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x6F16_next:
-	ADDQ $768, R9
+	ADDQ $768, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x6F16_pair
 mm2x6F16_done:
 	VZEROUPPER
@@ -6499,15 +6533,12 @@ mm2x6F16_done:
 
 // func mm2x6BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x6BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x6BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x6BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -6515,7 +6546,12 @@ mm2x6BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x6BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -6547,8 +6583,8 @@ mm2x6BF16d_load:
 mm2x6BF16d_start:
 	XORQ AX, AX
 mm2x6BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -6590,7 +6626,7 @@ mm2x6BF16d_loop:
 	VMOVUPS Z11, 704(R9)
 	JMP mm2x6BF16d_next
 mm2x6BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -6654,10 +6690,10 @@ mm2x6BF16d_final:
 	ADDQ CX, DI
 	VMOVHPS X24, (DI)
 mm2x6BF16d_next:
-	ADDQ $768, R9
+	ADDQ $768, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x6BF16d_pair
 mm2x6BF16d_done:
 	VZEROUPPER
@@ -6665,15 +6701,12 @@ mm2x6BF16d_done:
 
 // func mm2x7BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x7BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x7BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x7BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -6681,7 +6714,12 @@ mm2x7BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x7BF16_load
 	VXORPS Z0, Z0, Z0
@@ -6717,8 +6755,8 @@ mm2x7BF16_load:
 mm2x7BF16_start:
 	XORQ AX, AX
 mm2x7BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -6792,7 +6830,7 @@ mm2x7BF16_loop:
 	VMOVUPS Z13, 832(R9)
 	JMP mm2x7BF16_next
 mm2x7BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -6859,10 +6897,10 @@ mm2x7BF16_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x7BF16_next:
-	ADDQ $896, R9
+	ADDQ $896, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x7BF16_pair
 mm2x7BF16_done:
 	VZEROUPPER
@@ -6870,15 +6908,12 @@ mm2x7BF16_done:
 
 // func mm2x7F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x7F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x7F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x7F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -6886,7 +6921,12 @@ mm2x7F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x7F16_load
 	VXORPS Z0, Z0, Z0
@@ -6922,8 +6962,8 @@ mm2x7F16_load:
 mm2x7F16_start:
 	XORQ AX, AX
 mm2x7F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -6993,7 +7033,7 @@ mm2x7F16_loop:
 	VMOVUPS Z13, 832(R9)
 	JMP mm2x7F16_next
 mm2x7F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -7060,10 +7100,10 @@ mm2x7F16_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x7F16_next:
-	ADDQ $896, R9
+	ADDQ $896, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x7F16_pair
 mm2x7F16_done:
 	VZEROUPPER
@@ -7071,15 +7111,12 @@ mm2x7F16_done:
 
 // func mm2x7BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x7BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x7BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x7BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -7087,7 +7124,12 @@ mm2x7BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x7BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -7123,8 +7165,8 @@ mm2x7BF16d_load:
 mm2x7BF16d_start:
 	XORQ AX, AX
 mm2x7BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -7171,7 +7213,7 @@ mm2x7BF16d_loop:
 	VMOVUPS Z13, 832(R9)
 	JMP mm2x7BF16d_next
 mm2x7BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -7238,10 +7280,10 @@ mm2x7BF16d_final:
 	VEXTRACTF32X4 $1, Z24, X25
 	VMOVLPS X25, (DI)
 mm2x7BF16d_next:
-	ADDQ $896, R9
+	ADDQ $896, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x7BF16d_pair
 mm2x7BF16d_done:
 	VZEROUPPER
@@ -7249,15 +7291,12 @@ mm2x7BF16d_done:
 
 // func mm2x8BF16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x8BF16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x8BF16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x8BF16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -7265,7 +7304,12 @@ mm2x8BF16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x8BF16_load
 	VXORPS Z0, Z0, Z0
@@ -7305,8 +7349,8 @@ mm2x8BF16_load:
 mm2x8BF16_start:
 	XORQ AX, AX
 mm2x8BF16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -7388,7 +7432,7 @@ mm2x8BF16_loop:
 	VMOVUPS Z15, 960(R9)
 	JMP mm2x8BF16_next
 mm2x8BF16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -7460,10 +7504,10 @@ mm2x8BF16_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x8BF16_next:
-	ADDQ $1024, R9
+	ADDQ $1024, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x8BF16_pair
 mm2x8BF16_done:
 	VZEROUPPER
@@ -7471,15 +7515,12 @@ mm2x8BF16_done:
 
 // func mm2x8F16(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x8F16(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x8F16_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x8F16_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -7487,7 +7528,12 @@ mm2x8F16_pair:
 	SHLQ $2, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x8F16_load
 	VXORPS Z0, Z0, Z0
@@ -7527,8 +7573,8 @@ mm2x8F16_load:
 mm2x8F16_start:
 	XORQ AX, AX
 mm2x8F16_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVUPS 0(DX), Z16
 	VMOVUPS 0(DX)(DI*1), Z17
 	VMOVUPS 0(DX)(DI*2), Z18
@@ -7606,7 +7652,7 @@ mm2x8F16_loop:
 	VMOVUPS Z15, 960(R9)
 	JMP mm2x8F16_next
 mm2x8F16_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -7678,10 +7724,10 @@ mm2x8F16_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x8F16_next:
-	ADDQ $1024, R9
+	ADDQ $1024, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x8F16_pair
 mm2x8F16_done:
 	VZEROUPPER
@@ -7689,15 +7735,12 @@ mm2x8F16_done:
 
 // func mm2x8BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 TEXT ·mm2x8BF16d(SB), NOSPLIT, $0-80
-	MOVQ dst+0(FP), SI
 	MOVQ w+8(FP), R10
 	MOVQ ldw+40(FP), BX
 	SHLQ $1, BX
-	MOVQ acc+16(FP), R9
 	MOVQ x+24(FP), R13
-	MOVQ rows+72(FP), R8
 mm2x8BF16d_pair:
-	CMPQ R8, $2
+	CMPQ rows+72(FP), $2
 	JLT mm2x8BF16d_done
 	LEAQ (R10)(BX*1), R11
 	MOVQ R13, DX
@@ -7705,7 +7748,12 @@ mm2x8BF16d_pair:
 	SHLQ $1, DI
 	LEAQ (DI)(DI*2), CX
 	LEAQ (DX)(DI*4), R12
-	LEAQ (R10)(BX*4), R14
+	MOVQ BX, SI
+	SHLQ $0, SI
+	IMUL3Q $6, BX, SI
+	LEAQ (R10)(SI*1), R14
+	LEAQ (R14)(BX*1), SI
+	MOVQ acc+16(FP), R9
 	TESTQ $1, mode+64(FP)
 	JNZ mm2x8BF16d_load
 	VXORPS Z0, Z0, Z0
@@ -7745,8 +7793,8 @@ mm2x8BF16d_load:
 mm2x8BF16d_start:
 	XORQ AX, AX
 mm2x8BF16d_loop:
-	PREFETCHT0 (R14)(AX*4)
-	PREFETCHT0 64(R14)(AX*4)
+	PREFETCHT0 (R14)(AX*2)
+	PREFETCHT0 (SI)(AX*2)
 	VMOVDQU32 (DX), Z16
 	VMOVDQU32 (DX)(DI*1), Z17
 	VMOVDQU32 (DX)(DI*2), Z18
@@ -7798,7 +7846,7 @@ mm2x8BF16d_loop:
 	VMOVUPS Z15, 960(R9)
 	JMP mm2x8BF16d_next
 mm2x8BF16d_final:
-	MOVQ SI, DI
+	MOVQ dst+0(FP), DI
 	MOVQ ldd+32(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32 sumidx<>(SB), Z26
@@ -7870,10 +7918,10 @@ mm2x8BF16d_final:
 	ADDQ CX, DI
 	VMOVHPS X25, (DI)
 mm2x8BF16d_next:
-	ADDQ $1024, R9
+	ADDQ $1024, acc+16(FP)
 	LEAQ (R10)(BX*2), R10
-	ADDQ $8, SI
-	SUBQ $2, R8
+	ADDQ $8, dst+0(FP)
+	SUBQ $2, rows+72(FP)
 	JMP mm2x8BF16d_pair
 mm2x8BF16d_done:
 	VZEROUPPER
