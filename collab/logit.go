@@ -283,19 +283,44 @@ func (m *logitMethod) lockstep() (*decode.LockstepBatcher, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.batcher == nil {
-		models, toks := m.models()
-		cfg := m.cfg
-		cfg.Names = make([]string, len(m.locals))
-		for i, l := range m.locals {
-			cfg.Names[i] = l.ModelName
-		}
-		b, err := decode.NewMethodBatcher(models, toks, cfg, decode.LockstepBatcherConfig{MaxQueue: lockstepQueue})
+		b, err := m.newBatcher(decode.LockstepBatcherConfig{MaxQueue: lockstepQueue})
 		if err != nil {
 			return nil, err
 		}
 		m.batcher = b
 	}
 	return m.batcher, nil
+}
+
+func (m *logitMethod) newBatcher(cfg decode.LockstepBatcherConfig) (*decode.LockstepBatcher, error) {
+	models, toks := m.models()
+	mc := m.cfg
+	mc.Names = make([]string, len(m.locals))
+	for i, l := range m.locals {
+		mc.Names[i] = l.ModelName
+	}
+	return decode.NewMethodBatcher(models, toks, mc, cfg)
+}
+
+// LockstepBatcher returns a new lockstep batcher running m, configured by
+// cfg, and makes m.Generate answer through it from now on: a server
+// generates through it directly (streaming, logprobs of the combined
+// distribution) and its requests share the batch with m's other callers.
+// The caller closes it (m's requests then fail with decode.ErrClosed). Only
+// fusion, contrastive and nudging batch; other methods return an error.
+func LockstepBatcher(m Method, cfg decode.LockstepBatcherConfig) (*decode.LockstepBatcher, error) {
+	lm, ok := m.(*logitMethod)
+	if !ok || !slices.Contains(decode.BatchMethods, lm.cfg.Method) || lm.cfg.Method == "single" {
+		return nil, inputErrorf("%s does not run in a lockstep batch (fusion, contrastive and nudging do)", m.Name())
+	}
+	b, err := lm.newBatcher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lm.mu.Lock()
+	lm.batcher = b
+	lm.mu.Unlock()
+	return b, nil
 }
 
 // generateBatched answers reqs through the method's lockstep batcher, each

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mocolab/moco/engine"
@@ -68,9 +69,16 @@ type LockstepBatcher struct {
 	queue   []*lsJob
 	running bool
 	closed  bool
+	loops   sync.WaitGroup // the running loop, for Close to wait on
 	// batches and owner belong to the running loop (one at a time).
 	batches []*engine.Batch
 	owner   []map[*engine.Seq]*lsJob
+
+	stats struct {
+		queued, active, kvUsed                    atomic.Int64
+		steps, rows, prompt, generated, completed atomic.Int64
+	}
+	kvBudget int64
 }
 
 // lsJob is one request of a LockstepBatcher.
@@ -136,7 +144,32 @@ func NewLockstepBatcher(models []*engine.Model, tok *tokenizer.Tokenizer, newCom
 		b.owner = append(b.owner, map[*engine.Seq]*lsJob{})
 	}
 	b.cfg.Batch = b.batches[0].Options()
+	for _, batch := range b.batches {
+		b.kvBudget += batch.Options().KVBytes
+	}
 	return b, nil
+}
+
+// Stats returns the current counters: KV bytes summed over the models'
+// batches, a step (Steps) is one forward pass of every model, and a row
+// one prompt in it.
+func (b *LockstepBatcher) Stats() BatcherStats {
+	s := &b.stats
+	return BatcherStats{
+		Queued: int(s.queued.Load()), Active: int(s.active.Load()),
+		KVUsed: s.kvUsed.Load(), KVBudget: b.kvBudget,
+		Steps: s.steps.Load(), StepRows: s.rows.Load(), PromptTokens: s.prompt.Load(),
+		GeneratedTokens: s.generated.Load(), Completed: s.completed.Load(),
+	}
+}
+
+// kvUsed sums the KV cache the batches' sequences reserved.
+func (b *LockstepBatcher) kvUsed() int64 {
+	var n int64
+	for _, batch := range b.batches {
+		n += batch.KVUsed()
+	}
+	return n
 }
 
 // Context is the most positions one request may use.
@@ -233,8 +266,10 @@ func (b *LockstepBatcher) GenerateAll(ctx context.Context, reqs []BatchRequest) 
 				b.queue = append(b.queue, j)
 			}
 		}
+		b.stats.queued.Store(int64(len(b.queue)))
 		if !b.running && len(b.queue) > 0 {
 			b.running = true
+			b.loops.Add(1)
 			go b.loop()
 		}
 	}
@@ -252,12 +287,14 @@ func (b *LockstepBatcher) GenerateAll(ctx context.Context, reqs []BatchRequest) 
 	return out, errs
 }
 
-// Close refuses new requests and ends queued and running ones with
-// ErrClosed at the next step.
+// Close refuses new requests, ends queued and running ones with ErrClosed
+// at the next step and waits for the stepping goroutine to return (the
+// models may then be closed).
 func (b *LockstepBatcher) Close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	b.loops.Wait()
 }
 
 // leave takes j's sequences out of every batch.
@@ -271,9 +308,16 @@ func (b *LockstepBatcher) leave(j *lsJob) {
 	}
 }
 
+// finish ends j; the gauges drop before its caller hears of it.
 func (b *LockstepBatcher) finish(j *lsJob, err error) {
-	b.leave(j)
+	if j.seqs != nil {
+		b.leave(j)
+		j.seqs = nil
+		b.stats.active.Add(-1)
+		b.stats.kvUsed.Store(b.kvUsed())
+	}
 	j.err = err
+	b.stats.completed.Add(1)
 	close(j.done)
 }
 
@@ -287,6 +331,7 @@ func (b *LockstepBatcher) admit(j *lsJob) (full bool, err error) {
 		s, err := batch.Add(j.req.Prompt, positions)
 		if err != nil {
 			b.leave(j)
+			j.seqs = nil
 			return errors.Is(err, engine.ErrKVFull) || errors.Is(err, engine.ErrBatchFull), fmt.Errorf("model %d: %w", i, err)
 		}
 		j.seqs[i] = s
@@ -311,6 +356,8 @@ func (b *LockstepBatcher) admit(j *lsJob) (full bool, err error) {
 		j.stop.w = lsChunkWriter{j}
 	}
 	j.res.PromptTokens = len(j.req.Prompt)
+	b.stats.active.Add(1)
+	b.stats.prompt.Add(int64(len(j.req.Prompt)))
 	return false, nil
 }
 
@@ -318,6 +365,7 @@ func (b *LockstepBatcher) admit(j *lsJob) (full bool, err error) {
 // batches and advances every prompt whose models all have logits; it
 // returns once nothing is queued or running.
 func (b *LockstepBatcher) loop() {
+	defer b.loops.Done()
 	var active []*lsJob
 	for {
 		b.mu.Lock()
@@ -326,6 +374,7 @@ func (b *LockstepBatcher) loop() {
 				b.finish(j, ErrClosed)
 			}
 			b.queue, b.running = nil, false
+			b.stats.queued.Store(0)
 			b.mu.Unlock()
 			return
 		}
@@ -357,13 +406,17 @@ func (b *LockstepBatcher) loop() {
 		}
 		clear(b.queue[len(kept):])
 		b.queue = kept
+		b.stats.queued.Store(int64(len(b.queue)))
 		active = b.prune(active, func(j *lsJob) error { return j.ctx.Err() })
+		b.stats.kvUsed.Store(b.kvUsed())
 		if len(active) == 0 && len(b.queue) == 0 {
 			b.running = false
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
+		b.stats.steps.Add(1)
+		b.stats.rows.Add(int64(len(active)))
 		for i, batch := range b.batches {
 			for _, s := range batch.Step() {
 				j := b.owner[i][s]
@@ -427,6 +480,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 		scores = j.combined
 	}
 	tok := j.smp.SampleAfter(scores, j.history)
+	b.stats.generated.Add(1)
 	if len(j.res.Tokens) == 0 {
 		j.res.TTFT = time.Since(j.start)
 	}

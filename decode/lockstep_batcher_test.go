@@ -73,6 +73,9 @@ func TestMethodBatcherEqualsGenerator(t *testing.T) {
 			wg.Wait()
 			copy(got[6:], res)
 			copy(errs[6:], es)
+			if st := lb.Stats(); st.Active != 0 || st.KVUsed != 0 || st.Queued != 0 || st.Completed != 12 || st.StepRows <= st.Steps || st.KVBudget <= 0 {
+				t.Errorf("stats after the run: %+v", st)
+			}
 			for i, r := range reqs {
 				if errs[i] != nil {
 					t.Fatalf("request %d: %v", i, errs[i])

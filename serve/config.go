@@ -137,8 +137,11 @@ type BuildOptions struct {
 // Build loads every model of c, builds its recipes through the collab
 // registry and returns the server and a function that closes the
 // server and the models. A recipe's members generate text through their
-// model's batcher, so text-level methods share the batch; logit-level
-// methods run their own sessions over the same weights.
+// model's batcher, so text-level methods share the batch; fusion,
+// contrastive and nudging recipes step all their models in one lockstep
+// batch of their own (every request of the recipe in it); the other
+// logit-level methods run their own sessions over the same weights, a
+// request at a time per RecipeConcurrency slot.
 func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), error) {
 	s := New(opts.Server)
 	var locals []*collab.Local
@@ -170,7 +173,7 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 		// The model as a recipe member answers through the served model's
 		// batcher, so that the requests of text-level methods (debate,
 		// voting, ...) share the batch with everything else the server runs.
-		l.UseBatcher(e.batcher)
+		l.UseBatcher(e.batcher.(*decode.Batcher))
 		members[ms.ID] = l.Member()
 		contexts[ms.ID] = e.context
 		if opts.Progress != nil {
@@ -190,7 +193,18 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 			return nil, nil, fmt.Errorf("recipe %s: %w", r.ID, err)
 		}
 		tok := pool[0].Local.(*collab.Local).Tok
-		if err := s.AddRecipe(r.ID, m, tok, ctxLen); err != nil {
+		// Fusion, contrastive and nudging share one lockstep batch among
+		// their requests, as a model's requests share its batcher.
+		lb, lerr := collab.LockstepBatcher(m, decode.LockstepBatcherConfig{Batch: opts.Batcher.Batch, MaxQueue: opts.Batcher.MaxQueue, Context: opts.Batcher.Context})
+		if lerr == nil {
+			err = s.AddBatchedRecipe(r.ID, m, tok, lb)
+		} else {
+			err = s.AddRecipe(r.ID, m, tok, ctxLen)
+		}
+		if err != nil {
+			if lb != nil {
+				lb.Close()
+			}
 			closeAll()
 			return nil, nil, err
 		}

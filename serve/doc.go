@@ -10,7 +10,12 @@
 // batch and frees its KV cache), or a collaboration recipe from a config
 // file: a method of the collab registry over some of the served models
 // (e.g. fusion-ab, the logit fusion of a and b), which a client that knows
-// nothing of moco calls like any model.
+// nothing of moco calls like any model. Fusion, contrastive and nudging
+// recipes share one decode.LockstepBatcher among their requests (every
+// model stepped once for all of them), with the same streaming, logprobs
+// (of the combined distribution), finish reasons and queue bound as a
+// model; other recipes answer --recipe-concurrency requests at a time,
+// each in sessions of its own, streaming the text when it is done.
 //
 // The files:
 //

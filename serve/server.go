@@ -53,11 +53,21 @@ type entry struct {
 	id      string
 	tok     *tokenizer.Tokenizer
 	context int // positions a request may use
-	// A model folder: its batcher. A recipe: its method and queue slots.
-	batcher *decode.Batcher
+	// A model folder: its batcher. A recipe: its method, and either its
+	// lockstep batcher (fusion, contrastive, nudging) or queue slots.
+	batcher tokenBatcher
 	method  collab.Method
 	slots   chan struct{} // held by every queued or running request
 	running chan struct{} // held by every running request
+}
+
+// tokenBatcher is what a served id generates through token by token: a
+// model's decode.Batcher or a recipe's decode.LockstepBatcher.
+type tokenBatcher interface {
+	Generate(context.Context, decode.BatchRequest) (decode.BatchResult, error)
+	Stats() decode.BatcherStats
+	Context() int
+	Close()
 }
 
 // New returns an empty server.
@@ -90,6 +100,17 @@ func (s *Server) AddModel(id string, m *engine.Model, tok *tokenizer.Tokenizer, 
 func (s *Server) AddRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer, context int) error {
 	return s.add(&entry{id: id, tok: tok, context: context, method: m,
 		slots: make(chan struct{}, s.opts.RecipeQueue), running: make(chan struct{}, s.opts.RecipeConcurrency)})
+}
+
+// AddBatchedRecipe serves a collaboration method that runs in a lockstep
+// batch (collab.LockstepBatcher: fusion, contrastive, nudging) under id:
+// its requests, and every choice of each, share b's batch as a model's
+// requests share its batcher, with streaming token by token, logprobs of
+// the combined distribution, finish reasons and the batcher's queue
+// bound. tok renders and counts prompts (the first model's). Close closes
+// b.
+func (s *Server) AddBatchedRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer, b *decode.LockstepBatcher) error {
+	return s.add(&entry{id: id, tok: tok, context: b.Context(), method: m, batcher: b})
 }
 
 func (s *Server) add(e *entry) error {

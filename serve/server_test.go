@@ -271,7 +271,7 @@ func TestErrors(t *testing.T) {
 		{"bad role", "/v1/chat/completions", "POST", `{"model": "a", "messages": [{"role": "wizard", "content": "x"}]}`, 400, "", "wizard"},
 		{"no messages", "/v1/chat/completions", "POST", `{"model": "a", "messages": []}`, 400, "", "empty"},
 		{"penalty", "/v1/completions", "POST", `{"model": "a", "prompt": "x", "frequency_penalty": 1}`, 400, "", "not supported"},
-		{"recipe logprobs", "/v1/chat/completions", "POST", `{"model": "fusion-ab", "messages": [{"role": "user", "content": "x"}], "logprobs": true}`, 400, "", "not available"},
+		{"recipe logprobs", "/v1/chat/completions", "POST", `{"model": "spec-a", "messages": [{"role": "user", "content": "x"}], "logprobs": true}`, 400, "", "not available"},
 		{"wrong method", "/v1/completions", "GET", ``, 405, "method_not_allowed", "use POST"},
 		{"unknown path", "/v2/x", "GET", ``, 404, "not_found", "no endpoint"},
 	} {

@@ -1,0 +1,116 @@
+package serve
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// TestFusionRecipeBatched: concurrent requests to the fusion recipe share
+// its lockstep batch; each answer (greedy or seeded, streamed or not) must
+// be the text decode's sequential fusion loop (NewMethod: Lockstep over
+// sessions, one prompt alone) gives with the same settings, logprobs come
+// back, and the recipe's batch shows in /metrics.
+func TestFusionRecipeBatched(t *testing.T) {
+	s, ts := newTestServer(t, BuildOptions{})
+	var models []*engine.Model
+	var toks []*tokenizer.Tokenizer
+	for _, name := range []string{"stories260K", "llama2xs"} {
+		dir := testutil.Shared(t, "models/"+name)
+		m, err := engine.Load(dir, engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models, toks = append(models, m), append(toks, tok)
+	}
+	alone := func(prompt string, maxTokens int, temp float64, seed uint64) (string, []float64) {
+		c, err := decode.NewMethod(models, toks, decode.MethodConfig{Method: "fusion", MaxTokens: maxTokens,
+			Sampler: decode.SamplerConfig{Temperature: temp, TopP: 1, Seed: seed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lps []float64
+		text, err := c.GenerateContext(t.Context(), prompt, nil, func(tk decode.Token) bool {
+			lps = append(lps, tk.LogProb())
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text, lps
+	}
+	prompts := []string{"Once upon a time", "Lily", "The big red ball rolled down the hill and", "Tom saw"}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			p, n, temp, seed := prompts[i%4], 8+3*i, 0.0, uint64(40+i)
+			if i%2 == 1 {
+				temp = 0.9
+			}
+			want, lps := alone(p, n, temp, seed)
+			body := fmt.Sprintf(`{"model": "fusion-ab", "prompt": %q, "max_tokens": %d, "temperature": %v, "seed": %d, "logprobs": 1}`, p, n, temp, seed)
+			if i == 3 {
+				body = fmt.Sprintf(`{"model": "fusion-ab", "prompt": %q, "max_tokens": %d, "temperature": %v, "seed": %d, "stream": true}`, p, n, temp, seed)
+				resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				var got strings.Builder
+				for _, ev := range readSSE(t, resp.Body) {
+					got.WriteString(ev["choices"].([]any)[0].(map[string]any)["text"].(string))
+				}
+				if got.String() != want {
+					t.Errorf("request %d streamed %q, alone %q", i, got.String(), want)
+				}
+				return
+			}
+			code, out := post(t, ts.URL+"/v1/completions", body)
+			if code != 200 {
+				t.Errorf("request %d: %d %v", i, code, out)
+				return
+			}
+			if got := choiceText(t, out, false); got != want {
+				t.Errorf("request %d: %q, alone %q", i, got, want)
+			}
+			lp := out["choices"].([]any)[0].(map[string]any)["logprobs"].(map[string]any)["token_logprobs"].([]any)
+			if len(lp) != len(lps) {
+				t.Errorf("request %d: %d logprobs for %d tokens", i, len(lp), len(lps))
+				return
+			}
+			for k := range lp {
+				if math.Abs(lp[k].(float64)-lps[k]) > 1e-4 {
+					t.Errorf("request %d token %d: logprob %v, alone %v", i, k, lp[k], lps[k])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.lookup("fusion-ab").batcher.Stats(); st.Completed != 8 || st.StepRows <= st.Steps || st.Active != 0 {
+		t.Errorf("fusion-ab batch: %+v", st)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `moco_batch_steps_total{model="fusion-ab"}`) {
+		t.Errorf("no batch steps for fusion-ab in /metrics:\n%s", b)
+	}
+}
