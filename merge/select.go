@@ -498,8 +498,16 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	// TIES and breadcrumbs_ties with no rescaling merge a block in one
 	// fused step (bandSum) when every model keeps all or none of its ties
 	// at the threshold there (all blocks but at most one per selection).
-	band := o.Consensus == "sum" && !o.RescaleL1 && nm <= 16 &&
+	band := (o.Consensus == "sum" || o.Consensus == "") && !o.RescaleL1 && nm <= 16 &&
 		(o.Sparsify == SparsifyMagnitude || o.Sparsify == SparsifyOutliers)
+	linScale := lambda // combine's without a consensus
+	if o.Normalize {
+		div := sum(w)
+		if math.Abs(div) < minWeightSum {
+			div = 1
+		}
+		linScale /= div
+	}
 	for _, s := range scales {
 		band = band && s == 1
 	}
@@ -534,7 +542,11 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 				for i := range nm {
 					xs[i] = wk.rd.vs[i+1].get(wk.rd.bufs[i+1], lo, m)
 				}
-				bandSum(dst[:m], wk.rd.base, xs, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+				if o.Consensus == "" {
+					bandLinear(dst[:m], wk.rd.base, xs, w, blo, bhi, linScale)
+				} else {
+					bandSum(dst[:m], wk.rd.base, xs, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+				}
 				put(out, p.dtype, lo, dst[:m])
 				return
 			}
@@ -833,6 +845,32 @@ func bandSum(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, 
 		cur[i] = d
 	}
 	combine(dst[j0:], b, cur, w, "sum", normalize, lambda)
+}
+
+// bandLinearFast, when set (assembly), computes bandLinear for a prefix of
+// dst (a multiple of 16 elements) exactly as bandLinear does and returns
+// its length.
+var bandLinearFast func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int
+
+// bandLinear is bandSum without a consensus (breadcrumbs): combine's
+// weighted sum in float64 of the deltas kept in their bands, scale being
+// lambda, divided by the weights' sum when normalizing.
+func bandLinear(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) {
+	j0 := 0
+	if bandLinearFast != nil {
+		j0 = bandLinearFast(dst, base, xs, w, lo, hi, scale)
+	}
+	for j := j0; j < len(dst); j++ {
+		var s float64
+		for i, x := range xs {
+			v := x[j] - base[j]
+			if a := magBits(v); a < lo[i] || a >= hi[i] {
+				v = 0
+			}
+			s += w[i] * float64(v)
+		}
+		dst[j] = float32(float64(base[j]) + scale*s)
+	}
 }
 
 // combineAll is combine, with the assembly for sum consensus where it runs;

@@ -20,6 +20,9 @@ func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch uns
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
+func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+
+//go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
@@ -36,11 +39,15 @@ type sumParams struct {
 	consts [8]uint64  // rngGamma*8, the two mix multipliers
 	mlo    [16]uint32 // drop 2: the kept band of |delta| bits, [mlo, mhi)
 	mhi    [16]uint32
+	w64    [16]float64 // bandLinear512: weight per model
+	scale  float64     // bandLinear512: lambda / the weights' sum
 }
 
 // The assembly reads mlo and mhi at these offsets.
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mlo)-336]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.w64)-464]
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
 
 func init() {
 	x := &cpu.X86
@@ -52,9 +59,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go
 	} else {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast = nil, narrowBF16Go, nil, nil, nil
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast = nil, narrowBF16Go, nil, nil, nil, nil
 	}
 }
 
@@ -117,6 +124,23 @@ func collectFast512(buf []uint32, x, base []float32, lo, hi uint32) (int, int, i
 	_ = buf[n+15]
 	c, above := collect512(&buf[0], &x[0], &base[0], n, lo, hi)
 	return n, c, int64(above)
+}
+
+// bandLinear512Go is bandLinear over the largest multiple of 16 elements.
+func bandLinear512Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
+	n := len(dst) &^ 15
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	p.scale = scale
+	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	return n
 }
 
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.

@@ -195,3 +195,62 @@ collect_loop:
 	MOVQ R10, above+48(FP)
 	VZEROUPPER
 	RET
+
+// func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+// bandLinear's arithmetic, 16 elements at a time: per model the delta
+// x - base (float32), zeroed unless its magnitude bits lie in [mlo, mhi),
+// widened and weighted in float64 (w64) and summed in model order; then
+// dst = float32(float64(base) + scale*sum), scale a float64 at p.scale.
+TEXT ·bandLinear512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ xs+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ models+32(FP), R9
+	MOVQ p+40(FP), R10
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30          // abs mask
+	VBROADCASTSD 592(R10), Z29    // scale
+	XORQ AX, AX
+lin_loop:
+	VMOVUPS (SI)(AX*4), Z0        // base
+	VXORPD Z6, Z6, Z6             // sum, elements 0-7
+	VXORPD Z7, Z7, Z7             // sum, elements 8-15
+	XORQ R11, R11
+lin_models:
+	MOVQ (DX)(R11*8), R12
+	VMOVUPS (R12)(AX*4), Z2
+	VSUBPS Z0, Z2, Z2
+	VPANDD Z30, Z2, Z4
+	VPBROADCASTD 336(R10)(R11*4), Z5
+	VPCMPUD $5, Z5, Z4, K1        // bits >= lo
+	VPBROADCASTD 400(R10)(R11*4), Z5
+	VPCMPUD $1, Z5, Z4, K1, K1    // and bits < hi
+	VMOVAPS.Z Z2, K1, Z2
+	VBROADCASTSD 464(R10)(R11*8), Z8
+	VCVTPS2PD Y2, Z3
+	VEXTRACTF32X8 $1, Z2, Y4
+	VCVTPS2PD Y4, Z4
+	VMULPD Z8, Z3, Z3
+	VMULPD Z8, Z4, Z4
+	VADDPD Z3, Z6, Z6
+	VADDPD Z4, Z7, Z7
+	INCQ R11
+	CMPQ R11, R9
+	JLT lin_models
+	VCVTPS2PD Y0, Z3
+	VEXTRACTF32X8 $1, Z0, Y4
+	VCVTPS2PD Y4, Z4
+	VMULPD Z29, Z6, Z6
+	VMULPD Z29, Z7, Z7
+	VADDPD Z6, Z3, Z3
+	VADDPD Z7, Z4, Z4
+	VCVTPD2PS Z3, Y3
+	VCVTPD2PS Z4, Y4
+	VINSERTF32X8 $1, Y4, Z3, Z3
+	VMOVUPS Z3, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT lin_loop
+	VZEROUPPER
+	RET
