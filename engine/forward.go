@@ -240,9 +240,7 @@ func (m *Model) runLayers(sc *scratch, n int, p prober, store func(l int, k, v [
 		// Attention: project, normalize q and k (Qwen3, Gemma3, OLMo),
 		// rotate, append k and v to the cache.
 		normRows(xb, x, w.attnNorm, D, eps, off)
-		kernels.MatMul(q, w.wq, xb, n)
-		kernels.MatMul(k, w.wk, xb, n)
-		kernels.MatMul(v, w.wv, xb, n)
+		kernels.MatMulShared(xb, n, kernels.Product{Dst: q, M: w.wq}, kernels.Product{Dst: k, M: w.wk}, kernels.Product{Dst: v, M: w.wv})
 		addBias(q, w.bq)
 		addBias(k, w.bk)
 		addBias(v, w.bv)
@@ -282,8 +280,7 @@ func (m *Model) runLayers(sc *scratch, n int, p prober, store func(l int, k, v [
 
 		// Gated MLP: down(act(gate(x)) * up(x)).
 		normRows(xb, x, w.ffnNorm, D, eps, off)
-		kernels.MatMul(gate, w.gate, xb, n)
-		kernels.MatMul(up, w.up, xb, n)
+		kernels.MatMulShared(xb, n, kernels.Product{Dst: gate, M: w.gate}, kernels.Product{Dst: up, M: w.up})
 		addBias(gate, w.bGate)
 		addBias(up, w.bUp)
 		if c.Activation == "gelu_pytorch_tanh" {

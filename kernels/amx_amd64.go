@@ -114,9 +114,14 @@ func amxInit() bool {
 
 // amxMatMul computes MatMul with AMX tiles and reports whether it did;
 // it declines (leaving dst alone) where AMX does not apply.
+// amxTakes reports whether amxMatMul computes n tokens of m.
+func amxTakes(m *Mat, n int) bool {
+	return amxOn && m.Type == BF16 && n >= amxMinTokens && m.Cols%32 == 0 && m.Rows >= 32
+}
+
 func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 	R, C := m.Rows, m.Cols
-	if !amxOn || m.Type != BF16 || n < amxMinTokens || C%32 != 0 || R < 32 {
+	if !amxTakes(m, n) {
 		return false
 	}
 	rows := R &^ 31

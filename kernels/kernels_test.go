@@ -303,3 +303,46 @@ func TestDecodeBatchMatchesReference(t *testing.T) {
 		}
 	})
 }
+
+// TestMatMulShared checks that products sharing their activations give
+// what MatMul gives each alone, bit for bit: matrices of one type cut among
+// the threads together (row counts that are no multiple of the threads'
+// grain, so that ranges straddle two matrices), and a mix of types, which
+// runs them one by one.
+func TestMatMulShared(t *testing.T) {
+	defer SetThreads(0)
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, threads := range []int{1, 2, 3} {
+			SetThreads(threads)
+			for _, typ := range types {
+				for _, cols := range []int{64, 100, 1600} {
+					if typ.quantized() && cols%BlockSize != 0 {
+						continue
+					}
+					for _, n := range []int{1, 3, 4, 8, 13, 17} {
+						ms := []*Mat{randMat(r, typ, 61, cols), randMat(r, typ, 13, cols), randMat(r, typ, 0, cols), randMat(r, typ, 29, cols)}
+						if typ == F16 {
+							ms[1] = randMat(r, BF16, 13, cols) // a mix
+						}
+						x := randVec(r, n*cols)
+						var ps []Product
+						for _, m := range ms {
+							ps = append(ps, Product{make([]float32, n*m.Rows), m})
+						}
+						MatMulShared(x, n, ps...)
+						for i, p := range ps {
+							want := make([]float32, n*p.M.Rows)
+							MatMul(want, p.M, x, n)
+							for j := range want {
+								if math.Float32bits(p.Dst[j]) != math.Float32bits(want[j]) {
+									t.Fatalf("%v cols %d n=%d threads %d: product %d element %d: %g, MatMul %g", typ, cols, n, threads, i, j, p.Dst[j], want[j])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -210,6 +210,72 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRowsP(dst, m, x, xp, n, r0, r1) })
 }
 
+// Product is one of the products MatMulShared computes: Dst = M times the
+// shared activations.
+type Product struct {
+	Dst []float32
+	M   *Mat
+}
+
+// MatMulShared computes MatMul(p.Dst, p.M, x, n) for each product p, the
+// matrices sharing the activations x (as a layer's query, key and value
+// projections do). Where the matrices have the same type and columns and
+// take the row kernels (F32, BF16 and F16 weights, outside the
+// bf16-activation mode and AMX), their rows are cut among the threads in
+// one parallel call rather than one call each: the threads wait for each
+// other once, and the small matrices no longer run alone. Each result
+// equals MatMul's bit for bit.
+func MatMulShared(x []float32, n int, ps ...Product) {
+	if n <= 0 {
+		return
+	}
+	shared, rows := len(ps) > 1, 0
+	for _, p := range ps {
+		checkMat("MatMulShared", p.Dst, p.M, x, n)
+		m := p.M
+		switch {
+		case m.Type != ps[0].M.Type || m.Cols != ps[0].M.Cols:
+			shared = false
+		case m.Type == F32 || m.Type == F16:
+		case m.Type == BF16 && !bf16Act.Load() && !amxTakes(m, n):
+		default:
+			shared = false
+		}
+		rows += m.Rows
+	}
+	if !shared {
+		for _, p := range ps {
+			MatMul(p.Dst, p.M, x, n)
+		}
+		return
+	}
+	if rows == 0 {
+		return
+	}
+	C := ps[0].M.Cols
+	var xp []float32
+	if n > 1 {
+		if xp = packPanels(ps[0].M, x, n); xp != nil {
+			defer panelScratch.Put(&xp)
+		}
+	}
+	parallel(rows, rows*C*n, rowGrain, func(lo, hi int) {
+		off := 0
+		for _, p := range ps {
+			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
+			off += p.M.Rows
+			if r0 >= r1 {
+				continue
+			}
+			if n == 1 {
+				matVecRows(p.Dst, p.M, x, r0, r1)
+			} else {
+				matMulRowsP(p.Dst, p.M, x, xp, n, r0, r1)
+			}
+		}
+	})
+}
+
 // widenMin is the fewest tokens for which half-precision weights are
 // widened to f32 for the panel tile; fewer run the half-precision tile
 // (kern.mm6), which widens in registers. With a single 4-token tile per
@@ -238,6 +304,9 @@ func f32Tiles(m *Mat, n int) (bool, int) {
 // shared by the threads.
 func packPanels(m *Mat, x []float32, n int) []float32 {
 	ok, kc := f32Tiles(m, n)
+	if decodeTiles(m, n) {
+		return nil // the decode tiles read x as it is
+	}
 	k32 := m.Cols &^ 31
 	if !ok || kc >= k32 {
 		return nil
@@ -427,7 +496,7 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 		wide = getScratch[float32](&widenScratch, 6*C)
 		defer func() { widenScratch.Put(&wide) }()
 	}
-	if k.mm2 != nil && n >= decodeMin && n <= decodeMax {
+	if decodeTiles(m, n) {
 		decodeRows(dst, m, unsafe.Pointer(&x[0]), 4, n, r0, r1, k.mm2, k.mv)
 		if k32 < C {
 			for t := 0; t < n; t++ {
@@ -584,6 +653,12 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 // loaded and widened once, in a register, for up to 8 tokens, so one pass
 // over the weights serves a whole decode batch.
 const decodeMin, decodeMax = 5, 16
+
+// decodeTiles reports whether matMulRows runs the decode tiles on n tokens
+// of m.
+func decodeTiles(m *Mat, n int) bool {
+	return simd[m.Type].mm2 != nil && n >= decodeMin && n <= decodeMax
+}
 
 // decodePanelBytes bounds the activations of 8 tokens over one column
 // panel of the decode tiles, so that they stay in L1 while the rows of a

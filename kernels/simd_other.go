@@ -10,6 +10,8 @@ func selectPath(string) {}
 
 func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool { return false }
 
+func amxTakes(m *Mat, n int) bool { return false }
+
 func amxQ8Applies(m *Mat, n int) bool { return false }
 
 func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {}
