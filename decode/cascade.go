@@ -19,6 +19,10 @@ import (
 // dev confidences (MoCo: 0.5, with torch.quantile's interpolation); MoCo's
 // code computes every level's dev confidences with the first model, which
 // looks like a slip, so moco uses each level's own model.
+//
+// A cascade runs one prompt at a time, never in a LockstepBatcher: each
+// level generates a whole answer before the next is asked, so the models
+// do not advance in step.
 type Cascade struct {
 	Sessions []Session // weak to strong
 	// Thresholds has one entry per level but the last (see Calibrate).

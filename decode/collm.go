@@ -36,6 +36,10 @@ func ParseCoLLMMode(s string) (CoLLMMode, error) {
 // CoLLM lets a base model defer single tokens to an assistant (MoCo method
 // #7): a logistic head on the base's last hidden state gives the deferral
 // probability p at each position.
+//
+// CoLLM reads the base's hidden state at every position, which only a
+// session keeps, so it runs one prompt at a time (Lockstep) and
+// LockstepBatcher refuses it.
 type CoLLM struct {
 	Base, Assistant int
 	Head            *Head

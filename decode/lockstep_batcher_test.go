@@ -37,6 +37,9 @@ func TestMethodBatcherEqualsGenerator(t *testing.T) {
 		{Method: "single"},
 	} {
 		t.Run(cfg.Method+cfg.Mode, func(t *testing.T) {
+			if testing.Short() && (cfg.Mode != "" || cfg.Method == "contrastive") {
+				t.Skip("-short: fusion and nudging cover the batch; the other combiners only change the scores")
+			}
 			lb, err := decode.NewMethodBatcher(models, toks, cfg, decode.LockstepBatcherConfig{
 				Batch: engine.BatchOptions{MaxSeqs: 4, StepTokens: 16}})
 			if err != nil {
@@ -155,6 +158,24 @@ func TestMethodBatcherRefuses(t *testing.T) {
 	cancel()
 	if _, err := lb.Generate(ctx, decode.BatchRequest{Prompt: []int{1}, MaxTokens: 50}); err != context.Canceled {
 		t.Errorf("cancelled request: %v", err)
+	}
+	// A request cancelled while it runs leaves the batch and frees its KV
+	// cache; one running beside it goes on to its end.
+	ctx, cancel = context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var other decode.BatchResult
+	var otherErr error
+	wg.Go(func() {
+		other, otherErr = lb.Generate(context.Background(), decode.BatchRequest{Prompt: []int{1, 400}, MaxTokens: 40})
+	})
+	_, err = lb.Generate(ctx, decode.BatchRequest{Prompt: []int{1}, MaxTokens: 200, Sampler: decode.SamplerConfig{Temperature: 1, Seed: 1},
+		Stream: func(decode.Chunk) { cancel() }})
+	wg.Wait()
+	if err != context.Canceled || otherErr != nil || len(other.Tokens) == 0 {
+		t.Errorf("cancelled while running: %v; the other: %v, %d tokens", err, otherErr, len(other.Tokens))
+	}
+	if st := lb.Stats(); st.KVUsed != 0 || st.Active != 0 {
+		t.Errorf("after the run: %+v", st)
 	}
 	lb.Close()
 	if _, err := lb.Generate(context.Background(), decode.BatchRequest{Prompt: []int{1}}); err != decode.ErrClosed {

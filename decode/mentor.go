@@ -38,6 +38,9 @@ import (
 // generators, moco a logistic head trained by TrainHead.
 //
 // A Mentor keeps per-run state: it is not safe for concurrent use.
+//
+// Mentor runs one prompt at a time, never in a LockstepBatcher: drafting
+// and discarding patches rewinds the models' caches.
 type Mentor struct {
 	Generator, Mentor Session
 	Sampler           *Sampler

@@ -15,6 +15,10 @@ import (
 // output follows the target's distribution exactly; under greedy decoding
 // it is exactly the target's greedy output. Both distributions are the
 // Sampler's (after temperature and filtering).
+//
+// Speculative runs one prompt at a time, never in a LockstepBatcher:
+// rejected drafts rewind the caches, and the draft runs ahead of the
+// target.
 type Speculative struct {
 	Target, Draft Session
 	Sampler       *Sampler
