@@ -26,7 +26,10 @@
 // "single" (one model alone) and the logit-level methods fusion,
 // contrastive, nudging, cascade, co-llm, mentor and speculative are decode's
 // token loops (decode.NewMethod) over Local members, with the parameters
-// documented on FusionParams, ContrastiveParams and the rest.
+// documented on FusionParams, ContrastiveParams and the rest. Fusion,
+// contrastive and nudging decode every request in flight together in one
+// decode.LockstepBatcher per method (LockstepBatcher hands it to a
+// server); the others answer a request at a time.
 //
 // Text level (any Generator pool; prompts in our words after MoCo's
 // text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers

@@ -35,6 +35,21 @@
 // evaluation harnesses call. NLL scores a text under a combined distribution
 // and RankByNLL orders models by it.
 //
+// # Many prompts at once
+//
+// Batcher generates for many callers with one model over an engine.Batch
+// (continuous batching: requests join and leave between steps).
+// LockstepBatcher is the lockstep loop over many prompts (N models x B
+// prompts): every model steps one engine.Batch holding a sequence per
+// prompt, so each step reads every model's weights once for all prompts in
+// flight, and each prompt keeps its own combiner, seeded sampler, stop
+// strings and token cap; NewMethodBatcher builds it for the methods of
+// BatchMethods (single, fusion, contrastive, nudging) with the answers
+// NewMethod gives each prompt alone. LockstepBatch runs it once over a
+// fixed list of encoded prompts. CoLLM (hidden states), Speculative,
+// Mentor and Cascade (they rewind, patch or restart) run one prompt at a
+// time.
+//
 // # Cancellation and per-token callbacks
 //
 // Every loop has a RunContext form (Lockstep, Speculative, Mentor, and
@@ -53,6 +68,7 @@
 // Fusion, Nudging or CoLLM value must be used by one goroutine at a time;
 // build one per goroutine (NewMethod over the same loaded models is cheap:
 // engine.Model is safe to share, each Collab owns its sessions).
+// Batcher and LockstepBatcher are safe for concurrent use.
 // Contrastive and Head are read-only once built and safe to share, as are
 // the package's functions (SoftmaxInto, LogSoftmaxAt, Quantile, WordStarts,
 // SharedVocab, ...), given sessions that are not shared.
