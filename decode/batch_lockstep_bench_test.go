@@ -89,6 +89,18 @@ func BenchmarkLockstepBatch(b *testing.B) {
 						}
 					})
 				})
+				// The first model alone in the same batch: twice its cost
+				// is what the fusion batch would cost without the
+				// lockstep loop's own work.
+				b.Run(fmt.Sprintf("B=%d/one-model", n), func(b *testing.B) {
+					lb := &decode.LockstepBatch{Models: models[:1], Vocab: vocab}
+					benchItems(b, n, func() {
+						got, err := lb.Run(context.Background(), reqs)
+						if err != nil || len(got[n-1]) != batchTokens {
+							b.Fatalf("%v", err)
+						}
+					})
+				})
 			}
 		})
 	}
