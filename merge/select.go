@@ -18,16 +18,23 @@ import (
 //
 //   - Top-k by magnitude is exact and linear-time, on the bits of |delta|
 //     (for non-negative floats the bit patterns order as the values). A
-//     sample of the tensor brackets the k-th largest magnitude in [lo, hi];
-//     one pass counts the entries above hi and keeps those in [lo, hi]
-//     (branch-free, per block in index order); a quickselect among those
+//     sample of the tensor (runs of adjacent entries, two quickselects)
+//     brackets the k-th largest magnitude in [lo, hi]; one pass counts the
+//     entries above hi and keeps those in [lo, hi] (AVX-512 compress, per
+//     block in index order); a quickselect among those
 //     candidates gives the k-th largest, and the candidates equal to it,
 //     counted per block, say which ties keepTopK would keep (index order).
 //     Small tensors take every entry as a candidate. When the bracket
 //     misses (or would hold too many entries), radix passes over the full
 //     range decide instead: a histogram of the upper 16 bits finds the bin
 //     of the k-th largest, a second of the lower 16 bits its value, a third
-//     counts the ties per block. All models' selections share the passes.
+//     counts the ties per block. All models' selections share the passes;
+//     their serial steps (sample, quickselect) run one selection per core.
+//   - Once the thresholds are known, TIES and breadcrumbs merge a block in
+//     one fused step (bandSum, bandLinear: AVX-512) that keeps each model's
+//     |delta| bits in a band [lo, hi) and combines, unless a selection keeps
+//     only some of its ties at the threshold in that block (at most one
+//     block per selection), which takes the keep-mask path.
 //   - DELLA's ranks are per row, so each block prunes its rows alone (a
 //     stable radix sort of the row's magnitudes); the random stream of row
 //     q starts where the whole-tensor stream would be (every row takes the
