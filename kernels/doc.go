@@ -25,7 +25,12 @@
 // kernel call in an order fixed by the element alone, so results are
 // identical for every thread count, and MatMul (prefill, a cache-tiled GEMM
 // with 6x4 or 4x4 register tiles) gives bit for bit the rows MatVec
-// (decoding) gives.
+// (decoding) gives. Decode batches of 4 to 16 tokens (one per sequence)
+// of bf16 or f16 weights run tiles of 2 rows x 8 tokens instead, which
+// widen each weight once in a register for all 8 tokens, so that one pass
+// over the weights serves the batch; they too add in MatVec's order.
+// MatMulShared cuts several products of the same activations (a layer's
+// q, k and v) among the threads in one call.
 //
 // On CPUs with AMX (Intel Xeon since Sapphire Rapids; Impl says
 // "avx512+amx"), MatMul of 16 tokens or more runs on the tile unit instead

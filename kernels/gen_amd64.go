@@ -474,6 +474,9 @@ func main() {
 	if os.Getenv("PREFETCH8") == "0" {
 		prefetch8 = false
 	}
+	if v := os.Getenv("PREFETCH_INSN"); v != "" {
+		prefetchInsn = v
+	}
 	if v := os.Getenv("PREFETCH_PAIRS"); v != "" {
 		fmt.Sscan(v, &prefetchPairs)
 	}
@@ -1251,6 +1254,9 @@ func mv512Q4() {
 // prefetchPairs is how many pairs of rows ahead mm2xT prefetches.
 var prefetchPairs = 3
 
+// prefetchInsn is the instruction mm2xT prefetches with.
+var prefetchInsn = "PREFETCHT0"
+
 func mm2xT(t wtype, T int, dp bool) {
 	fn := fmt.Sprintf("mm2x%d%s", T, t.name)
 	if dp {
@@ -1276,11 +1282,7 @@ func mm2xT(t wtype, T int, dp bool) {
 	p("\tLEAQ (DI)(DI*2), CX")
 	p("\tLEAQ (DX)(DI*4), R12")
 	// R14 and SI: the rows of the pair prefetchAhead2 pairs ahead.
-	p("\tMOVQ BX, SI")
-	p("\tSHLQ $%d, SI", map[int]int{1: 1, 2: 2, 3: 0, 4: 3}[prefetchPairs])
-	if prefetchPairs == 3 {
-		p("\tIMUL3Q $6, BX, SI")
-	}
+	p("\tIMUL3Q $%d, BX, SI", 2*prefetchPairs)
 	p("\tLEAQ (R10)(SI*1), R14")
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tMOVQ acc+16(FP), R9")
@@ -1299,8 +1301,8 @@ func mm2xT(t wtype, T int, dp bool) {
 	p("%s_loop:", fn)
 	// Fetch the columns of this panel of the rows prefetchPairs pairs
 	// ahead as fast as this pair reads its own.
-	p("\tPREFETCHT0 (R14)(AX*2)")
-	p("\tPREFETCHT0 (SI)(AX*2)")
+	p("\t%s (R14)(AX*2)", prefetchInsn)
+	p("\t%s (SI)(AX*2)", prefetchInsn)
 	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)", "(R12)", "(R12)(DI*1)", "(R12)(DI*2)", "(R12)(CX*1)"}
 	rows := []string{"R10", "R11"}
 	if dp {
