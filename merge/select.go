@@ -595,8 +595,9 @@ func dropRandomAt(x []float32, lo int, density float64, scale float32, s0 uint64
 	}
 }
 
-// collectOff makes every selection take the radix passes (tests).
-var collectOff bool
+// collectOff makes every selection take the radix passes (tests);
+// collectWiden makes bf16 inputs take the widening collect (tests).
+var collectOff, collectWiden bool
 
 // guessRange brackets t's k-th largest magnitude from an even sample of the
 // tensor (runs of sampleRun entries, read cheaply), with a wide margin,
@@ -655,11 +656,23 @@ const sampleRun = 16
 // collectPass counts, for each selection in ts, the entries above its hi
 // per block and keeps the bits of those in [lo, hi] per block.
 func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error {
+	bf16 := !collectWiden
+	for _, v := range vs {
+		bf16 = bf16 && v.dt == safetensors.BF16
+	}
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		rd := newDeltaReader(vs, bp.size())
 		buf := make([]uint32, bp.size()+16)
 		return func(k, lo, hi int) {
 			m := hi - lo
+			if bf16 { // in place, widened in registers
+				for _, t := range ts {
+					c, above := collectBF16(buf, vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi], t.lo, t.hi)
+					t.above[k] = above
+					t.cands[k] = slices.Clone(buf[:c])
+				}
+				return
+			}
 			rd.load(lo, m)
 			prev := -1
 			var x []float32
@@ -696,6 +709,29 @@ func collectDelta(buf []uint32, x, base []float32, lo, hi uint32) (int, int64) {
 		buf[c] = a
 		c += int((uint64(a-lo) - w - 1) >> 63) // a-lo <= hi-lo (a < lo wraps)
 		above += int64((h - uint64(a)) >> 63)  // a > hi
+	}
+	return c, above
+}
+
+// collectBF16Fast, when set (assembly), is collectBF16 over the largest
+// multiple of 16 entries n, which it returns with c and above; buf holds
+// at least n+16 entries.
+var collectBF16Fast func(buf []uint32, x, base []uint16, lo, hi uint32) (n, c int, above int64)
+
+// collectBF16 is collectDelta on bfloat16 inputs, read in place.
+func collectBF16(buf []uint32, x, base []uint16, lo, hi uint32) (int, int64) {
+	j0, c, above := 0, 0, int64(0)
+	if collectBF16Fast != nil {
+		j0, c, above = collectBF16Fast(buf, x, base, lo, hi)
+	}
+	w := uint64(hi - lo)
+	h := uint64(hi)
+	x = x[:len(base)]
+	for j := j0; j < len(base); j++ {
+		a := magBits(math.Float32frombits(uint32(x[j])<<16) - math.Float32frombits(uint32(base[j])<<16))
+		buf[c] = a
+		c += int((uint64(a-lo) - w - 1) >> 63)
+		above += int64((h - uint64(a)) >> 63)
 	}
 	return c, above
 }

@@ -24,6 +24,11 @@ func TestStreamSelectMatchesWhole(t *testing.T) {
 	testStreamSelect(t, 45, 1000, true)
 	collectOff = false
 	testStreamSelect(t, 141, 997, false)
+	if !testing.Short() { // the collecting pass on widened inputs
+		collectWiden = true
+		testStreamSelect(t, 141, 997, false)
+		collectWiden = false
+	}
 }
 
 // testStreamSelect checks every method and setting; under -short only

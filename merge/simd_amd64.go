@@ -23,6 +23,9 @@ func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above i
 func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func collect512BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32) (c, above int)
+
+//go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
@@ -59,9 +62,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512
 	} else {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast = nil, narrowBF16Go, nil, nil, nil, nil
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast = nil, narrowBF16Go, nil, nil, nil, nil, nil
 	}
 }
 
@@ -141,6 +144,18 @@ func bandLinear512Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []
 	p.scale = scale
 	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
 	return n
+}
+
+// collectBF16Fast512 is collectBF16 over the largest multiple of 16 entries.
+func collectBF16Fast512(buf []uint32, x, base []uint16, lo, hi uint32) (int, int, int64) {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0, 0, 0
+	}
+	_ = buf[n+15]
+	_ = x[n-1]
+	c, above := collect512BF16(&buf[0], &x[0], &base[0], n, lo, hi)
+	return n, c, int64(above)
 }
 
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.

@@ -254,3 +254,45 @@ lin_models:
 	JLT lin_loop
 	VZEROUPPER
 	RET
+
+// func collect512BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32) (c, above int)
+// collect512 on bfloat16 inputs, widened in registers.
+TEXT ·collect512BF16(SB), NOSPLIT, $0-56
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVL lo+32(FP), AX
+	VPBROADCASTD AX, Z28
+	MOVL hi+36(FP), AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+	XORQ R10, R10                 // above
+collectbf_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VPMOVZXWD (DX)(AX*2), Z2
+	VPSLLD $16, Z2, Z2
+	VSUBPS Z2, Z0, Z0
+	VPANDD Z30, Z0, Z0
+	VPCMPUD $6, Z29, Z0, K2       // bits > hi
+	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
+	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
+	VPCOMPRESSD Z0, K1, Z1
+	VMOVDQU32 Z1, (DI)(R8*4)
+	KMOVW K1, R9
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	KMOVW K2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT collectbf_loop
+	MOVQ R8, c+40(FP)
+	MOVQ R10, above+48(FP)
+	VZEROUPPER
+	RET

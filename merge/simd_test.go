@@ -182,6 +182,38 @@ func TestCollectAssemblyMatchesGo(t *testing.T) {
 			}
 			wc, wa := run(false)
 			gc, ga := run(true)
+			// bf16 inputs read in place: the same as their widened values.
+			xb, bb := make([]uint16, n), make([]uint16, n)
+			xw, bw := make([]float32, n), make([]float32, n)
+			for j := range xb {
+				xb[j], bb[j] = safetensors.F32ToBF16(x[j]), safetensors.F32ToBF16(base[j])
+				xw[j], bw[j] = math.Float32frombits(uint32(xb[j])<<16), math.Float32frombits(uint32(bb[j])<<16)
+			}
+			bfRun := func(simd, wide bool) ([]uint32, int64) {
+				useSIMD(simd)
+				defer useSIMD(true)
+				buf := make([]uint32, n+16)
+				var c int
+				var above int64
+				if wide {
+					c, above = collectDelta(buf, xw, bw, b[0], b[1])
+				} else {
+					c, above = collectBF16(buf, xb, bb, b[0], b[1])
+				}
+				return buf[:c], above
+			}
+			bwc, bwa := bfRun(false, true)
+			for _, simd := range []bool{false, true} {
+				bgc, bga := bfRun(simd, false)
+				if bga != bwa || len(bgc) != len(bwc) {
+					t.Fatalf("bf16 n=%d bracket %x simd=%v: %d in, %d above; widened %d, %d", n, b, simd, len(bgc), bga, len(bwc), bwa)
+				}
+				for j := range bwc {
+					if bgc[j] != bwc[j] {
+						t.Fatalf("bf16 n=%d bracket %x simd=%v: [%d] = %x, widened %x", n, b, simd, j, bgc[j], bwc[j])
+					}
+				}
+			}
 			if ga != wa || len(gc) != len(wc) {
 				t.Fatalf("n=%d bracket %x: assembly %d in, %d above; Go %d, %d", n, b, len(gc), ga, len(wc), wa)
 			}
