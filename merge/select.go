@@ -21,9 +21,11 @@ import (
 //     sample of the tensor (runs of adjacent entries, two quickselects)
 //     brackets the k-th largest magnitude in [lo, hi]; one pass counts the
 //     entries above hi and keeps those in [lo, hi] (AVX-512 compress, per
-//     block in index order); a quickselect among those
-//     candidates gives the k-th largest, and the candidates equal to it,
-//     counted per block, say which ties keepTopK would keep (index order).
+//     block in index order) into a histogram of 4096 bins over [lo, hi];
+//     the histogram gives the bin of the k-th largest, a quickselect among
+//     that bin's candidates the k-th largest itself, and the candidates
+//     equal to it, counted per block, say which ties keepTopK would keep
+//     (index order).
 //     Small tensors take every entry as a candidate. When the bracket
 //     misses (or would hold too many entries), radix passes over the full
 //     range decide instead: a histogram of the upper 16 bits finds the bin
@@ -142,6 +144,10 @@ type topK struct {
 	lo, hi  uint32
 	above   []int64
 	cands   [][]uint32
+	// The candidates' histogram: candBins bins over [lo, hi], bin
+	// (a-lo)>>shift, counted by the collecting pass.
+	shift uint
+	hist  []int64
 }
 
 // blockQuota is the starting quota of ties for block k (-1: unlimited).
@@ -614,6 +620,7 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	t.collect, t.lo, t.hi = true, 0, math.MaxUint32
 	t.above, t.cands = make([]int64, bp.nBlocks), make([][]uint32, bp.nBlocks)
 	if n < 4*m {
+		t.setShift()
 		return true // small tensors: every entry is a candidate
 	}
 	runs := m / sampleRun
@@ -647,7 +654,16 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 		t.collect, t.above, t.cands = false, nil, nil
 		return false
 	}
+	t.setShift()
 	return true
+}
+
+// setShift sets the shift that puts [lo, hi] in candBins bins.
+func (t *topK) setShift() {
+	t.shift = 0
+	for uint64(t.hi-t.lo)>>t.shift >= candBins {
+		t.shift++
+	}
 }
 
 // sampleRun is the length of guessRange's runs of adjacent entries.
@@ -660,33 +676,60 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 	for _, v := range vs {
 		bf16 = bf16 && v.dt == safetensors.BF16
 	}
+	for _, t := range ts {
+		t.hist = make([]int64, candBins)
+	}
+	var mu sync.Mutex
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		rd := newDeltaReader(vs, bp.size())
 		buf := make([]uint32, bp.size()+16)
-		return func(k, lo, hi int) {
+		hists := make([][]uint32, len(ts))
+		for i := range hists {
+			hists[i] = make([]uint32, candBins)
+		}
+		keep := func(i, k, c int, above int64) {
+			t, h := ts[i], hists[i]
+			t.above[k] = above
+			t.cands[k] = slices.Clone(buf[:c])
+			for _, a := range buf[:c] {
+				h[((a-t.lo)>>t.shift)&(candBins-1)]++
+			}
+		}
+		f := func(k, lo, hi int) {
 			m := hi - lo
 			if bf16 { // in place, widened in registers
-				for _, t := range ts {
+				for i, t := range ts {
 					c, above := collectBF16(buf, vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi], t.lo, t.hi)
-					t.above[k] = above
-					t.cands[k] = slices.Clone(buf[:c])
+					keep(i, k, c, above)
 				}
 				return
 			}
 			rd.load(lo, m)
 			prev := -1
 			var x []float32
-			for _, t := range ts {
+			for i, t := range ts {
 				if t.model != prev {
 					x, prev = rd.vs[t.model+1].get(rd.bufs[t.model+1], lo, m), t.model
 				}
 				c, above := collectDelta(buf, x, rd.base, t.lo, t.hi)
-				t.above[k] = above
-				t.cands[k] = slices.Clone(buf[:c])
+				keep(i, k, c, above)
 			}
-		}, nil
+		}
+		finish := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for i, t := range ts {
+				for b, c := range hists[i] {
+					t.hist[b] += int64(c)
+				}
+			}
+		}
+		return f, finish
 	})
 }
+
+// candBins is the number of bins of the candidates' histogram.
+const candBins = 1 << 12
 
 // collectFast, when set (assembly), is collectDelta over the largest
 // multiple of 16 entries n, which it returns with c and above; buf holds
@@ -746,16 +789,32 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 	}
 	k := int64(t.k)
 	if above >= k || above+total < k {
-		t.collect, t.above, t.cands = false, nil, nil
+		t.collect, t.above, t.cands, t.hist = false, nil, nil, nil
 		return false
 	}
-	bits := make([]uint32, 0, total)
-	for _, cs := range t.cands {
-		bits = append(bits, cs...)
+	// The histogram gives the bin of the k-th largest; a quickselect among
+	// that bin's entries gives it.
+	r := k - above    // its rank among the candidates, from the top
+	var greater int64 // candidates in the bins above
+	bin := 0
+	for b := candBins - 1; b >= 0; b-- {
+		if greater+t.hist[b] >= r {
+			bin = b
+			break
+		}
+		greater += t.hist[b]
 	}
-	t.th = kthLargestBits(bits, int(k-above))
-	var greater, eq int64
-	for _, a := range bits {
+	in := make([]uint32, 0, t.hist[bin])
+	for _, cs := range t.cands {
+		for _, a := range cs {
+			if (a-t.lo)>>t.shift == uint32(bin) {
+				in = append(in, a)
+			}
+		}
+	}
+	t.th = kthLargestBits(in, int(r-greater))
+	var eq int64
+	for _, a := range in {
 		if a > t.th {
 			greater++
 		} else if a == t.th {
@@ -777,7 +836,7 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 			t.quota[b], t.eqs[b], left = int32(q), int32(c), left-q
 		}
 	}
-	t.collect, t.above, t.cands = false, nil, nil
+	t.collect, t.above, t.cands, t.hist = false, nil, nil, nil
 	return true
 }
 
