@@ -57,21 +57,35 @@ func TestMagPruneAgainstSort(t *testing.T) {
 		eps := []float64{0, 0.15, 0.5, -0.2, 2}[trial%5]
 		rescale := trial%3 != 0
 		seed := r.next()
-		got := slices.Clone(x)
-		g := rng{s: seed}
-		magPrune(got, cols, density, eps, rescale, &g)
+		if trial%4 == 1 { // signed zeros and infinities among the magnitudes
+			for j := range x {
+				switch r.next() % 16 {
+				case 0:
+					x[j] = float32(math.Copysign(0, -1))
+				case 1:
+					x[j] = float32(math.Inf(-1))
+				}
+			}
+		}
 		want := slices.Clone(x)
 		w := rng{s: seed}
 		for off := 0; off < len(want); off += cols {
 			magPruneRowSort(want[off:off+cols], density, eps, rescale, &w)
 		}
-		for j := range got {
-			if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-				t.Fatalf("trial %d (cols %d, density %v, eps %v, rescale %v): [%d] = %v, sort-based %v", trial, cols, density, eps, rescale, j, got[j], want[j])
+		for _, simd := range []bool{true, false} {
+			useSIMD(simd)
+			got := slices.Clone(x)
+			g := rng{s: seed}
+			magPrune(got, cols, density, eps, rescale, &g)
+			useSIMD(true)
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("trial %d (cols %d, density %v, eps %v, rescale %v, simd %v): [%d] = %v, sort-based %v", trial, cols, density, eps, rescale, simd, j, got[j], want[j])
+				}
 			}
-		}
-		if g.s != w.s {
-			t.Fatalf("trial %d: generator left at %x, sort-based at %x", trial, g.s, w.s)
+			if g.s != w.s {
+				t.Fatalf("trial %d: generator left at %x, sort-based at %x", trial, g.s, w.s)
+			}
 		}
 	}
 }

@@ -26,6 +26,9 @@ func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, 
 func collect512BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
+func pruneRanks512(out *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
+
+//go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
@@ -62,9 +65,9 @@ func init() {
 // useSIMD switches the assembly on or off; tests call it to check both.
 func useSIMD(on bool) {
 	if on {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
 	} else {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast = nil, narrowBF16Go, nil, nil, nil, nil, nil
+		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = nil, narrowBF16Go, nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -156,6 +159,22 @@ func collectBF16Fast512(buf []uint32, x, base []uint16, lo, hi uint32) (int, int
 	_ = x[n-1]
 	c, above := collect512BF16(&buf[0], &x[0], &base[0], n, lo, hi)
 	return n, c, int64(above)
+}
+
+// pruneRanksFast512 is magPruner.row's per-rank step for the largest
+// multiple of 8 ranks, written to m.out in rank order.
+func pruneRanksFast512(m *magPruner, ord []uint64, s uint64) int {
+	n := len(ord) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = m.out[n-1], m.q[n-1], m.th[n-1], m.p[n-1]
+	resc := 0
+	if m.rescale {
+		resc = 1
+	}
+	pruneRanks512(&m.out[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+	return n
 }
 
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.

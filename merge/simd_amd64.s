@@ -296,3 +296,62 @@ collectbf_loop:
 	MOVQ R10, above+48(FP)
 	VZEROUPPER
 	RET
+
+// func pruneRanks512(out *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
+// magPruner.row's per-rank step, 8 ranks at a time: the entry of rank r
+// (ord[r] = |x| bits << 32 | sign bit << 31 | index) is kept when the top
+// 53 bits of draw q[r] (the mix of s + (q[r]+1)*gamma) are below th[r],
+// scaled by 1/p[r] in float64 when rescaling, and written to out[r].
+TEXT ·pruneRanks512(SB), NOSPLIT, $0-64
+	MOVQ out+0(FP), DI
+	MOVQ ord+8(FP), SI
+	MOVQ q+16(FP), R12
+	MOVQ th+24(FP), R13
+	MOVQ p+32(FP), R14
+	MOVQ n+40(FP), CX
+	VPBROADCASTQ s+48(FP), Z31
+	MOVQ rescale+56(FP), R9
+	MOVQ $0x9e3779b97f4a7c15, BX
+	VPBROADCASTQ BX, Z30          // gamma
+	MOVQ $0xbf58476d1ce4e5b9, BX
+	VPBROADCASTQ BX, Z29          // mix multiplier 1
+	MOVQ $0x94d049bb133111eb, BX
+	VPBROADCASTQ BX, Z28          // mix multiplier 2
+	MOVQ $0x80000000, BX
+	VPBROADCASTQ BX, Z27          // the sign bit
+	MOVQ $1, BX
+	VPBROADCASTQ BX, Z26
+	XORQ AX, AX
+prune_loop:
+	VMOVDQU64 (SI)(AX*8), Z0
+	VPSRLQ $32, Z0, Z1
+	VPANDQ Z27, Z0, Z2
+	VPORQ Z2, Z1, Z1
+	VPMOVQD Z1, Y1                // x
+	VPMOVSXDQ (R12)(AX*4), Z3
+	VPADDQ Z26, Z3, Z3
+	VPMULLQ Z30, Z3, Z3
+	VPADDQ Z31, Z3, Z3            // s + (q+1)*gamma
+	VPSRLQ $30, Z3, Z4
+	VPXORQ Z4, Z3, Z3
+	VPMULLQ Z29, Z3, Z3
+	VPSRLQ $27, Z3, Z4
+	VPXORQ Z4, Z3, Z3
+	VPMULLQ Z28, Z3, Z3
+	VPSRLQ $31, Z3, Z4
+	VPXORQ Z4, Z3, Z3
+	VPSRLQ $11, Z3, Z3
+	VPCMPUQ $1, (R13)(AX*8), Z3, K1 // keep: below th
+	TESTQ R9, R9
+	JZ prune_store
+	VCVTPS2PD Y1, Z5
+	VDIVPD (R14)(AX*8), Z5, Z5
+	VCVTPD2PS Z5, Y1
+prune_store:
+	VMOVAPS.Z Y1, K1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT prune_loop
+	VZEROUPPER
+	RET

@@ -205,17 +205,27 @@ func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *
 // comparison and no sequential walk of the generator are needed.
 type magPruner struct {
 	p       []float64 // keep probability of each rank
+	th      []uint64  // ceil(p * 2^53): a draw keeps when its top 53 bits are below
 	q       []int32   // the draw of each rank (-1: none, p = 0)
 	draws   int       // draws per row
 	rescale bool
-	a, b    []uint64 // scratch: (magnitude bits << 32 | index)
+	a, b    []uint64  // scratch: (magnitude bits << 32 | sign bit << 31 | index)
+	out     []float32 // scratch: the pruned entries in rank order
 }
 
+// pruneRanksFast, when set (assembly), computes row's per-rank step for a
+// prefix of the ranks (a multiple of 8) into m.out, exactly as row does,
+// and returns its length.
+var pruneRanksFast func(m *magPruner, ord []uint64, s uint64) int
+
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
-	m := &magPruner{p: make([]float64, cols), q: make([]int32, cols), rescale: rescale,
-		a: make([]uint64, cols), b: make([]uint64, cols)}
+	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
+		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols)}
 	for r := range cols {
 		m.p[r] = magPruneP(r, cols, density, epsilon)
+		// u = (z>>11) / 2^53 < p exactly when the integer z>>11 is below
+		// the ceiling of the real p * 2^53 (0 for p = 0: never).
+		m.th[r] = uint64(math.Ceil(m.p[r] * (1 << 53)))
 		m.q[r] = -1
 		if m.p[r] > 0 {
 			m.q[r] = int32(m.draws)
@@ -232,11 +242,17 @@ func (m *magPruner) row(row []float32, s uint64) {
 	n := len(row)
 	a := m.a[:n]
 	for j, v := range row {
-		a[j] = uint64(magBits(v))<<32 | uint64(j)
+		b := math.Float32bits(v)
+		a[j] = uint64(b&^signBit)<<32 | uint64(b&signBit) | uint64(j)
 	}
 	ord := radixByKey(a, m.b[:n])
-	for rank, v := range ord {
-		j := uint32(v)
+	r0 := 0
+	if pruneRanksFast != nil {
+		r0 = pruneRanksFast(m, ord, s) // ranks [0, r0) into m.out
+	}
+	for rank := r0; rank < n; rank++ {
+		v := ord[rank]
+		j := uint32(v) &^ signBit
 		q := m.q[rank]
 		if q < 0 {
 			row[j] = 0
@@ -258,9 +274,12 @@ func (m *magPruner) row(row []float32, s uint64) {
 		}
 		row[j] = math.Float32frombits(math.Float32bits(x) & keep)
 	}
+	for rank, v := range ord[:r0] {
+		row[uint32(v)&^signBit] = m.out[rank]
+	}
 }
 
-// radixByKey sorts a (key << 32 | index) by key, stably (equal keys keep
+// radixByKey sorts a (key << 32 | payload) by key, stably (equal keys keep
 // their order in a), by a least-significant-digit radix sort on the key's
 // bytes that skips the bytes every key shares; b is scratch of a's length.
 // It returns the sorted slice (a or b).
