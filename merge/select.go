@@ -38,9 +38,10 @@ import (
 //     only some of its ties at the threshold in that block (at most one
 //     block per selection), which takes the keep-mask path.
 //   - DELLA's ranks are per row, so each block prunes its rows alone (a
-//     stable radix sort of the row's magnitudes); the random stream of row
-//     q starts where the whole-tensor stream would be (every row takes the
-//     same number of draws).
+//     stable radix sort of the row's magnitudes; the draws, keep tests and
+//     rescaling then run 8 ranks at a time in AVX-512); the random stream
+//     of row q starts where the whole-tensor stream would be (every row
+//     takes the same number of draws).
 //   - L1 rescaling sums |delta| row by row (l1Rows), so the sums are the
 //     same bits as the whole-tensor path.
 //
