@@ -203,6 +203,14 @@ func TestEndpointCancelAndConcurrency(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("cancellation took %v", d)
 	}
+	// The server notices the cancelled requests' closed connections in its
+	// own time; only then does its count measure the client's limit.
+	for deadline := time.Now().Add(5 * time.Second); inFlight.Load() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cancelled requests still open on the server", inFlight.Load())
+		}
+	}
+	peak.Store(0)
 	// The limit: six requests, at most two at a time.
 	done := make(chan error)
 	go func() {
