@@ -209,3 +209,35 @@ func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1
 		}
 	}
 }
+
+// bf16ActShared is MatMulShared of one token for BF16 matrices of the
+// same columns (at least 32) in the bf16-activation mode with VDPBF16PS:
+// the activations are rounded once, and the rows of all the products
+// (rows in all) are cut among the threads in one parallel call. Each row
+// runs the kernel bf16ActProduct runs it on, so the results are the same
+// bit for bit.
+func bf16ActShared(x []float32, rows int, ps []Product) {
+	C := ps[0].M.Cols
+	k32 := C &^ 31
+	xh := getScratch[uint16](&bf16ActHalf, C)
+	defer bf16ActHalf.Put(&xh)
+	roundBF16Impl(xh, x[:C])
+	var xr []float32
+	if k32 < C {
+		xr = getScratch[float32](&bf16ActScratch, C)
+		defer bf16ActScratch.Put(&xr)
+		for i, h := range xh {
+			xr[i] = BF16ToF32(h)
+		}
+	}
+	parallel(rows, rows*C, rowGrain, func(lo, hi int) {
+		off := 0
+		for _, p := range ps {
+			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
+			off += p.M.Rows
+			if r0 < r1 {
+				bf16ActRows(p.Dst, p.M, xr, xh, nil, 1, r0, r1, k32)
+			}
+		}
+	})
+}

@@ -311,32 +311,36 @@ func TestDecodeBatchMatchesReference(t *testing.T) {
 // runs them one by one.
 func TestMatMulShared(t *testing.T) {
 	defer SetThreads(0)
+	defer SetBF16Activations(BF16Activations())
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, threads := range []int{1, 3} {
 			SetThreads(threads)
-			for _, typ := range types {
-				for _, cols := range []int{64, 100, 1600} {
-					if typ.quantized() && cols%BlockSize != 0 {
-						continue
-					}
-					for _, n := range []int{1, 3, 4, 8, 13, 17} {
-						ms := []*Mat{randMat(r, typ, 61, cols), randMat(r, typ, 13, cols), randMat(r, typ, 0, cols), randMat(r, typ, 29, cols)}
-						if typ == F16 {
-							ms[1] = randMat(r, BF16, 13, cols) // a mix
+			for _, act := range []bool{false, true} {
+				SetBF16Activations(act)
+				for _, typ := range types {
+					for _, cols := range []int{64, 100, 1600} {
+						if typ.quantized() && cols%BlockSize != 0 {
+							continue
 						}
-						x := randVec(r, n*cols)
-						var ps []Product
-						for _, m := range ms {
-							ps = append(ps, Product{make([]float32, n*m.Rows), m})
-						}
-						MatMulShared(x, n, ps...)
-						for i, p := range ps {
-							want := make([]float32, n*p.M.Rows)
-							MatMul(want, p.M, x, n)
-							for j := range want {
-								if math.Float32bits(p.Dst[j]) != math.Float32bits(want[j]) {
-									t.Fatalf("%v cols %d n=%d threads %d: product %d element %d: %g, MatMul %g", typ, cols, n, threads, i, j, p.Dst[j], want[j])
+						for _, n := range []int{1, 3, 4, 8, 13, 17} {
+							ms := []*Mat{randMat(r, typ, 61, cols), randMat(r, typ, 13, cols), randMat(r, typ, 0, cols), randMat(r, typ, 29, cols)}
+							if typ == F16 {
+								ms[1] = randMat(r, BF16, 13, cols) // a mix
+							}
+							x := randVec(r, n*cols)
+							var ps []Product
+							for _, m := range ms {
+								ps = append(ps, Product{make([]float32, n*m.Rows), m})
+							}
+							MatMulShared(x, n, ps...)
+							for i, p := range ps {
+								want := make([]float32, n*p.M.Rows)
+								MatMul(want, p.M, x, n)
+								for j := range want {
+									if math.Float32bits(p.Dst[j]) != math.Float32bits(want[j]) {
+										t.Fatalf("%v bf16act %v cols %d n=%d threads %d: product %d element %d: %g, MatMul %g", typ, act, cols, n, threads, i, j, p.Dst[j], want[j])
+									}
 								}
 							}
 						}

@@ -220,8 +220,9 @@ type Product struct {
 // MatMulShared computes MatMul(p.Dst, p.M, x, n) for each product p, the
 // matrices sharing the activations x (as a layer's query, key and value
 // projections do). Where the matrices have the same type and columns and
-// take the row kernels (F32, BF16 and F16 weights, outside the
-// bf16-activation mode and AMX), their rows are cut among the threads in
+// take the row kernels (F32, BF16 and F16 weights, outside AMX; in the
+// bf16-activation mode, BF16 weights for one token with VDPBF16PS, the
+// activations then rounded once for all), their rows are cut among the threads in
 // one parallel call rather than one call each: the threads wait for each
 // other once, and the small matrices no longer run alone. Each result
 // equals MatMul's bit for bit.
@@ -229,7 +230,7 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 	if n <= 0 {
 		return
 	}
-	shared, rows := len(ps) > 1, 0
+	shared, rows, act := len(ps) > 1, 0, bf16Act.Load()
 	for _, p := range ps {
 		checkMat("MatMulShared", p.Dst, p.M, x, n)
 		m := p.M
@@ -237,7 +238,9 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 		case m.Type != ps[0].M.Type || m.Cols != ps[0].M.Cols:
 			shared = false
 		case m.Type == F32 || m.Type == F16:
-		case m.Type == BF16 && !bf16Act.Load() && !amxTakes(m, n):
+		case m.Type == BF16 && !act && !amxTakes(m, n):
+		case m.Type == BF16 && act && n == 1 && bf16dMV != nil && m.Cols >= 32:
+			// The bf16-activation mode's matvec (bf16ActProduct).
 		default:
 			shared = false
 		}
@@ -253,6 +256,10 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 		return
 	}
 	C := ps[0].M.Cols
+	if ps[0].M.Type == BF16 && act {
+		bf16ActShared(x, rows, ps)
+		return
+	}
 	var xp []float32
 	if n > 1 {
 		if xp = packPanels(ps[0].M, x, n); xp != nil {
