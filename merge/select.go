@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"runtime"
@@ -642,10 +643,10 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
 	// Order statistics by quickselect (the sample reordered, not sorted).
 	if lo > 0 {
-		t.lo = kthLargestBits(sample, m-lo)
+		t.lo = kthLargest(sample, m-lo)
 	}
 	if hi < m-1 {
-		t.hi = kthLargestBits(sample, m-hi)
+		t.hi = kthLargest(sample, m-hi)
 	}
 	in := 0
 	for _, a := range sample {
@@ -813,7 +814,7 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 			}
 		}
 	}
-	t.th = kthLargestBits(in, int(r-greater))
+	t.th = kthLargest(in, int(r-greater))
 	var eq int64
 	for _, a := range in {
 		if a > t.th {
@@ -841,10 +842,10 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 	return true
 }
 
-// kthLargestBits returns the r-th largest (1-based) of a, reordering a: a
+// kthLargest returns the r-th largest (1-based) of a, reordering a: a
 // quickselect with three-way partitions (expected linear time; ties cost
 // nothing), which falls back to sorting what is left after 64 rounds.
-func kthLargestBits(a []uint32, r int) uint32 {
+func kthLargest[T cmp.Ordered](a []T, r int) T {
 	target := len(a) - r // index in ascending order
 	lo, hi := 0, len(a)-1
 	g := rng{s: uint64(len(a))}

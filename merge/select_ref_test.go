@@ -105,7 +105,7 @@ func TestKthLargestBitsAgainstSort(t *testing.T) {
 		k := 1 + int(r.next()%uint64(n))
 		sorted := slices.Clone(a)
 		slices.Sort(sorted)
-		if got, want := kthLargestBits(slices.Clone(a), k), sorted[n-k]; got != want {
+		if got, want := kthLargest(slices.Clone(a), k), sorted[n-k]; got != want {
 			t.Fatalf("trial %d: %d-th largest of %d = %d, want %d", trial, k, n, got, want)
 		}
 	}
@@ -118,7 +118,7 @@ func TestKthLargestBitsAgainstSort(t *testing.T) {
 		sorted := slices.Clone(a)
 		slices.Sort(sorted)
 		for _, k := range []int{1, 2, 2500, 4999, 5000} {
-			if got := kthLargestBits(slices.Clone(a), k); got != sorted[5000-k] {
+			if got := kthLargest(slices.Clone(a), k); got != sorted[5000-k] {
 				t.Fatalf("%d-th largest = %d, want %d", k, got, sorted[5000-k])
 			}
 		}

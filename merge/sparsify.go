@@ -85,37 +85,7 @@ func kthLargestAbs(x []float32, k int) float32 {
 	for i, v := range x {
 		a[i] = abs32(v)
 	}
-	// Select index len-k in ascending order.
-	target := len(a) - k
-	lo, hi := 0, len(a)-1
-	seed := rng{s: uint64(len(a))}
-	for lo < hi {
-		p := a[lo+int(seed.next()%uint64(hi-lo+1))]
-		// Three-way partition: [lo,lt) < p, [lt,gt] == p, (gt,hi] > p.
-		lt, i, gt := lo, lo, hi
-		for i <= gt {
-			switch {
-			case a[i] < p:
-				a[lt], a[i] = a[i], a[lt]
-				lt++
-				i++
-			case a[i] > p:
-				a[i], a[gt] = a[gt], a[i]
-				gt--
-			default:
-				i++
-			}
-		}
-		switch {
-		case target < lt:
-			hi = lt - 1
-		case target > gt:
-			lo = gt + 1
-		default:
-			return p
-		}
-	}
-	return a[target]
+	return kthLargest(a, k)
 }
 
 // keepTopK zeroes all but the k entries of largest magnitude. Entries equal
