@@ -213,19 +213,10 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if sc == nil {
 			return usagef("--choice-scoring loglik needs a method that gives text a likelihood (single, fusion, contrastive, nudging, weight-level merges); %s generates text only", name)
 		}
-		o.Progress = func(done, total, correct int) {
-			bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
-		}
+		o.Progress = evalProgress(bar)
 		r, err := bench.EvaluateChoiceLoglik(ctx, ds, *split, o, sc)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if runErr, err = fillAccuracy(ctx, &res, r, err); err != nil {
 			return err
-		}
-		if err != nil {
-			runErr = interrupted(ctx, err)
-		}
-		res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
-		for _, it := range r.Items {
-			res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
 		}
 	} else {
 		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew, *batch)
@@ -233,19 +224,10 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer closeAll()
-		o.Progress = func(done, total, correct int) {
-			bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
-		}
+		o.Progress = evalProgress(bar)
 		r, err := bench.EvaluateBatch(ctx, ds, *split, o, gen)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if runErr, err = fillAccuracy(ctx, &res, r, err); err != nil {
 			return err
-		}
-		if err != nil {
-			runErr = interrupted(ctx, err)
-		}
-		res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
-		for _, it := range r.Items {
-			res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
 		}
 	}
 	bar.end()
@@ -461,4 +443,29 @@ func methodNLL(ctx context.Context, ts collab.TokenScorer, eos []int, ds *bench.
 		return 0, 0, fmt.Errorf("%s: no scorable items", ds.Name)
 	}
 	return sum / float64(count), scored, nil
+}
+
+// evalProgress redraws bar with the accuracy so far.
+func evalProgress(bar *progressBar) func(done, total, correct int) {
+	return func(done, total, correct int) {
+		bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
+	}
+}
+
+// fillAccuracy copies an accuracy run's result into res. An interruption
+// is not a failure: it comes back as the first value, to be reported after
+// the partial score; any other error is the second.
+func fillAccuracy(ctx context.Context, res *evalResult, r *bench.Result, err error) (error, error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	var runErr error
+	if err != nil {
+		runErr = interrupted(ctx, err)
+	}
+	res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
+	for _, it := range r.Items {
+		res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
+	}
+	return runErr, nil
 }
