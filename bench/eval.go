@@ -106,13 +106,7 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 		g = cut(g, o.Stop)
 		pred, ok := Score(ds.TaskType, it, g)
 		r.Items = append(r.Items, ItemResult{ID: it.ID, Prompt: p, Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok})
-		r.N++
-		if ok {
-			r.Correct++
-		}
-		if o.Progress != nil {
-			o.Progress(r.N, r.Total, r.Correct)
-		}
+		r.count(ok, o)
 	}
 	return r.finish(), nil
 }
@@ -160,13 +154,7 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 		g = cut(g, o.Stop)
 		pred, ok := Score(ds.TaskType, it, g)
 		results[i] = &ItemResult{ID: it.ID, Prompt: prompts[i], Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok}
-		r.N++
-		if ok {
-			r.Correct++
-		}
-		if o.Progress != nil {
-			o.Progress(r.N, r.Total, r.Correct)
-		}
+		r.count(ok, o)
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -206,6 +194,17 @@ func Sequential(gen Generator) BatchGenerator {
 			}
 		}
 		return nil
+	}
+}
+
+// count adds one scored item to the tallies and reports progress.
+func (r *Result) count(correct bool, o Options) {
+	r.N++
+	if correct {
+		r.Correct++
+	}
+	if o.Progress != nil {
+		o.Progress(r.N, r.Total, r.Correct)
 	}
 }
 

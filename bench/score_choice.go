@@ -103,13 +103,7 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 		}
 		ok := label == ref
 		r.Items = append(r.Items, ItemResult{ID: it.ID, Prompt: LoglikPrompt(it), Generation: text, Pred: label, Ref: ref, Correct: ok})
-		r.N++
-		if ok {
-			r.Correct++
-		}
-		if o.Progress != nil {
-			o.Progress(r.N, r.Total, r.Correct)
-		}
+		r.count(ok, o)
 	}
 	return r.finish(), nil
 }
