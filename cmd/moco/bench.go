@@ -80,17 +80,11 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	defer m.Close()
 	maxSeq := max(*pp, *tg) + 1
 	newSession := func() (bench.Forwarder, error) { return m.NewSession(maxSeq), nil }
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	res, err := bench.MeasureSpeed(newSession, m.WeightBytes(), bench.SpeedOptions{
 		PromptTokens: *pp, GenTokens: *tg, Repeats: *repeats, Bandwidth: *bw,
 		Vocab: min(256, m.Config.VocabSize),
@@ -105,4 +99,21 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	}
 	res.WriteTable(stdout)
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path (none when path is empty)
+// until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
