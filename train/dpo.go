@@ -64,15 +64,7 @@ func SeqLogProb[T Float](dlogits, logits []T, targets []int, vocab int, coef flo
 		}
 		n++
 		row := logits[t*vocab : (t+1)*vocab]
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = max(mx, float64(v))
-		}
-		var z float64
-		for _, v := range row {
-			z += math.Exp(float64(v) - mx)
-		}
-		lse := mx + math.Log(z)
+		lse := logSumExp(row)
 		sum += float64(row[y]) - lse
 		if dlogits != nil {
 			d := dlogits[t*vocab : (t+1)*vocab]

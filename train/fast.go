@@ -158,15 +158,7 @@ func crossEntropy32(dlogits, logits []float32, targets []int, vocab, count int) 
 			if p[y] >= 1e-30 {
 				losses[t] = -math.Log(float64(p[y]))
 			} else {
-				mx := math.Inf(-1)
-				for _, v := range row {
-					mx = max(mx, float64(v))
-				}
-				var sum float64
-				for _, v := range row {
-					sum += math.Exp(float64(v) - mx)
-				}
-				losses[t] = mx + math.Log(sum) - float64(row[y])
+				losses[t] = logSumExp(row) - float64(row[y])
 			}
 			if dlogits != nil {
 				d := dlogits[t*vocab : (t+1)*vocab]

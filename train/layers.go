@@ -360,15 +360,7 @@ func CrossEntropy[T Float](dlogits, logits []T, targets []int, vocab int) (loss 
 			continue
 		}
 		row := logits[t*vocab : (t+1)*vocab]
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = max(mx, float64(v))
-		}
-		var sum float64
-		for _, v := range row {
-			sum += math.Exp(float64(v) - mx)
-		}
-		lse := mx + math.Log(sum)
+		lse := logSumExp(row)
 		loss += lse - float64(row[y])
 		if dlogits != nil {
 			d := dlogits[t*vocab : (t+1)*vocab]
@@ -379,4 +371,18 @@ func CrossEntropy[T Float](dlogits, logits []T, targets []int, vocab int) (loss 
 		}
 	}
 	return loss / float64(count), count
+}
+
+// logSumExp is log(sum(exp(row))) in float64, shifted by the maximum so
+// that it neither overflows nor loses the small terms.
+func logSumExp[T Float](row []T) float64 {
+	mx := math.Inf(-1)
+	for _, v := range row {
+		mx = max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range row {
+		sum += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(sum)
 }
