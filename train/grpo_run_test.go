@@ -126,11 +126,7 @@ func TestGRPOResume(t *testing.T) {
 	}); err != context.Canceled {
 		t.Fatalf("cancelled run: error %v", err)
 	}
-	last, err := LatestCheckpoint(cfg.CheckpointDir)
-	if err != nil || filepath.Base(last) != "checkpoint-3" {
-		t.Fatalf("latest checkpoint %q, %v; want checkpoint-3", last, err)
-	}
-	cfg.Resume = last
+	cfg.Resume = latestCheckpointIs(t, cfg.CheckpointDir, "checkpoint-3")
 	got, resumed, err := run(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -87,11 +87,7 @@ func TestSFTResume(t *testing.T) {
 	if err == nil {
 		t.Fatal("a cancelled run reported no error")
 	}
-	last, err := LatestCheckpoint(cfg.CheckpointDir)
-	if err != nil || filepath.Base(last) != "checkpoint-3" {
-		t.Fatalf("latest checkpoint %q, %v; want checkpoint-3", last, err)
-	}
-	cfg.Resume = last
+	cfg.Resume = latestCheckpointIs(t, cfg.CheckpointDir, "checkpoint-3")
 	m = loadModel(t, dir)
 	lo, resumed, err := SFT(context.Background(), m, tok, data, cfg, nil)
 	if err != nil {
@@ -305,4 +301,15 @@ func TestFullSFT(t *testing.T) {
 			t.Fatalf("logit %d: engine on the saved folder %v, trained model %v", i, want[i], got[i])
 		}
 	}
+}
+
+// latestCheckpointIs returns dir's latest checkpoint, failing the test
+// unless it is the one named want.
+func latestCheckpointIs(t *testing.T, dir, want string) string {
+	t.Helper()
+	last, err := LatestCheckpoint(dir)
+	if err != nil || filepath.Base(last) != want {
+		t.Fatalf("latest checkpoint %q, %v; want %s", last, err, want)
+	}
+	return last
 }
