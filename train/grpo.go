@@ -622,7 +622,7 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		if run.step%iters != 0 && len(st.Batch) != cfg.BatchSize*accum {
 			return fmt.Errorf("GRPO state: %d rollouts of the batch in use, want %d", len(st.Batch), cfg.BatchSize*accum)
 		}
-		return nil
+		return st.check(len(data), m.Config.VocabSize, m.Config.MaxPositions)
 	}
 	if cfg.Resume != "" {
 		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
@@ -661,6 +661,31 @@ type grpoState struct {
 	Order []int     `json:"order"`
 	Batch []Rollout `json:"batch,omitempty"`
 	Info  GRPOStep  `json:"info"`
+}
+
+// check refuses a state that would index past the data, the vocabulary
+// or the context: trainer_state.json is a file a user can edit.
+func (st *grpoState) check(examples, vocab, positions int) error {
+	for _, k := range st.Order {
+		if k < 0 || k >= examples {
+			return fmt.Errorf("GRPO state: prompt order names example %d of %d", k, examples)
+		}
+	}
+	for i, r := range st.Batch {
+		n := r.completion()
+		switch {
+		case r.Prompt < 1 || n < 0 || len(r.Tokens) > positions:
+			return fmt.Errorf("GRPO state: rollout %d: %d prompt tokens of %d", i+1, r.Prompt, len(r.Tokens))
+		case (r.OldLogp != nil && len(r.OldLogp) != n) || (r.RefLogp != nil && len(r.RefLogp) != n):
+			return fmt.Errorf("GRPO state: rollout %d: log-probabilities for %d and %d tokens, want %d", i+1, len(r.OldLogp), len(r.RefLogp), n)
+		}
+		for _, t := range r.Tokens {
+			if t < 0 || t >= vocab {
+				return fmt.Errorf("GRPO state: rollout %d: token %d outside the vocabulary of %d", i+1, t, vocab)
+			}
+		}
+	}
+	return nil
 }
 
 // hashParams is a fingerprint of named tensors.

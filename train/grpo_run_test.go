@@ -210,3 +210,28 @@ func TestGRPOGradAccumRun(t *testing.T) {
 		t.Fatal("zero gradient: the test compares nothing")
 	}
 }
+
+// TestGRPOStateCheck: a hand-edited trainer_state.json that would index
+// past the data, the vocabulary or the context is refused on resume.
+func TestGRPOStateCheck(t *testing.T) {
+	ok := Rollout{Tokens: []int{1, 2, 3}, Prompt: 2, OldLogp: []float64{-1}}
+	for _, tc := range []struct {
+		name string
+		st   grpoState
+		err  string
+	}{
+		{"valid", grpoState{Order: []int{0, 5}, Batch: []Rollout{ok, {Tokens: []int{4}, Prompt: 1}}}, ""},
+		{"order past the data", grpoState{Order: []int{6}}, "example 6 of 6"},
+		{"negative order", grpoState{Order: []int{-1}}, "example -1 of 6"},
+		{"no prompt", grpoState{Batch: []Rollout{{Tokens: []int{1}, Prompt: 0}}}, "0 prompt tokens of 1"},
+		{"prompt past the tokens", grpoState{Batch: []Rollout{{Tokens: []int{1}, Prompt: 2}}}, "2 prompt tokens of 1"},
+		{"past the context", grpoState{Batch: []Rollout{{Tokens: make([]int, 9), Prompt: 1}}}, "1 prompt tokens of 9"},
+		{"token past the vocabulary", grpoState{Batch: []Rollout{{Tokens: []int{1, 10}, Prompt: 1}}}, "token 10 outside"},
+		{"short log-probabilities", grpoState{Batch: []Rollout{{Tokens: []int{1, 2, 3}, Prompt: 1, RefLogp: []float64{0}}}}, "want 2"},
+	} {
+		err := tc.st.check(6, 10, 8)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
