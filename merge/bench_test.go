@@ -176,3 +176,31 @@ func BenchmarkComputeMem(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMagPruneRow times DELLA's per-row step (ranks, draws, keep
+// tests, rescaling) on rows of 896 deltas of bf16 weights, with rankSort
+// and with radixByKey alone.
+func BenchmarkMagPruneRow(b *testing.B) {
+	const rows, cols = 64, 896
+	r := rng{s: 5}
+	x := make([]float32, rows*cols)
+	for i := range x {
+		w := func() float32 { return safetensors.BF16ToF32(safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)) }
+		x[i] = w() - w()
+	}
+	for _, radix := range []bool{false, true} {
+		b.Run(map[bool]string{false: "ranksort", true: "radix"}[radix], func(b *testing.B) {
+			rankSortOff = radix
+			defer func() { rankSortOff = false }()
+			m := newMagPruner(cols, 0.5, 0.1, true)
+			y := make([]float32, len(x))
+			b.SetBytes(4 * int64(len(x)))
+			for b.Loop() {
+				copy(y, x)
+				for off := 0; off < len(y); off += cols {
+					m.row(y[off:off+cols], 1)
+				}
+			}
+		})
+	}
+}

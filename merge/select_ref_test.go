@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -181,4 +182,131 @@ func TestSelectBracketMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("radix passes", tk)
+}
+
+// deltaRow draws n deltas of one kind for rankSort's tests: differences of
+// bfloat16 weights (few significant bits), the same with exact zeros or
+// with some keys of full precision (the low byte set: stragglers, up to
+// a count around rankSort's limit), with many keys far below the
+// largest (below the top digit's window; kind 6: differing in one byte),
+// coarse values (ties), signed zeros, infinities and NaNs (kind 5).
+func deltaRow(r *rng, n, kind int) []float32 {
+	bf := func(v float64) float32 { return safetensors.BF16ToF32(safetensors.F32ToBF16(float32(v))) }
+	x := make([]float32, n)
+	odd := int(r.next() % (2*stragglers + 4)) // full-precision keys (kind 2)
+	for j := range x {
+		d := bf((r.float64()*2-1)*0.03) - bf((r.float64()*2-1)*0.03)
+		switch kind {
+		case 1: // exact zeros, and deltas of nearby weights
+			switch r.next() % 4 {
+			case 0:
+				d = 0
+			case 1:
+				w := bf((r.float64()*2 - 1) * 0.03)
+				d = bf(float64(w)*(1+(r.float64()-0.5)/32)) - w
+			}
+		case 2:
+			if j < odd {
+				d = float32((r.float64()*2 - 1) * 0.03)
+			}
+		case 3: // a tail spread over many octaves
+			if r.next()%3 == 0 {
+				d *= float32(math.Exp2(-float64(r.next() % 40)))
+			}
+		case 4:
+			d = float32(int(r.next()%7)-3) * 0.25
+		case 6: // many keys below the window that differ in one byte only
+			if r.next()%8 == 0 {
+				d = math.Float32frombits(0x20000000 | uint32(r.next()%256)<<16 | uint32(r.next()%2)<<31)
+			}
+		case 5:
+			switch r.next() % 8 {
+			case 0:
+				d = float32(math.Copysign(0, -1))
+			case 1:
+				d = float32(math.Inf(1 - 2*int(r.next()%2)))
+			case 2:
+				d = float32(math.NaN())
+			case 3:
+				d = -d
+			}
+		}
+		x[j] = d
+	}
+	if kind == 2 { // the full-precision keys anywhere in the row
+		r.shuffle(x)
+	}
+	return x
+}
+
+func (r *rng) shuffle(x []float32) {
+	for i := len(x) - 1; i > 0; i-- {
+		j := int(r.next() % uint64(i+1))
+		x[i], x[j] = x[j], x[i]
+	}
+}
+
+// TestRankSortAgainstStableSort holds rankSort (through magPruner.row's
+// keys and statistics) to a stable sort of the entries by their magnitude
+// bits, on row lengths around its limits and every kind of deltaRow.
+func TestRankSortAgainstStableSort(t *testing.T) {
+	r := rng{s: 99}
+	for _, cols := range []int{1, 2, 63, 64, 65, 97, 896, 1001, 4864} {
+		m := newMagPruner(cols, 0.5, 0.1, true)
+		for kind := range 7 {
+			for trial := 0; trial < 8; trial++ {
+				x := deltaRow(&r, cols, kind)
+				want := make([]uint64, cols)
+				for j, v := range x {
+					b := math.Float32bits(v)
+					want[j] = uint64(b&^signBit)<<32 | uint64(b&signBit) | uint64(j)
+				}
+				slices.SortStableFunc(want, func(a, b uint64) int { return cmp.Compare(a>>32, b>>32) })
+				got := m.sortRow(x)
+				if !slices.Equal(got, want) {
+					t.Fatalf("cols %d kind %d trial %d: rankSort differs from a stable sort", cols, kind, trial)
+				}
+			}
+		}
+	}
+}
+
+// TestMagPruneWideRows: magPrune on rows of deltaRow kinds (NaN aside,
+// which the sort-based definition cannot order) matches the sort-based
+// definition, on the SIMD and Go per-rank steps, with rankSort and with
+// radixByKey alone.
+func TestMagPruneWideRows(t *testing.T) {
+	r := rng{s: 7}
+	for _, cols := range []int{65, 896, 1003} {
+		for _, kind := range []int{0, 1, 2, 3, 4, 6} {
+			rows := 3
+			var x []float32
+			for range rows {
+				x = append(x, deltaRow(&r, cols, kind)...)
+			}
+			density, eps, seed := 0.2+0.6*r.float64(), []float64{0.1, 0.3, 0.6}[kind%3], r.next()
+			rescale := kind%2 == 0
+			want := slices.Clone(x)
+			w := rng{s: seed}
+			for off := 0; off < len(want); off += cols {
+				magPruneRowSort(want[off:off+cols], density, eps, rescale, &w)
+			}
+			for _, simd := range []bool{true, false} {
+				for _, off := range []bool{false, true} {
+					useSIMD(simd)
+					rankSortOff = off
+					got := slices.Clone(x)
+					g := rng{s: seed}
+					magPrune(got, cols, density, eps, rescale, &g)
+					useSIMD(true)
+					rankSortOff = false
+					for j := range got {
+						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+							t.Fatalf("cols %d kind %d (simd %v, radix only %v): [%d] = %v, sort-based %v", cols, kind, simd, off, j, got[j], want[j])
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -181,6 +181,8 @@ type magPruner struct {
 	rescale bool
 	a, b    []uint64  // scratch: (magnitude bits << 32 | sign bit << 31 | index)
 	out     []float32 // scratch: the pruned entries in rank order
+	cnt     []int32   // scratch: rankSort's counters
+	st      keyStats  // scratch: the row's keys
 }
 
 // pruneRanksFast, when set (assembly), computes row's per-rank step for a
@@ -190,7 +192,7 @@ var pruneRanksFast func(m *magPruner, ord []uint64, s uint64) int
 
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
-		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols)}
+		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols), cnt: make([]int32, topBins)}
 	for r := range cols {
 		m.p[r] = magPruneP(r, cols, density, epsilon)
 		// u = (z>>11) / 2^53 < p exactly when the integer z>>11 is below
@@ -205,17 +207,34 @@ func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 	return m
 }
 
+// sortRow returns the entries of row (|x| bits << 32 | sign bit << 31 |
+// index) sorted by magnitude, ties in index order, in m's scratch.
+func (m *magPruner) sortRow(row []float32) []uint64 {
+	n := len(row)
+	a := m.a[:n]
+	st := &m.st
+	*st = keyStats{}
+	if n > 0 {
+		st.min = ^uint32(0)
+	}
+	for j, v := range row {
+		b := math.Float32bits(v)
+		k := b &^ signBit
+		a[j] = uint64(k)<<32 | uint64(b&signBit) | uint64(j)
+		st.max, st.min = max(st.max, k), min(st.min, k)
+		st.low8 += (k&0xff + 0xff) >> 8 // low byte not zero
+		st.low16 += (k&0xffff + 0xffff) >> 16
+		st.c8[uint8(k>>8)]++
+	}
+	return rankSort(a, m.b[:n], m.cnt, st)
+}
+
 // row prunes one row (of the pruner's length), drawing from the stream
 // whose state is s at the row's start: draw q is the mix of s+(q+1)*gamma,
 // what the q+1-th rng.next from state s returns.
 func (m *magPruner) row(row []float32, s uint64) {
 	n := len(row)
-	a := m.a[:n]
-	for j, v := range row {
-		b := math.Float32bits(v)
-		a[j] = uint64(b&^signBit)<<32 | uint64(b&signBit) | uint64(j)
-	}
-	ord := radixByKey(a, m.b[:n])
+	ord := m.sortRow(row)
 	r0 := 0
 	if pruneRanksFast != nil {
 		r0 = pruneRanksFast(m, ord, s) // ranks [0, r0) into m.out
@@ -247,6 +266,102 @@ func (m *magPruner) row(row []float32, s uint64) {
 	for rank, v := range ord[:r0] {
 		row[uint32(v)&^signBit] = m.out[rank]
 	}
+}
+
+// keyStats describes the keys of a row for rankSort: their largest and
+// least, and how many have bits set in their low byte and low 16 bits.
+type keyStats struct {
+	max, min    uint32
+	low8, low16 uint32
+	c8          [256]int32 // counts of bits 8-15
+}
+
+// topBins is the most counters rankSort's top digit takes: 1024 steps of
+// 1/128 octave (the key's upper 16 bits are its exponent and the first 7
+// bits of its mantissa), 8 octaves below the row's largest magnitude.
+const topBins = 1 << 10
+
+// rankSortOff makes rankSort take radixByKey always (tests, benchmarks).
+var rankSortOff bool
+
+// stragglers is the most keys with bits below rankSort's digits that it
+// leaves to its insertion pass.
+const stragglers = 16
+
+// rankSort sorts a (key << 32 | payload, the payload's low 31 bits the
+// entry's index, in increasing order in a) by key, stably, as radixByKey
+// does, into a or b (returned), in fewer passes on the keys of a row of
+// deltas: their low bits are mostly zero (differences of bfloat16 weights
+// have few significant bits) and their upper 16 bits span a few octaves.
+// Bits below the digits are ignored and keys below the top digit's window
+// share its first bin; the order is then finished by comparing whole keys
+// and indices: an insertion pass (each key with ignored bits set moves
+// among the few keys that share its digits) and, for the window's first
+// bin, an insertion or radix sort. Other rows take radixByKey. cnt holds
+// topBins counters; st describes a's keys, c8 counts their bits 8-15.
+func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
+	n := len(a)
+	if n < 64 || st.low8 > stragglers || rankSortOff {
+		return radixByKey(a, b)
+	}
+	// The top digit: the upper 16 bits, less lo16, clamped to [0, bins).
+	hi16, lo16 := st.max>>16, st.min>>16
+	lo16 = max(lo16, hi16-min(hi16, topBins-1))
+	bins := int(hi16-lo16) + 1
+	c := cnt[:bins]
+	clear(c)
+	if st.low16 > stragglers { // one pass on bits 8-15 first
+		c8 := &st.c8
+		var sum int32
+		for i, k := range c8 {
+			c8[i], sum = sum, sum+k
+		}
+		for _, v := range a {
+			x := uint8(v >> 40)
+			b[c8[x]] = v
+			c8[x]++
+			c[max(int(v>>48)-int(lo16), 0)]++
+		}
+		a, b = b, a
+	} else {
+		for _, v := range a {
+			c[max(int(v>>48)-int(lo16), 0)]++
+		}
+	}
+	first := int(c[0]) // entries in the first bin
+	var sum int32
+	for i, k := range c {
+		c[i], sum = sum, sum+k
+	}
+	for _, v := range a {
+		x := max(int(v>>48)-int(lo16), 0)
+		b[c[x]] = v
+		c[x]++
+	}
+	// The first bin holds the keys below the window (and those at its
+	// bottom), ordered by bits 8-15 and index: sort them by whole keys
+	// (equal keys are still in index order, so radixByKey stays stable).
+	if first > 32 && st.min>>16 < lo16 {
+		if r := radixByKey(b[:first], a[:first]); &r[0] != &b[0] {
+			copy(b, r)
+		}
+	}
+	// Insertion by (key, index): entries out of order are those with
+	// ignored bits set, and the first bin's.
+	for i := 1; i < n; i++ {
+		v := b[i]
+		k := v &^ signBit
+		if b[i-1]&^signBit <= k {
+			continue
+		}
+		j := i
+		for j > 0 && b[j-1]&^signBit > k {
+			b[j] = b[j-1]
+			j--
+		}
+		b[j] = v
+	}
+	return b
 }
 
 // radixByKey sorts a (key << 32 | payload) by key, stably (equal keys keep
