@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+	"unsafe"
 
+	"github.com/mocolab/moco/internal/hugemem"
 	"github.com/mocolab/moco/kernels"
 )
 
@@ -54,8 +56,13 @@ type SpeedResult struct {
 	WeightBytes     int64            `json:"weight_bytes_per_token"`
 	Bandwidth       float64          `json:"bandwidth_gb_s"`
 	BandwidthSource string           `json:"bandwidth_source"` // "measured" or "given"
-	GenLimit        float64          `json:"tg_limit_tokens_per_s"`
-	GenShare        float64          `json:"tg_share_of_limit"`
+	// Weights says where the weights live: "resident" (read into private
+	// memory) or "mapped" (the file's memory map); HugePageMiB is how much
+	// of the process's memory the kernel backs with huge pages.
+	Weights     string  `json:"weights,omitempty"`
+	HugePageMiB int64   `json:"huge_page_mib"`
+	GenLimit    float64 `json:"tg_limit_tokens_per_s"`
+	GenShare    float64 `json:"tg_share_of_limit"`
 	// BandwidthMedian and BandwidthRuns describe a measured bandwidth: the
 	// limit uses the best run (the least disturbed), the median shows the
 	// spread.
@@ -120,6 +127,7 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 		res.BF16Act = kernels.BF16ActKernels()
 	}
 	res.Paths = kernels.Choices()
+	res.HugePageMiB = hugemem.ProcessHugeBytes() >> 20
 	res.PromptRate = median(res.PromptRates)
 	res.GenRate = median(res.GenRates)
 
@@ -219,7 +227,15 @@ func MeasureBandwidth() float64 { return MeasureBandwidthRuns(bandwidthRuns, ban
 func MeasureBandwidthRuns(minRuns int, minTime time.Duration) Bandwidth {
 	const cols = 4096
 	m := &kernels.Mat{Rows: bandwidthBytes / 4 / cols, Cols: cols, Type: kernels.F32}
-	m.F32 = make([]float32, m.Rows*cols)
+	// The probe streams huge pages, as the weights of a resident model do
+	// (engine.Options.Mapped): on small pages it would also measure TLB
+	// misses and set the limit too low.
+	buf, free, err := hugemem.Alloc(bandwidthBytes)
+	if err != nil {
+		buf, free = make([]byte, bandwidthBytes), func() error { return nil }
+	}
+	defer free()
+	m.F32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(buf))), m.Rows*cols)
 	for i := range m.F32 {
 		m.F32[i] = float32(i & 7)
 	}
@@ -249,6 +265,9 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "model %s, kernels %s, %d thread(s), quant %s, median of %d\n", r.Model, kern, r.Threads, quant, r.Repeats)
 	if r.CPU != "" {
 		fmt.Fprintf(w, "cpu %s\n", r.CPU)
+	}
+	if r.Weights != "" {
+		fmt.Fprintf(w, "weights %s, %d MiB of memory in huge pages\n", r.Weights, r.HugePageMiB)
 	}
 	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "test", "tokens/s", "limit", "share")
 	fmt.Fprintf(w, "%-8s %12.1f %12s %12s\n", fmt.Sprintf("pp%d", r.PromptTokens), r.PromptRate, "-", "-")

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -46,8 +47,8 @@ func convertDir(t *testing.T, src string, dtype safetensors.DType) string {
 }
 
 // TestHalfCopies loads stories260K converted to bf16 and f16: the weights
-// are used in place as 16-bit matrices and the greedy continuation stays
-// the reference's.
+// are used in place as 16-bit matrices, read into private memory or from
+// the file's map, and the greedy continuation stays the reference's.
 func TestHalfCopies(t *testing.T) {
 	src := testutil.Shared(t, "models/stories260K")
 	var ref greedyRef
@@ -56,18 +57,24 @@ func TestHalfCopies(t *testing.T) {
 		dtype safetensors.DType
 		typ   kernels.Type
 	}{{safetensors.BF16, kernels.BF16}, {safetensors.F16, kernels.F16}} {
-		t.Run(string(tc.dtype), func(t *testing.T) {
-			m := loadModel(t, convertDir(t, src, tc.dtype), Options{})
-			if m.layers[0].wq.Type != tc.typ || m.lmHead.Type != tc.typ {
-				t.Fatalf("weights loaded as %v, want %v", m.layers[0].wq.Type, tc.typ)
-			}
-			got := greedy(t, m.NewSession(0), ref.Prompt, len(ref.Greedy))
-			for i := range ref.Greedy {
-				if got[i] != ref.Greedy[i] {
-					t.Fatalf("greedy ids differ at %d:\n got %v\nwant %v", i, got, ref.Greedy)
+		dir := convertDir(t, src, tc.dtype)
+		for _, mapped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/mapped=%v", tc.dtype, mapped), func(t *testing.T) {
+				m := loadModel(t, dir, Options{Mapped: mapped})
+				if m.layers[0].wq.Type != tc.typ || m.lmHead.Type != tc.typ {
+					t.Fatalf("weights loaded as %v, want %v", m.layers[0].wq.Type, tc.typ)
 				}
-			}
-		})
+				if m.Resident() == mapped {
+					t.Fatalf("Resident() = %v with Mapped %v", m.Resident(), mapped)
+				}
+				got := greedy(t, m.NewSession(0), ref.Prompt, len(ref.Greedy))
+				for i := range ref.Greedy {
+					if got[i] != ref.Greedy[i] {
+						t.Fatalf("greedy ids differ at %d:\n got %v\nwant %v", i, got, ref.Greedy)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +25,14 @@ type Options struct {
 	// config has none). The KV cache is not allocated up front: it grows
 	// as tokens arrive, so a large context costs memory only when used.
 	ContextSize int
+	// Mapped keeps matrices stored unquantized in the checkpoint's memory
+	// map. By default Load reads them into private memory instead, on
+	// Linux backed by transparent huge pages (safetensors.Resident): faster
+	// generation, at the cost of the read at load and of memory that other
+	// processes loading the same files cannot share. Mapped is implied
+	// with Quant, which reads the stored matrices only once, and by the
+	// environment variable MOCO_WEIGHTS=mapped.
+	Mapped bool
 }
 
 // DefaultContextSize is the context of sessions of models whose config
@@ -31,7 +40,8 @@ type Options struct {
 const DefaultContextSize = 4096
 
 // Model is a loaded checkpoint: its configuration and weights. Matrices
-// stored as F32, BF16 or F16 are used in place from the memory map; norm
+// stored as F32, BF16 or F16 are used in place from the file's memory
+// (Options.Mapped says which kind); norm
 // weights and biases are widened to float32. A Model is safe for
 // concurrent use by several Sessions.
 type Model struct {
@@ -47,9 +57,10 @@ type Model struct {
 
 	global, local rope // rotary frequencies of global layers and (RopeLocalTheta > 0) sliding layers
 
-	src   safetensors.Source
-	owned bool // Close closes src (Load opened it)
-	ctx   int  // default session context (Options.ContextSize resolved)
+	src      safetensors.Source
+	owned    bool // Close closes src (Load opened it)
+	resident bool // src was read into private memory (Options.Mapped unset)
+	ctx      int  // default session context (Options.ContextSize resolved)
 }
 
 // layer holds one transformer block's weights. Absent optional parts are
@@ -72,7 +83,11 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := safetensors.OpenDir(dir)
+	how := safetensors.Resident
+	if opts.Mapped || opts.Quant != "" || os.Getenv("MOCO_WEIGHTS") == "mapped" {
+		how = safetensors.Mapped
+	}
+	src, err := safetensors.OpenDirWith(dir, how)
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +97,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m.owned = true
+	m.resident = how == safetensors.Resident
 	return m, nil
 }
 
@@ -216,6 +232,11 @@ func (m *Model) quantize(q func(*kernels.Mat) *kernels.Mat) {
 		}
 	}
 }
+
+// Resident reports whether Load read the weights into private memory
+// (safetensors.Resident; on Linux only, elsewhere the file stays mapped)
+// rather than using the file's memory map.
+func (m *Model) Resident() bool { return m.resident }
 
 // ContextSize is the number of positions NewSession(0) holds: the
 // Options.ContextSize the model was loaded with, else the model's

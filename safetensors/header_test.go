@@ -303,23 +303,24 @@ func TestOpenMapsFile(t *testing.T) {
 	if err := os.WriteFile(path, img, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, _ := f.Tensor("w")
-	v, err := w.F32()
-	if err != nil || v[0] != 0.5 || v[1] != 7 {
-		t.Fatalf("F32() = %v, %v; want [0.5 7]", v, err)
-	}
-	if !bytes.Equal(w.Data, img[len(img)-8:]) || f.HeaderSize != int64(len(img)-16) {
-		t.Fatalf("data %v header size %d", w.Data, f.HeaderSize)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
+	for _, how := range []Load{Mapped, Resident} {
+		f, err := OpenWith(path, how)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := f.Tensor("w")
+		v, err := w.F32()
+		if err != nil || v[0] != 0.5 || v[1] != 7 {
+			t.Fatalf("load %d: F32() = %v, %v; want [0.5 7]", how, v, err)
+		}
+		if !bytes.Equal(w.Data, img[len(img)-8:]) || f.HeaderSize != int64(len(img)-16) {
+			t.Fatalf("load %d: data %v header size %d", how, w.Data, f.HeaderSize)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("load %d: second Close: %v", how, err)
+		}
 	}
 }

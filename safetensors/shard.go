@@ -34,10 +34,13 @@ type Sharded struct {
 
 // OpenDir opens the weights of a model folder: model.safetensors if present,
 // otherwise the shards listed in model.safetensors.index.json.
-func OpenDir(dir string) (Source, error) {
+func OpenDir(dir string) (Source, error) { return OpenDirWith(dir, Mapped) }
+
+// OpenDirWith is OpenDir with every file's data brought in as how says.
+func OpenDirWith(dir string, how Load) (Source, error) {
 	single := filepath.Join(dir, SingleName)
 	if _, err := os.Stat(single); err == nil {
-		f, err := Open(single)
+		f, err := OpenWith(single, how)
 		if err != nil {
 			return nil, err // not a typed nil inside the interface
 		}
@@ -47,7 +50,7 @@ func OpenDir(dir string) (Source, error) {
 	if _, err := os.Stat(idx); err != nil {
 		return nil, fmt.Errorf("%s: no %s and no %s", dir, SingleName, IndexName)
 	}
-	s, err := OpenIndex(idx)
+	s, err := OpenIndexWith(idx, how)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +59,10 @@ func OpenDir(dir string) (Source, error) {
 
 // OpenIndex opens every shard named by an index file and checks that each
 // tensor the index names is present in its shard.
-func OpenIndex(indexPath string) (*Sharded, error) {
+func OpenIndex(indexPath string) (*Sharded, error) { return OpenIndexWith(indexPath, Mapped) }
+
+// OpenIndexWith is OpenIndex with every shard's data brought in as how says.
+func OpenIndexWith(indexPath string, how Load) (*Sharded, error) {
 	if st, err := os.Stat(indexPath); err == nil && st.Size() > MaxHeaderSize {
 		return nil, fmt.Errorf("%s: index of %d bytes exceeds the limit of %d", indexPath, st.Size(), MaxHeaderSize)
 	}
@@ -92,7 +98,7 @@ func OpenIndex(indexPath string) (*Sharded, error) {
 			s.Close()
 			return nil, fmt.Errorf("%s: shard %s is missing", indexPath, shard)
 		}
-		f, err := Open(p)
+		f, err := OpenWith(p, how)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("%s: shard %w", indexPath, err)

@@ -70,6 +70,14 @@ func TestShardedRoundTrip(t *testing.T) {
 		t.Errorf("weight_map %v, want %v", ix.WeightMap, wantMap)
 	}
 
+	resident, err := OpenDirWith(dir, Resident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, resident, in)
+	if err := resident.Close(); err != nil {
+		t.Fatal(err)
+	}
 	src, err := OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)

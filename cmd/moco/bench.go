@@ -48,6 +48,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	pp := fs.Int("prompt-tokens", 128, "prompt tokens processed as one batch (pp)")
 	tg := fs.Int("gen-tokens", 64, "tokens generated one at a time (tg)")
 	quant := fs.String("quant", "", "quantize weights at load: q8_0 or q4_0")
+	mapped := fs.Bool("mapped", false, "use the weights in the file's memory map, as llama.cpp does, instead of reading them into huge pages (also MOCO_WEIGHTS=mapped)")
 	repeats := fs.Int("repeats", 3, "measurements per figure (the median is reported)")
 	bw := fs.Float64("bandwidth", 0, "memory bandwidth in GB/s (0: measure in-process)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -57,7 +58,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "repeats", between(1, 1000))
 	setRange(fs, "bandwidth", atLeast(0).withNote("0: measure"))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0|q4_0] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
+		fmt.Fprintln(stderr, "Usage: moco bench speed --model DIR [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--quant q8_0|q4_0] [--mapped] [--repeats 3] [--bandwidth GB/s] [--json] [--cpuprofile F]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -73,7 +74,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 		return usagef("--quant %q: want q8_0 or q4_0", *quant)
 	}
 	kernels.SetThreads(*threads)
-	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant})
+	m, err := engine.Load(*model, engine.Options{Threads: *threads, Quant: *quant, Mapped: *mapped})
 	if err != nil {
 		return err
 	}
@@ -94,6 +95,10 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 	}
 	res.Model = filepath.Base(filepath.Clean(*model))
 	res.Quant = *quant
+	res.Weights = "mapped"
+	if m.Resident() {
+		res.Weights = "resident"
+	}
 	if *asJSON {
 		return res.WriteJSON(stdout)
 	}
