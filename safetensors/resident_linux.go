@@ -2,22 +2,53 @@ package safetensors
 
 import (
 	"fmt"
-	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/mocolab/moco/internal/hugemem"
 )
 
+// readChunk is the unit of readResident's parallel read.
+var readChunk = 32 << 20
+
 // readResident reads size bytes of fd into read-only memory backed by huge
-// pages and returns it with the function that frees it.
+// pages and returns it with the function that frees it. The read runs on
+// every core: most of its time is the kernel zeroing and mapping fresh
+// pages, which parallelises.
 func readResident(fd *os.File, size int) ([]byte, func() error, error) {
 	b, free, err := hugemem.Alloc(size)
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := io.ReadFull(io.NewSectionReader(fd, 0, int64(size)), b); err != nil {
-		free()
-		return nil, nil, fmt.Errorf("read: %w", err)
+	offs := make(chan int, size/readChunk+1)
+	for off := 0; off < size; off += readChunk {
+		offs <- off
+	}
+	close(offs)
+	errs := make([]error, min(runtime.GOMAXPROCS(0), len(offs)))
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for off := range offs {
+				if errs[w] != nil {
+					continue
+				}
+				end := min(off+readChunk, size)
+				if n, err := fd.ReadAt(b[off:end], int64(off)); n < end-off {
+					errs[w] = fmt.Errorf("read at %d: %w", off, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			free()
+			return nil, nil, err
+		}
 	}
 	if err := hugemem.ReadOnly(b); err != nil {
 		free()
