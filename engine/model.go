@@ -29,9 +29,10 @@ type Options struct {
 	// map. By default Load reads them into private memory instead, on
 	// Linux backed by transparent huge pages (safetensors.Resident): faster
 	// generation, at the cost of the read at load and of memory that other
-	// processes loading the same files cannot share. Mapped is implied
-	// with Quant, which reads the stored matrices only once, and by the
-	// environment variable MOCO_WEIGHTS=mapped.
+	// processes loading the same files cannot share. With Quant the stored
+	// matrices are read from the map once and their quantized forms go to
+	// huge pages instead. MOCO_WEIGHTS=mapped in the environment sets
+	// Mapped.
 	Mapped bool
 }
 
@@ -60,7 +61,10 @@ type Model struct {
 	src      safetensors.Source
 	owned    bool // Close closes src (Load opened it)
 	resident bool // src was read into private memory (Options.Mapped unset)
-	ctx      int  // default session context (Options.ContextSize resolved)
+	// freeQuant frees the huge-page region that holds the matrices
+	// quantized at load (packQuantized); nil if they are on the Go heap.
+	freeQuant func() error
+	ctx       int // default session context (Options.ContextSize resolved)
 }
 
 // layer holds one transformer block's weights. Absent optional parts are
@@ -98,6 +102,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	m.owned = true
 	m.resident = how == safetensors.Resident
+	if opts.Quant != "" && !opts.Mapped && os.Getenv("MOCO_WEIGHTS") != "mapped" {
+		m.freeQuant = m.packQuantized()
+	}
 	return m, nil
 }
 
@@ -243,13 +250,19 @@ func (m *Model) Resident() bool { return m.resident }
 // max_position_embeddings, else DefaultContextSize.
 func (m *Model) ContextSize() int { return m.ctx }
 
-// Close releases the weights' memory map when Load opened it.
+// Close releases the weights' memory when Load opened it.
 func (m *Model) Close() error {
 	if m == nil || !m.owned || m.src == nil {
 		return nil
 	}
 	err := m.src.Close()
 	m.src = nil
+	if m.freeQuant != nil {
+		if e := m.freeQuant(); err == nil {
+			err = e
+		}
+		m.freeQuant = nil
+	}
 	return err
 }
 

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -191,6 +193,7 @@ func TestQ4(t *testing.T) {
 		}
 		nmse[q] = se / ss
 		t.Logf("%s: logits NMSE against f32 %.3g, %d weight bytes per token", q, nmse[q], m.WeightBytes())
+		checkPacked(t, dir, m, q, ref.Prompt, got)
 	}
 	if m := loadModel(t, dir, Options{Quant: "q4_0"}); m.layers[0].wq.Type != kernels.Q4_0 || m.lmHead.Type != kernels.Q4_0 {
 		t.Errorf("q4_0: weights not quantized: %v", m.layers[0].wq.Type)
@@ -198,5 +201,40 @@ func TestQ4(t *testing.T) {
 	// 4 bits carry about 16x the rounding error of 8 in amplitude.
 	if nmse["q4_0"] > 5e-2 || nmse["q4_0"] < nmse["q8_0"] {
 		t.Errorf("q4_0 logits NMSE %.3g (q8_0 %.3g)", nmse["q4_0"], nmse["q8_0"])
+	}
+}
+
+// checkPacked holds a model quantized by Load, whose matrices were moved
+// into huge pages (packQuantized), to the same model quantized by New on
+// the Go heap: the logits must be bit-identical.
+func checkPacked(t *testing.T, dir string, m *Model, quant string, prompt []int, got []float32) {
+	t.Helper()
+	if runtime.GOOS == "linux" && m.freeQuant == nil {
+		t.Errorf("%s: Load left the quantized matrices on the Go heap", quant)
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	heap, err := New(cfg, src, Options{Quant: quant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heap.freeQuant != nil {
+		t.Fatalf("%s: New packed its matrices; only Load, whose Close frees them, may", quant)
+	}
+	want, err := heap.NewSession(0).ForwardAll(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: packed logit %d = %v, heap %v", quant, i, got[i], want[i])
+		}
 	}
 }
