@@ -1,7 +1,8 @@
 // Package engine loads Hugging Face causal language model folders and runs
 // their forward pass: configuration, weights (read into huge pages, or
-// memory-mapped), the KV cache and one readable transformer forward pass whose family differences (Llama,
-// Mistral, Qwen2/3, Gemma2/3, OLMo2/3, Phi-3) are configuration switches.
+// memory-mapped), the KV cache and one readable transformer forward pass
+// whose family differences (Llama, Mistral, Qwen2/3, Gemma2/3, OLMo2/3,
+// Phi-3) are configuration switches.
 //
 // The files:
 //
