@@ -47,6 +47,21 @@
 // measured in bf16act.go and its tests. The default keeps activations in
 // float32.
 //
+// Most paths follow from the CPU's instruction sets, vendor and family
+// (Choices says which and why). Where two paths are both correct and only
+// a measurement can tell which is faster on this core and memory,
+// Calibrate times them on a small product (a few milliseconds, under
+// 200 ms in all) and caches its pick per CPU, instruction sets and kernel
+// version in os.UserCacheDir()/moco (calibrate.go; MOCO_CALIBRATE=off
+// keeps the family rules, force measures again). It chooses only among
+// candidates with the same results bit for bit (exact bf16 prefill: f32
+// tiles on widened weights, the bf16 tile, or each by row length), or
+// inside the opt-in bf16-activation mode (VDPBF16PS or widening); never
+// between AMX and AVX-512. Nothing calls it implicitly: the moco command
+// does before commands that run models; tests, which do not, keep the
+// family rules, and every candidate is held to the reference like the
+// rest.
+//
 // A training backward pass needs two more products of dense float32
 // matrices, dX = dY·W and dW = dYᵀ·X (MatMulNN, MatMulTN in trans.go,
 // with MatMulAdd and Transpose). They are rewritten into MatMul's form

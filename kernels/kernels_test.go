@@ -19,6 +19,20 @@ func paths(t *testing.T, f func(t *testing.T)) {
 	for _, p := range append(simdPaths(), "purego") {
 		selectPath(p)
 		t.Run(p, f)
+		// The candidates calibration may pick instead of the family
+		// rule's, where they compute the same results (Calibrate); not
+		// under the race detector, whose run has no time for them (they
+		// add no concurrency: the same pool and tiles as the rule's).
+		for _, k := range knobs() {
+			if raceEnabled {
+				break
+			}
+			for i := 1; k.exact && i < len(k.cands); i++ {
+				k.use(i)
+				t.Run(p+"/"+k.cands[i], f)
+			}
+			k.use(0)
+		}
 	}
 }
 

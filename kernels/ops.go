@@ -62,7 +62,34 @@ var (
 
 	// prefetchImpl, when set, asks the caches for n bytes from p.
 	prefetchImpl func(p unsafe.Pointer, n int)
+
+	// widenMode says which half-precision row blocks MatMul widens to f32
+	// for the f32 tile (with widenImpl); the others run the half-precision
+	// tile (kern.mm6), which widens in registers. Both give the same
+	// results bit for bit; which is faster depends on the CPU and the
+	// shape, so calibration chooses (calibrate_amd64.go).
+	widenMode = widenAll
 )
+
+// The values of widenMode.
+const (
+	widenAll   = iota // every row block
+	widenNone         // none
+	widenShort        // rows short enough for one column panel (panelCols)
+)
+
+// widenRows reports whether MatMul widens the row blocks of a
+// half-precision matrix of cols columns (see widenMode).
+func widenRows(cols int) bool {
+	switch widenMode {
+	case widenNone:
+		return false
+	case widenShort:
+		k32 := cols &^ 31
+		return panelCols(k32, 4) >= k32
+	}
+	return true
+}
 
 // Widen converts half-precision values of type t (BF16 or F16) to float32,
 // exactly; len(dst) must be at least len(src).
@@ -299,7 +326,7 @@ var panelScratch, panelHalf sync.Pool
 // on m for n tokens, and returns the width of its column panels.
 func f32Tiles(m *Mat, n int) (bool, int) {
 	ok := simd[F32].mm6p != nil && n >= 4 && (m.Type == F32 ||
-		((m.Type == BF16 || m.Type == F16) && widenImpl != nil && n >= widenMin))
+		((m.Type == BF16 || m.Type == F16) && widenImpl != nil && n >= widenMin && widenRows(m.Cols)))
 	k32 := m.Cols &^ 31
 	return ok && k32 > 0, panelCols(k32, 4)
 }
@@ -499,7 +526,7 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 	// the f32 tile over it. Widening is exact and the f32 kernels add in
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
-	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6p != nil && n >= widenMin {
+	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6p != nil && n >= widenMin && widenRows(C) {
 		wide = getScratch[float32](&widenScratch, 6*C)
 		defer func() { widenScratch.Put(&wide) }()
 	}

@@ -189,9 +189,11 @@ func useSIMD(avx512, avx2 bool) {
 	amxOn = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
-	bf16dMV, bf16dMM6p, bf16dMM2 = nil, nil, nil
+	useDPBF16(false)
+	widenMode = widenAll
 	roundBF16Impl = roundBF16Ref
 	useVec512(avx512)
+	resetCalibration()
 	switch {
 	case avx512:
 		simdName = "avx512"
@@ -206,9 +208,7 @@ func useSIMD(avx512, avx2 bool) {
 			simd[Q4_0] = kern{mv: mv512Q4}
 		}
 		dotImpl = simdDot
-		if cpu.X86.HasAVX512BF16 && preferDPBF16() {
-			bf16dMV, bf16dMM6p, bf16dMM2 = mv512BF16d, mm6x4BF16dp, &mm2BF16d
-		}
+		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
 	case avx2:
 		simdName = "avx2"
 		simd[F32] = kern{mv: mv256F32}
@@ -216,6 +216,15 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv256F16}
 		simd[Q8_0] = kern{mv: mv256Q8}
 		dotImpl = simdDot
+	}
+}
+
+// useDPBF16 selects the bf16-activation mode's kernels: VDPBF16PS (on), or
+// the exact kernels on the rounded activations.
+func useDPBF16(on bool) {
+	bf16dMV, bf16dMM6p, bf16dMM2 = nil, nil, nil
+	if on {
+		bf16dMV, bf16dMM6p, bf16dMM2 = mv512BF16d, mm6x4BF16dp, &mm2BF16d
 	}
 }
 
@@ -296,7 +305,14 @@ func choices() []Choice {
 		if amxAvailable {
 			why = "AMX turned off (MOCO_AMX=0 or selected path)"
 		}
-		add("bf16 prefill (exact)", "avx512 f32 6x4 tile on widened weights, 24 KiB column panels", why)
+		path := "avx512 f32 6x4 tile on widened weights, 24 KiB column panels"
+		switch widenMode {
+		case widenNone:
+			path = "avx512 bf16 6x4 tile, weights widened in registers"
+		case widenShort:
+			path = "avx512 f32 6x4 tile on widened weights where six rows fit one 24 KiB panel, else the bf16 6x4 tile widening in registers"
+		}
+		add("bf16 prefill (exact)", path, why)
 	}
 	mode := "off"
 	if bf16Act.Load() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/kernels"
 )
 
 // A command is one subcommand of moco. Each lives in its own file and
@@ -53,6 +55,12 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moco: unknown command %q (run 'moco help' for the list)\n", args[0])
 		return 2
 	}
+	if runsModels[c.name] && !slices.ContainsFunc(args[1:], isHelpFlag) {
+		if err := kernels.Calibrate(context.Background()); err != nil {
+			fmt.Fprintf(stderr, "moco %s: %v\n", c.name, err)
+			return 2 // a bad MOCO_CALIBRATE
+		}
+	}
 	if err := c.run(args[1:], stdin, stdout, stderr); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -77,6 +85,18 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// runsModels lists the commands that load models. Before they run, the
+// kernels settle the choices their CPU family rules leave open
+// (kernels.Calibrate: a few milliseconds on a machine's first start, then
+// read from the user's cache folder; MOCO_CALIBRATE=off skips it, force
+// measures again). Commands that only read or write files never pay for it.
+var runsModels = map[string]bool{
+	"bench": true, "collab": true, "eval": true, "generate": true, "logits": true,
+	"perplexity": true, "serve": true, "sweep": true, "train": true,
+}
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "--help" }
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 

@@ -25,6 +25,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(runMain(os.Args[1:], os.Stdin, os.Stdout, stderr))
 	}
+	// The tests that run models would calibrate the kernels (see
+	// runsModels) into the user's cache folder; they keep the family rules
+	// unless a test asks (TestBenchSpeedCalibration).
+	if _, ok := os.LookupEnv("MOCO_CALIBRATE"); !ok {
+		os.Setenv("MOCO_CALIBRATE", "off")
+	}
 	os.Exit(m.Run())
 }
 
