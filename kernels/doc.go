@@ -7,7 +7,9 @@
 // amd64 (AVX-512, and AVX2+FMA+F16C) sit beside them, are chosen once at
 // start-up from the CPU's features (Impl names the choice), and are tested
 // against the reference. The purego build tag forces the reference
-// everywhere.
+// everywhere; MOCO_KERNELS=avx512+amx|avx512|avx2|purego in the
+// environment forces one path the CPU can run (to measure an older
+// machine's kernels on a newer one), and Choices says so.
 //
 // Weights are widened to float32 inside the kernels (bf16 by a shift, f16
 // with vcvtph2ps), so f32, bf16 and f16 matrices are used in place, e.g.

@@ -4,6 +4,9 @@ package kernels
 
 import (
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -173,13 +176,39 @@ func hasAVX2() bool {
 	return x.HasAVX2 && x.HasFMA && x.HasAVX // F16C comes with every AVX2 CPU
 }
 
-// init picks the best path this CPU can run.
+// init picks the best path this CPU can run, or the one MOCO_KERNELS names
+// (pickPath).
 func init() {
-	if p := simdPaths(); len(p) > 0 {
-		selectPath(p[0])
+	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
+	kernelsNote = note
+	if name == "purego" {
+		useSIMD(false, false)
 		return
 	}
-	useSIMD(false, false)
+	selectPath(name)
+}
+
+// kernelsNote says how MOCO_KERNELS changed the selection ("" if unset);
+// Choices reports it.
+var kernelsNote string
+
+// pickPath returns the path to use: the first (fastest) of paths, or the
+// one env names (avx512+amx, avx512, avx2 or purego) if this CPU can run
+// it, so that a slower machine's kernels can be measured on a faster one.
+// note explains a forced or refused choice.
+func pickPath(env string, paths []string) (name, note string) {
+	best := "purego"
+	if len(paths) > 0 {
+		best = paths[0]
+	}
+	switch {
+	case env == "":
+		return best, ""
+	case env == "purego" || slices.Contains(paths, env):
+		return env, "forced by MOCO_KERNELS=" + env
+	default:
+		return best, fmt.Sprintf("MOCO_KERNELS=%s ignored: this CPU runs %s", env, strings.Join(append(paths, "purego"), ", "))
+	}
 }
 
 // useSIMD selects the kernels; tests call it to check each path.
@@ -278,6 +307,9 @@ func choices() []Choice {
 	x := &cpu.X86
 	var c []Choice
 	add := func(k, p, r string) { c = append(c, Choice{k, p, r}) }
+	if kernelsNote != "" {
+		add("selection", simdName, kernelsNote)
+	}
 	cpuName := cpuInfo.String()
 	switch simdName {
 	case "purego":
