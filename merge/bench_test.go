@@ -195,6 +195,8 @@ func BenchmarkMagPruneRow(b *testing.B) {
 			m := newMagPruner(cols, 0.5, 0.1, true)
 			y := make([]float32, len(x))
 			b.SetBytes(4 * int64(len(x)))
+			cpu0 := cpuSeconds()
+			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
 			for b.Loop() {
 				copy(y, x)
 				for off := 0; off < len(y); off += cols {

@@ -213,19 +213,25 @@ func (m *magPruner) sortRow(row []float32) []uint64 {
 	n := len(row)
 	a := m.a[:n]
 	st := &m.st
-	*st = keyStats{}
-	if n > 0 {
-		st.min = ^uint32(0)
-	}
+	st.c8 = [256]int32{}
+	kmax, kmin := uint32(0), ^uint32(0)
+	var n8, n16 uint32
+	c8, s8, s16 := &st.c8, &st.s8, &st.s16
 	for j, v := range row {
 		b := math.Float32bits(v)
 		k := b &^ signBit
-		a[j] = uint64(k)<<32 | uint64(b&signBit) | uint64(j)
-		st.max, st.min = max(st.max, k), min(st.min, k)
-		st.low8 += (k&0xff + 0xff) >> 8 // low byte not zero
-		st.low16 += (k&0xffff + 0xffff) >> 16
-		st.c8[uint8(k>>8)]++
+		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
+		a[j] = e
+		kmax, kmin = max(kmax, k), min(kmin, k)
+		// Keys with low bits set, listed branch-free (the first
+		// stragglers+1 of them).
+		s8[min(n8, stragglers)] = e
+		n8 += (k&0xff + 0xff) >> 8
+		s16[min(n16, stragglers)] = e
+		n16 += (k&0xffff + 0xffff) >> 16
+		c8[k>>8&0xff]++
 	}
+	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
 	return rankSort(a, m.b[:n], m.cnt, st)
 }
 
@@ -269,11 +275,13 @@ func (m *magPruner) row(row []float32, s uint64) {
 }
 
 // keyStats describes the keys of a row for rankSort: their largest and
-// least, and how many have bits set in their low byte and low 16 bits.
+// least, how many have bits set in their low byte and low 16 bits (and
+// the first stragglers of each), and the counts of their bits 8-15.
 type keyStats struct {
 	max, min    uint32
 	low8, low16 uint32
-	c8          [256]int32 // counts of bits 8-15
+	s8, s16     [stragglers + 1]uint64
+	c8          [256]int32
 }
 
 // topBins is the most counters rankSort's top digit takes: 1024 steps of
@@ -293,12 +301,13 @@ const stragglers = 16
 // does, into a or b (returned), in fewer passes on the keys of a row of
 // deltas: their low bits are mostly zero (differences of bfloat16 weights
 // have few significant bits) and their upper 16 bits span a few octaves.
-// Bits below the digits are ignored and keys below the top digit's window
-// share its first bin; the order is then finished by comparing whole keys
-// and indices: an insertion pass (each key with ignored bits set moves
-// among the few keys that share its digits) and, for the window's first
-// bin, an insertion or radix sort. Other rows take radixByKey. cnt holds
-// topBins counters; st describes a's keys, c8 counts their bits 8-15.
+// Two counting passes, on bits 8-15 (skipped when few keys have bits set
+// below 16) and on the upper 16 bits within topBins steps of the largest
+// (keys below share the first bin), leave entries ordered by their digits
+// and index; then the bins holding a key with bits set below the digits
+// (the few stragglers) and the first bin, when keys fell below the
+// window, are sorted by whole keys and indices. Other rows take
+// radixByKey. cnt holds topBins counters; st describes a's keys.
 func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	n := len(a)
 	if n < 64 || st.low8 > stragglers || rankSortOff {
@@ -310,11 +319,13 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	bins := int(hi16-lo16) + 1
 	c := cnt[:bins]
 	clear(c)
+	var strag []uint64         // the entries with bits set below the digits
 	if st.low16 > stragglers { // one pass on bits 8-15 first
+		strag = st.s8[:st.low8]
 		c8 := &st.c8
 		var sum int32
-		for i, k := range c8 {
-			c8[i], sum = sum, sum+k
+		for i := range 256 {
+			c8[i], sum = sum, sum+c8[i]
 		}
 		for _, v := range a {
 			x := uint8(v >> 40)
@@ -324,6 +335,7 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		}
 		a, b = b, a
 	} else {
+		strag = st.s16[:st.low16]
 		for _, v := range a {
 			c[max(int(v>>48)-int(lo16), 0)]++
 		}
@@ -338,30 +350,43 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		b[c[x]] = v
 		c[x]++
 	}
-	// The first bin holds the keys below the window (and those at its
-	// bottom), ordered by bits 8-15 and index: sort them by whole keys
-	// (equal keys are still in index order, so radixByKey stays stable).
-	if first > 32 && st.min>>16 < lo16 {
-		if r := radixByKey(b[:first], a[:first]); &r[0] != &b[0] {
-			copy(b, r)
+	// c[x] is now the end of bin x. The first bin holds the keys below
+	// the window (and those at its bottom), in digit and index order:
+	// sort them by whole keys (equal keys are in index order, so
+	// radixByKey stays stable).
+	if st.min>>16 < lo16 {
+		if first > 32 {
+			if r := radixByKey(b[:first], a[:first]); &r[0] != &b[0] {
+				copy(b, r)
+			}
+		} else {
+			insertionByKey(b[:first])
 		}
 	}
-	// Insertion by (key, index): entries out of order are those with
-	// ignored bits set, and the first bin's.
-	for i := 1; i < n; i++ {
-		v := b[i]
-		k := v &^ signBit
-		if b[i-1]&^signBit <= k {
-			continue
+	for _, v := range strag {
+		x := max(int(v>>48)-int(lo16), 0)
+		lo := 0
+		if x > 0 {
+			lo = int(c[x-1])
 		}
-		j := i
-		for j > 0 && b[j-1]&^signBit > k {
-			b[j] = b[j-1]
-			j--
-		}
-		b[j] = v
+		insertionByKey(b[lo:c[x]])
 	}
 	return b
+}
+
+// insertionByKey sorts a (key << 32 | sign bit << 31 | index) by key and
+// index.
+func insertionByKey(a []uint64) {
+	for i := 1; i < len(a); i++ {
+		v := a[i]
+		k := v &^ signBit
+		j := i
+		for j > 0 && a[j-1]&^signBit > k {
+			a[j] = a[j-1]
+			j--
+		}
+		a[j] = v
+	}
 }
 
 // radixByKey sorts a (key << 32 | payload) by key, stably (equal keys keep
