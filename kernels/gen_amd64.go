@@ -529,6 +529,7 @@ func main() {
 	mm6x4Panel("mm6x4F32p", false)
 	mm6x4Panel("mm6x4BF16dp", true)
 	mv512Q4()
+	mm512Q4()
 	for T := 1; T <= 8; T++ {
 		mm2xT(types[1], T, false) // BF16
 		mm2xT(types[2], T, false) // F16
@@ -1137,21 +1138,7 @@ func mv512Q4() {
 	const fn = "mv512Q4"
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
-	// Z30: 0x0f bytes; Z29: qword shifts 0,0,4,4,0,0,4,4 (the high
-	// nibbles of a block come down in its 128-bit lane copy); Z31 and
-	// K1: the scale spread of q8Consts.
-	p("\tMOVL $0x0f0f0f0f, AX")
-	p("\tVPBROADCASTD AX, Z30")
-	p("\tVPXORQ Z29, Z29, Z29")
-	p("\tMOVL $0xcc, AX")
-	p("\tKMOVB AX, K2")
-	p("\tMOVL $4, AX")
-	p("\tVPBROADCASTQ AX, K2, Z29")
-	p("\tVPXORD Z31, Z31, Z31")
-	p("\tMOVL $0xff00, AX")
-	p("\tKMOVW AX, K1")
-	p("\tMOVL $1, AX")
-	p("\tVPBROADCASTD AX, K1, Z31")
+	q4Consts()
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ s+16(FP), SI")
@@ -1160,18 +1147,8 @@ func mv512Q4() {
 	// accumulator Z(r); scratch Z(4+r), Z(8+r), Z(12+r).
 	step := func(r int) {
 		w, sw, d := 4+r, 8+r, 12+r
-		p("\tVMOVDQU (%s)(BX*8), Y%d", q8w[r], w)
-		p("\tVSHUFI64X2 $0x50, Z%d, Z%d, Z%d", w, w, w)
-		p("\tVPSRLVQ Z29, Z%d, Z%d", w, w)
-		p("\tVPANDD Z30, Z%d, Z%d", w, w)
-		p("\tVMOVD (%s)(BX*1), X%d", q8s[r], sw)
-		p("\tVCVTPH2PS X%d, X%d", sw, sw)
-		p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
-		p("\tVMOVDQA64 Z19, Z%d", d)
-		p("\tVPDPBUSD Z16, Z%d, Z%d", w, d)
-		p("\tVCVTDQ2PS Z%d, Z%d", d, d)
-		p("\tVMULPS Z17, Z%d, Z%d", d, d)
-		p("\tVFMADD231PS Z%d, Z%d, Z%d", sw, d, r)
+		q4LoadW(r, w, sw)
+		q4Step(16, 19, w, sw, d, r)
 	}
 	loadX := func() {
 		q8LoadX("(DX)", 16)
@@ -1408,4 +1385,104 @@ func mm2xT(t wtype, T int, dp bool) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// q4Consts loads the constants of the Q4_0 kernels: Z30 the 0x0f bytes,
+// Z29 the qword shifts 0,0,4,4,0,0,4,4 (the high nibbles of a block come
+// down in its 128-bit lane copy), Z31 and K1 the scale spread of q8Consts.
+func q4Consts() {
+	p("\tMOVL $0x0f0f0f0f, AX")
+	p("\tVPBROADCASTD AX, Z30")
+	p("\tVPXORQ Z29, Z29, Z29")
+	p("\tMOVL $0xcc, AX")
+	p("\tKMOVB AX, K2")
+	p("\tMOVL $4, AX")
+	p("\tVPBROADCASTQ AX, K2, Z29")
+	p("\tVPXORD Z31, Z31, Z31")
+	p("\tMOVL $0xff00, AX")
+	p("\tKMOVW AX, K1")
+	p("\tMOVL $1, AX")
+	p("\tVPBROADCASTD AX, K1, Z31")
+}
+
+// q4LoadW unpacks row r's 64 weights at byte BX*8 (two blocks) into Z(w),
+// one unsigned nibble per byte in the order of the record's values, and
+// its two f16 scales at BX, widened and spread over lanes 0-7 and 8-15,
+// into Z(sw).
+func q4LoadW(r, w, sw int) {
+	mov := "VMOVDQU"
+	if w >= 16 {
+		mov = "VMOVDQU32" // Y16-Y31 need the EVEX form
+	}
+	p("\t%s (%s)(BX*8), Y%d", mov, q8w[r], w)
+	p("\tVSHUFI64X2 $0x50, Z%d, Z%d, Z%d", w, w, w)
+	p("\tVPSRLVQ Z29, Z%d, Z%d", w, w)
+	p("\tVPANDD Z30, Z%d, Z%d", w, w)
+	p("\tVMOVD (%s)(BX*1), X%d", q8s[r], sw)
+	p("\tVCVTPH2PS X%d, X%d", sw, sw)
+	p("\tVPERMPS Z%d, Z31, Z%d", sw, sw)
+}
+
+// q4Step adds the product of the unpacked weights in Z(w) (scales Z(sw))
+// and a token's record (values Z(x), scales Z(x+1), the correction
+// shifted right by 4 in Z(c)) to Z(acc); Z(d) is scratch. It is q8Step
+// with the -8*sum(x) correction.
+func q4Step(x, c, w, sw, d, acc int) {
+	p("\tVMOVDQA64 Z%d, Z%d", c, d)
+	p("\tVPDPBUSD Z%d, Z%d, Z%d", x, w, d)
+	p("\tVCVTDQ2PS Z%d, Z%d", d, d)
+	p("\tVMULPS Z%d, Z%d, Z%d", x+1, d, d)
+	p("\tVFMADD231PS Z%d, Z%d, Z%d", sw, d, acc)
+}
+
+// mm512Q4 writes func mm512Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// mm512Q8's tile of 4 rows x 4 tokens for Q4_0 weights (ldw in weights, ldx
+// the distance between the tokens' records in bytes, k a multiple of 64).
+// Each row's nibbles are unpacked once per record and used for the four
+// tokens; every accumulator sees mv512Q4's operations in mv512Q4's order,
+// so MatMul's rows equal MatVec's bit for bit. Accumulator Z(4t+r) for row
+// r, token t; Z16-19 the unpacked weights, Z20-23 their scales, Z24-26 a
+// token's record (values, scales, shifted correction), Z27-28 scratch.
+func mm512Q4() {
+	const fn = "mm512Q4"
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	q4Consts()
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ ldw+40(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tLEAQ (R11)(BX*1), R12")
+	p("\tLEAQ (R12)(BX*1), R13")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (SI)(BX*1), R8")
+	p("\tLEAQ (R8)(BX*1), R9")
+	p("\tLEAQ (R9)(BX*1), R14")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	for i := 0; i < 16; i++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", i, i, i)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	for r := 0; r < 4; r++ {
+		q4LoadW(r, 16+r, 20+r)
+	}
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for tok := 0; tok < 4; tok++ {
+		q8LoadX(xaddr[tok], 24)
+		p("\tVPSRAD $4, Z26, Z26")
+		for r := 0; r < 4; r++ {
+			q4Step(24, 26, 16+r, 20+r, 27+r%2, 4*tok+r)
+		}
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	storeTile4x4()
 }

@@ -47,6 +47,12 @@ func q4Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 	} else {
 		clear(dst[r0:r1])
 	}
+	q4Tail(dst, m, a, t, r0, r1)
+}
+
+// q4Tail adds the last block to rows r0..r1-1 of token t when the blocks
+// are odd in number (the assembly stops at a multiple of 64 columns).
+func q4Tail(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 	c, nb := m.Cols, m.Cols/BlockSize
 	if nb%2 == 0 {
 		return
@@ -59,18 +65,53 @@ func q4Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 	}
 }
 
-// q4MatMul is MatVec (n = 1) and MatMul for Q4_0 weights: each token's
-// rows, swept over row blocks that stay in L1.
+// q4MatMul is MatVec (n = 1) and MatMul for Q4_0 weights.
 func q4MatMul(dst []float32, m *Mat, x []float32, n int) {
 	a := quantizeActs(x, n, m.Cols, simd[Q4_0].mv != nil)
 	defer putActs(a)
 	R, C := m.Rows, m.Cols
-	parallel(R, R*C*n, rowGrain, func(r0, r1 int) {
+	parallel(R, R*C*n, rowGrain, func(r0, r1 int) { q4MatMulRows(dst, m, a, n, r0, r1) })
+}
+
+// q4MatMulRows computes rows r0..r1-1 of the product of m with the n
+// tokens of a: as q8MatMulRows does, in tiles of 4 rows x 4 tokens where
+// there is an assembly tile (which unpacks each row's nibbles once for the
+// four tokens), the rows and tokens left over by the row kernel, the last
+// odd block by q4Tail; without a tile, each token's rows swept over row
+// blocks that stay in L1.
+func q4MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
+	k := simd[Q4_0]
+	R, C := m.Rows, m.Cols
+	k64 := C &^ 63
+	if k.mm == nil || k64 == 0 || n < 4 {
 		rb := max(4, 2*l1Bytes/C&^3)
 		for r := r0; r < r1; r += rb {
 			for t := 0; t < n; t++ {
 				q4Rows(dst[t*R:(t+1)*R], m, a, t, r, min(r1, r+rb))
 			}
 		}
-	})
+		return
+	}
+	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
+	tb := max(4, tileBytes/ldx&^3)
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			w, s := m.wptr(r), m.sptr(r)
+			t := t0
+			for ; t+4 <= t1; t += 4 {
+				k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
+			}
+			for ; t < t1; t++ {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
+			}
+		}
+		for t := t0; t < t1; t++ {
+			if r < r1 {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
+			}
+			q4Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+		}
+	}
 }

@@ -65,6 +65,9 @@ func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv512Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mm512Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
 func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
@@ -234,7 +237,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
-			simd[Q4_0] = kern{mv: mv512Q4}
+			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
 		}
 		dotImpl = simdDot
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
