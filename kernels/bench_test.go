@@ -1,16 +1,24 @@
 package kernels
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Benchmarks on the weight shapes of the target models. Each reports GB/s
 // (weight bytes read per product) and GFLOP/s, for the assembly chosen at
 // start-up ("simd"), for AVX-512 without AMX where the CPU has AMX
-// ("noamx"), for the pure-Go reference ("ref") and, with BF16 weights, for
-// the bf16-activation mode ("bf16act", SetBF16Activations) in the same run:
+// ("noamx"), for the pure-Go reference ("ref"), with BF16 weights for
+// the bf16-activation mode ("bf16act", SetBF16Activations), and with BF16
+// and F16 weights for the candidates calibration may pick instead of the
+// family rule's where their results are identical (named after them:
+// "widen-short", "direct"; see Calibrate), in the same run:
 //
 //	go test -run - -bench 'MatVec/bf16/896x896/' ./kernels/
 var benchShapes = [][2]int{
@@ -51,6 +59,9 @@ func benchProduct(b *testing.B, n int) {
 						if typ == BF16 {
 							impls = append(impls, "bf16act") // SetBF16Activations
 						}
+						if typ == BF16 || typ == F16 {
+							impls = append(impls, knobCands()...)
+						}
 						for _, impl := range impls {
 							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
 								if m == nil {
@@ -65,6 +76,7 @@ func benchProduct(b *testing.B, n int) {
 									selectPath("avx512")
 								default:
 									selectPath(start)
+									useKnobCand(impl)
 								}
 								SetThreads(threads)
 								SetBF16Activations(impl == "bf16act")
@@ -142,3 +154,62 @@ func BenchmarkVec(b *testing.B) {
 
 // BenchmarkMatMul8 is a decode batch: 8 sequences' tokens.
 func BenchmarkMatMul8(b *testing.B) { benchProduct(b, 8) }
+
+// knobCands names the candidates of this CPU's exact knobs other than the
+// family rule's (each knob's first).
+func knobCands() []string {
+	var c []string
+	for _, k := range knobs() {
+		if k.exact {
+			c = append(c, k.cands[1:]...)
+		}
+	}
+	return c
+}
+
+// useKnobCand selects the exact knobs' candidate named name, if any.
+func useKnobCand(name string) {
+	for _, k := range knobs() {
+		if i := slices.Index(k.cands, name); k.exact && i >= 0 {
+			k.use(i)
+		}
+	}
+}
+
+// BenchmarkCalibrate measures the start-up calibration: "all" is one
+// whole Calibrate with nothing cached (ms/op: what a first start pays),
+// and each knob's sub-benchmark reports its candidates' times as
+// calibration measures them (the fastest of its rounds), e.g.
+//
+//	go test -run - -bench Calibrate -count 5 ./kernels/
+func BenchmarkCalibrate(b *testing.B) {
+	defer selectPath(Impl())
+	defer func(d func() (string, error)) { cacheDir = d }(cacheDir)
+	cacheDir = func() (string, error) { return "", errors.New("no cache in the benchmark") }
+	b.Setenv("MOCO_CALIBRATE", "force")
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			if err := Calibrate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, k := range knobs() {
+		b.Run(strings.ReplaceAll(k.kernel, " ", "_"), func(b *testing.B) {
+			sum := make([]time.Duration, len(k.cands))
+			for b.Loop() {
+				d, err := measureKnob(context.Background(), k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range d {
+					sum[i] += d[i]
+				}
+			}
+			k.use(0)
+			for i, c := range k.cands {
+				b.ReportMetric(float64(sum[i].Nanoseconds())/float64(b.N), c+"-ns")
+			}
+		})
+	}
+}

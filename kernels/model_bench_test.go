@@ -11,7 +11,10 @@ import (
 // target shapes, with the norms and activations in between but without
 // attention (negligible at these context lengths). They bound what an
 // engine on these kernels can reach and are comparable with llama-bench's
-// tg and pp figures:
+// tg and pp figures. Prefill also runs with the candidates calibration may
+// pick instead of the family rule's (Calibrate), named after them, and
+// every figure is also given per CPU-second of the process (tokens/cpu-s:
+// at 1 thread, what other work on a shared machine does not change):
 //
 //	go test -run - -bench 'Model/qwen2.5-0.5b/bf16' -benchtime 10x ./kernels/
 
@@ -141,6 +144,8 @@ func (m *benchModel) forward(n int, x, buf []float32) []float32 {
 }
 
 func BenchmarkModel(b *testing.B) {
+	start := Impl()
+	defer selectPath(start)
 	defer SetThreads(0)
 	for _, s := range modelShapes {
 		b.Run(s.name, func(b *testing.B) {
@@ -151,28 +156,44 @@ func BenchmarkModel(b *testing.B) {
 						name string
 						n    int
 					}{{"tg", 1}, {"pp128", 128}} {
+						cands := []string{""}
+						if test.n > 1 && (typ == BF16 || typ == F16) {
+							cands = append(cands, knobCands()...)
+						}
 						for _, threads := range []int{1, 2} {
-							b.Run(fmt.Sprintf("%s/t%d", test.name, threads), func(b *testing.B) {
-								if m == nil {
-									m = newBenchModel(s, typ)
+							for _, cand := range cands {
+								name := fmt.Sprintf("%s/t%d", test.name, threads)
+								if cand != "" {
+									name += "/" + cand
 								}
-								SetThreads(threads)
-								n := test.n
-								x := make([]float32, n*s.hidden)
-								for i := range x {
-									x[i] = 0.01 * float32(i%17)
-								}
-								buf := make([]float32, 5*n*s.hidden+2*n*s.inter+s.vocab)
-								m.forward(n, x, buf) // warm-up
-								if n == 1 {
-									b.SetBytes(m.weightBytes())
-								}
-								b.ResetTimer()
-								for range b.N {
-									m.forward(n, x, buf)
-								}
-								b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
-							})
+								b.Run(name, func(b *testing.B) {
+									if m == nil {
+										m = newBenchModel(s, typ)
+									}
+									selectPath(start)
+									useKnobCand(cand)
+									SetThreads(threads)
+									n := test.n
+									x := make([]float32, n*s.hidden)
+									for i := range x {
+										x[i] = 0.01 * float32(i%17)
+									}
+									buf := make([]float32, 5*n*s.hidden+2*n*s.inter+s.vocab)
+									m.forward(n, x, buf) // warm-up
+									if n == 1 {
+										b.SetBytes(m.weightBytes())
+									}
+									b.ResetTimer()
+									cpu0 := cpuSeconds()
+									for range b.N {
+										m.forward(n, x, buf)
+									}
+									b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
+									if cpu := cpuSeconds() - cpu0; cpu > 0 {
+										b.ReportMetric(float64(n*b.N)/cpu, "tokens/cpu-s")
+									}
+								})
+							}
 						}
 					}
 				})
