@@ -57,8 +57,9 @@ type calibFile struct {
 
 // calibVersion is part of the cache key: raise it when a kernel that a
 // knob chooses among changes speed, so that caches written before are
-// measured again. (A binary built from a git checkout also keys the cache
-// by its revision.)
+// measured again. (The key also holds the module's version, and the git
+// revision where the build recorded it. A stale cache costs speed only:
+// every candidate is correct. MOCO_CALIBRATE=force renews it.)
 const calibVersion = 1
 
 const (
@@ -270,6 +271,7 @@ func calibratedKernels() []string {
 func calibKey() string {
 	key := fmt.Sprintf("%s|%s|%s|v%d", cpuInfo, simdName, cpuFeatures(), calibVersion)
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		key += "|" + bi.Main.Version
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
 				key += "|" + s.Key + "=" + s.Value

@@ -13,12 +13,16 @@ type Choice struct {
 // Choices lists the path of each kernel family as selected now. Each
 // reason starts with how the path was chosen: "cpu family rule: ...",
 // "calibrated (X ns vs Y ns for ...)" or "cached calibration from FILE
-// (...)", the times being those of the calibration's candidates.
+// (...)", the times being those of the calibration's candidates; a first
+// entry "selection" reports MOCO_KERNELS, when set.
 func Choices() []Choice {
 	c := choices()
 	seen := map[string]bool{}
 	for i := range c {
 		seen[c[i].Kernel] = true
+		if c[i].Kernel == "selection" {
+			continue // MOCO_KERNELS's note, a setting rather than a rule
+		}
 		if _, why, ok := calibrationReason(c[i].Kernel); ok {
 			c[i].Reason = why
 		} else {
