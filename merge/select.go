@@ -428,7 +428,37 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		m1, m2 []uint32
 		mp     []*magPruner
 	}
+	// pruneBlock is sparsifyBlock for DELLA: row by row, each from the
+	// random stream's position for that row; bf16 inputs are read in
+	// place, the deltas computed as the rows' keys are built.
+	pruneBlock := func(wk *worker, d []float32, i, lo int) []float32 {
+		mp, rl := wk.mp[i], bp.rowLen
+		per, s0 := uint64(mp.draws), mix(o.Seed, uint64(i), 0)
+		base, x := wk.rd.base, wk.rd.vs[i+1]
+		bf16 := x.dt == safetensors.BF16
+		if bf16 {
+			d = d[:len(base)]
+		} else {
+			d = wk.rd.delta(d, i, lo)
+		}
+		off := 0
+		for ; off+rl <= len(d); off += rl {
+			s := s0 + uint64((lo+off)/rl)*per*rngGamma
+			if bf16 {
+				mp.rowBF16(d[off:off+rl], x.u16[lo+off:lo+off+rl], base[off:off+rl], s)
+			} else {
+				mp.row(d[off:off+rl], s)
+			}
+		}
+		for j := off; bf16 && j < len(d); j++ { // a partial row stays whole
+			d[j] = math.Float32frombits(uint32(x.u16[lo+j])<<16) - base[j]
+		}
+		return d
+	}
 	sparsifyBlock := func(wk *worker, d []float32, i, k, lo int) []float32 {
+		if o.Sparsify == SparsifyMagPrune {
+			return pruneBlock(wk, d, i, lo)
+		}
 		d = wk.rd.delta(d, i, lo)
 		switch o.Sparsify {
 		case SparsifyMagnitude:
@@ -448,14 +478,6 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			scaleBy(d, scales[i])
 		case SparsifyRandom:
 			dropRandomAt(d, lo, o.Density[i], scales[i], mix(o.Seed, uint64(i), 0))
-		case SparsifyMagPrune:
-			mp := wk.mp[i]
-			per := uint64(mp.draws)
-			s0 := mix(o.Seed, uint64(i), 0)
-			for off := 0; off+bp.rowLen <= len(d); off += bp.rowLen {
-				row := (lo + off) / bp.rowLen
-				mp.row(d[off:off+bp.rowLen], s0+uint64(row)*per*rngGamma)
-			}
 		}
 		return d
 	}

@@ -235,12 +235,49 @@ func (m *magPruner) sortRow(row []float32) []uint64 {
 	return rankSort(a, m.b[:n], m.cnt, st)
 }
 
+// sortRowBF16 is sortRow on the deltas x - base (x in bfloat16), each
+// computed as its key is built; the loop is sortRow's.
+func (m *magPruner) sortRowBF16(x []uint16, base []float32) []uint64 {
+	n := len(base)
+	a := m.a[:n]
+	st := &m.st
+	st.c8 = [256]int32{}
+	kmax, kmin := uint32(0), ^uint32(0)
+	var n8, n16 uint32
+	c8, s8, s16 := &st.c8, &st.s8, &st.s16
+	x = x[:n]
+	for j, bv := range base {
+		b := math.Float32bits(math.Float32frombits(uint32(x[j])<<16) - bv)
+		k := b &^ signBit
+		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
+		a[j] = e
+		kmax, kmin = max(kmax, k), min(kmin, k)
+		s8[min(n8, stragglers)] = e
+		n8 += (k&0xff + 0xff) >> 8
+		s16[min(n16, stragglers)] = e
+		n16 += (k&0xffff + 0xffff) >> 16
+		c8[k>>8&0xff]++
+	}
+	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
+	return rankSort(a, m.b[:n], m.cnt, st)
+}
+
 // row prunes one row (of the pruner's length), drawing from the stream
 // whose state is s at the row's start: draw q is the mix of s+(q+1)*gamma,
 // what the q+1-th rng.next from state s returns.
-func (m *magPruner) row(row []float32, s uint64) {
+func (m *magPruner) row(row []float32, s uint64) { m.prune(row, m.sortRow(row), s) }
+
+// rowBF16 is row on the deltas x - base of a bfloat16 row x, computed as
+// the keys are built (no widened copy of x, no delta array); the pruned
+// deltas are written to row, whose contents are not read.
+func (m *magPruner) rowBF16(row []float32, x []uint16, base []float32, s uint64) {
+	m.prune(row, m.sortRowBF16(x, base), s)
+}
+
+// prune is row's per-rank step on the row's entries sorted by magnitude
+// (ord), writing every entry of row.
+func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 	n := len(row)
-	ord := m.sortRow(row)
 	r0 := 0
 	if pruneRanksFast != nil {
 		r0 = pruneRanksFast(m, ord, s) // ranks [0, r0) into m.out
@@ -259,7 +296,7 @@ func (m *magPruner) row(row []float32, s uint64) {
 		z ^= z >> 31
 		u := float64(z>>11) / (1 << 53)
 		p := m.p[rank]
-		x := row[j]
+		x := math.Float32frombits(uint32(v>>32) | uint32(v)&signBit)
 		if m.rescale {
 			x = float32(float64(x) / p)
 		}
