@@ -530,6 +530,8 @@ func main() {
 	mm6x4Panel("mm6x4BF16dp", true)
 	mv512Q4()
 	mm512Q4()
+	mv256Q4()
+	mm256Q4()
 	for T := 1; T <= 8; T++ {
 		mm2xT(types[1], T, false) // BF16
 		mm2xT(types[2], T, false) // F16
@@ -1485,4 +1487,218 @@ func mm512Q4() {
 	p("\tCMPQ AX, k+56(FP)")
 	p("\tJLT %s_loop", fn)
 	storeTile4x4()
+}
+
+// The AVX2 Q4_0 kernels read the same records as mv512Q4, one block (one
+// ymm) at a time: a block's 16 bytes become 32 unsigned nibbles (low
+// nibbles in the low 128 bits, high ones in the high 128 bits, the order
+// of the record's values), VPMADDUBSW multiplies them by the signed
+// activations into int16 pairs (at most 2*15*128 in magnitude: no
+// saturation) and VPMADDWD adds the pairs into int32 lanes; the record's
+// correction shifted right by 4 (-8*sum(x), in the block's lane 0) takes
+// the offset back out, so each block's integer dot is exact. Then the
+// scaling of mv256Q8. Constants: Y14 the 0x0f bytes, Y15 the int16 ones.
+func q4Consts256() {
+	p("\tMOVL $0x0f0f0f0f, AX")
+	p("\tMOVD AX, X14")
+	p("\tVPBROADCASTD X14, Y14")
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+}
+
+// q4Unpack256 unpacks block h of row r's record at byte BX*8 into Y(w),
+// with Y(t) scratch.
+func q4Unpack256(r, h, w, t int) {
+	p("\tVMOVDQU %d(%s)(BX*8), X%d", 16*h, q8w[r], w)
+	p("\tVPSRLW $4, X%d, X%d", w, t)
+	p("\tVINSERTI128 $1, X%d, Y%d, Y%d", t, w, w)
+	p("\tVPAND Y14, Y%d, Y%d", w, w)
+}
+
+// q4Dot256 adds block h of a token's record at xa (correction in Y(c)),
+// times the unpacked weights Y(w) and their scale Y(sw), to Y(acc), with
+// Y(d) scratch.
+func q4Dot256(xa string, h, c, w, sw, d, acc int) {
+	p("\tVPMADDUBSW %d%s, Y%d, Y%d", 32*h, xa, w, d)
+	p("\tVPMADDWD Y15, Y%d, Y%d", d, d)
+	p("\tVPADDD Y%d, Y%d, Y%d", c, d, d)
+	p("\tVCVTDQ2PS Y%d, Y%d", d, d)
+	p("\tVMULPS %d%s, Y%d, Y%d", 64+32*h, xa, d, d)
+	p("\tVFMADD231PS Y%d, Y%d, Y%d", sw, d, acc)
+}
+
+// q4Scale256 loads block h's f16 scale of row r at BX, widened and
+// broadcast, into Y(sw).
+func q4Scale256(r, h, sw int) {
+	p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], sw)
+	p("\tVCVTPH2PS X%d, Y%d", sw, sw)
+}
+
+// q4RowPointers sets R10-R13 to four Q4_0 rows from R10 (ldw weights
+// apart) and SI, R8, R9, R14 to their scales from SI.
+func q4RowPointers(ldwArg string) {
+	p("\tMOVQ %s, BX", ldwArg)
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tLEAQ (R11)(BX*1), R12")
+	p("\tLEAQ (R12)(BX*1), R13")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (SI)(BX*1), R8")
+	p("\tLEAQ (R8)(BX*1), R9")
+	p("\tLEAQ (R9)(BX*1), R14")
+}
+
+// mv256Q4 writes func mv256Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// mv512Q4 for AVX2. Y0-3 the accumulators, Y4-5 the record's values,
+// Y10-11 its corrections, Y6-9 scratch.
+func mv256Q4() {
+	const fn = "mv256Q4"
+	loadX := func() {
+		p("\tVMOVDQU 128(DX), Y10")
+		p("\tVPSRAD $4, Y10, Y10")
+		p("\tVMOVDQU 160(DX), Y11")
+		p("\tVPSRAD $4, Y11, Y11")
+	}
+	step := func(r, h, t int) {
+		q4Unpack256(r, h, t, t+1)
+		q4Scale256(r, h, t+1)
+		q4Dot256("(DX)", h, 10+h, t, t+1, t, r)
+	}
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	q4Consts256()
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	q4RowPointers("ldw+48(FP)")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	loadX()
+	for h := 0; h < 2; h++ {
+		for r := 0; r < 4; r++ {
+			step(r, h, 6+2*(r%2))
+		}
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum256(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
+
+	p("%s_rows1:", fn)
+	p("\tCMPQ rows+32(FP), $0")
+	p("\tJLE %s_done", fn)
+	p("\tVXORPS Y0, Y0, Y0")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop1:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	loadX()
+	step(0, 0, 6)
+	step(0, 1, 6)
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop1", fn)
+	hsum256(0)
+	p("\tVMOVSS X0, (DI)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tADDQ BX, R10")
+	p("\tSHRQ $3, BX")
+	p("\tADDQ BX, SI")
+	p("\tDECQ rows+32(FP)")
+	p("\tJMP %s_rows1", fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm256Q4 writes func mm256Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// the 4-row x 4-token tile of mm512Q4 for AVX2, as two passes of 2 rows x
+// 4 tokens (sixteen ymm registers hold no more): each pass unpacks a
+// block of its two rows once for the four tokens. Every accumulator sees
+// mv256Q4's operations in mv256Q4's order, so MatMul's rows equal
+// MatVec's bit for bit. Y(2t+r) accumulates pass row r, token t; Y8-9 the
+// unpacked weights, Y10-11 their scales, Y12 a token's correction, Y13
+// scratch.
+func mm256Q4() {
+	const fn = "mm256Q4"
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	q4Consts256()
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	q4RowPointers("ldw+40(FP)")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for pass := 0; pass < 2; pass++ {
+		ra, rb := 2*pass, 2*pass+1
+		for i := 0; i < 8; i++ {
+			p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+		}
+		p("\tMOVQ x+24(FP), DX")
+		p("\tXORQ AX, AX")
+		p("%s_loop%d:", fn, pass)
+		p("\tMOVQ AX, BX")
+		p("\tSHRQ $4, BX")
+		for h := 0; h < 2; h++ {
+			q4Unpack256(ra, h, 8, 13)
+			q4Unpack256(rb, h, 9, 13)
+			q4Scale256(ra, h, 10)
+			q4Scale256(rb, h, 11)
+			for tok := 0; tok < 4; tok++ {
+				p("\tVMOVDQU %d%s, Y12", 128+32*h, xaddr[tok])
+				p("\tVPSRAD $4, Y12, Y12")
+				for r := 0; r < 2; r++ {
+					q4Dot256(xaddr[tok], h, 12, 8+r, 10+r, 13, 2*tok+r)
+				}
+			}
+		}
+		p("\tADDQ $192, DX")
+		p("\tADDQ $64, AX")
+		p("\tCMPQ AX, k+56(FP)")
+		p("\tJLT %s_loop%d", fn, pass)
+		p("\tMOVQ dst+0(FP), BX")
+		p("\tMOVQ ldd+32(FP), DX")
+		p("\tSHLQ $2, DX")
+		for tok := 0; tok < 4; tok++ {
+			for r := 0; r < 2; r++ {
+				hsum256(2*tok + r)
+				p("\tVMOVSS X%d, %d(BX)", 2*tok+r, 4*(2*pass+r))
+			}
+			if tok < 3 {
+				p("\tADDQ DX, BX")
+			}
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }

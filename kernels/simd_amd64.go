@@ -68,6 +68,12 @@ func mv512Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mm512Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
+func mv256Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mm256Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
 func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
@@ -235,6 +241,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		quantRecsImpl = quantRecs512
 		simd[Q8_0] = kern{mv: mv256Q8}
+		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
 			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
@@ -247,6 +254,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[BF16] = kern{mv: mv256BF16}
 		simd[F16] = kern{mv: mv256F16}
 		simd[Q8_0] = kern{mv: mv256Q8}
+		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		dotImpl = simdDot
 	}
 }
@@ -327,7 +335,7 @@ func choices() []Choice {
 		add("bf16 prefill (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", "avx2 vpmaddubsw", "AVX2 without AVX512-VNNI")
-		add("q4_0", "purego", "the Q4_0 kernel needs AVX512-VNNI")
+		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
 	add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
@@ -371,10 +379,10 @@ func choices() []Choice {
 	default:
 		add("q8_0", "avx2 vpmaddubsw", "AVX-512 without VNNI")
 	}
-	if simd[Q4_0].mv != nil {
-		add("q4_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
+	if x.HasAVX512VNNI {
+		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
 	} else {
-		add("q4_0", "purego", "the Q4_0 kernel needs AVX512-VNNI")
+		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX-512 without VNNI")
 	}
 	return c
 }
