@@ -310,3 +310,52 @@ func TestMagPruneWideRows(t *testing.T) {
 		}
 	}
 }
+
+// TestSortRowBF16Paths: sortRowBF16's assembly loop builds the same entries
+// and statistics as its Go loop, and sorts them as sortRow sorts the
+// widened deltas, on odd lengths and every deltaRow kind (NaNs, infinities
+// and signed zeros among the weights too).
+func TestSortRowBF16Paths(t *testing.T) {
+	r := rng{s: 3}
+	for _, n := range []int{1, 15, 16, 17, 63, 64, 100, 896, 1001} {
+		for kind := range 7 {
+			d := deltaRow(&r, n, kind)
+			x, base := make([]uint16, n), make([]float32, n)
+			for j := range x {
+				w := safetensors.F32ToBF16(float32((r.float64()*2 - 1) * 0.03))
+				switch r.next() % 32 {
+				case 0:
+					w = 0x7fc1 // NaN
+				case 1:
+					w = 0xff80 // -Inf
+				case 2:
+					w = 0x8000 // -0
+				case 3:
+					w = 0x0003 // subnormal
+				}
+				x[j] = w
+				base[j] = safetensors.BF16ToF32(w) - d[j] // x - base near d
+			}
+			wide := make([]float32, n)
+			for j := range wide {
+				wide[j] = math.Float32frombits(uint32(x[j])<<16) - base[j]
+			}
+			ref := newMagPruner(n, 0.5, 0.1, true)
+			want := slices.Clone(ref.sortRow(wide))
+			for _, simd := range []bool{true, false} {
+				useSIMD(simd)
+				m := newMagPruner(n, 0.5, 0.1, true)
+				got := m.sortRowBF16(x, base)
+				useSIMD(true)
+				if !slices.Equal(got, want) {
+					t.Fatalf("n %d kind %d simd %v: sorted entries differ from sortRow's", n, kind, simd)
+				}
+				st, rs := m.st, ref.st
+				if st.max != rs.max || st.min != rs.min || st.low8 != rs.low8 || st.low16 != rs.low16 ||
+					!slices.Equal(st.s8[:st.low8], rs.s8[:rs.low8]) || !slices.Equal(st.s16[:st.low16], rs.s16[:rs.low16]) {
+					t.Fatalf("n %d kind %d simd %v: statistics %x %x %d %d, sortRow's %x %x %d %d", n, kind, simd, st.max, st.min, st.low8, st.low16, rs.max, rs.min, rs.low8, rs.low16)
+				}
+			}
+		}
+	}
+}

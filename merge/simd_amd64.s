@@ -355,3 +355,99 @@ prune_store:
 	JLT prune_loop
 	VZEROUPPER
 	RET
+
+// func keys512BF16(a, s8, s16 *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16 int)
+// sortRowBF16's loop, 16 entries at a time: the delta x - base (x widened
+// in registers), a[j] = its magnitude bits << 32 | sign bit << 31 | j,
+// the entries whose magnitude has bits set in its low byte (low 16 bits)
+// appended to s8 (s16) by compress stores that may write 8 entries past
+// the count, and the lane-wise largest and least magnitudes in vec[0:16]
+// and vec[16:32] (read as the starting values, written back).
+TEXT ·keys512BF16(SB), NOSPLIT, $0-80
+	MOVQ a+0(FP), DI
+	MOVQ s8+8(FP), R8
+	MOVQ s16+16(FP), R9
+	MOVQ x+24(FP), SI
+	MOVQ base+32(FP), DX
+	MOVQ n+40(FP), CX
+	MOVQ vec+48(FP), R13
+	MOVQ idx+56(FP), BX
+	VMOVDQU32 (R13), Z20          // largest magnitudes
+	VMOVDQU32 64(R13), Z21        // least magnitudes
+	VMOVDQU64 (BX), Z25           // indices j..j+7
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0xff, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0xffff, AX
+	VPBROADCASTD AX, Z28
+	MOVQ $8, AX
+	VPBROADCASTQ AX, Z26
+	MOVQ $16, AX
+	VPBROADCASTQ AX, Z24
+	XORQ AX, AX
+	XORQ R10, R10                 // n8
+	XORQ R11, R11                 // n16
+keys_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VSUBPS (DX)(AX*4), Z0, Z0     // x - base
+	VPANDD Z31, Z0, Z1            // magnitude bits
+	VPANDD Z30, Z0, Z2            // sign bit
+	VPMAXUD Z1, Z20, Z20
+	VPMINUD Z1, Z21, Z21
+	VPTESTMD Z29, Z1, K1          // low byte set
+	VPTESTMD Z28, Z1, K2          // low 16 bits set
+	VPMOVZXDQ Y1, Z3
+	VPSLLQ $32, Z3, Z3
+	VPMOVZXDQ Y2, Z4
+	VPORQ Z4, Z3, Z3
+	VPORQ Z25, Z3, Z3             // entries j..j+7
+	VEXTRACTI64X4 $1, Z1, Y5
+	VPMOVZXDQ Y5, Z5
+	VPSLLQ $32, Z5, Z5
+	VEXTRACTI64X4 $1, Z2, Y6
+	VPMOVZXDQ Y6, Z6
+	VPORQ Z6, Z5, Z5
+	VPADDQ Z26, Z25, Z7
+	VPORQ Z7, Z5, Z5              // entries j+8..j+15
+	VMOVDQU64 Z3, (DI)(AX*8)
+	VMOVDQU64 Z5, 64(DI)(AX*8)
+	VPADDQ Z24, Z25, Z25
+	KSHIFTRW $8, K1, K3
+	KSHIFTRW $8, K2, K4
+	VPCOMPRESSQ Z3, K1, Z8
+	VMOVDQU64 Z8, (R8)(R10*8)
+	KMOVW K1, R12
+	MOVL R12, R14
+	ANDL $0xff, R14
+	POPCNTL R14, R14
+	ADDQ R14, R10
+	VPCOMPRESSQ Z5, K3, Z8
+	VMOVDQU64 Z8, (R8)(R10*8)
+	SHRL $8, R12
+	POPCNTL R12, R12
+	ADDQ R12, R10
+	VPCOMPRESSQ Z3, K2, Z8
+	VMOVDQU64 Z8, (R9)(R11*8)
+	KMOVW K2, R12
+	MOVL R12, R14
+	ANDL $0xff, R14
+	POPCNTL R14, R14
+	ADDQ R14, R11
+	VPCOMPRESSQ Z5, K4, Z8
+	VMOVDQU64 Z8, (R9)(R11*8)
+	SHRL $8, R12
+	POPCNTL R12, R12
+	ADDQ R12, R11
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT keys_loop
+	VMOVDQU32 Z20, (R13)
+	VMOVDQU32 Z21, 64(R13)
+	MOVQ R10, n8+64(FP)
+	MOVQ R11, n16+72(FP)
+	VZEROUPPER
+	RET

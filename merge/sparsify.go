@@ -185,6 +185,11 @@ type magPruner struct {
 	st      keyStats  // scratch: the row's keys
 }
 
+// keysBF16Fast, when set (assembly), builds sortRowBF16's entries and
+// statistics for the largest multiple of 16 entries n, which it returns;
+// st.s8 and st.s16 hold at least len(base)+16 entries.
+var keysBF16Fast func(st *keyStats, a []uint64, x []uint16, base []float32) (n int)
+
 // pruneRanksFast, when set (assembly), computes row's per-rank step for a
 // prefix of the ranks (a multiple of 8) into m.out, exactly as row does,
 // and returns its length.
@@ -193,6 +198,7 @@ var pruneRanksFast func(m *magPruner, ord []uint64, s uint64) int
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
 		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols), cnt: make([]int32, topBins)}
+	m.st.s8, m.st.s16 = make([]uint64, cols+16), make([]uint64, cols+16)
 	for r := range cols {
 		m.p[r] = magPruneP(r, cols, density, epsilon)
 		// u = (z>>11) / 2^53 < p exactly when the integer z>>11 is below
@@ -213,23 +219,20 @@ func (m *magPruner) sortRow(row []float32) []uint64 {
 	n := len(row)
 	a := m.a[:n]
 	st := &m.st
-	st.c8 = [256]int32{}
 	kmax, kmin := uint32(0), ^uint32(0)
 	var n8, n16 uint32
-	c8, s8, s16 := &st.c8, &st.s8, &st.s16
+	s8, s16 := st.s8[:n], st.s16[:n]
 	for j, v := range row {
 		b := math.Float32bits(v)
 		k := b &^ signBit
 		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
 		a[j] = e
 		kmax, kmin = max(kmax, k), min(kmin, k)
-		// Keys with low bits set, listed branch-free (the first
-		// stragglers+1 of them).
-		s8[min(n8, stragglers)] = e
+		// Keys with low bits set, listed branch-free.
+		s8[n8] = e
 		n8 += (k&0xff + 0xff) >> 8
-		s16[min(n16, stragglers)] = e
+		s16[n16] = e
 		n16 += (k&0xffff + 0xffff) >> 16
-		c8[k>>8&0xff]++
 	}
 	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
 	return rankSort(a, m.b[:n], m.cnt, st)
@@ -241,22 +244,24 @@ func (m *magPruner) sortRowBF16(x []uint16, base []float32) []uint64 {
 	n := len(base)
 	a := m.a[:n]
 	st := &m.st
-	st.c8 = [256]int32{}
-	kmax, kmin := uint32(0), ^uint32(0)
-	var n8, n16 uint32
-	c8, s8, s16 := &st.c8, &st.s8, &st.s16
+	st.max, st.min, st.low8, st.low16 = 0, ^uint32(0), 0, 0
+	j0 := 0
+	if keysBF16Fast != nil {
+		j0 = keysBF16Fast(st, a, x, base)
+	}
+	kmax, kmin, n8, n16 := st.max, st.min, st.low8, st.low16
+	s8, s16 := st.s8[:n], st.s16[:n]
 	x = x[:n]
-	for j, bv := range base {
-		b := math.Float32bits(math.Float32frombits(uint32(x[j])<<16) - bv)
+	for j := j0; j < n; j++ {
+		b := math.Float32bits(math.Float32frombits(uint32(x[j])<<16) - base[j])
 		k := b &^ signBit
 		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
 		a[j] = e
 		kmax, kmin = max(kmax, k), min(kmin, k)
-		s8[min(n8, stragglers)] = e
+		s8[n8] = e
 		n8 += (k&0xff + 0xff) >> 8
-		s16[min(n16, stragglers)] = e
+		s16[n16] = e
 		n16 += (k&0xffff + 0xffff) >> 16
-		c8[k>>8&0xff]++
 	}
 	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
 	return rankSort(a, m.b[:n], m.cnt, st)
@@ -312,13 +317,12 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 }
 
 // keyStats describes the keys of a row for rankSort: their largest and
-// least, how many have bits set in their low byte and low 16 bits (and
-// the first stragglers of each), and the counts of their bits 8-15.
+// least, how many have bits set in their low byte and low 16 bits, and
+// those entries (in s8 and s16, of at least the row's length).
 type keyStats struct {
 	max, min    uint32
 	low8, low16 uint32
-	s8, s16     [stragglers + 1]uint64
-	c8          [256]int32
+	s8, s16     []uint64
 }
 
 // topBins is the most counters rankSort's top digit takes: 1024 steps of
@@ -359,7 +363,10 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	var strag []uint64         // the entries with bits set below the digits
 	if st.low16 > stragglers { // one pass on bits 8-15 first
 		strag = st.s8[:st.low8]
-		c8 := &st.c8
+		var c8 [256]int32
+		for _, v := range a {
+			c8[uint8(v>>40)]++
+		}
 		var sum int32
 		for i := range 256 {
 			c8[i], sum = sum, sum+c8[i]
