@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -285,7 +286,14 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "* %s\n", r.Caveat)
 	}
 	for _, c := range r.Paths {
-		fmt.Fprintf(w, "path %-22s %s\n", c.Kernel+":", c.Path)
+		how := "" // a family rule's pick (the JSON's reasons say which)
+		switch {
+		case strings.HasPrefix(c.Reason, "calibrated"):
+			how = "  [calibrated]"
+		case strings.HasPrefix(c.Reason, "cached calibration"):
+			how = "  [calibrated, cached]"
+		}
+		fmt.Fprintf(w, "path %-22s %s%s\n", c.Kernel+":", c.Path, how)
 	}
 }
 

@@ -152,3 +152,21 @@ func TestSpeedCaveat(t *testing.T) {
 		}
 	}
 }
+
+// TestSpeedTablePaths checks that the table marks the paths the kernels'
+// calibration chose (kernels.Calibrate), fresh or from its cache.
+func TestSpeedTablePaths(t *testing.T) {
+	r := &SpeedResult{Paths: []kernels.Choice{
+		{Kernel: "a", Path: "pa", Reason: "cpu family rule: AVX-512"},
+		{Kernel: "b", Path: "pb", Reason: "calibrated (1 ns vs 2 ns for x)"},
+		{Kernel: "c", Path: "pc", Reason: "cached calibration from /c/k.json (1 ns vs 2 ns for x)"},
+	}}
+	var tab bytes.Buffer
+	r.WriteTable(&tab)
+	for _, want := range []string{"path a:" + strings.Repeat(" ", 21) + "pa\n", "path b:" + strings.Repeat(" ", 21) + "pb  [calibrated]\n",
+		"path c:" + strings.Repeat(" ", 21) + "pc  [calibrated, cached]\n"} {
+		if !strings.Contains(tab.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tab.String())
+		}
+	}
+}
