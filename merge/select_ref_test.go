@@ -351,7 +351,7 @@ func TestSortRowBF16Paths(t *testing.T) {
 					t.Fatalf("n %d kind %d simd %v: sorted entries differ from sortRow's", n, kind, simd)
 				}
 				st, rs := m.st, ref.st
-				if st.max != rs.max || st.min != rs.min || st.low8 != rs.low8 || st.low16 != rs.low16 ||
+				if st.max != rs.max || st.min != rs.min || st.low8 != rs.low8 || st.low16 != rs.low16 || st.nz != rs.nz ||
 					!slices.Equal(st.s8[:st.low8], rs.s8[:rs.low8]) || !slices.Equal(st.s16[:st.low16], rs.s16[:rs.low16]) {
 					t.Fatalf("n %d kind %d simd %v: statistics %x %x %d %d, sortRow's %x %x %d %d", n, kind, simd, st.max, st.min, st.low8, st.low16, rs.max, rs.min, rs.low8, rs.low16)
 				}

@@ -32,7 +32,7 @@ func pruneRanks512(out *float32, ord *uint64, q *int32, th *uint64, p *float64, 
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 //go:noescape
-func keys512BF16(a, s8, s16 *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16 int)
+func keys512BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16, nz int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
 // the assembly's.
@@ -168,22 +168,22 @@ func collectBF16Fast512(buf []uint32, x, base []uint16, lo, hi uint32) (int, int
 
 // keysBF16Fast512 is sortRowBF16's loop over the largest multiple of 16
 // entries: keys512BF16, whose lane-wise extremes it folds into st.
-func keysBF16Fast512(st *keyStats, a []uint64, x []uint16, base []float32) int {
+func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
 	n := len(base) &^ 15
 	if n == 0 {
 		return 0
 	}
-	_, _, _, _ = a[n-1], x[n-1], st.s8[n+7], st.s16[n+7]
+	_, _, _, _, _, _ = a[n-1], zl[n-1], x[n-1], st.s8[n+7], st.s16[n+7], st.l[n+7]
 	var vec [32]uint32
 	for i := range 16 {
 		vec[i], vec[16+i] = st.max, st.min
 	}
 	idx := [8]uint64{0, 1, 2, 3, 4, 5, 6, 7}
-	n8, n16 := keys512BF16(&a[0], &st.s8[0], &st.s16[0], &x[0], &base[0], n, &vec, &idx)
+	n8, n16, nz := keys512BF16(&a[0], &st.s8[0], &st.s16[0], &zl[0], &st.l[0], &x[0], &base[0], n, &vec, &idx)
 	for i := range 16 {
 		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[16+i])
 	}
-	st.low8, st.low16 = uint32(n8), uint32(n16)
+	st.low8, st.low16, st.nz = uint32(n8), uint32(n16), uint32(nz)
 	return n
 }
 

@@ -356,25 +356,28 @@ prune_store:
 	VZEROUPPER
 	RET
 
-// func keys512BF16(a, s8, s16 *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16 int)
+// func keys512BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16, nz int)
 // sortRowBF16's loop, 16 entries at a time: the delta x - base (x widened
 // in registers), a[j] = its magnitude bits << 32 | sign bit << 31 | j,
 // the entries whose magnitude has bits set in its low byte (low 16 bits)
-// appended to s8 (s16) by compress stores that may write 8 entries past
-// the count, and the lane-wise largest and least magnitudes in vec[0:16]
-// and vec[16:32] (read as the starting values, written back).
-TEXT ·keys512BF16(SB), NOSPLIT, $0-80
+// appended to s8 (s16), those whose bits 8-15 are zero to zs and the
+// others to ls, by compress stores that may write 8 entries past the
+// count, and the lane-wise largest and least magnitudes in vec[0:16] and
+// vec[16:32] (read as the starting values, written back).
+TEXT ·keys512BF16(SB), NOSPLIT, $0-104
 	MOVQ a+0(FP), DI
 	MOVQ s8+8(FP), R8
 	MOVQ s16+16(FP), R9
-	MOVQ x+24(FP), SI
-	MOVQ base+32(FP), DX
-	MOVQ n+40(FP), CX
-	MOVQ vec+48(FP), R13
-	MOVQ idx+56(FP), BX
+	MOVQ x+40(FP), SI
+	MOVQ base+48(FP), DX
+	MOVQ n+56(FP), CX
+	MOVQ vec+64(FP), R13
+	MOVQ idx+72(FP), BX
 	VMOVDQU32 (R13), Z20          // largest magnitudes
 	VMOVDQU32 64(R13), Z21        // least magnitudes
 	VMOVDQU64 (BX), Z25           // indices j..j+7
+	MOVQ zs+24(FP), BX
+	MOVQ ls+32(FP), R13
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z31
 	MOVL $0x80000000, AX
@@ -383,6 +386,8 @@ TEXT ·keys512BF16(SB), NOSPLIT, $0-80
 	VPBROADCASTD AX, Z29
 	MOVL $0xffff, AX
 	VPBROADCASTD AX, Z28
+	MOVL $0xff00, AX
+	VPBROADCASTD AX, Z27
 	MOVQ $8, AX
 	VPBROADCASTQ AX, Z26
 	MOVQ $16, AX
@@ -390,6 +395,7 @@ TEXT ·keys512BF16(SB), NOSPLIT, $0-80
 	XORQ AX, AX
 	XORQ R10, R10                 // n8
 	XORQ R11, R11                 // n16
+	XORQ R14, R14                 // nz
 keys_loop:
 	VPMOVZXWD (SI)(AX*2), Z0
 	VPSLLD $16, Z0, Z0
@@ -420,34 +426,56 @@ keys_loop:
 	KSHIFTRW $8, K2, K4
 	VPCOMPRESSQ Z3, K1, Z8
 	VMOVDQU64 Z8, (R8)(R10*8)
-	KMOVW K1, R12
-	MOVL R12, R14
-	ANDL $0xff, R14
-	POPCNTL R14, R14
-	ADDQ R14, R10
+	KMOVB K1, R12
+	POPCNTL R12, R12
+	ADDQ R12, R10
 	VPCOMPRESSQ Z5, K3, Z8
 	VMOVDQU64 Z8, (R8)(R10*8)
-	SHRL $8, R12
+	KMOVB K3, R12
 	POPCNTL R12, R12
 	ADDQ R12, R10
 	VPCOMPRESSQ Z3, K2, Z8
 	VMOVDQU64 Z8, (R9)(R11*8)
-	KMOVW K2, R12
-	MOVL R12, R14
-	ANDL $0xff, R14
-	POPCNTL R14, R14
-	ADDQ R14, R11
-	VPCOMPRESSQ Z5, K4, Z8
-	VMOVDQU64 Z8, (R9)(R11*8)
-	SHRL $8, R12
+	KMOVB K2, R12
 	POPCNTL R12, R12
 	ADDQ R12, R11
+	VPCOMPRESSQ Z5, K4, Z8
+	VMOVDQU64 Z8, (R9)(R11*8)
+	KMOVB K4, R12
+	POPCNTL R12, R12
+	ADDQ R12, R11
+	// Split by bits 8-15: zero (K6) to zs[nz:], others (K5) to
+	// ls[j-nz:].
+	VPTESTMD Z27, Z1, K5
+	KNOTW K5, K6
+	KSHIFTRW $8, K5, K3
+	KSHIFTRW $8, K6, K4
+	VPCOMPRESSQ Z3, K6, Z8
+	VMOVDQU64 Z8, (BX)(R14*8)
+	MOVQ AX, R12
+	SUBQ R14, R12
+	VPCOMPRESSQ Z3, K5, Z8
+	VMOVDQU64 Z8, (R13)(R12*8)
+	KMOVB K6, R12
+	POPCNTL R12, R12
+	ADDQ R12, R14
+	VPCOMPRESSQ Z5, K4, Z8
+	VMOVDQU64 Z8, (BX)(R14*8)
+	LEAQ 8(AX), R12
+	SUBQ R14, R12
+	VPCOMPRESSQ Z5, K3, Z8
+	VMOVDQU64 Z8, (R13)(R12*8)
+	KMOVB K4, R12
+	POPCNTL R12, R12
+	ADDQ R12, R14
 	ADDQ $16, AX
 	CMPQ AX, CX
 	JLT keys_loop
+	MOVQ vec+64(FP), R13
 	VMOVDQU32 Z20, (R13)
 	VMOVDQU32 Z21, 64(R13)
-	MOVQ R10, n8+64(FP)
-	MOVQ R11, n16+72(FP)
+	MOVQ R10, n8+80(FP)
+	MOVQ R11, n16+88(FP)
+	MOVQ R14, nz+96(FP)
 	VZEROUPPER
 	RET

@@ -187,8 +187,8 @@ type magPruner struct {
 
 // keysBF16Fast, when set (assembly), builds sortRowBF16's entries and
 // statistics for the largest multiple of 16 entries n, which it returns;
-// st.s8 and st.s16 hold at least len(base)+16 entries.
-var keysBF16Fast func(st *keyStats, a []uint64, x []uint16, base []float32) (n int)
+// zl (the entries with bits 8-15 zero) holds len(base) entries.
+var keysBF16Fast func(st *keyStats, a, zl []uint64, x []uint16, base []float32) (n int)
 
 // pruneRanksFast, when set (assembly), computes row's per-rank step for a
 // prefix of the ranks (a multiple of 8) into m.out, exactly as row does,
@@ -198,7 +198,7 @@ var pruneRanksFast func(m *magPruner, ord []uint64, s uint64) int
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
 		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols), cnt: make([]int32, topBins)}
-	m.st.s8, m.st.s16 = make([]uint64, cols+16), make([]uint64, cols+16)
+	m.st.s8, m.st.s16, m.st.l = make([]uint64, cols+16), make([]uint64, cols+16), make([]uint64, cols+16)
 	for r := range cols {
 		m.p[r] = magPruneP(r, cols, density, epsilon)
 		// u = (z>>11) / 2^53 < p exactly when the integer z>>11 is below
@@ -220,21 +220,26 @@ func (m *magPruner) sortRow(row []float32) []uint64 {
 	a := m.a[:n]
 	st := &m.st
 	kmax, kmin := uint32(0), ^uint32(0)
-	var n8, n16 uint32
-	s8, s16 := st.s8[:n], st.s16[:n]
+	var n8, n16, nz uint32
+	s8, s16, zl, l := st.s8[:n], st.s16[:n], m.b[:n], st.l[:n]
 	for j, v := range row {
 		b := math.Float32bits(v)
 		k := b &^ signBit
 		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
 		a[j] = e
 		kmax, kmin = max(kmax, k), min(kmin, k)
-		// Keys with low bits set, listed branch-free.
+		// Keys with low bits set, listed branch-free, and the entries
+		// split by whether bits 8-15 are zero.
 		s8[n8] = e
 		n8 += (k&0xff + 0xff) >> 8
 		s16[n16] = e
 		n16 += (k&0xffff + 0xffff) >> 16
+		zero := (k>>8&0xff - 1) >> 31
+		zl[nz] = e
+		l[uint32(j)-nz] = e
+		nz += zero
 	}
-	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
+	st.max, st.min, st.low8, st.low16, st.nz = kmax, kmin, n8, n16, nz
 	return rankSort(a, m.b[:n], m.cnt, st)
 }
 
@@ -244,13 +249,13 @@ func (m *magPruner) sortRowBF16(x []uint16, base []float32) []uint64 {
 	n := len(base)
 	a := m.a[:n]
 	st := &m.st
-	st.max, st.min, st.low8, st.low16 = 0, ^uint32(0), 0, 0
+	st.max, st.min, st.low8, st.low16, st.nz = 0, ^uint32(0), 0, 0, 0
 	j0 := 0
 	if keysBF16Fast != nil {
-		j0 = keysBF16Fast(st, a, x, base)
+		j0 = keysBF16Fast(st, a, m.b[:n], x, base)
 	}
-	kmax, kmin, n8, n16 := st.max, st.min, st.low8, st.low16
-	s8, s16 := st.s8[:n], st.s16[:n]
+	kmax, kmin, n8, n16, nz := st.max, st.min, st.low8, st.low16, st.nz
+	s8, s16, zl, l := st.s8[:n], st.s16[:n], m.b[:n], st.l[:n]
 	x = x[:n]
 	for j := j0; j < n; j++ {
 		b := math.Float32bits(math.Float32frombits(uint32(x[j])<<16) - base[j])
@@ -262,8 +267,12 @@ func (m *magPruner) sortRowBF16(x []uint16, base []float32) []uint64 {
 		n8 += (k&0xff + 0xff) >> 8
 		s16[n16] = e
 		n16 += (k&0xffff + 0xffff) >> 16
+		zero := (k>>8&0xff - 1) >> 31
+		zl[nz] = e
+		l[uint32(j)-nz] = e
+		nz += zero
 	}
-	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
+	st.max, st.min, st.low8, st.low16, st.nz = kmax, kmin, n8, n16, nz
 	return rankSort(a, m.b[:n], m.cnt, st)
 }
 
@@ -318,11 +327,15 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 
 // keyStats describes the keys of a row for rankSort: their largest and
 // least, how many have bits set in their low byte and low 16 bits, and
-// those entries (in s8 and s16, of at least the row's length).
+// those entries (in s8 and s16, of at least the row's length); the nz
+// entries whose bits 8-15 are zero are in rankSort's b, in index order,
+// the others in l (of at least the row's length).
 type keyStats struct {
 	max, min    uint32
 	low8, low16 uint32
 	s8, s16     []uint64
+	nz          uint32
+	l           []uint64
 }
 
 // topBins is the most counters rankSort's top digit takes: 1024 steps of
@@ -348,7 +361,8 @@ const stragglers = 16
 // and index; then the bins holding a key with bits set below the digits
 // (the few stragglers) and the first bin, when keys fell below the
 // window, are sorted by whole keys and indices. Other rows take
-// radixByKey. cnt holds topBins counters; st describes a's keys.
+// radixByKey. cnt holds topBins counters; st describes a's keys, and b
+// starts with those whose bits 8-15 are zero.
 func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	n := len(a)
 	if n < 64 || st.low8 > stragglers || rankSortOff {
@@ -362,27 +376,30 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	clear(c)
 	var strag []uint64         // the entries with bits set below the digits
 	if st.low16 > stragglers { // one pass on bits 8-15 first
+		// The entries of digit 0 are in b already, in index order
+		// (sortRow put them there): only the others are counted and
+		// placed, so that no run of one counter waits on memory.
 		strag = st.s8[:st.low8]
+		l := st.l[:n-int(st.nz)]
 		var c8 [256]int32
-		for _, v := range a {
+		for _, v := range l {
 			c8[uint8(v>>40)]++
 		}
-		var sum int32
-		for i := range 256 {
+		sum := int32(st.nz)
+		for i := 1; i < 256; i++ {
 			c8[i], sum = sum, sum+c8[i]
 		}
-		for _, v := range a {
+		for _, v := range l {
 			x := uint8(v >> 40)
 			b[c8[x]] = v
 			c8[x]++
-			c[max(int(v>>48)-int(lo16), 0)]++
 		}
 		a, b = b, a
 	} else {
 		strag = st.s16[:st.low16]
-		for _, v := range a {
-			c[max(int(v>>48)-int(lo16), 0)]++
-		}
+	}
+	for _, v := range a {
+		c[max(int(v>>48)-int(lo16), 0)]++
 	}
 	first := int(c[0]) // entries in the first bin
 	var sum int32
