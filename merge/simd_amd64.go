@@ -26,7 +26,7 @@ func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, 
 func collect512BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
-func pruneRanks512(out *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
+func pruneRanks512(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
 
 //go:noescape
 func narrowBF16x512(dst *uint16, src *float32, n int)
@@ -188,18 +188,19 @@ func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 }
 
 // pruneRanksFast512 is magPruner.row's per-rank step for the largest
-// multiple of 8 ranks, written to m.out in rank order.
-func pruneRanksFast512(m *magPruner, ord []uint64, s uint64) int {
+// multiple of 8 ranks, written to row (of ord's length: the entries'
+// indices are below it).
+func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int {
 	n := len(ord) &^ 7
 	if n == 0 {
 		return 0
 	}
-	_, _, _, _ = m.out[n-1], m.q[n-1], m.th[n-1], m.p[n-1]
+	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
 	resc := 0
 	if m.rescale {
 		resc = 1
 	}
-	pruneRanks512(&m.out[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
 	return n
 }
 

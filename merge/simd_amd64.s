@@ -297,13 +297,14 @@ collectbf_loop:
 	VZEROUPPER
 	RET
 
-// func pruneRanks512(out *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
+// func pruneRanks512(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
 // magPruner.row's per-rank step, 8 ranks at a time: the entry of rank r
 // (ord[r] = |x| bits << 32 | sign bit << 31 | index) is kept when the top
 // 53 bits of draw q[r] (the mix of s + (q[r]+1)*gamma) are below th[r],
-// scaled by 1/p[r] in float64 when rescaling, and written to out[r].
+// scaled by 1/p[r] in float64 when rescaling, and written (scattered) to
+// row[index].
 TEXT ·pruneRanks512(SB), NOSPLIT, $0-64
-	MOVQ out+0(FP), DI
+	MOVQ row+0(FP), DI
 	MOVQ ord+8(FP), SI
 	MOVQ q+16(FP), R12
 	MOVQ th+24(FP), R13
@@ -321,6 +322,8 @@ TEXT ·pruneRanks512(SB), NOSPLIT, $0-64
 	VPBROADCASTQ BX, Z27          // the sign bit
 	MOVQ $1, BX
 	VPBROADCASTQ BX, Z26
+	MOVL $0x7fffffff, BX
+	VPBROADCASTD BX, Z25
 	XORQ AX, AX
 prune_loop:
 	VMOVDQU64 (SI)(AX*8), Z0
@@ -349,7 +352,10 @@ prune_loop:
 	VCVTPD2PS Z5, Y1
 prune_store:
 	VMOVAPS.Z Y1, K1, Y1
-	VMOVUPS Y1, (DI)(AX*4)
+	VPMOVQD Z0, Y7
+	VPANDD Y25, Y7, Y7            // the entries' indices
+	KXNORB K2, K2, K2
+	VSCATTERDPS Y1, K2, (DI)(Y7*4)
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT prune_loop

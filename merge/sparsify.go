@@ -179,10 +179,9 @@ type magPruner struct {
 	q       []int32   // the draw of each rank (-1: none, p = 0)
 	draws   int       // draws per row
 	rescale bool
-	a, b    []uint64  // scratch: (magnitude bits << 32 | sign bit << 31 | index)
-	out     []float32 // scratch: the pruned entries in rank order
-	cnt     []int32   // scratch: rankSort's counters
-	st      keyStats  // scratch: the row's keys
+	a, b    []uint64 // scratch: (magnitude bits << 32 | sign bit << 31 | index)
+	cnt     []int32  // scratch: rankSort's counters
+	st      keyStats // scratch: the row's keys
 }
 
 // keysBF16Fast, when set (assembly), builds sortRowBF16's entries and
@@ -191,13 +190,13 @@ type magPruner struct {
 var keysBF16Fast func(st *keyStats, a, zl []uint64, x []uint16, base []float32) (n int)
 
 // pruneRanksFast, when set (assembly), computes row's per-rank step for a
-// prefix of the ranks (a multiple of 8) into m.out, exactly as row does,
+// prefix of the ranks (a multiple of 8) into row, exactly as row does,
 // and returns its length.
-var pruneRanksFast func(m *magPruner, ord []uint64, s uint64) int
+var pruneRanksFast func(m *magPruner, row []float32, ord []uint64, s uint64) int
 
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
-		a: make([]uint64, cols), b: make([]uint64, cols), out: make([]float32, cols), cnt: make([]int32, topBins)}
+		a: make([]uint64, cols), b: make([]uint64, cols), cnt: make([]int32, topBins)}
 	m.st.s8, m.st.s16, m.st.l = make([]uint64, cols+16), make([]uint64, cols+16), make([]uint64, cols+16)
 	for r := range cols {
 		m.p[r] = magPruneP(r, cols, density, epsilon)
@@ -294,7 +293,7 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 	n := len(row)
 	r0 := 0
 	if pruneRanksFast != nil {
-		r0 = pruneRanksFast(m, ord, s) // ranks [0, r0) into m.out
+		r0 = pruneRanksFast(m, row, ord, s) // ranks [0, r0)
 	}
 	for rank := r0; rank < n; rank++ {
 		v := ord[rank]
@@ -319,9 +318,6 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 			keep = ^uint32(0)
 		}
 		row[j] = math.Float32frombits(math.Float32bits(x) & keep)
-	}
-	for rank, v := range ord[:r0] {
-		row[uint32(v)&^signBit] = m.out[rank]
 	}
 }
 
