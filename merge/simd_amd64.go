@@ -32,6 +32,9 @@ func pruneRanks512(row *float32, ord *uint64, q *int32, th *uint64, p *float64, 
 func narrowBF16x512(dst *uint16, src *float32, n int)
 
 //go:noescape
+func prefix512(c *int32, n int, start int32) (total int32)
+
+//go:noescape
 func keys512BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16, nz int)
 
 // sumParams is what sumCore512 reads per model and per call; the layout is
@@ -69,10 +72,10 @@ func init() {
 func useSIMD(on bool) {
 	if on {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
-		keysBF16Fast = keysBF16Fast512
+		keysBF16Fast, prefixFast = keysBF16Fast512, prefixFast512
 	} else {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = nil, narrowBF16Go, nil, nil, nil, nil, nil, nil
-		keysBF16Fast = nil
+		keysBF16Fast, prefixFast = nil, nil
 	}
 }
 
@@ -164,6 +167,15 @@ func collectBF16Fast512(buf []uint32, x, base []uint16, lo, hi uint32) (int, int
 	_ = x[n-1]
 	c, above := collect512BF16(&buf[0], &x[0], &base[0], n, lo, hi)
 	return n, c, int64(above)
+}
+
+// prefixFast512 is prefixSums over the largest multiple of 16 counters.
+func prefixFast512(c []int32, start int32) (int, int32) {
+	n := len(c) &^ 15
+	if n == 0 {
+		return 0, start
+	}
+	return n, prefix512(&c[0], n, start)
 }
 
 // keysBF16Fast512 is sortRowBF16's loop over the largest multiple of 16

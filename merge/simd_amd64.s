@@ -485,3 +485,38 @@ keys_loop:
 	MOVQ R14, nz+96(FP)
 	VZEROUPPER
 	RET
+
+// func prefix512(c *int32, n int, start int32) (total int32)
+// Exclusive prefix sums in place, 16 counters at a time: c[i] becomes
+// start plus the sum of c[:i]; n is a multiple of 16. Returns start plus
+// the sum of all n.
+TEXT ·prefix512(SB), NOSPLIT, $0-28
+	MOVQ c+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVL start+16(FP), AX
+	VPBROADCASTD AX, Z2           // the running total, in every lane
+	VPXORD Z3, Z3, Z3             // zeros
+	MOVL $15, AX
+	VPBROADCASTD AX, Z4           // lane 15, for VPERMD
+	XORQ AX, AX
+prefix_loop:
+	VMOVDQU32 (DI)(AX*4), Z0
+	VALIGND $15, Z3, Z0, Z1       // lanes up by 1
+	VPADDD Z1, Z0, Z1
+	VALIGND $14, Z3, Z1, Z5       // by 2
+	VPADDD Z5, Z1, Z1
+	VALIGND $12, Z3, Z1, Z5       // by 4
+	VPADDD Z5, Z1, Z1
+	VALIGND $8, Z3, Z1, Z5        // by 8
+	VPADDD Z5, Z1, Z1             // inclusive sums
+	VPADDD Z2, Z1, Z1
+	VPSUBD Z0, Z1, Z0             // exclusive, plus the total before
+	VMOVDQU32 Z0, (DI)(AX*4)
+	VPERMD Z1, Z4, Z2             // the total after
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT prefix_loop
+	VMOVD X2, AX
+	MOVL AX, total+24(FP)
+	VZEROUPPER
+	RET

@@ -3,6 +3,7 @@ package merge
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/mocolab/moco/safetensors"
@@ -221,6 +222,34 @@ func TestCollectAssemblyMatchesGo(t *testing.T) {
 				if gc[j] != wc[j] {
 					t.Fatalf("n=%d bracket %x: [%d] = %x, Go %x", n, b, j, gc[j], wc[j])
 				}
+			}
+		}
+	}
+}
+
+// TestPrefixSums holds prefixSums (with its assembly) to the running sum,
+// on lengths around the vector width and counts up to large ones.
+func TestPrefixSums(t *testing.T) {
+	r := rng{s: 11}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1024} {
+		for _, simd := range []bool{true, false} {
+			useSIMD(simd)
+			c := make([]int32, n)
+			for i := range c {
+				c[i] = int32(r.next() % 1000)
+				if r.next()%4 == 0 {
+					c[i] = 0
+				}
+			}
+			start := int32(r.next() % 50)
+			want, sum := make([]int32, n), start
+			for i, k := range c {
+				want[i], sum = sum, sum+k
+			}
+			got := prefixSums(c, start)
+			useSIMD(true)
+			if got != sum || !slices.Equal(c, want) {
+				t.Fatalf("n %d simd %v: total %d (want %d), sums %v, want %v", n, simd, got, sum, c, want)
 			}
 		}
 	}

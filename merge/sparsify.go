@@ -381,10 +381,7 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		for _, v := range l {
 			c8[uint8(v>>40)]++
 		}
-		sum := int32(st.nz)
-		for i := 1; i < 256; i++ {
-			c8[i], sum = sum, sum+c8[i]
-		}
+		prefixSums(c8[:], int32(st.nz)) // c8[0] is 0
 		for _, v := range l {
 			x := uint8(v >> 40)
 			b[c8[x]] = v
@@ -398,10 +395,7 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		c[max(int(v>>48)-int(lo16), 0)]++
 	}
 	first := int(c[0]) // entries in the first bin
-	var sum int32
-	for i, k := range c {
-		c[i], sum = sum, sum+k
-	}
+	prefixSums(c, 0)
 	for _, v := range a {
 		x := max(int(v>>48)-int(lo16), 0)
 		b[c[x]] = v
@@ -444,6 +438,23 @@ func insertionByKey(a []uint64) {
 		}
 		a[j] = v
 	}
+}
+
+// prefixFast, when set (assembly), is prefixSums over the largest
+// multiple of 16 counters n, returning n and the running total.
+var prefixFast func(c []int32, start int32) (int, int32)
+
+// prefixSums replaces each counter of c by start plus the sum of those
+// before it and returns start plus the sum of all.
+func prefixSums(c []int32, start int32) int32 {
+	i, sum := 0, start
+	if prefixFast != nil {
+		i, sum = prefixFast(c, start)
+	}
+	for ; i < len(c); i++ {
+		c[i], sum = sum, sum+c[i]
+	}
+	return sum
 }
 
 // radixByKey sorts a (key << 32 | payload) by key, stably (equal keys keep
