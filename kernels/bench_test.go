@@ -14,7 +14,9 @@ import (
 // Benchmarks on the weight shapes of the target models. Each reports GB/s
 // (weight bytes read per product) and GFLOP/s, for the assembly chosen at
 // start-up ("simd"), for AVX-512 without AMX where the CPU has AMX
-// ("noamx"), for the pure-Go reference ("ref"), with BF16 weights for
+// ("noamx"), for the pure-Go reference ("ref"), for the AVX2 kernels of
+// the AVX2-only machines where the CPU has a faster path ("avx2"), with
+// BF16 weights for
 // the bf16-activation mode ("bf16act", SetBF16Activations), and with BF16
 // and F16 weights for the candidates calibration may pick instead of the
 // family rule's where their results are identical (named after them:
@@ -59,6 +61,9 @@ func benchProduct(b *testing.B, n int) {
 						if typ == BF16 {
 							impls = append(impls, "bf16act") // SetBF16Activations
 						}
+						if start != "avx2" && slices.Contains(simdPaths(), "avx2") {
+							impls = append(impls, "avx2") // the AVX2-only machines' kernels
+						}
 						if typ == BF16 || typ == F16 {
 							impls = append(impls, knobCands()...)
 						}
@@ -74,6 +79,8 @@ func benchProduct(b *testing.B, n int) {
 									selectPath("purego")
 								case "noamx":
 									selectPath("avx512")
+								case "avx2":
+									selectPath("avx2")
 								default:
 									selectPath(start)
 									useKnobCand(impl)
