@@ -154,7 +154,7 @@ func BenchmarkComputeMem(b *testing.B) {
 		return mem(nm, &safetensors.Tensor{Name: name, DType: safetensors.BF16, Shape: []int{rows, cols}, Data: data})
 	}
 	base, x, y := mk("base", 1), mk("a", 2), mk("b", 3)
-	for _, method := range []string{"linear", "dare_ties", "ties", "breadcrumbs", "breadcrumbs_ties", "della"} {
+	for _, method := range []string{"linear", "dare_ties", "ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"} {
 		b.Run(method, func(b *testing.B) {
 			ms := []Input{x, y}
 			for j := range ms {

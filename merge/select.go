@@ -1003,12 +1003,21 @@ func bandLinear(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	}
 }
 
-// combineAll is combine, with the assembly for sum consensus where it runs;
-// zero and scratch are combineSumFast's.
+// combineLinearFast, when set (assembly), computes combine without a
+// consensus for a prefix of dst (a multiple of 16 elements) exactly as
+// combine does, and returns its length; zero holds at least len(dst)
+// zeros.
+var combineLinearFast func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int
+
+// combineAll is combine, with the assembly for sum consensus and for none
+// where it runs; zero and scratch are combineSumFast's.
 func combineAll(dst, base []float32, ds [][]float32, w []float64, consensus string, normalize bool, lambda float64, zero, scratch []float32) {
 	lo := 0
-	if consensus == "sum" && combineSumFast != nil {
+	switch {
+	case consensus == "sum" && combineSumFast != nil:
 		lo = combineSumFast(dst, base, ds, w, normalize, lambda, zero, scratch)
+	case consensus == "" && combineLinearFast != nil:
+		lo = combineLinearFast(dst, base, ds, w, normalize, lambda, zero)
 	}
 	if lo < len(dst) {
 		tails := make([][]float32, len(ds))

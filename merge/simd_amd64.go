@@ -3,6 +3,7 @@
 package merge
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -20,7 +21,7 @@ func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch uns
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
-func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+func bandLinear512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
 func collect512BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32) (c, above int)
@@ -72,10 +73,10 @@ func init() {
 func useSIMD(on bool) {
 	if on {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
-		keysBF16Fast, prefixFast = keysBF16Fast512, prefixFast512
+		keysBF16Fast, prefixFast, combineLinearFast = keysBF16Fast512, prefixFast512, combineLinear512
 	} else {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = nil, narrowBF16Go, nil, nil, nil, nil, nil, nil
-		keysBF16Fast, prefixFast = nil, nil
+		keysBF16Fast, prefixFast, combineLinearFast = nil, nil, nil
 	}
 }
 
@@ -153,7 +154,36 @@ func bandLinear512Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []
 		ptrs[i] = unsafe.Pointer(&x[0])
 	}
 	p.scale = scale
-	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	return n
+}
+
+// combineLinear512 is combine without a consensus over the largest
+// multiple of 16 elements: bandLinear512 with the deltas as inputs, a
+// zero base to subtract (d - 0 is d, bit for bit), bands that keep every
+// magnitude, and the real base to add; zero holds at least len(dst).
+func combineLinear512(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
+	n := len(dst) &^ 15
+	if n == 0 || len(ds) == 0 || len(ds) > 16 {
+		return 0
+	}
+	scale := lambda
+	if normalize {
+		div := sum(w)
+		if math.Abs(div) < minWeightSum {
+			div = 1
+		}
+		scale /= div
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, d := range ds {
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], 0, 1<<31
+		ptrs[i] = unsafe.Pointer(&d[0])
+	}
+	p.scale = scale
+	_, _ = zero[n-1], base[n-1]
+	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
 	return n
 }
 

@@ -196,18 +196,21 @@ collect_loop:
 	VZEROUPPER
 	RET
 
-// func bandLinear512(dst, base unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+// func bandLinear512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 // bandLinear's arithmetic, 16 elements at a time: per model the delta
 // x - base (float32), zeroed unless its magnitude bits lie in [mlo, mhi),
 // widened and weighted in float64 (w64) and summed in model order; then
-// dst = float32(float64(base) + scale*sum), scale a float64 at p.scale.
-TEXT ·bandLinear512(SB), NOSPLIT, $0-48
+// dst = float32(float64(obase) + scale*sum), scale a float64 at p.scale
+// (obase is base for bandLinear; combine's base, with zeros for base, for
+// combine without a consensus).
+TEXT ·bandLinear512(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
-	MOVQ xs+16(FP), DX
-	MOVQ n+24(FP), CX
-	MOVQ models+32(FP), R9
-	MOVQ p+40(FP), R10
+	MOVQ obase+16(FP), R13
+	MOVQ xs+24(FP), DX
+	MOVQ n+32(FP), CX
+	MOVQ models+40(FP), R9
+	MOVQ p+48(FP), R10
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z30          // abs mask
 	VBROADCASTSD 592(R10), Z29    // scale
@@ -238,6 +241,7 @@ lin_models:
 	INCQ R11
 	CMPQ R11, R9
 	JLT lin_models
+	VMOVUPS (R13)(AX*4), Z0       // the base to add
 	VCVTPS2PD Y0, Z3
 	VEXTRACTF32X8 $1, Z0, Y4
 	VCVTPS2PD Y4, Z4
