@@ -376,10 +376,15 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		// (sortRow put them there): only the others are counted and
 		// placed, so that no run of one counter waits on memory.
 		strag = st.s8[:st.low8]
+		// The top digit's counts are taken on the way.
 		l := st.l[:n-int(st.nz)]
 		var c8 [256]int32
 		for _, v := range l {
 			c8[uint8(v>>40)]++
+			c[max(int(v>>48)-int(lo16), 0)]++
+		}
+		for _, v := range b[:st.nz] {
+			c[max(int(v>>48)-int(lo16), 0)]++
 		}
 		prefixSums(c8[:], int32(st.nz)) // c8[0] is 0
 		for _, v := range l {
@@ -390,9 +395,9 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		a, b = b, a
 	} else {
 		strag = st.s16[:st.low16]
-	}
-	for _, v := range a {
-		c[max(int(v>>48)-int(lo16), 0)]++
+		for _, v := range a {
+			c[max(int(v>>48)-int(lo16), 0)]++
+		}
 	}
 	first := int(c[0]) // entries in the first bin
 	prefixSums(c, 0)
