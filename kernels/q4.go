@@ -92,26 +92,5 @@ func q4MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 		}
 		return
 	}
-	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
-	tb := max(4, tileBytes/ldx&^3)
-	for t0 := 0; t0 < n; t0 += tb {
-		t1 := min(n, t0+tb)
-		r := r0
-		for ; r+4 <= r1; r += 4 {
-			w, s := m.wptr(r), m.sptr(r)
-			t := t0
-			for ; t+4 <= t1; t += 4 {
-				k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
-			}
-			for ; t < t1; t++ {
-				k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
-			}
-		}
-		for t := t0; t < t1; t++ {
-			if r < r1 {
-				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
-			}
-			q4Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
-		}
-	}
+	quantTiles(dst, m, a, n, r0, r1, k, q4Tail)
 }

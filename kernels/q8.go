@@ -231,6 +231,17 @@ func q8MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 		}
 		return
 	}
+	quantTiles(dst, m, a, n, r0, r1, k, q8Tail)
+}
+
+// quantTiles computes rows r0..r1-1 of the product of m (Q8_0 or Q4_0)
+// with the n tokens of a through k's assembly: 4-row x 4-token tiles (k.mm)
+// over token blocks that keep their records in cache, the rows and tokens
+// left over by the row kernel (k.mv), and each token's last odd block by
+// tail.
+func quantTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern, tail func(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int)) {
+	R, C := m.Rows, m.Cols
+	k64 := C &^ 63
 	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
 	tb := max(4, tileBytes/ldx&^3)
 	for t0 := 0; t0 < n; t0 += tb {
@@ -250,7 +261,7 @@ func q8MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 			if r < r1 {
 				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
 			}
-			q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+			tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
 		}
 	}
 }
