@@ -584,6 +584,7 @@ func main() {
 		mm512(t)
 		mm6x4(t)
 		mv256(t)
+		mm256(t)
 	}
 	mv512Q8()
 	mm512Q8()
@@ -903,6 +904,63 @@ func mv256Q8() {
 
 // storeTile4x4 ends a 4-row x 4-token tile: the lane sums of accumulator
 // Z(4t+r) go to dst[t*ldd + r].
+// mm256 writes func mm256T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// mm512's 4-row x 4-token tile for AVX2, as two passes of 2 rows x 4
+// tokens (accumulators Y0-Y7, the widened weights in Y8-Y9, the
+// activations as memory operands: 16 ymm registers cannot hold 16
+// accumulators). Each weight is widened once for the four tokens, and each
+// (row, token) sum takes mv256's steps in mv256's order, so the tile equals
+// the matvec bit for bit.
+func mm256(t wtype) {
+	fn := "mm256" + t.name
+	bytes8 := 8 << t.shift
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVQ w+8(FP), R10")
+	rowPointers(t, "ldw+40(FP)")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tSHLQ $2, DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	p("\tMOVQ dst+0(FP), R8")
+	p("\tMOVQ ldd+32(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tLEAQ (R9)(R9*2), R14")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	daddr := []string{"(R8)", "(R8)(R9*1)", "(R8)(R9*2)", "(R8)(R14*1)"}
+	for pass := 0; pass < 2; pass++ {
+		rows := []string{wregs[2*pass], wregs[2*pass+1]}
+		for i := 0; i < 8; i++ {
+			p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+		}
+		p("\tMOVQ x+24(FP), DX")
+		p("\tXORQ AX, AX")
+		p("%s_loop%d:", fn, pass)
+		for q := 0; q < 4; q++ {
+			for rr := 0; rr < 2; rr++ {
+				p("\t%s", t.load256(q*bytes8, rows[rr], y(8+rr), ""))
+			}
+			for tok := 0; tok < 4; tok++ {
+				for rr := 0; rr < 2; rr++ {
+					p("\tVFMADD231PS %d%s, Y%d, Y%d", 32*q, xaddr[tok], 8+rr, 2*tok+rr)
+				}
+			}
+		}
+		p("\tADDQ $128, DX")
+		p("\tADDQ $32, AX")
+		p("\tCMPQ AX, k+56(FP)")
+		p("\tJLT %s_loop%d", fn, pass)
+		for tok := 0; tok < 4; tok++ {
+			for rr := 0; rr < 2; rr++ {
+				hsum256(2*tok + rr)
+				p("\tVMOVSS X%d, %d%s", 2*tok+rr, 4*(2*pass+rr), daddr[tok])
+			}
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
 func storeTile4x4() {
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ ldd+32(FP), CX")

@@ -55,6 +55,17 @@ func mv256F32(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv256BF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// The AVX2 4-row x 4-token tiles (mm256 in gen_amd64.go).
+//
+//go:noescape
+func mm256F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm256BF16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm256F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
 //go:noescape
 func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
@@ -250,9 +261,9 @@ func useSIMD(avx512, avx2 bool) {
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
 	case avx2:
 		simdName = "avx2"
-		simd[F32] = kern{mv: mv256F32}
-		simd[BF16] = kern{mv: mv256BF16}
-		simd[F16] = kern{mv: mv256F16}
+		simd[F32] = kern{mv: mv256F32, mm: mm256F32}
+		simd[BF16] = kern{mv: mv256BF16, mm: mm256BF16}
+		simd[F16] = kern{mv: mv256F16, mm: mm256F16}
 		simd[Q8_0] = kern{mv: mv256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		dotImpl = simdDot
