@@ -342,8 +342,8 @@ func choices() []Choice {
 		return c
 	case "avx2":
 		add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
-		add("bf16/f16 decode batch (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512")
-		add("bf16 prefill (exact)", "avx2 rows, row blocks kept in L1", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
+		add("bf16/f16 decode batch (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
+		add("bf16 prefill (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", "avx2 vpmaddubsw", "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
