@@ -589,6 +589,7 @@ func main() {
 	mv512Q8()
 	mm512Q8()
 	mv256Q8()
+	mm256Q8()
 	mv512BF16d()
 	mm6x4BF16d()
 	mm6x4Panel("mm6x4F32p", false)
@@ -797,6 +798,77 @@ func mm512Q8() {
 // weights are made unsigned by taking their magnitude and giving their
 // sign to the activations (|w| <= 128 and |x| <= 127, so the pairs do not
 // saturate). There is no bias, so the corrections go unused.
+// mm256Q8 writes func mm256Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// mm512Q8's 4-row x 4-token tile for AVX2, as two passes of 2 rows x 4
+// tokens (accumulators Y0-Y7; each row's |w| and scale in Y8-Y11, kept for
+// the four tokens; the token's int8 activations in Y12, the product in
+// Y13, the int16 ones in Y15). Each (row, token) sum takes mv256Q8's steps
+// in its order, so the tile equals the matvec bit for bit.
+func mm256Q8() {
+	const fn = "mm256Q8"
+	q8 := wtype{name: "Q8"}
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	rowPointers(q8, "ldw+40(FP)")
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for pass := 0; pass < 2; pass++ {
+		rows := []int{2 * pass, 2*pass + 1}
+		for i := 0; i < 8; i++ {
+			p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+		}
+		p("\tMOVQ x+24(FP), DX")
+		p("\tXORQ AX, AX")
+		p("%s_loop%d:", fn, pass)
+		p("\tMOVQ AX, BX")
+		p("\tSHRQ $4, BX")
+		for h := 0; h < 2; h++ {
+			for i, r := range rows {
+				p("\tVMOVDQU %d(%s)(AX*1), Y%d", 32*h, q8w[r], 8+2*i)
+				p("\tVPABSB Y%d, Y%d", 8+2*i, 8+2*i)
+				p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], 9+2*i)
+				p("\tVCVTPH2PS X%d, Y%d", 9+2*i, 9+2*i)
+			}
+			for tok := 0; tok < 4; tok++ {
+				p("\tVMOVDQU %d%s, Y12", 32*h, xaddr[tok])
+				for i, r := range rows {
+					p("\tVPSIGNB %d(%s)(AX*1), Y12, Y13", 32*h, q8w[r])
+					p("\tVPMADDUBSW Y13, Y%d, Y13", 8+2*i)
+					p("\tVPMADDWD Y15, Y13, Y13")
+					p("\tVCVTDQ2PS Y13, Y13")
+					p("\tVMULPS %d%s, Y13, Y13", 64+32*h, xaddr[tok])
+					p("\tVFMADD231PS Y%d, Y13, Y%d", 9+2*i, 2*tok+i)
+				}
+			}
+		}
+		p("\tADDQ $192, DX")
+		p("\tADDQ $64, AX")
+		p("\tCMPQ AX, k+56(FP)")
+		p("\tJLT %s_loop%d", fn, pass)
+		p("\tMOVQ dst+0(FP), BX")
+		p("\tMOVQ ldd+32(FP), DX")
+		p("\tSHLQ $2, DX")
+		for tok := 0; tok < 4; tok++ {
+			for i := 0; i < 2; i++ {
+				hsum256(2*tok + i)
+				p("\tVMOVSS X%d, %d(BX)", 2*tok+i, 4*(2*pass+i))
+			}
+			if tok < 3 {
+				p("\tADDQ DX, BX")
+			}
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
 func mv256Q8() {
 	const fn = "mv256Q8"
 	q8 := wtype{name: "Q8"}

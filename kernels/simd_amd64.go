@@ -72,6 +72,11 @@ func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// mm256Q8 is mm512Q8's 4-row x 4-token tile for AVX2 (gen_amd64.go).
+//
+//go:noescape
+func mm256Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
 //go:noescape
 func mv512Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
@@ -251,7 +256,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[BF16] = kern{mv: mv512BF16, mm: mm512BF16, mm6: mm6x4BF16, mm2: &mm2BF16}
 		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		quantRecsImpl = quantRecs512
-		simd[Q8_0] = kern{mv: mv256Q8}
+		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
@@ -264,7 +269,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F32] = kern{mv: mv256F32, mm: mm256F32}
 		simd[BF16] = kern{mv: mv256BF16, mm: mm256BF16}
 		simd[F16] = kern{mv: mv256F16, mm: mm256F16}
-		simd[Q8_0] = kern{mv: mv256Q8}
+		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		dotImpl = simdDot
 	}
@@ -345,7 +350,7 @@ func choices() []Choice {
 		add("bf16/f16 decode batch (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
-		add("q8_0", "avx2 vpmaddubsw", "AVX2 without AVX512-VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (two passes of 2x4)", "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
@@ -388,7 +393,7 @@ func choices() []Choice {
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
-		add("q8_0", "avx2 vpmaddubsw", "AVX-512 without VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (two passes of 2x4)", "AVX-512 without VNNI")
 	}
 	if x.HasAVX512VNNI {
 		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
