@@ -87,8 +87,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	mapped := opts.Mapped || os.Getenv("MOCO_WEIGHTS") == "mapped"
 	how := safetensors.Resident
-	if opts.Mapped || opts.Quant != "" || os.Getenv("MOCO_WEIGHTS") == "mapped" {
+	if mapped || opts.Quant != "" {
 		how = safetensors.Mapped
 	}
 	src, err := safetensors.OpenDirWith(dir, how)
@@ -102,7 +103,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	m.owned = true
 	m.resident = how == safetensors.Resident
-	if opts.Quant != "" && !opts.Mapped && os.Getenv("MOCO_WEIGHTS") != "mapped" {
+	if opts.Quant != "" && !mapped {
 		m.freeQuant = m.packQuantized()
 	}
 	return m, nil
@@ -231,13 +232,21 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 // quantized by q (kernels.QuantizeQ8 or QuantizeQ4). The embedding table stays as stored: it is only read a row at a
 // time.
 func (m *Model) quantize(q func(*kernels.Mat) *kernels.Mat) {
-	m.lmHead = q(m.lmHead)
+	for _, p := range m.matrixSlots() {
+		*p = q(*p)
+	}
+}
+
+// matrixSlots lists where the model keeps every matrix the forward pass
+// multiplies by: the output head (the embedding table when tied) and each
+// layer's seven.
+func (m *Model) matrixSlots() []**kernels.Mat {
+	out := []**kernels.Mat{&m.lmHead}
 	for i := range m.layers {
 		w := &m.layers[i]
-		for _, p := range []**kernels.Mat{&w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down} {
-			*p = q(*p)
-		}
+		out = append(out, &w.wq, &w.wk, &w.wv, &w.wo, &w.gate, &w.up, &w.down)
 	}
+	return out
 }
 
 // Resident reports whether Load read the weights into private memory
@@ -270,12 +279,12 @@ func (m *Model) Close() error {
 // every layer's matrices and norms, the final norm, the output matrix and
 // one embedding row.
 func (m *Model) WeightBytes() int64 {
-	n := matBytes(m.lmHead) + int64(4*len(m.norm)) + matBytes(m.embed)/int64(max(1, m.embed.Rows))
+	n := int64(4*len(m.norm)) + matBytes(m.embed)/int64(max(1, m.embed.Rows))
+	for _, p := range m.matrixSlots() {
+		n += matBytes(*p)
+	}
 	for i := range m.layers {
 		w := &m.layers[i]
-		for _, x := range []*kernels.Mat{w.wq, w.wk, w.wv, w.wo, w.gate, w.up, w.down} {
-			n += matBytes(x)
-		}
 		for _, v := range [][]float32{w.attnNorm, w.attnPostNorm, w.ffnNorm, w.ffnPostNorm, w.qNorm, w.kNorm,
 			w.bq, w.bk, w.bv, w.bo, w.bGate, w.bUp, w.bDown} {
 			n += int64(4 * len(v))

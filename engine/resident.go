@@ -14,10 +14,8 @@ import (
 // matrices stay where they are.
 func (m *Model) packQuantized() (free func() error) {
 	var mats []*kernels.Mat
-	seen := map[*kernels.Mat]bool{}
-	for _, p := range m.matrices() {
-		if p != nil && !seen[p] && (p.Type == kernels.Q8_0 || p.Type == kernels.Q4_0) {
-			seen[p] = true
+	for _, slot := range m.matrixSlots() {
+		if p := *slot; p != nil && (p.Type == kernels.Q8_0 || p.Type == kernels.Q4_0) {
 			mats = append(mats, p)
 		}
 	}
@@ -55,17 +53,6 @@ func (m *Model) packQuantized() (free func() error) {
 		p.Scales = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), len(p.Scales))
 	}
 	return free
-}
-
-// matrices lists every matrix the forward pass multiplies by (the
-// embedding table too when the output head is tied to it).
-func (m *Model) matrices() []*kernels.Mat {
-	out := []*kernels.Mat{m.lmHead}
-	for i := range m.layers {
-		w := &m.layers[i]
-		out = append(out, w.wq, w.wk, w.wv, w.wo, w.gate, w.up, w.down)
-	}
-	return out
 }
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
