@@ -851,22 +851,29 @@ func mm256Q8() {
 		p("\tADDQ $64, AX")
 		p("\tCMPQ AX, k+56(FP)")
 		p("\tJLT %s_loop%d", fn, pass)
-		p("\tMOVQ dst+0(FP), BX")
-		p("\tMOVQ ldd+32(FP), DX")
-		p("\tSHLQ $2, DX")
-		for tok := 0; tok < 4; tok++ {
-			for i := 0; i < 2; i++ {
-				hsum256(2*tok + i)
-				p("\tVMOVSS X%d, %d(BX)", 2*tok+i, 4*(2*pass+i))
-			}
-			if tok < 3 {
-				p("\tADDQ DX, BX")
-			}
-		}
+		store2x4(pass)
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// store2x4 writes the 2-row x 4-token pass of an AVX2 quantized tile:
+// accumulator Y(2t+r) summed into dst's token t, row 2*pass+r (BX and DX
+// are free once the pass's loop is done).
+func store2x4(pass int) {
+	p("\tMOVQ dst+0(FP), BX")
+	p("\tMOVQ ldd+32(FP), DX")
+	p("\tSHLQ $2, DX")
+	for tok := 0; tok < 4; tok++ {
+		for r := 0; r < 2; r++ {
+			hsum256(2*tok + r)
+			p("\tVMOVSS X%d, %d(BX)", 2*tok+r, 4*(2*pass+r))
+		}
+		if tok < 3 {
+			p("\tADDQ DX, BX")
+		}
+	}
 }
 
 func mv256Q8() {
@@ -1889,18 +1896,7 @@ func mm256Q4() {
 		p("\tADDQ $64, AX")
 		p("\tCMPQ AX, k+56(FP)")
 		p("\tJLT %s_loop%d", fn, pass)
-		p("\tMOVQ dst+0(FP), BX")
-		p("\tMOVQ ldd+32(FP), DX")
-		p("\tSHLQ $2, DX")
-		for tok := 0; tok < 4; tok++ {
-			for r := 0; r < 2; r++ {
-				hsum256(2*tok + r)
-				p("\tVMOVSS X%d, %d(BX)", 2*tok+r, 4*(2*pass+r))
-			}
-			if tok < 3 {
-				p("\tADDQ DX, BX")
-			}
-		}
+		store2x4(pass)
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
