@@ -3,20 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestBenchSpeedJSON(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "in.json")
-	os.WriteFile(cfg, []byte(tinyQwen), 0o644)
-	model := filepath.Join(dir, "model")
-	if msg, err := runSynthCLI(t, "--config", cfg, "--out", model); err != nil {
-		t.Fatalf("synth failed: %s", msg)
-	}
+	model := synthTiny(t)
 	var out, errb bytes.Buffer
 	args := []string{"bench", "speed", "--model", model, "--prompt-tokens", "6", "--gen-tokens", "3",
 		"--repeats", "1", "--bandwidth", "10", "--threads", "1", "--json"}

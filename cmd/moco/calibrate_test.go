@@ -17,14 +17,8 @@ import (
 // second reads the first's cache, MOCO_CALIBRATE=off keeps the family
 // rules; each path's reason says which.
 func TestBenchSpeedCalibration(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "in.json")
-	os.WriteFile(cfg, []byte(tinyQwen), 0o644)
-	model := filepath.Join(dir, "model")
-	if msg, err := runSynthCLI(t, "--config", cfg, "--out", model); err != nil {
-		t.Fatalf("synth failed: %s", msg)
-	}
-	cache := filepath.Join(dir, "cache")
+	model := synthTiny(t)
+	cache := filepath.Join(t.TempDir(), "cache")
 	paths := func(mode string) (calibrated, cached, rule int) {
 		t.Helper()
 		cmd := exec.Command(os.Args[0], "bench", "speed", "--model", model, "--prompt-tokens", "4", "--gen-tokens", "2",

@@ -28,14 +28,24 @@ func runSynthCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-func TestSynthTinyQwen(t *testing.T) {
+// synthTiny writes a tinyQwen model with `moco synth` (args added) into a
+// temporary folder and returns the model folder.
+func synthTiny(t *testing.T, args ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "in.json")
-	os.WriteFile(cfg, []byte(tinyQwen), 0o644)
-	out := filepath.Join(dir, "model")
-	if msg, err := runSynthCLI(t, "--config", cfg, "--out", out, "--dtype", "f32", "--seed", "7"); err != nil {
+	if err := os.WriteFile(cfg, []byte(tinyQwen), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "model")
+	if msg, err := runSynthCLI(t, append([]string{"--config", cfg, "--out", model}, args...)...); err != nil {
 		t.Fatalf("synth failed: %s", msg)
 	}
+	return model
+}
+
+func TestSynthTinyQwen(t *testing.T) {
+	out := synthTiny(t, "--dtype", "f32", "--seed", "7")
 	src, err := safetensors.OpenDir(out)
 	if err != nil {
 		t.Fatal(err)
@@ -202,13 +212,7 @@ func shapeConfigForTest(name string) ([]byte, error) { return bench.ShapeConfig(
 // TestSynthTokenizerLoads checks the written tokenizer with the tokenizer
 // package: every byte is one token, and decoding gives the text back.
 func TestSynthTokenizerLoads(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "in.json")
-	os.WriteFile(cfg, []byte(tinyQwen), 0o644)
-	out := filepath.Join(dir, "model")
-	if msg, err := runSynthCLI(t, "--config", cfg, "--out", out); err != nil {
-		t.Fatalf("synth failed: %s", msg)
-	}
+	out := synthTiny(t)
 	tk, err := tokenizer.Load(out)
 	if err != nil {
 		t.Fatal(err)
