@@ -179,6 +179,9 @@ func roundBF16x512(dst *uint16, src *float32, n int)
 //go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
+//go:noescape
+func quantQ8x256(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
+
 // The 2-row x T-token decode tiles (mm2xT in gen_amd64.go), indexed by T.
 var (
 	mm2BF16  = [9]tile2{nil, mm2x1BF16, mm2x2BF16, mm2x3BF16, mm2x4BF16, mm2x5BF16, mm2x6BF16, mm2x7BF16, mm2x8BF16}
@@ -189,6 +192,11 @@ var (
 // quantRecs512 is quantizeRecs with quantQ8x512.
 func quantRecs512(rec []q8Rec, q []int8, s []float32, x []float32) {
 	quantQ8x512(&rec[0], &q[0], &s[0], &x[0], len(s))
+}
+
+// quantRecs256 is quantizeRecs with quantQ8x256.
+func quantRecs256(rec []q8Rec, q []int8, s []float32, x []float32) {
+	quantQ8x256(&rec[0], &q[0], &s[0], &x[0], len(s))
 }
 
 func hasAVX512() bool {
@@ -271,6 +279,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv256F16, mm: mm256F16}
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
+		quantRecsImpl = quantRecs256
 		dotImpl = simdDot
 	}
 }
