@@ -142,12 +142,19 @@ func BenchmarkVec(b *testing.B) {
 		{"RMSNorm", func() { RMSNorm(buf, x, w, 1e-6, 0) }},
 		{"Axpy", func() { Axpy(0.5, x, buf) }},
 	}
+	impls := []string{"simd", "ref"}
+	if start != "avx2" && slices.Contains(simdPaths(), "avx2") {
+		impls = append(impls, "avx2") // the AVX2-only machines' kernels
+	}
 	for _, op := range ops {
-		for _, impl := range []string{"simd", "ref"} {
+		for _, impl := range impls {
 			b.Run(op.name+"/"+impl, func(b *testing.B) {
-				if impl == "ref" {
+				switch impl {
+				case "ref":
 					selectPath("purego")
-				} else {
+				case "avx2":
+					selectPath("avx2")
+				default:
 					selectPath(start)
 				}
 				b.SetBytes(4 * n)

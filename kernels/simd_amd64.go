@@ -280,6 +280,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
+		siluImpl = siluVec256
 		dotImpl = simdDot
 	}
 }

@@ -96,6 +96,19 @@ func siluVec(x []float32) {
 	refSiLU(x[k:])
 }
 
+//go:noescape
+func silu256(x *float32, n int)
+
+// siluVec256 is SiLU for AVX2: silu256 on a multiple of 8, the reference
+// on the rest.
+func siluVec256(x []float32) {
+	k := len(x) &^ 7
+	if k > 0 {
+		silu256(&x[0], k)
+	}
+	refSiLU(x[k:])
+}
+
 func geluVec(x []float32) {
 	k := len(x) &^ 15
 	if k > 0 {

@@ -364,3 +364,72 @@ round_loop:
 	JNZ round_loop
 	VZEROUPPER
 	RET
+
+// AVX2 constants of silu256 (whole vectors: AVX2 has no embedded
+// broadcast): exp's range limits narrowed so that 2^n is a normal float
+// built from its exponent bits (AVX2 has no VSCALEFPS), and that bias.
+DATA exp256<>+0(SB)/8, $0xc2ae0000c2ae0000 // -87: e^x is below 2^-125
+DATA exp256<>+8(SB)/8, $0xc2ae0000c2ae0000
+DATA exp256<>+16(SB)/8, $0xc2ae0000c2ae0000
+DATA exp256<>+24(SB)/8, $0xc2ae0000c2ae0000
+DATA exp256<>+32(SB)/8, $0x42b0999a42b0999a // 88.3: n stays <= 127
+DATA exp256<>+40(SB)/8, $0x42b0999a42b0999a
+DATA exp256<>+48(SB)/8, $0x42b0999a42b0999a
+DATA exp256<>+56(SB)/8, $0x42b0999a42b0999a
+DATA exp256<>+64(SB)/8, $0x3f8000003f800000 // 127<<23, the exponent bias
+DATA exp256<>+72(SB)/8, $0x3f8000003f800000
+DATA exp256<>+80(SB)/8, $0x3f8000003f800000
+DATA exp256<>+88(SB)/8, $0x3f8000003f800000
+GLOBL exp256<>(SB), RODATA|NOPTR, $96
+
+// func silu256(x *float32, n int): silu512 for AVX2, 8 lanes at a time (n
+// a positive multiple of 8), with EXP's steps and constants except the
+// range and the power of two: e^-x is clamped to [e^-87, e^88.3] (silu
+// then differs from x/(1+e^-x) by less than 1e-36) and 2^n is made by
+// adding n to the exponent bits of 1.
+TEXT ·silu256(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS expc<>+0(SB), Y4
+	VBROADCASTSS expc<>+4(SB), Y5
+	VBROADCASTSS expc<>+8(SB), Y6
+	VBROADCASTSS expc<>+12(SB), Y7
+	VBROADCASTSS expc<>+16(SB), Y8
+	VBROADCASTSS expc<>+20(SB), Y9
+	VBROADCASTSS expc<>+24(SB), Y10
+	VBROADCASTSS expc<>+28(SB), Y11
+	VBROADCASTSS expc<>+32(SB), Y12
+	VBROADCASTSS expc<>+36(SB), Y13
+	VMOVUPS exp256<>+0(SB), Y14
+	VMOVUPS exp256<>+32(SB), Y15
+
+silu256_loop:
+	VMOVUPS (DI), Y3
+	VXORPS  Y0, Y0, Y0
+	VSUBPS  Y3, Y0, Y0
+	VMAXPS  Y14, Y0, Y0
+	VMINPS  Y15, Y0, Y0
+	VMULPS  Y4, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS Y5, Y1, Y0
+	VFNMADD231PS Y6, Y1, Y0
+	VMOVAPS Y7, Y2
+	VFMADD213PS Y8, Y0, Y2
+	VFMADD213PS Y9, Y0, Y2
+	VFMADD213PS Y10, Y0, Y2
+	VFMADD213PS Y11, Y0, Y2
+	VFMADD213PS Y12, Y0, Y2
+	VFMADD213PS Y13, Y0, Y2
+	VFMADD213PS Y13, Y0, Y2
+	VCVTPS2DQ Y1, Y1
+	VPSLLD  $23, Y1, Y1
+	VPADDD  exp256<>+64(SB), Y1, Y1
+	VMULPS  Y1, Y2, Y0
+	VADDPS  Y13, Y0, Y0
+	VDIVPS  Y0, Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT silu256_loop
+	VZEROUPPER
+	RET
