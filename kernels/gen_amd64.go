@@ -798,12 +798,34 @@ func mm512Q8() {
 // weights are made unsigned by taking their magnitude and giving their
 // sign to the activations (|w| <= 128 and |x| <= 127, so the pairs do not
 // saturate). There is no bias, so the corrections go unused.
+//
+// The float work is done on block sums rather than on the eight int32
+// lanes of each (row, token, block): VPHADDD adds the lanes of four
+// products into one register, each (row, token) keeping two exact integer
+// sums per block, of its first and second 16 bytes (the two 128-bit
+// halves). Each sum is converted and multiplied into its own float32
+// accumulator by d = sw*sx: acc = fma(float(sum), sw*sx, acc); the row's
+// result is the low half's accumulator plus the high half's. The matvec
+// (four rows of one token per register) and the tile (four tokens of one
+// row per register) do exactly these operations for every (row, token),
+// so MatMul's rows equal MatVec's bit for bit. The multiply pipes, which
+// limit these kernels, see one VPMADDUBSW and one VPMADDWD per 32 bytes of
+// each (row, token) and a quarter of the FMAs and products of scales.
+
+// q8Reduce4 adds the int32 lanes of Y(a)..Y(a+3) into Y(a): lane i (i < 4)
+// gets the first 16 bytes' sum of Y(a+i), lane 4+i its second 16 bytes'.
+func q8Reduce4(a int) {
+	p("\tVPHADDD Y%d, Y%d, Y%d", a+1, a, a)
+	p("\tVPHADDD Y%d, Y%d, Y%d", a+3, a+2, a+2)
+	p("\tVPHADDD Y%d, Y%d, Y%d", a+2, a, a)
+}
+
 // mm256Q8 writes func mm256Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
-// mm512Q8's 4-row x 4-token tile for AVX2, as two passes of 2 rows x 4
-// tokens (accumulators Y0-Y7; each row's |w| and scale in Y8-Y11, kept for
-// the four tokens; the token's int8 activations in Y12, the product in
-// Y13, the int16 ones in Y15). Each (row, token) sum takes mv256Q8's steps
-// in its order, so the tile equals the matvec bit for bit.
+// mm512Q8's 4-row x 4-token tile for AVX2 in one pass (see mv256Q8): per
+// block, the four tokens' values in Y4-Y7 and their scales in Y14 (lanes
+// 0-3, again in 4-7); per row, |w| in Y8, the four products in Y9-Y12,
+// reduced into Y9 (lane t: token t's low half, lane 4+t its high half),
+// d = sw*sx in Y13 and the row's accumulator in Y(r).
 func mm256Q8() {
 	const fn = "mm256Q8"
 	q8 := wtype{name: "Q8"}
@@ -818,41 +840,66 @@ func mm256Q8() {
 	p("\tMOVQ ldx+48(FP), DI")
 	p("\tLEAQ (DI)(DI*2), CX")
 	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
-	for pass := 0; pass < 2; pass++ {
-		rows := []int{2 * pass, 2*pass + 1}
-		for i := 0; i < 8; i++ {
-			p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
-		}
-		p("\tMOVQ x+24(FP), DX")
-		p("\tXORQ AX, AX")
-		p("%s_loop%d:", fn, pass)
-		p("\tMOVQ AX, BX")
-		p("\tSHRQ $4, BX")
-		for h := 0; h < 2; h++ {
-			for i, r := range rows {
-				p("\tVMOVDQU %d(%s)(AX*1), Y%d", 32*h, q8w[r], 8+2*i)
-				p("\tVPABSB Y%d, Y%d", 8+2*i, 8+2*i)
-				p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], 9+2*i)
-				p("\tVCVTPH2PS X%d, Y%d", 9+2*i, 9+2*i)
-			}
-			for tok := 0; tok < 4; tok++ {
-				p("\tVMOVDQU %d%s, Y12", 32*h, xaddr[tok])
-				for i, r := range rows {
-					p("\tVPSIGNB %d(%s)(AX*1), Y12, Y13", 32*h, q8w[r])
-					p("\tVPMADDUBSW Y13, Y%d, Y13", 8+2*i)
-					p("\tVPMADDWD Y15, Y13, Y13")
-					p("\tVCVTDQ2PS Y13, Y13")
-					p("\tVMULPS %d%s, Y13, Y13", 64+32*h, xaddr[tok])
-					p("\tVFMADD231PS Y%d, Y13, Y%d", 9+2*i, 2*tok+i)
-				}
-			}
-		}
-		p("\tADDQ $192, DX")
-		p("\tADDQ $64, AX")
-		p("\tCMPQ AX, k+56(FP)")
-		p("\tJLT %s_loop%d", fn, pass)
-		store2x4(pass)
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
 	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	for h := 0; h < 2; h++ {
+		p("\tVMOVSS %d%s, X14", 64+32*h, xaddr[0])
+		for t := 1; t < 4; t++ {
+			p("\tVINSERTPS $0x%x, %d%s, X14, X14", t<<4, 64+32*h, xaddr[t])
+		}
+		p("\tVINSERTF128 $1, X14, Y14, Y14")
+		for t := 0; t < 4; t++ {
+			p("\tVMOVDQU %d%s, Y%d", 32*h, xaddr[t], 4+t)
+		}
+		for r := 0; r < 4; r++ {
+			p("\tVPABSB %d(%s)(AX*1), Y8", 32*h, q8w[r])
+			for t := 0; t < 4; t++ {
+				p("\tVPSIGNB %d(%s)(AX*1), Y%d, Y%d", 32*h, q8w[r], 4+t, 9+t)
+				p("\tVPMADDUBSW Y%d, Y8, Y%d", 9+t, 9+t)
+				p("\tVPMADDWD Y15, Y%d, Y%d", 9+t, 9+t)
+			}
+			q8Reduce4(9)
+			p("\tVCVTDQ2PS Y9, Y9")
+			p("\tVPBROADCASTW %d(%s)(BX*1), X13", 2*h, q8s[r])
+			p("\tVCVTPH2PS X13, Y13")
+			p("\tVMULPS Y14, Y13, Y13")
+			p("\tVFMADD231PS Y13, Y9, Y%d", r)
+		}
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, k+56(FP)")
+	p("\tJLT %s_loop", fn)
+	// Row r's four results are the two halves of Y(r) added; transposed,
+	// token t's four rows go to dst + t*ldd.
+	for r := 0; r < 4; r++ {
+		p("\tVEXTRACTF128 $1, Y%d, X8", r)
+		p("\tVADDPS X8, X%d, X%d", r, r)
+	}
+	p("\tVUNPCKLPS X1, X0, X4")
+	p("\tVUNPCKHPS X1, X0, X5")
+	p("\tVUNPCKLPS X3, X2, X6")
+	p("\tVUNPCKHPS X3, X2, X7")
+	p("\tMOVQ dst+0(FP), BX")
+	p("\tMOVQ ldd+32(FP), DX")
+	p("\tSHLQ $2, DX")
+	p("\tVMOVLHPS X6, X4, X0")
+	p("\tVMOVUPS X0, (BX)")
+	p("\tADDQ DX, BX")
+	p("\tVMOVHLPS X4, X6, X0")
+	p("\tVMOVUPS X0, (BX)")
+	p("\tADDQ DX, BX")
+	p("\tVMOVLHPS X7, X5, X0")
+	p("\tVMOVUPS X0, (BX)")
+	p("\tADDQ DX, BX")
+	p("\tVMOVHLPS X5, X7, X0")
+	p("\tVMOVUPS X0, (BX)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -879,23 +926,14 @@ func store2x4(pass int) {
 func mv256Q8() {
 	const fn = "mv256Q8"
 	q8 := wtype{name: "Q8"}
-	// step adds row r's half h (block 2i+h of record i) to Y(r), with
-	// scratch Y(t), Y(t+1).
-	step := func(r, h, t int) {
-		p("\tVMOVDQU %d(%s)(AX*1), Y%d", 32*h, q8w[r], t)
-		p("\tVPSIGNB Y%d, Y%d, Y%d", t, 4+h, t+1)
-		p("\tVPABSB Y%d, Y%d", t, t)
-		p("\tVPMADDUBSW Y%d, Y%d, Y%d", t+1, t, t)
+	// prod leaves in Y(t) the int32 lanes of row r's half h (block 2i+h
+	// of record i) times the token's values in Y4, with scratch Y8.
+	prod := func(r, h, t int) {
+		p("\tVMOVDQU %d(%s)(AX*1), Y8", 32*h, q8w[r])
+		p("\tVPSIGNB Y8, Y4, Y%d", t)
+		p("\tVPABSB Y8, Y8")
+		p("\tVPMADDUBSW Y%d, Y8, Y%d", t, t)
 		p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
-		p("\tVCVTDQ2PS Y%d, Y%d", t, t)
-		p("\tVMULPS %d(DX), Y%d, Y%d", 64+32*h, t, t)
-		p("\tVPBROADCASTW %d(%s)(BX*1), X%d", 2*h, q8s[r], t+1)
-		p("\tVCVTPH2PS X%d, Y%d", t+1, t+1)
-		p("\tVFMADD231PS Y%d, Y%d, Y%d", t+1, t, r)
-	}
-	loadX := func() {
-		p("\tVMOVDQU (DX), Y4")
-		p("\tVMOVDQU 32(DX), Y5")
 	}
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
@@ -910,9 +948,9 @@ func mv256Q8() {
 	p("\tCMPQ rows+32(FP), $4")
 	p("\tJLT %s_rows1", fn)
 	rowPointers(q8, "ldw+48(FP)")
-	for r := 0; r < 4; r++ {
-		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
-	}
+	// Y0 holds the four rows' accumulators: lane r row r's low halves,
+	// lane 4+r its high halves.
+	p("\tVXORPS Y0, Y0, Y0")
 	// DI walks the next group of four rows until the stores, fetching as
 	// much of it per iteration as this one reads (mv256's rows8).
 	p("\tMOVQ DI, dst+0(FP)")
@@ -927,21 +965,30 @@ func mv256Q8() {
 		p("\tPREFETCHT0 %d(DI)", 64*l)
 	}
 	p("\tADDQ $256, DI")
-	loadX()
 	for h := 0; h < 2; h++ {
+		p("\tVMOVDQU %d(DX), Y4", 32*h)
 		for r := 0; r < 4; r++ {
-			step(r, h, 6+2*r)
+			prod(r, h, 9+r)
 		}
+		q8Reduce4(9)
+		p("\tVCVTDQ2PS Y9, Y9")
+		// the four rows' scales, in lanes 0-3 and again in 4-7
+		for r := 0; r < 4; r++ {
+			p("\tVPINSRW $%d, %d(%s)(BX*1), X13, X13", r, 2*h, q8s[r])
+		}
+		p("\tVCVTPH2PS X13, X13")
+		p("\tVINSERTF128 $1, X13, Y13, Y13")
+		p("\tVMULPS %d(DX), Y13, Y13", 64+32*h)
+		p("\tVFMADD231PS Y13, Y9, Y0")
 	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop4", fn)
 	p("\tMOVQ dst+0(FP), DI")
-	for r := 0; r < 4; r++ {
-		hsum256(r)
-		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
-	}
+	p("\tVEXTRACTF128 $1, Y0, X1")
+	p("\tVADDPS X1, X0, X0")
+	p("\tVMOVUPS X0, (DI)")
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
 	p("\tLEAQ (R13)(BX*1), R10")
@@ -950,6 +997,8 @@ func mv256Q8() {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
+	// A row on its own: lane 0 gets its low halves, lane 4 its high ones
+	// (the other lanes repeat them), with the same operations per lane.
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -959,14 +1008,23 @@ func mv256Q8() {
 	p("%s_loop1:", fn)
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $4, BX")
-	loadX()
-	step(0, 0, 6)
-	step(0, 1, 6)
+	for h := 0; h < 2; h++ {
+		p("\tVMOVDQU %d(DX), Y4", 32*h)
+		prod(0, h, 9)
+		p("\tVPHADDD Y9, Y9, Y9")
+		p("\tVPHADDD Y9, Y9, Y9")
+		p("\tVCVTDQ2PS Y9, Y9")
+		p("\tVPBROADCASTW %d(%s)(BX*1), X13", 2*h, q8s[0])
+		p("\tVCVTPH2PS X13, Y13")
+		p("\tVMULPS %d(DX), Y13, Y13", 64+32*h)
+		p("\tVFMADD231PS Y13, Y9, Y0")
+	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop1", fn)
-	hsum256(0)
+	p("\tVEXTRACTF128 $1, Y0, X1")
+	p("\tVADDSS X1, X0, X0")
 	p("\tVMOVSS X0, (DI)")
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")

@@ -360,7 +360,7 @@ func choices() []Choice {
 		add("bf16/f16 decode batch (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
-		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (two passes of 2x4)", "AVX2 without AVX512-VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
@@ -403,7 +403,7 @@ func choices() []Choice {
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
-		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (two passes of 2x4)", "AVX-512 without VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX-512 without VNNI")
 	}
 	if x.HasAVX512VNNI {
 		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
