@@ -1,0 +1,216 @@
+//go:build ignore
+
+// This program writes simd_arm64.s, the NEON assembly of the matrix-vector
+// kernels for arm64. The kernels differ only in how they load and widen a
+// weight type, so they are generated rather than written out by hand.
+//
+//	go run gen_arm64.go
+//
+// The Go assembler has no mnemonic for some of the NEON instructions used
+// here (vector FADD, FADDP, FMUL, FCVTL, SCVTF, SDOT); those are emitted as
+// WORD with their encoding from the Arm Architecture Reference Manual and
+// the instruction in a comment.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"log"
+	"os"
+)
+
+var out bytes.Buffer
+
+func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+
+// enc emits one instruction the assembler lacks: base with Rd, Rn and Rm
+// (vector register numbers) filled in.
+func enc(base uint32, d, n, m int, text string) {
+	p("\tWORD $0x%08x // %s", base|uint32(m)<<16|uint32(n)<<5|uint32(d), text)
+}
+
+// fadd4s: FADD Vd.4S, Vn.4S, Vm.4S.
+func fadd4s(d, n, m int) {
+	enc(0x4e20d400, d, n, m, fmt.Sprintf("FADD V%d.4S, V%d.4S, V%d.4S", d, n, m))
+}
+
+// faddp4s: FADDP Vd.4S, Vn.4S, Vm.4S = [n0+n1, n2+n3, m0+m1, m2+m3].
+func faddp4s(d, n, m int) {
+	enc(0x6e20d400, d, n, m, fmt.Sprintf("FADDP V%d.4S, V%d.4S, V%d.4S", d, n, m))
+}
+
+// faddpS: FADDP Sd, Vn.2S = n0+n1.
+func faddpS(d, n int) { enc(0x7e30d800, d, n, 0, fmt.Sprintf("FADDP S%d, V%d.2S", d, n)) }
+
+// fmul4s: FMUL Vd.4S, Vn.4S, Vm.4S.
+func fmul4s(d, n, m int) {
+	enc(0x6e20dc00, d, n, m, fmt.Sprintf("FMUL V%d.4S, V%d.4S, V%d.4S", d, n, m))
+}
+
+// fcvtl: FCVTL Vd.4S, Vn.4H (the low four halves); fcvtl2 the high four.
+func fcvtl(d, n int)  { enc(0x0e217800, d, n, 0, fmt.Sprintf("FCVTL V%d.4S, V%d.4H", d, n)) }
+func fcvtl2(d, n int) { enc(0x4e217800, d, n, 0, fmt.Sprintf("FCVTL2 V%d.4S, V%d.8H", d, n)) }
+
+// scvtf4s: SCVTF Vd.4S, Vn.4S (int32 lanes to float32).
+func scvtf4s(d, n int) { enc(0x4e21d800, d, n, 0, fmt.Sprintf("SCVTF V%d.4S, V%d.4S", d, n)) }
+
+// scvtfS: SCVTF Sd, Sn (lane 0 only).
+func scvtfS(d, n int) { enc(0x5e21d800, d, n, 0, fmt.Sprintf("SCVTF S%d, S%d", d, n)) }
+
+// sdot: SDOT Vd.4S, Vn.16B, Vm.16B (the dotprod extension, ARMv8.2).
+func sdot(d, n, m int) {
+	enc(0x4e809400, d, n, m, fmt.Sprintf("SDOT V%d.4S, V%d.16B, V%d.16B", d, n, m))
+}
+
+// fmla: Vd.4S += Vn.4S * Vm.4S.
+func fmla(d, n, m int) { p("\tVFMLA V%d.S4, V%d.S4, V%d.S4", m, n, d) }
+
+func zero(v int) { p("\tVEOR V%d.B16, V%d.B16, V%d.B16", v, v, v) }
+
+// wtype describes how a weight type is loaded and widened.
+type wtype struct {
+	name  string
+	shift int // log2 of the bytes per weight
+}
+
+var types = []wtype{{"F32", 2}, {"BF16", 1}, {"F16", 1}}
+
+// The registers of the matrix-vector kernels: V0-V7 hold 32 activations,
+// V8-V15 the weights of one row (V12 zero for BF16), V16-V31 four
+// accumulators for each of four rows.
+const (
+	vx   = 0
+	vw   = 8
+	vz   = 12 // BF16's zero
+	vt   = 13 // widened weights
+	vacc = 16
+)
+
+// chunk multiplies 32 columns of the row at register rp (post-incremented)
+// by V0-V7 into the accumulators vacc+4r .. vacc+4r+3. Column group g (four
+// columns) goes to accumulator g%4, so each row's sum runs in the same
+// order whichever kernel and however many rows.
+func chunk(t wtype, rp string, r int) {
+	a := vacc + 4*r
+	switch t.name {
+	case "F32":
+		for h := 0; h < 2; h++ {
+			p("\tVLD1.P 64(%s), [V%d.S4, V%d.S4, V%d.S4, V%d.S4]", rp, vw+4*h, vw+4*h+1, vw+4*h+2, vw+4*h+3)
+			for i := 0; i < 4; i++ {
+				g := 4*h + i
+				fmla(a+g%4, vw+g, vx+g)
+			}
+		}
+	default:
+		p("\tVLD1.P 64(%s), [V%d.H8, V%d.H8, V%d.H8, V%d.H8]", rp, vw, vw+1, vw+2, vw+3)
+		for i := 0; i < 4; i++ {
+			lo, hi := vt, vt+1
+			if t.name == "BF16" {
+				// ZIP1 Vd.8H, zero, w: each weight becomes the high half
+				// of a float32 lane with a zero low half.
+				p("\tVZIP1 V%d.H8, V%d.H8, V%d.H8", vw+i, vz, lo)
+				p("\tVZIP2 V%d.H8, V%d.H8, V%d.H8", vw+i, vz, hi)
+			} else {
+				fcvtl(lo, vw+i)
+				fcvtl2(hi, vw+i)
+			}
+			fmla(a+(2*i)%4, lo, vx+2*i)
+			fmla(a+(2*i+1)%4, hi, vx+2*i+1)
+		}
+	}
+}
+
+// mv writes mvNeon<T>(dst, w, s, x unsafe.Pointer, rows, k, ldw int): rows
+// of 4, then one at a time. Each row's sum: four accumulators of four lanes
+// (column group g of every 32 to accumulator g%4), then (a0+a1)+(a2+a3),
+// then (l0+l1)+(l2+l3) over its lanes.
+func mv(t wtype) {
+	p("// func mvNeon%s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", t.name)
+	p("TEXT ·mvNeon%s(SB), NOSPLIT, $0-56", t.name)
+	p("\tMOVD dst+0(FP), R0")
+	p("\tMOVD w+8(FP), R1")
+	p("\tMOVD x+24(FP), R3")
+	p("\tMOVD rows+32(FP), R4")
+	p("\tMOVD k+40(FP), R5")
+	p("\tMOVD ldw+48(FP), R6")
+	p("\tLSL $%d, R6, R6 // row stride in bytes", t.shift)
+	if t.name == "BF16" {
+		zero(vz)
+	}
+	p("rows4%s:", t.name)
+	p("\tCMP $4, R4")
+	p("\tBLT row1%s", t.name)
+	p("\tMOVD R1, R7")
+	p("\tADD R6, R7, R8")
+	p("\tADD R6, R8, R9")
+	p("\tADD R6, R9, R10")
+	p("\tMOVD R3, R11")
+	p("\tMOVD R5, R12")
+	for i := vacc; i < 32; i++ {
+		zero(i)
+	}
+	p("cols4%s:", t.name)
+	p("\tVLD1.P 64(R11), [V0.S4, V1.S4, V2.S4, V3.S4]")
+	p("\tVLD1.P 64(R11), [V4.S4, V5.S4, V6.S4, V7.S4]")
+	for r := 0; r < 4; r++ {
+		chunk(t, fmt.Sprintf("R%d", 7+r), r)
+	}
+	p("\tSUBS $32, R12, R12")
+	p("\tBNE cols4%s", t.name)
+	for r := 0; r < 4; r++ {
+		a := vacc + 4*r
+		fadd4s(a, a, a+1)
+		fadd4s(a+2, a+2, a+3)
+		fadd4s(a, a, a+2)
+	}
+	faddp4s(vacc, vacc, vacc+4)
+	faddp4s(vacc+8, vacc+8, vacc+12)
+	faddp4s(vacc, vacc, vacc+8)
+	p("\tVST1.P [V%d.S4], 16(R0)", vacc)
+	p("\tADD R6<<2, R1, R1")
+	p("\tSUB $4, R4, R4")
+	p("\tB rows4%s", t.name)
+	p("row1%s:", t.name)
+	p("\tCBZ R4, done%s", t.name)
+	p("\tMOVD R1, R7")
+	p("\tMOVD R3, R11")
+	p("\tMOVD R5, R12")
+	for i := vacc; i < vacc+4; i++ {
+		zero(i)
+	}
+	p("cols1%s:", t.name)
+	p("\tVLD1.P 64(R11), [V0.S4, V1.S4, V2.S4, V3.S4]")
+	p("\tVLD1.P 64(R11), [V4.S4, V5.S4, V6.S4, V7.S4]")
+	chunk(t, "R7", 0)
+	p("\tSUBS $32, R12, R12")
+	p("\tBNE cols1%s", t.name)
+	a := vacc
+	fadd4s(a, a, a+1)
+	fadd4s(a+2, a+2, a+3)
+	fadd4s(a, a, a+2)
+	faddp4s(a, a, a)
+	faddpS(a, a)
+	p("\tFMOVS F%d, (R0)", a)
+	p("\tADD $4, R0, R0")
+	p("\tADD R6, R1, R1")
+	p("\tSUB $1, R4, R4")
+	p("\tB row1%s", t.name)
+	p("done%s:", t.name)
+	p("\tRET")
+	p("")
+}
+
+func main() {
+	p("// Code generated by gen_arm64.go; DO NOT EDIT.")
+	p("")
+	p("//go:build !purego")
+	p("")
+	p("#include \"textflag.h\"")
+	p("")
+	for _, t := range types {
+		mv(t)
+	}
+	if err := os.WriteFile("simd_arm64.s", out.Bytes(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,124 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"unsafe"
+)
+
+//go:generate go run gen_arm64.go
+
+// The NEON assembly in simd_arm64.s (gen_arm64.go); see kern in ops.go for
+// the contract. Only the matrix-vector kernels (kern.mv) exist: MatMul runs
+// them token by token over row blocks that stay in L1 (matMulRowsP), so
+// its rows equal MatVec's bit for bit.
+
+//go:noescape
+func mvNeonF32(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mvNeonBF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mvNeonF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+// init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
+func init() {
+	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
+	kernelsNote = note
+	selectPath(name)
+}
+
+// kernelsNote says how MOCO_KERNELS changed the selection ("" if unset);
+// Choices reports it.
+var kernelsNote string
+
+// pickPath returns the path to use: the first of paths, or the one env
+// names (neon or purego) if this CPU can run it. note explains a forced
+// or refused choice.
+func pickPath(env string, paths []string) (name, note string) {
+	best := "purego"
+	if len(paths) > 0 {
+		best = paths[0]
+	}
+	switch {
+	case env == "":
+		return best, ""
+	case env == "purego" || slices.Contains(paths, env):
+		return env, "forced by MOCO_KERNELS=" + env
+	default:
+		return best, fmt.Sprintf("MOCO_KERNELS=%s ignored: this CPU runs %s", env, strings.Join(append(paths, "purego"), ", "))
+	}
+}
+
+// simdPaths lists the instruction sets this CPU can run, for tests: every
+// arm64 CPU has NEON (Advanced SIMD is part of ARMv8-A).
+func simdPaths() []string { return []string{"neon"} }
+
+// selectPath selects the kernels of the named path (neon or purego).
+func selectPath(name string) {
+	simd = [5]kern{}
+	simdName = "purego"
+	dotImpl = refDot
+	resetCalibration()
+	if name != "neon" {
+		return
+	}
+	simdName = "neon"
+	simd[F32] = kern{mv: mvNeonF32}
+	simd[BF16] = kern{mv: mvNeonBF16}
+	simd[F16] = kern{mv: mvNeonF16}
+	dotImpl = neonDot
+}
+
+// neonDot runs the f32 matrix-vector kernel on a one-row matrix.
+func neonDot(a, b []float32) float32 {
+	k32 := len(a) &^ 31
+	if k32 == 0 {
+		return refDot(a, b)
+	}
+	var s float32
+	simd[F32].mv(unsafe.Pointer(&s), unsafe.Pointer(&a[0]), nil, unsafe.Pointer(&b[0]), 1, k32, k32)
+	for i := k32; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// The AMX tiles exist on amd64 only.
+
+func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool { return false }
+
+func amxTakes(m *Mat, n int) bool { return false }
+
+func amxQ8Applies(m *Mat, n int) bool { return false }
+
+func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {}
+
+// choices explains the selection selectPath made.
+func choices() []Choice {
+	var c []Choice
+	add := func(k, p, r string) { c = append(c, Choice{k, p, r}) }
+	if kernelsNote != "" {
+		add("selection", simdName, kernelsNote)
+	}
+	if simdName == "purego" {
+		why := "forced: the pure-Go reference"
+		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
+			add(k, "purego", why)
+		}
+		return c
+	}
+	const neon = "arm64 NEON (Advanced SIMD, every ARMv8-A CPU)"
+	add("f32/bf16/f16 decode", "neon rows of 4 (4 accumulators of 4 lanes a row, bf16 widened with zip, f16 with fcvtl)", neon)
+	add("bf16/f16 decode batch (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
+	add("bf16 prefill (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
+	add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no bf16 dot-product kernel for arm64 yet")
+	add("q8_0", "purego", "no arm64 assembly yet")
+	add("q4_0", "purego", "no arm64 assembly yet")
+	return c
+}
