@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"golang.org/x/sys/cpu"
 )
 
 //go:generate go run gen_arm64.go
@@ -25,6 +27,17 @@ func mvNeonBF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
 func mvNeonF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+// mvNeonQ8 is the Q8_0 matrix-vector kernel (k a multiple of 64, x the
+// activations' records, see q8.go); it needs SDOT, the ARMv8.2 dot-product
+// extension (hasDotProd).
+//
+//go:noescape
+func mvNeonQ8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+// hasDotProd reports SDOT (ARMv8.2 dot product, "asimddp"); without it
+// Q8_0 runs the reference.
+func hasDotProd() bool { return cpu.ARM64.HasASIMDDP }
 
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
@@ -73,6 +86,9 @@ func selectPath(name string) {
 	simd[BF16] = kern{mv: mvNeonBF16}
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
+	if hasDotProd() {
+		simd[Q8_0] = kern{mv: mvNeonQ8}
+	}
 }
 
 // neonDot runs the f32 matrix-vector kernel on a one-row matrix.
@@ -118,7 +134,11 @@ func choices() []Choice {
 	add("bf16/f16 decode batch (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
 	add("bf16 prefill (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
 	add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no bf16 dot-product kernel for arm64 yet")
-	add("q8_0", "purego", "no arm64 assembly yet")
+	if simd[Q8_0].mv != nil {
+		add("q8_0", "neon sdot rows of 4, token by token over row blocks in L1", "ARMv8.2 dot product (asimddp)")
+	} else {
+		add("q8_0", "purego", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU")
+	}
 	add("q4_0", "purego", "no arm64 assembly yet")
 	return c
 }
