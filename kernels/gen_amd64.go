@@ -155,6 +155,16 @@ func mv512(t wtype) {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
+	mv512rows1(t, fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv512rows1 emits mv512's one-row loop, which ends at fn_done: one
+// accumulator, so each row's multiply-adds form a single chain.
+func mv512rows1(t wtype, fn string) {
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -179,6 +189,22 @@ func mv512(t wtype) {
 	p("\tADDQ BX, R10")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
+}
+
+// mv512s writes func mv512Ts(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// mv512's one-row loop alone. It reads the weights as one sequential stream,
+// where the eight-row loop reads eight (and prefetches the next eight rows
+// in software). Each row's sums are those of mv512 bit for bit: every loop
+// of mv512 gives a row the same multiply-adds in the same order.
+func mv512s(t wtype) {
+	fn := "mv512" + t.name + "s"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	mv512rows1(t, fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -581,6 +607,7 @@ func main() {
 	p("")
 	for _, t := range types {
 		mv512(t)
+		mv512s(t)
 		mm512(t)
 		mm6x4(t)
 		mv256(t)

@@ -153,6 +153,36 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 	})
 }
 
+// TestDecodeStreamSame holds the one-row decode loops (kern.mvs, which
+// decodeStream selects for rows of up to streamCols columns) to the
+// several-row ones bit for bit, whichever the CPU family rule picked: a
+// model decodes the same on every CPU of a path.
+func TestDecodeStreamSame(t *testing.T) {
+	defer func(on bool) { decodeStream = on }(decodeStream)
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, typ := range []Type{F32, BF16, F16} {
+			for _, rows := range []int{1, 3, 8, 9, 17, 40} {
+				for _, cols := range []int{31, 32, 33, 95, 896, 901, streamCols, streamCols + 32} {
+					m := randMat(r, typ, rows, cols)
+					x := randVec(r, cols)
+					var got [2][]float32
+					for i, on := range []bool{false, true} {
+						decodeStream = on
+						got[i] = make([]float32, rows)
+						MatVec(got[i], m, x)
+					}
+					for i := range got[0] {
+						if a, b := got[0][i], got[1][i]; math.Float32bits(a) != math.Float32bits(b) {
+							t.Fatalf("%v %dx%d row %d: %g one row at a time, %g several", typ, rows, cols, i, b, a)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestMatMulTokenBlocks uses enough tokens that MatMul splits them into
 // several cache blocks.
 func TestMatMulTokenBlocks(t *testing.T) {

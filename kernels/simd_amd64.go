@@ -28,6 +28,17 @@ func mv512F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv512Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// The one-row loops of mv512F32, mv512BF16 and mv512F16 alone (kern.mvs).
+//
+//go:noescape
+func mv512F32s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv512BF16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv512F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
 //go:noescape
 func mm512F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
@@ -249,6 +260,7 @@ func useSIMD(avx512, avx2 bool) {
 	simd = [5]kern{}
 	simdName = "purego"
 	amxOn = false
+	decodeStream = false
 	quantRecsImpl = quantRecsRef
 	dotImpl = refDot
 	useDPBF16(false)
@@ -259,10 +271,11 @@ func useSIMD(avx512, avx2 bool) {
 	switch {
 	case avx512:
 		simdName = "avx512"
-		simd[F32] = kern{mv: mv512F32, mm: mm512F32, mm6: mm6x4F32, mm6p: mm6x4F32p}
+		simd[F32] = kern{mv: mv512F32, mvs: mv512F32s, mm: mm512F32, mm6: mm6x4F32, mm6p: mm6x4F32p}
 		roundBF16Impl = roundBF16Vec
-		simd[BF16] = kern{mv: mv512BF16, mm: mm512BF16, mm6: mm6x4BF16, mm2: &mm2BF16}
-		simd[F16] = kern{mv: mv512F16, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
+		simd[BF16] = kern{mv: mv512BF16, mvs: mv512BF16s, mm: mm512BF16, mm6: mm6x4BF16, mm2: &mm2BF16}
+		simd[F16] = kern{mv: mv512F16, mvs: mv512F16s, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
+		decodeStream = isAMD()
 		quantRecsImpl = quantRecs512
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
@@ -364,7 +377,12 @@ func choices() []Choice {
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
-	add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
+	if decodeStream {
+		add("f32/bf16/f16 decode", fmt.Sprintf("avx512 one row at a time up to %d columns (one sequential stream), else rows of 8 (next rows prefetched); weights widened in registers", streamCols),
+			"AVX-512 F/BW/DQ/VL on AMD (Zen 5: one stream reads faster than eight)")
+	} else {
+		add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
+	}
 	add("bf16/f16 decode batch (exact)", fmt.Sprintf("avx512 2-row x 8-token tiles for %d-%d tokens (each weight widened once in a register for 8 tokens)", decodeMin, decodeMax), "AVX-512 F/BW/DQ/VL")
 	if amxOn {
 		add("bf16 prefill (exact)", "amx-bf16 tiles (activations split exactly into three bf16 parts), 16 tokens and up",
