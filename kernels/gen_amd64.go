@@ -618,6 +618,7 @@ func main() {
 	mv256Q8()
 	mm256Q8()
 	mv512BF16d()
+	mv512BF16ds()
 	mm6x4BF16d()
 	mm6x4Panel("mm6x4F32p", false)
 	mm6x4Panel("mm6x4BF16dp", true)
@@ -1241,6 +1242,15 @@ func mv512BF16d() {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
+	mv512BF16drows1(fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv512BF16drows1 emits mv512BF16d's one-row loop, which ends at fn_done.
+func mv512BF16drows1(fn string) {
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -1261,6 +1271,19 @@ func mv512BF16d() {
 	p("\tADDQ BX, R10")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
+}
+
+// mv512BF16ds writes func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// mv512BF16d's one-row loop alone, bit for bit the same (see mv512s).
+func mv512BF16ds() {
+	fn := "mv512BF16ds"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	mv512BF16drows1(fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")

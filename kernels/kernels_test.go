@@ -159,6 +159,14 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 // model decodes the same on every CPU of a path.
 func TestDecodeStreamSame(t *testing.T) {
 	defer func(on bool) { decodeStream = on }(decodeStream)
+	defer SetBF16Activations(BF16Activations())
+	for _, act := range []bool{false, true} {
+		SetBF16Activations(act) // the mode's own kernels (mv512BF16d) where the CPU has them
+		t.Run(map[bool]string{false: "exact", true: "bf16act"}[act], testDecodeStreamSame)
+	}
+}
+
+func testDecodeStreamSame(t *testing.T) {
 	paths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, typ := range []Type{F32, BF16, F16} {

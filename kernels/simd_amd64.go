@@ -40,6 +40,9 @@ func mv512BF16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv512F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
 func mm512F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
@@ -301,9 +304,9 @@ func useSIMD(avx512, avx2 bool) {
 // useDPBF16 selects the bf16-activation mode's kernels: VDPBF16PS (on), or
 // the exact kernels on the rounded activations.
 func useDPBF16(on bool) {
-	bf16dMV, bf16dMM6p, bf16dMM2 = nil, nil, nil
+	bf16dMV, bf16dMVs, bf16dMM6p, bf16dMM2 = nil, nil, nil, nil
 	if on {
-		bf16dMV, bf16dMM6p, bf16dMM2 = mv512BF16d, mm6x4BF16dp, &mm2BF16d
+		bf16dMV, bf16dMVs, bf16dMM6p, bf16dMM2 = mv512BF16d, mv512BF16ds, mm6x4BF16dp, &mm2BF16d
 	}
 }
 

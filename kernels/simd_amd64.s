@@ -5022,6 +5022,43 @@ mv512BF16d_done:
 	VZEROUPPER
 	RET
 
+// func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+TEXT ·mv512BF16ds(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ w+8(FP), R10
+	MOVQ x+24(FP), DX
+	MOVQ k+40(FP), CX
+mv512BF16ds_rows1:
+	CMPQ rows+32(FP), $0
+	JLE mv512BF16ds_done
+	VXORPS Z0, Z0, Z0
+	XORQ AX, AX
+mv512BF16ds_loop1:
+	VMOVDQU32 (DX)(AX*2), Z24
+	VMOVDQU32 (R10)(AX*2), Z16
+	BYTE $0x62; BYTE $0xb2; BYTE $0x3e; BYTE $0x40; BYTE $0x52; BYTE $0xc0 // VDPBF16PS Z16, Z24, Z0
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT mv512BF16ds_loop1
+	VEXTRACTF64X4 $1, Z0, Y26
+	VADDPS Y26, Y0, Y0
+	VEXTRACTF32X4 $1, Y0, X26
+	VADDPS X26, X0, X0
+	VMOVHLPS X0, X0, X26
+	VADDPS X26, X0, X0
+	VMOVSHDUP X0, X26
+	VADDSS X26, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	MOVQ ldw+48(FP), BX
+	SHLQ $1, BX
+	ADDQ BX, R10
+	DECQ rows+32(FP)
+	JMP mv512BF16ds_rows1
+mv512BF16ds_done:
+	VZEROUPPER
+	RET
+
 // func mm6x4BF16d(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 TEXT ·mm6x4BF16d(SB), NOSPLIT, $0-64
 	MOVQ w+8(FP), R10
