@@ -614,6 +614,7 @@ func main() {
 		mm256(t)
 	}
 	mv512Q8()
+	mv512Q8s()
 	mm512Q8()
 	mv256Q8()
 	mm256Q8()
@@ -749,6 +750,15 @@ func mv512Q8() {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
+	mv512Q8rows1(fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv512Q8rows1 emits mv512Q8's one-row loop, which ends at fn_done.
+func mv512Q8rows1(fn string) {
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -774,6 +784,20 @@ func mv512Q8() {
 	p("\tADDQ BX, SI")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
+}
+
+// mv512Q8s writes func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// mv512Q8's one-row loop alone, bit for bit the same (see mv512s).
+func mv512Q8s() {
+	const fn = "mv512Q8s"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	q8Consts()
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	mv512Q8rows1(fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")

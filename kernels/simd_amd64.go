@@ -43,6 +43,9 @@ func mv512F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
+func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
 func mm512F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
@@ -283,7 +286,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
-			simd[Q8_0] = kern{mv: mv512Q8, mm: mm512Q8}
+			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mm: mm512Q8}
 			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
 		}
 		dotImpl = simdDot
@@ -410,7 +413,11 @@ func choices() []Choice {
 	}
 	switch {
 	case bf16dMV != nil:
-		add("bf16 activation mode", "vdpbf16ps (mode "+mode+")",
+		path := "vdpbf16ps (mode " + mode + ")"
+		if decodeStream {
+			path = fmt.Sprintf("vdpbf16ps, decode one row at a time up to %d columns (mode %s)", streamCols, mode)
+		}
+		add("bf16 activation mode", path,
 			"AVX512-BF16 on "+cpuName+": AMD Zen 4/5 issue VDPBF16PS at the f32 FMA rate, twice the multiply-adds (measured 1.9/cycle on Zen 5)")
 	case x.HasAVX512BF16:
 		add("bf16 activation mode", "widen (mode "+mode+")",
@@ -421,6 +428,8 @@ func choices() []Choice {
 	switch {
 	case amxOn && amxInt8:
 		add("q8_0", "amx-int8 tiles for 16 tokens and up, avx512-vnni vpdpbusd below", "AMX-INT8 present")
+	case x.HasAVX512VNNI && decodeStream:
+		add("q8_0", fmt.Sprintf("avx512-vnni vpdpbusd; decode one row at a time up to %d columns, else rows of 4", streamCols), "AVX512-VNNI on AMD (as f32/bf16/f16 decode)")
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
