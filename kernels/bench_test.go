@@ -67,6 +67,9 @@ func benchProduct(b *testing.B, n int) {
 						if typ == BF16 || typ == F16 {
 							impls = append(impls, knobCands()...)
 						}
+						if n == 1 && decodeStream && simd[typ].mvs != nil {
+							impls = append(impls, "rows") // the several-row loops decodeStream replaces
+						}
 						for _, impl := range impls {
 							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
 								if m == nil {
@@ -84,6 +87,10 @@ func benchProduct(b *testing.B, n int) {
 								default:
 									selectPath(start)
 									useKnobCand(impl)
+								}
+								if impl == "rows" {
+									decodeStream = false
+									defer func() { decodeStream = true }()
 								}
 								SetThreads(threads)
 								SetBF16Activations(impl == "bf16act")

@@ -192,18 +192,70 @@ func mv512rows1(t wtype, fn string) {
 }
 
 // mv512s writes func mv512Ts(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
-// mv512's one-row loop alone. It reads the weights as one sequential stream,
-// where the eight-row loop reads eight (and prefetches the next eight rows
-// in software). Each row's sums are those of mv512 bit for bit: every loop
-// of mv512 gives a row the same multiply-adds in the same order.
+// the rows cut into four equal runs, one row of each run at a time (the
+// rest, under four rows, by mv512's one-row loop). Each run is read as one
+// sequential stream, far from the others, which the hardware prefetcher
+// follows at full speed; mv512's eight-row loop reads eight neighbouring
+// rows at once, which it follows less well, so that loop prefetches the next
+// eight rows in software. The four runs also give four independent chains
+// of multiply-adds where one row alone would wait on its own. Each row's
+// sums are those of mv512 bit for bit: every loop gives a row the same
+// multiply-adds in the same order.
 func mv512s(t wtype) {
 	fn := "mv512" + t.name + "s"
+	runs := []string{"R10", "R11", "R12", "R13"}
+	dsts := []string{"DI", "SI", "R9", "R14"}
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ x+24(FP), DX")
 	p("\tMOVQ k+40(FP), CX")
+	p("\tMOVQ rows+32(FP), R8")
+	p("\tSHRQ $2, R8") // rows per run
+	p("\tJZ %s_rows1", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tMOVQ R8, AX")
+	p("\tIMULQ BX, AX") // bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(AX*1), %s", runs[r-1], runs[r])
+		p("\tLEAQ (%s)(R8*4), %s", dsts[r-1], dsts[r])
+	}
+	p("%s_runs:", fn)
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tVMOVUPS (DX)(AX*4), Z24")
+	p("\tVMOVUPS 64(DX)(AX*4), Z25")
+	for r := 0; r < 4; r++ {
+		loadRow512(t, r)
+	}
+	for r := 0; r < 4; r++ {
+		p("\tVFMADD231PS Z24, Z%d, Z%d", 16+2*r, r)
+	}
+	for r := 0; r < 4; r++ {
+		p("\tVFMADD231PS Z25, Z%d, Z%d", 17+2*r, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, (%s)", r, dsts[r])
+		p("\tADDQ $4, %s", dsts[r])
+		p("\tADDQ BX, %s", runs[r])
+	}
+	p("\tDECQ R8")
+	p("\tJNZ %s_runs", fn)
+	// The last run ends where the rest begins.
+	p("\tMOVQ R13, R10")
+	p("\tMOVQ R14, DI")
+	p("\tANDQ $3, rows+32(FP)")
 	mv512rows1(t, fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")

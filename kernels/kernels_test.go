@@ -153,9 +153,8 @@ func TestMatMulEqualsMatVec(t *testing.T) {
 	})
 }
 
-// TestDecodeStreamSame holds the one-row decode loops (kern.mvs, which
-// decodeStream selects for rows of up to streamCols columns) to the
-// several-row ones bit for bit, whichever the CPU family rule picked: a
+// TestDecodeStreamSame holds the decode loops that decodeStream selects
+// (kern.mvs) to the several-row ones (kern.mv) bit for bit, whichever the CPU family rule picked: a
 // model decodes the same on every CPU of a path.
 func TestDecodeStreamSame(t *testing.T) {
 	defer func(on bool) { decodeStream = on }(decodeStream)
@@ -171,7 +170,7 @@ func testDecodeStreamSame(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, typ := range []Type{F32, BF16, F16, Q8_0, Q4_0} {
 			for _, rows := range []int{1, 3, 8, 9, 17, 40} {
-				for _, cols := range []int{31, 32, 33, 64, 95, 896, 901, streamCols, streamCols + 32} {
+				for _, cols := range []int{31, 32, 33, 64, 95, 896, 901, streamCols, streamCols + 32, 4864} {
 					if typ.quantized() && cols%BlockSize != 0 {
 						continue
 					}

@@ -32,12 +32,14 @@ import (
 // panel, which stores the sums to dst. Long rows are cut into panels that
 // stay in L1 while the tokens are swept over them (panelCols).
 type kern struct {
-	mv   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	mvs  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // mv one row at a time, bit for bit the same (decodeStream)
-	mm   func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
-	mm6  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
-	mm6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
-	mm2  *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
+	mv  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	mvs func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // mv reading rows far apart or one at a time, bit for bit the same (decodeStream)
+	// mvsCols is the longest row mvs is faster on (0: any length).
+	mvsCols int
+	mm      func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6     func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6p    func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+	mm2     *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
 }
 
 // tile2 computes tiles of 2 rows x T tokens (mm2xT in gen_amd64.go) over
@@ -446,18 +448,26 @@ func (m *Mat) tailDot(i int, x []float32, k int) float32 {
 	return s
 }
 
-// decodeStream makes matVecRows run kern.mvs on rows of up to streamCols
-// columns: one row at a time, so that the weights are read as a single
-// sequential stream, which the hardware prefetcher follows at full speed.
-// kern.mv reads several rows at once and prefetches the next ones in
-// software, which is faster where the memory is slow (Intel, as tuned) and
-// on long rows, where one row's single chain of multiply-adds is the limit
-// (Zen 5, 0.5B shapes: 896 columns 26.5 -> 30 GB/s, 4864 columns 28 -> 25
-// at one thread). The sums are the same bit for bit.
+// decodeStream makes the decode paths run kern.mvs instead of kern.mv on
+// rows of up to kern.mvsCols columns (0: any). On Zen 5 the several-row
+// loops of kern.mv, which read neighbouring rows at once and prefetch the
+// next ones in software, stream bf16 weights at about 26.5 GB/s on
+// 896-column rows at one thread, where a plain read of the same memory
+// gets 31-38: the hardware prefetcher follows one sequential stream, or
+// streams far apart, at full speed, and neighbouring rows read together
+// poorly (two at once: 0.6x). kern.mvs reads four runs of rows far apart
+// (f32, bf16, f16) or one row at a time (the others, whose single chain of
+// multiply-adds limits them past a few thousand columns). The sums are the
+// same bit for bit. Intel keeps the loops it was tuned on.
 var decodeStream bool
 
-// streamCols is the longest row kern.mvs runs on when decodeStream is set.
+// streamCols is kern.mvsCols of the one-row loops.
 const streamCols = 2048
+
+// streams reports whether decoding a row of cols columns runs k.mvs.
+func (k *kern) streams(cols int) bool {
+	return decodeStream && k.mvs != nil && (k.mvsCols == 0 || cols <= k.mvsCols)
+}
 
 func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 	k := simd[m.Type]
@@ -467,7 +477,7 @@ func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 		return
 	}
 	mv := k.mv
-	if decodeStream && k.mvs != nil && m.Cols <= streamCols {
+	if k.streams(m.Cols) {
 		mv = k.mvs
 	}
 	mv(unsafe.Pointer(&dst[r0]), m.wptr(r0), m.sptr(r0), unsafe.Pointer(&x[0]), r1-r0, k32, m.Cols)

@@ -28,7 +28,7 @@ func mv512F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv512Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
-// The one-row loops of mv512F32, mv512BF16 and mv512F16 alone (kern.mvs).
+// mv512F32, mv512BF16 and mv512F16 over four runs of rows far apart (kern.mvs).
 //
 //go:noescape
 func mv512F32s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
@@ -289,8 +289,8 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
-			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mm: mm512Q8}
-			simd[Q4_0] = kern{mv: mv512Q4, mvs: mv512Q4s, mm: mm512Q4}
+			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mvsCols: streamCols, mm: mm512Q8}
+			simd[Q4_0] = kern{mv: mv512Q4, mvs: mv512Q4s, mvsCols: streamCols, mm: mm512Q4}
 		}
 		dotImpl = simdDot
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
@@ -387,8 +387,8 @@ func choices() []Choice {
 		return c
 	}
 	if decodeStream {
-		add("f32/bf16/f16 decode", fmt.Sprintf("avx512 one row at a time up to %d columns (one sequential stream), else rows of 8 (next rows prefetched); weights widened in registers", streamCols),
-			"AVX-512 F/BW/DQ/VL on AMD (Zen 5: one stream reads faster than eight)")
+		add("f32/bf16/f16 decode", "avx512 four runs of rows far apart, a row of each at a time (weights widened in registers)",
+			"AVX-512 F/BW/DQ/VL on AMD (Zen 5: streams far apart read faster than neighbouring rows)")
 	} else {
 		add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
 	}
