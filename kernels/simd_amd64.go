@@ -303,6 +303,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
+		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
 		dotImpl = simdDot
 	}
 }

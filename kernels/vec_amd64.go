@@ -125,6 +125,35 @@ func axpyVec(a float32, x, y []float32) {
 	refAxpy(a, x[k:], y[k:len(x)])
 }
 
+//go:noescape
+func axpy256(a float32, x, y *float32, n int)
+
+//go:noescape
+func axpyRows256(dst, p, v *float32, n, k, stride int)
+
+// axpyVec256 and axpyRowsVec256 are Axpy and AxpyRows for AVX2: the
+// assembly on a multiple of 8 columns, the reference on the rest, so that
+// AxpyRows is Axpy row by row here too.
+func axpyVec256(a float32, x, y []float32) {
+	k := len(x) &^ 7
+	if k > 0 {
+		axpy256(a, &x[0], &y[0], k)
+	}
+	refAxpy(a, x[k:], y[k:len(x)])
+}
+
+func axpyRowsVec256(dst, p, v []float32, stride int) {
+	k := len(dst) &^ 7
+	if k > 0 && len(p) > 0 {
+		axpyRows256(&dst[0], &p[0], &v[0], len(p), k, stride)
+	}
+	if k < len(dst) {
+		for j, w := range p {
+			refAxpy(w, v[j*stride+k:j*stride+len(dst)], dst[k:])
+		}
+	}
+}
+
 func softmaxVec(x []float32) {
 	k := len(x) &^ 15
 	if k == 0 {

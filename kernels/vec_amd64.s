@@ -433,3 +433,80 @@ silu256_loop:
 	JGT silu256_loop
 	VZEROUPPER
 	RET
+
+// func axpy256(a float32, x, y *float32, n int): axpy512 for AVX2 (n a
+// positive multiple of 8); each element gets the same FMA as in axpy512.
+TEXT ·axpy256(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y15
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+axpy256_loop:
+	VMOVUPS (DI), Y0
+	VFMADD231PS (SI), Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JGT axpy256_loop
+	VZEROUPPER
+	RET
+
+// func axpyRows256(dst, p, v *float32, n, k, stride int): axpyRows512 for
+// AVX2 (k a positive multiple of 8): 32 columns of dst in registers, then 8.
+TEXT ·axpyRows256(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ k+32(FP), R8
+	MOVQ stride+40(FP), R9
+	SHLQ $2, R9
+rows256_block32:
+	CMPQ R8, $32
+	JLT rows256_block8
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	MOVQ DX, R11
+	XORQ R12, R12
+rows256_loop32:
+	VBROADCASTSS (SI)(R12*4), Y15
+	VFMADD231PS (R11), Y15, Y0
+	VFMADD231PS 32(R11), Y15, Y1
+	VFMADD231PS 64(R11), Y15, Y2
+	VFMADD231PS 96(R11), Y15, Y3
+	ADDQ R9, R11
+	INCQ R12
+	CMPQ R12, CX
+	JLT rows256_loop32
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, DX
+	SUBQ $32, R8
+	JMP rows256_block32
+rows256_block8:
+	CMPQ R8, $8
+	JLT rows256_done
+	VMOVUPS (DI), Y0
+	MOVQ DX, R11
+	XORQ R12, R12
+rows256_loop8:
+	VBROADCASTSS (SI)(R12*4), Y15
+	VFMADD231PS (R11), Y15, Y0
+	ADDQ R9, R11
+	INCQ R12
+	CMPQ R12, CX
+	JLT rows256_loop8
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, R8
+	JMP rows256_block8
+rows256_done:
+	VZEROUPPER
+	RET
