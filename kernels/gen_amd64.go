@@ -664,6 +664,7 @@ func main() {
 		mm6x4(t)
 		mv256(t)
 		mm256(t)
+		mm256x6(t)
 	}
 	mv512Q8()
 	mv512Q8s()
@@ -1195,6 +1196,71 @@ func mm256(t wtype) {
 			for rr := 0; rr < 2; rr++ {
 				hsum256(2*tok + rr)
 				p("\tVMOVSS X%d, %d%s", 2*tok+rr, 4*(2*pass+rr), daddr[tok])
+			}
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm256x6 writes func mm256x6T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// mm6x4's 6-row x 4-token tile for AVX2, as two passes of 3 rows x 4
+// tokens (accumulators Y0-Y11, the widened weights in Y12-Y14, the
+// activations as memory operands). Against mm256's 2-row passes it keeps
+// twelve FMA chains in flight instead of eight (FMA latency times its two
+// pipes wants at least eight, so eight chains stall on any delay) and
+// reads each token's activations once per three rows. Each (row, token)
+// sum takes mv256's steps in mv256's order, so the tile equals the matvec
+// bit for bit.
+func mm256x6(t wtype) {
+	fn := "mm256x6" + t.name
+	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
+	bytes8 := 8 << t.shift
+	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ ldw+40(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	for r := 1; r < 6; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
+	}
+	p("\tMOVQ ldx+48(FP), DI")
+	p("\tSHLQ $2, DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	p("\tMOVQ ldd+32(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tLEAQ (R9)(R9*2), R14")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	daddr := []string{"(BX)", "(BX)(R9*1)", "(BX)(R9*2)", "(BX)(R14*1)"}
+	for pass := 0; pass < 2; pass++ {
+		for i := 0; i < 12; i++ {
+			p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+		}
+		p("\tMOVQ x+24(FP), DX")
+		p("\tXORQ AX, AX")
+		p("%s_loop%d:", fn, pass)
+		for q := 0; q < 4; q++ {
+			for rr := 0; rr < 3; rr++ {
+				p("\t%s", t.load256(q*bytes8, rows[3*pass+rr], y(12+rr), ""))
+			}
+			for tok := 0; tok < 4; tok++ {
+				for rr := 0; rr < 3; rr++ {
+					p("\tVFMADD231PS %d%s, Y%d, Y%d", 32*q, xaddr[tok], 12+rr, 3*tok+rr)
+				}
+			}
+		}
+		p("\tADDQ $128, DX")
+		p("\tADDQ $32, AX")
+		p("\tCMPQ AX, k+56(FP)")
+		p("\tJLT %s_loop%d", fn, pass)
+		p("\tMOVQ dst+0(FP), BX")
+		for tok := 0; tok < 4; tok++ {
+			for rr := 0; rr < 3; rr++ {
+				hsum256(3*tok + rr)
+				p("\tVMOVSS X%d, %d%s", 3*tok+rr, 4*(3*pass+rr), daddr[tok])
 			}
 		}
 	}

@@ -197,6 +197,15 @@ func mm2x8BF16d(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode, rows int)
 func roundBF16x512(dst *uint16, src *float32, n int)
 
 //go:noescape
+func mm256x6F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm256x6BF16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
+func mm256x6F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+
+//go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
 //go:noescape
@@ -296,9 +305,9 @@ func useSIMD(avx512, avx2 bool) {
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
 	case avx2:
 		simdName = "avx2"
-		simd[F32] = kern{mv: mv256F32, mm: mm256F32}
-		simd[BF16] = kern{mv: mv256BF16, mm: mm256BF16}
-		simd[F16] = kern{mv: mv256F16, mm: mm256F16}
+		simd[F32] = kern{mv: mv256F32, mm: mm256F32, mm6: mm256x6F32}
+		simd[BF16] = kern{mv: mv256BF16, mm: mm256BF16, mm6: mm256x6BF16}
+		simd[F16] = kern{mv: mv256F16, mm: mm256F16, mm6: mm256x6F16}
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
@@ -380,8 +389,8 @@ func choices() []Choice {
 		return c
 	case "avx2":
 		add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
-		add("bf16/f16 decode batch (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
-		add("bf16 prefill (exact)", "avx2 4x4 tiles (two passes of 2 rows x 4 tokens, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (no 6x4 tile: 16 ymm registers)")
+		add("bf16/f16 decode batch (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
+		add("bf16 prefill (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens: 12 FMA chains, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (16 ymm registers: no one-pass 6x4 tile)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
