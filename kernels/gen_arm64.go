@@ -207,9 +207,32 @@ func mv(t wtype) {
 // Each block's integer dot d is exact; a row's sum runs over its blocks in
 // order, acc = fma(float32(d)*sx, sw, acc), in one lane of a vector of four
 // rows or in lane 0 for a lone row, so both give the same bits.
-func mvQ8() {
-	p("// func mvNeonQ8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)")
-	p("TEXT ·mvNeonQ8(SB), NOSPLIT, $0-56")
+//
+// With q4, mvNeonQ4 for Q4_0 weights (16 bytes a block, byte j holding
+// weight j in its low nibble and weight j+16 in its high one, each +8),
+// unpacked to int8 with AND, USHR and SUB before the same SDOTs.
+func mvQ8(q4 bool) {
+	fn, l := "Q8", "q8"
+	if q4 {
+		fn, l = "Q4", "q4"
+	}
+	// loadW loads row register rp's 64 weights (post-incremented) as
+	// int8 into V w..w+3.
+	loadW := func(rp string, w int) {
+		if !q4 {
+			p("\tVLD1.P 64(%s), [V%d.B16, V%d.B16, V%d.B16, V%d.B16]", rp, w, w+1, w+2, w+3)
+			return
+		}
+		p("\tVLD1.P 32(%s), [V6.B16, V7.B16]", rp)
+		for b := 0; b < 2; b++ {
+			p("\tVAND V14.B16, V%d.B16, V%d.B16", 6+b, w+2*b)
+			p("\tVUSHR $4, V%d.B16, V%d.B16", 6+b, w+2*b+1)
+			p("\tVSUB V15.B16, V%d.B16, V%d.B16", w+2*b, w+2*b)
+			p("\tVSUB V15.B16, V%d.B16, V%d.B16", w+2*b+1, w+2*b+1)
+		}
+	}
+	p("// func mvNeon%s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·mvNeon%s(SB), NOSPLIT, $0-56", fn)
 	p("\tMOVD dst+0(FP), R0")
 	p("\tMOVD w+8(FP), R1")
 	p("\tMOVD s+16(FP), R2")
@@ -218,9 +241,14 @@ func mvQ8() {
 	p("\tMOVD k+40(FP), R5")
 	p("\tMOVD ldw+48(FP), R6")
 	p("\tLSR $4, R6, R15 // the scales' row stride in bytes (2 per 32 weights)")
-	p("q8rows4:")
+	if q4 {
+		p("\tLSR $1, R6, R6 // the weights' row stride in bytes")
+		p("\tVMOVI $15, V14.B16")
+		p("\tVMOVI $8, V15.B16")
+	}
+	p("%srows4:", l)
 	p("\tCMP $4, R4")
-	p("\tBLT q8row1")
+	p("\tBLT %srow1", l)
 	p("\tMOVD R1, R7")
 	p("\tADD R6, R7, R8")
 	p("\tADD R6, R8, R9")
@@ -232,7 +260,7 @@ func mvQ8() {
 	p("\tMOVD R3, R11")
 	p("\tMOVD R5, R12")
 	zero(30)
-	p("q8cols4:")
+	p("%scols4:", l)
 	for i := 16; i < 24; i++ {
 		zero(i)
 	}
@@ -242,7 +270,10 @@ func mvQ8() {
 	p("\tADD $128, R11, R11")
 	for r := 0; r < 4; r++ {
 		w := 8 + 4*(r%2)
-		p("\tVLD1.P 64(R%d), [V%d.B16, V%d.B16, V%d.B16, V%d.B16]", 7+r, w, w+1, w+2, w+3)
+		if q4 {
+			w = 8
+		}
+		loadW(fmt.Sprintf("R%d", 7+r), w)
 		sdot(16+2*r, w, 0)
 		sdot(16+2*r, w+1, 1)
 		sdot(17+2*r, w+2, 2)
@@ -269,27 +300,27 @@ func mvQ8() {
 	fmul4s(25, 25, 5)
 	fmla(30, 25, 29)
 	p("\tSUBS $64, R12, R12")
-	p("\tBNE q8cols4")
+	p("\tBNE %scols4", l)
 	p("\tVST1.P [V30.S4], 16(R0)")
 	p("\tADD R6<<2, R1, R1")
 	p("\tADD R15<<2, R2, R2")
 	p("\tSUB $4, R4, R4")
-	p("\tB q8rows4")
-	p("q8row1:")
-	p("\tCBZ R4, q8done")
+	p("\tB %srows4", l)
+	p("%srow1:", l)
+	p("\tCBZ R4, %sdone", l)
 	p("\tMOVD R1, R7")
 	p("\tMOVD R2, R19")
 	p("\tMOVD R3, R11")
 	p("\tMOVD R5, R12")
 	zero(30)
-	p("q8cols1:")
+	p("%scols1:", l)
 	zero(16)
 	zero(17)
 	p("\tVLD1.P 64(R11), [V0.B16, V1.B16, V2.B16, V3.B16]")
 	p("\tFMOVS (R11), F4")
 	p("\tFMOVS 32(R11), F5")
 	p("\tADD $128, R11, R11")
-	p("\tVLD1.P 64(R7), [V8.B16, V9.B16, V10.B16, V11.B16]")
+	loadW("R7", 8)
 	sdot(16, 8, 0)
 	sdot(16, 9, 1)
 	sdot(17, 10, 2)
@@ -307,14 +338,14 @@ func mvQ8() {
 	fmul4s(25, 25, 5)
 	fmla(30, 25, 29)
 	p("\tSUBS $64, R12, R12")
-	p("\tBNE q8cols1")
+	p("\tBNE %scols1", l)
 	p("\tFMOVS F30, (R0)")
 	p("\tADD $4, R0, R0")
 	p("\tADD R6, R1, R1")
 	p("\tADD R15, R2, R2")
 	p("\tSUB $1, R4, R4")
-	p("\tB q8row1")
-	p("q8done:")
+	p("\tB %srow1", l)
+	p("%sdone:", l)
 	p("\tRET")
 	p("")
 }
@@ -329,7 +360,8 @@ func main() {
 	for _, t := range types {
 		mv(t)
 	}
-	mvQ8()
+	mvQ8(false)
+	mvQ8(true)
 	if err := os.WriteFile("simd_arm64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

@@ -35,8 +35,13 @@ func mvNeonF16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mvNeonQ8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// mvNeonQ4 is mvNeonQ8 for Q4_0 weights (the nibbles unpacked to int8).
+//
+//go:noescape
+func mvNeonQ4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
 // hasDotProd reports SDOT (ARMv8.2 dot product, "asimddp"); without it
-// Q8_0 runs the reference.
+// Q8_0 and Q4_0 run the reference.
 func hasDotProd() bool { return cpu.ARM64.HasASIMDDP }
 
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
@@ -88,6 +93,7 @@ func selectPath(name string) {
 	dotImpl = neonDot
 	if hasDotProd() {
 		simd[Q8_0] = kern{mv: mvNeonQ8}
+		simd[Q4_0] = kern{mv: mvNeonQ4}
 	}
 }
 
@@ -139,6 +145,10 @@ func choices() []Choice {
 	} else {
 		add("q8_0", "purego", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU")
 	}
-	add("q4_0", "purego", "no arm64 assembly yet")
+	if simd[Q4_0].mv != nil {
+		add("q4_0", "neon sdot rows of 4 (nibbles unpacked in registers), token by token over row blocks in L1", "ARMv8.2 dot product (asimddp)")
+	} else {
+		add("q4_0", "purego", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU")
+	}
 	return c
 }
