@@ -488,17 +488,21 @@ func hsumTree(accs []int) {
 // in the same order whichever loop takes it. The next group of rows is
 // prefetched while one group is read: without that, Zen 5 streamed a
 // model's rows from memory at 60-70% of the rate it does with it.
+// mv256Row widens 32 weights of row r (wregs[r], column AX) into Y8-Y11 and
+// adds their products with the activations in Y4-Y7 to Y(r).
+func mv256Row(t wtype, r int) {
+	bytes8 := 8 << t.shift
+	for q := 0; q < 4; q++ {
+		p("\t%s", t.load256(q*bytes8, wregs[r], y(8+q), ""))
+	}
+	for q := 0; q < 4; q++ {
+		p("\tVFMADD231PS Y%d, Y%d, Y%d", 4+q, 8+q, r)
+	}
+}
+
 func mv256(t wtype) {
 	fn := "mv256" + t.name
-	bytes8 := 8 << t.shift
-	loadRow := func(r int) {
-		for q := 0; q < 4; q++ {
-			p("\t%s", t.load256(q*bytes8, wregs[r], y(8+q), ""))
-		}
-		for q := 0; q < 4; q++ {
-			p("\tVFMADD231PS Y%d, Y%d, Y%d", 4+q, 8+q, r)
-		}
-	}
+	loadRow := func(r int) { mv256Row(t, r) }
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
 	p("\tMOVQ dst+0(FP), DI")
@@ -546,6 +550,15 @@ func mv256(t wtype) {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
+	mv256rows1(t, fn)
+	p("%s_done:", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mv256rows1 emits mv256's one-row loop, which ends at fn_done.
+func mv256rows1(t wtype, fn string) {
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -555,7 +568,7 @@ func mv256(t wtype) {
 	for q := 0; q < 4; q++ {
 		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
 	}
-	loadRow(0)
+	mv256Row(t, 0)
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop1", fn)
@@ -569,6 +582,61 @@ func mv256(t wtype) {
 	p("\tADDQ BX, R10")
 	p("\tDECQ rows+32(FP)")
 	p("\tJMP %s_rows1", fn)
+}
+
+// mv256s writes func mv256Ts(dst, w, s, x unsafe.Pointer, rows, k, ldw int),
+// mv512s for AVX2: four runs of rows far apart, a row of each at a time,
+// the rest by mv256's one-row loop; each row's sums bit for bit mv256's.
+func mv256s(t wtype) {
+	fn := "mv256" + t.name + "s"
+	runs := []string{"R10", "R11", "R12", "R13"}
+	dsts := []string{"DI", "SI", "R9", "R14"}
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tMOVQ k+40(FP), CX")
+	p("\tMOVQ rows+32(FP), R8")
+	p("\tSHRQ $2, R8")
+	p("\tJZ %s_rows1", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	if t.shift > 0 {
+		p("\tSHLQ $%d, BX", t.shift)
+	}
+	p("\tMOVQ R8, AX")
+	p("\tIMULQ BX, AX")
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(AX*1), %s", runs[r-1], runs[r])
+		p("\tLEAQ (%s)(R8*4), %s", dsts[r-1], dsts[r])
+	}
+	p("%s_runs:", fn)
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
+	}
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	for q := 0; q < 4; q++ {
+		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
+	}
+	for r := 0; r < 4; r++ {
+		mv256Row(t, r)
+	}
+	p("\tADDQ $32, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	for r := 0; r < 4; r++ {
+		hsum256(r)
+		p("\tVMOVSS X%d, (%s)", r, dsts[r])
+		p("\tADDQ $4, %s", dsts[r])
+		p("\tADDQ BX, %s", runs[r])
+	}
+	p("\tDECQ R8")
+	p("\tJNZ %s_runs", fn)
+	p("\tMOVQ R13, R10")
+	p("\tMOVQ R14, DI")
+	p("\tANDQ $3, rows+32(FP)")
+	mv256rows1(t, fn)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -663,6 +731,7 @@ func main() {
 		mm512(t)
 		mm6x4(t)
 		mv256(t)
+		mv256s(t)
 		mm256(t)
 		mm256x6(t)
 	}

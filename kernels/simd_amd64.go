@@ -42,6 +42,17 @@ func mv512F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// mv256F32, mv256BF16 and mv256F16 over four runs of rows far apart (kern.mvs).
+//
+//go:noescape
+func mv256F32s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv256BF16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mv256F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
 //go:noescape
 func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
@@ -305,9 +316,10 @@ func useSIMD(avx512, avx2 bool) {
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
 	case avx2:
 		simdName = "avx2"
-		simd[F32] = kern{mv: mv256F32, mm: mm256F32, mm6: mm256x6F32}
-		simd[BF16] = kern{mv: mv256BF16, mm: mm256BF16, mm6: mm256x6BF16}
-		simd[F16] = kern{mv: mv256F16, mm: mm256F16, mm6: mm256x6F16}
+		simd[F32] = kern{mv: mv256F32, mvs: mv256F32s, mm: mm256F32, mm6: mm256x6F32}
+		simd[BF16] = kern{mv: mv256BF16, mvs: mv256BF16s, mm: mm256BF16, mm6: mm256x6BF16}
+		simd[F16] = kern{mv: mv256F16, mvs: mv256F16s, mm: mm256F16, mm6: mm256x6F16}
+		decodeStream = isAMD()
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
@@ -388,7 +400,11 @@ func choices() []Choice {
 		}
 		return c
 	case "avx2":
-		add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
+		if decodeStream {
+			add("f32/bf16/f16 decode", "avx2 four runs of rows far apart, a row of each at a time (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512, on AMD (as AVX-512 there)")
+		} else {
+			add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
+		}
 		add("bf16/f16 decode batch (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens: 12 FMA chains, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (16 ymm registers: no one-pass 6x4 tile)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
