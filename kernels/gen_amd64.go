@@ -745,8 +745,7 @@ func main() {
 	mm6x4BF16d()
 	mm6x4Panel("mm6x4F32p", false)
 	mm6x4Panel("mm6x4BF16dp", true)
-	mv512Q4(false)
-	mv512Q4(true)
+	mv512Q4()
 	mm512Q4()
 	mv256Q4()
 	mm256Q4()
@@ -1667,11 +1666,8 @@ func mm6x4Panel(fn string, dp bool) {
 // record's correction, -128*sum(x) per block, shifted right by 4 gives the
 // -8*sum(x) that takes the 8 back out, so each block's integer dot is
 // exact; it is then scaled as in the Q8_0 kernels.
-func mv512Q4(one bool) {
-	fn := "mv512Q4"
-	if one {
-		fn = "mv512Q4s" // the one-row loop alone, bit for bit the same (see mv512s)
-	}
+func mv512Q4() {
+	const fn = "mv512Q4"
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
 	q4Consts()
@@ -1690,57 +1686,55 @@ func mv512Q4(one bool) {
 		q8LoadX("(DX)", 16)
 		p("\tVPSRAD $4, Z18, Z19")
 	}
-	if !one {
-		p("%s_rows4:", fn)
-		p("\tCMPQ rows+32(FP), $4")
-		p("\tJLT %s_rows1", fn)
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $1, BX")
-		p("\tLEAQ (R10)(BX*1), R11")
-		p("\tLEAQ (R11)(BX*1), R12")
-		p("\tLEAQ (R12)(BX*1), R13")
-		p("\tSHRQ $3, BX")
-		p("\tLEAQ (SI)(BX*1), R8")
-		p("\tLEAQ (R8)(BX*1), R9")
-		p("\tLEAQ (R9)(BX*1), R14")
-		for r := 0; r < 4; r++ {
-			p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
-		}
-		// DI walks the next group of four rows, right after this one.
-		p("\tMOVQ DI, dst+0(FP)")
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $1, BX")
-		p("\tLEAQ (R13)(BX*1), DI")
-		p("\tMOVQ x+24(FP), DX")
-		p("\tXORQ AX, AX")
-		p("%s_loop4:", fn)
-		p("\tMOVQ AX, BX")
-		p("\tSHRQ $4, BX")
-		p("\tPREFETCHT0 (DI)")
-		p("\tPREFETCHT0 64(DI)")
-		p("\tADDQ $128, DI")
-		loadX()
-		for r := 0; r < 4; r++ {
-			step(r)
-		}
-		p("\tADDQ $192, DX")
-		p("\tADDQ $64, AX")
-		p("\tCMPQ AX, CX")
-		p("\tJLT %s_loop4", fn)
-		p("\tMOVQ dst+0(FP), DI")
-		for r := 0; r < 4; r++ {
-			hsum512(r)
-			p("\tVMOVSS X%d, %d(DI)", r, 4*r)
-		}
-		p("\tADDQ $16, DI")
-		p("\tMOVQ ldw+48(FP), BX")
-		p("\tSHRQ $1, BX")
-		p("\tLEAQ (R13)(BX*1), R10")
-		p("\tSHRQ $3, BX")
-		p("\tLEAQ (R14)(BX*1), SI")
-		p("\tSUBQ $4, rows+32(FP)")
-		p("\tJMP %s_rows4", fn)
+	p("%s_rows4:", fn)
+	p("\tCMPQ rows+32(FP), $4")
+	p("\tJLT %s_rows1", fn)
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R10)(BX*1), R11")
+	p("\tLEAQ (R11)(BX*1), R12")
+	p("\tLEAQ (R12)(BX*1), R13")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (SI)(BX*1), R8")
+	p("\tLEAQ (R8)(BX*1), R9")
+	p("\tLEAQ (R9)(BX*1), R14")
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
 	}
+	// DI walks the next group of four rows, right after this one.
+	p("\tMOVQ DI, dst+0(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), DI")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	p("\tPREFETCHT0 (DI)")
+	p("\tPREFETCHT0 64(DI)")
+	p("\tADDQ $128, DI")
+	loadX()
+	for r := 0; r < 4; r++ {
+		step(r)
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
+	}
+	p("\tADDQ $16, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tLEAQ (R13)(BX*1), R10")
+	p("\tSHRQ $3, BX")
+	p("\tLEAQ (R14)(BX*1), SI")
+	p("\tSUBQ $4, rows+32(FP)")
+	p("\tJMP %s_rows4", fn)
 
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")

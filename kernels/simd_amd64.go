@@ -57,9 +57,6 @@ func mv256F16s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
 //go:noescape
-func mv512Q4s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-
-//go:noescape
 func mm512F32(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
 //go:noescape
@@ -310,7 +307,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mvsCols: streamCols, mm: mm512Q8}
-			simd[Q4_0] = kern{mv: mv512Q4, mvs: mv512Q4s, mvsCols: streamCols, mm: mm512Q4}
+			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
 		}
 		dotImpl = simdDot
 		useDPBF16(cpu.X86.HasAVX512BF16 && preferDPBF16())
@@ -465,11 +462,7 @@ func choices() []Choice {
 		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX-512 without VNNI")
 	}
 	if x.HasAVX512VNNI {
-		path := "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)"
-		if decodeStream {
-			path += fmt.Sprintf("; decode one row at a time up to %d columns", streamCols)
-		}
-		add("q4_0", path, "AVX512-VNNI")
+		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
 	} else {
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX-512 without VNNI")
 	}
