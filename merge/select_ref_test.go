@@ -359,3 +359,83 @@ func TestSortRowBF16Paths(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamDellaBF16AgainstSort: DELLA and DELLA-linear streamed over
+// bf16 tensors (the deltas computed as the rows' keys are built, ranked by
+// rankSort's counting passes) give the bits of the sort-based definition
+// (magPruneRowSort on each row of the float32 deltas, then combine), with
+// the assembly and without. The inputs are like the benchmark's: models of
+// independent weights (most deltas have bits set below the bfloat16
+// mantissa, so rankSort takes its pass on bits 8-15), and a model close to
+// the base (few such deltas, its other path, where they are sorted within
+// their bins); rows of 896 and 4864.
+func TestStreamDellaBF16AgainstSort(t *testing.T) {
+	const name = "model.layers.0.mlp.down_proj.weight"
+	for _, shape := range [][2]int{{9, 896}, {3, 4864}} {
+		rows, cols := shape[0], shape[1]
+		n := rows * cols
+		r := rng{s: uint64(cols)}
+		w := func() float32 { return float32((r.float64()*2 - 1) * 0.03) }
+		bf := func(x []float32) (Input, []float32) {
+			bt, err := safetensors.Convert(f32t(name, []int{rows, cols}, x...), safetensors.BF16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wide, _ := safetensors.ToF32(bt)
+			return mem("m", bt), slices.Clone(wide)
+		}
+		xb, xa, xc := make([]float32, n), make([]float32, n), make([]float32, n)
+		for j := range xb {
+			xb[j], xa[j] = w(), w()
+			xc[j] = xb[j] * (1 + w()/8) // close to the base
+		}
+		for off := 0; off < n; off += cols {
+			// A delta with bits set below the bfloat16 mantissa (4 -
+			// 1.0078125) after two in its bin without (3.984375 - 1):
+			// it ranks above them.
+			for k, p := range [][2]float32{{1.0078125, 4}, {1, 3.984375}, {1, 3.984375}} {
+				xb[off+10*k+10], xc[off+10*k+10] = p[0], p[1]
+			}
+		}
+		base, bw := bf(xb)
+		a, aw := bf(xa)
+		c, cw := bf(xc)
+		for _, method := range []string{"della", "della_linear"} {
+			m := methods[method]
+			ws, dens := []float64{0.6, 0.5}, []float64{0.5, 0.3}
+			a.Params = Params{"weight": Scalar(ws[0]), "density": Scalar(dens[0])}
+			c.Params = Params{"weight": Scalar(ws[1]), "density": Scalar(dens[1])}
+			s := &Spec{Method: method, Base: &base, Models: []Input{a, c}, Seed: 11, OutDType: safetensors.F32}
+			// The definition: each row of each delta pruned by a stable
+			// sort of its magnitudes, the draws walked in rank order.
+			ds := make([][]float32, 2)
+			for i, x := range [][]float32{aw, cw} {
+				d := make([]float32, n)
+				for j := range d {
+					d[j] = x[j] - bw[j]
+				}
+				g := rng{s: mix(11^hashName(name), uint64(i), 0)}
+				for off := 0; off < n; off += cols {
+					magPruneRowSort(d[off:off+cols], dens[i], 0.15, m.rescale, &g)
+				}
+				ds[i] = d
+			}
+			want := make([]float32, n)
+			combine(want, bw, ds, ws, m.consensus, m.normalize, 1)
+			for _, simd := range []bool{true, false} {
+				useSIMD(simd)
+				out, err := s.MergeToMemory(context.Background())
+				useSIMD(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := values(t, out, name)
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("%s cols %d simd %v: [%d] = %v, sort-based %v", method, cols, simd, j, got[j], want[j])
+					}
+				}
+			}
+		}
+	}
+}
