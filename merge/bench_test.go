@@ -179,15 +179,32 @@ func BenchmarkComputeMem(b *testing.B) {
 
 // BenchmarkMagPruneRow times DELLA's per-row step (ranks, draws, keep
 // tests, rescaling) on rows of 896 deltas of bf16 weights, with rankSort
-// and with radixByKey alone.
+// and with radixByKey alone, and as the streaming merge runs it (bf16: the
+// deltas computed from bf16 weights and a widened base as the keys are
+// built).
 func BenchmarkMagPruneRow(b *testing.B) {
 	const rows, cols = 64, 896
 	r := rng{s: 5}
 	x := make([]float32, rows*cols)
+	xb, base := make([]uint16, rows*cols), make([]float32, rows*cols)
 	for i := range x {
 		w := func() float32 { return safetensors.BF16ToF32(safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)) }
-		x[i] = w() - w()
+		base[i] = w()
+		xb[i] = safetensors.F32ToBF16(w())
+		x[i] = safetensors.BF16ToF32(xb[i]) - base[i]
 	}
+	b.Run("bf16", func(b *testing.B) {
+		m := newMagPruner(cols, 0.5, 0.1, true)
+		y := make([]float32, len(x))
+		b.SetBytes(4 * int64(len(x)))
+		cpu0 := cpuSeconds()
+		defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+		for b.Loop() {
+			for off := 0; off < len(y); off += cols {
+				m.rowBF16(y[off:off+cols], xb[off:off+cols], base[off:off+cols], 1)
+			}
+		}
+	})
 	for _, radix := range []bool{false, true} {
 		b.Run(map[bool]string{false: "ranksort", true: "radix"}[radix], func(b *testing.B) {
 			rankSortOff = radix

@@ -38,6 +38,7 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
 	force := fs.Bool("force", false, "replace an existing, non-empty model folder at the output (a file, or a folder that is not a model folder, is never replaced)")
 	asJSON := fs.Bool("json", false, "print a JSON object (method, models, out, seconds) on stdout when done")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the merge to this file (go tool pprof)")
 	setRange(fs, "weight", between(-100, 100))
 	setRange(fs, "density", between(0, 1))
 	fs.Usage = func() {
@@ -116,7 +117,13 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fo.Notice = func(m string) { fmt.Fprintln(stderr, "moco merge:", m) }
 	ctx, stop := signalContext()
 	defer stop()
-	if err := merge.WriteFolder(ctx, spec, *out, fo); err != nil {
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	err = merge.WriteFolder(ctx, spec, *out, fo)
+	stopProfile()
+	if err != nil {
 		return interrupted(ctx, err)
 	}
 	fmt.Fprintf(stderr, "merged %d model(s) with %s into %s in %.1fs, peak RSS %s\n",
