@@ -740,6 +740,8 @@ func main() {
 	mm512Q8()
 	mv256Q8()
 	mm256Q8()
+	packQ8x8()
+	mm8x4Q8p()
 	mv512BF16d()
 	mv512BF16ds()
 	mm6x4BF16d()
@@ -973,18 +975,17 @@ func mm512Q8() {
 // sign to the activations (|w| <= 128 and |x| <= 127, so the pairs do not
 // saturate). There is no bias, so the corrections go unused.
 //
-// The float work is done on block sums rather than on the eight int32
-// lanes of each (row, token, block): VPHADDD adds the lanes of four
-// products into one register, each (row, token) keeping two exact integer
-// sums per block, of its first and second 16 bytes (the two 128-bit
-// halves). Each sum is converted and multiplied into its own float32
-// accumulator by d = sw*sx: acc = fma(float(sum), sw*sx, acc); the row's
-// result is the low half's accumulator plus the high half's. The matvec
-// (four rows of one token per register) and the tile (four tokens of one
-// row per register) do exactly these operations for every (row, token),
-// so MatMul's rows equal MatVec's bit for bit. The multiply pipes, which
-// limit these kernels, see one VPMADDUBSW and one VPMADDWD per 32 bytes of
-// each (row, token) and a quarter of the FMAs and products of scales.
+// The float work is done on whole-block sums rather than on the eight
+// int32 lanes of each (row, token, block): each (row, token) keeps one
+// float32 accumulator, acc = fma(float(sum), sw*sx, acc) block after block,
+// where sum is the block's exact integer dot (exact in float32 too:
+// |sum| <= 32*128*127 < 2^24). Every kernel below (the matvec's four rows
+// or one row of a token, mm256Q8's four rows x four tokens, mm8x4Q8p's
+// eight packed rows x four tokens) does exactly these operations for every
+// (row, token), only in different lanes, so MatMul's rows equal MatVec's
+// bit for bit. The matvec and mm256Q8 get the sums by adding lanes with
+// VPHADDD; mm8x4Q8p reads rows packed so that a lane is a row (packQ8x8)
+// and needs no horizontal additions.
 
 // q8Reduce4 adds the int32 lanes of Y(a)..Y(a+3) into Y(a): lane i (i < 4)
 // gets the first 16 bytes' sum of Y(a+i), lane 4+i its second 16 bytes'.
@@ -1027,7 +1028,6 @@ func mm256Q8() {
 		for t := 1; t < 4; t++ {
 			p("\tVINSERTPS $0x%x, %d%s, X14, X14", t<<4, 64+32*h, xaddr[t])
 		}
-		p("\tVINSERTF128 $1, X14, Y14, Y14")
 		for t := 0; t < 4; t++ {
 			p("\tVMOVDQU %d%s, Y%d", 32*h, xaddr[t], 4+t)
 		}
@@ -1039,23 +1039,21 @@ func mm256Q8() {
 				p("\tVPMADDWD Y15, Y%d, Y%d", 9+t, 9+t)
 			}
 			q8Reduce4(9)
-			p("\tVCVTDQ2PS Y9, Y9")
+			p("\tVEXTRACTI128 $1, Y9, X10")
+			p("\tVPADDD X10, X9, X9")
+			p("\tVCVTDQ2PS X9, X9")
 			p("\tVPBROADCASTW %d(%s)(BX*1), X13", 2*h, q8s[r])
-			p("\tVCVTPH2PS X13, Y13")
-			p("\tVMULPS Y14, Y13, Y13")
-			p("\tVFMADD231PS Y13, Y9, Y%d", r)
+			p("\tVCVTPH2PS X13, X13")
+			p("\tVMULPS X14, X13, X13")
+			p("\tVFMADD231PS X13, X9, X%d", r)
 		}
 	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, k+56(FP)")
 	p("\tJLT %s_loop", fn)
-	// Row r's four results are the two halves of Y(r) added; transposed,
-	// token t's four rows go to dst + t*ldd.
-	for r := 0; r < 4; r++ {
-		p("\tVEXTRACTF128 $1, Y%d, X8", r)
-		p("\tVADDPS X8, X%d, X%d", r, r)
-	}
+	// X(r) holds row r's four results; transposed, token t's four rows go
+	// to dst + t*ldd.
 	p("\tVUNPCKLPS X1, X0, X4")
 	p("\tVUNPCKHPS X1, X0, X5")
 	p("\tVUNPCKLPS X3, X2, X6")
@@ -1074,6 +1072,137 @@ func mm256Q8() {
 	p("\tADDQ DX, BX")
 	p("\tVMOVHLPS X5, X7, X0")
 	p("\tVMOVUPS X0, (BX)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// q8Packed is the bytes per block of a packQ8x8 group: eight rows' 32
+// values as eight 32-byte steps (step j: bytes 4j..4j+3 of rows 0-7), then
+// the eight rows' scales as float32.
+const q8Packed = 288
+
+// packQ8x8 writes func packQ8x8(dst, w, s unsafe.Pointer, ldw, nb int): nb
+// blocks of eight Q8_0 rows from w (row stride ldw bytes; scales at s,
+// ldw/16 bytes apart) packed for mm8x4Q8p, each block's 8x8 dwords
+// transposed with unpacks and lane permutes.
+func packQ8x8() {
+	const fn = "packQ8x8"
+	p("// func %s(dst, w, s unsafe.Pointer, ldw, nb int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-40", fn)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ ldw+24(FP), BX")
+	p("\tMOVQ nb+32(FP), DX")
+	p("\tLEAQ (BX)(BX*2), CX")
+	p("\tLEAQ (R10)(BX*4), R11")
+	p("\tMOVQ BX, R8")
+	p("\tSHRQ $4, R8")
+	p("\tLEAQ (R8)(R8*2), R9")
+	p("\tLEAQ (SI)(R8*4), R12")
+	waddr := []string{"(R10)", "(R10)(BX*1)", "(R10)(BX*2)", "(R10)(CX*1)", "(R11)", "(R11)(BX*1)", "(R11)(BX*2)", "(R11)(CX*1)"}
+	saddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(SI)(R9*1)", "(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R12)(R9*1)"}
+	p("%s_loop:", fn)
+	for r := 0; r < 8; r++ {
+		p("\tVMOVDQU %s, Y%d", waddr[r], r)
+	}
+	for i := 0; i < 8; i += 2 {
+		p("\tVPUNPCKLDQ Y%d, Y%d, Y%d", i+1, i, 8+i)
+		p("\tVPUNPCKHDQ Y%d, Y%d, Y%d", i+1, i, 9+i)
+	}
+	// Y8..Y15: t0 t1 (rows 0,1) t2 t3 (rows 2,3) ...; then qwords.
+	for g := 0; g < 2; g++ {
+		a, b := 8+4*g, 10+4*g                             // rows 4g,4g+1 and 4g+2,4g+3
+		p("\tVPUNPCKLQDQ Y%d, Y%d, Y%d", b, a, 4*g+0)     // step 0 | 4
+		p("\tVPUNPCKHQDQ Y%d, Y%d, Y%d", b, a, 4*g+1)     // step 1 | 5
+		p("\tVPUNPCKLQDQ Y%d, Y%d, Y%d", b+1, a+1, 4*g+2) // step 2 | 6
+		p("\tVPUNPCKHQDQ Y%d, Y%d, Y%d", b+1, a+1, 4*g+3) // step 3 | 7
+	}
+	for j := 0; j < 4; j++ {
+		p("\tVPERM2I128 $0x20, Y%d, Y%d, Y8", 4+j, j)
+		p("\tVMOVDQU Y8, %d(DI)", 32*j)
+		p("\tVPERM2I128 $0x31, Y%d, Y%d, Y9", 4+j, j)
+		p("\tVMOVDQU Y9, %d(DI)", 32*(j+4))
+	}
+	for r := 0; r < 8; r++ {
+		p("\tVPINSRW $%d, %s, X10, X10", r, saddr[r])
+	}
+	p("\tVCVTPH2PS X10, Y10")
+	p("\tVMOVUPS Y10, 256(DI)")
+	p("\tADDQ $32, R10")
+	p("\tADDQ $32, R11")
+	p("\tADDQ $2, SI")
+	p("\tADDQ $2, R12")
+	p("\tADDQ $%d, DI", q8Packed)
+	p("\tDECQ DX")
+	p("\tJNZ %s_loop", fn)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// mm8x4Q8p writes func mm8x4Q8p(dst, wp, x unsafe.Pointer, ldd, ldx, k int):
+// eight packed rows (packQ8x8) x four tokens; lane r is row r. Per step of
+// four columns, |w| of the eight rows goes to Y8 and each token's four
+// activations, broadcast, through Y9 into its block sum Y(4+t); per block,
+// d = sx*sw (the packed scales) and the float accumulator Y(t).
+func mm8x4Q8p() {
+	const fn = "mm8x4Q8p"
+	p("// func %s(dst, wp, x unsafe.Pointer, ldd, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-48", fn)
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+	p("\tMOVQ wp+8(FP), SI")
+	p("\tMOVQ x+16(FP), DX")
+	p("\tMOVQ ldx+32(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	p("\tMOVQ k+40(FP), BX")
+	p("\tSHRQ $6, BX")
+	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+	for t := 0; t < 4; t++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", t, t, t)
+	}
+	p("%s_loop:", fn)
+	for h := 0; h < 2; h++ {
+		wb := h * q8Packed
+		for j := 0; j < 8; j++ {
+			p("\tVPABSB %d(SI), Y8", wb+32*j)
+			for t := 0; t < 4; t++ {
+				d := 9
+				if j == 0 {
+					d = 4 + t
+				}
+				p("\tVPBROADCASTD %d%s, Y%d", 32*h+4*j, xaddr[t], d)
+				p("\tVPSIGNB %d(SI), Y%d, Y%d", wb+32*j, d, d)
+				p("\tVPMADDUBSW Y%d, Y8, Y%d", d, d)
+				p("\tVPMADDWD Y15, Y%d, Y%d", d, d)
+				if j > 0 {
+					p("\tVPADDD Y9, Y%d, Y%d", 4+t, 4+t)
+				}
+			}
+		}
+		for t := 0; t < 4; t++ {
+			p("\tVCVTDQ2PS Y%d, Y%d", 4+t, 4+t)
+			p("\tVBROADCASTSS %d%s, Y10", 64+32*h, xaddr[t])
+			p("\tVMULPS %d(SI), Y10, Y10", wb+256)
+			p("\tVFMADD231PS Y10, Y%d, Y%d", 4+t, t)
+		}
+	}
+	p("\tADDQ $%d, SI", 2*q8Packed)
+	p("\tADDQ $192, DX")
+	p("\tDECQ BX")
+	p("\tJNZ %s_loop", fn)
+	p("\tMOVQ dst+0(FP), BX")
+	p("\tMOVQ ldd+24(FP), DX")
+	p("\tSHLQ $2, DX")
+	for t := 0; t < 4; t++ {
+		p("\tVMOVUPS Y%d, (BX)", t)
+		if t < 3 {
+			p("\tADDQ DX, BX")
+		}
+	}
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1122,8 +1251,7 @@ func mv256Q8() {
 	p("\tCMPQ rows+32(FP), $4")
 	p("\tJLT %s_rows1", fn)
 	rowPointers(q8, "ldw+48(FP)")
-	// Y0 holds the four rows' accumulators: lane r row r's low halves,
-	// lane 4+r its high halves.
+	// X0 holds the four rows' accumulators.
 	p("\tVXORPS Y0, Y0, Y0")
 	// DI walks the next group of four rows until the stores, fetching as
 	// much of it per iteration as this one reads (mv256's rows8).
@@ -1145,23 +1273,22 @@ func mv256Q8() {
 			prod(r, h, 9+r)
 		}
 		q8Reduce4(9)
-		p("\tVCVTDQ2PS Y9, Y9")
-		// the four rows' scales, in lanes 0-3 and again in 4-7
+		p("\tVEXTRACTI128 $1, Y9, X10")
+		p("\tVPADDD X10, X9, X9")
+		p("\tVCVTDQ2PS X9, X9")
+		// the four rows' scales
 		for r := 0; r < 4; r++ {
 			p("\tVPINSRW $%d, %d(%s)(BX*1), X13, X13", r, 2*h, q8s[r])
 		}
 		p("\tVCVTPH2PS X13, X13")
-		p("\tVINSERTF128 $1, X13, Y13, Y13")
-		p("\tVMULPS %d(DX), Y13, Y13", 64+32*h)
-		p("\tVFMADD231PS Y13, Y9, Y0")
+		p("\tVMULPS %d(DX), X13, X13", 64+32*h)
+		p("\tVFMADD231PS X13, X9, X0")
 	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop4", fn)
 	p("\tMOVQ dst+0(FP), DI")
-	p("\tVEXTRACTF128 $1, Y0, X1")
-	p("\tVADDPS X1, X0, X0")
 	p("\tVMOVUPS X0, (DI)")
 	p("\tADDQ $16, DI")
 	p("\tMOVQ ldw+48(FP), BX")
@@ -1171,8 +1298,8 @@ func mv256Q8() {
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
 
-	// A row on its own: lane 0 gets its low halves, lane 4 its high ones
-	// (the other lanes repeat them), with the same operations per lane.
+	// A row on its own, in lane 0 (the other lanes repeat it), with the
+	// same operations per lane.
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -1187,18 +1314,18 @@ func mv256Q8() {
 		prod(0, h, 9)
 		p("\tVPHADDD Y9, Y9, Y9")
 		p("\tVPHADDD Y9, Y9, Y9")
-		p("\tVCVTDQ2PS Y9, Y9")
+		p("\tVEXTRACTI128 $1, Y9, X10")
+		p("\tVPADDD X10, X9, X9")
+		p("\tVCVTDQ2PS X9, X9")
 		p("\tVPBROADCASTW %d(%s)(BX*1), X13", 2*h, q8s[0])
-		p("\tVCVTPH2PS X13, Y13")
-		p("\tVMULPS %d(DX), Y13, Y13", 64+32*h)
-		p("\tVFMADD231PS Y13, Y9, Y0")
+		p("\tVCVTPH2PS X13, X13")
+		p("\tVMULPS %d(DX), X13, X13", 64+32*h)
+		p("\tVFMADD231PS X13, X9, X0")
 	}
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop1", fn)
-	p("\tVEXTRACTF128 $1, Y0, X1")
-	p("\tVADDSS X1, X0, X0")
 	p("\tVMOVSS X0, (DI)")
 	p("\tADDQ $4, DI")
 	p("\tMOVQ ldw+48(FP), BX")

@@ -40,6 +40,12 @@ type kern struct {
 	mm6     func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 	mm6p    func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 	mm2     *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
+	// pack and mmp, when present (Q8_0), are a tile that reads rows packed
+	// in groups of eight: pack packs nb blocks of eight rows (row stride
+	// ldw bytes) into dst, and mmp computes those eight rows x four tokens
+	// (see q8PackedTiles).
+	pack func(dst, w, s unsafe.Pointer, ldw, nb int)
+	mmp  func(dst, wp, x unsafe.Pointer, ldd, ldx, k int)
 }
 
 // tile2 computes tiles of 2 rows x T tokens (mm2xT in gen_amd64.go) over

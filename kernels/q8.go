@@ -235,7 +235,73 @@ func q8MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 		}
 		return
 	}
+	if k.mmp != nil && r1-r0 >= 8 && n >= 4 {
+		q8PackedTiles(dst, m, a, n, r0, r1, k)
+		return
+	}
 	quantTiles(dst, m, a, n, r0, r1, k, q8Tail)
+}
+
+// q8PackedBytes is the size of one block of a packed group of eight rows
+// (q8Packed in gen_amd64.go: eight rows' 32 values, then their scales as
+// float32).
+const q8PackedBytes = 8*BlockSize + 8*4
+
+// q8PackScratch holds the rows packed by q8PackedTiles.
+var q8PackScratch sync.Pool
+
+// q8PackedTiles is quantTiles for a kernel that reads rows packed in groups
+// of eight (kern.pack, kern.mmp): each group is packed once, then swept
+// over the tokens four at a time, in token blocks whose records stay in
+// cache. Four rows left over run the 4x4 tile (kern.mm), the rest and the
+// tokens left over the row kernel, and each token's last odd block
+// q8Tail; every kernel sums a (row, token) the same way, so the result
+// does not depend on which one ran.
+func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern) {
+	R, C := m.Rows, m.Cols
+	k64 := C &^ 63
+	nb := k64 / BlockSize
+	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
+	groups := (r1 - r0) / 8
+	gb := nb * q8PackedBytes
+	buf := getScratch[byte](&q8PackScratch, groups*gb)
+	defer q8PackScratch.Put(&buf)
+	for g := 0; g < groups; g++ {
+		r := r0 + 8*g
+		k.pack(unsafe.Pointer(&buf[g*gb]), m.wptr(r), m.sptr(r), C, nb)
+	}
+	tb := max(4, tileBytes/ldx&^3)
+	for t0 := 0; t0 < n; t0 += tb {
+		t1 := min(n, t0+tb)
+		t4 := t0 + (t1-t0)&^3
+		for g := 0; g < groups; g++ {
+			r := r0 + 8*g
+			wp := unsafe.Pointer(&buf[g*gb])
+			for t := t0; t < t4; t += 4 {
+				k.mmp(unsafe.Pointer(&dst[t*R+r]), wp, a.recPtr(t), R, ldx, k64)
+			}
+			for t := t4; t < t1; t++ {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), 8, k64, C)
+			}
+		}
+		r := r0 + 8*groups
+		if r+4 <= r1 && k.mm != nil {
+			w, s := m.wptr(r), m.sptr(r)
+			for t := t0; t < t4; t += 4 {
+				k.mm(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), R, C, ldx, k64)
+			}
+			for t := t4; t < t1; t++ {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), w, s, a.recPtr(t), 4, k64, C)
+			}
+			r += 4
+		}
+		for t := t0; t < t1; t++ {
+			if r < r1 {
+				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
+			}
+			q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+		}
+	}
 }
 
 // quantTiles computes rows r0..r1-1 of the product of m (Q8_0 or Q4_0)

@@ -213,6 +213,15 @@ func mm256x6BF16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 //go:noescape
 func mm256x6F16(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 
+// packQ8x8 and mm8x4Q8p are the AVX2 Q8_0 tile over rows packed in eights
+// (gen_amd64.go, kern.pack and kern.mmp).
+//
+//go:noescape
+func packQ8x8(dst, w, s unsafe.Pointer, ldw, nb int)
+
+//go:noescape
+func mm8x4Q8p(dst, wp, x unsafe.Pointer, ldd, ldx, k int)
+
 //go:noescape
 func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
@@ -303,7 +312,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv512F16, mvs: mv512F16s, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		decodeStream = isAMD()
 		quantRecsImpl = quantRecs512
-		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
+		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mvsCols: streamCols, mm: mm512Q8}
@@ -317,7 +326,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[BF16] = kern{mv: mv256BF16, mvs: mv256BF16s, mm: mm256BF16, mm6: mm256x6BF16}
 		simd[F16] = kern{mv: mv256F16, mvs: mv256F16s, mm: mm256F16, mm6: mm256x6F16}
 		decodeStream = isAMD()
-		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8}
+		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
@@ -405,7 +414,7 @@ func choices() []Choice {
 		add("bf16/f16 decode batch (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens: 12 FMA chains, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (16 ymm registers: no one-pass 6x4 tile)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
-		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX2 without AVX512-VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, prefill tile of 8 rows x 4 tokens over rows packed once per call (a lane per row: no horizontal sums)", "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
@@ -459,7 +468,7 @@ func choices() []Choice {
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
-		add("q8_0", "avx2 vpmaddubsw rows, 4x4 prefill tile (block sums reduced with vphaddd before the scales)", "AVX-512 without VNNI")
+		add("q8_0", "avx2 vpmaddubsw rows, prefill tile of 8 rows x 4 tokens over rows packed once per call (a lane per row: no horizontal sums)", "AVX-512 without VNNI")
 	}
 	if x.HasAVX512VNNI {
 		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
