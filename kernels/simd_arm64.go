@@ -44,6 +44,36 @@ func mvNeonQ4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 // Q8_0 and Q4_0 run the reference.
 func hasDotProd() bool { return cpu.ARM64.HasASIMDDP }
 
+//go:noescape
+func axpyNeon(a float32, x, y *float32, n int)
+
+//go:noescape
+func axpyRowsNeon(dst, p, v *float32, n, k, stride int)
+
+// axpyNeonVec is Axpy with the assembly on a multiple of 16 elements and
+// the reference on the rest.
+func axpyNeonVec(a float32, x, y []float32) {
+	k := len(x) &^ 15
+	if k > 0 {
+		axpyNeon(a, &x[0], &y[0], k)
+	}
+	refAxpy(a, x[k:], y[k:len(x)])
+}
+
+// axpyRowsNeonVec is AxpyRows the same way, so that it is Axpy row by row
+// bit for bit.
+func axpyRowsNeonVec(dst, p, v []float32, stride int) {
+	k := len(dst) &^ 15
+	if k > 0 && len(p) > 0 {
+		axpyRowsNeon(&dst[0], &p[0], &v[0], len(p), k, stride)
+	}
+	if k < len(dst) {
+		for j, w := range p {
+			refAxpy(w, v[j*stride+k:j*stride+len(dst)], dst[k:])
+		}
+	}
+}
+
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
 	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
@@ -82,6 +112,7 @@ func selectPath(name string) {
 	simd = [5]kern{}
 	simdName = "purego"
 	dotImpl = refDot
+	axpyImpl, axpyRowsImpl = refAxpy, refAxpyRows
 	resetCalibration()
 	if name != "neon" {
 		return
@@ -91,6 +122,7 @@ func selectPath(name string) {
 	simd[BF16] = kern{mv: mvNeonBF16}
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
+	axpyImpl, axpyRowsImpl = axpyNeonVec, axpyRowsNeonVec
 	if hasDotProd() {
 		simd[Q8_0] = kern{mv: mvNeonQ8}
 		simd[Q4_0] = kern{mv: mvNeonQ4}

@@ -783,3 +783,52 @@ q4cols1:
 q4done:
 	RET
 
+// func axpyNeon(a float32, x, y *float32, n int)
+TEXT ·axpyNeon(SB), NOSPLIT, $0-32
+	FMOVS a+0(FP), F0
+	VDUP V0.S[0], V0.S4
+	MOVD x+8(FP), R0
+	MOVD y+16(FP), R1
+	MOVD n+24(FP), R2
+axpyloop:
+	VLD1.P 64(R0), [V1.S4, V2.S4, V3.S4, V4.S4]
+	VLD1 (R1), [V5.S4, V6.S4, V7.S4, V8.S4]
+	VFMLA V0.S4, V1.S4, V5.S4
+	VFMLA V0.S4, V2.S4, V6.S4
+	VFMLA V0.S4, V3.S4, V7.S4
+	VFMLA V0.S4, V4.S4, V8.S4
+	VST1.P [V5.S4, V6.S4, V7.S4, V8.S4], 64(R1)
+	SUBS $16, R2, R2
+	BNE axpyloop
+	RET
+
+// func axpyRowsNeon(dst, p, v *float32, n, k, stride int)
+TEXT ·axpyRowsNeon(SB), NOSPLIT, $0-48
+	MOVD dst+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD v+16(FP), R2
+	MOVD n+24(FP), R3
+	MOVD k+32(FP), R4
+	MOVD stride+40(FP), R5
+	LSL $2, R5, R5
+axpyrcols:
+	VLD1 (R0), [V0.S4, V1.S4, V2.S4, V3.S4]
+	MOVD R1, R6
+	MOVD R2, R7
+	MOVD R3, R8
+axpyrrows:
+	VLD1R.P 4(R6), [V4.S4]
+	VLD1 (R7), [V5.S4, V6.S4, V7.S4, V8.S4]
+	ADD R5, R7, R7
+	VFMLA V4.S4, V5.S4, V0.S4
+	VFMLA V4.S4, V6.S4, V1.S4
+	VFMLA V4.S4, V7.S4, V2.S4
+	VFMLA V4.S4, V8.S4, V3.S4
+	SUBS $1, R8, R8
+	BNE axpyrrows
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R0)
+	ADD $64, R2, R2
+	SUBS $16, R4, R4
+	BNE axpyrcols
+	RET
+
