@@ -20,7 +20,10 @@ import (
 // the bf16-activation mode ("bf16act", SetBF16Activations), and with BF16
 // and F16 weights for the candidates calibration may pick instead of the
 // family rule's where their results are identical (named after them:
-// "widen-short", "direct"; see Calibrate), in the same run:
+// "widen-short", "direct"; see Calibrate), and, for one token where the
+// decode reads rows far apart (decodeStream, on AMD), with the eight-row
+// loops it replaces ("rows", and "bf16act-rows" in the bf16-activation
+// mode), in the same run:
 //
 //	go test -run - -bench 'MatVec/bf16/896x896/' ./kernels/
 var benchShapes = [][2]int{
@@ -69,6 +72,9 @@ func benchProduct(b *testing.B, n int) {
 						}
 						if n == 1 && decodeStream && simd[typ].mvs != nil {
 							impls = append(impls, "rows") // the several-row loops decodeStream replaces
+							if typ == BF16 && bf16dMVs != nil {
+								impls = append(impls, "bf16act-rows")
+							}
 						}
 						for _, impl := range impls {
 							b.Run(fmt.Sprintf("t%d/%s", threads, impl), func(b *testing.B) {
@@ -88,12 +94,12 @@ func benchProduct(b *testing.B, n int) {
 									selectPath(start)
 									useKnobCand(impl)
 								}
-								if impl == "rows" {
+								if impl == "rows" || impl == "bf16act-rows" {
 									decodeStream = false
 									defer func() { decodeStream = true }()
 								}
 								SetThreads(threads)
-								SetBF16Activations(impl == "bf16act")
+								SetBF16Activations(impl == "bf16act" || impl == "bf16act-rows")
 								defer SetBF16Activations(false)
 								b.SetBytes(weightBytes(m))
 								b.ResetTimer()

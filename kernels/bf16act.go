@@ -63,7 +63,7 @@ func BF16ActKernels() string {
 // kern.mm6p).
 var (
 	bf16dMV   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	bf16dMVs  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // bf16dMV one row at a time (decodeStream)
+	bf16dMVs  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // bf16dMV over four runs of rows far apart (decodeStream)
 	bf16dMM6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
 	bf16dMM2  *[9]tile2 // decode tiles of 2 rows x T tokens (kern.mm2)
 )
@@ -198,8 +198,8 @@ func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1
 		}
 		if r < r1 {
 			mv := bf16dMV
-			if decodeStream && bf16dMVs != nil && C <= streamCols {
-				mv = bf16dMVs // the same sums, one row at a time (see decodeStream)
+			if decodeStream && bf16dMVs != nil {
+				mv = bf16dMVs // the same sums, four runs of rows far apart (see decodeStream)
 			}
 			for t := t0; t < t1; t++ {
 				mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), nil, unsafe.Pointer(&xh[t*C]), r1-r, k32, C)

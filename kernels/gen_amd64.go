@@ -203,6 +203,28 @@ func mv512rows1(t wtype, fn string) {
 // multiply-adds in the same order.
 func mv512s(t wtype) {
 	fn := "mv512" + t.name + "s"
+	mvRuns(fn, t.shift, "Z", hsum512, func() {
+		p("\tVMOVUPS (DX)(AX*4), Z24")
+		p("\tVMOVUPS 64(DX)(AX*4), Z25")
+		for r := 0; r < 4; r++ {
+			loadRow512(t, r)
+		}
+		for r := 0; r < 4; r++ {
+			p("\tVFMADD231PS Z24, Z%d, Z%d", 16+2*r, r)
+		}
+		for r := 0; r < 4; r++ {
+			p("\tVFMADD231PS Z25, Z%d, Z%d", 17+2*r, r)
+		}
+	}, func() { mv512rows1(t, fn) })
+}
+
+// mvRuns emits a function of the mv*s kind, func fn(dst, w, s, x
+// unsafe.Pointer, rows, k, ldw int): the rows cut into four equal runs
+// whose row pointers are R10-R13, each run's sums going to accumulator r
+// (vector register kind "Z" or "Y"), over 32 columns (of 1<<shift bytes a
+// weight) per iteration of body; hsum reduces an accumulator, rows1 emits
+// the one-row loop that does the rest (it ends at fn_done).
+func mvRuns(fn string, shift int, vec string, hsum func(int), body, rows1 func()) {
 	runs := []string{"R10", "R11", "R12", "R13"}
 	dsts := []string{"DI", "SI", "R9", "R14"}
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
@@ -215,8 +237,8 @@ func mv512s(t wtype) {
 	p("\tSHRQ $2, R8") // rows per run
 	p("\tJZ %s_rows1", fn)
 	p("\tMOVQ ldw+48(FP), BX")
-	if t.shift > 0 {
-		p("\tSHLQ $%d, BX", t.shift)
+	if shift > 0 {
+		p("\tSHLQ $%d, BX", shift)
 	}
 	p("\tMOVQ R8, AX")
 	p("\tIMULQ BX, AX") // bytes per run
@@ -226,26 +248,16 @@ func mv512s(t wtype) {
 	}
 	p("%s_runs:", fn)
 	for r := 0; r < 4; r++ {
-		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+		p("\tVXORPS %s%d, %s%d, %s%d", vec, r, vec, r, vec, r)
 	}
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
-	p("\tVMOVUPS (DX)(AX*4), Z24")
-	p("\tVMOVUPS 64(DX)(AX*4), Z25")
-	for r := 0; r < 4; r++ {
-		loadRow512(t, r)
-	}
-	for r := 0; r < 4; r++ {
-		p("\tVFMADD231PS Z24, Z%d, Z%d", 16+2*r, r)
-	}
-	for r := 0; r < 4; r++ {
-		p("\tVFMADD231PS Z25, Z%d, Z%d", 17+2*r, r)
-	}
+	body()
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop4", fn)
 	for r := 0; r < 4; r++ {
-		hsum512(r)
+		hsum(r)
 		p("\tVMOVSS X%d, (%s)", r, dsts[r])
 		p("\tADDQ $4, %s", dsts[r])
 		p("\tADDQ BX, %s", runs[r])
@@ -256,7 +268,7 @@ func mv512s(t wtype) {
 	p("\tMOVQ R13, R10")
 	p("\tMOVQ R14, DI")
 	p("\tANDQ $3, rows+32(FP)")
-	mv512rows1(t, fn)
+	rows1()
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -589,58 +601,14 @@ func mv256rows1(t wtype, fn string) {
 // the rest by mv256's one-row loop; each row's sums bit for bit mv256's.
 func mv256s(t wtype) {
 	fn := "mv256" + t.name + "s"
-	runs := []string{"R10", "R11", "R12", "R13"}
-	dsts := []string{"DI", "SI", "R9", "R14"}
-	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ w+8(FP), R10")
-	p("\tMOVQ x+24(FP), DX")
-	p("\tMOVQ k+40(FP), CX")
-	p("\tMOVQ rows+32(FP), R8")
-	p("\tSHRQ $2, R8")
-	p("\tJZ %s_rows1", fn)
-	p("\tMOVQ ldw+48(FP), BX")
-	if t.shift > 0 {
-		p("\tSHLQ $%d, BX", t.shift)
-	}
-	p("\tMOVQ R8, AX")
-	p("\tIMULQ BX, AX")
-	for r := 1; r < 4; r++ {
-		p("\tLEAQ (%s)(AX*1), %s", runs[r-1], runs[r])
-		p("\tLEAQ (%s)(R8*4), %s", dsts[r-1], dsts[r])
-	}
-	p("%s_runs:", fn)
-	for r := 0; r < 4; r++ {
-		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
-	}
-	p("\tXORQ AX, AX")
-	p("%s_loop4:", fn)
-	for q := 0; q < 4; q++ {
-		p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
-	}
-	for r := 0; r < 4; r++ {
-		mv256Row(t, r)
-	}
-	p("\tADDQ $32, AX")
-	p("\tCMPQ AX, CX")
-	p("\tJLT %s_loop4", fn)
-	for r := 0; r < 4; r++ {
-		hsum256(r)
-		p("\tVMOVSS X%d, (%s)", r, dsts[r])
-		p("\tADDQ $4, %s", dsts[r])
-		p("\tADDQ BX, %s", runs[r])
-	}
-	p("\tDECQ R8")
-	p("\tJNZ %s_runs", fn)
-	p("\tMOVQ R13, R10")
-	p("\tMOVQ R14, DI")
-	p("\tANDQ $3, rows+32(FP)")
-	mv256rows1(t, fn)
-	p("%s_done:", fn)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	mvRuns(fn, t.shift, "Y", hsum256, func() {
+		for q := 0; q < 4; q++ {
+			p("\tVMOVUPS %d(DX)(AX*4), Y%d", 32*q, 4+q)
+		}
+		for r := 0; r < 4; r++ {
+			mv256Row(t, r)
+		}
+	}, func() { mv256rows1(t, fn) })
 }
 
 // mv256rows8 is mv256's loop over eight rows: accumulators Y0-Y7, the
@@ -1612,20 +1580,19 @@ func mv512BF16drows1(fn string) {
 }
 
 // mv512BF16ds writes func mv512BF16ds(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
-// mv512BF16d's one-row loop alone, bit for bit the same (see mv512s).
+// mv512BF16d over four runs of rows far apart (see mv512s), the rest by its
+// one-row loop; bit for bit mv512BF16d's sums.
 func mv512BF16ds() {
 	fn := "mv512BF16ds"
-	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ w+8(FP), R10")
-	p("\tMOVQ x+24(FP), DX")
-	p("\tMOVQ k+40(FP), CX")
-	mv512BF16drows1(fn)
-	p("%s_done:", fn)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	mvRuns(fn, 1, "Z", hsum512, func() {
+		p("\tVMOVDQU32 (DX)(AX*2), Z24")
+		for r := 0; r < 4; r++ {
+			p("\tVMOVDQU32 (%s)(AX*2), Z%d", wregs[r], 16+r)
+		}
+		for r := 0; r < 4; r++ {
+			dpbf16(16+r, 24, r)
+		}
+	}, func() { mv512BF16drows1(fn) })
 }
 
 // mm6x4BF16d writes func mm6x4BF16d(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):

@@ -462,9 +462,9 @@ func (m *Mat) tailDot(i int, x []float32, k int) float32 {
 // gets 31-38: the hardware prefetcher follows one sequential stream, or
 // streams far apart, at full speed, and neighbouring rows read together
 // poorly (two at once: 0.6x). kern.mvs reads four runs of rows far apart
-// (f32, bf16, f16) or one row at a time (the others, whose single chain of
-// multiply-adds limits them past a few thousand columns). The sums are the
-// same bit for bit. Intel keeps the loops it was tuned on.
+// (f32, bf16, f16, and the bf16-activation mode's bf16dMVs) or, for Q8_0,
+// one row at a time up to streamCols columns. The sums are the same bit for
+// bit. Intel keeps the loops it was tuned on.
 var decodeStream bool
 
 // streamCols is kern.mvsCols of the one-row loops.
