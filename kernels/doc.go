@@ -4,14 +4,14 @@
 // transformer layer (RMSNorm, softmax, SiLU, GELU).
 //
 // The pure-Go functions in ref.go are the reference. Assembly versions for
-// amd64 (AVX-512, and AVX2+FMA+F16C) and arm64 (NEON: the f32, bf16, f16
-// and, with SDOT, Q8_0 and Q4_0 matrix-vector kernels, simd_arm64.s) sit
-// beside them, are chosen once at start-up from the CPU's features (Impl
-// names the choice), and are tested against the reference. The purego
-// build tag forces the reference everywhere;
-// MOCO_KERNELS=avx512+amx|avx512|avx2|neon|purego in the environment
-// forces one path the CPU can run (to measure an older machine's kernels
-// on a newer one), and Choices says so.
+// amd64 (AVX-512, and AVX2+FMA+F16C) and arm64 (NEON, with SDOT where the
+// CPU has it: the f32, bf16, f16, Q8_0 and Q4_0 matrix-vector kernels,
+// simd_arm64.s) sit beside them, are chosen once at start-up from the
+// CPU's features (Impl names the choice), and are tested against the
+// reference. The purego build tag forces the reference everywhere;
+// MOCO_KERNELS=avx512+amx|avx512|avx2|neon+dotprod|neon|purego in the
+// environment forces one path the CPU can run (to measure an older
+// machine's kernels on a newer one), and Choices says so.
 //
 // Weights are widened to float32 inside the kernels (bf16 by a shift, f16
 // with vcvtph2ps), so f32, bf16 and f16 matrices are used in place, e.g.

@@ -62,6 +62,19 @@ func sdot(d, n, m int) {
 	enc(0x4e809400, d, n, m, fmt.Sprintf("SDOT V%d.4S, V%d.16B, V%d.16B", d, n, m))
 }
 
+// smull: SMULL Vd.8H, Vn.8B, Vm.8B (the low eight int8 lanes, widened
+// products); smull2 the high eight.
+func smull(d, n, m int) {
+	enc(0x0e20c000, d, n, m, fmt.Sprintf("SMULL V%d.8H, V%d.8B, V%d.8B", d, n, m))
+}
+
+func smull2(d, n, m int) {
+	enc(0x4e20c000, d, n, m, fmt.Sprintf("SMULL2 V%d.8H, V%d.16B, V%d.16B", d, n, m))
+}
+
+// sadalp: SADALP Vd.4S, Vn.8H (adds pairs of int16 lanes to int32 lanes).
+func sadalp(d, n int) { enc(0x4e606800, d, n, 0, fmt.Sprintf("SADALP V%d.4S, V%d.8H", d, n)) }
+
 // fmla: Vd.4S += Vn.4S * Vm.4S.
 func fmla(d, n, m int) { p("\tVFMLA V%d.S4, V%d.S4, V%d.S4", m, n, d) }
 
@@ -211,10 +224,31 @@ func mv(t wtype) {
 // With q4, mvNeonQ4 for Q4_0 weights (16 bytes a block, byte j holding
 // weight j in its low nibble and weight j+16 in its high one, each +8),
 // unpacked to int8 with AND, USHR and SUB before the same SDOTs.
-func mvQ8(q4 bool) {
+//
+// With dot false, mvNeonQ8m and mvNeonQ4m for CPUs without SDOT (ARMv8.0,
+// e.g. Cortex-A53 and A72): each 16-byte dot as SMULL and SMULL2 (int16
+// products, at most 128*128) added pairwise into the int32 lanes with
+// SADALP. The block dots are the same exact integers, the float work the
+// same instructions, so the results are SDOT's bit for bit.
+func mvQ8(q4, dot bool) {
 	fn, l := "Q8", "q8"
 	if q4 {
 		fn, l = "Q4", "q4"
+	}
+	if !dot {
+		fn, l = fn+"m", l+"m"
+	}
+	// idot adds the dot of the int8 lanes of V w and V x to the int32
+	// lanes of V acc (V24 scratch without SDOT).
+	idot := func(acc, w, x int) {
+		if dot {
+			sdot(acc, w, x)
+			return
+		}
+		smull(24, w, x)
+		sadalp(acc, 24)
+		smull2(24, w, x)
+		sadalp(acc, 24)
 	}
 	// loadW loads row register rp's 64 weights (post-incremented) as
 	// int8 into V w..w+3.
@@ -274,10 +308,10 @@ func mvQ8(q4 bool) {
 			w = 8
 		}
 		loadW(fmt.Sprintf("R%d", 7+r), w)
-		sdot(16+2*r, w, 0)
-		sdot(16+2*r, w+1, 1)
-		sdot(17+2*r, w+2, 2)
-		sdot(17+2*r, w+3, 3)
+		idot(16+2*r, w, 0)
+		idot(16+2*r, w+1, 1)
+		idot(17+2*r, w+2, 2)
+		idot(17+2*r, w+3, 3)
 	}
 	for r := 0; r < 4; r++ {
 		p("\tMOVWU.P 4(R%d), R23", 19+r)
@@ -321,10 +355,10 @@ func mvQ8(q4 bool) {
 	p("\tFMOVS 32(R11), F5")
 	p("\tADD $128, R11, R11")
 	loadW("R7", 8)
-	sdot(16, 8, 0)
-	sdot(16, 9, 1)
-	sdot(17, 10, 2)
-	sdot(17, 11, 3)
+	idot(16, 8, 0)
+	idot(16, 9, 1)
+	idot(17, 10, 2)
+	idot(17, 11, 3)
 	p("\tMOVWU.P 4(R19), R23")
 	p("\tVMOV R23, V26.S[0]")
 	p("\tVADDV V16.S4, V24")
@@ -419,8 +453,10 @@ func main() {
 	for _, t := range types {
 		mv(t)
 	}
-	mvQ8(false)
-	mvQ8(true)
+	for _, dot := range []bool{true, false} {
+		mvQ8(false, dot)
+		mvQ8(true, dot)
+	}
 	axpy()
 	axpyRows()
 	if err := os.WriteFile("simd_arm64.s", out.Bytes(), 0o644); err != nil {

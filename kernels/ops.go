@@ -142,8 +142,8 @@ func getScratch[T any](p *sync.Pool, n int) []T {
 }
 
 // Impl names the instruction set the kernels use: "avx512+amx" (AVX-512,
-// and AMX tiles for prefill with BF16 and Q8_0 weights), "avx512", "avx2"
-// or "purego".
+// and AMX tiles for prefill with BF16 and Q8_0 weights), "avx512", "avx2",
+// on arm64 "neon+dotprod" (NEON and SDOT) or "neon", or "purego".
 func Impl() string { return simdName }
 
 // Dot returns the dot product of a and b (len(a) == len(b)).

@@ -40,8 +40,16 @@ func mvNeonQ8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mvNeonQ4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
-// hasDotProd reports SDOT (ARMv8.2 dot product, "asimddp"); without it
-// Q8_0 and Q4_0 run the reference.
+// mvNeonQ8m and mvNeonQ4m are mvNeonQ8 and mvNeonQ4 without SDOT (SMULL
+// and SADALP), for ARMv8.0 CPUs, with the same results bit for bit.
+//
+//go:noescape
+func mvNeonQ8m(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+//go:noescape
+func mvNeonQ4m(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
+// hasDotProd reports SDOT (ARMv8.2 dot product, "asimddp").
 func hasDotProd() bool { return cpu.ARM64.HasASIMDDP }
 
 //go:noescape
@@ -86,8 +94,8 @@ func init() {
 var kernelsNote string
 
 // pickPath returns the path to use: the first of paths, or the one env
-// names (neon or purego) if this CPU can run it. note explains a forced
-// or refused choice.
+// names (neon+dotprod, neon or purego) if this CPU can run it. note
+// explains a forced or refused choice.
 func pickPath(env string, paths []string) (name, note string) {
 	best := "purego"
 	if len(paths) > 0 {
@@ -103,27 +111,36 @@ func pickPath(env string, paths []string) (name, note string) {
 	}
 }
 
-// simdPaths lists the instruction sets this CPU can run, for tests: every
-// arm64 CPU has NEON (Advanced SIMD is part of ARMv8-A).
-func simdPaths() []string { return []string{"neon"} }
+// simdPaths lists the instruction sets this CPU can run, fastest first, for
+// tests: every arm64 CPU has NEON (Advanced SIMD is part of ARMv8-A);
+// neon+dotprod adds SDOT for Q8_0 and Q4_0.
+func simdPaths() []string {
+	if hasDotProd() {
+		return []string{"neon+dotprod", "neon"}
+	}
+	return []string{"neon"}
+}
 
-// selectPath selects the kernels of the named path (neon or purego).
+// selectPath selects the kernels of the named path (neon+dotprod, neon or
+// purego).
 func selectPath(name string) {
 	simd = [5]kern{}
 	simdName = "purego"
 	dotImpl = refDot
 	axpyImpl, axpyRowsImpl = refAxpy, refAxpyRows
 	resetCalibration()
-	if name != "neon" {
+	if name != "neon" && name != "neon+dotprod" {
 		return
 	}
-	simdName = "neon"
+	simdName = name
 	simd[F32] = kern{mv: mvNeonF32}
 	simd[BF16] = kern{mv: mvNeonBF16}
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
 	axpyImpl, axpyRowsImpl = axpyNeonVec, axpyRowsNeonVec
-	if hasDotProd() {
+	simd[Q8_0] = kern{mv: mvNeonQ8m}
+	simd[Q4_0] = kern{mv: mvNeonQ4m}
+	if name == "neon+dotprod" {
 		simd[Q8_0] = kern{mv: mvNeonQ8}
 		simd[Q4_0] = kern{mv: mvNeonQ4}
 	}
@@ -172,15 +189,14 @@ func choices() []Choice {
 	add("bf16/f16 decode batch (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
 	add("bf16 prefill (exact)", "neon rows of 4, token by token over row blocks in L1", neon+"; no multi-token tile yet")
 	add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no bf16 dot-product kernel for arm64 yet")
-	if simd[Q8_0].mv != nil {
-		add("q8_0", "neon sdot rows of 4, token by token over row blocks in L1", "ARMv8.2 dot product (asimddp)")
-	} else {
-		add("q8_0", "purego", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU")
+	idot, why := "sdot", "ARMv8.2 dot product (asimddp)"
+	if simdName == "neon" {
+		idot, why = "smull+sadalp", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU"
+		if hasDotProd() {
+			why = "SDOT turned off (MOCO_KERNELS=neon)"
+		}
 	}
-	if simd[Q4_0].mv != nil {
-		add("q4_0", "neon sdot rows of 4 (nibbles unpacked in registers), token by token over row blocks in L1", "ARMv8.2 dot product (asimddp)")
-	} else {
-		add("q4_0", "purego", "no SDOT (ARMv8.2 dot product, asimddp) on this CPU")
-	}
+	add("q8_0", "neon "+idot+" rows of 4, token by token over row blocks in L1", why)
+	add("q4_0", "neon "+idot+" rows of 4 (nibbles unpacked in registers), token by token over row blocks in L1", why)
 	return c
 }
