@@ -1369,11 +1369,13 @@ func mm256(t wtype) {
 
 // mm256x6 writes func mm256x6T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
 // mm6x4's 6-row x 4-token tile for AVX2, as two passes of 3 rows x 4
-// tokens (accumulators Y0-Y11, the widened weights in Y12-Y14, the
-// activations as memory operands). Against mm256's 2-row passes it keeps
-// twelve FMA chains in flight instead of eight (FMA latency times its two
-// pipes wants at least eight, so eight chains stall on any delay) and
-// reads each token's activations once per three rows. Each (row, token)
+// tokens (accumulators Y0-Y11, the widened weights in Y12-Y14, each
+// token's activations loaded once into Y15 for the three rows). Against
+// mm256's 2-row passes with activations as memory operands it keeps twelve
+// FMA chains in flight instead of eight and issues 7 loads per 12 FMAs
+// instead of 10 per 8: on Zen 5 the loads, not the FMAs, limited the
+// 2-row tile (bf16 pp128, 0.5B: 94 -> 102-109 tokens per CPU-second
+// against the memory-operand 3-row passes). Each (row, token)
 // sum takes mv256's steps in mv256's order, so the tile equals the matvec
 // bit for bit.
 func mm256x6(t wtype) {
@@ -1410,8 +1412,9 @@ func mm256x6(t wtype) {
 				p("\t%s", t.load256(q*bytes8, rows[3*pass+rr], y(12+rr), ""))
 			}
 			for tok := 0; tok < 4; tok++ {
+				p("\tVMOVUPS %d%s, Y15", 32*q, xaddr[tok])
 				for rr := 0; rr < 3; rr++ {
-					p("\tVFMADD231PS %d%s, Y%d, Y%d", 32*q, xaddr[tok], 12+rr, 3*tok+rr)
+					p("\tVFMADD231PS Y15, Y%d, Y%d", 12+rr, 3*tok+rr)
 				}
 			}
 		}
