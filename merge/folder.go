@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,9 +103,25 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 		return err
 	}
 	var last time.Time
-	// Write each tensor while the next one is merged: writing is serial
-	// I/O, merging is parallel arithmetic, so the two overlap well.
-	queue := make(chan *safetensors.Tensor, 1)
+	// Write the tensors while the next ones are merged: writing is serial
+	// I/O, merging is parallel arithmetic, so the two overlap well. Merged
+	// tensors wait for the writer up to half the largest tensor's bytes
+	// (or one tensor), so that a long write (the embeddings come first)
+	// does not hold up the merges of the small tensors behind it, as a
+	// queue of one tensor did; with the tensor being written and the one
+	// being merged, at most three of the largest are held, as before.
+	var most int
+	for _, h := range headers {
+		n := h.DType.Size()
+		for _, d := range h.Shape {
+			n *= d
+		}
+		most = max(most, n)
+	}
+	queue := make(chan *safetensors.Tensor, len(headers))
+	var qmu sync.Mutex
+	qcond := sync.NewCond(&qmu)
+	queued := 0 // bytes handed to the writer that it has not started on
 	pool := newBufPool()
 	s.pool = pool
 	defer func() { s.pool = nil }()
@@ -113,6 +130,10 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	go func() {
 		defer close(done)
 		for t := range queue {
+			qmu.Lock()
+			queued -= len(t.Data)
+			qcond.Signal()
+			qmu.Unlock()
 			if writeErr.Load() == nil {
 				if err := w.Write(t.Name, t.Data); err != nil {
 					writeErr.Store(err)
@@ -125,6 +146,12 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 		if e := writeErr.Load(); e != nil {
 			return e.(error) // stop merging once the output is broken
 		}
+		qmu.Lock()
+		for queued > 0 && queued+len(t.Data) > most/2 {
+			qcond.Wait()
+		}
+		queued += len(t.Data)
+		qmu.Unlock()
 		queue <- t
 		return nil
 	}, func(k, total int, name string) {
