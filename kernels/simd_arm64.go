@@ -82,6 +82,19 @@ func axpyRowsNeonVec(dst, p, v []float32, stride int) {
 	}
 }
 
+//go:noescape
+func siluNeon(x *float32, n int)
+
+// siluNeonVec is SiLU with the assembly on a multiple of 4 elements and the
+// reference on the rest.
+func siluNeonVec(x []float32) {
+	k := len(x) &^ 3
+	if k > 0 {
+		siluNeon(&x[0], k)
+	}
+	refSiLU(x[k:])
+}
+
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
 	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
@@ -127,7 +140,7 @@ func selectPath(name string) {
 	simd = [5]kern{}
 	simdName = "purego"
 	dotImpl = refDot
-	axpyImpl, axpyRowsImpl = refAxpy, refAxpyRows
+	axpyImpl, axpyRowsImpl, siluImpl = refAxpy, refAxpyRows, refSiLU
 	resetCalibration()
 	if name != "neon" && name != "neon+dotprod" {
 		return
@@ -137,7 +150,7 @@ func selectPath(name string) {
 	simd[BF16] = kern{mv: mvNeonBF16}
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
-	axpyImpl, axpyRowsImpl = axpyNeonVec, axpyRowsNeonVec
+	axpyImpl, axpyRowsImpl, siluImpl = axpyNeonVec, axpyRowsNeonVec, siluNeonVec
 	simd[Q8_0] = kern{mv: mvNeonQ8m}
 	simd[Q4_0] = kern{mv: mvNeonQ4m}
 	if name == "neon+dotprod" {
