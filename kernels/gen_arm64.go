@@ -468,6 +468,22 @@ func silu() {
 	p("TEXT ·siluNeon(SB), NOSPLIT, $0-16")
 	p("\tMOVD x+0(FP), R0")
 	p("\tMOVD n+8(FP), R1")
+	expConsts()
+	p("siluloop:")
+	p("\tVLD1 (R0), [V0.S4]")
+	fneg4s(1, 0)
+	e := exp()
+	fadd4s(e, e, 25)
+	fdiv4s(0, 0, e)
+	p("\tVST1.P [V0.S4], 16(R0)")
+	p("\tSUBS $4, R1, R1")
+	p("\tBNE siluloop")
+	p("\tRET")
+	p("")
+}
+
+// expConsts loads the constants of exp into V16-V27.
+func expConsts() {
 	for i, c := range []struct {
 		bits uint32
 		what string
@@ -480,9 +496,11 @@ func silu() {
 		p("\tMOVW $0x%08x, R2 // %s", c.bits, c.what)
 		p("\tVDUP R2, V%d.S4", 16+i)
 	}
-	p("siluloop:")
-	p("\tVLD1 (R0), [V0.S4]")
-	fneg4s(1, 0)
+}
+
+// exp computes e^V1 (expConsts loaded) and returns the register that holds
+// it (V3 or V4); V1 and V2 are clobbered.
+func exp() int {
 	fmax4s(1, 1, 26)
 	fmin4s(1, 1, 27)
 	fmul4s(2, 1, 16)
@@ -501,11 +519,120 @@ func silu() {
 	p("\tVSHL $23, V2.S4, V2.S4")
 	p("\tVADD V25.S4, V2.S4, V2.S4 // 2^n")
 	fmul4s(cur, cur, 2)
-	fadd4s(cur, cur, 25)
-	fdiv4s(0, 0, cur)
+	return cur
+}
+
+// softmax writes the three passes of Softmax: maxNeon(x *float32, n int)
+// float32, expSubNeon(x *float32, n int, m float32) float32 (x = e^(x-m),
+// returning the sum) and scaleNeon(x *float32, n int, s float32) (x *= s),
+// n a positive multiple of 4.
+func softmax() {
+	p("// func maxNeon(x *float32, n int) float32")
+	p("TEXT ·maxNeon(SB), NOSPLIT, $0-20")
+	p("\tMOVD x+0(FP), R0")
+	p("\tMOVD n+8(FP), R1")
+	p("\tVLD1.P 16(R0), [V0.S4]")
+	p("\tSUBS $4, R1, R1")
+	p("\tBEQ maxdone")
+	p("maxloop:")
+	p("\tVLD1.P 16(R0), [V1.S4]")
+	fmax4s(0, 0, 1)
+	p("\tSUBS $4, R1, R1")
+	p("\tBNE maxloop")
+	p("maxdone:")
+	enc(0x6e20f400, 0, 0, 0, "FMAXP V0.4S, V0.4S, V0.4S")
+	enc(0x7e30f800, 0, 0, 0, "FMAXP S0, V0.2S")
+	p("\tFMOVS F0, ret+16(FP)")
+	p("\tRET")
+	p("")
+
+	p("// func expSubNeon(x *float32, n int, m float32) float32")
+	p("TEXT ·expSubNeon(SB), NOSPLIT, $0-28")
+	p("\tMOVD x+0(FP), R0")
+	p("\tMOVD n+8(FP), R1")
+	p("\tFMOVS m+16(FP), F5")
+	p("\tVDUP V5.S[0], V5.S4")
+	zero(6)
+	expConsts()
+	p("expsubloop:")
+	p("\tVLD1 (R0), [V0.S4]")
+	enc(0x4ea0d400, 1, 0, 5, "FSUB V1.4S, V0.4S, V5.4S")
+	e := exp()
+	fadd4s(6, 6, e)
+	p("\tVST1.P [V%d.S4], 16(R0)", e)
+	p("\tSUBS $4, R1, R1")
+	p("\tBNE expsubloop")
+	faddp4s(6, 6, 6)
+	faddpS(6, 6)
+	p("\tFMOVS F6, ret+24(FP)")
+	p("\tRET")
+	p("")
+
+	p("// func scaleNeon(x *float32, n int, s float32)")
+	p("TEXT ·scaleNeon(SB), NOSPLIT, $0-20")
+	p("\tMOVD x+0(FP), R0")
+	p("\tMOVD n+8(FP), R1")
+	p("\tFMOVS s+16(FP), F5")
+	p("\tVDUP V5.S[0], V5.S4")
+	p("scaleloop:")
+	p("\tVLD1 (R0), [V0.S4]")
+	fmul4s(0, 0, 5)
 	p("\tVST1.P [V0.S4], 16(R0)")
 	p("\tSUBS $4, R1, R1")
-	p("\tBNE siluloop")
+	p("\tBNE scaleloop")
+	p("\tRET")
+	p("")
+}
+
+// rmsNorm writes sumSqNeon(x *float32, n int) float32 (four accumulators
+// of four lanes over 16 elements a step) and normMulNeon(dst, x, w
+// *float32, n int, scale, offset float32): dst = x*scale*(w+offset), left
+// to right, n a positive multiple of 16.
+func rmsNorm() {
+	p("// func sumSqNeon(x *float32, n int) float32")
+	p("TEXT ·sumSqNeon(SB), NOSPLIT, $0-20")
+	p("\tMOVD x+0(FP), R0")
+	p("\tMOVD n+8(FP), R1")
+	for i := 0; i < 4; i++ {
+		zero(i)
+	}
+	p("sumsqloop:")
+	p("\tVLD1.P 64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]")
+	for i := 0; i < 4; i++ {
+		fmla(i, 4+i, 4+i)
+	}
+	p("\tSUBS $16, R1, R1")
+	p("\tBNE sumsqloop")
+	fadd4s(0, 0, 1)
+	fadd4s(2, 2, 3)
+	fadd4s(0, 0, 2)
+	faddp4s(0, 0, 0)
+	faddpS(0, 0)
+	p("\tFMOVS F0, ret+16(FP)")
+	p("\tRET")
+	p("")
+
+	p("// func normMulNeon(dst, x, w *float32, n int, scale, offset float32)")
+	p("TEXT ·normMulNeon(SB), NOSPLIT, $0-40")
+	p("\tMOVD dst+0(FP), R0")
+	p("\tMOVD x+8(FP), R1")
+	p("\tMOVD w+16(FP), R2")
+	p("\tMOVD n+24(FP), R3")
+	p("\tFMOVS scale+32(FP), F16")
+	p("\tVDUP V16.S[0], V16.S4")
+	p("\tFMOVS offset+36(FP), F17")
+	p("\tVDUP V17.S[0], V17.S4")
+	p("normmulloop:")
+	p("\tVLD1.P 64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]")
+	p("\tVLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]")
+	for i := 0; i < 4; i++ {
+		fadd4s(4+i, 4+i, 17)
+		fmul4s(i, i, 16)
+		fmul4s(i, i, 4+i)
+	}
+	p("\tVST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R0)")
+	p("\tSUBS $16, R3, R3")
+	p("\tBNE normmulloop")
 	p("\tRET")
 	p("")
 }
@@ -527,6 +654,8 @@ func main() {
 	axpy()
 	axpyRows()
 	silu()
+	softmax()
+	rmsNorm()
 	if err := os.WriteFile("simd_arm64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

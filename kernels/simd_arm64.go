@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -95,6 +96,66 @@ func siluNeonVec(x []float32) {
 	refSiLU(x[k:])
 }
 
+//go:noescape
+func maxNeon(x *float32, n int) float32
+
+//go:noescape
+func expSubNeon(x *float32, n int, m float32) float32
+
+//go:noescape
+func scaleNeon(x *float32, n int, s float32)
+
+//go:noescape
+func sumSqNeon(x *float32, n int) float32
+
+//go:noescape
+func normMulNeon(dst, x, w *float32, n int, scale, offset float32)
+
+// softmaxNeonVec is Softmax with the assembly on a multiple of 4 elements
+// and the reference's operations on the rest.
+func softmaxNeonVec(x []float32) {
+	k := len(x) &^ 3
+	if k == 0 {
+		refSoftmax(x)
+		return
+	}
+	m := maxNeon(&x[0], k)
+	for _, v := range x[k:] {
+		m = max(m, v)
+	}
+	sum := expSubNeon(&x[0], k, m)
+	for i, v := range x[k:] {
+		e := float32(math.Exp(float64(v - m)))
+		x[k+i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	scaleNeon(&x[0], k, inv)
+	for i := k; i < len(x); i++ {
+		x[i] *= inv
+	}
+}
+
+// rmsNormNeonVec is RMSNorm with the assembly on a multiple of 16
+// elements and the reference's operations on the rest.
+func rmsNormNeonVec(dst, x, w []float32, eps, offset float32) {
+	k := len(x) &^ 15
+	var ss float32
+	if k > 0 {
+		ss = sumSqNeon(&x[0], k)
+	}
+	for _, v := range x[k:] {
+		ss += v * v
+	}
+	scale := float32(1 / math.Sqrt(float64(ss)/float64(len(x))+float64(eps)))
+	if k > 0 {
+		normMulNeon(&dst[0], &x[0], &w[0], k, scale, offset)
+	}
+	for i := k; i < len(x); i++ {
+		dst[i] = x[i] * scale * (w[i] + offset)
+	}
+}
+
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
 	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
@@ -141,6 +202,7 @@ func selectPath(name string) {
 	simdName = "purego"
 	dotImpl = refDot
 	axpyImpl, axpyRowsImpl, siluImpl = refAxpy, refAxpyRows, refSiLU
+	softmaxImpl, rmsNormImpl = refSoftmax, refRMSNorm
 	resetCalibration()
 	if name != "neon" && name != "neon+dotprod" {
 		return
@@ -151,6 +213,7 @@ func selectPath(name string) {
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
 	axpyImpl, axpyRowsImpl, siluImpl = axpyNeonVec, axpyRowsNeonVec, siluNeonVec
+	softmaxImpl, rmsNormImpl = softmaxNeonVec, rmsNormNeonVec
 	simd[Q8_0] = kern{mv: mvNeonQ8m}
 	simd[Q4_0] = kern{mv: mvNeonQ4m}
 	if name == "neon+dotprod" {

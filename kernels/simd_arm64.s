@@ -1318,3 +1318,157 @@ siluloop:
 	BNE siluloop
 	RET
 
+// func maxNeon(x *float32, n int) float32
+TEXT ·maxNeon(SB), NOSPLIT, $0-20
+	MOVD x+0(FP), R0
+	MOVD n+8(FP), R1
+	VLD1.P 16(R0), [V0.S4]
+	SUBS $4, R1, R1
+	BEQ maxdone
+maxloop:
+	VLD1.P 16(R0), [V1.S4]
+	WORD $0x4e21f400 // FMAX V0.4S, V0.4S, V1.4S
+	SUBS $4, R1, R1
+	BNE maxloop
+maxdone:
+	WORD $0x6e20f400 // FMAXP V0.4S, V0.4S, V0.4S
+	WORD $0x7e30f800 // FMAXP S0, V0.2S
+	FMOVS F0, ret+16(FP)
+	RET
+
+// func expSubNeon(x *float32, n int, m float32) float32
+TEXT ·expSubNeon(SB), NOSPLIT, $0-28
+	MOVD x+0(FP), R0
+	MOVD n+8(FP), R1
+	FMOVS m+16(FP), F5
+	VDUP V5.S[0], V5.S4
+	VEOR V6.B16, V6.B16, V6.B16
+	MOVW $0x3fb8aa3b, R2 // log2(e)
+	VDUP R2, V16.S4
+	MOVW $0x3f318000, R2 // ln2 high part
+	VDUP R2, V17.S4
+	MOVW $0xb95e8083, R2 // ln2 low part
+	VDUP R2, V18.S4
+	MOVW $0x39500d01, R2 // 1/7!
+	VDUP R2, V19.S4
+	MOVW $0x3ab60b61, R2 // 1/6!
+	VDUP R2, V20.S4
+	MOVW $0x3c088889, R2 // 1/5!
+	VDUP R2, V21.S4
+	MOVW $0x3d2aaaab, R2 // 1/4!
+	VDUP R2, V22.S4
+	MOVW $0x3e2aaaab, R2 // 1/3!
+	VDUP R2, V23.S4
+	MOVW $0x3f000000, R2 // 1/2
+	VDUP R2, V24.S4
+	MOVW $0x3f800000, R2 // 1, and 127<<23, the exponent bias
+	VDUP R2, V25.S4
+	MOVW $0xc2ae0000, R2 // -87: e^x is below 2^-125
+	VDUP R2, V26.S4
+	MOVW $0x42b0999a, R2 // 88.3: n stays <= 127
+	VDUP R2, V27.S4
+expsubloop:
+	VLD1 (R0), [V0.S4]
+	WORD $0x4ea5d401 // FSUB V1.4S, V0.4S, V5.4S
+	WORD $0x4e3af421 // FMAX V1.4S, V1.4S, V26.4S
+	WORD $0x4ebbf421 // FMIN V1.4S, V1.4S, V27.4S
+	WORD $0x6e30dc22 // FMUL V2.4S, V1.4S, V16.4S
+	WORD $0x4e218842 // FRINTN V2.4S, V2.4S
+	VFMLS V17.S4, V2.S4, V1.S4
+	VFMLS V18.S4, V2.S4, V1.S4
+	VORR V19.B16, V19.B16, V3.B16
+	VORR V20.B16, V20.B16, V4.B16
+	VFMLA V1.S4, V3.S4, V4.S4
+	VORR V21.B16, V21.B16, V3.B16
+	VFMLA V1.S4, V4.S4, V3.S4
+	VORR V22.B16, V22.B16, V4.B16
+	VFMLA V1.S4, V3.S4, V4.S4
+	VORR V23.B16, V23.B16, V3.B16
+	VFMLA V1.S4, V4.S4, V3.S4
+	VORR V24.B16, V24.B16, V4.B16
+	VFMLA V1.S4, V3.S4, V4.S4
+	VORR V25.B16, V25.B16, V3.B16
+	VFMLA V1.S4, V4.S4, V3.S4
+	VORR V25.B16, V25.B16, V4.B16
+	VFMLA V1.S4, V3.S4, V4.S4
+	WORD $0x4ea1b842 // FCVTZS V2.4S, V2.4S
+	VSHL $23, V2.S4, V2.S4
+	VADD V25.S4, V2.S4, V2.S4 // 2^n
+	WORD $0x6e22dc84 // FMUL V4.4S, V4.4S, V2.4S
+	WORD $0x4e24d4c6 // FADD V6.4S, V6.4S, V4.4S
+	VST1.P [V4.S4], 16(R0)
+	SUBS $4, R1, R1
+	BNE expsubloop
+	WORD $0x6e26d4c6 // FADDP V6.4S, V6.4S, V6.4S
+	WORD $0x7e30d8c6 // FADDP S6, V6.2S
+	FMOVS F6, ret+24(FP)
+	RET
+
+// func scaleNeon(x *float32, n int, s float32)
+TEXT ·scaleNeon(SB), NOSPLIT, $0-20
+	MOVD x+0(FP), R0
+	MOVD n+8(FP), R1
+	FMOVS s+16(FP), F5
+	VDUP V5.S[0], V5.S4
+scaleloop:
+	VLD1 (R0), [V0.S4]
+	WORD $0x6e25dc00 // FMUL V0.4S, V0.4S, V5.4S
+	VST1.P [V0.S4], 16(R0)
+	SUBS $4, R1, R1
+	BNE scaleloop
+	RET
+
+// func sumSqNeon(x *float32, n int) float32
+TEXT ·sumSqNeon(SB), NOSPLIT, $0-20
+	MOVD x+0(FP), R0
+	MOVD n+8(FP), R1
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+sumsqloop:
+	VLD1.P 64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V4.S4, V0.S4
+	VFMLA V5.S4, V5.S4, V1.S4
+	VFMLA V6.S4, V6.S4, V2.S4
+	VFMLA V7.S4, V7.S4, V3.S4
+	SUBS $16, R1, R1
+	BNE sumsqloop
+	WORD $0x4e21d400 // FADD V0.4S, V0.4S, V1.4S
+	WORD $0x4e23d442 // FADD V2.4S, V2.4S, V3.4S
+	WORD $0x4e22d400 // FADD V0.4S, V0.4S, V2.4S
+	WORD $0x6e20d400 // FADDP V0.4S, V0.4S, V0.4S
+	WORD $0x7e30d800 // FADDP S0, V0.2S
+	FMOVS F0, ret+16(FP)
+	RET
+
+// func normMulNeon(dst, x, w *float32, n int, scale, offset float32)
+TEXT ·normMulNeon(SB), NOSPLIT, $0-40
+	MOVD dst+0(FP), R0
+	MOVD x+8(FP), R1
+	MOVD w+16(FP), R2
+	MOVD n+24(FP), R3
+	FMOVS scale+32(FP), F16
+	VDUP V16.S[0], V16.S4
+	FMOVS offset+36(FP), F17
+	VDUP V17.S[0], V17.S4
+normmulloop:
+	VLD1.P 64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4e31d484 // FADD V4.4S, V4.4S, V17.4S
+	WORD $0x6e30dc00 // FMUL V0.4S, V0.4S, V16.4S
+	WORD $0x6e24dc00 // FMUL V0.4S, V0.4S, V4.4S
+	WORD $0x4e31d4a5 // FADD V5.4S, V5.4S, V17.4S
+	WORD $0x6e30dc21 // FMUL V1.4S, V1.4S, V16.4S
+	WORD $0x6e25dc21 // FMUL V1.4S, V1.4S, V5.4S
+	WORD $0x4e31d4c6 // FADD V6.4S, V6.4S, V17.4S
+	WORD $0x6e30dc42 // FMUL V2.4S, V2.4S, V16.4S
+	WORD $0x6e26dc42 // FMUL V2.4S, V2.4S, V6.4S
+	WORD $0x4e31d4e7 // FADD V7.4S, V7.4S, V17.4S
+	WORD $0x6e30dc63 // FMUL V3.4S, V3.4S, V16.4S
+	WORD $0x6e27dc63 // FMUL V3.4S, V3.4S, V7.4S
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R0)
+	SUBS $16, R3, R3
+	BNE normmulloop
+	RET
+
