@@ -206,3 +206,44 @@ func TestQuantRecs(t *testing.T) {
 		}
 	})
 }
+
+// TestQ8TileShapes holds the Q8_0 prefill tiles on shapes that leave every
+// kind of remainder: groups of eight rows (the AVX2 packed tile), a group
+// of four, single rows, tokens beyond a multiple of four, an odd last
+// block, and, at 2 threads, row ranges cut by the thread split. Each
+// token's rows must equal MatVec's bit for bit and stay close to the
+// pure-Go reference.
+func TestQ8TileShapes(t *testing.T) {
+	defer SetThreads(0)
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(41, 42))
+		shapes := [][3]int{{8, 64, 4}, {12, 96, 5}, {21, 160, 8}, {30, 896, 11}, {100, 896, 9}, {203, 1600, 6}}
+		for _, threads := range []int{1, 2} {
+			SetThreads(threads)
+			for _, sh := range shapes {
+				rows, cols, n := sh[0], sh[1], sh[2]
+				m := randMat(r, Q8_0, rows, cols)
+				x := randVec(r, n*cols)
+				got := make([]float32, n*rows)
+				MatMul(got, m, x, n)
+				want := make([]float32, rows)
+				ref := make([]float32, rows)
+				for tok := 0; tok < n; tok++ {
+					xt := x[tok*cols : (tok+1)*cols]
+					MatVec(want, m, xt)
+					refMatVecRows(ref, m, xt, 0, rows)
+					mag := absMatVec(m, xt)
+					for i := range want {
+						g := got[tok*rows+i]
+						if math.Float32bits(g) != math.Float32bits(want[i]) {
+							t.Fatalf("threads %d %dx%d n=%d token %d row %d: MatMul %g, MatVec %g", threads, rows, cols, n, tok, i, g, want[i])
+						}
+						if !closeDot(g, ref[i], mag[i]) {
+							t.Fatalf("threads %d %dx%d n=%d token %d row %d: %g, reference %g", threads, rows, cols, n, tok, i, g, ref[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}
