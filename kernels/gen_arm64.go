@@ -482,6 +482,36 @@ func silu() {
 	p("")
 }
 
+// gelu writes geluNeon(x *float32, n int), gelu512's GELU (tanh form):
+// x / (1 + e^(-2*sqrt(2/pi)*x*(1 + 0.044715*x^2))), n a positive multiple
+// of 4.
+func gelu() {
+	p("// func geluNeon(x *float32, n int)")
+	p("TEXT ·geluNeon(SB), NOSPLIT, $0-16")
+	p("\tMOVD x+0(FP), R0")
+	p("\tMOVD n+8(FP), R1")
+	expConsts()
+	p("\tMOVW $0x3d372713, R2 // 0.044715")
+	p("\tVDUP R2, V28.S4")
+	p("\tMOVW $0xbfcc422a, R2 // -2*sqrt(2/pi)")
+	p("\tVDUP R2, V29.S4")
+	p("geluloop:")
+	p("\tVLD1 (R0), [V0.S4]")
+	fmul4s(1, 0, 0)
+	p("\tVORR V25.B16, V25.B16, V5.B16")
+	fmla(5, 1, 28)
+	fmul4s(1, 5, 0)
+	fmul4s(1, 1, 29)
+	e := exp()
+	fadd4s(e, e, 25)
+	fdiv4s(0, 0, e)
+	p("\tVST1.P [V0.S4], 16(R0)")
+	p("\tSUBS $4, R1, R1")
+	p("\tBNE geluloop")
+	p("\tRET")
+	p("")
+}
+
 // expConsts loads the constants of exp into V16-V27.
 func expConsts() {
 	for i, c := range []struct {
@@ -654,6 +684,7 @@ func main() {
 	axpy()
 	axpyRows()
 	silu()
+	gelu()
 	softmax()
 	rmsNorm()
 	if err := os.WriteFile("simd_arm64.s", out.Bytes(), 0o644); err != nil {

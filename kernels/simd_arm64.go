@@ -156,6 +156,19 @@ func rmsNormNeonVec(dst, x, w []float32, eps, offset float32) {
 	}
 }
 
+//go:noescape
+func geluNeon(x *float32, n int)
+
+// geluNeonVec is GELUTanh with the assembly on a multiple of 4 elements and
+// the reference on the rest.
+func geluNeonVec(x []float32) {
+	k := len(x) &^ 3
+	if k > 0 {
+		geluNeon(&x[0], k)
+	}
+	refGELUTanh(x[k:])
+}
+
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
 	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
@@ -202,7 +215,7 @@ func selectPath(name string) {
 	simdName = "purego"
 	dotImpl = refDot
 	axpyImpl, axpyRowsImpl, siluImpl = refAxpy, refAxpyRows, refSiLU
-	softmaxImpl, rmsNormImpl = refSoftmax, refRMSNorm
+	softmaxImpl, rmsNormImpl, geluTanhImpl = refSoftmax, refRMSNorm, refGELUTanh
 	resetCalibration()
 	if name != "neon" && name != "neon+dotprod" {
 		return
@@ -213,7 +226,7 @@ func selectPath(name string) {
 	simd[F16] = kern{mv: mvNeonF16}
 	dotImpl = neonDot
 	axpyImpl, axpyRowsImpl, siluImpl = axpyNeonVec, axpyRowsNeonVec, siluNeonVec
-	softmaxImpl, rmsNormImpl = softmaxNeonVec, rmsNormNeonVec
+	softmaxImpl, rmsNormImpl, geluTanhImpl = softmaxNeonVec, rmsNormNeonVec, geluNeonVec
 	simd[Q8_0] = kern{mv: mvNeonQ8m}
 	simd[Q4_0] = kern{mv: mvNeonQ4m}
 	if name == "neon+dotprod" {
