@@ -331,6 +331,7 @@ func useSIMD(avx512, avx2 bool) {
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
 		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
+		softmaxImpl = softmaxVec256
 		dotImpl = simdDot
 	}
 }

@@ -154,6 +154,40 @@ func axpyRowsVec256(dst, p, v []float32, stride int) {
 	}
 }
 
+//go:noescape
+func expSub256(x *float32, n int, m float32) float32
+
+//go:noescape
+func max256(x *float32, n int) float32
+
+//go:noescape
+func scale256(x *float32, n int, s float32)
+
+// softmaxVec256 is softmaxVec for AVX2: the assembly on a multiple of 8,
+// the reference steps on the rest.
+func softmaxVec256(x []float32) {
+	k := len(x) &^ 7
+	if k == 0 {
+		refSoftmax(x)
+		return
+	}
+	m := max256(&x[0], k)
+	for _, v := range x[k:] {
+		m = max(m, v)
+	}
+	sum := expSub256(&x[0], k, m)
+	for i, v := range x[k:] {
+		e := float32(math.Exp(float64(v - m)))
+		x[k+i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	scale256(&x[0], k, inv)
+	for i := k; i < len(x); i++ {
+		x[i] *= inv
+	}
+}
+
 func softmaxVec(x []float32) {
 	k := len(x) &^ 15
 	if k == 0 {

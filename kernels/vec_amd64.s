@@ -510,3 +510,99 @@ rows256_loop8:
 rows256_done:
 	VZEROUPPER
 	RET
+
+// EXP256 replaces Y0 by e^Y0 as silu256 does (constants in Y4-Y13, the
+// range limits and exponent bias from exp256), using Y1 and Y2.
+#define EXP256 \
+	VMAXPS exp256<>+0(SB), Y0, Y0 \
+	VMINPS exp256<>+32(SB), Y0, Y0 \
+	VMULPS Y4, Y0, Y1 \
+	VROUNDPS $0, Y1, Y1 \
+	VFNMADD231PS Y5, Y1, Y0 \
+	VFNMADD231PS Y6, Y1, Y0 \
+	VMOVAPS Y7, Y2 \
+	VFMADD213PS Y8, Y0, Y2 \
+	VFMADD213PS Y9, Y0, Y2 \
+	VFMADD213PS Y10, Y0, Y2 \
+	VFMADD213PS Y11, Y0, Y2 \
+	VFMADD213PS Y12, Y0, Y2 \
+	VFMADD213PS Y13, Y0, Y2 \
+	VFMADD213PS Y13, Y0, Y2 \
+	VCVTPS2DQ Y1, Y1 \
+	VPSLLD $23, Y1, Y1 \
+	VPADDD exp256<>+64(SB), Y1, Y1 \
+	VMULPS Y1, Y2, Y0
+
+// HSUM256 leaves the lane sum of Y15 in X15 (hsum256's pairs).
+#define HSUM256 \
+	VEXTRACTF128 $1, Y15, X14 \
+	VADDPS X14, X15, X15 \
+	VMOVHLPS X15, X15, X14 \
+	VADDPS X14, X15, X15 \
+	VMOVSHDUP X15, X14 \
+	VADDSS X14, X15, X15
+
+// func expSub256(x *float32, n int, m float32) float32: expSub512 for AVX2
+// (n a positive multiple of 8): x = e^(x-m), returns the sum.
+TEXT ·expSub256(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS expc<>+0(SB), Y4
+	VBROADCASTSS expc<>+4(SB), Y5
+	VBROADCASTSS expc<>+8(SB), Y6
+	VBROADCASTSS expc<>+12(SB), Y7
+	VBROADCASTSS expc<>+16(SB), Y8
+	VBROADCASTSS expc<>+20(SB), Y9
+	VBROADCASTSS expc<>+24(SB), Y10
+	VBROADCASTSS expc<>+28(SB), Y11
+	VBROADCASTSS expc<>+32(SB), Y12
+	VBROADCASTSS expc<>+36(SB), Y13
+	VBROADCASTSS m+16(FP), Y3
+	VXORPS Y15, Y15, Y15
+exps256_loop:
+	VMOVUPS (DI), Y0
+	VSUBPS Y3, Y0, Y0
+	EXP256
+	VMOVUPS Y0, (DI)
+	VADDPS Y0, Y15, Y15
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT exps256_loop
+	HSUM256
+	VMOVSS X15, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func max256(x *float32, n int) float32 (n a positive multiple of 8)
+TEXT ·max256(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VMOVUPS (DI), Y15
+max256_loop:
+	VMAXPS (DI), Y15, Y15
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT max256_loop
+	VEXTRACTF128 $1, Y15, X14
+	VMAXPS X14, X15, X15
+	VMOVHLPS X15, X15, X14
+	VMAXPS X14, X15, X15
+	VMOVSHDUP X15, X14
+	VMAXSS X14, X15, X15
+	VMOVSS X15, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scale256(x *float32, n int, s float32) (n a positive multiple of 8)
+TEXT ·scale256(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y15
+scale256_loop:
+	VMULPS (DI), Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT scale256_loop
+	VZEROUPPER
+	RET
