@@ -512,6 +512,34 @@ func gelu() {
 	p("")
 }
 
+// widen writes widenNeonBF16 and widenNeonF16(dst *float32, src *uint16,
+// n int): Widen over n (a positive multiple of 8) values, bf16 with ZIP1
+// and ZIP2 against zero (exact), f16 with FCVTL and FCVTL2.
+func widen() {
+	for _, t := range []string{"BF16", "F16"} {
+		p("// func widenNeon%s(dst *float32, src *uint16, n int)", t)
+		p("TEXT ·widenNeon%s(SB), NOSPLIT, $0-24", t)
+		p("\tMOVD dst+0(FP), R0")
+		p("\tMOVD src+8(FP), R1")
+		p("\tMOVD n+16(FP), R2")
+		zero(3)
+		p("widen%sloop:", t)
+		p("\tVLD1.P 16(R1), [V0.H8]")
+		if t == "BF16" {
+			p("\tVZIP1 V0.H8, V3.H8, V1.H8")
+			p("\tVZIP2 V0.H8, V3.H8, V2.H8")
+		} else {
+			fcvtl(1, 0)
+			fcvtl2(2, 0)
+		}
+		p("\tVST1.P [V1.S4, V2.S4], 32(R0)")
+		p("\tSUBS $8, R2, R2")
+		p("\tBNE widen%sloop", t)
+		p("\tRET")
+		p("")
+	}
+}
+
 // expConsts loads the constants of exp into V16-V27.
 func expConsts() {
 	for i, c := range []struct {
@@ -683,6 +711,7 @@ func main() {
 	}
 	axpy()
 	axpyRows()
+	widen()
 	silu()
 	gelu()
 	softmax()

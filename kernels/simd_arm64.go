@@ -169,6 +169,27 @@ func geluNeonVec(x []float32) {
 	refGELUTanh(x[k:])
 }
 
+//go:noescape
+func widenNeonBF16(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widenNeonF16(dst *float32, src *uint16, n int)
+
+// widenNeonVec is Widen with the assembly on a multiple of 8 values and
+// the reference on the rest. (It does not make MatMul widen weights for a
+// tile: that needs kern.mm6p, which arm64 lacks.)
+func widenNeonVec(dst []float32, src []uint16, t Type) {
+	k := len(src) &^ 7
+	if k > 0 {
+		if t == BF16 {
+			widenNeonBF16(&dst[0], &src[0], k)
+		} else {
+			widenNeonF16(&dst[0], &src[0], k)
+		}
+	}
+	widenRef(dst[k:], src[k:], t)
+}
+
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).
 func init() {
 	name, note := pickPath(os.Getenv("MOCO_KERNELS"), simdPaths())
@@ -216,6 +237,7 @@ func selectPath(name string) {
 	dotImpl = refDot
 	axpyImpl, axpyRowsImpl, siluImpl = refAxpy, refAxpyRows, refSiLU
 	softmaxImpl, rmsNormImpl, geluTanhImpl = refSoftmax, refRMSNorm, refGELUTanh
+	widenImpl = nil
 	resetCalibration()
 	if name != "neon" && name != "neon+dotprod" {
 		return
@@ -227,6 +249,7 @@ func selectPath(name string) {
 	dotImpl = neonDot
 	axpyImpl, axpyRowsImpl, siluImpl = axpyNeonVec, axpyRowsNeonVec, siluNeonVec
 	softmaxImpl, rmsNormImpl, geluTanhImpl = softmaxNeonVec, rmsNormNeonVec, geluNeonVec
+	widenImpl = widenNeonVec
 	simd[Q8_0] = kern{mv: mvNeonQ8m}
 	simd[Q4_0] = kern{mv: mvNeonQ4m}
 	if name == "neon+dotprod" {

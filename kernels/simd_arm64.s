@@ -1255,6 +1255,36 @@ axpyrrows:
 	BNE axpyrcols
 	RET
 
+// func widenNeonBF16(dst *float32, src *uint16, n int)
+TEXT ·widenNeonBF16(SB), NOSPLIT, $0-24
+	MOVD dst+0(FP), R0
+	MOVD src+8(FP), R1
+	MOVD n+16(FP), R2
+	VEOR V3.B16, V3.B16, V3.B16
+widenBF16loop:
+	VLD1.P 16(R1), [V0.H8]
+	VZIP1 V0.H8, V3.H8, V1.H8
+	VZIP2 V0.H8, V3.H8, V2.H8
+	VST1.P [V1.S4, V2.S4], 32(R0)
+	SUBS $8, R2, R2
+	BNE widenBF16loop
+	RET
+
+// func widenNeonF16(dst *float32, src *uint16, n int)
+TEXT ·widenNeonF16(SB), NOSPLIT, $0-24
+	MOVD dst+0(FP), R0
+	MOVD src+8(FP), R1
+	MOVD n+16(FP), R2
+	VEOR V3.B16, V3.B16, V3.B16
+widenF16loop:
+	VLD1.P 16(R1), [V0.H8]
+	WORD $0x0e217801 // FCVTL V1.4S, V0.4H
+	WORD $0x4e217802 // FCVTL2 V2.4S, V0.8H
+	VST1.P [V1.S4, V2.S4], 32(R0)
+	SUBS $8, R2, R2
+	BNE widenF16loop
+	RET
+
 // func siluNeon(x *float32, n int)
 TEXT ·siluNeon(SB), NOSPLIT, $0-16
 	MOVD x+0(FP), R0
