@@ -69,6 +69,13 @@ type SpeedResult struct {
 	// spread.
 	BandwidthMedian float64 `json:"bandwidth_median_gb_s,omitempty"`
 	BandwidthRuns   int     `json:"bandwidth_runs,omitempty"`
+	// PairedShares is, for each generation repeat when the bandwidth is
+	// measured, its rate over the limit that a short probe right after it
+	// gave (the best of pairedRuns runs); PairedShare is their median. On
+	// a host whose bandwidth moves between runs this tracks the share
+	// better than GenShare, whose limit is the best probe run of all.
+	PairedShares []float64 `json:"tg_share_paired_samples,omitempty"`
+	PairedShare  float64   `json:"tg_share_paired,omitempty"`
 	// Caveat explains a share that cannot be taken at face value (above
 	// 100%, or weights small enough to be served from CPU caches); empty
 	// when the share is plausible.
@@ -112,6 +119,15 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 	if _, err := timePrompt(newSession, tokens[:min(8, len(tokens))]); err != nil {
 		return nil, err
 	}
+	// With the bandwidth measured here, a short probe follows each
+	// generation repeat, so that each repeat's rate is also compared with
+	// what the memory gave at that moment (a shared host's bandwidth moves
+	// by a third between runs).
+	var probe *bandwidthProbe
+	if opts.Bandwidth <= 0 && weightBytes > 0 {
+		probe = newBandwidthProbe()
+		defer probe.close()
+	}
 	for i := 0; i < opts.Repeats; i++ {
 		d, err := timePrompt(newSession, tokens[:opts.PromptTokens])
 		if err != nil {
@@ -122,8 +138,14 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 		if err != nil {
 			return nil, err
 		}
-		res.GenRates = append(res.GenRates, float64(opts.GenTokens)/d.Seconds())
+		rate := float64(opts.GenTokens) / d.Seconds()
+		res.GenRates = append(res.GenRates, rate)
+		if probe != nil {
+			bw := measureProbe(probe, pairedRuns, 0)
+			res.PairedShares = append(res.PairedShares, rate*float64(weightBytes)/(bw.Best*1e9))
+		}
 	}
+	res.PairedShare = median(res.PairedShares)
 	if kernels.BF16Activations() {
 		res.BF16Act = kernels.BF16ActKernels()
 	}
@@ -134,7 +156,12 @@ func MeasureSpeed(newSession func() (Forwarder, error), weightBytes int64, opts 
 
 	res.Bandwidth, res.BandwidthSource = opts.Bandwidth, "given"
 	if opts.Bandwidth <= 0 {
-		bw := MeasureBandwidthRuns(bandwidthRuns, bandwidthTime)
+		var bw Bandwidth
+		if probe != nil {
+			bw = measureProbe(probe, bandwidthRuns, bandwidthTime)
+		} else {
+			bw = MeasureBandwidthRuns(bandwidthRuns, bandwidthTime)
+		}
 		res.Bandwidth, res.BandwidthMedian, res.BandwidthRuns, res.BandwidthSource = bw.Best, bw.Median, bw.Runs, "measured"
 	}
 	if weightBytes > 0 && res.Bandwidth > 0 {
@@ -226,6 +253,20 @@ func MeasureBandwidth() float64 { return MeasureBandwidthRuns(bandwidthRuns, ban
 // MeasureBandwidthRuns is MeasureBandwidth with at least minRuns products
 // taking at least minTime in all (at most 100 products).
 func MeasureBandwidthRuns(minRuns int, minTime time.Duration) Bandwidth {
+	p := newBandwidthProbe()
+	defer p.close()
+	return p.measure(minRuns, minTime)
+}
+
+// bandwidthProbe is the buffer MeasureBandwidth streams, kept so that it
+// can be measured again between other measurements.
+type bandwidthProbe struct {
+	m      *kernels.Mat
+	x, dst []float32
+	free   func() error
+}
+
+func newBandwidthProbe() *bandwidthProbe {
 	const cols = 4096
 	m := &kernels.Mat{Rows: bandwidthBytes / 4 / cols, Cols: cols, Type: kernels.F32}
 	// The probe streams huge pages, as the weights of a resident model do
@@ -235,23 +276,34 @@ func MeasureBandwidthRuns(minRuns int, minTime time.Duration) Bandwidth {
 	if err != nil {
 		buf, free = make([]byte, bandwidthBytes), func() error { return nil }
 	}
-	defer free()
 	m.F32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(buf))), m.Rows*cols)
 	for i := range m.F32 {
 		m.F32[i] = float32(i & 7)
 	}
-	x := make([]float32, cols)
-	dst := make([]float32, m.Rows)
-	kernels.MatVec(dst, m, x) // warm-up
+	p := &bandwidthProbe{m: m, x: make([]float32, cols), dst: make([]float32, m.Rows), free: free}
+	kernels.MatVec(p.dst, m, p.x) // warm-up
+	return p
+}
+
+func (p *bandwidthProbe) measure(minRuns int, minTime time.Duration) Bandwidth {
 	var runs []float64
 	begin := time.Now()
 	for len(runs) < minRuns || (time.Since(begin) < minTime && len(runs) < 100) {
 		start := time.Now()
-		kernels.MatVec(dst, m, x)
+		kernels.MatVec(p.dst, p.m, p.x)
 		runs = append(runs, float64(bandwidthBytes)/time.Since(start).Seconds()/1e9)
 	}
 	return Bandwidth{Best: slices.Max(runs), Median: median(runs), Runs: len(runs)}
 }
+
+func (p *bandwidthProbe) close() { p.free() }
+
+// measureProbe measures p; tests replace it.
+var measureProbe = (*bandwidthProbe).measure
+
+// pairedRuns is how many probe runs follow each generation repeat for the
+// paired share (about 50 ms).
+const pairedRuns = 3
 
 // WriteTable prints r as a small table.
 func (r *SpeedResult) WriteTable(w io.Writer) {
@@ -282,6 +334,9 @@ func (r *SpeedResult) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, ": best of %d runs, median %.1f", r.BandwidthRuns, r.BandwidthMedian)
 	}
 	fmt.Fprintln(w, ")")
+	if len(r.PairedShares) > 0 {
+		fmt.Fprintf(w, "share of the bandwidth a probe measured right after each tg repeat: %.0f%% (median of %d)\n", 100*r.PairedShare, len(r.PairedShares))
+	}
 	if r.Caveat != "" {
 		fmt.Fprintf(w, "* %s\n", r.Caveat)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,53 @@ func TestMeasureSpeed(t *testing.T) {
 	}
 	if !strings.Contains(tab.String(), "path "+back.Paths[0].Kernel) {
 		t.Errorf("table lacks the kernel paths:\n%s", tab.String())
+	}
+}
+
+// TestPairedShare checks that each generation repeat is set against the
+// probe run right after it: fake probes of 10, 20 and 40 GB/s make the
+// shares of equal rates halve from repeat to repeat.
+func TestPairedShare(t *testing.T) {
+	var fed []int
+	newSession := func() (Forwarder, error) {
+		return &fakeSession{perCall: time.Millisecond, fed: &fed}, nil
+	}
+	defer func(f func(*bandwidthProbe, int, time.Duration) Bandwidth) { measureProbe = f }(measureProbe)
+	var probes []float64
+	next := []float64{10, 20, 40}
+	measureProbe = func(p *bandwidthProbe, runs int, _ time.Duration) Bandwidth {
+		if runs != pairedRuns {
+			return Bandwidth{Best: 50, Median: 45, Runs: runs} // the final limit
+		}
+		bw := next[len(probes)]
+		probes = append(probes, bw)
+		return Bandwidth{Best: bw, Median: bw, Runs: runs}
+	}
+	res, err := MeasureSpeed(newSession, 1e9, SpeedOptions{PromptTokens: 2, GenTokens: 2, Repeats: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.PairedShares) != 3 || len(probes) != 3 {
+		t.Fatalf("paired shares %v after probes %v, want 3 of each", res.PairedShares, probes)
+	}
+	for i, sh := range res.PairedShares {
+		// rate tokens/s * 1 GB per token / (probe GB/s)
+		if want := res.GenRates[i] / probes[i]; math.Abs(sh-want) > 1e-9*want {
+			t.Errorf("repeat %d: share %g, want %g (rate %g over %g GB/s)", i, sh, want, res.GenRates[i], probes[i])
+		}
+	}
+	if res.PairedShare != median(res.PairedShares) || res.Bandwidth != 50 || res.BandwidthSource != "measured" {
+		t.Errorf("paired %g of %v, bandwidth %g (%s)", res.PairedShare, res.PairedShares, res.Bandwidth, res.BandwidthSource)
+	}
+	var tab bytes.Buffer
+	res.WriteTable(&tab)
+	if !strings.Contains(tab.String(), "right after each tg repeat") {
+		t.Errorf("table lacks the paired share:\n%s", tab.String())
+	}
+	// A given bandwidth runs no probe.
+	res, err = MeasureSpeed(newSession, 1e9, SpeedOptions{PromptTokens: 2, GenTokens: 2, Repeats: 2, Bandwidth: 10})
+	if err != nil || len(res.PairedShares) != 0 || len(probes) != 3 {
+		t.Errorf("given bandwidth: %v, paired %v, probes %v", err, res.PairedShares, probes)
 	}
 }
 
