@@ -395,15 +395,10 @@ func mm512(t wtype) {
 	storeTile4x4()
 }
 
-// mm6x4 writes func mm6x4T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
-// a tile of 6 weight rows x 4 tokens (accumulator Z(4r+t)), for the types
-// without scales. Against the 4x4 tile it loads each token's activations
-// once for six rows instead of four, which is what limits the 4x4 tile on
-// long rows (the activations stream from L2).
-func mm6x4(t wtype) {
-	fn := "mm6x4" + t.name
-	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
-	bytes16 := 16 << t.shift
+// sixRowsHeader starts a six-row tile function fn(dst, w, s, x
+// unsafe.Pointer, ldd, ldw, ldx, k int): its header, and the six weight
+// rows' pointers in rows from w with stride ldw.
+func sixRowsHeader(t wtype, fn string, rows []string) {
 	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
 	p("\tMOVQ w+8(FP), R10")
@@ -414,6 +409,18 @@ func mm6x4(t wtype) {
 	for r := 1; r < 6; r++ {
 		p("\tLEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
 	}
+}
+
+// mm6x4 writes func mm6x4T(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int):
+// a tile of 6 weight rows x 4 tokens (accumulator Z(4r+t)), for the types
+// without scales. Against the 4x4 tile it loads each token's activations
+// once for six rows instead of four, which is what limits the 4x4 tile on
+// long rows (the activations stream from L2).
+func mm6x4(t wtype) {
+	fn := "mm6x4" + t.name
+	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
+	bytes16 := 16 << t.shift
+	sixRowsHeader(t, fn, rows)
 	p("\tMOVQ x+24(FP), DX")
 	p("\tMOVQ ldx+48(FP), DI")
 	p("\tSHLQ $2, DI")
@@ -1382,16 +1389,7 @@ func mm256x6(t wtype) {
 	fn := "mm256x6" + t.name
 	rows := []string{"R10", "R11", "R12", "R13", "SI", "R8"}
 	bytes8 := 8 << t.shift
-	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
-	p("\tMOVQ w+8(FP), R10")
-	p("\tMOVQ ldw+40(FP), BX")
-	if t.shift > 0 {
-		p("\tSHLQ $%d, BX", t.shift)
-	}
-	for r := 1; r < 6; r++ {
-		p("\tLEAQ (%s)(BX*1), %s", rows[r-1], rows[r])
-	}
+	sixRowsHeader(t, fn, rows)
 	p("\tMOVQ ldx+48(FP), DI")
 	p("\tSHLQ $2, DI")
 	p("\tLEAQ (DI)(DI*2), CX")
