@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -111,49 +110,12 @@ func sumSqNeon(x *float32, n int) float32
 //go:noescape
 func normMulNeon(dst, x, w *float32, n int, scale, offset float32)
 
-// softmaxNeonVec is Softmax with the assembly on a multiple of 4 elements
-// and the reference's operations on the rest.
-func softmaxNeonVec(x []float32) {
-	k := len(x) &^ 3
-	if k == 0 {
-		refSoftmax(x)
-		return
-	}
-	m := maxNeon(&x[0], k)
-	for _, v := range x[k:] {
-		m = max(m, v)
-	}
-	sum := expSubNeon(&x[0], k, m)
-	for i, v := range x[k:] {
-		e := float32(math.Exp(float64(v - m)))
-		x[k+i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	scaleNeon(&x[0], k, inv)
-	for i := k; i < len(x); i++ {
-		x[i] *= inv
-	}
-}
+// softmaxNeonVec is Softmax with the assembly on a multiple of 4 elements.
+func softmaxNeonVec(x []float32) { softmaxSplit(x, 4, maxNeon, expSubNeon, scaleNeon) }
 
-// rmsNormNeonVec is RMSNorm with the assembly on a multiple of 16
-// elements and the reference's operations on the rest.
+// rmsNormNeonVec is RMSNorm with the assembly on a multiple of 16 elements.
 func rmsNormNeonVec(dst, x, w []float32, eps, offset float32) {
-	k := len(x) &^ 15
-	var ss float32
-	if k > 0 {
-		ss = sumSqNeon(&x[0], k)
-	}
-	for _, v := range x[k:] {
-		ss += v * v
-	}
-	scale := float32(1 / math.Sqrt(float64(ss)/float64(len(x))+float64(eps)))
-	if k > 0 {
-		normMulNeon(&dst[0], &x[0], &w[0], k, scale, offset)
-	}
-	for i := k; i < len(x); i++ {
-		dst[i] = x[i] * scale * (w[i] + offset)
-	}
+	rmsNormSplit(dst, x, w, eps, offset, 16, sumSqNeon, normMulNeon)
 }
 
 //go:noescape

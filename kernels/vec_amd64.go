@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"math"
 	"unsafe"
 )
 
@@ -163,68 +162,11 @@ func max256(x *float32, n int) float32
 //go:noescape
 func scale256(x *float32, n int, s float32)
 
-// softmaxVec256 is softmaxVec for AVX2: the assembly on a multiple of 8,
-// the reference steps on the rest.
-func softmaxVec256(x []float32) {
-	k := len(x) &^ 7
-	if k == 0 {
-		refSoftmax(x)
-		return
-	}
-	m := max256(&x[0], k)
-	for _, v := range x[k:] {
-		m = max(m, v)
-	}
-	sum := expSub256(&x[0], k, m)
-	for i, v := range x[k:] {
-		e := float32(math.Exp(float64(v - m)))
-		x[k+i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	scale256(&x[0], k, inv)
-	for i := k; i < len(x); i++ {
-		x[i] *= inv
-	}
-}
+// softmaxVec256 is softmaxVec for AVX2.
+func softmaxVec256(x []float32) { softmaxSplit(x, 8, max256, expSub256, scale256) }
 
-func softmaxVec(x []float32) {
-	k := len(x) &^ 15
-	if k == 0 {
-		refSoftmax(x)
-		return
-	}
-	m := max512(&x[0], k)
-	for _, v := range x[k:] {
-		m = max(m, v)
-	}
-	sum := expSub512(&x[0], k, m)
-	for i, v := range x[k:] {
-		e := float32(math.Exp(float64(v - m)))
-		x[k+i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	scale512(&x[0], k, inv)
-	for i := k; i < len(x); i++ {
-		x[i] *= inv
-	}
-}
+func softmaxVec(x []float32) { softmaxSplit(x, 16, max512, expSub512, scale512) }
 
 func rmsNormVec(dst, x, w []float32, eps, offset float32) {
-	k := len(x) &^ 15
-	var ss float32
-	if k > 0 {
-		ss = sumSq512(&x[0], k)
-	}
-	for _, v := range x[k:] {
-		ss += v * v
-	}
-	scale := float32(1 / math.Sqrt(float64(ss)/float64(len(x))+float64(eps)))
-	if k > 0 {
-		normMul512(&dst[0], &x[0], &w[0], k, scale, offset)
-	}
-	for i := k; i < len(x); i++ {
-		dst[i] = x[i] * scale * (w[i] + offset)
-	}
+	rmsNormSplit(dst, x, w, eps, offset, 16, sumSq512, normMul512)
 }
