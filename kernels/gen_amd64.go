@@ -521,7 +521,6 @@ func mv256Row(t wtype, r int) {
 
 func mv256(t wtype) {
 	fn := "mv256" + t.name
-	loadRow := func(r int) { mv256Row(t, r) }
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
 	p("\tMOVQ dst+0(FP), DI")
@@ -551,7 +550,7 @@ func mv256(t wtype) {
 	}
 	p("\tADDQ $%d, R8", 128<<t.shift)
 	for r := 0; r < 4; r++ {
-		loadRow(r)
+		mv256Row(t, r)
 	}
 	p("\tADDQ $32, AX")
 	p("\tCMPQ AX, CX")
