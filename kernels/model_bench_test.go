@@ -160,6 +160,9 @@ func BenchmarkModel(b *testing.B) {
 						if test.n > 1 && (typ == BF16 || typ == F16) {
 							cands = append(cands, knobCands()...)
 						}
+						if typ == BF16 {
+							cands = append(cands, "bf16act") // SetBF16Activations
+						}
 						for _, threads := range []int{1, 2} {
 							for _, cand := range cands {
 								name := fmt.Sprintf("%s/t%d", test.name, threads)
@@ -172,6 +175,8 @@ func BenchmarkModel(b *testing.B) {
 									}
 									selectPath(start)
 									useKnobCand(cand)
+									SetBF16Activations(cand == "bf16act")
+									defer SetBF16Activations(false)
 									SetThreads(threads)
 									n := test.n
 									x := make([]float32, n*s.hidden)

@@ -408,7 +408,7 @@ func choices() []Choice {
 		return c
 	case "avx2":
 		if decodeStream {
-			add("f32/bf16/f16 decode", "avx2 four runs of rows far apart, a row of each at a time (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512, on AMD (as AVX-512 there)")
+			add("f32/bf16/f16 decode", "avx2 four runs of rows far apart, a row of each at a time, each read 2 KiB ahead by prefetch (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512, on AMD (as AVX-512 there)")
 		} else {
 			add("f32/bf16/f16 decode", "avx2 rows (8 lanes, weights widened in registers)", "AVX2+FMA without AVX-512")
 		}
@@ -420,7 +420,7 @@ func choices() []Choice {
 		return c
 	}
 	if decodeStream {
-		add("f32/bf16/f16 decode", "avx512 four runs of rows far apart, a row of each at a time (weights widened in registers)",
+		add("f32/bf16/f16 decode", "avx512 four runs of rows far apart, a row of each at a time, each read 2 KiB ahead by prefetch (weights widened in registers)",
 			"AVX-512 F/BW/DQ/VL on AMD (Zen 5: streams far apart read faster than neighbouring rows)")
 	} else {
 		add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
@@ -451,7 +451,7 @@ func choices() []Choice {
 	case bf16dMV != nil:
 		path := "vdpbf16ps (mode " + mode + ")"
 		if decodeStream {
-			path = "vdpbf16ps, decode over four runs of rows far apart (mode " + mode + ")"
+			path = "vdpbf16ps, decode over four runs of rows far apart, prefetched 2 KiB ahead (mode " + mode + ")"
 		}
 		add("bf16 activation mode", path,
 			"AVX512-BF16 on "+cpuName+": AMD Zen 4/5 issue VDPBF16PS at the f32 FMA rate, twice the multiply-adds (measured 1.9/cycle on Zen 5)")
