@@ -15,7 +15,7 @@
 //
 // The writer (Create, CreateSharded, WriteFile) streams the header and then
 // each tensor's data. Its output is deterministic (sorted keys, header padded
-// with spaces to a multiple of 8) and atomic: data goes to a temporary file
+// with spaces until the data starts at a multiple of 64 bytes) and atomic: data goes to a temporary file
 // in the target folder that is synced and renamed into place only when
 // complete.
 //

@@ -13,9 +13,6 @@ import (
 // readChunk is the unit of readResident's parallel read.
 var readChunk = 32 << 20
 
-// lineSize is the cache line readResident aligns the data section to.
-const lineSize = 64
-
 // readResident reads size bytes of fd into read-only memory backed by huge
 // pages and returns it with the function that frees it. The read runs on
 // every core: most of its time is the kernel zeroing and mapping fresh

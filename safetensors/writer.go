@@ -34,6 +34,10 @@ type Writer struct {
 	state   int
 }
 
+// lineSize is the cache line the writer and the resident reader put the
+// data section on.
+const lineSize = 64
+
 const (
 	writing  = iota
 	finished // data flushed, synced and closed; not yet renamed
@@ -42,8 +46,10 @@ const (
 
 // Create starts writing a safetensors file at path with the given tensors
 // and __metadata__ (nil for none). The header JSON has sorted keys and is
-// padded with spaces to a multiple of 8 bytes, so the same input always
-// gives the same bytes and the data section is 8-byte aligned.
+// padded with spaces until the data section starts at a multiple of 64
+// bytes (the format asks for 8), so the same input always gives the same
+// bytes, and a mapped file's tensors start where their size lets them on
+// a cache line, as resident ones do (see Resident).
 func Create(path string, headers []Header, metadata map[string]string) (*Writer, error) {
 	prefix, sizes, err := encodeHeader(headers, metadata)
 	if err != nil {
@@ -289,7 +295,7 @@ func encodeHeader(headers []Header, metadata map[string]string) ([]byte, []int64
 		writeMeta()
 	}
 	b.WriteByte('}')
-	for (b.Len()-8)%8 != 0 {
+	for b.Len()%lineSize != 0 {
 		b.WriteByte(' ')
 	}
 	out := b.Bytes()

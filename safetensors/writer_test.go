@@ -12,7 +12,7 @@ import (
 
 // TestWriteGolden compares the writer's bytes with a file assembled by hand:
 // sorted keys (with __metadata__ among them), data in header order, header
-// padded with spaces to a multiple of 8.
+// padded with spaces until the data starts at a multiple of 64 bytes.
 func TestWriteGolden(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "g.safetensors")
 	tensors := []*Tensor{
@@ -26,8 +26,8 @@ func TestWriteGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := `{"A":{"dtype":"U8","shape":[3],"data_offsets":[8,11]},"__metadata__":{"a<b":"x&yz","k":"v"},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}` + "       "
-	want := []byte{152, 0, 0, 0, 0, 0, 0, 0}
+	hdr := `{"A":{"dtype":"U8","shape":[3],"data_offsets":[8,11]},"__metadata__":{"a<b":"x&yz","k":"v"},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}` + strings.Repeat(" ", 39)
+	want := []byte{184, 0, 0, 0, 0, 0, 0, 0} // 8+184 = 3*64
 	want = append(want, hdr...)
 	want = append(want, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 5, 6, 7)
 	if !bytes.Equal(got, want) {
@@ -68,8 +68,8 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b1, b2) {
 		t.Fatal("writing the same tensors twice gave different bytes")
 	}
-	if n := binary.LittleEndian.Uint64(b1); n%8 != 0 {
-		t.Errorf("header length %d is not a multiple of 8", n)
+	if n := binary.LittleEndian.Uint64(b1); (8+n)%64 != 0 {
+		t.Errorf("header length %d does not end on a multiple of 64 bytes", n)
 	}
 	f, err := Open(p1)
 	if err != nil {
