@@ -907,15 +907,88 @@ func mv512Q8rows1(fn string, ahead int) {
 }
 
 // mv512Q8s writes func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
-// mv512Q8's one-row loop alone, bit for bit the same (see mv512s).
+// mv512Q8 over four runs of rows far apart (see mvRuns), each run's row
+// prefetched streamAhead bytes ahead, the rest by mv512Q8's one-row loop;
+// each row gets the one-row loop's steps in its order, so the sums are bit
+// for bit mv512Q8's. The runs' scale pointers are SI, R9, R14 and CX, so k
+// is read from the frame; the rows per run are kept in s's slot once s is
+// loaded.
 func mv512Q8s() {
 	const fn = "mv512Q8s"
+	wr := []string{"R10", "R11", "R12", "R13"}
+	sr := []string{"SI", "R9", "R14", "CX"}
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
 	q8Consts()
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ rows+32(FP), R8")
+	p("\tSHRQ $2, R8") // rows per run
+	p("\tJZ %s_rest", fn)
+	p("\tMOVQ R8, s+16(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tMOVQ R8, AX")
+	p("\tIMULQ BX, AX") // weight bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(AX*1), %s", wr[r-1], wr[r])
+	}
+	p("\tSHRQ $4, AX") // scale bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(AX*1), %s", sr[r-1], sr[r])
+	}
+	p("%s_runs:", fn)
+	for r := 0; r < 4; r++ {
+		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	for r := 0; r < 4 && streamAhead > 0; r++ {
+		p("\tPREFETCHT0 %d(%s)(AX*1)", streamAhead, wr[r])
+	}
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	q8LoadX("(DX)", 16)
+	for r := 0; r < 4; r++ {
+		p("\tVPXORD (%s)(AX*1), Z30, Z%d", wr[r], 4+r)
+		p("\tVMOVD (%s)(BX*1), X%d", sr[r], 8+r)
+		p("\tVCVTPH2PS X%d, X%d", 8+r, 8+r)
+		p("\tVPERMPS Z%d, Z31, Z%d", 8+r, 8+r)
+		q8Step(16, 4+r, 8+r, 12+r, r)
+	}
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, k+40(FP)")
+	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ s+16(FP), AX")
+	p("\tSHLQ $2, AX") // bytes of sums per run
+	p("\tLEAQ (AX)(AX*2), BX")
+	dst := []string{"(DI)", "(DI)(AX*1)", "(DI)(AX*2)", "(DI)(BX*1)"}
+	for r := 0; r < 4; r++ {
+		hsum512(r)
+		p("\tVMOVSS X%d, %s", r, dst[r])
+	}
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", wr[r])
+	}
+	p("\tSHRQ $4, BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", sr[r])
+	}
+	p("\tDECQ R8")
+	p("\tJNZ %s_runs", fn)
+	// The rest begins where the last run ends.
+	p("\tMOVQ R13, R10")
+	p("\tMOVQ CX, SI")
+	p("\tMOVQ s+16(FP), AX")
+	p("\tSHLQ $2, AX")
+	p("\tLEAQ (AX)(AX*2), AX")
+	p("\tADDQ AX, DI")
+	p("\tANDQ $3, rows+32(FP)")
+	p("%s_rest:", fn)
 	p("\tMOVQ k+40(FP), CX")
 	mv512Q8rows1(fn, streamAhead)
 	p("%s_done:", fn)

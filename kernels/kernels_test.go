@@ -170,7 +170,7 @@ func testDecodeStreamSame(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, typ := range []Type{F32, BF16, F16, Q8_0} {
 			for _, rows := range []int{1, 3, 8, 9, 17, 40} {
-				for _, cols := range []int{31, 32, 33, 64, 95, 896, 901, streamCols, streamCols + 32, 4864} {
+				for _, cols := range []int{31, 32, 33, 64, 95, 896, 901, 2048, 2080, 4864} {
 					if typ.quantized() && cols%BlockSize != 0 {
 						continue
 					}
@@ -184,7 +184,7 @@ func testDecodeStreamSame(t *testing.T) {
 					}
 					for i := range got[0] {
 						if a, b := got[0][i], got[1][i]; math.Float32bits(a) != math.Float32bits(b) {
-							t.Fatalf("%v %dx%d row %d: %g one row at a time, %g several", typ, rows, cols, i, b, a)
+							t.Fatalf("%v %dx%d row %d: %g far apart, %g several", typ, rows, cols, i, b, a)
 						}
 					}
 				}

@@ -32,14 +32,12 @@ import (
 // panel, which stores the sums to dst. Long rows are cut into panels that
 // stay in L1 while the tokens are swept over them (panelCols).
 type kern struct {
-	mv  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
-	mvs func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // mv reading rows far apart or one at a time, bit for bit the same (decodeStream)
-	// mvsCols is the longest row mvs is faster on (0: any length).
-	mvsCols int
-	mm      func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
-	mm6     func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
-	mm6p    func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
-	mm2     *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
+	mv   func(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+	mvs  func(dst, w, s, x unsafe.Pointer, rows, k, ldw int) // mv reading four runs of rows far apart, bit for bit the same (decodeStream)
+	mm   func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6  func(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+	mm6p func(dst, w, acc, x unsafe.Pointer, ldd, ldw, ldx, k, mode int)
+	mm2  *[9]tile2 // decode tiles of 2 rows x T tokens, indexed by T
 	// pack and mmp, when present (Q8_0), are a tile that reads rows packed
 	// in groups of eight: pack packs nb blocks of eight rows (row stride
 	// ldw bytes) into dst, and mmp computes those eight rows x four tokens
@@ -454,27 +452,21 @@ func (m *Mat) tailDot(i int, x []float32, k int) float32 {
 	return s
 }
 
-// decodeStream makes the decode paths run kern.mvs instead of kern.mv on
-// rows of up to kern.mvsCols columns (0: any). On Zen 5 the several-row
+// decodeStream makes the decode paths run kern.mvs instead of kern.mv. On
+// Zen 5 the several-row
 // loops of kern.mv, which read neighbouring rows at once and prefetch the
 // next ones in software, stream bf16 weights at 33.9 GB/s on 896-column
 // rows at one thread, where a plain read of the same memory gets 40.5 and
 // four runs far apart 39.0 (quiet, docs/speed.md): the hardware prefetcher
 // follows one sequential stream, or a few far apart, at full speed, and
 // neighbouring rows read together poorly (two at once: 0.6x of eight).
-// kern.mvs reads four runs of rows far apart
-// (f32, bf16, f16, and the bf16-activation mode's bf16dMVs) or, for Q8_0,
-// one row at a time up to streamCols columns. The sums are the same bit for
-// bit. Intel keeps the loops it was tuned on.
+// kern.mvs reads four runs of rows far apart (f32, bf16, f16, Q8_0, and
+// the bf16-activation mode's bf16dMVs), each prefetched 2 KiB ahead. The
+// sums are the same bit for bit. Intel keeps the loops it was tuned on.
 var decodeStream bool
 
-// streamCols is kern.mvsCols of the one-row loops.
-const streamCols = 2048
-
-// streams reports whether decoding a row of cols columns runs k.mvs.
-func (k *kern) streams(cols int) bool {
-	return decodeStream && k.mvs != nil && (k.mvsCols == 0 || cols <= k.mvsCols)
-}
+// streams reports whether decoding runs k.mvs.
+func (k *kern) streams() bool { return decodeStream && k.mvs != nil }
 
 func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 	k := simd[m.Type]
@@ -484,7 +476,7 @@ func matVecRows(dst []float32, m *Mat, x []float32, r0, r1 int) {
 		return
 	}
 	mv := k.mv
-	if k.streams(m.Cols) {
+	if k.streams() {
 		mv = k.mvs
 	}
 	mv(unsafe.Pointer(&dst[r0]), m.wptr(r0), m.sptr(r0), unsafe.Pointer(&x[0]), r1-r0, k32, m.Cols)

@@ -164,7 +164,7 @@ func q8Rows(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int) {
 	k64 := m.Cols &^ 63
 	if k64 > 0 {
 		mv := k.mv
-		if k.streams(m.Cols) {
+		if k.streams() {
 			mv = k.mvs
 		}
 		mv(unsafe.Pointer(&dst[r0]), m.wptr(r0), m.sptr(r0), a.recPtr(t), r1-r0, k64, m.Cols)

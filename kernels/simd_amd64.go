@@ -315,7 +315,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
-			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mvsCols: streamCols, mm: mm512Q8}
+			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mm: mm512Q8}
 			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
 		}
 		dotImpl = simdDot
@@ -465,7 +465,7 @@ func choices() []Choice {
 	case amxOn && amxInt8:
 		add("q8_0", "amx-int8 tiles for 16 tokens and up, avx512-vnni vpdpbusd below", "AMX-INT8 present")
 	case x.HasAVX512VNNI && decodeStream:
-		add("q8_0", fmt.Sprintf("avx512-vnni vpdpbusd; decode one row at a time up to %d columns, else rows of 4", streamCols), "AVX512-VNNI on AMD (as f32/bf16/f16 decode)")
+		add("q8_0", "avx512-vnni vpdpbusd; decode over four runs of rows far apart, each read 2 KiB ahead by prefetch", "AVX512-VNNI on AMD (as f32/bf16/f16 decode)")
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
