@@ -732,6 +732,7 @@ func main() {
 	mv512Q8s()
 	mm512Q8()
 	mv256Q8()
+	mv256Q8s()
 	mm256Q8()
 	packQ8x8()
 	mm8x4Q8p()
@@ -1298,20 +1299,9 @@ func store2x4(pass int) {
 func mv256Q8() {
 	const fn = "mv256Q8"
 	q8 := wtype{name: "Q8"}
-	// prod leaves in Y(t) the int32 lanes of row r's half h (block 2i+h
-	// of record i) times the token's values in Y4, with scratch Y8.
-	prod := func(r, h, t int) {
-		p("\tVMOVDQU %d(%s)(AX*1), Y8", 32*h, q8w[r])
-		p("\tVPSIGNB Y8, Y4, Y%d", t)
-		p("\tVPABSB Y8, Y8")
-		p("\tVPMADDUBSW Y%d, Y8, Y%d", t, t)
-		p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
-	}
 	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
-	p("\tMOVL $0x00010001, AX")
-	p("\tMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
+	q8Ones256()
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ s+16(FP), SI")
@@ -1336,23 +1326,7 @@ func mv256Q8() {
 		p("\tPREFETCHT0 %d(DI)", 64*l)
 	}
 	p("\tADDQ $256, DI")
-	for h := 0; h < 2; h++ {
-		p("\tVMOVDQU %d(DX), Y4", 32*h)
-		for r := 0; r < 4; r++ {
-			prod(r, h, 9+r)
-		}
-		q8Reduce4(9)
-		p("\tVEXTRACTI128 $1, Y9, X10")
-		p("\tVPADDD X10, X9, X9")
-		p("\tVCVTDQ2PS X9, X9")
-		// the four rows' scales
-		for r := 0; r < 4; r++ {
-			p("\tVPINSRW $%d, %d(%s)(BX*1), X13, X13", r, 2*h, q8s[r])
-		}
-		p("\tVCVTPH2PS X13, X13")
-		p("\tVMULPS %d(DX), X13, X13", 64+32*h)
-		p("\tVFMADD231PS X13, X9, X0")
-	}
+	mv256Q8step4()
 	p("\tADDQ $192, DX")
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
@@ -1366,9 +1340,52 @@ func mv256Q8() {
 	p("\tLEAQ (R14)(BX*1), SI")
 	p("\tSUBQ $4, rows+32(FP)")
 	p("\tJMP %s_rows4", fn)
+	mv256Q8rows1(fn)
+}
 
-	// A row on its own, in lane 0 (the other lanes repeat it), with the
-	// same operations per lane.
+// q8Ones256 puts the int16 ones VPMADDWD sums pairs with in Y15.
+func q8Ones256() {
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+}
+
+// q8Prod256 leaves in Y(t) the int32 lanes of row r's half h (block 2i+h
+// of record i) times the token's values in Y4, with scratch Y8.
+func q8Prod256(r, h, t int) {
+	p("\tVMOVDQU %d(%s)(AX*1), Y8", 32*h, q8w[r])
+	p("\tVPSIGNB Y8, Y4, Y%d", t)
+	p("\tVPABSB Y8, Y8")
+	p("\tVPMADDUBSW Y%d, Y8, Y%d", t, t)
+	p("\tVPMADDWD Y15, Y%d, Y%d", t, t)
+}
+
+// mv256Q8step4 adds a record (64 columns at AX, scales at BX, the token's
+// record at DX) of the rows at q8w/q8s to the lanes 0-3 of X0.
+func mv256Q8step4() {
+	for h := 0; h < 2; h++ {
+		p("\tVMOVDQU %d(DX), Y4", 32*h)
+		for r := 0; r < 4; r++ {
+			q8Prod256(r, h, 9+r)
+		}
+		q8Reduce4(9)
+		p("\tVEXTRACTI128 $1, Y9, X10")
+		p("\tVPADDD X10, X9, X9")
+		p("\tVCVTDQ2PS X9, X9")
+		// the four rows' scales
+		for r := 0; r < 4; r++ {
+			p("\tVPINSRW $%d, %d(%s)(BX*1), X13, X13", r, 2*h, q8s[r])
+		}
+		p("\tVCVTPH2PS X13, X13")
+		p("\tVMULPS %d(DX), X13, X13", 64+32*h)
+		p("\tVFMADD231PS X13, X9, X0")
+	}
+}
+
+// mv256Q8rows1 emits mv256Q8's one-row loop and the function's end: a row
+// on its own, in lane 0 (the other lanes repeat it), with the same
+// operations per lane.
+func mv256Q8rows1(fn string) {
 	p("%s_rows1:", fn)
 	p("\tCMPQ rows+32(FP), $0")
 	p("\tJLE %s_done", fn)
@@ -1380,7 +1397,7 @@ func mv256Q8() {
 	p("\tSHRQ $4, BX")
 	for h := 0; h < 2; h++ {
 		p("\tVMOVDQU %d(DX), Y4", 32*h)
-		prod(0, h, 9)
+		q8Prod256(0, h, 9)
 		p("\tVPHADDD Y9, Y9, Y9")
 		p("\tVPHADDD Y9, Y9, Y9")
 		p("\tVEXTRACTI128 $1, Y9, X10")
@@ -1407,6 +1424,79 @@ func mv256Q8() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// mv256Q8s writes func mv256Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
+// mv256Q8 over four runs of rows far apart (see mvRuns), a row of each in
+// lanes 0-3 of X0, each run prefetched streamAhead bytes ahead, the rest
+// by mv256Q8's one-row loop. Each row gets the four-row loop's steps in its
+// own lane, so the sums are bit for bit mv256Q8's. The rows per run are
+// kept in s's slot and the runs left in w's once both are loaded.
+func mv256Q8s() {
+	const fn = "mv256Q8s"
+	p("// func %s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", fn)
+	q8Ones256()
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ w+8(FP), R10")
+	p("\tMOVQ s+16(FP), SI")
+	p("\tMOVQ k+40(FP), CX")
+	p("\tMOVQ rows+32(FP), AX")
+	p("\tSHRQ $2, AX") // rows per run
+	p("\tJZ %s_rows1", fn)
+	p("\tMOVQ AX, s+16(FP)")
+	p("\tMOVQ AX, w+8(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tIMULQ AX, BX") // weight bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", q8w[r-1], q8w[r])
+	}
+	p("\tSHRQ $4, BX") // scale bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", q8s[r-1], q8s[r])
+	}
+	p("%s_runs:", fn)
+	p("\tVXORPS Y0, Y0, Y0")
+	p("\tMOVQ x+24(FP), DX")
+	p("\tXORQ AX, AX")
+	p("%s_loop4:", fn)
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $4, BX")
+	for r := 0; r < 4 && streamAhead > 0; r++ {
+		p("\tPREFETCHT0 %d(%s)(AX*1)", streamAhead, q8w[r])
+	}
+	mv256Q8step4()
+	p("\tADDQ $192, DX")
+	p("\tADDQ $64, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ s+16(FP), AX")
+	p("\tSHLQ $2, AX") // bytes of sums per run
+	p("\tLEAQ (AX)(AX*2), BX")
+	p("\tVMOVSS X0, (DI)")
+	p("\tVEXTRACTPS $1, X0, (DI)(AX*1)")
+	p("\tVEXTRACTPS $2, X0, (DI)(AX*2)")
+	p("\tVEXTRACTPS $3, X0, (DI)(BX*1)")
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", q8w[r])
+	}
+	p("\tSHRQ $4, BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", q8s[r])
+	}
+	p("\tDECQ w+8(FP)")
+	p("\tJNZ %s_runs", fn)
+	// The rest begins where the last run ends.
+	p("\tMOVQ R13, R10")
+	p("\tMOVQ R14, SI")
+	p("\tMOVQ s+16(FP), AX")
+	p("\tSHLQ $2, AX")
+	p("\tLEAQ (AX)(AX*2), AX")
+	p("\tADDQ AX, DI")
+	p("\tANDQ $3, rows+32(FP)")
+	mv256Q8rows1(fn)
 }
 
 // storeTile4x4 ends a 4-row x 4-token tile: the lane sums of accumulator

@@ -100,6 +100,11 @@ func mv256F16(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 //go:noescape
 func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// mv256Q8 over four runs of rows far apart (kern.mvs).
+//
+//go:noescape
+func mv256Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
+
 // mm256Q8 is mm512Q8's 4-row x 4-token tile for AVX2 (gen_amd64.go).
 //
 //go:noescape
@@ -312,7 +317,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv512F16, mvs: mv512F16s, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		decodeStream = isAMD()
 		quantRecsImpl = quantRecs512
-		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
+		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mm: mm512Q8}
@@ -326,7 +331,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[BF16] = kern{mv: mv256BF16, mvs: mv256BF16s, mm: mm256BF16, mm6: mm256x6BF16}
 		simd[F16] = kern{mv: mv256F16, mvs: mv256F16s, mm: mm256F16, mm6: mm256x6F16}
 		decodeStream = isAMD()
-		simd[Q8_0] = kern{mv: mv256Q8, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
+		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
@@ -415,7 +420,7 @@ func choices() []Choice {
 		add("bf16/f16 decode batch (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens) for 4+ tokens, rows for the rest", "AVX2+FMA without AVX-512")
 		add("bf16 prefill (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens: 12 FMA chains, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (16 ymm registers: no one-pass 6x4 tile)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
-		add("q8_0", "avx2 vpmaddubsw rows, prefill tile of 8 rows x 4 tokens over rows packed once per call (a lane per row: no horizontal sums)", "AVX2 without AVX512-VNNI")
+		add("q8_0", q8AVX2Path(), "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
 		return c
 	}
@@ -469,7 +474,7 @@ func choices() []Choice {
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
-		add("q8_0", "avx2 vpmaddubsw rows, prefill tile of 8 rows x 4 tokens over rows packed once per call (a lane per row: no horizontal sums)", "AVX-512 without VNNI")
+		add("q8_0", q8AVX2Path(), "AVX-512 without VNNI")
 	}
 	if x.HasAVX512VNNI {
 		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
@@ -477,4 +482,13 @@ func choices() []Choice {
 		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX-512 without VNNI")
 	}
 	return c
+}
+
+// q8AVX2Path describes the AVX2 Q8_0 kernels in use.
+func q8AVX2Path() string {
+	rows := "rows"
+	if decodeStream {
+		rows = "decode over four runs of rows far apart, each read 2 KiB ahead by prefetch"
+	}
+	return "avx2 vpmaddubsw " + rows + ", prefill tile of 8 rows x 4 tokens over rows packed once per call (a lane per row: no horizontal sums)"
 }
