@@ -928,16 +928,7 @@ func mv512Q8s() {
 	p("\tSHRQ $2, R8") // rows per run
 	p("\tJZ %s_rest", fn)
 	p("\tMOVQ R8, s+16(FP)")
-	p("\tMOVQ ldw+48(FP), BX")
-	p("\tMOVQ R8, AX")
-	p("\tIMULQ BX, AX") // weight bytes per run
-	for r := 1; r < 4; r++ {
-		p("\tLEAQ (%s)(AX*1), %s", wr[r-1], wr[r])
-	}
-	p("\tSHRQ $4, AX") // scale bytes per run
-	for r := 1; r < 4; r++ {
-		p("\tLEAQ (%s)(AX*1), %s", sr[r-1], sr[r])
-	}
+	qRunsStart(wr, sr, "R8")
 	p("%s_runs:", fn)
 	for r := 0; r < 4; r++ {
 		p("\tVXORPS Z%d, Z%d, Z%d", r, r, r)
@@ -970,25 +961,7 @@ func mv512Q8s() {
 		hsum512(r)
 		p("\tVMOVSS X%d, %s", r, dst[r])
 	}
-	p("\tADDQ $4, DI")
-	p("\tMOVQ ldw+48(FP), BX")
-	for r := 0; r < 4; r++ {
-		p("\tADDQ BX, %s", wr[r])
-	}
-	p("\tSHRQ $4, BX")
-	for r := 0; r < 4; r++ {
-		p("\tADDQ BX, %s", sr[r])
-	}
-	p("\tDECQ R8")
-	p("\tJNZ %s_runs", fn)
-	// The rest begins where the last run ends.
-	p("\tMOVQ R13, R10")
-	p("\tMOVQ CX, SI")
-	p("\tMOVQ s+16(FP), AX")
-	p("\tSHLQ $2, AX")
-	p("\tLEAQ (AX)(AX*2), AX")
-	p("\tADDQ AX, DI")
-	p("\tANDQ $3, rows+32(FP)")
+	qRunsNext(fn, wr, sr, "R8")
 	p("%s_rest:", fn)
 	p("\tMOVQ k+40(FP), CX")
 	mv512Q8rows1(fn, streamAhead)
@@ -1426,6 +1399,48 @@ func mv256Q8rows1(fn string) {
 	p("")
 }
 
+// qRunsStart points the weight registers wr[1:] and the scale registers
+// sr[1:] at the starts of runs 1-3, from run 0's at wr[0] and sr[0], for
+// perRun rows a run (a register).
+func qRunsStart(wr, sr []string, perRun string) {
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tIMULQ %s, BX", perRun) // weight bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", wr[r-1], wr[r])
+	}
+	p("\tSHRQ $4, BX") // scale bytes per run
+	for r := 1; r < 4; r++ {
+		p("\tLEAQ (%s)(BX*1), %s", sr[r-1], sr[r])
+	}
+}
+
+// qRunsNext ends an iteration of a quantized four-run loop (mv512Q8s,
+// mv256Q8s): the next row of each run (weights at wr, scales at sr, rows
+// ldw bytes and ldw/16 bytes apart), counting down the rows per run in
+// count; after the last, the rest of the rows begin where the last run
+// ends (R10, SI, and DI past three runs' sums, the rows per run being in
+// s's slot) and rows keeps the remainder.
+func qRunsNext(fn string, wr, sr []string, count string) {
+	p("\tADDQ $4, DI")
+	p("\tMOVQ ldw+48(FP), BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", wr[r])
+	}
+	p("\tSHRQ $4, BX")
+	for r := 0; r < 4; r++ {
+		p("\tADDQ BX, %s", sr[r])
+	}
+	p("\tDECQ %s", count)
+	p("\tJNZ %s_runs", fn)
+	p("\tMOVQ %s, R10", wr[3])
+	p("\tMOVQ %s, SI", sr[3])
+	p("\tMOVQ s+16(FP), AX")
+	p("\tSHLQ $2, AX")
+	p("\tLEAQ (AX)(AX*2), AX")
+	p("\tADDQ AX, DI")
+	p("\tANDQ $3, rows+32(FP)")
+}
+
 // mv256Q8s writes func mv256Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
 // mv256Q8 over four runs of rows far apart (see mvRuns), a row of each in
 // lanes 0-3 of X0, each run prefetched streamAhead bytes ahead, the rest
@@ -1446,15 +1461,7 @@ func mv256Q8s() {
 	p("\tJZ %s_rows1", fn)
 	p("\tMOVQ AX, s+16(FP)")
 	p("\tMOVQ AX, w+8(FP)")
-	p("\tMOVQ ldw+48(FP), BX")
-	p("\tIMULQ AX, BX") // weight bytes per run
-	for r := 1; r < 4; r++ {
-		p("\tLEAQ (%s)(BX*1), %s", q8w[r-1], q8w[r])
-	}
-	p("\tSHRQ $4, BX") // scale bytes per run
-	for r := 1; r < 4; r++ {
-		p("\tLEAQ (%s)(BX*1), %s", q8s[r-1], q8s[r])
-	}
+	qRunsStart(q8w, q8s, "AX")
 	p("%s_runs:", fn)
 	p("\tVXORPS Y0, Y0, Y0")
 	p("\tMOVQ x+24(FP), DX")
@@ -1477,25 +1484,7 @@ func mv256Q8s() {
 	p("\tVEXTRACTPS $1, X0, (DI)(AX*1)")
 	p("\tVEXTRACTPS $2, X0, (DI)(AX*2)")
 	p("\tVEXTRACTPS $3, X0, (DI)(BX*1)")
-	p("\tADDQ $4, DI")
-	p("\tMOVQ ldw+48(FP), BX")
-	for r := 0; r < 4; r++ {
-		p("\tADDQ BX, %s", q8w[r])
-	}
-	p("\tSHRQ $4, BX")
-	for r := 0; r < 4; r++ {
-		p("\tADDQ BX, %s", q8s[r])
-	}
-	p("\tDECQ w+8(FP)")
-	p("\tJNZ %s_runs", fn)
-	// The rest begins where the last run ends.
-	p("\tMOVQ R13, R10")
-	p("\tMOVQ R14, SI")
-	p("\tMOVQ s+16(FP), AX")
-	p("\tSHLQ $2, AX")
-	p("\tLEAQ (AX)(AX*2), AX")
-	p("\tADDQ AX, DI")
-	p("\tANDQ $3, rows+32(FP)")
+	qRunsNext(fn, q8w, q8s, "w+8(FP)")
 	mv256Q8rows1(fn)
 }
 
