@@ -160,7 +160,8 @@ func BenchmarkComputeMem(b *testing.B) {
 			for j := range ms {
 				ms[j].Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
 			}
-			s := &Spec{Method: method, Models: ms, pool: newBufPool()}
+			s := &Spec{Method: method, Models: ms, pool: newBufPool(2 * 2 * rows * cols)}
+			defer s.pool.release()
 			if method != "linear" {
 				s.Base = &base
 			}

@@ -125,9 +125,11 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	var qmu sync.Mutex
 	qcond := sync.NewCond(&qmu)
 	queued := 0 // bytes handed to the writer that it has not started on
-	pool := newBufPool()
+	// The output buffers come from a region of twice the largest tensor
+	// (see bufPool), unmapped once the merge and the writer are done.
+	pool := newBufPool(2 * most)
 	s.pool = pool
-	defer func() { s.pool = nil }()
+	defer func() { s.pool = nil; pool.release() }()
 	done := make(chan struct{})
 	var writeErr atomic.Value // error: the first failed write
 	go func() {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/safetensors"
@@ -284,33 +286,106 @@ func TestWriteFolderPoolMatchesMemory(t *testing.T) {
 	}
 }
 
-// TestBufPool: a buffer is handed out again only after it was put back,
-// only for a size it fits within a factor of two, and slices the pool did
-// not hand out are ignored.
+// TestBufPool: buffers come from the region at the lowest offset where
+// they fit, a buffer's offset is handed out again only after it was put
+// back, a request that fits nowhere comes from the heap, and slices the
+// pool did not hand out are ignored.
 func TestBufPool(t *testing.T) {
-	bp := newBufPool()
+	bp := newBufPool(4096)
+	defer bp.release()
+	in := func(b []byte) int { // offset in the region, or -1
+		for off := range bp.mem {
+			if &bp.mem[off] == &b[0] {
+				return off
+			}
+		}
+		return -1
+	}
 	a := bp.get(1000)
 	b := bp.get(1000)
-	if &a[0] == &b[0] {
-		t.Fatal("one buffer handed out twice")
+	if in(a) != 0 || in(b) != 1024 || cap(a) != 1000 {
+		t.Fatalf("offsets %d and %d (cap %d), want 0 and 1024", in(a), in(b), cap(a))
+	}
+	if c := bp.get(3000); in(c) >= 0 || len(c) != 3000 {
+		t.Fatal("a buffer that fits nowhere in the region was not taken from the heap")
 	}
 	bp.put(a)
 	bp.put(make([]byte, 1000)) // not the pool's
-	if c := bp.get(800); &c[0] != &a[0] || len(c) != 800 {
-		t.Fatal("a returned buffer was not reused for a smaller tensor")
+	if c := bp.get(800); in(c) != 0 || len(c) != 800 {
+		t.Fatal("a returned buffer's place was not reused for a smaller tensor")
+	}
+	if c := bp.get(300); in(c) != 2048 {
+		t.Fatalf("offset %d, want 2048 (the gap before the live buffer at 1024 is too small)", in(c))
 	}
 	bp.put(b)
-	if c := bp.get(400); &c[0] == &b[0] {
-		t.Fatal("a buffer over twice the size was reused")
-	}
-	if c := bp.get(2000); &c[0] == &b[0] {
-		t.Fatal("a buffer too small was reused")
-	}
-	if len(bp.free) > 3 {
-		t.Fatalf("%d free buffers kept", len(bp.free))
+	if c := bp.get(1100); in(c) != 832 {
+		t.Fatalf("offset %d, want 832 (first fit)", in(c))
 	}
 	var nilPool *bufPool
 	if c := nilPool.get(10); len(c) != 10 {
 		t.Fatal("nil pool")
+	}
+	if c := newBufPool(0).get(10); len(c) != 10 {
+		t.Fatal("pool without a region")
+	}
+}
+
+// TestBufPoolFirstFit holds the pool to a map of the region's 64-byte
+// granules over random requests and returns: each buffer at the lowest
+// granule where it fits, else from the heap, and no buffer overwritten
+// while it is out.
+func TestBufPoolFirstFit(t *testing.T) {
+	const size = 1 << 16
+	bp := newBufPool(size)
+	defer bp.release()
+	used := make([]bool, size/bufAlign)
+	type out struct {
+		b        []byte
+		off, tag int
+	}
+	var live []out
+	r := rng{s: 7}
+	for step := range 5000 {
+		if len(live) > 0 && r.next()%3 == 0 {
+			k := int(r.next() % uint64(len(live)))
+			o := live[k]
+			for j, v := range o.b {
+				if v != byte(o.tag+j) {
+					t.Fatalf("step %d: buffer at %d overwritten while out", step, o.off)
+				}
+			}
+			if o.off >= 0 {
+				for g := o.off / bufAlign; g < (o.off+len(o.b)+bufAlign-1)/bufAlign; g++ {
+					used[g] = false
+				}
+			}
+			bp.put(o.b)
+			live = slices.Delete(live, k, k+1)
+			continue
+		}
+		n := 1 + int(r.next()%(size/4))
+		want, ng := -1, (n+bufAlign-1)/bufAlign
+		for g := 0; g+ng <= len(used) && want < 0; g++ {
+			if !slices.Contains(used[g:g+ng], true) {
+				want = g * bufAlign
+			}
+		}
+		b := bp.get(n)
+		got := -1
+		if base := unsafe.SliceData(bp.mem); uintptr(unsafe.Pointer(&b[0]))-uintptr(unsafe.Pointer(base)) < size {
+			got = int(uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(base)))
+		}
+		if got != want || len(b) != n {
+			t.Fatalf("step %d: %d bytes at offset %d, want %d", step, n, got, want)
+		}
+		if got >= 0 {
+			for g := got / bufAlign; g < got/bufAlign+ng; g++ {
+				used[g] = true
+			}
+		}
+		for j := range b {
+			b[j] = byte(step + j)
+		}
+		live = append(live, out{b, got, step})
 	}
 }
