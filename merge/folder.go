@@ -130,6 +130,8 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	pool := newBufPool(2 * most)
 	s.pool = pool
 	defer func() { s.pool = nil; pool.release() }()
+	s.in = newInputReader(s.inputs(), most)
+	defer func() { s.in.close(); s.in = nil }()
 	done := make(chan struct{})
 	var writeErr atomic.Value // error: the first failed write
 	go func() {

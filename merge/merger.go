@@ -45,7 +45,8 @@ type Spec struct {
 	// (which also sets num_hidden_layers to the layers that slices make).
 	ConfigOverrides map[string]any
 
-	pool *bufPool // output buffers recycled by WriteFolder (nil: none)
+	pool *bufPool     // output buffers recycled by WriteFolder (nil: none)
+	in   *inputReader // reads WriteFolder's inputs (nil: in place)
 }
 
 // bufPool hands out the output buffers of the streaming merges from one
@@ -673,6 +674,11 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 	for i, in := range p.ins {
 		ts[i], _ = in.Src.Tensor(p.names[i])
 	}
+	ts, release, err := s.in.load(ts)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // the merged tensor never aliases its inputs
 	nm := p.nModels()
 	hasBase := p.hasBase
 	w := make([]float64, nm)
@@ -783,7 +789,6 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 	if hasBase {
 		base, models = xs[0], xs[1:]
 	}
-	var err error
 	switch s.Method {
 	case "slerp":
 		err = Slerp(dst, base, models[0], s.value(p, -1, "t", 0.5))

@@ -1,0 +1,175 @@
+package merge
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// writeModel writes tensors of random bf16 weights (and an empty tensor,
+// a scalar and an I64 one) to dir, in shards of shard bytes (0: one file).
+func writeModel(t *testing.T, dir string, seed uint64, shard int64) {
+	t.Helper()
+	r := rng{s: seed}
+	var ts []*safetensors.Tensor
+	add := func(name string, dt safetensors.DType, shape ...int) {
+		tn := &safetensors.Tensor{Name: name, DType: dt, Shape: shape}
+		tn.Data = make([]byte, tn.NumElements()*dt.Size())
+		for i := 0; i+1 < len(tn.Data); i += 2 {
+			h := safetensors.F32ToBF16(float32((r.float64()*2 - 1) * 0.05))
+			tn.Data[i], tn.Data[i+1] = byte(h), byte(h>>8)
+		}
+		ts = append(ts, tn)
+	}
+	add("model.embed_tokens.weight", safetensors.BF16, 512, 64)
+	for l := range 2 {
+		p := "model.layers." + string(rune('0'+l)) + "."
+		add(p+"mlp.up_proj.weight", safetensors.BF16, 80, 64)
+		add(p+"self_attn.q_proj.weight", safetensors.BF16, 64, 64)
+		add(p+"self_attn.q_proj.bias", safetensors.BF16, 64)
+		add(p+"input_layernorm.weight", safetensors.BF16, 64)
+		add(p+"empty", safetensors.BF16, 0)
+	}
+	add("model.norm.weight", safetensors.BF16, 64)
+	add("model.scale", safetensors.BF16)
+	add("model.positions", safetensors.I64, 5)
+	hs := make([]safetensors.Header, len(ts))
+	for i, tn := range ts {
+		hs[i] = safetensors.Header{Name: tn.Name, DType: tn.DType, Shape: tn.Shape}
+	}
+	w, err := safetensors.CreateSharded(dir, hs, shard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts {
+		if err := w.Write(tn.Name, tn.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"num_hidden_layers": 2}`), 0o644)
+}
+
+// TestInputReader: every tensor of a single-file and of a sharded model
+// that fits the budget is read into the reader's buffers, with the bytes
+// of the mapping; tensors over the budget, and sets of tensors a file
+// could not be indexed for, are left in place.
+func TestInputReader(t *testing.T) {
+	for _, shard := range []int64{0, 20000} {
+		dir := t.TempDir()
+		writeModel(t, dir, 1, shard)
+		in, err := OpenModel(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Src.Close()
+		if _, ok := in.Src.(*safetensors.Sharded); ok != (shard > 0) {
+			t.Fatalf("shard %d: source %T", shard, in.Src)
+		}
+		const budget = 60000 // the embeddings (65536 bytes) are over it
+		r := newInputReader([]*Input{&in}, budget)
+		read := 0
+		for _, name := range in.Src.Names() {
+			tn, _ := in.Src.Tensor(name)
+			got, release, err := r.load([]*safetensors.Tensor{tn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := got[0]
+			if g.Name != tn.Name || g.DType != tn.DType || len(g.Shape) != len(tn.Shape) || !bytes.Equal(g.Data, tn.Data) {
+				t.Fatalf("shard %d: %s: loaded tensor differs from the mapping", shard, name)
+			}
+			inPlace := len(tn.Data) == 0 || &g.Data[0] == &tn.Data[0]
+			if over := len(tn.Data) > budget; inPlace != (over || len(tn.Data) == 0) {
+				t.Fatalf("shard %d: %s (%d bytes): read in place %v", shard, name, len(tn.Data), inPlace)
+			}
+			if !inPlace {
+				read++
+			}
+			release()
+		}
+		if read < 10 {
+			t.Fatalf("shard %d: only %d tensors read", shard, read)
+		}
+		r.close()
+		// Two tensors (10240 bytes each) together over the budget stay
+		// in place; one alone is read.
+		r = newInputReader([]*Input{&in}, 15000)
+		a, _ := in.Src.Tensor("model.layers.0.mlp.up_proj.weight")
+		b, _ := in.Src.Tensor("model.layers.1.mlp.up_proj.weight")
+		got, release, _ := r.load([]*safetensors.Tensor{a, b})
+		if &got[0].Data[0] != &a.Data[0] || &got[1].Data[0] != &b.Data[0] {
+			t.Fatal("tensors over the budget together were read")
+		}
+		release()
+		if got, release, _ = r.load([]*safetensors.Tensor{a}); &got[0].Data[0] == &a.Data[0] {
+			t.Fatal("a tensor within the budget was not read")
+		}
+		release()
+		r.close()
+	}
+	// Inputs in memory are not indexed.
+	m := mem("m", f32t("w", []int{2}, 1, 2))
+	if r := newInputReader([]*Input{&m}, 1<<20); r.pool != nil || len(r.locs) != 0 {
+		t.Fatal("a memory source was indexed")
+	}
+}
+
+// TestWriteFolderReadMatchesInPlace: merges of models on disk (one of
+// them sharded) written with the inputs read by pread (all tensors but
+// the embeddings: three layer tensors fit in the embeddings' bytes) hold
+// the same bytes as with the inputs read in place.
+func TestWriteFolderReadMatchesInPlace(t *testing.T) {
+	root := t.TempDir()
+	var dirs []string
+	for i, shard := range []int64{0, 20000, 0} {
+		d := filepath.Join(root, "m"+string(rune('0'+i)))
+		writeModel(t, d, uint64(i+1), shard)
+		dirs = append(dirs, d)
+	}
+	write := func(method string, off bool) []byte {
+		var ins []Input
+		for _, d := range dirs {
+			in, err := OpenModel(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+			ins = append(ins, in)
+		}
+		defer func() {
+			for _, in := range ins {
+				in.Src.Close()
+			}
+		}()
+		s := &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 5}
+		switch method {
+		case "linear", "multislerp":
+			s.Base, s.Models = nil, ins
+		case "slerp":
+			s.Models = ins[1:2]
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		readOff = off
+		defer func() { readOff = false }()
+		if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: dirs}); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, safetensors.SingleName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, method := range []string{"linear", "task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della", "slerp", "model_stock"} {
+		if !bytes.Equal(write(method, false), write(method, true)) {
+			t.Fatalf("%s: output differs with the inputs read by pread", method)
+		}
+	}
+}
