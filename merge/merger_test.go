@@ -389,3 +389,43 @@ func TestBufPoolFirstFit(t *testing.T) {
 		live = append(live, out{b, got, step})
 	}
 }
+
+// TestScratchSet: pooled scratch comes zeroed and capped at the size
+// asked for, also after a release handed dirty scratch back to the pool,
+// and slabs hold at least what was asked for.
+func TestScratchSet(t *testing.T) {
+	for round := range 3 {
+		var sc scratchSet
+		ds := sc.floats(3, 1000)
+		for _, d := range ds {
+			if len(d) != 1000 || cap(d) != 1000 {
+				t.Fatalf("round %d: len %d cap %d", round, len(d), cap(d))
+			}
+			for j, v := range d {
+				if v != 0 {
+					t.Fatalf("round %d: scratch not zeroed at %d", round, j)
+				}
+			}
+			for j := range d {
+				d[j] = 1
+			}
+		}
+		if &ds[0][0] == &ds[1][0] {
+			t.Fatal("one scratch slice handed out twice")
+		}
+		if big := sc.floats(1, chunk+1)[0]; len(big) != chunk+1 {
+			t.Fatal("oversized scratch")
+		}
+		for _, n := range []int{10, slabSize, slabSize + 1} {
+			if s := sc.u32(n); len(s) != 0 || cap(s) < n {
+				t.Fatalf("slab of %d: len %d cap %d", n, len(s), cap(s))
+			}
+		}
+		sc.release()
+	}
+	var nilSet *scratchSet
+	if d := nilSet.floats(2, 5); len(d) != 2 || len(d[1]) != 5 {
+		t.Fatal("nil set")
+	}
+	nilSet.release()
+}

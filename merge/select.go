@@ -52,8 +52,12 @@ import (
 //
 // The result is identical, bit for bit, to TaskMerge on whole tensors.
 
-// blockPlan splits n elements into blocks of whole rows of rowLen entries.
-type blockPlan struct{ n, rowLen, rowsPer, nBlocks int }
+// blockPlan splits n elements into blocks of whole rows of rowLen entries;
+// sc, when set, holds the scratch of its passes (released by its owner).
+type blockPlan struct {
+	n, rowLen, rowsPer, nBlocks int
+	sc                          *scratchSet
+}
 
 func newBlockPlan(n, cols int) blockPlan {
 	rl := cols
@@ -109,8 +113,10 @@ type deltaReader struct {
 	base []float32
 }
 
-func newDeltaReader(vs []view, size int) *deltaReader {
-	return &deltaReader{vs: vs, bufs: scratch(len(vs), size)}
+// deltaReader returns a worker's deltaReader of blocks of b, its scratch
+// from b.sc.
+func (b blockPlan) deltaReader(vs []view) *deltaReader {
+	return &deltaReader{vs: vs, bufs: b.sc.floats(len(vs), b.size())}
 }
 
 // load reads the base's block [lo, lo+m).
@@ -191,8 +197,8 @@ func histPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK, bin func
 	}
 	var mu sync.Mutex
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
-		rd := newDeltaReader(vs, bp.size())
-		d := make([]float32, bp.size())
+		rd := bp.deltaReader(vs)
+		d := bp.sc.floats(1, bp.size())[0]
 		local := make([][]uint32, len(ts))
 		for i := range local {
 			local[i] = make([]uint32, 1<<16)
@@ -341,8 +347,8 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 		counts[i] = make([]int32, bp.nBlocks)
 	}
 	err = bp.run(ctx, func() (func(k, lo, hi int), func()) {
-		rd := newDeltaReader(vs, bp.size())
-		d := make([]float32, bp.size())
+		rd := bp.deltaReader(vs)
+		d := bp.sc.floats(1, bp.size())[0]
 		return func(k, lo, hi int) {
 			rd.load(lo, hi-lo)
 			for i, t := range tied {
@@ -384,6 +390,8 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	}
 	nm := len(ts) - 1
 	bp := newBlockPlan(n, o.Cols)
+	bp.sc = new(scratchSet)
+	defer bp.sc.release() // after every pass: their workers are done
 	lambda := o.Lambda
 	if lambda == 0 {
 		lambda = 1
@@ -483,7 +491,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		return d
 	}
 	newWorker := func() *worker {
-		wk := &worker{rd: newDeltaReader(vs, bp.size())}
+		wk := &worker{rd: bp.deltaReader(vs)}
 		switch o.Sparsify {
 		case SparsifyMagnitude, SparsifyOutliers:
 			wk.m1, wk.m2 = make([]uint32, bp.size()), make([]uint32, bp.size())
@@ -507,7 +515,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		}
 		err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
 			wk := newWorker()
-			d := make([]float32, bp.size())
+			d := bp.sc.floats(1, bp.size())[0]
 			return func(k, lo, hi int) {
 				wk.rd.load(lo, hi-lo)
 				for i := range nm {
@@ -555,12 +563,12 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	out := p.pool.get(n * p.dtype.Size())
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
-		ds := scratch(nm, bp.size())
+		ds := bp.sc.floats(nm, bp.size())
 		cur := make([][]float32, nm)
 		xs := make([][]float32, nm)
 		blo, bhi := make([]uint32, nm), make([]uint32, nm)
-		dst := make([]float32, bp.size())
-		zero, sc := make([]float32, bp.size()), make([]float32, 32*nm)
+		dst := bp.sc.floats(1, bp.size())[0]
+		zero, sc := bp.sc.floats(1, bp.size())[0], make([]float32, 32*nm)
 		bands := func(k int) bool {
 			for i := range nm {
 				var ok bool
@@ -709,16 +717,21 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 	}
 	var mu sync.Mutex
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
-		rd := newDeltaReader(vs, bp.size())
+		rd := bp.deltaReader(vs)
 		buf := make([]uint32, bp.size()+16)
 		hists := make([][]uint32, len(ts))
 		for i := range hists {
 			hists[i] = make([]uint32, candBins)
 		}
+		var slab []uint32 // the candidates' memory, from bp.sc
 		keep := func(i, k, c int, above int64) {
 			t, h := ts[i], hists[i]
 			t.above[k] = above
-			t.cands[k] = slices.Clone(buf[:c])
+			if len(slab)+c > cap(slab) {
+				slab = bp.sc.u32(c)
+			}
+			slab = append(slab, buf[:c]...)
+			t.cands[k] = slab[len(slab)-c : len(slab) : len(slab)]
 			for _, a := range buf[:c] {
 				h[((a-t.lo)>>t.shift)&(candBins-1)]++
 			}
