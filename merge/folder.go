@@ -134,13 +134,8 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	defer func() { s.in.close(); s.in = nil }()
 	done := make(chan struct{})
 	var writeErr atomic.Value // error: the first failed write
-	// Every writebackStep bytes written, the disk writes of what was
-	// written start (see writeback).
-	wb := newWriteback(tmp)
-	defer wb.close()
 	go func() {
 		defer close(done)
-		pending := 0
 		for t := range queue {
 			qmu.Lock()
 			queued -= len(t.Data)
@@ -151,10 +146,6 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 					writeErr.Store(err)
 				}
 				pool.put(t.Data) // written: the next tensor may reuse it
-				if pending += len(t.Data); pending >= writebackStep {
-					wb.kick()
-					pending = 0
-				}
 			}
 		}
 	}()
@@ -208,10 +199,6 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	ok = true
 	return nil
 }
-
-// writebackStep is how many bytes WriteFolder writes between the starts
-// of their disk writes.
-const writebackStep = 32 << 20
 
 func bar(done, total, width int) string {
 	n := 0
