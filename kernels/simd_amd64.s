@@ -8656,7 +8656,8 @@ mv512Q4_rows4:
 	MOVQ DI, dst+0(FP)
 	MOVQ ldw+48(FP), BX
 	SHRQ $1, BX
-	LEAQ (R13)(BX*1), DI
+	IMUL3Q $17, BX, DI
+	ADDQ R13, DI
 	MOVQ x+24(FP), DX
 	XORQ AX, AX
 mv512Q4_loop4:
