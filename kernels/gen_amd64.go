@@ -2388,11 +2388,21 @@ func mv256Q4() {
 	for r := 0; r < 4; r++ {
 		p("\tVXORPS Y%d, Y%d, Y%d", r, r, r)
 	}
+	// DI walks the group of four rows q4GroupsAhead groups after the
+	// next, as in mv512Q4.
+	p("\tMOVQ DI, dst+0(FP)")
+	p("\tMOVQ ldw+48(FP), BX")
+	p("\tSHRQ $1, BX")
+	p("\tIMUL3Q $%d, BX, DI", 1+4*q4GroupsAhead)
+	p("\tADDQ R13, DI")
 	p("\tMOVQ x+24(FP), DX")
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $4, BX")
+	p("\tPREFETCHT0 (DI)")
+	p("\tPREFETCHT0 64(DI)")
+	p("\tADDQ $128, DI")
 	loadX()
 	for h := 0; h < 2; h++ {
 		for r := 0; r < 4; r++ {
@@ -2403,6 +2413,7 @@ func mv256Q4() {
 	p("\tADDQ $64, AX")
 	p("\tCMPQ AX, CX")
 	p("\tJLT %s_loop4", fn)
+	p("\tMOVQ dst+0(FP), DI")
 	for r := 0; r < 4; r++ {
 		hsum256(r)
 		p("\tVMOVSS X%d, %d(DI)", r, 4*r)
