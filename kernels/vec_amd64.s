@@ -382,6 +382,41 @@ DATA exp256<>+80(SB)/8, $0x3f8000003f800000
 DATA exp256<>+88(SB)/8, $0x3f8000003f800000
 GLOBL exp256<>(SB), RODATA|NOPTR, $96
 
+// EXPCONST256 loads EXP256's polynomial constants into Y4-Y13.
+#define EXPCONST256 \
+	VBROADCASTSS expc<>+0(SB), Y4 \
+	VBROADCASTSS expc<>+4(SB), Y5 \
+	VBROADCASTSS expc<>+8(SB), Y6 \
+	VBROADCASTSS expc<>+12(SB), Y7 \
+	VBROADCASTSS expc<>+16(SB), Y8 \
+	VBROADCASTSS expc<>+20(SB), Y9 \
+	VBROADCASTSS expc<>+24(SB), Y10 \
+	VBROADCASTSS expc<>+28(SB), Y11 \
+	VBROADCASTSS expc<>+32(SB), Y12 \
+	VBROADCASTSS expc<>+36(SB), Y13
+
+// EXP256 replaces Y0 by e^Y0 (constants in Y4-Y13, from EXPCONST256; the
+// range limits and exponent bias from exp256), using Y1 and Y2.
+#define EXP256 \
+	VMAXPS exp256<>+0(SB), Y0, Y0 \
+	VMINPS exp256<>+32(SB), Y0, Y0 \
+	VMULPS Y4, Y0, Y1 \
+	VROUNDPS $0, Y1, Y1 \
+	VFNMADD231PS Y5, Y1, Y0 \
+	VFNMADD231PS Y6, Y1, Y0 \
+	VMOVAPS Y7, Y2 \
+	VFMADD213PS Y8, Y0, Y2 \
+	VFMADD213PS Y9, Y0, Y2 \
+	VFMADD213PS Y10, Y0, Y2 \
+	VFMADD213PS Y11, Y0, Y2 \
+	VFMADD213PS Y12, Y0, Y2 \
+	VFMADD213PS Y13, Y0, Y2 \
+	VFMADD213PS Y13, Y0, Y2 \
+	VCVTPS2DQ Y1, Y1 \
+	VPSLLD $23, Y1, Y1 \
+	VPADDD exp256<>+64(SB), Y1, Y1 \
+	VMULPS Y1, Y2, Y0
+
 // func silu256(x *float32, n int): silu512 for AVX2, 8 lanes at a time (n
 // a positive multiple of 8), with EXP's steps and constants except the
 // range and the power of two: e^-x is clamped to [e^-87, e^88.3] (silu
@@ -390,41 +425,13 @@ GLOBL exp256<>(SB), RODATA|NOPTR, $96
 TEXT ·silu256(SB), NOSPLIT, $0-16
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
-	VBROADCASTSS expc<>+0(SB), Y4
-	VBROADCASTSS expc<>+4(SB), Y5
-	VBROADCASTSS expc<>+8(SB), Y6
-	VBROADCASTSS expc<>+12(SB), Y7
-	VBROADCASTSS expc<>+16(SB), Y8
-	VBROADCASTSS expc<>+20(SB), Y9
-	VBROADCASTSS expc<>+24(SB), Y10
-	VBROADCASTSS expc<>+28(SB), Y11
-	VBROADCASTSS expc<>+32(SB), Y12
-	VBROADCASTSS expc<>+36(SB), Y13
-	VMOVUPS exp256<>+0(SB), Y14
-	VMOVUPS exp256<>+32(SB), Y15
+	EXPCONST256
 
 silu256_loop:
 	VMOVUPS (DI), Y3
 	VXORPS  Y0, Y0, Y0
 	VSUBPS  Y3, Y0, Y0
-	VMAXPS  Y14, Y0, Y0
-	VMINPS  Y15, Y0, Y0
-	VMULPS  Y4, Y0, Y1
-	VROUNDPS $0, Y1, Y1
-	VFNMADD231PS Y5, Y1, Y0
-	VFNMADD231PS Y6, Y1, Y0
-	VMOVAPS Y7, Y2
-	VFMADD213PS Y8, Y0, Y2
-	VFMADD213PS Y9, Y0, Y2
-	VFMADD213PS Y10, Y0, Y2
-	VFMADD213PS Y11, Y0, Y2
-	VFMADD213PS Y12, Y0, Y2
-	VFMADD213PS Y13, Y0, Y2
-	VFMADD213PS Y13, Y0, Y2
-	VCVTPS2DQ Y1, Y1
-	VPSLLD  $23, Y1, Y1
-	VPADDD  exp256<>+64(SB), Y1, Y1
-	VMULPS  Y1, Y2, Y0
+	EXP256
 	VADDPS  Y13, Y0, Y0
 	VDIVPS  Y0, Y3, Y3
 	VMOVUPS Y3, (DI)
@@ -511,28 +518,6 @@ rows256_done:
 	VZEROUPPER
 	RET
 
-// EXP256 replaces Y0 by e^Y0 as silu256 does (constants in Y4-Y13, the
-// range limits and exponent bias from exp256), using Y1 and Y2.
-#define EXP256 \
-	VMAXPS exp256<>+0(SB), Y0, Y0 \
-	VMINPS exp256<>+32(SB), Y0, Y0 \
-	VMULPS Y4, Y0, Y1 \
-	VROUNDPS $0, Y1, Y1 \
-	VFNMADD231PS Y5, Y1, Y0 \
-	VFNMADD231PS Y6, Y1, Y0 \
-	VMOVAPS Y7, Y2 \
-	VFMADD213PS Y8, Y0, Y2 \
-	VFMADD213PS Y9, Y0, Y2 \
-	VFMADD213PS Y10, Y0, Y2 \
-	VFMADD213PS Y11, Y0, Y2 \
-	VFMADD213PS Y12, Y0, Y2 \
-	VFMADD213PS Y13, Y0, Y2 \
-	VFMADD213PS Y13, Y0, Y2 \
-	VCVTPS2DQ Y1, Y1 \
-	VPSLLD $23, Y1, Y1 \
-	VPADDD exp256<>+64(SB), Y1, Y1 \
-	VMULPS Y1, Y2, Y0
-
 // HSUM256 leaves the lane sum of Y15 in X15 (hsum256's pairs).
 #define HSUM256 \
 	VEXTRACTF128 $1, Y15, X14 \
@@ -547,16 +532,7 @@ rows256_done:
 TEXT ·expSub256(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
-	VBROADCASTSS expc<>+0(SB), Y4
-	VBROADCASTSS expc<>+4(SB), Y5
-	VBROADCASTSS expc<>+8(SB), Y6
-	VBROADCASTSS expc<>+12(SB), Y7
-	VBROADCASTSS expc<>+16(SB), Y8
-	VBROADCASTSS expc<>+20(SB), Y9
-	VBROADCASTSS expc<>+24(SB), Y10
-	VBROADCASTSS expc<>+28(SB), Y11
-	VBROADCASTSS expc<>+32(SB), Y12
-	VBROADCASTSS expc<>+36(SB), Y13
+	EXPCONST256
 	VBROADCASTSS m+16(FP), Y3
 	VXORPS Y15, Y15, Y15
 exps256_loop:
