@@ -87,13 +87,7 @@ func siluNeon(x *float32, n int)
 
 // siluNeonVec is SiLU with the assembly on a multiple of 4 elements and the
 // reference on the rest.
-func siluNeonVec(x []float32) {
-	k := len(x) &^ 3
-	if k > 0 {
-		siluNeon(&x[0], k)
-	}
-	refSiLU(x[k:])
-}
+func siluNeonVec(x []float32) { mapSplit(x, 4, siluNeon, refSiLU) }
 
 //go:noescape
 func maxNeon(x *float32, n int) float32
@@ -123,13 +117,7 @@ func geluNeon(x *float32, n int)
 
 // geluNeonVec is GELUTanh with the assembly on a multiple of 4 elements and
 // the reference on the rest.
-func geluNeonVec(x []float32) {
-	k := len(x) &^ 3
-	if k > 0 {
-		geluNeon(&x[0], k)
-	}
-	refGELUTanh(x[k:])
-}
+func geluNeonVec(x []float32) { mapSplit(x, 4, geluNeon, refGELUTanh) }
 
 //go:noescape
 func widenNeonBF16(dst *float32, src *uint16, n int)
@@ -141,15 +129,7 @@ func widenNeonF16(dst *float32, src *uint16, n int)
 // the reference on the rest. (It does not make MatMul widen weights for a
 // tile: that needs kern.mm6p, which arm64 lacks.)
 func widenNeonVec(dst []float32, src []uint16, t Type) {
-	k := len(src) &^ 7
-	if k > 0 {
-		if t == BF16 {
-			widenNeonBF16(&dst[0], &src[0], k)
-		} else {
-			widenNeonF16(&dst[0], &src[0], k)
-		}
-	}
-	widenRef(dst[k:], src[k:], t)
+	widenSplit(dst, src, t, 8, widenNeonBF16, widenNeonF16)
 }
 
 // init picks NEON, or the reference when MOCO_KERNELS=purego (pickPath).

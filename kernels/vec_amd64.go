@@ -62,15 +62,7 @@ func widen512F16(dst *float32, src *uint16, n int)
 // widenVec widens half-precision weights of type t to float32 (the
 // assembly covers a multiple of 16; BF16ToF32 and F16ToF32 the rest).
 func widenVec(dst []float32, src []uint16, t Type) {
-	k := len(src) &^ 15
-	if k > 0 {
-		if t == BF16 {
-			widen512BF16(&dst[0], &src[0], k)
-		} else {
-			widen512F16(&dst[0], &src[0], k)
-		}
-	}
-	widenRef(dst[k:], src[k:], t)
+	widenSplit(dst, src, t, 16, widen512BF16, widen512F16)
 }
 
 func useVec512(on bool) {
@@ -87,34 +79,16 @@ func useVec512(on bool) {
 	siluImpl, geluTanhImpl = siluVec, geluVec
 }
 
-func siluVec(x []float32) {
-	k := len(x) &^ 15
-	if k > 0 {
-		silu512(&x[0], k)
-	}
-	refSiLU(x[k:])
-}
+func siluVec(x []float32) { mapSplit(x, 16, silu512, refSiLU) }
 
 //go:noescape
 func silu256(x *float32, n int)
 
 // siluVec256 is SiLU for AVX2: silu256 on a multiple of 8, the reference
 // on the rest.
-func siluVec256(x []float32) {
-	k := len(x) &^ 7
-	if k > 0 {
-		silu256(&x[0], k)
-	}
-	refSiLU(x[k:])
-}
+func siluVec256(x []float32) { mapSplit(x, 8, silu256, refSiLU) }
 
-func geluVec(x []float32) {
-	k := len(x) &^ 15
-	if k > 0 {
-		gelu512(&x[0], k)
-	}
-	refGELUTanh(x[k:])
-}
+func geluVec(x []float32) { mapSplit(x, 16, gelu512, refGELUTanh) }
 
 func axpyVec(a float32, x, y []float32) {
 	k := len(x) &^ 15

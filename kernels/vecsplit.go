@@ -54,3 +54,27 @@ func rmsNormSplit(dst, x, w []float32, eps, offset float32, lanes int, sumSq fun
 		dst[i] = x[i] * scale * (w[i] + offset)
 	}
 }
+
+// mapSplit runs vec, an in-place element-wise kernel, over the first
+// multiple of lanes elements of x and ref over the rest.
+func mapSplit(x []float32, lanes int, vec func(x *float32, n int), ref func([]float32)) {
+	k := len(x) &^ (lanes - 1)
+	if k > 0 {
+		vec(&x[0], k)
+	}
+	ref(x[k:])
+}
+
+// widenSplit is Widen with the kernels bf16 and f16 over the first
+// multiple of lanes values and the reference over the rest.
+func widenSplit(dst []float32, src []uint16, t Type, lanes int, bf16, f16 func(dst *float32, src *uint16, n int)) {
+	k := len(src) &^ (lanes - 1)
+	if k > 0 {
+		if t == BF16 {
+			bf16(&dst[0], &src[0], k)
+		} else {
+			f16(&dst[0], &src[0], k)
+		}
+	}
+	widenRef(dst[k:], src[k:], t)
+}
