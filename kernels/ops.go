@@ -453,11 +453,11 @@ func (m *Mat) tailDot(i int, x []float32, k int) float32 {
 }
 
 // decodeStream makes the decode paths run kern.mvs instead of kern.mv. On
-// Zen 5 the several-row
-// loops of kern.mv, which read neighbouring rows at once and prefetch the
-// next ones in software, stream bf16 weights at 33.9 GB/s on 896-column
-// rows at one thread, where a plain read of the same memory gets 40.5 and
-// four runs far apart 39.0 (quiet, docs/speed.md): the hardware prefetcher
+// Zen 5 the several-row loops of kern.mv, which read neighbouring rows at
+// once and prefetch the next ones in software, stream bf16 weights at 33.9
+// GB/s on 896-column rows at one thread, where a plain read of the same
+// memory gets 40.5 and four runs far apart 39.0 (quiet, docs/speed.md,
+// before the runs were prefetched): the hardware prefetcher
 // follows one sequential stream, or a few far apart, at full speed, and
 // neighbouring rows read together poorly (two at once: 0.6x of eight).
 // kern.mvs reads four runs of rows far apart (f32, bf16, f16, Q8_0, and
