@@ -139,6 +139,17 @@ func getScratch[T any](p *sync.Pool, n int) []T {
 	return make([]T, n)
 }
 
+// scratchFrom is getScratch that also returns the pointer to hand back to
+// p: putting back the pool's own pointer, rather than the address of a new
+// slice variable, keeps a call free of allocations.
+func scratchFrom[T any](p *sync.Pool, n int) ([]T, *[]T) {
+	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
+		return (*s)[:n], s
+	}
+	s := make([]T, n)
+	return s, &s
+}
+
 // Impl names the instruction set the kernels use: "avx512+amx" (AVX-512,
 // and AMX tiles for prefill with BF16 and Q8_0 weights), "avx512", "avx2",
 // on arm64 "neon+dotprod" (NEON and SDOT) or "neon", or "purego".

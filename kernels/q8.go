@@ -236,7 +236,7 @@ func q8MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 		return
 	}
 	if k.mmp != nil && r1-r0 >= 8 && n >= 4 {
-		q8PackedTiles(dst, m, a, n, r0, r1, k)
+		q8PackedTiles(dst, m, a, n, r0, r1, k, q8Tail)
 		return
 	}
 	quantTiles(dst, m, a, n, r0, r1, k, q8Tail)
@@ -251,21 +251,22 @@ const q8PackedBytes = 8*BlockSize + 8*4
 var q8PackScratch sync.Pool
 
 // q8PackedTiles is quantTiles for a kernel that reads rows packed in groups
-// of eight (kern.pack, kern.mmp): each group is packed once, then swept
+// of eight (kern.pack, kern.mmp; Q8_0, and Q4_0 on AVX2, with q8Tail or
+// q4Tail as tail): each group is packed once, then swept
 // over the tokens four at a time, in token blocks whose records stay in
 // cache. Four rows left over run the 4x4 tile (kern.mm), the rest and the
 // tokens left over the row kernel, and each token's last odd block
 // q8Tail; every kernel sums a (row, token) the same way, so the result
 // does not depend on which one ran.
-func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern) {
+func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern, tail func(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int)) {
 	R, C := m.Rows, m.Cols
 	k64 := C &^ 63
 	nb := k64 / BlockSize
 	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
 	groups := (r1 - r0) / 8
 	gb := nb * q8PackedBytes
-	buf := getScratch[byte](&q8PackScratch, groups*gb)
-	defer q8PackScratch.Put(&buf)
+	buf, bp := scratchFrom[byte](&q8PackScratch, groups*gb)
+	defer q8PackScratch.Put(bp)
 	for g := 0; g < groups; g++ {
 		r := r0 + 8*g
 		k.pack(unsafe.Pointer(&buf[g*gb]), m.wptr(r), m.sptr(r), C, nb)
@@ -299,7 +300,7 @@ func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern) {
 			if r < r1 {
 				k.mv(unsafe.Pointer(&dst[t*R+r]), m.wptr(r), m.sptr(r), a.recPtr(t), r1-r, k64, C)
 			}
-			q8Tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
+			tail(dst[t*R:(t+1)*R], m, a, t, r0, r1)
 		}
 	}
 }
