@@ -40,9 +40,17 @@ func TestBF16ActivationsMatchLlamaCpp(t *testing.T) {
 	on, off := run(true), run(false)
 	dOn, dOff, dExact := maxDiff(on, stock), maxDiff(off, stock), maxDiff(on, exact)
 	t.Logf("max |diff| against llama.cpp bf16: mode %.3g, exact default %.3g; mode against f32 compute %.3g", dOn, dOff, dExact)
-	// Measured: 1.0e-5 in the mode against 5.4e-3 for the exact default.
-	if dOn > 1e-4 || dOn > dOff/10 {
-		t.Errorf("bf16-activation mode is %.3g from llama.cpp's bf16 logits, the exact default %.3g", dOn, dOff)
+	// Measured with VDPBF16PS (Zen 5; llama.cpp's logits came from the
+	// same instruction): 1.0e-5 in the mode against 5.4e-3 for the exact
+	// default. With the widening kernels (an AVX2-only Zen 3) the rounding
+	// of the activations is the same but the sums are f32 FMAs in another
+	// order: 6.8e-4 against 5.4e-3.
+	limit, factor := 1e-4, 10.0
+	if kernels.BF16ActKernels() == "widen" {
+		limit, factor = 2e-3, 4
+	}
+	if dOn > limit || dOn > dOff/factor {
+		t.Errorf("bf16-activation mode (%s kernels) is %.3g from llama.cpp's bf16 logits, the exact default %.3g", kernels.BF16ActKernels(), dOn, dOff)
 	}
 	if dExact > 5e-2 {
 		t.Errorf("bf16-activation mode is %.3g from the f32-compute logits", dExact)
