@@ -74,7 +74,8 @@ func q4MatMul(dst []float32, m *Mat, x []float32, n int) {
 }
 
 // q4MatMulRows computes rows r0..r1-1 of the product of m with the n
-// tokens of a: as q8MatMulRows does, in tiles of 4 rows x 4 tokens where
+// tokens of a: as q8MatMulRows does, over rows packed in eights where
+// there is a packed tile (AVX2), else in tiles of 4 rows x 4 tokens where
 // there is an assembly tile (which unpacks each row's nibbles once for the
 // four tokens), the rows and tokens left over by the row kernel, the last
 // odd block by q4Tail; without a tile, each token's rows swept over row
@@ -83,6 +84,10 @@ func q4MatMulRows(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int) {
 	k := simd[Q4_0]
 	R, C := m.Rows, m.Cols
 	k64 := C &^ 63
+	if k.mmp != nil && k64 > 0 && r1-r0 >= 8 && n >= 4 {
+		q8PackedTiles(dst, m, a, n, r0, r1, k, q4Tail)
+		return
+	}
 	if k.mm == nil || k64 == 0 || n < 4 {
 		rb := max(4, 2*l1Bytes/C&^3)
 		for r := r0; r < r1; r += rb {

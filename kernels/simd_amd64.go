@@ -119,8 +119,14 @@ func mm512Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 //go:noescape
 func mv256Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 
+// packQ4x8 and mm8x4Q4p are the AVX2 Q4_0 tile over rows packed in eights
+// (gen_amd64.go, kern.pack and kern.mmp).
+//
 //go:noescape
-func mm256Q4(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
+func packQ4x8(dst, w, s unsafe.Pointer, ldw, nb int)
+
+//go:noescape
+func mm8x4Q4p(dst, wp, x unsafe.Pointer, ldd, ldx, k int)
 
 //go:noescape
 func mv512BF16d(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
@@ -318,7 +324,7 @@ func useSIMD(avx512, avx2 bool) {
 		decodeStream = isAMD()
 		quantRecsImpl = quantRecs512
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
-		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
+		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		if cpu.X86.HasAVX512VNNI {
 			simd[Q8_0] = kern{mv: mv512Q8, mvs: mv512Q8s, mm: mm512Q8}
 			simd[Q4_0] = kern{mv: mv512Q4, mm: mm512Q4}
@@ -332,7 +338,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv256F16, mvs: mv256F16s, mm: mm256F16, mm6: mm256x6F16}
 		decodeStream = isAMD()
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
-		simd[Q4_0] = kern{mv: mv256Q4, mm: mm256Q4}
+		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
 		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
@@ -421,7 +427,7 @@ func choices() []Choice {
 		add("bf16 prefill (exact)", "avx2 6x4 tiles (two passes of 3 rows x 4 tokens: 12 FMA chains, each weight widened once for 4 tokens)", "AVX2+FMA without AVX-512 (16 ymm registers: no one-pass 6x4 tile)")
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", q8AVX2Path(), "AVX2 without AVX512-VNNI")
-		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX2 without AVX512-VNNI")
+		add("q4_0", "avx2 vpmaddubsw, both blocks of a record side by side in decode, prefill tile of 8 rows x 4 tokens over rows unpacked and packed once per call (a lane per row, int16 sums per block)", "AVX2 without AVX512-VNNI")
 		return c
 	}
 	if decodeStream {
@@ -479,7 +485,7 @@ func choices() []Choice {
 	if x.HasAVX512VNNI {
 		add("q4_0", "avx512-vnni vpdpbusd, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX512-VNNI")
 	} else {
-		add("q4_0", "avx2 vpmaddubsw, 4-row x 4-token tiles for prefill (each weight block unpacked once for 4 tokens)", "AVX-512 without VNNI")
+		add("q4_0", "avx2 vpmaddubsw, both blocks of a record side by side in decode, prefill tile of 8 rows x 4 tokens over rows unpacked and packed once per call (a lane per row, int16 sums per block)", "AVX-512 without VNNI")
 	}
 	return c
 }
