@@ -62,16 +62,17 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.w64)-464]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
 
-func init() {
-	x := &cpu.X86
-	if x.HasAVX512F && x.HasAVX512DQ && x.HasAVX512BW && x.HasAVX512VL {
-		useSIMD(true)
-	}
-}
+// hasAVX512 reports whether the CPU runs the assembly (AVX-512 F, DQ, BW
+// and VL); without it the Go loops run.
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 
-// useSIMD switches the assembly on or off; tests call it to check both.
+func init() { useSIMD(true) }
+
+// useSIMD switches the assembly on (where the CPU has AVX-512) or off;
+// tests call it to check both, so on must not reach instructions the CPU
+// lacks (an AVX2-only machine died of SIGILL in the tests).
 func useSIMD(on bool) {
-	if on {
+	if on && hasAVX512 {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
 		keysBF16Fast, prefixFast, combineLinearFast = keysBF16Fast512, prefixFast512, combineLinear512
 	} else {
