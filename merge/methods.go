@@ -366,33 +366,55 @@ func combine(dst, base []float32, ds [][]float32, w []float64, consensus string,
 				}
 			}
 		}
-		// A zero election elects +: nudge it so that positive deltas agree.
-		for j := range e {
-			if e[j] == 0 {
-				e[j] = 1
-			}
-		}
+		electPlus(e)
 		for i, d := range ds {
-			wi := float32(w[i])
-			wb := math.Float32bits(wi)
-			d := d[lo : lo+n]
-			for j, x := range d {
-				x *= wi
-				m := agree(x * e[j])
-				a[j] += math.Float32frombits(math.Float32bits(x) & m)
-				v[j] += math.Float32frombits(wb & m)
-			}
+			addAgreeing(a, v, d[lo:lo+n], e, float32(w[i]))
 		}
 		out, b := dst[lo:lo+n], base[lo:lo+n]
-		for j := range out {
-			s := a[j]
-			if normalize {
-				if dv := v[j]; dv > minWeightSum || dv < -minWeightSum {
-					s /= dv
-				}
-			}
-			out[j] = b[j] + lam*s
+		if normalize {
+			divideBy(a, v)
 		}
+		for j := range out {
+			out[j] = b[j] + lam*a[j]
+		}
+	}
+}
+
+// electPlus makes the zero elections of e (±0) +1: a tie elects +, and
+// nudged so, positive deltas agree with it. Without a branch: after DARE
+// or TIES many positions have no delta at all.
+func electPlus(e []float32) {
+	for j, x := range e {
+		zero := uint32(int64(uint64(math.Float32bits(x)&^signBit)-1) >> 63) // all ones for ±0
+		e[j] = x + math.Float32frombits(0x3f800000&zero)                    // ±0 + 1 is 1
+	}
+}
+
+// addAgreeing adds to a the weighted deltas wi*d that agree with the
+// elections e (agree) and to v their weight wi.
+func addAgreeing(a, v, d, e []float32, wi float32) {
+	wb := math.Float32bits(wi)
+	a, v = a[:len(d)], v[:len(d)]
+	e = e[:len(d)]
+	for j, x := range d {
+		x *= wi
+		m := agree(x * e[j])
+		a[j] += math.Float32frombits(math.Float32bits(x) & m)
+		v[j] += math.Float32frombits(wb & m)
+	}
+}
+
+// divideBy divides each a[j] by v[j] where |v[j]| > minWeightSum, and by 1
+// elsewhere (NaN included), which leaves it as it is.
+func divideBy(a, v []float32) {
+	const eps = float32(minWeightSum)
+	eb := math.Float32bits(eps)
+	v = v[:len(a)]
+	for j, x := range v {
+		b := math.Float32bits(x)
+		// all ones when eps < |v| <= Inf, by bits
+		big := uint32(int64(uint64((b&^signBit)-eb-1)-uint64(0x7f800000-eb)) >> 63)
+		a[j] /= math.Float32frombits(b&big | 0x3f800000&^big)
 	}
 }
 

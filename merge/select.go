@@ -976,18 +976,26 @@ func bandSum(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, 
 	b := base[j0:len(dst)]
 	for i, x := range xs {
 		d := ds[i][:len(b)]
-		x := x[j0 : j0+len(b)]
-		l, h := lo[i], hi[i]
-		for j, bv := range b {
-			v := x[j] - bv
-			if a := magBits(v); a < l || a >= h {
-				v = 0
-			}
-			d[j] = v
-		}
+		bandDeltas(d, x[j0:j0+len(b)], b, lo[i], hi[i])
 		cur[i] = d
 	}
 	combine(dst[j0:], b, cur, w, "sum", normalize, lambda)
+}
+
+// bandDeltas stores in d the deltas x - b whose magnitude bits lie in
+// [lo, hi), and zero for the others, without a branch: at TIES' densities
+// the test goes either way at random.
+func bandDeltas(d, x, b []float32, lo, hi uint32) {
+	var width uint64 // of the band; an empty one keeps nothing
+	if hi > lo {
+		width = uint64(hi - lo)
+	}
+	d, x = d[:len(b)], x[:len(b)]
+	for j, bv := range b {
+		v := math.Float32bits(x[j] - bv)
+		keep := uint32(int64(uint64((v&^signBit)-lo)-width) >> 63) // all ones when lo <= |v| < hi
+		d[j] = math.Float32frombits(v & keep)
+	}
 }
 
 // bandLinearFast, when set (assembly), computes bandLinear for a prefix of
@@ -1003,14 +1011,23 @@ func bandLinear(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	if bandLinearFast != nil {
 		j0 = bandLinearFast(dst, base, xs, w, lo, hi, scale)
 	}
+	var buf [16]uint64
+	width := buf[:0] // of each model's band, as in bandDeltas
+	if len(xs) > len(buf) {
+		width = make([]uint64, 0, len(xs))
+	}
+	width = width[:len(xs)]
+	for i := range xs {
+		if hi[i] > lo[i] {
+			width[i] = uint64(hi[i] - lo[i])
+		}
+	}
 	for j := j0; j < len(dst); j++ {
 		var s float64
 		for i, x := range xs {
-			v := x[j] - base[j]
-			if a := magBits(v); a < lo[i] || a >= hi[i] {
-				v = 0
-			}
-			s += w[i] * float64(v)
+			v := math.Float32bits(x[j] - base[j])
+			keep := uint32(int64(uint64((v&^signBit)-lo[i])-width[i]) >> 63) // branch-free, as in bandDeltas
+			s += w[i] * float64(math.Float32frombits(v&keep))
 		}
 		dst[j] = float32(float64(base[j]) + scale*s)
 	}

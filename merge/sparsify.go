@@ -307,16 +307,14 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 		z = (z ^ (z >> 30)) * rngMul1
 		z = (z ^ (z >> 27)) * rngMul2
 		z ^= z >> 31
-		u := float64(z>>11) / (1 << 53)
-		p := m.p[rank]
 		x := math.Float32frombits(uint32(v>>32) | uint32(v)&signBit)
 		if m.rescale {
-			x = float32(float64(x) / p)
+			x = float32(float64(x) / m.p[rank])
 		}
-		var keep uint32
-		if u < p {
-			keep = ^uint32(0)
-		}
+		// The draw u = (z>>11) / 2^53 keeps when u < p, that is when z>>11
+		// is below th; compared as integers, without a branch (p is near
+		// one half for most ranks: a branch would go either way at random).
+		keep := uint32(int64((z>>11)-m.th[rank]) >> 63)
 		row[j] = math.Float32frombits(math.Float32bits(x) & keep)
 	}
 }
