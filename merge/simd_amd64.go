@@ -18,6 +18,12 @@ import (
 func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func sumCore256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+
+//go:noescape
+func narrowBF16x256(dst *uint16, src *float32, n int)
+
+//go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
@@ -62,16 +68,25 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.w64)-464]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
 
-// hasAVX512 reports whether the CPU runs the assembly (AVX-512 F, DQ, BW
-// and VL); without it the Go loops run.
-var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
+// hasAVX512 reports whether the CPU runs the AVX-512 assembly (F, DQ, BW
+// and VL); without it, hasAVX2 whether it runs the AVX2 part (the sign
+// election without draws and the narrowing); the Go loops run the rest.
+var (
+	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
+	hasAVX2   = cpu.X86.HasAVX2
+)
 
 func init() { useSIMD(true) }
 
-// useSIMD switches the assembly on (where the CPU has AVX-512) or off;
-// tests call it to check both, so on must not reach instructions the CPU
-// lacks (an AVX2-only machine died of SIGILL in the tests).
+// useSIMD switches the assembly on (what the CPU has of it) or off; tests
+// call it to check both, so on must not reach instructions the CPU lacks
+// (an AVX2-only machine died of SIGILL in the tests).
 func useSIMD(on bool) {
+	if on && !hasAVX512 && hasAVX2 {
+		useSIMD(false)
+		narrowBF16, combineSumFast, bandSumFast = narrowBF16Fast256, combineSum256, bandSum256
+		return
+	}
 	if on && hasAVX512 {
 		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
 		keysBF16Fast, prefixFast, combineLinearFast = keysBF16Fast512, prefixFast512, combineLinear512
@@ -128,6 +143,57 @@ func bandSum512(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	}
 	p.eps = float32(minWeightSum)
 	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
+	return n
+}
+
+// combineSum256 is combineSum512 for AVX2 (sumCore256), over the largest
+// multiple of 8 elements.
+func combineSum256(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(ds) == 0 || len(ds) > 16 {
+		return 0
+	}
+	var p sumParams
+	for i := range ds {
+		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
+	}
+	p.lam = float32(lambda)
+	if normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+	var ptrs [16]unsafe.Pointer
+	for i, d := range ds {
+		_ = d[n-1]
+		ptrs[i] = unsafe.Pointer(&d[0])
+	}
+	_, _, _ = zero[n-1], base[n-1], scratch[8*len(ds)-1]
+	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
+	return n
+}
+
+// bandSum256 is bandSum512 for AVX2 (sumCore256), over the largest
+// multiple of 8 elements.
+func bandSum256(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[n-1]
+		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
+		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	p.lam = float32(lambda)
+	if normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+	_, _ = base[n-1], scratch[8*len(xs)-1]
+	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
 }
 
@@ -287,6 +353,18 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	return n
 }
 
+// narrowBF16Fast256 is narrowBF16Fast for AVX2.
+func narrowBF16Fast256(dst []uint16, src []float32) {
+	k := len(src) &^ 7
+	if k > 0 {
+		_ = dst[k-1]
+		narrowBF16x256(&dst[0], &src[0], k)
+	}
+	narrowBF16Go(dst[k:], src[k:])
+}
+
+// narrowBF16Fast is narrowBF16 with the AVX-512 assembly on a multiple of
+// 16 elements.
 func narrowBF16Fast(dst []uint16, src []float32) {
 	k := len(src) &^ 15
 	if k > 0 {

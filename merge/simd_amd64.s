@@ -524,3 +524,147 @@ prefix_loop:
 	MOVL AX, total+24(FP)
 	VZEROUPPER
 	RET
+
+// func sumCore256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
+//
+// sumCore512 for AVX2, 8 elements at a time, for models that draw nothing
+// (drop 0 or 2; the callers never pass drop 1). Without mask registers the
+// unsigned comparisons are signed ones on values biased by 0x80000000, and
+// the kept entries are selected with AND, as the Go loops do.
+TEXT ·sumCore256(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ obase+16(FP), R15
+	MOVQ xs+24(FP), DX
+	MOVQ scratch+32(FP), R8
+	MOVQ n+40(FP), CX
+	MOVQ models+48(FP), R9
+	MOVQ p+56(FP), R10
+	MOVL $0x3f800000, AX
+	MOVD AX, X15
+	VPBROADCASTD X15, Y15         // 1.0
+	MOVL $0x7fffffff, AX
+	MOVD AX, X14
+	VPBROADCASTD X14, Y14         // abs mask
+	VPCMPEQD Y13, Y13, Y13
+	VPSLLD $31, Y13, Y13          // bias 0x80000000
+	MOVL $0xff7fffff, AX
+	MOVD AX, X12
+	VPBROADCASTD X12, Y12         // 0x7f7fffff, biased
+	VPSRLD $31, Y13, Y11          // integer 1
+	VBROADCASTSS 264(R10), Y10    // eps
+	VBROADCASTSS 256(R10), Y9     // lam
+	MOVL 260(R10), BX             // normalize?
+	XORQ AX, AX
+sum256_loop:
+	VMOVUPS (SI)(AX*4), Y0        // base
+	VXORPS Y1, Y1, Y1             // e
+	XORQ R11, R11
+	MOVQ R8, R13
+sum256_models:
+	MOVQ (DX)(R11*8), R12
+	VMOVUPS (R12)(AX*4), Y2
+	VSUBPS Y0, Y2, Y2
+	CMPL 128(R10)(R11*4), $2
+	JNE sum256_scale
+	VPAND Y14, Y2, Y3             // drop 2: keep lo <= |delta| bits < hi
+	VPXOR Y13, Y3, Y3
+	VPBROADCASTD 336(R10)(R11*4), Y4
+	VPXOR Y13, Y4, Y4
+	VPCMPGTD Y3, Y4, Y4           // lo > k
+	VPBROADCASTD 400(R10)(R11*4), Y5
+	VPXOR Y13, Y5, Y5
+	VPCMPGTD Y3, Y5, Y5           // hi > k
+	VPANDN Y5, Y4, Y4
+	VPAND Y4, Y2, Y2
+sum256_scale:
+	VBROADCASTSS (R10)(R11*4), Y3
+	VMULPS Y3, Y2, Y2
+	VMOVUPS Y2, (R13)
+	VADDPS Y2, Y1, Y1
+	ADDQ $32, R13
+	INCQ R11
+	CMPQ R11, R9
+	JLT sum256_models
+	VPAND Y14, Y1, Y3             // e == ±0: a tie elects +
+	VPXOR Y4, Y4, Y4
+	VPCMPEQD Y4, Y3, Y3
+	VPAND Y15, Y3, Y3
+	VADDPS Y3, Y1, Y1
+	VXORPS Y5, Y5, Y5             // a
+	VXORPS Y6, Y6, Y6             // v
+	XORQ R11, R11
+	MOVQ R8, R13
+sum256_agree:
+	VMOVUPS (R13), Y2
+	VMULPS Y1, Y2, Y3
+	VPSUBD Y11, Y3, Y3
+	VPXOR Y13, Y3, Y3
+	VPCMPGTD Y3, Y12, Y3          // 0 < bits(d*e) <= 0x7f7fffff
+	VPAND Y3, Y2, Y4
+	VADDPS Y4, Y5, Y5
+	VBROADCASTSS 192(R10)(R11*4), Y4
+	VPAND Y3, Y4, Y4
+	VADDPS Y4, Y6, Y6
+	ADDQ $32, R13
+	INCQ R11
+	CMPQ R11, R9
+	JLT sum256_agree
+	TESTL BX, BX
+	JZ sum256_out
+	VANDPS Y14, Y6, Y3
+	VCMPPS $0x1e, Y10, Y3, Y3     // |v| > eps (false for NaN)
+	VDIVPS Y6, Y5, Y4
+	VBLENDVPS Y3, Y4, Y5, Y5
+sum256_out:
+	VMULPS Y9, Y5, Y5
+	VADDPS (R15)(AX*4), Y5, Y5    // obase + lam*a
+	VMOVUPS Y5, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT sum256_loop
+	VZEROUPPER
+	RET
+
+// func narrowBF16x256(dst *uint16, src *float32, n int)
+// narrowBF16x512 for AVX2, 8 at a time: the rounded and the NaN results
+// both made, the NaN lanes blended in, the dwords packed to words.
+TEXT ·narrowBF16x256(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x7fff, AX
+	MOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $1, AX
+	MOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x7fffffff, AX
+	MOVD AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL $0x7f800000, AX
+	MOVD AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x40, AX
+	MOVD AX, X11
+	VPBROADCASTD X11, Y11
+	XORQ AX, AX
+narrow256_loop:
+	VMOVDQU (SI)(AX*4), Y0
+	VPSRLD $16, Y0, Y1            // top half
+	VPAND Y14, Y1, Y2             // its lowest bit
+	VPADDD Y15, Y0, Y3
+	VPADDD Y2, Y3, Y3
+	VPSRLD $16, Y3, Y3            // rounded
+	VPAND Y13, Y0, Y4
+	VPCMPGTD Y12, Y4, Y4          // |bits| > Inf: NaN
+	VPOR Y11, Y1, Y5              // NaN: top half | quiet bit
+	VPBLENDVB Y4, Y5, Y3, Y3
+	VEXTRACTI128 $1, Y3, X4
+	VPACKUSDW X4, X3, X3
+	VMOVDQU X3, (DI)(AX*2)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT narrow256_loop
+	VZEROUPPER
+	RET
