@@ -24,6 +24,12 @@ func sumCore256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch uns
 func narrowBF16x256(dst *uint16, src *float32, n int)
 
 //go:noescape
+func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64) (c, above int)
+
+//go:noescape
+func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64) (c, above int)
+
+//go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
@@ -85,6 +91,7 @@ func useSIMD(on bool) {
 	if on && !hasAVX512 && hasAVX2 {
 		useSIMD(false)
 		narrowBF16, combineSumFast, bandSumFast = narrowBF16Fast256, combineSum256, bandSum256
+		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		return
 	}
 	if on && hasAVX512 {
@@ -195,6 +202,44 @@ func bandSum256(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	_, _ = base[n-1], scratch[8*len(xs)-1]
 	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
+}
+
+// compressLUT gives, for each mask of eight lanes, the indices of its set
+// lanes in order (a byte each, the rest zero): collect256 moves the kept
+// lanes to the front with VPERMD by them, as VPCOMPRESSD does.
+var compressLUT = func() (t [256]uint64) {
+	for m := range t {
+		k := 0
+		for i := range 8 {
+			if m>>i&1 != 0 {
+				t[m] |= uint64(i) << (8 * k)
+				k++
+			}
+		}
+	}
+	return t
+}()
+
+// collectFast256 is collectDelta over the largest multiple of 8 entries.
+func collectFast256(buf []uint32, x, base []float32, lo, hi uint32) (int, int, int64) {
+	n := len(base) &^ 7
+	if n == 0 {
+		return 0, 0, 0
+	}
+	_, _ = buf[n+7], x[n-1]
+	c, above := collect256(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0])
+	return n, c, int64(above)
+}
+
+// collectBF16Fast256 is collectBF16 over the largest multiple of 8 entries.
+func collectBF16Fast256(buf []uint32, x, base []uint16, lo, hi uint32) (int, int, int64) {
+	n := len(base) &^ 7
+	if n == 0 {
+		return 0, 0, 0
+	}
+	_, _ = buf[n+7], x[n-1]
+	c, above := collect256BF16(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0])
+	return n, c, int64(above)
 }
 
 // collectFast512 is collectDelta over the largest multiple of 16 entries.

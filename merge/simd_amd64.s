@@ -668,3 +668,108 @@ narrow256_loop:
 	JLT narrow256_loop
 	VZEROUPPER
 	RET
+
+// func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64) (c, above int)
+// collect512 for AVX2, 8 at a time: the unsigned comparisons as signed
+// ones on biased values, and VPCOMPRESSD as VPERMD by the indices that
+// lut gives for the mask of the kept lanes (compressLUT).
+TEXT ·collect256(SB), NOSPLIT, $0-64
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ lut+40(FP), R11
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $31, Y15, Y15          // bias 0x80000000
+	MOVL lo+32(FP), AX
+	MOVD AX, X14
+	VPBROADCASTD X14, Y14
+	VPXOR Y15, Y14, Y14           // lo, biased
+	MOVL hi+36(FP), AX
+	MOVD AX, X13
+	VPBROADCASTD X13, Y13
+	VPXOR Y15, Y13, Y13           // hi, biased
+	VPCMPEQD Y12, Y12, Y12
+	VPSRLD $1, Y12, Y12           // abs mask
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+	XORQ R10, R10                 // above
+collect256_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VSUBPS (DX)(AX*4), Y0, Y0
+	VPAND Y12, Y0, Y0
+	VPXOR Y15, Y0, Y1
+	VPCMPGTD Y13, Y1, Y2          // bits > hi
+	VPCMPGTD Y1, Y14, Y3          // lo > bits
+	VPOR Y3, Y2, Y3
+	VMOVMSKPS Y3, R9
+	XORL $0xff, R9                // lo <= bits <= hi
+	VMOVQ (R11)(R9*8), X4
+	VPMOVZXBD X4, Y4
+	VPERMD Y0, Y4, Y5
+	VMOVDQU Y5, (DI)(R8*4)
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	VMOVMSKPS Y2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT collect256_loop
+	MOVQ R8, c+48(FP)
+	MOVQ R10, above+56(FP)
+	VZEROUPPER
+	RET
+
+// func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64) (c, above int)
+// collect256 on bfloat16 rows, widened as collect512BF16 does.
+TEXT ·collect256BF16(SB), NOSPLIT, $0-64
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ lut+40(FP), R11
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $31, Y15, Y15          // bias 0x80000000
+	MOVL lo+32(FP), AX
+	MOVD AX, X14
+	VPBROADCASTD X14, Y14
+	VPXOR Y15, Y14, Y14           // lo, biased
+	MOVL hi+36(FP), AX
+	MOVD AX, X13
+	VPBROADCASTD X13, Y13
+	VPXOR Y15, Y13, Y13           // hi, biased
+	VPCMPEQD Y12, Y12, Y12
+	VPSRLD $1, Y12, Y12           // abs mask
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+	XORQ R10, R10                 // above
+collect256bf_loop:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+	VPMOVZXWD (DX)(AX*2), Y2
+	VPSLLD $16, Y2, Y2
+	VSUBPS Y2, Y0, Y0
+	VPAND Y12, Y0, Y0
+	VPXOR Y15, Y0, Y1
+	VPCMPGTD Y13, Y1, Y2          // bits > hi
+	VPCMPGTD Y1, Y14, Y3          // lo > bits
+	VPOR Y3, Y2, Y3
+	VMOVMSKPS Y3, R9
+	XORL $0xff, R9                // lo <= bits <= hi
+	VMOVQ (R11)(R9*8), X4
+	VPMOVZXBD X4, Y4
+	VPERMD Y0, Y4, Y5
+	VMOVDQU Y5, (DI)(R8*4)
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	VMOVMSKPS Y2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT collect256bf_loop
+	MOVQ R8, c+48(FP)
+	MOVQ R10, above+56(FP)
+	VZEROUPPER
+	RET
