@@ -30,6 +30,9 @@ func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64
 func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64) (c, above int)
 
 //go:noescape
+func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+
+//go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
@@ -92,6 +95,7 @@ func useSIMD(on bool) {
 		useSIMD(false)
 		narrowBF16, combineSumFast, bandSumFast = narrowBF16Fast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
+		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		return
 	}
 	if on && hasAVX512 {
@@ -296,6 +300,54 @@ func combineLinear512(dst, base []float32, ds [][]float32, w []float64, normaliz
 	p.scale = scale
 	_, _ = zero[n-1], base[n-1]
 	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
+	return n
+}
+
+// bandLinear256Go is bandLinear512Go for AVX2, over the largest multiple
+// of 8 elements.
+func bandLinear256Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[n-1]
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	p.scale = scale
+	_ = base[n-1]
+	bandLinear256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	return n
+}
+
+// combineLinear256 is combineLinear512 for AVX2, over the largest
+// multiple of 8 elements.
+func combineLinear256(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(ds) == 0 || len(ds) > 16 {
+		return 0
+	}
+	scale := lambda
+	if normalize {
+		div := sum(w)
+		if math.Abs(div) < minWeightSum {
+			div = 1
+		}
+		scale /= div
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, d := range ds {
+		_ = d[n-1]
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], 0, 1<<31
+		ptrs[i] = unsafe.Pointer(&d[0])
+	}
+	p.scale = scale
+	_, _ = zero[n-1], base[n-1]
+	bandLinear256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
 	return n
 }
 
