@@ -161,6 +161,16 @@ func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, 
 		sumChunk(dst, base, xs, w, o, lambda, k, ds)
 		return
 	}
+	if o.Consensus == "" && o.Sparsify == SparsifyNone && len(xs) <= 16 {
+		// combine without a consensus on the deltas x - base is bandLinear
+		// with bands that keep every magnitude, which has the assembly.
+		var lo, hi [16]uint32
+		for i := range xs {
+			hi[i] = 1 << 31
+		}
+		bandLinear(dst, base, xs, w, lo[:len(xs)], hi[:len(xs)], linearScale(w, lambda, o.Normalize))
+		return
+	}
 	cur := make([][]float32, len(xs))
 	for i, x := range xs {
 		d := ds[i][:n]
@@ -327,14 +337,7 @@ func scaleBy(d []float32, s float32) {
 func combine(dst, base []float32, ds [][]float32, w []float64, consensus string, normalize bool, lambda float64) {
 	if consensus == "" {
 		// Every model takes part everywhere: one divisor for the tensor.
-		scale := lambda
-		if normalize {
-			div := sum(w)
-			if math.Abs(div) < minWeightSum {
-				div = 1
-			}
-			scale /= div
-		}
+		scale := linearScale(w, lambda, normalize)
 		for j := range dst {
 			var s float64
 			for i, d := range ds {
@@ -416,6 +419,20 @@ func divideBy(a, v []float32) {
 		big := uint32(int64(uint64((b&^signBit)-eb-1)-uint64(0x7f800000-eb)) >> 63)
 		a[j] /= math.Float32frombits(b&big | 0x3f800000&^big)
 	}
+}
+
+// linearScale is the factor of combine without a consensus: lambda,
+// divided by the weights' sum when normalizing (unless it is near zero).
+func linearScale(w []float64, lambda float64, normalize bool) float64 {
+	scale := lambda
+	if normalize {
+		div := sum(w)
+		if math.Abs(div) < minWeightSum {
+			div = 1
+		}
+		scale /= div
+	}
+	return scale
 }
 
 // agree returns all ones when p is positive, finite and not zero (the

@@ -3,7 +3,6 @@
 package merge
 
 import (
-	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -283,14 +282,7 @@ func combineLinear512(dst, base []float32, ds [][]float32, w []float64, normaliz
 	if n == 0 || len(ds) == 0 || len(ds) > 16 {
 		return 0
 	}
-	scale := lambda
-	if normalize {
-		div := sum(w)
-		if math.Abs(div) < minWeightSum {
-			div = 1
-		}
-		scale /= div
-	}
+	scale := linearScale(w, lambda, normalize)
 	var p sumParams
 	var ptrs [16]unsafe.Pointer
 	for i, d := range ds {
@@ -330,14 +322,7 @@ func combineLinear256(dst, base []float32, ds [][]float32, w []float64, normaliz
 	if n == 0 || len(ds) == 0 || len(ds) > 16 {
 		return 0
 	}
-	scale := lambda
-	if normalize {
-		div := sum(w)
-		if math.Abs(div) < minWeightSum {
-			div = 1
-		}
-		scale /= div
-	}
+	scale := linearScale(w, lambda, normalize)
 	var p sumParams
 	var ptrs [16]unsafe.Pointer
 	for i, d := range ds {
