@@ -68,6 +68,9 @@ type sumParams struct {
 	mhi    [16]uint32
 	w64    [16]float64 // bandLinear512: weight per model
 	scale  float64     // bandLinear512: lambda / the weights' sum
+	// sumCore256's constants as vectors of four: 4*gamma, the two mix
+	// multipliers, each then its high half (VPMULUDQ reads low halves).
+	c256 [5][4]uint64
 }
 
 // The assembly reads mlo and mhi at these offsets.
@@ -75,6 +78,7 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mlo)-336]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.w64)-464]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.c256)-600]
 
 // hasAVX512 reports whether the CPU runs the AVX-512 assembly (F, DQ, BW
 // and VL); without it, hasAVX2 whether it runs the AVX2 part (the sign
@@ -92,7 +96,7 @@ func init() { useSIMD(true) }
 func useSIMD(on bool) {
 	if on && !hasAVX512 && hasAVX2 {
 		useSIMD(false)
-		narrowBF16, combineSumFast, bandSumFast = narrowBF16Fast256, combineSum256, bandSum256
+		narrowBF16, combineSumFast, bandSumFast, sumFast = narrowBF16Fast256, combineSum256, bandSum256, sumFast256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		return
@@ -432,6 +436,51 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 		ptrs[i] = unsafe.Pointer(&x[0])
 	}
 	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
+	return n
+}
+
+// sumFast256 is sumFast512 for AVX2 (sumCore256), over the largest
+// multiple of 8 elements: four generator states per model, for pairs
+// 0-3 of the eight elements.
+func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	// Scratch: 8 deltas per model, then each model's four states.
+	scratch := ds[len(xs)][:16*len(xs)]
+	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[8*len(xs)])), 4*len(xs))
+	for i, x := range xs {
+		_ = x[n-1]
+		sc, drop := sumScale(w, o, i)
+		p.sc[i], p.w[i] = sc, float32(w[i])
+		if drop {
+			p.drop[i] = 1
+			p.th[i] = uint32(keepThreshold(o.Density[i]))
+			s := mix(o.Seed, uint64(i), uint64(k)+1)
+			for m := range 4 {
+				states[4*i+m] = s + uint64(m+1)*rngGamma
+			}
+		}
+	}
+	p.lam = float32(lambda)
+	if o.Normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+	g := uint64(rngGamma)
+	for l := range 4 {
+		p.c256[0][l] = 4 * g // wraps, as the state does
+		p.c256[1][l], p.c256[2][l] = rngMul1, rngMul1>>32
+		p.c256[3][l], p.c256[4][l] = rngMul2, rngMul2>>32
+	}
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	_ = base[n-1]
+	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n
 }
 

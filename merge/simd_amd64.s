@@ -527,10 +527,11 @@ prefix_loop:
 
 // func sumCore256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 //
-// sumCore512 for AVX2, 8 elements at a time, for models that draw nothing
-// (drop 0 or 2; the callers never pass drop 1). Without mask registers the
-// unsigned comparisons are signed ones on values biased by 0x80000000, and
-// the kept entries are selected with AND, as the Go loops do.
+// sumCore512 for AVX2, 8 elements at a time: four draws per model (the
+// states after the deltas in scratch, the constants in p.c256). Without
+// mask registers the unsigned comparisons are signed ones on values biased
+// by 0x80000000, and the kept entries are selected with AND, as the Go
+// loops do.
 TEXT ·sumCore256(SB), NOSPLIT, $0-64
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -540,6 +541,8 @@ TEXT ·sumCore256(SB), NOSPLIT, $0-64
 	MOVQ n+40(FP), CX
 	MOVQ models+48(FP), R9
 	MOVQ p+56(FP), R10
+	MOVQ R9, R14
+	SHLQ $5, R14                  // states start at scratch + 32*models
 	MOVL $0x3f800000, AX
 	MOVD AX, X15
 	VPBROADCASTD X15, Y15         // 1.0
@@ -565,7 +568,8 @@ sum256_models:
 	MOVQ (DX)(R11*8), R12
 	VMOVUPS (R12)(AX*4), Y2
 	VSUBPS Y0, Y2, Y2
-	CMPL 128(R10)(R11*4), $2
+	MOVL 128(R10)(R11*4), R12
+	CMPL R12, $2
 	JNE sum256_scale
 	VPAND Y14, Y2, Y3             // drop 2: keep lo <= |delta| bits < hi
 	VPXOR Y13, Y3, Y3
@@ -577,9 +581,44 @@ sum256_models:
 	VPCMPGTD Y3, Y5, Y5           // hi > k
 	VPANDN Y5, Y4, Y4
 	VPAND Y4, Y2, Y2
+	XORL R12, R12                 // no draws
 sum256_scale:
 	VBROADCASTSS (R10)(R11*4), Y3
 	VMULPS Y3, Y2, Y2
+	TESTL R12, R12
+	JZ sum256_keep
+	// drop 1: four splitmix64 states per model after the deltas, each
+	// draw giving two consecutive elements its 32-bit halves; 64-bit
+	// products from three VPMULUDQ (no VPMULLQ in AVX2).
+	VMOVDQU (R13)(R14*1), Y4
+	VPADDQ 600(R10), Y4, Y5       // 4*gamma
+	VMOVDQU Y5, (R13)(R14*1)
+	VPSRLQ $30, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	VPMULUDQ 632(R10), Y4, Y6     // * mix multiplier 1
+	VPSRLQ $32, Y4, Y7
+	VPMULUDQ 632(R10), Y7, Y7
+	VPMULUDQ 664(R10), Y4, Y8
+	VPADDQ Y8, Y7, Y7
+	VPSLLQ $32, Y7, Y7
+	VPADDQ Y7, Y6, Y4
+	VPSRLQ $27, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	VPMULUDQ 696(R10), Y4, Y6     // * mix multiplier 2
+	VPSRLQ $32, Y4, Y7
+	VPMULUDQ 696(R10), Y7, Y7
+	VPMULUDQ 728(R10), Y4, Y8
+	VPADDQ Y8, Y7, Y7
+	VPSLLQ $32, Y7, Y7
+	VPADDQ Y7, Y6, Y4
+	VPSRLQ $31, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	VPXOR Y13, Y4, Y4
+	VPBROADCASTD 64(R10)(R11*4), Y5
+	VPXOR Y13, Y5, Y5
+	VPCMPGTD Y4, Y5, Y5           // draw < threshold: keep
+	VPAND Y5, Y2, Y2
+sum256_keep:
 	VMOVUPS Y2, (R13)
 	VADDPS Y2, Y1, Y1
 	ADDQ $32, R13
