@@ -32,6 +32,9 @@ func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uin
 func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
+
+//go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
@@ -99,6 +102,7 @@ func useSIMD(on bool) {
 		narrowBF16, combineSumFast, bandSumFast, sumFast = narrowBF16Fast256, combineSum256, bandSum256, sumFast256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
+		pruneRanksFast = pruneRanksFast256
 		return
 	}
 	if on && hasAVX512 {
@@ -396,6 +400,33 @@ func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int 
 		resc = 1
 	}
 	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+	return n
+}
+
+// pruneConsts256 are pruneRanks256's constants as vectors of four: gamma
+// and the two mix multipliers, each then its high half.
+var pruneConsts256 = func() (c [6][4]uint64) {
+	for l := range 4 {
+		c[0][l], c[1][l] = rngGamma, rngGamma>>32
+		c[2][l], c[3][l] = rngMul1, rngMul1>>32
+		c[4][l], c[5][l] = rngMul2, rngMul2>>32
+	}
+	return c
+}()
+
+// pruneRanksFast256 is pruneRanksFast512 for AVX2, over the largest
+// multiple of 4 ranks.
+func pruneRanksFast256(m *magPruner, row []float32, ord []uint64, s uint64) int {
+	n := len(ord) &^ 3
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
+	resc := 0
+	if m.rescale {
+		resc = 1
+	}
+	pruneRanks256(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc, &pruneConsts256)
 	return n
 }
 

@@ -877,3 +877,92 @@ lin256_models:
 	JLT lin256_loop
 	VZEROUPPER
 	RET
+
+// func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
+// pruneRanks512 for AVX2, 4 ranks at a time: the 64-bit products from
+// VPMULUDQ (c: gamma, the mix multipliers, each then its high half), the
+// comparison with th as signed (both below 2^63), and the scatter as four
+// scalar stores.
+TEXT ·pruneRanks256(SB), NOSPLIT, $0-72
+	MOVQ row+0(FP), DI
+	MOVQ ord+8(FP), SI
+	MOVQ q+16(FP), R12
+	MOVQ th+24(FP), R13
+	MOVQ p+32(FP), R14
+	MOVQ n+40(FP), CX
+	VPBROADCASTQ s+48(FP), Y15
+	MOVQ rescale+56(FP), R9
+	MOVQ c+64(FP), R10
+	MOVQ $0x80000000, BX
+	VMOVQ BX, X14
+	VPBROADCASTQ X14, Y14         // the sign bit
+	MOVQ $1, BX
+	VMOVQ BX, X13
+	VPBROADCASTQ X13, Y13
+	MOVQ $0x0000000600000004, BX  // VPERMD: the low dwords of the four qwords
+	VMOVQ BX, X12
+	MOVQ $0x0000000200000000, BX
+	VMOVQ BX, X11
+	VPUNPCKLQDQ X12, X11, X12
+	XORQ AX, AX
+prune256_loop:
+	VMOVDQU (SI)(AX*8), Y0
+	VPSRLQ $32, Y0, Y1
+	VPAND Y14, Y0, Y2
+	VPOR Y2, Y1, Y1
+	VPERMD Y1, Y12, Y1            // x, in X1
+	VPMOVSXDQ (R12)(AX*4), Y3
+	VPADDQ Y13, Y3, Y3            // q+1, below 2^31
+	VPMULUDQ (R10), Y3, Y4
+	VPMULUDQ 32(R10), Y3, Y3
+	VPSLLQ $32, Y3, Y3
+	VPADDQ Y4, Y3, Y3             // (q+1)*gamma
+	VPADDQ Y15, Y3, Y3            // + s
+	VPSRLQ $30, Y3, Y4
+	VPXOR Y4, Y3, Y3
+	VPMULUDQ 64(R10), Y3, Y4      // * mix multiplier 1
+	VPSRLQ $32, Y3, Y5
+	VPMULUDQ 64(R10), Y5, Y5
+	VPMULUDQ 96(R10), Y3, Y6
+	VPADDQ Y6, Y5, Y5
+	VPSLLQ $32, Y5, Y5
+	VPADDQ Y5, Y4, Y3
+	VPSRLQ $27, Y3, Y4
+	VPXOR Y4, Y3, Y3
+	VPMULUDQ 128(R10), Y3, Y4     // * mix multiplier 2
+	VPSRLQ $32, Y3, Y5
+	VPMULUDQ 128(R10), Y5, Y5
+	VPMULUDQ 160(R10), Y3, Y6
+	VPADDQ Y6, Y5, Y5
+	VPSLLQ $32, Y5, Y5
+	VPADDQ Y5, Y4, Y3
+	VPSRLQ $31, Y3, Y4
+	VPXOR Y4, Y3, Y3
+	VPSRLQ $11, Y3, Y3
+	VMOVDQU (R13)(AX*8), Y4
+	VPCMPGTQ Y3, Y4, Y4           // keep: below th
+	VPERMD Y4, Y12, Y4
+	TESTQ R9, R9
+	JZ prune256_store
+	VCVTPS2PD X1, Y5
+	VDIVPD (R14)(AX*8), Y5, Y5
+	VCVTPD2PSY Y5, X1
+prune256_store:
+	VPAND X4, X1, X1
+	MOVL (SI)(AX*8), BX
+	ANDL $0x7fffffff, BX
+	VMOVSS X1, (DI)(BX*4)
+	MOVL 8(SI)(AX*8), BX
+	ANDL $0x7fffffff, BX
+	VEXTRACTPS $1, X1, (DI)(BX*4)
+	MOVL 16(SI)(AX*8), BX
+	ANDL $0x7fffffff, BX
+	VEXTRACTPS $2, X1, (DI)(BX*4)
+	MOVL 24(SI)(AX*8), BX
+	ANDL $0x7fffffff, BX
+	VEXTRACTPS $3, X1, (DI)(BX*4)
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT prune256_loop
+	VZEROUPPER
+	RET
