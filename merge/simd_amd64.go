@@ -35,6 +35,9 @@ func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, model
 func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
+func keys256BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[16]uint32, t *keysLUT256) (n8, n16, nz int)
+
+//go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 
 //go:noescape
@@ -102,7 +105,7 @@ func useSIMD(on bool) {
 		narrowBF16, combineSumFast, bandSumFast, sumFast = narrowBF16Fast256, combineSum256, bandSum256, sumFast256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
-		pruneRanksFast = pruneRanksFast256
+		pruneRanksFast, keysBF16Fast = pruneRanksFast256, keysBF16Fast256
 		return
 	}
 	if on && hasAVX512 {
@@ -400,6 +403,57 @@ func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int 
 		resc = 1
 	}
 	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+	return n
+}
+
+// keysLUT256 is keys256BF16's table (its layout is the assembly's): for
+// each mask of four lanes, the dword indices that move the 64-bit lanes
+// set in it to the front; the entries' first indices, 0-7; and 8s to add.
+type keysLUT256 struct {
+	perm  [16][8]uint32
+	idx   [8]uint64
+	eight [4]uint64
+}
+
+var keysTable256 = func() (t keysLUT256) {
+	for m := range t.perm {
+		k := 0
+		for i := range 4 {
+			if m>>i&1 != 0 {
+				t.perm[m][2*k], t.perm[m][2*k+1] = uint32(2*i), uint32(2*i+1)
+				k++
+			}
+		}
+	}
+	for i := range t.idx {
+		t.idx[i] = uint64(i)
+	}
+	for i := range t.eight {
+		t.eight[i] = 8
+	}
+	return t
+}()
+
+var _ = [1]struct{}{}[unsafe.Offsetof(keysLUT256{}.idx)-512]
+var _ = [1]struct{}{}[unsafe.Offsetof(keysLUT256{}.eight)-576]
+
+// keysBF16Fast256 is keysBF16Fast512 for AVX2, over the largest multiple
+// of 8 entries.
+func keysBF16Fast256(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
+	n := len(base) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _, _, _ = a[n-1], zl[n-1], x[n-1], st.s8[n+3], st.s16[n+3], st.l[n+3]
+	var vec [16]uint32
+	for i := range 8 {
+		vec[i], vec[8+i] = st.max, st.min
+	}
+	n8, n16, nz := keys256BF16(&a[0], &st.s8[0], &st.s16[0], &zl[0], &st.l[0], &x[0], &base[0], n, &vec, &keysTable256)
+	for i := range 8 {
+		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[8+i])
+	}
+	st.low8, st.low16, st.nz = uint32(n8), uint32(n16), uint32(nz)
 	return n
 }
 

@@ -966,3 +966,115 @@ prune256_store:
 	JLT prune256_loop
 	VZEROUPPER
 	RET
+
+// APPEND256 appends the entries of E (four, a half of eight) whose lanes
+// of MASK (eight lanes, the half's SHIFTed down to bits 0-3) are zero to
+// LIST at COUNT, moving them to the front with VPERMD by the table at R15
+// (keysTable256.perm), and adds their number to COUNT. It may write four
+// entries past the count.
+#define APPEND256(E, MASK, SHIFT, LIST, COUNT) \
+	VMOVMSKPS MASK, R12; \
+	SHRL SHIFT, R12; \
+	ANDL $0xf, R12; \
+	XORL $0xf, R12; \
+	POPCNTL R12, CX; \
+	SHLQ $5, R12; \
+	VMOVDQU (R15)(R12*1), Y7; \
+	VPERMD E, Y7, Y8; \
+	VMOVDQU Y8, (LIST)(COUNT*8); \
+	ADDQ CX, COUNT
+
+// SPLIT256 appends the entries of E whose bits 8-15 are zero (the lanes of
+// Y5 set, the half's SHIFTed down) to zs (BX) at nz (R14) and the others
+// to ls (R13) at j+OFF-nz, then adds the former's number to nz.
+#define SPLIT256(E, SHIFT, OFF) \
+	VMOVMSKPS Y5, R12; \
+	SHRL SHIFT, R12; \
+	ANDL $0xf, R12; \
+	POPCNTL R12, CX; \
+	SHLQ $5, R12; \
+	VMOVDQU (R15)(R12*1), Y7; \
+	VPERMD E, Y7, Y8; \
+	VMOVDQU Y8, (BX)(R14*8); \
+	XORQ $0x1e0, R12; \
+	VMOVDQU (R15)(R12*1), Y7; \
+	VPERMD E, Y7, Y8; \
+	LEAQ OFF(AX), R12; \
+	SUBQ R14, R12; \
+	VMOVDQU Y8, (R13)(R12*8); \
+	ADDQ CX, R14
+
+// func keys256BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[16]uint32, t *keysLUT256) (n8, n16, nz int)
+// keys512BF16 for AVX2, 8 entries at a time (two halves of four 64-bit
+// entries): the masks are lanes compared with zero, the compress stores
+// VPERMD by t's table, the largest and least magnitudes in vec[0:8] and
+// vec[8:16].
+TEXT ·keys256BF16(SB), NOSPLIT, $0-104
+	MOVQ a+0(FP), DI
+	MOVQ s8+8(FP), R8
+	MOVQ s16+16(FP), R9
+	MOVQ zs+24(FP), BX
+	MOVQ ls+32(FP), R13
+	MOVQ x+40(FP), SI
+	MOVQ base+48(FP), DX
+	MOVQ vec+64(FP), R15
+	VMOVDQU (R15), Y13            // largest magnitudes
+	VMOVDQU 32(R15), Y12          // least magnitudes
+	MOVQ t+72(FP), R15
+	VMOVDQU 512(R15), Y11         // indices j..j+3
+	VMOVDQU 544(R15), Y10         // indices j+4..j+7
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $31, Y15, Y15          // sign bit
+	VPXOR Y14, Y14, Y14           // zero
+	XORQ AX, AX
+	XORQ R10, R10                 // n8
+	XORQ R11, R11                 // n16
+	XORQ R14, R14                 // nz
+keys256_loop:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+	VSUBPS (DX)(AX*4), Y0, Y0     // x - base
+	VPANDN Y0, Y15, Y1            // magnitude bits
+	VPAND Y15, Y0, Y2             // sign bit
+	VPMAXUD Y1, Y13, Y13
+	VPMINUD Y1, Y12, Y12
+	VPSLLD $24, Y1, Y3
+	VPCMPEQD Y14, Y3, Y3          // low byte zero
+	VPSLLD $16, Y1, Y4
+	VPCMPEQD Y14, Y4, Y4          // low 16 bits zero
+	VPSRLD $8, Y1, Y5
+	VPSLLD $24, Y5, Y5
+	VPCMPEQD Y14, Y5, Y5          // bits 8-15 zero
+	VPMOVZXDQ X1, Y6
+	VPSLLQ $32, Y6, Y6
+	VPMOVZXDQ X2, Y7
+	VPOR Y7, Y6, Y6
+	VPOR Y11, Y6, Y6              // entries j..j+3
+	VEXTRACTI128 $1, Y1, X0
+	VPMOVZXDQ X0, Y0
+	VPSLLQ $32, Y0, Y0
+	VEXTRACTI128 $1, Y2, X7
+	VPMOVZXDQ X7, Y7
+	VPOR Y7, Y0, Y0
+	VPOR Y10, Y0, Y0              // entries j+4..j+7
+	VMOVDQU Y6, (DI)(AX*8)
+	VMOVDQU Y0, 32(DI)(AX*8)
+	VPADDQ 576(R15), Y11, Y11
+	VPADDQ 576(R15), Y10, Y10
+	APPEND256(Y6, Y3, $0, R8, R10)
+	APPEND256(Y0, Y3, $4, R8, R10)
+	APPEND256(Y6, Y4, $0, R9, R11)
+	APPEND256(Y0, Y4, $4, R9, R11)
+	SPLIT256(Y6, $0, 0)
+	SPLIT256(Y0, $4, 4)
+	ADDQ $8, AX
+	CMPQ AX, n+56(FP)
+	JLT keys256_loop
+	MOVQ vec+64(FP), R15
+	VMOVDQU Y13, (R15)
+	VMOVDQU Y12, 32(R15)
+	MOVQ R10, n8+80(FP)
+	MOVQ R11, n16+88(FP)
+	MOVQ R14, nz+96(FP)
+	VZEROUPPER
+	RET
