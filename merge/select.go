@@ -34,17 +34,17 @@ import (
 //     counts the ties per block. All models' selections share the passes;
 //     their serial steps (sample, quickselect) run one selection per core.
 //   - Once the thresholds are known, TIES and breadcrumbs merge a block in
-//     one fused step (bandSum, bandLinear: AVX-512) that keeps each model's
+//     one fused step (bandSum, bandLinear: AVX-512 or AVX2) that keeps each model's
 //     |delta| bits in a band [lo, hi) and combines, unless a selection keeps
 //     only some of its ties at the threshold in that block (at most one
 //     block per selection), which takes the keep-mask path.
 //   - DELLA's ranks are per row, so each block prunes its rows alone (a
 //     stable sort of the row's magnitudes: the keys built 16 at a time in
-//     AVX-512 from bf16 inputs read in place, two counting passes, on bits
+//     AVX-512 (8 in AVX2) from bf16 inputs read in place, two counting passes, on bits
 //     8-15 and on the upper 16 bits within 8 octaves of the row's largest,
 //     then the few bins holding keys with lower bits set sorted whole; a
 //     full radix sort for other rows; the draws, keep tests and rescaling
-//     then run 8 ranks at a time in AVX-512); the random stream
+//     then run 8 ranks at a time in AVX-512, 4 in AVX2); the random stream
 //     of row q starts where the whole-tensor stream would be (every row
 //     takes the same number of draws).
 //   - L1 rescaling sums |delta| row by row (l1Rows), so the sums are the

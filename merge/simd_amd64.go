@@ -8,10 +8,12 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The AVX-512 halves of the element-wise hot paths: sign-elected sums
-// (TIES, DARE-TIES) and the bf16 narrowing after every chunk (kernels
-// widens). Each computes exactly what its Go version computes, bit for bit;
-// tests hold one to the other.
+// The assembly halves of the element-wise hot paths: sign-elected sums
+// (TIES, DARE-TIES), band selections and linear sums (breadcrumbs, task
+// arithmetic), DELLA's keys and draws, and the bf16 narrowing after every
+// chunk (kernels widens), in AVX-512 and, for the machines without it, in
+// AVX2 (all but the prefix sums). Each computes exactly what its Go
+// version computes, bit for bit; tests hold one to the other.
 
 //go:noescape
 func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
