@@ -93,7 +93,7 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.c256)-600]
 // election without draws and the narrowing); the Go loops run the rest.
 var (
 	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
-	hasAVX2   = cpu.X86.HasAVX2
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
 )
 
 func init() { useSIMD(true) }
