@@ -734,7 +734,7 @@ func main() {
 	mv256Q8()
 	mv256Q8s()
 	mm256Q8()
-	packQ8x8()
+	packRows8(false)
 	mm8x4Q8p()
 	mv512BF16d()
 	mv512BF16ds()
@@ -744,7 +744,7 @@ func main() {
 	mv512Q4()
 	mm512Q4()
 	mv256Q4()
-	packQ4x8()
+	packRows8(true)
 	mm8x4Q4p()
 	for T := 1; T <= 8; T++ {
 		mm2xT(types[1], T, false) // BF16
@@ -1121,35 +1121,55 @@ func mm256Q8() {
 	p("")
 }
 
-// q8Packed is the bytes per block of a packQ8x8 group: eight rows' 32
+// q8Packed is the bytes per block of a packRows8 group: eight rows' 32
 // values as eight 32-byte steps (step j: bytes 4j..4j+3 of rows 0-7), then
 // the eight rows' scales as float32.
 const q8Packed = 288
 
-// packQ8x8 writes func packQ8x8(dst, w, s unsafe.Pointer, ldw, nb int): nb
-// blocks of eight Q8_0 rows from w (row stride ldw bytes; scales at s,
-// ldw/16 bytes apart) packed for mm8x4Q8p, each block's 8x8 dwords
-// transposed with unpacks and lane permutes.
-func packQ8x8() {
-	const fn = "packQ8x8"
+// packRows8 writes func packQ8x8(dst, w, s unsafe.Pointer, ldw, nb int)
+// (q4 false) or packQ4x8: nb blocks of eight rows from w (rows ldw
+// weights apart: ldw bytes of Q8_0, ldw/2 of Q4_0; their scales ldw/16
+// bytes apart at s) packed for mm8x4Q8p or mm8x4Q4p, each block's 8x8
+// dwords transposed (q8x8Transpose). Q4_0's nibbles are unpacked first,
+// each value as its unsigned nibble (0..15, standing for u-8).
+func packRows8(q4 bool) {
+	fn, block := "packQ8x8", 32 // bytes of a row's block
+	if q4 {
+		fn, block = "packQ4x8", 16
+	}
 	p("// func %s(dst, w, s unsafe.Pointer, ldw, nb int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-40", fn)
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ s+16(FP), SI")
 	p("\tMOVQ ldw+24(FP), BX")
+	p("\tMOVQ BX, R8")
+	p("\tSHRQ $4, R8") // scale bytes per row
+	if q4 {
+		p("\tSHRQ $1, BX") // row bytes
+	}
 	p("\tMOVQ nb+32(FP), DX")
 	p("\tLEAQ (BX)(BX*2), CX")
 	p("\tLEAQ (R10)(BX*4), R11")
-	p("\tMOVQ BX, R8")
-	p("\tSHRQ $4, R8")
 	p("\tLEAQ (R8)(R8*2), R9")
 	p("\tLEAQ (SI)(R8*4), R12")
 	waddr := []string{"(R10)", "(R10)(BX*1)", "(R10)(BX*2)", "(R10)(CX*1)", "(R11)", "(R11)(BX*1)", "(R11)(BX*2)", "(R11)(CX*1)"}
 	saddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(SI)(R9*1)", "(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R12)(R9*1)"}
 	p("%s_loop:", fn)
+	if q4 {
+		p("\tMOVL $0x0f0f0f0f, AX")
+		p("\tMOVD AX, X9")
+		p("\tVPBROADCASTD X9, Y9")
+	}
 	for r := 0; r < 8; r++ {
-		p("\tVMOVDQU %s, Y%d", waddr[r], r)
+		if !q4 {
+			p("\tVMOVDQU %s, Y%d", waddr[r], r)
+			continue
+		}
+		p("\tVMOVDQU %s, X%d", waddr[r], r)
+		p("\tVPSRLW $4, X%d, X8", r)
+		p("\tVINSERTI128 $1, X8, Y%d, Y%d", r, r)
+		p("\tVPAND Y9, Y%d, Y%d", r, r)
 	}
 	q8x8Transpose()
 	for r := 0; r < 8; r++ {
@@ -1157,8 +1177,8 @@ func packQ8x8() {
 	}
 	p("\tVCVTPH2PS X10, Y10")
 	p("\tVMOVUPS Y10, 256(DI)")
-	p("\tADDQ $32, R10")
-	p("\tADDQ $32, R11")
+	p("\tADDQ $%d, R10", block)
+	p("\tADDQ $%d, R11", block)
 	p("\tADDQ $2, SI")
 	p("\tADDQ $2, R12")
 	p("\tADDQ $%d, DI", q8Packed)
@@ -1193,6 +1213,27 @@ func q8x8Transpose() {
 	}
 }
 
+// packedTileStart begins the packed tile fn (mm8x4Q8p, mm8x4Q4p): the
+// int16 ones in Y15, the packed rows at SI, the tokens' records at DX (ldx
+// bytes apart; their addresses returned), the records to go in BX, acc
+// accumulators Y0.. zeroed; then the loop's label.
+func packedTileStart(fn string, acc int) []string {
+	p("// func %s(dst, wp, x unsafe.Pointer, ldd, ldx, k int)", fn)
+	p("TEXT ·%s(SB), NOSPLIT, $0-48", fn)
+	q8Ones256()
+	p("\tMOVQ wp+8(FP), SI")
+	p("\tMOVQ x+16(FP), DX")
+	p("\tMOVQ ldx+32(FP), DI")
+	p("\tLEAQ (DI)(DI*2), CX")
+	p("\tMOVQ k+40(FP), BX")
+	p("\tSHRQ $6, BX")
+	for i := 0; i < acc; i++ {
+		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+	}
+	p("%s_loop:", fn)
+	return []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
+}
+
 // mm8x4Q8p writes func mm8x4Q8p(dst, wp, x unsafe.Pointer, ldd, ldx, k int):
 // eight packed rows (packQ8x8) x four tokens; lane r is row r. Per step of
 // four columns, |w| of the eight rows goes to Y8 and each token's four
@@ -1200,22 +1241,7 @@ func q8x8Transpose() {
 // d = sx*sw (the packed scales) and the float accumulator Y(t).
 func mm8x4Q8p() {
 	const fn = "mm8x4Q8p"
-	p("// func %s(dst, wp, x unsafe.Pointer, ldd, ldx, k int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-48", fn)
-	p("\tMOVL $0x00010001, AX")
-	p("\tMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
-	p("\tMOVQ wp+8(FP), SI")
-	p("\tMOVQ x+16(FP), DX")
-	p("\tMOVQ ldx+32(FP), DI")
-	p("\tLEAQ (DI)(DI*2), CX")
-	p("\tMOVQ k+40(FP), BX")
-	p("\tSHRQ $6, BX")
-	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
-	for t := 0; t < 4; t++ {
-		p("\tVXORPS Y%d, Y%d, Y%d", t, t, t)
-	}
-	p("%s_loop:", fn)
+	xaddr := packedTileStart(fn, 4)
 	for h := 0; h < 2; h++ {
 		wb := h * q8Packed
 		for j := 0; j < 8; j++ {
@@ -2474,56 +2500,6 @@ func mv256Q4() {
 	p("")
 }
 
-// packQ4x8 writes func packQ4x8(dst, w, s unsafe.Pointer, ldw, nb int): nb
-// blocks of eight Q4_0 rows from w (rows ldw weights apart: ldw/2 bytes,
-// their scales ldw/16 bytes) packed for mm8x4Q4p in packQ8x8's layout,
-// each value as its unsigned nibble (0..15, standing for u-8).
-func packQ4x8() {
-	const fn = "packQ4x8"
-	p("// func %s(dst, w, s unsafe.Pointer, ldw, nb int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-40", fn)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ w+8(FP), R10")
-	p("\tMOVQ s+16(FP), SI")
-	p("\tMOVQ ldw+24(FP), BX")
-	p("\tMOVQ BX, R8")
-	p("\tSHRQ $1, BX") // row bytes
-	p("\tSHRQ $4, R8") // scale bytes per row
-	p("\tMOVQ nb+32(FP), DX")
-	p("\tLEAQ (BX)(BX*2), CX")
-	p("\tLEAQ (R10)(BX*4), R11")
-	p("\tLEAQ (R8)(R8*2), R9")
-	p("\tLEAQ (SI)(R8*4), R12")
-	waddr := []string{"(R10)", "(R10)(BX*1)", "(R10)(BX*2)", "(R10)(CX*1)", "(R11)", "(R11)(BX*1)", "(R11)(BX*2)", "(R11)(CX*1)"}
-	saddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(SI)(R9*1)", "(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R12)(R9*1)"}
-	p("%s_loop:", fn)
-	p("\tMOVL $0x0f0f0f0f, AX")
-	p("\tMOVD AX, X9")
-	p("\tVPBROADCASTD X9, Y9")
-	for r := 0; r < 8; r++ {
-		p("\tVMOVDQU %s, X%d", waddr[r], r)
-		p("\tVPSRLW $4, X%d, X8", r)
-		p("\tVINSERTI128 $1, X8, Y%d, Y%d", r, r)
-		p("\tVPAND Y9, Y%d, Y%d", r, r)
-	}
-	q8x8Transpose()
-	for r := 0; r < 8; r++ {
-		p("\tVPINSRW $%d, %s, X10, X10", r, saddr[r])
-	}
-	p("\tVCVTPH2PS X10, Y10")
-	p("\tVMOVUPS Y10, 256(DI)")
-	p("\tADDQ $16, R10")
-	p("\tADDQ $16, R11")
-	p("\tADDQ $2, SI")
-	p("\tADDQ $2, R12")
-	p("\tADDQ $%d, DI", q8Packed)
-	p("\tDECQ DX")
-	p("\tJNZ %s_loop", fn)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-}
-
 // mm8x4Q4p writes func mm8x4Q4p(dst, wp, x unsafe.Pointer, ldd, ldx, k int):
 // eight packed rows (packQ4x8) x four tokens; lane r is row r. Per step of
 // four columns, the eight rows' nibbles go to Y12 and each token's four
@@ -2533,20 +2509,7 @@ func packQ4x8() {
 // accumulator of the token.
 func mm8x4Q4p() {
 	const fn = "mm8x4Q4p"
-	p("// func %s(dst, wp, x unsafe.Pointer, ldd, ldx, k int)", fn)
-	p("TEXT ·%s(SB), NOSPLIT, $0-48", fn)
-	q8Ones256()
-	p("\tMOVQ wp+8(FP), SI")
-	p("\tMOVQ x+16(FP), DX")
-	p("\tMOVQ ldx+32(FP), DI")
-	p("\tLEAQ (DI)(DI*2), CX")
-	p("\tMOVQ k+40(FP), BX")
-	p("\tSHRQ $6, BX")
-	xaddr := []string{"(DX)", "(DX)(DI*1)", "(DX)(DI*2)", "(DX)(CX*1)"}
-	for i := 0; i < 8; i++ {
-		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
-	}
-	p("%s_loop:", fn)
+	xaddr := packedTileStart(fn, 8)
 	for h := 0; h < 2; h++ {
 		wb := h * q8Packed
 		for j := 0; j < 8; j++ {

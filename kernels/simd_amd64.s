@@ -7146,11 +7146,11 @@ TEXT ·packQ8x8(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), R10
 	MOVQ s+16(FP), SI
 	MOVQ ldw+24(FP), BX
+	MOVQ BX, R8
+	SHRQ $4, R8
 	MOVQ nb+32(FP), DX
 	LEAQ (BX)(BX*2), CX
 	LEAQ (R10)(BX*4), R11
-	MOVQ BX, R8
-	SHRQ $4, R8
 	LEAQ (R8)(R8*2), R9
 	LEAQ (SI)(R8*4), R12
 packQ8x8_loop:
@@ -9349,8 +9349,8 @@ TEXT ·packQ4x8(SB), NOSPLIT, $0-40
 	MOVQ s+16(FP), SI
 	MOVQ ldw+24(FP), BX
 	MOVQ BX, R8
-	SHRQ $1, BX
 	SHRQ $4, R8
+	SHRQ $1, BX
 	MOVQ nb+32(FP), DX
 	LEAQ (BX)(BX*2), CX
 	LEAQ (R10)(BX*4), R11

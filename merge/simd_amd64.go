@@ -119,65 +119,37 @@ func useSIMD(on bool) {
 	}
 }
 
-// combineSum512 is combine with consensus "sum" over the largest multiple
-// of 16 elements: sumCore512 with the deltas as inputs, a zero base to
-// subtract (x - 0 is x, bit for bit) and the real base to add.
-// zero and scratch hold at least len(dst) and 32*len(ds) floats.
-func combineSum512(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
-	n := len(dst) &^ 15
-	if n == 0 || len(ds) == 0 || len(ds) > 16 {
-		return 0
+// The wrappers below are made for either width: lanes 16 runs
+// sumCore512 or bandLinear512, 8 sumCore256 or bandLinear256 (called
+// directly, in sumCoreN and linearCoreN, so that the parameters stay on
+// the stack).
+var (
+	combineSum512, combineSum256       = combineSumWith(16), combineSumWith(8)
+	bandSum512, bandSum256             = bandSumWith(16), bandSumWith(8)
+	bandLinear512Go, bandLinear256Go   = bandLinearWith(16), bandLinearWith(8)
+	combineLinear512, combineLinear256 = combineLinearWith(16), combineLinearWith(8)
+)
+
+func sumCoreN(lanes int, dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams) {
+	if lanes == 16 {
+		sumCore512(dst, base, obase, xs, scratch, n, models, p)
+	} else {
+		sumCore256(dst, base, obase, xs, scratch, n, models, p)
 	}
-	var p sumParams
-	for i := range ds {
-		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
-	}
-	p.lam = float32(lambda)
-	if normalize {
-		p.norm = 1
-	}
-	p.eps = float32(minWeightSum)
-	var ptrs [16]unsafe.Pointer
-	for i, d := range ds {
-		ptrs[i] = unsafe.Pointer(&d[0])
-	}
-	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
-	return n
 }
 
-// bandSum512 is bandSum over the largest multiple of 16 elements:
-// sumCore512 with every model in drop mode 2. scratch holds at least
-// 16*len(xs) floats.
-func bandSum512(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
-	n := len(dst) &^ 15
-	if n == 0 || len(xs) == 0 || len(xs) > 16 {
-		return 0
+func linearCoreN(lanes int, dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams) {
+	if lanes == 16 {
+		bandLinear512(dst, base, obase, xs, n, models, p)
+	} else {
+		bandLinear256(dst, base, obase, xs, n, models, p)
 	}
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
-		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
-	p.lam = float32(lambda)
-	if normalize {
-		p.norm = 1
-	}
-	p.eps = float32(minWeightSum)
-	sumCore512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
-	return n
 }
 
-// combineSum256 is combineSum512 for AVX2 (sumCore256), over the largest
-// multiple of 8 elements.
-func combineSum256(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
-	n := len(dst) &^ 7
-	if n == 0 || len(ds) == 0 || len(ds) > 16 {
-		return 0
-	}
+// sumParamsFor is the sumParams of a sign election by sum without draws.
+func sumParamsFor(w []float64, normalize bool, lambda float64) sumParams {
 	var p sumParams
-	for i := range ds {
+	for i := range w {
 		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
 	}
 	p.lam = float32(lambda)
@@ -185,39 +157,99 @@ func combineSum256(dst, base []float32, ds [][]float32, w []float64, normalize b
 		p.norm = 1
 	}
 	p.eps = float32(minWeightSum)
-	var ptrs [16]unsafe.Pointer
-	for i, d := range ds {
-		_ = d[n-1]
-		ptrs[i] = unsafe.Pointer(&d[0])
-	}
-	_, _, _ = zero[n-1], base[n-1], scratch[8*len(ds)-1]
-	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
-	return n
+	return p
 }
 
-// bandSum256 is bandSum512 for AVX2 (sumCore256), over the largest
-// multiple of 8 elements.
-func bandSum256(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
-	n := len(dst) &^ 7
-	if n == 0 || len(xs) == 0 || len(xs) > 16 {
-		return 0
+// combineSumWith makes combine with consensus "sum" over the largest
+// multiple of lanes elements: the sign election core with the deltas as
+// inputs, a zero base to subtract (x - 0 is x, bit for bit) and the real
+// base to add. zero and scratch hold at least len(dst) and lanes*len(ds)
+// floats.
+func combineSumWith(lanes int) func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
+	return func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero, scratch []float32) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 || len(ds) == 0 || len(ds) > 16 {
+			return 0
+		}
+		p := sumParamsFor(w[:len(ds)], normalize, lambda)
+		var ptrs [16]unsafe.Pointer
+		for i, d := range ds {
+			_ = d[n-1]
+			ptrs[i] = unsafe.Pointer(&d[0])
+		}
+		_, _, _ = zero[n-1], base[n-1], scratch[lanes*len(ds)-1]
+		sumCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
+		return n
 	}
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[n-1]
-		p.sc[i], p.w[i] = float32(w[i]), float32(w[i])
-		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
-		ptrs[i] = unsafe.Pointer(&x[0])
+}
+
+// bandSumWith makes bandSum over the largest multiple of lanes elements:
+// the sign election core with every model in drop mode 2. scratch holds
+// at least lanes*len(xs) floats.
+func bandSumWith(lanes int) func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
+	return func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, normalize bool, lambda float64, scratch []float32) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 || len(xs) == 0 || len(xs) > 16 {
+			return 0
+		}
+		p := sumParamsFor(w[:len(xs)], normalize, lambda)
+		var ptrs [16]unsafe.Pointer
+		for i, x := range xs {
+			_ = x[n-1]
+			p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
+			ptrs[i] = unsafe.Pointer(&x[0])
+		}
+		_, _ = base[n-1], scratch[lanes*len(xs)-1]
+		sumCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
+		return n
 	}
-	p.lam = float32(lambda)
-	if normalize {
-		p.norm = 1
+}
+
+// bandLinearWith makes bandLinear over the largest multiple of lanes
+// elements.
+func bandLinearWith(lanes int) func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
+	return func(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 || len(xs) == 0 || len(xs) > 16 {
+			return 0
+		}
+		var p sumParams
+		var ptrs [16]unsafe.Pointer
+		for i, x := range xs {
+			_ = x[n-1]
+			p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
+			ptrs[i] = unsafe.Pointer(&x[0])
+		}
+		p.scale = scale
+		_ = base[n-1]
+		linearCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+		return n
 	}
-	p.eps = float32(minWeightSum)
-	_, _ = base[n-1], scratch[8*len(xs)-1]
-	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
-	return n
+}
+
+// combineLinearWith makes combine without a consensus over the largest
+// multiple of lanes elements: the linear core with the deltas as inputs,
+// a zero base to subtract (d - 0 is d, bit for bit), bands that keep
+// every magnitude, and the real base to add; zero holds at least
+// len(dst).
+func combineLinearWith(lanes int) func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
+	return func(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 || len(ds) == 0 || len(ds) > 16 {
+			return 0
+		}
+		var p sumParams
+		var ptrs [16]unsafe.Pointer
+		for i, d := range ds {
+			_ = d[n-1]
+			p.w64[i], p.mlo[i], p.mhi[i] = w[i], 0, 1<<31
+			ptrs[i] = unsafe.Pointer(&d[0])
+		}
+		p.scale = linearScale(w, lambda, normalize)
+		_, _ = zero[n-1], base[n-1]
+		linearCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
+		return n
+	}
 }
 
 // compressLUT gives, for each mask of eight lanes, the indices of its set
@@ -267,86 +299,6 @@ func collectFast512(buf []uint32, x, base []float32, lo, hi uint32) (int, int, i
 	_ = buf[n+15]
 	c, above := collect512(&buf[0], &x[0], &base[0], n, lo, hi)
 	return n, c, int64(above)
-}
-
-// bandLinear512Go is bandLinear over the largest multiple of 16 elements.
-func bandLinear512Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
-	n := len(dst) &^ 15
-	if n == 0 || len(xs) == 0 || len(xs) > 16 {
-		return 0
-	}
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
-	p.scale = scale
-	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
-	return n
-}
-
-// combineLinear512 is combine without a consensus over the largest
-// multiple of 16 elements: bandLinear512 with the deltas as inputs, a
-// zero base to subtract (d - 0 is d, bit for bit), bands that keep every
-// magnitude, and the real base to add; zero holds at least len(dst).
-func combineLinear512(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
-	n := len(dst) &^ 15
-	if n == 0 || len(ds) == 0 || len(ds) > 16 {
-		return 0
-	}
-	scale := linearScale(w, lambda, normalize)
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, d := range ds {
-		p.w64[i], p.mlo[i], p.mhi[i] = w[i], 0, 1<<31
-		ptrs[i] = unsafe.Pointer(&d[0])
-	}
-	p.scale = scale
-	_, _ = zero[n-1], base[n-1]
-	bandLinear512(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
-	return n
-}
-
-// bandLinear256Go is bandLinear512Go for AVX2, over the largest multiple
-// of 8 elements.
-func bandLinear256Go(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, scale float64) int {
-	n := len(dst) &^ 7
-	if n == 0 || len(xs) == 0 || len(xs) > 16 {
-		return 0
-	}
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[n-1]
-		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
-	p.scale = scale
-	_ = base[n-1]
-	bandLinear256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
-	return n
-}
-
-// combineLinear256 is combineLinear512 for AVX2, over the largest
-// multiple of 8 elements.
-func combineLinear256(dst, base []float32, ds [][]float32, w []float64, normalize bool, lambda float64, zero []float32) int {
-	n := len(dst) &^ 7
-	if n == 0 || len(ds) == 0 || len(ds) > 16 {
-		return 0
-	}
-	scale := linearScale(w, lambda, normalize)
-	var p sumParams
-	var ptrs [16]unsafe.Pointer
-	for i, d := range ds {
-		_ = d[n-1]
-		p.w64[i], p.mlo[i], p.mhi[i] = w[i], 0, 1<<31
-		ptrs[i] = unsafe.Pointer(&d[0])
-	}
-	p.scale = scale
-	_, _ = zero[n-1], base[n-1]
-	bandLinear256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(ds), &p)
-	return n
 }
 
 // collectBF16Fast512 is collectBF16 over the largest multiple of 16 entries.
@@ -486,6 +438,30 @@ func pruneRanksFast256(m *magPruner, row []float32, ord []uint64, s uint64) int 
 	return n
 }
 
+// drawParams fills p for sumCore512 or sumCore256 with DARE's drops:
+// each model's scale and weight, and for the models that drop, the keep
+// threshold and the per generator states of chunk k's first step in
+// states (the pairs 0..per-1 of elements); then lam, norm and eps.
+func drawParams(p *sumParams, states []uint64, per, models int, w []float64, o TaskOptions, lambda float64, k int) {
+	for i := range models {
+		sc, drop := sumScale(w, o, i)
+		p.sc[i], p.w[i] = sc, float32(w[i])
+		if drop {
+			p.drop[i] = 1
+			p.th[i] = uint32(keepThreshold(o.Density[i]))
+			s := mix(o.Seed, uint64(i), uint64(k)+1)
+			for m := range per {
+				states[per*i+m] = s + uint64(m+1)*rngGamma
+			}
+		}
+	}
+	p.lam = float32(lambda)
+	if o.Normalize {
+		p.norm = 1
+	}
+	p.eps = float32(minWeightSum)
+}
+
 // sumFast512 runs sumCore512 over the largest multiple of 16 elements.
 func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, lambda float64, k int, ds [][]float32) int {
 	n := len(dst) &^ 15
@@ -497,23 +473,7 @@ func sumFast512(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	// states (64 bytes each).
 	scratch := ds[len(xs)][:32*len(xs)]
 	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[16*len(xs)])), 8*len(xs))
-	for i := range xs {
-		sc, drop := sumScale(w, o, i)
-		p.sc[i], p.w[i] = sc, float32(w[i])
-		if drop {
-			p.drop[i] = 1
-			p.th[i] = uint32(keepThreshold(o.Density[i]))
-			s := mix(o.Seed, uint64(i), uint64(k)+1)
-			for m := range 8 {
-				states[8*i+m] = s + uint64(m+1)*rngGamma
-			}
-		}
-	}
-	p.lam = float32(lambda)
-	if o.Normalize {
-		p.norm = 1
-	}
-	p.eps = float32(minWeightSum)
+	drawParams(&p, states, 8, len(xs), w, o, lambda, k)
 	g := uint64(rngGamma)
 	p.consts[0] = 8 * g // wraps, as the state does
 	p.consts[1] = rngMul1
@@ -538,24 +498,7 @@ func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	// Scratch: 8 deltas per model, then each model's four states.
 	scratch := ds[len(xs)][:16*len(xs)]
 	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[8*len(xs)])), 4*len(xs))
-	for i, x := range xs {
-		_ = x[n-1]
-		sc, drop := sumScale(w, o, i)
-		p.sc[i], p.w[i] = sc, float32(w[i])
-		if drop {
-			p.drop[i] = 1
-			p.th[i] = uint32(keepThreshold(o.Density[i]))
-			s := mix(o.Seed, uint64(i), uint64(k)+1)
-			for m := range 4 {
-				states[4*i+m] = s + uint64(m+1)*rngGamma
-			}
-		}
-	}
-	p.lam = float32(lambda)
-	if o.Normalize {
-		p.norm = 1
-	}
-	p.eps = float32(minWeightSum)
+	drawParams(&p, states, 4, len(xs), w, o, lambda, k)
 	g := uint64(rngGamma)
 	for l := range 4 {
 		p.c256[0][l] = 4 * g // wraps, as the state does
@@ -564,6 +507,7 @@ func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	}
 	var ptrs [16]unsafe.Pointer
 	for i, x := range xs {
+		_ = x[n-1]
 		ptrs[i] = unsafe.Pointer(&x[0])
 	}
 	_ = base[n-1]

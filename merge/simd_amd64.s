@@ -525,6 +525,19 @@ prefix_loop:
 	VZEROUPPER
 	RET
 
+// MULLQ256 sets the four 64-bit lanes of A to their products with a
+// constant, modulo 2^64, from VPMULUDQ (AVX2 has no VPMULLQ): C holds the
+// constant in each lane (VPMULUDQ reads its low half), CH its high half;
+// T1-T3 are scratch.
+#define MULLQ256(A, C, CH, T1, T2, T3) \
+	VPMULUDQ C, A, T1; \
+	VPSRLQ $32, A, T2; \
+	VPMULUDQ C, T2, T2; \
+	VPMULUDQ CH, A, T3; \
+	VPADDQ T3, T2, T2; \
+	VPSLLQ $32, T2, T2; \
+	VPADDQ T2, T1, A
+
 // func sumCore256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
 //
 // sumCore512 for AVX2, 8 elements at a time: four draws per model (the
@@ -588,29 +601,16 @@ sum256_scale:
 	TESTL R12, R12
 	JZ sum256_keep
 	// drop 1: four splitmix64 states per model after the deltas, each
-	// draw giving two consecutive elements its 32-bit halves; 64-bit
-	// products from three VPMULUDQ (no VPMULLQ in AVX2).
+	// draw giving two consecutive elements its 32-bit halves.
 	VMOVDQU (R13)(R14*1), Y4
 	VPADDQ 600(R10), Y4, Y5       // 4*gamma
 	VMOVDQU Y5, (R13)(R14*1)
 	VPSRLQ $30, Y4, Y5
 	VPXOR Y5, Y4, Y4
-	VPMULUDQ 632(R10), Y4, Y6     // * mix multiplier 1
-	VPSRLQ $32, Y4, Y7
-	VPMULUDQ 632(R10), Y7, Y7
-	VPMULUDQ 664(R10), Y4, Y8
-	VPADDQ Y8, Y7, Y7
-	VPSLLQ $32, Y7, Y7
-	VPADDQ Y7, Y6, Y4
+	MULLQ256(Y4, 632(R10), 664(R10), Y6, Y7, Y8) // * mix multiplier 1
 	VPSRLQ $27, Y4, Y5
 	VPXOR Y5, Y4, Y4
-	VPMULUDQ 696(R10), Y4, Y6     // * mix multiplier 2
-	VPSRLQ $32, Y4, Y7
-	VPMULUDQ 696(R10), Y7, Y7
-	VPMULUDQ 728(R10), Y4, Y8
-	VPADDQ Y8, Y7, Y7
-	VPSLLQ $32, Y7, Y7
-	VPADDQ Y7, Y6, Y4
+	MULLQ256(Y4, 696(R10), 728(R10), Y6, Y7, Y8) // * mix multiplier 2
 	VPSRLQ $31, Y4, Y5
 	VPXOR Y5, Y4, Y4
 	VPXOR Y13, Y4, Y4
@@ -708,51 +708,64 @@ narrow256_loop:
 	VZEROUPPER
 	RET
 
+// COLLECT256SETUP sets collect256's constants from lo in AX and hi in BX:
+// the bias 0x80000000 in Y15, lo and hi biased in Y14 and Y13, the
+// magnitude mask in Y12; AX then counts the entries, R8 c and R10 above.
+#define COLLECT256SETUP \
+	VPCMPEQD Y15, Y15, Y15; \
+	VPSLLD $31, Y15, Y15; \
+	MOVD AX, X14; \
+	VPBROADCASTD X14, Y14; \
+	VPXOR Y15, Y14, Y14; \
+	MOVD BX, X13; \
+	VPBROADCASTD X13, Y13; \
+	VPXOR Y15, Y13, Y13; \
+	VPCMPEQD Y12, Y12, Y12; \
+	VPSRLD $1, Y12, Y12; \
+	XORQ AX, AX; \
+	XORQ R8, R8; \
+	XORQ R10, R10
+
+// COLLECT256STEP appends the magnitude bits of the eight deltas in Y0
+// that lie in [lo, hi] to buf at c, as VPCOMPRESSD would (VPERMD by the
+// table at R11), counts those above hi, and goes on to the next eight.
+#define COLLECT256STEP \
+	VPAND Y12, Y0, Y0; \
+	VPXOR Y15, Y0, Y1; \
+	VPCMPGTD Y13, Y1, Y2; \
+	VPCMPGTD Y1, Y14, Y3; \
+	VPOR Y3, Y2, Y3; \
+	VMOVMSKPS Y3, R9; \
+	XORL $0xff, R9; \
+	VMOVQ (R11)(R9*8), X4; \
+	VPMOVZXBD X4, Y4; \
+	VPERMD Y0, Y4, Y5; \
+	VMOVDQU Y5, (DI)(R8*4); \
+	POPCNTL R9, R9; \
+	ADDQ R9, R8; \
+	VMOVMSKPS Y2, R9; \
+	POPCNTL R9, R9; \
+	ADDQ R9, R10; \
+	ADDQ $8, AX
+
 // func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64) (c, above int)
 // collect512 for AVX2, 8 at a time: the unsigned comparisons as signed
-// ones on biased values, and VPCOMPRESSD as VPERMD by the indices that
-// lut gives for the mask of the kept lanes (compressLUT).
+// ones on biased values (bits > hi, lo > bits), and VPCOMPRESSD as VPERMD
+// by the indices that lut gives for the mask of the kept lanes
+// (compressLUT).
 TEXT ·collect256(SB), NOSPLIT, $0-64
 	MOVQ buf+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ base+16(FP), DX
 	MOVQ n+24(FP), CX
 	MOVQ lut+40(FP), R11
-	VPCMPEQD Y15, Y15, Y15
-	VPSLLD $31, Y15, Y15          // bias 0x80000000
 	MOVL lo+32(FP), AX
-	MOVD AX, X14
-	VPBROADCASTD X14, Y14
-	VPXOR Y15, Y14, Y14           // lo, biased
-	MOVL hi+36(FP), AX
-	MOVD AX, X13
-	VPBROADCASTD X13, Y13
-	VPXOR Y15, Y13, Y13           // hi, biased
-	VPCMPEQD Y12, Y12, Y12
-	VPSRLD $1, Y12, Y12           // abs mask
-	XORQ AX, AX
-	XORQ R8, R8                   // c
-	XORQ R10, R10                 // above
+	MOVL hi+36(FP), BX
+	COLLECT256SETUP
 collect256_loop:
 	VMOVUPS (SI)(AX*4), Y0
 	VSUBPS (DX)(AX*4), Y0, Y0
-	VPAND Y12, Y0, Y0
-	VPXOR Y15, Y0, Y1
-	VPCMPGTD Y13, Y1, Y2          // bits > hi
-	VPCMPGTD Y1, Y14, Y3          // lo > bits
-	VPOR Y3, Y2, Y3
-	VMOVMSKPS Y3, R9
-	XORL $0xff, R9                // lo <= bits <= hi
-	VMOVQ (R11)(R9*8), X4
-	VPMOVZXBD X4, Y4
-	VPERMD Y0, Y4, Y5
-	VMOVDQU Y5, (DI)(R8*4)
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	VMOVMSKPS Y2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $8, AX
+	COLLECT256STEP
 	CMPQ AX, CX
 	JLT collect256_loop
 	MOVQ R8, c+48(FP)
@@ -768,44 +781,16 @@ TEXT ·collect256BF16(SB), NOSPLIT, $0-64
 	MOVQ base+16(FP), DX
 	MOVQ n+24(FP), CX
 	MOVQ lut+40(FP), R11
-	VPCMPEQD Y15, Y15, Y15
-	VPSLLD $31, Y15, Y15          // bias 0x80000000
 	MOVL lo+32(FP), AX
-	MOVD AX, X14
-	VPBROADCASTD X14, Y14
-	VPXOR Y15, Y14, Y14           // lo, biased
-	MOVL hi+36(FP), AX
-	MOVD AX, X13
-	VPBROADCASTD X13, Y13
-	VPXOR Y15, Y13, Y13           // hi, biased
-	VPCMPEQD Y12, Y12, Y12
-	VPSRLD $1, Y12, Y12           // abs mask
-	XORQ AX, AX
-	XORQ R8, R8                   // c
-	XORQ R10, R10                 // above
+	MOVL hi+36(FP), BX
+	COLLECT256SETUP
 collect256bf_loop:
 	VPMOVZXWD (SI)(AX*2), Y0
 	VPSLLD $16, Y0, Y0
 	VPMOVZXWD (DX)(AX*2), Y2
 	VPSLLD $16, Y2, Y2
 	VSUBPS Y2, Y0, Y0
-	VPAND Y12, Y0, Y0
-	VPXOR Y15, Y0, Y1
-	VPCMPGTD Y13, Y1, Y2          // bits > hi
-	VPCMPGTD Y1, Y14, Y3          // lo > bits
-	VPOR Y3, Y2, Y3
-	VMOVMSKPS Y3, R9
-	XORL $0xff, R9                // lo <= bits <= hi
-	VMOVQ (R11)(R9*8), X4
-	VPMOVZXBD X4, Y4
-	VPERMD Y0, Y4, Y5
-	VMOVDQU Y5, (DI)(R8*4)
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	VMOVMSKPS Y2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $8, AX
+	COLLECT256STEP
 	CMPQ AX, CX
 	JLT collect256bf_loop
 	MOVQ R8, c+48(FP)
@@ -920,22 +905,10 @@ prune256_loop:
 	VPADDQ Y15, Y3, Y3            // + s
 	VPSRLQ $30, Y3, Y4
 	VPXOR Y4, Y3, Y3
-	VPMULUDQ 64(R10), Y3, Y4      // * mix multiplier 1
-	VPSRLQ $32, Y3, Y5
-	VPMULUDQ 64(R10), Y5, Y5
-	VPMULUDQ 96(R10), Y3, Y6
-	VPADDQ Y6, Y5, Y5
-	VPSLLQ $32, Y5, Y5
-	VPADDQ Y5, Y4, Y3
+	MULLQ256(Y3, 64(R10), 96(R10), Y4, Y5, Y6) // * mix multiplier 1
 	VPSRLQ $27, Y3, Y4
 	VPXOR Y4, Y3, Y3
-	VPMULUDQ 128(R10), Y3, Y4     // * mix multiplier 2
-	VPSRLQ $32, Y3, Y5
-	VPMULUDQ 128(R10), Y5, Y5
-	VPMULUDQ 160(R10), Y3, Y6
-	VPADDQ Y6, Y5, Y5
-	VPSLLQ $32, Y5, Y5
-	VPADDQ Y5, Y4, Y3
+	MULLQ256(Y3, 128(R10), 160(R10), Y4, Y5, Y6) // * mix multiplier 2
 	VPSRLQ $31, Y3, Y4
 	VPXOR Y4, Y3, Y3
 	VPSRLQ $11, Y3, Y3
