@@ -183,8 +183,13 @@ func taskChunk(dst, base []float32, xs [][]float32, w []float64, o TaskOptions, 
 		}
 		cur[i] = d
 	}
-	combine(dst, base, cur, w, o.Consensus, o.Normalize, lambda)
+	// ds[len(xs)] is free here: combineAll's scratch.
+	combineAll(dst, base, cur, w, o.Consensus, o.Normalize, lambda, zeroChunk[:n], ds[len(xs)])
 }
+
+// zeroChunk is the base of zeros that combineAll's assembly subtracts
+// from deltas (never written).
+var zeroChunk [chunk]float32
 
 // sumChunk is taskChunk for sign election by sum (TIES, DARE-TIES), fused
 // into two passes: the weighted, dropped deltas and their sum; then per
