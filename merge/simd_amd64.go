@@ -12,8 +12,8 @@ import (
 // (TIES, DARE-TIES), band selections and linear sums (breadcrumbs, task
 // arithmetic), DELLA's keys and draws, and the bf16 narrowing after every
 // chunk (kernels widens), in AVX-512 and, for the machines without it, in
-// AVX2 (all but the prefix sums). Each computes exactly what its Go
-// version computes, bit for bit; tests hold one to the other.
+// AVX2. Each computes exactly what its Go version computes, bit for bit;
+// tests hold one to the other.
 
 //go:noescape
 func sumCore512(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, scratch unsafe.Pointer, n, models int, p *sumParams)
@@ -38,6 +38,9 @@ func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, 
 
 //go:noescape
 func keys256BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[16]uint32, t *keysLUT256) (n8, n16, nz int)
+
+//go:noescape
+func prefix256(c *int32, n int, start int32) (total int32)
 
 //go:noescape
 func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
@@ -107,7 +110,7 @@ func useSIMD(on bool) {
 		narrowBF16, combineSumFast, bandSumFast, sumFast = narrowBF16Fast256, combineSum256, bandSum256, sumFast256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
-		pruneRanksFast, keysBF16Fast = pruneRanksFast256, keysBF16Fast256
+		pruneRanksFast, keysBF16Fast, prefixFast = pruneRanksFast256, keysBF16Fast256, prefixFast256
 		return
 	}
 	if on && hasAVX512 {
@@ -320,6 +323,15 @@ func prefixFast512(c []int32, start int32) (int, int32) {
 		return 0, start
 	}
 	return n, prefix512(&c[0], n, start)
+}
+
+// prefixFast256 is prefixSums over the largest multiple of 8 counters.
+func prefixFast256(c []int32, start int32) (int, int32) {
+	n := len(c) &^ 7
+	if n == 0 {
+		return 0, start
+	}
+	return n, prefix256(&c[0], n, start)
 }
 
 // keysBF16Fast512 is sortRowBF16's loop over the largest multiple of 16

@@ -1051,3 +1051,37 @@ keys256_loop:
 	MOVQ R14, nz+96(FP)
 	VZEROUPPER
 	RET
+
+// func prefix256(c *int32, n int, start int32) (total int32)
+// prefix512 for AVX2, 8 counters at a time: the sums within each 128-bit
+// half by byte shifts, then the low half's total added to the high half.
+TEXT ·prefix256(SB), NOSPLIT, $0-28
+	MOVQ c+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVL start+16(FP), AX
+	MOVD AX, X2
+	VPBROADCASTD X2, Y2           // the running total, in every lane
+	MOVL $7, AX
+	MOVD AX, X4
+	VPBROADCASTD X4, Y4           // lane 7, for VPERMD
+	XORQ AX, AX
+prefix256_loop:
+	VMOVDQU (DI)(AX*4), Y0
+	VPSLLDQ $4, Y0, Y1            // lanes up by 1, in each half
+	VPADDD Y1, Y0, Y1
+	VPSLLDQ $8, Y1, Y5            // by 2
+	VPADDD Y5, Y1, Y1
+	VPSHUFD $0xff, Y1, Y5         // each half's total
+	VPERM2I128 $0x08, Y5, Y5, Y5  // the low half's, to the high half
+	VPADDD Y5, Y1, Y1             // inclusive sums
+	VPADDD Y2, Y1, Y1
+	VPSUBD Y0, Y1, Y0             // exclusive, plus the total before
+	VMOVDQU Y0, (DI)(AX*4)
+	VPERMD Y1, Y4, Y2             // the total after
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT prefix256_loop
+	VMOVD X2, AX
+	MOVL AX, total+24(FP)
+	VZEROUPPER
+	RET
