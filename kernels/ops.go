@@ -67,6 +67,11 @@ var (
 	// rather than widening the same weights again for every 4 tokens.
 	widenImpl func(dst []float32, src []uint16, t Type)
 
+	// widenCall, when set, is what Widen runs where widenImpl is not set:
+	// a kernel for the callers of Widen (the merges' bf16 rows) that
+	// MatMul, whose choice widenImpl steers, does not use (AVX2).
+	widenCall func(dst []float32, src []uint16, t Type)
+
 	// prefetchImpl, when set, asks the caches for n bytes from p.
 	prefetchImpl func(p unsafe.Pointer, n int)
 
@@ -107,11 +112,14 @@ func Widen(dst []float32, src []uint16, t Type) {
 	if len(dst) < len(src) {
 		panic(fmt.Sprintf("kernels.Widen: len(dst) %d < len(src) %d", len(dst), len(src)))
 	}
-	if widenImpl != nil {
+	switch {
+	case widenImpl != nil:
 		widenImpl(dst, src, t)
-		return
+	case widenCall != nil:
+		widenCall(dst, src, t)
+	default:
+		widenRef(dst, src, t)
 	}
-	widenRef(dst, src, t)
 }
 
 // widenRef widens half-precision weights of type t to float32.

@@ -59,6 +59,17 @@ func widen512BF16(dst *float32, src *uint16, n int)
 //go:noescape
 func widen512F16(dst *float32, src *uint16, n int)
 
+//go:noescape
+func widen256BF16(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widen256F16(dst *float32, src *uint16, n int)
+
+// widenVec256 is widenVec for AVX2 (a multiple of 8 in assembly).
+func widenVec256(dst []float32, src []uint16, t Type) {
+	widenSplit(dst, src, t, 8, widen256BF16, widen256F16)
+}
+
 // widenVec widens half-precision weights of type t to float32 (the
 // assembly covers a multiple of 16; BF16ToF32 and F16ToF32 the rest).
 func widenVec(dst []float32, src []uint16, t Type) {

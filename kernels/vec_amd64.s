@@ -582,3 +582,36 @@ scale256_loop:
 	JGT scale256_loop
 	VZEROUPPER
 	RET
+
+// func widen256BF16(dst *float32, src *uint16, n int)
+// widen512BF16 for AVX2: n a positive multiple of 8.
+TEXT ·widen256BF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+widen256bf16_loop:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT widen256bf16_loop
+	VZEROUPPER
+	RET
+
+// func widen256F16(dst *float32, src *uint16, n int)
+// widen512F16 for AVX2 (F16C): n a positive multiple of 8.
+TEXT ·widen256F16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+widen256f16_loop:
+	VCVTPH2PS (SI)(AX*2), Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT widen256f16_loop
+	VZEROUPPER
+	RET
