@@ -140,7 +140,8 @@ func benchMerge(b *testing.B, method string) {
 // bf16 models of one 4864x896 tensor (Qwen2.5-0.5B's MLP shape) in memory,
 // base first, weights 1/2, density 0.5, the output kept in a recycled
 // buffer as WriteFolder does. Compare each method with linear, which is a
-// single pass that reads every input once.
+// single pass that reads every input once, and "simd" (the assembly this
+// CPU has: AVX-512 or AVX2) with "go" (the Go loops).
 func BenchmarkComputeMem(b *testing.B) {
 	const rows, cols = 4864, 896
 	name := "model.layers.0.mlp.up_proj.weight"
@@ -154,27 +155,36 @@ func BenchmarkComputeMem(b *testing.B) {
 		return mem(nm, &safetensors.Tensor{Name: name, DType: safetensors.BF16, Shape: []int{rows, cols}, Data: data})
 	}
 	base, x, y := mk("base", 1), mk("a", 2), mk("b", 3)
-	for _, method := range []string{"linear", "dare_ties", "ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"} {
-		b.Run(method, func(b *testing.B) {
-			ms := []Input{x, y}
-			for j := range ms {
-				ms[j].Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
-			}
-			s := &Spec{Method: method, Models: ms, pool: newBufPool(2 * 2 * rows * cols)}
-			defer s.pool.release()
-			if method != "linear" {
-				s.Base = &base
-			}
-			b.SetBytes(3 * 2 * rows * cols)
-			cpu0 := cpuSeconds()
-			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e3/float64(b.N), "cpu-ms/op") }()
-			for b.Loop() {
-				err := s.Merge(context.Background(), func(t *safetensors.Tensor) error { s.pool.put(t.Data); return nil }, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+	for _, method := range []string{"linear", "task_arithmetic", "dare_ties", "dare_linear", "ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"} {
+		for _, impl := range []string{"simd", "go"} {
+			b.Run(method+"/"+impl, func(b *testing.B) {
+				useSIMD(impl == "simd") // "simd": the assembly the CPU has (AVX-512 or AVX2), if any
+				defer useSIMD(true)
+				benchComputeMem(b, method, base, x, y, rows, cols)
+			})
+		}
+	}
+}
+
+// benchComputeMem is one of BenchmarkComputeMem's runs.
+func benchComputeMem(b *testing.B, method string, base, x, y Input, rows, cols int) {
+	ms := []Input{x, y}
+	for j := range ms {
+		ms[j].Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+	}
+	s := &Spec{Method: method, Models: ms, pool: newBufPool(2 * 2 * rows * cols)}
+	defer s.pool.release()
+	if method != "linear" {
+		s.Base = &base
+	}
+	b.SetBytes(int64(3 * 2 * rows * cols))
+	cpu0 := cpuSeconds()
+	defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e3/float64(b.N), "cpu-ms/op") }()
+	for b.Loop() {
+		err := s.Merge(context.Background(), func(t *safetensors.Tensor) error { s.pool.put(t.Data); return nil }, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
