@@ -129,7 +129,7 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 		cnt := min(n-t0, amxMaxTokens)
 		np := (cnt + 31) &^ 31
 		size := amxParts * C / 2 * np
-		b := getScratch[uint32](&amxPackScratch, size)
+		b, bp := getScratch[uint32](&amxPackScratch, size)
 		xs := x[t0*C:]
 		parallel(np/16, np*C*amxParts, 1, func(g0, g1 int) {
 			for g := g0; g < g1; g++ { // 16 tokens; those past cnt are zeros
@@ -145,7 +145,7 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 		parallel(rows/32, rows*C*cnt, 1, func(b0, b1 int) {
 			amxRows(dst[t0*R:], m, b, cnt, np, kc, b0*32, b1*32)
 		})
-		amxPackScratch.Put(&b)
+		amxPackScratch.Put(bp)
 	}
 	if rows < R {
 		matMulRows(dst, m, x, n, rows, R)
@@ -159,8 +159,8 @@ func amxMatMul(dst []float32, m *Mat, x []float32, n int) bool {
 func amxRows(dst []float32, m *Mat, b []uint32, cnt, np, kc, r0, r1 int) {
 	R, C := m.Rows, m.Cols
 	size := amxChunkRows * np
-	ct := getScratch[float32](&amxOutScratch, size)
-	defer amxOutScratch.Put(&ct)
+	ct, ctp := getScratch[float32](&amxOutScratch, size)
+	defer amxOutScratch.Put(ctp)
 	ldp := 4 * C / 2 * np // bytes from one part's plane to the next
 	// While the token blocks of one row block run, the next row block's
 	// weights (the same columns) are prefetched, pfRows rows per call.
@@ -240,7 +240,7 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {
 		cnt := min(n-t0, amxMaxTokens)
 		np := (cnt + 31) &^ 31
 		size := (C/4 + nb) * np
-		b := getScratch[uint32](&amxPackScratch, size)
+		b, bp := getScratch[uint32](&amxPackScratch, size)
 		// Values as dwords of four columns, then scales, tokens across.
 		bq, bs := b[:C/4*np], b[C/4*np:]
 		parallel(np/16, np*C, 1, func(g0, g1 int) {
@@ -258,8 +258,8 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {
 			// ct: 32x32 results; tmp: a block's integer dots; ws: the
 			// row block's scales, 32 rows per block.
 			size := 2*1024 + 32*nb
-			f := getScratch[float32](&amxOutScratch, size)
-			defer amxOutScratch.Put(&f)
+			f, fp := getScratch[float32](&amxOutScratch, size)
+			defer amxOutScratch.Put(fp)
 			ct, tmp, ws := f[:1024], f[1024:2048], f[2048:]
 			for blk := b0; blk < b1; blk++ {
 				r := 32 * blk
@@ -276,7 +276,7 @@ func amxQ8MatMul(dst []float32, m *Mat, a *q8Acts, n int) {
 				}
 			}
 		})
-		amxPackScratch.Put(&b)
+		amxPackScratch.Put(bp)
 	}
 	if rows < R {
 		q8MatMulRows(dst, m, a, n, rows, R)

@@ -97,8 +97,8 @@ var bf16ActScratch, bf16ActHalf sync.Pool
 func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
 	C := m.Cols
 	size := n * C
-	xh := getScratch[uint16](&bf16ActHalf, size)
-	defer bf16ActHalf.Put(&xh)
+	xh, xhp := getScratch[uint16](&bf16ActHalf, size)
+	defer bf16ActHalf.Put(xhp)
 	// Rounding is a pass over the activations; the threads share it by
 	// tokens (a few percent of a prefill otherwise left on one thread).
 	k32 := C &^ 31
@@ -108,8 +108,9 @@ func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
 	var xp []uint16
 	kc := panelCols(k32, 2)
 	if useDP && n >= 4 && kc < k32 && !bf16dDecode(n) {
-		xp = getScratch[uint16](&panelHalf, n*k32)
-		defer panelHalf.Put(&xp)
+		var xpp *[]uint16
+		xp, xpp = getScratch[uint16](&panelHalf, n*k32)
+		defer panelHalf.Put(xpp)
 	}
 	parallel(n, size, 1, func(t0, t1 int) {
 		roundBF16Impl(xh[t0*C:t1*C], x[t0*C:t1*C])
@@ -126,8 +127,9 @@ func bf16ActProduct(dst []float32, m *Mat, x []float32, n int) {
 	if !useDP || k32 < C {
 		// The rounded activations as float32: for the exact kernels, and
 		// for the columns past the assembly's multiple of 32.
-		xr = getScratch[float32](&bf16ActScratch, size)
-		defer bf16ActScratch.Put(&xr)
+		var xrp *[]float32
+		xr, xrp = getScratch[float32](&bf16ActScratch, size)
+		defer bf16ActScratch.Put(xrp)
 		for i, h := range xh {
 			xr[i] = BF16ToF32(h)
 		}
@@ -168,8 +170,9 @@ func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1
 	tb := max(4, tileBytes/(2*kc)&^3)
 	var acc []float32
 	if kc < k32 && n >= 4 {
-		acc = getScratch[float32](&accScratch, tb/4*tileAcc)
-		defer accScratch.Put(&acc)
+		var accp *[]float32
+		acc, accp = getScratch[float32](&accScratch, tb/4*tileAcc)
+		defer accScratch.Put(accp)
 	}
 	for t0 := 0; t0 < n; t0 += tb {
 		t1 := min(n, t0+tb)
@@ -224,13 +227,14 @@ func bf16ActRows(dst []float32, m *Mat, xr []float32, xh, xp []uint16, n, r0, r1
 func bf16ActShared(x []float32, rows int, ps []Product) {
 	C := ps[0].M.Cols
 	k32 := C &^ 31
-	xh := getScratch[uint16](&bf16ActHalf, C)
-	defer bf16ActHalf.Put(&xh)
+	xh, xhp := getScratch[uint16](&bf16ActHalf, C)
+	defer bf16ActHalf.Put(xhp)
 	roundBF16Impl(xh, x[:C])
 	var xr []float32
 	if k32 < C {
-		xr = getScratch[float32](&bf16ActScratch, C)
-		defer bf16ActScratch.Put(&xr)
+		var xrp *[]float32
+		xr, xrp = getScratch[float32](&bf16ActScratch, C)
+		defer bf16ActScratch.Put(xrp)
 		for i, h := range xh {
 			xr[i] = BF16ToF32(h)
 		}

@@ -78,10 +78,10 @@ func benchPrefill() func() {
 			m      *Mat
 			x, dst []float32
 		}{{a, xa, da}, {b, xb, db}} {
-			xp := packPanels(p.m, p.x, n)
+			xp, xpp := packPanels(p.m, p.x, n)
 			matMulRowsP(p.dst, p.m, p.x, xp, n, 0, p.m.Rows)
 			if xp != nil {
-				panelScratch.Put(&xp)
+				panelScratch.Put(xpp)
 			}
 		}
 	}

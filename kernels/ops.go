@@ -139,18 +139,10 @@ func widenRef(dst []float32, src []uint16, t Type) {
 var widenScratch sync.Pool
 
 // getScratch returns a slice of length n from p (a pool of *[]T), or a new
-// one when the pool's is short; the caller gives it back with p.Put(&s).
-func getScratch[T any](p *sync.Pool, n int) []T {
-	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
-		return (*s)[:n]
-	}
-	return make([]T, n)
-}
-
-// scratchFrom is getScratch that also returns the pointer to hand back to
-// p: putting back the pool's own pointer, rather than the address of a new
-// slice variable, keeps a call free of allocations.
-func scratchFrom[T any](p *sync.Pool, n int) ([]T, *[]T) {
+// one when the pool's is short, and the pointer the caller gives back with
+// p.Put(ptr): putting back the pool's own pointer, rather than the address
+// of a new slice variable, keeps a call free of allocations.
+func getScratch[T any](p *sync.Pool, n int) ([]T, *[]T) {
 	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
 		return (*s)[:n], s
 	}
@@ -256,9 +248,9 @@ func MatMul(dst []float32, m *Mat, x []float32, n int) {
 	if amxMatMul(dst, m, x, n) {
 		return
 	}
-	xp := packPanels(m, x, n)
+	xp, xpp := packPanels(m, x, n)
 	if xp != nil {
-		defer panelScratch.Put(&xp)
+		defer panelScratch.Put(xpp)
 	}
 	parallel(m.Rows, m.Rows*m.Cols*n, rowGrain, func(r0, r1 int) { matMulRowsP(dst, m, x, xp, n, r0, r1) })
 }
@@ -315,8 +307,9 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 	}
 	var xp []float32
 	if n > 1 {
-		if xp = packPanels(ps[0].M, x, n); xp != nil {
-			defer panelScratch.Put(&xp)
+		var xpp *[]float32
+		if xp, xpp = packPanels(ps[0].M, x, n); xp != nil {
+			defer panelScratch.Put(xpp)
 		}
 	}
 	parallel(rows, rows*C*n, rowGrain, func(lo, hi int) {
@@ -361,18 +354,19 @@ func f32Tiles(m *Mat, n int) (bool, int) {
 // tiles when their rows are cut into column panels, or nil: panel by
 // panel, each token's columns of the panel, so that the tokens swept over
 // a panel lie together in memory (packedAt finds them). The copy is
-// shared by the threads.
-func packPanels(m *Mat, x []float32, n int) []float32 {
+// shared by the threads; the caller gives it back to panelScratch with
+// the pointer returned beside it.
+func packPanels(m *Mat, x []float32, n int) ([]float32, *[]float32) {
 	ok, kc := f32Tiles(m, n)
 	if decodeTiles(m, n) {
-		return nil // the decode tiles read x as it is
+		return nil, nil // the decode tiles read x as it is
 	}
 	k32 := m.Cols &^ 31
 	if !ok || kc >= k32 {
-		return nil
+		return nil, nil
 	}
 	C := m.Cols
-	xp := getScratch[float32](&panelScratch, n*k32)
+	xp, xpp := getScratch[float32](&panelScratch, n*k32)
 	parallel(n, n*C, 1, func(t0, t1 int) {
 		for c0 := 0; c0 < k32; c0 += kc {
 			kw := min(kc, k32-c0)
@@ -381,7 +375,7 @@ func packPanels(m *Mat, x []float32, n int) []float32 {
 			}
 		}
 	})
-	return xp
+	return xp, xpp
 }
 
 // rowGrain is the granularity of the row ranges handed to threads: a
@@ -573,8 +567,9 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
 	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6p != nil && n >= widenMin && widenRows(C) {
-		wide = getScratch[float32](&widenScratch, 6*C)
-		defer func() { widenScratch.Put(&wide) }()
+		var widep *[]float32
+		wide, widep = getScratch[float32](&widenScratch, 6*C)
+		defer widenScratch.Put(widep)
 	}
 	if decodeTiles(m, n) {
 		decodeRows(dst, m, unsafe.Pointer(&x[0]), 4, n, r0, r1, k.mm2, k.mv)
@@ -593,8 +588,9 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 		var acc []float32
 		if kc < k32 {
 			tb = max(4, tileBytes/(4*kc)&^3)
-			acc = getScratch[float32](&accScratch, tb/4*tileAcc)
-			defer accScratch.Put(&acc)
+			var accp *[]float32
+			acc, accp = getScratch[float32](&accScratch, tb/4*tileAcc)
+			defer accScratch.Put(accp)
 		}
 		for t0 := 0; t0 < n; t0 += tb {
 			t1 := min(n, t0+tb)
@@ -767,8 +763,9 @@ func decodeRows(dst []float32, m *Mat, x unsafe.Pointer, xsize, n, r0, r1 int, t
 	rb := max(2, l2Bytes/(esize*C)&^1)
 	var acc []float32
 	if kc < k32 {
-		acc = getScratch[float32](&accScratch, rb*8*16)
-		defer accScratch.Put(&acc)
+		var accp *[]float32
+		acc, accp = getScratch[float32](&accScratch, rb*8*16)
+		defer accScratch.Put(accp)
 	}
 	var a unsafe.Pointer
 	if acc != nil {

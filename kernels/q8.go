@@ -265,7 +265,7 @@ func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern, tail
 	ldx := q8RecsPerRow(C) * int(unsafe.Sizeof(q8Rec{}))
 	groups := (r1 - r0) / 8
 	gb := nb * q8PackedBytes
-	buf, bp := scratchFrom[byte](&q8PackScratch, groups*gb)
+	buf, bp := getScratch[byte](&q8PackScratch, groups*gb)
 	defer q8PackScratch.Put(bp)
 	for g := 0; g < groups; g++ {
 		r := r0 + 8*g

@@ -58,10 +58,10 @@ func MatMulNN(dst, a, b []float32, n, k, m int) {
 		})
 		return
 	}
-	bt := getScratch[float32](&transB, k*m)
+	bt, btp := getScratch[float32](&transB, k*m)
 	Transpose(bt, b, k, m)
 	matMulAdd(dst, bt, a, n, k, m)
-	transB.Put(&bt)
+	transB.Put(btp)
 }
 
 // MatMulTN adds aᵀ·b into dst: dst[i*m+j] += Σ_p a[p*n+i]·b[p*m+j] for a
@@ -98,13 +98,13 @@ func MatMulTN(dst, a, b []float32, k, n, m int) {
 		}
 		return
 	}
-	at := getScratch[float32](&transA, k*n)
-	bt := getScratch[float32](&transB, k*m)
+	at, atp := getScratch[float32](&transA, k*n)
+	bt, btp := getScratch[float32](&transB, k*m)
 	Transpose(at, a, k, n)
 	Transpose(bt, b, k, m)
 	matMulAdd(dst, bt, at, n, k, m)
-	transA.Put(&at)
-	transB.Put(&bt)
+	transA.Put(atp)
+	transB.Put(btp)
 }
 
 // MatMulAdd adds x·wᵀ into dst (w rows×cols, x n×cols, dst n×rows):
@@ -122,12 +122,12 @@ func MatMulAdd(dst, w, x []float32, n, rows, cols int) {
 
 // matMulAdd is dst[t*m+j] += Σ_p w[j*k+p]·x[t*k+p] through MatMul.
 func matMulAdd(dst, w, x []float32, n, k, m int) {
-	tmp := getScratch[float32](&transOut, n*m)
+	tmp, tmpp := getScratch[float32](&transOut, n*m)
 	MatMul(tmp, &Mat{Rows: m, Cols: k, Type: F32, F32: w}, x, n)
 	for i, v := range tmp {
 		dst[i] += v
 	}
-	transOut.Put(&tmp)
+	transOut.Put(tmpp)
 }
 
 // smallDim is the size under which a dimension counts as short (a LoRA
