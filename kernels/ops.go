@@ -62,21 +62,21 @@ var (
 	siluImpl     = refSiLU
 	geluTanhImpl = refGELUTanh
 
-	// widenImpl, when set, widens BF16/F16 weights fast enough that
-	// MatMul widens each row block once and runs the f32 tile over it,
-	// rather than widening the same weights again for every 4 tokens.
+	// widenImpl, when set, is Widen's kernel (BF16/F16 to float32).
 	widenImpl func(dst []float32, src []uint16, t Type)
 
-	// widenCall, when set, is what Widen runs where widenImpl is not set:
-	// a kernel for the callers of Widen (the merges' bf16 rows) that
-	// MatMul, whose choice widenImpl steers, does not use (AVX2).
-	widenCall func(dst []float32, src []uint16, t Type)
+	// widenTiles says that widenImpl is fast enough that MatMul widens
+	// each row block once and runs the f32 tile over it, rather than
+	// widening the same weights again for every 4 tokens (AVX-512; on
+	// AVX2 the half-precision tiles are faster, and Widen's kernel serves
+	// its other callers, the merges' bf16 rows).
+	widenTiles bool
 
 	// prefetchImpl, when set, asks the caches for n bytes from p.
 	prefetchImpl func(p unsafe.Pointer, n int)
 
 	// widenMode says which half-precision row blocks MatMul widens to f32
-	// for the f32 tile (with widenImpl); the others run the half-precision
+	// for the f32 tile (with widenTiles); the others run the half-precision
 	// tile (kern.mm6), which widens in registers. Both give the same
 	// results bit for bit; which is faster depends on the CPU and the
 	// shape, so calibration chooses (calibrate_amd64.go).
@@ -112,14 +112,11 @@ func Widen(dst []float32, src []uint16, t Type) {
 	if len(dst) < len(src) {
 		panic(fmt.Sprintf("kernels.Widen: len(dst) %d < len(src) %d", len(dst), len(src)))
 	}
-	switch {
-	case widenImpl != nil:
+	if widenImpl != nil {
 		widenImpl(dst, src, t)
-	case widenCall != nil:
-		widenCall(dst, src, t)
-	default:
-		widenRef(dst, src, t)
+		return
 	}
+	widenRef(dst, src, t)
 }
 
 // widenRef widens half-precision weights of type t to float32.
@@ -345,7 +342,7 @@ var panelScratch, panelHalf sync.Pool
 // on m for n tokens, and returns the width of its column panels.
 func f32Tiles(m *Mat, n int) (bool, int) {
 	ok := simd[F32].mm6p != nil && n >= 4 && (m.Type == F32 ||
-		((m.Type == BF16 || m.Type == F16) && widenImpl != nil && n >= widenMin && widenRows(m.Cols)))
+		((m.Type == BF16 || m.Type == F16) && widenTiles && n >= widenMin && widenRows(m.Cols)))
 	k32 := m.Cols &^ 31
 	return ok && k32 > 0, panelCols(k32, 4)
 }
@@ -566,7 +563,7 @@ func matMulRowsP(dst []float32, m *Mat, x, xp []float32, n, r0, r1 int) {
 	// the f32 tile over it. Widening is exact and the f32 kernels add in
 	// the same order, so the result is the same bit for bit.
 	var wide []float32
-	if (m.Type == BF16 || m.Type == F16) && widenImpl != nil && simd[F32].mm6p != nil && n >= widenMin && widenRows(C) {
+	if (m.Type == BF16 || m.Type == F16) && widenTiles && simd[F32].mm6p != nil && n >= widenMin && widenRows(C) {
 		var widep *[]float32
 		wide, widep = getScratch[float32](&widenScratch, 6*C)
 		defer widenScratch.Put(widep)

@@ -311,7 +311,6 @@ func useSIMD(avx512, avx2 bool) {
 	dotImpl = refDot
 	useDPBF16(false)
 	widenMode = widenAll
-	widenCall = nil
 	roundBF16Impl = roundBF16Ref
 	useVec512(avx512)
 	resetCalibration()
@@ -342,7 +341,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		quantRecsImpl = quantRecs256
 		siluImpl = siluVec256
-		widenCall = widenVec256
+		widenImpl = widenVec256 // for Widen's callers: widenTiles stays off
 		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
 		softmaxImpl = softmaxVec256
 		dotImpl = simdDot

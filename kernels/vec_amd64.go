@@ -77,14 +77,14 @@ func widenVec(dst []float32, src []uint16, t Type) {
 }
 
 func useVec512(on bool) {
-	widenImpl, axpyRowsImpl, prefetchImpl = nil, refAxpyRows, nil
+	widenImpl, widenTiles, axpyRowsImpl, prefetchImpl = nil, false, refAxpyRows, nil
 	if !on {
 		axpyImpl, rmsNormImpl, softmaxImpl = refAxpy, refRMSNorm, refSoftmax
 		siluImpl, geluTanhImpl = refSiLU, refGELUTanh
 		return
 	}
 	axpyImpl, rmsNormImpl, softmaxImpl = axpyVec, rmsNormVec, softmaxVec
-	widenImpl = widenVec
+	widenImpl, widenTiles = widenVec, true
 	prefetchImpl = prefetch512
 	axpyRowsImpl = axpyRowsVec
 	siluImpl, geluTanhImpl = siluVec, geluVec
