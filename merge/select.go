@@ -34,19 +34,19 @@ import (
 //     counts the ties per block. All models' selections share the passes;
 //     their serial steps (sample, quickselect) run one selection per core.
 //   - Once the thresholds are known, TIES and breadcrumbs merge a block in
-//     one fused step (bandSum, bandLinear: AVX-512 or AVX2) that keeps each model's
-//     |delta| bits in a band [lo, hi) and combines, unless a selection keeps
-//     only some of its ties at the threshold in that block (at most one
-//     block per selection), which takes the keep-mask path.
+//     one fused step (bandSum, bandLinear: AVX-512 or AVX2) that keeps
+//     each model's |delta| bits in a band [lo, hi) and combines, unless a
+//     selection keeps only some of its ties at the threshold in that block
+//     (at most one block per selection), which takes the keep-mask path.
 //   - DELLA's ranks are per row, so each block prunes its rows alone (a
 //     stable sort of the row's magnitudes: the keys built 16 at a time in
-//     AVX-512 (8 in AVX2) from bf16 inputs read in place, two counting passes, on bits
-//     8-15 and on the upper 16 bits within 8 octaves of the row's largest,
-//     then the few bins holding keys with lower bits set sorted whole; a
-//     full radix sort for other rows; the draws, keep tests and rescaling
-//     then run 8 ranks at a time in AVX-512, 4 in AVX2); the random stream
-//     of row q starts where the whole-tensor stream would be (every row
-//     takes the same number of draws).
+//     AVX-512 (8 in AVX2) from bf16 inputs read in place, two counting
+//     passes, on bits 8-15 and on the upper 16 bits within 8 octaves of
+//     the row's largest, then the few bins holding keys with lower bits set
+//     sorted whole; a full radix sort for other rows; the draws, keep tests
+//     and rescaling then run 8 ranks at a time in AVX-512, 4 in AVX2); the
+//     random stream of row q starts where the whole-tensor stream would be
+//     (every row takes the same number of draws).
 //   - L1 rescaling sums |delta| row by row (l1Rows), so the sums are the
 //     same bits as the whole-tensor path.
 //
@@ -983,19 +983,21 @@ func bandSum(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint32, 
 }
 
 // bandDeltas stores in d the deltas x - b whose magnitude bits lie in
-// [lo, hi), and zero for the others, without a branch: at TIES' densities
-// the test goes either way at random.
+// [lo, hi), and zero for the others (inBand).
 func bandDeltas(d, x, b []float32, lo, hi uint32) {
-	var width uint64 // of the band; an empty one keeps nothing
-	if hi > lo {
-		width = uint64(hi - lo)
-	}
 	d, x = d[:len(b)], x[:len(b)]
 	for j, bv := range b {
-		v := math.Float32bits(x[j] - bv)
-		keep := uint32(int64(uint64((v&^signBit)-lo)-width) >> 63) // all ones when lo <= |v| < hi
-		d[j] = math.Float32frombits(v & keep)
+		d[j] = inBand(x[j]-bv, lo, hi)
 	}
+}
+
+// inBand returns v when its magnitude bits lie in [lo, hi), else +0,
+// without a branch: at TIES' densities the test goes either way at random.
+func inBand(v float32, lo, hi uint32) float32 {
+	b := math.Float32bits(v)
+	width := uint64(max(hi, lo) - lo)                          // of the band; an empty one keeps nothing
+	keep := uint32(int64(uint64((b&^signBit)-lo)-width) >> 63) // all ones when lo <= |v| < hi
+	return math.Float32frombits(b & keep)
 }
 
 // bandLinearFast, when set (assembly), computes bandLinear for a prefix of
@@ -1011,23 +1013,10 @@ func bandLinear(dst, base []float32, xs [][]float32, w []float64, lo, hi []uint3
 	if bandLinearFast != nil {
 		j0 = bandLinearFast(dst, base, xs, w, lo, hi, scale)
 	}
-	var buf [16]uint64
-	width := buf[:0] // of each model's band, as in bandDeltas
-	if len(xs) > len(buf) {
-		width = make([]uint64, 0, len(xs))
-	}
-	width = width[:len(xs)]
-	for i := range xs {
-		if hi[i] > lo[i] {
-			width[i] = uint64(hi[i] - lo[i])
-		}
-	}
 	for j := j0; j < len(dst); j++ {
 		var s float64
 		for i, x := range xs {
-			v := math.Float32bits(x[j] - base[j])
-			keep := uint32(int64(uint64((v&^signBit)-lo[i])-width[i]) >> 63) // branch-free, as in bandDeltas
-			s += w[i] * float64(math.Float32frombits(v&keep))
+			s += w[i] * float64(inBand(x[j]-base[j], lo[i], hi[i]))
 		}
 		dst[j] = float32(float64(base[j]) + scale*s)
 	}

@@ -92,8 +92,7 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.c256)-600]
 
 // hasAVX512 reports whether the CPU runs the AVX-512 assembly (F, DQ, BW
-// and VL); without it, hasAVX2 whether it runs the AVX2 part (the sign
-// election without draws and the narrowing); the Go loops run the rest.
+// and VL); without it, hasAVX2 whether it runs the AVX2 assembly.
 var (
 	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
@@ -105,20 +104,22 @@ func init() { useSIMD(true) }
 // call it to check both, so on must not reach instructions the CPU lacks
 // (an AVX2-only machine died of SIGILL in the tests).
 func useSIMD(on bool) {
-	if on && !hasAVX512 && hasAVX2 {
-		useSIMD(false)
-		narrowBF16, combineSumFast, bandSumFast, sumFast = narrowBF16Fast256, combineSum256, bandSum256, sumFast256
+	switch {
+	case on && hasAVX512:
+		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
+		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
+		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
+		pruneRanksFast, keysBF16Fast, prefixFast = pruneRanksFast512, keysBF16Fast512, prefixFast512
+	case on && hasAVX2:
+		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast = pruneRanksFast256, keysBF16Fast256, prefixFast256
-		return
-	}
-	if on && hasAVX512 {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = sumFast512, narrowBF16Fast, combineSum512, bandSum512, collectFast512, bandLinear512Go, collectBF16Fast512, pruneRanksFast512
-		keysBF16Fast, prefixFast, combineLinearFast = keysBF16Fast512, prefixFast512, combineLinear512
-	} else {
-		sumFast, narrowBF16, combineSumFast, bandSumFast, collectFast, bandLinearFast, collectBF16Fast, pruneRanksFast = nil, narrowBF16Go, nil, nil, nil, nil, nil, nil
-		keysBF16Fast, prefixFast, combineLinearFast = nil, nil, nil
+	default:
+		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
+		collectFast, collectBF16Fast = nil, nil
+		bandLinearFast, combineLinearFast = nil, nil
+		pruneRanksFast, keysBF16Fast, prefixFast = nil, nil, nil
 	}
 }
 
@@ -527,7 +528,7 @@ func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	return n
 }
 
-// narrowBF16Fast256 is narrowBF16Fast for AVX2.
+// narrowBF16Fast256 is narrowBF16Fast512 for AVX2.
 func narrowBF16Fast256(dst []uint16, src []float32) {
 	k := len(src) &^ 7
 	if k > 0 {
@@ -537,9 +538,9 @@ func narrowBF16Fast256(dst []uint16, src []float32) {
 	narrowBF16Go(dst[k:], src[k:])
 }
 
-// narrowBF16Fast is narrowBF16 with the AVX-512 assembly on a multiple of
-// 16 elements.
-func narrowBF16Fast(dst []uint16, src []float32) {
+// narrowBF16Fast512 is narrowBF16 with the AVX-512 assembly on a
+// multiple of 16 elements.
+func narrowBF16Fast512(dst []uint16, src []float32) {
 	k := len(src) &^ 15
 	if k > 0 {
 		narrowBF16x512(&dst[0], &src[0], k)

@@ -190,8 +190,8 @@ type magPruner struct {
 var keysBF16Fast func(st *keyStats, a, zl []uint64, x []uint16, base []float32) (n int)
 
 // pruneRanksFast, when set (assembly), computes row's per-rank step for a
-// prefix of the ranks (a multiple of 8, or of 4 on AVX2) into row, exactly as row does,
-// and returns its length.
+// prefix of the ranks (a multiple of 8, or of 4 on AVX2) into row, exactly
+// as row does, and returns its length.
 var pruneRanksFast func(m *magPruner, row []float32, ord []uint64, s uint64) int
 
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
