@@ -362,8 +362,7 @@ var scoresPool sync.Pool
 // query's computation is Session.attend's.
 func (b *Batch) attend(l int, q, att []float32, window int) {
 	c := b.m.Config
-	hd, qDim, kvDim := c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	group := c.NumHeads / c.NumKVHeads
+	qDim := c.NumHeads * c.HeadDim
 	H := c.NumHeads
 	work, longest := 0, 0
 	for _, g := range b.segs {
@@ -383,21 +382,7 @@ func (b *Batch) attend(l int, q, att []float32, window int) {
 			g, h := b.segs[u/H], u%H
 			kc, vc := g.s.kc[l], g.s.vc[l]
 			for t := g.r0; t < g.r1; t++ {
-				pos := b.rows[t].pos
-				lo := 0
-				if window > 0 {
-					lo = max(0, pos-window+1)
-				}
-				sc := (*p)[:pos-lo+1]
-				kvOff := lo*kvDim + (h/group)*hd
-				kernels.DotRows(sc, kc[kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
-				if c.AttnSoftcap > 0 {
-					softcap(sc, float32(c.AttnSoftcap))
-				}
-				kernels.Softmax(sc)
-				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				clear(out)
-				kernels.AxpyRows(out, sc, vc[kvOff:], kvDim)
+				attendHead(c, att[t*qDim:], q[t*qDim:], kc, vc, *p, h, b.rows[t].pos, window)
 			}
 		}
 	})

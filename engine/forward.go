@@ -305,8 +305,7 @@ func (m *Model) runLayers(sc *scratch, n int, p prober, store func(l int, k, v [
 // s.pos.. over layer l's cache, splitting the work by head.
 func (s *Session) attend(l int, q, att []float32, n, window int) {
 	c := s.m.Config
-	hd, qDim, kvDim := c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	group := c.NumHeads / c.NumKVHeads
+	qDim := c.NumHeads * c.HeadDim
 	start, kc, vc := s.pos, s.kc[l], s.vc[l]
 	work := n * (start + n) * qDim * 2
 	stride := len(s.scores) / c.NumHeads
@@ -314,24 +313,33 @@ func (s *Session) attend(l int, q, att []float32, n, window int) {
 		for h := h0; h < h1; h++ {
 			scores := s.scores[h*stride : (h+1)*stride]
 			for t := range n {
-				pos := start + t
-				lo := 0
-				if window > 0 {
-					lo = max(0, pos-window+1)
-				}
-				sc := scores[:pos-lo+1]
-				kvOff := lo*kvDim + (h/group)*hd
-				kernels.DotRows(sc, kc[kvOff:], kvDim, q[t*qDim+h*hd:t*qDim+(h+1)*hd])
-				if c.AttnSoftcap > 0 {
-					softcap(sc, float32(c.AttnSoftcap))
-				}
-				kernels.Softmax(sc)
-				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				clear(out)
-				kernels.AxpyRows(out, sc, vc[kvOff:], kvDim)
+				attendHead(c, att[t*qDim:], q[t*qDim:], kc, vc, scores, h, start+t, window)
 			}
 		}
 	})
+}
+
+// attendHead writes head h's attention output into att for the query
+// q (the query rows of one position, pos, all heads) over the cache
+// rows kc, vc of positions 0..pos, or of the last window of them;
+// scores has room for pos+1.
+func attendHead(c *Config, att, q, kc, vc, scores []float32, h, pos, window int) {
+	hd, kvDim := c.HeadDim, c.NumKVHeads*c.HeadDim
+	group := c.NumHeads / c.NumKVHeads
+	lo := 0
+	if window > 0 {
+		lo = max(0, pos-window+1)
+	}
+	sc := scores[:pos-lo+1]
+	kvOff := lo*kvDim + (h/group)*hd
+	kernels.DotRows(sc, kc[kvOff:], kvDim, q[h*hd:(h+1)*hd])
+	if c.AttnSoftcap > 0 {
+		softcap(sc, float32(c.AttnSoftcap))
+	}
+	kernels.Softmax(sc)
+	out := att[h*hd : (h+1)*hd]
+	clear(out)
+	kernels.AxpyRows(out, sc, vc[kvOff:], kvDim)
 }
 
 // growCache makes room for n positions in every layer's cache and in the

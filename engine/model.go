@@ -421,15 +421,8 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 	m := &kernels.Mat{Rows: rows, Cols: cols}
 	var err error
 	switch t.DType {
-	case safetensors.F32:
-		m.Type = kernels.F32
-		m.F32, err = t.F32()
-	case safetensors.BF16:
-		m.Type = kernels.BF16
-		m.Half, err = t.U16()
-	case safetensors.F16:
-		m.Type = kernels.F16
-		m.Half, err = t.U16()
+	case safetensors.F32, safetensors.BF16, safetensors.F16:
+		err = floatMat(m, t)
 	case safetensors.I8, safetensors.U8:
 		// Q8_0 or Q4_0 as QuantizeCheckpoint stores them: the weights
 		// here, one f16 scale per block of 32 in NAME.scales.
@@ -464,6 +457,25 @@ func (l *loader) mat(name string, rows, cols int) *kernels.Mat {
 		return nil
 	}
 	return m
+}
+
+// floatMat points m at the F32, BF16 or F16 data of t and sets its type.
+func floatMat(m *kernels.Mat, t *safetensors.Tensor) error {
+	var err error
+	switch t.DType {
+	case safetensors.F32:
+		m.Type = kernels.F32
+		m.F32, err = t.F32()
+	case safetensors.BF16:
+		m.Type = kernels.BF16
+		m.Half, err = t.U16()
+	case safetensors.F16:
+		m.Type = kernels.F16
+		m.Half, err = t.U16()
+	default:
+		err = fmt.Errorf("dtype %s is not a float type (want F32, BF16 or F16)", t.DType)
+	}
+	return err
 }
 
 // vec returns a norm weight or bias widened to float32.

@@ -198,22 +198,13 @@ func abs(p string) string {
 // quantizeTensor quantizes a float matrix tensor to typ (q8_0 or q4_0).
 func quantizeTensor(t *safetensors.Tensor, typ string) (*kernels.Mat, error) {
 	m := &kernels.Mat{Rows: t.Shape[0], Cols: t.Shape[1]}
-	var err error
 	switch t.DType {
-	case safetensors.F32:
-		m.Type = kernels.F32
-		m.F32, err = t.F32()
-	case safetensors.BF16:
-		m.Type = kernels.BF16
-		m.Half, err = t.U16()
-	case safetensors.F16:
-		m.Type = kernels.F16
-		m.Half, err = t.U16()
+	case safetensors.F32, safetensors.BF16, safetensors.F16:
+		if err := floatMat(m, t); err != nil {
+			return nil, err
+		}
 	default:
-		err = fmt.Errorf("dtype %s cannot be quantized (want F32, BF16 or F16)", t.DType)
-	}
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dtype %s cannot be quantized (want F32, BF16 or F16)", t.DType)
 	}
 	q := kernels.QuantizeQ8(m)
 	if typ == "q4_0" {
