@@ -294,11 +294,7 @@ func NewAggLM(ctx context.Context, pool []Member, p Params) (*AggLM, error) {
 	n := len(pool)
 	a.textMethod = textMethod{name: "agglm", level: LevelText, pool: append(append([]Member(nil), pool...), agg.Member())}
 	a.one = func(x *exchange) (string, error) {
-		calls := make([]call, n)
-		for i := range n {
-			calls[i] = call{Member: i, Orig: true}
-		}
-		sols, err := x.ask(1, "answer", calls)
+		sols, err := x.answers(n)
 		if err != nil {
 			return "", err
 		}

@@ -136,11 +136,7 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 	}
 	b.one = func(x *exchange) (string, error) {
 		qs := question(x.req)
-		calls := make([]call, len(pool))
-		for i := range pool {
-			calls[i] = call{Member: i, Orig: true}
-		}
-		answers, err := x.ask(1, "answer", calls)
+		answers, err := x.answers(len(pool))
 		if err != nil {
 			return "", err
 		}

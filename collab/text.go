@@ -64,6 +64,16 @@ type call struct {
 	Orig   bool   // send the outer request itself (its Messages, if any)
 }
 
+// answers is round 1 of most text methods: the outer request itself sent
+// to members 0..n-1, their answers in member order.
+func (x *exchange) answers(n int) ([]string, error) {
+	calls := make([]call, n)
+	for i := range calls {
+		calls[i] = call{Member: i, Orig: true}
+	}
+	return x.ask(1, "answer", calls)
+}
+
 // ask sends the calls concurrently (each member's calls in one batch) and
 // returns the texts in call order. Events are recorded in call order.
 func (x *exchange) ask(round int, step string, calls []call) ([]string, error) {

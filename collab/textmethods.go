@@ -112,11 +112,7 @@ func newMajorityVote(_ context.Context, pool []Member, p Params) (Method, error)
 	}
 	m := &textMethod{name: "majority-vote", level: LevelText, pool: pool}
 	m.one = func(x *exchange) (string, error) {
-		calls := make([]call, len(pool))
-		for i := range pool {
-			calls[i] = call{Member: i, Orig: true}
-		}
-		texts, err := x.ask(1, "answer", calls)
+		texts, err := x.answers(len(pool))
 		if err != nil {
 			return "", err
 		}
@@ -320,11 +316,7 @@ func newFeedback(_ context.Context, pool []Member, p Params) (Method, error) {
 	m := &textMethod{name: "feedback", level: LevelText, pool: pool}
 	m.one = func(x *exchange) (string, error) {
 		qs := question(x.req)
-		calls := make([]call, len(pool))
-		for i := range pool {
-			calls[i] = call{Member: i, Orig: true}
-		}
-		texts, err := x.ask(1, "answer", calls)
+		texts, err := x.answers(len(pool))
 		if err != nil {
 			return "", err
 		}
@@ -507,11 +499,7 @@ func newStructure(_ context.Context, pool []Member, p Params) (Method, error) {
 	m := &textMethod{name: "structure", level: LevelText, pool: pool}
 	m.one = func(x *exchange) (string, error) {
 		qs := question(x.req)
-		calls := make([]call, len(pool))
-		for i := range pool {
-			calls[i] = call{Member: i, Orig: true}
-		}
-		texts, err := x.ask(1, "answer", calls)
+		texts, err := x.answers(len(pool))
 		if err != nil {
 			return "", err
 		}
