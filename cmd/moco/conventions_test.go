@@ -245,3 +245,26 @@ func TestLineProgress(t *testing.T) {
 		t.Error("progressOut passed a buffer through as if it were a terminal")
 	}
 }
+
+// TestStepLine: a training run resumed after 2 of 10 steps prints steps 3
+// and 4; the rate counts only this run's share of the time (hand-derived:
+// 4 s over 4 steps, 2 of them this run's, 300 tokens: 150 tokens/s) and
+// the ETA the steps left at the average step time.
+func TestStepLine(t *testing.T) {
+	var b strings.Builder
+	p := newStepLine(&b, false, 10)
+	p.step(3, 100, 3*time.Second, "loss 1.0000")
+	p.step(4, 200, 4*time.Second, "loss 0.5000")
+	p.end()
+	want := "step 3/10  loss 1.0000  100 tok/s  ETA 7s\nstep 4/10  loss 0.5000  150 tok/s  ETA 6s\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+	var q strings.Builder
+	p = newStepLine(&q, true, 10)
+	p.step(1, 100, time.Second, "loss 1.0000")
+	p.end()
+	if q.Len() != 0 {
+		t.Errorf("quiet run printed %q", q.String())
+	}
+}

@@ -142,3 +142,51 @@ func (b *progressBar) end() {
 		b.ended = true
 	}
 }
+
+// stepLine prints a training run's line for each step, "step k/n  FIELDS
+// N tok/s  ETA d", redrawn in place on a terminal and one line a step
+// anywhere else (through progressOut).
+type stepLine struct {
+	w      io.Writer // nil: quiet
+	term   bool
+	steps  int
+	first  int // the steps done before this run (a resume); -1 until the first
+	tokens int // tokens seen by this run
+}
+
+func newStepLine(stderr io.Writer, quiet bool, steps int) *stepLine {
+	p := &stepLine{steps: steps, first: -1}
+	if !quiet {
+		p.w = progressOut(stderr)
+		p.term = p.w != nil && isTerminal(p.w)
+	}
+	return p
+}
+
+// step counts step k's tokens and prints its line. elapsed is the run's
+// time over all k steps, those before a resume included, so the rate
+// counts this run's share of it.
+func (p *stepLine) step(k, seen int, elapsed time.Duration, fields string) {
+	if p.first < 0 {
+		p.first = k - 1
+	}
+	p.tokens += seen
+	if p.w == nil {
+		return
+	}
+	eta := time.Duration(float64(elapsed) / float64(k) * float64(p.steps-k)).Round(time.Second)
+	rate := float64(p.tokens) / (elapsed.Seconds() * float64(k-p.first) / float64(k))
+	line := fmt.Sprintf("step %d/%d  %s  %.0f tok/s  ETA %s", k, p.steps, fields, rate, eta)
+	if p.term {
+		fmt.Fprintf(p.w, "\r%s ", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// end finishes the line redrawn on a terminal.
+func (p *stepLine) end() {
+	if p.term {
+		fmt.Fprintln(p.w)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 	"gonum.org/v1/plot"
@@ -88,37 +87,15 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	prog := progressOut(stderr)
-	if *quiet {
-		prog = nil
-	}
-	term := prog != nil && isTerminal(prog)
+	prog := newStepLine(stderr, *quiet, *steps)
 	cfg := train.SFTConfig{Steps: *steps, BatchSize: *batch, GradAccum: *accum, Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip,
 		Seed: *seed, Rank: *rank, Alpha: *alpha, Dropout: *dropout, Targets: strings.Split(*targets, ","), Full: *full,
 		MaxLength: *maxLen, Truncate: *truncate, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt,
 		Warn: func(s string) { fmt.Fprintln(stderr, "moco train sft: warning:", s) }}
-	var tokens int
-	first := -1
 	lo, hist, err := train.SFT(ctx, m, tok, examples, cfg, func(s train.Step) {
-		if first < 0 {
-			first = s.Step - 1
-		}
-		tokens += s.Seen
-		if prog == nil {
-			return
-		}
-		done := s.Step - first
-		eta := time.Duration(float64(s.Time) / float64(s.Step) * float64(*steps-s.Step)).Round(time.Second)
-		line := fmt.Sprintf("step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", s.Step, *steps, s.Loss, s.LR, float64(tokens)/(s.Time.Seconds()*float64(done)/float64(s.Step)), eta)
-		if term {
-			fmt.Fprintf(prog, "\r%s ", line)
-		} else {
-			fmt.Fprintln(prog, line)
-		}
+		prog.step(s.Step, s.Seen, s.Time, fmt.Sprintf("loss %.4f  lr %.2e", s.Loss, s.LR))
 	})
-	if term {
-		fmt.Fprintln(prog)
-	}
+	prog.end()
 	if len(hist) > 0 && (lo != nil || *full) {
 		// Keep what was trained, even when stopped early (signal or NaN).
 		base, _ := filepath.Abs(*model)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/mocolab/moco/train"
 )
@@ -66,36 +65,14 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	prog := progressOut(stderr)
-	if *quiet {
-		prog = nil
-	}
-	term := prog != nil && isTerminal(prog)
+	prog := newStepLine(stderr, *quiet, *steps)
 	cfg := train.DPOConfig{Beta: *beta, RPOAlpha: *rpo, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
 		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ","),
 		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt}}
-	var tokens int
-	first := -1
 	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
-		if first < 0 {
-			first = s.Step.Step - 1 // steps done before a resume
-		}
-		tokens += s.Seen
-		if prog == nil {
-			return
-		}
-		eta := time.Duration(float64(s.Time) / float64(s.Step.Step) * float64(*steps-s.Step.Step)).Round(time.Second)
-		line := fmt.Sprintf("step %d/%d  loss %.4f  margin %.3f  acc %.2f  lr %.2e  %.0f tok/s  ETA %s",
-			s.Step.Step, *steps, s.Loss, s.Margin, s.Accuracy, s.LR, float64(tokens)/(s.Time.Seconds()*float64(s.Step.Step-first)/float64(s.Step.Step)), eta)
-		if term {
-			fmt.Fprintf(prog, "\r%s ", line)
-		} else {
-			fmt.Fprintln(prog, line)
-		}
+		prog.step(s.Step.Step, s.Seen, s.Time, fmt.Sprintf("loss %.4f  margin %.3f  acc %.2f  lr %.2e", s.Loss, s.Margin, s.Accuracy, s.LR))
 	})
-	if term {
-		fmt.Fprintln(prog)
-	}
+	prog.end()
 	if lo != nil && len(hist) > 0 {
 		// Keep what was trained, even when stopped early (signal or NaN).
 		base, _ := filepath.Abs(*model)

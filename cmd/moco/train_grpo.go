@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/train"
@@ -97,33 +96,11 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	reward := scorerReward(ctx, scorer)
-	prog := progressOut(stderr)
-	if *quiet {
-		prog = nil
-	}
-	term := prog != nil && isTerminal(prog)
-	var seen int
-	first := -1
+	prog := newStepLine(stderr, *quiet, *steps)
 	lo, hist, err := train.GRPO(ctx, m, tok, examples, reward, cfg, func(s train.GRPOStep) {
-		if first < 0 {
-			first = s.Step - 1 // steps done before a resume
-		}
-		seen += s.Seen
-		if prog == nil {
-			return
-		}
-		eta := time.Duration(float64(s.Time) / float64(s.Step) * float64(*steps-s.Step)).Round(time.Second)
-		line := fmt.Sprintf("step %d/%d  loss %.4f  reward %.3f  kl %.4f  len %.1f  lr %.2e  %.0f tok/s  ETA %s",
-			s.Step, *steps, s.Loss, s.Reward, s.KL, s.CompletionLen, s.LR, float64(seen)/(s.Time.Seconds()*float64(s.Step-first)/float64(s.Step)), eta)
-		if term {
-			fmt.Fprintf(prog, "\r%s ", line)
-		} else {
-			fmt.Fprintln(prog, line)
-		}
+		prog.step(s.Step, s.Seen, s.Time, fmt.Sprintf("loss %.4f  reward %.3f  kl %.4f  len %.1f  lr %.2e", s.Loss, s.Reward, s.KL, s.CompletionLen, s.LR))
 	})
-	if term {
-		fmt.Fprintln(prog)
-	}
+	prog.end()
 	if lo != nil && len(hist) > 0 {
 		// Keep what was trained, even when stopped early (signal or NaN).
 		base, _ := filepath.Abs(*model)
