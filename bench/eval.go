@@ -75,20 +75,9 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 // accuracy, and ctx's error, so that an interrupted run still reports
 // what it measured.
 func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
-	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
-		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
-	}
-	items, err := ds.Split(split)
+	items, prompt, err := evalItems(ds, split, o)
 	if err != nil {
 		return nil, err
-	}
-	items = o.pick(items)
-	if len(items) == 0 {
-		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
-	}
-	prompt := o.Prompt
-	if prompt == nil {
-		prompt = BuildPrompt
 	}
 	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
 	for _, it := range items {
@@ -111,6 +100,27 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 	return r.finish(), nil
 }
 
+// evalItems checks that ds's task type is scored here and returns the
+// split's items that o picks and the prompt builder to use.
+func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item) string, error) {
+	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
+		return nil, nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+	}
+	items, err := ds.Split(split)
+	if err != nil {
+		return nil, nil, err
+	}
+	items = o.pick(items)
+	if len(items) == 0 {
+		return nil, nil, fmt.Errorf("%s: no %s items", ds.Name, split)
+	}
+	prompt := o.Prompt
+	if prompt == nil {
+		prompt = BuildPrompt
+	}
+	return items, prompt, nil
+}
+
 // EvaluateBatch is EvaluateContext with a generator that decodes all the
 // items together: the items, their scores and Result are the same as
 // EvaluateContext gives with a Generator that answers each prompt as gen
@@ -118,20 +128,9 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 // Items keeps the split's order. When ctx ends the items finished so far
 // are returned, scored, with ctx's error; an item's error ends the run.
 func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, gen BatchGenerator) (*Result, error) {
-	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
-		return nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
-	}
-	items, err := ds.Split(split)
+	items, prompt, err := evalItems(ds, split, o)
 	if err != nil {
 		return nil, err
-	}
-	items = o.pick(items)
-	if len(items) == 0 {
-		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
-	}
-	prompt := o.Prompt
-	if prompt == nil {
-		prompt = BuildPrompt
 	}
 	prompts := make([]string, len(items))
 	for i, it := range items {
