@@ -21,6 +21,7 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/collab/extract"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/atomicfile"
 )
 
 // ResultLine is one line of a sweep's results: one method on one item.
@@ -619,29 +620,13 @@ func openAppend(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
-// writeAtomic writes a file through a temporary file and a rename.
+// writeAtomic writes a file through a temporary file and a rename,
+// making its folder first.
 func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, b)
 }
 
 // ReadResults reads a results file's lines (a partial last line, from a

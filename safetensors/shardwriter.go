@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/mocolab/moco/internal/atomicfile"
 )
 
 // ShardedWriter streams a checkpoint into a model folder, split into shards
@@ -188,28 +190,10 @@ func (s *ShardedWriter) index() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it into place.
+// writeFileAtomic writes data through a temporary file beside path and
+// syncs the folder, so that the rename survives a crash.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

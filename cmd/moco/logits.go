@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/atomicfile"
 )
 
 func init() {
@@ -94,28 +93,9 @@ func readIDs(path string, stdin io.Reader) ([]int, error) {
 // writeF32 writes v as little-endian float32 to path, through a temporary
 // file in the same folder so that a failed run leaves no partial output.
 func writeF32(path string, v []float32) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".logits-*")
-	if err != nil {
-		return err
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
-	w := bufio.NewWriter(f)
-	var b [4]byte
-	for _, x := range v {
-		binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
-		w.Write(b[:])
-	}
-	err = w.Flush()
-	if err == nil {
-		err = f.Chmod(0o644) // CreateTemp makes it private
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteFile(path, b)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/internal/atomicfile"
 )
 
 func runSweepReport(args []string, stdout, stderr io.Writer) error {
@@ -52,7 +53,7 @@ func runSweepReport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		for name, b := range map[string][]byte{"table.md": md.Bytes(), "table.csv": tab.Bytes(), "categories.csv": cat.Bytes()} {
-			if err := writeFileAtomic(filepath.Join(*outDir, name), b); err != nil {
+			if err := atomicfile.WriteFile(filepath.Join(*outDir, name), b); err != nil {
 				return err
 			}
 		}
@@ -64,22 +65,4 @@ func runSweepReport(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(md.Bytes())
 	return err
-}
-
-// writeFileAtomic writes through a temporary file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
