@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/mocolab/moco/internal/atomicfile"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -143,11 +144,7 @@ func SaveLoRA(dir string, lo *LoRA[float32], m *Model[float32], baseModel string
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".adapter_config.json.tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "adapter_config.json"))
+	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), append(b, '\n'))
 }
 
 // modulePathOf returns "self_attn.q_proj" for

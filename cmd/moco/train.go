@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/mocolab/moco/internal/atomicfile"
 	"github.com/mocolab/moco/tokenizer"
 	"github.com/mocolab/moco/train"
 )
@@ -169,11 +170,7 @@ func writeLossCSV(path string, hist []train.Step) error {
 	for _, s := range hist {
 		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f\n", s.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds())
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(b.String()))
 }
 
 // writeLossSVG plots the loss against the step (and its running mean over
@@ -230,11 +227,7 @@ func writeCurveSVG(path, title, ylabel string, hist []train.Step) error {
 	if _, err := wt.WriteTo(&b); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // loadTraining reads a training data file with read (errors name the file

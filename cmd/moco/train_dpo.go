@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/mocolab/moco/internal/atomicfile"
 	"github.com/mocolab/moco/train"
 )
 
@@ -114,9 +114,5 @@ func writeDPOLog(path string, hist []train.DPOStep) error {
 		fmt.Fprintf(&b, "%d,%.6f,%.6g,%d,%.6f,%.3f,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%.6f\n", s.Step.Step, s.Loss, s.LR, s.Tokens, s.Norm, s.Time.Seconds(),
 			s.RewardChosen, s.RewardRejected, s.Margin, s.Accuracy, s.LogpChosen, s.LogpRejected, s.NLL)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(b.String()))
 }

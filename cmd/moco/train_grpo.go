@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/mocolab/moco/bench"
+	"github.com/mocolab/moco/internal/atomicfile"
 	"github.com/mocolab/moco/train"
 )
 
@@ -146,11 +146,7 @@ func writeGRPOCSV(path, out string, hist []train.GRPOStep) error {
 		fmt.Fprintf(&b, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.6g,%d,%.6f,%.3f\n", s.Step, s.Loss, s.Reward, s.RewardStd,
 			s.KL, s.ClipRatio, s.CompletionLen, s.LR, s.Tokens, s.Norm, s.Time.Seconds())
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(b.String()))
 }
 
 // writeRewardSVG plots the batch's mean reward against the step, with its
