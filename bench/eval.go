@@ -110,7 +110,7 @@ func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item)
 	if err != nil {
 		return nil, nil, err
 	}
-	items = o.pick(items)
+	items = o.Pick(items)
 	if len(items) == 0 {
 		return nil, nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
@@ -215,8 +215,9 @@ func (r *Result) finish() *Result {
 	return r
 }
 
-// pick applies N, Seed and First to a split.
-func (o Options) pick(items []Item) []Item {
+// Pick applies N, Seed and First to a split: the items an evaluation with
+// these options scores.
+func (o Options) Pick(items []Item) []Item {
 	if o.First {
 		return Head(items, o.N)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/safetensors"
@@ -168,11 +169,49 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 // each item; it also returns the number of items scored. When interrupted
 // it returns the mean over the items scored so far with ctx's error.
 func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions) (float64, int, error) {
+	var eos []int
+	if o.AppendEOS && len(m.Config.EOS) > 0 {
+		eos = m.Config.EOS[:1]
+	}
+	return meanNLL(ctx, tok, ds, split, o, eos, m.ContextSize(), func(ids []int, from int) (float64, int, error) {
+		logits, err := m.NewSession(0).ForwardAll(ids)
+		if err != nil {
+			return 0, 0, err
+		}
+		var sum float64
+		v := m.Config.VocabSize
+		for j, id := range ids[from:] {
+			sum += nll(logits[(from-1+j)*v:(from+j)*v], id)
+		}
+		return sum, len(ids) - from, nil
+	})
+}
+
+// MethodNLL is MeanNLLContext for a collaboration method that scores
+// tokens (collab.CanScore): the reference answers' mean NLL per token
+// under the method's combined distribution, with eos (the first model's
+// end-of-sequence token, if any) after each answer when o.AppendEOS is
+// set.
+func MethodNLL(ctx context.Context, ts collab.TokenScorer, eos []int, ds *Dataset, split string, o NLLOptions) (float64, int, error) {
+	if !o.AppendEOS || len(eos) == 0 {
+		eos = nil
+	}
+	return meanNLL(ctx, ts.Tokenizer(), ds, split, o, eos[:min(len(eos), 1)], ts.ContextSize(), func(ids []int, from int) (float64, int, error) {
+		return ts.NLLFrom(ctx, ids, from)
+	})
+}
+
+// meanNLL is the loop of MeanNLLContext and MethodNLL: for each item o
+// picks, the prompt and the answer (o.AnswerPrefix, the reference, then
+// eos) are encoded and score gives the answer's summed NLL and token
+// count; items with an empty prompt or answer, or longer than maxSeq
+// tokens, are skipped.
+func meanNLL(ctx context.Context, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions, eos []int, maxSeq int, score func(ids []int, from int) (float64, int, error)) (float64, int, error) {
 	items, err := ds.Split(split)
 	if err != nil {
 		return 0, 0, err
 	}
-	items = o.pick(items)
+	items = o.Pick(items)
 	prompt := o.Prompt
 	if prompt == nil {
 		prompt = BuildPrompt
@@ -203,27 +242,16 @@ func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokeniz
 		if err != nil {
 			return 0, 0, err
 		}
-		if o.AppendEOS && len(m.Config.EOS) > 0 {
-			a = append(a, m.Config.EOS[0])
-		}
-		if len(a) == 0 || len(p) == 0 {
+		a = append(a, eos...)
+		if len(a) == 0 || len(p) == 0 || len(p)+len(a) > maxSeq {
 			continue
 		}
-		s := m.NewSession(0)
-		all := append(append([]int(nil), p...), a...)
-		if len(all) > s.MaxSeq() {
-			continue
-		}
-		logits, err := s.ForwardAll(all)
+		s, k, err := score(append(p, a...), len(p))
 		if err != nil {
 			return 0, 0, err
 		}
-		v := m.Config.VocabSize
-		for j, id := range a {
-			row := logits[(len(p)-1+j)*v : (len(p)+j)*v]
-			sum += nll(row, id)
-			count++
-		}
+		sum += s
+		count += k
 		scored++
 	}
 	if o.Progress != nil {

@@ -78,7 +78,7 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 	if err != nil {
 		return nil, err
 	}
-	items = o.pick(items)
+	items = o.Pick(items)
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}

@@ -174,7 +174,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			if err != nil {
 				return usagef("--metric nll with --method %s: %v", name, err)
 			}
-			v, k, err = methodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, *split, o, answerPrefix)
+			v, k, err = bench.MethodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
@@ -185,7 +185,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		res.N, res.MeanNLL = k, &v
 		res.Total = k
 		if items, err := ds.Split(*split); err == nil {
-			res.Total = len(pick(o, items))
+			res.Total = len(o.Pick(items))
 		}
 	} else if *choice == bench.ChoiceLoglik {
 		if ds.TaskType != bench.MultipleChoiceTask {
@@ -251,14 +251,6 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	return runErr
-}
-
-// pick is the items an evaluation with o scores.
-func pick(o bench.Options, items []bench.Item) []bench.Item {
-	if o.First {
-		return bench.Head(items, o.N)
-	}
-	return bench.Sample(items, o.N, o.Seed)
 }
 
 // loadOne loads a model folder and its tokenizer.
@@ -384,65 +376,6 @@ func baseNames(dirs []string) []string {
 		out[i] = filepath.Base(filepath.Clean(d))
 	}
 	return out
-}
-
-// methodNLL is bench.MeanNLLContext for a method that scores tokens: the
-// mean NLL per token of the reference answers (with the answer prefix and
-// the first model's EOS after them) given their prompts, under the
-// method's combined distribution; items too long for the context are
-// skipped, as bench does.
-func methodNLL(ctx context.Context, ts collab.TokenScorer, eos []int, ds *bench.Dataset, split string, o bench.Options, prefix string) (float64, int, error) {
-	items, err := ds.Split(split)
-	if err != nil {
-		return 0, 0, err
-	}
-	items = pick(o, items)
-	tok := ts.Tokenizer()
-	var sum float64
-	count, scored := 0, 0
-	for i, it := range items {
-		if err := ctx.Err(); err != nil {
-			if count == 0 {
-				return 0, 0, err
-			}
-			return sum / float64(count), scored, err
-		}
-		if o.Progress != nil && i > 0 {
-			o.Progress(i, len(items), 0)
-		}
-		ref, err := bench.ReferenceText(ds.TaskType, it)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s: likelihood scoring needs one reference text per item: %w", ds.Name, err)
-		}
-		p, err := tok.Encode(bench.BuildPrompt(ds.TaskType, it), true)
-		if err != nil {
-			return 0, 0, err
-		}
-		a, err := tok.Encode(prefix+ref, false)
-		if err != nil {
-			return 0, 0, err
-		}
-		if len(eos) > 0 {
-			a = append(a, eos[0])
-		}
-		if len(a) == 0 || len(p) == 0 || len(p)+len(a) > ts.ContextSize() {
-			continue
-		}
-		s, k, err := ts.NLLFrom(ctx, append(append([]int(nil), p...), a...), len(p))
-		if err != nil {
-			return 0, 0, err
-		}
-		sum += s
-		count += k
-		scored++
-	}
-	if o.Progress != nil {
-		o.Progress(len(items), len(items), 0)
-	}
-	if count == 0 {
-		return 0, 0, fmt.Errorf("%s: no scorable items", ds.Name)
-	}
-	return sum / float64(count), scored, nil
 }
 
 // evalProgress redraws bar with the accuracy so far.
