@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -401,7 +402,7 @@ func (l *loader) tensor(name string, shape ...int) *safetensors.Tensor {
 		l.err = fmt.Errorf("tensor %s is missing (model_type %s)", name, l.cfg.ModelType)
 		return nil
 	}
-	if !equalShape(t.Shape, shape) {
+	if !slices.Equal(t.Shape, shape) {
 		l.err = fmt.Errorf("tensor %s has shape %v, the config implies %v", name, t.Shape, shape)
 		return nil
 	}
@@ -496,16 +497,4 @@ func (l *loader) vec(name string, n int) []float32 {
 		}
 	}
 	return v
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

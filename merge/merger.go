@@ -421,7 +421,7 @@ func (s *Spec) planTensor(name string, ins []*Input, names []string, hasBase boo
 		if !ok {
 			return planned{}, fmt.Errorf("tensor %s: missing from %s (architectures differ?)", tn, in.Name)
 		}
-		if !sameShape(t.Shape, rt.Shape) {
+		if !slices.Equal(t.Shape, rt.Shape) {
 			vocab := len(t.Shape) == 2 && len(rt.Shape) == 2 && t.Shape[1] == rt.Shape[1] && isVocabTensor(name)
 			if !vocab {
 				return planned{}, fmt.Errorf("tensor %s: shape %v in %s but %v in %s", tn, t.Shape, in.Name, rt.Shape, ref.Name)
@@ -569,18 +569,6 @@ func isVocabTensor(name string) bool {
 
 func isFloat(d safetensors.DType) bool {
 	return d == safetensors.F32 || d == safetensors.F16 || d == safetensors.BF16
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Merge computes the merged tensors one at a time, in the order of Plan, and
