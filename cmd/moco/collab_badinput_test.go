@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,5 +60,47 @@ func TestCollabBadInput(t *testing.T) {
 	}
 	if hits.Load() == 0 {
 		t.Error("the malformed-JSON case never reached the server")
+	}
+}
+
+// TestCollabTextTrace: a text-level method's --trace file holds one JSON
+// line per model call (here majority vote's two answers, endpoints
+// standing in for the models), readable by the rest of a team (0644), and
+// nothing else is left in its folder.
+func TestCollabTextTrace(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"choices":[{"index":0,"text":"12"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}`))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.jsonl")
+	_, errs, code := moco(t, "collab", "majority-vote", "-m", srv.URL+"#a", "-m", srv.URL+"#b", "--prompt", "6+6?", "--trace", trace)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct {
+			Round            int
+			Step, From, Text string
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %s %s", e.Round, e.Step, e.From, e.Text))
+	}
+	if want := "1 answer a 12,1 answer b 12,1 vote majority-vote 12"; strings.Join(got, ",") != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if st, err := os.Stat(trace); err == nil && runtime.GOOS != "windows" && st.Mode().Perm() != 0o644 {
+		t.Errorf("trace mode %v, want 0644", st.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("folder holds %v, want the trace alone", ents)
 	}
 }

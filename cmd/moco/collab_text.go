@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +13,7 @@ import (
 	"github.com/mocolab/moco/collab/extract"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/atomicfile"
 )
 
 // registryMethod reports whether name is a method this file runs: one
@@ -206,30 +207,14 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 // writeTrace writes events as JSON lines, atomically (a temporary file
 // renamed into place).
 func writeTrace(path string, events []collab.Event) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	for _, e := range events {
 		if err := enc.Encode(e); err != nil {
-			f.Close()
-			os.Remove(tmp)
 			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // collabMethodNames lists every method moco collab runs, but "single".
