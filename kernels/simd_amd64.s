@@ -6532,7 +6532,7 @@ mm512Q8_loop:
 // func mv256Q8(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 TEXT ·mv256Q8(SB), NOSPLIT, $0-56
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ dst+0(FP), DI
 	MOVQ w+8(FP), R10
@@ -6703,7 +6703,7 @@ mv256Q8_done:
 // func mv256Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 TEXT ·mv256Q8s(SB), NOSPLIT, $0-56
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ dst+0(FP), DI
 	MOVQ w+8(FP), R10
@@ -6891,7 +6891,7 @@ mv256Q8s_done:
 // func mm256Q8(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)
 TEXT ·mm256Q8(SB), NOSPLIT, $0-64
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ w+8(FP), R10
 	MOVQ s+16(FP), SI
@@ -7217,7 +7217,7 @@ packQ8x8_loop:
 // func mm8x4Q8p(dst, wp, x unsafe.Pointer, ldd, ldx, k int)
 TEXT ·mm8x4Q8p(SB), NOSPLIT, $0-48
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ wp+8(FP), SI
 	MOVQ x+16(FP), DX
@@ -9149,10 +9149,10 @@ mm512Q4_loop:
 // func mv256Q4(dst, w, s, x unsafe.Pointer, rows, k, ldw int)
 TEXT ·mv256Q4(SB), NOSPLIT, $0-56
 	MOVL $0x0f0f0f0f, AX
-	MOVD AX, X14
+	VMOVD AX, X14
 	VPBROADCASTD X14, Y14
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ $0x0d0c090805040100, AX
 	VMOVQ AX, X6
@@ -9358,7 +9358,7 @@ TEXT ·packQ4x8(SB), NOSPLIT, $0-40
 	LEAQ (SI)(R8*4), R12
 packQ4x8_loop:
 	MOVL $0x0f0f0f0f, AX
-	MOVD AX, X9
+	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
 	VMOVDQU (R10), X0
 	VPSRLW $4, X0, X8
@@ -9447,7 +9447,7 @@ packQ4x8_loop:
 // func mm8x4Q4p(dst, wp, x unsafe.Pointer, ldd, ldx, k int)
 TEXT ·mm8x4Q4p(SB), NOSPLIT, $0-48
 	MOVL $0x00010001, AX
-	MOVD AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	MOVQ wp+8(FP), SI
 	MOVQ x+16(FP), DX

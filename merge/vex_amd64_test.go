@@ -1,0 +1,12 @@
+//go:build !purego
+
+package merge
+
+import (
+	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
+)
+
+// TestVEXOnly: the merge assembly uses VEX and EVEX encodings only.
+func TestVEXOnly(t *testing.T) { testutil.VEXOnly(t, "*_amd64.s") }
