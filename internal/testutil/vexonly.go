@@ -16,7 +16,7 @@ var legacySSE = regexp.MustCompile(`^\s*([A-UW-Z][A-Z0-9]*)\s+[^/]*\b[XYZ]([0-9]
 // VEXOnly fails the test for every legacy SSE instruction in the amd64
 // assembly files matching glob. Inside AVX code such an instruction is a
 // trap: on a Zen 3 one "MOVD AX, X9" in packQ4x8's loop, where the
-// registers' upper halves were in use, made the loop 12 times slower
+// registers' upper halves were in use, made the loop 14 times slower
 // (the VEX form, VMOVD, costs nothing).
 func VEXOnly(t *testing.T, glob string) {
 	t.Helper()
