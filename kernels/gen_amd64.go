@@ -1050,9 +1050,7 @@ func mm256Q8() {
 	q8 := wtype{name: "Q8"}
 	p("// func %s(dst, w, s, x unsafe.Pointer, ldd, ldw, ldx, k int)", fn)
 	p("TEXT ·%s(SB), NOSPLIT, $0-64", fn)
-	p("\tMOVL $0x00010001, AX")
-	p("\tVMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
+	q8Ones256()
 	p("\tMOVQ w+8(FP), R10")
 	p("\tMOVQ s+16(FP), SI")
 	rowPointers(q8, "ldw+40(FP)")
@@ -1157,12 +1155,9 @@ func packRows8(q4 bool) {
 	saddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(SI)(R9*1)", "(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R12)(R9*1)"}
 	p("%s_loop:", fn)
 	if q4 {
-		// Reset every block: the transpose uses Y9. VMOVD, not MOVD: a
-		// legacy SSE write to X9 while Y9's upper half is live cost
-		// this loop 14x on a Zen 3 (TestVEXOnly).
-		p("\tMOVL $0x0f0f0f0f, AX")
-		p("\tVMOVD AX, X9")
-		p("\tVPBROADCASTD X9, Y9")
+		// Reset every block: the transpose uses Y9. Here, with Y9's
+		// upper half live, a legacy MOVD cost this loop 14x on a Zen 3.
+		broadcast256(0x0f0f0f0f, 9)
 	}
 	for r := 0; r < 8; r++ {
 		if !q4 {
@@ -1354,10 +1349,15 @@ func mv256Q8() {
 }
 
 // q8Ones256 puts the int16 ones VPMADDWD sums pairs with in Y15.
-func q8Ones256() {
-	p("\tMOVL $0x00010001, AX")
-	p("\tVMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
+func q8Ones256() { broadcast256(0x00010001, 15) }
+
+// broadcast256 puts c in every dword of Y(y), through AX. The move is
+// VMOVD, never the legacy SSE MOVD, which costs a stall wherever an
+// upper half is live (TestVEXOnly).
+func broadcast256(c uint32, y int) {
+	p("\tMOVL $0x%08x, AX", c)
+	p("\tVMOVD AX, X%d", y)
+	p("\tVPBROADCASTD X%d, Y%d", y, y)
 }
 
 // q8Prod256 leaves in Y(t) the int32 lanes of row r's half h (block 2i+h
@@ -2358,12 +2358,8 @@ func mm512Q4() {
 
 // q4Consts256 puts the 0x0f bytes in Y14 and the int16 ones in Y15.
 func q4Consts256() {
-	p("\tMOVL $0x0f0f0f0f, AX")
-	p("\tVMOVD AX, X14")
-	p("\tVPBROADCASTD X14, Y14")
-	p("\tMOVL $0x00010001, AX")
-	p("\tVMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
+	broadcast256(0x0f0f0f0f, 14)
+	q8Ones256()
 }
 
 // q4RowPointers sets R10-R13 to four Q4_0 rows from R10 (ldw weights

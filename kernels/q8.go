@@ -256,7 +256,7 @@ var q8PackScratch sync.Pool
 // over the tokens four at a time, in token blocks whose records stay in
 // cache. Four rows left over run the 4x4 tile (kern.mm), the rest and the
 // tokens left over the row kernel, and each token's last odd block
-// q8Tail; every kernel sums a (row, token) the same way, so the result
+// tail; every kernel sums a (row, token) the same way, so the result
 // does not depend on which one ran.
 func q8PackedTiles(dst []float32, m *Mat, a *q8Acts, n, r0, r1 int, k kern, tail func(dst []float32, m *Mat, a *q8Acts, t, r0, r1 int)) {
 	R, C := m.Rows, m.Cols
