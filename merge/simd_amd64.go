@@ -272,50 +272,31 @@ var compressLUT = func() (t [256]uint64) {
 	return t
 }()
 
-// collectFast256 is collectDelta over the largest multiple of 8 entries.
-func collectFast256(buf []uint32, x, base []float32, lo, hi uint32) (int, int, int64) {
-	n := len(base) &^ 7
-	if n == 0 {
-		return 0, 0, 0
+// collectWith makes collectDelta's (T float32) or collectBF16's (T
+// uint16) assembly path over the largest multiple of lanes entries from
+// its kernel; buf holds at least that many plus lanes.
+func collectWith[T float32 | uint16](lanes int, kernel func(buf *uint32, x, base *T, n int, lo, hi uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32) (int, int, int64) {
+	return func(buf []uint32, x, base []T, lo, hi uint32) (int, int, int64) {
+		n := len(base) &^ (lanes - 1)
+		if n == 0 {
+			return 0, 0, 0
+		}
+		_, _ = buf[n+lanes-1], x[n-1]
+		c, above := kernel(&buf[0], &x[0], &base[0], n, lo, hi)
+		return n, c, int64(above)
 	}
-	_, _ = buf[n+7], x[n-1]
-	c, above := collect256(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0])
-	return n, c, int64(above)
 }
 
-// collectBF16Fast256 is collectBF16 over the largest multiple of 8 entries.
-func collectBF16Fast256(buf []uint32, x, base []uint16, lo, hi uint32) (int, int, int64) {
-	n := len(base) &^ 7
-	if n == 0 {
-		return 0, 0, 0
-	}
-	_, _ = buf[n+7], x[n-1]
-	c, above := collect256BF16(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0])
-	return n, c, int64(above)
-}
-
-// collectFast512 is collectDelta over the largest multiple of 16 entries.
-func collectFast512(buf []uint32, x, base []float32, lo, hi uint32) (int, int, int64) {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0, 0, 0
-	}
-	_ = buf[n+15]
-	c, above := collect512(&buf[0], &x[0], &base[0], n, lo, hi)
-	return n, c, int64(above)
-}
-
-// collectBF16Fast512 is collectBF16 over the largest multiple of 16 entries.
-func collectBF16Fast512(buf []uint32, x, base []uint16, lo, hi uint32) (int, int, int64) {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0, 0, 0
-	}
-	_ = buf[n+15]
-	_ = x[n-1]
-	c, above := collect512BF16(&buf[0], &x[0], &base[0], n, lo, hi)
-	return n, c, int64(above)
-}
+var (
+	collectFast512     = collectWith(16, collect512)
+	collectBF16Fast512 = collectWith(16, collect512BF16)
+	collectFast256     = collectWith(8, func(buf *uint32, x, base *float32, n int, lo, hi uint32) (int, int) {
+		return collect256(buf, x, base, n, lo, hi, &compressLUT[0])
+	})
+	collectBF16Fast256 = collectWith(8, func(buf *uint32, x, base *uint16, n int, lo, hi uint32) (int, int) {
+		return collect256BF16(buf, x, base, n, lo, hi, &compressLUT[0])
+	})
+)
 
 // prefixFast512 is prefixSums over the largest multiple of 16 counters.
 func prefixFast512(c []int32, start int32) (int, int32) {
@@ -513,11 +494,9 @@ func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	states := unsafe.Slice((*uint64)(unsafe.Pointer(&scratch[8*len(xs)])), 4*len(xs))
 	drawParams(&p, states, 4, len(xs), w, o, lambda, k)
 	g := uint64(rngGamma)
-	for l := range 4 {
-		p.c256[0][l] = 4 * g // wraps, as the state does
-		p.c256[1][l], p.c256[2][l] = rngMul1, rngMul1>>32
-		p.c256[3][l], p.c256[4][l] = rngMul2, rngMul2>>32
-	}
+	g4 := 4 * g // wraps, as the state does
+	p.c256[0] = [4]uint64{g4, g4, g4, g4}
+	copy(p.c256[1:], pruneConsts256[2:]) // the mix multipliers and their high halves
 	var ptrs [16]unsafe.Pointer
 	for i, x := range xs {
 		_ = x[n-1]
