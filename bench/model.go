@@ -169,11 +169,7 @@ func MeanNLL(m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split strin
 // each item; it also returns the number of items scored. When interrupted
 // it returns the mean over the items scored so far with ctx's error.
 func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions) (float64, int, error) {
-	var eos []int
-	if o.AppendEOS && len(m.Config.EOS) > 0 {
-		eos = m.Config.EOS[:1]
-	}
-	return meanNLL(ctx, tok, ds, split, o, eos, m.ContextSize(), func(ids []int, from int) (float64, int, error) {
+	return meanNLL(ctx, tok, ds, split, o, m.Config.EOS, m.ContextSize(), func(ids []int, from int) (float64, int, error) {
 		logits, err := m.NewSession(0).ForwardAll(ids)
 		if err != nil {
 			return 0, 0, err
@@ -193,20 +189,21 @@ func MeanNLLContext(ctx context.Context, m *engine.Model, tok *tokenizer.Tokeniz
 // end-of-sequence token, if any) after each answer when o.AppendEOS is
 // set.
 func MethodNLL(ctx context.Context, ts collab.TokenScorer, eos []int, ds *Dataset, split string, o NLLOptions) (float64, int, error) {
-	if !o.AppendEOS || len(eos) == 0 {
-		eos = nil
-	}
-	return meanNLL(ctx, ts.Tokenizer(), ds, split, o, eos[:min(len(eos), 1)], ts.ContextSize(), func(ids []int, from int) (float64, int, error) {
+	return meanNLL(ctx, ts.Tokenizer(), ds, split, o, eos, ts.ContextSize(), func(ids []int, from int) (float64, int, error) {
 		return ts.NLLFrom(ctx, ids, from)
 	})
 }
 
 // meanNLL is the loop of MeanNLLContext and MethodNLL: for each item o
 // picks, the prompt and the answer (o.AnswerPrefix, the reference, then
-// eos) are encoded and score gives the answer's summed NLL and token
-// count; items with an empty prompt or answer, or longer than maxSeq
-// tokens, are skipped.
+// eos[0] when o.AppendEOS is set and there is one) are encoded and score
+// gives the answer's summed NLL and token count; items with an empty
+// prompt or answer, or longer than maxSeq tokens, are skipped.
 func meanNLL(ctx context.Context, tok *tokenizer.Tokenizer, ds *Dataset, split string, o NLLOptions, eos []int, maxSeq int, score func(ids []int, from int) (float64, int, error)) (float64, int, error) {
+	if !o.AppendEOS {
+		eos = nil
+	}
+	eos = eos[:min(len(eos), 1)]
 	items, err := ds.Split(split)
 	if err != nil {
 		return 0, 0, err
