@@ -337,22 +337,31 @@ func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 	return n
 }
 
-// pruneRanksFast512 is magPruner.row's per-rank step for the largest
-// multiple of 8 ranks, written to row (of ord's length: the entries'
-// indices are below it).
-func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int {
-	n := len(ord) &^ 7
-	if n == 0 {
-		return 0
+// pruneRanksWith makes magPruner.row's per-rank step with the assembly
+// kernel for the largest multiple of lanes ranks, written to row (of
+// ord's length: the entries' indices are below it).
+func pruneRanksWith(lanes int, kernel func(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)) func(m *magPruner, row []float32, ord []uint64, s uint64) int {
+	return func(m *magPruner, row []float32, ord []uint64, s uint64) int {
+		n := len(ord) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
+		resc := 0
+		if m.rescale {
+			resc = 1
+		}
+		kernel(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+		return n
 	}
-	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
-	resc := 0
-	if m.rescale {
-		resc = 1
-	}
-	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
-	return n
 }
+
+var (
+	pruneRanksFast512 = pruneRanksWith(8, pruneRanks512)
+	pruneRanksFast256 = pruneRanksWith(4, func(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int) {
+		pruneRanks256(row, ord, q, th, p, n, s, rescale, &pruneConsts256)
+	})
+)
 
 // keysLUT256 is keys256BF16's table (its layout is the assembly's): for
 // each mask of four lanes, the dword indices that move the 64-bit lanes
@@ -415,22 +424,6 @@ var pruneConsts256 = func() (c [6][4]uint64) {
 	}
 	return c
 }()
-
-// pruneRanksFast256 is pruneRanksFast512 for AVX2, over the largest
-// multiple of 4 ranks.
-func pruneRanksFast256(m *magPruner, row []float32, ord []uint64, s uint64) int {
-	n := len(ord) &^ 3
-	if n == 0 {
-		return 0
-	}
-	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
-	resc := 0
-	if m.rescale {
-		resc = 1
-	}
-	pruneRanks256(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc, &pruneConsts256)
-	return n
-}
 
 // drawParams fills p for sumCore512 or sumCore256 with DARE's drops:
 // each model's scale and weight, and for the models that drop, the keep
