@@ -282,13 +282,14 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "contrastive: models by dev %s, best first: %s; top %d and bottom %d used\n", *rank, b.String(), k, k)
 	}
 	var tw *bufio.Writer
+	var tf *os.File
 	if *trace != "" {
 		f, err := os.Create(*trace)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		tw = bufio.NewWriter(f)
+		defer f.Close() // on early returns; the second Close is harmless
+		tf, tw = f, bufio.NewWriter(f)
 		defer tw.Flush()
 		enc := json.NewEncoder(tw)
 		cfg.Trace = func(ts decode.TraceStep) { _ = enc.Encode(ts) }
@@ -318,8 +319,13 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if tw != nil {
+		// A full disk shows on Flush or, for the last buffered bytes
+		// of some file systems, only on Close.
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if err := tf.Close(); err != nil {
+			return fmt.Errorf("trace: %w", err)
 		}
 	}
 	if !*asJSON {

@@ -121,6 +121,14 @@ func TestCollabMethods(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &step); err != nil || step.Source == "" || step.Confidence == nil || len(step.Top) == 0 {
 		t.Errorf("trace line %q: %v", lines[0], err)
 	}
+	// A trace that cannot be written fails the command (Linux's /dev/full
+	// refuses every write with ENOSPC).
+	if _, err := os.Stat("/dev/full"); err == nil {
+		_, errs, code := moco(t, append([]string{"collab", "nudging", "--trace", "/dev/full"}, common...)...)
+		if code == 0 || !strings.Contains(errs, "no space left") {
+			t.Errorf("--trace /dev/full: exit %d, stderr %q", code, errs)
+		}
+	}
 }
 
 func TestCollabTrainHeadAndCoLLM(t *testing.T) {
