@@ -24,7 +24,7 @@ import (
 func init() {
 	register(&command{
 		name:    "collab",
-		summary: "decode with several models together (fusion, contrastive, nudging, cascade, co-llm, mentor, speculative)",
+		summary: "run several models together: API-, text- and logit-level methods (debate, majority-vote, fusion, co-llm, ...)",
 		run:     runCollab,
 	})
 }
@@ -32,7 +32,8 @@ func init() {
 const collabUsage = `Usage: moco collab METHOD -m DIR -m DIR [...] --prompt TEXT [flags]
        moco collab train-head -m BASE -m ASSISTANT --data FILE --out HEAD.safetensors [--objective marginal|pseudo]
 
-METHOD and the roles of the -m models, in order:
+Logit-level METHODs (model folders sharing one vocabulary, decoded in
+lockstep) and the roles of the -m models, in order:
   fusion        all models averaged (--mode logit-mean|prob-mean, --weights)
   contrastive   MoCo's logit contrastive (default): the models ranked best first
                 (by --dev accuracy, as MoCo does, or in the order given), then
@@ -43,20 +44,20 @@ METHOD and the roles of the -m models, in order:
                 temperature (0.7 in its examples) without top-p: --top-p 1 matches.
   nudging       base, then nudger (--gamma)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
-
---dev FILE: a dataset .json (its dev split), .jsonl ({"prompt", "answer"} per
-line; "input"/"output" also read) or .txt (one prompt per line); --dev-samples
-N draws a seeded sample stratified by category (default: every item).
---calibration FILE saves what --dev measured (cascade thresholds, contrastive
-scores) the first time and reuses it after; a file made with other models,
-dev set or settings is refused (delete it or name another file).
   co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose);
                 train-head fits the head by the paper's marginal likelihood (default)
                 or by pseudo-labels (--objective pseudo)
   mentor        generator, then mentor (--share, --patch-tokens, optional --head):
                 MoCo's mentor collaboration; the mentor is consulted at random words
                 (seeded by --seed and the prompt) and patches are chosen by the generator
-  speculative   target, then draft (--draft-tokens)`
+  speculative   target, then draft (--draft-tokens)
+
+--dev FILE: a dataset .json (its dev split), .jsonl ({"prompt", "answer"} per
+line; "input"/"output" also read) or .txt (one prompt per line); --dev-samples
+N draws a seeded sample stratified by category (default: every item).
+--calibration FILE saves what --dev measured (cascade thresholds, contrastive
+scores) the first time and reuses it after; a file made with other models,
+dev set or settings is refused (delete it or name another file).`
 
 // collabResult is the --json output.
 type collabResult struct {
@@ -71,9 +72,11 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(stderr, collabUsage)
+			fmt.Fprintln(stderr, "\nAPI- and text-level METHODs (-m may also be an OpenAI-compatible endpoint;\n'moco collab METHOD --help' gives their flags):")
+			fmt.Fprint(stderr, registryList())
 			return nil
 		}
-		return usagef("missing METHOD: moco collab METHOD -m DIR -m DIR --prompt TEXT, METHOD one of %s, or train-head (see moco collab --help)", strings.Join(decode.Methods[1:], ", "))
+		return usagef("missing METHOD: moco collab METHOD -m MODEL -m MODEL --prompt TEXT, METHOD one of %s, or train-head (see moco collab --help)", strings.Join(collabMethodNames(), ", "))
 	}
 	method := args[0]
 	if method == "train-head" {
@@ -128,8 +131,6 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "quantile", between(0, 1))
 	setRange(fs, "share", between(0, 1))
 	setRange(fs, "patch-tokens", between(1, 4096))
-	setRange(fs, "k", atLeast(1))
-	setRange(fs, "dev-samples", atLeast(0).withNote("0: all"))
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -29,6 +29,24 @@ func registryMethod(name string) bool {
 	return ok
 }
 
+// registryList is one line for each of the registry's API- and
+// text-level methods: name, level and summary, in aligned columns.
+func registryList() string {
+	var specs []collab.Spec
+	width := 0
+	for _, s := range collab.Specs() {
+		if s.Level == collab.LevelAPI || s.Level == collab.LevelText {
+			specs = append(specs, s)
+			width = max(width, len(s.Name))
+		}
+	}
+	var b strings.Builder
+	for _, s := range specs {
+		fmt.Fprintf(&b, "  %-*s  %-4s  %s\n", width, s.Name, s.Level, s.Summary)
+	}
+	return b.String()
+}
+
 // registryUsage lists the registry's API- and text-level methods.
 func registryUsage() string {
 	var b strings.Builder
@@ -38,11 +56,7 @@ MODEL is a model folder, or an OpenAI-compatible endpoint written
 http(s)://HOST[:PORT][/v1]#MODEL_NAME (its API key in the variable named by
 --api-key-env). Methods over whole texts and routes:
 `)
-	for _, s := range collab.Specs() {
-		if s.Level == collab.LevelAPI || s.Level == collab.LevelText {
-			fmt.Fprintf(&b, "  %-18s %-5s %s\n", s.Name, s.Level, s.Summary)
-		}
-	}
+	b.WriteString(registryList())
 	b.WriteString(`
 Method parameters (see the collab package's *Params types for each
 method's names and MoCo defaults) are given with --param NAME=VALUE (VALUE

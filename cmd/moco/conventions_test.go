@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/internal/testutil"
 )
 
@@ -266,5 +267,34 @@ func TestStepLine(t *testing.T) {
 	p.end()
 	if q.Len() != 0 {
 		t.Errorf("quiet run printed %q", q.String())
+	}
+}
+
+// TestCollabHelpListsEveryMethod: 'moco collab --help' and the message for
+// a missing METHOD name every method collab runs, from each level (the
+// API- and text-level ones used to be listed only under a method's own
+// --help, so a user could not find them).
+func TestCollabHelpListsEveryMethod(t *testing.T) {
+	_, help, code := moco(t, "collab", "--help")
+	if code != 0 {
+		t.Fatalf("collab --help: exit %d", code)
+	}
+	_, missing, _ := moco(t, "collab")
+	want := []string{"fusion", "contrastive", "nudging", "cascade", "co-llm", "mentor", "speculative", "train-head"}
+	for _, s := range collab.Specs() {
+		if s.Level == collab.LevelAPI || s.Level == collab.LevelText {
+			want = append(want, s.Name)
+		}
+	}
+	if len(want) < 8+10 {
+		t.Fatalf("only %d methods registered: %v", len(want), want)
+	}
+	for _, m := range want {
+		if !regexp.MustCompile(`(?m)^  `+regexp.QuoteMeta(m)+` `).MatchString(help) && m != "train-head" {
+			t.Errorf("collab --help has no line for %s", m)
+		}
+		if !strings.Contains(missing, " "+m+",") && !strings.Contains(missing, " "+m+" ") {
+			t.Errorf("the missing-METHOD message does not name %s: %q", m, missing)
+		}
 	}
 }
