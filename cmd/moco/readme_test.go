@@ -123,6 +123,7 @@ func TestREADME(t *testing.T) {
 	t.Chdir(root)
 	haveShared := testutil.SharedDir() != ""
 	var ran, skipped int
+	fromSkipped := map[string]bool{} // /tmp paths in skipped commands, as printed
 	sawInstall := false
 	saved := regexp.MustCompile("saved as `([^`/]+)`")
 	for _, b := range blocks {
@@ -194,14 +195,22 @@ func TestREADME(t *testing.T) {
 				t.Errorf("%q: not a command this test can run", line)
 				continue
 			}
+			// A command needs ../shared when an argument names it, names a
+			// file that does (a config such as examples/*.yaml), or names a
+			// /tmp file that a skipped command would have written.
 			needsShared := false
+			var tmpArgs []string
 			for i, a := range args {
-				needsShared = needsShared || strings.Contains(a, "../shared")
+				needsShared = needsShared || strings.Contains(a, "../shared") || mentionsShared(a) || fromSkipped[a]
 				if strings.HasPrefix(a, "/tmp/") {
+					tmpArgs = append(tmpArgs, a)
 					args[i] = filepath.Join(tmp, strings.TrimPrefix(a, "/tmp/"))
 				}
 			}
 			if needsShared && !haveShared {
+				for _, a := range tmpArgs {
+					fromSkipped[a] = true
+				}
 				skipped++
 				continue
 			}
@@ -216,6 +225,16 @@ func TestREADME(t *testing.T) {
 		t.Error("the README lacks 'go install github.com/mocolab/moco/cmd/moco@latest'")
 	}
 	t.Logf("ran %d README commands, skipped %d (../shared absent or a server session)", ran, skipped)
+}
+
+// mentionsShared reports whether arg names a regular file (relative to the
+// working directory) whose text mentions ../shared.
+func mentionsShared(arg string) bool {
+	if st, err := os.Stat(arg); err != nil || !st.Mode().IsRegular() || st.Size() > 1<<20 {
+		return false
+	}
+	b, err := os.ReadFile(arg)
+	return err == nil && bytes.Contains(b, []byte("../shared"))
 }
 
 // background reports whether a block starts a command in the background.
