@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -125,10 +126,24 @@ func (p Params) Decode(dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		// encoding/json has no error type for an unknown field; its
+		// message is the documented form "json: unknown field \"NAME\"".
+		if q, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			if name, uerr := strconv.Unquote(q); uerr == nil {
+				err = &UnknownParamError{Name: name}
+			}
+		}
 		return inputErrorf("parameters: %w", err)
 	}
 	return nil
 }
+
+// UnknownParamError is Params.Decode's error for a parameter the method
+// has no field for; a front end that fills parameters from its own flags
+// can name the flag instead.
+type UnknownParamError struct{ Name string }
+
+func (e *UnknownParamError) Error() string { return fmt.Sprintf("unknown field %q", e.Name) }
 
 // ErrInput marks errors caused by what the caller asked for rather than by
 // a failure while working: an unknown method, a pool of the wrong size,

@@ -63,6 +63,10 @@ func TestRegistry(t *testing.T) {
 		if !errors.Is(err, ErrInput) {
 			t.Errorf("%s: %v is not marked as an input error", tc.name, err)
 		}
+		var unknown *UnknownParamError
+		if errors.As(err, &unknown) != (tc.params["rouds"] != nil) || unknown != nil && unknown.Name != "rouds" {
+			t.Errorf("%s: %v: UnknownParamError %+v, want one naming rouds exactly when it was given", tc.name, err, unknown)
+		}
 	}
 	found := false
 	for _, s := range Specs() {

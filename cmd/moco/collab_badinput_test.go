@@ -40,6 +40,8 @@ func TestCollabBadInput(t *testing.T) {
 		{[]string{"collab", "majority-vote", "-m", a, "-m", b, "--prompt", "q", "--tie", "random"}, 2, "tie must be first or dev"},
 		{[]string{"collab", "debate", "-m", a, "-m", b, "--prompt", "q", "--param", "rouds=2"}, 2, `unknown field "rouds"`},
 		{[]string{"collab", "debate", "-m", a, "-m", b, "--prompt", "q", "--summarizer", "z"}, 2, `no model "z" in the pool`},
+		{[]string{"collab", "debate", "-m", a, "-m", b, "--prompt", "q", "--task-type", "exact_match"}, 2, "--task-type does not apply to debate (it has no task_type parameter)"},
+		{[]string{"collab", "majority-vote", "-m", a, "-m", b, "--prompt", "q", "--rounds", "2"}, 2, "--rounds does not apply to majority-vote"},
 		{[]string{"collab", "heterogeneous-swarms", "-m", a, "-m", b, "--prompt", "q", "--param", "graph=[[0,1],[1,0]]"}, 2, "the graph has a cycle"},
 		{[]string{"collab", "structure", "-m", a, "-m", b, "--prompt", "q", "--structure", "mesh"}, 2, "unknown structure_type"},
 		{[]string{"collab", "majority-vote", "-m", a, "-m", b, "--prompt", "q", "--timeout", "5s"}, 1, "malformed JSON in the answer"},
@@ -64,8 +66,8 @@ func TestCollabBadInput(t *testing.T) {
 }
 
 // TestCollabTextTrace: a text-level method's --trace file holds one JSON
-// line per model call (here majority vote's two answers, endpoints
-// standing in for the models), readable by the rest of a team (0644), and
+// line per event (here majority vote's two answers, endpoints standing
+// in for the models, and its vote), readable by the rest of a team (0644), and
 // nothing else is left in its folder.
 func TestCollabTextTrace(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +98,10 @@ func TestCollabTextTrace(t *testing.T) {
 	}
 	if want := "1 answer a 12,1 answer b 12,1 vote majority-vote 12"; strings.Join(got, ",") != want {
 		t.Errorf("events %q, want %q", got, want)
+	}
+	// The summary counts the two answers as calls, not the vote.
+	if !strings.Contains(errs, "majority-vote: 2 model calls, 6 prompt + 2 generated tokens") {
+		t.Errorf("summary line %q, want 2 model calls and the endpoints' usage", errs)
 	}
 	if st, err := os.Stat(trace); err == nil && runtime.GOOS != "windows" && st.Mode().Perm() != 0o644 {
 		t.Errorf("trace mode %v, want 0644", st.Mode().Perm())

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -150,12 +151,13 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 		}
 		p[k] = val
 	}
+	fromFlag := map[string]string{} // parameter name: the shortcut flag that set it
 	if fs.Changed("rounds") {
+		k := "rounds"
 		if method == "structure" {
-			p["num_rounds"] = *rounds
-		} else {
-			p["rounds"] = *rounds
+			k = "num_rounds"
 		}
+		p[k], fromFlag[k] = *rounds, "rounds"
 	}
 	shortcut := map[string]struct {
 		flag string
@@ -166,11 +168,11 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	}
 	for k, s := range shortcut {
 		if fs.Changed(s.flag) {
-			p[k] = s.val
+			p[k], fromFlag[k] = s.val, s.flag
 		}
 	}
 	if fs.Changed("task-type") && method != "majority-vote" {
-		p["task_type"] = *taskType
+		p["task_type"], fromFlag["task_type"] = *taskType, "task-type"
 	}
 	ctx, stopSig := signalContext()
 	defer stopSig()
@@ -183,6 +185,10 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	defer closeAll()
 	start := time.Now()
 	m, err := collab.New(ctx, method, pool, p)
+	var unknown *collab.UnknownParamError
+	if errors.As(err, &unknown) && fromFlag[unknown.Name] != "" {
+		return usagef("--%s does not apply to %s (it has no %s parameter)", fromFlag[unknown.Name], method, unknown.Name)
+	}
 	if err != nil {
 		return interrupted(ctx, err)
 	}
@@ -201,8 +207,8 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "%s: %d calls, %d prompt + %d generated tokens, %.3g FLOPs, %.1fs\n",
-		method, len(r.Trace), r.PromptTokens, r.CompletionTokens, r.FLOPs, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "%s: %d model calls, %d prompt + %d generated tokens, %.3g FLOPs, %.1fs\n",
+		method, modelCalls(r.Trace, pool), r.PromptTokens, r.CompletionTokens, r.FLOPs, time.Since(start).Seconds())
 	if *asJSON {
 		names := make([]string, len(pool))
 		for i, mb := range pool {
@@ -232,6 +238,21 @@ func writeTrace(path string, events []collab.Event) error {
 }
 
 // collabMethodNames lists every method moco collab runs, but "single".
+// modelCalls counts the trace's events spoken by a model of the pool; the
+// others (a vote, a route) are the method's own steps.
+func modelCalls(trace []collab.Event, pool []collab.Member) int {
+	n := 0
+	for _, e := range trace {
+		for _, m := range pool {
+			if e.From == m.Name {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 func collabMethodNames() []string {
 	var names []string
 	for _, s := range collab.Specs() {
