@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,10 @@ type FolderOptions struct {
 	// Notice receives one-line notices (stale temporary folders removed).
 	Notice func(string)
 }
+
+// ErrVocabMismatch is wrapped by WriteFolder's error when the inputs'
+// tokenizers differ and FolderOptions.AllowVocabMismatch is not set.
+var ErrVocabMismatch = errors.New("vocabularies differ")
 
 // Files copied from the tokenizer folder when present.
 var tokenizerFiles = []string{
@@ -267,7 +272,7 @@ func sameTokenizers(dirs []string) error {
 			return fmt.Errorf("%s: %w", d, err)
 		}
 		if err := ref.Compare(t); err != nil {
-			return fmt.Errorf("vocabularies of %s and %s differ: %v (allow the mismatch to merge anyway)", dirs[0], d, err)
+			return fmt.Errorf("%w: %s and %s: %v", ErrVocabMismatch, dirs[0], d, err)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -122,6 +123,9 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	err = merge.WriteFolder(ctx, spec, *out, fo)
+	if errors.Is(err, merge.ErrVocabMismatch) {
+		err = fmt.Errorf("%w (--allow-vocab-mismatch merges anyway, truncating embeddings and heads to the common rows)", err)
+	}
 	stopProfile()
 	if err != nil {
 		return interrupted(ctx, err)

@@ -80,7 +80,8 @@ dtype: float32
 		{[]string{"merge", "--method", "ties", "-m", m("skills-add"), "--out", filepath.Join(tmp, "x")}, "needs a base model"},
 		{[]string{"merge", "--method", "ties", "--base", m("skills-base"), "-m", m("skills-add"), "--param", "densty=0.5", "--out", filepath.Join(tmp, "x")}, "--param densty: not read by ties"},
 		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-small"), "--out", filepath.Join(tmp, "x")}, "tensor lm_head.weight: shape"},
-		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("stories260K"), "--out", filepath.Join(tmp, "x")}, "vocabularies"},
+		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "-m", m("stories260K"), "--out", filepath.Join(tmp, "x")}, "vocabularies differ: "},
+		{[]string{"merge", "--method", "linear", "-m", m("stories260K"), "-m", m("eric260K"), "--out", filepath.Join(tmp, "x")}, "(--allow-vocab-mismatch merges anyway"},
 		{[]string{"merge", "--method", "linear", "-m", m("skills-add"), "--weight", "1", "--weight", "2", "--out", filepath.Join(tmp, "x")}, "2 values of --weight for 1 models"},
 	} {
 		_, errs, code := runCLI(c.args...)
@@ -90,6 +91,23 @@ dtype: float32
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "x")); err == nil {
 		t.Error("a failed merge left its output folder")
+	}
+
+	// With the flag, two models of one shape and different vocabularies
+	// merge: the mean of the inputs, the first model's tokenizer.
+	mixed := filepath.Join(tmp, "mixed")
+	if _, errs, code := runCLI("merge", "-q", "--method", "linear", "-m", m("stories260K"), "-m", m("eric260K"), "--allow-vocab-mismatch", "--out", mixed); code != 0 {
+		t.Fatalf("--allow-vocab-mismatch: exit %d: %s", code, errs)
+	}
+	s, e, got := get(m("stories260K")), get(m("eric260K")), get(mixed)
+	for i := range got {
+		if want := (s[i] + e[i]) / 2; got[i] != want {
+			t.Fatalf("mixed norm[%d] = %v, want %v", i, got[i], want)
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(m("stories260K"), "tokenizer.json"))
+	if b, _ := os.ReadFile(filepath.Join(mixed, "tokenizer.json")); !bytes.Equal(b, want) {
+		t.Error("the merge with --allow-vocab-mismatch did not take the first model's tokenizer")
 	}
 }
 
