@@ -51,7 +51,9 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"merge", "--method", "ties", "-m", "a", "--density", "2"}, "--density 2: want a number in [0, 1]"},
 		{[]string{"collab", "contrastive", "-m", "a", "-m", "b", "-p", "x", "--k", "0"}, "--k 0: want an integer >= 1"},
 		{[]string{"collab", "debate", "-m", "a", "-m", "b", "-p", "x", "--top-p", "2"}, "--top-p 2: want a number in (0, 1]"},
-		{[]string{"serve", "--max-seqs", "0"}, "--max-seqs 0: want an integer >= 1"},
+		// A bad --addr makes serve fail fast, not listen, if a range were lost.
+		{[]string{"serve", "--max-seqs", "5000", "--addr", "bad::addr"}, "--max-seqs 5000: want an integer in [1, 4096]"},
+		{[]string{"serve", "--max-body-bytes", "10", "--addr", "bad::addr"}, "--max-body-bytes 10: want an integer >= 1024"},
 		{[]string{"sweep", "--workers", "-1"}, "--workers -1: want an integer >= 0"},
 		{[]string{"score", "--workers", "-2"}, "--workers -2: want an integer >= 0"},
 	} {
@@ -295,6 +297,31 @@ func TestCollabHelpListsEveryMethod(t *testing.T) {
 		}
 		if !strings.Contains(missing, " "+m+",") && !strings.Contains(missing, " "+m+" ") {
 			t.Errorf("the missing-METHOD message does not name %s: %q", m, missing)
+		}
+	}
+}
+
+// TestHelpShowsEachNoteOnce: no flag's help line repeats a parenthetical
+// next to itself (a range set twice, or a usage text that already carried its range's
+// note, once printed "(0: all) (0: all; >= 0)" and "(>= 1) (>= 1)").
+func TestHelpShowsEachNoteOnce(t *testing.T) {
+	var cmds [][]string
+	for name := range commands {
+		cmds = append(cmds, []string{name, "--help"})
+	}
+	for _, sub := range []string{"bench speed", "collab fusion", "collab debate", "collab train-head", "train sft", "train dpo", "train grpo",
+		"sweep report", "sweep merge", "search swarms", "search greedy-soup", "search lorahub", "search expo", "search dare-ties"} {
+		cmds = append(cmds, append(strings.Fields(sub), "--help"))
+	}
+	paren := regexp.MustCompile(`\(([^()]+)\)`)
+	for _, args := range cmds {
+		_, help, _ := moco(t, args...)
+		for _, line := range strings.Split(help, "\n") {
+			for _, m := range paren.FindAllStringSubmatch(line, -1) {
+				if strings.Contains(line, "("+m[1]+") ("+m[1]) {
+					t.Errorf("%v: %q repeats (%s", args[:len(args)-1], strings.TrimSpace(line), m[1])
+				}
+			}
 		}
 	}
 }

@@ -95,6 +95,10 @@ func setRange(fs *pflag.FlagSet, name string, r numRange) {
 	if f == nil {
 		panic("setRange: no flag --" + name)
 	}
+	if _, ok := f.Annotations[rangeKey]; ok {
+		// A second range would replace the first and repeat the note.
+		panic("setRange: --" + name + " has a range already")
+	}
 	loOpen, hiOpen := "0", "0"
 	if r.loOpen {
 		loOpen = "1"
@@ -104,6 +108,9 @@ func setRange(fs *pflag.FlagSet, name string, r numRange) {
 	}
 	fs.SetAnnotation(name, rangeKey, []string{fmtNum(r.lo), fmtNum(r.hi), loOpen, hiOpen, r.note})
 	if r.note != "" {
+		// The note joins the bounds; a usage text that ends with it
+		// already would show it twice.
+		f.Usage = strings.TrimSuffix(f.Usage, " ("+r.note+")")
 		f.Usage += " (" + r.note + "; " + r.bounds() + ")"
 	} else {
 		f.Usage += " (" + r.bounds() + ")"

@@ -70,7 +70,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	stepTokens := fs.Int("step-tokens", 128, "most tokens per batch step (long prompts are prefilled in chunks of the rest)")
 	maxQueue := fs.Int("max-queue", 256, "most requests waiting per model; more get 429")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body")
-	maxPrompt := fs.Int("max-prompt-tokens", 0, "largest prompt in tokens (0: the context)")
+	maxPrompt := fs.Int("max-prompt-tokens", 0, "largest prompt in tokens")
 	maxTokens := fs.Int("max-tokens-limit", 4096, "largest max_tokens a request may ask for")
 	defMax := fs.Int("default-max-tokens", 256, "max_tokens of requests that give none")
 	maxN := fs.Int("max-n", 8, "most choices (n) per request")
@@ -92,10 +92,6 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, serveHelp)
 		fs.PrintDefaults()
 	}
-	for _, name := range []string{"kv-cache-mib", "max-seqs", "step-tokens", "max-queue", "max-body-bytes", "max-tokens-limit", "default-max-tokens", "max-n", "recipe-queue", "recipe-concurrency"} {
-		setRange(fs, name, atLeast(1))
-	}
-	setRange(fs, "max-prompt-tokens", atLeast(0).withNote("0: the context"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
