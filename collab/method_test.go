@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -19,17 +20,23 @@ func (e echo) Generate(_ context.Context, reqs []Request) ([]Response, error) {
 	return out, nil
 }
 
+// registerEcho registers test-echo once, however often TestRegistry runs
+// (go test -count=2 ran it twice: Register panics on a duplicate).
+var registerEcho sync.Once
+
 func TestRegistry(t *testing.T) {
-	Register(Spec{Name: "test-echo", Level: LevelText, MinModels: 2, MaxModels: 3,
-		New: func(_ context.Context, pool []Member, p Params) (Method, error) {
-			var cfg struct {
-				Rounds int `json:"rounds"`
-			}
-			if err := p.Decode(&cfg); err != nil {
-				return nil, err
-			}
-			return echo{name: pool[0].Name}, nil
-		}})
+	registerEcho.Do(func() {
+		Register(Spec{Name: "test-echo", Level: LevelText, MinModels: 2, MaxModels: 3,
+			New: func(_ context.Context, pool []Member, p Params) (Method, error) {
+				var cfg struct {
+					Rounds int `json:"rounds"`
+				}
+				if err := p.Decode(&cfg); err != nil {
+					return nil, err
+				}
+				return echo{name: pool[0].Name}, nil
+			}})
+	})
 	one := []Member{{Name: "a", Gen: echo{"a"}}}
 	two := append(one, Member{Name: "b", Gen: echo{"b"}})
 	four := append(two, two...)
