@@ -284,7 +284,7 @@ func (l *Local) generateOne(ctx context.Context, b *decode.Batcher, r Request) (
 	}
 	n := int64(len(ids) + len(res.Tokens))
 	return Response{Text: res.Text, PromptTokens: len(ids), CompletionTokens: len(res.Tokens),
-		ForwardTokens: n, FLOPs: 2 * float64(l.Params) * float64(n)}, nil
+		ForwardTokens: n, FLOPs: 2 * float64(l.Params) * float64(n), Finish: res.Finish}, nil
 }
 
 // runLocal answers one request with the decode method cfg over the local
@@ -337,7 +337,10 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 	if err != nil {
 		return Response{}, err
 	}
-	res := Response{Text: text, PromptTokens: len(ids), CompletionTokens: completion}
+	res := Response{Text: text, PromptTokens: len(ids), CompletionTokens: completion, Finish: decode.FinishStop}
+	if completion >= maxNew {
+		res.Finish = decode.FinishLength
+	}
 	used := len(ls)
 	if cfg.Method == "single" {
 		used = 1

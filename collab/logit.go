@@ -362,7 +362,7 @@ func (m *logitMethod) generateBatched(ctx context.Context, reqs []Request) ([]Re
 			return nil, requestErr(len(reqs), i, errs[k])
 		}
 		n := int64(len(breqs[k].Prompt) + len(res[k].Tokens))
-		rp := Response{Text: res[k].Text, PromptTokens: len(breqs[k].Prompt), CompletionTokens: len(res[k].Tokens)}
+		rp := Response{Text: res[k].Text, PromptTokens: len(breqs[k].Prompt), CompletionTokens: len(res[k].Tokens), Finish: res[k].Finish}
 		for _, l := range m.locals {
 			rp.ForwardTokens += n
 			rp.FLOPs += 2 * float64(l.Params) * float64(n)

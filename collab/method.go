@@ -68,6 +68,11 @@ type Response struct {
 	// FLOPs is 2 x parameters x tokens summed over the models that ran,
 	// as in the MoCo paper's cost table; 0 when unknown (remote models).
 	FLOPs float64
+	// Finish says why the answer's text ended, as OpenAI's finish_reason:
+	// "stop" (end of text or a stop string), "length" (MaxTokens ran
+	// out), or what a remote endpoint said; "" when the method cannot
+	// tell (an answer no single call wrote).
+	Finish string
 	// Trace records the exchanges a method made, in order; nil when the
 	// method has none to report.
 	Trace []Event
@@ -82,6 +87,9 @@ type Event struct {
 	Input string `json:"input"`          // the prompt it was given
 	Text  string `json:"text"`           // what it said
 	Note  string `json:"note,omitempty"` // extracted answer, score, choice
+	// Finish is the call's finish reason (Response.Finish); empty for the
+	// method's own steps.
+	Finish string `json:"finish,omitempty"`
 }
 
 // Generator answers batches of requests: a local model, a remote endpoint,

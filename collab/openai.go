@@ -198,6 +198,7 @@ type oaiResponse struct {
 		Message *struct {
 			Content *string `json:"content"`
 		} `json:"message"`
+		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage struct {
 		PromptTokens     int `json:"prompt_tokens"`
@@ -383,8 +384,12 @@ func parseOAI(raw []byte) (Response, error) {
 	default:
 		return Response{}, fmt.Errorf("the answer's first choice has neither message content nor text: %s", snippet(raw))
 	}
-	return Response{Text: *text, PromptTokens: o.Usage.PromptTokens, CompletionTokens: o.Usage.CompletionTokens,
-		ForwardTokens: int64(o.Usage.PromptTokens + o.Usage.CompletionTokens)}, nil
+	res := Response{Text: *text, PromptTokens: o.Usage.PromptTokens, CompletionTokens: o.Usage.CompletionTokens,
+		ForwardTokens: int64(o.Usage.PromptTokens + o.Usage.CompletionTokens)}
+	if c.FinishReason != nil {
+		res.Finish = *c.FinishReason
+	}
+	return res, nil
 }
 
 // errorText is the message of an error body: OpenAI's {"error": {"message"}}

@@ -240,6 +240,23 @@ func TestNewEndpointErrors(t *testing.T) {
 	}
 }
 
+// TestParseOAIFinish: an endpoint's finish_reason is kept as it is sent,
+// and left empty when it sends none.
+func TestParseOAIFinish(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"choices":[{"text":"x","finish_reason":"length"}]}`, "length"},
+		{`{"choices":[{"message":{"content":"y"},"finish_reason":"stop"}]}`, "stop"},
+		{`{"choices":[{"message":{"content":"y"},"finish_reason":"content_filter"}]}`, "content_filter"},
+		{`{"choices":[{"text":"x","finish_reason":null}]}`, ""},
+		{`{"choices":[{"text":"x"}]}`, ""},
+	} {
+		res, err := parseOAI([]byte(tc.body))
+		if err != nil || res.Finish != tc.want {
+			t.Errorf("%s: finish %q, %v; want %q", tc.body, res.Finish, err, tc.want)
+		}
+	}
+}
+
 func FuzzParseOAI(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"text":"x"}]}`))
 	f.Add([]byte(`{"choices":[{"message":{"content":"y"}}],"usage":{"prompt_tokens":1}}`))

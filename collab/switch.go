@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 )
 
@@ -164,6 +165,7 @@ func (s *Switch) Generate(ctx context.Context, reqs []Request) ([]Response, erro
 		}
 		var sofar strings.Builder
 		written := 0
+		finish := decode.FinishLength // unless a patch ends the answer
 		for round := 1; written < limit; round++ {
 			m, p, err := s.choose(ctx, prompt+sofar.String())
 			if err != nil {
@@ -183,10 +185,12 @@ func (s *Switch) Generate(ctx context.Context, reqs []Request) ([]Response, erro
 			n := x.lastCompletion()
 			written += max(n, 1)
 			if n < sub.MaxTokens || txt[0] == "" || cutStop(&sofar, r.Stop) {
+				finish = decode.FinishStop
 				break
 			}
 		}
 		out[i] = x.finish(sofar.String())
+		out[i].Finish = finish
 	}
 	return out, nil
 }

@@ -138,7 +138,7 @@ func (x *exchange) ask(round int, step string, calls []call) ([]string, error) {
 		if c.Orig {
 			in = question(x.req)
 		}
-		x.res.Trace = append(x.res.Trace, Event{Round: round, Step: step, From: x.pool[c.Member].Name, To: c.To, Input: in, Text: r.Text})
+		x.res.Trace = append(x.res.Trace, Event{Round: round, Step: step, From: x.pool[c.Member].Name, To: c.To, Input: in, Text: r.Text, Finish: r.Finish})
 	}
 	return out, nil
 }
@@ -160,12 +160,19 @@ func (x *exchange) notePrev(note string) {
 	}
 }
 
-// finish returns the response with text as its answer.
+// finish returns the response with text as its answer, and the finish
+// reason of the last call that wrote that text (none when no call did).
 func (x *exchange) finish(text string) Response {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.res
 	r.Text = text
+	for i := len(r.Trace) - 1; i >= 0; i-- {
+		if e := r.Trace[i]; e.Finish != "" && e.Text == text {
+			r.Finish = e.Finish
+			break
+		}
+	}
 	return r
 }
 

@@ -541,9 +541,14 @@ func (g *generation) runRecipe(ctx context.Context) {
 	}
 	for i, rp := range resps {
 		res := decode.BatchResult{Text: rp.Text, PromptTokens: rp.PromptTokens, Tokens: make([]int, rp.CompletionTokens),
-			Finish: decode.FinishStop, TTFT: time.Since(start)}
-		if rp.CompletionTokens >= g.req.MaxTokens {
-			res.Finish = decode.FinishLength
+			Finish: rp.Finish, TTFT: time.Since(start)}
+		if res.Finish == "" {
+			// The method cannot tell (no single call wrote the answer):
+			// "length" when its calls together generated max_tokens.
+			res.Finish = decode.FinishStop
+			if rp.CompletionTokens >= g.req.MaxTokens {
+				res.Finish = decode.FinishLength
+			}
 		}
 		if g.req.Stream && rp.Text != "" {
 			g.push(event{idx: i, chunk: decode.Chunk{Text: rp.Text}})

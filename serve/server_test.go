@@ -530,3 +530,46 @@ func TestTextRecipeBatched(t *testing.T) {
 		t.Fatalf("the debate's requests did not go through a's batcher: %+v", st)
 	}
 }
+
+// TestTextRecipeFinishReason: a text recipe's finish_reason is that of the
+// call that wrote its answer. Majority vote over the three skills models
+// answers "Q: 289+623=\nA:" with one model's answer, which ends at the
+// stop string within 8 tokens ("stop"), though the three calls together
+// generate more than 8 tokens (which a guess from the summed count took for
+// "length"); with max_tokens 2 every answer is cut ("length").
+func TestTextRecipeFinishReason(t *testing.T) {
+	var models strings.Builder
+	for _, n := range []string{"add", "rev", "sort"} {
+		fmt.Fprintf(&models, "  - {id: %s, path: %q}\n", n, testutil.Shared(t, "models/skills-"+n))
+	}
+	c, err := ParseConfig([]byte("models:\n"+models.String()+"recipes:\n  - {id: vote, method: majority-vote, models: [add, rev, sort]}\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, closeAll, err := Build(context.Background(), c, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	ask := func(model string, maxTokens int) (finish string, completion float64) {
+		code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": %q, "prompt": "Q: 289+623=\nA:", "max_tokens": %d, "temperature": 0, "stop": ["\n"]}`, model, maxTokens))
+		if code != 200 {
+			t.Fatalf("%s: %d %v", model, code, out)
+		}
+		fr, _ := out["choices"].([]any)[0].(map[string]any)["finish_reason"].(string)
+		return fr, out["usage"].(map[string]any)["completion_tokens"].(float64)
+	}
+	for _, m := range []string{"add", "rev", "sort"} {
+		if fr, n := ask(m, 8); fr != "stop" || n >= 8 {
+			t.Fatalf("%s alone: finish %q after %v tokens; the test needs every member to stop early", m, fr, n)
+		}
+	}
+	if fr, n := ask("vote", 8); fr != "stop" || n < 8 {
+		t.Errorf("vote, max_tokens 8: finish %q after %v tokens in all, want stop (and at least 8 tokens in all)", fr, n)
+	}
+	if fr, _ := ask("vote", 2); fr != "length" {
+		t.Errorf("vote, max_tokens 2: finish %q, want length", fr)
+	}
+}

@@ -217,7 +217,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"method": method, "models": names, "prompt": text, "text": r.Text,
 			"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
-			"forward_tokens": r.ForwardTokens, "flops": r.FLOPs, "trace": r.Trace,
+			"forward_tokens": r.ForwardTokens, "flops": r.FLOPs, "finish": r.Finish, "trace": r.Trace,
 		})
 	}
 	_, err = fmt.Fprintln(stdout, r.Text)
