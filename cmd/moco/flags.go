@@ -83,6 +83,16 @@ func fmtNum(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
+// aliasFlags makes each long name of aliases (alias: flag) set that flag.
+func aliasFlags(fs *pflag.FlagSet, aliases map[string]string) {
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := aliases[name]; ok {
+			return pflag.NormalizedName(to)
+		}
+		return pflag.NormalizedName(name)
+	})
+}
+
 // rangeKey is the flag annotation that holds a numRange.
 const rangeKey = "moco/range"
 

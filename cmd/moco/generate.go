@@ -76,12 +76,7 @@ func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	addCtxSizeFlag(fs, &g.ctxSize)
 	fs.StringVar(&g.quant, "quant", "", `quantize the weights at load: "" (as stored), q8_0 or q4_0`)
 	fs.BoolVarP(&g.verbose, "verbose", "v", false, "print the seed and the context size on stderr")
-	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
-		if to, ok := llamaAliases[name]; ok {
-			return pflag.NormalizedName(to)
-		}
-		return pflag.NormalizedName(name)
-	})
+	aliasFlags(fs, llamaAliases)
 	return g
 }
 

@@ -8,7 +8,7 @@
 //	moco train grpo --model ../shared/models/skills-base --data add.jsonl --out grpo-adapter \
 //	    --num-generations 8 --batch-size 32 --max-completion-length 8 --steps 150 --lr 3e-3 --warmup 10
 //	moco merge --method lora --base ../shared/models/skills-base -m grpo-adapter --out grpo-model
-//	moco eval -m grpo-model --dataset ../shared/datasets/skills_add.json --max-new 8
+//	moco eval -m grpo-model --dataset ../shared/datasets/skills_add.json --max-tokens 8
 //
 // Measured (2-core AMD EPYC, shared): with the commands above (3000
 // problems, seed 1; β 0.04, ε 0.2, loss "grpo", temperature 1), greedy
