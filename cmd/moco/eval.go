@@ -125,6 +125,10 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *metric != bench.MetricNLL && ds.TaskType != bench.ExactMatchTask && ds.TaskType != bench.MultipleChoiceTask {
+		return usagef("%s is a %s dataset; eval's accuracy covers %s and %s. 'moco sweep' runs and scores every task type (%s), 'moco score' scores outputs made elsewhere, and --metric nll scores the references here",
+			ds.Name, ds.TaskType, bench.ExactMatchTask, bench.MultipleChoiceTask, strings.Join(bench.TaskTypes(), ", "))
+	}
 	opts := engine.Options{Threads: threads, Quant: *quant, ContextSize: ctxSize}
 	res := evalResult{
 		Models: *models, Method: name, Dataset: ds.Name, File: *dataset, Split: *split, Metric: *metric, Seed: *seed,
@@ -150,10 +154,11 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		o.Progress = func(done, total, _ int) { bar.update(done, total, "items") }
 		var v float64
 		var k int
+		var err error // set in both branches, whose own err shadows none of it
 		if name == "single" {
-			m, tok, err := loadOne((*models)[0], opts)
-			if err != nil {
-				return err
+			m, tok, lerr := loadOne((*models)[0], opts)
+			if lerr != nil {
+				return lerr
 			}
 			defer m.Close()
 			v, k, err = bench.MeanNLLContext(ctx, m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
@@ -162,18 +167,18 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			// position (fusion, contrastive) scores the references under
 			// its combined distribution; collab.CanScore says why others
 			// cannot.
-			pool, closeAll, err := collab.LoadPool(*models, opts)
-			if err != nil {
-				return err
+			pool, closeAll, lerr := collab.LoadPool(*models, opts)
+			if lerr != nil {
+				return lerr
 			}
 			defer closeAll()
-			meth, err := collab.New(ctx, name, pool, mp)
-			if err != nil {
-				return err
+			meth, nerr := collab.New(ctx, name, pool, mp)
+			if nerr != nil {
+				return nerr
 			}
-			ts, err := collab.CanScore(meth)
-			if err != nil {
-				return usagef("--metric nll with --method %s: %v", name, err)
+			ts, serr := collab.CanScore(meth)
+			if serr != nil {
+				return usagef("--metric nll with --method %s: %v", name, serr)
 			}
 			v, k, err = bench.MethodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
 		}

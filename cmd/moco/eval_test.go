@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -133,6 +135,29 @@ func TestEvalLogitBatch(t *testing.T) {
 			if one[i] != many[i] {
 				t.Errorf("%v item %d: --batch 8 %q, --batch 1 %q", m, i, many[i], one[i])
 			}
+		}
+	}
+}
+
+// TestEvalOtherTaskTypes: accuracy on a task type eval does not score is
+// refused with the commands that do score it; NLL on references that are
+// lists of aliases fails with the reason, for one model and for a method
+// (the error was dropped, and "mean NLL 0.0000 (0 items)" printed with
+// exit 0).
+func TestEvalOtherTaskTypes(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	rev := testutil.Shared(t, "models/skills-rev")
+	ds := filepath.Join(t.TempDir(), "aliases.json")
+	os.WriteFile(ds, []byte(`{"dataset": "aliases", "task_type": "f1_match", "dev": [],
+		"test": [{"id": 1, "input": "Q: 1+1=\nA:", "output": "[\"2\", \"two\"]"}, {"id": 2, "input": "Q: 2+2=\nA:", "output": "[\"4\"]"}]}`), 0o644)
+	_, errs, code := moco(t, "eval", "-m", add, "--dataset", ds, "-q")
+	if code != 2 || !strings.Contains(errs, "aliases is a f1_match dataset") || !strings.Contains(errs, "'moco sweep'") {
+		t.Errorf("accuracy on f1_match: exit %d, %q", code, errs)
+	}
+	for _, args := range [][]string{{"-m", add}, {"-m", add, "-m", rev, "--method", "fusion"}} {
+		out, errs, code := moco(t, append([]string{"eval", "--dataset", ds, "--metric", "nll", "-q"}, args...)...)
+		if code != 1 || !strings.Contains(errs, "not one text to score") || out != "" {
+			t.Errorf("nll %v on alias lists: exit %d, stdout %q, stderr %q", args[1:], code, out, errs)
 		}
 	}
 }
