@@ -557,6 +557,9 @@ func buildRequest(c *SweepConfig, label string, d *Dataset, e DatasetEntry, s Sc
 }
 
 // checkMeta refuses to resume a results file made with a different config.
+// A meta file with no results beside it (a run that failed or was stopped
+// before its first item, such as one refused for a bad method) protects
+// nothing: the new run replaces it.
 func checkMeta(out string, c *SweepConfig, hash string) error {
 	b, err := os.ReadFile(out + ".meta.json")
 	if errors.Is(err, os.ErrNotExist) {
@@ -568,6 +571,9 @@ func checkMeta(out string, c *SweepConfig, hash string) error {
 	var m metaFile
 	if json.Unmarshal(b, &m) != nil {
 		return fmt.Errorf("%s.meta.json: unreadable; remove it (and %s) to start over", out, out)
+	}
+	if st, err := os.Stat(out); m.ConfigHash != hash && (errors.Is(err, os.ErrNotExist) || err == nil && st.Size() == 0) {
+		return nil
 	}
 	if m.ConfigHash != hash {
 		return fmt.Errorf("%s was made with a different configuration (%s, hash %s; now %s): use another output file, or remove it to start over", out, m.Config, m.ConfigHash, hash)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +231,39 @@ func TestEvalChoiceScoringLoglik(t *testing.T) {
 		if _, errs, code := moco(t, c...); code != 2 {
 			t.Errorf("%v: exit %d, %s", c, code, errs)
 		}
+	}
+}
+
+// TestSweepFixedConfigRuns: a sweep refused after its checks began (a
+// fusion of models with different vocabularies) writes no results, and the
+// corrected config then runs into the same results file, which a stale
+// meta file used to block as "made with a different configuration"; once
+// results exist, a changed config is refused.
+func TestSweepFixedConfigRuns(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	rev := testutil.Shared(t, "models/skills-rev")
+	eric := testutil.Shared(t, "models/eric260K")
+	ds := testutil.Shared(t, "datasets/skills_add.json")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "s.yaml")
+	write := func(second string) {
+		os.WriteFile(cfg, []byte(fmt.Sprintf("models:\n  - {name: add, path: %q}\n  - {name: other, path: %q}\nmethods:\n  - single\n  - {name: fusion, models: [add, other]}\ndatasets:\n  - {path: %q, prompt: raw}\ngeneration: {max_tokens: 8}\n", add, second, ds)), 0o644)
+	}
+	out := filepath.Join(dir, "r.jsonl")
+	write(eric)
+	if _, errs, code := moco(t, "sweep", cfg, "--limit", "2", "-q", "--out", out); code == 0 || !strings.Contains(errs, "do not share a vocabulary") {
+		t.Fatalf("fusion across vocabularies: exit %d, %q", code, errs)
+	}
+	write(rev)
+	if _, errs, code := moco(t, "sweep", cfg, "--limit", "2", "-q", "--out", out); code != 0 {
+		t.Fatalf("the corrected config: exit %d, %q", code, errs)
+	}
+	if lines, err := bench.ReadResults(out); err != nil || len(lines) != 6 {
+		t.Fatalf("%d result lines (%v), want 6: two single models and fusion, two items each", len(lines), err)
+	}
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "max_tokens: 8", "max_tokens: 9", 1)), 0o644)
+	if _, errs, code := moco(t, "sweep", cfg, "--limit", "2", "-q", "--out", out); code == 0 || !strings.Contains(errs, "different configuration") {
+		t.Errorf("a changed config over existing results: exit %d, %q", code, errs)
 	}
 }
