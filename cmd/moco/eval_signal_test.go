@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,17 +16,23 @@ import (
 )
 
 // interruptingWriter sends this process a SIGINT when the first progress
-// update arrives, as a user pressing Ctrl-C during a run.
+// update arrives (a write that mentions unit, "items" when empty), as a
+// user pressing Ctrl-C during a run.
 type interruptingWriter struct {
 	once sync.Once
 	mu   sync.Mutex
 	buf  bytes.Buffer
+	unit string
 }
 
 func (w *interruptingWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if strings.Contains(string(p), "items") {
+	unit := w.unit
+	if unit == "" {
+		unit = "items"
+	}
+	if strings.Contains(string(p), unit) {
 		w.once.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGINT) })
 	}
 	return w.buf.Write(p)
@@ -48,6 +55,35 @@ func TestEvalInterrupted(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q: %v", code, out.String(), errw.buf.String(), err)
 	}
 	if code != 130 || !r.Interrupted || r.N < 1 || r.N >= r.Total || r.Total != 200 || r.Accuracy == nil {
+		t.Errorf("exit %d, result %+v, stderr %q", code, r, errw.buf.String())
+	}
+	if !strings.Contains(errw.buf.String(), "interrupted after") {
+		t.Errorf("stderr does not say it was interrupted: %q", errw.buf.String())
+	}
+}
+
+// TestPerplexityInterrupted: SIGINT stops perplexity after the windows
+// done, whose score it prints, marked interrupted, before exiting 130.
+func TestPerplexityInterrupted(t *testing.T) {
+	text := filepath.Join(t.TempDir(), "long.txt")
+	readme, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(text, bytes.Repeat(readme, 4), 0o644) // about 200 windows of the embedded model
+	var out bytes.Buffer
+	errw := &interruptingWriter{unit: "tokens"}
+	code := runMain([]string{"perplexity", "-f", text, "--json"}, nil, &out, errw)
+	var r struct {
+		Tokens      int
+		TotalTokens int `json:"total_tokens"`
+		Interrupted bool
+		Perplexity  float64
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("exit %d, stdout %q, stderr %q: %v", code, out.String(), errw.buf.String(), err)
+	}
+	if code != 130 || !r.Interrupted || r.Tokens < 1 || r.Tokens >= r.TotalTokens || !(r.Perplexity > 1) {
 		t.Errorf("exit %d, result %+v, stderr %q", code, r, errw.buf.String())
 	}
 	if !strings.Contains(errw.buf.String(), "interrupted after") {

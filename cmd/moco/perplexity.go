@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
@@ -31,6 +32,10 @@ type perplexityResult struct {
 	Tokens     int            `json:"tokens"`
 	MeanNLL    float64        `json:"mean_nll"`
 	Perplexity float64        `json:"perplexity"`
+	// Interrupted: Ctrl-C stopped the run; the score is over the windows
+	// scored before it (Tokens of the text's TotalTokens).
+	Interrupted bool `json:"interrupted,omitempty"`
+	TotalTokens int  `json:"total_tokens"`
 }
 
 func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -46,6 +51,7 @@ func runPerplexity(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	experts := fs.IntSlice("experts", nil, "contrastive, proxy-tuning form: expert model indexes")
 	anti := fs.IntSlice("anti", nil, "contrastive, proxy-tuning form: anti-expert model indexes")
 	params := fs.StringArray("param", nil, "other method parameter key=value, JSON values (e.g. dev=FILE to rank contrastive's models by dev accuracy); repeat")
+	quiet := fs.BoolP("quiet", "q", false, "no progress on stderr")
 	setRange(fs, "weights", atLeast(0))
 	setRange(fs, "alpha", between(0, 100))
 	setRange(fs, "k", atLeast(1))
@@ -61,7 +67,9 @@ contrastive in MoCo's form, top1 + alpha*(sum of the top k - sum of the
 bottom k) over the models as listed (best first; --param dev=FILE ranks
 them by dev accuracy first), or proxy-tuning's base + alpha*(experts -
 anti) with --experts and --anti. Texts longer than the context are scored
-in windows that each start again from BOS.
+in windows that each start again from BOS. Progress (tokens scored, a
+window at a time) goes to stderr; Ctrl-C stops the run and prints the score
+of the windows done.
 
 Flags:`)
 		fs.PrintDefaults()
@@ -168,18 +176,38 @@ Flags:`)
 	var sum float64
 	var n int
 	body := ids[1:]
+	var bar *progressBar
+	if !*quiet {
+		bar = newProgressBar(stderr, "perplexity")
+	}
+	var runErr error
 	for len(body) > 0 {
 		w := body[:min(len(body), limit-1)]
-		body = body[len(w):]
 		s, k, err := score(append([]int{ids[0]}, w...), 1)
 		if err != nil {
-			return err
+			if ctx.Err() != nil && n > 0 {
+				runErr = interrupted(ctx, err) // report the windows done
+				break
+			}
+			bar.end()
+			return interrupted(ctx, err)
 		}
+		body = body[len(w):]
 		sum += s
 		n += k
+		bar.update(len(ids)-1-len(body), len(ids)-1, "tokens")
+	}
+	bar.end()
+	if runErr != nil {
+		fmt.Fprintf(stderr, "moco perplexity: interrupted after %d of %d tokens; the score below is over those\n", n, len(ids)-1)
 	}
 	mean := sum / float64(n)
-	res := perplexityResult{Models: dirs, Method: *method, Tokens: n, MeanNLL: mean, Perplexity: math.Exp(mean)}
+	names := slices.Clone(dirs)
+	if names[0] == "" {
+		names[0] = defaultModelName // the embedded model
+	}
+	res := perplexityResult{Models: names, Method: *method, Tokens: n, MeanNLL: mean, Perplexity: math.Exp(mean),
+		Interrupted: runErr != nil, TotalTokens: len(ids) - 1}
 	switch *method {
 	case "fusion":
 		res.Mode = *mode
@@ -187,10 +215,15 @@ Flags:`)
 		res.Params = p
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(res)
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
+			return err
+		}
+		return runErr
 	}
-	_, err = fmt.Fprintf(stdout, "tokens scored:  %d\nmean NLL:       %.6f\nperplexity:     %.4f\n", n, mean, res.Perplexity)
-	return err
+	if _, err := fmt.Fprintf(stdout, "tokens scored:  %d\nmean NLL:       %.6f\nperplexity:     %.4f\n", n, mean, res.Perplexity); err != nil {
+		return err
+	}
+	return runErr
 }
 
 // perplexityIDs encodes text without special tokens and prepends BOS.
