@@ -144,7 +144,8 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 		return nil, err
 	}
 	var scales []byte // the scales of the matrix just written
-	for i, it := range plan {
+	matrix := 0       // matrices quantized so far
+	for _, it := range plan {
 		if err := ctx.Err(); err != nil {
 			w.Abort()
 			return nil, err
@@ -165,9 +166,10 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			for j, s := range q.Scales {
 				binary.LittleEndian.PutUint16(scales[2*j:], s)
 			}
-			if i%16 == 0 {
-				progress(fmt.Sprintf("quantizing %s (%d of %d tensors)", it.h.Name, i+1, len(plan)))
+			if matrix%8 == 0 {
+				progress(fmt.Sprintf("quantizing %s (matrix %d of %d)", it.h.Name, matrix+1, res.Quantized))
 			}
+			matrix++
 		case it.from == nil:
 			data = scales
 		default:
