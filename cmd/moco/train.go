@@ -36,14 +36,14 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return runTrainDPO(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "sft" {
-		return usagef("usage: moco train sft|dpo|grpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
+		return usagef("usage: moco train sft|dpo|grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
 	}
 	return runTrainSFT(args[1:], stdout, stderr)
 }
 
 func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train sft", stderr)
-	model := fs.String("model", "", "base model folder (Llama family; kept frozen unless --full)")
+	model := fs.StringP("model", "m", "", "base model folder (Llama family; kept frozen unless --full)")
 	data := fs.String("data", "", "JSONL in TRL's SFT forms: prompt and completion, or messages (chat template applied, loss on assistant turns)")
 	out := fs.String("out", "", "adapter folder to write (PEFT format); with --full, a model folder")
 	rank := fs.Int("lora-r", 8, "LoRA rank")
@@ -69,6 +69,11 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "lora-dropout", between(0, 0.99))
 	setRange(fs, "grad-accum", atLeast(1))
 	setRange(fs, "max-length", atLeast(0))
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco train sft -m DIR --data FILE.jsonl --out ADAPTER_DIR [--steps 300] [flags]")
+		fmt.Fprintln(stderr, "Supervised fine-tuning of LoRA adapters (or, with --full, every weight); the loss is on the completion (prompt-completion lines) or the assistant turns (messages lines).")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // runTrainDPO is `moco train dpo`: LoRA DPO against the frozen base.
 func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train dpo", stderr)
-	model := fs.String("model", "", "base model folder (Llama family, kept frozen; also the reference model)")
+	model := fs.StringP("model", "m", "", "base model folder (Llama family, kept frozen; also the reference model)")
 	data := fs.String("data", "", "JSONL with TRL's prompt, chosen and rejected fields")
 	out := fs.String("out", "", "adapter folder to write (PEFT format)")
 	beta := fs.Float64("beta", 0.1, "DPO β: strength of the KL tie to the reference (TRL's default 0.1)")
@@ -38,7 +38,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	setRange(fs, "lr", between(0, 10))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco train dpo --model DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
+		fmt.Fprintln(stderr, "Usage: moco train dpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
 		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")
 		fmt.Fprintln(stderr, "Sequences are BOS + prompt + completion + EOS, as train sft; log-probabilities are summed over completion and EOS.")
 		fs.PrintDefaults()

@@ -18,7 +18,7 @@ import (
 func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	d := train.DefaultGRPOConfig()
 	fs := newFlags("train grpo", stderr)
-	model := fs.String("model", "", "base model folder (Llama family, kept frozen; the reference of the KL term)")
+	model := fs.StringP("model", "m", "", "base model folder (Llama family, kept frozen; the reference of the KL term)")
 	data := fs.String("data", "", "JSONL with a prompt and a reference answer per line")
 	out := fs.String("out", "", "adapter folder to write (PEFT format)")
 	taskType := fs.String("task-type", bench.ExactMatchTask, "reward: the evaluation scorer of this task type reads the completion against the answer ("+strings.Join(bench.TaskTypes(), ", ")+"; those needing a judge are refused)")
@@ -55,6 +55,11 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	setRange(fs, "epsilon-high", atLeast(0))
 	setRange(fs, "lora-dropout", between(0, 0.99))
 	setRange(fs, "grad-accum", atLeast(1))
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: moco train grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--task-type exact_match] [flags]")
+		fmt.Fprintln(stderr, "GRPO (Shao et al., computed as TRL's GRPOTrainer; defaults DeepSeekMath's) on LoRA adapters: groups of sampled completions, rewarded by the task type's scorer.")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
