@@ -301,7 +301,8 @@ func TestCollabHelpListsEveryMethod(t *testing.T) {
 	}
 }
 
-// TestHelpShowsEachNoteOnce: no flag's help line repeats a parenthetical
+// TestHelpShowsEachNoteOnce: every --help starts "Usage: moco", and no
+// flag's help line repeats a parenthetical
 // next to itself (a range set twice, or a usage text that already carried its range's
 // note, once printed "(0: all) (0: all; >= 0)" and "(>= 1) (>= 1)").
 func TestHelpShowsEachNoteOnce(t *testing.T) {
@@ -310,12 +311,15 @@ func TestHelpShowsEachNoteOnce(t *testing.T) {
 		cmds = append(cmds, []string{name, "--help"})
 	}
 	for _, sub := range []string{"bench speed", "collab fusion", "collab debate", "collab train-head", "train sft", "train dpo", "train grpo",
-		"sweep report", "sweep merge", "search swarms", "search greedy-soup", "search lorahub", "search expo", "search dare-ties"} {
+		"sweep report", "sweep merge", "search swarms", "search greedy-soup", "search lorahub", "search expo", "search dare-ties", "bench serve"} {
 		cmds = append(cmds, append(strings.Fields(sub), "--help"))
 	}
 	paren := regexp.MustCompile(`\(([^()]+)\)`)
 	for _, args := range cmds {
 		_, help, _ := moco(t, args...)
+		if !strings.HasPrefix(help, "Usage: moco ") {
+			t.Errorf("%v: --help starts %q, want \"Usage: moco ...\"", args[:len(args)-1], strings.SplitN(help, "\n", 2)[0])
+		}
 		for _, line := range strings.Split(help, "\n") {
 			for _, m := range paren.FindAllStringSubmatch(line, -1) {
 				if strings.Contains(line, "("+m[1]+") ("+m[1]) {

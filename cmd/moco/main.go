@@ -122,6 +122,12 @@ func newFlags(name string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("moco "+name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
+	// Commands with more to say set their own; this keeps every --help's
+	// first line in one form, not pflag's "Usage of moco NAME:".
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: moco %s [flags]\n", name)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 

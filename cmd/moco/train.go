@@ -35,6 +35,14 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "dpo" {
 		return runTrainDPO(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		fmt.Fprintln(stderr, "Usage: moco train sft|dpo|grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
+		fmt.Fprintln(stderr, "  sft   supervised fine-tuning (LoRA, or --full)")
+		fmt.Fprintln(stderr, "  dpo   direct preference optimisation on chosen/rejected pairs (LoRA)")
+		fmt.Fprintln(stderr, "  grpo  group relative policy optimisation with a task type's scorer as reward (LoRA)")
+		fmt.Fprintln(stderr, "Run 'moco train sft --help' (or dpo, grpo) for the flags.")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "sft" {
 		return usagef("usage: moco train sft|dpo|grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [flags]")
 	}
