@@ -39,12 +39,27 @@ type Options struct {
 	// Progress, when set, is called after each item with the items done,
 	// the items to do in all, and (for accuracy) the correct ones so far.
 	Progress func(done, total, correct int)
+	// Scorer, when set, scores each generation and, unless Prompt is set,
+	// builds each prompt: any task type with a scorer can be evaluated
+	// (judge, sandbox and prompt style as its ScorerOptions say), and
+	// Result.Score is the mean of its metric (Result.Metric), aggregated
+	// as ScoreOutputs does. Nil: exact match and multiple choice only, by
+	// Score, with BuildPrompt's prompts.
+	Scorer Scorer
+	// RulesName is the name the dataset's scoring rules go by (Aggregate:
+	// culturebench's question groups), as ScorerOptions.Dataset; "": the
+	// dataset's own name. MoCo names a task by its file.
+	RulesName string
 }
 
 // ItemResult is the outcome on one item.
 type ItemResult struct {
 	ID, Prompt, Generation, Pred, Ref string
 	Correct                           bool
+	// Score is the item's score in [0, 1] (1 or 0 with no Scorer); Note
+	// the scorer's reason, when it gives one.
+	Score float64
+	Note  string
 }
 
 // Result summarizes an evaluation.
@@ -54,7 +69,11 @@ type Result struct {
 	// chosen (fewer than Total when the run was interrupted).
 	N, Correct, Total int
 	Accuracy          float64
-	Items             []ItemResult
+	// Metric names Score: "accuracy" without a Scorer (Score is then
+	// Accuracy), else the Scorer's metric (f1, pass@1, ...).
+	Metric string
+	Score  float64
+	Items  []ItemResult
 }
 
 // Evaluate generates an answer for a stratified sample of n items of a
@@ -79,32 +98,49 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
-	for _, it := range items {
+	r := newResult(ds, split, len(items), o)
+	for k, it := range items {
 		if err := ctx.Err(); err != nil {
-			return r.finish(), err
+			return r.finish(o.rules(ds), items[:k]), err
 		}
 		p := prompt(ds.TaskType, it)
 		g, err := gen(p)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				return r.finish(), cerr
+				return r.finish(o.rules(ds), items[:k]), cerr
 			}
 			return nil, fmt.Errorf("item %s: %w", it.ID, err)
 		}
-		g = cut(g, o.Stop)
-		pred, ok := Score(ds.TaskType, it, g)
-		r.Items = append(r.Items, ItemResult{ID: it.ID, Prompt: p, Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok})
-		r.count(ok, o)
+		x, err := scoreItem(ctx, ds.TaskType, o, it, p, g)
+		if err != nil {
+			return nil, fmt.Errorf("item %s: scoring: %w", it.ID, err)
+		}
+		r.Items = append(r.Items, x)
+		r.count(x.Correct, o)
 	}
-	return r.finish(), nil
+	return r.finish(o.rules(ds), items), nil
+}
+
+func (o Options) rules(ds *Dataset) string {
+	if o.RulesName != "" {
+		return o.RulesName
+	}
+	return ds.Name
+}
+
+func newResult(ds *Dataset, split string, total int, o Options) *Result {
+	r := &Result{Dataset: ds.Name, Split: split, Total: total, Metric: "accuracy"}
+	if o.Scorer != nil {
+		r.Metric = o.Scorer.Metric()
+	}
+	return r
 }
 
 // evalItems checks that ds's task type is scored here and returns the
 // split's items that o picks and the prompt builder to use.
 func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item) string, error) {
-	if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
-		return nil, nil, fmt.Errorf("%s: task type %s is not scored yet (want %s or %s)", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+	if o.Scorer == nil && ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
+		return nil, nil, fmt.Errorf("%s: task type %s needs a Scorer (NewScorer) in the options; without one, %s and %s are scored", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
 	}
 	items, err := ds.Split(split)
 	if err != nil {
@@ -115,7 +151,11 @@ func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item)
 		return nil, nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
 	prompt := o.Prompt
-	if prompt == nil {
+	switch {
+	case prompt != nil:
+	case o.Scorer != nil:
+		prompt = func(_ string, it Item) string { return o.Scorer.Prompt(it) }
+	default:
 		prompt = BuildPrompt
 	}
 	return items, prompt, nil
@@ -136,11 +176,19 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 	for i, it := range items {
 		prompts[i] = prompt(ds.TaskType, it)
 	}
-	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
+	r := newResult(ds, split, len(items), o)
 	results := make([]*ItemResult, len(items))
 	var mu sync.Mutex
 	var first error
 	err = gen(ctx, prompts, func(i int, g string, err error) {
+		var x ItemResult
+		if err == nil {
+			// Outside the lock: a judge or a sandboxed test can take a
+			// while, and items finishing meanwhile need not wait.
+			if x, err = scoreItem(ctx, ds.TaskType, o, items[i], prompts[i], g); err != nil {
+				err = fmt.Errorf("scoring: %w", err)
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -149,21 +197,20 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 			}
 			return
 		}
-		it := items[i]
-		g = cut(g, o.Stop)
-		pred, ok := Score(ds.TaskType, it, g)
-		results[i] = &ItemResult{ID: it.ID, Prompt: prompts[i], Generation: g, Pred: pred, Ref: Reference(ds.TaskType, it), Correct: ok}
-		r.count(ok, o)
+		results[i] = &x
+		r.count(x.Correct, o)
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for _, x := range results {
+	var scored []Item
+	for i, x := range results {
 		if x != nil {
 			r.Items = append(r.Items, *x)
+			scored = append(scored, items[i])
 		}
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		return r.finish(), cerr
+		return r.finish(o.rules(ds), scored), cerr
 	}
 	if err != nil {
 		return nil, err
@@ -171,7 +218,7 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 	if first != nil {
 		return nil, first
 	}
-	return r.finish(), nil
+	return r.finish(o.rules(ds), scored), nil
 }
 
 // Sequential adapts a Generator to a BatchGenerator that answers the
@@ -207,12 +254,40 @@ func (r *Result) count(correct bool, o Options) {
 	}
 }
 
-// finish sets the accuracy of the items scored (0 when none).
-func (r *Result) finish() *Result {
+// finish sets the accuracy and score of the items scored (0 when none);
+// items are the scored items' dataset entries, in r.Items' order.
+func (r *Result) finish(dataset string, items []Item) *Result {
 	if r.N > 0 {
 		r.Accuracy = float64(r.Correct) / float64(r.N)
 	}
+	scores := make([]float64, len(r.Items))
+	for i, it := range r.Items {
+		scores[i] = it.Score
+	}
+	r.Score = Aggregate(dataset, items, scores)
+	for i := range r.Items {
+		r.Items[i].Score = scores[i] // culturebench: the group's verdict
+	}
 	return r
+}
+
+// scoreItem scores generation g of item it, as o says.
+func scoreItem(ctx context.Context, task string, o Options, it Item, prompt, g string) (ItemResult, error) {
+	g = cut(g, o.Stop)
+	res := ItemResult{ID: it.ID, Prompt: prompt, Generation: g, Ref: Reference(task, it)}
+	if o.Scorer == nil {
+		res.Pred, res.Correct = Score(task, it, g)
+		if res.Correct {
+			res.Score = 1
+		}
+		return res, nil
+	}
+	sc, err := o.Scorer.Score(ctx, it, g)
+	if err != nil {
+		return res, err
+	}
+	res.Pred, res.Score, res.Note, res.Correct = sc.Extracted, sc.Score, sc.Note, sc.Score == 1
+	return res, nil
 }
 
 // Pick applies N, Seed and First to a split: the items an evaluation with

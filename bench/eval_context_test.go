@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/embedded"
@@ -62,5 +64,61 @@ func TestGreedyContext(t *testing.T) {
 	cancel()
 	if _, err := GreedyContext(ctx, m, tok, 5)("Once upon a time"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
+	}
+}
+
+// TestEvaluateWithScorer: with a Scorer, a task type the built-in scoring
+// does not cover (f1_match) is evaluated: prompts are the scorer's (MoCo's
+// \box instruction here), each generation gets the scorer's F1 against the
+// best of its gold answers, and Score is their mean. Hand-derived: "black
+// cat sat" against "cat sat" has precision 2/3 and recall 1, F1 0.8;
+// "Paris" against ["paris", "Lutetia"] is 1; "blue" against ["red"] 0.
+func TestEvaluateWithScorer(t *testing.T) {
+	ds, err := ParseDataset([]byte(`{"dataset": "toy", "task_type": "f1_match", "dev": [], "test": [
+		{"id": "a", "input": "Who sat?", "output": "cat sat"},
+		{"id": "b", "input": "Capital?", "output": "[\"paris\", \"Lutetia\"]"},
+		{"id": "c", "input": "Colour?", "output": "[\"red\"]"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EvaluateContext(context.Background(), ds, "test", Options{}, func(string) (string, error) { return "", nil }); err == nil {
+		t.Error("f1_match without a Scorer was accepted")
+	}
+	sc, err := NewScorer(ds.TaskType, ScorerOptions{Dataset: ds.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]string{"Who sat?": "black cat sat", "Capital?": "Paris", "Colour?": "blue"}
+	var prompts []string
+	gen := func(p string) (string, error) {
+		prompts = append(prompts, p)
+		q, _, _ := strings.Cut(p, MoCoBoxInstruction)
+		return `\box{` + answers[q] + `}`, nil
+	}
+	want := map[string]float64{"a": 0.8, "b": 1, "c": 0}
+	for name, run := range map[string]func() (*Result, error){
+		"sequential": func() (*Result, error) {
+			return EvaluateContext(context.Background(), ds, "test", Options{First: true, Scorer: sc}, gen)
+		},
+		"batch": func() (*Result, error) {
+			return EvaluateBatch(context.Background(), ds, "test", Options{First: true, Scorer: sc}, Sequential(gen))
+		},
+	} {
+		prompts = nil
+		r, err := run()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.Metric != "f1" || math.Abs(r.Score-0.6) > 1e-12 || r.N != 3 || r.Correct != 1 {
+			t.Errorf("%s: metric %q score %v, n %d, correct %d; want f1 0.6, 3 items, 1 exactly right", name, r.Metric, r.Score, r.N, r.Correct)
+		}
+		for _, it := range r.Items {
+			if math.Abs(it.Score-want[it.ID]) > 1e-12 {
+				t.Errorf("%s: item %s scored %v, want %v", name, it.ID, it.Score, want[it.ID])
+			}
+		}
+		if len(prompts) != 3 || !strings.HasSuffix(prompts[0], MoCoBoxInstruction) {
+			t.Errorf("%s: prompts %q, want MoCo's box instruction", name, prompts)
+		}
 	}
 }

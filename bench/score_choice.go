@@ -82,15 +82,15 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
-	r := &Result{Dataset: ds.Name, Split: split, Total: len(items)}
-	for _, it := range items {
+	r := &Result{Dataset: ds.Name, Split: split, Total: len(items), Metric: "accuracy"}
+	for k, it := range items {
 		if err := ctx.Err(); err != nil {
-			return r.finish(), err
+			return r.finish(o.rules(ds), items[:k]), err
 		}
 		label, _, _, err := ChoiceByLikelihood(ctx, sc, it)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				return r.finish(), cerr
+				return r.finish(o.rules(ds), items[:k]), cerr
 			}
 			return nil, err
 		}
@@ -102,8 +102,12 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 			}
 		}
 		ok := label == ref
-		r.Items = append(r.Items, ItemResult{ID: it.ID, Prompt: LoglikPrompt(it), Generation: text, Pred: label, Ref: ref, Correct: ok})
+		x := ItemResult{ID: it.ID, Prompt: LoglikPrompt(it), Generation: text, Pred: label, Ref: ref, Correct: ok}
+		if ok {
+			x.Score = 1
+		}
+		r.Items = append(r.Items, x)
 		r.count(ok, o)
 	}
-	return r.finish(), nil
+	return r.finish(o.rules(ds), items), nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/collab"
@@ -21,25 +22,26 @@ import (
 func init() {
 	register(&command{
 		name:    "eval",
-		summary: "score a model or a method over models on a MoCo dataset (greedy exact match / multiple choice, or mean NLL)",
+		summary: "score a model or a method over models on a MoCo dataset (any task type's scorer on greedy generations, or mean NLL)",
 		run:     runEval,
 	})
 }
 
 // evalResult is eval's --json output, one object for every metric.
 type evalResult struct {
-	Model       string         `json:"model"`   // the model, or the pool joined by "+"
-	Models      []string       `json:"models"`  // every -m, in order
-	Method      string         `json:"method"`  // "single" for one model
-	Dataset     string         `json:"dataset"` // the dataset's name
-	File        string         `json:"file"`    // the dataset file
-	Split       string         `json:"split"`   // dev or test
-	Metric      string         `json:"metric"`  // accuracy or nll
-	Seed        uint64         `json:"seed"`    // of the stratified sample
-	N           int            `json:"n"`       // items scored
-	Total       int            `json:"total"`   // items chosen (more than n when interrupted)
-	Accuracy    *float64       `json:"accuracy,omitempty"`
+	Model       string         `json:"model"`              // the model, or the pool joined by "+"
+	Models      []string       `json:"models"`             // every -m, in order
+	Method      string         `json:"method"`             // "single" for one model
+	Dataset     string         `json:"dataset"`            // the dataset's name
+	File        string         `json:"file"`               // the dataset file
+	Split       string         `json:"split"`              // dev or test
+	Metric      string         `json:"metric"`             // accuracy, nll, or the task type's (f1, pass@1, ...)
+	Seed        uint64         `json:"seed"`               // of the stratified sample
+	N           int            `json:"n"`                  // items scored
+	Total       int            `json:"total"`              // items chosen (more than n when interrupted)
+	Accuracy    *float64       `json:"accuracy,omitempty"` // metric accuracy
 	Correct     *int           `json:"correct,omitempty"`
+	Score       *float64       `json:"score,omitempty"` // the metric's mean, any generated metric`
 	MeanNLL     *float64       `json:"mean_nll,omitempty"`
 	Interrupted bool           `json:"interrupted"`
 	Settings    map[string]any `json:"settings"`
@@ -47,12 +49,14 @@ type evalResult struct {
 }
 
 type evalItem struct {
-	ID         string `json:"id"`
-	Prompt     string `json:"prompt"`
-	Generation string `json:"generation"`
-	Pred       string `json:"pred"`
-	Ref        string `json:"ref"`
-	Correct    bool   `json:"correct"`
+	ID         string  `json:"id"`
+	Prompt     string  `json:"prompt"`
+	Generation string  `json:"generation"`
+	Pred       string  `json:"pred"`
+	Ref        string  `json:"ref"`
+	Correct    bool    `json:"correct"`
+	Score      float64 `json:"score"`
+	Note       string  `json:"note,omitempty"`
 }
 
 func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -66,7 +70,11 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	setRange(fs, "n", atLeast(0))
 	first := fs.Bool("first", false, "take the first --n items instead of a sample")
 	seed := fs.Uint64P("seed", "s", 0, "seed of the stratified sample")
-	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score) or nll (mean NLL of the references under one model, or under fusion or contrastive over several)")
+	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score by the dataset's task type: accuracy, F1, pass@1, judge's score, ...) or nll (mean NLL of the references under one model, or under fusion or contrastive over several)")
+	promptStyle := fs.String("prompt", "raw", "prompts of --metric accuracy: raw (each item's input as it is, as the skills sets need) or moco (MoCo's prompts: the \\box{} instruction, lettered options), as a sweep's prompt:")
+	judge := fs.String("judge", "", "model folder of a judge for reward_model and noncompliance datasets (as moco score)")
+	ncKeys := fs.Bool("noncompliance-keywords", false, "without --judge, score noncompliance by MoCo's keyword rule (as moco score)")
+	codeTimeout := fs.Duration("code-timeout", 10*time.Second, "coding datasets: wall-clock (and CPU-time) limit per item's tests")
 	maxNew := fs.Int("max-tokens", 64, "most tokens generated per item (alias --max-new)")
 	choice := fs.String("choice-scoring", bench.ChoiceGenerate, "multiple_choice: generate (read the option letter from a greedy generation) or loglik (no generation: the option whose text is most likely after \"Question: ...\\nAnswer:\", under the model or a logit-level method's combined distribution, as lm-evaluation-harness scores small models)")
 	setRange(fs, "max-tokens", atLeast(1))
@@ -99,6 +107,12 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *metric != bench.MetricAccuracy && *metric != bench.MetricNLL {
 		return usagef("--metric %q: want accuracy or nll", *metric)
 	}
+	if *promptStyle != "raw" && *promptStyle != "moco" {
+		return usagef("--prompt %q: want raw or moco", *promptStyle)
+	}
+	if *codeTimeout <= 0 {
+		return usagef("--code-timeout must be > 0")
+	}
 	if *choice != bench.ChoiceGenerate && *choice != bench.ChoiceLoglik {
 		return usagef("--choice-scoring %q: want generate or loglik", *choice)
 	}
@@ -125,10 +139,6 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *metric != bench.MetricNLL && ds.TaskType != bench.ExactMatchTask && ds.TaskType != bench.MultipleChoiceTask {
-		return usagef("%s is a %s dataset; eval's accuracy covers %s and %s. 'moco sweep' runs and scores every task type (%s), 'moco score' scores outputs made elsewhere, and --metric nll scores the references here",
-			ds.Name, ds.TaskType, bench.ExactMatchTask, bench.MultipleChoiceTask, strings.Join(bench.TaskTypes(), ", "))
-	}
 	opts := engine.Options{Threads: threads, Quant: *quant, ContextSize: ctxSize}
 	res := evalResult{
 		Models: *models, Method: name, Dataset: ds.Name, File: *dataset, Split: *split, Metric: *metric, Seed: *seed,
@@ -148,6 +158,30 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		bar = newProgressBar(stderr, "eval")
 	}
 	o := bench.Options{N: *n, Seed: *seed, First: *first, Stop: stops}
+	if *metric == bench.MetricAccuracy && *choice != bench.ChoiceLoglik {
+		// The task type's scorer, as a sweep and moco score use it. MoCo
+		// names a task by its file (culturebench.json calls itself
+		// culturebench_hard inside); its dataset rules go by that name.
+		rules := strings.TrimSuffix(filepath.Base(*dataset), filepath.Ext(*dataset))
+		so := bench.ScorerOptions{Dataset: rules, Prompt: *promptStyle, Code: bench.CodeOptions{Timeout: *codeTimeout}, KeywordRule: *ncKeys}
+		if *judge != "" {
+			l, err := collab.LoadLocal(*judge, opts)
+			if err != nil {
+				return fmt.Errorf("--judge: %w", err)
+			}
+			defer l.Close()
+			so.Judge = &bench.Judge{Gen: l}
+		}
+		sc, err := bench.NewScorer(ds.TaskType, so)
+		if errors.Is(err, bench.ErrNeedsJudge) {
+			return usagef("%v (give --judge DIR)", err)
+		}
+		if err != nil {
+			return usagef("%s: %v", ds.Name, err)
+		}
+		o.Scorer, o.RulesName = sc, rules
+		res.Settings["prompt"] = *promptStyle
+	}
 
 	var runErr error
 	if *metric == bench.MetricNLL {
@@ -219,7 +253,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if sc == nil {
 			return usagef("--choice-scoring loglik needs a method that gives text a likelihood (single, fusion, contrastive, nudging, weight-level merges); %s generates text only", name)
 		}
-		o.Progress = evalProgress(bar)
+		o.Progress = evalProgress(bar, o.Scorer)
 		r, err := bench.EvaluateChoiceLoglik(ctx, ds, *split, o, sc)
 		if runErr, err = fillAccuracy(ctx, &res, r, err); err != nil {
 			return err
@@ -230,7 +264,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer closeAll()
-		o.Progress = evalProgress(bar)
+		o.Progress = evalProgress(bar, o.Scorer)
 		r, err := bench.EvaluateBatch(ctx, ds, *split, o, gen)
 		if runErr, err = fillAccuracy(ctx, &res, r, err); err != nil {
 			return err
@@ -252,6 +286,8 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		if res.MeanNLL != nil {
 			fmt.Fprintf(stdout, "%s %s %s: mean NLL %.4f (%d items)\n", what, ds.Name, *split, *res.MeanNLL, res.N)
+		} else if res.Accuracy == nil {
+			fmt.Fprintf(stdout, "%s %s %s: %s %.3f (%d items)\n", what, ds.Name, *split, res.Metric, *res.Score, res.N)
 		} else {
 			fmt.Fprintf(stdout, "%s %s %s: accuracy %.3f (%d/%d)\n", what, ds.Name, *split, *res.Accuracy, *res.Correct, res.N)
 		}
@@ -384,9 +420,14 @@ func baseNames(dirs []string) []string {
 	return out
 }
 
-// evalProgress redraws bar with the accuracy so far.
-func evalProgress(bar *progressBar) func(done, total, correct int) {
+// evalProgress redraws bar with the accuracy so far (with sc, only when
+// its metric is accuracy: the items exactly right say little of an F1).
+func evalProgress(bar *progressBar, sc bench.Scorer) func(done, total, correct int) {
 	return func(done, total, correct int) {
+		if sc != nil && sc.Metric() != bench.MetricAccuracy {
+			bar.update(done, total, "items")
+			return
+		}
 		bar.update(done, total, fmt.Sprintf("items, accuracy %.3f", float64(correct)/float64(done)))
 	}
 }
@@ -402,9 +443,14 @@ func fillAccuracy(ctx context.Context, res *evalResult, r *bench.Result, err err
 	if err != nil {
 		runErr = interrupted(ctx, err)
 	}
-	res.N, res.Total, res.Accuracy, res.Correct = r.N, r.Total, &r.Accuracy, &r.Correct
+	res.N, res.Total, res.Score = r.N, r.Total, &r.Score
+	if r.Metric != bench.MetricAccuracy {
+		res.Metric = r.Metric // the task type's: f1, pass@1, ...
+	} else {
+		res.Accuracy, res.Correct = &r.Accuracy, &r.Correct
+	}
 	for _, it := range r.Items {
-		res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct})
+		res.Items = append(res.Items, evalItem{ID: it.ID, Prompt: it.Prompt, Generation: it.Generation, Pred: it.Pred, Ref: it.Ref, Correct: it.Correct, Score: it.Score, Note: it.Note})
 	}
 	return runErr, nil
 }

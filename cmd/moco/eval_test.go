@@ -139,20 +139,46 @@ func TestEvalLogitBatch(t *testing.T) {
 	}
 }
 
-// TestEvalOtherTaskTypes: accuracy on a task type eval does not score is
-// refused with the commands that do score it; NLL on references that are
-// lists of aliases fails with the reason, for one model and for a method
-// (the error was dropped, and "mean NLL 0.0000 (0 items)" printed with
-// exit 0).
+// TestEvalOtherTaskTypes: eval scores any task type by its scorer, as a
+// sweep does: an F1 set whose gold answers are alias lists (three
+// additions of skills_add's test split, which skills-add answers right,
+// 912, 489 and 1205, against ["nine hundred twelve", "912"], ["489"] and
+// ["one thousand two hundred five"]: F1 1, 1 and 0), MoCo's prompts with --prompt moco, and a reward-model set asks
+// for a judge. NLL on alias lists fails with the reason, for one model and
+// for a method (the error was dropped, and "mean NLL 0.0000 (0 items)"
+// printed with exit 0).
 func TestEvalOtherTaskTypes(t *testing.T) {
 	add := testutil.Shared(t, "models/skills-add")
 	rev := testutil.Shared(t, "models/skills-rev")
-	ds := filepath.Join(t.TempDir(), "aliases.json")
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "aliases.json")
 	os.WriteFile(ds, []byte(`{"dataset": "aliases", "task_type": "f1_match", "dev": [],
-		"test": [{"id": 1, "input": "Q: 1+1=\nA:", "output": "[\"2\", \"two\"]"}, {"id": 2, "input": "Q: 2+2=\nA:", "output": "[\"4\"]"}]}`), 0o644)
-	_, errs, code := moco(t, "eval", "-m", add, "--dataset", ds, "-q")
-	if code != 2 || !strings.Contains(errs, "aliases is a f1_match dataset") || !strings.Contains(errs, "'moco sweep'") {
-		t.Errorf("accuracy on f1_match: exit %d, %q", code, errs)
+		"test": [{"id": 1, "input": "Q: 289+623=\nA:", "output": "[\"nine hundred twelve\", \"912\"]"}, {"id": 2, "input": "Q: 338+151=\nA:", "output": "[\"489\"]"},
+		{"id": 3, "input": "Q: 807+398=\nA:", "output": "[\"one thousand two hundred five\"]"}]}`), 0o644)
+	out, errs, code := moco(t, "eval", "-m", add, "--dataset", ds, "--first", "--max-tokens", "8", "--stop", "\\n", "--json", "-q")
+	var r struct {
+		Metric string
+		Score  *float64
+		N      int
+		Items  []struct {
+			Generation string
+			Score      float64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 {
+		t.Fatalf("f1_match: exit %d, %q, %v", code, errs, err)
+	}
+	if r.Metric != "f1" || r.Score == nil || math.Abs(*r.Score-2.0/3) > 1e-12 || r.N != 3 {
+		t.Errorf("f1_match: %+v, want f1 2/3 over 3 items", r)
+	}
+	out, _, _ = moco(t, "eval", "-m", add, "--dataset", ds, "--n", "1", "--max-tokens", "2", "--prompt", "moco", "--json", "-q")
+	if !strings.Contains(out, `wrapped exactly as \\box{ANSWER}`) {
+		t.Errorf("--prompt moco: no box instruction in %q", out)
+	}
+	rm := filepath.Join(dir, "rm.json")
+	os.WriteFile(rm, []byte(`{"dataset": "rm", "task_type": "reward_model", "dev": [], "test": [{"id": 1, "input": "Say hi"}]}`), 0o644)
+	if _, errs, code := moco(t, "eval", "-m", add, "--dataset", rm, "-q"); code != 2 || !strings.Contains(errs, "--judge DIR") {
+		t.Errorf("reward_model without a judge: exit %d, %q", code, errs)
 	}
 	for _, args := range [][]string{{"-m", add}, {"-m", add, "-m", rev, "--method", "fusion"}} {
 		out, errs, code := moco(t, append([]string{"eval", "--dataset", ds, "--metric", "nll", "-q"}, args...)...)
