@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -180,26 +181,51 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 	results := make([]*ItemResult, len(items))
 	var mu sync.Mutex
 	var first error
-	err = gen(ctx, prompts, func(i int, g string, err error) {
-		var x ItemResult
-		if err == nil {
-			// Outside the lock: a judge or a sandboxed test can take a
-			// while, and items finishing meanwhile need not wait.
-			if x, err = scoreItem(ctx, ds.TaskType, o, items[i], prompts[i], g); err != nil {
-				err = fmt.Errorf("scoring: %w", err)
-			}
-		}
+	fail := func(i int, err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil {
-			if first == nil {
-				first = fmt.Errorf("item %s: %w", items[i].ID, err)
+		if first == nil {
+			first = fmt.Errorf("item %s: %w", items[i].ID, err)
+		}
+	}
+	// Generations are scored by workers of their own, so that a slow
+	// scorer (a judge model, a sandboxed test) never holds up the
+	// generator, which calls done from its decoding loop.
+	type generated struct {
+		i int
+		g string
+	}
+	queue := make(chan generated, len(items)) // done never blocks
+	var scoring sync.WaitGroup
+	for range min(runtime.NumCPU(), len(items)) {
+		scoring.Go(func() {
+			for d := range queue {
+				if ctx.Err() != nil {
+					continue // interrupted: left unscored, as not done
+				}
+				x, err := scoreItem(ctx, ds.TaskType, o, items[d.i], prompts[d.i], d.g)
+				if err != nil {
+					if ctx.Err() == nil {
+						fail(d.i, fmt.Errorf("scoring: %w", err))
+					}
+					continue
+				}
+				mu.Lock()
+				results[d.i] = &x
+				r.count(x.Correct, o)
+				mu.Unlock()
 			}
+		})
+	}
+	err = gen(ctx, prompts, func(i int, g string, err error) {
+		if err != nil {
+			fail(i, err)
 			return
 		}
-		results[i] = &x
-		r.count(x.Correct, o)
+		queue <- generated{i, g}
 	})
+	close(queue)
+	scoring.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	var scored []Item
