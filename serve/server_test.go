@@ -43,7 +43,13 @@ recipes:
 // newTestServer builds the test config's server behind httptest.
 func newTestServer(t testing.TB, opts BuildOptions) (*Server, *httptest.Server) {
 	t.Helper()
-	s, closeAll, err := Build(context.Background(), testConfig(t), opts)
+	return serveConfig(t, testConfig(t), opts)
+}
+
+// serveConfig builds c's server behind httptest, closed at the test's end.
+func serveConfig(t testing.TB, c *Config, opts BuildOptions) (*Server, *httptest.Server) {
+	t.Helper()
+	s, closeAll, err := Build(context.Background(), c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,13 +505,7 @@ func TestParseConfigStrict(t *testing.T) {
 func TestTextRecipeBatched(t *testing.T) {
 	c := testConfig(t)
 	c.Recipes = []RecipeSpec{{ID: "debate-ab", Method: "debate", Models: []string{"a", "b"}}}
-	s, closeAll, err := Build(context.Background(), c, BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	s, ts := serveConfig(t, c, BuildOptions{})
 	code, out := post(t, ts.URL+"/v1/chat/completions", `{"model": "debate-ab", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 12, "temperature": 0}`)
 	if code != 200 {
 		t.Fatalf("debate-ab: %d %v", code, out)
@@ -546,13 +546,7 @@ func TestTextRecipeFinishReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, closeAll, err := Build(context.Background(), c, BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	_, ts := serveConfig(t, c, BuildOptions{})
 	ask := func(model string, maxTokens int) (finish string, completion float64) {
 		code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": %q, "prompt": "Q: 289+623=\nA:", "max_tokens": %d, "temperature": 0, "stop": ["\n"]}`, model, maxTokens))
 		if code != 200 {

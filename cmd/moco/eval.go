@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mocolab/moco/bench"
 	"github.com/mocolab/moco/collab"
@@ -72,9 +71,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	seed := fs.Uint64P("seed", "s", 0, "seed of the stratified sample")
 	metric := fs.String("metric", "accuracy", "accuracy (generate greedily and score by the dataset's task type: accuracy, F1, pass@1, judge's score, ...) or nll (mean NLL of the references under one model, or under fusion or contrastive over several)")
 	promptStyle := fs.String("prompt", "raw", "prompts of --metric accuracy: raw (each item's input as it is, as the skills sets need) or moco (MoCo's prompts: the \\box{} instruction, lettered options), as a sweep's prompt:")
-	judge := fs.String("judge", "", "model folder of a judge for reward_model and noncompliance datasets (as moco score)")
-	ncKeys := fs.Bool("noncompliance-keywords", false, "without --judge, score noncompliance by MoCo's keyword rule (as moco score)")
-	codeTimeout := fs.Duration("code-timeout", 10*time.Second, "coding datasets: wall-clock (and CPU-time) limit per item's tests")
+	sf := addScorerFlags(fs)
 	maxNew := fs.Int("max-tokens", 64, "most tokens generated per item (alias --max-new)")
 	choice := fs.String("choice-scoring", bench.ChoiceGenerate, "multiple_choice: generate (read the option letter from a greedy generation) or loglik (no generation: the option whose text is most likely after \"Question: ...\\nAnswer:\", under the model or a logit-level method's combined distribution, as lm-evaluation-harness scores small models)")
 	setRange(fs, "max-tokens", atLeast(1))
@@ -110,8 +107,8 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *promptStyle != "raw" && *promptStyle != "moco" {
 		return usagef("--prompt %q: want raw or moco", *promptStyle)
 	}
-	if *codeTimeout <= 0 {
-		return usagef("--code-timeout must be > 0")
+	if err := sf.check(); err != nil {
+		return err
 	}
 	if *choice != bench.ChoiceGenerate && *choice != bench.ChoiceLoglik {
 		return usagef("--choice-scoring %q: want generate or loglik", *choice)
@@ -159,19 +156,13 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	o := bench.Options{N: *n, Seed: *seed, First: *first, Stop: stops}
 	if *metric == bench.MetricAccuracy && *choice != bench.ChoiceLoglik {
-		// The task type's scorer, as a sweep and moco score use it. MoCo
-		// names a task by its file (culturebench.json calls itself
-		// culturebench_hard inside); its dataset rules go by that name.
-		rules := strings.TrimSuffix(filepath.Base(*dataset), filepath.Ext(*dataset))
-		so := bench.ScorerOptions{Dataset: rules, Prompt: *promptStyle, Code: bench.CodeOptions{Timeout: *codeTimeout}, KeywordRule: *ncKeys}
-		if *judge != "" {
-			l, err := collab.LoadLocal(*judge, opts)
-			if err != nil {
-				return fmt.Errorf("--judge: %w", err)
-			}
-			defer l.Close()
-			so.Judge = &bench.Judge{Gen: l}
+		// The task type's scorer, as a sweep and moco score use it.
+		so, closeJudge, err := sf.options(*dataset, opts)
+		if err != nil {
+			return err
 		}
+		defer closeJudge()
+		so.Prompt = *promptStyle
 		sc, err := bench.NewScorer(ds.TaskType, so)
 		if errors.Is(err, bench.ErrNeedsJudge) {
 			return usagef("%v (give --judge DIR)", err)
@@ -179,7 +170,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return usagef("%s: %v", ds.Name, err)
 		}
-		o.Scorer, o.RulesName = sc, rules
+		o.Scorer, o.RulesName = sc, so.Dataset
 		res.Settings["prompt"] = *promptStyle
 	}
 

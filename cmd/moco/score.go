@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/mocolab/moco/bench"
-	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
 )
 
@@ -28,9 +24,7 @@ func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
 	split := fs.String("split", "test", "dev or test")
 	preds := fs.String("predictions", "", "JSON lines, one {\"id\": ..., \"output\": \"...\"} per item (required; - reads stdin)")
-	judge := fs.String("judge", "", "model folder of a judge for reward_model and noncompliance (required there, unless --noncompliance-keywords)")
-	ncKeys := fs.Bool("noncompliance-keywords", false, "without --judge, score noncompliance by MoCo's keyword rule (its eval.py is_noncompliance: refusal phrases per category), a crude proxy; without either, noncompliance datasets are refused")
-	codeTimeout := fs.Duration("code-timeout", 10*time.Second, "wall-clock (and CPU-time) limit per coding item")
+	sf := addScorerFlags(fs)
 	workers := fs.Int("workers", 0, "items scored at once (0: one per core)")
 	jsonOut := fs.Bool("json", false, "print {task_type, metric, score, n, missing, unknown, items} as JSON")
 	fs.Usage = func() {
@@ -51,8 +45,8 @@ func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *split != "dev" && *split != "test" {
 		return usagef("--split %q: want dev or test", *split)
 	}
-	if *workers < 0 || *codeTimeout <= 0 {
-		return usagef("--workers must be >= 0 and --code-timeout > 0")
+	if err := sf.check(); err != nil {
+		return err
 	}
 	ds, err := bench.LoadDataset(*dataset)
 	if err != nil {
@@ -73,18 +67,12 @@ func runScore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *preds, err)
 	}
-	// MoCo names a task by its file (culturebench.json calls itself
-	// culturebench_hard inside); its dataset rules go by that name.
-	ds.Name = strings.TrimSuffix(filepath.Base(*dataset), filepath.Ext(*dataset))
-	o := bench.ScorerOptions{Dataset: ds.Name, Code: bench.CodeOptions{Timeout: *codeTimeout}, KeywordRule: *ncKeys}
-	if *judge != "" {
-		l, err := collab.LoadLocal(*judge, engine.Options{})
-		if err != nil {
-			return fmt.Errorf("--judge: %w", err)
-		}
-		defer l.Close()
-		o.Judge = &bench.Judge{Gen: l}
+	ds.Name = taskName(*dataset) // the name its scoring rules go by
+	o, closeJudge, err := sf.options(*dataset, engine.Options{})
+	if err != nil {
+		return err
 	}
+	defer closeJudge()
 	ctx, stop := signalContext()
 	defer stop()
 	rep, err := bench.ScoreOutputs(ctx, ds, *split, outputs, o, *workers)
