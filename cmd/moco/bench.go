@@ -68,7 +68,7 @@ func runBenchSpeed(args []string, stdout, stderr io.Writer) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *model == "" {
-		return usagef("--model is required")
+		return usagef("--model is required: a model folder (moco synth --shape qwen2.5-0.5b --out DIR writes one of a real shape with random weights)")
 	}
 	if *quant != "" && *quant != "q8_0" && *quant != "q4_0" {
 		return usagef("--quant %q: want q8_0 or q4_0", *quant)
