@@ -29,8 +29,10 @@
 // layout, collaborative emergence and cost per item (Markdown, CSV, and SVG
 // charts through gonum/plot). ScoreOutputs scores outputs made elsewhere.
 //
-// Evaluate runs a prompt-to-text function over a split with the older
-// exact-match and multiple-choice rules; Greedy builds one over an engine
+// Evaluate runs a prompt-to-text function over a split, scored by the
+// exact-match and multiple-choice rules or, with Options.Scorer, by any
+// task type's Scorer (EvaluateBatch decodes many items at once); Greedy
+// builds one over an engine
 // model, MeanNLL scores the reference answers' likelihood without
 // generating, and DevScorer turns either into the dev score the merge
 // searches need.
