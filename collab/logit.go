@@ -106,6 +106,9 @@ func init() {
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", name, err)
 				}
+				if _, local := pool[0].Local.(*Local); name == "single" && !local {
+					return remoteSingle{pool[0]}, nil // an endpoint alone: its own answers
+				}
 				cfg.Method = name
 				return newLogitMethod(ctx, level, pool, cfg)
 			}})
@@ -605,4 +608,14 @@ func (m *logitMethod) LogLikelihood(ctx context.Context, prompt, continuation st
 		return 0, 0, err
 	}
 	return -nll, n, nil
+}
+
+// remoteSingle is "single" over a member that is not a local model (an
+// OpenAI-compatible endpoint): the member's answers as they are.
+type remoteSingle struct{ m Member }
+
+func (r remoteSingle) Name() string { return r.m.Name }
+func (r remoteSingle) Level() Level { return LevelSingle }
+func (r remoteSingle) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
+	return r.m.Gen.Generate(ctx, reqs)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"net/http"
 	"os"
@@ -188,7 +189,7 @@ type oaiRequest struct {
 	MaxTokens   int          `json:"max_tokens,omitempty"`
 	Temperature float64      `json:"temperature"`
 	TopP        float64      `json:"top_p,omitempty"`
-	Seed        *uint64      `json:"seed,omitempty"`
+	Seed        *int64       `json:"seed,omitempty"`
 	Stop        []string     `json:"stop,omitempty"`
 }
 
@@ -216,7 +217,10 @@ func (e *Endpoint) body(r Request) ([]byte, string, error) {
 		q.TopP = r.TopP
 	}
 	if r.Seed != 0 {
-		s := r.Seed
+		// OpenAI's seed is a signed 64-bit integer, and servers refuse
+		// larger ones (moco's own did, for a seed it had drawn itself):
+		// the seed's low 63 bits.
+		s := int64(r.Seed & math.MaxInt64)
 		q.Seed = &s
 	}
 	path := "completions"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -281,5 +282,29 @@ func TestOpenPoolEndpoints(t *testing.T) {
 	}
 	if _, _, err := OpenPool([]string{"http://h:8000/v1"}, PoolOptions{}); err == nil || !strings.Contains(err.Error(), "after a #") {
 		t.Errorf("no model name: %v", err)
+	}
+}
+
+// TestEndpointSeed: the seed sent is the request's low 63 bits, a JSON
+// integer every OpenAI-compatible server takes (a seed of 2^63 or more was
+// refused with HTTP 400, by moco's server among others).
+func TestEndpointSeed(t *testing.T) {
+	e, err := NewEndpoint("http://h/v1", "m", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		seed uint64
+		want string
+	}{
+		{3, `"seed":3`},
+		{1<<63 | 5, `"seed":5`},
+		{math.MaxUint64, `"seed":9223372036854775807`},
+		{1 << 63, `"seed":0`},
+	} {
+		b, _, err := e.body(Request{Prompt: "x", Seed: tc.seed})
+		if err != nil || !strings.Contains(string(b), tc.want) {
+			t.Errorf("seed %d: body %s (%v), want %s", tc.seed, b, err, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,16 +15,21 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/tokenizer"
 )
 
-// Config is what a server serves: model folders and collaboration recipes
-// over them. As YAML:
+// Config is what a server serves: model folders, remote OpenAI-compatible
+// endpoints and collaboration recipes over them. As YAML:
 //
 //	models:
 //	  - id: a
 //	    path: /models/stories260K
 //	  - id: b
 //	    path: /models/llama2xs
+//	  - id: gpt                # a remote model, served here too
+//	    url: https://api.openai.com/v1
+//	    model: gpt-4o-mini     # its name there (default: the id)
+//	    api_key_env: OPENAI_API_KEY
 //	recipes:
 //	  - id: fusion-ab          # logit fusion of a and b
 //	    method: fusion
@@ -36,15 +42,23 @@ import (
 //
 // A recipe's method is any name of the collab registry ('moco collab
 // --help' lists them) and its params are that method's, checked strictly.
+// Remote models take part in API- and text-level recipes (routing, voting,
+// debate, ...); the logit-level methods need every model's logits, so
+// they refuse them.
 type Config struct {
 	Models  []ModelSpec  `yaml:"models"`
 	Recipes []RecipeSpec `yaml:"recipes"`
 }
 
-// ModelSpec is one model folder served under ID.
+// ModelSpec is one model served under ID: a model folder (Path), or an
+// OpenAI-compatible endpoint (URL, the model's name there, and the
+// environment variable holding the API key, if the endpoint wants one).
 type ModelSpec struct {
-	ID   string `yaml:"id"`
-	Path string `yaml:"path"`
+	ID        string `yaml:"id"`
+	Path      string `yaml:"path"`
+	URL       string `yaml:"url"`
+	Model     string `yaml:"model"`
+	APIKeyEnv string `yaml:"api_key_env"`
 }
 
 // RecipeSpec is one collaboration method served under ID, over the models
@@ -75,14 +89,21 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
-		if m.ID == "" || m.Path == "" {
-			return nil, fmt.Errorf("config: models[%d] needs an id and a path", i)
+		if m.ID == "" || (m.Path == "") == (m.URL == "") {
+			return nil, fmt.Errorf("config: models[%d] needs an id and either a path (a model folder) or a url (an OpenAI-compatible endpoint)", i)
+		}
+		if m.URL != "" {
+			if !collab.IsEndpointSpec(m.URL) {
+				return nil, fmt.Errorf("config: models[%d] (%s): the url must start with http:// or https://, got %q", i, m.ID, m.URL)
+			}
+		} else if m.Model != "" || m.APIKeyEnv != "" {
+			return nil, fmt.Errorf("config: models[%d] (%s): model and api_key_env are for a url, not a path", i, m.ID)
 		}
 		if seen[m.ID] {
 			return nil, fmt.Errorf("config: the id %q is used twice", m.ID)
 		}
 		seen[m.ID] = true
-		if !filepath.IsAbs(m.Path) && dir != "" {
+		if m.Path != "" && !filepath.IsAbs(m.Path) && dir != "" {
 			c.Models[i].Path = filepath.Join(dir, m.Path)
 		}
 	}
@@ -158,6 +179,30 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 			closeAll()
 			return nil, nil, err
 		}
+		if ms.URL != "" {
+			// A remote model: a pool member, and served under its id as
+			// the single method over it (requests are forwarded).
+			model := cmp.Or(ms.Model, ms.ID)
+			ep, err := collab.NewEndpoint(ms.URL, model, ms.APIKeyEnv)
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("model %s: %w", ms.ID, err)
+			}
+			ep.ModelName = ms.ID
+			members[ms.ID] = ep.Member()
+			m, err := collab.New(ctx, "single", []collab.Member{members[ms.ID]}, nil)
+			if err == nil {
+				err = s.AddRecipe(ms.ID, m, nil, 0)
+			}
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("model %s: %w", ms.ID, err)
+			}
+			if opts.Progress != nil {
+				opts.Progress("%s: %s at %s", ms.ID, model, ms.URL)
+			}
+			continue
+		}
 		l, err := collab.LoadLocal(ms.Path, opts.Engine)
 		if err != nil {
 			closeAll()
@@ -183,16 +228,24 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 	for _, r := range c.Recipes {
 		pool := make([]collab.Member, len(r.Models))
 		ctxLen := 1 << 30
+		var tok *tokenizer.Tokenizer // the first local member's: renders and counts prompts
 		for i, id := range r.Models {
 			pool[i] = members[id]
-			ctxLen = min(ctxLen, contexts[id])
+			if l, ok := pool[i].Local.(*collab.Local); ok {
+				ctxLen = min(ctxLen, contexts[id])
+				if tok == nil {
+					tok = l.Tok
+				}
+			}
 		}
 		m, err := collab.New(ctx, r.Method, pool, collab.Params(r.Params))
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("recipe %s: %w", r.ID, err)
 		}
-		tok := pool[0].Local.(*collab.Local).Tok
+		if tok == nil {
+			ctxLen = 0 // remote models only: they check their own limits
+		}
 		// Fusion, contrastive and nudging share one lockstep batch among
 		// their requests, as a model's requests share its batcher.
 		lb, lerr := collab.LockstepBatcher(m, decode.LockstepBatcherConfig{Batch: opts.Batcher.Batch, MaxQueue: opts.Batcher.MaxQueue, Context: opts.Batcher.Context})

@@ -95,8 +95,9 @@ func (s *Server) AddModel(id string, m *engine.Model, tok *tokenizer.Tokenizer, 
 }
 
 // AddRecipe serves a collaboration method under id. tok renders and
-// counts prompts for the limits (the first model's), context is the
-// smallest context among its models.
+// counts prompts for the limits (the first local model's), context is the
+// smallest context among its local models; with no local model (tok nil)
+// prompts go to the remote models unchecked, as they check their own.
 func (s *Server) AddRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer, context int) error {
 	return s.add(&entry{id: id, tok: tok, context: context, method: m,
 		slots: make(chan struct{}, s.opts.RecipeQueue), running: make(chan struct{}, s.opts.RecipeConcurrency)})
@@ -330,6 +331,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 // encode renders and encodes the prompt as the model sees it and checks
 // it against the limits and the context.
 func (s *Server) encode(e *entry, req *genRequest) ([]int, *APIError) {
+	if e.tok == nil {
+		return nil, nil // a recipe over remote models only: they count and check their prompts
+	}
 	text, special := req.Prompt, true
 	if req.Chat {
 		var err error

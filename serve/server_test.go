@@ -481,10 +481,17 @@ func TestParseConfigStrict(t *testing.T) {
 		"models: [{id: a, path: x}]\nrecipes: [{id: a, method: fusion, models: [a]}]",
 		"modelz: []",
 		"models: []\n---\nmodels: []",
+		"models: [{id: a, path: x, url: 'http://h/v1'}]",      // both
+		"models: [{id: a, url: 'ftp://h/v1'}]",                // not http(s)
+		"models: [{id: a, path: x, model: m}]",                // model is a url's
+		"models: [{id: a, path: x, api_key_env: OPENAI_KEY}]", // so is the key
 	} {
 		if _, err := ParseConfig([]byte(bad), ""); err == nil {
 			t.Errorf("config %q was accepted", bad)
 		}
+	}
+	if c, err := ParseConfig([]byte("models: [{id: g, url: 'https://h/v1', model: gpt, api_key_env: K}]"), "/cfg"); err != nil || c.Models[0].Path != "" || c.Models[0].Model != "gpt" {
+		t.Errorf("a remote model: %+v %v", c, err)
 	}
 	c, err := ParseConfig([]byte("models: [{id: a, path: m}]\nrecipes: [{id: r, method: fusion, models: [a], params: {mode: prob-mean}}]"), "/cfg")
 	if err != nil || c.Models[0].Path != "/cfg/m" || c.Recipes[0].Params["mode"] != "prob-mean" {
@@ -565,5 +572,40 @@ func TestTextRecipeFinishReason(t *testing.T) {
 	}
 	if fr, _ := ask("vote", 2); fr != "length" {
 		t.Errorf("vote, max_tokens 2: finish %q, want length", fr)
+	}
+}
+
+// TestRemoteModels: a config's models may be OpenAI-compatible endpoints
+// (here a second moco server): served under their ids, their answers are
+// the remote server's (at temperature 0, the same model served directly);
+// they join text-level recipes beside local models; a logit-level recipe
+// over one is refused when the server is built.
+func TestRemoteModels(t *testing.T) {
+	_, remote := newTestServer(t, BuildOptions{}) // serves a and b
+	local := testutil.Shared(t, "models/llama2xs")
+	cfg := func(recipe string) *Config {
+		c, err := ParseConfig([]byte(fmt.Sprintf("models:\n  - {id: ra, url: %q, model: a}\n  - {id: b, path: %q}\nrecipes:\n  - %s\n", remote.URL+"/v1", local, recipe)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, _, err := Build(context.Background(), cfg("{id: f, method: fusion, models: [ra, b]}"), BuildOptions{}); err == nil || !strings.Contains(err.Error(), "ra") {
+		t.Errorf("fusion over a remote model: %v", err)
+	}
+	_, ts := serveConfig(t, cfg("{id: vote, method: majority-vote, models: [ra, b], params: {task_type: text}}"), BuildOptions{})
+	body := `{"model": %q, "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0}`
+	_, direct := post(t, remote.URL+"/v1/completions", fmt.Sprintf(body, "a"))
+	code, proxied := post(t, ts.URL+"/v1/completions", fmt.Sprintf(body, "ra"))
+	if code != 200 || choiceText(t, proxied, false) != choiceText(t, direct, false) || proxied["model"] != "ra" {
+		t.Errorf("ra: %d %v, want a's answer %q", code, proxied, choiceText(t, direct, false))
+	}
+	// Unseeded requests draw a 64-bit seed, which the endpoint must pass
+	// on in a form the remote server takes.
+	for range 4 {
+		code, out := post(t, ts.URL+"/v1/completions", `{"model": "vote", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0.8}`)
+		if code != 200 {
+			t.Fatalf("vote over ra and b: %d %v", code, out)
+		}
 	}
 }
