@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -55,12 +56,14 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzParseConfig: the YAML config parser never panics, and an accepted
-// config has ids, paths, and recipes over listed models.
+// config has ids, a path or an http(s) url per model (not both), and
+// recipes over listed models.
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("models: [{id: a, path: x}, {id: b, path: y}]\nrecipes: [{id: f, method: fusion, models: [a, b], params: {mode: prob-mean}}]"))
 	f.Add([]byte("models:\n  - id: a\n    path: /m\n"))
 	f.Add([]byte("recipes: [{id: r}]"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("models: [{id: g, url: 'https://h/v1', model: m, api_key_env: K}, {id: b, path: y}]\nrecipes: [{id: v, method: debate, models: [g, b]}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data, "/base")
 		if err != nil {
@@ -68,7 +71,8 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		ids := map[string]bool{}
 		for _, m := range c.Models {
-			if m.ID == "" || m.Path == "" || ids[m.ID] {
+			remote := strings.HasPrefix(m.URL, "http://") || strings.HasPrefix(m.URL, "https://")
+			if m.ID == "" || (m.Path == "") == (m.URL == "") || m.URL != "" && !remote || ids[m.ID] {
 				t.Fatalf("accepted model %+v", m)
 			}
 			ids[m.ID] = true

@@ -45,9 +45,15 @@ file of models and collaboration recipes, each recipe a method of
   models:
     - {id: a, path: /models/A}
     - {id: b, path: /models/B}
+    - {id: gpt, url: https://api.openai.com/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}
   recipes:
     - {id: fusion-ab, method: fusion, models: [a, b], params: {mode: logit-mean}}
     - {id: spec-a, method: speculative, models: [a, b], params: {draft_tokens: 4}}
+    - {id: vote, method: majority-vote, models: [a, b, gpt]}
+
+A model with a url is an OpenAI-compatible endpoint: served under its id
+(requests forwarded) and a member of API- and text-level recipes; the
+logit-level methods need local models.
 
 SIGINT or SIGTERM stops accepting requests and lets those in flight finish
 for --shutdown-timeout, then cancels them.
