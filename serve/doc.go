@@ -7,7 +7,9 @@
 // Each served model id is either a model folder, whose requests share one
 // decode.Batcher (continuous batching over engine.Batch: concurrent
 // requests are stepped together, a client that disconnects leaves the
-// batch and frees its KV cache), or a collaboration recipe from a config
+// batch and frees its KV cache), a remote OpenAI-compatible endpoint
+// (requests forwarded; a member of API- and text-level recipes), or a
+// collaboration recipe from a config
 // file: a method of the collab registry over some of the served models
 // (e.g. fusion-ab, the logit fusion of a and b), which a client that knows
 // nothing of moco calls like any model. Fusion, contrastive and nudging
