@@ -60,7 +60,8 @@ type evalItem struct {
 
 func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", stderr)
-	models := fs.StringArrayP("model", "m", nil, "model folder (required; repeat with --method to score a method over several)")
+	models := fs.StringArrayP("model", "m", nil, "model folder, or an OpenAI-compatible endpoint http(s)://HOST[:PORT][/v1]#MODEL (required; repeat with --method to score a method over several)")
+	keyEnv := fs.String("api-key-env", "", "environment variable holding the endpoints' API key (e.g. OPENAI_API_KEY)")
 	method := fs.String("method", "", "collaboration method over the -m models, built through the method registry: "+methodNames()+" (default: single, one model)")
 	params := fs.StringArray("param", nil, "method parameter key=value, JSON values (e.g. alpha=0.5, weights=[0.7,0.3], mode=prob-mean); repeat")
 	dataset := fs.String("dataset", "", "dataset JSON {dataset, task_type, dev, test} (required)")
@@ -103,6 +104,13 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *metric != bench.MetricAccuracy && *metric != bench.MetricNLL {
 		return usagef("--metric %q: want accuracy or nll", *metric)
+	}
+	if *metric == bench.MetricNLL || *choice == bench.ChoiceLoglik {
+		for _, m := range *models {
+			if collab.IsEndpointSpec(m) {
+				return usagef("%s: --metric nll and --choice-scoring loglik need the models' logits, which an endpoint does not give; use model folders", m)
+			}
+		}
 	}
 	if *promptStyle != "raw" && *promptStyle != "moco" {
 		return usagef("--prompt %q: want raw or moco", *promptStyle)
@@ -250,7 +258,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, opts, *maxNew, *batch)
+		gen, closeAll, err := evalGenerator(ctx, *models, name, mp, collab.PoolOptions{Engine: opts, KeyEnv: *keyEnv}, *maxNew, *batch)
 		if err != nil {
 			return err
 		}
@@ -311,9 +319,9 @@ const defaultEvalBatch = 16
 // (decode.BatchMethods), so concurrent items share the steps. The other
 // logit-level methods run their own sessions per request and gain nothing
 // from it, so they run one item at a time.
-func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, opts engine.Options, maxNew, batch int) (bench.BatchGenerator, func(), error) {
-	if method == "single" {
-		m, tok, err := loadOne(dirs[0], opts)
+func evalGenerator(ctx context.Context, dirs []string, method string, p collab.Params, po collab.PoolOptions, maxNew, batch int) (bench.BatchGenerator, func(), error) {
+	if method == "single" && !collab.IsEndpointSpec(dirs[0]) {
+		m, tok, err := loadOne(dirs[0], po.Engine)
 		if err != nil {
 			return nil, func() {}, err
 		}
@@ -322,7 +330,10 @@ func evalGenerator(ctx context.Context, dirs []string, method string, p collab.P
 		}
 		return bench.GreedyBatch(m, tok, maxNew, batch), func() { m.Close() }, nil
 	}
-	pool, closeAll, err := collab.LoadPool(dirs, opts)
+	// Endpoints (an API model alone, or members of API- and text-level
+	// methods) answer up to batch requests at once, within their own
+	// concurrency limit.
+	pool, closeAll, err := collab.OpenPool(dirs, po)
 	if err != nil {
 		return nil, func() {}, err
 	}
@@ -403,9 +414,14 @@ func methodNames() string {
 	return strings.Join(names, ", ")
 }
 
+// baseNames are the folders' base names, or the endpoints' model names.
 func baseNames(dirs []string) []string {
 	out := make([]string, len(dirs))
 	for i, d := range dirs {
+		if _, model, ok := strings.Cut(d, "#"); ok && collab.IsEndpointSpec(d) {
+			out[i] = model
+			continue
+		}
 		out[i] = filepath.Base(filepath.Clean(d))
 	}
 	return out

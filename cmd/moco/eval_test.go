@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/serve"
 )
 
 // TestEvalMethods: several -m need a --method from the registry; the JSON
@@ -185,5 +189,54 @@ func TestEvalOtherTaskTypes(t *testing.T) {
 		if code != 1 || !strings.Contains(errs, "not one text to score") || out != "" {
 			t.Errorf("nll %v on alias lists: exit %d, stdout %q, stderr %q", args[1:], code, out, errs)
 		}
+	}
+}
+
+// TestEvalEndpoint: an OpenAI-compatible endpoint (a moco server here) is
+// evaluated like a model folder: at temperature 0 its generations, item
+// by item, are those of the same model loaded in this process; endpoints
+// join text-level methods; logit-level scoring refuses them.
+func TestEvalEndpoint(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	ds := testutil.Shared(t, "datasets/skills_add.json")
+	c, err := serve.ParseConfig([]byte(fmt.Sprintf("models: [{id: add, path: %q}]", add)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, closeAll, err := serve.Build(context.Background(), c, serve.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ep := srv.URL + "/v1#add"
+	type result struct {
+		Accuracy *float64
+		Items    []struct{ ID, Generation string }
+	}
+	run := func(args ...string) result {
+		t.Helper()
+		out, errs, code := moco(t, append([]string{"eval", "--dataset", ds, "--n", "12", "--max-tokens", "8", "--json", "-q"}, args...)...)
+		var r result
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 {
+			t.Fatalf("%v: exit %d, %q, %v", args, code, errs, err)
+		}
+		return r
+	}
+	local, remote := run("-m", add), run("-m", ep)
+	if len(remote.Items) != 12 || *remote.Accuracy != *local.Accuracy {
+		t.Fatalf("endpoint accuracy %v over %d items, the folder's %v", *remote.Accuracy, len(remote.Items), *local.Accuracy)
+	}
+	for i := range local.Items {
+		if local.Items[i] != remote.Items[i] {
+			t.Errorf("item %d: endpoint %+v, folder %+v", i, remote.Items[i], local.Items[i])
+		}
+	}
+	if r := run("-m", ep, "-m", add, "--method", "majority-vote"); len(r.Items) != 12 {
+		t.Errorf("majority vote over an endpoint and a folder: %d items", len(r.Items))
+	}
+	if _, errs, code := moco(t, "eval", "-m", ep, "--dataset", ds, "--metric", "nll"); code != 2 || !strings.Contains(errs, "an endpoint does not give") {
+		t.Errorf("nll over an endpoint: exit %d, %q", code, errs)
 	}
 }
