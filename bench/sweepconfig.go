@@ -69,6 +69,14 @@ type ModelEntry struct {
 	// Base is the base model of a LoRA adapter folder (default: the
 	// adapter's base_model_name_or_path).
 	Base string `yaml:"base"`
+	// URL, in place of Path, is an OpenAI-compatible endpoint serving
+	// Model (default: Name), its API key in the environment variable
+	// APIKeyEnv. It answers alone and in API- and text-level methods.
+	// (Left out of Hash when empty, so results made before these fields
+	// existed still resume.)
+	URL       string `yaml:"url" json:",omitempty"`
+	Model     string `yaml:"model" json:",omitempty"`
+	APIKeyEnv string `yaml:"api_key_env" json:",omitempty"`
 }
 
 // MethodEntry is one method to run: a registry name, its parameters, the
@@ -122,16 +130,17 @@ func checkKeys(n *yaml.Node, what string, allowed ...string) error {
 	return nil
 }
 
-// UnmarshalYAML reads a path or {name, path}.
+// UnmarshalYAML reads a path, {name, path, base} or {name, url, model,
+// api_key_env}.
 func (m *ModelEntry) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		m.Path = n.Value
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: a model is a path or {name, path}", n.Line)
+		return fmt.Errorf("line %d: a model is a path, {name, path} or {name, url, model, api_key_env}", n.Line)
 	}
-	if err := checkKeys(n, "a model", "name", "path", "base"); err != nil {
+	if err := checkKeys(n, "a model", "name", "path", "base", "url", "model", "api_key_env"); err != nil {
 		return err
 	}
 	type plain ModelEntry
@@ -221,8 +230,26 @@ func (c *SweepConfig) check() error {
 	names := map[string]bool{}
 	for i := range c.Models {
 		m := &c.Models[i]
-		if m.Path == "" {
+		switch {
+		case m.URL != "" && m.Path != "":
+			return fmt.Errorf("models[%d]: give a path or a url, not both", i)
+		case m.URL != "":
+			if !collab.IsEndpointSpec(m.URL) {
+				return fmt.Errorf("models[%d].url: %q does not start with http:// or https://", i, m.URL)
+			}
+			if m.Base != "" {
+				return fmt.Errorf("models[%d].base: a LoRA adapter's base is for a path, not a url", i)
+			}
+			if m.Name == "" {
+				m.Name = m.Model
+			}
+			if m.Name == "" {
+				return fmt.Errorf("models[%d]: an endpoint needs a name or a model", i)
+			}
+		case m.Path == "":
 			return fmt.Errorf("models[%d].path: empty", i)
+		case m.Model != "" || m.APIKeyEnv != "":
+			return fmt.Errorf("models[%d]: model and api_key_env are for a url, not a path", i)
 		}
 		if m.Name == "" {
 			m.Name = filepath.Base(filepath.Clean(m.Path))
@@ -360,6 +387,9 @@ func LoadSweepConfig(path string) (*SweepConfig, []*Dataset, error) {
 	}
 	for i := range c.Models {
 		m := &c.Models[i]
+		if m.URL != "" {
+			continue
+		}
 		m.Path = abs(m.Path)
 		if m.Base != "" {
 			m.Base = abs(m.Base)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,21 @@ func TestParseSweepConfig(t *testing.T) {
 		{"bad top_p", "models: [m]\nmethods: [single]\ndatasets: [d]\ngeneration: {top_p: 2}\n", "generation.top_p"},
 		{"bad timeout", "models: [m]\nmethods: [single]\ndatasets: [d]\ncode_timeout: soon\n", "code_timeout"},
 		{"two documents", ok + "---\n" + ok, "more than one"},
+		{"path and url", "models: [{name: a, path: m, url: 'http://h/v1'}]\nmethods: [single]\ndatasets: [d]\n", "models[0]: give a path or a url"},
+		{"url scheme", "models: [{name: a, url: 'h:8000/v1'}]\nmethods: [single]\ndatasets: [d]\n", "models[0].url"},
+		{"url with base", "models: [{name: a, url: 'http://h/v1', base: b}]\nmethods: [single]\ndatasets: [d]\n", "models[0].base"},
+		{"unnamed url", "models: [{url: 'http://h/v1'}]\nmethods: [single]\ndatasets: [d]\n", "needs a name or a model"},
+		{"model on a path", "models: [{name: a, path: m, model: x}]\nmethods: [single]\ndatasets: [d]\n", "for a url"},
 		{"not a mapping", "- a\n- b\n", "cannot unmarshal"},
+	}
+	if c, err := ParseSweepConfig([]byte("models: [{url: 'https://h/v1', model: gpt, api_key_env: K}, m]\nmethods: [single]\ndatasets: [d]\n")); err != nil || c.Models[0].Name != "gpt" {
+		t.Errorf("an endpoint model: %+v, %v", c, err)
+	}
+	// Hash reads the models as JSON: entries without the endpoint fields
+	// must marshal as they did before those fields existed, or every
+	// results file made then would be refused as another configuration.
+	if b, _ := json.Marshal(ModelEntry{Name: "a", Path: "p"}); string(b) != `{"Name":"a","Path":"p","Base":""}` {
+		t.Errorf("a folder entry marshals as %s", b)
 	}
 	for _, b := range bad {
 		_, err := ParseSweepConfig([]byte(b.cfg))

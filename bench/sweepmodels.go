@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -58,6 +59,14 @@ func (a *adapterLocal) Close() error {
 // to its base (weight 1). Adapters have no Dir, so weight-level methods,
 // which merge folders, refuse them by name.
 func loadMember(e ModelEntry, opts engine.Options) (collab.Member, func() error, error) {
+	if e.URL != "" {
+		ep, err := collab.NewEndpoint(e.URL, cmp.Or(e.Model, e.Name), e.APIKeyEnv)
+		if err != nil {
+			return collab.Member{}, nil, err
+		}
+		ep.ModelName = e.Name
+		return ep.Member(), func() error { return nil }, nil
+	}
 	base, isAdapter, err := adapterBase(e.Path, e.Base)
 	if err != nil {
 		return collab.Member{}, nil, err

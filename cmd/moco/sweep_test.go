@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/testutil"
+	"github.com/mocolab/moco/serve"
 )
 
 func TestShardFromEnv(t *testing.T) {
@@ -265,5 +267,61 @@ func TestSweepFixedConfigRuns(t *testing.T) {
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), "max_tokens: 8", "max_tokens: 9", 1)), 0o644)
 	if _, errs, code := moco(t, "sweep", cfg, "--limit", "2", "-q", "--out", out); code == 0 || !strings.Contains(errs, "different configuration") {
 		t.Errorf("a changed config over existing results: exit %d, %q", code, errs)
+	}
+}
+
+// TestSweepEndpoint: a sweep's model may be an OpenAI-compatible endpoint
+// (a moco server here serving skills-add): its single row scores what the
+// same folder scores, item by item, and it joins a text-level method.
+func TestSweepEndpoint(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	rev := testutil.Shared(t, "models/skills-rev")
+	ds := testutil.Shared(t, "datasets/skills_add.json")
+	c, err := serve.ParseConfig([]byte(fmt.Sprintf("models: [{id: add, path: %q}]", add)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, closeAll, err := serve.Build(context.Background(), c, serve.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "s.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`models:
+  - {name: radd, url: %q, model: add}
+  - {name: add, path: %q}
+  - {name: rev, path: %q}
+methods:
+  - single
+  - {name: majority-vote, models: [radd, rev]}
+datasets:
+  - {path: %q, prompt: raw}
+generation: {max_tokens: 8}
+`, srv.URL+"/v1", add, rev, ds)), 0o644)
+	out := filepath.Join(dir, "r.jsonl")
+	if _, errs, code := moco(t, "sweep", cfg, "--limit", "6", "-q", "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines, err := bench.ReadResults(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]map[string]string{}
+	for _, l := range lines {
+		if by[l.Method] == nil {
+			by[l.Method] = map[string]string{}
+		}
+		by[l.Method][l.ID] = l.Output
+	}
+	if len(by["radd"]) != 6 || len(by["majority-vote"]) != 6 {
+		t.Fatalf("rows %v", by)
+	}
+	for id, want := range by["add"] {
+		if by["radd"][id] != want {
+			t.Errorf("item %s: the endpoint wrote %q, the folder %q", id, by["radd"][id], want)
+		}
 	}
 }
