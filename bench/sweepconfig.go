@@ -10,13 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mocolab/moco/collab"
+	"github.com/mocolab/moco/internal/yamlerr"
 )
 
 // SweepConfig is a sweep: a model pool, methods over it, datasets, and the
@@ -179,12 +179,6 @@ func (d *DatasetEntry) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(d))
 }
 
-var (
-	reYAMLType  = regexp.MustCompile(` in type [\w.]+`)
-	reYAMLField = regexp.MustCompile(`field (\S+) not found`)
-	reYAMLInto  = regexp.MustCompile("cannot unmarshal !!(\\w+) (`[^`]*` )?into [\\w.\\[\\]*]+")
-)
-
 // ParseSweepConfig decodes a config strictly and checks everything that
 // can be checked without touching files: at least one model, method and
 // dataset, known method names and pool sizes, splits, limits, prompt styles.
@@ -197,21 +191,7 @@ func ParseSweepConfig(data []byte) (*SweepConfig, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("empty config")
 		}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-		msg = reYAMLType.ReplaceAllString(msg, "")
-		msg = reYAMLField.ReplaceAllString(msg, `unknown field "$1"`)
-		msg = reYAMLInto.ReplaceAllStringFunc(msg, func(m string) string {
-			sub := reYAMLInto.FindStringSubmatch(m)
-			kind := map[string]string{"seq": "a list", "map": "a mapping", "str": "a string", "int": "an integer",
-				"float": "a number", "bool": "true or false", "null": "null"}[sub[1]]
-			if kind == "" {
-				kind = sub[1]
-			}
-			return "cannot unmarshal " + kind + " " + sub[2] + "here"
-		})
-		msg = strings.ReplaceAll(msg, "\n  ", "; ")
-		return nil, errors.New(msg)
+		return nil, yamlerr.Clean(err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mocolab/moco/internal/yamlerr"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -59,7 +60,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err == io.EOF {
 			return nil, fmt.Errorf("merge config: empty")
 		}
-		return nil, fmt.Errorf("merge config: %w", err)
+		return nil, fmt.Errorf("merge config: %w", yamlerr.Clean(err))
 	}
 	if c.Method == "" {
 		return nil, fmt.Errorf("merge config: no merge_method")

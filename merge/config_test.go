@@ -66,17 +66,20 @@ tokenizer_source: base
 // read are refused with the key and its line.
 func TestParseConfigStrict(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"merge_method: ties\nbase_modle: b\nmodels: [{model: a}]", "line 2: field base_modle not found"},
+		{"merge_method: ties\nbase_modle: b\nmodels: [{model: a}]", "line 2: unknown field \"base_modle\""},
 		{"merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters:\n      weight: 1\n      densty: 0.5\n", `line 7: parameter "densty" is not read by ties`},
-		{"merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    paramters: {weight: 1}\n", "line 5: field paramters not found"},
+		{"merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    paramters: {weight: 1}\n", "line 5: unknown field \"paramters\""},
 		{"merge_method: slerp\nbase_model: b\nparameters:\n  t: 0.5\n  weight: 1\nmodels: [{model: a}]", `line 5: parameter "weight" is not read by slerp`},
 		{"merge_method: slerp\nbase_model: b\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n        parameters: {tt: 1}\n", `line 7: parameter "tt" is not read by slerp`},
-		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_rnage: [0, 2]\n", "line 5: field layer_rnage not found"},
+		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_rnage: [0, 2]\n", "line 5: unknown field \"layer_rnage\""},
 		{"merge_method: ties\nmodels: [{model: a}]\nmodels: [{model: b}]", "already defined"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %v, want %q", c.yaml, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "merge.") || strings.Contains(err.Error(), "\n")) {
+			t.Errorf("%q: Go type names or several lines in %q", c.yaml, err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/yamlerr"
 	"github.com/mocolab/moco/tokenizer"
 )
 
@@ -81,7 +82,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the config is empty")
 		}
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", yamlerr.Clean(err))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -486,8 +486,11 @@ func TestParseConfigStrict(t *testing.T) {
 		"models: [{id: a, path: x, model: m}]",                // model is a url's
 		"models: [{id: a, path: x, api_key_env: OPENAI_KEY}]", // so is the key
 	} {
-		if _, err := ParseConfig([]byte(bad), ""); err == nil {
+		_, err := ParseConfig([]byte(bad), "")
+		if err == nil {
 			t.Errorf("config %q was accepted", bad)
+		} else if strings.Contains(err.Error(), "serve.") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("config %q: Go type names or several lines in %q", bad, err)
 		}
 	}
 	if c, err := ParseConfig([]byte("models: [{id: g, url: 'https://h/v1', model: gpt, api_key_env: K}]"), "/cfg"); err != nil || c.Models[0].Path != "" || c.Models[0].Model != "gpt" {
