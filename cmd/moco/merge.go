@@ -130,16 +130,31 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return interrupted(ctx, err)
 	}
+	names := inputNames(spec)
 	fmt.Fprintf(stderr, "merged %d model(s) with %s into %s in %.1fs, peak RSS %s\n",
-		len(spec.Models), spec.Method, *out, time.Since(start).Seconds(), peakRSS())
+		len(names), spec.Method, *out, time.Since(start).Seconds(), peakRSS())
 	if *asJSON {
-		names := make([]string, len(spec.Models))
-		for i, m := range spec.Models {
-			names[i] = m.Name
-		}
 		return writeJSON(stdout, map[string]any{"method": spec.Method, "models": names, "out": *out, "seconds": time.Since(start).Seconds()})
 	}
 	return nil
+}
+
+// inputNames are the names of the models a spec merges: its Models, or
+// for slices (passthrough, frankenmerges) every source model once, in
+// order of first use.
+func inputNames(spec *merge.Spec) []string {
+	var names []string
+	for _, m := range spec.Models {
+		names = append(names, m.Name)
+	}
+	for _, sl := range spec.Slices {
+		for _, src := range sl.Sources {
+			if !slices.Contains(names, src.Name) {
+				names = append(names, src.Name)
+			}
+		}
+	}
+	return names
 }
 
 // specFromFlags builds a Spec from --method/--base/-m flags.

@@ -93,6 +93,14 @@ dtype: float32
 		t.Error("a failed merge left its output folder")
 	}
 
+	// A slices config (passthrough) reports the models its slices take.
+	pcfg := filepath.Join(tmp, "pass.yaml")
+	os.WriteFile(pcfg, []byte("slices:\n  - sources: [{model: "+m("skills-add")+", layer_range: [0, 2]}]\n  - sources: [{model: "+m("skills-rev")+", layer_range: [2, 4]}]\nmerge_method: passthrough\n"), 0o644)
+	out2, errs, code := runCLI("merge", "-q", "--json", pcfg, filepath.Join(tmp, "pass"))
+	if code != 0 || !strings.Contains(errs, "merged 2 model(s)") || !strings.Contains(out2, "skills-rev") {
+		t.Errorf("passthrough: exit %d, stdout %q, stderr %q; want 2 models named", code, out2, errs)
+	}
+
 	// With the flag, two models of one shape and different vocabularies
 	// merge: the mean of the inputs, the first model's tokenizer.
 	mixed := filepath.Join(tmp, "mixed")
