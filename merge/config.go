@@ -16,17 +16,26 @@ import (
 
 // Config is a mergekit merge configuration (the subset moco implements:
 // models: or slices: with per-model and per-slice parameters, merge_method,
-// base_model, global parameters, dtype, out_dtype, tokenizer_source).
-// Unknown keys are errors, named with their line.
+// base_model, global parameters, dtype, out_dtype, tokenizer_source, and
+// tokenizer: with a source). Unknown keys are errors, named with their line.
 type Config struct {
-	Method          string        `yaml:"merge_method"`
-	BaseModel       string        `yaml:"base_model"`
-	Models          []ModelConfig `yaml:"models"`
-	Slices          []SliceConfig `yaml:"slices"`
-	Parameters      Params        `yaml:"parameters"`
-	DType           string        `yaml:"dtype"`
-	OutDType        string        `yaml:"out_dtype"`
-	TokenizerSource string        `yaml:"tokenizer_source"`
+	Method          string           `yaml:"merge_method"`
+	BaseModel       string           `yaml:"base_model"`
+	Models          []ModelConfig    `yaml:"models"`
+	Slices          []SliceConfig    `yaml:"slices"`
+	Parameters      Params           `yaml:"parameters"`
+	DType           string           `yaml:"dtype"`
+	OutDType        string           `yaml:"out_dtype"`
+	TokenizerSource string           `yaml:"tokenizer_source"`
+	Tokenizer       *TokenizerConfig `yaml:"tokenizer"`
+}
+
+// TokenizerConfig is mergekit's newer tokenizer: section. Its source
+// means what tokenizer_source does, but defaults to union, as mergekit's
+// does; tokens (embeddings for chosen tokens) is not implemented.
+type TokenizerConfig struct {
+	Source string         `yaml:"source"`
+	Tokens map[string]any `yaml:"tokens"`
 }
 
 // ModelConfig is one entry of models:.
@@ -236,8 +245,20 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 	if _, ok := methods[c.Method]; !ok {
 		return nil, fo, fmt.Errorf("unknown merge method %q (known: %s)", c.Method, strings.Join(Methods(), ", "))
 	}
-	if c.TokenizerSource == "union" {
-		return nil, fo, fmt.Errorf("tokenizer_source: union is not supported (moco keeps the models' common vocabulary; use base or a model path)")
+	tokSrc, tokKey := c.TokenizerSource, "tokenizer_source"
+	if t := c.Tokenizer; t != nil {
+		switch {
+		case c.TokenizerSource != "":
+			return nil, fo, fmt.Errorf("give tokenizer_source or tokenizer:, not both")
+		case len(t.Tokens) > 0:
+			return nil, fo, fmt.Errorf("tokenizer.tokens is not supported (moco does not build embeddings for chosen tokens)")
+		case t.Source == "":
+			return nil, fo, fmt.Errorf("tokenizer: without a source means union in mergekit, which is not supported (moco keeps the models' common vocabulary; give source: base or a model path)")
+		}
+		tokSrc, tokKey = t.Source, "tokenizer.source"
+	}
+	if tokSrc == "union" {
+		return nil, fo, fmt.Errorf("%s: union is not supported (moco keeps the models' common vocabulary; use base or a model path)", tokKey)
 	}
 	opened := map[string]*Input{}
 	fail := func(err error) (*Spec, FolderOptions, error) {
@@ -309,14 +330,14 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 			s.Models = append(s.Models, in)
 		}
 	}
-	switch c.TokenizerSource {
+	switch tokSrc {
 	case "", "base":
 		fo.TokenizerDir = fo.Dirs[0]
 		if c.BaseModel != "" {
 			fo.TokenizerDir = path(c.BaseModel)
 		}
 	default:
-		fo.TokenizerDir = path(c.TokenizerSource)
+		fo.TokenizerDir = path(tokSrc)
 		if !slices.Contains(fo.Dirs, fo.TokenizerDir) {
 			// Its vocabulary must match the models': check it with theirs.
 			fo.Dirs = append(fo.Dirs, fo.TokenizerDir)

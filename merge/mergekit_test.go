@@ -588,4 +588,32 @@ func TestTokenizerSource(t *testing.T) {
 	if _, err := run("union"); err == nil || !strings.Contains(err.Error(), "union") {
 		t.Errorf("union: %v", err)
 	}
+	// mergekit's newer tokenizer: section: source as above, union when
+	// absent; tokens is not implemented.
+	for _, c := range []struct{ section, want, err string }{
+		{"tokenizer: {source: " + filepath.Join(dir, "skills-sort") + "}", filepath.Join(dir, "skills-sort"), ""},
+		{"tokenizer: {source: base}", filepath.Join(dir, "skills-add"), ""},
+		{"tokenizer: {source: union}", "", "tokenizer.source: union is not supported"},
+		{"tokenizer: {}", "", "means union in mergekit"},
+		{"tokenizer: {source: base, tokens: {x: {source: zero}}}", "", "tokenizer.tokens is not supported"},
+		{"tokenizer: {source: base}\ntokenizer_source: base", "", "not both"},
+	} {
+		y := "models:\n  - model: " + filepath.Join(dir, "skills-add") + "\n  - model: " + filepath.Join(dir, "skills-rev") +
+			"\nmerge_method: linear\n" + c.section + "\n"
+		cfg, err := ParseConfig([]byte(y))
+		if err != nil {
+			t.Fatalf("%s: %v", c.section, err)
+		}
+		spec, fo, err := cfg.Open(tmp)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: %v, want %q", c.section, err, c.err)
+			}
+			continue
+		}
+		if err != nil || fo.TokenizerDir != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.section, fo.TokenizerDir, err, c.want)
+		}
+		spec.Close()
+	}
 }
