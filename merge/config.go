@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -220,15 +221,29 @@ func ParseDType(s string) (safetensors.DType, error) {
 // (else the first model); a model path copies that model's tokenizer,
 // which must have the same vocabulary as the merged models (moco does not
 // permute embeddings to another vocabulary). union (mergekit's merged
-// vocabulary with embeddings rebuilt for the new tokens) is not supported,
-// nor is mergekit's tokenizer: section.
+// vocabulary with embeddings rebuilt for the new tokens) is not supported;
+// the tokenizer: section's source means the same.
+//
+// A model may be written MODEL+LORA, as in mergekit: the PEFT LoRA
+// adapter folder LORA applied to the model folder MODEL (weight 1) before
+// merging (see OpenModelRef).
 func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 	var fo FolderOptions
-	path := func(p string) string {
+	abs := func(p string) string {
 		if filepath.IsAbs(p) || dir == "" {
 			return p
 		}
 		return filepath.Join(dir, p)
+	}
+	// path resolves a model reference; both sides of MODEL+LORA are
+	// relative to dir.
+	path := func(p string) string {
+		if _, err := os.Stat(abs(p)); err != nil {
+			if model, lora, ok := splitLoRARef(p); ok {
+				return abs(model) + "+" + abs(lora)
+			}
+		}
+		return abs(p)
 	}
 	out := c.OutDType
 	if out == "" {
@@ -272,12 +287,12 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 		if in, ok := opened[p]; ok {
 			return Input{Name: in.Name, Src: in.Src}, nil
 		}
-		in, err := OpenModel(p)
+		in, modelDir, err := OpenModelRef(p)
 		if err != nil {
 			return Input{}, err
 		}
 		opened[p] = &in
-		fo.Dirs = append(fo.Dirs, p)
+		fo.Dirs = append(fo.Dirs, modelDir)
 		return in, nil
 	}
 	if len(c.Slices) > 0 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,66 @@ func OpenModel(dir string) (Input, error) {
 		return Input{}, err
 	}
 	return Input{Name: dir, Src: src}, nil
+}
+
+// OpenModelRef opens a mergekit model reference: a model folder, or
+// MODEL+LORA, the PEFT LoRA adapter folder LORA applied to the model
+// folder MODEL at weight 1 (mergekit's syntax for a model with an adapter
+// merged in). dir is the model folder, whose config, tokenizer and
+// vocabulary stand for the reference. The Input's Src closes MODEL's
+// files.
+func OpenModelRef(ref string) (in Input, dir string, err error) {
+	if _, statErr := os.Stat(ref); statErr != nil {
+		if model, lora, ok := splitLoRARef(ref); ok {
+			a, err := LoadAdapter(lora)
+			if err != nil {
+				return Input{}, "", fmt.Errorf("%s: the adapter: %w", ref, err)
+			}
+			base, err := OpenModel(model)
+			if err != nil {
+				return Input{}, "", fmt.Errorf("%s: the model: %w", ref, err)
+			}
+			src, err := ApplyLoRA(base.Src, []*Adapter{a}, []float64{1})
+			if err != nil {
+				base.Src.Close()
+				return Input{}, "", fmt.Errorf("%s: %w", ref, err)
+			}
+			return Input{Name: ref, Src: closing{src, base.Src}}, model, nil
+		}
+	}
+	in, err = OpenModel(ref)
+	return in, ref, err
+}
+
+// splitLoRARef splits MODEL+LORA at its last "+" whose right side is a
+// folder with adapter_config.json; ok is false for any other string.
+func splitLoRARef(ref string) (model, lora string, ok bool) {
+	i := strings.LastIndex(ref, "+")
+	if i <= 0 || i == len(ref)-1 {
+		return "", "", false
+	}
+	model, lora = ref[:i], ref[i+1:]
+	if filepath.IsAbs(lora) { // a relative one is checked once resolved
+		if _, err := os.Stat(filepath.Join(lora, "adapter_config.json")); err != nil {
+			return "", "", false
+		}
+	}
+	return model, lora, true
+}
+
+// closing is a Source whose Close also closes another (the files under an
+// overlay).
+type closing struct {
+	safetensors.Source
+	under safetensors.Source
+}
+
+func (c closing) Close() error {
+	err := c.Source.Close()
+	if uerr := c.under.Close(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // WriteFolder merges s into a complete model folder at out: config.json with

@@ -132,3 +132,67 @@ func TestEvalAndSearchCLI(t *testing.T) {
 		t.Fatalf("search: exit %d, %q %q", code, out, errs)
 	}
 }
+
+// TestMergeLoRARef: mergekit's MODEL+LORA reference in a config (paths
+// relative to the config's folder) merges the adapter into its model
+// first: the result equals a linear merge of the model with the adapter
+// merged by 'moco merge --method lora' and the other model, tensor by
+// tensor.
+func TestMergeLoRARef(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	tmp := t.TempDir()
+	applied := filepath.Join(tmp, "applied")
+	if _, errs, code := runCLI("merge", "-q", "--method", "lora", "--base", filepath.Join(models, "skills-base"), "-m", filepath.Join(models, "skills-lora-add"), "--out", applied); code != 0 {
+		t.Fatalf("lora: %s", errs)
+	}
+	rel, err := filepath.Rel(tmp, models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, first string) string {
+		p := filepath.Join(tmp, name)
+		os.WriteFile(p, []byte("models:\n  - model: "+first+"\n    parameters: {weight: 1}\n  - model: "+filepath.Join(rel, "skills-rev")+"\n    parameters: {weight: 3}\nmerge_method: linear\ndtype: float32\n"), 0o644)
+		return p
+	}
+	ref, two := filepath.Join(tmp, "ref"), filepath.Join(tmp, "two")
+	if _, errs, code := runCLI("merge", "-q", write("ref.yaml", filepath.Join(rel, "skills-base")+"+"+filepath.Join(rel, "skills-lora-add")), ref); code != 0 {
+		t.Fatalf("MODEL+LORA: exit %d, %s", code, errs)
+	}
+	if _, errs, code := runCLI("merge", "-q", write("two.yaml", "applied"), two); code != 0 {
+		t.Fatalf("two steps: exit %d, %s", code, errs)
+	}
+	a, err := safetensors.OpenDir(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := safetensors.OpenDir(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	plain := filepath.Join(tmp, "plain")
+	if _, errs, code := runCLI("merge", "-q", write("plain.yaml", filepath.Join(rel, "skills-base")), plain); code != 0 {
+		t.Fatalf("the base alone: exit %d, %s", code, errs)
+	}
+	p, err := safetensors.OpenDir(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	same, adapted := 0, 0
+	for _, name := range a.Names() {
+		x, _ := a.Tensor(name)
+		y, ok := b.Tensor(name)
+		if !ok || !bytes.Equal(x.Data, y.Data) {
+			t.Errorf("tensor %s differs between MODEL+LORA and the two-step merge", name)
+		}
+		same++
+		if z, _ := p.Tensor(name); !bytes.Equal(x.Data, z.Data) {
+			adapted++
+		}
+	}
+	if same == 0 || adapted == 0 {
+		t.Errorf("%d tensors compared, %d changed by the adapter: want some of each", same, adapted)
+	}
+}
