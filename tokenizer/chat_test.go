@@ -316,3 +316,69 @@ func FuzzChatTemplate(f *testing.F) {
 		}
 	})
 }
+
+// TestChatTemplateFiles: a folder whose chat template is saved as
+// chat_template.jinja (newer checkpoints: tokenizer_config.json has none, or
+// an older one) renders with the file's template, which takes priority as in
+// transformers; additional_chat_templates/NAME.jinja adds named templates.
+// The reference is transformers' render of the qwen3 fixture's template.
+func TestChatTemplateFiles(t *testing.T) {
+	fix := testutil.Shared(t, "fixtures/tokenizers")
+	cfgJSON, err := os.ReadFile(filepath.Join(fix, "qwen3", "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := cfg["chat_template"].(string)
+	if src == "" {
+		t.Fatal("the qwen3 fixture has no chat template")
+	}
+	want := "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n" // chat_templates.ref.jsonl, qwen3/single
+	for _, tc := range []struct {
+		name      string
+		inConfig  any // tokenizer_config.json's chat_template (nil: none)
+		extra     bool
+		wantNames []string
+	}{
+		{"file only", nil, false, []string{"default"}},
+		{"file over an older config template", "{{ 'stale template' }}", false, []string{"default"}},
+		{"file and an additional one", nil, true, []string{"default", "tool_use"}},
+	} {
+		dir := t.TempDir()
+		if err := os.Symlink(filepath.Join(fix, "qwen3", "tokenizer.json"), filepath.Join(dir, "tokenizer.json")); err != nil {
+			t.Fatal(err)
+		}
+		c := map[string]any{}
+		for k, v := range cfg {
+			c[k] = v
+		}
+		delete(c, "chat_template")
+		if tc.inConfig != nil {
+			c["chat_template"] = tc.inConfig
+		}
+		b, _ := json.Marshal(c)
+		os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644)
+		os.WriteFile(filepath.Join(dir, "chat_template.jinja"), []byte(src), 0o644)
+		if tc.extra {
+			os.Mkdir(filepath.Join(dir, "additional_chat_templates"), 0o755)
+			os.WriteFile(filepath.Join(dir, "additional_chat_templates", "tool_use.jinja"), []byte("{{ 'tools' }}"), 0o644)
+		}
+		tok, err := Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tok.Chat == nil {
+			t.Fatalf("%s: no chat template (%v)", tc.name, tok.ChatErr)
+		}
+		got, err := tok.Chat.RenderJSON([]byte(`[{"role": "user", "content": "Hi there"}]`), ChatOptions{AddGenerationPrompt: true})
+		if err != nil || got != want {
+			t.Errorf("%s: rendered %q, %v; want %q", tc.name, got, err, want)
+		}
+		if names := tok.Chat.Names(); strings.Join(names, ",") != strings.Join(tc.wantNames, ",") {
+			t.Errorf("%s: templates %v, want %v", tc.name, names, tc.wantNames)
+		}
+	}
+}

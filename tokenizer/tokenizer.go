@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -54,7 +55,11 @@ type fileJSON struct {
 	Model         json.RawMessage `json:"model"`
 }
 
-// Load reads dir/tokenizer.json and, when present, dir/tokenizer_config.json.
+// Load reads dir/tokenizer.json and, when present, dir/tokenizer_config.json
+// and the chat templates saved as files beside it: chat_template.jinja (the
+// default template) and additional_chat_templates/NAME.jinja, which take
+// priority over tokenizer_config.json's chat_template, as in transformers
+// (newer checkpoints keep their template only there).
 func Load(dir string) (*Tokenizer, error) {
 	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
@@ -67,11 +72,58 @@ func Load(dir string) (*Tokenizer, error) {
 		}
 		cj = nil
 	}
+	if cj, err = withTemplateFiles(dir, cj); err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
 	t, err := New(tj, cj)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return t, nil
+}
+
+// withTemplateFiles returns the tokenizer config cj (nil: none) with its
+// chat_template replaced by the template files of dir, when there are any:
+// the string of chat_template.jinja alone, or a list of {name, template}
+// with it as "default" and each additional_chat_templates/NAME.jinja.
+func withTemplateFiles(dir string, cj []byte) ([]byte, error) {
+	var named []chatTemplateNamed
+	if b, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		named = append(named, chatTemplateNamed{Name: "default", Template: string(b)})
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	extra, err := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(extra)
+	for _, f := range extra {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		named = append(named, chatTemplateNamed{Name: strings.TrimSuffix(filepath.Base(f), ".jinja"), Template: string(b)})
+	}
+	if len(named) == 0 {
+		return cj, nil
+	}
+	cfg := map[string]json.RawMessage{}
+	if len(cj) > 0 {
+		if err := json.Unmarshal(cj, &cfg); err != nil {
+			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
+		}
+	}
+	var tmpl any = named
+	if len(named) == 1 && named[0].Name == "default" {
+		tmpl = named[0].Template
+	}
+	b, err := json.Marshal(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	cfg["chat_template"] = b
+	return json.Marshal(cfg)
 }
 
 // New builds a tokenizer from the contents of tokenizer.json and
