@@ -41,12 +41,6 @@ type FolderOptions struct {
 // tokenizers differ and FolderOptions.AllowVocabMismatch is not set.
 var ErrVocabMismatch = errors.New("vocabularies differ")
 
-// Files copied from the tokenizer folder when present.
-var tokenizerFiles = []string{
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja",
-}
-
 // OpenModel opens a model folder's tensors as an Input.
 func OpenModel(dir string) (Input, error) {
 	src, err := safetensors.OpenDir(dir)
@@ -254,7 +248,14 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	if err := copyIfExists(filepath.Join(o.ConfigDir, "generation_config.json"), filepath.Join(tmp, "generation_config.json")); err != nil {
 		return err
 	}
-	for _, f := range tokenizerFiles {
+	files, err := tokenizer.Files(o.TokenizerDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, f)), 0o755); err != nil {
+			return err
+		}
 		if err := copyIfExists(filepath.Join(o.TokenizerDir, f), filepath.Join(tmp, f)); err != nil {
 			return err
 		}

@@ -617,3 +617,37 @@ func TestTokenizerSource(t *testing.T) {
 		spec.Close()
 	}
 }
+
+// TestMergeCopiesChatTemplates: the output folder gets the tokenizer
+// folder's chat templates saved as files (chat_template.jinja and
+// additional_chat_templates/), so it chats as its inputs do.
+func TestMergeCopiesChatTemplates(t *testing.T) {
+	add := testutil.Shared(t, "models/skills-add")
+	in := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
+		if err := os.Symlink(filepath.Join(add, f), filepath.Join(in, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(in, "chat_template.jinja"), []byte("{{ messages[0].content }}"), 0o644)
+	os.MkdirAll(filepath.Join(in, "additional_chat_templates"), 0o755)
+	os.WriteFile(filepath.Join(in, "additional_chat_templates", "tool_use.jinja"), []byte("{{ 'tools' }}"), 0o644)
+	cfg, err := ParseConfig([]byte("models:\n  - model: " + in + "\n  - model: " + add + "\nmerge_method: linear\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, fo, err := cfg.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spec.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := WriteFolder(context.Background(), spec, out, fo); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]string{"chat_template.jinja": "{{ messages[0].content }}", "additional_chat_templates/tool_use.jinja": "{{ 'tools' }}"} {
+		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v", f, b, err)
+		}
+	}
+}

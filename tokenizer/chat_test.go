@@ -382,3 +382,19 @@ func TestChatTemplateFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestFiles lists the tokenizer files of a folder, chat templates included,
+// and nothing else.
+func TestFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "config.json", "model.safetensors",
+		"additional_chat_templates/tool_use.jinja", "additional_chat_templates/rag.jinja", "additional_chat_templates/notes.txt"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
+	}
+	got, err := Files(dir)
+	want := "tokenizer.json tokenizer_config.json chat_template.jinja additional_chat_templates/rag.jinja additional_chat_templates/tool_use.jinja"
+	if err != nil || strings.Join(got, " ") != want {
+		t.Errorf("Files: %v, %v; want %s", got, err, want)
+	}
+}

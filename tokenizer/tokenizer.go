@@ -82,6 +82,34 @@ func Load(dir string) (*Tokenizer, error) {
 	return t, nil
 }
 
+// fileNames are the files of a Hugging Face tokenizer a model folder may
+// hold; Files adds additional_chat_templates/*.jinja.
+var fileNames = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"}
+
+// Files lists the tokenizer files present in dir, paths relative to it,
+// chat templates included: what a tool that writes a model folder copies so
+// that the new folder tokenizes and chats as dir does.
+func Files(dir string) ([]string, error) {
+	var out []string
+	for _, f := range fileNames {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			out = append(out, f)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	extra, err := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(extra)
+	for _, f := range extra {
+		out = append(out, filepath.Join("additional_chat_templates", filepath.Base(f)))
+	}
+	return out, nil
+}
+
 // withTemplateFiles returns the tokenizer config cj (nil: none) with its
 // chat_template replaced by the template files of dir, when there are any:
 // the string of chat_template.jinja alone, or a list of {name, template}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
 )
 
 // A checkpoint is a folder checkpoint-STEP holding everything an SFT run
@@ -411,7 +412,11 @@ func SaveModel(dir string, m *Model[float32], src string) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	for _, f := range []string{"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "chat_template.jinja"} {
+	toks, err := tokenizer.Files(src)
+	if err != nil {
+		return err
+	}
+	for _, f := range append([]string{"config.json", "generation_config.json"}, toks...) {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if errors.Is(err, os.ErrNotExist) && f != "config.json" {
 			continue
@@ -428,6 +433,9 @@ func SaveModel(dir string, m *Model[float32], src string) error {
 			if b, err = json.MarshalIndent(cfg, "", " "); err != nil {
 				return err
 			}
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 			return err
