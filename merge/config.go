@@ -13,6 +13,7 @@ import (
 
 	"github.com/mocolab/moco/internal/yamlerr"
 	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
 )
 
 // Config is a mergekit merge configuration (the subset moco implements:
@@ -29,14 +30,21 @@ type Config struct {
 	OutDType        string           `yaml:"out_dtype"`
 	TokenizerSource string           `yaml:"tokenizer_source"`
 	Tokenizer       *TokenizerConfig `yaml:"tokenizer"`
+	// ChatTemplate sets the output's chat template, as mergekit's
+	// chat_template does: "auto" (the template most of the input models
+	// share), or a Jinja template's text. mergekit's built-in template
+	// names (chatml, llama3, ...) are not bundled: give the text.
+	ChatTemplate string `yaml:"chat_template"`
 }
 
 // TokenizerConfig is mergekit's newer tokenizer: section. Its source
 // means what tokenizer_source does, but defaults to union, as mergekit's
-// does; tokens (embeddings for chosen tokens) is not implemented.
+// does; tokens (embeddings for chosen tokens) and pad_to_multiple_of
+// (padding the vocabulary) are not implemented.
 type TokenizerConfig struct {
-	Source string         `yaml:"source"`
-	Tokens map[string]any `yaml:"tokens"`
+	Source          string         `yaml:"source"`
+	Tokens          map[string]any `yaml:"tokens"`
+	PadToMultipleOf int            `yaml:"pad_to_multiple_of"`
 }
 
 // ModelConfig is one entry of models:.
@@ -267,6 +275,8 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 			return nil, fo, fmt.Errorf("give tokenizer_source or tokenizer:, not both")
 		case len(t.Tokens) > 0:
 			return nil, fo, fmt.Errorf("tokenizer.tokens is not supported (moco does not build embeddings for chosen tokens)")
+		case t.PadToMultipleOf > 1:
+			return nil, fo, fmt.Errorf("tokenizer.pad_to_multiple_of is not supported (moco does not pad the vocabulary)")
 		case t.Source == "":
 			return nil, fo, fmt.Errorf("tokenizer: without a source means union in mergekit, which is not supported (moco keeps the models' common vocabulary; give source: base or a model path)")
 		}
@@ -345,6 +355,7 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 			s.Models = append(s.Models, in)
 		}
 	}
+	inputs := slices.Clone(fo.Dirs) // the merged models' folders, before a tokenizer_source joins them
 	switch tokSrc {
 	case "", "base":
 		fo.TokenizerDir = fo.Dirs[0]
@@ -358,7 +369,52 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 			fo.Dirs = append(fo.Dirs, fo.TokenizerDir)
 		}
 	}
+	if fo.ChatTemplate, err = chooseChatTemplate(c.ChatTemplate, inputs); err != nil {
+		return fail(err)
+	}
 	return s, fo, nil
+}
+
+// chooseChatTemplate resolves chat_template as mergekit's merge does: ""
+// keeps the tokenizer folder's; "auto" takes the template found most often
+// among the models' folders (the first of equals, none when none has
+// one); other text must be a Jinja template (20 or more characters with a
+// "{"), as mergekit requires of a template that is not a built-in name.
+func chooseChatTemplate(spec string, dirs []string) (string, error) {
+	switch {
+	case spec == "":
+		return "", nil
+	case spec == "auto":
+		count := map[string]int{}
+		var order []string // templates in order of first appearance
+		for _, d := range dirs {
+			ct, err := tokenizer.ReadChatTemplate(d)
+			if err != nil {
+				return "", fmt.Errorf("chat_template: auto: %s: %w", d, err)
+			}
+			if ct == nil {
+				continue
+			}
+			src, ok := ct.Source("")
+			if src = strings.TrimSpace(src); !ok || src == "" {
+				continue
+			}
+			if count[src] == 0 {
+				order = append(order, src)
+			}
+			count[src]++
+		}
+		best := ""
+		for _, src := range order { // Counter.most_common: the first of equals
+			if best == "" || count[src] > count[best] {
+				best = src
+			}
+		}
+		return best, nil
+	case len(spec) < 20 || !strings.Contains(spec, "{"):
+		return "", fmt.Errorf("chat_template %q: give auto or a Jinja template's text (mergekit's built-in template names are not bundled with moco)", spec)
+	}
+	return spec, nil
 }
 
 // Close closes the sources of the Spec's inputs.

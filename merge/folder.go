@@ -35,6 +35,10 @@ type FolderOptions struct {
 	Force bool
 	// Notice receives one-line notices (stale temporary folders removed).
 	Notice func(string)
+	// ChatTemplate, when set, is written as the output's
+	// chat_template.jinja, which takes priority over the copied
+	// tokenizer_config.json's template (Config's chat_template).
+	ChatTemplate string
 }
 
 // ErrVocabMismatch is wrapped by WriteFolder's error when the inputs'
@@ -257,6 +261,11 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 			return err
 		}
 		if err := copyIfExists(filepath.Join(o.TokenizerDir, f), filepath.Join(tmp, f)); err != nil {
+			return err
+		}
+	}
+	if o.ChatTemplate != "" {
+		if err := os.WriteFile(filepath.Join(tmp, "chat_template.jinja"), []byte(o.ChatTemplate), 0o644); err != nil {
 			return err
 		}
 	}

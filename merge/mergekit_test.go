@@ -12,6 +12,7 @@ import (
 
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/safetensors"
+	"github.com/mocolab/moco/tokenizer"
 )
 
 // The tests in this file check the methods added from mergekit (nuslerp,
@@ -597,6 +598,7 @@ func TestTokenizerSource(t *testing.T) {
 		{"tokenizer: {}", "", "means union in mergekit"},
 		{"tokenizer: {source: base, tokens: {x: {source: zero}}}", "", "tokenizer.tokens is not supported"},
 		{"tokenizer: {source: base}\ntokenizer_source: base", "", "not both"},
+		{"tokenizer: {source: base, pad_to_multiple_of: 64}", "", "pad_to_multiple_of is not supported"},
 	} {
 		y := "models:\n  - model: " + filepath.Join(dir, "skills-add") + "\n  - model: " + filepath.Join(dir, "skills-rev") +
 			"\nmerge_method: linear\n" + c.section + "\n"
@@ -649,5 +651,71 @@ func TestMergeCopiesChatTemplates(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || string(b) != want {
 			t.Errorf("%s: %q, %v", f, b, err)
 		}
+	}
+}
+
+// TestChatTemplateConfig: chat_template as mergekit reads it: auto takes
+// the template most input folders share (the first of equals, as Python's
+// Counter.most_common), none when none has one; text is a template; a
+// short name (mergekit's built-ins) is refused. The merged folder then
+// chats with it.
+func TestChatTemplateConfig(t *testing.T) {
+	folder := func(tmpl string) string {
+		d := t.TempDir()
+		cfg := `{}`
+		if tmpl != "" {
+			b, _ := json.Marshal(map[string]string{"chat_template": tmpl})
+			cfg = string(b)
+		}
+		os.WriteFile(filepath.Join(d, "tokenizer_config.json"), []byte(cfg), 0o644)
+		return d
+	}
+	const a, b = "{{ 'A' }}{{ messages[0].content }}", "{{ 'B' }}{{ messages[0].content }}"
+	for _, tc := range []struct {
+		spec  string
+		dirs  []string
+		want  string
+		error string
+	}{
+		{"auto", []string{folder(a), folder(b), folder(b), folder(a)}, a, ""},
+		{"auto", []string{folder(a), folder(b), folder(b)}, b, ""},
+		{"auto", []string{folder(""), folder(b)}, b, ""},
+		{"auto", []string{folder(""), folder("")}, "", ""},
+		{"", []string{folder(a)}, "", ""},
+		{"{% for m in messages %}{{ m.content }}{% endfor %}", nil, "{% for m in messages %}{{ m.content }}{% endfor %}", ""},
+		{"chatml", nil, "", "mergekit's built-in template names are not bundled"},
+	} {
+		got, err := chooseChatTemplate(tc.spec, tc.dirs)
+		if tc.error != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("%q: %v, want %q", tc.spec, err, tc.error)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q over %d folders: %q, %v; want %q", tc.spec, len(tc.dirs), got, err, tc.want)
+		}
+	}
+
+	add := testutil.Shared(t, "models/skills-add")
+	cfg, err := ParseConfig([]byte("models:\n  - model: " + add + "\n  - model: " + add + "\nmerge_method: linear\nchat_template: \"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, fo, err := cfg.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spec.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := WriteFolder(context.Background(), spec, out, fo); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(out)
+	if err != nil || tok.Chat == nil {
+		t.Fatalf("the merged folder's chat template: %v", err)
+	}
+	if got, err := tok.Chat.RenderJSON([]byte(`[{"role": "user", "content": "hi"}]`), tokenizer.ChatOptions{}); err != nil || got != "<user>hi" {
+		t.Errorf("rendered %q, %v; want <user>hi", got, err)
 	}
 }

@@ -110,6 +110,20 @@ func Files(dir string) ([]string, error) {
 	return out, nil
 }
 
+// ReadChatTemplate reads the chat template of the model folder dir as
+// Load does (the template files first, then tokenizer_config.json) without
+// building the tokenizer; nil when it has none.
+func ReadChatTemplate(dir string) (*ChatTemplate, error) {
+	cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if cj, err = withTemplateFiles(dir, cj); err != nil {
+		return nil, err
+	}
+	return LoadChatTemplate(cj)
+}
+
 // withTemplateFiles returns the tokenizer config cj (nil: none) with its
 // chat_template replaced by the template files of dir, when there are any:
 // the string of chat_template.jinja alone, or a list of {name, template}
