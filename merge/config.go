@@ -18,8 +18,9 @@ import (
 
 // Config is a mergekit merge configuration (the subset moco implements:
 // models: or slices: with per-model and per-slice parameters, merge_method,
-// base_model, global parameters, dtype, out_dtype, tokenizer_source, and
-// tokenizer: with a source). Unknown keys are errors, named with their line.
+// base_model, global parameters, dtype, out_dtype, tokenizer_source,
+// tokenizer: with a source, chat_template, and MODEL+LORA references).
+// Unknown keys are errors, named with their line.
 type Config struct {
 	Method          string           `yaml:"merge_method"`
 	BaseModel       string           `yaml:"base_model"`
