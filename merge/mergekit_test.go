@@ -634,19 +634,7 @@ func TestMergeCopiesChatTemplates(t *testing.T) {
 	os.WriteFile(filepath.Join(in, "chat_template.jinja"), []byte("{{ messages[0].content }}"), 0o644)
 	os.MkdirAll(filepath.Join(in, "additional_chat_templates"), 0o755)
 	os.WriteFile(filepath.Join(in, "additional_chat_templates", "tool_use.jinja"), []byte("{{ 'tools' }}"), 0o644)
-	cfg, err := ParseConfig([]byte("models:\n  - model: " + in + "\n  - model: " + add + "\nmerge_method: linear\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, fo, err := cfg.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spec.Close()
-	out := filepath.Join(t.TempDir(), "out")
-	if err := WriteFolder(context.Background(), spec, out, fo); err != nil {
-		t.Fatal(err)
-	}
+	out := mergeYAML(t, "models:\n  - model: "+in+"\n  - model: "+add+"\nmerge_method: linear\n")
 	for f, want := range map[string]string{"chat_template.jinja": "{{ messages[0].content }}", "additional_chat_templates/tool_use.jinja": "{{ 'tools' }}"} {
 		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || string(b) != want {
 			t.Errorf("%s: %q, %v", f, b, err)
@@ -698,7 +686,21 @@ func TestChatTemplateConfig(t *testing.T) {
 	}
 
 	add := testutil.Shared(t, "models/skills-add")
-	cfg, err := ParseConfig([]byte("models:\n  - model: " + add + "\n  - model: " + add + "\nmerge_method: linear\nchat_template: \"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}\"\n"))
+	out := mergeYAML(t, "models:\n  - model: "+add+"\n  - model: "+add+"\nmerge_method: linear\nchat_template: \"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}\"\n")
+	tok, err := tokenizer.Load(out)
+	if err != nil || tok.Chat == nil {
+		t.Fatalf("the merged folder's chat template: %v", err)
+	}
+	if got, err := tok.Chat.RenderJSON([]byte(`[{"role": "user", "content": "hi"}]`), tokenizer.ChatOptions{}); err != nil || got != "<user>hi" {
+		t.Errorf("rendered %q, %v; want <user>hi", got, err)
+	}
+}
+
+// mergeYAML merges a mergekit configuration (absolute paths) into a
+// folder of the test's and returns its path.
+func mergeYAML(t *testing.T, y string) string {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,11 +713,5 @@ func TestChatTemplateConfig(t *testing.T) {
 	if err := WriteFolder(context.Background(), spec, out, fo); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenizer.Load(out)
-	if err != nil || tok.Chat == nil {
-		t.Fatalf("the merged folder's chat template: %v", err)
-	}
-	if got, err := tok.Chat.RenderJSON([]byte(`[{"role": "user", "content": "hi"}]`), tokenizer.ChatOptions{}); err != nil || got != "<user>hi" {
-		t.Errorf("rendered %q, %v; want <user>hi", got, err)
-	}
+	return out
 }

@@ -99,11 +99,10 @@ func Files(dir string) ([]string, error) {
 			return nil, err
 		}
 	}
-	extra, err := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	extra, err := extraTemplateFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(extra)
 	for _, f := range extra {
 		out = append(out, filepath.Join("additional_chat_templates", filepath.Base(f)))
 	}
@@ -124,6 +123,14 @@ func ReadChatTemplate(dir string) (*ChatTemplate, error) {
 	return LoadChatTemplate(cj)
 }
 
+// extraTemplateFiles are the paths of dir's named chat templates,
+// additional_chat_templates/NAME.jinja, sorted.
+func extraTemplateFiles(dir string) ([]string, error) {
+	extra, err := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	sort.Strings(extra)
+	return extra, err
+}
+
 // withTemplateFiles returns the tokenizer config cj (nil: none) with its
 // chat_template replaced by the template files of dir, when there are any:
 // the string of chat_template.jinja alone, or a list of {name, template}
@@ -135,11 +142,10 @@ func withTemplateFiles(dir string, cj []byte) ([]byte, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	extra, err := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	extra, err := extraTemplateFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(extra)
 	for _, f := range extra {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -199,18 +199,7 @@ func TestEvalOtherTaskTypes(t *testing.T) {
 func TestEvalEndpoint(t *testing.T) {
 	add := testutil.Shared(t, "models/skills-add")
 	ds := testutil.Shared(t, "datasets/skills_add.json")
-	c, err := serve.ParseConfig([]byte(fmt.Sprintf("models: [{id: add, path: %q}]", add)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, closeAll, err := serve.Build(context.Background(), c, serve.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	ep := srv.URL + "/v1#add"
+	ep := serveFolder(t, "add", add) + "/v1#add"
 	type result struct {
 		Accuracy *float64
 		Items    []struct{ ID, Generation string }
@@ -239,4 +228,24 @@ func TestEvalEndpoint(t *testing.T) {
 	if _, errs, code := moco(t, "eval", "-m", ep, "--dataset", ds, "--metric", "nll"); code != 2 || !strings.Contains(errs, "an endpoint does not give") {
 		t.Errorf("nll over an endpoint: exit %d, %q", code, errs)
 	}
+}
+
+// serveFolder serves the model folder dir under id with a moco server for
+// the test's length and returns its base URL.
+func serveFolder(t *testing.T, id, dir string) string {
+	t.Helper()
+	c, err := serve.ParseConfig([]byte(fmt.Sprintf("models: [{id: %s, path: %q}]", id, dir)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, closeAll, err := serve.Build(context.Background(), c, serve.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		closeAll()
+	})
+	return srv.URL
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/testutil"
-	"github.com/mocolab/moco/serve"
 )
 
 func TestShardFromEnv(t *testing.T) {
@@ -277,17 +275,7 @@ func TestSweepEndpoint(t *testing.T) {
 	add := testutil.Shared(t, "models/skills-add")
 	rev := testutil.Shared(t, "models/skills-rev")
 	ds := testutil.Shared(t, "datasets/skills_add.json")
-	c, err := serve.ParseConfig([]byte(fmt.Sprintf("models: [{id: add, path: %q}]", add)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, closeAll, err := serve.Build(context.Background(), c, serve.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	url := serveFolder(t, "add", add)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "s.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`models:
@@ -300,7 +288,7 @@ methods:
 datasets:
   - {path: %q, prompt: raw}
 generation: {max_tokens: 8}
-`, srv.URL+"/v1", add, rev, ds)), 0o644)
+`, url+"/v1", add, rev, ds)), 0o644)
 	out := filepath.Join(dir, "r.jsonl")
 	if _, errs, code := moco(t, "sweep", cfg, "--limit", "6", "-q", "--out", out); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
