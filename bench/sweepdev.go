@@ -64,6 +64,10 @@ func devNeeds(r methodRun) devUse {
 	u.file = spec.Dev && !has("dev")
 	u.scores = spec.DevScores && !has("dev_scores")
 	switch r.name {
+	case "majority-vote":
+		// Dev scores only break ties when tie is "dev"; otherwise every
+		// pool model would answer the whole dev split for nothing.
+		u.scores = u.scores && r.params["tie"] == "dev"
 	case "cascade":
 		u.prompts = !has("thresholds") && !has("dev_prompts")
 	case "contrastive":

@@ -142,3 +142,25 @@ func TestSweepDevSplit(t *testing.T) {
 		t.Errorf("dev split evaluated by a dev-learning method: %v", err)
 	}
 }
+
+// TestDevNeedsMajorityVote: majority vote asks for the pool's dev scores
+// only when they break its ties (tie: dev); with the default first-model
+// rule a sweep does not make every model answer the dev split.
+func TestDevNeedsMajorityVote(t *testing.T) {
+	for _, tc := range []struct {
+		params collab.Params
+		want   bool
+	}{
+		{collab.Params{}, false},
+		{collab.Params{"tie": "first"}, false},
+		{collab.Params{"tie": "dev"}, true},
+		{collab.Params{"tie": "dev", "dev_scores": []float64{1, 2}}, false}, // given
+	} {
+		if got := devNeeds(methodRun{name: "majority-vote", params: tc.params}).scores; got != tc.want {
+			t.Errorf("%v: dev scores needed %v, want %v", tc.params, got, tc.want)
+		}
+	}
+	if !devNeeds(methodRun{name: "debate", params: collab.Params{}}).scores {
+		t.Error("debate picks its summarizer by dev score and should still ask for them")
+	}
+}
