@@ -363,7 +363,23 @@ func (e *Endpoint) attempt(ctx context.Context, path string, body []byte) (Respo
 		}
 		return Response{}, he
 	}
-	return parseOAI(raw)
+	res, err := parseOAI(raw)
+	if err != nil {
+		return Response{}, &httpError{msg: err.Error()} // an answer we cannot read: not retried
+	}
+	return res, nil
+}
+
+// EndpointStatus reports whether err is an endpoint's failure to answer
+// (no connection, no answer in time, an HTTP error, an unreadable answer)
+// and the HTTP status it answered with (0: none), so that a server that
+// forwards requests can answer as a gateway does.
+func EndpointStatus(err error) (status int, ok bool) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, true
+	}
+	return 0, false
 }
 
 // parseOAI reads a completion or chat completion answer.

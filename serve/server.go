@@ -581,6 +581,19 @@ func (g *generation) fail(err error) {
 		return
 	default:
 		ae = apiErr(http.StatusInternalServerError, "server_error", "", "", "%v", err)
+		// A remote model's failure, answered as a gateway does: its rate
+		// limit and its refusal of the request pass through, anything
+		// else is a bad gateway.
+		if status, ok := collab.EndpointStatus(err); ok {
+			switch status {
+			case http.StatusTooManyRequests:
+				ae = apiErr(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded", "", "%v", err)
+			case http.StatusBadRequest, http.StatusUnprocessableEntity:
+				ae = apiErr(http.StatusBadRequest, "invalid_request_error", "", "", "%v", err)
+			default:
+				ae = apiErr(http.StatusBadGateway, "server_error", "upstream_error", "", "%v", err)
+			}
+		}
 	}
 	if !g.started {
 		g.s.writeError(g.w, g.r, ae)

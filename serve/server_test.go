@@ -612,3 +612,38 @@ func TestRemoteModels(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteModelFailures: a remote model's failure is answered as a
+// gateway answers: its refusal of the request (400) passes through as the
+// client's error, a failure of its own (401: the server's key, an
+// unreadable answer) is 502. Neither is retried, so the test is quick.
+func TestRemoteModelFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		status     int
+		body       string
+		want       int
+		wantType   string
+		wantInText string
+	}{
+		{"refused", 400, `{"error": {"message": "max_tokens is too large"}}`, 400, "invalid_request_error", "max_tokens is too large"},
+		{"unauthorized", 401, `{"error": {"message": "bad key"}}`, 502, "server_error", "bad key"},
+		{"unreadable", 200, `{"choices": [`, 502, "server_error", "malformed JSON"},
+	} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.status)
+			fmt.Fprint(w, tc.body)
+		}))
+		c, err := ParseConfig([]byte(fmt.Sprintf("models: [{id: r, url: %q, model: m}]", up.URL+"/v1")), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ts := serveConfig(t, c, BuildOptions{})
+		code, out := post(t, ts.URL+"/v1/completions", `{"model": "r", "prompt": "x", "max_tokens": 4}`)
+		e, _ := out["error"].(map[string]any)
+		if code != tc.want || e["type"] != tc.wantType || !strings.Contains(fmt.Sprint(e["message"]), tc.wantInText) {
+			t.Errorf("%s: %d %v, want %d %s mentioning %q", tc.name, code, out, tc.want, tc.wantType, tc.wantInText)
+		}
+		up.Close()
+	}
+}
