@@ -40,17 +40,14 @@ type Options struct {
 	// Progress, when set, is called after each item with the items done,
 	// the items to do in all, and (for accuracy) the correct ones so far.
 	Progress func(done, total, correct int)
-	// Scorer, when set, scores each generation and, unless Prompt is set,
-	// builds each prompt: any task type with a scorer can be evaluated
-	// (judge, sandbox and prompt style as its ScorerOptions say), and
-	// Result.Score is the mean of its metric (Result.Metric), aggregated
-	// as ScoreOutputs does. Nil: exact match and multiple choice only, by
-	// Score, with BuildPrompt's prompts.
+	// Scorer scores each generation and, unless Prompt is set, builds
+	// each prompt: any task type with a scorer can be evaluated (judge,
+	// sandbox and prompt style as its ScorerOptions say), and Result.Score
+	// is the mean of its metric (Result.Metric), aggregated over the
+	// dataset's name as ScoreOutputs does. Nil: the raw-prompt scorer of
+	// exact match or multiple choice (the same rules as Score, prompts as
+	// BuildPrompt's); other task types need one.
 	Scorer Scorer
-	// RulesName is the name the dataset's scoring rules go by (Aggregate:
-	// culturebench's question groups), as ScorerOptions.Dataset; "": the
-	// dataset's own name. MoCo names a task by its file.
-	RulesName string
 }
 
 // ItemResult is the outcome on one item.
@@ -95,20 +92,20 @@ func EvaluateWith(ds *Dataset, split string, o Options, gen Generator) (*Result,
 // accuracy, and ctx's error, so that an interrupted run still reports
 // what it measured.
 func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, gen Generator) (*Result, error) {
-	items, prompt, err := evalItems(ds, split, o)
+	items, prompt, err := evalItems(ds, split, &o)
 	if err != nil {
 		return nil, err
 	}
 	r := newResult(ds, split, len(items), o)
 	for k, it := range items {
 		if err := ctx.Err(); err != nil {
-			return r.finish(o.rules(ds), items[:k]), err
+			return r.finish(ds.Name, items[:k]), err
 		}
 		p := prompt(ds.TaskType, it)
 		g, err := gen(p)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				return r.finish(o.rules(ds), items[:k]), cerr
+				return r.finish(ds.Name, items[:k]), cerr
 			}
 			return nil, fmt.Errorf("item %s: %w", it.ID, err)
 		}
@@ -119,29 +116,28 @@ func EvaluateContext(ctx context.Context, ds *Dataset, split string, o Options, 
 		r.Items = append(r.Items, x)
 		r.count(x.Correct, o)
 	}
-	return r.finish(o.rules(ds), items), nil
-}
-
-func (o Options) rules(ds *Dataset) string {
-	if o.RulesName != "" {
-		return o.RulesName
-	}
-	return ds.Name
+	return r.finish(ds.Name, items), nil
 }
 
 func newResult(ds *Dataset, split string, total int, o Options) *Result {
-	r := &Result{Dataset: ds.Name, Split: split, Total: total, Metric: "accuracy"}
-	if o.Scorer != nil {
-		r.Metric = o.Scorer.Metric()
-	}
-	return r
+	return &Result{Dataset: ds.Name, Split: split, Total: total, Metric: o.Scorer.Metric()}
 }
 
 // evalItems checks that ds's task type is scored here and returns the
 // split's items that o picks and the prompt builder to use.
-func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item) string, error) {
-	if o.Scorer == nil && ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
-		return nil, nil, fmt.Errorf("%s: task type %s needs a Scorer (NewScorer) in the options; without one, %s and %s are scored", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+func evalItems(ds *Dataset, split string, o *Options) ([]Item, func(string, Item) string, error) {
+	if o.Scorer == nil {
+		if ds.TaskType != ExactMatchTask && ds.TaskType != MultipleChoiceTask {
+			return nil, nil, fmt.Errorf("%s: task type %s needs a Scorer (NewScorer) in the options; without one, %s and %s are scored", ds.Name, ds.TaskType, ExactMatchTask, MultipleChoiceTask)
+		}
+		sc, err := NewScorer(ds.TaskType, ScorerOptions{Dataset: ds.Name, Prompt: "raw"})
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Scorer = sc
+		if o.Prompt == nil {
+			o.Prompt = BuildPrompt
+		}
 	}
 	items, err := ds.Split(split)
 	if err != nil {
@@ -152,12 +148,8 @@ func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item)
 		return nil, nil, fmt.Errorf("%s: no %s items", ds.Name, split)
 	}
 	prompt := o.Prompt
-	switch {
-	case prompt != nil:
-	case o.Scorer != nil:
+	if prompt == nil {
 		prompt = func(_ string, it Item) string { return o.Scorer.Prompt(it) }
-	default:
-		prompt = BuildPrompt
 	}
 	return items, prompt, nil
 }
@@ -169,7 +161,7 @@ func evalItems(ds *Dataset, split string, o Options) ([]Item, func(string, Item)
 // Items keeps the split's order. When ctx ends the items finished so far
 // are returned, scored, with ctx's error; an item's error ends the run.
 func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, gen BatchGenerator) (*Result, error) {
-	items, prompt, err := evalItems(ds, split, o)
+	items, prompt, err := evalItems(ds, split, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +228,7 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 		}
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		return r.finish(o.rules(ds), scored), cerr
+		return r.finish(ds.Name, scored), cerr
 	}
 	if err != nil {
 		return nil, err
@@ -244,7 +236,7 @@ func EvaluateBatch(ctx context.Context, ds *Dataset, split string, o Options, ge
 	if first != nil {
 		return nil, first
 	}
-	return r.finish(o.rules(ds), scored), nil
+	return r.finish(ds.Name, scored), nil
 }
 
 // Sequential adapts a Generator to a BatchGenerator that answers the
@@ -297,17 +289,10 @@ func (r *Result) finish(dataset string, items []Item) *Result {
 	return r
 }
 
-// scoreItem scores generation g of item it, as o says.
+// scoreItem scores generation g of item it with o's Scorer.
 func scoreItem(ctx context.Context, task string, o Options, it Item, prompt, g string) (ItemResult, error) {
 	g = cut(g, o.Stop)
 	res := ItemResult{ID: it.ID, Prompt: prompt, Generation: g, Ref: Reference(task, it)}
-	if o.Scorer == nil {
-		res.Pred, res.Correct = Score(task, it, g)
-		if res.Correct {
-			res.Score = 1
-		}
-		return res, nil
-	}
 	sc, err := o.Scorer.Score(ctx, it, g)
 	if err != nil {
 		return res, err

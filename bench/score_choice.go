@@ -85,12 +85,12 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 	r := &Result{Dataset: ds.Name, Split: split, Total: len(items), Metric: "accuracy"}
 	for k, it := range items {
 		if err := ctx.Err(); err != nil {
-			return r.finish(o.rules(ds), items[:k]), err
+			return r.finish(ds.Name, items[:k]), err
 		}
 		label, _, _, err := ChoiceByLikelihood(ctx, sc, it)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				return r.finish(o.rules(ds), items[:k]), cerr
+				return r.finish(ds.Name, items[:k]), cerr
 			}
 			return nil, err
 		}
@@ -109,5 +109,5 @@ func EvaluateChoiceLoglik(ctx context.Context, ds *Dataset, split string, o Opti
 		r.Items = append(r.Items, x)
 		r.count(ok, o)
 	}
-	return r.finish(o.rules(ds), items), nil
+	return r.finish(ds.Name, items), nil
 }

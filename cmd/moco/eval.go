@@ -40,7 +40,7 @@ type evalResult struct {
 	Total       int            `json:"total"`              // items chosen (more than n when interrupted)
 	Accuracy    *float64       `json:"accuracy,omitempty"` // metric accuracy
 	Correct     *int           `json:"correct,omitempty"`
-	Score       *float64       `json:"score,omitempty"` // the metric's mean, any generated metric`
+	Score       *float64       `json:"score,omitempty"` // the metric's mean over the items
 	MeanNLL     *float64       `json:"mean_nll,omitempty"`
 	Interrupted bool           `json:"interrupted"`
 	Settings    map[string]any `json:"settings"`
@@ -144,6 +144,7 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ds.Name = taskName(*dataset) // the name its scoring rules go by, as moco score and sweeps name it
 	opts := engine.Options{Threads: threads, Quant: *quant, ContextSize: ctxSize}
 	res := evalResult{
 		Models: *models, Method: name, Dataset: ds.Name, File: *dataset, Split: *split, Metric: *metric, Seed: *seed,
@@ -178,43 +179,14 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return usagef("%s: %v", ds.Name, err)
 		}
-		o.Scorer, o.RulesName = sc, so.Dataset
+		o.Scorer = sc
 		res.Settings["prompt"] = *promptStyle
 	}
 
 	var runErr error
 	if *metric == bench.MetricNLL {
 		o.Progress = func(done, total, _ int) { bar.update(done, total, "items") }
-		var v float64
-		var k int
-		var err error // set in both branches, whose own err shadows none of it
-		if name == "single" {
-			m, tok, lerr := loadOne((*models)[0], opts)
-			if lerr != nil {
-				return lerr
-			}
-			defer m.Close()
-			v, k, err = bench.MeanNLLContext(ctx, m, tok, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
-		} else {
-			// A logit-level method that combines distributions at every
-			// position (fusion, contrastive) scores the references under
-			// its combined distribution; collab.CanScore says why others
-			// cannot.
-			pool, closeAll, lerr := collab.LoadPool(*models, opts)
-			if lerr != nil {
-				return lerr
-			}
-			defer closeAll()
-			meth, nerr := collab.New(ctx, name, pool, mp)
-			if nerr != nil {
-				return nerr
-			}
-			ts, serr := collab.CanScore(meth)
-			if serr != nil {
-				return usagef("--metric nll with --method %s: %v", name, serr)
-			}
-			v, k, err = bench.MethodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
-		}
+		v, k, err := evalNLL(ctx, *models, name, mp, opts, ds, *split, bench.NLLOptions{Options: o, AnswerPrefix: answerPrefix, AppendEOS: true})
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -292,6 +264,35 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	return runErr
+}
+
+// evalNLL is --metric nll: the references' mean NLL per token and the
+// items scored, under one model or under a logit-level method that
+// combines distributions at every position (fusion, contrastive;
+// collab.CanScore says why others cannot).
+func evalNLL(ctx context.Context, models []string, name string, mp collab.Params, opts engine.Options, ds *bench.Dataset, split string, o bench.NLLOptions) (float64, int, error) {
+	if name == "single" {
+		m, tok, err := loadOne(models[0], opts)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer m.Close()
+		return bench.MeanNLLContext(ctx, m, tok, ds, split, o)
+	}
+	pool, closeAll, err := collab.LoadPool(models, opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closeAll()
+	meth, err := collab.New(ctx, name, pool, mp)
+	if err != nil {
+		return 0, 0, err
+	}
+	ts, err := collab.CanScore(meth)
+	if err != nil {
+		return 0, 0, usagef("--metric nll with --method %s: %v", name, err)
+	}
+	return bench.MethodNLL(ctx, ts, pool[0].Local.(*collab.Local).Model.Config.EOS, ds, split, o)
 }
 
 // loadOne loads a model folder and its tokenizer.
