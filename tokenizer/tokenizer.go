@@ -65,14 +65,8 @@ func Load(dir string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	cj, err := readConfig(dir)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("tokenizer: %w", err)
-		}
-		cj = nil
-	}
-	if cj, err = withTemplateFiles(dir, cj); err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	t, err := New(tj, cj)
@@ -113,14 +107,24 @@ func Files(dir string) ([]string, error) {
 // Load does (the template files first, then tokenizer_config.json) without
 // building the tokenizer; nil when it has none.
 func ReadChatTemplate(dir string) (*ChatTemplate, error) {
-	cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if cj, err = withTemplateFiles(dir, cj); err != nil {
+	cj, err := readConfig(dir)
+	if err != nil {
 		return nil, err
 	}
 	return LoadChatTemplate(cj)
+}
+
+// readConfig reads dir's tokenizer_config.json (nil when there is none)
+// with the chat templates saved as files in place of its own.
+func readConfig(dir string) ([]byte, error) {
+	cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		cj, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return withTemplateFiles(dir, cj)
 }
 
 // extraTemplateFiles are the paths of dir's named chat templates,
