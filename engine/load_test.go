@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/kernels"
@@ -254,5 +257,54 @@ func TestContextSize(t *testing.T) {
 	}
 	if m4.ContextSize() != DefaultContextSize {
 		t.Errorf("no max_position_embeddings: context %d, want %d", m4.ContextSize(), DefaultContextSize)
+	}
+}
+
+// TestResidentEmbeddings loads checkpoints into private memory (the
+// default) and finds, in /proc/self/maps, the embedding table left in the
+// file's mapping exactly when it is not also the output head (untied, or
+// tied with a stored quantized head), and the head and the layers' matrices
+// in private memory. TestQuantizeCheckpoint holds the stored model's
+// logits to those of quantizing at load.
+func TestResidentEmbeddings(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Resident copies only on Linux")
+	}
+	root := testutil.Shared(t, "fixtures/arch")
+	q8 := filepath.Join(t.TempDir(), "qwen2-q8_0")
+	if _, err := QuantizeCheckpoint(context.Background(), filepath.Join(root, "qwen2"), q8, "q8_0", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir         string
+		embedMapped bool
+	}{
+		{filepath.Join(root, "llama-bf16"), true}, // untied
+		{filepath.Join(root, "qwen2"), false},     // tied: the table is the head
+		{q8, true},                                // tied, with a stored Q8_0 head
+	} {
+		m := loadModel(t, c.dir, Options{})
+		where := func(x *kernels.Mat) string {
+			var p unsafe.Pointer
+			switch x.Type {
+			case kernels.F32:
+				p = unsafe.Pointer(&x.F32[0])
+			case kernels.BF16, kernels.F16:
+				p = unsafe.Pointer(&x.Half[0])
+			case kernels.Q8_0:
+				p = unsafe.Pointer(&x.Q[0])
+			case kernels.Q4_0:
+				p = unsafe.Pointer(&x.Q4[0])
+			}
+			return testutil.MappingOf(t, p)
+		}
+		if got := where(m.embed); (got != "") != c.embedMapped {
+			t.Errorf("%s: embeddings in %q, want mapped %v", c.dir, got, c.embedMapped)
+		}
+		for name, x := range map[string]*kernels.Mat{"head": m.lmHead, "wq": m.layers[0].wq, "down": m.layers[len(m.layers)-1].down} {
+			if got := where(x); got != "" {
+				t.Errorf("%s: %s in %q, want private memory", c.dir, name, got)
+			}
+		}
 	}
 }

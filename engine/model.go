@@ -30,7 +30,9 @@ type Options struct {
 	// map. By default Load reads them into private memory instead, on
 	// Linux backed by transparent huge pages (safetensors.Resident): faster
 	// generation, at the cost of the read at load and of memory that other
-	// processes loading the same files cannot share. With Quant the stored
+	// processes loading the same files cannot share. An embedding table
+	// that is not also the output head stays mapped all the same: each
+	// token reads one row of it. With Quant the stored
 	// matrices are read from the map once and their quantized forms go to
 	// huge pages instead. MOCO_WEIGHTS=mapped in the environment sets
 	// Mapped.
@@ -93,7 +95,13 @@ func Load(dir string, opts Options) (*Model, error) {
 	if mapped || opts.Quant != "" {
 		how = safetensors.Mapped
 	}
-	src, err := safetensors.OpenDirWith(dir, how)
+	var rowTables []string
+	if how == safetensors.Resident {
+		if rowTables, err = lookupOnly(dir, cfg); err != nil {
+			return nil, err
+		}
+	}
+	src, err := safetensors.OpenDirWith(dir, how, rowTables...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +116,35 @@ func Load(dir string, opts Options) (*Model, error) {
 		m.freeQuant = m.packQuantized()
 	}
 	return m, nil
+}
+
+// quantizedHead reports whether src carries a stored quantized output head
+// (QuantizeCheckpoint writes one beside a tied model's embeddings).
+func quantizedHead(src safetensors.Source) bool {
+	t, ok := src.Tensor("lm_head.weight")
+	return ok && (t.DType == safetensors.I8 || t.DType == safetensors.U8)
+}
+
+// lookupOnly names the tensors of the model in dir that Load leaves in the
+// file's memory map when it reads the rest into private memory: the
+// embedding table when it is not also the output head. A token reads one
+// row of it, so a private copy would cost its whole size for rows most
+// text never uses: a third of a stored Q8_0 Qwen2.5-0.5B, a gigabyte of
+// an untied 8B model in bf16.
+func lookupOnly(dir string, cfg *Config) ([]string, error) {
+	const embed = "model.embed_tokens.weight"
+	if !cfg.TieEmbeddings {
+		return []string{embed}, nil
+	}
+	peek, err := safetensors.OpenDir(dir) // the headers only: mapping reads nothing
+	if err != nil {
+		return nil, err
+	}
+	defer peek.Close()
+	if quantizedHead(peek) {
+		return []string{embed}, nil
+	}
+	return nil, nil
 }
 
 // New builds a model from cfg and the tensors of src, which must stay open
@@ -140,9 +177,7 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 
 	m.embed = l.mat("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	m.norm = l.vec("model.norm.weight", c.HiddenSize)
-	if t, ok := src.Tensor("lm_head.weight"); c.TieEmbeddings && ok && (t.DType == safetensors.I8 || t.DType == safetensors.U8) {
-		// A stored Q8_0 checkpoint (QuantizeCheckpoint) carries the
-		// quantized head of a tied model beside the embeddings.
+	if c.TieEmbeddings && quantizedHead(src) {
 		m.lmHead = l.mat("lm_head.weight", c.VocabSize, c.HiddenSize)
 	} else if c.TieEmbeddings {
 		m.lmHead = m.embed

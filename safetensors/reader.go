@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -48,8 +49,12 @@ const (
 // copied: it is paged in from the file as it is read.
 func Open(path string) (*File, error) { return OpenWith(path, Mapped) }
 
-// OpenWith is Open with the file's data brought in as how says.
-func OpenWith(path string, how Load) (*File, error) {
+// OpenWith is Open with the file's data brought in as how says. With
+// Resident, the tensors named in mapped (names the file lacks are ignored)
+// stay in the file's memory map instead: a table read a row at a time,
+// such as a model's embeddings, then costs resident memory only for the
+// rows used, where a private copy would cost all of it.
+func OpenWith(path string, how Load, mapped ...string) (*File, error) {
 	fd, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -72,10 +77,13 @@ func OpenWith(path string, how Load) (*File, error) {
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("%s: %d bytes is too large to map", path, size)
 	}
+	if how == Resident && residentCopies && len(mapped) > 0 {
+		return openPartlyResident(fd, path, int(size), mapped)
+	}
 	var data []byte
 	var free func() error
 	if how == Resident {
-		data, free, err = readResident(fd, int(size))
+		data, free, err = readResident(fd, int(size), nil)
 	} else if data, err = mapFile(fd, int(size)); err == nil {
 		free = func() error { return unmapFile(data) }
 	}
@@ -89,6 +97,55 @@ func OpenWith(path string, how Load) (*File, error) {
 	}
 	f.Path = path
 	f.free = free
+	return f, nil
+}
+
+// openPartlyResident is OpenWith(path, Resident, mapped...): the file is
+// mapped and parsed, read into private memory but for the data of the
+// tensors named in mapped (those pages of the copy are never touched, so
+// they cost nothing), and every other tensor is pointed at its copy.
+func openPartlyResident(fd *os.File, path string, size int, mapped []string) (*File, error) {
+	m, err := mapFile(fd, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	f, err := parse(m)
+	if err != nil {
+		unmapFile(m)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	keep := map[string]bool{}
+	for _, name := range mapped {
+		if _, ok := f.tensors[name]; ok {
+			keep[name] = true
+		}
+	}
+	// The tensors' data lie end to end after the header, in f.order.
+	var skip [][2]int
+	off := 8 + int(f.HeaderSize)
+	for _, name := range f.order {
+		n := len(f.tensors[name].Data)
+		if keep[name] && n > 0 {
+			skip = append(skip, [2]int{off, off + n})
+		}
+		off += n
+	}
+	r, free, err := readResident(fd, size, skip)
+	if err != nil {
+		unmapFile(m)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	off = 8 + int(f.HeaderSize)
+	for _, name := range f.order {
+		t := f.tensors[name]
+		n := len(t.Data)
+		if !keep[name] {
+			t.Data = r[off : off+n : off+n]
+		}
+		off += n
+	}
+	f.Path = path
+	f.free = func() error { return errors.Join(free(), unmapFile(m)) }
 	return f, nil
 }
 

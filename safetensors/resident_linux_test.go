@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 // TestResidentChunks reads a file in many small chunks on several workers
@@ -26,7 +28,7 @@ func TestResidentChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fd.Close()
-	b, free, err := readResident(fd, len(img))
+	b, free, err := readResident(fd, len(img), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestResidentChunks(t *testing.T) {
 	free()
 	// A file shorter than the size asked for (truncated since its stat)
 	// is an error, not zeros.
-	if _, _, err := readResident(fd, len(img)+20); err == nil {
+	if _, _, err := readResident(fd, len(img)+20, nil); err == nil {
 		t.Error("reading past the end succeeded")
 	}
 }
@@ -65,5 +67,73 @@ func TestResidentAligned(t *testing.T) {
 			t.Errorf("pad %d: w = %v", pad, got)
 		}
 		f.Close()
+	}
+}
+
+func TestReadParts(t *testing.T) {
+	for _, c := range []struct {
+		size, chunk int
+		skip        [][2]int
+		want        [][2]int
+	}{
+		{10, 4, nil, [][2]int{{0, 4}, {4, 8}, {8, 10}}},
+		{20, 7, [][2]int{{3, 5}, {10, 18}}, [][2]int{{0, 3}, {5, 10}, {18, 20}}},
+		{20, 3, [][2]int{{0, 2}, {2, 9}}, [][2]int{{9, 12}, {12, 15}, {15, 18}, {18, 20}}},
+		{12, 100, [][2]int{{4, 12}}, [][2]int{{0, 4}}},
+		{12, 100, [][2]int{{0, 12}}, nil},
+	} {
+		if got := readParts(c.size, c.chunk, c.skip); !slices.Equal(got, c.want) {
+			t.Errorf("readParts(%d, %d, %v) = %v, want %v", c.size, c.chunk, c.skip, got, c.want)
+		}
+	}
+}
+
+// TestResidentLeavesMapped opens files, single and sharded, reading all
+// but the tensors named to stay mapped: every tensor has its values, and
+// /proc/self/maps shows the named ones in the file's mapping and the
+// others in private memory.
+func TestResidentLeavesMapped(t *testing.T) {
+	defer func(c int) { readChunk = c }(readChunk)
+	readChunk = 4096 // several pieces on each side of the hole
+	dir := t.TempDir()
+	big := make([]float32, 300000) // 1.2 MB, pages of its own
+	for i := range big {
+		big[i] = float32(i%1000) - 500
+	}
+	want := map[string][]float32{"a": {1, 2, 3}, "emb": big, "z": {4, 5}}
+	tensor := func(name string, shape ...int) *Tensor {
+		return &Tensor{Name: name, DType: F32, Shape: shape, Data: f32bytes(want[name]...)}
+	}
+	if err := WriteFile(filepath.Join(dir, SingleName), []*Tensor{tensor("a", 3), tensor("emb", 1000, 300), tensor("z", 2)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sharded := t.TempDir()
+	for i, ts := range [][]*Tensor{{tensor("a", 3), tensor("emb", 1000, 300)}, {tensor("z", 2)}} {
+		if err := WriteFile(filepath.Join(sharded, fmt.Sprintf("s%d.safetensors", i)), ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index := `{"weight_map": {"a": "s0.safetensors", "emb": "s0.safetensors", "z": "s1.safetensors"}}`
+	if err := os.WriteFile(filepath.Join(sharded, IndexName), []byte(index), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, sharded} {
+		src, err := OpenDirWith(d, Resident, "emb", "absent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range want {
+			tt, _ := src.Tensor(name)
+			if got, _ := tt.F32(); !slices.Equal(got, w) {
+				t.Errorf("%s: %s: values differ", d, name)
+			}
+			backing := testutil.MappingOf(t, unsafe.Pointer(&tt.Data[0]))
+			if mapped := strings.HasSuffix(backing, ".safetensors"); mapped != (name == "emb") {
+				t.Errorf("%s: %s lies in %q", d, name, backing)
+			}
+		}
+		if err := src.Close(); err != nil {
+			t.Error(err)
+		}
 	}
 }

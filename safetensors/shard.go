@@ -36,11 +36,12 @@ type Sharded struct {
 // otherwise the shards listed in model.safetensors.index.json.
 func OpenDir(dir string) (Source, error) { return OpenDirWith(dir, Mapped) }
 
-// OpenDirWith is OpenDir with every file's data brought in as how says.
-func OpenDirWith(dir string, how Load) (Source, error) {
+// OpenDirWith is OpenDir with every file's data brought in as how says,
+// but for the tensors named in mapped, as OpenWith.
+func OpenDirWith(dir string, how Load, mapped ...string) (Source, error) {
 	single := filepath.Join(dir, SingleName)
 	if _, err := os.Stat(single); err == nil {
-		f, err := OpenWith(single, how)
+		f, err := OpenWith(single, how, mapped...)
 		if err != nil {
 			return nil, err // not a typed nil inside the interface
 		}
@@ -50,7 +51,7 @@ func OpenDirWith(dir string, how Load) (Source, error) {
 	if _, err := os.Stat(idx); err != nil {
 		return nil, fmt.Errorf("%s: no %s and no %s", dir, SingleName, IndexName)
 	}
-	s, err := OpenIndexWith(idx, how)
+	s, err := OpenIndexWith(idx, how, mapped...)
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +62,9 @@ func OpenDirWith(dir string, how Load) (Source, error) {
 // tensor the index names is present in its shard.
 func OpenIndex(indexPath string) (*Sharded, error) { return OpenIndexWith(indexPath, Mapped) }
 
-// OpenIndexWith is OpenIndex with every shard's data brought in as how says.
-func OpenIndexWith(indexPath string, how Load) (*Sharded, error) {
+// OpenIndexWith is OpenIndex with every shard's data brought in as how
+// says, but for the tensors named in mapped, as OpenWith.
+func OpenIndexWith(indexPath string, how Load, mapped ...string) (*Sharded, error) {
 	if st, err := os.Stat(indexPath); err == nil && st.Size() > MaxHeaderSize {
 		return nil, fmt.Errorf("%s: index of %d bytes exceeds the limit of %d", indexPath, st.Size(), MaxHeaderSize)
 	}
@@ -98,7 +100,7 @@ func OpenIndexWith(indexPath string, how Load) (*Sharded, error) {
 			s.Close()
 			return nil, fmt.Errorf("%s: shard %s is missing", indexPath, shard)
 		}
-		f, err := OpenWith(p, how)
+		f, err := OpenWith(p, how, mapped...)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("%s: shard %w", indexPath, err)
