@@ -36,6 +36,11 @@ func LoadAdapter(dir string) (*Adapter, error) {
 		Alpha    float64 `json:"lora_alpha"`
 		RSLoRA   bool    `json:"use_rslora"`
 		FanInOut bool    `json:"fan_in_fan_out"`
+		DoRA     bool    `json:"use_dora"`
+		Bias     string  `json:"bias"`
+		// Per-module ranks and alphas change a module's scale.
+		RankPattern  map[string]json.RawMessage `json:"rank_pattern"`
+		AlphaPattern map[string]json.RawMessage `json:"alpha_pattern"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%s/adapter_config.json: %w", dir, err)
@@ -45,6 +50,14 @@ func LoadAdapter(dir string) (*Adapter, error) {
 	}
 	if cfg.R <= 0 || cfg.FanInOut {
 		return nil, fmt.Errorf("%s: unsupported adapter (r=%d, fan_in_fan_out=%v)", dir, cfg.R, cfg.FanInOut)
+	}
+	switch {
+	case cfg.DoRA:
+		return nil, fmt.Errorf("%s: a DoRA adapter (use_dora); only plain LoRA is supported", dir)
+	case cfg.Bias != "" && cfg.Bias != "none":
+		return nil, fmt.Errorf("%s: bias %q: adapters that train biases are not supported", dir, cfg.Bias)
+	case len(cfg.RankPattern) > 0 || len(cfg.AlphaPattern) > 0:
+		return nil, fmt.Errorf("%s: per-module ranks or alphas (rank_pattern, alpha_pattern) are not supported", dir)
 	}
 	f, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
 	if err != nil {
@@ -69,8 +82,8 @@ func LoadAdapter(dir string) (*Adapter, error) {
 			return nil, fmt.Errorf("%s: tensor %s is not a LoRA A or B matrix", dir, name)
 		}
 		target = strings.TrimPrefix(target, "base_model.model.")
-		if len(t.Shape) != 2 {
-			return nil, fmt.Errorf("%s: tensor %s has shape %v, want a matrix", dir, name, t.Shape)
+		if len(t.Shape) != 2 || isA && t.Shape[0] != cfg.R || !isA && t.Shape[1] != cfg.R {
+			return nil, fmt.Errorf("%s: tensor %s has shape %v, want a matrix of rank r = %d", dir, name, t.Shape, cfg.R)
 		}
 		x, err := safetensors.ToF32(t)
 		if err != nil {
@@ -124,6 +137,11 @@ func ApplyLoRA(base safetensors.Source, adapters []*Adapter, w []float64) (safet
 			return nil, fmt.Errorf("tensor %s: shape %v does not fit the adapter (A %dx%d, B %dx%d)", name, t.Shape, r, in, len(ref.B[name])/max(r, 1), r)
 		}
 		out := t.Shape[0]
+		for _, a := range adapters[1:] {
+			if a.shapeA[name] != sa || len(a.B[name]) != len(ref.B[name]) {
+				return nil, fmt.Errorf("adapters %s and %s differ in the shape of %s (A %v and %v): made for different models?", ref.Dir, a.Dir, name, sa, a.shapeA[name])
+			}
+		}
 		A := make([]float32, r*in)
 		B := make([]float32, out*r)
 		for i, a := range adapters {

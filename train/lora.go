@@ -77,12 +77,20 @@ func LoadLoRA(dir string, m *Model[float32]) (*LoRA[float32], error) {
 		RSLoRA   bool     `json:"use_rslora"`
 		FanInOut bool     `json:"fan_in_fan_out"`
 		Targets  []string `json:"target_modules"`
+		DoRA     bool     `json:"use_dora"`
+		Bias     string   `json:"bias"`
+		// Per-module ranks and alphas change a module's scale.
+		RankPattern  map[string]json.RawMessage `json:"rank_pattern"`
+		AlphaPattern map[string]json.RawMessage `json:"alpha_pattern"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "adapter_config.json"), err)
 	}
 	if cfg.PeftType != "LORA" || cfg.R <= 0 || cfg.FanInOut {
 		return nil, fmt.Errorf("%s: want a LORA adapter with r > 0 and fan_in_fan_out false", dir)
+	}
+	if cfg.DoRA || cfg.Bias != "" && cfg.Bias != "none" || len(cfg.RankPattern) > 0 || len(cfg.AlphaPattern) > 0 {
+		return nil, fmt.Errorf("%s: want plain LoRA: DoRA (use_dora), trained biases (bias) and per-module ranks or alphas (rank_pattern, alpha_pattern) are not supported", dir)
 	}
 	f, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
 	if err != nil {

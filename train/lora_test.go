@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/engine"
@@ -160,4 +163,30 @@ func scaled(x []float64, a float64) []float64 {
 		x[i] *= a
 	}
 	return x
+}
+
+// TestLoadLoRARefuses: an adapter config asking for math LoadLoRA does not
+// do is an error before any tensor is read, not an adapter at the wrong
+// scale; PEFT's defaults (empty patterns, bias "none") are plain LoRA.
+func TestLoadLoRARefuses(t *testing.T) {
+	m, err := Load(testutil.Shared(t, "models/skills-base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := `"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]`
+	for _, c := range []struct{ extra, want string }{
+		{`"use_dora": true`, "DoRA"},
+		{`"bias": "all"`, "bias"},
+		{`"rank_pattern": {"q_proj": 4}`, "rank_pattern"},
+		{`"alpha_pattern": {"q_proj": 32}`, "alpha_pattern"},
+		{`"bias": "none", "rank_pattern": {}, "alpha_pattern": {}`, "adapter_model.safetensors"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte("{"+plain+", "+c.extra+"}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadLoRA(dir, m); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.extra, err, c.want)
+		}
+	}
 }
