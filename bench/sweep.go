@@ -643,8 +643,13 @@ func ReadResults(path string) ([]ResultLine, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readResults(f, path)
+}
+
+// readResults is ReadResults on r, its errors naming path.
+func readResults(r io.Reader, path string) ([]ResultLine, error) {
 	var out []ResultLine
-	rd := bufio.NewReaderSize(f, 1<<20)
+	rd := bufio.NewReaderSize(r, 1<<20)
 	for n := 1; ; n++ {
 		b, err := rd.ReadBytes('\n')
 		if len(b) > 0 && b[len(b)-1] == '\n' {
