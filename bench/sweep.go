@@ -603,11 +603,15 @@ func readDone(path string) (map[string]bool, error) {
 		if nl < 0 {
 			break // no newline: a partial line
 		}
-		var r ResultLine
-		if err := json.Unmarshal(b[off:off+nl], &r); err != nil {
-			return nil, fmt.Errorf("%s: line at byte %d is not a result: %v", path, off, err)
+		// Blank lines (files joined by hand) are skipped, as ReadResults
+		// skips them.
+		if line := b[off : off+nl]; len(bytes.TrimSpace(line)) > 0 {
+			var r ResultLine
+			if err := json.Unmarshal(line, &r); err != nil {
+				return nil, fmt.Errorf("%s: line at byte %d is not a result: %v", path, off, err)
+			}
+			done[r.key()] = true
 		}
-		done[r.key()] = true
 		off += nl + 1
 		good = off
 	}

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -49,4 +51,28 @@ func FuzzReadPredictions(f *testing.F) {
 			t.Fatalf("an empty id was accepted: %q", data)
 		}
 	})
+}
+
+// TestReadDone: resuming reads the complete lines of a results file,
+// skipping blank ones as ReadResults does, and cuts off a partial last
+// line.
+func TestReadDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	whole := "{\"method\":\"a\",\"dataset\":\"d\",\"split\":\"test\",\"id\":\"1\"}\n\n  \n{\"method\":\"a\",\"dataset\":\"d\",\"split\":\"test\",\"id\":\"2\"}\n"
+	if err := os.WriteFile(path, []byte(whole+`{"method":"a","dat`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done, err := readDone(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 2 || !done["a\x00d\x00test\x001"] || !done["a\x00d\x00test\x002"] {
+		t.Errorf("done = %v", done)
+	}
+	if b, _ := os.ReadFile(path); string(b) != whole {
+		t.Errorf("file after: %q", b)
+	}
+	if lines, err := ReadResults(path); err != nil || len(lines) != 2 {
+		t.Errorf("ReadResults: %d lines, %v", len(lines), err)
+	}
 }
