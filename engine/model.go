@@ -33,9 +33,9 @@ type Options struct {
 	// processes loading the same files cannot share. An embedding table
 	// that is not also the output head stays mapped all the same: each
 	// token reads one row of it. With Quant the stored
-	// matrices are read from the map once and their quantized forms go to
-	// huge pages instead. MOCO_WEIGHTS=mapped in the environment sets
-	// Mapped.
+	// matrices are read from the map once, their pages released as each is
+	// done, and their quantized forms go to huge pages instead.
+	// MOCO_WEIGHTS=mapped in the environment sets Mapped.
 	Mapped bool
 }
 
@@ -65,7 +65,7 @@ type Model struct {
 	owned    bool // Close closes src (Load opened it)
 	resident bool // src was read into private memory (Options.Mapped unset)
 	// freeQuant frees the huge-page region that holds the matrices
-	// quantized at load (packQuantized); nil if they are on the Go heap.
+	// quantized at load (quantizeAll); nil if they are on the Go heap.
 	freeQuant func() error
 	ctx       int // default session context (Options.ContextSize resolved)
 }
@@ -105,16 +105,13 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := New(cfg, src, opts)
+	m, err := newModel(cfg, src, opts, !mapped)
 	if err != nil {
 		src.Close()
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m.owned = true
 	m.resident = how == safetensors.Resident
-	if opts.Quant != "" && !mapped {
-		m.freeQuant = m.packQuantized()
-	}
 	return m, nil
 }
 
@@ -150,6 +147,12 @@ func lookupOnly(dir string, cfg *Config) ([]string, error) {
 // New builds a model from cfg and the tensors of src, which must stay open
 // while the model is used (the weights alias it). Close does not close src.
 func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
+	return newModel(cfg, src, opts, false)
+}
+
+// newModel is New; with arena, matrices quantized at load go to a region
+// backed by huge pages (quantizeAll), which only Load's Close frees.
+func newModel(cfg *Config, src safetensors.Source, opts Options, arena bool) (*Model, error) {
 	switch opts.Quant {
 	case "", "q8_0", "q4_0":
 	default:
@@ -253,24 +256,15 @@ func New(cfg *Config, src safetensors.Source, opts Options) (*Model, error) {
 	}
 	switch opts.Quant {
 	case "q8_0":
-		m.quantize(kernels.QuantizeQ8)
+		m.freeQuant = m.quantizeAll(kernels.Q8_0, arena)
 	case "q4_0":
-		m.quantize(kernels.QuantizeQ4)
+		m.freeQuant = m.quantizeAll(kernels.Q4_0, arena)
 	}
 	m.global = newRope(c.RopeTheta, c.RotaryDim, c.RopeScaling)
 	if c.RopeLocalTheta > 0 {
 		m.local = newRope(c.RopeLocalTheta, c.RotaryDim, nil)
 	}
 	return m, nil
-}
-
-// quantize replaces every matrix the forward pass multiplies by its form
-// quantized by q (kernels.QuantizeQ8 or QuantizeQ4). The embedding table stays as stored: it is only read a row at a
-// time.
-func (m *Model) quantize(q func(*kernels.Mat) *kernels.Mat) {
-	for _, p := range m.matrixSlots() {
-		*p = q(*p)
-	}
 }
 
 // matrixSlots lists where the model keeps every matrix the forward pass

@@ -7,52 +7,102 @@ import (
 	"github.com/mocolab/moco/kernels"
 )
 
-// packQuantized moves the matrices that quantization made (Go heap memory,
-// in small pages) into one region backed by huge pages, where stored
-// weights live too (safetensors.Resident): every generated token reads
-// them all. It returns the function that frees the region; on failure the
-// matrices stay where they are.
-func (m *Model) packQuantized() (free func() error) {
-	var mats []*kernels.Mat
-	for _, slot := range m.matrixSlots() {
-		if p := *slot; p != nil && (p.Type == kernels.Q8_0 || p.Type == kernels.Q4_0) {
-			mats = append(mats, p)
+// quantizeAll replaces every matrix the forward pass multiplies by its
+// form in to (kernels.Q8_0 or Q4_0). The embedding table stays as stored:
+// it is only read a row at a time.
+//
+// With arena the quantized matrices are written straight into one region
+// backed by huge pages, where stored weights live too (every generated
+// token reads them all), and quantizeAll returns the function that frees
+// it; without, or when the region cannot be had, they go to the Go heap
+// and it returns nil. Each matrix's stored form is released from the
+// source as soon as it is quantized (safetensors.File.Release), so that a
+// load's peak memory is the quantized model and one stored matrix, not
+// both models whole.
+func (m *Model) quantizeAll(to kernels.Type, arena bool) (free func() error) {
+	slots := m.matrixSlots()
+	const align = 64 // each slice starts on a cache line
+	var buf []byte
+	if arena {
+		size := 0
+		for _, p := range slots {
+			if kernels.Quantizes(*p, to) {
+				w, s := quantBytes(*p, to)
+				size += roundUp(w, align) + roundUp(s, align)
+			}
+		}
+		if size > 0 {
+			if b, f, err := hugemem.Alloc(size); err == nil {
+				buf, free = b, f
+			}
 		}
 	}
-	const align = 64 // each slice starts on a cache line
-	size := 0
-	for _, p := range mats {
-		size += roundUp(len(p.Q), align) + roundUp(len(p.Q4), align) + roundUp(2*len(p.Scales), align)
-	}
-	if size == 0 {
-		return nil
-	}
-	buf, free, err := hugemem.Alloc(size)
-	if err != nil {
-		return nil
-	}
-	off := 0
 	take := func(n int) []byte {
-		b := buf[off : off+n : off+n]
-		off += roundUp(n, align)
+		b := buf[:n:n]
+		buf = buf[roundUp(n, align):]
 		return b
 	}
-	for _, p := range mats {
-		if p.Q != nil {
-			q := take(len(p.Q))
-			copy(q, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(p.Q))), len(p.Q)))
-			p.Q = unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(q))), len(p.Q))
+	release, _ := m.src.(interface{ Release([]byte) })
+	for _, p := range slots {
+		src := *p
+		if !kernels.Quantizes(src, to) {
+			continue
 		}
-		if p.Q4 != nil {
-			q := take(len(p.Q4))
-			copy(q, p.Q4)
-			p.Q4 = q
+		switch w, s := quantBytes(src, to); {
+		case free != nil && to == kernels.Q8_0:
+			*p = kernels.QuantizeQ8Into(src, bytesAs[int8](take(w)), bytesAs[uint16](take(s)))
+		case free != nil:
+			*p = kernels.QuantizeQ4Into(src, take(w), bytesAs[uint16](take(s)))
+		case to == kernels.Q8_0:
+			*p = kernels.QuantizeQ8(src)
+		default:
+			*p = kernels.QuantizeQ4(src)
 		}
-		s := take(2 * len(p.Scales))
-		copy(s, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(p.Scales))), 2*len(p.Scales)))
-		p.Scales = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), len(p.Scales))
+		if release != nil {
+			for _, b := range matData(src) {
+				release.Release(b)
+			}
+		}
 	}
 	return free
+}
+
+// quantBytes is the size of m's weights and of its scales in format to.
+func quantBytes(m *kernels.Mat, to kernels.Type) (weights, scales int) {
+	n := m.Rows * m.Cols
+	if to == kernels.Q4_0 {
+		return n / 2, 2 * n / kernels.BlockSize
+	}
+	return n, 2 * n / kernels.BlockSize
+}
+
+// bytesAs views b as a slice of T (b's length a multiple of T's size, its
+// start aligned for T).
+func bytesAs[T int8 | uint16](b []byte) []T {
+	var z T
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/int(unsafe.Sizeof(z)))
+}
+
+// matData returns the memory holding m's values.
+func matData(m *kernels.Mat) [][]byte {
+	view := func(p unsafe.Pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }
+	var out [][]byte
+	if len(m.F32) > 0 {
+		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.F32)), 4*len(m.F32)))
+	}
+	if len(m.Half) > 0 {
+		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Half)), 2*len(m.Half)))
+	}
+	if len(m.Q) > 0 {
+		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Q)), len(m.Q)))
+	}
+	if len(m.Q4) > 0 {
+		out = append(out, m.Q4)
+	}
+	if len(m.Scales) > 0 {
+		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Scales)), 2*len(m.Scales)))
+	}
+	return out
 }
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }

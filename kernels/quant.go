@@ -21,14 +21,37 @@ func F32ToF16(v float32) uint16 { return float16.Fromfloat32(v).Bits() }
 // matrix that is already Q8_0. Callers that must know can compare the
 // result's Type.
 func QuantizeQ8(m *Mat) *Mat {
-	if m.Type == Q8_0 || m.Cols%BlockSize != 0 || m.Rows*m.Cols == 0 {
+	if !Quantizes(m, Q8_0) {
 		return m
 	}
-	q := &Mat{
-		Rows: m.Rows, Cols: m.Cols, Type: Q8_0,
-		Q:      make([]int8, m.Rows*m.Cols),
-		Scales: make([]uint16, m.Rows*m.Cols/BlockSize),
+	return QuantizeQ8Into(m, make([]int8, m.Rows*m.Cols), make([]uint16, m.Rows*m.Cols/BlockSize))
+}
+
+// Quantizes reports whether QuantizeQ8 (to Q8_0) or QuantizeQ4 (to Q4_0)
+// quantizes m, rather than returning it as it is.
+func Quantizes(m *Mat, to Type) bool {
+	if m.Cols%BlockSize != 0 || m.Rows*m.Cols == 0 {
+		return false
 	}
+	if to == Q8_0 {
+		return m.Type != Q8_0
+	}
+	return !m.Type.quantized()
+}
+
+// QuantizeQ8Into is QuantizeQ8 with the result's weights in q (Rows*Cols
+// values) and its scales in scales (Rows*Cols/BlockSize), memory the caller
+// placed; when Quantizes(m, Q8_0) is false it returns m and leaves them
+// untouched.
+func QuantizeQ8Into(m *Mat, q []int8, scales []uint16) *Mat {
+	if !Quantizes(m, Q8_0) {
+		return m
+	}
+	return quantizeQ8Into(m, &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q8_0,
+		Q: q[:m.Rows*m.Cols], Scales: scales[:m.Rows*m.Cols/BlockSize]})
+}
+
+func quantizeQ8Into(m, q *Mat) *Mat {
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		d := make([]float32, m.Cols/BlockSize)
@@ -72,14 +95,25 @@ func quantizeRowQ8(q []int8, scales []float32, x []float32) {
 // in its high nibble. Like QuantizeQ8, it returns m itself when m is
 // already quantized or Cols is not a multiple of BlockSize.
 func QuantizeQ4(m *Mat) *Mat {
-	if m.Type.quantized() || m.Cols%BlockSize != 0 || m.Rows*m.Cols == 0 {
+	if !Quantizes(m, Q4_0) {
 		return m
 	}
-	q := &Mat{
-		Rows: m.Rows, Cols: m.Cols, Type: Q4_0,
-		Q4:     make([]uint8, m.Rows*m.Cols/2),
-		Scales: make([]uint16, m.Rows*m.Cols/BlockSize),
+	return QuantizeQ4Into(m, make([]uint8, m.Rows*m.Cols/2), make([]uint16, m.Rows*m.Cols/BlockSize))
+}
+
+// QuantizeQ4Into is QuantizeQ4 with the result's packed weights in q
+// (Rows*Cols/2 bytes) and its scales in scales (Rows*Cols/BlockSize),
+// memory the caller placed; when Quantizes(m, Q4_0) is false it returns m
+// and leaves them untouched.
+func QuantizeQ4Into(m *Mat, q []uint8, scales []uint16) *Mat {
+	if !Quantizes(m, Q4_0) {
+		return m
 	}
+	return quantizeQ4Into(m, &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q4_0,
+		Q4: q[:m.Rows*m.Cols/2], Scales: scales[:m.Rows*m.Cols/BlockSize]})
+}
+
+func quantizeQ4Into(m, q *Mat) *Mat {
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		for i := r0; i < r1; i++ {

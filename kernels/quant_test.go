@@ -80,3 +80,41 @@ func TestQuantizeQ8Error(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeInto: QuantizeQ8Into and QuantizeQ4Into write into the
+// caller's memory what QuantizeQ8 and QuantizeQ4 allocate, and leave it
+// untouched for a matrix they do not quantize.
+func TestQuantizeInto(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	m := randMat(r, BF16, 5, 64)
+	n := m.Rows * m.Cols
+	q8, s8 := make([]int8, n+7), make([]uint16, n/BlockSize+3) // longer than needed
+	got := QuantizeQ8Into(m, q8, s8)
+	want := QuantizeQ8(m)
+	if got.Type != Q8_0 || &got.Q[0] != &q8[0] || &got.Scales[0] != &s8[0] || len(got.Q) != n || len(got.Scales) != n/BlockSize {
+		t.Fatalf("Q8 result does not use the given memory: %v", got.Type)
+	}
+	for i := range want.Q {
+		if got.Q[i] != want.Q[i] || i < len(want.Scales) && got.Scales[i] != want.Scales[i] {
+			t.Fatalf("Q8 differs at %d", i)
+		}
+	}
+	q4, s4 := make([]uint8, n/2), make([]uint16, n/BlockSize)
+	got, want = QuantizeQ4Into(m, q4, s4), QuantizeQ4(m)
+	if got.Type != Q4_0 || &got.Q4[0] != &q4[0] || &got.Scales[0] != &s4[0] {
+		t.Fatalf("Q4 result does not use the given memory: %v", got.Type)
+	}
+	for i := range want.Q4 {
+		if got.Q4[i] != want.Q4[i] || i < len(want.Scales) && got.Scales[i] != want.Scales[i] {
+			t.Fatalf("Q4 differs at %d", i)
+		}
+	}
+	odd := &Mat{Rows: 2, Cols: 33, Type: F32, F32: make([]float32, 66)}
+	q8[0] = 9
+	if QuantizeQ8Into(odd, q8, s8) != odd || QuantizeQ4Into(got, q4, s4) != got || q8[0] != 9 {
+		t.Error("a matrix that is not quantized was, or its memory was written")
+	}
+	if Quantizes(odd, Q8_0) || Quantizes(got, Q4_0) || !Quantizes(got, Q8_0) || !Quantizes(m, Q4_0) {
+		t.Error("Quantizes")
+	}
+}

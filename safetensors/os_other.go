@@ -7,6 +7,9 @@ import (
 	"os"
 )
 
+// mapsFiles says whether mapFile maps the file (it reads it here).
+const mapsFiles = false
+
 // mapFile reads the file into memory where mmap is not available.
 func mapFile(fd *os.File, size int) ([]byte, error) {
 	b := make([]byte, size)

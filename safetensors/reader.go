@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"unsafe"
 )
 
 // Source is a set of named tensors: one file, a sharded checkpoint, or
@@ -27,6 +28,7 @@ type File struct {
 	names   []string     // sorted
 	order   []string     // by data offset
 	free    func() error // releases the file's memory on Close; nil for Parse
+	mapping []byte       // the file's shared memory map, if any (Release)
 }
 
 // Load says how a file's tensor data is brought into memory.
@@ -97,6 +99,9 @@ func OpenWith(path string, how Load, mapped ...string) (*File, error) {
 	}
 	f.Path = path
 	f.free = free
+	if mapsFiles && (how == Mapped || !residentCopies) {
+		f.mapping = data
+	}
 	return f, nil
 }
 
@@ -146,7 +151,32 @@ func openPartlyResident(fd *os.File, path string, size int, mapped []string) (*F
 	}
 	f.Path = path
 	f.free = func() error { return errors.Join(free(), unmapFile(m)) }
+	f.mapping = m
 	return f, nil
+}
+
+// Release tells the kernel that the process is done, for now, with b, the
+// data of some of the file's tensors: where b lies in the file's shared
+// memory map its pages leave the process's resident memory (they stay in
+// the page cache, and come back when next read). Data read into private
+// memory (Resident), or held where files cannot be mapped, is left as it
+// is. A loader that turns weights into another form calls it to keep the
+// originals from counting against the process.
+func (f *File) Release(b []byte) {
+	if len(b) == 0 || len(f.mapping) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.mapping)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p-base+uintptr(len(b)) > uintptr(len(f.mapping)) {
+		return
+	}
+	// Whole pages, outward: a neighbour's data on the same page is only
+	// read again from the page cache.
+	pg := os.Getpagesize()
+	lo := int(p-base) / pg * pg
+	hi := min((int(p-base)+len(b)+pg-1)/pg*pg, len(f.mapping))
+	dropPages(f.mapping[lo:hi])
 }
 
 // Parse validates an in-memory safetensors image and returns a File whose

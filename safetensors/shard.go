@@ -179,6 +179,13 @@ func (s *Sharded) Names() []string { return s.names }
 // Files returns the open shards, sorted by file name.
 func (s *Sharded) Files() []*File { return s.files }
 
+// Release is File.Release on the shard that holds b.
+func (s *Sharded) Release(b []byte) {
+	for _, f := range s.files {
+		f.Release(b)
+	}
+}
+
 // Close unmaps every shard.
 func (s *Sharded) Close() error {
 	if s == nil {

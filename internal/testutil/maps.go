@@ -31,3 +31,30 @@ func MappingOf(t testing.TB, p unsafe.Pointer) string {
 	t.Fatalf("%#x lies in no mapping", addr)
 	return ""
 }
+
+// ResidentKB returns the resident memory, in KiB, of the mapping holding p,
+// from /proc/self/smaps. It skips the test where that cannot be read.
+func ResidentKB(t testing.TB, p unsafe.Pointer) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip(err)
+	}
+	addr := uint64(uintptr(p))
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && strings.Contains(line, "-") && !strings.HasSuffix(strings.Fields(line)[0], ":") {
+			in = addr >= lo && addr < hi
+			continue
+		}
+		var kb int
+		if in {
+			if _, err := fmt.Sscanf(line, "Rss: %d kB", &kb); err == nil {
+				return kb
+			}
+		}
+	}
+	t.Fatalf("%#x lies in no mapping", addr)
+	return 0
+}
