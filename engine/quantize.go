@@ -180,6 +180,12 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			return nil, err
 		}
 		res.Bytes += int64(len(data))
+		if it.from != nil {
+			// Done with the stored form (the embeddings of a tied model
+			// are read once more, from the page cache): its pages of the
+			// map need not stay in the process's memory.
+			release(src, it.from.Data)
+		}
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -208,9 +214,11 @@ func quantizeTensor(t *safetensors.Tensor, typ string) (*kernels.Mat, error) {
 	default:
 		return nil, fmt.Errorf("dtype %s cannot be quantized (want F32, BF16 or F16)", t.DType)
 	}
-	q := kernels.QuantizeQ8(m)
+	var q *kernels.Mat
 	if typ == "q4_0" {
 		q = kernels.QuantizeQ4(m)
+	} else {
+		q = kernels.QuantizeQ8(m)
 	}
 	if q == m {
 		return nil, fmt.Errorf("%dx%d cannot be split into blocks of %d", m.Rows, m.Cols, kernels.BlockSize)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mocolab/moco/internal/hugemem"
 	"github.com/mocolab/moco/kernels"
+	"github.com/mocolab/moco/safetensors"
 )
 
 // quantizeAll replaces every matrix the forward pass multiplies by its
@@ -42,7 +43,6 @@ func (m *Model) quantizeAll(to kernels.Type, arena bool) (free func() error) {
 		buf = buf[roundUp(n, align):]
 		return b
 	}
-	release, _ := m.src.(interface{ Release([]byte) })
 	for _, p := range slots {
 		src := *p
 		if !kernels.Quantizes(src, to) {
@@ -58,13 +58,20 @@ func (m *Model) quantizeAll(to kernels.Type, arena bool) (free func() error) {
 		default:
 			*p = kernels.QuantizeQ4(src)
 		}
-		if release != nil {
-			for _, b := range matData(src) {
-				release.Release(b)
-			}
+		for _, b := range matData(src) {
+			release(m.src, b)
 		}
 	}
 	return free
+}
+
+// release tells src that the process is done with b, its tensors' data,
+// for now, where src can act on it (safetensors.File.Release: the pages of
+// a file's map leave the process's memory).
+func release(src safetensors.Source, b []byte) {
+	if r, ok := src.(interface{ Release([]byte) }); ok {
+		r.Release(b)
+	}
 }
 
 // quantBytes is the size of m's weights and of its scales in format to.
