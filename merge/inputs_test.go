@@ -3,10 +3,14 @@ package merge
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"unsafe"
 
+	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -170,6 +174,67 @@ func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 	for _, method := range []string{"linear", "task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della", "slerp", "model_stock"} {
 		if !bytes.Equal(write(method, false), write(method, true)) {
 			t.Fatalf("%s: output differs with the inputs read by pread", method)
+		}
+	}
+}
+
+// TestMergeReleasesInputs merges three models on disk with their tensors
+// read in place and finds, in /proc/self/smaps, that the inputs' maps kept
+// under half of their files resident: each tensor's pages were released
+// once merged (or copied through), where before the whole of each input
+// stayed. (Not nothing: the page cache's large folios map a neighbour's
+// pages with the next tensor's, so the tensors are 4 MiB.)
+func TestMergeReleasesInputs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pages are released only on Linux")
+	}
+	root := t.TempDir()
+	r := rng{s: 9}
+	var dirs []string
+	for i := range 3 {
+		var ts []*safetensors.Tensor
+		for _, name := range []string{"model.embed_tokens.weight", "lm_head.weight", "model.layers.0.mlp.up_proj.weight"} {
+			tn := &safetensors.Tensor{Name: name, DType: safetensors.BF16, Shape: []int{2048, 1024}}
+			tn.Data = make([]byte, 2*2048*1024)
+			for j := 0; j < len(tn.Data); j += 2 {
+				h := safetensors.F32ToBF16(float32((r.float64()*2 - 1) * 0.05))
+				tn.Data[j], tn.Data[j+1] = byte(h), byte(h>>8)
+			}
+			ts = append(ts, tn)
+		}
+		ts = append(ts, &safetensors.Tensor{Name: "model.norm.weight", DType: safetensors.BF16, Shape: []int{1024}, Data: make([]byte, 2048)})
+		d := filepath.Join(root, fmt.Sprint("m", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := safetensors.WriteFile(filepath.Join(d, safetensors.SingleName), ts, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "config.json"), []byte(`{"num_hidden_layers": 1}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	var ins []Input
+	for _, d := range dirs {
+		in, err := OpenModel(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Src.Close()
+		in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+		ins = append(ins, in)
+	}
+	readOff = true // every tensor read in place, through the maps
+	defer func() { readOff = false }()
+	s := &Spec{Method: "ties", Base: &ins[0], Models: ins[1:], Seed: 5}
+	if err := WriteFolder(context.Background(), s, filepath.Join(t.TempDir(), "out"), FolderOptions{Dirs: dirs}); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range ins {
+		tn, _ := in.Src.Tensor("lm_head.weight")
+		if kb := testutil.ResidentKB(t, unsafe.Pointer(&tn.Data[0])); kb > 12*1024/2 {
+			t.Errorf("input %d: %d KiB of its 12 MiB map resident after the merge", i, kb)
 		}
 	}
 }

@@ -603,11 +603,28 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 		if err := emit(t); err != nil {
 			return err
 		}
+		if !p.merge {
+			releaseInputs(p, []*safetensors.Tensor{t})
+		}
 		if progress != nil {
 			progress(k+1, len(ps), p.name)
 		}
 	}
 	return nil
+}
+
+// releaseInputs tells the sources of p's inputs that the merge is done
+// with ts, their tensors for p (safetensors.File.Release): the pages of a
+// file's map that a tensor read in place touched leave the process's
+// memory, so that the peak holds the inputs of one large tensor (an
+// untied model's embeddings, then its head), not of all of them. The data
+// stays readable: a tensor emit kept is read again from the page cache.
+func releaseInputs(p *planned, ts []*safetensors.Tensor) {
+	for i, t := range ts {
+		if r, ok := p.ins[i].Src.(interface{ Release([]byte) }); ok && t != nil {
+			r.Release(t.Data)
+		}
+	}
 }
 
 // value looks parameter key up for model i of p (-1: not a per-model
@@ -662,11 +679,12 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 	for i, in := range p.ins {
 		ts[i], _ = in.Src.Tensor(p.names[i])
 	}
+	defer releaseInputs(p, ts) // the merged tensor never aliases its inputs
 	ts, release, err := s.in.load(ts)
 	if err != nil {
 		return nil, err
 	}
-	defer release() // the merged tensor never aliases its inputs
+	defer release()
 	nm := p.nModels()
 	hasBase := p.hasBase
 	w := make([]float64, nm)
