@@ -55,7 +55,9 @@ func Open(path string) (*File, error) { return OpenWith(path, Mapped) }
 // Resident, the tensors named in mapped (names the file lacks are ignored)
 // stay in the file's memory map instead: a table read a row at a time,
 // such as a model's embeddings, then costs resident memory only for the
-// rows used, where a private copy would cost all of it.
+// pages holding the rows used (the page cache may map a few megabytes
+// around each), and those pages are the page cache's, shared and
+// reclaimable, where a private copy would cost all of it.
 func OpenWith(path string, how Load, mapped ...string) (*File, error) {
 	fd, err := os.Open(path)
 	if err != nil {
