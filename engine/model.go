@@ -32,10 +32,10 @@ type Options struct {
 	// generation, at the cost of the read at load and of memory that other
 	// processes loading the same files cannot share. An embedding table
 	// that is not also the output head stays mapped all the same: each
-	// token reads one row of it. With Quant the stored
-	// matrices are read from the map once, their pages released as each is
-	// done, and their quantized forms go to huge pages instead.
-	// MOCO_WEIGHTS=mapped in the environment sets Mapped.
+	// token reads one row of it. With Quant the stored matrices are read
+	// from the map once, their pages released as each is done, and their
+	// quantized forms go to huge pages instead. MOCO_WEIGHTS=mapped in the
+	// environment sets Mapped.
 	Mapped bool
 }
 
