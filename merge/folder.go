@@ -198,6 +198,7 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	defer func() { s.in.close(); s.in = nil }()
 	done := make(chan struct{})
 	var writeErr atomic.Value // error: the first failed write
+	ins := s.inputs()
 	go func() {
 		defer close(done)
 		for t := range queue {
@@ -210,6 +211,9 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 					writeErr.Store(err)
 				}
 				pool.put(t.Data) // written: the next tensor may reuse it
+				for _, in := range ins {
+					release(in.Src, t.Data) // a tensor copied through aliases its input
+				}
 			}
 		}
 	}()

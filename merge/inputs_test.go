@@ -180,10 +180,11 @@ func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 
 // TestMergeReleasesInputs merges three models on disk with their tensors
 // read in place and finds, in /proc/self/smaps, that the inputs' maps kept
-// under half of their files resident: each tensor's pages were released
-// once merged (or copied through), where before the whole of each input
-// stayed. (Not nothing: the page cache's large folios map a neighbour's
-// pages with the next tensor's, so the tensors are 4 MiB.)
+// under a quarter of their files resident: each tensor's pages were
+// released once merged, or once written when copied through, where before
+// the whole of each input stayed. (Not nothing: the page cache's large
+// folios map a neighbour's pages with the next tensor's, so the tensors
+// are 4 MiB.)
 func TestMergeReleasesInputs(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("pages are released only on Linux")
@@ -202,7 +203,9 @@ func TestMergeReleasesInputs(t *testing.T) {
 			}
 			ts = append(ts, tn)
 		}
-		ts = append(ts, &safetensors.Tensor{Name: "model.norm.weight", DType: safetensors.BF16, Shape: []int{1024}, Data: make([]byte, 2048)})
+		ts = append(ts, &safetensors.Tensor{Name: "model.norm.weight", DType: safetensors.BF16, Shape: []int{1024}, Data: make([]byte, 2048)},
+			// Not a float: copied through from the base, by the writer.
+			&safetensors.Tensor{Name: "model.ids", DType: safetensors.I32, Shape: []int{1024, 1024}, Data: make([]byte, 4<<20)})
 		d := filepath.Join(root, fmt.Sprint("m", i))
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -233,8 +236,8 @@ func TestMergeReleasesInputs(t *testing.T) {
 	}
 	for i, in := range ins {
 		tn, _ := in.Src.Tensor("lm_head.weight")
-		if kb := testutil.ResidentKB(t, unsafe.Pointer(&tn.Data[0])); kb > 12*1024/2 {
-			t.Errorf("input %d: %d KiB of its 12 MiB map resident after the merge", i, kb)
+		if kb := testutil.ResidentKB(t, unsafe.Pointer(&tn.Data[0])); kb > 16*1024/4 {
+			t.Errorf("input %d: %d KiB of its 16 MiB map resident after the merge", i, kb)
 		}
 	}
 }
