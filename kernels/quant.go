@@ -55,10 +55,20 @@ func quantizeQ8Into(m, q *Mat) *Mat {
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		d := make([]float32, m.Cols/BlockSize)
+		var rec []q8Rec
+		if quantRecsFast {
+			rec = make([]q8Rec, q8RecsPerRow(m.Cols))
+		}
 		for i := r0; i < r1; i++ {
 			m.Row(row, i)
 			off := i * m.Cols
-			quantizeRowQ8(q.Q[off:off+m.Cols], d, row)
+			if rec != nil {
+				// The activations' quantizer: q and d bit for bit as
+				// quantizeRowQ8's (TestQuantRecs), records unused.
+				quantRecsImpl(rec, q.Q[off:off+m.Cols], d, row)
+			} else {
+				quantizeRowQ8(q.Q[off:off+m.Cols], d, row)
+			}
 			for b, v := range d {
 				q.Scales[off/BlockSize+b] = F32ToF16(v)
 			}

@@ -118,3 +118,37 @@ func TestQuantizeInto(t *testing.T) {
 		t.Error("Quantizes")
 	}
 }
+
+// TestQuantizeQ8Paths: on every path QuantizeQ8 gives the values of
+// quantizeRowQ8, the Go reference (the SIMD paths go through the
+// activations' quantizer), on rows of several lengths and magnitudes.
+func TestQuantizeQ8Paths(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, cols := range []int{32, 96, 896} {
+			m := randMat(r, BF16, 7, cols)
+			for i := range m.Half { // magnitudes over many octaves, some exact halves
+				if i%5 == 0 {
+					m.Half[i] = F32ToBF16(float32(r.IntN(509)-254) / 2 * float32(math.Pow(2, float64(r.IntN(20)-10))))
+				}
+			}
+			q := QuantizeQ8(m)
+			row, d := make([]float32, cols), make([]float32, cols/BlockSize)
+			want := make([]int8, cols)
+			for i := 0; i < m.Rows; i++ {
+				m.Row(row, i)
+				quantizeRowQ8(want, d, row)
+				for j := range want {
+					if q.Q[i*cols+j] != want[j] {
+						t.Fatalf("cols %d row %d: q[%d] = %d, want %d", cols, i, j, q.Q[i*cols+j], want[j])
+					}
+				}
+				for b := range d {
+					if q.Scales[i*cols/BlockSize+b] != F32ToF16(d[b]) {
+						t.Fatalf("cols %d row %d: scale %d differs", cols, i, b)
+					}
+				}
+			}
+		}
+	})
+}

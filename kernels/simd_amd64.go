@@ -307,7 +307,7 @@ func useSIMD(avx512, avx2 bool) {
 	simdName = "purego"
 	amxOn = false
 	decodeStream = false
-	quantRecsImpl = quantRecsRef
+	quantRecsImpl, quantRecsFast = quantRecsRef, false
 	dotImpl = refDot
 	useDPBF16(false)
 	widenMode = widenAll
@@ -322,7 +322,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[BF16] = kern{mv: mv512BF16, mvs: mv512BF16s, mm: mm512BF16, mm6: mm6x4BF16, mm2: &mm2BF16}
 		simd[F16] = kern{mv: mv512F16, mvs: mv512F16s, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		decodeStream = isAMD()
-		quantRecsImpl = quantRecs512
+		quantRecsImpl, quantRecsFast = quantRecs512, true
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		if cpu.X86.HasAVX512VNNI {
@@ -339,7 +339,7 @@ func useSIMD(avx512, avx2 bool) {
 		decodeStream = isAMD()
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
-		quantRecsImpl = quantRecs256
+		quantRecsImpl, quantRecsFast = quantRecs256, true
 		siluImpl = siluVec256
 		widenImpl = widenVec256 // for Widen's callers: widenTiles stays off
 		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
