@@ -138,10 +138,24 @@ func quantizeQ4Into(m, q *Mat) *Mat {
 func quantizeRowQ4(q []uint8, scales []uint16, x []float32) {
 	for b := range scales {
 		blk := x[b*BlockSize : (b+1)*BlockSize]
-		var amax, mx float32
+		// The weight of largest magnitude, the first of equals, found as
+		// the largest magnitude's bits (for floats that are not NaN, the
+		// order of |v| is that of its bits; NaN counts as 0, as it never
+		// wins a comparison), then its first place: no branch on the data
+		// in the first loop, where most are mispredicted.
+		var top uint32
 		for _, v := range blk {
-			if a := float32(math.Abs(float64(v))); amax < a {
-				amax, mx = a, v
+			a := math.Float32bits(v) &^ (1 << 31)
+			a &^= uint32(int32(0x7f800000-a) >> 31) // NaN -> 0
+			top = max(top, a)
+		}
+		var mx float32
+		if top != 0 {
+			for _, v := range blk {
+				if math.Float32bits(v)&^(1<<31) == top {
+					mx = v
+					break
+				}
 			}
 		}
 		d := mx / -8
@@ -150,9 +164,11 @@ func quantizeRowQ4(q []uint8, scales []uint16, x []float32) {
 			id = 1 / d
 		}
 		scales[b] = F32ToF16(d)
-		u := func(v float32) uint8 { return uint8(min(15, int8(v*id+8.5))) }
-		for j := 0; j < BlockSize/2; j++ {
-			q[b*BlockSize/2+j] = u(blk[j]) | u(blk[j+BlockSize/2])<<4
+		qb := q[b*BlockSize/2 : (b+1)*BlockSize/2]
+		for j := range qb {
+			lo := min(15, int8(blk[j]*id+8.5))
+			hi := min(15, int8(blk[j+BlockSize/2]*id+8.5))
+			qb[j] = uint8(lo) | uint8(hi)<<4
 		}
 	}
 }

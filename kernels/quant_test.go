@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -151,4 +152,82 @@ func TestQuantizeQ8Paths(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkQuantize times quantizing a bf16 4864x896 matrix (an MLP
+// projection of Qwen2.5-0.5B) at load, on one thread.
+func BenchmarkQuantize(b *testing.B) {
+	SetThreads(1)
+	defer SetThreads(0)
+	m := randMat(rand.New(rand.NewPCG(1, 2)), BF16, 4864, 896)
+	for _, c := range []struct {
+		name string
+		f    func(*Mat) *Mat
+	}{{"q8_0", QuantizeQ8}, {"q4_0", QuantizeQ4}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(2 * m.Rows * m.Cols))
+			for b.Loop() {
+				c.f(m)
+			}
+		})
+	}
+}
+
+// quantizeRowQ4Loop is quantize_row_q4_0_ref written as llama.cpp writes
+// it, a comparison per weight: quantizeRowQ4 is held to it.
+func quantizeRowQ4Loop(q []uint8, scales []uint16, x []float32) {
+	for b := range scales {
+		blk := x[b*BlockSize : (b+1)*BlockSize]
+		var amax, mx float32
+		for _, v := range blk {
+			if a := float32(math.Abs(float64(v))); amax < a {
+				amax, mx = a, v
+			}
+		}
+		d := mx / -8
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		scales[b] = F32ToF16(d)
+		u := func(v float32) uint8 { return uint8(min(15, int8(v*id+8.5))) }
+		for j := 0; j < BlockSize/2; j++ {
+			q[b*BlockSize/2+j] = u(blk[j]) | u(blk[j+BlockSize/2])<<4
+		}
+	}
+}
+
+// TestQuantizeRowQ4: the same bytes and scales as the comparison loop on
+// random blocks, blocks whose largest magnitude appears twice with either
+// sign, zeros, negative zeros, infinities and NaNs.
+func TestQuantizeRowQ4(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for trial := range 2000 {
+		x := randVec(r, 4*BlockSize)
+		switch trial % 6 {
+		case 1: // ties for the largest magnitude, of both signs
+			for i := range x {
+				x[i] = float32(r.IntN(7) - 3)
+			}
+		case 2:
+			clear(x[:BlockSize])
+			x[5] = float32(math.Copysign(0, -1))
+		case 3:
+			x[r.IntN(len(x))] = float32(math.NaN())
+			x[r.IntN(BlockSize)] = float32(math.NaN())
+		case 4:
+			x[r.IntN(len(x))] = float32(math.Inf(1 - 2*r.IntN(2)))
+		case 5:
+			for i := range BlockSize {
+				x[i] = float32(math.NaN())
+			}
+		}
+		gq, wq := make([]uint8, len(x)/2), make([]uint8, len(x)/2)
+		gs, ws := make([]uint16, len(x)/BlockSize), make([]uint16, len(x)/BlockSize)
+		quantizeRowQ4(gq, gs, x)
+		quantizeRowQ4Loop(wq, ws, x)
+		if !slices.Equal(gq, wq) || !slices.Equal(gs, ws) {
+			t.Fatalf("trial %d: got %v %v, want %v %v (x %v)", trial, gq, gs, wq, ws, x)
+		}
+	}
 }
