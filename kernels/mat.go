@@ -70,14 +70,8 @@ func (m *Mat) Row(dst []float32, i int) {
 	switch m.Type {
 	case F32:
 		copy(dst, m.F32[off:off+m.Cols])
-	case BF16:
-		for j, h := range m.Half[off : off+m.Cols] {
-			dst[j] = BF16ToF32(h)
-		}
-	case F16:
-		for j, h := range m.Half[off : off+m.Cols] {
-			dst[j] = F16ToF32(h)
-		}
+	case BF16, F16:
+		Widen(dst[:m.Cols], m.Half[off:off+m.Cols], m.Type)
 	case Q8_0:
 		for j := 0; j < m.Cols; j++ {
 			dst[j] = float32(m.Q[off+j]) * F16ToF32(m.Scales[(off+j)/BlockSize])
