@@ -248,3 +248,133 @@ DATA quantPerm256<>+20(SB)/4, $6
 DATA quantPerm256<>+24(SB)/4, $3
 DATA quantPerm256<>+28(SB)/4, $7
 GLOBL quantPerm256<>(SB), RODATA|NOPTR, $32
+
+// func quantQ4x256(q *uint8, d *float32, x *float32, nb int)
+//
+// Quantizes nb blocks of 32 floats at x to Q4_0 as quantizeRowQ4 does
+// (the same float32 operations): each block's 16 bytes to q and its scale
+// d (float32; the caller rounds it to f16). The weight of largest
+// magnitude, the first of equals with NaN counted as 0, is found as the
+// lowest lane whose magnitude equals the block's largest.
+TEXT ·quantQ4x256(SB), NOSPLIT, $0-32
+	MOVQ q+0(FP), R8
+	MOVQ d+8(FP), R9
+	MOVQ x+16(FP), SI
+	MOVQ nb+24(FP), CX
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15 // |x| mask
+	MOVL $0xc1000000, AX // -8
+	VMOVD AX, X14
+	MOVL $0x3f800000, AX // 1
+	VMOVD AX, X13
+	VXORPS X12, X12, X12
+	MOVL $0x41080000, AX // 8.5
+	VMOVD AX, X11
+	VPBROADCASTD X11, Y11
+	MOVL $15, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10 // 15, and the nibble mask
+	XORQ BX, BX
+
+loopq4:
+	CMPQ BX, CX
+	JGE  doneq4
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+
+	// magnitudes, NaN as 0 (VCMPPS $7: ordered), and their maximum
+	VANDPS  Y15, Y0, Y4
+	VCMPPS  $7, Y0, Y0, Y8
+	VANDPS  Y8, Y4, Y4
+	VANDPS  Y15, Y1, Y5
+	VCMPPS  $7, Y1, Y1, Y8
+	VANDPS  Y8, Y5, Y5
+	VANDPS  Y15, Y2, Y6
+	VCMPPS  $7, Y2, Y2, Y8
+	VANDPS  Y8, Y6, Y6
+	VANDPS  Y15, Y3, Y7
+	VCMPPS  $7, Y3, Y3, Y8
+	VANDPS  Y8, Y7, Y7
+	VMAXPS  Y5, Y4, Y8
+	VMAXPS  Y6, Y8, Y8
+	VMAXPS  Y7, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VMAXPS       X9, X8, X8
+	VPERMILPS    $0x4e, X8, X9
+	VMAXPS       X9, X8, X8
+	VPERMILPS    $0xb1, X8, X9
+	VMAXPS       X9, X8, X8
+	VBROADCASTSS X8, Y9
+
+	// the first lane holding it: a 32-bit mask of equal lanes, its lowest bit
+	VCMPPS    $0, Y9, Y4, Y4
+	VCMPPS    $0, Y9, Y5, Y5
+	VCMPPS    $0, Y9, Y6, Y6
+	VCMPPS    $0, Y9, Y7, Y7
+	VMOVMSKPS Y4, AX
+	VMOVMSKPS Y5, DX
+	SHLL      $8, DX
+	ORL       DX, AX
+	VMOVMSKPS Y6, DX
+	SHLL      $16, DX
+	ORL       DX, AX
+	VMOVMSKPS Y7, DX
+	SHLL      $24, DX
+	ORL       DX, AX
+	BSFL      AX, AX
+	VMOVSS    (SI)(AX*4), X5 // mx (0 below when the maximum is 0)
+	VCMPSS    $4, X12, X8, X6
+	VANDPS    X6, X5, X5
+
+	// d = mx / -8, id = 1/d (0 when d is 0)
+	VDIVSS       X14, X5, X5
+	VDIVSS       X5, X13, X6
+	VCMPSS       $4, X12, X5, X7
+	VANDPS       X7, X6, X6
+	VMOVSS       X5, (R9)(BX*4)
+	VBROADCASTSS X6, Y6
+
+	// u = min(15, trunc(x*id + 8.5)), low nibble
+	VMULPS     Y6, Y0, Y0
+	VMULPS     Y6, Y1, Y1
+	VMULPS     Y6, Y2, Y2
+	VMULPS     Y6, Y3, Y3
+	VADDPS     Y11, Y0, Y0
+	VADDPS     Y11, Y1, Y1
+	VADDPS     Y11, Y2, Y2
+	VADDPS     Y11, Y3, Y3
+	VCVTTPS2DQ Y0, Y0
+	VCVTTPS2DQ Y1, Y1
+	VCVTTPS2DQ Y2, Y2
+	VCVTTPS2DQ Y3, Y3
+	VPMINSD    Y10, Y0, Y0
+	VPMINSD    Y10, Y1, Y1
+	VPMINSD    Y10, Y2, Y2
+	VPMINSD    Y10, Y3, Y3
+	VPAND      Y10, Y0, Y0
+	VPAND      Y10, Y1, Y1
+	VPAND      Y10, Y2, Y2
+	VPAND      Y10, Y3, Y3
+
+	// byte j = u[j] | u[j+16]<<4, packed in order
+	VPSLLD    $4, Y2, Y2
+	VPSLLD    $4, Y3, Y3
+	VPOR      Y2, Y0, Y0
+	VPOR      Y3, Y1, Y1
+	VPACKUSDW Y1, Y0, Y0
+	VPERMQ    $0xd8, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKUSWB X1, X0, X0
+	VMOVDQU   X0, (R8)
+
+	ADDQ $128, SI
+	ADDQ $16, R8
+	INCQ BX
+	JMP  loopq4
+
+doneq4:
+	VZEROUPPER
+	RET

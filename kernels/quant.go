@@ -126,14 +126,30 @@ func QuantizeQ4Into(m *Mat, q []uint8, scales []uint16) *Mat {
 func quantizeQ4Into(m, q *Mat) *Mat {
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
+		var d []float32
+		if quantQ4Impl != nil {
+			d = make([]float32, m.Cols/BlockSize)
+		}
 		for i := r0; i < r1; i++ {
 			m.Row(row, i)
 			off := i * m.Cols
-			quantizeRowQ4(q.Q4[off/2:(off+m.Cols)/2], q.Scales[off/BlockSize:(off+m.Cols)/BlockSize], row)
+			q4, scales := q.Q4[off/2:(off+m.Cols)/2], q.Scales[off/BlockSize:(off+m.Cols)/BlockSize]
+			if d == nil {
+				quantizeRowQ4(q4, scales, row)
+				continue
+			}
+			quantQ4Impl(q4, d, row)
+			for b, v := range d {
+				scales[b] = F32ToF16(v)
+			}
 		}
 	})
 	return q
 }
+
+// quantQ4Impl, when set (assembly), quantizes a row as quantizeRowQ4 does,
+// with the scales as float32 (d, one a block) for the caller to round.
+var quantQ4Impl func(q []uint8, d []float32, x []float32)
 
 func quantizeRowQ4(q []uint8, scales []uint16, x []float32) {
 	for b := range scales {
@@ -166,8 +182,9 @@ func quantizeRowQ4(q []uint8, scales []uint16, x []float32) {
 		scales[b] = F32ToF16(d)
 		qb := q[b*BlockSize/2 : (b+1)*BlockSize/2]
 		for j := range qb {
-			lo := min(15, int8(blk[j]*id+8.5))
-			hi := min(15, int8(blk[j+BlockSize/2]*id+8.5))
+			// float32(...) rounds the product: no fused multiply-add.
+			lo := min(15, int8(float32(blk[j]*id)+8.5))
+			hi := min(15, int8(float32(blk[j+BlockSize/2]*id)+8.5))
 			qb[j] = uint8(lo) | uint8(hi)<<4
 		}
 	}

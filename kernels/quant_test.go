@@ -190,44 +190,64 @@ func quantizeRowQ4Loop(q []uint8, scales []uint16, x []float32) {
 			id = 1 / d
 		}
 		scales[b] = F32ToF16(d)
-		u := func(v float32) uint8 { return uint8(min(15, int8(v*id+8.5))) }
+		u := func(v float32) uint8 { return uint8(min(15, int8(float32(v*id)+8.5))) }
 		for j := 0; j < BlockSize/2; j++ {
 			q[b*BlockSize/2+j] = u(blk[j]) | u(blk[j+BlockSize/2])<<4
 		}
 	}
 }
 
-// TestQuantizeRowQ4: the same bytes and scales as the comparison loop on
+// TestQuantizeRowQ4: on every path, the same bytes and scales as the
+// comparison loop (quantizeRowQ4, and the assembly where there is one) on
 // random blocks, blocks whose largest magnitude appears twice with either
-// sign, zeros, negative zeros, infinities and NaNs.
+// sign, zeros, negative zeros, infinities, NaNs and tiny (subnormal)
+// weights.
 func TestQuantizeRowQ4(t *testing.T) {
-	r := rand.New(rand.NewPCG(31, 32))
-	for trial := range 2000 {
-		x := randVec(r, 4*BlockSize)
-		switch trial % 6 {
-		case 1: // ties for the largest magnitude, of both signs
-			for i := range x {
-				x[i] = float32(r.IntN(7) - 3)
+	paths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(31, 32))
+		for trial := range 3000 {
+			x := randVec(r, (1+trial%5)*BlockSize)
+			switch trial % 7 {
+			case 1: // ties for the largest magnitude, of both signs
+				for i := range x {
+					x[i] = float32(r.IntN(7) - 3)
+				}
+			case 2:
+				clear(x[:BlockSize])
+				x[5] = float32(math.Copysign(0, -1))
+			case 3:
+				x[r.IntN(len(x))] = float32(math.NaN())
+				x[r.IntN(BlockSize)] = float32(math.NaN())
+			case 4:
+				x[r.IntN(len(x))] = float32(math.Inf(1 - 2*r.IntN(2)))
+			case 5:
+				for i := range BlockSize {
+					x[i] = float32(math.NaN())
+				}
+			case 6:
+				for i := range x {
+					x[i] *= 1e-40
+				}
 			}
-		case 2:
-			clear(x[:BlockSize])
-			x[5] = float32(math.Copysign(0, -1))
-		case 3:
-			x[r.IntN(len(x))] = float32(math.NaN())
-			x[r.IntN(BlockSize)] = float32(math.NaN())
-		case 4:
-			x[r.IntN(len(x))] = float32(math.Inf(1 - 2*r.IntN(2)))
-		case 5:
-			for i := range BlockSize {
-				x[i] = float32(math.NaN())
+			wq := make([]uint8, len(x)/2)
+			ws := make([]uint16, len(x)/BlockSize)
+			quantizeRowQ4Loop(wq, ws, x)
+			gq, gs := make([]uint8, len(x)/2), make([]uint16, len(x)/BlockSize)
+			quantizeRowQ4(gq, gs, x)
+			if !slices.Equal(gq, wq) || !slices.Equal(gs, ws) {
+				t.Fatalf("trial %d: got %v %v, want %v %v (x %v)", trial, gq, gs, wq, ws, x)
+			}
+			if quantQ4Impl == nil {
+				continue
+			}
+			aq, d := make([]uint8, len(x)/2), make([]float32, len(x)/BlockSize)
+			quantQ4Impl(aq, d, x)
+			for b, v := range d {
+				gs[b] = F32ToF16(v)
+			}
+			if !slices.Equal(aq, wq) || !slices.Equal(gs, ws) {
+				t.Fatalf("trial %d: assembly %v %v, want %v %v (x %v)", trial, aq, gs, wq, ws, x)
 			}
 		}
-		gq, wq := make([]uint8, len(x)/2), make([]uint8, len(x)/2)
-		gs, ws := make([]uint16, len(x)/BlockSize), make([]uint16, len(x)/BlockSize)
-		quantizeRowQ4(gq, gs, x)
-		quantizeRowQ4Loop(wq, ws, x)
-		if !slices.Equal(gq, wq) || !slices.Equal(gs, ws) {
-			t.Fatalf("trial %d: got %v %v, want %v %v (x %v)", trial, gq, gs, wq, ws, x)
-		}
-	}
+	})
 }

@@ -239,6 +239,9 @@ func quantQ8x512(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 //go:noescape
 func quantQ8x256(rec *q8Rec, q *int8, s *float32, x *float32, nb int)
 
+//go:noescape
+func quantQ4x256(q *uint8, d *float32, x *float32, nb int)
+
 // The 2-row x T-token decode tiles (mm2xT in gen_amd64.go), indexed by T.
 var (
 	mm2BF16  = [9]tile2{nil, mm2x1BF16, mm2x2BF16, mm2x3BF16, mm2x4BF16, mm2x5BF16, mm2x6BF16, mm2x7BF16, mm2x8BF16}
@@ -249,6 +252,11 @@ var (
 // quantRecs512 is quantizeRecs with quantQ8x512.
 func quantRecs512(rec []q8Rec, q []int8, s []float32, x []float32) {
 	quantQ8x512(&rec[0], &q[0], &s[0], &x[0], len(s))
+}
+
+// quantQ4Vec256 is quantQ4Impl with quantQ4x256.
+func quantQ4Vec256(q []uint8, d []float32, x []float32) {
+	quantQ4x256(&q[0], &d[0], &x[0], len(d))
 }
 
 // quantRecs256 is quantizeRecs with quantQ8x256.
@@ -308,6 +316,7 @@ func useSIMD(avx512, avx2 bool) {
 	amxOn = false
 	decodeStream = false
 	quantRecsImpl, quantRecsFast = quantRecsRef, false
+	quantQ4Impl = nil
 	dotImpl = refDot
 	useDPBF16(false)
 	widenMode = widenAll
@@ -323,6 +332,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[F16] = kern{mv: mv512F16, mvs: mv512F16s, mm: mm512F16, mm6: mm6x4F16, mm2: &mm2F16}
 		decodeStream = isAMD()
 		quantRecsImpl, quantRecsFast = quantRecs512, true
+		quantQ4Impl = quantQ4Vec256
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		if cpu.X86.HasAVX512VNNI {
@@ -340,6 +350,7 @@ func useSIMD(avx512, avx2 bool) {
 		simd[Q8_0] = kern{mv: mv256Q8, mvs: mv256Q8s, mm: mm256Q8, pack: packQ8x8, mmp: mm8x4Q8p}
 		simd[Q4_0] = kern{mv: mv256Q4, pack: packQ4x8, mmp: mm8x4Q4p}
 		quantRecsImpl, quantRecsFast = quantRecs256, true
+		quantQ4Impl = quantQ4Vec256
 		siluImpl = siluVec256
 		widenImpl = widenVec256 // for Widen's callers: widenTiles stays off
 		axpyImpl, axpyRowsImpl = axpyVec256, axpyRowsVec256
