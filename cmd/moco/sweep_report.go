@@ -57,12 +57,17 @@ func runSweepReport(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
+	}
+	// The table first: a chart that cannot be drawn does not lose it.
+	if _, err := stdout.Write(md.Bytes()); err != nil {
+		return err
+	}
+	if *outDir != "" {
 		charts, err := rep.Charts(*outDir)
 		if err != nil {
-			return err
+			return fmt.Errorf("charts: %w (the tables are written)", err)
 		}
 		fmt.Fprintf(stderr, "moco sweep report: wrote table.md, table.csv, categories.csv and %d charts to %s\n", len(charts), *outDir)
 	}
-	_, err = stdout.Write(md.Bytes())
-	return err
+	return nil
 }

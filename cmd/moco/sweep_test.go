@@ -313,3 +313,25 @@ generation: {max_tokens: 8}
 		}
 	}
 }
+
+// TestSweepReportChartError: a chart that cannot be drawn (a hand-edited
+// score too large for a plot's sums) is an error after the table is
+// printed and written, not instead of it.
+func TestSweepReportChartError(t *testing.T) {
+	dir := t.TempDir()
+	res := filepath.Join(dir, "r.jsonl")
+	lines := `{"method":"a","name":"single","level":"single","dataset":"d","id":"1","score":1e308}
+{"method":"a","name":"single","level":"single","dataset":"d","id":"2","score":1e308}
+`
+	if err := os.WriteFile(res, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "report")
+	stdout, errs, code := runCLI("sweep", "report", res, "--out-dir", out)
+	if code == 0 || !strings.Contains(errs, "charts:") || !strings.Contains(stdout, "| single | a |") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "table.md")); err != nil {
+		t.Error(err)
+	}
+}
