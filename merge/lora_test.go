@@ -108,3 +108,32 @@ func TestLoRA(t *testing.T) {
 		}
 	}
 }
+
+// releaseCounter is a Source that counts the bytes released to it.
+type releaseCounter struct {
+	safetensors.Source
+	n int
+}
+
+func (r *releaseCounter) Release(b []byte) { r.n += len(b) }
+
+// TestOverlayRelease: a merged adapter's source passes releases on to its
+// base, whose tensors it serves (a merge's inputs release what they read).
+func TestOverlayRelease(t *testing.T) {
+	base := &releaseCounter{Source: safetensors.NewMemSource([]*safetensors.Tensor{
+		f32t("model.layers.0.self_attn.q_proj.weight", []int{2, 2}, 1, 0, 0, 1)})}
+	dir := filepath.Join(t.TempDir(), "lora")
+	writeAdapter(t, dir)
+	a, err := LoadAdapter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ApplyLoRA(base, []*Adapter{a}, []float64{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release(out, make([]byte, 7))
+	if base.n != 7 {
+		t.Errorf("base heard of %d bytes, want 7", base.n)
+	}
+}
