@@ -205,5 +205,6 @@ func (f *File) Close() error {
 	}
 	err := f.free()
 	f.free = nil
+	f.mapping = nil // a later Release must not advise memory mapped anew there
 	return err
 }

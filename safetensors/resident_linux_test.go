@@ -188,3 +188,23 @@ func TestRelease(t *testing.T) {
 		t.Error("heap memory changed")
 	}
 }
+
+// TestReleaseAfterClose: Release on a closed file does nothing, even where
+// its map's addresses now hold other memory.
+func TestReleaseAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SingleName)
+	if err := WriteFile(path, []*Tensor{{Name: "w", DType: F32, Shape: []int{1024}, Data: make([]byte, 4096)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenWith(path, Mapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := f.Tensor("w")
+	data := w.Data
+	f.Close()
+	if f.mapping != nil {
+		t.Fatal("Close kept the map for Release")
+	}
+	f.Release(data) // would advise whatever is mapped there now
+}
