@@ -26,8 +26,8 @@ func runQuantize(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Writes the model folder IN to OUT with each layer's projections and the output matrix as")
 		fmt.Fprintln(stderr, "int8 (q8_0: I8 tensors) or 4-bit (q4_0: U8 tensors, two weights a byte) weights plus one")
 		fmt.Fprintln(stderr, "f16 scale per 32 weights (NAME.scales tensors); other tensors and files are copied. The")
-		fmt.Fprintln(stderr, "result loads like any model folder, memory-mapped, and computes what --quant TYPE computes")
-		fmt.Fprintln(stderr, "at load. OUT is written atomically. The layout is documented in engine/quantize.go.")
+		fmt.Fprintln(stderr, "result loads like any model folder, with no re-quantization, and computes what --quant TYPE")
+		fmt.Fprintln(stderr, "computes at load. OUT is written atomically. The layout is documented in engine/quantize.go.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
