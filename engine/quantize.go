@@ -184,7 +184,7 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			// Done with the stored form (the embeddings of a tied model
 			// are read once more, from the page cache): its pages of the
 			// map need not stay in the process's memory.
-			release(src, it.from.Data)
+			safetensors.Release(src, it.from.Data)
 		}
 	}
 	if err := w.Close(); err != nil {

@@ -17,7 +17,7 @@ import (
 // token reads them all), and quantizeAll returns the function that frees
 // it; without, or when the region cannot be had, they go to the Go heap
 // and it returns nil. Each matrix's stored form is released from the
-// source as soon as it is quantized (safetensors.File.Release), so that a
+// source as soon as it is quantized (safetensors.Release), so that a
 // load's peak memory is the quantized model and one stored matrix, not
 // both models whole.
 func (m *Model) quantizeAll(to kernels.Type, arena bool) (free func() error) {
@@ -59,19 +59,10 @@ func (m *Model) quantizeAll(to kernels.Type, arena bool) (free func() error) {
 			*p = kernels.QuantizeQ4(src)
 		}
 		for _, b := range matData(src) {
-			release(m.src, b)
+			safetensors.Release(m.src, b)
 		}
 	}
 	return free
-}
-
-// release tells src that the process is done with b, its tensors' data,
-// for now, where src can act on it (safetensors.File.Release: the pages of
-// a file's map leave the process's memory).
-func release(src safetensors.Source, b []byte) {
-	if r, ok := src.(interface{ Release([]byte) }); ok {
-		r.Release(b)
-	}
 }
 
 // quantBytes is the size of m's weights and of its scales in format to.

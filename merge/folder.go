@@ -212,7 +212,7 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 				}
 				pool.put(t.Data) // written: the next tensor may reuse it
 				for _, in := range ins {
-					release(in.Src, t.Data) // a tensor copied through aliases its input
+					safetensors.Release(in.Src, t.Data) // a tensor copied through aliases its input
 				}
 			}
 		}

@@ -196,9 +196,9 @@ func (o *overlay) Tensor(name string) (*safetensors.Tensor, bool) {
 
 func (o *overlay) Names() []string { return o.base.Names() }
 
-// Release passes b on to the base (see release): the tensors the overlay
-// does not replace are the base's.
-func (o *overlay) Release(b []byte) { release(o.base, b) }
+// Release passes b on to the base (safetensors.Release): the tensors the
+// overlay does not replace are the base's.
+func (o *overlay) Release(b []byte) { safetensors.Release(o.base, b) }
 
 // Close does not close the base, which the caller owns.
 func (o *overlay) Close() error { return nil }

@@ -132,7 +132,7 @@ func TestOverlayRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release(out, make([]byte, 7))
+	safetensors.Release(out, make([]byte, 7))
 	if base.n != 7 {
 		t.Errorf("base heard of %d bytes, want 7", base.n)
 	}

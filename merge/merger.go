@@ -611,25 +611,15 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 }
 
 // releaseInputs tells the sources of p's inputs that the merge is done
-// with ts, their tensors for p: the pages of a file's map that a tensor
-// read in place touched leave the process's memory (release), so that the
-// peak holds the inputs of one large tensor (an untied model's embeddings,
-// then its head), not of all of them.
+// with ts, their tensors for p (safetensors.Release): the pages of a
+// file's map that a tensor read in place touched leave the process's
+// memory, so that the peak holds the inputs of one large tensor (an
+// untied model's embeddings, then its head), not of all of them.
 func releaseInputs(p *planned, ts []*safetensors.Tensor) {
 	for i, t := range ts {
 		if t != nil {
-			release(p.ins[i].Src, t.Data)
+			safetensors.Release(p.ins[i].Src, t.Data)
 		}
-	}
-}
-
-// release tells src that the process is done with b for now, where src can
-// act on it (safetensors.File.Release: b's pages of the file's map leave
-// the process's memory; memory outside the map is left alone). The data
-// stays readable, from the page cache.
-func release(src safetensors.Source, b []byte) {
-	if r, ok := src.(interface{ Release([]byte) }); ok {
-		r.Release(b)
 	}
 }
 

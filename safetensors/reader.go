@@ -181,6 +181,17 @@ func (f *File) Release(b []byte) {
 	dropPages(f.mapping[lo:hi])
 }
 
+// Release tells src that the process is done, for now, with b, data of
+// its tensors, where src can act on it (File.Release and Sharded.Release,
+// or any Source with such a method): b's pages of a file's shared map
+// leave the process's memory and come back, from the page cache, when
+// next read. Other sources, and memory outside a map, are left alone.
+func Release(src Source, b []byte) {
+	if r, ok := src.(interface{ Release([]byte) }); ok {
+		r.Release(b)
+	}
+}
+
 // Parse validates an in-memory safetensors image and returns a File whose
 // tensors alias data. Close on such a File is a no-op.
 func Parse(data []byte) (*File, error) { return parse(data) }
