@@ -38,13 +38,14 @@ func TestCPU(t *testing.T) {
 }
 
 // TestChoices checks that the reported paths follow the selection: one
-// entry per kernel family, and the bf16-activation entry names the kernels
-// BF16ActKernels reports.
+// entry per kernel family, the bf16-activation entry names the kernels
+// BF16ActKernels reports, and the at-load quantizers' entry names the
+// Q4_0 assembly exactly when it is in use.
 func TestChoices(t *testing.T) {
 	paths(t, func(t *testing.T) {
 		c := Choices()
-		if len(c) != 6 {
-			t.Fatalf("%d choices, want 6: %+v", len(c), c)
+		if len(c) != 7 {
+			t.Fatalf("%d choices, want 7: %+v", len(c), c)
 		}
 		for _, ch := range c {
 			if ch.Kernel == "" || ch.Path == "" || ch.Reason == "" {
@@ -52,6 +53,9 @@ func TestChoices(t *testing.T) {
 			}
 			if ch.Kernel == "bf16 activation mode" && Impl() != "purego" && !strings.HasPrefix(ch.Path, BF16ActKernels()) {
 				t.Errorf("bf16 activation mode path %q, BF16ActKernels says %q", ch.Path, BF16ActKernels())
+			}
+			if ch.Kernel == "quantize at load" && strings.Contains(ch.Path, "quantQ4x256") != (quantQ4Impl != nil) {
+				t.Errorf("quantize at load path %q with the Q4_0 assembly in use: %v", ch.Path, quantQ4Impl != nil)
 			}
 		}
 		if Impl() == "purego" && c[0].Path != "purego" {

@@ -425,7 +425,7 @@ func choices() []Choice {
 	switch simdName {
 	case "purego":
 		why := "no AVX2+FMA on this CPU, or forced: the pure-Go reference"
-		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
+		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0", "quantize at load"} {
 			add(k, "purego", why)
 		}
 		return c
@@ -440,6 +440,7 @@ func choices() []Choice {
 		add("bf16 activation mode", "widen (exact kernels on rounded activations)", "no AVX512-BF16")
 		add("q8_0", q8AVX2Path(), "AVX2 without AVX512-VNNI")
 		add("q4_0", "avx2 vpmaddubsw, both blocks of a record side by side in decode, prefill tile of 8 rows x 4 tokens over rows unpacked and packed once per call (a lane per row, int16 sums per block)", "AVX2 without AVX512-VNNI")
+		add("quantize at load", "q8_0: the activations' avx2 quantizer; q4_0: avx2 quantQ4x256", "AVX2")
 		return c
 	}
 	if decodeStream {
@@ -499,6 +500,7 @@ func choices() []Choice {
 	} else {
 		add("q4_0", "avx2 vpmaddubsw, both blocks of a record side by side in decode, prefill tile of 8 rows x 4 tokens over rows unpacked and packed once per call (a lane per row, int16 sums per block)", "AVX-512 without VNNI")
 	}
+	add("quantize at load", "q8_0: the activations' avx512 quantizer; q4_0: avx2 quantQ4x256", "AVX-512 (Q4_0's quantizer is AVX2 only)")
 	return c
 }
 

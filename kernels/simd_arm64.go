@@ -233,7 +233,7 @@ func choices() []Choice {
 	}
 	if simdName == "purego" {
 		why := "forced: the pure-Go reference"
-		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0"} {
+		for _, k := range []string{"f32/bf16/f16 decode", "bf16/f16 decode batch (exact)", "bf16 prefill (exact)", "bf16 activation mode", "q8_0", "q4_0", "quantize at load"} {
 			add(k, "purego", why)
 		}
 		return c
@@ -252,5 +252,6 @@ func choices() []Choice {
 	}
 	add("q8_0", "neon "+idot+" rows of 4, token by token over row blocks in L1", why)
 	add("q4_0", "neon "+idot+" rows of 4 (nibbles unpacked in registers), token by token over row blocks in L1", why)
+	add("quantize at load", "go", "no arm64 quantizer yet")
 	return c
 }
