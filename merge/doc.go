@@ -33,6 +33,14 @@
 //	                  stacking (frankenmerges)
 //	expo              ExPO: target + alpha*(target - source) (base = source)
 //
+// DARE's and DELLA's rescale (on by default) is their papers' and their
+// reference code's: survivors divided by their keep probability. mergekit
+// did the same before its v0.1.0 (February 2025); since then its rescale: true
+// restores each delta's L1 norm over the whole tensor instead, which is
+// rescale_l1=1 here. A mergekit configuration of dare_* or della* therefore
+// gives results in distribution like mergekit's before v0.1.0; add
+// rescale_l1: 1 to its parameters for those of mergekit now.
+//
 // Parameters a method does not read are errors (MethodParams lists them).
 // Slices (mergekit's slices: with sources and layer_range) build the
 // output's layers from layer ranges of the models, one slice after the
