@@ -47,11 +47,8 @@ func QuantizeQ8Into(m *Mat, q []int8, scales []uint16) *Mat {
 	if !Quantizes(m, Q8_0) {
 		return m
 	}
-	return quantizeQ8Into(m, &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q8_0,
-		Q: q[:m.Rows*m.Cols], Scales: scales[:m.Rows*m.Cols/BlockSize]})
-}
-
-func quantizeQ8Into(m, q *Mat) *Mat {
+	q = q[:m.Rows*m.Cols]
+	scales = scales[:m.Rows*m.Cols/BlockSize]
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		d := make([]float32, m.Cols/BlockSize)
@@ -65,16 +62,16 @@ func quantizeQ8Into(m, q *Mat) *Mat {
 			if rec != nil {
 				// The activations' quantizer: q and d bit for bit as
 				// quantizeRowQ8's (TestQuantRecs), records unused.
-				quantRecsImpl(rec, q.Q[off:off+m.Cols], d, row)
+				quantRecsImpl(rec, q[off:off+m.Cols], d, row)
 			} else {
-				quantizeRowQ8(q.Q[off:off+m.Cols], d, row)
+				quantizeRowQ8(q[off:off+m.Cols], d, row)
 			}
 			for b, v := range d {
-				q.Scales[off/BlockSize+b] = F32ToF16(v)
+				scales[off/BlockSize+b] = F32ToF16(v)
 			}
 		}
 	})
-	return q
+	return &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q8_0, Q: q, Scales: scales}
 }
 
 // quantizeRowQ8 quantizes x (a multiple of BlockSize long) into q and scales.
@@ -119,11 +116,8 @@ func QuantizeQ4Into(m *Mat, q []uint8, scales []uint16) *Mat {
 	if !Quantizes(m, Q4_0) {
 		return m
 	}
-	return quantizeQ4Into(m, &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q4_0,
-		Q4: q[:m.Rows*m.Cols/2], Scales: scales[:m.Rows*m.Cols/BlockSize]})
-}
-
-func quantizeQ4Into(m, q *Mat) *Mat {
+	q = q[:m.Rows*m.Cols/2]
+	scales = scales[:m.Rows*m.Cols/BlockSize]
 	parallel(m.Rows, m.Rows*m.Cols, rowGrain, func(r0, r1 int) {
 		row := make([]float32, m.Cols)
 		var d []float32
@@ -133,18 +127,18 @@ func quantizeQ4Into(m, q *Mat) *Mat {
 		for i := r0; i < r1; i++ {
 			m.Row(row, i)
 			off := i * m.Cols
-			q4, scales := q.Q4[off/2:(off+m.Cols)/2], q.Scales[off/BlockSize:(off+m.Cols)/BlockSize]
+			rq, rs := q[off/2:(off+m.Cols)/2], scales[off/BlockSize:(off+m.Cols)/BlockSize]
 			if d == nil {
-				quantizeRowQ4(q4, scales, row)
+				quantizeRowQ4(rq, rs, row)
 				continue
 			}
-			quantQ4Impl(q4, d, row)
+			quantQ4Impl(rq, d, row)
 			for b, v := range d {
-				scales[b] = F32ToF16(v)
+				rs[b] = F32ToF16(v)
 			}
 		}
 	})
-	return q
+	return &Mat{Rows: m.Rows, Cols: m.Cols, Type: Q4_0, Q4: q, Scales: scales}
 }
 
 // quantQ4Impl, when set (assembly), quantizes a row as quantizeRowQ4 does,

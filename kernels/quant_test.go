@@ -83,30 +83,38 @@ func TestQuantizeQ8Error(t *testing.T) {
 }
 
 // TestQuantizeInto: QuantizeQ8Into and QuantizeQ4Into write into the
-// caller's memory what QuantizeQ8 and QuantizeQ4 allocate, and leave it
+// caller's memory the values of the Go reference quantizers, and leave it
 // untouched for a matrix they do not quantize.
 func TestQuantizeInto(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	m := randMat(r, BF16, 5, 64)
 	n := m.Rows * m.Cols
+	// The references, row by row: the Go quantizers as llama.cpp writes them.
+	x := make([]float32, n)
+	wq8, wd8 := make([]int8, n), make([]float32, n/BlockSize)
+	wq4, ws4 := make([]uint8, n/2), make([]uint16, n/BlockSize)
+	for i := 0; i < m.Rows; i++ {
+		m.Row(x[i*m.Cols:(i+1)*m.Cols], i)
+	}
+	quantizeRowQ8(wq8, wd8, x)
+	quantizeRowQ4Loop(wq4, ws4, x)
 	q8, s8 := make([]int8, n+7), make([]uint16, n/BlockSize+3) // longer than needed
 	got := QuantizeQ8Into(m, q8, s8)
-	want := QuantizeQ8(m)
 	if got.Type != Q8_0 || &got.Q[0] != &q8[0] || &got.Scales[0] != &s8[0] || len(got.Q) != n || len(got.Scales) != n/BlockSize {
 		t.Fatalf("Q8 result does not use the given memory: %v", got.Type)
 	}
-	for i := range want.Q {
-		if got.Q[i] != want.Q[i] || i < len(want.Scales) && got.Scales[i] != want.Scales[i] {
+	for i := range wq8 {
+		if got.Q[i] != wq8[i] || i < len(wd8) && got.Scales[i] != F32ToF16(wd8[i]) {
 			t.Fatalf("Q8 differs at %d", i)
 		}
 	}
 	q4, s4 := make([]uint8, n/2), make([]uint16, n/BlockSize)
-	got, want = QuantizeQ4Into(m, q4, s4), QuantizeQ4(m)
+	got = QuantizeQ4Into(m, q4, s4)
 	if got.Type != Q4_0 || &got.Q4[0] != &q4[0] || &got.Scales[0] != &s4[0] {
 		t.Fatalf("Q4 result does not use the given memory: %v", got.Type)
 	}
-	for i := range want.Q4 {
-		if got.Q4[i] != want.Q4[i] || i < len(want.Scales) && got.Scales[i] != want.Scales[i] {
+	for i := range wq4 {
+		if got.Q4[i] != wq4[i] || i < len(ws4) && got.Scales[i] != ws4[i] {
 			t.Fatalf("Q4 differs at %d", i)
 		}
 	}
