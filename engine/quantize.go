@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"unsafe"
 
 	"github.com/mocolab/moco/kernels"
 	"github.com/mocolab/moco/safetensors"
@@ -160,7 +159,7 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			}
 			data = q.Q4
 			if q.Type == kernels.Q8_0 {
-				data = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.Q))), len(q.Q))
+				data = asBytes(q.Q)
 			}
 			scales = make([]byte, 2*len(q.Scales))
 			for j, s := range q.Scales {

@@ -81,26 +81,16 @@ func bytesAs[T int8 | uint16](b []byte) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/int(unsafe.Sizeof(z)))
 }
 
-// matData returns the memory holding m's values.
+// matData returns the memory holding m's values (empty slices for the
+// fields its type leaves unset).
 func matData(m *kernels.Mat) [][]byte {
-	view := func(p unsafe.Pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }
-	var out [][]byte
-	if len(m.F32) > 0 {
-		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.F32)), 4*len(m.F32)))
-	}
-	if len(m.Half) > 0 {
-		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Half)), 2*len(m.Half)))
-	}
-	if len(m.Q) > 0 {
-		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Q)), len(m.Q)))
-	}
-	if len(m.Q4) > 0 {
-		out = append(out, m.Q4)
-	}
-	if len(m.Scales) > 0 {
-		out = append(out, view(unsafe.Pointer(unsafe.SliceData(m.Scales)), 2*len(m.Scales)))
-	}
-	return out
+	return [][]byte{asBytes(m.F32), asBytes(m.Half), asBytes(m.Q), m.Q4, asBytes(m.Scales)}
+}
+
+// asBytes views s's memory as bytes (bytesAs's inverse).
+func asBytes[T float32 | int8 | uint16](s []T) []byte {
+	var z T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(z)))
 }
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
