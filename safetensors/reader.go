@@ -123,18 +123,18 @@ func openPartlyResident(fd *os.File, path string, size int, mapped []string) (*F
 	}
 	keep := map[string]bool{}
 	for _, name := range mapped {
-		if _, ok := f.tensors[name]; ok {
-			keep[name] = true
-		}
+		keep[name] = true
 	}
 	// The tensors' data lie end to end after the header, in f.order.
+	offs := make([]int, len(f.order))
 	var skip [][2]int
 	off := 8 + int(f.HeaderSize)
-	for _, name := range f.order {
+	for i, name := range f.order {
 		n := len(f.tensors[name].Data)
 		if keep[name] && n > 0 {
 			skip = append(skip, [2]int{off, off + n})
 		}
+		offs[i] = off
 		off += n
 	}
 	r, free, err := readResident(fd, size, skip)
@@ -142,14 +142,11 @@ func openPartlyResident(fd *os.File, path string, size int, mapped []string) (*F
 		unmapFile(m)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	off = 8 + int(f.HeaderSize)
-	for _, name := range f.order {
-		t := f.tensors[name]
-		n := len(t.Data)
-		if !keep[name] {
-			t.Data = r[off : off+n : off+n]
+	for i, name := range f.order {
+		if t := f.tensors[name]; !keep[name] {
+			end := offs[i] + len(t.Data)
+			t.Data = r[offs[i]:end:end]
 		}
-		off += n
 	}
 	f.Path = path
 	f.free = func() error { return errors.Join(free(), unmapFile(m)) }
