@@ -74,14 +74,18 @@ type Config struct {
 
 // RopeScaling is config.json's rope_scaling.
 type RopeScaling struct {
-	Type   string  // "linear", "dynamic", "llama3" or "yarn"
-	Factor float64 // all types
-	// llama3 and yarn: the context length the model was trained with.
+	Type   string  // "linear", "dynamic", "llama3", "yarn" or "longrope"
+	Factor float64 // all types (longrope: max_position_embeddings / OriginalMaxPositions)
+	// llama3, yarn and longrope: the context length the model was trained with.
 	OriginalMaxPositions int
 	LowFreqFactor        float64 // llama3
 	HighFreqFactor       float64 // llama3
 	BetaFast, BetaSlow   float64 // yarn
-	AttentionFactor      float64 // yarn: scale of cos and sin (0: derived from Factor)
+	AttentionFactor      float64 // yarn and longrope: scale of cos and sin (0: derived from Factor)
+	// longrope (Phi-3 128k, Phi-3.5, Phi-4-mini): each rotated pair's
+	// wavelength is stretched by its short factor within the original
+	// context and by its long factor beyond it.
+	ShortFactor, LongFactor []float64
 }
 
 // Generation is the default sampling of generation_config.json. Zero
@@ -122,6 +126,7 @@ type rawConfig struct {
 	HeadDim           *int            `json:"head_dim"`
 	VocabSize         int             `json:"vocab_size"`
 	MaxPositions      *int            `json:"max_position_embeddings"`
+	OrigMaxPositions  *int            `json:"original_max_position_embeddings"`
 	RMSNormEps        *float64        `json:"rms_norm_eps"`
 	RopeTheta         *float64        `json:"rope_theta"`
 	RopeLocalBaseFreq *float64        `json:"rope_local_base_freq"`
@@ -308,8 +313,11 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 			return nil, fmt.Errorf("config.json: partial_rotary_factor %v gives %d rotary dims of %d (must be even and positive)", f, c.RotaryDim, c.HeadDim)
 		}
 	}
-	if c.RopeScaling, err = parseRopeScaling(r.RopeScaling, c.MaxPositions); err != nil {
+	if c.RopeScaling, err = parseRopeScaling(r.RopeScaling, c.MaxPositions, r.OrigMaxPositions); err != nil {
 		return nil, err
+	}
+	if s := c.RopeScaling; s != nil && s.Type == "longrope" && len(s.ShortFactor) != c.RotaryDim/2 {
+		return nil, fmt.Errorf("config.json: rope_scaling longrope has %d short and long factors, want one per rotated pair (%d)", len(s.ShortFactor), c.RotaryDim/2)
 	}
 	if err := c.parseSliding(&r); err != nil {
 		return nil, err
@@ -419,21 +427,24 @@ func supportedTypes() string {
 }
 
 // parseRopeScaling reads rope_scaling (null, or an object with "type" or
-// "rope_type").
-func parseRopeScaling(raw json.RawMessage, maxPos int) (*RopeScaling, error) {
+// "rope_type"); topOrig is config.json's own original_max_position_embeddings
+// (Phi-3 keeps it there).
+func parseRopeScaling(raw json.RawMessage, maxPos int, topOrig *int) (*RopeScaling, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	var r struct {
-		Type            string   `json:"type"`
-		RopeType        string   `json:"rope_type"`
-		Factor          *float64 `json:"factor"`
-		Orig            int      `json:"original_max_position_embeddings"`
-		Low             *float64 `json:"low_freq_factor"`
-		High            *float64 `json:"high_freq_factor"`
-		BetaFast        *float64 `json:"beta_fast"`
-		BetaSlow        *float64 `json:"beta_slow"`
-		AttentionFactor *float64 `json:"attention_factor"`
+		Type            string    `json:"type"`
+		RopeType        string    `json:"rope_type"`
+		Factor          *float64  `json:"factor"`
+		Orig            int       `json:"original_max_position_embeddings"`
+		Low             *float64  `json:"low_freq_factor"`
+		High            *float64  `json:"high_freq_factor"`
+		BetaFast        *float64  `json:"beta_fast"`
+		BetaSlow        *float64  `json:"beta_slow"`
+		AttentionFactor *float64  `json:"attention_factor"`
+		Short           []float64 `json:"short_factor"`
+		Long            []float64 `json:"long_factor"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("config.json: rope_scaling: %w", err)
@@ -442,14 +453,19 @@ func parseRopeScaling(raw json.RawMessage, maxPos int) (*RopeScaling, error) {
 	if t == "" {
 		t = r.Type
 	}
-	if t == "default" {
+	switch t {
+	case "default":
 		return nil, nil
+	case "su":
+		t = "longrope" // its name in Phi-3's first configs
 	}
 	s := &RopeScaling{Type: t, OriginalMaxPositions: r.Orig}
 	switch t {
 	case "linear", "dynamic", "llama3", "yarn":
+	case "longrope":
+		return parseLongRope(s, r.Short, r.Long, r.Factor, r.AttentionFactor, maxPos, topOrig)
 	default:
-		return nil, fmt.Errorf("config.json: rope_scaling type %q is not supported (want linear, dynamic, llama3 or yarn)", t)
+		return nil, fmt.Errorf("config.json: rope_scaling type %q is not supported (want linear, dynamic, llama3, yarn or longrope)", t)
 	}
 	if r.Factor == nil || *r.Factor <= 0 {
 		return nil, fmt.Errorf("config.json: rope_scaling %s needs a positive factor", t)
@@ -479,6 +495,55 @@ func parseRopeScaling(raw json.RawMessage, maxPos int) (*RopeScaling, error) {
 		if s.OriginalMaxPositions <= 0 {
 			return nil, errors.New("config.json: rope_scaling dynamic needs max_position_embeddings")
 		}
+	}
+	return s, nil
+}
+
+// parseLongRope completes a longrope scaling as Hugging Face's
+// _compute_longrope_parameters does: the original context is config.json's
+// original_max_position_embeddings (or rope_scaling's, or else
+// max_position_embeddings); where it is given, the factor is
+// max_position_embeddings over it; and the attention factor, unless given,
+// is sqrt(1 + ln(factor) / ln(original context)) for factors above 1.
+func parseLongRope(s *RopeScaling, short, long []float64, factor, attn *float64, maxPos int, topOrig *int) (*RopeScaling, error) {
+	if len(short) == 0 || len(short) != len(long) {
+		return nil, fmt.Errorf("config.json: rope_scaling longrope needs short_factor and long_factor lists of one length (got %d and %d)", len(short), len(long))
+	}
+	for _, f := range append(slices.Clip(short), long...) {
+		if !(f > 0) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("config.json: rope_scaling longrope factors must be positive and finite, got %v", f)
+		}
+	}
+	s.ShortFactor, s.LongFactor = short, long
+	if topOrig != nil {
+		s.OriginalMaxPositions = *topOrig
+	}
+	if s.OriginalMaxPositions < 0 {
+		return nil, fmt.Errorf("config.json: original_max_position_embeddings must be positive, got %d", s.OriginalMaxPositions)
+	}
+	switch {
+	case s.OriginalMaxPositions > 0 && maxPos > 0:
+		s.Factor = float64(maxPos) / float64(s.OriginalMaxPositions)
+	case s.OriginalMaxPositions <= 0 && maxPos > 0:
+		s.OriginalMaxPositions = maxPos
+		if factor != nil {
+			s.Factor = *factor
+		}
+	default:
+		return nil, errors.New("config.json: rope_scaling longrope needs max_position_embeddings")
+	}
+	s.AttentionFactor = 1
+	switch {
+	case attn != nil:
+		if !(*attn > 0) || math.IsInf(*attn, 0) {
+			return nil, fmt.Errorf("config.json: rope_scaling attention_factor must be positive, got %v", *attn)
+		}
+		s.AttentionFactor = *attn
+	case s.Factor > 1:
+		if s.OriginalMaxPositions < 2 {
+			return nil, fmt.Errorf("config.json: rope_scaling longrope: original_max_position_embeddings %d is too small", s.OriginalMaxPositions)
+		}
+		s.AttentionFactor = math.Sqrt(1 + math.Log(s.Factor)/math.Log(float64(s.OriginalMaxPositions)))
 	}
 	return s, nil
 }

@@ -14,7 +14,11 @@
 //     stored Q8_0 (I8 tensors with F16 scales).
 //   - quantize.go: QuantizeCheckpoint writes a Q8_0 model folder and
 //     documents its on-disk layout.
-//   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn).
+//   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn,
+//     longrope). dynamic and longrope change past the original context
+//     at each position, where Hugging Face changes them for a whole
+//     forward call: the same within the original context, and batched,
+//     chunked and incremental decoding agree.
 //   - forward.go: Session, its KV cache, and the forward pass itself.
 //   - batch.go: Batch, many sequences stepped together (one matrix product
 //     per weight for all their tokens, attention per sequence, chunked

@@ -14,6 +14,10 @@ type rope struct {
 	// dynamic, when set, recomputes the frequencies past the original
 	// context (rope_scaling "dynamic", NTK-aware).
 	dynamic *RopeScaling
+	// long, when set, replaces invFreq from position longFrom on
+	// (rope_scaling "longrope").
+	long     []float64
+	longFrom int
 }
 
 func newRope(base float64, dim int, s *RopeScaling) rope {
@@ -47,6 +51,14 @@ func newRope(base float64, dim int, s *RopeScaling) rope {
 				smooth := (orig/wave - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
 				r.invFreq[i] = (1-smooth)*f/s.Factor + smooth*f
 			}
+		}
+	case "longrope":
+		// Each pair's wavelength is stretched by its factor: the short
+		// ones within the original context, the long ones beyond.
+		r.scale = s.AttentionFactor
+		r.long, r.longFrom = make([]float64, dim/2), s.OriginalMaxPositions
+		for i, f := range r.invFreq {
+			r.invFreq[i], r.long[i] = f/s.ShortFactor[i], f/s.LongFactor[i]
 		}
 	case "yarn":
 		r.scale = s.AttentionFactor
@@ -90,6 +102,14 @@ func (r *rope) table(cos, sin []float32, pos int) {
 			cos[i], sin[i] = float32(r.scale*math.Cos(a)), float32(r.scale*math.Sin(a))
 		}
 		return
+	}
+	if r.long != nil && pos >= r.longFrom {
+		// Each position picks its factors, as for dynamic. Hugging Face
+		// picks them per forward call (a prompt longer than the original
+		// context is rotated with the long ones from its first token),
+		// llama.cpp by the context size; within the original context all
+		// three agree.
+		inv = r.long
 	}
 	for i, f := range inv {
 		a := float64(pos) * f

@@ -45,6 +45,10 @@ var synthCases = []struct {
 	{"olmo2", safetensors.F32, map[string]any{"model_type": "olmo2"}},
 	{"olmo3-window", safetensors.F32, map[string]any{"model_type": "olmo3", "sliding_window": 5, "layer_types": []string{"sliding_attention", "full_attention"}}},
 	{"phi3-window", safetensors.F32, map[string]any{"model_type": "phi3", "partial_rotary_factor": 0.5, "sliding_window": 5}},
+	// Phi-4-mini's layout: partial rotary with longrope, the long factors
+	// taking over past the original context (16) within the test's tokens.
+	{"phi3-longrope", safetensors.F32, map[string]any{"model_type": "phi3", "partial_rotary_factor": 0.5, "original_max_position_embeddings": 16,
+		"rope_scaling": map[string]any{"type": "longrope", "short_factor": []float64{1, 1.7}, "long_factor": []float64{4.5, 9}}}},
 }
 
 func synthConfig(t testing.TB, extra map[string]any) *Config {
@@ -362,6 +366,19 @@ func ropeRef(c *Config, sliding bool, pos int, x []float64) {
 					sm := (orig/wl - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
 					freq[i] = (1-sm)*f/s.Factor + sm*f
 				}
+			}
+		case "longrope":
+			// _compute_longrope_parameters: the attention factor from
+			// max_position_embeddings over the original context; the long
+			// factors once the sequence (here, up to pos) outgrows it.
+			ratio := float64(c.MaxPositions) / float64(s.OriginalMaxPositions)
+			mscale = math.Sqrt(1 + math.Log(ratio)/math.Log(float64(s.OriginalMaxPositions)))
+			ext := s.ShortFactor
+			if pos+1 > s.OriginalMaxPositions {
+				ext = s.LongFactor
+			}
+			for i := range freq {
+				freq[i] = 1 / (ext[i] * math.Pow(base, float64(2*i)/float64(dim)))
 			}
 		case "yarn":
 			mscale = 0.1*math.Log(s.Factor) + 1

@@ -64,6 +64,8 @@ func modelFeatures(c *engine.Config) []string {
 			if s.AttentionFactor != 0 {
 				desc += ", attention factor " + num(s.AttentionFactor)
 			}
+		case "longrope":
+			desc += fmt.Sprintf(", %d short and long factors, attention factor %.4g", len(s.ShortFactor), s.AttentionFactor)
 		}
 		if s.OriginalMaxPositions > 0 {
 			desc += fmt.Sprintf(", original context %d", s.OriginalMaxPositions)
