@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,8 +62,10 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var fo merge.FolderOptions
 	switch {
 	case fs.NArg() > 0:
-		if *method != "" || len(*models) > 0 {
-			return usagef("give either CONFIG.yaml or --method/-m flags, not both")
+		// The configuration says it all: a flag of the other form would
+		// be silently dropped, and the merge not the one asked for.
+		if *method != "" || len(*models) > 0 || fs.Changed("base") || fs.Changed("weight") || fs.Changed("density") || fs.Changed("param") {
+			return usagef("give either CONFIG.yaml or --method/-m/--base/--weight/--density/--param flags, not both")
 		}
 		if fs.NArg() > 2 || (fs.NArg() == 1 && *out == "") {
 			return usagef("want CONFIG.yaml OUT_DIR")
@@ -90,12 +91,18 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			}
 		}
 	case *method == "lora":
+		if fs.Changed("density") || fs.Changed("param") {
+			return usagef("--method lora takes --weight per adapter; --density and --param are not read")
+		}
 		if *out == "" {
 			return usagef("--out is required")
 		}
-		ctx, stop := signalContext()
-		defer stop()
-		return interrupted(ctx, mergeLoRA(ctx, *base, *models, *weights, *out, shard, *force, progress, stderr))
+		var closeBase func() error
+		spec, fo, closeBase, err = loraSpec(*base, *models, *weights, *outDType)
+		if err != nil {
+			return err
+		}
+		defer closeBase()
 	default:
 		if *method == "" {
 			return usagef("give CONFIG.yaml or --method")
@@ -130,11 +137,14 @@ func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	names := inputNames(spec)
+	names, name := inputNames(spec), spec.Method
+	if *method == "lora" {
+		names, name = *models, "lora" // the adapters, merged into the base by a linear "merge" of one model
+	}
 	fmt.Fprintf(stderr, "merged %d model(s) with %s into %s in %.1fs, peak RSS %s\n",
-		len(names), spec.Method, *out, time.Since(start).Seconds(), peakRSS())
+		len(names), name, *out, time.Since(start).Seconds(), peakRSS())
 	if *asJSON {
-		return writeJSON(stdout, map[string]any{"method": spec.Method, "models": names, "out": *out, "seconds": time.Since(start).Seconds()})
+		return writeJSON(stdout, map[string]any{"method": name, "models": names, "out": *out, "seconds": time.Since(start).Seconds()})
 	}
 	return nil
 }
@@ -186,6 +196,17 @@ func specFromFlags(method, base string, models []string, weights, densities []fl
 	if err != nil {
 		return nil, fo, err
 	}
+	// As --param, and as a configuration's parameters: a value the method
+	// does not read is an error, not a silent no-op.
+	known := merge.MethodParams(method)
+	for _, f := range []struct {
+		name string
+		v    []float64
+	}{{"weight", w}, {"density", d}} {
+		if known != nil && f.v != nil && !slices.Contains(known, f.name) {
+			return nil, fo, usagef("--%s: not read by %s (its parameters: %s)", f.name, method, strings.Join(known, ", "))
+		}
+	}
 	od, err := merge.ParseDType(outDType)
 	if err != nil {
 		return nil, fo, usagef("%v", err)
@@ -196,7 +217,7 @@ func specFromFlags(method, base string, models []string, weights, densities []fl
 		if !ok {
 			return nil, fo, usagef("--param %q: want key=value", p)
 		}
-		if known := merge.MethodParams(method); known != nil && !slices.Contains(known, k) {
+		if known != nil && !slices.Contains(known, k) {
 			return nil, fo, usagef("--param %s: not read by %s (its parameters: %s)", k, method, strings.Join(known, ", "))
 		}
 		f, err := parseParamValue(v)
@@ -242,10 +263,11 @@ func parseParamValue(v string) (float64, error) {
 	return strconv.ParseFloat(v, 64)
 }
 
-// mergeLoRA writes base with adapters applied (weights default to 1 each).
-func mergeLoRA(ctx context.Context, base string, adapters []string, weights []float64, out string, shard int64, force bool, progress, stderr io.Writer) error {
+// loraSpec is base with adapters applied (weights default to 1 each), as a
+// Spec that copies its one model; closeBase closes the base's files.
+func loraSpec(base string, adapters []string, weights []float64, outDType string) (spec *merge.Spec, fo merge.FolderOptions, closeBase func() error, err error) {
 	if base == "" || len(adapters) == 0 {
-		return usagef("--method lora needs --base and at least one -m ADAPTER")
+		return nil, fo, nil, usagef("--method lora needs --base and at least one -m ADAPTER")
 	}
 	if len(weights) == 0 {
 		for range adapters {
@@ -253,28 +275,31 @@ func mergeLoRA(ctx context.Context, base string, adapters []string, weights []fl
 		}
 	}
 	if len(weights) != len(adapters) {
-		return usagef("%d weights for %d adapters", len(weights), len(adapters))
+		return nil, fo, nil, usagef("%d weights for %d adapters", len(weights), len(adapters))
+	}
+	od, err := merge.ParseDType(outDType)
+	if err != nil {
+		return nil, fo, nil, usagef("%v", err)
 	}
 	var as []*merge.Adapter
 	for _, d := range adapters {
 		a, err := merge.LoadAdapter(d)
 		if err != nil {
-			return err
+			return nil, fo, nil, err
 		}
 		as = append(as, a)
 	}
 	in, err := merge.OpenModel(base)
 	if err != nil {
-		return err
+		return nil, fo, nil, err
 	}
-	defer in.Src.Close()
 	src, err := merge.ApplyLoRA(in.Src, as, weights)
 	if err != nil {
-		return err
+		in.Src.Close()
+		return nil, fo, nil, err
 	}
-	spec := &merge.Spec{Method: "linear", Models: []merge.Input{{Name: base, Src: src}}}
-	return merge.WriteFolder(ctx, spec, out, merge.FolderOptions{Dirs: []string{base}, ShardSize: shard, Progress: progress,
-		Force: force, Notice: func(m string) { fmt.Fprintln(stderr, "moco merge:", m) }})
+	spec = &merge.Spec{Method: "linear", Models: []merge.Input{{Name: base, Src: src}}, OutDType: od}
+	return spec, merge.FolderOptions{Dirs: []string{base}}, in.Src.Close, nil
 }
 
 // parseSize reads a byte count with an optional KB/MB/GB suffix (powers of 1000,

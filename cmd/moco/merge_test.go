@@ -183,3 +183,47 @@ func TestMergeLoRARef(t *testing.T) {
 		t.Errorf("%d tensors compared, %d changed by the adapter: want some of each", len(a.Names()), adapted)
 	}
 }
+
+// TestMergeFlagsNotDropped: a flag that the chosen form of merge does not
+// read is refused rather than silently dropped, and --method lora honours
+// --json and --out-dtype as the other methods do.
+func TestMergeFlagsNotDropped(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	m := func(n string) string { return filepath.Join(models, n) }
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "lin.yaml")
+	os.WriteFile(cfg, []byte("models:\n  - model: "+m("skills-add")+"\n  - model: "+m("skills-rev")+"\nmerge_method: linear\n"), 0o644)
+	x := filepath.Join(tmp, "x")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"merge", "-q", cfg, x, "--weight", "0.3"}, "not both"},
+		{[]string{"merge", "-q", cfg, x, "--param", "normalize=false"}, "not both"},
+		{[]string{"merge", "-q", cfg, x, "--base", m("skills-base")}, "not both"},
+		{[]string{"merge", "-q", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-rev"), "--density", "0.5", "--out", x}, "--density: not read by linear"},
+		{[]string{"merge", "-q", "--method", "slerp", "--base", m("skills-base"), "-m", m("skills-rev"), "--weight", "0.3", "--out", x}, "--weight: not read by slerp"},
+		{[]string{"merge", "-q", "--method", "lora", "--base", m("skills-base"), "-m", m("skills-lora-add"), "--param", "t=0.3", "--out", x}, "not read"},
+	} {
+		if _, errs, code := runCLI(c.args...); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args[2:], code, errs, c.want)
+		}
+	}
+	if _, err := os.Stat(x); err == nil {
+		t.Error("a refused merge wrote its output folder")
+	}
+
+	out := filepath.Join(tmp, "lora")
+	stdout, errs, code := runCLI("merge", "-q", "--method", "lora", "--base", m("skills-base"), "-m", m("skills-lora-add"), "--out-dtype", "bfloat16", "--json", "--out", out)
+	if code != 0 || !strings.Contains(stdout, `"method": "lora"`) || !strings.Contains(stdout, "skills-lora-add") {
+		t.Fatalf("lora --json: exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+	src, err := safetensors.OpenDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if w, _ := src.Tensor("model.layers.0.self_attn.q_proj.weight"); w == nil || w.DType != safetensors.BF16 {
+		t.Errorf("lora --out-dtype bfloat16: q_proj is %v, want BF16", w)
+	}
+}
