@@ -91,7 +91,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 {
 		return usagef("train sft: --lora-r, --steps and --batch-size must be positive, --warmup not negative")
 	}
-	examples, m, tok, err := loadTraining(*model, *data, train.ReadSFT)
+	examples, m, tok, err := loadTraining(*model, *data, *out, train.ReadSFT)
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,14 @@ func writeCurveSVG(path, title, ylabel string, hist []train.Step) error {
 // loadTraining reads a training data file with read (errors name the file
 // and line), then the model and its tokenizer: data first, so a bad file
 // is reported before any weights load.
-func loadTraining[T any](model, data string, read func(io.Reader) ([]T, error)) ([]T, *train.Model[float32], *tokenizer.Tokenizer, error) {
+func loadTraining[T any](model, data, out string, read func(io.Reader) ([]T, error)) ([]T, *train.Model[float32], *tokenizer.Tokenizer, error) {
+	// The adapter (or, with --full, the model) written into the model's
+	// own folder would mix with its files or overwrite its weights.
+	if a, err := os.Stat(model); err == nil {
+		if b, err := os.Stat(out); err == nil && os.SameFile(a, b) {
+			return nil, nil, nil, fmt.Errorf("the output folder is the model folder %s: choose another --out", model)
+		}
+	}
 	f, err := os.Open(data)
 	if err != nil {
 		return nil, nil, nil, err

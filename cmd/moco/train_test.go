@@ -62,6 +62,47 @@ func TestTrainSFTCLI(t *testing.T) {
 	}
 }
 
+// TestTrainOutIsModelCLI: --out naming the model's own folder is refused
+// (with --full it overwrote the base's weights in place), and the model
+// is left as it was.
+func TestTrainOutIsModelCLI(t *testing.T) {
+	src := testutil.Shared(t, "models/skills-base")
+	model := filepath.Join(t.TempDir(), "m")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(model, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(model, "model.safetensors"))
+	data := filepath.Join(t.TempDir(), "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"train", "sft", "--full", "--model", model, "--data", data, "--out", model + "/", "--steps", "1", "--batch-size", "1"},
+		{"train", "sft", "--model", model, "--data", data, "--out", model, "--steps", "1", "--batch-size", "1"},
+		{"train", "dpo", "--model", model, "--data", data, "--out", model, "--steps", "1", "--batch-size", "1"},
+		{"train", "grpo", "--model", model, "--data", data, "--out", model, "--steps", "1", "--batch-size", "2", "--num-generations", "2"},
+	} {
+		if _, stderr, code := runCLI(args...); code == 0 || !strings.Contains(stderr, "is the model folder") {
+			t.Errorf("%v: exit %d, stderr %q; want the output refused", args[1:3], code, stderr)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(model, "model.safetensors")); !bytes.Equal(got, want) {
+		t.Error("the model's weights changed")
+	}
+	if _, err := os.Stat(filepath.Join(model, "adapter_config.json")); err == nil {
+		t.Error("an adapter was written into the model's folder")
+	}
+}
+
 // TestTrainSFTResumeCLI: see checkResumeCLI.
 func TestTrainSFTResumeCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
