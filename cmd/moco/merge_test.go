@@ -227,3 +227,22 @@ func TestMergeFlagsNotDropped(t *testing.T) {
 		t.Errorf("lora --out-dtype bfloat16: q_proj is %v, want BF16", w)
 	}
 }
+
+// TestSearchFlagsOfOtherMethods: a flag that only another search reads is
+// refused, not silently dropped.
+func TestSearchFlagsOfOtherMethods(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"greedy-soup", "--base", "b"}, "--base is not read by greedy-soup"},
+		{[]string{"swarms", "--alpha", "0.5"}, "--alpha is not read by swarms"},
+		{[]string{"expo", "--budget", "3"}, "--budget is not read by expo"},
+		{[]string{"lorahub", "--iterations", "2"}, "--iterations is not read by lorahub"},
+	} {
+		args := append([]string{"search"}, c.args...)
+		if _, errs, code := runCLI(append(args, "-m", "a", "-m", "b", "--dataset", "d.json")...); code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, errs, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,6 +70,19 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return usagef("want one method: %s", strings.Join(searchMethods, ", "))
 	}
 	method := fs.Arg(0)
+	// A flag of another search would be silently dropped: refuse it.
+	for _, f := range []struct {
+		flag    string
+		methods []string
+	}{
+		{"base", []string{"dare-ties", "lorahub"}}, {"alpha", []string{"expo"}}, {"expo-mode", []string{"expo"}}, {"k", []string{"expo"}},
+		{"density", []string{"dare-ties"}}, {"particles", []string{"dare-ties"}}, {"iterations", []string{"dare-ties", "swarms"}},
+		{"extra-particles", []string{"swarms"}}, {"budget", []string{"lorahub"}}, {"lorahub-optimizer", []string{"lorahub"}},
+	} {
+		if fs.Changed(f.flag) && slices.Contains(searchMethods, method) && !slices.Contains(f.methods, method) {
+			return usagef("--%s is not read by %s (only by %s)", f.flag, method, strings.Join(f.methods, ", "))
+		}
+	}
 	if *dataset == "" || len(*models) == 0 {
 		return usagef("--dataset and -m are required")
 	}
