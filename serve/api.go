@@ -46,7 +46,7 @@ type Limits struct {
 	MaxBodyBytes     int64 // request body (1 MiB)
 	MaxPromptTokens  int   // prompt tokens (0: the model's context)
 	MaxTokens        int   // max_tokens a request may ask for (4096)
-	DefaultMaxTokens int   // max_tokens when a request gives none (256)
+	DefaultMaxTokens int   // max_tokens when a request gives none (256), at most what the context leaves
 	MaxN             int   // choices per request (8)
 	MaxMessages      int   // chat messages per request (256)
 }
@@ -73,21 +73,22 @@ func (l Limits) withDefaults() Limits {
 // genRequest is a parsed completion or chat request, the same for both
 // endpoints.
 type genRequest struct {
-	Chat        bool
-	Model       string
-	Prompt      string           // completions
-	Messages    []collab.Message // chat
-	MaxTokens   int
-	Temperature float64
-	TopP        float64
-	Seed        uint64
-	SeedSet     bool
-	Stop        []string
-	N           int
-	Stream      bool
-	StreamUsage bool // stream_options.include_usage
-	Logprobs    bool
-	TopLogprobs int
+	Chat         bool
+	Model        string
+	Prompt       string           // completions
+	Messages     []collab.Message // chat
+	MaxTokens    int
+	MaxTokensSet bool // given by the request, not the server's default
+	Temperature  float64
+	TopP         float64
+	Seed         uint64
+	SeedSet      bool
+	Stop         []string
+	N            int
+	Stream       bool
+	StreamUsage  bool // stream_options.include_usage
+	Logprobs     bool
+	TopLogprobs  int
 }
 
 // rawRequest holds the fields of both endpoints as sent. Pointers tell an
@@ -156,6 +157,7 @@ func parseRequest(body []byte, chat bool, lim Limits) (*genRequest, *APIError) {
 		}
 		r.Prompt = p
 	}
+	r.MaxTokensSet = raw.MaxCompletionTokens != nil || raw.MaxTokens != nil
 	switch {
 	case raw.MaxCompletionTokens != nil:
 		r.MaxTokens = int(min(max(*raw.MaxCompletionTokens, -1), math.MaxInt32))

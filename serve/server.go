@@ -363,6 +363,11 @@ func (s *Server) encode(e *entry, req *genRequest) ([]int, *APIError) {
 		return nil, apiErr(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", param,
 			"the prompt has %d tokens, more than this server's limit of %d", len(ids), lim)
 	}
+	if !req.MaxTokensSet {
+		// The default is a cap, not a demand: a request that names no
+		// max_tokens gets what room the context leaves, as OpenAI's do.
+		req.MaxTokens = max(min(req.MaxTokens, e.context-len(ids)), 1)
+	}
 	if len(ids)+req.MaxTokens > e.context {
 		return nil, apiErr(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", param,
 			"this model's maximum context length is %d tokens; you requested %d tokens (%d in the prompt, %d for the completion): shorten the prompt or lower max_tokens",

@@ -305,6 +305,35 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestDefaultMaxTokensFitsContext: a request without max_tokens to a
+// model whose context is smaller than prompt + the default max_tokens
+// generates to the end of the context instead of failing; a prompt that
+// leaves no room still fails.
+func TestDefaultMaxTokensFitsContext(t *testing.T) {
+	// b's context is 256, the default max_tokens 256; no EOS, so that
+	// generation runs to the cap.
+	_, ts := newTestServer(t, BuildOptions{Batcher: decode.BatcherConfig{EOS: []int{}}})
+	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+		body := `{"model": "b", "prompt": "Once upon a time"}`
+		if strings.Contains(path, "chat") {
+			body = `{"model": "b", "messages": [{"role": "user", "content": "Once upon a time"}]}`
+		}
+		code, out := post(t, ts.URL+path, body)
+		if code != 200 {
+			t.Fatalf("%s without max_tokens: %d %v", path, code, out)
+		}
+		u := out["usage"].(map[string]any)
+		if u["total_tokens"] != 256.0 || out["choices"].([]any)[0].(map[string]any)["finish_reason"] != "length" {
+			t.Errorf("%s without max_tokens: usage %v, want the 256-token context filled, finish length", path, u)
+		}
+	}
+	long := strings.Repeat("Once upon a time there was a dog. ", 60)
+	code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": "b", "prompt": %q}`, long))
+	if e, _ := out["error"].(map[string]any); code != 400 || e == nil || e["code"] != "context_length_exceeded" {
+		t.Errorf("a prompt past the context without max_tokens: %d %v", code, out)
+	}
+}
+
 // TestQueueLimitAndDisconnect fills a one-sequence batch and its
 // one-request queue: the next request gets 429. The running client then
 // disconnects, which frees its KV cache, and the queued one runs.

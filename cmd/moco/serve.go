@@ -78,7 +78,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body")
 	maxPrompt := fs.Int("max-prompt-tokens", 0, "largest prompt in tokens")
 	maxTokens := fs.Int("max-tokens-limit", 4096, "largest max_tokens a request may ask for")
-	defMax := fs.Int("default-max-tokens", 256, "max_tokens of requests that give none")
+	defMax := fs.Int("default-max-tokens", 256, "max_tokens of requests that give none (at most what the context leaves)")
 	maxN := fs.Int("max-n", 8, "most choices (n) per request")
 	recipeQueue := fs.Int("recipe-queue", 16, "most requests per recipe, running or waiting; more get 429 (fusion, contrastive and nudging recipes batch like a model: --max-queue)")
 	recipeConc := fs.Int("recipe-concurrency", 2, "requests a recipe runs at once (fusion, contrastive and nudging recipes: all, in one lockstep batch of --max-seqs)")
