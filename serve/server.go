@@ -46,6 +46,10 @@ type Server struct {
 	created  int64
 	draining atomic.Bool
 	metrics  *metrics
+	// closed is done once Close is called: it ends the requests of
+	// recipes without a batcher, which Close cannot reach otherwise.
+	closed   context.Context
+	closeAll context.CancelFunc
 }
 
 // entry is one served model id.
@@ -79,6 +83,7 @@ func New(opts Options) *Server {
 		opts.RecipeConcurrency = 2
 	}
 	s := &Server{opts: opts, lim: opts.Limits.withDefaults(), entries: map[string]*entry{}, created: time.Now().Unix()}
+	s.closed, s.closeAll = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	return s
 }
@@ -150,10 +155,12 @@ func (s *Server) lookup(id string) *entry {
 // graceful shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Close stops every batcher: requests still running end (streams with an
-// error event). Call it after draining, when the grace period is over.
+// Close stops every batcher and cancels the recipes' requests: requests
+// still running end (503, or streams with an error event). Call it after
+// draining, when the grace period is over.
 func (s *Server) Close() {
 	s.Drain()
+	s.closeAll()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, e := range s.entries {
@@ -434,6 +441,7 @@ func (g *generation) run() {
 	g.signal = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(g.r.Context())
 	defer cancel()
+	defer context.AfterFunc(g.s.closed, cancel)()
 	if g.e.batcher != nil {
 		for i := range g.req.N {
 			br := decode.BatchRequest{
@@ -579,7 +587,7 @@ func (g *generation) fail(err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, decode.ErrQueueFull):
 		ae = queueFull(g.e.id)
-	case errors.Is(err, decode.ErrClosed):
+	case errors.Is(err, decode.ErrClosed) || g.s.closed.Err() != nil:
 		ae = apiErr(http.StatusServiceUnavailable, "server_error", "shutting_down", "", "the server shut down before the answer was finished")
 	case errors.Is(err, context.Canceled) && g.r.Context().Err() != nil:
 		g.s.metrics.request(g.r.URL.Path, 499) // the client left; nobody reads an answer

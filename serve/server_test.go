@@ -676,3 +676,45 @@ func TestRemoteModelFailures(t *testing.T) {
 		up.Close()
 	}
 }
+
+// TestCloseEndsRecipeRequests: Close (the end of a graceful shutdown's
+// grace period) ends a request to a remote model that does not answer,
+// with a 503, as it ends a model's sequences.
+func TestCloseEndsRecipeRequests(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	defer close(release)
+	c, err := ParseConfig([]byte(fmt.Sprintf("models: [{id: r, url: %q, model: m}]", up.URL+"/v1")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ts := serveConfig(t, c, BuildOptions{})
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(`{"model": "r", "prompt": "x", "max_tokens": 4}`))
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}()
+	<-arrived
+	s.Close()
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "503 ") || !strings.Contains(got, `"shutting_down"`) {
+			t.Errorf("after Close: %s, want 503 shutting_down", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left the request to the remote model running")
+	}
+}
