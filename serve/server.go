@@ -408,6 +408,7 @@ type generation struct {
 	signal  chan struct{}
 	started bool   // SSE headers written
 	roled   []bool // chat streams: the choice's first delta (with the role) was sent
+	offsets []int  // completion streams: the text_offset of the choice's next token
 }
 
 // event is a streamed chunk of choice idx, or its end (done).
@@ -710,7 +711,13 @@ func (g *generation) streamChunk(idx int, c decode.Chunk) {
 		g.sse(chatCompletion{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.req.Model, Choices: []chatChoice{ch}})
 		return
 	}
-	ch := completionChoice{Text: c.Text, Index: idx, Logprobs: g.completionLogprobs(c.Logprobs, 0)}
+	if g.offsets == nil {
+		g.offsets = make([]int, g.req.N)
+	}
+	ch := completionChoice{Text: c.Text, Index: idx, Logprobs: g.completionLogprobs(c.Logprobs, g.offsets[idx])}
+	for _, lp := range c.Logprobs {
+		g.offsets[idx] += len(lp.Text)
+	}
 	g.sse(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
 }
 

@@ -230,6 +230,7 @@ func TestStreaming(t *testing.T) {
 		var text strings.Builder
 		var finish any
 		var u map[string]any
+		var offsets []any
 		for _, ev := range evs {
 			if x, ok := ev["usage"].(map[string]any); ok {
 				u = x
@@ -242,6 +243,9 @@ func TestStreaming(t *testing.T) {
 					}
 				} else {
 					text.WriteString(c["text"].(string))
+					if lp, ok := c["logprobs"].(map[string]any); ok {
+						offsets = append(offsets, lp["text_offset"].([]any)...)
+					}
 				}
 				if c["finish_reason"] != nil {
 					finish = c["finish_reason"]
@@ -250,6 +254,14 @@ func TestStreaming(t *testing.T) {
 		}
 		if text.String() != want || finish != "length" || u == nil || u["completion_tokens"].(float64) != 25 {
 			t.Fatalf("chat %v: streamed %q (finish %v, usage %v), want %q", chat, text.String(), finish, u, want)
+		}
+		if !chat {
+			// The text offsets run on over the chunks, as in one answer.
+			_, out := post(t, url, strings.Replace(body, `"stream": true, "stream_options": {"include_usage": true}`, `"stream": false`, 1))
+			wantOffsets := out["choices"].([]any)[0].(map[string]any)["logprobs"].(map[string]any)["text_offset"]
+			if fmt.Sprint(offsets) != fmt.Sprint(wantOffsets) {
+				t.Errorf("streamed text_offset %v, want %v as unstreamed", offsets, wantOffsets)
+			}
 		}
 	}
 }
