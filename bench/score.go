@@ -11,9 +11,9 @@ import (
 // ExtractAnswer pulls the final answer out of a generation, in MoCo's order
 // of preference: the content of the last \boxed{...} or \box{...} (nested
 // braces allowed, unlike MoCo's regular expression, so \boxed{\frac{1}{2}}
-// is read whole), an inline "\boxed 42", what follows "final answer",
-// "the answer is", "answer:" (to the end of its line), else the last
-// non-empty line.
+// is read whole), an inline "\boxed 42" or "\box 42", what follows
+// "final answer", "the answer is", "answer:" (to the end of its line), else
+// the last non-empty line.
 func ExtractAnswer(text string) string {
 	if b, ok := lastBoxed(text); ok {
 		return strings.TrimSpace(b)
@@ -45,7 +45,8 @@ func ExtractAnswer(text string) string {
 }
 
 var (
-	reInlineBox = regexp.MustCompile(`(?i)\\boxed?[ \t]+([^\n\r{][^\n\r]*)`)
+	// \box or \boxed (MoCo's prompt asks for \box), not "\boxe".
+	reInlineBox = regexp.MustCompile(`(?i)\\box(?:ed)?[ \t]+([^\n\r{][^\n\r]*)`)
 	// Answer phrases, most specific first; the last occurrence of the first
 	// phrase found wins.
 	reAnswerPhrases = []*regexp.Regexp{

@@ -17,6 +17,8 @@ func TestExtractAnswer(t *testing.T) {
 		{"The Answer is: $1,000", "$1,000"},
 		{"step one\nstep two\n  17  \n\n", "17"},
 		{" 1081", "1081"},
+		{"so \\box Paris\n", "Paris"}, // MoCo's prompt asks for \box
+		{"\\boxed 42", "42"},
 		{"", ""},
 	}
 	for _, c := range cases {
