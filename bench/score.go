@@ -282,11 +282,17 @@ func ExtractChoice(text string, choices []Choice) string {
 }
 
 // isWordStart reports whether the match (a letter and what follows) is the
-// start of a longer word like "A dog" or "I think": a letter followed by a
+// start of a sentence like "A dog" or "I think": "A" or "I" followed by a
 // space and more lowercase text is an article or pronoun, not a label.
+// Other letters are not English words, so "C is correct" picks C (MoCo's
+// rule too).
 func isWordStart(text, match string) bool {
 	rest := strings.TrimPrefix(strings.TrimLeft(text, " \t\n("), strings.TrimLeft(match, " \t\n("))
 	if !strings.HasSuffix(match, " ") {
+		return false
+	}
+	l := strings.TrimLeftFunc(match, func(r rune) bool { return unicode.IsSpace(r) || r == '(' })
+	if l = strings.ToUpper(l[:1]); l != "A" && l != "I" {
 		return false
 	}
 	r := []rune(strings.TrimSpace(rest))

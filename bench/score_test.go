@@ -63,6 +63,8 @@ func TestExtractChoice(t *testing.T) {
 		{`\boxed{C}`, "C"},
 		{"I think it is the pull of gravity", "B"},
 		{"A dog would say nothing useful", ""}, // no bias toward A
+		{"C is correct.", "C"},                 // only A and I are words
+		{"i think so", ""},
 		{"no idea", ""},
 		{"E", ""},
 		{"It is the floor or the person", ""},
