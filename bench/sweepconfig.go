@@ -418,6 +418,11 @@ func LoadSweepConfig(path string) (*SweepConfig, []*Dataset, error) {
 		if len(items) == 0 {
 			return nil, nil, fmt.Errorf("%s: datasets[%d].split: %s has no %s items", path, i, e.Path, e.Split)
 		}
+		// Only multiple choice has options to weigh; elsewhere loglik
+		// would be silently ignored.
+		if e.ChoiceScoring == ChoiceLoglik && d.TaskType != MultipleChoiceTask {
+			return nil, nil, fmt.Errorf("%s: datasets[%d].choice_scoring: loglik is for %s datasets; %s is %s", path, i, MultipleChoiceTask, e.Name, d.TaskType)
+		}
 		ds = append(ds, d)
 	}
 	return c, ds, nil

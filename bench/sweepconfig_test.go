@@ -82,6 +82,7 @@ func TestLoadSweepConfigFiles(t *testing.T) {
 		{"models: [m]\nmethods: [single]\ndatasets: [missing.json]\n", "datasets[0].path"},
 		{"models: [m]\nmethods: [single]\ndatasets: [{path: good.json, split: dev}]\n", "no dev items"},
 		{"models: [m]\nmethods: [single]\ndatasets: [good.json, good.json]\n", "listed twice"},
+		{"models: [m]\nmethods: [single]\ndatasets: [{path: good.json, choice_scoring: loglik}]\n", "choice_scoring"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, "sweep.yaml")
