@@ -72,6 +72,7 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 	if len(lines) == 0 {
 		return nil, fmt.Errorf("no results")
 	}
+	lines = splitColumns(lines)
 	rep := &Report{DomainOf: map[string]string{}, BestSingle: map[string]float64{}}
 	type cell struct {
 		items  []Item
@@ -248,6 +249,35 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 		rep.Categories = append(rep.Categories, CategoryScore{Method: k.m, Dataset: k.d, Category: k.c, N: int(v[0]), Score: v[1] / v[0]})
 	}
 	return rep, nil
+}
+
+// splitColumns gives a dataset evaluated on more than one split (a sweep
+// may list it on dev and on test) a column per split, "name (split)", so
+// that their items are not scored as one set. Lines are copied when
+// renamed.
+func splitColumns(lines []ResultLine) []ResultLine {
+	splits := map[string]map[string]bool{}
+	for i := range lines {
+		l := &lines[i]
+		if splits[l.Dataset] == nil {
+			splits[l.Dataset] = map[string]bool{}
+		}
+		splits[l.Dataset][l.Split] = true
+	}
+	var out []ResultLine
+	for i, l := range lines {
+		if len(splits[l.Dataset]) < 2 {
+			continue
+		}
+		if out == nil {
+			out = append([]ResultLine(nil), lines...)
+		}
+		out[i].Dataset = l.Dataset + " (" + l.Split + ")"
+	}
+	if out == nil {
+		return lines
+	}
+	return out
 }
 
 // Columns are the table's columns: datasets, then one average per domain,

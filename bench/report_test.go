@@ -113,6 +113,29 @@ func TestReportGroups(t *testing.T) {
 	}
 }
 
+// TestReportSplits: a dataset evaluated on dev and on test is two columns,
+// not one set of items.
+func TestReportSplits(t *testing.T) {
+	lines := []ResultLine{
+		{Method: "A", Level: "single", Dataset: "d", Split: "test", ID: "0", Score: 1},
+		{Method: "A", Level: "single", Dataset: "d", Split: "test", ID: "1", Score: 1},
+		{Method: "A", Level: "single", Dataset: "d", Split: "dev", ID: "2", Score: 0},
+	}
+	rep, err := BuildReport(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rep.Datasets, ","); got != "d (test),d (dev)" {
+		t.Fatalf("columns %q", got)
+	}
+	if s := rep.Rows[0].Score; s["d (test)"] != 1 || s["d (dev)"] != 0 {
+		t.Errorf("scores %v", s)
+	}
+	if lines[2].Dataset != "d" {
+		t.Errorf("the caller's lines were changed: %+v", lines[2])
+	}
+}
+
 // TestReportDiversity: distinct-n and self-BLEU over a method's
 // generations on a generation_diversity set, hand-derived: two copies of
 // "the same words here" have 4 distinct words of 8 (0.5), 3 distinct
