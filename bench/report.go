@@ -72,6 +72,10 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 	if len(lines) == 0 {
 		return nil, fmt.Errorf("no results")
 	}
+	lines, err := uniqueLines(lines)
+	if err != nil {
+		return nil, err
+	}
 	lines = splitColumns(lines)
 	rep := &Report{DomainOf: map[string]string{}, BestSingle: map[string]float64{}}
 	type cell struct {
@@ -249,6 +253,25 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 		rep.Categories = append(rep.Categories, CategoryScore{Method: k.m, Dataset: k.d, Category: k.c, N: int(v[0]), Score: v[1] / v[0]})
 	}
 	return rep, nil
+}
+
+// uniqueLines drops repeated lines for one item (overlapping files, such
+// as a merged file given with one of its shards), which would otherwise
+// count twice; two lines for one item that disagree are an error.
+func uniqueLines(lines []ResultLine) ([]ResultLine, error) {
+	seen := make(map[string]int, len(lines))
+	out := make([]ResultLine, 0, len(lines))
+	for _, l := range lines {
+		if j, ok := seen[l.key()]; ok {
+			if !sameResult(out[j], l) {
+				return nil, fmt.Errorf("%s on %s %s item %s has two different results", l.Method, l.Dataset, l.Split, l.ID)
+			}
+			continue
+		}
+		seen[l.key()] = len(out)
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // splitColumns gives a dataset evaluated on more than one split (a sweep

@@ -136,6 +136,24 @@ func TestReportSplits(t *testing.T) {
 	}
 }
 
+// TestReportRepeats: a line given twice (overlapping files) counts once;
+// two different results for one item are an error.
+func TestReportRepeats(t *testing.T) {
+	lines := append(reportLines(), reportLines()...)
+	lines[len(lines)-1].WallS = 9
+	rep, err := BuildReport(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.Rows[len(rep.Rows)-1]; m.Items != 8 || m.N["d1"] != 4 || m.Score["d1"] != 0.75 {
+		t.Errorf("repeated lines: %+v", m)
+	}
+	lines[len(lines)-1].Score = 1 - lines[len(lines)-1].Score
+	if _, err := BuildReport(lines); err == nil || !strings.Contains(err.Error(), "two different results") {
+		t.Errorf("conflicting lines: %v", err)
+	}
+}
+
 // TestReportDiversity: distinct-n and self-BLEU over a method's
 // generations on a generation_diversity set, hand-derived: two copies of
 // "the same words here" have 4 distinct words of 8 (0.5), 3 distinct

@@ -744,11 +744,7 @@ func MergeResults(out string, inputs []string) (int, error) {
 		for _, l := range lines {
 			k := l.key()
 			if prev, ok := seen[k]; ok {
-				a, b := prev, l
-				a.WallS, b.WallS = 0, 0
-				ja, _ := json.Marshal(a)
-				jb, _ := json.Marshal(b)
-				if !bytes.Equal(ja, jb) {
+				if !sameResult(prev, l) {
 					return 0, fmt.Errorf("%s: %s on %s item %s differs from an earlier file's line", in, l.Method, l.Dataset, l.ID)
 				}
 				continue
@@ -758,6 +754,15 @@ func MergeResults(out string, inputs []string) (int, error) {
 		}
 	}
 	return len(all), WriteResults(out, all)
+}
+
+// sameResult reports whether two lines for one item agree, apart from
+// wall time.
+func sameResult(a, b ResultLine) bool {
+	a.WallS, b.WallS = 0, 0
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
 }
 
 // ParseShard reads "i/n" (0-based i).
