@@ -224,12 +224,14 @@ func ExactMatch(pred, ref string) bool {
 	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b))
 }
 
+// Labels are letters, or digits as in some ARC items (a digit is only
+// taken where the item's options are labelled by digits).
 var (
 	// "answer is (B)", "Answer: B", "answer: (b)".
-	reAnswerLetter = regexp.MustCompile(`(?i)answer(?:\s+is)?\s*[:：]?\s*\(?([A-Za-z])\)?(?:[.)\s,:]|$)`)
+	reAnswerLetter = regexp.MustCompile(`(?i)answer(?:\s+is)?\s*[:：]?\s*\(?([A-Za-z0-9])\)?(?:[.)\s,:]|$)`)
 	// A letter standing alone: "(B)", "B.", "B)", "B" at the start.
-	reLeadLetter = regexp.MustCompile(`^\s*\(?([A-Za-z])(?:[.):\s]|$)`)
-	reParenAny   = regexp.MustCompile(`\(([A-Za-z])\)`)
+	reLeadLetter = regexp.MustCompile(`^\s*\(?([A-Za-z0-9])(?:[.):\s]|$)`)
+	reParenAny   = regexp.MustCompile(`\(([A-Za-z0-9])\)`)
 )
 
 // ExtractChoice returns the label of the option a generation picks, or ""

@@ -74,6 +74,16 @@ func TestExtractChoice(t *testing.T) {
 			t.Errorf("ExtractChoice(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
+	// Options labelled by digits, as in some ARC items.
+	digits := []Choice{{"1", "heat"}, {"2", "light"}, {"3", "sound"}}
+	for in, want := range map[string]string{"2": "2", "The answer is 3.": "3", "(1)": "1", "4": ""} {
+		if got := ExtractChoice(in, digits); got != want {
+			t.Errorf("ExtractChoice(%q) over digit labels = %q, want %q", in, got, want)
+		}
+	}
+	if got := ExtractChoice("The answer is 3.", ch); got != "" {
+		t.Errorf("a digit picked %q among letter labels", got)
+	}
 }
 
 func TestEvaluate(t *testing.T) {
