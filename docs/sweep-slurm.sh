@@ -8,8 +8,8 @@
 #   moco sweep merge --out results/skills.jsonl results/skills-results.shard-*-of-8.jsonl
 #   moco sweep report results/skills.jsonl --out-dir results/report
 #
-# moco reads SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT and
-# SLURM_ARRAY_TASK_MIN, so no --shard flag is needed. A task that is
+# The task's array index is its shard; the shard count is SHARDS, not
+# Slurm's task count, which for a resubmitted task is 1. A task that is
 # preempted or times out resumes where it stopped when resubmitted
 # (sbatch --array=3 docs/sweep-slurm.sh): finished items are skipped.
 #SBATCH --job-name=moco-sweep
@@ -22,9 +22,9 @@
 
 set -euo pipefail
 mkdir -p results logs
-N=${SLURM_ARRAY_TASK_COUNT}
-I=$((SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN))
+SHARDS=8 # the --array range above
+I=${SLURM_ARRAY_TASK_ID}
 # One output file per shard; a requeued task appends to its own file.
-exec moco sweep examples/skills-sweep.yaml \
-  --out "results/skills-results.shard-${I}-of-${N}.jsonl" \
+exec moco sweep examples/skills-sweep.yaml --shard "${I}/${SHARDS}" \
+  --out "results/skills-results.shard-${I}-of-${SHARDS}.jsonl" \
   --workers "${SLURM_CPUS_PER_TASK}"

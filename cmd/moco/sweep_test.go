@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +47,36 @@ func TestShardFromEnv(t *testing.T) {
 		if err != nil || i != c.i || n != c.n {
 			t.Errorf("%+v: %d/%d %v", c, i, n, err)
 		}
+	}
+}
+
+// TestSlurmScriptResubmit: docs/sweep-slurm.sh, resubmitted for one task
+// as its comment says (sbatch --array=3, an array of one), runs shard 3 of
+// 8 into that shard's file, not the whole sweep as shard 0 of 1.
+func TestSlurmScriptResubmit(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script, err := filepath.Abs("../../docs/sweep-slurm.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	// A stand-in moco that records its arguments.
+	os.WriteFile(filepath.Join(bin, "moco"), []byte("#!/bin/sh\necho \"$@\" > \"$ARGS\"\n"), 0o755)
+	cmd := exec.Command(bash, script)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "ARGS=" + filepath.Join(dir, "args"), "SLURM_CPUS_PER_TASK=2",
+		"SLURM_ARRAY_TASK_ID=3", "SLURM_ARRAY_TASK_MIN=3", "SLURM_ARRAY_TASK_MAX=3", "SLURM_ARRAY_TASK_COUNT=1"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	if !strings.Contains(string(args), "--shard 3/8") || !strings.Contains(string(args), "shard-3-of-8.jsonl") {
+		t.Errorf("resubmitted task 3 ran moco %s", args)
 	}
 }
 
