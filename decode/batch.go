@@ -51,7 +51,11 @@ type Chunk struct {
 // model (log-softmax of the logits) and, when asked, the most likely
 // alternatives.
 type TokenLogprob struct {
-	Token   int
+	Token int
+	// Text is what the token adds to the text generated before it
+	// (tokenizer.Piece): the texts of a generation's tokens join up to
+	// its text. A token that is part of a UTF-8 character gives its raw
+	// bytes, which are not valid UTF-8 on their own.
 	Text    string
 	Logprob float64
 	Top     []TokenLogprob
@@ -422,7 +426,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 	}
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = logprobOf(b.tok, &j.probs, lg, tok, j.req.TopLogprobs)
+		lp = logprobOf(b.tok, &j.probs, lg, j.res.Tokens, tok, j.req.TopLogprobs)
 	}
 	if b.eos[tok] {
 		return true, b.end(j, FinishStop)

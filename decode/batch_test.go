@@ -209,15 +209,26 @@ func TestBatcherQueueAndErrors(t *testing.T) {
 }
 
 // TestBatcherLogprobs compares the reported log-probabilities with
-// LogSoftmaxAt of a plain Session's logits.
+// LogSoftmaxAt of a plain Session's logits, and the tokens' texts with
+// the text.
 func TestBatcherLogprobs(t *testing.T) {
 	m, tok := load(t, "stories260K")
 	bt := decode.NewBatcher(m, tok, decode.BatcherConfig{EOS: []int{}})
 	defer bt.Close()
 	prompt := []int{1, 403, 407}
-	res, err := bt.Generate(context.Background(), decode.BatchRequest{Prompt: prompt, MaxTokens: 4, Logprobs: true, TopLogprobs: 3})
+	res, err := bt.Generate(context.Background(), decode.BatchRequest{Prompt: prompt, MaxTokens: 8, Logprobs: true, TopLogprobs: 3})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, lp := range res.Logprobs {
+		text.WriteString(lp.Text)
+		if lp.Top[0].Text != lp.Text {
+			t.Errorf("token %q: its top alternative is %q", lp.Text, lp.Top[0].Text)
+		}
+	}
+	if text.String() != res.Text || !strings.Contains(res.Text, " ") {
+		t.Errorf("the tokens' texts join up to %q, want %q", text.String(), res.Text)
 	}
 	s := m.NewSession(0)
 	lg, _ := s.Forward(prompt)

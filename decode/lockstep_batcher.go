@@ -486,7 +486,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 	}
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = logprobOf(b.tok, &j.probs, scores, tok, j.req.TopLogprobs)
+		lp = logprobOf(b.tok, &j.probs, scores, j.res.Tokens, tok, j.req.TopLogprobs)
 	}
 	if slices.Contains(b.eos, tok) {
 		b.end(j, FinishStop)
@@ -544,14 +544,19 @@ func (w lsChunkWriter) Write(p []byte) (int, error) {
 }
 
 // logprobOf returns tok's log-probability under scores and the k most
-// likely alternatives, named by tok.
-func logprobOf(t *tokenizer.Tokenizer, buf *[]float64, scores []float32, tok, k int) *TokenLogprob {
+// likely alternatives, each with the text it adds after the generated
+// tokens prev.
+func logprobOf(t *tokenizer.Tokenizer, buf *[]float64, scores []float32, prev []int, tok, k int) *TokenLogprob {
 	if cap(*buf) < len(scores) {
 		*buf = make([]float64, len(scores))
 	}
 	p := (*buf)[:len(scores)]
 	SoftmaxInto(p, scores, 1)
-	text := func(id int) string { return t.Decode([]int{id}, false) }
+	// A token decoded alone loses what its context gives it (the space
+	// of a SentencePiece word, the rest of a UTF-8 character); a few
+	// tokens of context are enough for that.
+	prev = prev[max(0, len(prev)-4):]
+	text := func(id int) string { return t.Piece(prev, id) }
 	out := &TokenLogprob{Token: tok, Text: text(tok), Logprob: safeLog(p[tok])}
 	if k > 0 {
 		for _, e := range topK(p, k) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
@@ -406,9 +407,9 @@ type generation struct {
 	mu      sync.Mutex
 	events  []event
 	signal  chan struct{}
-	started bool   // SSE headers written
-	roled   []bool // chat streams: the choice's first delta (with the role) was sent
-	offsets []int  // completion streams: the text_offset of the choice's next token
+	started bool         // SSE headers written
+	roled   []bool       // chat streams: the choice's first delta (with the role) was sent
+	offsets []textOffset // completion streams: each choice's text_offset so far
 }
 
 // event is a streamed chunk of choice idx, or its end (done).
@@ -631,7 +632,7 @@ func (g *generation) respond(results []decode.BatchResult, u usage) {
 	out := completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Usage: &u}
 	for i, res := range results {
 		fr := res.Finish
-		out.Choices = append(out.Choices, completionChoice{Text: res.Text, Index: i, Logprobs: g.completionLogprobs(res.Logprobs, 0), FinishReason: &fr})
+		out.Choices = append(out.Choices, completionChoice{Text: res.Text, Index: i, Logprobs: g.completionLogprobs(res.Logprobs, &textOffset{}), FinishReason: &fr})
 	}
 	g.s.writeJSON(g.w, g.r, http.StatusOK, out)
 }
@@ -642,36 +643,77 @@ func (g *generation) chatLogprobs(lps []decode.TokenLogprob) *chatLogprobs {
 	}
 	out := &chatLogprobs{Content: []chatTokenLogprob{}}
 	for _, lp := range lps {
-		c := chatTokenLogprob{Token: lp.Text, Logprob: lp.Logprob, Bytes: byteList(lp.Text), TopLogprobs: []chatTopLogprob{}}
+		c := chatTokenLogprob{Token: tokenName(lp.Text), Logprob: lp.Logprob, Bytes: byteList(lp.Text), TopLogprobs: []chatTopLogprob{}}
 		for _, t := range lp.Top {
-			c.TopLogprobs = append(c.TopLogprobs, chatTopLogprob{Token: t.Text, Logprob: t.Logprob, Bytes: byteList(t.Text)})
+			c.TopLogprobs = append(c.TopLogprobs, chatTopLogprob{Token: tokenName(t.Text), Logprob: t.Logprob, Bytes: byteList(t.Text)})
 		}
 		out.Content = append(out.Content, c)
 	}
 	return out
 }
 
-func (g *generation) completionLogprobs(lps []decode.TokenLogprob, offset int) *completionLogprobs {
+func (g *generation) completionLogprobs(lps []decode.TokenLogprob, offset *textOffset) *completionLogprobs {
 	if !g.req.Logprobs {
 		return nil
 	}
 	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	for _, lp := range lps {
-		out.Tokens = append(out.Tokens, lp.Text)
+		out.Tokens = append(out.Tokens, tokenName(lp.Text))
 		out.TokenLogprobs = append(out.TokenLogprobs, lp.Logprob)
 		top := map[string]float64{}
 		for _, t := range lp.Top {
-			if _, dup := top[t.Text]; !dup {
-				top[t.Text] = t.Logprob
+			if _, dup := top[tokenName(t.Text)]; !dup {
+				top[tokenName(t.Text)] = t.Logprob
 			}
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, offset)
-		offset += len(lp.Text)
+		out.TextOffset = append(out.TextOffset, offset.add(lp.Text))
 	}
 	return out
 }
 
+// tokenName is a token's text as OpenAI writes it: a token that is not
+// valid UTF-8 on its own (part of a character) is "bytes:" and its bytes,
+// printable ASCII as it is and the rest as \xNN escapes.
+func tokenName(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString("bytes:")
+	for i := range len(s) {
+		if c := s[i]; c >= ' ' && c <= '~' && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
+}
+
+// textOffset counts the characters of a choice's text before each of its
+// tokens: OpenAI's text_offset indexes the text as a Python string, by
+// characters. A token that ends part-way through a character leaves it
+// to the token that finishes it.
+type textOffset struct {
+	chars   int
+	partial []byte // the start of an unfinished character
+}
+
+func (o *textOffset) add(text string) int {
+	at := o.chars
+	b := append(o.partial, text...)
+	for len(b) > 0 && utf8.FullRune(b) {
+		_, n := utf8.DecodeRune(b)
+		b = b[n:]
+		o.chars++
+	}
+	o.partial = append([]byte(nil), b...)
+	return at
+}
+
+// byteList is the bytes field of chat logprobs: the token's raw bytes,
+// which join up to a character that it shares with other tokens.
 func byteList(s string) []int {
 	out := make([]int, len(s))
 	for i := range len(s) {
@@ -712,12 +754,9 @@ func (g *generation) streamChunk(idx int, c decode.Chunk) {
 		return
 	}
 	if g.offsets == nil {
-		g.offsets = make([]int, g.req.N)
+		g.offsets = make([]textOffset, g.req.N)
 	}
-	ch := completionChoice{Text: c.Text, Index: idx, Logprobs: g.completionLogprobs(c.Logprobs, g.offsets[idx])}
-	for _, lp := range c.Logprobs {
-		g.offsets[idx] += len(lp.Text)
-	}
+	ch := completionChoice{Text: c.Text, Index: idx, Logprobs: g.completionLogprobs(c.Logprobs, &g.offsets[idx])}
 	g.sse(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
 }
 

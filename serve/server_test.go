@@ -266,6 +266,58 @@ func TestStreaming(t *testing.T) {
 	}
 }
 
+// TestLogprobsTokens checks that the logprobs' tokens are the texts they
+// add to the answer: they join up to it and text_offset counts its
+// characters before each; chat's bytes are the tokens' raw bytes.
+func TestLogprobsTokens(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	_, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0, "logprobs": 2}`)
+	c := out["choices"].([]any)[0].(map[string]any)
+	lp := c["logprobs"].(map[string]any)
+	var text strings.Builder
+	for i, tok := range lp["tokens"].([]any) {
+		if off := lp["text_offset"].([]any)[i].(float64); int(off) != text.Len() {
+			t.Errorf("token %d %q: text_offset %v, want %d", i, tok, off, text.Len())
+		}
+		text.WriteString(tok.(string))
+		if _, ok := lp["top_logprobs"].([]any)[i].(map[string]any)[tok.(string)]; !ok {
+			t.Errorf("token %d %q: not among its top_logprobs %v", i, tok, lp["top_logprobs"].([]any)[i])
+		}
+	}
+	if text.String() != c["text"] || !strings.Contains(text.String(), " ") {
+		t.Errorf("tokens %v join up to %q, want the text %q", lp["tokens"], text.String(), c["text"])
+	}
+
+	_, out = post(t, ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 12, "temperature": 0, "logprobs": true, "top_logprobs": 1}`)
+	c = out["choices"].([]any)[0].(map[string]any)
+	var b []byte
+	for _, e := range c["logprobs"].(map[string]any)["content"].([]any) {
+		e := e.(map[string]any)
+		for _, x := range e["bytes"].([]any) {
+			b = append(b, byte(x.(float64)))
+		}
+		if top := e["top_logprobs"].([]any)[0].(map[string]any); top["token"] != e["token"] {
+			t.Errorf("token %q: top alternative %q", e["token"], top["token"])
+		}
+	}
+	if want := c["message"].(map[string]any)["content"]; string(b) != want {
+		t.Errorf("bytes join up to %q, want the content %q", b, want)
+	}
+
+	// "好!" split into byte tokens: each is named by its bytes, as OpenAI
+	// does, its bytes are its own, and the character's offset is that
+	// of its first byte.
+	g := &generation{req: &genRequest{Logprobs: true}}
+	lps := []decode.TokenLogprob{{Text: "a "}, {Text: "\xe5"}, {Text: "\xa5"}, {Text: "\xbd"}, {Text: "!"}}
+	cl := g.completionLogprobs(lps, &textOffset{})
+	if fmt.Sprint(cl.Tokens) != `[a  bytes:\xe5 bytes:\xa5 bytes:\xbd !]` || fmt.Sprint(cl.TextOffset) != "[0 2 2 2 3]" {
+		t.Errorf("tokens %q, text_offset %v", cl.Tokens, cl.TextOffset)
+	}
+	if ch := g.chatLogprobs(lps); fmt.Sprint(ch.Content[1].Bytes) != "[229]" || ch.Content[1].Token != `bytes:\xe5` {
+		t.Errorf("chat logprob %+v, want bytes:\\xe5 and [229]", ch.Content[1])
+	}
+}
+
 // TestErrors sends bad requests: each gets its 4xx in OpenAI's shape, and
 // the server keeps serving.
 func TestErrors(t *testing.T) {

@@ -24,10 +24,11 @@ func (q decoderSeq) decode(t []string) []string {
 }
 
 // byteLevelDecoder undoes the byte-level alphabet. A token with a
-// character outside the alphabet is taken as its own UTF-8 bytes.
-type byteLevelDecoder struct{}
+// character outside the alphabet is taken as its own UTF-8 bytes. With
+// raw, bytes that are not valid UTF-8 are kept as they are.
+type byteLevelDecoder struct{ raw bool }
 
-func (byteLevelDecoder) decode(t []string) []string {
+func (d byteLevelDecoder) decode(t []string) []string {
 	var buf []byte
 	for _, tok := range t {
 		n := len(buf)
@@ -39,6 +40,9 @@ func (byteLevelDecoder) decode(t []string) []string {
 			}
 			buf = append(buf, b)
 		}
+	}
+	if d.raw {
+		return []string{string(buf)}
 	}
 	return []string{lossyUTF8(buf)}
 }
@@ -154,8 +158,8 @@ func (r replaceDecoder) decode(t []string) []string {
 }
 
 // byteFallbackDecoder turns runs of <0xNN> tokens into text; a run that is
-// not valid UTF-8 becomes one U+FFFD per byte.
-type byteFallbackDecoder struct{}
+// not valid UTF-8 becomes one U+FFFD per byte, or with raw stays as it is.
+type byteFallbackDecoder struct{ raw bool }
 
 func byteToken(tok string) (byte, bool) {
 	if len(tok) != 6 || !strings.HasPrefix(tok, "<0x") || tok[5] != '>' {
@@ -165,14 +169,14 @@ func byteToken(tok string) (byte, bool) {
 	return byte(v), err == nil
 }
 
-func (byteFallbackDecoder) decode(t []string) []string {
+func (d byteFallbackDecoder) decode(t []string) []string {
 	out := make([]string, 0, len(t))
 	var run []byte
 	flush := func() {
 		if len(run) == 0 {
 			return
 		}
-		if utf8.Valid(run) {
+		if d.raw || utf8.Valid(run) {
 			out = append(out, string(run))
 		} else {
 			for range run {
@@ -191,6 +195,24 @@ func (byteFallbackDecoder) decode(t []string) []string {
 	}
 	flush()
 	return out
+}
+
+// rawDecoder returns d with its byte decoders keeping invalid UTF-8, so
+// that a token's bytes can be told apart from the text around them.
+func rawDecoder(d decoder) decoder {
+	switch v := d.(type) {
+	case decoderSeq:
+		q := make(decoderSeq, len(v))
+		for i, x := range v {
+			q[i] = rawDecoder(x)
+		}
+		return q
+	case byteLevelDecoder:
+		return byteLevelDecoder{raw: true}
+	case byteFallbackDecoder:
+		return byteFallbackDecoder{raw: true}
+	}
+	return d
 }
 
 type fuseDecoder struct{}

@@ -175,3 +175,35 @@ func decoderTraits(d decoder) (byteFallback bool, stripTrailing rune) {
 	walk(d)
 	return byteFallback, stripTrailing
 }
+
+// Piece returns the text id adds after the ids prev: the decode of prev
+// and id less the decode of prev, so that the pieces of a sequence join up
+// to its text, the spaces and first-token rules of the decoder included.
+// The pieces are raw bytes: a token that is part of a UTF-8 character
+// gives its own bytes, not U+FFFD. Special ids in prev are skipped, as in
+// a Stream that skips them; a special id's piece is its content. Where
+// clean-up removes text before id (" 's" becomes "'s"), which no piece
+// can take back, the piece is id's text before clean-up.
+//
+// Only prev is decoded, so a few ids before id are enough context and
+// keep the cost per token constant.
+func (t *Tokenizer) Piece(prev []int, id int) string {
+	if id >= 0 && id < len(t.special) && t.special[id] {
+		return t.TokenString(id)
+	}
+	ctx := t.tokenStrings(prev, true)
+	toks := append(ctx, t.tokenStrings([]int{id}, false)...)
+	if len(toks) == len(ctx) {
+		return ""
+	}
+	before, after := t.join(t.rawDec, ctx), t.join(t.rawDec, toks)
+	if t.cleanup {
+		b, a := cleanUpSpaces(before), cleanUpSpaces(after)
+		if strings.HasPrefix(a, b) {
+			return a[len(b):]
+		}
+	}
+	// The decoder may still change the end of prev's text (a Strip of
+	// trailing spaces): the piece is what follows the common part.
+	return after[commonPrefix(before, after):]
+}

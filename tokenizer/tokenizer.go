@@ -35,7 +35,8 @@ type Tokenizer struct {
 	spChunks   bool // without a pre-tokenizer, cut words before "▁" (see chunkable)
 	post       postProcessor
 	dec        decoder
-	cleanup    bool // clean_up_tokenization_spaces
+	rawDec     decoder // dec keeping invalid UTF-8 (for Piece)
+	cleanup    bool    // clean_up_tokenization_spaces
 
 	hasByteFallback bool // the decoder has ByteFallback (for Stream)
 	stripTrailing   rune // the decoder strips this at the end, or -1
@@ -236,6 +237,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	if t.dec, err = newDecoder(f.Decoder); err != nil {
 		return nil, err
 	}
+	t.rawDec = rawDecoder(t.dec)
 	t.hasByteFallback, t.stripTrailing = decoderTraits(t.dec)
 	if err := t.setAdded(f.AddedTokens, cfg.SplitSpecialTokens); err != nil {
 		return nil, err
@@ -481,14 +483,17 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
 }
 
 func (t *Tokenizer) decodeTokens(toks []string) string {
-	var s string
-	if t.dec != nil {
-		s = strings.Join(t.dec.decode(toks), "")
-	} else {
-		s = strings.Join(toks, " ")
-	}
+	s := t.join(t.dec, toks)
 	if t.cleanup {
 		s = cleanUpSpaces(s)
 	}
 	return s
+}
+
+// join decodes toks with dec, before clean-up.
+func (t *Tokenizer) join(dec decoder, toks []string) string {
+	if dec == nil {
+		return strings.Join(toks, " ")
+	}
+	return strings.Join(dec.decode(toks), "")
 }

@@ -339,6 +339,63 @@ func TestStreamMatchesDecode(t *testing.T) {
 	}
 }
 
+// The pieces of ids, each taken with a few ids of context, join up to
+// their Decode, and the piece of a byte token is its byte.
+func TestPiece(t *testing.T) {
+	check := func(t *testing.T, tk *Tokenizer, ids []int) {
+		t.Helper()
+		ids = slices.DeleteFunc(slices.Clone(ids), tk.IsSpecial)
+		var b strings.Builder
+		for i, id := range ids {
+			b.WriteString(tk.Piece(ids[max(0, i-4):i], id))
+		}
+		want := tk.Decode(ids, true)
+		if tk.cleanup && b.String() == tk.join(tk.dec, tk.tokenStrings(ids, true)) {
+			want = b.String() // clean-up removed text across tokens
+		}
+		if b.String() != want {
+			t.Fatalf("ids %v: pieces %q, decode %q", ids, b.String(), want)
+		}
+	}
+	corpus := readCorpus(t)
+	for _, name := range refNames {
+		t.Run(name, func(t *testing.T) {
+			tk := refTokenizer(t, name)
+			for _, e := range corpus {
+				if utf8.ValidString(e.Decoded[name]) {
+					check(t, tk, e.IDs[name])
+				}
+			}
+		})
+	}
+	t.Run("bytelevel", func(t *testing.T) {
+		tk := mini(t)
+		for _, e := range corpus {
+			ids, err := tk.Encode(e.Text, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, tk, ids)
+		}
+	})
+
+	// "ü" is <0xC3><0xBC> to stories260K, and the space before it a
+	// token of its own: each piece is the bytes its token adds.
+	tk := embedded(t)
+	ids, err := tk.Encode("Once upon a time, there was ü", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pieces []string
+	for i, id := range ids {
+		pieces = append(pieces, tk.Piece(ids[:i], id))
+	}
+	want := []string{"Once", " upon", " a", " time", ",", " there", " was", " ", "\xc3", "\xbc"}
+	if !slices.Equal(pieces, want) {
+		t.Errorf("pieces %q, want %q", pieces, want)
+	}
+}
+
 // checkStream decodes ids through a Stream whose window slides at window
 // tokens keeping keep, and compares with Decode.
 func checkStream(t testing.TB, tk *Tokenizer, ids []int, skip bool, window, keep int) {
