@@ -544,9 +544,16 @@ func (g *generation) runRecipe(ctx context.Context) {
 		fail(ctx.Err())
 		return
 	}
+	maxTokens := g.req.MaxTokens
+	if g.e.tok == nil && !g.req.MaxTokensSet {
+		// Remote models only: the server's default was not checked
+		// against their contexts, which they know and we do not, so the
+		// request goes on without max_tokens, as the client sent it.
+		maxTokens = 0
+	}
 	reqs := make([]collab.Request, g.req.N)
 	for i := range reqs {
-		reqs[i] = collab.Request{Prompt: g.req.Prompt, Messages: g.req.Messages, MaxTokens: g.req.MaxTokens,
+		reqs[i] = collab.Request{Prompt: g.req.Prompt, Messages: g.req.Messages, MaxTokens: maxTokens,
 			Temperature: g.req.Temperature, TopP: g.req.TopP, Seed: g.req.Seed + uint64(i), Stop: g.req.Stop}
 	}
 	start := time.Now()
@@ -565,7 +572,7 @@ func (g *generation) runRecipe(ctx context.Context) {
 			// The method cannot tell (no single call wrote the answer):
 			// "length" when its calls together generated max_tokens.
 			res.Finish = decode.FinishStop
-			if rp.CompletionTokens >= g.req.MaxTokens {
+			if maxTokens > 0 && rp.CompletionTokens >= maxTokens {
 				res.Finish = decode.FinishLength
 			}
 		}

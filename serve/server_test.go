@@ -696,6 +696,17 @@ func TestRemoteModels(t *testing.T) {
 	if code != 200 || choiceText(t, proxied, false) != choiceText(t, direct, false) || proxied["model"] != "ra" {
 		t.Errorf("ra: %d %v, want a's answer %q", code, proxied, choiceText(t, direct, false))
 	}
+	// A request without max_tokens goes on without it: the remote fits
+	// the answer to b's context (256 positions), which this server's
+	// default of 256 tokens would overrun.
+	c, err := ParseConfig([]byte(fmt.Sprintf("models: [{id: rb, url: %q, model: b}]", remote.URL+"/v1")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tsb := serveConfig(t, c, BuildOptions{})
+	if code, out := post(t, tsb.URL+"/v1/completions", `{"model": "rb", "prompt": "Once upon a time", "temperature": 0}`); code != 200 {
+		t.Errorf("rb without max_tokens: %d %v", code, out)
+	}
 	// Unseeded requests draw a 64-bit seed, which the endpoint must pass
 	// on in a form the remote server takes.
 	for range 4 {
