@@ -158,8 +158,10 @@ func parseRequest(body []byte, chat bool, lim Limits) (*genRequest, *APIError) {
 		r.Prompt = p
 	}
 	r.MaxTokensSet = raw.MaxCompletionTokens != nil || raw.MaxTokens != nil
+	maxParam := "max_tokens" // the field the client used, for the errors
 	switch {
 	case raw.MaxCompletionTokens != nil:
+		maxParam = "max_completion_tokens"
 		r.MaxTokens = int(min(max(*raw.MaxCompletionTokens, -1), math.MaxInt32))
 		if r.MaxTokens < 1 {
 			return nil, badRequest("max_completion_tokens", "max_completion_tokens must be at least 1, got %d", *raw.MaxCompletionTokens)
@@ -173,7 +175,7 @@ func parseRequest(body []byte, chat bool, lim Limits) (*genRequest, *APIError) {
 		r.MaxTokens = lim.DefaultMaxTokens
 	}
 	if r.MaxTokens > lim.MaxTokens {
-		return nil, badRequest("max_tokens", "max_tokens is %d, more than this server's limit of %d", r.MaxTokens, lim.MaxTokens)
+		return nil, badRequest(maxParam, "%s is %d, more than this server's limit of %d", maxParam, r.MaxTokens, lim.MaxTokens)
 	}
 	if raw.Temperature != nil {
 		r.Temperature = *raw.Temperature

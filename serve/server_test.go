@@ -364,6 +364,11 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+	// The error names the field the client used.
+	code, out := post(t, ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 101}`)
+	if e, _ := out["error"].(map[string]any); code != 400 || e["param"] != "max_completion_tokens" || !strings.HasPrefix(fmt.Sprint(e["message"]), "max_completion_tokens is 101") {
+		t.Errorf("max_completion_tokens over the limit: %d %v", code, out)
+	}
 	if code, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "x", "max_tokens": 3}`); code != 200 {
 		t.Fatalf("after the errors: %d %v", code, out)
 	}
