@@ -232,8 +232,10 @@ func parseMessages(raw json.RawMessage, most int) ([]collab.Message, *APIError) 
 		return nil, badRequest("messages", "messages is required: a list of {role, content} objects")
 	}
 	var items []struct {
-		Role    *string         `json:"role"`
-		Content json.RawMessage `json:"content"`
+		Role         *string           `json:"role"`
+		Content      json.RawMessage   `json:"content"`
+		ToolCalls    []json.RawMessage `json:"tool_calls"`
+		FunctionCall json.RawMessage   `json:"function_call"`
 	}
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, badRequest("messages", "messages must be a list of {role, content} objects: %v", err)
@@ -258,6 +260,15 @@ func parseMessages(raw json.RawMessage, most int) ([]collab.Message, *APIError) 
 		if role == "developer" { // OpenAI's newer name for system
 			role = "system"
 		}
+		// OpenAI lets only an assistant's tool calls stand in for the
+		// content; moco has no tools, and a call dropped silently would
+		// leave an empty turn in the conversation.
+		if len(it.ToolCalls) > 0 || len(it.FunctionCall) > 0 && string(it.FunctionCall) != "null" {
+			return nil, badRequest(fmt.Sprintf("messages[%d].tool_calls", i), "messages[%d] has tool calls, which are not supported", i)
+		}
+		if len(it.Content) == 0 || string(it.Content) == "null" {
+			return nil, badRequest(fmt.Sprintf("messages[%d].content", i), "messages[%d] has no content", i)
+		}
 		text, err := messageText(it.Content)
 		if err != nil {
 			return nil, badRequest(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
@@ -269,9 +280,6 @@ func parseMessages(raw json.RawMessage, most int) ([]collab.Message, *APIError) 
 
 // messageText accepts a string or a list of text parts.
 func messageText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s, nil
