@@ -747,6 +747,26 @@ func (g *generation) sse(v any) {
 	}
 }
 
+// chunk streams a chunk of the answer. A client that asked for usage
+// gets "usage": null on every chunk but the last, as OpenAI's carry.
+func (g *generation) chunk(v any) {
+	if g.req.StreamUsage {
+		switch c := v.(type) {
+		case chatCompletion:
+			v = struct {
+				chatCompletion
+				Usage *usage `json:"usage"`
+			}{chatCompletion: c}
+		case completion:
+			v = struct {
+				completion
+				Usage *usage `json:"usage"`
+			}{completion: c}
+		}
+	}
+	g.sse(v)
+}
+
 func (g *generation) streamChunk(idx int, c decode.Chunk) {
 	if g.req.Chat {
 		text := c.Text
@@ -757,14 +777,14 @@ func (g *generation) streamChunk(idx int, c decode.Chunk) {
 		if !g.roled[idx] {
 			ch.Delta.Role, g.roled[idx] = "assistant", true
 		}
-		g.sse(chatCompletion{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.req.Model, Choices: []chatChoice{ch}})
+		g.chunk(chatCompletion{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.req.Model, Choices: []chatChoice{ch}})
 		return
 	}
 	if g.offsets == nil {
 		g.offsets = make([]textOffset, g.req.N)
 	}
 	ch := completionChoice{Text: c.Text, Index: idx, Logprobs: g.completionLogprobs(c.Logprobs, &g.offsets[idx])}
-	g.sse(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
+	g.chunk(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
 }
 
 func (g *generation) streamEnd(idx int, res decode.BatchResult) {
@@ -774,11 +794,11 @@ func (g *generation) streamEnd(idx int, res decode.BatchResult) {
 		if g.roled == nil || !g.roled[idx] { // an empty answer still names its role
 			ch.Delta.Role = "assistant"
 		}
-		g.sse(chatCompletion{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.req.Model, Choices: []chatChoice{ch}})
+		g.chunk(chatCompletion{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.req.Model, Choices: []chatChoice{ch}})
 		return
 	}
 	ch := completionChoice{Text: "", Index: idx, FinishReason: &fr}
-	g.sse(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
+	g.chunk(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.req.Model, Choices: []completionChoice{ch}})
 }
 
 func (g *generation) streamDone(u usage) {

@@ -231,9 +231,13 @@ func TestStreaming(t *testing.T) {
 		var finish any
 		var u map[string]any
 		var offsets []any
-		for _, ev := range evs {
+		for i, ev := range evs {
 			if x, ok := ev["usage"].(map[string]any); ok {
 				u = x
+			}
+			// Asked for usage, every chunk but the last has it null.
+			if x, ok := ev["usage"]; i < len(evs)-1 && (!ok || x != nil) {
+				t.Errorf("chat %v: chunk %d has usage %v, want null", chat, i, x)
 			}
 			for _, c := range ev["choices"].([]any) {
 				c := c.(map[string]any)
