@@ -308,13 +308,10 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 		limit = min(limit, sessionLimit(l.Model))
 		cfg.Names[i] = l.ModelName
 	}
-	// Leave room for the look-ahead of speculative drafts and mentor
-	// patches, as decode's own bound does.
+	// Leave room for the look-ahead of mentor patches, as decode's own
+	// bound does (speculative drafts stop at MaxTokens: they need none).
 	margin := 0
-	switch cfg.Method {
-	case "speculative":
-		margin = cmp.Or(cfg.DraftTokens, decode.DefaultDraftTokens) + 1
-	case "mentor":
+	if cfg.Method == "mentor" {
 		margin = cmp.Or(cfg.PatchLen, decode.DefaultPatchLen)
 	}
 	ids, maxNew := fitPrompt(ids, limit-margin, r.MaxTokens, tok.BOS())

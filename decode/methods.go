@@ -123,7 +123,8 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 		if k <= 0 {
 			k = DefaultDraftTokens
 		}
-		margin = k + 1
+		// No margin: Speculative drafts no further than its MaxTokens, so
+		// its look-ahead stays within the prompt and MaxTokens.
 		c.Speculative = &Speculative{Target: c.Sessions[0], Draft: c.Sessions[1], Sampler: sampler, K: k, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
 		run = c.Speculative.RunContext
 	case "mentor":

@@ -410,6 +410,26 @@ func TestDefaultMaxTokensFitsContext(t *testing.T) {
 	}
 }
 
+// TestSpeculativeFillsContext: the speculative recipe generates up to the
+// end of its context (b's 256 positions) as a model does; its drafts
+// never run past max_tokens, so they need no room of their own.
+func TestSpeculativeFillsContext(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	_, out := post(t, ts.URL+"/v1/completions", `{"model": "b", "prompt": "Once upon a time", "max_tokens": 1}`)
+	room := 256 - int(out["usage"].(map[string]any)["prompt_tokens"].(float64))
+	for _, n := range []int{room, room - 3} {
+		code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": "spec-a", "prompt": "Once upon a time", "max_tokens": %d, "temperature": 0.9, "seed": 11}`, n))
+		if code != 200 {
+			t.Fatalf("max_tokens %d: %d %v", n, code, out)
+		}
+		got := out["usage"].(map[string]any)["completion_tokens"].(float64)
+		fr := out["choices"].([]any)[0].(map[string]any)["finish_reason"]
+		if int(got) != n || fr != "length" {
+			t.Errorf("max_tokens %d: %v tokens, finish %v; want all of them", n, got, fr)
+		}
+	}
+}
+
 // TestQueueLimitAndDisconnect fills a one-sequence batch and its
 // one-request queue: the next request gets 429. The running client then
 // disconnects, which frees its KV cache, and the queued one runs.
