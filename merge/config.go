@@ -233,6 +233,9 @@ func ParseDType(s string) (safetensors.DType, error) {
 // vocabulary with embeddings rebuilt for the new tokens) is not supported;
 // the tokenizer: section's source means the same.
 //
+// As in mergekit, a parameter the method requires (slerp's t, each
+// model's weight: see Spec.RequireParams) is an error when missing.
+//
 // A model may be written MODEL+LORA, as in mergekit: the PEFT LoRA
 // adapter folder LORA applied to the model folder MODEL (weight 1) before
 // merging (see OpenModelRef).
@@ -265,7 +268,7 @@ func (c *Config) Open(dir string) (*Spec, FolderOptions, error) {
 	if _, err := ParseDType(c.DType); err != nil {
 		return nil, fo, err
 	}
-	s := &Spec{Method: c.Method, Params: c.Parameters, OutDType: od}
+	s := &Spec{Method: c.Method, Params: c.Parameters, OutDType: od, RequireParams: true}
 	if _, ok := methods[c.Method]; !ok {
 		return nil, fo, fmt.Errorf("unknown merge method %q (known: %s)", c.Method, strings.Join(Methods(), ", "))
 	}

@@ -42,6 +42,11 @@
 // rescale_l1: 1 to its parameters for those of mergekit now.
 //
 // Parameters a method does not read are errors (MethodParams lists them).
+// mergekit requires slerp's t and the weight of each model (besides the
+// base) of linear, the task-vector methods, nuslerp and multislerp; a
+// configuration (Config.Open, Spec.RequireParams) without one is an error,
+// as in mergekit, while a Spec built in Go defaults t to 0.5 and weights
+// to 1 (nuslerp and multislerp need every weight either way).
 // Slices (mergekit's slices: with sources and layer_range) build the
 // output's layers from layer ranges of the models, one slice after the
 // other; num_hidden_layers of the output follows. Gradients are evaluated

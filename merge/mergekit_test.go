@@ -634,7 +634,7 @@ func TestMergeCopiesChatTemplates(t *testing.T) {
 	os.WriteFile(filepath.Join(in, "chat_template.jinja"), []byte("{{ messages[0].content }}"), 0o644)
 	os.MkdirAll(filepath.Join(in, "additional_chat_templates"), 0o755)
 	os.WriteFile(filepath.Join(in, "additional_chat_templates", "tool_use.jinja"), []byte("{{ 'tools' }}"), 0o644)
-	out := mergeYAML(t, "models:\n  - model: "+in+"\n  - model: "+add+"\nmerge_method: linear\n")
+	out := mergeYAML(t, "models:\n  - model: "+in+"\n  - model: "+add+"\nmerge_method: linear\nparameters: {weight: 1}\n")
 	for f, want := range map[string]string{"chat_template.jinja": "{{ messages[0].content }}", "additional_chat_templates/tool_use.jinja": "{{ 'tools' }}"} {
 		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || string(b) != want {
 			t.Errorf("%s: %q, %v", f, b, err)
@@ -686,7 +686,7 @@ func TestChatTemplateConfig(t *testing.T) {
 	}
 
 	add := testutil.Shared(t, "models/skills-add")
-	out := mergeYAML(t, "models:\n  - model: "+add+"\n  - model: "+add+"\nmerge_method: linear\nchat_template: \"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}\"\n")
+	out := mergeYAML(t, "models:\n  - model: "+add+"\n  - model: "+add+"\nmerge_method: linear\nparameters: {weight: 1}\nchat_template: \"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}\"\n")
 	tok, err := tokenizer.Load(out)
 	if err != nil || tok.Chat == nil {
 		t.Fatalf("the merged folder's chat template: %v", err)
@@ -714,4 +714,44 @@ func mergeYAML(t *testing.T, y string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestRequiredParams: a configuration without a parameter that mergekit
+// requires (slerp's t; each model's weight, the base's excepted) is an
+// error naming it, as mergekit's "Missing required parameter", also where
+// a filtered value leaves some tensors without one; a Spec built in Go
+// keeps the defaults.
+func TestRequiredParams(t *testing.T) {
+	dir := testutil.Shared(t, "models")
+	base, add, rev := filepath.Join(dir, "skills-base"), filepath.Join(dir, "skills-add"), filepath.Join(dir, "skills-rev")
+	for _, c := range []struct{ yaml, want string }{
+		{"merge_method: slerp\nbase_model: " + base + "\nmodels: [{model: " + base + "}, {model: " + add + "}]\n", "missing required parameter t"},
+		{"merge_method: slerp\nbase_model: " + base + "\nmodels: [{model: " + add + "}]\nparameters: {t: [{filter: self_attn, value: 0.3}]}\n", "missing required parameter t"},
+		{"merge_method: ties\nbase_model: " + base + "\nmodels: [{model: " + add + ", parameters: {weight: 1}}, {model: " + rev + "}]\n", "missing required parameter weight for model " + rev},
+		{"merge_method: linear\nmodels: [{model: " + add + "}, {model: " + rev + "}]\n", "missing required parameter weight for model " + add},
+		{"merge_method: nuslerp\nmodels: [{model: " + add + ", parameters: {weight: 1}}, {model: " + rev + "}]\n", "missing required parameter weight for model " + rev},
+		{"merge_method: slerp\nbase_model: " + base + "\nmodels: [{model: " + add + "}]\nparameters: {t: 0.3}\n", ""},
+		{"merge_method: slerp\nbase_model: " + base + "\nmodels: [{model: " + add + "}]\nparameters: {t: [{filter: self_attn, value: 0.3}, {value: 0.5}]}\n", ""},
+		{"merge_method: ties\nbase_model: " + base + "\nmodels: [{model: " + base + "}, {model: " + add + "}, {model: " + rev + "}]\nparameters: {weight: 0.5}\n", ""},
+		{"merge_method: model_stock\nbase_model: " + base + "\nmodels: [{model: " + add + "}, {model: " + rev + "}]\n", ""},
+	} {
+		cfg, err := ParseConfig([]byte(c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		spec, _, err := cfg.Open("")
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		_, err = spec.Plan()
+		spec.Close()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	in := skills(t)
+	b, a := in("skills-base"), in("skills-add")
+	if _, err := (&Spec{Method: "slerp", Base: &b, Models: []Input{a}}).Plan(); err != nil {
+		t.Errorf("a Spec built in Go without t: %v", err)
+	}
 }

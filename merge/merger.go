@@ -40,6 +40,13 @@ type Spec struct {
 	// TruncateVocab allows inputs whose embedding and head differ in their
 	// number of rows (vocabulary size): the merge keeps the common rows.
 	TruncateVocab bool
+	// RequireParams makes a parameter that mergekit requires an error when
+	// no level sets it for a tensor, as mergekit's is (Config.Open sets
+	// it): slerp's t, and the weight of each model besides the base for
+	// linear, the task-vector methods, nuslerp and multislerp. Otherwise
+	// t defaults to 0.5 and weights to 1 (nuslerp and multislerp need
+	// every weight either way).
+	RequireParams bool
 	Seed          uint64
 	// ConfigOverrides are set in the output's config.json by WriteFolder
 	// (which also sets num_hidden_layers to the layers that slices make).
@@ -164,25 +171,30 @@ type method struct {
 	maxModels  int // 0: no limit
 	taskVector bool
 	params     []string // parameter names the method reads (global or per model)
+	// required are the parameters mergekit requires (required=True):
+	// weight for each model besides the base, the others merge-wide.
+	required []string
 }
 
 // Parameter names of the task-vector family, as mergekit's generalized
 // task arithmetic (int8_mask is accepted and has no effect here).
 var taskParams = []string{"weight", "density", "lambda", "normalize", "rescale", "rescale_l1", "int8_mask"}
 
+var needWeight = []string{"weight"} // mergekit requires each model's weight
+
 var methods = map[string]method{
-	"linear":           {normalize: true, minModels: 1, params: []string{"weight", "normalize"}},
-	"task_arithmetic":  {needsBase: true, taskVector: true, minModels: 1, params: taskParams},
-	"ties":             {needsBase: true, taskVector: true, sparsify: SparsifyMagnitude, consensus: "sum", normalize: true, minModels: 1, params: taskParams},
-	"dare_linear":      {needsBase: true, taskVector: true, sparsify: SparsifyRandom, rescale: true, minModels: 1, params: taskParams},
-	"dare_ties":        {needsBase: true, taskVector: true, sparsify: SparsifyRandom, consensus: "sum", rescale: true, minModels: 1, params: taskParams},
-	"breadcrumbs":      {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, minModels: 1, params: append([]string{"gamma"}, taskParams...)},
-	"breadcrumbs_ties": {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, consensus: "sum", minModels: 1, params: append([]string{"gamma"}, taskParams...)},
-	"della":            {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, consensus: "sum", normalize: true, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...)},
-	"della_linear":     {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...)},
-	"slerp":            {needsBase: true, minModels: 1, maxModels: 1, params: []string{"t"}},
-	"nuslerp":          {minModels: 2, maxModels: 2, params: []string{"weight", "nuslerp_row_wise", "nuslerp_flatten"}},
-	"multislerp":       {minModels: 1, params: []string{"weight", "normalize_weights", "eps"}},
+	"linear":           {normalize: true, minModels: 1, params: []string{"weight", "normalize"}, required: needWeight},
+	"task_arithmetic":  {needsBase: true, taskVector: true, minModels: 1, params: taskParams, required: needWeight},
+	"ties":             {needsBase: true, taskVector: true, sparsify: SparsifyMagnitude, consensus: "sum", normalize: true, minModels: 1, params: taskParams, required: needWeight},
+	"dare_linear":      {needsBase: true, taskVector: true, sparsify: SparsifyRandom, rescale: true, minModels: 1, params: taskParams, required: needWeight},
+	"dare_ties":        {needsBase: true, taskVector: true, sparsify: SparsifyRandom, consensus: "sum", rescale: true, minModels: 1, params: taskParams, required: needWeight},
+	"breadcrumbs":      {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, minModels: 1, params: append([]string{"gamma"}, taskParams...), required: needWeight},
+	"breadcrumbs_ties": {needsBase: true, taskVector: true, sparsify: SparsifyOutliers, consensus: "sum", minModels: 1, params: append([]string{"gamma"}, taskParams...), required: needWeight},
+	"della":            {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, consensus: "sum", normalize: true, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...), required: needWeight},
+	"della_linear":     {needsBase: true, taskVector: true, sparsify: SparsifyMagPrune, rescale: true, minModels: 1, params: append([]string{"epsilon"}, taskParams...), required: needWeight},
+	"slerp":            {needsBase: true, minModels: 1, maxModels: 1, params: []string{"t"}, required: []string{"t"}},
+	"nuslerp":          {minModels: 2, maxModels: 2, params: []string{"weight", "nuslerp_row_wise", "nuslerp_flatten"}, required: needWeight},
+	"multislerp":       {minModels: 1, params: []string{"weight", "normalize_weights", "eps"}, required: needWeight},
 	"karcher":          {minModels: 1, params: []string{"max_iter", "tol"}},
 	"sce":              {needsBase: true, minModels: 1, params: []string{"select_topk", "int8_mask"}},
 	"model_stock":      {needsBase: true, minModels: 2, params: []string{"filter_wise"}},
@@ -365,12 +377,52 @@ func gradientPos(k, n int) float64 {
 }
 
 func (s *Spec) plan() ([]planned, error) {
-	if _, err := s.check(); err != nil {
+	m, err := s.check()
+	if err != nil {
 		return nil, err
 	}
+	var out []planned
 	if len(s.Slices) > 0 {
-		return s.planSlices()
+		out, err = s.planSlices()
+	} else {
+		out, err = s.planModels()
 	}
+	if err != nil || !s.RequireParams {
+		return out, err
+	}
+	for i := range out {
+		if err := s.checkRequired(m, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// checkRequired reports the first parameter that mergekit requires and
+// no level sets for p (a filtered list may cover only some tensors).
+func (s *Spec) checkRequired(m method, p *planned) error {
+	if !p.merge {
+		return nil
+	}
+	for _, key := range m.required {
+		if key != "weight" {
+			if _, ok := s.lookup(p, -1, key); !ok {
+				return fmt.Errorf("tensor %s: missing required parameter %s", p.name, key)
+			}
+			continue
+		}
+		for i := 0; i < p.nModels(); i++ {
+			if _, ok := s.lookup(p, i, key); !ok {
+				in, _ := p.model(i)
+				return fmt.Errorf("tensor %s: missing required parameter %s for model %s", p.name, key, in.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// planModels plans a merge of whole models (no slices).
+func (s *Spec) planModels() ([]planned, error) {
 	all := s.inputs()
 	ref := all[0]
 	names := append([]string(nil), ref.Src.Names()...)
