@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/safetensors"
 )
 
@@ -28,7 +29,7 @@ type inspectReport struct {
 	Path       string            `json:"path"`
 	Files      []string          `json:"files"` // the safetensors files read
 	Tensors    []inspectTensor   `json:"tensors"`
-	Parameters int64             `json:"parameters"`
+	Parameters int64             `json:"parameters"` // the model's weights (see weightCount)
 	Bytes      int64             `json:"bytes"`
 	DTypes     []dtypeTotal      `json:"dtypes"`
 	Metadata   map[string]string `json:"metadata,omitempty"` // __metadata__ (of the first file)
@@ -148,7 +149,7 @@ func inspect(path string, check bool, progress io.Writer) (*inspectReport, error
 	sort.Slice(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
 	for _, name := range names {
 		t, _ := src.Tensor(name)
-		n := int64(t.NumElements())
+		n := weightCount(src, r, name, t)
 		b := int64(len(t.Data))
 		r.Tensors = append(r.Tensors, inspectTensor{Name: name, DType: string(t.DType), Shape: t.Shape, Bytes: b})
 		r.Parameters += n
@@ -170,6 +171,33 @@ func inspect(path string, check bool, progress io.Writer) (*inspectReport, error
 		r.Check = checkTensors(src, names, progress)
 	}
 	return r, nil
+}
+
+// weightCount returns the number of the model's weights that tensor t
+// holds: its elements, except in a checkpoint `moco quantize` wrote
+// (engine.QuantizeCheckpoint), where a Q4_0 byte holds two weights, the
+// scale tensors hold none, and a tied model's quantized head is its
+// embeddings again.
+func weightCount(src safetensors.Source, r *inspectReport, name string, t *safetensors.Tensor) int64 {
+	n := int64(t.NumElements())
+	if r.Metadata["moco.quantization"] == "" {
+		return n
+	}
+	if base, ok := strings.CutSuffix(name, engine.ScalesSuffix); ok {
+		if _, ok := src.Tensor(base); ok {
+			return 0
+		}
+	}
+	if _, ok := src.Tensor(name + engine.ScalesSuffix); !ok {
+		return n
+	}
+	if name == "lm_head.weight" && r.Model != nil && r.Model.TieEmbeddings {
+		return 0
+	}
+	if t.DType == safetensors.U8 {
+		n *= 2
+	}
+	return n
 }
 
 // openAny opens a model folder, an index json or a single file.

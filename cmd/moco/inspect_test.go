@@ -199,6 +199,38 @@ func TestInspectSharded(t *testing.T) {
 	}
 }
 
+// TestInspectQuantized: a checkpoint moco quantize wrote has the
+// parameters of its source: a Q4_0 byte holds two weights, the scales
+// none, and a tied model's quantized head is its embeddings again.
+func TestInspectQuantized(t *testing.T) {
+	params := func(path string) int64 {
+		t.Helper()
+		out, errs, code := runInspectCLI(t, "--json", path)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", path, code, errs)
+		}
+		var r inspectReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Parameters
+	}
+	for _, model := range []string{"skills-base", "stories260K"} { // untied, tied
+		in := testutil.Shared(t, "models/"+model)
+		want := params(in)
+		for _, typ := range []string{"q8_0", "q4_0"} {
+			out := filepath.Join(t.TempDir(), typ)
+			var stdout, stderr bytes.Buffer
+			if code := runMain([]string{"quantize", in, out, "--type", typ}, nil, &stdout, &stderr); code != 0 {
+				t.Fatalf("quantize %s: %s", typ, stderr.String())
+			}
+			if got := params(out); got != want {
+				t.Errorf("%s as %s: %d parameters, want %d", model, typ, got, want)
+			}
+		}
+	}
+}
+
 func TestInspectErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.safetensors")
