@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -167,6 +169,47 @@ func checkRanges(fs *pflag.FlagSet) error {
 		return nil
 	}
 	return usageError{strings.Join(msgs, "\n")}
+}
+
+// checkModelRefs refuses a model flag (--model/-m, --base, --judge) given
+// as MODEL+LORA, mergekit's reference to a model with a LoRA adapter merged
+// in: only merge configurations read it, and elsewhere the path would fail
+// later as a missing tokenizer or config. It says where the syntax works.
+func checkModelRefs(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err != nil || (f.Name != "model" && f.Name != "base" && f.Name != "judge") {
+			return
+		}
+		refs := []string{f.Value.String()}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			refs = sv.GetSlice()
+		}
+		for _, ref := range refs {
+			if model, lora, ok := loraRef(ref); ok {
+				err = usagef("--%s %s: MODEL+LORA works in merge configurations only (moco merge CONFIG.yaml OUT); to use the model with the adapter merged in, write it first: moco merge --method lora --base %s -m %s --out DIR",
+					f.Name, ref, model, lora)
+				return
+			}
+		}
+	})
+	return err
+}
+
+// loraRef splits ref at its last "+" when ref is no file or folder but
+// MODEL+LORA, LORA a PEFT adapter folder.
+func loraRef(ref string) (model, lora string, ok bool) {
+	i := strings.LastIndex(ref, "+")
+	if i <= 0 {
+		return "", "", false
+	}
+	if _, err := os.Stat(ref); err == nil {
+		return "", "", false
+	}
+	if _, err := os.Stat(filepath.Join(ref[i+1:], "adapter_config.json")); err != nil {
+		return "", "", false
+	}
+	return ref[:i], ref[i+1:], true
 }
 
 // flagValues reads a numeric flag's values (one, or a slice's elements).

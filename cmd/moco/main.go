@@ -139,5 +139,8 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		}
 		return usageError{err.Error()}
 	}
-	return checkRanges(fs)
+	if err := checkRanges(fs); err != nil {
+		return err
+	}
+	return checkModelRefs(fs)
 }

@@ -184,6 +184,27 @@ func TestMergeLoRARef(t *testing.T) {
 	}
 }
 
+// TestLoRARefOutsideConfigs: MODEL+LORA, which only merge configurations
+// read, given to a model flag is refused before any work with a message
+// that says where it works and how to merge the adapter in, not left to
+// fail as a missing tokenizer.
+func TestLoRARefOutsideConfigs(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	ref := filepath.Join(models, "skills-base") + "+" + filepath.Join(models, "skills-lora-add")
+	out := filepath.Join(t.TempDir(), "x")
+	for _, args := range [][]string{
+		{"generate", "-m", ref, "-p", "hi", "-n", "1"},
+		{"eval", "-m", ref, "--dataset", filepath.Join(models, "..", "datasets", "skills_mix.json")},
+		{"merge", "--method", "ties", "--base", ref, "-m", filepath.Join(models, "skills-add"), "--out", out},
+		{"train", "sft", "-m", ref, "--data", "none.jsonl", "--out", out},
+	} {
+		_, errs, code := runCLI(args...)
+		if code != 2 || !strings.Contains(errs, "MODEL+LORA works in merge configurations only") || !strings.Contains(errs, "--method lora --base "+filepath.Join(models, "skills-base")) {
+			t.Errorf("%v: exit %d, %q", args[:2], code, errs)
+		}
+	}
+}
+
 // TestMergeFlagsNotDropped: a flag that the chosen form of merge does not
 // read is refused rather than silently dropped, and --method lora honours
 // --json and --out-dtype as the other methods do.
