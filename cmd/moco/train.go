@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -91,7 +92,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 {
 		return usagef("train sft: --lora-r, --steps and --batch-size must be positive, --warmup not negative")
 	}
-	examples, m, tok, err := loadTraining(*model, *data, *out, train.ReadSFT)
+	examples, m, tok, err := loadTraining(*model, *data, *out, ck, train.ReadSFT)
 	if err != nil {
 		return err
 	}
@@ -143,21 +144,50 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// ckFlags are the checkpoint flags that train sft, dpo and grpo share.
+// ckFlags are the output and checkpoint flags that train sft, dpo and
+// grpo share.
 type ckFlags struct {
 	saveEvery *int
 	resume    *string
+	force     *bool
 }
 
-// checkpointFlags adds --save-every and --resume to fs.
+// checkpointFlags adds --save-every, --resume and --force to fs.
 func checkpointFlags(fs *pflag.FlagSet) ckFlags {
 	c := ckFlags{
 		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
 		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)"),
+		force:     fs.Bool("force", false, "write into a non-empty --out, replacing the files of an earlier run (without --resume, --out must be empty or absent)"),
 	}
 	fs.Lookup("resume").NoOptDefVal = "latest"
 	setRange(fs, "save-every", atLeast(0))
 	return c
+}
+
+// checkOut refuses an --out that holds anything, unless the run resumes
+// (its checkpoints are there) or is forced: a new run would replace an
+// earlier adapter, or mix its files with another's.
+func (c ckFlags) checkOut(out string) error {
+	if *c.force || *c.resume != "" {
+		return nil
+	}
+	st, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("--out %s is a file", out)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("--out %s is not empty: choose another folder, --resume to continue the run saved there, or --force to write into it", out)
+	}
+	return nil
 }
 
 // resumeFrom is the checkpoint folder --resume names ("" for none): with
@@ -246,13 +276,16 @@ func writeCurveSVG(path, title, ylabel string, hist []train.Step) error {
 // loadTraining reads a training data file with read (errors name the file
 // and line), then the model and its tokenizer: data first, so a bad file
 // is reported before any weights load.
-func loadTraining[T any](model, data, out string, read func(io.Reader) ([]T, error)) ([]T, *train.Model[float32], *tokenizer.Tokenizer, error) {
+func loadTraining[T any](model, data, out string, ck ckFlags, read func(io.Reader) ([]T, error)) ([]T, *train.Model[float32], *tokenizer.Tokenizer, error) {
 	// The adapter (or, with --full, the model) written into the model's
 	// own folder would mix with its files or overwrite its weights.
 	if a, err := os.Stat(model); err == nil {
 		if b, err := os.Stat(out); err == nil && os.SameFile(a, b) {
 			return nil, nil, nil, fmt.Errorf("the output folder is the model folder %s: choose another --out", model)
 		}
+	}
+	if err := ck.checkOut(out); err != nil {
+		return nil, nil, nil, err
 	}
 	f, err := os.Open(data)
 	if err != nil {

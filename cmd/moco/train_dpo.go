@@ -55,7 +55,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if !(*dropout >= 0 && *dropout < 1) {
 		return usagef("train dpo: --lora-dropout must be in [0, 1)")
 	}
-	pairs, m, tok, err := loadTraining(*model, *data, *out, train.ReadDPO)
+	pairs, m, tok, err := loadTraining(*model, *data, *out, ck, train.ReadDPO)
 	if err != nil {
 		return err
 	}

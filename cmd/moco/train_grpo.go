@@ -81,7 +81,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("train grpo: --task-type: %v", err)
 	}
-	examples, m, tok, err := loadTraining(*model, *data, *out, train.ReadGRPO)
+	examples, m, tok, err := loadTraining(*model, *data, *out, ck, train.ReadGRPO)
 	if err != nil {
 		return err
 	}

@@ -23,12 +23,12 @@ func TestTrainGRPOCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"train", "grpo", "--model", "x"}, 2, "--data and --out are required"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir, "--batch-size", "12"}, 2, "multiple of it (8)"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir, "--num-generations", "1", "--batch-size", "4"}, 2, "at least 2"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir, "--task-type", "nope"}, 2, `task type "nope" has no scorer`},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir, "--loss-type", "ppo"}, 2, "--loss-type"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir, "--temperature", "0"}, 2, "--temperature"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir}, 1, "line 3: want a field answer"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--batch-size", "12"}, 2, "multiple of it (8)"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--num-generations", "1", "--batch-size", "4"}, 2, "at least 2"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--task-type", "nope"}, 2, `task type "nope" has no scorer`},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--loss-type", "ppo"}, 2, "--loss-type"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--temperature", "0"}, 2, "--temperature"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o"}, 1, "line 3: want a field answer"},
 	} {
 		_, stderr, code := runCLI(c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {

@@ -103,6 +103,46 @@ func TestTrainOutIsModelCLI(t *testing.T) {
 	}
 }
 
+// TestTrainOutNotEmptyCLI: a non-empty --out (other files, or an earlier
+// run's adapter) is refused before any work, by sft, dpo and grpo alike,
+// unless --force is given; --resume continues in it without (see
+// checkResumeCLI).
+func TestTrainOutNotEmptyCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o644)
+	for _, sub := range []string{"sft", "dpo", "grpo"} {
+		_, stderr, code := runCLI("train", sub, "--model", model, "--data", data, "--out", other, "--steps", "1")
+		if code != 1 || !strings.Contains(stderr, "is not empty") {
+			t.Errorf("%s into a folder of other files: exit %d, %q", sub, code, stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(other); len(ents) != 1 {
+		t.Errorf("the folder of other files now holds %d entries", len(ents))
+	}
+	out := filepath.Join(dir, "ad")
+	args := []string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", "1", "--batch-size", "1", "--lora-r", "2", "-q"}
+	if _, stderr, code := runCLI(args...); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	first, _ := os.ReadFile(filepath.Join(out, "adapter_model.safetensors"))
+	if _, stderr, code := runCLI(append(args, "--lora-r", "4")...); code != 1 || !strings.Contains(stderr, "is not empty") {
+		t.Errorf("over an earlier adapter: exit %d, %q", code, stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "adapter_model.safetensors")); !bytes.Equal(got, first) {
+		t.Error("the earlier adapter changed")
+	}
+	if _, stderr, code := runCLI(append(args, "--lora-r", "4", "--force")...); code != 0 {
+		t.Errorf("--force: exit %d: %s", code, stderr)
+	}
+}
+
 // TestTrainSFTResumeCLI: see checkResumeCLI.
 func TestTrainSFTResumeCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
