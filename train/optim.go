@@ -80,7 +80,8 @@ func CosineLR(peak float64, step, warmup, total int) float64 {
 // ClipGradNorm scales every gradient down so that their global L2 norm is
 // at most maxNorm (torch.nn.utils.clip_grad_norm_, factor
 // maxNorm/(norm+1e-6) when norm exceeds it) and returns the norm before
-// clipping.
+// clipping. maxNorm <= 0 clips nothing, as in Hugging Face's Trainer
+// (max_grad_norm 0), rather than zeroing every gradient.
 func ClipGradNorm(grads map[string][]float32, maxNorm float64) float64 {
 	var ss float64
 	for _, name := range sortedKeys(grads) { // fixed order: a seed reproduces the norm bit for bit
@@ -89,7 +90,7 @@ func ClipGradNorm(grads map[string][]float32, maxNorm float64) float64 {
 		}
 	}
 	norm := math.Sqrt(ss)
-	if c := maxNorm / (norm + 1e-6); c < 1 {
+	if c := maxNorm / (norm + 1e-6); maxNorm > 0 && c < 1 {
 		for _, g := range grads {
 			for i := range g {
 				g[i] = float32(float64(g[i]) * c)

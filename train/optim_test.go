@@ -40,7 +40,8 @@ func TestCosineLR(t *testing.T) {
 }
 
 // TestClipGradNorm: gradients (3, 4) have norm 5; clipped to 1 they are
-// (0.6, 0.8) up to torch's 1e-6 guard; under the limit they are kept.
+// (0.6, 0.8) up to torch's 1e-6 guard; under the limit they are kept, and
+// a limit of 0 clips nothing (Hugging Face's max_grad_norm 0).
 func TestClipGradNorm(t *testing.T) {
 	g := map[string][]float32{"a": {3}, "b": {4}}
 	if n := ClipGradNorm(g, 1); n != 5 || math.Abs(float64(g["a"][0])-0.6) > 1e-6 || math.Abs(float64(g["b"][0])-0.8) > 1e-6 {
@@ -49,6 +50,9 @@ func TestClipGradNorm(t *testing.T) {
 	ClipGradNorm(g, 10)
 	if math.Abs(float64(g["a"][0])-0.6) > 1e-6 {
 		t.Fatalf("clipped under the limit: %v", g)
+	}
+	if n := ClipGradNorm(g, 0); math.Abs(n-1) > 1e-6 || math.Abs(float64(g["a"][0])-0.6) > 1e-6 {
+		t.Fatalf("a limit of 0: norm %g, gradients %v; want them kept", n, g)
 	}
 }
 

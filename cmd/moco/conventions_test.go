@@ -56,6 +56,14 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"serve", "--max-body-bytes", "10", "--addr", "bad::addr"}, "--max-body-bytes 10: want an integer >= 1024"},
 		{[]string{"sweep", "--workers", "-1"}, "--workers -1: want an integer >= 0"},
 		{[]string{"score", "--workers", "-2"}, "--workers -2: want an integer >= 0"},
+		{[]string{"train", "sft", "-m", "a", "--lora-alpha", "0"}, "--lora-alpha 0: want a number > 0"},
+		{[]string{"train", "sft", "-m", "a", "--weight-decay", "-1"}, "--weight-decay -1: want a number >= 0"},
+		{[]string{"train", "sft", "-m", "a", "--max-grad-norm", "-1"}, "--max-grad-norm -1: want a number >= 0 (0: no clipping"},
+		{[]string{"train", "sft", "-m", "a", "--lr", "0"}, "--lr 0: want a number in (0, 10]"},
+		{[]string{"train", "dpo", "-m", "a", "--lora-alpha", "-16"}, "--lora-alpha -16: want a number > 0"},
+		{[]string{"train", "dpo", "-m", "a", "--weight-decay", "-0.1"}, "--weight-decay -0.1: want a number >= 0"},
+		{[]string{"train", "grpo", "-m", "a", "--max-grad-norm", "-1"}, "--max-grad-norm -1: want a number >= 0"},
+		{[]string{"train", "grpo", "-m", "a", "--lora-alpha", "0"}, "--lora-alpha 0: want a number > 0"},
 	} {
 		out, errs, code := moco(t, tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) || out != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,10 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; a loss.svg plot is written beside it)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", between(0, 10))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
+	setRange(fs, "weight-decay", atLeast(0))
+	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
 	setRange(fs, "lora-dropout", between(0, 0.99))
 	setRange(fs, "grad-accum", atLeast(1))
 	setRange(fs, "max-length", atLeast(0))

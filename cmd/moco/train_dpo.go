@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -36,7 +37,10 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv; a .svg plot of the loss is written beside it): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", between(0, 10))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
+	setRange(fs, "weight-decay", atLeast(0))
+	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train dpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
 		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")

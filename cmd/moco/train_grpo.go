@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -48,7 +49,10 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write the per-step record here (default OUT/loss.csv; OUT/reward.svg plots the mean reward)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", between(0, 10))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
+	setRange(fs, "weight-decay", atLeast(0))
+	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
 	setRange(fs, "temperature", above(0, 100))
 	setRange(fs, "beta", atLeast(0))
 	setRange(fs, "epsilon", between(0, 1))
