@@ -143,6 +143,40 @@ func TestTrainOutNotEmptyCLI(t *testing.T) {
 	}
 }
 
+// TestTrainFullLRCLI: --full without --lr trains at TRL's SFTConfig
+// learning rate (2e-5), not the LoRA default, which wrecks every weight;
+// an --lr given is kept, and LoRA keeps its default.
+func TestTrainFullLRCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		flags []string
+		lr    string // loss.csv's lr of step 1 (no warm-up: the peak)
+	}{
+		{[]string{"--full"}, "2e-05"},
+		{[]string{"--full", "--lr", "1e-4"}, "0.0001"},
+		{nil, "0.003"},
+	} {
+		out := filepath.Join(dir, fmt.Sprint("o", i))
+		args := append([]string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", "1", "--batch-size", "1", "-q"}, c.flags...)
+		if _, stderr, code := runCLI(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.flags, code, stderr)
+		}
+		b, _ := os.ReadFile(filepath.Join(out, "loss.csv"))
+		lines := strings.Split(string(b), "\n")
+		if len(lines) < 2 || len(strings.Split(lines[1], ",")) < 3 {
+			t.Fatalf("%v: loss.csv %q", c.flags, b)
+		}
+		if lr := strings.Split(lines[1], ",")[2]; lr != c.lr {
+			t.Errorf("%v: learning rate %s, want %s", c.flags, lr, c.lr)
+		}
+	}
+}
+
 // TestTrainSFTResumeCLI: see checkResumeCLI.
 func TestTrainSFTResumeCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
