@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -187,6 +188,69 @@ func TestLoadLoRARefuses(t *testing.T) {
 		}
 		if _, err := LoadLoRA(dir, m); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.extra, err, c.want)
+		}
+	}
+}
+
+// TestLoadLoRAForms: target_modules as PEFT may write it, a list or a
+// string (a regular expression, or "all-linear"), loads the same adapter;
+// a tensor LoadLoRA cannot apply (a modules_to_save copy of a whole
+// module) or a module outside target_modules is refused, not dropped.
+func TestLoadLoRAForms(t *testing.T) {
+	m, err := Load(testutil.Shared(t, "models/skills-base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := testutil.Shared(t, "models/skills-lora-add")
+	want, err := LoadLoRA(src, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(filepath.Join(src, "adapter_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ts []*safetensors.Tensor
+	for _, name := range f.Names() {
+		x, _ := f.Tensor(name)
+		ts = append(ts, x)
+	}
+	head := &safetensors.Tensor{Name: "base_model.model.lm_head.weight", DType: safetensors.F32, Shape: []int{1, 1}, Data: make([]byte, 4)}
+	plain := `"peft_type": "LORA", "r": 8, "lora_alpha": 16, `
+	for _, c := range []struct {
+		config string
+		extra  *safetensors.Tensor
+		want   string // "": loads as skills-lora-add
+	}{
+		{`"target_modules": ".*\\.(q_proj|v_proj|down_proj)"`, nil, ""},
+		{`"target_modules": "all-linear"`, nil, ""},
+		{`"target_modules": ["q_proj", "v_proj", "down_proj"], "modules_to_save": null`, nil, ""},
+		{`"target_modules": ["q_proj", "v_proj", "down_proj"]`, head, "lm_head.weight is not the LoRA A or B matrix"},
+		{`"target_modules": "all-linear"`, head, "lm_head.weight is not the LoRA A or B matrix"},
+		{`"target_modules": ["q_proj", "v_proj", "down_proj"], "modules_to_save": ["lm_head"]`, head, "modules_to_save"},
+		{`"target_modules": ["q_proj", "v_proj"]`, nil, "down_proj is not among target_modules"},
+		{`"target_modules": 3`, nil, "target_modules: want a list of module names or a string"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte("{"+plain+c.config+"}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		all := ts
+		if c.extra != nil {
+			all = append(append([]*safetensors.Tensor(nil), ts...), c.extra)
+		}
+		if err := safetensors.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), all, nil); err != nil {
+			t.Fatal(err)
+		}
+		lo, err := LoadLoRA(dir, m)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.config, err)
+		case c.want == "" && !reflect.DeepEqual(lo, want):
+			t.Errorf("%s: loaded another adapter (modules %v)", c.config, lo.Modules)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s with %d tensors: err = %v, want %q", c.config, len(all), err, c.want)
 		}
 	}
 }
