@@ -11,9 +11,10 @@ import (
 // ExtractAnswer pulls the final answer out of a generation, in MoCo's order
 // of preference: the content of the last \boxed{...} or \box{...} (nested
 // braces allowed, unlike MoCo's regular expression, so \boxed{\frac{1}{2}}
-// is read whole), an inline "\boxed 42" or "\box 42", what follows
-// "final answer", "the answer is", "answer:" (to the end of its line), else
-// the last non-empty line.
+// is read whole), an inline "\boxed 42" or "\box 42", what follows (to the
+// end of its line) "final answer:", "the answer is:", "answer:",
+// "solution:", "the solution is:", then the looser "the answer is" or "the
+// answer -", "final answer", "answer is", else the last non-empty line.
 func ExtractAnswer(text string) string {
 	if b, ok := lastBoxed(text); ok {
 		return strings.TrimSpace(b)
@@ -50,9 +51,15 @@ var (
 	// Answer phrases, most specific first; the last occurrence of the first
 	// phrase found wins.
 	reAnswerPhrases = []*regexp.Regexp{
-		regexp.MustCompile(`(?i)\bfinal answer(?:\s+is)?\s*[:=]?`),
-		regexp.MustCompile(`(?i)\bthe answer\s+is\b\s*[:=]?`),
+		// The forms with a separator, MoCo's first six patterns.
+		regexp.MustCompile(`(?i)\bfinal answer(?:\s+is)?\s*[:=]`),
+		regexp.MustCompile(`(?i)\bthe answer\s+is\s*[:=]`),
 		regexp.MustCompile(`(?i)\banswer\s*(?:is\b)?\s*[:=]`),
+		regexp.MustCompile(`(?i)\bsolution\s*:`),
+		regexp.MustCompile(`(?i)\bthe solution\s+is\s*:`),
+		// MoCo's looser last three, which here still need "is" or a dash.
+		regexp.MustCompile(`(?i)\bthe answer\s*(?:is\b|-)`),
+		regexp.MustCompile(`(?i)\bfinal answer(?:\s+is\b)?`),
 		regexp.MustCompile(`(?i)\banswer\s+is\b`),
 	}
 )

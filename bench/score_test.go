@@ -19,6 +19,12 @@ func TestExtractAnswer(t *testing.T) {
 		{" 1081", "1081"},
 		{"so \\box Paris\n", "Paris"}, // MoCo's prompt asks for \box
 		{"\\boxed 42", "42"},
+		{"Solution: Jiggle Jiggle\nThanks", "Jiggle Jiggle"}, // wikidyk 2056
+		{"The solution is: 7\nso", "7"},
+		{"So the answer - Paris\nok", "Paris"},
+		{"Answer: 3\nSolution: 4", "3"}, // MoCo prefers "Answer:"
+		{"Solution: 6\nthe answer is clear", "6"},
+		{"Final answer is 5\nAnswer: 6", "6"}, // colon forms first, as MoCo
 		{"", ""},
 	}
 	for _, c := range cases {
