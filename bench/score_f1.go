@@ -36,9 +36,11 @@ func TokenF1(pred, gold string) float64 {
 	return 2 * prec * rec / (prec + rec)
 }
 
-// GoldAnswers returns an item's gold answers. popqa and wikidyk store a list
-// of aliases as a JSON string ("[\"Toulon\", \"Tolon\"]"); a JSON array
-// field is read too; anything else is one answer.
+// GoldAnswers returns an item's gold answers. popqa stores a list of
+// aliases as a JSON string ("[\"Toulon\", \"Tolon\"]"), read as JSON so that
+// an alias with a comma ("Paris, France") stays whole, where MoCo splits
+// the string at every comma; a JSON array field is read too; anything else
+// is one answer.
 func GoldAnswers(it Item) []string {
 	ref := it.Output
 	if ref == "" {

@@ -102,6 +102,9 @@ func TestF1Scorer(t *testing.T) {
 	popqa := mustItem(t, `{"id": "1", "input": "What is the capital of Var?", "output": "[\"Toulon\", \"Port-la-Montagne\", \"Tolon\"]"}`)
 	plain := mustItem(t, `{"id": "2", "input": "Title?", "output": "Jiggle Jiggle"}`)
 	quoted := mustItem(t, `{"id": "3", "input": "Who?", "output": "['Ann Lee', 'Bo Chan']"}`)
+	// popqa 2796864: MoCo splits every alias at commas and gives "United
+	// States" full marks as the place of birth; the alias is kept whole here.
+	comma := mustItem(t, `{"id": "2796864", "input": "In what city was Erika M. Anderson born?", "output": "[\"South Dakota\", \"South Dakota, United States\"]"}`)
 	cases := []struct {
 		it   Item
 		gen  string
@@ -112,8 +115,9 @@ func TestF1Scorer(t *testing.T) {
 		{popqa, `\box{Toulon, France}`, 2 * 0.5 * 1 / 1.5}, // P=1/2, R=1
 		{popqa, `\box{Marseille}`, 0},
 		{plain, "The answer is Jiggle Jiggle.", 1},
-		{plain, `\box{Jiggle}`, 2 * 1 * 0.5 / 1.5}, // P=1, R=1/2
-		{quoted, `\box{Lee}`, 2 * 1 * 0.5 / 1.5},   // single-quoted list, MoCo's fallback split
+		{plain, `\box{Jiggle}`, 2 * 1 * 0.5 / 1.5},        // P=1, R=1/2
+		{quoted, `\box{Lee}`, 2 * 1 * 0.5 / 1.5},          // single-quoted list, MoCo's fallback split
+		{comma, `\box{United States}`, 2 * 1 * 0.5 / 1.5}, // P=1, R=1/2 against the whole alias
 	}
 	for _, c := range cases {
 		got := score(t, F1MatchTask, ScorerOptions{}, c.it, c.gen)
