@@ -15,7 +15,10 @@
 // items and 55 of its 1000 dev items); coding runs the item's
 // check(candidate) test in python3 with resource limits, an audit hook that
 // refuses sockets and new processes, its own temporary folder and process
-// group, bounded output, and (Linux) its own network namespace;
+// group, bounded output, and (Linux) its own network namespace, and passes
+// only if the program then runs to its end (it writes a token drawn for the
+// run after check returns: MoCo takes exit status 0 as a pass, so an answer
+// that calls os._exit(0) or sys.exit(0) passes every test there);
 // noncompliance asks a Judge, or without one applies MoCo's keyword rule;
 // reward_model needs a Judge (MoCo uses a reward model) and is refused
 // without one; generation_diversity is 1 - BLEU against the references

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -88,7 +90,9 @@ func (s *codeScorer) Score(ctx context.Context, it Item, g string) (Scored, erro
 		return Scored{}, err
 	}
 	sc := Scored{Extracted: prog, Note: r.Note()}
-	if r.ExitCode == 0 && !r.TimedOut && !strings.Contains(r.Stderr, "AssertionError") {
+	// Completed, unlike MoCo, which takes exit status 0 as a pass: code that
+	// exits early (os._exit(0), sys.exit(0)) would otherwise skip the test.
+	if r.ExitCode == 0 && !r.TimedOut && r.Completed && !strings.Contains(r.Stderr, "AssertionError") {
 		sc.Score = 1
 	}
 	return sc, nil
@@ -168,6 +172,7 @@ type PyResult struct {
 	Stdout, Stderr string // the first MaxOutput bytes of each
 	Truncated      bool   // output beyond MaxOutput was dropped
 	Sandboxed      bool   // ran in its own network namespace
+	Completed      bool   // ran to its end: it did not exit or die part way
 }
 
 // Note summarises a run for a result line.
@@ -180,6 +185,8 @@ func (r PyResult) Note() string {
 		if tail := lastLine(r.Stderr); tail != "" {
 			parts = append(parts, tail)
 		}
+	} else if !r.Completed {
+		parts = append(parts, "exited before its end")
 	}
 	if r.Truncated {
 		parts = append(parts, "output truncated")
@@ -204,7 +211,9 @@ func lastLine(s string) string {
 // pyPreamble runs before the program: it sets the resource limits (CPU
 // seconds, address space, file size, processes, no core files) and installs
 // an audit hook that refuses sockets, new processes and forks, then runs
-// solution.py from its own temporary folder.
+// solution.py from its own temporary folder and, if that returns, writes
+// the run's random token to doneFile (its path and open are bound before
+// the program runs, which could change the folder or shadow open).
 const pyPreamble = `import sys
 try:
     import resource
@@ -225,11 +234,19 @@ def _moco_audit(event, args):
         raise RuntimeError("sandbox: " + event + " is not allowed")
 sys.addaudithook(_moco_audit)
 del _moco_audit
+def _moco_done(path=__import__("os").path.abspath("%s"), open=open):
+    with open(path, "w") as f:
+        f.write("%s")
 __name__ = "__main__"
 with open("solution.py") as _f:
     _src = _f.read()
 exec(compile(_src, "solution.py", "exec"))
+_moco_done()
 `
+
+// doneFile is where pyPreamble writes its token once the program has run to
+// its end.
+const doneFile = ".moco-done"
 
 // capped keeps the first max bytes written and counts the rest.
 type capped struct {
@@ -253,6 +270,8 @@ func (c *capped) Write(p []byte) (int, error) {
 // minimal environment, the resource limits and audit hook of pyPreamble,
 // its own process group (killed whole at the timeout), bounded captured
 // output, and its own network namespace where the OS allows it.
+// PyResult.Completed says whether the program ran to its end, by a token
+// drawn for this run that the program does not know in advance.
 func RunPython(ctx context.Context, python, program string, o CodeOptions) (PyResult, error) {
 	o = o.withDefaults()
 	dir, err := os.MkdirTemp("", "moco-code-")
@@ -264,7 +283,12 @@ func RunPython(ctx context.Context, python, program string, o CodeOptions) (PyRe
 		return PyResult{}, err
 	}
 	cpu := int(o.Timeout.Seconds() + 0.999)
-	pre := fmt.Sprintf(pyPreamble, cpu, o.MemoryMB<<20, o.FileSizeMB<<20)
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return PyResult{}, err
+	}
+	token := hex.EncodeToString(nonce[:])
+	pre := fmt.Sprintf(pyPreamble, cpu, o.MemoryMB<<20, o.FileSizeMB<<20, doneFile, token)
 	if err := os.WriteFile(filepath.Join(dir, "run.py"), []byte(pre), 0o600); err != nil {
 		return PyResult{}, err
 	}
@@ -301,6 +325,9 @@ func RunPython(ctx context.Context, python, program string, o CodeOptions) (PyRe
 	}
 	if werr != nil && r.ExitCode == 0 {
 		r.ExitCode = -1
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, doneFile)); err == nil && string(b) == token {
+		r.Completed = true
 	}
 	if err := parent.Err(); err != nil {
 		return r, err // the caller gave up, not the program

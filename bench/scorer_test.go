@@ -307,6 +307,12 @@ func TestCodeScorer(t *testing.T) {
 		{"subprocess", "    import subprocess\n    subprocess.run(['true'])\n    return a + b\n", 0, "not allowed"},
 		{"network", "    import socket\n    socket.create_connection(('127.0.0.1', " + itoa(port) + "), timeout=1).close()\n    return a + b\n", 0, ""},
 		{"writes a big file", "    open('big', 'w').write('x' * (20 << 20))\n    return a + b\n", 0, "exit"},
+		// Exit status 0 before check(candidate) ran (HumanEval/103's
+		// "import os\nos._exit(0)" passed every test).
+		{"os._exit before the test", "import os\nos._exit(0)\n", 0, "before its end"},
+		{"sys.exit before the test", "import sys\nsys.exit(0)\n", 0, "before its end"},
+		{"exits in the call", "    import os\n    os._exit(0)\n", 0, "before its end"},
+		{"changes folder, then passes", "    import os\n    os.chdir('/')\n    return a + b\n", 1, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
