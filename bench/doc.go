@@ -22,7 +22,9 @@
 // noncompliance asks a Judge, or without one applies MoCo's keyword rule;
 // reward_model needs a Judge (MoCo uses a reward model) and is refused
 // without one; generation_diversity is 1 - BLEU against the references
-// (Distinct and SelfBLEU are there for reports). Aggregate applies MoCo's
+// (MoCo: 1 - RoBERTa embedding similarity), and 0 for an output with no
+// words, which BLEU alone would rate perfectly diverse (Distinct and
+// SelfBLEU are there for reports). Aggregate applies MoCo's
 // dataset rules (culturebench's all-items-of-a-question grouping).
 //
 // RunSweep runs a SweepConfig (models x methods x datasets, methods built

@@ -157,7 +157,10 @@ func (s rewardScorer) Score(ctx context.Context, it Item, g string) (Scored, err
 // item's list, pairwise (MoCo measures 1 - the mean embedding similarity
 // to the references, with a RoBERTa encoder moco does not run; BLEU is the
 // lexical counterpart), or the generation's distinct-2 when the item lists
-// no references. The note gives distinct-1 and distinct-2; the sweep
+// no references. A generation with no words scores 0: its BLEU is 0, which
+// would make saying nothing perfectly diverse (MoCo embeds the empty text
+// like any other, so it does not score 1 there either). The note gives
+// distinct-1 and distinct-2; the sweep
 // report adds distinct-n and self-BLEU over a method's generations taken
 // together (Report.Diversity).
 type diversityScorer struct{ o ScorerOptions }
@@ -174,6 +177,9 @@ func (diversityScorer) Score(_ context.Context, it Item, g string) (Scored, erro
 				refs = []string{one}
 			}
 		}
+	}
+	if len(words(g)) == 0 {
+		return Scored{Extracted: g, Note: "empty output"}, nil
 	}
 	d2 := Distinct([]string{g}, 2)
 	note := fmt.Sprintf("distinct-1 %.3f, distinct-2 %.3f", Distinct([]string{g}, 1), d2)

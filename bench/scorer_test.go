@@ -159,6 +159,12 @@ func TestBLEU(t *testing.T) {
 	if got := score(t, DiversityTask, ScorerOptions{}, it2, "It was not to my liking."); math.Abs(got.Score-0.5) > 1e-12 {
 		t.Errorf("pairwise diversity %v, want 0.5", got.Score)
 	}
+	// Saying nothing is not diverse (infinite_chat_diversity 26 scored 1).
+	for _, g := range []string{"", " \n\t"} {
+		if got := score(t, DiversityTask, ScorerOptions{}, it2, g); got.Score != 0 {
+			t.Errorf("empty output %q: diversity %v, want 0", g, got.Score)
+		}
+	}
 }
 
 func TestNoncompliance(t *testing.T) {
