@@ -217,10 +217,11 @@ func Distinct(texts []string, n int) float64 {
 }
 
 // BLEU is sentence BLEU-4 of a hypothesis against references (lowercased
-// whitespace tokens, clipped counts, closest-reference brevity penalty,
-// uniform weights) with smoothing method 1 of Chen and Cherry (2014): an
-// n-gram order with no match counts 0.1 matches, so short texts do not
-// score 0 outright.
+// words, each punctuation mark a token of its own, so "liking." matches
+// "liking"; clipped counts, closest-reference brevity penalty, uniform
+// weights) with smoothing method 1 of Chen and Cherry (2014): an n-gram
+// order with no match counts 0.1 matches, so short texts do not score 0
+// outright.
 func BLEU(hyp string, refs []string) float64 {
 	h := words(hyp)
 	if len(h) == 0 || len(refs) == 0 {

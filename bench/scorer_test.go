@@ -139,6 +139,9 @@ func TestBLEU(t *testing.T) {
 	if got := BLEU("it was not to my liking", []string{"nothing alike", "It was not to my liking"}); math.Abs(got-1) > 1e-12 {
 		t.Errorf("identical to a reference: %v", got)
 	}
+	if w := words("Not to my liking, sadly."); strings.Join(w, "|") != "not|to|my|liking|,|sadly|." {
+		t.Errorf("BLEU tokens %q: punctuation marks are tokens of their own", w)
+	}
 	if got := BLEU("completely different words", []string{"nothing shared here"}); got != 0 {
 		t.Errorf("no word in common: %v", got)
 	}
