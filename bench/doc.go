@@ -35,7 +35,8 @@
 // when complete, so resumed and sharded-then-merged (MergeResults) runs give
 // the same bytes. BuildReport turns results into the MoCo paper's Table 1
 // layout, collaborative emergence and cost per item (Markdown, CSV, and SVG
-// charts through gonum/plot). ScoreOutputs scores outputs made elsewhere.
+// charts through gonum/plot); a score on fewer of a dataset's items than
+// the results hold (a partial run) is marked, with its n. ScoreOutputs scores outputs made elsewhere.
 //
 // Evaluate runs a prompt-to-text function over a split, scored by the
 // exact-match and multiple-choice rules or, with Options.Scorer, by any

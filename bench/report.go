@@ -24,6 +24,10 @@ type Report struct {
 	Rows     []ReportRow       // singles first, then by level, then name
 	// BestSingle is the best single model's score per dataset.
 	BestSingle map[string]float64
+	// Full is how many distinct items of each dataset the report holds, over
+	// all methods; a row's N below it (a partial or interrupted run) is
+	// scored on other items than the rest of its column.
+	Full map[string]int
 	// Wins and Settings count (method, dataset) settings of non-single
 	// methods, and those where the method beats the best single model.
 	Wins, Settings int
@@ -77,7 +81,8 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 		return nil, err
 	}
 	lines = splitColumns(lines)
-	rep := &Report{DomainOf: map[string]string{}, BestSingle: map[string]float64{}}
+	rep := &Report{DomainOf: map[string]string{}, BestSingle: map[string]float64{}, Full: map[string]int{}}
+	ids := map[string]map[string]bool{} // dataset -> item ids
 	type cell struct {
 		items  []Item
 		scores []float64
@@ -95,6 +100,10 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 		if l.Domain != "" {
 			rep.DomainOf[l.Dataset] = l.Domain
 		}
+		if ids[l.Dataset] == nil {
+			ids[l.Dataset] = map[string]bool{}
+		}
+		ids[l.Dataset][l.ID] = true
 		r := rows[l.Method]
 		if r == nil {
 			r = &ReportRow{Method: l.Method, Name: l.Name, Level: l.Level, Models: l.Models, Score: map[string]float64{}, N: map[string]int{},
@@ -133,6 +142,9 @@ func BuildReport(lines []ResultLine) (*Report, error) {
 			rep.Diversity = append(rep.Diversity, DiversityScore{Method: m, Dataset: d, N: len(texts),
 				Distinct1: Distinct(texts, 1), Distinct2: Distinct(texts, 2), SelfBLEU: SelfBLEU(texts)})
 		}
+	}
+	for d, m := range ids {
+		rep.Full[d] = len(m)
 	}
 	// Scores per cell; grouped scores (culturebench) are rewritten in place.
 	solvedBy := map[string]map[string]bool{} // dataset/id -> single models solving it
@@ -343,6 +355,18 @@ func (rep *Report) value(r *ReportRow, col string) (float64, bool) {
 	return s / float64(len(ds)), len(ds) > 0
 }
 
+// partial says whether a row's value in a column rests on fewer items of a
+// dataset than the report holds.
+func (rep *Report) partial(r *ReportRow, col string) bool {
+	for _, d := range rep.Datasets {
+		in := d == col || col == "avg" || strings.HasPrefix(col, "avg ") && rep.DomainOf[d] == col[4:]
+		if n, ok := r.N[d]; in && ok && n < rep.Full[d] {
+			return true
+		}
+	}
+	return false
+}
+
 // bestSingleValue is the best single model's score in a column: per
 // dataset the best single; for averages the best single model's average
 // (one model, as the paper compares with one model).
@@ -397,6 +421,9 @@ func (rep *Report) Markdown(w io.Writer) error {
 			if v >= best[c]-1e-12 {
 				s = "**" + s + "**"
 			}
+			if rep.partial(r, c) {
+				s += "†"
+			}
 			fmt.Fprintf(&b, " %s |", s)
 		}
 		b.WriteString("\n")
@@ -406,6 +433,18 @@ func (rep *Report) Markdown(w io.Writer) error {
 			rep.Wins, rep.Settings, 100*float64(rep.Wins)/float64(rep.Settings))
 	}
 	b.WriteString("\nScores ×100; in brackets the difference from the best single model of the pool; best of each column in bold.\n")
+	var short []string
+	for i := range rep.Rows {
+		r := &rep.Rows[i]
+		for _, d := range rep.Datasets {
+			if n, ok := r.N[d]; ok && n < rep.Full[d] {
+				short = append(short, fmt.Sprintf("%s on %s, n = %d of %d", r.Method, d, n, rep.Full[d]))
+			}
+		}
+	}
+	if len(short) > 0 {
+		b.WriteString("† Scored on fewer items than the dataset has in these results, so not comparable with the rest of its column: " + strings.Join(short, "; ") + ".\n")
+	}
 
 	b.WriteString("\n**Collaborative emergence**: among items no single model solves, the share the method solves (items in brackets).\n\n")
 	b.WriteString("| method | " + strings.Join(rep.Datasets, " | ") + " |\n|---|" + strings.Repeat("---:|", len(rep.Datasets)) + "\n")
@@ -444,7 +483,8 @@ func (rep *Report) Markdown(w io.Writer) error {
 
 // CSV writes the Table 1 layout: one row per method, per column the score
 // and its difference from the best single model; then emergence and cost
-// columns per method.
+// columns per method; then per dataset the items the method was scored on
+// and the items the results hold (fewer: a partial run).
 func (rep *Report) CSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cols := rep.Columns()
@@ -456,6 +496,9 @@ func (rep *Report) CSV(w io.Writer) error {
 		head = append(head, d+" emergence", d+" unsolved items")
 	}
 	head = append(head, "items", "tokens_out/item", "forward_tokens/item", "flops/item", "wall_s/item")
+	for _, d := range rep.Datasets {
+		head = append(head, d+" items", d+" items in results")
+	}
 	cw.Write(head)
 	f := func(v float64) string { return fmt.Sprintf("%.6g", v) }
 	for i := range rep.Rows {
@@ -482,6 +525,14 @@ func (rep *Report) CSV(w io.Writer) error {
 		}
 		n := float64(max(1, r.Items))
 		rec = append(rec, fmt.Sprint(r.Items), f(r.TokensOut/n), f(r.ForwardTokens/n), f(r.FLOPs/n), f(r.WallS/n))
+		// A method's items against the dataset's (a partial run has fewer).
+		for _, d := range rep.Datasets {
+			if n, ok := r.N[d]; ok {
+				rec = append(rec, fmt.Sprint(n), fmt.Sprint(rep.Full[d]))
+			} else {
+				rec = append(rec, "", "")
+			}
+		}
 		cw.Write(rec)
 	}
 	cw.Flush()

@@ -95,6 +95,56 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// TestReportPartial: a method run on part of a dataset (an interrupted or
+// partial results file) is marked, with its n, not shown as comparable.
+func TestReportPartial(t *testing.T) {
+	var lines []ResultLine
+	for _, l := range reportLines() {
+		if l.Method == "M" && l.Dataset == "d1" && l.Index >= 2 {
+			continue // M ran 2 of d1's 4 items
+		}
+		lines = append(lines, l)
+	}
+	rep, err := BuildReport(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Full["d1"] != 4 || rep.Full["d2"] != 4 {
+		t.Errorf("full counts %v", rep.Full)
+	}
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	for _, want := range []string{
+		"| logit | M | **100.0 (+50.0)**† | 25.0 (-25.0) | **62.5 (+25.0)**† |", // d2 is whole
+		"| single | A | 50.0 | 0.0 | 25.0 |",
+		"† Scored on fewer items than the dataset has in these results, so not comparable with the rest of its column: M on d1, n = 2 of 4.",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var c bytes.Buffer
+	rep.CSV(&c)
+	recs, err := csv.NewReader(&c).ReadAll()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("CSV: %v %d rows", err, len(recs))
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	if m := recs[3]; m[1] != "M" || m[col["d1 items"]] != "2" || m[col["d1 items in results"]] != "4" || m[col["d2 items"]] != "4" {
+		t.Errorf("CSV row %q under %q", recs[3], recs[0])
+	}
+	// A whole file has no mark.
+	full, _ := BuildReport(reportLines())
+	md.Reset()
+	full.Markdown(&md)
+	if strings.Contains(md.String(), "†") {
+		t.Errorf("a complete report is marked partial:\n%s", md.String())
+	}
+}
+
 // TestReportGroups: culturebench's items of one question_id count as one
 // verdict, as MoCo scores them.
 func TestReportGroups(t *testing.T) {
