@@ -2,6 +2,13 @@
 // JSON format ({dataset, task_type, dev, test}), builds prompts, scores
 // generations, and measures speed.
 //
+// LoadDataset refuses a file with an item that could only be scored as
+// wrong (no prompt, answer or test, an answer not among the options, an
+// option label that is not a letter or digit), naming it, where MoCo runs
+// it: of MoCo's own
+// sets, tablemwp_multiple_choice (56 dev and 47 test items label their
+// fourth option "id") and math (a null answer in 7 dev and 5 test items).
+//
 // Every MoCo task type has a Scorer (NewScorer; RegisterScorer adds new
 // ones): exact_match reads the answer from \boxed{...} or \box{...} (nested
 // braces), an answer phrase, or the last line, and compares numbers by value
