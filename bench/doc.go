@@ -40,7 +40,8 @@
 // lines file as items finish; it resumes from that file, runs one shard of
 // the items (ShardOf) when asked, and rewrites the file in canonical order
 // when complete, so resumed and sharded-then-merged (MergeResults) runs give
-// the same bytes. BuildReport turns results into the MoCo paper's Table 1
+// the same bytes (CheckMergeInputs finds, from the meta file beside each
+// results file, shards missing from a merge or unfinished). BuildReport turns results into the MoCo paper's Table 1
 // layout, collaborative emergence and cost per item (Markdown, CSV, and SVG
 // charts through gonum/plot); a score on fewer of a dataset's items than
 // the results hold (a partial run) is marked, with its n. ScoreOutputs scores outputs made elsewhere.

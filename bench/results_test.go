@@ -2,9 +2,11 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,5 +76,46 @@ func TestReadDone(t *testing.T) {
 	}
 	if lines, err := ReadResults(path); err != nil || len(lines) != 2 {
 		t.Errorf("ReadResults: %d lines, %v", len(lines), err)
+	}
+}
+
+// TestCheckMergeInputs: the meta files beside shard results tell a merge
+// which shards are missing and which are unfinished.
+func TestCheckMergeInputs(t *testing.T) {
+	dir := t.TempDir()
+	shard := func(i, n, items, have int) string {
+		p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
+		var lines []ResultLine
+		for j := 0; j < have; j++ {
+			lines = append(lines, ResultLine{Method: "m", Dataset: "d", Split: "test", ID: fmt.Sprintf("%d-%d", i, j)})
+		}
+		if err := WriteResults(p, lines); err != nil {
+			t.Fatal(err)
+		}
+		m := metaFile{ConfigHash: "h", Items: &items}
+		if n > 1 {
+			m.Shard = fmt.Sprintf("%d/%d", i, n)
+		}
+		if err := writeMeta(p, m); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s0, s1, s2 := shard(0, 3, 2, 2), shard(1, 3, 2, 1), shard(2, 3, 3, 3)
+	err := CheckMergeInputs([]string{s0, s1})
+	if err == nil || !strings.Contains(err.Error(), "s1.jsonl holds 1 of its run's 2 items") || !strings.Contains(err.Error(), "has 3 shards; not given: 2/3") {
+		t.Errorf("2 of 3 shards, one unfinished: %v", err)
+	}
+	shard(1, 3, 2, 2)
+	if err := CheckMergeInputs([]string{s2, s0, s1}); err != nil {
+		t.Errorf("every shard, complete: %v", err)
+	}
+	// No meta (results made elsewhere, or by an older moco): nothing to check.
+	bare := filepath.Join(dir, "bare.jsonl")
+	if err := WriteResults(bare, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMergeInputs([]string{bare, s0, s1, s2}); err != nil {
+		t.Errorf("a file without a meta: %v", err)
 	}
 }

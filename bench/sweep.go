@@ -153,6 +153,10 @@ type sweepTask struct {
 type metaFile struct {
 	ConfigHash string `json:"config_hash"`
 	Config     string `json:"config"`
+	// Shard ("i/n"; absent for a whole run) and Items, the lines the run
+	// holds when complete, let a merge tell a missing or unfinished shard.
+	Shard string `json:"shard,omitempty"`
+	Items *int   `json:"items,omitempty"`
 }
 
 // RunSweep runs a sweep: every method on every item of every dataset
@@ -261,7 +265,12 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 	if sum.Resumed > 0 {
 		notice(fmt.Sprintf("resuming: %d items already in %s", sum.Resumed, o.Out))
 	}
-	if err := writeMeta(o.Out, c, sum.ConfigHash); err != nil {
+	m := metaFile{ConfigHash: sum.ConfigHash, Config: c.File, Items: new(int)}
+	*m.Items = sum.Resumed + len(tasks)
+	if o.Shards > 1 {
+		m.Shard = fmt.Sprintf("%d/%d", o.Shard, o.Shards)
+	}
+	if err := writeMeta(o.Out, m); err != nil {
 		return nil, err
 	}
 	if len(tasks) == 0 {
@@ -581,8 +590,8 @@ func checkMeta(out string, c *SweepConfig, hash string) error {
 	return nil
 }
 
-func writeMeta(out string, c *SweepConfig, hash string) error {
-	b, _ := json.MarshalIndent(metaFile{ConfigHash: hash, Config: c.File}, "", " ")
+func writeMeta(out string, m metaFile) error {
+	b, _ := json.MarshalIndent(m, "", " ")
 	return writeAtomic(out+".meta.json", append(b, '\n'))
 }
 
@@ -754,6 +763,70 @@ func MergeResults(out string, inputs []string) (int, error) {
 		}
 	}
 	return len(all), WriteResults(out, all)
+}
+
+// CheckMergeInputs says what a merge of results files would lack, from the
+// meta files the sweep writes beside them: a file with fewer lines than its
+// run makes (an unfinished run or shard), and shards of a sharded run
+// missing from inputs. Files without a meta, or with one written before
+// moco recorded shards, cannot be checked and pass. nil: nothing missing.
+func CheckMergeInputs(inputs []string) error {
+	var problems []string
+	have := map[string]map[int]bool{} // config hash and shard count -> shards given
+	for _, in := range inputs {
+		b, err := os.ReadFile(in + ".meta.json")
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var m metaFile
+		if json.Unmarshal(b, &m) != nil {
+			return fmt.Errorf("%s.meta.json: unreadable", in)
+		}
+		if m.Items != nil {
+			lines, err := ReadResults(in)
+			if err != nil {
+				return err
+			}
+			keys := map[string]bool{}
+			for i := range lines {
+				keys[lines[i].key()] = true
+			}
+			if len(keys) < *m.Items {
+				problems = append(problems, fmt.Sprintf("%s holds %d of its run's %d items (unfinished: run it again to resume)", in, len(keys), *m.Items))
+			}
+		}
+		if m.Shard != "" {
+			i, n, err := ParseShard(m.Shard)
+			if err != nil {
+				return fmt.Errorf("%s.meta.json: %v", in, err)
+			}
+			k := m.ConfigHash + " " + strconv.Itoa(n)
+			if have[k] == nil {
+				have[k] = map[int]bool{}
+			}
+			have[k][i] = true
+		}
+	}
+	for _, k := range sortedKeys(have) {
+		hash, ns, _ := strings.Cut(k, " ")
+		n, _ := strconv.Atoi(ns)
+		var missing []string
+		for i := 0; i < n; i++ {
+			if !have[k][i] {
+				missing = append(missing, fmt.Sprintf("%d/%d", i, n))
+			}
+		}
+		if len(missing) > 0 {
+			problems = append(problems, fmt.Sprintf("the run with config hash %s has %d shards; not given: %s", hash, n, strings.Join(missing, ", ")))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // sameResult reports whether two lines for one item agree, apart from

@@ -38,7 +38,7 @@ func runSweep(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	quiet := fs.BoolP("quiet", "q", false, "no progress bar")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco sweep CONFIG.yaml [--out FILE] [--shard I/N] [--limit N]")
-		fmt.Fprintln(stderr, "       moco sweep merge --out FILE SHARD.jsonl...")
+		fmt.Fprintln(stderr, "       moco sweep merge --out FILE SHARD.jsonl... [--partial]")
 		fmt.Fprintln(stderr, "       moco sweep report RESULTS.jsonl [--out-dir DIR]")
 		fmt.Fprintln(stderr, "\nOne JSON line per (method, dataset, item) is appended to the results file as items finish;")
 		fmt.Fprintln(stderr, "an interrupted sweep (Ctrl-C, SIGKILL) resumes where it stopped when run again.")
@@ -183,9 +183,11 @@ func shardFromEnv(flag string, count int, env func(string) string) (int, int, er
 func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sweep merge", stderr)
 	out := fs.StringP("out", "o", "", "merged results file (required)")
+	partial := fs.Bool("partial", false, "merge even when shards are missing or unfinished (with a warning)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco sweep merge --out FILE SHARD.jsonl...")
+		fmt.Fprintln(stderr, "Usage: moco sweep merge --out FILE SHARD.jsonl... [--partial]")
 		fmt.Fprintln(stderr, "Combines shard results: every (method, dataset, item) once, in canonical order.")
+		fmt.Fprintln(stderr, "Refuses when the files' .meta.json show a shard missing or unfinished, unless --partial.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -193,6 +195,12 @@ func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out == "" || fs.NArg() == 0 {
 		return usagef("give --out and one or more shard files")
+	}
+	if err := bench.CheckMergeInputs(fs.Args()); err != nil {
+		if !*partial {
+			return fmt.Errorf("incomplete: %w (--partial merges anyway)", err)
+		}
+		fmt.Fprintf(stderr, "moco sweep merge: warning: incomplete: %v\n", err)
 	}
 	n, err := bench.MergeResults(*out, fs.Args())
 	if err != nil {

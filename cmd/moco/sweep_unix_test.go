@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -124,6 +125,14 @@ func TestSweepShards(t *testing.T) {
 		t.Errorf("shards hold %d lines, want 120", total)
 	}
 	merged := filepath.Join(dir, "merged.jsonl")
+	// Two of the four shards: refused, naming the others; --partial merges.
+	some := filepath.Join(dir, "some.jsonl")
+	if _, errs, code := runCLI("sweep", "merge", "--out", some, parts[0], parts[2]); code == 0 || !strings.Contains(errs, "not given: 1/4, 3/4") {
+		t.Errorf("merge of 2 of 4 shards: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := runCLI("sweep", "merge", "--partial", "--out", some, parts[0], parts[2]); code != 0 || !strings.Contains(errs, "warning: incomplete") {
+		t.Errorf("--partial merge: exit %d, stderr %q", code, errs)
+	}
 	runChild(t, append([]string{"sweep", "merge", "--out", merged}, parts...)...)
 	a, _ := os.ReadFile(whole)
 	b, _ := os.ReadFile(merged)
