@@ -11,7 +11,8 @@
 //
 // Every MoCo task type has a Scorer (NewScorer; RegisterScorer adds new
 // ones): exact_match reads the answer from \boxed{...} or \box{...} (nested
-// braces), an answer phrase, or the last line, and compares numbers by value
+// braces), an answer phrase, or the last line (a minus sign after the
+// phrase stays with the answer, which MoCo's pattern strips), and compares numbers by value
 // (1,000 = 1000.0, \frac{1}{2} = 0.5, 50% = 50), math after LaTeX
 // normalisation, and words after SQuAD normalisation (MoCo's rule);
 // multiple_choice reads an option letter, never defaulting to one (an

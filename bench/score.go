@@ -29,7 +29,7 @@ func ExtractAnswer(text string) string {
 			if j := strings.IndexAny(rest, "\r\n"); j >= 0 {
 				rest = rest[:j]
 			}
-			rest = strings.TrimSpace(strings.TrimLeft(rest, " :=-"))
+			rest = trimSeparators(rest)
 			rest = strings.TrimSpace(strings.TrimRight(rest, ". "))
 			if rest != "" {
 				return rest
@@ -63,6 +63,23 @@ var (
 		regexp.MustCompile(`(?i)\banswer\s+is\b`),
 	}
 )
+
+// trimSeparators drops the spaces, colons, equals signs and dashes between
+// an answer phrase and the answer. A dash is a separator only when a space
+// or the end follows it: "the answer is -5" keeps its minus sign (MoCo's
+// pattern, which strips it, scores a correct negative answer wrong).
+func trimSeparators(s string) string {
+	for {
+		s = strings.TrimLeft(s, " \t")
+		switch {
+		case strings.HasPrefix(s, ":"), strings.HasPrefix(s, "="),
+			s == "-", strings.HasPrefix(s, "- "), strings.HasPrefix(s, "-\t"):
+			s = s[1:]
+		default:
+			return strings.TrimSpace(s)
+		}
+	}
+}
 
 // lastBoxed returns the content of the last \boxed{...} or \box{...} with
 // balanced braces.

@@ -15,6 +15,10 @@ func TestExtractAnswer(t *testing.T) {
 		{`bad \boxed{5} and \boxed{6`, `5`},
 		{"Thus the answer is 42.\n", "42"},
 		{"The Answer is: $1,000", "$1,000"},
+		{"The answer is -5.", "-5"}, // a minus sign is part of the answer
+		{"Answer: -0.25", "-0.25"},
+		{"the answer - 12", "12"}, // a dash between is a separator
+		{"Final answer: = 7", "7"},
 		{"step one\nstep two\n  17  \n\n", "17"},
 		{" 1081", "1081"},
 		{"so \\box Paris\n", "Paris"}, // MoCo's prompt asks for \box
