@@ -360,3 +360,23 @@ func TestMentorSkills(t *testing.T) {
 		t.Errorf("default chooser: %q, %v, %d patches", out, err, c.Mentor.Patches)
 	}
 }
+
+// TestCascadeOneModel: a cascade of one model has no threshold to
+// calibrate and answers like the model alone.
+func TestCascadeOneModel(t *testing.T) {
+	s, tok := load(t, "stories260K")
+	ms, toks := []*engine.Model{s}, []*tokenizer.Tokenizer{tok}
+	var got [2]string
+	for i, method := range []string{"single", "cascade"} {
+		c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: method, MaxTokens: 20})
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if got[i], err = c.Generate("Once upon a time", nil); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+	}
+	if got[0] != got[1] {
+		t.Errorf("cascade of one model: %q, want the model's own %q", got[1], got[0])
+	}
+}

@@ -159,8 +159,9 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 		run = ls.RunContext
 	}
 	c.Generator = &Generator{Tok: tok, Stop: cfg.Stop, Chat: cfg.Chat, Run: c.bounded(run, cfg.MaxTokens, margin)}
-	if c.Cascade != nil && cfg.Thresholds == nil {
-		if len(cfg.DevPrompts) == 0 && len(models) > 1 {
+	// A cascade of one model has no threshold to calibrate.
+	if c.Cascade != nil && cfg.Thresholds == nil && len(models) > 1 {
+		if len(cfg.DevPrompts) == 0 {
 			return nil, errors.New("cascade needs thresholds or dev prompts to calibrate them on")
 		}
 		var dev [][]int
