@@ -315,9 +315,13 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *asJSON {
 		out = nil
 	}
-	text, err := c.Generate(g.prompt, out)
+	// Ctrl-C ends the generation like generate's: exit 130 with the text
+	// streamed so far and the trace flushed, not cut mid-line.
+	ctx, stop := signalContext()
+	defer stop()
+	text, err := c.GenerateContext(ctx, g.prompt, out, nil)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	if tw != nil {
 		// A full disk shows on Flush or, for the last buffered bytes

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +194,57 @@ func TestSearchDevSampleDefaults(t *testing.T) {
 	}
 	if line == "" || strings.Contains(line, "(default") || !strings.Contains(line, "stratified") || !strings.Contains(line, "0: all") {
 		t.Errorf("--dev-samples help: %q", line)
+	}
+}
+
+// signalOnOutput is a stdout that delivers a fake signal at the first
+// write, then waits long enough for the command to notice it.
+type signalOnOutput struct {
+	buf bytes.Buffer
+	sig func()
+}
+
+func (w *signalOnOutput) Write(b []byte) (int, error) {
+	if w.sig != nil {
+		w.sig()
+		w.sig = nil
+		time.Sleep(50 * time.Millisecond)
+	}
+	return w.buf.Write(b)
+}
+
+// TestCollabInterrupted: Ctrl-C in the middle of a logit-level collab run
+// ends it like generate: exit 130, the message on its own line, and a
+// trace of whole JSON lines.
+func TestCollabInterrupted(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	var ch chan<- os.Signal
+	old := notifySignals
+	notifySignals = func(c chan<- os.Signal) { ch = c }
+	defer func() { notifySignals = old }()
+	trace := filepath.Join(t.TempDir(), "trace.jsonl")
+	out := &signalOnOutput{sig: func() {
+		if ch != nil { // nil: the command does not listen for signals
+			ch <- os.Interrupt
+		}
+	}}
+	var errs bytes.Buffer
+	code := runMain([]string{"collab", "fusion", "-m", filepath.Join(models, "stories260K"), "-m", filepath.Join(models, "llama2xs"),
+		"-p", "Once upon a time", "--temperature", "0", "-n", "200", "--trace", trace}, nil, out, &errs)
+	if code != 130 || !strings.Contains(errs.String(), "\nmoco collab: interrupted by SIGINT") {
+		t.Fatalf("exit %d, stderr %q; want 130 and the interruption", code, errs.String())
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("trace line %q is not JSON", l)
+		}
+	}
+	if n := strings.Count(out.buf.String(), " "); len(lines) > 20 || n > 20 {
+		t.Errorf("%d trace lines, stdout %q: the run went on after the signal", len(lines), out.buf.String())
 	}
 }
