@@ -14,7 +14,7 @@ import (
 // min(1, p(d)/q(d)), else draw from the normalized max(0, p-q)), so the
 // output follows the target's distribution exactly; under greedy decoding
 // it is exactly the target's greedy output. Both distributions are the
-// Sampler's (after temperature and filtering).
+// Sampler's (after the repeat penalty, temperature and filtering).
 //
 // Speculative runs one prompt at a time, never in a LockstepBatcher:
 // rejected drafts rewind the caches, and the draft runs ahead of the
@@ -34,6 +34,7 @@ type Speculative struct {
 
 	hist   []int
 	drafts []int
+	seen   []int // the history and the drafts a distribution follows
 	q      [][]float64
 	resid  []float64
 	tprobs []float64
@@ -128,7 +129,7 @@ func (sp *Speculative) draft(k int) error {
 		if len(sp.q) <= i {
 			sp.q = append(sp.q, nil)
 		}
-		sp.q[i] = append(sp.q[i][:0], sp.Sampler.Probs(lg)...)
+		sp.q[i] = append(sp.q[i][:0], sp.probs(lg, i)...)
 		d := sp.Sampler.Draw(sp.q[i])
 		sp.drafts = append(sp.drafts, d)
 		if i == k-1 || slices.Contains(sp.EOS, d) {
@@ -164,7 +165,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 	var tok int
 	rejected := false
 	for i, d := range sp.drafts {
-		p := sp.Sampler.Probs(row(i))
+		p := sp.probs(row(i), i)
 		q := sp.q[i]
 		if u := sp.Sampler.Float64(); q[d] > 0 && u*q[d] < p[d] {
 			out = append(out, d)
@@ -196,7 +197,7 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 	nAcc := len(out)
 	sp.Accepted += nAcc
 	if !rejected {
-		tok = sp.Sampler.Draw(sp.Sampler.Probs(row(nAcc)))
+		tok = sp.Sampler.Draw(sp.probs(row(nAcc), nAcc))
 	}
 	out = append(out, tok)
 	sp.logp = append(sp.logp, LogSoftmaxAt(row(nAcc), tok))
@@ -210,6 +211,14 @@ func (sp *Speculative) verify(start int) (out []int, err error) {
 		}
 	}
 	return out, nil
+}
+
+// probs is the Sampler's distribution for logits lg that follow the
+// history and the first i drafts, which the repeat penalty reads: without
+// it the output would not follow the target's distribution.
+func (sp *Speculative) probs(lg []float32, i int) []float64 {
+	sp.seen = append(append(sp.seen[:0], sp.hist...), sp.drafts[:i]...)
+	return sp.Sampler.Probs(sp.Sampler.Penalize(lg, sp.seen))
 }
 
 // trace reports a token: "draft" when the target accepted the draft's
