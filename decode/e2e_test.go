@@ -402,3 +402,25 @@ func TestSpeculativeRepeatPenalty(t *testing.T) {
 		t.Errorf("speculative with a repeat penalty:\n%q\nwant the target's\n%q", got[1], got[0])
 	}
 }
+
+// TestMentorRepeatPenalty: a mentor that is never consulted leaves the
+// generator's own text, repeat penalty included.
+func TestMentorRepeatPenalty(t *testing.T) {
+	s, stok := load(t, "stories260K")
+	x, xtok := load(t, "llama2xs")
+	smp := decode.SamplerConfig{RepeatPenalty: 1.5, RepeatLastN: 64}
+	var got [2]string
+	for i, cfg := range []decode.MethodConfig{{Method: "single"}, {Method: "mentor", Share: 1e-12}} {
+		cfg.Sampler, cfg.MaxTokens = smp, 40
+		c, err := decode.NewMethod([]*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i], err = c.Generate("Once upon a time", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[0] != got[1] {
+		t.Errorf("mentor with a repeat penalty:\n%q\nwant the generator's\n%q", got[1], got[0])
+	}
+}

@@ -76,6 +76,7 @@ type Mentor struct {
 	Words, Checks, Patches, MentorWins int
 
 	hist []int
+	seen []int // the history and the piece a token follows (repeat penalty)
 	one  [1]int
 	rng  *rand.Rand
 	next []float32
@@ -236,7 +237,7 @@ func (m *Mentor) catchUp(s Session) ([]float32, error) {
 // is not an EOS. The session is left past the word; the caller rewinds.
 func (m *Mentor) word(s Session, lg []float32, tol int) (piece, error) {
 	var p piece
-	t := m.Sampler.Sample(lg)
+	t := m.sample(lg, &p)
 	p.toks, p.logp = append(p.toks, t), append(p.logp, LogSoftmaxAt(lg, t))
 	for range tol {
 		if slices.Contains(m.EOS, t) {
@@ -248,7 +249,7 @@ func (m *Mentor) word(s Session, lg []float32, tol int) (piece, error) {
 			return p, err
 		}
 		lg = m.vocab(lg)
-		t = m.Sampler.Sample(lg)
+		t = m.sample(lg, &p)
 		if t >= len(m.WordStart) || m.WordStart[t] || slices.Contains(m.EOS, t) {
 			p.next = append([]float32(nil), lg...)
 			break
@@ -310,7 +311,7 @@ func (m *Mentor) patch(ctx context.Context, base, n int) (piece, string, error) 
 func (m *Mentor) draft(s Session, lg []float32, n int) (piece, error) {
 	var p piece
 	for i := range n {
-		t := m.Sampler.Sample(lg)
+		t := m.sample(lg, &p)
 		p.toks, p.logp = append(p.toks, t), append(p.logp, LogSoftmaxAt(lg, t))
 		if i == n-1 || slices.Contains(m.EOS, t) {
 			break
@@ -323,6 +324,13 @@ func (m *Mentor) draft(s Session, lg []float32, n int) (piece, error) {
 		lg = m.vocab(lg)
 	}
 	return p, nil
+}
+
+// sample draws the token after the history and the piece so far, which
+// the repeat penalty reads.
+func (m *Mentor) sample(lg []float32, p *piece) int {
+	m.seen = append(append(m.seen[:0], m.hist...), p.toks...)
+	return m.Sampler.SampleAfter(lg, m.seen)
 }
 
 func (m *Mentor) vocab(lg []float32) []float32 {
