@@ -38,6 +38,12 @@ type BatchRequest struct {
 	// batcher's goroutine: it must return quickly (queue, don't write to
 	// a slow client).
 	Stream func(Chunk)
+	// Continue makes the text continue the prompt: the decoder's rules for
+	// the start of a text (a SentencePiece word's leading space dropped)
+	// do not apply to the first token, so that prompt and text join up as
+	// the model wrote them, as OpenAI's and vLLM's completions do.
+	// Without it the text reads as Decode of the generated tokens alone.
+	Continue bool
 }
 
 // Chunk is a streamed piece of a generation: the text the tokens since
@@ -148,6 +154,7 @@ type job struct {
 	chunk  Chunk
 	limit  int // most tokens to generate
 	probs  []float64
+	lead   textLead
 }
 
 // NewBatcher starts a batcher of m; Close stops it.
@@ -424,19 +431,21 @@ func (b *Batcher) next(j *job) (bool, error) {
 	if len(j.res.Tokens) == 0 {
 		j.res.TTFT = time.Since(j.start)
 	}
+	prev := j.lead.context(&j.req, j.res.Tokens)
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = logprobOf(b.tok, &j.probs, lg, j.res.Tokens, tok, j.req.TopLogprobs)
+		lp = logprobOf(b.tok, &j.probs, lg, prev, tok, j.req.TopLogprobs)
 	}
 	if b.eos[tok] {
 		return true, b.end(j, FinishStop)
 	}
+	j.lead.first(b.tok, &j.req, j.res.Tokens, tok)
 	j.res.Tokens = append(j.res.Tokens, tok)
 	if lp != nil {
 		j.res.Logprobs = append(j.res.Logprobs, *lp)
 		j.chunk.Logprobs = append(j.chunk.Logprobs, *lp)
 	}
-	if j.stop.add(j.stream.Add(tok)) {
+	if j.stop.add(j.lead.text(j.stream.Add(tok))) {
 		return true, b.end(j, FinishStop)
 	}
 	j.emit()
@@ -450,13 +459,61 @@ func (b *Batcher) next(j *job) (bool, error) {
 // part of the text, so neither it nor its log-probability is reported.
 func (b *Batcher) end(j *job, reason string) error {
 	if !j.stop.stopped {
-		j.stop.add(j.stream.Flush())
+		j.stop.add(j.lead.text(j.stream.Flush()))
 		j.stop.flush()
 	}
 	j.res.Finish = reason
 	j.res.Text = j.stop.out.String()
 	j.emit()
 	return nil
+}
+
+// textLead is, for a request that continues its prompt, what the first
+// token's text gains from following the prompt (" upon" after "Once"
+// where "▁upon" alone decodes to "upon"), held until the stream gives out
+// its first text.
+type textLead struct {
+	s    string
+	done bool // the first token was seen
+}
+
+// leadContext is the number of prompt tokens decoded before the first
+// generated one: enough for the decoders' rules on the start of a text.
+const leadContext = 4
+
+// context returns the tokens whose text comes before the next token's:
+// the generated ones, and the prompt's last few before the first token of
+// a request that continues its prompt.
+func (l *textLead) context(req *BatchRequest, gen []int) []int {
+	if req.Continue && len(gen) == 0 {
+		return req.Prompt[max(0, len(req.Prompt)-leadContext):]
+	}
+	return gen
+}
+
+// first records what tok gains from the prompt when it is the first
+// generated token of a request that continues its prompt.
+func (l *textLead) first(t *tokenizer.Tokenizer, req *BatchRequest, gen []int, tok int) {
+	if l.done || len(gen) > 0 {
+		return
+	}
+	l.done = true
+	if !req.Continue {
+		return
+	}
+	in, alone := t.Piece(l.context(req, nil), tok), t.Piece(nil, tok)
+	if strings.HasSuffix(in, alone) {
+		l.s = in[:len(in)-len(alone)]
+	}
+}
+
+// text puts the held lead before the stream's first text.
+func (l *textLead) text(inc string) string {
+	if l.s == "" || inc == "" {
+		return inc
+	}
+	inc, l.s = l.s+inc, ""
+	return inc
 }
 
 func (j *job) emit() {

@@ -243,3 +243,50 @@ func TestBatcherLogprobs(t *testing.T) {
 		lg, _ = s.Forward([]int{res.Tokens[i]})
 	}
 }
+
+// TestBatcherContinue checks that a request that continues its prompt
+// gets the text Decode gives the whole sequence after the prompt's text
+// (stories260K's SentencePiece decoder drops the first word's space of a
+// text alone), with logprob texts joining up to it, on both batchers;
+// without Continue the text is Decode of the generated tokens alone.
+func TestBatcherContinue(t *testing.T) {
+	m, tok := load(t, "stories260K")
+	bt := decode.NewBatcher(m, tok, decode.BatcherConfig{EOS: []int{}})
+	defer bt.Close()
+	lb, err := decode.NewLockstepBatcher([]*engine.Model{m}, tok, nil, decode.LockstepBatcherConfig{EOS: []int{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	prompt, err := tok.Encode("Once", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, gen := range map[string]func(context.Context, decode.BatchRequest) (decode.BatchResult, error){
+		"batcher": bt.Generate, "lockstep": lb.Generate,
+	} {
+		for _, cont := range []bool{false, true} {
+			var streamed strings.Builder
+			res, err := gen(context.Background(), decode.BatchRequest{Prompt: prompt, MaxTokens: 6, Logprobs: true, Continue: cont,
+				Stream: func(c decode.Chunk) { streamed.WriteString(c.Text) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tok.Decode(res.Tokens, true)
+			if cont {
+				all := tok.Decode(append(slices.Clone(prompt), res.Tokens...), true)
+				want = strings.TrimPrefix(all, tok.Decode(prompt, true))
+				if !strings.HasPrefix(want, " ") {
+					t.Fatalf("%s: the continuation %q of %q starts with no space: the test proves nothing", name, want, "Once")
+				}
+			}
+			var pieces strings.Builder
+			for _, lp := range res.Logprobs {
+				pieces.WriteString(lp.Text)
+			}
+			if res.Text != want || streamed.String() != want || pieces.String() != want {
+				t.Errorf("%s, Continue %v: text %q, streamed %q, logprob texts %q; want %q", name, cont, res.Text, streamed.String(), pieces.String(), want)
+			}
+		}
+	}
+}

@@ -101,6 +101,7 @@ type lsJob struct {
 	chunk    Chunk
 	limit    int
 	probs    []float64
+	lead     textLead
 }
 
 // NewLockstepBatcher returns a batcher of models combined by the
@@ -486,11 +487,14 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 	}
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = logprobOf(b.tok, &j.probs, scores, j.res.Tokens, tok, j.req.TopLogprobs)
+		lp = logprobOf(b.tok, &j.probs, scores, j.lead.context(&j.req, j.res.Tokens), tok, j.req.TopLogprobs)
 	}
 	if slices.Contains(b.eos, tok) {
 		b.end(j, FinishStop)
 		return nil
+	}
+	if j.stream != nil {
+		j.lead.first(b.tok, &j.req, j.res.Tokens, tok)
 	}
 	j.history = append(j.history, tok)
 	j.res.Tokens = append(j.res.Tokens, tok)
@@ -498,7 +502,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 		j.res.Logprobs = append(j.res.Logprobs, *lp)
 		j.chunk.Logprobs = append(j.chunk.Logprobs, *lp)
 	}
-	if j.stream != nil && j.stop.add(j.stream.Add(tok)) {
+	if j.stream != nil && j.stop.add(j.lead.text(j.stream.Add(tok))) {
 		b.end(j, FinishStop)
 		return nil
 	}
@@ -519,7 +523,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 // end flushes j's text, sets its finish reason and finishes it.
 func (b *LockstepBatcher) end(j *lsJob, reason string) {
 	if j.stream != nil && !j.stop.stopped {
-		j.stop.add(j.stream.Flush())
+		j.stop.add(j.lead.text(j.stream.Flush()))
 		j.stop.flush()
 	}
 	j.res.Finish = reason

@@ -19,6 +19,13 @@
 // model; other recipes answer --recipe-concurrency requests at a time,
 // each in sessions of its own, streaming the text when it is done.
 //
+// A completion's text continues its prompt, as OpenAI's and vLLM's do: a
+// SentencePiece model's first word keeps its space (" upon" after "Once",
+// decode.BatchRequest.Continue); a chat answer starts a message of its own
+// and has none. Logprob tokens are the text each token adds, so they join
+// up to the text; a token that is part of a character is written
+// "bytes:\xNN" as OpenAI does, its bytes in the chat bytes field.
+//
 // The files:
 //
 //   - api.go: the request and response bodies, parsed strictly and

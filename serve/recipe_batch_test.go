@@ -44,14 +44,15 @@ func TestFusionRecipeBatched(t *testing.T) {
 			t.Fatal(err)
 		}
 		var lps []float64
-		text, err := c.GenerateContext(t.Context(), prompt, nil, func(tk decode.Token) bool {
+		var ids []int
+		if _, err := c.GenerateContext(t.Context(), prompt, nil, func(tk decode.Token) bool {
 			lps = append(lps, tk.LogProb())
+			ids = append(ids, tk.ID)
 			return true
-		})
-		if err != nil {
+		}); err != nil {
 			t.Fatal(err)
 		}
-		return text, lps
+		return continuation(t, toks[0], prompt, ids), lps
 	}
 	prompts := []string{"Once upon a time", "Lily", "The big red ball rolled down the hill and", "Tom saw"}
 	var wg sync.WaitGroup

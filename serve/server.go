@@ -452,6 +452,9 @@ func (g *generation) run() {
 				// The context check above keeps MaxTokens within it.
 				MaxTokens: g.req.MaxTokens, Stop: g.req.Stop,
 				Logprobs: g.req.Logprobs, TopLogprobs: g.req.TopLogprobs,
+				// A completion continues its prompt (" upon" after
+				// "Once"); a chat answer starts a message of its own.
+				Continue: !g.req.Chat,
 			}
 			if g.req.Stream {
 				br.Stream = func(c decode.Chunk) { g.push(event{idx: i, chunk: c}) }

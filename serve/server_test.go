@@ -101,6 +101,48 @@ func single(t testing.TB, dir, prompt string, maxTokens int, stop []string) stri
 	return text
 }
 
+// singleCompletion is single's greedy text as a completion of prompt: the
+// text its tokens add after the prompt's (a SentencePiece word keeps the
+// space that it loses at the start of a text alone).
+func singleCompletion(t testing.TB, dir, prompt string, maxTokens int) string {
+	t.Helper()
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: maxTokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	if _, err := c.GenerateContext(t.Context(), prompt, nil, func(tk decode.Token) bool {
+		ids = append(ids, tk.ID)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return continuation(t, tok, prompt, ids)
+}
+
+// continuation is the text ids add after prompt's, by Decode of the whole.
+func continuation(t testing.TB, tok *tokenizer.Tokenizer, prompt string, ids []int) string {
+	t.Helper()
+	p, err := tok.Encode(prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, all := tok.Decode(p, true), tok.Decode(append(p, ids...), true)
+	if !strings.HasPrefix(all, before) {
+		t.Fatalf("%q does not start with the prompt's %q", all, before)
+	}
+	return all[len(before):]
+}
+
 func choiceText(t testing.TB, out map[string]any, chat bool) string {
 	t.Helper()
 	ch, ok := out["choices"].([]any)
@@ -212,10 +254,16 @@ func readSSE(t testing.TB, r io.Reader) []map[string]any {
 
 func TestStreaming(t *testing.T) {
 	_, ts := newTestServer(t, BuildOptions{})
-	want := single(t, testutil.Shared(t, "models/stories260K"), "The dog", 25, nil)
+	// "The dog" continues with a word: the completion keeps its space.
+	dir := testutil.Shared(t, "models/stories260K")
+	wantChat, wantCompletion := single(t, dir, "The dog", 25, nil), singleCompletion(t, dir, "The dog", 25)
+	if wantCompletion != " "+wantChat {
+		t.Fatalf("completion %q, chat answer %q: want one space between them", wantCompletion, wantChat)
+	}
 	for _, chat := range []bool{false, true} {
-		url, body := ts.URL+"/v1/completions", `{"model": "a", "prompt": "The dog", "max_tokens": 25, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}, "logprobs": 2}`
+		url, body, want := ts.URL+"/v1/completions", `{"model": "a", "prompt": "The dog", "max_tokens": 25, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}, "logprobs": 2}`, wantCompletion
 		if chat {
+			want = wantChat
 			url, body = ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "The dog"}], "max_tokens": 25, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}`
 		}
 		resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -273,6 +321,41 @@ func TestStreaming(t *testing.T) {
 // TestLogprobsTokens checks that the logprobs' tokens are the texts they
 // add to the answer: they join up to it and text_offset counts its
 // characters before each; chat's bytes are the tokens' raw bytes.
+// TestCompletionContinuesPrompt checks that a completion's text continues
+// its prompt as OpenAI's do (" upon a time" after "Once": stories260K's
+// SentencePiece decoder drops a text's first space), for a model and a
+// lockstep recipe, streamed or not, while a chat answer starts without it.
+func TestCompletionContinuesPrompt(t *testing.T) {
+	_, ts := newTestServer(t, BuildOptions{})
+	for _, model := range []string{"a", "fusion-ab"} {
+		_, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": %q, "prompt": "Once", "max_tokens": 4, "temperature": 0}`, model))
+		text := out["choices"].([]any)[0].(map[string]any)["text"].(string)
+		if !strings.HasPrefix(text, " upon") {
+			t.Errorf("%s: completion of %q is %q, want it to start with \" upon\"", model, "Once", text)
+		}
+		var streamed strings.Builder
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"model": %q, "prompt": "Once", "max_tokens": 4, "temperature": 0, "stream": true}`, model)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := readSSE(t, resp.Body)
+		resp.Body.Close()
+		for _, ev := range evs {
+			for _, c := range ev["choices"].([]any) {
+				streamed.WriteString(c.(map[string]any)["text"].(string))
+			}
+		}
+		if streamed.String() != text {
+			t.Errorf("%s: streamed %q, want %q", model, streamed.String(), text)
+		}
+	}
+	_, out := post(t, ts.URL+"/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "Once"}], "max_tokens": 4, "temperature": 0}`)
+	if c := out["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string); strings.HasPrefix(c, " ") {
+		t.Errorf("chat answer %q starts with a space", c)
+	}
+}
+
 func TestLogprobsTokens(t *testing.T) {
 	_, ts := newTestServer(t, BuildOptions{})
 	_, out := post(t, ts.URL+"/v1/completions", `{"model": "a", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0, "logprobs": 2}`)
@@ -548,7 +631,7 @@ func TestLoad(t *testing.T) {
 	for i := range 10 {
 		j := job{strings.Join(words[:1+i], " "), 4 + 3*i}
 		jobs = append(jobs, j)
-		want[j] = single(t, dir, j.prompt, j.max, nil)
+		want[j] = singleCompletion(t, dir, j.prompt, j.max)
 	}
 	work := make(chan int)
 	var mu sync.Mutex
