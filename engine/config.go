@@ -67,6 +67,11 @@ type Config struct {
 	RopeLocalTheta float64
 	// FusedQKV and FusedGateUp read Phi-3's qkv_proj and gate_up_proj.
 	FusedQKV, FusedGateUp bool
+	// Multimodal marks the text model of a multimodal checkpoint (Gemma 3
+	// 4B and up, model_type "gemma3"): its tensors are named under the
+	// language model ("language_model.model.", or "model.language_model."
+	// since transformers 4.52), and the vision tower's are not read.
+	Multimodal bool
 
 	// Generation holds generation_config.json's default sampling.
 	Generation Generation
@@ -159,7 +164,18 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 	}
 	archs, ok := families[r.ModelType]
 	if r.ModelType == "gemma3" {
-		return nil, errors.New(`config.json: model_type "gemma3" is the multimodal Gemma 3; only its text model (model_type "gemma3_text", Gemma3ForCausalLM) is supported`)
+		// The multimodal Gemma 3 (4B and up): its text model, whose
+		// tensors Load finds under the language model's prefix.
+		text, err := gemma3Text(configJSON)
+		if err != nil {
+			return nil, err
+		}
+		c, err := ParseConfig(text)
+		if err != nil {
+			return nil, fmt.Errorf("%w (in text_config)", err)
+		}
+		c.Multimodal = true
+		return c, nil
 	}
 	if !ok {
 		return nil, fmt.Errorf("config.json: model_type %q is not supported (supported: %s)", r.ModelType, supportedTypes())

@@ -16,7 +16,8 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ json, want string }{
 		{`{"model_type": "gpt2", ` + minimal + `}`, `model_type "gpt2" is not supported`},
 		{`{"model_type": "llama", "architectures": ["LlamaForSequenceClassification"], ` + minimal + `}`, `architectures "LlamaForSequenceClassification"`},
-		{`{"model_type": "gemma3", ` + minimal + `}`, `model_type "gemma3"`},
+		{`{"model_type": "gemma3", "architectures": ["Gemma3ForCausalLM"], ` + minimal + `}`, `architectures "Gemma3ForCausalLM" is not supported for model_type "gemma3"`},
+		{`{"model_type": "gemma3", "text_config": {"head_dim": 7}}`, `head_dim 7 must be positive and even (in text_config)`},
 		{`{"model_type": "llama", "hidden_act": "gelu", ` + minimal + `}`, `hidden_act "gelu" is not supported`},
 		{`{"model_type": "gemma2", "hidden_activation": "relu", ` + minimal + `}`, `hidden_activation "relu"`},
 		{`{"model_type": "phi3", "rope_scaling": {"type": "ntk", "factor": 2}, ` + minimal + `}`, `rope_scaling type "ntk"`},

@@ -9,6 +9,9 @@
 //   - config.go: config.json and generation_config.json into a Config whose
 //     fields are the family switches (norm placement, biases, q/k norms,
 //     soft-capping, sliding windows, rope scaling, fused projections).
+//   - multimodal.go: the text model of a multimodal Gemma 3 checkpoint
+//     (its config's text_config over transformers' defaults, its tensors
+//     under their text-only names, the vision tower's unread).
 //   - model.go: the weights of a Source as kernels matrices, used in place
 //     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0"), or
 //     stored Q8_0 (I8 tensors with F16 scales).

@@ -14,6 +14,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"model_type": "phi3", "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 1000000000, "num_attention_heads": 4, "vocab_size": 100, "partial_rotary_factor": 0.5}`), []byte(`{}`))
 	f.Add([]byte(`{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100, "rms_norm_eps": 0, "layer_types": ["sliding_attention", "full_attention"], "use_sliding_window": true}`), []byte(`{"bos_token_id": 99}`))
 	f.Add([]byte(`{"model_type": "phi3", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100, "partial_rotary_factor": 0.75, "max_position_embeddings": 512, "original_max_position_embeddings": 16, "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1], "long_factor": [2, 3, 4, 5, 6, 7]}}`), []byte(nil))
+	f.Add([]byte(`{"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "eos_token_id": [1, 106], "text_config": {"hidden_size": 64, "num_hidden_layers": 2, "sliding_window": 16}}`), []byte(nil))
 	f.Fuzz(func(t *testing.T, cfg, gen []byte) {
 		c, err := ParseConfig(cfg)
 		if err != nil {

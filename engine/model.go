@@ -164,6 +164,12 @@ func newModel(cfg *Config, src safetensors.Source, opts Options, arena bool) (*M
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
+	if cfg.Multimodal {
+		var err error
+		if src, err = newTextModel(src); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.checkBounds(); err != nil {
 		return nil, err
 	}

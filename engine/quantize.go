@@ -74,6 +74,11 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Multimodal {
+		// Its config.json describes the vision tower too, which a
+		// text-only quantized folder would not hold.
+		return nil, fmt.Errorf("%s: a multimodal checkpoint (model_type gemma3) cannot be stored quantized; load it with --quant instead", in)
+	}
 	src, err := safetensors.OpenDir(in)
 	if err != nil {
 		return nil, err

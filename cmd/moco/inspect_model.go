@@ -72,6 +72,9 @@ func modelFeatures(c *engine.Config) []string {
 		}
 		add("%s", desc)
 	}
+	if c.Multimodal {
+		add("text model of a multimodal checkpoint (its vision tower is not loaded)")
+	}
 	if c.RopeLocalTheta != 0 {
 		add("rope theta %s on sliding layers", num(c.RopeLocalTheta))
 	}
