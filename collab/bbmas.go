@@ -15,11 +15,12 @@ import (
 // and refine, verify, terminate) and write an entry on the shared
 // blackboard; after MinAgentsToStop terminations, or MaxIterations, the
 // conclusions of the last iteration (the text after "FINAL:" when
-// present) are put to a vote of every agent, the first most voted
-// winning. MoCo's actions are the four of its prompts; "verify existing
-// work", named in its guidelines, is the fifth. MoCo runs every agent on
-// the best dev model; here each pool model is one agent (set SharedAgent
-// to run them all on one model, as MoCo does).
+// present) are put to a vote of every agent; the most voted wins, ties
+// going to the conclusion voted for first (MoCo's tally order). MoCo's
+// actions are the four of its prompts; "verify existing work", named in
+// its guidelines, is the fifth. MoCo runs every agent on the best dev
+// model; here each pool model is one agent (set SharedAgent to run them
+// all on one model, as MoCo does).
 type BBMASParams struct {
 	MaxAgentsToAct  int    `json:"max_num_agents_to_act"`  // default 1
 	MinAgentsToStop int    `json:"min_num_agents_to_stop"` // default 1
@@ -190,6 +191,7 @@ func newBBMAS(_ context.Context, pool []Member, p Params) (Method, error) {
 			return conclusions[0], nil
 		}
 		votes := make([]int, len(conclusions))
+		var voted []int // conclusions in the order of their first vote
 		for a := range pool {
 			choice := 1
 			for try := 0; try < q.MaxRetries; try++ {
@@ -204,12 +206,17 @@ func newBBMAS(_ context.Context, pool []Member, p Params) (Method, error) {
 					}
 				}
 			}
+			if votes[choice-1] == 0 {
+				voted = append(voted, choice-1)
+			}
 			votes[choice-1]++
 			x.notePrev(fmt.Sprintf("votes for conclusion #%d", choice))
 		}
-		win := 0
-		for i, v := range votes {
-			if v > votes[win] {
+		// MoCo counts votes in a dict filled as they are cast and takes
+		// its max: a tie goes to the conclusion voted for first.
+		win := voted[0]
+		for _, i := range voted {
+			if votes[i] > votes[win] {
 				win = i
 			}
 		}

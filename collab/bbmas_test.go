@@ -2,7 +2,9 @@ package collab
 
 import (
 	"context"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -52,5 +54,43 @@ func TestBBMASProtocol(t *testing.T) {
 	}
 	if _, err := New(context.Background(), "bbmas", pool, Params{"max_iterations": 0}); err == nil {
 		t.Error("max_iterations 0 accepted")
+	}
+}
+
+// MoCo tallies votes in a dict in the order they are cast and takes
+// max(counts): a tie goes to the conclusion that got its first vote
+// earliest, not to the lowest-numbered one.
+func TestBBMASVoteTieGoesToFirstVoted(t *testing.T) {
+	var mu sync.Mutex
+	var second string // the text listed as conclusion #2
+	pool, _ := scriptedPool(func(name, p string) (string, error) {
+		switch {
+		case strings.Contains(p, "Output exactly one of these sentences"):
+			return "I choose to terminate and finalize the solution.", nil
+		case strings.Contains(p, "You chose to"):
+			return "FINAL: answer from " + name, nil
+		case strings.Contains(p, "I vote for Conclusion"):
+			if m := regexp.MustCompile(`Conclusion #2: (.*)`).FindStringSubmatch(p); m != nil {
+				mu.Lock()
+				second = m[1]
+				mu.Unlock()
+			}
+			if name == "A" { // A votes first
+				return "Therefore, I vote for Conclusion #2.", nil
+			}
+			return "Therefore, I vote for Conclusion #1.", nil
+		}
+		return "?", nil
+	}, "A", "B")
+	m, err := New(context.Background(), "bbmas", pool, Params{"max_num_agents_to_act": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Generate(context.Background(), []Request{{Prompt: "2+2?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == "" || res[0].Text != second {
+		t.Errorf("1-1 tie: got %q, want conclusion #2 %q (voted for first)", res[0].Text, second)
 	}
 }
