@@ -3,6 +3,7 @@ package collab
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -16,7 +17,10 @@ import (
 // blackboard; after MinAgentsToStop terminations, or MaxIterations, the
 // conclusions of the last iteration (the text after "FINAL:" when
 // present) are put to a vote of every agent; the most voted wins, ties
-// going to the conclusion voted for first (MoCo's tally order). MoCo's
+// going to the conclusion voted for first (MoCo's tally order). A vote
+// for a conclusion that does not exist abstains, and an agent whose
+// replies name none after MaxRetries tries votes for the first, as in
+// MoCo. MoCo's
 // actions are the four of its prompts; "verify existing work", named in
 // its guidelines, is the fifth. MoCo runs every agent on the best dev
 // model; here each pool model is one agent (set SharedAgent to run them
@@ -193,24 +197,39 @@ func newBBMAS(_ context.Context, pool []Member, p Params) (Method, error) {
 		votes := make([]int, len(conclusions))
 		var voted []int // conclusions in the order of their first vote
 		for a := range pool {
-			choice := 1
+			choice := 1 // MoCo's default after failed retries
 			for try := 0; try < q.MaxRetries; try++ {
 				out, err := x.ask(iter+1, "vote", []call{{Member: model(a), Prompt: bbVotePrompt(problem, board, conclusions)}})
 				if err != nil {
 					return "", err
 				}
 				if mm := reVote.FindStringSubmatch(out[0]); mm != nil {
-					if n, err := strconv.Atoi(mm[1]); err == nil && n >= 1 && n <= len(conclusions) {
+					// MoCo takes any number above 0 (an overflow
+					// included) and ends the retries.
+					if n, err := strconv.Atoi(mm[1]); n >= 1 || err != nil {
 						choice = n
+						if err != nil {
+							choice = math.MaxInt
+						}
 						break
 					}
 				}
+			}
+			if choice > len(conclusions) {
+				// MoCo drops a vote past the last conclusion when it
+				// counts: the agent abstains.
+				x.notePrev(fmt.Sprintf("votes for conclusion #%d, which does not exist: abstains", choice))
+				continue
 			}
 			if votes[choice-1] == 0 {
 				voted = append(voted, choice-1)
 			}
 			votes[choice-1]++
 			x.notePrev(fmt.Sprintf("votes for conclusion #%d", choice))
+		}
+		if len(voted) == 0 {
+			x.note(iter+1, "result", "bbmas", conclusions[0], "no valid vote: the first conclusion")
+			return conclusions[0], nil
 		}
 		// MoCo counts votes in a dict filled as they are cast and takes
 		// its max: a tie goes to the conclusion voted for first.

@@ -94,3 +94,43 @@ func TestBBMASVoteTieGoesToFirstVoted(t *testing.T) {
 		t.Errorf("1-1 tie: got %q, want conclusion #2 %q (voted for first)", res[0].Text, second)
 	}
 }
+
+// MoCo accepts any conclusion number above 0 without retrying and drops
+// the ones past the last conclusion when it counts: such a vote abstains.
+func TestBBMASOutOfRangeVoteAbstains(t *testing.T) {
+	var mu sync.Mutex
+	var second string
+	pool, gens := scriptedPool(func(name, p string) (string, error) {
+		switch {
+		case strings.Contains(p, "Output exactly one of these sentences"):
+			return "I choose to terminate and finalize the solution.", nil
+		case strings.Contains(p, "You chose to"):
+			return "FINAL: answer from " + name, nil
+		case strings.Contains(p, "I vote for Conclusion"):
+			if m := regexp.MustCompile(`Conclusion #2: (.*)`).FindStringSubmatch(p); m != nil {
+				mu.Lock()
+				second = m[1]
+				mu.Unlock()
+			}
+			if name == "A" {
+				return "Therefore, I vote for Conclusion #5.", nil
+			}
+			return "Therefore, I vote for Conclusion #2.", nil
+		}
+		return "?", nil
+	}, "A", "B")
+	m, err := New(context.Background(), "bbmas", pool, Params{"max_num_agents_to_act": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Generate(context.Background(), []Request{{Prompt: "2+2?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == "" || res[0].Text != second {
+		t.Errorf("got %q, want conclusion #2 %q (A's vote for #5 abstains)", res[0].Text, second)
+	}
+	if n := len(gens[0].log); n != 3 { // select, execute, one vote
+		t.Errorf("A was called %d times, want 3 (no vote retries)", n)
+	}
+}
