@@ -20,7 +20,10 @@ import (
 // going to the conclusion voted for first (MoCo's tally order). A vote
 // for a conclusion that does not exist abstains, and an agent whose
 // replies name none after MaxRetries tries votes for the first, as in
-// MoCo. MoCo's
+// MoCo. When MaxIterations pass without enough terminations the
+// conclusions are the entries of the last iteration; MoCo looks for them
+// in the iteration after the last (its counter has moved past the limit)
+// and so always answers "No conclusion.", a bug not copied. MoCo's
 // actions are the four of its prompts; "verify existing work", named in
 // its guidelines, is the fifth. MoCo runs every agent on the best dev
 // model; here each pool model is one agent (set SharedAgent to run them
