@@ -33,7 +33,8 @@
 //
 // Text level (any Generator pool; prompts in our words after MoCo's
 // text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers
-// compared with collab/extract, ties to the earliest model), debate,
+// compared normalized with collab/extract, no answer abstaining, ties to
+// the earliest model), debate,
 // feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams)
 // heterogeneous-swarms (SwarmsParams) and agglm (AggLMParams: an
 // aggregator trained in-process with train's GRPO on dev prompts balanced

@@ -21,6 +21,13 @@ import (
 // and without either it is the first model of the pool.
 
 // MajorityVoteParams configures majority vote (#13).
+//
+// Two deviations from MoCo's text_majority_vote, which counts the raw
+// extracted strings: answers are compared normalized (extract.Key, as
+// MoCo's scorer compares them), so "12." and "12" vote together; and a
+// generation with no extractable answer (an empty text, a multiple-choice
+// reply naming no option) abstains instead of voting for "no answer",
+// which in MoCo can win and score 0.
 type MajorityVoteParams struct {
 	// TaskType is the MoCo task type used to extract answers when a
 	// request carries none (Request.Task): exact_match (default),
