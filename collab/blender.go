@@ -29,6 +29,9 @@ type BlenderParams struct {
 	Judge  any    `json:"judge"`  // LLM ranker (name or index; default the first model)
 	TopK   int    `json:"top_k"`  // answers given to the fuser (default 3, MoCo's)
 	Fuser  any    `json:"fuser"`  // who fuses (default: best by dev_scores, else the first)
+	// JudgeMaxTokens caps each verdict of the LLM ranker (default 128,
+	// MoCo's ranker_max_response_length).
+	JudgeMaxTokens int `json:"ranker_max_response_length"`
 	// DevScores picks the fuser and judge when they are not named.
 	DevScores []float64 `json:"dev_scores"`
 	DevConfig
@@ -94,7 +97,7 @@ func fusionPrompt(q string, names []string, answers []string) string {
 // NewBlender builds LLM-Blender, training its ranker on the dev set when
 // the ranker is "trained".
 func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) {
-	q := BlenderParams{TopK: 3}
+	q := BlenderParams{TopK: 3, JudgeMaxTokens: 128}
 	if err := p.Decode(&q); err != nil {
 		return nil, fmt.Errorf("llm-blender: %w", err)
 	}
@@ -103,6 +106,9 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 		if q.Dev != "" {
 			q.Ranker = "trained"
 		}
+	}
+	if q.JudgeMaxTokens < 1 {
+		return nil, inputErrorf("llm-blender: ranker_max_response_length must be at least 1, got %d", q.JudgeMaxTokens)
 	}
 	if q.TopK < 1 {
 		return nil, inputErrorf("llm-blender: top_k must be at least 1, got %d", q.TopK)
@@ -169,7 +175,7 @@ func NewBlender(ctx context.Context, pool []Member, p Params) (*Blender, error) 
 			var pairs [][2]int
 			for i := range pool {
 				for j := i + 1; j < len(pool); j++ {
-					cs = append(cs, call{Member: judge, To: pool[i].Name + " vs " + pool[j].Name, Prompt: pairwisePrompt(qs, answers[i], answers[j])})
+					cs = append(cs, call{Member: judge, To: pool[i].Name + " vs " + pool[j].Name, Prompt: pairwisePrompt(qs, answers[i], answers[j]), MaxTokens: q.JudgeMaxTokens})
 					pairs = append(pairs, [2]int{i, j})
 				}
 			}

@@ -68,3 +68,36 @@ func TestBlenderTrainedRanker(t *testing.T) {
 		}
 	}
 }
+
+// maxTokensLog answers like scripted and records each request's MaxTokens.
+type maxTokensLog struct {
+	scripted
+	max []int
+}
+
+func (g *maxTokensLog) Generate(ctx context.Context, reqs []Request) ([]Response, error) {
+	for _, r := range reqs {
+		g.max = append(g.max, r.MaxTokens)
+	}
+	return g.scripted.Generate(ctx, reqs)
+}
+
+// MoCo's LLM ranker answers each pair in at most
+// ranker_max_response_length (128) tokens; the answers and the fusion
+// keep the request's length.
+func TestBlenderJudgeVerdictLength(t *testing.T) {
+	reply := func(name, p string) (string, error) { return "A", nil }
+	judge := &maxTokensLog{scripted: scripted{name: "J", reply: reply}}
+	pool := []Member{{Name: "J", Gen: judge}, {Name: "B", Gen: &scripted{name: "B", reply: reply}}}
+	m, err := New(context.Background(), "llm-blender", pool, Params{"top_k": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Generate(context.Background(), []Request{{Prompt: "Q?", MaxTokens: 512}}); err != nil {
+		t.Fatal(err)
+	}
+	// J answers, judges the one pair, then fuses.
+	if want := []int{512, 128, 512}; !reflect.DeepEqual(judge.max, want) {
+		t.Errorf("max tokens %v, want %v", judge.max, want)
+	}
+}

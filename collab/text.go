@@ -62,6 +62,9 @@ type call struct {
 	Prompt string
 	To     string // whom the answer is for, when it is about another model
 	Orig   bool   // send the outer request itself (its Messages, if any)
+	// MaxTokens, when positive, caps this call's length instead of the
+	// outer request's (a judge's short verdict).
+	MaxTokens int
 }
 
 // answers is round 1 of most text methods: the outer request itself sent
@@ -103,6 +106,9 @@ func (x *exchange) ask(round int, step string, calls []call) ([]string, error) {
 					reqs[j] = x.req
 				} else {
 					reqs[j] = x.sub(calls[i].Prompt)
+				}
+				if n := calls[i].MaxTokens; n > 0 {
+					reqs[j].MaxTokens = n
 				}
 			}
 			rs, err := x.pool[m].Gen.Generate(x.ctx, reqs)
