@@ -61,7 +61,7 @@ type AggLMParams struct {
 	DevConfig
 	SampleSize  int     `json:"sample_size"`     // answers per model per dev item (default 2)
 	PoolTopP    float64 `json:"pool_top_p"`      // dev sampling top-p (default 0.9; the temperature is dev_temperature, default 0.7)
-	Template    string  `json:"template"`        // aggregator prompt with {problem} and {solutions} ("": MoCo's instruction)
+	Template    string  `json:"template"`        // aggregator prompt with {problem} and {solutions} ("": MoCo's instruction in our words)
 	SolutionFmt string  `json:"solution_format"` // one solution with {i} (from 0), {solution} and optionally {problem} ("": MoCo's ### Solution i begin/end)
 	// GRPO (TRL 0.19.1 defaults as MoCo sets them).
 	NumGenerations int      `json:"num_generations"` // default 4
@@ -89,18 +89,21 @@ func init() {
 		}})
 }
 
-// MoCo's form_aggregator_instruction.
-const aggLMInstruction = `Given the following problem:
+// aggLMInstruction is the aggregator's prompt: MoCo's
+// form_aggregator_instruction (the AggLM paper's) in our words, with its
+// layout: the problem and each attempt between begin and end markers,
+// then the request to review them and write one corrected solution.
+const aggLMInstruction = `Here is a problem:
 ### Problem begin
 {problem}
 ### Problem end
-and these solution attempts:
+and here are attempts at solving it:
 {solutions}
-It is possible that any, all, or none of these solutions are correct or complete. Carefully review the provided solutions, using them as starting points—correcting mistakes, filling in gaps, and/or combining useful ideas—to produce a final, comprehensive, and correct solution to the problem. Make sure to provide the final answer in the same format as the solutions.
+Any number of these attempts, from none to all, may be right or complete. Review them, take them as a starting point, fix their errors, fill in what they leave out and combine their good ideas, and write one final solution to the problem that is complete and correct. Give the final answer in the same format as the attempts.
 `
 
 // AggregatorPrompt writes the aggregator's prompt for a problem and the
-// pool's answers: MoCo's instruction with its "### Solution i begin ...
+// pool's answers: the default instruction with MoCo's "### Solution i begin ...
 // ### Solution i end" blocks (joined by newlines), unless template and
 // solutionFmt say otherwise.
 func AggregatorPrompt(template, solutionFmt, problem string, solutions []string) string {

@@ -16,13 +16,13 @@ import (
 
 func TestAggregatorPrompt(t *testing.T) {
 	got := AggregatorPrompt("", "", "Q: 1+1=", []string{" 2", " 3\n"})
-	want := "Given the following problem:\n### Problem begin\nQ: 1+1=\n### Problem end\nand these solution attempts:\n" +
+	want := "Here is a problem:\n### Problem begin\nQ: 1+1=\n### Problem end\nand here are attempts at solving it:\n" +
 		"### Solution 0 begin\n 2### Solution 0 end\n\n### Solution 1 begin\n 3\n### Solution 1 end\n\n" +
-		"It is possible that any, all, or none of these solutions are correct or complete. Carefully review the provided solutions, " +
-		"using them as starting points—correcting mistakes, filling in gaps, and/or combining useful ideas—to produce a final, " +
-		"comprehensive, and correct solution to the problem. Make sure to provide the final answer in the same format as the solutions.\n"
+		"Any number of these attempts, from none to all, may be right or complete. Review them, take them as a starting point, " +
+		"fix their errors, fill in what they leave out and combine their good ideas, and write one final solution to the problem " +
+		"that is complete and correct. Give the final answer in the same format as the attempts.\n"
 	if got != want {
-		t.Errorf("MoCo prompt:\n%q\nwant\n%q", got, want)
+		t.Errorf("default prompt:\n%q\nwant\n%q", got, want)
 	}
 	if got := AggregatorPrompt("{solutions}{problem}", "A{i}:{solution}\n", "Q: 1+1=\nA:", []string{" 2", " 3"}); got != "A0: 2\nA1: 3\nQ: 1+1=\nA:" {
 		t.Errorf("compact prompt %q", got)

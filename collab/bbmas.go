@@ -27,7 +27,9 @@ import (
 // actions are the four of its prompts; "verify existing work", named in
 // its guidelines, is the fifth. MoCo runs every agent on the best dev
 // model; here each pool model is one agent (set SharedAgent to run them
-// all on one model, as MoCo does).
+// all on one model, as MoCo does). Every call samples with the request's
+// settings, where MoCo's agents use temperature 1.0 and up to 8192 new
+// tokens whatever was asked.
 type BBMASParams struct {
 	MaxAgentsToAct  int    `json:"max_num_agents_to_act"`  // default 1
 	MinAgentsToStop int    `json:"min_num_agents_to_stop"` // default 1

@@ -443,6 +443,9 @@ func Topology(kind string, n int, matrix [][]int) ([][]int, error) {
 		for i := 1; i+1 < n; i++ {
 			link(i, i+1)
 		}
+		// The rim's ends close the ring. With two models MoCo's star
+		// links model 1 to itself (it then reads its own answer as a
+		// neighbour's); here there is no rim to close.
 		if n > 2 {
 			link(1, n-1)
 		}
