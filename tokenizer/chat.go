@@ -376,6 +376,7 @@ func chatEnvironment() *exec.Environment {
 	chatEnvOnce.Do(func() {
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 		ctx.Set(chatNoneName, chatNone)
+		ctx.Set(chatItemName, chatItem)
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           chatFilters(),

@@ -562,3 +562,51 @@ var chatDictMethods = map[string]exec.Method[map[string]any]{
 		return chatNone, nil
 	},
 }
+
+// chatItem is x[key], which the guard (chatGuard) substitutes for gonja's
+// subscript: an integer index into a list or string counts from the end
+// when negative (gonja misses x[-len(x)], so messages[-1] of a one-message
+// conversation was undefined) and a string is indexed by character, not
+// byte, as in Python. Out of range is undefined, as in Jinja. Other
+// subscripts (dict keys, attributes) are gonja's. The third argument is the
+// expression's source, for errors.
+func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
+	if len(va.Args) != 3 {
+		return nil, errors.New("moco_item takes three arguments")
+	}
+	obj, key := va.Args[0], va.Args[1]
+	if chatIsNone(obj) {
+		return exec.AsValue(nil), nil // None[key] is undefined in Jinja
+	}
+	if key.IsInteger() && !chatIsNone(key) && (obj.IsList() || obj.IsString()) {
+		i := key.Integer()
+		if obj.IsString() {
+			r := []rune(obj.String())
+			if i < 0 {
+				i += len(r)
+			}
+			if i < 0 || i >= len(r) {
+				return exec.AsValue(nil), nil
+			}
+			return exec.AsValue(string(r[i])), nil
+		}
+		n := obj.Len()
+		if i < 0 {
+			i += n
+		}
+		if i < 0 || i >= n {
+			return exec.AsValue(nil), nil
+		}
+		return obj.Index(i), nil
+	}
+	name := func(s string) *nodes.Name { return &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: s}} }
+	sub := &exec.Evaluator{Config: e.Config, Loader: e.Loader, Environment: &exec.Environment{
+		Context: exec.NewContext(map[string]any{"o": obj, "k": key}), Filters: e.Environment.Filters,
+		Tests: e.Environment.Tests, ControlStructures: e.Environment.ControlStructures, Methods: e.Environment.Methods,
+	}}
+	res := sub.Eval(&nodes.GetItem{Location: &tokens.Token{Type: tokens.Name, Val: "o"}, Node: name("o"), Arg: name("k")})
+	if res.IsError() {
+		return nil, fmt.Errorf("%s: %w", va.Args[2].String(), res)
+	}
+	return res, nil
+}

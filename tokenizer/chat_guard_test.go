@@ -44,7 +44,7 @@ func TestChatGuardKnowsGonja(t *testing.T) {
 	src := `{% set ns = namespace(s='') %}{% set d = {} %}` +
 		`{% for m in messages %}{% set ns.s = ns.s + m.content %}{% set d['k'] = m.role ~ '!' %}{% endfor %}` +
 		`{% macro f(x) %}{{ x * 2 }}{% endmacro %}` +
-		`{% for i in range(2) %}{{ f(i) }}{% endfor %}`
+		`{% for i in range(2) %}{{ f(i) }}{% endfor %}{{ messages[-1].role }}`
 	loader, err := loaders.NewMemoryLoader(map[string]string{"/t": src})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,8 @@ func TestChatGuardKnowsGonja(t *testing.T) {
 	}
 	// + ~ *; two for loops; ns.s and d['k']; the bodies of the two loops
 	// and the macro (and the template's own body).
-	if g.binops != 3 || g.loops != 2 || g.sets != 2 || g.ticks < 3 {
-		t.Fatalf("guard instrumented %d operators (want 3), %d loops (2), %d attribute/item sets (2), %d bodies (>= 3)", g.binops, g.loops, g.sets, g.ticks)
+	// messages[-1] is a subscript; d['k'] is a set target, left alone.
+	if g.binops != 3 || g.loops != 2 || g.sets != 2 || g.ticks < 3 || g.items != 1 {
+		t.Fatalf("guard instrumented %d operators (want 3), %d loops (2), %d attribute/item sets (2), %d bodies (>= 3), %d subscripts (1)", g.binops, g.loops, g.sets, g.ticks, g.items)
 	}
 }

@@ -198,10 +198,13 @@ const (
 	chatTickName    = "moco_tick"
 	chatBudgetKey   = "moco_budget"
 	chatAcyclicName = "moco_acyclic"
+	chatItemName    = "moco_item" // x[i], see chatItem
 )
 
 // chatGuard adds the budget checks to a parsed template: it visits every
 // node, exported fields or not (gonja keeps set's expression unexported).
+// On the way it replaces subscripts x[i] with moco_item (chatItem), which
+// indexes as Python does.
 //
 // gonja (v2.9.1, the newest release) offers no supported way to bound a
 // render: no context, no loop or output limit, no hook on operators. The
@@ -219,16 +222,18 @@ func chatGuard(root *nodes.Template) error {
 }
 
 type chatGuarder struct {
-	seen map[uintptr]bool
-	err  error // the first node the guard could not instrument
+	seen    map[uintptr]bool
+	targets map[*nodes.GetItem]bool // set targets, left as gonja's nodes
+	err     error                   // the first node the guard could not instrument
 	// what was instrumented (tests)
-	binops, loops, ticks, sets int
+	binops, loops, ticks, sets, items int
 }
 
 var (
 	chatExprType  = reflect.TypeFor[nodes.Expression]()
 	chatTokenType = reflect.TypeFor[*tokens.Token]()
 	chatValueType = reflect.TypeFor[*exec.Value]()
+	chatNodeType  = reflect.TypeFor[nodes.Node]()
 )
 
 func (g *chatGuarder) walk(v reflect.Value) {
@@ -263,6 +268,18 @@ func (g *chatGuarder) walk(v reflect.Value) {
 				call := chatCall(chatBinopName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})
 				v.Set(reflect.ValueOf(call))
 				g.binops++
+			}
+		}
+		// gonja indexes strings by byte and misses x[-len(x)]; moco_item
+		// indexes as Python does (the node's other fields hold a Node).
+		if (v.Type() == chatExprType || v.Type() == chatNodeType) && v.CanSet() {
+			if it, ok := v.Elem().Interface().(*nodes.GetItem); ok && !g.targets[it] {
+				obj, ok1 := it.Node.(nodes.Expression)
+				key, ok2 := it.Arg.(nodes.Expression)
+				if ok1 && ok2 {
+					v.Set(reflect.ValueOf(chatCall(chatItemName, it.Location, obj, key, &nodes.String{Location: it.Location, Val: it.String()})))
+					g.items++
+				}
 			}
 		}
 		g.walk(v.Elem())
@@ -319,6 +336,10 @@ func (g *chatGuarder) guardSet(v reflect.Value) {
 		obj = t.Node
 	case *nodes.GetItem:
 		obj = t.Node
+		if g.targets == nil {
+			g.targets = map[*nodes.GetItem]bool{}
+		}
+		g.targets[t] = true
 	}
 	name, ok := obj.(*nodes.Name)
 	if !ok {

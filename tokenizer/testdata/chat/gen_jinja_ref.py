@@ -331,6 +331,11 @@ add("truncate_filter", r'''{{ 'hello world foo bar'|truncate(9) }}|{{ 'hello wor
 
 add("elif_nested_cond", "{% for m in messages %}\n  {%- if m.role == 'system' %}S\n  {%- elif (m.content if m.content is string else '')|length > 4 -%}\n    L{{ m.role[0] }}\n  {% elif m.role == ('user' if loop.first else 'assistant') %}\n    F\n  {%- else %}O{% endif %}\n{% endfor %}\n{% if true %}{% if false %}{% elif ('a' if true else 'b') == 'a' %}inner{% endif %}outer{% endif %}")
 
+# Subscripts as Python indexes: from the end down to -len (Mistral v0.3 and
+# Nemo put their tools before the user message equal to user_messages[-1],
+# so a one-message conversation lost them), strings by character.
+add("neg_index_one", r"""{% set users = messages|selectattr('role', 'equalto', 'user')|list %}{% for m in messages %}{% if m == users[-1] %}[TOOLS]{% endif %}{{ m.content }}{% endfor %}|{{ messages[-1].role }}|{{ [1, 2][-2] }}|{{ [1, 2][-3] is defined }}|{{ [1, 2][2] is defined }}|{{ 'héllo'[1] }}{{ '日本'[-1] }}{{ 'ab'[-2] }}|{{ 'ab'[2] is defined }}|{{ none[0] is defined }}""", [{"role": "user", "content": "Hi"}])
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
