@@ -610,3 +610,40 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 	}
 	return res, nil
 }
+
+// chatConcatTypes fails "+" between a string and anything else, as Python
+// does (TypeError; UndefinedError for an undefined operand), where gonja
+// would print the other side: transformers refuses, e.g., an assistant
+// message whose content is None in a template that adds it to a string,
+// instead of rendering "None" into the prompt.
+func chatConcatTypes(l, r *exec.Value, op string) error {
+	if op != "+" || l.IsString() == r.IsString() {
+		return nil
+	}
+	other := r
+	if r.IsString() {
+		other = l
+	}
+	return fmt.Errorf("can only concatenate str (not %s) to str", chatTypeName(other))
+}
+
+// chatTypeName is the Python type name of a template value, for errors.
+func chatTypeName(v *exec.Value) string {
+	switch {
+	case v == nil || v.IsNil():
+		return "undefined"
+	case chatIsNone(v):
+		return `"NoneType"`
+	case v.IsBool():
+		return `"bool"`
+	case v.IsInteger():
+		return `"int"`
+	case v.IsFloat():
+		return `"float"`
+	case v.IsList():
+		return `"list"`
+	case v.IsDict():
+		return `"dict"`
+	}
+	return fmt.Sprintf("%q", fmt.Sprintf("%T", v.Interface()))
+}

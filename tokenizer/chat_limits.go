@@ -435,6 +435,9 @@ func chatBudgetVars(b *chatBudget) map[string]any {
 				return nil, errors.New("moco_binop takes three arguments")
 			}
 			l, r, op := va.Args[0], va.Args[1], va.Args[2].String()
+			if err := chatConcatTypes(l, r, op); err != nil {
+				return nil, err
+			}
 			if err := chatBinopSize(b, l, r, op); err != nil {
 				return nil, err
 			}

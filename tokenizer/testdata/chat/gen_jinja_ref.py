@@ -336,6 +336,16 @@ add("elif_nested_cond", "{% for m in messages %}\n  {%- if m.role == 'system' %}
 # so a one-message conversation lost them), strings by character.
 add("neg_index_one", r"""{% set users = messages|selectattr('role', 'equalto', 'user')|list %}{% for m in messages %}{% if m == users[-1] %}[TOOLS]{% endif %}{{ m.content }}{% endfor %}|{{ messages[-1].role }}|{{ [1, 2][-2] }}|{{ [1, 2][-3] is defined }}|{{ [1, 2][2] is defined }}|{{ 'héllo'[1] }}{{ '日本'[-1] }}{{ 'ab'[-2] }}|{{ 'ab'[2] is defined }}|{{ none[0] is defined }}""", [{"role": "user", "content": "Hi"}])
 
+# "+" between a string and anything else is a TypeError (an UndefinedError
+# for undefined): Phi-3, SmolLM2, OLMo 2, TinyLlama and Qwen2.5 add
+# message['content'] to strings, so transformers refuses None or list content
+# rather than printing it.
+add("concat_none", r"""{% for m in messages %}{{ '<|' + m.role + '|>' + m.content + '<|end|>' }}{% endfor %}""", MNULL)
+add("concat_list", r"""{{ 'x' + messages[0].content }}""", MM)
+add("concat_int", r"""{{ 'n=' + messages|length }}""")
+add("concat_undefined", r"""{{ 'x' + nothing }}""")
+add("concat_ok", r"""{{ 'a' + 'b' }}|{{ [1] + [2] }}|{{ 1 + 2.5 }}|{{ 'a' ~ none ~ 1 }}|{{ 'n=' + messages|length|string }}""")
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
