@@ -194,7 +194,8 @@ func TestLogitMethods(t *testing.T) {
 	}{
 		{"fusion", Params{"mode": "prob-mean", "weights": []float64{0.7, 0.3}}, decode.MethodConfig{Method: "fusion", Mode: "prob-mean", Weights: []float64{0.7, 0.3}}},
 		{"contrastive", Params{"alpha": 0.5}, decode.MethodConfig{Method: "contrastive", Alpha: 0.5}},
-		{"nudging", nil, decode.MethodConfig{Method: "nudging", Gamma: decode.DefaultGamma}},
+		{"nudging", nil, decode.MethodConfig{Method: "nudging", Gamma: new(decode.DefaultGamma)}},
+		{"nudging", Params{"gamma": 0.0}, decode.MethodConfig{Method: "nudging", Gamma: new(0.0)}},
 		{"speculative", Params{"draft_tokens": 3}, decode.MethodConfig{Method: "speculative", DraftTokens: 3}},
 	} {
 		m, err := New(ctx, tc.method, pool, tc.params)

@@ -127,12 +127,12 @@ func init() {
 	one("nudging", "a nudger writes a word when the base is unsure", 2, 2, func(p Params) (decode.MethodConfig, error) {
 		q := NudgingParams{Gamma: decode.DefaultGamma}
 		err := p.Decode(&q)
-		return decode.MethodConfig{Gamma: q.Gamma}, err
+		return decode.MethodConfig{Gamma: &q.Gamma}, err
 	})
 	one("cascade", "weak to strong by confidence thresholds", 1, 0, func(p Params) (decode.MethodConfig, error) {
 		q := CascadeParams{Quantile: decode.DefaultQuantile}
 		err := p.Decode(&q)
-		return decode.MethodConfig{Thresholds: q.Thresholds, DevPrompts: q.DevPrompts, Quantile: q.Quantile}, err
+		return decode.MethodConfig{Thresholds: q.Thresholds, DevPrompts: q.DevPrompts, Quantile: &q.Quantile}, err
 	})
 	one("co-llm", "a trained head defers tokens from the base to the assistant", 2, 2, func(p Params) (decode.MethodConfig, error) {
 		q := CoLLMParams{Threshold: decode.DefaultThreshold}
@@ -143,14 +143,14 @@ func init() {
 			return decode.MethodConfig{}, inputErrorf("needs a deferral head (parameter head: a .safetensors file from 'moco collab train-head')")
 		}
 		h, err := decode.LoadHead(q.Head)
-		return decode.MethodConfig{Head: h, Threshold: q.Threshold, WarmUp: q.WarmUp, CoLLMMode: q.Mode}, err
+		return decode.MethodConfig{Head: h, Threshold: &q.Threshold, WarmUp: q.WarmUp, CoLLMMode: q.Mode}, err
 	})
 	one("mentor", "a mentor drafts patches where the generator's next word differs", 2, 2, func(p Params) (decode.MethodConfig, error) {
 		q := MentorParams{Share: decode.DefaultMentorShare, PatchTokens: decode.DefaultPatchLen}
 		if err := p.Decode(&q); err != nil {
 			return decode.MethodConfig{}, err
 		}
-		cfg := decode.MethodConfig{Share: q.Share, PatchLen: q.PatchTokens}
+		cfg := decode.MethodConfig{Share: &q.Share, PatchLen: q.PatchTokens}
 		if q.Head != "" {
 			h, err := decode.LoadHead(q.Head)
 			if err != nil {

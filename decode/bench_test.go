@@ -41,7 +41,7 @@ func BenchmarkGenerate(b *testing.B) {
 		{"llama2xs", []*engine.Model{x}, nil},
 		{"fusion", []*engine.Model{s, x}, &decode.Fusion{}},
 		{"fusion-prob", []*engine.Model{s, x}, &decode.Fusion{Mode: decode.ProbMean}},
-		{"nudging", []*engine.Model{s, x}, &decode.Nudging{Base: 0, Nudger: 1}},
+		{"nudging", []*engine.Model{s, x}, &decode.Nudging{Base: 0, Nudger: 1, Gamma: decode.DefaultGamma}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -102,7 +102,7 @@ func benchOverhead(b *testing.B, s, x *engine.Model, vocab int) {
 		{"none", nil}, // both models step, the first one's logits decide: the loop alone
 		{"logit-mean", &decode.Fusion{}},
 		{"prob-mean", &decode.Fusion{Mode: decode.ProbMean}},
-		{"nudging", &decode.Nudging{Base: 0, Nudger: 1}},
+		{"nudging", &decode.Nudging{Base: 0, Nudger: 1, Gamma: decode.DefaultGamma}},
 		{"contrastive", decode.DefaultContrastive(2, 0.2)},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -99,8 +99,8 @@ func (c *Cascade) answer(ctx context.Context, i int, prompt []int) ([]int, []flo
 }
 
 // Calibrate sets each level's threshold, but the last's, to the given
-// quantile (0..1; 0 means DefaultQuantile) of its own model's confidences
-// on the dev prompts.
+// quantile (0..1, used as given: 0 is the lowest confidence; MoCo's is
+// DefaultQuantile) of its own model's confidences on the dev prompts.
 func (c *Cascade) Calibrate(prompts [][]int, quantile float64) error {
 	return c.CalibrateContext(context.Background(), prompts, quantile)
 }
@@ -109,9 +109,6 @@ func (c *Cascade) Calibrate(prompts [][]int, quantile float64) error {
 func (c *Cascade) CalibrateContext(ctx context.Context, prompts [][]int, quantile float64) error {
 	if len(prompts) == 0 {
 		return errors.New("cascade: no dev prompts to calibrate on")
-	}
-	if quantile == 0 {
-		quantile = DefaultQuantile
 	}
 	if quantile < 0 || quantile > 1 {
 		return fmt.Errorf("cascade: quantile %v outside [0, 1]", quantile)

@@ -28,6 +28,13 @@ func TestCascade(t *testing.T) {
 	if math.Abs(c.Thresholds[0]-0.85) > 1e-9 {
 		t.Fatalf("threshold %v, want 0.85", c.Thresholds[0])
 	}
+	// Quantile 0 is the lowest confidence, not the default.
+	if err := c.Calibrate([][]int{{0}, {1}}, 0); err != nil || math.Abs(c.Thresholds[0]-0.75) > 1e-9 {
+		t.Fatalf("quantile 0: threshold %v (%v), want 0.75", c.Thresholds, err)
+	}
+	if err := c.Calibrate([][]int{{0}, {1}}, 0.5); err != nil {
+		t.Fatal(err)
+	}
 	r, err := c.Run([]int{1})
 	if err != nil || r.Level != 0 || len(r.Confidence) != 1 {
 		t.Fatalf("confident prompt: %+v, %v", r, err)

@@ -44,7 +44,8 @@ type CoLLM struct {
 	Base, Assistant int
 	Head            *Head
 	Mode            CoLLMMode
-	// Threshold above which Defer mode defers (0 means 0.5).
+	// Threshold above which Defer mode defers, used as given
+	// (DefaultThreshold is the usual; at 0 every token is deferred).
 	Threshold float64
 	// WarmUp, when > 0, lowers the threshold linearly from 1 at the first
 	// token to Threshold at token WarmUp (the Co-LLM paper uses 15).
@@ -84,9 +85,6 @@ func (c *CoLLM) Combine(dst []float32, s *Step) error {
 		return nil
 	}
 	thr := c.Threshold
-	if thr == 0 {
-		thr = DefaultThreshold
-	}
 	if c.WarmUp > 0 && s.Index < c.WarmUp {
 		thr = 1 - (1-thr)*float64(s.Index)/float64(c.WarmUp)
 	}

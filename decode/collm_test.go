@@ -105,16 +105,21 @@ func TestCoLLMCombine(t *testing.T) {
 		return softmax64(dst), s
 	}
 	head := &Head{W: []float64{2}, B: -1}
-	got, s := run(&CoLLM{Base: 0, Assistant: 1, Head: head}, 0)
+	got, s := run(&CoLLM{Base: 0, Assistant: 1, Head: head, Threshold: DefaultThreshold}, 0)
 	if s.Source != "assistant" || math.Abs(s.Defer-p) > 1e-12 || !near(got, []float64{0.1, 0.2, 0.7}, 1e-6) {
 		t.Errorf("defer: source %s p %v dist %v", s.Source, s.Defer, got)
 	}
 	if _, s := run(&CoLLM{Base: 0, Assistant: 1, Head: head, Threshold: 0.8}, 0); s.Source != "base" {
 		t.Errorf("p %.3f < threshold 0.8 deferred", p)
 	}
+	// Threshold 0 defers every token, even at p = 0.269 < DefaultThreshold.
+	unsure := &Head{W: []float64{-2}, B: 1}
+	if _, s := run(&CoLLM{Base: 0, Assistant: 1, Head: unsure, Threshold: 0}, 0); s.Source != "assistant" {
+		t.Errorf("threshold 0: p %.3f not deferred", s.Defer)
+	}
 	// Warm-up over 15 tokens from 1 to 0.5: at step 5 the threshold is 5/6 > p,
 	// at step 10 it is 2/3 < p.
-	c := &CoLLM{Base: 0, Assistant: 1, Head: head, WarmUp: 15}
+	c := &CoLLM{Base: 0, Assistant: 1, Head: head, Threshold: DefaultThreshold, WarmUp: 15}
 	if _, s := run(c, 5); s.Source != "base" {
 		t.Error("warm-up step 5 deferred")
 	}

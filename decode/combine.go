@@ -177,7 +177,9 @@ func (c *Contrastive) Combine(dst []float32, s *Step) error {
 // word-boundary marker), and then until the base is confident again.
 type Nudging struct {
 	Base, Nudger int
-	Gamma        float64 // default 0.4 when 0
+	// Gamma is used as given (DefaultGamma is MoCo's): at 0 the base
+	// never hands over for being unsure.
+	Gamma float64
 	// WordStart[id] reports whether token id begins a new word (see
 	// WordStarts); without it every token counts as a word start.
 	WordStart []bool
@@ -197,16 +199,12 @@ func (n *Nudging) Combine(dst []float32, s *Step) error {
 	if n.Base < 0 || n.Base >= len(s.Logits) || n.Nudger < 0 || n.Nudger >= len(s.Logits) {
 		return fmt.Errorf("nudging: model indexes %d, %d out of range (%d models)", n.Base, n.Nudger, len(s.Logits))
 	}
-	gamma := n.Gamma
-	if gamma == 0 {
-		gamma = DefaultGamma
-	}
 	if len(n.buf) != len(dst) {
 		n.buf = make([]float32, len(dst))
 	}
 	conf := topProb32(n.buf, s.Logits[n.Base])
 	s.Confidence = conf
-	useNudger := conf < gamma
+	useNudger := conf < n.Gamma
 	if n.nudging && !useNudger {
 		// Finish the nudger's word before handing back.
 		t := Argmax(s.Logits[n.Nudger])

@@ -81,7 +81,7 @@ func TestNudgingStateMachine(t *testing.T) {
 	unsure := logitsOf(0.3, 0.3, 0.2, 0.2)     // base top-1 0.3 < 0.4
 	nudgeCont := logitsOf(0.1, 0.1, 0.7, 0.1)  // nudger continues the word (2)
 	nudgeStart := logitsOf(0.1, 0.7, 0.1, 0.1) // nudger starts a word (1)
-	n := &Nudging{Base: 0, Nudger: 1, WordStart: ws}
+	n := &Nudging{Base: 0, Nudger: 1, Gamma: DefaultGamma, WordStart: ws}
 	steps := []struct {
 		base, nudger []float32
 		want         string
@@ -113,6 +113,23 @@ func TestNudgingStateMachine(t *testing.T) {
 	n.Reset()
 	if _, s := combineOnce(t, n, sure, nudgeCont); s.Source != "base" {
 		t.Error("Reset did not return control to the base")
+	}
+}
+
+// TestNudgingGammaZero: at gamma 0 the base is never too unsure to write
+// (after the first word, which is the nudger's), where the default 0.4
+// would hand these steps over.
+func TestNudgingGammaZero(t *testing.T) {
+	ws := []bool{true, true, false, false}
+	unsure := logitsOf(0.3, 0.3, 0.2, 0.2)
+	nudgeStart := logitsOf(0.1, 0.7, 0.1, 0.1)
+	n := &Nudging{Base: 0, Nudger: 1, Gamma: 0, WordStart: ws}
+	n.Reset()
+	combineOnce(t, n, unsure, nudgeStart)
+	for i := range 3 {
+		if _, s := combineOnce(t, n, unsure, nudgeStart); s.Source != "base" {
+			t.Fatalf("step %d: source %s, want base", i+1, s.Source)
+		}
 	}
 }
 
@@ -153,7 +170,7 @@ func TestLockstepSingleGreedy(t *testing.T) {
 func TestLockstepConsumesEveryToken(t *testing.T) {
 	a := markov([][]float64{{0, 1, 0}, {0, 0, 1}, {1, 0, 0}})
 	b := markov([][]float64{{0, 0, 1}, {1, 0, 0}, {0, 1, 0}})
-	l := &Lockstep{Sessions: []Session{a, b}, Combiner: &Nudging{Base: 0, Nudger: 1}, MaxTokens: 5}
+	l := &Lockstep{Sessions: []Session{a, b}, Combiner: &Nudging{Base: 0, Nudger: 1, Gamma: DefaultGamma}, MaxTokens: 5}
 	got, err := l.Run([]int{0, 1}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +205,7 @@ func TestDefaultContrastive(t *testing.T) {
 // buffers.
 func TestLockstepNoPerStepAllocations(t *testing.T) {
 	table := [][]float64{{0.1, 0.6, 0.3}, {0.3, 0.1, 0.6}, {0.6, 0.3, 0.1}}
-	for _, comb := range []Combiner{nil, &Fusion{}, &Fusion{Mode: ProbMean}, &Nudging{Base: 0, Nudger: 1}, &Contrastive{Base: 0, Anti: []int{1}, Alpha: 0.2}} {
+	for _, comb := range []Combiner{nil, &Fusion{}, &Fusion{Mode: ProbMean}, &Nudging{Base: 0, Nudger: 1, Gamma: DefaultGamma}, &Contrastive{Base: 0, Anti: []int{1}, Alpha: 0.2}} {
 		allocs := func(n int) float64 {
 			a, b := markov(table), markov(table)
 			s, _ := NewSampler(SamplerConfig{Temperature: 1, TopP: 0.9, TopK: 2, Seed: 1})
@@ -236,8 +253,8 @@ func BenchmarkCombine(b *testing.B) {
 			{"logit-mean", &Fusion{}},
 			{"prob-mean", &Fusion{Mode: ProbMean}},
 			{"contrastive", DefaultContrastive(2, 0.2)},
-			{"nudging", &Nudging{Base: 0, Nudger: 1}},
-			{"co-llm", &CoLLM{Base: 0, Assistant: 1, Head: &Head{W: make([]float64, 64)}}},
+			{"nudging", &Nudging{Base: 0, Nudger: 1, Gamma: DefaultGamma}},
+			{"co-llm", &CoLLM{Base: 0, Assistant: 1, Head: &Head{W: make([]float64, 64)}, Threshold: DefaultThreshold}},
 		} {
 			b.Run(fmt.Sprintf("%s/V=%d", c.name, v), func(b *testing.B) {
 				dst := make([]float32, v)

@@ -181,7 +181,7 @@ func TestMethodsEndToEnd(t *testing.T) {
 		{Method: "cascade", DevPrompts: []string{"Tom had a ball.", "The sun was hot."}},
 		{Method: "co-llm", Head: head},
 		{Method: "co-llm", Head: head, CoLLMMode: "compose"},
-		{Method: "mentor", Share: 0.5},
+		{Method: "mentor", Share: new(0.5)},
 		{Method: "speculative"},
 		{Method: "fusion", Sampler: decode.SamplerConfig{Temperature: 0.8, TopP: 0.9, Seed: 3}},
 	} {
@@ -317,7 +317,7 @@ func TestMentorSkills(t *testing.T) {
 		t.Fatalf("the models agree (%q): no test", gb)
 	}
 	for _, useMentor := range []bool{false, true} {
-		c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: 1, MaxTokens: 16})
+		c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: new(1.0), MaxTokens: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func TestMentorSkills(t *testing.T) {
 		}
 	}
 	// NewMethod's default chooser asks the generator MoCo's question.
-	c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: 1, MaxTokens: 16})
+	c, err := decode.NewMethod(ms, toks, decode.MethodConfig{Method: "mentor", Share: new(1.0), MaxTokens: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestMentorRepeatPenalty(t *testing.T) {
 	x, xtok := load(t, "llama2xs")
 	smp := decode.SamplerConfig{RepeatPenalty: 1.5, RepeatLastN: 64}
 	var got [2]string
-	for i, cfg := range []decode.MethodConfig{{Method: "single"}, {Method: "mentor", Share: 1e-12}} {
+	for i, cfg := range []decode.MethodConfig{{Method: "single"}, {Method: "mentor", Share: new(0.0)}} {
 		cfg.Sampler, cfg.MaxTokens = smp, 40
 		c, err := decode.NewMethod([]*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok}, cfg)
 		if err != nil {

@@ -33,7 +33,7 @@ func TestMethodBatcherEqualsGenerator(t *testing.T) {
 		{Method: "fusion"},
 		{Method: "fusion", Mode: "prob-mean", Weights: []float64{0.7, 0.3}},
 		{Method: "contrastive", Alpha: 0.3, Experts: []int{0}, Anti: []int{1}},
-		{Method: "nudging", Gamma: 0.4},
+		{Method: "nudging", Gamma: new(0.4)},
 		{Method: "single"},
 	} {
 		t.Run(cfg.Method+cfg.Mode, func(t *testing.T) {

@@ -44,8 +44,9 @@ import (
 type Mentor struct {
 	Generator, Mentor Session
 	Sampler           *Sampler
-	// Share is the probability that the mentor is consulted at a word
-	// (0 means 0.25; 1 consults it at every word).
+	// Share is the probability that the mentor is consulted at a word,
+	// used as given: 0 never consults it, 1 at every word (MoCo's is
+	// DefaultMentorShare).
 	Share float64
 	// Seed seeds the choice of the consulted words (mixed with the prompt).
 	Seed uint64
@@ -59,7 +60,7 @@ type Mentor struct {
 	WordStart []bool
 	Head      *Head
 	// HeadThreshold is the head probability above which the mentor's patch
-	// is kept (0 means 0.5).
+	// is kept, used as given (DefaultThreshold is the usual).
 	HeadThreshold float64
 	// Choose returns true to keep the mentor's patch b over the
 	// generator's a, given the history before them.
@@ -121,9 +122,6 @@ func (m *Mentor) RunContext(ctx context.Context, prompt []int, emit func(Token) 
 		m.Sampler, _ = NewSampler(SamplerConfig{})
 	}
 	share, plen, tol := m.Share, m.PatchLen, m.WordTolerance
-	if share == 0 {
-		share = DefaultMentorShare
-	}
 	if share < 0 || share > 1 {
 		return nil, fmt.Errorf("mentor: share %v outside [0, 1]", share)
 	}
@@ -280,11 +278,7 @@ func (m *Mentor) patch(ctx context.Context, base, n int) (piece, string, error) 
 			if len(h) != len(m.Head.W) {
 				return piece{}, "", fmt.Errorf("mentor: head has %d inputs but the generator's hidden size is %d", len(m.Head.W), len(h))
 			}
-			thr := m.HeadThreshold
-			if thr == 0 {
-				thr = DefaultThreshold
-			}
-			useMentor = m.Head.Prob(h) > thr
+			useMentor = m.Head.Prob(h) > m.HeadThreshold
 		}
 		if drafts[i], err = m.draft(s, m.vocab(lg), n); err != nil {
 			return piece{}, "", fmt.Errorf("%s patch: %w", []string{"generator", "mentor"}[i], err)

@@ -49,8 +49,8 @@ func TestMentor(t *testing.T) {
 			t.Errorf("counts: %d patches, %d mentor wins", m.Patches, m.MentorWins)
 		}
 	}
-	// With Share 0 -> default 0.25; with agreeing models nothing is patched.
-	m := &Mentor{Generator: markov(gen), Mentor: markov(gen), Head: &Head{W: []float64{1}}, EOS: []int{3}}
+	// With agreeing models nothing is patched.
+	m := &Mentor{Generator: markov(gen), Mentor: markov(gen), Share: DefaultMentorShare, Head: &Head{W: []float64{1}}, HeadThreshold: DefaultThreshold, EOS: []int{3}}
 	got, err := m.Run([]int{0}, nil)
 	if err != nil || !slices.Equal(got, []int{1, 2}) || m.Patches != 0 {
 		t.Errorf("agreeing models: %v, %v, %d patches", got, err, m.Patches)
@@ -144,6 +144,9 @@ func TestMentorCheckPoints(t *testing.T) {
 			t.Fatalf("%v: %d tokens, %d words, %d checks, %d patches", err, len(got), m.Words, m.Checks, m.Patches)
 		}
 		return m.Checks, string(pattern)
+	}
+	if n, _ := run(1, []int{0}, 0); n != 0 {
+		t.Errorf("share 0: %d checks of 200 words, want none", n)
 	}
 	for _, share := range []float64{0.25, 0.5} {
 		n, a := run(1, []int{0}, share)

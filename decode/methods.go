@@ -19,7 +19,9 @@ var Methods = []string{"single", "fusion", "contrastive", "nudging", "cascade", 
 var methodMinModels = map[string]int{"single": 1, "fusion": 1, "contrastive": 2, "nudging": 2, "cascade": 1, "co-llm": 2, "mentor": 2, "speculative": 2}
 
 // MethodConfig configures NewMethod. Zero values mean the defaults named
-// on each field.
+// on each field; the thresholds where 0 is a meaningful setting (Gamma,
+// Threshold, Quantile, Share) are pointers, nil for the default, so that
+// new(0.0) asks for 0.
 type MethodConfig struct {
 	Method    string
 	Sampler   SamplerConfig
@@ -40,23 +42,32 @@ type MethodConfig struct {
 	Base          int
 	Experts, Anti []int
 	TopK          int
-	// Nudging: Gamma (default 0.4); model 0 is the base, 1 the nudger.
-	Gamma float64
+	// Nudging: Gamma (nil: DefaultGamma); model 0 is the base, 1 the nudger.
+	Gamma *float64
 	// Co-LLM (model 0 base, 1 assistant) and mentor (0 generator, 1 mentor).
 	Head      *Head
-	Threshold float64 // default 0.5
+	Threshold *float64 // nil: DefaultThreshold
 	WarmUp    int
 	CoLLMMode string // "defer" (default) or "compose"
 	// Cascade: Thresholds per level but the last, or DevPrompts to
-	// calibrate them at Quantile (default 0.5).
+	// calibrate them at Quantile (nil: DefaultQuantile).
 	Thresholds []float64
 	DevPrompts []string
-	Quantile   float64
+	Quantile   *float64
 	// Speculative: model 0 is the target, 1 the draft.
 	DraftTokens int
-	// Mentor: Share of word starts checked (0.25), PatchLen (16).
-	Share    float64
+	// Mentor: Share of word starts checked (nil: DefaultMentorShare),
+	// PatchLen (16).
+	Share    *float64
 	PatchLen int
+}
+
+// orDefault is *p, or def when p is nil.
+func orDefault(p *float64, def float64) float64 {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // Collab is a ready-to-run method over loaded models: Generate streams
@@ -128,11 +139,13 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 		c.Speculative = &Speculative{Target: c.Sessions[0], Draft: c.Sessions[1], Sampler: sampler, K: k, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
 		run = c.Speculative.RunContext
 	case "mentor":
-		if cfg.Share < 0 || cfg.Share > 1 {
-			return nil, fmt.Errorf("mentor: share %v outside [0, 1]", cfg.Share)
+		share := orDefault(cfg.Share, DefaultMentorShare)
+		if share < 0 || share > 1 {
+			return nil, fmt.Errorf("mentor: share %v outside [0, 1]", share)
 		}
-		c.Mentor = &Mentor{Generator: c.Sessions[0], Mentor: c.Sessions[1], Sampler: sampler, Share: cfg.Share, Seed: cfg.Sampler.Seed,
-			PatchLen: cfg.PatchLen, WordStart: WordStarts(tok), Head: cfg.Head, HeadThreshold: cfg.Threshold, Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
+		c.Mentor = &Mentor{Generator: c.Sessions[0], Mentor: c.Sessions[1], Sampler: sampler, Share: share, Seed: cfg.Sampler.Seed,
+			PatchLen: cfg.PatchLen, WordStart: WordStarts(tok), Head: cfg.Head, HeadThreshold: orDefault(cfg.Threshold, DefaultThreshold),
+			Vocab: vocab, EOS: c.EOS, Trace: cfg.Trace}
 		if cfg.Head == nil {
 			c.Mentor.Choose = promptChooser(tok, models[0].NewSession(0), contextLimit(models[0]))
 		}
@@ -173,7 +186,7 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 			dev = append(dev, ids)
 		}
 		c.setMax(cfg.MaxTokens, 0, dev)
-		if err := c.Cascade.Calibrate(dev, cfg.Quantile); err != nil {
+		if err := c.Cascade.Calibrate(dev, orDefault(cfg.Quantile, DefaultQuantile)); err != nil {
 			return nil, err
 		}
 	}
@@ -320,8 +333,8 @@ func methodCombiner(models []*engine.Model, tok *tokenizer.Tokenizer, cfg Method
 		// Contrastive keeps no state: the prompts share one.
 		return func() Combiner { return ct }, nil
 	case "nudging":
-		ws := WordStarts(tok)
-		return func() Combiner { return &Nudging{Base: 0, Nudger: 1, Gamma: cfg.Gamma, WordStart: ws} }, nil
+		ws, gamma := WordStarts(tok), orDefault(cfg.Gamma, DefaultGamma)
+		return func() Combiner { return &Nudging{Base: 0, Nudger: 1, Gamma: gamma, WordStart: ws} }, nil
 	case "co-llm":
 		if cfg.Head == nil {
 			return nil, errors.New("co-llm needs a deferral head (--head FILE; train one with 'moco collab train-head')")
@@ -333,8 +346,9 @@ func methodCombiner(models []*engine.Model, tok *tokenizer.Tokenizer, cfg Method
 		if h := models[0].Config.HiddenSize; h != len(cfg.Head.W) {
 			return nil, fmt.Errorf("the deferral head has %d inputs but the base model's hidden size is %d", len(cfg.Head.W), h)
 		}
+		thr := orDefault(cfg.Threshold, DefaultThreshold)
 		return func() Combiner {
-			return &CoLLM{Base: 0, Assistant: 1, Head: cfg.Head, Mode: mode, Threshold: cfg.Threshold, WarmUp: cfg.WarmUp}
+			return &CoLLM{Base: 0, Assistant: 1, Head: cfg.Head, Mode: mode, Threshold: thr, WarmUp: cfg.WarmUp}
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown method %q (want one of %v)", cfg.Method, Methods)

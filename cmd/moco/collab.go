@@ -148,8 +148,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	cfg := decode.MethodConfig{
 		Method: method, Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat, Names: *dirs,
-		Mode: *mode, Weights: *weights, Alpha: *alpha, Experts: *experts, Anti: *anti, Gamma: *gamma,
-		WarmUp: *warmUp, CoLLMMode: *mode, DraftTokens: *draft, Quantile: *quantile, Share: *share, PatchLen: *patch,
+		Mode: *mode, Weights: *weights, Alpha: *alpha, Experts: *experts, Anti: *anti, Gamma: gamma,
+		WarmUp: *warmUp, CoLLMMode: *mode, DraftTokens: *draft, Quantile: quantile, Share: share, PatchLen: *patch,
 	}
 	if method == "co-llm" {
 		cfg.Mode = ""
@@ -157,7 +157,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return usagef("co-llm takes one --threshold")
 		}
 		if len(*threshold) == 1 {
-			cfg.Threshold = (*threshold)[0]
+			cfg.Threshold = &(*threshold)[0]
 		}
 	} else {
 		cfg.CoLLMMode = ""
