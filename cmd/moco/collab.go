@@ -147,7 +147,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("give the models with -m DIR")
 	}
 	cfg := decode.MethodConfig{
-		Method: method, Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat, Names: *dirs,
+		Method: method, Sampler: g.sampler(), MaxTokens: g.methodMaxTokens(), Stop: g.stop, Chat: g.chat, Names: *dirs,
 		Mode: *mode, Weights: *weights, Alpha: *alpha, Experts: *experts, Anti: *anti, Gamma: gamma,
 		WarmUp: *warmUp, CoLLMMode: *mode, DraftTokens: *draft, Quantile: quantile, Share: share, PatchLen: *patch,
 	}
@@ -252,6 +252,17 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer closeModels(ms)
 	cfg.Names = *dirs
+	if g.maxTokens == 0 {
+		// -n 0 generates nothing, as generate's and llama.cpp's do: the
+		// models are checked, and no dev pass or generation runs.
+		if _, err := decode.SharedVocab(ms, toks, *dirs); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(collabResult{Method: method, Models: *dirs, Prompt: g.prompt})
+		}
+		return nil
+	}
 	if method == "contrastive" && devSet != nil {
 		// MoCo's selection: score every model alone on the dev set, rank
 		// best first, keep the top k and the bottom k.
@@ -614,7 +625,7 @@ func scoreModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string
 	scores := make([]float64, len(ms))
 	for i, m := range ms {
 		c, err := decode.NewMethod([]*engine.Model{m}, toks[i:i+1], decode.MethodConfig{
-			Method: "single", Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat, Names: names[i : i+1]})
+			Method: "single", Sampler: g.sampler(), MaxTokens: g.methodMaxTokens(), Stop: g.stop, Chat: g.chat, Names: names[i : i+1]})
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,8 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"generate", "-p", "x", "-t", over}, "--threads " + over + ": want"},
 		{[]string{"generate", "-p", "x", "--top-p", "0"}, "--top-p 0: want a number in (0, 1]"},
 		{[]string{"generate", "-p", "x", "--temp", "NaN"}, "--temperature NaN: want a number >= 0"},
-		{[]string{"generate", "-p", "x", "-n", "-5"}, "--max-tokens -5: want an integer >= 0"},
+		{[]string{"generate", "-p", "x", "-n", "-5"}, "--max-tokens -5: want an integer >= -1 (0: none, -1: up to the context"},
+		{[]string{"collab", "fusion", "-m", "a", "-p", "x", "-n", "-2"}, "--max-tokens -2: want an integer >= -1"},
 		{[]string{"generate", "-p", "x", "--repeat-penalty", "0"}, "--repeat-penalty 0: want a number in (0, 100]"},
 		{[]string{"generate", "-p", "x", "-c", "-1"}, "--ctx-size -1: want an integer in [0, "},
 		{[]string{"collab", "contrastive", "-m", "a", "-m", "b", "-p", "x", "--alpha", "1e308"}, "--alpha 1e+308: want a number in [0, 100]"},
@@ -335,5 +336,27 @@ func TestHelpShowsEachNoteOnce(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMaxTokensZero: -n means the same in generate and collab: 0 generates
+// nothing and -1 up to the context, as llama.cpp's -n does.
+func TestMaxTokensZero(t *testing.T) {
+	s := testutil.Shared(t, "models/stories260K")
+	for _, cmd := range [][]string{{"generate", "-m", s}, {"collab", "fusion", "-m", s}} {
+		out, errs, code := moco(t, append(cmd, "-p", "Once upon a time", "--temp", "0", "-n", "0")...)
+		if code != 0 || out != "" {
+			t.Errorf("%s -n 0: exit %d, stdout %q, stderr %q; want nothing", cmd[0], code, out, errs)
+		}
+	}
+	out, _, code := moco(t, "collab", "fusion", "-m", s, "-p", "Tom", "-n", "0", "--json")
+	var r collabResult
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Text != "" || r.Method != "fusion" {
+		t.Errorf("collab -n 0 --json: exit %d, %q", code, out)
+	}
+	gen, _, c1 := moco(t, "generate", "-m", s, "-p", "Once upon a time", "--temp", "0", "-n", "-1")
+	fus, _, c2 := moco(t, "collab", "fusion", "-m", s, "-p", "Once upon a time", "--temp", "0", "-n", "-1")
+	if c1 != 0 || c2 != 0 || gen != fus || len(strings.Fields(gen)) < 50 {
+		t.Errorf("-n -1: generate %q (exit %d), collab %q (exit %d); want the same long text", gen, c1, fus, c2)
 	}
 }

@@ -55,7 +55,7 @@ func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required); "+escapeHelp)
 	fs.StringVarP(&g.promptFile, "file", "f", "", "read the prompt from this file, as is (no escapes)")
 	fs.IntVarP(&g.maxTokens, "max-tokens", "n", 256, "most tokens to generate, capped by the context (alias --n-predict)")
-	setRange(fs, "max-tokens", atLeast(0))
+	setRange(fs, "max-tokens", atLeast(-1).withNote("0: none, -1: up to the context, as llama.cpp's"))
 	fs.Float64Var(&g.temperature, "temperature", d.Temperature, "sampling temperature; 0 is greedy (alias --temp)")
 	setRange(fs, "temperature", atLeast(0))
 	fs.IntVar(&g.topK, "top-k", d.TopK, "keep only the k most likely tokens")
@@ -91,6 +91,10 @@ func (g *genFlags) sampler() decode.SamplerConfig {
 	}
 	return c
 }
+
+// methodMaxTokens is -n as decode.MethodConfig's MaxTokens, whose 0 is
+// -n -1 (up to the context). -n 0 asks for nothing: callers skip the run.
+func (g *genFlags) methodMaxTokens() int { return max(g.maxTokens, 0) }
 
 func (g *genFlags) options() engine.Options {
 	return engine.Options{Threads: g.threads, Quant: g.quant, ContextSize: g.ctxSize}
@@ -172,7 +176,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "context size: %d positions (the model's max_position_embeddings: %d)\n", m.ContextSize(), m.Config.MaxPositions)
 	}
 	c, err := decode.NewMethod([]*engine.Model{m}, tokSlice(tok), decode.MethodConfig{
-		Method: "single", Sampler: g.sampler(), MaxTokens: g.maxTokens, Stop: g.stop, Chat: g.chat,
+		Method: "single", Sampler: g.sampler(), MaxTokens: g.methodMaxTokens(), Stop: g.stop, Chat: g.chat,
 	})
 	if err != nil {
 		return err
@@ -182,7 +186,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	var text string
 	n := 0
 	count := func(decode.Token) bool { n++; return true }
-	if g.maxTokens > 0 {
+	if g.maxTokens != 0 {
 		out := stdout
 		if *asJSON {
 			out = nil
@@ -193,7 +197,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		}
 	}
 	if !*asJSON {
-		if g.maxTokens > 0 {
+		if g.maxTokens != 0 {
 			_, err = fmt.Fprintln(stdout)
 		}
 		return err
