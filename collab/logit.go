@@ -58,8 +58,9 @@ type ContrastiveParams struct {
 	Anti    []int `json:"anti"`
 }
 
-// NudgingParams: model 0 is the base, model 1 the nudger, which writes a
-// word whenever the base's top-1 probability is below Gamma.
+// NudgingParams: model 0 is the base, model 1 the nudger, which writes the
+// first word and then a word whenever the base's top-1 probability is
+// below Gamma (decode.Nudging).
 type NudgingParams struct {
 	Gamma float64 `json:"gamma"` // default decode.DefaultGamma (0.4)
 }

@@ -170,11 +170,18 @@ func (c *Contrastive) Combine(dst []float32, s *Step) error {
 }
 
 // Nudging lets a base model generate and hands over to a nudging model
-// while the base is unsure (MoCo method #2): when the base's top-1
-// probability (softmax of its raw logits) is below Gamma, the nudger
-// chooses the token; a nudging run continues while the nudger's most likely
-// next token continues the current word (its text has no leading space or
-// word-boundary marker), and then until the base is confident again.
+// while the base is unsure (MoCo method #2): the nudger writes the first
+// word of every answer (as MoCo's api_nudging and the Nudging paper's
+// code do); after it, when the base's top-1 probability (softmax of its
+// raw logits) is below Gamma, the nudger chooses the token; a nudging run
+// continues while the nudger's most likely next token continues the
+// current word (its text has no leading space or word-boundary marker),
+// and then until the base is confident again.
+//
+// MoCo checks the token it sampled from the nudger where Nudging checks
+// the nudger's most likely one: a combiner picks the distribution before
+// the one token is drawn from it. With greedy decoding (the Nudging
+// paper's setting) the two are the same token.
 type Nudging struct {
 	Base, Nudger int
 	// Gamma is used as given (DefaultGamma is MoCo's): at 0 the base
@@ -185,14 +192,16 @@ type Nudging struct {
 	WordStart []bool
 
 	nudging bool
+	started bool // a token was chosen since Reset
 	buf     []float32
 }
 
 // DefaultGamma is nudging's default confidence threshold.
 const DefaultGamma = 0.4
 
-// Reset implements Resetter: every generation starts with the base.
-func (n *Nudging) Reset() { n.nudging = false }
+// Reset implements Resetter: every generation starts with the nudger's
+// first word.
+func (n *Nudging) Reset() { n.nudging, n.started = false, false }
 
 // Combine implements Combiner.
 func (n *Nudging) Combine(dst []float32, s *Step) error {
@@ -204,7 +213,10 @@ func (n *Nudging) Combine(dst []float32, s *Step) error {
 	}
 	conf := topProb32(n.buf, s.Logits[n.Base])
 	s.Confidence = conf
-	useNudger := conf < n.Gamma
+	// MoCo starts in nudging mode with no nudger token accepted, which
+	// always accepts the first.
+	useNudger := conf < n.Gamma || !n.started
+	n.started = true
 	if n.nudging && !useNudger {
 		// Finish the nudger's word before handing back.
 		t := Argmax(s.Logits[n.Nudger])

@@ -3,6 +3,7 @@ package decode
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -86,7 +87,9 @@ func TestNudgingStateMachine(t *testing.T) {
 		base, nudger []float32
 		want         string
 	}{
-		{sure, nudgeStart, "base"},
+		{sure, nudgeCont, "nudger"},    // the first word is the nudger's, the base sure or not
+		{sure, nudgeCont, "nudger"},    // and goes on while the nudger continues it
+		{sure, nudgeStart, "base"},     // word done and base sure: hand back
 		{unsure, nudgeStart, "nudger"}, // base unsure: nudger takes over
 		{sure, nudgeCont, "nudger"},    // base sure again, but the nudger's word is unfinished
 		{sure, nudgeStart, "base"},     // word done and base sure: hand back
@@ -111,8 +114,32 @@ func TestNudgingStateMachine(t *testing.T) {
 		}
 	}
 	n.Reset()
-	if _, s := combineOnce(t, n, sure, nudgeCont); s.Source != "base" {
-		t.Error("Reset did not return control to the base")
+	for i, want := range []string{"nudger", "base"} {
+		if _, s := combineOnce(t, n, sure, nudgeStart); s.Source != want {
+			t.Errorf("after Reset, step %d: source %s, want %s (the nudger's first word)", i, s.Source, want)
+		}
+	}
+}
+
+// TestNudgingFirstWord follows MoCo's api_nudging by hand on a greedy run:
+// it starts nudging with no nudger token accepted, so the nudger's first
+// token is taken although the base is sure, then the nudger's "b" (no
+// space: the word goes on), then the base's " c" once the nudger's next
+// token starts a word and the base is sure.
+func TestNudgingFirstWord(t *testing.T) {
+	// Tokens: 0 BOS, 1 " a", 2 "b", 3 " c", 4 EOS.
+	ws := []bool{true, true, false, true, true}
+	base := markov([][]float64{{0, 0.05, 0.05, 0.9, 0}, {0, 0.05, 0.05, 0.9, 0}, {0, 0.05, 0.05, 0.9, 0}, {0, 0.05, 0.05, 0, 0.9}})
+	nudger := markov([][]float64{{0, 0.9, 0.05, 0.05, 0}, {0, 0.05, 0.9, 0.05, 0}, {0, 0.05, 0.05, 0.9, 0}, {0, 0.05, 0.05, 0, 0.9}})
+	var src []string
+	l := &Lockstep{Sessions: []Session{base, nudger}, Combiner: &Nudging{Base: 0, Nudger: 1, Gamma: DefaultGamma, WordStart: ws},
+		EOS: []int{4}, MaxTokens: 10, Trace: func(ts TraceStep) { src = append(src, ts.Source) }}
+	got, err := l.Run([]int{0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []int{1, 2, 3}) || !slices.Equal(src, []string{"nudger", "nudger", "base", "base"}) {
+		t.Errorf("tokens %v from %v, want [1 2 3] from the nudger, the nudger, the base (then EOS)", got, src)
 	}
 }
 

@@ -21,7 +21,11 @@
 //	})
 //
 // The token-level methods are combiners: Fusion (logit-mean or prob-mean),
-// Contrastive (and proxy-tuning), Nudging and CoLLM. Methods that need
+// Contrastive (and proxy-tuning), Nudging and CoLLM. A combiner picks a
+// distribution before the token is drawn, so Nudging, which like MoCo
+// lets the nudger write the first word, reads whether the nudger's word
+// goes on from its most likely token, where MoCo reads the token it
+// sampled (the same under greedy decoding). Methods that need
 // their own loop reuse the same sessions: Speculative (draft and verify with
 // one batched forward and cache rollback), Cascade (whole answers, weak to
 // strong, with calibrated confidence thresholds) and Mentor (MoCo's mentor

@@ -55,8 +55,8 @@ func Example_fusion() {
 	// Output: , there was a little girl named Lily. She loved to play outsid
 }
 
-// Nudging: the base model writes and a nudger takes over the words the
-// base is unsure of. A custom rule is a few lines with CombinerFunc.
+// Nudging: the nudger writes the first word, then the base model writes
+// and the nudger takes over the words the base is unsure of. A custom rule is a few lines with CombinerFunc.
 func Example_nudging() {
 	base, tok := embedded("q8_0")
 	nudger, _ := embedded("")
@@ -79,5 +79,5 @@ func Example_nudging() {
 	fmt.Printf("%d tokens from the base, %d from the nudger\n", sources["base"], sources["nudger"])
 	// Output:
 	// , Max, who lived in a big house. They liked
-	// 5 tokens from the base, 15 from the nudger
+	// 4 tokens from the base, 16 from the nudger
 }

@@ -42,7 +42,10 @@ lockstep) and the roles of the -m models, in order:
                 explicit roles, base (first model) + alpha*(experts - anti), with
                 --alpha 1. MoCo samples fused and contrastive scores at its
                 temperature (0.7 in its examples) without top-p: --top-p 1 matches.
-  nudging       base, then nudger (--gamma)
+  nudging       base, then nudger (--gamma): the nudger writes the first word, then
+                each word where the base's top-1 probability is below gamma, as MoCo
+                does; whether its word goes on is read from the nudger's most likely
+                token (MoCo: the token it sampled; the same with --temp 0)
   cascade       weak to strong (--threshold per level or --dev to calibrate, --quantile)
   co-llm        base, then assistant (--head, --threshold, --warm-up, --mode defer|compose);
                 train-head fits the head by the paper's marginal likelihood (default)
