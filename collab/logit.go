@@ -209,7 +209,7 @@ func newLogitMethod(ctx context.Context, level Level, pool []Member, cfg decode.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c, err := decode.NewMethod(models, toks, probe)
+	c, err := decode.NewMethodContext(ctx, models, toks, probe)
 	if err != nil {
 		if ctx.Err() != nil || cfg.DevPrompts != nil {
 			// Cancelled, or the calibration failed while working.

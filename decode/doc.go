@@ -59,7 +59,8 @@
 // Every loop has a RunContext form (Lockstep, Speculative, Mentor, and
 // Cascade's RunContext and CalibrateContext) that checks its context before
 // each forward pass and returns the context's error with the tokens so
-// far; Run is RunContext with context.Background(). Generator's
+// far; Run is RunContext with context.Background(). NewMethodContext
+// stops a cascade's calibration on its dev prompts likewise. Generator's
 // GenerateContext adds a callback that sees every token beside the
 // io.Writer stream: its id, the model or rule that chose it, and
 // Token.LogProb, its log-probability under the distribution it was drawn

@@ -3,6 +3,7 @@ package decode_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -378,6 +379,20 @@ func TestCascadeOneModel(t *testing.T) {
 	}
 	if got[0] != got[1] {
 		t.Errorf("cascade of one model: %q, want the model's own %q", got[1], got[0])
+	}
+}
+
+// TestCascadeCalibrationCancelled: NewMethodContext stops a cascade's
+// calibration with the context's error.
+func TestCascadeCalibrationCancelled(t *testing.T) {
+	s, stok := load(t, "stories260K")
+	x, xtok := load(t, "llama2xs")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := decode.NewMethodContext(ctx, []*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok},
+		decode.MethodConfig{Method: "cascade", DevPrompts: []string{"Tom had a ball."}, MaxTokens: 20})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled calibration: %v, want context.Canceled", err)
 	}
 }
 

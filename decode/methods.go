@@ -92,6 +92,12 @@ type Collab struct {
 // NewMethod checks the models' vocabularies and builds cfg.Method over
 // them. Every model must come with its tokenizer.
 func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodConfig) (*Collab, error) {
+	return NewMethodContext(context.Background(), models, toks, cfg)
+}
+
+// NewMethodContext is NewMethod, stopping with ctx's error when ctx is
+// done while a cascade calibrates on cfg.DevPrompts.
+func NewMethodContext(ctx context.Context, models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodConfig) (*Collab, error) {
 	vocab, err := SharedVocab(models, toks, cfg.Names)
 	if err != nil {
 		return nil, err
@@ -186,7 +192,7 @@ func NewMethod(models []*engine.Model, toks []*tokenizer.Tokenizer, cfg MethodCo
 			dev = append(dev, ids)
 		}
 		c.setMax(cfg.MaxTokens, 0, dev)
-		if err := c.Cascade.Calibrate(dev, orDefault(cfg.Quantile, DefaultQuantile)); err != nil {
+		if err := c.Cascade.CalibrateContext(ctx, dev, orDefault(cfg.Quantile, DefaultQuantile)); err != nil {
 			return nil, err
 		}
 	}

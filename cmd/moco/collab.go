@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,6 +256,11 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer closeModels(ms)
 	cfg.Names = *dirs
+	// Ctrl-C ends the dev pass, the calibration or the generation like
+	// generate's: exit 130, with the text streamed so far and the trace
+	// flushed, not cut mid-line.
+	ctx, stop := signalContext()
+	defer stop()
 	if g.maxTokens == 0 {
 		// -n 0 generates nothing, as generate's and llama.cpp's do: the
 		// models are checked, and no dev pass or generation runs.
@@ -274,8 +280,8 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			if scores = cal.Scores; len(scores) != len(ms) {
 				return fmt.Errorf("%s: %d scores for %d models", *calibration, len(scores), len(ms))
 			}
-		} else if scores, err = scoreModels(ms, toks, *dirs, devSet.TaskType, devItems, *rank, g, stderr); err != nil {
-			return err
+		} else if scores, err = scoreModels(ctx, ms, toks, *dirs, devSet.TaskType, devItems, *rank, g, stderr); err != nil {
+			return interrupted(ctx, err)
 		}
 		if *calibration != "" && cal == nil {
 			if err := (&decode.Calibration{Inputs: calIn, Scores: scores}).Save(*calibration); err != nil {
@@ -309,9 +315,9 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		enc := json.NewEncoder(tw)
 		cfg.Trace = func(ts decode.TraceStep) { _ = enc.Encode(ts) }
 	}
-	c, err := decode.NewMethod(ms, toks, cfg)
+	c, err := decode.NewMethodContext(ctx, ms, toks, cfg)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	if c.Cascade != nil && *calibration != "" && cal == nil && cfg.DevPrompts != nil {
 		if err := (&decode.Calibration{Inputs: calIn, Thresholds: c.Cascade.Thresholds}).Save(*calibration); err != nil {
@@ -329,10 +335,6 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *asJSON {
 		out = nil
 	}
-	// Ctrl-C ends the generation like generate's: exit 130 with the text
-	// streamed so far and the trace flushed, not cut mid-line.
-	ctx, stop := signalContext()
-	defer stop()
 	text, err := c.GenerateContext(ctx, g.prompt, out, nil)
 	if err != nil {
 		return interrupted(ctx, err)
@@ -612,13 +614,13 @@ func calibrationInputs(method string, dirs []string, dev string, samples int, g 
 // scoreModels scores each model alone on the dev items: its accuracy
 // (generating answers with the run's sampling settings, as MoCo's dev pass
 // does) or the mean NLL of the reference answers.
-func scoreModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, task string, items []bench.Item, rank string, g *genFlags, stderr io.Writer) ([]float64, error) {
+func scoreModels(ctx context.Context, ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, task string, items []bench.Item, rank string, g *genFlags, stderr io.Writer) ([]float64, error) {
 	if rank == "nll" {
 		var pairs [][2]string
 		for _, it := range items {
 			pairs = append(pairs, [2]string{bench.BuildPrompt(task, it), bench.Reference(task, it)})
 		}
-		return rankModels(ms, toks, names, pairs)
+		return rankModels(ctx, ms, toks, names, pairs)
 	}
 	for _, it := range items {
 		if strings.TrimSpace(bench.Reference(task, it)) == "" {
@@ -634,7 +636,7 @@ func scoreModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string
 		}
 		correct := 0
 		for _, it := range items {
-			out, err := c.Generate(bench.BuildPrompt(task, it), nil)
+			out, err := c.GenerateContext(ctx, bench.BuildPrompt(task, it), nil, nil)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", names[i], err)
 			}
@@ -723,7 +725,7 @@ func readPairs(path, split string) ([][2]string, error) {
 
 // rankModels scores the models by mean NLL (lower is better): on the
 // answers given their prompts, or on whole lines when there are no answers.
-func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, dev [][2]string) ([]float64, error) {
+func rankModels(ctx context.Context, ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string, dev [][2]string) ([]float64, error) {
 	vocab, err := decode.SharedVocab(ms, toks, names)
 	if err != nil {
 		return nil, err
@@ -756,7 +758,7 @@ func rankModels(ms []*engine.Model, toks []*tokenizer.Tokenizer, names []string,
 	for i, m := range ms {
 		sessions[i] = m.NewSession(0)
 	}
-	_, mean, err := decode.RankByNLL(sessions, vocab, ids, from)
+	_, mean, err := decode.RankByNLLContext(ctx, sessions, vocab, ids, from)
 	return mean, err
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,5 +247,55 @@ func TestCollabInterrupted(t *testing.T) {
 	}
 	if n := strings.Count(out.buf.String(), " "); len(lines) > 20 || n > 20 {
 		t.Errorf("%d trace lines, stdout %q: the run went on after the signal", len(lines), out.buf.String())
+	}
+}
+
+// TestCollabDevInterrupted: Ctrl-C also ends the dev passes before the
+// generation, contrastive's scoring of each model and the cascade's
+// calibration, with exit 130 and nothing saved.
+func TestCollabDevInterrupted(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	s, x := filepath.Join(models, "stories260K"), filepath.Join(models, "llama2xs")
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "dev.jsonl")
+	var lines strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&lines, "{\"prompt\": \"Tom had %d red balls. Tom\", \"answer\": \"had\"}\n", i)
+	}
+	os.WriteFile(dev, []byte(lines.String()), 0o644)
+	var ch chan<- os.Signal
+	old := notifySignals
+	defer func() { notifySignals = old }()
+	common := []string{"-m", s, "-m", x, "-p", "Once upon a time", "--temperature", "0", "-n", "16", "--dev", dev}
+
+	// Contrastive: the signal comes as the first model's score is printed.
+	notifySignals = func(c chan<- os.Signal) { ch = c }
+	errs := &signalOnOutput{sig: func() {
+		if ch != nil { // nil: the scoring does not listen for signals
+			ch <- os.Interrupt
+		}
+	}}
+	cal := filepath.Join(dir, "contrastive.json")
+	var out bytes.Buffer
+	code := runMain(append([]string{"collab", "contrastive", "--calibration", cal}, common...), nil, &out, errs)
+	if code != 130 || !strings.Contains(errs.buf.String(), "\nmoco collab: interrupted by SIGINT") ||
+		strings.Count(errs.buf.String(), "dev accuracy") != 1 || out.Len() != 0 {
+		t.Errorf("contrastive: exit %d, stdout %q, stderr %q; want 130 after the first model's score", code, out.String(), errs.buf.String())
+	}
+	if _, err := os.Stat(cal); err == nil {
+		t.Error("contrastive: an interrupted dev pass saved its calibration")
+	}
+
+	// Cascade: the signal comes before the calibration starts.
+	notifySignals = func(c chan<- os.Signal) { c <- os.Interrupt }
+	cal = filepath.Join(dir, "cascade.json")
+	var stderr bytes.Buffer
+	out.Reset()
+	code = runMain(append([]string{"collab", "cascade", "--calibration", cal}, common...), nil, &out, &stderr)
+	if code != 130 || !strings.Contains(stderr.String(), "\nmoco collab: interrupted by SIGINT") || out.Len() != 0 {
+		t.Errorf("cascade: exit %d, stdout %q, stderr %q; want 130", code, out.String(), stderr.String())
+	}
+	if _, err := os.Stat(cal); err == nil {
+		t.Error("cascade: the calibration ran to the end and was saved")
 	}
 }
