@@ -98,6 +98,10 @@ func chatTests() *exec.TestSet {
 	_ = ts.Replace("none", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
 		return chatIsNone(in), nil
 	})
+	// "x in y" (parsed as the test "in") fails as Python's in does.
+	_ = ts.Replace("in", func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+		return chatContains(va.First(), in)
+	})
 	for _, name := range []string{"number", "integer", "even", "odd", "divisibleby"} {
 		orig, ok := builtins.Tests.Get(name)
 		fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error))
@@ -624,26 +628,56 @@ func chatConcatTypes(l, r *exec.Value, op string) error {
 	if r.IsString() {
 		other = l
 	}
-	return fmt.Errorf("can only concatenate str (not %s) to str", chatTypeName(other))
+	return fmt.Errorf("can only concatenate str (not %q) to str", chatTypeName(other))
+}
+
+// chatContains is Python's "item in seq": a substring of a string, an element
+// of a list, a key of a dict. Anything else on the right is a TypeError (an
+// undefined one iterates as empty), where gonja says false: transformers
+// refuses, e.g., an assistant message whose content is None in a template
+// testing '</think>' in it (Qwen3), instead of rendering it as if the text
+// were not there.
+func chatContains(seq, item *exec.Value) (bool, error) {
+	switch {
+	case item.IsError():
+		return false, item
+	case seq.IsString():
+		if !item.IsString() {
+			return false, fmt.Errorf("'in <string>' requires string as left operand, not %s", chatTypeName(item))
+		}
+		return strings.Contains(seq.String(), item.String()), nil
+	case seq.IsDict():
+		if item.IsList() || item.IsDict() {
+			return false, fmt.Errorf("unhashable type: '%s'", chatTypeName(item))
+		}
+		return seq.Contains(item), nil
+	case seq.IsList():
+		return seq.Contains(item), nil
+	case seq.IsNil():
+		return false, nil
+	}
+	return false, fmt.Errorf("argument of type '%s' is not iterable", chatTypeName(seq))
 }
 
 // chatTypeName is the Python type name of a template value, for errors.
 func chatTypeName(v *exec.Value) string {
 	switch {
 	case v == nil || v.IsNil():
-		return "undefined"
+		return "Undefined"
 	case chatIsNone(v):
-		return `"NoneType"`
+		return "NoneType"
+	case v.IsString():
+		return "str"
 	case v.IsBool():
-		return `"bool"`
+		return "bool"
 	case v.IsInteger():
-		return `"int"`
+		return "int"
 	case v.IsFloat():
-		return `"float"`
+		return "float"
 	case v.IsList():
-		return `"list"`
+		return "list"
 	case v.IsDict():
-		return `"dict"`
+		return "dict"
 	}
-	return fmt.Sprintf("%q", fmt.Sprintf("%T", v.Interface()))
+	return fmt.Sprintf("%T", v.Interface())
 }

@@ -346,6 +346,21 @@ add("concat_int", r"""{{ 'n=' + messages|length }}""")
 add("concat_undefined", r"""{{ 'x' + nothing }}""")
 add("concat_ok", r"""{{ 'a' + 'b' }}|{{ [1] + [2] }}|{{ 1 + 2.5 }}|{{ 'a' ~ none ~ 1 }}|{{ 'n=' + messages|length|string }}""")
 
+# "in" needs a container on its right: None, numbers and booleans raise
+# TypeError (Qwen3 tests '</think>' in an assistant message's content, which
+# is None on a tool-call message), as do a non-string left operand of
+# "in <string>" and an unhashable key of a dict. An undefined right operand
+# iterates as empty.
+add("in_none", r"""{% for m in messages %}{% if m.role == 'assistant' and '</think>' in m.content %}T{% endif %}{{ m.role }};{% endfor %}""", MNULL)
+add("not_in_none", r"""{{ 'x' not in none }}""")
+add("in_int", r"""{% set n = messages|length %}{{ 'x' in n }}""")
+add("in_test_bool", r"""{{ 'x' is in add_generation_prompt }}""")
+add("in_string_int", r"""{{ 1 in 'a1' }}""")
+add("in_string_none", r"""{{ none in 'None' }}""")
+add("in_string_undefined", r"""{{ nothing in 'abc' }}""")
+add("in_dict_list", r"""{{ ['role'] in messages[0] }}""")
+add("in_ok", r"""{{ 'b' in 'abc' }}|{{ '' in '' }}|{{ 'x' not in 'abc' }}|{{ '日本' in messages[1].content }}|{{ 1 in [1, 2] }}|{{ 1.0 in [1] }}|{{ none in [none] }}|{{ [1] in [[1]] }}|{{ 'role' in messages[0] }}|{{ 'x' in messages[0] }}|{{ 'a' in ('a', 'b') }}|{{ 'x' in nothing }}|{{ 'x' not in nothing }}|{{ nothing in [1] }}|{{ nothing in {'a': 1} }}|{{ 'x' is in ['x'] }}""", MNULL)
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
     kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
