@@ -122,8 +122,11 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 		return nil, errors.New("chat template: chat_template is neither a string nor a list of {name, template}")
 	}
 
+	// transformers passes its special_tokens_map, which leaves out the
+	// tokens that are None or "" and an empty additional_special_tokens:
+	// for them "is defined" is false.
 	for _, key := range chatSpecialTokenKeys {
-		if tok, ok := chatTokenContent(cfg[key]); ok {
+		if tok, ok := chatTokenContent(cfg[key]); ok && tok != "" {
 			ct.special[key] = tok
 		}
 	}
@@ -136,7 +139,9 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 					toks = append(toks, tok)
 				}
 			}
-			ct.special["additional_special_tokens"] = toks
+			if len(toks) > 0 {
+				ct.special["additional_special_tokens"] = toks
+			}
 		}
 	}
 
@@ -149,9 +154,9 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 }
 
 // chatTokenContent reads a special token given as a string or as an
-// AddedToken object {"content": ...}.
+// AddedToken object {"content": ...}; ok is false for null.
 func chatTokenContent(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 {
+	if len(raw) == 0 || string(raw) == "null" {
 		return "", false
 	}
 	var s string

@@ -224,6 +224,7 @@ func TestChatTemplateJinjaReference(t *testing.T) {
 			Template string          `json:"template"`
 			Messages json.RawMessage `json:"messages"`
 			Kwargs   json.RawMessage `json:"kwargs"`
+			Config   map[string]any  `json:"config"` // special tokens, if not the default ones
 			Rendered *string         `json:"rendered"`
 			Error    *string         `json:"error"`
 		}
@@ -232,7 +233,12 @@ func TestChatTemplateJinjaReference(t *testing.T) {
 		}
 		n++
 		t.Run(c.Name, func(t *testing.T) {
-			cfg, _ := json.Marshal(map[string]any{"chat_template": c.Template, "bos_token": "<s>", "eos_token": "</s>"})
+			config := map[string]any{"bos_token": "<s>", "eos_token": "</s>"}
+			if c.Config != nil {
+				config = c.Config
+			}
+			config["chat_template"] = c.Template
+			cfg, _ := json.Marshal(config)
 			ct, err := LoadChatTemplate(cfg)
 			if err != nil {
 				t.Fatal(err)

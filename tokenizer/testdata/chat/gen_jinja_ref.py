@@ -49,6 +49,28 @@ cases = []
 def add(name, tpl, messages=M1, **kw):
     cases.append({"name": name, "template": tpl, "messages": messages, "kwargs": kw})
 
+SPECIAL_TOKENS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "additional_special_tokens"]
+def special_tokens_map(config):
+    # What apply_chat_template passes for the special tokens of
+    # tokenizer_config.json: transformers' special_tokens_map, the tokens as
+    # strings (an AddedToken as its content), leaving out those that are
+    # falsy (None, "", an empty list).
+    out = {}
+    for k in SPECIAL_TOKENS:
+        v = config.get(k)
+        if isinstance(v, list):
+            v = [t["content"] if isinstance(t, dict) else t for t in v]
+        elif isinstance(v, dict):
+            v = v["content"]
+        if v:
+            out[k] = v
+    return out
+
+def add_config(name, tpl, config, messages=M1):
+    # A case whose tokenizer_config.json has these special tokens instead of
+    # bos_token <s> and eos_token </s>.
+    cases.append({"name": name, "template": tpl, "messages": messages, "kwargs": {}, "config": config})
+
 LLAMA31 = r'''{{- bos_token }}
 {%- if custom_tools is defined %}
     {%- set tools = custom_tools %}
@@ -361,9 +383,19 @@ add("in_string_undefined", r"""{{ nothing in 'abc' }}""")
 add("in_dict_list", r"""{{ ['role'] in messages[0] }}""")
 add("in_ok", r"""{{ 'b' in 'abc' }}|{{ '' in '' }}|{{ 'x' not in 'abc' }}|{{ '日本' in messages[1].content }}|{{ 1 in [1, 2] }}|{{ 1.0 in [1] }}|{{ none in [none] }}|{{ [1] in [[1]] }}|{{ 'role' in messages[0] }}|{{ 'x' in messages[0] }}|{{ 'a' in ('a', 'b') }}|{{ 'x' in nothing }}|{{ 'x' not in nothing }}|{{ nothing in [1] }}|{{ nothing in {'a': 1} }}|{{ 'x' is in ['x'] }}""", MNULL)
 
+# Special tokens that are null or empty in tokenizer_config.json are not
+# passed at all (Qwen2.5 and Qwen3 have "bos_token": null), nor is an empty
+# additional_special_tokens.
+AT = lambda c: {"__type": "AddedToken", "content": c, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+add_config("special_empty", r"""{{ bos_token is defined }}|{{ unk_token is defined }}|{{ pad_token is defined }}|{{ additional_special_tokens is defined }}|{{ bos_token|default('-') }}|{{ eos_token }}""",
+           {"bos_token": None, "eos_token": AT("<|im_end|>"), "unk_token": None, "pad_token": "", "additional_special_tokens": []})
+add_config("special_set", r"""{{ bos_token }}|{{ unk_token }}|{{ pad_token }}|{{ mask_token }}|{{ additional_special_tokens|join(',') }}|{{ eos_token is defined }}|{{ sep_token is defined }}""",
+           {"bos_token": "<s>", "unk_token": AT("<unk>"), "pad_token": "<pad>", "mask_token": AT("<mask>"), "additional_special_tokens": ["<a>", AT("<b>")]})
+
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
-    kw = {"bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
+    kw = special_tokens_map(c["config"]) if "config" in c else {"bos_token": "<s>", "eos_token": "</s>"}
+    kw["add_generation_prompt"] = True
     kw.update(c["kwargs"])
     try:
         c["rendered"] = render(c["template"], c["messages"], kw, NOW)
