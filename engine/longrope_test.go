@@ -48,25 +48,7 @@ func TestLongRopeMatchesLlamaCpp(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := readF32(t, filepath.Join("testdata/phi3-longrope", tc.logits))
-			if len(got) != len(want) {
-				t.Fatalf("%d logits, reference has %d", len(got), len(want))
-			}
-			V := m.Config.VocabSize
-			var worst float64
-			for p := range tokens {
-				g, w := got[p*V:(p+1)*V], want[p*V:(p+1)*V]
-				for i := range g {
-					worst = math.Max(worst, math.Abs(float64(g[i]-w[i])))
-				}
-				if argmax(g) != argmax(w) {
-					t.Errorf("position %d: argmax %d, llama.cpp %d", p, argmax(g), argmax(w))
-				}
-			}
-			if worst > 1e-3 {
-				t.Errorf("max |logit - llama.cpp| %.3g > 1e-3", worst)
-			}
-			t.Logf("max |diff| %.3g", worst)
+			checkLogits(t, got, readF32(t, filepath.Join("testdata/phi3-longrope", tc.logits)), m.Config.VocabSize, 1e-3, true)
 		})
 	}
 }

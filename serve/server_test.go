@@ -80,6 +80,21 @@ func post(t testing.TB, url, body string) (int, map[string]any) {
 // single is the independent reference: the text single-sequence
 // generation (decode.NewMethod, Session and Lockstep) gives.
 func single(t testing.TB, dir, prompt string, maxTokens int, stop []string) string {
+	text, _, _ := singleRun(t, dir, prompt, maxTokens, stop)
+	return text
+}
+
+// singleCompletion is single's greedy text as a completion of prompt: the
+// text its tokens add after the prompt's (a SentencePiece word keeps the
+// space that it loses at the start of a text alone).
+func singleCompletion(t testing.TB, dir, prompt string, maxTokens int) string {
+	_, ids, tok := singleRun(t, dir, prompt, maxTokens, nil)
+	return continuation(t, tok, prompt, ids)
+}
+
+// singleRun is single's generation: its text, its tokens and the
+// tokenizer.
+func singleRun(t testing.TB, dir, prompt string, maxTokens int, stop []string) (string, []int, *tokenizer.Tokenizer) {
 	t.Helper()
 	m, err := engine.Load(dir, engine.Options{})
 	if err != nil {
@@ -94,39 +109,15 @@ func single(t testing.TB, dir, prompt string, maxTokens int, stop []string) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := c.Generate(prompt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return text
-}
-
-// singleCompletion is single's greedy text as a completion of prompt: the
-// text its tokens add after the prompt's (a SentencePiece word keeps the
-// space that it loses at the start of a text alone).
-func singleCompletion(t testing.TB, dir, prompt string, maxTokens int) string {
-	t.Helper()
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: maxTokens})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ids []int
-	if _, err := c.GenerateContext(t.Context(), prompt, nil, func(tk decode.Token) bool {
+	text, err := c.GenerateContext(context.Background(), prompt, nil, func(tk decode.Token) bool {
 		ids = append(ids, tk.ID)
 		return true
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return continuation(t, tok, prompt, ids)
+	return text, ids, tok
 }
 
 // continuation is the text ids add after prompt's, by Decode of the whole.
