@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -389,17 +390,70 @@ func TestChatTemplateFiles(t *testing.T) {
 	}
 }
 
+// TestChatTemplateJSON: a multimodal model's folder keeps its template in
+// the processor's chat_template.json; the tokenizer chats with it when
+// tokenizer_config.json and chat_template.jinja have none, and not
+// otherwise.
+func TestChatTemplateJSON(t *testing.T) {
+	fix := testutil.Shared(t, "fixtures/tokenizers")
+	cfgJSON, err := os.ReadFile(filepath.Join(fix, "qwen3", "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := cfg["chat_template"].(string)
+	delete(cfg, "chat_template")
+	want := "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n" // chat_templates.ref.jsonl, qwen3/single
+	for _, tc := range []struct {
+		name, inConfig, jinja, want string
+	}{
+		{"chat_template.json alone", "", "", want},
+		{"tokenizer_config.json's first", "{{ 'config' }}", "", "config"},
+		{"chat_template.jinja's first", "", "{{ 'jinja' }}", "jinja"},
+	} {
+		dir := t.TempDir()
+		if err := os.Symlink(filepath.Join(fix, "qwen3", "tokenizer.json"), filepath.Join(dir, "tokenizer.json")); err != nil {
+			t.Fatal(err)
+		}
+		c := maps.Clone(cfg)
+		if tc.inConfig != "" {
+			c["chat_template"] = tc.inConfig
+		}
+		b, _ := json.Marshal(c)
+		os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644)
+		b, _ = json.Marshal(map[string]string{"chat_template": src})
+		os.WriteFile(filepath.Join(dir, "chat_template.json"), b, 0o644)
+		if tc.jinja != "" {
+			os.WriteFile(filepath.Join(dir, "chat_template.jinja"), []byte(tc.jinja), 0o644)
+		}
+		tok, err := Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tok.Chat == nil {
+			t.Fatalf("%s: no chat template (%v)", tc.name, tok.ChatErr)
+		}
+		got, err := tok.Chat.RenderJSON([]byte(`[{"role": "user", "content": "Hi there"}]`), ChatOptions{AddGenerationPrompt: true})
+		if err != nil || got != tc.want {
+			t.Errorf("%s: rendered %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
 // TestFiles lists the tokenizer files of a folder, chat templates included,
 // and nothing else.
 func TestFiles(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "config.json", "model.safetensors",
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json", "config.json", "model.safetensors",
 		"additional_chat_templates/tool_use.jinja", "additional_chat_templates/rag.jinja", "additional_chat_templates/notes.txt"} {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
 		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
 	}
 	got, err := Files(dir)
-	want := "tokenizer.json tokenizer_config.json chat_template.jinja additional_chat_templates/rag.jinja additional_chat_templates/tool_use.jinja"
+	want := "tokenizer.json tokenizer_config.json chat_template.jinja chat_template.json additional_chat_templates/rag.jinja additional_chat_templates/tool_use.jinja"
 	if err != nil || strings.Join(got, " ") != want {
 		t.Errorf("Files: %v, %v; want %s", got, err, want)
 	}

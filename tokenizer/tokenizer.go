@@ -60,7 +60,8 @@ type fileJSON struct {
 // and the chat templates saved as files beside it: chat_template.jinja (the
 // default template) and additional_chat_templates/NAME.jinja, which take
 // priority over tokenizer_config.json's chat_template, as in transformers
-// (newer checkpoints keep their template only there).
+// (newer checkpoints keep their template only there); failing all of
+// those, a multimodal processor's chat_template.json.
 func Load(dir string) (*Tokenizer, error) {
 	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
@@ -80,7 +81,7 @@ func Load(dir string) (*Tokenizer, error) {
 // fileNames are the files of a Hugging Face tokenizer a model folder may
 // hold; Files adds additional_chat_templates/*.jinja.
 var fileNames = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"}
+	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json"}
 
 // Files lists the tokenizer files present in dir, paths relative to it,
 // chat templates included: what a tool that writes a model folder copies so
@@ -158,14 +159,36 @@ func withTemplateFiles(dir string, cj []byte) ([]byte, error) {
 		}
 		named = append(named, chatTemplateNamed{Name: strings.TrimSuffix(filepath.Base(f), ".jinja"), Template: string(b)})
 	}
-	if len(named) == 0 {
-		return cj, nil
-	}
 	cfg := map[string]json.RawMessage{}
 	if len(cj) > 0 {
 		if err := json.Unmarshal(cj, &cfg); err != nil {
 			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 		}
+	}
+	if len(named) == 0 {
+		if _, ok := cfg["chat_template"]; ok {
+			return cj, nil
+		}
+		// A multimodal model's processor keeps the template in
+		// chat_template.json (Gemma 3 4B and up): the text model chats
+		// with it when the tokenizer has none of its own.
+		b, err := os.ReadFile(filepath.Join(dir, "chat_template.json"))
+		if errors.Is(err, os.ErrNotExist) {
+			return cj, nil
+		} else if err != nil {
+			return nil, err
+		}
+		var proc struct {
+			ChatTemplate json.RawMessage `json:"chat_template"`
+		}
+		if err := json.Unmarshal(b, &proc); err != nil {
+			return nil, fmt.Errorf("chat_template.json: %w", err)
+		}
+		if len(proc.ChatTemplate) == 0 {
+			return cj, nil
+		}
+		cfg["chat_template"] = proc.ChatTemplate
+		return json.Marshal(cfg)
 	}
 	var tmpl any = named
 	if len(named) == 1 && named[0].Name == "default" {
