@@ -13,10 +13,10 @@
 //     (its config's text_config over transformers' defaults, its tensors
 //     under their text-only names, the vision tower's unread).
 //   - model.go: the weights of a Source as kernels matrices, used in place
-//     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0"), or
-//     stored Q8_0 (I8 tensors with F16 scales).
-//   - quantize.go: QuantizeCheckpoint writes a Q8_0 model folder and
-//     documents its on-disk layout.
+//     (F32, BF16, F16) or quantized at load (Options.Quant "q8_0" or
+//     "q4_0"), or stored Q8_0 or Q4_0 (I8 or U8 tensors with F16 scales).
+//   - quantize.go: QuantizeCheckpoint writes a Q8_0 or Q4_0 model folder
+//     and documents its on-disk layout.
 //   - rope.go: rotary frequencies (default, linear, dynamic, llama3, yarn,
 //     longrope). dynamic and longrope change past the original context
 //     at each position, where Hugging Face changes them for a whole
