@@ -35,7 +35,7 @@
 // text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers
 // compared normalized with collab/extract, no answer abstaining, ties to
 // the earliest model), debate,
-// feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams)
+// feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams),
 // heterogeneous-swarms (SwarmsParams) and agglm (AggLMParams: an
 // aggregator trained in-process with train's GRPO on dev prompts balanced
 // between majority-vote failures and successes). API level: prompt-routing,
@@ -43,9 +43,12 @@
 // graph-router (label propagation over the dev queries' neighbour graph)
 // and switch-generation (a trained patch selector). Trained methods read
 // a MoCo-format dataset's dev split (DevConfig) and answer it with every
-// pool model first. Training level: sparta (SpartaParams: pairwise
-// contests judged by the other models with reputation weights, LoRA DPO
-// of every model through package train on the winners and losers, local
-// model folders only). Each request's exchanges are recorded in
+// pool model first. Training level: multiagent-finetuning
+// (MultiagentFTParams: generation and critic agents debate the dev
+// prompts, each is fine-tuned with LoRA SFT on its answers that agree
+// with the majority, then they debate and vote) and sparta (SpartaParams:
+// pairwise contests judged by the other models with reputation weights,
+// LoRA DPO of every model through package train on the winners and
+// losers, local model folders only). Each request's exchanges are recorded in
 // Response.Trace; a model that fails fails the request with its name.
 package collab
