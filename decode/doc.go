@@ -78,7 +78,8 @@
 // the package's functions (SoftmaxInto, LogSoftmaxAt, Quantile, WordStarts,
 // SharedVocab, ...), given sessions that are not shared.
 //
-// Sampling defaults (DefaultSampler, used by moco generate and collab):
-// temperature 0.8 and top-p 0.9, seed 0, so a run is reproducible unless a
-// seed is given; temperature 0 is greedy decoding.
+// Sampling defaults (DefaultSampler, the defaults of moco generate's and
+// collab's flags): temperature 0.8 and top-p 0.9, seed 0, so a program's
+// run is reproducible; the commands draw a random seed instead when
+// sampling without -s. Temperature 0 is greedy decoding.
 package decode

@@ -32,9 +32,10 @@ type SamplerConfig struct {
 	RepeatLastN int
 }
 
-// DefaultSampler is what moco generate uses when no flag says otherwise:
-// llama2.c's defaults (temperature 1.0 there, 0.8 here for steadier text,
-// and nucleus sampling at 0.9), seed 0.
+// DefaultSampler holds the defaults of moco generate's flags: llama2.c's
+// (temperature 1.0 there, 0.8 here for steadier text, and nucleus
+// sampling at 0.9), seed 0. The command draws a random seed instead when
+// it samples without -s.
 var DefaultSampler = SamplerConfig{Temperature: 0.8, TopP: 0.9}
 
 // Validate reports the first out-of-range setting.
