@@ -65,6 +65,18 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"train", "dpo", "-m", "a", "--weight-decay", "-0.1"}, "--weight-decay -0.1: want a number >= 0"},
 		{[]string{"train", "grpo", "-m", "a", "--max-grad-norm", "-1"}, "--max-grad-norm -1: want a number >= 0"},
 		{[]string{"train", "grpo", "-m", "a", "--lora-alpha", "0"}, "--lora-alpha 0: want a number > 0"},
+		{[]string{"train", "sft", "-m", "a", "--lora-r", "0"}, "--lora-r 0: want an integer >= 1"},
+		{[]string{"train", "sft", "-m", "a", "--steps", "0"}, "--steps 0: want an integer >= 1"},
+		{[]string{"train", "sft", "-m", "a", "--batch-size", "-1"}, "--batch-size -1: want an integer >= 1"},
+		{[]string{"train", "sft", "-m", "a", "--warmup", "-1"}, "--warmup -1: want an integer >= 0"},
+		{[]string{"train", "dpo", "-m", "a", "--beta", "0"}, "--beta 0: want a number > 0"},
+		{[]string{"train", "dpo", "-m", "a", "--rpo-alpha", "-1"}, "--rpo-alpha -1: want a number >= 0"},
+		{[]string{"train", "dpo", "-m", "a", "--lora-dropout", "1"}, "--lora-dropout 1: want a number in [0, 0.99]"},
+		{[]string{"train", "dpo", "-m", "a", "--grad-accum", "0"}, "--grad-accum 0: want an integer >= 1"},
+		{[]string{"train", "grpo", "-m", "a", "--num-generations", "1"}, "--num-generations 1: want an integer >= 2"},
+		{[]string{"train", "grpo", "-m", "a", "--max-completion-length", "0"}, "--max-completion-length 0: want an integer >= 1"},
+		{[]string{"train", "grpo", "-m", "a", "--num-iterations", "0"}, "--num-iterations 0: want an integer >= 1"},
+		{[]string{"train", "grpo", "-m", "a", "--steps", "-5"}, "--steps -5: want an integer >= 1"},
 	} {
 		out, errs, code := moco(t, tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) || out != "" {

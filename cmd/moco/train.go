@@ -80,12 +80,8 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; a loss.svg plot is written beside it)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", above(0, 10))
-	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
-	setRange(fs, "weight-decay", atLeast(0))
-	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
+	loopRanges(fs)
 	setRange(fs, "lora-dropout", between(0, 0.99))
-	setRange(fs, "grad-accum", atLeast(1))
 	setRange(fs, "max-length", atLeast(0))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train sft -m DIR --data FILE.jsonl --out ADAPTER_DIR [--steps 300] [flags]")
@@ -97,9 +93,6 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	}
 	if *model == "" || *data == "" || *out == "" {
 		return usagef("train sft: --model, --data and --out are required")
-	}
-	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *warmup < 0 {
-		return usagef("train sft: --lora-r, --steps and --batch-size must be positive, --warmup not negative")
 	}
 	if *full && !fs.Changed("lr") {
 		*lr = fullLR
@@ -162,6 +155,19 @@ type ckFlags struct {
 	saveEvery *int
 	resume    *string
 	force     *bool
+}
+
+// loopRanges sets the ranges of the flags sft, dpo and grpo share.
+func loopRanges(fs *pflag.FlagSet) {
+	setRange(fs, "lora-r", atLeast(1))
+	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
+	setRange(fs, "steps", atLeast(1))
+	setRange(fs, "batch-size", atLeast(1))
+	setRange(fs, "grad-accum", atLeast(1))
+	setRange(fs, "lr", above(0, 10))
+	setRange(fs, "warmup", atLeast(0))
+	setRange(fs, "weight-decay", atLeast(0))
+	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
 }
 
 // checkpointFlags adds --save-every, --resume and --force to fs.

@@ -37,10 +37,11 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write the per-step log here (default OUT/loss.csv; a .svg plot of the loss is written beside it): step,loss,lr,tokens,grad_norm,seconds and TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", above(0, 10))
-	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
-	setRange(fs, "weight-decay", atLeast(0))
-	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
+	loopRanges(fs)
+	setRange(fs, "beta", above(0, math.Inf(1)))
+	setRange(fs, "rpo-alpha", atLeast(0))
+	setRange(fs, "lora-dropout", between(0, 0.99))
+	setRange(fs, "max-length", atLeast(0))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train dpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
 		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")
@@ -52,12 +53,6 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	}
 	if *model == "" || *data == "" || *out == "" {
 		return usagef("train dpo: --model, --data and --out are required")
-	}
-	if *rank <= 0 || *steps <= 0 || *batch <= 0 || *accum <= 0 || *warmup < 0 || *maxLen < 0 || !(*beta > 0) || !(*rpo >= 0) {
-		return usagef("train dpo: --lora-r, --steps, --batch-size, --grad-accum and --beta must be positive, --warmup, --max-length and --rpo-alpha not negative")
-	}
-	if !(*dropout >= 0 && *dropout < 1) {
-		return usagef("train dpo: --lora-dropout must be in [0, 1)")
 	}
 	pairs, m, tok, err := loadTraining(*model, *data, *out, ck, train.ReadDPO)
 	if err != nil {

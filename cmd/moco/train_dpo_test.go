@@ -22,7 +22,7 @@ func TestTrainDPOCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"train", "dpo", "--model", "x"}, 2, "--data and --out are required"},
-		{[]string{"train", "dpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--beta", "0"}, 2, "--beta must be positive"},
+		{[]string{"train", "dpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--beta", "0"}, 2, "--beta 0: want a number > 0"},
 		{[]string{"train", "dpo", "--model", "x", "--data", bad, "--out", dir + "/o"}, 1, `line 3: missing field "rejected"`},
 	} {
 		_, stderr, code := runCLI(c.args...)

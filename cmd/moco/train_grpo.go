@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"path/filepath"
 	"strings"
 
@@ -49,16 +48,15 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	lossCSV := fs.String("loss-csv", "", "write the per-step record here (default OUT/loss.csv; OUT/reward.svg plots the mean reward)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
-	setRange(fs, "lr", above(0, 10))
-	setRange(fs, "lora-alpha", above(0, math.Inf(1)))
-	setRange(fs, "weight-decay", atLeast(0))
-	setRange(fs, "max-grad-norm", atLeast(0).withNote("0: no clipping, as in TRL"))
+	loopRanges(fs)
+	setRange(fs, "num-generations", atLeast(2))
+	setRange(fs, "max-completion-length", atLeast(1))
+	setRange(fs, "num-iterations", atLeast(1))
 	setRange(fs, "temperature", above(0, 100))
 	setRange(fs, "beta", atLeast(0))
 	setRange(fs, "epsilon", between(0, 1))
 	setRange(fs, "epsilon-high", atLeast(0))
 	setRange(fs, "lora-dropout", between(0, 0.99))
-	setRange(fs, "grad-accum", atLeast(1))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--task-type exact_match] [flags]")
 		fmt.Fprintln(stderr, "GRPO (Shao et al., computed as TRL's GRPOTrainer; defaults DeepSeekMath's) on LoRA adapters: groups of sampled completions, rewarded by the task type's scorer.")
@@ -70,11 +68,8 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if *model == "" || *data == "" || *out == "" {
 		return usagef("train grpo: --model, --data and --out are required")
 	}
-	if *rank <= 0 || *steps <= 0 || *warmup < 0 || *maxComp <= 0 || *iters <= 0 {
-		return usagef("train grpo: --lora-r, --steps, --max-completion-length and --num-iterations must be positive, --warmup not negative")
-	}
-	if *gens < 2 || *batch < *gens || *batch%*gens != 0 {
-		return usagef("train grpo: --num-generations must be at least 2 and --batch-size (%d) a positive multiple of it (%d)", *batch, *gens)
+	if *batch%*gens != 0 {
+		return usagef("train grpo: --batch-size (%d) must be a multiple of --num-generations (%d)", *batch, *gens)
 	}
 	switch *lossType {
 	case "grpo", "bnpo", "dapo", "dr_grpo":

@@ -23,8 +23,8 @@ func TestTrainGRPOCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"train", "grpo", "--model", "x"}, 2, "--data and --out are required"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--batch-size", "12"}, 2, "multiple of it (8)"},
-		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--num-generations", "1", "--batch-size", "4"}, 2, "at least 2"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--batch-size", "12"}, 2, "a multiple of --num-generations (8)"},
+		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--num-generations", "1", "--batch-size", "4"}, 2, "--num-generations 1: want an integer >= 2"},
 		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--task-type", "nope"}, 2, `task type "nope" has no scorer`},
 		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--loss-type", "ppo"}, 2, "--loss-type"},
 		{[]string{"train", "grpo", "--model", "x", "--data", bad, "--out", dir + "/o", "--temperature", "0"}, 2, "--temperature"},
