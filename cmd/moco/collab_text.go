@@ -86,7 +86,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	choices := fs.StringArray("choice", nil, "multiple choice: an option's text, in label order A, B, ... (repeat)")
 	params := fs.StringArray("param", nil, "method parameter NAME=VALUE, VALUE as JSON or a plain string (repeat)")
 	paramsFile := fs.String("params", "", "method parameters from a JSON object file")
-	rounds := fs.Int("rounds", 0, "rounds of exchange (debate, feedback, structure)")
+	rounds := fs.Int("rounds", 0, "rounds of exchange (debate, feedback, structure; default: 3, as MoCo)")
 	summarizer := fs.String("summarizer", "", "model (name or index) that writes the final answer")
 	tie := fs.String("tie", "", "majority vote: first or dev")
 	structure := fs.String("structure", "", "structure: chain, tree, star, circle, complete, other")
@@ -99,7 +99,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	setRange(fs, "max-tokens", atLeast(1))
 	setRange(fs, "temperature", atLeast(0))
 	setRange(fs, "top-p", above(0, 1))
-	setRange(fs, "rounds", atLeast(0))
+	setRange(fs, "rounds", atLeast(1))
 	setRange(fs, "threads", between(0, float64(maxThreads())).withNote("0: all cores"))
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -52,6 +52,7 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"merge", "--method", "ties", "-m", "a", "--density", "2"}, "--density 2: want a number in [0, 1]"},
 		{[]string{"collab", "contrastive", "-m", "a", "-m", "b", "-p", "x", "--k", "0"}, "--k 0: want an integer >= 1"},
 		{[]string{"collab", "debate", "-m", "a", "-m", "b", "-p", "x", "--top-p", "2"}, "--top-p 2: want a number in (0, 1]"},
+		{[]string{"collab", "debate", "-m", "a", "-m", "b", "-p", "x", "--rounds", "0"}, "--rounds 0: want an integer >= 1"},
 		// A bad --addr makes serve fail fast, not listen, if a range were lost.
 		{[]string{"serve", "--max-seqs", "5000", "--addr", "bad::addr"}, "--max-seqs 5000: want an integer in [1, 4096]"},
 		{[]string{"serve", "--max-body-bytes", "10", "--addr", "bad::addr"}, "--max-body-bytes 10: want an integer >= 1024"},
