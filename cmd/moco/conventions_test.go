@@ -343,9 +343,16 @@ func TestHelpShowsEachNoteOnce(t *testing.T) {
 			t.Errorf("%v: --help starts %q, want \"Usage: moco ...\"", args[:len(args)-1], strings.SplitN(help, "\n", 2)[0])
 		}
 		for _, line := range strings.Split(help, "\n") {
+			notes := map[string]bool{} // "0:" of "(0: all cores)"
 			for _, m := range paren.FindAllStringSubmatch(line, -1) {
 				if strings.Contains(line, "("+m[1]+") ("+m[1]) {
 					t.Errorf("%v: %q repeats (%s", args[:len(args)-1], strings.TrimSpace(line), m[1])
+				}
+				if v, _, ok := strings.Cut(m[1], ": "); ok && !strings.Contains(v, " ") {
+					if notes[v] {
+						t.Errorf("%v: %q says what %s means twice", args[:len(args)-1], strings.TrimSpace(line), v)
+					}
+					notes[v] = true
 				}
 			}
 		}
