@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +109,53 @@ func TestCollabTextTrace(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("folder holds %v, want the trace alone", ents)
+	}
+}
+
+// TestCollabTextSeed: a text-level method sampling without -s draws a
+// seed, as generate does, and reports it; -s and greedy calls keep theirs.
+// The endpoints record the seed each request carries.
+func TestCollabTextSeed(t *testing.T) {
+	var mu sync.Mutex
+	var seeds []float64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		s, _ := req["seed"].(float64)
+		seeds = append(seeds, s)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"choices": [{"text": "12", "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}`))
+	}))
+	defer srv.Close()
+	run := func(extra ...string) (reported float64, sent []float64) {
+		t.Helper()
+		mu.Lock()
+		seeds = nil
+		mu.Unlock()
+		args := append([]string{"collab", "majority-vote", "-m", srv.URL + "#a", "-m", srv.URL + "#b", "--prompt", "6+6?", "--json"}, extra...)
+		out, errs, code := moco(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, errs)
+		}
+		var res map[string]any
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return res["seed"].(float64), append([]float64(nil), seeds...)
+	}
+	r1, s1 := run()
+	r2, _ := run()
+	if r1 == r2 || len(s1) != 2 || s1[0] != r1 || s1[1] != r1 {
+		t.Errorf("without -s: reported seeds %v and %v, sent %v: want a fresh seed each run, sent with every call", r1, r2, s1)
+	}
+	if r, s := run("-s", "7"); r != 7 || s[0] != 7 {
+		t.Errorf("-s 7: reported %v, sent %v", r, s)
+	}
+	if r, s := run("--temperature", "0"); r != 0 || s[0] != 0 {
+		t.Errorf("greedy: reported %v, sent %v", r, s)
 	}
 }

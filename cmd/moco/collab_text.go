@@ -79,7 +79,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	maxTokens := fs.IntP("max-tokens", "n", 512, "most tokens each model call generates (MoCo: 512)")
 	temperature := fs.Float64("temperature", 0.7, "sampling temperature of every model call; 0 is greedy (MoCo: 0.7)")
 	topP := fs.Float64("top-p", 0.9, "nucleus sampling of every model call (MoCo: 0.9)")
-	seed := fs.Uint64P("seed", "s", 0, "random seed of every model call")
+	seed := fs.Uint64P("seed", "s", 0, "random seed of every model call: the same seed gives the same answer (default when sampling: a random one, printed on stderr and by --json)")
 	stop := fs.StringArray("stop", nil, "stop each call before this text (repeat); "+escapeHelp)
 	noEscape := fs.Bool("no-escape", false, `take --prompt and --stop literally`)
 	taskType := fs.String("task-type", "", "MoCo task type for answer extraction: exact_match, multiple_choice, f1_match")
@@ -192,6 +192,9 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return interrupted(ctx, err)
 	}
+	if !fs.Changed("seed") && *temperature > 0 {
+		*seed = randomSeed() // as generate: greedy calls draw nothing, keep 0 there
+	}
 	req := collab.Request{Prompt: text, MaxTokens: *maxTokens, Temperature: *temperature, TopP: *topP, Seed: *seed, Stop: *stop}
 	req.Task.Type = *taskType
 	for i, c := range *choices {
@@ -207,15 +210,15 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "%s: %d model calls, %d prompt + %d generated tokens, %.3g FLOPs, %.1fs\n",
-		method, modelCalls(r.Trace, pool), r.PromptTokens, r.CompletionTokens, r.FLOPs, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "%s: %d model calls, %d prompt + %d generated tokens, %.3g FLOPs, %.1fs, seed %d\n",
+		method, modelCalls(r.Trace, pool), r.PromptTokens, r.CompletionTokens, r.FLOPs, time.Since(start).Seconds(), *seed)
 	if *asJSON {
 		names := make([]string, len(pool))
 		for i, mb := range pool {
 			names[i] = mb.Name
 		}
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"method": method, "models": names, "prompt": text, "text": r.Text,
+			"method": method, "models": names, "prompt": text, "text": r.Text, "seed": *seed,
 			"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
 			"forward_tokens": r.ForwardTokens, "flops": r.FLOPs, "finish": r.Finish, "trace": r.Trace,
 		})
