@@ -10,8 +10,9 @@ import (
 //
 // The scores are turned into a distribution in the order Hugging Face's
 // generate uses: divide by Temperature, softmax, keep the TopK most likely
-// tokens, keep the smallest set whose probability reaches TopP, drop tokens
-// whose probability is below MinP times the most likely one, renormalize.
+// tokens, keep the smallest set whose probability (among those TopK)
+// reaches TopP, drop tokens whose probability is below MinP times the most
+// likely one, renormalize.
 // A Temperature of 0 means greedy decoding (the argmax, lowest id on ties);
 // a TopK of 0, a TopP of 0 or 1 and a MinP of 0 disable those filters.
 type SamplerConfig struct {
@@ -203,13 +204,18 @@ func (s *Sampler) filter(p []float64) {
 		for i := n/2 - 1; i >= 0; i-- {
 			siftDown(h, i, n, p)
 		}
+		// Popped tokens go to h[n:], the most likely last. Top-p alone
+		// stops as soon as it is reached; after top-k it reads the top k
+		// renormalized, as Hugging Face and llama.cpp do, so all k come
+		// out first and their mass scales the threshold.
+		nucleus := topP > 0 && topP < 1
 		var c float64
 		for kept := 0; kept < limit; kept++ {
 			top := h[0]
 			n--
 			h[0], h[n] = h[n], top
 			siftDown(h, 0, n, p)
-			if topP > 0 && topP < 1 {
+			if nucleus && limit == len(p) {
 				if c += p[top]; c >= topP {
 					break
 				}
@@ -217,6 +223,21 @@ func (s *Sampler) filter(p []float64) {
 		}
 		for _, i := range h[:n] {
 			p[i] = 0
+		}
+		if nucleus && limit < len(p) {
+			var mass float64
+			for j := len(h) - 1; j >= n; j-- {
+				mass += p[h[j]]
+			}
+			c = 0
+			for j := len(h) - 1; j > n; j-- {
+				if c += p[h[j]]; c >= topP*mass {
+					for _, i := range h[n:j] {
+						p[i] = 0
+					}
+					break
+				}
+			}
 		}
 	}
 	if minP > 0 {

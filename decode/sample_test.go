@@ -36,6 +36,9 @@ func TestSamplerProbs(t *testing.T) {
 		// keep p >= 0.3*0.4 = 0.12
 		{"min-p 0.3", SamplerConfig{Temperature: 1, MinP: 0.3}, []float64{0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0}},
 		{"top-k then top-p", SamplerConfig{Temperature: 1, TopK: 4, TopP: 0.5}, []float64{0.4 / 0.7, 0.3 / 0.7, 0, 0, 0}},
+		// top-p reads the top 3 renormalized (0.47, 0.82 of 0.85), as
+		// Hugging Face and llama.cpp do: two tokens reach 0.8, not three
+		{"top-k 3 then top-p 0.8", SamplerConfig{Temperature: 1, TopK: 3, TopP: 0.8}, []float64{0.4 / 0.7, 0.3 / 0.7, 0, 0, 0}},
 		// temperature 0.5 squares the probabilities before normalizing
 		{"temperature 0.5", SamplerConfig{Temperature: 0.5}, func() []float64 {
 			s := 0.16 + 0.09 + 0.0225 + 0.01 + 0.0025
@@ -129,10 +132,17 @@ func TestFilterMatchesFullSort(t *testing.T) {
 			keep = k
 		}
 		if topP > 0 && topP < 1 {
+			mass := 1.0 // top-p reads the top k renormalized
+			if keep < len(p) {
+				mass = 0
+				for _, i := range idx[:keep] {
+					mass += p[i]
+				}
+			}
 			c := 0.0
 			for i := 0; i < keep; i++ {
 				c += p[idx[i]]
-				if c >= topP {
+				if c >= topP*mass {
 					keep = i + 1
 					break
 				}
