@@ -78,8 +78,11 @@
 // the package's functions (SoftmaxInto, LogSoftmaxAt, Quantile, WordStarts,
 // SharedVocab, ...), given sessions that are not shared.
 //
-// Sampling defaults (DefaultSampler, the defaults of moco generate's and
-// collab's flags): temperature 0.8 and top-p 0.9, seed 0, so a program's
-// run is reproducible; the commands draw a random seed instead when
-// sampling without -s. Temperature 0 is greedy decoding.
+// Sampling defaults (DefaultSampler, used by moco generate and collab):
+// temperature 0.8 and top-p 0.9; temperature 0 is greedy decoding. Its seed
+// is 0, so a Sampler built from it draws the same tokens every run; the
+// commands instead draw a random seed when sampling without -s (--verbose
+// prints it). As in llama.cpp, the sampling defaults of a model's
+// generation_config.json (engine.Config.Generation: do_sample, temperature,
+// top_k, ...) are not applied: only its eos (and bos) ids are used.
 package decode

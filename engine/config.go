@@ -94,7 +94,9 @@ type RopeScaling struct {
 }
 
 // Generation is the default sampling of generation_config.json. Zero
-// values mean "not given".
+// values mean "not given". It is read for callers that want it: moco's
+// commands take their sampling from their flags and ignore it, as
+// llama.cpp does (transformers' generate applies it).
 type Generation struct {
 	DoSample          bool
 	Temperature       float64
