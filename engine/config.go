@@ -255,10 +255,10 @@ func ParseConfig(configJSON []byte) (*Config, error) {
 	}
 	var err error
 	if c.BOS, err = parseBOS(r.BOS); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config.json: %w", err)
 	}
 	if c.EOS, err = parseIDs("eos_token_id", r.EOS); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config.json: %w", err)
 	}
 	if err := c.checkIDs("config.json"); err != nil {
 		return nil, err
@@ -578,6 +578,8 @@ func parseBOS(raw json.RawMessage) (int, error) {
 }
 
 // parseIDs reads a token id field that may be null, an integer or a list.
+// Its errors leave the file to the caller: config.json and
+// generation_config.json both hold these fields.
 func parseIDs(field string, raw json.RawMessage) ([]int, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -586,17 +588,17 @@ func parseIDs(field string, raw json.RawMessage) ([]int, error) {
 	var one int
 	if err := json.Unmarshal(raw, &one); err == nil {
 		if one < 0 {
-			return nil, fmt.Errorf("config.json: %s %d is negative", field, one)
+			return nil, fmt.Errorf("%s %d is negative", field, one)
 		}
 		return []int{one}, nil
 	}
 	var list []int
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("config.json: %s must be an integer or a list of integers, got %s", field, raw)
+		return nil, fmt.Errorf("%s must be an integer or a list of integers, got %s", field, raw)
 	}
 	for _, id := range list {
 		if id < 0 {
-			return nil, fmt.Errorf("config.json: %s %d is negative", field, id)
+			return nil, fmt.Errorf("%s %d is negative", field, id)
 		}
 	}
 	return list, nil

@@ -121,8 +121,9 @@ func TestGenerationConfig(t *testing.T) {
 		t.Errorf("EOS %v BOS %d Generation %+v", c.EOS, c.BOS, c.Generation)
 	}
 	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [5, -1]}`), 0o644)
-	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json") {
-		t.Errorf("bad generation_config.json: %v", err)
+	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json: eos_token_id -1 is negative") ||
+		strings.Contains(err.Error(), "json: config.json") {
+		t.Errorf("bad generation_config.json: %v (want it blamed, not config.json)", err)
 	}
 	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [5, 100]}`), 0o644)
 	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json: eos_token_id 100 is outside the vocabulary") {
