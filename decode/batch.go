@@ -439,7 +439,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 	if b.eos[tok] {
 		return true, b.end(j, FinishStop)
 	}
-	j.lead.first(b.tok, &j.req, j.res.Tokens, tok)
+	j.lead.first(b.tok, &j.req, len(j.res.Tokens), tok)
 	j.res.Tokens = append(j.res.Tokens, tok)
 	if lp != nil {
 		j.res.Logprobs = append(j.res.Logprobs, *lp)
@@ -492,9 +492,10 @@ func (l *textLead) context(req *BatchRequest, gen []int) []int {
 }
 
 // first records what tok gains from the prompt when it is the first
-// generated token of a request that continues its prompt.
-func (l *textLead) first(t *tokenizer.Tokenizer, req *BatchRequest, gen []int, tok int) {
-	if l.done || len(gen) > 0 {
+// generated token (n tokens came before it) of a request that continues
+// its prompt.
+func (l *textLead) first(t *tokenizer.Tokenizer, req *BatchRequest, n, tok int) {
+	if l.done || n > 0 {
 		return
 	}
 	l.done = true

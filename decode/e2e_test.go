@@ -439,3 +439,62 @@ func TestMentorRepeatPenalty(t *testing.T) {
 		t.Errorf("mentor with a repeat penalty:\n%q\nwant the generator's\n%q", got[1], got[0])
 	}
 }
+
+// TestGeneratorContinueAndCancel: with Continue the text is what the
+// tokens add after the prompt's text (Decode of the whole less Decode of
+// the prompt: stories260K's decoder drops a text's first space), without
+// it Decode of the tokens alone; and a generation cancelled while text is
+// held back (a possible start of a stop string) still returns that text.
+func TestGeneratorContinueAndCancel(t *testing.T) {
+	m, tok := load(t, "stories260K")
+	newGen := func(stop []string) *decode.Collab {
+		c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: 8, Stop: stop, Sampler: decode.SamplerConfig{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	prompt, err := tok.Encode("Once", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cont := range []bool{false, true} {
+		c := newGen(nil)
+		c.Continue = cont
+		var ids []int
+		text, err := c.GenerateContext(context.Background(), "Once", nil, func(tk decode.Token) bool { ids = append(ids, tk.ID); return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tok.Decode(ids, true)
+		if cont {
+			want = strings.TrimPrefix(tok.Decode(append(slices.Clone(prompt), ids...), true), tok.Decode(prompt, true))
+			if !strings.HasPrefix(want, " ") {
+				t.Fatalf("the continuation %q starts with no space: the test proves nothing", want)
+			}
+		}
+		if text != want {
+			t.Errorf("Continue %v: %q, want %q", cont, text, want)
+		}
+	}
+
+	// Cancelled after five tokens whose text ends with the start of a stop
+	// string: the held-back end comes back too.
+	var ids []int
+	if _, err := newGen(nil).GenerateContext(context.Background(), "Once", nil, func(tk decode.Token) bool { ids = append(ids, tk.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	want := tok.Decode(ids[:5], true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	got, err := newGen([]string{want[len(want)-3:] + "\x00never"}).GenerateContext(ctx, "Once", nil, func(decode.Token) bool {
+		if n++; n == 5 {
+			cancel()
+		}
+		return true
+	})
+	if !errors.Is(err, context.Canceled) || got != want {
+		t.Errorf("cancelled: %q, %v; want %q and the cancellation", got, err, want)
+	}
+}

@@ -494,7 +494,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 		return nil
 	}
 	if j.stream != nil {
-		j.lead.first(b.tok, &j.req, j.res.Tokens, tok)
+		j.lead.first(b.tok, &j.req, len(j.res.Tokens), tok)
 	}
 	j.history = append(j.history, tok)
 	j.res.Tokens = append(j.res.Tokens, tok)

@@ -31,6 +31,10 @@ type Generator struct {
 	// Chat renders the prompt as a user message with the tokenizer's chat
 	// template first.
 	Chat bool
+	// Continue makes the text continue the prompt, as BatchRequest.Continue
+	// does: a SentencePiece model's first word keeps its space. Not with
+	// Chat, whose answer starts a message of its own.
+	Continue bool
 }
 
 // Generate writes the continuation of prompt to w as it is produced (w may
@@ -88,17 +92,24 @@ func (g *Generator) GenerateIDs(ids []int, w io.Writer) (string, error) {
 func (g *Generator) GenerateIDsContext(ctx context.Context, ids []int, w io.Writer, onToken func(Token) bool) (string, error) {
 	st := &stopWriter{stops: g.Stop, w: w}
 	stream := g.Tok.NewStream(true)
+	req := &BatchRequest{Prompt: ids, Continue: g.Continue && !g.Chat}
+	var lead textLead
+	n := 0 // tokens generated
 	var werr error
 	_, err := g.Run(ctx, ids, func(tok Token) bool {
 		more := onToken == nil || onToken(tok)
-		if st.add(stream.Add(tok.ID)) {
+		lead.first(g.Tok, req, n, tok.ID)
+		n++
+		if st.add(lead.text(stream.Add(tok.ID))) {
 			return false
 		}
 		werr = st.err
 		return more && werr == nil
 	})
-	if err == nil && !st.stopped {
-		st.add(stream.Flush())
+	if !st.stopped {
+		// Also when interrupted: the text held back (a possible start of
+		// a stop string, an unfinished character) is part of what came.
+		st.add(lead.text(stream.Flush()))
 		st.flush()
 	}
 	if err == nil {

@@ -181,6 +181,9 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The text continues the prompt (" was" after "Once upon a time
+	// there"), as llama.cpp prints it; a chat answer starts a message.
+	c.Continue = true
 	ctx, stop := signalContext()
 	defer stop()
 	var text string
