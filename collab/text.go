@@ -65,6 +65,9 @@ type call struct {
 	// MaxTokens, when positive, caps this call's length instead of the
 	// outer request's (a judge's short verdict).
 	MaxTokens int
+	// Seed, when non-zero, replaces the outer request's seed (the k
+	// samples of one model need k different seeds).
+	Seed uint64
 }
 
 // answers is round 1 of most text methods: the outer request itself sent
@@ -109,6 +112,9 @@ func (x *exchange) ask(round int, step string, calls []call) ([]string, error) {
 				}
 				if n := calls[i].MaxTokens; n > 0 {
 					reqs[j].MaxTokens = n
+				}
+				if s := calls[i].Seed; s != 0 {
+					reqs[j].Seed = s
 				}
 			}
 			rs, err := x.pool[m].Gen.Generate(x.ctx, reqs)
