@@ -34,7 +34,9 @@
 // Text level (any Generator pool; prompts in our words after MoCo's
 // text_*.py, defaults MoCo's): majority-vote (MajorityVoteParams; answers
 // compared normalized with collab/extract, no answer abstaining, ties to
-// the earliest model), debate,
+// the earliest model), slm-mux (SLMMuxParams: k samples from each model,
+// the model whose answers agree most wins and its majority answer is
+// returned; ties by dev score, pool order or a seeded draw), debate,
 // feedback, knowledge-card, structure, bbmas, llm-blender (BlenderParams),
 // heterogeneous-swarms (SwarmsParams) and agglm (AggLMParams: an
 // aggregator trained in-process with train's GRPO on dev prompts balanced
