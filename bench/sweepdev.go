@@ -68,6 +68,10 @@ func devNeeds(r methodRun) devUse {
 		// Dev scores only break ties when tie is "dev"; otherwise every
 		// pool model would answer the whole dev split for nothing.
 		u.scores = u.scores && r.params["tie"] == "dev"
+	case "slm-mux":
+		// Its default tie rule is dev-based; the others need no scores.
+		tie, set := r.params["tie"]
+		u.scores = u.scores && (!set || tie == "dev-based")
 	case "cascade":
 		u.prompts = !has("thresholds") && !has("dev_prompts")
 	case "contrastive":

@@ -164,3 +164,23 @@ func TestDevNeedsMajorityVote(t *testing.T) {
 		t.Error("debate picks its summarizer by dev score and should still ask for them")
 	}
 }
+
+// TestDevNeedsSLMMux: slm-mux breaks confidence ties by dev score by
+// default, so a sweep gives it the pool's dev scores unless another tie
+// rule needs none or the config gives them.
+func TestDevNeedsSLMMux(t *testing.T) {
+	for _, tc := range []struct {
+		params collab.Params
+		want   bool
+	}{
+		{collab.Params{}, true},
+		{collab.Params{"tie": "dev-based"}, true},
+		{collab.Params{"tie": "model-order"}, false},
+		{collab.Params{"tie": "random", "seed": 1}, false},
+		{collab.Params{"dev_scores": []float64{1, 2}}, false}, // given
+	} {
+		if got := devNeeds(methodRun{name: "slm-mux", params: tc.params}).scores; got != tc.want {
+			t.Errorf("%v: dev scores needed %v, want %v", tc.params, got, tc.want)
+		}
+	}
+}
