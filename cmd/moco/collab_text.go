@@ -88,7 +88,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	paramsFile := fs.String("params", "", "method parameters from a JSON object file")
 	rounds := fs.Int("rounds", 0, "rounds of exchange (debate, feedback, structure; default: 3, as MoCo)")
 	summarizer := fs.String("summarizer", "", "model (name or index) that writes the final answer")
-	tie := fs.String("tie", "", "majority vote: first or dev")
+	tie := fs.String("tie", "", "majority vote: first or dev; slm-mux: dev-based, model-order or random")
 	structure := fs.String("structure", "", "structure: chain, tree, star, circle, complete, other")
 	devScores := fs.Float64Slice("dev-scores", nil, "each model's dev score, for methods that pick the best model")
 	keyEnv := fs.String("api-key-env", "", "environment variable holding the endpoints' API key (e.g. OPENAI_API_KEY)")
