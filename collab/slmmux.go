@@ -3,14 +3,16 @@ package collab
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 
 	"github.com/mocolab/moco/collab/extract"
 )
 
-// SLM-MUX (Wang et al., "SLM-MUX: Orchestrating Small Language Models for
-// Reasoning", ICLR 2026, arXiv 2510.05077; MoCo's text_slm_mux) picks one
+// SLMMuxParams configures SLM-MUX (Wang et al., "SLM-MUX: Orchestrating
+// Small Language Models for Reasoning", ICLR 2026, arXiv 2510.05077;
+// MoCo's text_slm_mux), registered as "slm-mux". It picks one
 // model per question without training: every model answers the question
 // SamplesPerModel times, a model's confidence is how consistent its
 // answers are, and the most confident model's majority answer is the
@@ -32,7 +34,8 @@ import (
 //     tied model when no dev scores are given (a lone `moco collab` run,
 //     or a sweep over a dataset without dev items) — the trace says so;
 //     "model-order", the earliest tied model; "random", a tied model
-//     drawn with Seed.
+//     drawn with Seed. When no model answers at all, every model ties at
+//     0 and the chosen one's first sample is the text.
 //
 // Where moco differs from MoCo, and why:
 //
@@ -45,10 +48,11 @@ import (
 //   - A model whose top answers are tied (2 "12", 2 "7") takes as its
 //     majority answer the one its samples gave first; MoCo draws one at
 //     random. The confidence is the same either way.
-//   - Random ties draw from a generator seeded by Seed and the request's
-//     seed, so a request's outcome does not depend on the others in its
-//     batch or on their order (MoCo draws from one stream over the test
-//     set).
+//   - Random ties draw from a generator seeded by Seed, the request's
+//     seed and its question, so a request's outcome does not depend on the
+//     others in its batch or on their order (MoCo draws from one stream
+//     over the test set), yet differs between questions sent with one
+//     seed.
 //   - Sampling: the samples use the request's settings (MaxTokens, Stop,
 //     Temperature, TopP), sample j with its own seed (the request's seed
 //     for the first, a fixed step away for each next). MoCo always samples
@@ -236,7 +240,9 @@ func slmMuxTie(x *exchange, q SLMMuxParams, tied []int) (int, string) {
 	tie := "tie between " + strings.Join(names, ", ")
 	switch {
 	case q.Tie == "random":
-		r := rand.New(rand.NewPCG(q.Seed, x.req.Seed))
+		h := fnv.New64a()
+		h.Write([]byte(question(x.req)))
+		r := rand.New(rand.NewPCG(q.Seed, x.req.Seed^h.Sum64()))
 		return tied[r.IntN(len(tied))], " (" + tie + ", drawn at random)"
 	case q.Tie == "dev-based" && q.DevScores != nil:
 		best := tied[0]

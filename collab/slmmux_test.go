@@ -216,6 +216,14 @@ func TestSLMMuxTies(t *testing.T) {
 	if len(got) != 2 || got["1"] == 0 || got["4"] == 0 {
 		t.Errorf("random ties over 40 seeds chose %v, want both a (1) and b (4) and nothing else", got)
 	}
+	// One seed and request seed still draw differently across questions.
+	byQuestion := map[string]int{}
+	for i := range 20 {
+		byQuestion[slmRun(t, pool, Params{"tie": "random"}, Request{Prompt: fmt.Sprintf("Q%d?", i)}).Text]++
+	}
+	if len(byQuestion) != 2 {
+		t.Errorf("random ties over 20 questions with one seed chose %v, want both a and b", byQuestion)
+	}
 	// The default seed is MoCo's 42: the same draws, over request seeds.
 	var def, s42 []string
 	for seed := range uint64(12) {
