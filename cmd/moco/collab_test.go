@@ -273,3 +273,23 @@ func TestPerplexityWindows(t *testing.T) {
 		t.Errorf("long text: %+v", res)
 	}
 }
+
+// TestSeedMinusOne: -s -1 asks for a random seed, as in llama.cpp (and as
+// giving none does): two runs differ and --verbose prints the seed drawn.
+func TestSeedMinusOne(t *testing.T) {
+	seeds := map[string]bool{}
+	for range 2 {
+		_, errs, code := moco(t, "generate", "-p", "Once", "-n", "2", "-s", "-1", "-v")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		seed, _, _ := strings.Cut(strings.TrimPrefix(errs, "seed: "), "\n")
+		if !strings.HasPrefix(errs, "seed: ") || seed == "18446744073709551615" {
+			t.Fatalf("stderr %q: want the seed drawn", errs)
+		}
+		seeds[seed] = true
+	}
+	if len(seeds) != 2 {
+		t.Errorf("-s -1 drew the same seed twice: %v", seeds)
+	}
+}

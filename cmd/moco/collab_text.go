@@ -79,7 +79,8 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	maxTokens := fs.IntP("max-tokens", "n", 512, "most tokens each model call generates (MoCo: 512)")
 	temperature := fs.Float64("temperature", 0.7, "sampling temperature of every model call; 0 is greedy (MoCo: 0.7)")
 	topP := fs.Float64("top-p", 0.9, "nucleus sampling of every model call (MoCo: 0.9)")
-	seed := fs.Uint64P("seed", "s", 0, "random seed of every model call: the same seed gives the same answer (default when sampling: a random one, printed on stderr and by --json)")
+	seed := new(uint64)
+	addSeedFlag(fs, seed, "random seed of every model call: the same seed gives the same answer (default when sampling: a random one, printed on stderr and by --json)")
 	stop := fs.StringArray("stop", nil, "stop each call before this text (repeat); "+escapeHelp)
 	noEscape := fs.Bool("no-escape", false, `take --prompt and --stop literally`)
 	taskType := fs.String("task-type", "", "MoCo task type for answer extraction: exact_match, multiple_choice, f1_match")
@@ -192,7 +193,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	if !fs.Changed("seed") && *temperature > 0 {
+	if !seedGiven(fs) && *temperature > 0 {
 		*seed = randomSeed() // as generate: greedy calls draw nothing, keep 0 there
 	}
 	req := collab.Request{Prompt: text, MaxTokens: *maxTokens, Temperature: *temperature, TopP: *topP, Seed: *seed, Stop: *stop}

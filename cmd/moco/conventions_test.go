@@ -30,6 +30,7 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"generate", "-p", "x", "--threads", over}, "--threads " + over + ": want an integer in [0, "},
 		{[]string{"generate", "-p", "x", "-t", over}, "--threads " + over + ": want"},
 		{[]string{"generate", "-p", "x", "--top-p", "0"}, "--top-p 0: want a number in (0, 1]"},
+		{[]string{"generate", "-p", "x", "-s", "-2"}, "or -1 for a random seed"},
 		{[]string{"generate", "-p", "x", "--temp", "NaN"}, "--temperature NaN: want a number >= 0"},
 		{[]string{"generate", "-p", "x", "-n", "-5"}, "--max-tokens -5: want an integer >= -1 (0: none, -1: up to the context"},
 		{[]string{"collab", "fusion", "-m", "a", "-p", "x", "-n", "-2"}, "--max-tokens -2: want an integer >= -1"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -312,3 +313,43 @@ func unescapeAll(ss []string, literal bool) []string {
 	}
 	return out
 }
+
+// seedValue is a -s/--seed flag: a non-negative seed, or -1 for a random
+// one (llama.cpp's spelling), the same as giving none.
+type seedValue struct {
+	v      *uint64
+	random bool
+}
+
+// addSeedFlag defines -s/--seed on fs, stored in v.
+func addSeedFlag(fs *pflag.FlagSet, v *uint64, usage string) {
+	fs.VarP(&seedValue{v: v}, "seed", "s", usage+"; -1: a random one, as when not given")
+}
+
+// seedGiven reports whether fs's --seed was given as a seed (not -1).
+func seedGiven(fs *pflag.FlagSet) bool {
+	f := fs.Lookup("seed")
+	return f != nil && f.Changed && !f.Value.(*seedValue).random
+}
+
+func (s *seedValue) String() string {
+	if s.random {
+		return "-1"
+	}
+	return strconv.FormatUint(*s.v, 10)
+}
+
+func (s *seedValue) Set(x string) error {
+	if x == "-1" {
+		s.random = true
+		return nil
+	}
+	v, err := strconv.ParseUint(x, 0, 64)
+	if err != nil {
+		return errors.New("must be a non-negative integer, or -1 for a random seed")
+	}
+	*s.v, s.random = v, false
+	return nil
+}
+
+func (s *seedValue) Type() string { return "uint64" }

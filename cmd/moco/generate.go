@@ -68,7 +68,7 @@ func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	setRange(fs, "repeat-penalty", above(0, 100).withNote("1: off"))
 	fs.IntVar(&g.repeatLastN, "repeat-last-n", 64, "tokens the repeat penalty looks back over, prompt included")
 	setRange(fs, "repeat-last-n", atLeast(-1).withNote("0: off, -1: the whole context"))
-	fs.Uint64VarP(&g.seed, "seed", "s", 0, "random seed: the same seed gives the same text (default when sampling: a random one, printed by --verbose)")
+	addSeedFlag(fs, &g.seed, "random seed: the same seed gives the same text (default when sampling: a random one, printed by --verbose)")
 	fs.StringArrayVar(&g.stop, "stop", nil, "stop before this text (repeatable); "+escapeHelp)
 	fs.BoolVar(&g.noEscape, "no-escape", false, `take --prompt and --stop literally (no \n escapes)`)
 	fs.BoolVar(&g.chat, "chat", false, "wrap the prompt in the model's chat template")
@@ -123,7 +123,7 @@ func (g *genFlags) check() error {
 	if err := g.sampler().Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	if !g.fs.Changed("seed") && g.temperature > 0 {
+	if !seedGiven(g.fs) && g.temperature > 0 {
 		g.seed = randomSeed() // greedy decoding draws nothing: keep 0 there
 	}
 	if g.verbose {
