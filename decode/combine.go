@@ -181,7 +181,10 @@ func (c *Contrastive) Combine(dst []float32, s *Step) error {
 // MoCo checks the token it sampled from the nudger where Nudging checks
 // the nudger's most likely one: a combiner picks the distribution before
 // the one token is drawn from it. With greedy decoding (the Nudging
-// paper's setting) the two are the same token.
+// paper's setting) the two are the same token. MoCo also counts a word
+// as ended only by a token with a space in its text, so a newline token
+// continues the nudger's word there; WordStarts counts a newline (Ċ) as
+// a word start too.
 type Nudging struct {
 	Base, Nudger int
 	// Gamma is used as given (DefaultGamma is MoCo's): at 0 the base
