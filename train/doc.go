@@ -7,8 +7,10 @@
 // (layers.go); the whole Llama-family model's training forward and
 // backward pass for one sequence, full weights or LoRA adapters on a
 // frozen base (model.go); PEFT adapter loading (lora.go) and saving,
-// LoRA dropout (PEFT's: on the adapter's input, while training), AdamW,
-// warm-up + cosine decay and gradient clipping (optim.go); SFT (sft.go,
+// LoRA dropout (PEFT's: on the adapter's input, while training), AdamW
+// (its weight decay not on the norm weights, as Hugging Face's Trainer
+// groups them), warm-up + cosine decay and gradient clipping (optim.go);
+// SFT (sft.go,
 // CLI `moco train sft`) on TRL prompt/completion JSONL or on messages
 // (the model's chat template applied, loss on the assistant turns), LoRA
 // or full fine-tuning (a model folder out), with gradient accumulation,

@@ -7,7 +7,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/mocolab/moco/internal/atomicfile"
 	"github.com/mocolab/moco/safetensors"
@@ -20,7 +22,9 @@ import (
 //	m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //	θ ← θ − lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + eps)
 //
-// The zero value is not usable; NewAdamW sets PyTorch's defaults.
+// The weight decay skips biases and normalisation weights, as Hugging
+// Face's Trainer (and so TRL) groups the parameters it hands AdamW (see
+// decays). The zero value is not usable; NewAdamW sets PyTorch's defaults.
 type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	Step                           int
@@ -46,9 +50,13 @@ func (o *AdamW) Update(params, grads map[string][]float32, lr float64) {
 			o.M[name], o.V[name] = make([]float32, len(p)), make([]float32, len(p))
 		}
 		m, v := o.M[name], o.V[name]
+		wd := o.WeightDecay
+		if !decays(name) {
+			wd = 0
+		}
 		for i := range p {
 			gi := float64(g[i])
-			x := float64(p[i]) * (1 - lr*o.WeightDecay)
+			x := float64(p[i]) * (1 - lr*wd)
 			mi := o.Beta1*float64(m[i]) + (1-o.Beta1)*gi
 			vi := o.Beta2*float64(v[i]) + (1-o.Beta2)*gi*gi
 			m[i], v[i] = float32(mi), float32(vi)
@@ -56,6 +64,16 @@ func (o *AdamW) Update(params, grads map[string][]float32, lr float64) {
 		}
 	}
 }
+
+// noDecay are the name patterns of Hugging Face's Trainer's
+// get_decay_parameter_names, matched against the lower-cased name.
+var noDecay = regexp.MustCompile(`bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)`)
+
+// decays tells whether AdamW's weight decay applies to the named
+// parameter: not to biases and normalisation weights (input_layernorm,
+// post_attention_layernorm, model.norm), as Hugging Face's Trainer
+// decides it; LoRA's matrices, the projections and the embeddings decay.
+func decays(name string) bool { return !noDecay.MatchString(strings.ToLower(name)) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	k := make([]string, 0, len(m))

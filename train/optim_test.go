@@ -25,6 +25,33 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 	}
 }
 
+// TestAdamWDecayGroups: with a zero gradient AdamW's step is the decay
+// alone, θ·(1 − lr·wd) = 2·(1 − 0.1·0.5) = 1.9, which Hugging Face's
+// Trainer (TRL's) applies to the projections, embeddings, head and LoRA
+// matrices but not to the RMSNorm weights (get_decay_parameter_names).
+func TestAdamWDecayGroups(t *testing.T) {
+	want := map[string]float32{
+		"model.layers.0.input_layernorm.weight":                          2,
+		"model.layers.0.post_attention_layernorm.weight":                 2,
+		"model.norm.weight":                                              2,
+		"model.layers.0.self_attn.q_proj.weight":                         1.9,
+		"model.embed_tokens.weight":                                      1.9,
+		"lm_head.weight":                                                 1.9,
+		"base_model.model.model.layers.0.mlp.down_proj.lora_A.weight":    1.9,
+		"base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight": 1.9,
+	}
+	p, g := map[string][]float32{}, map[string][]float32{}
+	for name := range want {
+		p[name], g[name] = []float32{2}, []float32{0}
+	}
+	NewAdamW(0.5).Update(p, g, 0.1)
+	for name, w := range want {
+		if math.Abs(float64(p[name][0]-w)) > 1e-6 {
+			t.Errorf("%s: %v after one step, want %v", name, p[name][0], w)
+		}
+	}
+}
+
 // TestCosineLR checks the schedule against hand-derived values.
 func TestCosineLR(t *testing.T) {
 	for _, c := range []struct {

@@ -71,7 +71,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step (the step's gradient is the token-weighted mean over batch-size x grad-accum examples)")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate (AdamW; with --full the default is 2e-5, TRL's SFTConfig's)")
 	warmup := fs.Int("warmup", 0, "linear warm-up steps before cosine decay")
-	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay")
+	wd := fs.Float64("weight-decay", 0.0, "AdamW weight decay (with --full not on the norm weights, as TRL's Trainer groups them)")
 	clip := fs.Float64("max-grad-norm", 1, "gradient clipping (global L2 norm)")
 	seed := fs.Uint64("seed", 1, "seed of the adapter init, the batch draws and the dropout masks")
 	maxLen := fs.Int("max-length", 0, "most tokens per example (0: the model's max_position_embeddings)")
