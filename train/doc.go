@@ -51,6 +51,30 @@
 // and GRPO runs against uninterrupted ones, byte for byte. The
 // training-based MoCo methods built on these live in collab.
 //
+// Differences from TRL (its main branch, 1.x) beyond those said above:
+//   - Prompt/completion (SFT, DPO): the prompt and the completion are
+//     encoded apart and their tokens joined (BOS + prompt, completion,
+//     the EOS id); TRL encodes the text prompt + completion + eos_token
+//     whole and scores from the prompt's own token count. They differ
+//     where a token would straddle the boundary, and with tokenizers that
+//     prefix a space to every text they encode (SentencePiece's dummy
+//     prefix: on stories260K a completion "4" after "2+2=" is "▁", "4"
+//     here, "4" in TRL). collab's training methods rely on the split.
+//   - Messages (SFT): the loss is on the assistant turns, TRL's
+//     assistant_only_loss=True; TRL's default (False) scores every
+//     token. BOS is added when the template does not write it; TRL's
+//     apply_chat_template adds none.
+//   - SFT and DPO draw each batch with replacement from a seeded stream;
+//     TRL walks shuffled epochs (GRPO here walks seeded epochs, as TRL).
+//   - After the warm-up the learning rate decays by a cosine; TRL's
+//     default lr_scheduler_type is linear.
+//   - DPO applies LoRA dropout in the policy's passes when asked; TRL's
+//     DPOConfig (disable_dropout=True) zeroes every dropout, LoRA's too.
+//     RPO's term is TRL 0.x's rpo_alpha, in TRL 1.x loss_type
+//     ["sigmoid", "sft"] with loss_weights [1, α].
+//   - Learning rates, batch sizes and LoRA defaults (r 8, α 16, q_proj,
+//     v_proj, down_proj) are moco's own, tuned for small models.
+//
 // Conventions follow the engine: a linear map's weight is [out, in]
 // row-major (Hugging Face's layout), so y = x·Wᵀ; activations are row-major
 // [tokens, width]; the rotary embedding rotates pairs (i, i+dim/2), Hugging

@@ -100,7 +100,9 @@ func checkMessages(ms []Message) error {
 
 // Tokenize turns an example into tokens and next-token targets (−100 where
 // not scored). Prompt/completion: BOS + prompt + completion + EOS, scored
-// on the completion and the EOS. Messages: see TokenizeChat.
+// on the completion and the EOS, the prompt and the completion encoded
+// apart (TRL encodes their joined text; see the package doc). Messages:
+// see TokenizeChat.
 func Tokenize(tok *tokenizer.Tokenizer, ex Example) (tokens, targets []int, err error) {
 	if len(ex.Messages) > 0 {
 		return TokenizeChat(tok, ex.Messages)
@@ -134,7 +136,8 @@ func scoreFrom(tokens []int, scored func(int) bool) []int {
 }
 
 // TokenizeChat renders a conversation with the tokenizer's chat template
-// and scores the assistant turns only (TRL's assistant_only_loss). The
+// and scores the assistant turns only (TRL's assistant_only_loss=True;
+// its default scores every token). The
 // template has no generation markers in general, so the assistant spans
 // come from renders of growing prefixes: for each assistant turn i, the
 // render of messages[:i] with the generation prompt must extend the text

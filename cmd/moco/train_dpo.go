@@ -46,6 +46,9 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Usage: moco train dpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
 		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")
 		fmt.Fprintln(stderr, "Sequences are BOS + prompt + completion + EOS, as train sft; log-probabilities are summed over completion and EOS.")
+		fmt.Fprintln(stderr, "Unlike TRL: prompt and completion are tokenized apart, then joined; pairs are drawn with replacement;")
+		fmt.Fprintln(stderr, "the learning rate decays by a cosine (TRL's default: linear); --lora-dropout is applied (TRL's disable_dropout zeroes it);")
+		fmt.Fprintln(stderr, "--rpo-alpha is TRL 0.x's rpo_alpha (TRL 1.x: loss_type [sigmoid, sft] with loss_weights [1, alpha]).")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
