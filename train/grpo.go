@@ -48,8 +48,10 @@ import (
 //
 // Defaults (DefaultGRPOConfig) are DeepSeekMath's and TRL ≤ 0.15's:
 // num_generations 8, β 0.04, ε 0.2, loss_type "grpo", scale_rewards on,
-// temperature 1, num_iterations 1. TRL has since moved its defaults to
-// β 0 (no reference model) and loss_type "dapo"; both are one setting away.
+// num_iterations 1, max_completion_length 256; temperature 1 is TRL's
+// from 0.18 (0.9 before). TRL has since moved its defaults to β 0 (no
+// reference model), loss_type "dapo" and (on its main branch, July 2026)
+// max_completion_length 512; each is one setting away.
 // Deviations: TRL's learning rate default (1e-6) is for full fine-tuning of
 // large models; LoRA on small ones needs far more, so the CLI shares SFT's.
 

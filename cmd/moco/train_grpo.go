@@ -23,8 +23,8 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "adapter folder to write (PEFT format)")
 	taskType := fs.String("task-type", bench.ExactMatchTask, "reward: the evaluation scorer of this task type reads the completion against the answer ("+strings.Join(bench.TaskTypes(), ", ")+"; those needing a judge are refused)")
 	gens := fs.Int("num-generations", d.NumGenerations, "completions sampled per prompt (a group)")
-	maxComp := fs.Int("max-completion-length", d.MaxCompletion, "most tokens sampled per completion (TRL's default 256; a few suffice for short answers)")
-	temp := fs.Float64("temperature", d.Temperature, "sampling temperature (the loss reads logits/temperature, as TRL)")
+	maxComp := fs.Int("max-completion-length", d.MaxCompletion, "most tokens sampled per completion (TRL's default 256; 512 on its main branch since July 2026; a few suffice for short answers)")
+	temp := fs.Float64("temperature", d.Temperature, "sampling temperature (the loss reads logits/temperature, as TRL; TRL's default 1 since 0.18, 0.9 before)")
 	beta := fs.Float64("beta", d.Beta, "weight of the k3 KL to the reference, the base without adapters (DeepSeekMath 0.04; TRL now 0)")
 	eps := fs.Float64("epsilon", d.Epsilon, "clip range of the probability ratio: [1-epsilon, 1+epsilon-high]")
 	epsHigh := fs.Float64("epsilon-high", 0, "upper clip (0: --epsilon; DAPO uses 0.28)")
@@ -60,6 +60,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train grpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--task-type exact_match] [flags]")
 		fmt.Fprintln(stderr, "GRPO (Shao et al., computed as TRL's GRPOTrainer; defaults DeepSeekMath's) on LoRA adapters: groups of sampled completions, rewarded by the task type's scorer.")
+		fmt.Fprintln(stderr, "Unlike TRL's default schedule (linear), the learning rate decays by a cosine after the warm-up.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
