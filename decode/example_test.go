@@ -5,28 +5,16 @@ import (
 	"log"
 
 	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
-	"github.com/mocolab/moco/safetensors"
 	"github.com/mocolab/moco/tokenizer"
 )
 
-// embedded loads the default model that ships inside moco, in f32 or
-// quantized to q8_0, so the examples need no files.
-func embedded(quant string) (*engine.Model, *tokenizer.Tokenizer) {
-	cfg, err := engine.ParseConfig(stories260k.Config)
-	if err != nil {
-		log.Fatal(err)
-	}
-	src, err := safetensors.Parse(stories260k.Weights)
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := engine.New(cfg, src, engine.Options{Quant: quant})
-	if err != nil {
-		log.Fatal(err)
-	}
-	tok, err := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+// embeddedModel loads the default model that ships inside moco, in f32 or
+// quantized to q8_0, so the examples need no files; engine.Load and
+// tokenizer.Load read a model folder instead.
+func embeddedModel(quant string) (*engine.Model, *tokenizer.Tokenizer) {
+	m, tok, err := embedded.Load(engine.Options{Quant: quant})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -37,8 +25,8 @@ func embedded(quant string) (*engine.Model, *tokenizer.Tokenizer) {
 // are the default model in f32 and quantized to 8 bits; any models with the
 // same tokenizer work the same way.
 func Example_fusion() {
-	a, tok := embedded("")
-	b, _ := embedded("q8_0")
+	a, tok := embeddedModel("")
+	b, _ := embeddedModel("q8_0")
 	fused := &decode.Lockstep{
 		Sessions:  []decode.Session{a.NewSession(0), b.NewSession(0)},
 		Combiner:  &decode.Fusion{Mode: decode.LogitMean},
@@ -58,8 +46,8 @@ func Example_fusion() {
 // Nudging: the nudger writes the first word, then the base model writes
 // and the nudger takes over the words the base is unsure of. A custom rule is a few lines with CombinerFunc.
 func Example_nudging() {
-	base, tok := embedded("q8_0")
-	nudger, _ := embedded("")
+	base, tok := embeddedModel("q8_0")
+	nudger, _ := embeddedModel("")
 	nudge := &decode.Nudging{Base: 0, Nudger: 1, Gamma: decode.DefaultGamma, WordStart: decode.WordStarts(tok)}
 	sources := map[string]int{}
 	l := &decode.Lockstep{

@@ -4,23 +4,15 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
-	"github.com/mocolab/moco/safetensors"
 )
 
 // Greedy decoding with the model embedded in moco: the prompt goes in as
-// one batch, then each chosen token is fed back alone.
+// one batch, then each chosen token is fed back alone. engine.Load(dir,
+// engine.Options{}) loads a model folder the same way.
 func Example() {
-	cfg, err := engine.ParseConfig(stories260k.Config)
-	if err != nil {
-		log.Fatal(err)
-	}
-	src, err := safetensors.Parse(stories260k.Weights)
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := engine.New(cfg, src, engine.Options{})
+	m, _, err := embedded.Load(engine.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -195,33 +195,6 @@ func TestChatTemplateConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func ExampleChatTemplate_Render() {
-	config := []byte(`{
-		"eos_token": "<|im_end|>",
-		"chat_template": "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-	}`)
-	ct, err := LoadChatTemplate(config)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	prompt, err := ct.Render([]map[string]any{
-		{"role": "system", "content": "You are terse."},
-		{"role": "user", "content": "What is 2+2? "},
-	}, ChatOptions{AddGenerationPrompt: true})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Print(prompt)
-	// Output:
-	// <|im_start|>system
-	// You are terse.<|im_end|>
-	// <|im_start|>user
-	// What is 2+2?<|im_end|>
-	// <|im_start|>assistant
-}
-
 // BenchmarkChatTemplate measures parsing and rendering the Qwen 3 template.
 func BenchmarkChatTemplate(b *testing.B) {
 	dir := testutil.Shared(b, "fixtures/tokenizers/qwen3")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
@@ -33,24 +34,32 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestExamplesArePublic: the examples import no internal/ package, so a
-// user can copy them outside this module.
+// TestExamplesArePublic: the example programs and the packages' Example
+// functions (go doc shows their bodies) import no internal/ package and
+// are in external _test packages, so a user can copy them outside this
+// module.
 func TestExamplesArePublic(t *testing.T) {
-	files, _ := filepath.Glob("../*/*.go")
-	if len(files) < 2 {
-		t.Fatalf("found %d example files", len(files))
+	progs, _ := filepath.Glob("../*/*.go")
+	if len(progs) < 2 {
+		t.Fatalf("found %d example files", len(progs))
 	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
+	tests, _ := filepath.Glob("../../*/*_test.go")
+	for _, f := range append(progs, tests...) {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		af, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
+		af, err := parser.ParseFile(token.NewFileSet(), f, src, 0)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, "_test.go") {
+			if !hasExample(af) {
+				continue
+			}
+			if !strings.HasSuffix(af.Name.Name, "_test") {
+				t.Errorf("%s: Example functions in package %s, not %s_test: their bodies name the package's identifiers unqualified", f, af.Name.Name, af.Name.Name)
+			}
 		}
 		for _, imp := range af.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
@@ -59,4 +68,14 @@ func TestExamplesArePublic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// hasExample reports whether f declares an Example function.
+func hasExample(f *ast.File) bool {
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && strings.HasPrefix(fd.Name.Name, "Example") {
+			return true
+		}
+	}
+	return false
 }
