@@ -180,6 +180,11 @@ func RunSweep(ctx context.Context, c *SweepConfig, dss []*Dataset, o SweepOption
 	if notice == nil {
 		notice = func(string) {}
 	}
+	unlock, err := lockResults(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	sum := &SweepSummary{ConfigHash: c.Hash()}
 	if err := checkMeta(o.Out, c, sum.ConfigHash); err != nil {
 		return nil, err

@@ -1,0 +1,35 @@
+//go:build unix
+
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// lockResults takes an exclusive lock on out's lock file for a run, so
+// that two runs never append to one results file: a Kubernetes Indexed
+// Job may run two pods of one index at once, as may a user. The lock
+// goes with the process, even when it is killed; unlock removes the
+// file. A file system without locks (flock fails otherwise) is not
+// refused.
+func lockResults(out string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		f.Close()
+		return nil, fmt.Errorf("%s: another sweep is writing it (%s.lock is locked)", out, out)
+	}
+	return func() {
+		os.Remove(f.Name()) // while locked: a run starting now locks a new file
+		f.Close()
+	}, nil
+}
