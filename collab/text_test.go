@@ -314,7 +314,7 @@ func TestTextMethodFailures(t *testing.T) {
 		{"debate", Params{"summarizer": 5}, "not a model index"},
 		{"structure", Params{"structure_type": "mesh"}, "unknown structure_type"},
 		{"structure", Params{"structure_type": "other", "structure_matrix": [][]int{{0, 2}, {0, 0}}}, "entries are 0 or 1"},
-		{"feedback", Params{"round": 2}, `unknown field "round"`},
+		{"feedback", Params{"rounds_": 2}, `unknown field "rounds_"`},
 		{"majority-vote", nil, ""},
 	} {
 		_, err := New(context.Background(), tc.method, pool, tc.params)
@@ -403,5 +403,27 @@ func TestMethodFailuresReported(t *testing.T) {
 	}
 	if _, err := m.Generate(context.Background(), []Request{{Prompt: "Q?"}}); err == nil || !strings.Contains(err.Error(), "model B failed: 503 from upstream") {
 		t.Errorf("prompt-routing to a failing model: %v", err)
+	}
+}
+
+// TestMoCoRoundName: debate and feedback take MoCo's hyperparameter name
+// "round" for their rounds (its example configs use it), not both names.
+func TestMoCoRoundName(t *testing.T) {
+	for _, method := range []string{"debate", "feedback"} {
+		pool, gens := scriptedPool(tag, "A", "B")
+		m, err := New(context.Background(), method, pool, Params{"round": 1, "summarizer": "A"})
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if _, err := m.Generate(context.Background(), []Request{{Prompt: "Q?"}}); err != nil {
+			t.Fatal(err)
+		}
+		// One round: B answers once and is never asked to refine.
+		if len(gens[1].log) != 1 {
+			t.Errorf("%s with round 1: B was asked %d times: %q", method, len(gens[1].log), gens[1].log)
+		}
+		if _, err := New(context.Background(), method, pool, Params{"round": 1, "rounds": 2}); err == nil || !strings.Contains(err.Error(), "not both") {
+			t.Errorf("%s with round and rounds: %v", method, err)
+		}
 	}
 }

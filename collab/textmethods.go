@@ -48,13 +48,15 @@ type DebateParams struct {
 	// Rounds counts the answering rounds: the first answers alone, each
 	// later one refines with the others' previous answers (default 3).
 	Rounds     int       `json:"rounds"`
+	Round      *int      `json:"round"`      // MoCo's name for Rounds, accepted as it
 	Summarizer any       `json:"summarizer"` // who writes the final answer
 	DevScores  []float64 `json:"dev_scores"`
 }
 
 // FeedbackParams configures multiagent feedback (#10).
 type FeedbackParams struct {
-	Rounds int `json:"rounds"` // default 3: answer, then (feedback, refine) twice
+	Rounds int  `json:"rounds"` // default 3: answer, then (feedback, refine) twice
+	Round  *int `json:"round"`  // MoCo's name for Rounds, accepted as it
 	// FeedbackCount is how many other models critique each answer per
 	// round (default 3, capped at the pool size less one). They are drawn
 	// with Seed from the other models, as MoCo draws them at random.
@@ -230,6 +232,9 @@ func newDebate(_ context.Context, pool []Member, p Params) (Method, error) {
 	if err := p.Decode(&q); err != nil {
 		return nil, fmt.Errorf("debate: %w", err)
 	}
+	if err := mocoRound(&q.Rounds, q.Round, p, "debate"); err != nil {
+		return nil, err
+	}
 	if q.Rounds < 1 {
 		return nil, inputErrorf("debate: rounds must be at least 1, got %d", q.Rounds)
 	}
@@ -308,10 +313,25 @@ func Reviewers(n, count int, seed uint64, round int) [][]int {
 	return out
 }
 
+// mocoRound takes MoCo's "round" for rounds, refusing both names at once.
+func mocoRound(rounds *int, round *int, p Params, method string) error {
+	if round == nil {
+		return nil
+	}
+	if _, both := p["rounds"]; both {
+		return inputErrorf("%s: give rounds or MoCo's round, not both", method)
+	}
+	*rounds = *round
+	return nil
+}
+
 func newFeedback(_ context.Context, pool []Member, p Params) (Method, error) {
 	q := FeedbackParams{Rounds: 3, FeedbackCount: 3}
 	if err := p.Decode(&q); err != nil {
 		return nil, fmt.Errorf("feedback: %w", err)
+	}
+	if err := mocoRound(&q.Rounds, q.Round, p, "feedback"); err != nil {
+		return nil, err
 	}
 	if q.Rounds < 1 || q.FeedbackCount < 1 {
 		return nil, inputErrorf("feedback: rounds and feedback_count must be at least 1, got %d and %d", q.Rounds, q.FeedbackCount)
