@@ -25,7 +25,11 @@ func ExtractAnswer(text string) string {
 	for _, re := range reAnswerPhrases {
 		if ms := re.FindAllStringSubmatchIndex(text, -1); ms != nil {
 			m := ms[len(ms)-1]
-			rest := text[m[1]:]
+			end := m[1]
+			if text[end-1] == '-' {
+				end-- // the dash may be a minus sign: trimSeparators decides
+			}
+			rest := text[end:]
 			if j := strings.IndexAny(rest, "\r\n"); j >= 0 {
 				rest = rest[:j]
 			}

@@ -18,6 +18,7 @@ func TestExtractAnswer(t *testing.T) {
 		{"The answer is -5.", "-5"}, // a minus sign is part of the answer
 		{"Answer: -0.25", "-0.25"},
 		{"the answer - 12", "12"}, // a dash between is a separator
+		{"The answer -5", "-5"},   // the phrase's own dash is a minus sign here
 		{"Final answer: = 7", "7"},
 		{"step one\nstep two\n  17  \n\n", "17"},
 		{" 1081", "1081"},
