@@ -459,7 +459,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 // part of the text, so neither it nor its log-probability is reported.
 func (b *Batcher) end(j *job, reason string) error {
 	if !j.stop.stopped {
-		j.stop.add(j.lead.text(j.stream.Flush()))
+		j.stop.add(j.lead.rest(j.stream.Flush()))
 		j.stop.flush()
 	}
 	j.res.Finish = reason
@@ -513,6 +513,13 @@ func (l *textLead) text(inc string) string {
 	if l.s == "" || inc == "" {
 		return inc
 	}
+	inc, l.s = l.s+inc, ""
+	return inc
+}
+
+// rest is text for the stream's last text (its Flush): the lead is given
+// out even when nothing follows it (a first token that is only a space).
+func (l *textLead) rest(inc string) string {
 	inc, l.s = l.s+inc, ""
 	return inc
 }

@@ -498,3 +498,22 @@ func TestGeneratorContinueAndCancel(t *testing.T) {
 		t.Errorf("cancelled: %q, %v; want %q and the cancellation", got, err, want)
 	}
 }
+
+// TestContinueLoneSpace: a continuation whose only token is "▁" (id 410
+// in stories260K's vocabulary, nothing alone at the start of a text) is a
+// space after the prompt. The batchers end their text through the same
+// textLead.rest.
+func TestContinueLoneSpace(t *testing.T) {
+	_, tok := load(t, "stories260K")
+	const space = 410
+	if tok.TokenString(space) != "▁" {
+		t.Fatalf("token %d is %q", space, tok.TokenString(space))
+	}
+	g := &decode.Generator{Tok: tok, Continue: true, Run: func(_ context.Context, _ []int, emit func(decode.Token) bool) ([]int, error) {
+		emit(decode.Token{ID: space})
+		return []int{space}, nil
+	}}
+	if text, err := g.Generate("Once", nil); err != nil || text != " " {
+		t.Errorf("Generator: %q, %v; want a space", text, err)
+	}
+}

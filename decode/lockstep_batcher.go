@@ -523,7 +523,7 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 // end flushes j's text, sets its finish reason and finishes it.
 func (b *LockstepBatcher) end(j *lsJob, reason string) {
 	if j.stream != nil && !j.stop.stopped {
-		j.stop.add(j.lead.text(j.stream.Flush()))
+		j.stop.add(j.lead.rest(j.stream.Flush()))
 		j.stop.flush()
 	}
 	j.res.Finish = reason

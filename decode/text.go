@@ -109,7 +109,7 @@ func (g *Generator) GenerateIDsContext(ctx context.Context, ids []int, w io.Writ
 	if !st.stopped {
 		// Also when interrupted: the text held back (a possible start of
 		// a stop string, an unfinished character) is part of what came.
-		st.add(lead.text(stream.Flush()))
+		st.add(lead.rest(stream.Flush()))
 		st.flush()
 	}
 	if err == nil {

@@ -374,7 +374,11 @@ func (s *Server) encode(e *entry, req *genRequest) ([]int, *APIError) {
 	if !req.MaxTokensSet {
 		// The default is a cap, not a demand: a request that names no
 		// max_tokens gets what room the context leaves, as OpenAI's do.
-		req.MaxTokens = max(min(req.MaxTokens, e.context-len(ids)), 1)
+		if len(ids) >= e.context {
+			return nil, apiErr(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", param,
+				"this model's maximum context length is %d tokens and the prompt has %d: shorten the prompt", e.context, len(ids))
+		}
+		req.MaxTokens = min(req.MaxTokens, e.context-len(ids))
 	}
 	if len(ids)+req.MaxTokens > e.context {
 		return nil, apiErr(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", param,

@@ -479,8 +479,9 @@ func TestDefaultMaxTokensFitsContext(t *testing.T) {
 	}
 	long := strings.Repeat("Once upon a time there was a dog. ", 60)
 	code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(`{"model": "b", "prompt": %q}`, long))
-	if e, _ := out["error"].(map[string]any); code != 400 || e == nil || e["code"] != "context_length_exceeded" {
-		t.Errorf("a prompt past the context without max_tokens: %d %v", code, out)
+	if e, _ := out["error"].(map[string]any); code != 400 || e == nil || e["code"] != "context_length_exceeded" ||
+		strings.Contains(e["message"].(string), "max_tokens") {
+		t.Errorf("a prompt past the context without max_tokens: %d %v (the message must not blame a max_tokens never sent)", code, out)
 	}
 }
 

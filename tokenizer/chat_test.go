@@ -411,6 +411,7 @@ func TestChatTemplateJSON(t *testing.T) {
 		name, inConfig, jinja, want string
 	}{
 		{"chat_template.json alone", "", "", want},
+		{"chat_template.json under a null one", "null", "", want},
 		{"tokenizer_config.json's first", "{{ 'config' }}", "", "config"},
 		{"chat_template.jinja's first", "", "{{ 'jinja' }}", "jinja"},
 	} {
@@ -419,7 +420,11 @@ func TestChatTemplateJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := maps.Clone(cfg)
-		if tc.inConfig != "" {
+		switch tc.inConfig {
+		case "":
+		case "null":
+			c["chat_template"] = nil
+		default:
 			c["chat_template"] = tc.inConfig
 		}
 		b, _ := json.Marshal(c)

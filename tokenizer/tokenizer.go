@@ -166,7 +166,7 @@ func withTemplateFiles(dir string, cj []byte) ([]byte, error) {
 		}
 	}
 	if len(named) == 0 {
-		if _, ok := cfg["chat_template"]; ok {
+		if t, ok := cfg["chat_template"]; ok && string(t) != "null" {
 			return cj, nil
 		}
 		// A multimodal model's processor keeps the template in

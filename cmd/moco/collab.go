@@ -114,7 +114,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	experts := fs.IntSlice("experts", nil, "contrastive, proxy-tuning form: expert model indexes")
 	anti := fs.IntSlice("anti", nil, "contrastive, proxy-tuning form: anti-expert model indexes")
 	gamma := fs.Float64("gamma", decode.DefaultGamma, "nudging: hand over when the base's top-1 probability is below this")
-	threshold := fs.Float64Slice("threshold", nil, "co-llm: deferral threshold (default 0.5); cascade: one per level but the last")
+	threshold := fs.Float64Slice("threshold", nil, "co-llm: deferral threshold (default 0.5); mentor: its --head's threshold (default 0.5); cascade: one per level but the last")
 	warmUp := fs.Int("warm-up", 0, "co-llm: lower the threshold from 1 over this many first tokens (paper: 15)")
 	head := fs.String("head", "", "co-llm/mentor: deferral head (.safetensors from train-head)")
 	draft := fs.Int("draft-tokens", decode.DefaultDraftTokens, "speculative: draft tokens per round")
@@ -155,14 +155,17 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Mode: *mode, Weights: *weights, Alpha: *alpha, Experts: *experts, Anti: *anti, Gamma: gamma,
 		WarmUp: *warmUp, CoLLMMode: *mode, DraftTokens: *draft, Quantile: quantile, Share: share, PatchLen: *patch,
 	}
-	if method == "co-llm" {
-		cfg.Mode = ""
+	if method == "co-llm" || method == "mentor" {
+		// co-llm's deferral threshold; mentor's, for its --head.
 		if len(*threshold) > 1 {
-			return usagef("co-llm takes one --threshold")
+			return usagef("%s takes one --threshold", method)
 		}
 		if len(*threshold) == 1 {
 			cfg.Threshold = &(*threshold)[0]
 		}
+	}
+	if method == "co-llm" {
+		cfg.Mode = ""
 	} else {
 		cfg.CoLLMMode = ""
 	}

@@ -93,6 +93,10 @@ func TestCollabMethods(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc, code, out, errs)
 		}
 	}
+	// Mentor reads --threshold (its head's), one of them.
+	if _, errs, code := moco(t, append([]string{"collab", "mentor", "--threshold", "0.3", "--threshold", "0.4"}, common...)...); code != 2 || !strings.Contains(errs, "mentor takes one --threshold") {
+		t.Errorf("mentor with two thresholds: exit %d, %q", code, errs)
+	}
 	// Speculative greedy equals the target's greedy generation.
 	spec, _, _ := moco(t, append([]string{"collab", "speculative"}, common...)...)
 	single, _, _ := moco(t, "generate", "-m", s, "--prompt", "Once upon a time", "--max-tokens", "24", "--temperature", "0")

@@ -80,7 +80,7 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	temperature := fs.Float64("temperature", 0.7, "sampling temperature of every model call; 0 is greedy (MoCo: 0.7)")
 	topP := fs.Float64("top-p", 0.9, "nucleus sampling of every model call (MoCo: 0.9)")
 	seed := new(uint64)
-	addSeedFlag(fs, seed, "random seed of every model call: the same seed gives the same answer (default when sampling: a random one, printed on stderr and by --json)")
+	addSeedFlag(fs, seed, "random seed of every model call: the same seed gives the same answer (default: a random one, printed on stderr and by --json)")
 	stop := fs.StringArray("stop", nil, "stop each call before this text (repeat); "+escapeHelp)
 	noEscape := fs.Bool("no-escape", false, `take --prompt and --stop literally`)
 	taskType := fs.String("task-type", "", "MoCo task type for answer extraction: exact_match, multiple_choice, f1_match")
@@ -193,8 +193,10 @@ func runRegistryCollab(method string, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	if !seedGiven(fs) && *temperature > 0 {
-		*seed = randomSeed() // as generate: greedy calls draw nothing, keep 0 there
+	if !seedGiven(fs) {
+		// Also for greedy requests: a method may sample anyway (slm-mux's
+		// k samples per model).
+		*seed = randomSeed()
 	}
 	req := collab.Request{Prompt: text, MaxTokens: *maxTokens, Temperature: *temperature, TopP: *topP, Seed: *seed, Stop: *stop}
 	req.Task.Type = *taskType
