@@ -29,6 +29,8 @@ import (
 //   - none becomes a name bound to a value distinct from undefined (see
 //     chatRenameNone).
 //   - a line break between "{%" and the statement name becomes a space.
+//   - the right operand of in and not in is put in parentheses when it has
+//     a filter or an operator (see chatGroupIn).
 //
 // It also reports what would make gonja loop forever (an unclosed tag, a
 // U+FFFD outside strings) as syntax errors. A template needing none of this is
@@ -223,6 +225,8 @@ func (h *chatHoister) tag(tag string) (string, error) {
 		kw = chatFirstWord(body)
 	}
 	body, renamed := chatRenameNone(body)
+	body, grouped := chatGroupIn(body, kw)
+	renamed = renamed || grouped
 	hoisted, body, err := h.expr(body)
 	if err != nil {
 		return "", err
@@ -312,6 +316,79 @@ func chatRenameNone(s string) (string, bool) {
 		return s, false
 	}
 	b.WriteString(s[last:])
+	return b.String(), true
+}
+
+// chatGroupIn puts the right operand of "in" and "not in" in parentheses
+// when it holds a filter, an operator or a test at its own level. gonja
+// parses "x in y" as the test "in" whose argument is y alone, so a filter
+// after y applied to the result of the test ('a' in ['a']|list was the
+// list of the boolean, []) and math after it failed to parse ('a' in
+// 'a' + 'b'). In Jinja filters and tests bind tighter than any operator,
+// and the operand of in is a sum: everything up to the next comparison,
+// in, not, and, or, if, else, comma, colon or closing bracket. The loop
+// variable's "in" of a for tag and the test form "is in" stay.
+func chatGroupIn(s, kw string) (string, bool) {
+	end := len(s)
+	if end > 0 && (s[end-1] == '-' || s[end-1] == '+') {
+		end-- // the right whitespace control of the tag
+	}
+	toks := chatLexExpr(s[:end])
+	name := func(i int) string {
+		if i < 0 || i >= len(toks) || i > 0 && toks[i-1].text == "." {
+			return ""
+		}
+		return toks[i].text
+	}
+	type span struct{ start, end int }
+	var groups []span
+	forIn := kw == "for"
+	for i := range toks {
+		if name(i) != "in" || name(i-1) == "is" || name(i-1) == "not" && name(i-2) == "is" {
+			continue
+		}
+		if forIn && toks[i].depth == 0 {
+			forIn = false // for x in items: the iterable
+			continue
+		}
+		d := toks[i].depth
+		last, complex := i, false
+		for j := i + 1; j < len(toks); j++ {
+			t := toks[j]
+			if t.depth < d || t.depth == d && (t.text == "," || t.text == ":" || t.text == ")" || t.text == "]" || t.text == "}") {
+				break
+			}
+			if t.depth == d {
+				stop := false
+				switch name(j) {
+				case "=", "!", "<", ">", "and", "or", "if", "else", "in", "recursive":
+					stop = true
+				case "not":
+					stop = name(j-1) != "is"
+				case "|", "+", "-", "~", "*", "/", "%", "is":
+					complex = j > i+1 || name(j) != "-" && name(j) != "+"
+				}
+				if stop {
+					break
+				}
+			}
+			last = j
+		}
+		if complex && last > i {
+			groups = append(groups, span{toks[i+1].start, toks[last].end})
+		}
+	}
+	if len(groups) == 0 {
+		return s, false
+	}
+	// Operands do not overlap: each ends before the next in.
+	var b strings.Builder
+	prev := 0
+	for _, g := range groups {
+		b.WriteString(s[prev:g.start] + "(" + s[g.start:g.end] + ")")
+		prev = g.end
+	}
+	b.WriteString(s[prev:])
 	return b.String(), true
 }
 

@@ -383,6 +383,13 @@ add("in_string_undefined", r"""{{ nothing in 'abc' }}""")
 add("in_dict_list", r"""{{ ['role'] in messages[0] }}""")
 add("in_ok", r"""{{ 'b' in 'abc' }}|{{ '' in '' }}|{{ 'x' not in 'abc' }}|{{ '日本' in messages[1].content }}|{{ 1 in [1, 2] }}|{{ 1.0 in [1] }}|{{ none in [none] }}|{{ [1] in [[1]] }}|{{ 'role' in messages[0] }}|{{ 'x' in messages[0] }}|{{ 'a' in ('a', 'b') }}|{{ 'x' in nothing }}|{{ 'x' not in nothing }}|{{ nothing in [1] }}|{{ nothing in {'a': 1} }}|{{ 'x' is in ['x'] }}""", MNULL)
 
+# Filters bind tighter than in and not in, and the right operand of in is a
+# whole sum: gonja applied a filter after it to the result of the test.
+add("in_filter", r"""{{ 'a' in ['a']|list }}|{{ 'A' in 'abc'|upper }}|{{ 'A' not in 'abc'|upper }}|{% if 'user' in messages|map(attribute='role')|list %}U{% endif %}|{% set y = 'x' in 'X'|lower %}{{ y }}|{{ ['x' in 'X'|lower, 1] }}|{% for m in messages if m.role not in ['system']|list %}{{ m.role[0] }}{% endfor %}|{{ 'A' in messages[1].content|upper -}}
+|""")
+add("in_sum", r"""{{ 'a' in 'a' + 'b' }}|{{ 'ab' in 'a' ~ 'b' }}|{{ 'a' in ['b'] + ['a'] }}|{{ 'x' in 'x' if 'y' in 'Y'|lower else 'z' }}|{{ 'a' in ('a', 'b') }}|{{ 1 in [1] and 2 in [2]|list or 3 in [3] }}""")
+add("in_filter_int", r"""{{ 'a' in ['a']|list|length }}""")
+
 # Special tokens that are null or empty in tokenizer_config.json are not
 # passed at all (Qwen2.5 and Qwen3 have "bos_token": null), nor is an empty
 # additional_special_tokens.
