@@ -382,6 +382,7 @@ func chatEnvironment() *exec.Environment {
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 		ctx.Set(chatNoneName, chatNone)
 		ctx.Set(chatItemName, chatItem)
+		ctx.Set(chatEqName, chatEq)
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           chatFilters(),

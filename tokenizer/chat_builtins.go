@@ -102,6 +102,22 @@ func chatTests() *exec.TestSet {
 	_ = ts.Replace("in", func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
 		return chatContains(va.First(), in)
 	})
+	for _, name := range []string{"eq", "equalto", "=="} {
+		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+			if len(va.Args) != 1 {
+				return false, fmt.Errorf("the test %s takes one argument", name)
+			}
+			return chatEqual(in, va.Args[0]), nil
+		})
+	}
+	for _, name := range []string{"ne", "!="} {
+		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+			if len(va.Args) != 1 {
+				return false, fmt.Errorf("the test %s takes one argument", name)
+			}
+			return !chatEqual(in, va.Args[0]), nil
+		})
+	}
 	for _, name := range []string{"number", "integer", "even", "odd", "divisibleby"} {
 		orig, ok := builtins.Tests.Get(name)
 		fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error))
@@ -650,13 +666,121 @@ func chatContains(seq, item *exec.Value) (bool, error) {
 		if item.IsList() || item.IsDict() {
 			return false, fmt.Errorf("unhashable type: '%s'", chatTypeName(item))
 		}
-		return seq.Contains(item), nil
+		for _, p := range chatDictPairs(seq) {
+			if chatEqual(p.Key, item) {
+				return true, nil
+			}
+		}
+		return false, nil
 	case seq.IsList():
-		return seq.Contains(item), nil
+		for i := 0; i < seq.Len(); i++ {
+			if chatEqual(seq.Index(i), item) {
+				return true, nil
+			}
+		}
+		return false, nil
 	case seq.IsNil():
 		return false, nil
 	}
 	return false, fmt.Errorf("argument of type '%s' is not iterable", chatTypeName(seq))
+}
+
+// chatEqual is Python's ==, which "in", ==, != and the tests eq, equalto and
+// ne use: booleans are the numbers 0 and 1 (True == 1, False == 0.0), any
+// int equals the float of its value, None equals only None (gonja took
+// it for the int 0), undefined only undefined, and lists and dicts compare
+// their items so. Other values compare as gonja compares them.
+func chatEqual(a, b *exec.Value) bool {
+	switch {
+	case a == nil || b == nil:
+		return a == b
+	case chatIsNone(a) || chatIsNone(b):
+		return chatIsNone(a) && chatIsNone(b)
+	case a.IsNil() || b.IsNil():
+		return a.IsNil() && b.IsNil()
+	}
+	an, aInt, aNum := chatPyNumber(a)
+	bn, bInt, bNum := chatPyNumber(b)
+	switch {
+	case aNum || bNum:
+		if !aNum || !bNum {
+			return false
+		}
+		if aInt && bInt {
+			return chatInt(a) == chatInt(b)
+		}
+		return an == bn
+	case a.IsString() || b.IsString():
+		return a.IsString() && b.IsString() && a.String() == b.String()
+	case a.IsList() && b.IsList():
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := 0; i < a.Len(); i++ {
+			if !chatEqual(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case a.IsDict() && b.IsDict():
+		pa, pb := chatDictPairs(a), chatDictPairs(b)
+		if len(pa) != len(pb) {
+			return false
+		}
+		for _, p := range pa {
+			found := false
+			for _, q := range pb {
+				if chatEqual(p.Key, q.Key) {
+					found = chatEqual(p.Value, q.Value)
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	return a.EqualValueTo(b)
+}
+
+// chatPyNumber returns v as Python sees a number: booleans are 0 and 1.
+func chatPyNumber(v *exec.Value) (f float64, isInt, ok bool) {
+	switch {
+	case chatIsNone(v):
+		return 0, false, false
+	case v.IsBool():
+		return float64(chatInt(v)), true, true
+	case v.IsInteger():
+		return v.Float(), true, true
+	case v.IsFloat():
+		return v.Float(), false, true
+	}
+	return 0, false, false
+}
+
+// chatInt is an int or bool as an int.
+func chatInt(v *exec.Value) int {
+	if v.IsBool() {
+		if v.Bool() {
+			return 1
+		}
+		return 0
+	}
+	return v.Integer()
+}
+
+// chatEq is a == b (op "==") or a != b (op "!="), which the guard
+// (chatGuard) substitutes for gonja's.
+func chatEq(va *exec.VarArgs) (*exec.Value, error) {
+	if len(va.Args) != 3 {
+		return nil, errors.New("moco_eq takes three arguments")
+	}
+	eq := chatEqual(va.Args[0], va.Args[1])
+	if va.Args[2].String() == "!=" {
+		eq = !eq
+	}
+	return exec.AsValue(eq), nil
 }
 
 // chatTypeName is the Python type name of a template value, for errors.

@@ -199,6 +199,7 @@ const (
 	chatBudgetKey   = "moco_budget"
 	chatAcyclicName = "moco_acyclic"
 	chatItemName    = "moco_item" // x[i], see chatItem
+	chatEqName      = "moco_eq"   // x == y and x != y, see chatEq
 )
 
 // chatGuard adds the budget checks to a parsed template: it visits every
@@ -226,7 +227,7 @@ type chatGuarder struct {
 	targets map[*nodes.GetItem]bool // set targets, left as gonja's nodes
 	err     error                   // the first node the guard could not instrument
 	// what was instrumented (tests)
-	binops, loops, ticks, sets, items int
+	binops, loops, ticks, sets, items, eqs int
 }
 
 var (
@@ -268,6 +269,12 @@ func (g *chatGuarder) walk(v reflect.Value) {
 				call := chatCall(chatBinopName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})
 				v.Set(reflect.ValueOf(call))
 				g.binops++
+			}
+			// gonja's == takes None for 0 and True for no number.
+			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok && bin.Operator != nil && bin.Operator.Token != nil &&
+				(bin.Operator.Token.Type == tokens.Equals || bin.Operator.Token.Type == tokens.Ne) {
+				v.Set(reflect.ValueOf(chatCall(chatEqName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})))
+				g.eqs++
 			}
 		}
 		// gonja indexes strings by byte and misses x[-len(x)]; moco_item

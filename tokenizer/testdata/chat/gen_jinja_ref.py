@@ -390,6 +390,11 @@ add("in_filter", r"""{{ 'a' in ['a']|list }}|{{ 'A' in 'abc'|upper }}|{{ 'A' not
 add("in_sum", r"""{{ 'a' in 'a' + 'b' }}|{{ 'ab' in 'a' ~ 'b' }}|{{ 'a' in ['b'] + ['a'] }}|{{ 'x' in 'x' if 'y' in 'Y'|lower else 'z' }}|{{ 'a' in ('a', 'b') }}|{{ 1 in [1] and 2 in [2]|list or 3 in [3] }}""")
 add("in_filter_int", r"""{{ 'a' in ['a']|list|length }}""")
 
+# Equality is Python's: True == 1, False == 0, 1 == 1.0, and None equals
+# only None (gonja took None for 0 and told booleans from numbers), in
+# ==, !=, in and the tests eq, equalto and ne.
+add("py_equality", r"""{{ true in [1] }}|{{ false in [0] }}|{{ 1 in [true] }}|{{ 0.0 in [false] }}|{{ true in {1: 'x'} }}|{{ 2 in [true] }}|{{ true == 1 }}|{{ false == 0 }}|{{ true != 1 }}|{{ true == 2 }}|{{ 1 == 1.0 }}|{{ [true] == [1] }}|{{ {'a': 1} == {'a': true} }}|{{ none == 0 }}|{{ none != 0 }}|{{ 0 in [none] }}|{{ none == none }}|{{ nothing == none }}|{{ true is eq 1 }}|{{ 1 is ne true }}|{{ [1, 2]|select('equalto', true)|list }}|{{ messages|selectattr('role', 'equalto', 'user')|list|length }}""")
+
 # Special tokens that are null or empty in tokenizer_config.json are not
 # passed at all (Qwen2.5 and Qwen3 have "bos_token": null), nor is an empty
 # additional_special_tokens.
