@@ -383,6 +383,7 @@ func chatEnvironment() *exec.Environment {
 		ctx.Set(chatNoneName, chatNone)
 		ctx.Set(chatItemName, chatItem)
 		ctx.Set(chatEqName, chatEq)
+		ctx.Set("namespace", chatNamespaceFunc)
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           chatFilters(),

@@ -102,6 +102,16 @@ func chatTests() *exec.TestSet {
 	_ = ts.Replace("in", func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
 		return chatContains(va.First(), in)
 	})
+	if orig, ok := builtins.Tests.Get("mapping"); ok {
+		if fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error)); isCtx {
+			_ = ts.Replace("mapping", func(ctx *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+				if chatIsNamespace(in) {
+					return false, nil // a Namespace is no mapping
+				}
+				return fn(ctx, in, va)
+			})
+		}
+	}
 	for _, name := range []string{"eq", "equalto", "=="} {
 		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
 			if len(va.Args) != 1 {
@@ -662,6 +672,8 @@ func chatContains(seq, item *exec.Value) (bool, error) {
 			return false, fmt.Errorf("'in <string>' requires string as left operand, not %s", chatTypeName(item))
 		}
 		return strings.Contains(seq.String(), item.String()), nil
+	case chatIsNamespace(seq):
+		return false, errors.New("argument of type 'Namespace' is not iterable")
 	case seq.IsDict():
 		if item.IsList() || item.IsDict() {
 			return false, fmt.Errorf("unhashable type: '%s'", chatTypeName(item))
@@ -783,6 +795,40 @@ func chatEq(va *exec.VarArgs) (*exec.Value, error) {
 	return exec.AsValue(eq), nil
 }
 
+// chatNamespace is what namespace() makes: its attributes in a map, as
+// gonja's namespace has them, but of a type of its own, so that "in" and for
+// loops refuse it as Jinja refuses its Namespace, which is not iterable
+// (gonja took it for a dict of its attributes).
+type chatNamespace map[string]any
+
+func chatIsNamespace(v *exec.Value) bool {
+	if v == nil {
+		return false
+	}
+	_, ok := v.Interface().(chatNamespace)
+	return ok
+}
+
+// chatNamespaceFunc is Jinja's namespace(mapping=None, **attrs).
+func chatNamespaceFunc(_ *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
+	if len(va.Args) > 1 {
+		return nil, fmt.Errorf("namespace expected at most 1 positional argument, got %d", len(va.Args))
+	}
+	ns := chatNamespace{}
+	if len(va.Args) == 1 {
+		if !va.Args[0].IsDict() || chatIsNamespace(va.Args[0]) {
+			return nil, fmt.Errorf("namespace: '%s' object is not a mapping", chatTypeName(va.Args[0]))
+		}
+		for _, p := range chatDictPairs(va.Args[0]) {
+			ns[p.Key.String()] = p.Value
+		}
+	}
+	for k, v := range va.KwArgs {
+		ns[k] = v
+	}
+	return exec.AsValue(ns), nil
+}
+
 // chatTypeName is the Python type name of a template value, for errors.
 func chatTypeName(v *exec.Value) string {
 	switch {
@@ -790,6 +836,8 @@ func chatTypeName(v *exec.Value) string {
 		return "Undefined"
 	case chatIsNone(v):
 		return "NoneType"
+	case chatIsNamespace(v):
+		return "Namespace"
 	case v.IsString():
 		return "str"
 	case v.IsBool():

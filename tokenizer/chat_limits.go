@@ -430,6 +430,9 @@ func chatBudgetVars(b *chatBudget) map[string]any {
 				return nil, errors.New("moco_iter takes one argument")
 			}
 			v := va.Args[0]
+			if chatIsNamespace(v) {
+				return nil, errors.New("'Namespace' object is not iterable")
+			}
 			if v.IsString() || v.IsList() || v.IsDict() {
 				if n := v.Len(); n > chatMaxRange {
 					return nil, b.fail("a loop over %d items (limit %d)", n, chatMaxRange)

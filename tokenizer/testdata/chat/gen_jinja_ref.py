@@ -395,6 +395,12 @@ add("in_filter_int", r"""{{ 'a' in ['a']|list|length }}""")
 # ==, !=, in and the tests eq, equalto and ne.
 add("py_equality", r"""{{ true in [1] }}|{{ false in [0] }}|{{ 1 in [true] }}|{{ 0.0 in [false] }}|{{ true in {1: 'x'} }}|{{ 2 in [true] }}|{{ true == 1 }}|{{ false == 0 }}|{{ true != 1 }}|{{ true == 2 }}|{{ 1 == 1.0 }}|{{ [true] == [1] }}|{{ {'a': 1} == {'a': true} }}|{{ none == 0 }}|{{ none != 0 }}|{{ 0 in [none] }}|{{ none == none }}|{{ nothing == none }}|{{ true is eq 1 }}|{{ 1 is ne true }}|{{ [1, 2]|select('equalto', true)|list }}|{{ messages|selectattr('role', 'equalto', 'user')|list|length }}""")
 
+# A namespace is not iterable and not a mapping (gonja's was a dict of its
+# attributes); its attributes work as before.
+add("in_namespace", r"""{% set ns = namespace(a=1) %}{{ 'a' in ns }}""")
+add("for_namespace", r"""{% set ns = namespace(a=1) %}{% for k in ns %}{{ k }}{% endfor %}""")
+add("namespace_ok", r"""{% set ns = namespace(found=false, n=0) %}{% for m in messages %}{% if m.role == 'user' %}{% set ns.found = true %}{% endif %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.found }}|{{ ns.n }}|{{ ns is mapping }}|{{ ns.x is defined }}|{% set ns2 = namespace({'x': 5}, y=2) %}{{ ns2.x }}{{ ns2.y }}|{{ ns2['y'] }}""")
+
 # Special tokens that are null or empty in tokenizer_config.json are not
 # passed at all (Qwen2.5 and Qwen3 have "bos_token": null), nor is an empty
 # additional_special_tokens.
