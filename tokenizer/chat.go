@@ -21,8 +21,8 @@ import (
 // on, loop controls, {% generation %}, raise_exception, strftime_now and a
 // tojson equal to json.dumps(ensure_ascii=False), with the variables messages,
 // tools and documents (None when absent), add_generation_prompt, the special
-// tokens of the config (bos_token, eos_token, unk_token, pad_token, ...) and
-// any extra keyword arguments.
+// tokens of the config (bos_token, eos_token, unk_token, pad_token, ... and
+// those named in extra_special_tokens) and any extra keyword arguments.
 //
 // The engine is gonja, corrected where chat templates meet its differences
 // from Jinja (chat_builtins.go, chat_strings.go, chat_rewrite.go). Known remaining
@@ -141,6 +141,22 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 			}
 			if len(toks) > 0 {
 				ct.special["additional_special_tokens"] = toks
+			}
+		}
+	}
+
+	// A mapping extra_special_tokens names more special tokens (multimodal
+	// models: "image_token": "<image>"), which transformers adds to its
+	// special tokens and so to special_tokens_map. The list form (written by
+	// transformers 5) only flags tokens as special and names none.
+	if raw, ok := cfg["extra_special_tokens"]; ok {
+		var named map[string]json.RawMessage
+		if json.Unmarshal(raw, &named) == nil {
+			for key, r := range named {
+				// A template cannot name moco_ variables (chatReserved).
+				if tok, ok := chatTokenContent(r); ok && tok != "" && !strings.HasPrefix(key, "moco_") {
+					ct.special[key] = tok
+				}
 			}
 		}
 	}

@@ -64,6 +64,15 @@ def special_tokens_map(config):
             v = v["content"]
         if v:
             out[k] = v
+    # transformers >= 4.48 (and 5) adds the keys of a mapping
+    # extra_special_tokens to its special tokens (_set_model_specific_special_tokens),
+    # so special_tokens_map passes them too; the list form names none.
+    extra = config.get("extra_special_tokens")
+    if isinstance(extra, dict):
+        for k, v in extra.items():
+            v = v["content"] if isinstance(v, dict) else v
+            if v:
+                out[k] = v
     return out
 
 def add_config(name, tpl, config, messages=M1):
@@ -409,6 +418,13 @@ add_config("special_empty", r"""{{ bos_token is defined }}|{{ unk_token is defin
            {"bos_token": None, "eos_token": AT("<|im_end|>"), "unk_token": None, "pad_token": "", "additional_special_tokens": []})
 add_config("special_set", r"""{{ bos_token }}|{{ unk_token }}|{{ pad_token }}|{{ mask_token }}|{{ additional_special_tokens|join(',') }}|{{ eos_token is defined }}|{{ sep_token is defined }}""",
            {"bos_token": "<s>", "unk_token": AT("<unk>"), "pad_token": "<pad>", "mask_token": AT("<mask>"), "additional_special_tokens": ["<a>", AT("<b>")]})
+
+# Named extra_special_tokens are template variables like bos_token (Gemma 3:
+# image_token, boi_token, eoi_token); the list form defines no names.
+add_config("extra_special_named", r"""{{ image_token }}|{{ boi_token }}|{{ audio_token is defined }}|{{ empty_token is defined }}|{{ eos_token }}|{% for m in messages %}{{ boi_token + image_token + eoi_token if m.role == 'user' }}{% endfor %}""",
+           {"eos_token": "<eos>", "extra_special_tokens": {"image_token": "<image_soft_token>", "boi_token": AT("<start_of_image>"), "eoi_token": "<end_of_image>", "empty_token": ""}})
+add_config("extra_special_list", r"""{{ image_token is defined }}|{{ additional_special_tokens is defined }}|{{ eos_token }}""",
+           {"eos_token": "<eos>", "extra_special_tokens": ["<image>"]})
 
 out = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jinja_ref.jsonl"), "w")
 for c in cases:
