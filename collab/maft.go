@@ -451,7 +451,8 @@ func (t *maftLoRA) train(ctx context.Context, n int, role string, agent Member, 
 	steps := (len(data)*t.q.Epochs + perStep - 1) / perStep
 	cfg := train.SFTConfig{Steps: steps, BatchSize: t.q.BatchSize, GradAccum: t.q.GradAccum,
 		Warmup: int(math.Ceil(0.1 * float64(steps))), LR: t.q.LR, MaxGradNorm: 1, Seed: t.q.Seed + uint64(n),
-		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Dropout: *t.q.LoRADropout, Targets: t.q.LoRATargets, Truncate: true}
+		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Dropout: *t.q.LoRADropout, Targets: t.q.LoRATargets, Truncate: true,
+		SplitPrompt: true} // the completions are the agents' generations after the prompt's ids
 	if _, _, err := train.SFT(ctx, tm, t.toks[n], data, cfg, nil); err != nil {
 		return Member{}, err
 	}

@@ -597,7 +597,8 @@ func (t *loraTrainer) train(ctx context.Context, m int, member Member, pairs []t
 	steps := (len(pairs)*t.q.Epochs + t.q.BatchSize - 1) / t.q.BatchSize
 	cfg := train.DPOConfig{Beta: t.q.Beta, SFTConfig: train.SFTConfig{Steps: steps, BatchSize: t.q.BatchSize,
 		Warmup: int(math.Ceil(0.1 * float64(steps))), LR: t.q.LR, MaxGradNorm: 1, Seed: t.q.Seed + uint64(m),
-		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Targets: t.q.LoRATargets, Dropout: *t.q.LoRADropout}}
+		Rank: t.q.LoRAR, Alpha: t.q.LoRAAlpha, Targets: t.q.LoRATargets, Dropout: *t.q.LoRADropout,
+		SplitPrompt: true}} // the completions are the members' generations after the prompt's ids
 	if _, _, err := train.DPO(ctx, tm, t.toks[m], pairs, cfg, nil); err != nil {
 		return Member{}, err
 	}

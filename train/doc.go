@@ -44,7 +44,8 @@
 // against hand-derived values, its adapter gradients (with RPO's term and
 // dropout) against central finite differences, and its loss,
 // log-probabilities and LoRA gradients on skills-base against PyTorch
-// autograd (testdata/torch_dpo_reference.py, its output committed); the
+// autograd (testdata/torch_dpo_reference.py, its output committed);
+// prompt/completion tokenization against TRL's rule on stories260K; the
 // accumulated DPO and GRPO step gradients (each GRPO loss type reduced as
 // TRL reduces it under accumulation) against finite differences of the
 // step loss written out from forward log-probabilities; resumed SFT, DPO
@@ -52,18 +53,21 @@
 // training-based MoCo methods built on these live in collab.
 //
 // Differences from TRL (its main branch, 1.x) beyond those said above:
-//   - Prompt/completion (SFT, DPO): the prompt and the completion are
-//     encoded apart and their tokens joined (BOS + prompt, completion,
-//     the EOS id); TRL encodes the text prompt + completion + eos_token
-//     whole and scores from the prompt's own token count. They differ
-//     where a token would straddle the boundary, and with tokenizers that
-//     prefix a space to every text they encode (SentencePiece's dummy
-//     prefix: on stories260K a completion "4" after "2+2=" is "▁", "4"
-//     here, "4" in TRL). collab's training methods rely on the split.
+//   - Prompt/completion (SFT, DPO) is tokenized as TRL does: the text
+//     prompt + completion + eos_token encoded whole, scored from the
+//     prompt's own token count (Tokenize, TokenizePair). Only collab's
+//     maft and sparta, whose completions the models generated after the
+//     prompt's ids, encode the two apart and join the ids
+//     (SFTConfig.SplitPrompt, TokenizeSplit).
 //   - Messages (SFT): the loss is on the assistant turns, TRL's
 //     assistant_only_loss=True; TRL's default (False) scores every
 //     token. BOS is added when the template does not write it; TRL's
-//     apply_chat_template adds none.
+//     apply_chat_template adds none. The rendered conversation is
+//     encoded span by span (up to each assistant turn, the turn), where
+//     TRL encodes it whole and masks the tokens that overlap the
+//     template's {% generation %} spans: the two differ where a token
+//     would straddle a span boundary, and with SentencePiece's dummy
+//     prefix, which each span gets here.
 //   - SFT and DPO draw each batch with replacement from a seeded stream;
 //     TRL walks shuffled epochs (GRPO here walks seeded epochs, as TRL).
 //   - After the warm-up the learning rate decays by a cosine; TRL's

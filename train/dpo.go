@@ -194,10 +194,11 @@ type DPOStep struct {
 // hence without dropout), plus RPO's likelihood term when cfg.RPOAlpha > 0,
 // AdamW, warm-up + cosine decay and gradient clipping. Each step draws
 // BatchSize pairs with a seeded stream and minimises their mean loss.
-// Sequences are tokenized as SFT does (BOS + prompt + completion + EOS,
-// completion and EOS scored). The reference log-probabilities are computed
-// once per pair, the first time it is drawn. Of the SFT settings, DPO
-// uses LoRA dropout (in the policy's forward passes), GradAccum (a step
+// Sequences are tokenized by TokenizePair, as TRL does (with
+// cfg.SplitPrompt as TokenizeSplit does; completion and EOS scored).
+// The reference log-probabilities are computed once per pair, the first
+// time it is drawn. Of the SFT settings, DPO uses SplitPrompt, LoRA
+// dropout (in the policy's forward passes), GradAccum (a step
 // averages BatchSize·GradAccum pairs, processed BatchSize at a time; RPO's
 // NLL is each micro-batch's token mean, averaged, as in TRL), MaxLength
 // (longer pairs are refused), and SFT's checkpoints and resume (the same
@@ -235,18 +236,23 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		threads = runtime.GOMAXPROCS(0)
 	}
 	items := make([]dpoItem, len(data))
+	mismatched := 0
 	for i, p := range data {
-		for _, x := range []struct {
-			s    *Seq
-			text string
-		}{{&items[i].c, p.Chosen}, {&items[i].r, p.Rejected}} {
-			if x.s.Tokens, x.s.Targets, err = Tokenize(tok, Example{Prompt: p.Prompt, Completion: x.text}); err != nil {
-				return nil, nil, fmt.Errorf("pair %d: %w", i+1, err)
-			}
-			if len(x.s.Tokens) > limit {
-				return nil, nil, fmt.Errorf("pair %d: %d tokens, more than the limit of %d", i+1, len(x.s.Tokens), limit)
+		var mismatch bool
+		if items[i].c, items[i].r, mismatch, err = tokenizePair(tok, p, cfg.SplitPrompt); err != nil {
+			return nil, nil, fmt.Errorf("pair %d: %w", i+1, err)
+		}
+		if mismatch {
+			mismatched++
+		}
+		for _, s := range []Seq{items[i].c, items[i].r} {
+			if len(s.Tokens) > limit {
+				return nil, nil, fmt.Errorf("pair %d: %d tokens, more than the limit of %d", i+1, len(s.Tokens), limit)
 			}
 		}
+	}
+	if mismatched > 0 && cfg.Warn != nil {
+		cfg.Warn(fmt.Sprintf("%d of %d pairs: the prompt's tokens are not a prefix of prompt + chosen's or prompt + rejected's; the prompt's own tokens are kept, followed by the whole's after as many tokens (as TRL, which warns too)", mismatched, len(data)))
 	}
 	var all [][]int
 	for i := range items {
@@ -273,6 +279,53 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 		return grads, st.Loss, st, nil
 	}, progress)
 	return lo, run.hist, err
+}
+
+// TokenizePair tokenizes a preference pair as TRL's DPOTrainer does:
+// the prompt encoded alone (BOS first), and each of prompt + chosen and
+// prompt + rejected with the EOS token's text (unless the completion ends
+// with it) encoded whole; each sequence is the prompt's tokens followed
+// by the whole's from the prompt's token count on, and is scored there.
+// When the prompt's tokens are a prefix of the whole's, as they usually
+// are, the sequence is the whole's tokens; when not, TRL warns and keeps
+// the prompt's tokens all the same (DPO warns).
+func TokenizePair(tok *tokenizer.Tokenizer, p Pair) (chosen, rejected Seq, err error) {
+	chosen, rejected, _, err = tokenizePair(tok, p, false)
+	return chosen, rejected, err
+}
+
+// tokenizePair is TokenizePair, or with split each completion tokenized
+// as TokenizeSplit does; mismatch reports a prompt whose tokens are not a
+// prefix of a whole's.
+func tokenizePair(tok *tokenizer.Tokenizer, p Pair, split bool) (chosen, rejected Seq, mismatch bool, err error) {
+	seq := func(completion string) (Seq, error) {
+		var whole, prompt []int
+		var err error
+		if split {
+			whole, prompt, err = encodeSplit(tok, p.Prompt, completion)
+		} else {
+			whole, prompt, err = encodeJoint(tok, p.Prompt, completion)
+		}
+		if err != nil {
+			return Seq{}, err
+		}
+		if !hasPrefix(whole, prompt) {
+			mismatch = true
+		}
+		n := len(prompt)
+		if !split && len(whole) <= n {
+			return Seq{}, errors.New("the completion adds no token to the prompt's")
+		}
+		tokens := append(append([]int(nil), prompt...), whole[n:]...)
+		return Seq{tokens, scoreFrom(tokens, func(i int) bool { return i >= n })}, nil
+	}
+	if chosen, err = seq(p.Chosen); err != nil {
+		return Seq{}, Seq{}, false, fmt.Errorf("chosen: %w", err)
+	}
+	if rejected, err = seq(p.Rejected); err != nil {
+		return Seq{}, Seq{}, false, fmt.Errorf("rejected: %w", err)
+	}
+	return chosen, rejected, mismatch, nil
 }
 
 // dpoItem is a tokenized pair with its reference log-probabilities.

@@ -99,27 +99,94 @@ func checkMessages(ms []Message) error {
 }
 
 // Tokenize turns an example into tokens and next-token targets (−100 where
-// not scored). Prompt/completion: BOS + prompt + completion + EOS, scored
-// on the completion and the EOS, the prompt and the completion encoded
-// apart (TRL encodes their joined text; see the package doc). Messages:
-// see TokenizeChat.
+// not scored). Prompt/completion, as TRL's SFTTrainer: the text prompt +
+// completion + the EOS token's text (unless the completion ends with it)
+// is encoded whole, BOS first, and scored from the prompt's own token
+// count (its encoding alone, BOS first) on; when the prompt's tokens are
+// not a prefix of the whole's, TRL warns and scores from that count all
+// the same, and so does this (PrepareSFT warns). Messages: see
+// TokenizeChat. TokenizeSplit is the encoding apart that collab's methods
+// train on.
 func Tokenize(tok *tokenizer.Tokenizer, ex Example) (tokens, targets []int, err error) {
+	tokens, targets, _, err = tokenizeExample(tok, ex, false)
+	return tokens, targets, err
+}
+
+// TokenizeSplit is Tokenize with the prompt (BOS first) and the
+// completion encoded apart and their ids joined, then the EOS id: the
+// prompt's ids as a model sees them when it generates after them, the
+// completion's as they encode on their own. A token never straddles the
+// boundary, and a tokenizer that prefixes a space to every text
+// (SentencePiece's dummy prefix) gives the completion one ("4" after
+// "2+2=" is "▁", "4" on stories260K; "4" in Tokenize). Messages are
+// tokenized as Tokenize does.
+func TokenizeSplit(tok *tokenizer.Tokenizer, ex Example) (tokens, targets []int, err error) {
+	tokens, targets, _, err = tokenizeExample(tok, ex, true)
+	return tokens, targets, err
+}
+
+// tokenizeExample is Tokenize (split false) or TokenizeSplit; mismatch
+// reports a prompt whose tokens are not a prefix of the whole's.
+func tokenizeExample(tok *tokenizer.Tokenizer, ex Example, split bool) (tokens, targets []int, mismatch bool, err error) {
 	if len(ex.Messages) > 0 {
-		return TokenizeChat(tok, ex.Messages)
+		tokens, targets, err = TokenizeChat(tok, ex.Messages)
+		return tokens, targets, false, err
 	}
-	p, err := tok.Encode(ex.Prompt, true)
+	var p []int
+	if split {
+		tokens, p, err = encodeSplit(tok, ex.Prompt, ex.Completion)
+	} else {
+		tokens, p, err = encodeJoint(tok, ex.Prompt, ex.Completion)
+	}
 	if err != nil {
+		return nil, nil, false, err
+	}
+	n := len(p)
+	return tokens, scoreFrom(tokens, func(i int) bool { return i >= n }), !hasPrefix(tokens, p), nil
+}
+
+// encodeJoint encodes prompt + completion + the EOS token's text (unless
+// the completion ends with it) whole, with the tokenizer's special tokens
+// (BOS), as TRL does, and the prompt alone the same way.
+func encodeJoint(tok *tokenizer.Tokenizer, prompt, completion string) (whole, p []int, err error) {
+	if eos := tok.EOS(); len(eos) > 0 {
+		if s := tok.TokenString(eos[0]); !strings.HasSuffix(completion, s) {
+			completion += s
+		}
+	}
+	if p, err = tok.Encode(prompt, true); err != nil {
 		return nil, nil, err
 	}
-	c, err := tok.Encode(ex.Completion, false)
+	whole, err = tok.Encode(prompt+completion, true)
+	return whole, p, err
+}
+
+// encodeSplit encodes the prompt (BOS first) and the completion apart and
+// joins their ids, then the EOS id.
+func encodeSplit(tok *tokenizer.Tokenizer, prompt, completion string) (joined, p []int, err error) {
+	if p, err = tok.Encode(prompt, true); err != nil {
+		return nil, nil, err
+	}
+	c, err := tok.Encode(completion, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if eos := tok.EOS(); len(eos) > 0 {
 		c = append(c, eos[0])
 	}
-	tokens = append(p, c...)
-	return tokens, scoreFrom(tokens, func(i int) bool { return i >= len(p) }), nil
+	return append(append([]int(nil), p...), c...), p, nil
+}
+
+func hasPrefix(s, prefix []int) bool {
+	if len(prefix) > len(s) {
+		return false
+	}
+	for i, v := range prefix {
+		if s[i] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // scoreFrom returns next-token targets: targets[i] = tokens[i+1] where
@@ -227,6 +294,12 @@ type SFTConfig struct {
 	// tail, usually response, is lost) with a warning.
 	MaxLength int
 	Truncate  bool
+	// SplitPrompt tokenizes prompt/completion examples with TokenizeSplit
+	// instead of Tokenize (TRL's): for completions a model generated
+	// after the prompt's ids (collab's maft and sparta), so that the
+	// training sequence starts with the prompt's ids as the model saw
+	// them.
+	SplitPrompt bool
 	// Warn receives warnings; nil drops them.
 	Warn func(string)
 	// With SaveEvery > 0, a checkpoint (CheckpointDir/checkpoint-STEP) is
@@ -280,11 +353,14 @@ func PrepareSFT(m *Model[float32], tok *tokenizer.Tokenizer, data []Example, cfg
 		limit = min(limit, cfg.MaxLength)
 	}
 	seqs := make([]Seq, 0, len(data))
-	cut, dropped := 0, 0
+	cut, dropped, mismatched := 0, 0, 0
 	for i, ex := range data {
-		tokens, targets, err := Tokenize(tok, ex)
+		tokens, targets, mismatch, err := tokenizeExample(tok, ex, cfg.SplitPrompt)
 		if err != nil {
 			return nil, fmt.Errorf("example %d: %w", i+1, err)
+		}
+		if mismatch {
+			mismatched++
 		}
 		if len(tokens) > limit {
 			if !cfg.Truncate {
@@ -308,6 +384,9 @@ func PrepareSFT(m *Model[float32], tok *tokenizer.Tokenizer, data []Example, cfg
 			return nil, fmt.Errorf("example %d: no token to score", i+1)
 		}
 		seqs = append(seqs, Seq{tokens, targets})
+	}
+	if mismatched > 0 && cfg.Warn != nil {
+		cfg.Warn(fmt.Sprintf("%d of %d examples: the prompt's tokens are not a prefix of prompt + completion's; the loss starts after the prompt's token count all the same (as TRL, which warns too)", mismatched, len(data)))
 	}
 	if cut > 0 && cfg.Warn != nil {
 		cfg.Warn(fmt.Sprintf("truncated %d of %d examples to %d tokens; %d left with no response token were dropped", cut, len(data), limit, dropped))

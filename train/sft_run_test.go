@@ -313,3 +313,101 @@ func latestCheckpointIs(t *testing.T, dir, want string) string {
 	}
 	return last
 }
+
+// TestTokenizeAsTRL checks prompt/completion tokenization against TRL's
+// rule on stories260K (SentencePiece: every text encoded on its own gets
+// a "▁" in front): prompt + completion + "</s>" encoded whole, the
+// sequence scored from the prompt's own token count (BOS included) on.
+// SFT keeps the whole's tokens; DPO the prompt's tokens followed by the
+// whole's after as many, the same when the prompt's tokens are a prefix.
+// TokenizeSplit, collab's methods' encoding, keeps the split.
+func TestTokenizeAsTRL(t *testing.T) {
+	tok, err := tokenizer.Load(testutil.Shared(t, "models/stories260K"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(s string) []int {
+		t.Helper()
+		ids, err := tok.Encode(s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	// From the tokenizer: "Q: 2+2=" is BOS 1, 410 473 467 410 479 496 479
+	// 64; "4" alone is "▁" 410, "4" 484; after the prompt "4" is 484; EOS
+	// is 2.
+	if got := fmt.Sprint(enc("Q: 2+2="), enc("Q: 2+2=4</s>")); got != "[1 410 473 467 410 479 496 479 64] [1 410 473 467 410 479 496 479 64 484 2]" {
+		t.Fatalf("stories260K encodes %s", got)
+	}
+	const m = -100
+	ex := Example{Prompt: "Q: 2+2=", Completion: "4"}
+	tokens, targets, err := Tokenize(tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(tokens, targets), "[1 410 473 467 410 479 496 479 64 484 2] "+fmt.Sprint([]int{m, m, m, m, m, m, m, m, 484, 2, m}); got != want {
+		t.Errorf("Tokenize: %s, want TRL's %s", got, want)
+	}
+	c, r, err := TokenizePair(tok, Pair{Prompt: ex.Prompt, Chosen: "4", Rejected: "5</s>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(c), fmt.Sprint(Seq{tokens, targets}); got != want {
+		t.Errorf("TokenizePair chosen: %s, want %s", got, want)
+	}
+	// A completion that ends with the EOS text gets no second one.
+	rt := enc("Q: 2+2=5</s>")
+	if rt[len(rt)-2] == 410 || rt[len(rt)-1] != 2 || fmt.Sprint(r.Tokens) != fmt.Sprint(rt) || fmt.Sprint(r.Targets[8:]) != fmt.Sprint([]int{rt[9], 2, m}) {
+		t.Errorf("TokenizePair rejected: %v %v, want %v scored from 9", r.Tokens, r.Targets, rt)
+	}
+	tokens, targets, err = TokenizeSplit(tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(tokens, targets), "[1 410 473 467 410 479 496 479 64 410 484 2] "+fmt.Sprint([]int{m, m, m, m, m, m, m, m, 410, 484, 2, m}); got != want {
+		t.Errorf("TokenizeSplit: %s, want %s", got, want)
+	}
+
+	// "ti" + "me" merge: the prompt's 6 tokens are not a prefix of the
+	// whole's. TRL's SFT scores the whole from its 7th token; its DPO
+	// keeps the prompt's 6 tokens and the whole's from its 7th.
+	ex = Example{Prompt: "Once upon a ti", Completion: "me there was a cat"}
+	p, whole := enc(ex.Prompt), enc(ex.Prompt+ex.Completion+"</s>")
+	if len(p) != 6 || hasPrefix(whole, p) || len(whole) <= 7 {
+		t.Fatalf("stories260K encodes %v and %v: want a 6-token prompt not a prefix", p, whole)
+	}
+	tokens, targets, err = Tokenize(tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int, len(whole))
+	for i := range want {
+		want[i] = m
+		if i >= 5 && i+1 < len(whole) {
+			want[i] = whole[i+1]
+		}
+	}
+	if fmt.Sprint(tokens, targets) != fmt.Sprint(whole, want) {
+		t.Errorf("Tokenize: %v %v, want %v %v", tokens, targets, whole, want)
+	}
+	c, _, err = TokenizePair(tok, Pair{Prompt: ex.Prompt, Chosen: ex.Completion, Rejected: "me"})
+	if err == nil || !strings.Contains(err.Error(), "rejected: the completion adds no token") {
+		t.Errorf("a rejected completion with no token of its own: error %v", err)
+	}
+	c, _, err = TokenizePair(tok, Pair{Prompt: ex.Prompt, Chosen: ex.Completion, Rejected: ex.Completion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dpo := append(append([]int(nil), p...), whole[6:]...)
+	if fmt.Sprint(c.Tokens, c.Targets) != fmt.Sprint(dpo, want[:len(dpo)]) {
+		t.Errorf("TokenizePair: %v %v, want %v %v", c.Tokens, c.Targets, dpo, want)
+	}
+	var warned string
+	if _, err := PrepareSFT(&Model[float32]{Config: &engine.Config{MaxPositions: 512}}, tok, []Example{ex}, SFTConfig{Warn: func(s string) { warned = s }}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(warned, "1 of 1 examples: the prompt's tokens are not a prefix") {
+		t.Errorf("warning %q", warned)
+	}
+}

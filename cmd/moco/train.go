@@ -86,7 +86,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train sft -m DIR --data FILE.jsonl --out ADAPTER_DIR [--steps 300] [flags]")
 		fmt.Fprintln(stderr, "Supervised fine-tuning of LoRA adapters (or, with --full, every weight); the loss is on the completion (prompt-completion lines) or the assistant turns (messages lines).")
-		fmt.Fprintln(stderr, "Unlike TRL: prompt and completion are tokenized apart and joined; messages score the assistant turns only (TRL's assistant_only_loss=True, not its default);")
+		fmt.Fprintln(stderr, "Prompt + completion is tokenized whole, as TRL. Unlike TRL: messages score the assistant turns only (TRL's assistant_only_loss=True, not its default), each span tokenized apart;")
 		fmt.Fprintln(stderr, "batches are drawn with replacement; the learning rate decays by a cosine (TRL's default: linear).")
 		fs.PrintDefaults()
 	}

@@ -45,8 +45,8 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco train dpo -m DIR --data FILE.jsonl --out ADAPTER_DIR [--beta 0.1] [flags]")
 		fmt.Fprintln(stderr, "Sigmoid DPO (Rafailov et al.; TRL's default loss) on LoRA adapters; the reference is the base with the adapters off.")
-		fmt.Fprintln(stderr, "Sequences are BOS + prompt + completion + EOS, as train sft; log-probabilities are summed over completion and EOS.")
-		fmt.Fprintln(stderr, "Unlike TRL: prompt and completion are tokenized apart, then joined; pairs are drawn with replacement;")
+		fmt.Fprintln(stderr, "Sequences are BOS + prompt + completion + EOS, tokenized whole as TRL; log-probabilities are summed over completion and EOS.")
+		fmt.Fprintln(stderr, "Unlike TRL: pairs are drawn with replacement;")
 		fmt.Fprintln(stderr, "the learning rate decays by a cosine (TRL's default: linear); --lora-dropout is applied (TRL's disable_dropout zeroes it);")
 		fmt.Fprintln(stderr, "--rpo-alpha is TRL 0.x's rpo_alpha (TRL 1.x: loss_type [sigmoid, sft] with loss_weights [1, alpha]).")
 		fs.PrintDefaults()
@@ -70,7 +70,8 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	prog := newStepLine(stderr, *quiet, *steps)
 	cfg := train.DPOConfig{Beta: *beta, RPOAlpha: *rpo, SFTConfig: train.SFTConfig{Steps: *steps, BatchSize: *batch, Warmup: *warmup, LR: *lr,
 		WeightDecay: *wd, MaxGradNorm: *clip, Seed: *seed, Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ","),
-		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt}}
+		Dropout: *dropout, GradAccum: *accum, MaxLength: *maxLen, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt,
+		Warn: func(s string) { fmt.Fprintln(stderr, "moco train dpo: warning:", s) }}}
 	lo, hist, err := train.DPO(ctx, m, tok, pairs, cfg, func(s train.DPOStep) {
 		prog.step(s.Step.Step, s.Seen, s.Time, fmt.Sprintf("loss %.4f  margin %.3f  acc %.2f  lr %.2e", s.Loss, s.Margin, s.Accuracy, s.LR))
 	})
