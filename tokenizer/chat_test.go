@@ -330,19 +330,7 @@ func FuzzChatTemplate(f *testing.F) {
 // transformers; additional_chat_templates/NAME.jinja adds named templates.
 // The reference is transformers' render of the qwen3 fixture's template.
 func TestChatTemplateFiles(t *testing.T) {
-	fix := testutil.Shared(t, "fixtures/tokenizers")
-	cfgJSON, err := os.ReadFile(filepath.Join(fix, "qwen3", "tokenizer_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	src, _ := cfg["chat_template"].(string)
-	if src == "" {
-		t.Fatal("the qwen3 fixture has no chat template")
-	}
+	fix, cfg, src := qwen3TemplateConfig(t)
 	want := "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n" // chat_templates.ref.jsonl, qwen3/single
 	for _, tc := range []struct {
 		name      string
@@ -390,21 +378,30 @@ func TestChatTemplateFiles(t *testing.T) {
 	}
 }
 
+// qwen3TemplateConfig returns the tokenizer fixtures' folder, the qwen3
+// fixture's tokenizer_config.json and its chat template.
+func qwen3TemplateConfig(t *testing.T) (fix string, cfg map[string]any, src string) {
+	t.Helper()
+	fix = testutil.Shared(t, "fixtures/tokenizers")
+	cfgJSON, err := os.ReadFile(filepath.Join(fix, "qwen3", "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if src, _ = cfg["chat_template"].(string); src == "" {
+		t.Fatal("the qwen3 fixture has no chat template")
+	}
+	return fix, cfg, src
+}
+
 // TestChatTemplateJSON: a multimodal model's folder keeps its template in
 // the processor's chat_template.json; the tokenizer chats with it when
 // tokenizer_config.json and chat_template.jinja have none, and not
 // otherwise.
 func TestChatTemplateJSON(t *testing.T) {
-	fix := testutil.Shared(t, "fixtures/tokenizers")
-	cfgJSON, err := os.ReadFile(filepath.Join(fix, "qwen3", "tokenizer_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	src, _ := cfg["chat_template"].(string)
+	fix, cfg, src := qwen3TemplateConfig(t)
 	delete(cfg, "chat_template")
 	want := "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n" // chat_templates.ref.jsonl, qwen3/single
 	for _, tc := range []struct {
