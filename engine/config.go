@@ -609,15 +609,17 @@ func parseIDs(field string, raw json.RawMessage) ([]int, error) {
 // c.Generation.
 func (c *Config) mergeGeneration(data []byte) error {
 	var g struct {
-		BOS               json.RawMessage `json:"bos_token_id"`
-		EOS               json.RawMessage `json:"eos_token_id"`
-		DoSample          bool            `json:"do_sample"`
-		Temperature       float64         `json:"temperature"`
-		TopK              int             `json:"top_k"`
-		TopP              float64         `json:"top_p"`
-		MinP              float64         `json:"min_p"`
-		RepetitionPenalty float64         `json:"repetition_penalty"`
-		MaxNewTokens      int             `json:"max_new_tokens"`
+		BOS         json.RawMessage `json:"bos_token_id"`
+		EOS         json.RawMessage `json:"eos_token_id"`
+		DoSample    bool            `json:"do_sample"`
+		Temperature float64         `json:"temperature"`
+		// Counts are read as numbers: transformers writes what it was
+		// given, so a checkpoint may say 20.0 (moco only reports them).
+		TopK              float64 `json:"top_k"`
+		TopP              float64 `json:"top_p"`
+		MinP              float64 `json:"min_p"`
+		RepetitionPenalty float64 `json:"repetition_penalty"`
+		MaxNewTokens      float64 `json:"max_new_tokens"`
 	}
 	if err := json.Unmarshal(data, &g); err != nil {
 		return fmt.Errorf("generation_config.json: %w", err)
@@ -639,9 +641,18 @@ func (c *Config) mergeGeneration(data []byte) error {
 	if err := c.checkIDs("generation_config.json"); err != nil {
 		return err
 	}
-	c.Generation = Generation{DoSample: g.DoSample, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
-		MinP: g.MinP, RepetitionPenalty: g.RepetitionPenalty, MaxNewTokens: g.MaxNewTokens}
+	c.Generation = Generation{DoSample: g.DoSample, Temperature: g.Temperature, TopK: clampInt(g.TopK), TopP: g.TopP,
+		MinP: g.MinP, RepetitionPenalty: g.RepetitionPenalty, MaxNewTokens: clampInt(g.MaxNewTokens)}
 	return nil
+}
+
+// clampInt is x as an int, truncated, and 0 where x is no usable count
+// (negative, NaN or past int32).
+func clampInt(x float64) int {
+	if !(x >= 0) || x > math.MaxInt32 {
+		return 0
+	}
+	return int(x)
 }
 
 // LoadConfig reads dir/config.json and, when present,

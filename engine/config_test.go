@@ -120,6 +120,12 @@ func TestGenerationConfig(t *testing.T) {
 	if !slices.Equal(c.EOS, []int{5, 7}) || c.BOS != 3 || c.Generation != want {
 		t.Errorf("EOS %v BOS %d Generation %+v", c.EOS, c.BOS, c.Generation)
 	}
+	// Counts written as floats (transformers writes what it was given)
+	// load; moco only reports them.
+	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"top_k": 20.0, "max_new_tokens": 256.0}`), 0o644)
+	if c, err := LoadConfig(dir); err != nil || c.Generation.TopK != 20 || c.Generation.MaxNewTokens != 256 {
+		t.Errorf("float counts: %v %+v", err, c)
+	}
 	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [5, -1]}`), 0o644)
 	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "generation_config.json: eos_token_id -1 is negative") ||
 		strings.Contains(err.Error(), "json: config.json") {
