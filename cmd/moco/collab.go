@@ -338,6 +338,7 @@ func runCollab(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *asJSON {
 		out = nil
 	}
+	c.Continue = true // as generate: the text continues the prompt
 	text, err := c.GenerateContext(ctx, g.prompt, out, nil)
 	if err != nil {
 		return interrupted(ctx, err)

@@ -93,6 +93,13 @@ func TestCollabMethods(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc, code, out, errs)
 		}
 	}
+	// The text continues the prompt, as generate's: a model fused with
+	// itself is the model alone, its first word's space included.
+	fused, _, _ := moco(t, "collab", "fusion", "-m", s, "-m", s, "--prompt", "Once", "--max-tokens", "6", "--temperature", "0")
+	alone, _, _ := moco(t, "generate", "-m", s, "--prompt", "Once", "--max-tokens", "6", "--temperature", "0")
+	if fused != alone || !strings.HasPrefix(fused, " ") {
+		t.Errorf("fusion of a model with itself %q, the model alone %q: want the same continuation, with its space", fused, alone)
+	}
 	// Mentor reads --threshold (its head's), one of them.
 	if _, errs, code := moco(t, append([]string{"collab", "mentor", "--threshold", "0.3", "--threshold", "0.4"}, common...)...); code != 2 || !strings.Contains(errs, "mentor takes one --threshold") {
 		t.Errorf("mentor with two thresholds: exit %d, %q", code, errs)
