@@ -472,10 +472,7 @@ func (b *Batcher) end(j *job, reason string) error {
 // token's text gains from following the prompt (" upon" after "Once"
 // where "▁upon" alone decodes to "upon"), held until the stream gives out
 // its first text.
-type textLead struct {
-	s    string
-	done bool // the first token was seen
-}
+type textLead struct{ s string }
 
 // leadContext is the number of prompt tokens decoded before the first
 // generated one: enough for the decoders' rules on the start of a text.
@@ -495,11 +492,7 @@ func (l *textLead) context(req *BatchRequest, gen []int) []int {
 // generated token (n tokens came before it) of a request that continues
 // its prompt.
 func (l *textLead) first(t *tokenizer.Tokenizer, req *BatchRequest, n, tok int) {
-	if l.done || n > 0 {
-		return
-	}
-	l.done = true
-	if !req.Continue {
+	if n > 0 || !req.Continue {
 		return
 	}
 	in, alone := t.Piece(l.context(req, nil), tok), t.Piece(nil, tok)
