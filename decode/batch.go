@@ -403,6 +403,7 @@ func (b *Batcher) start(j *job, s *engine.Seq) {
 	b.stats.active.Add(1)
 	j.smp, _ = NewSampler(j.req.Sampler) // validated in Check
 	j.stream = b.tok.NewStream(true)
+	j.lead = newTextLead(j.req.Prompt, j.req.Continue)
 	j.stop = &stopWriter{stops: j.req.Stop}
 	if j.req.Stream != nil {
 		j.stop.w = chunkWriter{j}
@@ -431,7 +432,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 	if len(j.res.Tokens) == 0 {
 		j.res.TTFT = time.Since(j.start)
 	}
-	prev := j.lead.context(&j.req, j.res.Tokens)
+	prev := j.lead.context(j.res.Tokens)
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
 		lp = logprobOf(b.tok, &j.probs, lg, prev, tok, j.req.TopLogprobs)
@@ -439,7 +440,7 @@ func (b *Batcher) next(j *job) (bool, error) {
 	if b.eos[tok] {
 		return true, b.end(j, FinishStop)
 	}
-	j.lead.first(b.tok, &j.req, len(j.res.Tokens), tok)
+	j.lead.first(b.tok, len(j.res.Tokens), tok)
 	j.res.Tokens = append(j.res.Tokens, tok)
 	if lp != nil {
 		j.res.Logprobs = append(j.res.Logprobs, *lp)
@@ -468,34 +469,42 @@ func (b *Batcher) end(j *job, reason string) error {
 	return nil
 }
 
-// textLead is, for a request that continues its prompt, what the first
+// textLead is, for a text that continues its prompt, what the first
 // token's text gains from following the prompt (" upon" after "Once"
 // where "▁upon" alone decodes to "upon"), held until the stream gives out
 // its first text.
-type textLead struct{ s string }
+type textLead struct {
+	prompt []int // the prompt's last leadContext tokens
+	cont   bool  // the text continues the prompt
+	s      string
+}
 
 // leadContext is the number of prompt tokens decoded before the first
 // generated one: enough for the decoders' rules on the start of a text.
 const leadContext = 4
 
+func newTextLead(prompt []int, cont bool) textLead {
+	return textLead{prompt: prompt[max(0, len(prompt)-leadContext):], cont: cont}
+}
+
 // context returns the tokens whose text comes before the next token's:
 // the generated ones, and the prompt's last few before the first token of
-// a request that continues its prompt.
-func (l *textLead) context(req *BatchRequest, gen []int) []int {
-	if req.Continue && len(gen) == 0 {
-		return req.Prompt[max(0, len(req.Prompt)-leadContext):]
+// a text that continues its prompt.
+func (l *textLead) context(gen []int) []int {
+	if l.cont && len(gen) == 0 {
+		return l.prompt
 	}
 	return gen
 }
 
 // first records what tok gains from the prompt when it is the first
-// generated token (n tokens came before it) of a request that continues
-// its prompt.
-func (l *textLead) first(t *tokenizer.Tokenizer, req *BatchRequest, n, tok int) {
-	if n > 0 || !req.Continue {
+// generated token (n tokens came before it) of a text that continues its
+// prompt.
+func (l *textLead) first(t *tokenizer.Tokenizer, n, tok int) {
+	if n > 0 || !l.cont {
 		return
 	}
-	in, alone := t.Piece(l.context(req, nil), tok), t.Piece(nil, tok)
+	in, alone := t.Piece(l.prompt, tok), t.Piece(nil, tok)
 	if strings.HasSuffix(in, alone) {
 		l.s = in[:len(in)-len(alone)]
 	}

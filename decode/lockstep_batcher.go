@@ -351,6 +351,7 @@ func (b *LockstepBatcher) admit(j *lsJob) (full bool, err error) {
 	}
 	if b.tok != nil {
 		j.stream = b.tok.NewStream(true)
+		j.lead = newTextLead(j.req.Prompt, j.req.Continue)
 	}
 	j.stop = &stopWriter{stops: j.req.Stop}
 	if j.req.Stream != nil {
@@ -487,14 +488,14 @@ func (b *LockstepBatcher) advance(j *lsJob) error {
 	}
 	var lp *TokenLogprob
 	if j.req.Logprobs || j.req.TopLogprobs > 0 {
-		lp = logprobOf(b.tok, &j.probs, scores, j.lead.context(&j.req, j.res.Tokens), tok, j.req.TopLogprobs)
+		lp = logprobOf(b.tok, &j.probs, scores, j.lead.context(j.res.Tokens), tok, j.req.TopLogprobs)
 	}
 	if slices.Contains(b.eos, tok) {
 		b.end(j, FinishStop)
 		return nil
 	}
 	if j.stream != nil {
-		j.lead.first(b.tok, &j.req, len(j.res.Tokens), tok)
+		j.lead.first(b.tok, len(j.res.Tokens), tok)
 	}
 	j.history = append(j.history, tok)
 	j.res.Tokens = append(j.res.Tokens, tok)

@@ -92,13 +92,12 @@ func (g *Generator) GenerateIDs(ids []int, w io.Writer) (string, error) {
 func (g *Generator) GenerateIDsContext(ctx context.Context, ids []int, w io.Writer, onToken func(Token) bool) (string, error) {
 	st := &stopWriter{stops: g.Stop, w: w}
 	stream := g.Tok.NewStream(true)
-	req := &BatchRequest{Prompt: ids, Continue: g.Continue && !g.Chat}
-	var lead textLead
+	lead := newTextLead(ids, g.Continue && !g.Chat)
 	n := 0 // tokens generated
 	var werr error
 	_, err := g.Run(ctx, ids, func(tok Token) bool {
 		more := onToken == nil || onToken(tok)
-		lead.first(g.Tok, req, n, tok.ID)
+		lead.first(g.Tok, n, tok.ID)
 		n++
 		if st.add(lead.text(stream.Add(tok.ID))) {
 			return false
