@@ -396,47 +396,30 @@ func TestCascadeCalibrationCancelled(t *testing.T) {
 	}
 }
 
-// TestSpeculativeRepeatPenalty: with a repeat penalty, greedy speculative
-// decoding is still the target's own greedy output.
-func TestSpeculativeRepeatPenalty(t *testing.T) {
+// TestRepeatPenaltyKeepsMethods: with a repeat penalty, greedy
+// speculative decoding is still the target's own greedy output, and a
+// mentor that is never consulted leaves the generator's own text.
+func TestRepeatPenaltyKeepsMethods(t *testing.T) {
 	s, stok := load(t, "stories260K")
 	x, xtok := load(t, "llama2xs")
 	smp := decode.SamplerConfig{RepeatPenalty: 1.5, RepeatLastN: 64}
-	var got [2]string
-	for i, cfg := range []decode.MethodConfig{{Method: "single"}, {Method: "speculative"}} {
+	generate := func(cfg decode.MethodConfig) string {
 		cfg.Sampler, cfg.MaxTokens = smp, 40
 		c, err := decode.NewMethod([]*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got[i], err = c.Generate("Once upon a time", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got[0] != got[1] {
-		t.Errorf("speculative with a repeat penalty:\n%q\nwant the target's\n%q", got[1], got[0])
-	}
-}
-
-// TestMentorRepeatPenalty: a mentor that is never consulted leaves the
-// generator's own text, repeat penalty included.
-func TestMentorRepeatPenalty(t *testing.T) {
-	s, stok := load(t, "stories260K")
-	x, xtok := load(t, "llama2xs")
-	smp := decode.SamplerConfig{RepeatPenalty: 1.5, RepeatLastN: 64}
-	var got [2]string
-	for i, cfg := range []decode.MethodConfig{{Method: "single"}, {Method: "mentor", Share: new(0.0)}} {
-		cfg.Sampler, cfg.MaxTokens = smp, 40
-		c, err := decode.NewMethod([]*engine.Model{s, x}, []*tokenizer.Tokenizer{stok, xtok}, cfg)
+		text, err := c.Generate("Once upon a time", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got[i], err = c.Generate("Once upon a time", nil); err != nil {
-			t.Fatal(err)
-		}
+		return text
 	}
-	if got[0] != got[1] {
-		t.Errorf("mentor with a repeat penalty:\n%q\nwant the generator's\n%q", got[1], got[0])
+	alone := generate(decode.MethodConfig{Method: "single"})
+	for _, cfg := range []decode.MethodConfig{{Method: "speculative"}, {Method: "mentor", Share: new(0.0)}} {
+		if got := generate(cfg); got != alone {
+			t.Errorf("%s with a repeat penalty:\n%q\nwant the first model's own\n%q", cfg.Method, got, alone)
+		}
 	}
 }
 
