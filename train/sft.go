@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,15 +179,7 @@ func encodeSplit(tok *tokenizer.Tokenizer, prompt, completion string) (joined, p
 }
 
 func hasPrefix(s, prefix []int) bool {
-	if len(prefix) > len(s) {
-		return false
-	}
-	for i, v := range prefix {
-		if s[i] != v {
-			return false
-		}
-	}
-	return true
+	return len(prefix) <= len(s) && slices.Equal(s[:len(prefix)], prefix)
 }
 
 // scoreFrom returns next-token targets: targets[i] = tokens[i+1] where
