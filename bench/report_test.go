@@ -57,25 +57,14 @@ func TestReport(t *testing.T) {
 	if m.TokensOut/float64(m.Items) != 8 || m.Items != 8 {
 		t.Errorf("cost %+v", m)
 	}
-	var md bytes.Buffer
-	rep.Markdown(&md)
-	for _, want := range []string{
+	markdownHas(t, rep,
 		"| logit | M | **75.0 (+25.0)** | 25.0 (-25.0) | **50.0 (+12.5)** |", // avg: best single is B's 37.5
 		"| single | A | 50.0 | 0.0 | 25.0 |",
 		"1 of 2 (method, dataset) settings (50%)",
 		"| M | 50.0 (2) | 0.0 (2) |",
 		"| M | 8 | 8.0 | 16.0 | 1 | 0.500 |",
-	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
-		}
-	}
-	var c bytes.Buffer
-	rep.CSV(&c)
-	recs, err := csv.NewReader(&c).ReadAll()
-	if err != nil || len(recs) != 4 {
-		t.Fatalf("CSV: %v %d rows", err, len(recs))
-	}
+	)
+	recs := csvRecords(t, rep, 4)
 	if recs[0][3] != "d1" || recs[3][1] != "M" || recs[3][3] != "0.75" || recs[3][4] != "0.25" {
 		t.Errorf("CSV rows %q / %q", recs[0], recs[3])
 	}
@@ -112,23 +101,12 @@ func TestReportPartial(t *testing.T) {
 	if rep.Full["d1"] != 4 || rep.Full["d2"] != 4 {
 		t.Errorf("full counts %v", rep.Full)
 	}
-	var md bytes.Buffer
-	rep.Markdown(&md)
-	for _, want := range []string{
+	markdownHas(t, rep,
 		"| logit | M | **100.0 (+50.0)**† | 25.0 (-25.0) | **62.5 (+25.0)**† |", // d2 is whole
 		"| single | A | 50.0 | 0.0 | 25.0 |",
 		"† Scored on fewer items than the dataset has in these results, so not comparable with the rest of its column: M on d1, n = 2 of 4.",
-	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
-		}
-	}
-	var c bytes.Buffer
-	rep.CSV(&c)
-	recs, err := csv.NewReader(&c).ReadAll()
-	if err != nil || len(recs) != 4 {
-		t.Fatalf("CSV: %v %d rows", err, len(recs))
-	}
+	)
+	recs := csvRecords(t, rep, 4)
 	col := map[string]int{}
 	for i, h := range recs[0] {
 		col[h] = i
@@ -138,11 +116,34 @@ func TestReportPartial(t *testing.T) {
 	}
 	// A whole file has no mark.
 	full, _ := BuildReport(reportLines())
-	md.Reset()
-	full.Markdown(&md)
-	if strings.Contains(md.String(), "†") {
-		t.Errorf("a complete report is marked partial:\n%s", md.String())
+	if md := markdownHas(t, full); strings.Contains(md, "†") {
+		t.Errorf("a complete report is marked partial:\n%s", md)
 	}
+}
+
+// markdownHas checks that rep's Markdown holds each of wants, and returns it.
+func markdownHas(t *testing.T, rep *Report, wants ...string) string {
+	t.Helper()
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	for _, want := range wants {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	return md.String()
+}
+
+// csvRecords reads rep's CSV back, which must have rows records.
+func csvRecords(t *testing.T, rep *Report, rows int) [][]string {
+	t.Helper()
+	var c bytes.Buffer
+	rep.CSV(&c)
+	recs, err := csv.NewReader(&c).ReadAll()
+	if err != nil || len(recs) != rows {
+		t.Fatalf("CSV: %v %d rows", err, len(recs))
+	}
+	return recs
 }
 
 // TestReportGroups: culturebench's items of one question_id count as one
