@@ -112,20 +112,12 @@ func chatTests() *exec.TestSet {
 			})
 		}
 	}
-	for _, name := range []string{"eq", "equalto", "=="} {
+	for name, want := range map[string]bool{"eq": true, "equalto": true, "==": true, "ne": false, "!=": false} {
 		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
 			if len(va.Args) != 1 {
 				return false, fmt.Errorf("the test %s takes one argument", name)
 			}
-			return chatEqual(in, va.Args[0]), nil
-		})
-	}
-	for _, name := range []string{"ne", "!="} {
-		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
-			if len(va.Args) != 1 {
-				return false, fmt.Errorf("the test %s takes one argument", name)
-			}
-			return !chatEqual(in, va.Args[0]), nil
+			return chatEqual(in, va.Args[0]) == want, nil
 		})
 	}
 	for _, name := range []string{"number", "integer", "even", "odd", "divisibleby"} {
