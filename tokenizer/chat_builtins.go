@@ -601,18 +601,8 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 		return exec.AsValue(nil), nil // None[key] is undefined in Jinja
 	}
 	if key.IsInteger() && !chatIsNone(key) && (obj.IsList() || obj.IsString()) {
-		i := key.Integer()
-		if obj.IsString() {
-			r := []rune(obj.String())
-			if i < 0 {
-				i += len(r)
-			}
-			if i < 0 || i >= len(r) {
-				return exec.AsValue(nil), nil
-			}
-			return exec.AsValue(string(r[i])), nil
-		}
-		n := obj.Len()
+		// Len and Index count a string's characters, not its bytes.
+		i, n := key.Integer(), obj.Len()
 		if i < 0 {
 			i += n
 		}
