@@ -611,6 +611,13 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 		}
 		return obj.Index(i), nil
 	}
+	if key.IsString() {
+		// What gonja's subscript tries first; m['content'] need not build
+		// an evaluator.
+		if item, found := obj.GetItem(key.String()); found {
+			return item, nil
+		}
+	}
 	name := func(s string) *nodes.Name { return &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: s}} }
 	sub := &exec.Evaluator{Config: e.Config, Loader: e.Loader, Environment: &exec.Environment{
 		Context: exec.NewContext(map[string]any{"o": obj, "k": key}), Filters: e.Environment.Filters,
