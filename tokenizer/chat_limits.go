@@ -265,16 +265,21 @@ func (g *chatGuarder) walk(v reflect.Value) {
 			return
 		}
 		if v.Type() == chatExprType && v.CanSet() {
-			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok && chatGuardedOp(bin) {
-				call := chatCall(chatBinopName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})
-				v.Set(reflect.ValueOf(call))
-				g.binops++
-			}
-			// gonja's == takes None for 0 and True for no number.
-			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok && bin.Operator != nil && bin.Operator.Token != nil &&
-				(bin.Operator.Token.Type == tokens.Equals || bin.Operator.Token.Type == tokens.Ne) {
-				v.Set(reflect.ValueOf(chatCall(chatEqName, bin.Operator.Token, bin.Left, bin.Right, &nodes.String{Location: bin.Operator.Token, Val: bin.Operator.Token.Val})))
-				g.eqs++
+			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok {
+				fn := ""
+				switch {
+				case chatGuardedOp(bin):
+					fn = chatBinopName
+					g.binops++
+				case bin.Operator != nil && bin.Operator.Token != nil &&
+					(bin.Operator.Token.Type == tokens.Equals || bin.Operator.Token.Type == tokens.Ne):
+					fn = chatEqName // gonja's == takes None for 0 and True for no number
+					g.eqs++
+				}
+				if fn != "" {
+					op := bin.Operator.Token
+					v.Set(reflect.ValueOf(chatCall(fn, op, bin.Left, bin.Right, &nodes.String{Location: op, Val: op.Val})))
+				}
 			}
 		}
 		// gonja indexes strings by byte and misses x[-len(x)]; moco_item
