@@ -188,7 +188,7 @@ func decoderTraits(d decoder) (byteFallback bool, stripTrailing rune) {
 // Only prev is decoded, so a few ids before id are enough context and
 // keep the cost per token constant.
 func (t *Tokenizer) Piece(prev []int, id int) string {
-	if id >= 0 && id < len(t.special) && t.special[id] {
+	if t.IsSpecial(id) {
 		return t.TokenString(id)
 	}
 	ctx := t.tokenStrings(prev, true)
