@@ -192,7 +192,9 @@ func benchComputeMem(b *testing.B, method string, base, x, y Input, rows, cols i
 // tests, rescaling) on rows of 896 deltas of bf16 weights, with rankSort
 // and with radixByKey alone, and as the streaming merge runs it (bf16: the
 // deltas computed from bf16 weights and a widened base as the keys are
-// built).
+// built; bf16-finetune: the same on weights a fine-tune moved by a few
+// ulps, -4 to 4, so a ninth of the deltas are zero and the rest take few
+// distinct magnitudes per octave).
 func BenchmarkMagPruneRow(b *testing.B) {
 	const rows, cols = 64, 896
 	r := rng{s: 5}
@@ -213,6 +215,22 @@ func BenchmarkMagPruneRow(b *testing.B) {
 		for b.Loop() {
 			for off := 0; off < len(y); off += cols {
 				m.rowBF16(y[off:off+cols], xb[off:off+cols], base[off:off+cols], 1)
+			}
+		}
+	})
+	b.Run("bf16-finetune", func(b *testing.B) {
+		xf := make([]uint16, len(xb))
+		for i, w := range base {
+			xf[i] = uint16(int(safetensors.F32ToBF16(w)) + int(r.next()%9) - 4)
+		}
+		m := newMagPruner(cols, 0.5, 0.1, true)
+		y := make([]float32, len(x))
+		b.SetBytes(4 * int64(len(x)))
+		cpu0 := cpuSeconds()
+		defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+		for b.Loop() {
+			for off := 0; off < len(y); off += cols {
+				m.rowBF16(y[off:off+cols], xf[off:off+cols], base[off:off+cols], 1)
 			}
 		}
 	})

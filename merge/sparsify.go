@@ -414,13 +414,7 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	// sort them by whole keys (equal keys are in index order, so
 	// radixByKey stays stable).
 	if st.min>>16 < lo16 {
-		if first > 32 {
-			if r := radixByKey(b[:first], a[:first]); &r[0] != &b[0] {
-				copy(b, r)
-			}
-		} else {
-			insertionByKey(b[:first])
-		}
+		sortFirstBin(b[:first], a[:first], st.min == 0)
 	}
 	for _, v := range strag {
 		x := max(int(v>>48)-int(lo16), 0)
@@ -431,6 +425,35 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		insertionByKey(b[lo:c[x]])
 	}
 	return b
+}
+
+// sortFirstBin sorts rankSort's first bin b by whole keys and indices,
+// stably, with scratch a of b's length. When zeros is set some keys are
+// zero (weights a fine-tune left unchanged, often a tenth of a row or
+// more): those are the least and equal, so they are moved to the front in
+// their order and only the others are sorted.
+func sortFirstBin(b, a []uint64, zeros bool) {
+	if zeros {
+		z, o := 0, 0
+		for _, v := range b {
+			if v>>32 == 0 {
+				b[z] = v // z <= the read position: in place, in order
+				z++
+			} else {
+				a[o] = v
+				o++
+			}
+		}
+		copy(b[z:], a[:o])
+		b, a = b[z:], a[z:]
+	}
+	if len(b) > 32 {
+		if r := radixByKey(b, a); &r[0] != &b[0] {
+			copy(b, r)
+		}
+	} else {
+		insertionByKey(b)
+	}
 }
 
 // insertionByKey sorts a (key << 32 | sign bit << 31 | index) by key and
