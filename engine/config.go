@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mocolab/moco/internal/modeldir"
 	"math"
 	"os"
 	"path/filepath"
@@ -660,7 +661,7 @@ func clampInt(x float64) int {
 func LoadConfig(dir string) (*Config, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, err
+		return nil, modeldir.Wrap(dir, err)
 	}
 	c, err := ParseConfig(data)
 	if err != nil {

@@ -36,6 +36,9 @@ func parse(data []byte) (*File, error) {
 	if len(data) < 8 {
 		return nil, fmt.Errorf("file is %d bytes, too short for the 8-byte header length", len(data))
 	}
+	if string(data[:4]) == "GGUF" {
+		return nil, errors.New("a GGUF file (llama.cpp's format), not safetensors")
+	}
 	n := binary.LittleEndian.Uint64(data[:8])
 	if n > MaxHeaderSize {
 		return nil, fmt.Errorf("header length %d exceeds the format's limit of %d bytes", n, MaxHeaderSize)

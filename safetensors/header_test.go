@@ -43,6 +43,7 @@ func TestParseMalformed(t *testing.T) {
 		{"zero-length file", nil, "file is empty"},
 		{"short file", []byte{1, 0, 0}, "file is 3 bytes, too short for the 8-byte header length"},
 		{"header longer than file", withLength(100, "{}"), "header length 100 is larger than the file (2 bytes after the length)"},
+		{"GGUF", append([]byte("GGUF\x03\x00\x00\x00"), make([]byte, 16)...), "a GGUF file (llama.cpp's format), not safetensors"},
 		{"header over 100 MB", withLength(MaxHeaderSize+1, "{}"), "header length 104857601 exceeds the format's limit of 104857600 bytes"},
 		{"absurd header length", withLength(math.MaxUint64, "{}"), "exceeds the format's limit"},
 		{"empty header", image("", nil), "header is empty, want a JSON object"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mocolab/moco/internal/modeldir"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,6 +50,9 @@ func OpenDirWith(dir string, how Load, mapped ...string) (Source, error) {
 	}
 	idx := filepath.Join(dir, IndexName)
 	if _, err := os.Stat(idx); err != nil {
+		if err := modeldir.Folder(dir); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%s: no %s and no %s", dir, SingleName, IndexName)
 	}
 	s, err := OpenIndexWith(idx, how, mapped...)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mocolab/moco/internal/modeldir"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,6 +66,9 @@ type fileJSON struct {
 func Load(dir string) (*Tokenizer, error) {
 	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
+		if c := modeldir.Check(dir); c != nil {
+			return nil, c
+		}
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	cj, err := readConfig(dir)

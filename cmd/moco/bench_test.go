@@ -64,7 +64,7 @@ func TestBenchSpeedErrors(t *testing.T) {
 		{[]string{"bench", "speed"}, "--model is required"},
 		{[]string{"bench", "speed", "--model", "x", "--quant", "q4_k"}, "q8_0"},
 		{[]string{"bench", "speed", "--model", "x", "--repeats", "0"}, "--repeats 0: want an integer in [1, 1000]"},
-		{[]string{"bench", "speed", "--model", filepath.Join(t.TempDir(), "none")}, "config.json"},
+		{[]string{"bench", "speed", "--model", filepath.Join(t.TempDir(), "none")}, "no such model folder"},
 	} {
 		var out, errb bytes.Buffer
 		if code := runMain(tc.args, nil, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {

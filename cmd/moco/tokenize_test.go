@@ -91,7 +91,7 @@ func TestTokenizeErrors(t *testing.T) {
 		{`{"text": "a"} {`, []string{"tokenize"}, "record 2: invalid JSON", 1},
 		{`{"ids": [1, 99999]}`, []string{"detokenize"}, "id 99999 is outside the vocabulary", 1},
 		{`{"ids": "x"}`, []string{"detokenize"}, `want an object with an integer list "ids"`, 1},
-		{``, []string{"tokenize", "--model", "/nonexistent"}, "tokenizer.json", 1},
+		{``, []string{"tokenize", "--model", "/nonexistent"}, "no such model folder", 1},
 		{``, []string{"tokenize", "--bogus"}, "unknown flag", 2},
 		{``, []string{"detokenize", "extra"}, `unexpected argument "extra"`, 2},
 	}
