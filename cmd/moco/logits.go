@@ -22,14 +22,14 @@ func init() {
 
 func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("logits", stderr)
-	model := fs.StringP("model", "m", "", "model folder (Hugging Face layout)")
+	model := fs.StringP("model", "m", "", "model folder (Hugging Face layout; default: the embedded "+defaultModelName+")")
 	idsFile := fs.String("ids-file", "", `token ids: a JSON list [1, 2, ...] or {"ids": [...]} ("-" reads stdin)`)
 	out := fs.String("out", "", "output file: float32 little-endian, row-major [positions][vocab]")
 	var threads int
 	addThreadsFlag(fs, &threads)
 	quant := fs.String("quant", "", "quantize the weights at load: q8_0 or q4_0")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moco logits --model DIR --ids-file tokens.json --out FILE")
+		fmt.Fprintln(stderr, "Usage: moco logits [--model DIR] --ids-file tokens.json --out FILE")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -38,8 +38,6 @@ func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case fs.NArg() > 0:
 		return usagef("unexpected argument %q", fs.Arg(0))
-	case *model == "":
-		return usagef("--model is required")
 	case *idsFile == "":
 		return usagef("--ids-file is required")
 	case *out == "":
@@ -49,7 +47,13 @@ func runLogits(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := engine.Load(*model, engine.Options{Threads: threads, Quant: *quant})
+	opts := engine.Options{Threads: threads, Quant: *quant}
+	var m *engine.Model
+	if *model == "" {
+		m, _, err = openDefaultModel(opts)
+	} else {
+		m, err = engine.Load(*model, opts) // ids need no tokenizer
+	}
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,27 @@ func TestLogitsFixture(t *testing.T) {
 	}
 }
 
+// TestLogitsDefaultModel: without --model, logits come from the embedded
+// model, the same weights as ../shared/models/stories260K.
+func TestLogitsDefaultModel(t *testing.T) {
+	dir := testutil.Shared(t, "models/stories260K")
+	tmp := t.TempDir()
+	ids := filepath.Join(tmp, "ids.json")
+	os.WriteFile(ids, []byte(`[1, 403, 407, 261]`), 0o644)
+	var files [2][]byte
+	for i, args := range [][]string{{}, {"--model", dir}} {
+		out := filepath.Join(tmp, "out.f32")
+		var so, se bytes.Buffer
+		if code := runMain(append([]string{"logits", "--ids-file", ids, "--out", out}, args...), nil, &so, &se); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, se.String())
+		}
+		files[i], _ = os.ReadFile(out)
+	}
+	if len(files[0]) != 4*4*512 || !bytes.Equal(files[0], files[1]) {
+		t.Errorf("the default model wrote %d bytes, stories260K %d, or they differ", len(files[0]), len(files[1]))
+	}
+}
+
 func TestLogitsErrors(t *testing.T) {
 	dir := testutil.Shared(t, "fixtures/arch/llama")
 	tmp := t.TempDir()
@@ -53,7 +74,7 @@ func TestLogitsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--ids-file", bad, "--out", out}, "--model is required"},
+		{[]string{"--model", dir, "--ids-file", bad}, "--out is required"},
 		{[]string{"--model", dir, "--out", out}, "--ids-file is required"},
 		{[]string{"--model", dir, "--ids-file", bad, "--out", out}, "want a JSON list"},
 		{[]string{"--model", dir, "--ids-file", big, "--out", out}, "outside the vocabulary"},
