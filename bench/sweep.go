@@ -746,20 +746,32 @@ func CanonicalizeFile(path string) error {
 
 // MergeResults combines shard files into one: every line once (a line
 // present in two files must be identical in both, apart from wall time),
-// in canonical order.
-func MergeResults(out string, inputs []string) (int, error) {
-	seen := map[string]ResultLine{}
-	var all []ResultLine
-	for _, in := range inputs {
-		lines, err := ReadResults(in)
-		if err != nil {
+// in canonical order. Each file is read once (inputs may be pipes). When
+// the meta files beside the inputs show the merge incomplete (see
+// CheckMergeInputs), incomplete is called with the problems before
+// anything is written: an error from it stops the merge and is returned;
+// nil merges anyway. A nil incomplete stops every incomplete merge.
+func MergeResults(out string, inputs []string, incomplete func(error) error) (int, error) {
+	ins, err := readMergeInputs(inputs)
+	if err != nil {
+		return 0, err
+	}
+	if problems := checkMerge(ins); problems != nil {
+		if incomplete == nil {
+			return 0, problems
+		}
+		if err := incomplete(problems); err != nil {
 			return 0, err
 		}
-		for _, l := range lines {
+	}
+	seen := map[string]ResultLine{}
+	var all []ResultLine
+	for _, in := range ins {
+		for _, l := range in.lines {
 			k := l.key()
 			if prev, ok := seen[k]; ok {
 				if !sameResult(prev, l) {
-					return 0, fmt.Errorf("%s: %s on %s item %s differs from an earlier file's line", in, l.Method, l.Dataset, l.ID)
+					return 0, fmt.Errorf("%s: %s on %s item %s differs from an earlier file's line", in.path, l.Method, l.Dataset, l.ID)
 				}
 				continue
 			}
@@ -770,44 +782,85 @@ func MergeResults(out string, inputs []string) (int, error) {
 	return len(all), WriteResults(out, all)
 }
 
+// mergeInput is one results file of a merge, read once: its lines and the
+// meta file beside it (nil when there is none).
+type mergeInput struct {
+	path  string
+	lines []ResultLine
+	meta  *metaFile
+	bad   string // why the meta file beside it cannot be read, if it cannot
+}
+
+// readMergeInputs reads the results files of a merge and their meta
+// files, each once.
+func readMergeInputs(inputs []string) ([]mergeInput, error) {
+	ins := make([]mergeInput, len(inputs))
+	for i, in := range inputs {
+		ins[i].path = in
+		b, err := os.ReadFile(in + ".meta.json")
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			ins[i].bad = err.Error()
+		default:
+			var m metaFile
+			if json.Unmarshal(b, &m) != nil {
+				ins[i].bad = fmt.Sprintf("%s.meta.json: unreadable", in)
+				break
+			}
+			if m.Shard != "" {
+				if _, _, err := ParseShard(m.Shard); err != nil {
+					ins[i].bad = fmt.Sprintf("%s.meta.json: %v", in, err)
+					break
+				}
+			}
+			ins[i].meta = &m
+		}
+		if ins[i].lines, err = ReadResults(in); err != nil {
+			return nil, err
+		}
+	}
+	return ins, nil
+}
+
 // CheckMergeInputs says what a merge of results files would lack, from the
 // meta files the sweep writes beside them: a file with fewer lines than its
 // run makes (an unfinished run or shard), and shards of a sharded run
-// missing from inputs. Files without a meta, or with one written before
-// moco recorded shards, cannot be checked and pass. nil: nothing missing.
+// missing from inputs (and a meta file it cannot read). Files without a
+// meta, or with one written before moco recorded shards, cannot be checked
+// and pass. nil: nothing missing; a results file that cannot be read is an
+// error too.
 func CheckMergeInputs(inputs []string) error {
+	ins, err := readMergeInputs(inputs)
+	if err != nil {
+		return err
+	}
+	return checkMerge(ins)
+}
+
+// checkMerge is CheckMergeInputs on files read.
+func checkMerge(ins []mergeInput) error {
 	var problems []string
 	have := map[string]map[int]bool{} // config hash and shard count -> shards given
-	for _, in := range inputs {
-		b, err := os.ReadFile(in + ".meta.json")
-		if errors.Is(err, os.ErrNotExist) {
+	for _, in := range ins {
+		if in.bad != "" {
+			problems = append(problems, in.bad)
+		}
+		m := in.meta
+		if m == nil {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		var m metaFile
-		if json.Unmarshal(b, &m) != nil {
-			return fmt.Errorf("%s.meta.json: unreadable", in)
-		}
 		if m.Items != nil {
-			lines, err := ReadResults(in)
-			if err != nil {
-				return err
-			}
 			keys := map[string]bool{}
-			for i := range lines {
-				keys[lines[i].key()] = true
+			for i := range in.lines {
+				keys[in.lines[i].key()] = true
 			}
 			if len(keys) < *m.Items {
-				problems = append(problems, fmt.Sprintf("%s holds %d of its run's %d items (unfinished: run it again to resume)", in, len(keys), *m.Items))
+				problems = append(problems, fmt.Sprintf("%s holds %d of its run's %d items (unfinished: run it again to resume)", in.path, len(keys), *m.Items))
 			}
 		}
 		if m.Shard != "" {
-			i, n, err := ParseShard(m.Shard)
-			if err != nil {
-				return fmt.Errorf("%s.meta.json: %v", in, err)
-			}
+			i, n, _ := ParseShard(m.Shard) // checked as read
 			k := m.ConfigHash + " " + strconv.Itoa(n)
 			if have[k] == nil {
 				have[k] = map[int]bool{}

@@ -196,13 +196,13 @@ func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 	if *out == "" || fs.NArg() == 0 {
 		return usagef("give --out and one or more shard files")
 	}
-	if err := bench.CheckMergeInputs(fs.Args()); err != nil {
+	n, err := bench.MergeResults(*out, fs.Args(), func(problems error) error {
 		if !*partial {
-			return fmt.Errorf("incomplete: %w (--partial merges anyway)", err)
+			return fmt.Errorf("incomplete: %w (--partial merges anyway)", problems)
 		}
-		fmt.Fprintf(stderr, "moco sweep merge: warning: incomplete: %v\n", err)
-	}
-	n, err := bench.MergeResults(*out, fs.Args())
+		fmt.Fprintf(stderr, "moco sweep merge: warning: incomplete: %v\n", problems)
+		return nil
+	})
 	if err != nil {
 		return err
 	}

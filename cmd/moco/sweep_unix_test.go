@@ -140,3 +140,53 @@ func TestSweepShards(t *testing.T) {
 		t.Errorf("merged shards differ from the one-process run (%d vs %d bytes)", len(b), len(a))
 	}
 }
+
+// TestSweepMergeReadsOnce: sweep merge reads each results file once, so a
+// pipe (a named pipe here; process substitution alike) with its meta file
+// beside it merges; a second read would wait for a writer that is gone.
+func TestSweepMergeReadsOnce(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "shard.jsonl")
+	if err := syscall.Mkfifo(in, 0o600); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	lines := `{"method":"m","name":"single","level":"single","dataset":"d","split":"test","id":"1","index":0,"score":1}` + "\n" +
+		`{"method":"m","name":"single","level":"single","dataset":"d","split":"test","id":"2","index":1,"score":0}` + "\n"
+	if err := os.WriteFile(in+".meta.json", []byte(`{"config_hash": "h", "config": "c.yaml", "items": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(in, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		f.WriteString(lines)
+		f.Close()
+	}()
+	out := filepath.Join(dir, "merged.jsonl")
+	type result struct {
+		errs string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, errs, code := runCLI("sweep", "merge", "--out", out, in)
+		done <- result{errs, code}
+	}()
+	select {
+	case r := <-done:
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.errs)
+		}
+	case <-time.After(10 * time.Second):
+		// Let the waiting reader go (it reads nothing) before failing.
+		if f, err := os.OpenFile(in, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("the merge opened the results file a second time")
+	}
+	if b, _ := os.ReadFile(out); countLines(out) != 2 {
+		t.Errorf("merged file:\n%s", b)
+	}
+}
