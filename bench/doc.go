@@ -42,7 +42,8 @@
 // the items (ShardOf) when asked, and rewrites the file in canonical order
 // when complete, so resumed and sharded-then-merged (MergeResults) runs give
 // the same bytes (CheckMergeInputs finds, from the meta file beside each
-// results file, shards missing from a merge or unfinished). BuildReport turns results into the MoCo paper's Table 1
+// results file, shards missing from a merge or unfinished, and files it
+// cannot check). BuildReport turns results into the MoCo paper's Table 1
 // layout, collaborative emergence and cost per item (Markdown, CSV, and SVG
 // charts through gonum/plot); a score on fewer of a dataset's items than
 // the results hold (a partial run) is marked, with its n. ScoreOutputs scores outputs made elsewhere.

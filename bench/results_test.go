@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -110,12 +112,72 @@ func TestCheckMergeInputs(t *testing.T) {
 	if err := CheckMergeInputs([]string{s2, s0, s1}); err != nil {
 		t.Errorf("every shard, complete: %v", err)
 	}
-	// No meta (results made elsewhere, or by an older moco): nothing to check.
+	// No meta (results made elsewhere), or an older moco's (no shard, no
+	// item count): it cannot be checked, which the merge must say, naming
+	// the file, rather than pass it as complete.
 	bare := filepath.Join(dir, "bare.jsonl")
 	if err := WriteResults(bare, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckMergeInputs([]string{bare, s0, s1, s2}); err != nil {
-		t.Errorf("a file without a meta: %v", err)
+	old := filepath.Join(dir, "old.jsonl")
+	if err := WriteResults(old, []ResultLine{{Method: "m", Dataset: "d", Split: "test", ID: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old+".meta.json", []byte(`{"config_hash": "h0", "config": "c.yaml"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckMergeInputs([]string{bare, s0, old, s1, s2})
+	if err == nil || !strings.Contains(err.Error(), "no .meta.json, so completeness cannot be checked (results made elsewhere, or an incomplete merge): "+bare) ||
+		!strings.Contains(err.Error(), "an older moco's .meta.json, without shard and item counts") || !strings.HasSuffix(err.Error(), ": "+old) {
+		t.Errorf("a file without a meta and one with an older moco's: %v", err)
+	}
+}
+
+// TestMergeResultsMeta: a complete merge of one run writes the meta that
+// run would have written whole, so that the merged file can be checked
+// when merged again; an incomplete merge writes none, and removes an
+// earlier one beside its output, which would describe other results.
+func TestMergeResultsMeta(t *testing.T) {
+	dir := t.TempDir()
+	shard := func(i, n int) string {
+		p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
+		lines := []ResultLine{{Method: "m", Dataset: "d", Split: "test", ID: fmt.Sprint(i)}}
+		if err := WriteResults(p, lines); err != nil {
+			t.Fatal(err)
+		}
+		items := 1
+		if err := writeMeta(p, metaFile{ConfigHash: "h", Config: "c.yaml", Shard: fmt.Sprintf("%d/%d", i, n), Items: &items}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s0, s1 := shard(0, 2), shard(1, 2)
+	out := filepath.Join(dir, "merged.jsonl")
+	if n, err := MergeResults(out, []string{s0, s1}, nil); err != nil || n != 2 {
+		t.Fatalf("complete merge: %d lines, %v", n, err)
+	}
+	b, err := os.ReadFile(out + ".meta.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m metaFile
+	if json.Unmarshal(b, &m) != nil || m.ConfigHash != "h" || m.Config != "c.yaml" || m.Shard != "" || m.Items == nil || *m.Items != 2 {
+		t.Errorf("merged meta: %s", b)
+	}
+	if err := CheckMergeInputs([]string{out, s1}); err != nil {
+		t.Errorf("the merged file merged again: %v", err)
+	}
+	var warned error
+	if _, err := MergeResults(out, []string{s0}, func(p error) error { warned = p; return nil }); err != nil || warned == nil {
+		t.Fatalf("partial merge: %v, problems %v", err, warned)
+	}
+	if _, err := os.Stat(out + ".meta.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a partial merge left a meta beside its output: %v", err)
+	}
+	if _, err := MergeResults(filepath.Join(dir, "x.jsonl"), []string{s0}, nil); err == nil || !strings.Contains(err.Error(), "not given: 1/2") {
+		t.Errorf("a partial merge with no incomplete func: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.jsonl")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused merge wrote its output: %v", err)
 	}
 }

@@ -756,7 +756,8 @@ func MergeResults(out string, inputs []string, incomplete func(error) error) (in
 	if err != nil {
 		return 0, err
 	}
-	if problems := checkMerge(ins); problems != nil {
+	problems := checkMerge(ins)
+	if problems != nil {
 		if incomplete == nil {
 			return 0, problems
 		}
@@ -779,7 +780,37 @@ func MergeResults(out string, inputs []string, incomplete func(error) error) (in
 			all = append(all, l)
 		}
 	}
-	return len(all), WriteResults(out, all)
+	if err := WriteResults(out, all); err != nil {
+		return 0, err
+	}
+	return len(all), writeMergedMeta(out, ins, problems == nil, len(all))
+}
+
+// writeMergedMeta writes the meta of a merge that holds one configuration's
+// run whole, checked complete, as that run's own meta would be (no shard;
+// every item), so that a later merge can check the merged file too. Any
+// other merge (incomplete, unchecked, or of several configurations) gets
+// none, and an earlier meta beside out, which would describe other
+// results, is removed.
+func writeMergedMeta(out string, ins []mergeInput, complete bool, items int) error {
+	var m *metaFile
+	if complete {
+		for _, in := range ins {
+			if m == nil {
+				m = &metaFile{ConfigHash: in.meta.ConfigHash, Config: in.meta.Config, Items: &items}
+			} else if in.meta.ConfigHash != m.ConfigHash {
+				m = nil
+				break
+			}
+		}
+	}
+	if m == nil {
+		if err := os.Remove(out + ".meta.json"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return writeMeta(out, *m)
 }
 
 // mergeInput is one results file of a merge, read once: its lines and the
@@ -824,12 +855,13 @@ func readMergeInputs(inputs []string) ([]mergeInput, error) {
 }
 
 // CheckMergeInputs says what a merge of results files would lack, from the
-// meta files the sweep writes beside them: a file with fewer lines than its
-// run makes (an unfinished run or shard), and shards of a sharded run
-// missing from inputs (and a meta file it cannot read). Files without a
-// meta, or with one written before moco recorded shards, cannot be checked
-// and pass. nil: nothing missing; a results file that cannot be read is an
-// error too.
+// meta files the sweep (and a complete merge) writes beside them: a file
+// with fewer lines than its run makes (an unfinished run or shard), shards
+// of a sharded run missing from inputs, and files it cannot check: those
+// without a meta (results made elsewhere, or an incomplete merge), with one
+// written before moco recorded shards and item counts, or with one it
+// cannot read. nil: nothing missing; a results file that cannot be read is
+// an error too.
 func CheckMergeInputs(inputs []string) error {
 	ins, err := readMergeInputs(inputs)
 	if err != nil {
@@ -840,15 +872,24 @@ func CheckMergeInputs(inputs []string) error {
 
 // checkMerge is CheckMergeInputs on files read.
 func checkMerge(ins []mergeInput) error {
-	var problems []string
+	var problems, noMeta, oldMeta []string
 	have := map[string]map[int]bool{} // config hash and shard count -> shards given
+	whole := map[string]bool{}        // config hashes of whole runs (or merges of one) given
 	for _, in := range ins {
 		if in.bad != "" {
 			problems = append(problems, in.bad)
 		}
 		m := in.meta
 		if m == nil {
+			if in.bad == "" {
+				noMeta = append(noMeta, in.path)
+			}
 			continue
+		}
+		if m.Items == nil {
+			oldMeta = append(oldMeta, in.path)
+		} else if m.Shard == "" {
+			whole[m.ConfigHash] = true
 		}
 		if m.Items != nil {
 			keys := map[string]bool{}
@@ -870,6 +911,9 @@ func checkMerge(ins []mergeInput) error {
 	}
 	for _, k := range sortedKeys(have) {
 		hash, ns, _ := strings.Cut(k, " ")
+		if whole[hash] {
+			continue // the whole run holds every shard's items
+		}
 		n, _ := strconv.Atoi(ns)
 		var missing []string
 		for i := 0; i < n; i++ {
@@ -880,6 +924,12 @@ func checkMerge(ins []mergeInput) error {
 		if len(missing) > 0 {
 			problems = append(problems, fmt.Sprintf("the run with config hash %s has %d shards; not given: %s", hash, n, strings.Join(missing, ", ")))
 		}
+	}
+	if len(noMeta) > 0 {
+		problems = append(problems, "no .meta.json, so completeness cannot be checked (results made elsewhere, or an incomplete merge): "+strings.Join(noMeta, ", "))
+	}
+	if len(oldMeta) > 0 {
+		problems = append(problems, "an older moco's .meta.json, without shard and item counts, so completeness cannot be checked (rerun the sweep command that made it: it records them and runs only what is missing): "+strings.Join(oldMeta, ", "))
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))

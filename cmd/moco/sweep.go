@@ -183,11 +183,14 @@ func shardFromEnv(flag string, count int, env func(string) string) (int, int, er
 func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sweep merge", stderr)
 	out := fs.StringP("out", "o", "", "merged results file (required)")
-	partial := fs.Bool("partial", false, "merge even when shards are missing or unfinished (with a warning)")
+	partial := fs.Bool("partial", false, "merge even when shards are missing or unfinished, or a file cannot be checked (with a warning)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: moco sweep merge --out FILE SHARD.jsonl... [--partial]")
 		fmt.Fprintln(stderr, "Combines shard results: every (method, dataset, item) once, in canonical order.")
-		fmt.Fprintln(stderr, "Refuses when the files' .meta.json show a shard missing or unfinished, unless --partial.")
+		fmt.Fprintln(stderr, "Refuses when the files' .meta.json show a shard missing or unfinished, or when a file cannot be")
+		fmt.Fprintln(stderr, "checked (no .meta.json, or an older moco's without shard and item counts), unless --partial.")
+		fmt.Fprintln(stderr, "A complete merge of one configuration's run writes FILE.meta.json, as that run would have, so that")
+		fmt.Fprintln(stderr, "FILE can be checked when merged again.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -198,9 +201,9 @@ func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 	}
 	n, err := bench.MergeResults(*out, fs.Args(), func(problems error) error {
 		if !*partial {
-			return fmt.Errorf("incomplete: %w (--partial merges anyway)", problems)
+			return fmt.Errorf("incomplete or unchecked: %w (--partial merges anyway)", problems)
 		}
-		fmt.Fprintf(stderr, "moco sweep merge: warning: incomplete: %v\n", problems)
+		fmt.Fprintf(stderr, "moco sweep merge: warning: incomplete or unchecked: %v\n", problems)
 		return nil
 	})
 	if err != nil {

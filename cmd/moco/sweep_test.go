@@ -366,3 +366,39 @@ func TestSweepReportChartError(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSweepMergeUnchecked: a results file whose completeness cannot be
+// checked (no .meta.json, or an older moco's without shard and item
+// counts) is refused by name, as a missing shard is, unless --partial,
+// which merges it with a warning naming it.
+func TestSweepMergeUnchecked(t *testing.T) {
+	dir := t.TempDir()
+	line := func(id string) string {
+		return `{"method":"m","name":"single","level":"single","dataset":"d","split":"test","id":"` + id + `","score":1}` + "\n"
+	}
+	old := filepath.Join(dir, "old-shard.jsonl")
+	bare := filepath.Join(dir, "elsewhere.jsonl")
+	for _, f := range []struct{ path, body string }{
+		{old, line("1")},
+		{old + ".meta.json", `{"config_hash": "h", "config": "sweep.yaml"}`},
+		{bare, line("2")},
+	} {
+		if err := os.WriteFile(f.path, []byte(f.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "merged.jsonl")
+	for _, in := range []string{old, bare} {
+		_, errs, code := runCLI("sweep", "merge", "--out", out, in)
+		if code != 1 || !strings.Contains(errs, "completeness cannot be checked") || !strings.Contains(errs, in) || !strings.Contains(errs, "--partial") {
+			t.Errorf("merge of %s: exit %d, stderr %q", filepath.Base(in), code, errs)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("a refused merge of %s wrote %s", filepath.Base(in), out)
+		}
+	}
+	stdout, errs, code := runCLI("sweep", "merge", "--partial", "--out", out, old, bare)
+	if code != 0 || !strings.Contains(errs, "warning") || !strings.Contains(errs, old) || !strings.Contains(errs, bare) || !strings.Contains(stdout, "2 items from 2 files") {
+		t.Errorf("--partial: exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+}
