@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -73,7 +74,9 @@ type RecipeSpec struct {
 
 // ParseConfig decodes a YAML config strictly: unknown keys, a second
 // document and missing fields are errors. Relative model paths are
-// resolved against dir (the config file's folder).
+// resolved against dir (the config file's folder). A path that names a
+// LoRA adapter (an adapter folder, or mergekit's MODEL+LORA) is refused
+// here, before any model loads: a model is served from a model folder.
 func ParseConfig(data []byte, dir string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -104,8 +107,11 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 			return nil, fmt.Errorf("config: the id %q is used twice", m.ID)
 		}
 		seen[m.ID] = true
-		if m.Path != "" && !filepath.IsAbs(m.Path) && dir != "" {
-			c.Models[i].Path = filepath.Join(dir, m.Path)
+		if m.Path != "" {
+			if err := checkModelPath(m.Path, dir); err != nil {
+				return nil, fmt.Errorf("config: models[%d] (%s): %w", i, m.ID, err)
+			}
+			c.Models[i].Path = resolve(m.Path, dir)
 		}
 	}
 	for i, r := range c.Recipes {
@@ -123,6 +129,42 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// resolve is path relative to dir, when it is relative and dir is given.
+func resolve(path, dir string) string {
+	if !filepath.IsAbs(path) && dir != "" {
+		return filepath.Join(dir, path)
+	}
+	return path
+}
+
+// checkModelPath refuses a model path that names a LoRA adapter where a
+// model folder is needed: mergekit's MODEL+LORA (a model with an adapter
+// merged in, which only merge configurations read), or an adapter folder.
+// Either would fail only once the models before it had loaded, as a
+// missing config.json. Paths that do not exist are left for loading to
+// report.
+func checkModelPath(path, dir string) error {
+	p := resolve(path, dir)
+	if _, err := os.Stat(p); err != nil {
+		i := strings.LastIndex(path, "+")
+		if i <= 0 || i == len(path)-1 {
+			return nil
+		}
+		model, lora := resolve(path[:i], dir), resolve(path[i+1:], dir)
+		if _, err := os.Stat(filepath.Join(lora, "adapter_config.json")); err != nil {
+			return nil
+		}
+		return fmt.Errorf("path %s is MODEL+LORA (a model with a LoRA adapter merged in), which moco reads in merge configurations only; merge it first (moco merge --method lora --base %s -m %s --out DIR) and serve DIR", path, model, lora)
+	}
+	if _, err := os.Stat(filepath.Join(p, "config.json")); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(p, "adapter_config.json")); err == nil {
+		return fmt.Errorf("path %s is a LoRA adapter, not a model folder; merge it into its base first (moco merge --method lora --base BASE -m %s --out DIR) and serve DIR", path, p)
+	}
+	return nil
 }
 
 func hasModel(ms []ModelSpec, id string) bool {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -668,6 +670,43 @@ func TestLoad(t *testing.T) {
 	wg.Wait()
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d requests failed, first: %s", len(failures), requests, failures[0])
+	}
+}
+
+// TestParseConfigLoRA: a model given as mergekit's MODEL+LORA, or as a
+// LoRA adapter folder, is refused when the config is read, naming the
+// entry and the merge that makes it servable, not after the models before
+// it have loaded; a folder whose name holds a "+" is still a folder.
+func TestParseConfigLoRA(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	for _, c := range []struct{ path, want string }{
+		{"skills-base+skills-lora-add", "models[1] (b): path skills-base+skills-lora-add is MODEL+LORA"},
+		{filepath.Join(models, "skills-base") + "+" + filepath.Join(models, "skills-lora-add"), "is MODEL+LORA"},
+		{"skills-lora-add", "models[1] (b): path skills-lora-add is a LoRA adapter, not a model folder"},
+	} {
+		cfg := fmt.Sprintf("models:\n  - {id: a, path: skills-base}\n  - {id: b, path: %q}\n", c.path)
+		_, err := ParseConfig([]byte(cfg), models)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "moco merge --method lora") {
+			t.Errorf("%s: error %v, want %q and the merge to run", c.path, err, c.want)
+		}
+	}
+	if _, err := ParseConfig([]byte("models: [{id: a, path: skills-base+skills-lora-add}]"), models); err == nil ||
+		!strings.Contains(err.Error(), "--base "+filepath.Join(models, "skills-base")+" -m "+filepath.Join(models, "skills-lora-add")) {
+		t.Errorf("the merge should name both folders resolved: %v", err)
+	}
+	dir := t.TempDir()
+	plus := filepath.Join(dir, "a+lora")
+	if err := os.MkdirAll(plus, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plus, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(models, "skills-lora-add"), filepath.Join(dir, "lora")); err != nil {
+		t.Skip(err)
+	}
+	if c, err := ParseConfig([]byte("models: [{id: a, path: a+lora}]"), dir); err != nil || c.Models[0].Path != plus {
+		t.Errorf("a folder named a+lora: %+v, %v", c, err)
 	}
 }
 

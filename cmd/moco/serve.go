@@ -53,7 +53,10 @@ file of models and collaboration recipes, each recipe a method of
 
 A model with a url is an OpenAI-compatible endpoint: served under its id
 (requests forwarded) and a member of API- and text-level recipes; the
-logit-level methods need local models.
+logit-level methods need local models. A path is a model folder, relative
+to the config's folder: a LoRA adapter folder, or mergekit's MODEL+LORA, is
+refused before any model loads; merge the adapter into its base first
+(moco merge --method lora --base MODEL -m LORA --out DIR) and serve DIR.
 
 SIGINT or SIGTERM stops accepting requests and lets those in flight finish
 for --shutdown-timeout, then cancels them.

@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 // TestServeCommand starts moco serve on a free port with the embedded
@@ -98,5 +103,21 @@ func TestBenchServe(t *testing.T) {
 	}
 	if _, errs, code := moco(t, "bench", "serve", "--url", "http://127.0.0.1:1", "--in-process"); code != 2 {
 		t.Fatalf("--url with --in-process: exit %d %s", code, errs)
+	}
+}
+
+// TestServeConfigLoRA: a config whose second model is MODEL+LORA is
+// refused before the first model loads, naming the entry.
+func TestServeConfigLoRA(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	cfg := filepath.Join(t.TempDir(), "serve.yaml")
+	y := fmt.Sprintf("models:\n  - {id: a, path: %s}\n  - {id: b, path: %s+%s}\n",
+		filepath.Join(models, "skills-base"), filepath.Join(models, "skills-base"), filepath.Join(models, "skills-lora-add"))
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCLI("serve", "--config", cfg, "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, cfg+": config: models[1] (b)") || !strings.Contains(stderr, "MODEL+LORA") || strings.Contains(stderr, "loaded a") {
+		t.Errorf("exit %d, stderr %q; want the entry refused before any model loads", code, stderr)
 	}
 }
