@@ -292,6 +292,36 @@ func LatestCheckpoint(dir string) (string, error) {
 	return best, nil
 }
 
+// RemoveCheckpoints removes the checkpoint-STEP folders of dir, and the
+// .checkpoint-STEP.tmp folders a killed save leaves, returning their
+// names: a new run into dir must not leave an earlier run's checkpoints
+// beside its own, where LatestCheckpoint would pick the highest STEP of
+// either. A dir that does not exist holds none.
+func RemoveCheckpoints(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "checkpoint-")
+		if tmp, isTmp := strings.CutPrefix(e.Name(), ".checkpoint-"); isTmp {
+			n, ok = strings.CutSuffix(tmp, ".tmp")
+		}
+		if _, err := strconv.Atoi(n); !ok || err != nil || !e.IsDir() {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return removed, err
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
+}
+
 func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any) error {
 	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
 	if err != nil {

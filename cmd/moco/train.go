@@ -103,7 +103,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out)
+	ckpt, err := ck.resumeFrom(*out, func(s string) { fmt.Fprintln(stderr, "moco train sft:", s) })
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func checkpointFlags(fs *pflag.FlagSet) ckFlags {
 	c := ckFlags{
 		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
 		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)"),
-		force:     fs.Bool("force", false, "write into a non-empty --out, replacing the files of an earlier run (without --resume, --out must be empty or absent)"),
+		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, its checkpoint-STEP folders removed first (with --resume nothing is removed; without either, --out must be empty or absent)"),
 	}
 	fs.Lookup("resume").NoOptDefVal = "latest"
 	setRange(fs, "save-every", atLeast(0))
@@ -211,11 +211,21 @@ func (c ckFlags) checkOut(out string) error {
 }
 
 // resumeFrom is the checkpoint folder --resume names ("" for none): with
-// no value, the latest under out.
-func (c ckFlags) resumeFrom(out string) (string, error) {
+// no value, the latest under out. A run forced into out without --resume
+// starts over: the checkpoint-STEP folders of the earlier run there are
+// removed first (notice names them), or they would sit beside the new
+// run's, and --resume would take the highest STEP of either.
+func (c ckFlags) resumeFrom(out string, notice func(string)) (string, error) {
 	switch *c.resume {
 	case "":
-		return "", nil
+		if !*c.force {
+			return "", nil
+		}
+		removed, err := train.RemoveCheckpoints(out)
+		if len(removed) > 0 {
+			notice(fmt.Sprintf("--force: removed the earlier run's %s from %s", strings.Join(removed, ", "), out))
+		}
+		return "", err
 	case "latest":
 		dir, err := train.LatestCheckpoint(out)
 		if err != nil {

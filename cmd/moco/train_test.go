@@ -143,6 +143,60 @@ func TestTrainOutNotEmptyCLI(t *testing.T) {
 	}
 }
 
+// TestTrainForceCheckpointsCLI: --force starts over in an --out that holds
+// an earlier run's checkpoints by removing them first (saying so), so that
+// none sits beside the new run's for --resume to pick: the latest, an
+// earlier run's checkpoint-4, was picked and refused as "steps was 4, now
+// 3" (or, with the same settings over another base model, resumed). With
+// --resume nothing is removed.
+func TestTrainForceCheckpointsCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ad")
+	run := func(steps, every string, more ...string) (string, int) {
+		args := append([]string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", steps, "--save-every", every,
+			"--batch-size", "1", "--lora-r", "2", "-q"}, more...)
+		_, stderr, code := runCLI(args...)
+		return stderr, code
+	}
+	checkpoints := func() []string {
+		var names []string
+		ents, _ := os.ReadDir(out)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "checkpoint-") {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	if stderr, code := run("4", "2"); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(out, ".checkpoint-6.tmp"), 0o755); err != nil { // a save killed mid-way
+		t.Fatal(err)
+	}
+	stderr, code := run("3", "1", "--force")
+	if code != 0 {
+		t.Fatalf("--force: exit %d: %s", code, stderr)
+	}
+	if got := strings.Join(checkpoints(), " "); got != "checkpoint-1 checkpoint-2 checkpoint-3" {
+		t.Errorf("after --force, --out holds %s; want the new run's checkpoint-1 to 3 only", got)
+	}
+	if !strings.Contains(stderr, "removed the earlier run's .checkpoint-6.tmp, checkpoint-2, checkpoint-4 from "+out) {
+		t.Errorf("--force does not say what it removed: %q", stderr)
+	}
+	if stderr, code := run("3", "1", "--resume"); code != 0 {
+		t.Errorf("--resume after --force: exit %d: %s", code, stderr)
+	}
+	if stderr, code := run("3", "1", "--resume", "--force"); code != 0 || strings.Contains(stderr, "removed") || len(checkpoints()) != 3 {
+		t.Errorf("--resume --force: exit %d, %q, checkpoints %v", code, stderr, checkpoints())
+	}
+}
+
 // TestTrainFullLRCLI: --full without --lr trains at TRL's SFTConfig
 // learning rate (2e-5), not the LoRA default, which wrecks every weight;
 // an --lr given is kept, and LoRA keeps its default.
