@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -11,32 +10,21 @@ import (
 // chatRewrite adapts a chat template's source to gonja where gonja's reading
 // of Jinja differs, so that gonja renders what Jinja would:
 //
-//   - gonja parses a conditional expression (x if c else y) only at the top
-//     of {{ ... }} and {% set ... %}, while Jinja accepts it anywhere, and
-//     real templates nest it in parentheses and call arguments (Gemma 3:
-//     {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}).
-//     Each nested conditional becomes a set tag just before the tag using it,
-//     where gonja evaluates it lazily:
-//     {%+ set moco_cond_0 = first_user_prefix if loop.first else "" %}{{ ... + ( moco_cond_0 ) }}.
-//     The inserted tag takes over the original's left whitespace control ("+"
-//     in front of {{, which lstrip_blocks does not touch) and is followed by
-//     "{", never by the newline trim_blocks would eat, so output is unchanged.
-//     In an elif condition, the elif becomes else + set + if, and the block's
-//     endif gets a twin.
+//   - expressions are read with Jinja's grammar and written back with the
+//     parentheses gonja needs (chatRegroup, chat_expr.go): tests bind to
+//     their operand, comparisons chain, the right operand of in is a sum,
+//     and a conditional expression nested anywhere is evaluated lazily.
 //   - lstrip_blocks strips spaces before a block or comment tag only when
 //     they start the line; gonja also strips them after another tag on the
 //     same line ("{{ x }} {% endfor %}"), so such tags get "+".
 //   - none becomes a name bound to a value distinct from undefined (see
 //     chatRenameNone).
 //   - a line break between "{%" and the statement name becomes a space.
-//   - the right operand of in and not in is put in parentheses when it has
-//     a filter or an operator (see chatGroupIn).
 //
 // It also reports what would make gonja loop forever (an unclosed tag, a
 // U+FFFD outside strings) as syntax errors. A template needing none of this is
 // returned unchanged.
 func chatRewrite(src string) (string, error) {
-	h := &chatHoister{}
 	var out strings.Builder
 	changed := false
 	for i := 0; i < len(src); {
@@ -90,10 +78,7 @@ func chatRewrite(src string) (string, error) {
 				i = end + loc[1]
 				continue
 			}
-			rewritten, err := h.tag(tag)
-			if err != nil {
-				return "", err
-			}
+			rewritten := chatTag(tag)
 			changed = changed || rewritten != tag
 			out.WriteString(rewritten)
 			i = end
@@ -208,78 +193,26 @@ func chatStringEnd(src string, i int) int {
 	return len(src)
 }
 
-type chatHoister struct {
-	n   int   // conditionals hoisted so far, for unique names
-	ifs []int // per open if block, the endif tags to add (see tag)
-}
-
-// tag rewrites one {{ ... }} or {% ... %} tag.
-func (h *chatHoister) tag(tag string) (string, error) {
+// chatTag rewrites one {{ ... }} or {% ... %} tag.
+func chatTag(tag string) string {
 	open, body, close := tag[:2], tag[2:len(tag)-2], tag[len(tag)-2:]
-	mod := ""
+	mod, end := "", ""
 	if len(body) > 0 && (body[0] == '-' || body[0] == '+') {
 		mod, body = body[:1], body[1:]
+	}
+	if n := len(body); n > 0 && (body[n-1] == '-' || body[n-1] == '+') {
+		body, end = body[:n-1], body[n-1:]
 	}
 	kw := ""
 	if open == "{%" {
 		kw = chatFirstWord(body)
 	}
 	body, renamed := chatRenameNone(body)
-	body, grouped := chatGroupIn(body, kw)
-	renamed = renamed || grouped
-	hoisted, body, err := h.expr(body)
-	if err != nil {
-		return "", err
+	regrouped := chatRegroup(body, open, kw)
+	if !renamed && regrouped == body {
+		return tag
 	}
-
-	// An elif whose condition needs hoisting becomes else + set + if, and
-	// its if block then needs one more endif.
-	var b strings.Builder
-	switch kw {
-	case "if":
-		h.ifs = append(h.ifs, 0)
-	case "endif":
-		if n := len(h.ifs); n > 0 {
-			for range h.ifs[n-1] {
-				b.WriteString("{%" + mod + " endif %}")
-			}
-			h.ifs = h.ifs[:n-1]
-		}
-	case "elif":
-		if len(hoisted) > 0 {
-			if len(h.ifs) == 0 {
-				return "", errors.New("syntax error: elif outside an if block")
-			}
-			h.ifs[len(h.ifs)-1]++
-			b.WriteString("{%" + mod + " else %}")
-			mod = ""
-			body = strings.Replace(body, "elif", "if", 1)
-		}
-	}
-	if len(hoisted) == 0 {
-		if b.Len() == 0 && !renamed {
-			return tag, nil
-		}
-		b.WriteString(open + mod + body + close)
-		return b.String(), nil
-	}
-	switch kw {
-	case "else", "macro", "call", "filter", "endfor", "endif":
-		return "", fmt.Errorf("syntax error: a conditional expression nested in parentheses or arguments is not supported in a %q tag", kw)
-	}
-	// The inserted set tags inherit the original tag's left whitespace
-	// control. In front of {{ they must not be left-stripped (lstrip_blocks
-	// applies to block tags only), hence "+"; in front of a block tag they are
-	// stripped exactly as that tag would have been.
-	setMod := mod
-	if setMod == "" && open == "{{" {
-		setMod = "+"
-	}
-	for _, s := range hoisted {
-		b.WriteString("{%" + setMod + " " + s + " %}")
-	}
-	b.WriteString(open + mod + body + close)
-	return b.String(), nil
+	return open + mod + regrouped + end + close
 }
 
 func chatFirstWord(s string) string {
@@ -316,79 +249,6 @@ func chatRenameNone(s string) (string, bool) {
 		return s, false
 	}
 	b.WriteString(s[last:])
-	return b.String(), true
-}
-
-// chatGroupIn puts the right operand of "in" and "not in" in parentheses
-// when it holds a filter, an operator or a test at its own level. gonja
-// parses "x in y" as the test "in" whose argument is y alone, so a filter
-// after y applied to the result of the test ('a' in ['a']|list was the
-// list of the boolean, []) and math after it failed to parse ('a' in
-// 'a' + 'b'). In Jinja filters and tests bind tighter than any operator,
-// and the operand of in is a sum: everything up to the next comparison,
-// in, not, and, or, if, else, comma, colon or closing bracket. The loop
-// variable's "in" of a for tag and the test form "is in" stay.
-func chatGroupIn(s, kw string) (string, bool) {
-	end := len(s)
-	if end > 0 && (s[end-1] == '-' || s[end-1] == '+') {
-		end-- // the right whitespace control of the tag
-	}
-	toks := chatLexExpr(s[:end])
-	name := func(i int) string {
-		if i < 0 || i >= len(toks) || i > 0 && toks[i-1].text == "." {
-			return ""
-		}
-		return toks[i].text
-	}
-	type span struct{ start, end int }
-	var groups []span
-	forIn := kw == "for"
-	for i := range toks {
-		if name(i) != "in" || name(i-1) == "is" || name(i-1) == "not" && name(i-2) == "is" {
-			continue
-		}
-		if forIn && toks[i].depth == 0 {
-			forIn = false // for x in items: the iterable
-			continue
-		}
-		d := toks[i].depth
-		last, complex := i, false
-		for j := i + 1; j < len(toks); j++ {
-			t := toks[j]
-			if t.depth < d || t.depth == d && (t.text == "," || t.text == ":" || t.text == ")" || t.text == "]" || t.text == "}") {
-				break
-			}
-			if t.depth == d {
-				stop := false
-				switch name(j) {
-				case "=", "!", "<", ">", "and", "or", "if", "else", "in", "recursive":
-					stop = true
-				case "not":
-					stop = name(j-1) != "is"
-				case "|", "+", "-", "~", "*", "/", "%", "is":
-					complex = j > i+1 || name(j) != "-" && name(j) != "+"
-				}
-				if stop {
-					break
-				}
-			}
-			last = j
-		}
-		if complex && last > i {
-			groups = append(groups, span{toks[i+1].start, toks[last].end})
-		}
-	}
-	if len(groups) == 0 {
-		return s, false
-	}
-	// Operands do not overlap: each ends before the next in.
-	var b strings.Builder
-	prev := 0
-	for _, g := range groups {
-		b.WriteString(s[prev:g.start] + "(" + s[g.start:g.end] + ")")
-		prev = g.end
-	}
-	b.WriteString(s[prev:])
 	return b.String(), true
 }
 
@@ -434,61 +294,4 @@ func chatLexExpr(s string) []chatExprTok {
 		}
 	}
 	return toks
-}
-
-// expr hoists the outermost nested conditional of s, repeatedly, and returns
-// the set statements to run first (inner ones before the ones using them).
-func (h *chatHoister) expr(s string) (hoisted []string, rest string, err error) {
-	for guard := 0; guard < 1000; guard++ {
-		toks := chatLexExpr(s)
-		at := -1
-		for i, t := range toks {
-			if t.text == "if" && t.depth >= 1 && (at < 0 || t.depth < toks[at].depth) {
-				at = i
-			}
-		}
-		if at < 0 {
-			return hoisted, s, nil
-		}
-		d := toks[at].depth
-		// The element holding the conditional: between the enclosing bracket
-		// or a ',' or ':' at depth d, and the next such token.
-		first := at
-		for first > 0 {
-			p := toks[first-1]
-			if p.depth == d-1 || p.depth == d && (p.text == "," || p.text == ":") {
-				break
-			}
-			first--
-		}
-		last := at
-		hasElse := false
-		for last+1 < len(toks) {
-			n := toks[last+1]
-			if n.depth == d && (n.text == "," || n.text == ":" || n.text == ")" || n.text == "]" || n.text == "}") {
-				break
-			}
-			if n.depth == d && n.text == "else" {
-				hasElse = true
-			}
-			last++
-		}
-		if first == at || last == at {
-			return nil, "", errors.New("syntax error: incomplete conditional expression")
-		}
-		elem := strings.TrimSpace(s[toks[first].start:toks[last].end])
-		if !hasElse {
-			elem += " else moco_undefined" // Jinja yields undefined when there is no else
-		}
-		name := fmt.Sprintf("moco_cond_%d", h.n)
-		h.n++
-		inner, set, err := h.expr("set " + name + " = " + elem)
-		if err != nil {
-			return nil, "", err
-		}
-		hoisted = append(hoisted, inner...)
-		hoisted = append(hoisted, set)
-		s = s[:toks[first].start] + " " + name + " " + s[toks[last].end:]
-	}
-	return nil, "", errors.New("syntax error: conditional expressions nested too deeply")
 }

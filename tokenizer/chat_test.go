@@ -291,6 +291,7 @@ func FuzzChatTemplate(f *testing.F) {
 		"{% set ns = namespace(a=none) %}{{ ns.a is none }}{{ tools|tojson(indent=2) }}",
 		"{% for k, v in messages[0].items() %}{{ k }}{% endfor %}{# c #}{% raw %}{{{% endraw %}",
 		"{{ (((a if b else c) if d else e)) }}{% if (x if y) %}{% endif %}",
+		"{{ 1 < x < 3 }}{{ not not x is defined }}{{ 'a' 'b' }}{{ ('x' if y).upper() }}{% for i in x if 1 < i < 3 %}{% endfor %}",
 		// Hostile: the render limits must stop these quickly.
 		"{{ 'x' * 2000000000 }}",
 		"{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
