@@ -1,6 +1,11 @@
 package tokenizer
 
-import "strings"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
 
 // This file reads the expressions of a tag with Jinja's own grammar
 // (jinja2/parser.py) and writes them back for gonja, whose grammar differs:
@@ -23,8 +28,10 @@ import "strings"
 //     Elsewhere it becomes ((c) and [x] or [y])[0], which gonja evaluates
 //     lazily as Jinja does: x only if c holds, y only if not (y is
 //     undefined without else). The one at the top of {{ ... }} stays.
-//   - adjacent string literals ('a' 'b') are one string; they become
-//     ('a' ~ 'b').
+//   - string literals are written in a form gonja reads back exactly:
+//     gonja's lexer ends 'a\\' at the second quote, keeps only \' and \"
+//     of Python's escapes and fails on others ('\d'); adjacent literals
+//     ('a' 'b') are one string.
 //
 // A tag whose expression does not parse is left as it is, for gonja to
 // accept or report.
@@ -133,7 +140,6 @@ const (
 	chatJNot          // kids: operand
 	chatJCmp          // kids: operands; ops between them
 	chatJTest         // kids: operand, arguments
-	chatJStrs         // kids: adjacent string literals
 )
 
 // chatJNode is an expression: its span in the tag's body and the
@@ -146,6 +152,7 @@ type chatJNode struct {
 	ops        []string // chatJCmp: the operators
 	primary    bool     // a literal, name, bracket or postfix chain
 	tuple      bool     // a tuple (parseTuple)
+	str        *string  // a string literal's value
 	paren      bool     // (x), not a tuple
 	parenBase  bool     // .name after (x), which gonja cannot call: see emit
 }
@@ -429,17 +436,20 @@ func (p *chatJParser) parsePrimary() *chatJNode {
 	case t.kind == 'n', t.kind == 'i', t.kind == 'f':
 		return leaf()
 	case t.kind == 's':
-		first := leaf()
-		if c := p.cur(); c == nil || c.kind != 's' {
-			return first
-		}
-		strs := []*chatJNode{first}
+		// Adjacent literals are one string.
+		var value strings.Builder
 		for c := p.cur(); c != nil && c.kind == 's'; c = p.cur() {
+			v, ok := chatPyUnescape(c.text[1 : len(c.text)-1])
+			if !ok {
+				return p.fail()
+			}
+			value.WriteString(v)
 			p.pos++
-			strs = append(strs, &chatJNode{kind: chatJOther, start: c.start, end: c.end, primary: true})
 		}
-		n := p.node(chatJStrs, start, strs, true)
+		n := p.node(chatJOther, start, nil, true)
 		n.primary = true
+		v := value.String()
+		n.str = &v
 		return n
 	case t.kind == 'o' && t.text == "(":
 		p.pos++
@@ -673,12 +683,9 @@ func (w *chatJEmitter) emit(n *chatJNode, slot bool) string {
 			parts[i] = "(" + operand(i) + " " + op + " " + operand(i+1) + ")"
 		}
 		return "(" + strings.Join(parts, " and ") + ")"
-	case chatJStrs:
-		parts := make([]string, len(n.kids))
-		for i, k := range n.kids {
-			parts[i] = w.src[k.start:k.end]
-		}
-		return "(" + strings.Join(parts, " ~ ") + ")"
+	}
+	if n.str != nil {
+		return chatGonjaString(*n.str)
 	}
 	s := w.copy(n)
 	if n.kind == chatJTest && !slot {
@@ -779,4 +786,104 @@ func chatRegroup(body, open, kw string) string {
 	}
 	out.WriteString(body[at:])
 	return out.String()
+}
+
+// chatPyUnescape decodes the inside of a Jinja string literal as Jinja does
+// (Python's unicode-escape after normalizing line breaks); ok is false for
+// an escape it does not know (\N{...}).
+func chatPyUnescape(raw string) (string, bool) {
+	raw = strings.ReplaceAll(strings.ReplaceAll(raw, "\r\n", "\n"), "\r", "\n")
+	if !strings.Contains(raw, "\\") {
+		return raw, true
+	}
+	var b strings.Builder
+	hex := func(s string) (rune, bool) {
+		v, err := strconv.ParseUint(s, 16, 32)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' || i+1 == len(raw) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch e := raw[i]; e {
+		case '\n':
+		case '\\', '\'', '"':
+			b.WriteByte(e)
+		case 'a':
+			b.WriteByte('\a')
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'v':
+			b.WriteByte('\v')
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			j := i
+			for j < len(raw) && j < i+3 && raw[j] >= '0' && raw[j] <= '7' {
+				j++
+			}
+			v, _ := strconv.ParseUint(raw[i:j], 8, 32)
+			b.WriteRune(rune(v))
+			i = j - 1
+		case 'x', 'u', 'U':
+			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e]
+			if i+n >= len(raw) {
+				return "", false
+			}
+			r, ok := hex(raw[i+1 : i+1+n])
+			if !ok || r > utf8.MaxRune {
+				return "", false
+			}
+			b.WriteRune(r)
+			i += n
+		case 'N':
+			return "", false
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(e)
+		}
+	}
+	return b.String(), true
+}
+
+// chatGonjaString writes s as a literal that gonja's lexer and parser read
+// back as s: double quotes, and backslash and double quote as \x escapes
+// (no backslash may come before the closing quote).
+func chatGonjaString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			// U+FFFD ends gonja's input; a byte that is no UTF-8 stays that byte.
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+			} else {
+				b.WriteString(`\ufffd`)
+			}
+		case r == '\\':
+			b.WriteString(`\x5c`)
+		case r == '"':
+			b.WriteString(`\x22`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

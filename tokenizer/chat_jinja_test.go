@@ -40,6 +40,8 @@ var chatJinjaGaps = []struct {
 	{"in takes filters", "{{ 'A' in 'abc'|upper }}|{{ 'a' in 'a' + 'b' }}|{{ 'h' in messages[1].content|lower and true }}", "True|True|True", false},
 	// Adjacent string literals are one string.
 	{"adjacent strings", "{{ \"a\" 'b' \"c\" }}|{{ ['a' 'b'] }}", "abc|['ab']", false},
+	// String literals mean what they mean in Python.
+	{"string escapes", "{{ 'a\\\\' }}|{{ \"b\\\\\" }}|{{ '\\\\' ~ \"\\\\\" }}|{{ 'it\\'s' }}|{{ \"\\\"q\\\"\" }}|{{ '\\x41\\u00e9\\U0001F600\\101' }}|{{ '\\d+' }}|{{ '\\a\\b\\f\\v'|length }}|{{ \"tab\\there\" }}|{{ 'a\\\\nb' }}", "a\\|b\\|\\\\|it's|\"q\"|Aé😀A|\\d+|4|tab\there|a\\nb", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and
