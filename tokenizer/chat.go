@@ -25,11 +25,12 @@ import (
 // those named in extra_special_tokens) and any extra keyword arguments.
 //
 // The engine is gonja, corrected where chat templates meet its differences
-// from Jinja (chat_builtins.go, chat_strings.go, chat_rewrite.go). Known remaining
-// differences, none used by the templates checked: ** always gives a float,
-// // truncates instead of flooring, "not" applied to a number prints 1 or 0,
-// loop.depth counts nesting of ordinary loops, and Python's % string
-// formatting is not supported (format() takes Go verbs).
+// from Jinja: expressions are read with Jinja's grammar (chat_expr.go),
+// operators, truth and printing are Python's (chat_py.go), filters, tests
+// and methods Jinja's (chat_builtins.go, chat_strings.go). Known remaining
+// differences, none used by the templates checked: integers are 64-bit
+// (a power that overflows gives a float), loop.depth counts nesting of
+// ordinary loops, and the format filter takes Go verbs.
 //
 // A ChatTemplate is safe for concurrent use.
 type ChatTemplate struct {
@@ -399,6 +400,9 @@ func chatEnvironment() *exec.Environment {
 		ctx.Set(chatNoneName, chatNone)
 		ctx.Set(chatItemName, chatItem)
 		ctx.Set(chatEqName, chatEq)
+		for name, fn := range chatPyFuncs {
+			ctx.Set(name, fn)
+		}
 		ctx.Set("namespace", chatNamespaceFunc)
 		chatEnv = &exec.Environment{
 			Context:           ctx,

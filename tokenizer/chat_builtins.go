@@ -630,22 +630,6 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 	return res, nil
 }
 
-// chatConcatTypes fails "+" between a string and anything else, as Python
-// does (TypeError; UndefinedError for an undefined operand), where gonja
-// would print the other side: transformers refuses, e.g., an assistant
-// message whose content is None in a template that adds it to a string,
-// instead of rendering "None" into the prompt.
-func chatConcatTypes(l, r *exec.Value, op string) error {
-	if op != "+" || l.IsString() == r.IsString() {
-		return nil
-	}
-	other := r
-	if r.IsString() {
-		other = l
-	}
-	return fmt.Errorf("can only concatenate str (not %q) to str", chatTypeName(other))
-}
-
 // chatContains is Python's "item in seq": a substring of a string, an element
 // of a list, a key of a dict. Anything else on the right is a TypeError (an
 // undefined one iterates as empty), where gonja says false: transformers
@@ -689,8 +673,9 @@ func chatContains(seq, item *exec.Value) (bool, error) {
 // chatEqual is Python's ==, which "in", ==, != and the tests eq, equalto and
 // ne use: booleans are the numbers 0 and 1 (True == 1, False == 0.0), any
 // int equals the float of its value, None equals only None (gonja took
-// it for the int 0), undefined only undefined, and lists and dicts compare
-// their items so. Other values compare as gonja compares them.
+// it for the int 0), undefined only undefined, a tuple never a list, and
+// lists and dicts compare their items so. Other values compare as gonja
+// compares them.
 func chatEqual(a, b *exec.Value) bool {
 	switch {
 	case a == nil || b == nil:
@@ -714,7 +699,7 @@ func chatEqual(a, b *exec.Value) bool {
 	case a.IsString() || b.IsString():
 		return a.IsString() && b.IsString() && a.String() == b.String()
 	case a.IsList() && b.IsList():
-		if a.Len() != b.Len() {
+		if a.Len() != b.Len() || chatIsTuple(a) != chatIsTuple(b) {
 			return false
 		}
 		for i := 0; i < a.Len(); i++ {

@@ -40,6 +40,56 @@ var chatJinjaGaps = []struct {
 	{"in takes filters", "{{ 'A' in 'abc'|upper }}|{{ 'a' in 'a' + 'b' }}|{{ 'h' in messages[1].content|lower and true }}", "True|True|True", false},
 	// Adjacent string literals are one string.
 	{"adjacent strings", "{{ \"a\" 'b' \"c\" }}|{{ ['a' 'b'] }}", "abc|['ab']", false},
+	// not gives a boolean, which prints as True or False.
+	{"not is a boolean", "{{ not 1 }}|{{ not 0 }}|{{ not none }}|{{ [not 1, not 0] }}|{% set x = not 1 %}{{ x }}|{{ not not 1 }}|{{ (not 1)|string }}", "False|True|True|[False, True]|False|True|False", false},
+	// Operators are Python's.
+	{"is after sum", "{{ 1 + 2 is odd }}|{{ 2 * 3 is even }}", "1|0", false},
+	{"string repetition", "{{ 2*'3' }}|{{ '3'*2 }}|{{ [1]*2 }}|{{ 2*[1, 2] }}|{{ 'a' * 0 }}|{{ 'a' * -1 }}|{{ true * 'a' }}|{{ '-' * (messages|length) }}", "33|33|[1, 1]|[1, 2, 1, 2]|||a|---", false},
+	{"boolean arithmetic", "{{ true + 1 }}|{{ true + true }}|{{ 1 - false }}|{{ true * 2.5 }}", "2|2|1|2.5", false},
+	{"floor division and modulo", "{{ 10 // 3 }}|{{ -10 // 3 }}|{{ 10.0 // 3 }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 7.5 % 2 }}|{{ -7.5 % 2 }}|{{ 7 / 2 }}|{{ 6 / 3 }}", "3|-4|3.0|2|-2|1.5|0.5|3.5|2.0", false},
+	{"powers", "{{ 2**3 }}|{{ 2**-1 }}|{{ 2**0.5 }}|{{ - 2 ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 9 ** 0.5 }}|{{ (-1) ** 3 }}|{{ 0 ** 0 }}", "8|0.5|1.4142135623730951|4|64|3.0|-1|1", false},
+	{"integer division by zero", "{{ 3 // 0 }}", "", true},    // ZeroDivisionError: integer division or modulo by zero
+	{"division by zero", "{{ 3 / 0 }}", "", true},             // ZeroDivisionError: division by zero
+	{"modulo by zero", "{{ 3 % 0 }}", "", true},               // ZeroDivisionError: integer modulo by zero
+	{"float division by zero", "{{ 3.0 / 0 }}", "", true},     // ZeroDivisionError: float division by zero
+	{"string plus number", "{{ 'a' + 1 }}", "", true},         // TypeError: can only concatenate str (not "int") to str
+	{"number plus string", "{{ 1 + 'a' }}", "", true},         // TypeError: unsupported operand type(s) for +: 'int' and 'str'
+	{"none plus number", "{{ none + 1 }}", "", true},          // TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'
+	{"string minus string", "{{ 'ab' - 'a' }}", "", true},     // TypeError: unsupported operand type(s) for -: 'str' and 'str'
+	{"list minus list", "{{ [1, 2] - [1] }}", "", true},       // TypeError: unsupported operand type(s) for -: 'list' and 'list'
+	{"dict plus dict", "{{ {'a': 1} + {'b': 2} }}", "", true}, // TypeError: unsupported operand type(s) for +: 'dict' and 'dict'
+	{"list plus tuple", "{{ [1, 2] + (3,) }}", "", true},      // TypeError: can only concatenate list (not "tuple") to list
+	{"string times float", "{{ 'a' * 1.5 }}", "", true},       // TypeError: can't multiply sequence by non-int of type 'float'
+	{"negative string", "{{ -'a' }}", "", true},               // TypeError: bad operand type for unary -: 'str'
+	// An undefined value prints as nothing but fails in arithmetic and comparisons.
+	{"undefined plus undefined", "{{ nothing + other }}", "", true},            // UndefinedError: 'nothing' is undefined
+	{"undefined plus number", "{{ nothing + 1 }}", "", true},                   // UndefinedError: 'nothing' is undefined
+	{"number plus undefined", "{{ 1 + nothing }}", "", true},                   // UndefinedError: 'nothing' is undefined
+	{"undefined times number", "{{ nothing * 2 }}", "", true},                  // UndefinedError: 'nothing' is undefined
+	{"undefined minus number", "{{ nothing - 1 }}", "", true},                  // UndefinedError: 'nothing' is undefined
+	{"negative undefined", "{{ -nothing }}", "", true},                         // UndefinedError: 'nothing' is undefined
+	{"negative undefined with default", "{{ -nothing|default(2) }}", "", true}, // UndefinedError: 'nothing' is undefined
+	{"undefined less than", "{{ nothing < 1 }}", "", true},                     // UndefinedError: 'nothing' is undefined
+	{"undefined in a condition", "{% if nothing + 1 %}A{% endif %}", "", true}, // UndefinedError: 'nothing' is undefined
+	{"undefined concatenated", "{{ 'a' ~ nothing ~ 'b' }}|{{ nothing ~ nothing }}|{{ nothing }}|{{ nothing == nothing }}|{{ nothing == none }}", "ab|||True|False", false},
+	// Comparisons are Python's.
+	{"comparisons", "{{ [1] < [2] }}|{{ [1, 2] < [1, 3] }}|{{ [1] < [1, 0] }}|{{ 'a' < 'b' }}|{{ 'B' < 'a' }}|{{ 1 < 2.5 }}|{{ true < 2 }}|{{ (1, 2) <= (1, 2) }}", "True|True|True|True|True|True|True|True", false},
+	{"number less than string", "{{ 1 < 'a' }}", "", true},    // TypeError: '<' not supported between instances of 'int' and 'str'
+	{"none less than number", "{{ none < 1 }}", "", true},     // TypeError: '<' not supported between instances of 'NoneType' and 'int'
+	{"string greater than number", "{{ 'a' > 1 }}", "", true}, // TypeError: '>' not supported between instances of 'str' and 'int'
+	{"list less than tuple", "{{ [1] < (1,) }}", "", true},    // TypeError: '<' not supported between instances of 'list' and 'tuple'
+	// Tuples are not lists.
+	{"tuples", "{{ (1, 2) }}|{{ () }}|{{ (1,) }}|{{ (1, 'a', none) }}|{{ ((1, 2), [3]) }}|{{ (1, 2) + (3,) }}|{{ (1, 2)|length }}|{{ (1, 2)[1] }}|{% set t = (1, 2) %}{{ t }}", "(1, 2)|()|(1,)|(1, 'a', None)|((1, 2), [3])|(1, 2, 3)|2|2|(1, 2)", false},
+	{"tuples and lists", "{{ (1, 2) == [1, 2] }}|{{ (1,) == [1] }}|{{ [(1, 2)] == [[1, 2]] }}|{{ (1, 2) == (1, 2) }}|{{ (1, 2) != [1, 2] }}|{{ [1, 2] in [(1, 2)] }}", "False|False|False|True|True|False", false},
+	// {{ x }} prints str(x): lists and dicts show the repr of their items.
+	{"printing", "{{ [\"it's\"] }}|{{ ['a\"b'] }}|{{ [\"a'b\\\"c\"] }}|{{ ['a\\nb\\\\'] }}|{{ {'k': 'it\\'s'} }}|{{ [none, true, 1.0, 1e20, 0.1] }}|{{ [['x']] }}|{{ messages[0] }}|{{ ['\\x01é\\u200b'] }}", "[\"it's\"]|['a\"b']|['a\\'b\"c']|['a\\nb\\\\']|{'k': \"it's\"}|[None, True, 1.0, 1e+20, 0.1]|[['x']]|{'role': 'system', 'content': 'S'}|['\\x01é\\u200b']", false},
+	// An empty dict is false.
+	{"empty dict is false", "{% if {} %}T{% else %}F{% endif %}|{{ 'T' if {} else 'F' }}|{{ not {} }}|{{ {} and 'x' }}|{{ {} or 'y' }}|{% if messages[2].meta %}T{% else %}F{% endif %}|{{ messages[2].meta }}|{{ messages[2].meta|length }}|{{ messages[2].meta|tojson }}", "F|F|True|{}|y|F|{}|0|{}", false},
+	// The % operator formats as Python's.
+	{"percent formatting", "{{ '%s' % 'a' }}|{{ '%d items' % 3 }}|{{ '%s and %s' % ('a', 'b') }}|{{ '%05.2f' % 3.14159 }}|{{ '%x' % 255 }}|{{ '%r' % 'a' }}|{{ '%(a)s' % {'a': 1} }}|{{ '%5s|%-5s|' % ('ab', 'cd') }}|{{ '%+d' % 5 }}|{{ '%e' % 1.5 }}|{{ '%g' % 0.0001 }}|{{ '%c' % 65 }}|{{ '%%' % () }}|{{ '%#06x' % 255 }}|{{ '%.3s' % 'abcdef' }}|{{ '%s' % [1, 'a'] }}|{{ '%s' % none }}|{{ '%d' % 3.7 }}|{{ '%i' % true }}|{{ '%s' % {'a': 1} }}|{{ '%.2f%%' % 12.345 }}", "a|3 items|a and b|03.14|ff|'a'|1|   ab|cd   ||+5|1.500000e+00|0.0001|A|%|0x00ff|abc|[1, 'a']|None|3|1|{'a': 1}|12.35%", false},
+	{"percent too many arguments", "{{ '%s' % ('a', 'b') }}", "", true}, // TypeError: not all arguments converted during string formatting
+	{"percent too few arguments", "{{ '%s %s' % ('a',) }}", "", true},   // TypeError: not enough arguments for format string
+	{"percent number of a string", "{{ '%d' % 'a' }}", "", true},        // TypeError: %d format: a real number is required, not str
 	// String literals mean what they mean in Python.
 	{"string escapes", "{{ 'a\\\\' }}|{{ \"b\\\\\" }}|{{ '\\\\' ~ \"\\\\\" }}|{{ 'it\\'s' }}|{{ \"\\\"q\\\"\" }}|{{ '\\x41\\u00e9\\U0001F600\\101' }}|{{ '\\d+' }}|{{ '\\a\\b\\f\\v'|length }}|{{ \"tab\\there\" }}|{{ 'a\\\\nb' }}", "a\\|b\\|\\\\|it's|\"q\"|Aé😀A|\\d+|4|tab\there|a\\nb", false},
 }
@@ -48,7 +98,7 @@ var chatJinjaGaps = []struct {
 // variables gen_jinja_gaps.py gives Jinja.
 func TestChatTemplateJinjaGaps(t *testing.T) {
 	msgs := `[{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"},
-		{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]}]`
+		{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}], "meta": {}}]`
 	for _, tc := range chatJinjaGaps {
 		t.Run(tc.name, func(t *testing.T) {
 			ct, err := LoadChatTemplate([]byte(`{"chat_template": ` + q(tc.template) + `, "bos_token": "<s>", "eos_token": "</s>"}`))

@@ -134,7 +134,8 @@ func chatIsNone(v *exec.Value) bool {
 }
 
 // chatValue converts caller data into the values gonja works with: JSON
-// objects become *exec.Dict (ordered), lists []any, numbers int or float64.
+// objects become *exec.Dict (ordered; chatEmptyDict when empty), lists
+// []any, numbers int or float64.
 func chatValue(v any) (any, error) {
 	return chatValueDepth(v, 0)
 }
@@ -167,6 +168,9 @@ func chatValueDepth(v any, depth int) (any, error) {
 		}
 		return chatValueDepth(d, depth)
 	case ChatMap:
+		if len(x) == 0 {
+			return chatEmptyDict{}, nil
+		}
 		dict := exec.NewDict()
 		for _, f := range x {
 			cv, err := chatValueDepth(f.Value, depth+1)
@@ -177,6 +181,9 @@ func chatValueDepth(v any, depth int) (any, error) {
 		}
 		return dict, nil
 	case map[string]any:
+		if len(x) == 0 {
+			return chatEmptyDict{}, nil
+		}
 		keys := make([]string, 0, len(x))
 		for k := range x {
 			keys = append(keys, k)

@@ -28,10 +28,11 @@ import (
 //     MaxSteps in all, and the render stops after Timeout.
 //
 // The checks are added to the parsed template (chatGuard): the operators
-// that build strings (+, *, ~) become calls of moco_binop, every loop's
-// iterable passes through moco_iter and its body starts with moco_tick, and
-// filters and methods are wrapped. Exceeding a limit ends the render with a
-// *ChatLimitError. Names starting with moco_ are reserved.
+// become calls of moco_binop (which also gives them Python's semantics,
+// chat_py.go), every loop's iterable passes through moco_iter and its body
+// starts with moco_tick, and filters and methods are wrapped. Exceeding a
+// limit ends the render with a *ChatLimitError. Names starting with moco_
+// are reserved.
 
 // ChatLimits bound one render of a chat template. Zero fields take the
 // defaults (DefaultChatLimits).
@@ -198,14 +199,21 @@ const (
 	chatTickName    = "moco_tick"
 	chatBudgetKey   = "moco_budget"
 	chatAcyclicName = "moco_acyclic"
-	chatItemName    = "moco_item" // x[i], see chatItem
-	chatEqName      = "moco_eq"   // x == y and x != y, see chatEq
+	chatItemName    = "moco_item"  // x[i], see chatItem
+	chatEqName      = "moco_eq"    // x == y and x != y, see chatEq
+	chatNotName     = "moco_not"   // not x, see chatTruth
+	chatUnaryName   = "moco_unary" // -x and +x, see chatUnary
+	chatTupleName   = "moco_tuple" // (a, b), see chatTuple
+	chatDictName    = "moco_dict"  // {}, see chatEmptyDict
+	chatStrName     = "moco_str"   // {{ x }}, see chatPyStr
 )
 
 // chatGuard adds the budget checks to a parsed template: it visits every
 // node, exported fields or not (gonja keeps set's expression unexported).
 // On the way it replaces subscripts x[i] with moco_item (chatItem), which
-// indexes as Python does.
+// indexes as Python does, and the nodes gonja evaluates otherwise than
+// Python with calls of moco's functions (chatGuarder.pyNode): operators,
+// not, unary signs, tuples, {} and the printing of {{ ... }}.
 //
 // gonja (v2.9.1, the newest release) offers no supported way to bound a
 // render: no context, no loop or output limit, no hook on operators. The
@@ -253,6 +261,14 @@ func (g *chatGuarder) walk(v reflect.Value) {
 			}
 		case *controlStructures.SetControlStructure:
 			g.guardSet(v.Elem())
+		case *nodes.Output:
+			// {{ x }} prints str(x), as Python does (chatPyStr).
+			if !chatIsTick(n.Expression) {
+				n.Expression = chatCall(chatStrName, n.Start, n.Expression)
+				if n.Alternative != nil {
+					n.Alternative = chatCall(chatStrName, n.Start, n.Alternative)
+				}
+			}
 		case *controlStructures.ForControlStructure:
 			if n.ObjectEvaluator != nil {
 				n.ObjectEvaluator = chatCall(chatIterName, n.ObjectEvaluator.Position(), n.ObjectEvaluator)
@@ -264,22 +280,9 @@ func (g *chatGuarder) walk(v reflect.Value) {
 		if v.IsNil() {
 			return
 		}
-		if v.Type() == chatExprType && v.CanSet() {
-			if bin, ok := v.Elem().Interface().(*nodes.BinaryExpression); ok {
-				fn := ""
-				switch {
-				case chatGuardedOp(bin):
-					fn = chatBinopName
-					g.binops++
-				case bin.Operator != nil && bin.Operator.Token != nil &&
-					(bin.Operator.Token.Type == tokens.Equals || bin.Operator.Token.Type == tokens.Ne):
-					fn = chatEqName // gonja's == takes None for 0 and True for no number
-					g.eqs++
-				}
-				if fn != "" {
-					op := bin.Operator.Token
-					v.Set(reflect.ValueOf(chatCall(fn, op, bin.Left, bin.Right, &nodes.String{Location: op, Val: op.Val})))
-				}
+		if (v.Type() == chatExprType || v.Type() == chatNodeType) && v.CanSet() {
+			if call := g.pyNode(v.Elem().Interface()); call != nil {
+				v.Set(reflect.ValueOf(call))
 			}
 		}
 		// gonja indexes strings by byte and misses x[-len(x)]; moco_item
@@ -362,14 +365,55 @@ func (g *chatGuarder) guardSet(v reflect.Value) {
 	expr.Set(reflect.ValueOf(chatCall(chatAcyclicName, e.Position(), e, &nodes.Name{Name: name.Name})))
 }
 
-// chatGuardedOp reports the operators that can build long strings or lists.
-func chatGuardedOp(b *nodes.BinaryExpression) bool {
-	if b.Operator == nil || b.Operator.Token == nil {
-		return false
+// pyNode returns the call of moco's function that replaces a node whose
+// evaluation in gonja differs from Python's, or nil: the operators (see
+// chatArith, chatCompare, chatEqual), not, the unary signs, tuples and the
+// empty dict.
+func (g *chatGuarder) pyNode(n any) *nodes.Call {
+	switch n := n.(type) {
+	case *nodes.BinaryExpression:
+		if n.Operator == nil || n.Operator.Token == nil {
+			return nil
+		}
+		op := n.Operator.Token
+		fn := ""
+		switch op.Type {
+		case tokens.Addition, tokens.Subtraction, tokens.Multiply, tokens.Division, tokens.FloorDivision,
+			tokens.Modulo, tokens.Power, tokens.Tilde,
+			tokens.LowerThan, tokens.LowerThanOrEqual, tokens.GreaterThan, tokens.GreaterThanOrEqual:
+			fn = chatBinopName
+			g.binops++
+		case tokens.Equals, tokens.Ne:
+			fn = chatEqName // gonja's == takes None for 0 and True for no number
+			g.eqs++
+		default:
+			return nil
+		}
+		return chatCall(fn, op, n.Left, n.Right, &nodes.String{Location: op, Val: op.Val})
+	case *nodes.Negation:
+		return chatCall(chatNotName, n.Operator, n.Term)
+	case *nodes.UnaryExpression:
+		op := "+"
+		if n.Negative {
+			op = "-"
+		}
+		return chatCall(chatUnaryName, n.Operator, n.Term, &nodes.String{Location: n.Operator, Val: op})
+	case *nodes.Tuple:
+		return chatCall(chatTupleName, n.Location, n.Val...)
+	case *nodes.Dict:
+		if len(n.Pairs) == 0 {
+			return chatCall(chatDictName, n.Token)
+		}
 	}
-	switch b.Operator.Token.Type {
-	case tokens.Addition, tokens.Multiply, tokens.Tilde:
-		return true
+	return nil
+}
+
+// chatIsTick reports the moco_tick call tickBody puts first in a body.
+func chatIsTick(e nodes.Expression) bool {
+	if c, ok := e.(*nodes.Call); ok {
+		if n, ok := c.Func.(*nodes.Name); ok && n.Name.Val == chatTickName {
+			return true
+		}
 	}
 	return false
 }
@@ -386,12 +430,8 @@ func chatCall(name string, at *tokens.Token, args ...nodes.Expression) *nodes.Ca
 // the bytes of literal text the body writes itself.
 func (g *chatGuarder) tickBody(w *nodes.Wrapper) {
 	if len(w.Nodes) > 0 {
-		if o, ok := w.Nodes[0].(*nodes.Output); ok {
-			if c, ok := o.Expression.(*nodes.Call); ok {
-				if n, ok := c.Func.(*nodes.Name); ok && n.Name.Val == chatTickName {
-					return
-				}
-			}
+		if o, ok := w.Nodes[0].(*nodes.Output); ok && chatIsTick(o.Expression) {
+			return
 		}
 	}
 	literal := 0
@@ -445,29 +485,23 @@ func chatBudgetVars(b *chatBudget) map[string]any {
 			}
 			return v, nil
 		},
-		chatBinopName: func(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
+		chatBinopName: func(va *exec.VarArgs) (*exec.Value, error) {
 			if len(va.Args) != 3 {
 				return nil, errors.New("moco_binop takes three arguments")
 			}
 			l, r, op := va.Args[0], va.Args[1], va.Args[2].String()
-			if err := chatConcatTypes(l, r, op); err != nil {
-				return nil, err
+			switch op {
+			case "<", "<=", ">", ">=":
+				c, err := chatCompare(l, r, op)
+				if err != nil {
+					return nil, err
+				}
+				return exec.AsValue(c), nil
 			}
 			if err := chatBinopSize(b, l, r, op); err != nil {
 				return nil, err
 			}
-			sub := &exec.Evaluator{Config: e.Config, Loader: e.Loader, Environment: &exec.Environment{
-				Context: exec.NewContext(map[string]any{"l": l, "r": r}), Filters: e.Environment.Filters,
-				Tests: e.Environment.Tests, ControlStructures: e.Environment.ControlStructures, Methods: e.Environment.Methods,
-			}}
-			res := sub.Eval(&nodes.BinaryExpression{
-				Left: &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: "l"}}, Right: &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: "r"}},
-				Operator: &nodes.BinOperator{Token: &tokens.Token{Type: chatOpType(op), Val: op}},
-			})
-			if res.IsError() {
-				return nil, res
-			}
-			return res, nil
+			return chatArith(l, r, op)
 		},
 		"range": func(va *exec.VarArgs) (*exec.Value, error) {
 			start, stop, step := 0, 0, 1
@@ -510,19 +544,9 @@ func chatBudgetVars(b *chatBudget) map[string]any {
 	}
 }
 
-func chatOpType(op string) tokens.Type {
-	switch op {
-	case "+":
-		return tokens.Addition
-	case "*":
-		return tokens.Multiply
-	}
-	return tokens.Tilde
-}
-
-// chatBinopSize checks the size of what l op r builds, as gonja computes it
-// (evaluator.go): string * int repeats, + concatenates strings or lists, ~
-// concatenates the string forms.
+// chatBinopSize checks the size of what l op r builds (chatArith): a
+// string or list repeated by *, strings or lists joined by + and the str()
+// of both sides joined by ~.
 func chatBinopSize(b *chatBudget, l, r *exec.Value, op string) error {
 	if err := b.step(0); err != nil {
 		return err
@@ -530,24 +554,35 @@ func chatBinopSize(b *chatBudget, l, r *exec.Value, op string) error {
 	lim := b.lim.MaxOutput
 	switch op {
 	case "*":
-		if l.IsFloat() || r.IsFloat() || !l.IsString() {
+		seq, n := l, r
+		if !n.IsInteger() {
+			seq, n = r, l
+		}
+		if !n.IsInteger() || !(seq.IsString() || seq.IsList()) {
 			return nil
 		}
-		n := r.Integer()
-		if n <= 0 {
+		times := chatInt(n)
+		if times <= 0 {
 			return nil
 		}
-		if s := len(l.String()); s > 0 && n > lim/s {
-			return b.fail("a string of %d bytes repeated %d times is over the limit of %d bytes", s, n, lim)
+		size := seq.Len()
+		if seq.IsString() {
+			size = len(seq.String())
 		}
-		return b.build(len(l.String())*n, "a repeated string")
+		if size > 0 && times > lim/size {
+			return b.fail("a string of %d bytes repeated %d times is over the limit of %d bytes", size, times, lim)
+		}
+		return b.build(size*times, "a repeated string")
 	case "+":
 		if l.IsList() && r.IsList() {
 			return b.build(l.Len()+r.Len(), "a list")
 		}
-		if l.IsFloat() || r.IsFloat() || !(l.IsString() || r.IsString()) {
+		if !(l.IsString() && r.IsString()) {
 			return nil
 		}
+	case "~":
+	default:
+		return nil
 	}
 	n := chatSize(l, lim) + chatSize(r, lim)
 	return b.build(n, "a string")
@@ -564,6 +599,9 @@ func chatGuardFilter(name string, fn exec.FilterFunction) exec.FilterFunction {
 		}
 		if err := b.step(0); err != nil {
 			return exec.AsValue(err)
+		}
+		if in != nil && in.IsError() {
+			return in // gonja filters the failed value; default() even hid the error
 		}
 		if err := chatPrecheck(b, name, in, va); err != nil {
 			return exec.AsValue(err)
