@@ -27,10 +27,14 @@ import (
 // The engine is gonja, corrected where chat templates meet its differences
 // from Jinja: expressions are read with Jinja's grammar (chat_expr.go),
 // operators, truth and printing are Python's (chat_py.go), filters, tests
-// and methods Jinja's (chat_builtins.go, chat_strings.go). Known remaining
-// differences, none used by the templates checked: integers are 64-bit
-// (a power that overflows gives a float), loop.depth counts nesting of
-// ordinary loops, and the format filter takes Go verbs.
+// and methods Jinja's (chat_builtins.go, chat_filters.go, chat_strings.go).
+// Known remaining differences, none used by the templates checked:
+// integers are 64-bit (a power that overflows gives a float), loop.depth
+// counts nesting of ordinary loops, {% set a, b = ... %}, {% set x | f %}
+// and a macro's varargs and kwargs are not supported, list.pop is missing,
+// and the methods transformers' sandbox refuses (list.append, dict.update,
+// ...) and {% do %}, which transformers does not enable, work (only
+// templates that transformers refuses use them).
 //
 // A ChatTemplate is safe for concurrent use.
 type ChatTemplate struct {
@@ -404,6 +408,7 @@ func chatEnvironment() *exec.Environment {
 			ctx.Set(name, fn)
 		}
 		ctx.Set("namespace", chatNamespaceFunc)
+		ctx.Set("dict", chatDictFunc)
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           chatFilters(),

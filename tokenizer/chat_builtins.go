@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
 	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
@@ -19,7 +20,8 @@ import (
 // This file holds the gonja environment chat templates need beyond stock
 // gonja: transformers' tojson, Jinja-exact filters and tests, dict methods
 // that keep key order, {% generation %}, and bounded macro recursion.
-// Python's string methods are in chat_strings.go, strftime in chat_strftime.go.
+// More filters are in chat_filters.go, Python's string methods in
+// chat_strings.go, strftime in chat_strftime.go.
 
 // chatArg returns the argument at position pos or keyword name.
 func chatArg(va *exec.VarArgs, pos int, name string) (*exec.Value, bool) {
@@ -68,6 +70,24 @@ func chatFilters() *exec.FilterSet {
 	set("capitalize", chatStrFilter("capitalize", chatCapitalize))
 	set("upper", chatStrFilter("upper", chatUpper))
 	set("lower", chatStrFilter("lower", chatLower))
+	set("length", chatFilterLength)
+	set("count", chatFilterLength)
+	set("list", chatFilterList)
+	set("first", chatFilterFirst)
+	set("last", chatFilterLast)
+	set("join", chatFilterJoin)
+	set("string", chatFilterString)
+	set("pprint", chatFilterPprint)
+	set("int", chatFilterInt)
+	set("float", chatFilterFloat)
+	set("abs", chatFilterAbs)
+	set("unique", chatFilterUnique)
+	set("min", chatMinMax("min", false))
+	set("max", chatMinMax("max", true))
+	set("sort", chatFilterSort)
+	set("format", chatFilterFormat)
+	set("center", chatFilterCenter)
+	set("wordcount", chatFilterWordcount)
 	for _, name := range chatFilterNames {
 		if fn, ok := fs.Get(name); ok {
 			_ = fs.Replace(name, chatGuardFilter(name, fn))
@@ -84,56 +104,127 @@ var chatFilterNames = []string{"abs", "attr", "batch", "capitalize", "center", "
 	"reverse", "round", "safe", "selectattr", "select", "slice", "sort", "string", "striptags", "sum", "title",
 	"tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr"}
 
-// chatTests corrects "true" and "false", which in Jinja hold only for the
-// booleans themselves (gonja's "false" holds for anything falsy, even undefined).
+// chatTests are Jinja's tests (jinja2/tests.py) on Python's values: a
+// boolean is a number but no integer, a string and a dict are sequences,
+// odd, even and divisibleby take Python's modulo, the comparisons Python's
+// ordering (an undefined value fails them, as Jinja's Undefined does),
+// "true" and "false" hold only for the booleans (gonja's "false" held for
+// anything falsy, even undefined) and None is its own value (chatNone).
 func chatTests() *exec.TestSet {
 	ts := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
-	_ = ts.Replace("true", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
-		return in.IsBool() && in.Bool(), nil
-	})
-	_ = ts.Replace("false", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
-		return in.IsBool() && !in.Bool(), nil
-	})
-	// None is its own value (chatNone), neither undefined nor a number.
-	_ = ts.Replace("none", func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
-		return chatIsNone(in), nil
-	})
-	// "x in y" (parsed as the test "in") fails as Python's in does.
-	_ = ts.Replace("in", func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
-		return chatContains(va.First(), in)
-	})
-	if orig, ok := builtins.Tests.Get("mapping"); ok {
-		if fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error)); isCtx {
-			_ = ts.Replace("mapping", func(ctx *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
-				if chatIsNamespace(in) {
-					return false, nil // a Namespace is no mapping
+	set := func(fn func(in *exec.Value, args []*exec.Value) (bool, error), names ...string) {
+		for _, name := range names {
+			f := func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
+				if in != nil && in.IsError() {
+					return false, in // gonja tests the failed value; Python never gets there
 				}
-				return fn(ctx, in, va)
-			})
+				if len(va.KwArgs) > 0 {
+					return false, fmt.Errorf("the test %s takes no keyword arguments", name)
+				}
+				return fn(in, va.Args)
+			}
+			if ts.Exists(name) {
+				_ = ts.Replace(name, f)
+			} else {
+				_ = ts.Register(name, f)
+			}
 		}
 	}
-	for name, want := range map[string]bool{"eq": true, "equalto": true, "==": true, "ne": false, "!=": false} {
-		_ = ts.Replace(name, func(_ *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
-			if len(va.Args) != 1 {
-				return false, fmt.Errorf("the test %s takes one argument", name)
+	arity := func(n int, fn func(in *exec.Value, args []*exec.Value) (bool, error)) func(*exec.Value, []*exec.Value) (bool, error) {
+		return func(in *exec.Value, args []*exec.Value) (bool, error) {
+			if len(args) != n {
+				return false, fmt.Errorf("TypeError: the test takes %d argument(s), %d given", n, len(args))
 			}
-			return chatEqual(in, va.Args[0]) == want, nil
-		})
-	}
-	for _, name := range []string{"number", "integer", "even", "odd", "divisibleby"} {
-		orig, ok := builtins.Tests.Get(name)
-		fn, isCtx := orig.(func(*exec.Context, *exec.Value, *exec.VarArgs) (bool, error))
-		if !ok || !isCtx {
-			continue
+			return fn(in, args)
 		}
-		_ = ts.Replace(name, func(ctx *exec.Context, in *exec.Value, va *exec.VarArgs) (bool, error) {
-			if chatIsNone(in) {
-				return false, nil
-			}
-			return fn(ctx, in, va)
-		})
 	}
+	is := func(fn func(in *exec.Value) bool) func(*exec.Value, []*exec.Value) (bool, error) {
+		return arity(0, func(in *exec.Value, _ []*exec.Value) (bool, error) { return fn(in), nil })
+	}
+	mod := func(in, n *exec.Value, want int) (bool, error) {
+		m, err := chatArith(in, n, "%")
+		if err != nil {
+			return false, err
+		}
+		return chatEqual(m, exec.AsValue(want)), nil
+	}
+	set(is(func(in *exec.Value) bool { return !chatIsUndefined(in) }), "defined")
+	set(is(chatIsUndefined), "undefined")
+	set(is(chatIsNone), "none")
+	set(is(func(in *exec.Value) bool { return in.IsBool() }), "boolean")
+	set(is(func(in *exec.Value) bool { return in.IsBool() && in.Bool() }), "true")
+	set(is(func(in *exec.Value) bool { return in.IsBool() && !in.Bool() }), "false")
+	set(is(func(in *exec.Value) bool { return in.IsInteger() && !chatIsNone(in) }), "integer")
+	set(is(func(in *exec.Value) bool { return in.IsFloat() }), "float")
+	set(is(func(in *exec.Value) bool { _, _, ok := chatPyNumber(in); return ok }), "number")
+	set(is(func(in *exec.Value) bool { return in.IsString() }), "string")
+	set(is(func(in *exec.Value) bool { return in.IsDict() && !chatIsNamespace(in) }), "mapping")
+	set(is(func(in *exec.Value) bool {
+		return chatIsUndefined(in) || in.IsString() || in.IsList() || in.IsDict() && !chatIsNamespace(in)
+	}), "sequence", "iterable")
+	set(is(func(in *exec.Value) bool { return chatCased(chatPyStr(in), unicode.IsLower, unicode.IsUpper) }), "lower")
+	set(is(func(in *exec.Value) bool { return chatCased(chatPyStr(in), unicode.IsUpper, unicode.IsLower) }), "upper")
+	set(arity(0, func(in *exec.Value, _ []*exec.Value) (bool, error) { return mod(in, exec.AsValue(2), 1) }), "odd")
+	set(arity(0, func(in *exec.Value, _ []*exec.Value) (bool, error) { return mod(in, exec.AsValue(2), 0) }), "even")
+	set(arity(1, func(in *exec.Value, a []*exec.Value) (bool, error) { return mod(in, a[0], 0) }), "divisibleby")
+	set(arity(1, func(in *exec.Value, a []*exec.Value) (bool, error) { return chatSameAs(in, a[0]), nil }), "sameas")
+	// "x in y" (parsed as the test "in") fails as Python's in does.
+	set(arity(1, func(in *exec.Value, a []*exec.Value) (bool, error) { return chatContains(a[0], in) }), "in")
+	for names, want := range map[[3]string]bool{{"eq", "equalto", "=="}: true, {"ne", "!=", ""}: false} {
+		set(arity(1, func(in *exec.Value, a []*exec.Value) (bool, error) { return chatEqual(in, a[0]) == want, nil }), chatNonEmpty(names[:])...)
+	}
+	for op, names := range map[string][]string{"<": {"lt", "lessthan", "<"}, "<=": {"le", "<="}, ">": {"gt", "greaterthan", ">"}, ">=": {"ge", ">="}} {
+		set(arity(1, func(in *exec.Value, a []*exec.Value) (bool, error) { return chatCompare(in, a[0], op) }), names...)
+	}
+	set(is(func(in *exec.Value) bool { return in.IsString() && chatEnvironment().Filters.Exists(in.String()) }), "filter")
+	set(is(func(in *exec.Value) bool { return in.IsString() && chatEnvironment().Tests.Exists(in.String()) }), "test")
 	return ts
+}
+
+func chatNonEmpty(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// chatCased is Python's str.islower (is, other = IsLower, IsUpper) or
+// isupper: a cased character, and none of the other case.
+func chatCased(s string, is, other func(rune) bool) bool {
+	found := false
+	for _, r := range s {
+		if other(r) || unicode.IsTitle(r) {
+			return false
+		}
+		found = found || is(r)
+	}
+	return found
+}
+
+// chatSameAs is Python's "is" for the values templates compare so: None,
+// booleans, numbers and strings by value and type, lists and dicts by
+// identity.
+func chatSameAs(a, b *exec.Value) bool {
+	switch {
+	case chatIsUndefined(a) || chatIsUndefined(b):
+		return chatIsUndefined(a) && chatIsUndefined(b)
+	case chatIsNone(a) || chatIsNone(b):
+		return chatIsNone(a) && chatIsNone(b)
+	case a.IsBool() || b.IsBool():
+		return a.IsBool() && b.IsBool() && a.Bool() == b.Bool()
+	case a.IsInteger() && b.IsInteger():
+		return a.Integer() == b.Integer()
+	case a.IsFloat() && b.IsFloat():
+		return a.Float() == b.Float()
+	case a.IsString() && b.IsString():
+		return a.String() == b.String()
+	case (a.IsList() || a.IsDict()) && (b.IsList() || b.IsDict()):
+		return chatSameContainer(a.Val, b.Val)
+	}
+	return false
 }
 
 // chatControlStructures adds transformers' {% generation %} block, which
@@ -285,7 +376,7 @@ func chatFilterDictSort(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *ex
 	})
 	out := make([]any, len(pairs))
 	for i, p := range pairs {
-		out[i] = []any{p.Key, p.Value}
+		out[i] = chatTuple{p.Key, p.Value}
 	}
 	return exec.AsValue(out)
 }
@@ -298,6 +389,9 @@ func chatFilterReverse(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exe
 	}
 	if err := chatCheckArgs(va, "reverse", 0); err != nil {
 		return exec.AsValue(err)
+	}
+	if chatIsUndefined(in) {
+		return exec.AsValue([]any{})
 	}
 	if in.IsString() {
 		r := []rune(in.String())
@@ -378,8 +472,8 @@ func chatFilterRound(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.
 	if err := chatCheckArgs(va, "round", 2, "precision", "method"); err != nil {
 		return exec.AsValue(err)
 	}
-	if !in.IsNumber() || chatIsNone(in) {
-		return exec.AsValue(fmt.Errorf("round: %s is not a number", in.String()))
+	if _, _, ok := chatPyNumber(in); !ok {
+		return exec.AsValue(fmt.Errorf("round: %s is not a number", chatPyRepr(in)))
 	}
 	precision, method := 0, "common"
 	if v, ok := chatArg(va, 0, "precision"); ok {
@@ -388,11 +482,30 @@ func chatFilterRound(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.
 	if v, ok := chatArg(va, 1, "method"); ok {
 		method = v.String()
 	}
-	x := in.Float()
+	x, _, _ := chatPyNumber(in)
 	switch method {
 	case "common":
-		if in.IsInteger() && precision >= 0 {
-			return in // Python's round keeps an int an int
+		if _, isInt, _ := chatPyNumber(in); isInt {
+			// Python's round keeps an int an int, ties to even.
+			n := chatInt(in)
+			if precision >= 0 {
+				return exec.AsValue(n)
+			}
+			if precision < -18 {
+				return exec.AsValue(0)
+			}
+			scale := 1
+			for range -precision {
+				scale *= 10
+			}
+			q, r := n/scale, n%scale
+			if r < 0 {
+				q, r = q-1, r+scale
+			}
+			if 2*r > scale || 2*r == scale && q%2 != 0 {
+				q++
+			}
+			return exec.AsValue(q * scale)
 		}
 		if precision >= 0 {
 			// FormatFloat rounds the exact binary value, ties to even, as Python does.
@@ -478,7 +591,7 @@ func chatItems(v *exec.Value) []any {
 	pairs := chatDictPairs(v)
 	out := make([]any, len(pairs))
 	for i, p := range pairs {
-		out[i] = []any{p.Key, p.Value}
+		out[i] = chatTuple{p.Key, p.Value}
 	}
 	return out
 }
@@ -510,6 +623,7 @@ func chatStrMethodSet() map[string]exec.Method[string] {
 	for name, m := range chatStrMethods {
 		str[name] = m
 	}
+	str["join"] = chatStrJoin
 	return str
 }
 
@@ -625,7 +739,12 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 	}}
 	res := sub.Eval(&nodes.GetItem{Location: &tokens.Token{Type: tokens.Name, Val: "o"}, Node: name("o"), Arg: name("k")})
 	if res.IsError() {
-		return nil, fmt.Errorf("%s: %w", va.Args[2].String(), res)
+		if obj.IsNil() {
+			return nil, fmt.Errorf("%s: %w", va.Args[2].String(), chatUndefinedError("subscript of"))
+		}
+		// Jinja's getitem gives undefined for any key it cannot look up
+		// (basic_type_map[spec.type] with a list for the type, Command R).
+		return exec.AsValue(nil), nil
 	}
 	return res, nil
 }

@@ -153,8 +153,8 @@ type chatJNode struct {
 	primary    bool     // a literal, name, bracket or postfix chain
 	tuple      bool     // a tuple (parseTuple)
 	str        *string  // a string literal's value
-	paren      bool     // (x), not a tuple
-	parenBase  bool     // .name after (x), which gonja cannot call: see emit
+	parens     bool     // (x) or a tuple in parentheses
+	parenBase  bool     // .name after (x), which gonja cannot call: see copy
 }
 
 // chatMaxExprDepth bounds the nesting the parser follows (a deeper
@@ -457,7 +457,7 @@ func (p *chatJParser) parsePrimary() *chatJNode {
 		p.expect(")")
 		n := p.node(chatJOther, start, []*chatJNode{inner}, true)
 		n.primary = true
-		n.paren = !inner.tuple
+		n.parens = true
 		return n
 	case t.kind == 'o' && t.text == "[":
 		p.pos++
@@ -508,7 +508,7 @@ func (p *chatJParser) parsePostfix(n *chatJNode) *chatJNode {
 			p.pos++
 			base := n
 			n = p.wrap(n, nil)
-			n.parenBase = base.paren
+			n.parenBase = base.parens
 		case p.isOp("["):
 			p.pos++
 			var args []*chatJNode
@@ -703,7 +703,7 @@ func (w *chatJEmitter) copy(n *chatJNode) string {
 		if i == 0 && n.parenBase {
 			// gonja calls no method of (x): (x).m() fails. [x][0].m() is
 			// the same call.
-			b.WriteString("[" + w.emit(k.kids[0], true) + "][0]")
+			b.WriteString("[" + w.emit(k, true) + "][0]")
 		} else {
 			b.WriteString(w.emit(k, n.slots[i]))
 		}

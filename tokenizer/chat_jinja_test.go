@@ -92,6 +92,52 @@ var chatJinjaGaps = []struct {
 	{"percent number of a string", "{{ '%d' % 'a' }}", "", true},        // TypeError: %d format: a real number is required, not str
 	// String literals mean what they mean in Python.
 	{"string escapes", "{{ 'a\\\\' }}|{{ \"b\\\\\" }}|{{ '\\\\' ~ \"\\\\\" }}|{{ 'it\\'s' }}|{{ \"\\\"q\\\"\" }}|{{ '\\x41\\u00e9\\U0001F600\\101' }}|{{ '\\d+' }}|{{ '\\a\\b\\f\\v'|length }}|{{ \"tab\\there\" }}|{{ 'a\\\\nb' }}", "a\\|b\\|\\\\|it's|\"q\"|Aé😀A|\\d+|4|tab\there|a\\nb", false},
+	// Tests are Jinja's, on Python's values.
+	{"tests of numbers", "{{ true is number }}|{{ true is integer }}|{{ 1 is integer }}|{{ 1.0 is float }}|{{ none is number }}|{{ none is integer }}|{{ -3 is odd }}|{{ -4 is even }}|{{ -6 is divisibleby 3 }}|{{ true is odd }}|{{ 2.5 is odd }}", "True|False|True|True|False|False|True|True|True|True|False", false},
+	{"tests of sequences", "{{ 'a' is sequence }}|{{ {} is sequence }}|{{ messages[0] is sequence }}|{{ 1 is sequence }}|{{ nothing is sequence }}|{{ nothing is iterable }}|{{ 'a' is iterable }}|{{ 1 is iterable }}|{{ messages[0] is mapping }}|{{ [] is mapping }}", "True|True|True|False|True|True|True|False|True|False", false},
+	{"tests filter and test", "{{ 'upper' is filter }}|{{ 'tojson' is filter }}|{{ 'nope' is filter }}|{{ 1 is filter }}|{{ 'defined' is test }}|{{ 'nope' is test }}", "True|True|False|False|True|False", false},
+	{"tests lower and upper", "{{ 'abc' is lower }}|{{ 'aBc' is lower }}|{{ '1' is lower }}|{{ 'ABC' is upper }}|{{ 1 is upper }}", "True|False|False|True|False", false},
+	{"tests of comparison", "{{ 1 is gt 0 }}|{{ 1 is lt 2.5 }}|{{ 'b' is ge 'a' }}|{{ 1 is le 1 }}|{{ 2 is greaterthan 1 }}", "True|True|True|True|True", false},
+	{"test comparing a string and a number", "{{ 'a' is gt 1 }}", "", true},          // TypeError: '>' not supported between instances of 'str' and 'int'
+	{"test odd of a string", "{{ 'a' is odd }}", "", true},                           // TypeError: not all arguments converted during string formatting
+	{"test odd of undefined", "{{ nothing is odd }}", "", true},                      // UndefinedError: 'nothing' is undefined
+	{"test of an attribute of undefined", "{{ nothing.attr is defined }}", "", true}, // UndefinedError: 'nothing' is undefined
+	{"test sameas", "{{ none is sameas none }}|{{ 1 is sameas true }}|{{ true is sameas true }}|{{ 1 is sameas 1 }}", "True|False|True|True", false},
+	// Filters: a number, a boolean or None where a sequence is wanted is an error.
+	{"length of none", "{{ messages[2].content|length }}", "", true}, // TypeError: object of type 'NoneType' has no len()
+	{"list of none", "{{ none|list }}", "", true},                    // TypeError: 'NoneType' object is not iterable
+	{"join of a number", "{{ 1|join }}", "", true},                   // TypeError: 'int' object is not iterable
+	{"first of a number", "{{ 1|first }}", "", true},                 // TypeError: 'int' object is not iterable
+	{"lengths", "{{ nothing|length }}|{{ 'abc'|length }}|{{ messages[0]|length }}|{{ (1, 2)|count }}", "0|3|2|2", false},
+	{"iterable filters", "{{ 'ab'|list }}|{{ messages[0]|list }}|{{ (1, 2)|list }}|{{ nothing|list }}|{{ none|map('upper')|list }}|{{ 0|select|list }}", "['a', 'b']|['role', 'content']|[1, 2]|[]|[]|[]", false},
+	{"first and last", "{{ [1, 2, 3]|first }}|{{ 'abc'|last }}|{{ messages[0]|first }}|{{ []|first is defined }}|{{ nothing|first is defined }}|{{ nothing|last is defined }}", "1|c|role|False|False|False", false},
+	{"join", "{{ [1, none, 'a', 1.0, true]|join(',') }}|{{ [[1], (2,)]|join(';') }}|{{ {'a': 1, 'b': 2}|join(',') }}|{{ 'abc'|join('-') }}|{{ messages|join(', ', attribute='role') }}|{{ nothing|join }}", "1,None,a,1.0,True|[1];(2,)|a,b|a-b-c|system, user, assistant|", false},
+	{"string", "{{ [1, 'a']|string }}|{{ none|string }}|{{ nothing|string }}|{{ (1,)|string }}|{{ [\"it's\"]|string }}|{{ 1.0|string }}", "[1, 'a']|None||(1,)|[\"it's\"]|1.0", false},
+	{"int and float", "{{ none|int }}|{{ true|int }}|{{ 'x'|int }}|{{ '12'|int }}|{{ '0x1A'|int(base=16) }}|{{ '0b11'|int(base=0) }}|{{ 1.9|int }}|{{ -1.9|int }}|{{ '3.7'|int }}|{{ 'x'|int(5) }}|{{ 'x'|float }}|{{ '1e3'|float }}|{{ none|float }}|{{ true|float }}|{{ ' 42 '|int }}|{{ '1_000'|int }}", "0|1|0|12|26|3|1|-1|3|5|0.0|1000.0|0.0|1.0|42|1000", false},
+	{"int of undefined", "{{ nothing|int }}", "", true},       // UndefinedError: 'nothing' is undefined
+	{"float of undefined", "{{ nothing|float }}", "", true},   // UndefinedError: 'nothing' is undefined
+	{"tojson of undefined", "{{ nothing|tojson }}", "", true}, // TypeError: Object of type Undefined is not JSON serializable
+	{"abs", "{{ -5|abs }}|{{ -5.5|abs }}|{{ true|abs }}", "5|5.5|1", false},
+	{"abs of a string", "{{ 'a'|abs }}", "", true}, // TypeError: bad operand type for abs(): 'str'
+	{"round", "{{ 15|round(-1) }}|{{ 25|round(-1) }}|{{ 1|round(-1) }}|{{ true|round }}|{{ 2.5|round }}|{{ 1.25|round(1) }}", "20|20|0|1|2.0|1.2", false},
+	{"unique", "{{ [1, 1.0, true]|unique|list }}|{{ ['a', 'A']|unique|list }}|{{ ['a', 'A']|unique(case_sensitive=true)|list }}|{{ [1, '1']|unique|list }}|{{ [none, none]|unique|list }}|{{ messages|unique(attribute='role')|map(attribute='role')|list }}", "[1]|['a']|['a', 'A']|[1, '1']|[None]|['system', 'user', 'assistant']", false},
+	{"unique of lists", "{{ [[1], [1]]|unique|list }}", "", true}, // TypeError: unhashable type: 'list'
+	{"min and max", "{{ [{'a': 1}, {'a': 3}]|max(attribute='a') }}|{{ [{'a': 1}, {'a': 3}]|min(attribute='a') }}|{{ ['a', 'B']|max }}|{{ ['a', 'B']|max(case_sensitive=true) }}|{{ [1, 2.5]|max }}|{{ []|max is defined }}", "{'a': 3}|{'a': 1}|B|a|2.5|False", false},
+	{"max of numbers and none", "{{ [1, none]|max }}", "", true}, // TypeError: '>' not supported between instances of 'NoneType' and 'int'
+	{"sort", "{{ [3, 1, 2]|sort(reverse=true) }}|{{ ['b', 'A', 'c']|sort }}|{{ ['b', 'A', 'c']|sort(case_sensitive=true) }}|{{ [{'a': 2}, {'a': 1}]|sort(attribute='a')|map(attribute='a')|list }}|{{ [(2, 'b'), (1, 'z'), (1, 'a')]|sort }}", "[3, 2, 1]|['A', 'b', 'c']|['A', 'b', 'c']|[1, 2]|[(1, 'a'), (1, 'z'), (2, 'b')]", false},
+	{"sort of numbers and strings", "{{ [1, 'a']|sort }}", "", true}, // TypeError: '<' not supported between instances of 'str' and 'int'
+	{"format", "{{ '%s-%d'|format('a', 3) }}|{{ '%05.2f'|format(3.14159) }}|{{ '%r'|format('a') }}|{{ '%s'|format([1, 'a']) }}|{{ '%s'|format(none) }}|{{ '%s'|format(true) }}|{{ '%(a)s'|format(a=1) }}|{{ \"%s, %s!\"|format(\"Hello\", messages[1].content) }}", "a-3|03.14|'a'|[1, 'a']|None|True|1|Hello, Hi!", false},
+	{"format with too many arguments", "{{ '{}'|format(1) }}", "", true}, // TypeError: not all arguments converted during string formatting
+	{"center wordcount pprint", "{{ 1|center(9) }}|{{ 'ab'|center(5) }}|{{ 2.5|wordcount }}|{{ 'a-b c_d'|wordcount }}|{{ 'x'|pprint }}|{{ [1, 'a']|pprint }}", "    1    |  ab |2|3|'x'|[1, 'a']", false},
+	{"items and dictsort give tuples", "{{ messages[0]|items|list }}|{{ messages[0].items()|list }}|{{ {'b': 1, 'a': 2}|dictsort }}|{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}|{% for k, v in {'b': 1}|dictsort %}{{ k }}{{ v }}{% endfor %}", "[('role', 'system'), ('content', 'S')]|[('role', 'system'), ('content', 'S')]|[('a', 2), ('b', 1)]|role=system;content=S;|b1", false},
+	{"reverse", "{{ nothing|reverse|list }}|{{ 'abc'|reverse }}|{{ [1, 2]|reverse|list }}", "[]|cba|[2, 1]", false},
+	{"dict", "{{ dict(a=1) }}|{{ dict({'a': 1}, b=2) }}|{{ dict() }}|{{ dict([('a', 1)]) }}|{{ 'T' if dict() else 'F' }}", "{'a': 1}|{'a': 1, 'b': 2}|{}|{'a': 1}|F", false},
+	// Methods.
+	{"list methods", "{{ [1, 2, 2].index(2) }}|{{ [1, 2, 2].count(2) }}|{{ messages.index(messages[1]) }}|{{ (1, 2).index(2) }}|{{ (1, 2, 2).count(2) }}|{{ [1, 2, 3].index(3, 1) }}", "1|2|1|1|2|2", false},
+	{"list index of a missing item", "{{ [1, 2].index(5) }}", "", true}, // ValueError: 5 is not in list
+	{"str join", "{{ 'a'.join('xyz') }}|{{ ', '.join(messages|map(attribute='role')) }}|{{ '-'.join(('a', 'b')) }}|{{ ''.join({'k': 1}) }}", "xayaz|system, user, assistant|a-b|k", false},
+	{"str join of numbers", "{{ '-'.join([1, 2]) }}", "", true}, // TypeError: sequence item 0: expected str instance, int found
+	{"method of a parenthesized value", "{{ ('a b').split() }}|{{ ('x' ~ 'y').upper() }}", "['a', 'b']|XY", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and

@@ -275,7 +275,9 @@ func chatWriteJSON(b *strings.Builder, v *exec.Value, o *chatJSONOptions, level 
 		return errors.New("tojson: value nested too deeply")
 	}
 	switch {
-	case v == nil || v.IsNil() || chatIsNone(v):
+	case v == nil || v.IsNil():
+		return errors.New("TypeError: Object of type Undefined is not JSON serializable")
+	case chatIsNone(v):
 		b.WriteString("null")
 	case v.IsError():
 		return errors.New(v.Error())

@@ -603,6 +603,9 @@ func chatGuardFilter(name string, fn exec.FilterFunction) exec.FilterFunction {
 		if in != nil && in.IsError() {
 			return in // gonja filters the failed value; default() even hid the error
 		}
+		if err := chatCheckIterable(name, in); err != nil {
+			return exec.AsValue(err)
+		}
 		if err := chatPrecheck(b, name, in, va); err != nil {
 			return exec.AsValue(err)
 		}
@@ -767,10 +770,13 @@ func chatMethodsFor(b *chatBudget) exec.Methods {
 		dict[name] = chatGuardMethod(b, name, m)
 	}
 	list := map[string]exec.Method[[]any]{}
-	for _, name := range []string{"append", "reverse", "copy", "pop", "extend", "insert", "remove", "index", "count", "sort", "clear"} {
+	for _, name := range []string{"append", "reverse", "copy", "pop", "extend", "insert", "remove", "sort", "clear"} {
 		if m, ok := base.List.Get(name); ok {
 			list[name] = chatGuardMethod(b, name, m)
 		}
+	}
+	for name, m := range chatListMethods {
+		list[name] = chatGuardMethod(b, name, m)
 	}
 	return exec.Methods{Bool: base.Bool, Int: base.Int, Float: base.Float,
 		Str: exec.NewMethodSet(str), Dict: exec.NewMethodSet(dict), List: exec.NewMethodSet(list)}
