@@ -138,6 +138,11 @@ var chatJinjaGaps = []struct {
 	{"str join", "{{ 'a'.join('xyz') }}|{{ ', '.join(messages|map(attribute='role')) }}|{{ '-'.join(('a', 'b')) }}|{{ ''.join({'k': 1}) }}", "xayaz|system, user, assistant|a-b|k", false},
 	{"str join of numbers", "{{ '-'.join([1, 2]) }}", "", true}, // TypeError: sequence item 0: expected str instance, int found
 	{"method of a parenthesized value", "{{ ('a b').split() }}|{{ ('x' ~ 'y').upper() }}", "['a', 'b']|XY", false},
+	// Iterating None, a number or a boolean is an error (Qwen2.5-VL, Qwen3-VL and
+	// LFM2.5 loop over a tool-call message's content, which is None).
+	{"for over none", "{% for item in messages[2].content %}{{ item }}{% endfor %}", "", true}, // TypeError: 'NoneType' object is not iterable
+	{"for over a number", "{% for i in 3 %}{% endfor %}", "", true},                            // TypeError: 'int' object is not iterable
+	{"for over undefined", "{% for i in nothing %}x{% endfor %}done|{% for c in 'ab' %}{{ c }}{% endfor %}|{% for k in messages[2].meta %}x{% endfor %}", "done|ab|", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and

@@ -475,8 +475,10 @@ func chatBudgetVars(b *chatBudget) map[string]any {
 				return nil, errors.New("moco_iter takes one argument")
 			}
 			v := va.Args[0]
-			if chatIsNamespace(v) {
-				return nil, errors.New("'Namespace' object is not iterable")
+			if chatIsNamespace(v) || !chatIsUndefined(v) && !v.IsString() && !v.IsList() && !v.IsDict() {
+				// gonja iterates None, numbers and booleans as empty
+				// ({% for item in message.content %} with None content).
+				return nil, fmt.Errorf("TypeError: '%s' object is not iterable", chatTypeName(v))
 			}
 			if v.IsString() || v.IsList() || v.IsDict() {
 				if n := v.Len(); n > chatMaxRange {
