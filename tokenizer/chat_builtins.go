@@ -88,6 +88,10 @@ func chatFilters() *exec.FilterSet {
 	set("format", chatFilterFormat)
 	set("center", chatFilterCenter)
 	set("wordcount", chatFilterWordcount)
+	set("safe", chatFilterSafe)
+	set("escape", chatFilterEscape)
+	set("e", chatFilterEscape)
+	set("forceescape", chatFilterForceEscape)
 	for _, name := range chatFilterNames {
 		if fn, ok := fs.Get(name); ok {
 			_ = fs.Replace(name, chatGuardFilter(name, fn))
@@ -533,6 +537,9 @@ func chatStrFilter(name string, fn func(string) string) exec.FilterFunction {
 		if err := chatCheckArgs(va, name, 0); err != nil {
 			return exec.AsValue(err)
 		}
+		if chatIsMarkup(in) && chatMarkupFilters[name] {
+			return exec.AsValue(chatMarkup(fn(chatStr(in))))
+		}
 		return exec.AsValue(fn(chatStr(in)))
 	}
 }
@@ -722,6 +729,9 @@ func chatItem(e *exec.Evaluator, va *exec.VarArgs) (*exec.Value, error) {
 		}
 		if i < 0 || i >= n {
 			return exec.AsValue(nil), nil
+		}
+		if chatIsMarkup(obj) {
+			return exec.AsValue(chatMarkup(obj.Index(i).String())), nil
 		}
 		return obj.Index(i), nil
 	}
@@ -931,6 +941,8 @@ func chatTypeName(v *exec.Value) string {
 		return "NoneType"
 	case chatIsNamespace(v):
 		return "Namespace"
+	case chatIsMarkup(v):
+		return "Markup"
 	case v.IsString():
 		return "str"
 	case v.IsBool():

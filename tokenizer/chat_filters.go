@@ -480,11 +480,15 @@ func chatFilterFormat(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec
 	} else {
 		args = exec.AsValue(chatTuple(chatValues(va.Args)))
 	}
-	s, err := chatPercentFormat(chatPyStr(in), args)
+	format := in
+	if !in.IsString() {
+		format = exec.AsValue(chatPyStr(in))
+	}
+	out, err := chatPercent(format, args)
 	if err != nil {
 		return exec.AsValue(err)
 	}
-	return exec.AsValue(s)
+	return out
 }
 
 // chatFilterCenter is Jinja's center(width=80): str.center of str(value).

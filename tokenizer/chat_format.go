@@ -11,6 +11,45 @@ import (
 	"github.com/nikolalohinski/gonja/v2/exec"
 )
 
+// chatPercent is format % args, for a Markup format too: Markup escapes
+// the strings it formats in.
+func chatPercent(format, args *exec.Value) (*exec.Value, error) {
+	if !chatIsMarkup(format) {
+		s, err := chatPercentFormat(format.String(), args)
+		if err != nil {
+			return nil, err
+		}
+		return exec.AsValue(s), nil
+	}
+	esc := func(v *exec.Value) any {
+		if v.IsString() {
+			return chatEscape(v)
+		}
+		return v.Interface()
+	}
+	switch {
+	case chatIsTuple(args):
+		items := make(chatTuple, args.Len())
+		for i := range items {
+			items[i] = esc(args.Index(i))
+		}
+		args = exec.AsValue(items)
+	case args.IsDict() && !chatIsNamespace(args):
+		d := exec.NewDict()
+		for _, p := range chatDictPairs(args) {
+			d.Pairs = append(d.Pairs, &exec.Pair{Key: p.Key, Value: exec.AsValue(esc(p.Value))})
+		}
+		args = exec.AsValue(d)
+	default:
+		args = exec.AsValue(esc(args))
+	}
+	s, err := chatPercentFormat(format.String(), args)
+	if err != nil {
+		return nil, err
+	}
+	return exec.AsValue(chatMarkup(s)), nil
+}
+
 // chatPercentFormat is Python's printf-style formatting, format % args,
 // which both the % operator and Jinja's format filter use: args is a tuple
 // of the values, a mapping for %(name)s, or a single value.

@@ -143,6 +143,10 @@ var chatJinjaGaps = []struct {
 	{"for over none", "{% for item in messages[2].content %}{{ item }}{% endfor %}", "", true}, // TypeError: 'NoneType' object is not iterable
 	{"for over a number", "{% for i in 3 %}{% endfor %}", "", true},                            // TypeError: 'int' object is not iterable
 	{"for over undefined", "{% for i in nothing %}x{% endfor %}done|{% for c in 'ab' %}{{ c }}{% endfor %}|{% for k in messages[2].meta %}x{% endfor %}", "done|ab|", false},
+	// A Markup (safe, escape) escapes what is added to it or formatted in it,
+	// though autoescaping is off.
+	{"markup", "{{ '<a>'|safe + '<b>' }}|{{ '<b>' + '<a>'|safe }}|{{ '<a>'|safe ~ '<b>' }}|{{ ('<a>'|safe + '<b>')|length }}|{{ '%s'|safe % '<b>' }}|{{ ('<a>'|safe)|upper + '<b>' }}|{{ ('<a>'|safe)|title + '<' }}|{{ ('x'|safe).upper() + '<b>' }}|{{ ('{}'|safe).format('<b>') }}|{{ ('-'|safe).join(['<a>', '<b>']) }}|{{ ['<a>'|safe, '<b>']|join }}|{{ '<a>'|e + '<b>' }}|{{ '\"\\'&'|e }}|{{ ('<a>'|safe)[0] + '<b>' }}|{{ ('<a>'|safe) == '<a>' }}|{{ ['<a>'|safe] }}", "<a>&lt;b&gt;|&lt;b&gt;<a>|<a><b>|12|&lt;b&gt;|<A>&lt;b&gt;|<A><|X&lt;b&gt;|&lt;b&gt;|&lt;a&gt;-&lt;b&gt;|<a><b>|&lt;a&gt;&lt;b&gt;|&#34;&#39;&amp;|<&lt;b&gt;|True|[Markup('<a>')]", false},
+	{"markup and tojson (Functionary v3.1)", "{{ \"Use the function '\"|safe + messages[1].content + \"' to '\"|safe + 'x<y' + \"'\\n\"|safe + {'a': '\"'}|tojson() }}", "Use the function 'Hi' to 'x&lt;y'\n{&#34;a&#34;: &#34;\\&#34;&#34;}", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and

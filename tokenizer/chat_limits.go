@@ -615,6 +615,9 @@ func chatGuardFilter(name string, fn exec.FilterFunction) exec.FilterFunction {
 		if err := chatPostcheck(b, name, out); err != nil {
 			return exec.AsValue(err)
 		}
+		if chatMarkupFilters[name] && chatIsMarkup(in) && out.IsString() && !chatIsMarkup(out) {
+			return exec.AsValue(chatMarkup(out.String()))
+		}
 		return out
 	}
 }
@@ -765,7 +768,7 @@ func chatMethodsFor(b *chatBudget) exec.Methods {
 	base := chatEnvironment().Methods
 	str := map[string]exec.Method[string]{}
 	for name, m := range chatStrMethodSet() {
-		str[name] = chatGuardMethod(b, name, m)
+		str[name] = chatGuardMethod(b, name, chatMarkupMethod(name, m))
 	}
 	dict := map[string]exec.Method[map[string]any]{}
 	for name, m := range chatDictMethodSet() {

@@ -100,6 +100,10 @@ func chatWriteRepr(b *strings.Builder, v *exec.Value, depth int) {
 		b.WriteString("None")
 	case v.IsError():
 		b.WriteString(v.Error())
+	case chatIsMarkup(v):
+		b.WriteString("Markup(")
+		chatWriteStrRepr(b, v.String())
+		b.WriteByte(')')
 	case v.IsString():
 		chatWriteStrRepr(b, v.String())
 	case v.IsBool():
@@ -222,6 +226,8 @@ func chatArith(l, r *exec.Value, op string) (*exec.Value, error) {
 	switch op {
 	case "+":
 		switch {
+		case l.IsString() && r.IsString() && (chatIsMarkup(l) || chatIsMarkup(r)):
+			return exec.AsValue(chatEscape(l) + chatEscape(r)), nil
 		case l.IsString() && r.IsString():
 			return exec.AsValue(l.String() + r.String()), nil
 		case l.IsString():
@@ -242,6 +248,9 @@ func chatArith(l, r *exec.Value, op string) (*exec.Value, error) {
 		}
 		if _, isInt, ok := chatPyNumber(n); ok && isInt && (seq.IsString() || seq.IsList()) {
 			times := max(chatInt(n), 0)
+			if chatIsMarkup(seq) {
+				return exec.AsValue(chatMarkup(strings.Repeat(seq.String(), times))), nil
+			}
 			if seq.IsString() {
 				return exec.AsValue(strings.Repeat(seq.String(), times)), nil
 			}
@@ -257,11 +266,7 @@ func chatArith(l, r *exec.Value, op string) (*exec.Value, error) {
 		}
 	case "%":
 		if l.IsString() {
-			s, err := chatPercentFormat(l.String(), r)
-			if err != nil {
-				return nil, err
-			}
-			return exec.AsValue(s), nil
+			return chatPercent(l, r)
 		}
 	}
 	return nil, chatTypeError(op, l, r)
