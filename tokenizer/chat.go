@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,8 +22,12 @@ import (
 // on, loop controls, {% generation %}, raise_exception, strftime_now and a
 // tojson equal to json.dumps(ensure_ascii=False), with the variables messages,
 // tools and documents (None when absent), add_generation_prompt, the special
-// tokens of the config (bos_token, eos_token, unk_token, pad_token, ... and
-// those named in extra_special_tokens) and any extra keyword arguments.
+// tokens of the config (bos_token, eos_token, unk_token, pad_token, ...,
+// additional_special_tokens, and the model-specific ones: image_token, ...)
+// and any extra keyword arguments. Where transformers 4 and 5 pass
+// different special tokens, moco passes the union (additional_special_tokens
+// is a variable in 4 only, keys ending in _token in 5 only) and leaves out
+// tokens that are "" as 4 does (5 passes them).
 //
 // The engine is gonja, corrected where chat templates meet its differences
 // from Jinja: expressions are read with Jinja's grammar (chat_expr.go),
@@ -150,18 +155,29 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 		}
 	}
 
-	// A mapping extra_special_tokens names more special tokens (multimodal
-	// models: "image_token": "<image>"), which transformers adds to its
-	// special tokens and so to special_tokens_map. The list form (written by
-	// transformers 5) only flags tokens as special and names none.
-	if raw, ok := cfg["extra_special_tokens"]; ok {
-		var named map[string]json.RawMessage
-		if json.Unmarshal(raw, &named) == nil {
-			for key, r := range named {
-				// A template cannot name moco_ variables (chatReserved).
-				if tok, ok := chatTokenContent(r); ok && tok != "" && !strings.HasPrefix(key, "moco_") {
-					ct.special[key] = tok
-				}
+	// Model-specific special tokens (multimodal models: "image_token":
+	// "<image>") are in special_tokens_map too. transformers 4.48 and later
+	// read them from a mapping extra_special_tokens; transformers 5 writes
+	// them at the top of the config and in model_specific_special_tokens
+	// (its extra_special_tokens is a list, which flags tokens as special and
+	// names none), and takes any other key ending in _token whose value is a
+	// string or an AddedToken for one.
+	named := func(key string, raw json.RawMessage) {
+		// A template cannot name moco_ variables (chatReserved).
+		if tok, ok := chatTokenContent(raw); ok && tok != "" && !strings.HasPrefix(key, "moco_") {
+			ct.special[key] = tok
+		}
+	}
+	for key, raw := range cfg {
+		if strings.HasSuffix(key, "_token") && ct.special[key] == nil && chatIsTokenValue(raw) && !slices.Contains(chatSpecialTokenKeys, key) {
+			named(key, raw)
+		}
+	}
+	for _, field := range []string{"extra_special_tokens", "model_specific_special_tokens"} {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(cfg[field], &m) == nil {
+			for key, r := range m {
+				named(key, r)
 			}
 		}
 	}
@@ -172,6 +188,21 @@ func LoadChatTemplate(tokenizerConfigJSON []byte) (*ChatTemplate, error) {
 		}
 	}
 	return ct, nil
+}
+
+// chatIsTokenValue reports a string or a serialized AddedToken (an object
+// with "__type": "AddedToken"), the values transformers 5 takes a key ending
+// in _token for a special token by.
+func chatIsTokenValue(raw json.RawMessage) bool {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return true
+	}
+	var obj struct {
+		Type    string  `json:"__type"`
+		Content *string `json:"content"`
+	}
+	return json.Unmarshal(raw, &obj) == nil && obj.Type == "AddedToken" && obj.Content != nil
 }
 
 // chatTokenContent reads a special token given as a string or as an

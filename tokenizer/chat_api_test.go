@@ -227,3 +227,36 @@ func BenchmarkChatTemplate(b *testing.B) {
 		}
 	})
 }
+
+// TestChatTemplateModelSpecificTokens: transformers 5 writes the named
+// special tokens of multimodal and other models both at the top of
+// tokenizer_config.json and in model_specific_special_tokens (with
+// extra_special_tokens a list), and reads them back from either: every
+// other key ending in _token whose value is a string or an AddedToken is
+// such a token (PreTrainedTokenizerBase.__init__, auto_model_specific_tokens).
+// special_tokens_map, which apply_chat_template passes to the template,
+// has them. Expected values worked out from that code (transformers is not
+// installed here to run it).
+func TestChatTemplateModelSpecificTokens(t *testing.T) {
+	cfg := `{
+		"chat_template": "{{ image_token }}|{{ video_token }}|{{ audio_token }}|{{ eot_token }}|{{ add_bos_token is defined }}|{{ count_token is defined }}|{{ bos_token is defined }}|{{ eos_token }}|{{ extra_special_tokens is defined }}",
+		"bos_token": null,
+		"eos_token": "<|im_end|>",
+		"add_bos_token": true,
+		"image_token": "<|image_pad|>",
+		"audio_token": {"__type": "AddedToken", "content": "<|audio_pad|>", "special": true},
+		"eot_token": "<turn|>",
+		"count_token": 5,
+		"extra_special_tokens": ["<|im_start|>", "<|im_end|>"],
+		"model_specific_special_tokens": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}
+	}`
+	ct, err := LoadChatTemplate([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ct.Render(nil, ChatOptions{})
+	want := "<|image_pad|>|<|video_pad|>|<|audio_pad|>|<turn|>|False|False|False|<|im_end|>|False"
+	if err != nil || got != want {
+		t.Errorf("got %q, %v\nwant %q", got, err, want)
+	}
+}
