@@ -147,6 +147,9 @@ var chatJinjaGaps = []struct {
 	// though autoescaping is off.
 	{"markup", "{{ '<a>'|safe + '<b>' }}|{{ '<b>' + '<a>'|safe }}|{{ '<a>'|safe ~ '<b>' }}|{{ ('<a>'|safe + '<b>')|length }}|{{ '%s'|safe % '<b>' }}|{{ ('<a>'|safe)|upper + '<b>' }}|{{ ('<a>'|safe)|title + '<' }}|{{ ('x'|safe).upper() + '<b>' }}|{{ ('{}'|safe).format('<b>') }}|{{ ('-'|safe).join(['<a>', '<b>']) }}|{{ ['<a>'|safe, '<b>']|join }}|{{ '<a>'|e + '<b>' }}|{{ '\"\\'&'|e }}|{{ ('<a>'|safe)[0] + '<b>' }}|{{ ('<a>'|safe) == '<a>' }}|{{ ['<a>'|safe] }}", "<a>&lt;b&gt;|&lt;b&gt;<a>|<a><b>|12|&lt;b&gt;|<A>&lt;b&gt;|<A><|X&lt;b&gt;|&lt;b&gt;|&lt;a&gt;-&lt;b&gt;|<a><b>|&lt;a&gt;&lt;b&gt;|&#34;&#39;&amp;|<&lt;b&gt;|True|[Markup('<a>')]", false},
 	{"markup and tojson (Functionary v3.1)", "{{ \"Use the function '\"|safe + messages[1].content + \"' to '\"|safe + 'x<y' + \"'\\n\"|safe + {'a': '\"'}|tojson() }}", "Use the function 'Hi' to 'x&lt;y'\n{&#34;a&#34;: &#34;\\&#34;&#34;}", false},
+	// A raw block keeps the line break after {% raw %} (trim_blocks leaves it)
+	// and follows the whitespace control of its tags.
+	{"raw blocks", "{% raw %}\n  {{ x }}\n{% endraw %}\nA|{% raw -%}\n  {{ x }}\n{% endraw %}\nA|{%- raw %}\n  {{ x }}\n{%- endraw %}\nA|{% raw %}A\n  {% endraw %}||x\n  {% raw %}A{% endraw %}\n||{% raw %}A{% endraw -%}  \n ||{% raw %}\r\nA{% endraw %}||a{%- raw -%}  b  {%- endraw -%}  c", "\n  {{ x }}\nA|{{ x }}\nA|\n  {{ x }}A|A\n||x\nA||A||\nA||abc", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and

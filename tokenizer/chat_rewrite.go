@@ -74,7 +74,8 @@ func chatRewrite(src string) (string, error) {
 				if loc == nil {
 					return "", fmt.Errorf("syntax error: the raw block at line %d has no endraw", chatLine(src, j))
 				}
-				out.WriteString(tag + src[end:end+loc[1]])
+				out.WriteString(chatRawBlock(tag, src[end:end+loc[0]], src[end+loc[0]:end+loc[1]]))
+				changed = true
 				i = end + loc[1]
 				continue
 			}
@@ -88,6 +89,46 @@ func chatRewrite(src string) (string, error) {
 		}
 	}
 	return chatRewritten(src, out.String(), changed), nil
+}
+
+// chatRawBlock writes {% raw %}content{% endraw %} as Jinja renders it, as
+// an if block printing the content: gonja removes the line break after
+// {% raw %}, which trim_blocks leaves in Jinja, and ignores the whitespace
+// control of the tags. The if tags keep the effects of the raw tags on the
+// text around them (lstrip_blocks, trim_blocks, "-").
+func chatRawBlock(open, content, close string) string {
+	mod := func(tag string, left bool) byte {
+		i := 2
+		if !left {
+			i = len(tag) - 3
+		}
+		if c := tag[i]; c == '-' || c == '+' {
+			return c
+		}
+		return 0
+	}
+	content = strings.ReplaceAll(strings.ReplaceAll(content, "\r\n", "\n"), "\r", "\n")
+	if mod(open, false) == '-' {
+		content = strings.TrimLeft(content, " \t\n\v\f")
+	}
+	switch mod(close, true) {
+	case '-':
+		content = strings.TrimRight(content, " \t\n\v\f")
+	case 0:
+		// lstrip_blocks: spaces before {% endraw %} at the start of a line.
+		if k := strings.LastIndexByte(content, '\n'); k >= 0 && strings.Trim(content[k+1:], " \t") == "" {
+			content = content[:k+1]
+		}
+	}
+	head := "{%"
+	if m := mod(open, true); m != 0 {
+		head += string(m)
+	}
+	tail := " endif %}"
+	if mod(close, false) == '-' {
+		tail = " endif -%}"
+	}
+	return head + " if true %}{{ " + chatGonjaString(content) + " }}{%" + tail
 }
 
 // chatKeepIndent reports whether the block or comment tag at j must be marked

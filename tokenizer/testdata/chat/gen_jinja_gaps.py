@@ -2,7 +2,8 @@
 # each case is rendered by Python's Jinja2 set up as transformers sets it up
 # (the render of gen_jinja_ref.py), with the messages and variables of
 # TestChatTemplateJinjaGaps. Each line of jinja_gaps.txt is
-# "name<TAB>template" or a "# comment"; a case that raises is printed with
+# "name<TAB>template" (the template as a JSON string if it starts with a
+# double quote) or a "# comment"; a case that raises is printed with
 # err: true. Run: python3 gen_jinja_gaps.py (needs jinja2>=3.1).
 import json, sys, os
 here = os.path.dirname(os.path.abspath(__file__))
@@ -25,6 +26,8 @@ for line in open(cases_file, encoding="utf-8"):
         print("\t//" + line[1:])
         continue
     name, tpl = line.split("\t", 1)
+    if tpl.startswith('"'):
+        tpl = json.loads(tpl)
     try:
         out = ns["render"](tpl, MESSAGES, VARS, NOW)
         print("\t{%s, %s, %s, false}," % (json.dumps(name), json.dumps(tpl, ensure_ascii=False), json.dumps(out, ensure_ascii=False)))
