@@ -88,6 +88,7 @@ func chatFilters() *exec.FilterSet {
 	set("format", chatFilterFormat)
 	set("center", chatFilterCenter)
 	set("wordcount", chatFilterWordcount)
+	set("truncate", chatFilterTruncate)
 	set("safe", chatFilterSafe)
 	set("escape", chatFilterEscape)
 	set("e", chatFilterEscape)
@@ -620,8 +621,8 @@ func chatStrMethodSet() map[string]exec.Method[string] {
 	for _, name := range []string{
 		"capwords", "casefold", "encode", "expandtabs", "format", "format_map",
 		"isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "islower",
-		"isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "partition",
-		"rpartition", "splitlines", "swapcase", "zfill",
+		"isnumeric", "isprintable", "isspace", "istitle", "isupper", "join",
+		"swapcase", "zfill",
 	} {
 		if m, ok := builtins.Methods.Str.Get(name); ok {
 			str[name] = m

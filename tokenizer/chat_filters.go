@@ -618,3 +618,42 @@ func chatDictFunc(va *exec.VarArgs) (*exec.Value, error) {
 	}
 	return exec.AsValue(d), nil
 }
+
+// chatFilterTruncate is Jinja's truncate(length=255, killwords=False,
+// end='...', leeway=5): a string up to length+leeway characters stays; a
+// longer one is cut to length-len(end) characters, then at its last space
+// unless killwords, and end is added.
+func chatFilterTruncate(_ *exec.Evaluator, in *exec.Value, va *exec.VarArgs) *exec.Value {
+	args, err := chatFilterArgs(va, "truncate", "length", "killwords", "end", "leeway")
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	length, killwords, end, leeway := 255, false, "...", 5
+	if args[0] != nil {
+		length = args[0].Integer()
+	}
+	if args[1] != nil {
+		killwords = chatTruth(args[1])
+	}
+	if args[2] != nil {
+		end = chatPyStr(args[2])
+	}
+	if args[3] != nil && !chatIsNone(args[3]) {
+		leeway = args[3].Integer()
+	}
+	runes := []rune(chatPyStr(in))
+	endLen := len([]rune(end))
+	if length < endLen {
+		return exec.AsValue(fmt.Errorf("AssertionError: expected length >= %d, got %d", endLen, length))
+	}
+	if len(runes) <= length+leeway {
+		return in
+	}
+	cut := string(runes[:length-endLen])
+	if !killwords {
+		if i := strings.LastIndexByte(cut, ' '); i >= 0 {
+			cut = cut[:i]
+		}
+	}
+	return exec.AsValue(cut + end)
+}

@@ -150,6 +150,11 @@ var chatJinjaGaps = []struct {
 	// A raw block keeps the line break after {% raw %} (trim_blocks leaves it)
 	// and follows the whitespace control of its tags.
 	{"raw blocks", "{% raw %}\n  {{ x }}\n{% endraw %}\nA|{% raw -%}\n  {{ x }}\n{% endraw %}\nA|{%- raw %}\n  {{ x }}\n{%- endraw %}\nA|{% raw %}A\n  {% endraw %}||x\n  {% raw %}A{% endraw %}\n||{% raw %}A{% endraw -%}  \n ||{% raw %}\r\nA{% endraw %}||a{%- raw -%}  b  {%- endraw -%}  c", "\n  {{ x }}\nA|{{ x }}\nA|\n  {{ x }}A|A\n||x\nA||A||\nA||abc", false},
+	// String methods and truncate as Python's and Jinja's.
+	{"split with maxsplit", "{{ '  a b  '.split(None, 1) }}|{{ '  a b  '.rsplit(None, 1) }}|{{ '  a  b  c  '.split(none, 0) }}|{{ '  a b  '.split(maxsplit=1) }}|{{ ' a '.strip(none) }}", "['a', 'b  ']|['  a', 'b']|['a  b  c  ']|['a', 'b  ']|a", false},
+	{"splitlines", "{{ 'a\\nb\\rc\\r\\nd\\u2028e\\x85f\\n'.splitlines() }}|{{ 'a\\nb'.splitlines(true) }}|{{ ''.splitlines() }}", "['a', 'b', 'c', 'd', 'e', 'f']|['a\\n', 'b']|[]", false},
+	{"partition", "{{ 'a,b,c'.partition(',') }}|{{ 'a,b,c'.rpartition(',') }}|{{ 'x'.partition('y') }}|{{ 'x'.rpartition('y') }}", "('a', ',', 'b,c')|('a,b', ',', 'c')|('x', '', '')|('', '', 'x')", false},
+	{"truncate", "{{ 'hello world foo bar'|truncate(9) }}|{{ '  Hello, World! x y z w'|truncate(10) }}|{{ 'abcdefghijklmnopqrstuvwxyz'|truncate(10) }}|{{ 'a b c d e f g h i j k'|truncate(6, leeway=0) }}|{{ 'hello world'|truncate(5, true) }}|{{ 'hi'|truncate(5) }}", "hello...| ...|abcdefg...|a...|he...|hi", false},
 }
 
 // TestChatTemplateJinjaGaps renders chatJinjaGaps with the messages and

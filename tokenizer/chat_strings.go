@@ -19,7 +19,7 @@ import (
 // chatStrArg reads an optional string argument that may also be None.
 func chatStrArg(va *exec.VarArgs, pos int, name string) (string, bool, error) {
 	v, ok := chatArg(va, pos, name)
-	if !ok || v.IsNil() {
+	if !ok || v.IsNil() || chatIsNone(v) {
 		return "", false, nil
 	}
 	if !v.IsString() {
@@ -78,6 +78,22 @@ var chatStrMethods = map[string]exec.Method[string]{
 	"rfind":  chatFindMethod("rfind", true, false),
 	"index":  chatFindMethod("index", false, true),
 	"rindex": chatFindMethod("rindex", true, true),
+	"splitlines": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		if err := chatCheckArgs(va, "splitlines()", 1, "keepends"); err != nil {
+			return nil, err
+		}
+		keep := false
+		if v, ok := chatArg(va, 0, "keepends"); ok {
+			keep = chatTruth(v)
+		}
+		return chatSplitLines(s, keep), nil
+	},
+	"partition": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		return chatPartition(s, va, false)
+	},
+	"rpartition": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
+		return chatPartition(s, va, true)
+	},
 	"removeprefix": func(s string, _ *exec.Value, va *exec.VarArgs) (any, error) {
 		if len(va.Args) != 1 || !va.Args[0].IsString() {
 			return nil, errors.New("removeprefix() takes one string")
@@ -287,7 +303,7 @@ func chatSplitSpace(s string, maxsplit int, fromRight bool) []string {
 				return out
 			}
 			if maxsplit >= 0 && len(out) == maxsplit {
-				return append(out, strings.TrimRightFunc(s, chatIsSpace))
+				return append(out, s) // the rest keeps its trailing whitespace
 			}
 			i := strings.IndexFunc(s, chatIsSpace)
 			if i < 0 {
@@ -304,7 +320,7 @@ func chatSplitSpace(s string, maxsplit int, fromRight bool) []string {
 			break
 		}
 		if maxsplit >= 0 && len(rev) == maxsplit {
-			rev = append(rev, strings.TrimLeftFunc(s, chatIsSpace))
+			rev = append(rev, s) // the rest keeps its leading whitespace
 			break
 		}
 		i := strings.LastIndexFunc(s, chatIsSpace)
@@ -389,4 +405,55 @@ func chatCapitalize(s string) string {
 		return string(unicode.ToTitle(r)) + chatLower(s[i+len(string(r)):])
 	}
 	return s
+}
+
+// chatSplitLines is str.splitlines: the line boundaries are \n, \r, \r\n,
+// \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029.
+func chatSplitLines(s string, keepEnds bool) []any {
+	out := []any{}
+	start := 0
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch r {
+		case '\n', '\r', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
+			end := i + w
+			if r == '\r' && end < len(s) && s[end] == '\n' {
+				end++
+			}
+			if keepEnds {
+				out = append(out, s[start:end])
+			} else {
+				out = append(out, s[start:i])
+			}
+			start, i = end, end
+			continue
+		}
+		i += w
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
+}
+
+// chatPartition is str.partition (or rpartition): a 3-tuple.
+func chatPartition(s string, va *exec.VarArgs, last bool) (any, error) {
+	if len(va.Args) != 1 || len(va.KwArgs) > 0 || !va.Args[0].IsString() {
+		return nil, errors.New("TypeError: partition() takes one string")
+	}
+	sep := va.Args[0].String()
+	if sep == "" {
+		return nil, errors.New("ValueError: empty separator")
+	}
+	i := strings.Index(s, sep)
+	if last {
+		i = strings.LastIndex(s, sep)
+	}
+	switch {
+	case i >= 0:
+		return chatTuple{s[:i], sep, s[i+len(sep):]}, nil
+	case last:
+		return chatTuple{"", "", s}, nil
+	}
+	return chatTuple{s, "", ""}, nil
 }
