@@ -37,9 +37,13 @@ import (
 // integers are 64-bit (a power that overflows gives a float), loop.depth
 // counts nesting of ordinary loops, {% set a, b = ... %}, {% set x | f %}
 // and a macro's varargs and kwargs are not supported, list.pop is missing,
-// and the methods transformers' sandbox refuses (list.append, dict.update,
-// ...) and {% do %}, which transformers does not enable, work (only
-// templates that transformers refuses use them).
+// str.format is gonja's (no !r, None or lists), slices of a Markup are
+// plain strings, and the filters that give generators in Jinja (map,
+// select, selectattr, reject, rejectattr, unique) give lists, so their
+// result has a length, converts to JSON and is false when empty, where
+// Jinja fails or finds it true. The methods transformers' sandbox refuses
+// (list.append, dict.update, ...) and {% do %}, which transformers does
+// not enable, work (only templates that transformers refuses use them).
 //
 // A ChatTemplate is safe for concurrent use.
 type ChatTemplate struct {
