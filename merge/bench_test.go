@@ -206,34 +206,27 @@ func BenchmarkMagPruneRow(b *testing.B) {
 		xb[i] = safetensors.F32ToBF16(w())
 		x[i] = safetensors.BF16ToF32(xb[i]) - base[i]
 	}
-	b.Run("bf16", func(b *testing.B) {
-		m := newMagPruner(cols, 0.5, 0.1, true)
-		y := make([]float32, len(x))
-		b.SetBytes(4 * int64(len(x)))
-		cpu0 := cpuSeconds()
-		defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
-		for b.Loop() {
-			for off := 0; off < len(y); off += cols {
-				m.rowBF16(y[off:off+cols], xb[off:off+cols], base[off:off+cols], 1)
+	xf := make([]uint16, len(xb))
+	for i, w := range base {
+		xf[i] = uint16(int(safetensors.F32ToBF16(w)) + int(r.next()%9) - 4)
+	}
+	for _, in := range []struct {
+		name string
+		x    []uint16
+	}{{"bf16", xb}, {"bf16-finetune", xf}} {
+		b.Run(in.name, func(b *testing.B) {
+			m := newMagPruner(cols, 0.5, 0.1, true)
+			y := make([]float32, len(x))
+			b.SetBytes(4 * int64(len(x)))
+			cpu0 := cpuSeconds()
+			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+			for b.Loop() {
+				for off := 0; off < len(y); off += cols {
+					m.rowBF16(y[off:off+cols], in.x[off:off+cols], base[off:off+cols], 1)
+				}
 			}
-		}
-	})
-	b.Run("bf16-finetune", func(b *testing.B) {
-		xf := make([]uint16, len(xb))
-		for i, w := range base {
-			xf[i] = uint16(int(safetensors.F32ToBF16(w)) + int(r.next()%9) - 4)
-		}
-		m := newMagPruner(cols, 0.5, 0.1, true)
-		y := make([]float32, len(x))
-		b.SetBytes(4 * int64(len(x)))
-		cpu0 := cpuSeconds()
-		defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
-		for b.Loop() {
-			for off := 0; off < len(y); off += cols {
-				m.rowBF16(y[off:off+cols], xf[off:off+cols], base[off:off+cols], 1)
-			}
-		}
-	})
+		})
+	}
 	for _, radix := range []bool{false, true} {
 		b.Run(map[bool]string{false: "ranksort", true: "radix"}[radix], func(b *testing.B) {
 			rankSortOff = radix
