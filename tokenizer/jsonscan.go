@@ -27,13 +27,66 @@ func (s *jsonScanner) errorf(format string, args ...any) error {
 }
 
 func (s *jsonScanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
+	data, pos := s.data, s.pos
+	for pos < len(data) {
+		c := data[pos]
+		if c > ' ' || c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			break
 		}
+		pos++
+	}
+	s.pos = pos
+}
+
+// strStop marks the bytes that end the fast scan of a string: the quote,
+// a backslash, control characters and the non-ASCII bytes (which need a
+// UTF-8 check).
+var strStop = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
+	}
+	return t
+}()
+
+// scanStr moves past the body of a string whose opening quote is behind
+// s.pos, stopping after the closing quote, and checks it as str does.
+// slow reports a string that str must read instead: one with an escape or
+// with no end (s.pos is then somewhere in it).
+func (s *jsonScanner) scanStr() (slow bool, err error) {
+	data, pos := s.data, s.pos
+	bad := false
+	for {
+		for pos < len(data) && !strStop[data[pos]] {
+			pos++
+		}
+		if pos >= len(data) {
+			s.pos = pos
+			return true, nil
+		}
+		c := data[pos]
+		switch {
+		case c == '"':
+			s.pos = pos + 1
+			if bad {
+				return false, s.errorf("invalid UTF-8 in string")
+			}
+			return false, nil
+		case c == '\\':
+			s.pos = pos
+			return true, nil
+		case c < 0x20:
+			s.pos = pos
+			return false, s.errorf("control character in string")
+		}
+		// A multi-byte character: the common two-byte ones inline. It
+		// cannot run into the quote, which is no continuation byte.
+		if c >= 0xC2 && c <= 0xDF && pos+1 < len(data) && data[pos+1]&0xC0 == 0x80 {
+			pos += 2
+			continue
+		}
+		r, n := utf8.DecodeRune(data[pos:])
+		bad = bad || r == utf8.RuneError && n == 1
+		pos += n
 	}
 }
 
@@ -66,23 +119,12 @@ func (s *jsonScanner) strBytes() ([]byte, error) {
 		return nil, err
 	}
 	start := s.pos
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		if c == '"' {
-			v := s.data[start:s.pos]
-			s.pos++
-			if !utf8.Valid(v) {
-				return nil, s.errorf("invalid UTF-8 in string")
-			}
-			return v, nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return nil, s.errorf("control character in string")
-		}
-		s.pos++
+	slow, err := s.scanStr()
+	if err != nil {
+		return nil, err
+	}
+	if !slow {
+		return s.data[start : s.pos-1], nil
 	}
 	s.pos = start - 1
 	v, err := s.str()
@@ -95,25 +137,14 @@ func (s *jsonScanner) str() (string, error) {
 		return "", err
 	}
 	start := s.pos
-	// Fast path: no escapes.
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		if c == '"' {
-			v := string(s.data[start:s.pos])
-			s.pos++
-			if !utf8.ValidString(v) {
-				return "", s.errorf("invalid UTF-8 in string")
-			}
-			return v, nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", s.errorf("control character in string")
-		}
-		s.pos++
+	slow, err := s.scanStr()
+	if err != nil {
+		return "", err
 	}
+	if !slow {
+		return string(s.data[start : s.pos-1]), nil
+	}
+	// The slow path: escapes (or an unterminated string) from s.pos on.
 	var b strings.Builder
 	b.Write(s.data[start:s.pos])
 	for {
@@ -353,7 +384,7 @@ func (s *jsonScanner) skipValue() error {
 			continue
 		default: // a number, true, false or null
 			start := s.pos
-			for s.pos < len(s.data) && !strings.ContainsRune(" \t\r\n,:]}[{\"", rune(s.data[s.pos])) {
+			for s.pos < len(s.data) && !literalEnd[s.data[s.pos]] {
 				s.pos++
 			}
 			if s.pos == start {
@@ -365,6 +396,14 @@ func (s *jsonScanner) skipValue() error {
 		}
 	}
 }
+
+// literalEnd marks the bytes that end a number or literal for skipValue.
+var literalEnd = func() (t [256]bool) {
+	for _, c := range []byte(" \t\r\n,:]}[{\"") {
+		t[c] = true
+	}
+	return t
+}()
 
 // splitObject returns the raw values of a JSON object's keys, sharing
 // data's memory: the large vocabulary is never copied.
