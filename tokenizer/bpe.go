@@ -52,13 +52,10 @@ type bpeJSON struct {
 func (m *bpe) vocabIDs() map[string]int { return m.vocab }
 func (m *bpe) idTokens() []string       { return m.tokens }
 
-func newBPE(raw json.RawMessage) (*bpe, error) {
-	// Split the object first, so that encoding/json sees only the small
-	// fields and the vocabulary and merges go to the fast scanner.
-	fields, err := splitObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("model: %v", err)
-	}
+// newBPE builds the model from its object's fields (splitObject's, which
+// it may change): encoding/json sees only the small fields and the
+// vocabulary and merges go to the fast scanner.
+func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	var j bpeJSON
 	j.Vocab, j.Merges = fields["vocab"], fields["merges"]
 	delete(fields, "vocab")

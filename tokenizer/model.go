@@ -27,15 +27,17 @@ func newModel(raw json.RawMessage) (model, error) {
 			return nil, fmt.Errorf("model: type: %v", err)
 		}
 	}
+	// The constructors take the fields split here: a second split would
+	// scan the whole vocabulary again.
 	switch head.Type {
 	case "BPE", "":
-		return newBPE(raw)
+		return newBPE(fields)
 	case "WordPiece":
-		return newWordPiece(raw)
+		return newWordPiece(fields)
 	case "Unigram":
 		return newUnigram(raw)
 	case "WordLevel":
-		return newWordLevel(raw)
+		return newWordLevel(fields)
 	}
 	return nil, fmt.Errorf("model type %q is not supported", head.Type)
 }

@@ -19,11 +19,9 @@ type wordPiece struct {
 func (m *wordPiece) vocabIDs() map[string]int { return m.vocab }
 func (m *wordPiece) idTokens() []string       { return m.tokens }
 
-func newWordPiece(raw json.RawMessage) (*wordPiece, error) {
-	fields, err := splitObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("model: %v", err)
-	}
+// newWordPiece builds the model from its object's fields (splitObject's,
+// which it may change).
+func newWordPiece(fields map[string]json.RawMessage) (*wordPiece, error) {
 	vocabRaw := fields["vocab"]
 	delete(fields, "vocab")
 	small, _ := json.Marshal(fields)
@@ -125,11 +123,8 @@ func (m *wordLevel) encodeWord(word string) []int {
 	return []int{m.unk}
 }
 
-func newWordLevel(raw json.RawMessage) (*wordLevel, error) {
-	fields, err := splitObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("model: %v", err)
-	}
+// newWordLevel builds the model from its object's fields (splitObject's).
+func newWordLevel(fields map[string]json.RawMessage) (*wordLevel, error) {
 	var unk string
 	if u, ok := fields["unk_token"]; ok {
 		if err := json.Unmarshal(u, &unk); err != nil {
