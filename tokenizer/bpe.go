@@ -76,10 +76,11 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	if j.Vocab == nil {
 		return nil, fmt.Errorf("model: BPE has no vocab")
 	}
-	vocab, err := parseVocab(j.Vocab)
+	list, err := scanVocab(j.Vocab)
 	if err != nil {
 		return nil, fmt.Errorf("model vocab: %v", err)
 	}
+	vocab := list.toMap()
 	m := &bpe{vocab: vocab, unk: -1, fuseUnk: j.FuseUnk, byteFallback: j.ByteFallback, ignoreMerges: j.IgnoreMerges}
 	if j.ContinuingSubwordPrefix != nil {
 		m.prefix = *j.ContinuingSubwordPrefix
@@ -87,19 +88,8 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	if j.EndOfWordSuffix != nil {
 		m.suffix = *j.EndOfWordSuffix
 	}
-	maxID := -1
-	for _, id := range vocab {
-		maxID = max(maxID, id)
-	}
-	if maxID >= 1<<24 {
-		return nil, fmt.Errorf("model vocab: id %d is implausibly large", maxID)
-	}
-	m.tokens = make([]string, maxID+1)
-	for tok, id := range vocab {
-		if m.tokens[id] != "" {
-			return nil, fmt.Errorf("model vocab: id %d is used by both %q and %q", id, m.tokens[id], tok)
-		}
-		m.tokens[id] = tok
+	if m.tokens, err = bpeTokens(list, vocab); err != nil {
+		return nil, fmt.Errorf("model vocab: %v", err)
 	}
 	if j.UnkToken != nil {
 		id, ok := vocab[*j.UnkToken]
@@ -144,6 +134,48 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 		m.merges.add(k, merge{int32(rank), int32(n)}) // the first (best) rank wins
 	}
 	return m, nil
+}
+
+// bpeTokens returns the id -> token table of vocab, which was read as l.
+// With distinct keys, as in practice, it goes through l in order rather
+// than through the map.
+func bpeTokens(l *vocabList, vocab map[string]int) ([]string, error) {
+	distinct := len(vocab) == l.len()
+	maxID := -1
+	if distinct {
+		for _, id := range l.ids {
+			maxID = max(maxID, int(id))
+		}
+	} else {
+		for _, id := range vocab {
+			maxID = max(maxID, id)
+		}
+	}
+	if maxID >= 1<<24 {
+		return nil, fmt.Errorf("id %d is implausibly large", maxID)
+	}
+	tokens := make([]string, maxID+1)
+	add := func(tok string, id int) error {
+		if tokens[id] != "" {
+			return fmt.Errorf("id %d is used by both %q and %q", id, tokens[id], tok)
+		}
+		tokens[id] = tok
+		return nil
+	}
+	if distinct {
+		for i, id := range l.ids {
+			if err := add(l.key(i), int(id)); err != nil {
+				return nil, err
+			}
+		}
+		return tokens, nil
+	}
+	for tok, id := range vocab {
+		if err := add(tok, id); err != nil {
+			return nil, err
+		}
+	}
+	return tokens, nil
 }
 
 // symbol is one piece of a word during merging: a doubly linked list

@@ -247,17 +247,60 @@ func (s *jsonScanner) integer() (int, error) {
 
 // parseVocab parses {"token": id, ...}.
 func parseVocab(data []byte) (map[string]int, error) {
+	l, err := scanVocab(data)
+	if err != nil {
+		return nil, err
+	}
+	return l.toMap(), nil
+}
+
+// vocabList is a vocabulary object as read, entry by entry: keys holds all
+// the keys, so that the strings of a vocabulary share one allocation (a
+// quarter of a million small ones cost more than the scan).
+type vocabList struct {
+	keys string
+	ends []int // ends[i] is where key i ends in keys
+	ids  []int32
+}
+
+func (l *vocabList) len() int { return len(l.ends) }
+
+func (l *vocabList) key(i int) string {
+	start := 0
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return l.keys[start:l.ends[i]]
+}
+
+// toMap returns the vocabulary as a map: the last of duplicate keys wins,
+// as in encoding/json.
+func (l *vocabList) toMap() map[string]int {
+	vocab := make(map[string]int, l.len())
+	start := 0
+	for i, end := range l.ends {
+		vocab[l.keys[start:end]] = int(l.ids[i])
+		start = end
+	}
+	return vocab
+}
+
+// scanVocab reads {"token": id, ...}.
+func scanVocab(data []byte) (*vocabList, error) {
 	s := &jsonScanner{data: data}
 	if err := s.expect('{'); err != nil {
 		return nil, err
 	}
-	vocab := make(map[string]int, len(data)/16)
+	l := &vocabList{}
 	if s.peek() == '}' {
 		s.pos++
-		return vocab, nil
+		return l, nil
 	}
+	buf := make([]byte, 0, len(data)/2)
+	l.ends = make([]int, 0, len(data)/16)
+	l.ids = make([]int32, 0, len(data)/16)
 	for {
-		k, err := s.str()
+		k, err := s.strBytes()
 		if err != nil {
 			return nil, err
 		}
@@ -268,13 +311,16 @@ func parseVocab(data []byte) (map[string]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		vocab[k] = v
+		buf = append(buf, k...)
+		l.ends = append(l.ends, len(buf))
+		l.ids = append(l.ids, int32(v))
 		switch s.peek() {
 		case ',':
 			s.pos++
 		case '}':
 			s.pos++
-			return vocab, nil
+			l.keys = string(buf)
+			return l, nil
 		default:
 			return nil, s.errorf("want ',' or '}' in vocab")
 		}
