@@ -120,20 +120,39 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	m.mergeAB = merges
 	m.merges = newMergeTable(len(merges))
 	var buf []byte
+	last := -1 // the result of the merge before
 	for rank, ab := range merges {
 		a, b := m.tokens[ab[0]], m.tokens[ab[1]]
 		if len(m.prefix) > 0 && strings.HasPrefix(b, m.prefix) {
 			b = b[len(m.prefix):]
 		}
 		buf = append(append(buf[:0], a...), b...)
-		n, ok := vocab[string(buf)]
-		if !ok {
-			return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, buf)
+		// Merges come in the order of their results' ids, nearly always
+		// one after the other or the same again (different splits of one
+		// token): try those before the map. The vocabulary maps strings
+		// to ids one to one, so a token that matches is the result (""
+		// also marks a gap in tokens, so it is left to the map).
+		n := last
+		switch {
+		case m.isToken(n, buf):
+		case m.isToken(n+1, buf):
+			n++
+		default:
+			var ok bool
+			if n, ok = vocab[string(buf)]; !ok {
+				return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, buf)
+			}
 		}
+		last = n
 		k := pairKey(int(ab[0]), int(ab[1]))
 		m.merges.add(k, merge{int32(rank), int32(n)}) // the first (best) rank wins
 	}
 	return m, nil
+}
+
+// isToken reports whether id is the id of tok, which is not empty.
+func (m *bpe) isToken(id int, tok []byte) bool {
+	return id >= 0 && id < len(m.tokens) && len(tok) > 0 && m.tokens[id] == string(tok)
 }
 
 // bpeTokens returns the id -> token table of vocab, which was read as l.

@@ -565,3 +565,40 @@ func TestStreamFlushEnds(t *testing.T) {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
 }
+
+// TestBPEMergeResults checks every merge's result id against a plain
+// vocabulary lookup: loading guesses most of them from the merge before.
+// The hand-built cases put the empty token ("" also marks a gap in the id
+// table) and a prefix in the way of the guess.
+func TestBPEMergeResults(t *testing.T) {
+	var models []*bpe
+	for _, name := range refNames {
+		if m, ok := refTokenizer(t, name).model.(*bpe); ok {
+			models = append(models, m)
+		}
+	}
+	for _, model := range []string{
+		`{"type":"BPE","vocab":{"x":0,"xx":1,"":5},"merges":["x x"," "]}`,
+		`{"type":"BPE","vocab":{"x":0,"":1,"xx":2},"merges":[" ","x x"," x"]}`,
+		`{"type":"BPE","vocab":{"a":0,"##b":1,"ab":2,"##bb":3,"abb":4},"merges":["a ##b","##b ##b","ab ##b"],"continuing_subword_prefix":"##"}`,
+	} {
+		tk, err := New([]byte(`{"model":`+model+`}`), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		models = append(models, tk.model.(*bpe))
+	}
+	for _, m := range models {
+		for rank, ab := range m.mergeAB {
+			a, b := m.tokens[ab[0]], strings.TrimPrefix(m.tokens[ab[1]], m.prefix)
+			if m.prefix == "" {
+				b = m.tokens[ab[1]]
+			}
+			want, ok := m.vocab[a+b]
+			got, found := m.merges.get(pairKey(int(ab[0]), int(ab[1])))
+			if !ok || !found || got.rank == int32(rank) && got.newID != int32(want) {
+				t.Fatalf("merge %d (%q %q): %+v, %v; want result %d", rank, a, b, got, found, want)
+			}
+		}
+	}
+}
