@@ -57,12 +57,19 @@ func (m *bpe) idTokens() []string       { return m.tokens }
 // vocabulary and merges go to the fast scanner.
 func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	var j bpeJSON
-	j.Vocab, j.Merges = fields["vocab"], fields["merges"]
+	vocabRaw, mergesRaw := fields["vocab"], fields["merges"]
 	delete(fields, "vocab")
 	delete(fields, "merges")
 	small, _ := json.Marshal(fields)
 	if err := json.Unmarshal(small, &j); err != nil {
 		return nil, fmt.Errorf("model: %v", err)
+	}
+	// Keys that differ only in case take precedence, as in build.
+	if j.Vocab == nil {
+		j.Vocab = vocabRaw
+	}
+	if j.Merges == nil {
+		j.Merges = mergesRaw
 	}
 	if j.Type == "" && j.Merges == nil {
 		return nil, fmt.Errorf("model: no type")

@@ -224,7 +224,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
 	}
 	var f fileJSON
-	f.Model = fields["model"]
+	model := fields["model"]
 	delete(fields, "model")
 	rest, err := json.Marshal(fields)
 	if err != nil {
@@ -232,6 +232,13 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	}
 	if err := json.Unmarshal(rest, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
+	}
+	// A key that differs only in case ("Model") fills f.Model too, and
+	// takes precedence. f.Model is set after, not before: encoding/json
+	// would write that key's value over the caller's bytes, where it
+	// points.
+	if f.Model == nil {
+		f.Model = model
 	}
 	if isNull(f.Model) {
 		return nil, errNoModel

@@ -602,3 +602,30 @@ func TestBPEMergeResults(t *testing.T) {
 		}
 	}
 }
+
+// TestNewKeepsInput: New leaves the caller's bytes alone, also when keys
+// that differ only in case override the model or its vocabulary and
+// merges (encoding/json wrote their values over the input, where the
+// fields pointed), and such keys still take precedence.
+func TestNewKeepsInput(t *testing.T) {
+	for _, c := range []struct {
+		tj   string
+		want string // the token of id 0
+	}{
+		{`{"model":{"vocab":{"a":0},"merges":null,"Vocab":{"b":0}}}`, "b"},
+		{`{"model":{"vocab":{},"merges":[],"Vocab":{"b":0,"c":1,"bc":2},"Merges":["b c"]}}`, "b"},
+		{`{"model":{"vocab":{"a":0},"merges":[]},"MODEL":{"vocab":{"b":0},"merges":[]}}`, "b"},
+	} {
+		data := []byte(c.tj)
+		tk, err := New(data, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.tj, err)
+		}
+		if string(data) != c.tj {
+			t.Errorf("New changed its input\n%s\nto\n%s", c.tj, data)
+		}
+		if got := tk.TokenString(0); got != c.want {
+			t.Errorf("%s: token 0 is %q, want %q", c.tj, got, c.want)
+		}
+	}
+}
