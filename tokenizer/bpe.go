@@ -54,8 +54,9 @@ func (m *bpe) idTokens() []string       { return m.tokens }
 
 // newBPE builds the model from its object's fields (splitObject's, which
 // it may change): encoding/json sees only the small fields and the
-// vocabulary and merges go to the fast scanner.
-func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
+// vocabulary and merges go to the fast scanner, unless pre (which may be
+// nil) holds them read.
+func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 	var j bpeJSON
 	vocabRaw, mergesRaw := fields["vocab"], fields["merges"]
 	delete(fields, "vocab")
@@ -83,11 +84,20 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 	if j.Vocab == nil {
 		return nil, fmt.Errorf("model: BPE has no vocab")
 	}
-	list, err := scanVocab(j.Vocab)
-	if err != nil {
-		return nil, fmt.Errorf("model vocab: %v", err)
+	var (
+		list  *vocabList
+		vocab map[string]int
+		err   error
+	)
+	if pre != nil && pre.vocab != nil && sameBytes(pre.vocabRaw, j.Vocab) {
+		list, vocab = pre.vocab, pre.vocabMap
+	} else {
+		pre = nil
+		if list, err = scanVocab(j.Vocab); err != nil {
+			return nil, fmt.Errorf("model vocab: %v", err)
+		}
+		vocab = list.toMap()
 	}
-	vocab := list.toMap()
 	m := &bpe{vocab: vocab, unk: -1, fuseUnk: j.FuseUnk, byteFallback: j.ByteFallback, ignoreMerges: j.IgnoreMerges}
 	if j.ContinuingSubwordPrefix != nil {
 		m.prefix = *j.ContinuingSubwordPrefix
@@ -117,12 +127,17 @@ func newBPE(fields map[string]json.RawMessage) (*bpe, error) {
 		m.levelIDs[b] = int32(id)
 		m.haveLevels = m.haveLevels && ok
 	}
-	merges, err := parseMerges(j.Merges, func(tok []byte) (int, bool) {
-		id, ok := vocab[string(tok)]
-		return id, ok
-	})
-	if err != nil {
-		return nil, fmt.Errorf("model merges: %v", err)
+	var merges [][2]int32
+	if pre != nil && pre.merges != nil && sameBytes(pre.mergesRaw, j.Merges) {
+		merges = pre.merges
+	} else {
+		merges, err = parseMerges(j.Merges, func(tok []byte) (int, bool) {
+			id, ok := vocab[string(tok)]
+			return id, ok
+		})
+		if err != nil {
+			return nil, fmt.Errorf("model merges: %v", err)
+		}
 	}
 	m.mergeAB = merges
 	m.merges = newMergeTable(len(merges))

@@ -288,6 +288,11 @@ func (l *vocabList) toMap() map[string]int {
 // scanVocab reads {"token": id, ...}.
 func scanVocab(data []byte) (*vocabList, error) {
 	s := &jsonScanner{data: data}
+	return s.vocab()
+}
+
+// vocab reads {"token": id, ...} at s.pos.
+func (s *jsonScanner) vocab() (*vocabList, error) {
 	if err := s.expect('{'); err != nil {
 		return nil, err
 	}
@@ -296,9 +301,10 @@ func scanVocab(data []byte) (*vocabList, error) {
 		s.pos++
 		return l, nil
 	}
-	buf := make([]byte, 0, len(data)/2)
-	l.ends = make([]int, 0, len(data)/16)
-	l.ids = make([]int32, 0, len(data)/16)
+	// Where the object ends is not known yet: let appends size the lists.
+	buf := make([]byte, 0, 1<<16)
+	l.ends = make([]int, 0, 1<<12)
+	l.ids = make([]int32, 0, 1<<12)
 	for {
 		k, err := s.strBytes()
 		if err != nil {
@@ -331,13 +337,18 @@ func scanVocab(data []byte) (*vocabList, error) {
 // tokens up with id.
 func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, error) {
 	s := &jsonScanner{data: data}
-	if s.peek() == 'n' && strings.HasPrefix(string(data[s.pos:]), "null") {
+	return s.merges(id)
+}
+
+// merges reads the merges at s.pos as parseMerges does.
+func (s *jsonScanner) merges(id func(tok []byte) (int, bool)) ([][2]int32, error) {
+	if s.peek() == 'n' && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
 		return nil, nil
 	}
 	if err := s.expect('['); err != nil {
 		return nil, err
 	}
-	merges := make([][2]int32, 0, len(data)/16)
+	merges := make([][2]int32, 0, 1<<12)
 	if s.peek() == ']' {
 		s.pos++
 		return merges, nil
@@ -399,8 +410,10 @@ const maxJSONDepth = 1000
 
 // skipValue moves past one JSON value, checking only its bracket and
 // string structure (the parts handed to encoding/json are validated there).
-func (s *jsonScanner) skipValue() error {
-	depth := 0
+// The value is nested in base levels of objects and arrays, which count
+// towards maxJSONDepth.
+func (s *jsonScanner) skipValue(base int) error {
+	depth := base
 	for {
 		switch c := s.peek(); c {
 		case 0:
@@ -417,13 +430,13 @@ func (s *jsonScanner) skipValue() error {
 			}
 			continue
 		case '}', ']':
-			if depth == 0 {
+			if depth == base {
 				return s.errorf("unexpected %q", c)
 			}
 			s.pos++
 			depth--
 		case ',', ':':
-			if depth == 0 {
+			if depth == base {
 				return s.errorf("unexpected %q", c)
 			}
 			s.pos++
@@ -437,7 +450,7 @@ func (s *jsonScanner) skipValue() error {
 				return s.errorf("unexpected %q", c)
 			}
 		}
-		if depth == 0 {
+		if depth == base {
 			return nil
 		}
 	}
@@ -455,39 +468,53 @@ var literalEnd = func() (t [256]bool) {
 // data's memory: the large vocabulary is never copied.
 func splitObject(data []byte) (map[string]json.RawMessage, error) {
 	s := &jsonScanner{data: data}
+	out, err := s.object(0, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.peek() != 0 {
+		return nil, s.errorf("data after the end of the object")
+	}
+	return out, nil
+}
+
+// object reads the object at s.pos as splitObject does; its values count
+// as nested in base levels (splitObject's in none). read, when not nil, may read the value of key itself from
+// s.pos (past white space) and report true; when it reports false, the
+// value is skipped from where it starts, whatever read consumed.
+func (s *jsonScanner) object(base int, read func(key string) bool) (map[string]json.RawMessage, error) {
 	if err := s.expect('{'); err != nil {
 		return nil, err
 	}
 	out := map[string]json.RawMessage{}
 	if s.peek() == '}' {
 		s.pos++
-	} else {
-		for {
-			k, err := s.str()
-			if err != nil {
+		return out, nil
+	}
+	for {
+		k, err := s.str()
+		if err != nil {
+			return nil, err
+		}
+		if err := s.expect(':'); err != nil {
+			return nil, err
+		}
+		s.skipSpace()
+		start := s.pos
+		if read == nil || !read(k) {
+			s.pos = start
+			if err := s.skipValue(base); err != nil {
 				return nil, err
-			}
-			if err := s.expect(':'); err != nil {
-				return nil, err
-			}
-			s.skipSpace()
-			start := s.pos
-			if err := s.skipValue(); err != nil {
-				return nil, err
-			}
-			out[k] = data[start:s.pos]
-			c := s.peek()
-			s.pos++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				return nil, s.errorf("want ',' or '}' in object")
 			}
 		}
+		out[k] = s.data[start:s.pos]
+		c := s.peek()
+		s.pos++
+		if c == '}' {
+			return out, nil
+		}
+		if c != ',' {
+			return nil, s.errorf("want ',' or '}' in object")
+		}
 	}
-	if s.peek() != 0 {
-		return nil, s.errorf("data after the end of the object")
-	}
-	return out, nil
 }

@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 // refScanner is the JSON scanner as it was before it was tuned for speed:
@@ -441,4 +446,68 @@ func FuzzScannerMatchesReference(f *testing.F) {
 			t.Fatalf("parseMerges(%q) = %v, reference %v", data, merges, refMerges)
 		}
 	})
+}
+
+// FuzzReadModelAhead checks that reading the model while splitting
+// tokenizer.json changes nothing: the same fields and errors as
+// splitObject, and the same model (or error) as building it from scratch.
+func FuzzReadModelAhead(f *testing.F) {
+	for _, s := range []string{
+		`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[]}`,
+		`{"model":{"vocab":{"a":0,"b":1,"ab":2},"merges":[["a","b"]]}}`,
+		`{"model":{"merges":["a b"],"vocab":{"a":0,"b":1,"ab":2}}}`,
+		`{"model":{"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"],"vocab":{"b":0,"a":1,"ab":2}}}`,
+		`{"model":{"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"],"vocab":{"a":0}}}`,
+		`{"model":{"vocab":{"a":0,"b":1,"ab":2},"merges":["a c"]}}`,
+		`{"model":{"vocab":{"a":0,"a":1,"ab":2},"merges":["a a"]}}`,
+		`{"model":{"vocab":{"a":0},"merges":null,"Vocab":{"b":0}}}`,
+		`{"model":{"vocab":{"a":0},"merges":[]},"MODEL":{"vocab":{"b":0}}}`,
+		`{"model":{"vocab":{"a":0},"merges":[]},"model":{"vocab":{"b":0},"merges":[]}}`,
+		`{"model":{"vocab":{"a":0} "merges":[]},"x":1}`,
+		`{"model":{"vocab":{"a":0},"x":[[[]]],"merges":[]}}`,
+		`{"model":{"type":"WordPiece","vocab":{"[UNK]":0,"a":1}}}`,
+		`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"],"dropout":0.5}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fields, pre, err := splitTokenizerFile(data)
+		want, ref := splitObject(data)
+		if (err == nil) != (ref == nil) || err != nil && err.Error() != ref.Error() {
+			t.Fatalf("splitTokenizerFile(%q): error %v, splitObject %v", data, err, ref)
+		}
+		if err != nil {
+			return
+		}
+		if !maps.EqualFunc(fields, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("splitTokenizerFile(%q) = %q, splitObject %q", data, fields, want)
+		}
+		raw, ok := fields["model"]
+		if !ok {
+			return
+		}
+		m, err := newModel(raw, pre)
+		mRef, ref := newModel(raw, nil)
+		if (err == nil) != (ref == nil) || err != nil && err.Error() != ref.Error() {
+			t.Fatalf("newModel(%q): error %v, from scratch %v", data, err, ref)
+		}
+		if err == nil && !reflect.DeepEqual(m, mRef) {
+			t.Fatalf("newModel(%q) = %+v, from scratch %+v", data, m, mRef)
+		}
+	})
+}
+
+// TestReadModelAhead: the fixtures' vocabularies and merges are read while
+// tokenizer.json is split, not scanned again.
+func TestReadModelAhead(t *testing.T) {
+	for _, name := range refNames {
+		data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pre, err := splitTokenizerFile(data)
+		if err != nil || pre == nil || pre.vocab == nil || pre.merges == nil {
+			t.Errorf("%s: the model was not read ahead (%v)", name, err)
+		}
+	}
 }

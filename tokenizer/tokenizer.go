@@ -219,12 +219,12 @@ func New(tokenizerJSON, tokenizerConfigJSON []byte) (t *Tokenizer, err error) {
 
 func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	// The model holds nearly all the bytes: keep it out of encoding/json.
-	fields, err := splitObject(tokenizerJSON)
+	fields, model, err := splitTokenizerFile(tokenizerJSON)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
 	}
 	var f fileJSON
-	model := fields["model"]
+	modelRaw := fields["model"]
 	delete(fields, "model")
 	rest, err := json.Marshal(fields)
 	if err != nil {
@@ -238,7 +238,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	// would write that key's value over the caller's bytes, where it
 	// points.
 	if f.Model == nil {
-		f.Model = model
+		f.Model = modelRaw
 	}
 	if isNull(f.Model) {
 		return nil, errNoModel
@@ -248,7 +248,7 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, err
 	}
 	t := &Tokenizer{bos: -1}
-	if t.model, err = newModel(f.Model); err != nil {
+	if t.model, err = newModel(f.Model, model); err != nil {
 		return nil, err
 	}
 	t.cache = make(map[string][]int)
