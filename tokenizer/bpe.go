@@ -1,9 +1,9 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -105,7 +105,9 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 	if j.EndOfWordSuffix != nil {
 		m.suffix = *j.EndOfWordSuffix
 	}
-	if m.tokens, err = bpeTokens(list, vocab); err != nil {
+	if pre != nil && pre.tokens != nil {
+		m.tokens = pre.tokens
+	} else if m.tokens, err = bpeTokens(list, vocab); err != nil {
 		return nil, fmt.Errorf("model vocab: %v", err)
 	}
 	if j.UnkToken != nil {
@@ -127,54 +129,98 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 		m.levelIDs[b] = int32(id)
 		m.haveLevels = m.haveLevels && ok
 	}
-	var merges [][2]int32
-	if pre != nil && pre.merges != nil && sameBytes(pre.mergesRaw, j.Merges) {
-		merges = pre.merges
+	var r *mergeReader
+	if pre != nil && pre.merges != nil && sameBytes(pre.mergesRaw, j.Merges) && m.prefix == "" {
+		r = pre.merges
 	} else {
-		merges, err = parseMerges(j.Merges, func(tok []byte) (int, bool) {
-			id, ok := vocab[string(tok)]
-			return id, ok
-		})
-		if err != nil {
+		r = newMergeReader(vocab, m.tokens, m.prefix)
+		if err := r.read(j.Merges); err != nil {
 			return nil, fmt.Errorf("model merges: %v", err)
 		}
 	}
-	m.mergeAB = merges
-	m.merges = newMergeTable(len(merges))
-	var buf []byte
-	last := -1 // the result of the merge before
-	for rank, ab := range merges {
-		a, b := m.tokens[ab[0]], m.tokens[ab[1]]
-		if len(m.prefix) > 0 && strings.HasPrefix(b, m.prefix) {
-			b = b[len(m.prefix):]
-		}
-		buf = append(append(buf[:0], a...), b...)
-		// Merges come in the order of their results' ids, nearly always
-		// one after the other or the same again (different splits of one
-		// token): try those before the map. The vocabulary maps strings
-		// to ids one to one, so a token that matches is the result (""
-		// also marks a gap in tokens, so it is left to the map).
-		n := last
-		switch {
-		case m.isToken(n, buf):
-		case m.isToken(n+1, buf):
-			n++
-		default:
-			var ok bool
-			if n, ok = vocab[string(buf)]; !ok {
-				return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", rank, buf)
-			}
-		}
-		last = n
+	if r.missing >= 0 {
+		return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", r.missing, r.missingTok)
+	}
+	m.mergeAB = r.pairs
+	m.merges = newMergeTable(len(r.pairs))
+	for rank, ab := range r.pairs {
 		k := pairKey(int(ab[0]), int(ab[1]))
-		m.merges.add(k, merge{int32(rank), int32(n)}) // the first (best) rank wins
+		m.merges.add(k, merge{int32(rank), r.results[rank]}) // the first (best) rank wins
 	}
 	return m, nil
 }
 
-// isToken reports whether id is the id of tok, which is not empty.
-func (m *bpe) isToken(id int, tok []byte) bool {
-	return id >= 0 && id < len(m.tokens) && len(tok) > 0 && m.tokens[id] == string(tok)
+// mergeReader turns merges into ids as they are read: the pair's, and
+// that of the token they make.
+type mergeReader struct {
+	vocab  map[string]int
+	tokens []string // id -> token
+	prefix string   // continuing_subword_prefix, dropped from the second token
+
+	pairs   [][2]int32
+	results []int32
+	// missing is the first merge whose result is not in the vocabulary
+	// (-1 when none is), missingTok that result: an error only once all
+	// the merges are read, as syntax errors come first.
+	missing    int
+	missingTok string
+
+	last int // the result of the merge before
+	buf  []byte
+}
+
+func newMergeReader(vocab map[string]int, tokens []string, prefix string) *mergeReader {
+	return &mergeReader{vocab: vocab, tokens: tokens, prefix: prefix, missing: -1, last: -1}
+}
+
+// read reads the merges of data.
+func (r *mergeReader) read(data []byte) error {
+	s := &jsonScanner{data: data}
+	_, err := s.eachMerge(r.add)
+	return err
+}
+
+// add adds the merge of a and b, reporting false when one of them is not
+// in the vocabulary.
+func (r *mergeReader) add(a, b []byte) bool {
+	x, ok1 := r.vocab[string(a)]
+	y, ok2 := r.vocab[string(b)]
+	if !ok1 || !ok2 {
+		return false
+	}
+	r.pairs = append(r.pairs, [2]int32{int32(x), int32(y)})
+	if len(r.prefix) > 0 && bytes.HasPrefix(b, []byte(r.prefix)) {
+		b = b[len(r.prefix):]
+	}
+	// Merges come in the order of their results' ids, nearly always one
+	// after the other or the same again (different splits of one token):
+	// try those before the map. The vocabulary maps strings to ids one to
+	// one, so a token that matches is the result ("" also marks a gap in
+	// tokens, so it is left to the map).
+	n := r.last
+	switch {
+	case r.isToken(n, a, b):
+	case r.isToken(n+1, a, b):
+		n++
+	default:
+		r.buf = append(append(r.buf[:0], a...), b...)
+		var ok bool
+		if n, ok = r.vocab[string(r.buf)]; !ok && r.missing < 0 {
+			r.missing, r.missingTok = len(r.pairs)-1, string(r.buf)
+		}
+	}
+	r.last = n
+	r.results = append(r.results, int32(n))
+	return true
+}
+
+// isToken reports whether id is the id of a+b, which is not empty.
+func (r *mergeReader) isToken(id int, a, b []byte) bool {
+	if id < 0 || id >= len(r.tokens) || len(a)+len(b) == 0 {
+		return false
+	}
+	t := r.tokens[id]
+	return len(t) == len(a)+len(b) && t[:len(a)] == string(a) && t[len(a):] == string(b)
 }
 
 // bpeTokens returns the id -> token table of vocab, which was read as l.

@@ -336,68 +336,80 @@ func (s *jsonScanner) vocab() (*vocabList, error) {
 // parseMerges parses ["a b", ...] or [["a", "b"], ...], looking the two
 // tokens up with id.
 func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, error) {
+	var merges [][2]int32
 	s := &jsonScanner{data: data}
-	return s.merges(id)
-}
-
-// merges reads the merges at s.pos as parseMerges does.
-func (s *jsonScanner) merges(id func(tok []byte) (int, bool)) ([][2]int32, error) {
-	if s.peek() == 'n' && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
-		return nil, nil
-	}
-	if err := s.expect('['); err != nil {
+	null, err := s.eachMerge(func(a, b []byte) bool {
+		x, ok1 := id(a)
+		y, ok2 := id(b)
+		merges = append(merges, [2]int32{int32(x), int32(y)})
+		return ok1 && ok2
+	})
+	if err != nil || null {
 		return nil, err
 	}
-	merges := make([][2]int32, 0, 1<<12)
+	if merges == nil {
+		merges = [][2]int32{}
+	}
+	return merges, nil
+}
+
+// eachMerge reads the merges at s.pos as parseMerges does, handing each
+// one's two tokens (which alias s.data unless escaped) to add; add reports
+// false when one is not in the vocabulary. null reports a null instead
+// of an array.
+func (s *jsonScanner) eachMerge(add func(a, b []byte) bool) (null bool, err error) {
+	if s.peek() == 'n' && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+		return true, nil
+	}
+	if err := s.expect('['); err != nil {
+		return false, err
+	}
 	if s.peek() == ']' {
 		s.pos++
-		return merges, nil
+		return false, nil
 	}
-	for {
+	for i := 0; ; i++ {
 		var a, b []byte
 		switch s.peek() {
 		case '"':
 			line, err := s.strBytes()
 			if err != nil {
-				return nil, err
+				return false, err
 			}
-			i := bytes.IndexByte(line, ' ')
-			if i < 0 || bytes.IndexByte(line[i+1:], ' ') >= 0 {
-				return nil, fmt.Errorf("merge %d: %q is not two tokens separated by one space", len(merges), line)
+			j := bytes.IndexByte(line, ' ')
+			if j < 0 || bytes.IndexByte(line[j+1:], ' ') >= 0 {
+				return false, fmt.Errorf("merge %d: %q is not two tokens separated by one space", i, line)
 			}
-			a, b = line[:i], line[i+1:]
+			a, b = line[:j], line[j+1:]
 		case '[':
 			s.pos++
 			var err error
 			if a, err = s.strBytes(); err != nil {
-				return nil, err
+				return false, err
 			}
 			if err := s.expect(','); err != nil {
-				return nil, err
+				return false, err
 			}
 			if b, err = s.strBytes(); err != nil {
-				return nil, err
+				return false, err
 			}
 			if err := s.expect(']'); err != nil {
-				return nil, err
+				return false, err
 			}
 		default:
-			return nil, s.errorf("want a merge (string or pair)")
+			return false, s.errorf("want a merge (string or pair)")
 		}
-		x, ok1 := id(a)
-		y, ok2 := id(b)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", len(merges), a, b)
+		if !add(a, b) {
+			return false, fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", i, a, b)
 		}
-		merges = append(merges, [2]int32{int32(x), int32(y)})
 		switch s.peek() {
 		case ',':
 			s.pos++
 		case ']':
 			s.pos++
-			return merges, nil
+			return false, nil
 		default:
-			return nil, s.errorf("want ',' or ']' in merges")
+			return false, s.errorf("want ',' or ']' in merges")
 		}
 	}
 }

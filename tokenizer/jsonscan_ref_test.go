@@ -498,16 +498,28 @@ func FuzzReadModelAhead(f *testing.F) {
 }
 
 // TestReadModelAhead: the fixtures' vocabularies and merges are read while
-// tokenizer.json is split, not scanned again.
+// tokenizer.json is split, not scanned again, into the same models.
 func TestReadModelAhead(t *testing.T) {
 	for _, name := range refNames {
 		data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, pre, err := splitTokenizerFile(data)
-		if err != nil || pre == nil || pre.vocab == nil || pre.merges == nil {
+		fields, pre, err := splitTokenizerFile(data)
+		if err != nil || pre == nil || pre.tokens == nil || pre.merges == nil {
 			t.Errorf("%s: the model was not read ahead (%v)", name, err)
+			continue
+		}
+		m, err := newModel(fields["model"], pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mRef, err := newModel(fields["model"], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m, mRef) {
+			t.Errorf("%s: the model read ahead differs from the one built from scratch", name)
 		}
 	}
 }

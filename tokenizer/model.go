@@ -75,8 +75,9 @@ type modelJSON struct {
 
 	vocab     *vocabList
 	vocabMap  map[string]int
-	vocabRaw  []byte     // the value vocab was read from
-	merges    [][2]int32 // looked up in vocabMap
+	vocabRaw  []byte   // the value vocab was read from
+	tokens    []string // BPE's id -> token table (nil on an error)
+	merges    *mergeReader
 	mergesRaw []byte
 }
 
@@ -127,21 +128,20 @@ func (s *jsonScanner) model() (*modelJSON, error) {
 				return false
 			}
 			m.vocab, m.vocabMap, m.vocabRaw = l, l.toMap(), s.data[at:s.pos]
+			m.tokens, _ = bpeTokens(l, m.vocabMap) // newBPE reports the error
 		case "merges":
 			m.merges, m.mergesRaw = nil, nil
-			if m.vocab == nil || s.peek() != '[' {
+			if m.tokens == nil || s.peek() != '[' {
 				return false
 			}
 			at := s.pos
-			vocab := m.vocabMap
-			merges, err := s.merges(func(tok []byte) (int, bool) {
-				id, ok := vocab[string(tok)]
-				return id, ok
-			})
-			if err != nil {
+			// The continuing-subword prefix is not known yet: newBPE
+			// uses these only without one.
+			r := newMergeReader(m.vocabMap, m.tokens, "")
+			if _, err := s.eachMerge(r.add); err != nil {
 				return false
 			}
-			m.merges, m.mergesRaw = merges, s.data[at:s.pos]
+			m.merges, m.mergesRaw = r, s.data[at:s.pos]
 		default:
 			return false
 		}

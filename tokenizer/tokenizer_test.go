@@ -629,3 +629,47 @@ func TestNewKeepsInput(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadErrors pins the errors of broken models, in particular which of
+// several comes first: loading reads the vocabulary and merges while it
+// splits the file, and merges' results while it reads them, but reports
+// what it did when it did these one after the other.
+func TestLoadErrors(t *testing.T) {
+	for _, c := range []struct{ tj, want string }{
+		{`{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}`,
+			`tokenizer: model merges: merge 0 result "ab" is not in the vocabulary`},
+		{`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b","b a"]}}`,
+			`tokenizer: model merges: merge 1 result "ba" is not in the vocabulary`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b","a"]}}`,
+			`tokenizer: model merges: merge 1: "a" is not two tokens separated by one space`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b",["a","c"]]}}`,
+			`tokenizer: model merges: merge 1 ("a" "c") uses a token that is not in the vocabulary`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b"],"unk_token":"<unk>"}}`,
+			`tokenizer: model: unk_token "<unk>" is not in the vocabulary`},
+		{`{"model":{"vocab":{"a":0,"##b":1,"a##b":2},"merges":["a ##b"],"continuing_subword_prefix":"##"}}`,
+			`tokenizer: model merges: merge 0 result "ab" is not in the vocabulary`},
+		{`{"model":{"vocab":{"a":0,"##b":1,"ab":2},"merges":["a ##b", "ab ##b"],"continuing_subword_prefix":"##"}}`,
+			`tokenizer: model merges: merge 1 result "abb" is not in the vocabulary`},
+		{`{"model":{"merges":["a b"],"vocab":{"a":0,"b":1}}}`,
+			`tokenizer: model merges: merge 0 result "ab" is not in the vocabulary`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b"]},"x":}`,
+			`tokenizer: tokenizer.json: offset 54: unexpected '}'`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b"],"dropout":0.5}}`,
+			`tokenizer: BPE dropout 0.5 is not supported (it makes tokenization random)`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":{"a":"b"}}}`,
+			`tokenizer: model merges: offset 0: unexpected '{', want '['`},
+		{`{"model":{"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[{"id":"x"}]}`,
+			`tokenizer: tokenizer.json: json: cannot unmarshal string into Go struct field AddedToken.added_tokens.id of type int`},
+		{`{"model":{"vocab":{"a":0,"b":1},"merges":["a b"]},"added_tokens":[{"id":"x"}]}`,
+			`tokenizer: tokenizer.json: json: cannot unmarshal string into Go struct field AddedToken.added_tokens.id of type int`},
+		{`{"model":{"vocab":{"a":"0"},"merges":[]}}`,
+			`tokenizer: model vocab: offset 5: want a non-negative integer id`},
+		{`{"model":{"vocab":{"a":0,"b":20000000},"merges":[]}}`,
+			`tokenizer: model vocab: id 20000000 is implausibly large`},
+	} {
+		_, err := New([]byte(c.tj), nil)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s:\n got %v\nwant %s", c.tj, err, c.want)
+		}
+	}
+}
