@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -142,6 +143,9 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 		return nil, fmt.Errorf("model merges: merge %d result %q is not in the vocabulary", r.missing, r.missingTok)
 	}
 	m.mergeAB = r.pairs
+	if cap(r.pairs) > len(r.pairs)+len(r.pairs)/8 {
+		m.mergeAB = slices.Clone(r.pairs) // it stays with the model
+	}
 	m.merges = newMergeTable(len(r.pairs))
 	for rank, ab := range r.pairs {
 		k := pairKey(int(ab[0]), int(ab[1]))
@@ -188,7 +192,7 @@ func (r *mergeReader) add(a, b []byte) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	r.pairs = append(r.pairs, [2]int32{int32(x), int32(y)})
+	r.pairs = append(growFor(r.pairs, 1), [2]int32{int32(x), int32(y)})
 	if len(r.prefix) > 0 && bytes.HasPrefix(b, []byte(r.prefix)) {
 		b = b[len(r.prefix):]
 	}
@@ -210,7 +214,7 @@ func (r *mergeReader) add(a, b []byte) bool {
 		}
 	}
 	r.last = n
-	r.results = append(r.results, int32(n))
+	r.results = append(growFor(r.results, 1), int32(n))
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -254,6 +255,17 @@ func parseVocab(data []byte) (map[string]int, error) {
 	return l.toMap(), nil
 }
 
+// growFor returns s with room for n more elements, at least doubling its
+// capacity when it has to grow: append alone grows a large slice by a
+// quarter, copying each element about four times over, where the lists
+// that a tokenizer.json is read into cannot be sized in advance.
+func growFor[S ~[]E, E any](s S, n int) S {
+	if len(s)+n <= cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(n, len(s)))
+}
+
 // vocabList is a vocabulary object as read, entry by entry: keys holds all
 // the keys, so that the strings of a vocabulary share one allocation (a
 // quarter of a million small ones cost more than the scan).
@@ -317,9 +329,9 @@ func (s *jsonScanner) vocab() (*vocabList, error) {
 		if err != nil {
 			return nil, err
 		}
-		buf = append(buf, k...)
-		l.ends = append(l.ends, len(buf))
-		l.ids = append(l.ids, int32(v))
+		buf = append(growFor(buf, len(k)), k...)
+		l.ends = append(growFor(l.ends, 1), len(buf))
+		l.ids = append(growFor(l.ids, 1), int32(v))
 		switch s.peek() {
 		case ',':
 			s.pos++
