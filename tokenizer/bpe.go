@@ -10,7 +10,7 @@ import (
 
 // bpe is the byte-pair-encoding model of tokenizer.json.
 type bpe struct {
-	vocab   map[string]int
+	vocab   *vocabIndex
 	tokens  []string // id -> token string ("" for gaps)
 	merges  *mergeTable
 	mergeAB [][2]int32 // token ids, in rank order, for Compare
@@ -50,8 +50,9 @@ type bpeJSON struct {
 	Merges                  json.RawMessage `json:"merges"`
 }
 
-func (m *bpe) vocabIDs() map[string]int { return m.vocab }
-func (m *bpe) idTokens() []string       { return m.tokens }
+func (m *bpe) tokenID(tok string) (int, bool) { return m.vocab.get(tok) }
+func (m *bpe) vocabLen() int                  { return m.vocab.len() }
+func (m *bpe) idTokens() []string             { return m.tokens }
 
 // newBPE builds the model from its object's fields (splitObject's, which
 // it may change): encoding/json sees only the small fields and the
@@ -87,17 +88,19 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 	}
 	var (
 		list  *vocabList
-		vocab map[string]int
+		vocab *vocabIndex
 		err   error
 	)
-	if pre != nil && pre.vocab != nil && sameBytes(pre.vocabRaw, j.Vocab) {
-		list, vocab = pre.vocab, pre.vocabMap
+	if pre != nil && pre.vocabIdx != nil && sameBytes(pre.vocabRaw, j.Vocab) {
+		list, vocab = pre.vocab, pre.vocabIdx
 	} else {
 		pre = nil
 		if list, err = scanVocab(j.Vocab); err != nil {
 			return nil, fmt.Errorf("model vocab: %v", err)
 		}
-		vocab = list.toMap()
+		if vocab, err = newVocabIndex(list); err != nil {
+			return nil, fmt.Errorf("model vocab: %v", err)
+		}
 	}
 	m := &bpe{vocab: vocab, unk: -1, fuseUnk: j.FuseUnk, byteFallback: j.ByteFallback, ignoreMerges: j.IgnoreMerges}
 	if j.ContinuingSubwordPrefix != nil {
@@ -112,7 +115,7 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 		return nil, fmt.Errorf("model vocab: %v", err)
 	}
 	if j.UnkToken != nil {
-		id, ok := vocab[*j.UnkToken]
+		id, ok := vocab.get(*j.UnkToken)
 		if !ok {
 			return nil, fmt.Errorf("model: unk_token %q is not in the vocabulary", *j.UnkToken)
 		}
@@ -120,13 +123,13 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 	}
 	for b := range m.byteIDs {
 		m.byteIDs[b] = -1
-		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+		if id, ok := vocab.get(fmt.Sprintf("<0x%02X>", b)); ok {
 			m.byteIDs[b] = id
 		}
 	}
 	m.haveLevels = m.prefix == "" && m.suffix == ""
 	for b := range m.levelIDs {
-		id, ok := vocab[string(byteToRune[b])]
+		id, ok := vocab.get(string(byteToRune[b]))
 		m.levelIDs[b] = int32(id)
 		m.haveLevels = m.haveLevels && ok
 	}
@@ -157,7 +160,7 @@ func newBPE(fields map[string]json.RawMessage, pre *modelJSON) (*bpe, error) {
 // mergeReader turns merges into ids as they are read: the pair's, and
 // that of the token they make.
 type mergeReader struct {
-	vocab  map[string]int
+	vocab  *vocabIndex
 	tokens []string // id -> token
 	prefix string   // continuing_subword_prefix, dropped from the second token
 
@@ -173,7 +176,7 @@ type mergeReader struct {
 	buf  []byte
 }
 
-func newMergeReader(vocab map[string]int, tokens []string, prefix string) *mergeReader {
+func newMergeReader(vocab *vocabIndex, tokens []string, prefix string) *mergeReader {
 	return &mergeReader{vocab: vocab, tokens: tokens, prefix: prefix, missing: -1, last: -1}
 }
 
@@ -187,8 +190,8 @@ func (r *mergeReader) read(data []byte) error {
 // add adds the merge of a and b, reporting false when one of them is not
 // in the vocabulary.
 func (r *mergeReader) add(a, b []byte) bool {
-	x, ok1 := r.vocab[string(a)]
-	y, ok2 := r.vocab[string(b)]
+	x, ok1 := r.vocab.getBytes(a)
+	y, ok2 := r.vocab.getBytes(b)
 	if !ok1 || !ok2 {
 		return false
 	}
@@ -209,7 +212,7 @@ func (r *mergeReader) add(a, b []byte) bool {
 	default:
 		r.buf = append(append(r.buf[:0], a...), b...)
 		var ok bool
-		if n, ok = r.vocab[string(r.buf)]; !ok && r.missing < 0 {
+		if n, ok = r.vocab.getBytes(r.buf); !ok && r.missing < 0 {
 			r.missing, r.missingTok = len(r.pairs)-1, string(r.buf)
 		}
 	}
@@ -229,16 +232,16 @@ func (r *mergeReader) isToken(id int, a, b []byte) bool {
 
 // bpeTokens returns the id -> token table of vocab, which was read as l.
 // With distinct keys, as in practice, it goes through l in order rather
-// than through the map.
-func bpeTokens(l *vocabList, vocab map[string]int) ([]string, error) {
-	distinct := len(vocab) == l.len()
+// than through the index.
+func bpeTokens(l *vocabList, vocab *vocabIndex) ([]string, error) {
+	distinct := vocab.len() == l.len()
 	maxID := -1
 	if distinct {
 		for _, id := range l.ids {
 			maxID = max(maxID, int(id))
 		}
 	} else {
-		for _, id := range vocab {
+		for _, id := range vocab.all() {
 			maxID = max(maxID, id)
 		}
 	}
@@ -261,7 +264,7 @@ func bpeTokens(l *vocabList, vocab map[string]int) ([]string, error) {
 		}
 		return tokens, nil
 	}
-	for tok, id := range vocab {
+	for tok, id := range vocab.all() {
 		if err := add(tok, id); err != nil {
 			return nil, err
 		}
@@ -288,7 +291,7 @@ func (m *bpe) initial(word string, syms []symbol) []symbol {
 		i += size
 		id, ok := 0, false
 		if (m.prefix == "" || first) && (m.suffix == "" || !last) {
-			id, ok = m.vocab[ch]
+			id, ok = m.vocab.get(ch)
 		} else {
 			s := ch
 			if !first {
@@ -297,7 +300,7 @@ func (m *bpe) initial(word string, syms []symbol) []symbol {
 			if last {
 				s += m.suffix
 			}
-			id, ok = m.vocab[s]
+			id, ok = m.vocab.get(s)
 		}
 		if ok {
 			syms = append(syms, symbol{id: int32(id)})
@@ -341,7 +344,7 @@ func (m *bpe) initial(word string, syms []symbol) []symbol {
 
 func (m *bpe) encodeWord(word string) []int {
 	if m.ignoreMerges {
-		if id, ok := m.vocab[word]; ok {
+		if id, ok := m.vocab.get(word); ok {
 			return []int{id}
 		}
 	}

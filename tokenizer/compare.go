@@ -10,9 +10,8 @@ func (t *Tokenizer) Compare(o *Tokenizer) error {
 	if ka, kb := modelKind(t.model), modelKind(o.model); ka != kb {
 		return fmt.Errorf("models differ: %s and %s", ka, kb)
 	}
-	va, vb := t.model.vocabIDs(), o.model.vocabIDs()
-	if len(va) != len(vb) {
-		return fmt.Errorf("vocabulary sizes differ: %d and %d", len(va), len(vb))
+	if na, nb := t.model.vocabLen(), o.model.vocabLen(); na != nb {
+		return fmt.Errorf("vocabulary sizes differ: %d and %d", na, nb)
 	}
 	ta, tb := t.model.idTokens(), o.model.idTokens()
 	for id := 0; id < max(len(ta), len(tb)); id++ {

@@ -438,6 +438,13 @@ func FuzzScannerMatchesReference(f *testing.F) {
 		if same("parseVocab", err, ref) && !maps.Equal(vocab, refVocab) {
 			t.Fatalf("parseVocab(%q) = %v, reference %v", data, vocab, refVocab)
 		}
+		if l, err := scanVocab(data); err == nil {
+			x, err := newVocabIndex(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkIndex(t, x, refVocab)
+		}
 		// Ids by length, refusing the tokens that start with "x".
 		id := func(b []byte) (int, bool) { return len(b), !bytes.HasPrefix(b, []byte("x")) }
 		merges, err := parseMerges(data, id)

@@ -8,8 +8,9 @@ import (
 // A model turns one pre-tokenized word into ids.
 type model interface {
 	encodeWord(word string) []int
-	vocabIDs() map[string]int // token -> id
-	idTokens() []string       // id -> token ("" for gaps)
+	tokenID(tok string) (int, bool)
+	vocabLen() int      // distinct tokens
+	idTokens() []string // id -> token ("" for gaps)
 }
 
 // newModel builds the model of tokenizer.json, raw, which pre may hold
@@ -74,7 +75,7 @@ type modelJSON struct {
 	fields map[string]json.RawMessage
 
 	vocab     *vocabList
-	vocabMap  map[string]int
+	vocabIdx  *vocabIndex
 	vocabRaw  []byte   // the value vocab was read from
 	tokens    []string // BPE's id -> token table (nil on an error)
 	merges    *mergeReader
@@ -127,8 +128,12 @@ func (s *jsonScanner) model() (*modelJSON, error) {
 			if err != nil {
 				return false
 			}
-			m.vocab, m.vocabMap, m.vocabRaw = l, l.toMap(), s.data[at:s.pos]
-			m.tokens, _ = bpeTokens(l, m.vocabMap) // newBPE reports the error
+			x, err := newVocabIndex(l)
+			if err != nil {
+				return false
+			}
+			m.vocab, m.vocabIdx, m.vocabRaw = l, x, s.data[at:s.pos]
+			m.tokens, _ = bpeTokens(l, x) // newBPE reports the error
 		case "merges":
 			m.merges, m.mergesRaw = nil, nil
 			if m.tokens == nil || s.peek() != '[' {
@@ -137,7 +142,7 @@ func (s *jsonScanner) model() (*modelJSON, error) {
 			at := s.pos
 			// The continuing-subword prefix is not known yet: newBPE
 			// uses these only without one.
-			r := newMergeReader(m.vocabMap, m.tokens, "")
+			r := newMergeReader(m.vocabIdx, m.tokens, "")
 			if _, err := s.eachMerge(r.add); err != nil {
 				return false
 			}

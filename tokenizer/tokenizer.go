@@ -345,8 +345,7 @@ func (t *Tokenizer) TokenID(s string) (int, bool) {
 	if id, ok := t.addedID[s]; ok {
 		return id, true
 	}
-	id, ok := t.model.vocabIDs()[s]
-	return id, ok
+	return t.model.tokenID(s)
 }
 
 // IsSpecial reports whether id is a special added token.
@@ -458,10 +457,10 @@ func chunkable(m model) bool {
 	if !ok || b.ignoreMerges || b.prefix != "" || b.suffix != "" {
 		return false
 	}
-	if _, ok := b.vocab["▁"]; !ok {
+	if _, ok := b.vocab.get("▁"); !ok {
 		return false
 	}
-	for tok := range b.vocab {
+	for tok := range b.vocab.all() {
 		if strings.Contains(strings.TrimLeft(tok, "▁"), "▁") {
 			return false
 		}

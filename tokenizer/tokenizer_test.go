@@ -283,7 +283,8 @@ func TestMergeAllMatchesNaive(t *testing.T) {
 func naiveBPE(m *bpe, word string) []int {
 	var ids []int
 	for _, r := range word {
-		ids = append(ids, m.vocab[string(r)])
+		id, _ := m.vocab.get(string(r))
+		ids = append(ids, id)
 	}
 	for {
 		best, at := int32(-1), -1
@@ -594,7 +595,7 @@ func TestBPEMergeResults(t *testing.T) {
 			if m.prefix == "" {
 				b = m.tokens[ab[1]]
 			}
-			want, ok := m.vocab[a+b]
+			want, ok := m.vocab.get(a + b)
 			got, found := m.merges.get(pairKey(int(ab[0]), int(ab[1])))
 			if !ok || !found || got.rank == int32(rank) && got.newID != int32(want) {
 				t.Fatalf("merge %d (%q %q): %+v, %v; want result %d", rank, a, b, got, found, want)

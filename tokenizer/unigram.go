@@ -24,8 +24,9 @@ type unigram struct {
 // character scores (kUnkPenalty in SentencePiece).
 const unkPenalty = 10.0
 
-func (m *unigram) vocabIDs() map[string]int { return m.vocab }
-func (m *unigram) idTokens() []string       { return m.tokens }
+func (m *unigram) tokenID(tok string) (int, bool) { id, ok := m.vocab[tok]; return id, ok }
+func (m *unigram) vocabLen() int                  { return len(m.vocab) }
+func (m *unigram) idTokens() []string             { return m.tokens }
 
 func newUnigram(raw json.RawMessage) (*unigram, error) {
 	var j struct {

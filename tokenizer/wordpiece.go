@@ -16,8 +16,9 @@ type wordPiece struct {
 	maxChars int
 }
 
-func (m *wordPiece) vocabIDs() map[string]int { return m.vocab }
-func (m *wordPiece) idTokens() []string       { return m.tokens }
+func (m *wordPiece) tokenID(tok string) (int, bool) { id, ok := m.vocab[tok]; return id, ok }
+func (m *wordPiece) vocabLen() int                  { return len(m.vocab) }
+func (m *wordPiece) idTokens() []string             { return m.tokens }
 
 // newWordPiece builds the model from its object's fields (splitObject's,
 // which it may change).
@@ -113,8 +114,9 @@ type wordLevel struct {
 	unk    int
 }
 
-func (m *wordLevel) vocabIDs() map[string]int { return m.vocab }
-func (m *wordLevel) idTokens() []string       { return m.tokens }
+func (m *wordLevel) tokenID(tok string) (int, bool) { id, ok := m.vocab[tok]; return id, ok }
+func (m *wordLevel) vocabLen() int                  { return len(m.vocab) }
+func (m *wordLevel) idTokens() []string             { return m.tokens }
 
 func (m *wordLevel) encodeWord(word string) []int {
 	if id, ok := m.vocab[word]; ok {
