@@ -174,7 +174,13 @@ type mergeReader struct {
 
 	last int // the result of the merge before
 	buf  []byte
+
+	queue  [mergeBatch][2][]byte
+	queued int
 }
+
+// mergeBatch is how many merges the reader looks up at a time.
+const mergeBatch = maxBatch / 2
 
 func newMergeReader(vocab *vocabIndex, tokens []string, prefix string) *mergeReader {
 	return &mergeReader{vocab: vocab, tokens: tokens, prefix: prefix, missing: -1, last: -1}
@@ -182,28 +188,62 @@ func newMergeReader(vocab *vocabIndex, tokens []string, prefix string) *mergeRea
 
 // read reads the merges of data.
 func (r *mergeReader) read(data []byte) error {
-	s := &jsonScanner{data: data}
+	return r.readAt(&jsonScanner{data: data})
+}
+
+// readAt reads the merges at s.pos.
+func (r *mergeReader) readAt(s *jsonScanner) error {
 	_, err := s.eachMerge(r.add)
+	// The merges queued before an error come before it.
+	if qerr := r.flush(); qerr != nil {
+		return qerr
+	}
 	return err
 }
 
-// add adds the merge of a and b, reporting false when one of them is not
-// in the vocabulary.
-func (r *mergeReader) add(a, b []byte) bool {
-	x, ok1 := r.vocab.getBytes(a)
-	y, ok2 := r.vocab.getBytes(b)
-	if !ok1 || !ok2 {
-		return false
+// add queues the merge of a and b: merges are looked up a batch at a
+// time (see vocabIndex.getBatch).
+func (r *mergeReader) add(a, b []byte) error {
+	r.queue[r.queued] = [2][]byte{a, b}
+	r.queued++
+	if r.queued < len(r.queue) {
+		return nil
 	}
-	r.pairs = append(growFor(r.pairs, 1), [2]int32{int32(x), int32(y)})
+	return r.flush()
+}
+
+// flush adds the queued merges, failing at the first that uses a token not
+// in the vocabulary.
+func (r *mergeReader) flush() error {
+	n := r.queued
+	r.queued = 0
+	var toks [2 * mergeBatch][]byte
+	var ids [2 * mergeBatch]int32
+	for k, ab := range r.queue[:n] {
+		toks[2*k], toks[2*k+1] = ab[0], ab[1]
+	}
+	r.vocab.getBatch(toks[:2*n], ids[:2*n])
+	for k, ab := range r.queue[:n] {
+		x, y := ids[2*k], ids[2*k+1]
+		if x < 0 || y < 0 {
+			return unknownMerge(len(r.pairs), ab[0], ab[1])
+		}
+		r.addIDs(ab[0], ab[1], x, y)
+	}
+	return nil
+}
+
+// addIDs adds the merge of a and b, whose ids are x and y.
+func (r *mergeReader) addIDs(a, b []byte, x, y int32) {
+	r.pairs = append(growFor(r.pairs, 1), [2]int32{x, y})
 	if len(r.prefix) > 0 && bytes.HasPrefix(b, []byte(r.prefix)) {
 		b = b[len(r.prefix):]
 	}
 	// Merges come in the order of their results' ids, nearly always one
 	// after the other or the same again (different splits of one token):
-	// try those before the map. The vocabulary maps strings to ids one to
-	// one, so a token that matches is the result ("" also marks a gap in
-	// tokens, so it is left to the map).
+	// try those before the index. The vocabulary maps strings to ids one
+	// to one, so a token that matches is the result ("" also marks a gap
+	// in tokens, so it is left to the index).
 	n := r.last
 	switch {
 	case r.isToken(n, a, b):
@@ -218,7 +258,6 @@ func (r *mergeReader) add(a, b []byte) bool {
 	}
 	r.last = n
 	r.results = append(growFor(r.results, 1), int32(n))
-	return true
 }
 
 // isToken reports whether id is the id of a+b, which is not empty.

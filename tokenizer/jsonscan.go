@@ -350,11 +350,14 @@ func (s *jsonScanner) vocab() (*vocabList, error) {
 func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, error) {
 	var merges [][2]int32
 	s := &jsonScanner{data: data}
-	null, err := s.eachMerge(func(a, b []byte) bool {
+	null, err := s.eachMerge(func(a, b []byte) error {
 		x, ok1 := id(a)
 		y, ok2 := id(b)
+		if !ok1 || !ok2 {
+			return unknownMerge(len(merges), a, b)
+		}
 		merges = append(merges, [2]int32{int32(x), int32(y)})
-		return ok1 && ok2
+		return nil
 	})
 	if err != nil || null {
 		return nil, err
@@ -365,11 +368,16 @@ func parseMerges(data []byte, id func(tok []byte) (int, bool)) ([][2]int32, erro
 	return merges, nil
 }
 
+// unknownMerge is the error for merge i, of a and b, when one of them is
+// not in the vocabulary.
+func unknownMerge(i int, a, b []byte) error {
+	return fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", i, a, b)
+}
+
 // eachMerge reads the merges at s.pos as parseMerges does, handing each
-// one's two tokens (which alias s.data unless escaped) to add; add reports
-// false when one is not in the vocabulary. null reports a null instead
-// of an array.
-func (s *jsonScanner) eachMerge(add func(a, b []byte) bool) (null bool, err error) {
+// one's two tokens (which alias s.data unless escaped) to add, and stops
+// at add's first error. null reports a null instead of an array.
+func (s *jsonScanner) eachMerge(add func(a, b []byte) error) (null bool, err error) {
 	if s.peek() == 'n' && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
 		return true, nil
 	}
@@ -411,8 +419,8 @@ func (s *jsonScanner) eachMerge(add func(a, b []byte) bool) (null bool, err erro
 		default:
 			return false, s.errorf("want a merge (string or pair)")
 		}
-		if !add(a, b) {
-			return false, fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", i, a, b)
+		if err := add(a, b); err != nil {
+			return false, err
 		}
 		switch s.peek() {
 		case ',':

@@ -143,7 +143,7 @@ func (s *jsonScanner) model() (*modelJSON, error) {
 			// The continuing-subword prefix is not known yet: newBPE
 			// uses these only without one.
 			r := newMergeReader(m.vocabIdx, m.tokens, "")
-			if _, err := s.eachMerge(r.add); err != nil {
+			if r.readAt(s) != nil {
 				return false
 			}
 			m.merges, m.mergesRaw = r, s.data[at:s.pos]

@@ -673,4 +673,38 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("%s:\n got %v\nwant %s", c.tj, err, c.want)
 		}
 	}
+	// Merges are looked up in batches: errors within and across them. The
+	// chain a+b, ab+b, abb+b, ... gives 40 merges to insert bad ones into.
+	chain := func(insert map[int]string) string {
+		vocab := map[string]int{"a": 0, "b": 1}
+		var merges []string
+		for i, prev := 0, "a"; i < 40; i++ {
+			if m, ok := insert[i]; ok {
+				merges = append(merges, m)
+			}
+			vocab[prev+"b"] = len(vocab)
+			merges = append(merges, prev+" b")
+			prev += "b"
+		}
+		data, err := json.Marshal(map[string]any{"model": map[string]any{"vocab": vocab, "merges": merges}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	for _, c := range []struct {
+		insert map[int]string
+		want   string
+	}{
+		{map[int]string{20: "a c", 22: "x"}, `merge 20 ("a" "c") uses a token that is not in the vocabulary`},
+		{map[int]string{3: "c a", 5: "ab"}, `merge 3 ("c" "a") uses a token that is not in the vocabulary`},
+		{map[int]string{17: "q b"}, `merge 17 ("q" "b") uses a token that is not in the vocabulary`},
+		{map[int]string{35: "a b b"}, `merge 35: "a b b" is not two tokens separated by one space`},
+		{map[int]string{15: "a c", 31: "z z"}, `merge 15 ("a" "c") uses a token that is not in the vocabulary`},
+	} {
+		_, err := New([]byte(chain(c.insert)), nil)
+		if want := "tokenizer: model merges: " + c.want; err == nil || err.Error() != want {
+			t.Errorf("%v:\n got %v\nwant %s", c.insert, err, want)
+		}
+	}
 }

@@ -86,14 +86,50 @@ func (x *vocabIndex) get(tok string) (int, bool) {
 // getBytes returns the id of tok.
 func (x *vocabIndex) getBytes(tok []byte) (int, bool) {
 	h := maphash.Bytes(vocabSeed, tok)
+	return x.probe(tok, h, h&x.mask)
+}
+
+// probe looks for tok, whose hash is h, from slot j on.
+func (x *vocabIndex) probe(tok []byte, h, j uint64) (int, bool) {
 	tag := uint32(h>>32) | 1
-	for j := h & x.mask; ; j = (j + 1) & x.mask {
+	for ; ; j = (j + 1) & x.mask {
 		s := &x.slots[j]
 		if s.tag == tag && int(s.len) == len(tok) && x.key(s) == string(tok) {
 			return int(s.id), true
 		}
 		if s.tag == 0 {
 			return 0, false
+		}
+	}
+}
+
+// maxBatch is the most tokens getBatch takes.
+const maxBatch = 32
+
+// getBatch looks up toks (at most maxBatch) as getBytes does, setting
+// ids[i] to the id of toks[i], or to -1. A lookup waits on memory twice, for its slot and for
+// its key; reading the first slot of every token before comparing any key
+// lets the waits of the batch overlap.
+func (x *vocabIndex) getBatch(toks [][]byte, ids []int32) {
+	var hs [maxBatch]uint64
+	var first [maxBatch]vocabSlot
+	ids = ids[:len(toks)]
+	for i, t := range toks {
+		h := maphash.Bytes(vocabSeed, t)
+		hs[i], first[i] = h, x.slots[h&x.mask]
+	}
+	for i, t := range toks {
+		h, s := hs[i], &first[i]
+		switch {
+		case s.tag == uint32(h>>32)|1 && int(s.len) == len(t) && x.key(s) == string(t):
+			ids[i] = s.id
+		case s.tag == 0:
+			ids[i] = -1
+		default:
+			ids[i] = -1
+			if id, ok := x.probe(t, h, (h+1)&x.mask); ok {
+				ids[i] = int32(id)
+			}
 		}
 	}
 }

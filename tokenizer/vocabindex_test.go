@@ -24,6 +24,25 @@ func checkIndex(t *testing.T, x *vocabIndex, want map[string]int) {
 	if got := maps.Collect(x.all()); !maps.Equal(got, want) {
 		t.Fatalf("all() = %v, want %v", got, want)
 	}
+	// In batches, present keys among absent ones.
+	var toks [][]byte
+	for k := range want {
+		toks = append(toks, []byte(k), []byte(k+"\x00"))
+	}
+	ids := make([]int32, maxBatch)
+	for i := 0; i < len(toks); i += maxBatch {
+		batch := toks[i:min(i+maxBatch, len(toks))]
+		x.getBatch(batch, ids)
+		for j, tok := range batch {
+			id, ok := want[string(tok)]
+			if !ok {
+				id = -1
+			}
+			if ids[j] != int32(id) {
+				t.Fatalf("getBatch: %q has id %d, want %d", tok, ids[j], id)
+			}
+		}
+	}
 }
 
 // TestVocabIndex holds the index to the map of the same list: duplicate
