@@ -550,3 +550,121 @@ func (s *jsonScanner) object(base int, read func(key string) bool) (map[string]j
 		}
 	}
 }
+
+// parseAddedTokens reads tokenizer.json's added_tokens when they have the
+// plain shape that files have: an array of objects whose keys are the
+// AddedToken fields' own names, each at most once, with a non-negative
+// integer id, a string content and true or false for the rest. ok is
+// false for anything else (null, other keys, keys in other cases, other
+// numbers), which is left to encoding/json; what this accepts,
+// encoding/json reads the same way. Gemma 3 has 6415 added tokens, which
+// encoding/json took 25 ms to read.
+func parseAddedTokens(data []byte) (toks []AddedToken, ok bool) {
+	s := &jsonScanner{data: data}
+	if s.expect('[') != nil {
+		return nil, false
+	}
+	toks = []AddedToken{}
+	if s.peek() == ']' {
+		s.pos++
+		return toks, s.end()
+	}
+	for {
+		t, ok := s.addedToken()
+		if !ok {
+			return nil, false
+		}
+		toks = append(toks, t)
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return toks, s.end()
+		default:
+			return nil, false
+		}
+	}
+}
+
+// end reports whether only white space is left.
+func (s *jsonScanner) end() bool {
+	s.skipSpace()
+	return s.pos == len(s.data)
+}
+
+// addedToken reads one object of parseAddedTokens.
+func (s *jsonScanner) addedToken() (t AddedToken, ok bool) {
+	if s.expect('{') != nil {
+		return t, false
+	}
+	if s.peek() == '}' {
+		s.pos++
+		return t, true
+	}
+	var seen uint8
+	for {
+		k, err := s.strBytes()
+		if err != nil || s.expect(':') != nil {
+			return t, false
+		}
+		var bit uint8
+		var flag *bool
+		switch string(k) {
+		case "id":
+			bit = 1
+			s.skipSpace()
+			if s.pos+1 < len(s.data) && s.data[s.pos] == '0' && s.data[s.pos+1] >= '0' && s.data[s.pos+1] <= '9' {
+				return t, false // a leading zero: not JSON
+			}
+			if t.ID, err = s.integer(); err != nil {
+				return t, false
+			}
+		case "content":
+			bit = 2
+			if t.Content, err = s.str(); err != nil {
+				return t, false
+			}
+		case "single_word":
+			bit, flag = 4, &t.SingleWord
+		case "lstrip":
+			bit, flag = 8, &t.LStrip
+		case "rstrip":
+			bit, flag = 16, &t.RStrip
+		case "normalized":
+			bit, flag = 32, &t.Normalized
+		case "special":
+			bit, flag = 64, &t.Special
+		default:
+			return t, false
+		}
+		if seen&bit != 0 {
+			return t, false
+		}
+		seen |= bit
+		if flag != nil {
+			s.skipSpace()
+			switch rest := s.data[s.pos:]; {
+			case bytes.HasPrefix(rest, []byte("true")):
+				*flag = true
+				s.pos += 4
+			case bytes.HasPrefix(rest, []byte("false")):
+				s.pos += 5
+			default:
+				return t, false
+			}
+			if s.pos < len(s.data) && !literalEnd[s.data[s.pos]] {
+				return t, false // as in "truex"
+			}
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return t, true
+		default:
+			return t, false
+		}
+	}
+}

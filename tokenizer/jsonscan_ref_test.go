@@ -530,3 +530,53 @@ func TestReadModelAhead(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAddedTokens: whatever parseAddedTokens reads, encoding/json reads
+// the same way.
+func FuzzAddedTokens(f *testing.F) {
+	for _, s := range []string{
+		`[{"id": 0, "content": "<pad>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]`,
+		`[{"id":7,"content":"a\u00e9\n\ud83d\ude00","special":true},{"content":"x","id":12}]`,
+		`[]`, `null`, `[{}]`, `[null]`, `[{"ID": 3}]`, `[{"id": 03}]`, `[{"id": -1}]`, `[{"id": 1e2}]`,
+		`[{"id": 1, "id": 2}]`, `[{"special": truex}]`, `[{"special": null}]`, `[{"lstrip": true,}]`,
+		`[{"id": 2147483648}]`, `[{"content": "\ud800"}]`, `[{"extra": 1}]`, `[{"id": 1}] x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := parseAddedTokens(data)
+		if !ok {
+			return
+		}
+		var want []AddedToken
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("parseAddedTokens(%q) read what encoding/json refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseAddedTokens(%q) = %+v, encoding/json %+v", data, got, want)
+		}
+	})
+}
+
+// TestAddedTokensFast: the fixtures' added tokens take the scanner's path,
+// and come out as encoding/json reads them.
+func TestAddedTokensFast(t *testing.T) {
+	for _, name := range refNames {
+		data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields, err := splitObject(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseAddedTokens(fields["added_tokens"])
+		var want []AddedToken
+		if err := json.Unmarshal(fields["added_tokens"], &want); err != nil {
+			t.Fatal(err)
+		}
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: parseAddedTokens: %v, equal to encoding/json's: %v", name, ok, reflect.DeepEqual(got, want))
+		}
+	}
+}

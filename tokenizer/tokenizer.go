@@ -226,12 +226,24 @@ func build(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	var f fileJSON
 	modelRaw := fields["model"]
 	delete(fields, "model")
+	// The added tokens too, when the scanner can read them and no other
+	// key would fill f.AddedTokens (encoding/json ignores case).
+	added, fastAdded := parseAddedTokens(fields["added_tokens"])
+	for k := range fields {
+		fastAdded = fastAdded && (k == "added_tokens" || !strings.EqualFold(k, "added_tokens"))
+	}
+	if fastAdded {
+		delete(fields, "added_tokens")
+	}
 	rest, err := json.Marshal(fields)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
 	}
 	if err := json.Unmarshal(rest, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %v", err)
+	}
+	if fastAdded {
+		f.AddedTokens = added
 	}
 	// A key that differs only in case ("Model") fills f.Model too, and
 	// takes precedence. f.Model is set after, not before: encoding/json

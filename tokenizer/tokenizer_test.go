@@ -708,3 +708,35 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAddedTokensKeys: when keys that differ only in case, or a repeated
+// key, give the added tokens, the one encoding/json takes wins, as when it
+// read them all (the scanner reads them only when there is one such key).
+// The JSON escape \u212a stands for the Kelvin sign.
+func TestAddedTokensKeys(t *testing.T) {
+	const model = `"model":{"vocab":{"a":0},"merges":[]}`
+	for _, c := range []struct {
+		tj   string
+		want AddedToken
+	}{
+		{`{` + model + `,"added_tokens":[{"id":3,"content":"<s>"}],"ADDED_TOKENS":[{"id":4,"content":"<t>"}]}`,
+			AddedToken{ID: 3, Content: "<s>"}},
+		{`{` + model + `,"Added_Tokens":[{"id":4,"content":"<t>"}],"added_tokens":[{"id":3,"content":"<s>","special":true}]}`,
+			AddedToken{ID: 3, Content: "<s>", Special: true}},
+		{`{` + model + `,"added_tokens":[{"id":3,"content":"<s>","special":true}],"added_tokens":[{"id":5,"content":"<u>"}]}`,
+			AddedToken{ID: 5, Content: "<u>"}},
+		{`{` + model + `,"added_tokens":[{"Id":3,"content":"<s>","special":true}]}`,
+			AddedToken{ID: 3, Content: "<s>", Special: true}},
+		// The Kelvin sign folds to k, and sorts after it.
+		{`{` + model + `,"added_tokens":[{"id":3,"content":"<s>"}],"added_toKens":[{"id":4,"content":"<t>"}]}`,
+			AddedToken{ID: 4, Content: "<t>"}},
+	} {
+		tk, err := New([]byte(c.tj), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.tj, err)
+		}
+		if got := tk.AddedTokens(); len(got) != 1 || got[0] != c.want {
+			t.Errorf("%s: added tokens %+v, want [%+v]", c.tj, got, c.want)
+		}
+	}
+}
