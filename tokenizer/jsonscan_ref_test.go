@@ -517,9 +517,15 @@ func TestReadModelAhead(t *testing.T) {
 			t.Errorf("%s: the model was not read ahead (%v)", name, err)
 			continue
 		}
+		if !sameBytes(pre.raw, fields["model"]) || !sameBytes(pre.vocabRaw, pre.fields["vocab"]) || !sameBytes(pre.mergesRaw, pre.fields["merges"]) {
+			t.Errorf("%s: what was read ahead is not what newBPE gets", name)
+		}
 		m, err := newModel(fields["model"], pre)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if b := m.(*bpe); b.vocab != pre.vocabIdx || &b.tokens[0] != &pre.tokens[0] {
+			t.Errorf("%s: newBPE did not use the vocabulary read ahead", name)
 		}
 		mRef, err := newModel(fields["model"], nil)
 		if err != nil {
