@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mocolab/moco/internal/modeldir"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/mocolab/moco/internal/modeldir"
 )
 
 // Config is a model's shape and the switches that select its family's

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mocolab/moco/internal/modeldir"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/mocolab/moco/internal/modeldir"
 )
 
 // SingleName is the file name of an unsharded checkpoint in a model folder.

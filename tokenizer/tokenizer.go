@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mocolab/moco/internal/modeldir"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/mocolab/moco/internal/modeldir"
 )
 
 // Tokenizer is a Hugging Face tokenizer loaded from tokenizer.json (and
