@@ -54,6 +54,16 @@ func refTokenizer(t testing.TB, name string) *Tokenizer {
 	return tk
 }
 
+// refTokenizerFile reads the shared tokenizer called name's tokenizer.json.
+func refTokenizerFile(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func readCorpus(t testing.TB) []corpusEntry {
 	t.Helper()
 	p := testutil.Shared(t, "fixtures/tokenizers/corpus.ref.jsonl")

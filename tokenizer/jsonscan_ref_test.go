@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,8 +12,6 @@ import (
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/mocolab/moco/internal/testutil"
 )
 
 // refScanner is the JSON scanner as it was before it was tuned for speed:
@@ -508,10 +504,7 @@ func FuzzReadModelAhead(f *testing.F) {
 // tokenizer.json is split, not scanned again, into the same models.
 func TestReadModelAhead(t *testing.T) {
 	for _, name := range refNames {
-		data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := refTokenizerFile(t, name)
 		fields, pre, err := splitTokenizerFile(data)
 		if err != nil || pre == nil || pre.tokens == nil || pre.merges == nil {
 			t.Errorf("%s: the model was not read ahead (%v)", name, err)
@@ -568,10 +561,7 @@ func FuzzAddedTokens(f *testing.F) {
 // and come out as encoding/json reads them.
 func TestAddedTokensFast(t *testing.T) {
 	for _, name := range refNames {
-		data, err := os.ReadFile(filepath.Join(testutil.Shared(t, refDirs[name]), "tokenizer.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := refTokenizerFile(t, name)
 		fields, err := splitObject(data)
 		if err != nil {
 			t.Fatal(err)
