@@ -39,10 +39,7 @@ func TestTrainCLIErrors(t *testing.T) {
 func TestTrainSFTCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "d.jsonl")
-	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sftItemFile(t, dir)
 	out := filepath.Join(dir, "ad")
 	_, stderr, code := runCLI("train", "sft", "--model", model, "--data", data, "--out", out, "--steps", "2", "--batch-size", "2", "--lora-r", "2")
 	if code != 0 {
@@ -81,10 +78,7 @@ func TestTrainOutIsModelCLI(t *testing.T) {
 		}
 	}
 	want, _ := os.ReadFile(filepath.Join(model, "model.safetensors"))
-	data := filepath.Join(t.TempDir(), "d.jsonl")
-	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sftItemFile(t, t.TempDir())
 	for _, args := range [][]string{
 		{"train", "sft", "--full", "--model", model, "--data", data, "--out", model + "/", "--steps", "1", "--batch-size", "1"},
 		{"train", "sft", "--model", model, "--data", data, "--out", model, "--steps", "1", "--batch-size", "1"},
@@ -110,10 +104,7 @@ func TestTrainOutIsModelCLI(t *testing.T) {
 func TestTrainOutNotEmptyCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "d.jsonl")
-	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sftItemFile(t, dir)
 	other := filepath.Join(dir, "other")
 	os.MkdirAll(other, 0o755)
 	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o644)
@@ -152,10 +143,7 @@ func TestTrainOutNotEmptyCLI(t *testing.T) {
 func TestTrainForceCheckpointsCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "d.jsonl")
-	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sftItemFile(t, dir)
 	out := filepath.Join(dir, "ad")
 	run := func(steps, every string, more ...string) (string, int) {
 		args := append([]string{"train", "sft", "--model", model, "--data", data, "--out", out, "--steps", steps, "--save-every", every,
@@ -203,10 +191,7 @@ func TestTrainForceCheckpointsCLI(t *testing.T) {
 func TestTrainFullLRCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "d.jsonl")
-	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sftItemFile(t, dir)
 	for i, c := range []struct {
 		flags []string
 		lr    string // loss.csv's lr of step 1 (no warm-up: the peak)
@@ -321,4 +306,15 @@ func TestTrainSFTLimitsCLI(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// sftItemFile writes a one-item SFT data file (an addition the skills
+// models know) in dir and returns its path.
+func sftItemFile(t *testing.T, dir string) string {
+	t.Helper()
+	data := filepath.Join(dir, "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"prompt":"Q: 101+202=\nA:","completion":" 303"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
