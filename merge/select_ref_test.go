@@ -187,8 +187,9 @@ func TestSelectBracketMiss(t *testing.T) {
 // deltaRow draws n deltas of one kind for rankSort's tests: differences of
 // bfloat16 weights (few significant bits), the same with exact zeros or
 // with some keys of full precision (the low byte set: stragglers, up to
-// a count around rankSort's limit), with many keys far below the
-// largest (below the top digit's window; kind 6: differing in one byte),
+// a count around rankSort's limit; kind 7: one bit of the low 16 set in
+// each), with many keys far below the largest (below the top digit's
+// window; kind 6: differing in one byte),
 // coarse values (ties), signed zeros, infinities and NaNs (kind 5).
 func deltaRow(r *rng, n, kind int) []float32 {
 	bf := func(v float64) float32 { return safetensors.BF16ToF32(safetensors.F32ToBF16(float32(v))) }
@@ -215,6 +216,10 @@ func deltaRow(r *rng, n, kind int) []float32 {
 			}
 		case 4:
 			d = float32(int(r.next()%7)-3) * 0.25
+		case 7: // up to about rankSort's limit of stragglers, one low bit set in each
+			if j < odd {
+				d = math.Float32frombits(math.Float32bits(d) | 1<<(r.next()%16))
+			}
 		case 6: // many keys below the window that differ in one byte only
 			if r.next()%8 == 0 {
 				d = math.Float32frombits(0x20000000 | uint32(r.next()%256)<<16 | uint32(r.next()%2)<<31)
@@ -233,7 +238,7 @@ func deltaRow(r *rng, n, kind int) []float32 {
 		}
 		x[j] = d
 	}
-	if kind == 2 { // the full-precision keys anywhere in the row
+	if kind == 2 || kind == 7 { // the stragglers anywhere in the row
 		r.shuffle(x)
 	}
 	return x
@@ -253,7 +258,7 @@ func TestRankSortAgainstStableSort(t *testing.T) {
 	r := rng{s: 99}
 	for _, cols := range []int{1, 2, 63, 64, 65, 97, 896, 1001, 4864} {
 		m := newMagPruner(cols, 0.5, 0.1, true)
-		for kind := range 7 {
+		for kind := range 8 {
 			for trial := 0; trial < 8; trial++ {
 				x := deltaRow(&r, cols, kind)
 				want := make([]uint64, cols)
@@ -278,7 +283,7 @@ func TestRankSortAgainstStableSort(t *testing.T) {
 func TestMagPruneWideRows(t *testing.T) {
 	r := rng{s: 7}
 	for _, cols := range []int{65, 896, 1003} {
-		for _, kind := range []int{0, 1, 2, 3, 4, 6} {
+		for _, kind := range []int{0, 1, 2, 3, 4, 6, 7} {
 			rows := 3
 			var x []float32
 			for range rows {
@@ -318,7 +323,7 @@ func TestMagPruneWideRows(t *testing.T) {
 func TestSortRowBF16Paths(t *testing.T) {
 	r := rng{s: 3}
 	for _, n := range []int{1, 15, 16, 17, 63, 64, 100, 896, 1001} {
-		for kind := range 7 {
+		for kind := range 8 {
 			d := deltaRow(&r, n, kind)
 			x, base := make([]uint16, n), make([]float32, n)
 			for j := range x {
@@ -341,17 +346,24 @@ func TestSortRowBF16Paths(t *testing.T) {
 				wide[j] = math.Float32frombits(uint32(x[j])<<16) - base[j]
 			}
 			ref := newMagPruner(n, 0.5, 0.1, true)
+			useSIMD(false)
 			want := slices.Clone(ref.sortRow(wide))
+			ref.st.list(ref.keys(wide), ref.b[:n])
+			useSIMD(true)
 			for _, simd := range []bool{true, false} {
 				useSIMD(simd)
 				m := newMagPruner(n, 0.5, 0.1, true)
 				got := m.sortRowBF16(x, base)
-				useSIMD(true)
 				if !slices.Equal(got, want) {
 					t.Fatalf("n %d kind %d simd %v: sorted entries differ from sortRow's", n, kind, simd)
 				}
+				// The lists, built whether the row needs them or not.
+				m.st.list(m.keysBF16(x, base), m.b[:n])
+				useSIMD(true)
 				st, rs := m.st, ref.st
 				if st.max != rs.max || st.min != rs.min || st.low8 != rs.low8 || st.low16 != rs.low16 || st.nz != rs.nz ||
+					st.n8 != st.low8 || st.n16 != st.low16 || !slices.Equal(m.b[:st.nz], ref.b[:rs.nz]) ||
+					!slices.Equal(st.l[:n-int(st.nz)], rs.l[:n-int(rs.nz)]) ||
 					!slices.Equal(st.s8[:st.low8], rs.s8[:rs.low8]) || !slices.Equal(st.s16[:st.low16], rs.s16[:rs.low16]) {
 					t.Fatalf("n %d kind %d simd %v: statistics %x %x %d %d, sortRow's %x %x %d %d", n, kind, simd, st.max, st.min, st.low8, st.low16, rs.max, rs.min, rs.low8, rs.low16)
 				}

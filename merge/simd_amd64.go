@@ -37,7 +37,10 @@ func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, model
 func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
-func keys256BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[16]uint32, t *keysLUT256) (n8, n16, nz int)
+func keys256BF16(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[12]uint64)
+
+//go:noescape
+func list256(a, s8, s16, zs, ls *uint64, n int, perm *[16][8]uint32) (n8, n16, nz int)
 
 //go:noescape
 func prefix256(c *int32, n int, start int32) (total int32)
@@ -109,17 +112,17 @@ func useSIMD(on bool) {
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
-		pruneRanksFast, keysBF16Fast, prefixFast = pruneRanksFast512, keysBF16Fast512, prefixFast512
+		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
-		pruneRanksFast, keysBF16Fast, prefixFast = pruneRanksFast256, keysBF16Fast256, prefixFast256
+		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
-		pruneRanksFast, keysBF16Fast, prefixFast = nil, nil, nil
+		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 	}
 }
 
@@ -317,7 +320,9 @@ func prefixFast256(c []int32, start int32) (int, int32) {
 }
 
 // keysBF16Fast512 is sortRowBF16's loop over the largest multiple of 16
-// entries: keys512BF16, whose lane-wise extremes it folds into st.
+// entries: keys512BF16, whose lane-wise extremes it folds into st, and
+// which builds st's lists for its entries as it goes (VPCOMPRESSQ makes
+// them cheap).
 func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
 	n := len(base) &^ 15
 	if n == 0 {
@@ -333,7 +338,8 @@ func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 	for i := range 16 {
 		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[16+i])
 	}
-	st.low8, st.low16, st.nz = uint32(n8), uint32(n16), uint32(nz)
+	st.low8, st.low16 = uint32(n8), uint32(n16)
+	st.listed, st.n8, st.n16, st.nz = n, uint32(n8), uint32(n16), uint32(nz)
 	return n
 }
 
@@ -363,54 +369,56 @@ var (
 	})
 )
 
-// keysLUT256 is keys256BF16's table (its layout is the assembly's): for
-// each mask of four lanes, the dword indices that move the 64-bit lanes
-// set in it to the front; the entries' first indices, 0-7; and 8s to add.
-type keysLUT256 struct {
-	perm  [16][8]uint32
-	idx   [8]uint64
-	eight [4]uint64
-}
+// keysIdx256 is keys256BF16's table: the entries' first indices, 0-7,
+// then 8s to add.
+var keysIdx256 = [12]uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8}
 
-var keysTable256 = func() (t keysLUT256) {
-	for m := range t.perm {
+// keysPerm256 is list256's table: for each mask of four lanes, the dword
+// indices that move the 64-bit lanes set in it to the front.
+var keysPerm256 = func() (t [16][8]uint32) {
+	for m := range t {
 		k := 0
 		for i := range 4 {
 			if m>>i&1 != 0 {
-				t.perm[m][2*k], t.perm[m][2*k+1] = uint32(2*i), uint32(2*i+1)
+				t[m][2*k], t[m][2*k+1] = uint32(2*i), uint32(2*i+1)
 				k++
 			}
 		}
 	}
-	for i := range t.idx {
-		t.idx[i] = uint64(i)
-	}
-	for i := range t.eight {
-		t.eight[i] = 8
-	}
 	return t
 }()
 
-var _ = [1]struct{}{}[unsafe.Offsetof(keysLUT256{}.idx)-512]
-var _ = [1]struct{}{}[unsafe.Offsetof(keysLUT256{}.eight)-576]
+// listFast256 is keyStats.list for AVX2 over the largest multiple of 4
+// entries, from the first.
+func listFast256(st *keyStats, a, b []uint64) {
+	n := len(a) &^ 3
+	if n == 0 {
+		return
+	}
+	_, _, _, _, _ = b[n-1], st.s8[n-1], st.s16[n-1], st.l[n-1], a[n-1]
+	n8, n16, nz := list256(&a[0], &st.s8[0], &st.s16[0], &b[0], &st.l[0], n, &keysPerm256)
+	st.listed, st.n8, st.n16, st.nz = n, uint32(n8), uint32(n16), uint32(nz)
+}
 
-// keysBF16Fast256 is keysBF16Fast512 for AVX2, over the largest multiple
-// of 8 entries.
+// keysBF16Fast256 is sortRowBF16's loop for AVX2, over the largest
+// multiple of 8 entries; it builds no lists.
 func keysBF16Fast256(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
 	n := len(base) &^ 7
 	if n == 0 {
 		return 0
 	}
-	_, _, _, _, _, _ = a[n-1], zl[n-1], x[n-1], st.s8[n+3], st.s16[n+3], st.l[n+3]
-	var vec [16]uint32
+	_, _ = a[n-1], x[n-1]
+	var vec [32]uint32
 	for i := range 8 {
 		vec[i], vec[8+i] = st.max, st.min
 	}
-	n8, n16, nz := keys256BF16(&a[0], &st.s8[0], &st.s16[0], &zl[0], &st.l[0], &x[0], &base[0], n, &vec, &keysTable256)
+	keys256BF16(&a[0], &x[0], &base[0], n, &vec, &keysIdx256)
+	var zero8, zero16 int
 	for i := range 8 {
 		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[8+i])
+		zero8, zero16 = zero8+int(vec[16+i]), zero16+int(vec[24+i])
 	}
-	st.low8, st.low16, st.nz = uint32(n8), uint32(n16), uint32(nz)
+	st.low8, st.low16 = uint32(n-zero8), uint32(n-zero16)
 	return n
 }
 

@@ -940,15 +940,11 @@ prune256_store:
 	VZEROUPPER
 	RET
 
-// APPEND256 appends the entries of E (four, a half of eight) whose lanes
-// of MASK (eight lanes, the half's SHIFTed down to bits 0-3) are zero to
+// LIST4 appends the entries of E (four) whose lanes of MASK are zero to
 // LIST at COUNT, moving them to the front with VPERMD by the table at R15
-// (keysTable256.perm), and adds their number to COUNT. It may write four
-// entries past the count.
-#define APPEND256(E, MASK, SHIFT, LIST, COUNT) \
-	VMOVMSKPS MASK, R12; \
-	SHRL SHIFT, R12; \
-	ANDL $0xf, R12; \
+// (keysPerm256), and adds their number to COUNT. It writes four entries.
+#define LIST4(E, MASK, LIST, COUNT) \
+	VMOVMSKPD MASK, R12; \
 	XORL $0xf, R12; \
 	POPCNTL R12, CX; \
 	SHLQ $5, R12; \
@@ -957,13 +953,11 @@ prune256_store:
 	VMOVDQU Y8, (LIST)(COUNT*8); \
 	ADDQ CX, COUNT
 
-// SPLIT256 appends the entries of E whose bits 8-15 are zero (the lanes of
-// Y5 set, the half's SHIFTed down) to zs (BX) at nz (R14) and the others
-// to ls (R13) at j+OFF-nz, then adds the former's number to nz.
-#define SPLIT256(E, SHIFT, OFF) \
-	VMOVMSKPS Y5, R12; \
-	SHRL SHIFT, R12; \
-	ANDL $0xf, R12; \
+// SPLIT4 appends the entries of E whose lanes of MASK are set to zs (BX)
+// at nz (R14) and the others to ls (R13) at j-nz (j in AX), then adds the
+// former's number to nz.
+#define SPLIT4(E, MASK) \
+	VMOVMSKPD MASK, R12; \
 	POPCNTL R12, CX; \
 	SHLQ $5, R12; \
 	VMOVDQU (R15)(R12*1), Y7; \
@@ -972,37 +966,77 @@ prune256_store:
 	XORQ $0x1e0, R12; \
 	VMOVDQU (R15)(R12*1), Y7; \
 	VPERMD E, Y7, Y8; \
-	LEAQ OFF(AX), R12; \
+	MOVQ AX, R12; \
 	SUBQ R14, R12; \
 	VMOVDQU Y8, (R13)(R12*8); \
 	ADDQ CX, R14
 
-// func keys256BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[16]uint32, t *keysLUT256) (n8, n16, nz int)
-// keys512BF16 for AVX2, 8 entries at a time (two halves of four 64-bit
-// entries): the masks are lanes compared with zero, the compress stores
-// VPERMD by t's table, the largest and least magnitudes in vec[0:8] and
-// vec[8:16].
-TEXT ·keys256BF16(SB), NOSPLIT, $0-104
-	MOVQ a+0(FP), DI
+// func list256(a, s8, s16, zs, ls *uint64, n int, perm *[16][8]uint32) (n8, n16, nz int)
+// keyStats.list for AVX2 from the row's first entry, 4 entries at a time
+// (n a multiple of 4): the entries (key << 32 | payload) whose key has
+// bits set in its low byte to s8 and in its low 16 bits to s16, those
+// whose key's bits 8-15 are zero to zs, the others to ls. Each store
+// writes four entries, none past entry n.
+TEXT ·list256(SB), NOSPLIT, $0-80
+	MOVQ a+0(FP), SI
 	MOVQ s8+8(FP), R8
 	MOVQ s16+16(FP), R9
 	MOVQ zs+24(FP), BX
 	MOVQ ls+32(FP), R13
-	MOVQ x+40(FP), SI
-	MOVQ base+48(FP), DX
-	MOVQ vec+64(FP), R15
-	VMOVDQU (R15), Y13            // largest magnitudes
-	VMOVDQU 32(R15), Y12          // least magnitudes
-	MOVQ t+72(FP), R15
-	VMOVDQU 512(R15), Y11         // indices j..j+3
-	VMOVDQU 544(R15), Y10         // indices j+4..j+7
-	VPCMPEQD Y15, Y15, Y15
-	VPSLLD $31, Y15, Y15          // sign bit
-	VPXOR Y14, Y14, Y14           // zero
+	MOVQ n+40(FP), DX
+	MOVQ perm+48(FP), R15
+	VPXOR Y14, Y14, Y14
 	XORQ AX, AX
 	XORQ R10, R10                 // n8
 	XORQ R11, R11                 // n16
 	XORQ R14, R14                 // nz
+list256_loop:
+	VMOVDQU (SI)(AX*8), Y6        // entries j..j+3
+	VPSLLQ $24, Y6, Y1
+	VPSRLQ $56, Y1, Y1
+	VPCMPEQQ Y14, Y1, Y1          // the key's low byte zero
+	VPSLLQ $16, Y6, Y2
+	VPSRLQ $48, Y2, Y2
+	VPCMPEQQ Y14, Y2, Y2          // its low 16 bits zero
+	VPSLLQ $16, Y6, Y3
+	VPSRLQ $56, Y3, Y3
+	VPCMPEQQ Y14, Y3, Y3          // its bits 8-15 zero
+	LIST4(Y6, Y1, R8, R10)
+	LIST4(Y6, Y2, R9, R11)
+	SPLIT4(Y6, Y3)
+	ADDQ $4, AX
+	CMPQ AX, DX
+	JLT list256_loop
+	MOVQ R10, n8+56(FP)
+	MOVQ R11, n16+64(FP)
+	MOVQ R14, nz+72(FP)
+	VZEROUPPER
+	RET
+
+// func keys256BF16(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[12]uint64)
+// sortRowBF16's keys for AVX2, 8 entries at a time (two halves of four
+// 64-bit entries), n a multiple of 8: the largest and least magnitudes
+// lane-wise in vec[0:8] and vec[8:16], and per lane how many keys have
+// their low byte zero (vec[16:24]) and their low 16 bits zero
+// (vec[24:32]). idx holds 0-7, then four 8s.
+TEXT ·keys256BF16(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ vec+32(FP), R15
+	MOVQ idx+40(FP), R8
+	VMOVDQU (R15), Y13            // largest magnitudes
+	VMOVDQU 32(R15), Y12          // least magnitudes
+	VMOVDQU (R8), Y11             // indices j..j+3
+	VMOVDQU 32(R8), Y10           // indices j+4..j+7
+	VMOVDQU 64(R8), Y9            // 8s
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $31, Y15, Y15          // sign bit
+	VPXOR Y14, Y14, Y14           // zero
+	VPXOR Y8, Y8, Y8              // keys with the low byte zero
+	VPXOR Y7, Y7, Y7              // keys with the low 16 bits zero
+	XORQ AX, AX
 keys256_loop:
 	VPMOVZXWD (SI)(AX*2), Y0
 	VPSLLD $16, Y0, Y0
@@ -1012,43 +1046,34 @@ keys256_loop:
 	VPMAXUD Y1, Y13, Y13
 	VPMINUD Y1, Y12, Y12
 	VPSLLD $24, Y1, Y3
-	VPCMPEQD Y14, Y3, Y3          // low byte zero
+	VPCMPEQD Y14, Y3, Y3          // low byte zero: -1
+	VPSUBD Y3, Y8, Y8
 	VPSLLD $16, Y1, Y4
-	VPCMPEQD Y14, Y4, Y4          // low 16 bits zero
-	VPSRLD $8, Y1, Y5
-	VPSLLD $24, Y5, Y5
-	VPCMPEQD Y14, Y5, Y5          // bits 8-15 zero
+	VPCMPEQD Y14, Y4, Y4          // low 16 bits zero: -1
+	VPSUBD Y4, Y7, Y7
 	VPMOVZXDQ X1, Y6
 	VPSLLQ $32, Y6, Y6
-	VPMOVZXDQ X2, Y7
-	VPOR Y7, Y6, Y6
+	VPMOVZXDQ X2, Y5
+	VPOR Y5, Y6, Y6
 	VPOR Y11, Y6, Y6              // entries j..j+3
 	VEXTRACTI128 $1, Y1, X0
 	VPMOVZXDQ X0, Y0
 	VPSLLQ $32, Y0, Y0
-	VEXTRACTI128 $1, Y2, X7
-	VPMOVZXDQ X7, Y7
-	VPOR Y7, Y0, Y0
+	VEXTRACTI128 $1, Y2, X5
+	VPMOVZXDQ X5, Y5
+	VPOR Y5, Y0, Y0
 	VPOR Y10, Y0, Y0              // entries j+4..j+7
 	VMOVDQU Y6, (DI)(AX*8)
 	VMOVDQU Y0, 32(DI)(AX*8)
-	VPADDQ 576(R15), Y11, Y11
-	VPADDQ 576(R15), Y10, Y10
-	APPEND256(Y6, Y3, $0, R8, R10)
-	APPEND256(Y0, Y3, $4, R8, R10)
-	APPEND256(Y6, Y4, $0, R9, R11)
-	APPEND256(Y0, Y4, $4, R9, R11)
-	SPLIT256(Y6, $0, 0)
-	SPLIT256(Y0, $4, 4)
+	VPADDQ Y9, Y11, Y11
+	VPADDQ Y9, Y10, Y10
 	ADDQ $8, AX
-	CMPQ AX, n+56(FP)
+	CMPQ AX, CX
 	JLT keys256_loop
-	MOVQ vec+64(FP), R15
 	VMOVDQU Y13, (R15)
 	VMOVDQU Y12, 32(R15)
-	MOVQ R10, n8+80(FP)
-	MOVQ R11, n16+88(FP)
-	MOVQ R14, nz+96(FP)
+	VMOVDQU Y8, 64(R15)
+	VMOVDQU Y7, 96(R15)
 	VZEROUPPER
 	RET
 

@@ -215,64 +215,58 @@ func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 // sortRow returns the entries of row (|x| bits << 32 | sign bit << 31 |
 // index) sorted by magnitude, ties in index order, in m's scratch.
 func (m *magPruner) sortRow(row []float32) []uint64 {
-	n := len(row)
-	a := m.a[:n]
-	st := &m.st
-	kmax, kmin := uint32(0), ^uint32(0)
-	var n8, n16, nz uint32
-	s8, s16, zl, l := st.s8[:n], st.s16[:n], m.b[:n], st.l[:n]
-	for j, v := range row {
-		b := math.Float32bits(v)
-		k := b &^ signBit
-		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
-		a[j] = e
-		kmax, kmin = max(kmax, k), min(kmin, k)
-		// Keys with low bits set, listed branch-free, and the entries
-		// split by whether bits 8-15 are zero.
-		s8[n8] = e
-		n8 += (k&0xff + 0xff) >> 8
-		s16[n16] = e
-		n16 += (k&0xffff + 0xffff) >> 16
-		zero := (k>>8&0xff - 1) >> 31
-		zl[nz] = e
-		l[uint32(j)-nz] = e
-		nz += zero
-	}
-	st.max, st.min, st.low8, st.low16, st.nz = kmax, kmin, n8, n16, nz
-	return rankSort(a, m.b[:n], m.cnt, st)
+	return rankSort(m.keys(row), m.b[:len(row)], m.cnt, &m.st)
 }
 
 // sortRowBF16 is sortRow on the deltas x - base (x in bfloat16), each
-// computed as its key is built; the loop is sortRow's.
+// computed as its key is built.
 func (m *magPruner) sortRowBF16(x []uint16, base []float32) []uint64 {
+	return rankSort(m.keysBF16(x, base), m.b[:len(base)], m.cnt, &m.st)
+}
+
+// keys builds the entries of row in index order in m.a, and m.st.
+func (m *magPruner) keys(row []float32) []uint64 {
+	n := len(row)
+	a := m.a[:n]
+	st := &m.st
+	st.reset()
+	kmax, kmin := uint32(0), ^uint32(0)
+	var n8, n16 uint32
+	for j, v := range row {
+		b := math.Float32bits(v)
+		k := b &^ signBit
+		a[j] = uint64(k)<<32 | uint64(b&signBit) | uint64(j)
+		kmax, kmin = max(kmax, k), min(kmin, k)
+		// Keys with low bits set, counted branch-free.
+		n8 += (k&0xff + 0xff) >> 8
+		n16 += (k&0xffff + 0xffff) >> 16
+	}
+	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
+	return a
+}
+
+// keysBF16 is keys on the deltas x - base; the loop is keys'.
+func (m *magPruner) keysBF16(x []uint16, base []float32) []uint64 {
 	n := len(base)
 	a := m.a[:n]
 	st := &m.st
-	st.max, st.min, st.low8, st.low16, st.nz = 0, ^uint32(0), 0, 0, 0
+	st.reset()
 	j0 := 0
 	if keysBF16Fast != nil {
 		j0 = keysBF16Fast(st, a, m.b[:n], x, base)
 	}
-	kmax, kmin, n8, n16, nz := st.max, st.min, st.low8, st.low16, st.nz
-	s8, s16, zl, l := st.s8[:n], st.s16[:n], m.b[:n], st.l[:n]
+	kmax, kmin, n8, n16 := st.max, st.min, st.low8, st.low16
 	x = x[:n]
 	for j := j0; j < n; j++ {
 		b := math.Float32bits(math.Float32frombits(uint32(x[j])<<16) - base[j])
 		k := b &^ signBit
-		e := uint64(k)<<32 | uint64(b&signBit) | uint64(j)
-		a[j] = e
+		a[j] = uint64(k)<<32 | uint64(b&signBit) | uint64(j)
 		kmax, kmin = max(kmax, k), min(kmin, k)
-		s8[n8] = e
 		n8 += (k&0xff + 0xff) >> 8
-		s16[n16] = e
 		n16 += (k&0xffff + 0xffff) >> 16
-		zero := (k>>8&0xff - 1) >> 31
-		zl[nz] = e
-		l[uint32(j)-nz] = e
-		nz += zero
 	}
-	st.max, st.min, st.low8, st.low16, st.nz = kmax, kmin, n8, n16, nz
-	return rankSort(a, m.b[:n], m.cnt, st)
+	st.max, st.min, st.low8, st.low16 = kmax, kmin, n8, n16
+	return a
 }
 
 // row prunes one row (of the pruner's length), drawing from the stream
@@ -320,20 +314,58 @@ func (m *magPruner) prune(row []float32, ord []uint64, s uint64) {
 }
 
 // keyStats describes the keys of a row for rankSort: their largest and
-// least, how many have bits set in their low byte and low 16 bits, and
-// those entries (in s8 and s16, of at least the row's length); the nz
-// entries whose bits 8-15 are zero are in rankSort's b, in index order,
-// the others in l (of at least the row's length).
+// least, and how many have bits set in their low byte and in their low 16
+// bits. The lists rankSort reads on some rows are built only then (list):
+// the entries with bits set in the low byte (s8, n8 of them) and in the
+// low 16 bits (s16, n16), and the entries split by whether bits 8-15 are
+// zero (the nz that are in rankSort's b, in index order, the others in
+// l). Each list holds at least the row's length. A row of a fine-tune's
+// deltas needs none of them, and building them took as long as building
+// its keys; keys512BF16 builds them on the way, for the entries before
+// listed.
 type keyStats struct {
 	max, min    uint32
 	low8, low16 uint32
-	s8, s16     []uint64
-	nz          uint32
-	l           []uint64
+	listed      int
+	n8, n16, nz uint32
+	s8, s16, l  []uint64
 	// c8 is rankSort's counters of bits 8-15, kept here: on its stack
 	// they escaped (prefixSums passes them to the assembly), a 1 KB heap
 	// allocation per row (1.1 GB in all for two 0.5B task vectors).
 	c8 [256]int32
+}
+
+// reset readies st for a new row.
+func (st *keyStats) reset() {
+	st.max, st.min, st.low8, st.low16 = 0, ^uint32(0), 0, 0
+	st.listed, st.n8, st.n16, st.nz = 0, 0, 0, 0
+}
+
+// listFast, when set (assembly), is list over the largest multiple of 4
+// entries of a row none of whose entries are listed yet.
+var listFast func(st *keyStats, a, b []uint64)
+
+// list builds st's lists for the entries of a (the row's keys) from
+// st.listed on, branch-free; b is rankSort's.
+func (st *keyStats) list(a, b []uint64) {
+	if listFast != nil && st.listed == 0 {
+		listFast(st, a, b)
+	}
+	n8, n16, nz := st.n8, st.n16, st.nz
+	s8, s16, l := st.s8[:len(a)], st.s16[:len(a)], st.l[:len(a)]
+	for j := st.listed; j < len(a); j++ {
+		e := a[j]
+		k := uint32(e >> 32)
+		s8[n8] = e
+		n8 += (k&0xff + 0xff) >> 8
+		s16[n16] = e
+		n16 += (k&0xffff + 0xffff) >> 16
+		zero := (k>>8&0xff - 1) >> 31
+		b[nz] = e
+		l[uint32(j)-nz] = e
+		nz += zero
+	}
+	st.listed, st.n8, st.n16, st.nz = len(a), n8, n16, nz
 }
 
 // topBins is the most counters rankSort's top digit takes: 1024 steps of
@@ -359,8 +391,8 @@ const stragglers = 16
 // and index; then the bins holding a key with bits set below the digits
 // (the few stragglers) and the first bin, when keys fell below the
 // window, are sorted by whole keys and indices. Other rows take
-// radixByKey. cnt holds topBins counters; st describes a's keys, and b
-// starts with those whose bits 8-15 are zero.
+// radixByKey. cnt holds topBins counters; st describes a's keys (its
+// lists are built here when a row has stragglers).
 func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	n := len(a)
 	if n < 64 || st.low8 > stragglers || rankSortOff {
@@ -372,10 +404,13 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	bins := int(hi16-lo16) + 1
 	c := cnt[:bins]
 	clear(c)
-	var strag []uint64         // the entries with bits set below the digits
+	var strag []uint64 // the entries with bits set below the digits
+	if st.low16 > 0 {
+		st.list(a, b)
+	}
 	if st.low16 > stragglers { // one pass on bits 8-15 first
 		// The entries of digit 0 are in b already, in index order
-		// (sortRow put them there): only the others are counted and
+		// (list put them there): only the others are counted and
 		// placed, so that no run of one counter waits on memory.
 		strag = st.s8[:st.low8]
 		// The top digit's counts are taken on the way.
