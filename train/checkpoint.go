@@ -26,8 +26,9 @@ import (
 // (optimizer.safetensors, m.NAME and v.NAME), and trainer_state.json (the
 // steps done, AdamW's step count, the states of the batch and dropout
 // random streams, the history for loss.csv, and a fingerprint of the
-// configuration and data that resuming must match). A LoRA run's
-// checkpoint also holds the adapter in PEFT's format, usable as it is.
+// base model, configuration and data that resuming must match). A LoRA
+// run's checkpoint also holds the adapter in PEFT's format, usable as it
+// is.
 // The folder is written under a temporary name and renamed into place,
 // so a checkpoint-STEP folder is always complete.
 
@@ -74,15 +75,53 @@ func hashSeqs(seqs ...[]int) string {
 	return fmt.Sprintf("fnv64a %016x", h.Sum64())
 }
 
+// baseModelKey is the fingerprint's key for the base model's identity
+// (modelID). Checkpoints written before moco recorded it lack the key:
+// they resume with a warning that the base model went unchecked.
+const baseModelKey = "base_model"
+
+// idSample is how many values of each tensor modelID reads.
+const idSample = 64
+
+// modelID identifies m's weights without reading them all: the head
+// layout and constants of the config that the tensors' sizes do not
+// show, and each tensor's name, size and idSample values spread evenly
+// over it (another model, or a fine-tune of this one, differs in
+// nearly every weight). It reads the weights as loaded, so a folder
+// holding the same values in another dtype, which trains to the same
+// bits, has the same identity.
+func modelID(m *Model[float32]) string {
+	c := m.Config
+	h := fnv.New64a()
+	fmt.Fprintf(h, "heads %d, kv heads %d, head dim %d, rope theta %g, norm eps %g\n", c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeTheta, c.RMSNormEps)
+	var b [4]byte
+	weights := 0
+	for _, name := range sortedKeys(m.Params) {
+		p := m.Params[name]
+		weights += len(p)
+		fmt.Fprintf(h, "%s %d\n", name, len(p))
+		n := min(len(p), idSample)
+		for i := range n {
+			j := i
+			if n > 1 {
+				j = int(int64(i) * int64(len(p)-1) / int64(n-1)) // first and last included
+			}
+			binary.LittleEndian.PutUint32(b[:], math.Float32bits(p[j]))
+			h.Write(b[:])
+		}
+	}
+	return fmt.Sprintf("%d tensors, %d weights, fnv64a %016x", len(m.Params), weights, h.Sum64())
+}
+
 // fingerprint lists what must not change across a resume of an SFT run
-// (DPO's adds to it).
-func fingerprint(cfg SFTConfig, seqs []Seq) map[string]any {
+// of m (DPO's adds to it).
+func fingerprint(m *Model[float32], cfg SFTConfig, seqs []Seq) map[string]any {
 	var all [][]int
 	for _, s := range seqs {
 		all = append(all, s.Tokens, s.Targets)
 	}
 	fp := map[string]any{
-		"steps": cfg.Steps, "batch_size": cfg.BatchSize, "grad_accum": max(1, cfg.GradAccum), "warmup": cfg.Warmup,
+		baseModelKey: modelID(m), "steps": cfg.Steps, "batch_size": cfg.BatchSize, "grad_accum": max(1, cfg.GradAccum), "warmup": cfg.Warmup,
 		"lr": cfg.LR, "weight_decay": cfg.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "seed": cfg.Seed,
 		"full": cfg.Full, "data": fmt.Sprintf("%d examples, %s", len(seqs), hashSeqs(all...)),
 	}
@@ -322,7 +361,10 @@ func RemoveCheckpoints(dir string) ([]string, error) {
 	return removed, nil
 }
 
-func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any) error {
+// loadCheckpoint reads the checkpoint in dir into run, refusing one whose
+// fingerprint differs from fp; warn (when not nil) hears of one that
+// records no base model.
+func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any, warn func(string)) error {
 	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -338,10 +380,21 @@ func loadCheckpoint[H any](dir string, run *runState[H], fp map[string]any) erro
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		was, ok := st.Config[k]
+		if k == baseModelKey && !ok {
+			if warn != nil {
+				warn(fmt.Sprintf("resume: %s records no %s (written by an older moco): the base model could not be checked", dir, baseModelKey))
+			}
+			continue
+		}
 		a, _ := json.Marshal(fp[k])
-		c, _ := json.Marshal(st.Config[k])
+		c, _ := json.Marshal(was)
 		if string(a) != string(c) {
-			return fmt.Errorf("resume: %s: %s was %s, now %s; a resumed run must have the same settings and data", dir, k, c, a)
+			must := "have the same settings and data"
+			if k == baseModelKey {
+				must = "start from the base model the checkpoint was trained from"
+			}
+			return fmt.Errorf("resume: %s: %s was %s, now %s; a resumed run must %s", dir, k, c, a, must)
 		}
 	}
 	if err := run.rng.UnmarshalBinary(st.RNG); err != nil {

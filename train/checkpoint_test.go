@@ -1,10 +1,14 @@
 package train
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 // TestRemoveCheckpoints removes checkpoint-STEP folders and the temporary
@@ -38,5 +42,85 @@ func TestRemoveCheckpoints(t *testing.T) {
 	}
 	if removed, err := RemoveCheckpoints(filepath.Join(dir, "none")); err != nil || removed != nil {
 		t.Errorf("a folder that does not exist: %v, %v", removed, err)
+	}
+}
+
+// TestResumeBaseModel: sft, dpo and grpo resume a checkpoint only over the
+// base model it was trained from. Over skills-add (a fine-tune of
+// skills-base: the same shapes, settings and data) the resume is refused
+// naming base_model; a checkpoint without the key, as older moco wrote
+// it, resumes with one warning that the base model went unchecked.
+func TestResumeBaseModel(t *testing.T) {
+	base, tok := skills(t)
+	other := testutil.Shared(t, "models/skills-add")
+	ctx := context.Background()
+	runs := map[string]func(m *Model[float32], dir, resume string, warn func(string)) error{
+		"sft": func(m *Model[float32], dir, resume string, warn func(string)) error {
+			cfg := SFTConfig{Steps: 1, BatchSize: 1, LR: 1e-3, MaxGradNorm: 1, Seed: 1, Rank: 2, Alpha: 4, Targets: []string{"q_proj"},
+				SaveEvery: 1, CheckpointDir: dir, Resume: resume, Warn: warn}
+			_, _, err := SFT(ctx, m, tok, addData(2), cfg, nil)
+			return err
+		},
+		"dpo": func(m *Model[float32], dir, resume string, warn func(string)) error {
+			cfg := DPOConfig{Beta: 0.1, SFTConfig: SFTConfig{Steps: 1, BatchSize: 1, LR: 1e-3, MaxGradNorm: 1, Seed: 1, Rank: 2, Alpha: 4,
+				Targets: []string{"q_proj"}, SaveEvery: 1, CheckpointDir: dir, Resume: resume, Warn: warn}}
+			_, _, err := DPO(ctx, m, tok, additionPairs(2), cfg, nil)
+			return err
+		},
+		"grpo": func(m *Model[float32], dir, resume string, warn func(string)) error {
+			cfg := DefaultGRPOConfig()
+			cfg.Steps, cfg.BatchSize, cfg.NumGenerations, cfg.MaxCompletion, cfg.Rank, cfg.Targets = 1, 2, 2, 4, 2, []string{"q_proj"}
+			cfg.SaveEvery, cfg.CheckpointDir, cfg.Resume, cfg.Warn = 1, dir, resume, warn
+			data := []GRPOExample{{Prompt: "Q: 101+202=\nA:", Answer: "303"}}
+			_, _, err := GRPO(ctx, m, tok, data, addReward, cfg, nil)
+			return err
+		},
+	}
+	for name, run := range runs {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := run(loadModel(t, base), dir, "", nil); err != nil {
+				t.Fatal(err)
+			}
+			ck := latestCheckpointIs(t, dir, "checkpoint-1")
+			var warns []string
+			warn := func(s string) { warns = append(warns, s) }
+			err := run(loadModel(t, other), dir, ck, warn)
+			if err == nil || !strings.Contains(err.Error(), "base_model was") || !strings.Contains(err.Error(), "must start from the base model") {
+				t.Errorf("resume over another base model: %v", err)
+			}
+			if err := run(loadModel(t, base), dir, ck, warn); err != nil || len(warns) != 0 {
+				t.Errorf("resume over the same base model: %v, warnings %q", err, warns)
+			}
+
+			path := filepath.Join(ck, "trainer_state.json")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st map[string]json.RawMessage
+			var cfg map[string]json.RawMessage
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(st["config"], &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := cfg["base_model"]; !ok {
+				t.Fatalf("trainer_state.json's config has no base_model: %s", st["config"])
+			}
+			delete(cfg, "base_model")
+			st["config"], _ = json.Marshal(cfg)
+			b, _ = json.Marshal(st)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := run(loadModel(t, base), dir, ck, warn); err != nil {
+				t.Errorf("resume of a checkpoint without base_model: %v", err)
+			}
+			if len(warns) != 1 || !strings.Contains(warns[0], "the base model could not be checked") || !strings.Contains(warns[0], ck) {
+				t.Errorf("warnings %q; want one that the base model of %s could not be checked", warns, ck)
+			}
+		})
 	}
 }

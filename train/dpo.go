@@ -258,12 +258,12 @@ func DPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data 
 	for i := range items {
 		all = append(all, items[i].c.Tokens, items[i].c.Targets, items[i].r.Tokens, items[i].r.Targets)
 	}
-	fp := fingerprint(cfg.SFTConfig, nil)
+	fp := fingerprint(m, cfg.SFTConfig, nil)
 	fp["data"] = fmt.Sprintf("%d pairs, %s", len(items), hashSeqs(all...))
 	fp["beta"], fp["rpo_alpha"] = cfg.Beta, cfg.RPOAlpha
 	run := &runState[DPOStep]{opt: NewAdamW(cfg.WeightDecay), rng: rand.NewPCG(cfg.Seed, 0xda7a), params: lo.Params()}
 	if cfg.Resume != "" {
-		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+		if err := loadCheckpoint(cfg.Resume, run, fp, cfg.Warn); err != nil {
 			return nil, nil, err
 		}
 	}

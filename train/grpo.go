@@ -405,6 +405,8 @@ type GRPOConfig struct {
 	SaveEvery     int
 	CheckpointDir string
 	Resume        string
+	// Warn receives warnings; nil drops them.
+	Warn func(string)
 }
 
 // DefaultGRPOConfig returns DeepSeekMath's GRPO settings (TRL ≤ 0.15's
@@ -569,6 +571,7 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		"num_iterations": iters, "warmup": cfg.Warmup, "lr": cfg.LR, "weight_decay": cfg.WeightDecay, "max_grad_norm": cfg.MaxGradNorm,
 		"temperature": cfg.Temperature, "beta": cfg.Beta, "epsilon": cfg.Epsilon, "epsilon_high": cfg.EpsilonHigh,
 		"loss_type": cfg.LossType, "scale_rewards": cfg.ScaleRewards, "seed": cfg.Seed, "lora_dropout": cfg.Dropout,
+		baseModelKey: modelID(m),
 	}
 	lo := cfg.Adapter
 	if lo == nil {
@@ -627,7 +630,7 @@ func GRPO(ctx context.Context, m *Model[float32], tok *tokenizer.Tokenizer, data
 		return st.check(len(data), m.Config.VocabSize, m.Config.MaxPositions)
 	}
 	if cfg.Resume != "" {
-		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+		if err := loadCheckpoint(cfg.Resume, run, fp, cfg.Warn); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -300,7 +300,9 @@ type SFTConfig struct {
 	SaveEvery     int
 	CheckpointDir string
 	// Resume is a checkpoint folder to continue from; the run then goes
-	// on bit for bit as if it had never stopped.
+	// on bit for bit as if it had never stopped. The checkpoint must be
+	// of the same base model, settings and data; one that records no
+	// base model (an older moco's) resumes with a warning.
 	Resume string
 }
 
@@ -433,9 +435,9 @@ func SFTSeqs(ctx context.Context, m *Model[float32], seqs []Seq, cfg SFTConfig, 
 		m.LoRA, m.Frozen = lo, true
 		run.params = lo.Params()
 	}
-	fp := fingerprint(cfg, seqs)
+	fp := fingerprint(m, cfg, seqs)
 	if cfg.Resume != "" {
-		if err := loadCheckpoint(cfg.Resume, run, fp); err != nil {
+		if err := loadCheckpoint(cfg.Resume, run, fp, cfg.Warn); err != nil {
 			return nil, nil, err
 		}
 	}

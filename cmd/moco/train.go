@@ -176,7 +176,7 @@ func loopRanges(fs *pflag.FlagSet) {
 func checkpointFlags(fs *pflag.FlagSet) ckFlags {
 	c := ckFlags{
 		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
-		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out)"),
+		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out); the base model, settings and data must be the run's"),
 		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, its checkpoint-STEP folders removed first (with --resume nothing is removed; without either, --out must be empty or absent)"),
 	}
 	fs.Lookup("resume").NoOptDefVal = "latest"

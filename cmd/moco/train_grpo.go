@@ -94,7 +94,8 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	cfg := train.GRPOConfig{Steps: *steps, BatchSize: *batch, NumGenerations: *gens, MaxCompletion: *maxComp, NumIterations: *iters,
 		Warmup: *warmup, LR: *lr, WeightDecay: *wd, MaxGradNorm: *clip, Temperature: *temp, Beta: *beta, Epsilon: *eps,
 		EpsilonHigh: *epsHigh, LossType: *lossType, ScaleRewards: *scale, Seed: *seed, Rank: *rank, Alpha: *alpha,
-		Targets: strings.Split(*targets, ","), Dropout: *dropout, GradAccum: *accum, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt}
+		Targets: strings.Split(*targets, ","), Dropout: *dropout, GradAccum: *accum, SaveEvery: *ck.saveEvery, CheckpointDir: *out, Resume: ckpt,
+		Warn: func(s string) { fmt.Fprintln(stderr, "moco train grpo: warning:", s) }}
 	if *init != "" {
 		if cfg.Adapter, err = train.LoadLoRA(*init, m); err != nil {
 			return err

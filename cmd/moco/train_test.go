@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,7 +139,7 @@ func TestTrainOutNotEmptyCLI(t *testing.T) {
 // an earlier run's checkpoints by removing them first (saying so), so that
 // none sits beside the new run's for --resume to pick: the latest, an
 // earlier run's checkpoint-4, was picked and refused as "steps was 4, now
-// 3" (or, with the same settings over another base model, resumed). With
+// 3" (or, with the same settings and base model, resumed). With
 // --resume nothing is removed.
 func TestTrainForceCheckpointsCLI(t *testing.T) {
 	model := testutil.Shared(t, "models/skills-base")
@@ -182,6 +183,74 @@ func TestTrainForceCheckpointsCLI(t *testing.T) {
 	}
 	if stderr, code := run("3", "1", "--resume", "--force"); code != 0 || strings.Contains(stderr, "removed") || len(checkpoints()) != 3 {
 		t.Errorf("--resume --force: exit %d, %q, checkpoints %v", code, stderr, checkpoints())
+	}
+}
+
+// TestTrainResumeBaseModelCLI: --resume over another -m than the one the
+// checkpoint was trained from (skills-add, a fine-tune of skills-base with
+// its shapes) is refused naming the base model, by sft, dpo and grpo
+// alike; over the same -m it resumes. A checkpoint without base_model, as
+// an older moco wrote it, resumes with a one-line warning on stderr.
+func TestTrainResumeBaseModelCLI(t *testing.T) {
+	base := testutil.Shared(t, "models/skills-base")
+	other := testutil.Shared(t, "models/skills-add")
+	for _, c := range []struct {
+		sub, line string
+		flags     []string
+	}{
+		{"sft", `{"prompt":"Q: 101+202=\nA:","completion":" 303"}`, nil},
+		{"dpo", `{"prompt":"Q: 101+202=\nA:","chosen":" 303","rejected":" 313"}`, nil},
+		{"grpo", `{"prompt":"Q: 101+202=\nA:","answer":"303"}`, []string{"--batch-size", "2", "--num-generations", "2", "--max-completion-length", "4"}},
+	} {
+		dir := t.TempDir()
+		data := filepath.Join(dir, "d.jsonl")
+		if err := os.WriteFile(data, []byte(c.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "ad")
+		run := func(model string, more ...string) (string, int) {
+			args := []string{"train", c.sub, "--model", model, "--data", data, "--out", out, "--steps", "1", "--save-every", "1", "--lora-r", "2", "-q"}
+			if c.flags == nil {
+				args = append(args, "--batch-size", "1")
+			}
+			_, stderr, code := runCLI(append(append(args, c.flags...), more...)...)
+			return stderr, code
+		}
+		if stderr, code := run(base); code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.sub, code, stderr)
+		}
+		if stderr, code := run(other, "--resume"); code != 1 || !strings.Contains(stderr, "base_model was") || !strings.Contains(stderr, "must start from the base model") {
+			t.Errorf("%s: --resume over another model: exit %d, %q", c.sub, code, stderr)
+		}
+		if stderr, code := run(base, "--resume"); code != 0 || strings.Contains(stderr, "warning") {
+			t.Errorf("%s: --resume over the same model: exit %d, %q", c.sub, code, stderr)
+		}
+		// The config of an older moco's trainer_state.json: no base_model.
+		state := filepath.Join(out, "checkpoint-1", "trainer_state.json")
+		b, err := os.ReadFile(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := st["config"].(map[string]any)
+		if _, ok := cfg["base_model"]; !ok {
+			t.Fatalf("%s: trainer_state.json's config has no base_model: %v", c.sub, cfg)
+		}
+		delete(cfg, "base_model")
+		if b, err = json.Marshal(st); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(state, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stderr, code := run(base, "--resume")
+		want := "moco train " + c.sub + ": warning: resume: " + filepath.Join(out, "checkpoint-1") + " records no base_model"
+		if code != 0 || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "could not be checked") {
+			t.Errorf("%s: --resume of a checkpoint without base_model: exit %d, %q; want one line %q...", c.sub, code, stderr, want)
+		}
 	}
 }
 
