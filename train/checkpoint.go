@@ -361,6 +361,47 @@ func RemoveCheckpoints(dir string) ([]string, error) {
 	return removed, nil
 }
 
+// RemoveOtherOutputs removes from dir the files that a run of the other
+// kind writes there, returning their names: for a full run (full), a
+// LoRA run's adapter (SaveLoRA's adapter_config.json and
+// adapter_model.safetensors); for a LoRA run, a full run's model folder
+// (SaveModel's model.safetensors, config.json, generation_config.json
+// and tokenizer files). A new run into dir would leave them beside its
+// own output, and dir would be both an adapter folder and a model
+// folder. Other files are kept. A dir that does not exist holds none.
+func RemoveOtherOutputs(dir string, full bool) ([]string, error) {
+	names := []string{"adapter_config.json", "adapter_model.safetensors"}
+	if !full {
+		toks, err := tokenizer.Files(dir)
+		if err != nil {
+			return nil, err
+		}
+		names = append([]string{"config.json", "generation_config.json", "model.safetensors"}, toks...)
+	}
+	var removed []string
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		st, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		if st.IsDir() {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			return removed, err
+		}
+		removed = append(removed, name)
+		if d := filepath.Dir(name); d != "." {
+			os.Remove(filepath.Join(dir, d)) // SaveModel made it; kept while it holds other files
+		}
+	}
+	return removed, nil
+}
+
 // loadCheckpoint reads the checkpoint in dir into run, refusing one whose
 // fingerprint differs from fp; warn (when not nil) hears of one that
 // records no base model.

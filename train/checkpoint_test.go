@@ -124,3 +124,53 @@ func TestResumeBaseModel(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveOtherOutputs: a full run removes a LoRA run's adapter files, a
+// LoRA run a full run's model files (tokenizer files and named chat
+// templates included), and neither anything else.
+func TestRemoveOtherOutputs(t *testing.T) {
+	for _, c := range []struct {
+		full          bool
+		removed, left string
+	}{
+		{true, "adapter_config.json adapter_model.safetensors",
+			"additional_chat_templates additional_chat_templates/tool.jinja additional_chat_templates/x.txt chat_template.jinja checkpoint-2 config.json generation_config.json loss.csv model.safetensors notes.txt tokenizer.json tokenizer_config.json"},
+		{false, "config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json chat_template.jinja additional_chat_templates/tool.jinja",
+			"adapter_config.json adapter_model.safetensors additional_chat_templates additional_chat_templates/x.txt checkpoint-2 loss.csv notes.txt"},
+	} {
+		dir := t.TempDir()
+		for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "model.safetensors", "config.json", "generation_config.json",
+			"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "additional_chat_templates/tool.jinja", "additional_chat_templates/x.txt",
+			"loss.csv", "notes.txt"} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "checkpoint-2"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		removed, err := RemoveOtherOutputs(dir, c.full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(removed, " "); got != c.removed {
+			t.Errorf("full %v: removed %s, want %s", c.full, got, c.removed)
+		}
+		var left []string
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if rel, _ := filepath.Rel(dir, path); rel != "." && !strings.HasPrefix(rel, "checkpoint-2"+string(filepath.Separator)) {
+				left = append(left, filepath.ToSlash(rel))
+			}
+			return err
+		})
+		if got := strings.Join(left, " "); got != c.left {
+			t.Errorf("full %v: left %s, want %s", c.full, got, c.left)
+		}
+	}
+	if removed, err := RemoveOtherOutputs(filepath.Join(t.TempDir(), "none"), false); err != nil || removed != nil {
+		t.Errorf("a folder that does not exist: %v, %v", removed, err)
+	}
+}

@@ -103,7 +103,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, func(s string) { fmt.Fprintln(stderr, "moco train sft:", s) })
+	ckpt, err := ck.resumeFrom(*out, *full, func(s string) { fmt.Fprintln(stderr, "moco train sft:", s) })
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func checkpointFlags(fs *pflag.FlagSet) ckFlags {
 	c := ckFlags{
 		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
 		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out); the base model, settings and data must be the run's"),
-		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, its checkpoint-STEP folders removed first (with --resume nothing is removed; without either, --out must be empty or absent)"),
+		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, its checkpoint-STEP folders and the output of the other kind (a LoRA adapter, a --full model's files) removed first (with --resume nothing is removed; without either, --out must be empty or absent)"),
 	}
 	fs.Lookup("resume").NoOptDefVal = "latest"
 	setRange(fs, "save-every", atLeast(0))
@@ -213,15 +213,22 @@ func (c ckFlags) checkOut(out string) error {
 // resumeFrom is the checkpoint folder --resume names ("" for none): with
 // no value, the latest under out. A run forced into out without --resume
 // starts over: the checkpoint-STEP folders of the earlier run there are
-// removed first (notice names them), or they would sit beside the new
-// run's, and --resume would take the highest STEP of either.
-func (c ckFlags) resumeFrom(out string, notice func(string)) (string, error) {
+// removed first, or they would sit beside the new run's, and --resume
+// would take the highest STEP of either; so are the output files of a
+// run of the other kind than full (an adapter, or a model folder), which
+// the new run does not replace. notice names what was removed.
+func (c ckFlags) resumeFrom(out string, full bool, notice func(string)) (string, error) {
 	switch *c.resume {
 	case "":
 		if !*c.force {
 			return "", nil
 		}
 		removed, err := train.RemoveCheckpoints(out)
+		if err == nil {
+			var files []string
+			files, err = train.RemoveOtherOutputs(out, full)
+			removed = append(removed, files...)
+		}
 		if len(removed) > 0 {
 			notice(fmt.Sprintf("--force: removed the earlier run's %s from %s", strings.Join(removed, ", "), out))
 		}

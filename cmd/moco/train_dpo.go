@@ -61,7 +61,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, func(s string) { fmt.Fprintln(stderr, "moco train dpo:", s) })
+	ckpt, err := ck.resumeFrom(*out, false, func(s string) { fmt.Fprintln(stderr, "moco train dpo:", s) })
 	if err != nil {
 		return err
 	}

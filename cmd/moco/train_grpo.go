@@ -85,7 +85,7 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, func(s string) { fmt.Fprintln(stderr, "moco train grpo:", s) })
+	ckpt, err := ck.resumeFrom(*out, false, func(s string) { fmt.Fprintln(stderr, "moco train grpo:", s) })
 	if err != nil {
 		return err
 	}

@@ -186,6 +186,67 @@ func TestTrainForceCheckpointsCLI(t *testing.T) {
 	}
 }
 
+// TestTrainForceKindCLI: --force from a LoRA run to a --full one into the
+// same --out removes the adapter, and back the model files, saying so, so
+// that the folder is an adapter folder or a model folder, not both; a
+// file of the user's stays. dpo, a LoRA run too, removes the model files.
+func TestTrainForceKindCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-base")
+	dir := t.TempDir()
+	sft := sftItemFile(t, dir)
+	dpo := filepath.Join(dir, "pairs.jsonl")
+	if err := os.WriteFile(dpo, []byte(`{"prompt":"Q: 101+202=\nA:","chosen":" 303","rejected":" 313"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		adapter   = "adapter_config.json adapter_model.safetensors loss.csv loss.svg notes.txt"
+		fullModel = "config.json generation_config.json loss.csv loss.svg model.safetensors notes.txt tokenizer.json tokenizer_config.json"
+		modelDone = "config.json, generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json"
+	)
+	for _, c := range []struct {
+		sub, data      string
+		full           bool
+		removed, files string
+	}{
+		{"sft", sft, false, "", adapter},
+		{"sft", sft, true, "adapter_config.json, adapter_model.safetensors", fullModel},
+		{"sft", sft, false, modelDone, adapter},
+		{"sft", sft, true, "adapter_config.json, adapter_model.safetensors", fullModel},
+		{"dpo", dpo, false, modelDone, adapter},
+	} {
+		args := []string{"train", c.sub, "--model", model, "--data", c.data, "--out", out, "--steps", "1", "--batch-size", "1", "--lora-r", "2", "-q", "--force"}
+		if c.full {
+			args = append(args, "--full")
+		}
+		_, stderr, code := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("%s full=%v: exit %d: %s", c.sub, c.full, code, stderr)
+		}
+		want := ""
+		if c.removed != "" {
+			want = "moco train " + c.sub + ": --force: removed the earlier run's " + c.removed + " from " + out + "\n"
+		}
+		if stderr != want {
+			t.Errorf("%s full=%v: stderr %q, want %q", c.sub, c.full, stderr, want)
+		}
+		ents, _ := os.ReadDir(out)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if got := strings.Join(names, " "); got != c.files {
+			t.Errorf("%s full=%v: --out holds %s; want %s", c.sub, c.full, got, c.files)
+		}
+	}
+}
+
 // TestTrainResumeBaseModelCLI: --resume over another -m than the one the
 // checkpoint was trained from (skills-add, a fine-tune of skills-base with
 // its shapes) is refused naming the base model, by sft, dpo and grpo
