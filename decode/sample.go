@@ -10,9 +10,14 @@ import (
 //
 // The scores are turned into a distribution in the order Hugging Face's
 // generate uses: divide by Temperature, softmax, keep the TopK most likely
-// tokens, keep the smallest set whose probability (among those TopK)
+// tokens, keep the smallest set whose probability (among those top-k kept)
 // reaches TopP, drop tokens whose probability is below MinP times the most
 // likely one, renormalize.
+// Top-k keeps every token tied with the k-th, so more than TopK may
+// survive: Hugging Face's TopKLogitsWarper and vLLM drop only the tokens
+// below the k-th (llama.cpp keeps exactly TopK). Where top-p's cut falls
+// inside a tie, the lower ids stay (the torch.sort Hugging Face and vLLM
+// use promises no order among ties).
 // A Temperature of 0 means greedy decoding (the argmax, lowest id on ties);
 // a TopK of 0, a TopP of 0 or 1 and a MinP of 0 disable those filters.
 type SamplerConfig struct {
@@ -192,10 +197,8 @@ func (s *Sampler) filter(p []float64) {
 		// ones until top-k or top-p is reached, in the order a stable sort
 		// by falling probability gives (ties: the lower id first), so only
 		// the kept tokens are ordered, not the whole vocabulary.
-		limit := len(p)
-		if k > 0 && k < limit {
-			limit = k
-		}
+		topK := k > 0 && k < len(p)
+		nucleus := topP > 0 && topP < 1
 		h := s.idx[:len(p)]
 		for i := range h {
 			h[i] = i
@@ -204,18 +207,23 @@ func (s *Sampler) filter(p []float64) {
 		for i := n/2 - 1; i >= 0; i-- {
 			siftDown(h, i, n, p)
 		}
-		// Popped tokens go to h[n:], the most likely last. Top-p alone
-		// stops as soon as it is reached; after top-k it reads the top k
-		// renormalized, as Hugging Face and llama.cpp do, so all k come
-		// out first and their mass scales the threshold.
-		nucleus := topP > 0 && topP < 1
-		var c float64
-		for kept := 0; kept < limit; kept++ {
+		// Popped tokens go to h[n:], the most likely last. Top-k goes on
+		// past the k-th while the next one ties with it (a tie at zero
+		// adds no mass, so it stops there). Top-p alone stops as soon as
+		// it is reached.
+		var c, kth float64
+		for kept := 0; n > 0; kept++ {
 			top := h[0]
+			if topK && kept >= k && (p[top] < kth || kth == 0) {
+				break
+			}
 			n--
 			h[0], h[n] = h[n], top
 			siftDown(h, 0, n, p)
-			if nucleus && limit == len(p) {
+			if topK && kept == k-1 {
+				kth = p[top]
+			}
+			if nucleus && !topK {
 				if c += p[top]; c >= topP {
 					break
 				}
@@ -224,7 +232,10 @@ func (s *Sampler) filter(p []float64) {
 		for _, i := range h[:n] {
 			p[i] = 0
 		}
-		if nucleus && limit < len(p) {
+		// After top-k, top-p reads what top-k kept, renormalized, as
+		// Hugging Face's warpers apply one after the other (llama.cpp
+		// likewise, over exactly k): their mass scales the threshold.
+		if nucleus && topK {
 			var mass float64
 			for j := len(h) - 1; j >= n; j-- {
 				mass += p[h[j]]

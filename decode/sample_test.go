@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -58,6 +59,175 @@ func TestSamplerProbs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSamplerTopKTies: top-k keeps every token tied with the k-th, as
+// Hugging Face's TopKLogitsWarper removes only the scores below the k-th,
+// and top-p after it reads all of them renormalized.
+func TestSamplerTopKTies(t *testing.T) {
+	tied := logitsOf(0.3, 0.2, 0.2, 0.2, 0.1)
+	tests := []struct {
+		name   string
+		logits []float32
+		cfg    SamplerConfig
+		want   []float64 // hand-computed
+	}{
+		// the 2nd is 0.2, as are the 3rd and 4th: 0.9 kept
+		{"tie at the k-th", tied, SamplerConfig{TopK: 2}, []float64{0.3 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0}},
+		{"tie ending at the k-th", tied, SamplerConfig{TopK: 4}, []float64{0.3 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0}},
+		{"tie at the k-th, ids apart", logitsOf(0.1, 0.2, 0.3, 0.2, 0.2), SamplerConfig{TopK: 2},
+			[]float64{0, 0.2 / 0.9, 0.3 / 0.9, 0.2 / 0.9, 0.2 / 0.9}},
+		{"tie at the top, k 1", logitsOf(0.1, 0.3, 0.2, 0.3, 0.1), SamplerConfig{TopK: 1}, []float64{0, 0.5, 0, 0.5, 0}},
+		// the tie is above the 3rd (0.2): exactly three kept
+		{"tie above the k-th", logitsOf(0.3, 0.3, 0.2, 0.1, 0.1), SamplerConfig{TopK: 3}, []float64{0.3 / 0.8, 0.3 / 0.8, 0.2 / 0.8, 0, 0}},
+		{"all tied", logitsOf(0.2, 0.2, 0.2, 0.2, 0.2), SamplerConfig{TopK: 2}, []float64{0.2, 0.2, 0.2, 0.2, 0.2}},
+		// top-p reads 0.3, 0.2, 0.2, 0.2 of 0.9: cumulative 0.3, 0.5, 0.7,
+		// 0.9 against top-p times 0.9; the cut keeps the lower ids of a tie
+		{"tie, then top-p 0.3", tied, SamplerConfig{TopK: 2, TopP: 0.3}, []float64{1, 0, 0, 0, 0}},
+		{"tie, then top-p 0.6", tied, SamplerConfig{TopK: 2, TopP: 0.6}, []float64{0.3 / 0.7, 0.2 / 0.7, 0.2 / 0.7, 0, 0}},
+		{"tie, then top-p 0.9", tied, SamplerConfig{TopK: 2, TopP: 0.9}, []float64{0.3 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0.2 / 0.9, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Temperature = 1
+			s, err := NewSampler(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.Probs(tc.logits)
+			for i := range tc.want {
+				if math.Abs(got[i]-tc.want[i]) > 1e-6 {
+					t.Fatalf("probs = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// hfWarp transcribes, line by line, the warpers Hugging Face's generate
+// chains when sampling (transformers/generation/logits_process.py, with
+// min_tokens_to_keep 1): TemperatureLogitsWarper, TopKLogitsWarper,
+// TopPLogitsWarper, MinPLogitsWarper, then the softmax. A topK of 0 and a
+// topP outside (0, 1) leave their warper out, as moco's settings do.
+func hfWarp(logits []float32, temperature float64, topK int, topP, minP float64) []float64 {
+	inf := math.Inf(-1)
+	softmax := func(x []float64) []float64 {
+		m := slices.Max(x)
+		out := make([]float64, len(x))
+		var sum float64
+		for i, v := range x {
+			out[i] = math.Exp(v - m)
+			sum += out[i]
+		}
+		for i := range out {
+			out[i] /= sum
+		}
+		return out
+	}
+	// scores_processed = scores / self.temperature
+	scores := make([]float64, len(logits))
+	for i, l := range logits {
+		scores[i] = float64(l) / temperature
+	}
+	if topK > 0 {
+		// top_k = min(self.top_k, scores.size(-1))
+		k := min(topK, len(scores))
+		// indices_to_remove = scores < torch.topk(scores, top_k)[0][..., -1, None]
+		top := slices.Clone(scores)
+		slices.SortFunc(top, func(a, b float64) int { return cmp.Compare(b, a) })
+		kth := top[k-1]
+		for i, v := range scores {
+			if v < kth {
+				scores[i] = inf
+			}
+		}
+	}
+	if topP > 0 && topP < 1 {
+		// sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+		// torch.sort does not promise an order among ties (stable=False):
+		// take the higher id first, so that the cut keeps the lower ids,
+		// the order moco documents.
+		idx := make([]int, len(scores))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int {
+			if c := cmp.Compare(scores[a], scores[b]); c != 0 {
+				return c
+			}
+			return cmp.Compare(b, a)
+		})
+		sorted := make([]float64, len(idx))
+		for j, i := range idx {
+			sorted[j] = scores[i]
+		}
+		// cumulative_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+		cum := softmax(sorted)
+		for j := 1; j < len(cum); j++ {
+			cum[j] += cum[j-1]
+		}
+		// sorted_indices_to_remove = cumulative_probs <= (1 - self.top_p)
+		// sorted_indices_to_remove[..., -self.min_tokens_to_keep :] = 0
+		for j := 0; j < len(cum)-1; j++ {
+			if cum[j] <= 1-topP {
+				scores[idx[j]] = inf
+			}
+		}
+	}
+	if minP > 0 {
+		// probs = torch.softmax(scores, dim=-1)
+		probs := softmax(scores)
+		// top_probs = probs.amax(dim=-1, keepdim=True)
+		top := slices.Max(probs)
+		// tokens_to_remove = probs < scaled_min_p, but for the top one
+		best := slices.Index(probs, top)
+		for i, q := range probs {
+			if q < minP*top && i != best {
+				scores[i] = inf
+			}
+		}
+	}
+	return softmax(scores)
+}
+
+// TestSamplerMatchesTransformers holds the sampler against hfWarp on
+// random scores drawn from a few values, so that ties are everywhere:
+// the same tokens kept, with the same probabilities. The top-p and min-p
+// values are not simple fractions, so that rounding cannot decide a cut.
+func TestSamplerMatchesTransformers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := 0; trial < 2000; trial++ {
+		n := 1 + rng.IntN(200)
+		values := make([]float32, 1+rng.IntN(6))
+		for i := range values {
+			values[i] = float32(3 * rng.NormFloat64())
+		}
+		if trial%4 == 0 {
+			values = append(values, float32(math.Inf(-1))) // masked tokens
+		}
+		logits := make([]float32, n)
+		for i := range logits {
+			logits[i] = values[rng.IntN(len(values))]
+		}
+		logits[rng.IntN(n)] = values[0] // one finite score at least
+		cfg := SamplerConfig{
+			Temperature: []float64{1, 0.7, 1.6}[rng.IntN(3)],
+			TopK:        []int{0, 1, 2, 3, 5, 17, n - 1, n, n + 3}[rng.IntN(9)],
+			TopP:        []float64{0, 1, 1 / math.Pi, math.Ln2, 0.9137}[rng.IntN(5)],
+			MinP:        []float64{0, 0.0613, 0.2718}[rng.IntN(3)],
+		}
+		s, err := NewSampler(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.Probs(logits)
+		want := hfWarp(logits, cfg.Temperature, cfg.TopK, cfg.TopP, cfg.MinP)
+		for i := range want {
+			if (got[i] == 0) != (want[i] == 0) || math.Abs(got[i]-want[i]) > 1e-12 {
+				t.Fatalf("%+v, logits %v:\n got %v\nwant %v", cfg, logits, got, want)
+			}
+		}
 	}
 }
 
@@ -130,9 +300,12 @@ func TestFilterMatchesFullSort(t *testing.T) {
 		keep := len(p)
 		if k > 0 && k < keep {
 			keep = k
+			for keep < len(p) && p[idx[keep]] == p[idx[k-1]] {
+				keep++ // ties with the k-th stay
+			}
 		}
 		if topP > 0 && topP < 1 {
-			mass := 1.0 // top-p reads the top k renormalized
+			mass := 1.0 // top-p reads what top-k kept, renormalized
 			if keep < len(p) {
 				mass = 0
 				for _, i := range idx[:keep] {
@@ -170,7 +343,13 @@ func TestFilterMatchesFullSort(t *testing.T) {
 			if trial%2 == 0 {
 				p[i] = float64(1 + rng.IntN(levels))
 			}
+			if trial%3 == 0 && rng.IntN(2) == 0 {
+				p[i] = 0 // ties at zero, as an underflowing softmax gives
+			}
 			sum += p[i]
+		}
+		if sum == 0 {
+			p[0], sum = 1, 1
 		}
 		for i := range p {
 			p[i] /= sum

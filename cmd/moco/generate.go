@@ -58,7 +58,7 @@ func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	setRange(fs, "max-tokens", atLeast(-1).withNote("0: none, -1: up to the context, as llama.cpp's"))
 	fs.Float64Var(&g.temperature, "temperature", d.Temperature, "sampling temperature; 0 is greedy (alias --temp)")
 	setRange(fs, "temperature", atLeast(0))
-	fs.IntVar(&g.topK, "top-k", d.TopK, "keep only the k most likely tokens")
+	fs.IntVar(&g.topK, "top-k", d.TopK, "keep only the k most likely tokens, and those tied with the k-th (as Hugging Face; llama.cpp keeps exactly k)")
 	setRange(fs, "top-k", atLeast(0).withNote("0: off"))
 	fs.Float64Var(&g.topP, "top-p", d.TopP, "nucleus sampling: keep the smallest set with this probability")
 	setRange(fs, "top-p", above(0, 1).withNote("1: off"))
