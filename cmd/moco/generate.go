@@ -52,7 +52,7 @@ var llamaAliases = map[string]string{"temp": "temperature", "n-predict": "max-to
 func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	g := &genFlags{fs: fs}
 	d := decode.DefaultSampler
-	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required); "+escapeHelp)
+	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required; '' generates from the BOS token alone, or with --chat answers an empty message); "+escapeHelp)
 	fs.StringVarP(&g.promptFile, "file", "f", "", "read the prompt from this file, as is (no escapes)")
 	fs.IntVarP(&g.maxTokens, "max-tokens", "n", 256, "most tokens to generate, capped by the context (alias --n-predict)")
 	setRange(fs, "max-tokens", atLeast(-1).withNote("0: none, -1: up to the context, as llama.cpp's"))
@@ -104,17 +104,22 @@ func (g *genFlags) options() engine.Options {
 // open: the prompt (from --file, escapes processed), the stop strings, and
 // a random seed when sampling without -s. It prints the seed with
 // --verbose.
+//
+// An empty --prompt, given as such, is a prompt: as in llama.cpp, the
+// model then generates from the BOS token alone (decode.Generator.Encode),
+// as an empty --file always did.
 func (g *genFlags) check() error {
+	prompt, file := g.fs.Changed("prompt"), g.fs.Changed("file")
 	switch {
-	case g.prompt != "" && g.promptFile != "":
+	case prompt && file:
 		return usagef("give --prompt or --file, not both")
-	case g.promptFile != "":
+	case file:
 		b, err := os.ReadFile(g.promptFile)
 		if err != nil {
 			return usagef("--file: %v", err)
 		}
 		g.prompt = string(b)
-	case g.prompt == "":
+	case !prompt:
 		return usagef("--prompt (or --file) is required")
 	default:
 		g.prompt = unescapeAll([]string{g.prompt}, g.noEscape)[0]

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/embedded"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// greedyFrom feeds ids to a fresh session of m and takes the argmax (the
+// lowest id on ties) up to n times, stopping before an id of eos: the
+// engine's forward pass alone, none of decode's loops.
+func greedyFrom(t *testing.T, m *engine.Model, eos, ids []int, n int) []int {
+	t.Helper()
+	s := m.NewSession(0)
+	var gen []int
+	for len(gen) < n {
+		logits, err := s.Forward(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		if slices.Contains(eos, best) {
+			break
+		}
+		gen = append(gen, best)
+		ids = []int{best}
+	}
+	return gen
+}
+
+// TestGenerateEmptyPrompt: an empty --prompt, given as such, generates
+// from the BOS token alone, as llama.cpp does; greedy, the text is the
+// engine's own greedy continuation of BOS.
+func TestGenerateEmptyPrompt(t *testing.T) {
+	const n = 24
+	out, errs, code := moco(t, "generate", "-p", "", "--temp", "0", "-n", "24")
+	if code != 0 {
+		t.Fatalf("-p '': exit %d, stderr %q", code, errs)
+	}
+	m, tok, err := embedded.Load(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bos = 1 // <s> of stories260K's vocabulary
+	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
+	// The text of the whole sequence, as Hugging Face decodes it.
+	want := tok.Decode(append([]int{bos}, gen...), true)
+	if len(gen) == 0 || strings.TrimSpace(want) == "" {
+		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
+	}
+	if out != want+"\n" {
+		t.Errorf("-p '' printed %q, want %q", out, want+"\n")
+	}
+	// An empty --file is the same prompt.
+	f := filepath.Join(t.TempDir(), "empty.txt")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, errs, _ := moco(t, "generate", "-f", f, "--temp", "0", "-n", "24"); got != out {
+		t.Errorf("empty --file printed %q (stderr %q), want %q", got, errs, out)
+	}
+	// No --prompt at all is still a usage error, and an empty one still
+	// conflicts with --file.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "-n", "1"}, "--prompt (or --file) is required"},
+		{[]string{"generate", "-p", "", "-f", f, "-n", "1"}, "give --prompt or --file, not both"},
+	} {
+		if _, errs, code := moco(t, tc.args...); code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+}
+
+// TestGenerateEmptyPromptNoBOS: a model whose tokenizer has no BOS token
+// has nothing to start an empty prompt from, and says so; with --chat the
+// empty prompt is an empty user message, which the template turns into
+// text, so it generates: the engine's greedy continuation of that text.
+func TestGenerateEmptyPromptNoBOS(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"config.json":       stories260k.Config,
+		"model.safetensors": stories260k.Weights,
+		"tokenizer.json":    stories260k.Tokenizer,
+		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>",
+			"chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}`),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs, code := moco(t, "generate", "-m", dir, "-p", "", "--temp", "0", "-n", "4")
+	if code != 1 || !strings.Contains(errs, "no BOS token to start from") {
+		t.Errorf("-p '' without a BOS token: exit %d, stderr %q; want exit 1 and no BOS token to start from", code, errs)
+	}
+	if _, errs, code := moco(t, "generate", "-m", dir, "-p", "Once", "--temp", "0", "-n", "4"); code != 0 {
+		t.Errorf("-p Once without a BOS token: exit %d, stderr %q", code, errs)
+	}
+
+	const n = 16
+	out, errs, code := moco(t, "generate", "-m", dir, "--chat", "-p", "", "--temp", "0", "-n", "16")
+	if code != 0 {
+		t.Fatalf("--chat -p '': exit %d, stderr %q", code, errs)
+	}
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tok.Encode("user: \nassistant:", false) // the template, rendered by hand
+	if err != nil || len(ids) == 0 || slices.Contains(ids, 1) {
+		t.Fatalf("the rendered template encodes to %v, %v", ids, err)
+	}
+	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), ids, n)
+	// A chat answer is a text of its own, not a continuation.
+	if want := tok.Decode(gen, true) + "\n"; len(gen) == 0 || out != want {
+		t.Errorf("--chat -p '' printed %q, want %q (tokens %v)", out, want, gen)
+	}
+}
