@@ -34,7 +34,7 @@ func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uin
 func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
-func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
+func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
 func keys256BF16(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[12]uint64)
@@ -343,31 +343,39 @@ func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 	return n
 }
 
-// pruneRanksWith makes magPruner.row's per-rank step with the assembly
-// kernel for the largest multiple of lanes ranks, written to row (of
-// ord's length: the entries' indices are below it).
-func pruneRanksWith(lanes int, kernel func(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)) func(m *magPruner, row []float32, ord []uint64, s uint64) int {
-	return func(m *magPruner, row []float32, ord []uint64, s uint64) int {
-		n := len(ord) &^ (lanes - 1)
-		if n == 0 {
-			return 0
-		}
-		_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
-		resc := 0
-		if m.rescale {
-			resc = 1
-		}
-		kernel(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
-		return n
+// pruneRanksFast512 is magPruner.row's per-rank step with the AVX-512
+// kernel for the largest multiple of 8 ranks, written to row (of ord's
+// length: the entries' indices are below it).
+func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int {
+	n := len(ord) &^ 7
+	if n == 0 {
+		return 0
 	}
+	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
+	resc := 0
+	if m.rescale {
+		resc = 1
+	}
+	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
+	return n
 }
 
-var (
-	pruneRanksFast512 = pruneRanksWith(8, pruneRanks512)
-	pruneRanksFast256 = pruneRanksWith(4, func(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int) {
-		pruneRanks256(row, ord, q, th, p, n, s, rescale, &pruneConsts256)
-	})
-)
+// pruneRanksFast256 is pruneRanksFast for AVX2, 4 ranks at a time; it
+// reads each rank's step to its draw from m.qg (AVX2 has no 64-bit
+// multiply).
+func pruneRanksFast256(m *magPruner, row []float32, ord []uint64, s uint64) int {
+	n := len(ord) &^ 3
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = row[len(ord)-1], m.qg[n-1], m.th[n-1], m.p[n-1]
+	resc := 0
+	if m.rescale {
+		resc = 1
+	}
+	pruneRanks256(&row[0], &ord[0], &m.qg[0], &m.th[0], &m.p[0], n, s, resc, &pruneConsts256)
+	return n
+}
 
 // keysIdx256 is keys256BF16's table: the entries' first indices, 0-7,
 // then 8s to add.
@@ -423,7 +431,8 @@ func keysBF16Fast256(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 }
 
 // pruneConsts256 are pruneRanks256's constants as vectors of four: gamma
-// and the two mix multipliers, each then its high half.
+// (unused since m.qg) and the two mix multipliers, each then its high
+// half.
 var pruneConsts256 = func() (c [6][4]uint64) {
 	for l := range 4 {
 		c[0][l], c[1][l] = rngGamma, rngGamma>>32

@@ -863,15 +863,16 @@ lin256_models:
 	VZEROUPPER
 	RET
 
-// func pruneRanks256(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
-// pruneRanks512 for AVX2, 4 ranks at a time: the 64-bit products from
-// VPMULUDQ (c: gamma, the mix multipliers, each then its high half), the
-// comparison with th as signed (both below 2^63), and the scatter as four
-// scalar stores.
+// func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
+// pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
+// read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:
+// gamma, the mix multipliers, each then its high half), the comparison
+// with th as signed (both below 2^63), and the scatter as four scalar
+// stores.
 TEXT ·pruneRanks256(SB), NOSPLIT, $0-72
 	MOVQ row+0(FP), DI
 	MOVQ ord+8(FP), SI
-	MOVQ q+16(FP), R12
+	MOVQ qg+16(FP), R12
 	MOVQ th+24(FP), R13
 	MOVQ p+32(FP), R14
 	MOVQ n+40(FP), CX
@@ -881,9 +882,6 @@ TEXT ·pruneRanks256(SB), NOSPLIT, $0-72
 	MOVQ $0x80000000, BX
 	VMOVQ BX, X14
 	VPBROADCASTQ X14, Y14         // the sign bit
-	MOVQ $1, BX
-	VMOVQ BX, X13
-	VPBROADCASTQ X13, Y13
 	MOVQ $0x0000000600000004, BX  // VPERMD: the low dwords of the four qwords
 	VMOVQ BX, X12
 	MOVQ $0x0000000200000000, BX
@@ -896,13 +894,7 @@ prune256_loop:
 	VPAND Y14, Y0, Y2
 	VPOR Y2, Y1, Y1
 	VPERMD Y1, Y12, Y1            // x, in X1
-	VPMOVSXDQ (R12)(AX*4), Y3
-	VPADDQ Y13, Y3, Y3            // q+1, below 2^31
-	VPMULUDQ (R10), Y3, Y4
-	VPMULUDQ 32(R10), Y3, Y3
-	VPSLLQ $32, Y3, Y3
-	VPADDQ Y4, Y3, Y3             // (q+1)*gamma
-	VPADDQ Y15, Y3, Y3            // + s
+	VPADDQ (R12)(AX*8), Y15, Y3   // s + (q+1)*gamma
 	VPSRLQ $30, Y3, Y4
 	VPXOR Y4, Y3, Y3
 	MULLQ256(Y3, 64(R10), 96(R10), Y4, Y5, Y6) // * mix multiplier 1

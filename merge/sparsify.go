@@ -177,6 +177,7 @@ type magPruner struct {
 	p       []float64 // keep probability of each rank
 	th      []uint64  // ceil(p * 2^53): a draw keeps when its top 53 bits are below
 	q       []int32   // the draw of each rank (-1: none, p = 0)
+	qg      []uint64  // (q+1)*rngGamma: the stream's step to each rank's draw
 	draws   int       // draws per row
 	rescale bool
 	a, b    []uint64 // scratch: (magnitude bits << 32 | sign bit << 31 | index)
@@ -195,7 +196,7 @@ var keysBF16Fast func(st *keyStats, a, zl []uint64, x []uint16, base []float32) 
 var pruneRanksFast func(m *magPruner, row []float32, ord []uint64, s uint64) int
 
 func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
-	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), rescale: rescale,
+	m := &magPruner{p: make([]float64, cols), th: make([]uint64, cols), q: make([]int32, cols), qg: make([]uint64, cols), rescale: rescale,
 		a: make([]uint64, cols), b: make([]uint64, cols), cnt: make([]int32, topBins)}
 	m.st.s8, m.st.s16, m.st.l = make([]uint64, cols+16), make([]uint64, cols+16), make([]uint64, cols+16)
 	for r := range cols {
@@ -208,6 +209,7 @@ func newMagPruner(cols int, density, epsilon float64, rescale bool) *magPruner {
 			m.q[r] = int32(m.draws)
 			m.draws++
 		}
+		m.qg[r] = uint64(m.q[r]+1) * rngGamma
 	}
 	return m
 }
