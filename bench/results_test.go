@@ -133,6 +133,47 @@ func TestCheckMergeInputs(t *testing.T) {
 	}
 }
 
+// TestCheckMergeOldShard: a shard written by an older moco (a meta with
+// only the config hash) beside current shards of its run is reported once,
+// as unchecked, not also as a shard not given: its lines say which shard
+// it is. A shard truly missing is still named.
+func TestCheckMergeOldShard(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, meta string, ids ...string) string {
+		p := filepath.Join(dir, name)
+		var b strings.Builder
+		for _, id := range ids {
+			fmt.Fprintf(&b, `{"method":"m","dataset":"d","split":"test","id":"%s"}`+"\n", id)
+		}
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p+".meta.json", []byte(meta), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Ids by shard of 3, from FNV-1a of "m\x00d\x00id" worked out apart
+	// from ShardOf: 0 and 3 in shard 0, 1 and 6 in 1, 2 and 4 in 2.
+	for id, want := range map[string]int{"0": 0, "3": 0, "1": 1, "6": 1, "2": 2, "4": 2} {
+		if got := ShardOf("m", "d", id, 3); got != want {
+			t.Fatalf("ShardOf(m, d, %s, 3) = %d, want %d", id, got, want)
+		}
+	}
+	s0 := write("s0.jsonl", `{"config_hash": "h", "config": "c.yaml", "shard": "0/3", "items": 2}`, "0", "3")
+	s1 := write("s1.jsonl", `{"config_hash": "h", "config": "c.yaml"}`, "1", "6")
+	s2 := write("s2.jsonl", `{"config_hash": "h", "config": "c.yaml", "shard": "2/3", "items": 2}`, "2", "4")
+	const unchecked = "an older moco's .meta.json, without shard and item counts, so completeness cannot be checked (rerun the sweep command that made it: it records them and runs only what is missing): "
+	err := CheckMergeInputs([]string{s0, s1, s2})
+	if want := unchecked + s1; err == nil || err.Error() != want {
+		t.Errorf("every shard, 1/3 an older moco's:\n got %v\nwant %s", err, want)
+	}
+	err = CheckMergeInputs([]string{s1, s0})
+	if want := "the run with config hash h has 3 shards; not given: 2/3; " + unchecked + s1; err == nil || err.Error() != want {
+		t.Errorf("2/3 not given, 1/3 an older moco's:\n got %v\nwant %s", err, want)
+	}
+}
+
 // TestMergeResultsMeta: a complete merge of one run writes the meta that
 // run would have written whole, so that the merged file can be checked
 // when merged again; an incomplete merge writes none, and removes an

@@ -859,9 +859,10 @@ func readMergeInputs(inputs []string) ([]mergeInput, error) {
 // with fewer lines than its run makes (an unfinished run or shard), shards
 // of a sharded run missing from inputs, and files it cannot check: those
 // without a meta (results made elsewhere, or an incomplete merge), with one
-// written before moco recorded shards and item counts, or with one it
-// cannot read. nil: nothing missing; a results file that cannot be read is
-// an error too.
+// written before moco recorded shards and item counts (named as such, and
+// not also as a missing shard: its lines tell the shards it holds), or
+// with one it cannot read. nil: nothing missing; a results file that
+// cannot be read is an error too.
 func CheckMergeInputs(inputs []string) error {
 	ins, err := readMergeInputs(inputs)
 	if err != nil {
@@ -875,6 +876,7 @@ func checkMerge(ins []mergeInput) error {
 	var problems, noMeta, oldMeta []string
 	have := map[string]map[int]bool{} // config hash and shard count -> shards given
 	whole := map[string]bool{}        // config hashes of whole runs (or merges of one) given
+	var old []mergeInput              // files with an older moco's meta
 	for _, in := range ins {
 		if in.bad != "" {
 			problems = append(problems, in.bad)
@@ -888,6 +890,7 @@ func checkMerge(ins []mergeInput) error {
 		}
 		if m.Items == nil {
 			oldMeta = append(oldMeta, in.path)
+			old = append(old, in)
 		} else if m.Shard == "" {
 			whole[m.ConfigHash] = true
 		}
@@ -915,6 +918,16 @@ func checkMerge(ins []mergeInput) error {
 			continue // the whole run holds every shard's items
 		}
 		n, _ := strconv.Atoi(ns)
+		// An older moco's meta names no shard, but its lines are each in
+		// one: those shards were given, and the file is reported below as
+		// unchecked, not as missing too. (One with no lines stays unplaced.)
+		for _, in := range old {
+			if in.meta.ConfigHash == hash {
+				for _, l := range in.lines {
+					have[k][ShardOf(l.Method, l.Dataset, l.ID, n)] = true
+				}
+			}
+		}
 		var missing []string
 		for i := 0; i < n; i++ {
 			if !have[k][i] {
