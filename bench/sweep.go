@@ -750,8 +750,16 @@ func CanonicalizeFile(path string) error {
 // the meta files beside the inputs show the merge incomplete (see
 // CheckMergeInputs), incomplete is called with the problems before
 // anything is written: an error from it stops the merge and is returned;
-// nil merges anyway. A nil incomplete stops every incomplete merge.
+// nil merges anyway. A nil incomplete stops every incomplete merge. A
+// merge is refused while a sweep or another merge writes out.
 func MergeResults(out string, inputs []string, incomplete func(error) error) (int, error) {
+	// RunSweep's lock: the rewrite would drop the lines a running sweep
+	// appends to out meanwhile, and two merges would race to write it.
+	unlock, err := lockResults(out)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	ins, err := readMergeInputs(inputs)
 	if err != nil {
 		return 0, err

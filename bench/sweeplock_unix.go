@@ -10,8 +10,8 @@ import (
 	"syscall"
 )
 
-// lockResults takes an exclusive lock on out's lock file for a run, so
-// that two runs never append to one results file: a Kubernetes Indexed
+// lockResults takes an exclusive lock on out's lock file for a run or a
+// merge, so that two never write one results file: a Kubernetes Indexed
 // Job may run two pods of one index at once, as may a user. The lock
 // goes with the process, even when it is killed; unlock removes the
 // file. A file system without locks (flock fails otherwise) is not

@@ -190,7 +190,8 @@ func runSweepMerge(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Refuses when the files' .meta.json show a shard missing or unfinished, or when a file cannot be")
 		fmt.Fprintln(stderr, "checked (no .meta.json, or an older moco's without shard and item counts), unless --partial.")
 		fmt.Fprintln(stderr, "A complete merge of one configuration's run writes FILE.meta.json, as that run would have, so that")
-		fmt.Fprintln(stderr, "FILE can be checked when merged again.")
+		fmt.Fprintln(stderr, "FILE can be checked when merged again. Refused while a sweep or another merge writes FILE")
+		fmt.Fprintln(stderr, "(it holds FILE.lock), whose lines the merge would write over.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {

@@ -190,3 +190,33 @@ func TestSweepMergeReadsOnce(t *testing.T) {
 		t.Errorf("merged file:\n%s", b)
 	}
 }
+
+// TestSweepMergeLocked: sweep merge refuses an output file whose lock
+// another process holds (a sweep still appending to it) with the message
+// a second sweep gets, and leaves the file alone.
+func TestSweepMergeLocked(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "shard.jsonl")
+	if err := os.WriteFile(in, []byte(`{"method":"m","name":"single","level":"single","dataset":"d","split":"test","id":"1","score":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in+".meta.json", []byte(`{"config_hash": "h", "config": "c.yaml", "items": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "merged.jsonl")
+	l, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX); err != nil {
+		t.Skip("no flock here:", err)
+	}
+	_, errs, code := runCLI("sweep", "merge", "--out", out, in)
+	if want := "moco sweep: " + out + ": another sweep is writing it (" + out + ".lock is locked)\n"; code != 1 || errs != want {
+		t.Errorf("exit %d, stderr %q, want %q", code, errs, want)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused merge wrote its output")
+	}
+}
