@@ -25,7 +25,11 @@ func TestParseSweepConfig(t *testing.T) {
 	}
 	bad := []struct{ name, cfg, want string }{
 		{"empty", "", "empty"},
-		{"unknown top field", ok + "modle: x\n", `"modle"`},
+		{"unknown top field", ok + "modle: x\n", `line 4: unknown field "modle"`},
+		{"unknown generation field", ok + "generation: {max_tokns: 3}\n", `line 4: unknown field "max_tokns"`},
+		// Strict decoding goes on past an unknown key and names every
+		// problem, in order.
+		{"unknown field and wrong type", ok + "modle: x\nseed: many\n", "line 4: unknown field \"modle\"; line 5: cannot unmarshal a string `many` here"},
 		{"unknown dataset field", "models: [m]\nmethods: [single]\ndatasets: [{path: d, splitt: dev}]\n", `"splitt"`},
 		{"unknown method field", "models: [m]\nmethods: [{name: single, parms: {}}]\ndatasets: [d]\n", `"parms"`},
 		{"unknown model field", "models: [{name: a, pth: m}]\nmethods: [single]\ndatasets: [d]\n", `"pth"`},
