@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -361,22 +362,37 @@ func RemoveCheckpoints(dir string) ([]string, error) {
 	return removed, nil
 }
 
-// RemoveOtherOutputs removes from dir the files that a run of the other
-// kind writes there, returning their names: for a full run (full), a
-// LoRA run's adapter (SaveLoRA's adapter_config.json and
-// adapter_model.safetensors); for a LoRA run, a full run's model folder
-// (SaveModel's model.safetensors, config.json, generation_config.json
-// and tokenizer files). A new run into dir would leave them beside its
-// own output, and dir would be both an adapter folder and a model
-// folder. Other files are kept. A dir that does not exist holds none.
-func RemoveOtherOutputs(dir string, full bool) ([]string, error) {
-	names := []string{"adapter_config.json", "adapter_model.safetensors"}
-	if !full {
-		toks, err := tokenizer.Files(dir)
+// RemoveOtherOutputs removes from dir the files an earlier run wrote
+// there that a new run will not replace, returning their names: before a
+// LoRA run, a full run's model folder (SaveModel's model.safetensors,
+// config.json, generation_config.json and tokenizer files), or dir would
+// be both a model folder and an adapter folder; before a full run from
+// the model folder src, a LoRA run's adapter (SaveLoRA's
+// adapter_config.json and adapter_model.safetensors), and the generation
+// and tokenizer files of an earlier full run's source that src lacks
+// (SaveModel copies only those src has), which would change how dir
+// tokenizes and generates. Only the names SaveModel and SaveLoRA write
+// are removed (the tokenizer files as tokenizer.Files lists them), never
+// a wider pattern that could take a file of the user's; other files are
+// kept. A dir that does not exist holds none.
+func RemoveOtherOutputs(dir, src string, full bool) ([]string, error) {
+	toks, err := tokenizer.Files(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := append([]string{"config.json", "generation_config.json", "model.safetensors"}, toks...)
+	if full {
+		writes, err := modelFiles(src)
 		if err != nil {
 			return nil, err
 		}
-		names = append([]string{"config.json", "generation_config.json", "model.safetensors"}, toks...)
+		stale := []string{"adapter_config.json", "adapter_model.safetensors"}
+		for _, name := range names {
+			if name != "model.safetensors" && !slices.Contains(writes, name) {
+				stale = append(stale, name)
+			}
+		}
+		names = stale
 	}
 	var removed []string
 	for _, name := range names {
@@ -400,6 +416,20 @@ func RemoveOtherOutputs(dir string, full bool) ([]string, error) {
 		}
 	}
 	return removed, nil
+}
+
+// modelFiles are the files SaveModel copies from the model folder src,
+// paths relative to it: config.json, and the generation and tokenizer
+// files src has.
+func modelFiles(src string) ([]string, error) {
+	files := []string{"config.json"}
+	if _, err := os.Stat(filepath.Join(src, "generation_config.json")); err == nil {
+		files = append(files, "generation_config.json")
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	toks, err := tokenizer.Files(src)
+	return append(files, toks...), err
 }
 
 // loadCheckpoint reads the checkpoint in dir into run, refusing one whose
@@ -536,15 +566,12 @@ func SaveModel(dir string, m *Model[float32], src string) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	toks, err := tokenizer.Files(src)
+	files, err := modelFiles(src)
 	if err != nil {
 		return err
 	}
-	for _, f := range append([]string{"config.json", "generation_config.json"}, toks...) {
+	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(src, f))
-		if errors.Is(err, os.ErrNotExist) && f != "config.json" {
-			continue
-		}
 		if err != nil {
 			return err
 		}

@@ -125,39 +125,41 @@ func TestResumeBaseModel(t *testing.T) {
 	}
 }
 
-// TestRemoveOtherOutputs: a full run removes a LoRA run's adapter files, a
-// LoRA run a full run's model files (tokenizer files and named chat
-// templates included), and neither anything else.
+// TestRemoveOtherOutputs: a full run removes a LoRA run's adapter files
+// and the generation, tokenizer and chat-template files its source (src)
+// lacks; a LoRA run a full run's model files (tokenizer files and named
+// chat templates included); neither anything else.
 func TestRemoveOtherOutputs(t *testing.T) {
+	const model = "config.json generation_config.json tokenizer.json tokenizer_config.json special_tokens_map.json tokenizer.model " +
+		"chat_template.jinja additional_chat_templates/tool.jinja"
 	for _, c := range []struct {
-		full          bool
+		src           string // files of the full run's source; "-": a LoRA run
 		removed, left string
 	}{
-		{true, "adapter_config.json adapter_model.safetensors",
-			"additional_chat_templates additional_chat_templates/tool.jinja additional_chat_templates/x.txt chat_template.jinja checkpoint-2 config.json generation_config.json loss.csv model.safetensors notes.txt tokenizer.json tokenizer_config.json"},
-		{false, "config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json chat_template.jinja additional_chat_templates/tool.jinja",
+		{model, "adapter_config.json adapter_model.safetensors",
+			"additional_chat_templates additional_chat_templates/tool.jinja additional_chat_templates/x.txt chat_template.jinja checkpoint-2 config.json " +
+				"generation_config.json loss.csv model.safetensors notes.txt special_tokens_map.json tokenizer.json tokenizer.model tokenizer_config.json"},
+		{"config.json tokenizer.json tokenizer.model additional_chat_templates/other.jinja",
+			"adapter_config.json adapter_model.safetensors generation_config.json tokenizer_config.json special_tokens_map.json chat_template.jinja additional_chat_templates/tool.jinja",
+			"additional_chat_templates additional_chat_templates/x.txt checkpoint-2 config.json loss.csv model.safetensors notes.txt tokenizer.json tokenizer.model"},
+		{"-", "config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json special_tokens_map.json tokenizer.model chat_template.jinja additional_chat_templates/tool.jinja",
 			"adapter_config.json adapter_model.safetensors additional_chat_templates additional_chat_templates/x.txt checkpoint-2 loss.csv notes.txt"},
 	} {
-		dir := t.TempDir()
-		for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "model.safetensors", "config.json", "generation_config.json",
-			"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "additional_chat_templates/tool.jinja", "additional_chat_templates/x.txt",
-			"loss.csv", "notes.txt"} {
-			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dir, src := t.TempDir(), t.TempDir()
+		writeEmpty(t, dir, "adapter_config.json adapter_model.safetensors model.safetensors "+model+" additional_chat_templates/x.txt loss.csv notes.txt")
 		if err := os.MkdirAll(filepath.Join(dir, "checkpoint-2"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		removed, err := RemoveOtherOutputs(dir, c.full)
+		full := c.src != "-"
+		if full {
+			writeEmpty(t, src, c.src)
+		}
+		removed, err := RemoveOtherOutputs(dir, src, full)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Join(removed, " "); got != c.removed {
-			t.Errorf("full %v: removed %s, want %s", c.full, got, c.removed)
+			t.Errorf("src %s: removed %s, want %s", c.src, got, c.removed)
 		}
 		var left []string
 		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -167,10 +169,28 @@ func TestRemoveOtherOutputs(t *testing.T) {
 			return err
 		})
 		if got := strings.Join(left, " "); got != c.left {
-			t.Errorf("full %v: left %s, want %s", c.full, got, c.left)
+			t.Errorf("src %s: left %s, want %s", c.src, got, c.left)
 		}
 	}
-	if removed, err := RemoveOtherOutputs(filepath.Join(t.TempDir(), "none"), false); err != nil || removed != nil {
-		t.Errorf("a folder that does not exist: %v, %v", removed, err)
+	src := t.TempDir()
+	writeEmpty(t, src, "config.json")
+	for _, full := range []bool{false, true} {
+		if removed, err := RemoveOtherOutputs(filepath.Join(t.TempDir(), "none"), src, full); err != nil || removed != nil {
+			t.Errorf("full %v, a folder that does not exist: %v, %v", full, removed, err)
+		}
+	}
+}
+
+// writeEmpty writes an empty file at each of the space-separated paths
+// under dir.
+func writeEmpty(t *testing.T, dir, paths string) {
+	t.Helper()
+	for _, f := range strings.Fields(paths) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

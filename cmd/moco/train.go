@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -103,7 +104,9 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, *full, func(s string) { fmt.Fprintln(stderr, "moco train sft:", s) })
+	csvPath, svgPath := lossPaths(*lossCSV, *out)
+	ckpt, err := ck.resumeFrom(*out, outWrites{full: *full, src: *model, logs: []string{csvPath, svgPath}},
+		func(s string) { fmt.Fprintln(stderr, "moco train sft:", s) })
 	if err != nil {
 		return err
 	}
@@ -130,14 +133,10 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 		if serr != nil {
 			return serr
 		}
-		csvPath := *lossCSV
-		if csvPath == "" {
-			csvPath = filepath.Join(*out, "loss.csv")
-		}
 		if werr := writeLossCSV(csvPath, hist); werr != nil {
 			return werr
 		}
-		if werr := writeLossSVG(strings.TrimSuffix(csvPath, filepath.Ext(csvPath))+".svg", hist); werr != nil {
+		if werr := writeLossSVG(svgPath, hist); werr != nil {
 			return werr
 		}
 	}
@@ -177,7 +176,7 @@ func checkpointFlags(fs *pflag.FlagSet) ckFlags {
 	c := ckFlags{
 		saveEvery: fs.Int("save-every", 0, "write OUT/checkpoint-STEP every N steps, and when interrupted (weights, optimizer state, random streams); 0: none"),
 		resume:    fs.String("resume", "", "continue bit for bit from a checkpoint folder (with no value: the latest under --out); the base model, settings and data must be the run's"),
-		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, its checkpoint-STEP folders and the output of the other kind (a LoRA adapter, a --full model's files) removed first (with --resume nothing is removed; without either, --out must be empty or absent)"),
+		force:     fs.Bool("force", false, "write into a non-empty --out, starting over: an earlier run's files are replaced, and those the new run does not write removed first (its checkpoint-STEP folders, the other kind's LoRA adapter or --full model files, another source model's tokenizer files, another command's loss.csv, loss.svg or reward.svg; files moco does not write stay); with --resume nothing is removed; without either, --out must be empty or absent"),
 	}
 	fs.Lookup("resume").NoOptDefVal = "latest"
 	setRange(fs, "save-every", atLeast(0))
@@ -210,14 +209,30 @@ func (c ckFlags) checkOut(out string) error {
 	return nil
 }
 
+// outWrites is what a run writes into --out: a model folder copied from
+// src when full, else an adapter, and its logs and plots (paths, which
+// --loss-csv may put elsewhere).
+type outWrites struct {
+	full bool
+	src  string
+	logs []string
+}
+
+// trainLogs are the names of the logs and plots train sft, dpo and grpo
+// write into --out: loss.csv (without --loss-csv), beside it sft's and
+// dpo's loss.svg, and grpo's reward.svg.
+var trainLogs = []string{"loss.csv", "loss.svg", "reward.svg"}
+
 // resumeFrom is the checkpoint folder --resume names ("" for none): with
 // no value, the latest under out. A run forced into out without --resume
 // starts over: the checkpoint-STEP folders of the earlier run there are
 // removed first, or they would sit beside the new run's, and --resume
-// would take the highest STEP of either; so are the output files of a
-// run of the other kind than full (an adapter, or a model folder), which
-// the new run does not replace. notice names what was removed.
-func (c ckFlags) resumeFrom(out string, full bool, notice func(string)) (string, error) {
+// would take the highest STEP of either; so are the files of the earlier
+// run's output that w does not replace (the other kind's adapter or model
+// folder, the tokenizer files of another source model, the logs of
+// another command), which would describe another run. notice names what
+// was removed.
+func (c ckFlags) resumeFrom(out string, w outWrites, notice func(string)) (string, error) {
 	switch *c.resume {
 	case "":
 		if !*c.force {
@@ -226,8 +241,13 @@ func (c ckFlags) resumeFrom(out string, full bool, notice func(string)) (string,
 		removed, err := train.RemoveCheckpoints(out)
 		if err == nil {
 			var files []string
-			files, err = train.RemoveOtherOutputs(out, full)
+			files, err = train.RemoveOtherOutputs(out, w.src, w.full)
 			removed = append(removed, files...)
+		}
+		if err == nil {
+			var logs []string
+			logs, err = removeOtherLogs(out, w.logs)
+			removed = append(removed, logs...)
 		}
 		if len(removed) > 0 {
 			notice(fmt.Sprintf("--force: removed the earlier run's %s from %s", strings.Join(removed, ", "), out))
@@ -241,6 +261,56 @@ func (c ckFlags) resumeFrom(out string, full bool, notice func(string)) (string,
 		return dir, nil
 	}
 	return *c.resume, nil
+}
+
+// removeOtherLogs removes from out the files of trainLogs that are not
+// among the paths a new run writes, returning their names. Other names
+// are left alone, a log --loss-csv put in out included: moco cannot tell
+// it from a file of the user's.
+func removeOtherLogs(out string, writes []string) ([]string, error) {
+	var removed []string
+	for _, name := range trainLogs {
+		path := filepath.Join(out, name)
+		st, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		if st.IsDir() || slices.ContainsFunc(writes, func(w string) bool { return samePath(w, path) }) {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			return removed, err
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// samePath reports whether the paths a and b name the same file, which
+// need not exist yet: their base names are equal and their folders are
+// one folder (however each is spelled).
+func samePath(a, b string) bool {
+	if filepath.Base(a) != filepath.Base(b) {
+		return false
+	}
+	da, err := os.Stat(filepath.Dir(a))
+	if err != nil {
+		return false
+	}
+	db, err := os.Stat(filepath.Dir(b))
+	return err == nil && os.SameFile(da, db)
+}
+
+// lossPaths are where sft and dpo write their log (--loss-csv, by default
+// OUT/loss.csv) and its plot, beside it with the extension .svg.
+func lossPaths(lossCSV, out string) (csv, svg string) {
+	if lossCSV == "" {
+		lossCSV = filepath.Join(out, "loss.csv")
+	}
+	return lossCSV, strings.TrimSuffix(lossCSV, filepath.Ext(lossCSV)) + ".svg"
 }
 
 // writeLossCSV writes the loss curve as CSV, atomically.

@@ -61,7 +61,8 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, false, func(s string) { fmt.Fprintln(stderr, "moco train dpo:", s) })
+	csvPath, svgPath := lossPaths(*lossCSV, *out)
+	ckpt, err := ck.resumeFrom(*out, outWrites{logs: []string{csvPath, svgPath}}, func(s string) { fmt.Fprintln(stderr, "moco train dpo:", s) })
 	if err != nil {
 		return err
 	}
@@ -82,10 +83,6 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 		if serr := train.SaveLoRA(*out, lo, m, base); serr != nil {
 			return serr
 		}
-		csvPath := *lossCSV
-		if csvPath == "" {
-			csvPath = filepath.Join(*out, "loss.csv")
-		}
 		if werr := writeDPOLog(csvPath, hist); werr != nil {
 			return werr
 		}
@@ -93,7 +90,7 @@ func runTrainDPO(args []string, stdout, stderr io.Writer) error {
 		for i, s := range hist {
 			steps[i] = s.Step
 		}
-		if werr := writeCurveSVG(strings.TrimSuffix(csvPath, filepath.Ext(csvPath))+".svg", "DPO loss", "loss", steps); werr != nil {
+		if werr := writeCurveSVG(svgPath, "DPO loss", "loss", steps); werr != nil {
 			return werr
 		}
 	}

@@ -85,7 +85,11 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ckpt, err := ck.resumeFrom(*out, false, func(s string) { fmt.Fprintln(stderr, "moco train grpo:", s) })
+	csvPath, svgPath := *lossCSV, filepath.Join(*out, "reward.svg")
+	if csvPath == "" {
+		csvPath = filepath.Join(*out, "loss.csv")
+	}
+	ckpt, err := ck.resumeFrom(*out, outWrites{logs: []string{csvPath, svgPath}}, func(s string) { fmt.Fprintln(stderr, "moco train grpo:", s) })
 	if err != nil {
 		return err
 	}
@@ -113,10 +117,10 @@ func runTrainGRPO(args []string, stdout, stderr io.Writer) error {
 		if serr := train.SaveLoRA(*out, lo, m, base); serr != nil {
 			return serr
 		}
-		if werr := writeGRPOCSV(*lossCSV, *out, hist); werr != nil {
+		if werr := writeGRPOCSV(csvPath, hist); werr != nil {
 			return werr
 		}
-		if werr := writeRewardSVG(filepath.Join(*out, "reward.svg"), hist); werr != nil {
+		if werr := writeRewardSVG(svgPath, hist); werr != nil {
 			return werr
 		}
 	}
@@ -142,10 +146,7 @@ func scorerReward(ctx context.Context, s bench.Scorer) train.Reward {
 }
 
 // writeGRPOCSV writes the loss curve with the reward columns, atomically.
-func writeGRPOCSV(path, out string, hist []train.GRPOStep) error {
-	if path == "" {
-		path = filepath.Join(out, "loss.csv")
-	}
+func writeGRPOCSV(path string, hist []train.GRPOStep) error {
 	var b strings.Builder
 	b.WriteString("step,loss,reward,reward_std,kl,clip_ratio,completion_len,lr,tokens,grad_norm,seconds\n")
 	for _, s := range hist {

@@ -195,16 +195,9 @@ func TestTrainForceKindCLI(t *testing.T) {
 	dir := t.TempDir()
 	sft := sftItemFile(t, dir)
 	dpo := filepath.Join(dir, "pairs.jsonl")
-	if err := os.WriteFile(dpo, []byte(`{"prompt":"Q: 101+202=\nA:","chosen":" 303","rejected":" 313"}`+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, dpo, `{"prompt":"Q: 101+202=\nA:","chosen":" 303","rejected":" 313"}`+"\n")
 	out := filepath.Join(dir, "out")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, filepath.Join(out, "notes.txt"), "mine")
 	const (
 		adapter   = "adapter_config.json adapter_model.safetensors loss.csv loss.svg notes.txt"
 		fullModel = "config.json generation_config.json loss.csv loss.svg model.safetensors notes.txt tokenizer.json tokenizer_config.json"
@@ -221,29 +214,141 @@ func TestTrainForceKindCLI(t *testing.T) {
 		{"sft", sft, true, "adapter_config.json, adapter_model.safetensors", fullModel},
 		{"dpo", dpo, false, modelDone, adapter},
 	} {
-		args := []string{"train", c.sub, "--model", model, "--data", c.data, "--out", out, "--steps", "1", "--batch-size", "1", "--lora-r", "2", "-q", "--force"}
+		args := []string{"train", c.sub, "--model", model, "--data", c.data, "--out", out, "--steps", "1", "--batch-size", "1", "--lora-r", "2", "-q"}
 		if c.full {
 			args = append(args, "--full")
 		}
-		_, stderr, code := runCLI(args...)
-		if code != 0 {
-			t.Fatalf("%s full=%v: exit %d: %s", c.sub, c.full, code, stderr)
+		checkForced(t, out, c.removed, c.files, args...)
+	}
+}
+
+// TestTrainForceSourceCLI: --full --force over an earlier full run from
+// another source model removes the tokenizer, chat-template and
+// generation files of the earlier source that the new one lacks (they
+// would change how the folder tokenizes and generates), saying so, and
+// keeps a file of the user's. The first source is skills-base with a
+// special_tokens_map.json and chat templates added; the second,
+// stories260K, has a tokenizer.model and no generation_config.json.
+func TestTrainForceSourceCLI(t *testing.T) {
+	base := testutil.Shared(t, "models/skills-base")
+	stories := testutil.Shared(t, "models/stories260K")
+	dir := t.TempDir()
+	extra := filepath.Join(dir, "extra")
+	for _, f := range []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(base, f))
+		if err != nil {
+			t.Fatal(err)
 		}
-		want := ""
-		if c.removed != "" {
-			want = "moco train " + c.sub + ": --force: removed the earlier run's " + c.removed + " from " + out + "\n"
+		writeTestFile(t, filepath.Join(extra, f), string(b))
+	}
+	writeTestFile(t, filepath.Join(extra, "special_tokens_map.json"), `{"bos_token": "<s>", "eos_token": "</s>"}`)
+	writeTestFile(t, filepath.Join(extra, "chat_template.jinja"), "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+	writeTestFile(t, filepath.Join(extra, "additional_chat_templates", "tool.jinja"), "{% for m in messages %}{{ m['role'] }}{% endfor %}")
+	data := sftItemFile(t, dir)
+	out := filepath.Join(dir, "out")
+	writeTestFile(t, filepath.Join(out, "notes.txt"), "mine")
+	for _, c := range []struct {
+		model, removed, files string
+	}{
+		{extra, "", "additional_chat_templates additional_chat_templates/tool.jinja chat_template.jinja config.json generation_config.json " +
+			"loss.csv loss.svg model.safetensors notes.txt special_tokens_map.json tokenizer.json tokenizer_config.json"},
+		{stories, "generation_config.json, special_tokens_map.json, chat_template.jinja, additional_chat_templates/tool.jinja",
+			"config.json loss.csv loss.svg model.safetensors notes.txt tokenizer.json tokenizer.model tokenizer_config.json"},
+		{base, "tokenizer.model",
+			"config.json generation_config.json loss.csv loss.svg model.safetensors notes.txt tokenizer.json tokenizer_config.json"},
+	} {
+		checkForced(t, out, c.removed, c.files, "train", "sft", "--full", "--model", c.model, "--data", data, "--out", out, "--steps", "1", "--batch-size", "1", "-q")
+	}
+}
+
+// TestTrainForceLogsCLI: --force removes the logs and plots of an earlier
+// run of another command that the new run does not write (grpo's
+// reward.svg, sft's and dpo's loss.svg, a loss.csv when --loss-csv
+// writes elsewhere), saying so; a log --loss-csv named in --out, like a
+// file of the user's, is not moco's to remove.
+func TestTrainForceLogsCLI(t *testing.T) {
+	model := testutil.Shared(t, "models/skills-small")
+	dir := t.TempDir()
+	sft := sftItemFile(t, dir)
+	dpo := filepath.Join(dir, "pairs.jsonl")
+	writeTestFile(t, dpo, `{"prompt":"Q: 101+202=\nA:","chosen":" 303","rejected":" 313"}`+"\n")
+	grpo := filepath.Join(dir, "answers.jsonl")
+	writeTestFile(t, grpo, `{"prompt":"Q: 101+202=\nA:","answer":"303"}`+"\n")
+	out := filepath.Join(dir, "out")
+	writeTestFile(t, filepath.Join(out, "notes.txt"), "mine")
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const adapter = "adapter_config.json adapter_model.safetensors "
+	for _, c := range []struct {
+		sub, removed, files string
+		flags               []string
+	}{
+		{"sft", "", adapter + "loss.csv loss.svg notes.txt", nil},
+		{"grpo", "loss.svg", adapter + "loss.csv notes.txt reward.svg", nil},
+		{"dpo", "loss.csv, reward.svg", adapter + "notes.txt", []string{"--loss-csv", filepath.Join(logs, "dpo.csv")}},
+		{"grpo", "", adapter + "loss.csv notes.txt reward.svg", nil},
+		{"sft", "loss.csv, reward.svg", adapter + "notes.txt run.csv run.svg", []string{"--loss-csv", filepath.Join(out, "run.csv")}},
+		{"sft", "", adapter + "loss.csv loss.svg notes.txt run.csv run.svg", nil},
+		{"grpo", "loss.svg", adapter + "loss.csv notes.txt reward.svg run.csv run.svg", []string{"--loss-csv", filepath.Join(out, "loss.csv")}},
+	} {
+		data := map[string]string{"sft": sft, "dpo": dpo, "grpo": grpo}[c.sub]
+		args := append([]string{"train", c.sub, "--model", model, "--data", data, "--out", out, "--steps", "1", "--lora-r", "2", "-q"}, c.flags...)
+		if c.sub == "grpo" {
+			args = append(args, "--batch-size", "2", "--num-generations", "2", "--max-completion-length", "2")
+		} else {
+			args = append(args, "--batch-size", "1")
 		}
-		if stderr != want {
-			t.Errorf("%s full=%v: stderr %q, want %q", c.sub, c.full, stderr, want)
+		checkForced(t, out, c.removed, c.files, args...)
+	}
+	if got := outTree(logs); got != "dpo.csv dpo.svg" {
+		t.Errorf("--loss-csv's folder holds %s; want dpo.csv dpo.svg", got)
+	}
+}
+
+// checkForced runs the train command args with --force into out and
+// checks that it says it removed removed (", "-separated; "" for nothing)
+// and leaves out holding files (outTree's list).
+func checkForced(t *testing.T, out, removed, files string, args ...string) {
+	t.Helper()
+	_, stderr, code := runCLI(append(args, "--force")...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args[1:], code, stderr)
+	}
+	want := ""
+	if removed != "" {
+		want = "moco train " + args[1] + ": --force: removed the earlier run's " + removed + " from " + out + "\n"
+	}
+	if stderr != want {
+		t.Errorf("%v: stderr %q, want %q", args[1:], stderr, want)
+	}
+	if got := outTree(out); got != files {
+		t.Errorf("%v: --out holds %s; want %s", args[1:], got, files)
+	}
+}
+
+// outTree lists the files and folders under dir, slash-separated paths
+// relative to it in lexical order, space-separated.
+func outTree(dir string) string {
+	var names []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(dir, path); err == nil && rel != "." {
+			names = append(names, filepath.ToSlash(rel))
 		}
-		ents, _ := os.ReadDir(out)
-		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		if got := strings.Join(names, " "); got != c.files {
-			t.Errorf("%s full=%v: --out holds %s; want %s", c.sub, c.full, got, c.files)
-		}
+		return err
+	})
+	return strings.Join(names, " ")
+}
+
+// writeTestFile writes text to path, making its folder.
+func writeTestFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
