@@ -78,7 +78,7 @@ func runTrainSFT(args []string, stdout, stderr io.Writer) error {
 	maxLen := fs.Int("max-length", 0, "most tokens per example (0: the model's max_position_embeddings)")
 	truncate := fs.Bool("truncate", false, "cut examples longer than the limit (with a warning) instead of refusing the data (the default)")
 	ck := checkpointFlags(fs)
-	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; a loss.svg plot is written beside it)")
+	lossCSV := fs.String("loss-csv", "", "write step,loss,lr,tokens,grad_norm,seconds here (default OUT/loss.csv; the loss is plotted beside it in a .svg of the same name)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	loopRanges(fs)
