@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 
@@ -131,47 +130,6 @@ func checkKeys(n *yaml.Node, what string, allowed ...string) error {
 	return nil
 }
 
-// checkInts refuses a number written with a fraction or exponent where t
-// wants an integer: yaml decodes "limit: 2.5" into an int as 2 without a
-// word.
-func checkInts(n *yaml.Node, t reflect.Type, key string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case n.Kind == yaml.DocumentNode:
-		for _, c := range n.Content {
-			if err := checkInts(c, t, key); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for _, c := range n.Content {
-			if err := checkInts(c, t.Elem(), key); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			for j := 0; j < t.NumField(); j++ {
-				if f := t.Field(j); strings.Split(f.Tag.Get("yaml"), ",")[0] == k {
-					if err := checkInts(n.Content[i+1], f.Type, k); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float":
-		switch t.Kind() {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			return fmt.Errorf("line %d: %s: %s is not an integer", n.Line, key, n.Value)
-		}
-	}
-	return nil
-}
-
 // UnmarshalYAML reads a path, {name, path, base} or {name, url, model,
 // api_key_env}.
 func (m *ModelEntry) UnmarshalYAML(n *yaml.Node) error {
@@ -243,7 +201,7 @@ func ParseSweepConfig(data []byte) (*SweepConfig, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlerr.Clean(err)
 	}
-	if err := checkInts(&doc, reflect.TypeOf(c), ""); err != nil {
+	if err := yamlerr.CheckInts(&doc, c); err != nil {
 		return nil, err
 	}
 	if err := c.check(); err != nil {

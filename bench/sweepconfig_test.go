@@ -43,6 +43,8 @@ func TestParseSweepConfig(t *testing.T) {
 		{"fractional limit", "models: [m]\nmethods: [single]\ndatasets:\n  - {path: d, limit: 2.5}\n", "line 4: limit: 2.5 is not an integer"},
 		{"fractional max_tokens", "models: [m]\nmethods: [single]\ndatasets: [d]\ngeneration: {max_tokens: 64.9}\n", "max_tokens: 64.9 is not an integer"},
 		{"seed with an exponent", `{"models": ["m"], "methods": ["single"], "datasets": ["d"], "seed": 1e3}`, "seed: 1e3 is not an integer"},
+		// Through an alias, which decodes as what it stands for.
+		{"fractional limit by alias", "models: [m]\nmethods: [single]\ngeneration: {temperature: &x 2.5}\ndatasets:\n  - {path: d, limit: *x}\n", "line 3: limit: 2.5 is not an integer"},
 		{"bad prompt", "models: [m]\nmethods: [single]\ndatasets: [{path: d, prompt: chatty}]\n", "datasets[0].prompt"},
 		{"duplicate model", "models: [a/m, b/m]\nmethods: [single]\ndatasets: [d]\n", "models[1].name"},
 		{"member not in pool", "models: [m]\nmethods: [{name: fusion, models: [m, q]}]\ndatasets: [d]\n", "methods[0].models[1]"},

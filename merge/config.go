@@ -105,11 +105,14 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 		}
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("merge config: %w", err)
+	}
+	if err := yamlerr.CheckInts(&root, c); err != nil {
+		return nil, fmt.Errorf("merge config: %w", err)
+	}
 	if known := MethodParams(c.Method); known != nil {
-		var root yaml.Node
-		if err := yaml.Unmarshal(data, &root); err != nil {
-			return nil, fmt.Errorf("merge config: %w", err)
-		}
 		if err := checkParamNames(&root, c.Method, known); err != nil {
 			return nil, fmt.Errorf("merge config: %w", err)
 		}

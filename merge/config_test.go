@@ -73,6 +73,10 @@ func TestParseConfigStrict(t *testing.T) {
 		{"merge_method: slerp\nbase_model: b\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n        parameters: {tt: 1}\n", `line 7: parameter "tt" is not read by slerp`},
 		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_rnage: [0, 2]\n", "line 5: unknown field \"layer_rnage\""},
 		{"merge_method: ties\nmodels: [{model: a}]\nmodels: [{model: b}]", "already defined"},
+		// yaml would truncate these to [0, 2] and 2 without a word.
+		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2.5]\n", "line 5: layer_range: 2.5 is not an integer"},
+		{"merge_method: passthrough\nr: &r [0, 2.5]\n", "unknown field"},
+		{"merge_method: ties\nbase_model: b\nmodels: [{model: a}]\ntokenizer: {pad_to_multiple_of: 2.5}\n", "line 4: pad_to_multiple_of: 2.5 is not an integer"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
