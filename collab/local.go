@@ -3,7 +3,6 @@ package collab
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -167,10 +166,12 @@ func RenderMessages(tok *tokenizer.Tokenizer, msgs []Message) (string, error) {
 	return tok.Chat.Render(ms, tokenizer.ChatOptions{AddGenerationPrompt: true})
 }
 
-// encodeRequest renders and encodes r's prompt for tok: the chat template
+// encodeRequest renders and encodes r's prompt for l: the chat template
 // for Messages, the prompt as it is otherwise, with the tokenizer's special
-// tokens (BOS) unless the rendered template already starts with BOS.
-func encodeRequest(tok *tokenizer.Tokenizer, r Request) ([]int, error) {
+// tokens (BOS) unless the rendered template already starts with BOS; an
+// empty prompt starts from decode.StartID.
+func encodeRequest(l *Local, r Request) ([]int, error) {
+	tok := l.Tok
 	text := r.Prompt
 	special := true
 	if len(r.Messages) > 0 {
@@ -187,9 +188,9 @@ func encodeRequest(tok *tokenizer.Tokenizer, r Request) ([]int, error) {
 		return nil, err
 	}
 	if len(ids) == 0 {
-		bos := tok.BOS()
-		if bos < 0 {
-			return nil, errors.New("empty prompt and the tokenizer has no BOS token to start from")
+		bos, err := decode.StartID(tok, l.Model.Config)
+		if err != nil {
+			return nil, err
 		}
 		ids = []int{bos}
 	}
@@ -262,7 +263,7 @@ func (l *Local) Generate(ctx context.Context, reqs []Request) ([]Response, error
 // generateOne answers one request through the batcher b, with the prompt
 // fitted as runLocal fits it.
 func (l *Local) generateOne(ctx context.Context, b *decode.Batcher, r Request) (Response, error) {
-	ids, err := encodeRequest(l.Tok, r)
+	ids, err := encodeRequest(l, r)
 	if err != nil {
 		return Response{}, err
 	}
@@ -295,7 +296,7 @@ func runLocal(ctx context.Context, ls []*Local, cfg decode.MethodConfig, r Reque
 		return Response{}, err
 	}
 	tok := ls[0].Tok
-	ids, err := encodeRequest(tok, r)
+	ids, err := encodeRequest(ls[0], r)
 	if err != nil {
 		return Response{}, err
 	}

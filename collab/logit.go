@@ -340,7 +340,7 @@ func (m *logitMethod) generateBatched(ctx context.Context, reqs []Request) ([]Re
 	var breqs []decode.BatchRequest
 	var which, alone []int
 	for i, r := range reqs {
-		ids, err := encodeRequest(tok, r)
+		ids, err := encodeRequest(m.locals[0], r)
 		if err != nil {
 			return nil, requestErr(len(reqs), i, err)
 		}

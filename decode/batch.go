@@ -543,12 +543,13 @@ func safeLog(p float64) float64 {
 // GenerateBatch decodes every prompt with m in one batch and returns the
 // texts in order: the offline form of Batcher (evaluation, bulk jobs).
 // Prompts are encoded as Generator.Encode does (BOS as the tokenizer
-// config says; chat renders each as a user message).
+// config says, an empty prompt from StartID; chat renders each as a user
+// message).
 func GenerateBatch(ctx context.Context, m *engine.Model, tok *tokenizer.Tokenizer, prompts []string, chat bool, reqs []BatchRequest, cfg BatcherConfig) ([]BatchResult, error) {
 	if len(reqs) != len(prompts) {
 		return nil, fmt.Errorf("%d prompts and %d requests", len(prompts), len(reqs))
 	}
-	g := &Generator{Tok: tok, Chat: chat}
+	g := &Generator{Tok: tok, Chat: chat, ModelConfig: m.Config}
 	for i, p := range prompts {
 		ids, err := g.Encode(p)
 		if err != nil {

@@ -177,7 +177,7 @@ func NewMethodContext(ctx context.Context, models []*engine.Model, toks []*token
 		c.Lockstep = ls
 		run = ls.RunContext
 	}
-	c.Generator = &Generator{Tok: tok, Stop: cfg.Stop, Chat: cfg.Chat, Run: c.bounded(run, cfg.MaxTokens, margin)}
+	c.Generator = &Generator{Tok: tok, Stop: cfg.Stop, Chat: cfg.Chat, ModelConfig: models[0].Config, Run: c.bounded(run, cfg.MaxTokens, margin)}
 	// A cascade of one model has no threshold to calibrate.
 	if c.Cascade != nil && cfg.Thresholds == nil && len(models) > 1 {
 		if len(cfg.DevPrompts) == 0 {

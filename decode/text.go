@@ -35,6 +35,10 @@ type Generator struct {
 	// does: a SentencePiece model's first word keeps its space. Not with
 	// Chat, whose answer starts a message of its own.
 	Continue bool
+	// ModelConfig is the generating model's config (the first model's in a
+	// collaboration); may be nil. An empty prompt starts from its
+	// bos_token_id when the tokenizer has no BOS token (StartID).
+	ModelConfig *engine.Config
 }
 
 // Generate writes the continuation of prompt to w as it is produced (w may
@@ -74,13 +78,36 @@ func (g *Generator) Encode(prompt string) ([]int, error) {
 		return nil, err
 	}
 	if len(ids) == 0 {
-		bos := g.Tok.BOS()
-		if bos < 0 {
-			return nil, errors.New("empty prompt and the tokenizer has no BOS token to start from")
+		bos, err := StartID(g.Tok, g.ModelConfig)
+		if err != nil {
+			return nil, err
 		}
 		ids = []int{bos}
 	}
 	return ids, nil
+}
+
+// StartID is the token that generation from an empty prompt starts from:
+// the tokenizer's BOS token, else the model's bos_token_id (cfg.BOS: from
+// config.json, else generation_config.json; cfg may be nil). Qwen2, Qwen2.5
+// and Qwen3 tokenizers name no BOS token while their configs do, and
+// Hugging Face's generate(), given no input ids, starts from
+// generation_config.bos_token_id whatever the tokenizer says (moco keeps
+// the tokenizer's first, as it always has). With neither there is nothing
+// to start from, and StartID says so.
+//
+// llama.cpp differs for such models: it starts an empty prompt from BOS
+// only where the vocabulary adds BOS to prompts (add_bos_token), so
+// llama-cli refuses a Qwen model's empty prompt ("input is empty") and
+// llama-server answers it with an empty completion.
+func StartID(tok *tokenizer.Tokenizer, cfg *engine.Config) (int, error) {
+	if bos := tok.BOS(); bos >= 0 {
+		return bos, nil
+	}
+	if cfg != nil && cfg.BOS >= 0 {
+		return cfg.BOS, nil
+	}
+	return -1, errors.New("empty prompt and the model has no BOS token to start from (neither its tokenizer nor its config names one)")
 }
 
 // GenerateIDs is Generate for an already encoded prompt.

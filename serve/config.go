@@ -17,7 +17,6 @@ import (
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/yamlerr"
-	"github.com/mocolab/moco/tokenizer"
 )
 
 // Config is what a server serves: model folders, remote OpenAI-compatible
@@ -271,13 +270,13 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 	for _, r := range c.Recipes {
 		pool := make([]collab.Member, len(r.Models))
 		ctxLen := 1 << 30
-		var tok *tokenizer.Tokenizer // the first local member's: renders and counts prompts
+		var first *collab.Local // renders and counts prompts
 		for i, id := range r.Models {
 			pool[i] = members[id]
 			if l, ok := pool[i].Local.(*collab.Local); ok {
 				ctxLen = min(ctxLen, contexts[id])
-				if tok == nil {
-					tok = l.Tok
+				if first == nil {
+					first = l
 				}
 			}
 		}
@@ -286,16 +285,16 @@ func Build(ctx context.Context, c *Config, opts BuildOptions) (*Server, func(), 
 			closeAll()
 			return nil, nil, fmt.Errorf("recipe %s: %w", r.ID, err)
 		}
-		if tok == nil {
+		if first == nil {
 			ctxLen = 0 // remote models only: they check their own limits
 		}
 		// Fusion, contrastive and nudging share one lockstep batch among
 		// their requests, as a model's requests share its batcher.
 		lb, lerr := collab.LockstepBatcher(m, decode.LockstepBatcherConfig{Batch: opts.Batcher.Batch, MaxQueue: opts.Batcher.MaxQueue, Context: opts.Batcher.Context})
 		if lerr == nil {
-			err = s.AddBatchedRecipe(r.ID, m, tok, lb)
+			err = s.AddBatchedRecipe(r.ID, m, first, lb)
 		} else {
-			err = s.AddRecipe(r.ID, m, tok, ctxLen)
+			err = s.AddRecipe(r.ID, m, first, ctxLen)
 		}
 		if err != nil {
 			if lb != nil {

@@ -57,7 +57,8 @@ type Server struct {
 type entry struct {
 	id      string
 	tok     *tokenizer.Tokenizer
-	context int // positions a request may use
+	config  *engine.Config // tok's model's: its bos_token_id may start an empty prompt
+	context int            // positions a request may use
 	// A model folder: its batcher. A recipe: its method, and either its
 	// lockstep batcher (fusion, contrastive, nudging) or queue slots.
 	batcher tokenBatcher
@@ -93,20 +94,24 @@ func New(opts Options) *Server {
 // by cfg.
 func (s *Server) AddModel(id string, m *engine.Model, tok *tokenizer.Tokenizer, cfg decode.BatcherConfig) error {
 	b := decode.NewBatcher(m, tok, cfg)
-	if err := s.add(&entry{id: id, tok: tok, context: b.Context(), batcher: b}); err != nil {
+	if err := s.add(&entry{id: id, tok: tok, config: m.Config, context: b.Context(), batcher: b}); err != nil {
 		b.Close()
 		return err
 	}
 	return nil
 }
 
-// AddRecipe serves a collaboration method under id. tok renders and
-// counts prompts for the limits (the first local model's), context is the
-// smallest context among its local models; with no local model (tok nil)
-// prompts go to the remote models unchecked, as they check their own.
-func (s *Server) AddRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer, context int) error {
-	return s.add(&entry{id: id, tok: tok, context: context, method: m,
-		slots: make(chan struct{}, s.opts.RecipeQueue), running: make(chan struct{}, s.opts.RecipeConcurrency)})
+// AddRecipe serves a collaboration method under id. first, the first
+// local model, renders and counts prompts for the limits, context is the
+// smallest context among its local models; with no local model (first
+// nil) prompts go to the remote models unchecked, as they check their own.
+func (s *Server) AddRecipe(id string, m collab.Method, first *collab.Local, context int) error {
+	e := &entry{id: id, context: context, method: m,
+		slots: make(chan struct{}, s.opts.RecipeQueue), running: make(chan struct{}, s.opts.RecipeConcurrency)}
+	if first != nil {
+		e.tok, e.config = first.Tok, first.Model.Config
+	}
+	return s.add(e)
 }
 
 // AddBatchedRecipe serves a collaboration method that runs in a lockstep
@@ -114,10 +119,14 @@ func (s *Server) AddRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer,
 // its requests, and every choice of each, share b's batch as a model's
 // requests share its batcher, with streaming token by token, logprobs of
 // the combined distribution, finish reasons and the batcher's queue
-// bound. tok renders and counts prompts (the first model's). Close closes
-// b.
-func (s *Server) AddBatchedRecipe(id string, m collab.Method, tok *tokenizer.Tokenizer, b *decode.LockstepBatcher) error {
-	return s.add(&entry{id: id, tok: tok, context: b.Context(), method: m, batcher: b})
+// bound. first, the first model, renders and counts prompts. Close
+// closes b.
+func (s *Server) AddBatchedRecipe(id string, m collab.Method, first *collab.Local, b *decode.LockstepBatcher) error {
+	e := &entry{id: id, context: b.Context(), method: m, batcher: b}
+	if first != nil {
+		e.tok, e.config = first.Tok, first.Model.Config
+	}
+	return s.add(e)
 }
 
 func (s *Server) add(e *entry) error {
@@ -357,9 +366,9 @@ func (s *Server) encode(e *entry, req *genRequest) ([]int, *APIError) {
 		return nil, badRequest("prompt", "the prompt cannot be encoded: %v", err)
 	}
 	if len(ids) == 0 {
-		bos := e.tok.BOS()
-		if bos < 0 {
-			return nil, badRequest("prompt", "the prompt is empty and the model's tokenizer has no BOS token to start from")
+		bos, err := decode.StartID(e.tok, e.config)
+		if err != nil {
+			return nil, badRequest("prompt", "%v", err)
 		}
 		ids = []int{bos}
 	}

@@ -78,7 +78,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) error {
 		if *inProcess {
 			b := decode.NewBatcher(m, tok, cfg)
 			defer b.Close()
-			ids, err := (&decode.Generator{Tok: tok}).Encode(*prompt)
+			ids, err := (&decode.Generator{Tok: tok, ModelConfig: m.Config}).Encode(*prompt)
 			if err != nil {
 				return err
 			}

@@ -52,7 +52,7 @@ var llamaAliases = map[string]string{"temp": "temperature", "n-predict": "max-to
 func addGenFlags(fs *pflag.FlagSet) *genFlags {
 	g := &genFlags{fs: fs}
 	d := decode.DefaultSampler
-	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required; '' generates from the BOS token alone, or with --chat answers an empty message); "+escapeHelp)
+	fs.StringVarP(&g.prompt, "prompt", "p", "", "text to continue (this or --file is required; '' generates from the BOS token alone, the tokenizer's or else the model config's bos_token_id, or with --chat answers an empty message); "+escapeHelp)
 	fs.StringVarP(&g.promptFile, "file", "f", "", "read the prompt from this file, as is (no escapes)")
 	fs.IntVarP(&g.maxTokens, "max-tokens", "n", 256, "most tokens to generate, capped by the context (alias --n-predict)")
 	setRange(fs, "max-tokens", atLeast(-1).withNote("0: none, -1: up to the context, as llama.cpp's"))
@@ -105,9 +105,9 @@ func (g *genFlags) options() engine.Options {
 // a random seed when sampling without -s. It prints the seed with
 // --verbose.
 //
-// An empty --prompt, given as such, is a prompt: as in llama.cpp, the
-// model then generates from the BOS token alone (decode.Generator.Encode),
-// as an empty --file always did.
+// An empty --prompt, given as such, is a prompt: the model then generates
+// from the BOS token alone (decode.StartID: the tokenizer's, else the
+// model config's, as Hugging Face starts), as an empty --file always did.
 func (g *genFlags) check() error {
 	prompt, file := g.fs.Changed("prompt"), g.fs.Changed("file")
 	switch {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,14 +87,74 @@ func TestGenerateEmptyPrompt(t *testing.T) {
 	}
 }
 
-// TestGenerateEmptyPromptNoBOS: a model whose tokenizer has no BOS token
-// has nothing to start an empty prompt from, and says so; with --chat the
-// empty prompt is an empty user message, which the template turns into
-// text, so it generates: the engine's greedy continuation of that text.
+// configWithoutBOS is stories260K's config.json without bos_token_id.
+func configWithoutBOS(t *testing.T) []byte {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal(stories260k.Config, &c); err != nil {
+		t.Fatal(err)
+	}
+	delete(c, "bos_token_id")
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestGenerateEmptyPromptConfigBOS: a model whose tokenizer has no BOS
+// token but whose config.json has a bos_token_id (Qwen2, Qwen3) starts an
+// empty prompt from that id, as Hugging Face's generate() does; greedy,
+// the text is the engine's own greedy continuation of it.
+func TestGenerateEmptyPromptConfigBOS(t *testing.T) {
+	const n = 24
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{
+		"config.json":           stories260k.Config, // bos_token_id 1
+		"model.safetensors":     stories260k.Weights,
+		"tokenizer.json":        stories260k.Tokenizer,
+		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errs, code := moco(t, "generate", "-m", dir, "-p", "", "--temp", "0", "-n", "24")
+	if code != 0 {
+		t.Fatalf("-p '': exit %d, stderr %q", code, errs)
+	}
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bos = 1
+	if tok.BOS() != -1 || m.Config.BOS != bos {
+		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
+	}
+	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
+	want := tok.Decode(append([]int{bos}, gen...), true)
+	if len(gen) == 0 || strings.TrimSpace(want) == "" {
+		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
+	}
+	if out != want+"\n" {
+		t.Errorf("-p '' printed %q, want %q", out, want+"\n")
+	}
+}
+
+// TestGenerateEmptyPromptNoBOS: a model with no BOS token, in its
+// tokenizer or its config, has nothing to start an empty prompt from, and
+// says so; with --chat the empty prompt is an empty user message, which
+// the template turns into text, so it generates: the engine's greedy
+// continuation of that text.
 func TestGenerateEmptyPromptNoBOS(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"config.json":       stories260k.Config,
+		"config.json":       configWithoutBOS(t),
 		"model.safetensors": stories260k.Weights,
 		"tokenizer.json":    stories260k.Tokenizer,
 		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>",

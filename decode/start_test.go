@@ -1,0 +1,182 @@
+package decode_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/decode"
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// noBOSTokenizerConfig is stories260K's tokenizer config with the BOS token
+// taken away, as Qwen2 and Qwen3 ship theirs (bos_token null).
+const noBOSTokenizerConfig = `{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`
+
+// configWithout is stories260K's config.json without the given keys.
+func configWithout(t *testing.T, keys ...string) []byte {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal(stories260k.Config, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		delete(c, k)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeModel writes a stories260K folder with the given files replaced
+// and returns its path.
+func writeModel(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	all := map[string][]byte{
+		"config.json":           stories260k.Config,
+		"model.safetensors":     stories260k.Weights,
+		"tokenizer.json":        stories260k.Tokenizer,
+		"tokenizer_config.json": stories260k.TokenizerConfig,
+	}
+	for name, b := range files {
+		all[name] = b
+	}
+	for name, b := range all {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestStartID: an empty prompt starts from the tokenizer's BOS, else from
+// the model's bos_token_id (config.json, else generation_config.json), as
+// Hugging Face's generate() does; with neither it is refused.
+func TestStartID(t *testing.T) {
+	withBOS, err := tokenizer.New(stories260k.Tokenizer, stories260k.TokenizerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noBOS, err := tokenizer.New(stories260k.Tokenizer, []byte(noBOSTokenizerConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withBOS.BOS() != 1 || noBOS.BOS() != -1 {
+		t.Fatalf("tokenizer BOS ids %d and %d, want 1 (<s>) and -1", withBOS.BOS(), noBOS.BOS())
+	}
+	// bos_token_id only in generation_config.json.
+	genDir := t.TempDir()
+	for name, b := range map[string][]byte{
+		"config.json":            configWithout(t, "bos_token_id"),
+		"generation_config.json": []byte(`{"bos_token_id": 7, "eos_token_id": 2}`),
+	} {
+		if err := os.WriteFile(filepath.Join(genDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	genCfg, err := engine.LoadConfig(genDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  *tokenizer.Tokenizer
+		cfg  *engine.Config
+		want int // -1: refused
+	}{
+		{"tokenizer's BOS first", withBOS, &engine.Config{BOS: 5}, 1},
+		{"tokenizer's BOS, no config", withBOS, nil, 1},
+		{"config's bos_token_id", noBOS, &engine.Config{BOS: 5}, 5},
+		{"generation_config's bos_token_id", noBOS, genCfg, 7},
+		{"config without one", noBOS, &engine.Config{BOS: -1}, -1},
+		{"no config", noBOS, nil, -1},
+	} {
+		got, err := decode.StartID(tc.tok, tc.cfg)
+		switch {
+		case tc.want < 0 && (err == nil || !strings.Contains(err.Error(), "no BOS token to start from")):
+			t.Errorf("%s: StartID = %d, %v; want the no BOS token refusal", tc.name, got, err)
+		case tc.want >= 0 && (err != nil || got != tc.want):
+			t.Errorf("%s: StartID = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestEmptyPromptConfigBOS: the generators NewMethod and GenerateBatch
+// build start an empty prompt from config.json's bos_token_id when the
+// tokenizer has no BOS; greedy, they continue it as the engine's own
+// argmax loop from that id does.
+func TestEmptyPromptConfigBOS(t *testing.T) {
+	const bos, n = 1, 12 // stories260K's config.json: bos_token_id 1
+	dir := writeModel(t, map[string][]byte{"tokenizer_config.json": []byte(noBOSTokenizerConfig)})
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.BOS() != -1 || m.Config.BOS != bos {
+		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
+	}
+	// The reference: argmax of the engine's logits, fed back, from bos.
+	s := m.NewSession(0)
+	var want []int
+	for ids := []int{bos}; len(want) < n; {
+		logits, err := s.Forward(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		if slices.Contains(m.Config.EOS, best) {
+			break
+		}
+		want = append(want, best)
+		ids = []int{best}
+	}
+	if len(want) == 0 {
+		t.Fatal("the engine generated nothing from BOS")
+	}
+
+	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: len(want)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := c.Encode(""); err != nil || !slices.Equal(ids, []int{bos}) {
+		t.Fatalf("Encode(\"\") = %v, %v; want [%d]", ids, err, bos)
+	}
+	var got []int
+	if _, err := c.GenerateContext(context.Background(), "", nil, func(tk decode.Token) bool {
+		got = append(got, tk.ID)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("NewMethod from an empty prompt generated %v, want %v", got, want)
+	}
+
+	reqs := []decode.BatchRequest{{MaxTokens: len(want)}}
+	res, err := decode.GenerateBatch(context.Background(), m, tok, []string{""}, false, reqs, decode.BatcherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res[0].Tokens, want) {
+		t.Errorf("GenerateBatch from an empty prompt generated %v, want %v", res[0].Tokens, want)
+	}
+}

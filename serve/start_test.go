@@ -1,0 +1,125 @@
+package serve
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/tokenizer"
+)
+
+// writeNoBOSModel writes stories260K with a tokenizer that has no BOS
+// token, as Qwen2 and Qwen3 ship theirs; keepConfigBOS keeps config.json's
+// bos_token_id (1), as their configs have one.
+func writeNoBOSModel(t *testing.T, keepConfigBOS bool) string {
+	t.Helper()
+	cfg := stories260k.Config
+	if !keepConfigBOS {
+		var c map[string]any
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			t.Fatal(err)
+		}
+		delete(c, "bos_token_id")
+		var err error
+		if cfg, err = json.Marshal(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{
+		"config.json":           cfg,
+		"model.safetensors":     stories260k.Weights,
+		"tokenizer.json":        stories260k.Tokenizer,
+		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestEmptyPromptConfigBOS: a completion of "" from a model whose
+// tokenizer has no BOS token starts from config.json's bos_token_id, as
+// Hugging Face's generate() does: greedy, its text is the engine's argmax
+// loop from that id, decoded as the whole sequence, for the model and for
+// recipes over it (a lockstep batch and a method's own sessions). A model
+// with no bos_token_id either refuses it.
+func TestEmptyPromptConfigBOS(t *testing.T) {
+	const bos, n = 1, 12
+	dir, none := writeNoBOSModel(t, true), writeNoBOSModel(t, false)
+	c, err := ParseConfig([]byte(fmt.Sprintf(`
+models:
+  - {id: a, path: %q}
+  - {id: twin, path: %q}
+  - {id: none, path: %q}
+recipes:
+  - {id: fusion-self, method: fusion, models: [a, twin]}
+  - {id: spec-self, method: speculative, models: [a, twin], params: {draft_tokens: 3}}
+`, dir, dir, none)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ts := serveConfig(t, c, BuildOptions{})
+
+	m, err := engine.Load(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.BOS() != -1 || m.Config.BOS != bos {
+		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
+	}
+	s := m.NewSession(0)
+	var gen []int
+	for ids := []int{bos}; len(gen) < n; {
+		logits, err := s.Forward(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		if slices.Contains(m.Config.EOS, best) {
+			break
+		}
+		gen = append(gen, best)
+		ids = []int{best}
+	}
+	want := tok.Decode(append([]int{bos}, gen...), true)
+	if len(gen) == 0 || strings.TrimSpace(want) == "" {
+		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
+	}
+
+	body := fmt.Sprintf(`{"model": %%q, "prompt": "", "max_tokens": %d, "temperature": 0}`, len(gen))
+	for _, model := range []string{"a", "fusion-self", "spec-self"} {
+		code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(body, model))
+		if code != 200 {
+			t.Errorf("%s: status %d, %v", model, code, out)
+			continue
+		}
+		if got := choiceText(t, out, false); got != want {
+			t.Errorf("%s: completion of \"\" is %q, want %q", model, got, want)
+		}
+		if u, _ := out["usage"].(map[string]any); u["prompt_tokens"] != 1.0 {
+			t.Errorf("%s: usage %v, want 1 prompt token", model, out["usage"])
+		}
+	}
+	code, out := post(t, ts.URL+"/v1/completions", fmt.Sprintf(body, "none"))
+	if e, _ := out["error"].(map[string]any); code != 400 || !strings.Contains(fmt.Sprint(e["message"]), "no BOS token to start from") {
+		t.Errorf("no BOS anywhere: status %d, %v; want 400 and no BOS token to start from", code, out)
+	}
+}
