@@ -2,47 +2,13 @@ package collab
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testutil"
 )
-
-// writeNoBOSModel writes stories260K with a tokenizer that has no BOS
-// token, as Qwen2 and Qwen3 ship theirs; keepConfigBOS keeps config.json's
-// bos_token_id (1), as their configs have one.
-func writeNoBOSModel(t *testing.T, keepConfigBOS bool) string {
-	t.Helper()
-	cfg := stories260k.Config
-	if !keepConfigBOS {
-		var c map[string]any
-		if err := json.Unmarshal(cfg, &c); err != nil {
-			t.Fatal(err)
-		}
-		delete(c, "bos_token_id")
-		var err error
-		if cfg, err = json.Marshal(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	for name, b := range map[string][]byte{
-		"config.json":           cfg,
-		"model.safetensors":     stories260k.Weights,
-		"tokenizer.json":        stories260k.Tokenizer,
-		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // TestEmptyPromptConfigBOS: with no BOS in the tokenizer, an empty prompt
 // starts from config.json's bos_token_id in every local path (the
@@ -51,7 +17,7 @@ func writeNoBOSModel(t *testing.T, keepConfigBOS bool) string {
 // bos_token_id either, it is refused.
 func TestEmptyPromptConfigBOS(t *testing.T) {
 	const bos, n = 1, 12
-	dir := writeNoBOSModel(t, true)
+	dir := testutil.NoBOSStories260K(t, true)
 	pool, closeAll, err := LoadPool([]string{dir, dir}, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +73,7 @@ func TestEmptyPromptConfigBOS(t *testing.T) {
 		}
 	}
 
-	none, err := LoadLocal(writeNoBOSModel(t, false), engine.Options{})
+	none, err := LoadLocal(testutil.NoBOSStories260K(t, false), engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package decode_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,51 +11,9 @@ import (
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
-
-// noBOSTokenizerConfig is stories260K's tokenizer config with the BOS token
-// taken away, as Qwen2 and Qwen3 ship theirs (bos_token null).
-const noBOSTokenizerConfig = `{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`
-
-// configWithout is stories260K's config.json without the given keys.
-func configWithout(t *testing.T, keys ...string) []byte {
-	t.Helper()
-	var c map[string]any
-	if err := json.Unmarshal(stories260k.Config, &c); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		delete(c, k)
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// writeModel writes a stories260K folder with the given files replaced
-// and returns its path.
-func writeModel(t *testing.T, files map[string][]byte) string {
-	t.Helper()
-	dir := t.TempDir()
-	all := map[string][]byte{
-		"config.json":           stories260k.Config,
-		"model.safetensors":     stories260k.Weights,
-		"tokenizer.json":        stories260k.Tokenizer,
-		"tokenizer_config.json": stories260k.TokenizerConfig,
-	}
-	for name, b := range files {
-		all[name] = b
-	}
-	for name, b := range all {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // TestStartID: an empty prompt starts from the tokenizer's BOS, else from
 // the model's bos_token_id (config.json, else generation_config.json), as
@@ -66,7 +23,7 @@ func TestStartID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noBOS, err := tokenizer.New(stories260k.Tokenizer, []byte(noBOSTokenizerConfig))
+	noBOS, err := tokenizer.New(stories260k.Tokenizer, []byte(testutil.NoBOSTokenizerConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +33,7 @@ func TestStartID(t *testing.T) {
 	// bos_token_id only in generation_config.json.
 	genDir := t.TempDir()
 	for name, b := range map[string][]byte{
-		"config.json":            configWithout(t, "bos_token_id"),
+		"config.json":            testutil.Stories260KConfigWithout(t, "bos_token_id"),
 		"generation_config.json": []byte(`{"bos_token_id": 7, "eos_token_id": 2}`),
 	} {
 		if err := os.WriteFile(filepath.Join(genDir, name), b, 0o644); err != nil {
@@ -116,7 +73,7 @@ func TestStartID(t *testing.T) {
 // argmax loop from that id does.
 func TestEmptyPromptConfigBOS(t *testing.T) {
 	const bos, n = 1, 12 // stories260K's config.json: bos_token_id 1
-	dir := writeModel(t, map[string][]byte{"tokenizer_config.json": []byte(noBOSTokenizerConfig)})
+	dir := testutil.Stories260K(t, map[string][]byte{"tokenizer_config.json": []byte(testutil.NoBOSTokenizerConfig)})
 	m, err := engine.Load(dir, engine.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,49 +1,15 @@
 package serve
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
-
-// writeNoBOSModel writes stories260K with a tokenizer that has no BOS
-// token, as Qwen2 and Qwen3 ship theirs; keepConfigBOS keeps config.json's
-// bos_token_id (1), as their configs have one.
-func writeNoBOSModel(t *testing.T, keepConfigBOS bool) string {
-	t.Helper()
-	cfg := stories260k.Config
-	if !keepConfigBOS {
-		var c map[string]any
-		if err := json.Unmarshal(cfg, &c); err != nil {
-			t.Fatal(err)
-		}
-		delete(c, "bos_token_id")
-		var err error
-		if cfg, err = json.Marshal(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	for name, b := range map[string][]byte{
-		"config.json":           cfg,
-		"model.safetensors":     stories260k.Weights,
-		"tokenizer.json":        stories260k.Tokenizer,
-		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // TestEmptyPromptConfigBOS: a completion of "" from a model whose
 // tokenizer has no BOS token starts from config.json's bos_token_id, as
@@ -53,7 +19,7 @@ func writeNoBOSModel(t *testing.T, keepConfigBOS bool) string {
 // with no bos_token_id either refuses it.
 func TestEmptyPromptConfigBOS(t *testing.T) {
 	const bos, n = 1, 12
-	dir, none := writeNoBOSModel(t, true), writeNoBOSModel(t, false)
+	dir, none := testutil.NoBOSStories260K(t, true), testutil.NoBOSStories260K(t, false)
 	c, err := ParseConfig([]byte(fmt.Sprintf(`
 models:
   - {id: a, path: %q}

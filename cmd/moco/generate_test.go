@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/engine"
-	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
 
@@ -87,38 +86,13 @@ func TestGenerateEmptyPrompt(t *testing.T) {
 	}
 }
 
-// configWithoutBOS is stories260K's config.json without bos_token_id.
-func configWithoutBOS(t *testing.T) []byte {
-	t.Helper()
-	var c map[string]any
-	if err := json.Unmarshal(stories260k.Config, &c); err != nil {
-		t.Fatal(err)
-	}
-	delete(c, "bos_token_id")
-	b, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestGenerateEmptyPromptConfigBOS: a model whose tokenizer has no BOS
 // token but whose config.json has a bos_token_id (Qwen2, Qwen3) starts an
 // empty prompt from that id, as Hugging Face's generate() does; greedy,
 // the text is the engine's own greedy continuation of it.
 func TestGenerateEmptyPromptConfigBOS(t *testing.T) {
 	const n = 24
-	dir := t.TempDir()
-	for name, b := range map[string][]byte{
-		"config.json":           stories260k.Config, // bos_token_id 1
-		"model.safetensors":     stories260k.Weights,
-		"tokenizer.json":        stories260k.Tokenizer,
-		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>"}`),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testutil.NoBOSStories260K(t, true) // config.json's bos_token_id is 1
 	out, errs, code := moco(t, "generate", "-m", dir, "-p", "", "--temp", "0", "-n", "24")
 	if code != 0 {
 		t.Fatalf("-p '': exit %d, stderr %q", code, errs)
@@ -152,19 +126,11 @@ func TestGenerateEmptyPromptConfigBOS(t *testing.T) {
 // the template turns into text, so it generates: the engine's greedy
 // continuation of that text.
 func TestGenerateEmptyPromptNoBOS(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string][]byte{
-		"config.json":       configWithoutBOS(t),
-		"model.safetensors": stories260k.Weights,
-		"tokenizer.json":    stories260k.Tokenizer,
+	dir := testutil.Stories260K(t, map[string][]byte{
+		"config.json": testutil.Stories260KConfigWithout(t, "bos_token_id"),
 		"tokenizer_config.json": []byte(`{"add_bos_token": false, "bos_token": null, "eos_token": "</s>",
 			"chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}`),
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	_, errs, code := moco(t, "generate", "-m", dir, "-p", "", "--temp", "0", "-n", "4")
 	if code != 1 || !strings.Contains(errs, "no BOS token to start from") {
 		t.Errorf("-p '' without a BOS token: exit %d, stderr %q; want exit 1 and no BOS token to start from", code, errs)
