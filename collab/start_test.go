@@ -2,7 +2,6 @@ package collab
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 
@@ -28,25 +27,7 @@ func TestEmptyPromptConfigBOS(t *testing.T) {
 	if l.Tok.BOS() != -1 || l.Model.Config.BOS != bos {
 		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", l.Tok.BOS(), l.Model.Config.BOS, bos)
 	}
-	s := l.Model.NewSession(0)
-	var gen []int
-	for ids := []int{bos}; len(gen) < n; {
-		logits, err := s.Forward(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		if slices.Contains(l.Model.Config.EOS, best) {
-			break
-		}
-		gen = append(gen, best)
-		ids = []int{best}
-	}
+	gen := testutil.Greedy(t, l.Model.NewSession(0), l.Model.Config.EOS, []int{bos}, n)
 	want := l.Tok.Decode(gen, true)
 	if len(gen) == 0 || strings.TrimSpace(want) == "" {
 		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)

@@ -87,25 +87,7 @@ func TestEmptyPromptConfigBOS(t *testing.T) {
 		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
 	}
 	// The reference: argmax of the engine's logits, fed back, from bos.
-	s := m.NewSession(0)
-	var want []int
-	for ids := []int{bos}; len(want) < n; {
-		logits, err := s.Forward(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		if slices.Contains(m.Config.EOS, best) {
-			break
-		}
-		want = append(want, best)
-		ids = []int{best}
-	}
+	want := testutil.Greedy(t, m.NewSession(0), m.Config.EOS, []int{bos}, n)
 	if len(want) == 0 {
 		t.Fatal("the engine generated nothing from BOS")
 	}

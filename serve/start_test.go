@@ -2,7 +2,6 @@ package serve
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -46,25 +45,7 @@ recipes:
 	if tok.BOS() != -1 || m.Config.BOS != bos {
 		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
 	}
-	s := m.NewSession(0)
-	var gen []int
-	for ids := []int{bos}; len(gen) < n; {
-		logits, err := s.Forward(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		if slices.Contains(m.Config.EOS, best) {
-			break
-		}
-		gen = append(gen, best)
-		ids = []int{best}
-	}
+	gen := testutil.Greedy(t, m.NewSession(0), m.Config.EOS, []int{bos}, n)
 	want := tok.Decode(append([]int{bos}, gen...), true)
 	if len(gen) == 0 || strings.TrimSpace(want) == "" {
 		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)

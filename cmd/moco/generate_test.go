@@ -13,33 +13,6 @@ import (
 	"github.com/mocolab/moco/tokenizer"
 )
 
-// greedyFrom feeds ids to a fresh session of m and takes the argmax (the
-// lowest id on ties) up to n times, stopping before an id of eos: the
-// engine's forward pass alone, none of decode's loops.
-func greedyFrom(t *testing.T, m *engine.Model, eos, ids []int, n int) []int {
-	t.Helper()
-	s := m.NewSession(0)
-	var gen []int
-	for len(gen) < n {
-		logits, err := s.Forward(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		if slices.Contains(eos, best) {
-			break
-		}
-		gen = append(gen, best)
-		ids = []int{best}
-	}
-	return gen
-}
-
 // TestGenerateEmptyPrompt: an empty --prompt, given as such, generates
 // from the BOS token alone, as llama.cpp does; greedy, the text is the
 // engine's own greedy continuation of BOS.
@@ -54,7 +27,7 @@ func TestGenerateEmptyPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bos = 1 // <s> of stories260K's vocabulary
-	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
+	gen := testutil.Greedy(t, m.NewSession(0), append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
 	// The text of the whole sequence, as Hugging Face decodes it.
 	want := tok.Decode(append([]int{bos}, gen...), true)
 	if len(gen) == 0 || strings.TrimSpace(want) == "" {
@@ -110,7 +83,7 @@ func TestGenerateEmptyPromptConfigBOS(t *testing.T) {
 	if tok.BOS() != -1 || m.Config.BOS != bos {
 		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
 	}
-	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
+	gen := testutil.Greedy(t, m.NewSession(0), append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
 	want := tok.Decode(append([]int{bos}, gen...), true)
 	if len(gen) == 0 || strings.TrimSpace(want) == "" {
 		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
@@ -156,7 +129,7 @@ func TestGenerateEmptyPromptNoBOS(t *testing.T) {
 	if err != nil || len(ids) == 0 || slices.Contains(ids, 1) {
 		t.Fatalf("the rendered template encodes to %v, %v", ids, err)
 	}
-	gen := greedyFrom(t, m, append(m.Config.EOS, tok.EOS()...), ids, n)
+	gen := testutil.Greedy(t, m.NewSession(0), append(m.Config.EOS, tok.EOS()...), ids, n)
 	// A chat answer is a text of its own, not a continuation.
 	if want := tok.Decode(gen, true) + "\n"; len(gen) == 0 || out != want {
 		t.Errorf("--chat -p '' printed %q, want %q (tokens %v)", out, want, gen)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mocolab/moco/internal/stories260k"
@@ -64,4 +65,37 @@ func NoBOSStories260K(t testing.TB, keepConfigBOS bool) string {
 		files["config.json"] = Stories260KConfigWithout(t, "bos_token_id")
 	}
 	return Stories260K(t, files)
+}
+
+// Forwarder is a model's session as the engine gives it: Forward feeds
+// tokens and returns the logits after the last.
+type Forwarder interface {
+	Forward(tokens []int) ([]float32, error)
+}
+
+// Greedy feeds ids to s and takes the argmax of the logits (the lowest id
+// on ties) up to n times, stopping before an id of eos: a model's greedy
+// continuation from its forward pass alone, none of decode's loops, for
+// tests to hold those loops to.
+func Greedy(t testing.TB, s Forwarder, eos, ids []int, n int) []int {
+	t.Helper()
+	var gen []int
+	for len(gen) < n {
+		logits, err := s.Forward(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		if slices.Contains(eos, best) {
+			break
+		}
+		gen = append(gen, best)
+		ids = []int{best}
+	}
+	return gen
 }
