@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/mocolab/moco/internal/testutil"
 )
 
 // TestSweepRefusesASecondWriter: while another process holds a results
@@ -18,19 +19,12 @@ import (
 // free it runs, and removes the lock file when done.
 func TestSweepRefusesASecondWriter(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.jsonl")
-	l, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX); err != nil {
-		t.Skip("no flock here:", err)
-	}
-	_, err = RunSweep(context.Background(), &SweepConfig{}, nil, SweepOptions{Out: out})
+	unlock := testutil.HoldLock(t, out+".lock")
+	_, err := RunSweep(context.Background(), &SweepConfig{}, nil, SweepOptions{Out: out})
 	if err == nil || !strings.Contains(err.Error(), "another sweep is writing it") {
 		t.Fatalf("sweep into a locked results file: %v", err)
 	}
-	syscall.Flock(int(l.Fd()), syscall.LOCK_UN)
+	unlock()
 	if _, err := RunSweep(context.Background(), &SweepConfig{}, nil, SweepOptions{Out: out}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,22 +50,15 @@ func TestMergeRefusesASecondWriter(t *testing.T) {
 	if err := os.WriteFile(out, []byte(running), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX); err != nil {
-		t.Skip("no flock here:", err)
-	}
-	_, err = MergeResults(out, []string{in}, nil)
+	unlock := testutil.HoldLock(t, out+".lock")
+	_, err := MergeResults(out, []string{in}, nil)
 	if want := out + ": another sweep is writing it (" + out + ".lock is locked)"; err == nil || err.Error() != want {
 		t.Fatalf("merge into a locked results file: %v, want %q", err, want)
 	}
 	if b, _ := os.ReadFile(out); string(b) != running {
 		t.Errorf("a refused merge changed the locked file: %q", b)
 	}
-	syscall.Flock(int(l.Fd()), syscall.LOCK_UN)
+	unlock()
 	if n, err := MergeResults(out, []string{in}, nil); err != nil || n != 1 {
 		t.Fatalf("merge once the lock is free: %d lines, %v", n, err)
 	}

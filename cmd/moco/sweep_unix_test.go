@@ -204,14 +204,7 @@ func TestSweepMergeLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "merged.jsonl")
-	l, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX); err != nil {
-		t.Skip("no flock here:", err)
-	}
+	testutil.HoldLock(t, out+".lock")
 	_, errs, code := runCLI("sweep", "merge", "--out", out, in)
 	if want := "moco sweep: " + out + ": another sweep is writing it (" + out + ".lock is locked)\n"; code != 1 || errs != want {
 		t.Errorf("exit %d, stderr %q, want %q", code, errs, want)
