@@ -41,6 +41,12 @@
 // gives results in distribution like mergekit's before v0.1.0; add
 // rescale_l1: 1 to its parameters for those of mergekit now.
 //
+// Breadcrumbs drops int(gamma*n) outliers of a tensor of n entries. Where
+// that is 0 (n < 1/gamma: under 100 entries at the default 0.01), mergekit
+// drops the whole delta instead (it keeps indices[n_bot:-n_top] of the
+// sorted entries, an empty slice for n_top = 0); moco keeps the density
+// fraction.
+//
 // Parameters a method does not read are errors (MethodParams lists them).
 // mergekit requires slerp's t and the weight of each model (besides the
 // base) of linear, the task-vector methods, nuslerp and multislerp; a
