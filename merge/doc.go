@@ -39,7 +39,9 @@
 // restores each delta's L1 norm over the whole tensor instead, which is
 // rescale_l1=1 here. A mergekit configuration of dare_* or della* therefore
 // gives results in distribution like mergekit's before v0.1.0; add
-// rescale_l1: 1 to its parameters for those of mergekit now.
+// rescale_l1: 1 to its parameters for those of mergekit now. TIES's and
+// breadcrumbs' rescale (off by default) restores each delta's L1 norm, as
+// mergekit's always has.
 //
 // Breadcrumbs drops int(gamma*n) outliers of a tensor of n entries. Where
 // that is 0 (n < 1/gamma: under 100 entries at the default 0.01), mergekit

@@ -780,6 +780,7 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 		if err := o.check(nm); err != nil {
 			return nil, err
 		}
+		o = o.withL1()
 	}
 
 	// Element-wise methods stream through each tensor in chunks.

@@ -49,7 +49,7 @@ type TaskOptions struct {
 	Epsilon   float64   // della: spread of keep probabilities around density
 	Consensus string    // "" (none), "sum" (TIES) or "count"
 	Normalize bool      // divide by the sum of the weights that took part
-	Rescale   bool      // random/outliers: divide survivors by density; magprune: by their keep probability
+	Rescale   bool      // random: divide survivors by density; magprune: by their keep probability; magnitude, outliers: as RescaleL1 (withL1)
 	RescaleL1 bool      // instead of Rescale: restore each delta's L1 norm (mergekit's rescale_norm: l1)
 	Lambda    float64   // scale of the merged delta (0 means 1)
 	Cols      int       // row length, for della's per-row ranks (0: the whole tensor is one row)
@@ -72,6 +72,7 @@ func TaskMerge(dst, base []float32, xs [][]float32, w []float64, o TaskOptions) 
 	if err := o.check(len(xs)); err != nil {
 		return err
 	}
+	o = o.withL1()
 	lambda := o.Lambda
 	if lambda == 0 {
 		lambda = 1
@@ -137,6 +138,17 @@ func (o TaskOptions) check(n int) error {
 		return fmt.Errorf("unknown sparsification %q", o.Sparsify)
 	}
 	return nil
+}
+
+// withL1 returns o with RescaleL1 set where Rescale means it: for the
+// selections by magnitude (TIES, breadcrumbs), which have no keep
+// probability to divide by, mergekit's rescale has always restored each
+// delta's L1 norm (rescale_sum before v0.1.0, rescale_norm: l1 since).
+func (o TaskOptions) withL1() TaskOptions {
+	if o.Rescale && (o.Sparsify == SparsifyMagnitude || o.Sparsify == SparsifyOutliers) {
+		o.RescaleL1 = true
+	}
+	return o
 }
 
 // elementwise reports whether o's merge of one chunk depends only on that
@@ -312,12 +324,10 @@ func sparsify(d []float32, o TaskOptions, i int, r *rng) {
 	switch o.Sparsify {
 	case SparsifyRandom:
 		dropRandom(d, den, scale, r)
-	case SparsifyMagnitude:
+	case SparsifyMagnitude: // rescaled by RescaleL1 (withL1)
 		keepTopK(d, magnitudeCount(den, len(d)))
-		scaleBy(d, scale)
 	case SparsifyOutliers:
 		keepBand(d, den, o.Gamma)
-		scaleBy(d, scale)
 	case SparsifyMagPrune:
 		magPrune(d, o.Cols, den, o.Epsilon, o.Rescale && !o.RescaleL1, r)
 	}

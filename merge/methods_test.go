@@ -143,7 +143,7 @@ func TestBreadcrumbs(t *testing.T) {
 	y := []float32{3, -1, 2}
 	keepBand(y, 1, 0.5) // density 1 keeps everything: no outliers dropped
 	near(t, "density 1", y, []float32{3, -1, 2}, 0)
-	// Through TaskMerge with rescale by 1/density.
+	// Through TaskMerge with rescale: as mergekit, to the delta's L1 norm.
 	base := make([]float32, 10)
 	dst := make([]float32, 10)
 	err := TaskMerge(dst, base, [][]float32{{10, -5, 3, 1, -0.5, 0.2, 4, -2, 0.1, 6}}, []float64{1},
@@ -151,8 +151,16 @@ func TestBreadcrumbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// drop 10, keep 6 -5 4 3 -2, scaled by 2.
-	near(t, "breadcrumbs rescaled", dst, []float32{0, -10, 6, 0, 0, 0, 8, -4, 0, 12}, 1e-6)
+	// drop 10, keep 6 -5 4 3 -2 (L1 20), scaled by 31.8/20.
+	near(t, "breadcrumbs rescaled", dst, []float32{0, -7.95, 4.77, 0, 0, 0, 6.36, -3.18, 0, 9.54}, 1e-6)
+	// TIES the same: keep 10 6 -5 (L1 21), scaled by 31.8/21.
+	err = TaskMerge(dst, base, [][]float32{{10, -5, 3, 1, -0.5, 0.2, 4, -2, 0.1, 6}}, []float64{1},
+		TaskOptions{Sparsify: SparsifyMagnitude, Density: []float64{0.3}, Rescale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := 31.8 / 21
+	near(t, "ties rescaled", dst, []float32{float32(10 * s), float32(-5 * s), 0, 0, 0, 0, 0, 0, 0, float32(6 * s)}, 1e-5)
 }
 
 func TestMagPrune(t *testing.T) {

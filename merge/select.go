@@ -396,13 +396,6 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	if lambda == 0 {
 		lambda = 1
 	}
-	scales := make([]float32, nm)
-	for i := range scales {
-		scales[i] = 1
-		if den := o.Density[i]; o.Rescale && !o.RescaleL1 && den > 0 {
-			scales[i] = float32(1 / den)
-		}
-	}
 	// Selections: TIES one per model; breadcrumbs the band's two ends.
 	var sel, top []*topK
 	switch o.Sparsify {
@@ -476,7 +469,6 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			for j, v := range d {
 				d[j] = math.Float32frombits(math.Float32bits(v) & m[j])
 			}
-			scaleBy(d, scales[i])
 		case SparsifyOutliers:
 			in, out := wk.m1[:len(d)], wk.m2[:len(d)]
 			sel[i].keepMask(in, d, k)
@@ -484,9 +476,8 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			for j, v := range d {
 				d[j] = math.Float32frombits(math.Float32bits(v) & in[j] &^ out[j])
 			}
-			scaleBy(d, scales[i])
 		case SparsifyRandom:
-			dropRandomAt(d, lo, o.Density[i], scales[i], mix(o.Seed, uint64(i), 0))
+			dropRandomAt(d, lo, o.Density[i], 1, mix(o.Seed, uint64(i), 0)) // here only with RescaleL1
 		}
 		return d
 	}
@@ -556,9 +547,6 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			div = 1
 		}
 		linScale /= div
-	}
-	for _, s := range scales {
-		band = band && s == 1
 	}
 	out := p.pool.get(n * p.dtype.Size())
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
