@@ -17,7 +17,8 @@
 //	                  to the delta's L1 norm instead (mergekit's rescale_norm: l1)
 //	breadcrumbs(_ties) drop the largest gamma fraction, keep the next density fraction
 //	della(_linear)    MagPrune: keep probability density-epsilon..density+epsilon by
-//	                  magnitude rank within each row, rescaled by its inverse
+//	                  magnitude rank within each row, rescaled by its inverse;
+//	                  density 1 (the default) keeps all
 //	slerp             spherical interpolation base -> model by t, per tensor;
 //	                  linear for near-parallel tensors
 //	nuslerp           slerp of two models with t = w2/(w1+w2), of their task

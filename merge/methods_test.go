@@ -175,6 +175,13 @@ func TestMagPrune(t *testing.T) {
 	if x[2] != 0 && x[2] != 4 { // kept with p=0.5, rescaled by 2
 		t.Fatalf("middle entry %v, want 0 or 4", x[2])
 	}
+	// As mergekit's della_magprune: density 1 keeps all, 0 none, whatever
+	// epsilon.
+	y := []float32{1, -3, 2, -9, 4, 0.5}
+	magPrune(y, 3, 1, 0.3, true, &r)
+	near(t, "density 1", y, []float32{1, -3, 2, -9, 4, 0.5}, 0)
+	magPrune(y, 3, 0, 0.3, true, &r)
+	near(t, "density 0", y, make([]float32, 6), 0)
 }
 
 // TestDareStatistics checks that DARE keeps a density fraction of entries

@@ -155,7 +155,7 @@ func keepBand(x []float32, density, gamma float64) {
 // magPrune implements DELLA's MagPrune on each row of length cols: within a
 // row, the entry of rank r (0 = smallest |x|, ties in index order) is kept
 // with probability p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped
-// to [0, 1], and scaled by 1/p_r when rescale is set. One draw is taken for
+// to [0, 1] (1 at density 1, 0 at density 0), and scaled by 1/p_r when rescale is set. One draw is taken for
 // each rank with p_r > 0, in rank order, row after row.
 func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *rng) {
 	if cols <= 0 {
@@ -587,7 +587,12 @@ func radixByKey(a, b []uint64) []uint64 {
 }
 
 // magPruneP is the keep probability of rank r in a row of cols entries.
+// Whatever epsilon, density 1 keeps every entry and density 0 none, as
+// mergekit's della_magprune (density 1 is its default: no pruning).
 func magPruneP(rank, cols int, density, epsilon float64) float64 {
+	if density >= 1 || density <= 0 {
+		return math.Min(1, math.Max(0, density))
+	}
 	p := density
 	if cols > 1 {
 		p = density - epsilon + 2*epsilon*float64(rank)/float64(cols-1)
