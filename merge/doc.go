@@ -30,6 +30,7 @@
 //	sce               task vectors: top select_topk by variance, weights by mean
 //	                  square, sign election, weighted mean of the agreeing ones
 //	model_stock       t*mean(x_i) + (1-t)*base with t from the mean pairwise cosine
+//	                  (mergekit's: the norms' product counted as 1e-6 at least)
 //	passthrough       one model's tensors (times its scale): with slices, layer
 //	                  stacking (frankenmerges)
 //	expo              ExPO: target + alpha*(target - source) (base = source)

@@ -151,9 +151,6 @@ var refSkip = map[string]string{
 	"breadcrumbs_ntop0": "mergekit keeps indices[n_bot:-n_top] of the ascending sort, which is empty when " +
 		"n_top = int(gamma*n) is 0 (gamma*n < 1: here 0.01*64): the whole delta is dropped; moco keeps the " +
 		"density band (see doc.go)",
-	// Differences found by this test, fixed in the commits that follow it.
-	"model_stock":             "moco's cosines do not clamp the norm product at 1e-6 as mergekit's do",
-	"model_stock_filter_wise": "moco's cosines do not clamp the norm product at 1e-6 as mergekit's do",
 }
 
 func setGlobal(key string, v float64) func(*Spec) {

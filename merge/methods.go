@@ -542,7 +542,11 @@ func ModelStock(dst, base []float32, xs [][]float32, cols int) error {
 	return nil
 }
 
-// cosDelta is the cosine between a-base and b-base (0 when either is zero).
+// cosDelta is the cosine between a-base and b-base as mergekit's
+// model_stock computes it: the product of the norms taken as at least 1e-6
+// (0 when either delta is zero; smaller than the true cosine for deltas
+// whose norms multiply to less, such as a fine-tune's of a norm vector),
+// clamped to [-1, 1].
 func cosDelta(a, b, base []float32) float64 {
 	var dot, na, nb float64
 	for j := range a {
@@ -552,10 +556,8 @@ func cosDelta(a, b, base []float32) float64 {
 		na += x * x
 		nb += y * y
 	}
-	if na == 0 || nb == 0 {
-		return 0
-	}
-	return dot / math.Sqrt(na*nb)
+	c := dot / math.Max(math.Sqrt(na)*math.Sqrt(nb), 1e-6)
+	return math.Max(-1, math.Min(1, c))
 }
 
 // Extrapolate is ExPO: dst = target + alpha*(target - source).

@@ -287,6 +287,13 @@ func TestModelStock(t *testing.T) {
 	c := 1 / math.Sqrt2
 	tt := 2 * c / (1 + c)
 	near(t, "45 degrees", dst, []float32{float32(tt), float32(tt * 0.5)}, 1e-6)
+	// As mergekit's: the norms' product (here 1.4e-8) counts as 1e-6 at
+	// least, so the cosine is 1e-8/1e-6, not 1/sqrt(2).
+	if err := ModelStock(dst, base, [][]float32{{1e-4, 0}, {1e-4, 1e-4}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	tt = 2 * 0.01 / (1 + 0.01)
+	near(t, "small deltas", dst, []float32{float32(tt * 1e-4), float32(tt * 0.5e-4)}, 1e-12)
 	if err := ModelStock(dst, base, [][]float32{{1, 0}}, 0); err == nil {
 		t.Fatal("one model: no error")
 	}
