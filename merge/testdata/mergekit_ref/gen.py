@@ -39,7 +39,8 @@ Inputs are float32 on grids, so every delta x - base is exact in float32
 and magnitudes tie often, in both implementations: w2d (48x64) and w1d (64)
 have bases in multiples of 1/64 and deltas in multiples of 1/16, with exact
 zeros and sign splits; n1d (64, norm-like) and three rows of w2d have
-fine-tune-sized deltas, multiples of 2^-16, whose norms are below 1e-3.
+fine-tune-sized deltas, multiples of 2^-16, whose norms are below 1e-3;
+z1d (64) has a base of zeros.
 """
 
 import json
@@ -226,8 +227,12 @@ def make_inputs():
         return k / 16
 
     ins = {"base": {}, "m1": {}, "m2": {}, "m3": {}, "near": {}}
-    for tname, shape in (("w2d", (ROWS, COLS)), ("w1d", (COLS,)), ("n1d", (COLS,))):
-        if tname == "n1d":
+    for tname, shape in (("w2d", (ROWS, COLS)), ("w1d", (COLS,)), ("n1d", (COLS,)), ("z1d", (COLS,))):
+        if tname == "z1d":
+            # a base of zeros (a bias the base never trained)
+            b = np.zeros(shape)
+            d = [grid_delta(shape) for _ in range(3)]
+        elif tname == "n1d":
             # a norm-like vector: base near 1, fine-tune-sized deltas
             # (multiples of 2^-16) that the models share in part, so that
             # their cosines are far from 0 while their norms are below 1e-3
@@ -407,7 +412,7 @@ def main():
     inputs = {"%s.%s" % (m, t): x for m, ts in ins.items() for t, x in ts.items()}
     outs, cases = {}, []
     for c in CASES:
-        tnames = c.get("tensors", ["w2d", "w1d", "n1d"])
+        tnames = c.get("tensors", ["w2d", "w1d", "n1d", "z1d"])
         for tname in tnames:
             sp.torch = sce.torch = torch  # torch's own tie order, for the report
             raw = run_case(c, ins, reg, WeightInfo, ImmutableMap, ModelReference, tname)
