@@ -151,9 +151,6 @@ var refSkip = map[string]string{
 	"breadcrumbs_ntop0": "mergekit keeps indices[n_bot:-n_top] of the ascending sort, which is empty when " +
 		"n_top = int(gamma*n) is 0 (gamma*n < 1: here 0.01*64): the whole delta is dropped; moco keeps the " +
 		"density band (see doc.go)",
-	// Differences found by this test, fixed in the commit that follows it.
-	"slerp":      "moco interpolates linearly when a tensor is zero (z1d's base), mergekit by sin(t*pi/2)",
-	"slerp_near": "moco interpolates linearly when a tensor is zero (z1d's base), mergekit by sin(t*pi/2)",
 }
 
 func setGlobal(key string, v float64) func(*Spec) {

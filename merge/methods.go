@@ -474,7 +474,9 @@ const slerpDotThreshold = 0.9995
 
 // Slerp interpolates spherically between a (t=0) and b (t=1), treating each
 // tensor as one vector: the angle comes from the normalized vectors, the
-// coefficients are applied to the originals.
+// coefficients are applied to the originals. As in mergekit, a vector of
+// norm at most 1e-8 is not normalized, so a zero tensor counts as
+// orthogonal to the other (a zero a gives sin(t*pi/2)*b).
 func Slerp(dst, a, b []float32, t float64) error {
 	if err := checkInputs(dst, [][]float32{a, b}, []float64{0, 0}); err != nil {
 		return err
@@ -486,16 +488,19 @@ func Slerp(dst, a, b []float32, t float64) error {
 		na += x * x
 		nb += y * y
 	}
-	na, nb = math.Sqrt(na), math.Sqrt(nb)
+	cos := dot
+	if na = math.Sqrt(na); na > 1e-8 {
+		cos /= na
+	}
+	if nb = math.Sqrt(nb); nb > 1e-8 {
+		cos /= nb
+	}
 	c0, c1 := 1-t, t
-	if na > 1e-8 && nb > 1e-8 {
-		cos := dot / (na * nb)
-		if math.Abs(cos) <= slerpDotThreshold {
-			theta := math.Acos(cos)
-			s := math.Sin(theta)
-			c0 = math.Sin((1-t)*theta) / s
-			c1 = math.Sin(t*theta) / s
-		}
+	if math.Abs(cos) <= slerpDotThreshold {
+		theta := math.Acos(cos)
+		s := math.Sin(theta)
+		c0 = math.Sin((1-t)*theta) / s
+		c1 = math.Sin(t*theta) / s
 	}
 	for j := range dst {
 		dst[j] = float32(c0*float64(a[j]) + c1*float64(b[j]))

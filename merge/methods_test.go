@@ -272,6 +272,13 @@ func TestSlerp(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "parallel falls back to lerp", dst, []float32{1.25, 2.5}, 1e-6)
+	// As mergekit's: a zero tensor is not normalized, so its dot with the
+	// other is 0, an angle of pi/2.
+	if err := Slerp(dst, []float32{0, 0}, []float32{2, -4}, 0.25); err != nil {
+		t.Fatal(err)
+	}
+	s = float32(math.Sin(math.Pi / 8))
+	near(t, "zero tensor", dst, []float32{2 * s, -4 * s}, 1e-6)
 }
 
 func TestModelStock(t *testing.T) {
