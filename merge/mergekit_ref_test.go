@@ -174,6 +174,7 @@ var refPerturb = map[string]func(*Spec){
 	"breadcrumbs":             setGlobal("gamma", 0.045),
 	"breadcrumbs_ties":        setGlobal("gamma", 0.032),
 	"breadcrumbs_rescale":     setGlobal("rescale", 0),
+	"breadcrumbs_overlap":     setGlobal("density", 0.96),
 	"breadcrumbs_ntop0":       setGlobal("density", 0.49),
 	"dare_ties_density1":      setGlobal("lambda", 1.09),
 	"dare_linear_density1":    setGlobal("normalize", 0),

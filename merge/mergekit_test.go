@@ -19,6 +19,8 @@ import (
 // multislerp, karcher, sce, passthrough, slices:) on the skills models
 // against float64 re-implementations written here from the formulas in
 // mergekit's merge_methods/*.py and plan.py, on a few tensors each.
+// mergekit_ref_test.go checks the methods' arithmetic against mergekit's
+// own code instead.
 
 func skills(t *testing.T) func(string) Input {
 	t.Helper()

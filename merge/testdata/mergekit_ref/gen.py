@@ -292,6 +292,9 @@ CASES = [
          params={"gamma": 0.03, "normalize": True, "lambda": 0.9}),
     dict(name="breadcrumbs_rescale", method="breadcrumbs", base="base", models=["m1", "m2"],
          weights=[0.5, 0.5], params={"density": 0.4, "gamma": 0.05, "rescale": True}),
+    # density + gamma > 1: fewer outliers dropped (n_bot < 0)
+    dict(name="breadcrumbs_overlap", method="breadcrumbs_ties", base="base", models=["m1", "m2", "m3"],
+         weights=[0.75, 0.5, 0.75], params={"density": 0.97, "gamma": 0.05}),
     # gamma*n < 1 on the 64-vector: n_top = 0 and indices[n_bot:-0] is empty
     dict(name="breadcrumbs_ntop0", method="breadcrumbs", base="base", models=["m1", "m2"],
          weights=[0.5, 0.5], params={"density": 0.5}, tensors=["w1d"]),
