@@ -58,7 +58,9 @@ func testStreamSelect(t *testing.T, rows, cols int, shortCoarse bool) {
 		b, bbx := mk("b", 3, coarse)
 		c, cx := mk("c", 4, coarse)
 		for _, method := range []string{"ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear", "dare_ties"} {
-			for _, l1 := range []float64{0, 1} {
+			// l1 2: the method's own rescale parameter, which for the
+			// selections by magnitude restores the L1 norm too.
+			for _, l1 := range []float64{0, 1, 2} {
 				if method == "dare_ties" && l1 == 0 {
 					continue // element-wise: streamed elsewhere
 				}
@@ -70,17 +72,22 @@ func testStreamSelect(t *testing.T, rows, cols int, shortCoarse bool) {
 					a.Params = Params{"weight": Scalar(0.7), "density": Scalar(0.3)}
 					b.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.6)}
 					c.Params = Params{"weight": Scalar(-0.4), "density": Scalar(0.5)}
-					s := &Spec{Method: method, Base: &base, Models: []Input{a, b, c}, Seed: 5, OutDType: safetensors.F32,
-						Params: Params{"rescale_l1": Scalar(l1), "gamma": Scalar(0.05)}}
+					params := Params{"rescale_l1": Scalar(l1), "gamma": Scalar(0.05)}
+					m := methods[method]
+					rescale := m.rescale
+					if l1 == 2 {
+						params = Params{"rescale": Scalar(1), "gamma": Scalar(0.05)}
+						rescale = true
+					}
+					s := &Spec{Method: method, Base: &base, Models: []Input{a, b, c}, Seed: 5, OutDType: safetensors.F32, Params: params}
 					old := runtime.GOMAXPROCS(procs)
 					out, err := s.MergeToMemory(context.Background())
 					runtime.GOMAXPROCS(old)
 					if err != nil {
 						t.Fatal(err)
 					}
-					m := methods[method]
 					o := TaskOptions{Sparsify: m.sparsify, Consensus: m.consensus, Density: []float64{0.3, 0.6, 0.5}, Gamma: 0.05, Epsilon: 0.15,
-						Normalize: m.normalize, Rescale: m.rescale, RescaleL1: l1 != 0, Lambda: 1, Cols: cols, Seed: 5 ^ hashName("model.layers.0.mlp.up_proj.weight")}
+						Normalize: m.normalize, Rescale: rescale, RescaleL1: l1 == 1, Lambda: 1, Cols: cols, Seed: 5 ^ hashName("model.layers.0.mlp.up_proj.weight")}
 					want := make([]float32, n)
 					if err := TaskMerge(want, bx, [][]float32{ax, bbx, cx}, []float64{0.7, 0.5, -0.4}, o); err != nil {
 						t.Fatal(err)

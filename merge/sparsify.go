@@ -155,8 +155,9 @@ func keepBand(x []float32, density, gamma float64) {
 // magPrune implements DELLA's MagPrune on each row of length cols: within a
 // row, the entry of rank r (0 = smallest |x|, ties in index order) is kept
 // with probability p_r = density - epsilon + 2*epsilon*r/(cols-1), clamped
-// to [0, 1] (1 at density 1, 0 at density 0), and scaled by 1/p_r when rescale is set. One draw is taken for
-// each rank with p_r > 0, in rank order, row after row.
+// to [0, 1] (1 at density 1, 0 at density 0), and scaled by 1/p_r when
+// rescale is set. One draw is taken for each rank with p_r > 0, in rank
+// order, row after row.
 func magPrune(x []float32, cols int, density, epsilon float64, rescale bool, r *rng) {
 	if cols <= 0 {
 		cols = len(x)
