@@ -130,8 +130,11 @@ func checkParamNames(n *yaml.Node, method string, known []string) error {
 				for j := 0; j+1 < len(v.Content); j += 2 {
 					name := v.Content[j]
 					if !slices.Contains(known, name.Value) {
-						return fmt.Errorf("line %d: parameter %q is not read by %s (its parameters: %s)",
-							name.Line, name.Value, method, strings.Join(known, ", "))
+						list := "its parameters: " + strings.Join(known, ", ")
+						if len(known) == 0 {
+							list = "it reads none"
+						}
+						return fmt.Errorf("line %d: parameter %q is not read by %s (%s)", name.Line, name.Value, method, list)
 					}
 				}
 				continue

@@ -28,7 +28,7 @@ type Input struct {
 type Spec struct {
 	Method string
 	Models []Input
-	Base   *Input // required by the task-vector methods, slerp, model_stock, expo, sce
+	Base   *Input // required by the task-vector methods, slerp, model_stock, expo, sce, arcee_fusion, nearswap, ram
 	// Slices, when set, replace Models and Base: the output's layers are
 	// the slices' layers in order (mergekit's slices:), see Slice.
 	Slices []Slice
@@ -42,10 +42,10 @@ type Spec struct {
 	TruncateVocab bool
 	// RequireParams makes a parameter that mergekit requires an error when
 	// no level sets it for a tensor, as mergekit's is (Config.Open sets
-	// it): slerp's t, and the weight of each model besides the base for
-	// linear, the task-vector methods, nuslerp and multislerp. Otherwise
-	// t defaults to 0.5 and weights to 1 (nuslerp and multislerp need
-	// every weight either way).
+	// it): slerp's and nearswap's t, and the weight of each model besides
+	// the base for linear, the task-vector methods, nuslerp and
+	// multislerp. Otherwise slerp's t defaults to 0.5 and weights to 1
+	// (nearswap needs t, nuslerp and multislerp every weight, either way).
 	RequireParams bool
 	Seed          uint64
 	// ConfigOverrides are set in the output's config.json by WriteFolder
@@ -174,6 +174,10 @@ type method struct {
 	// required are the parameters mergekit requires (required=True):
 	// weight for each model besides the base, the others merge-wide.
 	required []string
+	// noDefault are required parameters that moco has no default for
+	// either: a Spec built in Go must set them too (nearswap's t, a
+	// distance on the weights' scale).
+	noDefault []string
 }
 
 // Parameter names of the task-vector family, as mergekit's generalized
@@ -200,6 +204,10 @@ var methods = map[string]method{
 	"model_stock":      {needsBase: true, minModels: 2, params: []string{"filter_wise"}},
 	"passthrough":      {minModels: 1, maxModels: 1, params: []string{"scale"}},
 	"expo":             {needsBase: true, minModels: 1, maxModels: 1, params: []string{"alpha"}},
+	"arcee_fusion":     {needsBase: true, minModels: 1, maxModels: 1},
+	"nearswap":         {needsBase: true, minModels: 1, maxModels: 1, params: []string{"t"}, required: []string{"t"}, noDefault: []string{"t"}},
+	"ram":              {needsBase: true, minModels: 1, params: []string{"epsilon"}},
+	"ramplus_tl":       {needsBase: true, minModels: 1, params: []string{"epsilon", "r", "alpha"}},
 }
 
 // Methods returns the names of the merge methods, sorted.
@@ -213,13 +221,14 @@ func Methods() []string {
 }
 
 // MethodParams returns the parameter names a merge method reads (globally,
-// per slice or per model), sorted; nil for an unknown method.
+// per slice or per model), sorted; nil for an unknown method, and empty
+// (not nil) for one that reads none (arcee_fusion).
 func MethodParams(name string) []string {
 	m, ok := methods[name]
 	if !ok {
 		return nil
 	}
-	p := append([]string(nil), m.params...)
+	p := append([]string{}, m.params...)
 	sort.Strings(p)
 	return p
 }
@@ -387,24 +396,28 @@ func (s *Spec) plan() ([]planned, error) {
 	} else {
 		out, err = s.planModels()
 	}
-	if err != nil || !s.RequireParams {
-		return out, err
+	if err != nil {
+		return nil, err
+	}
+	keys := m.noDefault
+	if s.RequireParams {
+		keys = m.required
 	}
 	for i := range out {
-		if err := s.checkRequired(m, &out[i]); err != nil {
+		if err := s.checkRequired(keys, &out[i]); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// checkRequired reports the first parameter that mergekit requires and
+// checkRequired reports the first of the required parameters keys that
 // no level sets for p (a filtered list may cover only some tensors).
-func (s *Spec) checkRequired(m method, p *planned) error {
+func (s *Spec) checkRequired(keys []string, p *planned) error {
 	if !p.merge {
 		return nil
 	}
-	for _, key := range m.required {
+	for _, key := range keys {
 		if key != "weight" {
 			if _, ok := s.lookup(p, -1, key); !ok {
 				return fmt.Errorf("tensor %s: missing required parameter %s", p.name, key)
@@ -827,6 +840,15 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 		})
 	case m.taskVector:
 		return streamSelect(ctx, p, ts, n, w, o)
+	case s.Method == "nearswap":
+		t, _ := s.lookup(p, -1, "t") // plan saw that it is set
+		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
+			nearSwap(dst, xs[0], xs[1], t)
+		})
+	case s.Method == "ram" || s.Method == "ramplus_tl":
+		return streamRAM(ctx, p, ts, n, s.ramOptions(p))
+	case s.Method == "arcee_fusion":
+		return streamFusion(ctx, p, ts, n, cols)
 	}
 
 	// The rest needs whole tensors (norms, angles).

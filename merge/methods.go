@@ -579,6 +579,30 @@ func Extrapolate(dst, source, target []float32, alpha float64) error {
 	return nil
 }
 
+// NearSwap is mergekit's nearswap: the base moves toward the model by
+// weight t/|base - x|, clamped to [0, 1], so fully where the two are
+// within t of each other and less the farther apart they are. As in
+// mergekit, the difference is taken in float32 and as 1e-6 at least.
+func NearSwap(dst, base, x []float32, t float64) error {
+	if err := checkInputs(dst, [][]float32{base, x}, []float64{0, 0}); err != nil {
+		return err
+	}
+	parallel(len(dst), func(lo, hi int) { nearSwap(dst[lo:hi], base[lo:hi], x[lo:hi], t) })
+	return nil
+}
+
+// nearSwapMinDiff is nearswap's least |base - x|, in float32 as torch
+// clamps a float32 tensor.
+const nearSwapMinDiff = float32(1e-6)
+
+func nearSwap(dst, base, x []float32, t float64) {
+	for j := range dst {
+		d := float64(max(abs32(base[j]-x[j]), nearSwapMinDiff))
+		w := min(max(t/d, 0), 1)
+		dst[j] = float32(w*float64(x[j]) + (1-w)*float64(base[j]))
+	}
+}
+
 func checkInputs(dst []float32, xs [][]float32, w []float64) error {
 	if len(xs) == 0 {
 		return fmt.Errorf("no models to merge")

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -122,6 +123,38 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 		}
 	})
 	return &safetensors.Tensor{Name: p.name, DType: p.dtype, Shape: p.shape, Data: out}, nil
+}
+
+// eachBlock runs a pass over the inputs vs (views of tensors of bp.n
+// elements) block by block on all cores, with no output: mk makes a
+// worker's f, which gets the inputs' values over the block that starts at
+// element lo, and its finish (called once when the worker is done; may be
+// nil). Blocks hold whole rows of bp.rowLen; bp.sc must be set.
+func eachBlock(ctx context.Context, bp blockPlan, vs []view, mk func() (f func(xs [][]float32, lo int), finish func())) error {
+	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
+		bufs := bp.sc.floats(len(vs), bp.size())
+		xs := make([][]float32, len(vs))
+		f, finish := mk()
+		return func(_, lo, hi int) {
+			for i, v := range vs {
+				xs[i] = v.get(bufs[i], lo, hi-lo)
+			}
+			f(xs, lo)
+		}, finish
+	})
+}
+
+// views returns a view of each tensor.
+func views(ts []*safetensors.Tensor) ([]view, error) {
+	vs := make([]view, len(ts))
+	for i, t := range ts {
+		v, err := newView(t)
+		if err != nil {
+			return nil, err
+		}
+		vs[i] = v
+	}
+	return vs, nil
 }
 
 // scratchSet hands out the streaming merges' float32 scratch of up to

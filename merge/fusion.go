@@ -1,0 +1,281 @@
+package merge
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// arcee_fusion (mergekit's ArceeFusionMerge) keeps a model's delta from
+// the base only where it is important: entry j of row r has importance
+// |x_j - base_j| * KL_r, with KL_r the KL divergence of softmax(x_r) +
+// 1e-8 from softmax(base_r) + 1e-8 (rows along the last dimension; a
+// vector is one row), and the delta is kept where its importance is at
+// least median + 1.5*IQR of the tensor's importances. Each quantile q is
+// the sorted importances' entry at index int(q*(n-1)), as mergekit's.
+//
+// Two deliberate differences. mergekit takes the quantiles of tensors of
+// more than 1e6 entries from a random sample of 1e6 (torch.randperm), so
+// its mask there varies from run to run; moco takes them exactly, over
+// every entry. And moco sums the KL divergence in float64 where mergekit
+// sums float32: where the deltas are near float32's resolution of the
+// softmax (fine-tune-sized deltas of norm-like vectors), mergekit's sum
+// is mostly rounding, and its mask follows the rounding. The importances
+// themselves are float32 (the KL divergence rounded, times |delta|), as
+// mergekit's.
+//
+// The passes stream the two inputs in blocks of whole rows: the KL
+// divergence of each row; a histogram of the upper 16 bits of the
+// importances' order keys, then of the lower 16 bits within the three
+// quantiles' bins (the quantiles exactly, without holding the
+// importances); then the output.
+
+// fusion is what arcee_fusion's mask needs of one tensor.
+type fusion struct {
+	cols int       // row length
+	kl   []float32 // each row's KL divergence, rounded to float32
+	th   float32   // importances at or above it keep their delta
+}
+
+// ArceeFusion writes to dst the base plus the important part of the
+// delta x - base (arcee_fusion), with rows of cols entries along the last
+// dimension (cols <= 0: one row).
+func ArceeFusion(dst, base, x []float32, cols int) error {
+	if err := checkInputs(dst, [][]float32{base, x}, []float64{0, 0}); err != nil {
+		return err
+	}
+	if cols > 0 && len(dst)%cols != 0 {
+		return fmt.Errorf("arcee_fusion: %d entries are not rows of %d", len(dst), cols)
+	}
+	var sc scratchSet
+	defer sc.release()
+	vs := []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}
+	f, err := newFusion(context.Background(), vs, len(dst), cols, &sc)
+	if err != nil {
+		return err
+	}
+	parallel(len(dst), func(lo, hi int) { f.apply(dst[lo:hi], base[lo:hi], x[lo:hi], lo) })
+	return nil
+}
+
+// streamFusion merges one tensor by arcee_fusion; ts are the base's and
+// the model's.
+func streamFusion(ctx context.Context, p *planned, ts []*safetensors.Tensor, n, cols int) (*safetensors.Tensor, error) {
+	vs, err := views(ts)
+	if err != nil {
+		return nil, err
+	}
+	var sc scratchSet
+	defer sc.release()
+	f, err := newFusion(ctx, vs, n, cols, &sc)
+	if err != nil {
+		return nil, err
+	}
+	return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, _ [][]float32) {
+		f.apply(dst, xs[0], xs[1], k*chunk)
+	})
+}
+
+// newFusion computes the rows' KL divergences and the threshold of the
+// tensors vs (the base, the model) of n entries in rows of cols.
+func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fusion, error) {
+	bp := newBlockPlan(n, cols)
+	bp.sc = sc
+	f := &fusion{cols: bp.rowLen}
+	if n == 0 {
+		return f, nil
+	}
+	f.kl = make([]float32, n/f.cols)
+	err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
+		return func(xs [][]float32, lo int) {
+			b, x := xs[0], xs[1]
+			for r := 0; r < len(b); r += f.cols {
+				f.kl[(lo+r)/f.cols] = float32(rowKL(x[r:r+f.cols], b[r:r+f.cols]))
+			}
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// mergekit's quantile indices: int(q*(n-1)) for q = 0.5, 0.25, 0.75.
+	m := int64(n - 1)
+	qs, err := f.orderStats(ctx, bp, vs, []int64{m / 2, m / 4, 3 * m / 4})
+	if err != nil {
+		return nil, err
+	}
+	med, q1, q3 := qs[0], qs[1], qs[2]
+	// float32 steps, each rounded, as mergekit's tensors (the conversion
+	// keeps the compiler from fusing them).
+	f.th = med + float32(float32(1.5)*(q3-q1))
+	return f, nil
+}
+
+// rowKL is the KL divergence sum p*log(p/q) of p = softmax(x) + 1e-8
+// from q = softmax(b) + 1e-8, in float64.
+func rowKL(x, b []float32) float64 {
+	mx, mb := math.Inf(-1), math.Inf(-1)
+	for j := range x {
+		mx = max(mx, float64(x[j]))
+		mb = max(mb, float64(b[j]))
+	}
+	var sx, sb float64
+	for j := range x {
+		sx += math.Exp(float64(x[j]) - mx)
+		sb += math.Exp(float64(b[j]) - mb)
+	}
+	var kl float64
+	for j := range x {
+		p := math.Exp(float64(x[j])-mx)/sx + 1e-8
+		q := math.Exp(float64(b[j])-mb)/sb + 1e-8
+		kl += p * math.Log(p/q)
+	}
+	return kl
+}
+
+// importance writes the importances of b and x, entries [lo, lo+len(b))
+// of the tensor, into imp: |x - b| * KL of the row, in float32.
+func (f *fusion) importance(imp, b, x []float32, lo int) {
+	for j := 0; j < len(b); {
+		r := (lo + j) / f.cols
+		end := min(len(b), (r+1)*f.cols-lo)
+		kl := f.kl[r]
+		for ; j < end; j++ {
+			imp[j] = abs32(x[j]-b[j]) * kl
+		}
+	}
+}
+
+// apply writes dst = b + (x - b)*mask over entries [lo, lo+len(dst)) of
+// the tensor, mask being 1 where the importance is at least the
+// threshold (mergekit's arithmetic, so that a kept entry is b + (x - b)
+// in float32).
+func (f *fusion) apply(dst, b, x []float32, lo int) {
+	for j := 0; j < len(dst); {
+		r := (lo + j) / f.cols
+		end := min(len(dst), (r+1)*f.cols-lo)
+		kl := f.kl[r]
+		for ; j < end; j++ {
+			d := x[j] - b[j]
+			var m float32
+			if abs32(d)*kl >= f.th {
+				m = 1
+			}
+			dst[j] = b[j] + d*m
+		}
+	}
+}
+
+// orderKey maps a float32 to a key that orders as the values do,
+// negative ones below positive ones (-0 just below +0).
+func orderKey(v float32) uint32 {
+	b := math.Float32bits(v)
+	if b&signBit != 0 {
+		return ^b
+	}
+	return b | signBit
+}
+
+// fromOrderKey inverts orderKey.
+func fromOrderKey(k uint32) float32 {
+	if k&signBit != 0 {
+		return math.Float32frombits(k &^ signBit)
+	}
+	return math.Float32frombits(^k)
+}
+
+// orderStats returns the importances at the given 0-based ranks of their
+// ascending order: two radix passes of 16 bits over the order keys,
+// shared by all ranks, on all cores.
+func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, ranks []int64) ([]float32, error) {
+	// pass runs over the importances' keys; count(key, h) adds a key to
+	// a worker's histograms h, which finish adds into total.
+	pass := func(nh int, count func(k uint32, h [][]uint32)) ([][]int64, error) {
+		total := make([][]int64, nh)
+		for i := range total {
+			total[i] = make([]int64, 1<<16)
+		}
+		var mu sync.Mutex
+		err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
+			// uint32 counts: a worker sees fewer than 2^32 entries of a
+			// tensor of any size one can hold.
+			h := make([][]uint32, nh)
+			for i := range h {
+				h[i] = make([]uint32, 1<<16)
+			}
+			imp := bp.sc.floats(1, bp.size())[0]
+			return func(xs [][]float32, lo int) {
+					imp := imp[:len(xs[0])]
+					f.importance(imp, xs[0], xs[1], lo)
+					for _, v := range imp {
+						count(orderKey(v), h)
+					}
+				}, func() {
+					mu.Lock()
+					defer mu.Unlock()
+					for i := range h {
+						for b, c := range h[i] {
+							total[i][b] += int64(c)
+						}
+					}
+				}
+		})
+		return total, err
+	}
+	// The bin of the upper 16 bits of each rank's key, and its rank
+	// within that bin.
+	hi, err := pass(1, func(k uint32, h [][]uint32) { h[0][k>>16]++ })
+	if err != nil {
+		return nil, err
+	}
+	bins := make([]uint32, len(ranks))
+	within := make([]int64, len(ranks))
+	for i, r := range ranks {
+		bins[i], within[i] = binOf(hi[0], r)
+	}
+	// The lower 16 bits, one histogram per distinct bin.
+	var distinct []uint32
+	slot := make([]int, len(ranks))
+	for i, b := range bins {
+		slot[i] = -1
+		for s, d := range distinct {
+			if d == b {
+				slot[i] = s
+			}
+		}
+		if slot[i] < 0 {
+			slot[i] = len(distinct)
+			distinct = append(distinct, b)
+		}
+	}
+	lo, err := pass(len(distinct), func(k uint32, h [][]uint32) {
+		for s, d := range distinct {
+			if k>>16 == d {
+				h[s][k&0xffff]++
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(ranks))
+	for i := range ranks {
+		low, _ := binOf(lo[slot[i]], within[i])
+		out[i] = fromOrderKey(bins[i]<<16 | low)
+	}
+	return out, nil
+}
+
+// binOf returns the bin of a histogram that holds the entry of rank r
+// (0-based, ascending) and r's rank within that bin.
+func binOf(h []int64, r int64) (uint32, int64) {
+	for b, c := range h {
+		if r < c {
+			return uint32(b), r
+		}
+		r -= c
+	}
+	return uint32(len(h) - 1), r // unreachable for r < the total count
+}

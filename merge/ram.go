@@ -1,0 +1,163 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// Reinforced Agent Merging (arXiv 2601.13572), as mergekit's ram and
+// ramplus_tl: an entry of a model's delta from the base takes part when
+// |delta| > epsilon. Where one model's does (unique), it is kept whole;
+// where several do (shared), they are averaged; elsewhere the base stays.
+// ramplus_tl scales each model's unique entries by
+// 1 + r*clamp(shared/unique, 0, alpha), its counts of shared and unique
+// entries in the tensor. Deltas and the test against epsilon are in
+// float32, as mergekit's on float32 tensors; the sums in float64.
+
+// RAMOptions are ram's and ramplus_tl's parameters.
+type RAMOptions struct {
+	Epsilon float64 // entries of |delta| <= Epsilon take no part (mergekit's default 1e-5)
+	Plus    bool    // ramplus_tl: rescale unique entries by R and Alpha
+	R       float64 // ramplus_tl's rescaling strength (default 0.1)
+	Alpha   float64 // ramplus_tl's bound on shared/unique (default 0.2)
+}
+
+// RAM merges the task vectors xs[i]-base into dst by Reinforced Agent
+// Merging (ram, or ramplus_tl with o.Plus).
+func RAM(dst, base []float32, xs [][]float32, o RAMOptions) error {
+	if err := checkInputs(dst, plus(xs, base), make([]float64, len(xs)+1)); err != nil {
+		return err
+	}
+	eps := float32(o.Epsilon)
+	var lambda []float64
+	if o.Plus {
+		shared, unique := make([]int64, len(xs)), make([]int64, len(xs))
+		ramCount(base, xs, eps, shared, unique)
+		lambda = o.lambdas(shared, unique)
+	}
+	parallel(len(dst), func(lo, hi int) {
+		cs := make([][]float32, len(xs))
+		for i, x := range xs {
+			cs[i] = x[lo:hi]
+		}
+		ramChunk(dst[lo:hi], base[lo:hi], cs, eps, lambda)
+	})
+	return nil
+}
+
+// lambdas returns ramplus_tl's scale of each model's unique entries.
+func (o RAMOptions) lambdas(shared, unique []int64) []float64 {
+	l := make([]float64, len(shared))
+	for i := range l {
+		l[i] = 1
+		if unique[i] == 0 {
+			// No unique entry to scale. (mergekit divides by
+			// max(unique, epsilon): 0/0 when epsilon <= 0 and the model
+			// has no entry above it, a NaN that its sum then spreads
+			// over the tensor.)
+			continue
+		}
+		rho := float64(shared[i]) / math.Max(float64(unique[i]), float64(float32(o.Epsilon)))
+		l[i] = 1 + o.R*math.Min(math.Max(rho, 0), o.Alpha)
+	}
+	return l
+}
+
+// ramCount adds to shared[i] and unique[i] the entries of model i that
+// take part, where others' do too and where none's does.
+func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int64) {
+	for j, b := range base {
+		n, last := 0, 0
+		for i, x := range xs {
+			if abs32(x[j]-b) > eps {
+				n, last = n+1, i
+			}
+		}
+		switch {
+		case n == 1:
+			unique[last]++
+		case n > 1:
+			for i, x := range xs {
+				if abs32(x[j]-b) > eps {
+					shared[i]++
+				}
+			}
+		}
+	}
+}
+
+// ramChunk merges one chunk: lambda, when not nil, scales each model's
+// unique entries.
+func ramChunk(dst, base []float32, xs [][]float32, eps float32, lambda []float64) {
+	for j, b := range base {
+		var s float64
+		n, last := 0, 0
+		for i, x := range xs {
+			if d := x[j] - b; abs32(d) > eps {
+				s += float64(d)
+				n, last = n+1, i
+			}
+		}
+		switch {
+		case n == 1 && lambda != nil:
+			s *= lambda[last]
+		case n > 1:
+			s /= float64(n)
+		}
+		dst[j] = float32(float64(b) + s)
+	}
+}
+
+// streamRAM merges one tensor by RAM: ramplus_tl first counts the shared
+// and unique entries of each model in a pass over the inputs (ts, the
+// base first).
+func streamRAM(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int, o RAMOptions) (*safetensors.Tensor, error) {
+	eps := float32(o.Epsilon)
+	var lambda []float64
+	if o.Plus {
+		vs, err := views(ts)
+		if err != nil {
+			return nil, err
+		}
+		var sc scratchSet
+		defer sc.release()
+		bp := newBlockPlan(n, 1)
+		bp.sc = &sc
+		shared, unique := make([]int64, len(ts)-1), make([]int64, len(ts)-1)
+		var mu sync.Mutex
+		err = eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
+			sh, un := make([]int64, len(shared)), make([]int64, len(unique))
+			return func(xs [][]float32, _ int) {
+					ramCount(xs[0], xs[1:], eps, sh, un)
+				}, func() {
+					mu.Lock()
+					defer mu.Unlock()
+					for i := range sh {
+						shared[i] += sh[i]
+						unique[i] += un[i]
+					}
+				}
+		})
+		if err != nil {
+			return nil, err
+		}
+		lambda = o.lambdas(shared, unique)
+	}
+	return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
+		ramChunk(dst, xs[0], xs[1:], eps, lambda)
+	})
+}
+
+// ramOptions reads ram's or ramplus_tl's parameters for p, with
+// mergekit's defaults.
+func (s *Spec) ramOptions(p *planned) RAMOptions {
+	return RAMOptions{
+		Epsilon: s.value(p, -1, "epsilon", 1e-5),
+		Plus:    s.Method == "ramplus_tl",
+		R:       s.value(p, -1, "r", 0.1),
+		Alpha:   s.value(p, -1, "alpha", 0.2),
+	}
+}
