@@ -40,7 +40,17 @@ and magnitudes tie often, in both implementations: w2d (48x64) and w1d (64)
 have bases in multiples of 1/64 and deltas in multiples of 1/16, with exact
 zeros and sign splits; n1d (64, norm-like) and three rows of w2d have
 fine-tune-sized deltas, multiples of 2^-16, whose norms are below 1e-3;
-z1d (64) has a base of zeros.
+z1d (64) has a base of zeros. Added for arcee_fusion, nearswap and RAM
+(from a generator of their own, so the tensors above are as they were):
+h3d (4x8x32) and h1d (256) with heavy-tailed deltas (outliers above
+arcee_fusion's threshold), and u1d (64), a base of zeros with deltas of
+multiples of 2^-22, below nearswap's least difference (1e-6) and RAM's
+default epsilon.
+
+arcee_fusion, nearswap and RAM are deterministic on these (arcee_fusion
+samples only tensors of more than 1e6 entries); check_arcee makes sure
+that no importance lies near arcee_fusion's threshold, where float32
+rounding could decide.
 """
 
 import json
@@ -258,12 +268,40 @@ def make_inputs():
             ins["m%d" % (i + 1)][tname] = b + x
         # nearly parallel to base: slerp's linear fallback
         ins["near"][tname] = b * 1.0078125 + rng.integers(-2, 3, shape) / 1024
+    add_more_inputs(ins)
     for m in ins.values():
         for k in m:
             x = m[k].astype(np.float32)
             assert np.array_equal(x.astype(np.float64), m[k]), "not exact in float32"
             m[k] = torch.from_numpy(x)
     return ins
+
+
+def add_more_inputs(ins):
+    """Inputs added for arcee_fusion, nearswap and RAM, from a generator of
+    their own so that the draws above (and the files' other tensors) stay
+    as they were. base, m1, m2 and m3 only."""
+    rng = np.random.default_rng(20260114)
+
+    def heavy(shape):
+        # multiples of 1/16 with a heavy tail (up to 2.5), a quarter zero:
+        # outliers for arcee_fusion's median + 1.5 IQR threshold
+        k = np.clip(np.round(rng.laplace(0, 3, shape)), -40, 40)
+        k[rng.random(shape) < 0.25] = 0
+        return k / 16
+
+    for tname, shape in (("h3d", (4, 8, 32)), ("h1d", (256,))):
+        b = np.round(rng.normal(0, 1, shape) * 64) / 64
+        ins["base"][tname] = b
+        for m in ("m1", "m2", "m3"):
+            ins[m][tname] = b + heavy(shape)
+    # u1d: a base of zeros and deltas of multiples of 2^-22 (below 1e-6,
+    # nearswap's least |difference|, and below RAM's epsilon)
+    ins["base"]["u1d"] = np.zeros(COLS)
+    for m in ("m1", "m2", "m3"):
+        k = rng.integers(-8, 9, COLS).astype(np.float64)
+        k[rng.random(COLS) < 0.2] = 0
+        ins[m]["u1d"] = k / 2**22
 
 
 # --- the cases: mergekit parameters, global and per model ---
@@ -328,7 +366,47 @@ CASES = [
     dict(name="sce", method="sce", base="base", models=["m1", "m2", "m3"], params={"select_topk": 0.3}),
     dict(name="sce_all", method="sce", base="base", models=["m1", "m2", "m3"]),
     dict(name="passthrough", method="passthrough", models=["m2"], model_params=[{"scale": 0.7}]),
+    # arcee_fusion has no parameters. Tensors of under 1e6 entries, whose
+    # quantiles mergekit takes over every entry (deterministic); n1d left
+    # out: its deltas of 2^-16 make mergekit's float32 KL divergence
+    # rounding noise (13 to 27 times its value), and its mask follows that
+    # noise. ARCEE_MARGIN checks that no importance is near the threshold.
+    dict(name="arcee_fusion", method="arcee_fusion", base="base", models=["m1"],
+         tensors=["w2d", "w1d", "z1d", "h3d", "h1d"]),
+    dict(name="arcee_fusion_m2", method="arcee_fusion", base="base", models=["m2"], tensors=["w2d", "h3d"]),
+    dict(name="arcee_fusion_m3", method="arcee_fusion", base="base", models=["m3"], tensors=["h3d", "h1d"]),
+    # nearswap: weight t/|base - model| clamped to [0, 1]; |difference|
+    # at least 1e-6. t = 0.2: 1 for deltas up to 3/16, less above; 3e-5:
+    # 1 for n1d's deltas of one step of 2^-16, less above; 5e-7: u1d's
+    # differences below 1e-6 count as 1e-6 (weight 0.5), those above as
+    # themselves.
+    dict(name="nearswap", method="nearswap", base="base", models=["m1"], params={"t": 0.2}),
+    dict(name="nearswap_fine", method="nearswap", base="base", models=["m2"], params={"t": 3e-5},
+         tensors=["w2d", "n1d", "u1d"]),
+    dict(name="nearswap_micro", method="nearswap", base="base", models=["m3"], params={"t": 5e-7}, tensors=["u1d"]),
+    # RAM: entries of |delta| > epsilon count; unique ones kept, shared
+    # ones averaged. u1d's deltas are all below the default epsilon; 0.125
+    # and 2^-15 are deltas of w2d (2/16) and n1d (2 steps) themselves.
+    dict(name="ram", method="ram", base="base", models=["m1", "m2", "m3"],
+         tensors=["w2d", "w1d", "n1d", "z1d", "h3d", "u1d"]),
+    dict(name="ram_eps", method="ram", base="base", models=["m1", "m2", "m3"], params={"epsilon": 0.125}),
+    dict(name="ram_eps_fine", method="ram", base="base", models=["m1", "m2"], params={"epsilon": 2**-15},
+         tensors=["w2d", "n1d"]),
+    # ramplus_tl: unique entries scaled by 1 + r*clamp(shared/unique, 0,
+    # alpha) per model and tensor. At the defaults every ratio is above
+    # alpha (n1d: m2 has no unique entry, shared/epsilon); at epsilon 0.4
+    # and alpha 0.6 the ratios of w2d, w1d and z1d fall on both sides,
+    # h3d's below (gen.py prints them).
+    dict(name="ramplus_tl", method="ramplus_tl", base="base", models=["m1", "m2", "m3"],
+         tensors=["w2d", "w1d", "n1d", "z1d", "h3d", "u1d"]),
+    dict(name="ramplus_tl_sparse", method="ramplus_tl", base="base", models=["m1", "m2", "m3"],
+         params={"epsilon": 0.4, "r": 0.5, "alpha": 0.6}, tensors=["w2d", "w1d", "z1d", "h3d"]),
 ]
+
+# The least distance of an arcee_fusion importance from its threshold,
+# relative to the threshold: moco's importances differ from mergekit's by
+# float32 roundings (its KL divergence is in float64), far below this.
+ARCEE_MARGIN = 1e-4
 
 # DELLA's keep probabilities: della_magprune on m1 - base.
 MAGPRUNE = [
@@ -384,6 +462,35 @@ def run_case(c, ins, reg, WeightInfo, ImmutableMap, ModelReference, tname):
     return out.to(torch.float32).contiguous()
 
 
+def check_arcee(c, ins, tname, out):
+    """Checks the margin of c's arcee_fusion mask, with mergekit's own
+    importance and threshold, and prints how many entries it keeps."""
+    import importlib
+
+    af = importlib.import_module("mergekit.merge_methods.arcee_fusion")
+    base, x = ins[c["base"]][tname], ins[c["models"][0]][tname]
+    assert x.numel() <= 1e6, "mergekit samples the quantiles of larger tensors"
+    task = af.ArceeFusionMergeTask(gather_tensors=None, base_model=None, weight_info=None)
+    imp = task._compute_importance(x, base)
+    mask, th = af.DynamicThresholdFusion().compute_fusion_mask(imp)
+    margin = float((imp - th).abs().min() / th.abs())
+    if margin < ARCEE_MARGIN:
+        sys.exit("%s %s: an importance is within %.3g of the threshold" % (c["name"], tname, margin))
+    assert torch.equal(out, base + (x - base) * mask)
+    print("%s %s: keeps %d of %d, margin %.3g" % (c["name"], tname, int(mask.sum()), mask.numel(), margin))
+
+
+def ram_ratios(c, ins, tname):
+    """ramplus_tl's shared/unique count ratio of each model (before the
+    clamp to alpha), recomputed for the report."""
+    eps = c.get("params", {}).get("epsilon", 1e-5)
+    tv = torch.stack([ins[m][tname] - ins[c["base"]][tname] for m in c["models"]]).reshape(len(c["models"]), -1)
+    nz = tv.abs() > eps
+    n = nz.sum(dim=0)
+    shared, unique = (nz & (n > 1)).sum(dim=1), (nz & (n == 1)).sum(dim=1)
+    return ["%d/%d" % (s, u) for s, u in zip(shared.tolist(), unique.tolist())]
+
+
 def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name in sorted(tensors):
@@ -425,6 +532,10 @@ def main():
             if diff:
                 print("%s %s: torch's own tie order changes %d outputs" % (c["name"], tname, diff))
             outs["%s.%s" % (c["name"], tname)] = out
+            if c["method"] == "arcee_fusion":
+                check_arcee(c, ins, tname, out)
+            if c["method"] == "ramplus_tl":
+                print("%s %s: shared/unique %s" % (c["name"], tname, ram_ratios(c, ins, tname)))
         cases.append({k: v for k, v in c.items()} | {"tensors": tnames})
     magprune = []
     for c in MAGPRUNE:
