@@ -73,6 +73,9 @@ func TestParseConfigStrict(t *testing.T) {
 		{"merge_method: slerp\nbase_model: b\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n        parameters: {tt: 1}\n", `line 7: parameter "tt" is not read by slerp`},
 		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_rnage: [0, 2]\n", "line 5: unknown field \"layer_rnage\""},
 		{"merge_method: ties\nmodels: [{model: a}]\nmodels: [{model: b}]", "already defined"},
+		{"merge_method: arcee_fusion\nbase_model: b\nmodels:\n  - model: a\n    parameters: {weight: 1}\n", `line 5: parameter "weight" is not read by arcee_fusion (it reads none)`},
+		{"merge_method: ramplus_tl\nbase_model: b\nmodels: [{model: a}]\nparameters: {r: 0.2, lambda: 1}\n", `line 4: parameter "lambda" is not read by ramplus_tl (its parameters: alpha, epsilon, r)`},
+		{"merge_method: ram\nbase_model: b\nmodels: [{model: a}]\nparameters: {alpha: 0.5}\n", `line 4: parameter "alpha" is not read by ram (its parameters: epsilon)`},
 		// yaml would truncate these to [0, 2] and 2 without a word.
 		{"merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2.5]\n", "line 5: layer_range: 2.5 is not an integer"},
 		{"merge_method: passthrough\nr: &r [0, 2.5]\n", "unknown field"},

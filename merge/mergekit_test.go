@@ -719,10 +719,11 @@ func mergeYAML(t *testing.T, y string) string {
 }
 
 // TestRequiredParams: a configuration without a parameter that mergekit
-// requires (slerp's t; each model's weight, the base's excepted) is an
-// error naming it, as mergekit's "Missing required parameter", also where
-// a filtered value leaves some tensors without one; a Spec built in Go
-// keeps the defaults.
+// requires (slerp's and nearswap's t; each model's weight, the base's
+// excepted) is an error naming it, as mergekit's "Missing required
+// parameter", also where a filtered value leaves some tensors without
+// one; a Spec built in Go keeps the defaults. Methods that need a base,
+// or one model besides it, say so.
 func TestRequiredParams(t *testing.T) {
 	dir := testutil.Shared(t, "models")
 	base, add, rev := filepath.Join(dir, "skills-base"), filepath.Join(dir, "skills-add"), filepath.Join(dir, "skills-rev")
@@ -736,6 +737,13 @@ func TestRequiredParams(t *testing.T) {
 		{"merge_method: slerp\nbase_model: " + base + "\nmodels: [{model: " + add + "}]\nparameters: {t: [{filter: self_attn, value: 0.3}, {value: 0.5}]}\n", ""},
 		{"merge_method: ties\nbase_model: " + base + "\nmodels: [{model: " + base + "}, {model: " + add + "}, {model: " + rev + "}]\nparameters: {weight: 0.5}\n", ""},
 		{"merge_method: model_stock\nbase_model: " + base + "\nmodels: [{model: " + add + "}, {model: " + rev + "}]\n", ""},
+		{"merge_method: nearswap\nbase_model: " + base + "\nmodels: [{model: " + add + "}]\n", "missing required parameter t"},
+		{"merge_method: nearswap\nbase_model: " + base + "\nmodels: [{model: " + base + "}, {model: " + add + "}]\nparameters: {t: 0.001}\n", ""},
+		{"merge_method: nearswap\nbase_model: " + base + "\nmodels: [{model: " + add + "}, {model: " + rev + "}]\nparameters: {t: 0.001}\n", "nearswap takes exactly 1 model(s) besides the base, got 2"},
+		{"merge_method: arcee_fusion\nmodels: [{model: " + add + "}, {model: " + rev + "}]\n", "arcee_fusion needs a base model"},
+		{"merge_method: arcee_fusion\nbase_model: " + base + "\nmodels: [{model: " + base + "}, {model: " + add + "}]\n", ""},
+		{"merge_method: ram\nmodels: [{model: " + add + "}, {model: " + rev + "}]\n", "ram needs a base model"},
+		{"merge_method: ramplus_tl\nbase_model: " + base + "\nmodels: [{model: " + add + "}, {model: " + rev + "}]\nparameters: {r: 0.3, alpha: [0.1, 0.5]}\n", ""},
 	} {
 		cfg, err := ParseConfig([]byte(c.yaml))
 		if err != nil {

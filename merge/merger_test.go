@@ -117,6 +117,18 @@ func TestSpecErrors(t *testing.T) {
 		{Spec{Method: "linear", Models: []Input{a, c}}, "tensor model.layers.0.w: missing from c"},
 		{Spec{Method: "slerp", Base: &a, Models: []Input{a, a}}, "exactly 1"},
 		{Spec{Method: "linear", Models: []Input{big, small}}, "vocabulary rows"},
+		// mergekit's counts: arcee_fusion and nearswap merge one model
+		// into a base, ram and ramplus_tl any number.
+		{Spec{Method: "arcee_fusion", Models: []Input{a}}, "arcee_fusion needs a base model"},
+		{Spec{Method: "arcee_fusion", Base: &a, Models: []Input{a, a}}, "arcee_fusion takes exactly 1 model(s) besides the base, got 2"},
+		{Spec{Method: "nearswap", Models: []Input{a}, Params: Params{"t": Scalar(0.1)}}, "nearswap needs a base model"},
+		{Spec{Method: "nearswap", Base: &a, Models: []Input{a, a}, Params: Params{"t": Scalar(0.1)}}, "nearswap takes exactly 1 model(s) besides the base, got 2"},
+		{Spec{Method: "nearswap", Base: &a}, "nearswap takes exactly 1 model(s) besides the base, got 0"},
+		// mergekit requires t and moco has no default for it either.
+		{Spec{Method: "nearswap", Base: &a, Models: []Input{a}}, "tensor model.layers.0.w: missing required parameter t"},
+		{Spec{Method: "ram", Models: []Input{a, a}}, "ram needs a base model"},
+		{Spec{Method: "ramplus_tl", Models: []Input{a}}, "ramplus_tl needs a base model"},
+		{Spec{Method: "ram", Base: &a}, "ram needs at least 1 model(s) besides the base, got 0"},
 	}
 	for _, c := range cases {
 		_, err := c.s.MergeToMemory(context.Background())

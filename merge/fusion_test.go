@@ -1,0 +1,150 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// fusionRef is arcee_fusion by its definition: every importance, sorted,
+// for the quantiles; the same float32 importances as moco's.
+func fusionRef(base, x []float32, cols int) (dst []float32, th float32, kept int) {
+	imp := make([]float32, len(x))
+	for off := 0; off < len(x); off += cols {
+		kl := float32(rowKL(x[off:off+cols], base[off:off+cols]))
+		for j := off; j < off+cols; j++ {
+			imp[j] = abs32(x[j]-base[j]) * kl
+		}
+	}
+	s := slices.Clone(imp)
+	slices.Sort(s)
+	m := len(s) - 1
+	th = s[m/2] + float32(float32(1.5)*(s[3*m/4]-s[m/4]))
+	dst = make([]float32, len(x))
+	for j := range dst {
+		var mask float32
+		if imp[j] >= th {
+			mask = 1
+			kept++
+		}
+		dst[j] = base[j] + (x[j]-base[j])*mask // mergekit's: a base of -0 gives +0
+	}
+	return dst, th, kept
+}
+
+// fusionInputs returns a base and a model of n entries with a heavy tail
+// of deltas, a fifth of them zero (ties of importance 0); grid values
+// (ties among the rest too) or not.
+func fusionInputs(n int, seed uint64, grid bool) (base, x []float32) {
+	r := rng{s: seed}
+	base, x = make([]float32, n), make([]float32, n)
+	for j := range base {
+		b := r.float64()*2 - 1
+		d := -math.Log(r.float64()+1e-12) / 4 // exponential
+		if r.float64() < 0.5 {
+			d = -d
+		}
+		if r.float64() < 0.2 {
+			d = 0
+		}
+		if grid {
+			b, d = math.Round(b*64)/64, math.Round(d*16)/16
+		}
+		base[j] = float32(b)
+		x[j] = base[j] + float32(d)
+	}
+	return base, x
+}
+
+// TestArceeFusionExactQuantiles: above 1e6 entries, where mergekit takes
+// the quantiles of a random sample, moco's are those of every importance,
+// as sorting them all gives; below, the same rule.
+func TestArceeFusionExactQuantiles(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		rows, cols int
+		grid       bool
+	}{
+		{"over 1e6 entries", 1031, 1000, false},
+		{"over 1e6 entries, ties", 1031, 1000, true},
+		{"a vector", 1, 4099, false},
+		{"one entry", 1, 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := c.rows * c.cols
+			base, x := fusionInputs(n, uint64(n), c.grid)
+			want, th, kept := fusionRef(base, x, c.cols)
+			var sc scratchSet
+			defer sc.release()
+			f, err := newFusion(context.Background(), []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, n, c.cols, &sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.th != th {
+				t.Errorf("threshold %v, want %v", f.th, th)
+			}
+			dst := make([]float32, n)
+			if err := ArceeFusion(dst, base, x, c.cols); err != nil {
+				t.Fatal(err)
+			}
+			for j := range dst {
+				if math.Float32bits(dst[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("entry %d: %v, want %v", j, dst[j], want[j])
+				}
+			}
+			t.Logf("keeps %d of %d", kept, n)
+			if n > 1 && (kept == 0 || kept == n) {
+				t.Errorf("keeps %d of %d: the threshold decides nothing", kept, n)
+			}
+		})
+	}
+}
+
+// TestFusionOrderStats: the radix selection of the importances matches
+// their sorted order at every rank asked, with negative importances (a
+// KL divergence rounded below 0), -0, +0, ties and infinities.
+func TestFusionOrderStats(t *testing.T) {
+	const rows, cols = 40, 997
+	base, x := fusionInputs(rows*cols, 7, true)
+	f := &fusion{cols: cols, kl: make([]float32, rows)}
+	for r := range f.kl {
+		f.kl[r] = float32(r%5-2) * 0.01 // -0.02 .. 0.02, and 0
+	}
+	f.kl[3] = float32(math.Copysign(0, -1))
+	f.kl[7] = float32(math.Inf(1))
+	imp := make([]float32, len(x))
+	f.importance(imp, base, x, 0)
+	s := slices.Clone(imp)
+	slices.SortFunc(s, func(a, b float32) int { return int(int64(orderKey(a)) - int64(orderKey(b))) })
+	n := int64(len(s))
+	ranks := []int64{0, 1, n / 4, n / 2, 3 * n / 4, n - 2, n - 1}
+	var sc scratchSet
+	defer sc.release()
+	bp := newBlockPlan(len(x), cols)
+	bp.sc = &sc
+	got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, ranks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range ranks {
+		if math.Float32bits(got[i]) != math.Float32bits(s[r]) {
+			t.Errorf("rank %d: %v, want %v", r, got[i], s[r])
+		}
+	}
+}
+
+func TestOrderKey(t *testing.T) {
+	inf := float32(math.Inf(1))
+	vs := []float32{-inf, -3, -1e-30, float32(math.Copysign(0, -1)), 0, 1e-30, 1, 2.5, inf}
+	for i, v := range vs {
+		if fromOrderKey(orderKey(v)) != v || math.Signbit(float64(fromOrderKey(orderKey(v)))) != math.Signbit(float64(v)) {
+			t.Errorf("%v does not come back from its key", v)
+		}
+		if i > 0 && orderKey(vs[i-1]) >= orderKey(v) {
+			t.Errorf("key of %v is not below that of %v", vs[i-1], v)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+func TestRAM(t *testing.T) {
+	base := []float32{0, 0, 0, 0, 1}
+	m1 := []float32{1, 1, 0, 1e-6, 1}
+	m2 := []float32{0, 3, -2, 0, 1}
+	for _, c := range []struct {
+		name string
+		xs   [][]float32
+		o    RAMOptions
+		want []float32
+	}{
+		// unique kept, shared averaged, below epsilon and unchanged: base
+		{"ram", [][]float32{m1, m2}, RAMOptions{Epsilon: 1e-5}, []float32{1, 2, -2, 0, 1}},
+		{"epsilon", [][]float32{m1, m2}, RAMOptions{Epsilon: 1}, []float32{0, 3, -2, 0, 1}},
+		// m1: 1 shared, 1 unique: 1 + 0.5*min(1, 0.2); m2: 1 and 1 too
+		{"ramplus_tl", [][]float32{m1, m2}, RAMOptions{Epsilon: 1e-5, Plus: true, R: 0.5, Alpha: 0.2}, []float32{1.1, 2, -2.2, 0, 1}},
+		{"ramplus_tl unclamped", [][]float32{m1, m2}, RAMOptions{Epsilon: 1e-5, Plus: true, R: 0.5, Alpha: 4}, []float32{1.5, 2, -3, 0, 1}},
+		// one model: nothing shared, every ratio 0
+		{"ramplus_tl one model", [][]float32{m2}, RAMOptions{Epsilon: 1e-5, Plus: true, R: 0.5, Alpha: 0.2}, []float32{0, 3, -2, 0, 1}},
+		// A model equal to the base has no unique entry to scale; with
+		// epsilon 0 mergekit's ratio is 0/0 and its output NaN.
+		{"ramplus_tl epsilon 0", [][]float32{m1, base}, RAMOptions{Plus: true, R: 0.5, Alpha: 0.2}, []float32{1, 1, 0, 1e-6, 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dst := make([]float32, len(base))
+			if err := RAM(dst, base, c.xs, c.o); err != nil {
+				t.Fatal(err)
+			}
+			near(t, c.name, dst, c.want, 1e-6)
+		})
+	}
+}
+
+// TestNewMethodsStreamMatchWhole: Spec.Merge streams nearswap, ram and
+// ramplus_tl in chunks and arcee_fusion in blocks of rows, reading bf16
+// in place; its outputs are those of the functions on whole widened
+// tensors, bit for bit, with rows that straddle the chunks.
+func TestNewMethodsStreamMatchWhole(t *testing.T) {
+	const rows, cols = 101, 1000 // 3 chunks and a part
+	n := rows * cols
+	mk := func(name string, base []float32, seed uint64) (Input, []float32) {
+		r := rng{s: seed}
+		x := make([]float32, n)
+		for j := range x {
+			switch {
+			case base == nil:
+				x[j] = float32(r.float64()*2 - 1)
+			case r.float64() < 0.5: // unchanged: RAM's unique and shared entries
+				x[j] = base[j]
+			default:
+				x[j] = base[j] + float32((r.float64()*2-1)*0.1)
+			}
+		}
+		bt, err := safetensors.Convert(f32t("model.layers.0.w", []int{rows, cols}, x...), safetensors.BF16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wide, _ := safetensors.ToF32(bt)
+		return mem(name, bt), wide
+	}
+	base, bx := mk("base", nil, 1)
+	a, ax := mk("a", bx, 2)
+	b, bbx := mk("b", bx, 3)
+	for _, c := range []struct {
+		method string
+		params Params
+		models []Input
+		whole  func(dst []float32) error
+	}{
+		{"nearswap", Params{"t": Scalar(0.02)}, []Input{a}, func(dst []float32) error { return NearSwap(dst, bx, ax, 0.02) }},
+		{"ram", Params{"epsilon": Scalar(0.01)}, []Input{a, b}, func(dst []float32) error {
+			return RAM(dst, bx, [][]float32{ax, bbx}, RAMOptions{Epsilon: 0.01})
+		}},
+		{"ramplus_tl", Params{"r": Scalar(0.5), "alpha": Scalar(2)}, []Input{a, b}, func(dst []float32) error {
+			return RAM(dst, bx, [][]float32{ax, bbx}, RAMOptions{Epsilon: 1e-5, Plus: true, R: 0.5, Alpha: 2})
+		}},
+		{"arcee_fusion", nil, []Input{b}, func(dst []float32) error { return ArceeFusion(dst, bx, bbx, cols) }},
+	} {
+		t.Run(c.method, func(t *testing.T) {
+			s := &Spec{Method: c.method, Base: &base, Models: c.models, Params: c.params, OutDType: safetensors.F32}
+			out, err := s.MergeToMemory(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := values(t, out, "model.layers.0.w")
+			want := make([]float32, n)
+			if err := c.whole(want); err != nil {
+				t.Fatal(err)
+			}
+			changed := 0
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("entry %d: streamed %v, whole %v", j, got[j], want[j])
+				}
+				if got[j] != bx[j] {
+					changed++
+				}
+			}
+			if changed == 0 {
+				t.Error("the merge is the base: the test compares nothing")
+			}
+		})
+	}
+}
