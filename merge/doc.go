@@ -34,6 +34,32 @@
 //	passthrough       one model's tensors (times its scale): with slices, layer
 //	                  stacking (frankenmerges)
 //	expo              ExPO: target + alpha*(target - source) (base = source)
+//	arcee_fusion      base + one model's delta where its importance, |delta| times
+//	                  the KL divergence of the row's softmaxes, is at least
+//	                  median + 1.5*IQR of the tensor's importances; no parameters
+//	nearswap          base moved toward one model by t/|base - model| clamped to
+//	                  [0, 1] (the difference 1e-6 at least): fully where they are
+//	                  within t; t is required
+//	ram               Reinforced Agent Merging: deltas of |delta| > epsilon (1e-5);
+//	                  where one model's is, kept; where several, averaged
+//	ramplus_tl        ram with each model's unique entries scaled by
+//	                  1 + r*clamp(shared/unique, 0, alpha) (r 0.1, alpha 0.2),
+//	                  its counts of shared and unique entries in the tensor
+//
+// arcee_fusion's quantile q is the sorted importances' entry at index
+// int(q*(n-1)), as mergekit's, but over every entry: mergekit sorts a
+// random sample of 1e6 entries (torch.randperm) of a larger tensor, so its
+// mask there changes from run to run, while moco's is exact and
+// deterministic. moco also sums the KL divergences in float64 (mergekit in
+// float32, which for deltas near float32's resolution of the softmax,
+// such as a fine-tune's of a norm vector, is mostly rounding; the masks
+// differ there). ramplus_tl divides by max(unique, epsilon) as mergekit
+// does; where epsilon <= 0 and a model equals the base in a tensor,
+// mergekit divides 0 by 0 and the whole tensor comes out NaN, while moco
+// skips that model's scale, which has no unique entry to act on.
+// Embeddings whose vocabularies differ merge on their common leading rows
+// with TruncateVocab, as with every method (mergekit's arcee_fusion takes
+// the common submatrix; its nearswap and ram do not rectify them).
 //
 // DARE's and DELLA's rescale (on by default) is their papers' and their
 // reference code's: survivors divided by their keep probability. mergekit
@@ -52,11 +78,13 @@
 // fraction.
 //
 // Parameters a method does not read are errors (MethodParams lists them).
-// mergekit requires slerp's t and the weight of each model (besides the
-// base) of linear, the task-vector methods, nuslerp and multislerp; a
-// configuration (Config.Open, Spec.RequireParams) without one is an error,
-// as in mergekit, while a Spec built in Go defaults t to 0.5 and weights
-// to 1 (nuslerp and multislerp need every weight either way).
+// mergekit requires slerp's and nearswap's t and the weight of each model
+// (besides the base) of linear, the task-vector methods, nuslerp and
+// multislerp; a configuration (Config.Open, Spec.RequireParams) without
+// one is an error, as in mergekit, while a Spec built in Go defaults
+// slerp's t to 0.5 and weights to 1 (nearswap needs t, and nuslerp and
+// multislerp every weight, either way). Every method needs at least one
+// model besides the base (where mergekit, given none, returns the base).
 // Slices (mergekit's slices: with sources and layer_range) build the
 // output's layers from layer ranges of the models, one slice after the
 // other; num_hidden_layers of the output follows. Gradients are evaluated
@@ -70,15 +98,19 @@
 // # Streaming
 //
 // Spec.Merge produces the output one tensor at a time. Element-wise methods
-// (linear, task_arithmetic, dare_*, expo) stream each tensor through in
-// chunks of 32K elements, reading the inputs in place from their memory
+// (linear, task_arithmetic, dare_*, expo, nearswap, ram; ramplus_tl after
+// a pass counting each model's shared and unique entries) stream each
+// tensor through in chunks of 32K elements, reading the inputs in place from their memory
 // maps and writing the output dtype directly, in parallel. The methods that
 // rank deltas (ties, breadcrumbs, della, and rescale_l1) stream too, in
 // blocks of whole rows on all cores: an exact, linear-time top-k selection
 // (a sampled bracket, one counting pass and a quickselect; radix passes
 // when the bracket misses) and DELLA's per-row ranks by a stable radix
-// sort, bit-identical to the whole-tensor sort-based definitions. Methods
-// that normalize or measure whole tensors (slerp and the other spherical
+// sort, bit-identical to the whole-tensor sort-based definitions.
+// arcee_fusion streams in blocks of whole rows too: the rows' KL
+// divergences, two radix passes over the importances for the three
+// quantiles, then the output. Methods that normalize or measure whole
+// tensors (slerp and the other spherical
 // merges, sce, model_stock) widen one tensor of each input at a time. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder writes

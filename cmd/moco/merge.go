@@ -17,19 +17,19 @@ import (
 func init() {
 	register(&command{
 		name:    "merge",
-		summary: "merge checkpoints (mergekit YAML or flags): linear, ties, dare, della, slerp, nuslerp, multislerp, karcher, sce, model_stock, passthrough slices, expo, lora",
+		summary: "merge checkpoints (mergekit YAML or flags): linear, ties, dare, della, slerp, nuslerp, multislerp, karcher, sce, model_stock, passthrough slices, expo, arcee_fusion, nearswap, ram, lora",
 		run:     runMerge,
 	})
 }
 
 func runMerge(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("merge", stderr)
-	method := fs.String("method", "", "merge method: "+strings.Join(merge.Methods(), ", ")+", or lora (adapters into --base)")
+	method := fs.String("method", "", "merge method: "+strings.Join(merge.Methods(), ", ")+", or lora (adapters into --base); arcee_fusion takes its quantiles over every entry, exactly, where mergekit samples 1e6 entries of a larger tensor at random")
 	base := fs.String("base", "", "base model folder")
 	models := fs.StringArrayP("model", "m", nil, "model folder (repeat; LoRA adapter folders with --method lora)")
 	weights := fs.Float64Slice("weight", nil, "weight per model, in the order of -m (one value: all models; default 1 each, where a CONFIG.yaml must give every model's weight, as mergekit's)")
 	densities := fs.Float64Slice("density", nil, "density per model (one value: all models)")
-	params := fs.StringArray("param", nil, "global parameter key=value, e.g. lambda=0.8, t=0.3 (slerp; default 0.5, where a CONFIG.yaml must give t, as mergekit's), alpha=0.5, normalize=false, gamma=0.01, epsilon=0.15 (repeat); DARE and DELLA rescale survivors by 1/keep-probability as their papers do, rescale_l1=1 restores each delta's L1 norm instead, as mergekit's rescale does since its v0.1.0; rescale=1 on ties and breadcrumbs restores it too, as mergekit's")
+	params := fs.StringArray("param", nil, "global parameter key=value, e.g. lambda=0.8, t=0.3 (slerp; default 0.5, where a CONFIG.yaml must give t, as mergekit's; nearswap's t has no default), alpha=0.5, normalize=false, gamma=0.01, epsilon=0.15 (DELLA's default; 1e-5 for ram and ramplus_tl, whose r is 0.1 and alpha 0.2) (repeat); DARE and DELLA rescale survivors by 1/keep-probability as their papers do, rescale_l1=1 restores each delta's L1 norm instead, as mergekit's rescale does since its v0.1.0; rescale=1 on ties and breadcrumbs restores it too, as mergekit's")
 	out := fs.String("out", "", "output model folder (or the second argument after CONFIG.yaml)")
 	outDType := fs.String("out-dtype", "", "dtype of the merged weights: float32, bfloat16, float16 (default: the base's)")
 	shardSize := fs.String("shard-size", "5GB", "largest safetensors shard (e.g. 500MB, 2GB); 0: one file")
