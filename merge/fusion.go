@@ -90,10 +90,14 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 	}
 	f.kl = make([]float32, n/f.cols)
 	err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
+		var ex []float64
+		if f.cols <= maxCachedRow {
+			ex = make([]float64, 2*f.cols)
+		}
 		return func(xs [][]float32, lo int) {
 			b, x := xs[0], xs[1]
 			for r := 0; r < len(b); r += f.cols {
-				f.kl[(lo+r)/f.cols] = float32(rowKL(x[r:r+f.cols], b[r:r+f.cols]))
+				f.kl[(lo+r)/f.cols] = float32(rowKL(x[r:r+f.cols], b[r:r+f.cols], ex))
 			}
 		}, nil
 	})
@@ -113,23 +117,41 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 	return f, nil
 }
 
+// maxCachedRow is the longest row whose exponentials rowKL keeps between
+// its passes (they were most of arcee_fusion's time); longer rows, such
+// as a large vector's, compute them twice rather than take 16 bytes an
+// entry.
+const maxCachedRow = 1 << 16
+
 // rowKL is the KL divergence sum p*log(p/q) of p = softmax(x) + 1e-8
-// from q = softmax(b) + 1e-8, in float64.
-func rowKL(x, b []float32) float64 {
+// from q = softmax(b) + 1e-8, in float64. ex, when at least 2*len(x)
+// long, keeps the exponentials between the passes.
+func rowKL(x, b []float32, ex []float64) float64 {
 	mx, mb := math.Inf(-1), math.Inf(-1)
 	for j := range x {
 		mx = max(mx, float64(x[j]))
 		mb = max(mb, float64(b[j]))
 	}
+	n := len(x)
+	keep := len(ex) >= 2*n
 	var sx, sb float64
 	for j := range x {
-		sx += math.Exp(float64(x[j]) - mx)
-		sb += math.Exp(float64(b[j]) - mb)
+		u, v := math.Exp(float64(x[j])-mx), math.Exp(float64(b[j])-mb)
+		sx += u
+		sb += v
+		if keep {
+			ex[j], ex[n+j] = u, v
+		}
 	}
 	var kl float64
 	for j := range x {
-		p := math.Exp(float64(x[j])-mx)/sx + 1e-8
-		q := math.Exp(float64(b[j])-mb)/sb + 1e-8
+		var u, v float64
+		if keep {
+			u, v = ex[j], ex[n+j]
+		} else {
+			u, v = math.Exp(float64(x[j])-mx), math.Exp(float64(b[j])-mb)
+		}
+		p, q := u/sx+1e-8, v/sb+1e-8
 		kl += p * math.Log(p/q)
 	}
 	return kl

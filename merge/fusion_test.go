@@ -14,7 +14,7 @@ import (
 func fusionRef(base, x []float32, cols int) (dst []float32, th float32, kept int) {
 	imp := make([]float32, len(x))
 	for off := 0; off < len(x); off += cols {
-		kl := float32(rowKL(x[off:off+cols], base[off:off+cols]))
+		kl := float32(rowKL(x[off:off+cols], base[off:off+cols], nil))
 		for j := off; j < off+cols; j++ {
 			imp[j] = abs32(x[j]-base[j]) * kl
 		}
