@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,8 +29,9 @@ import (
 //	           slerp, model_stock, expo need one); it is not merged as a model
 //	weights:   one weight per merged model, in pool order (default 1 each)
 //	densities: one density per merged model (sparsifying methods)
-//	density, lambda, gamma, epsilon, t, alpha, normalize, rescale,
-//	rescale_l1, filter_wise, weight: mergekit's global parameters
+//	density, lambda, gamma, epsilon, t, alpha, normalize, rescale, ...:
+//	           mergekit's global parameters, those the method reads
+//	           (merge.MethodParams; others are refused)
 //	seed:      for the random sparsification of DARE and DELLA
 //	dtype:     the merged tensors' dtype (default: the base's or first model's)
 //	cache_dir: where merged folders are kept (default: the user cache
@@ -43,8 +45,22 @@ type WeightParams struct {
 	CacheDir  string    `json:"cache_dir"`
 }
 
-// mergeGlobals are the global merge parameters a config may set.
-var mergeGlobals = []string{"weight", "density", "lambda", "gamma", "epsilon", "t", "alpha", "normalize", "rescale", "rescale_l1", "filter_wise"}
+// mergeGlobals are the global merge parameters a config may set: every
+// parameter some merge method reads (the merge refuses one that its
+// method does not), so that a method added to merge takes its
+// parameters here too.
+var mergeGlobals = func() []string {
+	var all []string
+	for _, name := range merge.Methods() {
+		for _, k := range merge.MethodParams(name) {
+			if !slices.Contains(all, k) {
+				all = append(all, k)
+			}
+		}
+	}
+	slices.Sort(all)
+	return all
+}()
 
 func init() {
 	for _, name := range merge.Methods() {
@@ -53,8 +69,8 @@ func init() {
 		switch name {
 		case "model_stock":
 			min = 3 // a base and two models
-		case "slerp", "expo":
-			min = 2
+		case "slerp", "expo", "arcee_fusion", "nearswap", "ram", "ramplus_tl":
+			min = 2 // a base and a model
 		}
 		Register(Spec{Name: name, Level: LevelWeight, MinModels: min,
 			Summary: "merge the pool's weights with " + name + " (mergekit semantics), then generate with the merged model",
@@ -105,6 +121,9 @@ func newWeightMethod(ctx context.Context, name string, pool []Member, p Params) 
 		if !isGlobal {
 			typed[k] = v
 			continue
+		}
+		if reads := merge.MethodParams(name); !slices.Contains(reads, k) {
+			return nil, inputErrorf("%s: parameter %s is not read by %s (its parameters: %s)", name, k, name, strings.Join(reads, ", "))
 		}
 		f, err := number(v)
 		if err != nil {

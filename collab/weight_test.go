@@ -75,3 +75,46 @@ func TestWeightMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightMethodParams: a method's own parameters reach the merge from
+// a collaboration's or a sweep's params, for methods whose parameters
+// only they read (sce's select_topk, karcher's max_iter and tol,
+// ramplus_tl's r and alpha, nuslerp's flags); a parameter the method does
+// not read is refused by the merge, naming it.
+func TestWeightMethodParams(t *testing.T) {
+	dir := testutil.Shared(t, "models")
+	var pool []Member
+	for _, name := range []string{"skills-base", "skills-add", "skills-rev"} {
+		l, err := LoadLocal(filepath.Join(dir, name), engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		pool = append(pool, l.Member())
+	}
+	base := pool[0].Name
+	ctx := context.Background()
+	for _, c := range []struct {
+		method string
+		p      Params
+		want   string // "" when it must merge
+	}{
+		{"sce", Params{"base": base, "select_topk": 0.5}, ""},
+		{"karcher", Params{"max_iter": 3, "tol": 1e-4}, ""},
+		{"ramplus_tl", Params{"base": base, "r": 0.3, "alpha": 0.5, "epsilon": 1e-6}, ""},
+		{"nuslerp", Params{"base": base, "nuslerp_row_wise": true, "weights": []any{0.5, 0.5}}, ""},
+		{"ties", Params{"base": base, "select_topk": 0.5}, "select_topk"},
+	} {
+		c.p["cache_dir"] = t.TempDir()
+		m, err := New(ctx, c.method, pool, c.p)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %v: %v", c.method, c.p, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s %v: error %v, want one naming %q", c.method, c.p, err, c.want)
+		}
+		if err == nil {
+			m.(interface{ Close() error }).Close()
+		}
+	}
+}
