@@ -123,7 +123,11 @@ func newWeightMethod(ctx context.Context, name string, pool []Member, p Params) 
 			continue
 		}
 		if reads := merge.MethodParams(name); !slices.Contains(reads, k) {
-			return nil, inputErrorf("%s: parameter %s is not read by %s (its parameters: %s)", name, k, name, strings.Join(reads, ", "))
+			list := "its parameters: " + strings.Join(reads, ", ")
+			if len(reads) == 0 {
+				list = "it reads none"
+			}
+			return nil, inputErrorf("%s: parameter %s is not read by %s (%s)", name, k, name, list)
 		}
 		f, err := number(v)
 		if err != nil {

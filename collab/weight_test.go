@@ -103,7 +103,8 @@ func TestWeightMethodParams(t *testing.T) {
 		{"karcher", Params{"max_iter": 3, "tol": 1e-4}, ""},
 		{"ramplus_tl", Params{"base": base, "r": 0.3, "alpha": 0.5, "epsilon": 1e-6}, ""},
 		{"nuslerp", Params{"base": base, "nuslerp_row_wise": true, "weights": []any{0.5, 0.5}}, ""},
-		{"ties", Params{"base": base, "select_topk": 0.5}, "select_topk"},
+		{"ties", Params{"base": base, "select_topk": 0.5}, "parameter select_topk is not read by ties (its parameters: density, int8_mask"},
+		{"arcee_fusion", Params{"base": base, "t": 0.5}, "parameter t is not read by arcee_fusion (it reads none)"},
 	} {
 		c.p["cache_dir"] = t.TempDir()
 		m, err := New(ctx, c.method, pool, c.p)

@@ -199,12 +199,16 @@ func specFromFlags(method, base string, models []string, weights, densities []fl
 	// As --param, and as a configuration's parameters: a value the method
 	// does not read is an error, not a silent no-op.
 	known := merge.MethodParams(method)
+	reads := "its parameters: " + strings.Join(known, ", ")
+	if len(known) == 0 {
+		reads = "it reads none"
+	}
 	for _, f := range []struct {
 		name string
 		v    []float64
 	}{{"weight", w}, {"density", d}} {
 		if known != nil && f.v != nil && !slices.Contains(known, f.name) {
-			return nil, fo, usagef("--%s: not read by %s (its parameters: %s)", f.name, method, strings.Join(known, ", "))
+			return nil, fo, usagef("--%s: not read by %s (%s)", f.name, method, reads)
 		}
 	}
 	od, err := merge.ParseDType(outDType)
@@ -218,7 +222,7 @@ func specFromFlags(method, base string, models []string, weights, densities []fl
 			return nil, fo, usagef("--param %q: want key=value", p)
 		}
 		if known != nil && !slices.Contains(known, k) {
-			return nil, fo, usagef("--param %s: not read by %s (its parameters: %s)", k, method, strings.Join(known, ", "))
+			return nil, fo, usagef("--param %s: not read by %s (%s)", k, method, reads)
 		}
 		f, err := parseParamValue(v)
 		if err != nil {

@@ -224,6 +224,7 @@ func TestMergeFlagsNotDropped(t *testing.T) {
 		{[]string{"merge", "-q", cfg, x, "--base", m("skills-base")}, "not both"},
 		{[]string{"merge", "-q", "--method", "linear", "-m", m("skills-add"), "-m", m("skills-rev"), "--density", "0.5", "--out", x}, "--density: not read by linear"},
 		{[]string{"merge", "-q", "--method", "slerp", "--base", m("skills-base"), "-m", m("skills-rev"), "--weight", "0.3", "--out", x}, "--weight: not read by slerp"},
+		{[]string{"merge", "-q", "--method", "arcee_fusion", "--base", m("skills-base"), "-m", m("skills-rev"), "--weight", "0.3", "--out", x}, "--weight: not read by arcee_fusion (it reads none)"},
 		{[]string{"merge", "-q", "--method", "lora", "--base", m("skills-base"), "-m", m("skills-lora-add"), "--param", "t=0.3", "--out", x}, "not read"},
 	} {
 		if _, errs, code := runCLI(c.args...); code == 0 || !strings.Contains(errs, c.want) {
