@@ -380,13 +380,9 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 // deltas (TIES, breadcrumbs, DELLA, rescale_l1), streaming as described
 // above: the output and per-worker blocks are the only memory it takes.
 func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int, w []float64, o TaskOptions) (*safetensors.Tensor, error) {
-	vs := make([]view, len(ts))
-	for i, t := range ts {
-		v, err := newView(t)
-		if err != nil {
-			return nil, err
-		}
-		vs[i] = v
+	vs, err := views(ts)
+	if err != nil {
+		return nil, err
 	}
 	nm := len(ts) - 1
 	bp := newBlockPlan(n, o.Cols)
@@ -549,7 +545,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		linScale /= div
 	}
 	out := p.pool.get(n * p.dtype.Size())
-	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
+	err = bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
 		ds := bp.sc.floats(nm, bp.size())
 		cur := make([][]float32, nm)

@@ -97,13 +97,9 @@ type chunkFunc func(dst []float32, xs [][]float32, k int, ds [][]float32)
 // streamTensor merges an element-wise method chunk by chunk, in parallel,
 // reading the inputs in place and writing the output dtype directly.
 func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*safetensors.Tensor, error) {
-	vs := make([]view, len(ts))
-	for i, t := range ts {
-		v, err := newView(t)
-		if err != nil {
-			return nil, err
-		}
-		vs[i] = v
+	vs, err := views(ts)
+	if err != nil {
+		return nil, err
 	}
 	out := p.pool.get(n * p.dtype.Size())
 	var sc scratchSet
