@@ -403,12 +403,46 @@ func (s *Spec) plan() ([]planned, error) {
 	if s.RequireParams {
 		keys = m.required
 	}
+	for _, key := range keys {
+		if key != "weight" && !s.setAnywhere(key) {
+			return nil, fmt.Errorf("missing required parameter %s for %s: no level sets it (--param %s=VALUE, or a configuration's parameters:)", key, s.Method, key)
+		}
+	}
 	for i := range out {
 		if err := s.checkRequired(keys, &out[i]); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// setAnywhere reports whether any level of s sets the parameter key: the
+// merge's, a model's, a slice's or a slice source's. One that none sets
+// is worth saying so before checking tensor by tensor.
+func (s *Spec) setAnywhere(key string) bool {
+	has := func(p Params) bool { _, ok := p[key]; return ok }
+	if has(s.Params) {
+		return true
+	}
+	for _, in := range s.Models {
+		if has(in.Params) {
+			return true
+		}
+	}
+	if s.Base != nil && has(s.Base.Params) {
+		return true
+	}
+	for _, sl := range s.Slices {
+		if has(sl.Params) {
+			return true
+		}
+		for _, src := range sl.Sources {
+			if has(src.Params) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkRequired reports the first of the required parameters keys that

@@ -125,7 +125,9 @@ func TestSpecErrors(t *testing.T) {
 		{Spec{Method: "nearswap", Base: &a, Models: []Input{a, a}, Params: Params{"t": Scalar(0.1)}}, "nearswap takes exactly 1 model(s) besides the base, got 2"},
 		{Spec{Method: "nearswap", Base: &a}, "nearswap takes exactly 1 model(s) besides the base, got 0"},
 		// mergekit requires t and moco has no default for it either.
-		{Spec{Method: "nearswap", Base: &a, Models: []Input{a}}, "tensor model.layers.0.w: missing required parameter t"},
+		{Spec{Method: "nearswap", Base: &a, Models: []Input{a}}, "missing required parameter t for nearswap: no level sets it (--param t=VALUE"},
+		// Set for some tensors only: the first without it is named.
+		{Spec{Method: "nearswap", Base: &a, Models: []Input{a}, Params: Params{"t": {Filters: []FilteredParam{{Filter: "nothing", Values: []float64{0.1}}}}}}, "tensor model.layers.0.w: missing required parameter t"},
 		{Spec{Method: "ram", Models: []Input{a, a}}, "ram needs a base model"},
 		{Spec{Method: "ramplus_tl", Models: []Input{a}}, "ramplus_tl needs a base model"},
 		{Spec{Method: "ram", Base: &a}, "ram needs at least 1 model(s) besides the base, got 0"},
