@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/mocolab/moco/safetensors"
@@ -69,6 +70,33 @@ func (o RAMOptions) lambdas(shared, unique []int64) []float64 {
 // ramCount adds to shared[i] and unique[i] the entries of model i that
 // take part, where others' do too and where none's does.
 func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int64) {
+	if len(xs) <= ramMaxPattern && !ramPatternsOff {
+		// A histogram of the entries' patterns (which models take
+		// part), without a branch on the data, folded into the counts.
+		counts := make([]int64, 1<<len(xs))
+		key := ramEpsKey(eps)
+		for j, b := range base {
+			var mask uint
+			for i, x := range xs {
+				mask |= takesPart(x[j]-b, key) << i
+			}
+			counts[mask]++
+		}
+		for mask, c := range counts {
+			switch bits.OnesCount(uint(mask)) {
+			case 0:
+			case 1:
+				unique[bits.TrailingZeros(uint(mask))] += c
+			default:
+				for i := range xs {
+					if mask>>i&1 != 0 {
+						shared[i] += c
+					}
+				}
+			}
+		}
+		return
+	}
 	for j, b := range base {
 		n, last := 0, 0
 		for i, x := range xs {
@@ -89,9 +117,66 @@ func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int6
 	}
 }
 
+// ramMaxPattern is the most models whose patterns of taking part (one
+// bit a model) ramCount and ramChunk index tables by; more take the
+// loops with branches.
+const ramMaxPattern = 10
+
+// ramPatternsOff makes ramCount and ramChunk take the loops with
+// branches (tests hold the two to each other).
+var ramPatternsOff bool
+
+// ramEpsKey is the key takesPart compares magnitudes' bits with: for
+// non-negative floats the bit patterns order as the values, and a
+// negative epsilon lets every delta but NaN take part.
+func ramEpsKey(eps float32) int64 {
+	if eps < 0 {
+		return -1
+	}
+	return int64(math.Float32bits(eps) &^ signBit)
+}
+
+// takesPart is 1 when |d| > eps (key from ramEpsKey) and 0 otherwise,
+// NaN included (as the comparison), without a branch: at a fine-tune's
+// deltas the test goes either way at random.
+func takesPart(d float32, key int64) uint {
+	m := int64(math.Float32bits(d) &^ signBit)
+	gt := uint64(key-m) >> 63         // m > key
+	num := uint64(m-0x7f800001) >> 63 // m <= +Inf: not NaN
+	return uint(gt & num)
+}
+
 // ramChunk merges one chunk: lambda, when not nil, scales each model's
 // unique entries.
 func ramChunk(dst, base []float32, xs [][]float32, eps float32, lambda []float64) {
+	if len(xs) <= ramMaxPattern && !ramPatternsOff {
+		// Each entry's sum of the deltas that take part, times its
+		// pattern's factor (lambda for one model) and divided by its
+		// count (n for n > 1), as below but without a branch on the data.
+		mul, div := make([]float64, 1<<len(xs)), make([]float64, 1<<len(xs))
+		for mask := range mul {
+			mul[mask], div[mask] = 1, 1
+			switch n := bits.OnesCount(uint(mask)); {
+			case n == 1 && lambda != nil:
+				mul[mask] = lambda[bits.TrailingZeros(uint(mask))]
+			case n > 1:
+				div[mask] = float64(n)
+			}
+		}
+		key := ramEpsKey(eps)
+		for j, b := range base {
+			var s float64
+			var mask uint
+			for i, x := range xs {
+				d := x[j] - b
+				t := takesPart(d, key)
+				s += float64(math.Float32frombits(math.Float32bits(d) & -uint32(t)))
+				mask |= t << i
+			}
+			dst[j] = float32(float64(b) + s*mul[mask]/div[mask])
+		}
+		return
+	}
 	for j, b := range base {
 		var s float64
 		n, last := 0, 0

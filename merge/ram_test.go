@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/mocolab/moco/safetensors"
@@ -109,5 +110,64 @@ func TestNewMethodsStreamMatchWhole(t *testing.T) {
 				t.Error("the merge is the base: the test compares nothing")
 			}
 		})
+	}
+}
+
+// TestRAMPatternsMatchLoops: ramCount's and ramChunk's pattern tables
+// (no branch on the data) give the counts and the bits of the loops with
+// branches, for 1 to 10 models, epsilons around the deltas (0, -0, a
+// negative one, +Inf, NaN), and deltas that are zeros of either sign,
+// infinities, NaNs, subnormals and exactly epsilon.
+func TestRAMPatternsMatchLoops(t *testing.T) {
+	r := rng{s: 11}
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-45, -1e-45, 1e-5, -1e-5, 2e-5}
+	for _, eps := range []float32{1e-5, 0, float32(math.Copysign(0, -1)), -1, float32(math.Inf(1)), float32(math.NaN())} {
+		for models := 1; models <= ramMaxPattern; models++ {
+			const n = 997
+			base := make([]float32, n)
+			xs := make([][]float32, models)
+			for j := range base {
+				base[j] = float32(r.float64()*2-1) * 0.03
+			}
+			for i := range xs {
+				xs[i] = make([]float32, n)
+				for j := range xs[i] {
+					switch k := r.next() % 8; {
+					case k == 0: // unchanged
+						xs[i][j] = base[j]
+					case k == 1:
+						xs[i][j] = base[j] + special[r.next()%uint64(len(special))]
+					case k == 2:
+						base[j] = 0
+						xs[i][j] = special[r.next()%uint64(len(special))]
+					default:
+						xs[i][j] = base[j] + float32(r.float64()*2-1)*3e-5
+					}
+				}
+			}
+			lambda := make([]float64, models)
+			for i := range lambda {
+				lambda[i] = 1 + r.float64()
+			}
+			for _, l := range [][]float64{nil, lambda} {
+				want, got := make([]float32, n), make([]float32, n)
+				ws, wu := make([]int64, models), make([]int64, models)
+				gs, gu := make([]int64, models), make([]int64, models)
+				ramPatternsOff = true
+				ramChunk(want, base, xs, eps, l)
+				ramCount(base, xs, eps, ws, wu)
+				ramPatternsOff = false
+				ramChunk(got, base, xs, eps, l)
+				ramCount(base, xs, eps, gs, gu)
+				if !slices.Equal(gs, ws) || !slices.Equal(gu, wu) {
+					t.Fatalf("eps %v, %d models: shared %v unique %v, the loops' %v %v", eps, models, gs, gu, ws, wu)
+				}
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) && !(got[j] != got[j] && want[j] != want[j]) {
+						t.Fatalf("eps %v, %d models, lambda %v: [%d] = %v, the loops' %v", eps, models, l != nil, j, got[j], want[j])
+					}
+				}
+			}
+		}
 	}
 }
