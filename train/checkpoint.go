@@ -394,6 +394,14 @@ func RemoveOtherOutputs(dir, src string, full bool) ([]string, error) {
 		}
 		names = stale
 	}
+	return RemoveFiles(dir, names)
+}
+
+// RemoveFiles removes the files of dir named in names (paths relative to
+// dir) that exist, returning the names removed; folders are left alone,
+// and a file's own folder inside dir goes once it is empty (SaveModel's
+// additional_chat_templates).
+func RemoveFiles(dir string, names []string) ([]string, error) {
 	var removed []string
 	for _, name := range names {
 		path := filepath.Join(dir, name)
@@ -412,7 +420,7 @@ func RemoveOtherOutputs(dir, src string, full bool) ([]string, error) {
 		}
 		removed = append(removed, name)
 		if d := filepath.Dir(name); d != "." {
-			os.Remove(filepath.Join(dir, d)) // SaveModel made it; kept while it holds other files
+			os.Remove(filepath.Join(dir, d)) // fails, keeping it, while it holds other files
 		}
 	}
 	return removed, nil

@@ -268,25 +268,14 @@ func (c ckFlags) resumeFrom(out string, w outWrites, notice func(string)) (strin
 // are left alone, a log --loss-csv put in out included: moco cannot tell
 // it from a file of the user's.
 func removeOtherLogs(out string, writes []string) ([]string, error) {
-	var removed []string
+	var stale []string
 	for _, name := range trainLogs {
 		path := filepath.Join(out, name)
-		st, err := os.Lstat(path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		if !slices.ContainsFunc(writes, func(w string) bool { return samePath(w, path) }) {
+			stale = append(stale, name)
 		}
-		if err != nil {
-			return removed, err
-		}
-		if st.IsDir() || slices.ContainsFunc(writes, func(w string) bool { return samePath(w, path) }) {
-			continue
-		}
-		if err := os.Remove(path); err != nil {
-			return removed, err
-		}
-		removed = append(removed, name)
 	}
-	return removed, nil
+	return train.RemoveFiles(out, stale)
 }
 
 // samePath reports whether the paths a and b name the same file, which
