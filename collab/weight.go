@@ -65,14 +65,7 @@ var mergeGlobals = func() []string {
 func init() {
 	for _, name := range merge.Methods() {
 		name := name
-		min := 1
-		switch name {
-		case "model_stock":
-			min = 3 // a base and two models
-		case "slerp", "expo", "arcee_fusion", "nearswap", "ram", "ramplus_tl":
-			min = 2 // a base and a model
-		}
-		Register(Spec{Name: name, Level: LevelWeight, MinModels: min,
+		Register(Spec{Name: name, Level: LevelWeight, MinModels: merge.MinInputs(name),
 			Summary: "merge the pool's weights with " + name + " (mergekit semantics), then generate with the merged model",
 			New: func(ctx context.Context, pool []Member, p Params) (Method, error) {
 				return newWeightMethod(ctx, name, pool, p)

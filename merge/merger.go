@@ -220,6 +220,19 @@ func Methods() []string {
 	return s
 }
 
+// MinInputs returns the fewest models a merge method takes, its base
+// (when it needs one) included; 0 for an unknown method.
+func MinInputs(name string) int {
+	m, ok := methods[name]
+	if !ok {
+		return 0
+	}
+	if m.needsBase {
+		return m.minModels + 1
+	}
+	return m.minModels
+}
+
 // MethodParams returns the parameter names a merge method reads (globally,
 // per slice or per model), sorted; nil for an unknown method, and empty
 // (not nil) for one that reads none (arcee_fusion).

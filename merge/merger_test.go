@@ -443,3 +443,14 @@ func TestScratchSet(t *testing.T) {
 	}
 	nilSet.release()
 }
+
+// TestMinInputs: the fewest pool members a method takes, its base
+// included, as mergekit's methods need them.
+func TestMinInputs(t *testing.T) {
+	for name, want := range map[string]int{"linear": 1, "passthrough": 1, "karcher": 1, "ties": 2, "slerp": 2, "expo": 2,
+		"arcee_fusion": 2, "nearswap": 2, "ram": 2, "model_stock": 3, "no-such-method": 0} {
+		if got := MinInputs(name); got != want {
+			t.Errorf("MinInputs(%q) = %d, want %d", name, got, want)
+		}
+	}
+}
