@@ -343,20 +343,30 @@ func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) i
 	return n
 }
 
+// kernelRanks returns how many of ord's ranks a kernel of lanes takes
+// (a multiple of lanes), having checked the bounds of row, th and p that
+// it relies on, and the rescale flag as the assembly reads it.
+func (m *magPruner) kernelRanks(row []float32, ord []uint64, lanes int) (n, resc int) {
+	n = len(ord) &^ (lanes - 1)
+	if n == 0 {
+		return 0, 0
+	}
+	_, _, _ = row[len(ord)-1], m.th[n-1], m.p[n-1]
+	if m.rescale {
+		resc = 1
+	}
+	return n, resc
+}
+
 // pruneRanksFast512 is magPruner.row's per-rank step with the AVX-512
 // kernel for the largest multiple of 8 ranks, written to row (of ord's
 // length: the entries' indices are below it).
 func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int {
-	n := len(ord) &^ 7
-	if n == 0 {
-		return 0
+	n, resc := m.kernelRanks(row, ord, 8)
+	if n > 0 {
+		_ = m.q[n-1]
+		pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
 	}
-	_, _, _, _ = row[len(ord)-1], m.q[n-1], m.th[n-1], m.p[n-1]
-	resc := 0
-	if m.rescale {
-		resc = 1
-	}
-	pruneRanks512(&row[0], &ord[0], &m.q[0], &m.th[0], &m.p[0], n, s, resc)
 	return n
 }
 
@@ -364,16 +374,11 @@ func pruneRanksFast512(m *magPruner, row []float32, ord []uint64, s uint64) int 
 // reads each rank's step to its draw from m.qg (AVX2 has no 64-bit
 // multiply).
 func pruneRanksFast256(m *magPruner, row []float32, ord []uint64, s uint64) int {
-	n := len(ord) &^ 3
-	if n == 0 {
-		return 0
+	n, resc := m.kernelRanks(row, ord, 4)
+	if n > 0 {
+		_ = m.qg[n-1]
+		pruneRanks256(&row[0], &ord[0], &m.qg[0], &m.th[0], &m.p[0], n, s, resc, &pruneConsts256)
 	}
-	_, _, _, _ = row[len(ord)-1], m.qg[n-1], m.th[n-1], m.p[n-1]
-	resc := 0
-	if m.rescale {
-		resc = 1
-	}
-	pruneRanks256(&row[0], &ord[0], &m.qg[0], &m.th[0], &m.p[0], n, s, resc, &pruneConsts256)
 	return n
 }
 
