@@ -27,6 +27,11 @@ import (
 //     that bin's candidates the k-th largest itself, and the candidates
 //     equal to it, counted per block, say which ties keepTopK would keep
 //     (index order).
+//     A value that many entries share within the bracket (a fine-tune's
+//     bf16 deltas are a few ulps of the base: a sixth of a tensor can tie
+//     at the median magnitude) is counted per block instead of kept; up
+//     to four such values, found in the sample, take part in the
+//     histogram and the selection with their counts.
 //     Small tensors take every entry as a candidate. When the bracket
 //     misses (or would hold too many entries), radix passes over the full
 //     range decide instead: a histogram of the upper 16 bits finds the bin
@@ -160,7 +165,17 @@ type topK struct {
 	// (a-lo)>>shift, counted by the collecting pass.
 	shift uint
 	hist  []int64
+	// heavy are values that many entries of the bracket share (a
+	// fine-tune's bf16 deltas are a few ulps of the base: a tenth of a
+	// tensor or more can tie at one magnitude). The collecting pass
+	// counts those per block, heavyEq[k*len(heavy)+j] for heavy[j] in
+	// block k, instead of keeping them among the candidates.
+	heavy   []uint32
+	heavyEq []int32
 }
+
+// maxHeavy is the most heavy values a bracket counts instead of keeping.
+const maxHeavy = 4
 
 // blockQuota is the starting quota of ties for block k (-1: unlimited).
 func (t *topK) blockQuota(k int) int32 {
@@ -671,11 +686,70 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 		in += int((uint64(a-t.lo) - uint64(t.hi-t.lo) - 1) >> 63)
 	}
 	if in > m/8 {
-		t.collect, t.above, t.cands = false, nil, nil
+		in -= t.findHeavy(sample)
+	}
+	if in > m/8 {
+		t.collect, t.above, t.cands, t.heavy = false, nil, nil, nil
 		return false
 	}
 	t.setShift()
 	return true
+}
+
+// findHeavy sets t.heavy to the values (at most maxHeavy, the most shared
+// first) that at least 1/256 of sample's entries share within [lo, hi],
+// and returns how many of sample's entries they take.
+func (t *topK) findHeavy(sample []uint32) int {
+	var in []uint32
+	for _, a := range sample {
+		if a-t.lo <= t.hi-t.lo {
+			in = append(in, a)
+		}
+	}
+	slices.Sort(in)
+	type run struct {
+		v uint32
+		n int
+	}
+	var runs []run
+	for i := 0; i < len(in); {
+		j := i + 1
+		for j < len(in) && in[j] == in[i] {
+			j++
+		}
+		if j-i >= len(sample)/256 {
+			runs = append(runs, run{in[i], j - i})
+		}
+		i = j
+	}
+	slices.SortStableFunc(runs, func(a, b run) int { return b.n - a.n })
+	taken := 0
+	for _, r := range runs[:min(len(runs), maxHeavy)] {
+		t.heavy = append(t.heavy, r.v)
+		taken += r.n
+	}
+	return taken
+}
+
+// dropHeavy counts block k's candidates cs equal to each of t's heavy
+// values into heavyEq and returns the others, in order, in cs's memory.
+// It has no branch on the data: the heavy values are most of cs.
+func (t *topK) dropHeavy(cs []uint32, k int) []uint32 {
+	var eq [maxHeavy]int32
+	hs := t.heavy
+	n := 0
+	for _, a := range cs {
+		var hit uint64
+		for j, h := range hs {
+			e := (uint64(a^h) - 1) >> 63 // a == h
+			eq[j] += int32(e)
+			hit |= e
+		}
+		cs[n] = a
+		n += int(1 - hit)
+	}
+	copy(t.heavyEq[k*len(hs):], eq[:len(hs)])
+	return cs[:n]
 }
 
 // setShift sets the shift that puts [lo, hi] in candBins bins.
@@ -698,6 +772,7 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 	}
 	for _, t := range ts {
 		t.hist = make([]int64, candBins)
+		t.heavyEq = make([]int32, bp.nBlocks*len(t.heavy))
 	}
 	var mu sync.Mutex
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
@@ -711,14 +786,19 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 		keep := func(i, k, c int, above int64) {
 			t, h := ts[i], hists[i]
 			t.above[k] = above
+			for _, a := range buf[:c] { // the heavy values too
+				h[((a-t.lo)>>t.shift)&(candBins-1)]++
+			}
+			cs := buf[:c]
+			if len(t.heavy) > 0 {
+				cs = t.dropHeavy(cs, k)
+			}
+			c = len(cs)
 			if len(slab)+c > cap(slab) {
 				slab = bp.sc.u32(c)
 			}
-			slab = append(slab, buf[:c]...)
+			slab = append(slab, cs...)
 			t.cands[k] = slab[len(slab)-c : len(slab) : len(slab)]
-			for _, a := range buf[:c] {
-				h[((a-t.lo)>>t.shift)&(candBins-1)]++
-			}
 		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
@@ -807,14 +887,24 @@ func collectBF16(buf []uint32, x, base []uint16, lo, hi uint32) (int, int64) {
 // fromCandidates finishes t's selection from its bracket: it reports false
 // when the k-th largest is not in the bracket.
 func fromCandidates(bp blockPlan, t *topK) bool {
+	defer func() { t.collect, t.above, t.cands, t.hist, t.heavy, t.heavyEq = false, nil, nil, nil, nil, nil }()
 	var above, total int64
 	for k := range t.cands {
 		above += t.above[k]
 		total += int64(len(t.cands[k]))
 	}
+	nh := len(t.heavy)
+	heavyN := make([]int64, nh) // entries equal to each heavy value
+	for k := range bp.nBlocks {
+		for j := range nh {
+			heavyN[j] += int64(t.heavyEq[k*nh+j])
+		}
+	}
+	for _, c := range heavyN {
+		total += c
+	}
 	k := int64(t.k)
 	if above >= k || above+total < k {
-		t.collect, t.above, t.cands, t.hist = false, nil, nil, nil
 		return false
 	}
 	// The histogram gives the bin of the k-th largest; a quickselect among
@@ -829,15 +919,27 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 		}
 		greater += t.hist[b]
 	}
+	inBin := func(a uint32) bool { return (a-t.lo)>>t.shift == uint32(bin) }
 	in := make([]uint32, 0, t.hist[bin])
 	for _, cs := range t.cands {
 		for _, a := range cs {
-			if (a-t.lo)>>t.shift == uint32(bin) {
+			if inBin(a) {
 				in = append(in, a)
 			}
 		}
 	}
-	t.th = kthLargest(in, int(r-greater))
+	hj := -1 // the heavy value that is the threshold
+	var hin []int
+	for j, h := range t.heavy {
+		if inBin(h) {
+			hin = append(hin, j)
+		}
+	}
+	if len(hin) == 0 {
+		t.th = kthLargest(in, int(r-greater))
+	} else {
+		t.th, hj = t.kthWithHeavy(in, hin, heavyN, r-greater)
+	}
 	var eq int64
 	for _, a := range in {
 		if a > t.th {
@@ -845,6 +947,14 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 		} else if a == t.th {
 			eq++
 		}
+	}
+	for _, j := range hin {
+		if t.heavy[j] > t.th {
+			greater += heavyN[j]
+		}
+	}
+	if hj >= 0 {
+		eq += heavyN[hj]
 	}
 	t.eq, t.need = eq, k-above-greater
 	if t.need < t.eq {
@@ -857,12 +967,39 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 					c++
 				}
 			}
+			if hj >= 0 {
+				c += int64(t.heavyEq[b*nh+hj])
+			}
 			q := min(c, left)
 			t.quota[b], t.eqs[b], left = int32(q), int32(c), left-q
 		}
 	}
-	t.collect, t.above, t.cands, t.hist = false, nil, nil, nil
 	return true
+}
+
+// kthWithHeavy returns the r-th largest (1-based) of the candidates in
+// and heavyN[j] copies of each heavy value t.heavy[j], j in hin (none of
+// them in in), and the j of the heavy value it is (-1: it is in in).
+func (t *topK) kthWithHeavy(in []uint32, hin []int, heavyN []int64, r int64) (uint32, int) {
+	slices.Sort(in)
+	slices.SortFunc(hin, func(a, b int) int { return cmp.Compare(t.heavy[b], t.heavy[a]) })
+	i, h := len(in)-1, 0 // the next largest of in and of the heavy values
+	for {
+		if h < len(hin) && (i < 0 || t.heavy[hin[h]] > in[i]) {
+			j := hin[h]
+			if r <= heavyN[j] {
+				return t.heavy[j], j
+			}
+			r -= heavyN[j]
+			h++
+			continue
+		}
+		if r <= 1 {
+			return in[i], -1
+		}
+		r--
+		i--
+	}
 }
 
 // kthLargest returns the r-th largest (1-based) of a, reordering a: a

@@ -3,6 +3,7 @@ package merge
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -182,6 +183,130 @@ func TestSelectBracketMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("radix passes", tk)
+}
+
+// b2u is 1 for true.
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestSelectHeavyTies: when many entries share a magnitude around the
+// k-th largest (a fine-tune's bf16 deltas, a few ulps of the base), the
+// bracket counts those values per block instead of keeping them, and the
+// selection is keepTopK's whether the k-th largest is one of them or a
+// value between them, in f32 and bf16, on one block or several.
+func TestSelectHeavyTies(t *testing.T) {
+	const n = 150_001 // above guessRange's smallest sampled tensor
+	r := rng{s: 31}
+	// A third of the magnitudes are 0.5, a fifth 0.5 + 2^-7 (its bf16
+	// value but one above), a tenth 0.25; the rest spread over [0.2, 0.8].
+	heavy := []float32{0.5, 0.5 + 1.0/128, 0.25}
+	share := []float64{0.33, 0.2, 0.1}
+	x := make([]float32, n)
+	for i := range x {
+		u, v := r.float64(), float32(0.2+0.6*r.float64())
+		for j, p := range share {
+			if u < p {
+				v = heavy[j]
+				break
+			}
+			u -= p
+		}
+		if r.next()&1 == 1 {
+			v = -v
+		}
+		x[i] = v
+	}
+	// Three entries a float32 ulp below each heavy value and three above,
+	// in its bin of the candidates' histogram.
+	for j, h := range heavy {
+		for i := range 3 {
+			x[1000*j+2*i] = math.Nextafter32(h, 0)
+			x[1000*j+2*i+1] = -math.Nextafter32(h, 1)
+		}
+	}
+	xb := make([]uint16, n)
+	for i, v := range x {
+		xb[i] = safetensors.F32ToBF16(v)
+	}
+	xw := make([]float32, n) // the bf16 inputs widened: their deltas
+	for i, v := range xb {
+		xw[i] = math.Float32frombits(uint32(v) << 16)
+	}
+	var heavyTh, lightTh, bf16Heavy int
+	for _, dt := range []safetensors.DType{safetensors.F32, safetensors.BF16} {
+		vs := []view{{dt: dt, f32: make([]float32, n)}, {dt: dt, f32: x}}
+		d := x
+		if dt == safetensors.BF16 {
+			vs = []view{{dt: dt, u16: make([]uint16, n)}, {dt: dt, u16: xb}}
+			d = xw
+		}
+		for _, rowsPer := range []int{n, 9001} {
+			bp := blockPlan{n: n, rowLen: 1, rowsPer: rowsPer, nBlocks: (n + rowsPer - 1) / rowsPer}
+			// k at spread densities, and around each heavy group: above
+			// it, at its ends, inside it, and below it (the bracket then
+			// holds it though the k-th largest is not one of its values).
+			var ks []int
+			for _, density := range []float64{0.05, 0.2, 0.5, 0.7, 0.95} {
+				ks = append(ks, int(density*n))
+			}
+			for _, h := range heavy {
+				hb, above, eq := math.Float32bits(h), 0, 0
+				for _, v := range d {
+					above += int(b2u(magBits(v) > hb))
+					eq += int(b2u(magBits(v) == hb))
+				}
+				ks = append(ks, above-300, above, above+1, above+eq/2, above+eq, above+eq+1, above+eq+300)
+			}
+			for _, k := range ks {
+				name := fmt.Sprintf("%v, %d blocks, k %d", dt, bp.nBlocks, k)
+				// The bracket's steps one by one: the radix passes,
+				// which selectTopK takes when the bracket misses, must
+				// not hide a miss.
+				tk := &topK{k: k}
+				if !guessRange(bp, vs, tk) {
+					t.Fatalf("%s: no bracket", name)
+				}
+				heavyHere := slices.Clone(tk.heavy)
+				if err := collectPass(context.Background(), bp, vs, []*topK{tk}); err != nil {
+					t.Fatal(err)
+				}
+				if !fromCandidates(bp, tk) {
+					t.Fatalf("%s: the bracket (heavy values %v) missed", name, heavyHere)
+				}
+				if len(heavyHere) > 0 {
+					if dt == safetensors.BF16 {
+						bf16Heavy++
+					}
+					if slices.Contains(heavyHere, tk.th) {
+						heavyTh++
+					} else {
+						lightTh++
+					}
+				}
+				ref := slices.Clone(d)
+				keepTopK(ref, k)
+				m := make([]uint32, n)
+				got := slices.Clone(d)
+				for b := range bp.nBlocks {
+					lo, hi := bp.span(b)
+					tk.keepMask(m[lo:hi], got[lo:hi], b)
+				}
+				for j := range got {
+					if g := math.Float32frombits(math.Float32bits(got[j]) & m[j]); g != ref[j] {
+						t.Fatalf("%s: [%d] = %v, keepTopK %v", name, j, g, ref[j])
+					}
+				}
+			}
+		}
+	}
+	// The cases above must reach both answers of the heavy bracket.
+	if heavyTh == 0 || lightTh == 0 || bf16Heavy == 0 {
+		t.Fatalf("heavy brackets whose k-th largest was heavy: %d, not heavy: %d, in bf16: %d; want each > 0", heavyTh, lightTh, bf16Heavy)
+	}
 }
 
 // deltaRow draws n deltas of one kind for rankSort's tests: differences of
