@@ -17,7 +17,9 @@
 // each tensor's data. Its output is deterministic (sorted keys, header padded
 // with spaces until the data starts at a multiple of 64 bytes) and atomic: data goes to a temporary file
 // in the target folder that is synced and renamed into place only when
-// complete.
+// complete. On Linux the written pages go to disk as the writer goes and
+// leave the page cache once there, so a large file does not fill the
+// cache (reading it back right away reads the disk).
 //
 // Convert and ToF32 move between F32, F16 and BF16 with round-to-nearest-even
 // narrowing and exact widening; NewMemSource serves tensors held in memory.

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,6 +91,43 @@ func TestRoundTrip(t *testing.T) {
 	if !strings.HasPrefix(order, strings.Join(names[:11], ",")) {
 		t.Errorf("data order %s, want %v first", order, names[:11])
 	}
+}
+
+// TestWriterSteps: a writer that steps its writeback (and drops what is
+// on disk from the page cache) many times, within tensors and between
+// them, writes the bytes a writer that never steps writes.
+func TestWriterSteps(t *testing.T) {
+	r := uint32(1)
+	var in []*Tensor
+	for i, n := range []int{1, 50_003, 7, 200_000, 12_288, 3, 99_999} {
+		b := make([]byte, n)
+		for j := range b {
+			r = r*1664525 + 1013904223
+			b[j] = byte(r >> 24)
+		}
+		in = append(in, &Tensor{Name: fmt.Sprintf("t%d", i), DType: U8, Shape: []int{n}, Data: b})
+	}
+	dir := t.TempDir()
+	once, steps := filepath.Join(dir, "once.safetensors"), filepath.Join(dir, "steps.safetensors")
+	if err := WriteFile(once, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func(old int) { writebackStep = old }(writebackStep)
+	writebackStep = 3*4096 + 100 // not a whole page: the steps round down
+	if err := WriteFile(steps, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := os.ReadFile(once)
+	b2, _ := os.ReadFile(steps)
+	if !bytes.Equal(b1, b2) {
+		t.Fatalf("stepped writeback wrote %d bytes unlike the %d of one write", len(b2), len(b1))
+	}
+	f, err := Open(steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkSame(t, f, in)
 }
 
 // checkSame asserts that src holds exactly the tensors want.
