@@ -109,9 +109,12 @@
 // sort, bit-identical to the whole-tensor sort-based definitions.
 // arcee_fusion streams in blocks of whole rows too: the rows' KL
 // divergences, two radix passes over the importances for the three
-// quantiles, then the output. Methods that normalize or measure whole
-// tensors (slerp and the other spherical
-// merges, sce, model_stock) widen one tensor of each input at a time. DARE's
+// quantiles, then the output. slerp, nuslerp, multislerp, karcher and
+// model_stock combine their inputs (or task vectors) with coefficients
+// that only their norms and dot products decide: one streaming pass sums
+// the Gram matrix (per tensor, row or column), a second writes the
+// combination, as close to the whole-tensor functions as rounding allows.
+// sce widens one tensor of each input at a time. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder writes
 // a complete model folder atomically (safetensors.OutDir: a temporary folder

@@ -896,9 +896,11 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 		return streamRAM(ctx, p, ts, n, s.ramOptions(p))
 	case s.Method == "arcee_fusion":
 		return streamFusion(ctx, p, ts, n, cols)
+	case s.Method == "slerp" || s.Method == "nuslerp" || s.Method == "multislerp" || s.Method == "karcher" || s.Method == "model_stock":
+		return s.streamSpherical(ctx, p, ts, n, hasBase, w)
 	}
 
-	// The rest needs whole tensors (norms, angles).
+	// sce needs whole tensors (its top-k by variance).
 	xs := make([][]float32, len(ts))
 	for i, t := range ts {
 		x, err := safetensors.ToF32(t)
@@ -914,22 +916,8 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 		base, models = xs[0], xs[1:]
 	}
 	switch s.Method {
-	case "slerp":
-		err = Slerp(dst, base, models[0], s.value(p, -1, "t", 0.5))
-	case "nuslerp":
-		err = NuSlerp(dst, base, models[0], models[1], w, p.shape, s.flag(p, "nuslerp_row_wise", false), s.flag(p, "nuslerp_flatten", true))
-	case "multislerp":
-		err = MultiSlerp(dst, base, models, w, s.flag(p, "normalize_weights", true), s.value(p, -1, "eps", 1e-8))
-	case "karcher":
-		err = Karcher(dst, models, int(s.value(p, -1, "max_iter", 10)), s.value(p, -1, "tol", 1e-5))
 	case "sce":
 		err = SCE(dst, base, models, s.value(p, -1, "select_topk", 1))
-	case "model_stock":
-		fw := 0
-		if s.flag(p, "filter_wise", false) {
-			fw = cols
-		}
-		err = ModelStock(dst, base, models, fw)
 	default:
 		err = fmt.Errorf("method %s has no tensor rule", s.Method)
 	}
