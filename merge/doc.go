@@ -114,7 +114,9 @@
 // that only their norms and dot products decide: one streaming pass sums
 // the Gram matrix (per tensor, row or column), a second writes the
 // combination, as close to the whole-tensor functions as rounding allows.
-// sce widens one tensor of each input at a time. DARE's
+// sce streams too: its variances across the models are computed again in
+// each pass, radix passes select the top-k of them, one pass sums each
+// model's weight and one writes the output. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder writes
 // a complete model folder atomically (safetensors.OutDir: a temporary folder

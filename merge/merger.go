@@ -896,35 +896,13 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 		return streamRAM(ctx, p, ts, n, s.ramOptions(p))
 	case s.Method == "arcee_fusion":
 		return streamFusion(ctx, p, ts, n, cols)
+	case s.Method == "sce":
+		return s.streamSCE(ctx, p, ts, n)
 	case s.Method == "slerp" || s.Method == "nuslerp" || s.Method == "multislerp" || s.Method == "karcher" || s.Method == "model_stock":
 		return s.streamSpherical(ctx, p, ts, n, hasBase, w)
 	}
 
-	// sce needs whole tensors (its top-k by variance).
-	xs := make([][]float32, len(ts))
-	for i, t := range ts {
-		x, err := safetensors.ToF32(t)
-		if err != nil {
-			return nil, err
-		}
-		xs[i] = x[:n] // vocabulary truncation keeps the leading rows
-	}
-	dst := make([]float32, n)
-	models := xs
-	var base []float32
-	if hasBase {
-		base, models = xs[0], xs[1:]
-	}
-	switch s.Method {
-	case "sce":
-		err = SCE(dst, base, models, s.value(p, -1, "select_topk", 1))
-	default:
-		err = fmt.Errorf("method %s has no tensor rule", s.Method)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return fromF32(p.name, p.shape, dst, p.dtype)
+	return nil, fmt.Errorf("method %s has no tensor rule", s.Method)
 }
 
 // fromF32 packs float32 values into a tensor of dtype d.

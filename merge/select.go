@@ -319,14 +319,8 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 	his := make([]uint32, len(pend))
 	above := make([]int64, len(pend))
 	for i, t := range pend {
-		var cum int64
-		for b := 1<<16 - 1; b >= 0; b-- {
-			if cum+h1[i][b] >= int64(t.k) {
-				his[i], above[i] = uint32(b), cum
-				break
-			}
-			cum += h1[i][b]
-		}
+		b, cum := kthBin(h1[i], int64(t.k), 0)
+		his[i], above[i] = uint32(b), cum
 	}
 	// Pass 2: the lower 16 bits within the bin of the k-th largest.
 	h2, err := histPass(ctx, bp, vs, pend, func(i int, a uint32) int {
@@ -340,15 +334,9 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 	}
 	var tied []*topK
 	for i, t := range pend {
-		cum := above[i]
-		for b := 1<<16 - 1; b >= 0; b-- {
-			if cum+h2[i][b] >= int64(t.k) {
-				t.th = his[i]<<16 | uint32(b)
-				t.eq, t.need = h2[i][b], int64(t.k)-cum
-				break
-			}
-			cum += h2[i][b]
-		}
+		b, cum := kthBin(h2[i], int64(t.k), above[i])
+		t.th = his[i]<<16 | uint32(b)
+		t.eq, t.need = h2[i][b], int64(t.k)-cum
 		if t.need < t.eq {
 			tied = append(tied, t)
 		}
@@ -909,16 +897,8 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 	}
 	// The histogram gives the bin of the k-th largest; a quickselect among
 	// that bin's entries gives it.
-	r := k - above    // its rank among the candidates, from the top
-	var greater int64 // candidates in the bins above
-	bin := 0
-	for b := candBins - 1; b >= 0; b-- {
-		if greater+t.hist[b] >= r {
-			bin = b
-			break
-		}
-		greater += t.hist[b]
-	}
+	r := k - above                       // its rank among the candidates, from the top
+	bin, greater := kthBin(t.hist, r, 0) // greater: candidates in the bins above
 	inBin := func(a uint32) bool { return (a-t.lo)>>t.shift == uint32(bin) }
 	in := make([]uint32, 0, t.hist[bin])
 	for _, cs := range t.cands {
@@ -1166,4 +1146,17 @@ func combineAll(dst, base []float32, ds [][]float32, w []float64, consensus stri
 		}
 		combine(dst[lo:], base[lo:], tails, w, consensus, normalize, lambda)
 	}
+}
+
+// kthBin returns the bin of histogram h that holds the k-th largest of
+// its entries, counting from the top bin down with cum entries above h's
+// range, and the number of entries above that bin (cum included).
+func kthBin(h []int64, k, cum int64) (int, int64) {
+	for b := len(h) - 1; b >= 0; b-- {
+		if cum+h[b] >= k {
+			return b, cum
+		}
+		cum += h[b]
+	}
+	return 0, cum
 }

@@ -1,0 +1,269 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// streamSCE merges a tensor with sce as SCE does, streaming its inputs (ts:
+// the base first) block by block: with select_topk below 1, the variances
+// across the models are computed again in each pass and never stored:
+// one pass counts the non-zero ones and the upper 16 bits of all, a second
+// the lower 16 bits of those in the bin of the k-th largest, and a third,
+// when only some of the ties at that value are kept, counts the ties per
+// block (kept in index order, as keepTopK keeps them); then one pass sums
+// each model's squared kept task vector (per block, added in block order)
+// and one writes the output chunk by chunk. Whole tensors widened to
+// float32 took 28 s and 4.3 GB to merge two 0.5B models.
+func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int) (*safetensors.Tensor, error) {
+	vs, err := views(ts)
+	if err != nil {
+		return nil, err
+	}
+	nm := len(vs) - 1
+	frac := s.value(p, -1, "select_topk", 1)
+	bp := blockPlan{n: n, rowLen: 1, rowsPer: chunk, nBlocks: (n + chunk - 1) / chunk}
+	bp.sc = new(scratchSet)
+	defer bp.sc.release()
+	var sel *topK // nil: every entry kept
+	if frac < 1 {
+		if sel, err = sceSelect(ctx, bp, vs, frac); err != nil {
+			return nil, err
+		}
+	}
+	// Each model's weight: its mean squared kept task vector.
+	sums := make([]float64, bp.nBlocks*nm)
+	err = eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+		v := bp.sc.floats(1, bp.size())[0]
+		mask := u32s(bp.sc.floats(1, bp.size())[0])
+		return func(xs [][]float32, lo int) {
+			k := lo / chunk
+			m := sceMask(mask, v, xs, sel, k)
+			base := xs[0]
+			for i, x := range xs[1:] {
+				var s float64
+				for j := range base {
+					t := float64(math.Float32frombits(math.Float32bits(x[j]-base[j]) & m[j]))
+					s += t * t
+				}
+				sums[k*nm+i] = s
+			}
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := make([]float64, nm)
+	for k := range bp.nBlocks {
+		for i := range w {
+			w[i] += sums[k*nm+i]
+		}
+	}
+	for i := range w {
+		w[i] /= float64(n)
+	}
+	if ws := sum(w); math.Abs(ws) < 1e-6 {
+		for i := range w {
+			w[i] = 1 / float64(len(w))
+		}
+	} else {
+		for i := range w {
+			w[i] /= ws
+		}
+	}
+	return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
+		m := sceMask(u32s(ds[1]), ds[0], xs, sel, k)
+		base, ms := xs[0], xs[1:]
+		// The erasure has no branch: the signs agree at random, and a
+		// branch on them mispredicted.
+		if nm == 2 { // the loops below, unrolled
+			x0, x1, w0, w1 := ms[0][:len(dst)], ms[1][:len(dst)], w[0], w[1]
+			for j := range dst {
+				t0 := float64(math.Float32frombits(math.Float32bits(x0[j]-base[j]) & m[j]))
+				t1 := float64(math.Float32frombits(math.Float32bits(x1[j]-base[j]) & m[j]))
+				up := b2i(t0+t1 >= 0)
+				a0 := float64(up&b2i(t0 > 0) | (1-up)&b2i(t0 < 0))
+				a1 := float64(up&b2i(t1 > 0) | (1-up)&b2i(t1 < 0))
+				num, den := t0*w0*a0+t1*w1*a1, w0*a0+w1*a1
+				dst[j] = float32(float64(base[j]) + num/max(den, 1e-6))
+			}
+			return
+		}
+		tv := append([][]float32{ds[0]}, ds[2:1+nm]...) // the variances are spent
+		for i, x := range ms {
+			for j := range dst {
+				tv[i][j] = math.Float32frombits(math.Float32bits(x[j]-base[j]) & m[j])
+			}
+		}
+		for j := range dst {
+			var e float64
+			for i := range tv {
+				e += float64(tv[i][j])
+			}
+			up := b2i(e >= 0)
+			var num, den float64
+			for i := range tv {
+				t := float64(tv[i][j])
+				// 1 when t has e's sign: adding t*w*0 leaves the sums as
+				// the branch left them.
+				a := float64(up&b2i(t > 0) | (1-up)&b2i(t < 0))
+				num += t * w[i] * a
+				den += w[i] * a
+			}
+			dst[j] = float32(float64(base[j]) + num/max(den, 1e-6))
+		}
+	})
+}
+
+// u32s is the memory of x as uint32s.
+func u32s(x []float32) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// sceVariance writes to v the variance across the models xs[1:] of their
+// task vectors from xs[0], as SCE computes each (float64, then float32).
+func sceVariance(v []float32, xs [][]float32) {
+	base, ms := xs[0], xs[1:]
+	nm := float64(len(ms))
+	if len(ms) == 2 { // the loops below, unrolled; x/2 is x*0.5, exactly
+		x0, x1, base := ms[0][:len(v)], ms[1][:len(v)], base[:len(v)]
+		for j := range v {
+			b := float64(base[j])
+			m := ((float64(x0[j]) - b) + (float64(x1[j]) - b)) * 0.5
+			e0, e1 := float64(x0[j])-b-m, float64(x1[j])-b-m
+			v[j] = float32((e0*e0 + e1*e1) * 0.5)
+		}
+		return
+	}
+	for j := range v {
+		b := float64(base[j])
+		var m float64
+		for _, x := range ms {
+			m += float64(x[j]) - b
+		}
+		m /= nm
+		var s float64
+		for _, x := range ms {
+			e := float64(x[j]) - b - m
+			s += e * e
+		}
+		v[j] = float32(s / nm)
+	}
+}
+
+// sceMask returns the mask (all ones: kept) of the entries of block k
+// whose values are xs, in mask; v is scratch for their variances.
+func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uint32 {
+	n := len(xs[0])
+	mask = mask[:n]
+	if sel == nil {
+		for j := range mask {
+			mask[j] = ^uint32(0)
+		}
+		return mask
+	}
+	v = v[:n]
+	sceVariance(v, xs)
+	sel.keepMask(mask, v, k)
+	// A zero variance counts as not kept, even among the k largest.
+	for j, x := range v {
+		mask[j] &= uint32(int32(-int32(b2i(x != 0))))
+	}
+	return mask
+}
+
+// sceSelect returns the selection of keepTopK(variances,
+// int(nonzero*frac)) over the blocks of bp: the radix passes of
+// selectTopK, on the variances.
+func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*topK, error) {
+	sel := &topK{}
+	if frac <= 0 {
+		sel.none = true
+		return sel, nil
+	}
+	// pass counts the variances whose bits a have a&match == want into a
+	// histogram of 1<<16 bins, bin a>>shift (16 bits), and returns it, the
+	// number of non-zero variances, and with count >= 0 each block's
+	// entries in bin count.
+	pass := func(match, want uint32, shift uint, count int) ([]int64, int64, []int32, error) {
+		hist := make([]int64, 1<<16)
+		var nonzero int64
+		var per []int32
+		if count >= 0 {
+			per = make([]int32, bp.nBlocks)
+		}
+		var mu sync.Mutex
+		err := eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+			v := bp.sc.floats(1, bp.size())[0]
+			local := make([]uint32, 1<<16)
+			var nz int64
+			return func(xs [][]float32, lo int) {
+					v := v[:len(xs[0])]
+					sceVariance(v, xs)
+					var c int32
+					for _, x := range v {
+						a := math.Float32bits(x)
+						nz += int64(b2i(a != 0))
+						if a&match == want {
+							b := int(a>>shift) & 0xffff
+							local[b]++
+							c += int32(b2i(b == count))
+						}
+					}
+					if per != nil {
+						per[lo/chunk] = c
+					}
+				}, func() {
+					mu.Lock()
+					defer mu.Unlock()
+					nonzero += nz
+					for b, c := range local {
+						hist[b] += int64(c)
+					}
+				}
+		})
+		return hist, nonzero, per, err
+	}
+	// Pass 1: the upper 16 bits.
+	h1, nonzero, _, err := pass(0, 0, 16, -1)
+	if err != nil {
+		return nil, err
+	}
+	k := int64(float64(nonzero) * frac)
+	sel.k = int(k)
+	switch {
+	case k >= int64(bp.n):
+		sel.all = true
+		return sel, nil
+	case k <= 0:
+		sel.none = true
+		return sel, nil
+	}
+	hi, above := kthBin(h1, k, 0)
+	// Pass 2: the lower 16 bits within the bin of the k-th largest.
+	h2, _, _, err := pass(0xffff0000, uint32(hi)<<16, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	lo, greater := kthBin(h2, k, above)
+	sel.th = uint32(hi)<<16 | uint32(lo)
+	sel.eq, sel.need = h2[lo], k-greater
+	if sel.need < sel.eq {
+		// Pass 3: the ties at the threshold per block.
+		_, _, per, err := pass(^uint32(0), sel.th, 0, int(sel.th&0xffff))
+		if err != nil {
+			return nil, err
+		}
+		sel.quota, sel.eqs = make([]int32, bp.nBlocks), per
+		left := sel.need
+		for b, c := range per {
+			q := min(int64(c), left)
+			sel.quota[b], left = int32(q), left-q
+		}
+	}
+	return sel, nil
+}

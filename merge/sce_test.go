@@ -1,0 +1,84 @@
+package merge
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"testing"
+
+	"github.com/mocolab/moco/safetensors"
+)
+
+// TestStreamSCEMatchesWhole: the streamed sce (variances recomputed in
+// each pass, radix passes for the top-k, tie quotas per block) keeps the
+// entries SCE keeps on whole tensors and gives its result to rounding (the
+// weights' sums are taken per block), for every select_topk from none to
+// all, with variances tied at the threshold across blocks and zero
+// variances, f32 and bf16 inputs, one thread and three.
+func TestStreamSCEMatchesWhole(t *testing.T) {
+	const rows, cols = 61, 1999 // four chunks
+	n := rows * cols
+	mk := func(name string, seed uint64, dt safetensors.DType, coarse bool) (Input, []float32) {
+		r := rng{s: seed}
+		x := make([]float32, n)
+		for j := range x {
+			v := float32(r.float64()*2 - 1)
+			if coarse { // few values: variances tie everywhere
+				v = float32(math.Round(float64(v)*2)) / 4
+			}
+			if j%7 == 0 {
+				v = 0.125 // every model agrees: variance zero
+			}
+			x[j] = v
+		}
+		tn, err := safetensors.Convert(f32t("w", []int{rows, cols}, x...), dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wide, _ := safetensors.ToF32(tn)
+		return mem(name, tn), append([]float32(nil), wide...)
+	}
+	for _, nm := range []int{2, 3} { // two models take a path of their own
+		for _, dt := range []safetensors.DType{safetensors.F32, safetensors.BF16} {
+			for _, coarse := range []bool{true, false} {
+				base, bx := mk("base", 1, dt, false)
+				var models []Input
+				var xs [][]float32
+				for i := range nm {
+					in, x := mk(fmt.Sprintf("m%d", i), uint64(2+i), dt, coarse)
+					models, xs = append(models, in), append(xs, x)
+				}
+				for _, frac := range []float64{1, 0.999, 0.5, 0.3, 0.01, 1e-9, 0} {
+					for _, procs := range []int{1, 3} {
+						if testing.Short() && (procs == 1 || !coarse || frac == 0.999 || frac == 0.5 || frac == 0.01 || frac == 0) {
+							continue // the race detector's share: one of each kind
+						}
+						name := fmt.Sprintf("%d models %v coarse=%v select_topk=%v procs=%d", nm, dt, coarse, frac, procs)
+						s := &Spec{Method: "sce", Base: &base, Models: models, Params: Params{"select_topk": Scalar(frac)}, OutDType: safetensors.F32}
+						old := runtime.GOMAXPROCS(procs)
+						out, err := s.MergeToMemory(context.Background())
+						runtime.GOMAXPROCS(old)
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						want := make([]float32, n)
+						if err := SCE(want, bx, xs, frac); err != nil {
+							t.Fatal(err)
+						}
+						got := values(t, out, "w")
+						var most float64
+						for _, v := range want {
+							most = math.Max(most, math.Abs(float64(v)))
+						}
+						for j := range got {
+							if d := math.Abs(float64(got[j]) - float64(want[j])); !(d <= 1e-6*most) {
+								t.Fatalf("%s: [%d] = %v, whole-tensor %v", name, j, got[j], want[j])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
