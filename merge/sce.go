@@ -66,15 +66,7 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 	for i := range w {
 		w[i] /= float64(n)
 	}
-	if ws := sum(w); math.Abs(ws) < 1e-6 {
-		for i := range w {
-			w[i] = 1 / float64(len(w))
-		}
-	} else {
-		for i := range w {
-			w[i] /= ws
-		}
-	}
+	sceNormalize(w)
 	return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
 		m := sceMask(u32s(ds[1]), ds[0], xs, sel, k)
 		base, ms := xs[0], xs[1:]

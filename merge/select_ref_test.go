@@ -127,6 +127,22 @@ func TestKthLargestBitsAgainstSort(t *testing.T) {
 	}
 }
 
+// checkKeepMask fails the test unless tk keeps of d, block by block of
+// bp, what keepTopK kept in ref.
+func checkKeepMask(t *testing.T, name string, bp blockPlan, tk *topK, d, ref []float32) {
+	t.Helper()
+	m := make([]uint32, len(d))
+	for b := range bp.nBlocks {
+		lo, hi := bp.span(b)
+		tk.keepMask(m[lo:hi], d[lo:hi], b)
+	}
+	for j, v := range d {
+		if got := math.Float32frombits(math.Float32bits(v) & m[j]); got != ref[j] {
+			t.Fatalf("%s: [%d] = %v, keepTopK %v", name, j, got, ref[j])
+		}
+	}
+}
+
 // TestSelectBracketMiss: a bracket that does not hold the k-th largest is
 // detected (the radix passes then decide), one that does gives keepTopK's
 // selection, and the radix passes alone give it too.
@@ -140,19 +156,7 @@ func TestSelectBracketMiss(t *testing.T) {
 	const k = 1234
 	ref := slices.Clone(x)
 	keepTopK(ref, k)
-	check := func(name string, tk *topK) {
-		d := slices.Clone(x)
-		m := make([]uint32, n)
-		for b := range bp.nBlocks {
-			lo, hi := bp.span(b)
-			tk.keepMask(m[lo:hi], d[lo:hi], b)
-		}
-		for j := range d {
-			if got := math.Float32frombits(math.Float32bits(d[j]) & m[j]); got != ref[j] {
-				t.Fatalf("%s: [%d] = %v, keepTopK %v", name, j, got, ref[j])
-			}
-		}
-	}
+	check := func(name string, tk *topK) { checkKeepMask(t, name, bp, tk, x, ref) }
 	sorted := make([]uint32, n)
 	for i, v := range x {
 		sorted[i] = magBits(v)
@@ -292,17 +296,7 @@ func TestSelectHeavyTies(t *testing.T) {
 				}
 				ref := slices.Clone(d)
 				keepTopK(ref, k)
-				m := make([]uint32, n)
-				got := slices.Clone(d)
-				for b := range bp.nBlocks {
-					lo, hi := bp.span(b)
-					tk.keepMask(m[lo:hi], got[lo:hi], b)
-				}
-				for j := range got {
-					if g := math.Float32frombits(math.Float32bits(got[j]) & m[j]); g != ref[j] {
-						t.Fatalf("%s: [%d] = %v, keepTopK %v", name, j, g, ref[j])
-					}
-				}
+				checkKeepMask(t, name, bp, tk, d, ref)
 			}
 		}
 	}

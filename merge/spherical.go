@@ -331,15 +331,7 @@ func SCE(dst, base []float32, xs [][]float32, selectTopK float64) error {
 		}
 		w[i] = s / float64(n)
 	}
-	if ws := sum(w); math.Abs(ws) < 1e-6 {
-		for i := range w {
-			w[i] = 1 / float64(len(w))
-		}
-	} else {
-		for i := range w {
-			w[i] /= ws
-		}
-	}
+	sceNormalize(w)
 	for j := range dst {
 		var e float64
 		for i := range xs {
@@ -356,4 +348,19 @@ func SCE(dst, base []float32, xs [][]float32, selectTopK float64) error {
 		dst[j] = float32(float64(base[j]) + num/math.Max(den, 1e-6))
 	}
 	return nil
+}
+
+// sceNormalize divides SCE's model weights by their sum, or makes them
+// uniform when they sum to about zero.
+func sceNormalize(w []float64) {
+	ws := sum(w)
+	if math.Abs(ws) < 1e-6 {
+		for i := range w {
+			w[i] = 1 / float64(len(w))
+		}
+		return
+	}
+	for i := range w {
+		w[i] /= ws
+	}
 }
