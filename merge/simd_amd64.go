@@ -113,16 +113,19 @@ func useSIMD(on bool) {
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
+		dropFast = dropFast256 // AVX2, which these machines have too
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
+		dropFast = dropFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
+		dropFast = nil
 	}
 }
 
@@ -446,6 +449,37 @@ var pruneConsts256 = func() (c [6][4]uint64) {
 	}
 	return c
 }()
+
+//go:noescape
+func drop256(x *float32, n int, scale float32, th uint32, states *[4]uint64, c *[5][4]uint64)
+
+// dropConsts256 are drop256's constants: four lanes of 4*gamma, then the
+// two mix multipliers, each followed by its high half.
+var dropConsts256 = func() (c [5][4]uint64) {
+	g := uint64(rngGamma)
+	for l := range 4 {
+		c[0][l] = 4 * g // wraps, as the states do
+		c[1][l], c[2][l] = rngMul1, rngMul1>>32
+		c[3][l], c[4][l] = rngMul2, rngMul2>>32
+	}
+	return c
+}()
+
+// dropFast256 runs drop256 over the largest multiple of 8 entries of x,
+// advancing r past the draws it took, and returns that length.
+func dropFast256(x []float32, scale float32, th uint32, r *rng) int {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0
+	}
+	var st [4]uint64
+	for m := range st {
+		st[m] = r.s + uint64(m+1)*rngGamma
+	}
+	drop256(&x[0], n, scale, th, &st, &dropConsts256)
+	r.s += uint64(n/2) * rngGamma
+	return n
+}
 
 // drawParams fills p for sumCore512 or sumCore256 with DARE's drops:
 // each model's scale and weight, and for the models that drop, the keep

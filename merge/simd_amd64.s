@@ -1102,3 +1102,49 @@ prefix256_loop:
 	MOVL AX, total+24(FP)
 	VZEROUPPER
 	RET
+
+// func drop256(x *float32, n int, scale float32, th uint32, states *[4]uint64, c *[5][4]uint64)
+//
+// dropRandom's loop for AVX2, 8 entries at a time: four splitmix64 states
+// (the next draw of each lane, steps of 4*gamma: c[0]; read, not written
+// back), the two mix
+// multipliers and their high halves (c[1..4]); each draw's 32-bit halves
+// decide two consecutive entries, kept (times scale) when below th,
+// compared unsigned as signed values biased by 0x80000000.
+TEXT ·drop256(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVL scale+16(FP), AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVL th+20(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVQ states+24(FP), SI
+	MOVQ c+32(FP), R10
+	VPCMPEQD Y13, Y13, Y13
+	VPSLLD $31, Y13, Y13          // bias 0x80000000
+	VPXOR Y13, Y10, Y10           // th, biased
+	VMOVDQU (SI), Y4
+	XORQ AX, AX
+drop256_loop:
+	VPADDQ (R10), Y4, Y0          // the states of the next step
+	VPSRLQ $30, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	MULLQ256(Y4, 32(R10), 64(R10), Y6, Y7, Y8)
+	VPSRLQ $27, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	MULLQ256(Y4, 96(R10), 128(R10), Y6, Y7, Y8)
+	VPSRLQ $31, Y4, Y5
+	VPXOR Y5, Y4, Y4
+	VPXOR Y13, Y4, Y4
+	VPCMPGTD Y4, Y10, Y5          // th > draw: keep
+	VMULPS (DI)(AX*4), Y9, Y1
+	VPAND Y5, Y1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	VMOVDQA Y0, Y4
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT drop256_loop
+	VZEROUPPER
+	RET

@@ -64,6 +64,9 @@ func dropRandom(x []float32, density float64, scale float32, r *rng) {
 	// Branch-free: a draw below the threshold keeps the entry (mask of
 	// ones), otherwise the mask clears it.
 	i := 0
+	if dropFast != nil {
+		i = dropFast(x, scale, uint32(th), r) // th < 1<<32: density < 1
+	}
 	for ; i+1 < len(x); i += 2 {
 		u := r.next()
 		m0 := uint32((int64(u&0xffffffff) - th) >> 63)
@@ -77,6 +80,11 @@ func dropRandom(x []float32, density float64, scale float32, r *rng) {
 		x[i] = math.Float32frombits(math.Float32bits(x[i]*scale) & m0)
 	}
 }
+
+// dropFast, when set (assembly), is dropRandom's loop over the largest
+// multiple of 8 entries of x, which it returns, with r advanced past its
+// draws.
+var dropFast func(x []float32, scale float32, th uint32, r *rng) int
 
 // kthLargestAbs returns the k-th largest |x| (1-based) by quickselect on a
 // copy, in expected linear time.
