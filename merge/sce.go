@@ -177,6 +177,9 @@ func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*top
 		sel.none = true
 		return sel, nil
 	}
+	if t, ok, err := sceBracket(ctx, bp, vs, frac); ok || err != nil {
+		return t, err
+	}
 	// pass counts the variances whose bits a have a&match == want into a
 	// histogram of 1<<16 bins, bin a>>shift (16 bits), and returns it, the
 	// number of non-zero variances, and with count >= 0 each block's
@@ -258,4 +261,92 @@ func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*top
 		}
 	}
 	return sel, nil
+}
+
+// sceBracket is sceSelect by the bracket of selectTopK (a sample of the
+// variances; one pass that counts the non-zero ones and those above the
+// bracket and keeps those in it; the selection among them): one pass
+// where the radix passes take two or three. It reports false when the
+// tensor is too small to sample or the bracket is too wide or misses.
+func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64) (*topK, bool, error) {
+	const m = sampleSize
+	n := bp.n
+	if n < 4*m || collectOff {
+		return nil, false, nil
+	}
+	runs := m / sampleRun
+	stride := n / runs
+	sample := make([]uint32, m)
+	bufs := make([][]float32, len(vs))
+	xs := make([][]float32, len(vs))
+	for i := range bufs {
+		bufs[i] = make([]float32, sampleRun)
+	}
+	var v [sampleRun]float32
+	nz := 0
+	for r := range runs {
+		j := r*stride + (stride-sampleRun)/2
+		for i, vw := range vs {
+			xs[i] = vw.get(bufs[i], j, sampleRun)
+		}
+		sceVariance(v[:], xs)
+		for e, x := range v {
+			sample[r*sampleRun+e] = math.Float32bits(x)
+			nz += b2i(x != 0)
+		}
+	}
+	// The k-th largest is a fraction frac of the non-zero ones, whose
+	// share is itself sampled: its deviation widens the bracket.
+	pnz := float64(nz) / m
+	t := &topK{collect: true, hi: math.MaxUint32, above: make([]int64, bp.nBlocks), cands: make([][]uint32, bp.nBlocks)}
+	if !t.bracket(sample, frac*pnz, int(6*frac*math.Sqrt(m*pnz*(1-pnz)))) {
+		return nil, false, nil
+	}
+	t.hist = make([]int64, candBins)
+	t.heavyEq = make([]int32, bp.nBlocks*len(t.heavy))
+	var nonzero int64
+	var mu sync.Mutex
+	err := eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+		v := bp.sc.floats(1, bp.size())[0]
+		buf := make([]uint32, bp.size())
+		h := make([]uint32, candBins)
+		var slab []uint32
+		var nzw int64
+		return func(xs [][]float32, lo int) {
+				v := v[:len(xs[0])]
+				sceVariance(v, xs)
+				c, w, top := 0, uint64(t.hi-t.lo), uint64(t.hi)
+				var above int64
+				for _, x := range v {
+					a := math.Float32bits(x)
+					buf[c] = a
+					c += int((uint64(a-t.lo) - w - 1) >> 63) // in [lo, hi]
+					above += int64((top - uint64(a)) >> 63)  // above hi
+					nzw += int64(b2i(a != 0))
+				}
+				slab = t.keepCands(lo/chunk, buf[:c], above, h, slab, bp.sc)
+			}, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				nonzero += nzw
+				for b, c := range h {
+					t.hist[b] += int64(c)
+				}
+			}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	k := int64(float64(nonzero) * frac)
+	switch {
+	case k >= int64(n):
+		return &topK{all: true}, true, nil
+	case k <= 0:
+		return &topK{none: true}, true, nil
+	}
+	t.k = int(k)
+	if !fromCandidates(bp, t) {
+		return nil, false, nil
+	}
+	return t, true, nil
 }

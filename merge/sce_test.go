@@ -17,7 +17,7 @@ import (
 // all, with variances tied at the threshold across blocks and zero
 // variances, f32 and bf16 inputs, one thread and three.
 func TestStreamSCEMatchesWhole(t *testing.T) {
-	const rows, cols = 61, 1999 // four chunks
+	const rows, cols = 67, 1999 // five chunks, enough to sample
 	n := rows * cols
 	mk := func(name string, seed uint64, dt safetensors.DType, coarse bool) (Input, []float32) {
 		r := rng{s: seed}
@@ -80,5 +80,57 @@ func TestStreamSCEMatchesWhole(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSCEBracketMatchesRadix: sce's sampled bracket (one collecting pass)
+// selects the variances its radix passes select, with and without
+// heavily tied variances, and is taken (not missed) on such tensors.
+func TestSCEBracketMatchesRadix(t *testing.T) {
+	const n = 5*chunk + 123
+	r := rng{s: 41}
+	for _, coarse := range []bool{false, true} {
+		xs := make([][]float32, 3) // the base, two models
+		vs := make([]view, 3)
+		for i := range xs {
+			xs[i] = make([]float32, n)
+			for j := range xs[i] {
+				v := float32(r.float64()*2 - 1)
+				if coarse {
+					v = float32(math.Round(float64(v)*2)) / 4
+				}
+				xs[i][j] = v
+			}
+			vs[i] = view{dt: safetensors.F32, f32: xs[i]}
+		}
+		bp := blockPlan{n: n, rowLen: 1, rowsPer: chunk, nBlocks: (n + chunk - 1) / chunk}
+		bp.sc = new(scratchSet)
+		v := make([]float32, n)
+		sceVariance(v, xs)
+		for _, frac := range []float64{0.9, 0.5, 0.25, 0.05} {
+			name := fmt.Sprintf("coarse=%v select_topk=%v", coarse, frac)
+			got, ok, err := sceBracket(context.Background(), bp, vs, frac)
+			if err != nil || !ok {
+				t.Fatalf("%s: bracket taken %v, err %v", name, ok, err)
+			}
+			collectOff = true
+			want, err := sceSelect(context.Background(), bp, vs, frac)
+			collectOff = false
+			if err != nil {
+				t.Fatal(err)
+			}
+			gm, wm := make([]uint32, n), make([]uint32, n)
+			for b := range bp.nBlocks {
+				lo, hi := bp.span(b)
+				got.keepMask(gm[lo:hi], v[lo:hi], b)
+				want.keepMask(wm[lo:hi], v[lo:hi], b)
+			}
+			for j := range gm {
+				if gm[j] != wm[j] {
+					t.Fatalf("%s: [%d] (variance %v) kept %v by the bracket, %v by the radix passes", name, j, v[j], gm[j] != 0, wm[j] != 0)
+				}
+			}
+		}
+		bp.sc.release()
 	}
 }

@@ -638,7 +638,7 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	if collectOff {
 		return false
 	}
-	const m = 1 << 15
+	const m = sampleSize
 	n := bp.n
 	t.collect, t.lo, t.hi = true, 0, math.MaxUint32
 	t.above, t.cands = make([]int64, bp.nBlocks), make([][]uint32, bp.nBlocks)
@@ -658,9 +658,19 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 			sample[i*sampleRun+r] = magBits(x[r] - b[r])
 		}
 	}
-	q := float64(t.k) / float64(n)
-	margin := int(6*math.Sqrt(m*q*(1-q))) + 64
-	pos := m - int(q*m) // index of the k-th largest in ascending order
+	return t.bracket(sample, float64(t.k)/float64(n), 0)
+}
+
+// bracket sets t's bracket [lo, hi] from sample (sampleSize magnitude
+// bits, reordered) around the entry that a fraction q of the sample
+// exceeds, 6 standard deviations of the binomial count and more entries
+// either side, and t's heavy values when the bracket holds too much of the
+// sample without them. It reports false (t's collecting state cleared)
+// when it still holds more than an eighth.
+func (t *topK) bracket(sample []uint32, q float64, more int) bool {
+	m := len(sample)
+	margin := int(6*math.Sqrt(float64(m)*q*(1-q))) + 64 + more
+	pos := m - int(q*float64(m)) // index of the k-th largest in ascending order
 	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
 	// Order statistics by quickselect (the sample reordered, not sorted).
 	if lo > 0 {
@@ -748,8 +758,13 @@ func (t *topK) setShift() {
 	}
 }
 
-// sampleRun is the length of guessRange's runs of adjacent entries.
-const sampleRun = 16
+// sampleRun is the length of guessRange's runs of adjacent entries, and
+// sampleSize the entries of its sample; tensors of fewer than 4*sampleSize
+// entries take every entry as a candidate.
+const (
+	sampleRun  = 16
+	sampleSize = 1 << 15
+)
 
 // collectPass counts, for each selection in ts, the entries above its hi
 // per block and keeps the bits of those in [lo, hi] per block.
@@ -772,21 +787,7 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 		}
 		var slab []uint32 // the candidates' memory, from bp.sc
 		keep := func(i, k, c int, above int64) {
-			t, h := ts[i], hists[i]
-			t.above[k] = above
-			for _, a := range buf[:c] { // the heavy values too
-				h[((a-t.lo)>>t.shift)&(candBins-1)]++
-			}
-			cs := buf[:c]
-			if len(t.heavy) > 0 {
-				cs = t.dropHeavy(cs, k)
-			}
-			c = len(cs)
-			if len(slab)+c > cap(slab) {
-				slab = bp.sc.u32(c)
-			}
-			slab = append(slab, cs...)
-			t.cands[k] = slab[len(slab)-c : len(slab) : len(slab)]
+			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc)
 		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
@@ -870,6 +871,27 @@ func collectBF16(buf []uint32, x, base []uint16, lo, hi uint32) (int, int64) {
 		above += int64((h - uint64(a)) >> 63)
 	}
 	return c, above
+}
+
+// keepCands records block k's candidates cs (in index order; cs is then
+// spent) and its count of entries above the bracket: their histogram,
+// into a worker's h; the heavy values' counts; the others, appended to
+// slab (more from sc when it is full), which it returns.
+func (t *topK) keepCands(k int, cs []uint32, above int64, h []uint32, slab []uint32, sc *scratchSet) []uint32 {
+	t.above[k] = above
+	for _, a := range cs { // the heavy values too
+		h[((a-t.lo)>>t.shift)&(candBins-1)]++
+	}
+	if len(t.heavy) > 0 {
+		cs = t.dropHeavy(cs, k)
+	}
+	c := len(cs)
+	if len(slab)+c > cap(slab) {
+		slab = sc.u32(c)
+	}
+	slab = append(slab, cs...)
+	t.cands[k] = slab[len(slab)-c : len(slab) : len(slab)]
+	return slab
 }
 
 // fromCandidates finishes t's selection from its bracket: it reports false
