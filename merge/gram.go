@@ -268,8 +268,8 @@ func gramTimes(g, x []float64, i int) float64 {
 }
 
 // multislerpCoefs are MultiSlerp's coefficients of the vectors (w already
-// normalized when asked). fallback says the weighted sum of the unit
-// vectors was zero and two vectors are combined by w as they are.
+// normalized when asked). When the weighted sum of the unit vectors is
+// zero, two vectors are combined by w as they are, and more are an error.
 func multislerpCoefs(g, w []float64, eps float64) (kappa []float64, err error) {
 	m := len(w)
 	norms := make([]float64, m)
@@ -443,7 +443,7 @@ func (s *Spec) streamSpherical(ctx context.Context, p *planned, ts []*safetensor
 	}
 	mode, rowLen := gramWhole, cols
 	switch {
-	case s.Method == "nuslerp" && !s.flag(p, "nuslerp_flatten", true) && len(p.shape) >= 2:
+	case s.Method == "nuslerp" && !s.flag(p, "nuslerp_flatten", true) && len(p.shape) >= 2 && n > 0:
 		if s.flag(p, "nuslerp_row_wise", false) {
 			mode, rowLen = gramCols, n/p.shape[0] // vectors along dimension 0
 		} else {
