@@ -72,17 +72,8 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 		base, ms := xs[0], xs[1:]
 		// The erasure has no branch: the signs agree at random, and a
 		// branch on them mispredicted.
-		if nm == 2 { // the loops below, unrolled
-			x0, x1, w0, w1 := ms[0][:len(dst)], ms[1][:len(dst)], w[0], w[1]
-			for j := range dst {
-				t0 := float64(math.Float32frombits(math.Float32bits(x0[j]-base[j]) & m[j]))
-				t1 := float64(math.Float32frombits(math.Float32bits(x1[j]-base[j]) & m[j]))
-				up := b2i(t0+t1 >= 0)
-				a0 := float64(up&b2i(t0 > 0) | (1-up)&b2i(t0 < 0))
-				a1 := float64(up&b2i(t1 > 0) | (1-up)&b2i(t1 < 0))
-				num, den := t0*w0*a0+t1*w1*a1, w0*a0+w1*a1
-				dst[j] = float32(float64(base[j]) + num/max(den, 1e-6))
-			}
+		if nm == 2 {
+			sceOut2(dst, base, ms[0], ms[1], m, w[0], w[1])
 			return
 		}
 		tv := append([][]float32{ds[0]}, ds[2:1+nm]...) // the variances are spent
@@ -96,13 +87,13 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			for i := range tv {
 				e += float64(tv[i][j])
 			}
-			up := b2i(e >= 0)
+			up, down := b2i(e >= 0), b2i(e < 0) // neither for a NaN
 			var num, den float64
 			for i := range tv {
 				t := float64(tv[i][j])
 				// 1 when t has e's sign: adding t*w*0 leaves the sums as
 				// the branch left them.
-				a := float64(up&b2i(t > 0) | (1-up)&b2i(t < 0))
+				a := float64(up&b2i(t > 0) | down&b2i(t < 0))
 				num += t * w[i] * a
 				den += w[i] * a
 			}
@@ -110,6 +101,36 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 		}
 	})
 }
+
+// sceOut2 is streamSCE's output loop for two models, unrolled: dst from
+// the base, the models x0 and x1, the mask m of the kept entries and the
+// models' weights.
+func sceOut2(dst, base, x0, x1 []float32, m []uint32, w0, w1 float64) {
+	x0, x1, base, m = x0[:len(dst)], x1[:len(dst)], base[:len(dst)], m[:len(dst)]
+	j0 := 0
+	if sceOutFast != nil {
+		j0 = sceOutFast(dst, base, x0, x1, m, w0, w1)
+	}
+	for j := j0; j < len(dst); j++ {
+		t0 := float64(math.Float32frombits(math.Float32bits(x0[j]-base[j]) & m[j]))
+		t1 := float64(math.Float32frombits(math.Float32bits(x1[j]-base[j]) & m[j]))
+		up := b2i(t0+t1 >= 0)
+		down := b2i(t0+t1 < 0) // neither for a NaN
+		a0 := -uint64(up&b2i(t0 > 0) | down&b2i(t0 < 0))
+		a1 := -uint64(up&b2i(t1 > 0) | down&b2i(t1 < 0))
+		// The kept terms added to zero, as SCE adds them.
+		var num, den float64
+		num += math.Float64frombits(math.Float64bits(t0*w0) & a0)
+		num += math.Float64frombits(math.Float64bits(t1*w1) & a1)
+		den += math.Float64frombits(math.Float64bits(w0) & a0)
+		den += math.Float64frombits(math.Float64bits(w1) & a1)
+		dst[j] = float32(float64(base[j]) + num/max(den, 1e-6))
+	}
+}
+
+// sceOutFast, when set (assembly), is streamSCE's output loop for two
+// models over the largest multiple of 4 entries, which it returns.
+var sceOutFast func(dst, base, x0, x1 []float32, mask []uint32, w0, w1 float64) int
 
 // u32s is the memory of x as uint32s.
 func u32s(x []float32) []uint32 {

@@ -113,19 +113,19 @@ func useSIMD(on bool) {
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
-		dropFast = dropFast256 // AVX2, which these machines have too
+		dropFast, sceOutFast = dropFast256, sceOutFast256 // AVX2, which these machines have too
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
-		dropFast = dropFast256
+		dropFast, sceOutFast = dropFast256, sceOutFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
-		dropFast = nil
+		dropFast, sceOutFast = nil, nil
 	}
 }
 
@@ -478,6 +478,21 @@ func dropFast256(x []float32, scale float32, th uint32, r *rng) int {
 	}
 	drop256(&x[0], n, scale, th, &st, &dropConsts256)
 	r.s += uint64(n/2) * rngGamma
+	return n
+}
+
+//go:noescape
+func sceOut256(dst, base, x0, x1 *float32, mask *uint32, n int, w *[3]float64)
+
+// sceOutFast256 runs sceOut256 over the largest multiple of 4 entries.
+func sceOutFast256(dst, base, x0, x1 []float32, mask []uint32, w0, w1 float64) int {
+	n := len(dst) &^ 3
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], mask[n-1]
+	w := [3]float64{w0, w1, 1e-6}
+	sceOut256(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
 	return n
 }
 

@@ -1148,3 +1148,69 @@ drop256_loop:
 	JLT drop256_loop
 	VZEROUPPER
 	RET
+
+// func sceOut256(dst, base, x0, x1 *float32, mask *uint32, n int, w *[3]float64)
+//
+// streamSCE's output for two models, 4 entries at a time in float64 as
+// its Go loop: the kept task vectors t0, t1 (x - base, masked), their
+// sum e, each t kept where it has e's sign (e >= 0 asks t > 0, e < 0
+// asks t < 0; a NaN e keeps none), the sums of the kept t*w and w from
+// zero, the latter at least w[2] (a NaN stays), and base + num/den.
+TEXT ·sceOut256(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ mask+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ w+48(FP), R11
+	VBROADCASTSD (R11), Y14       // w0
+	VBROADCASTSD 8(R11), Y13      // w1
+	VBROADCASTSD 16(R11), Y12     // the least divisor
+	VXORPD Y15, Y15, Y15          // 0
+	XORQ AX, AX
+sceout_loop:
+	VMOVUPS (SI)(AX*4), X0        // base
+	VMOVUPS (R10)(AX*4), X3       // mask
+	VMOVUPS (R8)(AX*4), X1
+	VSUBPS X0, X1, X1             // x0 - base
+	VANDPS X3, X1, X1
+	VMOVUPS (R9)(AX*4), X2
+	VSUBPS X0, X2, X2             // x1 - base
+	VANDPS X3, X2, X2
+	VCVTPS2PD X1, Y1              // t0
+	VCVTPS2PD X2, Y2              // t1
+	VCVTPS2PD X0, Y0              // base
+	VADDPD Y2, Y1, Y3             // e
+	VCMPPD $0x1d, Y15, Y3, Y4     // e >= 0
+	VCMPPD $0x11, Y15, Y3, Y5     // e < 0
+	VCMPPD $0x1e, Y15, Y1, Y6     // t0 > 0
+	VCMPPD $0x11, Y15, Y1, Y7     // t0 < 0
+	VANDPD Y4, Y6, Y6
+	VANDPD Y5, Y7, Y7
+	VORPD Y7, Y6, Y6              // a0
+	VCMPPD $0x1e, Y15, Y2, Y7     // t1 > 0
+	VCMPPD $0x11, Y15, Y2, Y8     // t1 < 0
+	VANDPD Y4, Y7, Y7
+	VANDPD Y5, Y8, Y8
+	VORPD Y8, Y7, Y7              // a1
+	VMULPD Y14, Y1, Y1            // t0*w0
+	VMULPD Y13, Y2, Y2            // t1*w1
+	VANDPD Y6, Y1, Y1
+	VANDPD Y7, Y2, Y2
+	VADDPD Y1, Y15, Y1            // 0 + kept t0*w0
+	VADDPD Y2, Y1, Y1             // num
+	VANDPD Y6, Y14, Y6
+	VANDPD Y7, Y13, Y7
+	VADDPD Y6, Y15, Y6            // 0 + kept w0
+	VADDPD Y7, Y6, Y6             // den
+	VMAXPD Y6, Y12, Y6            // max(least, den), den when NaN
+	VDIVPD Y6, Y1, Y1
+	VADDPD Y1, Y0, Y1             // base + num/den
+	VCVTPD2PSY Y1, X1
+	VMOVUPS X1, (DI)(AX*4)
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT sceout_loop
+	VZEROUPPER
+	RET
