@@ -10,15 +10,14 @@ import (
 )
 
 // streamSCE merges a tensor with sce as SCE does, streaming its inputs (ts:
-// the base first) block by block: with select_topk below 1, the variances
-// across the models are computed again in each pass and never stored:
-// one pass counts the non-zero ones and the upper 16 bits of all, a second
-// the lower 16 bits of those in the bin of the k-th largest, and a third,
-// when only some of the ties at that value are kept, counts the ties per
-// block (kept in index order, as keepTopK keeps them); then one pass sums
-// each model's squared kept task vector (per block, added in block order)
-// and one writes the output chunk by chunk. Whole tensors widened to
-// float32 took 28 s and 4.3 GB to merge two 0.5B models.
+// the base first) block by block. The variances across the models are
+// computed again in each pass and never stored. With select_topk below 1
+// their top-k is selected as keepTopK selects it (ties in index order):
+// by the sampled bracket of selectTopK in one pass (sceBracket), or when
+// it misses by radix passes (sceSelect). Then one pass sums each model's
+// squared kept task vector (per block, added in block order) and one
+// writes the output chunk by chunk. Whole tensors widened to float32 took
+// 28 s and 4.3 GB to merge two 0.5B models.
 func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int) (*safetensors.Tensor, error) {
 	vs, err := views(ts)
 	if err != nil {
@@ -190,8 +189,11 @@ func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uin
 }
 
 // sceSelect returns the selection of keepTopK(variances,
-// int(nonzero*frac)) over the blocks of bp: the radix passes of
-// selectTopK, on the variances.
+// int(nonzero*frac)) over the blocks of bp: by sceBracket, or when that
+// misses by the radix passes of selectTopK on the variances (one counts
+// the non-zero ones and the upper 16 bits of all, a second the lower 16
+// bits of those in the k-th largest's bin, a third, when only some of
+// the ties at that value are kept, the ties per block).
 func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*topK, error) {
 	sel := &topK{}
 	if frac <= 0 {
