@@ -7,23 +7,14 @@ import (
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
 
 func loadSkills(t *testing.T, name string) (*engine.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	dir := testutil.Shared(t, filepath.Join("models", name))
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
+	return testmodel.Load(t, testutil.Shared(t, filepath.Join("models", name)))
 }
 
 // TestCoLLMMarginalOnSkills trains a deferral head for skills-base (base)

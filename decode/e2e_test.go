@@ -14,6 +14,7 @@ import (
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -21,17 +22,7 @@ import (
 // load opens a shared model folder with its tokenizer.
 func load(t testing.TB, name string) (*engine.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	dir := testutil.Shared(t, filepath.Join("models", name))
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
+	return testmodel.Load(t, testutil.Shared(t, filepath.Join("models", name)))
 }
 
 func sessions(ms ...*engine.Model) []decode.Session {

@@ -11,6 +11,7 @@ import (
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
 	"github.com/mocolab/moco/internal/stories260k"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -74,23 +75,9 @@ func TestStartID(t *testing.T) {
 func TestEmptyPromptConfigBOS(t *testing.T) {
 	const bos, n = 1, 12 // stories260K's config.json: bos_token_id 1
 	dir := testutil.Stories260K(t, map[string][]byte{"tokenizer_config.json": []byte(testutil.NoBOSTokenizerConfig)})
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.BOS() != -1 || m.Config.BOS != bos {
-		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
-	}
+	m, tok := testmodel.LoadNoBOS(t, dir, bos)
 	// The reference: argmax of the engine's logits, fed back, from bos.
-	want := testutil.Greedy(t, m.NewSession(0), m.Config.EOS, []int{bos}, n)
-	if len(want) == 0 {
-		t.Fatal("the engine generated nothing from BOS")
-	}
+	want, _ := testmodel.GreedyFrom(t, m, tok, m.Config.EOS, bos, n)
 
 	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: len(want)})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -25,16 +26,7 @@ func TestFusionRecipeBatched(t *testing.T) {
 	var models []*engine.Model
 	var toks []*tokenizer.Tokenizer
 	for _, name := range []string{"stories260K", "llama2xs"} {
-		dir := testutil.Shared(t, "models/"+name)
-		m, err := engine.Load(dir, engine.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		tok, err := tokenizer.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, tok := testmodel.Load(t, testutil.Shared(t, "models/"+name))
 		models, toks = append(models, m), append(toks, tok)
 	}
 	alone := func(prompt string, maxTokens int, temp float64, seed uint64) (string, []float64) {

@@ -19,6 +19,7 @@ import (
 	"github.com/mocolab/moco/collab"
 	"github.com/mocolab/moco/decode"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -98,15 +99,7 @@ func singleCompletion(t testing.TB, dir, prompt string, maxTokens int) string {
 // tokenizer.
 func singleRun(t testing.TB, dir, prompt string, maxTokens int, stop []string) (string, []int, *tokenizer.Tokenizer) {
 	t.Helper()
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tok := testmodel.Load(t, dir)
 	c, err := decode.NewMethod([]*engine.Model{m}, []*tokenizer.Tokenizer{tok}, decode.MethodConfig{Method: "single", MaxTokens: maxTokens, Stop: stop})
 	if err != nil {
 		t.Fatal(err)

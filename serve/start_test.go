@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
-	"github.com/mocolab/moco/tokenizer"
 )
 
 // TestEmptyPromptConfigBOS: a completion of "" from a model whose
@@ -33,23 +32,8 @@ recipes:
 	}
 	_, ts := serveConfig(t, c, BuildOptions{})
 
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.BOS() != -1 || m.Config.BOS != bos {
-		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
-	}
-	gen := testutil.Greedy(t, m.NewSession(0), m.Config.EOS, []int{bos}, n)
-	want := tok.Decode(append([]int{bos}, gen...), true)
-	if len(gen) == 0 || strings.TrimSpace(want) == "" {
-		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
-	}
+	m, tok := testmodel.LoadNoBOS(t, dir, bos)
+	gen, want := testmodel.GreedyFrom(t, m, tok, m.Config.EOS, bos, n)
 
 	body := fmt.Sprintf(`{"model": %%q, "prompt": "", "max_tokens": %d, "temperature": 0}`, len(gen))
 	for _, model := range []string{"a", "fusion-self", "spec-self"} {

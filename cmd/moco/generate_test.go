@@ -9,6 +9,7 @@ import (
 
 	"github.com/mocolab/moco/embedded"
 	"github.com/mocolab/moco/engine"
+	"github.com/mocolab/moco/internal/testmodel"
 	"github.com/mocolab/moco/internal/testutil"
 	"github.com/mocolab/moco/tokenizer"
 )
@@ -27,12 +28,7 @@ func TestGenerateEmptyPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bos = 1 // <s> of stories260K's vocabulary
-	gen := testutil.Greedy(t, m.NewSession(0), append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
-	// The text of the whole sequence, as Hugging Face decodes it.
-	want := tok.Decode(append([]int{bos}, gen...), true)
-	if len(gen) == 0 || strings.TrimSpace(want) == "" {
-		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
-	}
+	_, want := testmodel.GreedyFrom(t, m, tok, append(m.Config.EOS, tok.EOS()...), bos, n)
 	if out != want+"\n" {
 		t.Errorf("-p '' printed %q, want %q", out, want+"\n")
 	}
@@ -70,24 +66,9 @@ func TestGenerateEmptyPromptConfigBOS(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("-p '': exit %d, stderr %q", code, errs)
 	}
-	m, err := engine.Load(dir, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const bos = 1
-	if tok.BOS() != -1 || m.Config.BOS != bos {
-		t.Fatalf("tokenizer BOS %d, config BOS %d; want -1 and %d", tok.BOS(), m.Config.BOS, bos)
-	}
-	gen := testutil.Greedy(t, m.NewSession(0), append(m.Config.EOS, tok.EOS()...), []int{bos}, n)
-	want := tok.Decode(append([]int{bos}, gen...), true)
-	if len(gen) == 0 || strings.TrimSpace(want) == "" {
-		t.Fatalf("the engine generated %v (%q) from BOS", gen, want)
-	}
+	m, tok := testmodel.LoadNoBOS(t, dir, bos)
+	_, want := testmodel.GreedyFrom(t, m, tok, append(m.Config.EOS, tok.EOS()...), bos, n)
 	if out != want+"\n" {
 		t.Errorf("-p '' printed %q, want %q", out, want+"\n")
 	}
