@@ -319,9 +319,9 @@ func multislerpCoefs(g, w []float64, eps float64) (kappa []float64, err error) {
 	return kappa, nil
 }
 
-// karcherCoefs are Karcher's coefficients of the tensors (equal weights).
-func karcherCoefs(g []float64, maxIter int, tol float64) []float64 {
-	m := gramSize(len(g))
+// karcherCoefs are Karcher's coefficients of the m tensors (equal
+// weights) whose Gram matrix is g.
+func karcherCoefs(g []float64, m, maxIter int, tol float64) []float64 {
 	norms := make([]float64, m)
 	var valid []int
 	for i := range m {
@@ -400,15 +400,6 @@ func karcherCoefs(g []float64, maxIter int, tol float64) []float64 {
 		kappa[i] = scale * beta[a] / norms[i]
 	}
 	return kappa
-}
-
-// gramSize is the number of vectors of a Gram matrix of np kept entries.
-func gramSize(np int) int {
-	m := 0
-	for gramPairs(m) < np {
-		m++
-	}
-	return m
 }
 
 // modelStockRatio is ModelStock's interpolation ratio from the Gram matrix
@@ -517,7 +508,7 @@ func (s *Spec) streamSpherical(ctx context.Context, p *planned, ts []*safetensor
 			}
 			kappa[sg] = k
 		case "karcher":
-			kappa[sg] = karcherCoefs(gs, int(s.value(p, -1, "max_iter", 10)), s.value(p, -1, "tol", 1e-5))
+			kappa[sg] = karcherCoefs(gs, m, int(s.value(p, -1, "max_iter", 10)), s.value(p, -1, "tol", 1e-5))
 		case "model_stock":
 			ratio = append(ratio, modelStockRatio(gs, m))
 		}

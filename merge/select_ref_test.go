@@ -189,14 +189,6 @@ func TestSelectBracketMiss(t *testing.T) {
 	check("radix passes", tk)
 }
 
-// b2u is 1 for true.
-func b2u(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // TestSelectHeavyTies: when many entries share a magnitude around the
 // k-th largest (a fine-tune's bf16 deltas, a few ulps of the base), the
 // bracket counts those values per block instead of keeping them, and the
@@ -263,8 +255,8 @@ func TestSelectHeavyTies(t *testing.T) {
 			for _, h := range heavy {
 				hb, above, eq := math.Float32bits(h), 0, 0
 				for _, v := range d {
-					above += int(b2u(magBits(v) > hb))
-					eq += int(b2u(magBits(v) == hb))
+					above += b2i(magBits(v) > hb)
+					eq += b2i(magBits(v) == hb)
 				}
 				ks = append(ks, above-300, above, above+1, above+eq/2, above+eq, above+eq+1, above+eq+300)
 			}
