@@ -853,13 +853,7 @@ func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetens
 			}
 		}
 		return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, _ int, _ [][]float32) {
-			for j := range dst {
-				var acc float64
-				for i, x := range xs {
-					acc += w[i] * float64(x[j])
-				}
-				dst[j] = float32(acc / div)
-			}
+			linearInto(dst, xs, w, div)
 		})
 	case s.Method == "passthrough":
 		scale := s.value(p, 0, "scale", 1)

@@ -628,6 +628,28 @@ func plus(xs [][]float32, x []float32) [][]float32 {
 	return append(append(make([][]float32, 0, len(xs)+1), xs...), x)
 }
 
+// linearFast, when set (assembly), computes linearInto for a prefix of dst
+// (a multiple of 8 entries) exactly as linearInto does, and returns its
+// length.
+var linearFast func(dst []float32, xs [][]float32, w []float64, div float64) int
+
+// linearInto sets dst to the linear merge of xs: each entry the sum of
+// w[i] times xs[i]'s, in float64 from zero in the models' order, divided
+// by div, rounded to float32.
+func linearInto(dst []float32, xs [][]float32, w []float64, div float64) {
+	j0 := 0
+	if linearFast != nil {
+		j0 = linearFast(dst, xs, w, div)
+	}
+	for j := j0; j < len(dst); j++ {
+		var acc float64
+		for i, x := range xs {
+			acc += w[i] * float64(x[j])
+		}
+		dst[j] = float32(acc / div)
+	}
+}
+
 func sum(w []float64) float64 {
 	var s float64
 	for _, v := range w {

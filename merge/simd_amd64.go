@@ -34,6 +34,9 @@ func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uin
 func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func linear256(dst *float32, xs *unsafe.Pointer, n, models int, w *float64, div float64)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -113,19 +116,19 @@ func useSIMD(on bool) {
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
-		dropFast, sceOutFast = dropFast256, sceOutFast256 // AVX2, which these machines have too
+		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
-		dropFast, sceOutFast = dropFast256, sceOutFast256
+		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
-		dropFast, sceOutFast = nil, nil
+		dropFast, sceOutFast, linearFast = nil, nil, nil
 	}
 }
 
@@ -464,6 +467,23 @@ var dropConsts256 = func() (c [5][4]uint64) {
 	}
 	return c
 }()
+
+// linearFast256 runs linear256 over the largest multiple of 8 entries of
+// dst, for up to 16 models, and returns that length.
+func linearFast256(dst []float32, xs [][]float32, w []float64, div float64) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[n-1]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	_ = w[len(xs)-1]
+	linear256(&dst[0], &ptrs[0], n, len(xs), &w[0], div)
+	return n
+}
 
 // dropFast256 runs drop256 over the largest multiple of 8 entries of x,
 // advancing r past the draws it took, and returns that length.

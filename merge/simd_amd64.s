@@ -863,6 +863,47 @@ lin256_models:
 	VZEROUPPER
 	RET
 
+// func linear256(dst *float32, xs *unsafe.Pointer, n, models int, w *float64, div float64)
+// linearInto for AVX2, 8 entries at a time: each model's entries widened
+// to float64, multiplied by its weight and added to a sum from zero in
+// the models' order (no FMA: the Go loop rounds the product), the sums
+// divided by div and rounded to float32.
+TEXT ·linear256(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ xs+8(FP), DX
+	MOVQ n+16(FP), CX
+	MOVQ models+24(FP), R9
+	MOVQ w+32(FP), R10
+	VBROADCASTSD div+40(FP), Y13
+	XORQ AX, AX
+linear256_loop:
+	VXORPD Y6, Y6, Y6             // sum, entries 0-3
+	VXORPD Y7, Y7, Y7             // sum, entries 4-7
+	XORQ R11, R11
+linear256_models:
+	MOVQ (DX)(R11*8), R12
+	VCVTPS2PD (R12)(AX*4), Y3
+	VCVTPS2PD 16(R12)(AX*4), Y4
+	VBROADCASTSD (R10)(R11*8), Y8
+	VMULPD Y8, Y3, Y3
+	VMULPD Y8, Y4, Y4
+	VADDPD Y3, Y6, Y6
+	VADDPD Y4, Y7, Y7
+	INCQ R11
+	CMPQ R11, R9
+	JLT linear256_models
+	VDIVPD Y13, Y6, Y6
+	VDIVPD Y13, Y7, Y7
+	VCVTPD2PSY Y6, X6
+	VCVTPD2PSY Y7, X7
+	VINSERTF128 $1, X7, Y6, Y6
+	VMOVUPS Y6, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT linear256_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

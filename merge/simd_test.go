@@ -289,3 +289,88 @@ func TestDropRandomAssemblyMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearAssemblyMatchesDefinition holds linearInto, with and without
+// the assembly, to the linear merge's definition (a float64 sum from
+// zero of weight times entry, in the models' order, divided, rounded to
+// float32) bit for bit, on special values and on every number of models
+// the assembly takes and one more.
+func TestLinearAssemblyMatchesDefinition(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-45, -3e-39, 3.4e38, -3.4e38,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0.1, 1.5}
+	r := rand.New(rand.NewPCG(4, 11))
+	for _, n := range []int{0, 1, 7, 8, 9, 17, 100, 1003} {
+		for _, models := range []int{1, 2, 3, 16, 17} {
+			for _, div := range []float64{1, 2, 3, 0.7, -1.3, 1e-300} {
+				xs := make([][]float32, models)
+				w := make([]float64, models)
+				for i := range xs {
+					w[i] = r.NormFloat64()
+					if i == 1 {
+						w[i] = 0
+					}
+					xs[i] = make([]float32, n)
+					for j := range xs[i] {
+						if r.IntN(4) == 0 {
+							xs[i][j] = special[r.IntN(len(special))]
+						} else {
+							xs[i][j] = float32(r.NormFloat64())
+						}
+					}
+				}
+				want := make([]float32, n)
+				for j := range want {
+					acc := 0.0
+					for i := range xs {
+						p := w[i] * float64(xs[i][j])
+						acc += p
+					}
+					want[j] = float32(acc / div)
+				}
+				for _, simd := range []bool{false, true} {
+					useSIMD(simd)
+					got := make([]float32, n)
+					linearInto(got, xs, w, div)
+					useSIMD(true)
+					for j := range want {
+						g, e := got[j], want[j]
+						if math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
+							t.Fatalf("simd %v, n %d, %d models, div %v: [%d] = %v (%#x), want %v (%#x)", simd, n, models, div, j, g, math.Float32bits(g), e, math.Float32bits(e))
+						}
+					}
+				}
+			}
+		}
+	}
+	// By hand: halves of 1 and 3, divided by 1; two negative zeros sum to
+	// a positive zero from the sum's start.
+	got := make([]float32, 8)
+	one, three := make([]float32, 8), make([]float32, 8)
+	for j := range one {
+		one[j], three[j] = 1, 3
+	}
+	nz := float32(math.Copysign(0, -1))
+	one[7], three[7] = nz, nz
+	linearInto(got, [][]float32{one, three}, []float64{0.5, 0.5}, 1)
+	for j, g := range got[:7] {
+		if g != 2 {
+			t.Fatalf("[%d] = %v, want 2", j, g)
+		}
+	}
+	if math.Float32bits(got[7]) != 0 {
+		t.Fatalf("negative zeros summed to %v (%#x), want +0", got[7], math.Float32bits(got[7]))
+	}
+	// The product is rounded before it is added: 3 times float64(1/3) is
+	// 1 - 2^-54 exactly, a tie that rounds to 1, so -1 + 3*(1/3) is +0
+	// (a fused multiply-add would give -2^-54).
+	minus, threes := make([]float32, 8), make([]float32, 8)
+	for j := range minus {
+		minus[j], threes[j] = -1, 3
+	}
+	linearInto(got, [][]float32{minus, threes}, []float64{1, 1.0 / 3}, 1)
+	for j, g := range got {
+		if math.Float32bits(g) != 0 {
+			t.Fatalf("-1 + 3*(1/3): [%d] = %v, want +0", j, g)
+		}
+	}
+}
