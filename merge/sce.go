@@ -347,7 +347,9 @@ func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64) (*to
 					above += int64((top - uint64(a)) >> 63)  // above hi
 					nzw += int64(b2i(a != 0))
 				}
-				slab = t.keepCands(lo/chunk, buf[:c], above, h, slab, bp.sc)
+				var eq [maxHeavy]int32
+				cs := filterHeavy(buf[:c], t.heavy, &eq)
+				slab = t.keepCands(lo/chunk, cs, above, h, slab, bp.sc, &eq)
 			}, func() {
 				mu.Lock()
 				defer mu.Unlock()

@@ -730,12 +730,10 @@ func (t *topK) findHeavy(sample []uint32) int {
 	return taken
 }
 
-// dropHeavy counts block k's candidates cs equal to each of t's heavy
-// values into heavyEq and returns the others, in order, in cs's memory.
-// It has no branch on the data: the heavy values are most of cs.
-func (t *topK) dropHeavy(cs []uint32, k int) []uint32 {
-	var eq [maxHeavy]int32
-	hs := t.heavy
+// filterHeavy adds the number of cs equal to each of hs to eq and returns
+// the others, in order, in cs's memory. It has no branch on the data: the
+// heavy values are most of cs.
+func filterHeavy(cs, hs []uint32, eq *[maxHeavy]int32) []uint32 {
 	n := 0
 	for _, a := range cs {
 		var hit uint64
@@ -747,7 +745,6 @@ func (t *topK) dropHeavy(cs []uint32, k int) []uint32 {
 		cs[n] = a
 		n += int(1 - hit)
 	}
-	copy(t.heavyEq[k*len(hs):], eq[:len(hs)])
 	return cs[:n]
 }
 
@@ -787,14 +784,23 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 			hists[i] = make([]uint32, candBins)
 		}
 		var slab []uint32 // the candidates' memory, from bp.sc
+		var eq [maxHeavy]int32
 		keep := func(i, k, c int, above int64) {
-			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc)
+			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc, &eq)
 		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
 			if bf16 { // in place, widened in registers
 				for i, t := range ts {
-					c, above := collectBF16(buf, vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi], t.lo, t.hi)
+					x, base := vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi]
+					var c int
+					var above int64
+					eq = [maxHeavy]int32{}
+					if len(t.heavy) > 0 {
+						c, above = collectBF16Heavy(buf, x, base, t.lo, t.hi, t.heavy, &eq)
+					} else {
+						c, above = collectBF16(buf, x, base, t.lo, t.hi)
+					}
 					keep(i, k, c, above)
 				}
 				return
@@ -806,7 +812,14 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 				if t.model != prev {
 					x, prev = rd.vs[t.model+1].get(rd.bufs[t.model+1], lo, m), t.model
 				}
-				c, above := collectDelta(buf, x, rd.base, t.lo, t.hi)
+				var c int
+				var above int64
+				eq = [maxHeavy]int32{}
+				if len(t.heavy) > 0 {
+					c, above = collectHeavy(buf, x, rd.base, t.lo, t.hi, t.heavy, &eq)
+				} else {
+					c, above = collectDelta(buf, x, rd.base, t.lo, t.hi)
+				}
 				keep(i, k, c, above)
 			}
 		}
@@ -851,6 +864,37 @@ func collectDelta(buf []uint32, x, base []float32, lo, hi uint32) (int, int64) {
 	return c, above
 }
 
+// collectHeavyFast and collectBF16HeavyFast, when set (assembly), are
+// collectHeavy and collectBF16Heavy over the largest multiple of 8
+// entries n, which they return with c and above; buf holds at least n+8
+// entries.
+var (
+	collectHeavyFast     func(buf []uint32, x, base []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (n, c int, above int64)
+	collectBF16HeavyFast func(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (n, c int, above int64)
+)
+
+// collectHeavy is collectDelta that counts the magnitudes equal to each of
+// heavy (at most maxHeavy) into eq instead of writing them to buf, as
+// filterHeavy would after it.
+func collectHeavy(buf []uint32, x, base []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
+	j0, c, above := 0, 0, int64(0)
+	if collectHeavyFast != nil {
+		j0, c, above = collectHeavyFast(buf, x, base, lo, hi, heavy, eq)
+	}
+	tc, ta := collectDelta(buf[c:], x[j0:], base[j0:], lo, hi)
+	return c + len(filterHeavy(buf[c:c+tc], heavy, eq)), above + ta
+}
+
+// collectBF16Heavy is collectHeavy on bfloat16 inputs, read in place.
+func collectBF16Heavy(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
+	j0, c, above := 0, 0, int64(0)
+	if collectBF16HeavyFast != nil {
+		j0, c, above = collectBF16HeavyFast(buf, x, base, lo, hi, heavy, eq)
+	}
+	tc, ta := collectBF16(buf[c:], x[j0:], base[j0:], lo, hi)
+	return c + len(filterHeavy(buf[c:c+tc], heavy, eq)), above + ta
+}
+
 // collectBF16Fast, when set (assembly), is collectBF16 over the largest
 // multiple of 16 entries n, which it returns with c and above; buf holds
 // at least n+16 entries.
@@ -875,17 +919,20 @@ func collectBF16(buf []uint32, x, base []uint16, lo, hi uint32) (int, int64) {
 }
 
 // keepCands records block k's candidates cs (in index order; cs is then
-// spent) and its count of entries above the bracket: their histogram,
-// into a worker's h; the heavy values' counts; the others, appended to
-// slab (more from sc when it is full), which it returns.
-func (t *topK) keepCands(k int, cs []uint32, above int64, h []uint32, slab []uint32, sc *scratchSet) []uint32 {
+// spent; the heavy values already left out and counted in eq) and its
+// count of entries above the bracket: their histogram, into a worker's
+// h; the heavy values' counts; the others, appended to slab (more from
+// sc when it is full), which it returns.
+func (t *topK) keepCands(k int, cs []uint32, above int64, h []uint32, slab []uint32, sc *scratchSet, eq *[maxHeavy]int32) []uint32 {
 	t.above[k] = above
-	for _, a := range cs { // the heavy values too
-		h[((a-t.lo)>>t.shift)&(candBins-1)]++
+	bin := func(a uint32) uint32 { return ((a - t.lo) >> t.shift) & (candBins - 1) }
+	for _, a := range cs {
+		h[bin(a)]++
 	}
-	if len(t.heavy) > 0 {
-		cs = t.dropHeavy(cs, k)
+	for j, v := range t.heavy {
+		h[bin(v)] += uint32(eq[j])
 	}
+	copy(t.heavyEq[k*len(t.heavy):], eq[:len(t.heavy)])
 	c := len(cs)
 	if len(slab)+c > cap(slab) {
 		slab = sc.u32(c)

@@ -31,6 +31,12 @@ func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64
 func collect256BF16(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64) (c, above int)
 
 //go:noescape
+func collect256H(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+
+//go:noescape
+func collect256BF16H(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+
+//go:noescape
 func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
@@ -114,18 +120,21 @@ func useSIMD(on bool) {
 	case on && hasAVX512:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
+		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256 // AVX2
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
+		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
+		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
@@ -305,6 +314,46 @@ var (
 	collectBF16Fast256 = collectWith(8, func(buf *uint32, x, base *uint16, n int, lo, hi uint32) (int, int) {
 		return collect256BF16(buf, x, base, n, lo, hi, &compressLUT[0])
 	})
+)
+
+// collectHeavyWith makes collectHeavy's (T float32) or collectBF16Heavy's
+// (T uint16) AVX2 path over the largest multiple of 8 entries: the heavy
+// values (at most four) go to the kernel eight copies each, the unused
+// ones as a value no magnitude has (the sign bit set), and the lanes'
+// counts come back summed into eq.
+func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
+	return func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
+		n := len(base) &^ 7
+		if n == 0 || len(heavy) > 4 {
+			return 0, 0, 0
+		}
+		_, _ = buf[n+7], x[n-1]
+		var hv [4][8]uint32
+		for j := range hv {
+			v := ^uint32(0)
+			if j < len(heavy) {
+				v = heavy[j]
+			}
+			for l := range hv[j] {
+				hv[j][l] = v
+			}
+		}
+		var lanes [32]uint32
+		c, above := kernel(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0], &hv, &lanes)
+		for j := range heavy {
+			var s uint32
+			for _, v := range lanes[8*j : 8*j+8] {
+				s += v
+			}
+			eq[j] += int32(s)
+		}
+		return n, c, int64(above)
+	}
+}
+
+var (
+	collectHeavyFast256     = collectHeavyWith(collect256H)
+	collectBF16HeavyFast256 = collectHeavyWith(collect256BF16H)
 )
 
 // prefixFast512 is prefixSums over the largest multiple of 16 counters.

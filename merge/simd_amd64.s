@@ -798,6 +798,108 @@ collect256bf_loop:
 	VZEROUPPER
 	RET
 
+// COLLECT256HSTEP is COLLECT256STEP that also counts the lanes equal to
+// each of four heavy values (eight copies each at R12) in Y6-Y9 and
+// leaves them out of buf, as dropHeavy does.
+#define COLLECT256HSTEP \
+	VPAND Y12, Y0, Y0; \
+	VPXOR Y15, Y0, Y1; \
+	VPCMPGTD Y13, Y1, Y2; \
+	VPCMPGTD Y1, Y14, Y3; \
+	VPOR Y3, Y2, Y3; \
+	VPCMPEQD (R12), Y0, Y10; \
+	VPSUBD Y10, Y6, Y6; \
+	VPCMPEQD 32(R12), Y0, Y11; \
+	VPSUBD Y11, Y7, Y7; \
+	VPOR Y11, Y10, Y10; \
+	VPCMPEQD 64(R12), Y0, Y11; \
+	VPSUBD Y11, Y8, Y8; \
+	VPOR Y11, Y10, Y10; \
+	VPCMPEQD 96(R12), Y0, Y11; \
+	VPSUBD Y11, Y9, Y9; \
+	VPOR Y11, Y10, Y10; \
+	VPOR Y10, Y3, Y3; \
+	VMOVMSKPS Y3, R9; \
+	XORL $0xff, R9; \
+	VMOVQ (R11)(R9*8), X4; \
+	VPMOVZXBD X4, Y4; \
+	VPERMD Y0, Y4, Y5; \
+	VMOVDQU Y5, (DI)(R8*4); \
+	POPCNTL R9, R9; \
+	ADDQ R9, R8; \
+	VMOVMSKPS Y2, R9; \
+	POPCNTL R9, R9; \
+	ADDQ R9, R10; \
+	ADDQ $8, AX
+
+// COLLECT256HEND stores the heavy values' counts, eight lanes each, at R13.
+#define COLLECT256HEND \
+	VMOVDQU Y6, (R13); \
+	VMOVDQU Y7, 32(R13); \
+	VMOVDQU Y8, 64(R13); \
+	VMOVDQU Y9, 96(R13)
+
+// func collect256H(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+// collect256 with the heavy values hv counted into eq and left out.
+TEXT ·collect256H(SB), NOSPLIT, $0-80
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ lut+40(FP), R11
+	MOVQ hv+48(FP), R12
+	MOVQ eq+56(FP), R13
+	MOVL lo+32(FP), AX
+	MOVL hi+36(FP), BX
+	COLLECT256SETUP
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+collect256h_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VSUBPS (DX)(AX*4), Y0, Y0
+	COLLECT256HSTEP
+	CMPQ AX, CX
+	JLT collect256h_loop
+	COLLECT256HEND
+	MOVQ R8, c+64(FP)
+	MOVQ R10, above+72(FP)
+	VZEROUPPER
+	RET
+
+// func collect256BF16H(buf *uint32, x, base *uint16, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+// collect256BF16 with the heavy values hv counted into eq and left out.
+TEXT ·collect256BF16H(SB), NOSPLIT, $0-80
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ lut+40(FP), R11
+	MOVQ hv+48(FP), R12
+	MOVQ eq+56(FP), R13
+	MOVL lo+32(FP), AX
+	MOVL hi+36(FP), BX
+	COLLECT256SETUP
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+collect256bfh_loop:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+	VPMOVZXWD (DX)(AX*2), Y2
+	VPSLLD $16, Y2, Y2
+	VSUBPS Y2, Y0, Y0
+	COLLECT256HSTEP
+	CMPQ AX, CX
+	JLT collect256bfh_loop
+	COLLECT256HEND
+	MOVQ R8, c+64(FP)
+	MOVQ R10, above+72(FP)
+	VZEROUPPER
+	RET
+
 // func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 // bandLinear512 for AVX2, 8 elements at a time (the band test as in
 // sumCore256).

@@ -374,3 +374,75 @@ func TestLinearAssemblyMatchesDefinition(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectHeavyMatchesDefinition holds collectHeavy and
+// collectBF16Heavy, with and without the assembly, to their definition:
+// the magnitude bits of the deltas in [lo, hi] in order, less those equal
+// to a heavy value, which are counted per value; and the count above hi.
+func TestCollectHeavyMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 17))
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 100, 1001} {
+		for nh := range maxHeavy + 1 {
+			// Weights of a few bf16 values apart, so magnitudes repeat.
+			xb, bb := make([]uint16, n), make([]uint16, n)
+			x, base := make([]float32, n), make([]float32, n)
+			for j := range x {
+				bb[j] = safetensors.F32ToBF16(float32(r.NormFloat64() * 0.02))
+				xb[j] = uint16(int(bb[j]) + r.IntN(9) - 4)
+				x[j], base[j] = safetensors.BF16ToF32(xb[j]), safetensors.BF16ToF32(bb[j])
+			}
+			mags := make([]uint32, n)
+			for j := range mags {
+				mags[j] = magBits(x[j] - base[j])
+			}
+			lo, hi := uint32(0), uint32(math.MaxUint32>>1)
+			if n > 2 {
+				s := slices.Clone(mags)
+				slices.Sort(s)
+				lo, hi = s[n/4], s[3*n/4]
+			}
+			var heavy []uint32
+			for try := 0; try < 100 && len(heavy) < nh && n > 0; try++ {
+				v := mags[r.IntN(n)]
+				if v >= lo && v <= hi && !slices.Contains(heavy, v) {
+					heavy = append(heavy, v)
+				}
+			}
+			var want []uint32
+			wantEq := [maxHeavy]int32{5, 6, 7, 8}
+			var wantAbove int64
+			for _, a := range mags {
+				if a > hi {
+					wantAbove++
+				}
+				if a < lo || a > hi {
+					continue
+				}
+				if j := slices.Index(heavy, a); j >= 0 {
+					wantEq[j]++
+					continue
+				}
+				want = append(want, a)
+			}
+			for _, simd := range []bool{false, true} {
+				for _, bf16 := range []bool{false, true} {
+					useSIMD(simd)
+					buf := make([]uint32, n+16)
+					eq := [maxHeavy]int32{5, 6, 7, 8} // counted into
+					var c int
+					var above int64
+					if bf16 {
+						c, above = collectBF16Heavy(buf, xb, bb, lo, hi, heavy, &eq)
+					} else {
+						c, above = collectHeavy(buf, x, base, lo, hi, heavy, &eq)
+					}
+					useSIMD(true)
+					if !slices.Equal(buf[:c], want) || eq != wantEq || above != wantAbove {
+						t.Fatalf("n %d, %d heavy, simd %v, bf16 %v: %d kept, eq %v, above %d; want %d, %v, %d",
+							n, len(heavy), simd, bf16, c, eq, above, len(want), wantEq, wantAbove)
+					}
+				}
+			}
+		}
+	}
+}
