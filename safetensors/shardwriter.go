@@ -91,6 +91,18 @@ func (s *ShardedWriter) open(k int) error {
 
 // Write writes the data of the next tensor, as Writer.Write does.
 func (s *ShardedWriter) Write(name string, data []byte) error {
+	return s.write(name, data, (*Writer).Write)
+}
+
+// WritePart writes the next bytes of the next tensor, as Writer.WritePart
+// does.
+func (s *ShardedWriter) WritePart(name string, data []byte) error {
+	return s.write(name, data, (*Writer).WritePart)
+}
+
+// write passes data to the current shard with f and goes on to the next
+// shard when the shard's last tensor is complete.
+func (s *ShardedWriter) write(name string, data []byte, f func(*Writer, string, []byte) error) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -102,11 +114,15 @@ func (s *ShardedWriter) Write(name string, data []byte) error {
 	}
 	k := s.shardOf[s.next]
 	w := s.shards[k]
-	if err := w.Write(name, data); err != nil {
+	before := w.next
+	if err := f(w, name, data); err != nil {
 		if w.err != nil {
 			return s.fail(err)
 		}
 		return err
+	}
+	if w.next == before { // a part; the tensor is not complete yet
+		return nil
 	}
 	s.next++
 	if s.next == len(s.headers) || s.shardOf[s.next] != k {

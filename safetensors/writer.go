@@ -30,6 +30,7 @@ type Writer struct {
 	headers []Header
 	sizes   []int64
 	next    int   // index of the next header to write
+	part    int64 // bytes of that tensor written so far (WritePart)
 	err     error // sticky I/O error; the writer has been aborted
 	state   int
 	unsent  int   // bytes written since the last writeback step
@@ -90,19 +91,52 @@ func Create(path string, headers []Header, metadata map[string]string) (*Writer,
 // a mismatch is reported and nothing is written. An I/O error aborts the
 // writer.
 func (w *Writer) Write(name string, data []byte) error {
+	if err := w.check(name); err != nil {
+		return err
+	}
+	if w.part > 0 {
+		return fmt.Errorf("%s: tensor %q: %d of its bytes were written in parts; write the rest with WritePart", w.path, name, w.part)
+	}
+	if int64(len(data)) != w.sizes[w.next] {
+		h := w.headers[w.next]
+		return fmt.Errorf("%s: tensor %q: %d bytes of data, but shape %v of %s needs %d", w.path, name, len(data), h.Shape, h.DType, w.sizes[w.next])
+	}
+	return w.write(data)
+}
+
+// WritePart writes the next bytes of the next tensor, name: a tensor may
+// come in parts of any size, in order, and is done when its bytes are
+// all written (then the next tensor is due). Data past the tensor's
+// bytes is reported and nothing is written; Close reports a tensor left
+// partly written. An I/O error aborts the writer.
+func (w *Writer) WritePart(name string, data []byte) error {
+	if err := w.check(name); err != nil {
+		return err
+	}
+	if size := w.sizes[w.next]; w.part+int64(len(data)) > size {
+		return fmt.Errorf("%s: tensor %q: a part of %d bytes after %d runs past its %d bytes", w.path, name, len(data), w.part, size)
+	}
+	return w.write(data)
+}
+
+// check reports whether the writer can take data of tensor name now.
+func (w *Writer) check(name string) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
 	if w.next >= len(w.headers) {
 		return fmt.Errorf("%s: tensor %q: all %d declared tensors are already written", w.path, name, len(w.headers))
 	}
-	h := w.headers[w.next]
-	if name != h.Name {
+	if h := w.headers[w.next]; name != h.Name {
 		return fmt.Errorf("%s: got tensor %q, want %q (tensors are written in the order of the headers)", w.path, name, h.Name)
 	}
-	if int64(len(data)) != w.sizes[w.next] {
-		return fmt.Errorf("%s: tensor %q: %d bytes of data, but shape %v of %s needs %d", w.path, name, len(data), h.Shape, h.DType, w.sizes[w.next])
-	}
+	return nil
+}
+
+// write writes data, the next bytes of the next tensor, and goes on to
+// the tensor after it when that one is complete.
+func (w *Writer) write(data []byte) error {
+	w.part += int64(len(data))
 	// In pieces of at most a step, so that a large tensor's pages are
 	// dropped as it goes (see writeback).
 	for len(data) > 0 {
@@ -117,7 +151,10 @@ func (w *Writer) Write(name string, data []byte) error {
 			w.unsent = 0
 		}
 	}
-	w.next++
+	if w.part == w.sizes[w.next] {
+		w.next++
+		w.part = 0
+	}
 	return nil
 }
 
@@ -167,9 +204,12 @@ func (w *Writer) finish() error {
 		return err
 	}
 	if w.next < len(w.headers) {
-		missing := w.headers[w.next].Name
+		missing, how := w.headers[w.next].Name, "next missing"
+		if w.part > 0 {
+			how = fmt.Sprintf("%d of %d bytes written of", w.part, w.sizes[w.next])
+		}
 		w.Abort()
-		w.err = fmt.Errorf("%s: only %d of %d tensors were written (next missing: %q); nothing was saved", w.path, w.next, len(w.headers), missing)
+		w.err = fmt.Errorf("%s: only %d of %d tensors were written (%s: %q); nothing was saved", w.path, w.next, len(w.headers), how, missing)
 		return w.err
 	}
 	if err := w.buf.Flush(); err != nil {

@@ -330,3 +330,68 @@ func TestMemSource(t *testing.T) {
 		t.Errorf("duplicate names: %v, x=%v; want the later tensor", dup.Names(), x.Data)
 	}
 }
+
+// TestWritePart: tensors written in parts of every size (empty parts
+// too) into a sharded folder read back as written whole; a part past a
+// tensor's bytes, Write on a partly written tensor and a part of the
+// wrong tensor are refused with nothing written, and Close refuses a
+// tensor left partly written.
+func TestWritePart(t *testing.T) {
+	in := sampleTensors()
+	var hs []Header
+	for _, tn := range in {
+		hs = append(hs, Header{Name: tn.Name, DType: tn.DType, Shape: tn.Shape})
+	}
+	dir := t.TempDir()
+	w, err := CreateSharded(dir, hs, 20, nil) // several shards
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tn := range in {
+		d := tn.Data
+		for step := 0; len(d) > 0 || step == 0; step++ {
+			n := min(len(d), (i+step)%4) // 0 to 3 bytes
+			if err := w.WritePart(tn.Name, d[:n]); err != nil {
+				t.Fatalf("%s: %v", tn.Name, err)
+			}
+			d = d[n:]
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	checkSame(t, src, in)
+
+	w2, err := Create(filepath.Join(t.TempDir(), "m.safetensors"), hs[:2], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Abort()
+	first := in[0].Data
+	if err := w2.WritePart(in[0].Name, first[:5]); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []func() error{
+		func() error { return w2.WritePart(in[0].Name, first) }, // 5 + all of it
+		func() error { return w2.Write(in[0].Name, first) },     // partly written
+		func() error { return w2.WritePart(in[1].Name, in[1].Data[:1]) },
+	} {
+		if err := bad(); err == nil {
+			t.Fatal("a bad part was taken")
+		}
+	}
+	if err := w2.WritePart(in[0].Name, first[5:]); err != nil {
+		t.Fatalf("the rest after refused parts: %v", err)
+	}
+	if err := w2.WritePart(in[1].Name, in[1].Data[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Close(); err == nil || !strings.Contains(err.Error(), "2 of 6 bytes written") {
+		t.Fatalf("Close with a tensor partly written: %v", err)
+	}
+}
