@@ -185,7 +185,13 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 		}
 		most = max(most, n)
 	}
-	queue := make(chan *safetensors.Tensor, len(headers))
+	// A tensor merged in pieces (see outBuf) goes to the queue piece by
+	// piece, each a tensor named as the whole with part set.
+	type item struct {
+		t    *safetensors.Tensor
+		part bool
+	}
+	queue := make(chan item, len(headers)+64)
 	var qmu sync.Mutex
 	qcond := sync.NewCond(&qmu)
 	queued := 0 // bytes handed to the writer that it has not started on
@@ -201,13 +207,18 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 	ins := s.inputs()
 	go func() {
 		defer close(done)
-		for t := range queue {
+		for it := range queue {
+			t := it.t
 			qmu.Lock()
 			queued -= len(t.Data)
 			qcond.Signal()
 			qmu.Unlock()
 			if writeErr.Load() == nil {
-				if err := w.Write(t.Name, t.Data); err != nil {
+				write := w.Write
+				if it.part {
+					write = w.WritePart
+				}
+				if err := write(t.Name, t.Data); err != nil {
 					writeErr.Store(err)
 				}
 				pool.put(t.Data) // written: the next tensor may reuse it
@@ -217,7 +228,7 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 			}
 		}
 	}()
-	err = s.Merge(ctx, func(t *safetensors.Tensor) error {
+	send := func(t *safetensors.Tensor, part bool) error {
 		if e := writeErr.Load(); e != nil {
 			return e.(error) // stop merging once the output is broken
 		}
@@ -227,8 +238,15 @@ func WriteFolder(ctx context.Context, s *Spec, out string, o FolderOptions) erro
 		}
 		queued += len(t.Data)
 		qmu.Unlock()
-		queue <- t
+		queue <- item{t, part}
 		return nil
+	}
+	s.part = func(name string, data []byte) error {
+		return send(&safetensors.Tensor{Name: name, Data: data}, true)
+	}
+	defer func() { s.part = nil }()
+	err = s.Merge(ctx, func(t *safetensors.Tensor) error {
+		return send(t, false)
 	}, func(k, total int, name string) {
 		if o.Progress != nil && (k == total || time.Since(last) > 200*time.Millisecond) {
 			last = time.Now()

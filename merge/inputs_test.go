@@ -15,8 +15,9 @@ import (
 )
 
 // writeModel writes tensors of random bf16 weights (and an empty tensor,
-// a scalar and an I64 one) to dir, in shards of shard bytes (0: one file).
-func writeModel(t *testing.T, dir string, seed uint64, shard int64) {
+// a scalar and an I64 one) to dir, in shards of shard bytes (0: one file),
+// with embedRows rows of 64 in the embeddings.
+func writeModel(t *testing.T, dir string, seed uint64, shard int64, embedRows int) {
 	t.Helper()
 	r := rng{s: seed}
 	var ts []*safetensors.Tensor
@@ -29,7 +30,7 @@ func writeModel(t *testing.T, dir string, seed uint64, shard int64) {
 		}
 		ts = append(ts, tn)
 	}
-	add("model.embed_tokens.weight", safetensors.BF16, 512, 64)
+	add("model.embed_tokens.weight", safetensors.BF16, embedRows, 64)
 	for l := range 2 {
 		p := "model.layers." + string(rune('0'+l)) + "."
 		add(p+"mlp.up_proj.weight", safetensors.BF16, 80, 64)
@@ -67,7 +68,7 @@ func writeModel(t *testing.T, dir string, seed uint64, shard int64) {
 func TestInputReader(t *testing.T) {
 	for _, shard := range []int64{0, 20000} {
 		dir := t.TempDir()
-		writeModel(t, dir, 1, shard)
+		writeModel(t, dir, 1, shard, 512)
 		in, err := OpenModel(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +135,7 @@ func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 	var dirs []string
 	for i, shard := range []int64{0, 20000, 0} {
 		d := filepath.Join(root, "m"+string(rune('0'+i)))
-		writeModel(t, d, uint64(i+1), shard)
+		writeModel(t, d, uint64(i+1), shard, 512)
 		dirs = append(dirs, d)
 	}
 	write := func(method string, off bool) []byte {
@@ -238,6 +239,79 @@ func TestMergeReleasesInputs(t *testing.T) {
 		tn, _ := in.Src.Tensor("lm_head.weight")
 		if kb := testutil.ResidentKB(t, unsafe.Pointer(&tn.Data[0])); kb > 16*1024/4 {
 			t.Errorf("input %d: %d KiB of its 16 MiB map resident after the merge", i, kb)
+		}
+	}
+}
+
+// TestWriteFolderPiecesMatchWhole: merges written with their large
+// tensors sent to the writer in pieces (pieces of 1000 bytes, which
+// split chunks, blocks and rows), into a sharded folder, hold the same
+// bytes in every file as with every tensor written whole.
+func TestWriteFolderPiecesMatchWhole(t *testing.T) {
+	root := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		d := filepath.Join(root, "m"+string(rune('0'+i)))
+		writeModel(t, d, uint64(i+11), 0, 1000) // two chunks: the second starts inside a piece
+		dirs = append(dirs, d)
+	}
+	write := func(method string, piece int) map[string][]byte {
+		var ins []Input
+		for _, d := range dirs {
+			in, err := OpenModel(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+			ins = append(ins, in)
+		}
+		defer func() {
+			for _, in := range ins {
+				in.Src.Close()
+			}
+		}()
+		s := &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 5}
+		switch method {
+		case "linear", "karcher":
+			s.Base, s.Models = nil, ins
+		case "slerp", "arcee_fusion":
+			s.Models = ins[1:2]
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		defer func(old int) { pieceBytes = old }(pieceBytes)
+		pieceBytes = piece
+		if err := WriteFolder(context.Background(), s, out, FolderOptions{Dirs: dirs, ShardSize: 30000}); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		files := map[string][]byte{}
+		es, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if b, err := os.ReadFile(filepath.Join(out, e.Name())); err == nil {
+				files[e.Name()] = b
+			}
+		}
+		return files
+	}
+	for _, method := range []string{"linear", "task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della", "slerp", "nuslerp", "karcher", "model_stock", "sce", "arcee_fusion"} {
+		sent := piecesSent.Load()
+		whole := write(method, 1<<30)
+		if piecesSent.Load() != sent {
+			t.Fatalf("%s: pieces sent with no tensor over twice their size", method)
+		}
+		pieces := write(method, 1000)
+		if piecesSent.Load() < sent+128+2*10+2*8 { // 1000-byte pieces of the embeddings, up_proj and q_proj
+			t.Fatalf("%s: %d pieces sent", method, piecesSent.Load()-sent)
+		}
+		if len(whole) < 3 || len(pieces) != len(whole) {
+			t.Fatalf("%s: %d files in pieces, %d whole", method, len(pieces), len(whole))
+		}
+		for name, b := range whole {
+			if !bytes.Equal(pieces[name], b) {
+				t.Fatalf("%s: %s differs when large tensors are written in pieces", method, name)
+			}
 		}
 	}
 }

@@ -54,6 +54,9 @@ type Spec struct {
 
 	pool *bufPool     // output buffers recycled by WriteFolder (nil: none)
 	in   *inputReader // reads WriteFolder's inputs (nil: in place)
+	// part, set by WriteFolder, takes the pieces of a large merged tensor
+	// in order (see outBuf); nil: tensors are emitted whole.
+	part func(name string, data []byte) error
 }
 
 // bufPool hands out the output buffers of the streaming merges from one
@@ -261,6 +264,8 @@ type planned struct {
 	params  Params  // the slice's parameters
 	t       float64 // position for gradient parameters, as mergekit's
 	pool    *bufPool
+	part    func(name string, data []byte) error // Spec.part
+	sent    bool                                 // the merged tensor went to part in pieces
 }
 
 // model returns model i of p (not counting the base) and its tensor name.
@@ -712,7 +717,9 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", p.name, err)
 		}
-		if err := emit(t); err != nil {
+		if p.sent {
+			// Its pieces went to s.part as they were merged.
+		} else if err := emit(t); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -778,7 +785,7 @@ func (s *Spec) flag(p *planned, key string, def bool) bool {
 }
 
 func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetensors.Tensor, error) {
-	p.pool = s.pool
+	p.pool, p.part = s.pool, s.part
 	n := 1
 	for _, d := range p.shape {
 		n *= d

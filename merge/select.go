@@ -548,7 +548,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		}
 		linScale /= div
 	}
-	out := p.pool.get(n * p.dtype.Size())
+	out := newOutBuf(p, n)
 	err = bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
 		ds := bp.sc.floats(nm, bp.size())
@@ -584,7 +584,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 				} else {
 					bandSum(dst[:m], wk.rd.base, xs, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
 				}
-				put(out, p.dtype, lo, dst[:m])
+				out.put(lo, dst[:m])
 				return
 			}
 			for i := range nm {
@@ -594,13 +594,14 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 				}
 			}
 			combineAll(dst[:m], wk.rd.base, cur, w, o.Consensus, o.Normalize, lambda, zero, sc)
-			put(out, p.dtype, lo, dst[:m])
+			out.put(lo, dst[:m])
 		}, nil
 	})
 	if err != nil {
+		out.abandon()
 		return nil, err
 	}
-	return &safetensors.Tensor{Name: p.name, DType: p.dtype, Shape: p.shape, Data: out}, nil
+	return out.tensor()
 }
 
 // dropRandomAt is dropRandom on the block of a delta that starts at element

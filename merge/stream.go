@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/mocolab/moco/kernels"
@@ -101,7 +102,7 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 	if err != nil {
 		return nil, err
 	}
-	out := p.pool.get(n * p.dtype.Size())
+	out := newOutBuf(p, n)
 	var sc scratchSet
 	defer sc.release() // after parallelChunks: its workers are done
 	parallelChunks(n, func() func(lo, hi int) {
@@ -115,10 +116,147 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 				xs[i] = v.get(bufs[i], lo, m)
 			}
 			f(dst[:m], xs, lo/chunk, ds)
-			put(out, p.dtype, lo, dst[:m])
+			out.put(lo, dst[:m])
 		}
 	})
-	return &safetensors.Tensor{Name: p.name, DType: p.dtype, Shape: p.shape, Data: out}, nil
+	return out.tensor()
+}
+
+// pieceBytes is the size of the pieces in which a merged tensor of more
+// than twice as many bytes goes to the writer when there is one
+// (Spec.part): about the size of a layer's largest matrix in a 0.5B
+// model, and a quarter of the writer's writeback step.
+var pieceBytes = 8 << 20 // a variable for the tests
+
+// piecesSent counts the pieces outBuf sent (tests).
+var piecesSent atomic.Int64
+
+// outBuf holds a merged tensor's output as its chunks are computed, in
+// any order: whole, in a buffer of the pool; or, when the merge writes a
+// folder and the tensor is large, in pieces of pieceBytes, each sent to
+// the writer (p.part) once complete, in order, and its buffer reused
+// once written. Whole, a 0.5B model's embeddings (272 MB) took that much
+// of the pool's region more, and on a VM that backs fresh memory lazily
+// its first touch cost about 2.5 CPU seconds per GB in page zeroing
+// (0.5-0.9 s of a 2-5 s merge); in pieces the region's touched part is
+// what waits for the writer.
+type outBuf struct {
+	p     *planned
+	n     int // entries
+	size  int // bytes per entry
+	whole []byte
+	per   int // entries per piece (0: whole)
+	mu    sync.Mutex
+	bufs  [][]byte   // each piece's buffer, from its first put until sent
+	left  []int      // entries of each piece not yet put
+	next  int        // the first piece not yet sent
+	send  sync.Mutex // held while sending, so that pieces go in order
+	err   error      // the first error of p.part; guarded by send
+}
+
+// newOutBuf returns the output of p's tensor of n entries.
+func newOutBuf(p *planned, n int) *outBuf {
+	o := &outBuf{p: p, n: n, size: p.dtype.Size()}
+	if p.part == nil || n*o.size <= 2*pieceBytes {
+		o.whole = p.pool.get(n * o.size)
+		return o
+	}
+	o.per = max(1, pieceBytes/o.size)
+	k := (n + o.per - 1) / o.per
+	o.bufs, o.left = make([][]byte, k), make([]int, k)
+	for i := range o.left {
+		o.left[i] = min(o.per, n-i*o.per)
+	}
+	return o
+}
+
+// put stores x as entries [lo, lo+len(x)) of the output.
+func (o *outBuf) put(lo int, x []float32) {
+	if o.per == 0 {
+		put(o.whole, o.p.dtype, lo, x)
+		return
+	}
+	for len(x) > 0 {
+		i := lo / o.per
+		m := min(len(x), (i+1)*o.per-lo)
+		o.mu.Lock()
+		b := o.bufs[i]
+		if b == nil {
+			b = o.p.pool.get(min(o.per, o.n-i*o.per) * o.size)
+			o.bufs[i] = b
+		}
+		o.mu.Unlock()
+		put(b, o.p.dtype, lo-i*o.per, x[:m])
+		o.mu.Lock()
+		o.left[i] -= m
+		done := o.left[i] == 0
+		o.mu.Unlock()
+		if done {
+			o.sendReady()
+		}
+		lo, x = lo+m, x[m:]
+	}
+}
+
+// sendReady sends the complete pieces from the first one not yet sent,
+// in order, to p.part, which gives their buffers back to the pool once
+// written (and takes none when it fails).
+func (o *outBuf) sendReady() {
+	o.send.Lock()
+	defer o.send.Unlock()
+	for {
+		o.mu.Lock()
+		if o.next == len(o.bufs) || o.left[o.next] != 0 {
+			o.mu.Unlock()
+			return
+		}
+		b := o.bufs[o.next]
+		o.bufs[o.next] = nil
+		o.next++
+		o.mu.Unlock()
+		if o.err == nil {
+			o.err = o.p.part(o.p.name, b)
+			piecesSent.Add(1)
+		} else {
+			o.p.pool.put(b) // the writer failed: nothing takes it
+		}
+	}
+}
+
+// tensor returns the merged tensor: its data, or, sent in pieces, none
+// (p.sent is set); an error when a piece could not be sent.
+func (o *outBuf) tensor() (*safetensors.Tensor, error) {
+	t := &safetensors.Tensor{Name: o.p.name, DType: o.p.dtype, Shape: o.p.shape, Data: o.whole}
+	if o.per == 0 {
+		return t, nil
+	}
+	o.send.Lock()
+	defer o.send.Unlock()
+	if o.err != nil {
+		return nil, o.err
+	}
+	if o.next != len(o.bufs) {
+		return nil, fmt.Errorf("internal error: %d of %d pieces merged", o.next, len(o.bufs))
+	}
+	o.p.sent = true
+	return t, nil
+}
+
+// abandon gives the buffers of the pieces not sent back to the pool (a
+// merge that failed part way).
+func (o *outBuf) abandon() {
+	if o.per == 0 {
+		o.p.pool.put(o.whole)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, b := range o.bufs {
+		if b != nil {
+			o.p.pool.put(b)
+			o.bufs[i] = nil
+		}
+	}
 }
 
 // eachBlock runs a pass over the inputs vs (views of tensors of bp.n
