@@ -181,6 +181,9 @@ func dot64(x, y []float32) float64 {
 	y = y[:len(x)]
 	var s0, s1, s2, s3 float64
 	j := 0
+	if dotFast != nil {
+		j, s0, s1, s2, s3 = dotFast(x, y, nil)
+	}
 	for ; j+4 <= len(x); j += 4 {
 		s0 += float64(x[j]) * float64(y[j])
 		s1 += float64(x[j+1]) * float64(y[j+1])
@@ -193,11 +196,24 @@ func dot64(x, y []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// dotFast, when set (assembly), is the loop of four partial sums of
+// dot64 (b nil) or dotDelta over the largest multiple of 4 entries, which
+// it returns with the four sums.
+var dotFast func(x, y, b []float32) (n int, s0, s1, s2, s3 float64)
+
+// combineFast, when set (assembly), is combineRun over a prefix of dst (a
+// multiple of 8 entries), exactly as combineRun computes it, and returns
+// its length.
+var combineFast func(dst []float32, xs [][]float32, base []float32, c []float64, a int) int
+
 // dotDelta is dot64 of x-b and y-b, each difference taken in float64.
 func dotDelta(x, y, b []float32) float64 {
 	x, y = x[:len(b)], y[:len(b)]
 	var s0, s1, s2, s3 float64
 	j := 0
+	if dotFast != nil {
+		j, s0, s1, s2, s3 = dotFast(x, y, b)
+	}
 	for ; j+4 <= len(b); j += 4 {
 		b0, b1, b2, b3 := float64(b[j]), float64(b[j+1]), float64(b[j+2]), float64(b[j+3])
 		s0 += (float64(x[j]) - b0) * (float64(y[j]) - b0)
@@ -544,6 +560,10 @@ func (s *Spec) streamSpherical(ctx context.Context, p *planned, ts []*safetensor
 // combineRun writes dst[j] = sum_i c[i]*(xs[i][a+j] - base[a+j]) +
 // base[a+j] (without base when it is nil), in float64.
 func combineRun(dst []float32, xs [][]float32, base []float32, c []float64, a int) {
+	if combineFast != nil && len(dst) >= 8 {
+		j := combineFast(dst, xs, base, c, a)
+		dst, a = dst[j:], a+j
+	}
 	if base == nil {
 		for j := range dst {
 			var r float64

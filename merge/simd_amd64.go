@@ -43,6 +43,12 @@ func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, model
 func linear256(dst *float32, xs *unsafe.Pointer, n, models int, w *float64, div float64)
 
 //go:noescape
+func dot256(x, y, b *float32, n int, s *[4]float64)
+
+//go:noescape
+func combine256(dst *float32, xs *unsafe.Pointer, base *float32, c *float64, n, models, flags int)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -124,6 +130,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
+		dotFast, combineFast = dotFast256, combineFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -131,6 +138,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
+		dotFast, combineFast = dotFast256, combineFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -138,6 +146,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
+		dotFast, combineFast = nil, nil
 	}
 }
 
@@ -516,6 +525,53 @@ var dropConsts256 = func() (c [5][4]uint64) {
 	}
 	return c
 }()
+
+// dotFast256 runs dot256 over the largest multiple of 4 entries of x.
+func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {
+	n := len(x) &^ 3
+	if n == 0 {
+		return 0, 0, 0, 0, 0
+	}
+	_ = y[n-1]
+	var pb *float32
+	if b != nil {
+		_ = b[n-1]
+		pb = &b[0]
+	}
+	var s [4]float64
+	dot256(&x[0], &y[0], pb, n, &s)
+	return n, s[0], s[1], s[2], s[3]
+}
+
+// combineFast256 runs combine256 over the largest multiple of 8 entries
+// of dst, for up to 16 models, with combineRun's three orders of
+// summation: from zero, without base; from zero, with base; from the
+// first product, with base (two models).
+func combineFast256(dst []float32, xs [][]float32, base []float32, c []float64, a int) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[a+n-1]
+		ptrs[i] = unsafe.Pointer(&x[a])
+	}
+	_ = c[len(xs)-1]
+	var pb *float32
+	flags := 2 // from zero
+	if base != nil {
+		_ = base[a+n-1]
+		pb = &base[a]
+		if len(xs) == 2 {
+			flags = 1
+		} else {
+			flags = 3
+		}
+	}
+	combine256(&dst[0], &ptrs[0], pb, &c[0], n, len(xs), flags)
+	return n
+}
 
 // linearFast256 runs linear256 over the largest multiple of 8 entries of
 // dst, for up to 16 models, and returns that length.

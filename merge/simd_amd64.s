@@ -1006,6 +1006,113 @@ linear256_models:
 	VZEROUPPER
 	RET
 
+// func dot256(x, y, b *float32, n int, s *[4]float64)
+// dot64's (b nil) or dotDelta's four partial sums for AVX2: lane k sums
+// the products of the entries k, k+4, k+8, ... in float64, each
+// difference from b and product rounded as the Go loop rounds them.
+TEXT ·dot256(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DX
+	MOVQ b+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ s+32(FP), DI
+	VXORPD Y0, Y0, Y0
+	XORQ AX, AX
+	TESTQ R8, R8
+	JNE dot256_delta
+dot256_loop:
+	VCVTPS2PD (SI)(AX*4), Y1
+	VCVTPS2PD (DX)(AX*4), Y2
+	VMULPD Y2, Y1, Y1
+	VADDPD Y1, Y0, Y0
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT dot256_loop
+	JMP dot256_done
+dot256_delta:
+	VCVTPS2PD (R8)(AX*4), Y3
+	VCVTPS2PD (SI)(AX*4), Y1
+	VCVTPS2PD (DX)(AX*4), Y2
+	VSUBPD Y3, Y1, Y1
+	VSUBPD Y3, Y2, Y2
+	VMULPD Y2, Y1, Y1
+	VADDPD Y1, Y0, Y0
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT dot256_delta
+dot256_done:
+	VMOVUPD Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func combine256(dst *float32, xs *unsafe.Pointer, base *float32, c *float64, n, models, flags int)
+// combineRun for AVX2, 8 entries at a time, in float64: each model's
+// entries (less base's, flags bit 0) times its coefficient, summed in the
+// models' order from zero (flags bit 1) or from the first product, plus
+// base's entries (bit 0), rounded to float32.
+TEXT ·combine256(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ xs+8(FP), DX
+	MOVQ base+16(FP), R13
+	MOVQ c+24(FP), R10
+	MOVQ n+32(FP), CX
+	MOVQ models+40(FP), R9
+	MOVQ flags+48(FP), BX
+	XORQ AX, AX
+combine256_loop:
+	VXORPD Y10, Y10, Y10          // base, entries 0-3 (0 without one)
+	VXORPD Y11, Y11, Y11          // entries 4-7
+	TESTQ $1, BX
+	JEQ combine256_nobase
+	VCVTPS2PD (R13)(AX*4), Y10
+	VCVTPS2PD 16(R13)(AX*4), Y11
+combine256_nobase:
+	XORQ R11, R11
+	VXORPD Y6, Y6, Y6             // sums, entries 0-3
+	VXORPD Y7, Y7, Y7             // entries 4-7
+	TESTQ $2, BX
+	JNE combine256_models
+	MOVQ (DX), R12                // from the first product
+	VCVTPS2PD (R12)(AX*4), Y6
+	VCVTPS2PD 16(R12)(AX*4), Y7
+	VSUBPD Y10, Y6, Y6
+	VSUBPD Y11, Y7, Y7
+	VBROADCASTSD (R10), Y8
+	VMULPD Y8, Y6, Y6
+	VMULPD Y8, Y7, Y7
+	INCQ R11
+combine256_models:
+	MOVQ (DX)(R11*8), R12
+	VCVTPS2PD (R12)(AX*4), Y3
+	VCVTPS2PD 16(R12)(AX*4), Y4
+	TESTQ $1, BX
+	JEQ combine256_nosub
+	VSUBPD Y10, Y3, Y3
+	VSUBPD Y11, Y4, Y4
+combine256_nosub:
+	VBROADCASTSD (R10)(R11*8), Y8
+	VMULPD Y8, Y3, Y3
+	VMULPD Y8, Y4, Y4
+	VADDPD Y3, Y6, Y6
+	VADDPD Y4, Y7, Y7
+	INCQ R11
+	CMPQ R11, R9
+	JLT combine256_models
+	TESTQ $1, BX
+	JEQ combine256_store
+	VADDPD Y10, Y6, Y6
+	VADDPD Y11, Y7, Y7
+combine256_store:
+	VCVTPD2PSY Y6, X6
+	VCVTPD2PSY Y7, X7
+	VINSERTF128 $1, X7, Y6, Y6
+	VMOVUPS Y6, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT combine256_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

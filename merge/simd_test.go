@@ -446,3 +446,119 @@ func TestCollectHeavyMatchesDefinition(t *testing.T) {
 		}
 	}
 }
+
+// TestGramAssemblyMatchesGo holds dot64, dotDelta and combineRun with the
+// assembly to their Go loops bit for bit (NaNs as NaNs), on special
+// values, tails, offsets and every combineRun order of summation, and to
+// hand-derived values that a fused multiply-add or another order of
+// summation would miss.
+func TestGramAssemblyMatchesGo(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-45, 3.4e38, -3.4e38,
+		float32(math.Inf(1)), float32(math.NaN()), 1.5}
+	r := rand.New(rand.NewPCG(8, 21))
+	vec := func(n int) []float32 {
+		x := make([]float32, n)
+		for j := range x {
+			if r.IntN(5) == 0 {
+				x[j] = special[r.IntN(len(special))]
+			} else {
+				x[j] = float32(r.NormFloat64())
+			}
+		}
+		return x
+	}
+	same64 := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) || (a != a && b != b) }
+	same32 := func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b) }
+	run := func(simd bool, f func()) {
+		useSIMD(simd)
+		defer useSIMD(true)
+		f()
+	}
+	normal := func(n int) []float32 { // special values would swamp the sums
+		x := make([]float32, n)
+		for j := range x {
+			x[j] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 15, 16, 17, 100, 1001} {
+		// dot64's products of two float32 are exact in float64, so a
+		// fused multiply-add would not change it; dotDelta's are not.
+		x, y, b := normal(n), normal(n), normal(n)
+		var sp [2]float64
+		xv, yv, bv := vec(n), vec(n), vec(n)
+		for k, simd := range []bool{false, true} {
+			run(simd, func() { sp[k] = dot64(xv, yv) + dotDelta(xv, yv, bv) })
+		}
+		if !same64(sp[0], sp[1]) {
+			t.Fatalf("n %d, special values: %v, Go %v", n, sp[1], sp[0])
+		}
+		// A base 2^12 times smaller: differences of about 36 bits, whose
+		// products are rounded.
+		small := make([]float32, n)
+		for j, v := range b {
+			small[j] = v / 4096
+		}
+		var d, dd, ds [2]float64
+		for k, simd := range []bool{false, true} {
+			run(simd, func() { d[k], dd[k], ds[k] = dot64(x, y), dotDelta(x, y, b), dotDelta(x, y, small) })
+		}
+		if !same64(d[0], d[1]) || !same64(dd[0], dd[1]) || !same64(ds[0], ds[1]) {
+			t.Fatalf("n %d: dot64 %v, Go %v; dotDelta %v, Go %v; on a small base %v, Go %v", n, d[1], d[0], dd[1], dd[0], ds[1], ds[0])
+		}
+		for _, models := range []int{1, 2, 3, 16, 17} {
+			for _, withBase := range []bool{false, true} {
+				for _, a := range []int{0, 3} {
+					if a > n {
+						continue
+					}
+					xs := make([][]float32, models)
+					c := make([]float64, models)
+					for i := range xs {
+						xs[i], c[i] = vec(n), r.NormFloat64()
+					}
+					var base []float32
+					if withBase {
+						base = vec(n)
+					}
+					var out [2][]float32
+					for k, simd := range []bool{false, true} {
+						out[k] = make([]float32, n-a)
+						run(simd, func() { combineRun(out[k], xs, base, c, a) })
+					}
+					for j := range out[0] {
+						if !same32(out[0][j], out[1][j]) {
+							t.Fatalf("n %d, %d models, base %v, a %d: [%d] = %v, Go %v", n, models, withBase, a, j, out[1][j], out[0][j])
+						}
+					}
+				}
+			}
+		}
+	}
+	fill := func(v float32) []float32 {
+		x := make([]float32, 8)
+		for j := range x {
+			x[j] = v
+		}
+		return x
+	}
+	// By hand: 3*float64(1/3) rounds to 1 (a tie to even), so the sum
+	// -1 + 3*(1/3) is +0 where a fused multiply-add gives -2^-54.
+	got := make([]float32, 8)
+	combineRun(got, [][]float32{fill(-1), fill(3)}, nil, []float64{1, 1.0 / 3}, 0)
+	if math.Float32bits(got[0]) != 0 {
+		t.Fatalf("-1 + 3*(1/3) = %v, want +0", got[0])
+	}
+	// Products of -0 (negative coefficients on zero differences from a
+	// base of -0): two models sum from the first product, -0 + -0 + -0 =
+	// -0; three sum from zero, and +0 + -0 ... + -0 = +0.
+	nz := float32(math.Copysign(0, -1))
+	combineRun(got, [][]float32{fill(0), fill(0)}, fill(nz), []float64{-1, -2}, 0)
+	if math.Float32bits(got[0]) != 1<<31 {
+		t.Fatalf("two models: %v (%#x), want -0", got[0], math.Float32bits(got[0]))
+	}
+	combineRun(got, [][]float32{fill(0), fill(0), fill(0)}, fill(nz), []float64{-1, -2, -3}, 0)
+	if math.Float32bits(got[0]) != 0 {
+		t.Fatalf("three models: %v (%#x), want +0", got[0], math.Float32bits(got[0]))
+	}
+}
