@@ -206,6 +206,11 @@ var dotFast func(x, y, b []float32) (n int, s0, s1, s2, s3 float64)
 // its length.
 var combineFast func(dst []float32, xs [][]float32, base []float32, c []float64, a int) int
 
+// stockFast, when set (assembly), is stockRun over a prefix of dst (a
+// multiple of 8 entries), exactly as stockRun computes it, and returns
+// its length.
+var stockFast func(dst []float32, xs [][]float32, base []float32, t float64, a int) int
+
 // dotDelta is dot64 of x-b and y-b, each difference taken in float64.
 func dotDelta(x, y, b []float32) float64 {
 	x, y = x[:len(b)], y[:len(b)]
@@ -596,6 +601,10 @@ func combineRun(dst []float32, xs [][]float32, base []float32, c []float64, a in
 // stockRun writes model_stock's dst[j] = t*mean_i(xs[i][a+j]) +
 // (1-t)*base[a+j].
 func stockRun(dst []float32, xs [][]float32, base []float32, t float64, a int) {
+	if stockFast != nil && len(dst) >= 8 {
+		j := stockFast(dst, xs, base, t, a)
+		dst, a = dst[j:], a+j
+	}
 	n := float64(len(xs))
 	if len(xs) == 2 {
 		x0, x1, bs := xs[0][a:a+len(dst)], xs[1][a:a+len(dst)], base[a:a+len(dst)]

@@ -49,6 +49,9 @@ func dot256(x, y, b *float32, n int, s *[4]float64)
 func combine256(dst *float32, xs *unsafe.Pointer, base *float32, c *float64, n, models, flags int)
 
 //go:noescape
+func stock256(dst *float32, xs *unsafe.Pointer, base *float32, n, models int, t float64, flags int)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -130,7 +133,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
-		dotFast, combineFast = dotFast256, combineFast256
+		dotFast, combineFast, stockFast = dotFast256, combineFast256, stockFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -138,7 +141,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
-		dotFast, combineFast = dotFast256, combineFast256
+		dotFast, combineFast, stockFast = dotFast256, combineFast256, stockFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -146,7 +149,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
-		dotFast, combineFast = nil, nil
+		dotFast, combineFast, stockFast = nil, nil, nil
 	}
 }
 
@@ -570,6 +573,28 @@ func combineFast256(dst []float32, xs [][]float32, base []float32, c []float64, 
 		}
 	}
 	combine256(&dst[0], &ptrs[0], pb, &c[0], n, len(xs), flags)
+	return n
+}
+
+// stockFast256 runs stock256 over the largest multiple of 8 entries of
+// dst, for 2 to 16 models, with stockRun's two orders of summation of
+// the mean: from the first model (two models) or from zero.
+func stockFast256(dst []float32, xs [][]float32, base []float32, t float64, a int) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) < 2 || len(xs) > 16 {
+		return 0
+	}
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[a+n-1]
+		ptrs[i] = unsafe.Pointer(&x[a])
+	}
+	_ = base[a+n-1]
+	flags := 0
+	if len(xs) > 2 {
+		flags = 2 // from zero
+	}
+	stock256(&dst[0], &ptrs[0], &base[a], n, len(xs), t, flags)
 	return n
 }
 

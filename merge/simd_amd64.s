@@ -1113,6 +1113,65 @@ combine256_store:
 	VZEROUPPER
 	RET
 
+// func stock256(dst *float32, xs *unsafe.Pointer, base *float32, n, models int, t float64, flags int)
+// stockRun for AVX2, 8 entries at a time, in float64: the models' mean
+// (their sum in order from zero, flags bit 1, or from the first model,
+// divided by their number), then t*mean + (1-t)*base, rounded to
+// float32.
+TEXT ·stock256(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ xs+8(FP), DX
+	MOVQ base+16(FP), R13
+	MOVQ n+24(FP), CX
+	MOVQ models+32(FP), R9
+	VBROADCASTSD t+40(FP), Y13
+	MOVQ flags+48(FP), BX
+	MOVQ $1, AX
+	VCVTSI2SDQ AX, X12, X12
+	VBROADCASTSD X12, Y12
+	VSUBPD Y13, Y12, Y12          // 1-t
+	VCVTSI2SDQ R9, X14, X14
+	VBROADCASTSD X14, Y14         // the number of models
+	XORQ AX, AX
+stock256_loop:
+	XORQ R11, R11
+	VXORPD Y6, Y6, Y6             // sums, entries 0-3
+	VXORPD Y7, Y7, Y7             // entries 4-7
+	TESTQ $2, BX
+	JNE stock256_models
+	MOVQ (DX), R12                // from the first model
+	VCVTPS2PD (R12)(AX*4), Y6
+	VCVTPS2PD 16(R12)(AX*4), Y7
+	INCQ R11
+stock256_models:
+	MOVQ (DX)(R11*8), R12
+	VCVTPS2PD (R12)(AX*4), Y3
+	VCVTPS2PD 16(R12)(AX*4), Y4
+	VADDPD Y3, Y6, Y6
+	VADDPD Y4, Y7, Y7
+	INCQ R11
+	CMPQ R11, R9
+	JLT stock256_models
+	VDIVPD Y14, Y6, Y6            // the mean
+	VDIVPD Y14, Y7, Y7
+	VMULPD Y13, Y6, Y6
+	VMULPD Y13, Y7, Y7
+	VCVTPS2PD (R13)(AX*4), Y3
+	VCVTPS2PD 16(R13)(AX*4), Y4
+	VMULPD Y12, Y3, Y3
+	VMULPD Y12, Y4, Y4
+	VADDPD Y3, Y6, Y6
+	VADDPD Y4, Y7, Y7
+	VCVTPD2PSY Y6, X6
+	VCVTPD2PSY Y7, X7
+	VINSERTF128 $1, X7, Y6, Y6
+	VMOVUPS Y6, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT stock256_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

@@ -447,11 +447,13 @@ func TestCollectHeavyMatchesDefinition(t *testing.T) {
 	}
 }
 
-// TestGramAssemblyMatchesGo holds dot64, dotDelta and combineRun with the
-// assembly to their Go loops bit for bit (NaNs as NaNs), on special
-// values, tails, offsets and every combineRun order of summation, and to
-// hand-derived values that a fused multiply-add or another order of
-// summation would miss.
+// TestGramAssemblyMatchesGo holds dot64, dotDelta, combineRun and
+// stockRun with the assembly to their Go loops bit for bit (NaNs as
+// NaNs), on special values, tails, offsets and every order of summation,
+// and to hand-derived values that a fused multiply-add or another order
+// of summation would miss. (A fused multiply-add in stockRun's last step
+// changes the float64 sum by an ulp at most, which the rounding to
+// float32 hides on these inputs.)
 func TestGramAssemblyMatchesGo(t *testing.T) {
 	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-45, 3.4e38, -3.4e38,
 		float32(math.Inf(1)), float32(math.NaN()), 1.5}
@@ -531,6 +533,18 @@ func TestGramAssemblyMatchesGo(t *testing.T) {
 							t.Fatalf("n %d, %d models, base %v, a %d: [%d] = %v, Go %v", n, models, withBase, a, j, out[1][j], out[0][j])
 						}
 					}
+					if !withBase || models < 2 {
+						continue
+					}
+					tt := r.Float64()*2 - 0.5
+					for k, simd := range []bool{false, true} {
+						run(simd, func() { stockRun(out[k], xs, base, tt, a) })
+					}
+					for j := range out[0] {
+						if !same32(out[0][j], out[1][j]) {
+							t.Fatalf("stockRun: n %d, %d models, a %d: [%d] = %v, Go %v", n, models, a, j, out[1][j], out[0][j])
+						}
+					}
 				}
 			}
 		}
@@ -560,5 +574,20 @@ func TestGramAssemblyMatchesGo(t *testing.T) {
 	combineRun(got, [][]float32{fill(0), fill(0), fill(0)}, fill(nz), []float64{-1, -2, -3}, 0)
 	if math.Float32bits(got[0]) != 0 {
 		t.Fatalf("three models: %v (%#x), want +0", got[0], math.Float32bits(got[0]))
+	}
+	// model_stock's mean of -0s: from the first model for two, -0, so
+	// 0.5*-0 + 0.5*-0 = -0; from zero for three, +0 + 0.5*-0 = +0.
+	stockRun(got, [][]float32{fill(nz), fill(nz)}, fill(nz), 0.5, 0)
+	if math.Float32bits(got[0]) != 1<<31 {
+		t.Fatalf("model_stock, two models: %v (%#x), want -0", got[0], math.Float32bits(got[0]))
+	}
+	stockRun(got, [][]float32{fill(nz), fill(nz), fill(nz)}, fill(nz), 0.5, 0)
+	if math.Float32bits(got[0]) != 0 {
+		t.Fatalf("model_stock, three models: %v (%#x), want +0", got[0], math.Float32bits(got[0]))
+	}
+	// By hand: the mean of 1 and 2 is 1.5; t = 0.25: 0.375 + 0.75*4 = 3.375.
+	stockRun(got, [][]float32{fill(1), fill(2)}, fill(4), 0.25, 0)
+	if got[0] != 3.375 || got[7] != 3.375 {
+		t.Fatalf("model_stock by hand: %v, want 3.375", got)
 	}
 }
