@@ -136,6 +136,11 @@ func u32s(x []float32) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
 }
 
+// sceVarFast, when set (assembly), is sceVariance's loop for two models
+// over a prefix of v (a multiple of 8 entries), exactly as the loop
+// computes it, and returns its length.
+var sceVarFast func(v, base, x0, x1 []float32) int
+
 // sceVariance writes to v the variance across the models xs[1:] of their
 // task vectors from xs[0], as SCE computes each (float64, then float32).
 func sceVariance(v []float32, xs [][]float32) {
@@ -143,7 +148,11 @@ func sceVariance(v []float32, xs [][]float32) {
 	nm := float64(len(ms))
 	if len(ms) == 2 { // the loops below, unrolled; x/2 is x*0.5, exactly
 		x0, x1, base := ms[0][:len(v)], ms[1][:len(v)], base[:len(v)]
-		for j := range v {
+		j0 := 0
+		if sceVarFast != nil {
+			j0 = sceVarFast(v, base, x0, x1)
+		}
+		for j := j0; j < len(v); j++ {
 			b := float64(base[j])
 			m := ((float64(x0[j]) - b) + (float64(x1[j]) - b)) * 0.5
 			e0, e1 := float64(x0[j])-b-m, float64(x1[j])-b-m

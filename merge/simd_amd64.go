@@ -52,6 +52,9 @@ func combine256(dst *float32, xs *unsafe.Pointer, base *float32, c *float64, n, 
 func stock256(dst *float32, xs *unsafe.Pointer, base *float32, n, models int, t float64, flags int)
 
 //go:noescape
+func sceVar256(v, base, x0, x1 *float32, n int)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -133,7 +136,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
-		dotFast, combineFast, stockFast = dotFast256, combineFast256, stockFast256
+		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -141,7 +144,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
-		dotFast, combineFast, stockFast = dotFast256, combineFast256, stockFast256
+		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -149,7 +152,7 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
-		dotFast, combineFast, stockFast = nil, nil, nil
+		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 	}
 }
 
@@ -595,6 +598,17 @@ func stockFast256(dst []float32, xs [][]float32, base []float32, t float64, a in
 		flags = 2 // from zero
 	}
 	stock256(&dst[0], &ptrs[0], &base[a], n, len(xs), t, flags)
+	return n
+}
+
+// sceVarFast256 runs sceVar256 over the largest multiple of 8 entries.
+func sceVarFast256(v, base, x0, x1 []float32) int {
+	n := len(v) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = base[n-1], x0[n-1], x1[n-1]
+	sceVar256(&v[0], &base[0], &x0[0], &x1[0], n)
 	return n
 }
 

@@ -1172,6 +1172,58 @@ stock256_models:
 	VZEROUPPER
 	RET
 
+// func sceVar256(v, base, x0, x1 *float32, n int)
+// sceVariance's two-model loop for AVX2, four entries per half, in
+// float64 with the Go loop's steps: the task vectors d = x - base, their
+// mean (d0 + d1) * 0.5, and ((d0-m)^2 + (d1-m)^2) * 0.5, rounded to
+// float32.
+TEXT ·sceVar256(SB), NOSPLIT, $0-40
+	MOVQ v+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ $0x3fe0000000000000, AX  // 0.5
+	VMOVQ AX, X15
+	VBROADCASTSD X15, Y15
+	XORQ AX, AX
+sceVar256_loop:
+	VCVTPS2PD (SI)(AX*4), Y0      // base
+	VCVTPS2PD (DX)(AX*4), Y1
+	VCVTPS2PD (R8)(AX*4), Y2
+	VSUBPD Y0, Y1, Y1             // d0
+	VSUBPD Y0, Y2, Y2             // d1
+	VADDPD Y2, Y1, Y3
+	VMULPD Y15, Y3, Y3            // m
+	VSUBPD Y3, Y1, Y1             // e0
+	VSUBPD Y3, Y2, Y2             // e1
+	VMULPD Y1, Y1, Y1
+	VMULPD Y2, Y2, Y2
+	VADDPD Y2, Y1, Y1
+	VMULPD Y15, Y1, Y1
+	VCVTPS2PD 16(SI)(AX*4), Y4    // entries 4-7
+	VCVTPS2PD 16(DX)(AX*4), Y5
+	VCVTPS2PD 16(R8)(AX*4), Y6
+	VSUBPD Y4, Y5, Y5
+	VSUBPD Y4, Y6, Y6
+	VADDPD Y6, Y5, Y7
+	VMULPD Y15, Y7, Y7
+	VSUBPD Y7, Y5, Y5
+	VSUBPD Y7, Y6, Y6
+	VMULPD Y5, Y5, Y5
+	VMULPD Y6, Y6, Y6
+	VADDPD Y6, Y5, Y5
+	VMULPD Y15, Y5, Y5
+	VCVTPD2PSY Y1, X1
+	VCVTPD2PSY Y5, X5
+	VINSERTF128 $1, X5, Y1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT sceVar256_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

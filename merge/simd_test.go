@@ -591,3 +591,46 @@ func TestGramAssemblyMatchesGo(t *testing.T) {
 		t.Fatalf("model_stock by hand: %v, want 3.375", got)
 	}
 }
+
+// TestSCEVarianceAssemblyMatchesDefinition holds sceVariance on two
+// models, with and without the assembly, to the variance as SCE defines
+// it (the mean of the task vectors, then the mean of their squared
+// deviations, in float64), bit for bit, NaNs as NaNs. (With two models the
+// deviations are each other's negation, so a fused multiply-add in the
+// last sum would give the same bits.)
+func TestSCEVarianceAssemblyMatchesDefinition(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-45, 3.4e38, -3.4e38,
+		float32(math.Inf(1)), float32(math.NaN()), 1.5}
+	r := rand.New(rand.NewPCG(12, 5))
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 1000} {
+		xs := make([][]float32, 3)
+		for i := range xs {
+			xs[i] = make([]float32, n)
+			for j := range xs[i] {
+				if r.IntN(6) == 0 {
+					xs[i][j] = special[r.IntN(len(special))]
+				} else {
+					xs[i][j] = float32(r.NormFloat64() * 0.02)
+				}
+			}
+		}
+		want := make([]float32, n)
+		for j := range want {
+			b := float64(xs[0][j])
+			d0, d1 := float64(xs[1][j])-b, float64(xs[2][j])-b
+			m := (d0 + d1) / 2
+			want[j] = float32(((d0-m)*(d0-m) + (d1-m)*(d1-m)) / 2)
+		}
+		for _, simd := range []bool{false, true} {
+			useSIMD(simd)
+			got := make([]float32, n)
+			sceVariance(got, xs)
+			useSIMD(true)
+			for j := range want {
+				if g, e := got[j], want[j]; math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
+					t.Fatalf("simd %v, n %d: [%d] = %v, want %v", simd, n, j, g, e)
+				}
+			}
+		}
+	}
+}
