@@ -1092,6 +1092,11 @@ func kthLargest[T cmp.Ordered](a []T, r int) T {
 	return a[target]
 }
 
+// keepAtLeastFast, when set (assembly), sets m[j] to all ones where
+// magBits(d[j]) >= th and to zero where not, for a prefix of d (a multiple
+// of 8 entries), and returns its length.
+var keepAtLeastFast func(m []uint32, d []float32, th int64) int
+
 // keepMask sets m[j] to all ones where the entry of magnitude bits ab[j]
 // (block b) is kept and to zero where not, branch-free but for the ties
 // at the threshold when the block keeps only some of them.
@@ -1112,8 +1117,12 @@ func (t *topK) keepMask(m []uint32, d []float32, b int) {
 	if q >= 0 {
 		th++ // strictly above; the quota's ties below
 	}
-	for j, v := range d {
-		m[j] = ^uint32((int64(magBits(v)) - th) >> 63)
+	j0 := 0
+	if keepAtLeastFast != nil {
+		j0 = keepAtLeastFast(m, d, th)
+	}
+	for j := j0; j < len(d); j++ {
+		m[j] = ^uint32((int64(magBits(d[j])) - th) >> 63)
 	}
 	for j, v := range d {
 		if q <= 0 {

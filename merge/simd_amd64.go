@@ -3,6 +3,7 @@
 package merge
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -53,6 +54,9 @@ func stock256(dst *float32, xs *unsafe.Pointer, base *float32, n, models int, t 
 
 //go:noescape
 func sceVar256(v, base, x0, x1 *float32, n int)
+
+//go:noescape
+func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
 
 //go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
@@ -137,6 +141,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
+		keepAtLeastFast = keepAtLeastFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -145,6 +150,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
+		keepAtLeastFast = keepAtLeastFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -153,6 +159,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
+		keepAtLeastFast = nil
 	}
 }
 
@@ -609,6 +616,19 @@ func sceVarFast256(v, base, x0, x1 []float32) int {
 	}
 	_, _, _ = base[n-1], x0[n-1], x1[n-1]
 	sceVar256(&v[0], &base[0], &x0[0], &x1[0], n)
+	return n
+}
+
+// keepAtLeastFast256 runs keepAtLeast256 over the largest multiple of 8
+// entries, for thresholds a magnitude can meet (th <= 2^31 - 1; above,
+// the Go loop keeps none).
+func keepAtLeastFast256(m []uint32, d []float32, th int64) int {
+	n := len(d) &^ 7
+	if n == 0 || th < 0 || th > math.MaxInt32 {
+		return 0
+	}
+	_ = m[n-1]
+	keepAtLeast256(&m[0], &d[0], n, int32(th-1))
 	return n
 }
 

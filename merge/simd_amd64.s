@@ -1224,6 +1224,30 @@ sceVar256_loop:
 	VZEROUPPER
 	RET
 
+// func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
+// keepMask's comparison for AVX2: m[j] all ones where d[j]'s magnitude
+// bits, as a signed 32-bit value (never negative), exceed th1 (the
+// threshold less one), eight at a time.
+TEXT ·keepAtLeast256(SB), NOSPLIT, $0-28
+	MOVQ m+0(FP), DI
+	MOVQ d+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL th1+24(FP), AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VPCMPEQD Y14, Y14, Y14
+	VPSRLD $1, Y14, Y14           // abs mask
+	XORQ AX, AX
+keepAtLeast256_loop:
+	VPAND (SI)(AX*4), Y14, Y0
+	VPCMPGTD Y15, Y0, Y0
+	VMOVDQU Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT keepAtLeast256_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

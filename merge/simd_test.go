@@ -634,3 +634,42 @@ func TestSCEVarianceAssemblyMatchesDefinition(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepMaskThresholds holds keepMask's comparison, with and without
+// the assembly, to its definition (kept when the magnitude's bits are at
+// least the threshold) at thresholds from zero to past every magnitude,
+// on special values.
+func TestKeepMaskThresholds(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1, -1, 3.4e38,
+		float32(math.Inf(-1)), float32(math.NaN()), float32(-math.NaN())}
+	r := rand.New(rand.NewPCG(2, 40))
+	d := make([]float32, 1003)
+	for j := range d {
+		if r.IntN(4) == 0 {
+			d[j] = special[r.IntN(len(special))]
+		} else {
+			d[j] = float32(r.NormFloat64())
+		}
+	}
+	for _, th := range []uint32{0, 1, 0x3f800000, 0x3f800001, 0x7f800000, 0x7fc00000, 0x7fffffff} {
+		for _, q := range []int64{-1, 0} { // -1: at least th; a quota of 0: strictly above
+			sel := &topK{th: th, quota: []int32{int32(q)}}
+			for _, simd := range []bool{false, true} {
+				useSIMD(simd)
+				m := make([]uint32, len(d))
+				sel.keepMask(m, d, 0)
+				useSIMD(true)
+				lim := int64(th)
+				if q >= 0 {
+					lim++
+				}
+				for j, v := range d {
+					want := int64(math.Float32bits(v)&^(1<<31)) >= lim
+					if (m[j] == ^uint32(0)) != want || (m[j] != 0 && m[j] != ^uint32(0)) {
+						t.Fatalf("simd %v, th %#x, quota %d: [%d] = %v (%#x): mask %#x", simd, th, q, j, v, math.Float32bits(v), m[j])
+					}
+				}
+			}
+		}
+	}
+}
