@@ -675,11 +675,13 @@ func (t *topK) bracket(sample []uint32, q float64, more int) bool {
 	pos := m - int(q*float64(m)) // index of the k-th largest in ascending order
 	lo, hi := max(0, pos-margin), min(m-1, pos+margin)
 	// Order statistics by quickselect (the sample reordered, not sorted).
+	// The first leaves the sample partitioned at lo, so the second looks
+	// among the entries from lo on only.
 	if lo > 0 {
 		t.lo = kthLargest(sample, m-lo)
 	}
 	if hi < m-1 {
-		t.hi = kthLargest(sample, m-hi)
+		t.hi = kthLargest(sample[lo:], m-hi)
 	}
 	in := 0
 	for _, a := range sample {
@@ -1055,7 +1057,9 @@ func (t *topK) kthWithHeavy(in []uint32, hin []int, heavyN []int64, r int64) (ui
 
 // kthLargest returns the r-th largest (1-based) of a, reordering a: a
 // quickselect with three-way partitions (expected linear time; ties cost
-// nothing), which falls back to sorting what is left after 64 rounds.
+// nothing), which falls back to sorting what is left after 64 rounds. It
+// leaves a partitioned at the r-th largest: no entry before it is
+// larger, none after it smaller.
 func kthLargest[T cmp.Ordered](a []T, r int) T {
 	target := len(a) - r // index in ascending order
 	lo, hi := 0, len(a)-1

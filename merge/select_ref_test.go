@@ -107,8 +107,14 @@ func TestKthLargestBitsAgainstSort(t *testing.T) {
 		k := 1 + int(r.next()%uint64(n))
 		sorted := slices.Clone(a)
 		slices.Sort(sorted)
-		if got, want := kthLargest(slices.Clone(a), k), sorted[n-k]; got != want {
+		b := slices.Clone(a)
+		if got, want := kthLargest(b, k), sorted[n-k]; got != want {
 			t.Fatalf("trial %d: %d-th largest of %d = %d, want %d", trial, k, n, got, want)
+		}
+		// Partitioned there (bracket's second order statistic counts on
+		// it): nothing larger before n-k, nothing smaller from it on.
+		if slices.Max(b[:n-k+1]) != sorted[n-k] || slices.Min(b[n-k:]) != sorted[n-k] {
+			t.Fatalf("trial %d: not partitioned at the %d-th largest", trial, k)
 		}
 	}
 	// Adversarial for the pivot: all equal, sorted, reversed.
