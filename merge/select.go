@@ -548,9 +548,17 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		}
 		linScale /= div
 	}
+	// With bf16 models (and the assembly for them) the linear band sum
+	// reads them in place, widened in registers, not through the view's
+	// widening copy.
+	bf16Models := bandLinearBF16Fast != nil
+	for _, v := range vs[1:] {
+		bf16Models = bf16Models && v.dt == safetensors.BF16
+	}
 	out := newOutBuf(p, n)
 	err = bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
+		xb := make([][]uint16, nm)
 		ds := bp.sc.floats(nm, bp.size())
 		cur := make([][]float32, nm)
 		xs := make([][]float32, nm)
@@ -576,6 +584,14 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			m := hi - lo
 			wk.rd.load(lo, m)
 			if band && bands(k) {
+				if o.Consensus == "" && bf16Models {
+					for i := range nm {
+						xb[i] = wk.rd.vs[i+1].u16[lo:hi]
+					}
+					bandLinearBF16(dst[:m], wk.rd.base, xb, w, blo, bhi, linScale)
+					out.put(lo, dst[:m])
+					return
+				}
 				for i := range nm {
 					xs[i] = wk.rd.vs[i+1].get(wk.rd.bufs[i+1], lo, m)
 				}
@@ -1183,6 +1199,25 @@ func inBand(v float32, lo, hi uint32) float32 {
 	width := uint64(max(hi, lo) - lo)                          // of the band; an empty one keeps nothing
 	keep := uint32(int64(uint64((b&^signBit)-lo)-width) >> 63) // all ones when lo <= |v| < hi
 	return math.Float32frombits(b & keep)
+}
+
+// bandLinearBF16Fast, when set (assembly), is bandLinearBF16 over a
+// prefix of dst (a multiple of 8 entries), which it returns.
+var bandLinearBF16Fast func(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
+
+// bandLinearBF16 is bandLinear on bfloat16 models xs, read in place.
+func bandLinearBF16(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) {
+	j0 := 0
+	if bandLinearBF16Fast != nil {
+		j0 = bandLinearBF16Fast(dst, base, xs, w, lo, hi, scale)
+	}
+	for j := j0; j < len(dst); j++ {
+		var s float64
+		for i, x := range xs {
+			s += w[i] * float64(inBand(math.Float32frombits(uint32(x[j])<<16)-base[j], lo[i], hi[i]))
+		}
+		dst[j] = float32(float64(base[j]) + scale*s)
+	}
 }
 
 // bandLinearFast, when set (assembly), computes bandLinear for a prefix of

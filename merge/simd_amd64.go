@@ -59,6 +59,9 @@ func sceVar256(v, base, x0, x1 *float32, n int)
 func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
 
 //go:noescape
+func bandLinear256BF16(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -141,7 +144,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast = keepAtLeastFast256
+		keepAtLeastFast, bandLinearBF16Fast = keepAtLeastFast256, bandLinearBF16Fast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -150,7 +153,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast = keepAtLeastFast256
+		keepAtLeastFast, bandLinearBF16Fast = keepAtLeastFast256, bandLinearBF16Fast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -159,8 +162,28 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
-		keepAtLeastFast = nil
+		keepAtLeastFast, bandLinearBF16Fast = nil, nil
 	}
+}
+
+// bandLinearBF16Fast256 runs bandLinear256BF16 over the largest multiple
+// of 8 entries, for up to 16 models.
+func bandLinearBF16Fast256(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
+	n := len(dst) &^ 7
+	if n == 0 || len(xs) == 0 || len(xs) > 16 {
+		return 0
+	}
+	var p sumParams
+	var ptrs [16]unsafe.Pointer
+	for i, x := range xs {
+		_ = x[n-1]
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
+		ptrs[i] = unsafe.Pointer(&x[0])
+	}
+	p.scale = scale
+	_ = base[n-1]
+	bandLinear256BF16(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	return n
 }
 
 // The wrappers below are made for either width: lanes 16 runs

@@ -673,3 +673,55 @@ func TestKeepMaskThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestBandLinearBF16MatchesWidened holds bandLinearBF16, with and without
+// the assembly, to bandLinear on the same bfloat16 models widened to
+// float32 first, bit for bit, on bands that keep all, none or some
+// entries.
+func TestBandLinearBF16MatchesWidened(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 1001} {
+		for _, models := range []int{1, 2, 3, 16, 17} {
+			base := make([]float32, n)
+			for j := range base {
+				base[j] = safetensors.BF16ToF32(safetensors.F32ToBF16(float32(r.NormFloat64() * 0.02)))
+			}
+			xb, xf := make([][]uint16, models), make([][]float32, models)
+			w := make([]float64, models)
+			lo, hi := make([]uint32, models), make([]uint32, models)
+			for i := range xb {
+				xb[i], xf[i] = make([]uint16, n), make([]float32, n)
+				for j := range xb[i] {
+					xb[i][j] = uint16(int(safetensors.F32ToBF16(base[j])) + r.IntN(9) - 4)
+					if r.IntN(50) == 0 {
+						xb[i][j] = safetensors.F32ToBF16(float32(math.Inf(1 - 2*r.IntN(2))))
+					}
+					xf[i][j] = safetensors.BF16ToF32(xb[i][j])
+				}
+				w[i] = r.NormFloat64()
+				switch i % 3 {
+				case 0:
+					lo[i], hi[i] = 0, 1<<31 // all
+				case 1:
+					lo[i], hi[i] = 0x30000000, 0x3c000000
+				case 2:
+					lo[i], hi[i] = 0x7f800001, 0x7f800001 // none
+				}
+			}
+			scale := r.Float64() + 0.5
+			want := make([]float32, n)
+			bandLinear(want, base, xf, w, lo, hi, scale)
+			for _, simd := range []bool{false, true} {
+				useSIMD(simd)
+				got := make([]float32, n)
+				bandLinearBF16(got, base, xb, w, lo, hi, scale)
+				useSIMD(true)
+				for j := range want {
+					if g, e := got[j], want[j]; math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
+						t.Fatalf("simd %v, n %d, %d models: [%d] = %v, want %v", simd, n, models, j, g, e)
+					}
+				}
+			}
+		}
+	}
+}
