@@ -118,7 +118,9 @@
 // each pass, radix passes select the top-k of them, one pass sums each
 // model's weight and one writes the output. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
-// merge is reproducible whatever the number of threads. WriteFolder writes
+// merge is reproducible whatever the number of threads. WriteFolder sends
+// a merged tensor of more than 16 MB to the writer in 8 MB pieces as they
+// are complete, rather than hold it whole, and writes
 // a complete model folder atomically (safetensors.OutDir: a temporary folder
 // named after the process, renamed into place; never over a file or a
 // non-model folder); MergeToMemory returns a Source for

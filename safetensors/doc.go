@@ -14,7 +14,8 @@
 // through model.safetensors.index.json.
 //
 // The writer (Create, CreateSharded, WriteFile) streams the header and then
-// each tensor's data. Its output is deterministic (sorted keys, header padded
+// each tensor's data, whole (Write) or in parts as they are made
+// (WritePart: a merge sends a large tensor in pieces rather than hold it). Its output is deterministic (sorted keys, header padded
 // with spaces until the data starts at a multiple of 64 bytes) and atomic: data goes to a temporary file
 // in the target folder that is synced and renamed into place only when
 // complete. On Linux the written pages go to disk as the writer goes and
