@@ -717,10 +717,10 @@ func (s *Spec) Merge(ctx context.Context, emit func(t *safetensors.Tensor) error
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", p.name, err)
 		}
-		if p.sent {
-			// Its pieces went to s.part as they were merged.
-		} else if err := emit(t); err != nil {
-			return err
+		if !p.sent { // else its pieces went to s.part as they were merged
+			if err := emit(t); err != nil {
+				return err
+			}
 		}
 		if progress != nil {
 			progress(k+1, len(ps), p.name)

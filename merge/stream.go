@@ -236,7 +236,7 @@ func (o *outBuf) tensor() (*safetensors.Tensor, error) {
 		return nil, o.err
 	}
 	if o.next != len(o.bufs) {
-		return nil, fmt.Errorf("internal error: %d of %d pieces merged", o.next, len(o.bufs))
+		return nil, fmt.Errorf("internal error: %d of %d pieces sent", o.next, len(o.bufs))
 	}
 	o.p.sent = true
 	return t, nil
