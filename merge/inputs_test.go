@@ -3,6 +3,7 @@ package merge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -313,5 +314,54 @@ func TestWriteFolderPiecesMatchWhole(t *testing.T) {
 				t.Fatalf("%s: %s differs when large tensors are written in pieces", method, name)
 			}
 		}
+	}
+}
+
+// TestWriteFolderCancelledInPieces: a merge cancelled after the first
+// piece of a large tensor went to the writer stops within the tensor
+// (two workers: the blocks they hold are finished, no others started),
+// returns the context's error and leaves nothing behind: no output
+// folder, no temporary one.
+func TestWriteFolderCancelledInPieces(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	root := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		d := filepath.Join(root, "m"+string(rune('0'+i)))
+		writeModel(t, d, uint64(i+21), 0, 4000) // 8 blocks, 512 pieces
+		dirs = append(dirs, d)
+	}
+	var ins []Input
+	for _, d := range dirs {
+		in, err := OpenModel(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Src.Close()
+		in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+		ins = append(ins, in)
+	}
+	defer func(old int) { pieceBytes = old }(pieceBytes)
+	pieceBytes = 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sent := 0
+	pieceSent = func() {
+		if sent++; sent == 1 {
+			cancel()
+		}
+	}
+	defer func() { pieceSent = nil }()
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	s := &Spec{Method: "ties", Base: &ins[0], Models: ins[1:], Seed: 5} // blocks check the context
+	if err := WriteFolder(ctx, s, out, FolderOptions{Dirs: dirs}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if sent == 0 || sent >= 512 {
+		t.Fatalf("%d pieces sent, want some of the embeddings' 512", sent)
+	}
+	if es, _ := os.ReadDir(parent); len(es) != 0 {
+		t.Fatalf("left behind: %v", es)
 	}
 }

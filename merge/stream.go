@@ -128,8 +128,12 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 // model, and a quarter of the writer's writeback step.
 var pieceBytes = 8 << 20 // a variable for the tests
 
-// piecesSent counts the pieces outBuf sent (tests).
-var piecesSent atomic.Int64
+// piecesSent counts the pieces outBuf sent, and pieceSent, when set, is
+// called after each (tests).
+var (
+	piecesSent atomic.Int64
+	pieceSent  func()
+)
 
 // outBuf holds a merged tensor's output as its chunks are computed, in
 // any order: whole, in a buffer of the pool; or, when the merge writes a
@@ -217,6 +221,9 @@ func (o *outBuf) sendReady() {
 		if o.err == nil {
 			o.err = o.p.part(o.p.name, b)
 			piecesSent.Add(1)
+			if pieceSent != nil {
+				pieceSent()
+			}
 		} else {
 			o.p.pool.put(b) // the writer failed: nothing takes it
 		}
