@@ -43,6 +43,20 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			k := lo / chunk
 			m := sceMask(mask, v, xs, sel, k)
 			base := xs[0]
+			if nm == 2 {
+				// The two models' sums side by side: each is a chain of
+				// dependent additions, and one waited on the other.
+				x0, x1, m := xs[1][:len(base)], xs[2][:len(base)], m[:len(base)]
+				var s0, s1 float64
+				for j, b := range base {
+					t0 := float64(math.Float32frombits(math.Float32bits(x0[j]-b) & m[j]))
+					t1 := float64(math.Float32frombits(math.Float32bits(x1[j]-b) & m[j]))
+					s0 += t0 * t0
+					s1 += t1 * t1
+				}
+				sums[k*nm], sums[k*nm+1] = s0, s1
+				return
+			}
 			for i, x := range xs[1:] {
 				var s float64
 				for j := range base {
