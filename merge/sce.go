@@ -150,6 +150,32 @@ func u32s(x []float32) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
 }
 
+// collectBitsFast, when set (assembly), is collectBits over the largest
+// multiple of 8 entries n, which it returns with c, above and nz; buf
+// holds at least n+8 entries.
+var collectBitsFast func(buf []uint32, v []float32, lo, hi uint32) (n, c int, above, nz int64)
+
+// collectBits writes the bits of the entries of v that lie in [lo, hi]
+// (lo <= hi, compared as unsigned integers: the variances are never
+// negative) to buf (of at least len(v)+8), in order, and returns their
+// number, the number above hi and the number not zero. It has no branch
+// on the data.
+func collectBits(buf []uint32, v []float32, lo, hi uint32) (int, int64, int64) {
+	j0, c, above, nz := 0, 0, int64(0), int64(0)
+	if collectBitsFast != nil {
+		j0, c, above, nz = collectBitsFast(buf, v, lo, hi)
+	}
+	w, top := uint64(hi-lo), uint64(hi)
+	for _, x := range v[j0:] {
+		a := math.Float32bits(x)
+		buf[c] = a
+		c += int((uint64(a-lo) - w - 1) >> 63)  // in [lo, hi]
+		above += int64((top - uint64(a)) >> 63) // above hi
+		nz += int64(b2i(a != 0))
+	}
+	return c, above, nz
+}
+
 // sceVarFast, when set (assembly), is sceVariance's loop for two models
 // over a prefix of v (a multiple of 8 entries), exactly as the loop
 // computes it, and returns its length.
@@ -361,22 +387,15 @@ func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64) (*to
 	var mu sync.Mutex
 	err := eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
-		buf := make([]uint32, bp.size())
+		buf := make([]uint32, bp.size()+8) // collectBits stores eight at a time
 		h := make([]uint32, candBins)
 		var slab []uint32
 		var nzw int64
 		return func(xs [][]float32, lo int) {
 				v := v[:len(xs[0])]
 				sceVariance(v, xs)
-				c, w, top := 0, uint64(t.hi-t.lo), uint64(t.hi)
-				var above int64
-				for _, x := range v {
-					a := math.Float32bits(x)
-					buf[c] = a
-					c += int((uint64(a-t.lo) - w - 1) >> 63) // in [lo, hi]
-					above += int64((top - uint64(a)) >> 63)  // above hi
-					nzw += int64(b2i(a != 0))
-				}
+				c, above, nz := collectBits(buf, v, t.lo, t.hi)
+				nzw += nz
 				var eq [maxHeavy]int32
 				cs := filterHeavy(buf[:c], t.heavy, &eq)
 				slab = t.keepCands(lo/chunk, cs, above, h, slab, bp.sc, &eq)

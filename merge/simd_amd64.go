@@ -62,6 +62,9 @@ func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
 func bandLinear256BF16(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 
 //go:noescape
+func collectBits256(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64) (c, above, nz int)
+
+//go:noescape
 func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 
 //go:noescape
@@ -144,7 +147,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast, bandLinearBF16Fast = keepAtLeastFast256, bandLinearBF16Fast256
+		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -153,7 +156,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast, bandLinearBF16Fast = keepAtLeastFast256, bandLinearBF16Fast256
+		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -162,7 +165,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
-		keepAtLeastFast, bandLinearBF16Fast = nil, nil
+		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
 	}
 }
 
@@ -629,6 +632,18 @@ func stockFast256(dst []float32, xs [][]float32, base []float32, t float64, a in
 	}
 	stock256(&dst[0], &ptrs[0], &base[a], n, len(xs), t, flags)
 	return n
+}
+
+// collectBitsFast256 runs collectBits256 over the largest multiple of 8
+// entries.
+func collectBitsFast256(buf []uint32, v []float32, lo, hi uint32) (int, int, int64, int64) {
+	n := len(v) &^ 7
+	if n == 0 {
+		return 0, 0, 0, 0
+	}
+	_ = buf[n+7]
+	c, above, nz := collectBits256(&buf[0], &v[0], n, lo, hi, &compressLUT[0])
+	return n, c, int64(above), int64(nz)
 }
 
 // sceVarFast256 runs sceVar256 over the largest multiple of 8 entries.

@@ -1314,6 +1314,51 @@ keepAtLeast256_loop:
 	VZEROUPPER
 	RET
 
+// func collectBits256(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64) (c, above, nz int)
+// collectBits for AVX2, eight at a time: COLLECT256STEP on the entries'
+// bits as they are (no magnitude taken), and the entries not zero
+// counted on the way (as n less the zeros).
+TEXT ·collectBits256(SB), NOSPLIT, $0-64
+	MOVQ buf+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ lut+32(FP), R11
+	MOVL lo+24(FP), AX
+	MOVL hi+28(FP), BX
+	COLLECT256SETUP
+	XORQ R13, R13                 // zeros
+	VPXOR Y11, Y11, Y11
+collectBits256_loop:
+	VMOVDQU (SI)(AX*4), Y0
+	VPCMPEQD Y11, Y0, Y6
+	VMOVMSKPS Y6, R9
+	POPCNTL R9, R9
+	ADDQ R9, R13
+	VPXOR Y15, Y0, Y1
+	VPCMPGTD Y13, Y1, Y2          // above hi
+	VPCMPGTD Y1, Y14, Y3          // below lo
+	VPOR Y3, Y2, Y3
+	VMOVMSKPS Y3, R9
+	XORL $0xff, R9
+	VMOVQ (R11)(R9*8), X4
+	VPMOVZXBD X4, Y4
+	VPERMD Y0, Y4, Y5
+	VMOVDQU Y5, (DI)(R8*4)
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	VMOVMSKPS Y2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT collectBits256_loop
+	MOVQ R8, c+40(FP)
+	MOVQ R10, above+48(FP)
+	SUBQ R13, CX
+	MOVQ CX, nz+56(FP)
+	VZEROUPPER
+	RET
+
 // func pruneRanks256(row *float32, ord *uint64, qg *uint64, th *uint64, p *float64, n int, s uint64, rescale int, c *[6][4]uint64)
 // pruneRanks512 for AVX2, 4 ranks at a time: each rank's step to its draw
 // read from qg ((q+1)*gamma), the mix's 64-bit products from VPMULUDQ (c:

@@ -725,3 +725,49 @@ func TestBandLinearBF16MatchesWidened(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectBitsMatchesDefinition holds collectBits, with and without
+// the assembly, to its definition on raw bits compared as unsigned
+// integers (sign bits included, so a negative NaN is above any positive
+// hi), on brackets from empty to everything.
+func TestCollectBitsMatchesDefinition(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, 1, 2, float32(math.Inf(1)),
+		float32(math.NaN()), float32(-math.NaN()), -1}
+	r := rand.New(rand.NewPCG(31, 7))
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 1001} {
+		v := make([]float32, n)
+		for j := range v {
+			if r.IntN(3) == 0 {
+				v[j] = special[r.IntN(len(special))]
+			} else {
+				v[j] = float32(r.ExpFloat64())
+			}
+		}
+		for _, br := range [][2]uint32{{0, math.MaxUint32}, {0, 0}, {0x3f800000, 0x40000000}, {1, 0x7f800000}, {0x7f800001, math.MaxUint32}, {5, 5}} {
+			lo, hi := br[0], br[1]
+			var want []uint32
+			var wantAbove, wantNZ int64
+			for _, x := range v {
+				a := math.Float32bits(x)
+				if a >= lo && a <= hi {
+					want = append(want, a)
+				}
+				if a > hi {
+					wantAbove++
+				}
+				if a != 0 {
+					wantNZ++
+				}
+			}
+			for _, simd := range []bool{false, true} {
+				useSIMD(simd)
+				buf := make([]uint32, n+8)
+				c, above, nz := collectBits(buf, v, lo, hi)
+				useSIMD(true)
+				if !slices.Equal(buf[:c], want) || above != wantAbove || nz != wantNZ {
+					t.Fatalf("simd %v, n %d, [%#x, %#x]: %d kept, %d above, %d non-zero; want %d, %d, %d", simd, n, lo, hi, c, above, nz, len(want), wantAbove, wantNZ)
+				}
+			}
+		}
+	}
+}
