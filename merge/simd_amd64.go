@@ -59,9 +59,6 @@ func sceVar256(v, base, x0, x1 *float32, n int)
 func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
 
 //go:noescape
-func bandLinear256BF16(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
-
-//go:noescape
 func collectBits256(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64) (c, above, nz int)
 
 //go:noescape
@@ -116,6 +113,7 @@ type sumParams struct {
 	// sumCore256's constants as vectors of four: 4*gamma, the two mix
 	// multipliers, each then its high half (VPMULUDQ reads low halves).
 	c256 [5][4]uint64
+	bf16 uint64 // bandLinear256: 1 when the models are bfloat16
 }
 
 // The assembly reads mlo and mhi at these offsets.
@@ -124,6 +122,7 @@ var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.mhi)-400]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.w64)-464]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.scale)-592]
 var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.c256)-600]
+var _ = [1]struct{}{}[unsafe.Offsetof(sumParams{}.bf16)-760]
 
 // hasAVX512 reports whether the CPU runs the AVX-512 assembly (F, DQ, BW
 // and VL); without it, hasAVX2 whether it runs the AVX2 assembly.
@@ -169,24 +168,36 @@ func useSIMD(on bool) {
 	}
 }
 
-// bandLinearBF16Fast256 runs bandLinear256BF16 over the largest multiple
-// of 8 entries, for up to 16 models.
+// bandLinearBF16Fast256 runs bandLinear256 on bfloat16 models over the
+// largest multiple of 8 entries, for up to 16 models.
 func bandLinearBF16Fast256(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
 	n := len(dst) &^ 7
 	if n == 0 || len(xs) == 0 || len(xs) > 16 {
 		return 0
 	}
-	var p sumParams
 	var ptrs [16]unsafe.Pointer
 	for i, x := range xs {
 		_ = x[n-1]
-		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
 		ptrs[i] = unsafe.Pointer(&x[0])
 	}
-	p.scale = scale
-	_ = base[n-1]
-	bandLinear256BF16(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+	bandLinearPtrs(8, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, true)
 	return n
+}
+
+// bandLinearPtrs runs the linear band sum (bandLinear512 for lanes 16,
+// bandLinear256 for 8) over n entries of the models at ptrs, float32 or
+// (bandLinear256 only) bfloat16.
+func bandLinearPtrs(lanes int, dst, base []float32, ptrs *[16]unsafe.Pointer, n, models int, w []float64, lo, hi []uint32, scale float64, bf16 bool) {
+	var p sumParams
+	for i := range models {
+		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
+	}
+	p.scale = scale
+	if bf16 {
+		p.bf16 = 1
+	}
+	_ = base[n-1]
+	linearCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, models, &p)
 }
 
 // The wrappers below are made for either width: lanes 16 runs
@@ -283,16 +294,12 @@ func bandLinearWith(lanes int) func(dst, base []float32, xs [][]float32, w []flo
 		if n == 0 || len(xs) == 0 || len(xs) > 16 {
 			return 0
 		}
-		var p sumParams
 		var ptrs [16]unsafe.Pointer
 		for i, x := range xs {
 			_ = x[n-1]
-			p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
 			ptrs[i] = unsafe.Pointer(&x[0])
 		}
-		p.scale = scale
-		_ = base[n-1]
-		linearCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, len(xs), &p)
+		bandLinearPtrs(lanes, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, false)
 		return n
 	}
 }

@@ -902,7 +902,8 @@ collect256bfh_loop:
 
 // func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 // bandLinear512 for AVX2, 8 elements at a time (the band test as in
-// sumCore256).
+// sumCore256); the models are float32, or bfloat16 widened in registers
+// when p.bf16 is set (a predictable branch per model and step).
 TEXT ·bandLinear256(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -916,6 +917,7 @@ TEXT ·bandLinear256(SB), NOSPLIT, $0-56
 	VPCMPEQD Y14, Y14, Y14
 	VPSRLD $1, Y14, Y14           // abs mask
 	VBROADCASTSD 592(R10), Y13    // scale
+	MOVQ 760(R10), BX             // p.bf16
 	XORQ AX, AX
 lin256_loop:
 	VMOVUPS (SI)(AX*4), Y0        // base
@@ -924,7 +926,14 @@ lin256_loop:
 	XORQ R11, R11
 lin256_models:
 	MOVQ (DX)(R11*8), R12
+	TESTQ BX, BX
+	JNE lin256_bf16
 	VMOVUPS (R12)(AX*4), Y2
+	JMP lin256_loaded
+lin256_bf16:
+	VPMOVZXWD (R12)(AX*2), Y2      // widened in registers
+	VPSLLD $16, Y2, Y2
+lin256_loaded:
 	VSUBPS Y0, Y2, Y2
 	VPAND Y14, Y2, Y3
 	VPXOR Y15, Y3, Y3
@@ -964,72 +973,6 @@ lin256_models:
 	JLT lin256_loop
 	VZEROUPPER
 	RET
-
-// func bandLinear256BF16(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
-// bandLinear256 on bfloat16 models, widened in registers.
-TEXT ·bandLinear256BF16(SB), NOSPLIT, $0-56
-	MOVQ dst+0(FP), DI
-	MOVQ base+8(FP), SI
-	MOVQ obase+16(FP), R13
-	MOVQ xs+24(FP), DX
-	MOVQ n+32(FP), CX
-	MOVQ models+40(FP), R9
-	MOVQ p+48(FP), R10
-	VPCMPEQD Y15, Y15, Y15
-	VPSLLD $31, Y15, Y15          // bias 0x80000000
-	VPCMPEQD Y14, Y14, Y14
-	VPSRLD $1, Y14, Y14           // abs mask
-	VBROADCASTSD 592(R10), Y13    // scale
-	XORQ AX, AX
-lin256bf_loop:
-	VMOVUPS (SI)(AX*4), Y0        // base
-	VXORPD Y6, Y6, Y6             // sum, elements 0-3
-	VXORPD Y7, Y7, Y7             // sum, elements 4-7
-	XORQ R11, R11
-lin256bf_models:
-	MOVQ (DX)(R11*8), R12
-	VPMOVZXWD (R12)(AX*2), Y2      // bf16, widened
-	VPSLLD $16, Y2, Y2
-	VSUBPS Y0, Y2, Y2
-	VPAND Y14, Y2, Y3
-	VPXOR Y15, Y3, Y3
-	VPBROADCASTD 336(R10)(R11*4), Y4
-	VPXOR Y15, Y4, Y4
-	VPCMPGTD Y3, Y4, Y4           // lo > bits
-	VPBROADCASTD 400(R10)(R11*4), Y5
-	VPXOR Y15, Y5, Y5
-	VPCMPGTD Y3, Y5, Y5           // hi > bits
-	VPANDN Y5, Y4, Y4
-	VPAND Y4, Y2, Y2
-	VBROADCASTSD 464(R10)(R11*8), Y8
-	VCVTPS2PD X2, Y3
-	VEXTRACTF128 $1, Y2, X4
-	VCVTPS2PD X4, Y4
-	VMULPD Y8, Y3, Y3
-	VMULPD Y8, Y4, Y4
-	VADDPD Y3, Y6, Y6
-	VADDPD Y4, Y7, Y7
-	INCQ R11
-	CMPQ R11, R9
-	JLT lin256bf_models
-	VMOVUPS (R13)(AX*4), Y0       // the base to add
-	VCVTPS2PD X0, Y3
-	VEXTRACTF128 $1, Y0, X4
-	VCVTPS2PD X4, Y4
-	VMULPD Y13, Y6, Y6
-	VMULPD Y13, Y7, Y7
-	VADDPD Y6, Y3, Y3
-	VADDPD Y7, Y4, Y4
-	VCVTPD2PSY Y3, X3
-	VCVTPD2PSY Y4, X4
-	VINSERTF128 $1, X4, Y3, Y3
-	VMOVUPS Y3, (DI)(AX*4)
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT lin256bf_loop
-	VZEROUPPER
-	RET
-
 
 // func linear256(dst *float32, xs *unsafe.Pointer, n, models int, w *float64, div float64)
 // linearInto for AVX2, 8 entries at a time: each model's entries widened
