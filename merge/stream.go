@@ -128,11 +128,11 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 // model, and a quarter of the writer's writeback step.
 var pieceBytes = 8 << 20 // a variable for the tests
 
-// piecesSent counts the pieces outBuf sent, and pieceSent, when set, is
-// called after each (tests).
+// piecesSent counts the pieces outBuf sent, and pieceDone, when set, is
+// called as each piece is complete, before it is sent (tests).
 var (
 	piecesSent atomic.Int64
-	pieceSent  func()
+	pieceDone  func()
 )
 
 // outBuf holds a merged tensor's output as its chunks are computed, in
@@ -196,6 +196,9 @@ func (o *outBuf) put(lo int, x []float32) {
 		done := o.left[i] == 0
 		o.mu.Unlock()
 		if done {
+			if pieceDone != nil {
+				pieceDone()
+			}
 			o.sendReady()
 		}
 		lo, x = lo+m, x[m:]
@@ -221,9 +224,6 @@ func (o *outBuf) sendReady() {
 		if o.err == nil {
 			o.err = o.p.part(o.p.name, b)
 			piecesSent.Add(1)
-			if pieceSent != nil {
-				pieceSent()
-			}
 		} else {
 			o.p.pool.put(b) // the writer failed: nothing takes it
 		}
