@@ -127,6 +127,37 @@ func TestInputReader(t *testing.T) {
 	}
 }
 
+// openWeighted opens the models in dirs with weight and density 0.5, for
+// the WriteFolder tests; they are closed when the test ends.
+func openWeighted(t *testing.T, dirs []string) []Input {
+	t.Helper()
+	var ins []Input
+	for _, d := range dirs {
+		in, err := OpenModel(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { in.Src.Close() })
+		in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
+		ins = append(ins, in)
+	}
+	return ins
+}
+
+// specOf is a merge of ins by method as the WriteFolder tests run it: the
+// first input the base, but for the methods that take none, and one
+// model for the methods that take one.
+func specOf(method string, ins []Input) *Spec {
+	s := &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 5}
+	switch method {
+	case "linear", "multislerp", "karcher":
+		s.Base, s.Models = nil, ins
+	case "slerp", "arcee_fusion":
+		s.Models = ins[1:2]
+	}
+	return s
+}
+
 // TestWriteFolderReadMatchesInPlace: merges of models on disk (one of
 // them sharded) written with the inputs read by pread (all tensors but
 // the embeddings: three layer tensors fit in the embeddings' bytes) hold
@@ -140,27 +171,7 @@ func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 		dirs = append(dirs, d)
 	}
 	write := func(method string, off bool) []byte {
-		var ins []Input
-		for _, d := range dirs {
-			in, err := OpenModel(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
-			ins = append(ins, in)
-		}
-		defer func() {
-			for _, in := range ins {
-				in.Src.Close()
-			}
-		}()
-		s := &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 5}
-		switch method {
-		case "linear", "multislerp":
-			s.Base, s.Models = nil, ins
-		case "slerp":
-			s.Models = ins[1:2]
-		}
+		s := specOf(method, openWeighted(t, dirs))
 		out := filepath.Join(t.TempDir(), "out")
 		readOff = off
 		defer func() { readOff = false }()
@@ -257,27 +268,7 @@ func TestWriteFolderPiecesMatchWhole(t *testing.T) {
 		dirs = append(dirs, d)
 	}
 	write := func(method string, piece int) map[string][]byte {
-		var ins []Input
-		for _, d := range dirs {
-			in, err := OpenModel(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
-			ins = append(ins, in)
-		}
-		defer func() {
-			for _, in := range ins {
-				in.Src.Close()
-			}
-		}()
-		s := &Spec{Method: method, Base: &ins[0], Models: ins[1:], Seed: 5}
-		switch method {
-		case "linear", "karcher":
-			s.Base, s.Models = nil, ins
-		case "slerp", "arcee_fusion":
-			s.Models = ins[1:2]
-		}
+		s := specOf(method, openWeighted(t, dirs))
 		out := filepath.Join(t.TempDir(), "out")
 		defer func(old int) { pieceBytes = old }(pieceBytes)
 		pieceBytes = piece
@@ -333,16 +324,7 @@ func TestWriteFolderCancelledInPieces(t *testing.T) {
 		writeModel(t, d, uint64(i+21), 0, 4000) // 8 blocks, 512 pieces
 		dirs = append(dirs, d)
 	}
-	var ins []Input
-	for _, d := range dirs {
-		in, err := OpenModel(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Src.Close()
-		in.Params = Params{"weight": Scalar(0.5), "density": Scalar(0.5)}
-		ins = append(ins, in)
-	}
+	ins := openWeighted(t, dirs)
 	defer func(old int) { pieceBytes = old }(pieceBytes)
 	pieceBytes = 1000
 	ctx, cancel := context.WithCancel(context.Background())
@@ -352,7 +334,7 @@ func TestWriteFolderCancelledInPieces(t *testing.T) {
 	sent0 := piecesSent.Load()
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
-	s := &Spec{Method: "ties", Base: &ins[0], Models: ins[1:], Seed: 5} // blocks check the context
+	s := specOf("ties", ins) // its blocks check the context
 	if err := WriteFolder(ctx, s, out, FolderOptions{Dirs: dirs}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
