@@ -175,13 +175,19 @@ func bandLinearBF16Fast256(dst, base []float32, xs [][]uint16, w []float64, lo, 
 	if n == 0 || len(xs) == 0 || len(xs) > 16 {
 		return 0
 	}
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[n-1]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
+	ptrs := ptrsOf(xs, 0, n)
 	bandLinearPtrs(8, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, true)
 	return n
+}
+
+// ptrsOf returns the addresses of xs[i][a] for the assembly, each of xs
+// checked to hold at least a+n entries (at most 16 of them).
+func ptrsOf[T float32 | uint16](xs [][]T, a, n int) (p [16]unsafe.Pointer) {
+	for i, x := range xs {
+		_ = x[a+n-1]
+		p[i] = unsafe.Pointer(&x[a])
+	}
+	return p
 }
 
 // bandLinearPtrs runs the linear band sum (bandLinear512 for lanes 16,
@@ -253,11 +259,7 @@ func combineSumWith(lanes int) func(dst, base []float32, ds [][]float32, w []flo
 			return 0
 		}
 		p := sumParamsFor(w[:len(ds)], normalize, lambda)
-		var ptrs [16]unsafe.Pointer
-		for i, d := range ds {
-			_ = d[n-1]
-			ptrs[i] = unsafe.Pointer(&d[0])
-		}
+		ptrs := ptrsOf(ds, 0, n)
 		_, _, _ = zero[n-1], base[n-1], scratch[lanes*len(ds)-1]
 		sumCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&zero[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(ds), &p)
 		return n
@@ -294,11 +296,7 @@ func bandLinearWith(lanes int) func(dst, base []float32, xs [][]float32, w []flo
 		if n == 0 || len(xs) == 0 || len(xs) > 16 {
 			return 0
 		}
-		var ptrs [16]unsafe.Pointer
-		for i, x := range xs {
-			_ = x[n-1]
-			ptrs[i] = unsafe.Pointer(&x[0])
-		}
+		ptrs := ptrsOf(xs, 0, n)
 		bandLinearPtrs(lanes, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, false)
 		return n
 	}
@@ -598,11 +596,7 @@ func combineFast256(dst []float32, xs [][]float32, base []float32, c []float64, 
 	if n == 0 || len(xs) == 0 || len(xs) > 16 {
 		return 0
 	}
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[a+n-1]
-		ptrs[i] = unsafe.Pointer(&x[a])
-	}
+	ptrs := ptrsOf(xs, a, n)
 	_ = c[len(xs)-1]
 	var pb *float32
 	flags := 2 // from zero
@@ -627,11 +621,7 @@ func stockFast256(dst []float32, xs [][]float32, base []float32, t float64, a in
 	if n == 0 || len(xs) < 2 || len(xs) > 16 {
 		return 0
 	}
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[a+n-1]
-		ptrs[i] = unsafe.Pointer(&x[a])
-	}
+	ptrs := ptrsOf(xs, a, n)
 	_ = base[a+n-1]
 	flags := 0
 	if len(xs) > 2 {
@@ -684,11 +674,7 @@ func linearFast256(dst []float32, xs [][]float32, w []float64, div float64) int 
 	if n == 0 || len(xs) == 0 || len(xs) > 16 {
 		return 0
 	}
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[n-1]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
+	ptrs := ptrsOf(xs, 0, n)
 	_ = w[len(xs)-1]
 	linear256(&dst[0], &ptrs[0], n, len(xs), &w[0], div)
 	return n
@@ -790,11 +776,7 @@ func sumFast256(dst, base []float32, xs [][]float32, w []float64, o TaskOptions,
 	g4 := 4 * g // wraps, as the state does
 	p.c256[0] = [4]uint64{g4, g4, g4, g4}
 	copy(p.c256[1:], pruneConsts256[2:]) // the mix multipliers and their high halves
-	var ptrs [16]unsafe.Pointer
-	for i, x := range xs {
-		_ = x[n-1]
-		ptrs[i] = unsafe.Pointer(&x[0])
-	}
+	ptrs := ptrsOf(xs, 0, n)
 	_ = base[n-1]
 	sumCore256(unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 	return n

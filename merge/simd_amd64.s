@@ -726,15 +726,10 @@ narrow256_loop:
 	XORQ R8, R8; \
 	XORQ R10, R10
 
-// COLLECT256STEP appends the magnitude bits of the eight deltas in Y0
-// that lie in [lo, hi] to buf at c, as VPCOMPRESSD would (VPERMD by the
-// table at R11), counts those above hi, and goes on to the next eight.
-#define COLLECT256STEP \
-	VPAND Y12, Y0, Y0; \
-	VPXOR Y15, Y0, Y1; \
-	VPCMPGTD Y13, Y1, Y2; \
-	VPCMPGTD Y1, Y14, Y3; \
-	VPOR Y3, Y2, Y3; \
+// COLLECT256KEEP appends the lanes of Y0 not set in the mask Y3 to buf
+// at c (R8), as VPCOMPRESSD would (VPERMD by the table at R11), counts
+// the lanes set in Y2 (above hi) in R10, and goes on to the next eight.
+#define COLLECT256KEEP \
 	VMOVMSKPS Y3, R9; \
 	XORL $0xff, R9; \
 	VMOVQ (R11)(R9*8), X4; \
@@ -747,6 +742,17 @@ narrow256_loop:
 	POPCNTL R9, R9; \
 	ADDQ R9, R10; \
 	ADDQ $8, AX
+
+// COLLECT256STEP appends the magnitude bits of the eight deltas in Y0
+// that lie in [lo, hi] to buf at c, as VPCOMPRESSD would (VPERMD by the
+// table at R11), counts those above hi, and goes on to the next eight.
+#define COLLECT256STEP \
+	VPAND Y12, Y0, Y0; \
+	VPXOR Y15, Y0, Y1; \
+	VPCMPGTD Y13, Y1, Y2; \
+	VPCMPGTD Y1, Y14, Y3; \
+	VPOR Y3, Y2, Y3; \
+	COLLECT256KEEP
 
 // func collect256(buf *uint32, x, base *float32, n int, lo, hi uint32, lut *uint64) (c, above int)
 // collect512 for AVX2, 8 at a time: the unsigned comparisons as signed
@@ -819,18 +825,7 @@ collect256bf_loop:
 	VPSUBD Y11, Y9, Y9; \
 	VPOR Y11, Y10, Y10; \
 	VPOR Y10, Y3, Y3; \
-	VMOVMSKPS Y3, R9; \
-	XORL $0xff, R9; \
-	VMOVQ (R11)(R9*8), X4; \
-	VPMOVZXBD X4, Y4; \
-	VPERMD Y0, Y4, Y5; \
-	VMOVDQU Y5, (DI)(R8*4); \
-	POPCNTL R9, R9; \
-	ADDQ R9, R8; \
-	VMOVMSKPS Y2, R9; \
-	POPCNTL R9, R9; \
-	ADDQ R9, R10; \
-	ADDQ $8, AX
+	COLLECT256KEEP
 
 // COLLECT256HEND stores the heavy values' counts, eight lanes each, at R13.
 #define COLLECT256HEND \
@@ -1281,18 +1276,7 @@ collectBits256_loop:
 	VPCMPGTD Y13, Y1, Y2          // above hi
 	VPCMPGTD Y1, Y14, Y3          // below lo
 	VPOR Y3, Y2, Y3
-	VMOVMSKPS Y3, R9
-	XORL $0xff, R9
-	VMOVQ (R11)(R9*8), X4
-	VPMOVZXBD X4, Y4
-	VPERMD Y0, Y4, Y5
-	VMOVDQU Y5, (DI)(R8*4)
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	VMOVMSKPS Y2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $8, AX
+	COLLECT256KEEP
 	CMPQ AX, CX
 	JLT collectBits256_loop
 	MOVQ R8, c+40(FP)
