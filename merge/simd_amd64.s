@@ -827,6 +827,15 @@ collect256bf_loop:
 	VPOR Y10, Y3, Y3; \
 	COLLECT256KEEP
 
+// COLLECT256HSETUP sets collect256's constants (lo in AX, hi in BX) and
+// clears the heavy values' counts.
+#define COLLECT256HSETUP \
+	COLLECT256SETUP; \
+	VPXOR Y6, Y6, Y6; \
+	VPXOR Y7, Y7, Y7; \
+	VPXOR Y8, Y8, Y8; \
+	VPXOR Y9, Y9, Y9
+
 // COLLECT256HEND stores the heavy values' counts, eight lanes each, at R13.
 #define COLLECT256HEND \
 	VMOVDQU Y6, (R13); \
@@ -846,11 +855,7 @@ TEXT ·collect256H(SB), NOSPLIT, $0-80
 	MOVQ eq+56(FP), R13
 	MOVL lo+32(FP), AX
 	MOVL hi+36(FP), BX
-	COLLECT256SETUP
-	VPXOR Y6, Y6, Y6
-	VPXOR Y7, Y7, Y7
-	VPXOR Y8, Y8, Y8
-	VPXOR Y9, Y9, Y9
+	COLLECT256HSETUP
 collect256h_loop:
 	VMOVUPS (SI)(AX*4), Y0
 	VSUBPS (DX)(AX*4), Y0, Y0
@@ -875,11 +880,7 @@ TEXT ·collect256BF16H(SB), NOSPLIT, $0-80
 	MOVQ eq+56(FP), R13
 	MOVL lo+32(FP), AX
 	MOVL hi+36(FP), BX
-	COLLECT256SETUP
-	VPXOR Y6, Y6, Y6
-	VPXOR Y7, Y7, Y7
-	VPXOR Y8, Y8, Y8
-	VPXOR Y9, Y9, Y9
+	COLLECT256HSETUP
 collect256bfh_loop:
 	VPMOVZXWD (SI)(AX*2), Y0
 	VPSLLD $16, Y0, Y0
