@@ -216,10 +216,24 @@ func sceVariance(v []float32, xs [][]float32) {
 	}
 }
 
+// allKept is a mask of chunk entries that keeps them all, read only.
+var allKept = sync.OnceValue(func() []uint32 {
+	m := make([]uint32, chunk)
+	for j := range m {
+		m[j] = ^uint32(0)
+	}
+	return m
+})
+
 // sceMask returns the mask (all ones: kept) of the entries of block k
-// whose values are xs, in mask; v is scratch for their variances.
+// whose values are xs, in mask (or, when every entry is kept, in a
+// shared mask that must not be written); v is scratch for their
+// variances.
 func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uint32 {
 	n := len(xs[0])
+	if sel == nil && n <= chunk {
+		return allKept()[:n] // filling mask took 15% of an sce merge
+	}
 	mask = mask[:n]
 	if sel == nil {
 		for j := range mask {
