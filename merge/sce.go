@@ -231,16 +231,10 @@ var allKept = sync.OnceValue(func() []uint32 {
 // variances.
 func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uint32 {
 	n := len(xs[0])
-	if sel == nil && n <= chunk {
-		return allKept()[:n] // filling mask took 15% of an sce merge
+	if sel == nil {
+		return allKept()[:n] // blocks hold chunk entries at most; filling mask took 15% of an sce merge
 	}
 	mask = mask[:n]
-	if sel == nil {
-		for j := range mask {
-			mask[j] = ^uint32(0)
-		}
-		return mask
-	}
 	v = v[:n]
 	sceVariance(v, xs)
 	sel.keepMask(mask, v, k)

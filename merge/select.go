@@ -767,6 +767,10 @@ func filterHeavy(cs, hs []uint32, eq *[maxHeavy]int32) []uint32 {
 	return cs[:n]
 }
 
+// bin is the bin of the candidates' histogram that magnitude bits a, in
+// the bracket, fall in.
+func (t *topK) bin(a uint32) uint32 { return ((a - t.lo) >> t.shift) & (candBins - 1) }
+
 // setShift sets the shift that puts [lo, hi] in candBins bins.
 func (t *topK) setShift() {
 	t.shift = 0
@@ -802,24 +806,17 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 		for i := range hists {
 			hists[i] = make([]uint32, candBins)
 		}
-		var slab []uint32 // the candidates' memory, from bp.sc
-		var eq [maxHeavy]int32
+		var slab []uint32      // the candidates' memory, from bp.sc
+		var eq [maxHeavy]int32 // the heavy values' counts of a selection's block
 		keep := func(i, k, c int, above int64) {
 			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc, &eq)
+			eq = [maxHeavy]int32{}
 		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
 			if bf16 { // in place, widened in registers
 				for i, t := range ts {
-					x, base := vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi]
-					var c int
-					var above int64
-					eq = [maxHeavy]int32{}
-					if len(t.heavy) > 0 {
-						c, above = collectBF16Heavy(buf, x, base, t.lo, t.hi, t.heavy, &eq)
-					} else {
-						c, above = collectBF16(buf, x, base, t.lo, t.hi)
-					}
+					c, above := collectBF16Heavy(buf, vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi], t.lo, t.hi, t.heavy, &eq)
 					keep(i, k, c, above)
 				}
 				return
@@ -831,14 +828,7 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 				if t.model != prev {
 					x, prev = rd.vs[t.model+1].get(rd.bufs[t.model+1], lo, m), t.model
 				}
-				var c int
-				var above int64
-				eq = [maxHeavy]int32{}
-				if len(t.heavy) > 0 {
-					c, above = collectHeavy(buf, x, rd.base, t.lo, t.hi, t.heavy, &eq)
-				} else {
-					c, above = collectDelta(buf, x, rd.base, t.lo, t.hi)
-				}
+				c, above := collectHeavy(buf, x, rd.base, t.lo, t.hi, t.heavy, &eq)
 				keep(i, k, c, above)
 			}
 		}
@@ -893,9 +883,12 @@ var (
 )
 
 // collectHeavy is collectDelta that counts the magnitudes equal to each of
-// heavy (at most maxHeavy) into eq instead of writing them to buf, as
-// filterHeavy would after it.
+// heavy (at most maxHeavy; none: collectDelta) into eq instead of writing
+// them to buf, as filterHeavy would after it.
 func collectHeavy(buf []uint32, x, base []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
+	if len(heavy) == 0 {
+		return collectDelta(buf, x, base, lo, hi)
+	}
 	j0, c, above := 0, 0, int64(0)
 	if collectHeavyFast != nil {
 		j0, c, above = collectHeavyFast(buf, x, base, lo, hi, heavy, eq)
@@ -906,6 +899,9 @@ func collectHeavy(buf []uint32, x, base []float32, lo, hi uint32, heavy []uint32
 
 // collectBF16Heavy is collectHeavy on bfloat16 inputs, read in place.
 func collectBF16Heavy(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
+	if len(heavy) == 0 {
+		return collectBF16(buf, x, base, lo, hi)
+	}
 	j0, c, above := 0, 0, int64(0)
 	if collectBF16HeavyFast != nil {
 		j0, c, above = collectBF16HeavyFast(buf, x, base, lo, hi, heavy, eq)
@@ -944,12 +940,11 @@ func collectBF16(buf []uint32, x, base []uint16, lo, hi uint32) (int, int64) {
 // sc when it is full), which it returns.
 func (t *topK) keepCands(k int, cs []uint32, above int64, h []uint32, slab []uint32, sc *scratchSet, eq *[maxHeavy]int32) []uint32 {
 	t.above[k] = above
-	bin := func(a uint32) uint32 { return ((a - t.lo) >> t.shift) & (candBins - 1) }
 	for _, a := range cs {
-		h[bin(a)]++
+		h[t.bin(a)]++
 	}
 	for j, v := range t.heavy {
-		h[bin(v)] += uint32(eq[j])
+		h[t.bin(v)] += uint32(eq[j])
 	}
 	copy(t.heavyEq[k*len(t.heavy):], eq[:len(t.heavy)])
 	c := len(cs)
@@ -988,7 +983,7 @@ func fromCandidates(bp blockPlan, t *topK) bool {
 	// that bin's entries gives it.
 	r := k - above                       // its rank among the candidates, from the top
 	bin, greater := kthBin(t.hist, r, 0) // greater: candidates in the bins above
-	inBin := func(a uint32) bool { return (a-t.lo)>>t.shift == uint32(bin) }
+	inBin := func(a uint32) bool { return t.bin(a) == uint32(bin) }
 	in := make([]uint32, 0, t.hist[bin])
 	for _, cs := range t.cands {
 		for _, a := range cs {

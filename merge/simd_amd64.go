@@ -141,27 +141,28 @@ func useSIMD(on bool) {
 	case on && hasAVX512:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
-		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256 // AVX2
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
-		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256 // AVX2, which these machines have too
-		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
-		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
-		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
-		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
-		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
+	}
+	// The kernels that exist in AVX2 only run on AVX-512 machines too,
+	// which have AVX2.
+	if on && (hasAVX512 || hasAVX2) {
+		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256
+		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
+		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
+		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
+	} else {
+		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
@@ -377,7 +378,7 @@ var (
 func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
 	return func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
 		n := len(base) &^ 7
-		if n == 0 || len(heavy) > 4 {
+		if n == 0 {
 			return 0, 0, 0
 		}
 		_, _ = buf[n+7], x[n-1]
@@ -403,6 +404,10 @@ func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n
 		return n, c, int64(above)
 	}
 }
+
+// The heavy-value kernels compare with four values: all that a bracket
+// names.
+var _ = [1]struct{}{}[maxHeavy-4]
 
 var (
 	collectHeavyFast256     = collectHeavyWith(collect256H)
