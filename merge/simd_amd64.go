@@ -161,11 +161,13 @@ func useSIMD(on bool) {
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
+		squaresFast = squaresFast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
+		squaresFast = nil
 	}
 }
 
@@ -703,6 +705,20 @@ func dropFast256(x []float32, scale float32, th uint32, r *rng) int {
 
 //go:noescape
 func sceOut256(dst, base, x0, x1 *float32, mask *uint32, n int, w *[3]float64)
+
+//go:noescape
+func squares256(l *[2][8]float64, base, x0, x1 *float32, m *uint32, n int)
+
+// squaresFast256 runs squares256 over the largest multiple of 8 entries.
+func squaresFast256(l *[2][8]float64, base, x0, x1 []float32, m []uint32) int {
+	n := len(base) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = x0[n-1], x1[n-1], m[n-1]
+	squares256(l, &base[0], &x0[0], &x1[0], &m[0], n)
+	return n
+}
 
 // sceOutFast256 runs sceOut256 over the largest multiple of 4 entries.
 func sceOutFast256(dst, base, x0, x1 []float32, mask []uint32, w0, w1 float64) int {

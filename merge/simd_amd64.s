@@ -1638,3 +1638,54 @@ sceout_loop:
 	JLT sceout_loop
 	VZEROUPPER
 	RET
+
+// func squares256(l *[2][8]float64, base, x0, x1 *float32, m *uint32, n int)
+// sceSquares' loop for AVX2, two models, 8 entries at a time (n a
+// multiple of 8): each model's task vector masked by m, widened, squared
+// (exactly) and added to its lanes, entries j..j+3 to lanes 0-3 and
+// j+4..j+7 to lanes 4-7, no FMA (the Go loop rounds the sum, not the
+// square, and squares are exact either way).
+TEXT ·squares256(SB), NOSPLIT, $0-48
+	MOVQ l+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ m+32(FP), R10
+	MOVQ n+40(FP), CX
+	VMOVUPD (DI), Y0              // model 0, lanes 0-3
+	VMOVUPD 32(DI), Y1            // model 0, lanes 4-7
+	VMOVUPD 64(DI), Y2            // model 1
+	VMOVUPD 96(DI), Y3
+	XORQ AX, AX
+squares256_loop:
+	VMOVUPS (SI)(AX*4), Y4        // base
+	VMOVDQU (R10)(AX*4), Y5       // mask
+	VMOVUPS (R8)(AX*4), Y6
+	VSUBPS Y4, Y6, Y6             // x0 - base
+	VANDPS Y5, Y6, Y6
+	VCVTPS2PD X6, Y7
+	VEXTRACTF128 $1, Y6, X6
+	VCVTPS2PD X6, Y6
+	VMULPD Y7, Y7, Y7
+	VMULPD Y6, Y6, Y6
+	VADDPD Y7, Y0, Y0
+	VADDPD Y6, Y1, Y1
+	VMOVUPS (R9)(AX*4), Y6
+	VSUBPS Y4, Y6, Y6             // x1 - base
+	VANDPS Y5, Y6, Y6
+	VCVTPS2PD X6, Y7
+	VEXTRACTF128 $1, Y6, X6
+	VCVTPS2PD X6, Y6
+	VMULPD Y7, Y7, Y7
+	VMULPD Y6, Y6, Y6
+	VADDPD Y7, Y2, Y2
+	VADDPD Y6, Y3, Y3
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT squares256_loop
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VZEROUPPER
+	RET
