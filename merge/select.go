@@ -1139,16 +1139,27 @@ func (t *topK) keepMask(m []uint32, d []float32, b int) {
 	for j := j0; j < len(d); j++ {
 		m[j] = ^uint32((int64(magBits(d[j])) - th) >> 63)
 	}
-	for j, v := range d {
-		if q <= 0 {
-			break
-		}
-		if magBits(v) == t.th {
+	// The quota's ties, in index order. On a fine-tune's variances or
+	// deltas most of a block can tie at the threshold, and this loop ran
+	// through the block one entry at a time.
+	j := 0
+	if keepTiesFast != nil && q >= 8 {
+		var left int
+		j, left = keepTiesFast(m, d, t.th, int(q))
+		q = int32(left)
+	}
+	for ; j < len(d) && q > 0; j++ {
+		if magBits(d[j]) == t.th {
 			m[j] = ^uint32(0)
 			q--
 		}
 	}
 }
+
+// keepTiesFast, when set (assembly), is keepMask's loop over the ties,
+// eight entries at a time while at least eight of the quota q are left:
+// it returns the entry where it stopped and the quota left.
+var keepTiesFast func(m []uint32, d []float32, th uint32, q int) (int, int)
 
 // bandSumFast, when set (assembly), computes bandSum for a prefix of dst
 // (a multiple of 16 elements) exactly as bandSum does and returns its

@@ -59,6 +59,9 @@ func sceVar256(v, base, x0, x1 *float32, n int)
 func keepAtLeast256(m *uint32, d *float32, n int, th1 int32)
 
 //go:noescape
+func keepTies256(m *uint32, d *float32, n int, th uint32, q int) (j, left int)
+
+//go:noescape
 func collectBits256(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64) (c, above, nz int)
 
 //go:noescape
@@ -161,13 +164,13 @@ func useSIMD(on bool) {
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
-		squaresFast = squaresFast256
+		squaresFast, keepTiesFast = squaresFast256, keepTiesFast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
-		squaresFast = nil
+		squaresFast, keepTiesFast = nil, nil
 	}
 }
 
@@ -708,6 +711,17 @@ func sceOut256(dst, base, x0, x1 *float32, mask *uint32, n int, w *[3]float64)
 
 //go:noescape
 func squares256(l *[2][8]float64, base, x0, x1 *float32, m *uint32, n int)
+
+// keepTiesFast256 runs keepTies256 over the largest multiple of 8
+// entries.
+func keepTiesFast256(m []uint32, d []float32, th uint32, q int) (int, int) {
+	n := len(d) &^ 7
+	if n == 0 {
+		return 0, q
+	}
+	_ = m[n-1]
+	return keepTies256(&m[0], &d[0], n, th, q)
+}
 
 // squaresFast256 runs squares256 over the largest multiple of 8 entries.
 func squaresFast256(l *[2][8]float64, base, x0, x1 []float32, m []uint32) int {

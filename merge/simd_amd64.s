@@ -1689,3 +1689,45 @@ squares256_loop:
 	VMOVUPD Y3, 96(DI)
 	VZEROUPPER
 	RET
+
+// func keepTies256(m *uint32, d *float32, n int, th uint32, q int) (j, left int)
+// keepMask's ties for AVX2, eight entries at a time (n a multiple of 8)
+// while the quota q is at least eight: the entries whose magnitude bits
+// equal th are set in m and counted off q; returns where it stopped and
+// the quota left.
+TEXT ·keepTies256(SB), NOSPLIT, $0-56
+	MOVQ m+0(FP), DI
+	MOVQ d+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL th+24(FP), AX
+	MOVQ q+32(FP), DX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VPCMPEQD Y14, Y14, Y14
+	VPSRLD $1, Y14, Y14           // abs mask
+	XORQ AX, AX
+	CMPQ DX, $8
+	JLT keepTies256_done
+	CMPQ AX, CX
+	JGE keepTies256_done
+keepTies256_loop:
+	VPAND (SI)(AX*4), Y14, Y0
+	VPCMPEQD Y15, Y0, Y0
+	VMOVMSKPS Y0, R9
+	TESTL R9, R9
+	JZ keepTies256_next
+	VPOR (DI)(AX*4), Y0, Y0
+	VMOVDQU Y0, (DI)(AX*4)
+	POPCNTL R9, R9
+	SUBQ R9, DX
+keepTies256_next:
+	ADDQ $8, AX
+	CMPQ DX, $8
+	JLT keepTies256_done
+	CMPQ AX, CX
+	JLT keepTies256_loop
+keepTies256_done:
+	MOVQ AX, j+40(FP)
+	MOVQ DX, left+48(FP)
+	VZEROUPPER
+	RET

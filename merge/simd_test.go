@@ -831,3 +831,58 @@ func TestSCESquaresMatchDefinition(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepMaskQuotaTies holds keepMask with a quota of ties, with and
+// without the assembly, to its definition: the magnitudes above the
+// threshold, and the first q entries (in index order) whose magnitude is
+// the threshold, on blocks where ties are dense or sparse, of either
+// sign, and quotas around the assembly's step of eight, up to past every
+// tie.
+func TestKeepMaskQuotaTies(t *testing.T) {
+	const th = 0x3c000000 // 2^-7
+	tie := math.Float32frombits(th)
+	r := rand.New(rand.NewPCG(3, 77))
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 1003} {
+		for _, dense := range []int{1, 2, 9} { // one in dense is a tie
+			d := make([]float32, n)
+			ties := 0
+			for j := range d {
+				switch {
+				case r.IntN(dense) == 0:
+					d[j] = tie * float32(1-2*r.IntN(2))
+					ties++
+				case r.IntN(5) == 0:
+					d[j] = math.Float32frombits(th + 1)
+				case r.IntN(5) == 0:
+					d[j] = float32(math.NaN())
+				default:
+					d[j] = float32(r.NormFloat64() * 0.01)
+				}
+			}
+			for _, q := range []int{1, 7, 8, 9, 15, 16, 17, ties / 2, ties - 1, ties, ties + 5} {
+				if q < 1 {
+					continue
+				}
+				sel := &topK{th: th, quota: []int32{int32(q)}}
+				for _, simd := range []bool{false, true} {
+					useSIMD(simd)
+					m := make([]uint32, n)
+					sel.keepMask(m, d, 0)
+					useSIMD(true)
+					left := q
+					for j, v := range d {
+						mag := math.Float32bits(v) &^ (1 << 31)
+						want := mag > th
+						if mag == th && left > 0 {
+							want = true
+							left--
+						}
+						if (m[j] == ^uint32(0)) != want || (m[j] != 0 && m[j] != ^uint32(0)) {
+							t.Fatalf("simd %v, n %d, one tie in %d, quota %d of %d: [%d] = %v: mask %#x", simd, n, dense, q, ties, j, v, m[j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
