@@ -1495,7 +1495,9 @@ keys256_loop:
 
 // func prefix256(c *int32, n int, start int32) (total int32)
 // prefix512 for AVX2, 8 counters at a time: the sums within each 128-bit
-// half by byte shifts, then the low half's total added to the high half.
+// half by byte shifts, then the low half's total added to the high half;
+// the running total waits on one addition a step (the eight's own sums
+// and total do not wait on it).
 TEXT ·prefix256(SB), NOSPLIT, $0-28
 	MOVQ c+0(FP), DI
 	MOVQ n+8(FP), CX
@@ -1515,10 +1517,11 @@ prefix256_loop:
 	VPSHUFD $0xff, Y1, Y5         // each half's total
 	VPERM2I128 $0x08, Y5, Y5, Y5  // the low half's, to the high half
 	VPADDD Y5, Y1, Y1             // inclusive sums
-	VPADDD Y2, Y1, Y1
-	VPSUBD Y0, Y1, Y0             // exclusive, plus the total before
+	VPERMD Y1, Y4, Y6             // the eight's total, in every lane
+	VPSUBD Y0, Y1, Y0             // exclusive sums
+	VPADDD Y2, Y0, Y0             // plus the total before
 	VMOVDQU Y0, (DI)(AX*4)
-	VPERMD Y1, Y4, Y2             // the total after
+	VPADDD Y6, Y2, Y2             // the total after: one addition a step
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT prefix256_loop
