@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -193,5 +194,48 @@ func TestSCEOutputMatchesDefinition(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSCEBF16InPlaceMerge: an sce merge of two bfloat16 models that keeps
+// every entry, which reads them in place, gives the bytes of the float32
+// path (the Go loops on widened blocks), on a tensor of two blocks and a
+// tail.
+func TestSCEBF16InPlaceMerge(t *testing.T) {
+	if squaresBF16Fast == nil {
+		t.Skip("no bfloat16 sce kernels on this CPU")
+	}
+	const n = chunk + 13
+	mk := func(name string, seed uint64) Input {
+		r := rng{s: seed}
+		x := make([]float32, n)
+		for j := range x {
+			x[j] = float32(r.float64()*2-1) * 0.02
+		}
+		tn, err := safetensors.Convert(f32t("w", []int{n}, x...), safetensors.BF16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mem(name, tn)
+	}
+	base := mk("base", 1)
+	s := &Spec{Method: "sce", Base: &base, Models: []Input{mk("a", 2), mk("b", 3)}, OutDType: safetensors.BF16}
+	merge := func(simd bool) *safetensors.Tensor {
+		useSIMD(simd)
+		defer useSIMD(true)
+		before := sceInPlace.Load()
+		out, err := s.MergeToMemory(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inPlace := sceInPlace.Load() > before; inPlace != simd {
+			t.Fatalf("simd %v: read in place %v", simd, inPlace)
+		}
+		x, _ := out.Tensor("w")
+		return x
+	}
+	got, want := merge(true), merge(false)
+	if !bytes.Equal(got.Data, want.Data) {
+		t.Fatal("in place, sce's output differs from the float32 path's")
 	}
 }

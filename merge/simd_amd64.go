@@ -165,12 +165,14 @@ func useSIMD(on bool) {
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 		squaresFast, keepTiesFast = squaresFast256, keepTiesFast256
+		squaresBF16Fast, sceOutBF16Fast = squaresBF16Fast256, sceOutBF16Fast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
 		squaresFast, keepTiesFast = nil, nil
+		squaresBF16Fast, sceOutBF16Fast = nil, nil
 	}
 }
 
@@ -721,6 +723,37 @@ func keepTiesFast256(m []uint32, d []float32, th uint32, q int) (int, int) {
 	}
 	_ = m[n-1]
 	return keepTies256(&m[0], &d[0], n, th, q)
+}
+
+//go:noescape
+func squares256BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
+
+// squaresBF16Fast256 runs squares256BF16 over the largest multiple of 8
+// entries.
+func squaresBF16Fast256(l *[2][8]float64, base, x0, x1 []uint16, m []uint32) int {
+	n := len(base) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = x0[n-1], x1[n-1], m[n-1]
+	squares256BF16(l, &base[0], &x0[0], &x1[0], &m[0], n)
+	return n
+}
+
+//go:noescape
+func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
+
+// sceOutBF16Fast256 runs sceOut256BF16 over the largest multiple of 4
+// entries.
+func sceOutBF16Fast256(dst []float32, base, x0, x1 []uint16, mask []uint32, w0, w1 float64) int {
+	n := len(dst) &^ 3
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], mask[n-1]
+	w := [3]float64{w0, w1, 1e-6}
+	sceOut256BF16(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
+	return n
 }
 
 // squaresFast256 runs squares256 over the largest multiple of 8 entries.

@@ -1583,6 +1583,42 @@ drop256_loop:
 // sum e, each t kept where it has e's sign (e >= 0 asks t > 0, e < 0
 // asks t < 0; a NaN e keeps none), the sums of the kept t*w and w from
 // zero, the latter at least w[2] (a NaN stays), and base + num/den.
+// SCEOUT4 is sceOut256's step on four entries: the base in X0, the
+// models in X1 and X2, the mask in X3 (float32); the output to dst (DI)
+// at AX. Y12-Y15 hold the least divisor, w1, w0 and zero.
+#define SCEOUT4 \
+	VCVTPS2PD X1, Y1; \
+	VCVTPS2PD X2, Y2; \
+	VCVTPS2PD X0, Y0; \
+	VADDPD Y2, Y1, Y3; \
+	VCMPPD $0x1d, Y15, Y3, Y4; \
+	VCMPPD $0x11, Y15, Y3, Y5; \
+	VCMPPD $0x1e, Y15, Y1, Y6; \
+	VCMPPD $0x11, Y15, Y1, Y7; \
+	VANDPD Y4, Y6, Y6; \
+	VANDPD Y5, Y7, Y7; \
+	VORPD Y7, Y6, Y6; \
+	VCMPPD $0x1e, Y15, Y2, Y7; \
+	VCMPPD $0x11, Y15, Y2, Y8; \
+	VANDPD Y4, Y7, Y7; \
+	VANDPD Y5, Y8, Y8; \
+	VORPD Y8, Y7, Y7; \
+	VMULPD Y14, Y1, Y1; \
+	VMULPD Y13, Y2, Y2; \
+	VANDPD Y6, Y1, Y1; \
+	VANDPD Y7, Y2, Y2; \
+	VADDPD Y1, Y15, Y1; \
+	VADDPD Y2, Y1, Y1; \
+	VANDPD Y6, Y14, Y6; \
+	VANDPD Y7, Y13, Y7; \
+	VADDPD Y6, Y15, Y6; \
+	VADDPD Y7, Y6, Y6; \
+	VMAXPD Y6, Y12, Y6; \
+	VDIVPD Y6, Y1, Y1; \
+	VADDPD Y1, Y0, Y1; \
+	VCVTPD2PSY Y1, X1; \
+	VMOVUPS X1, (DI)(AX*4)
+
 TEXT ·sceOut256(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -1605,40 +1641,44 @@ sceout_loop:
 	VMOVUPS (R9)(AX*4), X2
 	VSUBPS X0, X2, X2             // x1 - base
 	VANDPS X3, X2, X2
-	VCVTPS2PD X1, Y1              // t0
-	VCVTPS2PD X2, Y2              // t1
-	VCVTPS2PD X0, Y0              // base
-	VADDPD Y2, Y1, Y3             // e
-	VCMPPD $0x1d, Y15, Y3, Y4     // e >= 0
-	VCMPPD $0x11, Y15, Y3, Y5     // e < 0
-	VCMPPD $0x1e, Y15, Y1, Y6     // t0 > 0
-	VCMPPD $0x11, Y15, Y1, Y7     // t0 < 0
-	VANDPD Y4, Y6, Y6
-	VANDPD Y5, Y7, Y7
-	VORPD Y7, Y6, Y6              // a0
-	VCMPPD $0x1e, Y15, Y2, Y7     // t1 > 0
-	VCMPPD $0x11, Y15, Y2, Y8     // t1 < 0
-	VANDPD Y4, Y7, Y7
-	VANDPD Y5, Y8, Y8
-	VORPD Y8, Y7, Y7              // a1
-	VMULPD Y14, Y1, Y1            // t0*w0
-	VMULPD Y13, Y2, Y2            // t1*w1
-	VANDPD Y6, Y1, Y1
-	VANDPD Y7, Y2, Y2
-	VADDPD Y1, Y15, Y1            // 0 + kept t0*w0
-	VADDPD Y2, Y1, Y1             // num
-	VANDPD Y6, Y14, Y6
-	VANDPD Y7, Y13, Y7
-	VADDPD Y6, Y15, Y6            // 0 + kept w0
-	VADDPD Y7, Y6, Y6             // den
-	VMAXPD Y6, Y12, Y6            // max(least, den), den when NaN
-	VDIVPD Y6, Y1, Y1
-	VADDPD Y1, Y0, Y1             // base + num/den
-	VCVTPD2PSY Y1, X1
-	VMOVUPS X1, (DI)(AX*4)
+	SCEOUT4
 	ADDQ $4, AX
 	CMPQ AX, CX
 	JLT sceout_loop
+	VZEROUPPER
+	RET
+
+// func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
+// sceOut256 on bfloat16 inputs, each widened as it is loaded.
+TEXT ·sceOut256BF16(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ mask+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ w+48(FP), R11
+	VBROADCASTSD (R11), Y14       // w0
+	VBROADCASTSD 8(R11), Y13      // w1
+	VBROADCASTSD 16(R11), Y12     // the least divisor
+	VXORPD Y15, Y15, Y15          // 0
+	XORQ AX, AX
+sceoutbf_loop:
+	VPMOVZXWD (SI)(AX*2), X0
+	VPSLLD $16, X0, X0            // base
+	VMOVUPS (R10)(AX*4), X3       // mask
+	VPMOVZXWD (R8)(AX*2), X1
+	VPSLLD $16, X1, X1
+	VSUBPS X0, X1, X1             // x0 - base
+	VANDPS X3, X1, X1
+	VPMOVZXWD (R9)(AX*2), X2
+	VPSLLD $16, X2, X2
+	VSUBPS X0, X2, X2             // x1 - base
+	VANDPS X3, X2, X2
+	SCEOUT4
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT sceoutbf_loop
 	VZEROUPPER
 	RET
 
@@ -1648,6 +1688,20 @@ sceout_loop:
 // (exactly) and added to its lanes, entries j..j+3 to lanes 0-3 and
 // j+4..j+7 to lanes 4-7, no FMA (the Go loop rounds the sum, not the
 // square, and squares are exact either way).
+// SQUARES8 is squares256's step for one model on eight entries: its
+// values in Y6, the base in Y4 and the mask in Y5 (float32), added to
+// the lanes LO (entries 0-3) and HI (4-7).
+#define SQUARES8(LO, HI) \
+	VSUBPS Y4, Y6, Y6; \
+	VANDPS Y5, Y6, Y6; \
+	VCVTPS2PD X6, Y7; \
+	VEXTRACTF128 $1, Y6, X6; \
+	VCVTPS2PD X6, Y6; \
+	VMULPD Y7, Y7, Y7; \
+	VMULPD Y6, Y6, Y6; \
+	VADDPD Y7, LO, LO; \
+	VADDPD Y6, HI, HI
+
 TEXT ·squares256(SB), NOSPLIT, $0-48
 	MOVQ l+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -1664,28 +1718,46 @@ squares256_loop:
 	VMOVUPS (SI)(AX*4), Y4        // base
 	VMOVDQU (R10)(AX*4), Y5       // mask
 	VMOVUPS (R8)(AX*4), Y6
-	VSUBPS Y4, Y6, Y6             // x0 - base
-	VANDPS Y5, Y6, Y6
-	VCVTPS2PD X6, Y7
-	VEXTRACTF128 $1, Y6, X6
-	VCVTPS2PD X6, Y6
-	VMULPD Y7, Y7, Y7
-	VMULPD Y6, Y6, Y6
-	VADDPD Y7, Y0, Y0
-	VADDPD Y6, Y1, Y1
+	SQUARES8(Y0, Y1)
 	VMOVUPS (R9)(AX*4), Y6
-	VSUBPS Y4, Y6, Y6             // x1 - base
-	VANDPS Y5, Y6, Y6
-	VCVTPS2PD X6, Y7
-	VEXTRACTF128 $1, Y6, X6
-	VCVTPS2PD X6, Y6
-	VMULPD Y7, Y7, Y7
-	VMULPD Y6, Y6, Y6
-	VADDPD Y7, Y2, Y2
-	VADDPD Y6, Y3, Y3
+	SQUARES8(Y2, Y3)
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT squares256_loop
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func squares256BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
+// squares256 on bfloat16 inputs, each widened as it is loaded.
+TEXT ·squares256BF16(SB), NOSPLIT, $0-48
+	MOVQ l+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ m+32(FP), R10
+	MOVQ n+40(FP), CX
+	VMOVUPD (DI), Y0              // model 0, lanes 0-3
+	VMOVUPD 32(DI), Y1            // model 0, lanes 4-7
+	VMOVUPD 64(DI), Y2            // model 1
+	VMOVUPD 96(DI), Y3
+	XORQ AX, AX
+squaresbf_loop:
+	VPMOVZXWD (SI)(AX*2), Y4
+	VPSLLD $16, Y4, Y4            // base
+	VMOVDQU (R10)(AX*4), Y5       // mask
+	VPMOVZXWD (R8)(AX*2), Y6
+	VPSLLD $16, Y6, Y6
+	SQUARES8(Y0, Y1)
+	VPMOVZXWD (R9)(AX*2), Y6
+	VPSLLD $16, Y6, Y6
+	SQUARES8(Y2, Y3)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT squaresbf_loop
 	VMOVUPD Y0, (DI)
 	VMOVUPD Y1, 32(DI)
 	VMOVUPD Y2, 64(DI)

@@ -886,3 +886,58 @@ func TestKeepMaskQuotaTies(t *testing.T) {
 		}
 	}
 }
+
+// TestSCEBF16InPlaceMatchesWidened holds sce's kernels that read
+// bfloat16 models in place (the weights' sums of squares and the output)
+// to the float32 ones on the same values widened, bit for bit (NaNs as
+// NaNs), on lengths around their steps of 8 and 4, random masks and
+// special values. The float32 kernels are held to SCE's definition by
+// TestSCESquaresMatchDefinition and TestSCEOutputMatchesDefinition.
+func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
+	if squaresBF16Fast == nil || sceOutBF16Fast == nil {
+		t.Skip("no bfloat16 sce kernels on this CPU")
+	}
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -3, 3e38}
+	r := rand.New(rand.NewPCG(9, 9))
+	bf := func() uint16 {
+		if r.IntN(5) == 0 {
+			return safetensors.F32ToBF16(special[r.IntN(len(special))])
+		}
+		return safetensors.F32ToBF16(float32(r.NormFloat64() * 0.02))
+	}
+	for _, n := range []int{0, 1, 3, 4, 5, 7, 8, 9, 15, 1001} {
+		u := [3][]uint16{make([]uint16, n), make([]uint16, n), make([]uint16, n)}
+		f := [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
+		m := make([]uint32, n)
+		for j := range n {
+			for i := range u {
+				u[i][j] = bf()
+				if i > 0 && r.IntN(3) == 0 { // a fine-tune's few ulps
+					u[i][j] = u[0][j] + uint16(r.IntN(9)) - 4
+				}
+				f[i][j] = safetensors.BF16ToF32(u[i][j])
+			}
+			if r.IntN(4) > 0 {
+				m[j] = ^uint32(0)
+			}
+		}
+		var want, got [2]float64
+		sceSquares(want[:], f[0], [][]float32{f[1], f[2]}, m)
+		sceSquaresBF16(got[:], u[0], u[1], u[2], m)
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Fatalf("n %d: model %d's sum of squares in place %v, widened %v", n, i, got[i], want[i])
+			}
+		}
+		for _, w := range [][2]float64{{0.3, 0.7}, {0, 1}} {
+			wo, go_ := make([]float32, n), make([]float32, n)
+			sceOut2(wo, f[0], f[1], f[2], m, w[0], w[1])
+			sceOut2BF16(go_, u[0], u[1], u[2], m, w[0], w[1])
+			for j := range wo {
+				if math.Float32bits(go_[j]) != math.Float32bits(wo[j]) && !(go_[j] != go_[j] && wo[j] != wo[j]) {
+					t.Fatalf("n %d, weights %v: [%d] in place %v, widened %v", n, w, j, go_[j], wo[j])
+				}
+			}
+		}
+	}
+}

@@ -102,21 +102,35 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 	if err != nil {
 		return nil, err
 	}
-	out := newOutBuf(p, n)
 	var sc scratchSet
-	defer sc.release() // after parallelChunks: its workers are done
-	parallelChunks(n, func() func(lo, hi int) {
+	defer sc.release() // after streamChunks: its workers are done
+	return streamChunks(p, n, func() func(dst []float32, lo, hi int) {
 		bufs := sc.floats(len(vs), chunk)
 		ds := sc.floats(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
-		dst := sc.floats(1, chunk)[0]
 		xs := make([][]float32, len(vs))
-		return func(lo, hi int) {
+		return func(dst []float32, lo, hi int) {
 			m := hi - lo
 			for i, v := range vs {
 				xs[i] = v.get(bufs[i], lo, m)
 			}
-			f(dst[:m], xs, lo/chunk, ds)
-			out.put(lo, dst[:m])
+			f(dst, xs, lo/chunk, ds)
+		}
+	})
+}
+
+// streamChunks computes the n entries of p's tensor chunk by chunk on
+// all cores, each worker's function (from mk) writing entries [lo, hi)
+// to dst, and returns the tensor.
+func streamChunks(p *planned, n int, mk func() func(dst []float32, lo, hi int)) (*safetensors.Tensor, error) {
+	out := newOutBuf(p, n)
+	var sc scratchSet
+	defer sc.release()
+	parallelChunks(n, func() func(lo, hi int) {
+		dst := sc.floats(1, chunk)[0]
+		f := mk()
+		return func(lo, hi int) {
+			f(dst[:hi-lo], lo, hi)
+			out.put(lo, dst[:hi-lo])
 		}
 	})
 	return out.tensor()
