@@ -29,33 +29,43 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 	bp := blockPlan{n: n, rowLen: 1, rowsPer: chunk, nBlocks: (n + chunk - 1) / chunk}
 	bp.sc = new(scratchSet)
 	defer bp.sc.release()
+	inPlace := nm == 2 && sceInPlace(vs)
 	var sel *topK // nil: every entry kept
 	if frac < 1 {
-		if sel, err = sceSelect(ctx, bp, vs, frac); err != nil {
+		if sel, err = sceSelect(ctx, bp, vs, frac, inPlace); err != nil {
 			return nil, err
 		}
 	}
 	// Each model's weight: its mean squared kept task vector.
 	sums := make([]float64, bp.nBlocks*nm)
-	if raw := sel == nil && nm == 2 && squaresBF16Fast != nil && sceOutBF16Fast != nil &&
-		vs[0].dt == safetensors.BF16 && vs[1].dt == safetensors.BF16 && vs[2].dt == safetensors.BF16; raw {
-		return streamSCEBF16(ctx, p, bp, vs, n, sums)
-	}
-	err = eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+	err = sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
 		mask := u32s(bp.sc.floats(1, bp.size())[0])
-		return func(xs [][]float32, lo int) {
+		return func(b *sceBlock, lo int) {
 			k := lo / chunk
-			m := sceMask(mask, v, xs, sel, k)
-			sceSquares(sums[k*nm:(k+1)*nm], xs[0], xs[1:], m)
+			b.squares(sums[k*nm:(k+1)*nm], sceMask(mask, v, b, sel, k))
 		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	w := sceWeights(sums, nm, n)
+	if inPlace {
+		var sc scratchSet
+		defer sc.release() // after streamChunks: its workers are done
+		return streamChunks(p, n, func() func(dst []float32, lo, hi int) {
+			v := sc.floats(1, chunk)[0]
+			mask := u32s(sc.floats(1, chunk)[0])
+			var b sceBlock
+			return func(dst []float32, lo, hi int) {
+				b.slice(vs, lo, hi)
+				m := sceMask(mask, v, &b, sel, lo/chunk)
+				sceOut2BF16(dst, b.u[0], b.u[1], b.u[2], m, w[0], w[1])
+			}
+		})
+	}
 	return streamTensor(p, ts, n, func(dst []float32, xs [][]float32, k int, ds [][]float32) {
-		m := sceMask(u32s(ds[1]), ds[0], xs, sel, k)
+		m := sceMask(u32s(ds[1]), ds[0], &sceBlock{xs: xs}, sel, k)
 		base, ms := xs[0], xs[1:]
 		// The erasure has no branch: the signs agree at random, and a
 		// branch on them mispredicted.
@@ -176,31 +186,83 @@ func laneSum(l *[8]float64) float64 {
 	return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
-// streamSCEBF16 is streamSCE for two bfloat16 models and base when
-// every entry is kept: the inputs are read in place, not widened into
-// scratch first.
-func streamSCEBF16(ctx context.Context, p *planned, bp blockPlan, vs []view, n int, sums []float64) (*safetensors.Tensor, error) {
-	sceInPlace.Add(1)
-	base, x0, x1 := vs[0].u16, vs[1].u16, vs[2].u16
-	all := allKept()
-	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
-		return func(k, lo, hi int) {
-			sceSquaresBF16(sums[2*k:2*k+2], base[lo:hi], x0[lo:hi], x1[lo:hi], all[:hi-lo])
-		}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	w := sceWeights(sums, 2, n)
-	return streamChunks(p, n, func() func(dst []float32, lo, hi int) {
-		return func(dst []float32, lo, hi int) {
-			sceOut2BF16(dst, base[lo:hi], x0[lo:hi], x1[lo:hi], all[:hi-lo], w[0], w[1])
-		}
-	})
+// sceBlock is a block of sce's inputs, the base first: widened to
+// float32 (xs), or two bfloat16 models and their base read in place (u).
+type sceBlock struct {
+	xs [][]float32
+	u  [3][]uint16
 }
 
-// sceInPlace counts the tensors streamSCEBF16 merged (for the tests).
-var sceInPlace atomic.Int64
+// sceInPlaceRuns counts sceEach's passes in place (for the tests).
+var sceInPlaceRuns atomic.Int64
+
+// sceInPlace reports whether sce reads vs (two models and their base)
+// in place: all bfloat16, with the assembly that reads them.
+func sceInPlace(vs []view) bool {
+	for _, v := range vs {
+		if v.dt != safetensors.BF16 {
+			return false
+		}
+	}
+	return len(vs) == 3 && sceVarBF16Fast != nil && squaresBF16Fast != nil && sceOutBF16Fast != nil
+}
+
+// slice sets b to entries [lo, hi) of vs in place.
+func (b *sceBlock) slice(vs []view, lo, hi int) {
+	b.xs = nil
+	for i := range b.u {
+		b.u[i] = vs[i].u16[lo:hi]
+	}
+}
+
+func (b *sceBlock) len() int {
+	if b.xs != nil {
+		return len(b.xs[0])
+	}
+	return len(b.u[0])
+}
+
+// variance writes the block's variances to v (sceVariance).
+func (b *sceBlock) variance(v []float32) {
+	if b.xs != nil {
+		sceVariance(v, b.xs)
+		return
+	}
+	sceVarianceBF16(v, b.u[0], b.u[1], b.u[2])
+}
+
+// squares sets s to the block's sums of squares (sceSquares).
+func (b *sceBlock) squares(s []float64, m []uint32) {
+	if b.xs != nil {
+		sceSquares(s, b.xs[0], b.xs[1:], m)
+		return
+	}
+	sceSquaresBF16(s, b.u[0], b.u[1], b.u[2], m)
+}
+
+// sceEach runs the functions mk makes (one per worker) on the blocks of
+// bp: widened (eachBlock) or in place.
+func sceEach(ctx context.Context, bp blockPlan, vs []view, inPlace bool, mk func() (f func(b *sceBlock, lo int), finish func())) error {
+	if !inPlace {
+		return eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+			f, finish := mk()
+			var b sceBlock
+			return func(xs [][]float32, lo int) {
+				b.xs = xs
+				f(&b, lo)
+			}, finish
+		})
+	}
+	sceInPlaceRuns.Add(1)
+	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
+		f, finish := mk()
+		var b sceBlock
+		return func(_, lo, hi int) {
+			b.slice(vs, lo, hi)
+			f(&b, lo)
+		}, finish
+	})
+}
 
 // sceWeights returns the models' weights from their blocks' sums of
 // squares: the means over the n entries, normalized.
@@ -319,6 +381,24 @@ func sceVariance(v []float32, xs [][]float32) {
 	}
 }
 
+// sceVarFast's bfloat16 twin, when set (assembly): sceVariance for two
+// bfloat16 models and base read in place, over the largest multiple of 8
+// entries, which it returns.
+var sceVarBF16Fast func(v []float32, base, x0, x1 []uint16) int
+
+// sceVarianceBF16 is sceVariance for two bfloat16 models and base, read
+// in place by the assembly; the entries past its last multiple of 8 are
+// widened for the Go loop.
+func sceVarianceBF16(v []float32, base, x0, x1 []uint16) {
+	j0 := sceVarBF16Fast(v, base, x0, x1)
+	var b, y0, y1 [8]float32
+	n := len(v) - j0
+	for j := range n {
+		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
+	}
+	sceVariance(v[j0:], [][]float32{b[:n], y0[:n], y1[:n]})
+}
+
 // allKept is a mask of chunk entries that keeps them all, read only.
 var allKept = sync.OnceValue(func() []uint32 {
 	m := make([]uint32, chunk)
@@ -328,18 +408,18 @@ var allKept = sync.OnceValue(func() []uint32 {
 	return m
 })
 
-// sceMask returns the mask (all ones: kept) of the entries of block k
-// whose values are xs, in mask (or, when every entry is kept, in a
+// sceMask returns the mask (all ones: kept) of the entries of block k,
+// b, in mask (or, when every entry is kept, in a
 // shared mask that must not be written); v is scratch for their
 // variances.
-func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uint32 {
-	n := len(xs[0])
+func sceMask(mask []uint32, v []float32, b *sceBlock, sel *topK, k int) []uint32 {
+	n := b.len()
 	if sel == nil {
 		return allKept()[:n] // blocks hold chunk entries at most; filling mask took 15% of an sce merge
 	}
 	mask = mask[:n]
 	v = v[:n]
-	sceVariance(v, xs)
+	b.variance(v)
 	sel.keepMask(mask, v, k)
 	// A zero variance counts as not kept, even among the k largest. A
 	// selection that keeps the entries at or above a threshold of
@@ -361,13 +441,13 @@ func sceMask(mask []uint32, v []float32, xs [][]float32, sel *topK, k int) []uin
 // the non-zero ones and the upper 16 bits of all, a second the lower 16
 // bits of those in the k-th largest's bin, a third, when only some of
 // the ties at that value are kept, the ties per block).
-func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*topK, error) {
+func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64, inPlace bool) (*topK, error) {
 	sel := &topK{}
 	if frac <= 0 {
 		sel.none = true
 		return sel, nil
 	}
-	if t, ok, err := sceBracket(ctx, bp, vs, frac); ok || err != nil {
+	if t, ok, err := sceBracket(ctx, bp, vs, frac, inPlace); ok || err != nil {
 		return t, err
 	}
 	// pass counts the variances whose bits a have a&match == want into a
@@ -382,13 +462,13 @@ func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*top
 			per = make([]int32, bp.nBlocks)
 		}
 		var mu sync.Mutex
-		err := eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+		err := sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 			v := bp.sc.floats(1, bp.size())[0]
 			local := make([]uint32, 1<<16)
 			var nz int64
-			return func(xs [][]float32, lo int) {
-					v := v[:len(xs[0])]
-					sceVariance(v, xs)
+			return func(b *sceBlock, lo int) {
+					v := v[:b.len()]
+					b.variance(v)
 					var c int32
 					for _, x := range v {
 						a := math.Float32bits(x)
@@ -458,7 +538,7 @@ func sceSelect(ctx context.Context, bp blockPlan, vs []view, frac float64) (*top
 // bracket and keeps those in it; the selection among them): one pass
 // where the radix passes take two or three. It reports false when the
 // tensor is too small to sample or the bracket is too wide or misses.
-func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64) (*topK, bool, error) {
+func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64, inPlace bool) (*topK, bool, error) {
 	const m = sampleSize
 	n := bp.n
 	if n < 4*m || collectOff {
@@ -496,15 +576,15 @@ func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64) (*to
 	t.heavyEq = make([]int32, bp.nBlocks*len(t.heavy))
 	var nonzero int64
 	var mu sync.Mutex
-	err := eachBlock(ctx, bp, vs, func() (func(xs [][]float32, lo int), func()) {
+	err := sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
 		buf := make([]uint32, bp.size()+8) // collectBits stores eight at a time
 		h := make([]uint32, candBins)
 		var slab []uint32
 		var nzw int64
-		return func(xs [][]float32, lo int) {
-				v := v[:len(xs[0])]
-				sceVariance(v, xs)
+		return func(b *sceBlock, lo int) {
+				v := v[:b.len()]
+				b.variance(v)
 				c, above, nz := collectBits(buf, v, t.lo, t.hi)
 				nzw += nz
 				var eq [maxHeavy]int32

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/mocolab/moco/safetensors"
 )
@@ -110,12 +111,12 @@ func TestSCEBracketMatchesRadix(t *testing.T) {
 		sceVariance(v, xs)
 		for _, frac := range []float64{0.9, 0.5, 0.25, 0.05} {
 			name := fmt.Sprintf("coarse=%v select_topk=%v", coarse, frac)
-			got, ok, err := sceBracket(context.Background(), bp, vs, frac)
+			got, ok, err := sceBracket(context.Background(), bp, vs, frac, false)
 			if err != nil || !ok {
 				t.Fatalf("%s: bracket taken %v, err %v", name, ok, err)
 			}
 			collectOff = true
-			want, err := sceSelect(context.Background(), bp, vs, frac)
+			want, err := sceSelect(context.Background(), bp, vs, frac, false)
 			collectOff = false
 			if err != nil {
 				t.Fatal(err)
@@ -197,45 +198,54 @@ func TestSCEOutputMatchesDefinition(t *testing.T) {
 	}
 }
 
-// TestSCEBF16InPlaceMerge: an sce merge of two bfloat16 models that keeps
-// every entry, which reads them in place, gives the bytes of the float32
-// path (the Go loops on widened blocks), on a tensor of two blocks and a
-// tail.
+// TestSCEBF16InPlaceMerge: an sce merge of two bfloat16 models, which
+// reads them in place, gives the bytes of the float32 path (the Go loops
+// on widened blocks), keeping every entry or a top-k of variances (by
+// the bracket, or by the radix passes), on a tensor of several blocks
+// and a tail, whose deltas are a fine-tune's few ulps (variances tie).
 func TestSCEBF16InPlaceMerge(t *testing.T) {
-	if squaresBF16Fast == nil {
+	if sceVarBF16Fast == nil {
 		t.Skip("no bfloat16 sce kernels on this CPU")
 	}
-	const n = chunk + 13
-	mk := func(name string, seed uint64) Input {
-		r := rng{s: seed}
-		x := make([]float32, n)
+	const n = 5*chunk + 13
+	r := rng{s: 4}
+	base := make([]uint16, n)
+	for j := range base {
+		base[j] = safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.02)
+	}
+	mk := func(name string) Input {
+		x := make([]uint16, n)
 		for j := range x {
-			x[j] = float32(r.float64()*2-1) * 0.02
+			x[j] = base[j] + uint16(r.next()%9) - 4
 		}
-		tn, err := safetensors.Convert(f32t("w", []int{n}, x...), safetensors.BF16)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mem(name, tn)
+		return mem(name, &safetensors.Tensor{Name: "w", DType: safetensors.BF16, Shape: []int{n}, Data: unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 2*n)})
 	}
-	base := mk("base", 1)
-	s := &Spec{Method: "sce", Base: &base, Models: []Input{mk("a", 2), mk("b", 3)}, OutDType: safetensors.BF16}
-	merge := func(simd bool) *safetensors.Tensor {
-		useSIMD(simd)
-		defer useSIMD(true)
-		before := sceInPlace.Load()
-		out, err := s.MergeToMemory(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	b := mem("base", &safetensors.Tensor{Name: "w", DType: safetensors.BF16, Shape: []int{n}, Data: unsafe.Slice((*byte)(unsafe.Pointer(&base[0])), 2*n)})
+	models := []Input{mk("a"), mk("b")}
+	for _, frac := range []float64{1, 0.5, 0.3} {
+		for _, radix := range []bool{false, true} {
+			if frac == 1 && radix {
+				continue
+			}
+			s := &Spec{Method: "sce", Base: &b, Models: models, OutDType: safetensors.BF16, Params: Params{"select_topk": Scalar(frac)}}
+			merge := func(simd bool) []byte {
+				useSIMD(simd)
+				collectOff = radix
+				defer func() { useSIMD(true); collectOff = false }()
+				before := sceInPlaceRuns.Load()
+				out, err := s.MergeToMemory(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if inPlace := sceInPlaceRuns.Load() > before; inPlace != simd {
+					t.Fatalf("select_topk %v radix %v simd %v: read in place %v", frac, radix, simd, inPlace)
+				}
+				x, _ := out.Tensor("w")
+				return x.Data
+			}
+			if !bytes.Equal(merge(true), merge(false)) {
+				t.Fatalf("select_topk %v radix %v: in place, sce's output differs from the float32 path's", frac, radix)
+			}
 		}
-		if inPlace := sceInPlace.Load() > before; inPlace != simd {
-			t.Fatalf("simd %v: read in place %v", simd, inPlace)
-		}
-		x, _ := out.Tensor("w")
-		return x
-	}
-	got, want := merge(true), merge(false)
-	if !bytes.Equal(got.Data, want.Data) {
-		t.Fatal("in place, sce's output differs from the float32 path's")
 	}
 }

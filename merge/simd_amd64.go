@@ -165,14 +165,14 @@ func useSIMD(on bool) {
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 		squaresFast, keepTiesFast = squaresFast256, keepTiesFast256
-		squaresBF16Fast, sceOutBF16Fast = squaresBF16Fast256, sceOutBF16Fast256
+		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = squaresBF16Fast256, sceOutBF16Fast256, sceVarBF16Fast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
 		squaresFast, keepTiesFast = nil, nil
-		squaresBF16Fast, sceOutBF16Fast = nil, nil
+		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = nil, nil, nil
 	}
 }
 
@@ -663,6 +663,21 @@ func sceVarFast256(v, base, x0, x1 []float32) int {
 	}
 	_, _, _ = base[n-1], x0[n-1], x1[n-1]
 	sceVar256(&v[0], &base[0], &x0[0], &x1[0], n)
+	return n
+}
+
+//go:noescape
+func sceVar256BF16(v *float32, base, x0, x1 *uint16, n int)
+
+// sceVarBF16Fast256 runs sceVar256BF16 over the largest multiple of 8
+// entries.
+func sceVarBF16Fast256(v []float32, base, x0, x1 []uint16) int {
+	n := len(v) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = base[n-1], x0[n-1], x1[n-1]
+	sceVar256BF16(&v[0], &base[0], &x0[0], &x1[0], n)
 	return n
 }
 

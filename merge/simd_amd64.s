@@ -1182,50 +1182,89 @@ stock256_models:
 // float64 with the Go loop's steps: the task vectors d = x - base, their
 // mean (d0 + d1) * 0.5, and ((d0-m)^2 + (d1-m)^2) * 0.5, rounded to
 // float32.
+// SCEVARSETUP sets sceVar256's constant, 0.5 in Y15, and its entry AX;
+// v is in DI, base in SI, the models in DX and R8, n in CX. (go vet
+// takes argument names in a macro for those of the function before it.)
+#define SCEVARSETUP \
+	MOVQ $0x3fe0000000000000, AX; \
+	VMOVQ AX, X15; \
+	VBROADCASTSD X15, Y15; \
+	XORQ AX, AX
+
+// SCEVAR4 is the variance of two models' task vectors on four entries
+// in float64: the base in B, the models in A and C; the variance to A
+// (M is scratch): the deviations from their mean m, squared, summed and
+// halved (x/2 is x*0.5, exactly).
+#define SCEVAR4(B, A, C, M) \
+	VSUBPD B, A, A; \
+	VSUBPD B, C, C; \
+	VADDPD C, A, M; \
+	VMULPD Y15, M, M; \
+	VSUBPD M, A, A; \
+	VSUBPD M, C, C; \
+	VMULPD A, A, A; \
+	VMULPD C, C, C; \
+	VADDPD C, A, A; \
+	VMULPD Y15, A, A
+
+// SCEVARSTORE stores the eight variances of Y1 and Y5 as float32 at AX
+// and steps AX, comparing it with n.
+#define SCEVARSTORE \
+	VCVTPD2PSY Y1, X1; \
+	VCVTPD2PSY Y5, X5; \
+	VINSERTF128 $1, X5, Y1, Y1; \
+	VMOVUPS Y1, (DI)(AX*4); \
+	ADDQ $8, AX; \
+	CMPQ AX, CX
+
+// WIDEN4BF16 loads four bfloat16 values at M as float64 into Y, whose
+// lower half is X.
+#define WIDEN4BF16(M, X, Y) \
+	VPMOVZXWD M, X; \
+	VPSLLD $16, X, X; \
+	VCVTPS2PD X, Y
+
 TEXT ·sceVar256(SB), NOSPLIT, $0-40
 	MOVQ v+0(FP), DI
 	MOVQ base+8(FP), SI
 	MOVQ x0+16(FP), DX
 	MOVQ x1+24(FP), R8
 	MOVQ n+32(FP), CX
-	MOVQ $0x3fe0000000000000, AX  // 0.5
-	VMOVQ AX, X15
-	VBROADCASTSD X15, Y15
-	XORQ AX, AX
+	SCEVARSETUP
 sceVar256_loop:
 	VCVTPS2PD (SI)(AX*4), Y0      // base
 	VCVTPS2PD (DX)(AX*4), Y1
 	VCVTPS2PD (R8)(AX*4), Y2
-	VSUBPD Y0, Y1, Y1             // d0
-	VSUBPD Y0, Y2, Y2             // d1
-	VADDPD Y2, Y1, Y3
-	VMULPD Y15, Y3, Y3            // m
-	VSUBPD Y3, Y1, Y1             // e0
-	VSUBPD Y3, Y2, Y2             // e1
-	VMULPD Y1, Y1, Y1
-	VMULPD Y2, Y2, Y2
-	VADDPD Y2, Y1, Y1
-	VMULPD Y15, Y1, Y1
+	SCEVAR4(Y0, Y1, Y2, Y3)
 	VCVTPS2PD 16(SI)(AX*4), Y4    // entries 4-7
 	VCVTPS2PD 16(DX)(AX*4), Y5
 	VCVTPS2PD 16(R8)(AX*4), Y6
-	VSUBPD Y4, Y5, Y5
-	VSUBPD Y4, Y6, Y6
-	VADDPD Y6, Y5, Y7
-	VMULPD Y15, Y7, Y7
-	VSUBPD Y7, Y5, Y5
-	VSUBPD Y7, Y6, Y6
-	VMULPD Y5, Y5, Y5
-	VMULPD Y6, Y6, Y6
-	VADDPD Y6, Y5, Y5
-	VMULPD Y15, Y5, Y5
-	VCVTPD2PSY Y1, X1
-	VCVTPD2PSY Y5, X5
-	VINSERTF128 $1, X5, Y1, Y1
-	VMOVUPS Y1, (DI)(AX*4)
-	ADDQ $8, AX
-	CMPQ AX, CX
+	SCEVAR4(Y4, Y5, Y6, Y7)
+	SCEVARSTORE
 	JLT sceVar256_loop
+	VZEROUPPER
+	RET
+
+// func sceVar256BF16(v *float32, base, x0, x1 *uint16, n int)
+// sceVar256 on bfloat16 inputs, each widened as it is loaded.
+TEXT ·sceVar256BF16(SB), NOSPLIT, $0-40
+	MOVQ v+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	SCEVARSETUP
+sceVar256BF16_loop:
+	WIDEN4BF16((SI)(AX*2), X0, Y0)    // base
+	WIDEN4BF16((DX)(AX*2), X1, Y1)
+	WIDEN4BF16((R8)(AX*2), X2, Y2)
+	SCEVAR4(Y0, Y1, Y2, Y3)
+	WIDEN4BF16(8(SI)(AX*2), X4, Y4)   // entries 4-7
+	WIDEN4BF16(8(DX)(AX*2), X5, Y5)
+	WIDEN4BF16(8(R8)(AX*2), X6, Y6)
+	SCEVAR4(Y4, Y5, Y6, Y7)
+	SCEVARSTORE
+	JLT sceVar256BF16_loop
 	VZEROUPPER
 	RET
 

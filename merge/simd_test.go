@@ -888,13 +888,15 @@ func TestKeepMaskQuotaTies(t *testing.T) {
 }
 
 // TestSCEBF16InPlaceMatchesWidened holds sce's kernels that read
-// bfloat16 models in place (the weights' sums of squares and the output)
+// bfloat16 models in place (the variances, the weights' sums of squares
+// and the output)
 // to the float32 ones on the same values widened, bit for bit (NaNs as
 // NaNs), on lengths around their steps of 8 and 4, random masks and
 // special values. The float32 kernels are held to SCE's definition by
-// TestSCESquaresMatchDefinition and TestSCEOutputMatchesDefinition.
+// TestSCEVarianceAssemblyMatchesDefinition, TestSCESquaresMatchDefinition
+// and TestSCEOutputMatchesDefinition.
 func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
-	if squaresBF16Fast == nil || sceOutBF16Fast == nil {
+	if squaresBF16Fast == nil || sceOutBF16Fast == nil || sceVarBF16Fast == nil {
 		t.Skip("no bfloat16 sce kernels on this CPU")
 	}
 	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -3, 3e38}
@@ -919,6 +921,14 @@ func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
 			}
 			if r.IntN(4) > 0 {
 				m[j] = ^uint32(0)
+			}
+		}
+		wv, gv := make([]float32, n), make([]float32, n)
+		sceVariance(wv, f[:])
+		sceVarianceBF16(gv, u[0], u[1], u[2])
+		for j := range wv {
+			if math.Float32bits(gv[j]) != math.Float32bits(wv[j]) && !(gv[j] != gv[j] && wv[j] != wv[j]) {
+				t.Fatalf("n %d: variance [%d] in place %v, widened %v", n, j, gv[j], wv[j])
 			}
 		}
 		var want, got [2]float64
