@@ -341,6 +341,22 @@ func collectBits(buf []uint32, v []float32, lo, hi uint32) (int, int64, int64) {
 	return c, above, nz
 }
 
+// collectBitsHeavy is collectBits that counts the entries equal to each
+// of the heavy values into eq and leaves them out of buf (filterHeavy).
+func collectBitsHeavy(buf []uint32, v []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64, int64) {
+	j0, c, above, nz := 0, 0, int64(0), int64(0)
+	if len(heavy) > 0 && collectBitsHeavyFast != nil {
+		j0, c, above, nz = collectBitsHeavyFast(buf, v, lo, hi, heavy, eq)
+	}
+	tc, ta, tn := collectBits(buf[c:], v[j0:], lo, hi)
+	return c + len(filterHeavy(buf[c:c+tc], heavy, eq)), above + ta, nz + tn
+}
+
+// collectBitsHeavyFast, when set (assembly), is collectBitsHeavy over the
+// largest multiple of 8 entries, which it returns with c, above and nz;
+// heavy holds one to four values, and buf at least 8 entries more.
+var collectBitsHeavyFast func(buf []uint32, v []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (n, c int, above, nz int64)
+
 // sceVarFast, when set (assembly), is sceVariance's loop for two models
 // over a prefix of v (a multiple of 8 entries), exactly as the loop
 // computes it, and returns its length.
@@ -585,11 +601,10 @@ func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64, inPl
 		return func(b *sceBlock, lo int) {
 				v := v[:b.len()]
 				b.variance(v)
-				c, above, nz := collectBits(buf, v, t.lo, t.hi)
-				nzw += nz
 				var eq [maxHeavy]int32
-				cs := filterHeavy(buf[:c], t.heavy, &eq)
-				slab = t.keepCands(lo/chunk, cs, above, h, slab, bp.sc, &eq)
+				c, above, nz := collectBitsHeavy(buf, v, t.lo, t.hi, t.heavy, &eq)
+				nzw += nz
+				slab = t.keepCands(lo/chunk, buf[:c], above, h, slab, bp.sc, &eq)
 			}, func() {
 				mu.Lock()
 				defer mu.Unlock()

@@ -164,14 +164,14 @@ func useSIMD(on bool) {
 		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
 		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
-		squaresFast, keepTiesFast = squaresFast256, keepTiesFast256
+		squaresFast, keepTiesFast, collectBitsHeavyFast = squaresFast256, keepTiesFast256, collectBitsHeavyFast256
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = squaresBF16Fast256, sceOutBF16Fast256, sceVarBF16Fast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
 		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
-		squaresFast, keepTiesFast = nil, nil
+		squaresFast, keepTiesFast, collectBitsHeavyFast = nil, nil, nil
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = nil, nil, nil
 	}
 }
@@ -377,11 +377,56 @@ var (
 	})
 )
 
+// heavyLanes gives the heavy-value kernels their four values, eight
+// copies each; the slots past len(heavy) repeat heavy[0] (whose entries
+// are left out anyway; their counts are not read).
+func heavyLanes(heavy []uint32) (hv [4][8]uint32) {
+	for j := range hv {
+		v := heavy[0]
+		if j < len(heavy) {
+			v = heavy[j]
+		}
+		for l := range hv[j] {
+			hv[j][l] = v
+		}
+	}
+	return hv
+}
+
+// addHeavyLanes adds the kernels' lane counts of the first k heavy
+// values to eq.
+func addHeavyLanes(eq *[maxHeavy]int32, lanes *[32]uint32, k int) {
+	for j := range k {
+		var s uint32
+		for _, v := range lanes[8*j : 8*j+8] {
+			s += v
+		}
+		eq[j] += int32(s)
+	}
+}
+
+//go:noescape
+func collectBits256H(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above, nz int)
+
+// collectBitsHeavyFast256 runs collectBits256H over the largest multiple
+// of 8 entries (heavy holds one to four values).
+func collectBitsHeavyFast256(buf []uint32, v []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64, int64) {
+	n := len(v) &^ 7
+	if n == 0 {
+		return 0, 0, 0, 0
+	}
+	_ = buf[n+7]
+	hv := heavyLanes(heavy)
+	var lanes [32]uint32
+	c, above, nz := collectBits256H(&buf[0], &v[0], n, lo, hi, &compressLUT[0], &hv, &lanes)
+	addHeavyLanes(eq, &lanes, len(heavy))
+	return n, c, int64(above), int64(nz)
+}
+
 // collectHeavyWith makes collectHeavy's (T float32) or collectBF16Heavy's
 // (T uint16) AVX2 path over the largest multiple of 8 entries: the heavy
-// values (at most four) go to the kernel eight copies each, the unused
-// ones as a value no magnitude has (the sign bit set), and the lanes'
-// counts come back summed into eq.
+// values (at most four) go to the kernel eight copies each (heavyLanes),
+// and the lanes' counts come back summed into eq.
 func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
 	return func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
 		n := len(base) &^ 7
@@ -389,25 +434,10 @@ func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n
 			return 0, 0, 0
 		}
 		_, _ = buf[n+7], x[n-1]
-		var hv [4][8]uint32
-		for j := range hv {
-			v := ^uint32(0)
-			if j < len(heavy) {
-				v = heavy[j]
-			}
-			for l := range hv[j] {
-				hv[j][l] = v
-			}
-		}
+		hv := heavyLanes(heavy)
 		var lanes [32]uint32
 		c, above := kernel(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0], &hv, &lanes)
-		for j := range heavy {
-			var s uint32
-			for _, v := range lanes[8*j : 8*j+8] {
-				s += v
-			}
-			eq[j] += int32(s)
-		}
+		addHeavyLanes(eq, &lanes, len(heavy))
 		return n, c, int64(above)
 	}
 }

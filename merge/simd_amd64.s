@@ -809,6 +809,10 @@ collect256bf_loop:
 // leaves them out of buf, as dropHeavy does.
 #define COLLECT256HSTEP \
 	VPAND Y12, Y0, Y0; \
+	COLLECT256HBITS
+
+// COLLECT256HBITS is COLLECT256HSTEP on the bits of Y0 as they are.
+#define COLLECT256HBITS \
 	VPXOR Y15, Y0, Y1; \
 	VPCMPGTD Y13, Y1, Y2; \
 	VPCMPGTD Y1, Y14, Y3; \
@@ -1323,6 +1327,37 @@ collectBits256_loop:
 	MOVQ R10, above+48(FP)
 	SUBQ R13, CX
 	MOVQ CX, nz+56(FP)
+	VZEROUPPER
+	RET
+
+// func collectBits256H(buf *uint32, v *float32, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above, nz int)
+// collectBits256 with the heavy values hv counted into eq and left out.
+TEXT ·collectBits256H(SB), NOSPLIT, $0-80
+	MOVQ buf+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ lut+32(FP), R11
+	MOVQ hv+40(FP), R12
+	MOVQ eq+48(FP), R13
+	MOVL lo+24(FP), AX
+	MOVL hi+28(FP), BX
+	COLLECT256HSETUP
+	VPXOR Y12, Y12, Y12           // zero (no magnitude mask here)
+	XORQ R14, R14                 // zeros
+collectBits256h_loop:
+	VMOVDQU (SI)(AX*4), Y0
+	VPCMPEQD Y12, Y0, Y1
+	VMOVMSKPS Y1, R9
+	POPCNTL R9, R9
+	ADDQ R9, R14
+	COLLECT256HBITS
+	CMPQ AX, CX
+	JLT collectBits256h_loop
+	COLLECT256HEND
+	MOVQ R8, c+56(FP)
+	MOVQ R10, above+64(FP)
+	SUBQ R14, CX
+	MOVQ CX, nz+72(FP)
 	VZEROUPPER
 	RET
 

@@ -729,7 +729,8 @@ func TestBandLinearBF16MatchesWidened(t *testing.T) {
 // TestCollectBitsMatchesDefinition holds collectBits, with and without
 // the assembly, to its definition on raw bits compared as unsigned
 // integers (sign bits included, so a negative NaN is above any positive
-// hi), on brackets from empty to everything.
+// hi), on brackets from empty to everything; and collectBitsHeavy, which
+// also counts and leaves out one to four heavy values.
 func TestCollectBitsMatchesDefinition(t *testing.T) {
 	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, 1, 2, float32(math.Inf(1)),
 		float32(math.NaN()), float32(-math.NaN()), -1}
@@ -766,6 +767,38 @@ func TestCollectBitsMatchesDefinition(t *testing.T) {
 				useSIMD(true)
 				if !slices.Equal(buf[:c], want) || above != wantAbove || nz != wantNZ {
 					t.Fatalf("simd %v, n %d, [%#x, %#x]: %d kept, %d above, %d non-zero; want %d, %d, %d", simd, n, lo, hi, c, above, nz, len(want), wantAbove, wantNZ)
+				}
+			}
+			// With one to four heavy values (from the kept ones, as a
+			// bracket's are): those are counted and left out.
+			for k := 1; k <= maxHeavy && k <= len(want); k++ {
+				heavy := make([]uint32, k)
+				for j := range heavy {
+					heavy[j] = want[r.IntN(len(want))]
+				}
+				var rest []uint32
+				var wantEq [maxHeavy]int32
+				for _, a := range want {
+					hit := false
+					for j, h := range heavy {
+						if a == h {
+							wantEq[j]++
+							hit = true
+						}
+					}
+					if !hit {
+						rest = append(rest, a)
+					}
+				}
+				for _, simd := range []bool{false, true} {
+					useSIMD(simd)
+					buf := make([]uint32, n+8)
+					var eq [maxHeavy]int32
+					c, above, nz := collectBitsHeavy(buf, v, lo, hi, heavy, &eq)
+					useSIMD(true)
+					if !slices.Equal(buf[:c], rest) || above != wantAbove || nz != wantNZ || eq != wantEq {
+						t.Fatalf("simd %v, n %d, [%#x, %#x], heavy %x: %d kept, %d above, %d non-zero, counts %v; want %d, %d, %d, %v", simd, n, lo, hi, heavy, c, above, nz, eq, len(rest), wantAbove, wantNZ, wantEq)
+					}
 				}
 			}
 		}
