@@ -592,6 +592,12 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 					out.put(lo, dst[:m])
 					return
 				}
+				if nm == 2 && bf16Models && bandSum2BF16Fast != nil {
+					x0, x1 := wk.rd.vs[1].u16[lo:hi], wk.rd.vs[2].u16[lo:hi]
+					bandSum2BF16(dst[:m], wk.rd.base, x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+					out.put(lo, dst[:m])
+					return
+				}
 				for i := range nm {
 					xs[i] = wk.rd.vs[i+1].get(wk.rd.bufs[i+1], lo, m)
 				}
@@ -1160,6 +1166,26 @@ func (t *topK) keepMask(m []uint32, d []float32, b int) {
 // eight entries at a time while at least eight of the quota q are left:
 // it returns the entry where it stopped and the quota left.
 var keepTiesFast func(m []uint32, d []float32, th uint32, q int) (int, int)
+
+// bandSum2BF16Fast, when set (assembly), is bandSum for two bfloat16
+// models read in place (widened in registers), over the largest multiple
+// of 8 entries, which it returns.
+var bandSum2BF16Fast func(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int
+
+// bandSum2BF16 is bandSum for two bfloat16 models, read in place: TIES's
+// band sum on them widened each block into float32 scratch first (8% of
+// a TIES merge) and went through sumCore's general loop over the models.
+// The entries past the assembly's last multiple of 8 are widened for
+// bandSum.
+func bandSum2BF16(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64, ds, cur [][]float32, scratch []float32) {
+	j0 := bandSum2BF16Fast(dst, base, x0, x1, w, lo, hi, normalize, lambda)
+	var y0, y1 [8]float32
+	n := len(dst) - j0
+	for j := range n {
+		y0[j], y1[j] = bf16f(x0[j0+j]), bf16f(x1[j0+j])
+	}
+	bandSum(dst[j0:], base[j0:], [][]float32{y0[:n], y1[:n]}, w, lo, hi, normalize, lambda, ds, cur, scratch)
+}
 
 // bandSumFast, when set (assembly), computes bandSum for a prefix of dst
 // (a multiple of 16 elements) exactly as bandSum does and returns its

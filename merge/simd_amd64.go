@@ -166,6 +166,7 @@ func useSIMD(on bool) {
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 		squaresFast, keepTiesFast, collectBitsHeavyFast = squaresFast256, keepTiesFast256, collectBitsHeavyFast256
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = squaresBF16Fast256, sceOutBF16Fast256, sceVarBF16Fast256
+		bandSum2BF16Fast = bandSum2BF16Fast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
@@ -173,6 +174,7 @@ func useSIMD(on bool) {
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
 		squaresFast, keepTiesFast, collectBitsHeavyFast = nil, nil, nil
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = nil, nil, nil
+		bandSum2BF16Fast = nil
 	}
 }
 
@@ -294,6 +296,26 @@ func bandSumWith(lanes int) func(dst, base []float32, xs [][]float32, w []float6
 		sumCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], unsafe.Pointer(&scratch[0]), n, len(xs), &p)
 		return n
 	}
+}
+
+//go:noescape
+func bandSum2x256BF16(dst, base *float32, x0, x1 *uint16, n int, p *sumParams)
+
+// bandSum2BF16Fast256 is bandSum for two bfloat16 models read in place,
+// over the largest multiple of 8 entries, which it returns: sumCore256's
+// arithmetic specialized to two models in drop mode 2.
+func bandSum2BF16Fast256(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
+	n := len(dst) &^ 7
+	if n == 0 {
+		return 0
+	}
+	p := sumParamsFor(w[:2], normalize, lambda)
+	for i := range 2 {
+		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
+	}
+	_, _, _ = base[n-1], x0[n-1], x1[n-1]
+	bandSum2x256BF16(&dst[0], &base[0], &x0[0], &x1[0], n, &p)
+	return n
 }
 
 // bandLinearWith makes bandLinear over the largest multiple of lanes

@@ -1880,3 +1880,109 @@ keepTies256_done:
 	MOVQ DX, left+48(FP)
 	VZEROUPPER
 	RET
+
+// BAND2 is sumCore256's drop-2 step for one model in bandSum2x256BF16:
+// the delta in Y2 kept where lo <= its magnitude bits < hi (biased bounds
+// in LO and HI), then scaled by the model's sc at SC.
+#define BAND2(LO, HI, SC) \
+	VPAND Y14, Y2, Y3; \
+	VPXOR Y13, Y3, Y3; \
+	VPCMPGTD Y3, LO, Y4; \
+	VPCMPGTD Y3, HI, Y9; \
+	VPANDN Y9, Y4, Y4; \
+	VPAND Y4, Y2, Y2; \
+	VBROADCASTSS SC, Y3; \
+	VMULPS Y3, Y2, Y2
+
+// AGREE2 is sumCore256's agreement step for one model's delta D with the
+// elected sign in Y1: D where d*e is positive and finite, added to a (Y10),
+// and the model's weight at W added to v (Y11) there.
+#define AGREE2(D, W) \
+	VMULPS Y1, D, Y3; \
+	VPSUBD Y15, Y3, Y3; \
+	VPXOR Y13, Y3, Y3; \
+	VPCMPGTD Y3, Y12, Y3; \
+	VPAND Y3, D, Y4; \
+	VADDPS Y4, Y10, Y10; \
+	VBROADCASTSS W, Y4; \
+	VPAND Y3, Y4, Y4; \
+	VADDPS Y4, Y11, Y11
+
+// func bandSum2x256BF16(dst, base *float32, x0, x1 *uint16, n int, p *sumParams)
+// sumCore256 for two bfloat16 models in drop mode 2 (TIES' band sum),
+// 8 entries at a time, the models widened as they are loaded, with the
+// same operations in the same order (and operand order, which decides
+// which NaN comes out): the deltas x - base kept in their bands and
+// scaled, e = (0 + d0) + d1 (+1 where e is ±0), a and v summed from zero
+// over the agreeing models, a/v where |v| > eps when p.norm is set, and
+// base + lam*a. No scratch: both deltas stay in registers.
+TEXT ·bandSum2x256BF16(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ p+40(FP), R10
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14         // abs mask
+	VPCMPEQD Y13, Y13, Y13
+	VPSLLD $31, Y13, Y13          // bias 0x80000000
+	MOVL $0xff7fffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12         // 0x7f7fffff, biased
+	VPSRLD $31, Y13, Y15          // integer 1
+	VPBROADCASTD 336(R10), Y5     // model 0's band, biased
+	VPXOR Y13, Y5, Y5
+	VPBROADCASTD 400(R10), Y6
+	VPXOR Y13, Y6, Y6
+	VPBROADCASTD 340(R10), Y7     // model 1's
+	VPXOR Y13, Y7, Y7
+	VPBROADCASTD 404(R10), Y8
+	VPXOR Y13, Y8, Y8
+	MOVL 260(R10), BX             // normalize?
+	XORQ AX, AX
+band2_loop:
+	VMOVUPS (SI)(AX*4), Y0        // base
+	VPMOVZXWD (R8)(AX*2), Y2
+	VPSLLD $16, Y2, Y2
+	VSUBPS Y0, Y2, Y2
+	BAND2(Y7, Y8, 4(R10))
+	VMOVAPS Y2, Y11               // d1
+	VPMOVZXWD (DX)(AX*2), Y2
+	VPSLLD $16, Y2, Y2
+	VSUBPS Y0, Y2, Y2
+	BAND2(Y5, Y6, (R10))          // d0
+	VXORPS Y1, Y1, Y1
+	VADDPS Y2, Y1, Y1
+	VADDPS Y11, Y1, Y1            // e = (0 + d0) + d1
+	VMOVAPS Y11, Y9               // d1, kept while Y11 sums v
+	VPAND Y14, Y1, Y3             // e == ±0: a tie elects +
+	VPXOR Y4, Y4, Y4
+	VPCMPEQD Y4, Y3, Y3
+	MOVL $0x3f800000, R9
+	VMOVD R9, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y4, Y3, Y3
+	VADDPS Y3, Y1, Y1
+	VXORPS Y10, Y10, Y10          // a
+	VXORPS Y11, Y11, Y11          // v
+	AGREE2(Y2, 192(R10))
+	AGREE2(Y9, 196(R10))
+	TESTL BX, BX
+	JZ band2_out
+	VANDPS Y14, Y11, Y3
+	VBROADCASTSS 264(R10), Y4     // eps
+	VCMPPS $0x1e, Y4, Y3, Y3      // |v| > eps (false for NaN)
+	VDIVPS Y11, Y10, Y4
+	VBLENDVPS Y3, Y4, Y10, Y10
+band2_out:
+	VBROADCASTSS 256(R10), Y4     // lam
+	VMULPS Y4, Y10, Y10
+	VADDPS Y0, Y10, Y10           // base + lam*a
+	VMOVUPS Y10, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT band2_loop
+	VZEROUPPER
+	RET

@@ -984,3 +984,57 @@ func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
 		}
 	}
 }
+
+// TestBandSum2BF16MatchesGo holds TIES's band sum on two bfloat16 models
+// read in place to bandSum's Go loops on the models widened, bit for bit
+// (NaNs included: the kernel keeps sumCore256's operand order), on bands
+// that cut through tied magnitudes or take everything or nothing, with
+// and without normalizing, on lengths around the step of 8.
+func TestBandSum2BF16MatchesGo(t *testing.T) {
+	if bandSum2BF16Fast == nil {
+		t.Skip("no bfloat16 band sum on this CPU")
+	}
+	r := rand.New(rand.NewPCG(17, 3))
+	vals := []float32{0, 0.25, -0.25, 0.5, float32(math.Inf(1)), float32(math.NaN()), float32(math.Copysign(0, -1))}
+	bf := safetensors.F32ToBF16
+	bits := func(v float32) uint32 { return math.Float32bits(v) &^ (1 << 31) }
+	for _, n := range []int{1, 7, 8, 9, 16, 17, 100, 1003} {
+		for trial := range 12 {
+			base := make([]float32, n)
+			xb := [2][]uint16{make([]uint16, n), make([]uint16, n)}
+			xs := [][]float32{make([]float32, n), make([]float32, n)}
+			for j := range base {
+				base[j] = safetensors.BF16ToF32(bf(float32(r.NormFloat64())))
+				for i := range xb {
+					switch r.IntN(4) {
+					case 0:
+						xb[i][j] = bf(base[j] + vals[r.IntN(len(vals))])
+					case 1: // a fine-tune's few ulps: ties
+						xb[i][j] = bf(base[j]) + uint16(r.IntN(9)) - 4
+					default:
+						xb[i][j] = bf(base[j] + float32(r.NormFloat64()*0.1))
+					}
+					xs[i][j] = safetensors.BF16ToF32(xb[i][j])
+				}
+			}
+			lo, hi := make([]uint32, 2), make([]uint32, 2)
+			for i := range lo {
+				lo[i] = []uint32{0, bits(0.25), bits(0.25) + 1, bits(0.05), 1 << 31}[r.IntN(5)]
+				hi[i] = []uint32{1 << 31, bits(0.5), bits(0.25), bits(float32(math.Inf(1))) + 1}[r.IntN(4)]
+			}
+			w := [][]float64{{0.5, -0.25}, {1.0 / 3, 0.7}, {0, 1}}[trial%3]
+			norm := trial%2 == 0
+			useSIMD(false)
+			want := make([]float32, n)
+			bandSum(want, base, xs, w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
+			useSIMD(true)
+			got := make([]float32, n)
+			bandSum2BF16(got, base, xb[0], xb[1], w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
+			for j := range want {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("n=%d trial %d lo=%x hi=%x w=%v norm=%v: [%d] (base %v, x %v %v) = %v (%#x), Go %v (%#x)", n, trial, lo, hi, w, norm, j, base[j], xs[0][j], xs[1][j], got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+				}
+			}
+		}
+	}
+}
