@@ -116,7 +116,9 @@
 // combination, as close to the whole-tensor functions as rounding allows.
 // sce streams too: its variances across the models are computed again in
 // each pass, radix passes select the top-k of them, one pass sums each
-// model's weight and one writes the output. DARE's
+// model's weight (in eight lanes per block, not one sequential sum) and
+// one writes the output; two bfloat16 models and their base are read in
+// place, as TIES's band sum reads two bfloat16 models. DARE's
 // random stream is derived from (seed, tensor name, model, chunk), so a
 // merge is reproducible whatever the number of threads. WriteFolder sends
 // a merged tensor of more than 16 MB to the writer in 8 MB pieces as they
