@@ -108,7 +108,7 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 // in float64, so the lanes' sums depend only on the order of the
 // additions, which the assembly keeps.
 func sceSquares(s []float64, base []float32, ms [][]float32, m []uint32) {
-	for i := 0; i < len(ms); i += 2 {
+	for i := 0; i < len(ms); i += 2 { // in pairs; an odd last model is its own pair
 		x0, x1 := ms[i][:len(base)], ms[min(i+1, len(ms)-1)][:len(base)]
 		var l [2][8]float64
 		j0 := 0
@@ -140,9 +140,9 @@ func squaresGo(l *[8]float64, base, x []float32, m []uint32, j0 int) {
 
 // squaresBF16Fast and sceOutBF16Fast, when set (assembly), are
 // squaresFast and sceOutFast on bfloat16 inputs, each widened as it is
-// loaded. With them, streamSCE reads two bfloat16 models and their base
-// in place when it keeps every entry: widening each block into float32
-// scratch first took 15% of such a merge's CPU, and the scratch (three
+// loaded. With them (and sceVarBF16Fast), streamSCE reads two bfloat16
+// models and their base in place: widening each block into float32
+// scratch first took 15% of an sce merge's CPU, and the scratch (three
 // times 256 KB) did not fit in L2.
 var (
 	squaresBF16Fast func(l *[2][8]float64, base, x0, x1 []uint16, m []uint32) int
