@@ -36,14 +36,24 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			return nil, err
 		}
 	}
-	// Each model's weight: its mean squared kept task vector.
+	// Each model's weight: its mean squared kept task vector. With a
+	// selection (in place), this pass keeps its masks, packed (n/8
+	// bytes), for the output's pass, which then computes no variances.
+	var bits []uint64
+	if inPlace && sel != nil && sceOutBF16BitsFast != nil {
+		bits = make([]uint64, (n+63)/64)
+	}
 	sums := make([]float64, bp.nBlocks*nm)
 	err = sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
 		mask := u32s(bp.sc.floats(1, bp.size())[0])
 		return func(b *sceBlock, lo int) {
 			k := lo / chunk
-			b.squares(sums[k*nm:(k+1)*nm], sceMask(mask, v, b, sel, k))
+			m := sceMask(mask, v, b, sel, k)
+			b.squares(sums[k*nm:(k+1)*nm], m)
+			if bits != nil {
+				packMask(bits[lo/64:], m) // blocks start on whole words
+			}
 		}, nil
 	})
 	if err != nil {
@@ -59,6 +69,10 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			var b sceBlock
 			return func(dst []float32, lo, hi int) {
 				b.slice(vs, lo, hi)
+				if bits != nil {
+					sceOut2BF16Bits(dst, b.u[0], b.u[1], b.u[2], bits[lo/64:], w[0], w[1])
+					return
+				}
 				m := sceMask(mask, v, &b, sel, lo/chunk)
 				sceOut2BF16(dst, b.u[0], b.u[1], b.u[2], m, w[0], w[1])
 			}
@@ -177,6 +191,43 @@ func sceOut2BF16(dst []float32, base, x0, x1 []uint16, m []uint32, w0, w1 float6
 		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
 	}
 	sceOut2(dst[j0:], b[:n], y0[:n], y1[:n], m[j0:], w0, w1)
+}
+
+// packMask packs the mask m (entries all ones or zero) into bits, entry
+// j to bit j%64 of word j/64; the last word's bits past m are zero.
+func packMask(bits []uint64, m []uint32) {
+	j0 := 0
+	if packMaskFast != nil {
+		j0 = packMaskFast(bits, m)
+	}
+	for j := j0; j < len(m); j++ {
+		if j%64 == 0 {
+			bits[j/64] = 0
+		}
+		bits[j/64] |= uint64(m[j]&1) << (j % 64)
+	}
+}
+
+// packMaskFast and sceOutBF16BitsFast, when set (assembly), are packMask
+// over the largest multiple of 64 entries, and sceOutBF16Fast with the
+// mask packed (packMask's bits); each returns the entries it did.
+var (
+	packMaskFast       func(bits []uint64, m []uint32) int
+	sceOutBF16BitsFast func(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int
+)
+
+// sceOut2BF16Bits is sceOut2BF16 with the mask packed (packMask's bits,
+// from the block's first entry).
+func sceOut2BF16Bits(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) {
+	j0 := sceOutBF16BitsFast(dst, base, x0, x1, bits, w0, w1)
+	var b, y0, y1 [4]float32
+	var m [4]uint32
+	n := len(dst) - j0
+	for j := range n {
+		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
+		m[j] = -uint32(bits[(j0+j)/64] >> ((j0 + j) % 64) & 1)
+	}
+	sceOut2(dst[j0:], b[:n], y0[:n], y1[:n], m[:n], w0, w1)
 }
 
 func bf16f(u uint16) float32 { return math.Float32frombits(uint32(u) << 16) }

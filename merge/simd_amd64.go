@@ -166,7 +166,7 @@ func useSIMD(on bool) {
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
 		squaresFast, keepTiesFast, collectBitsHeavyFast = squaresFast256, keepTiesFast256, collectBitsHeavyFast256
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = squaresBF16Fast256, sceOutBF16Fast256, sceVarBF16Fast256
-		bandSum2BF16Fast = bandSum2BF16Fast256
+		bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = bandSum2BF16Fast256, packMaskFast256, sceOutBF16BitsFast256
 	} else {
 		collectHeavyFast, collectBF16HeavyFast = nil, nil
 		dropFast, sceOutFast, linearFast = nil, nil, nil
@@ -174,7 +174,7 @@ func useSIMD(on bool) {
 		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
 		squaresFast, keepTiesFast, collectBitsHeavyFast = nil, nil, nil
 		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = nil, nil, nil
-		bandSum2BF16Fast = nil
+		bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = nil, nil, nil
 	}
 }
 
@@ -715,6 +715,49 @@ func sceVarFast256(v, base, x0, x1 []float32) int {
 	}
 	_, _, _ = base[n-1], x0[n-1], x1[n-1]
 	sceVar256(&v[0], &base[0], &x0[0], &x1[0], n)
+	return n
+}
+
+//go:noescape
+func packMask256(bits *uint64, m *uint32, n int)
+
+// packMaskFast256 runs packMask256 over the largest multiple of 64
+// entries.
+func packMaskFast256(bits []uint64, m []uint32) int {
+	n := len(m) &^ 63
+	if n == 0 {
+		return 0
+	}
+	_ = bits[n/64-1]
+	packMask256(&bits[0], &m[0], n)
+	return n
+}
+
+//go:noescape
+func sceOut256BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64, nib *[16][4]uint32)
+
+// nibbleMasks are the lane masks of each four bits of a packed mask.
+var nibbleMasks = func() (t [16][4]uint32) {
+	for b := range t {
+		for l := range t[b] {
+			if b>>l&1 != 0 {
+				t[b][l] = ^uint32(0)
+			}
+		}
+	}
+	return t
+}()
+
+// sceOutBF16BitsFast256 runs sceOut256BF16Bits over the largest multiple
+// of 4 entries.
+func sceOutBF16BitsFast256(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
+	n := len(dst) &^ 3
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], bits[(n-1)/64]
+	w := [3]float64{w0, w1, 1e-6}
+	sceOut256BF16Bits(&dst[0], &base[0], &x0[0], &x1[0], &bits[0], n, &w, &nibbleMasks)
 	return n
 }
 

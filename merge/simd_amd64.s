@@ -1986,3 +1986,83 @@ band2_out:
 	JLT band2_loop
 	VZEROUPPER
 	RET
+
+// PACK8 ors the sign bits of the eight masks at OFF(SI)(AX*4), shifted
+// left by SH, into R8.
+#define PACK8(OFF, SH) \
+	VMOVUPS OFF(SI)(AX*4), Y0; \
+	VMOVMSKPS Y0, R9; \
+	SHLQ $SH, R9; \
+	ORQ R9, R8
+
+// func packMask256(bits *uint64, m *uint32, n int)
+// packMask for AVX2, 64 entries (a word) at a time, n a multiple of 64:
+// the sign bits of eight masks at a time (VMOVMSKPS) shifted into place.
+TEXT ·packMask256(SB), NOSPLIT, $0-24
+	MOVQ bits+0(FP), DI
+	MOVQ m+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+packMask256_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVMSKPS Y0, R8
+	PACK8(32, 8)
+	PACK8(64, 16)
+	PACK8(96, 24)
+	PACK8(128, 32)
+	PACK8(160, 40)
+	PACK8(192, 48)
+	PACK8(224, 56)
+	MOVQ R8, (DI)
+	ADDQ $8, DI
+	ADDQ $64, AX
+	CMPQ AX, CX
+	JLT packMask256_loop
+	VZEROUPPER
+	RET
+
+// func sceOut256BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64, nib *[16][4]uint32)
+// sceOut256BF16 with the mask as bits (packMask's), four at a time made
+// lane masks by the table nib.
+TEXT ·sceOut256BF16Bits(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ bits+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ w+48(FP), R11
+	MOVQ nib+56(FP), R13
+	VBROADCASTSD (R11), Y14       // w0
+	VBROADCASTSD 8(R11), Y13      // w1
+	VBROADCASTSD 16(R11), Y12     // the least divisor
+	VXORPD Y15, Y15, Y15          // 0
+	XORQ AX, AX
+sceoutbits_loop:
+	TESTQ $63, AX
+	JNZ sceoutbits_nibble
+	MOVQ AX, R12
+	SHRQ $6, R12
+	MOVQ (R10)(R12*8), R12        // the next 64 entries' bits
+sceoutbits_nibble:
+	MOVQ R12, R11
+	ANDQ $15, R11
+	SHLQ $4, R11
+	VMOVDQU (R13)(R11*1), X3      // mask
+	SHRQ $4, R12
+	VPMOVZXWD (SI)(AX*2), X0
+	VPSLLD $16, X0, X0            // base
+	VPMOVZXWD (R8)(AX*2), X1
+	VPSLLD $16, X1, X1
+	VSUBPS X0, X1, X1             // x0 - base
+	VANDPS X3, X1, X1
+	VPMOVZXWD (R9)(AX*2), X2
+	VPSLLD $16, X2, X2
+	VSUBPS X0, X2, X2             // x1 - base
+	VANDPS X3, X2, X2
+	SCEOUT4
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT sceoutbits_loop
+	VZEROUPPER
+	RET

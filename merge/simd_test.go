@@ -922,14 +922,14 @@ func TestKeepMaskQuotaTies(t *testing.T) {
 
 // TestSCEBF16InPlaceMatchesWidened holds sce's kernels that read
 // bfloat16 models in place (the variances, the weights' sums of squares
-// and the output)
+// and the output, with the mask as it is or packed)
 // to the float32 ones on the same values widened, bit for bit (NaNs as
 // NaNs), on lengths around their steps of 8 and 4, random masks and
 // special values. The float32 kernels are held to SCE's definition by
 // TestSCEVarianceAssemblyMatchesDefinition, TestSCESquaresMatchDefinition
 // and TestSCEOutputMatchesDefinition.
 func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
-	if squaresBF16Fast == nil || sceOutBF16Fast == nil || sceVarBF16Fast == nil {
+	if squaresBF16Fast == nil || sceOutBF16Fast == nil || sceVarBF16Fast == nil || sceOutBF16BitsFast == nil {
 		t.Skip("no bfloat16 sce kernels on this CPU")
 	}
 	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -3, 3e38}
@@ -972,13 +972,19 @@ func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
 				t.Fatalf("n %d: model %d's sum of squares in place %v, widened %v", n, i, got[i], want[i])
 			}
 		}
+		bits := make([]uint64, (n+63)/64)
+		packMask(bits, m)
 		for _, w := range [][2]float64{{0.3, 0.7}, {0, 1}} {
-			wo, go_ := make([]float32, n), make([]float32, n)
+			wo, go_, gb := make([]float32, n), make([]float32, n), make([]float32, n)
 			sceOut2(wo, f[0], f[1], f[2], m, w[0], w[1])
 			sceOut2BF16(go_, u[0], u[1], u[2], m, w[0], w[1])
+			sceOut2BF16Bits(gb, u[0], u[1], u[2], bits, w[0], w[1])
 			for j := range wo {
 				if math.Float32bits(go_[j]) != math.Float32bits(wo[j]) && !(go_[j] != go_[j] && wo[j] != wo[j]) {
 					t.Fatalf("n %d, weights %v: [%d] in place %v, widened %v", n, w, j, go_[j], wo[j])
+				}
+				if math.Float32bits(gb[j]) != math.Float32bits(wo[j]) && !(gb[j] != gb[j] && wo[j] != wo[j]) {
+					t.Fatalf("n %d, weights %v: [%d] in place with packed mask %v, widened %v", n, w, j, gb[j], wo[j])
 				}
 			}
 		}
@@ -1034,6 +1040,40 @@ func TestBandSum2BF16MatchesGo(t *testing.T) {
 				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
 					t.Fatalf("n=%d trial %d lo=%x hi=%x w=%v norm=%v: [%d] (base %v, x %v %v) = %v (%#x), Go %v (%#x)", n, trial, lo, hi, w, norm, j, base[j], xs[0][j], xs[1][j], got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
 				}
+			}
+		}
+	}
+}
+
+// TestPackMask holds packMask, with and without the assembly, to its
+// definition (entry j's mask to bit j%64 of word j/64, the last word's
+// bits past the mask zero, whatever the words held), on lengths around
+// a word and a step of eight.
+func TestPackMask(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 55))
+	for _, n := range []int{0, 1, 8, 63, 64, 65, 127, 128, 200, 1000} {
+		m := make([]uint32, n)
+		for j := range m {
+			if r.IntN(2) == 0 {
+				m[j] = ^uint32(0)
+			}
+		}
+		want := make([]uint64, (n+63)/64)
+		for j, x := range m {
+			if x != 0 {
+				want[j/64] |= 1 << (j % 64)
+			}
+		}
+		for _, simd := range []bool{false, true} {
+			useSIMD(simd)
+			got := make([]uint64, len(want))
+			for i := range got {
+				got[i] = ^uint64(0) // stale bits must go
+			}
+			packMask(got, m)
+			useSIMD(true)
+			if !slices.Equal(got, want) {
+				t.Fatalf("simd %v, n %d: %x, want %x", simd, n, got, want)
 			}
 		}
 	}
