@@ -582,6 +582,13 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		}
 		return func(k, lo, hi int) {
 			m := hi - lo
+			if nm == 2 && o.Consensus == "sum" && bf16Models && bandSum2BF16Fast != nil && vs[0].dt == safetensors.BF16 && band && bands(k) {
+				// Base and models in place: nothing widened.
+				x0, x1 := vs[1].u16[lo:hi], vs[2].u16[lo:hi]
+				bandSum2BF16(dst[:m], nil, vs[0].u16[lo:hi], x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+				out.put(lo, dst[:m])
+				return
+			}
 			wk.rd.load(lo, m)
 			if band && bands(k) {
 				if o.Consensus == "" && bf16Models {
@@ -594,7 +601,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 				}
 				if nm == 2 && bf16Models && bandSum2BF16Fast != nil {
 					x0, x1 := wk.rd.vs[1].u16[lo:hi], wk.rd.vs[2].u16[lo:hi]
-					bandSum2BF16(dst[:m], wk.rd.base, x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+					bandSum2BF16(dst[:m], wk.rd.base, nil, x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
 					out.put(lo, dst[:m])
 					return
 				}
@@ -1170,21 +1177,27 @@ var keepTiesFast func(m []uint32, d []float32, th uint32, q int) (int, int)
 // bandSum2BF16Fast, when set (assembly), is bandSum for two bfloat16
 // models read in place (widened in registers), over the largest multiple
 // of 8 entries, which it returns.
-var bandSum2BF16Fast func(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int
+var bandSum2BF16Fast func(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int
 
 // bandSum2BF16 is bandSum for two bfloat16 models, read in place: TIES's
 // band sum on them widened each block into float32 scratch first (8% of
 // a TIES merge) and went through sumCore's general loop over the models.
-// The entries past the assembly's last multiple of 8 are widened for
-// bandSum.
-func bandSum2BF16(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64, ds, cur [][]float32, scratch []float32) {
-	j0 := bandSum2BF16Fast(dst, base, x0, x1, w, lo, hi, normalize, lambda)
-	var y0, y1 [8]float32
+// The base is float32 (base) or, when base is nil, bfloat16 (bbase) and
+// read in place too. The entries past the assembly's last multiple of 8
+// are widened for bandSum.
+func bandSum2BF16(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64, ds, cur [][]float32, scratch []float32) {
+	j0 := bandSum2BF16Fast(dst, base, bbase, x0, x1, w, lo, hi, normalize, lambda)
+	var b, y0, y1 [8]float32
 	n := len(dst) - j0
 	for j := range n {
 		y0[j], y1[j] = bf16f(x0[j0+j]), bf16f(x1[j0+j])
+		if base == nil {
+			b[j] = bf16f(bbase[j0+j])
+		} else {
+			b[j] = base[j0+j]
+		}
 	}
-	bandSum(dst[j0:], base[j0:], [][]float32{y0[:n], y1[:n]}, w, lo, hi, normalize, lambda, ds, cur, scratch)
+	bandSum(dst[j0:], b[:n], [][]float32{y0[:n], y1[:n]}, w, lo, hi, normalize, lambda, ds, cur, scratch)
 }
 
 // bandSumFast, when set (assembly), computes bandSum for a prefix of dst

@@ -299,12 +299,13 @@ func bandSumWith(lanes int) func(dst, base []float32, xs [][]float32, w []float6
 }
 
 //go:noescape
-func bandSum2x256BF16(dst, base *float32, x0, x1 *uint16, n int, p *sumParams)
+func bandSum2x256BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
 
 // bandSum2BF16Fast256 is bandSum for two bfloat16 models read in place,
 // over the largest multiple of 8 entries, which it returns: sumCore256's
-// arithmetic specialized to two models in drop mode 2.
-func bandSum2BF16Fast256(dst, base []float32, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
+// arithmetic specialized to two models in drop mode 2. The base is
+// float32 (base) or, when base is nil, bfloat16 (bbase), read in place.
+func bandSum2BF16Fast256(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
 	n := len(dst) &^ 7
 	if n == 0 {
 		return 0
@@ -313,8 +314,16 @@ func bandSum2BF16Fast256(dst, base []float32, x0, x1 []uint16, w []float64, lo, 
 	for i := range 2 {
 		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
 	}
-	_, _, _ = base[n-1], x0[n-1], x1[n-1]
-	bandSum2x256BF16(&dst[0], &base[0], &x0[0], &x1[0], n, &p)
+	_, _ = x0[n-1], x1[n-1]
+	var b unsafe.Pointer
+	if base != nil {
+		_ = base[n-1]
+		b = unsafe.Pointer(&base[0])
+	} else {
+		_ = bbase[n-1]
+		b, p.bf16 = unsafe.Pointer(&bbase[0]), 1
+	}
+	bandSum2x256BF16(unsafe.Pointer(&dst[0]), b, &x0[0], &x1[0], n, &p)
 	return n
 }
 

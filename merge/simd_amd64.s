@@ -1908,8 +1908,9 @@ keepTies256_done:
 	VPAND Y3, Y4, Y4; \
 	VADDPS Y4, Y11, Y11
 
-// func bandSum2x256BF16(dst, base *float32, x0, x1 *uint16, n int, p *sumParams)
+// func bandSum2x256BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
 // sumCore256 for two bfloat16 models in drop mode 2 (TIES' band sum),
+// the base float32, or bfloat16 when p.bf16 is set (a predictable branch),
 // 8 entries at a time, the models widened as they are loaded, with the
 // same operations in the same order (and operand order, which decides
 // which NaN comes out): the deltas x - base kept in their bands and
@@ -1941,9 +1942,17 @@ TEXT ·bandSum2x256BF16(SB), NOSPLIT, $0-48
 	VPBROADCASTD 404(R10), Y8
 	VPXOR Y13, Y8, Y8
 	MOVL 260(R10), BX             // normalize?
+	MOVQ 760(R10), R11            // p.bf16: the base is bfloat16 too
 	XORQ AX, AX
 band2_loop:
+	TESTQ R11, R11
+	JNZ band2_bf16base
 	VMOVUPS (SI)(AX*4), Y0        // base
+	JMP band2_base
+band2_bf16base:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+band2_base:
 	VPMOVZXWD (R8)(AX*2), Y2
 	VPSLLD $16, Y2, Y2
 	VSUBPS Y0, Y2, Y2

@@ -992,7 +992,8 @@ func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
 }
 
 // TestBandSum2BF16MatchesGo holds TIES's band sum on two bfloat16 models
-// read in place to bandSum's Go loops on the models widened, bit for bit
+// read in place (the base float32, or bfloat16 and read in place too) to
+// bandSum's Go loops on the models widened, bit for bit
 // (NaNs included: the kernel keeps sumCore256's operand order), on bands
 // that cut through tied magnitudes or take everything or nothing, with
 // and without normalizing, on lengths around the step of 8.
@@ -1034,11 +1035,21 @@ func TestBandSum2BF16MatchesGo(t *testing.T) {
 			want := make([]float32, n)
 			bandSum(want, base, xs, w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
 			useSIMD(true)
-			got := make([]float32, n)
-			bandSum2BF16(got, base, xb[0], xb[1], w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
-			for j := range want {
-				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-					t.Fatalf("n=%d trial %d lo=%x hi=%x w=%v norm=%v: [%d] (base %v, x %v %v) = %v (%#x), Go %v (%#x)", n, trial, lo, hi, w, norm, j, base[j], xs[0][j], xs[1][j], got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+			bb := make([]uint16, n) // the base as bfloat16, read in place too
+			for j := range bb {
+				bb[j] = bf(base[j])
+			}
+			for _, inPlace := range []bool{false, true} {
+				got := make([]float32, n)
+				if inPlace {
+					bandSum2BF16(got, nil, bb, xb[0], xb[1], w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
+				} else {
+					bandSum2BF16(got, base, nil, xb[0], xb[1], w, lo, hi, norm, 0.9, scratch(2, n), make([][]float32, 2), make([]float32, 32))
+				}
+				for j := range want {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("n=%d trial %d lo=%x hi=%x w=%v norm=%v, bf16 base %v: [%d] (base %v, x %v %v) = %v (%#x), Go %v (%#x)", n, trial, lo, hi, w, norm, inPlace, j, base[j], xs[0][j], xs[1][j], got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+					}
 				}
 			}
 		}
