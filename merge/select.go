@@ -580,29 +580,35 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			}
 			return true
 		}
+		// inPlace merges a block of bf16 models by the band sum reading
+		// them where they lie, widened in registers, and the base too
+		// when bbase is set (else the float32 base), and reports whether
+		// it could: the linear band sum, or the sign election's for two
+		// models.
+		inPlace := func(dst, base []float32, bbase []uint16, lo, hi int) bool {
+			if !bf16Models || (o.Consensus != "" && (nm != 2 || bandSum2BF16Fast == nil)) {
+				return false
+			}
+			for i := range nm {
+				xb[i] = vs[i+1].u16[lo:hi]
+			}
+			if o.Consensus == "" {
+				bandLinearBF16(dst, base, bbase, xb, w, blo, bhi, linScale)
+			} else {
+				bandSum2BF16(dst, base, bbase, xb[0], xb[1], w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
+			}
+			out.put(lo, dst)
+			return true
+		}
 		return func(k, lo, hi int) {
 			m := hi - lo
-			if nm == 2 && o.Consensus == "sum" && bf16Models && bandSum2BF16Fast != nil && vs[0].dt == safetensors.BF16 && band && bands(k) {
-				// Base and models in place: nothing widened.
-				x0, x1 := vs[1].u16[lo:hi], vs[2].u16[lo:hi]
-				bandSum2BF16(dst[:m], nil, vs[0].u16[lo:hi], x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
-				out.put(lo, dst[:m])
+			// With a bf16 base too, nothing is widened.
+			if vs[0].dt == safetensors.BF16 && band && bands(k) && inPlace(dst[:m], nil, vs[0].u16[lo:hi], lo, hi) {
 				return
 			}
 			wk.rd.load(lo, m)
 			if band && bands(k) {
-				if o.Consensus == "" && bf16Models {
-					for i := range nm {
-						xb[i] = wk.rd.vs[i+1].u16[lo:hi]
-					}
-					bandLinearBF16(dst[:m], wk.rd.base, xb, w, blo, bhi, linScale)
-					out.put(lo, dst[:m])
-					return
-				}
-				if nm == 2 && bf16Models && bandSum2BF16Fast != nil {
-					x0, x1 := wk.rd.vs[1].u16[lo:hi], wk.rd.vs[2].u16[lo:hi]
-					bandSum2BF16(dst[:m], wk.rd.base, nil, x0, x1, w, blo, bhi, o.Normalize, lambda, ds, cur, sc)
-					out.put(lo, dst[:m])
+				if inPlace(dst[:m], wk.rd.base, nil, lo, hi) {
 					return
 				}
 				for i := range nm {
@@ -1248,20 +1254,28 @@ func inBand(v float32, lo, hi uint32) float32 {
 
 // bandLinearBF16Fast, when set (assembly), is bandLinearBF16 over a
 // prefix of dst (a multiple of 8 entries), which it returns.
-var bandLinearBF16Fast func(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
+var bandLinearBF16Fast func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
 
-// bandLinearBF16 is bandLinear on bfloat16 models xs, read in place.
-func bandLinearBF16(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) {
+// bandLinearBF16 is bandLinear on bfloat16 models xs, read in place; the
+// base is float32 (base) or, when base is nil, bfloat16 (bbase), read in
+// place too.
+func bandLinearBF16(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) {
 	j0 := 0
 	if bandLinearBF16Fast != nil {
-		j0 = bandLinearBF16Fast(dst, base, xs, w, lo, hi, scale)
+		j0 = bandLinearBF16Fast(dst, base, bbase, xs, w, lo, hi, scale)
 	}
 	for j := j0; j < len(dst); j++ {
+		var b float32
+		if base != nil {
+			b = base[j]
+		} else {
+			b = bf16f(bbase[j])
+		}
 		var s float64
 		for i, x := range xs {
-			s += w[i] * float64(inBand(math.Float32frombits(uint32(x[j])<<16)-base[j], lo[i], hi[i]))
+			s += w[i] * float64(inBand(math.Float32frombits(uint32(x[j])<<16)-b, lo[i], hi[i]))
 		}
-		dst[j] = float32(float64(base[j]) + scale*s)
+		dst[j] = float32(float64(b) + scale*s)
 	}
 }
 

@@ -116,7 +116,7 @@ type sumParams struct {
 	// sumCore256's constants as vectors of four: 4*gamma, the two mix
 	// multipliers, each then its high half (VPMULUDQ reads low halves).
 	c256 [5][4]uint64
-	bf16 uint64 // bandLinear256: 1 when the models are bfloat16
+	bf16 uint64 // pModelsBF16, pBaseBF16: which inputs are bfloat16
 }
 
 // The assembly reads mlo and mhi at these offsets.
@@ -179,16 +179,30 @@ func useSIMD(on bool) {
 }
 
 // bandLinearBF16Fast256 runs bandLinear256 on bfloat16 models over the
-// largest multiple of 8 entries, for up to 16 models.
-func bandLinearBF16Fast256(dst, base []float32, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
+// largest multiple of 8 entries, for up to 16 models; the base is
+// float32 (base) or, when base is nil, bfloat16 (bbase).
+func bandLinearBF16Fast256(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
 	n := len(dst) &^ 7
 	if n == 0 || len(xs) == 0 || len(xs) > 16 {
 		return 0
 	}
 	ptrs := ptrsOf(xs, 0, n)
-	bandLinearPtrs(8, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, true)
+	if base == nil {
+		_ = bbase[n-1]
+		bandLinearPtrs(8, dst, unsafe.Pointer(&bbase[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16|pBaseBF16)
+		return n
+	}
+	_ = base[n-1]
+	bandLinearPtrs(8, dst, unsafe.Pointer(&base[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16)
 	return n
 }
+
+// sumParams.bf16's flags: the models are bfloat16 (bandLinear256), the
+// base is bfloat16 (bandLinear256, bandSum2x256BF16).
+const (
+	pModelsBF16 = 1 << iota
+	pBaseBF16
+)
 
 // ptrsOf returns the addresses of xs[i][a] for the assembly, each of xs
 // checked to hold at least a+n entries (at most 16 of them).
@@ -201,19 +215,15 @@ func ptrsOf[T float32 | uint16](xs [][]T, a, n int) (p [16]unsafe.Pointer) {
 }
 
 // bandLinearPtrs runs the linear band sum (bandLinear512 for lanes 16,
-// bandLinear256 for 8) over n entries of the models at ptrs, float32 or
-// (bandLinear256 only) bfloat16.
-func bandLinearPtrs(lanes int, dst, base []float32, ptrs *[16]unsafe.Pointer, n, models int, w []float64, lo, hi []uint32, scale float64, bf16 bool) {
+// bandLinear256 for 8) over n entries of the models at ptrs and the base
+// at base, float32 or (bandLinear256 only, by flags) bfloat16.
+func bandLinearPtrs(lanes int, dst []float32, base unsafe.Pointer, ptrs *[16]unsafe.Pointer, n, models int, w []float64, lo, hi []uint32, scale float64, flags uint64) {
 	var p sumParams
 	for i := range models {
 		p.w64[i], p.mlo[i], p.mhi[i] = w[i], lo[i], hi[i]
 	}
-	p.scale = scale
-	if bf16 {
-		p.bf16 = 1
-	}
-	_ = base[n-1]
-	linearCoreN(lanes, unsafe.Pointer(&dst[0]), unsafe.Pointer(&base[0]), unsafe.Pointer(&base[0]), &ptrs[0], n, models, &p)
+	p.scale, p.bf16 = scale, flags
+	linearCoreN(lanes, unsafe.Pointer(&dst[0]), base, base, &ptrs[0], n, models, &p)
 }
 
 // The wrappers below are made for either width: lanes 16 runs
@@ -321,7 +331,7 @@ func bandSum2BF16Fast256(dst, base []float32, bbase, x0, x1 []uint16, w []float6
 		b = unsafe.Pointer(&base[0])
 	} else {
 		_ = bbase[n-1]
-		b, p.bf16 = unsafe.Pointer(&bbase[0]), 1
+		b, p.bf16 = unsafe.Pointer(&bbase[0]), pBaseBF16
 	}
 	bandSum2x256BF16(unsafe.Pointer(&dst[0]), b, &x0[0], &x1[0], n, &p)
 	return n
@@ -336,7 +346,8 @@ func bandLinearWith(lanes int) func(dst, base []float32, xs [][]float32, w []flo
 			return 0
 		}
 		ptrs := ptrsOf(xs, 0, n)
-		bandLinearPtrs(lanes, dst, base, &ptrs, n, len(xs), w, lo, hi, scale, false)
+		_ = base[n-1]
+		bandLinearPtrs(lanes, dst, unsafe.Pointer(&base[0]), &ptrs, n, len(xs), w, lo, hi, scale, 0)
 		return n
 	}
 }

@@ -903,7 +903,8 @@ collect256bfh_loop:
 // func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 // bandLinear512 for AVX2, 8 elements at a time (the band test as in
 // sumCore256); the models are float32, or bfloat16 widened in registers
-// when p.bf16 is set (a predictable branch per model and step).
+// when p.bf16 has pModelsBF16 (a predictable branch per model and step),
+// and so is the base with pBaseBF16.
 TEXT ·bandLinear256(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -920,14 +921,21 @@ TEXT ·bandLinear256(SB), NOSPLIT, $0-56
 	MOVQ 760(R10), BX             // p.bf16
 	XORQ AX, AX
 lin256_loop:
+	TESTQ $2, BX                  // pBaseBF16
+	JNZ lin256_bbase
 	VMOVUPS (SI)(AX*4), Y0        // base
+	JMP lin256_based
+lin256_bbase:
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+lin256_based:
 	VXORPD Y6, Y6, Y6             // sum, elements 0-3
 	VXORPD Y7, Y7, Y7             // sum, elements 4-7
 	XORQ R11, R11
 lin256_models:
 	MOVQ (DX)(R11*8), R12
-	TESTQ BX, BX
-	JNE lin256_bf16
+	TESTQ $1, BX                  // pModelsBF16
+	JNZ lin256_bf16
 	VMOVUPS (R12)(AX*4), Y2
 	JMP lin256_loaded
 lin256_bf16:
@@ -956,7 +964,14 @@ lin256_loaded:
 	INCQ R11
 	CMPQ R11, R9
 	JLT lin256_models
+	TESTQ $2, BX
+	JNZ lin256_obbase
 	VMOVUPS (R13)(AX*4), Y0       // the base to add
+	JMP lin256_obased
+lin256_obbase:
+	VPMOVZXWD (R13)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+lin256_obased:
 	VCVTPS2PD X0, Y3
 	VEXTRACTF128 $1, Y0, X4
 	VCVTPS2PD X4, Y4
@@ -1910,7 +1925,7 @@ keepTies256_done:
 
 // func bandSum2x256BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
 // sumCore256 for two bfloat16 models in drop mode 2 (TIES' band sum),
-// the base float32, or bfloat16 when p.bf16 is set (a predictable branch),
+// the base float32, or bfloat16 when p.bf16 has pBaseBF16 (a predictable branch),
 // 8 entries at a time, the models widened as they are loaded, with the
 // same operations in the same order (and operand order, which decides
 // which NaN comes out): the deltas x - base kept in their bands and
@@ -1945,7 +1960,7 @@ TEXT ·bandSum2x256BF16(SB), NOSPLIT, $0-48
 	MOVQ 760(R10), R11            // p.bf16: the base is bfloat16 too
 	XORQ AX, AX
 band2_loop:
-	TESTQ R11, R11
+	TESTQ $2, R11                 // pBaseBF16
 	JNZ band2_bf16base
 	VMOVUPS (SI)(AX*4), Y0        // base
 	JMP band2_base

@@ -675,9 +675,9 @@ func TestKeepMaskThresholds(t *testing.T) {
 }
 
 // TestBandLinearBF16MatchesWidened holds bandLinearBF16, with and without
-// the assembly, to bandLinear on the same bfloat16 models widened to
-// float32 first, bit for bit, on bands that keep all, none or some
-// entries.
+// the assembly, with the base float32 or bfloat16 (read in place too), to
+// bandLinear on the same bfloat16 models widened to float32 first, bit
+// for bit, on bands that keep all, none or some entries.
 func TestBandLinearBF16MatchesWidened(t *testing.T) {
 	r := rand.New(rand.NewPCG(6, 6))
 	for _, n := range []int{0, 1, 7, 8, 9, 100, 1001} {
@@ -711,14 +711,24 @@ func TestBandLinearBF16MatchesWidened(t *testing.T) {
 			scale := r.Float64() + 0.5
 			want := make([]float32, n)
 			bandLinear(want, base, xf, w, lo, hi, scale)
+			bb := make([]uint16, n)
+			for j := range bb {
+				bb[j] = safetensors.F32ToBF16(base[j])
+			}
 			for _, simd := range []bool{false, true} {
-				useSIMD(simd)
-				got := make([]float32, n)
-				bandLinearBF16(got, base, xb, w, lo, hi, scale)
-				useSIMD(true)
-				for j := range want {
-					if g, e := got[j], want[j]; math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
-						t.Fatalf("simd %v, n %d, %d models: [%d] = %v, want %v", simd, n, models, j, g, e)
+				for _, inPlace := range []bool{false, true} { // the base too
+					useSIMD(simd)
+					got := make([]float32, n)
+					if inPlace {
+						bandLinearBF16(got, nil, bb, xb, w, lo, hi, scale)
+					} else {
+						bandLinearBF16(got, base, nil, xb, w, lo, hi, scale)
+					}
+					useSIMD(true)
+					for j := range want {
+						if g, e := got[j], want[j]; math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
+							t.Fatalf("simd %v, n %d, %d models, bf16 base %v: [%d] = %v, want %v", simd, n, models, inPlace, j, g, e)
+						}
 					}
 				}
 			}
