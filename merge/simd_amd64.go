@@ -727,16 +727,22 @@ func collectBitsFast256(buf []uint32, v []float32, lo, hi uint32) (int, int, int
 	return n, c, int64(above), int64(nz)
 }
 
-// sceVarFast256 runs sceVar256 over the largest multiple of 8 entries.
-func sceVarFast256(v, base, x0, x1 []float32) int {
-	n := len(v) &^ 7
-	if n == 0 {
-		return 0
+// sceVarWith makes sceVarFast256 (T float32) and sceVarBF16Fast256
+// (T uint16): its kernel over the largest multiple of 8 entries, which
+// it returns.
+func sceVarWith[T float32 | uint16](kernel func(v *float32, base, x0, x1 *T, n int)) func(v []float32, base, x0, x1 []T) int {
+	return func(v []float32, base, x0, x1 []T) int {
+		n := len(v) &^ 7
+		if n == 0 {
+			return 0
+		}
+		_, _, _ = base[n-1], x0[n-1], x1[n-1]
+		kernel(&v[0], &base[0], &x0[0], &x1[0], n)
+		return n
 	}
-	_, _, _ = base[n-1], x0[n-1], x1[n-1]
-	sceVar256(&v[0], &base[0], &x0[0], &x1[0], n)
-	return n
 }
+
+var sceVarFast256, sceVarBF16Fast256 = sceVarWith(sceVar256), sceVarWith(sceVar256BF16)
 
 //go:noescape
 func packMask256(bits *uint64, m *uint32, n int)
@@ -783,18 +789,6 @@ func sceOutBF16BitsFast256(dst []float32, base, x0, x1 []uint16, bits []uint64, 
 
 //go:noescape
 func sceVar256BF16(v *float32, base, x0, x1 *uint16, n int)
-
-// sceVarBF16Fast256 runs sceVar256BF16 over the largest multiple of 8
-// entries.
-func sceVarBF16Fast256(v []float32, base, x0, x1 []uint16) int {
-	n := len(v) &^ 7
-	if n == 0 {
-		return 0
-	}
-	_, _, _ = base[n-1], x0[n-1], x1[n-1]
-	sceVar256BF16(&v[0], &base[0], &x0[0], &x1[0], n)
-	return n
-}
 
 // keepAtLeastFast256 runs keepAtLeast256 over the largest multiple of 8
 // entries, for thresholds a magnitude can meet (th <= 2^31 - 1; above,
@@ -858,56 +852,42 @@ func keepTiesFast256(m []uint32, d []float32, th uint32, q int) (int, int) {
 //go:noescape
 func squares256BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
 
-// squaresBF16Fast256 runs squares256BF16 over the largest multiple of 8
-// entries.
-func squaresBF16Fast256(l *[2][8]float64, base, x0, x1 []uint16, m []uint32) int {
-	n := len(base) &^ 7
-	if n == 0 {
-		return 0
-	}
-	_, _, _ = x0[n-1], x1[n-1], m[n-1]
-	squares256BF16(l, &base[0], &x0[0], &x1[0], &m[0], n)
-	return n
-}
-
 //go:noescape
 func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
 
-// sceOutBF16Fast256 runs sceOut256BF16 over the largest multiple of 4
-// entries.
-func sceOutBF16Fast256(dst []float32, base, x0, x1 []uint16, mask []uint32, w0, w1 float64) int {
-	n := len(dst) &^ 3
-	if n == 0 {
-		return 0
+// squaresWith and sceOutWith make squaresFast256 (T float32) and
+// squaresBF16Fast256 (T uint16), and sceOutFast256 and
+// sceOutBF16Fast256: each runs its kernel over the largest multiple of
+// 8 (squares) or 4 (the output) entries, which it returns.
+func squaresWith[T float32 | uint16](kernel func(l *[2][8]float64, base, x0, x1 *T, m *uint32, n int)) func(l *[2][8]float64, base, x0, x1 []T, m []uint32) int {
+	return func(l *[2][8]float64, base, x0, x1 []T, m []uint32) int {
+		n := len(base) &^ 7
+		if n == 0 {
+			return 0
+		}
+		_, _, _ = x0[n-1], x1[n-1], m[n-1]
+		kernel(l, &base[0], &x0[0], &x1[0], &m[0], n)
+		return n
 	}
-	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], mask[n-1]
-	w := [3]float64{w0, w1, 1e-6}
-	sceOut256BF16(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
-	return n
 }
 
-// squaresFast256 runs squares256 over the largest multiple of 8 entries.
-func squaresFast256(l *[2][8]float64, base, x0, x1 []float32, m []uint32) int {
-	n := len(base) &^ 7
-	if n == 0 {
-		return 0
+func sceOutWith[T float32 | uint16](kernel func(dst *float32, base, x0, x1 *T, mask *uint32, n int, w *[3]float64)) func(dst []float32, base, x0, x1 []T, mask []uint32, w0, w1 float64) int {
+	return func(dst []float32, base, x0, x1 []T, mask []uint32, w0, w1 float64) int {
+		n := len(dst) &^ 3
+		if n == 0 {
+			return 0
+		}
+		_, _, _, _ = base[n-1], x0[n-1], x1[n-1], mask[n-1]
+		w := [3]float64{w0, w1, 1e-6}
+		kernel(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
+		return n
 	}
-	_, _, _ = x0[n-1], x1[n-1], m[n-1]
-	squares256(l, &base[0], &x0[0], &x1[0], &m[0], n)
-	return n
 }
 
-// sceOutFast256 runs sceOut256 over the largest multiple of 4 entries.
-func sceOutFast256(dst, base, x0, x1 []float32, mask []uint32, w0, w1 float64) int {
-	n := len(dst) &^ 3
-	if n == 0 {
-		return 0
-	}
-	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], mask[n-1]
-	w := [3]float64{w0, w1, 1e-6}
-	sceOut256(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
-	return n
-}
+var (
+	squaresFast256, squaresBF16Fast256 = squaresWith(squares256), squaresWith(squares256BF16)
+	sceOutFast256, sceOutBF16Fast256   = sceOutWith(sceOut256), sceOutWith(sceOut256BF16)
+)
 
 // drawParams fills p for sumCore512 or sumCore256 with DARE's drops:
 // each model's scale and weight, and for the models that drop, the keep

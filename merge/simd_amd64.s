@@ -1672,6 +1672,30 @@ drop256_loop:
 // sum e, each t kept where it has e's sign (e >= 0 asks t > 0, e < 0
 // asks t < 0; a NaN e keeps none), the sums of the kept t*w and w from
 // zero, the latter at least w[2] (a NaN stays), and base + num/den.
+// SCEOUTSETUP sets sceOut256's constants from w (at R11): w0 in Y14, w1
+// in Y13, the least divisor in Y12, zero in Y15; AX is the entry.
+#define SCEOUTSETUP \
+	VBROADCASTSD (R11), Y14; \
+	VBROADCASTSD 8(R11), Y13; \
+	VBROADCASTSD 16(R11), Y12; \
+	VXORPD Y15, Y15, Y15; \
+	XORQ AX, AX
+
+// SCEOUT4BF16 is SCEOUT4 on bfloat16 base (SI) and models (R8, R9) at AX,
+// widened as they are loaded, with the mask in X3.
+#define SCEOUT4BF16 \
+	VPMOVZXWD (SI)(AX*2), X0; \
+	VPSLLD $16, X0, X0; \
+	VPMOVZXWD (R8)(AX*2), X1; \
+	VPSLLD $16, X1, X1; \
+	VSUBPS X0, X1, X1; \
+	VANDPS X3, X1, X1; \
+	VPMOVZXWD (R9)(AX*2), X2; \
+	VPSLLD $16, X2, X2; \
+	VSUBPS X0, X2, X2; \
+	VANDPS X3, X2, X2; \
+	SCEOUT4
+
 // SCEOUT4 is sceOut256's step on four entries: the base in X0, the
 // models in X1 and X2, the mask in X3 (float32); the output to dst (DI)
 // at AX. Y12-Y15 hold the least divisor, w1, w0 and zero.
@@ -1716,11 +1740,7 @@ TEXT ·sceOut256(SB), NOSPLIT, $0-56
 	MOVQ mask+32(FP), R10
 	MOVQ n+40(FP), CX
 	MOVQ w+48(FP), R11
-	VBROADCASTSD (R11), Y14       // w0
-	VBROADCASTSD 8(R11), Y13      // w1
-	VBROADCASTSD 16(R11), Y12     // the least divisor
-	VXORPD Y15, Y15, Y15          // 0
-	XORQ AX, AX
+	SCEOUTSETUP
 sceout_loop:
 	VMOVUPS (SI)(AX*4), X0        // base
 	VMOVUPS (R10)(AX*4), X3       // mask
@@ -1747,24 +1767,10 @@ TEXT ·sceOut256BF16(SB), NOSPLIT, $0-56
 	MOVQ mask+32(FP), R10
 	MOVQ n+40(FP), CX
 	MOVQ w+48(FP), R11
-	VBROADCASTSD (R11), Y14       // w0
-	VBROADCASTSD 8(R11), Y13      // w1
-	VBROADCASTSD 16(R11), Y12     // the least divisor
-	VXORPD Y15, Y15, Y15          // 0
-	XORQ AX, AX
+	SCEOUTSETUP
 sceoutbf_loop:
-	VPMOVZXWD (SI)(AX*2), X0
-	VPSLLD $16, X0, X0            // base
 	VMOVUPS (R10)(AX*4), X3       // mask
-	VPMOVZXWD (R8)(AX*2), X1
-	VPSLLD $16, X1, X1
-	VSUBPS X0, X1, X1             // x0 - base
-	VANDPS X3, X1, X1
-	VPMOVZXWD (R9)(AX*2), X2
-	VPSLLD $16, X2, X2
-	VSUBPS X0, X2, X2             // x1 - base
-	VANDPS X3, X2, X2
-	SCEOUT4
+	SCEOUT4BF16
 	ADDQ $4, AX
 	CMPQ AX, CX
 	JLT sceoutbf_loop
@@ -1777,6 +1783,22 @@ sceoutbf_loop:
 // (exactly) and added to its lanes, entries j..j+3 to lanes 0-3 and
 // j+4..j+7 to lanes 4-7, no FMA (the Go loop rounds the sum, not the
 // square, and squares are exact either way).
+// SQUARESLANES loads the lanes at l (DI) into Y0-Y3 (model 0's lanes
+// 0-3 and 4-7, then model 1's) and clears the entry AX; SQUARESSTORE
+// stores them back.
+#define SQUARESLANES \
+	VMOVUPD (DI), Y0; \
+	VMOVUPD 32(DI), Y1; \
+	VMOVUPD 64(DI), Y2; \
+	VMOVUPD 96(DI), Y3; \
+	XORQ AX, AX
+
+#define SQUARESSTORE \
+	VMOVUPD Y0, (DI); \
+	VMOVUPD Y1, 32(DI); \
+	VMOVUPD Y2, 64(DI); \
+	VMOVUPD Y3, 96(DI)
+
 // SQUARES8 is squares256's step for one model on eight entries: its
 // values in Y6, the base in Y4 and the mask in Y5 (float32), added to
 // the lanes LO (entries 0-3) and HI (4-7).
@@ -1798,11 +1820,7 @@ TEXT ·squares256(SB), NOSPLIT, $0-48
 	MOVQ x1+24(FP), R9
 	MOVQ m+32(FP), R10
 	MOVQ n+40(FP), CX
-	VMOVUPD (DI), Y0              // model 0, lanes 0-3
-	VMOVUPD 32(DI), Y1            // model 0, lanes 4-7
-	VMOVUPD 64(DI), Y2            // model 1
-	VMOVUPD 96(DI), Y3
-	XORQ AX, AX
+	SQUARESLANES
 squares256_loop:
 	VMOVUPS (SI)(AX*4), Y4        // base
 	VMOVDQU (R10)(AX*4), Y5       // mask
@@ -1813,10 +1831,7 @@ squares256_loop:
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT squares256_loop
-	VMOVUPD Y0, (DI)
-	VMOVUPD Y1, 32(DI)
-	VMOVUPD Y2, 64(DI)
-	VMOVUPD Y3, 96(DI)
+	SQUARESSTORE
 	VZEROUPPER
 	RET
 
@@ -1829,11 +1844,7 @@ TEXT ·squares256BF16(SB), NOSPLIT, $0-48
 	MOVQ x1+24(FP), R9
 	MOVQ m+32(FP), R10
 	MOVQ n+40(FP), CX
-	VMOVUPD (DI), Y0              // model 0, lanes 0-3
-	VMOVUPD 32(DI), Y1            // model 0, lanes 4-7
-	VMOVUPD 64(DI), Y2            // model 1
-	VMOVUPD 96(DI), Y3
-	XORQ AX, AX
+	SQUARESLANES
 squaresbf_loop:
 	VPMOVZXWD (SI)(AX*2), Y4
 	VPSLLD $16, Y4, Y4            // base
@@ -1847,10 +1858,7 @@ squaresbf_loop:
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT squaresbf_loop
-	VMOVUPD Y0, (DI)
-	VMOVUPD Y1, 32(DI)
-	VMOVUPD Y2, 64(DI)
-	VMOVUPD Y3, 96(DI)
+	SQUARESSTORE
 	VZEROUPPER
 	RET
 
@@ -2057,11 +2065,7 @@ TEXT ·sceOut256BF16Bits(SB), NOSPLIT, $0-64
 	MOVQ n+40(FP), CX
 	MOVQ w+48(FP), R11
 	MOVQ nib+56(FP), R13
-	VBROADCASTSD (R11), Y14       // w0
-	VBROADCASTSD 8(R11), Y13      // w1
-	VBROADCASTSD 16(R11), Y12     // the least divisor
-	VXORPD Y15, Y15, Y15          // 0
-	XORQ AX, AX
+	SCEOUTSETUP
 sceoutbits_loop:
 	TESTQ $63, AX
 	JNZ sceoutbits_nibble
@@ -2074,17 +2078,7 @@ sceoutbits_nibble:
 	SHLQ $4, R11
 	VMOVDQU (R13)(R11*1), X3      // mask
 	SHRQ $4, R12
-	VPMOVZXWD (SI)(AX*2), X0
-	VPSLLD $16, X0, X0            // base
-	VPMOVZXWD (R8)(AX*2), X1
-	VPSLLD $16, X1, X1
-	VSUBPS X0, X1, X1             // x0 - base
-	VANDPS X3, X1, X1
-	VPMOVZXWD (R9)(AX*2), X2
-	VPSLLD $16, X2, X2
-	VSUBPS X0, X2, X2             // x1 - base
-	VANDPS X3, X2, X2
-	SCEOUT4
+	SCEOUT4BF16
 	ADDQ $4, AX
 	CMPQ AX, CX
 	JLT sceoutbits_loop
