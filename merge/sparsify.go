@@ -379,10 +379,14 @@ func (st *keyStats) list(a, b []uint64) {
 	st.listed, st.n8, st.n16, st.nz = len(a), n8, n16, nz
 }
 
-// topBins is the most counters rankSort's top digit takes: 1024 steps of
+// topBins is the most counters rankSort's top digit takes: 2048 steps of
 // 1/128 octave (the key's upper 16 bits are its exponent and the first 7
-// bits of its mantissa), 8 octaves below the row's largest magnitude.
-const topBins = 1 << 10
+// bits of its mantissa), 16 octaves below the row's largest magnitude.
+// With 8 octaves, the deltas of a real model's small weights fell below
+// the window into the first bin, which sortFirstBin sorts by whole keys
+// (7.6% of a DELLA merge's samples against 2% now); the prefix sums over
+// twice the counters cost 2.5% more.
+const topBins = 1 << 11
 
 // rankSortOff makes rankSort take radixByKey always (tests, benchmarks).
 var rankSortOff bool
