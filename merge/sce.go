@@ -61,9 +61,7 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 	}
 	w := sceWeights(sums, nm, n)
 	if inPlace {
-		var sc scratchSet
-		defer sc.release() // after streamChunks: its workers are done
-		return streamChunks(p, n, func() func(dst []float32, lo, hi int) {
+		return streamChunks(p, n, func(sc *scratchSet) func(dst []float32, lo, hi int) {
 			v := sc.floats(1, chunk)[0]
 			mask := u32s(sc.floats(1, chunk)[0])
 			var b sceBlock

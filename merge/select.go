@@ -555,6 +555,9 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	for _, v := range vs[1:] {
 		bf16Models = bf16Models && v.dt == safetensors.BF16
 	}
+	// The band sums that read bf16 models in place: the linear one, and
+	// the sign election's for two models.
+	canInPlace := bf16Models && (o.Consensus == "" || (nm == 2 && bandSum2BF16Fast != nil))
 	out := newOutBuf(p, n)
 	err = bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		wk := newWorker()
@@ -586,7 +589,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		// it could: the linear band sum, or the sign election's for two
 		// models.
 		inPlace := func(dst, base []float32, bbase []uint16, lo, hi int) bool {
-			if !bf16Models || (o.Consensus != "" && (nm != 2 || bandSum2BF16Fast == nil)) {
+			if !canInPlace {
 				return false
 			}
 			for i := range nm {
@@ -602,12 +605,13 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		}
 		return func(k, lo, hi int) {
 			m := hi - lo
+			inBands := band && bands(k)
 			// With a bf16 base too, nothing is widened.
-			if vs[0].dt == safetensors.BF16 && band && bands(k) && inPlace(dst[:m], nil, vs[0].u16[lo:hi], lo, hi) {
+			if inBands && vs[0].dt == safetensors.BF16 && inPlace(dst[:m], nil, vs[0].u16[lo:hi], lo, hi) {
 				return
 			}
 			wk.rd.load(lo, m)
-			if band && bands(k) {
+			if inBands {
 				if inPlace(dst[:m], wk.rd.base, nil, lo, hi) {
 					return
 				}
@@ -905,27 +909,28 @@ var (
 // heavy (at most maxHeavy; none: collectDelta) into eq instead of writing
 // them to buf, as filterHeavy would after it.
 func collectHeavy(buf []uint32, x, base []float32, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
-	if len(heavy) == 0 {
-		return collectDelta(buf, x, base, lo, hi)
-	}
-	j0, c, above := 0, 0, int64(0)
-	if collectHeavyFast != nil {
-		j0, c, above = collectHeavyFast(buf, x, base, lo, hi, heavy, eq)
-	}
-	tc, ta := collectDelta(buf[c:], x[j0:], base[j0:], lo, hi)
-	return c + len(filterHeavy(buf[c:c+tc], heavy, eq)), above + ta
+	return collectHeavyBy(buf, x, base, lo, hi, heavy, eq, collectDelta, collectHeavyFast)
 }
 
 // collectBF16Heavy is collectHeavy on bfloat16 inputs, read in place.
 func collectBF16Heavy(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int64) {
+	return collectHeavyBy(buf, x, base, lo, hi, heavy, eq, collectBF16, collectBF16HeavyFast)
+}
+
+// collectHeavyBy is collectHeavy's steps with the collecting pass plain
+// and its assembly with heavy values fast (nil: none): fast over a
+// prefix, plain over the rest, whose heavy values filterHeavy drops.
+func collectHeavyBy[T float32 | uint16](buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32,
+	plain func(buf []uint32, x, base []T, lo, hi uint32) (int, int64),
+	fast func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (n, c int, above int64)) (int, int64) {
 	if len(heavy) == 0 {
-		return collectBF16(buf, x, base, lo, hi)
+		return plain(buf, x, base, lo, hi)
 	}
 	j0, c, above := 0, 0, int64(0)
-	if collectBF16HeavyFast != nil {
-		j0, c, above = collectBF16HeavyFast(buf, x, base, lo, hi, heavy, eq)
+	if fast != nil {
+		j0, c, above = fast(buf, x, base, lo, hi, heavy, eq)
 	}
-	tc, ta := collectBF16(buf[c:], x[j0:], base[j0:], lo, hi)
+	tc, ta := plain(buf[c:], x[j0:], base[j0:], lo, hi)
 	return c + len(filterHeavy(buf[c:c+tc], heavy, eq)), above + ta
 }
 
@@ -1196,12 +1201,7 @@ func bandSum2BF16(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, 
 	var b, y0, y1 [8]float32
 	n := len(dst) - j0
 	for j := range n {
-		y0[j], y1[j] = bf16f(x0[j0+j]), bf16f(x1[j0+j])
-		if base == nil {
-			b[j] = bf16f(bbase[j0+j])
-		} else {
-			b[j] = base[j0+j]
-		}
+		y0[j], y1[j], b[j] = bf16f(x0[j0+j]), bf16f(x1[j0+j]), baseAt(base, bbase, j0+j)
 	}
 	bandSum(dst[j0:], b[:n], [][]float32{y0[:n], y1[:n]}, w, lo, hi, normalize, lambda, ds, cur, scratch)
 }
@@ -1252,6 +1252,15 @@ func inBand(v float32, lo, hi uint32) float32 {
 	return math.Float32frombits(b & keep)
 }
 
+// baseAt is entry j of the base: float32 (base), or when base is nil
+// bfloat16 (bbase).
+func baseAt(base []float32, bbase []uint16, j int) float32 {
+	if base != nil {
+		return base[j]
+	}
+	return bf16f(bbase[j])
+}
+
 // bandLinearBF16Fast, when set (assembly), is bandLinearBF16 over a
 // prefix of dst (a multiple of 8 entries), which it returns.
 var bandLinearBF16Fast func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
@@ -1265,12 +1274,7 @@ func bandLinearBF16(dst, base []float32, bbase []uint16, xs [][]uint16, w []floa
 		j0 = bandLinearBF16Fast(dst, base, bbase, xs, w, lo, hi, scale)
 	}
 	for j := j0; j < len(dst); j++ {
-		var b float32
-		if base != nil {
-			b = base[j]
-		} else {
-			b = bf16f(bbase[j])
-		}
+		b := baseAt(base, bbase, j)
 		var s float64
 		for i, x := range xs {
 			s += w[i] * float64(inBand(math.Float32frombits(uint32(x[j])<<16)-b, lo[i], hi[i]))

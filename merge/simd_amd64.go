@@ -158,24 +158,25 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
-	// which have AVX2.
-	if on && (hasAVX512 || hasAVX2) {
-		collectHeavyFast, collectBF16HeavyFast = collectHeavyFast256, collectBF16HeavyFast256
-		dropFast, sceOutFast, linearFast = dropFast256, sceOutFast256, linearFast256
-		dotFast, combineFast, stockFast, sceVarFast = dotFast256, combineFast256, stockFast256, sceVarFast256
-		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = keepAtLeastFast256, bandLinearBF16Fast256, collectBitsFast256
-		squaresFast, keepTiesFast, collectBitsHeavyFast = squaresFast256, keepTiesFast256, collectBitsHeavyFast256
-		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = squaresBF16Fast256, sceOutBF16Fast256, sceVarBF16Fast256
-		bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = bandSum2BF16Fast256, packMaskFast256, sceOutBF16BitsFast256
-	} else {
-		collectHeavyFast, collectBF16HeavyFast = nil, nil
-		dropFast, sceOutFast, linearFast = nil, nil, nil
-		dotFast, combineFast, stockFast, sceVarFast = nil, nil, nil, nil
-		keepAtLeastFast, bandLinearBF16Fast, collectBitsFast = nil, nil, nil
-		squaresFast, keepTiesFast, collectBitsHeavyFast = nil, nil, nil
-		squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = nil, nil, nil
-		bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = nil, nil, nil
+	// which have AVX2; each is set, or cleared, by its own pick.
+	avx2 := on && (hasAVX512 || hasAVX2)
+	collectHeavyFast, collectBF16HeavyFast = pick(avx2, collectHeavyFast256), pick(avx2, collectBF16HeavyFast256)
+	dropFast, sceOutFast, linearFast = pick(avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
+	dotFast, combineFast, stockFast = pick(avx2, dotFast256), pick(avx2, combineFast256), pick(avx2, stockFast256)
+	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
+	bandLinearBF16Fast, collectBitsFast = pick(avx2, bandLinearBF16Fast256), pick(avx2, collectBitsFast256)
+	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
+	squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = pick(avx2, squaresBF16Fast256), pick(avx2, sceOutBF16Fast256), pick(avx2, sceVarBF16Fast256)
+	bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256), pick(avx2, sceOutBF16BitsFast256)
+}
+
+// pick returns f when on, else its zero value (nil: the Go loop).
+func pick[F any](on bool, f F) F {
+	if on {
+		return f
 	}
+	var zero F
+	return zero
 }
 
 // bandLinearBF16Fast256 runs bandLinear256 on bfloat16 models over the

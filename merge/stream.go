@@ -102,9 +102,7 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 	if err != nil {
 		return nil, err
 	}
-	var sc scratchSet
-	defer sc.release() // after streamChunks: its workers are done
-	return streamChunks(p, n, func() func(dst []float32, lo, hi int) {
+	return streamChunks(p, n, func(sc *scratchSet) func(dst []float32, lo, hi int) {
 		bufs := sc.floats(len(vs), chunk)
 		ds := sc.floats(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
 		xs := make([][]float32, len(vs))
@@ -119,15 +117,15 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 }
 
 // streamChunks computes the n entries of p's tensor chunk by chunk on
-// all cores, each worker's function (from mk) writing entries [lo, hi)
-// to dst, and returns the tensor.
-func streamChunks(p *planned, n int, mk func() func(dst []float32, lo, hi int)) (*safetensors.Tensor, error) {
+// all cores, each worker's function (from mk, which takes its scratch
+// from sc) writing entries [lo, hi) to dst, and returns the tensor.
+func streamChunks(p *planned, n int, mk func(sc *scratchSet) func(dst []float32, lo, hi int)) (*safetensors.Tensor, error) {
 	out := newOutBuf(p, n)
 	var sc scratchSet
-	defer sc.release()
+	defer sc.release() // after parallelChunks: its workers are done
 	parallelChunks(n, func() func(lo, hi int) {
 		dst := sc.floats(1, chunk)[0]
-		f := mk()
+		f := mk(&sc)
 		return func(lo, hi int) {
 			f(dst[:hi-lo], lo, hi)
 			out.put(lo, dst[:hi-lo])
