@@ -619,6 +619,7 @@ func sceBracket(ctx context.Context, bp blockPlan, vs []view, frac float64, inPl
 	}
 	var v [sampleRun]float32
 	nz := 0
+	touchSample(vs, runs, stride)
 	for r := range runs {
 		j := r*stride + (stride-sampleRun)/2
 		for i, vw := range vs {

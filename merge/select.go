@@ -692,6 +692,7 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	sample := make([]uint32, m)
 	var xb, bb [sampleRun]float32
 	vx, vb := vs[t.model+1], vs[0]
+	touchSample([]view{vx, vb}, runs, stride)
 	for i := range runs {
 		j := i*stride + (stride-sampleRun)/2
 		x, b := vx.get(xb[:], j, sampleRun), vb.get(bb[:], j, sampleRun)
@@ -701,6 +702,25 @@ func guessRange(bp blockPlan, vs []view, t *topK) bool {
 	}
 	return t.bracket(sample, float64(t.k)/float64(n), 0)
 }
+
+// touchSample reads the first and last entries of every sample run of vs
+// (runs of sampleRun entries every stride) in one loop of independent
+// loads, so that their cache lines arrive together. The sampling loops,
+// a call or two per run, had each run wait for its line from memory in
+// turn (9% of a TIES merge's CPU on Zen 5).
+func touchSample(vs []view, runs, stride int) {
+	var s uint32
+	for _, v := range vs {
+		for i := range runs {
+			j := i*stride + (stride-sampleRun)/2
+			s += v.bits(j) ^ v.bits(j+sampleRun-1)
+		}
+	}
+	sampleSink.Store(s)
+}
+
+// sampleSink keeps touchSample's loads from being optimized away.
+var sampleSink atomic.Uint32
 
 // bracket sets t's bracket [lo, hi] from sample (sampleSize magnitude
 // bits, reordered) around the entry that a fraction q of the sample
@@ -804,9 +824,13 @@ func (t *topK) setShift() {
 
 // sampleRun is the length of guessRange's runs of adjacent entries, and
 // sampleSize the entries of its sample; tensors of fewer than 4*sampleSize
-// entries take every entry as a candidate.
+// entries take every entry as a candidate. Each run costs a page walk and
+// a line from memory (the tensor is not read yet), so runs of 64 sample
+// as many entries as runs of 16 did from a quarter of the pages. The
+// sample only places the bracket, which the collecting pass checks: the
+// selection is exact whatever it is.
 const (
-	sampleRun  = 16
+	sampleRun  = 64
 	sampleSize = 1 << 15
 )
 

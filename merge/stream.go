@@ -53,6 +53,14 @@ func (v view) get(buf []float32, lo, n int) []float32 {
 	return buf
 }
 
+// bits returns the bits of element j as stored (for touching its line).
+func (v view) bits(j int) uint32 {
+	if v.dt == safetensors.F32 {
+		return math.Float32bits(v.f32[j])
+	}
+	return uint32(v.u16[j])
+}
+
 // at returns element j as float32 (what get returns for it).
 func (v view) at(j int) float32 {
 	switch v.dt {
