@@ -94,9 +94,6 @@ func narrowBF16x512(dst *uint16, src *float32, n int)
 //go:noescape
 func prefix512(c *int32, n int, start int32) (total int32)
 
-//go:noescape
-func keys512BF16(a, s8, s16, zs, ls *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[8]uint64) (n8, n16, nz int)
-
 // sumParams is what sumCore512 reads per model and per call; the layout is
 // the assembly's.
 type sumParams struct {
@@ -145,7 +142,7 @@ func useSIMD(on bool) {
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
-		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, nil
+		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast256, prefixFast512, listFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -510,30 +507,6 @@ func prefixFast256(c []int32, start int32) (int, int32) {
 		return 0, start
 	}
 	return n, prefix256(&c[0], n, start)
-}
-
-// keysBF16Fast512 is sortRowBF16's loop over the largest multiple of 16
-// entries: keys512BF16, whose lane-wise extremes it folds into st, and
-// which builds st's lists for its entries as it goes (VPCOMPRESSQ makes
-// them cheap).
-func keysBF16Fast512(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0
-	}
-	_, _, _, _, _, _ = a[n-1], zl[n-1], x[n-1], st.s8[n+7], st.s16[n+7], st.l[n+7]
-	var vec [32]uint32
-	for i := range 16 {
-		vec[i], vec[16+i] = st.max, st.min
-	}
-	idx := [8]uint64{0, 1, 2, 3, 4, 5, 6, 7}
-	n8, n16, nz := keys512BF16(&a[0], &st.s8[0], &st.s16[0], &zl[0], &st.l[0], &x[0], &base[0], n, &vec, &idx)
-	for i := range 16 {
-		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[16+i])
-	}
-	st.low8, st.low16 = uint32(n8), uint32(n16)
-	st.listed, st.n8, st.n16, st.nz = n, uint32(n8), uint32(n16), uint32(nz)
-	return n
 }
 
 // kernelRanks returns how many of ord's ranks a kernel of lanes takes
