@@ -379,9 +379,12 @@ func TestLinearAssemblyMatchesDefinition(t *testing.T) {
 // collectBF16Heavy, with and without the assembly, to their definition:
 // the magnitude bits of the deltas in [lo, hi] in order, less those equal
 // to a heavy value, which are counted per value; and the count above hi.
+// A sixteenth of the inputs are zeros of either sign, infinities, NaNs
+// or subnormals, whose magnitude bits the bracket compares as integers.
 func TestCollectHeavyMatchesDefinition(t *testing.T) {
+	special := []uint16{0, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0x0001, 0x8001}
 	r := rand.New(rand.NewPCG(3, 17))
-	for _, n := range []int{0, 1, 7, 8, 9, 16, 100, 1001} {
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 100, 1001} {
 		for nh := range maxHeavy + 1 {
 			// Weights of a few bf16 values apart, so magnitudes repeat.
 			xb, bb := make([]uint16, n), make([]uint16, n)
@@ -389,6 +392,9 @@ func TestCollectHeavyMatchesDefinition(t *testing.T) {
 			for j := range x {
 				bb[j] = safetensors.F32ToBF16(float32(r.NormFloat64() * 0.02))
 				xb[j] = uint16(int(bb[j]) + r.IntN(9) - 4)
+				if r.IntN(16) == 0 {
+					xb[j] = special[r.IntN(len(special))]
+				}
 				x[j], base[j] = safetensors.BF16ToF32(xb[j]), safetensors.BF16ToF32(bb[j])
 			}
 			mags := make([]uint32, n)
