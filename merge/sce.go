@@ -448,15 +448,15 @@ func sceVariance(v []float32, xs [][]float32) {
 
 // sceVarFast's bfloat16 twin, when set (assembly): sceVariance for two
 // bfloat16 models and base read in place, over the largest multiple of 8
-// entries, which it returns.
+// (AVX2) or 16 (AVX-512) entries, which it returns.
 var sceVarBF16Fast func(v []float32, base, x0, x1 []uint16) int
 
 // sceVarianceBF16 is sceVariance for two bfloat16 models and base, read
-// in place by the assembly; the entries past its last multiple of 8 are
-// widened for the Go loop.
+// in place by the assembly; the entries past its last multiple of 8 or 16
+// are widened for the Go loop.
 func sceVarianceBF16(v []float32, base, x0, x1 []uint16) {
 	j0 := sceVarBF16Fast(v, base, x0, x1)
-	var b, y0, y1 [8]float32
+	var b, y0, y1 [16]float32
 	n := len(v) - j0
 	for j := range n {
 		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])

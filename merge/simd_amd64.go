@@ -165,6 +165,9 @@ func useSIMD(on bool) {
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
 	squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = pick(avx2, squaresBF16Fast256), pick(avx2, sceOutBF16Fast256), pick(avx2, sceVarBF16Fast256)
 	bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256), pick(avx2, sceOutBF16BitsFast256)
+	if on && hasAVX512 {
+		sceVarBF16Fast = sceVarBF16Fast512
+	}
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -701,12 +704,15 @@ func collectBitsFast256(buf []uint32, v []float32, lo, hi uint32) (int, int, int
 	return n, c, int64(above), int64(nz)
 }
 
-// sceVarWith makes sceVarFast256 (T float32) and sceVarBF16Fast256
-// (T uint16): its kernel over the largest multiple of 8 entries, which
-// it returns.
-func sceVarWith[T float32 | uint16](kernel func(v *float32, base, x0, x1 *T, n int)) func(v []float32, base, x0, x1 []T) int {
+//go:noescape
+func sceVar512BF16(v *float32, base, x0, x1 *uint16, n int)
+
+// sceVarWith makes sceVarFast256 (T float32), sceVarBF16Fast256 and
+// sceVarBF16Fast512 (T uint16): its kernel over the largest multiple of
+// lanes entries, which it returns.
+func sceVarWith[T float32 | uint16](lanes int, kernel func(v *float32, base, x0, x1 *T, n int)) func(v []float32, base, x0, x1 []T) int {
 	return func(v []float32, base, x0, x1 []T) int {
-		n := len(v) &^ 7
+		n := len(v) &^ (lanes - 1)
 		if n == 0 {
 			return 0
 		}
@@ -716,7 +722,10 @@ func sceVarWith[T float32 | uint16](kernel func(v *float32, base, x0, x1 *T, n i
 	}
 }
 
-var sceVarFast256, sceVarBF16Fast256 = sceVarWith(sceVar256), sceVarWith(sceVar256BF16)
+var (
+	sceVarFast256, sceVarBF16Fast256 = sceVarWith(8, sceVar256), sceVarWith(8, sceVar256BF16)
+	sceVarBF16Fast512                = sceVarWith(16, sceVar512BF16)
+)
 
 //go:noescape
 func packMask256(bits *uint64, m *uint32, n int)

@@ -301,6 +301,57 @@ collectbf_loop:
 	VZEROUPPER
 	RET
 
+// SCEVAR8 is SCEVAR4 on eight entries in Z registers (0.5 in Z15): the
+// same operations in the same order per lane, so the same bits.
+#define SCEVAR8(B, A, C, M) \
+	VSUBPD B, A, A; \
+	VSUBPD B, C, C; \
+	VADDPD C, A, M; \
+	VMULPD Z15, M, M; \
+	VSUBPD M, A, A; \
+	VSUBPD M, C, C; \
+	VMULPD A, A, A; \
+	VMULPD C, C, C; \
+	VADDPD C, A, A; \
+	VMULPD Z15, A, A
+
+// WIDEN8BF16 loads eight bfloat16 values at M as float64 into Z, whose
+// lower half is Y.
+#define WIDEN8BF16(M, Y, Z) \
+	VPMOVZXWD M, Y; \
+	VPSLLD $16, Y, Y; \
+	VCVTPS2PD Y, Z
+
+// func sceVar512BF16(v *float32, base, x0, x1 *uint16, n int)
+// sceVar256BF16 sixteen entries a step (n a multiple of 16).
+TEXT ·sceVar512BF16(SB), NOSPLIT, $0-40
+	MOVQ v+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ $0x3fe0000000000000, AX
+	VPBROADCASTQ AX, Z15
+	XORQ AX, AX
+sceVar512BF16_loop:
+	WIDEN8BF16((SI)(AX*2), Y0, Z0)    // base
+	WIDEN8BF16((DX)(AX*2), Y1, Z1)
+	WIDEN8BF16((R8)(AX*2), Y2, Z2)
+	SCEVAR8(Z0, Z1, Z2, Z3)
+	WIDEN8BF16(16(SI)(AX*2), Y4, Z4)  // entries 8-15
+	WIDEN8BF16(16(DX)(AX*2), Y5, Z5)
+	WIDEN8BF16(16(R8)(AX*2), Y6, Z6)
+	SCEVAR8(Z4, Z5, Z6, Z7)
+	VCVTPD2PS Z1, Y1
+	VCVTPD2PS Z5, Y5
+	VMOVUPS Y1, (DI)(AX*4)
+	VMOVUPS Y5, 32(DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT sceVar512BF16_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks512(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
 // magPruner.row's per-rank step, 8 ranks at a time: the entry of rank r
 // (ord[r] = |x| bits << 32 | sign bit << 31 | index) is kept when the top
