@@ -936,6 +936,58 @@ func TestKeepMaskQuotaTies(t *testing.T) {
 	}
 }
 
+// TestSCESquaresBF16MatchDefinition holds sceSquaresBF16 (the assembly
+// that reads bfloat16 in place, and its tail) to the definition: model
+// i's entry j, masked, squared in float64 and added to lane j%8 in order,
+// the lanes then summed as laneSum does. The models' weights are near 1
+// and the base's near 2^-16, so each delta has about 24 significant bits
+// and its square about 48, and a sixteenth of the deltas are 2^10 to 2^20
+// times larger: the float64 sums round, and a change in the order of
+// additions shows.
+func TestSCESquaresBF16MatchDefinition(t *testing.T) {
+	if squaresBF16Fast == nil {
+		t.Skip("no bfloat16 sce kernels on this CPU")
+	}
+	r := rand.New(rand.NewPCG(4, 44))
+	bf := func(e int) uint16 {
+		v := math.Ldexp(1+r.Float64(), e)
+		if r.IntN(2) == 0 {
+			v = -v
+		}
+		return safetensors.F32ToBF16(float32(v))
+	}
+	for _, n := range []int{8, 15, 16, 17, 33, 1001, 4099} {
+		u := [3][]uint16{make([]uint16, n), make([]uint16, n), make([]uint16, n)}
+		m := make([]uint32, n)
+		for j := range n {
+			u[0][j], u[1][j], u[2][j] = bf(-16), bf(r.IntN(2)), bf(r.IntN(2))
+			if r.IntN(16) == 0 { // a large delta, whose place in the order of additions matters
+				u[1+r.IntN(2)][j] = bf(10 + r.IntN(10))
+			}
+			if r.IntN(4) > 0 {
+				m[j] = ^uint32(0)
+			}
+		}
+		var want [2]float64
+		for i := range want {
+			var l [8]float64
+			for j := range n {
+				d := safetensors.BF16ToF32(u[i+1][j]) - safetensors.BF16ToF32(u[0][j])
+				if m[j] == 0 {
+					d = 0
+				}
+				l[j%8] += float64(d) * float64(d)
+			}
+			want[i] = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+		}
+		var got [2]float64
+		sceSquaresBF16(got[:], u[0], u[1], u[2], m)
+		if got != want {
+			t.Fatalf("n %d: sums of squares %v, want %v", n, got, want)
+		}
+	}
+}
+
 // TestSCEBF16InPlaceMatchesWidened holds sce's kernels that read
 // bfloat16 models in place (the variances, the weights' sums of squares
 // and the output, with the mask as it is or packed)
