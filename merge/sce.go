@@ -179,11 +179,11 @@ func sceSquaresBF16(s []float64, base, x0, x1 []uint16, m []uint32) {
 }
 
 // sceOut2BF16 is sceOut2 on bfloat16 models and base, read in place by
-// the assembly; the entries past its last multiple of 4 are widened for
-// the Go loop.
+// the assembly; the entries past its last multiple of 4 (AVX2) or 8
+// (AVX-512) are widened for the Go loop.
 func sceOut2BF16(dst []float32, base, x0, x1 []uint16, m []uint32, w0, w1 float64) {
 	j0 := sceOutBF16Fast(dst, base, x0, x1, m, w0, w1)
-	var b, y0, y1 [4]float32
+	var b, y0, y1 [8]float32
 	n := len(dst) - j0
 	for j := range n {
 		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])

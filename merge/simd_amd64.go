@@ -166,7 +166,7 @@ func useSIMD(on bool) {
 	squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = pick(avx2, squaresBF16Fast256), pick(avx2, sceOutBF16Fast256), pick(avx2, sceVarBF16Fast256)
 	bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256), pick(avx2, sceOutBF16BitsFast256)
 	if on && hasAVX512 {
-		sceVarBF16Fast = sceVarBF16Fast512
+		sceVarBF16Fast, sceOutBF16Fast = sceVarBF16Fast512, sceOutBF16Fast512
 	}
 }
 
@@ -838,6 +838,9 @@ func squares256BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
 //go:noescape
 func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
 
+//go:noescape
+func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
+
 // squaresWith and sceOutWith make squaresFast256 (T float32) and
 // squaresBF16Fast256 (T uint16), and sceOutFast256 and
 // sceOutBF16Fast256: each runs its kernel over the largest multiple of
@@ -854,9 +857,9 @@ func squaresWith[T float32 | uint16](kernel func(l *[2][8]float64, base, x0, x1 
 	}
 }
 
-func sceOutWith[T float32 | uint16](kernel func(dst *float32, base, x0, x1 *T, mask *uint32, n int, w *[3]float64)) func(dst []float32, base, x0, x1 []T, mask []uint32, w0, w1 float64) int {
+func sceOutWith[T float32 | uint16](lanes int, kernel func(dst *float32, base, x0, x1 *T, mask *uint32, n int, w *[3]float64)) func(dst []float32, base, x0, x1 []T, mask []uint32, w0, w1 float64) int {
 	return func(dst []float32, base, x0, x1 []T, mask []uint32, w0, w1 float64) int {
-		n := len(dst) &^ 3
+		n := len(dst) &^ (lanes - 1)
 		if n == 0 {
 			return 0
 		}
@@ -869,7 +872,8 @@ func sceOutWith[T float32 | uint16](kernel func(dst *float32, base, x0, x1 *T, m
 
 var (
 	squaresFast256, squaresBF16Fast256 = squaresWith(squares256), squaresWith(squares256BF16)
-	sceOutFast256, sceOutBF16Fast256   = sceOutWith(sceOut256), sceOutWith(sceOut256BF16)
+	sceOutFast256, sceOutBF16Fast256   = sceOutWith(4, sceOut256), sceOutWith(4, sceOut256BF16)
+	sceOutBF16Fast512                  = sceOutWith(8, sceOut512BF16)
 )
 
 // drawParams fills p for sumCore512 or sumCore256 with DARE's drops:

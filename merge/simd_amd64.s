@@ -352,6 +352,73 @@ sceVar512BF16_loop:
 	VZEROUPPER
 	RET
 
+// func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
+// sceOut256BF16 eight entries a step (n a multiple of 8): SCEOUT4's
+// operations in the same order per lane, its comparisons into mask
+// registers and its ANDs with them as zeroing moves (which give +0 where
+// the AND does), so the same bits.
+TEXT ·sceOut512BF16(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ mask+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ w+48(FP), R11
+	VBROADCASTSD (R11), Z14       // w0
+	VBROADCASTSD 8(R11), Z13      // w1
+	VBROADCASTSD 16(R11), Z12     // the least divisor
+	VXORPD Z15, Z15, Z15
+	XORQ AX, AX
+sceout512bf_loop:
+	VMOVUPS (R10)(AX*4), Y3       // mask
+	VPMOVZXWD (SI)(AX*2), Y0
+	VPSLLD $16, Y0, Y0
+	VPMOVZXWD (R8)(AX*2), Y1
+	VPSLLD $16, Y1, Y1
+	VSUBPS Y0, Y1, Y1
+	VANDPS Y3, Y1, Y1
+	VPMOVZXWD (R9)(AX*2), Y2
+	VPSLLD $16, Y2, Y2
+	VSUBPS Y0, Y2, Y2
+	VANDPS Y3, Y2, Y2
+	VCVTPS2PD Y1, Z1
+	VCVTPS2PD Y2, Z2
+	VCVTPS2PD Y0, Z0
+	VADDPD Z2, Z1, Z3
+	VCMPPD $0x1d, Z15, Z3, K1     // sum >= 0
+	VCMPPD $0x11, Z15, Z3, K2     // sum < 0
+	VCMPPD $0x1e, Z15, Z1, K3     // model 0 > 0
+	VCMPPD $0x11, Z15, Z1, K4     // model 0 < 0
+	KANDW K1, K3, K3
+	KANDW K2, K4, K4
+	KORW K4, K3, K3               // model 0 agrees with the sum
+	VCMPPD $0x1e, Z15, Z2, K4
+	VCMPPD $0x11, Z15, Z2, K5
+	KANDW K1, K4, K4
+	KANDW K2, K5, K5
+	KORW K5, K4, K4               // model 1 agrees
+	VMULPD Z14, Z1, Z1
+	VMULPD Z13, Z2, Z2
+	VMOVAPD.Z Z1, K3, Z1
+	VMOVAPD.Z Z2, K4, Z2
+	VADDPD Z1, Z15, Z1
+	VADDPD Z2, Z1, Z1
+	VMOVAPD.Z Z14, K3, Z6
+	VMOVAPD.Z Z13, K4, Z7
+	VADDPD Z6, Z15, Z6
+	VADDPD Z7, Z6, Z6
+	VMAXPD Z6, Z12, Z6
+	VDIVPD Z6, Z1, Z1
+	VADDPD Z1, Z0, Z1
+	VCVTPD2PS Z1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT sceout512bf_loop
+	VZEROUPPER
+	RET
+
 // func pruneRanks512(row *float32, ord *uint64, q *int32, th *uint64, p *float64, n int, s uint64, rescale int)
 // magPruner.row's per-rank step, 8 ranks at a time: the entry of rank r
 // (ord[r] = |x| bits << 32 | sign bit << 31 | index) is kept when the top
