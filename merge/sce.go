@@ -218,8 +218,8 @@ var (
 // from the block's first entry).
 func sceOut2BF16Bits(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) {
 	j0 := sceOutBF16BitsFast(dst, base, x0, x1, bits, w0, w1)
-	var b, y0, y1 [4]float32
-	var m [4]uint32
+	var b, y0, y1 [8]float32
+	var m [8]uint32
 	n := len(dst) - j0
 	for j := range n {
 		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])

@@ -166,7 +166,7 @@ func useSIMD(on bool) {
 	squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = pick(avx2, squaresBF16Fast256), pick(avx2, sceOutBF16Fast256), pick(avx2, sceVarBF16Fast256)
 	bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256), pick(avx2, sceOutBF16BitsFast256)
 	if on && hasAVX512 {
-		sceVarBF16Fast, sceOutBF16Fast = sceVarBF16Fast512, sceOutBF16Fast512
+		sceVarBF16Fast, sceOutBF16Fast, sceOutBF16BitsFast = sceVarBF16Fast512, sceOutBF16Fast512, sceOutBF16BitsFast512
 	}
 }
 
@@ -840,6 +840,22 @@ func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[
 
 //go:noescape
 func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
+
+//go:noescape
+func sceOut512BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64)
+
+// sceOutBF16BitsFast512 runs sceOut512BF16Bits over the largest multiple
+// of 8 entries.
+func sceOutBF16BitsFast512(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
+	n := len(dst) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], bits[(n-1)/64]
+	w := [3]float64{w0, w1, 1e-6}
+	sceOut512BF16Bits(&dst[0], &base[0], &x0[0], &x1[0], &bits[0], n, &w)
+	return n
+}
 
 // squaresWith and sceOutWith make squaresFast256 (T float32) and
 // squaresBF16Fast256 (T uint16), and sceOutFast256 and

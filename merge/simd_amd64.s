@@ -352,11 +352,64 @@ sceVar512BF16_loop:
 	VZEROUPPER
 	RET
 
+// SCEOUT512SETUP sets sceOut512BF16's constants from w (at R11): w0 in
+// Z14, w1 in Z13, the least divisor in Z12, zero in Z15; it clears AX.
+#define SCEOUT512SETUP \
+	VBROADCASTSD (R11), Z14; \
+	VBROADCASTSD 8(R11), Z13; \
+	VBROADCASTSD 16(R11), Z12; \
+	VXORPD Z15, Z15, Z15; \
+	XORQ AX, AX
+
+// SCEOUT8BF16 is SCEOUT4BF16 on eight entries at AX (the mask in Y3):
+// SCEOUT4's operations in the same order per lane, its comparisons into
+// mask registers (K1-K5) and its ANDs with them as zeroing moves (which
+// give +0 where the AND does), so the same bits.
+#define SCEOUT8BF16 \
+	VPMOVZXWD (SI)(AX*2), Y0; \
+	VPSLLD $16, Y0, Y0; \
+	VPMOVZXWD (R8)(AX*2), Y1; \
+	VPSLLD $16, Y1, Y1; \
+	VSUBPS Y0, Y1, Y1; \
+	VANDPS Y3, Y1, Y1; \
+	VPMOVZXWD (R9)(AX*2), Y2; \
+	VPSLLD $16, Y2, Y2; \
+	VSUBPS Y0, Y2, Y2; \
+	VANDPS Y3, Y2, Y2; \
+	VCVTPS2PD Y1, Z1; \
+	VCVTPS2PD Y2, Z2; \
+	VCVTPS2PD Y0, Z0; \
+	VADDPD Z2, Z1, Z3; \
+	VCMPPD $0x1d, Z15, Z3, K1; \
+	VCMPPD $0x11, Z15, Z3, K2; \
+	VCMPPD $0x1e, Z15, Z1, K3; \
+	VCMPPD $0x11, Z15, Z1, K4; \
+	KANDW K1, K3, K3; \
+	KANDW K2, K4, K4; \
+	KORW K4, K3, K3; \
+	VCMPPD $0x1e, Z15, Z2, K4; \
+	VCMPPD $0x11, Z15, Z2, K5; \
+	KANDW K1, K4, K4; \
+	KANDW K2, K5, K5; \
+	KORW K5, K4, K4; \
+	VMULPD Z14, Z1, Z1; \
+	VMULPD Z13, Z2, Z2; \
+	VMOVAPD.Z Z1, K3, Z1; \
+	VMOVAPD.Z Z2, K4, Z2; \
+	VADDPD Z1, Z15, Z1; \
+	VADDPD Z2, Z1, Z1; \
+	VMOVAPD.Z Z14, K3, Z6; \
+	VMOVAPD.Z Z13, K4, Z7; \
+	VADDPD Z6, Z15, Z6; \
+	VADDPD Z7, Z6, Z6; \
+	VMAXPD Z6, Z12, Z6; \
+	VDIVPD Z6, Z1, Z1; \
+	VADDPD Z1, Z0, Z1; \
+	VCVTPD2PS Z1, Y1; \
+	VMOVUPS Y1, (DI)(AX*4)
+
 // func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
-// sceOut256BF16 eight entries a step (n a multiple of 8): SCEOUT4's
-// operations in the same order per lane, its comparisons into mask
-// registers and its ANDs with them as zeroing moves (which give +0 where
-// the AND does), so the same bits.
+// sceOut256BF16 eight entries a step (n a multiple of 8).
 TEXT ·sceOut512BF16(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -365,57 +418,38 @@ TEXT ·sceOut512BF16(SB), NOSPLIT, $0-56
 	MOVQ mask+32(FP), R10
 	MOVQ n+40(FP), CX
 	MOVQ w+48(FP), R11
-	VBROADCASTSD (R11), Z14       // w0
-	VBROADCASTSD 8(R11), Z13      // w1
-	VBROADCASTSD 16(R11), Z12     // the least divisor
-	VXORPD Z15, Z15, Z15
-	XORQ AX, AX
+	SCEOUT512SETUP
 sceout512bf_loop:
 	VMOVUPS (R10)(AX*4), Y3       // mask
-	VPMOVZXWD (SI)(AX*2), Y0
-	VPSLLD $16, Y0, Y0
-	VPMOVZXWD (R8)(AX*2), Y1
-	VPSLLD $16, Y1, Y1
-	VSUBPS Y0, Y1, Y1
-	VANDPS Y3, Y1, Y1
-	VPMOVZXWD (R9)(AX*2), Y2
-	VPSLLD $16, Y2, Y2
-	VSUBPS Y0, Y2, Y2
-	VANDPS Y3, Y2, Y2
-	VCVTPS2PD Y1, Z1
-	VCVTPS2PD Y2, Z2
-	VCVTPS2PD Y0, Z0
-	VADDPD Z2, Z1, Z3
-	VCMPPD $0x1d, Z15, Z3, K1     // sum >= 0
-	VCMPPD $0x11, Z15, Z3, K2     // sum < 0
-	VCMPPD $0x1e, Z15, Z1, K3     // model 0 > 0
-	VCMPPD $0x11, Z15, Z1, K4     // model 0 < 0
-	KANDW K1, K3, K3
-	KANDW K2, K4, K4
-	KORW K4, K3, K3               // model 0 agrees with the sum
-	VCMPPD $0x1e, Z15, Z2, K4
-	VCMPPD $0x11, Z15, Z2, K5
-	KANDW K1, K4, K4
-	KANDW K2, K5, K5
-	KORW K5, K4, K4               // model 1 agrees
-	VMULPD Z14, Z1, Z1
-	VMULPD Z13, Z2, Z2
-	VMOVAPD.Z Z1, K3, Z1
-	VMOVAPD.Z Z2, K4, Z2
-	VADDPD Z1, Z15, Z1
-	VADDPD Z2, Z1, Z1
-	VMOVAPD.Z Z14, K3, Z6
-	VMOVAPD.Z Z13, K4, Z7
-	VADDPD Z6, Z15, Z6
-	VADDPD Z7, Z6, Z6
-	VMAXPD Z6, Z12, Z6
-	VDIVPD Z6, Z1, Z1
-	VADDPD Z1, Z0, Z1
-	VCVTPD2PS Z1, Y1
-	VMOVUPS Y1, (DI)(AX*4)
+	SCEOUT8BF16
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT sceout512bf_loop
+	VZEROUPPER
+	RET
+
+// func sceOut512BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64)
+// sceOut512BF16 with the mask packed into bits (entry j is bit j%64 of
+// word j/64): each byte becomes the eight lanes' mask by VPMOVM2D.
+TEXT ·sceOut512BF16Bits(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ bits+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ w+48(FP), R11
+	SCEOUT512SETUP
+sceout512bits_loop:
+	MOVQ AX, R12
+	SHRQ $3, R12
+	MOVBLZX (R10)(R12*1), R12     // the next eight entries' bits
+	KMOVW R12, K6
+	VPMOVM2D K6, Y3               // mask
+	SCEOUT8BF16
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT sceout512bits_loop
 	VZEROUPPER
 	RET
 
