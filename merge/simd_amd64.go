@@ -757,18 +757,28 @@ var nibbleMasks = func() (t [16][4]uint32) {
 	return t
 }()
 
-// sceOutBF16BitsFast256 runs sceOut256BF16Bits over the largest multiple
-// of 4 entries.
-func sceOutBF16BitsFast256(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
-	n := len(dst) &^ 3
-	if n == 0 {
-		return 0
+// sceOutBitsWith makes sceOutBF16BitsFast256 and sceOutBF16BitsFast512:
+// each runs its kernel over the largest multiple of lanes entries, which
+// it returns.
+func sceOutBitsWith(lanes int, kernel func(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64)) func(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
+	return func(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _, _, _ = base[n-1], x0[n-1], x1[n-1], bits[(n-1)/64]
+		w := [3]float64{w0, w1, 1e-6}
+		kernel(&dst[0], &base[0], &x0[0], &x1[0], &bits[0], n, &w)
+		return n
 	}
-	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], bits[(n-1)/64]
-	w := [3]float64{w0, w1, 1e-6}
-	sceOut256BF16Bits(&dst[0], &base[0], &x0[0], &x1[0], &bits[0], n, &w, &nibbleMasks)
-	return n
 }
+
+var (
+	sceOutBF16BitsFast256 = sceOutBitsWith(4, func(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64) {
+		sceOut256BF16Bits(dst, base, x0, x1, bits, n, w, &nibbleMasks)
+	})
+	sceOutBF16BitsFast512 = sceOutBitsWith(8, sceOut512BF16Bits)
+)
 
 //go:noescape
 func sceVar256BF16(v *float32, base, x0, x1 *uint16, n int)
@@ -843,19 +853,6 @@ func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[
 
 //go:noescape
 func sceOut512BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64)
-
-// sceOutBF16BitsFast512 runs sceOut512BF16Bits over the largest multiple
-// of 8 entries.
-func sceOutBF16BitsFast512(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) int {
-	n := len(dst) &^ 7
-	if n == 0 {
-		return 0
-	}
-	_, _, _, _ = base[n-1], x0[n-1], x1[n-1], bits[(n-1)/64]
-	w := [3]float64{w0, w1, 1e-6}
-	sceOut512BF16Bits(&dst[0], &base[0], &x0[0], &x1[0], &bits[0], n, &w)
-	return n
-}
 
 // squaresWith and sceOutWith make squaresFast256 (T float32) and
 // squaresBF16Fast256 (T uint16), and sceOutFast256 and
