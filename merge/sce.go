@@ -167,14 +167,11 @@ var (
 func sceSquaresBF16(s []float64, base, x0, x1 []uint16, m []uint32) {
 	var l [2][8]float64
 	j0 := squaresBF16Fast(&l, base, x0, x1, m)
-	var b, y0, y1 [8]float32
-	n := len(base) - j0
-	for j := range n {
-		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
-	}
+	var t bf16Tail
+	b, y0, y1 := t.widen(base, x0, x1, j0)
 	// j0 is a multiple of 8: the tail's entry j goes to lane j.
-	squaresGo(&l[0], b[:n], y0[:n], m[j0:], 0)
-	squaresGo(&l[1], b[:n], y1[:n], m[j0:], 0)
+	squaresGo(&l[0], b, y0, m[j0:], 0)
+	squaresGo(&l[1], b, y1, m[j0:], 0)
 	s[0], s[1] = laneSum(&l[0]), laneSum(&l[1])
 }
 
@@ -183,12 +180,9 @@ func sceSquaresBF16(s []float64, base, x0, x1 []uint16, m []uint32) {
 // (AVX-512) are widened for the Go loop.
 func sceOut2BF16(dst []float32, base, x0, x1 []uint16, m []uint32, w0, w1 float64) {
 	j0 := sceOutBF16Fast(dst, base, x0, x1, m, w0, w1)
-	var b, y0, y1 [8]float32
-	n := len(dst) - j0
-	for j := range n {
-		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
-	}
-	sceOut2(dst[j0:], b[:n], y0[:n], y1[:n], m[j0:], w0, w1)
+	var t bf16Tail
+	b, y0, y1 := t.widen(base[:len(dst)], x0, x1, j0)
+	sceOut2(dst[j0:], b, y0, y1, m[j0:], w0, w1)
 }
 
 // packMask packs the mask m (entries all ones or zero) into bits, entry
@@ -218,17 +212,28 @@ var (
 // from the block's first entry).
 func sceOut2BF16Bits(dst []float32, base, x0, x1 []uint16, bits []uint64, w0, w1 float64) {
 	j0 := sceOutBF16BitsFast(dst, base, x0, x1, bits, w0, w1)
-	var b, y0, y1 [8]float32
-	var m [8]uint32
-	n := len(dst) - j0
-	for j := range n {
-		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
+	var t bf16Tail
+	b, y0, y1 := t.widen(base[:len(dst)], x0, x1, j0)
+	var m [len(t[0])]uint32
+	for j := range b {
 		m[j] = -uint32(bits[(j0+j)/64] >> ((j0 + j) % 64) & 1)
 	}
-	sceOut2(dst[j0:], b[:n], y0[:n], y1[:n], m[:n], w0, w1)
+	sceOut2(dst[j0:], b, y0, y1, m[:len(b)], w0, w1)
 }
 
-func bf16f(u uint16) float32 { return math.Float32frombits(uint32(u) << 16) }
+// bf16Tail holds the widened tails of a base and two models that the Go
+// loops take after an assembly kernel's prefix (of a multiple of 4, 8 or
+// 16 entries).
+type bf16Tail [3][16]float32
+
+// widen widens entries j0 to len(base) of base, x0 and x1 into t.
+func (t *bf16Tail) widen(base, x0, x1 []uint16, j0 int) (b, y0, y1 []float32) {
+	n := len(base) - j0
+	for j := range n {
+		t[0][j], t[1][j], t[2][j] = safetensors.BF16ToF32(base[j0+j]), safetensors.BF16ToF32(x0[j0+j]), safetensors.BF16ToF32(x1[j0+j])
+	}
+	return t[0][:n], t[1][:n], t[2][:n]
+}
 
 // laneSum adds sceSquares' lanes.
 func laneSum(l *[8]float64) float64 {
@@ -456,12 +461,9 @@ var sceVarBF16Fast func(v []float32, base, x0, x1 []uint16) int
 // are widened for the Go loop.
 func sceVarianceBF16(v []float32, base, x0, x1 []uint16) {
 	j0 := sceVarBF16Fast(v, base, x0, x1)
-	var b, y0, y1 [16]float32
-	n := len(v) - j0
-	for j := range n {
-		b[j], y0[j], y1[j] = bf16f(base[j0+j]), bf16f(x0[j0+j]), bf16f(x1[j0+j])
-	}
-	sceVariance(v[j0:], [][]float32{b[:n], y0[:n], y1[:n]})
+	var t bf16Tail
+	b, y0, y1 := t.widen(base[:len(v)], x0, x1, j0)
+	sceVariance(v[j0:], [][]float32{b, y0, y1})
 }
 
 // allKept is a mask of chunk entries that keeps them all, read only.

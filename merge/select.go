@@ -1246,7 +1246,7 @@ func bandSum2BF16(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, 
 	var b, y0, y1 [8]float32
 	n := len(dst) - j0
 	for j := range n {
-		y0[j], y1[j], b[j] = bf16f(x0[j0+j]), bf16f(x1[j0+j]), baseAt(base, bbase, j0+j)
+		y0[j], y1[j], b[j] = safetensors.BF16ToF32(x0[j0+j]), safetensors.BF16ToF32(x1[j0+j]), baseAt(base, bbase, j0+j)
 	}
 	bandSum(dst[j0:], b[:n], [][]float32{y0[:n], y1[:n]}, w, lo, hi, normalize, lambda, ds, cur, scratch)
 }
@@ -1303,7 +1303,7 @@ func baseAt(base []float32, bbase []uint16, j int) float32 {
 	if base != nil {
 		return base[j]
 	}
-	return bf16f(bbase[j])
+	return safetensors.BF16ToF32(bbase[j])
 }
 
 // bandLinearBF16Fast, when set (assembly), is bandLinearBF16 over a
