@@ -163,11 +163,12 @@ func useSIMD(on bool) {
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
 	bandLinearBF16Fast, collectBitsFast = pick(avx2, bandLinearBF16Fast256), pick(avx2, collectBitsFast256)
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
-	squaresBF16Fast, sceOutBF16Fast, sceVarBF16Fast = pick(avx2, squaresBF16Fast256), pick(avx2, sceOutBF16Fast256), pick(avx2, sceVarBF16Fast256)
-	bandSum2BF16Fast, packMaskFast, sceOutBF16BitsFast = pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256), pick(avx2, sceOutBF16BitsFast256)
-	if on && hasAVX512 {
-		sceVarBF16Fast, sceOutBF16Fast, sceOutBF16BitsFast = sceVarBF16Fast512, sceOutBF16Fast512, sceOutBF16BitsFast512
-	}
+	squaresBF16Fast, bandSum2BF16Fast, packMaskFast = pick(avx2, squaresBF16Fast256), pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256)
+	// The kernels with an AVX-512 twin take it where the CPU has AVX-512.
+	avx512 := on && hasAVX512
+	sceVarBF16Fast = pickWidest(avx512, sceVarBF16Fast512, avx2, sceVarBF16Fast256)
+	sceOutBF16Fast = pickWidest(avx512, sceOutBF16Fast512, avx2, sceOutBF16Fast256)
+	sceOutBF16BitsFast = pickWidest(avx512, sceOutBF16BitsFast512, avx2, sceOutBF16BitsFast256)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -177,6 +178,14 @@ func pick[F any](on bool, f F) F {
 	}
 	var zero F
 	return zero
+}
+
+// pickWidest returns f512 when on512, else pick(on256, f256).
+func pickWidest[F any](on512 bool, f512 F, on256 bool, f256 F) F {
+	if on512 {
+		return f512
+	}
+	return pick(on256, f256)
 }
 
 // bandLinearBF16Fast256 runs bandLinear256 on bfloat16 models over the
