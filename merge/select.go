@@ -1232,18 +1232,18 @@ var keepTiesFast func(m []uint32, d []float32, th uint32, q int) (int, int)
 
 // bandSum2BF16Fast, when set (assembly), is bandSum for two bfloat16
 // models read in place (widened in registers), over the largest multiple
-// of 8 entries, which it returns.
+// of 16 or 8 entries (its width), which it returns.
 var bandSum2BF16Fast func(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int
 
 // bandSum2BF16 is bandSum for two bfloat16 models, read in place: TIES's
 // band sum on them widened each block into float32 scratch first (8% of
 // a TIES merge) and went through sumCore's general loop over the models.
 // The base is float32 (base) or, when base is nil, bfloat16 (bbase) and
-// read in place too. The entries past the assembly's last multiple of 8
-// are widened for bandSum.
+// read in place too. The entries past the assembly's last multiple of its
+// width are widened for bandSum.
 func bandSum2BF16(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64, ds, cur [][]float32, scratch []float32) {
 	j0 := bandSum2BF16Fast(dst, base, bbase, x0, x1, w, lo, hi, normalize, lambda)
-	var b, y0, y1 [8]float32
+	var b, y0, y1 [16]float32 // the widest kernel's remainder
 	n := len(dst) - j0
 	for j := range n {
 		y0[j], y1[j], b[j] = safetensors.BF16ToF32(x0[j0+j]), safetensors.BF16ToF32(x1[j0+j]), baseAt(base, bbase, j0+j)

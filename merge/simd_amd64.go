@@ -163,12 +163,13 @@ func useSIMD(on bool) {
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
 	bandLinearBF16Fast, collectBitsFast = pick(avx2, bandLinearBF16Fast256), pick(avx2, collectBitsFast256)
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
-	squaresBF16Fast, bandSum2BF16Fast, packMaskFast = pick(avx2, squaresBF16Fast256), pick(avx2, bandSum2BF16Fast256), pick(avx2, packMaskFast256)
+	squaresBF16Fast, packMaskFast = pick(avx2, squaresBF16Fast256), pick(avx2, packMaskFast256)
 	// The kernels with an AVX-512 twin take it where the CPU has AVX-512.
 	avx512 := on && hasAVX512
 	sceVarBF16Fast = pickWidest(avx512, sceVarBF16Fast512, avx2, sceVarBF16Fast256)
 	sceOutBF16Fast = pickWidest(avx512, sceOutBF16Fast512, avx2, sceOutBF16Fast256)
 	sceOutBF16BitsFast = pickWidest(avx512, sceOutBF16BitsFast512, avx2, sceOutBF16BitsFast256)
+	bandSum2BF16Fast = pickWidest(avx512, bandSum2BF16Fast512, avx2, bandSum2BF16Fast256)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -321,30 +322,41 @@ func bandSumWith(lanes int) func(dst, base []float32, xs [][]float32, w []float6
 //go:noescape
 func bandSum2x256BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
 
-// bandSum2BF16Fast256 is bandSum for two bfloat16 models read in place,
-// over the largest multiple of 8 entries, which it returns: sumCore256's
-// arithmetic specialized to two models in drop mode 2. The base is
-// float32 (base) or, when base is nil, bfloat16 (bbase), read in place.
-func bandSum2BF16Fast256(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
-	n := len(dst) &^ 7
-	if n == 0 {
-		return 0
+//go:noescape
+func bandSum2x512BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
+
+// bandSum2BF16Fast512 and bandSum2BF16Fast256 are bandSum for two
+// bfloat16 models read in place, over the largest multiple of 16 or 8
+// entries, which they return: sumCore's arithmetic specialized to two
+// models in drop mode 2. The base is float32 (base) or, when base is
+// nil, bfloat16 (bbase), read in place.
+var (
+	bandSum2BF16Fast512 = bandSum2BF16With(16, bandSum2x512BF16)
+	bandSum2BF16Fast256 = bandSum2BF16With(8, bandSum2x256BF16)
+)
+
+func bandSum2BF16With(lanes int, kernel func(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)) func(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
+	return func(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		p := sumParamsFor(w[:2], normalize, lambda)
+		for i := range 2 {
+			p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
+		}
+		_, _ = x0[n-1], x1[n-1]
+		var b unsafe.Pointer
+		if base != nil {
+			_ = base[n-1]
+			b = unsafe.Pointer(&base[0])
+		} else {
+			_ = bbase[n-1]
+			b, p.bf16 = unsafe.Pointer(&bbase[0]), pBaseBF16
+		}
+		kernel(unsafe.Pointer(&dst[0]), b, &x0[0], &x1[0], n, &p)
+		return n
 	}
-	p := sumParamsFor(w[:2], normalize, lambda)
-	for i := range 2 {
-		p.drop[i], p.mlo[i], p.mhi[i] = 2, lo[i], hi[i]
-	}
-	_, _ = x0[n-1], x1[n-1]
-	var b unsafe.Pointer
-	if base != nil {
-		_ = base[n-1]
-		b = unsafe.Pointer(&base[0])
-	} else {
-		_ = bbase[n-1]
-		b, p.bf16 = unsafe.Pointer(&bbase[0]), pBaseBF16
-	}
-	bandSum2x256BF16(unsafe.Pointer(&dst[0]), b, &x0[0], &x1[0], n, &p)
-	return n
 }
 
 // bandLinearWith makes bandLinear over the largest multiple of lanes

@@ -2047,6 +2047,98 @@ band2_out:
 	VZEROUPPER
 	RET
 
+// BAND2X512 is sumCore512's drop-2 step for one model in
+// bandSum2x512BF16: the model's bfloat16 entries at X widened into D,
+// the delta D - base (Z0) kept where lo <= its magnitude bits < hi (LO,
+// HI) and zeroed elsewhere, then scaled by SC.
+#define BAND2X512(X, D, LO, HI, SC) \
+	VPMOVZXWD X, D; \
+	VPSLLD $16, D, D; \
+	VSUBPS Z0, D, D; \
+	VPANDD Z30, D, Z4; \
+	VPCMPUD $5, LO, Z4, K1; \
+	VPCMPUD $1, HI, Z4, K1, K1; \
+	VMOVAPS.Z D, K1, D; \
+	VMULPS SC, D, D
+
+// AGREE2X512 is sumCore512's agreement step for one model's delta D with
+// the elected sign in Z1: D added to a (Z6), and the weight W to v (Z7),
+// where d*e is positive and finite.
+#define AGREE2X512(D, W) \
+	VMULPS Z1, D, Z4; \
+	VPSUBD Z28, Z4, Z4; \
+	VPCMPUD $1, Z29, Z4, K1; \
+	VADDPS D, Z6, K1, Z6; \
+	VADDPS W, Z7, K1, Z7
+
+// func bandSum2x512BF16(dst, base unsafe.Pointer, x0, x1 *uint16, n int, p *sumParams)
+// bandSum2x256BF16 16 entries at a time: sumCore512's operations for two
+// bfloat16 models in drop mode 2, in its order and operand order, the
+// comparisons in mask registers; the base float32, or bfloat16 when
+// p.bf16 has pBaseBF16.
+TEXT ·bandSum2x512BF16(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ p+40(FP), R10
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z31          // 1.0
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30          // abs mask
+	MOVL $0x7f7fffff, AX
+	VPBROADCASTD AX, Z29          // largest finite float's bits
+	MOVL $1, AX
+	VPBROADCASTD AX, Z28          // integer 1
+	VBROADCASTSS 264(R10), Z24    // eps
+	VBROADCASTSS 256(R10), Z23    // lam
+	VPBROADCASTD 336(R10), Z22    // model 0's band
+	VPBROADCASTD 400(R10), Z21
+	VPBROADCASTD 340(R10), Z20    // model 1's
+	VPBROADCASTD 404(R10), Z19
+	VBROADCASTSS (R10), Z18       // the models' scales
+	VBROADCASTSS 4(R10), Z17
+	VBROADCASTSS 192(R10), Z16    // and weights
+	VBROADCASTSS 196(R10), Z15
+	MOVL 260(R10), BX             // normalize?
+	MOVQ 760(R10), R11            // p.bf16: the base is bfloat16 too
+	XORQ AX, AX
+band2x512_loop:
+	TESTQ $2, R11                 // pBaseBF16
+	JNZ band2x512_bf16base
+	VMOVUPS (SI)(AX*4), Z0        // base
+	JMP band2x512_base
+band2x512_bf16base:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+band2x512_base:
+	BAND2X512((DX)(AX*2), Z2, Z22, Z21, Z18)
+	BAND2X512((R8)(AX*2), Z3, Z20, Z19, Z17)
+	VXORPS Z1, Z1, Z1
+	VADDPS Z2, Z1, Z1
+	VADDPS Z3, Z1, Z1             // e = (0 + d0) + d1
+	VPTESTNMD Z30, Z1, K1         // e == ±0: a tie elects +
+	VADDPS Z31, Z1, K1, Z1
+	VXORPS Z6, Z6, Z6             // a
+	VXORPS Z7, Z7, Z7             // v
+	AGREE2X512(Z2, Z16)
+	AGREE2X512(Z3, Z15)
+	TESTL BX, BX
+	JZ band2x512_out
+	VANDPS Z30, Z7, Z4
+	VCMPPS $0x1e, Z24, Z4, K1     // |v| > eps (false for NaN)
+	VDIVPS Z7, Z6, K1, Z6
+band2x512_out:
+	VMULPS Z23, Z6, Z6
+	VADDPS Z0, Z6, Z6             // base + lam*a
+	VMOVUPS Z6, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT band2x512_loop
+	VZEROUPPER
+	RET
+
 // PACK8 ors the sign bits of the eight masks at OFF(SI)(AX*4), shifted
 // left by SH, into R8.
 #define PACK8(OFF, SH) \
