@@ -485,7 +485,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		wk := &worker{rd: bp.deltaReader(vs)}
 		switch o.Sparsify {
 		case SparsifyMagnitude, SparsifyOutliers:
-			wk.m1, wk.m2 = make([]uint32, bp.size()), make([]uint32, bp.size())
+			wk.m1, wk.m2 = bp.sc.u32(bp.size())[:bp.size()], bp.sc.u32(bp.size())[:bp.size()]
 		case SparsifyMagPrune:
 			for i := range nm {
 				wk.mp = append(wk.mp, newMagPruner(bp.rowLen, o.Density[i], o.Epsilon, o.Rescale && !o.RescaleL1))
@@ -844,16 +844,20 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 		bf16 = bf16 && v.dt == safetensors.BF16
 	}
 	for _, t := range ts {
-		t.hist = make([]int64, candBins)
+		t.hist = histBuf()
 		t.heavyEq = make([]int32, bp.nBlocks*len(t.heavy))
 	}
 	var mu sync.Mutex
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		rd := bp.deltaReader(vs)
-		buf := make([]uint32, bp.size()+16)
+		// The worker's buffers come from bp.sc's slabs, not fresh for
+		// every tensor (see binPool).
+		buf := bp.sc.u32(bp.size() + 16)[:bp.size()+16]
+		counts := bp.sc.u32(len(ts) * candBins)[:len(ts)*candBins]
+		clear(counts)
 		hists := make([][]uint32, len(ts))
 		for i := range hists {
-			hists[i] = make([]uint32, candBins)
+			hists[i] = counts[i*candBins : (i+1)*candBins]
 		}
 		var slab []uint32      // the candidates' memory, from bp.sc
 		var eq [maxHeavy]int32 // the heavy values' counts of a selection's block
@@ -1012,6 +1016,19 @@ func (t *topK) keepCands(k int, cs []uint32, above int64, h []uint32, slab []uin
 // TIES merge's CPU on Zen 5.
 var binPool sync.Pool
 
+// histPool holds the candidates' histograms (candBins counts), taken for
+// every selection of every tensor.
+var histPool sync.Pool
+
+// histBuf returns a zeroed histogram from histPool.
+func histBuf() []int64 {
+	if p, _ := histPool.Get().(*[]int64); p != nil && len(*p) == candBins {
+		clear(*p)
+		return *p
+	}
+	return make([]int64, candBins)
+}
+
 // binBuf returns an empty buffer of capacity at least n from binPool.
 func binBuf(n int) *[]uint32 {
 	p, _ := binPool.Get().(*[]uint32)
@@ -1026,7 +1043,11 @@ func binBuf(n int) *[]uint32 {
 // fromCandidates finishes t's selection from its bracket: it reports false
 // when the k-th largest is not in the bracket.
 func fromCandidates(bp blockPlan, t *topK) bool {
-	defer func() { t.collect, t.above, t.cands, t.hist, t.heavy, t.heavyEq = false, nil, nil, nil, nil, nil }()
+	defer func() {
+		h := t.hist
+		histPool.Put(&h)
+		t.collect, t.above, t.cands, t.hist, t.heavy, t.heavyEq = false, nil, nil, nil, nil, nil
+	}()
 	var above, total int64
 	for k := range t.cands {
 		above += t.above[k]
