@@ -1328,7 +1328,8 @@ func baseAt(base []float32, bbase []uint16, j int) float32 {
 }
 
 // bandLinearBF16Fast, when set (assembly), is bandLinearBF16 over a
-// prefix of dst (a multiple of 8 entries), which it returns.
+// prefix of dst (a multiple of 16 or 8 entries, its width), which it
+// returns.
 var bandLinearBF16Fast func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
 
 // bandLinearBF16 is bandLinear on bfloat16 models xs, read in place; the

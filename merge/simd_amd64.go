@@ -161,7 +161,7 @@ func useSIMD(on bool) {
 	dropFast, sceOutFast, linearFast = pick(avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
 	dotFast, combineFast, stockFast = pick(avx2, dotFast256), pick(avx2, combineFast256), pick(avx2, stockFast256)
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
-	bandLinearBF16Fast, collectBitsFast = pick(avx2, bandLinearBF16Fast256), pick(avx2, collectBitsFast256)
+	collectBitsFast = pick(avx2, collectBitsFast256)
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
 	squaresBF16Fast, packMaskFast = pick(avx2, squaresBF16Fast256), pick(avx2, packMaskFast256)
 	// The kernels with an AVX-512 twin take it where the CPU has AVX-512.
@@ -170,6 +170,7 @@ func useSIMD(on bool) {
 	sceOutBF16Fast = pickWidest(avx512, sceOutBF16Fast512, avx2, sceOutBF16Fast256)
 	sceOutBF16BitsFast = pickWidest(avx512, sceOutBF16BitsFast512, avx2, sceOutBF16BitsFast256)
 	bandSum2BF16Fast = pickWidest(avx512, bandSum2BF16Fast512, avx2, bandSum2BF16Fast256)
+	bandLinearBF16Fast = pickWidest(avx512, bandLinearBF16Fast512, avx2, bandLinearBF16Fast256)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -189,27 +190,35 @@ func pickWidest[F any](on512 bool, f512 F, on256 bool, f256 F) F {
 	return pick(on256, f256)
 }
 
-// bandLinearBF16Fast256 runs bandLinear256 on bfloat16 models over the
-// largest multiple of 8 entries, for up to 16 models; the base is
-// float32 (base) or, when base is nil, bfloat16 (bbase).
-func bandLinearBF16Fast256(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
-	n := len(dst) &^ 7
-	if n == 0 || len(xs) == 0 || len(xs) > 16 {
-		return 0
-	}
-	ptrs := ptrsOf(xs, 0, n)
-	if base == nil {
-		_ = bbase[n-1]
-		bandLinearPtrs(8, dst, unsafe.Pointer(&bbase[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16|pBaseBF16)
+// bandLinearBF16Fast512 and bandLinearBF16Fast256 run bandLinear512 or
+// bandLinear256 on bfloat16 models over the largest multiple of 16 or 8
+// entries, for up to 16 models; the base is float32 (base) or, when base
+// is nil, bfloat16 (bbase).
+var (
+	bandLinearBF16Fast512 = bandLinearBF16With(16)
+	bandLinearBF16Fast256 = bandLinearBF16With(8)
+)
+
+func bandLinearBF16With(lanes int) func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
+	return func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 || len(xs) == 0 || len(xs) > 16 {
+			return 0
+		}
+		ptrs := ptrsOf(xs, 0, n)
+		if base == nil {
+			_ = bbase[n-1]
+			bandLinearPtrs(lanes, dst, unsafe.Pointer(&bbase[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16|pBaseBF16)
+			return n
+		}
+		_ = base[n-1]
+		bandLinearPtrs(lanes, dst, unsafe.Pointer(&base[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16)
 		return n
 	}
-	_ = base[n-1]
-	bandLinearPtrs(8, dst, unsafe.Pointer(&base[0]), &ptrs, n, len(xs), w, lo, hi, scale, pModelsBF16)
-	return n
 }
 
-// sumParams.bf16's flags: the models are bfloat16 (bandLinear256), the
-// base is bfloat16 (bandLinear256, bandSum2x256BF16).
+// sumParams.bf16's flags: the models are bfloat16 (bandLinear512 and
+// 256), the base is bfloat16 (those and bandSum2x512BF16 and 256).
 const (
 	pModelsBF16 = 1 << iota
 	pBaseBF16
@@ -227,7 +236,7 @@ func ptrsOf[T float32 | uint16](xs [][]T, a, n int) (p [16]unsafe.Pointer) {
 
 // bandLinearPtrs runs the linear band sum (bandLinear512 for lanes 16,
 // bandLinear256 for 8) over n entries of the models at ptrs and the base
-// at base, float32 or (bandLinear256 only, by flags) bfloat16.
+// at base, float32 or (by flags) bfloat16.
 func bandLinearPtrs(lanes int, dst []float32, base unsafe.Pointer, ptrs *[16]unsafe.Pointer, n, models int, w []float64, lo, hi []uint32, scale float64, flags uint64) {
 	var p sumParams
 	for i := range models {

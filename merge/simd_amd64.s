@@ -202,7 +202,9 @@ collect_loop:
 // widened and weighted in float64 (w64) and summed in model order; then
 // dst = float32(float64(obase) + scale*sum), scale a float64 at p.scale
 // (obase is base for bandLinear; combine's base, with zeros for base, for
-// combine without a consensus).
+// combine without a consensus). The models are float32, or bfloat16
+// widened in registers when p.bf16 has pModelsBF16 (a predictable branch
+// per model and step), and so is the base with pBaseBF16.
 TEXT ·bandLinear512(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ base+8(FP), SI
@@ -214,15 +216,30 @@ TEXT ·bandLinear512(SB), NOSPLIT, $0-56
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z30          // abs mask
 	VBROADCASTSD 592(R10), Z29    // scale
+	MOVQ 760(R10), BX             // p.bf16
 	XORQ AX, AX
 lin_loop:
+	TESTQ $2, BX                  // pBaseBF16
+	JNZ lin_bbase
 	VMOVUPS (SI)(AX*4), Z0        // base
+	JMP lin_based
+lin_bbase:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+lin_based:
 	VXORPD Z6, Z6, Z6             // sum, elements 0-7
 	VXORPD Z7, Z7, Z7             // sum, elements 8-15
 	XORQ R11, R11
 lin_models:
 	MOVQ (DX)(R11*8), R12
+	TESTQ $1, BX                  // pModelsBF16
+	JNZ lin_bf16
 	VMOVUPS (R12)(AX*4), Z2
+	JMP lin_loaded
+lin_bf16:
+	VPMOVZXWD (R12)(AX*2), Z2     // widened in registers
+	VPSLLD $16, Z2, Z2
+lin_loaded:
 	VSUBPS Z0, Z2, Z2
 	VPANDD Z30, Z2, Z4
 	VPBROADCASTD 336(R10)(R11*4), Z5
@@ -241,7 +258,14 @@ lin_models:
 	INCQ R11
 	CMPQ R11, R9
 	JLT lin_models
+	TESTQ $2, BX
+	JNZ lin_obbase
 	VMOVUPS (R13)(AX*4), Z0       // the base to add
+	JMP lin_obased
+lin_obbase:
+	VPMOVZXWD (R13)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+lin_obased:
 	VCVTPS2PD Y0, Z3
 	VEXTRACTF32X8 $1, Z0, Y4
 	VCVTPS2PD Y4, Z4

@@ -8,20 +8,27 @@ import (
 	"github.com/mocolab/moco/safetensors"
 )
 
-// BenchmarkBandSum2BF16 runs TIES's band sum for two bfloat16 models
-// read in place at each width the CPU has, on a block of a fine-tune
-// pair (weights moved by -4 to 4 ulps) over a bfloat16 base, the bands
-// keeping about half of each model's deltas.
-func BenchmarkBandSum2BF16(b *testing.B) {
+// bandSumInputs is a block of a fine-tune pair (weights moved by -4 to 4
+// ulps) over a bfloat16 base.
+func bandSumInputs() (base, x0, x1 []uint16) {
 	const n = 64 * 896
 	r := rng{s: 9}
-	base := make([]uint16, n)
-	x0, x1 := make([]uint16, n), make([]uint16, n)
+	base, x0, x1 = make([]uint16, n), make([]uint16, n), make([]uint16, n)
 	for i := range base {
 		base[i] = safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
 		x0[i] = uint16(int(base[i]) + int(r.next()%9) - 4)
 		x1[i] = uint16(int(base[i]) + int(r.next()%9) - 4)
 	}
+	return base, x0, x1
+}
+
+// BenchmarkBandSum2BF16 runs TIES's band sum for two bfloat16 models
+// read in place at each width the CPU has, on a block of a fine-tune
+// pair (bandSumInputs), the bands keeping about half of each model's
+// deltas.
+func BenchmarkBandSum2BF16(b *testing.B) {
+	base, x0, x1 := bandSumInputs()
+	n := len(base)
 	lo := []uint32{0x38000000, 0x38000000} // |delta| >= 2^-15
 	hi := []uint32{1 << 31, 1 << 31}
 	w := []float64{0.5, 0.5}
@@ -35,9 +42,38 @@ func BenchmarkBandSum2BF16(b *testing.B) {
 			if !k.on {
 				b.Skip("not on this CPU")
 			}
-			b.SetBytes(3 * 2 * n)
+			b.SetBytes(3 * 2 * int64(n))
 			for b.Loop() {
 				k.f(dst, nil, base, x0, x1, w, lo, hi, true, 1)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+		})
+	}
+}
+
+// BenchmarkBandLinearBF16 runs breadcrumbs' linear band sum for two
+// bfloat16 models read in place at each width the CPU has, on
+// bandSumInputs, the bands keeping about half of each model's deltas.
+func BenchmarkBandLinearBF16(b *testing.B) {
+	base, x0, x1 := bandSumInputs()
+	n := len(base)
+	xs := [][]uint16{x0, x1}
+	lo := []uint32{0x38000000, 0x38000000}
+	hi := []uint32{1 << 31, 1 << 31}
+	w := []float64{0.5, 0.5}
+	dst := make([]float32, n)
+	for _, k := range []struct {
+		name string
+		on   bool
+		f    func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
+	}{{"avx2", hasAVX2 || hasAVX512, bandLinearBF16Fast256}, {"avx512", hasAVX512, bandLinearBF16Fast512}} {
+		b.Run(k.name, func(b *testing.B) {
+			if !k.on {
+				b.Skip("not on this CPU")
+			}
+			b.SetBytes(3 * 2 * int64(n))
+			for b.Loop() {
+				k.f(dst, nil, base, xs, w, lo, hi, 1)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 		})
