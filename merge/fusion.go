@@ -68,6 +68,7 @@ func streamFusion(ctx context.Context, p *planned, ts []*safetensors.Tensor, n, 
 	if err != nil {
 		return nil, err
 	}
+	locate(p, vs, ts)
 	var sc scratchSet
 	defer sc.release()
 	f, err := newFusion(ctx, vs, n, cols, &sc)

@@ -78,6 +78,7 @@ func gramPass(ctx context.Context, vs []view, n, rowLen int, delta bool, mode in
 	}
 	err := bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		bufs := bp.sc.floats(len(vs), chunk)
+		raws := bp.sc.blockBufs(vs, chunk)
 		xs := make([][]float32, len(vs))
 		return func(k, lo, hi int) {
 			// Chunks of whole rows where rows fit one; a longer row is
@@ -89,7 +90,7 @@ func gramPass(ctx context.Context, vs []view, n, rowLen int, delta bool, mode in
 			for c := lo; c < hi; c += step {
 				e := min(c+step, hi)
 				for i, vw := range vs {
-					xs[i] = vw.get(bufs[i], c, e-c)
+					xs[i] = vw.read(bufs[i], raws[i], c, e-c)
 				}
 				var base []float32
 				ms := xs
@@ -456,6 +457,7 @@ func (s *Spec) streamSpherical(ctx context.Context, p *planned, ts []*safetensor
 	if err != nil {
 		return nil, err
 	}
+	locate(p, vs, ts)
 	cols := n
 	if len(p.shape) >= 2 {
 		cols = p.shape[len(p.shape)-1]

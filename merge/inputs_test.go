@@ -152,16 +152,21 @@ func specOf(method string, ins []Input) *Spec {
 	switch method {
 	case "linear", "multislerp", "karcher":
 		s.Base, s.Models = nil, ins
-	case "slerp", "arcee_fusion":
+	case "slerp", "arcee_fusion", "nearswap":
 		s.Models = ins[1:2]
+	}
+	if method == "nearswap" {
+		s.Params = Params{"t": Scalar(0.01)}
 	}
 	return s
 }
 
 // TestWriteFolderReadMatchesInPlace: merges of models on disk (one of
 // them sharded) written with the inputs read by pread (all tensors but
-// the embeddings: three layer tensors fit in the embeddings' bytes) hold
-// the same bytes as with the inputs read in place.
+// the embeddings: three layer tensors fit in the embeddings' bytes; the
+// embeddings' blocks read from the files by view.block where a pass
+// reads them in order) hold the same bytes as with the inputs read in
+// place, through the maps.
 func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 	root := t.TempDir()
 	var dirs []string
@@ -184,7 +189,7 @@ func TestWriteFolderReadMatchesInPlace(t *testing.T) {
 		}
 		return b
 	}
-	for _, method := range []string{"linear", "task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della", "slerp", "model_stock"} {
+	for _, method := range []string{"linear", "task_arithmetic", "ties", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "della", "slerp", "nuslerp", "karcher", "model_stock", "sce", "arcee_fusion", "ram", "nearswap"} {
 		if !bytes.Equal(write(method, false), write(method, true)) {
 			t.Fatalf("%s: output differs with the inputs read by pread", method)
 		}

@@ -264,6 +264,7 @@ type planned struct {
 	params  Params  // the slice's parameters
 	t       float64 // position for gradient parameters, as mergekit's
 	pool    *bufPool
+	in      *inputReader                         // Spec.in: where in-place inputs lie in their files
 	part    func(name string, data []byte) error // Spec.part
 	sent    bool                                 // the merged tensor went to part in pieces
 }
@@ -785,7 +786,7 @@ func (s *Spec) flag(p *planned, key string, def bool) bool {
 }
 
 func (s *Spec) mergeTensor(ctx context.Context, m method, p *planned) (*safetensors.Tensor, error) {
-	p.pool, p.part = s.pool, s.part
+	p.pool, p.part, p.in = s.pool, s.part, s.in
 	n := 1
 	for _, d := range p.shape {
 		n *= d

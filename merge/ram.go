@@ -207,6 +207,7 @@ func streamRAM(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int,
 		if err != nil {
 			return nil, err
 		}
+		locate(p, vs, ts)
 		var sc scratchSet
 		defer sc.release()
 		bp := newBlockPlan(n, 1)

@@ -24,6 +24,7 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 	if err != nil {
 		return nil, err
 	}
+	locate(p, vs, ts)
 	nm := len(vs) - 1
 	frac := s.value(p, -1, "select_topk", 1)
 	bp := blockPlan{n: n, rowLen: 1, rowsPer: chunk, nBlocks: (n + chunk - 1) / chunk}
@@ -65,8 +66,12 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			v := sc.floats(1, chunk)[0]
 			mask := u32s(sc.floats(1, chunk)[0])
 			var b sceBlock
+			var bufs [3][]uint16
+			for i := range bufs {
+				bufs[i] = sc.blockBuf(vs[i], chunk)
+			}
 			return func(dst []float32, lo, hi int) {
-				b.slice(vs, lo, hi)
+				b.slice(vs, &bufs, lo, hi)
 				if bits != nil {
 					sceOut2BF16Bits(dst, b.u[0], b.u[1], b.u[2], bits[lo/64:], w[0], w[1])
 					return
@@ -261,11 +266,12 @@ func sceInPlace(vs []view) bool {
 	return len(vs) == 3 && sceVarBF16Fast != nil && squaresBF16Fast != nil && sceOutBF16Fast != nil
 }
 
-// slice sets b to entries [lo, hi) of vs in place.
-func (b *sceBlock) slice(vs []view, lo, hi int) {
+// slice sets b to entries [lo, hi) of vs in place, or read into bufs
+// (view.block).
+func (b *sceBlock) slice(vs []view, bufs *[3][]uint16, lo, hi int) {
 	b.xs = nil
 	for i := range b.u {
-		b.u[i] = vs[i].u16[lo:hi]
+		b.u[i] = vs[i].block(bufs[i], lo, hi)
 	}
 }
 
@@ -311,8 +317,12 @@ func sceEach(ctx context.Context, bp blockPlan, vs []view, inPlace bool, mk func
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		f, finish := mk()
 		var b sceBlock
+		var bufs [3][]uint16
+		for i := range bufs {
+			bufs[i] = bp.sc.blockBuf(vs[i], bp.size())
+		}
 		return func(_, lo, hi int) {
-			b.slice(vs, lo, hi)
+			b.slice(vs, &bufs, lo, hi)
 			f(&b, lo)
 		}, finish
 	})

@@ -115,22 +115,28 @@ func (b blockPlan) run(ctx context.Context, mk func() (f func(k, lo, hi int), fi
 type deltaReader struct {
 	vs   []view // the base first
 	bufs [][]float32
+	raws [][]uint16 // for blocks read from the files (view.block)
 	base []float32
 }
 
 // deltaReader returns a worker's deltaReader of blocks of b, its scratch
 // from b.sc.
 func (b blockPlan) deltaReader(vs []view) *deltaReader {
-	return &deltaReader{vs: vs, bufs: b.sc.floats(len(vs), b.size())}
+	return &deltaReader{vs: vs, bufs: b.sc.floats(len(vs), b.size()), raws: b.sc.blockBufs(vs, b.size())}
 }
 
 // load reads the base's block [lo, lo+m).
-func (r *deltaReader) load(lo, m int) { r.base = r.vs[0].get(r.bufs[0], lo, m) }
+func (r *deltaReader) load(lo, m int) { r.base = r.vs[0].read(r.bufs[0], r.raws[0], lo, m) }
+
+// model returns model i's block [lo, lo+m).
+func (r *deltaReader) model(i, lo, m int) []float32 {
+	return r.vs[i+1].read(r.bufs[i+1], r.raws[i+1], lo, m)
+}
 
 // delta writes model i's delta over the loaded block into d.
 func (r *deltaReader) delta(d []float32, i, lo int) []float32 {
 	m := len(r.base)
-	x := r.vs[i+1].get(r.bufs[i+1], lo, m)
+	x := r.model(i, lo, m)
 	d = d[:m]
 	for j := range d {
 		d[j] = x[j] - r.base[j]
@@ -388,6 +394,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	if err != nil {
 		return nil, err
 	}
+	locate(p, vs, ts)
 	nm := len(ts) - 1
 	bp := newBlockPlan(n, o.Cols)
 	bp.sc = new(scratchSet)
@@ -436,10 +443,12 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 	pruneBlock := func(wk *worker, d []float32, i, lo int) []float32 {
 		mp, rl := wk.mp[i], bp.rowLen
 		per, s0 := uint64(mp.draws), mix(o.Seed, uint64(i), 0)
-		base, x := wk.rd.base, wk.rd.vs[i+1]
-		bf16 := x.dt == safetensors.BF16
+		base, v := wk.rd.base, wk.rd.vs[i+1]
+		bf16 := v.dt == safetensors.BF16
+		var x []uint16 // the block's bf16 entries
 		if bf16 {
 			d = d[:len(base)]
+			x = v.block(wk.rd.raws[i+1], lo, lo+len(d))
 		} else {
 			d = wk.rd.delta(d, i, lo)
 		}
@@ -447,13 +456,13 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		for ; off+rl <= len(d); off += rl {
 			s := s0 + uint64((lo+off)/rl)*per*rngGamma
 			if bf16 {
-				mp.rowBF16(d[off:off+rl], x.u16[lo+off:lo+off+rl], base[off:off+rl], s)
+				mp.rowBF16(d[off:off+rl], x[off:off+rl], base[off:off+rl], s)
 			} else {
 				mp.row(d[off:off+rl], s)
 			}
 		}
 		for j := off; bf16 && j < len(d); j++ { // a partial row stays whole
-			d[j] = math.Float32frombits(uint32(x.u16[lo+j])<<16) - base[j]
+			d[j] = math.Float32frombits(uint32(x[j])<<16) - base[j]
 		}
 		return d
 	}
@@ -588,12 +597,18 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		// when bbase is set (else the float32 base), and reports whether
 		// it could: the linear band sum, or the sign election's for two
 		// models.
+		xbufs := make([][]uint16, nm+1) // for blocks read from the files (view.block)
+		if canInPlace {
+			for i := range xbufs {
+				xbufs[i] = bp.sc.blockBuf(vs[i], bp.size())
+			}
+		}
 		inPlace := func(dst, base []float32, bbase []uint16, lo, hi int) bool {
 			if !canInPlace {
 				return false
 			}
 			for i := range nm {
-				xb[i] = vs[i+1].u16[lo:hi]
+				xb[i] = vs[i+1].block(xbufs[i+1], lo, hi)
 			}
 			if o.Consensus == "" {
 				bandLinearBF16(dst, base, bbase, xb, w, blo, bhi, linScale)
@@ -607,7 +622,8 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			m := hi - lo
 			inBands := band && bands(k)
 			// With a bf16 base too, nothing is widened.
-			if inBands && vs[0].dt == safetensors.BF16 && inPlace(dst[:m], nil, vs[0].u16[lo:hi], lo, hi) {
+			if inBands && vs[0].dt == safetensors.BF16 && canInPlace {
+				inPlace(dst[:m], nil, vs[0].block(xbufs[0], lo, hi), lo, hi)
 				return
 			}
 			wk.rd.load(lo, m)
@@ -616,7 +632,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 					return
 				}
 				for i := range nm {
-					xs[i] = wk.rd.vs[i+1].get(wk.rd.bufs[i+1], lo, m)
+					xs[i] = wk.rd.model(i, lo, m)
 				}
 				if o.Consensus == "" {
 					bandLinear(dst[:m], wk.rd.base, xs, w, blo, bhi, linScale)
@@ -865,11 +881,25 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc, &eq)
 			eq = [maxHeavy]int32{}
 		}
+		var bbuf []uint16 // for blocks read from the files (view.block)
+		xbufs := make([][]uint16, len(vs))
+		if bf16 {
+			bbuf = bp.sc.blockBuf(vs[0], bp.size())
+			for i := range vs[1:] {
+				xbufs[i+1] = bp.sc.blockBuf(vs[i+1], bp.size())
+			}
+		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
 			if bf16 { // in place, widened in registers
+				base := vs[0].block(bbuf, lo, hi)
+				prev := -1
+				var x []uint16
 				for i, t := range ts {
-					c, above := collectBF16Heavy(buf, vs[t.model+1].u16[lo:hi], vs[0].u16[lo:hi], t.lo, t.hi, t.heavy, &eq)
+					if t.model != prev {
+						x, prev = vs[t.model+1].block(xbufs[t.model+1], lo, hi), t.model
+					}
+					c, above := collectBF16Heavy(buf, x, base, t.lo, t.hi, t.heavy, &eq)
 					keep(i, k, c, above)
 				}
 				return
@@ -879,7 +909,7 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 			var x []float32
 			for i, t := range ts {
 				if t.model != prev {
-					x, prev = rd.vs[t.model+1].get(rd.bufs[t.model+1], lo, m), t.model
+					x, prev = rd.model(t.model, lo, m), t.model
 				}
 				c, above := collectHeavy(buf, x, rd.base, t.lo, t.hi, t.heavy, &eq)
 				keep(i, k, c, above)

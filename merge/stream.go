@@ -18,6 +18,7 @@ type view struct {
 	dt  safetensors.DType
 	f32 []float32
 	u16 []uint16
+	loc *fileLoc // for u16 data left in its mapping: where it lies in its file (block)
 }
 
 func newView(t *safetensors.Tensor) (view, error) {
@@ -32,6 +33,69 @@ func newView(t *safetensors.Tensor) (view, error) {
 		err = fmt.Errorf("dtype %s is not F32, F16 or BF16", t.DType)
 	}
 	return v, err
+}
+
+// block returns the 16-bit entries [lo, hi) of v: in place, or, where v
+// knows where they lie in their file (a tensor left in its mapping, the
+// embeddings of a 0.5B model), read with pread into buf (at least hi-lo
+// entries). A first pass over a mapping takes a page fault per 64 KB, and
+// on a virtual machine each costs an exit; a buffer that holds the whole
+// tensor costs as much in fresh pages (see outBuf). A failed read falls
+// back on the mapping, which holds the same bytes.
+func (v view) block(buf []uint16, lo, hi int) []uint16 {
+	if v.loc == nil || hi <= lo {
+		return v.u16[lo:hi]
+	}
+	b := buf[:hi-lo]
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), 2*len(b))
+	if n, _ := v.loc.f.ReadAt(raw, v.loc.off+2*int64(lo)); n < len(raw) {
+		return v.u16[lo:hi]
+	}
+	return b
+}
+
+// read is get, with v's 16-bit entries read by block (into raw) where v
+// knows where they lie in their file.
+func (v view) read(buf []float32, raw []uint16, lo, n int) []float32 {
+	if v.loc == nil {
+		return v.get(buf, lo, n)
+	}
+	return view{dt: v.dt, u16: v.block(raw, lo, lo+n)}.get(buf, 0, n)
+}
+
+// blockBufs returns a blockBuf of n entries for each of vs.
+func (s *scratchSet) blockBufs(vs []view, n int) [][]uint16 {
+	raws := make([][]uint16, len(vs))
+	for i, v := range vs {
+		raws[i] = s.blockBuf(v, n)
+	}
+	return raws
+}
+
+// locate gives the 16-bit views of vs, made from ts, where their data
+// lies in its file when p's reader left it in place (block reads it).
+func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
+	for i, t := range ts {
+		if l, ok := p.in.where(t); ok && vs[i].u16 != nil {
+			vs[i].loc = &l
+		}
+	}
+}
+
+// blockBuf returns a buffer of n entries for v.block from s, or nil
+// where v reads its blocks in place.
+func (s *scratchSet) blockBuf(v view, n int) []uint16 {
+	if v.loc == nil {
+		return nil
+	}
+	return s.u16(n)
+}
+
+// u16 returns n entries of 16-bit scratch (contents undefined), from the
+// set's uint32 slabs.
+func (s *scratchSet) u16(n int) []uint16 {
+	w := s.u32(n/2 + 1)
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(w[:1]))), n)
 }
 
 // get returns elements [lo, lo+n) as float32, in buf unless they can be
@@ -110,14 +174,16 @@ func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*sa
 	if err != nil {
 		return nil, err
 	}
+	locate(p, vs, ts)
 	return streamChunks(p, n, func(sc *scratchSet) func(dst []float32, lo, hi int) {
 		bufs := sc.floats(len(vs), chunk)
+		raws := sc.blockBufs(vs, chunk)
 		ds := sc.floats(len(vs), chunk) // taskChunk's: one per model and one more (vs has the base too)
 		xs := make([][]float32, len(vs))
 		return func(dst []float32, lo, hi int) {
 			m := hi - lo
 			for i, v := range vs {
-				xs[i] = v.get(bufs[i], lo, m)
+				xs[i] = v.read(bufs[i], raws[i], lo, m)
 			}
 			f(dst, xs, lo/chunk, ds)
 		}
@@ -294,11 +360,12 @@ func (o *outBuf) abandon() {
 func eachBlock(ctx context.Context, bp blockPlan, vs []view, mk func() (f func(xs [][]float32, lo int), finish func())) error {
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		bufs := bp.sc.floats(len(vs), bp.size())
+		raws := bp.sc.blockBufs(vs, bp.size())
 		xs := make([][]float32, len(vs))
 		f, finish := mk()
 		return func(_, lo, hi int) {
 			for i, v := range vs {
-				xs[i] = v.get(bufs[i], lo, hi-lo)
+				xs[i] = v.read(bufs[i], raws[i], lo, hi-lo)
 			}
 			f(xs, lo)
 		}, finish
