@@ -3,8 +3,10 @@ package merge
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,29 +21,40 @@ import (
 // a scalar and an I64 one) to dir, in shards of shard bytes (0: one file),
 // with embedRows rows of 64 in the embeddings.
 func writeModel(t *testing.T, dir string, seed uint64, shard int64, embedRows int) {
+	writeModelOf(t, safetensors.BF16, dir, seed, shard, embedRows)
+}
+
+// writeModelOf is writeModel with the floating-point tensors in dt (BF16
+// or F32).
+func writeModelOf(t *testing.T, fdt safetensors.DType, dir string, seed uint64, shard int64, embedRows int) {
 	t.Helper()
 	r := rng{s: seed}
 	var ts []*safetensors.Tensor
 	add := func(name string, dt safetensors.DType, shape ...int) {
 		tn := &safetensors.Tensor{Name: name, DType: dt, Shape: shape}
 		tn.Data = make([]byte, tn.NumElements()*dt.Size())
-		for i := 0; i+1 < len(tn.Data); i += 2 {
-			h := safetensors.F32ToBF16(float32((r.float64()*2 - 1) * 0.05))
+		for i := 0; i+dt.Size() <= len(tn.Data); i += dt.Size() {
+			v := float32((r.float64()*2 - 1) * 0.05)
+			if dt == safetensors.F32 {
+				binary.LittleEndian.PutUint32(tn.Data[i:], math.Float32bits(v))
+				continue
+			}
+			h := safetensors.F32ToBF16(v)
 			tn.Data[i], tn.Data[i+1] = byte(h), byte(h>>8)
 		}
 		ts = append(ts, tn)
 	}
-	add("model.embed_tokens.weight", safetensors.BF16, embedRows, 64)
+	add("model.embed_tokens.weight", fdt, embedRows, 64)
 	for l := range 2 {
 		p := "model.layers." + string(rune('0'+l)) + "."
-		add(p+"mlp.up_proj.weight", safetensors.BF16, 80, 64)
-		add(p+"self_attn.q_proj.weight", safetensors.BF16, 64, 64)
-		add(p+"self_attn.q_proj.bias", safetensors.BF16, 64)
-		add(p+"input_layernorm.weight", safetensors.BF16, 64)
-		add(p+"empty", safetensors.BF16, 0)
+		add(p+"mlp.up_proj.weight", fdt, 80, 64)
+		add(p+"self_attn.q_proj.weight", fdt, 64, 64)
+		add(p+"self_attn.q_proj.bias", fdt, 64)
+		add(p+"input_layernorm.weight", fdt, 64)
+		add(p+"empty", fdt, 0)
 	}
-	add("model.norm.weight", safetensors.BF16, 64)
-	add("model.scale", safetensors.BF16)
+	add("model.norm.weight", fdt, 64)
+	add("model.scale", fdt)
 	add("model.positions", safetensors.I64, 5)
 	hs := make([]safetensors.Header, len(ts))
 	for i, tn := range ts {
@@ -165,14 +178,21 @@ func specOf(method string, ins []Input) *Spec {
 // them sharded) written with the inputs read by pread (all tensors but
 // the embeddings: three layer tensors fit in the embeddings' bytes; the
 // embeddings' blocks read from the files by view.block where a pass
-// reads them in order) hold the same bytes as with the inputs read in
-// place, through the maps.
+// reads them in order, view.read for float32 ones) hold the same bytes
+// as with the inputs read in place, through the maps, for bfloat16 and
+// float32 models.
 func TestWriteFolderReadMatchesInPlace(t *testing.T) {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F32} {
+		t.Run(string(dt), func(t *testing.T) { testWriteFolderReadMatchesInPlace(t, dt) })
+	}
+}
+
+func testWriteFolderReadMatchesInPlace(t *testing.T, dt safetensors.DType) {
 	root := t.TempDir()
 	var dirs []string
 	for i, shard := range []int64{0, 20000, 0} {
 		d := filepath.Join(root, "m"+string(rune('0'+i)))
-		writeModel(t, d, uint64(i+1), shard, 512)
+		writeModelOf(t, dt, d, uint64(i+1), shard, 512)
 		dirs = append(dirs, d)
 	}
 	write := func(method string, off bool) []byte {

@@ -18,7 +18,7 @@ type view struct {
 	dt  safetensors.DType
 	f32 []float32
 	u16 []uint16
-	loc *fileLoc // for u16 data left in its mapping: where it lies in its file (block)
+	loc *fileLoc // for data left in its mapping: where it lies in its file (block, read)
 }
 
 func newView(t *safetensors.Tensor) (view, error) {
@@ -54,11 +54,19 @@ func (v view) block(buf []uint16, lo, hi int) []uint16 {
 	return b
 }
 
-// read is get, with v's 16-bit entries read by block (into raw) where v
-// knows where they lie in their file.
+// read is get, with v's entries read from their file where v knows where
+// they lie: 16-bit ones by block (into raw), float32 ones into buf.
 func (v view) read(buf []float32, raw []uint16, lo, n int) []float32 {
-	if v.loc == nil {
+	switch {
+	case v.loc == nil || n <= 0:
 		return v.get(buf, lo, n)
+	case v.dt == safetensors.F32: // straight into buf
+		b := buf[:n]
+		bytes := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), 4*n)
+		if k, _ := v.loc.f.ReadAt(bytes, v.loc.off+4*int64(lo)); k < len(bytes) {
+			return v.get(buf, lo, n)
+		}
+		return b
 	}
 	return view{dt: v.dt, u16: v.block(raw, lo, lo+n)}.get(buf, 0, n)
 }
@@ -72,11 +80,11 @@ func (s *scratchSet) blockBufs(vs []view, n int) [][]uint16 {
 	return raws
 }
 
-// locate gives the 16-bit views of vs, made from ts, where their data
-// lies in its file when p's reader left it in place (block reads it).
+// locate gives the views of vs, made from ts, where their data lies in
+// its file when p's reader left it in place (block and read read it).
 func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
 	for i, t := range ts {
-		if l, ok := p.in.where(t); ok && vs[i].u16 != nil {
+		if l, ok := p.in.where(t); ok {
 			vs[i].loc = &l
 		}
 	}
@@ -85,7 +93,7 @@ func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
 // blockBuf returns a buffer of n entries for v.block from s, or nil
 // where v reads its blocks in place.
 func (s *scratchSet) blockBuf(v view, n int) []uint16 {
-	if v.loc == nil {
+	if v.loc == nil || v.u16 == nil {
 		return nil
 	}
 	return s.u16(n)
