@@ -28,27 +28,13 @@ func bandSumInputs() (base, x0, x1 []uint16) {
 // deltas.
 func BenchmarkBandSum2BF16(b *testing.B) {
 	base, x0, x1 := bandSumInputs()
-	n := len(base)
 	lo := []uint32{0x38000000, 0x38000000} // |delta| >= 2^-15
 	hi := []uint32{1 << 31, 1 << 31}
 	w := []float64{0.5, 0.5}
-	dst := make([]float32, n)
-	for _, k := range []struct {
-		name string
-		on   bool
-		f    func(dst, base []float32, bbase, x0, x1 []uint16, w []float64, lo, hi []uint32, normalize bool, lambda float64) int
-	}{{"avx2", hasAVX2 || hasAVX512, bandSum2BF16Fast256}, {"avx512", hasAVX512, bandSum2BF16Fast512}} {
-		b.Run(k.name, func(b *testing.B) {
-			if !k.on {
-				b.Skip("not on this CPU")
-			}
-			b.SetBytes(3 * 2 * int64(n))
-			for b.Loop() {
-				k.f(dst, nil, base, x0, x1, w, lo, hi, true, 1)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
-		})
-	}
+	dst := make([]float32, len(base))
+	benchWidths(b, len(base),
+		func() { bandSum2BF16Fast256(dst, nil, base, x0, x1, w, lo, hi, true, 1) },
+		func() { bandSum2BF16Fast512(dst, nil, base, x0, x1, w, lo, hi, true, 1) })
 }
 
 // BenchmarkBandLinearBF16 runs breadcrumbs' linear band sum for two
@@ -56,24 +42,32 @@ func BenchmarkBandSum2BF16(b *testing.B) {
 // bandSumInputs, the bands keeping about half of each model's deltas.
 func BenchmarkBandLinearBF16(b *testing.B) {
 	base, x0, x1 := bandSumInputs()
-	n := len(base)
 	xs := [][]uint16{x0, x1}
 	lo := []uint32{0x38000000, 0x38000000}
 	hi := []uint32{1 << 31, 1 << 31}
 	w := []float64{0.5, 0.5}
-	dst := make([]float32, n)
+	dst := make([]float32, len(base))
+	benchWidths(b, len(base),
+		func() { bandLinearBF16Fast256(dst, nil, base, xs, w, lo, hi, 1) },
+		func() { bandLinearBF16Fast512(dst, nil, base, xs, w, lo, hi, 1) })
+}
+
+// benchWidths runs a kernel's AVX2 and AVX-512 versions (over n entries
+// of three bfloat16 inputs) as sub-benchmarks, skipping those the CPU
+// lacks.
+func benchWidths(b *testing.B, n int, avx2, avx512 func()) {
 	for _, k := range []struct {
 		name string
 		on   bool
-		f    func(dst, base []float32, bbase []uint16, xs [][]uint16, w []float64, lo, hi []uint32, scale float64) int
-	}{{"avx2", hasAVX2 || hasAVX512, bandLinearBF16Fast256}, {"avx512", hasAVX512, bandLinearBF16Fast512}} {
+		run  func()
+	}{{"avx2", hasAVX2 || hasAVX512, avx2}, {"avx512", hasAVX512, avx512}} {
 		b.Run(k.name, func(b *testing.B) {
 			if !k.on {
 				b.Skip("not on this CPU")
 			}
 			b.SetBytes(3 * 2 * int64(n))
 			for b.Loop() {
-				k.f(dst, nil, base, xs, w, lo, hi, 1)
+				k.run()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 		})
