@@ -1052,7 +1052,7 @@ var histPool sync.Pool
 
 // histBuf returns a zeroed histogram from histPool.
 func histBuf() []int64 {
-	if p, _ := histPool.Get().(*[]int64); p != nil && len(*p) == candBins {
+	if p, _ := histPool.Get().(*[]int64); p != nil {
 		clear(*p)
 		return *p
 	}
@@ -1074,8 +1074,9 @@ func binBuf(n int) *[]uint32 {
 // when the k-th largest is not in the bracket.
 func fromCandidates(bp blockPlan, t *topK) bool {
 	defer func() {
-		h := t.hist
-		histPool.Put(&h)
+		if h := t.hist; h != nil {
+			histPool.Put(&h)
+		}
 		t.collect, t.above, t.cands, t.hist, t.heavy, t.heavyEq = false, nil, nil, nil, nil, nil
 	}()
 	var above, total int64
