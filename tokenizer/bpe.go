@@ -305,7 +305,7 @@ func bpeTokens(l *vocabList, vocab *vocabIndex) ([]string, error) {
 	}
 	for tok, id := range vocab.all() {
 		if err := add(tok, id); err != nil {
-			return nil, err
+			return nil, sharedID(vocab.all()) // the index's order varies run to run
 		}
 	}
 	return tokens, nil

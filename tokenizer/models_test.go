@@ -47,3 +47,17 @@ func TestWordPieceAndUnigram(t *testing.T) {
 		t.Error("WordPiece without its unk token accepted")
 	}
 }
+
+// TestSharedIDNamesLeastPair: a vocabulary whose tokens share ids is
+// refused naming the least shared id and its two least tokens, whatever
+// order the map yields them in (run it many times: map order varies).
+func TestSharedIDNamesLeastPair(t *testing.T) {
+	vocab := map[string]int{"z": 3, "b": 3, "y": 1, "x": 1, "c": 1, "a": 0}
+	const want = `id 1 is used by both "c" and "x"`
+	for range 50 {
+		_, err := idTable(vocab)
+		if err == nil || err.Error() != want {
+			t.Fatalf("idTable: %v, want %s", err, want)
+		}
+	}
+}

@@ -2,7 +2,11 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"iter"
+	"maps"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -100,11 +104,35 @@ func idTable(vocab map[string]int) ([]string, error) {
 	tokens := make([]string, n)
 	for tok, id := range vocab {
 		if tokens[id] != "" {
-			return nil, fmt.Errorf("id %d is used by both %q and %q", id, tokens[id], tok)
+			return nil, sharedID(maps.All(vocab))
 		}
 		tokens[id] = tok
 	}
 	return tokens, nil
+}
+
+// sharedID is the error for a vocabulary in which tokens share an id: it
+// names the least such id and the two least of its tokens, so that the
+// message does not change with the order a map or hash index yields them
+// in (the fuzzer found two readings of one file naming the same pair in
+// either order).
+func sharedID(vocab iter.Seq2[string, int]) error {
+	byID := map[int][]string{}
+	for tok, id := range vocab {
+		byID[id] = append(byID[id], tok)
+	}
+	least := -1
+	for id, toks := range byID {
+		if len(toks) > 1 && (least < 0 || id < least) {
+			least = id
+		}
+	}
+	if least < 0 {
+		return errors.New("tokens share an id") // not reached: the caller found one
+	}
+	toks := byID[least]
+	slices.Sort(toks)
+	return fmt.Errorf("id %d is used by both %q and %q", least, toks[0], toks[1])
 }
 
 // wordLevel maps each word to its id, or to the unk token.
