@@ -157,7 +157,7 @@ func useSIMD(on bool) {
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
 	avx2 := on && (hasAVX512 || hasAVX2)
-	collectHeavyFast, collectBF16HeavyFast = pick(avx2, collectHeavyFast256), pick(avx2, collectBF16HeavyFast256)
+	collectHeavyFast = pick(avx2, collectHeavyFast256)
 	dropFast, sceOutFast, linearFast = pick(avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
 	dotFast, combineFast, stockFast = pick(avx2, dotFast256), pick(avx2, combineFast256), pick(avx2, stockFast256)
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
@@ -171,6 +171,7 @@ func useSIMD(on bool) {
 	sceOutBF16BitsFast = pickWidest(avx512, sceOutBF16BitsFast512, avx2, sceOutBF16BitsFast256)
 	bandSum2BF16Fast = pickWidest(avx512, bandSum2BF16Fast512, avx2, bandSum2BF16Fast256)
 	bandLinearBF16Fast = pickWidest(avx512, bandLinearBF16Fast512, avx2, bandLinearBF16Fast256)
+	collectBF16HeavyFast = pickWidest(avx512, collectBF16HeavyFast512, avx2, collectBF16HeavyFast256)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -523,6 +524,24 @@ var (
 	collectHeavyFast256     = collectHeavyWith(collect256H)
 	collectBF16HeavyFast256 = collectHeavyWith(collect256BF16H)
 )
+
+//go:noescape
+func collect512BF16H(buf *uint32, x, base *uint16, n int, lo, hi uint32, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+
+// collectBF16HeavyFast512 is collectBF16Heavy's AVX-512 path over the
+// largest multiple of 16 entries, as collectHeavyWith's.
+func collectBF16HeavyFast512(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0, 0, 0
+	}
+	_, _ = buf[n+15], x[n-1]
+	hv := heavyLanes(heavy)
+	var lanes [32]uint32
+	c, above := collect512BF16H(&buf[0], &x[0], &base[0], n, lo, hi, &hv, &lanes)
+	addHeavyLanes(eq, &lanes, len(heavy))
+	return n, c, int64(above)
+}
 
 // prefixFast512 is prefixSums over the largest multiple of 16 counters.
 func prefixFast512(c []int32, start int32) (int, int32) {

@@ -952,6 +952,90 @@ collect256bfh_loop:
 	VZEROUPPER
 	RET
 
+// HEAVY512 counts the lanes of Z0 equal to the heavy value in HV into the
+// counts CNT and ors their mask into K3.
+#define HEAVY512(HV, CNT) \
+	VPCMPEQD HV, Z0, K4; \
+	VPADDD Z31, CNT, K4, CNT; \
+	KORW K4, K3, K3
+
+// func collect512BF16H(buf *uint32, x, base *uint16, n int, lo, hi uint32, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
+// collect256BF16H 16 entries at a time: the magnitude bits of x - base in
+// [lo, hi] that equal none of the four heavy values are stored to buf in
+// order (VPCOMPRESSD; each store writes 16 entries, so buf needs 15
+// spare), those equal to heavy value j counted per lane (folded to eight
+// lanes at the end, as collect256BF16H leaves them in eq), and those
+// above hi counted.
+TEXT ·collect512BF16H(SB), NOSPLIT, $0-72
+	MOVQ buf+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVL lo+32(FP), AX
+	VPBROADCASTD AX, Z28
+	MOVL hi+36(FP), AX
+	VPBROADCASTD AX, Z29
+	MOVQ hv+40(FP), R12
+	MOVQ eq+48(FP), R13
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30          // abs mask
+	MOVL $1, AX
+	VPBROADCASTD AX, Z31          // integer 1
+	VPBROADCASTD (R12), Z24       // the heavy values
+	VPBROADCASTD 32(R12), Z25
+	VPBROADCASTD 64(R12), Z26
+	VPBROADCASTD 96(R12), Z27
+	VPXORD Z20, Z20, Z20          // their counts
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+	XORQ R10, R10                 // above
+collect512bfh_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VPMOVZXWD (DX)(AX*2), Z2
+	VPSLLD $16, Z2, Z2
+	VSUBPS Z2, Z0, Z0
+	VPANDD Z30, Z0, Z0
+	VPCMPUD $6, Z29, Z0, K2       // bits > hi
+	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
+	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
+	VPCMPEQD Z24, Z0, K3
+	VPADDD Z31, Z20, K3, Z20
+	HEAVY512(Z25, Z21)
+	HEAVY512(Z26, Z22)
+	HEAVY512(Z27, Z23)
+	KANDNW K1, K3, K1             // and no heavy value
+	VPCOMPRESSD Z0, K1, Z1
+	VMOVDQU32 Z1, (DI)(R8*4)
+	KMOVW K1, R9
+	POPCNTL R9, R9
+	ADDQ R9, R8
+	KMOVW K2, R9
+	POPCNTL R9, R9
+	ADDQ R9, R10
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT collect512bfh_loop
+	VEXTRACTI32X8 $1, Z20, Y1     // eight lanes each, as collect256BF16H's
+	VPADDD Y1, Y20, Y1
+	VMOVDQU Y1, (R13)
+	VEXTRACTI32X8 $1, Z21, Y1
+	VPADDD Y1, Y21, Y1
+	VMOVDQU Y1, 32(R13)
+	VEXTRACTI32X8 $1, Z22, Y1
+	VPADDD Y1, Y22, Y1
+	VMOVDQU Y1, 64(R13)
+	VEXTRACTI32X8 $1, Z23, Y1
+	VPADDD Y1, Y23, Y1
+	VMOVDQU Y1, 96(R13)
+	MOVQ R8, c+56(FP)
+	MOVQ R10, above+64(FP)
+	VZEROUPPER
+	RET
+
 // func bandLinear256(dst, base, obase unsafe.Pointer, xs *unsafe.Pointer, n, models int, p *sumParams)
 // bandLinear512 for AVX2, 8 elements at a time (the band test as in
 // sumCore256); the models are float32, or bfloat16 widened in registers

@@ -3,6 +3,7 @@
 package merge
 
 import (
+	"math"
 	"testing"
 
 	"github.com/mocolab/moco/safetensors"
@@ -53,7 +54,7 @@ func BenchmarkBandLinearBF16(b *testing.B) {
 }
 
 // benchWidths runs a kernel's AVX2 and AVX-512 versions (over n entries
-// of three bfloat16 inputs) as sub-benchmarks, skipping those the CPU
+// of bfloat16 inputs, counted as three) as sub-benchmarks, skipping those the CPU
 // lacks.
 func benchWidths(b *testing.B, n int, avx2, avx512 func()) {
 	for _, k := range []struct {
@@ -72,4 +73,28 @@ func benchWidths(b *testing.B, n int, avx2, avx512 func()) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 		})
 	}
+}
+
+// BenchmarkCollectBF16Heavy runs TIES's collecting pass with heavy values
+// at each width the CPU has, on bandSumInputs, the bracket and the heavy
+// value those of the block's most common magnitude.
+func BenchmarkCollectBF16Heavy(b *testing.B) {
+	base, x0, _ := bandSumInputs()
+	counts := map[uint32]int{}
+	for j := range base {
+		counts[math.Float32bits(safetensors.BF16ToF32(x0[j])-safetensors.BF16ToF32(base[j]))&^signBit]++
+	}
+	var heavy uint32
+	for v, c := range counts {
+		if c > counts[heavy] || c == counts[heavy] && v < heavy {
+			heavy = v
+		}
+	}
+	lo, hi := heavy>>1, heavy+heavy/2 // a bracket around it
+	buf := make([]uint32, len(base)+16)
+	var eq [maxHeavy]int32
+	hv := []uint32{heavy}
+	benchWidths(b, len(base),
+		func() { collectBF16HeavyFast256(buf, x0, base, lo, hi, hv, &eq) },
+		func() { collectBF16HeavyFast512(buf, x0, base, lo, hi, hv, &eq) })
 }
