@@ -163,7 +163,7 @@ func useSIMD(on bool) {
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
 	collectBitsFast = pick(avx2, collectBitsFast256)
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
-	squaresBF16Fast, packMaskFast = pick(avx2, squaresBF16Fast256), pick(avx2, packMaskFast256)
+	packMaskFast = pick(avx2, packMaskFast256)
 	// The kernels with an AVX-512 twin take it where the CPU has AVX-512.
 	avx512 := on && hasAVX512
 	sceVarBF16Fast = pickWidest(avx512, sceVarBF16Fast512, avx2, sceVarBF16Fast256)
@@ -172,6 +172,7 @@ func useSIMD(on bool) {
 	bandSum2BF16Fast = pickWidest(avx512, bandSum2BF16Fast512, avx2, bandSum2BF16Fast256)
 	bandLinearBF16Fast = pickWidest(avx512, bandLinearBF16Fast512, avx2, bandLinearBF16Fast256)
 	collectBF16HeavyFast = pickWidest(avx512, collectBF16HeavyFast512, avx2, collectBF16HeavyFast256)
+	squaresBF16Fast = pickWidest(avx512, squaresBF16Fast512, avx2, squaresBF16Fast256)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -895,6 +896,9 @@ func keepTiesFast256(m []uint32, d []float32, th uint32, q int) (int, int) {
 func squares256BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
 
 //go:noescape
+func squares512BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
+
+//go:noescape
 func sceOut256BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[3]float64)
 
 //go:noescape
@@ -904,7 +908,7 @@ func sceOut512BF16(dst *float32, base, x0, x1 *uint16, mask *uint32, n int, w *[
 func sceOut512BF16Bits(dst *float32, base, x0, x1 *uint16, bits *uint64, n int, w *[3]float64)
 
 // squaresWith and sceOutWith make squaresFast256 (T float32) and
-// squaresBF16Fast256 (T uint16), and sceOutFast256 and
+// squaresBF16Fast256 and 512 (T uint16), and sceOutFast256 and
 // sceOutBF16Fast256: each runs its kernel over the largest multiple of
 // 8 (squares) or 4 (the output) entries, which it returns.
 func squaresWith[T float32 | uint16](kernel func(l *[2][8]float64, base, x0, x1 *T, m *uint32, n int)) func(l *[2][8]float64, base, x0, x1 []T, m []uint32) int {
@@ -934,6 +938,7 @@ func sceOutWith[T float32 | uint16](lanes int, kernel func(dst *float32, base, x
 
 var (
 	squaresFast256, squaresBF16Fast256 = squaresWith(squares256), squaresWith(squares256BF16)
+	squaresBF16Fast512                 = squaresWith(squares512BF16)
 	sceOutFast256, sceOutBF16Fast256   = sceOutWith(4, sceOut256), sceOutWith(4, sceOut256BF16)
 	sceOutBF16Fast512                  = sceOutWith(8, sceOut512BF16)
 )

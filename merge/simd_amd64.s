@@ -1998,6 +1998,46 @@ squaresbf_loop:
 	VZEROUPPER
 	RET
 
+// SQUARES8X512 is SQUARES8 with the eight float64 lanes of one model in
+// one register ACC: entry j of the step still goes to lane j, in the
+// same operations and operand order, so the sums are squares256BF16's.
+#define SQUARES8X512(ACC) \
+	VSUBPS Y4, Y6, Y6; \
+	VANDPS Y5, Y6, Y6; \
+	VCVTPS2PD Y6, Z7; \
+	VMULPD Z7, Z7, Z7; \
+	VADDPD Z7, ACC, ACC
+
+// func squares512BF16(l *[2][8]float64, base, x0, x1 *uint16, m *uint32, n int)
+// squares256BF16 with each model's eight lanes in one AVX-512 register.
+TEXT ·squares512BF16(SB), NOSPLIT, $0-48
+	MOVQ l+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ m+32(FP), R10
+	MOVQ n+40(FP), CX
+	VMOVUPD (DI), Z0
+	VMOVUPD 64(DI), Z1
+	XORQ AX, AX
+squares512bf_loop:
+	VPMOVZXWD (SI)(AX*2), Y4
+	VPSLLD $16, Y4, Y4            // base
+	VMOVDQU (R10)(AX*4), Y5       // mask
+	VPMOVZXWD (R8)(AX*2), Y6
+	VPSLLD $16, Y6, Y6
+	SQUARES8X512(Z0)
+	VPMOVZXWD (R9)(AX*2), Y6
+	VPSLLD $16, Y6, Y6
+	SQUARES8X512(Z1)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT squares512bf_loop
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VZEROUPPER
+	RET
+
 // func keepTies256(m *uint32, d *float32, n int, th uint32, q int) (j, left int)
 // keepMask's ties for AVX2, eight entries at a time (n a multiple of 8)
 // while the quota q is at least eight: the entries whose magnitude bits

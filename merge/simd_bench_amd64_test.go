@@ -98,3 +98,18 @@ func BenchmarkCollectBF16Heavy(b *testing.B) {
 		func() { collectBF16HeavyFast256(buf, x0, base, lo, hi, hv, &eq) },
 		func() { collectBF16HeavyFast512(buf, x0, base, lo, hi, hv, &eq) })
 }
+
+// BenchmarkSquaresBF16 runs sce's masked sums of squares of two bfloat16
+// models' deltas at each width the CPU has, on bandSumInputs, every
+// other entry masked.
+func BenchmarkSquaresBF16(b *testing.B) {
+	base, x0, x1 := bandSumInputs()
+	m := make([]uint32, len(base))
+	for j := range m {
+		m[j] = uint32(j%2) * ^uint32(0)
+	}
+	var l [2][8]float64
+	benchWidths(b, len(base),
+		func() { squaresBF16Fast256(&l, base, x0, x1, m) },
+		func() { squaresBF16Fast512(&l, base, x0, x1, m) })
+}
