@@ -499,20 +499,20 @@ func collectBitsHeavyFast256(buf []uint32, v []float32, lo, hi uint32, heavy []u
 }
 
 // collectHeavyWith makes collectHeavy's (T float32) or collectBF16Heavy's
-// (T uint16) AVX2 path over the largest multiple of 8 entries: the heavy
+// (T uint16) path over the largest multiple of lanes entries: the heavy
 // values (at most four) go to the kernel eight copies each (heavyLanes),
 // and the lanes' counts come back summed into eq.
-func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
+func collectHeavyWith[T float32 | uint16](lanes int, kernel func(buf *uint32, x, base *T, n int, lo, hi uint32, lut *uint64, hv *[4][8]uint32, eq *[32]uint32) (c, above int)) func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
 	return func(buf []uint32, x, base []T, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
-		n := len(base) &^ 7
+		n := len(base) &^ (lanes - 1)
 		if n == 0 {
 			return 0, 0, 0
 		}
-		_, _ = buf[n+7], x[n-1]
+		_, _ = buf[n+lanes-1], x[n-1]
 		hv := heavyLanes(heavy)
-		var lanes [32]uint32
-		c, above := kernel(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0], &hv, &lanes)
-		addHeavyLanes(eq, &lanes, len(heavy))
+		var counts [32]uint32
+		c, above := kernel(&buf[0], &x[0], &base[0], n, lo, hi, &compressLUT[0], &hv, &counts)
+		addHeavyLanes(eq, &counts, len(heavy))
 		return n, c, int64(above)
 	}
 }
@@ -521,28 +521,17 @@ func collectHeavyWith[T float32 | uint16](kernel func(buf *uint32, x, base *T, n
 // names.
 var _ = [1]struct{}{}[maxHeavy-4]
 
-var (
-	collectHeavyFast256     = collectHeavyWith(collect256H)
-	collectBF16HeavyFast256 = collectHeavyWith(collect256BF16H)
-)
-
 //go:noescape
 func collect512BF16H(buf *uint32, x, base *uint16, n int, lo, hi uint32, hv *[4][8]uint32, eq *[32]uint32) (c, above int)
 
-// collectBF16HeavyFast512 is collectBF16Heavy's AVX-512 path over the
-// largest multiple of 16 entries, as collectHeavyWith's.
-func collectBF16HeavyFast512(buf []uint32, x, base []uint16, lo, hi uint32, heavy []uint32, eq *[maxHeavy]int32) (int, int, int64) {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0, 0, 0
-	}
-	_, _ = buf[n+15], x[n-1]
-	hv := heavyLanes(heavy)
-	var lanes [32]uint32
-	c, above := collect512BF16H(&buf[0], &x[0], &base[0], n, lo, hi, &hv, &lanes)
-	addHeavyLanes(eq, &lanes, len(heavy))
-	return n, c, int64(above)
-}
+var (
+	collectHeavyFast256     = collectHeavyWith(8, collect256H)
+	collectBF16HeavyFast256 = collectHeavyWith(8, collect256BF16H)
+	// VPCOMPRESSD needs no table of permutations.
+	collectBF16HeavyFast512 = collectHeavyWith(16, func(buf *uint32, x, base *uint16, n int, lo, hi uint32, _ *uint64, hv *[4][8]uint32, eq *[32]uint32) (int, int) {
+		return collect512BF16H(buf, x, base, n, lo, hi, hv, eq)
+	})
+)
 
 // prefixFast512 is prefixSums over the largest multiple of 16 counters.
 func prefixFast512(c []int32, start int32) (int, int32) {

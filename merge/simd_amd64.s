@@ -155,6 +155,35 @@ narrow_loop:
 	VZEROUPPER
 	RET
 
+// COLLECT512BF16BITS sets Z0 to the magnitude bits of x - base for the
+// sixteen bfloat16 entries at AX of x (SI) and base (DX), K1 to the lanes
+// in [lo, hi] and K2 to those above hi (lo in Z28, hi in Z29, the abs
+// mask in Z30).
+#define COLLECT512BF16BITS \
+	VPMOVZXWD (SI)(AX*2), Z0; \
+	VPSLLD $16, Z0, Z0; \
+	VPMOVZXWD (DX)(AX*2), Z2; \
+	VPSLLD $16, Z2, Z2; \
+	VSUBPS Z2, Z0, Z0; \
+	VPANDD Z30, Z0, Z0; \
+	VPCMPUD $6, Z29, Z0, K2; \
+	VPCMPUD $5, Z28, Z0, K1; \
+	VPCMPUD $2, Z29, Z0, K1, K1
+
+// COLLECT512KEEP stores the lanes of Z0 set in K1 to buf (DI) at c (R8),
+// in order, counts them into c and those set in K2 into above (R10), and
+// goes on to the next sixteen entries.
+#define COLLECT512KEEP \
+	VPCOMPRESSD Z0, K1, Z1; \
+	VMOVDQU32 Z1, (DI)(R8*4); \
+	KMOVW K1, R9; \
+	POPCNTL R9, R9; \
+	ADDQ R9, R8; \
+	KMOVW K2, R9; \
+	POPCNTL R9, R9; \
+	ADDQ R9, R10; \
+	ADDQ $16, AX
+
 // func collect512(buf *uint32, x, base *float32, n int, lo, hi uint32) (c, above int)
 // collectRange on the deltas x - base, 16 at a time: the |delta| bits in
 // [lo, hi] are stored to buf in order (each store writes 16 entries, so buf
@@ -180,15 +209,7 @@ collect_loop:
 	VPCMPUD $6, Z29, Z0, K2       // bits > hi
 	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
 	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
-	VPCOMPRESSD Z0, K1, Z1
-	VMOVDQU32 Z1, (DI)(R8*4)
-	KMOVW K1, R9
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	KMOVW K2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $16, AX
+	COLLECT512KEEP
 	CMPQ AX, CX
 	JLT collect_loop
 	MOVQ R8, c+40(FP)
@@ -300,24 +321,8 @@ TEXT ·collect512BF16(SB), NOSPLIT, $0-56
 	XORQ R8, R8                   // c
 	XORQ R10, R10                 // above
 collectbf_loop:
-	VPMOVZXWD (SI)(AX*2), Z0
-	VPSLLD $16, Z0, Z0
-	VPMOVZXWD (DX)(AX*2), Z2
-	VPSLLD $16, Z2, Z2
-	VSUBPS Z2, Z0, Z0
-	VPANDD Z30, Z0, Z0
-	VPCMPUD $6, Z29, Z0, K2       // bits > hi
-	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
-	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
-	VPCOMPRESSD Z0, K1, Z1
-	VMOVDQU32 Z1, (DI)(R8*4)
-	KMOVW K1, R9
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	KMOVW K2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $16, AX
+	COLLECT512BF16BITS
+	COLLECT512KEEP
 	CMPQ AX, CX
 	JLT collectbf_loop
 	MOVQ R8, c+40(FP)
@@ -993,30 +998,14 @@ TEXT ·collect512BF16H(SB), NOSPLIT, $0-72
 	XORQ R8, R8                   // c
 	XORQ R10, R10                 // above
 collect512bfh_loop:
-	VPMOVZXWD (SI)(AX*2), Z0
-	VPSLLD $16, Z0, Z0
-	VPMOVZXWD (DX)(AX*2), Z2
-	VPSLLD $16, Z2, Z2
-	VSUBPS Z2, Z0, Z0
-	VPANDD Z30, Z0, Z0
-	VPCMPUD $6, Z29, Z0, K2       // bits > hi
-	VPCMPUD $5, Z28, Z0, K1       // bits >= lo
-	VPCMPUD $2, Z29, Z0, K1, K1   // and bits <= hi
+	COLLECT512BF16BITS
 	VPCMPEQD Z24, Z0, K3
 	VPADDD Z31, Z20, K3, Z20
 	HEAVY512(Z25, Z21)
 	HEAVY512(Z26, Z22)
 	HEAVY512(Z27, Z23)
 	KANDNW K1, K3, K1             // and no heavy value
-	VPCOMPRESSD Z0, K1, Z1
-	VMOVDQU32 Z1, (DI)(R8*4)
-	KMOVW K1, R9
-	POPCNTL R9, R9
-	ADDQ R9, R8
-	KMOVW K2, R9
-	POPCNTL R9, R9
-	ADDQ R9, R10
-	ADDQ $16, AX
+	COLLECT512KEEP
 	CMPQ AX, CX
 	JLT collect512bfh_loop
 	VEXTRACTI32X8 $1, Z20, Y1     // eight lanes each, as collect256BF16H's
