@@ -142,7 +142,7 @@ func useSIMD(on bool) {
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast512, sumFast512, combineSum512, bandSum512
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
-		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast256, prefixFast512, listFast256
+		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, listFast256
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -621,26 +621,45 @@ func listFast256(st *keyStats, a, b []uint64) {
 	st.listed, st.n8, st.n16, st.nz = n, uint32(n8), uint32(n16), uint32(nz)
 }
 
-// keysBF16Fast256 is sortRowBF16's loop for AVX2, over the largest
-// multiple of 8 entries; it builds no lists.
-func keysBF16Fast256(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
-	n := len(base) &^ 7
-	if n == 0 {
-		return 0
+// keysBF16Fast512 and keysBF16Fast256 are sortRowBF16's loop for
+// AVX-512 and AVX2, over the largest multiple of 16 or 8 entries; they
+// build no lists.
+var (
+	keysBF16Fast512 = keysBF16With(16, func(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32) {
+		keys512BF16(a, x, base, n, vec, &keysIdx512)
+	})
+	keysBF16Fast256 = keysBF16With(8, func(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32) {
+		keys256BF16(a, x, base, n, vec, &keysIdx256)
+	})
+)
+
+//go:noescape
+func keys512BF16(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[24]uint64)
+
+// keysIdx512 is keys512BF16's table: the entries' first indices, 0-15,
+// then 16s to add.
+var keysIdx512 = [24]uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 16, 16, 16, 16, 16, 16}
+
+func keysBF16With(lanes int, kernel func(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32)) func(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
+	return func(st *keyStats, a, zl []uint64, x []uint16, base []float32) int {
+		n := len(base) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _ = a[n-1], x[n-1]
+		var vec [32]uint32
+		for i := range 8 {
+			vec[i], vec[8+i] = st.max, st.min
+		}
+		kernel(&a[0], &x[0], &base[0], n, &vec)
+		var zero8, zero16 int
+		for i := range 8 {
+			st.max, st.min = max(st.max, vec[i]), min(st.min, vec[8+i])
+			zero8, zero16 = zero8+int(vec[16+i]), zero16+int(vec[24+i])
+		}
+		st.low8, st.low16 = uint32(n-zero8), uint32(n-zero16)
+		return n
 	}
-	_, _ = a[n-1], x[n-1]
-	var vec [32]uint32
-	for i := range 8 {
-		vec[i], vec[8+i] = st.max, st.min
-	}
-	keys256BF16(&a[0], &x[0], &base[0], n, &vec, &keysIdx256)
-	var zero8, zero16 int
-	for i := range 8 {
-		st.max, st.min = max(st.max, vec[i]), min(st.min, vec[8+i])
-		zero8, zero16 = zero8+int(vec[16+i]), zero16+int(vec[24+i])
-	}
-	st.low8, st.low16 = uint32(n-zero8), uint32(n-zero16)
-	return n
 }
 
 // pruneConsts256 are pruneRanks256's constants as vectors of four: gamma

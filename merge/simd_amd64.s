@@ -1707,6 +1707,82 @@ keys256_loop:
 	VZEROUPPER
 	RET
 
+// KEYS512HALF builds eight of keys512BF16's entries from the magnitude
+// bits M and sign bits S (eight lanes each, Y registers) and the indices
+// IDX into DST: magnitude << 32 | sign | index.
+#define KEYS512HALF(M, S, IDX, DST) \
+	VPMOVZXDQ M, DST; \
+	VPSLLQ $32, DST, DST; \
+	VPMOVZXDQ S, Z5; \
+	VPORQ Z5, DST, DST; \
+	VPORQ IDX, DST, DST
+
+// func keys512BF16(a *uint64, x *uint16, base *float32, n int, vec *[32]uint32, idx *[24]uint64)
+// keys256BF16 for AVX-512, 16 entries at a time, n a multiple of 16: the
+// same entries and statistics, the statistics folded to keys256BF16's
+// eight lanes at the end (vec's first and ninth lanes start as the
+// largest and least so far). idx holds 0-15, then eight 16s.
+TEXT ·keys512BF16(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ vec+32(FP), R15
+	MOVQ idx+40(FP), R8
+	VPBROADCASTD (R15), Z13       // largest magnitudes
+	VPBROADCASTD 32(R15), Z12     // least magnitudes
+	VMOVDQU64 (R8), Z11           // indices j..j+7
+	VMOVDQU64 64(R8), Z10         // indices j+8..j+15
+	VMOVDQU64 128(R8), Z9         // 16s
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z15          // sign bit
+	MOVL $0xff, AX
+	VPBROADCASTD AX, Z14          // low byte
+	MOVL $0xffff, AX
+	VPBROADCASTD AX, Z16          // low 16 bits
+	MOVL $1, AX
+	VPBROADCASTD AX, Z17          // integer 1
+	VPXORD Z8, Z8, Z8             // keys with the low byte zero
+	VPXORD Z7, Z7, Z7             // keys with the low 16 bits zero
+	XORQ AX, AX
+keys512_loop:
+	VPMOVZXWD (SI)(AX*2), Z0
+	VPSLLD $16, Z0, Z0
+	VSUBPS (DX)(AX*4), Z0, Z0     // x - base
+	VPANDND Z0, Z15, Z1           // magnitude bits
+	VPANDD Z15, Z0, Z2            // sign bit
+	VPMAXUD Z1, Z13, Z13
+	VPMINUD Z1, Z12, Z12
+	VPTESTNMD Z14, Z1, K1         // low byte zero
+	VPADDD Z17, Z8, K1, Z8
+	VPTESTNMD Z16, Z1, K2         // low 16 bits zero
+	VPADDD Z17, Z7, K2, Z7
+	KEYS512HALF(Y1, Y2, Z11, Z6)  // entries j..j+7
+	VEXTRACTI32X8 $1, Z1, Y3
+	VEXTRACTI32X8 $1, Z2, Y4
+	KEYS512HALF(Y3, Y4, Z10, Z3)  // entries j+8..j+15
+	VMOVDQU64 Z6, (DI)(AX*8)
+	VMOVDQU64 Z3, 64(DI)(AX*8)
+	VPADDQ Z9, Z11, Z11
+	VPADDQ Z9, Z10, Z10
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT keys512_loop
+	VEXTRACTI32X8 $1, Z13, Y1     // eight lanes each, as keys256BF16's
+	VPMAXUD Y1, Y13, Y1
+	VMOVDQU Y1, (R15)
+	VEXTRACTI32X8 $1, Z12, Y1
+	VPMINUD Y1, Y12, Y1
+	VMOVDQU Y1, 32(R15)
+	VEXTRACTI32X8 $1, Z8, Y1
+	VPADDD Y1, Y8, Y1
+	VMOVDQU Y1, 64(R15)
+	VEXTRACTI32X8 $1, Z7, Y1
+	VPADDD Y1, Y7, Y1
+	VMOVDQU Y1, 96(R15)
+	VZEROUPPER
+	RET
+
 // func prefix256(c *int32, n int, start int32) (total int32)
 // prefix512 for AVX2, 8 counters at a time: the sums within each 128-bit
 // half by byte shifts, then the low half's total added to the high half;
