@@ -66,12 +66,9 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 			v := sc.floats(1, chunk)[0]
 			mask := u32s(sc.floats(1, chunk)[0])
 			var b sceBlock
-			var bufs [3][]uint16
-			for i := range bufs {
-				bufs[i] = sc.blockBuf(vs[i], chunk)
-			}
+			raws := sc.blockBufs(vs, chunk)
 			return func(dst []float32, lo, hi int) {
-				b.slice(vs, &bufs, lo, hi)
+				b.slice(vs, raws, lo, hi)
 				if bits != nil {
 					sceOut2BF16Bits(dst, b.u[0], b.u[1], b.u[2], bits[lo/64:], w[0], w[1])
 					return
@@ -266,12 +263,12 @@ func sceInPlace(vs []view) bool {
 	return len(vs) == 3 && sceVarBF16Fast != nil && squaresBF16Fast != nil && sceOutBF16Fast != nil
 }
 
-// slice sets b to entries [lo, hi) of vs in place, or read into bufs
+// slice sets b to entries [lo, hi) of vs in place, or read into raws
 // (view.block).
-func (b *sceBlock) slice(vs []view, bufs *[3][]uint16, lo, hi int) {
+func (b *sceBlock) slice(vs []view, raws [][]uint16, lo, hi int) {
 	b.xs = nil
 	for i := range b.u {
-		b.u[i] = vs[i].block(bufs[i], lo, hi)
+		b.u[i] = vs[i].block(raws[i], lo, hi)
 	}
 }
 
@@ -317,12 +314,9 @@ func sceEach(ctx context.Context, bp blockPlan, vs []view, inPlace bool, mk func
 	return bp.run(ctx, func() (func(k, lo, hi int), func()) {
 		f, finish := mk()
 		var b sceBlock
-		var bufs [3][]uint16
-		for i := range bufs {
-			bufs[i] = bp.sc.blockBuf(vs[i], bp.size())
-		}
+		raws := bp.sc.blockBufs(vs, bp.size())
 		return func(_, lo, hi int) {
-			b.slice(vs, &bufs, lo, hi)
+			b.slice(vs, raws, lo, hi)
 			f(&b, lo)
 		}, finish
 	})

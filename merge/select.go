@@ -597,18 +597,12 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 		// when bbase is set (else the float32 base), and reports whether
 		// it could: the linear band sum, or the sign election's for two
 		// models.
-		xbufs := make([][]uint16, nm+1) // for blocks read from the files (view.block)
-		if canInPlace {
-			for i := range xbufs {
-				xbufs[i] = bp.sc.blockBuf(vs[i], bp.size())
-			}
-		}
 		inPlace := func(dst, base []float32, bbase []uint16, lo, hi int) bool {
 			if !canInPlace {
 				return false
 			}
 			for i := range nm {
-				xb[i] = vs[i+1].block(xbufs[i+1], lo, hi)
+				xb[i] = vs[i+1].block(wk.rd.raws[i+1], lo, hi) // the reader's buffers: not in use here
 			}
 			if o.Consensus == "" {
 				bandLinearBF16(dst, base, bbase, xb, w, blo, bhi, linScale)
@@ -623,7 +617,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			inBands := band && bands(k)
 			// With a bf16 base too, nothing is widened.
 			if inBands && vs[0].dt == safetensors.BF16 && canInPlace {
-				inPlace(dst[:m], nil, vs[0].block(xbufs[0], lo, hi), lo, hi)
+				inPlace(dst[:m], nil, vs[0].block(wk.rd.raws[0], lo, hi), lo, hi)
 				return
 			}
 			wk.rd.load(lo, m)
@@ -881,23 +875,15 @@ func collectPass(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error
 			slab = ts[i].keepCands(k, buf[:c], above, hists[i], slab, bp.sc, &eq)
 			eq = [maxHeavy]int32{}
 		}
-		var bbuf []uint16 // for blocks read from the files (view.block)
-		xbufs := make([][]uint16, len(vs))
-		if bf16 {
-			bbuf = bp.sc.blockBuf(vs[0], bp.size())
-			for i := range vs[1:] {
-				xbufs[i+1] = bp.sc.blockBuf(vs[i+1], bp.size())
-			}
-		}
 		f := func(k, lo, hi int) {
 			m := hi - lo
 			if bf16 { // in place, widened in registers
-				base := vs[0].block(bbuf, lo, hi)
+				base := vs[0].block(rd.raws[0], lo, hi) // the reader's buffers, unused on this path
 				prev := -1
 				var x []uint16
 				for i, t := range ts {
 					if t.model != prev {
-						x, prev = vs[t.model+1].block(xbufs[t.model+1], lo, hi), t.model
+						x, prev = vs[t.model+1].block(rd.raws[t.model+1], lo, hi), t.model
 					}
 					c, above := collectBF16Heavy(buf, x, base, t.lo, t.hi, t.heavy, &eq)
 					keep(i, k, c, above)

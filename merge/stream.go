@@ -71,15 +71,6 @@ func (v view) read(buf []float32, raw []uint16, lo, n int) []float32 {
 	return view{dt: v.dt, u16: v.block(raw, lo, lo+n)}.get(buf, 0, n)
 }
 
-// blockBufs returns a blockBuf of n entries for each of vs.
-func (s *scratchSet) blockBufs(vs []view, n int) [][]uint16 {
-	raws := make([][]uint16, len(vs))
-	for i, v := range vs {
-		raws[i] = s.blockBuf(v, n)
-	}
-	return raws
-}
-
 // locate gives the views of vs, made from ts, where their data lies in
 // its file when p's reader left it in place (block and read read it).
 func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
@@ -90,13 +81,16 @@ func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
 	}
 }
 
-// blockBuf returns a buffer of n entries for v.block from s, or nil
-// where v reads its blocks in place.
-func (s *scratchSet) blockBuf(v view, n int) []uint16 {
-	if v.loc == nil || v.u16 == nil {
-		return nil
+// blockBufs returns a buffer of n entries for view.block for each of vs
+// whose blocks are read from its file (nil for those read in place).
+func (s *scratchSet) blockBufs(vs []view, n int) [][]uint16 {
+	raws := make([][]uint16, len(vs))
+	for i, v := range vs {
+		if v.loc != nil && v.u16 != nil {
+			raws[i] = s.u16(n)
+		}
 	}
-	return s.u16(n)
+	return raws
 }
 
 // u16 returns n entries of 16-bit scratch (contents undefined), from the
