@@ -62,7 +62,7 @@ type calibFile struct {
 // measured again. (The key also holds the module's version, and the git
 // revision where the build recorded it. A stale cache costs speed only:
 // every candidate is correct. MOCO_CALIBRATE=force renews it.)
-const calibVersion = 3
+const calibVersion = 4
 
 const (
 	calibRounds = 15 // timed runs of each candidate, after one warm-up

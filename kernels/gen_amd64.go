@@ -75,15 +75,34 @@ func hsum256(i int) {
 // prefetchAhead is how many bytes ahead of the loads mv512 prefetches.
 var prefetchAhead = 384
 
-// streamAhead is how many bytes ahead of its loads each of mvRuns' four
-// runs prefetches (STREAM_AHEAD; 0: none), as does mv512Q8s. Measured on
-// Zen 5 (moco bench speed, Qwen2.5-0.5B bf16, alternated binaries under
-// load): generation 1.10x at one thread and 1.19x at two against no
-// prefetch, 1.27x in the bf16-activation mode, whose loop of one load and
-// one VDPBF16PS a row gained most; 1024 bytes did as well, 4096 worse
-// (0.91x). The hardware prefetchers alone keep too few lines in flight for
-// four streams.
+// streamAhead is how many bytes ahead of its loads each of the AVX2
+// four-run loops (mvRuns with ymm, mv256Q8s) prefetches (STREAM_AHEAD; 0:
+// none). Measured on Zen 5 (moco bench speed, Qwen2.5-0.5B bf16, alternated
+// binaries under load): generation 1.10x at one thread and 1.19x at two
+// against no prefetch, 1.27x in the bf16-activation mode, whose loop of one
+// load and one VDPBF16PS a row gained most; 1024 bytes did as well, 4096
+// worse (0.91x). The hardware prefetchers alone keep too few lines in
+// flight for four streams.
 var streamAhead = 2048
+
+// streamAhead512 is the same for the AVX-512 four-run loops (mvRuns with
+// zmm, mv512Q8s; STREAM_AHEAD512). On a later Zen 5 VM with faster memory
+// (40-44 GB/s a thread), 2048 bytes left 2-4% on the table: the kernels-only
+// 0.5B model, decoding steps alternated in one process between loops that
+// differ only in this distance, 100 rounds, medians of the per-round
+// ratios against 2048, two runs each at one and two threads: 1536 bytes
+// 1.02-1.04x exact bf16, 1.01-1.04x bf16-activation, 1.02-1.04x Q8_0;
+// 1024 bytes 0.995-1.06x. 1536 gains on that VM without going far from the
+// 2048 the earlier VM preferred.
+var streamAhead512 = 1536
+
+// runAhead returns the prefetch distance of a four-run loop over vec registers.
+func runAhead(vec string) int {
+	if vec == "Z" {
+		return streamAhead512
+	}
+	return streamAhead
+}
 
 var wregs = []string{"R10", "R11", "R12", "R13"}
 
@@ -262,10 +281,10 @@ func mvRuns(fn string, shift int, vec string, hsum func(int), body, rows1 func()
 	}
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
-	// One prefetch per cache line of each run, streamAhead bytes ahead.
+	// One prefetch per cache line of each run, runAhead(vec) bytes ahead.
 	for off := 0; off < 32<<shift; off += 64 {
-		for r := 0; r < 4 && streamAhead > 0; r++ {
-			p("\tPREFETCHT0 %d(%s)(AX*%d)", streamAhead+off, runs[r], 1<<shift)
+		for r := 0; r < 4 && runAhead(vec) > 0; r++ {
+			p("\tPREFETCHT0 %d(%s)(AX*%d)", runAhead(vec)+off, runs[r], 1<<shift)
 		}
 	}
 	body()
@@ -703,6 +722,9 @@ func main() {
 	if v := os.Getenv("STREAM_AHEAD"); v != "" {
 		fmt.Sscan(v, &streamAhead)
 	}
+	if v := os.Getenv("STREAM_AHEAD512"); v != "" {
+		fmt.Sscan(v, &streamAhead512)
+	}
 	if v := os.Getenv("PREFETCH"); v != "" {
 		fmt.Sscan(v, &prefetchAhead)
 	}
@@ -910,7 +932,7 @@ func mv512Q8rows1(fn string, ahead int) {
 
 // mv512Q8s writes func mv512Q8s(dst, w, s, x unsafe.Pointer, rows, k, ldw int):
 // mv512Q8 over four runs of rows far apart (see mvRuns), each run's row
-// prefetched streamAhead bytes ahead, the rest by mv512Q8's one-row loop;
+// prefetched streamAhead512 bytes ahead, the rest by mv512Q8's one-row loop;
 // each row gets the one-row loop's steps in its order, so the sums are bit
 // for bit mv512Q8's. The runs' scale pointers are SI, R9, R14 and CX, so k
 // is read from the frame; the rows per run are kept in s's slot once s is
@@ -937,8 +959,8 @@ func mv512Q8s() {
 	p("\tMOVQ x+24(FP), DX")
 	p("\tXORQ AX, AX")
 	p("%s_loop4:", fn)
-	for r := 0; r < 4 && streamAhead > 0; r++ {
-		p("\tPREFETCHT0 %d(%s)(AX*1)", streamAhead, wr[r])
+	for r := 0; r < 4 && streamAhead512 > 0; r++ {
+		p("\tPREFETCHT0 %d(%s)(AX*1)", streamAhead512, wr[r])
 	}
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $4, BX")
@@ -965,7 +987,7 @@ func mv512Q8s() {
 	qRunsNext(fn, wr, sr, "R8")
 	p("%s_rest:", fn)
 	p("\tMOVQ k+40(FP), CX")
-	mv512Q8rows1(fn, streamAhead)
+	mv512Q8rows1(fn, streamAhead512)
 	p("%s_done:", fn)
 	p("\tVZEROUPPER")
 	p("\tRET")

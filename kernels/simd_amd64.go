@@ -444,7 +444,7 @@ func choices() []Choice {
 		return c
 	}
 	if decodeStream {
-		add("f32/bf16/f16 decode", "avx512 four runs of rows far apart, a row of each at a time, each read 2 KiB ahead by prefetch (weights widened in registers)",
+		add("f32/bf16/f16 decode", "avx512 four runs of rows far apart, a row of each at a time, each read 1.5 KiB ahead by prefetch (weights widened in registers)",
 			"AVX-512 F/BW/DQ/VL on AMD (Zen 5: streams far apart read faster than neighbouring rows)")
 	} else {
 		add("f32/bf16/f16 decode", "avx512 rows of 8 (weights widened in registers, next rows prefetched)", "AVX-512 F/BW/DQ/VL")
@@ -475,7 +475,7 @@ func choices() []Choice {
 	case bf16dMV != nil:
 		path := "vdpbf16ps (mode " + mode + ")"
 		if decodeStream {
-			path = "vdpbf16ps, decode over four runs of rows far apart, prefetched 2 KiB ahead (mode " + mode + ")"
+			path = "vdpbf16ps, decode over four runs of rows far apart, prefetched 1.5 KiB ahead (mode " + mode + ")"
 		}
 		add("bf16 activation mode", path,
 			"AVX512-BF16 on "+cpuName+": AMD Zen 4/5 issue VDPBF16PS at the f32 FMA rate, twice the multiply-adds (measured 1.9/cycle on Zen 5)")
@@ -489,7 +489,7 @@ func choices() []Choice {
 	case amxOn && amxInt8:
 		add("q8_0", "amx-int8 tiles for 16 tokens and up, avx512-vnni vpdpbusd below", "AMX-INT8 present")
 	case x.HasAVX512VNNI && decodeStream:
-		add("q8_0", "avx512-vnni vpdpbusd; decode over four runs of rows far apart, each read 2 KiB ahead by prefetch", "AVX512-VNNI on AMD (as f32/bf16/f16 decode)")
+		add("q8_0", "avx512-vnni vpdpbusd; decode over four runs of rows far apart, each read 1.5 KiB ahead by prefetch", "AVX512-VNNI on AMD (as f32/bf16/f16 decode)")
 	case x.HasAVX512VNNI:
 		add("q8_0", "avx512-vnni vpdpbusd", "AVX512-VNNI")
 	default:
