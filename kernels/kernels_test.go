@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/x448/float16"
@@ -320,6 +322,70 @@ func TestParallelCoversOnce(t *testing.T) {
 			for i, h := range hits {
 				if h != 1 {
 					t.Fatalf("threads %d units %d: unit %d run %d times", threads, units, i, h)
+				}
+			}
+		}
+	}
+}
+
+// TestClaimHalvesWhatIsLeft follows one job's chunks, claimed one after
+// another: each the threads' share of the units left, rounded up to the
+// grain, at least a tailChunks share per thread (derived by hand).
+func TestClaimHalvesWhatIsLeft(t *testing.T) {
+	for _, c := range []struct {
+		units, threads, grain int
+		want                  [][2]int
+	}{
+		// least: ceil(1000/64) = 16.
+		{1000, 2, 1, [][2]int{{0, 500}, {500, 750}, {750, 875}, {875, 938}, {938, 969}, {969, 985}, {985, 1000}}},
+		// least: ceil(4864/64) = 76 -> 96; shares rounded up to 24.
+		{4864, 2, 24, [][2]int{{0, 2448}, {2448, 3672}, {3672, 4272}, {4272, 4584}, {4584, 4728}, {4728, 4824}, {4824, 4864}}},
+		// three threads; least: ceil(100/96) = 2.
+		{100, 3, 1, [][2]int{{0, 34}, {34, 56}, {56, 71}, {71, 81}, {81, 88}, {88, 92}, {92, 95}, {95, 97}, {97, 99}, {99, 100}}},
+	} {
+		least := (c.units + c.threads*tailChunks - 1) / (c.threads * tailChunks)
+		least = (least + c.grain - 1) / c.grain * c.grain
+		j := &job{units: c.units, threads: c.threads, grain: c.grain, least: least}
+		var got [][2]int
+		for {
+			lo, hi, ok := j.claim()
+			if !ok {
+				break
+			}
+			got = append(got, [2]int{lo, hi})
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%d units, %d threads, grain %d: chunks %v, want %v", c.units, c.threads, c.grain, got, c.want)
+		}
+	}
+}
+
+// TestParallelKeepsGrain checks that every chunk parallel hands out starts
+// on a multiple of the grain and ends on one or at the last unit, and that
+// the chunks cover every unit once.
+func TestParallelKeepsGrain(t *testing.T) {
+	defer SetThreads(0)
+	for _, threads := range []int{2, 3} {
+		SetThreads(threads)
+		for _, units := range []int{24, 25, 1000, 4864, 151936} {
+			for _, grain := range []int{1, 4, 24} {
+				hits := make([]int32, units)
+				var bad atomic.Int32
+				parallel(units, 1<<30, grain, func(lo, hi int) {
+					if lo%grain != 0 || (hi%grain != 0 && hi != units) {
+						bad.Store(1)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i]++
+					}
+				})
+				if bad.Load() != 0 {
+					t.Fatalf("threads %d units %d grain %d: a chunk off the grain", threads, units, grain)
+				}
+				for i, h := range hits {
+					if h != 1 {
+						t.Fatalf("threads %d units %d grain %d: unit %d run %d times", threads, units, grain, i, h)
+					}
 				}
 			}
 		}
