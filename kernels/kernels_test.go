@@ -439,7 +439,7 @@ func TestMatMulShared(t *testing.T) {
 			for _, act := range []bool{false, true} {
 				SetBF16Activations(act)
 				for _, typ := range types {
-					for _, cols := range []int{64, 100, 1600} {
+					for _, cols := range []int{64, 96, 100, 1600} {
 						if typ.quantized() && cols%BlockSize != 0 {
 							continue
 						}
@@ -447,6 +447,9 @@ func TestMatMulShared(t *testing.T) {
 							ms := []*Mat{randMat(r, typ, 61, cols), randMat(r, typ, 13, cols), randMat(r, typ, 0, cols), randMat(r, typ, 29, cols)}
 							if typ == F16 {
 								ms[1] = randMat(r, BF16, 13, cols) // a mix
+							}
+							if ms[2].Type != typ { // the quantizers leave an empty matrix F32
+								ms[2] = &Mat{Cols: cols, Type: typ}
 							}
 							x := randVec(r, n*cols)
 							var ps []Product

@@ -283,6 +283,8 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 		case m.Type == BF16 && !act && !amxTakes(m, n):
 		case m.Type == BF16 && act && n == 1 && bf16dMV != nil && m.Cols >= 32:
 			// The bf16-activation mode's matvec (bf16ActProduct).
+		case m.Type.quantized() && n == 1:
+			// One token through Q8_0 or Q4_0 weights (quantShared).
 		default:
 			shared = false
 		}
@@ -300,6 +302,10 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 	C := ps[0].M.Cols
 	if ps[0].M.Type == BF16 && act {
 		bf16ActShared(x, rows, ps)
+		return
+	}
+	if ps[0].M.Type.quantized() {
+		quantShared(x, rows, ps)
 		return
 	}
 	var xp []float32
@@ -321,6 +327,31 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 				matVecRows(p.Dst, p.M, x, r0, r1)
 			} else {
 				matMulRowsP(p.Dst, p.M, x, xp, n, r0, r1)
+			}
+		}
+	})
+}
+
+// quantShared decodes one token through products of Q8_0 or Q4_0 weights
+// of one width: the activations are quantized once for all of them, and
+// one parallel call covers every product's rows, each row summed as
+// q8MatVec and q4MatMul sum it.
+func quantShared(x []float32, rows int, ps []Product) {
+	typ, C := ps[0].M.Type, ps[0].M.Cols
+	a := quantizeActs(x, 1, C, simd[typ].mv != nil)
+	defer putActs(a)
+	parallel(rows, rows*C, rowGrain, func(lo, hi int) {
+		off := 0
+		for _, p := range ps {
+			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
+			off += p.M.Rows
+			if r0 >= r1 {
+				continue
+			}
+			if typ == Q8_0 {
+				q8Rows(p.Dst, p.M, a, 0, r0, r1)
+			} else {
+				q4Rows(p.Dst, p.M, a, 0, r0, r1)
 			}
 		}
 	})
