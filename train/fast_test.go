@@ -113,3 +113,36 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 		}
 	}
 }
+
+// TestSwiGLUSameForEveryThreadCount holds the float32 SwiGLU and its
+// backward pass to the same bits at one, two and three threads, on a
+// length that is no multiple of the vector width: the pool's chunks fall
+// elsewhere at each thread count, and the vectorized SiLU computes a
+// range's last elements on its scalar path.
+func TestSwiGLUSameForEveryThreadCount(t *testing.T) {
+	defer kernels.SetThreads(0)
+	r := rand.New(rand.NewPCG(11, 12))
+	const n = 5000 + 13
+	gate, up, dh := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range gate {
+		gate[i], up[i], dh[i] = float32(r.NormFloat64()*3), float32(r.NormFloat64()), float32(r.NormFloat64())
+	}
+	run := func(threads int) (h, dg, du []float32) {
+		kernels.SetThreads(threads)
+		h, dg, du = make([]float32, n), make([]float32, n), make([]float32, n)
+		SwiGLU(h, gate, up)
+		SwiGLUBackward(dg, du, dh, gate, up)
+		return h, dg, du
+	}
+	h1, dg1, du1 := run(1)
+	for _, threads := range []int{2, 3} {
+		for range 20 { // the chunks also depend on timing
+			h, dg, du := run(threads)
+			for i := range h {
+				if math.Float32bits(h[i]) != math.Float32bits(h1[i]) || math.Float32bits(dg[i]) != math.Float32bits(dg1[i]) || math.Float32bits(du[i]) != math.Float32bits(du1[i]) {
+					t.Fatalf("threads %d: element %d: h %g dgate %g dup %g, at one thread %g %g %g", threads, i, h[i], dg[i], du[i], h1[i], dg1[i], du1[i])
+				}
+			}
+		}
+	}
+}

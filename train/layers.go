@@ -148,11 +148,22 @@ func SwiGLU[T Float](h, gate, up []T) {
 	})
 }
 
-// elementwise runs fn over [0, n) split over the kernels' thread pool
-// (each element is computed alone, so the split changes nothing).
+// elementwise runs fn over [0, n) split over the kernels' thread pool,
+// in ranges that start on multiples of elementBlock. Each element is
+// computed alone, but the vectorized kernels fn calls (SiLU) take a
+// range's last few elements through their scalar reference, whose bits
+// may differ: ranges cut anywhere would make results depend on the thread
+// count and on which thread claimed what (the pool's chunks depend on
+// timing), and a resumed training run would drift from a straight one.
 func elementwise(n int, fn func(i0, i1 int)) {
-	kernels.Parallel(n, 16*n, fn)
+	kernels.Parallel((n+elementBlock-1)/elementBlock, 16*n, func(b0, b1 int) {
+		fn(b0*elementBlock, min(n, b1*elementBlock))
+	})
 }
+
+// elementBlock is a multiple of every vector width of the kernels'
+// elementwise functions (16 float32s for AVX-512).
+const elementBlock = 64
 
 // SwiGLUBackward adds dgate += dh·up·σ(g)·(1 + g·(1−σ(g))) and
 // dup += dh·silu(g).
