@@ -213,8 +213,13 @@ func parallel(units, work, grain int, fn func(lo, hi int)) {
 // attention over heads. work estimates the multiply-adds of the whole loop;
 // below a few tens of thousands fn runs once on the caller. fn must treat
 // each unit independently of how the range was split, which keeps results
-// independent of the thread count. Calls may not nest: a Parallel or
-// MatVec inside fn runs on its caller's goroutine alone.
+// independent of the thread count and of timing (which thread claims which
+// range depends on both). The elementwise functions (SiLU, Axpy, ...)
+// take the last elements of a slice that is no multiple of their vector
+// width through a scalar path whose bits may differ, so a loop applying
+// them to ranges of elements should make its units blocks of a multiple
+// of 64 elements. Calls may not nest: a Parallel or MatVec inside fn runs
+// on its caller's goroutine alone.
 func Parallel(units, work int, fn func(lo, hi int)) {
 	if units <= 0 {
 		return
