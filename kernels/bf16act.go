@@ -239,14 +239,7 @@ func bf16ActShared(x []float32, rows int, ps []Product) {
 			xr[i] = BF16ToF32(h)
 		}
 	}
-	parallel(rows, rows*C, rowGrain, func(lo, hi int) {
-		off := 0
-		for _, p := range ps {
-			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
-			off += p.M.Rows
-			if r0 < r1 {
-				bf16ActRows(p.Dst, p.M, xr, xh, nil, 1, r0, r1, k32)
-			}
-		}
+	sharedRows(ps, rows*C, func(p Product, r0, r1 int) {
+		bf16ActRows(p.Dst, p.M, xr, xh, nil, 1, r0, r1, k32)
 	})
 }

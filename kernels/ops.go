@@ -315,18 +315,30 @@ func MatMulShared(x []float32, n int, ps ...Product) {
 			defer panelScratch.Put(xpp)
 		}
 	}
-	parallel(rows, rows*C*n, rowGrain, func(lo, hi int) {
+	sharedRows(ps, rows*C*n, func(p Product, r0, r1 int) {
+		if n == 1 {
+			matVecRows(p.Dst, p.M, x, r0, r1)
+		} else {
+			matMulRowsP(p.Dst, p.M, x, xp, n, r0, r1)
+		}
+	})
+}
+
+// sharedRows calls fn over the rows of the products ps, taken end to end
+// and cut among the threads in one parallel call (work multiply-adds):
+// fn gets each product's part of a chunk, r0 < r1 in that product's rows.
+func sharedRows(ps []Product, work int, fn func(p Product, r0, r1 int)) {
+	rows := 0
+	for _, p := range ps {
+		rows += p.M.Rows
+	}
+	parallel(rows, work, rowGrain, func(lo, hi int) {
 		off := 0
 		for _, p := range ps {
 			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
 			off += p.M.Rows
-			if r0 >= r1 {
-				continue
-			}
-			if n == 1 {
-				matVecRows(p.Dst, p.M, x, r0, r1)
-			} else {
-				matMulRowsP(p.Dst, p.M, x, xp, n, r0, r1)
+			if r0 < r1 {
+				fn(p, r0, r1)
 			}
 		}
 	})
@@ -340,19 +352,11 @@ func quantShared(x []float32, rows int, ps []Product) {
 	typ, C := ps[0].M.Type, ps[0].M.Cols
 	a := quantizeActs(x, 1, C, simd[typ].mv != nil)
 	defer putActs(a)
-	parallel(rows, rows*C, rowGrain, func(lo, hi int) {
-		off := 0
-		for _, p := range ps {
-			r0, r1 := max(lo-off, 0), min(hi-off, p.M.Rows)
-			off += p.M.Rows
-			if r0 >= r1 {
-				continue
-			}
-			if typ == Q8_0 {
-				q8Rows(p.Dst, p.M, a, 0, r0, r1)
-			} else {
-				q4Rows(p.Dst, p.M, a, 0, r0, r1)
-			}
+	sharedRows(ps, rows*C, func(p Product, r0, r1 int) {
+		if typ == Q8_0 {
+			q8Rows(p.Dst, p.M, a, 0, r0, r1)
+		} else {
+			q4Rows(p.Dst, p.M, a, 0, r0, r1)
 		}
 	})
 }
