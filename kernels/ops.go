@@ -506,8 +506,9 @@ func (m *Mat) tailDot(i int, x []float32, k int) float32 {
 // follows one sequential stream, or a few far apart, at full speed, and
 // neighbouring rows read together poorly (two at once: 0.6x of eight).
 // kern.mvs reads four runs of rows far apart (f32, bf16, f16, Q8_0, and
-// the bf16-activation mode's bf16dMVs), each prefetched 1.5 KiB ahead (AVX2: 2 KiB). The
-// sums are the same bit for bit. Intel keeps the loops it was tuned on.
+// the bf16-activation mode's bf16dMVs), each prefetched 1.5 KiB ahead
+// (AVX2: 2 KiB). The sums are the same bit for bit. Intel keeps the loops
+// it was tuned on.
 var decodeStream bool
 
 // streams reports whether decoding runs k.mvs.
