@@ -13,12 +13,12 @@ import (
 // counter until none is left, each chunk a share of what is left: the
 // threads' share of it at first (half of the rows at two threads), less
 // and less after, down to tailChunks chunks per thread (guided
-// self-scheduling). Large first chunks mean few claims and few cold starts
-// of the decode loops' streams; small last ones mean the threads finish
-// together. And when the machine is oversubscribed and a worker's OS
-// thread is descheduled, the others take the rest instead of waiting for
-// it. Since every output element is computed the same way whoever
-// computes it, the result does not depend on who claimed what.
+// self-scheduling). Large first chunks mean few claims; small last ones
+// mean the threads finish together. And when the machine is
+// oversubscribed and a worker's OS thread is descheduled, the others take
+// the rest instead of waiting for it. Since every output element is
+// computed the same way whoever computes it, the result does not depend on
+// who claimed what.
 //
 // A decoding step calls MatVec a few hundred times, each call lasting only
 // microseconds, so waking a parked goroutine through a channel every time
