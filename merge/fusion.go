@@ -64,11 +64,10 @@ func ArceeFusion(dst, base, x []float32, cols int) error {
 // streamFusion merges one tensor by arcee_fusion; ts are the base's and
 // the model's.
 func streamFusion(ctx context.Context, p *planned, ts []*safetensors.Tensor, n, cols int) (*safetensors.Tensor, error) {
-	vs, err := views(ts)
+	vs, err := views(p, ts)
 	if err != nil {
 		return nil, err
 	}
-	locate(p, vs, ts)
 	var sc scratchSet
 	defer sc.release()
 	f, err := newFusion(ctx, vs, n, cols, &sc)

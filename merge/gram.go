@@ -453,11 +453,10 @@ func (s *Spec) streamSpherical(ctx context.Context, p *planned, ts []*safetensor
 	case s.Method == "model_stock" && (!hasBase || len(ts) < 3):
 		return nil, fmt.Errorf("model_stock needs at least two models besides the base, got %d", len(ts)-b2i(hasBase))
 	}
-	vs, err := views(ts)
+	vs, err := views(p, ts)
 	if err != nil {
 		return nil, err
 	}
-	locate(p, vs, ts)
 	cols := n
 	if len(p.shape) >= 2 {
 		cols = p.shape[len(p.shape)-1]

@@ -203,11 +203,10 @@ func streamRAM(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int,
 	eps := float32(o.Epsilon)
 	var lambda []float64
 	if o.Plus {
-		vs, err := views(ts)
+		vs, err := views(p, ts)
 		if err != nil {
 			return nil, err
 		}
-		locate(p, vs, ts)
 		var sc scratchSet
 		defer sc.release()
 		bp := newBlockPlan(n, 1)

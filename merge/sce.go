@@ -20,11 +20,10 @@ import (
 // writes the output chunk by chunk. Whole tensors widened to float32 took
 // 28 s and 4.3 GB to merge two 0.5B models.
 func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int) (*safetensors.Tensor, error) {
-	vs, err := views(ts)
+	vs, err := views(p, ts)
 	if err != nil {
 		return nil, err
 	}
-	locate(p, vs, ts)
 	nm := len(vs) - 1
 	frac := s.value(p, -1, "select_topk", 1)
 	bp := blockPlan{n: n, rowLen: 1, rowsPer: chunk, nBlocks: (n + chunk - 1) / chunk}

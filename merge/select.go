@@ -390,11 +390,10 @@ func selectTopK(ctx context.Context, bp blockPlan, vs []view, ts []*topK) error 
 // deltas (TIES, breadcrumbs, DELLA, rescale_l1), streaming as described
 // above: the output and per-worker blocks are the only memory it takes.
 func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n int, w []float64, o TaskOptions) (*safetensors.Tensor, error) {
-	vs, err := views(ts)
+	vs, err := views(p, ts)
 	if err != nil {
 		return nil, err
 	}
-	locate(p, vs, ts)
 	nm := len(ts) - 1
 	bp := newBlockPlan(n, o.Cols)
 	bp.sc = new(scratchSet)

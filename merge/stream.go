@@ -71,16 +71,6 @@ func (v view) read(buf []float32, raw []uint16, lo, n int) []float32 {
 	return view{dt: v.dt, u16: v.block(raw, lo, lo+n)}.get(buf, 0, n)
 }
 
-// locate gives the views of vs, made from ts, where their data lies in
-// its file when p's reader left it in place (block and read read it).
-func locate(p *planned, vs []view, ts []*safetensors.Tensor) {
-	for i, t := range ts {
-		if l, ok := p.in.where(t); ok {
-			vs[i].loc = &l
-		}
-	}
-}
-
 // blockBufs returns a buffer of n entries for view.block for each of vs
 // whose blocks are read from its file (nil for those read in place).
 func (s *scratchSet) blockBufs(vs []view, n int) [][]uint16 {
@@ -172,11 +162,10 @@ type chunkFunc func(dst []float32, xs [][]float32, k int, ds [][]float32)
 // streamTensor merges an element-wise method chunk by chunk, in parallel,
 // reading the inputs in place and writing the output dtype directly.
 func streamTensor(p *planned, ts []*safetensors.Tensor, n int, f chunkFunc) (*safetensors.Tensor, error) {
-	vs, err := views(ts)
+	vs, err := views(p, ts)
 	if err != nil {
 		return nil, err
 	}
-	locate(p, vs, ts)
 	return streamChunks(p, n, func(sc *scratchSet) func(dst []float32, lo, hi int) {
 		bufs := sc.floats(len(vs), chunk)
 		raws := sc.blockBufs(vs, chunk)
@@ -374,13 +363,18 @@ func eachBlock(ctx context.Context, bp blockPlan, vs []view, mk func() (f func(x
 	})
 }
 
-// views returns a view of each tensor.
-func views(ts []*safetensors.Tensor) ([]view, error) {
+// views returns a view of each tensor, which knows where its data lies in
+// its file when p's reader left it in place (view.block and view.read
+// read it from there).
+func views(p *planned, ts []*safetensors.Tensor) ([]view, error) {
 	vs := make([]view, len(ts))
 	for i, t := range ts {
 		v, err := newView(t)
 		if err != nil {
 			return nil, err
+		}
+		if l, ok := p.in.where(t); ok {
+			v.loc = &l
 		}
 		vs[i] = v
 	}
