@@ -75,15 +75,25 @@ func (j *job) work() {
 type workerPool struct {
 	mu      sync.Mutex // held for one parallel call; guards threads and workers
 	threads int
-	workers int // started worker goroutines
+	workers []*worker // the running workers
 
-	seq  atomic.Uint64       // bumped for each job posted
-	cur  atomic.Pointer[job] // the job last posted
-	stop atomic.Int64        // workers with an index >= stop exit
+	// cur is the job last posted: a worker watches it for a new pointer,
+	// and it sits on a cache line of its own that the caller writes once a
+	// job. The job a worker last saw stays referenced by that worker, so a
+	// new job never reuses its address.
+	_   [64]byte
+	cur atomic.Pointer[job]
+	_   [56]byte
 
-	parkMu sync.Mutex
-	parked []chan struct{} // parked workers' wake channels
+	nParked atomic.Int32 // len(parked), read without parkMu
+	parkMu  sync.Mutex
+	parked  []chan struct{} // parked workers' wake channels
 }
+
+// worker is one worker goroutine's stop flag. Each goroutine has its own,
+// so that one told to stop does, even if the thread count is raised again
+// (and new workers started) before it wakes to see the flag.
+type worker struct{ quit atomic.Bool }
 
 var pool = &workerPool{threads: runtime.GOMAXPROCS(0)}
 
@@ -97,10 +107,12 @@ func SetThreads(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.threads = n
-	if p.workers > n-1 {
-		p.stop.Store(int64(n - 1))
-		p.workers = n - 1
-		p.seq.Add(1)
+	if len(p.workers) > n-1 {
+		for _, w := range p.workers[n-1:] {
+			w.quit.Store(true)
+		}
+		p.workers = p.workers[:n-1]
+		p.cur.Store(&job{}) // no units: the workers see it, and those told to stop do
 		p.wakeAll()
 	}
 }
@@ -118,19 +130,23 @@ func Threads() int {
 const spinWait = 1 << 14
 
 func (p *workerPool) wakeAll() {
+	if p.nParked.Load() == 0 {
+		return
+	}
 	p.parkMu.Lock()
 	for _, c := range p.parked {
 		c <- struct{}{}
 	}
 	p.parked = p.parked[:0]
+	p.nParked.Store(0)
 	p.parkMu.Unlock()
 }
 
-func (p *workerPool) run(index int64) {
+func (p *workerPool) run(w *worker) {
 	wake := make(chan struct{}, 1)
-	seen := p.seq.Load()
+	seen := p.cur.Load()
 	for {
-		for i := 0; p.seq.Load() == seen; i++ {
+		for i := 0; p.cur.Load() == seen; i++ {
 			if i < spinWait {
 				if i%256 == 255 {
 					runtime.Gosched()
@@ -138,7 +154,9 @@ func (p *workerPool) run(index int64) {
 				continue
 			}
 			p.parkMu.Lock()
-			if p.seq.Load() != seen { // posted while we decided to park
+			p.nParked.Add(1)          // before the check, as the poster posts before reading nParked
+			if p.cur.Load() != seen { // posted while we decided to park
+				p.nParked.Add(-1)
 				p.parkMu.Unlock()
 				break
 			}
@@ -147,13 +165,11 @@ func (p *workerPool) run(index int64) {
 			<-wake
 			i = 0
 		}
-		seen = p.seq.Load()
-		if index >= p.stop.Load() {
+		seen = p.cur.Load()
+		if w.quit.Load() {
 			return
 		}
-		if j := p.cur.Load(); j != nil {
-			j.work()
-		}
+		seen.work()
 	}
 }
 
@@ -186,18 +202,15 @@ func parallel(units, work, grain int, fn func(lo, hi int)) {
 		fn(0, units)
 		return
 	}
-	if p.stop.Load() < int64(n-1) {
-		p.stop.Store(int64(n - 1))
-	}
-	for p.workers < n-1 {
-		go p.run(int64(p.workers))
-		p.workers++
+	for len(p.workers) < n-1 {
+		w := new(worker)
+		p.workers = append(p.workers, w)
+		go p.run(w)
 	}
 	least := (units + n*tailChunks - 1) / (n * tailChunks)
 	least = (least + grain - 1) / grain * grain
 	j := &job{fn: fn, units: units, threads: n, grain: grain, least: least}
 	p.cur.Store(j)
-	p.seq.Add(1)
 	p.wakeAll()
 	j.work()
 	for i := 0; j.done.Load() != int64(units); i++ {
@@ -205,7 +218,7 @@ func parallel(units, work, grain int, fn func(lo, hi int)) {
 			runtime.Gosched()
 		}
 	}
-	p.cur.Store(nil)
+	j.fn = nil // the workers keep j until the next job; not what fn holds
 }
 
 // Parallel calls fn over [0, units) split into contiguous ranges run by the
