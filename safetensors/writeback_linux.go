@@ -16,10 +16,30 @@ import (
 // a VM whose host backs its memory lazily: 3.5 s of system time to write
 // 1 GB cold, 0.4 s with the drop, as `dd oflag=nocache` shows (and a
 // large output kept in the page cache only pushes other files out).
+//
+// Every flushEvery bytes it also starts an fdatasync, on a goroutine of
+// its own, so that the writer goes on meanwhile. On the virtual disks
+// this was measured on, the host keeps what the guest wrote in its own
+// cache until the guest flushes; one flush at the end (Close's fsync)
+// waited 0.45-0.7 s for a 1 GB file, whatever the pace of the writes
+// before it, and flushes along the way let the host write meanwhile.
+// Merges of a 0.5B model (988 MB written; wall seconds, means of four
+// alternated rounds, Zen 5 VM): TIES 1.78 -> 1.44, linear 1.30 -> 1.07,
+// dare_ties 1.54 -> 1.22; every 32 MB did as well, every 256 MB less
+// (TIES 1.56).
 type writeback struct {
-	started int64 // file bytes whose disk writes were started
-	dropped int64 // file bytes written to disk and dropped
+	started int64         // file bytes whose disk writes were started
+	dropped int64         // file bytes written to disk and dropped
+	flushed int64         // file bytes the last fdatasync was started after
+	flush   chan struct{} // closed when the fdatasync in flight returns; nil if none
 }
+
+// flushEvery is how many written bytes separate the fdatasyncs of a
+// writeback; 0 turns them off.
+var flushEvery int64 = 64 << 20 // a variable for the tests
+
+// fdatasync is unix.Fdatasync, a variable for the tests.
+var fdatasync = unix.Fdatasync
 
 // step streams the first pos bytes of f (those flushed to it so far); the
 // fsync in Close still makes everything durable, so failures here are
@@ -38,4 +58,29 @@ func (wb *writeback) step(f *os.File, pos int64) {
 		wb.dropped = wb.started
 	}
 	wb.started = end
+	if flushEvery <= 0 || wb.dropped-wb.flushed < flushEvery {
+		return
+	}
+	if wb.flush != nil {
+		select {
+		case <-wb.flush:
+		default:
+			return // one at a time
+		}
+	}
+	wb.flushed = wb.dropped
+	done := make(chan struct{})
+	wb.flush = done
+	go func() {
+		fdatasync(fd) // Close's fsync reports what fails
+		close(done)
+	}()
+}
+
+// wait waits for the fdatasync in flight, before the file is closed.
+func (wb *writeback) wait() {
+	if wb.flush != nil {
+		<-wb.flush
+		wb.flush = nil
+	}
 }

@@ -175,6 +175,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	if w.state == writing {
+		w.wb.wait()
 		w.tmp.Close()
 	}
 	os.Remove(w.tmp.Name())
@@ -215,6 +216,7 @@ func (w *Writer) finish() error {
 	if err := w.buf.Flush(); err != nil {
 		return w.fail(err)
 	}
+	w.wb.wait()
 	if err := w.tmp.Sync(); err != nil {
 		return w.fail(err)
 	}
