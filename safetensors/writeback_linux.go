@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -28,59 +29,85 @@ import (
 // dare_ties 1.54 -> 1.22; every 32 MB did as well, every 256 MB less
 // (TIES 1.56).
 type writeback struct {
-	started int64         // file bytes whose disk writes were started
-	dropped int64         // file bytes written to disk and dropped
-	flushed int64         // file bytes the last fdatasync was started after
-	flush   chan struct{} // closed when the fdatasync in flight returns; nil if none
+	started  int64         // file bytes whose disk writes were started
+	dropped  int64         // file bytes written to disk and dropped
+	flushed  int64         // file bytes the last fdatasync was started after
+	flush    chan struct{} // closed when the fdatasync in flight returns; nil if none
+	flushErr error         // that fdatasync's error, read once flush is closed
+	err      error         // the first write error a step saw
 }
 
 // flushEvery is how many written bytes separate the fdatasyncs of a
 // writeback; 0 turns them off.
 var flushEvery int64 = 64 << 20 // a variable for the tests
 
-// fdatasync is unix.Fdatasync, a variable for the tests.
-var fdatasync = unix.Fdatasync
+// fdatasync and syncFileRange are unix.Fdatasync and unix.SyncFileRange,
+// variables for the tests.
+var (
+	fdatasync     = unix.Fdatasync
+	syncFileRange = unix.SyncFileRange
+)
 
-// step streams the first pos bytes of f (those flushed to it so far); the
-// fsync in Close still makes everything durable, so failures here are
-// ignored.
-func (wb *writeback) step(f *os.File, pos int64) {
+// step streams the first pos bytes of f (those flushed to it so far) and
+// returns the first write error seen so far.
+//
+// A write error that a step's wait (or fdatasync) reports is recorded and
+// returned by wait: Linux reports such an error once to each open file,
+// so Close's fsync would not see it again. Errors that say the file
+// system has no such call are not write errors and are ignored.
+func (wb *writeback) step(f *os.File, pos int64) error {
 	fd := int(f.Fd())
 	end := pos &^ (4096 - 1)
 	if end <= wb.started {
-		return
+		return wb.err
 	}
-	unix.SyncFileRange(fd, wb.started, end-wb.started, unix.SYNC_FILE_RANGE_WRITE)
+	wb.note(syncFileRange(fd, wb.started, end-wb.started, unix.SYNC_FILE_RANGE_WRITE))
 	if wb.started > wb.dropped {
 		n := wb.started - wb.dropped
-		unix.SyncFileRange(fd, wb.dropped, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		wb.note(syncFileRange(fd, wb.dropped, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER))
 		unix.Fadvise(fd, wb.dropped, n, unix.FADV_DONTNEED)
 		wb.dropped = wb.started
 	}
 	wb.started = end
 	if flushEvery <= 0 || wb.dropped-wb.flushed < flushEvery {
-		return
+		return wb.err
 	}
 	if wb.flush != nil {
 		select {
 		case <-wb.flush:
+			wb.note(wb.flushErr)
 		default:
-			return // one at a time
+			return wb.err // one at a time
 		}
 	}
 	wb.flushed = wb.dropped
 	done := make(chan struct{})
 	wb.flush = done
 	go func() {
-		fdatasync(fd) // Close's fsync reports what fails
+		wb.flushErr = fdatasync(fd)
 		close(done)
 	}()
+	return wb.err
 }
 
-// wait waits for the fdatasync in flight, before the file is closed.
-func (wb *writeback) wait() {
+// note records err as the first write error, unless it only says that
+// the call is not supported here.
+func (wb *writeback) note(err error) {
+	switch {
+	case err == nil || wb.err != nil:
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ESPIPE):
+	default:
+		wb.err = err
+	}
+}
+
+// wait waits for the fdatasync in flight, before the file is closed, and
+// returns the first write error the steps saw.
+func (wb *writeback) wait() error {
 	if wb.flush != nil {
 		<-wb.flush
 		wb.flush = nil
+		wb.note(wb.flushErr)
 	}
+	return wb.err
 }

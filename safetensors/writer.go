@@ -147,7 +147,9 @@ func (w *Writer) write(data []byte) error {
 		data = data[n:]
 		w.pos += int64(n)
 		if w.unsent += n; w.unsent >= writebackStep {
-			w.wb.step(w.tmp, w.pos-int64(w.buf.Buffered()))
+			if err := w.wb.step(w.tmp, w.pos-int64(w.buf.Buffered())); err != nil {
+				return w.fail(err)
+			}
 			w.unsent = 0
 		}
 	}
@@ -216,7 +218,9 @@ func (w *Writer) finish() error {
 	if err := w.buf.Flush(); err != nil {
 		return w.fail(err)
 	}
-	w.wb.wait()
+	if err := w.wb.wait(); err != nil {
+		return w.fail(err)
+	}
 	if err := w.tmp.Sync(); err != nil {
 		return w.fail(err)
 	}
