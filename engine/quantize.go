@@ -149,6 +149,11 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 	}
 	var scales []byte // the scales of the matrix just written
 	matrix := 0       // matrices quantized so far
+	// One buffer of each kind for every matrix: the writer has copied a
+	// tensor's data once Write returns. Fresh buffers per matrix were
+	// fresh memory each time, zeroed by the kernel on first touch.
+	var qbuf []byte
+	var sbuf []uint16
 	for _, it := range plan {
 		if err := ctx.Err(); err != nil {
 			w.Abort()
@@ -157,7 +162,12 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 		var data []byte
 		switch {
 		case it.quant:
-			q, err := quantizeTensor(it.from, typ)
+			n := it.from.Shape[0] * it.from.Shape[1]
+			if typ == "q4_0" {
+				n /= 2
+			}
+			qbuf, sbuf = grow(qbuf, n), grow(sbuf, it.from.Shape[0]*it.from.Shape[1]/kernels.BlockSize)
+			q, err := quantizeTensor(it.from, typ, qbuf, sbuf)
 			if err != nil {
 				w.Abort()
 				return nil, fmt.Errorf("tensor %s: %w", it.h.Name, err)
@@ -166,7 +176,7 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			if q.Type == kernels.Q8_0 {
 				data = asBytes(q.Q)
 			}
-			scales = make([]byte, 2*len(q.Scales))
+			scales = grow(scales, 2*len(q.Scales))
 			for j, s := range q.Scales {
 				binary.LittleEndian.PutUint16(scales[2*j:], s)
 			}
@@ -207,8 +217,17 @@ func abs(p string) string {
 	return filepath.Clean(p)
 }
 
-// quantizeTensor quantizes a float matrix tensor to typ (q8_0 or q4_0).
-func quantizeTensor(t *safetensors.Tensor, typ string) (*kernels.Mat, error) {
+// grow returns b resliced to n elements, reallocated when it is too short.
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
+}
+
+// quantizeTensor quantizes a float matrix tensor to typ (q8_0 or q4_0),
+// into q (its Rows*Cols weights' bytes) and scales (Rows*Cols/BlockSize).
+func quantizeTensor(t *safetensors.Tensor, typ string, q []byte, scales []uint16) (*kernels.Mat, error) {
 	m := &kernels.Mat{Rows: t.Shape[0], Cols: t.Shape[1]}
 	switch t.DType {
 	case safetensors.F32, safetensors.BF16, safetensors.F16:
@@ -218,16 +237,16 @@ func quantizeTensor(t *safetensors.Tensor, typ string) (*kernels.Mat, error) {
 	default:
 		return nil, fmt.Errorf("dtype %s cannot be quantized (want F32, BF16 or F16)", t.DType)
 	}
-	var q *kernels.Mat
+	var qm *kernels.Mat
 	if typ == "q4_0" {
-		q = kernels.QuantizeQ4(m)
+		qm = kernels.QuantizeQ4Into(m, q, scales)
 	} else {
-		q = kernels.QuantizeQ8(m)
+		qm = kernels.QuantizeQ8Into(m, asInt8(q), scales)
 	}
-	if q == m {
+	if qm == m {
 		return nil, fmt.Errorf("%dx%d cannot be split into blocks of %d", m.Rows, m.Cols, kernels.BlockSize)
 	}
-	return q, nil
+	return qm, nil
 }
 
 // copyModelFiles copies the regular files of in other than the weights
