@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/mocolab/moco/kernels"
@@ -162,11 +163,10 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 		var data []byte
 		switch {
 		case it.quant:
-			n := it.from.Shape[0] * it.from.Shape[1]
-			if typ == "q4_0" {
-				n /= 2
-			}
-			qbuf, sbuf = grow(qbuf, n), grow(sbuf, it.from.Shape[0]*it.from.Shape[1]/kernels.BlockSize)
+			// it.h is the quantized part: one byte per element of its shape.
+			nq, ns := it.h.Shape[0]*it.h.Shape[1], it.from.Shape[0]*it.from.Shape[1]/kernels.BlockSize
+			qbuf = slices.Grow(qbuf[:0], nq)[:nq]
+			sbuf = slices.Grow(sbuf[:0], ns)[:ns]
 			q, err := quantizeTensor(it.from, typ, qbuf, sbuf)
 			if err != nil {
 				w.Abort()
@@ -176,7 +176,7 @@ func QuantizeCheckpoint(ctx context.Context, in, out, typ string, force bool, pr
 			if q.Type == kernels.Q8_0 {
 				data = asBytes(q.Q)
 			}
-			scales = grow(scales, 2*len(q.Scales))
+			scales = slices.Grow(scales[:0], 2*len(q.Scales))[:2*len(q.Scales)]
 			for j, s := range q.Scales {
 				binary.LittleEndian.PutUint16(scales[2*j:], s)
 			}
@@ -217,14 +217,6 @@ func abs(p string) string {
 	return filepath.Clean(p)
 }
 
-// grow returns b resliced to n elements, reallocated when it is too short.
-func grow[T any](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	return b[:n]
-}
-
 // quantizeTensor quantizes a float matrix tensor to typ (q8_0 or q4_0),
 // into q (its Rows*Cols weights' bytes) and scales (Rows*Cols/BlockSize).
 func quantizeTensor(t *safetensors.Tensor, typ string, q []byte, scales []uint16) (*kernels.Mat, error) {
@@ -241,7 +233,7 @@ func quantizeTensor(t *safetensors.Tensor, typ string, q []byte, scales []uint16
 	if typ == "q4_0" {
 		qm = kernels.QuantizeQ4Into(m, q, scales)
 	} else {
-		qm = kernels.QuantizeQ8Into(m, asInt8(q), scales)
+		qm = kernels.QuantizeQ8Into(m, bytesAs[int8](q), scales)
 	}
 	if qm == m {
 		return nil, fmt.Errorf("%dx%d cannot be split into blocks of %d", m.Rows, m.Cols, kernels.BlockSize)

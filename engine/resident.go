@@ -93,9 +93,4 @@ func asBytes[T float32 | int8 | uint16](s []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(z)))
 }
 
-// asInt8 views b as int8s.
-func asInt8(b []byte) []int8 {
-	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
-}
-
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
