@@ -146,6 +146,13 @@ func (p *workerPool) run(w *worker) {
 	wake := make(chan struct{}, 1)
 	seen := p.cur.Load()
 	for {
+		// A worker told to stop before it first ran may have taken the
+		// job that told it (SetThreads') as the one it last saw, and
+		// would then wait for another job that, at one thread, never
+		// comes.
+		if w.quit.Load() {
+			return
+		}
 		for i := 0; p.cur.Load() == seen; i++ {
 			if i < spinWait {
 				if i%256 == 255 {
