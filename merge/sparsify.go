@@ -1,6 +1,9 @@
 package merge
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // Sparsification methods applied to task vectors (deltas from the base).
 const (
@@ -485,7 +488,7 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 // a branch on them costs more than the rest of a counting pass.
 func topDigit(v uint64, lo16 uint32) int {
 	d := int(v>>48) - int(lo16)
-	return d &^ (d >> 63)
+	return d &^ (d >> (bits.UintSize - 1))
 }
 
 // sortFirstBin sorts rankSort's first bin b by whole keys and indices,

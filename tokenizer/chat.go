@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -363,7 +364,7 @@ func (ct *ChatTemplate) render(messages []any, opts ChatOptions) (string, error)
 		return exec.AsValue(chatStrftime(at, va.Args[0].String())), nil
 	}
 
-	budget := newChatBudget(opts.Limits, chatSize(exec.AsValue(data), 1<<40))
+	budget := newChatBudget(opts.Limits, chatSize(exec.AsValue(data), min(1<<40, math.MaxInt)))
 	for k, v := range chatBudgetVars(budget) {
 		data[k] = v
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -751,7 +752,7 @@ func chatNumbers(s string) []int {
 		}
 		n := 0
 		if j-i > 10 {
-			n = 1 << 40
+			n = min(1<<40, math.MaxInt)
 		} else {
 			for _, c := range s[i:j] {
 				n = n*10 + int(c-'0')

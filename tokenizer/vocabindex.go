@@ -33,7 +33,7 @@ var vocabSeed = maphash.MakeSeed()
 // newVocabIndex indexes l; of duplicate keys the last wins, as in
 // encoding/json.
 func newVocabIndex(l *vocabList) (*vocabIndex, error) {
-	if len(l.keys) > math.MaxUint32 {
+	if uint64(len(l.keys)) > math.MaxUint32 {
 		return nil, fmt.Errorf("%d bytes of token strings (limit 4 GiB)", len(l.keys))
 	}
 	size := 16
