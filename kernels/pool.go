@@ -146,10 +146,10 @@ func (p *workerPool) run(w *worker) {
 	wake := make(chan struct{}, 1)
 	seen := p.cur.Load()
 	for {
-		// A worker told to stop before it first ran may have taken the
-		// job that told it (SetThreads') as the one it last saw, and
-		// would then wait for another job that, at one thread, never
-		// comes.
+		// Checked before waiting, not after: a worker told to stop
+		// before it first ran may have taken the job that told it
+		// (SetThreads') as the one it last saw, and would then wait for
+		// another job that, at one thread, never comes.
 		if w.quit.Load() {
 			return
 		}
@@ -173,10 +173,7 @@ func (p *workerPool) run(w *worker) {
 			i = 0
 		}
 		seen = p.cur.Load()
-		if w.quit.Load() {
-			return
-		}
-		seen.work()
+		seen.work() // told to stop meanwhile, it helps with this one job, then stops
 	}
 }
 
