@@ -569,11 +569,12 @@ prefix_loop:
 	VALIGND $12, Z3, Z1, Z5       // by 4
 	VPADDD Z5, Z1, Z1
 	VALIGND $8, Z3, Z1, Z5        // by 8
-	VPADDD Z5, Z1, Z1             // inclusive sums
-	VPADDD Z2, Z1, Z1
-	VPSUBD Z0, Z1, Z0             // exclusive, plus the total before
+	VPADDD Z5, Z1, Z1             // inclusive sums of the sixteen
+	VPERMD Z1, Z4, Z6             // the sixteen's total, in every lane
+	VPSUBD Z0, Z1, Z0             // exclusive sums
+	VPADDD Z2, Z0, Z0             // plus the total before
 	VMOVDQU32 Z0, (DI)(AX*4)
-	VPERMD Z1, Z4, Z2             // the total after
+	VPADDD Z6, Z2, Z2             // the total after: one addition a step
 	ADDQ $16, AX
 	CMPQ AX, CX
 	JLT prefix_loop
