@@ -734,9 +734,16 @@ var sampleSink atomic.Uint32
 // bracket sets t's bracket [lo, hi] from sample (sampleSize magnitude
 // bits, reordered) around the entry that a fraction q of the sample
 // exceeds, 6 standard deviations of the binomial count and more entries
-// either side, and t's heavy values when the bracket holds too much of the
-// sample without them. It reports false (t's collecting state cleared)
-// when it still holds more than an eighth.
+// either side, and t's heavy values: those that many of the bracket's
+// sample entries share. It reports false (t's collecting state cleared)
+// when the bracket holds more than an eighth of the sample without them.
+//
+// Heavy values are looked for whenever the bracket holds enough of the
+// sample for one to qualify, not only when it holds too much: near the
+// top of a fine-tune's few-ulp deltas (breadcrumbs' top gamma fraction) a
+// bracket of 2.5% of a tensor held three or four values, all kept as
+// candidates, copied and searched (a fifth of a breadcrumbs merge's CPU),
+// where counting them per block costs a comparison.
 func (t *topK) bracket(sample []uint32, q float64, more int) bool {
 	m := len(sample)
 	margin := int(6*math.Sqrt(float64(m)*q*(1-q))) + 64 + more
@@ -755,7 +762,7 @@ func (t *topK) bracket(sample []uint32, q float64, more int) bool {
 	for _, a := range sample {
 		in += int((uint64(a-t.lo) - uint64(t.hi-t.lo) - 1) >> 63)
 	}
-	if in > m/8 {
+	if in >= m/256 { // findHeavy's least share
 		in -= t.findHeavy(sample)
 	}
 	if in > m/8 {

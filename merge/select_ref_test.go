@@ -304,6 +304,71 @@ func TestSelectHeavyTies(t *testing.T) {
 	}
 }
 
+// TestSelectHeavyNearTheTop: a bracket that holds only a few percent of
+// the tensor, most of it three shared magnitudes (the top of a fine-tune's
+// few-ulp deltas, where breadcrumbs cuts its top gamma fraction), counts
+// those values instead of keeping them as candidates (it kept them when it
+// held less than an eighth of the sample), and the selection is still
+// keepTopK's, at k inside each group and between groups.
+func TestSelectHeavyNearTheTop(t *testing.T) {
+	const n = 200_003
+	r := rng{s: 37}
+	// 1% of the magnitudes are 4, 1% are 3, 0.5% are 2; the rest spread
+	// over [0, 1).
+	x := make([]float32, n)
+	for i := range x {
+		u := r.float64()
+		switch {
+		case u < 0.01:
+			x[i] = 4
+		case u < 0.02:
+			x[i] = -3
+		case u < 0.025:
+			x[i] = 2
+		default:
+			x[i] = float32(r.float64())
+		}
+	}
+	count := func(v float32) (above, eq int) {
+		for _, a := range x {
+			above += b2i(abs32(a) > v)
+			eq += b2i(abs32(a) == v)
+		}
+		return above, eq
+	}
+	var ks []int
+	for _, v := range []float32{4, 3, 2} {
+		above, eq := count(v)
+		ks = append(ks, above+1, above+eq/2, above+eq)
+	}
+	ks = append(ks, ks[len(ks)-1]+50) // just below the groups, in the spread
+	vs := []view{{dt: safetensors.F32, f32: make([]float32, n)}, {dt: safetensors.F32, f32: x}}
+	bp := blockPlan{n: n, rowLen: 1, rowsPer: 20011, nBlocks: (n + 20010) / 20011}
+	for _, k := range ks {
+		name := fmt.Sprintf("k %d", k)
+		tk := &topK{k: k}
+		if !guessRange(bp, vs, tk) {
+			t.Fatalf("%s: no bracket", name)
+		}
+		if err := collectPass(context.Background(), bp, vs, []*topK{tk}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range tk.cands {
+			for _, a := range c {
+				if a == magBits(4) || a == magBits(3) || a == magBits(2) {
+					t.Fatalf("%s: a shared magnitude (%#x) kept as a candidate; heavy values %v", name, a, tk.heavy)
+				}
+			}
+		}
+		if !fromCandidates(bp, tk) {
+			t.Fatalf("%s: the bracket missed", name)
+		}
+		ref := slices.Clone(x)
+		keepTopK(ref, k)
+		checkKeepMask(t, name, bp, tk, x, ref)
+	}
+}
+
 // deltaRow draws n deltas of one kind for rankSort's tests: differences of
 // bfloat16 weights (few significant bits), the same with exact zeros or
 // with some keys of full precision (the low byte set: stragglers, up to
