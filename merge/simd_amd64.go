@@ -143,16 +143,19 @@ func useSIMD(on bool) {
 		collectFast, collectBF16Fast = collectFast512, collectBF16Fast512
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, listFast256
+		digitsFast = digitsFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
+		digitsFast = nil
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
+		digitsFast = nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -540,6 +543,21 @@ func prefixFast512(c []int32, start int32) (int, int32) {
 		return 0, start
 	}
 	return n, prefix512(&c[0], n, start)
+}
+
+//go:noescape
+func digits512(dg *uint16, a *uint64, n int, lo16 uint32)
+
+// digitsFast512 is topDigits' loop over the largest multiple of 16
+// entries.
+func digitsFast512(dg []uint16, a []uint64, lo16 uint32) int {
+	n := len(a) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_ = dg[n-1]
+	digits512(&dg[0], &a[0], n, lo16)
+	return n
 }
 
 // prefixFast256 is prefixSums over the largest multiple of 8 counters.

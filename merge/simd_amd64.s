@@ -2418,3 +2418,29 @@ sceoutbits_nibble:
 	JLT sceoutbits_loop
 	VZEROUPPER
 	RET
+
+// func digits512(dg *uint16, a *uint64, n int, lo16 uint32)
+// dg[j] = max(a[j]>>48 - lo16, 0) (rankSort's top digit) for j < n, a
+// multiple of 16: the upper 16 bits of sixteen entries narrowed to words,
+// less lo16 with unsigned saturation.
+TEXT ·digits512(SB), NOSPLIT, $0-28
+	MOVQ dg+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL lo16+24(FP), AX
+	VMOVD AX, X2
+	VPBROADCASTW X2, Y2           // lo16 in every word
+	XORQ AX, AX
+digits_loop:
+	VPSRLQ $48, (SI)(AX*8), Z0
+	VPSRLQ $48, 64(SI)(AX*8), Z1
+	VPMOVQW Z0, X0
+	VPMOVQW Z1, X1
+	VINSERTI128 $1, X1, Y0, Y0
+	VPSUBUSW Y2, Y0, Y0
+	VMOVDQU Y0, (DI)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT digits_loop
+	VZEROUPPER
+	RET

@@ -255,6 +255,43 @@ func TestPrefixSums(t *testing.T) {
 	}
 }
 
+// TestTopDigitsMatchGo holds topDigits (its assembly) to topDigit on
+// every length up to past two vectors and a row's, with keys below, at and
+// above lo16 and at both ends of the key range.
+func TestTopDigitsMatchGo(t *testing.T) {
+	if digitsFast == nil {
+		t.Skip("no top-digit kernel on this CPU")
+	}
+	r := rng{s: 13}
+	st := &keyStats{dg: make([]uint16, 1000)}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 47, 896, 1000} {
+		for _, lo16 := range []uint32{0, 1, 0x3c00, 0x7fff} {
+			a := make([]uint64, n)
+			for j := range a {
+				var k uint32
+				switch r.next() % 4 {
+				case 0:
+					k = uint32(r.next()) &^ signBit // anywhere
+				case 1:
+					k = lo16<<16 | uint32(r.next()&0xffff) // at lo16
+				case 2:
+					k = (lo16 + uint32(r.next()%2048)) << 16 // in the window
+				case 3:
+					k = []uint32{0, 0x7fffffff, 0xffff, 0x10000}[r.next()%4]
+				}
+				k &^= signBit
+				a[j] = uint64(k)<<32 | r.next()&0xffffffff
+			}
+			got := st.topDigits(a, lo16)
+			for j, v := range a {
+				if want := uint16(topDigit(v, lo16)); got[j] != want {
+					t.Fatalf("n %d lo16 %#x: entry %d (key %#x) digit %d, want %d", n, lo16, j, uint32(v>>32), got[j], want)
+				}
+			}
+		}
+	}
+}
+
 // TestDropRandomAssemblyMatchesGo: DARE's drops keep the same entries,
 // scaled by the same factor, and leave the generator where the Go loop
 // does, whatever the length (the assembly takes multiples of 8).
