@@ -47,8 +47,8 @@ import (
 //     stable sort of the row's magnitudes: the keys built 16 at a time in
 //     AVX-512 (8 in AVX2) from bf16 inputs read in place, two counting
 //     passes, on bits 8-15 and on the upper 16 bits within 16 octaves of
-//     the row's largest (those digits computed 16 at a time in AVX-512
-//     first), then the few bins holding keys with lower bits set
+//     the row's largest (those digits computed 16 at a time in AVX-512 or
+//     AVX2 first), then the few bins holding keys with lower bits set
 //     sorted whole; a full radix sort for other rows; the draws, keep tests
 //     and rescaling then run 8 ranks at a time in AVX-512, 4 in AVX2); the
 //     random stream of row q starts where the whole-tensor stream would be

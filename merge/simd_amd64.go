@@ -149,7 +149,7 @@ func useSIMD(on bool) {
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
-		digitsFast = nil
+		digitsFast = digitsFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -557,6 +557,23 @@ func digitsFast512(dg []uint16, a []uint64, lo16 uint32) int {
 	}
 	_ = dg[n-1]
 	digits512(&dg[0], &a[0], n, lo16)
+	return n
+}
+
+//go:noescape
+func digits256(dg *uint16, a *uint64, n int, lo16 uint32, perm *[8]uint32)
+
+// digitsPerm256 is digits256's VPERMD order.
+var digitsPerm256 = [8]uint32{0, 4, 1, 5, 2, 6, 3, 7}
+
+// digitsFast256 is digitsFast512 for AVX2.
+func digitsFast256(dg []uint16, a []uint64, lo16 uint32) int {
+	n := len(a) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_ = dg[n-1]
+	digits256(&dg[0], &a[0], n, lo16, &digitsPerm256)
 	return n
 }
 

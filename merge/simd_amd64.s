@@ -2444,3 +2444,34 @@ digits_loop:
 	JLT digits_loop
 	VZEROUPPER
 	RET
+
+// func digits256(dg *uint16, a *uint64, n int, lo16 uint32, perm *[8]uint32)
+// digits512 for AVX2: the upper 16 bits of sixteen entries (four vectors
+// of four) packed to words by three VPACKUSDW (no value saturates: keys
+// have no sign bit), whose lane order perm's VPERMD restores.
+TEXT ·digits256(SB), NOSPLIT, $0-40
+	MOVQ dg+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL lo16+24(FP), AX
+	MOVQ perm+32(FP), DX
+	VMOVD AX, X4
+	VPBROADCASTW X4, Y4           // lo16 in every word
+	VMOVDQU (DX), Y5              // dword order 0, 4, 1, 5, 2, 6, 3, 7
+	XORQ AX, AX
+digits256_loop:
+	VPSRLQ $48, (SI)(AX*8), Y0    // entries 0-3
+	VPSRLQ $48, 32(SI)(AX*8), Y1  // 4-7
+	VPSRLQ $48, 64(SI)(AX*8), Y2  // 8-11
+	VPSRLQ $48, 96(SI)(AX*8), Y3  // 12-15
+	VPACKUSDW Y1, Y0, Y0          // per lane: 0, 1, 4, 5 | 2, 3, 6, 7, as dwords
+	VPACKUSDW Y3, Y2, Y2          // 8, 9, 12, 13 | 10, 11, 14, 15
+	VPACKUSDW Y2, Y0, Y0          // words 0 1 4 5 8 9 12 13 | 2 3 6 7 10 11 14 15
+	VPERMD Y0, Y5, Y0             // in order
+	VPSUBUSW Y4, Y0, Y0
+	VMOVDQU Y0, (DI)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT digits256_loop
+	VZEROUPPER
+	RET
