@@ -497,10 +497,18 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			wk.m1, wk.m2 = bp.sc.u32(bp.size())[:bp.size()], bp.sc.u32(bp.size())[:bp.size()]
 		case SparsifyMagPrune:
 			for i := range nm {
-				wk.mp = append(wk.mp, newMagPruner(bp.rowLen, o.Density[i], o.Epsilon, o.Rescale && !o.RescaleL1))
+				wk.mp = append(wk.mp, getMagPruner(bp.rowLen, o.Density[i], o.Epsilon, o.Rescale && !o.RescaleL1))
 			}
 		}
 		return wk
+	}
+	// release gives a worker's pruners back when it is done.
+	release := func(wk *worker) func() {
+		return func() {
+			for _, mp := range wk.mp {
+				putMagPruner(mp)
+			}
+		}
 	}
 	// L1 rescaling: the norms before and after sparsification, by rows.
 	factor := make([]float32, nm)
@@ -528,7 +536,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 						have[i][(lo+off)/bp.rowLen] = l1(sp[off:min(off+bp.rowLen, len(sp))])
 					}
 				}
-			}, nil
+			}, release(wk)
 		})
 		if err != nil {
 			return nil, err
@@ -644,7 +652,7 @@ func streamSelect(ctx context.Context, p *planned, ts []*safetensors.Tensor, n i
 			}
 			combineAll(dst[:m], wk.rd.base, cur, w, o.Consensus, o.Normalize, lambda, zero, sc)
 			out.put(lo, dst[:m])
-		}, nil
+		}, release(wk)
 	})
 	if err != nil {
 		out.abandon()

@@ -304,6 +304,31 @@ func TestSelectHeavyTies(t *testing.T) {
 	}
 }
 
+// TestMagPrunerPoolKeepsKeysApart: pruners given back and taken again
+// prune as a new pruner of the key asked for, whichever pruner of another
+// density, epsilon or rescaling was given back last.
+func TestMagPrunerPoolKeepsKeysApart(t *testing.T) {
+	r := rng{s: 41}
+	const cols = 96
+	row := deltaRow(&r, cols, 1)
+	keys := []prunerKey{{cols, 0.3, 0.1, true}, {cols, 0.7, 0.1, true}, {cols, 0.3, 0.2, true}, {cols, 0.3, 0.1, false}, {cols + 1, 0.3, 0.1, true}}
+	for round := range 3 {
+		for i, k := range keys {
+			want := append(slices.Clone(row), 0.125)[:k.cols]
+			got := slices.Clone(want)
+			newMagPruner(k.cols, k.density, k.epsilon, k.rescale).row(want, 99)
+			m := getMagPruner(k.cols, k.density, k.epsilon, k.rescale)
+			m.row(got, 99)
+			putMagPruner(m)
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("round %d, key %d %+v: entry %d %g, a new pruner's %g", round, i, k, j, got[j], want[j])
+				}
+			}
+		}
+	}
+}
+
 // TestSelectHeavyNearTheTop: a bracket that holds only a few percent of
 // the tensor, most of it three shared magnitudes (the top of a fine-tune's
 // few-ulp deltas, where breadcrumbs cuts its top gamma fraction), counts
