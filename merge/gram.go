@@ -138,18 +138,37 @@ func gramPass(ctx context.Context, vs []view, n, rowLen int, delta bool, mode in
 // gramAdd adds the Gram matrix of the vectors xs[i][a:b] (less base[a:b]
 // when base is not nil) to g.
 func gramAdd(g []float64, xs [][]float32, base []float32, a, b int) {
+	var bb []float32
+	if base != nil {
+		bb = base[a:b]
+	}
+	if len(xs) == 2 && gram2Fast != nil {
+		// The three pairs of two vectors at once: each pair's sums are
+		// dot64's or dotDelta's, in their order.
+		x, y := xs[0][a:b], xs[1][a:b]
+		j, s := gram2Fast(x, y, bb)
+		for p, v := range [3][2][]float32{{x, x}, {x, y}, {y, y}} {
+			g[p] += dotRest(v[0], v[1], bb, j, s[p])
+		}
+		return
+	}
 	p := 0
 	for i := range xs {
 		for k := i; k < len(xs); k++ {
 			if base == nil {
 				g[p] += dot64(xs[i][a:b], xs[k][a:b])
 			} else {
-				g[p] += dotDelta(xs[i][a:b], xs[k][a:b], base[a:b])
+				g[p] += dotDelta(xs[i][a:b], xs[k][a:b], bb)
 			}
 			p++
 		}
 	}
 }
+
+// gram2Fast, when set (assembly), is dotFast for the pairs x.x, x.y and
+// y.y at once (less b when b is not nil), over the largest multiple of 4
+// entries, which it returns with each pair's four sums.
+var gram2Fast func(x, y, b []float32) (n int, s [3][4]float64)
 
 // gramAddCols adds the Gram matrices of each column's entries in xs (less
 // base) to g (rowLen of them, column by column); xs's first entry is in
@@ -180,19 +199,40 @@ func gramAddCols(g []float64, xs [][]float32, base []float32, col0, rowLen int) 
 // (added at the end) so that the additions do not wait on each other.
 func dot64(x, y []float32) float64 {
 	y = y[:len(x)]
-	var s0, s1, s2, s3 float64
+	var s [4]float64
 	j := 0
 	if dotFast != nil {
-		j, s0, s1, s2, s3 = dotFast(x, y, nil)
+		j, s[0], s[1], s[2], s[3] = dotFast(x, y, nil)
 	}
-	for ; j+4 <= len(x); j += 4 {
-		s0 += float64(x[j]) * float64(y[j])
-		s1 += float64(x[j+1]) * float64(y[j+1])
-		s2 += float64(x[j+2]) * float64(y[j+2])
-		s3 += float64(x[j+3]) * float64(y[j+3])
+	return dotRest(x, y, nil, j, s)
+}
+
+// dotRest is dot64 (b nil) or dotDelta from entry j on, with the four
+// partial sums s of the entries before, and adds the sums.
+func dotRest(x, y, b []float32, j int, s [4]float64) float64 {
+	s0, s1, s2, s3 := s[0], s[1], s[2], s[3]
+	if b == nil {
+		for ; j+4 <= len(x); j += 4 {
+			s0 += float64(x[j]) * float64(y[j])
+			s1 += float64(x[j+1]) * float64(y[j+1])
+			s2 += float64(x[j+2]) * float64(y[j+2])
+			s3 += float64(x[j+3]) * float64(y[j+3])
+		}
+		for ; j < len(x); j++ {
+			s0 += float64(x[j]) * float64(y[j])
+		}
+		return (s0 + s1) + (s2 + s3)
 	}
-	for ; j < len(x); j++ {
-		s0 += float64(x[j]) * float64(y[j])
+	for ; j+4 <= len(b); j += 4 {
+		b0, b1, b2, b3 := float64(b[j]), float64(b[j+1]), float64(b[j+2]), float64(b[j+3])
+		s0 += (float64(x[j]) - b0) * (float64(y[j]) - b0)
+		s1 += (float64(x[j+1]) - b1) * (float64(y[j+1]) - b1)
+		s2 += (float64(x[j+2]) - b2) * (float64(y[j+2]) - b2)
+		s3 += (float64(x[j+3]) - b3) * (float64(y[j+3]) - b3)
+	}
+	for ; j < len(b); j++ {
+		bj := float64(b[j])
+		s0 += (float64(x[j]) - bj) * (float64(y[j]) - bj)
 	}
 	return (s0 + s1) + (s2 + s3)
 }
@@ -215,23 +255,12 @@ var stockFast func(dst []float32, xs [][]float32, base []float32, t float64, a i
 // dotDelta is dot64 of x-b and y-b, each difference taken in float64.
 func dotDelta(x, y, b []float32) float64 {
 	x, y = x[:len(b)], y[:len(b)]
-	var s0, s1, s2, s3 float64
+	var s [4]float64
 	j := 0
 	if dotFast != nil {
-		j, s0, s1, s2, s3 = dotFast(x, y, b)
+		j, s[0], s[1], s[2], s[3] = dotFast(x, y, b)
 	}
-	for ; j+4 <= len(b); j += 4 {
-		b0, b1, b2, b3 := float64(b[j]), float64(b[j+1]), float64(b[j+2]), float64(b[j+3])
-		s0 += (float64(x[j]) - b0) * (float64(y[j]) - b0)
-		s1 += (float64(x[j+1]) - b1) * (float64(y[j+1]) - b1)
-		s2 += (float64(x[j+2]) - b2) * (float64(y[j+2]) - b2)
-		s3 += (float64(x[j+3]) - b3) * (float64(y[j+3]) - b3)
-	}
-	for ; j < len(b); j++ {
-		bj := float64(b[j])
-		s0 += (float64(x[j]) - bj) * (float64(y[j]) - bj)
-	}
-	return (s0 + s1) + (s2 + s3)
+	return dotRest(x, y, b, j, s)
 }
 
 // slerpCoefs are Slerp's coefficients of a and b from their Gram matrix

@@ -163,6 +163,7 @@ func useSIMD(on bool) {
 	collectHeavyFast = pick(avx2, collectHeavyFast256)
 	dropFast, sceOutFast, linearFast = pick(avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
 	dotFast, combineFast, stockFast = pick(avx2, dotFast256), pick(avx2, combineFast256), pick(avx2, stockFast256)
+	gram2Fast = pick(avx2, gram2Fast256)
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
 	collectBitsFast = pick(avx2, collectBitsFast256)
 	squaresFast, keepTiesFast, collectBitsHeavyFast = pick(avx2, squaresFast256), pick(avx2, keepTiesFast256), pick(avx2, collectBitsHeavyFast256)
@@ -723,6 +724,29 @@ var dropConsts256 = func() (c [5][4]uint64) {
 	}
 	return c
 }()
+
+//go:noescape
+func gram2x256(x, y, b *float32, n int, s *[12]float64)
+
+// gram2Fast256 runs gram2x256 over the largest multiple of 4 entries of x.
+func gram2Fast256(x, y, b []float32) (n int, s [3][4]float64) {
+	n = len(x) &^ 3
+	if n == 0 {
+		return 0, s
+	}
+	_ = y[n-1]
+	var pb *float32
+	if b != nil {
+		_ = b[n-1]
+		pb = &b[0]
+	}
+	var sums [12]float64
+	gram2x256(&x[0], &y[0], pb, n, &sums)
+	for p := range 3 {
+		s[p] = [4]float64(sums[4*p : 4*p+4])
+	}
+	return n, s
+}
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.
 func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {

@@ -2475,3 +2475,56 @@ digits256_loop:
 	JLT digits256_loop
 	VZEROUPPER
 	RET
+
+// func gram2x256(x, y, b *float32, n int, s *[12]float64)
+// dot256's loop for the three pairs of two vectors at once, x.x, x.y and
+// y.y (less b when b is not nil), each in its own accumulator of four
+// partial sums (s[0:4], s[4:8], s[8:12]) with dot256's operations in its
+// order: three chains of additions in flight where dot256, called per
+// pair, had one. n is a multiple of 4.
+TEXT ·gram2x256(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DX
+	MOVQ b+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ s+32(FP), DI
+	VXORPD Y0, Y0, Y0             // x.x
+	VXORPD Y4, Y4, Y4             // x.y
+	VXORPD Y5, Y5, Y5             // y.y
+	XORQ AX, AX
+	TESTQ R8, R8
+	JNE gram2_delta
+gram2_loop:
+	VCVTPS2PD (SI)(AX*4), Y1
+	VCVTPS2PD (DX)(AX*4), Y2
+	VMULPD Y1, Y1, Y6
+	VMULPD Y2, Y1, Y7
+	VMULPD Y2, Y2, Y8
+	VADDPD Y6, Y0, Y0
+	VADDPD Y7, Y4, Y4
+	VADDPD Y8, Y5, Y5
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT gram2_loop
+	JMP gram2_done
+gram2_delta:
+	VCVTPS2PD (R8)(AX*4), Y3
+	VCVTPS2PD (SI)(AX*4), Y1
+	VCVTPS2PD (DX)(AX*4), Y2
+	VSUBPD Y3, Y1, Y1
+	VSUBPD Y3, Y2, Y2
+	VMULPD Y1, Y1, Y6
+	VMULPD Y2, Y1, Y7
+	VMULPD Y2, Y2, Y8
+	VADDPD Y6, Y0, Y0
+	VADDPD Y7, Y4, Y4
+	VADDPD Y8, Y5, Y5
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT gram2_delta
+gram2_done:
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y4, 32(DI)
+	VMOVUPD Y5, 64(DI)
+	VZEROUPPER
+	RET

@@ -551,6 +551,25 @@ func TestGramAssemblyMatchesGo(t *testing.T) {
 		if !same64(d[0], d[1]) || !same64(dd[0], dd[1]) || !same64(ds[0], ds[1]) {
 			t.Fatalf("n %d: dot64 %v, Go %v; dotDelta %v, Go %v; on a small base %v, Go %v", n, d[1], d[0], dd[1], dd[0], ds[1], ds[0])
 		}
+		// gramAdd on two vectors takes its three pairs in one kernel.
+		for bi, base := range [][]float32{nil, b, small, bv} {
+			for vi, in := range [][2][]float32{{x, y}, {xv, yv}} {
+				for _, a := range []int{0, 3} {
+					if a > n {
+						continue
+					}
+					var g [2][3]float64
+					for k, simd := range []bool{false, true} {
+						run(simd, func() { gramAdd(g[k][:], [][]float32{in[0], in[1]}, base, a, n) })
+					}
+					for p := range g[0] {
+						if !same64(g[0][p], g[1][p]) {
+							t.Fatalf("n %d, base %d, vectors %d, from %d: gramAdd pair %d %v, Go %v", n, bi, vi, a, p, g[1][p], g[0][p])
+						}
+					}
+				}
+			}
+		}
 		for _, models := range []int{1, 2, 3, 16, 17} {
 			for _, withBase := range []bool{false, true} {
 				for _, a := range []int{0, 3} {
