@@ -144,18 +144,23 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear512Go, combineLinear512
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, listFast256
 		digitsFast = digitsFast512
+		// Exp's bits are its FMA path's (math's useFMA: AVX and FMA),
+		// which every AVX-512 machine takes.
+		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		digitsFast = digitsFast256
+		expFast, klTermsFast = nil, nil
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
 		bandLinearFast, combineLinearFast = nil, nil
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		digitsFast = nil
+		expFast, klTermsFast = nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -746,6 +751,67 @@ func gram2Fast256(x, y, b []float32) (n int, s [3][4]float64) {
 		s[p] = [4]float64(sums[4*p : 4*p+4])
 	}
 	return n, s
+}
+
+//go:noescape
+func exp512(dst *float64, x *float32, m float64, n int, c *[14]float64) (done int)
+
+//go:noescape
+func klTerms512(t, u, v *float64, sx, sb float64, n int, c *[16]float64) (done int)
+
+// expConsts512 are exp512's constants: those of the standard library's
+// exp_amd64.s, written as it writes them.
+var expConsts512 = [14]float64{
+	1.4426950408889634073599246810018920,                  // LOG2E
+	0.69314718055966295651160180568695068359375,           // LN2U
+	0.28235290563031577122588448175013436025525412068e-12, // LN2L
+	0.0625,
+	2.4801587301587301587e-5,
+	1.9841269841269841270e-4,
+	1.3888888888888888889e-3,
+	8.3333333333333333333e-3,
+	4.1666666666666666667e-2,
+	1.6666666666666666667e-1,
+	0.5, 1.0, 2.0,
+	7.09782712893384e+02, // Overflow
+}
+
+// klConsts512 are klTerms512's constants: arcee_fusion's 1e-8, then those
+// of the standard library's log_amd64.s, written as it writes them.
+var klConsts512 = [16]float64{
+	1e-8, 1.0, 2.0, 0.5,
+	7.07106781186547524401e-01, // HSqrt2
+	6.93147180369123816490e-01, // Ln2Hi
+	1.90821492927058770002e-10, // Ln2Lo
+	6.666666666666735130e-01,   // L1
+	3.999999999940941908e-01,   // L2
+	2.857142874366239149e-01,   // L3
+	2.222219843214978396e-01,   // L4
+	1.818357216161805012e-01,   // L5
+	1.531383769920937332e-01,   // L6
+	1.479819860511658591e-01,   // L7
+	math.Float64frombits(0x000FFFFFFFFFFFFF),
+	math.Float64frombits(0x3FE0000000000000),
+}
+
+// expFast512 is expFast over the largest multiple of 8 entries of x.
+func expFast512(dst []float64, x []float32, m float64) int {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = dst[n-1]
+	return exp512(&dst[0], &x[0], m, n, &expConsts512)
+}
+
+// klTermsFast512 is klTermsFast over the largest multiple of 8 entries.
+func klTermsFast512(t, u, v []float64, sx, sb float64) int {
+	n := len(u) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _ = t[n-1], v[n-1]
+	return klTerms512(&t[0], &u[0], &v[0], sx, sb, n, &klConsts512)
 }
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.

@@ -2528,3 +2528,182 @@ gram2_done:
 	VMOVUPD Y5, 64(DI)
 	VZEROUPPER
 	RET
+
+// func exp512(dst *float64, x *float32, m float64, n int, c *[14]float64) (done int)
+// dst[j] = math.Exp(float64(x[j]) - m) for j < n (a multiple of 8), eight
+// at a time, by the operations of the standard library's amd64 Exp on
+// machines with FMA (archExp's avxfma path), in its order, so the bits are
+// its. It stops before a group of eight with a lane that path does not
+// finish (not finite, above Overflow, or a result outside the normal
+// exponents: Exp's denormal and overflow steps) and returns how many
+// entries it did. c: LOG2E, LN2U, LN2L, 1/16, the eight Taylor
+// coefficients from 2.48e-5 down to 0.5, 1, 2, Overflow.
+TEXT ·exp512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSD m+16(FP), Z31
+	MOVQ n+24(FP), CX
+	MOVQ c+32(FP), R9
+	VBROADCASTSD 0(R9), Z30       // LOG2E
+	VBROADCASTSD 8(R9), Z29       // LN2U
+	VBROADCASTSD 16(R9), Z28      // LN2L
+	VBROADCASTSD 24(R9), Z27      // 1/16
+	VBROADCASTSD 32(R9), Z26      // 2.48e-5 (c64)
+	VBROADCASTSD 40(R9), Z25      // c56
+	VBROADCASTSD 48(R9), Z24      // c48
+	VBROADCASTSD 56(R9), Z23      // c40
+	VBROADCASTSD 64(R9), Z22      // c32
+	VBROADCASTSD 72(R9), Z21      // c24
+	VBROADCASTSD 80(R9), Z20      // 0.5
+	VBROADCASTSD 88(R9), Z19      // 1
+	VBROADCASTSD 96(R9), Z18      // 2
+	VBROADCASTSD 104(R9), Z17     // Overflow
+	MOVL $0x3FF, AX
+	VPBROADCASTD AX, Y16          // the exponent's bias
+	MOVL $0x7FF, AX
+	VPBROADCASTD AX, Y15
+	VPXORD Y14, Y14, Y14
+	XORQ AX, AX
+exp512_loop:
+	CMPQ AX, CX
+	JGE exp512_done
+	VCVTPS2PD (SI)(AX*4), Z0
+	VSUBPD Z31, Z0, Z0            // x
+	VCMPPD $2, Z17, Z0, K1        // x <= Overflow (false for NaN)
+	VMULPD Z30, Z0, Z1            // LOG2E*x
+	VCVTPD2DQ Z1, Y2              // the exponent, rounded to nearest
+	VCVTDQ2PD Y2, Z1
+	VFNMADD231PD Z29, Z1, Z0      // x - k*LN2U
+	VFNMADD231PD Z28, Z1, Z0      // - k*LN2L
+	VMULPD Z27, Z0, Z0            // reduce the argument
+	VMOVAPD Z26, Z3
+	VFMADD213PD Z25, Z0, Z3
+	VFMADD213PD Z24, Z0, Z3
+	VFMADD213PD Z23, Z0, Z3
+	VFMADD213PD Z22, Z0, Z3
+	VFMADD213PD Z21, Z0, Z3
+	VFMADD213PD Z20, Z0, Z3
+	VFMADD213PD Z19, Z0, Z3
+	VMULPD Z3, Z0, Z0
+	VADDPD Z18, Z0, Z3
+	VMULPD Z3, Z0, Z0
+	VADDPD Z18, Z0, Z3
+	VMULPD Z3, Z0, Z0
+	VADDPD Z18, Z0, Z3
+	VMULPD Z3, Z0, Z0
+	VADDPD Z18, Z0, Z3
+	VFMADD213PD Z19, Z3, Z0
+	VPADDD Y16, Y2, Y2            // biased exponent: 1 to 0x7FE, or Exp's other steps
+	VPCMPD $6, Y14, Y2, K1, K2    // > 0
+	VPCMPD $1, Y15, Y2, K2, K3    // < 0x7FF
+	KORTESTB K3, K3
+	JCC exp512_done               // a lane Exp finishes otherwise
+	VPMOVZXDQ Y2, Z4
+	VPSLLQ $52, Z4, Z4
+	VMULPD Z4, Z0, Z0
+	VMOVUPD Z0, (DI)(AX*8)
+	ADDQ $8, AX
+	JMP exp512_loop
+exp512_done:
+	MOVQ AX, done+40(FP)
+	VZEROUPPER
+	RET
+
+// func klTerms512(t, u, v *float64, sx, sb float64, n int, c *[16]float64) (done int)
+// t[j] = p*math.Log(p/q) with p = u[j]/sx + 1e-8 and q = v[j]/sb + 1e-8,
+// for j < n (a multiple of 8), eight at a time; the logarithm by the
+// operations of the standard library's amd64 Log (archLog), in its order.
+// It stops before a group of eight with a lane whose p/q is not a positive
+// normal number (Log's other cases) and returns how many entries it did.
+// c: 1e-8, 1, 2, 0.5, HSqrt2, Ln2Hi, Ln2Lo, L1-L7, then the mantissa mask
+// and the exponent of 0.5 as bits.
+TEXT ·klTerms512(SB), NOSPLIT, $0-64
+	MOVQ t+0(FP), DI
+	MOVQ u+8(FP), SI
+	MOVQ v+16(FP), DX
+	VBROADCASTSD sx+24(FP), Z31
+	VBROADCASTSD sb+32(FP), Z30
+	MOVQ n+40(FP), CX
+	MOVQ c+48(FP), R9
+	VBROADCASTSD 0(R9), Z29       // 1e-8
+	VBROADCASTSD 8(R9), Z28       // 1
+	VBROADCASTSD 16(R9), Z27      // 2
+	VBROADCASTSD 24(R9), Z26      // 0.5
+	VBROADCASTSD 32(R9), Z25      // HSqrt2
+	VBROADCASTSD 40(R9), Z24      // Ln2Hi
+	VBROADCASTSD 48(R9), Z23      // Ln2Lo
+	VBROADCASTSD 56(R9), Z22      // L1
+	VBROADCASTSD 64(R9), Z21      // L2
+	VBROADCASTSD 72(R9), Z20      // L3
+	VBROADCASTSD 80(R9), Z19      // L4
+	VBROADCASTSD 88(R9), Z18      // L5
+	VBROADCASTSD 96(R9), Z17      // L6
+	VBROADCASTSD 104(R9), Z16     // L7
+	VPBROADCASTQ 112(R9), Z15     // mantissa mask
+	VPBROADCASTQ 120(R9), Z14     // 0.5's exponent
+	MOVQ $0x3FE, AX
+	VPBROADCASTQ AX, Z13
+	MOVQ $0x7FF, AX
+	VPBROADCASTQ AX, Z12
+	VPXORQ Z11, Z11, Z11
+	XORQ AX, AX
+kl512_loop:
+	CMPQ AX, CX
+	JGE kl512_done
+	VMOVUPD (SI)(AX*8), Z0
+	VDIVPD Z31, Z0, Z0
+	VADDPD Z29, Z0, Z0            // p
+	VMOVUPD (DX)(AX*8), Z1
+	VDIVPD Z30, Z1, Z1
+	VADDPD Z29, Z1, Z1            // q
+	VDIVPD Z1, Z0, Z2             // x = p/q
+	VPSRLQ $52, Z2, Z3            // sign and exponent
+	VPCMPQ $6, Z11, Z3, K1        // > 0: not zero or subnormal
+	VPCMPQ $1, Z12, Z3, K1, K2    // < 0x7FF: finite and positive
+	KORTESTB K2, K2
+	JCC kl512_done
+	VPSUBQ Z13, Z3, Z3
+	VCVTQQ2PD Z3, Z3              // k
+	VPANDQ Z15, Z2, Z4
+	VPORQ Z14, Z4, Z4             // f1, in [0.5, 1)
+	VCMPPD $5, Z4, Z25, K3        // !(HSqrt2 < f1)
+	VMOVAPD.Z Z28, K3, Z5         // 1 or 0
+	VSUBPD Z5, Z3, Z3             // k -= 1
+	VADDPD Z28, Z5, Z5
+	VMULPD Z5, Z4, Z4             // f1 *= 2
+	VSUBPD Z28, Z4, Z4            // f
+	VADDPD Z27, Z4, Z5            // 2 + f
+	VDIVPD Z5, Z4, Z5             // s
+	VMULPD Z5, Z5, Z6             // s2
+	VMULPD Z6, Z6, Z7             // s4
+	VMULPD Z7, Z16, Z8            // t1 := s2*(L1+s4*(L3+s4*(L5+s4*L7)))
+	VADDPD Z18, Z8, Z8
+	VMULPD Z7, Z8, Z8
+	VADDPD Z20, Z8, Z8
+	VMULPD Z7, Z8, Z8
+	VADDPD Z22, Z8, Z8
+	VMULPD Z8, Z6, Z6
+	VMULPD Z7, Z17, Z8            // t2 := s4*(L2+s4*(L4+s4*L6))
+	VADDPD Z19, Z8, Z8
+	VMULPD Z7, Z8, Z8
+	VADDPD Z21, Z8, Z8
+	VMULPD Z8, Z7, Z7
+	VADDPD Z7, Z6, Z6             // R
+	VMULPD Z4, Z26, Z9
+	VMULPD Z4, Z9, Z9             // hfsq
+	VADDPD Z9, Z6, Z6             // hfsq + R
+	VMULPD Z6, Z5, Z5             // s*(hfsq+R)
+	VMULPD Z3, Z23, Z6            // k*Ln2Lo
+	VADDPD Z6, Z5, Z5
+	VSUBPD Z5, Z9, Z9             // hfsq - (...)
+	VSUBPD Z4, Z9, Z9             // - f
+	VMULPD Z24, Z3, Z3            // k*Ln2Hi
+	VSUBPD Z9, Z3, Z3             // log(x)
+	VMULPD Z3, Z0, Z0             // p*log(p/q)
+	VMOVUPD Z0, (DI)(AX*8)
+	ADDQ $8, AX
+	JMP kl512_loop
+kl512_done:
+	MOVQ AX, done+56(FP)
+	VZEROUPPER
+	RET

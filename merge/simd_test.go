@@ -1215,3 +1215,68 @@ func TestPackMask(t *testing.T) {
 		}
 	}
 }
+
+// TestExpLogKernelsMatchMath holds arcee_fusion's kernels to math.Exp and
+// math.Log bit for bit: the exponentials of float64(x) - m over the whole
+// range (down to underflow, infinities and NaNs among them, which the
+// kernel leaves to math.Exp), rowKL's terms, and rowKL with the kernels
+// against rowKL without them, on rows of every length to past two groups.
+func TestExpLogKernelsMatchMath(t *testing.T) {
+	if expFast == nil {
+		t.Skip("no exp kernel on this CPU")
+	}
+	r := rand.New(rand.NewPCG(3, 17))
+	same := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) || (a != a && b != b) }
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 31, 896, 1000} {
+		for _, scale := range []float64{1e-3, 1, 30, 400, 3e38} {
+			x := make([]float32, n)
+			for j := range x {
+				x[j] = float32(r.NormFloat64() * scale)
+				switch r.IntN(50) {
+				case 0:
+					x[j] = float32(math.Inf(-1))
+				case 1:
+					x[j] = float32(math.NaN())
+				case 2:
+					x[j] = -745.5 // Exp's denormal and underflow steps
+				}
+			}
+			m := float64(r.NormFloat64())
+			got := make([]float64, n)
+			expRow(got, x, m)
+			for j, v := range x {
+				if want := math.Exp(float64(v) - m); !same(got[j], want) {
+					t.Fatalf("n %d scale %g: exp(%g - %g) = %v, math.Exp %v", n, scale, v, m, got[j], want)
+				}
+			}
+			// rowKL's terms on exponentials of a row of this scale.
+			u, v := make([]float64, n), make([]float64, n)
+			y := make([]float32, n)
+			for j := range y {
+				y[j] = float32(r.NormFloat64() * min(scale, 50))
+				u[j], v[j] = math.Exp(float64(x[j])/scale-2), math.Exp(float64(y[j])/50-2)
+			}
+			sx, sb := 1+r.Float64(), 1+r.Float64()
+			tm := make([]float64, n)
+			klTerms(tm, u, v, sx, sb)
+			for j := range tm {
+				p, q := u[j]/sx+1e-8, v[j]/sb+1e-8
+				if want := p * math.Log(p/q); !same(tm[j], want) {
+					t.Fatalf("n %d scale %g: term %d %v, want %v", n, scale, j, tm[j], want)
+				}
+			}
+			if scale > 1e3 {
+				continue // rows of such values are NaN's business
+			}
+			for j := range x {
+				if x[j] != x[j] || math.IsInf(float64(x[j]), 0) {
+					x[j] = 0
+				}
+			}
+			ex := make([]float64, 2*n)
+			if a, b := rowKL(x, y, ex), rowKL(x, y, nil); !same(a, b) {
+				t.Fatalf("n %d scale %g: rowKL %v with the kernels, %v without", n, scale, a, b)
+			}
+		}
+	}
+}
