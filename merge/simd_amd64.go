@@ -147,6 +147,7 @@ func useSIMD(on bool) {
 		// Exp's bits are its FMA path's (math's useFMA: AVX and FMA),
 		// which every AVX-512 machine takes.
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
+		maxKeyFast = maxKeyFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -154,6 +155,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		digitsFast = digitsFast256
 		expFast, klTermsFast = nil, nil
+		maxKeyFast = nil
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -161,6 +163,7 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = nil, nil, nil, nil
 		digitsFast = nil
 		expFast, klTermsFast = nil, nil
+		maxKeyFast = nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -792,6 +795,19 @@ var klConsts512 = [16]float64{
 	1.479819860511658591e-01,   // L7
 	math.Float64frombits(0x000FFFFFFFFFFFFF),
 	math.Float64frombits(0x3FE0000000000000),
+}
+
+//go:noescape
+func maxKey512(x *float32, n int) (key uint32, nan bool)
+
+// maxKeyFast512 is maxKeyFast over the largest multiple of 16 entries.
+func maxKeyFast512(x []float32) (n int, key uint32, nan bool) {
+	n = len(x) &^ 15
+	if n == 0 {
+		return 0, 0, false
+	}
+	key, nan = maxKey512(&x[0], n)
+	return n, key, nan
 }
 
 // expFast512 is expFast over the largest multiple of 8 entries of x.

@@ -2707,3 +2707,43 @@ kl512_done:
 	MOVQ AX, done+56(FP)
 	VZEROUPPER
 	RET
+
+// func maxKey512(x *float32, n int) (key uint32, nan bool)
+// The largest orderKey of x[:n] (n a multiple of 16, at least 16): the
+// keys order as the values do, -0 below +0, so their maximum is Go's max
+// of the values; nan reports a NaN among them, whose max depends on the
+// order (rowMax takes such a row again in order).
+TEXT ·maxKey512(SB), NOSPLIT, $0-21
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z3           // the sign bit
+	VPXORD Z2, Z2, Z2             // the largest key
+	KXORW K2, K2, K2              // NaNs
+	XORQ AX, AX
+maxkey512_loop:
+	VMOVDQU32 (SI)(AX*4), Z0
+	VCMPPS $3, Z0, Z0, K1         // unordered: a NaN
+	KORW K1, K2, K2
+	VPSRAD $31, Z0, Z1
+	VPORD Z3, Z1, Z1
+	VPXORD Z0, Z1, Z1             // ^b when negative, else b with its sign bit
+	VPMAXUD Z1, Z2, Z2
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT maxkey512_loop
+	VEXTRACTI32X8 $1, Z2, Y1
+	VPMAXUD Y1, Y2, Y2
+	VEXTRACTI128 $1, Y2, X1
+	VPMAXUD X1, X2, X2
+	VPSHUFD $0x4e, X2, X1
+	VPMAXUD X1, X2, X2
+	VPSHUFD $0xb1, X2, X1
+	VPMAXUD X1, X2, X2
+	VMOVD X2, AX
+	MOVL AX, key+16(FP)
+	KMOVW K2, AX
+	TESTL AX, AX
+	SETNE nan+20(FP)
+	VZEROUPPER
+	RET
