@@ -743,13 +743,8 @@ func gram2Fast256(x, y, b []float32) (n int, s [3][4]float64) {
 		return 0, s
 	}
 	_ = y[n-1]
-	var pb *float32
-	if b != nil {
-		_ = b[n-1]
-		pb = &b[0]
-	}
 	var sums [12]float64
-	gram2x256(&x[0], &y[0], pb, n, &sums)
+	gram2x256(&x[0], &y[0], basePtr(b, n), n, &sums)
 	for p := range 3 {
 		s[p] = [4]float64(sums[4*p : 4*p+4])
 	}
@@ -837,14 +832,19 @@ func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {
 		return 0, 0, 0, 0, 0
 	}
 	_ = y[n-1]
-	var pb *float32
-	if b != nil {
-		_ = b[n-1]
-		pb = &b[0]
-	}
 	var s [4]float64
-	dot256(&x[0], &y[0], pb, n, &s)
+	dot256(&x[0], &y[0], basePtr(b, n), n, &s)
 	return n, s[0], s[1], s[2], s[3]
+}
+
+// basePtr returns &b[0], having checked that b holds n entries, or nil
+// when there is no base (b nil).
+func basePtr(b []float32, n int) *float32 {
+	if b == nil {
+		return nil
+	}
+	_ = b[n-1]
+	return &b[0]
 }
 
 // combineFast256 runs combine256 over the largest multiple of 8 entries
