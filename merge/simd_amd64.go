@@ -4,6 +4,7 @@ package merge
 
 import (
 	"math"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -145,8 +146,10 @@ func useSIMD(on bool) {
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast512, keysBF16Fast512, prefixFast512, listFast256
 		digitsFast = digitsFast512
 		// Exp's bits are its FMA path's (math's useFMA: AVX and FMA),
-		// which every AVX-512 machine takes.
-		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
+		// which every AVX-512 machine takes unless GODEBUG turns FMA off;
+		// mathAgrees checks that math computes them so here.
+		agrees := cpu.X86.HasFMA && mathAgrees()
+		expFast, klTermsFast = pick(agrees, expFast512), pick(agrees, klTermsFast512)
 		maxKeyFast = maxKeyFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
@@ -804,6 +807,40 @@ func maxKeyFast512(x []float32) (n int, key uint32, nan bool) {
 	key, nan = maxKey512(&x[0], n)
 	return n, key, nan
 }
+
+// mathAgrees reports whether exp512 and klTerms512 compute what math.Exp
+// and math.Log do, bit for bit, on 256 arguments spread over their range:
+// they copy the amd64 functions' FMA path and constants, and would part
+// from a math built otherwise (GODEBUG=cpu.fma=off, another Go release's
+// algorithm) without notice.
+var mathAgrees = sync.OnceValue(func() bool {
+	const n = 256
+	x := make([]float32, n)
+	u, v, got := make([]float64, n), make([]float64, n), make([]float64, n)
+	for j := range x {
+		x[j] = -float32(j) * 0.37 // exponents down to e^-94
+		u[j], v[j] = float64(j%17+1)/17, float64(j%23+1)/23
+	}
+	if exp512(&got[0], &x[0], 0.125, n, &expConsts512) != n {
+		return false
+	}
+	for j := range x {
+		if math.Float64bits(got[j]) != math.Float64bits(math.Exp(float64(x[j])-0.125)) {
+			return false
+		}
+	}
+	const sx, sb = 3.7, 5.3
+	if klTerms512(&got[0], &u[0], &v[0], sx, sb, n, &klConsts512) != n {
+		return false
+	}
+	for j := range u {
+		p, q := u[j]/sx+1e-8, v[j]/sb+1e-8
+		if math.Float64bits(got[j]) != math.Float64bits(p*math.Log(p/q)) {
+			return false
+		}
+	}
+	return true
+})
 
 // expFast512 is expFast over the largest multiple of 8 entries of x.
 func expFast512(dst []float64, x []float32, m float64) int {
