@@ -124,16 +124,16 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 const maxCachedRow = 1 << 16
 
 // rowKL is the KL divergence sum p*log(p/q) of p = softmax(x) + 1e-8
-// from q = softmax(b) + 1e-8, in float64. ex, when at least 2*len(x)
-// long, keeps the exponentials between the passes. The sums run in the
-// entries' order; with the assembly, the exponentials and the terms are
-// computed eight at a time first, bit for bit as math.Exp and math.Log
-// compute them (the scalar calls were nine tenths of an arcee_fusion
-// merge's CPU).
+// from q = softmax(b) + 1e-8, in float64, its sums in the entries' order.
+// ex, when at least 2*len(x) long, keeps the exponentials and then the
+// terms between the passes, which expRow and klTerms compute eight at a
+// time with the assembly, bit for bit as math.Exp and math.Log compute
+// them (the scalar calls were nine tenths of an arcee_fusion merge's CPU);
+// without it, each pass computes them again.
 func rowKL(x, b []float32, ex []float64) float64 {
 	mx, mb := rowMax(x), rowMax(b[:len(x)])
 	n := len(x)
-	if len(ex) >= 2*n && expFast != nil {
+	if len(ex) >= 2*n {
 		u, v := ex[:n], ex[n:2*n]
 		expRow(u, x, mx)
 		expRow(v, b, mb)
@@ -149,24 +149,14 @@ func rowKL(x, b []float32, ex []float64) float64 {
 		}
 		return kl
 	}
-	keep := len(ex) >= 2*n
 	var sx, sb float64
 	for j := range x {
-		u, v := math.Exp(float64(x[j])-mx), math.Exp(float64(b[j])-mb)
-		sx += u
-		sb += v
-		if keep {
-			ex[j], ex[n+j] = u, v
-		}
+		sx += math.Exp(float64(x[j]) - mx)
+		sb += math.Exp(float64(b[j]) - mb)
 	}
 	var kl float64
 	for j := range x {
-		var u, v float64
-		if keep {
-			u, v = ex[j], ex[n+j]
-		} else {
-			u, v = math.Exp(float64(x[j])-mx), math.Exp(float64(b[j])-mb)
-		}
+		u, v := math.Exp(float64(x[j])-mx), math.Exp(float64(b[j])-mb)
 		p, q := u/sx+1e-8, v/sb+1e-8
 		kl += float64(p * math.Log(p/q)) // each term rounded, as klTerms's
 	}

@@ -147,9 +147,8 @@ func useSIMD(on bool) {
 		digitsFast = digitsFast512
 		// Exp's bits are its FMA path's (math's useFMA: AVX and FMA),
 		// which every AVX-512 machine takes unless GODEBUG turns FMA off;
-		// mathAgrees checks that math computes them so here.
-		agrees := cpu.X86.HasFMA && mathAgrees()
-		expFast, klTermsFast = pick(agrees, expFast512), pick(agrees, klTermsFast512)
+		// the kernels' first use checks that math computes them so here.
+		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
 		maxKeyFast = maxKeyFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
@@ -812,7 +811,8 @@ func maxKeyFast512(x []float32) (n int, key uint32, nan bool) {
 // and math.Log do, bit for bit, on 256 arguments spread over their range:
 // they copy the amd64 functions' FMA path and constants, and would part
 // from a math built otherwise (GODEBUG=cpu.fma=off, another Go release's
-// algorithm) without notice.
+// algorithm) without notice. The kernels' wrappers ask on their first
+// call, not at start-up, and take nothing when math disagrees.
 var mathAgrees = sync.OnceValue(func() bool {
 	const n = 256
 	x := make([]float32, n)
@@ -845,7 +845,7 @@ var mathAgrees = sync.OnceValue(func() bool {
 // expFast512 is expFast over the largest multiple of 8 entries of x.
 func expFast512(dst []float64, x []float32, m float64) int {
 	n := len(x) &^ 7
-	if n == 0 {
+	if n == 0 || !mathAgrees() {
 		return 0
 	}
 	_ = dst[n-1]
@@ -855,7 +855,7 @@ func expFast512(dst []float64, x []float32, m float64) int {
 // klTermsFast512 is klTermsFast over the largest multiple of 8 entries.
 func klTermsFast512(t, u, v []float64, sx, sb float64) int {
 	n := len(u) &^ 7
-	if n == 0 {
+	if n == 0 || !mathAgrees() {
 		return 0
 	}
 	_, _ = t[n-1], v[n-1]

@@ -2,7 +2,12 @@
 
 package merge
 
-import "os"
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/cpu"
+)
 
 // With MOCO_MERGE_SIMD=avx2 the tests run on the AVX2 kernels even on an
 // AVX-512 machine, whose tests otherwise never reach the AVX2 siblings of
@@ -11,5 +16,18 @@ func init() {
 	if os.Getenv("MOCO_MERGE_SIMD") == "avx2" && hasAVX2 {
 		hasAVX512 = false
 		useSIMD(true)
+	}
+}
+
+// TestMathAgrees: on a machine with the exp and log kernels, math.Exp and
+// math.Log compute what they do. The kernels' wrappers stand aside when
+// math disagrees, which would hide a broken kernel (or a Go release whose
+// math the kernels no longer copy) from every other test.
+func TestMathAgrees(t *testing.T) {
+	if !hasAVX512 || !cpu.X86.HasFMA {
+		t.Skip("no exp and log kernels on this CPU")
+	}
+	if !mathAgrees() {
+		t.Fatal("exp512 or klTerms512 differs from math.Exp or math.Log on mathAgrees' arguments")
 	}
 }

@@ -481,8 +481,9 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	bins := int(hi16-lo16) + 1
 	c := cnt[:bins]
 	clear(c)
-	var strag []uint64 // the entries with bits set below the digits
-	var dg []uint16    // the entries' top digits, when a kernel computes them
+	cd := (*[topBins]int32)(cnt) // c, for loops indexed by a digit
+	var strag []uint64           // the entries with bits set below the digits
+	var dg []uint16              // the entries' top digits
 	if st.low16 > 0 {
 		st.list(a, b)
 	}
@@ -511,15 +512,9 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 		a, b = b, a
 	} else {
 		strag = st.s16[:st.low16]
-		if dg = st.topDigits(a, lo16); dg != nil {
-			cd := (*[topBins]int32)(cnt)
-			for _, x := range dg {
-				cd[x&(topBins-1)]++
-			}
-		} else {
-			for _, v := range a {
-				c[topDigit(v, lo16)]++
-			}
+		dg = st.topDigits(a, lo16)
+		for _, x := range dg {
+			cd[x&(topBins-1)]++
 		}
 	}
 	first := int(c[0]) // entries in the first bin
@@ -527,19 +522,10 @@ func rankSort(a, b []uint64, cnt []int32, st *keyStats) []uint64 {
 	if dg == nil {
 		dg = st.topDigits(a, lo16) // a reordered by bits 8-15
 	}
-	if dg != nil {
-		cd := (*[topBins]int32)(cnt)
-		for j, v := range a {
-			x := dg[j] & (topBins - 1)
-			b[cd[x]] = v
-			cd[x]++
-		}
-	} else {
-		for _, v := range a {
-			x := topDigit(v, lo16)
-			b[c[x]] = v
-			c[x]++
-		}
+	for j, v := range a {
+		x := dg[j] & (topBins - 1)
+		b[cd[x]] = v
+		cd[x]++
 	}
 	// c[x] is now the end of bin x. The first bin holds the keys below
 	// the window (and those at its bottom), in digit and index order:
@@ -572,22 +558,23 @@ func topDigit(v uint64, lo16 uint32) int {
 // dg[j] for the largest multiple of 16 entries of a, which it returns.
 var digitsFast func(dg []uint16, a []uint64, lo16 uint32) int
 
-// topDigits returns the top digits of a's entries in st's scratch, or nil
-// when no kernel computes them. Computed sixteen at a time (AVX-512 or
-// AVX2), they spare rankSort's counting and placing loops topDigit's
-// arithmetic on each 64-bit entry: DELLA's whole row step ran 1.14-1.25x
-// as fast on a fine-tune's rows and 1.06-1.13x on random deltas with the
-// AVX-512 kernel, 1.20x and 1.11x with the AVX2 one (Zen 5, alternated in
-// one process). Computed one at a time in Go they gained 3% on the first
-// and lost 2% on the second, so other machines keep the loops on
-// topDigit. (The digits are below rankSort's bins, at most topBins: the
-// loops' masks only spare them a bounds check.)
+// topDigits returns the top digits of a's entries in st's scratch.
+// Computed sixteen at a time (AVX-512 or AVX2), they spare rankSort's
+// counting and placing loops topDigit's arithmetic on each 64-bit entry:
+// DELLA's whole row step ran 1.14-1.25x as fast on a fine-tune's rows and
+// 1.06-1.13x on random deltas with the AVX-512 kernel, 1.20x and 1.11x
+// with the AVX2 one (Zen 5, alternated in one process). Computed one at a
+// time in Go, as where no kernel does, they gained 3% on the first and
+// lost 2% on the second against loops on topDigit. (The digits are below
+// rankSort's bins, at most topBins: the loops' masks only spare them a
+// bounds check.)
 func (st *keyStats) topDigits(a []uint64, lo16 uint32) []uint16 {
-	if digitsFast == nil {
-		return nil
-	}
 	dg := st.dg[:len(a)]
-	for j := digitsFast(dg, a, lo16); j < len(a); j++ {
+	j := 0
+	if digitsFast != nil {
+		j = digitsFast(dg, a, lo16)
+	}
+	for ; j < len(a); j++ {
 		dg[j] = uint16(topDigit(a[j], lo16))
 	}
 	return dg
