@@ -245,3 +245,30 @@ func BenchmarkMagPruneRow(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFusionKL times arcee_fusion's KL divergences of rows of 896
+// entries (a fine-tune's few-ulp moves of bf16 weights), per entry, with
+// the assembly where the CPU has it and with the Go loops.
+func BenchmarkFusionKL(b *testing.B) {
+	const rows, cols = 64, 896
+	r := rng{s: 9}
+	x, base := make([]float32, rows*cols), make([]float32, rows*cols)
+	for i := range x {
+		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
+		base[i] = safetensors.BF16ToF32(w)
+		x[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
+	}
+	kl := make([]float32, rows)
+	ex := make([]float64, 2*cols*klRows(cols))
+	for _, simd := range []bool{true, false} {
+		b.Run(map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
+			useSIMD(simd)
+			defer useSIMD(true)
+			cpu0 := cpuSeconds()
+			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+			for b.Loop() {
+				rowsKL(kl, x, base, cols, ex)
+			}
+		})
+	}
+}

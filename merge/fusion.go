@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/mocolab/moco/safetensors"
@@ -28,9 +29,9 @@ import (
 // mergekit's.
 //
 // The passes stream the two inputs in blocks of whole rows: the KL
-// divergence of each row; a histogram of the upper 16 bits of the
-// importances' order keys, then of the lower 16 bits within the three
-// quantiles' bins (the quantiles exactly, without holding the
+// divergence of each row and a histogram of the upper 16 bits of its
+// importances' order keys; a histogram of the lower 16 bits within the
+// three quantiles' bins (the quantiles exactly, without holding the
 // importances); then the output.
 
 // fusion is what arcee_fusion's mask needs of one tensor.
@@ -80,7 +81,9 @@ func streamFusion(ctx context.Context, p *planned, ts []*safetensors.Tensor, n, 
 }
 
 // newFusion computes the rows' KL divergences and the threshold of the
-// tensors vs (the base, the model) of n entries in rows of cols.
+// tensors vs (the base, the model) of n entries in rows of cols. The pass
+// that computes a block's divergences counts its importances' upper 16
+// bits too, so the order statistics read the inputs once more, not twice.
 func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fusion, error) {
 	bp := newBlockPlan(n, cols)
 	bp.sc = sc
@@ -89,25 +92,56 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 		return f, nil
 	}
 	f.kl = make([]float32, n/f.cols)
+	// A small tensor keeps its importances' keys and sorts them: the
+	// histograms' 1<<16 bins per worker, cleared and summed, cost more.
+	var keys []uint32
+	if n <= sortFusion {
+		keys = make([]uint32, n)
+	}
+	var hi []int64
+	var mu sync.Mutex
 	err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
 		var ex []float64
 		if f.cols <= maxCachedRow {
-			ex = make([]float64, 2*f.cols)
+			ex = make([]float64, 2*f.cols*klRows(f.cols))
 		}
+		if keys != nil {
+			return func(xs [][]float32, lo int) {
+				b, x := xs[0], xs[1]
+				rowsKL(f.kl[lo/f.cols:(lo+len(b))/f.cols], x, b, f.cols, ex)
+				f.keys(keys[lo:lo+len(b)], b, x, lo)
+			}, nil
+		}
+		h := new([1 << 16]uint32) // see orderStats on uint32 counts
+		top := bp.sc.u16(bp.size())
 		return func(xs [][]float32, lo int) {
-			b, x := xs[0], xs[1]
-			for r := 0; r < len(b); r += f.cols {
-				f.kl[(lo+r)/f.cols] = float32(rowKL(x[r:r+f.cols], b[r:r+f.cols], ex))
+				b, x := xs[0], xs[1]
+				rowsKL(f.kl[lo/f.cols:(lo+len(b))/f.cols], x, b, f.cols, ex)
+				f.countTop(h, top, b, x, lo)
+			}, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if hi == nil {
+					hi = make([]int64, 1<<16)
+				}
+				for b, c := range h {
+					hi[b] += int64(c)
+				}
 			}
-		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// mergekit's quantile indices: int(q*(n-1)) for q = 0.5, 0.25, 0.75.
 	m := int64(n - 1)
-	qs, err := f.orderStats(ctx, bp, vs, []int64{m / 2, m / 4, 3 * m / 4})
-	if err != nil {
+	ranks := []int64{m / 2, m / 4, 3 * m / 4}
+	var qs []float32
+	if keys != nil {
+		slices.Sort(keys)
+		for _, r := range ranks {
+			qs = append(qs, fromOrderKey(keys[r]))
+		}
+	} else if qs, err = f.orderStats(ctx, bp, vs, hi, ranks); err != nil {
 		return nil, err
 	}
 	med, q1, q3 := qs[0], qs[1], qs[2]
@@ -115,6 +149,84 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 	// keeps the compiler from fusing them).
 	f.th = med + float32(float32(1.5)*(q3-q1))
 	return f, nil
+}
+
+// sortFusion is the most entries of a tensor whose arcee_fusion quantiles
+// are taken by sorting its importances' keys.
+const sortFusion = 1 << 12
+
+// klRows is how many rows of cols entries rowsKL takes at once with
+// cached exponentials: their sums are separate chains of float64
+// additions, each in its row's order, and one chain alone ran at a third
+// of the additions' throughput; rows so long that four would not fit a
+// core's cache go one at a time.
+func klRows(cols int) int {
+	if cols > 1<<14 {
+		return 1
+	}
+	return 4
+}
+
+// rowsKL sets kl[i] = float32(rowKL(row i of x, row i of b)) for the rows
+// of cols entries of x and b, bit for bit, four at a time where ex holds
+// their exponentials (2*cols*klRows(cols) entries).
+func rowsKL(kl []float32, x, b []float32, cols int, ex []float64) {
+	r := 0
+	if klRows(cols) == 4 && len(ex) >= 8*cols {
+		for ; r+4 <= len(kl); r += 4 {
+			var s [8]float64
+			for i := range 4 {
+				xr, br := x[(r+i)*cols:(r+i+1)*cols], b[(r+i)*cols:(r+i+1)*cols]
+				expRow(ex[2*i*cols:(2*i+1)*cols], xr, rowMax(xr))
+				expRow(ex[(2*i+1)*cols:(2*i+2)*cols], br, rowMax(br))
+			}
+			sum8(&s, ex, cols)
+			for i := range 4 {
+				u, v := ex[2*i*cols:(2*i+1)*cols], ex[(2*i+1)*cols:(2*i+2)*cols]
+				klTerms(u, u, v, s[2*i], s[2*i+1]) // each term replaces the u it reads
+			}
+			sum4(&s, ex, cols)
+			for i := range 4 {
+				kl[r+i] = float32(s[i])
+			}
+		}
+	}
+	for ; r < len(kl); r++ {
+		kl[r] = float32(rowKL(x[r*cols:(r+1)*cols], b[r*cols:(r+1)*cols], ex))
+	}
+}
+
+// sum8 sets s[i] to the sum, in order, of ex[i*n:(i+1)*n] for i < 8:
+// eight chains at once.
+func sum8(s *[8]float64, ex []float64, n int) {
+	e0, e1, e2, e3 := ex[:n], ex[n:2*n], ex[2*n:3*n], ex[3*n:4*n]
+	e4, e5, e6, e7 := ex[4*n:5*n], ex[5*n:6*n], ex[6*n:7*n], ex[7*n:8*n]
+	var s0, s1, s2, s3, s4, s5, s6, s7 float64
+	for j := range e0 {
+		s0 += e0[j]
+		s1 += e1[j]
+		s2 += e2[j]
+		s3 += e3[j]
+		s4 += e4[j]
+		s5 += e5[j]
+		s6 += e6[j]
+		s7 += e7[j]
+	}
+	*s = [8]float64{s0, s1, s2, s3, s4, s5, s6, s7}
+}
+
+// sum4 sets s[i] to the sum, in order, of ex[2*i*n:(2*i+1)*n] for i < 4
+// (the terms rowsKL leaves in each row's u).
+func sum4(s *[8]float64, ex []float64, n int) {
+	e0, e1, e2, e3 := ex[:n], ex[2*n:3*n], ex[4*n:5*n], ex[6*n:7*n]
+	var s0, s1, s2, s3 float64
+	for j := range e0 {
+		s0 += e0[j]
+		s1 += e1[j]
+		s2 += e2[j]
+		s3 += e3[j]
+	}
+	s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 }
 
 // maxCachedRow is the longest row whose exponentials rowKL keeps between
@@ -252,17 +364,77 @@ func klTerms(t, u, v []float64, sx, sb float64) {
 	}
 }
 
-// importance writes the importances of b and x, entries [lo, lo+len(b))
-// of the tensor, into imp: |x - b| * KL of the row, in float32.
-func (f *fusion) importance(imp, b, x []float32, lo int) {
+// impTopFast, when set (assembly), sets dst[j] to the upper 16 bits of
+// orderKey(|x[j] - b[j]| * kl) over a prefix of b (a multiple of 16) and
+// returns its length.
+var impTopFast func(dst []uint16, b, x []float32, kl float32) int
+
+// impHitsFast, when set (assembly), stores to dst in order the order keys
+// of the importances |x[j] - b[j]| * kl, over a prefix of b (a multiple of
+// 16: n), whose upper 16 bits are one of bins, and returns n and their
+// count c; dst needs n+15 entries.
+var impHitsFast func(dst []uint32, b, x []float32, kl float32, bins *[4]uint32) (n, c int)
+
+// fusionApplyFast, when set (assembly), is apply's loop over a prefix of
+// dst (a multiple of 16) with one row's kl, and returns its length.
+var fusionApplyFast func(dst, b, x []float32, kl, th float32) int
+
+// keys sets dst to the order keys of the importances of b and x, entries
+// [lo, lo+len(b)) of the tensor.
+func (f *fusion) keys(dst []uint32, b, x []float32, lo int) {
 	for j := 0; j < len(b); {
 		r := (lo + j) / f.cols
 		end := min(len(b), (r+1)*f.cols-lo)
 		kl := f.kl[r]
 		for ; j < end; j++ {
-			imp[j] = abs32(x[j]-b[j]) * kl
+			dst[j] = orderKey(abs32(x[j]-b[j]) * kl)
 		}
 	}
+}
+
+// countTop adds to h the upper 16 bits of the order keys of the
+// importances of b and x, entries [lo, lo+len(b)) of the tensor; top is
+// scratch of len(b) entries.
+func (f *fusion) countTop(h *[1 << 16]uint32, top []uint16, b, x []float32, lo int) {
+	top = top[:len(b)]
+	for j := 0; j < len(b); {
+		r := (lo + j) / f.cols
+		end := min(len(b), (r+1)*f.cols-lo)
+		kl := f.kl[r]
+		if impTopFast != nil {
+			j += impTopFast(top[j:end], b[j:end], x[j:end], kl)
+		}
+		for ; j < end; j++ {
+			top[j] = uint16(orderKey(abs32(x[j]-b[j])*kl) >> 16)
+		}
+	}
+	for _, t := range top {
+		h[t]++
+	}
+}
+
+// collectBins stores to keys the order keys of the importances of b and x,
+// entries [lo, lo+len(b)) of the tensor, whose upper 16 bits are one of
+// bins, and returns them (keys needs len(b)+15 entries).
+func (f *fusion) collectBins(keys []uint32, bins *[4]uint32, b, x []float32, lo int) []uint32 {
+	c := 0
+	for j := 0; j < len(b); {
+		r := (lo + j) / f.cols
+		end := min(len(b), (r+1)*f.cols-lo)
+		kl := f.kl[r]
+		if impHitsFast != nil {
+			n, m := impHitsFast(keys[c:], b[j:end], x[j:end], kl, bins)
+			j, c = j+n, c+m
+		}
+		for ; j < end; j++ {
+			k := orderKey(abs32(x[j]-b[j]) * kl)
+			if t := k >> 16; t == bins[0] || t == bins[1] || t == bins[2] || t == bins[3] {
+				keys[c] = k
+				c++
+			}
+		}
+	}
+	return keys[:c]
 }
 
 // apply writes dst = b + (x - b)*mask over entries [lo, lo+len(dst)) of
@@ -274,6 +446,9 @@ func (f *fusion) apply(dst, b, x []float32, lo int) {
 		r := (lo + j) / f.cols
 		end := min(len(dst), (r+1)*f.cols-lo)
 		kl := f.kl[r]
+		if fusionApplyFast != nil {
+			j += fusionApplyFast(dst[j:end], b[j:end], x[j:end], kl, f.th)
+		}
 		for ; j < end; j++ {
 			d := x[j] - b[j]
 			// No branch: about a quarter of the entries are kept, at
@@ -301,41 +476,46 @@ func fromOrderKey(k uint32) float32 {
 
 // orderStats returns the importances at the given 0-based ranks of their
 // ascending order: two radix passes of 16 bits over the order keys,
-// shared by all ranks, on all cores.
-func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, ranks []int64) ([]float32, error) {
+// shared by all ranks, on all cores. hi, when not nil, is the first
+// pass's histogram (of the keys' upper 16 bits), which newFusion counts
+// with the KL divergences.
+func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []int64, ranks []int64) ([]float32, error) {
 	// pass runs over the importances' keys and returns histograms of 1<<16
 	// bins: with bins nil, one of the keys' upper 16 bits; else one per bin
-	// b of bins, of the lower 16 bits of the keys whose upper 16 are b. The
-	// loops take the keys inline: a call per entry (a count function the
-	// passes passed) was a third of an arcee_fusion merge's CPU once its
-	// exponentials were fast.
+	// b of bins (at most 4), of the lower 16 bits of the keys whose upper
+	// 16 are b.
 	pass := func(bins []uint32) ([][]int64, error) {
 		nh := max(1, len(bins))
 		total := make([][]int64, nh)
 		for i := range total {
 			total[i] = make([]int64, 1<<16)
 		}
+		var set [4]uint32 // bins, the first repeated in the slots past them
+		if len(bins) > 0 {
+			set = [4]uint32{bins[0], bins[0], bins[0], bins[0]}
+			copy(set[:], bins)
+		}
 		var mu sync.Mutex
 		err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
 			// uint32 counts: a worker sees fewer than 2^32 entries of a
 			// tensor of any size one can hold.
-			h := make([][]uint32, nh)
+			h := make([]*[1 << 16]uint32, nh)
 			for i := range h {
-				h[i] = make([]uint32, 1<<16)
+				h[i] = new([1 << 16]uint32)
 			}
-			imp := bp.sc.floats(1, bp.size())[0]
+			var top []uint16
+			var keys []uint32
+			if bins == nil {
+				top = bp.sc.u16(bp.size())
+			} else {
+				keys = bp.sc.u32(bp.size() + 15)[:bp.size()+15]
+			}
 			return func(xs [][]float32, lo int) {
-					imp := imp[:len(xs[0])]
-					f.importance(imp, xs[0], xs[1], lo)
 					if bins == nil {
-						h0 := (*[1 << 16]uint32)(h[0])
-						for _, v := range imp {
-							h0[orderKey(v)>>16]++
-						}
+						f.countTop(h[0], top, xs[0], xs[1], lo)
 						return
 					}
-					for _, v := range imp {
-						k := orderKey(v)
+					for _, k := range f.collectBins(keys, &set, xs[0], xs[1], lo) {
 						for s, d := range bins {
 							if k>>16 == d {
 								h[s][k&0xffff]++
@@ -356,38 +536,47 @@ func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, ranks 
 	}
 	// The bin of the upper 16 bits of each rank's key, and its rank
 	// within that bin.
-	hi, err := pass(nil)
-	if err != nil {
-		return nil, err
+	if hi == nil {
+		h, err := pass(nil)
+		if err != nil {
+			return nil, err
+		}
+		hi = h[0]
 	}
 	bins := make([]uint32, len(ranks))
 	within := make([]int64, len(ranks))
 	for i, r := range ranks {
-		bins[i], within[i] = binOf(hi[0], r)
+		bins[i], within[i] = binOf(hi, r)
 	}
-	// The lower 16 bits, one histogram per distinct bin.
-	var distinct []uint32
-	slot := make([]int, len(ranks))
-	for i, b := range bins {
-		slot[i] = -1
-		for s, d := range distinct {
-			if d == b {
-				slot[i] = s
+	// The lower 16 bits, one histogram per distinct bin, up to four bins
+	// a pass (the three quantiles take one).
+	out := make([]float32, len(ranks))
+	todo := make([]int, len(ranks)) // the ranks not yet found
+	for i := range todo {
+		todo[i] = i
+	}
+	for len(todo) > 0 {
+		var distinct []uint32
+		for _, i := range todo {
+			if !slices.Contains(distinct, bins[i]) && len(distinct) < 4 {
+				distinct = append(distinct, bins[i])
 			}
 		}
-		if slot[i] < 0 {
-			slot[i] = len(distinct)
-			distinct = append(distinct, b)
+		lo, err := pass(distinct)
+		if err != nil {
+			return nil, err
 		}
-	}
-	lo, err := pass(distinct)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]float32, len(ranks))
-	for i := range ranks {
-		low, _ := binOf(lo[slot[i]], within[i])
-		out[i] = fromOrderKey(bins[i]<<16 | low)
+		next := todo[:0]
+		for _, i := range todo {
+			s := slices.Index(distinct, bins[i])
+			if s < 0 {
+				next = append(next, i)
+				continue
+			}
+			low, _ := binOf(lo[s], within[i])
+			out[i] = fromOrderKey(bins[i]<<16 | low)
+		}
+		todo = next
 	}
 	return out, nil
 }

@@ -71,6 +71,7 @@ func TestArceeFusionExactQuantiles(t *testing.T) {
 		{"over 1e6 entries", 1031, 1000, false},
 		{"over 1e6 entries, ties", 1031, 1000, true},
 		{"a vector", 1, 4099, false},
+		{"a small matrix, sorted", 3, 1000, true},
 		{"one entry", 1, 1, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -125,13 +126,26 @@ func TestFusionOrderStats(t *testing.T) {
 	defer sc.release()
 	bp := newBlockPlan(len(x), cols)
 	bp.sc = &sc
-	got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, ranks)
+	got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, nil, ranks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range ranks {
 		if math.Float32bits(got[i]) != math.Float32bits(s[r]) {
 			t.Errorf("rank %d: %v, want %v", r, got[i], s[r])
+		}
+	}
+}
+
+// importance, for the tests, writes the importances of b and x, entries [lo, lo+len(b))
+// of the tensor, into imp: |x - b| * KL of the row, in float32.
+func (f *fusion) importance(imp, b, x []float32, lo int) {
+	for j := 0; j < len(b); {
+		r := (lo + j) / f.cols
+		end := min(len(b), (r+1)*f.cols-lo)
+		kl := f.kl[r]
+		for ; j < end; j++ {
+			imp[j] = abs32(x[j]-b[j]) * kl
 		}
 	}
 }
@@ -173,6 +187,87 @@ func TestRowMaxMatchesSequential(t *testing.T) {
 			}
 			if got := rowMax(x); math.Float64bits(got) != math.Float64bits(want) {
 				t.Fatalf("%v: rowMax %v (%#x), in order %v (%#x)", x, got, math.Float64bits(got), want, math.Float64bits(want))
+			}
+		}
+	}
+}
+
+// TestFusionKernelsMatchGo holds the importance kernels (the upper 16
+// bits' histogram, the keys in given bins, the output's mask) to the Go
+// loops bit for bit, on rows of odd length, blocks that start mid-row, and
+// special values among the weights (NaN, infinities, zeros of both signs,
+// subnormals) and among the rows' divergences.
+func TestFusionKernelsMatchGo(t *testing.T) {
+	const rows, cols = 29, 53
+	r := rng{s: 11}
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-40, -3e-39}
+	b, x := make([]float32, rows*cols), make([]float32, rows*cols)
+	for j := range b {
+		b[j] = float32(r.float64()*2 - 1)
+		x[j] = b[j] + float32(r.float64()-0.5)*0.01
+		if r.next()%13 == 0 {
+			x[j] = special[r.next()%uint64(len(special))]
+		}
+		if r.next()%17 == 0 {
+			b[j] = special[r.next()%uint64(len(special))]
+		}
+	}
+	f := &fusion{cols: cols, kl: make([]float32, rows)}
+	for i := range f.kl {
+		f.kl[i] = float32(r.float64() * 0.1)
+	}
+	f.kl[2], f.kl[5], f.kl[6], f.kl[9], f.kl[11] = float32(math.Copysign(0, -1)), float32(math.Inf(1)), -0.01, 0, float32(math.NaN())
+	imp := make([]float32, len(b))
+	f.importance(imp, b, x, 0)
+	f.th = imp[len(imp)/2] // some finite importance
+	for i := 0; !(f.th > 0) || math.IsInf(float64(f.th), 0); i++ {
+		f.th = imp[i]
+	}
+	// Four bins that hold entries.
+	var bins [4]uint32
+	for i := range bins {
+		bins[i] = orderKey(imp[(i+1)*len(imp)/5]) >> 16
+	}
+	for _, lo := range []int{0, cols, 7, 2*cols + 30} { // the block's first entry
+		n := len(b) - lo - 11 // and its end, mid-row
+		bb, xx := b[lo:lo+n], x[lo:lo+n]
+		type result struct {
+			top  *[1 << 16]uint32
+			hits []uint32
+			out  []float32
+		}
+		run := func(simd bool) result {
+			useSIMD(simd)
+			defer useSIMD(true)
+			var res result
+			res.top = new([1 << 16]uint32)
+			f.countTop(res.top, make([]uint16, n), bb, xx, lo)
+			res.hits = slices.Clone(f.collectBins(make([]uint32, n+15), &bins, bb, xx, lo))
+			res.out = make([]float32, n)
+			f.apply(res.out, bb, xx, lo)
+			return res
+		}
+		got, want := run(true), run(false)
+		if *got.top != *want.top {
+			for k := range want.top {
+				if got.top[k] != want.top[k] {
+					t.Errorf("lo %d: top bin %#x counts %d, want %d", lo, k, got.top[k], want.top[k])
+				}
+			}
+		}
+		if !slices.Equal(got.hits, want.hits) {
+			i := 0
+			for i < min(len(got.hits), len(want.hits)) && got.hits[i] == want.hits[i] {
+				i++
+			}
+			t.Errorf("lo %d: %d keys in the bins, want %d; the first difference at %d", lo, len(got.hits), len(want.hits), i)
+		}
+		if len(want.hits) == 0 {
+			t.Errorf("lo %d: no key in the bins: the test tests nothing", lo)
+		}
+		for j := range want.out {
+			if math.Float32bits(got.out[j]) != math.Float32bits(want.out[j]) {
+				t.Errorf("lo %d: out[%d] = %v (%#x), want %v (%#x)", lo, j, got.out[j], math.Float32bits(got.out[j]), want.out[j], math.Float32bits(want.out[j]))
 			}
 		}
 	}

@@ -150,6 +150,7 @@ func useSIMD(on bool) {
 		// the kernels' first use checks that math computes them so here.
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
 		maxKeyFast = maxKeyFast512
+		impTopFast, impHitsFast, fusionApplyFast = impTopFast512, impHitsFast512, fusionApplyFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -166,6 +167,7 @@ func useSIMD(on bool) {
 		digitsFast = nil
 		expFast, klTermsFast = nil, nil
 		maxKeyFast = nil
+		impTopFast, impHitsFast, fusionApplyFast = nil, nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -805,6 +807,48 @@ func maxKeyFast512(x []float32) (n int, key uint32, nan bool) {
 	}
 	key, nan = maxKey512(&x[0], n)
 	return n, key, nan
+}
+
+//go:noescape
+func impTop512(dst *uint16, b, x *float32, n int, kl float32)
+
+//go:noescape
+func impHits512(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32) (c int)
+
+//go:noescape
+func fusionApply512(dst, b, x *float32, n int, kl, th float32)
+
+// impTopFast512 is impTopFast over the largest multiple of 16 entries.
+func impTopFast512(dst []uint16, b, x []float32, kl float32) int {
+	n := len(b) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_, _ = dst[n-1], x[n-1]
+	impTop512(&dst[0], &b[0], &x[0], n, kl)
+	return n
+}
+
+// impHitsFast512 is impHitsFast over the largest multiple of 16 entries.
+func impHitsFast512(dst []uint32, b, x []float32, kl float32, bins *[4]uint32) (n, c int) {
+	n = len(b) &^ 15
+	if n == 0 {
+		return 0, 0
+	}
+	_, _ = dst[n-1+15], x[n-1]
+	return n, impHits512(&dst[0], &b[0], &x[0], n, kl, bins)
+}
+
+// fusionApplyFast512 is fusionApplyFast over the largest multiple of 16
+// entries.
+func fusionApplyFast512(dst, b, x []float32, kl, th float32) int {
+	n := len(dst) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_, _ = b[n-1], x[n-1]
+	fusionApply512(&dst[0], &b[0], &x[0], n, kl, th)
+	return n
 }
 
 // mathAgrees reports whether exp512 and klTerms512 compute what math.Exp

@@ -2747,3 +2747,121 @@ maxkey512_loop:
 	SETNE nan+20(FP)
 	VZEROUPPER
 	RET
+
+// IMPKEY512 sets Z1 to the order keys of the importances |x - b| * kl of
+// the sixteen entries at AX (b at SI, x at DX; kl in Z4, the abs mask in
+// Z5, the sign bit in Z3), as fusion.importance and orderKey compute them.
+#define IMPKEY512 \
+	VMOVUPS (DX)(AX*4), Z0; \
+	VSUBPS (SI)(AX*4), Z0, Z0; \
+	VPANDD Z5, Z0, Z0; \
+	VMULPS Z4, Z0, Z0; \
+	VPSRAD $31, Z0, Z1; \
+	VPORD Z3, Z1, Z1; \
+	VPXORD Z0, Z1, Z1
+
+// IMPCONSTS512 loads IMPKEY512's constants but kl.
+#define IMPCONSTS512 \
+	MOVL $0x7fffffff, AX; \
+	VPBROADCASTD AX, Z5; \
+	MOVL $0x80000000, AX; \
+	VPBROADCASTD AX, Z3
+
+// func impTop512(dst *uint16, b, x *float32, n int, kl float32)
+// dst[j] = the upper 16 bits of the importance's order key, for j < n (a
+// multiple of 16, at least 16).
+TEXT ·impTop512(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS kl+32(FP), Z4
+	IMPCONSTS512
+	XORQ AX, AX
+imptop512_loop:
+	IMPKEY512
+	VPSRLD $16, Z1, Z1
+	VPMOVDW Z1, (DI)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT imptop512_loop
+	VZEROUPPER
+	RET
+
+// func impHits512(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32) (c int)
+// Stores to dst, in order, the order keys of the importances (j < n, a
+// multiple of 16, at least 16) whose upper 16 bits are one of bins, and
+// returns their count; each store writes 16 entries, so dst needs 15
+// spare. Few entries hit, so a group of sixteen without one stores
+// nothing.
+TEXT ·impHits512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ bins+40(FP), R8
+	VPBROADCASTD 0(R8), Z6
+	VPBROADCASTD 4(R8), Z7
+	VPBROADCASTD 8(R8), Z8
+	VPBROADCASTD 12(R8), Z9
+	VBROADCASTSS kl+32(FP), Z4
+	IMPCONSTS512
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+imphits512_loop:
+	IMPKEY512
+	VPSRLD $16, Z1, Z2
+	VPCMPEQD Z6, Z2, K1
+	VPCMPEQD Z7, Z2, K2
+	KORW K1, K2, K1
+	VPCMPEQD Z8, Z2, K2
+	KORW K1, K2, K1
+	VPCMPEQD Z9, Z2, K2
+	KORTESTW K1, K2
+	JZ imphits512_next
+	KORW K1, K2, K1
+	VPCOMPRESSD Z1, K1, Z2
+	VMOVDQU32 Z2, (DI)(R8*4)
+	KMOVW K1, R9
+	POPCNTL R9, R9
+	ADDQ R9, R8
+imphits512_next:
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT imphits512_loop
+	MOVQ R8, c+48(FP)
+	VZEROUPPER
+	RET
+
+// func fusionApply512(dst, b, x *float32, n int, kl, th float32)
+// dst[j] = b + (x - b)*mask for j < n (a multiple of 16, at least 16),
+// mask 1 where the importance is at least th (ordered: not for a NaN),
+// else 0, in fusion.apply's operations.
+TEXT ·fusionApply512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS kl+32(FP), Z4
+	VBROADCASTSS th+36(FP), Z6
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z5
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z7           // 1.0
+	XORQ AX, AX
+fapply512_loop:
+	VMOVUPS (SI)(AX*4), Z0        // b
+	VMOVUPS (DX)(AX*4), Z1
+	VSUBPS Z0, Z1, Z1             // d = x - b
+	VPANDD Z5, Z1, Z2
+	VMULPS Z4, Z2, Z2             // |d| * kl
+	VCMPPS $0x1d, Z6, Z2, K1      // >= th, ordered
+	VMOVAPS.Z Z7, K1, Z2          // the mask: 1 or 0
+	VMULPS Z2, Z1, Z1
+	VADDPS Z1, Z0, Z0             // b + d*mask
+	VMOVUPS Z0, (DI)(AX*4)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT fapply512_loop
+	VZEROUPPER
+	RET
