@@ -233,6 +233,7 @@ func TestFusionKernelsMatchGo(t *testing.T) {
 		bb, xx := b[lo:lo+n], x[lo:lo+n]
 		type result struct {
 			top  *[1 << 16]uint32
+			tops []uint16 // countTop's scratch: each entry's upper 16 bits
 			hits []uint32
 			out  []float32
 		}
@@ -240,8 +241,8 @@ func TestFusionKernelsMatchGo(t *testing.T) {
 			useSIMD(simd)
 			defer useSIMD(true)
 			var res result
-			res.top = new([1 << 16]uint32)
-			f.countTop(res.top, make([]uint16, n), bb, xx, lo)
+			res.top, res.tops = new([1 << 16]uint32), make([]uint16, n)
+			f.countTop(res.top, res.tops, bb, xx, lo)
 			res.hits = slices.Clone(f.collectBins(make([]uint32, n+15), &bins, bb, xx, lo))
 			res.out = make([]float32, n)
 			f.apply(res.out, bb, xx, lo)
@@ -261,6 +262,9 @@ func TestFusionKernelsMatchGo(t *testing.T) {
 				i++
 			}
 			t.Errorf("lo %d: %d keys in the bins, want %d; the first difference at %d", lo, len(got.hits), len(want.hits), i)
+		}
+		if !slices.Equal(got.tops, want.tops) {
+			t.Errorf("lo %d: the upper 16 bits differ", lo)
 		}
 		if len(want.hits) == 0 {
 			t.Errorf("lo %d: no key in the bins: the test tests nothing", lo)

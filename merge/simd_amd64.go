@@ -157,8 +157,10 @@ func useSIMD(on bool) {
 		bandLinearFast, combineLinearFast = bandLinear256Go, combineLinear256
 		pruneRanksFast, keysBF16Fast, prefixFast, listFast = pruneRanksFast256, keysBF16Fast256, prefixFast256, listFast256
 		digitsFast = digitsFast256
-		expFast, klTermsFast = nil, nil
+		// Exp's FMA path needs AVX too, which AVX2 machines have.
+		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast256), pick(cpu.X86.HasFMA, klTermsFast256)
 		maxKeyFast = nil
+		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -818,46 +820,88 @@ func impHits512(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32) 
 //go:noescape
 func fusionApply512(dst, b, x *float32, n int, kl, th float32)
 
-// impTopFast512 is impTopFast over the largest multiple of 16 entries.
-func impTopFast512(dst []uint16, b, x []float32, kl float32) int {
-	n := len(b) &^ 15
-	if n == 0 {
-		return 0
+//go:noescape
+func impTop256(dst *uint16, b, x *float32, n int, kl float32)
+
+//go:noescape
+func impHits256(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32, lut *uint64) (c int)
+
+//go:noescape
+func fusionApply256(dst, b, x *float32, n int, kl, th float32)
+
+//go:noescape
+func exp256(dst *float64, x *float32, m float64, n int, c *[14][4]float64) (done int)
+
+//go:noescape
+func klTerms256(t, u, v *float64, sx, sb float64, n int, c *[16][4]float64) (done int)
+
+// expConsts256 and klConsts256 are exp512's and klTerms512's constants,
+// each four times (the AVX2 kernels read them as vectors from memory).
+var (
+	expConsts256 = fourTimes[[14][4]float64](expConsts512[:])
+	klConsts256  = fourTimes[[16][4]float64](klConsts512[:])
+)
+
+func fourTimes[T [14][4]float64 | [16][4]float64](c []float64) (t T) {
+	for i := range c {
+		t[i] = [4]float64{c[i], c[i], c[i], c[i]}
 	}
-	_, _ = dst[n-1], x[n-1]
-	impTop512(&dst[0], &b[0], &x[0], n, kl)
-	return n
+	return t
 }
 
-// impHitsFast512 is impHitsFast over the largest multiple of 16 entries.
-func impHitsFast512(dst []uint32, b, x []float32, kl float32, bins *[4]uint32) (n, c int) {
-	n = len(b) &^ 15
-	if n == 0 {
-		return 0, 0
+// impTopWith, impHitsWith and fusionApplyWith make impTopFast,
+// impHitsFast and fusionApplyFast over the largest multiple of lanes
+// entries from their kernels.
+func impTopWith(lanes int, kernel func(dst *uint16, b, x *float32, n int, kl float32)) func([]uint16, []float32, []float32, float32) int {
+	return func(dst []uint16, b, x []float32, kl float32) int {
+		n := len(b) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _ = dst[n-1], x[n-1]
+		kernel(&dst[0], &b[0], &x[0], n, kl)
+		return n
 	}
-	_, _ = dst[n-1+15], x[n-1]
-	return n, impHits512(&dst[0], &b[0], &x[0], n, kl, bins)
 }
 
-// fusionApplyFast512 is fusionApplyFast over the largest multiple of 16
-// entries.
-func fusionApplyFast512(dst, b, x []float32, kl, th float32) int {
-	n := len(dst) &^ 15
-	if n == 0 {
-		return 0
+func impHitsWith(lanes int, kernel func(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32) int) func([]uint32, []float32, []float32, float32, *[4]uint32) (int, int) {
+	return func(dst []uint32, b, x []float32, kl float32, bins *[4]uint32) (n, c int) {
+		n = len(b) &^ (lanes - 1)
+		if n == 0 {
+			return 0, 0
+		}
+		_, _ = dst[n-1+lanes-1], x[n-1]
+		return n, kernel(&dst[0], &b[0], &x[0], n, kl, bins)
 	}
-	_, _ = b[n-1], x[n-1]
-	fusionApply512(&dst[0], &b[0], &x[0], n, kl, th)
-	return n
 }
 
-// mathAgrees reports whether exp512 and klTerms512 compute what math.Exp
-// and math.Log do, bit for bit, on 256 arguments spread over their range:
-// they copy the amd64 functions' FMA path and constants, and would part
-// from a math built otherwise (GODEBUG=cpu.fma=off, another Go release's
-// algorithm) without notice. The kernels' wrappers ask on their first
+func fusionApplyWith(lanes int, kernel func(dst, b, x *float32, n int, kl, th float32)) func([]float32, []float32, []float32, float32, float32) int {
+	return func(dst, b, x []float32, kl, th float32) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _ = b[n-1], x[n-1]
+		kernel(&dst[0], &b[0], &x[0], n, kl, th)
+		return n
+	}
+}
+
+// expKernel and klKernel are exp512's and klTerms512's shapes without
+// their constants, which the AVX2 siblings hold in another layout.
+type (
+	expKernel func(dst *float64, x *float32, m float64, n int) int
+	klKernel  func(t, u, v *float64, sx, sb float64, n int) int
+)
+
+// mathAgrees reports whether exp and kl (exp512 and klTerms512, or their
+// AVX2 siblings) compute what math.Exp and math.Log do, bit for bit, on
+// 256 arguments spread over their range: they copy the amd64 functions'
+// FMA path and constants, and would part from a math built otherwise
+// (GODEBUG=cpu.fma=off, another Go release's algorithm) without notice.
+// The kernels' wrappers ask (once, agrees512 or agrees256) on their first
 // call, not at start-up, and take nothing when math disagrees.
-var mathAgrees = sync.OnceValue(func() bool {
+func mathAgrees(exp expKernel, kl klKernel) bool {
 	const n = 256
 	x := make([]float32, n)
 	u, v, got := make([]float64, n), make([]float64, n), make([]float64, n)
@@ -865,7 +909,7 @@ var mathAgrees = sync.OnceValue(func() bool {
 		x[j] = -float32(j) * 0.37 // exponents down to e^-94
 		u[j], v[j] = float64(j%17+1)/17, float64(j%23+1)/23
 	}
-	if exp512(&got[0], &x[0], 0.125, n, &expConsts512) != n {
+	if exp(&got[0], &x[0], 0.125, n) != n {
 		return false
 	}
 	for j := range x {
@@ -874,7 +918,7 @@ var mathAgrees = sync.OnceValue(func() bool {
 		}
 	}
 	const sx, sb = 3.7, 5.3
-	if klTerms512(&got[0], &u[0], &v[0], sx, sb, n, &klConsts512) != n {
+	if kl(&got[0], &u[0], &v[0], sx, sb, n) != n {
 		return false
 	}
 	for j := range u {
@@ -884,27 +928,51 @@ var mathAgrees = sync.OnceValue(func() bool {
 		}
 	}
 	return true
-})
-
-// expFast512 is expFast over the largest multiple of 8 entries of x.
-func expFast512(dst []float64, x []float32, m float64) int {
-	n := len(x) &^ 7
-	if n == 0 || !mathAgrees() {
-		return 0
-	}
-	_ = dst[n-1]
-	return exp512(&dst[0], &x[0], m, n, &expConsts512)
 }
 
-// klTermsFast512 is klTermsFast over the largest multiple of 8 entries.
-func klTermsFast512(t, u, v []float64, sx, sb float64) int {
-	n := len(u) &^ 7
-	if n == 0 || !mathAgrees() {
-		return 0
+// expWith and klTermsWith make expFast and klTermsFast over the largest
+// multiple of lanes entries from their kernels, which they take only when
+// agrees.
+func expWith(lanes int, kernel expKernel, agrees func() bool) func([]float64, []float32, float64) int {
+	return func(dst []float64, x []float32, m float64) int {
+		n := len(x) &^ (lanes - 1)
+		if n == 0 || !agrees() {
+			return 0
+		}
+		_ = dst[n-1]
+		return kernel(&dst[0], &x[0], m, n)
 	}
-	_, _ = t[n-1], v[n-1]
-	return klTerms512(&t[0], &u[0], &v[0], sx, sb, n, &klConsts512)
 }
+
+func klTermsWith(lanes int, kernel klKernel, agrees func() bool) func(t, u, v []float64, sx, sb float64) int {
+	return func(t, u, v []float64, sx, sb float64) int {
+		n := len(u) &^ (lanes - 1)
+		if n == 0 || !agrees() {
+			return 0
+		}
+		_, _ = t[n-1], v[n-1]
+		return kernel(&t[0], &u[0], &v[0], sx, sb, n)
+	}
+}
+
+var (
+	exp512k = func(dst *float64, x *float32, m float64, n int) int { return exp512(dst, x, m, n, &expConsts512) }
+	exp256k = func(dst *float64, x *float32, m float64, n int) int { return exp256(dst, x, m, n, &expConsts256) }
+	kl512k  = func(t, u, v *float64, sx, sb float64, n int) int { return klTerms512(t, u, v, sx, sb, n, &klConsts512) }
+	kl256k  = func(t, u, v *float64, sx, sb float64, n int) int { return klTerms256(t, u, v, sx, sb, n, &klConsts256) }
+
+	agrees512 = sync.OnceValue(func() bool { return mathAgrees(exp512k, kl512k) })
+	agrees256 = sync.OnceValue(func() bool { return mathAgrees(exp256k, kl256k) })
+
+	expFast512, klTermsFast512 = expWith(8, exp512k, agrees512), klTermsWith(8, kl512k, agrees512)
+	expFast256, klTermsFast256 = expWith(4, exp256k, agrees256), klTermsWith(4, kl256k, agrees256)
+
+	impTopFast512, impHitsFast512, fusionApplyFast512 = impTopWith(16, impTop512), impHitsWith(16, impHits512), fusionApplyWith(16, fusionApply512)
+	impTopFast256, fusionApplyFast256                 = impTopWith(8, impTop256), fusionApplyWith(8, fusionApply256)
+	impHitsFast256                                    = impHitsWith(8, func(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32) int {
+		return impHits256(dst, b, x, n, kl, bins, &compressLUT[0])
+	})
+)
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.
 func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {

@@ -2865,3 +2865,281 @@ fapply512_loop:
 	JLT fapply512_loop
 	VZEROUPPER
 	RET
+
+// func exp256(dst *float64, x *float32, m float64, n int, c *[14][4]float64) (done int)
+// exp512 for AVX2 and FMA, four at a time (n a multiple of 4): the same
+// operations in the same order, the constants c (exp512's, each four
+// times) read from memory, and the lanes' checks as vector masks.
+TEXT ·exp256(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSD m+16(FP), Y15
+	MOVQ n+24(FP), CX
+	MOVQ c+32(FP), R9
+	MOVL $0x3FF, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, X14         // the exponent's bias
+	MOVL $0x7FF, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, X12
+	VPXOR X13, X13, X13
+	XORQ AX, AX
+exp256_loop:
+	CMPQ AX, CX
+	JGE exp256_done
+	VCVTPS2PD (SI)(AX*4), Y0
+	VSUBPD Y15, Y0, Y0            // x
+	VCMPPD $2, 416(R9), Y0, Y5    // x <= Overflow (false for NaN)
+	VMULPD 0(R9), Y0, Y1          // LOG2E*x
+	VCVTPD2DQY Y1, X2             // the exponent, rounded to nearest
+	VCVTDQ2PD X2, Y1
+	VFNMADD231PD 32(R9), Y1, Y0   // x - k*LN2U
+	VFNMADD231PD 64(R9), Y1, Y0   // - k*LN2L
+	VMULPD 96(R9), Y0, Y0         // reduce the argument
+	VMOVUPD 128(R9), Y3
+	VFMADD213PD 160(R9), Y0, Y3
+	VFMADD213PD 192(R9), Y0, Y3
+	VFMADD213PD 224(R9), Y0, Y3
+	VFMADD213PD 256(R9), Y0, Y3
+	VFMADD213PD 288(R9), Y0, Y3
+	VFMADD213PD 320(R9), Y0, Y3
+	VFMADD213PD 352(R9), Y0, Y3
+	VMULPD Y3, Y0, Y0
+	VADDPD 384(R9), Y0, Y3
+	VMULPD Y3, Y0, Y0
+	VADDPD 384(R9), Y0, Y3
+	VMULPD Y3, Y0, Y0
+	VADDPD 384(R9), Y0, Y3
+	VMULPD Y3, Y0, Y0
+	VADDPD 384(R9), Y0, Y3
+	VFMADD213PD 352(R9), Y3, Y0
+	VPADDD X14, X2, X2            // biased exponent: 1 to 0x7FE, or Exp's other steps
+	VPCMPGTD X13, X2, X6          // > 0
+	VPCMPGTD X2, X12, X7          // < 0x7FF
+	VPAND X7, X6, X6
+	VMOVMSKPD Y5, R10
+	VMOVMSKPS X6, R11
+	ANDL R11, R10
+	CMPL R10, $15
+	JNE exp256_done               // a lane Exp finishes otherwise
+	VPMOVZXDQ X2, Y4
+	VPSLLQ $52, Y4, Y4
+	VMULPD Y4, Y0, Y0
+	VMOVUPD Y0, (DI)(AX*8)
+	ADDQ $4, AX
+	JMP exp256_loop
+exp256_done:
+	MOVQ AX, done+40(FP)
+	VZEROUPPER
+	RET
+
+// func klTerms256(t, u, v *float64, sx, sb float64, n int, c *[16][4]float64) (done int)
+// klTerms512 for AVX2 and FMA, four at a time (n a multiple of 4): the
+// same operations in the same order, the constants c (klTerms512's, each
+// four times) read from memory, the exponent k converted by adding it to
+// 1.5*2^52's bits and subtracting 1.5*2^52 (exact for |k| < 2^51, as
+// VCVTQQ2PD is), and the lanes' checks as vector masks.
+TEXT ·klTerms256(SB), NOSPLIT, $0-64
+	MOVQ t+0(FP), DI
+	MOVQ u+8(FP), SI
+	MOVQ v+16(FP), DX
+	VBROADCASTSD sx+24(FP), Y15
+	VBROADCASTSD sb+32(FP), Y14
+	MOVQ n+40(FP), CX
+	MOVQ c+48(FP), R9
+	VPXOR Y13, Y13, Y13
+	MOVQ $0x7FF, AX
+	VMOVQ AX, X12
+	VPBROADCASTQ X12, Y12
+	MOVQ $0x4338000000000000, AX  // 1.5*2^52
+	VMOVQ AX, X11
+	VPBROADCASTQ X11, Y11
+	MOVQ $0x3FE, AX
+	VMOVQ AX, X10
+	VPBROADCASTQ X10, Y10
+	VPSUBQ Y10, Y11, Y10          // 1.5*2^52's bits - 0x3FE
+	XORQ AX, AX
+kl256_loop:
+	CMPQ AX, CX
+	JGE kl256_done
+	VMOVUPD (SI)(AX*8), Y0
+	VDIVPD Y15, Y0, Y0
+	VADDPD 0(R9), Y0, Y0          // p
+	VMOVUPD (DX)(AX*8), Y1
+	VDIVPD Y14, Y1, Y1
+	VADDPD 0(R9), Y1, Y1          // q
+	VDIVPD Y1, Y0, Y2             // x = p/q
+	VPSRLQ $52, Y2, Y3            // sign and exponent
+	VPCMPGTQ Y13, Y3, Y4          // > 0: not zero or subnormal
+	VPCMPGTQ Y3, Y12, Y5          // < 0x7FF: finite and positive
+	VPAND Y5, Y4, Y4
+	VMOVMSKPD Y4, R10
+	CMPL R10, $15
+	JNE kl256_done
+	VPADDQ Y10, Y3, Y3
+	VSUBPD Y11, Y3, Y3            // k
+	VPAND 448(R9), Y2, Y4
+	VPOR 480(R9), Y4, Y4          // f1, in [0.5, 1)
+	VMOVUPD 128(R9), Y6
+	VCMPPD $5, Y4, Y6, Y6         // !(HSqrt2 < f1)
+	VANDPD 32(R9), Y6, Y5         // 1 or 0
+	VSUBPD Y5, Y3, Y3             // k -= 1
+	VADDPD 32(R9), Y5, Y5
+	VMULPD Y5, Y4, Y4             // f1 *= 2
+	VSUBPD 32(R9), Y4, Y4         // f
+	VADDPD 64(R9), Y4, Y5         // 2 + f
+	VDIVPD Y5, Y4, Y5             // s
+	VMULPD Y5, Y5, Y6             // s2
+	VMULPD Y6, Y6, Y7             // s4
+	VMULPD 416(R9), Y7, Y8        // t1 := s2*(L1+s4*(L3+s4*(L5+s4*L7)))
+	VADDPD 352(R9), Y8, Y8
+	VMULPD Y7, Y8, Y8
+	VADDPD 288(R9), Y8, Y8
+	VMULPD Y7, Y8, Y8
+	VADDPD 224(R9), Y8, Y8
+	VMULPD Y8, Y6, Y6
+	VMULPD 384(R9), Y7, Y8        // t2 := s4*(L2+s4*(L4+s4*L6))
+	VADDPD 320(R9), Y8, Y8
+	VMULPD Y7, Y8, Y8
+	VADDPD 256(R9), Y8, Y8
+	VMULPD Y8, Y7, Y7
+	VADDPD Y7, Y6, Y6             // R
+	VMULPD 96(R9), Y4, Y9
+	VMULPD Y4, Y9, Y9             // hfsq
+	VADDPD Y9, Y6, Y6             // hfsq + R
+	VMULPD Y6, Y5, Y5             // s*(hfsq+R)
+	VMULPD 192(R9), Y3, Y6        // k*Ln2Lo
+	VADDPD Y6, Y5, Y5
+	VSUBPD Y5, Y9, Y9             // hfsq - (...)
+	VSUBPD Y4, Y9, Y9             // - f
+	VMULPD 160(R9), Y3, Y3        // k*Ln2Hi
+	VSUBPD Y9, Y3, Y3             // log(x)
+	VMULPD Y3, Y0, Y0             // p*log(p/q)
+	VMOVUPD Y0, (DI)(AX*8)
+	ADDQ $4, AX
+	JMP kl256_loop
+kl256_done:
+	MOVQ AX, done+56(FP)
+	VZEROUPPER
+	RET
+
+// IMPKEY256 sets Y1 to the order keys of the importances of the eight
+// entries at AX, as IMPKEY512 (kl in Y4, the abs mask in Y5, the sign bit
+// in Y3).
+#define IMPKEY256 \
+	VMOVUPS (DX)(AX*4), Y0; \
+	VSUBPS (SI)(AX*4), Y0, Y0; \
+	VPAND Y5, Y0, Y0; \
+	VMULPS Y4, Y0, Y0; \
+	VPSRAD $31, Y0, Y1; \
+	VPOR Y3, Y1, Y1; \
+	VPXOR Y0, Y1, Y1
+
+// IMPCONSTS256 loads IMPKEY256's constants but kl.
+#define IMPCONSTS256 \
+	MOVL $0x7fffffff, AX; \
+	VMOVD AX, X5; \
+	VPBROADCASTD X5, Y5; \
+	MOVL $0x80000000, AX; \
+	VMOVD AX, X3; \
+	VPBROADCASTD X3, Y3
+
+// func impTop256(dst *uint16, b, x *float32, n int, kl float32)
+// impTop512 for AVX2, eight at a time (n a multiple of 8).
+TEXT ·impTop256(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS kl+32(FP), Y4
+	IMPCONSTS256
+	XORQ AX, AX
+imptop256_loop:
+	IMPKEY256
+	VPSRLD $16, Y1, Y1
+	VEXTRACTI128 $1, Y1, X2
+	VPACKUSDW X2, X1, X1
+	VMOVDQU X1, (DI)(AX*2)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT imptop256_loop
+	VZEROUPPER
+	RET
+
+// func impHits256(dst *uint32, b, x *float32, n int, kl float32, bins *[4]uint32, lut *uint64) (c int)
+// impHits512 for AVX2, eight at a time (n a multiple of 8), VPCOMPRESSD as
+// VPERMD by the indices lut gives (compressLUT); dst needs 7 spare.
+TEXT ·impHits256(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ bins+40(FP), R8
+	MOVQ lut+48(FP), R11
+	VPBROADCASTD 0(R8), Y6
+	VPBROADCASTD 4(R8), Y7
+	VPBROADCASTD 8(R8), Y8
+	VPBROADCASTD 12(R8), Y9
+	VBROADCASTSS kl+32(FP), Y4
+	IMPCONSTS256
+	XORQ AX, AX
+	XORQ R8, R8                   // c
+imphits256_loop:
+	IMPKEY256
+	VPSRLD $16, Y1, Y2
+	VPCMPEQD Y6, Y2, Y10
+	VPCMPEQD Y7, Y2, Y11
+	VPOR Y11, Y10, Y10
+	VPCMPEQD Y8, Y2, Y11
+	VPOR Y11, Y10, Y10
+	VPCMPEQD Y9, Y2, Y11
+	VPOR Y11, Y10, Y10
+	VMOVMSKPS Y10, R9
+	TESTL R9, R9
+	JZ imphits256_next
+	VMOVQ (R11)(R9*8), X12
+	VPMOVZXBD X12, Y12
+	VPERMD Y1, Y12, Y13
+	VMOVDQU Y13, (DI)(R8*4)
+	POPCNTL R9, R9
+	ADDQ R9, R8
+imphits256_next:
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT imphits256_loop
+	MOVQ R8, c+56(FP)
+	VZEROUPPER
+	RET
+
+// func fusionApply256(dst, b, x *float32, n int, kl, th float32)
+// fusionApply512 for AVX2, eight at a time (n a multiple of 8).
+TEXT ·fusionApply256(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS kl+32(FP), Y4
+	VBROADCASTSS th+36(FP), Y6
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X5
+	VPBROADCASTD X5, Y5
+	MOVL $0x3f800000, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7           // 1.0
+	XORQ AX, AX
+fapply256_loop:
+	VMOVUPS (SI)(AX*4), Y0        // b
+	VMOVUPS (DX)(AX*4), Y1
+	VSUBPS Y0, Y1, Y1             // d = x - b
+	VPAND Y5, Y1, Y2
+	VMULPS Y4, Y2, Y2             // |d| * kl
+	VCMPPS $0x1d, Y6, Y2, Y2      // >= th, ordered
+	VANDPS Y7, Y2, Y2             // the mask: 1 or 0
+	VMULPS Y2, Y1, Y1
+	VADDPS Y1, Y0, Y0             // b + d*mask
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT fapply256_loop
+	VZEROUPPER
+	RET
