@@ -595,8 +595,17 @@ func NearSwap(dst, base, x []float32, t float64) error {
 // clamps a float32 tensor.
 const nearSwapMinDiff = float32(1e-6)
 
+// nearSwapFast, when set (assembly), is nearSwap over a prefix of dst (a
+// multiple of the kernel's width, which it returns); a NaN it computes may
+// carry another payload than Go's min and max give.
+var nearSwapFast func(dst, base, x []float32, t float64) int
+
 func nearSwap(dst, base, x []float32, t float64) {
-	for j := range dst {
+	j0 := 0
+	if nearSwapFast != nil {
+		j0 = nearSwapFast(dst, base, x, t)
+	}
+	for j := j0; j < len(dst); j++ {
 		d := float64(max(abs32(base[j]-x[j]), nearSwapMinDiff))
 		w := min(max(t/d, 0), 1)
 		dst[j] = float32(w*float64(x[j]) + (1-w)*float64(base[j]))

@@ -75,7 +75,12 @@ func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int6
 		// part), without a branch on the data, folded into the counts.
 		counts := make([]int64, 1<<len(xs))
 		key := ramEpsKey(eps)
-		for j, b := range base {
+		j0 := 0
+		if len(xs) == 2 && ramCount2Fast != nil {
+			j0 = ramCount2Fast(counts, base, xs[0], xs[1], key)
+		}
+		for j := j0; j < len(base); j++ {
+			b := base[j]
 			var mask uint
 			for i, x := range xs {
 				mask |= takesPart(x[j]-b, key) << i
@@ -126,6 +131,17 @@ const ramMaxPattern = 10
 // branches (tests hold the two to each other).
 var ramPatternsOff bool
 
+// ramCount2Fast, when set (assembly), adds to counts[mask] the entries,
+// over a prefix of base (a multiple of the kernel's width, which it
+// returns), where the two models of mask take part (ramCount's pattern
+// histogram; counts[0] is left alone).
+var ramCount2Fast func(counts []int64, base, x0, x1 []float32, key int64) int
+
+// ram2Fast, when set (assembly), is ramChunk's pattern loop on two models
+// over a prefix of dst (a multiple of the kernel's width, which it
+// returns), f[mask] the pattern's factor mul[mask]/div[mask].
+var ram2Fast func(dst, base, x0, x1 []float32, key int64, f *[4]float64) int
+
 // ramEpsKey is the key takesPart compares magnitudes' bits with: for
 // non-negative floats the bit patterns order as the values, and a
 // negative epsilon lets every delta but NaN take part.
@@ -164,7 +180,15 @@ func ramChunk(dst, base []float32, xs [][]float32, eps float32, lambda []float64
 			}
 		}
 		key := ramEpsKey(eps)
-		for j, b := range base {
+		j0 := 0
+		if len(xs) == 2 && ram2Fast != nil {
+			// Two models: mul[mask]/div[mask] is a factor that s*mul/div
+			// rounds as (one of them is 1, or div is 2 and mul 1).
+			f := [4]float64{mul[0] / div[0], mul[1] / div[1], mul[2] / div[2], mul[3] / div[3]}
+			j0 = ram2Fast(dst, base, xs[0], xs[1], key, &f)
+		}
+		for j := j0; j < len(base); j++ {
+			b := base[j]
 			var s float64
 			var mask uint
 			for i, x := range xs {

@@ -171,3 +171,38 @@ func TestRAMPatternsMatchLoops(t *testing.T) {
 		}
 	}
 }
+
+// TestNearSwapKernelMatchesGo holds nearSwap's assembly to its Go loop bit
+// for bit (a NaN for a NaN), with special values among the weights and t
+// of either sign, zero of both signs and beyond every difference.
+func TestNearSwapKernelMatchesGo(t *testing.T) {
+	r := rng{s: 5}
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-45, 5e-7, -1e-6, 3e38}
+	const n = 203
+	base, x := make([]float32, n), make([]float32, n)
+	for j := range base {
+		base[j] = float32(r.float64()*2-1) * 0.03
+		x[j] = base[j] + float32(r.float64()*2-1)*2e-5
+		switch r.next() % 6 {
+		case 0:
+			x[j] = special[r.next()%uint64(len(special))]
+		case 1:
+			base[j] = special[r.next()%uint64(len(special))]
+		}
+	}
+	for _, tt := range []float64{1e-5, 3e-6, 0, math.Copysign(0, -1), -1e-5, 1e30, math.Inf(1)} {
+		run := func(simd bool) []float32 {
+			useSIMD(simd)
+			defer useSIMD(true)
+			dst := make([]float32, n)
+			nearSwap(dst, base, x, tt)
+			return dst
+		}
+		got, want := run(true), run(false)
+		for j := range want {
+			if math.Float32bits(got[j]) != math.Float32bits(want[j]) && !(got[j] != got[j] && want[j] != want[j]) {
+				t.Fatalf("t %v: [%d] (base %v, x %v) = %v (%#x), want %v (%#x)", tt, j, base[j], x[j], got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+			}
+		}
+	}
+}

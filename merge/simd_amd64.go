@@ -151,6 +151,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
 		maxKeyFast = maxKeyFast512
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast512, impHitsFast512, fusionApplyFast512
+		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast512, ramCount2Fast512, nearSwapFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -161,6 +162,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast256), pick(cpu.X86.HasFMA, klTermsFast256)
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
+		ram2Fast, ramCount2Fast, nearSwapFast = nil, nil, nil
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -170,6 +172,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = nil, nil
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = nil, nil, nil
+		ram2Fast, ramCount2Fast, nearSwapFast = nil, nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -973,6 +976,52 @@ var (
 		return impHits256(dst, b, x, n, kl, bins, &compressLUT[0])
 	})
 )
+
+//go:noescape
+func ram2x512(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
+
+//go:noescape
+func ramCount2x512(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
+
+//go:noescape
+func nearSwap512(dst, b, x *float32, n int, t float64)
+
+// ram2Fast512 is ram2Fast over the largest multiple of 8 entries.
+func ram2Fast512(dst, base, x0, x1 []float32, key int64, f *[4]float64) int {
+	n := len(dst) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = base[n-1], x0[n-1], x1[n-1]
+	ram2x512(&dst[0], &base[0], &x0[0], &x1[0], n, int32(key), f) // key is in [-1, 2^31)
+	return n
+}
+
+// ramCount2Fast512 is ramCount2Fast over the largest multiple of 16
+// entries.
+func ramCount2Fast512(counts []int64, base, x0, x1 []float32, key int64) int {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = counts[3], x0[n-1], x1[n-1]
+	only0, only1, both := ramCount2x512(&base[0], &x0[0], &x1[0], n, int32(key))
+	counts[1] += int64(only0)
+	counts[2] += int64(only1)
+	counts[3] += int64(both)
+	return n
+}
+
+// nearSwapFast512 is nearSwapFast over the largest multiple of 8 entries.
+func nearSwapFast512(dst, base, x []float32, t float64) int {
+	n := len(dst) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _ = base[n-1], x[n-1]
+	nearSwap512(&dst[0], &base[0], &x[0], n, t)
+	return n
+}
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.
 func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {

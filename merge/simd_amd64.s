@@ -3143,3 +3143,162 @@ fapply256_loop:
 	JLT fapply256_loop
 	VZEROUPPER
 	RET
+
+// RAMTAKES512 sets K1 to the lanes of Y1 (eight deltas) whose magnitude
+// bits are above the key (Y10) and not a NaN's (below Y13 = 0x7f800001),
+// ramChunk's takesPart; Y12 holds the abs mask, Y3 is clobbered.
+#define RAMTAKES512(y, k) \
+	VPANDD Y12, y, Y3; \
+	VPCMPGTD Y10, Y3, k; \
+	VPCMPGTD Y3, Y13, k, k
+
+// func ram2x512(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
+// ramChunk on two models, eight entries at a time (n a multiple of 8, at
+// least 8): each delta takes part as takesPart says, s = (0 + d0) + d1 of
+// those that do, in float64, and dst = float32(float64(b) + s*f[mask]),
+// mask having bit i where model i takes part; f[mask] is ramChunk's
+// mul[mask]/div[mask], which for two models is a factor s*mul/div
+// rounds as (mul or div is 1, or div 2 with mul 1).
+TEXT ·ram2x512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVL key+40(FP), AX
+	VPBROADCASTD AX, Y10
+	MOVQ f+48(FP), R9
+	VBROADCASTF64X4 (R9), Z11     // the factors, twice
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Y12
+	MOVL $0x7f800001, AX
+	VPBROADCASTD AX, Y13
+	MOVQ $1, AX
+	VPBROADCASTQ AX, Z14
+	MOVQ $2, AX
+	VPBROADCASTQ AX, Z15
+	VPXORQ Z16, Z16, Z16          // +0
+	XORQ AX, AX
+ram2x512_loop:
+	VMOVUPS (DX)(AX*4), Y1
+	VSUBPS (SI)(AX*4), Y1, Y1     // d0 = x0 - b
+	VMOVUPS (R8)(AX*4), Y2
+	VSUBPS (SI)(AX*4), Y2, Y2     // d1
+	RAMTAKES512(Y1, K1)
+	RAMTAKES512(Y2, K2)
+	VMOVDQU32.Z Y1, K1, Y1        // the deltas that take part, else +0
+	VMOVDQU32.Z Y2, K2, Y2
+	VCVTPS2PD Y1, Z1
+	VADDPD Z1, Z16, Z1            // s = 0 + d0
+	VCVTPS2PD Y2, Z2
+	VADDPD Z2, Z1, Z1             // s += d1
+	VMOVDQA64.Z Z14, K1, Z4       // the mask: 1 where model 0 takes part
+	VPADDQ Z15, Z4, K2, Z4        // + 2 where model 1 does
+	VPERMPD Z11, Z4, Z5           // f[mask]
+	VMULPD Z5, Z1, Z1
+	VCVTPS2PD (SI)(AX*4), Z0
+	VADDPD Z1, Z0, Z0             // b + s*f
+	VCVTPD2PS Z0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT ram2x512_loop
+	VZEROUPPER
+	RET
+
+// func ramCount2x512(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
+// ramCount on two models, sixteen entries at a time (n a multiple of 16,
+// at least 16): the entries where model 0 alone takes part, model 1
+// alone, and both.
+TEXT ·ramCount2x512(SB), NOSPLIT, $0-64
+	MOVQ b+0(FP), SI
+	MOVQ x0+8(FP), DX
+	MOVQ x1+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVL key+32(FP), AX
+	VPBROADCASTD AX, Z10
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z12
+	MOVL $0x7f800001, AX
+	VPBROADCASTD AX, Z13
+	XORQ AX, AX
+	XORQ R11, R11
+	XORQ R12, R12
+	XORQ R13, R13
+ramcount2x512_loop:
+	VMOVUPS (DX)(AX*4), Z1
+	VSUBPS (SI)(AX*4), Z1, Z1
+	VMOVUPS (R8)(AX*4), Z2
+	VSUBPS (SI)(AX*4), Z2, Z2
+	VPANDD Z12, Z1, Z3
+	VPCMPGTD Z10, Z3, K1
+	VPCMPGTD Z3, Z13, K1, K1
+	VPANDD Z12, Z2, Z3
+	VPCMPGTD Z10, Z3, K2
+	VPCMPGTD Z3, Z13, K2, K2
+	KANDNW K2, K1, K3             // model 1 alone
+	KMOVW K3, R9
+	POPCNTL R9, R9
+	ADDQ R9, R12
+	KANDNW K1, K2, K3             // model 0 alone
+	KMOVW K3, R9
+	POPCNTL R9, R9
+	ADDQ R9, R11
+	KANDW K1, K2, K3              // both
+	KMOVW K3, R9
+	POPCNTL R9, R9
+	ADDQ R9, R13
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT ramcount2x512_loop
+	MOVQ R11, only0+40(FP)
+	MOVQ R12, only1+48(FP)
+	MOVQ R13, both+56(FP)
+	VZEROUPPER
+	RET
+
+// func nearSwap512(dst, b, x *float32, n int, t float64)
+// nearSwap eight entries at a time (n a multiple of 8, at least 8), in
+// its operations: d = float64(max(|b - x|, 1e-6)) in float32, w =
+// min(max(t/d, 0), 1) with Go's min and max (a NaN stays one: VMAXPS and
+// VMINPD return their second operand for a NaN, so the NaN is that
+// operand, or put back), dst = float32(w*x + (1-w)*b).
+TEXT ·nearSwap512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSD t+32(FP), Z10
+	MOVL $0x358637bd, AX          // float32(1e-6)
+	VPBROADCASTD AX, Y11
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Y12
+	VPXORQ Z13, Z13, Z13          // +0
+	MOVQ $0x3ff0000000000000, AX
+	VPBROADCASTQ AX, Z14          // 1
+	XORQ AX, AX
+nearswap512_loop:
+	VMOVUPS (SI)(AX*4), Y0        // b
+	VMOVUPS (DX)(AX*4), Y1        // x
+	VSUBPS Y1, Y0, Y2             // b - x
+	VPANDD Y12, Y2, Y2
+	VMAXPS Y2, Y11, Y2            // max(|b - x|, 1e-6), a NaN kept
+	VCVTPS2PD Y2, Z2              // d
+	VDIVPD Z2, Z10, Z3            // t/d
+	VMAXPD Z13, Z3, Z4            // max(t/d, 0): +0 for -0
+	VMINPD Z14, Z4, Z4            // min(.., 1)
+	VCMPPD $3, Z3, Z3, K1
+	VMOVAPD Z3, K1, Z4            // w: t/d where it is a NaN
+	VCVTPS2PD Y1, Z1
+	VCVTPS2PD Y0, Z0
+	VMULPD Z1, Z4, Z1             // w*x
+	VSUBPD Z4, Z14, Z5            // 1 - w
+	VMULPD Z0, Z5, Z5             // (1-w)*b
+	VADDPD Z5, Z1, Z1
+	VCVTPD2PS Z1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT nearswap512_loop
+	VZEROUPPER
+	RET
