@@ -272,3 +272,40 @@ func BenchmarkFusionKL(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkElementwise times the elementwise merges' loops per entry on
+// a fine-tune's few-ulp moves of bf16 weights: ram's on two models,
+// ramplus_tl's counting pass, and nearswap's, with the assembly where the
+// CPU has it and with the Go loops.
+func BenchmarkElementwise(b *testing.B) {
+	const n = 1 << 15
+	r := rng{s: 13}
+	base, x0, x1 := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range base {
+		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
+		base[i] = safetensors.BF16ToF32(w)
+		x0[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
+		x1[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
+	}
+	dst := make([]float32, n)
+	loops := []struct {
+		name string
+		f    func()
+	}{
+		{"ram", func() { ramChunk(dst, base, [][]float32{x0, x1}, 1e-5, nil) }},
+		{"ramcount", func() { ramCount(base, [][]float32{x0, x1}, 1e-5, make([]int64, 2), make([]int64, 2)) }},
+		{"nearswap", func() { nearSwap(dst, base, x0, 1e-3) }},
+	}
+	for _, l := range loops {
+		for _, simd := range []bool{true, false} {
+			b.Run(l.name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
+				useSIMD(simd)
+				defer useSIMD(true)
+				for b.Loop() {
+					l.f()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+			})
+		}
+	}
+}

@@ -162,7 +162,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast256), pick(cpu.X86.HasFMA, klTermsFast256)
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
-		ram2Fast, ramCount2Fast, nearSwapFast = nil, nil, nil
+		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast256, ramCount2Fast256, nearSwapFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -986,42 +986,61 @@ func ramCount2x512(b, x0, x1 *float32, n int, key int32) (only0, only1, both int
 //go:noescape
 func nearSwap512(dst, b, x *float32, n int, t float64)
 
-// ram2Fast512 is ram2Fast over the largest multiple of 8 entries.
-func ram2Fast512(dst, base, x0, x1 []float32, key int64, f *[4]float64) int {
-	n := len(dst) &^ 7
-	if n == 0 {
-		return 0
+//go:noescape
+func ram2x256(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
+
+//go:noescape
+func ramCount2x256(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
+
+//go:noescape
+func nearSwap256(dst, b, x *float32, n int, t float64)
+
+// ramWith, ramCountWith and nearSwapWith make ram2Fast, ramCount2Fast and
+// nearSwapFast over the largest multiple of lanes entries from their
+// kernels.
+func ramWith(lanes int, kernel func(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)) func([]float32, []float32, []float32, []float32, int64, *[4]float64) int {
+	return func(dst, base, x0, x1 []float32, key int64, f *[4]float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _, _ = base[n-1], x0[n-1], x1[n-1]
+		kernel(&dst[0], &base[0], &x0[0], &x1[0], n, int32(key), f) // key is in [-1, 2^31)
+		return n
 	}
-	_, _, _ = base[n-1], x0[n-1], x1[n-1]
-	ram2x512(&dst[0], &base[0], &x0[0], &x1[0], n, int32(key), f) // key is in [-1, 2^31)
-	return n
 }
 
-// ramCount2Fast512 is ramCount2Fast over the largest multiple of 16
-// entries.
-func ramCount2Fast512(counts []int64, base, x0, x1 []float32, key int64) int {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0
+func ramCountWith(lanes int, kernel func(b, x0, x1 *float32, n int, key int32) (int, int, int)) func([]int64, []float32, []float32, []float32, int64) int {
+	return func(counts []int64, base, x0, x1 []float32, key int64) int {
+		n := len(base) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _, _ = counts[3], x0[n-1], x1[n-1]
+		only0, only1, both := kernel(&base[0], &x0[0], &x1[0], n, int32(key))
+		counts[1] += int64(only0)
+		counts[2] += int64(only1)
+		counts[3] += int64(both)
+		return n
 	}
-	_, _, _ = counts[3], x0[n-1], x1[n-1]
-	only0, only1, both := ramCount2x512(&base[0], &x0[0], &x1[0], n, int32(key))
-	counts[1] += int64(only0)
-	counts[2] += int64(only1)
-	counts[3] += int64(both)
-	return n
 }
 
-// nearSwapFast512 is nearSwapFast over the largest multiple of 8 entries.
-func nearSwapFast512(dst, base, x []float32, t float64) int {
-	n := len(dst) &^ 7
-	if n == 0 {
-		return 0
+func nearSwapWith(lanes int, kernel func(dst, b, x *float32, n int, t float64)) func([]float32, []float32, []float32, float64) int {
+	return func(dst, base, x []float32, t float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_, _ = base[n-1], x[n-1]
+		kernel(&dst[0], &base[0], &x[0], n, t)
+		return n
 	}
-	_, _ = base[n-1], x[n-1]
-	nearSwap512(&dst[0], &base[0], &x[0], n, t)
-	return n
 }
+
+var (
+	ram2Fast512, ramCount2Fast512, nearSwapFast512 = ramWith(8, ram2x512), ramCountWith(16, ramCount2x512), nearSwapWith(8, nearSwap512)
+	ram2Fast256, ramCount2Fast256, nearSwapFast256 = ramWith(4, ram2x256), ramCountWith(8, ramCount2x256), nearSwapWith(4, nearSwap256)
+)
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.
 func dotFast256(x, y, b []float32) (int, float64, float64, float64, float64) {

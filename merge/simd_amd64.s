@@ -3302,3 +3302,161 @@ nearswap512_loop:
 	JLT nearswap512_loop
 	VZEROUPPER
 	RET
+
+// RAMTAKES256 sets m to the lanes of x (four or eight deltas) that take
+// part, ramChunk's takesPart (key in X10/Y10, the abs mask in X12/Y12,
+// 0x7f800001 in X13/Y13; t is clobbered).
+#define RAMTAKES256(x, m, t, key, abs, nan) \
+	VPAND abs, x, t; \
+	VPCMPGTD key, t, m; \
+	VPCMPGTD t, nan, t; \
+	VPAND t, m, m
+
+// func ram2x256(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
+// ram2x512 for AVX2, four entries at a time (n a multiple of 4, at least
+// 4), the pattern's factor chosen by blends.
+TEXT ·ram2x256(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x0+16(FP), DX
+	MOVQ x1+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVL key+40(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, X10
+	MOVQ f+48(FP), R9
+	VBROADCASTSD 0(R9), Y6
+	VBROADCASTSD 8(R9), Y7
+	VBROADCASTSD 16(R9), Y8
+	VBROADCASTSD 24(R9), Y9
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, X12
+	MOVL $0x7f800001, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, X13
+	VXORPD Y14, Y14, Y14          // +0
+	XORQ AX, AX
+ram2x256_loop:
+	VMOVUPS (DX)(AX*4), X1
+	VSUBPS (SI)(AX*4), X1, X1     // d0 = x0 - b
+	VMOVUPS (R8)(AX*4), X2
+	VSUBPS (SI)(AX*4), X2, X2     // d1
+	RAMTAKES256(X1, X4, X3, X10, X12, X13)
+	RAMTAKES256(X2, X5, X3, X10, X12, X13)
+	VPAND X4, X1, X1              // the deltas that take part, else +0
+	VPAND X5, X2, X2
+	VCVTPS2PD X1, Y1
+	VADDPD Y1, Y14, Y1            // s = 0 + d0
+	VCVTPS2PD X2, Y2
+	VADDPD Y2, Y1, Y1             // s += d1
+	VPMOVSXDQ X4, Y4              // the masks, as lanes of 64 bits
+	VPMOVSXDQ X5, Y5
+	VBLENDVPD Y4, Y7, Y6, Y3      // f[1] where model 0 takes part, else f[0]
+	VBLENDVPD Y4, Y9, Y8, Y0      // f[3] or f[2]
+	VBLENDVPD Y5, Y0, Y3, Y3      // f[mask]
+	VMULPD Y3, Y1, Y1
+	VCVTPS2PD (SI)(AX*4), Y0
+	VADDPD Y1, Y0, Y0             // b + s*f
+	VCVTPD2PSY Y0, X0
+	VMOVUPS X0, (DI)(AX*4)
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT ram2x256_loop
+	VZEROUPPER
+	RET
+
+// func ramCount2x256(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
+// ramCount2x512 for AVX2, eight entries at a time (n a multiple of 8, at
+// least 8).
+TEXT ·ramCount2x256(SB), NOSPLIT, $0-64
+	MOVQ b+0(FP), SI
+	MOVQ x0+8(FP), DX
+	MOVQ x1+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVL key+32(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x7f800001, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	XORQ AX, AX
+	XORQ R11, R11
+	XORQ R12, R12
+	XORQ R13, R13
+ramcount2x256_loop:
+	VMOVUPS (DX)(AX*4), Y1
+	VSUBPS (SI)(AX*4), Y1, Y1
+	VMOVUPS (R8)(AX*4), Y2
+	VSUBPS (SI)(AX*4), Y2, Y2
+	RAMTAKES256(Y1, Y4, Y3, Y10, Y12, Y13)
+	RAMTAKES256(Y2, Y5, Y3, Y10, Y12, Y13)
+	VMOVMSKPS Y4, R9
+	VMOVMSKPS Y5, R10
+	MOVL R9, BX
+	ANDL R10, BX                  // both
+	POPCNTL BX, BX
+	ADDQ BX, R13
+	POPCNTL R9, R9                // model 0: alone and both
+	ADDQ R9, R11
+	POPCNTL R10, R10              // model 1
+	ADDQ R10, R12
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT ramcount2x256_loop
+	SUBQ R13, R11                 // alone: less both
+	SUBQ R13, R12
+	MOVQ R11, only0+40(FP)
+	MOVQ R12, only1+48(FP)
+	MOVQ R13, both+56(FP)
+	VZEROUPPER
+	RET
+
+// func nearSwap256(dst, b, x *float32, n int, t float64)
+// nearSwap512 for AVX2, four entries at a time (n a multiple of 4, at
+// least 4), a NaN quotient put back by a blend.
+TEXT ·nearSwap256(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSD t+32(FP), Y10
+	MOVL $0x358637bd, AX          // float32(1e-6)
+	VMOVD AX, X11
+	VPBROADCASTD X11, X11
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, X12
+	VXORPD Y13, Y13, Y13          // +0
+	MOVQ $0x3ff0000000000000, AX
+	VMOVQ AX, X14
+	VPBROADCASTQ X14, Y14         // 1
+	XORQ AX, AX
+nearswap256_loop:
+	VMOVUPS (SI)(AX*4), X0        // b
+	VMOVUPS (DX)(AX*4), X1        // x
+	VSUBPS X1, X0, X2             // b - x
+	VPAND X12, X2, X2
+	VMAXPS X2, X11, X2            // max(|b - x|, 1e-6), a NaN kept
+	VCVTPS2PD X2, Y2              // d
+	VDIVPD Y2, Y10, Y3            // t/d
+	VMAXPD Y13, Y3, Y4            // max(t/d, 0): +0 for -0
+	VMINPD Y14, Y4, Y4            // min(.., 1)
+	VCMPPD $3, Y3, Y3, Y5
+	VBLENDVPD Y5, Y3, Y4, Y4      // w: t/d where it is a NaN
+	VCVTPS2PD X1, Y1
+	VCVTPS2PD X0, Y0
+	VMULPD Y1, Y4, Y1             // w*x
+	VSUBPD Y4, Y14, Y5            // 1 - w
+	VMULPD Y0, Y5, Y5             // (1-w)*b
+	VADDPD Y5, Y1, Y1
+	VCVTPD2PSY Y1, X1
+	VMOVUPS X1, (DI)(AX*4)
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT nearswap256_loop
+	VZEROUPPER
+	RET
