@@ -178,7 +178,7 @@ func useSIMD(on bool) {
 	// which have AVX2; each is set, or cleared, by its own pick.
 	avx2 := on && (hasAVX512 || hasAVX2)
 	collectHeavyFast = pick(avx2, collectHeavyFast256)
-	dropFast, sceOutFast, linearFast = pick(avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
+	dropFast, sceOutFast, linearFast = pickWidest(on && hasAVX512, dropFast512, avx2, dropFast256), pick(avx2, sceOutFast256), pick(avx2, linearFast256)
 	dotFast, combineFast, stockFast = pick(avx2, dotFast256), pick(avx2, combineFast256), pick(avx2, stockFast256)
 	gram2Fast = pick(avx2, gram2Fast256)
 	sceVarFast, keepAtLeastFast = pick(avx2, sceVarFast256), pick(avx2, keepAtLeastFast256)
@@ -1237,6 +1237,28 @@ func dropFast256(x []float32, scale float32, th uint32, r *rng) int {
 		st[m] = r.s + uint64(m+1)*rngGamma
 	}
 	drop256(&x[0], n, scale, th, &st, &dropConsts256)
+	r.s += uint64(n/2) * rngGamma
+	return n
+}
+
+//go:noescape
+func drop512(x *float32, n int, scale float32, th uint32, states *[8]uint64, c *[3]uint64)
+
+// dropConsts512 are drop512's constants: 8*gamma, the two mix multipliers.
+var dropConsts512 = [3]uint64{8 * rngGamma & (1<<64 - 1), rngMul1, rngMul2}
+
+// dropFast512 runs drop512 over the largest multiple of 16 entries of x,
+// r advanced past its draws.
+func dropFast512(x []float32, scale float32, th uint32, r *rng) int {
+	n := len(x) &^ 15
+	if n == 0 {
+		return 0
+	}
+	var st [8]uint64
+	for m := range st {
+		st[m] = r.s + uint64(m+1)*rngGamma
+	}
+	drop512(&x[0], n, scale, th, &st, &dropConsts512)
 	r.s += uint64(n/2) * rngGamma
 	return n
 }

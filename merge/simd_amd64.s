@@ -3460,3 +3460,44 @@ nearswap256_loop:
 	JLT nearswap256_loop
 	VZEROUPPER
 	RET
+
+// func drop512(x *float32, n int, scale float32, th uint32, states *[8]uint64, c *[3]uint64)
+// drop256 for AVX-512, 16 entries at a time (n a multiple of 16, at least
+// 16): eight splitmix64 states (c[0] = 8*gamma their step, read, not
+// written back), the mix multipliers c[1] and c[2] by VPMULLQ; each
+// draw's 32-bit halves decide two consecutive entries, kept (times
+// scale) when below th, unsigned.
+TEXT ·drop512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVL scale+16(FP), AX
+	VPBROADCASTD AX, Z9
+	MOVL th+20(FP), AX
+	VPBROADCASTD AX, Z10
+	MOVQ states+24(FP), SI
+	MOVQ c+32(FP), R10
+	VPBROADCASTQ 0(R10), Z11      // the step
+	VPBROADCASTQ 8(R10), Z12      // rngMul1
+	VPBROADCASTQ 16(R10), Z13     // rngMul2
+	VMOVDQU64 (SI), Z4
+	XORQ AX, AX
+drop512_loop:
+	VPADDQ Z11, Z4, Z0            // the states of the next step
+	VPSRLQ $30, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPMULLQ Z12, Z4, Z4
+	VPSRLQ $27, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPMULLQ Z13, Z4, Z4
+	VPSRLQ $31, Z4, Z5
+	VPXORQ Z5, Z4, Z4
+	VPCMPUD $1, Z10, Z4, K1       // draw < th: keep
+	VMULPS (DI)(AX*4), Z9, Z1
+	VMOVDQU32.Z Z1, K1, Z1
+	VMOVUPS Z1, (DI)(AX*4)
+	VMOVDQA64 Z0, Z4
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT drop512_loop
+	VZEROUPPER
+	RET
