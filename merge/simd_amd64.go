@@ -1225,43 +1225,39 @@ func linearFast256(dst []float32, xs [][]float32, w []float64, div float64) int 
 	return n
 }
 
-// dropFast256 runs drop256 over the largest multiple of 8 entries of x,
-// advancing r past the draws it took, and returns that length.
-func dropFast256(x []float32, scale float32, th uint32, r *rng) int {
-	n := len(x) &^ 7
-	if n == 0 {
-		return 0
-	}
-	var st [4]uint64
-	for m := range st {
-		st[m] = r.s + uint64(m+1)*rngGamma
-	}
-	drop256(&x[0], n, scale, th, &st, &dropConsts256)
-	r.s += uint64(n/2) * rngGamma
-	return n
-}
-
 //go:noescape
 func drop512(x *float32, n int, scale float32, th uint32, states *[8]uint64, c *[3]uint64)
 
 // dropConsts512 are drop512's constants: 8*gamma, the two mix multipliers.
 var dropConsts512 = [3]uint64{8 * rngGamma & (1<<64 - 1), rngMul1, rngMul2}
 
-// dropFast512 runs drop512 over the largest multiple of 16 entries of x,
-// r advanced past its draws.
-func dropFast512(x []float32, scale float32, th uint32, r *rng) int {
-	n := len(x) &^ 15
-	if n == 0 {
-		return 0
+// dropWith makes dropFast from a kernel that drops lanes entries a step
+// with lanes/2 consecutive draws of r's stream, draw m of the first step
+// from state st[m]; r is left past the draws the kernel took.
+func dropWith(lanes int, kernel func(x *float32, n int, scale float32, th uint32, st *[8]uint64)) func([]float32, float32, uint32, *rng) int {
+	return func(x []float32, scale float32, th uint32, r *rng) int {
+		n := len(x) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		var st [8]uint64
+		for m := range lanes / 2 {
+			st[m] = r.s + uint64(m+1)*rngGamma
+		}
+		kernel(&x[0], n, scale, th, &st)
+		r.s += uint64(n/2) * rngGamma
+		return n
 	}
-	var st [8]uint64
-	for m := range st {
-		st[m] = r.s + uint64(m+1)*rngGamma
-	}
-	drop512(&x[0], n, scale, th, &st, &dropConsts512)
-	r.s += uint64(n/2) * rngGamma
-	return n
 }
+
+var (
+	dropFast256 = dropWith(8, func(x *float32, n int, scale float32, th uint32, st *[8]uint64) {
+		drop256(x, n, scale, th, (*[4]uint64)(st[:4]), &dropConsts256)
+	})
+	dropFast512 = dropWith(16, func(x *float32, n int, scale float32, th uint32, st *[8]uint64) {
+		drop512(x, n, scale, th, st, &dropConsts512)
+	})
+)
 
 //go:noescape
 func sceOut256(dst, base, x0, x1 *float32, mask *uint32, n int, w *[3]float64)
