@@ -109,7 +109,7 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 			return func(xs [][]float32, lo int) {
 				b, x := xs[0], xs[1]
 				rowsKL(f.kl[lo/f.cols:(lo+len(b))/f.cols], x, b, f.cols, ex)
-				f.keys(keys[lo:lo+len(b)], b, x, lo)
+				f.orderKeys(keys[lo:lo+len(b)], b, x, lo)
 			}, nil
 		}
 		h := new([1 << 16]uint32) // see orderStats on uint32 counts
@@ -379,9 +379,9 @@ var impHitsFast func(dst []uint32, b, x []float32, kl float32, bins *[4]uint32) 
 // dst (a multiple of 16) with one row's kl, and returns its length.
 var fusionApplyFast func(dst, b, x []float32, kl, th float32) int
 
-// keys sets dst to the order keys of the importances of b and x, entries
+// orderKeys sets dst to the order keys of the importances of b and x, entries
 // [lo, lo+len(b)) of the tensor.
-func (f *fusion) keys(dst []uint32, b, x []float32, lo int) {
+func (f *fusion) orderKeys(dst []uint32, b, x []float32, lo int) {
 	for j := 0; j < len(b); {
 		r := (lo + j) / f.cols
 		end := min(len(b), (r+1)*f.cols-lo)
