@@ -274,18 +274,19 @@ func BenchmarkFusionKL(b *testing.B) {
 }
 
 // BenchmarkElementwise times the elementwise merges' loops per entry on
-// a fine-tune's few-ulp moves of bf16 weights: ram's on two models,
-// ramplus_tl's counting pass, and nearswap's, with the assembly where the
+// a fine-tune's few-ulp moves of bf16 weights: ram's on two and three
+// models, ramplus_tl's counting pass on as many, and nearswap's, with the assembly where the
 // CPU has it and with the Go loops.
 func BenchmarkElementwise(b *testing.B) {
 	const n = 1 << 15
 	r := rng{s: 13}
-	base, x0, x1 := make([]float32, n), make([]float32, n), make([]float32, n)
+	base, x0, x1, x2 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
 	for i := range base {
 		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
 		base[i] = safetensors.BF16ToF32(w)
 		x0[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
 		x1[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
+		x2[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
 	}
 	dst := make([]float32, n)
 	loops := []struct {
@@ -294,6 +295,8 @@ func BenchmarkElementwise(b *testing.B) {
 	}{
 		{"ram", func() { ramChunk(dst, base, [][]float32{x0, x1}, 1e-5, nil) }},
 		{"ramcount", func() { ramCount(base, [][]float32{x0, x1}, 1e-5, make([]int64, 2), make([]int64, 2)) }},
+		{"ram3", func() { ramChunk(dst, base, [][]float32{x0, x1, x2}, 1e-5, nil) }},
+		{"ramcount3", func() { ramCount(base, [][]float32{x0, x1, x2}, 1e-5, make([]int64, 3), make([]int64, 3)) }},
 		{"nearswap", func() { nearSwap(dst, base, x0, 1e-3) }},
 	}
 	for _, l := range loops {

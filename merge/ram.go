@@ -76,8 +76,11 @@ func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int6
 		counts := make([]int64, 1<<len(xs))
 		key := ramEpsKey(eps)
 		j0 := 0
-		if len(xs) == 2 && ramCount2Fast != nil {
+		switch {
+		case len(xs) == 2 && ramCount2Fast != nil:
 			j0 = ramCount2Fast(counts, base, xs[0], xs[1], key)
+		case len(xs) <= ramMaxFast && ramCountNFast != nil:
+			j0 = ramCountNFast(counts, base, xs, key)
 		}
 		for j := j0; j < len(base); j++ {
 			b := base[j]
@@ -137,6 +140,18 @@ var ramPatternsOff bool
 // histogram; counts[0] is left alone).
 var ramCount2Fast func(counts []int64, base, x0, x1 []float32, key int64) int
 
+// ramMaxFast is the most models ramNFast and ramCountNFast take.
+const ramMaxFast = 4
+
+// ramNFast and ramCountNFast, when set (assembly), are ramChunk's pattern
+// loop and ramCount's pattern histogram on up to ramMaxFast models over a
+// prefix of base (a multiple of the kernel's width, which they return);
+// mul and div are the patterns' tables, zero past 1<<len(xs).
+var (
+	ramNFast      func(dst, base []float32, xs [][]float32, key int64, mul, div *[1 << ramMaxFast]float64) int
+	ramCountNFast func(counts []int64, base []float32, xs [][]float32, key int64) int
+)
+
 // ram2Fast, when set (assembly), is ramChunk's pattern loop on two models
 // over a prefix of dst (a multiple of the kernel's width, which it
 // returns), f[mask] the pattern's factor mul[mask]/div[mask].
@@ -181,11 +196,17 @@ func ramChunk(dst, base []float32, xs [][]float32, eps float32, lambda []float64
 		}
 		key := ramEpsKey(eps)
 		j0 := 0
-		if len(xs) == 2 && ram2Fast != nil {
+		switch {
+		case len(xs) == 2 && ram2Fast != nil:
 			// Two models: mul[mask]/div[mask] is a factor that s*mul/div
 			// rounds as (one of them is 1, or div is 2 and mul 1).
 			f := [4]float64{mul[0] / div[0], mul[1] / div[1], mul[2] / div[2], mul[3] / div[3]}
 			j0 = ram2Fast(dst, base, xs[0], xs[1], key, &f)
+		case len(xs) <= ramMaxFast && ramNFast != nil:
+			var m, d [1 << ramMaxFast]float64
+			copy(m[:], mul)
+			copy(d[:], div)
+			j0 = ramNFast(dst, base, xs, key, &m, &d)
 		}
 		for j := j0; j < len(base); j++ {
 			b := base[j]

@@ -152,6 +152,7 @@ func useSIMD(on bool) {
 		maxKeyFast = maxKeyFast512
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast512, impHitsFast512, fusionApplyFast512
 		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast512, ramCount2Fast512, nearSwapFast512
+		ramNFast, ramCountNFast = ramNFast512, ramCountNFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
 		collectFast, collectBF16Fast = collectFast256, collectBF16Fast256
@@ -163,6 +164,7 @@ func useSIMD(on bool) {
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
 		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast256, ramCount2Fast256, nearSwapFast256
+		ramNFast, ramCountNFast = nil, nil
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -173,6 +175,7 @@ func useSIMD(on bool) {
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = nil, nil, nil
 		ram2Fast, ramCount2Fast, nearSwapFast = nil, nil, nil
+		ramNFast, ramCountNFast = nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
 	// which have AVX2; each is set, or cleared, by its own pick.
@@ -994,6 +997,40 @@ func ramCount2x256(b, x0, x1 *float32, n int, key int32) (only0, only1, both int
 
 //go:noescape
 func nearSwap256(dst, b, x *float32, n int, t float64)
+
+//go:noescape
+func ramN512(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul, div *[16]float64)
+
+//go:noescape
+func ramCountN512(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)
+
+// ramNFast512 is ramNFast over the largest multiple of 8 entries.
+func ramNFast512(dst, base []float32, xs [][]float32, key int64, mul, div *[16]float64) int {
+	n := len(dst) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = base[n-1]
+	ptrs := ptrsOf(xs, 0, n)
+	ramN512(&dst[0], &base[0], &ptrs[0], len(xs), n, int32(key), mul, div) // key is in [-1, 2^31)
+	return n
+}
+
+// ramCountNFast512 is ramCountNFast over the largest multiple of 16
+// entries.
+func ramCountNFast512(counts []int64, base []float32, xs [][]float32, key int64) int {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0
+	}
+	var c [16]int64
+	ptrs := ptrsOf(xs, 0, n)
+	ramCountN512(&c, &base[0], &ptrs[0], len(xs), n, int32(key))
+	for p := range counts {
+		counts[p] += c[p]
+	}
+	return n
+}
 
 // ramWith, ramCountWith and nearSwapWith make ram2Fast, ramCount2Fast and
 // nearSwapFast over the largest multiple of lanes entries from their

@@ -3501,3 +3501,117 @@ drop512_loop:
 	JLT drop512_loop
 	VZEROUPPER
 	RET
+
+// func ramN512(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul, div *[16]float64)
+// ramChunk's pattern loop on up to four models (xs[:models]), eight
+// entries at a time (n a multiple of 8, at least 8): s = 0 + d0 + d1 + ...
+// in float64, in the models' order, of the deltas that take part, the
+// pattern (bit i where model i does) its index into mul and div (by
+// VPERMT2PD), and dst = float32(float64(b) + s*mul/div).
+TEXT ·ramN512(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ xs+16(FP), R11
+	MOVQ models+24(FP), R12
+	MOVQ n+32(FP), CX
+	MOVL key+40(FP), AX
+	VPBROADCASTD AX, Y10
+	MOVQ mul+48(FP), R9
+	VMOVUPD 0(R9), Z20
+	VMOVUPD 64(R9), Z21
+	MOVQ div+56(FP), R9
+	VMOVUPD 0(R9), Z22
+	VMOVUPD 64(R9), Z23
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Y12
+	MOVL $0x7f800001, AX
+	VPBROADCASTD AX, Y13
+	XORQ AX, AX
+ramn512_loop:
+	VPXORQ Z1, Z1, Z1             // s = +0
+	VPXORQ Z4, Z4, Z4             // the pattern
+	MOVQ $1, R14                  // its bit for model i
+	XORQ R13, R13                 // i
+ramn512_model:
+	MOVQ (R11)(R13*8), BX
+	VMOVUPS (BX)(AX*4), Y2
+	VSUBPS (SI)(AX*4), Y2, Y2     // d = x - b
+	RAMTAKES512(Y2, K1)
+	VMOVDQU32.Z Y2, K1, Y2
+	VCVTPS2PD Y2, Z2
+	VADDPD Z2, Z1, Z1             // s += d
+	VPBROADCASTQ R14, Z5
+	VPORQ Z5, Z4, K1, Z4
+	SHLQ $1, R14
+	INCQ R13
+	CMPQ R13, R12
+	JLT ramn512_model
+	VMOVAPD Z20, Z5
+	VPERMT2PD Z21, Z4, Z5         // mul[pattern]
+	VMOVAPD Z22, Z6
+	VPERMT2PD Z23, Z4, Z6         // div[pattern]
+	VMULPD Z5, Z1, Z1
+	VDIVPD Z6, Z1, Z1
+	VCVTPS2PD (SI)(AX*4), Z0
+	VADDPD Z1, Z0, Z0             // b + s*mul/div
+	VCVTPD2PS Z0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT ramn512_loop
+	VZEROUPPER
+	RET
+
+// func ramCountN512(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)
+// ramCount's pattern histogram on up to four models, sixteen entries at a
+// time (n a multiple of 16, at least 16): counts[p] gains the entries of
+// pattern p, for every p but 0.
+TEXT ·ramCountN512(SB), NOSPLIT, $0-44
+	MOVQ counts+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ xs+16(FP), R11
+	MOVQ models+24(FP), R12
+	MOVQ n+32(FP), CX
+	MOVL key+40(FP), AX
+	VPBROADCASTD AX, Z10
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z12
+	MOVL $0x7f800001, AX
+	VPBROADCASTD AX, Z13
+	MOVQ $1, R15
+	MOVQ R12, CX
+	SHLQ CX, R15                  // the patterns: 1 << models
+	MOVQ n+32(FP), CX
+	XORQ AX, AX
+ramcountn512_loop:
+	VPXORD Z4, Z4, Z4             // the pattern
+	MOVL $1, R14
+	XORQ R13, R13
+ramcountn512_model:
+	MOVQ (R11)(R13*8), BX
+	VMOVUPS (BX)(AX*4), Z2
+	VSUBPS (SI)(AX*4), Z2, Z2
+	VPANDD Z12, Z2, Z3
+	VPCMPGTD Z10, Z3, K1
+	VPCMPGTD Z3, Z13, K1, K1
+	VPBROADCASTD R14, Z5
+	VPORD Z5, Z4, K1, Z4
+	SHLL $1, R14
+	INCQ R13
+	CMPQ R13, R12
+	JLT ramcountn512_model
+	MOVL $1, R14                  // p
+ramcountn512_pattern:
+	VPBROADCASTD R14, Z5
+	VPCMPEQD Z5, Z4, K2
+	KMOVW K2, R9
+	POPCNTL R9, R9
+	ADDQ R9, (DI)(R14*8)
+	INCQ R14
+	CMPQ R14, R15
+	JLT ramcountn512_pattern
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT ramcountn512_loop
+	VZEROUPPER
+	RET
