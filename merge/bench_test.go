@@ -248,7 +248,9 @@ func BenchmarkMagPruneRow(b *testing.B) {
 
 // BenchmarkFusionKL times arcee_fusion's KL divergences of rows of 896
 // entries (a fine-tune's few-ulp moves of bf16 weights), per entry, with
-// the assembly where the CPU has it and with the Go loops.
+// the assembly where the CPU has it and with the Go loops; then its three
+// loops over the importances: their upper 16 bits' histogram, the keys in
+// three bins, the output.
 func BenchmarkFusionKL(b *testing.B) {
 	const rows, cols = 64, 896
 	r := rng{s: 9}
@@ -271,11 +273,39 @@ func BenchmarkFusionKL(b *testing.B) {
 			}
 		})
 	}
+	f := &fusion{cols: cols, kl: kl}
+	rowsKL(kl, x, base, cols, ex)
+	imp := make([]float32, len(x))
+	f.importance(imp, base, x, 0)
+	f.th = imp[len(imp)/3]
+	bins := [4]uint32{orderKey(imp[1]) >> 16, orderKey(imp[2]) >> 16, orderKey(imp[3]) >> 16, orderKey(imp[3]) >> 16}
+	h, top := new([1 << 16]uint32), make([]uint16, len(x))
+	keys, dst := make([]uint32, len(x)+15), make([]float32, len(x))
+	for _, l := range []struct {
+		name string
+		f    func()
+	}{
+		{"top", func() { f.countTop(h, top, base, x, 0) }},
+		{"bins", func() { f.collectBins(keys, &bins, base, x, 0) }},
+		{"apply", func() { f.apply(dst, base, x, 0) }},
+	} {
+		for _, simd := range []bool{true, false} {
+			b.Run(l.name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
+				useSIMD(simd)
+				defer useSIMD(true)
+				for b.Loop() {
+					l.f()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/entry")
+			})
+		}
+	}
 }
 
 // BenchmarkElementwise times the elementwise merges' loops per entry on
 // a fine-tune's few-ulp moves of bf16 weights: ram's on two and three
-// models, ramplus_tl's counting pass on as many, and nearswap's, with the assembly where the
+// models, ramplus_tl's counting pass on as many, nearswap's, and DARE's
+// random drops (with the copy they start from), with the assembly where the
 // CPU has it and with the Go loops.
 func BenchmarkElementwise(b *testing.B) {
 	const n = 1 << 15
@@ -298,6 +328,7 @@ func BenchmarkElementwise(b *testing.B) {
 		{"ram3", func() { ramChunk(dst, base, [][]float32{x0, x1, x2}, 1e-5, nil) }},
 		{"ramcount3", func() { ramCount(base, [][]float32{x0, x1, x2}, 1e-5, make([]int64, 3), make([]int64, 3)) }},
 		{"nearswap", func() { nearSwap(dst, base, x0, 1e-3) }},
+		{"dare-drop", func() { copy(dst, x0); dropRandom(dst, 0.3, 1/0.3, &rng{s: 7}) }},
 	}
 	for _, l := range loops {
 		for _, simd := range []bool{true, false} {
