@@ -151,6 +151,11 @@ func newFusion(ctx context.Context, vs []view, n, cols int, sc *scratchSet) (*fu
 	return f, nil
 }
 
+// maxListed is the most keys in the quantiles' bins a worker of
+// orderStats lists before it counts them in histograms (a variable for
+// the tests).
+var maxListed = 1 << 16
+
 // sortFusion is the most entries of a tensor whose arcee_fusion quantiles
 // are taken by sorting its importances' keys.
 const sortFusion = 1 << 12
@@ -495,17 +500,32 @@ func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []i
 			set = [4]uint32{bins[0], bins[0], bins[0], bins[0]}
 			copy(set[:], bins)
 		}
+		slot := func(k uint32) int { // the bin of a key collectBins returned
+			s := 0
+			for s < len(bins)-1 && k>>16 != bins[s] {
+				s++
+			}
+			return s
+		}
 		var mu sync.Mutex
 		err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
-			// uint32 counts: a worker sees fewer than 2^32 entries of a
-			// tensor of any size one can hold.
-			h := make([]*[1 << 16]uint32, nh)
-			for i := range h {
-				h[i] = new([1 << 16]uint32)
+			// Per worker, histograms of uint32 counts (it sees fewer than
+			// 2^32 entries of a tensor of any size one can hold); in the
+			// bins' pass, only once its keys outgrow a list: few entries
+			// fall in the quantiles' bins, and clearing and summing 65536
+			// counters per bin and worker of every tensor cost more than
+			// counting them.
+			var h []*[1 << 16]uint32
+			newHists := func() {
+				h = make([]*[1 << 16]uint32, nh)
+				for i := range h {
+					h[i] = new([1 << 16]uint32)
+				}
 			}
 			var top []uint16
-			var keys []uint32
+			var keys, listed []uint32
 			if bins == nil {
+				newHists()
 				top = bp.sc.u16(bp.size())
 			} else {
 				keys = bp.sc.u32(bp.size() + 15)[:bp.size()+15]
@@ -515,16 +535,25 @@ func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []i
 						f.countTop(h[0], top, xs[0], xs[1], lo)
 						return
 					}
-					for _, k := range f.collectBins(keys, &set, xs[0], xs[1], lo) {
-						for s, d := range bins {
-							if k>>16 == d {
-								h[s][k&0xffff]++
-							}
-						}
+					ks := f.collectBins(keys, &set, xs[0], xs[1], lo)
+					if h == nil && len(listed)+len(ks) <= maxListed {
+						listed = append(listed, ks...)
+						return
+					}
+					if h == nil {
+						newHists()
+						ks = append(listed, ks...)
+						listed = nil
+					}
+					for _, k := range ks {
+						h[slot(k)][k&0xffff]++
 					}
 				}, func() {
 					mu.Lock()
 					defer mu.Unlock()
+					for _, k := range listed {
+						total[slot(k)][k&0xffff]++
+					}
 					for i := range h {
 						for b, c := range h[i] {
 							total[i][b] += int64(c)

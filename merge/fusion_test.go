@@ -124,15 +124,21 @@ func TestFusionOrderStats(t *testing.T) {
 	ranks := []int64{0, 1, n / 4, n / 2, 3 * n / 4, n - 2, n - 1}
 	var sc scratchSet
 	defer sc.release()
-	bp := newBlockPlan(len(x), cols)
-	bp.sc = &sc
-	got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, nil, ranks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range ranks {
-		if math.Float32bits(got[i]) != math.Float32bits(s[r]) {
-			t.Errorf("rank %d: %v, want %v", r, got[i], s[r])
+	// Blocks of four rows, so that each worker takes several.
+	bp := blockPlan{n: len(x), rowLen: cols, rowsPer: 4, nBlocks: rows / 4, sc: &sc}
+	// Workers list the keys in the bins, or count them in histograms
+	// from the first block on, or switch from one to the other.
+	defer func(m int) { maxListed = m }(maxListed)
+	for _, listed := range []int{1 << 30, 0, 300, 1500} {
+		maxListed = listed
+		got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, nil, ranks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range ranks {
+			if math.Float32bits(got[i]) != math.Float32bits(s[r]) {
+				t.Errorf("listing up to %d keys: rank %d: %v, want %v", listed, r, got[i], s[r])
+			}
 		}
 	}
 }
