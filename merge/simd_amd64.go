@@ -164,7 +164,7 @@ func useSIMD(on bool) {
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
 		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast256, ramCount2Fast256, nearSwapFast256
-		ramNFast, ramCountNFast = nil, nil
+		ramNFast, ramCountNFast = ramNFast256, ramCountNFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
 		collectFast, collectBF16Fast = nil, nil
@@ -1004,33 +1004,47 @@ func ramN512(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul,
 //go:noescape
 func ramCountN512(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)
 
-// ramNFast512 is ramNFast over the largest multiple of 8 entries.
-func ramNFast512(dst, base []float32, xs [][]float32, key int64, mul, div *[16]float64) int {
-	n := len(dst) &^ 7
-	if n == 0 {
-		return 0
+//go:noescape
+func ramN256(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul, div *[16]float64)
+
+//go:noescape
+func ramCountN256(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)
+
+// ramNWith and ramCountNWith make ramNFast and ramCountNFast over the
+// largest multiple of lanes entries from their kernels.
+func ramNWith(lanes int, kernel func(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul, div *[16]float64)) func([]float32, []float32, [][]float32, int64, *[16]float64, *[16]float64) int {
+	return func(dst, base []float32, xs [][]float32, key int64, mul, div *[16]float64) int {
+		n := len(dst) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		_ = base[n-1]
+		ptrs := ptrsOf(xs, 0, n)
+		kernel(&dst[0], &base[0], &ptrs[0], len(xs), n, int32(key), mul, div) // key is in [-1, 2^31)
+		return n
 	}
-	_ = base[n-1]
-	ptrs := ptrsOf(xs, 0, n)
-	ramN512(&dst[0], &base[0], &ptrs[0], len(xs), n, int32(key), mul, div) // key is in [-1, 2^31)
-	return n
 }
 
-// ramCountNFast512 is ramCountNFast over the largest multiple of 16
-// entries.
-func ramCountNFast512(counts []int64, base []float32, xs [][]float32, key int64) int {
-	n := len(base) &^ 15
-	if n == 0 {
-		return 0
+func ramCountNWith(lanes int, kernel func(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)) func([]int64, []float32, [][]float32, int64) int {
+	return func(counts []int64, base []float32, xs [][]float32, key int64) int {
+		n := len(base) &^ (lanes - 1)
+		if n == 0 {
+			return 0
+		}
+		var c [16]int64
+		ptrs := ptrsOf(xs, 0, n)
+		kernel(&c, &base[0], &ptrs[0], len(xs), n, int32(key))
+		for p := range counts {
+			counts[p] += c[p]
+		}
+		return n
 	}
-	var c [16]int64
-	ptrs := ptrsOf(xs, 0, n)
-	ramCountN512(&c, &base[0], &ptrs[0], len(xs), n, int32(key))
-	for p := range counts {
-		counts[p] += c[p]
-	}
-	return n
 }
+
+var (
+	ramNFast512, ramCountNFast512 = ramNWith(8, ramN512), ramCountNWith(16, ramCountN512)
+	ramNFast256, ramCountNFast256 = ramNWith(4, ramN256), ramCountNWith(8, ramCountN256)
+)
 
 // ramWith, ramCountWith and nearSwapWith make ram2Fast, ramCount2Fast and
 // nearSwapFast over the largest multiple of lanes entries from their

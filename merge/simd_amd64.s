@@ -3615,3 +3615,117 @@ ramcountn512_pattern:
 	JLT ramcountn512_loop
 	VZEROUPPER
 	RET
+
+// func ramN256(dst, b *float32, xs *unsafe.Pointer, models, n int, key int32, mul, div *[16]float64)
+// ramN512 for AVX2, four entries at a time (n a multiple of 4, at least
+// 4): the pattern's mul and div gathered from their tables (VGATHERDPD).
+TEXT ·ramN256(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ xs+16(FP), R11
+	MOVQ models+24(FP), R12
+	MOVQ n+32(FP), CX
+	MOVL key+40(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, X10
+	MOVQ mul+48(FP), R9
+	MOVQ div+56(FP), R10
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, X12
+	MOVL $0x7f800001, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, X13
+	XORQ AX, AX
+ramn256_loop:
+	VXORPD Y1, Y1, Y1             // s = +0
+	VPXOR X4, X4, X4              // the pattern
+	MOVL $1, R14                  // its bit for model i
+	XORQ R13, R13                 // i
+ramn256_model:
+	MOVQ (R11)(R13*8), BX
+	VMOVUPS (BX)(AX*4), X2
+	VSUBPS (SI)(AX*4), X2, X2     // d = x - b
+	RAMTAKES256(X2, X5, X3, X10, X12, X13)
+	VPAND X5, X2, X2
+	VCVTPS2PD X2, Y2
+	VADDPD Y2, Y1, Y1             // s += d
+	VMOVD R14, X6
+	VPBROADCASTD X6, X6
+	VPAND X5, X6, X6
+	VPOR X6, X4, X4
+	SHLL $1, R14
+	INCQ R13
+	CMPQ R13, R12
+	JLT ramn256_model
+	VPCMPEQD Y7, Y7, Y7
+	VGATHERDPD Y7, (R9)(X4*8), Y5 // mul[pattern]
+	VPCMPEQD Y7, Y7, Y7
+	VGATHERDPD Y7, (R10)(X4*8), Y6 // div[pattern]
+	VMULPD Y5, Y1, Y1
+	VDIVPD Y6, Y1, Y1
+	VCVTPS2PD (SI)(AX*4), Y0
+	VADDPD Y1, Y0, Y0             // b + s*mul/div
+	VCVTPD2PSY Y0, X0
+	VMOVUPS X0, (DI)(AX*4)
+	ADDQ $4, AX
+	CMPQ AX, CX
+	JLT ramn256_loop
+	VZEROUPPER
+	RET
+
+// func ramCountN256(counts *[16]int64, b *float32, xs *unsafe.Pointer, models, n int, key int32)
+// ramCountN512 for AVX2, eight entries at a time (n a multiple of 8, at
+// least 8).
+TEXT ·ramCountN256(SB), NOSPLIT, $0-44
+	MOVQ counts+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ xs+16(FP), R11
+	MOVQ models+24(FP), R12
+	MOVL key+40(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x7f800001, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	MOVQ $1, R15
+	MOVQ R12, CX
+	SHLQ CX, R15                  // the patterns: 1 << models
+	MOVQ n+32(FP), CX
+	XORQ AX, AX
+ramcountn256_loop:
+	VPXOR Y4, Y4, Y4              // the pattern
+	MOVL $1, R14
+	XORQ R13, R13
+ramcountn256_model:
+	MOVQ (R11)(R13*8), BX
+	VMOVUPS (BX)(AX*4), Y2
+	VSUBPS (SI)(AX*4), Y2, Y2
+	RAMTAKES256(Y2, Y5, Y3, Y10, Y12, Y13)
+	VMOVD R14, X6
+	VPBROADCASTD X6, Y6
+	VPAND Y5, Y6, Y6
+	VPOR Y6, Y4, Y4
+	SHLL $1, R14
+	INCQ R13
+	CMPQ R13, R12
+	JLT ramcountn256_model
+	MOVL $1, R14                  // p
+ramcountn256_pattern:
+	VMOVD R14, X6
+	VPBROADCASTD X6, Y6
+	VPCMPEQD Y6, Y4, Y6
+	VMOVMSKPS Y6, R9
+	POPCNTL R9, R9
+	ADDQ R9, (DI)(R14*8)
+	INCQ R14
+	CMPQ R14, R15
+	JLT ramcountn256_pattern
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT ramcountn256_loop
+	VZEROUPPER
+	RET
