@@ -79,7 +79,7 @@ func ramCount(base []float32, xs [][]float32, eps float32, shared, unique []int6
 		switch {
 		case len(xs) == 2 && ramCount2Fast != nil:
 			j0 = ramCount2Fast(counts, base, xs[0], xs[1], key)
-		case len(xs) <= ramMaxFast && ramCountNFast != nil:
+		case len(xs) >= 1 && len(xs) <= ramMaxFast && ramCountNFast != nil:
 			j0 = ramCountNFast(counts, base, xs, key)
 		}
 		for j := j0; j < len(base); j++ {
@@ -144,7 +144,8 @@ var ramCount2Fast func(counts []int64, base, x0, x1 []float32, key int64) int
 const ramMaxFast = 4
 
 // ramNFast and ramCountNFast, when set (assembly), are ramChunk's pattern
-// loop and ramCount's pattern histogram on up to ramMaxFast models over a
+// loop and ramCount's pattern histogram on one to ramMaxFast models (they
+// read model 0 before they test the count) over a
 // prefix of base (a multiple of the kernel's width, which they return);
 // mul and div are the patterns' tables, zero past 1<<len(xs).
 var (
@@ -202,7 +203,7 @@ func ramChunk(dst, base []float32, xs [][]float32, eps float32, lambda []float64
 			// rounds as (one of them is 1, or div is 2 and mul 1).
 			f := [4]float64{mul[0] / div[0], mul[1] / div[1], mul[2] / div[2], mul[3] / div[3]}
 			j0 = ram2Fast(dst, base, xs[0], xs[1], key, &f)
-		case len(xs) <= ramMaxFast && ramNFast != nil:
+		case len(xs) >= 1 && len(xs) <= ramMaxFast && ramNFast != nil:
 			var m, d [1 << ramMaxFast]float64
 			copy(m[:], mul)
 			copy(d[:], div)

@@ -206,3 +206,21 @@ func TestNearSwapKernelMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestRAMNoModel: with no model, ram and ramplus_tl leave the base, on
+// enough entries for the kernels (which read model 0 first) to run.
+func TestRAMNoModel(t *testing.T) {
+	base := make([]float32, 100)
+	for j := range base {
+		base[j] = float32(j) - 49.5
+	}
+	for _, o := range []RAMOptions{{Epsilon: 1e-5}, {Epsilon: 1e-5, Plus: true, R: 0.5, Alpha: 0.2}} {
+		dst := make([]float32, len(base))
+		if err := RAM(dst, base, nil, o); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(dst, base) {
+			t.Errorf("plus %v: %v, want the base", o.Plus, dst)
+		}
+	}
+}
