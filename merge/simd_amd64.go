@@ -151,7 +151,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast512), pick(cpu.X86.HasFMA, klTermsFast512)
 		maxKeyFast = maxKeyFast512
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast512, impHitsFast512, fusionApplyFast512
-		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast512, ramCount2Fast512, nearSwapFast512
+		ram2Fast, nearSwapFast = ram2Fast512, nearSwapFast512
 		ramNFast, ramCountNFast = ramNFast512, ramCountNFast512
 	case on && hasAVX2:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Fast256, sumFast256, combineSum256, bandSum256
@@ -163,7 +163,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = pick(cpu.X86.HasFMA, expFast256), pick(cpu.X86.HasFMA, klTermsFast256)
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = impTopFast256, impHitsFast256, fusionApplyFast256
-		ram2Fast, ramCount2Fast, nearSwapFast = ram2Fast256, ramCount2Fast256, nearSwapFast256
+		ram2Fast, nearSwapFast = ram2Fast256, nearSwapFast256
 		ramNFast, ramCountNFast = ramNFast256, ramCountNFast256
 	default:
 		narrowBF16, sumFast, combineSumFast, bandSumFast = narrowBF16Go, nil, nil, nil
@@ -174,7 +174,7 @@ func useSIMD(on bool) {
 		expFast, klTermsFast = nil, nil
 		maxKeyFast = nil
 		impTopFast, impHitsFast, fusionApplyFast = nil, nil, nil
-		ram2Fast, ramCount2Fast, nearSwapFast = nil, nil, nil
+		ram2Fast, nearSwapFast = nil, nil
 		ramNFast, ramCountNFast = nil, nil
 	}
 	// The kernels that exist in AVX2 only run on AVX-512 machines too,
@@ -984,16 +984,10 @@ var (
 func ram2x512(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
 
 //go:noescape
-func ramCount2x512(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
-
-//go:noescape
 func nearSwap512(dst, b, x *float32, n int, t float64)
 
 //go:noescape
 func ram2x256(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
-
-//go:noescape
-func ramCount2x256(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
 
 //go:noescape
 func nearSwap256(dst, b, x *float32, n int, t float64)
@@ -1046,9 +1040,8 @@ var (
 	ramNFast256, ramCountNFast256 = ramNWith(4, ramN256), ramCountNWith(8, ramCountN256)
 )
 
-// ramWith, ramCountWith and nearSwapWith make ram2Fast, ramCount2Fast and
-// nearSwapFast over the largest multiple of lanes entries from their
-// kernels.
+// ramWith and nearSwapWith make ram2Fast and nearSwapFast over the
+// largest multiple of lanes entries from their kernels.
 func ramWith(lanes int, kernel func(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)) func([]float32, []float32, []float32, []float32, int64, *[4]float64) int {
 	return func(dst, base, x0, x1 []float32, key int64, f *[4]float64) int {
 		n := len(dst) &^ (lanes - 1)
@@ -1057,21 +1050,6 @@ func ramWith(lanes int, kernel func(dst, b, x0, x1 *float32, n int, key int32, f
 		}
 		_, _, _ = base[n-1], x0[n-1], x1[n-1]
 		kernel(&dst[0], &base[0], &x0[0], &x1[0], n, int32(key), f) // key is in [-1, 2^31)
-		return n
-	}
-}
-
-func ramCountWith(lanes int, kernel func(b, x0, x1 *float32, n int, key int32) (int, int, int)) func([]int64, []float32, []float32, []float32, int64) int {
-	return func(counts []int64, base, x0, x1 []float32, key int64) int {
-		n := len(base) &^ (lanes - 1)
-		if n == 0 {
-			return 0
-		}
-		_, _, _ = counts[3], x0[n-1], x1[n-1]
-		only0, only1, both := kernel(&base[0], &x0[0], &x1[0], n, int32(key))
-		counts[1] += int64(only0)
-		counts[2] += int64(only1)
-		counts[3] += int64(both)
 		return n
 	}
 }
@@ -1089,8 +1067,8 @@ func nearSwapWith(lanes int, kernel func(dst, b, x *float32, n int, t float64)) 
 }
 
 var (
-	ram2Fast512, ramCount2Fast512, nearSwapFast512 = ramWith(8, ram2x512), ramCountWith(16, ramCount2x512), nearSwapWith(8, nearSwap512)
-	ram2Fast256, ramCount2Fast256, nearSwapFast256 = ramWith(4, ram2x256), ramCountWith(8, ramCount2x256), nearSwapWith(4, nearSwap256)
+	ram2Fast512, nearSwapFast512 = ramWith(8, ram2x512), nearSwapWith(8, nearSwap512)
+	ram2Fast256, nearSwapFast256 = ramWith(4, ram2x256), nearSwapWith(4, nearSwap256)
 )
 
 // dotFast256 runs dot256 over the largest multiple of 4 entries of x.

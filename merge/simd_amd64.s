@@ -3144,6 +3144,26 @@ fapply256_loop:
 	VZEROUPPER
 	RET
 
+// RAMCONSTS512 and RAMCONSTS256 broadcast the RAM kernels' constants:
+// the key (from AX) to Z10 or Y10, the abs mask to Z12 or Y12, and
+// 0x7f800001 (the least NaN's magnitude bits) to Z13 or Y13.
+#define RAMCONSTS512 \
+	VPBROADCASTD AX, Z10; \
+	MOVL $0x7fffffff, AX; \
+	VPBROADCASTD AX, Z12; \
+	MOVL $0x7f800001, AX; \
+	VPBROADCASTD AX, Z13
+
+#define RAMCONSTS256 \
+	VMOVD AX, X10; \
+	VPBROADCASTD X10, Y10; \
+	MOVL $0x7fffffff, AX; \
+	VMOVD AX, X12; \
+	VPBROADCASTD X12, Y12; \
+	MOVL $0x7f800001, AX; \
+	VMOVD AX, X13; \
+	VPBROADCASTD X13, Y13
+
 // RAMTAKES512 sets K1 to the lanes of Y1 (eight deltas) whose magnitude
 // bits are above the key (Y10) and not a NaN's (below Y13 = 0x7f800001),
 // ramChunk's takesPart; Y12 holds the abs mask, Y3 is clobbered.
@@ -3166,13 +3186,9 @@ TEXT ·ram2x512(SB), NOSPLIT, $0-56
 	MOVQ x1+24(FP), R8
 	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
-	VPBROADCASTD AX, Y10
+	RAMCONSTS512
 	MOVQ f+48(FP), R9
 	VBROADCASTF64X4 (R9), Z11     // the factors, twice
-	MOVL $0x7fffffff, AX
-	VPBROADCASTD AX, Y12
-	MOVL $0x7f800001, AX
-	VPBROADCASTD AX, Y13
 	MOVQ $1, AX
 	VPBROADCASTQ AX, Z14
 	MOVQ $2, AX
@@ -3203,57 +3219,6 @@ ram2x512_loop:
 	ADDQ $8, AX
 	CMPQ AX, CX
 	JLT ram2x512_loop
-	VZEROUPPER
-	RET
-
-// func ramCount2x512(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
-// ramCount on two models, sixteen entries at a time (n a multiple of 16,
-// at least 16): the entries where model 0 alone takes part, model 1
-// alone, and both.
-TEXT ·ramCount2x512(SB), NOSPLIT, $0-64
-	MOVQ b+0(FP), SI
-	MOVQ x0+8(FP), DX
-	MOVQ x1+16(FP), R8
-	MOVQ n+24(FP), CX
-	MOVL key+32(FP), AX
-	VPBROADCASTD AX, Z10
-	MOVL $0x7fffffff, AX
-	VPBROADCASTD AX, Z12
-	MOVL $0x7f800001, AX
-	VPBROADCASTD AX, Z13
-	XORQ AX, AX
-	XORQ R11, R11
-	XORQ R12, R12
-	XORQ R13, R13
-ramcount2x512_loop:
-	VMOVUPS (DX)(AX*4), Z1
-	VSUBPS (SI)(AX*4), Z1, Z1
-	VMOVUPS (R8)(AX*4), Z2
-	VSUBPS (SI)(AX*4), Z2, Z2
-	VPANDD Z12, Z1, Z3
-	VPCMPGTD Z10, Z3, K1
-	VPCMPGTD Z3, Z13, K1, K1
-	VPANDD Z12, Z2, Z3
-	VPCMPGTD Z10, Z3, K2
-	VPCMPGTD Z3, Z13, K2, K2
-	KANDNW K2, K1, K3             // model 1 alone
-	KMOVW K3, R9
-	POPCNTL R9, R9
-	ADDQ R9, R12
-	KANDNW K1, K2, K3             // model 0 alone
-	KMOVW K3, R9
-	POPCNTL R9, R9
-	ADDQ R9, R11
-	KANDW K1, K2, K3              // both
-	KMOVW K3, R9
-	POPCNTL R9, R9
-	ADDQ R9, R13
-	ADDQ $16, AX
-	CMPQ AX, CX
-	JLT ramcount2x512_loop
-	MOVQ R11, only0+40(FP)
-	MOVQ R12, only1+48(FP)
-	MOVQ R13, both+56(FP)
 	VZEROUPPER
 	RET
 
@@ -3322,19 +3287,12 @@ TEXT ·ram2x256(SB), NOSPLIT, $0-56
 	MOVQ x1+24(FP), R8
 	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, X10
+	RAMCONSTS256
 	MOVQ f+48(FP), R9
 	VBROADCASTSD 0(R9), Y6
 	VBROADCASTSD 8(R9), Y7
 	VBROADCASTSD 16(R9), Y8
 	VBROADCASTSD 24(R9), Y9
-	MOVL $0x7fffffff, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, X12
-	MOVL $0x7f800001, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	VXORPD Y14, Y14, Y14          // +0
 	XORQ AX, AX
 ram2x256_loop:
@@ -3363,55 +3321,6 @@ ram2x256_loop:
 	ADDQ $4, AX
 	CMPQ AX, CX
 	JLT ram2x256_loop
-	VZEROUPPER
-	RET
-
-// func ramCount2x256(b, x0, x1 *float32, n int, key int32) (only0, only1, both int)
-// ramCount2x512 for AVX2, eight entries at a time (n a multiple of 8, at
-// least 8).
-TEXT ·ramCount2x256(SB), NOSPLIT, $0-64
-	MOVQ b+0(FP), SI
-	MOVQ x0+8(FP), DX
-	MOVQ x1+16(FP), R8
-	MOVQ n+24(FP), CX
-	MOVL key+32(FP), AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	MOVL $0x7fffffff, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, Y12
-	MOVL $0x7f800001, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
-	XORQ AX, AX
-	XORQ R11, R11
-	XORQ R12, R12
-	XORQ R13, R13
-ramcount2x256_loop:
-	VMOVUPS (DX)(AX*4), Y1
-	VSUBPS (SI)(AX*4), Y1, Y1
-	VMOVUPS (R8)(AX*4), Y2
-	VSUBPS (SI)(AX*4), Y2, Y2
-	RAMTAKES256(Y1, Y4, Y3, Y10, Y12, Y13)
-	RAMTAKES256(Y2, Y5, Y3, Y10, Y12, Y13)
-	VMOVMSKPS Y4, R9
-	VMOVMSKPS Y5, R10
-	MOVL R9, BX
-	ANDL R10, BX                  // both
-	POPCNTL BX, BX
-	ADDQ BX, R13
-	POPCNTL R9, R9                // model 0: alone and both
-	ADDQ R9, R11
-	POPCNTL R10, R10              // model 1
-	ADDQ R10, R12
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT ramcount2x256_loop
-	SUBQ R13, R11                 // alone: less both
-	SUBQ R13, R12
-	MOVQ R11, only0+40(FP)
-	MOVQ R12, only1+48(FP)
-	MOVQ R13, both+56(FP)
 	VZEROUPPER
 	RET
 
@@ -3515,17 +3424,13 @@ TEXT ·ramN512(SB), NOSPLIT, $0-64
 	MOVQ models+24(FP), R12
 	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
-	VPBROADCASTD AX, Y10
+	RAMCONSTS512
 	MOVQ mul+48(FP), R9
 	VMOVUPD 0(R9), Z20
 	VMOVUPD 64(R9), Z21
 	MOVQ div+56(FP), R9
 	VMOVUPD 0(R9), Z22
 	VMOVUPD 64(R9), Z23
-	MOVL $0x7fffffff, AX
-	VPBROADCASTD AX, Y12
-	MOVL $0x7f800001, AX
-	VPBROADCASTD AX, Y13
 	XORQ AX, AX
 ramn512_loop:
 	VPXORQ Z1, Z1, Z1             // s = +0
@@ -3573,11 +3478,7 @@ TEXT ·ramCountN512(SB), NOSPLIT, $0-44
 	MOVQ models+24(FP), R12
 	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
-	VPBROADCASTD AX, Z10
-	MOVL $0x7fffffff, AX
-	VPBROADCASTD AX, Z12
-	MOVL $0x7f800001, AX
-	VPBROADCASTD AX, Z13
+	RAMCONSTS512
 	MOVQ $1, R15
 	MOVQ R12, CX
 	SHLQ CX, R15                  // the patterns: 1 << models
@@ -3626,16 +3527,9 @@ TEXT ·ramN256(SB), NOSPLIT, $0-64
 	MOVQ models+24(FP), R12
 	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, X10
+	RAMCONSTS256
 	MOVQ mul+48(FP), R9
 	MOVQ div+56(FP), R10
-	MOVL $0x7fffffff, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, X12
-	MOVL $0x7f800001, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	XORQ AX, AX
 ramn256_loop:
 	VXORPD Y1, Y1, Y1             // s = +0
@@ -3683,14 +3577,7 @@ TEXT ·ramCountN256(SB), NOSPLIT, $0-44
 	MOVQ xs+16(FP), R11
 	MOVQ models+24(FP), R12
 	MOVL key+40(FP), AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	MOVL $0x7fffffff, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, Y12
-	MOVL $0x7f800001, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
+	RAMCONSTS256
 	MOVQ $1, R15
 	MOVQ R12, CX
 	SHLQ CX, R15                  // the patterns: 1 << models
