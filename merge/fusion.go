@@ -177,7 +177,7 @@ func klRows(cols int) int {
 // their exponentials (2*cols*klRows(cols) entries).
 func rowsKL(kl []float32, x, b []float32, cols int, ex []float64) {
 	r := 0
-	if klRows(cols) == 4 && len(ex) >= 8*cols {
+	if len(ex) >= 8*cols { // room for four rows: klRows(cols) is 4
 		for ; r+4 <= len(kl); r += 4 {
 			var s [8]float64
 			for i := range 4 {
@@ -480,26 +480,21 @@ func fromOrderKey(k uint32) float32 {
 }
 
 // orderStats returns the importances at the given 0-based ranks of their
-// ascending order: two radix passes of 16 bits over the order keys,
-// shared by all ranks, on all cores. hi, when not nil, is the first
-// pass's histogram (of the keys' upper 16 bits), which newFusion counts
-// with the KL divergences.
+// ascending order: the second of two radix passes of 16 bits over the
+// order keys, shared by all ranks, on all cores. hi is the first pass's
+// histogram (of the keys' upper 16 bits), which newFusion counts with the
+// KL divergences.
 func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []int64, ranks []int64) ([]float32, error) {
-	// pass runs over the importances' keys and returns histograms of 1<<16
-	// bins: with bins nil, one of the keys' upper 16 bits; else one per bin
-	// b of bins (at most 4), of the lower 16 bits of the keys whose upper
-	// 16 are b.
+	// pass runs over the importances' keys and returns a histogram of
+	// 1<<16 bins per bin b of bins (one to four), of the lower 16 bits of
+	// the keys whose upper 16 are b.
 	pass := func(bins []uint32) ([][]int64, error) {
-		nh := max(1, len(bins))
-		total := make([][]int64, nh)
+		total := make([][]int64, len(bins))
 		for i := range total {
 			total[i] = make([]int64, 1<<16)
 		}
-		var set [4]uint32 // bins, the first repeated in the slots past them
-		if len(bins) > 0 {
-			set = [4]uint32{bins[0], bins[0], bins[0], bins[0]}
-			copy(set[:], bins)
-		}
+		set := [4]uint32{bins[0], bins[0], bins[0], bins[0]} // bins, the first repeated in the slots past them
+		copy(set[:], bins)
 		slot := func(k uint32) int { // the bin of a key collectBins returned
 			s := 0
 			for s < len(bins)-1 && k>>16 != bins[s] {
@@ -510,38 +505,24 @@ func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []i
 		var mu sync.Mutex
 		err := eachBlock(ctx, bp, vs, func() (func([][]float32, int), func()) {
 			// Per worker, histograms of uint32 counts (it sees fewer than
-			// 2^32 entries of a tensor of any size one can hold); in the
-			// bins' pass, only once its keys outgrow a list: few entries
-			// fall in the quantiles' bins, and clearing and summing 65536
-			// counters per bin and worker of every tensor cost more than
-			// counting them.
+			// 2^32 entries of a tensor of any size one can hold), but only
+			// once its keys outgrow a list: few entries fall in the
+			// quantiles' bins, and clearing and summing 65536 counters per
+			// bin and worker of every tensor cost more than counting them.
 			var h []*[1 << 16]uint32
-			newHists := func() {
-				h = make([]*[1 << 16]uint32, nh)
-				for i := range h {
-					h[i] = new([1 << 16]uint32)
-				}
-			}
-			var top []uint16
-			var keys, listed []uint32
-			if bins == nil {
-				newHists()
-				top = bp.sc.u16(bp.size())
-			} else {
-				keys = bp.sc.u32(bp.size() + 15)[:bp.size()+15]
-			}
+			keys := bp.sc.u32(bp.size() + 15)[:bp.size()+15]
+			var listed []uint32
 			return func(xs [][]float32, lo int) {
-					if bins == nil {
-						f.countTop(h[0], top, xs[0], xs[1], lo)
-						return
-					}
 					ks := f.collectBins(keys, &set, xs[0], xs[1], lo)
 					if h == nil && len(listed)+len(ks) <= maxListed {
 						listed = append(listed, ks...)
 						return
 					}
 					if h == nil {
-						newHists()
+						h = make([]*[1 << 16]uint32, len(bins))
+						for i := range h {
+							h[i] = new([1 << 16]uint32)
+						}
 						ks = append(listed, ks...)
 						listed = nil
 					}
@@ -565,13 +546,6 @@ func (f *fusion) orderStats(ctx context.Context, bp blockPlan, vs []view, hi []i
 	}
 	// The bin of the upper 16 bits of each rank's key, and its rank
 	// within that bin.
-	if hi == nil {
-		h, err := pass(nil)
-		if err != nil {
-			return nil, err
-		}
-		hi = h[0]
-	}
 	bins := make([]uint32, len(ranks))
 	within := make([]int64, len(ranks))
 	for i, r := range ranks {

@@ -121,6 +121,10 @@ func TestFusionOrderStats(t *testing.T) {
 	s := slices.Clone(imp)
 	slices.SortFunc(s, func(a, b float32) int { return int(int64(orderKey(a)) - int64(orderKey(b))) })
 	n := int64(len(s))
+	hi := make([]int64, 1<<16) // the first pass's histogram, which newFusion counts
+	for _, v := range imp {
+		hi[orderKey(v)>>16]++
+	}
 	ranks := []int64{0, 1, n / 4, n / 2, 3 * n / 4, n - 2, n - 1}
 	var sc scratchSet
 	defer sc.release()
@@ -131,7 +135,7 @@ func TestFusionOrderStats(t *testing.T) {
 	defer func(m int) { maxListed = m }(maxListed)
 	for _, listed := range []int{1 << 30, 0, 300, 1500} {
 		maxListed = listed
-		got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, nil, ranks)
+		got, err := f.orderStats(context.Background(), bp, []view{{dt: safetensors.F32, f32: base}, {dt: safetensors.F32, f32: x}}, hi, ranks)
 		if err != nil {
 			t.Fatal(err)
 		}
