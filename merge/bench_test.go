@@ -253,13 +253,8 @@ func BenchmarkMagPruneRow(b *testing.B) {
 // three bins, the output.
 func BenchmarkFusionKL(b *testing.B) {
 	const rows, cols = 64, 896
-	r := rng{s: 9}
-	x, base := make([]float32, rows*cols), make([]float32, rows*cols)
-	for i := range x {
-		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
-		base[i] = safetensors.BF16ToF32(w)
-		x[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
-	}
+	base, xs := fineTunedBF16(rows*cols, 1, 9)
+	x := xs[0]
 	kl := make([]float32, rows)
 	ex := make([]float64, 2*cols*klRows(cols))
 	for _, simd := range []bool{true, false} {
@@ -281,24 +276,42 @@ func BenchmarkFusionKL(b *testing.B) {
 	bins := [4]uint32{orderKey(imp[1]) >> 16, orderKey(imp[2]) >> 16, orderKey(imp[3]) >> 16, orderKey(imp[3]) >> 16}
 	h, top := new([1 << 16]uint32), make([]uint16, len(x))
 	keys, dst := make([]uint32, len(x)+15), make([]float32, len(x))
-	for _, l := range []struct {
-		name string
-		f    func()
-	}{
-		{"top", func() { f.countTop(h, top, base, x, 0) }},
-		{"bins", func() { f.collectBins(keys, &bins, base, x, 0) }},
-		{"apply", func() { f.apply(dst, base, x, 0) }},
-	} {
-		for _, simd := range []bool{true, false} {
-			b.Run(l.name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
-				useSIMD(simd)
-				defer useSIMD(true)
-				for b.Loop() {
-					l.f()
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/entry")
-			})
+	benchBothPaths(b, "top", len(x), func() { f.countTop(h, top, base, x, 0) })
+	benchBothPaths(b, "bins", len(x), func() { f.collectBins(keys, &bins, base, x, 0) })
+	benchBothPaths(b, "apply", len(x), func() { f.apply(dst, base, x, 0) })
+}
+
+// fineTunedBF16 returns n bfloat16 weights (widened) and models of them
+// that a fine-tune moved by -4 to 4 ulps each, from seed.
+func fineTunedBF16(n, models int, seed uint64) (base []float32, xs [][]float32) {
+	r := rng{s: seed}
+	base, xs = make([]float32, n), make([][]float32, models)
+	for i := range xs {
+		xs[i] = make([]float32, n)
+	}
+	for j := range base {
+		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
+		base[j] = safetensors.BF16ToF32(w)
+		for _, x := range xs {
+			x[j] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
 		}
+	}
+	return base, xs
+}
+
+// benchBothPaths runs f as sub-benchmarks name/simd (with the assembly
+// where the CPU has it) and name/go (the Go loops), reporting the time
+// per entry of the entries f takes.
+func benchBothPaths(b *testing.B, name string, entries int, f func()) {
+	for _, simd := range []bool{true, false} {
+		b.Run(name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
+			useSIMD(simd)
+			defer useSIMD(true)
+			for b.Loop() {
+				f()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*entries), "ns/entry")
+		})
 	}
 }
 
@@ -309,15 +322,8 @@ func BenchmarkFusionKL(b *testing.B) {
 // CPU has it and with the Go loops.
 func BenchmarkElementwise(b *testing.B) {
 	const n = 1 << 15
-	r := rng{s: 13}
-	base, x0, x1, x2 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
-	for i := range base {
-		w := safetensors.F32ToBF16(float32(r.float64()*2-1) * 0.03)
-		base[i] = safetensors.BF16ToF32(w)
-		x0[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
-		x1[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
-		x2[i] = safetensors.BF16ToF32(uint16(int(w) + int(r.next()%9) - 4))
-	}
+	base, xs := fineTunedBF16(n, 3, 13)
+	x0, x1, x2 := xs[0], xs[1], xs[2]
 	dst := make([]float32, n)
 	loops := []struct {
 		name string
@@ -331,15 +337,6 @@ func BenchmarkElementwise(b *testing.B) {
 		{"dare-drop", func() { copy(dst, x0); dropRandom(dst, 0.3, 1/0.3, &rng{s: 7}) }},
 	}
 	for _, l := range loops {
-		for _, simd := range []bool{true, false} {
-			b.Run(l.name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
-				useSIMD(simd)
-				defer useSIMD(true)
-				for b.Loop() {
-					l.f()
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
-			})
-		}
+		benchBothPaths(b, l.name, n, l.f)
 	}
 }
