@@ -3164,13 +3164,14 @@ fapply256_loop:
 	VMOVD AX, X13; \
 	VPBROADCASTD X13, Y13
 
-// RAMTAKES512 sets K1 to the lanes of Y1 (eight deltas) whose magnitude
-// bits are above the key (Y10) and not a NaN's (below Y13 = 0x7f800001),
-// ramChunk's takesPart; Y12 holds the abs mask, Y3 is clobbered.
-#define RAMTAKES512(y, k) \
-	VPANDD Y12, y, Y3; \
-	VPCMPGTD Y10, Y3, k; \
-	VPCMPGTD Y3, Y13, k, k
+// RAMTAKES512 sets the mask k to the lanes of x (deltas, eight in a Y
+// register or sixteen in a Z one) whose magnitude bits are above the key
+// and not a NaN's (below nan = 0x7f800001), ramChunk's takesPart; abs
+// holds the abs mask, t is clobbered (registers of x's width).
+#define RAMTAKES512(x, k, t, key, abs, nan) \
+	VPANDD abs, x, t; \
+	VPCMPGTD key, t, k; \
+	VPCMPGTD t, nan, k, k
 
 // func ram2x512(dst, b, x0, x1 *float32, n int, key int32, f *[4]float64)
 // ramChunk on two models, eight entries at a time (n a multiple of 8, at
@@ -3200,8 +3201,8 @@ ram2x512_loop:
 	VSUBPS (SI)(AX*4), Y1, Y1     // d0 = x0 - b
 	VMOVUPS (R8)(AX*4), Y2
 	VSUBPS (SI)(AX*4), Y2, Y2     // d1
-	RAMTAKES512(Y1, K1)
-	RAMTAKES512(Y2, K2)
+	RAMTAKES512(Y1, K1, Y3, Y10, Y12, Y13)
+	RAMTAKES512(Y2, K2, Y3, Y10, Y12, Y13)
 	VMOVDQU32.Z Y1, K1, Y1        // the deltas that take part, else +0
 	VMOVDQU32.Z Y2, K2, Y2
 	VCVTPS2PD Y1, Z1
@@ -3441,7 +3442,7 @@ ramn512_model:
 	MOVQ (R11)(R13*8), BX
 	VMOVUPS (BX)(AX*4), Y2
 	VSUBPS (SI)(AX*4), Y2, Y2     // d = x - b
-	RAMTAKES512(Y2, K1)
+	RAMTAKES512(Y2, K1, Y3, Y10, Y12, Y13)
 	VMOVDQU32.Z Y2, K1, Y2
 	VCVTPS2PD Y2, Z2
 	VADDPD Z2, Z1, Z1             // s += d
@@ -3476,7 +3477,6 @@ TEXT ·ramCountN512(SB), NOSPLIT, $0-44
 	MOVQ b+8(FP), SI
 	MOVQ xs+16(FP), R11
 	MOVQ models+24(FP), R12
-	MOVQ n+32(FP), CX
 	MOVL key+40(FP), AX
 	RAMCONSTS512
 	MOVQ $1, R15
@@ -3492,9 +3492,7 @@ ramcountn512_model:
 	MOVQ (R11)(R13*8), BX
 	VMOVUPS (BX)(AX*4), Z2
 	VSUBPS (SI)(AX*4), Z2, Z2
-	VPANDD Z12, Z2, Z3
-	VPCMPGTD Z10, Z3, K1
-	VPCMPGTD Z3, Z13, K1, K1
+	RAMTAKES512(Z2, K1, Z3, Z10, Z12, Z13)
 	VPBROADCASTD R14, Z5
 	VPORD Z5, Z4, K1, Z4
 	SHLL $1, R14
