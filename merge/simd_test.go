@@ -715,7 +715,10 @@ func TestKeepMaskThresholds(t *testing.T) {
 	}
 	for _, th := range []uint32{0, 1, 0x3f800000, 0x3f800001, 0x7f800000, 0x7fc00000, 0x7fffffff} {
 		for _, q := range []int64{-1, 0} { // -1: at least th; a quota of 0: strictly above
-			sel := &topK{th: th, quota: []int32{int32(q)}}
+			sel := &topK{th: th}
+			if q >= 0 {
+				sel.quota, sel.eqs = []int32{int32(q)}, []int32{1}
+			}
 			for _, simd := range []bool{false, true} {
 				useSIMD(simd)
 				m := make([]uint32, len(d))
@@ -970,7 +973,7 @@ func TestKeepMaskQuotaTies(t *testing.T) {
 				if q < 1 {
 					continue
 				}
-				sel := &topK{th: th, quota: []int32{int32(q)}}
+				sel := &topK{th: th, quota: []int32{int32(q)}, eqs: []int32{int32(ties)}}
 				for _, simd := range []bool{false, true} {
 					useSIMD(simd)
 					m := make([]uint32, n)
