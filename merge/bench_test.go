@@ -2,8 +2,10 @@ package merge
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -140,8 +142,8 @@ func benchMerge(b *testing.B, method string) {
 // bf16 models of one 4864x896 tensor (Qwen2.5-0.5B's MLP shape) in memory,
 // base first, weights 1/2, density 0.5, the output kept in a recycled
 // buffer as WriteFolder does. Compare each method with linear, which is a
-// single pass that reads every input once, and "simd" (the assembly this
-// CPU has: AVX-512 or AVX2) with "go" (the Go loops).
+// single pass that reads every input once, and each set of kernels the
+// CPU runs (avx512, avx2) with the Go loops (go).
 func BenchmarkComputeMem(b *testing.B) {
 	const rows, cols = 4864, 896
 	name := "model.layers.0.mlp.up_proj.weight"
@@ -156,9 +158,9 @@ func BenchmarkComputeMem(b *testing.B) {
 	}
 	base, x, y := mk("base", 1), mk("a", 2), mk("b", 3)
 	for _, method := range []string{"linear", "task_arithmetic", "dare_ties", "dare_linear", "ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"} {
-		for _, impl := range []string{"simd", "go"} {
-			b.Run(method+"/"+impl, func(b *testing.B) {
-				useSIMD(impl == "simd") // "simd": the assembly the CPU has (AVX-512 or AVX2), if any
+		for _, p := range simdPaths() {
+			b.Run(method+"/"+p.name, func(b *testing.B) {
+				p.use()
 				defer useSIMD(true)
 				benchComputeMem(b, method, base, x, y, rows, cols)
 			})
@@ -194,7 +196,8 @@ func benchComputeMem(b *testing.B, method string, base, x, y Input, rows, cols i
 // deltas computed from bf16 weights and a widened base as the keys are
 // built; bf16-finetune: the same on weights a fine-tune moved by a few
 // ulps, -4 to 4, so a ninth of the deltas are zero and the rest take few
-// distinct magnitudes per octave).
+// distinct magnitudes per octave); those two on each set of kernels the
+// CPU runs and on the Go loops.
 func BenchmarkMagPruneRow(b *testing.B) {
 	const rows, cols = 64, 896
 	r := rng{s: 5}
@@ -214,18 +217,22 @@ func BenchmarkMagPruneRow(b *testing.B) {
 		name string
 		x    []uint16
 	}{{"bf16", xb}, {"bf16-finetune", xf}} {
-		b.Run(in.name, func(b *testing.B) {
-			m := newMagPruner(cols, 0.5, 0.1, true)
-			y := make([]float32, len(x))
-			b.SetBytes(4 * int64(len(x)))
-			cpu0 := cpuSeconds()
-			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
-			for b.Loop() {
-				for off := 0; off < len(y); off += cols {
-					m.rowBF16(y[off:off+cols], in.x[off:off+cols], base[off:off+cols], 1)
+		for _, p := range simdPaths() {
+			b.Run(in.name+"/"+p.name, func(b *testing.B) {
+				p.use()
+				defer useSIMD(true)
+				m := newMagPruner(cols, 0.5, 0.1, true)
+				y := make([]float32, len(x))
+				b.SetBytes(4 * int64(len(x)))
+				cpu0 := cpuSeconds()
+				defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+				for b.Loop() {
+					for off := 0; off < len(y); off += cols {
+						m.rowBF16(y[off:off+cols], in.x[off:off+cols], base[off:off+cols], 1)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 	for _, radix := range []bool{false, true} {
 		b.Run(map[bool]string{false: "ranksort", true: "radix"}[radix], func(b *testing.B) {
@@ -247,8 +254,8 @@ func BenchmarkMagPruneRow(b *testing.B) {
 }
 
 // BenchmarkFusionKL times arcee_fusion's KL divergences of rows of 896
-// entries (a fine-tune's few-ulp moves of bf16 weights), per entry, with
-// the assembly where the CPU has it and with the Go loops; then its three
+// entries (a fine-tune's few-ulp moves of bf16 weights), per entry, on
+// each set of kernels the CPU runs and on the Go loops; then its three
 // loops over the importances: their upper 16 bits' histogram, the keys in
 // three bins, the output.
 func BenchmarkFusionKL(b *testing.B) {
@@ -257,9 +264,9 @@ func BenchmarkFusionKL(b *testing.B) {
 	x := xs[0]
 	kl := make([]float32, rows)
 	ex := make([]float64, 2*cols*klRows(cols))
-	for _, simd := range []bool{true, false} {
-		b.Run(map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
-			useSIMD(simd)
+	for _, p := range simdPaths() {
+		b.Run(p.name, func(b *testing.B) {
+			p.use()
 			defer useSIMD(true)
 			cpu0 := cpuSeconds()
 			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
@@ -299,13 +306,20 @@ func fineTunedBF16(n, models int, seed uint64) (base []float32, xs [][]float32) 
 	return base, xs
 }
 
-// benchBothPaths runs f as sub-benchmarks name/simd (with the assembly
-// where the CPU has it) and name/go (the Go loops), reporting the time
-// per entry of the entries f takes.
+// simdPath is one set of kernels (simdPaths): its name and the function
+// that selects it.
+type simdPath struct {
+	name string
+	use  func()
+}
+
+// benchBothPaths runs f as sub-benchmarks name/PATH, one for each set of
+// kernels the CPU runs (avx512, avx2) and one for the Go loops (go),
+// reporting the time per entry of the entries f takes.
 func benchBothPaths(b *testing.B, name string, entries int, f func()) {
-	for _, simd := range []bool{true, false} {
-		b.Run(name+"/"+map[bool]string{true: "simd", false: "go"}[simd], func(b *testing.B) {
-			useSIMD(simd)
+	for _, p := range simdPaths() {
+		b.Run(name+"/"+p.name, func(b *testing.B) {
+			p.use()
 			defer useSIMD(true)
 			for b.Loop() {
 				f()
@@ -338,5 +352,126 @@ func BenchmarkElementwise(b *testing.B) {
 	}
 	for _, l := range loops {
 		benchBothPaths(b, l.name, n, l.f)
+	}
+}
+
+// BenchmarkKernels times each merge kernel, through the function the
+// merges call, on one block of a fine-tune's few-ulp moves of two bf16
+// models, per entry, on each set of kernels the CPU runs and on the Go
+// loops (sub-benchmarks KERNEL/avx512, /avx2, /go; a kernel that reads
+// bfloat16 in place has no Go loop of its own and skips /go). The
+// brackets and bands hold about half of the entries, as TIES and sce's
+// selections at density 0.5 do.
+func BenchmarkKernels(b *testing.B) {
+	const n = chunk
+	base, xs := fineTunedBF16(n, 2, 21)
+	x0, x1 := xs[0], xs[1]
+	bf := func(x []float32) []uint16 {
+		u := make([]uint16, len(x))
+		for j, v := range x {
+			u[j] = safetensors.F32ToBF16(v)
+		}
+		return u
+	}
+	bb, b0, b1 := bf(base), bf(x0), bf(x1)
+	// A bracket of the middle half of a sorted list of bits, and its
+	// most common value (a heavy one).
+	bracket := func(bits []uint32) (lo, hi uint32, heavy []uint32) {
+		s := slices.Sorted(slices.Values(bits))
+		most, run := s[0], 0
+		for i := 0; i < len(s); {
+			j := i
+			for j < len(s) && s[j] == s[i] {
+				j++
+			}
+			if j-i > run {
+				most, run = s[i], j-i
+			}
+			i = j
+		}
+		return s[len(s)/4], s[3*len(s)/4], []uint32{most}
+	}
+	mags := make([]uint32, n)
+	for j := range mags {
+		mags[j] = magBits(x0[j] - base[j])
+	}
+	lo, hi, heavy := bracket(mags)
+	v := make([]float32, n)
+	useSIMD(false)
+	sceVariance(v, [][]float32{base, x0, x1})
+	useSIMD(true)
+	vbits := make([]uint32, n)
+	for j, x := range v {
+		vbits[j] = math.Float32bits(x)
+	}
+	vlo, vhi, vheavy := bracket(vbits)
+	sel := &topK{th: vlo}
+	mask := make([]uint32, n)
+	sel.keepMask(mask, v, 0)
+	bits := make([]uint64, n/64)
+	packMask(bits, mask)
+	dropped := [][]float32{make([]float32, n), make([]float32, n)}
+	for i, x := range xs {
+		for j := range x {
+			if (j*7+i)%2 == 0 {
+				dropped[i][j] = 2 * (x[j] - base[j])
+			}
+		}
+	}
+	w := []float64{0.5, 0.5}
+	top, tie := []uint32{lo, lo}, []uint32{1 << 31, 1 << 31}
+	band := []uint32{hi, hi}
+	dst, dst16 := make([]float32, n), make([]uint16, n)
+	buf := make([]uint32, n+16)
+	ds, cur := [][]float32{make([]float32, n), make([]float32, n)}, make([][]float32, 2)
+	scratch, zero := make([]float32, 64), make([]float32, n)
+	var eq [maxHeavy]int32
+	var s2 [2]float64
+	g := make([]float64, 3)
+	bf16 := func() bool { return sceVarBF16Fast != nil }
+	kernels := []struct {
+		name string
+		f    func()
+		can  func() bool // nil: every path
+	}{
+		{"narrow", func() { narrowBF16(dst16, x0) }, nil},
+		{"collect", func() { collectDelta(buf, x0, base, lo, hi) }, nil},
+		{"collect-heavy", func() { collectHeavy(buf, x0, base, lo, hi, heavy, &eq) }, nil},
+		{"collect-heavy-bf16", func() { collectBF16Heavy(buf, b0, bb, lo, hi, heavy, &eq) }, nil},
+		{"ties-band", func() { bandSum(dst, base, xs, w, top, tie, true, 1, ds, cur, scratch) }, nil},
+		{"ties-band-bf16", func() { bandSum2BF16(dst, nil, bb, b0, b1, w, top, tie, true, 1, ds, cur, scratch) },
+			func() bool { return bandSum2BF16Fast != nil }},
+		{"breadcrumbs-band", func() { bandLinear(dst, base, xs, w, top, band, 1) }, nil},
+		{"breadcrumbs-band-bf16", func() { bandLinearBF16(dst, nil, bb, [][]uint16{b0, b1}, w, top, band, 1) }, nil},
+		{"dare-combine", func() { combineAll(dst, base, dropped, w, "sum", true, 1, zero, scratch) }, nil},
+		{"linear", func() { linearInto(dst, xs, w, 1) }, nil},
+		{"sce-variance", func() { sceVariance(v, [][]float32{base, x0, x1}) }, nil},
+		{"sce-variance-bf16", func() { sceVarianceBF16(v, bb, b0, b1) }, bf16},
+		{"sce-collect-heavy", func() { collectBitsHeavy(buf, v, vlo, vhi, vheavy, &eq) }, nil},
+		{"sce-mask", func() { sel.keepMask(mask, v, 0) }, nil},
+		{"sce-squares", func() { sceSquares(s2[:], base, xs, mask) }, nil},
+		{"sce-squares-bf16", func() { sceSquaresBF16(s2[:], bb, b0, b1, mask) }, bf16},
+		{"sce-pack", func() { packMask(bits, mask) }, nil},
+		{"sce-out", func() { sceOut2(dst, base, x0, x1, mask, 0.4, 0.6) }, nil},
+		{"sce-out-bf16", func() { sceOut2BF16(dst, bb, b0, b1, mask, 0.4, 0.6) }, bf16},
+		{"sce-out-bf16-bits", func() { sceOut2BF16Bits(dst, bb, b0, b1, bits, 0.4, 0.6) }, bf16},
+		{"gram2", func() { clear(g); gramAdd(g, xs, base, 0, n) }, nil},
+		{"slerp-combine", func() { combineRun(dst, xs, base, []float64{0.3, 0.7}, 0) }, nil},
+		{"model-stock", func() { stockRun(dst, xs, base, 0.6, 0) }, nil},
+	}
+	for _, k := range kernels {
+		for _, p := range simdPaths() {
+			b.Run(k.name+"/"+p.name, func(b *testing.B) {
+				p.use()
+				defer useSIMD(true)
+				if k.can != nil && !k.can() {
+					b.Skip("no such kernel on this path")
+				}
+				for b.Loop() {
+					k.f()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+			})
+		}
 	}
 }

@@ -34,3 +34,22 @@ func TestMathAgrees(t *testing.T) {
 		t.Error("exp256 or klTerms256 differs from math.Exp or math.Log on mathAgrees' arguments")
 	}
 }
+
+// simdPaths are the kernel sets this CPU runs, widest first, then the Go
+// loops; each selects its set. The caller selects the package's own set
+// again when done (useSIMD(true)).
+func simdPaths() []simdPath {
+	var ps []simdPath
+	if hasAVX512 {
+		ps = append(ps, simdPath{"avx512", func() { useSIMD(true) }})
+	}
+	if hasAVX2 {
+		ps = append(ps, simdPath{"avx2", func() {
+			wide := hasAVX512
+			hasAVX512 = false
+			useSIMD(true)
+			hasAVX512 = wide
+		}})
+	}
+	return append(ps, simdPath{"go", func() { useSIMD(false) }})
+}
