@@ -283,9 +283,9 @@ func BenchmarkFusionKL(b *testing.B) {
 	bins := [4]uint32{orderKey(imp[1]) >> 16, orderKey(imp[2]) >> 16, orderKey(imp[3]) >> 16, orderKey(imp[3]) >> 16}
 	h, top := new([1 << 16]uint32), make([]uint16, len(x))
 	keys, dst := make([]uint32, len(x)+15), make([]float32, len(x))
-	benchBothPaths(b, "top", len(x), func() { f.countTop(h, top, base, x, 0) })
-	benchBothPaths(b, "bins", len(x), func() { f.collectBins(keys, &bins, base, x, 0) })
-	benchBothPaths(b, "apply", len(x), func() { f.apply(dst, base, x, 0) })
+	benchPaths(b, "top", len(x), func() { f.countTop(h, top, base, x, 0) }, nil)
+	benchPaths(b, "bins", len(x), func() { f.collectBins(keys, &bins, base, x, 0) }, nil)
+	benchPaths(b, "apply", len(x), func() { f.apply(dst, base, x, 0) }, nil)
 }
 
 // fineTunedBF16 returns n bfloat16 weights (widened) and models of them
@@ -313,14 +313,18 @@ type simdPath struct {
 	use  func()
 }
 
-// benchBothPaths runs f as sub-benchmarks name/PATH, one for each set of
+// benchPaths runs f as sub-benchmarks name/PATH, one for each set of
 // kernels the CPU runs (avx512, avx2) and one for the Go loops (go),
-// reporting the time per entry of the entries f takes.
-func benchBothPaths(b *testing.B, name string, entries int, f func()) {
+// reporting the time per entry of the entries f takes; where can is set
+// and reports false once a path is selected, f has no such path (skip).
+func benchPaths(b *testing.B, name string, entries int, f func(), can func() bool) {
 	for _, p := range simdPaths() {
 		b.Run(name+"/"+p.name, func(b *testing.B) {
 			p.use()
 			defer useSIMD(true)
+			if can != nil && !can() {
+				b.Skip("no such kernel on this path")
+			}
 			for b.Loop() {
 				f()
 			}
@@ -351,7 +355,7 @@ func BenchmarkElementwise(b *testing.B) {
 		{"dare-drop", func() { copy(dst, x0); dropRandom(dst, 0.3, 1/0.3, &rng{s: 7}) }},
 	}
 	for _, l := range loops {
-		benchBothPaths(b, l.name, n, l.f)
+		benchPaths(b, l.name, n, l.f, nil)
 	}
 }
 
@@ -360,8 +364,8 @@ func BenchmarkElementwise(b *testing.B) {
 // models, per entry, on each set of kernels the CPU runs and on the Go
 // loops (sub-benchmarks KERNEL/avx512, /avx2, /go; a kernel that reads
 // bfloat16 in place has no Go loop of its own and skips /go). The
-// brackets and bands hold about half of the entries, as TIES and sce's
-// selections at density 0.5 do.
+// selections keep the upper half of the entries, as TIES's and sce's at
+// density 0.5 do, and the brackets hold the middle half.
 func BenchmarkKernels(b *testing.B) {
 	const n = chunk
 	base, xs := fineTunedBF16(n, 2, 21)
@@ -374,9 +378,9 @@ func BenchmarkKernels(b *testing.B) {
 		return u
 	}
 	bb, b0, b1 := bf(base), bf(x0), bf(x1)
-	// A bracket of the middle half of a sorted list of bits, and its
-	// most common value (a heavy one).
-	bracket := func(bits []uint32) (lo, hi uint32, heavy []uint32) {
+	// The median of a list of bits, a bracket of its middle half, and
+	// its most common value (a heavy one).
+	bracket := func(bits []uint32) (mid, lo, hi uint32, heavy []uint32) {
 		s := slices.Sorted(slices.Values(bits))
 		most, run := s[0], 0
 		for i := 0; i < len(s); {
@@ -389,13 +393,13 @@ func BenchmarkKernels(b *testing.B) {
 			}
 			i = j
 		}
-		return s[len(s)/4], s[3*len(s)/4], []uint32{most}
+		return s[len(s)/2], s[len(s)/4], s[3*len(s)/4], []uint32{most}
 	}
 	mags := make([]uint32, n)
 	for j := range mags {
 		mags[j] = magBits(x0[j] - base[j])
 	}
-	lo, hi, heavy := bracket(mags)
+	mid, lo, hi, heavy := bracket(mags)
 	v := make([]float32, n)
 	useSIMD(false)
 	sceVariance(v, [][]float32{base, x0, x1})
@@ -404,8 +408,8 @@ func BenchmarkKernels(b *testing.B) {
 	for j, x := range v {
 		vbits[j] = math.Float32bits(x)
 	}
-	vlo, vhi, vheavy := bracket(vbits)
-	sel := &topK{th: vlo}
+	vmid, vlo, vhi, vheavy := bracket(vbits)
+	sel := &topK{th: vmid}
 	mask := make([]uint32, n)
 	sel.keepMask(mask, v, 0)
 	bits := make([]uint64, n/64)
@@ -419,8 +423,8 @@ func BenchmarkKernels(b *testing.B) {
 		}
 	}
 	w := []float64{0.5, 0.5}
-	top, tie := []uint32{lo, lo}, []uint32{1 << 31, 1 << 31}
-	band := []uint32{hi, hi}
+	top, tie := []uint32{mid, mid}, []uint32{1 << 31, 1 << 31}
+	band := []uint32{hi, hi} // breadcrumbs: [mid, hi)
 	dst, dst16 := make([]float32, n), make([]uint16, n)
 	buf := make([]uint32, n+16)
 	ds, cur := [][]float32{make([]float32, n), make([]float32, n)}, make([][]float32, 2)
@@ -460,18 +464,6 @@ func BenchmarkKernels(b *testing.B) {
 		{"model-stock", func() { stockRun(dst, xs, base, 0.6, 0) }, nil},
 	}
 	for _, k := range kernels {
-		for _, p := range simdPaths() {
-			b.Run(k.name+"/"+p.name, func(b *testing.B) {
-				p.use()
-				defer useSIMD(true)
-				if k.can != nil && !k.can() {
-					b.Skip("no such kernel on this path")
-				}
-				for b.Loop() {
-					k.f()
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
-			})
-		}
+		benchPaths(b, k.name, n, k.f, k.can)
 	}
 }
