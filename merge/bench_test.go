@@ -213,6 +213,18 @@ func BenchmarkMagPruneRow(b *testing.B) {
 	for i, w := range base {
 		xf[i] = uint16(int(safetensors.F32ToBF16(w)) + int(r.next()%9) - 4)
 	}
+	// run times pass (every row, into y, with pruner m) per entry, in CPU
+	// time.
+	run := func(b *testing.B, pass func(m *magPruner, y []float32)) {
+		m := newMagPruner(cols, 0.5, 0.1, true)
+		y := make([]float32, len(x))
+		b.SetBytes(4 * int64(len(x)))
+		cpu0 := cpuSeconds()
+		defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
+		for b.Loop() {
+			pass(m, y)
+		}
+	}
 	for _, in := range []struct {
 		name string
 		x    []uint16
@@ -221,16 +233,11 @@ func BenchmarkMagPruneRow(b *testing.B) {
 			b.Run(in.name+"/"+p.name, func(b *testing.B) {
 				p.use()
 				defer useSIMD(true)
-				m := newMagPruner(cols, 0.5, 0.1, true)
-				y := make([]float32, len(x))
-				b.SetBytes(4 * int64(len(x)))
-				cpu0 := cpuSeconds()
-				defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
-				for b.Loop() {
+				run(b, func(m *magPruner, y []float32) {
 					for off := 0; off < len(y); off += cols {
 						m.rowBF16(y[off:off+cols], in.x[off:off+cols], base[off:off+cols], 1)
 					}
-				}
+				})
 			})
 		}
 	}
@@ -238,17 +245,12 @@ func BenchmarkMagPruneRow(b *testing.B) {
 		b.Run(map[bool]string{false: "ranksort", true: "radix"}[radix], func(b *testing.B) {
 			rankSortOff = radix
 			defer func() { rankSortOff = false }()
-			m := newMagPruner(cols, 0.5, 0.1, true)
-			y := make([]float32, len(x))
-			b.SetBytes(4 * int64(len(x)))
-			cpu0 := cpuSeconds()
-			defer func() { b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(x)), "cpu-ns/entry") }()
-			for b.Loop() {
+			run(b, func(m *magPruner, y []float32) {
 				copy(y, x)
 				for off := 0; off < len(y); off += cols {
 					m.row(y[off:off+cols], 1)
 				}
-			}
+			})
 		})
 	}
 }
