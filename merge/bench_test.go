@@ -458,6 +458,7 @@ func BenchmarkKernels(b *testing.B) {
 		{"sce-squares", func() { sceSquares(s2[:], base, xs, mask) }, nil},
 		{"sce-squares-bf16", func() { sceSquaresBF16(s2[:], bb, b0, b1, mask) }, bf16},
 		{"sce-pack", func() { packMask(bits, mask) }, nil},
+		{"sce-weigh-bf16", func() { sceWeighBF16(s2[:], bits, bb, b0, b1, vmid) }, func() bool { return sceWeighBF16Fast != nil }},
 		{"sce-out", func() { sceOut2(dst, base, x0, x1, mask, 0.4, 0.6) }, nil},
 		{"sce-out-bf16", func() { sceOut2BF16(dst, bb, b0, b1, mask, 0.4, 0.6) }, bf16},
 		{"sce-out-bf16-bits", func() { sceOut2BF16Bits(dst, bb, b0, b1, bits, 0.4, 0.6) }, bf16},

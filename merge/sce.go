@@ -44,11 +44,21 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 		bits = make([]uint64, (n+63)/64)
 	}
 	sums := make([]float64, bp.nBlocks*nm)
+	// A block that keeps exactly the entries at or above a bound (all but
+	// one block at most) takes one kernel for its variances, mask and
+	// squares (sceWeighBF16), unless zero variances must be left out.
+	weigh := bits != nil && sceWeighBF16Fast != nil && !sel.all && (sel.none || sel.th != 0)
 	err = sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
 		mask := u32s(bp.sc.floats(1, bp.size())[0])
 		return func(b *sceBlock, lo int) {
 			k := lo / chunk
+			if weigh {
+				if bound, ok := sel.bound(k); ok {
+					sceWeighBF16(sums[k*nm:(k+1)*nm], bits[lo/64:], b.u[0], b.u[1], b.u[2], bound)
+					return
+				}
+			}
 			m := sceMask(mask, v, b, sel, k)
 			b.squares(sums[k*nm:(k+1)*nm], m)
 			if bits != nil {
@@ -184,6 +194,44 @@ func sceOut2BF16(dst []float32, base, x0, x1 []uint16, m []uint32, w0, w1 float6
 	var t bf16Tail
 	b, y0, y1 := t.widen(base[:len(dst)], x0, x1, j0)
 	sceOut2(dst[j0:], b, y0, y1, m[j0:], w0, w1)
+}
+
+// sceWeighBF16Fast, when set (assembly), is sceWeighBF16 over the
+// largest multiple of 16 entries (AVX-512), which it returns:
+// the lanes of the squares added to l, the mask's bits stored (its last
+// word's bits past those entries are not).
+var sceWeighBF16Fast func(l *[2][8]float64, bits []uint64, base, x0, x1 []uint16, bound uint32) int
+
+// sceWeighBF16 is sce's weights pass on a block of two bfloat16 models
+// and their base read in place, where the block keeps exactly the
+// entries whose variance's magnitude bits are at least bound (sceMask
+// with a selection whose bound the block has, and which needs no zero
+// variances left out): s as sceSquaresBF16 sets it, and bits as packMask
+// packs the mask. In one kernel, not four (the variances, the
+// comparison, the squares and the packing), the inputs are read once
+// and neither the variances nor the mask are written out.
+func sceWeighBF16(s []float64, bits []uint64, base, x0, x1 []uint16, bound uint32) {
+	var l [2][8]float64
+	j0 := sceWeighBF16Fast(&l, bits, base, x0, x1, bound)
+	n := len(base)
+	if r := j0 % 64; r != 0 || j0 < n {
+		bits[j0/64] &= 1<<r - 1 // the bits from j0 on, none of them stored
+	}
+	if j0 < n { // fewer than 16 entries, within the word of j0
+		var t bf16Tail
+		b, y0, y1 := t.widen(base, x0, x1, j0)
+		var v [len(t[0])]float32
+		var m [len(t[0])]uint32
+		sceVariance(v[:len(b)], [][]float32{b, y0, y1})
+		for j, x := range v[:len(b)] {
+			m[j] = ^uint32((int64(magBits(x)) - int64(bound)) >> 63)
+			bits[j0/64] |= uint64(m[j]&1) << ((j0 + j) % 64)
+		}
+		// j0 is a multiple of 8: the tail's entry j goes to lane j.
+		squaresGo(&l[0], b, y0, m[:len(b)], 0)
+		squaresGo(&l[1], b, y1, m[:len(b)], 0)
+	}
+	s[0], s[1] = laneSum(&l[0]), laneSum(&l[1])
 }
 
 // packMask packs the mask m (entries all ones or zero) into bits, entry

@@ -197,6 +197,7 @@ func useSIMD(on bool) {
 	bandLinearBF16Fast = pickWidest(avx512, bandLinearBF16Fast512, avx2, bandLinearBF16Fast256)
 	collectBF16HeavyFast = pickWidest(avx512, collectBF16HeavyFast512, avx2, collectBF16HeavyFast256)
 	squaresBF16Fast = pickWidest(avx512, squaresBF16Fast512, avx2, squaresBF16Fast256)
+	sceWeighBF16Fast = pick(avx512, sceWeighBF16Fast512)
 }
 
 // pick returns f when on, else its zero value (nil: the Go loop).
@@ -1347,6 +1348,23 @@ func sceOutWith[T float32 | uint16](lanes int, kernel func(dst *float32, base, x
 		kernel(&dst[0], &base[0], &x0[0], &x1[0], &mask[0], n, &w)
 		return n
 	}
+}
+
+//go:noescape
+func sceWeigh512BF16(l *[2][8]float64, bits *uint64, base, x0, x1 *uint16, n int, bound uint32)
+
+// sceWeighBF16Fast512 runs sceWeigh512BF16 over the largest multiple of
+// 16 entries, which it returns. There is no AVX2 twin: one (eight entries
+// a step) took 1.23 ns an entry on a block in cache where the four
+// kernels take 1.15 (Zen 5).
+func sceWeighBF16Fast512(l *[2][8]float64, bits []uint64, base, x0, x1 []uint16, bound uint32) int {
+	n := len(base) &^ 15
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = x0[n-1], x1[n-1], bits[(n-1)/64]
+	sceWeigh512BF16(l, &bits[0], &base[0], &x0[0], &x1[0], n, bound)
+	return n
 }
 
 var (

@@ -2123,6 +2123,83 @@ squares512bf_loop:
 	VZEROUPPER
 	RET
 
+// func sceWeigh512BF16(l *[2][8]float64, bits *uint64, base, x0, x1 *uint16, n int, bound uint32)
+// sce's weights pass on a block that keeps the entries whose variance's
+// magnitude bits are at least bound, sixteen entries a step (n a
+// multiple of 16): each variance as sceVar512BF16 computes it, compared
+// as keepAtLeast does; the mask stored as packMask packs it (sixteen bits
+// a step); the kept task vectors' squares added to the lanes as
+// squares512BF16 adds them (entries 0-7, then 8-15). The zeroing
+// conversion gives +0 where squares512BF16's AND does.
+TEXT ·sceWeigh512BF16(SB), NOSPLIT, $0-52
+	MOVQ l+0(FP), DI
+	MOVQ bits+8(FP), BX
+	MOVQ base+16(FP), SI
+	MOVQ x0+24(FP), R8
+	MOVQ x1+32(FP), R9
+	MOVQ n+40(FP), CX
+	MOVL bound+48(FP), AX
+	VPBROADCASTD AX, Z16          // bound
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z17          // magnitude bits
+	MOVQ $0x3fe0000000000000, AX
+	VPBROADCASTQ AX, Z15          // 0.5
+	VMOVUPD (DI), Z0              // model 0's lanes
+	VMOVUPD 64(DI), Z1            // model 1's
+	XORQ AX, AX
+sceWeigh512_loop:
+	VPMOVZXWD (SI)(AX*2), Y4      // entries 0-7 as float32
+	VPSLLD $16, Y4, Y4            // base
+	VPMOVZXWD (R8)(AX*2), Y5
+	VPSLLD $16, Y5, Y5
+	VPMOVZXWD (R9)(AX*2), Y6
+	VPSLLD $16, Y6, Y6
+	VCVTPS2PD Y4, Z8
+	VCVTPS2PD Y5, Z9
+	VCVTPS2PD Y6, Z10
+	SCEVAR8(Z8, Z9, Z10, Z11)     // variances to Z9
+	VPMOVZXWD 16(SI)(AX*2), Y12   // entries 8-15
+	VPSLLD $16, Y12, Y12
+	VPMOVZXWD 16(R8)(AX*2), Y13
+	VPSLLD $16, Y13, Y13
+	VPMOVZXWD 16(R9)(AX*2), Y14
+	VPSLLD $16, Y14, Y14
+	VCVTPS2PD Y12, Z18
+	VCVTPS2PD Y13, Z19
+	VCVTPS2PD Y14, Z20
+	SCEVAR8(Z18, Z19, Z20, Z21)   // to Z19
+	VCVTPD2PS Z9, Y9
+	VCVTPD2PS Z19, Y19
+	VINSERTF32X8 $1, Y19, Z9, Z9  // the sixteen variances
+	VPANDD Z17, Z9, Z9
+	VPCMPUD $5, Z16, Z9, K1       // kept: bits >= bound
+	KMOVW K1, (BX)
+	KSHIFTRW $8, K1, K2
+	VSUBPS Y4, Y5, Y5             // x0 - base, entries 0-7
+	VCVTPS2PD.Z Y5, K1, Z5
+	VMULPD Z5, Z5, Z5
+	VADDPD Z5, Z0, Z0
+	VSUBPS Y4, Y6, Y6
+	VCVTPS2PD.Z Y6, K1, Z6
+	VMULPD Z6, Z6, Z6
+	VADDPD Z6, Z1, Z1
+	VSUBPS Y12, Y13, Y13          // entries 8-15
+	VCVTPS2PD.Z Y13, K2, Z13
+	VMULPD Z13, Z13, Z13
+	VADDPD Z13, Z0, Z0
+	VSUBPS Y12, Y14, Y14
+	VCVTPS2PD.Z Y14, K2, Z14
+	VMULPD Z14, Z14, Z14
+	VADDPD Z14, Z1, Z1
+	ADDQ $2, BX
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT sceWeigh512_loop
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VZEROUPPER
+	RET
+
 // func keepTies256(m *uint32, d *float32, n int, th uint32, q int) (j, left int)
 // keepMask's ties for AVX2, eight entries at a time (n a multiple of 8)
 // while the quota q is at least eight: the entries whose magnitude bits

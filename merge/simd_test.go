@@ -1120,6 +1120,81 @@ func TestSCEBF16InPlaceMatchesWidened(t *testing.T) {
 	}
 }
 
+// TestSCEWeighBF16MatchesDefinition holds sceWeighBF16 (the kernel
+// that computes a block's variances, mask and squares at once, and its
+// tail) to SCE's definition on two bfloat16 models: each entry's variance
+// in float64, rounded to float32, kept when its magnitude bits are at
+// least the bound; the kept task vectors' squares added to lane j%8 in
+// order; the mask packed, entry j to bit j%64 of word j/64, the last
+// word's bits past the block zero. Bit for bit, NaNs as NaNs, on lengths
+// around the kernels' steps of 8, 16 and 64 and bounds from zero to past
+// every magnitude, over words that held other bits.
+func TestSCEWeighBF16MatchesDefinition(t *testing.T) {
+	if sceWeighBF16Fast == nil {
+		t.Skip("no fused sce weights kernel on this CPU")
+	}
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -3, 3e38}
+	r := rand.New(rand.NewPCG(12, 5))
+	for _, n := range []int{0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100, 1001, 4099} {
+		u := [3][]uint16{make([]uint16, n), make([]uint16, n), make([]uint16, n)}
+		for j := range n {
+			for i := range u {
+				switch {
+				case r.IntN(6) == 0:
+					u[i][j] = safetensors.F32ToBF16(special[r.IntN(len(special))])
+				case i > 0 && r.IntN(2) == 0: // a fine-tune's few ulps
+					u[i][j] = u[0][j] + uint16(r.IntN(9)) - 4
+				default:
+					u[i][j] = safetensors.F32ToBF16(float32(r.NormFloat64() * 0.02))
+				}
+			}
+		}
+		v := make([]float32, n)
+		for j := range v {
+			b := float64(safetensors.BF16ToF32(u[0][j]))
+			d0, d1 := float64(safetensors.BF16ToF32(u[1][j]))-b, float64(safetensors.BF16ToF32(u[2][j]))-b
+			m := (d0 + d1) * 0.5
+			e0, e1 := d0-m, d1-m
+			v[j] = float32((e0*e0 + e1*e1) * 0.5)
+		}
+		bounds := []uint32{0, 1, 0x3f800000, 0x7f800000, 0x7fc00000, 1 << 31}
+		if n > 0 {
+			bounds = append(bounds, magBits(v[r.IntN(n)]), magBits(v[r.IntN(n)]))
+		}
+		for _, bound := range bounds {
+			var l [2][8]float64
+			want := make([]uint64, (n+63)/64)
+			for j, x := range v {
+				if magBits(x) < bound {
+					continue
+				}
+				want[j/64] |= 1 << (j % 64)
+				for i := range l {
+					d := safetensors.BF16ToF32(u[i+1][j]) - safetensors.BF16ToF32(u[0][j])
+					l[i][j%8] += float64(d) * float64(d)
+				}
+			}
+			wantS := [2]float64{laneSum(&l[0]), laneSum(&l[1])}
+			got := make([]uint64, len(want))
+			for w := range got {
+				got[w] = ^uint64(0) >> (w % 2) // what another block's mask left
+			}
+			var gotS [2]float64
+			sceWeighBF16(gotS[:], got, u[0], u[1], u[2], bound)
+			for i := range wantS {
+				if math.Float64bits(gotS[i]) != math.Float64bits(wantS[i]) && !(gotS[i] != gotS[i] && wantS[i] != wantS[i]) {
+					t.Fatalf("n %d, bound %#x: model %d's sum of squares %v, want %v", n, bound, i, gotS[i], wantS[i])
+				}
+			}
+			for w := range want {
+				if got[w] != want[w] {
+					t.Fatalf("n %d, bound %#x: mask word %d %#x, want %#x", n, bound, w, got[w], want[w])
+				}
+			}
+		}
+	}
+}
+
 // TestBandSum2BF16MatchesGo holds TIES's band sum on two bfloat16 models
 // read in place (the base float32, or bfloat16 and read in place too) to
 // bandSum's Go loops on the models widened, bit for bit
