@@ -2123,6 +2123,16 @@ squares512bf_loop:
 	VZEROUPPER
 	RET
 
+// SQUARESK adds to ACC the squares of the eight deltas X - B (float32,
+// Y registers) that mask K keeps, in float64 (in T, a Z register):
+// squares512BF16's step, the zeroing conversion giving +0 where its AND
+// does.
+#define SQUARESK(B, X, T, K, ACC) \
+	VSUBPS B, X, X; \
+	VCVTPS2PD.Z X, K, T; \
+	VMULPD T, T, T; \
+	VADDPD T, ACC, ACC
+
 // func sceWeigh512BF16(l *[2][8]float64, bits *uint64, base, x0, x1 *uint16, n int, bound uint32)
 // sce's weights pass on a block that keeps the entries whose variance's
 // magnitude bits are at least bound, sixteen entries a step (n a
@@ -2175,22 +2185,10 @@ sceWeigh512_loop:
 	VPCMPUD $5, Z16, Z9, K1       // kept: bits >= bound
 	KMOVW K1, (BX)
 	KSHIFTRW $8, K1, K2
-	VSUBPS Y4, Y5, Y5             // x0 - base, entries 0-7
-	VCVTPS2PD.Z Y5, K1, Z5
-	VMULPD Z5, Z5, Z5
-	VADDPD Z5, Z0, Z0
-	VSUBPS Y4, Y6, Y6
-	VCVTPS2PD.Z Y6, K1, Z6
-	VMULPD Z6, Z6, Z6
-	VADDPD Z6, Z1, Z1
-	VSUBPS Y12, Y13, Y13          // entries 8-15
-	VCVTPS2PD.Z Y13, K2, Z13
-	VMULPD Z13, Z13, Z13
-	VADDPD Z13, Z0, Z0
-	VSUBPS Y12, Y14, Y14
-	VCVTPS2PD.Z Y14, K2, Z14
-	VMULPD Z14, Z14, Z14
-	VADDPD Z14, Z1, Z1
+	SQUARESK(Y4, Y5, Z5, K1, Z0)  // x0 - base, entries 0-7
+	SQUARESK(Y4, Y6, Z6, K1, Z1)
+	SQUARESK(Y12, Y13, Z13, K2, Z0) // entries 8-15
+	SQUARESK(Y12, Y14, Z14, K2, Z1)
 	ADDQ $2, BX
 	ADDQ $16, AX
 	CMPQ AX, CX
