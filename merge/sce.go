@@ -47,7 +47,7 @@ func (s *Spec) streamSCE(ctx context.Context, p *planned, ts []*safetensors.Tens
 	// A block that keeps exactly the entries at or above a bound (all but
 	// one block at most) takes one kernel for its variances, mask and
 	// squares (sceWeighBF16), unless zero variances must be left out.
-	weigh := bits != nil && sceWeighBF16Fast != nil && !sel.all && (sel.none || sel.th != 0)
+	weigh := bits != nil && sceWeighBF16Fast != nil && !sceKeepsZeros(sel)
 	err = sceEach(ctx, bp, vs, inPlace, func() (func(b *sceBlock, lo int), func()) {
 		v := bp.sc.floats(1, bp.size())[0]
 		mask := u32s(bp.sc.floats(1, bp.size())[0])
@@ -539,18 +539,23 @@ func sceMask(mask []uint32, v []float32, b *sceBlock, sel *topK, k int) []uint32
 	v = v[:n]
 	b.variance(v)
 	sel.keepMask(mask, v, k)
-	// A zero variance counts as not kept, even among the k largest. A
-	// selection that keeps the entries at or above a threshold of
-	// non-zero magnitude keeps no zero, so only all, or a threshold of
-	// zero, needs the pass: with select_topk below 1, k is below the
-	// number of non-zero variances and the k-th largest is not zero, so
-	// the pass (9.7% of such a merge) no longer runs.
-	if sel.all || (!sel.none && sel.th == 0) {
+	if sceKeepsZeros(sel) {
 		for j, x := range v {
 			mask[j] &= uint32(int32(-int32(b2i(x != 0))))
 		}
 	}
 	return mask
+}
+
+// sceKeepsZeros reports whether selection sel can keep a zero variance,
+// which sceMask then leaves out: a zero variance counts as not kept, even
+// among the k largest. A selection that keeps the entries at or above a
+// threshold of non-zero magnitude keeps no zero, so only all, or a
+// threshold of zero, can: with select_topk below 1, k is below the number
+// of non-zero variances and the k-th largest is not zero, so the pass
+// that leaves them out (9.7% of such a merge) no longer runs.
+func sceKeepsZeros(sel *topK) bool {
+	return sel.all || (!sel.none && sel.th == 0)
 }
 
 // sceSelect returns the selection of keepTopK(variances,
