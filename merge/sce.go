@@ -223,8 +223,8 @@ func sceWeighBF16(s []float64, bits []uint64, base, x0, x1 []uint16, bound uint3
 		var v [len(t[0])]float32
 		var m [len(t[0])]uint32
 		sceVariance(v[:len(b)], [][]float32{b, y0, y1})
-		for j, x := range v[:len(b)] {
-			m[j] = ^uint32((int64(magBits(x)) - int64(bound)) >> 63)
+		(&topK{th: bound}).keepMask(m[:len(b)], v[:len(b)], 0) // at least bound
+		for j := range b {
 			bits[j0/64] |= uint64(m[j]&1) << ((j0 + j) % 64)
 		}
 		// j0 is a multiple of 8: the tail's entry j goes to lane j.
