@@ -434,7 +434,6 @@ func BenchmarkKernels(b *testing.B) {
 	var eq [maxHeavy]int32
 	var s2 [2]float64
 	g := make([]float64, 3)
-	bf16 := func() bool { return sceVarBF16Fast != nil }
 	kernels := []struct {
 		name string
 		f    func()
@@ -452,16 +451,16 @@ func BenchmarkKernels(b *testing.B) {
 		{"dare-combine", func() { combineAll(dst, base, dropped, w, "sum", true, 1, zero, scratch) }, nil},
 		{"linear", func() { linearInto(dst, xs, w, 1) }, nil},
 		{"sce-variance", func() { sceVariance(v, [][]float32{base, x0, x1}) }, nil},
-		{"sce-variance-bf16", func() { sceVarianceBF16(v, bb, b0, b1) }, bf16},
+		{"sce-variance-bf16", func() { sceVarianceBF16(v, bb, b0, b1) }, func() bool { return sceVarBF16Fast != nil }},
 		{"sce-collect-heavy", func() { collectBitsHeavy(buf, v, vlo, vhi, vheavy, &eq) }, nil},
 		{"sce-mask", func() { sel.keepMask(mask, v, 0) }, nil},
 		{"sce-squares", func() { sceSquares(s2[:], base, xs, mask) }, nil},
-		{"sce-squares-bf16", func() { sceSquaresBF16(s2[:], bb, b0, b1, mask) }, bf16},
+		{"sce-squares-bf16", func() { sceSquaresBF16(s2[:], bb, b0, b1, mask) }, func() bool { return squaresBF16Fast != nil }},
 		{"sce-pack", func() { packMask(bits, mask) }, nil},
 		{"sce-weigh-bf16", func() { sceWeighBF16(s2[:], bits, bb, b0, b1, vmid) }, func() bool { return sceWeighBF16Fast != nil }},
 		{"sce-out", func() { sceOut2(dst, base, x0, x1, mask, 0.4, 0.6) }, nil},
-		{"sce-out-bf16", func() { sceOut2BF16(dst, bb, b0, b1, mask, 0.4, 0.6) }, bf16},
-		{"sce-out-bf16-bits", func() { sceOut2BF16Bits(dst, bb, b0, b1, bits, 0.4, 0.6) }, bf16},
+		{"sce-out-bf16", func() { sceOut2BF16(dst, bb, b0, b1, mask, 0.4, 0.6) }, func() bool { return sceOutBF16Fast != nil }},
+		{"sce-out-bf16-bits", func() { sceOut2BF16Bits(dst, bb, b0, b1, bits, 0.4, 0.6) }, func() bool { return sceOutBF16BitsFast != nil }},
 		{"gram2", func() { clear(g); gramAdd(g, xs, base, 0, n) }, nil},
 		{"slerp-combine", func() { combineRun(dst, xs, base, []float64{0.3, 0.7}, 0) }, nil},
 		{"model-stock", func() { stockRun(dst, xs, base, 0.6, 0) }, nil},

@@ -1249,15 +1249,13 @@ func (t *topK) keepMask(m []uint32, d []float32, b int) {
 		clear(m)
 		return
 	}
-	q := t.blockQuota(b)
-	th := int64(t.th)
+	// Every tie or none: one comparison. (The ties' loop ran through
+	// every block that keeps all of its ties, 2.5% of an sce merge with
+	// select_topk on a fine-tune's deltas.) Else strictly above, and the
+	// quota's ties below.
+	th, q := int64(t.th)+1, t.blockQuota(b)
 	if bd, ok := t.bound(b); ok {
-		// Every tie or none: one comparison. (The ties' loop ran through
-		// every block that keeps all of its ties, 2.5% of an sce merge
-		// with select_topk on a fine-tune's deltas.)
 		th, q = int64(bd), -1
-	} else {
-		th++ // strictly above; the quota's ties below
 	}
 	j0 := 0
 	if keepAtLeastFast != nil {
